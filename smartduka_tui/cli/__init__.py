@@ -1,0 +1,51 @@
+"""The `smartduka` console script.
+
+Each subcommand lives in its own module here with a `register(subparsers)` function that adds
+its parser and sets `handler` (a function taking the parsed namespace and returning an exit
+code). Modules keep their top-level imports light; heavy imports happen inside handlers so that
+`smartduka --help` and the app start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smartduka",
+        description="SmartDuka Till: M-Pesa checkout for the shop counter.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration file (default: $SMARTDUKA_CONFIG or ./smartduka.toml if present)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"smartduka_tui.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        if "app" in COMMAND_MODULES:
+            app_module = importlib.import_module("smartduka_tui.cli.app")
+            return int(app_module.run_app(args))
+        parser.print_help()
+        return 0
+    return int(handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

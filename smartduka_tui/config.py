@@ -1,0 +1,162 @@
+"""Till configuration: one TOML file plus `SMARTDUKA_*` environment variables.
+
+Environment variables win over the file; nested keys use a double underscore, for example
+`SMARTDUKA_TIMINGS__ATTEMPT_EXPIRY_S=300`. Every key is documented in the README and in
+`smartduka.example.toml`. Secrets never live here: they are in the vault.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SANDBOX_BASE_URL = "https://sandbox.safaricom.co.ke"
+PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
+
+
+class Mode(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class DarajaSettings(BaseModel):
+    """How the till reaches Daraja (or the simulator)."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="Daraja base URL; default follows `mode` (sandbox or production host).",
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="TCP/TLS connect timeout.")
+    read_timeout_s: float = Field(default=20.0, gt=0, description="Wait for a response.")
+    token_refresh_margin_s: int = Field(
+        default=120, ge=0, description="Refresh an OAuth token this long before it expires."
+    )
+
+
+class RelaySettings(BaseModel):
+    """The callback relay this till is enrolled with."""
+
+    url: str | None = Field(
+        default=None, description="Relay base URL (HTTPS in production); set by enrolment."
+    )
+    poll_wait_s: int = Field(default=25, ge=1, le=60, description="Long-poll wait per request.")
+
+
+class TimingSettings(BaseModel):
+    """Timing defaults from the seed; every one is read through the injectable clock."""
+
+    prompt_countdown_s: int = Field(default=60, ge=10, description="STK prompt countdown shown.")
+    attempt_expiry_s: int = Field(default=300, ge=30, description="A live attempt expires after.")
+    reconcile_interval_s: int = Field(default=120, ge=5, description="Reconciler pass interval.")
+    reconcile_min_age_s: int = Field(
+        default=30, ge=0, description="Query only attempts pending at least this long."
+    )
+    retry_delay_s: int = Field(
+        default=5, ge=0, description="Least wait before a retry (or the code's own wait)."
+    )
+    ui_refresh_s: int = Field(default=3, ge=1, description="Status refresh without push events.")
+
+
+class LimitSettings(BaseModel):
+    """Limits that protect customers and Daraja quotas."""
+
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries per sale.")
+    pushes_per_minute: int = Field(default=20, ge=1, description="Per-till STK push rate limit.")
+    queries_per_second: float = Field(
+        default=5.0, gt=0, description="STK query rate per shortcode (reconciler)."
+    )
+    reconcile_concurrency: int = Field(default=4, ge=1, le=64, description="Queries in flight.")
+
+
+class MonitorSettings(BaseModel):
+    """Suspicious-pattern thresholds."""
+
+    failures_per_phone: int = Field(default=3, ge=1, description="Failures for one phone...")
+    failures_per_shop: int = Field(default=10, ge=1, description="...or one shop...")
+    window_s: int = Field(default=600, ge=60, description="...within this window.")
+
+
+class Settings(BaseSettings):
+    """The till's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMARTDUKA_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    mode: Mode = Field(default=Mode.SANDBOX, description="sandbox or production.")
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "share" / "smartduka",
+        description="Folder for the database, keyring and lock file (one till per folder).",
+    )
+    shop_id: str | None = Field(default=None, description="Shop this till sells for.")
+    confirm_callbacks_by_query: bool | None = Field(
+        default=None,
+        description="Confirm a success callback with an STK query; default on in production.",
+    )
+    daraja: DarajaSettings = Field(default_factory=DarajaSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    timings: TimingSettings = Field(default_factory=TimingSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+
+    @model_validator(mode="after")
+    def _production_needs_https(self) -> Settings:
+        if (
+            self.mode is Mode.PRODUCTION
+            and self.relay.url
+            and not self.relay.url.startswith("https://")
+        ):
+            raise ValueError("relay.url must be an https:// URL in production mode")
+        return self
+
+    @property
+    def daraja_base_url(self) -> str:
+        if self.daraja.base_url:
+            return self.daraja.base_url.rstrip("/")
+        return PRODUCTION_BASE_URL if self.mode is Mode.PRODUCTION else SANDBOX_BASE_URL
+
+    @property
+    def confirm_by_query(self) -> bool:
+        if self.confirm_callbacks_by_query is not None:
+            return self.confirm_callbacks_by_query
+        return self.mode is Mode.PRODUCTION
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from `config_file` (or $SMARTDUKA_CONFIG, or ./smartduka.toml if present),
+    the environment, and keyword overrides, in rising order of precedence."""
+    chosen = config_file or os.environ.get("SMARTDUKA_CONFIG")
+    if chosen is None and Path("smartduka.toml").is_file():
+        chosen = "smartduka.toml"
+    if chosen is None:
+        return Settings(**overrides)
+    if not Path(chosen).is_file():
+        raise FileNotFoundError(f"configuration file not found: {chosen}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=Path(chosen))
+
+    return FileSettings(**overrides)

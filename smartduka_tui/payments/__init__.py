@@ -1,0 +1,1 @@
+"""Payment domain: the attempt state machine, payment service, reconciler, limits and monitor."""

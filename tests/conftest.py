@@ -1,0 +1,59 @@
+"""Session-wide harness: real server processes on loopback, unique test data, Hypothesis profiles.
+
+Servers start once per test session (per xdist worker) on port 0; tests isolate themselves by
+phone number, shortcode, shop and till instead of restarting servers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.support.processes import ServerProcess
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def _worker_number() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+# Test phones are 25479WNNNNNN: W is the xdist worker, N a per-session counter. The simulator's
+# magic numbers live in 2547000000xx, so the two never meet.
+_phone_counter = itertools.count(1)
+
+
+def unique_phone() -> str:
+    """A Kenyan mobile number no other test in this session uses."""
+    return f"25479{_worker_number() % 10}{next(_phone_counter):06d}"
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def simulator(session_dir: Path) -> Iterator[ServerProcess]:
+    """The Daraja simulator as a real uvicorn process on loopback, shared by the session."""
+    workdir = session_dir / "simulator"
+    workdir.mkdir()
+    server = ServerProcess("smartduka_tui.simulator", workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
