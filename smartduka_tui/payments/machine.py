@@ -1,0 +1,127 @@
+"""The attempt state machine: DESIGN.md section 3's evidence table, and nothing else.
+
+`decide(evidence, state, ...)` is pure: it says which state a piece of evidence moves an attempt
+to, with which flags, or that it changes nothing (the caller logs it). The engine gathers the
+evidence (push responses, callbacks, queries, expiry) and writes the decision with its audit
+entry in one transaction. COMPLETED is never left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from smartduka_tui.payments.api import LIVE_STATES, AttemptState
+
+S = AttemptState
+
+
+class Evidence(StrEnum):
+    """One kind of evidence about an attempt (a row, or half a row, of the evidence table)."""
+
+    PUSH_ACCEPTED = "push_accepted"
+    """Daraja answered the push with a CheckoutRequestID."""
+    PUSH_REFUSED = "push_refused"
+    """A Daraja error envelope (any HTTP status), any 4xx, connection refused, connect timeout."""
+    PUSH_OUTCOME_UNKNOWN = "push_outcome_unknown"
+    """Read timeout or reset after sending, 5xx without an envelope, or CREATED at start-up."""
+    CALLBACK_SUCCESS = "callback_success"
+    """A matching success callback, confirmation by query off (the callback is the proof)."""
+    CONFIRMED_SUCCESS = "confirmed_success"
+    """A matching success callback that an STK query with ResultCode 0 confirmed."""
+    CONFIRMATION_INCONCLUSIVE = "confirmation_inconclusive"
+    """The confirming query is pending or unreachable: stays, shown as confirming."""
+    CONFIRMATION_CONTRADICTED = "confirmation_contradicted"
+    """A success callback, but the confirming query says a non-zero code."""
+    CALLBACK_FAILURE = "callback_failure"
+    """A matching callback with a known non-zero ResultCode."""
+    CALLBACK_SUSPECT = "callback_suspect"
+    """A callback with an unknown code, or that disagrees with its attempt (amount, phone, id)."""
+    QUERY_SUCCESS = "query_success"
+    """An STK query says ResultCode 0 (no receipt: a later callback brings it)."""
+    QUERY_FAILURE = "query_failure"
+    """An STK query says a known final non-zero code (1037 included)."""
+    QUERY_INCONCLUSIVE = "query_inconclusive"
+    """"Being processed", an unknown code, or no answer."""
+    EXPIRY = "expiry"
+    """Past the attempt expiry, after one last query that settled nothing."""
+
+
+class Cause(StrEnum):
+    """Who or what brought the evidence; written with every transition."""
+
+    PUSH = "push"
+    CALLBACK = "callback"
+    QUERY = "query"
+    EXPIRY = "expiry"
+    CASHIER = "cashier"
+    MANAGER = "manager"
+    STARTUP = "startup"
+
+
+_SUCCESSES = frozenset({Evidence.CALLBACK_SUCCESS, Evidence.CONFIRMED_SUCCESS})
+
+# (evidence, from states) -> to. The plain rows of the table; late and duplicate payments are
+# handled in `decide` because they depend on more than the attempt's own state.
+TABLE: dict[tuple[Evidence, AttemptState], AttemptState] = {
+    (Evidence.PUSH_ACCEPTED, S.CREATED): S.PENDING,
+    (Evidence.PUSH_REFUSED, S.CREATED): S.FAILED,
+    (Evidence.PUSH_OUTCOME_UNKNOWN, S.CREATED): S.UNKNOWN,
+    **{(e, s): S.COMPLETED for e in _SUCCESSES for s in (S.PENDING, S.UNKNOWN)},
+    **{(Evidence.CONFIRMATION_CONTRADICTED, s): S.NEEDS_REVIEW for s in LIVE_STATES},
+    **{(Evidence.CALLBACK_FAILURE, s): S.FAILED for s in (S.PENDING, S.UNKNOWN)},
+    **{(Evidence.CALLBACK_SUSPECT, s): S.NEEDS_REVIEW for s in LIVE_STATES},
+    (Evidence.QUERY_SUCCESS, S.PENDING): S.COMPLETED,
+    (Evidence.QUERY_FAILURE, S.PENDING): S.FAILED,
+    **{(Evidence.EXPIRY, s): S.EXPIRED for s in (S.PENDING, S.UNKNOWN)},
+}
+
+VERIFIED_SUCCESSES = frozenset(
+    {Evidence.CALLBACK_SUCCESS, Evidence.CONFIRMED_SUCCESS, Evidence.QUERY_SUCCESS}
+)
+"""Evidence that money moved: a late payment for a FAILED or EXPIRED attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one piece of evidence does to one attempt. `to is None` means no change (log it)."""
+
+    to: AttemptState | None
+    late: bool = False
+    duplicate_payment: bool = False
+    receipt_pending: bool = False
+
+    @property
+    def changes_state(self) -> bool:
+        return self.to is not None
+
+
+NO_CHANGE = Decision(to=None)
+
+
+def decide(evidence: Evidence, state: AttemptState, *, sale_paid_by_other: bool) -> Decision:
+    """Apply the evidence table to one attempt.
+
+    `sale_paid_by_other`: another attempt of the same sale is already COMPLETED; a verified
+    success here is then a duplicate payment (this attempt COMPLETED, flagged; the engine sends
+    the sale to review for a refund).
+    """
+    if state is S.COMPLETED:
+        return NO_CHANGE
+    if evidence in VERIFIED_SUCCESSES:
+        receipt_pending = evidence is Evidence.QUERY_SUCCESS
+        if state in (S.FAILED, S.EXPIRED):
+            return Decision(
+                S.COMPLETED,
+                late=True,
+                duplicate_payment=sale_paid_by_other,
+                receipt_pending=receipt_pending,
+            )
+        target = TABLE.get((evidence, state))
+        if target is None:
+            return NO_CHANGE
+        return Decision(
+            target, duplicate_payment=sale_paid_by_other, receipt_pending=receipt_pending
+        )
+    target = TABLE.get((evidence, state))
+    return NO_CHANGE if target is None else Decision(target)
