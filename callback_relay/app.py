@@ -1,0 +1,200 @@
+"""The relay's Starlette app: routes, lifespan (store, caches, background tasks), thin handlers.
+
+`make_app(settings)` is the one factory, used by `smartduka-relay serve` and by every test. The
+route table is a plain list so later features (the Daraja broker) add their routes beside these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from callback_relay.crypto import SecretBox
+from callback_relay.feed import Feed
+from callback_relay.hub import FeedHub
+from callback_relay.intake import CallbackIntake
+from callback_relay.limits import RateLimiter
+from callback_relay.metrics import RelayMetrics
+from callback_relay.registry import SecretCache, now_ms, open_box
+from callback_relay.settings import RelaySettings
+from callback_relay.sources import client_address, in_networks
+from callback_relay.sqlite_store import SqliteStore
+from callback_relay.store import RelayStore, StoreUnavailable
+from smartduka_tui.clock import Clock, SystemClock
+
+log = logging.getLogger("callback_relay")
+
+
+@dataclass(slots=True)
+class Relay:
+    """The services one running app holds; created in the lifespan."""
+
+    settings: RelaySettings
+    store: RelayStore
+    cache: SecretCache
+    hub: FeedHub
+    metrics: RelayMetrics
+    clock: Clock
+    intake: CallbackIntake
+    feed: Feed
+
+
+def _relay(request: Request) -> Relay:
+    relay: Relay = request.state.relay
+    return relay
+
+
+async def receive_callback(request: Request) -> Response:
+    return await _relay(request).intake.handle(request)
+
+
+async def feed_events(request: Request) -> Response:
+    return await _relay(request).feed.events(request)
+
+
+async def feed_ack(request: Request) -> Response:
+    return await _relay(request).feed.ack(request)
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await _relay(request).store.registry_version()
+    except StoreUnavailable:
+        return JSONResponse({"status": "store unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def metrics_allowed(request: Request, settings: RelaySettings) -> bool:
+    token = settings.metrics_token
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if token is not None and scheme.lower() == "bearer":
+        expected = token.get_secret_value().encode()
+        if hmac.compare_digest(presented.strip().encode(), expected):
+            return True
+    client = request.scope.get("client")
+    source = client_address(
+        client[0] if client else None,
+        request.headers.getlist("x-forwarded-for"),
+        settings.trusted_proxies,
+    )
+    return in_networks(source, settings.metrics_allow)
+
+
+async def metrics(request: Request) -> Response:
+    relay = _relay(request)
+    if not metrics_allowed(request, relay.settings):
+        return JSONResponse({"error": "forbidden"}, status_code=403)
+    try:
+        relay.metrics.set_inbox(await relay.store.inbox_stats(), now_ms(relay.clock))
+    except StoreUnavailable:
+        relay.metrics.store_failures.inc()
+    return Response(relay.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+ROUTES: list[Route] = [
+    Route("/hooks/stk/{rest:path}", receive_callback, methods=["POST"]),
+    Route("/v1/events", feed_events, methods=["GET"]),
+    Route("/v1/events/{event_id}/ack", feed_ack, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
+
+
+async def _every(
+    name: str, clock: Clock, interval: float, job: Callable[[], Awaitable[Any]]
+) -> None:
+    """Run `job` every `interval` seconds of `clock`; failures are logged, never fatal."""
+    while True:
+        await clock.sleep(interval)
+        try:
+            await job()
+        except StoreUnavailable:
+            log.error("%s skipped: the store is unavailable", name)
+        except Exception:
+            log.exception("%s failed", name)
+
+
+def make_app(
+    settings: RelaySettings,
+    *,
+    clock: Clock | None = None,
+    store: RelayStore | None = None,
+) -> Starlette:
+    """The relay app. `store` defaults to SQLite at `settings.db`; `clock` to the real one."""
+    the_clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Relay]]:
+        the_store = store or SqliteStore(
+            settings.db,
+            busy_timeout_ms=settings.busy_timeout_ms,
+            group_commit_max=settings.group_commit_max,
+        )
+        await the_store.open()
+        env_key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+
+        async def load_box() -> SecretBox | None:
+            return await open_box(the_store, settings.db, env_key, create=False)
+
+        cache = SecretCache(the_store, load_box, the_clock)
+        metrics_ = RelayMetrics()
+        hub = FeedHub()
+        relay = Relay(
+            settings=settings,
+            store=the_store,
+            cache=cache,
+            hub=hub,
+            metrics=metrics_,
+            clock=the_clock,
+            intake=CallbackIntake(settings, the_store, cache, hub, metrics_, the_clock),
+            feed=Feed(
+                settings,
+                the_store,
+                hub,
+                RateLimiter(settings.feed_rate_per_s, settings.feed_rate_burst, the_clock),
+                metrics_,
+                the_clock,
+            ),
+        )
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await cache.load()
+            retention_ms = int(settings.retention_days * 86_400_000)
+            jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
+                ("registry refresh", settings.registry_refresh_s, cache.refresh_if_changed),
+                (
+                    "dead-letter sweep",
+                    settings.sweep_interval_s,
+                    lambda: the_store.sweep(now_ms(the_clock), settings.max_deliveries),
+                ),
+                (
+                    "retention prune",
+                    settings.prune_interval_s,
+                    lambda: the_store.prune(now_ms(the_clock) - retention_ms),
+                ),
+            ]
+            tasks = [
+                asyncio.create_task(_every(name, the_clock, interval, job), name=name)
+                for name, interval, job in jobs
+            ]
+            log.info("relay ready (%s mode)", settings.mode.value)
+            yield {"relay": relay}
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await the_store.close()
+
+    return Starlette(routes=list(ROUTES), lifespan=lifespan)

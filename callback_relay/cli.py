@@ -1,0 +1,293 @@
+"""`smartduka-relay`: serve the relay, enrol shops and tills, rotate secrets, replay dead letters.
+
+Every command takes `--db PATH` (default `$SMARTDUKA_RELAY_DB` or `./relay.db`). Errors are one
+clear line on stderr and exit code 2; nothing is changed when a command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from callback_relay.crypto import RelayKeyError, SecretDecryptError
+from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
+from callback_relay.settings import RelaySettings
+from callback_relay.sqlite_store import SqliteStore
+from callback_relay.store import StoreUnavailable, StoreVersionError
+from smartduka_tui.clock import SystemClock
+
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A command that cannot run; the message is shown as is."""
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> RelaySettings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if getattr(args, "db", None):
+        overrides["db"] = Path(args.db)
+    try:
+        return RelaySettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"setting {where}: {first['msg']}") from None
+
+
+def _env_key(settings: RelaySettings) -> str | None:
+    return settings.encryption_key.get_secret_value() if settings.encryption_key else None
+
+
+async def _with_registry(
+    settings: RelaySettings,
+    work: Callable[[Registry], Awaitable[int]],
+    *,
+    create_key: bool,
+) -> int:
+    store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    await store.open()
+    try:
+        box = await open_box(store, settings.db, _env_key(settings), create=create_key)
+        if box is None:
+            raise CliError(
+                f"the database {settings.db} has no shops yet (no relay key); run `shop add` first"
+            )
+        return await work(Registry(store, box, SystemClock(), settings.public_url))
+    finally:
+        await store.close()
+
+
+def _print_enrolment(enrolment: Enrolment, as_json: bool, out: str | None, title: str) -> None:
+    if out:
+        target = Path(out)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(enrolment.to_json() + "\n")
+    if as_json:
+        print(enrolment.to_json())
+        return
+    print(title)
+    print(f"  shop id          {enrolment.shop_id}  ({enrolment.shop_name})")
+    print(f"  till id          {enrolment.till_id}")
+    print(f"  till key         {enrolment.till_key}")
+    print(f"  callback kid     {enrolment.callback_kid}")
+    print(f"  callback secret  {enrolment.callback_secret}")
+    if enrolment.relay_url:
+        print(f"  relay url        {enrolment.relay_url}")
+    print("The till key and callback secret are shown only now; keep them safe.")
+    if out:
+        print(f"Enrolment file written to {out} (mode 0600): run `smartduka enrol {out}`.")
+
+
+def cmd_shop_add(args: argparse.Namespace) -> int:
+    settings = _settings(args, public_url=args.public_url)
+
+    async def work(registry: Registry) -> int:
+        enrolment = await registry.add_shop(args.name)
+        _print_enrolment(enrolment, args.json, args.out, "Shop added.")
+        return 0
+
+    return asyncio.run(_with_registry(settings, work, create_key=True))
+
+
+def cmd_till_add(args: argparse.Namespace) -> int:
+    settings = _settings(args, public_url=args.public_url)
+
+    async def work(registry: Registry) -> int:
+        enrolment = await registry.add_till(args.shop)
+        _print_enrolment(enrolment, args.json, args.out, "Till added.")
+        return 0
+
+    return asyncio.run(_with_registry(settings, work, create_key=False))
+
+
+def cmd_till_revoke(args: argparse.Namespace) -> int:
+    async def work(registry: Registry) -> int:
+        await registry.revoke_till(args.till)
+        print(f"Till {args.till} revoked: its key no longer reads the feed.")
+        return 0
+
+    return asyncio.run(_with_registry(_settings(args), work, create_key=False))
+
+
+def cmd_shop_rotate(args: argparse.Namespace) -> int:
+    async def work(registry: Registry) -> int:
+        new = await registry.rotate_secret(args.shop)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "shop_id": new.shop_id,
+                        "callback_kid": new.kid,
+                        "callback_secret": new.callback_secret,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            print(f"New callback secret for shop {new.shop_id}:")
+            print(f"  callback kid     {new.kid}")
+            print(f"  callback secret  {new.callback_secret}")
+            print("Older kids stay valid until `shop retire-kid`.")
+        return 0
+
+    return asyncio.run(_with_registry(_settings(args), work, create_key=False))
+
+
+def cmd_shop_retire(args: argparse.Namespace) -> int:
+    async def work(registry: Registry) -> int:
+        await registry.retire_kid(args.shop, args.kid)
+        print(f"Kid {args.kid} of shop {args.shop} retired: paths signed with it now get 404.")
+        return 0
+
+    return asyncio.run(_with_registry(_settings(args), work, create_key=False))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> int:
+        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        await store.open()
+        try:
+            if args.till is not None and await store.get_till(args.till) is None:
+                raise CliError(f"no till with id {args.till[:32]!r}")
+            now = int(SystemClock().now().timestamp() * 1000)
+            count = await store.replay_dead(args.till, now)
+        finally:
+            await store.close()
+        scope = f"till {args.till}" if args.till else "all tills"
+        print(f"Replayed {count} dead-lettered event(s) for {scope}.")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args,
+        mode=args.mode,
+        public_url=args.public_url,
+        allowlist=args.allowlist,
+        trusted_proxies=args.trusted_proxies,
+        log_level=args.log_level,
+    )
+
+    async def check() -> None:
+        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        await store.open()
+        try:
+            await open_box(store, settings.db, _env_key(settings), create=False)
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+    from callback_relay.server import run_server
+
+    run_server(settings, host=args.host, port=args.port, ready_file=args.ready_file)
+    return 0
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH", help="relay database (default: $SMARTDUKA_RELAY_DB or relay.db)"
+    )
+
+
+def _enrol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the enrolment as JSON")
+    parser.add_argument("--out", metavar="FILE", help="also write the enrolment JSON (mode 0600)")
+    parser.add_argument(
+        "--public-url", metavar="URL", help="relay URL to put in the enrolment for the till"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smartduka-relay",
+        description="SmartDuka callback relay: verified, durable Daraja callbacks for many shops.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the relay server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    serve.add_argument("--ready-file", metavar="FILE", help="write the bound port here when ready")
+    serve.add_argument("--mode", choices=["sandbox", "production"], help="default: sandbox")
+    serve.add_argument("--public-url", metavar="URL", help="the relay's public base URL")
+    serve.add_argument("--allowlist", metavar="ADDRS", help="comma-separated callback sources")
+    serve.add_argument(
+        "--trusted-proxies", metavar="ADDRS", help="comma-separated proxies for X-Forwarded-For"
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _db_option(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    shop = commands.add_parser("shop", help="enrol shops and manage their callback secrets")
+    shop_commands = shop.add_subparsers(dest="shop_command", metavar="ACTION", required=True)
+    add = shop_commands.add_parser("add", help="enrol a shop with its first till")
+    add.add_argument("name", help="the shop's name (for people)")
+    _enrol_options(add)
+    _db_option(add)
+    add.set_defaults(handler=cmd_shop_add)
+    rotate = shop_commands.add_parser("rotate-secret", help="add a new callback secret (kid)")
+    rotate.add_argument("shop", help="shop id")
+    rotate.add_argument("--json", action="store_true", help="print as JSON")
+    _db_option(rotate)
+    rotate.set_defaults(handler=cmd_shop_rotate)
+    retire = shop_commands.add_parser("retire-kid", help="stop accepting a callback secret")
+    retire.add_argument("shop", help="shop id")
+    retire.add_argument("kid", help="the kid to retire, e.g. k1")
+    _db_option(retire)
+    retire.set_defaults(handler=cmd_shop_retire)
+
+    till = commands.add_parser("till", help="enrol or revoke tills")
+    till_commands = till.add_subparsers(dest="till_command", metavar="ACTION", required=True)
+    till_add = till_commands.add_parser("add", help="enrol another till for a shop")
+    till_add.add_argument("shop", help="shop id")
+    _enrol_options(till_add)
+    _db_option(till_add)
+    till_add.set_defaults(handler=cmd_till_add)
+    revoke = till_commands.add_parser("revoke", help="revoke a till's key")
+    revoke.add_argument("till", help="till id")
+    _db_option(revoke)
+    revoke.set_defaults(handler=cmd_till_revoke)
+
+    replay = commands.add_parser("replay", help="re-deliver dead-lettered events")
+    replay.add_argument("--till", metavar="TILL", help="only this till's events")
+    _db_option(replay)
+    replay.set_defaults(handler=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (
+        CliError,
+        RegistryError,
+        RelayKeyError,
+        SecretDecryptError,
+        StoreUnavailable,
+        StoreVersionError,
+    ) as exc:
+        print(f"smartduka-relay: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""`POST /hooks/stk/...`: verify a callback, store it durably, answer only after the commit.
+
+Checks, in order: the path's shape, the shop, the tag under the named kid (constant time, no
+attempt look-up), the till, the body size, the source address (production refuses, sandbox logs),
+JSON, and the STK callback shape. Refusals before the tag verified get a generic 404 and are only
+counted; refusals after it are also stored as a "security" event for that till. Bad input never
+gets a 5xx; a store failure gets 503, never 2xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
+from callback_relay.hub import FeedHub
+from callback_relay.metrics import UNKNOWN, RelayMetrics
+from callback_relay.registry import SecretCache, now_ms
+from callback_relay.settings import RelaySettings
+from callback_relay.sources import IPAddress, client_address, in_networks
+from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from smartduka_tui.clock import Clock
+from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.models import CallbackParseError, parse_stk_callback
+
+log = logging.getLogger("callback_relay.intake")
+
+ACCEPTED = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
+_STATUS = {
+    RefusalReason.SOURCE_NOT_ALLOWED: 403,
+    RefusalReason.BODY_TOO_LARGE: 413,
+    RefusalReason.MALFORMED_JSON: 400,
+    RefusalReason.NOT_STK_CALLBACK: 400,
+}
+_MESSAGES = {
+    RefusalReason.SOURCE_NOT_ALLOWED: "forbidden",
+    RefusalReason.BODY_TOO_LARGE: "body is larger than the relay accepts",
+    RefusalReason.MALFORMED_JSON: "body is not valid JSON",
+    RefusalReason.NOT_STK_CALLBACK: "body is not an STK callback",
+}
+
+_UNLISTED_MEMORY = 1024
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> object:
+    raise _NotJson(name)
+
+
+def load_json(raw: bytes) -> object:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, floats as Decimal; ValueError otherwise."""
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        raise _NotJson("not JSON") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    path: callback_path.CallbackPath
+    source: IPAddress | None
+
+
+class CallbackIntake:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        store: RelayStore,
+        cache: SecretCache,
+        hub: FeedHub,
+        metrics: RelayMetrics,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._cache = cache
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        self._unlisted_seen: set[IPAddress | None] = set()
+
+    async def handle(self, request: Request) -> Response:
+        verified = await self._verify(request)
+        if isinstance(verified, Response):
+            return verified
+        parsed = verified.path
+        try:
+            raw = await read_limited(request, self._settings.max_body_bytes)
+            too_large = False
+        except BodyTooLarge:
+            raw, too_large = b"", True
+        except BodyIncomplete:
+            return _error(400, "request body was cut short")
+
+        if not in_networks(verified.source, self._settings.allowlist):
+            if self._settings.mode is RelayMode.PRODUCTION:
+                return await self._refuse_signed(
+                    parsed, verified.source, RefusalReason.SOURCE_NOT_ALLOWED, raw
+                )
+            self._note_unlisted(parsed.shop_id, verified.source)
+        if too_large:
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.BODY_TOO_LARGE, raw
+            )
+        try:
+            data = load_json(raw)
+        except _NotJson:
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.MALFORMED_JSON, raw
+            )
+        if not isinstance(data, dict):
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.NOT_STK_CALLBACK, raw
+            )
+        try:
+            parse_stk_callback(data)
+        except CallbackParseError:
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.NOT_STK_CALLBACK, raw
+            )
+
+        event = NewEvent(
+            kind=EventKind.CALLBACK,
+            shop_id=parsed.shop_id,
+            till_id=parsed.till_id,
+            attempt_ref=parsed.attempt_ref,
+            received_at=now_ms(self._clock),
+            body=raw,
+            body_sha256=hashlib.sha256(raw).hexdigest(),
+        )
+        try:
+            result = await self._store.append(event)
+        except StoreUnavailable:
+            self._metrics.store_failures.inc()
+            self._metrics.callback("store_failed", parsed.shop_id)
+            return _error(503, "temporarily unable to accept callbacks")
+        self._metrics.callback(result.outcome, parsed.shop_id)
+        if result.outcome is not AppendOutcome.DUPLICATE:
+            self._hub.notify(parsed.till_id)
+        return Response(ACCEPTED, media_type="application/json")
+
+    async def _verify(self, request: Request) -> _Verified | Response:
+        try:
+            parsed = callback_path.parse(request.url.path)
+        except callback_path.CallbackPathError:
+            return self._refuse_unsigned(RefusalReason.MALFORMED_PATH, None)
+        entry = self._cache.entry(parsed.shop_id)
+        if entry is None and await self._cache.recheck():
+            entry = self._cache.entry(parsed.shop_id)
+        if entry is None:
+            return self._refuse_unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
+        if parsed.kid not in entry.secrets_by_kid and await self._cache.recheck():
+            entry = self._cache.entry(parsed.shop_id) or entry
+        if not callback_path.verify(parsed, entry.secrets_by_kid):
+            reason = (
+                RefusalReason.BAD_SIGNATURE
+                if parsed.kid in entry.secrets_by_kid
+                else RefusalReason.UNKNOWN_KID
+            )
+            return self._refuse_unsigned(reason, parsed)
+        if parsed.till_id not in entry.tills and await self._cache.recheck():
+            entry = self._cache.entry(parsed.shop_id) or entry
+        if parsed.till_id not in entry.tills:
+            return self._refuse_unsigned(RefusalReason.UNKNOWN_TILL, parsed)
+        client = request.scope.get("client")
+        source = client_address(
+            client[0] if client else None,
+            request.headers.getlist("x-forwarded-for"),
+            self._settings.trusted_proxies,
+        )
+        return _Verified(parsed, source)
+
+    def _note_unlisted(self, shop_id: str, source: IPAddress | None) -> None:
+        """Sandbox mode: log each unlisted source once (a busy sandbox must not flood the log)."""
+        if source in self._unlisted_seen:
+            return
+        if len(self._unlisted_seen) < _UNLISTED_MEMORY:
+            self._unlisted_seen.add(source)
+        log.warning(
+            "callback for shop %s from unlisted source %s accepted (sandbox mode; production "
+            "mode would refuse it)",
+            shop_id,
+            source,
+        )
+
+    def _refuse_unsigned(
+        self, reason: RefusalReason, parsed: callback_path.CallbackPath | None
+    ) -> Response:
+        self._metrics.refusal(reason)
+        known_shop = parsed is not None and self._cache.entry(parsed.shop_id) is not None
+        self._metrics.callback("refused", parsed.shop_id if known_shop and parsed else UNKNOWN)
+        log.info(
+            "refused callback: %s (shop %s)",
+            reason.value,
+            parsed.shop_id if known_shop and parsed else UNKNOWN,
+        )
+        return _error(404, "not found")
+
+    async def _refuse_signed(
+        self,
+        parsed: callback_path.CallbackPath,
+        source: IPAddress | None,
+        reason: RefusalReason,
+        raw: bytes,
+    ) -> Response:
+        """A refusal of a correctly signed request: counted, logged, and told to the till."""
+        self._metrics.refusal(reason)
+        self._metrics.callback("refused", parsed.shop_id)
+        log.warning(
+            "refused signed callback: %s (shop %s, till %s, source %s)",
+            reason.value,
+            parsed.shop_id,
+            parsed.till_id,
+            source,
+        )
+        detail = json.dumps(
+            {"reason": reason.value, "source": None if source is None else str(source)},
+            sort_keys=True,
+        )
+        event = NewEvent(
+            kind=EventKind.SECURITY,
+            shop_id=parsed.shop_id,
+            till_id=parsed.till_id,
+            attempt_ref=parsed.attempt_ref,
+            received_at=now_ms(self._clock),
+            body=raw,
+            body_sha256=hashlib.sha256(raw).hexdigest(),
+            detail=detail,
+        )
+        try:
+            result = await self._store.append(event)
+        except StoreUnavailable:
+            self._metrics.store_failures.inc()
+            log.error("could not store a security event for shop %s", parsed.shop_id)
+        else:
+            if result.outcome is not AppendOutcome.DUPLICATE:
+                self._hub.notify(parsed.till_id)
+        return _error(_STATUS[reason], _MESSAGES[reason])
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,283 @@
+"""Shops, tills and callback secrets: enrolment, rotation and revocation.
+
+Used by the CLI (`shop add`, `till add`, ...) and, through `SecretCache`, by the callback route.
+Callback secrets are encrypted at rest (see `crypto`); till keys are kept only as SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callback_relay import ids
+from callback_relay.crypto import RelayKeyError, SecretBox, load_key, secret_aad
+from callback_relay.store import RelayStore, SecretRecord, ShopRecord, TillRecord
+from smartduka_tui.clock import Clock
+from smartduka_tui.mpesa.callback_path import new_callback_secret
+
+ENROLMENT_FORMAT = "smartduka-enrolment/1"
+KEY_CHECK = "key_check"
+_KID = re.compile(r"^k([1-9][0-9]{0,5})$")
+_NAME_MAX = 64
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be done; the message says why. Nothing was changed."""
+
+
+def now_ms(clock: Clock) -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What a till needs to join the relay: printed once, never stored in the clear."""
+
+    shop_id: str
+    shop_name: str
+    till_id: str
+    till_key: str = field(repr=False)
+    callback_secret: str = field(repr=False)
+    callback_kid: str
+    relay_url: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": ENROLMENT_FORMAT,
+            "shop_id": self.shop_id,
+            "shop_name": self.shop_name,
+            "till_id": self.till_id,
+            "till_key": self.till_key,
+            "callback_secret": self.callback_secret,
+            "callback_kid": self.callback_kid,
+            "relay_url": self.relay_url,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_json(), indent=2)
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    shop_id: str
+    kid: str
+    callback_secret: str = field(repr=False)
+
+
+def check_shop_name(name: str) -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise RegistryError("shop name must not be empty")
+    if len(cleaned) > _NAME_MAX:
+        raise RegistryError(f"shop name must be at most {_NAME_MAX} characters")
+    if any(not ch.isprintable() for ch in cleaned):
+        raise RegistryError("shop name must not contain control characters")
+    return cleaned
+
+
+async def open_box(
+    store: RelayStore, db_path: Path, env_key: str | None, *, create: bool
+) -> SecretBox | None:
+    """The relay's SecretBox, checked against the database's key-check value.
+
+    With `create`, a missing key file is made (first `shop add`). Raises RelayKeyError when the
+    key is wrong, or missing while the database holds encrypted secrets.
+    """
+    key = load_key(db_path, env_key, create=create)
+    stored_check = await store.get_meta(KEY_CHECK)
+    if key is None:
+        if stored_check is not None:
+            raise RelayKeyError(
+                "the database holds encrypted callback secrets but no relay key was found: "
+                "set SMARTDUKA_RELAY_ENCRYPTION_KEY or restore the key file "
+                f"{db_path.name}.key next to the database"
+            )
+        return None
+    box = SecretBox(key)
+    if stored_check is None:
+        stored_check = await store.set_meta_if_absent(KEY_CHECK, box.key_check())
+    if not box.matches(stored_check):
+        raise RelayKeyError(
+            "the relay key does not match the one this database was created with: check "
+            "SMARTDUKA_RELAY_ENCRYPTION_KEY or the key file next to the database"
+        )
+    return box
+
+
+class Registry:
+    """Enrolment and key management over a store."""
+
+    def __init__(
+        self, store: RelayStore, box: SecretBox, clock: Clock, relay_url: str | None = None
+    ) -> None:
+        self._store = store
+        self._box = box
+        self._clock = clock
+        self._relay_url = relay_url
+
+    async def _shop(self, shop_id: str) -> ShopRecord:
+        shop = await self._store.get_shop(shop_id) if ids.is_id(shop_id) else None
+        if shop is None:
+            raise RegistryError(f"no shop with id {shop_id[:32]!r}")
+        return shop
+
+    def _seal(self, shop_id: str, kid: str, secret: str, created_at: int) -> SecretRecord:
+        ciphertext = self._box.encrypt(secret.encode("ascii"), secret_aad(shop_id, kid))
+        return SecretRecord(shop_id, kid, ciphertext, created_at)
+
+    def _open(self, record: SecretRecord) -> str:
+        plain = self._box.decrypt(record.ciphertext, secret_aad(record.shop_id, record.kid))
+        return plain.decode("ascii")
+
+    def _new_till(self, shop_id: str, created_at: int) -> tuple[TillRecord, str]:
+        till_id = ids.new_till_id()
+        key = ids.new_till_key(till_id)
+        return TillRecord(till_id, shop_id, ids.hash_key(key), created_at), key
+
+    async def add_shop(self, name: str) -> Enrolment:
+        shop_name = check_shop_name(name)
+        created = now_ms(self._clock)
+        shop = ShopRecord(ids.new_shop_id(), shop_name, created)
+        secret = new_callback_secret()
+        record = self._seal(shop.shop_id, "k1", secret, created)
+        till, key = self._new_till(shop.shop_id, created)
+        await self._store.add_shop(shop, record, till)
+        return Enrolment(shop.shop_id, shop_name, till.till_id, key, secret, "k1", self._relay_url)
+
+    async def _newest_secret(self, shop_id: str) -> SecretRecord:
+        live = [s for s in await self._store.list_secrets(shop_id) if s.retired_at is None]
+        if not live:
+            raise RegistryError(f"shop {shop_id} has no active callback secret; rotate first")
+        return max(live, key=lambda s: _kid_number(s.kid))
+
+    async def add_till(self, shop_id: str) -> Enrolment:
+        shop = await self._shop(shop_id)
+        newest = await self._newest_secret(shop.shop_id)
+        till, key = self._new_till(shop.shop_id, now_ms(self._clock))
+        await self._store.add_till(till)
+        return Enrolment(
+            shop.shop_id,
+            shop.name,
+            till.till_id,
+            key,
+            self._open(newest),
+            newest.kid,
+            self._relay_url,
+        )
+
+    async def revoke_till(self, till_id: str) -> None:
+        till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
+        if till is None:
+            raise RegistryError(f"no till with id {till_id[:32]!r}")
+        if till.revoked_at is not None:
+            raise RegistryError(f"till {till_id} is already revoked")
+        await self._store.revoke_till(till_id, now_ms(self._clock))
+
+    async def rotate_secret(self, shop_id: str) -> NewSecret:
+        shop = await self._shop(shop_id)
+        existing = await self._store.list_secrets(shop.shop_id)
+        number = max((_kid_number(s.kid) for s in existing), default=0) + 1
+        kid = f"k{number}"
+        secret = new_callback_secret()
+        await self._store.add_secret(self._seal(shop.shop_id, kid, secret, now_ms(self._clock)))
+        return NewSecret(shop.shop_id, kid, secret)
+
+    async def retire_kid(self, shop_id: str, kid: str) -> None:
+        shop = await self._shop(shop_id)
+        secrets_ = await self._store.list_secrets(shop.shop_id)
+        target = next((s for s in secrets_ if s.kid == kid), None)
+        if target is None:
+            raise RegistryError(f"shop {shop.shop_id} has no kid {kid[:16]!r}")
+        if target.retired_at is not None:
+            raise RegistryError(f"kid {kid} of shop {shop.shop_id} is already retired")
+        if sum(1 for s in secrets_ if s.retired_at is None) == 1:
+            raise RegistryError(
+                f"kid {kid} is the shop's only active secret; run `shop rotate-secret "
+                f"{shop.shop_id}` first"
+            )
+        await self._store.retire_secret(shop.shop_id, kid, now_ms(self._clock))
+
+
+def _kid_number(kid: str) -> int:
+    match = _KID.fullmatch(kid)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShopEntry:
+    """What the callback route needs about a shop: live secrets by kid, and its tills."""
+
+    secrets_by_kid: dict[str, str] = field(repr=False)
+    tills: frozenset[str]
+
+
+class SecretCache:
+    """Decrypted live callback secrets, refreshed when the registry version moves.
+
+    The callback route must not touch the database per request, so it reads this cache. A
+    periodic `refresh_if_changed` (every `registry_refresh_s`, run by the app) picks up changes
+    made by the CLI in another process; a miss (unknown shop, kid or till) may `recheck` at once,
+    at most every `miss_check_s`, so random ids cannot turn into a database load.
+    """
+
+    def __init__(
+        self,
+        store: RelayStore,
+        open_box: Callable[[], Awaitable[SecretBox | None]],
+        clock: Clock,
+        *,
+        miss_check_s: float = 0.1,
+    ) -> None:
+        self._store = store
+        self._open_box = open_box
+        self._box: SecretBox | None = None
+        self._clock = clock
+        self._miss_check_s = miss_check_s
+        self._version = -1
+        self._shops: dict[str, ShopEntry] = {}
+        self._checked_at = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"SecretCache(shops={len(self._shops)}, version={self._version})"
+
+    async def load(self) -> None:
+        snapshot = await self._store.load_registry()
+        if snapshot.secrets and self._box is None:
+            self._box = await self._open_box()
+            if self._box is None:
+                raise RelayKeyError("callback secrets exist but no relay key was found")
+        secrets_by_shop: dict[str, dict[str, str]] = {s.shop_id: {} for s in snapshot.shops}
+        for record in snapshot.secrets:
+            assert self._box is not None
+            plain = self._box.decrypt(record.ciphertext, secret_aad(record.shop_id, record.kid))
+            secrets_by_shop.setdefault(record.shop_id, {})[record.kid] = plain.decode("ascii")
+        tills_by_shop: dict[str, set[str]] = {}
+        for till in snapshot.tills:
+            tills_by_shop.setdefault(till.shop_id, set()).add(till.till_id)
+        self._shops = {
+            shop_id: ShopEntry(by_kid, frozenset(tills_by_shop.get(shop_id, ())))
+            for shop_id, by_kid in secrets_by_shop.items()
+        }
+        self._version = snapshot.version
+        self._checked_at = self._clock.monotonic()
+
+    async def refresh_if_changed(self) -> bool:
+        """Reload when the registry changed since the last load; True if it did."""
+        self._checked_at = self._clock.monotonic()
+        if await self._store.registry_version() == self._version:
+            return False
+        await self.load()
+        return True
+
+    def entry(self, shop_id: str) -> ShopEntry | None:
+        return self._shops.get(shop_id)
+
+    async def recheck(self) -> bool:
+        """After a miss: refresh now unless a check ran within `miss_check_s`."""
+        if self._clock.monotonic() - self._checked_at < self._miss_check_s:
+            return False
+        return await self.refresh_if_changed()

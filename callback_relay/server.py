@@ -1,0 +1,64 @@
+"""Run the relay on uvicorn: one worker, no access log, no uvicorn proxy-header rewriting.
+
+Uvicorn's own `proxy_headers` would rewrite the client address from `X-Forwarded-For` for peers it
+trusts (loopback by default), bypassing the relay's trusted-proxy rule, so it is off. Logs pass
+through a filter that redacts callback paths, which are capabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from callback_relay.app import make_app
+from callback_relay.settings import RelaySettings
+from smartduka_tui.mpesa.callback_path import PREFIX, redact_path
+from smartduka_tui.serving import bind_socket, write_ready_file
+
+_CALLBACK_PATH = re.compile(re.escape(PREFIX) + r"[^\s\"'?]*")
+
+
+class RedactCallbackPaths(logging.Filter):
+    """Rewrites any callback path in a log record to its redacted form."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if PREFIX in message:
+            record.msg = _CALLBACK_PATH.sub(lambda m: redact_path(m.group(0)), message)
+            record.args = ()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactCallbackPaths())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def run_server(
+    settings: RelaySettings, *, host: str, port: int, ready_file: str | Path | None
+) -> None:
+    import uvicorn
+
+    configure_logging(settings.log_level)
+    sock = bind_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"listening on http://{shown_host}:{bound_port}", flush=True)
+    if ready_file is not None:
+        write_ready_file(ready_file, bound_port)
+    config = uvicorn.Config(
+        make_app(settings),
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,615 @@
+"""The embedded store: SQLite in WAL mode with `synchronous=FULL`, one writer with group commit.
+
+Every write is a small function run on the writer thread's connection. Writes that arrive while
+a commit is in flight queue up and go together in the next `BEGIN IMMEDIATE ... COMMIT`, so one
+fsync serves a whole batch while each caller still awaits its own write's commit. Reads that need
+no atomicity (registry look-ups, statistics) use a second connection on its own thread; WAL lets
+them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from callback_relay.store import (
+    AckResult,
+    AppendResult,
+    Claim,
+    NewEvent,
+    RegistrySnapshot,
+    SecretRecord,
+    ShopRecord,
+    StoredEvent,
+    StoreUnavailable,
+    StoreVersionError,
+    TillRecord,
+    TillStats,
+)
+from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
+
+log = logging.getLogger("callback_relay.store")
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shops (
+    shop_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shop_secrets (
+    shop_id TEXT NOT NULL REFERENCES shops(shop_id),
+    kid TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER,
+    PRIMARY KEY (shop_id, kid)
+);
+CREATE TABLE IF NOT EXISTS tills (
+    till_id TEXT PRIMARY KEY,
+    shop_id TEXT NOT NULL REFERENCES shops(shop_id),
+    key_sha256 BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    shop_id TEXT NOT NULL,
+    till_id TEXT NOT NULL,
+    attempt_ref TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    detail TEXT,
+    state TEXT NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    visible_at INTEGER NOT NULL,
+    acked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_feed ON events (till_id, state, id);
+CREATE INDEX IF NOT EXISTS events_attempt ON events (shop_id, till_id, attempt_ref);
+CREATE INDEX IF NOT EXISTS events_state ON events (state, acked_at);
+"""
+
+_PRUNE_CHUNK = 5000
+
+
+def _bump_registry(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('registry_version', 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+    )
+
+
+def _flags(text: str) -> tuple[EventFlag, ...]:
+    return tuple(EventFlag(f) for f in text.split(",") if f)
+
+
+def _event(row: tuple[Any, ...], delivered: int) -> StoredEvent:
+    return StoredEvent(
+        event_id=row[0],
+        kind=EventKind(row[1]),
+        shop_id=row[2],
+        till_id=row[3],
+        attempt_ref=row[4],
+        received_at=row[5],
+        body=bytes(row[6]),
+        body_sha256=row[7],
+        flags=_flags(row[8]),
+        detail=row[9],
+        delivery_count=delivered,
+    )
+
+
+@dataclass(slots=True)
+class _Failed:
+    error: BaseException
+
+
+class SqliteStore:
+    """`RelayStore` on one SQLite file: create it, `await open()`, `await close()` at the end."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 5000,
+        group_commit_max: int = 512,
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._group_commit_max = group_commit_max
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="relay-writer")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="relay-reader")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.committed_writes = 0
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path.name!r})"
+
+    # Connections and lifecycle.
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _open_writer(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                raise StoreVersionError(
+                    f"{self.path.name} was written by a newer relay (schema {int(row[0])}; "
+                    f"this relay knows {SCHEMA_VERSION}); upgrade the relay"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._wconn = conn
+
+    def _open_reader(self) -> None:
+        self._rconn = self._connect()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._write_thread, self._open_writer)
+            await loop.run_in_executor(self._read_thread, self._open_reader)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the relay database: {exc}") from None
+        self._wake = asyncio.Event()
+        self._writer_task = asyncio.create_task(self._run_writer(), name="relay-store-writer")
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            # A no-op write returns once everything queued before it has committed.
+            with contextlib.suppress(StoreUnavailable):
+                await self._write(lambda conn: None)
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        loop = asyncio.get_running_loop()
+        if self._wconn is not None:
+            await loop.run_in_executor(self._write_thread, self._wconn.close)
+            self._wconn = None
+        if self._rconn is not None:
+            await loop.run_in_executor(self._read_thread, self._rconn.close)
+            self._rconn = None
+        self._write_thread.shutdown(wait=True)
+        self._read_thread.shutdown(wait=True)
+
+    # The writer.
+
+    async def _write(self, op: Op) -> Any:
+        if self._wake is None:
+            raise StoreUnavailable("the relay store is not open")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._wake.set()
+        return await future
+
+    async def _run_writer(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            batch = self._queue[: self._group_commit_max]
+            del self._queue[: self._group_commit_max]
+            ops = [op for op, _ in batch]
+            try:
+                results = await loop.run_in_executor(self._write_thread, self._commit, ops)
+            except sqlite3.Error as exc:
+                log.error("store write failed, %d writes refused: %s", len(batch), exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreUnavailable("the relay store cannot write"))
+                continue
+            self.commits += 1
+            self.committed_writes += len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, _Failed):
+                    future.set_exception(result.error)
+                else:
+                    future.set_result(result)
+
+    def _commit(self, ops: list[Op]) -> list[Any]:
+        """Run a batch in one transaction. A constraint violation or a bug in one op is that
+        op's failure alone (its savepoint rolls back); any other database error (locked, full,
+        I/O) fails the whole batch."""
+        conn = self._wconn
+        if conn is None:
+            raise sqlite3.OperationalError("database closed")
+        results: list[Any] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append(op(conn))
+                except sqlite3.Error as exc:
+                    if not isinstance(exc, sqlite3.IntegrityError):
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    results.append(_Failed(exc))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append(_Failed(exc))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._rconn
+        if conn is None:
+            raise StoreUnavailable("the relay store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._read_thread, fn, conn)
+        except sqlite3.Error as exc:
+            log.error("store read failed: %s", exc)
+            raise StoreUnavailable("the relay store cannot read") from None
+
+    # Registry.
+
+    async def get_meta(self, key: str) -> bytes | None:
+        def fn(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._read(fn)
+
+    async def set_meta_if_absent(self, key: str, value: bytes) -> bytes:
+        def op(conn: sqlite3.Connection) -> bytes:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, value),
+            )
+            return bytes(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+        result: bytes = await self._write(op)
+        return result
+
+    async def registry_version(self) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'registry_version'").fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(fn)
+
+    async def load_registry(self) -> RegistrySnapshot:
+        def fn(conn: sqlite3.Connection) -> RegistrySnapshot:
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'registry_version'"
+                ).fetchone()
+                shops = tuple(
+                    ShopRecord(*r)
+                    for r in conn.execute("SELECT shop_id, name, created_at FROM shops")
+                )
+                secrets = tuple(
+                    SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
+                    for r in conn.execute(
+                        "SELECT shop_id, kid, ciphertext, created_at, retired_at "
+                        "FROM shop_secrets WHERE retired_at IS NULL"
+                    )
+                )
+                tills = tuple(
+                    TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
+                    for r in conn.execute(
+                        "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills"
+                    )
+                )
+            finally:
+                conn.execute("COMMIT")
+            return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
+
+        return await self._read(fn)
+
+    async def get_shop(self, shop_id: str) -> ShopRecord | None:
+        def fn(conn: sqlite3.Connection) -> ShopRecord | None:
+            row = conn.execute(
+                "SELECT shop_id, name, created_at FROM shops WHERE shop_id = ?", (shop_id,)
+            ).fetchone()
+            return None if row is None else ShopRecord(*row)
+
+        return await self._read(fn)
+
+    async def list_secrets(self, shop_id: str) -> tuple[SecretRecord, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[SecretRecord, ...]:
+            return tuple(
+                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
+                for r in conn.execute(
+                    "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
+                    "WHERE shop_id = ? ORDER BY created_at, kid",
+                    (shop_id,),
+                )
+            )
+
+        return await self._read(fn)
+
+    async def get_till(self, till_id: str) -> TillRecord | None:
+        def fn(conn: sqlite3.Connection) -> TillRecord | None:
+            row = conn.execute(
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills "
+                "WHERE till_id = ?",
+                (till_id,),
+            ).fetchone()
+            return None if row is None else TillRecord(row[0], row[1], bytes(row[2]), *row[3:])
+
+        return await self._read(fn)
+
+    async def add_shop(self, shop: ShopRecord, secret: SecretRecord, till: TillRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO shops (shop_id, name, created_at) VALUES (?, ?, ?)",
+                (shop.shop_id, shop.name, shop.created_at),
+            )
+            _insert_secret(conn, secret)
+            _insert_till(conn, till)
+            _bump_registry(conn)
+
+        await self._write(op)
+
+    async def add_till(self, till: TillRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _insert_till(conn, till)
+            _bump_registry(conn)
+
+        await self._write(op)
+
+    async def revoke_till(self, till_id: str, now: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE tills SET revoked_at = ? WHERE till_id = ? AND revoked_at IS NULL",
+                (now, till_id),
+            )
+            _bump_registry(conn)
+            return cur.rowcount == 1
+
+        result: bool = await self._write(op)
+        return result
+
+    async def add_secret(self, secret: SecretRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _insert_secret(conn, secret)
+            _bump_registry(conn)
+
+        await self._write(op)
+
+    async def retire_secret(self, shop_id: str, kid: str, now: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE shop_secrets SET retired_at = ? "
+                "WHERE shop_id = ? AND kid = ? AND retired_at IS NULL",
+                (now, shop_id, kid),
+            )
+            _bump_registry(conn)
+            return cur.rowcount == 1
+
+        result: bool = await self._write(op)
+        return result
+
+    # Inbox.
+
+    async def append(self, event: NewEvent) -> AppendResult:
+        def op(conn: sqlite3.Connection) -> AppendResult:
+            existing = conn.execute(
+                "SELECT id, body_sha256, detail FROM events "
+                "WHERE shop_id = ? AND till_id = ? AND attempt_ref = ? AND kind = ?",
+                (event.shop_id, event.till_id, event.attempt_ref, event.kind.value),
+            ).fetchall()
+            for event_id, sha, detail in existing:
+                if sha == event.body_sha256 and detail == event.detail:
+                    return AppendResult(event_id, AppendOutcome.DUPLICATE)
+            conflicting = event.kind is EventKind.CALLBACK and bool(existing)
+            cur = conn.execute(
+                "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
+                "body_sha256, flags, detail, state, visible_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.kind.value,
+                    event.shop_id,
+                    event.till_id,
+                    event.attempt_ref,
+                    event.received_at,
+                    event.body,
+                    event.body_sha256,
+                    EventFlag.CONFLICTING_BODY.value if conflicting else "",
+                    event.detail,
+                    EventState.PENDING.value,
+                    event.received_at,
+                ),
+            )
+            assert cur.lastrowid is not None
+            outcome = AppendOutcome.CONFLICTING if conflicting else AppendOutcome.STORED
+            return AppendResult(cur.lastrowid, outcome)
+
+        result: AppendResult = await self._write(op)
+        return result
+
+    async def claim(
+        self,
+        shop_id: str,
+        till_id: str,
+        now: int,
+        visibility_ms: int,
+        max_deliveries: int,
+        limit: int,
+    ) -> Claim:
+        def op(conn: sqlite3.Connection) -> Claim:
+            conn.execute(
+                "UPDATE events SET state = ? WHERE till_id = ? AND shop_id = ? AND state = ? "
+                "AND delivery_count >= ? AND visible_at <= ?",
+                (
+                    EventState.DEAD.value,
+                    till_id,
+                    shop_id,
+                    EventState.PENDING.value,
+                    max_deliveries,
+                    now,
+                ),
+            )
+            rows = conn.execute(
+                "SELECT id, kind, shop_id, till_id, attempt_ref, received_at, body, body_sha256, "
+                "flags, detail, delivery_count FROM events WHERE till_id = ? AND shop_id = ? "
+                "AND state = ? AND visible_at <= ? ORDER BY id LIMIT ?",
+                (till_id, shop_id, EventState.PENDING.value, now, limit),
+            ).fetchall()
+            if rows:
+                conn.executemany(
+                    "UPDATE events SET delivery_count = delivery_count + 1, visible_at = ? "
+                    "WHERE id = ?",
+                    [(now + visibility_ms, row[0]) for row in rows],
+                )
+            soonest = conn.execute(
+                "SELECT MIN(visible_at) FROM events WHERE till_id = ? AND shop_id = ? "
+                "AND state = ? AND visible_at > ?",
+                (till_id, shop_id, EventState.PENDING.value, now),
+            ).fetchone()[0]
+            return Claim(tuple(_event(row, row[10] + 1) for row in rows), soonest)
+
+        result: Claim = await self._write(op)
+        return result
+
+    async def ack(self, shop_id: str, till_id: str, event_id: int, now: int) -> AckResult:
+        def op(conn: sqlite3.Connection) -> AckResult:
+            row = conn.execute(
+                "SELECT state, received_at FROM events "
+                "WHERE id = ? AND till_id = ? AND shop_id = ?",
+                (event_id, till_id, shop_id),
+            ).fetchone()
+            if row is None:
+                return AckResult(found=False)
+            if row[0] == EventState.ACKED.value:
+                return AckResult(found=True, already=True, received_at=row[1])
+            conn.execute(
+                "UPDATE events SET state = ?, acked_at = ? WHERE id = ?",
+                (EventState.ACKED.value, now, event_id),
+            )
+            return AckResult(found=True, received_at=row[1])
+
+        result: AckResult = await self._write(op)
+        return result
+
+    async def replay_dead(self, till_id: str | None, now: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE events SET state = ?, delivery_count = 0, visible_at = ?, "
+                "flags = CASE WHEN flags = '' THEN ? "
+                "WHEN instr(',' || flags || ',', ',' || ? || ',') > 0 THEN flags "
+                "ELSE flags || ',' || ? END "
+                "WHERE state = ? AND (? IS NULL OR till_id = ?)",
+                (
+                    EventState.PENDING.value,
+                    now,
+                    EventFlag.REPLAYED.value,
+                    EventFlag.REPLAYED.value,
+                    EventFlag.REPLAYED.value,
+                    EventState.DEAD.value,
+                    till_id,
+                    till_id,
+                ),
+            )
+            return cur.rowcount
+
+        result: int = await self._write(op)
+        return result
+
+    async def sweep(self, now: int, max_deliveries: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE events SET state = ? WHERE state = ? AND delivery_count >= ? "
+                "AND visible_at <= ?",
+                (EventState.DEAD.value, EventState.PENDING.value, max_deliveries, now),
+            )
+            return cur.rowcount
+
+        result: int = await self._write(op)
+        return result
+
+    async def prune(self, acked_before: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE state = ? "
+                "AND acked_at < ? LIMIT ?)",
+                (EventState.ACKED.value, acked_before, _PRUNE_CHUNK),
+            )
+            return cur.rowcount
+
+        total = 0
+        while True:
+            removed: int = await self._write(op)
+            total += removed
+            if removed < _PRUNE_CHUNK:
+                return total
+
+    async def inbox_stats(self) -> tuple[TillStats, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[TillStats, ...]:
+            rows = conn.execute(
+                "SELECT shop_id, till_id, COUNT(*), SUM(state = ?), MIN(received_at) "
+                "FROM events WHERE state IN (?, ?) GROUP BY shop_id, till_id",
+                (EventState.DEAD.value, EventState.PENDING.value, EventState.DEAD.value),
+            ).fetchall()
+            return tuple(TillStats(r[0], r[1], r[2], int(r[3] or 0), r[4]) for r in rows)
+
+        return await self._read(fn)
+
+
+def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:
+    conn.execute(
+        "INSERT INTO shop_secrets (shop_id, kid, ciphertext, created_at) VALUES (?, ?, ?, ?)",
+        (secret.shop_id, secret.kid, secret.ciphertext, secret.created_at),
+    )
+
+
+def _insert_till(conn: sqlite3.Connection, till: TillRecord) -> None:
+    conn.execute(
+        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at) VALUES (?, ?, ?, ?)",
+        (till.till_id, till.shop_id, till.key_sha256, till.created_at),
+    )

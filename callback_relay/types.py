@@ -1,0 +1,71 @@
+"""The relay's small vocabulary: event kinds and states, callback outcomes, refusal reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RelayMode(StrEnum):
+    """Production refuses callbacks from unlisted sources; sandbox only logs them."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class EventKind(StrEnum):
+    """What a feed event carries: a verified callback, or a signed refusal for the shop to see."""
+
+    CALLBACK = "callback"
+    SECURITY = "security"
+
+
+class EventState(StrEnum):
+    """Where an event is in its life: waiting for (re)delivery, acknowledged, or dead-lettered."""
+
+    PENDING = "pending"
+    ACKED = "acked"
+    DEAD = "dead"
+
+
+class EventFlag(StrEnum):
+    """Facts about an event the till should know."""
+
+    CONFLICTING_BODY = "conflicting_body"
+    REPLAYED = "replayed"
+
+
+class AppendOutcome(StrEnum):
+    """What the inbox did with an incoming callback."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICTING = "conflicting"
+
+
+class RefusalReason(StrEnum):
+    """Why a callback was refused; each is counted as a security event."""
+
+    MALFORMED_PATH = "malformed_path"
+    UNKNOWN_SHOP = "unknown_shop"
+    UNKNOWN_TILL = "unknown_till"
+    UNKNOWN_KID = "unknown_kid"
+    BAD_SIGNATURE = "bad_signature"
+    SOURCE_NOT_ALLOWED = "source_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    MALFORMED_JSON = "malformed_json"
+    NOT_STK_CALLBACK = "not_stk_callback"
+
+    @property
+    def signature_checked(self) -> bool:
+        """True when the refusal happened after the tag verified, so the shop may be told."""
+        return self in _SIGNED_REFUSALS
+
+
+_SIGNED_REFUSALS = frozenset(
+    {
+        RefusalReason.SOURCE_NOT_ALLOWED,
+        RefusalReason.BODY_TOO_LARGE,
+        RefusalReason.MALFORMED_JSON,
+        RefusalReason.NOT_STK_CALLBACK,
+    }
+)
