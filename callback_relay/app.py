@@ -50,7 +50,7 @@ class Relay:
 
 
 def _relay(request: Request) -> Relay:
-    relay: Relay = request.state.relay
+    relay: Relay = request.app.state.relay
     return relay
 
 
@@ -134,7 +134,7 @@ def make_app(
     the_clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Relay]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_store = store or SqliteStore(
             settings.db,
             busy_timeout_ms=settings.busy_timeout_ms,
@@ -188,7 +188,8 @@ def make_app(
                 for name, interval, job in jobs
             ]
             log.info("relay ready (%s mode)", settings.mode.value)
-            yield {"relay": relay}
+            app.state.relay = relay
+            yield
         finally:
             for task in tasks:
                 task.cancel()
