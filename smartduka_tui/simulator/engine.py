@@ -1,0 +1,1103 @@
+"""The simulator's state and behaviour, free of Starlette: apps, tokens, shortcodes, pushes,
+callbacks, queries, throttles, scenarios, its clock and its logs.
+
+A transaction's state is derived from simulator time (pending until `resolve_at`), so advancing
+the clock settles prompts without any job; only callback deliveries are scheduled. State is kept
+per shortcode and per phone, so parallel tests isolate themselves by phone and shortcode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import heapq
+import hmac
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, Field, ValidationError
+
+from smartduka_tui.clock import Clock, SystemClock
+from smartduka_tui.simulator import codes
+from smartduka_tui.simulator.codes import ErrorSpec
+from smartduka_tui.simulator.redact import redact, redact_authorization, redact_url
+from smartduka_tui.simulator.schemas import (
+    APP_SETTING_NAMES,
+    MERCHANT_SETTING_NAMES,
+    AdvanceResult,
+    AppRegistration,
+    AppSettings,
+    AppView,
+    CallbackDelivery,
+    ClockView,
+    ExpiresInType,
+    MerchantSettings,
+    PhoneScenario,
+    PushAnomaly,
+    QueryAnomaly,
+    RequestLogEntry,
+    ResolveRequest,
+    ShortcodeKind,
+    ShortcodeRegistration,
+    ShortcodeView,
+    SimSettings,
+    TransactionState,
+    TransactionView,
+    UnknownCheckoutAnswer,
+    explain_validation_error,
+)
+from smartduka_tui.simulator.wire import (
+    GATEWAY_ERROR_BODY,
+    CallbackFacts,
+    StkPushRequest,
+    StkQueryRequest,
+    TransactionType,
+    callback_json,
+    checkout_request_id,
+    daraja_timestamp,
+    envelope,
+    first_invalid_field,
+    is_json_content_type,
+    new_access_token,
+    new_merchant_request_id,
+    new_receipt,
+    parse_daraja_timestamp,
+    parse_json_object,
+    push_accepted_body,
+    query_result_body,
+    stk_password,
+    token_body,
+)
+
+OAUTH_PATH = "/oauth/v1/generate"
+PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
+QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+
+SANDBOX_SHORTCODE = "174379"
+SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+"""Safaricom's public sandbox passkey for 174379 (REFERENCE.md section 6)."""
+DEMO_CONSUMER_KEY = "sim-demo-consumer-key"
+DEMO_CONSUMER_SECRET = "sim-demo-consumer-secret"  # noqa: S105 - a documented demo value
+
+_T = TypeVar("_T")
+
+_FIRST_ALLOCATED_SHORTCODE = 5_000_001
+_FIRST_ALLOCATED_TILL = 9_000_001
+
+
+class SimulatorConfig(BaseModel):
+    """How a simulator starts."""
+
+    settings: SimSettings = Field(default_factory=SimSettings)
+    preregister_sandbox: bool = Field(
+        default=True,
+        description="Register 174379 (sandbox passkey, usable by any app) and the demo app.",
+    )
+    request_log_limit: int = Field(default=100_000, ge=100)
+    callback_log_limit: int = Field(default=100_000, ge=100)
+
+
+class ControlError(Exception):
+    """A control request that cannot be done; the message says why (and holds no secret)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DarajaRequest:
+    """One request to a Daraja endpoint, as the HTTP layer hands it over."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+    content_type: str | None
+    body: bytes
+    body_too_large: bool = False
+    wait_disconnect: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the HTTP layer sends back."""
+
+    status: int
+    body: bytes
+    content_type: str | None = "application/json"
+    error_code: str | None = None
+
+
+def _error_reply(spec: ErrorSpec, request_id: str | None = None) -> Reply:
+    return Reply(spec.http_status, envelope(spec, request_id), error_code=spec.code)
+
+
+class _Refused(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def _refuse(spec: ErrorSpec, request_id: str | None = None) -> _Refused:
+    return _Refused(_error_reply(spec, request_id))
+
+
+class SimClock:
+    """Simulator time: a base clock plus an offset that only grows (`advance`)."""
+
+    def __init__(self, base: Clock) -> None:
+        self._base = base
+        self._offset = 0.0
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def now(self) -> datetime:
+        return self._base.now() + timedelta(seconds=self._offset)
+
+    def monotonic(self) -> float:
+        return self._base.monotonic() + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the base clock; an `advance` meanwhile is noticed by whoever waits on it."""
+        await self._base.sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        self._offset += seconds
+
+
+@dataclass(eq=False)
+class App:
+    """A consumer app: its credentials, token settings and live tokens."""
+
+    app_id: str
+    consumer_key: str = field(repr=False)
+    consumer_secret: str = field(repr=False)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set, repr=False)
+
+
+@dataclass(eq=False)
+class Merchant:
+    """A registered shortcode (paybill, or a till's store number)."""
+
+    shortcode: str
+    kind: ShortcodeKind
+    till_numbers: tuple[str, ...]
+    app: App
+    shared: bool
+    passkey: str = field(repr=False)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    spike_window: deque[float] = field(default_factory=deque, repr=False)
+    quota_window: deque[float] = field(default_factory=deque, repr=False)
+
+
+@dataclass(eq=False)
+class Token:
+    app: App
+    expires_at: float
+
+
+@dataclass(eq=False)
+class Transaction:
+    """One accepted push: what it asked for, how and when it ends, and what was sent about it."""
+
+    checkout_request_id: str
+    merchant_request_id: str
+    merchant: Merchant
+    phone: str
+    party_a: str
+    party_b: str
+    amount: int
+    account_reference: str
+    transaction_type: str
+    callback_url: str = field(repr=False)
+    pushed_at: float
+    pushed_wall: datetime
+    resolve_at: float
+    result_code: int | str
+    result_desc: str
+    receipt: str
+    scenario: PhoneScenario
+    query_anomalies_left: int | None
+    callbacks_planned: int = 0
+    callbacks_sent: int = 0
+    queries: int = 0
+    generation: int = 0
+    cancelled: bool = False
+
+    def pending(self, now: float) -> bool:
+        return not self.cancelled and now < self.resolve_at
+
+    def resolved_wall(self) -> datetime:
+        return self.pushed_wall + timedelta(seconds=self.resolve_at - self.pushed_at)
+
+    def state(self, now: float) -> TransactionState:
+        if self.cancelled:
+            return TransactionState.CANCELLED
+        return TransactionState.PENDING if self.pending(now) else TransactionState.RESOLVED
+
+
+@dataclass(order=True)
+class _Delivery:
+    due: float
+    seq: int
+    transaction: Transaction = field(compare=False)
+    copy_number: int = field(compare=False)
+    generation: int = field(compare=False)
+
+
+class InvalidControlRequest(ControlError):
+    """A control body that failed validation; `details` names each field."""
+
+    def __init__(self, message: str, details: list[dict[str, str]]) -> None:
+        super().__init__(422, message)
+        self.details = details
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidControlRequest:
+        return cls(*explain_validation_error(error))
+
+
+class Simulator:
+    """A Daraja stand-in: one instance per server process."""
+
+    def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.clock = SimClock(clock or SystemClock())
+        self.settings = self.config.settings.model_copy()
+        self._apps_by_key: dict[str, App] = {}
+        self._apps_by_id: dict[str, App] = {}
+        self._merchants: dict[str, Merchant] = {}
+        self._tokens: dict[str, Token] = {}
+        self._transactions: dict[str, Transaction] = {}
+        self._latest_by_phone: dict[str, Transaction] = {}
+        self._last_prompt: dict[tuple[str, str, int], float] = {}
+        self._scenarios: dict[str, PhoneScenario] = {}
+        self._requests: deque[RequestLogEntry] = deque(maxlen=self.config.request_log_limit)
+        self._callbacks: deque[CallbackDelivery] = deque(maxlen=self.config.callback_log_limit)
+        self._jobs: list[_Delivery] = []
+        self._job_seq = itertools.count()
+        self._request_seq = itertools.count(1)
+        self._callback_seq = itertools.count(1)
+        self._deliveries_made = 0
+        self._app_seq = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+        self._runner: asyncio.Task[None] | None = None
+        if self.config.preregister_sandbox:
+            self.register_shortcode(
+                ShortcodeRegistration.model_validate(
+                    {
+                        "shortcode": SANDBOX_SHORTCODE,
+                        "passkey": SANDBOX_PASSKEY,
+                        "consumer_key": DEMO_CONSUMER_KEY,
+                        "consumer_secret": DEMO_CONSUMER_SECRET,
+                        "shared": True,
+                    }
+                )
+            )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open the callback HTTP client and start delivering callbacks as they fall due."""
+        if self._http is None:
+            self._http = self._new_http_client()
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run_deliveries())
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @staticmethod
+    def _new_http_client() -> httpx.AsyncClient:
+        # trust_env=False: callbacks go exactly where CallBackURL says, never via a proxy.
+        return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+    # ----------------------------------------------------------------- settings
+
+    def app_settings(self, app: App) -> AppSettings:
+        base = self.settings.model_dump(include=set(APP_SETTING_NAMES))
+        return AppSettings.model_validate({**base, **app.overrides})
+
+    def merchant_settings(self, merchant: Merchant) -> MerchantSettings:
+        base = self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES))
+        return MerchantSettings.model_validate({**base, **merchant.overrides})
+
+    def update_settings(self, patch: dict[str, Any]) -> SimSettings:
+        try:
+            updated = SimSettings.model_validate({**self.settings.model_dump(), **patch})
+        except ValidationError as exc:
+            raise InvalidControlRequest.from_validation(exc) from None
+        self.settings = updated
+        self._wake.set()
+        return updated
+
+    def reset_settings(self) -> SimSettings:
+        self.settings = self.config.settings.model_copy()
+        self._wake.set()
+        return self.settings
+
+    # ----------------------------------------------------------------- apps and shortcodes
+
+    def upsert_app(self, registration: AppRegistration) -> AppView:
+        key = registration.consumer_key.get_secret_value()
+        secret = registration.consumer_secret.get_secret_value()
+        app = self._apps_by_key.get(key)
+        if app is None:
+            app = self._new_app(key, secret)
+        elif not hmac.compare_digest(app.consumer_secret.encode(), secret.encode()):
+            app.consumer_secret = secret
+            self._revoke_tokens(app, keep=None)
+        overrides = registration.model_dump(
+            include=set(APP_SETTING_NAMES), exclude_none=True, mode="json"
+        )
+        app.overrides = overrides
+        return self.app_view(app)
+
+    def _new_app(self, key: str, secret: str) -> App:
+        app = App(app_id=f"app_{next(self._app_seq)}", consumer_key=key, consumer_secret=secret)
+        self._apps_by_key[key] = app
+        self._apps_by_id[app.app_id] = app
+        return app
+
+    def app_view(self, app: App) -> AppView:
+        shortcodes = sorted(m.shortcode for m in self._merchants.values() if m.app is app)
+        return AppView(app_id=app.app_id, shortcodes=shortcodes, settings=dict(app.overrides))
+
+    def apps(self) -> list[AppView]:
+        return [self.app_view(app) for app in self._apps_by_id.values()]
+
+    def register_shortcode(
+        self, registration: ShortcodeRegistration, shortcode: str | None = None
+    ) -> ShortcodeView:
+        """Register or replace a shortcode. `shortcode` (from the URL) must agree with the body."""
+        if shortcode is not None and registration.shortcode not in (None, shortcode):
+            raise ControlError(422, "the shortcode in the body differs from the one in the URL")
+        chosen = shortcode or registration.shortcode or self._allocate(_FIRST_ALLOCATED_SHORTCODE)
+        unknown = set(registration.settings) - MERCHANT_SETTING_NAMES
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise ControlError(
+                422,
+                f"unknown shortcode setting(s): {names} (app settings belong to PUT /__sim/apps)",
+            )
+        try:
+            MerchantSettings.model_validate(
+                {
+                    **self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES)),
+                    **registration.settings,
+                }
+            )
+        except ValidationError as exc:
+            message, details = explain_validation_error(exc)
+            raise InvalidControlRequest(f"settings: {message}", details) from None
+        key = registration.consumer_key.get_secret_value()
+        secret = registration.consumer_secret.get_secret_value()
+        app = self._apps_by_key.get(key)
+        if app is not None and not hmac.compare_digest(
+            app.consumer_secret.encode(), secret.encode()
+        ):
+            raise ControlError(
+                409,
+                "this consumer key is registered with a different consumer secret "
+                "(PUT /__sim/apps changes it)",
+            )
+        tills = tuple(registration.till_numbers)
+        for till in tills:
+            owner = self._till_owner(till)
+            if owner is not None and owner.shortcode != chosen:
+                raise ControlError(
+                    409, f"till number {till} belongs to shortcode {owner.shortcode}"
+                )
+        if registration.kind is ShortcodeKind.TILL and not tills:
+            tills = (self._allocate(_FIRST_ALLOCATED_TILL),)
+        if app is None:
+            app = self._new_app(key, secret)
+        merchant = self._merchants.get(chosen)
+        passkey = registration.passkey.get_secret_value()
+        if merchant is None:
+            merchant = Merchant(
+                shortcode=chosen,
+                kind=registration.kind,
+                till_numbers=tills,
+                app=app,
+                shared=registration.shared,
+                passkey=passkey,
+                overrides=dict(registration.settings),
+            )
+            self._merchants[chosen] = merchant
+        else:
+            merchant.kind = registration.kind
+            merchant.till_numbers = tills
+            merchant.app = app
+            merchant.shared = registration.shared
+            merchant.passkey = passkey
+            merchant.overrides = dict(registration.settings)
+        return self.shortcode_view(merchant)
+
+    def _till_owner(self, till: str) -> Merchant | None:
+        return next((m for m in self._merchants.values() if till in m.till_numbers), None)
+
+    def _allocate(self, start: int) -> str:
+        taken = set(self._merchants)
+        for merchant in self._merchants.values():
+            taken.update(merchant.till_numbers)
+        return next(str(n) for n in itertools.count(start) if str(n) not in taken)
+
+    def shortcode_view(self, merchant: Merchant) -> ShortcodeView:
+        return ShortcodeView(
+            shortcode=merchant.shortcode,
+            kind=merchant.kind,
+            till_numbers=list(merchant.till_numbers),
+            app_id=merchant.app.app_id,
+            shared=merchant.shared,
+            settings=dict(merchant.overrides),
+        )
+
+    def shortcodes(self) -> list[ShortcodeView]:
+        return [self.shortcode_view(m) for m in self._merchants.values()]
+
+    def _merchant(self, shortcode: str) -> Merchant:
+        merchant = self._merchants.get(shortcode)
+        if merchant is None:
+            raise ControlError(404, f"shortcode {shortcode} is not registered")
+        return merchant
+
+    def delete_shortcode(self, shortcode: str) -> int:
+        merchant = self._merchant(shortcode)
+        cancelled = self.reset_shortcode(shortcode)
+        del self._merchants[merchant.shortcode]
+        return cancelled
+
+    def reset_shortcode(self, shortcode: str) -> int:
+        """Forget a shortcode's transactions, throttle counts and code-17 memory (logs stay).
+        Pending prompts end silently; their scheduled callbacks are never sent."""
+        merchant = self._merchant(shortcode)
+        gone = [t for t in self._transactions.values() if t.merchant is merchant]
+        for transaction in gone:
+            transaction.cancelled = True
+            del self._transactions[transaction.checkout_request_id]
+            if self._latest_by_phone.get(transaction.phone) is transaction:
+                del self._latest_by_phone[transaction.phone]
+        for key in [k for k in self._last_prompt if k[0] == shortcode]:
+            del self._last_prompt[key]
+        merchant.spike_window.clear()
+        merchant.quota_window.clear()
+        return len(gone)
+
+    # ----------------------------------------------------------------- phone scenarios
+
+    def set_scenario(self, phone: str, scenario: PhoneScenario) -> PhoneScenario:
+        self._scenarios[phone] = scenario
+        return scenario
+
+    def clear_scenario(self, phone: str) -> bool:
+        return self._scenarios.pop(phone, None) is not None
+
+    def scenario_for(self, phone: str) -> tuple[PhoneScenario, str]:
+        """The scenario a push to `phone` takes, and where it came from."""
+        if phone in self._scenarios:
+            return self._scenarios[phone], "scripted"
+        magic = codes.MAGIC_PHONES.get(phone)
+        if magic is not None:
+            return magic.scenario, "magic"
+        return PhoneScenario(), "default"
+
+    # ----------------------------------------------------------------- clock
+
+    def clock_view(self) -> ClockView:
+        now = self.clock.now()
+        return ClockView(now=now, kenya_time=daraja_timestamp(now), offset_s=self.clock.offset)
+
+    async def advance(self, seconds: float) -> AdvanceResult:
+        """Move simulator time forward, then deliver every callback now due (and wait for all
+        deliveries in flight), so the caller sees their effects when this returns."""
+        self.clock.advance(seconds)
+        before = self._deliveries_made
+        self._fire_due()
+        self._wake.set()
+        await self._drain()
+        view = self.clock_view()
+        return AdvanceResult(
+            **view.model_dump(), callbacks_delivered=self._deliveries_made - before
+        )
+
+    async def _drain(self) -> None:
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    # ----------------------------------------------------------------- Daraja endpoints
+
+    async def handle(self, request: DarajaRequest) -> Reply:
+        """Answer one Daraja request, logging it (secrets redacted) in arrival order."""
+        entry = self._log_request(request)
+        try:
+            if request.path == OAUTH_PATH:
+                reply = self._oauth(request)
+            elif request.path == PUSH_PATH:
+                reply = await self._push(request, entry)
+            elif request.path == QUERY_PATH:
+                reply = self._query(request, entry)
+            else:
+                reply = _error_reply(codes.RESOURCE_NOT_FOUND)
+        except _Refused as refused:
+            reply = refused.reply
+        entry.status = reply.status
+        entry.error_code = reply.error_code
+        return reply
+
+    def _log_request(self, request: DarajaRequest) -> RequestLogEntry:
+        body: Any = None
+        note: str | None = None
+        if request.body_too_large:
+            note = "body too large; not recorded"
+        elif request.body:
+            parsed = parse_json_object(request.body)
+            if parsed is None:
+                note = f"not a JSON object ({len(request.body)} bytes); not recorded"
+            else:
+                body = redact(parsed)
+        entry = RequestLogEntry(
+            seq=next(self._request_seq),
+            received_at=self.clock.now(),
+            method=request.method,
+            path=request.path,
+            query=redact(request.query),
+            authorization=redact_authorization(request.authorization),
+            content_type=request.content_type,
+            body=body,
+            body_note=note,
+        )
+        if isinstance(body, dict):
+            entry.phone = _plain(body.get("PhoneNumber"))
+            entry.shortcode = _plain(body.get("BusinessShortCode"))
+            entry.checkout_request_id = _plain(body.get("CheckoutRequestID"))
+        self._requests.append(entry)
+        return entry
+
+    def _oauth(self, request: DarajaRequest) -> Reply:
+        if request.method != "GET":
+            raise _refuse(codes.INVALID_AUTH_HEADER)
+        if request.query.get("grant_type") != "client_credentials":
+            raise _refuse(codes.INVALID_GRANT_TYPE)
+        scheme, _, credentials = (request.authorization or "").partition(" ")
+        if scheme.lower() != "basic" or not credentials.strip():
+            raise _refuse(codes.INVALID_AUTH_TYPE)
+        app = self._app_for_basic(credentials.strip())
+        if app is None:
+            # Daraja answers wrong credentials with a bare 400 and no body.
+            raise _Refused(Reply(400, b"", content_type=None))
+        settings = self.app_settings(app)
+        now = self.clock.monotonic()
+        if settings.revoke_old_token:
+            self._revoke_tokens(app, keep=None)
+        else:
+            expired = [t for t in app.tokens if self._tokens[t].expires_at <= now]
+            for token in expired:
+                self._forget_token(app, token)
+        token = new_access_token()
+        self._tokens[token] = Token(app=app, expires_at=now + settings.token_lifetime_s)
+        app.tokens.add(token)
+        as_number = settings.expires_in_type is ExpiresInType.NUMBER
+        return Reply(200, token_body(token, settings.token_lifetime_s - 1, as_number))
+
+    def _app_for_basic(self, credentials: str) -> App | None:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        key, colon, secret = decoded.partition(":")
+        app = self._apps_by_key.get(key)
+        if not colon or app is None:
+            return None
+        if not hmac.compare_digest(app.consumer_secret.encode(), secret.encode()):
+            return None
+        return app
+
+    def _revoke_tokens(self, app: App, keep: str | None) -> None:
+        for token in [t for t in app.tokens if t != keep]:
+            self._forget_token(app, token)
+
+    def _forget_token(self, app: App, token: str) -> None:
+        app.tokens.discard(token)
+        self._tokens.pop(token, None)
+
+    def _bearer(self, authorization: str | None) -> App:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = self._tokens.get(token) if scheme == "Bearer" else None
+        if found is None or self.clock.monotonic() >= found.expires_at:
+            raise _refuse(codes.INVALID_TOKEN)
+        return found.app
+
+    def _json_body(self, request: DarajaRequest) -> dict[str, Any]:
+        # Daraja answers a missing JSON content type as if the first field were wrong.
+        if not is_json_content_type(request.content_type):
+            raise _refuse(codes.invalid_field("BusinessShortCode"))
+        payload = None if request.body_too_large else parse_json_object(request.body)
+        if payload is None:
+            raise _refuse(codes.INVALID_PAYLOAD)
+        return payload
+
+    def _merchant_for(self, app: App, shortcode: str) -> Merchant:
+        """A token may act only for its own app's shortcodes (and shared ones, like 174379)."""
+        merchant = self._merchants.get(shortcode)
+        if merchant is None or not (merchant.shared or merchant.app is app):
+            raise _refuse(codes.MERCHANT_NOT_FOUND)
+        return merchant
+
+    def _throttle(self, merchant: Merchant, settings: MerchantSettings) -> None:
+        now = self.clock.monotonic()
+        if settings.spike_arrest_per_s is not None:
+            _trim(merchant.spike_window, now - 1.0)
+            if len(merchant.spike_window) >= settings.spike_arrest_per_s:
+                raise _refuse(codes.SPIKE_ARREST)
+        if settings.quota_limit is not None:
+            _trim(merchant.quota_window, now - settings.quota_window_s)
+            if len(merchant.quota_window) >= settings.quota_limit:
+                raise _refuse(codes.QUOTA_VIOLATION)
+        if settings.spike_arrest_per_s is not None:
+            merchant.spike_window.append(now)
+        if settings.quota_limit is not None:
+            merchant.quota_window.append(now)
+
+    def _check_timestamp_skew(self, timestamp: str, settings: MerchantSettings) -> None:
+        if settings.max_timestamp_skew_s is None:
+            return
+        skew = abs((self.clock.now() - parse_daraja_timestamp(timestamp)).total_seconds())
+        if skew > settings.max_timestamp_skew_s:
+            raise _refuse(codes.invalid_field("Timestamp"))
+
+    @staticmethod
+    def _check_password(merchant: Merchant, password: str, timestamp: str) -> None:
+        expected = stk_password(merchant.shortcode, merchant.passkey, timestamp)
+        if not hmac.compare_digest(expected.encode(), password.encode()):
+            raise _refuse(codes.WRONG_CREDENTIALS)
+
+    async def _push(self, request: DarajaRequest, entry: RequestLogEntry) -> Reply:
+        if request.method != "POST":
+            raise _refuse(codes.METHOD_NOT_ALLOWED)
+        app = self._bearer(request.authorization)
+        payload = self._json_body(request)
+        try:
+            push = StkPushRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
+        entry.phone, entry.shortcode = push.PhoneNumber, push.BusinessShortCode
+        merchant = self._merchant_for(app, push.BusinessShortCode)
+        settings = self.merchant_settings(merchant)
+        self._check_timestamp_skew(push.Timestamp, settings)
+        self._throttle(merchant, settings)
+        self._check_password(merchant, push.Password, push.Timestamp)
+        latest = self._latest_by_phone.get(push.PhoneNumber)
+        if latest is not None and latest.pending(self.clock.monotonic()):
+            raise _refuse(codes.SUBSCRIBER_LOCKED)
+        transaction = self._accept(push, merchant, settings)
+        entry.checkout_request_id = transaction.checkout_request_id
+        scenario = transaction.scenario
+        if scenario.callback_before_response and transaction.callbacks_planned:
+            await self._deliver(transaction, 1)
+        if scenario.push_anomaly is PushAnomaly.HOLD:
+            await self._hold(scenario.push_hold_s, request.wait_disconnect)
+        if scenario.push_anomaly is PushAnomaly.GATEWAY_ERROR:
+            return Reply(503, GATEWAY_ERROR_BODY, content_type="text/html")
+        return Reply(
+            200,
+            push_accepted_body(transaction.merchant_request_id, transaction.checkout_request_id),
+        )
+
+    def _forced_result(
+        self, push: StkPushRequest, merchant: Merchant, now: float, window: float
+    ) -> int | str | None:
+        """A result Daraja decides before any prompt: till setup errors, then code 17."""
+        wanted_type = (
+            TransactionType.BUY_GOODS
+            if merchant.kind is ShortcodeKind.TILL
+            else TransactionType.PAYBILL
+        )
+        if push.TransactionType is not wanted_type:
+            return codes.PRODUCT_NOT_ASSIGNED
+        allowed_party_b = (
+            merchant.till_numbers if merchant.kind is ShortcodeKind.TILL else (merchant.shortcode,)
+        )
+        if push.PartyB not in allowed_party_b:
+            return codes.OPERATOR_DOES_NOT_EXIST
+        last = self._last_prompt.get((merchant.shortcode, push.PhoneNumber, push.Amount))
+        if window > 0 and last is not None and now - last < window:
+            return codes.RULE_LIMITED
+        return None
+
+    def _accept(
+        self, push: StkPushRequest, merchant: Merchant, settings: MerchantSettings
+    ) -> Transaction:
+        now = self.clock.monotonic()
+        wall = self.clock.now()
+        scenario, _ = self.scenario_for(push.PhoneNumber)
+        delay = (
+            scenario.callback_delay_s
+            if scenario.callback_delay_s is not None
+            else settings.callback_delay_s
+        )
+        forced = self._forced_result(push, merchant, now, settings.rule_17_window_s)
+        result_desc: str | None = None
+        if forced is not None:
+            result_code: int | str = forced
+            resolve_at = now + delay
+        elif scenario.unanswered:
+            result_code = codes.UNREACHABLE
+            resolve_at = now + settings.prompt_timeout_s
+        else:
+            result_code = scenario.result_code
+            result_desc = scenario.result_desc
+            resolve_at = now + delay
+        if forced is None:
+            self._last_prompt[(merchant.shortcode, push.PhoneNumber, push.Amount)] = now
+        if scenario.callback_before_response:
+            resolve_at = now
+        id_moment = wall
+        checkout_id = checkout_request_id(id_moment, push.PhoneNumber)
+        while checkout_id in self._transactions:
+            id_moment += timedelta(milliseconds=1)
+            checkout_id = checkout_request_id(id_moment, push.PhoneNumber)
+        transaction = Transaction(
+            checkout_request_id=checkout_id,
+            merchant_request_id=new_merchant_request_id(),
+            merchant=merchant,
+            phone=push.PhoneNumber,
+            party_a=push.PartyA,
+            party_b=push.PartyB,
+            amount=push.Amount,
+            account_reference=push.AccountReference,
+            transaction_type=push.TransactionType.value,
+            callback_url=push.CallBackURL,
+            pushed_at=now,
+            pushed_wall=wall,
+            resolve_at=resolve_at,
+            result_code=result_code,
+            result_desc=result_desc or codes.describe(result_code),
+            receipt=new_receipt(),
+            scenario=scenario,
+            query_anomalies_left=scenario.query_anomaly_times,
+        )
+        self._transactions[checkout_id] = transaction
+        self._latest_by_phone[push.PhoneNumber] = transaction
+        first_copy = 2 if scenario.callback_before_response else 1
+        self._plan_deliveries(transaction, first_copy)
+        return transaction
+
+    def _plan_deliveries(self, transaction: Transaction, first_copy: int) -> None:
+        """Schedule the callback copies from `first_copy` on (an earlier copy went inline)."""
+        scenario = transaction.scenario
+        transaction.generation += 1
+        if scenario.drop_callback:
+            transaction.callbacks_planned = 0
+            return
+        copies = 1 + scenario.duplicates
+        transaction.callbacks_planned = copies
+        start = transaction.resolve_at + scenario.late_callback_s
+        for copy_number in range(first_copy, copies + 1):
+            due = start + (copy_number - 1) * scenario.duplicate_interval_s
+            heapq.heappush(
+                self._jobs,
+                _Delivery(
+                    due, next(self._job_seq), transaction, copy_number, transaction.generation
+                ),
+            )
+        self._wake.set()
+
+    async def _hold(
+        self, seconds: float, wait_disconnect: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Hold a response for `seconds`, or until the client hangs up."""
+        waiters: list[asyncio.Future[None]] = [asyncio.ensure_future(self.clock.sleep(seconds))]
+        if wait_disconnect is not None:
+            waiters.append(asyncio.ensure_future(wait_disconnect()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _query(self, request: DarajaRequest, entry: RequestLogEntry) -> Reply:
+        if request.method != "POST":
+            raise _refuse(codes.METHOD_NOT_ALLOWED)
+        app = self._bearer(request.authorization)
+        payload = self._json_body(request)
+        try:
+            query = StkQueryRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
+        merchant = self._merchant_for(app, query.BusinessShortCode)
+        settings = self.merchant_settings(merchant)
+        self._check_timestamp_skew(query.Timestamp, settings)
+        self._throttle(merchant, settings)
+        self._check_password(merchant, query.Password, query.Timestamp)
+        checkout_id = query.CheckoutRequestID
+        transaction = self._transactions.get(checkout_id)
+        if transaction is None or transaction.merchant is not merchant:
+            return self._unknown_checkout(checkout_id, settings.unknown_checkout_answer)
+        entry.phone = transaction.phone
+        transaction.queries += 1
+        anomaly = self._take_query_anomaly(transaction)
+        if anomaly is QueryAnomaly.GATEWAY_ERROR:
+            return Reply(503, GATEWAY_ERROR_BODY, content_type="text/html")
+        if anomaly is QueryAnomaly.SPIKE_ARREST:
+            raise _refuse(codes.SPIKE_ARREST)
+        if anomaly is QueryAnomaly.QUOTA:
+            raise _refuse(codes.QUOTA_VIOLATION)
+        if anomaly is QueryAnomaly.STUCK_PENDING or transaction.pending(self.clock.monotonic()):
+            raise _refuse(codes.BEING_PROCESSED, request_id=checkout_id)
+        override = transaction.scenario.query_result_code
+        code = transaction.result_code if override is None else override
+        desc = transaction.result_desc if override is None else codes.describe(override)
+        return Reply(
+            200, query_result_body(transaction.merchant_request_id, checkout_id, code, desc)
+        )
+
+    @staticmethod
+    def _take_query_anomaly(transaction: Transaction) -> QueryAnomaly:
+        anomaly = transaction.scenario.query_anomaly
+        if anomaly is QueryAnomaly.NONE:
+            return anomaly
+        if transaction.query_anomalies_left is None:
+            return anomaly
+        if transaction.query_anomalies_left <= 0:
+            return QueryAnomaly.NONE
+        transaction.query_anomalies_left -= 1
+        return anomaly
+
+    @staticmethod
+    def _unknown_checkout(checkout_id: str, answer: UnknownCheckoutAnswer) -> Reply:
+        if answer is UnknownCheckoutAnswer.BEING_PROCESSED:
+            return _error_reply(codes.BEING_PROCESSED, request_id=checkout_id)
+        if answer is UnknownCheckoutAnswer.DOES_NOT_EXIST:
+            return _error_reply(codes.TRANSACTION_NOT_FOUND)
+        return _error_reply(codes.invalid_field("CheckoutRequestID"))
+
+    # ----------------------------------------------------------------- callbacks
+
+    async def _run_deliveries(self) -> None:
+        """Deliver callbacks as they fall due; wake early when jobs or the clock change."""
+        while True:
+            self._wake.clear()
+            self._fire_due()
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+            if self._jobs:
+                delay = max(0.0, self._jobs[0].due - self.clock.monotonic())
+                waiters.append(asyncio.ensure_future(self.clock.sleep(delay)))
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    def _fire_due(self) -> None:
+        now = self.clock.monotonic()
+        while self._jobs and self._jobs[0].due <= now:
+            job = heapq.heappop(self._jobs)
+            transaction = job.transaction
+            if transaction.cancelled or job.generation != transaction.generation:
+                continue
+            task = asyncio.create_task(self._deliver(transaction, job.copy_number))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _deliver(self, transaction: Transaction, copy_number: int) -> None:
+        """POST one callback copy. Failures are recorded, never retried (as Daraja does)."""
+        settings = self.merchant_settings(transaction.merchant)
+        facts = CallbackFacts(
+            merchant_request_id=transaction.merchant_request_id,
+            checkout_request_id=transaction.checkout_request_id,
+            result_code=transaction.result_code,
+            result_desc=transaction.result_desc,
+            amount=transaction.amount,
+            receipt=transaction.receipt,
+            transaction_date=transaction.resolved_wall(),
+            phone=transaction.phone,
+        )
+        payload = callback_json(facts, settings.balance_item, settings.amount_style)
+        attempted_at = self.clock.now()
+        status: int | None = None
+        error: str | None = None
+        response_body: str | None = None
+        if self._http is None:
+            self._http = self._new_http_client()
+        try:
+            response = await self._http.post(
+                transaction.callback_url,
+                content=payload.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=settings.callback_timeout_s,
+            )
+        except httpx.TimeoutException:
+            error = f"no answer within {settings.callback_timeout_s:g} s"
+        except httpx.ConnectError:
+            error = "could not connect"
+        except httpx.HTTPError as exc:
+            error = f"HTTP failure ({type(exc).__name__})"
+        else:
+            status = response.status_code
+            response_body = response.text[:1000]
+        transaction.callbacks_sent += 1
+        self._deliveries_made += 1
+        self._callbacks.append(
+            CallbackDelivery(
+                seq=next(self._callback_seq),
+                checkout_request_id=transaction.checkout_request_id,
+                phone=transaction.phone,
+                shortcode=transaction.merchant.shortcode,
+                url=redact_url(transaction.callback_url),
+                copy_number=copy_number,
+                result_code=transaction.result_code,
+                payload=payload,
+                attempted_at=attempted_at,
+                status=status,
+                error=error,
+                response_body=response_body,
+            )
+        )
+
+    # ----------------------------------------------------------------- transactions
+
+    def resolve(self, checkout_id: str, request: ResolveRequest) -> TransactionView:
+        """Answer a pending prompt now, as the customer would; its callbacks follow the
+        phone's scenario (late, duplicated or dropped)."""
+        transaction = self._transactions.get(checkout_id)
+        if transaction is None:
+            raise ControlError(404, f"no transaction {checkout_id}")
+        now = self.clock.monotonic()
+        if not transaction.pending(now):
+            raise ControlError(409, f"transaction {checkout_id} is already resolved")
+        transaction.resolve_at = now
+        transaction.result_code = request.result_code
+        transaction.result_desc = request.result_desc or codes.describe(request.result_code)
+        self._plan_deliveries(transaction, 1)
+        return self.transaction_view(transaction)
+
+    def transaction_view(self, transaction: Transaction) -> TransactionView:
+        now = self.clock.monotonic()
+        state = transaction.state(now)
+        resolved = state is TransactionState.RESOLVED
+        return TransactionView(
+            checkout_request_id=transaction.checkout_request_id,
+            merchant_request_id=transaction.merchant_request_id,
+            shortcode=transaction.merchant.shortcode,
+            phone=transaction.phone,
+            party_a=transaction.party_a,
+            party_b=transaction.party_b,
+            amount=transaction.amount,
+            account_reference=transaction.account_reference,
+            transaction_type=transaction.transaction_type,
+            state=state,
+            pushed_at=transaction.pushed_wall,
+            resolves_at=transaction.resolved_wall(),
+            result_code=transaction.result_code if resolved else None,
+            result_desc=transaction.result_desc if resolved else None,
+            receipt=transaction.receipt if resolved and transaction.result_code == 0 else None,
+            callbacks_planned=transaction.callbacks_planned,
+            callbacks_sent=transaction.callbacks_sent,
+            queries=transaction.queries,
+        )
+
+    def transactions(
+        self,
+        phone: str | None = None,
+        shortcode: str | None = None,
+        checkout_request_id: str | None = None,
+    ) -> list[TransactionView]:
+        chosen = (
+            t
+            for t in self._transactions.values()
+            if _matches(t.phone, phone)
+            and _matches(t.merchant.shortcode, shortcode)
+            and _matches(t.checkout_request_id, checkout_request_id)
+        )
+        return [self.transaction_view(t) for t in chosen]
+
+    # ----------------------------------------------------------------- logs
+
+    def requests(
+        self,
+        phone: str | None = None,
+        shortcode: str | None = None,
+        checkout_request_id: str | None = None,
+        since: int = 0,
+        limit: int = 1000,
+    ) -> list[RequestLogEntry]:
+        """Logged requests after `since` (a seq), oldest first, filtered."""
+        return _first(
+            (
+                e
+                for e in self._requests
+                if e.seq > since
+                and _matches(e.phone, phone)
+                and _matches(e.shortcode, shortcode)
+                and _matches(e.checkout_request_id, checkout_request_id)
+            ),
+            limit,
+        )
+
+    def callbacks(
+        self,
+        phone: str | None = None,
+        shortcode: str | None = None,
+        checkout_request_id: str | None = None,
+        since: int = 0,
+        limit: int = 1000,
+    ) -> list[CallbackDelivery]:
+        return _first(
+            (
+                c
+                for c in self._callbacks
+                if c.seq > since
+                and _matches(c.phone, phone)
+                and _matches(c.shortcode, shortcode)
+                and _matches(c.checkout_request_id, checkout_request_id)
+            ),
+            limit,
+        )
+
+
+def _plain(value: object) -> str | None:
+    """A correlation value from a raw body, if it is a plain string or number."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)[:64]
+
+
+def _matches(value: str | None, wanted: str | None) -> bool:
+    return wanted is None or value == wanted
+
+
+def _trim(window: deque[float], older_than: float) -> None:
+    while window and window[0] <= older_than:
+        window.popleft()
+
+
+def _first(items: Iterable[_T], limit: int) -> list[_T]:
+    return list(itertools.islice(items, limit))
