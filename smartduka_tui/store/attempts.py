@@ -1,0 +1,578 @@
+"""Payment attempts: written before the STK push, moved only by compare-and-set transitions.
+
+Every write takes the caller's transaction and appends its audit entry in it, so an attempt's
+change and its record commit together or not at all. Every query names the shop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection, Mapping
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from smartduka_tui.store.audit import AuditLog
+from smartduka_tui.store.db import Database, Reader, WriteTx
+from smartduka_tui.store.errors import (
+    AttemptInputError,
+    IdempotencyKeyExistsError,
+    InvalidTransitionError,
+    NotFoundError,
+    PhoneBusyError,
+)
+from smartduka_tui.store.records import (
+    LIVE,
+    Actor,
+    Attempt,
+    AttemptFilter,
+    AttemptFlag,
+    AttemptState,
+    NewAttempt,
+    Page,
+    PageCursor,
+    Summary,
+    TransitionResult,
+    from_ms,
+    opt_from_ms,
+    to_ms,
+)
+
+MIN_AMOUNT = 1
+MAX_AMOUNT = 250_000
+PHONE_PATTERN = re.compile(r"^254[17][0-9]{8}$")
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+# These SQL terms repeat the WHERE of the partial indexes in migrations.py exactly, so that
+# SQLite can use those indexes; tests check the query plans.
+LIVE_SQL = "state IN ('CREATED', 'PENDING', 'UNKNOWN')"
+PROBLEM_SQL = "(state IN ('FAILED', 'EXPIRED', 'NEEDS_REVIEW', 'UNKNOWN') OR (flags & 15) != 0)"
+
+# Fields a transition may set, with how each is stored.
+_TIME_FIELDS = frozenset({"push_sent_at", "completed_at", "expires_at"})
+_TEXT_FIELDS = frozenset(
+    {"merchant_request_id", "checkout_request_id", "result_code", "result_desc", "receipt_number"}
+)
+TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
+
+
+def _to_attempt(row: Any) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        shop_id=row["shop_id"],
+        till_id=row["till_id"],
+        sale_ref=row["sale_ref"],
+        amount=row["amount"],
+        phone=row["phone"],
+        idempotency_key=row["idempotency_key"],
+        attempt_ref=row["attempt_ref"],
+        attempt_number=row["attempt_number"],
+        state=AttemptState(row["state"]),
+        previous_state=None
+        if row["previous_state"] is None
+        else AttemptState(row["previous_state"]),
+        merchant_request_id=row["merchant_request_id"],
+        checkout_request_id=row["checkout_request_id"],
+        result_code=row["result_code"],
+        result_desc=row["result_desc"],
+        receipt_number=row["receipt_number"],
+        created_at=from_ms(row["created_at"]),
+        push_sent_at=opt_from_ms(row["push_sent_at"]),
+        completed_at=opt_from_ms(row["completed_at"]),
+        expires_at=from_ms(row["expires_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        flags=AttemptFlag(row["flags"]),
+        review_note=row["review_note"],
+    )
+
+
+def validate_new_attempt(new: NewAttempt) -> None:
+    """AttemptInputError naming the first field that is wrong."""
+    if not isinstance(new.shop_id, str) or not REF_PATTERN.fullmatch(new.shop_id):
+        raise AttemptInputError("shop_id", "must be 1 to 64 letters, digits, '-' or '_'")
+    if not isinstance(new.till_id, str) or not REF_PATTERN.fullmatch(new.till_id):
+        raise AttemptInputError("till_id", "must be 1 to 64 letters, digits, '-' or '_'")
+    sale_ref = new.sale_ref
+    if not isinstance(sale_ref, str) or not sale_ref.strip() or len(sale_ref) > 64:
+        raise AttemptInputError("sale_ref", "must be 1 to 64 characters")
+    if any(not ch.isprintable() for ch in sale_ref):
+        raise AttemptInputError("sale_ref", "must not contain control characters")
+    amount = new.amount
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise AttemptInputError("amount", "must be a whole number of shillings")
+    if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
+        raise AttemptInputError(
+            "amount", f"must be between {MIN_AMOUNT} and {MAX_AMOUNT:,} shillings, got {amount:,}"
+        )
+    if not isinstance(new.phone, str) or not PHONE_PATTERN.fullmatch(new.phone):
+        raise AttemptInputError(
+            "phone", "must be a normalised Kenyan mobile number, 2547XXXXXXXX or 2541XXXXXXXX"
+        )
+    if not isinstance(new.idempotency_key, str) or not _PRINTABLE_ID.fullmatch(new.idempotency_key):
+        raise AttemptInputError(
+            "idempotency_key", "must be 1 to 128 printable characters without spaces"
+        )
+    if not isinstance(new.attempt_ref, str) or not REF_PATTERN.fullmatch(new.attempt_ref):
+        raise AttemptInputError("attempt_ref", "must be 1 to 64 letters, digits, '-' or '_'")
+    if not isinstance(new.expires_at, datetime) or new.expires_at.tzinfo is None:
+        raise AttemptInputError("expires_at", "must be a timezone-aware datetime")
+
+
+def _field_value(name: str, value: Any) -> int | str | None:
+    if value is None:
+        return None
+    if name in _TIME_FIELDS:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{name} must be a datetime")
+        return to_ms(value)
+    if name == "result_code" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # Daraja sends 0 and "0" alike; codes can also be words
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be text")
+    return value
+
+
+def _audit_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Attempts:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
+        self._db = db
+        self._audit = audit
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def create(
+        self, tx: WriteTx, new: NewAttempt, *, actor: Actor = Actor.CASHIER
+    ) -> Attempt:
+        """Write a new attempt in CREATED (its attempt number the next for the sale).
+
+        IdempotencyKeyExistsError if the key is taken (with that attempt); PhoneBusyError if the
+        phone has a live attempt on this till; AttemptInputError for a bad value; NotFoundError
+        if the till is not this shop's.
+        """
+        validate_new_attempt(new)
+        till = await tx.fetchone(
+            "SELECT 1 FROM tills WHERE shop_id = ? AND id = ?", (new.shop_id, new.till_id)
+        )
+        if till is None:
+            raise NotFoundError(f"till {new.till_id!r} is not enrolled for shop {new.shop_id!r}")
+        existing = await self.by_idempotency_key(new.shop_id, new.idempotency_key, tx=tx)
+        if existing is not None:
+            raise IdempotencyKeyExistsError(existing)
+        live = await self.live_for_phone(new.shop_id, new.till_id, new.phone, tx=tx)
+        if live is not None:
+            raise PhoneBusyError(live)
+        if await self.by_attempt_ref(new.shop_id, new.attempt_ref, tx=tx) is not None:
+            raise AttemptInputError("attempt_ref", "is already used by another attempt")
+        row = await tx.fetchone(
+            "SELECT coalesce(max(attempt_number), 0) + 1 AS n FROM attempts"
+            " WHERE shop_id = ? AND sale_ref = ?",
+            (new.shop_id, new.sale_ref),
+        )
+        number = int(row["n"]) if row is not None else 1
+        now = tx.now_ms()
+        attempt_id = await tx.insert(
+            "INSERT INTO attempts (shop_id, till_id, sale_ref, amount, phone, idempotency_key,"
+            " attempt_ref, attempt_number, state, created_at, expires_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?)",
+            (
+                new.shop_id,
+                new.till_id,
+                new.sale_ref,
+                new.amount,
+                new.phone,
+                new.idempotency_key,
+                new.attempt_ref,
+                number,
+                now,
+                to_ms(new.expires_at),
+                now,
+            ),
+        )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action="attempt.created",
+            shop_id=new.shop_id,
+            attempt_id=attempt_id,
+            detail={
+                "till_id": new.till_id,
+                "sale_ref": new.sale_ref,
+                "amount": new.amount,
+                "phone": new.phone,
+                "attempt_number": number,
+            },
+        )
+        return await self._require(new.shop_id, attempt_id, tx)
+
+    async def transition(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        expected: Collection[AttemptState],
+        new_state: AttemptState,
+        cause: Actor,
+        *,
+        add_flags: AttemptFlag = AttemptFlag.NONE,
+        detail: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> TransitionResult:
+        """Move an attempt to `new_state` if, and only if, it is now in one of `expected`
+        (compare-and-set), setting `fields` (see TRANSITION_FIELDS) and `add_flags`, recording
+        the previous state and appending the audit entry, all in `tx`.
+
+        Returns applied=False (nothing written) when the state is not one expected. Leaving
+        COMPLETED raises InvalidTransitionError. `new_state` equal to the current state
+        updates fields without a state change. Entering COMPLETED sets completed_at (now)
+        unless given.
+        """
+        unknown = set(fields) - TRANSITION_FIELDS
+        if unknown:
+            raise TypeError(f"transition cannot set {', '.join(sorted(unknown))}")
+        current = await self.get(shop_id, attempt_id, tx=tx)
+        if current is None:
+            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        if current.state not in expected:
+            return TransitionResult(applied=False, attempt=current)
+        if current.state is AttemptState.COMPLETED and new_state is not AttemptState.COMPLETED:
+            raise InvalidTransitionError(attempt_id, current.state, new_state)
+        values = {name: _field_value(name, value) for name, value in fields.items()}
+        if (
+            new_state is AttemptState.COMPLETED
+            and current.completed_at is None
+            and values.get("completed_at") is None
+        ):
+            values["completed_at"] = tx.now_ms()
+        state_changes = new_state is not current.state
+        assignments = ["state = ?", "updated_at = ?", "flags = flags | ?"]
+        params: list[Any] = [new_state.value, tx.now_ms(), int(add_flags)]
+        if state_changes:
+            assignments.append("previous_state = ?")
+            params.append(current.state.value)
+        for name, value in values.items():
+            assignments.append(f"{name} = ?")
+            params.append(value)
+        checkout_id = values.get("checkout_request_id")
+        if isinstance(checkout_id, str):
+            holder = await self.by_checkout_request_id(shop_id, checkout_id, tx=tx)
+            if holder is not None and holder.id != attempt_id:
+                raise AttemptInputError(
+                    "checkout_request_id", f"already belongs to attempt {holder.id}"
+                )
+        await tx.execute(
+            f"UPDATE attempts SET {', '.join(assignments)}"  # noqa: S608 - TRANSITION_FIELDS only
+            " WHERE shop_id = ? AND id = ?",
+            (*params, shop_id, attempt_id),
+        )
+        await self._audit.append(
+            tx,
+            actor=cause,
+            action="attempt.transition" if state_changes else "attempt.updated",
+            shop_id=shop_id,
+            attempt_id=attempt_id,
+            detail={
+                "from": current.state.value,
+                "to": new_state.value,
+                "fields": {name: _audit_value(value) for name, value in fields.items()},
+                "flags_added": [flag.name for flag in AttemptFlag if flag & add_flags and flag],
+                **(dict(detail) if detail else {}),
+            },
+        )
+        return TransitionResult(applied=True, attempt=await self._require(shop_id, attempt_id, tx))
+
+    async def add_flags(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        flags: AttemptFlag,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+    ) -> Attempt:
+        """Add flags to an attempt in any state (COMPLETED included)."""
+        changed = await tx.execute(
+            "UPDATE attempts SET flags = flags | ?, updated_at = ? WHERE shop_id = ? AND id = ?",
+            (int(flags), tx.now_ms(), shop_id, attempt_id),
+        )
+        if not changed:
+            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action="attempt.flagged",
+            shop_id=shop_id,
+            attempt_id=attempt_id,
+            detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
+        )
+        return await self._require(shop_id, attempt_id, tx)
+
+    async def resolve(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        note: str,
+        *,
+        actor: Actor = Actor.MANAGER,
+    ) -> Attempt:
+        """A manager has dealt with a problem payment: flag it resolved with their note."""
+        note = note.strip() if isinstance(note, str) else ""
+        if not note or len(note) > 500:
+            raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+        changed = await tx.execute(
+            "UPDATE attempts SET flags = flags | ?, review_note = ?, updated_at = ?"
+            " WHERE shop_id = ? AND id = ?",
+            (int(AttemptFlag.RESOLVED_BY_MANAGER), note, tx.now_ms(), shop_id, attempt_id),
+        )
+        if not changed:
+            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action="attempt.resolved",
+            shop_id=shop_id,
+            attempt_id=attempt_id,
+            detail={"note": note},
+        )
+        return await self._require(shop_id, attempt_id, tx)
+
+    # --- single reads -------------------------------------------------------------------------
+
+    async def _one(
+        self, reader: Reader | None, where: str, params: tuple[Any, ...]
+    ) -> Attempt | None:
+        row = await (reader or self._db).fetchone(
+            f"SELECT * FROM attempts WHERE {where}",  # noqa: S608 - fixed fragments only
+            params,
+        )
+        return None if row is None else _to_attempt(row)
+
+    async def _require(self, shop_id: str, attempt_id: int, tx: Reader) -> Attempt:
+        attempt = await self.get(shop_id, attempt_id, tx=tx)
+        if attempt is None:
+            raise RuntimeError("the attempt just written is not there")
+        return attempt
+
+    async def get(
+        self, shop_id: str, attempt_id: int, *, tx: Reader | None = None
+    ) -> Attempt | None:
+        return await self._one(tx, "shop_id = ? AND id = ?", (shop_id, attempt_id))
+
+    async def by_idempotency_key(
+        self, shop_id: str, key: str, *, tx: Reader | None = None
+    ) -> Attempt | None:
+        return await self._one(tx, "shop_id = ? AND idempotency_key = ?", (shop_id, key))
+
+    async def by_attempt_ref(
+        self, shop_id: str, attempt_ref: str, *, tx: Reader | None = None
+    ) -> Attempt | None:
+        return await self._one(tx, "shop_id = ? AND attempt_ref = ?", (shop_id, attempt_ref))
+
+    async def by_checkout_request_id(
+        self, shop_id: str, checkout_request_id: str, *, tx: Reader | None = None
+    ) -> Attempt | None:
+        return await self._one(
+            tx, "shop_id = ? AND checkout_request_id = ?", (shop_id, checkout_request_id)
+        )
+
+    async def live_for_phone(
+        self, shop_id: str, till_id: str, phone: str, *, tx: Reader | None = None
+    ) -> Attempt | None:
+        """The live attempt (CREATED, PENDING or UNKNOWN) of a phone on a till, if any."""
+        return await self._one(
+            tx,
+            f"shop_id = ? AND till_id = ? AND phone = ? AND {LIVE_SQL}",
+            (shop_id, till_id, phone),
+        )
+
+    # --- lists ------------------------------------------------------------------------------
+
+    async def _many(
+        self, reader: Reader | None, where: str, params: tuple[Any, ...], order: str
+    ) -> list[Attempt]:
+        rows = await (reader or self._db).fetchall(
+            f"SELECT * FROM attempts WHERE {where} ORDER BY {order}",  # noqa: S608 - fixed
+            params,
+        )
+        return [_to_attempt(row) for row in rows]
+
+    async def for_sale(
+        self, shop_id: str, sale_ref: str, *, tx: Reader | None = None
+    ) -> list[Attempt]:
+        """Every attempt for one sale, first attempt first."""
+        return await self._many(
+            tx, "shop_id = ? AND sale_ref = ?", (shop_id, sale_ref), "attempt_number"
+        )
+
+    async def by_receipt(
+        self, shop_id: str, receipt_number: str, *, tx: Reader | None = None
+    ) -> list[Attempt]:
+        return await self._many(
+            tx, "shop_id = ? AND receipt_number = ?", (shop_id, receipt_number), "id"
+        )
+
+    async def live(
+        self,
+        shop_id: str,
+        till_id: str,
+        states: Collection[AttemptState] = LIVE,
+        *,
+        tx: Reader | None = None,
+    ) -> list[Attempt]:
+        """A till's live attempts (optionally only some live states), oldest first."""
+        chosen = sorted(AttemptState(s).value for s in states if s in LIVE)
+        if not chosen:
+            return []
+        marks = ", ".join("?" * len(chosen))
+        return await self._many(
+            tx,
+            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state IN ({marks})",
+            (shop_id, till_id, *chosen),
+            "created_at, id",
+        )
+
+    async def pending_older_than(
+        self, shop_id: str, till_id: str, cutoff: datetime, *, limit: int = 500
+    ) -> list[Attempt]:
+        """PENDING attempts whose push went out at or before `cutoff`, oldest first (the
+        reconciler's work list)."""
+        return await self._many(
+            None,
+            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state = 'PENDING'"
+            f" AND coalesce(push_sent_at, created_at) <= ?",
+            (shop_id, till_id, to_ms(cutoff)),
+            f"coalesce(push_sent_at, created_at), id LIMIT {int(limit)}",
+        )
+
+    async def due_to_expire(
+        self, shop_id: str, till_id: str, now: datetime, *, limit: int = 500
+    ) -> list[Attempt]:
+        """Live attempts whose expiry time has come, oldest first."""
+        return await self._many(
+            None,
+            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND expires_at <= ?",
+            (shop_id, till_id, to_ms(now)),
+            f"expires_at, id LIMIT {int(limit)}",
+        )
+
+    async def problems(
+        self,
+        shop_id: str,
+        filters: AttemptFilter | None = None,
+        *,
+        limit: int = 50,
+        cursor: PageCursor | None = None,
+    ) -> Page[Attempt]:
+        """The problem-payments list: failed, expired, unknown, needing review, or flagged
+        (late, duplicate, receipt pending, suspicious), newest first, resolved ones left out
+        unless asked for."""
+        return await self._page(shop_id, filters or AttemptFilter(), limit, cursor, True)
+
+    async def history(
+        self,
+        shop_id: str,
+        filters: AttemptFilter | None = None,
+        *,
+        limit: int = 50,
+        cursor: PageCursor | None = None,
+    ) -> Page[Attempt]:
+        """Every attempt, newest first, narrowed by `filters`."""
+        filters = filters or AttemptFilter(include_resolved=True)
+        return await self._page(shop_id, filters, limit, cursor, False)
+
+    async def _page(
+        self,
+        shop_id: str,
+        filters: AttemptFilter,
+        limit: int,
+        cursor: PageCursor | None,
+        problems_only: bool,
+    ) -> Page[Attempt]:
+        if not 1 <= limit <= 1000:
+            raise AttemptInputError("limit", "must be between 1 and 1000")
+        where = ["shop_id = ?"]
+        params: list[Any] = [shop_id]
+        if problems_only:
+            where.append(PROBLEM_SQL)
+        if not filters.include_resolved:
+            where.append(f"(flags & {int(AttemptFlag.RESOLVED_BY_MANAGER)}) = 0")
+        if filters.since is not None:
+            where.append("created_at >= ?")
+            params.append(to_ms(filters.since))
+        if filters.until is not None:
+            where.append("created_at < ?")
+            params.append(to_ms(filters.until))
+        if filters.states is not None:
+            states = sorted(AttemptState(s).value for s in filters.states)
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        if filters.result_codes is not None:
+            codes = sorted(filters.result_codes)
+            where.append(f"result_code IN ({', '.join('?' * len(codes))})")
+            params.extend(codes)
+        if filters.phone is not None:
+            where.append("phone = ?")
+            params.append(filters.phone)
+        if filters.till_id is not None:
+            where.append("till_id = ?")
+            params.append(filters.till_id)
+        if cursor is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend((cursor.created_at_ms, cursor.id))
+        rows = await self._db.fetchall(
+            f"SELECT * FROM attempts WHERE {' AND '.join(where)}"  # noqa: S608 - fixed fragments
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = tuple(_to_attempt(row) for row in rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = PageCursor(created_at_ms=last["created_at"], id=last["id"])
+        return Page(items=items, next_cursor=next_cursor)
+
+    # --- summaries ------------------------------------------------------------------------------
+
+    async def summary(self, shop_id: str, since: datetime, until: datetime) -> Summary:
+        """Totals for attempts created in [since, until): count, paid, amount paid, failures by
+        result code and the average seconds from push (or creation) to payment."""
+        rows = await self._db.fetchall(
+            "SELECT state, result_code, count(*) AS n, sum(amount) AS amount,"
+            " sum(completed_at - coalesce(push_sent_at, created_at)) AS pay_ms,"
+            " count(completed_at) AS timed"
+            " FROM attempts WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
+            " GROUP BY state, result_code",
+            (shop_id, to_ms(since), to_ms(until)),
+        )
+        by_state: Counter[AttemptState] = Counter()
+        failures: Counter[str] = Counter()
+        amount_paid = pay_ms = timed = 0
+        for row in rows:
+            state = AttemptState(row["state"])
+            by_state[state] += row["n"]
+            if state is AttemptState.COMPLETED:
+                amount_paid += row["amount"] or 0
+                pay_ms += row["pay_ms"] or 0
+                timed += row["timed"]
+            elif state is AttemptState.FAILED:
+                failures[row["result_code"] or "none"] += row["n"]
+        return Summary(
+            attempts=sum(by_state.values()),
+            paid=by_state[AttemptState.COMPLETED],
+            amount_paid=amount_paid,
+            failed=by_state[AttemptState.FAILED],
+            failures_by_code=dict(failures),
+            average_seconds_to_pay=pay_ms / timed / 1000 if timed else None,
+            by_state={state: n for state, n in by_state.items() if n},
+        )
+
+    async def daily_summary(self, shop_id: str, day: date, tz: tzinfo) -> Summary:
+        """`summary` for one calendar day in the shop's time zone."""
+        start = datetime.combine(day, time.min, tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+        return await self.summary(shop_id, start, end)

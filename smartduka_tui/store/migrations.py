@@ -1,0 +1,193 @@
+"""The schema's history, oldest first. A released migration is never edited: add a new one.
+
+Each migration runs in its own `BEGIN IMMEDIATE` transaction together with the row that records
+its version, so a database is always exactly at one version. Times are epoch milliseconds;
+money is INTEGER shillings; STRICT tables refuse a float where an integer belongs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# "SDT1": marks a file as a SmartDuka till database (PRAGMA application_id).
+APPLICATION_ID = 0x53445431
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1_SHOPS_VAULT_TILLS = Migration(
+    1,
+    "shops, the credential vault and tills",
+    (
+        """
+        CREATE TABLE shops (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            mpesa_type TEXT NOT NULL CHECK (mpesa_type IN ('paybill', 'till', 'platform')),
+            business_shortcode TEXT,
+            till_number TEXT,
+            account_prefix TEXT NOT NULL,
+            enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+            verification_status TEXT NOT NULL
+                CHECK (verification_status IN ('pending', 'verified', 'failed')),
+            verified_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) STRICT
+        """,
+        # One row per key id: proof of which key a kid stands for, to tell a wrong key from
+        # tampered data.
+        """
+        CREATE TABLE key_checks (
+            kid TEXT PRIMARY KEY,
+            check_blob BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TABLE secrets (
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            field TEXT NOT NULL,
+            kid TEXT NOT NULL REFERENCES key_checks(kid),
+            blob BLOB NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (shop_id, field)
+        ) STRICT
+        """,
+        "CREATE INDEX secrets_by_kid ON secrets(kid, shop_id)",
+        """
+        CREATE TABLE tills (
+            id TEXT PRIMARY KEY,
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            relay_url TEXT NOT NULL,
+            active_callback_kid TEXT NOT NULL,
+            enrolled_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (shop_id, id)
+        ) STRICT
+        """,
+    ),
+)
+
+_V2_ATTEMPTS_AUDIT = Migration(
+    2,
+    "payment attempts and the hash-chained audit log",
+    (
+        """
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            shop_id TEXT NOT NULL,
+            till_id TEXT NOT NULL,
+            sale_ref TEXT NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount BETWEEN 1 AND 250000),
+            phone TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            attempt_ref TEXT NOT NULL,
+            attempt_number INTEGER NOT NULL CHECK (attempt_number >= 1),
+            state TEXT NOT NULL CHECK (state IN ('CREATED', 'PENDING', 'UNKNOWN', 'COMPLETED',
+                                                 'FAILED', 'EXPIRED', 'NEEDS_REVIEW')),
+            previous_state TEXT,
+            merchant_request_id TEXT,
+            checkout_request_id TEXT,
+            result_code TEXT,
+            result_desc TEXT,
+            receipt_number TEXT,
+            created_at INTEGER NOT NULL,
+            push_sent_at INTEGER,
+            completed_at INTEGER,
+            expires_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            flags INTEGER NOT NULL DEFAULT 0,
+            review_note TEXT,
+            FOREIGN KEY (shop_id, till_id) REFERENCES tills(shop_id, id),
+            UNIQUE (shop_id, idempotency_key),
+            UNIQUE (shop_id, attempt_ref),
+            UNIQUE (shop_id, checkout_request_id),
+            UNIQUE (shop_id, sale_ref, attempt_number)
+        ) STRICT
+        """,
+        # One live attempt per phone per till, enforced by the database itself.
+        """
+        CREATE UNIQUE INDEX attempts_one_live_per_phone ON attempts(till_id, phone)
+            WHERE state IN ('CREATED', 'PENDING', 'UNKNOWN')
+        """,
+        # Live attempts: the engine's restart scan, the reconciler and expiry.
+        """
+        CREATE INDEX attempts_live ON attempts(shop_id, till_id, created_at, id)
+            WHERE state IN ('CREATED', 'PENDING', 'UNKNOWN')
+        """,
+        # History lists and the daily summary: one shop's attempts by time.
+        "CREATE INDEX attempts_by_time ON attempts(shop_id, created_at, id)",
+        """
+        CREATE INDEX attempts_by_receipt ON attempts(shop_id, receipt_number)
+            WHERE receipt_number IS NOT NULL
+        """,
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            shop_id TEXT,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            attempt_id INTEGER,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX audit_by_shop ON audit_log(shop_id, id)",
+        "CREATE INDEX audit_by_attempt ON audit_log(attempt_id) WHERE attempt_id IS NOT NULL",
+        # The chain's head: a deleted tail shows up as a head that names a missing entry.
+        """
+        CREATE TABLE audit_head (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            last_id INTEGER NOT NULL,
+            last_hash TEXT NOT NULL
+        ) STRICT
+        """,
+        # Append-only by construction; the hash chain catches anyone who drops these.
+        """
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+        """
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+    ),
+)
+
+_V3_PROBLEMS = Migration(
+    3,
+    "problems for the manager and the problem-payments index",
+    (
+        """
+        CREATE TABLE problems (
+            id INTEGER PRIMARY KEY,
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            till_id TEXT,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('unmatched_callback', 'unapplied_event', 'suspicious_pattern')),
+            detail TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            resolved_at INTEGER,
+            resolution_note TEXT
+        ) STRICT
+        """,
+        "CREATE INDEX problems_by_time ON problems(shop_id, created_at, id)",
+        # The problem-payments list: failed, stuck or flagged attempts, newest first. The WHERE
+        # here must stay textually equal to attempts.PROBLEM_SQL for SQLite to use the index.
+        """
+        CREATE INDEX attempts_problems ON attempts(shop_id, created_at, id)
+            WHERE (state IN ('FAILED', 'EXPIRED', 'NEEDS_REVIEW', 'UNKNOWN') OR (flags & 15) != 0)
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1_SHOPS_VAULT_TILLS, _V2_ATTEMPTS_AUDIT, _V3_PROBLEMS)
+LATEST_VERSION = MIGRATIONS[-1].version

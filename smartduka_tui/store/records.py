@@ -1,0 +1,384 @@
+"""What the store hands out and takes in: enums for states, frozen dataclasses for rows.
+
+Money is integer shillings; times are timezone-aware UTC datetimes (stored as epoch
+milliseconds, so they sort and subtract exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntFlag, StrEnum
+from typing import Any, Generic, TypeVar
+
+from smartduka_tui.store.secret import Secret
+
+
+class AttemptState(StrEnum):
+    """A payment attempt's state (DESIGN.md section 3)."""
+
+    CREATED = "CREATED"
+    PENDING = "PENDING"
+    UNKNOWN = "UNKNOWN"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+
+
+LIVE: frozenset[AttemptState] = frozenset(
+    {AttemptState.CREATED, AttemptState.PENDING, AttemptState.UNKNOWN}
+)
+FINAL: frozenset[AttemptState] = frozenset(AttemptState) - LIVE
+
+
+class AttemptFlag(IntFlag):
+    """Marks added to an attempt beside its state; stored as one bitmask column."""
+
+    NONE = 0
+    LATE = 1
+    DUPLICATE_PAYMENT = 2
+    RECEIPT_PENDING = 4
+    SUSPICIOUS = 8
+    RESOLVED_BY_MANAGER = 16
+
+
+# Flags that put an attempt on the manager's problem list whatever its state.
+PROBLEM_FLAGS = (
+    AttemptFlag.LATE
+    | AttemptFlag.DUPLICATE_PAYMENT
+    | AttemptFlag.RECEIPT_PENDING
+    | AttemptFlag.SUSPICIOUS
+)
+# States that put an attempt on the problem list.
+PROBLEM_STATES: frozenset[AttemptState] = frozenset(
+    {AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.NEEDS_REVIEW, AttemptState.UNKNOWN}
+)
+
+
+class Actor(StrEnum):
+    """Who or what caused a change: the audit log's actor and a transition's cause."""
+
+    CASHIER = "cashier"
+    MANAGER = "manager"
+    SYSTEM = "system"
+    CALLBACK = "callback"
+    QUERY = "query"
+    EXPIRY = "expiry"
+
+
+class ShopType(StrEnum):
+    """How a shop takes M-Pesa: its own paybill, its own Buy Goods till, or the platform's
+    paybill through the relay's broker."""
+
+    PAYBILL = "paybill"
+    TILL = "till"
+    PLATFORM = "platform"
+
+
+class VerificationStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class ShopSecretField(StrEnum):
+    """The shop credentials kept in the vault."""
+
+    CONSUMER_KEY = "consumer_key"
+    CONSUMER_SECRET = "consumer_secret"  # noqa: S105 - a field name, not a secret
+    PASSKEY = "passkey"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class ProblemKind(StrEnum):
+    """Things for a manager that are not (yet) tied to an attempt's state."""
+
+    UNMATCHED_CALLBACK = "unmatched_callback"
+    UNAPPLIED_EVENT = "unapplied_event"
+    SUSPICIOUS_PATTERN = "suspicious_pattern"
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive ones are refused: whose time would it be?)."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return round(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def opt_from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else from_ms(ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ShopConfig:
+    """A shop's settings as given by a manager: validated as a whole before anything is saved."""
+
+    id: str
+    name: str
+    mpesa_type: ShopType
+    account_prefix: str
+    business_shortcode: str | None = None
+    till_number: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ShopSecrets:
+    """Shop credentials to store; a None field is left as it is."""
+
+    consumer_key: Secret | None = None
+    consumer_secret: Secret | None = None
+    passkey: Secret | None = None
+
+    def given(self) -> dict[ShopSecretField, Secret]:
+        values = {
+            ShopSecretField.CONSUMER_KEY: self.consumer_key,
+            ShopSecretField.CONSUMER_SECRET: self.consumer_secret,
+            ShopSecretField.PASSKEY: self.passkey,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """A stored shop. `secret_fields` names the credentials present (values stay in the vault)."""
+
+    id: str
+    name: str
+    mpesa_type: ShopType
+    business_shortcode: str | None
+    till_number: str | None
+    account_prefix: str
+    enabled: bool
+    verification_status: VerificationStatus
+    verified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    secret_fields: frozenset[ShopSecretField]
+
+    @property
+    def config(self) -> ShopConfig:
+        return ShopConfig(
+            id=self.id,
+            name=self.name,
+            mpesa_type=self.mpesa_type,
+            account_prefix=self.account_prefix,
+            business_shortcode=self.business_shortcode,
+            till_number=self.till_number,
+            enabled=self.enabled,
+        )
+
+    @property
+    def party_b(self) -> str | None:
+        """Daraja's PartyB: the till number for Buy Goods, else the shortcode itself."""
+        if self.mpesa_type is ShopType.TILL:
+            return self.till_number
+        return self.business_shortcode
+
+    def account_reference(self, sale_number: str) -> str:
+        """AccountReference = prefix + sale number, at most 12 characters (Daraja's limit)."""
+        reference = self.account_prefix + sale_number
+        if len(reference) > 12:
+            raise ValueError(
+                f"account reference {reference!r} is {len(reference)} characters; Daraja allows "
+                f"12, so the sale number may have at most {12 - len(self.account_prefix)}"
+            )
+        return reference
+
+
+@dataclass(frozen=True, slots=True)
+class ShopCredentials:
+    """What a shop with its own paybill or till needs to call Daraja."""
+
+    shop_id: str
+    consumer_key: Secret
+    consumer_secret: Secret
+    passkey: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class Till:
+    id: str
+    shop_id: str
+    relay_url: str
+    active_callback_kid: str
+    callback_kids: tuple[str, ...]
+    enrolled_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """What the relay's `shop add` / `till add` hand a till, to keep in its vault."""
+
+    shop_id: str
+    till_id: str
+    relay_url: str
+    till_key: Secret
+    callback_kid: str
+    callback_secret: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class TillCredentials:
+    """What a till needs to talk to its relay and sign callback paths."""
+
+    shop_id: str
+    till_id: str
+    relay_url: str
+    till_key: Secret
+    active_callback_kid: str
+    callback_secrets: Mapping[str, Secret]
+
+    @property
+    def active_callback_secret(self) -> Secret:
+        return self.callback_secrets[self.active_callback_kid]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """A payment attempt to write before its STK push goes out."""
+
+    shop_id: str
+    till_id: str
+    sale_ref: str
+    amount: int
+    phone: str
+    idempotency_key: str
+    attempt_ref: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One STK push attempt for one sale."""
+
+    id: int
+    shop_id: str
+    till_id: str
+    sale_ref: str
+    amount: int
+    phone: str
+    idempotency_key: str
+    attempt_ref: str
+    attempt_number: int
+    state: AttemptState
+    previous_state: AttemptState | None
+    merchant_request_id: str | None
+    checkout_request_id: str | None
+    result_code: str | None
+    result_desc: str | None
+    receipt_number: str | None
+    created_at: datetime
+    push_sent_at: datetime | None
+    completed_at: datetime | None
+    expires_at: datetime
+    updated_at: datetime
+    flags: AttemptFlag
+    review_note: str | None
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    """`applied` is False when the attempt was not in an expected state (compare-and-set
+    refused); `attempt` is the row as it is now either way."""
+
+    applied: bool
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where the next page of a newest-first listing starts."""
+
+    created_at_ms: int
+    id: int
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_cursor: PageCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFilter:
+    """Filters for the history and problem-payments lists; every field narrows."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    states: frozenset[AttemptState] | None = None
+    result_codes: frozenset[str] | None = None
+    phone: str | None = None
+    till_id: str | None = None
+    include_resolved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals over a period for one shop (the daily summary screen)."""
+
+    attempts: int
+    paid: int
+    amount_paid: int
+    failed: int
+    failures_by_code: Mapping[str, int]
+    average_seconds_to_pay: float | None
+    by_state: Mapping[AttemptState, int] = field(default_factory=dict)
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed attempts over attempts that reached a final state."""
+        finished = sum(n for state, n in self.by_state.items() if state in FINAL)
+        return self.failed / finished if finished else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    id: int
+    shop_id: str
+    till_id: str | None
+    kind: ProblemKind
+    detail: Mapping[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    shop_id: str | None
+    actor: Actor
+    action: str
+    attempt_id: int | None
+    detail: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The audit chain's state: intact, or the id of the first entry that is wrong or missing."""
+
+    intact: bool
+    entries: int
+    first_broken_id: int | None = None
+    reason: str | None = None
