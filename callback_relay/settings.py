@@ -112,10 +112,10 @@ class RelaySettings(BaseSettings):
         default=10.0, gt=0, description="How often expired, over-delivered events dead-letter."
     )
     feed_rate_per_s: float = Field(
-        default=10.0, gt=0, description="Feed requests per second per till key (sustained)."
+        default=20.0, gt=0, description="Till API requests per second per key (sustained)."
     )
     feed_rate_burst: int = Field(
-        default=30, ge=1, description="Feed requests a till key may make in a burst."
+        default=200, ge=1, description="Till API requests a key may make in a burst."
     )
     registry_refresh_s: float = Field(
         default=1.0,

@@ -211,7 +211,8 @@ def start_relay(workdir: Path, *args: str, env: dict[str, str] | None = None) ->
 
 @pytest.fixture(scope="session")
 def production_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    """A production-mode relay that allows only 127.0.0.1 and trusts 127.0.0.3 as a proxy."""
+    """A production-mode relay that allows only 127.0.0.1 and trusts 127.0.0.3 as a proxy;
+    unacknowledged events come back after 1 s and dead-letter after 2 deliveries."""
     workdir = tmp_path_factory.mktemp("relay-production")
     relay = start_relay(
         workdir,
@@ -221,7 +222,12 @@ def production_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay
         "127.0.0.1",
         "--trusted-proxies",
         "127.0.0.3",
-        env={"SMARTDUKA_RELAY_METRICS_TOKEN": "metrics-token-for-tests"},
+        env={
+            "SMARTDUKA_RELAY_METRICS_TOKEN": "metrics-token-for-tests",
+            "SMARTDUKA_RELAY_METRICS_ALLOW": "127.0.0.1",
+            "SMARTDUKA_RELAY_VISIBILITY_TIMEOUT_S": "1",
+            "SMARTDUKA_RELAY_MAX_DELIVERIES": "2",
+        },
     )
     try:
         yield relay

@@ -1,0 +1,112 @@
+"""Small pure pieces: source addresses, rate limiter, secret box, settings, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from callback_relay.crypto import SecretBox, SecretDecryptError, secret_aad
+from callback_relay.limits import RateLimiter
+from callback_relay.settings import SAFARICOM_CALLBACK_ADDRESSES, RelaySettings
+from callback_relay.sources import client_address, parse_address
+from callback_relay.sqlite_store import SqliteStore
+from callback_relay.store import NewEvent
+from callback_relay.types import AppendOutcome, EventKind
+from smartduka_tui.clock import ManualClock
+
+PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "expected"),
+    [
+        ("1.2.3.4", [], "1.2.3.4"),
+        ("1.2.3.4", ["196.201.214.200"], "1.2.3.4"),  # untrusted peer: header ignored
+        ("10.0.0.1", ["196.201.214.200"], "196.201.214.200"),
+        ("10.0.0.1", ["6.6.6.6, 196.201.214.200"], "196.201.214.200"),
+        ("10.0.0.1", ["196.201.214.200, 6.6.6.6"], "6.6.6.6"),
+        ("10.0.0.1", ["196.201.214.200", "6.6.6.6, 10.0.0.2"], "6.6.6.6"),
+        ("10.0.0.1", ["10.0.0.9, 10.0.0.2"], "10.0.0.9"),
+        ("10.0.0.1", ["garbage, 10.0.0.2"], None),
+        ("10.0.0.1", [], "10.0.0.1"),
+        ("::ffff:196.201.214.200", [], "196.201.214.200"),
+        ("::ffff:10.0.0.1", ["::ffff:196.201.214.200"], "196.201.214.200"),
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("10.0.0.1", ["196.201.214.200:5000"], "196.201.214.200"),
+        ("not-an-ip", [], None),
+    ],
+)
+def test_client_address(peer: str, xff: list[str], expected: str | None) -> None:
+    found = client_address(peer, xff, PROXIES)
+    assert (None if found is None else str(found)) == expected
+
+
+def test_parse_address_rejects_junk() -> None:
+    assert parse_address("") is None
+    assert parse_address("1.2.3.4.5") is None
+    assert str(parse_address(" 1.2.3.4 ")) == "1.2.3.4"
+
+
+def test_rate_limiter_refills_at_its_rate() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(rate=2, burst=2, clock=clock)
+    assert [limiter.take("a"), limiter.take("a")] == [0, 0]
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0
+    clock.advance(0.5)
+    assert limiter.take("a") == 0
+
+
+def test_secret_box_binds_its_associated_data_and_hides_its_key() -> None:
+    box = SecretBox(bytes(range(32)))
+    blob = box.encrypt(b"secret", secret_aad("s1", "k1"))
+    assert len(blob) == 1 + 12 + len(b"secret") + 16
+    assert box.decrypt(blob, secret_aad("s1", "k1")) == b"secret"
+    with pytest.raises(SecretDecryptError, match="tampered with or moved"):
+        box.decrypt(blob, secret_aad("s2", "k1"))
+    with pytest.raises(SecretDecryptError):
+        box.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), secret_aad("s1", "k1"))
+    assert box.encrypt(b"x", b"") != box.encrypt(b"x", b"")  # fresh nonce each time
+    assert bytes(range(32)).hex() not in repr(box)
+    assert not SecretBox(bytes(32)).matches(box.key_check())
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTDUKA_RELAY_MODE", "production")
+    monkeypatch.setenv("SMARTDUKA_RELAY_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
+    monkeypatch.setenv("SMARTDUKA_RELAY_ALLOWLIST", '["196.201.214.200"]')
+    settings = RelaySettings()
+    assert settings.mode == "production"
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "192.168.1.1/32"]
+    assert [str(n) for n in settings.allowlist] == ["196.201.214.200/32"]
+    monkeypatch.setenv("SMARTDUKA_RELAY_MODE", "live")
+    with pytest.raises(ValidationError, match="mode"):
+        RelaySettings()
+
+
+def test_default_allowlist_is_the_published_twelve() -> None:
+    settings = RelaySettings()
+    assert len(SAFARICOM_CALLBACK_ADDRESSES) == 12
+    assert {str(n.network_address) for n in settings.allowlist} == set(SAFARICOM_CALLBACK_ADDRESSES)
+
+
+async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        events = [
+            NewEvent(EventKind.CALLBACK, "s1", "t1", f"ref{i}", 1, b"{}", f"sha{i}")
+            for i in range(200)
+        ]
+        results = await asyncio.gather(*(store.append(e) for e in events))
+        assert {r.outcome for r in results} == {AppendOutcome.STORED}
+        assert len({r.event_id for r in results}) == 200
+        # Far fewer commits than writes: rows that arrived during a commit shared the next one.
+        assert store.committed_writes == 200
+        assert store.commits < 20
+    finally:
+        await store.close()
