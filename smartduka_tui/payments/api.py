@@ -16,25 +16,15 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The store's enum, re-exported: faces import states from here.
+from smartduka_tui.store.records import LIVE
+from smartduka_tui.store.records import AttemptState as AttemptState
+
 AttemptId = str
 """An attempt's opaque identifier (stable across restarts; show it, never parse it)."""
 
 
-class AttemptState(StrEnum):
-    """An attempt's state (DESIGN.md section 3). The values are the store's column values."""
-
-    CREATED = "CREATED"
-    PENDING = "PENDING"
-    UNKNOWN = "UNKNOWN"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-    NEEDS_REVIEW = "NEEDS_REVIEW"
-
-
-LIVE_STATES: frozenset[AttemptState] = frozenset(
-    {AttemptState.CREATED, AttemptState.PENDING, AttemptState.UNKNOWN}
-)
+LIVE_STATES: frozenset[AttemptState] = LIVE
 """States in which M-Pesa may still move money: the attempt has no final state yet."""
 
 
@@ -275,10 +265,12 @@ class PaymentService(Protocol):
     """What faces may ask of the payment engine (one shop and one till, fixed at construction)."""
 
     async def start_payment(self, sale_ref: str, amount: int, phone: str) -> PaymentView:
-        """Store an attempt, then send the STK push; returns at once with the attempt's view.
+        """Store an attempt, then send the STK push; returns the view once Daraja has answered
+        the push (PENDING, FAILED or UNKNOWN). Listeners see the CREATED view before that.
 
-        The same sale asked again while its attempt is live returns that attempt (no second
-        prompt). Raises InvalidPaymentInput (nothing stored) or PaymentRefused.
+        The same sale asked again returns its latest attempt (no second prompt); the same sale
+        reference with another amount or phone is refused. Raises InvalidPaymentInput (nothing
+        stored) or PaymentRefused. Cancelling the caller does not cancel the push.
         """
         ...
 
