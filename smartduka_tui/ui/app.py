@@ -1,0 +1,298 @@
+"""The cashier app and its one factory, `make_app(settings, services)`.
+
+The app owns the state every screen shows (the clock's `now`, the connection state, the number
+of attempts awaiting an outcome) and bridges the engine's and the connection source's plain
+listeners onto its message loop. Screens hold no business logic: they call the payment service
+from workers and render the views it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+from textual.screen import Screen
+from textual.theme import Theme
+
+from smartduka_tui.config import Settings
+from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.ui.connection import ConnectionState
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.extensions import ScreenCommand
+from smartduka_tui.ui.sale_numbers import SaleNumbers
+from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.failure import FailureScreen
+from smartduka_tui.ui.screens.help import HelpScreen
+from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
+from smartduka_tui.ui.screens.success import SuccessScreen
+from smartduka_tui.ui.screens.waiting import WaitingScreen
+from smartduka_tui.ui.services import AppServices, UiOptions
+from smartduka_tui.ui.summary import outcome_summary
+
+log = logging.getLogger(__name__)
+
+THEME = Theme(
+    name="smartduka",
+    primary="#2FA84F",
+    secondary="#1E88C7",
+    accent="#F2B705",
+    warning="#F2A104",
+    error="#E5484D",
+    success="#3DD68C",
+    foreground="#E8ECEF",
+    background="#101416",
+    surface="#182024",
+    panel="#22303A",
+    dark=True,
+)
+"""M-Pesa green on a dark counter-friendly background. Screens use only its variables."""
+
+
+def plain_failure_message(log_path: Path | None) -> str:
+    """What the cashier reads when the app has to stop: no traceback, what to do next."""
+    where = f" The details are in {log_path}." if log_path else ""
+    return (
+        "SmartDuka Till stopped after an unexpected problem." + where + "\n"
+        "No payment is lost: every attempt is saved before it is sent. Start the till again to "
+        "see payments in progress."
+    )
+
+
+class SmartDukaApp(App[int]):
+    """The till's cashier app."""
+
+    TITLE = "SmartDuka Till"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "f1",
+            "help",
+            "Help",
+            id="app.help",
+            tooltip="Keys, how a sale goes, and (in the demo) the test phone numbers",
+        ),
+        Binding(
+            "f9",
+            "manager",
+            "Manager",
+            id="app.manager",
+            tooltip="Manager screens: problem payments, settings, audit log",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            priority=True,
+            show=False,
+            tooltip="Close the till (payments in progress are kept and checked on restart)",
+        ),
+    ]
+
+    now: var[datetime] = var(datetime.min)
+    """The injectable clock's time at the last tick; countdowns watch it."""
+    connection: var[ConnectionState] = var(ConnectionState())
+    awaiting: var[int] = var(0)
+    """How many of this till's attempts are live (awaiting an outcome)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: AppServices,
+        options: UiOptions,
+        extensions: Sequence[ScreenCommand],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.services = services
+        self.options = options
+        self.extensions = tuple(extensions)
+        self.sale_numbers = SaleNumbers(services.payments, services.clock)
+        self.checkout = CheckoutScreen()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.set_reactive(SmartDukaApp.now, services.clock.now())
+        self.set_reactive(SmartDukaApp.connection, services.connection.current())
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.register_theme(THEME)
+        self.theme = THEME.name
+        # Pushed rather than returned from get_default_screen: Textual loads a screen's own
+        # CSS_PATH only for screens it pushes or switches to.
+        self.push_screen(self.checkout)
+        self._unsubscribe.append(self.services.payments.add_listener(self._engine_changed))
+        self._unsubscribe.append(self.services.connection.subscribe(self._connection_changed))
+        # The state may have moved between construction and subscription.
+        self._connection_changed(self.services.connection.current())
+        self._tick()
+        self.refresh_awaiting()
+
+    def on_unmount(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    # -- listeners (called outside the message loop: post, never touch state) -----------------
+
+    def _engine_changed(self, view: PaymentView) -> None:
+        self.post_message(PaymentChanged(view))
+
+    def _connection_changed(self, state: ConnectionState) -> None:
+        self.post_message(ConnectionChanged(state, self.connection))
+
+    # -- handlers (own the state) --------------------------------------------------------------
+
+    @on(PaymentChanged)
+    def _forward_payment(self, message: PaymentChanged) -> None:
+        view = message.view
+        watched = False
+        for screen in self.screen_stack:
+            if isinstance(screen, SaleScreen) and screen.watches(view):
+                screen.post_message(PaymentChanged(view))
+                watched = True
+        if not watched and not view.is_live:
+            summary = outcome_summary(view)
+            self.notify(summary.text, title=summary.title, severity=summary.severity, timeout=10)
+        self.refresh_awaiting()
+
+    @on(ConnectionChanged)
+    def _apply_connection(self, message: ConnectionChanged) -> None:
+        previous, state = self.connection, message.state
+        if state == previous:
+            return
+        self.connection = state
+        for screen in self.screen_stack:
+            screen.post_message(ConnectionChanged(state, previous))
+            screen.refresh_bindings()
+        back = (previous.daraja_down and not state.daraja_down) or (
+            previous.relay_down and not state.relay_down
+        )
+        if back:
+            self._reconnected()
+
+    # -- workers (do I/O, post or set reactives) -----------------------------------------------
+
+    @work(group="clock", exclusive=True, exit_on_error=False)
+    async def _tick(self) -> None:
+        clock, tick = self.services.clock, self.options.tick_s
+        while True:
+            # Land on whole ticks of the clock so every countdown on screen moves together.
+            delay = tick - (clock.now().timestamp() % tick)
+            await clock.sleep(delay if delay > 0.01 else tick)
+            self.now = clock.now()
+
+    @work(group="awaiting", exclusive=True, exit_on_error=False)
+    async def refresh_awaiting(self) -> None:
+        """Re-read the number of attempts awaiting an outcome."""
+        try:
+            self.awaiting = await self.services.payments.awaiting_count()
+        except Exception as error:
+            self.report_unexpected(error, "counting the payments in progress")
+
+    @work(group="reconnect", exclusive=True, exit_on_error=False)
+    async def _reconnected(self) -> None:
+        try:
+            await self.services.payments.on_reconnected()
+        except Exception as error:
+            self.report_unexpected(error, "checking payments after the connection came back")
+
+    # -- what screens call ---------------------------------------------------------------------
+
+    def screen_for(self, view: PaymentView) -> SaleScreen:
+        """The screen that shows `view` as it is now."""
+        if view.is_paid:
+            return SuccessScreen(view)
+        if view.is_live:
+            return WaitingScreen(view)
+        return FailureScreen(view)
+
+    def finish_sale(self, notice: str = "", *, new_sale: bool = True) -> None:
+        """Leave the sale screens for the checkout, with a new sale unless told otherwise."""
+        if new_sale:
+            self.checkout.new_sale()
+        if notice:
+            self.checkout.show_notice(notice)
+        while self.screen_stack[-1] is not self.checkout:
+            self.pop_screen()
+
+    def report_unexpected(self, error: BaseException, doing: str) -> None:
+        """An error no screen expected: a log entry with the details, a plain line on screen."""
+        log.error("unexpected error while %s", doing, exc_info=error)
+        where = f" (details in {self.services.log_path})" if self.services.log_path else ""
+        text = f"Something went wrong while {doing}{where}. Nothing was lost; try again."
+        screen = self.screen
+        if isinstance(screen, TillScreen):
+            screen.show_notice(text, "error")
+        else:
+            self.notify(text, severity="error", timeout=15)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's last resort. Its default paints a traceback; a cashier gets a plain message
+        and the details go to the log. The app still stops: a widget whose handler raised no
+        longer processes messages, so carrying on could show stale payment states."""
+        log.critical("the cashier app stopped on an unexpected error", exc_info=error)
+        self._return_code = 1
+        if self._exception is None:
+            # Pilot tests re-raise it; a real run only prints the plain message.
+            self._exception = error
+            self._exception_event.set()
+        self.panic(Text(plain_failure_message(self.services.log_path)))
+
+    # -- actions and commands ------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_manager(self) -> None:
+        self.push_screen(ManagerMenuScreen(self.available_extensions()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "manager":
+            return bool(self.available_extensions())
+        return True
+
+    def available_extensions(self) -> list[ScreenCommand]:
+        return [command for command in self.extensions if command.available(self)]
+
+    def open_extension(self, command: ScreenCommand) -> None:
+        try:
+            screen = command.open(self)
+        except Exception as error:
+            self.report_unexpected(error, f"opening {command.title}")
+            return
+        self.push_screen(screen)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        if isinstance(screen, TillScreen):
+            yield from screen.palette_commands()
+        for command in self.available_extensions():
+            yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+        yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)
+        yield SystemCommand("Quit", "Close the till", self.action_quit)
+
+
+def make_app(
+    settings: Settings,
+    services: AppServices,
+    *,
+    options: UiOptions | None = None,
+    extensions: Sequence[ScreenCommand] | None = None,
+) -> SmartDukaApp:
+    """The one way to build the cashier app: the console script, the demo and tests all use it."""
+    if extensions is None:
+        from smartduka_tui.ui.manager import screen_commands
+
+        extensions = screen_commands()
+    return SmartDukaApp(settings, services, options or UiOptions(), extensions)

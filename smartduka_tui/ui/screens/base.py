@@ -1,0 +1,105 @@
+"""The frame every cashier screen shares, and the rules for moving between sale screens.
+
+`TillScreen` composes the status bar, the offline banner, the screen's own body, a notice line
+and the footer, and turns the screen's enabled bindings into command-palette commands (so the
+palette always knows the current screen). `SaleScreen` is a screen about one sale: it leaves for
+the next screen only while it is the one on top, so a help or confirmation modal is never
+replaced under the cashier's eyes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.ui.widgets.notice import Notice, Severity
+from smartduka_tui.ui.widgets.offline_banner import OfflineBanner
+from smartduka_tui.ui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+
+class TillScreen(Screen[None]):
+    """Status bar, offline banner, body, notice, footer."""
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar()
+        yield OfflineBanner()
+        yield from self.compose_body()
+        yield Notice(id="notice")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets."""
+        return iter(())
+
+    @property
+    def till(self) -> SmartDukaApp:
+        return cast("SmartDukaApp", self.app)
+
+    def show_notice(self, text: str, severity: Severity = "information") -> None:
+        self.query_one("#notice", Notice).show(text, severity)
+
+    def clear_notice(self) -> None:
+        self.query_one("#notice", Notice).clear()
+
+    @property
+    def notice_text(self) -> str:
+        return self.query_one("#notice", Notice).text
+
+    def own_bindings(self) -> Iterator[Binding]:
+        """This screen's bindings, in declaration order."""
+        for _key, binding in self._bindings:
+            yield binding
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """A command for each of this screen's shown bindings that is enabled right now."""
+        for binding in self.own_bindings():
+            if not binding.show or not binding.description:
+                continue
+            action, _, _ = binding.action.partition("(")
+            if self.check_action(action, ()) is not True:
+                continue
+            yield SystemCommand(
+                binding.description,
+                binding.tooltip or f"{binding.description} ({self.app.get_key_display(binding)})",
+                partial(self.app.run_action, binding.action, self),
+            )
+
+
+class SaleScreen(TillScreen):
+    """A screen about one sale. Moves on (replaces itself) only while it is on top."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next: Screen[Any] | None = None
+
+    def watches(self, view: PaymentView) -> bool:
+        """Whether a change to `view` concerns this screen (the app forwards it if so)."""
+        return False
+
+    def move_to(self, screen: Screen[Any]) -> None:
+        """Replace this screen with `screen` now, or as soon as the modal above it closes."""
+        if self.is_current:
+            self.app.switch_screen(screen)
+        else:
+            self._next = screen
+
+    def on_screen_resume(self) -> None:
+        if self._next is not None:
+            screen, self._next = self._next, None
+            self.app.switch_screen(screen)
+
+    def back_to_checkout(self) -> None:
+        """Close this sale screen; the checkout below starts a new sale or keeps the current one
+        as the caller told it."""
+        if self.is_current:
+            self.app.pop_screen()

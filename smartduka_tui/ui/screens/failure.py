@@ -1,0 +1,271 @@
+"""Failure: not paid (failed, expired, or waiting for a manager).
+
+Shows the catalogue's message, whether and when it is safe to try again (the retry rule's
+`not_before` as a live countdown), how many retries are used, and keys to retry with the same
+phone or another, or to cancel. Whether a retry is allowed is the payment service's answer
+(`PaymentView.retry`); the screen only greys keys by it and asks again when a wait is over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Label, Static
+
+from smartduka_tui.payments.api import (
+    AttemptState,
+    PaymentError,
+    PaymentRefused,
+    PaymentView,
+    RetryBlock,
+)
+from smartduka_tui.ui.events import PaymentChanged
+from smartduka_tui.ui.format import countdown, seconds_left, shillings
+from smartduka_tui.ui.screens.base import SaleScreen
+from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
+from smartduka_tui.ui.summary import STAGE_WORDS
+
+TITLES: dict[AttemptState, str] = {
+    AttemptState.FAILED: "✖ NOT PAID",
+    AttemptState.EXPIRED: "✖ NOT PAID: EXPIRED",
+    AttemptState.NEEDS_REVIEW: "⚠ NEEDS A MANAGER",
+}
+
+
+class FailureScreen(SaleScreen):
+    CSS_PATH = "failure.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "r",
+            "retry",
+            "Retry",
+            id="failure.retry",
+            tooltip="Send a new prompt to the same phone, when it is safe",
+        ),
+        Binding(
+            "a",
+            "another_phone",
+            "Other phone",
+            id="failure.another_phone",
+            tooltip="Send a new prompt to a different phone, when it is safe",
+        ),
+        Binding(
+            "escape,x",
+            "cancel_sale",
+            "Cancel sale",
+            id="failure.cancel",
+            tooltip="Not paid by M-Pesa: start the next sale",
+        ),
+    ]
+
+    class RetrySent(Message):
+        def __init__(self, view: PaymentView) -> None:
+            super().__init__()
+            self.view = view
+
+    class RetryRefused(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Refreshed(Message):
+        def __init__(self, view: PaymentView) -> None:
+            super().__init__()
+            self.view = view
+
+    def __init__(self, view: PaymentView) -> None:
+        super().__init__()
+        self.view = view
+        self.busy = False
+        self._asked_after_wait = False
+
+    def watches(self, view: PaymentView) -> bool:
+        # Any attempt of this sale: an earlier one may still be paid late.
+        return view.sale_ref == self.view.sale_ref
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="failure-body"):
+            yield Label("", id="failure-title")
+            yield Static("", id="cashier-message")
+            yield Static("", id="facts")
+            yield Static("", id="retry-rule")
+            yield Static("", id="retry-wait")
+            yield Static("", id="manager-hint")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "now", self._tick, init=False)
+        self._render_view()
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _render_view(self) -> None:
+        view = self.view
+        title = self.query_one("#failure-title", Label)
+        title.update(TITLES.get(view.state, STAGE_WORDS.get(view.stage, view.state.value)))
+        title.set_class(view.state is AttemptState.NEEDS_REVIEW, "-review")
+        self.query_one("#cashier-message", Static).update(view.cashier_message)
+        code = f"M-Pesa code {view.result_code} · " if view.result_code else ""
+        self.query_one("#facts", Static).update(
+            f"{code}sale {view.sale_ref} · {shillings(view.amount)} · {view.phone_masked}"
+            f" · attempt {view.attempt_number}"
+        )
+        rule = view.retry
+        limit = rule.retries_used + rule.retries_left
+        self.query_one("#retry-rule", Static).update(
+            f"{rule.message}\nRetries used: {rule.retries_used} of {limit}."
+        )
+        hint = self.query_one("#manager-hint", Static)
+        hint.update(f"For the manager: {view.manager_hint}" if view.manager_hint else "")
+        hint.set_class(bool(view.manager_hint), "-shown")
+        self._render_wait()
+        self.refresh_bindings()
+
+    def wait_seconds(self) -> int | None:
+        rule = self.view.retry
+        if rule.block is not RetryBlock.WAIT or rule.not_before is None:
+            return None
+        return seconds_left(rule.not_before, self.till.now)
+
+    def _render_wait(self) -> None:
+        wait = self.query_one("#retry-wait", Static)
+        left = self.wait_seconds()
+        if left is None:
+            wait.update("")
+            wait.set_class(False, "-shown")
+            return
+        wait.set_class(True, "-shown")
+        if left:
+            wait.update(f"Safe to try again in {countdown(left)}")
+        else:
+            wait.update("Checking whether it is safe to try again…")
+
+    def _tick(self, now: datetime) -> None:
+        self._render_wait()
+        if self.wait_seconds() == 0 and not self._asked_after_wait:
+            # The wait is over: the service decides whether a retry is allowed now.
+            self._asked_after_wait = True
+            self._refresh()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _take(self, view: PaymentView) -> None:
+        if view.attempt_id != self.view.attempt_id:
+            if view.is_paid:
+                self.move_to(self.till.screen_for(view))
+            return
+        self.view = view
+        self._asked_after_wait = False
+        if view.is_paid:
+            self.move_to(self.till.screen_for(view))
+        else:
+            self._render_view()
+
+    @on(PaymentChanged)
+    def _changed(self, message: PaymentChanged) -> None:
+        if self.watches(message.view):
+            self._take(message.view)
+
+    @on(Refreshed)
+    def _refreshed(self, message: Refreshed) -> None:
+        self._take(message.view)
+
+    @on(RetrySent)
+    def _retry_sent(self, message: RetrySent) -> None:
+        self.busy = False
+        self.move_to(self.till.screen_for(message.view))
+
+    @on(RetryRefused)
+    def _retry_refused(self, message: RetryRefused) -> None:
+        self.busy = False
+        self.show_notice(message.text, "error")
+        self.refresh_bindings()
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def retry_possible(self) -> bool:
+        rule = self.view.retry
+        return rule.allowed_now or rule.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("retry", "another_phone"):
+            blocked = self.busy or self.till.connection.daraja_down or not self.retry_possible()
+            return None if blocked else True
+        return True
+
+    def action_retry(self) -> None:
+        if self.busy or not self.retry_possible():
+            return
+        if self.view.retry.needs_no_sms_confirmation:
+
+            def confirmed(no_sms: bool | None) -> None:
+                if no_sms:
+                    self._start_retry(customer_got_no_sms=True)
+
+            self.app.push_screen(ConfirmNoSmsScreen(self.view), confirmed)
+        else:
+            self._start_retry(customer_got_no_sms=False)
+
+    def action_another_phone(self) -> None:
+        from smartduka_tui.ui.screens.phone import PhoneScreen
+
+        if self.busy or not self.retry_possible():
+            return
+        view = self.view
+        if view.retry.needs_no_sms_confirmation:
+
+            def confirmed(no_sms: bool | None) -> None:
+                if no_sms:
+                    self.move_to(
+                        PhoneScreen(
+                            view.sale_ref, view.amount, retry_of=view, customer_got_no_sms=True
+                        )
+                    )
+
+            self.app.push_screen(ConfirmNoSmsScreen(view), confirmed)
+        else:
+            self.move_to(PhoneScreen(view.sale_ref, view.amount, retry_of=view))
+
+    def action_cancel_sale(self) -> None:
+        if self.busy:
+            return
+        self.till.finish_sale(f"Sale {self.view.sale_ref} was not paid by M-Pesa.")
+
+    def _start_retry(self, *, customer_got_no_sms: bool) -> None:
+        self.busy = True
+        self.show_notice("Sending the payment request again…")
+        self.refresh_bindings()
+        self._retry(customer_got_no_sms)
+
+    # -- workers -------------------------------------------------------------------------------
+
+    @work(group="retry", exclusive=True, exit_on_error=False)
+    async def _retry(self, customer_got_no_sms: bool) -> None:
+        try:
+            view = await self.till.services.payments.retry(
+                self.view.sale_ref, customer_got_no_sms=customer_got_no_sms
+            )
+        except PaymentRefused as error:
+            wait = f" (try again in {error.retry_after} s)" if error.retry_after else ""
+            self.post_message(self.RetryRefused(error.message + wait))
+        except PaymentError as error:
+            self.post_message(self.RetryRefused(error.message))
+        except Exception as error:
+            self.till.report_unexpected(error, "sending the payment request again")
+            self.post_message(self.RetryRefused("The prompt was not sent. Try again."))
+        else:
+            self.post_message(self.RetrySent(view))
+
+    @work(group="refresh", exclusive=True, exit_on_error=False)
+    async def _refresh(self) -> None:
+        try:
+            view = await self.till.services.payments.get(self.view.attempt_id)
+        except Exception as error:
+            self.till.report_unexpected(error, "refreshing the retry rule")
+            return
+        self.post_message(self.Refreshed(view))

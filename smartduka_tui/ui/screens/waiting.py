@@ -1,0 +1,269 @@
+"""Waiting: the prompt is on its way or on the customer's phone.
+
+A 60-second countdown (the injectable clock's), what is happening in words, and when the attempt
+gives up. The end of the countdown is not a failure: the attempt stays live until M-Pesa says
+otherwise, so retry and "another phone" stay greyed. The screen moves on the moment the engine
+reports a final state (listener -> message -> handler); "stop waiting" leaves the attempt with
+the reconciler and starts a new sale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Digits, Label, Static
+
+from smartduka_tui.payments.api import PaymentError, PaymentView
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
+from smartduka_tui.ui.screens.base import SaleScreen
+from smartduka_tui.ui.summary import PROMPT_TIME_UP, STAGE_WORDS
+
+OFFLINE_NOTE = (
+    "The connection dropped: this payment may still complete. "
+    "It is checked automatically when the connection is back."
+)
+
+
+class WaitingScreen(SaleScreen):
+    CSS_PATH = "waiting.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "check_now", "Check now", id="waiting.check", tooltip="Ask M-Pesa now"),
+        Binding(
+            "s",
+            "stop_waiting",
+            "Stop waiting",
+            id="waiting.stop",
+            tooltip="Leave this payment to be checked in the background; start a new sale",
+        ),
+        Binding(
+            "r",
+            "retry",
+            "Retry",
+            id="waiting.retry",
+            tooltip="Only once M-Pesa has given a final answer",
+        ),
+        Binding(
+            "a",
+            "another_phone",
+            "Other phone",
+            id="waiting.another_phone",
+            tooltip="Only once M-Pesa has given a final answer",
+        ),
+    ]
+
+    class Refreshed(Message):
+        """A fresh view from the service (check now, or the periodic status refresh)."""
+
+        def __init__(self, view: PaymentView) -> None:
+            super().__init__()
+            self.view = view
+
+    class HandedOver(Message):
+        """The reconciler owns the attempt now."""
+
+        def __init__(self, view: PaymentView) -> None:
+            super().__init__()
+            self.view = view
+
+    class CallFailed(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, view: PaymentView) -> None:
+        super().__init__()
+        self.view = view
+        self.busy = False
+        self._last_poll: datetime | None = None
+
+    def watches(self, view: PaymentView) -> bool:
+        return view.attempt_id == self.view.attempt_id
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="waiting-body"):
+            yield Label("", id="sale-line")
+            yield Static("", id="stage")
+            with Horizontal(id="countdown-row"):
+                yield Digits("", id="countdown")
+                yield Static("", id="countdown-label")
+            yield Static("", id="expiry")
+            yield Static("", id="message")
+            yield Static(OFFLINE_NOTE, id="offline-note")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "now", self._tick, init=False)
+        self._render_view()
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _render_view(self) -> None:
+        view = self.view
+        self.query_one("#sale-line", Label).update(
+            f"Sale {view.sale_ref} · {shillings(view.amount)} · {view.phone_masked}"
+            f" · attempt {view.attempt_number}"
+        )
+        self.query_one("#message", Static).update(view.cashier_message)
+        self._render_time()
+        self._render_connection()
+        self.refresh_bindings()
+
+    def prompt_seconds_left(self) -> int | None:
+        if self.view.prompt_deadline is None:
+            return None
+        return seconds_left(self.view.prompt_deadline, self.till.now)
+
+    def _render_time(self) -> None:
+        view, now = self.view, self.till.now
+        left = self.prompt_seconds_left()
+        stage_words = STAGE_WORDS.get(view.stage, view.cashier_message)
+        if left == 0:
+            stage_words = PROMPT_TIME_UP
+        self.query_one("#stage", Static).update(stage_words)
+        digits = self.query_one("#countdown", Digits)
+        label = self.query_one("#countdown-label", Static)
+        if left is None:
+            digits.update("-:--")
+            label.update("Prompt not on the phone yet")
+        else:
+            digits.update(countdown(left))
+            label.update(
+                "left for the customer to enter their PIN"
+                if left
+                else "Prompt time is up; the answer can still come"
+            )
+        digits.set_class(left == 0, "-over")
+        expiry_left = seconds_left(view.expires_at, now)
+        self.query_one("#expiry", Static).update(
+            f"If M-Pesa never answers, this attempt ends at {local_time(view.expires_at)}"
+            f" (in {countdown(expiry_left)})."
+        )
+
+    def _render_connection(self) -> None:
+        self.query_one("#offline-note", Static).set_class(self.till.connection.offline, "-shown")
+
+    def _tick(self, now: datetime) -> None:
+        self._render_time()
+        refresh_s = self.till.settings.timings.ui_refresh_s
+        if self._last_poll is None or (now - self._last_poll).total_seconds() >= refresh_s:
+            self._last_poll = now
+            self._refresh_view()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _take(self, view: PaymentView) -> None:
+        self.view = view
+        if view.is_live:
+            self._render_view()
+        else:
+            self.move_to(self.till.screen_for(view))
+
+    @on(PaymentChanged)
+    def _changed(self, message: PaymentChanged) -> None:
+        if self.watches(message.view):
+            self._take(message.view)
+
+    @on(Refreshed)
+    def _refreshed(self, message: Refreshed) -> None:
+        self.busy = False
+        self._take(message.view)
+
+    @on(HandedOver)
+    def _handed_over(self, message: HandedOver) -> None:
+        self.busy = False
+        view = message.view
+        self.till.finish_sale(
+            f"Sale {view.sale_ref} ({shillings(view.amount)}, {view.phone_masked}) is being "
+            "checked in the background; its outcome will show here when M-Pesa answers."
+        )
+
+    @on(CallFailed)
+    def _call_failed(self, message: CallFailed) -> None:
+        self.busy = False
+        self.show_notice(message.text, "error")
+        self.refresh_bindings()
+
+    @on(ConnectionChanged)
+    def _connection(self, message: ConnectionChanged) -> None:
+        self._render_connection()
+        if message.previous.offline and not message.state.offline:
+            # Back online: the callback may have been missed while we were away.
+            self._check(quiet=True)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("retry", "another_phone"):
+            return None if self.view.is_live else True
+        if action in ("check_now", "stop_waiting") and self.busy:
+            return None
+        return True
+
+    def action_check_now(self) -> None:
+        if not self.busy:
+            self.busy = True
+            self.show_notice("Asking M-Pesa…")
+            self.refresh_bindings()
+            self._check(quiet=False)
+
+    def action_stop_waiting(self) -> None:
+        if not self.busy:
+            self.busy = True
+            self.refresh_bindings()
+            self._stop_waiting()
+
+    def action_retry(self) -> None:
+        """Greyed while the attempt is live; the failure screen owns retries."""
+
+    def action_another_phone(self) -> None:
+        """Greyed while the attempt is live; the failure screen owns retries."""
+
+    # -- workers -------------------------------------------------------------------------------
+
+    @work(group="check", exclusive=True, exit_on_error=False)
+    async def _check(self, quiet: bool) -> None:
+        try:
+            view = await self.till.services.payments.check_now(self.view.attempt_id)
+        except PaymentError as error:
+            if not quiet:
+                self.post_message(self.CallFailed(error.message))
+            return
+        except Exception as error:
+            self.till.report_unexpected(error, "checking the payment with M-Pesa")
+            self.post_message(self.CallFailed("Could not check now; it is checked again soon."))
+            return
+        if not quiet:
+            self.clear_notice()
+        self.post_message(self.Refreshed(view))
+
+    @work(group="refresh", exclusive=True, exit_on_error=False)
+    async def _refresh_view(self) -> None:
+        try:
+            view = await self.till.services.payments.get(self.view.attempt_id)
+        except Exception as error:
+            self.till.report_unexpected(error, "refreshing the payment status")
+            return
+        if view != self.view:
+            self.post_message(self.Refreshed(view))
+
+    @work(group="stop", exclusive=True, exit_on_error=False)
+    async def _stop_waiting(self) -> None:
+        try:
+            view = await self.till.services.payments.stop_waiting(self.view.attempt_id)
+        except PaymentError as error:
+            self.post_message(self.CallFailed(error.message))
+            return
+        except Exception as error:
+            self.till.report_unexpected(error, "handing the payment to the background check")
+            self.post_message(self.CallFailed("Could not stop waiting; try again."))
+            return
+        if view.is_live:
+            self.post_message(self.HandedOver(view))
+        else:
+            self.post_message(self.Refreshed(view))

@@ -1,0 +1,61 @@
+"""What the cashier app is given: the payment service, the clock, the connection source, and who
+this till is. `make_app(settings, services)` takes one `AppServices`; the console script, the
+demo and every test build it the same way, so the app never reaches for anything global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smartduka_tui.clock import Clock
+from smartduka_tui.payments.api import PaymentService
+from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
+
+
+@dataclass(frozen=True, slots=True)
+class TillIdentity:
+    """Shown in the status bar. Ids, never secrets."""
+
+    shop_id: str
+    till_id: str
+    shop_name: str | None = None
+
+    @property
+    def shop_label(self) -> str:
+        return self.shop_name or self.shop_id
+
+
+@dataclass(frozen=True, slots=True)
+class HelpSection:
+    """An extra block for the F1 help: a title and (key, meaning) rows.
+
+    The demo adds the simulator's magic phone numbers here; manager tools may add their own.
+    """
+
+    title: str
+    rows: tuple[tuple[str, str], ...]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UiOptions:
+    """Presentation switches. Tests and the screenshot script turn blinking off so that every
+    frame of a given state is the same."""
+
+    cursor_blink: bool = True
+    tick_s: float = 1.0
+    """How often (by the injectable clock) countdowns redraw."""
+
+
+@dataclass(slots=True)
+class AppServices:
+    """Everything the app talks to."""
+
+    payments: PaymentService
+    clock: Clock
+    identity: TillIdentity
+    connection: ConnectionSource = field(default_factory=ConnectionBoard)
+    help_sections: tuple[HelpSection, ...] = ()
+    log_path: Path | None = None
+    """Where unexpected errors are written; named in the plain message the cashier sees."""

@@ -1,0 +1,49 @@
+"""A banner under the status bar while Daraja or the relay is unreachable, saying which and what
+that means for the cashier."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from smartduka_tui.ui.connection import ConnectionState
+
+DARAJA_DOWN = (
+    "M-Pesa (Daraja) is unreachable: new M-Pesa payments are paused. "
+    "Payments already sent may still complete; they are checked when M-Pesa is back."
+)
+RELAY_DOWN = (
+    "The callback relay is unreachable: payments still complete, confirmed by asking "
+    "M-Pesa directly (a little slower)."
+)
+
+
+def banner_text(state: ConnectionState) -> str:
+    """What the banner says for `state` (empty when everything is reachable)."""
+    parts = []
+    if state.daraja_down:
+        parts.append(DARAJA_DOWN)
+    if state.relay_down:
+        parts.append(RELAY_DOWN)
+    return "\n".join(parts)
+
+
+class OfflineBanner(Static):
+    DEFAULT_CSS = """
+    OfflineBanner {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $error-muted;
+        color: $text;
+        text-style: bold;
+    }
+    OfflineBanner.-offline { display: block; }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "connection", self._show, init=True)
+
+    def _show(self, state: ConnectionState) -> None:
+        text = banner_text(state)
+        self.update(text)
+        self.set_class(bool(text), "-offline")

@@ -1,0 +1,82 @@
+"""The line at the top of every screen: shop, till, connections, attempts awaiting an outcome."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+from smartduka_tui.ui.connection import ConnectionState, Reachability
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+_WORDS: dict[Reachability, tuple[str, str]] = {
+    Reachability.REACHABLE: ("●", "-ok"),
+    Reachability.UNREACHABLE: ("✖", "-down"),
+    Reachability.UNKNOWN: ("○", "-unknown"),
+}
+
+
+def describe(name: str, reach: Reachability) -> tuple[str, str]:
+    """The label text and CSS class for one connection."""
+    if reach is Reachability.NOT_USED:
+        return "", "-unused"
+    mark, css = _WORDS[reach]
+    return f"{mark} {name}{' OFFLINE' if reach is Reachability.UNREACHABLE else ''}", css
+
+
+class StatusBar(Horizontal):
+    """Reads the app's reactive state; owns none of its own."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    StatusBar Label { margin-right: 2; }
+    StatusBar #status-shop { text-style: bold; color: $primary; }
+    StatusBar .-ok { color: $success; }
+    StatusBar .-down { color: $error; text-style: bold; }
+    StatusBar .-unknown { color: $foreground-muted; }
+    StatusBar .-unused { display: none; }
+    StatusBar #status-awaiting {
+        width: 1fr;
+        margin-right: 0;
+        text-align: right;
+        color: $foreground-muted;
+    }
+    StatusBar #status-awaiting.-some { color: $warning; text-style: bold; }
+    """
+
+    def compose(self) -> ComposeResult:
+        app = cast("SmartDukaApp", self.app)
+        identity = app.services.identity
+        yield Label(identity.shop_label, id="status-shop")
+        yield Label(f"Till {identity.till_id}", id="status-till")
+        yield Label("", id="status-daraja")
+        yield Label("", id="status-relay")
+        yield Label("", id="status-awaiting")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "connection", self._show_connection, init=True)
+        self.watch(self.app, "awaiting", self._show_awaiting, init=True)
+
+    def _show_connection(self, state: ConnectionState) -> None:
+        for name, reach, widget_id in (
+            ("M-Pesa", state.daraja, "#status-daraja"),
+            ("Relay", state.relay, "#status-relay"),
+        ):
+            text, css = describe(name, reach)
+            label = self.query_one(widget_id, Label)
+            label.update(text)
+            label.set_classes(css)
+
+    def _show_awaiting(self, count: int) -> None:
+        label = self.query_one("#status-awaiting", Label)
+        label.update(f"{count} awaiting outcome")
+        label.set_class(count > 0, "-some")

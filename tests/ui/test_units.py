@@ -1,0 +1,137 @@
+"""Pure parts of the cashier app: money and time formatting, amounts, the big receipt font, the
+connection board and the banner's words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smartduka_tui.ui.amounts import (
+    MAX_AMOUNT,
+    SaleItem,
+    amount_problem,
+    item_problem,
+    items_total,
+)
+from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
+from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
+from smartduka_tui.ui.widgets.big_text import FONT, render_rows
+from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, banner_text
+from smartduka_tui.ui.widgets.status_bar import describe
+
+NOON_UTC = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
+
+
+def test_shillings_are_whole_with_thousands() -> None:
+    assert shillings(250_000) == "KES 250,000"
+    assert shillings(1) == "KES 1"
+
+
+def test_local_time_is_kenya_time() -> None:
+    assert local_time(NOON_UTC) == "12:00:00"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0:00"), (59, "0:59"), (60, "1:00"), (3601, "1:00:01"), (-5, "0:00")]
+)
+def test_countdown(seconds: int, shown: str) -> None:
+    assert countdown(seconds) == shown
+
+
+def test_seconds_left_rounds_up_and_stops_at_zero() -> None:
+    deadline = NOON_UTC + timedelta(seconds=60)
+    assert seconds_left(deadline, NOON_UTC) == 60
+    assert seconds_left(deadline, NOON_UTC + timedelta(seconds=59.2)) == 1
+    assert seconds_left(deadline, NOON_UTC + timedelta(seconds=61)) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "Type the total in whole shillings."),
+        ("0", "The total must be at least KES 1."),
+        ("250001", "M-Pesa takes at most KES 250,000 in one payment."),
+        ("12.50", "The total must be whole shillings: digits only, no cents."),
+        ("１２", "The total must be whole shillings: digits only, no cents."),
+    ],
+)
+def test_amount_problems_say_what_is_wrong(text: str, problem: str) -> None:
+    assert amount_problem(text) == problem
+
+
+@given(st.integers(min_value=1, max_value=MAX_AMOUNT))
+def test_every_amount_mpesa_takes_is_accepted(amount: int) -> None:
+    assert amount_problem(str(amount)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "qty", "price", "problem"),
+    [
+        ("", "1", "10", "Name the item."),
+        ("x" * 31, "1", "10", "Keep the item name to 30 characters."),
+        ("Sugar", "0", "10", "The quantity must be a whole number from 1 to 999."),
+        ("Sugar", "", "10", "The quantity must be a whole number from 1 to 999."),
+        ("Sugar", "2", "0", "The price must be whole shillings, at least KES 1."),
+        ("Sugar", "2", "250001", "The price must be at most KES 250,000."),
+    ],
+)
+def test_item_problems(name: str, qty: str, price: str, problem: str) -> None:
+    assert item_problem(name, qty, price) == problem
+
+
+def test_items_total_is_exact_integer_shillings() -> None:
+    items = [SaleItem("Sugar 1kg", 2, 185), SaleItem("Bread", 1, 65)]
+    assert items_total(items) == 435
+    assert isinstance(items_total(items), int)
+
+
+def test_every_glyph_is_three_by_three_and_letters_are_distinct() -> None:
+    for char, glyph in FONT.items():
+        assert len(glyph) == 3, char
+        assert all(len(row) == 3 for row in glyph), char
+    drawn = {glyph for char, glyph in FONT.items() if char.isalnum()}
+    assert len(drawn) == sum(1 for char in FONT if char.isalnum())
+
+
+def test_receipt_rows_have_one_column_between_glyphs() -> None:
+    rows = render_rows("NLJ7RT61SV")
+    assert all(len(row) == 10 * 3 + 9 for row in rows)
+    assert render_rows("ab") == render_rows("AB")
+
+
+def test_board_tells_listeners_only_about_changes() -> None:
+    board = ConnectionBoard()
+    heard: list[ConnectionState] = []
+    unsubscribe = board.subscribe(heard.append)
+    board.set(daraja=Reachability.REACHABLE)
+    board.set(daraja=Reachability.REACHABLE)
+    board.set(relay=Reachability.UNREACHABLE)
+    unsubscribe()
+    board.set(relay=Reachability.REACHABLE)
+    assert heard == [
+        ConnectionState(Reachability.REACHABLE, Reachability.NOT_USED),
+        ConnectionState(Reachability.REACHABLE, Reachability.UNREACHABLE),
+    ]
+    assert board.current() == ConnectionState(Reachability.REACHABLE, Reachability.REACHABLE)
+
+
+def test_banner_says_which_connection_is_down() -> None:
+    up = ConnectionState(Reachability.REACHABLE, Reachability.REACHABLE)
+    assert banner_text(up) == ""
+    assert banner_text(ConnectionState(Reachability.UNREACHABLE, Reachability.REACHABLE)) == (
+        DARAJA_DOWN
+    )
+    assert banner_text(ConnectionState(Reachability.REACHABLE, Reachability.UNREACHABLE)) == (
+        RELAY_DOWN
+    )
+    both = banner_text(ConnectionState(Reachability.UNREACHABLE, Reachability.UNREACHABLE))
+    assert DARAJA_DOWN in both and RELAY_DOWN in both
+
+
+def test_status_words() -> None:
+    assert describe("M-Pesa", Reachability.UNREACHABLE) == ("✖ M-Pesa OFFLINE", "-down")
+    assert describe("Relay", Reachability.NOT_USED) == ("", "-unused")
+    assert describe("Relay", Reachability.REACHABLE) == ("● Relay", "-ok")
