@@ -23,7 +23,6 @@ from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
 from callback_relay.intake import CallbackIntake
-from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms, open_box
 from callback_relay.settings import RelaySettings
@@ -146,7 +145,7 @@ def make_app(
         async def load_box() -> SecretBox | None:
             return await open_box(the_store, settings.db, env_key, create=False)
 
-        cache = SecretCache(the_store, load_box, the_clock)
+        cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()
         hub = FeedHub()
         relay = Relay(
@@ -157,14 +156,7 @@ def make_app(
             metrics=metrics_,
             clock=the_clock,
             intake=CallbackIntake(settings, the_store, cache, hub, metrics_, the_clock),
-            feed=Feed(
-                settings,
-                the_store,
-                hub,
-                RateLimiter(settings.feed_rate_per_s, settings.feed_rate_burst, the_clock),
-                metrics_,
-                the_clock,
-            ),
+            feed=Feed(settings, the_store, hub, metrics_, the_clock),
         )
         tasks: list[asyncio.Task[None]] = []
         try:

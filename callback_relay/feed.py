@@ -69,19 +69,19 @@ class Feed:
         settings: RelaySettings,
         store: RelayStore,
         hub: FeedHub,
-        limiter: RateLimiter,
         metrics: RelayMetrics,
         clock: Clock,
     ) -> None:
         self._settings = settings
         self._store = store
         self._hub = hub
-        self._limiter = limiter
+        self._read_limiter = RateLimiter(settings.feed_rate_per_s, settings.feed_rate_burst, clock)
+        self._ack_limiter = RateLimiter(settings.ack_rate_per_s, settings.ack_rate_burst, clock)
         self._metrics = metrics
         self._clock = clock
 
-    async def authenticate(self, request: Request) -> TillRecord | Response:
-        """The till behind the bearer key, rate limited; or the 401/429/503 to send instead."""
+    async def authenticate(self, request: Request, limiter: RateLimiter) -> TillRecord | Response:
+        """The till behind the bearer key, within `limiter`; or the 401/429/503 to send."""
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         key = key.strip()
@@ -94,7 +94,7 @@ class Feed:
         if till is None or not matches or till.revoked_at is not None:
             self._metrics.feed_requests.labels(outcome="unauthorized").inc()
             return _error(401, "missing, wrong or revoked till key", {"WWW-Authenticate": "Bearer"})
-        retry_after = self._limiter.take(till.till_id)
+        retry_after = limiter.take(till.till_id)
         if retry_after > 0:
             self._metrics.feed_requests.labels(outcome="rate_limited").inc()
             return _error(
@@ -103,7 +103,7 @@ class Feed:
         return till
 
     async def events(self, request: Request) -> Response:
-        till = await self.authenticate(request)
+        till = await self.authenticate(request, self._read_limiter)
         if isinstance(till, Response):
             return till
         try:
@@ -157,7 +157,7 @@ class Feed:
             sleeper.cancel()
 
     async def ack(self, request: Request) -> Response:
-        till = await self.authenticate(request)
+        till = await self.authenticate(request, self._ack_limiter)
         if isinstance(till, Response):
             return till
         raw_id = request.path_params.get("event_id", "")

@@ -6,8 +6,10 @@ Callback secrets are encrypted at rest (see `crypto`); till keys are kept only a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,18 +230,17 @@ class SecretCache:
         self,
         store: RelayStore,
         open_box: Callable[[], Awaitable[SecretBox | None]],
-        clock: Clock,
         *,
         miss_check_s: float = 0.1,
     ) -> None:
         self._store = store
         self._open_box = open_box
         self._box: SecretBox | None = None
-        self._clock = clock
         self._miss_check_s = miss_check_s
         self._version = -1
         self._shops: dict[str, ShopEntry] = {}
-        self._checked_at = float("-inf")
+        self._recheck: asyncio.Future[bool] | None = None
+        self._miss_checked_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"SecretCache(shops={len(self._shops)}, version={self._version})"
@@ -263,11 +264,9 @@ class SecretCache:
             for shop_id, by_kid in secrets_by_shop.items()
         }
         self._version = snapshot.version
-        self._checked_at = self._clock.monotonic()
 
     async def refresh_if_changed(self) -> bool:
         """Reload when the registry changed since the last load; True if it did."""
-        self._checked_at = self._clock.monotonic()
         if await self._store.registry_version() == self._version:
             return False
         await self.load()
@@ -277,7 +276,21 @@ class SecretCache:
         return self._shops.get(shop_id)
 
     async def recheck(self) -> bool:
-        """After a miss: refresh now unless a check ran within `miss_check_s`."""
-        if self._clock.monotonic() - self._checked_at < self._miss_check_s:
-            return False
+        """After a miss: check the registry version, at most once per `miss_check_s`.
+
+        A miss inside the window waits for the window's end rather than being refused, so a
+        shop enrolled a moment ago is found; concurrent misses share one check, so random ids
+        cannot turn into a database load (they only wait a little longer for their 404).
+        """
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.ensure_future(self._throttled_refresh())
+        return await asyncio.shield(self._recheck)
+
+    async def _throttled_refresh(self) -> bool:
+        # Wall-clock time on purpose: this bounds database reads per real second, a property
+        # of the machine rather than of the business timeline that the injectable clock models.
+        remaining = self._miss_check_s - (time.monotonic() - self._miss_checked_at)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        self._miss_checked_at = time.monotonic()
         return await self.refresh_if_changed()

@@ -112,10 +112,16 @@ class RelaySettings(BaseSettings):
         default=10.0, gt=0, description="How often expired, over-delivered events dead-letter."
     )
     feed_rate_per_s: float = Field(
-        default=20.0, gt=0, description="Till API requests per second per key (sustained)."
+        default=5.0, gt=0, description="Feed reads per second per till key (sustained)."
     )
     feed_rate_burst: int = Field(
-        default=200, ge=1, description="Till API requests a key may make in a burst."
+        default=20, ge=1, description="Feed reads a till key may make in a burst."
+    )
+    ack_rate_per_s: float = Field(
+        default=200.0, gt=0, description="Acknowledgements per second per till key (sustained)."
+    )
+    ack_rate_burst: int = Field(
+        default=1000, ge=1, description="Acknowledgements a till key may make in a burst."
     )
     registry_refresh_s: float = Field(
         default=1.0,

@@ -140,6 +140,8 @@ def relay_settings(tmp_path: Path, **overrides: Any) -> RelaySettings:
         "encryption_key": TEST_KEY,
         "feed_rate_burst": 1000,
         "feed_rate_per_s": 1000,
+        "ack_rate_burst": 1000,
+        "ack_rate_per_s": 1000,
     }
     base.update(overrides)
     return RelaySettings(**base)

@@ -190,6 +190,21 @@ async def test_rate_limit_answers_429_with_retry_after(make_harness: Any) -> Non
         assert (await h.feed(shop)).status_code == 200
 
 
+async def test_acknowledgements_have_their_own_limit(make_harness: Any) -> None:
+    async with make_harness(feed_rate_burst=1, ack_rate_burst=3, ack_rate_per_s=1) as h:
+        shop = await h.shop()
+        for _ in range(4):
+            assert (await h.post(attempt_path(shop))).status_code == 200
+        events = (await h.feed(shop)).json()["events"]
+        # Reading used the only feed token; acknowledging a whole batch is still allowed.
+        assert (await h.feed(shop)).status_code == 429
+        statuses = [(await h.ack(shop, e["id"])).status_code for e in events]
+        assert statuses == [200, 200, 200, 429]
+        assert (await h.ack(shop, events[3]["id"])).headers["retry-after"] == "1"
+        h.clock.advance(1)
+        assert (await h.ack(shop, events[3]["id"])).status_code == 200
+
+
 async def test_acknowledged_events_are_pruned_after_retention(make_harness: Any) -> None:
     async with make_harness(retention_days=7, prune_interval_s=3600) as h:
         shop = await h.shop()
