@@ -1,0 +1,235 @@
+"""`smartduka pay`: one M-Pesa payment from a script, start to final state.
+
+Pushes through the payment engine, then waits for a final state by asking M-Pesa (STK query)
+every few seconds, and prints the outcome; `--json` prints the final payment as JSON. Exit
+codes: 0 paid; 1 not paid (failed, expired, needs review, or unknown when the wait ended);
+2 bad input or refused (nothing sent); 3 the till is not set up.
+
+Re-running the same command after a crash finds the attempt the first run wrote (same sale
+reference, same idempotency key) and never sends a second prompt.
+
+`--simulator URL` is a convenience for demos and tests: it points Daraja at the bundled
+simulator and, when the data folder has no shop yet, registers one there (a fresh shortcode
+and credentials, through the simulator's control API) and stores it and this till in the
+vault, creating the data folder's keyring if it has none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.payments.api import PaymentView
+    from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.store.store import Store
+
+EXIT_PAID = 0
+EXIT_NOT_PAID = 1
+EXIT_REFUSED = 2
+EXIT_NOT_SET_UP = 3
+
+SIMULATOR_SHOP_ID = "simshop"
+SIMULATOR_TILL_ID = "till1"
+# Where callbacks go when no relay is configured: a closed loopback port. `pay` does not need
+# them (it asks M-Pesa), and Daraja requires some CallBackURL.
+NO_RELAY_URL = "http://127.0.0.1:9"
+
+
+class SetupError(Exception):
+    """The till cannot take payments yet; the message says what to do."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "pay",
+        help="send one M-Pesa payment request and wait for its outcome",
+        description="Send one M-Pesa STK push and wait for its final state.",
+    )
+    parser.add_argument("--sale-ref", required=True, help="the sale number (letters and digits)")
+    parser.add_argument("--amount", required=True, help="whole Kenya shillings, 1 to 250,000")
+    parser.add_argument("--phone", required=True, help="the customer's phone, e.g. 0712345678")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop waiting after S seconds (default: the attempt expiry plus a minute)",
+    )
+    add_simulator_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_simulator_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--simulator",
+        metavar="URL",
+        help="use the Daraja simulator at URL (registers a demo shop there if none is set up)",
+    )
+
+
+def fail(message: str, code: int) -> int:
+    print(f"smartduka: {message}", file=sys.stderr)
+    return code
+
+
+def load_settings_for(args: argparse.Namespace) -> Settings:
+    """The till's settings; with --simulator, Daraja is the simulator at that URL."""
+    from smartduka_tui.config import load_settings
+
+    settings = load_settings(args.config)
+    if getattr(args, "simulator", None):
+        daraja = settings.daraja.model_copy(update={"base_url": args.simulator.rstrip("/")})
+        settings = settings.model_copy(update={"daraja": daraja})
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    amount = parse_amount(args.amount)
+    if amount is None:
+        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_REFUSED)
+    try:
+        settings = load_settings_for(args)
+    except (ValueError, FileNotFoundError) as error:
+        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
+    return asyncio.run(_pay(args, settings, amount))
+
+
+async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int:
+    from smartduka_tui.payments.api import InvalidPaymentInput, PaymentRefused
+
+    try:
+        async with engine_session(settings, args.simulator) as engine:
+            try:
+                view = await engine.start_payment(args.sale_ref, amount, args.phone)
+            except InvalidPaymentInput as error:
+                return fail(str(error), EXIT_REFUSED)
+            except PaymentRefused as error:
+                after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
+                return fail(f"{error.message}{after}", EXIT_REFUSED)
+            if not args.json:
+                print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
+                sys.stdout.flush()
+            timeout = args.timeout
+            if timeout is None:
+                timeout = settings.timings.attempt_expiry_s + 60
+            view = await engine.wait_until_final(view.attempt_id, timeout)
+            print_view(view, as_json=args.json)
+            return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
+    except SetupError as error:
+        return fail(str(error), EXIT_NOT_SET_UP)
+
+
+def parse_amount(text: str) -> int | None:
+    cleaned = text.replace(",", "").strip()
+    if not cleaned.isdigit() or len(cleaned) > 9:
+        return None
+    return int(cleaned)
+
+
+def print_view(view: PaymentView, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(view.model_dump(mode="json"), indent=2, sort_keys=True))
+        return
+    print(f"state: {view.state.value} ({view.stage.value})")
+    if view.receipt:
+        print(f"receipt: {view.receipt}")
+    if view.result_code is not None:
+        print(f"result code: {view.result_code}")
+    print(view.cashier_message)
+    if view.is_live:
+        print("Still open: `smartduka reconcile` (or the app) settles it when M-Pesa answers.")
+
+
+@asynccontextmanager
+async def engine_session(
+    settings: Settings, simulator_url: str | None
+) -> AsyncIterator[PaymentEngine]:
+    """Open the till's data folder and an engine for its shop (no background reconciler).
+
+    SetupError when the till cannot take payments; the message says how to fix it.
+    """
+    from smartduka_tui.clock import SystemClock
+    from smartduka_tui.payments.api import PaymentRefused
+    from smartduka_tui.payments.bootstrap import engine_for_store
+    from smartduka_tui.store.errors import StoreError
+    from smartduka_tui.store.store import keyring_path, open_till_store
+    from smartduka_tui.store.vault import create_keyring
+
+    clock = SystemClock()
+    if simulator_url and not keyring_path(settings.data_dir).exists():
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_keyring(keyring_path(settings.data_dir))
+    try:
+        async with open_till_store(settings.data_dir, clock=clock) as store:
+            if simulator_url:
+                settings = await ensure_simulator_shop(store, settings, simulator_url)
+            try:
+                engine = await engine_for_store(store, settings, clock)
+            except PaymentRefused as error:
+                raise SetupError(error.message) from None
+            try:
+                await engine.start(run_reconciler=False)
+                yield engine
+            finally:
+                await engine.close()
+                await engine.gateway.aclose()
+    except StoreError as error:
+        raise SetupError(str(error)) from None
+
+
+async def ensure_simulator_shop(store: Store, settings: Settings, url: str) -> Settings:
+    """The settings with a shop to use: the configured (or only) one, else a new demo shop
+    registered on the simulator at `url` and stored here with one enrolled till."""
+    from smartduka_tui.mpesa.callback_path import new_callback_secret
+    from smartduka_tui.simulator.control import SimulatorControl
+    from smartduka_tui.store.records import (
+        Enrolment,
+        ShopConfig,
+        ShopSecrets,
+        ShopType,
+    )
+    from smartduka_tui.store.secret import Secret
+
+    if settings.shop_id or await store.shops.list_ids():
+        return settings
+    passkey = secrets.token_hex(32)
+    key, secret = secrets.token_hex(16), secrets.token_hex(16)
+    async with SimulatorControl(url) as sim:
+        registered = await sim.register_shortcode(
+            passkey=passkey, consumer_key=key, consumer_secret=secret
+        )
+    async with store.write() as tx:
+        await store.shops.add(
+            tx,
+            ShopConfig(
+                id=SIMULATOR_SHOP_ID,
+                name="Simulator demo shop",
+                mpesa_type=ShopType.PAYBILL,
+                account_prefix="SD",
+                business_shortcode=registered.shortcode,
+            ),
+            ShopSecrets(
+                consumer_key=Secret(key), consumer_secret=Secret(secret), passkey=Secret(passkey)
+            ),
+        )
+        await store.tills.enrol(
+            tx,
+            Enrolment(
+                shop_id=SIMULATOR_SHOP_ID,
+                till_id=SIMULATOR_TILL_ID,
+                relay_url=settings.relay.url or NO_RELAY_URL,
+                till_key=Secret(secrets.token_urlsafe(32)),
+                callback_kid="k1",
+                callback_secret=Secret(new_callback_secret()),
+            ),
+        )
+    return settings

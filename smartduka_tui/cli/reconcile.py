@@ -1,0 +1,60 @@
+"""`smartduka reconcile`: one reconciler pass, headless (for cron or after an outage).
+
+Queries M-Pesa about this till's open payments (those pending longer than the configured
+minimum age, and unknown ones it can ask about), expires those past the attempt expiry after
+one last query, and prints what it did (`--json` for a script). Exit code 0 when the pass ran,
+3 when the till is not set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from smartduka_tui.cli.pay import (
+    EXIT_NOT_SET_UP,
+    SetupError,
+    add_simulator_option,
+    engine_session,
+    fail,
+    load_settings_for,
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reconcile",
+        help="run one reconciliation pass over open M-Pesa payments",
+        description="Ask M-Pesa about open payments once, and expire the ones past expiry.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the pass's figures as JSON")
+    add_simulator_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings_for(args)
+    except (ValueError, FileNotFoundError) as error:
+        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
+    return asyncio.run(_reconcile(args, settings))
+
+
+async def _reconcile(args: argparse.Namespace, settings: Any) -> int:
+    try:
+        async with engine_session(settings, args.simulator) as engine:
+            report = await engine.reconcile_once()
+            still_open = await engine.awaiting_count()
+    except SetupError as error:
+        return fail(str(error), EXIT_NOT_SET_UP)
+    figures = {**report.model_dump(), "open_after": still_open}
+    if args.json:
+        print(json.dumps(figures, indent=2, sort_keys=True))
+    else:
+        print(
+            f"examined {report.examined}, queried {report.queried}, settled {report.settled}, "
+            f"expired {report.expired}, still open {still_open}, errors {report.errors}"
+        )
+    return 0

@@ -1,0 +1,152 @@
+"""The reconciler: settles attempts whose callback is late or lost, and expires the rest.
+
+A pass queries every PENDING attempt older than `reconcile_min_age_s`, every UNKNOWN one that
+has a CheckoutRequestID, and every success awaiting its confirming query; at most
+`reconcile_concurrency` queries in flight and `queries_per_second` per shortcode. Attempts past
+`attempt_expiry_s` get one last query, then EXPIRED if that settles nothing. Passes run once at
+start-up, every `reconcile_interval_s` (or sooner, when an attempt is due to expire), after
+the relay reconnects and when a cashier stops waiting. All timing reads the engine's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from smartduka_tui.payments.api import AttemptState, ReconcileReport
+from smartduka_tui.payments.limits import TokenBucket
+from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.store.records import Attempt
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.service import PaymentEngine
+
+log = logging.getLogger(__name__)
+S = AttemptState
+
+
+class Reconciler:
+    def __init__(self, engine: PaymentEngine) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.clock = engine.clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
+        # One engine serves one shop, so one shortcode: its queries share this pace.
+        rate = self.settings.limits.queries_per_second
+        self.query_bucket = TokenBucket(self.clock, max(1.0, rate), rate)
+
+    # ------------------------------------------------------------------ background loop
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="smartduka-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Run a pass soon (relay reconnected, a cashier stopped waiting)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_pass()
+            except Exception:
+                log.exception("reconciler pass failed; trying again next interval")
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        wait = float(self.settings.timings.reconcile_interval_s)
+        live = await self.engine.live_attempts()
+        now = self.clock.now()
+        for attempt in live:
+            wait = min(wait, max(0.0, (attempt.expires_at - now).total_seconds()))
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(wait))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    # ------------------------------------------------------------------ one pass
+
+    async def run_pass(self) -> ReconcileReport:
+        now = self.clock.now()
+        live = await self.engine.live_attempts()
+        min_age = timedelta(seconds=self.settings.timings.reconcile_min_age_s)
+        expiring: list[Attempt] = []
+        to_query: list[Attempt] = []
+        for attempt in live:
+            if attempt.state is S.CREATED:
+                continue  # its push is in flight; start-up recovery handles crashed ones
+            if attempt.expires_at <= now:
+                expiring.append(attempt)
+            elif attempt.checkout_request_id is not None and (
+                (attempt.state is S.PENDING and (attempt.push_sent_at or now) <= now - min_age)
+                or (await self.engine.evidence_of(attempt)).confirming
+            ):
+                to_query.append(attempt)
+        results = await asyncio.gather(
+            *(self._query(a) for a in to_query), *(self._expire(a) for a in expiring)
+        )
+        report = ReconcileReport(
+            examined=len(live),
+            queried=sum(r[0] for r in results),
+            settled=sum(r[1] for r in results),
+            expired=sum(r[2] for r in results),
+            still_pending=sum(r[3] for r in results),
+            errors=sum(r[4] for r in results),
+        )
+        if to_query or expiring:
+            log.info("reconciler pass: %s", report)
+        return report
+
+    async def _query(self, attempt: Attempt) -> tuple[int, int, int, int, int]:
+        """(queried, settled, expired, still pending, errors) for one attempt."""
+        async with self._semaphore:
+            await self.query_bucket.acquire()
+            try:
+                verdict = await self.engine.query_and_apply(attempt, asked_by=Cause.QUERY)
+            except Exception:
+                log.exception("query of attempt %s failed", attempt.id)
+                return (1, 0, 0, 0, 1)
+        if verdict is None:
+            return (0, 0, 0, 1, 0)
+        settled = not verdict.attempt.is_live
+        return (1, int(settled), 0, int(not settled), 0)
+
+    async def _expire(self, attempt: Attempt) -> tuple[int, int, int, int, int]:
+        """One last query; if it settles nothing, EXPIRED."""
+        queried = 0
+        if attempt.checkout_request_id is not None:
+            async with self._semaphore:
+                await self.query_bucket.acquire()
+                try:
+                    verdict = await self.engine.query_and_apply(attempt, asked_by=Cause.EXPIRY)
+                except Exception:
+                    log.exception("last query of attempt %s failed", attempt.id)
+                    verdict = None
+            queried = 1
+            if verdict is not None and not verdict.attempt.is_live:
+                return (queried, 1, 0, 0, 0)
+        async with self.engine.lock_for(attempt.attempt_ref):
+            current = await self.engine.store.attempts.get(attempt.shop_id, attempt.id)
+            if current is None or not current.is_live:
+                return (queried, 1, 0, 0, 0)
+            verdict = await self.engine.apply_evidence(
+                current, Evidence.EXPIRY, Cause.EXPIRY, detail={"last_query": bool(queried)}
+            )
+        expired = verdict.attempt.state is S.EXPIRED
+        return (queried, 0, int(expired), int(not expired), 0)

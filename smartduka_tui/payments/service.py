@@ -1,0 +1,925 @@
+"""The payment engine: one shop, one till, every attempt moved only by evidence.
+
+`PaymentEngine` implements `api.PaymentService`. Its promises (DESIGN.md section 3):
+
+- An attempt row, keyed by an idempotency key derived from shop, till, sale and attempt number,
+  is committed before its STK push goes out; a push is never repeated. CREATED rows found at
+  start-up become UNKNOWN.
+- Every state change is `machine.decide` applied to one piece of evidence, written with its
+  previous state, cause and time in the same transaction as its audit entry. Evidence that
+  changes nothing is logged in the audit too.
+- Work on one attempt (its push, a callback, a query) is serialised by a per-attempt lock, so
+  a callback that overtakes its own push response waits for it instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from smartduka_tui import faults
+from smartduka_tui.clock import Clock
+from smartduka_tui.config import Settings
+from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
+from smartduka_tui.payments.api import (
+    LIVE_STATES,
+    AttemptId,
+    AttemptState,
+    CallbackEvent,
+    CallbackOutcome,
+    CallbackResult,
+    PaymentListener,
+    PaymentRefused,
+    PaymentView,
+    ReconcileReport,
+    RefusalReason,
+    RetryBlock,
+)
+from smartduka_tui.payments.codes import Outcome, advise
+from smartduka_tui.payments.gateway import (
+    DarajaGateway,
+    NotReady,
+    PushAccepted,
+    PushOrder,
+    PushOutcomeUnknown,
+    PushRejected,
+    QueryAnswer,
+    QueryKind,
+    Unreachable,
+)
+from smartduka_tui.payments.inputs import (
+    account_reference,
+    check_amount,
+    check_phone,
+    check_sale_ref,
+    mask_phone,
+)
+from smartduka_tui.payments.limits import TokenBucket, whole_seconds
+from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
+from smartduka_tui.payments.monitor import Monitor
+from smartduka_tui.payments.views import (
+    AWAITING_CONFIRMATION,
+    CONFIRMATION_SETTLED,
+    HANDED_TO_RECONCILER,
+    build_view,
+    read_evidence,
+    retry_rule,
+)
+from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
+from smartduka_tui.store.records import (
+    Actor,
+    Attempt,
+    AttemptFlag,
+    NewAttempt,
+    ProblemKind,
+    Shop,
+    ShopType,
+    TillCredentials,
+)
+from smartduka_tui.store.store import Store
+
+log = logging.getLogger(__name__)
+S = AttemptState
+
+TRANSACTION_DESC = "SmartDuka"
+_ACTOR_FOR_CAUSE = {
+    Cause.PUSH: Actor.SYSTEM,
+    Cause.CALLBACK: Actor.CALLBACK,
+    Cause.QUERY: Actor.QUERY,
+    Cause.EXPIRY: Actor.EXPIRY,
+    Cause.CASHIER: Actor.CASHIER,
+    Cause.MANAGER: Actor.MANAGER,
+    Cause.STARTUP: Actor.SYSTEM,
+}
+
+
+def idempotency_key(shop_id: str, till_id: str, sale_ref: str, attempt_number: int) -> str:
+    """The same (shop, till, sale, attempt number) always gives the same key, so a command
+    re-run after a crash finds the row it wrote instead of writing (and pushing) another."""
+    text = f"{shop_id}\n{till_id}\n{sale_ref}\n{attempt_number}"
+    return "sk1-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a piece of evidence did: the attempt now, and whether it moved."""
+
+    attempt: Attempt
+    decision: Decision
+
+
+class PaymentEngine:
+    """The payment service for one shop and one till. Open with `PaymentEngine.open`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        shop: Shop,
+        till: TillCredentials,
+        gateway: DarajaGateway,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.shop = shop
+        self.till = till
+        self.gateway = gateway
+        self.shop_id = shop.id
+        self.till_id = till.till_id
+        self.callback_base_url = (settings.relay.url or till.relay_url).rstrip("/")
+        self.monitor = Monitor(store, settings, clock, shop.id, till.till_id)
+        self._listeners: list[PaymentListener] = []
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._pushes: set[asyncio.Task[Attempt]] = set()
+        self._push_bucket: TokenBucket | None = None
+        self._reconciler: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        gateway: DarajaGateway,
+        shop: Shop,
+        *,
+        till_id: str | None = None,
+    ) -> PaymentEngine:
+        """The engine for `shop` and its till (the only one enrolled, unless named).
+
+        Raises PaymentRefused(SHOP_NOT_READY) when the till is not enrolled.
+        """
+        if till_id is None:
+            tills = await store.tills.for_shop(shop.id)
+            if len(tills) != 1:
+                raise PaymentRefused(
+                    RefusalReason.SHOP_NOT_READY,
+                    f"Shop {shop.id!r} has {len(tills)} tills enrolled here; "
+                    + ("name the till." if tills else "enrol this till first."),
+                )
+            till_id = tills[0].id
+        try:
+            till = await store.tills.credentials(shop.id, till_id)
+        except LookupError as error:
+            raise PaymentRefused(RefusalReason.SHOP_NOT_READY, str(error)) from None
+        return cls(
+            store=store, settings=settings, clock=clock, shop=shop, till=till, gateway=gateway
+        )
+
+    async def start(self, *, run_reconciler: bool = True) -> None:
+        """Recover from a crash (CREATED -> UNKNOWN), seed the push limit from recent pushes,
+        and (unless told not to) run the reconciler in the background."""
+        from smartduka_tui.payments.reconciler import Reconciler
+
+        await self.recover()
+        await self._seed_push_bucket()
+        self._reconciler = Reconciler(self)
+        if run_reconciler:
+            self._reconciler.start()
+
+    async def close(self) -> None:
+        """Stop the reconciler and wait for pushes in flight (never cancelled half way)."""
+        if self._reconciler is not None:
+            await self._reconciler.stop()
+        if self._pushes:
+            await asyncio.gather(*self._pushes, return_exceptions=True)
+
+    async def recover(self) -> list[Attempt]:
+        """CREATED rows at start-up: their push may have gone out. UNKNOWN, never re-pushed."""
+        moved = []
+        for attempt in await self.store.attempts.live(self.shop_id, self.till_id, {S.CREATED}):
+            if attempt.attempt_ref in self._locks and self._locks[attempt.attempt_ref].locked():
+                continue
+            verdict = await self.apply_evidence(
+                attempt,
+                Evidence.PUSH_OUTCOME_UNKNOWN,
+                Cause.STARTUP,
+                result_desc="Found unsent or unanswered at start-up",
+            )
+            moved.append(verdict.attempt)
+        return moved
+
+    async def _seed_push_bucket(self) -> None:
+        per_minute = self.settings.limits.pushes_per_minute
+        since = self.clock.now() - timedelta(minutes=1)
+        recent = await self.store.attempts.history(
+            self.shop_id,
+            _filter(since=since, till_id=self.till_id),
+            limit=min(1000, per_minute + 1),
+        )
+        self._push_bucket = TokenBucket(
+            self.clock, per_minute, per_minute / 60, used=len(recent.items)
+        )
+
+    @property
+    def push_bucket(self) -> TokenBucket:
+        if self._push_bucket is None:
+            self._push_bucket = TokenBucket(
+                self.clock,
+                self.settings.limits.pushes_per_minute,
+                self.settings.limits.pushes_per_minute / 60,
+            )
+        return self._push_bucket
+
+    # ------------------------------------------------------------------ listeners
+
+    def add_listener(self, listener: PaymentListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def _notify(self, attempt: Attempt) -> None:
+        if not self._listeners:
+            return
+        view = await self.view(attempt)
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:
+                log.exception("a payment listener failed")
+
+    # ------------------------------------------------------------------ reads
+
+    def lock_for(self, attempt_ref: str) -> asyncio.Lock:
+        lock = self._locks.get(attempt_ref)
+        if lock is None:
+            lock = self._locks[attempt_ref] = asyncio.Lock()
+        return lock
+
+    async def view(self, attempt: Attempt) -> PaymentView:
+        sale = await self.store.attempts.for_sale(self.shop_id, attempt.sale_ref)
+        entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
+        latest = max(sale, key=lambda a: a.attempt_number) if sale else attempt
+        latest_entries = (
+            entries
+            if latest.id == attempt.id
+            else await self.store.audit.entries(self.shop_id, attempt_id=latest.id, limit=500)
+        )
+        return build_view(attempt, entries, sale, latest_entries, self.clock.now(), self.settings)
+
+    async def _attempt(self, attempt_id: AttemptId) -> Attempt:
+        number = int(attempt_id) if str(attempt_id).isdigit() else None
+        attempt = None
+        if number is not None:
+            attempt = await self.store.attempts.get(self.shop_id, number)
+        if attempt is None or attempt.till_id != self.till_id:
+            raise PaymentRefused(
+                RefusalReason.NO_SUCH_ATTEMPT, f"There is no payment {attempt_id!r} on this till."
+            )
+        return attempt
+
+    async def get(self, attempt_id: AttemptId) -> PaymentView:
+        return await self.view(await self._attempt(attempt_id))
+
+    async def sale_attempts(self, sale_ref: str) -> list[PaymentView]:
+        sale = await self.store.attempts.for_sale(self.shop_id, sale_ref)
+        return [await self.view(a) for a in sale if a.till_id == self.till_id]
+
+    async def recent_phones(self, limit: int = 5) -> list[str]:
+        page = await self.store.attempts.history(
+            self.shop_id, _filter(till_id=self.till_id), limit=200
+        )
+        phones: list[str] = []
+        for attempt in page.items:
+            if attempt.phone not in phones:
+                phones.append(attempt.phone)
+            if len(phones) >= limit:
+                break
+        return phones
+
+    async def awaiting_count(self) -> int:
+        return len(await self.store.attempts.live(self.shop_id, self.till_id))
+
+    async def evidence_of(self, attempt: Attempt) -> Any:
+        entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
+        return read_evidence(attempt, entries)
+
+    # ------------------------------------------------------------------ starting a payment
+
+    async def start_payment(self, sale_ref: str, amount: int, phone: str) -> PaymentView:
+        sale_ref = check_sale_ref(sale_ref, self.shop.account_prefix)
+        amount = check_amount(amount)
+        phone = check_phone(phone)
+        sale = await self.store.attempts.for_sale(self.shop_id, sale_ref)
+        if sale:
+            latest = max(sale, key=lambda a: a.attempt_number)
+            if latest.amount != amount or latest.phone != phone:
+                raise PaymentRefused(
+                    RefusalReason.SALE_REF_CONFLICT,
+                    f"Sale {sale_ref} was already sent for KES {latest.amount:,} to "
+                    f"{mask_phone(latest.phone)}; use a new sale number for another amount or "
+                    "phone, or retry the sale.",
+                )
+            return await self.view(latest)
+        return await self._new_attempt(sale_ref, amount, phone, attempt_number=1)
+
+    async def retry(
+        self, sale_ref: str, phone: str | None = None, customer_got_no_sms: bool = False
+    ) -> PaymentView:
+        sale_ref = check_sale_ref(sale_ref, self.shop.account_prefix)
+        sale = await self.store.attempts.for_sale(self.shop_id, sale_ref)
+        if not sale:
+            raise PaymentRefused(
+                RefusalReason.NO_SUCH_SALE, f"There is no payment for sale {sale_ref} to retry."
+            )
+        latest = max(sale, key=lambda a: a.attempt_number)
+        new_phone = latest.phone if phone is None else check_phone(phone)
+        evidence = await self.evidence_of(latest)
+        rule = retry_rule(
+            latest,
+            sale,
+            evidence,
+            self.clock.now(),
+            self.settings,
+            same_phone=new_phone == latest.phone,
+        )
+        if rule.block is RetryBlock.WAIT:
+            assert rule.not_before is not None
+            wait = (rule.not_before - self.clock.now()).total_seconds()
+            raise PaymentRefused(RefusalReason.RETRY_TOO_SOON, rule.message, whole_seconds(wait))
+        if rule.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION:
+            if not customer_got_no_sms:
+                raise PaymentRefused(RefusalReason.NEEDS_NO_SMS_CONFIRMATION, rule.message)
+            if rule.not_before is not None:
+                wait = (rule.not_before - self.clock.now()).total_seconds()
+                raise PaymentRefused(
+                    RefusalReason.RETRY_TOO_SOON,
+                    f"You can retry at {rule.not_before:%H:%M:%S} UTC.",
+                    whole_seconds(wait),
+                )
+        elif rule.block is RetryBlock.PAID:
+            raise PaymentRefused(RefusalReason.ALREADY_PAID, rule.message)
+        elif not rule.allowed_now:
+            raise PaymentRefused(RefusalReason.RETRY_NOT_ALLOWED, rule.message)
+        confirmed = latest.state is S.EXPIRED and customer_got_no_sms
+        return await self._new_attempt(
+            sale_ref,
+            latest.amount,
+            new_phone,
+            attempt_number=latest.attempt_number + 1,
+            retry_of=latest,
+            no_sms_confirmed=confirmed,
+        )
+
+    async def _new_attempt(
+        self,
+        sale_ref: str,
+        amount: int,
+        phone: str,
+        *,
+        attempt_number: int,
+        retry_of: Attempt | None = None,
+        no_sms_confirmed: bool = False,
+    ) -> PaymentView:
+        reference = account_reference(self.shop.account_prefix, sale_ref)
+        self._check_shop_ready()
+        live = await self.store.attempts.live_for_phone(self.shop_id, self.till_id, phone)
+        if live is not None:
+            raise self._phone_busy(live)
+        wait = self.push_bucket.try_take()
+        if wait > 0:
+            raise PaymentRefused(
+                RefusalReason.RATE_LIMITED,
+                f"This till has sent {self.settings.limits.pushes_per_minute} payment requests "
+                "in the last minute; wait a moment.",
+                whole_seconds(wait),
+            )
+        try:
+            await self.gateway.prepare()
+        except (NotReady, Unreachable) as error:
+            self.push_bucket.give_back()
+            reason = (
+                RefusalReason.SHOP_NOT_READY
+                if isinstance(error, NotReady)
+                else RefusalReason.DARAJA_UNREACHABLE
+            )
+            raise PaymentRefused(reason, error.message) from None
+
+        secret = self.till.active_callback_secret.reveal()
+        signed = callback_path.sign_new_attempt(
+            secret, self.shop_id, self.till_id, self.till.active_callback_kid
+        )
+        lock = self.lock_for(signed.attempt_ref)
+        await lock.acquire()
+        try:
+            try:
+                async with self.store.write() as tx:
+                    attempt = await self.store.attempts.create(
+                        tx,
+                        NewAttempt(
+                            shop_id=self.shop_id,
+                            till_id=self.till_id,
+                            sale_ref=sale_ref,
+                            amount=amount,
+                            phone=phone,
+                            idempotency_key=idempotency_key(
+                                self.shop_id, self.till_id, sale_ref, attempt_number
+                            ),
+                            attempt_ref=signed.attempt_ref,
+                            expires_at=self.clock.now()
+                            + timedelta(seconds=self.settings.timings.attempt_expiry_s),
+                        ),
+                    )
+                    if retry_of is not None:
+                        await self.store.audit.append(
+                            tx,
+                            actor=Actor.CASHIER,
+                            action="attempt.retry",
+                            shop_id=self.shop_id,
+                            attempt_id=attempt.id,
+                            detail={
+                                "retry_of": retry_of.id,
+                                "previous_state": retry_of.state.value,
+                                "previous_result_code": retry_of.result_code,
+                                "customer_got_no_sms": no_sms_confirmed,
+                                "same_phone": phone == retry_of.phone,
+                            },
+                        )
+            except IdempotencyKeyExistsError as exists:
+                self.push_bucket.give_back()
+                return await self.view(exists.existing)
+            except PhoneBusyError as busy:
+                self.push_bucket.give_back()
+                raise self._phone_busy(busy.existing) from None
+            faults.fault_point(faults.AFTER_ATTEMPT_COMMIT)
+            await self._notify(attempt)
+            order = PushOrder(
+                amount=amount,
+                phone=phone,
+                account_reference=reference,
+                description=TRANSACTION_DESC,
+                callback_url=self.callback_base_url + signed.path(),
+            )
+            task = asyncio.create_task(self._push(attempt, order, lock))
+        except BaseException:
+            lock.release()
+            raise
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+        # The push belongs to the engine: a cancelled caller (a screen closed) leaves it running.
+        return await self.view(await asyncio.shield(task))
+
+    async def _push(self, attempt: Attempt, order: PushOrder, lock: asyncio.Lock) -> Attempt:
+        """Send the push and record its answer; releases the attempt's lock when done."""
+        try:
+            sent_at = self.clock.now()
+            try:
+                accepted: PushAccepted = await self.gateway.push(order)
+            except PushRejected as rejected:
+                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
+                verdict = await self.apply_evidence(
+                    attempt,
+                    Evidence.PUSH_REFUSED,
+                    Cause.PUSH,
+                    push_sent_at=sent_at,
+                    result_code=rejected.code,
+                    result_desc=rejected.message,
+                )
+            except PushOutcomeUnknown as unknown:
+                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
+                verdict = await self.apply_evidence(
+                    attempt,
+                    Evidence.PUSH_OUTCOME_UNKNOWN,
+                    Cause.PUSH,
+                    push_sent_at=sent_at,
+                    result_desc=unknown.message,
+                )
+            else:
+                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
+                verdict = await self.apply_evidence(
+                    attempt,
+                    Evidence.PUSH_ACCEPTED,
+                    Cause.PUSH,
+                    push_sent_at=sent_at,
+                    merchant_request_id=accepted.merchant_request_id,
+                    checkout_request_id=accepted.checkout_request_id,
+                )
+            return verdict.attempt
+        finally:
+            lock.release()
+
+    def _check_shop_ready(self) -> None:
+        if not self.shop.enabled:
+            raise PaymentRefused(
+                RefusalReason.SHOP_NOT_READY,
+                "M-Pesa payments are switched off for this shop (a manager can enable them).",
+            )
+        if self.shop.mpesa_type is ShopType.PLATFORM:
+            raise PaymentRefused(
+                RefusalReason.SHOP_NOT_READY,
+                "This shop is paid through the platform's paybill, which this till cannot "
+                "reach yet.",
+            )
+
+    def _phone_busy(self, live: Attempt) -> PaymentRefused:
+        return PaymentRefused(
+            RefusalReason.PHONE_BUSY,
+            f"{mask_phone(live.phone)} already has a payment request waiting (sale "
+            f"{live.sale_ref}); wait for it to finish.",
+        )
+
+    # ------------------------------------------------------------------ evidence
+
+    async def apply_evidence(
+        self,
+        attempt: Attempt,
+        evidence: Evidence,
+        cause: Cause,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        add_flags: AttemptFlag = AttemptFlag.NONE,
+        **fields: Any,
+    ) -> Verdict:
+        """Decide and write one piece of evidence (one transaction with its audit entry)."""
+        async with self.store.write() as tx:
+            current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
+            assert current is not None
+            sale = await self.store.attempts.for_sale(self.shop_id, current.sale_ref, tx=tx)
+            paid_by_other = any(a.state is S.COMPLETED and a.id != current.id for a in sale)
+            decision = decide(evidence, current.state, sale_paid_by_other=paid_by_other)
+            record = {"evidence": evidence.value, "cause": cause.value, **(detail or {})}
+            if decision.to is None:
+                await self.store.audit.append(
+                    tx,
+                    actor=_ACTOR_FOR_CAUSE[cause],
+                    action="evidence.no_change",
+                    shop_id=self.shop_id,
+                    attempt_id=current.id,
+                    detail={**record, "state": current.state.value},
+                )
+                if add_flags:
+                    current = await self.store.attempts.add_flags(
+                        tx, self.shop_id, current.id, add_flags, _ACTOR_FOR_CAUSE[cause]
+                    )
+                return Verdict(current, decision)
+            flags = add_flags
+            if decision.late:
+                flags |= AttemptFlag.LATE
+            if decision.duplicate_payment:
+                flags |= AttemptFlag.DUPLICATE_PAYMENT
+            kept = {name: value for name, value in fields.items() if value is not None}
+            if current.checkout_request_id is not None:
+                kept.pop("checkout_request_id", None)
+            result = await self.store.attempts.transition(
+                tx,
+                self.shop_id,
+                current.id,
+                {current.state},
+                decision.to,
+                _ACTOR_FOR_CAUSE[cause],
+                add_flags=flags,
+                detail=record,
+                **kept,
+            )
+            moved = result.attempt
+            if decision.duplicate_payment:
+                await self.store.problems.record(
+                    tx,
+                    self.shop_id,
+                    ProblemKind.SUSPICIOUS_PATTERN,
+                    {
+                        "pattern": "duplicate_payment",
+                        "sale_ref": moved.sale_ref,
+                        "attempt_id": moved.id,
+                        "paid_by": [a.id for a in sale if a.state is S.COMPLETED],
+                        "amount": moved.amount,
+                    },
+                    till_id=self.till_id,
+                )
+        await self._notify(moved)
+        if moved.state is S.FAILED:
+            await self.monitor.after_failure(moved)
+        return Verdict(moved, decision)
+
+    async def _record(
+        self, attempt: Attempt, action: str, actor: Actor, detail: Mapping[str, Any]
+    ) -> None:
+        async with self.store.write() as tx:
+            await self.store.audit.append(
+                tx,
+                actor=actor,
+                action=action,
+                shop_id=self.shop_id,
+                attempt_id=attempt.id,
+                detail=dict(detail),
+            )
+
+    def evidence_from_query(self, answer: QueryAnswer, *, confirming: bool) -> Evidence:
+        """An STK query's answer as evidence; `confirming` when it checks a success callback."""
+        if answer.kind is not QueryKind.RESULT or answer.result_code is None:
+            return Evidence.CONFIRMATION_INCONCLUSIVE if confirming else Evidence.QUERY_INCONCLUSIVE
+        advice = advise(answer.result_code, answer.result_desc)
+        if confirming:
+            return (
+                Evidence.CONFIRMED_SUCCESS
+                if advice.outcome is Outcome.PAID
+                else Evidence.CONFIRMATION_CONTRADICTED
+            )
+        if advice.outcome is Outcome.PAID:
+            return Evidence.QUERY_SUCCESS
+        if advice.known and advice.outcome is not Outcome.PENDING:
+            return Evidence.QUERY_FAILURE
+        return Evidence.QUERY_INCONCLUSIVE
+
+    async def query_and_apply(self, attempt: Attempt, *, asked_by: Cause) -> Verdict | None:
+        """Query M-Pesa about `attempt` (holding its lock) and apply the answer.
+
+        Returns None when there is nothing to query (no CheckoutRequestID yet).
+        """
+        async with self.lock_for(attempt.attempt_ref):
+            current = await self.store.attempts.get(self.shop_id, attempt.id)
+            assert current is not None
+            if current.checkout_request_id is None or current.state is S.CREATED:
+                return None
+            evidence_now = await self.evidence_of(current)
+            answer = await self.gateway.query(current.checkout_request_id)
+            confirming = evidence_now.confirming
+            evidence = self.evidence_from_query(answer, confirming=confirming)
+            fields: dict[str, Any] = {}
+            if answer.kind is QueryKind.RESULT:
+                fields = {"result_code": answer.result_code, "result_desc": answer.result_desc}
+            if evidence is Evidence.CONFIRMED_SUCCESS:
+                fields["receipt_number"] = evidence_now.confirming_receipt
+            verdict = await self.apply_evidence(
+                current,
+                evidence,
+                Cause.QUERY,
+                detail={
+                    "asked_by": asked_by.value,
+                    "query": answer.kind.value,
+                    "query_code": answer.result_code,
+                },
+                **fields,
+            )
+            if confirming and evidence is not Evidence.CONFIRMATION_INCONCLUSIVE:
+                await self._record(
+                    verdict.attempt,
+                    CONFIRMATION_SETTLED,
+                    Actor.QUERY,
+                    {"query_code": answer.result_code},
+                )
+            return verdict
+
+    async def check_now(self, attempt_id: AttemptId) -> PaymentView:
+        attempt = await self._attempt(attempt_id)
+        verdict = await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
+        return await self.view(verdict.attempt if verdict else attempt)
+
+    async def stop_waiting(self, attempt_id: AttemptId) -> PaymentView:
+        attempt = await self._attempt(attempt_id)
+        if attempt.is_live:
+            await self._record(
+                attempt,
+                HANDED_TO_RECONCILER,
+                Actor.CASHIER,
+                {"state": attempt.state.value},
+            )
+            if self._reconciler is not None:
+                self._reconciler.wake()
+        view = await self.view(attempt)
+        for listener in list(self._listeners):
+            listener(view)
+        return view
+
+    async def wait_until_final(
+        self, attempt_id: AttemptId, timeout_s: float, poll_s: float | None = None
+    ) -> PaymentView:
+        """Ask M-Pesa every `poll_s` (default: the UI refresh) until the attempt is final or
+        `timeout_s` has passed; past its expiry it gets its last query and expires.
+
+        For `smartduka pay` while callbacks do not reach this process. Returns early for an
+        UNKNOWN attempt without a CheckoutRequestID: there is nothing to ask about.
+        """
+        poll = poll_s if poll_s is not None else float(self.settings.timings.ui_refresh_s)
+        deadline = self.clock.monotonic() + timeout_s
+        attempt = await self._attempt(attempt_id)
+        while attempt.is_live:
+            if attempt.expires_at <= self.clock.now():
+                await self.reconcile_once()
+            elif attempt.checkout_request_id is None and attempt.state is not S.CREATED:
+                break
+            else:
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0:
+                    break
+                await self.clock.sleep(min(poll, remaining))
+                await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
+            attempt = await self._attempt(attempt_id)
+        return await self.view(attempt)
+
+    # ------------------------------------------------------------------ callbacks
+
+    async def apply_callback(self, event: CallbackEvent) -> CallbackResult:
+        if event.shop_id != self.shop_id or event.till_id != self.till_id:
+            await self._security_event(
+                "callback.foreign",
+                {"shop_id": event.shop_id, "till_id": event.till_id},
+            )
+            return CallbackResult(outcome=CallbackOutcome.FOREIGN)
+        faults.fault_point(faults.AFTER_CALLBACK_RECEIVED)
+        try:
+            callback = parse_stk_callback(event.body)
+        except CallbackParseError as error:
+            async with self.store.write() as tx:
+                await self.store.problems.record(
+                    tx,
+                    self.shop_id,
+                    ProblemKind.UNAPPLIED_EVENT,
+                    {"attempt_ref": event.attempt_ref, "reason": str(error)},
+                    till_id=self.till_id,
+                )
+            return CallbackResult(outcome=CallbackOutcome.MALFORMED)
+        attempt = await self.store.attempts.by_attempt_ref(self.shop_id, event.attempt_ref)
+        if attempt is None or attempt.till_id != self.till_id:
+            await self.monitor.unmatched_callback(event.attempt_ref, callback)
+            return CallbackResult(outcome=CallbackOutcome.UNMATCHED)
+        async with self.lock_for(attempt.attempt_ref):
+            return await self._apply_callback_locked(attempt, callback)
+
+    async def _apply_callback_locked(
+        self, attempt: Attempt, callback: StkCallback
+    ) -> CallbackResult:
+        current = await self.store.attempts.get(self.shop_id, attempt.id)
+        assert current is not None
+        mismatch = _mismatch(current, callback)
+        advice = advise(callback.code_key, callback.description)
+        fields: dict[str, Any] = {
+            "result_code": callback.code_key,
+            "result_desc": callback.description,
+            "merchant_request_id": callback.merchant_request_id,
+            "checkout_request_id": callback.checkout_request_id,
+        }
+        detail: dict[str, Any] = {"callback_code": callback.code_key}
+        if mismatch is not None or not advice.known:
+            detail["review_reason"] = mismatch or "unknown result code"
+            if mismatch is not None:
+                fields.pop("checkout_request_id")
+            verdict = await self.apply_evidence(
+                current, Evidence.CALLBACK_SUSPECT, Cause.CALLBACK, detail=detail, **fields
+            )
+            return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
+        if advice.outcome is not Outcome.PAID:
+            verdict = await self.apply_evidence(
+                current, Evidence.CALLBACK_FAILURE, Cause.CALLBACK, detail=detail, **fields
+            )
+            return await self._result(verdict, CallbackOutcome.APPLIED)
+        fields["receipt_number"] = callback.receipt
+        detail["receipt"] = callback.receipt
+        if current.state is S.COMPLETED:
+            return await self._success_for_completed(current, callback, detail)
+        if not self.settings.confirm_by_query:
+            verdict = await self.apply_evidence(
+                current, Evidence.CALLBACK_SUCCESS, Cause.CALLBACK, detail=detail, **fields
+            )
+            return await self._result(verdict, CallbackOutcome.APPLIED)
+        return await self._confirm_success(current, callback, detail, fields)
+
+    async def _confirm_success(
+        self,
+        attempt: Attempt,
+        callback: StkCallback,
+        detail: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> CallbackResult:
+        """Confirmation on: the callback is a hint, the query is the truth (DESIGN.md 4.4)."""
+        answer = await self.gateway.query(callback.checkout_request_id)
+        evidence = self.evidence_from_query(answer, confirming=True)
+        detail = {**detail, "query": answer.kind.value, "query_code": answer.result_code}
+        if evidence is Evidence.CONFIRMATION_INCONCLUSIVE:
+            async with self.store.write() as tx:
+                if attempt.checkout_request_id is None and attempt.is_live:
+                    # The callback taught us the CheckoutRequestID: the reconciler can query.
+                    await self.store.attempts.transition(
+                        tx,
+                        self.shop_id,
+                        attempt.id,
+                        {attempt.state},
+                        attempt.state,
+                        Actor.CALLBACK,
+                        checkout_request_id=callback.checkout_request_id,
+                        merchant_request_id=callback.merchant_request_id,
+                    )
+                await self.store.audit.append(
+                    tx,
+                    actor=Actor.CALLBACK,
+                    action=AWAITING_CONFIRMATION,
+                    shop_id=self.shop_id,
+                    attempt_id=attempt.id,
+                    detail={
+                        **detail,
+                        "evidence": evidence.value,
+                        "checkout_request_id": callback.checkout_request_id,
+                    },
+                )
+            moved = await self.store.attempts.get(self.shop_id, attempt.id)
+            assert moved is not None
+            await self._notify(moved)
+            return CallbackResult(outcome=CallbackOutcome.CONFIRMING, view=await self.view(moved))
+        if evidence is Evidence.CONFIRMATION_CONTRADICTED:
+            fields = {"result_code": answer.result_code, "result_desc": answer.result_desc}
+        verdict = await self.apply_evidence(
+            attempt, evidence, Cause.CALLBACK, detail=detail, **fields
+        )
+        outcome = (
+            CallbackOutcome.NEEDS_REVIEW
+            if verdict.attempt.state is S.NEEDS_REVIEW
+            else CallbackOutcome.APPLIED
+        )
+        return await self._result(verdict, outcome)
+
+    async def _success_for_completed(
+        self, attempt: Attempt, callback: StkCallback, detail: dict[str, Any]
+    ) -> CallbackResult:
+        """A success for a paid attempt: fills a pending receipt, else changes nothing."""
+        if attempt.receipt_number is None and callback.receipt:
+            async with self.store.write() as tx:
+                result = await self.store.attempts.transition(
+                    tx,
+                    self.shop_id,
+                    attempt.id,
+                    {S.COMPLETED},
+                    S.COMPLETED,
+                    Actor.CALLBACK,
+                    detail={**detail, "evidence": "receipt_arrived"},
+                    receipt_number=callback.receipt,
+                )
+            await self._notify(result.attempt)
+            return CallbackResult(
+                outcome=CallbackOutcome.APPLIED, view=await self.view(result.attempt)
+            )
+        different = callback.receipt is not None and callback.receipt != attempt.receipt_number
+        verdict = await self.apply_evidence(
+            attempt,
+            Evidence.CALLBACK_SUCCESS,
+            Cause.CALLBACK,
+            detail={**detail, "receipt_differs": different},
+            add_flags=AttemptFlag.SUSPICIOUS if different else AttemptFlag.NONE,
+        )
+        return await self._result(verdict, CallbackOutcome.NO_CHANGE)
+
+    async def _result(self, verdict: Verdict, outcome: CallbackOutcome) -> CallbackResult:
+        if not verdict.decision.changes_state and outcome is CallbackOutcome.APPLIED:
+            outcome = CallbackOutcome.NO_CHANGE
+        return CallbackResult(outcome=outcome, view=await self.view(verdict.attempt))
+
+    async def _security_event(self, action: str, detail: Mapping[str, Any]) -> None:
+        async with self.store.write() as tx:
+            await self.store.audit.append(
+                tx, actor=Actor.SYSTEM, action=action, shop_id=self.shop_id, detail=dict(detail)
+            )
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile_once(self) -> ReconcileReport:
+        from smartduka_tui.payments.reconciler import Reconciler
+
+        reconciler = self._reconciler or Reconciler(self)
+        return await reconciler.run_pass()
+
+    async def on_reconnected(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.wake()
+
+    async def live_attempts(self) -> list[Attempt]:
+        return await self.store.attempts.live(self.shop_id, self.till_id)
+
+
+def _mismatch(attempt: Attempt, callback: StkCallback) -> str | None:
+    """Why a callback does not belong to its attempt (DESIGN.md 4.3), or None."""
+    if (
+        attempt.checkout_request_id is not None
+        and callback.checkout_request_id != attempt.checkout_request_id
+    ):
+        return "CheckoutRequestID differs from the push response's"
+    if callback.is_success:
+        if callback.amount is None or callback.amount != Decimal(attempt.amount):
+            return "amount differs from the attempt's"
+        phone = callback.phone
+        if phone is not None and "*" not in phone and phone != attempt.phone:
+            return "phone number differs from the attempt's"
+    return None
+
+
+def _filter(**kwargs: Any) -> Any:
+    from smartduka_tui.store.records import AttemptFilter
+
+    return AttemptFilter(include_resolved=True, **kwargs)
+
+
+__all__ = ["LIVE_STATES", "PaymentEngine", "idempotency_key"]

@@ -1,0 +1,213 @@
+"""A till for payment-engine tests: a real SQLite store in tmp_path, a shop registered on the
+real simulator (fresh shortcode and credentials), an enrolled till whose callbacks come back
+through a loopback `CallbackReceiver`, and a `PaymentEngine` on a ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from smartduka_tui.clock import ManualClock
+from smartduka_tui.config import Settings
+from smartduka_tui.mpesa.callback_path import new_callback_secret
+from smartduka_tui.payments.api import CallbackEvent, CallbackResult
+from smartduka_tui.payments.gateway import DirectGateway
+from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets, ShopType
+from smartduka_tui.store.secret import Secret
+from smartduka_tui.store.store import Store, database_path, keyring_path
+from smartduka_tui.store.vault import create_keyring, load_keyring
+from tests.payments.receiver import CallbackReceiver, ServedReceiver
+
+_shop_numbers = itertools.count(1)
+PREFIX = "TS"
+KID = "k1"
+
+
+@dataclass
+class TillHarness:
+    data_dir: Path
+    settings: Settings
+    clock: ManualClock
+    sim: SimulatorControl
+    shortcode: str
+    shop_id: str
+    till_id: str
+    callback_secret: str
+    receiver: CallbackReceiver
+    transport: httpx.AsyncBaseTransport | None = None
+    applying: set[asyncio.Task[CallbackResult]] = field(default_factory=set)
+    results: list[CallbackResult] = field(default_factory=list)
+    store: Store = field(init=False)
+    engine: PaymentEngine = field(init=False)
+
+    async def open(self, *, run_reconciler: bool = False) -> PaymentEngine:
+        keyring = load_keyring(keyring_path(self.data_dir))
+        self.store = await Store.open(
+            database_path(self.data_dir), clock=self.clock, keyring=keyring
+        )
+        shop = await self.store.shops.require(self.shop_id)
+        credentials = await self.store.shops.credentials(self.shop_id)
+        gateway = DirectGateway(
+            shop, credentials, self.settings, self.clock, transport=self.transport
+        )
+        self.engine = await PaymentEngine.open(
+            self.store, self.settings, self.clock, gateway, shop, till_id=self.till_id
+        )
+        await self.engine.start(run_reconciler=run_reconciler)
+        return self.engine
+
+    def apply_later(self, event: CallbackEvent) -> None:
+        """What the relay feed does: apply the event soon, in its own task."""
+        task = asyncio.create_task(self.engine.apply_callback(event))
+        self.applying.add(task)
+        task.add_done_callback(self._applied)
+
+    def _applied(self, task: asyncio.Task[CallbackResult]) -> None:
+        self.applying.discard(task)
+        if not task.cancelled() and task.exception() is None:
+            self.results.append(task.result())
+
+    async def settle(self) -> None:
+        """Wait until every callback handed over so far has been applied."""
+        while self.applying:
+            await asyncio.gather(*list(self.applying))
+
+    async def close(self) -> None:
+        await self.settle()
+        await self.engine.close()
+        await self.engine.gateway.aclose()
+        await self.store.close()
+
+    async def restart(self) -> PaymentEngine:
+        await self.close()
+        return await self.open()
+
+    async def deliver(self, event: CallbackEvent) -> CallbackResult:
+        return await self.engine.apply_callback(event)
+
+    async def apply_received(self) -> list[CallbackResult]:
+        """Apply (in arrival order) the callbacks the receiver kept, then forget them."""
+        events, self.receiver.events[:] = list(self.receiver.events), []
+        return [await self.engine.apply_callback(e) for e in events]
+
+
+async def register_shop(
+    store: Store,
+    sim: SimulatorControl,
+    *,
+    relay_url: str,
+    callback_secret: str,
+    kind: ShopType = ShopType.PAYBILL,
+    shop_id: str | None = None,
+    till_id: str = "till1",
+    sim_settings: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """A fresh shortcode on the simulator and the matching shop and till in `store`."""
+    passkey = secrets.token_hex(32)
+    key, secret = secrets.token_hex(12), secrets.token_hex(12)
+    registered = await sim.register_shortcode(
+        passkey=passkey,
+        consumer_key=key,
+        consumer_secret=secret,
+        settings=sim_settings or {},
+    )
+    shop_id = shop_id or f"shop{registered.shortcode}n{next(_shop_numbers)}"
+    async with store.write() as tx:
+        await store.shops.add(
+            tx,
+            ShopConfig(
+                id=shop_id,
+                name="Test shop",
+                mpesa_type=kind,
+                account_prefix=PREFIX,
+                business_shortcode=registered.shortcode,
+            ),
+            ShopSecrets(
+                consumer_key=Secret(key), consumer_secret=Secret(secret), passkey=Secret(passkey)
+            ),
+        )
+        await store.tills.enrol(
+            tx,
+            Enrolment(
+                shop_id=shop_id,
+                till_id=till_id,
+                relay_url=relay_url,
+                till_key=Secret(secrets.token_urlsafe(32)),
+                callback_kid=KID,
+                callback_secret=Secret(callback_secret),
+            ),
+        )
+    return shop_id, registered.shortcode
+
+
+def till_settings(data_dir: Path, simulator_url: str, relay_url: str, **extra: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        daraja={"base_url": simulator_url, "read_timeout_s": 5.0, "connect_timeout_s": 2.0},
+        relay={"url": relay_url},
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def till(
+    tmp_path: Path,
+    simulator_url: str,
+    *,
+    apply_callbacks: bool = True,
+    sim_settings: dict[str, Any] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[TillHarness]:
+    """A till on the simulator at `simulator_url`; with `apply_callbacks` each callback that
+    reaches the receiver is applied to the engine at once, as the relay feed will."""
+    data_dir = tmp_path / "till"
+    data_dir.mkdir()
+    create_keyring(keyring_path(data_dir))
+    clock = ManualClock()
+    callback_secret = new_callback_secret()
+    receiver = CallbackReceiver({KID: callback_secret}, clock)
+    async with ServedReceiver(receiver) as served, SimulatorControl(simulator_url) as sim:
+        config = till_settings(data_dir, simulator_url, served.base_url, **settings)
+        store = await Store.open(
+            database_path(data_dir), clock=clock, keyring=load_keyring(keyring_path(data_dir))
+        )
+        try:
+            shop_id, shortcode = await register_shop(
+                store,
+                sim,
+                relay_url=served.base_url,
+                callback_secret=callback_secret,
+                sim_settings=sim_settings,
+            )
+        finally:
+            await store.close()
+        harness = TillHarness(
+            data_dir=data_dir,
+            settings=config.model_copy(update={"shop_id": shop_id}),
+            clock=clock,
+            sim=sim,
+            shortcode=shortcode,
+            shop_id=shop_id,
+            till_id="till1",
+            callback_secret=callback_secret,
+            receiver=receiver,
+            transport=transport,
+        )
+        await harness.open()
+        if apply_callbacks:
+            receiver.handler = harness.apply_later
+        try:
+            yield harness
+        finally:
+            await harness.close()
