@@ -1,0 +1,400 @@
+"""Relay benchmarks: durable callbacks per second and the time to acknowledge a callback.
+
+Run: `.venv/bin/python bench/relay.py` (about a minute; `--quick` for a smoke run).
+
+Three servers, each its own process on 127.0.0.1, each one uvicorn worker with the same settings:
+a trivial raw-socket responder (measures this load generator's own ceiling), a bare Starlette
+endpoint that reads and parses the same JSON, and the relay with SQLite `synchronous=FULL`. The
+load generator (this process) is asyncio over raw keep-alive sockets. Every callback is distinct;
+after the run, the relay's stored rows must equal the 2xx answers it gave. Loopback only; bounded
+in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from smartduka_tui.mpesa.callback_path import sign_new_attempt  # noqa: E402
+
+HOST = "127.0.0.1"
+PAYLOAD = ROOT.parent / "shared" / "daraja" / "payloads" / "callback_success.json"
+FALLBACK_PAYLOAD: dict[str, Any] = {
+    "Body": {
+        "stkCallback": {
+            "MerchantRequestID": "2654-4b64-97ff-b827b542881d3130",
+            "CheckoutRequestID": "ws_CO_0",
+            "ResultCode": 0,
+            "ResultDesc": "The service request is processed successfully.",
+            "CallbackMetadata": {
+                "Item": [
+                    {"Name": "Amount", "Value": 150.0},
+                    {"Name": "MpesaReceiptNumber", "Value": "TKQ4B7XJ2M"},
+                    {"Name": "TransactionDate", "Value": 20261126103012},
+                    {"Name": "PhoneNumber", "Value": 254708374149},
+                ]
+            },
+        }
+    }
+}
+
+
+# Servers --------------------------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    """A Starlette endpoint doing the minimum a callback needs: read and parse the JSON."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def hook(request: Request) -> Response:
+        json.loads(await request.body())
+        return Response(b'{"ResultCode":0,"ResultDesc":"Accepted"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/hooks/stk/{rest:path}", hook, methods=["POST"])])
+
+
+def serve_bare(ready_file: str) -> None:
+    import uvicorn
+
+    from callback_relay.server import bind_tcp_socket
+    from smartduka_tui.serving import write_ready_file
+
+    sock = bind_tcp_socket(HOST, 0)
+    write_ready_file(ready_file, sock.getsockname()[1])
+    config = uvicorn.Config(
+        bare_app(),
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_trivial(ready_file: str) -> None:
+    """Answers every request with a fixed 200 without real HTTP parsing: the generator's ceiling."""
+    from smartduka_tui.serving import write_ready_file
+
+    reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                writer.write(reply)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, HOST, 0)
+        write_ready_file(ready_file, server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+
+@contextlib.contextmanager
+def server(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    ready = workdir / f"{name}.port"
+    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child writes it while it runs
+    proc = subprocess.Popen(
+        [sys.executable, *argv, "--ready-file", str(ready)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and ready.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {(workdir / f'{name}.log').read_text()}")
+            time.sleep(0.02)
+        yield Server(name, proc, int(ready.read_text()))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+# Load generator ------------------------------------------------------------------------------
+
+
+def make_requests(enrolment: dict[str, Any], count: int) -> list[bytes]:
+    """`count` distinct signed callbacks as raw HTTP/1.1 requests."""
+    template = json.loads(PAYLOAD.read_text()) if PAYLOAD.exists() else FALLBACK_PAYLOAD
+    requests = []
+    for _ in range(count):
+        path = sign_new_attempt(
+            enrolment["callback_secret"],
+            enrolment["shop_id"],
+            enrolment["till_id"],
+            enrolment["callback_kid"],
+        ).path()
+        body_data = copy.deepcopy(template)
+        body_data["Body"]["stkCallback"]["CheckoutRequestID"] = f"ws_CO_{uuid.uuid4().hex[:24]}"
+        body = json.dumps(body_data).encode()
+        requests.append(
+            f"POST {path} HTTP/1.1\r\nhost: relay\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    return requests
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> int:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Result:
+    seconds: float
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return sum(self.statuses.values()) / self.seconds
+
+
+async def closed_loop(port: int, requests: list[bytes], concurrency: int) -> Result:
+    """`concurrency` connections, each sending its next request as soon as it has an answer."""
+    connections = [await Connection.open(port) for _ in range(concurrency)]
+    result = Result(0.0)
+    position = iter(range(len(requests)))
+
+    async def worker(conn: Connection) -> None:
+        for index in position:
+            result.statuses[await conn.exchange(requests[index])] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    result.seconds = time.perf_counter() - started
+    for conn in connections:
+        conn.close()
+    return result
+
+
+async def paced(port: int, requests: list[bytes], rate: float, pool: int) -> Result:
+    """Send at a fixed schedule; latency is from the scheduled moment, so queueing counts."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(pool):
+        idle.put_nowait(await Connection.open(port))
+    result = Result(0.0)
+
+    async def one(request: bytes, scheduled: float) -> None:
+        conn = await idle.get()
+        status = await conn.exchange(request)
+        result.latencies.append(time.perf_counter() - scheduled)
+        result.statuses[status] += 1
+        idle.put_nowait(conn)
+
+    started = time.perf_counter()
+    tasks = []
+    for i, request in enumerate(requests):
+        scheduled = started + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(request, scheduled)))
+    await asyncio.gather(*tasks)
+    result.seconds = time.perf_counter() - started
+    while not idle.empty():
+        idle.get_nowait().close()
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# The run -------------------------------------------------------------------------------------
+
+
+def enrol(db: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callback_relay",
+            "shop",
+            "add",
+            "Bench shop",
+            "--db",
+            str(db),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    enrolment: dict[str, Any] = json.loads(out.stdout)
+    return enrolment
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=6000, help="callbacks per throughput round")
+    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds (best is kept)")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections, closed loop")
+    parser.add_argument("--rate", type=float, default=200.0, help="paced callbacks per second")
+    parser.add_argument("--paced-seconds", type=float, default=10.0, help="paced run length")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--serve-bare", metavar="READY_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-trivial", metavar="READY_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare is not None:
+        serve_bare(args.ready_file)
+        return 0
+    if args.serve_trivial is not None:
+        serve_trivial(args.ready_file)
+        return 0
+    if args.quick:
+        args.count, args.rounds, args.paced_seconds = 1000, 1, 2.0
+    if not 1 <= args.count <= 100_000 or not 1 <= args.paced_seconds <= 60:
+        parser.error("--count must be 1..100000 and --paced-seconds 1..60")
+
+    paced_count = int(args.rate * args.paced_seconds)
+    warmup = 300
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        work = Path(tmp)
+        db = work / "relay.db"
+        enrolment = enrol(db)
+        total = warmup * 3 + args.count * args.rounds * 2 + paced_count
+        print(f"preparing {total} distinct signed callbacks...", flush=True)
+        requests = make_requests(enrolment, total)
+        taken = 0
+
+        def take(n: int) -> list[bytes]:
+            nonlocal taken
+            batch = requests[taken : taken + n]
+            taken += n
+            return batch
+
+        relay_2xx = 0
+        me = str(Path(__file__).resolve())
+        relay_argv = [
+            "-m", "callback_relay", "serve", "--host", HOST, "--port", "0", "--db", str(db),
+            "--mode", "production", "--allowlist", HOST, "--log-level", "warning",
+        ]  # fmt: skip
+        with (
+            server("trivial", [me, "--serve-trivial", "x"], work) as trivial,
+            server("bare", [me, "--serve-bare", "x"], work) as bare,
+            server("relay", relay_argv, work) as relay,
+        ):
+            for target in (trivial, bare, relay):
+                warm = asyncio.run(closed_loop(target.port, take(warmup), args.concurrency))
+                if target is relay:
+                    relay_2xx += warm.statuses[200]
+            ceiling = asyncio.run(
+                closed_loop(trivial.port, requests[: args.count], args.concurrency)
+            )
+            bare_rates, relay_rates = [], []
+            for _ in range(args.rounds):
+                bare_run = asyncio.run(closed_loop(bare.port, take(args.count), args.concurrency))
+                relay_run = asyncio.run(closed_loop(relay.port, take(args.count), args.concurrency))
+                assert set(bare_run.statuses) == {200}, bare_run.statuses
+                relay_2xx += relay_run.statuses[200]
+                bare_rates.append(bare_run.rate)
+                relay_rates.append(relay_run.rate)
+                print(
+                    f"  round: bare {bare_run.rate:,.0f}/s, relay {relay_run.rate:,.0f}/s "
+                    f"(relay answers {dict(relay_run.statuses)})",
+                    flush=True,
+                )
+            paced_run = asyncio.run(paced(relay.port, take(paced_count), args.rate, pool=16))
+            relay_2xx += paced_run.statuses[200]
+
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'callback'").fetchone()[
+                0
+            ]
+            integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    best_bare, best_relay = max(bare_rates), max(relay_rates)
+    lat_ms = [x * 1000 for x in paced_run.latencies]
+    print()
+    print(f"load generator ceiling (trivial responder): {ceiling.rate:,.0f} req/s")
+    print(f"bare Starlette endpoint parsing the JSON:   {best_bare:,.0f} req/s")
+    print(f"relay, durable (WAL, synchronous=FULL):     {best_relay:,.0f} callbacks/s")
+    print(
+        f"ratio relay / bare:                         {best_relay / best_bare:.2f}  (target >= 0.5)"
+    )
+    print(
+        f"time to acknowledge at {args.rate:.0f}/s for {args.paced_seconds:.0f} s "
+        f"({len(lat_ms)} callbacks): p50 {statistics.median(lat_ms):.1f} ms, "
+        f"p99 {percentile(lat_ms, 0.99):.1f} ms, max {max(lat_ms):.1f} ms  (target p99 <= 20 ms)"
+    )
+    print(f"relay 2xx answers: {relay_2xx}; rows stored: {stored}; integrity_check: {integrity}")
+    if stored != relay_2xx or integrity != "ok":
+        print("FAILED: stored rows do not match 2xx answers (or the database is damaged)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
