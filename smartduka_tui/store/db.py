@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import aiosqlite
 
@@ -47,13 +47,14 @@ class Reader(Protocol):
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]: ...
 
 
-def translate(path: Path, error: sqlite3.Error) -> DatabaseError:
-    """The store error for an SQLite error, by its result code."""
+def translate(path: Path, error: sqlite3.Error) -> DatabaseError | None:
+    """The store error for an SQLite error about the file (full, read-only, damaged, busy,
+    I/O), by its result code; None for errors in the SQL itself, which are bugs to surface."""
     code = getattr(error, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     if primary == sqlite3.SQLITE_FULL:
         return StoreFullError(path)
-    if primary == sqlite3.SQLITE_READONLY:
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
         return StoreReadOnlyError(path)
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return StoreCorruptError(path)
@@ -61,7 +62,16 @@ def translate(path: Path, error: sqlite3.Error) -> DatabaseError:
         return StoreBusyError(path)
     if primary == sqlite3.SQLITE_CANTOPEN:
         return StoreReadOnlyError(path) if path.exists() else StoreIOError(path, "cannot open")
-    return StoreIOError(path, str(error))
+    if primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOLFS):
+        return StoreIOError(path, str(error))
+    return None
+
+
+def _raise_translated(path: Path, error: sqlite3.Error) -> NoReturn:
+    translated = translate(path, error)
+    if translated is None:
+        raise error
+    raise translated from error
 
 
 class _Guarded:
@@ -74,10 +84,8 @@ class _Guarded:
     async def _run(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         try:
             return await call()
-        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise  # our own bugs or constraint checks that callers turn into clear errors
         except sqlite3.Error as error:
-            raise translate(self._path, error) from error
+            _raise_translated(self._path, error)
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         async def call() -> sqlite3.Row | None:
@@ -218,14 +226,14 @@ class Database:
             try:
                 await self._writer.execute("ROLLBACK")
             except sqlite3.Error as error:
-                raise translate(self.path, error) from error
+                _raise_translated(self.path, error)
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     try:
         conn = await aiosqlite.connect(path, isolation_level=None)
     except sqlite3.Error as error:
-        raise translate(path, error) from error
+        _raise_translated(path, error)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -235,7 +243,7 @@ async def _pragma(conn: aiosqlite.Connection, path: Path, sql: str) -> Any:
         async with conn.execute(sql) as cursor:
             row = await cursor.fetchone()
     except sqlite3.Error as error:
-        raise translate(path, error) from error
+        _raise_translated(path, error)
     return None if row is None else row[0]
 
 

@@ -23,6 +23,7 @@ from smartduka_tui.store.shops import validate_shop_id
 TILL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TILL_KEY = re.compile(r"^[\x21-\x7e]{16,512}$")
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 
 def till_key_field(till_id: str) -> str:
@@ -64,6 +65,8 @@ def validate_enrolment(enrolment: Enrolment) -> Enrolment:
             "till_key",
             "must be 16 to 512 printable characters without spaces (as the relay printed it)",
         )
+    if not _BASE64URL.fullmatch(enrolment.callback_secret.reveal()):
+        raise InputError("callback_secret", "must be base64url text (as the relay printed it)")
     try:
         decode_secret(enrolment.callback_secret.reveal())
     except ValueError as error:

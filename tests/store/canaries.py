@@ -8,6 +8,7 @@ canary in plain text, in base64 (standard and URL-safe, at every byte alignment)
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,21 +40,35 @@ def encodings(canary: str) -> set[bytes]:
             text = encode(b"\0" * offset + raw).rstrip(b"=")
             # Drop the characters that mix in neighbouring bytes; the middle is stable.
             middle = text[4 if offset else 0 : -4]
-            if len(middle) >= 16:
-                found.add(middle)
-    return found
+            found.add(middle)
+    return {form for form in found if len(form) >= _WINDOW}
+
+
+# Every form of every canary is made of these characters and is at least _WINDOW long, so a
+# file is searched only inside runs of them: one regex pass, then set look-ups. (Ciphertext is
+# random bytes and almost never holds such a run.)
+_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{16,}")
+_WINDOW = 16
 
 
 def scan(root: Path, canaries: Iterable[str]) -> list[str]:
-    """Findings as 'file: how' lines (never the canary itself)."""
-    needles = {canary: encodings(canary) for canary in canaries}
+    """Findings as 'file: which canary' lines (never the canary itself)."""
+    by_prefix: dict[bytes, list[tuple[int, bytes]]] = {}
+    for number, canary in enumerate(canaries):
+        for form in encodings(canary):
+            by_prefix.setdefault(form[:_WINDOW], []).append((number, form))
     findings: list[str] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
         try:
             data = path.read_bytes()
         except OSError:
             continue
-        for number, (canary, forms) in enumerate(needles.items()):
-            if any(form in data for form in forms):
-                findings.append(f"{path}: canary #{number} ({len(canary)} chars) found")
+        found: set[int] = set()
+        for match in _RUN.finditer(data):
+            run = match.group()
+            for start in range(len(run) - _WINDOW + 1):
+                for number, form in by_prefix.get(run[start : start + _WINDOW], ()):
+                    if run.startswith(form, start):
+                        found.add(number)
+        findings.extend(f"{path}: canary #{number} found" for number in sorted(found))
     return findings
