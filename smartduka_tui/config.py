@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".local" / "share" / "smartduka",
         description="Folder for the database, keyring and lock file (one till per folder).",
     )
+    keyring_file: Path | None = Field(
+        default=None,
+        description="Keyring file (mode 0600) holding the vault's keys; default <data_dir>/keyring.",
+    )
     shop_id: str | None = Field(default=None, description="Shop this till sells for.")
     confirm_callbacks_by_query: bool | None = Field(
         default=None,
