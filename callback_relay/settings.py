@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -134,7 +134,9 @@ class RelaySettings(BaseSettings):
     group_commit_max: int = Field(
         default=512, ge=1, description="Most writes committed in one transaction."
     )
-    log_level: str = Field(default="info", description="Python logging level for the relay.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Logging level: debug, info, warning or error."
+    )
 
     @field_validator("allowlist", "trusted_proxies", "metrics_allow", mode="before")
     @classmethod

@@ -110,3 +110,9 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
         assert store.commits < 20
     finally:
         await store.close()
+
+
+def test_every_setting_is_documented() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "callback_relay" / "README.md").read_text()
+    for name in RelaySettings.model_fields:
+        assert f"`SMARTDUKA_RELAY_{name.upper()}`" in readme, name
