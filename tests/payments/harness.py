@@ -18,7 +18,7 @@ import httpx
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import CallbackEvent, CallbackResult
+from smartduka_tui.payments.api import CallbackEvent, CallbackResult, PaymentView
 from smartduka_tui.payments.gateway import DirectGateway
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
@@ -95,10 +95,24 @@ class TillHarness:
     async def deliver(self, event: CallbackEvent) -> CallbackResult:
         return await self.engine.apply_callback(event)
 
-    async def apply_received(self) -> list[CallbackResult]:
-        """Apply (in arrival order) the callbacks the receiver kept, then forget them."""
-        events, self.receiver.events[:] = list(self.receiver.events), []
-        return [await self.engine.apply_callback(e) for e in events]
+    async def advance_sim(self, seconds: float) -> None:
+        """Move the simulator's clock (delivering the callbacks now due) and apply them."""
+        await self.sim.advance_clock(seconds)
+        await self.settle()
+
+    async def view(self, attempt_id: str) -> PaymentView:
+        return await self.engine.get(attempt_id)
+
+    async def transitions(self, attempt_id: str) -> list[tuple[str, str, str, str | None]]:
+        """(from, to, actor, evidence) of every state change of one attempt, oldest first."""
+        entries = await self.store.audit.entries(
+            self.shop_id, attempt_id=int(attempt_id), limit=1000
+        )
+        return [
+            (e.detail["from"], e.detail["to"], e.actor.value, e.detail.get("evidence"))
+            for e in reversed(entries)
+            if e.action == "attempt.transition"
+        ]
 
 
 async def register_shop(
@@ -150,10 +164,16 @@ async def register_shop(
     return shop_id, registered.shortcode
 
 
-def till_settings(data_dir: Path, simulator_url: str, relay_url: str, **extra: Any) -> Settings:
+def till_settings(
+    data_dir: Path, simulator_url: str, relay_url: str, read_timeout_s: float = 5.0, **extra: Any
+) -> Settings:
     return Settings(
         data_dir=data_dir,
-        daraja={"base_url": simulator_url, "read_timeout_s": 5.0, "connect_timeout_s": 2.0},
+        daraja={
+            "base_url": simulator_url,
+            "read_timeout_s": read_timeout_s,
+            "connect_timeout_s": 2.0,
+        },
         relay={"url": relay_url},
         **extra,
     )
@@ -165,6 +185,7 @@ async def till(
     simulator_url: str,
     *,
     apply_callbacks: bool = True,
+    daraja_url: str | None = None,
     sim_settings: dict[str, Any] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     **settings: Any,
@@ -178,7 +199,7 @@ async def till(
     callback_secret = new_callback_secret()
     receiver = CallbackReceiver({KID: callback_secret}, clock)
     async with ServedReceiver(receiver) as served, SimulatorControl(simulator_url) as sim:
-        config = till_settings(data_dir, simulator_url, served.base_url, **settings)
+        config = till_settings(data_dir, daraja_url or simulator_url, served.base_url, **settings)
         store = await Store.open(
             database_path(data_dir), clock=clock, keyring=load_keyring(keyring_path(data_dir))
         )
