@@ -30,6 +30,7 @@ from smartduka_tui.mpesa.models import (
     TransactionType,
     parse_error_envelope,
 )
+from smartduka_tui.payments.codes import http_code
 from smartduka_tui.store.records import Shop, ShopCredentials, ShopType
 
 PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
@@ -290,7 +291,7 @@ class DirectGateway:
         if 400 <= response.status_code < 500:
             raise PushRejected(
                 f"M-Pesa refused the request (HTTP {response.status_code}).",
-                f"HTTP {response.status_code}",
+                http_code(response.status_code),
             )
         raise PushOutcomeUnknown(
             f"M-Pesa answered HTTP {response.status_code} without saying what happened."

@@ -28,6 +28,7 @@ from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
+from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     LIVE_STATES,
     AttemptId,
@@ -59,7 +60,6 @@ from smartduka_tui.payments.inputs import (
     check_amount,
     check_phone,
     check_sale_ref,
-    mask_phone,
 )
 from smartduka_tui.payments.limits import TokenBucket, whole_seconds
 from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartduka_tui.config import Settings
+from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     AttemptState,
     PaymentView,
@@ -18,8 +19,7 @@ from smartduka_tui.payments.api import (
     RetryRule,
     Stage,
 )
-from smartduka_tui.payments.codes import Advice, advise
-from smartduka_tui.payments.inputs import mask_phone
+from smartduka_tui.payments.codes import ResultInfo, advise
 from smartduka_tui.store.records import Attempt, AttemptFlag, AuditEntry
 
 S = AttemptState
@@ -152,10 +152,10 @@ def retry_rule(
             not_before=not_before if now < not_before else None,
         )
     advice = advise(latest.result_code, latest.result_desc)
-    if not advice.safe_to_retry:
+    if not advice.safe_to_charge_again:
         return rule(RetryBlock.NOT_SAFE, advice.cashier_message)
-    if same_phone and advice.retry_after_s:
-        delay = max(delay, timedelta(seconds=advice.retry_after_s))
+    if same_phone and advice.retry_not_before is not None:
+        delay = max(delay, advice.retry_not_before)
     not_before = finished + delay
     if now < not_before:
         return rule(
@@ -177,7 +177,7 @@ _LIVE_MESSAGES = {
 }
 
 
-def _messages(attempt: Attempt, stage: Stage, advice: Advice) -> tuple[str, str | None]:
+def _messages(attempt: Attempt, stage: Stage, advice: ResultInfo) -> tuple[str, str | None]:
     if stage in _LIVE_MESSAGES:
         return _LIVE_MESSAGES[stage], None
     if stage is Stage.PAID:
