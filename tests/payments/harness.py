@@ -92,6 +92,11 @@ class TillHarness:
         await self.close()
         return await self.open()
 
+    async def restart_with_reconciler(self) -> PaymentEngine:
+        """Restart with the reconciler running in the background, as the app runs it."""
+        await self.close()
+        return await self.open(run_reconciler=True)
+
     async def deliver(self, event: CallbackEvent) -> CallbackResult:
         return await self.engine.apply_callback(event)
 

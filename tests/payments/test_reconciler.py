@@ -1,0 +1,192 @@
+"""The reconciler: lost callbacks, its pace, its loop, start-up and reconnect passes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from smartduka_tui.clock import ManualClock
+from smartduka_tui.payments.api import AttemptState, ReconcileReport
+from tests.conftest import unique_phone
+from tests.payments.harness import TillHarness, till
+from tests.support.processes import ServerProcess
+
+S = AttemptState
+T = TypeVar("T")
+
+
+async def drive(clock: ManualClock, work: Awaitable[T], step: float = 0.05) -> T:
+    """Run `work`, moving the clock whenever everything is asleep on it (pacing waits)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.sleep(0.005)
+        if clock.sleepers and not task.done():
+            clock.advance(step)
+    return task.result()
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait (bounded, real time) for background work to make `probe` true."""
+    async with asyncio.timeout(timeout):
+        while not await probe():
+            await asyncio.sleep(0.02)
+
+
+# What each phone does, and the state the evidence table says it must end in when every
+# callback is lost and only STK queries tell.
+LOST_CALLBACK_CASES: list[tuple[dict[str, object], S]] = [
+    ({}, S.COMPLETED),
+    ({"result_code": 1032}, S.FAILED),
+    ({"result_code": 1}, S.FAILED),
+    ({"result_code": 2001}, S.FAILED),
+    ({"unanswered": True}, S.FAILED),  # 1037 once the (short) prompt timeout passes
+    ({"result_code": 4242}, S.EXPIRED),  # a code we do not know never settles by query
+    ({"query_anomaly": "stuck_pending"}, S.EXPIRED),
+]
+
+
+async def test_lost_callbacks_every_attempt_still_ends_correctly(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(
+        tmp_path,
+        simulator.base_url,
+        sim_settings={"prompt_timeout_s": 10},
+        limits={"queries_per_second": 50},
+    ) as h:
+        started = []
+        for n, (scenario, expected) in enumerate(LOST_CALLBACK_CASES):
+            phone = unique_phone()
+            await h.sim.set_phone_scenario(phone, drop_callback=True, **scenario)
+            view = await h.engine.start_payment(f"LC{n}", 10 + n, phone)
+            started.append((view, expected))
+        await h.advance_sim(11)
+        h.clock.advance(31)
+        first = await h.engine.reconcile_once()
+        assert first.queried == len(LOST_CALLBACK_CASES)
+        assert first.settled == 5 and first.still_pending == 2
+        h.clock.advance(300)
+        last = await h.engine.reconcile_once()
+        assert last.expired == 2
+        for view, expected in started:
+            final = await h.view(view.attempt_id)
+            assert final.state is expected, (final.phone, final.result_code)
+            truth = await h.sim.transactions(checkout_request_id=view.checkout_request_id)
+            if expected is S.COMPLETED:
+                assert str(truth[0].result_code) == "0"
+        assert not h.receiver.events, "no callback was delivered"
+        assert await h.engine.awaiting_count() == 0
+
+
+async def test_queries_are_paced_per_shortcode(tmp_path: Path, simulator: ServerProcess) -> None:
+    async with till(
+        tmp_path,
+        simulator.base_url,
+        limits={"queries_per_second": 5, "reconcile_concurrency": 3},
+    ) as h:
+        views = []
+        for n in range(12):
+            phone = unique_phone()
+            await h.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
+            views.append(await h.engine.start_payment(f"PQ{n}", 10, phone))
+        h.clock.advance(31)
+        before = h.clock.monotonic()
+        report: ReconcileReport = await drive(h.clock, h.engine.reconcile_once())
+        assert report.queried == 12 and report.still_pending == 12
+        # A burst of 5, then one query per 0.2 s of the till's clock for the other 7.
+        assert h.clock.monotonic() - before >= 7 / 5 - 0.05
+        queries = [
+            r for r in await h.sim.requests(shortcode=h.shortcode) if "stkpushquery" in r.path
+        ]
+        assert len(queries) == 12
+
+
+async def test_background_loop_settles_lost_callbacks_each_interval(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        await h.restart_with_reconciler()
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, drop_callback=True)
+        view = await h.engine.start_payment("BG1", 10, phone)
+        await h.advance_sim(2)
+        await wait_for_sleep(h)
+        h.clock.advance(120)
+
+        async def paid() -> bool:
+            return (await h.view(view.attempt_id)).state is S.COMPLETED
+
+        await eventually(paid)
+
+
+async def wait_for_sleep(h: TillHarness) -> None:
+    async with asyncio.timeout(10):
+        while not h.clock.sleepers:
+            await asyncio.sleep(0.01)
+
+
+async def test_start_up_pass_settles_what_was_open_at_the_last_stop(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, drop_callback=True, result_code=1032)
+        view = await h.engine.start_payment("SU1", 10, phone)
+        await h.advance_sim(2)
+        h.clock.advance(31)
+        await h.restart_with_reconciler()
+
+        async def failed() -> bool:
+            return (await h.view(view.attempt_id)).state is S.FAILED
+
+        await eventually(failed)
+
+
+async def test_reconnect_and_stop_waiting_wake_the_reconciler(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        await h.restart_with_reconciler()
+        phones = [unique_phone(), unique_phone()]
+        views = []
+        for n, phone in enumerate(phones):
+            await h.sim.set_phone_scenario(phone, drop_callback=True)
+            views.append(await h.engine.start_payment(f"RW{n}", 10, phone))
+        await h.advance_sim(2)
+        await wait_for_sleep(h)
+        h.clock.advance(31)  # old enough to query, long before the next interval
+        await h.engine.on_reconnected()
+
+        async def both_paid() -> bool:
+            states = [(await h.view(v.attempt_id)).state for v in views]
+            return states == [S.COMPLETED, S.COMPLETED]
+
+        await eventually(both_paid)
+
+
+async def test_stop_waiting_is_audited_and_changes_no_state(shop_till: TillHarness) -> None:
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("SW1", 10, phone)
+    seen = []
+    h.engine.add_listener(seen.append)
+    after = await h.engine.stop_waiting(view.attempt_id)
+    assert after.state is S.PENDING and after.handed_to_reconciler
+    assert seen and seen[-1].handed_to_reconciler
+    entries = await h.store.audit.entries(h.shop_id, attempt_id=int(view.attempt_id))
+    assert entries[0].action == "attempt.handed_to_reconciler"
+    assert entries[0].actor.value == "cashier"
+
+
+async def test_check_now_asks_mpesa_at_once(shop_till: TillHarness) -> None:
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("CN1", 10, phone)
+    assert (await h.engine.check_now(view.attempt_id)).state is S.PENDING
+    await h.advance_sim(2)
+    checked = await h.engine.check_now(view.attempt_id)
+    assert checked.state is S.COMPLETED and checked.receipt_pending
