@@ -1,9 +1,8 @@
-"""The simulator's state and behaviour, free of Starlette: apps, tokens, shortcodes, pushes,
-callbacks, queries, throttles, scenarios, its clock and its logs.
+"""The simulator's behaviour, free of Starlette: OAuth, STK push and query in Daraja's order,
+throttles, scenarios, the control operations and the request log.
 
-A transaction's state is derived from simulator time (pending until `resolve_at`), so advancing
-the clock settles prompts without any job; only callback deliveries are scheduled. State is kept
-per shortcode and per phone, so parallel tests isolate themselves by phone and shortcode.
+State lives in `records.py` and callbacks go out through `courier.py`. State is kept per
+shortcode and per phone, so parallel tests isolate themselves by phone and shortcode.
 """
 
 from __future__ import annotations
@@ -11,23 +10,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
-import heapq
 import hmac
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.codes import ErrorSpec
-from smartduka_tui.simulator.redact import redact, redact_authorization, redact_url
+from smartduka_tui.simulator.courier import CallbackCourier, first, matches
+from smartduka_tui.simulator.records import App, Merchant, SimClock, Token, Transaction
+from smartduka_tui.simulator.redact import redact, redact_authorization
 from smartduka_tui.simulator.schemas import (
     APP_SETTING_NAMES,
     MERCHANT_SETTING_NAMES,
@@ -55,11 +53,9 @@ from smartduka_tui.simulator.schemas import (
 )
 from smartduka_tui.simulator.wire import (
     GATEWAY_ERROR_BODY,
-    CallbackFacts,
     StkPushRequest,
     StkQueryRequest,
     TransactionType,
-    callback_json,
     checkout_request_id,
     daraja_timestamp,
     envelope,
@@ -85,8 +81,6 @@ SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c
 """Safaricom's public sandbox passkey for 174379 (REFERENCE.md section 6)."""
 DEMO_CONSUMER_KEY = "sim-demo-consumer-key"
 DEMO_CONSUMER_SECRET = "sim-demo-consumer-secret"  # noqa: S105 - a documented demo value
-
-_T = TypeVar("_T")
 
 _FIRST_ALLOCATED_SHORTCODE = 5_000_001
 _FIRST_ALLOCATED_TILL = 9_000_001
@@ -151,114 +145,6 @@ def _refuse(spec: ErrorSpec, request_id: str | None = None) -> _Refused:
     return _Refused(_error_reply(spec, request_id))
 
 
-class SimClock:
-    """Simulator time: a base clock plus an offset that only grows (`advance`)."""
-
-    def __init__(self, base: Clock) -> None:
-        self._base = base
-        self._offset = 0.0
-
-    @property
-    def offset(self) -> float:
-        return self._offset
-
-    def now(self) -> datetime:
-        return self._base.now() + timedelta(seconds=self._offset)
-
-    def monotonic(self) -> float:
-        return self._base.monotonic() + self._offset
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep on the base clock; an `advance` meanwhile is noticed by whoever waits on it."""
-        await self._base.sleep(seconds)
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("time does not go backwards")
-        self._offset += seconds
-
-
-@dataclass(eq=False)
-class App:
-    """A consumer app: its credentials, token settings and live tokens."""
-
-    app_id: str
-    consumer_key: str = field(repr=False)
-    consumer_secret: str = field(repr=False)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    tokens: set[str] = field(default_factory=set, repr=False)
-
-
-@dataclass(eq=False)
-class Merchant:
-    """A registered shortcode (paybill, or a till's store number)."""
-
-    shortcode: str
-    kind: ShortcodeKind
-    till_numbers: tuple[str, ...]
-    app: App
-    shared: bool
-    passkey: str = field(repr=False)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    spike_window: deque[float] = field(default_factory=deque, repr=False)
-    quota_window: deque[float] = field(default_factory=deque, repr=False)
-
-
-@dataclass(eq=False)
-class Token:
-    app: App
-    expires_at: float
-
-
-@dataclass(eq=False)
-class Transaction:
-    """One accepted push: what it asked for, how and when it ends, and what was sent about it."""
-
-    checkout_request_id: str
-    merchant_request_id: str
-    merchant: Merchant
-    phone: str
-    party_a: str
-    party_b: str
-    amount: int
-    account_reference: str
-    transaction_type: str
-    callback_url: str = field(repr=False)
-    pushed_at: float
-    pushed_wall: datetime
-    resolve_at: float
-    result_code: int | str
-    result_desc: str
-    receipt: str
-    scenario: PhoneScenario
-    query_anomalies_left: int | None
-    callbacks_planned: int = 0
-    callbacks_sent: int = 0
-    queries: int = 0
-    generation: int = 0
-    cancelled: bool = False
-
-    def pending(self, now: float) -> bool:
-        return not self.cancelled and now < self.resolve_at
-
-    def resolved_wall(self) -> datetime:
-        return self.pushed_wall + timedelta(seconds=self.resolve_at - self.pushed_at)
-
-    def state(self, now: float) -> TransactionState:
-        if self.cancelled:
-            return TransactionState.CANCELLED
-        return TransactionState.PENDING if self.pending(now) else TransactionState.RESOLVED
-
-
-@dataclass(order=True)
-class _Delivery:
-    due: float
-    seq: int
-    transaction: Transaction = field(compare=False)
-    copy_number: int = field(compare=False)
-    generation: int = field(compare=False)
-
-
 class InvalidControlRequest(ControlError):
     """A control body that failed validation; `details` names each field."""
 
@@ -287,17 +173,13 @@ class Simulator:
         self._last_prompt: dict[tuple[str, str, int], float] = {}
         self._scenarios: dict[str, PhoneScenario] = {}
         self._requests: deque[RequestLogEntry] = deque(maxlen=self.config.request_log_limit)
-        self._callbacks: deque[CallbackDelivery] = deque(maxlen=self.config.callback_log_limit)
-        self._jobs: list[_Delivery] = []
-        self._job_seq = itertools.count()
         self._request_seq = itertools.count(1)
-        self._callback_seq = itertools.count(1)
-        self._deliveries_made = 0
         self._app_seq = itertools.count(1)
-        self._wake = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._http: httpx.AsyncClient | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self.courier = CallbackCourier(
+            self.clock,
+            lambda transaction: self.merchant_settings(transaction.merchant),
+            self.config.callback_log_limit,
+        )
         if self.config.preregister_sandbox:
             self.register_shortcode(
                 ShortcodeRegistration.model_validate(
@@ -314,30 +196,11 @@ class Simulator:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Open the callback HTTP client and start delivering callbacks as they fall due."""
-        if self._http is None:
-            self._http = self._new_http_client()
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run_deliveries())
+        """Start delivering callbacks as they fall due."""
+        await self.courier.start()
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    @staticmethod
-    def _new_http_client() -> httpx.AsyncClient:
-        # trust_env=False: callbacks go exactly where CallBackURL says, never via a proxy.
-        return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        await self.courier.aclose()
 
     # ----------------------------------------------------------------- settings
 
@@ -355,12 +218,12 @@ class Simulator:
         except ValidationError as exc:
             raise InvalidControlRequest.from_validation(exc) from None
         self.settings = updated
-        self._wake.set()
+        self.courier.wake()
         return updated
 
     def reset_settings(self) -> SimSettings:
         self.settings = self.config.settings.model_copy()
-        self._wake.set()
+        self.courier.wake()
         return self.settings
 
     # ----------------------------------------------------------------- apps and shortcodes
@@ -536,21 +399,11 @@ class Simulator:
         return ClockView(now=now, kenya_time=daraja_timestamp(now), offset_s=self.clock.offset)
 
     async def advance(self, seconds: float) -> AdvanceResult:
-        """Move simulator time forward, then deliver every callback now due (and wait for all
-        deliveries in flight), so the caller sees their effects when this returns."""
+        """Move simulator time forward, then deliver every callback now due, in due order, so
+        the caller sees their effects when this returns."""
         self.clock.advance(seconds)
-        before = self._deliveries_made
-        self._fire_due()
-        self._wake.set()
-        await self._drain()
-        view = self.clock_view()
-        return AdvanceResult(
-            **view.model_dump(), callbacks_delivered=self._deliveries_made - before
-        )
-
-    async def _drain(self) -> None:
-        while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        delivered = await self.courier.catch_up()
+        return AdvanceResult(**self.clock_view().model_dump(), callbacks_delivered=delivered)
 
     # ----------------------------------------------------------------- Daraja endpoints
 
@@ -721,7 +574,7 @@ class Simulator:
         entry.checkout_request_id = transaction.checkout_request_id
         scenario = transaction.scenario
         if scenario.callback_before_response and transaction.callbacks_planned:
-            await self._deliver(transaction, 1)
+            await self.courier.deliver(transaction, 1)
         if scenario.push_anomaly is PushAnomaly.HOLD:
             await self._hold(scenario.push_hold_s, request.wait_disconnect)
         if scenario.push_anomaly is PushAnomaly.GATEWAY_ERROR:
@@ -806,29 +659,8 @@ class Simulator:
         )
         self._transactions[checkout_id] = transaction
         self._latest_by_phone[push.PhoneNumber] = transaction
-        first_copy = 2 if scenario.callback_before_response else 1
-        self._plan_deliveries(transaction, first_copy)
+        self.courier.plan(transaction, first_copy=2 if scenario.callback_before_response else 1)
         return transaction
-
-    def _plan_deliveries(self, transaction: Transaction, first_copy: int) -> None:
-        """Schedule the callback copies from `first_copy` on (an earlier copy went inline)."""
-        scenario = transaction.scenario
-        transaction.generation += 1
-        if scenario.drop_callback:
-            transaction.callbacks_planned = 0
-            return
-        copies = 1 + scenario.duplicates
-        transaction.callbacks_planned = copies
-        start = transaction.resolve_at + scenario.late_callback_s
-        for copy_number in range(first_copy, copies + 1):
-            due = start + (copy_number - 1) * scenario.duplicate_interval_s
-            heapq.heappush(
-                self._jobs,
-                _Delivery(
-                    due, next(self._job_seq), transaction, copy_number, transaction.generation
-                ),
-            )
-        self._wake.set()
 
     async def _hold(
         self, seconds: float, wait_disconnect: Callable[[], Awaitable[None]] | None
@@ -899,89 +731,6 @@ class Simulator:
             return _error_reply(codes.TRANSACTION_NOT_FOUND)
         return _error_reply(codes.invalid_field("CheckoutRequestID"))
 
-    # ----------------------------------------------------------------- callbacks
-
-    async def _run_deliveries(self) -> None:
-        """Deliver callbacks as they fall due; wake early when jobs or the clock change."""
-        while True:
-            self._wake.clear()
-            self._fire_due()
-            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-            if self._jobs:
-                delay = max(0.0, self._jobs[0].due - self.clock.monotonic())
-                waiters.append(asyncio.ensure_future(self.clock.sleep(delay)))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-
-    def _fire_due(self) -> None:
-        now = self.clock.monotonic()
-        while self._jobs and self._jobs[0].due <= now:
-            job = heapq.heappop(self._jobs)
-            transaction = job.transaction
-            if transaction.cancelled or job.generation != transaction.generation:
-                continue
-            task = asyncio.create_task(self._deliver(transaction, job.copy_number))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-
-    async def _deliver(self, transaction: Transaction, copy_number: int) -> None:
-        """POST one callback copy. Failures are recorded, never retried (as Daraja does)."""
-        settings = self.merchant_settings(transaction.merchant)
-        facts = CallbackFacts(
-            merchant_request_id=transaction.merchant_request_id,
-            checkout_request_id=transaction.checkout_request_id,
-            result_code=transaction.result_code,
-            result_desc=transaction.result_desc,
-            amount=transaction.amount,
-            receipt=transaction.receipt,
-            transaction_date=transaction.resolved_wall(),
-            phone=transaction.phone,
-        )
-        payload = callback_json(facts, settings.balance_item, settings.amount_style)
-        attempted_at = self.clock.now()
-        status: int | None = None
-        error: str | None = None
-        response_body: str | None = None
-        if self._http is None:
-            self._http = self._new_http_client()
-        try:
-            response = await self._http.post(
-                transaction.callback_url,
-                content=payload.encode(),
-                headers={"Content-Type": "application/json"},
-                timeout=settings.callback_timeout_s,
-            )
-        except httpx.TimeoutException:
-            error = f"no answer within {settings.callback_timeout_s:g} s"
-        except httpx.ConnectError:
-            error = "could not connect"
-        except httpx.HTTPError as exc:
-            error = f"HTTP failure ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            response_body = response.text[:1000]
-        transaction.callbacks_sent += 1
-        self._deliveries_made += 1
-        self._callbacks.append(
-            CallbackDelivery(
-                seq=next(self._callback_seq),
-                checkout_request_id=transaction.checkout_request_id,
-                phone=transaction.phone,
-                shortcode=transaction.merchant.shortcode,
-                url=redact_url(transaction.callback_url),
-                copy_number=copy_number,
-                result_code=transaction.result_code,
-                payload=payload,
-                attempted_at=attempted_at,
-                status=status,
-                error=error,
-                response_body=response_body,
-            )
-        )
-
     # ----------------------------------------------------------------- transactions
 
     def resolve(self, checkout_id: str, request: ResolveRequest) -> TransactionView:
@@ -996,7 +745,7 @@ class Simulator:
         transaction.resolve_at = now
         transaction.result_code = request.result_code
         transaction.result_desc = request.result_desc or codes.describe(request.result_code)
-        self._plan_deliveries(transaction, 1)
+        self.courier.plan(transaction)
         return self.transaction_view(transaction)
 
     def transaction_view(self, transaction: Transaction) -> TransactionView:
@@ -1033,9 +782,9 @@ class Simulator:
         chosen = (
             t
             for t in self._transactions.values()
-            if _matches(t.phone, phone)
-            and _matches(t.merchant.shortcode, shortcode)
-            and _matches(t.checkout_request_id, checkout_request_id)
+            if matches(t.phone, phone)
+            and matches(t.merchant.shortcode, shortcode)
+            and matches(t.checkout_request_id, checkout_request_id)
         )
         return [self.transaction_view(t) for t in chosen]
 
@@ -1050,14 +799,14 @@ class Simulator:
         limit: int = 1000,
     ) -> list[RequestLogEntry]:
         """Logged requests after `since` (a seq), oldest first, filtered."""
-        return _first(
+        return first(
             (
                 e
                 for e in self._requests
                 if e.seq > since
-                and _matches(e.phone, phone)
-                and _matches(e.shortcode, shortcode)
-                and _matches(e.checkout_request_id, checkout_request_id)
+                and matches(e.phone, phone)
+                and matches(e.shortcode, shortcode)
+                and matches(e.checkout_request_id, checkout_request_id)
             ),
             limit,
         )
@@ -1070,17 +819,7 @@ class Simulator:
         since: int = 0,
         limit: int = 1000,
     ) -> list[CallbackDelivery]:
-        return _first(
-            (
-                c
-                for c in self._callbacks
-                if c.seq > since
-                and _matches(c.phone, phone)
-                and _matches(c.shortcode, shortcode)
-                and _matches(c.checkout_request_id, checkout_request_id)
-            ),
-            limit,
-        )
+        return self.courier.deliveries(phone, shortcode, checkout_request_id, since, limit)
 
 
 def _plain(value: object) -> str | None:
@@ -1090,14 +829,6 @@ def _plain(value: object) -> str | None:
     return str(value)[:64]
 
 
-def _matches(value: str | None, wanted: str | None) -> bool:
-    return wanted is None or value == wanted
-
-
 def _trim(window: deque[float], older_than: float) -> None:
     while window and window[0] <= older_than:
         window.popleft()
-
-
-def _first(items: Iterable[_T], limit: int) -> list[_T]:
-    return list(itertools.islice(items, limit))

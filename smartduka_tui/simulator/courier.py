@@ -1,0 +1,222 @@
+"""Callback delivery: schedule each transaction's callback copies and POST them when due.
+
+In real time a background runner delivers jobs as they fall due, concurrently, so one slow
+receiver never holds up another shop's callbacks. When the clock is advanced, `catch_up`
+delivers everything now due one at a time in due order, so callbacks due at different
+simulator moments arrive in that order, and the caller sees them all delivered on return.
+Every attempt is recorded; none is retried (Daraja does not retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from smartduka_tui.simulator.records import SimClock, Transaction
+from smartduka_tui.simulator.redact import redact_url
+from smartduka_tui.simulator.schemas import CallbackDelivery, MerchantSettings
+from smartduka_tui.simulator.wire import CallbackFacts, callback_json
+
+_T = TypeVar("_T")
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    seq: int
+    transaction: Transaction = field(compare=False)
+    copy_number: int = field(compare=False)
+    generation: int = field(compare=False)
+
+
+class CallbackCourier:
+    """Owns the delivery schedule, the HTTP client that posts callbacks, and the delivery log."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        settings_for: Callable[[Transaction], MerchantSettings],
+        log_limit: int,
+    ) -> None:
+        self._clock = clock
+        self._settings_for = settings_for
+        self._jobs: list[_Job] = []
+        self._job_seq = itertools.count()
+        self._log: deque[CallbackDelivery] = deque(maxlen=log_limit)
+        self._log_seq = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._catching_up = False
+        self._http: httpx.AsyncClient | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self.delivered = 0
+
+    async def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def plan(self, transaction: Transaction, first_copy: int = 1) -> None:
+        """(Re)schedule a transaction's callback copies from `first_copy` on; earlier plans
+        for it are dropped. Copy 1 comes `late_callback_s` after resolution, the duplicates
+        `duplicate_interval_s` apart."""
+        scenario = transaction.scenario
+        transaction.generation += 1
+        transaction.callbacks_planned = 0 if scenario.drop_callback else 1 + scenario.duplicates
+        start = transaction.resolve_at + scenario.late_callback_s
+        for copy_number in range(first_copy, transaction.callbacks_planned + 1):
+            due = start + (copy_number - 1) * scenario.duplicate_interval_s
+            job = _Job(due, next(self._job_seq), transaction, copy_number, transaction.generation)
+            heapq.heappush(self._jobs, job)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something that changes when jobs fall due (the clock, a setting) has changed."""
+        self._wake.set()
+
+    async def catch_up(self) -> int:
+        """Deliver every job now due, one at a time in due order (after any in flight);
+        returns how many deliveries were made meanwhile."""
+        before = self.delivered
+        self._catching_up = True
+        try:
+            await self._drain()
+            while (job := self._pop_due()) is not None:
+                await self.deliver(job.transaction, job.copy_number)
+        finally:
+            self._catching_up = False
+            self._wake.set()
+        return self.delivered - before
+
+    def _pop_due(self) -> _Job | None:
+        now = self._clock.monotonic()
+        while self._jobs and self._jobs[0].due <= now:
+            job = heapq.heappop(self._jobs)
+            if not job.transaction.cancelled and job.generation == job.transaction.generation:
+                return job
+        return None
+
+    async def _drain(self) -> None:
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            if not self._catching_up:
+                while (job := self._pop_due()) is not None:
+                    task = asyncio.create_task(self.deliver(job.transaction, job.copy_number))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+            if self._jobs and not self._catching_up:
+                delay = max(0.0, self._jobs[0].due - self._clock.monotonic())
+                waiters.append(asyncio.ensure_future(self._clock.sleep(delay)))
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def deliver(self, transaction: Transaction, copy_number: int) -> None:
+        """POST one callback copy and record what came of it."""
+        settings = self._settings_for(transaction)
+        facts = CallbackFacts(
+            merchant_request_id=transaction.merchant_request_id,
+            checkout_request_id=transaction.checkout_request_id,
+            result_code=transaction.result_code,
+            result_desc=transaction.result_desc,
+            amount=transaction.amount,
+            receipt=transaction.receipt,
+            transaction_date=transaction.resolved_wall(),
+            phone=transaction.phone,
+        )
+        payload = callback_json(facts, settings.balance_item, settings.amount_style)
+        attempted_at = self._clock.now()
+        status: int | None = None
+        error: str | None = None
+        response_body: str | None = None
+        if self._http is None:
+            # trust_env=False: callbacks go exactly where CallBackURL says, never via a proxy.
+            self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        try:
+            response = await self._http.post(
+                transaction.callback_url,
+                content=payload.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=settings.callback_timeout_s,
+            )
+        except httpx.TimeoutException:
+            error = f"no answer within {settings.callback_timeout_s:g} s"
+        except httpx.ConnectError:
+            error = "could not connect"
+        except httpx.HTTPError as exc:
+            error = f"HTTP failure ({type(exc).__name__})"
+        else:
+            status = response.status_code
+            response_body = response.text[:1000]
+        transaction.callbacks_sent += 1
+        self.delivered += 1
+        self._log.append(
+            CallbackDelivery(
+                seq=next(self._log_seq),
+                checkout_request_id=transaction.checkout_request_id,
+                phone=transaction.phone,
+                shortcode=transaction.merchant.shortcode,
+                url=redact_url(transaction.callback_url),
+                copy_number=copy_number,
+                result_code=transaction.result_code,
+                payload=payload,
+                attempted_at=attempted_at,
+                status=status,
+                error=error,
+                response_body=response_body,
+            )
+        )
+
+    def deliveries(
+        self,
+        phone: str | None = None,
+        shortcode: str | None = None,
+        checkout_request_id: str | None = None,
+        since: int = 0,
+        limit: int = 1000,
+    ) -> list[CallbackDelivery]:
+        """Recorded deliveries after `since` (a seq), oldest first, filtered."""
+        chosen = (
+            c
+            for c in self._log
+            if c.seq > since
+            and matches(c.phone, phone)
+            and matches(c.shortcode, shortcode)
+            and matches(c.checkout_request_id, checkout_request_id)
+        )
+        return first(chosen, limit)
+
+
+def matches(value: str | None, wanted: str | None) -> bool:
+    return wanted is None or value == wanted
+
+
+def first(items: Iterable[_T], limit: int) -> list[_T]:
+    return list(itertools.islice(items, limit))
