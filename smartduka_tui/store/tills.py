@@ -46,6 +46,18 @@ def validate_relay_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def validate_callback_secret(kid: str, secret: Secret) -> None:
+    """InputError unless `kid` is a valid kid and `secret` base64url text of 128 bits or more."""
+    if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
+        raise InputError("kid", "must be 1 to 16 letters, digits, '-' or '_'")
+    if not _BASE64URL.fullmatch(secret.reveal()):
+        raise InputError("callback_secret", "must be base64url text (as the relay printed it)")
+    try:
+        decode_secret(secret.reveal())
+    except ValueError as error:
+        raise InputError("callback_secret", f"{error} (use the value the relay printed)") from None
+
+
 def validate_enrolment(enrolment: Enrolment) -> Enrolment:
     """The enrolment with its URL normalised, or InputError naming the first bad field."""
     try:
@@ -56,21 +68,12 @@ def validate_enrolment(enrolment: Enrolment) -> Enrolment:
         raise InputError("till_id", "must be 1 to 64 letters, digits, '-' or '_'")
     if any(word in enrolment.till_id.lower() for word in BANNED_URL_WORDS):
         raise InputError("till_id", "contains a word Safaricom rejects in callback URLs")
-    if not isinstance(enrolment.callback_kid, str) or not KID_PATTERN.fullmatch(
-        enrolment.callback_kid
-    ):
-        raise InputError("kid", "must be 1 to 16 letters, digits, '-' or '_'")
+    validate_callback_secret(enrolment.callback_kid, enrolment.callback_secret)
     if not _TILL_KEY.fullmatch(enrolment.till_key.reveal()):
         raise InputError(
             "till_key",
             "must be 16 to 512 printable characters without spaces (as the relay printed it)",
         )
-    if not _BASE64URL.fullmatch(enrolment.callback_secret.reveal()):
-        raise InputError("callback_secret", "must be base64url text (as the relay printed it)")
-    try:
-        decode_secret(enrolment.callback_secret.reveal())
-    except ValueError as error:
-        raise InputError("callback_secret", f"{error} (use the value the relay printed)") from None
     return Enrolment(
         shop_id=enrolment.shop_id,
         till_id=enrolment.till_id,
@@ -132,14 +135,9 @@ class Tills:
         owner = await tx.fetchone("SELECT shop_id FROM tills WHERE id = ?", (till_id,))
         if owner is not None and owner["shop_id"] != shop_id:
             raise InputError("till_id", "is already enrolled here for another shop")
-        secret_field = callback_secret_prefix(till_id) + kid
-        known = await self._credentials.get(shop_id, secret_field, tx=tx)
-        if known is not None and known != enrolment.callback_secret and not replace_secret:
-            raise InputError(
-                "kid",
-                f"callback kid {kid!r} is already stored with a different secret; the relay "
-                "gives a new kid when it rotates the secret (replace it only if you are sure)",
-            )
+        secret_field = await self._kid_field(
+            tx, shop_id, till_id, kid, enrolment.callback_secret, replace_secret
+        )
         now = tx.now_ms()
         await tx.execute(
             "INSERT INTO tills (id, shop_id, relay_url, active_callback_kid, enrolled_at,"
@@ -156,6 +154,54 @@ class Tills:
             action="till.enrolled" if owner is None else "till.re_enrolled",
             shop_id=shop_id,
             detail={"till_id": till_id, "relay_url": enrolment.relay_url, "callback_kid": kid},
+        )
+        till = await self.get(shop_id, till_id, tx=tx)
+        if till is None:
+            raise RuntimeError("the till just written is not there")
+        return till
+
+    async def _kid_field(
+        self, tx: WriteTx, shop_id: str, till_id: str, kid: str, secret: Secret, replace: bool
+    ) -> str:
+        """The vault field for `kid`; InputError if it already holds another secret."""
+        secret_field = callback_secret_prefix(till_id) + kid
+        known = await self._credentials.get(shop_id, secret_field, tx=tx)
+        if known is not None and known != secret and not replace:
+            raise InputError(
+                "kid",
+                f"callback kid {kid!r} is already stored with a different secret; the relay "
+                "gives a new kid when it rotates the secret (replace it only if you are sure)",
+            )
+        return secret_field
+
+    async def add_callback_secret(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        till_id: str,
+        kid: str,
+        secret: Secret,
+        *,
+        replace_secret: bool = False,
+        actor: Actor = Actor.MANAGER,
+    ) -> Till:
+        """Store a callback secret the relay issued when it rotated the shop's secret, and make
+        its kid the active one (older kids stay valid until the relay retires them)."""
+        validate_callback_secret(kid, secret)
+        if await self.get(shop_id, till_id, tx=tx) is None:
+            raise NotFoundError(f"till {till_id!r} is not enrolled for shop {shop_id!r}")
+        secret_field = await self._kid_field(tx, shop_id, till_id, kid, secret, replace_secret)
+        await self._credentials.put(tx, shop_id, secret_field, secret)
+        await tx.execute(
+            "UPDATE tills SET active_callback_kid = ?, updated_at = ? WHERE shop_id = ? AND id = ?",
+            (kid, tx.now_ms(), shop_id, till_id),
+        )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action="till.callback_secret_added",
+            shop_id=shop_id,
+            detail={"till_id": till_id, "callback_kid": kid},
         )
         till = await self.get(shop_id, till_id, tx=tx)
         if till is None:

@@ -27,6 +27,11 @@ def new_canary(prefix: str = "cnry", *, alphabet: str = "alnum") -> str:
     return value
 
 
+def register_canary(value: str) -> None:
+    """Watch a secret made elsewhere (by the relay, say) as a canary too."""
+    _registered.add(value)
+
+
 def registered() -> frozenset[str]:
     return frozenset(_registered)
 

@@ -1,0 +1,143 @@
+"""What the `smartduka` subcommands share: settings, the store, secrets, errors, the PIN hook.
+
+A command's handler calls `run(config_file, work)`: `work(settings)` is a coroutine returning
+an exit code; any StoreError or CliError becomes one line on stderr (no traceback) and an exit
+code: 2 for bad input, 1 for anything else that stopped the command. Imports of the store and
+settings happen inside the functions, so `smartduka --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.store import Secret, Store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A command that cannot go on; the message is shown as it is."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def print_error(message: str) -> None:
+    print(f"smartduka: error: {message}", file=sys.stderr)
+
+
+def settings_for(config_file: str | None) -> Settings:
+    """The till's settings; a missing file or a bad value becomes a CliError."""
+    from pydantic import ValidationError
+
+    from smartduka_tui.config import load_settings
+
+    try:
+        return load_settings(config_file)
+    except FileNotFoundError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise CliError(f"setting {where}: {first['msg']}", EXIT_BAD_INPUT) from None
+
+
+def keyring_file_for(settings: Settings) -> Path:
+    from smartduka_tui.store import keyring_path
+
+    return keyring_path(settings.data_dir, settings.keyring_file)
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, *, require_keys: bool = True) -> AsyncIterator[Store]:
+    """The store of the configured data folder, holding its lock while open."""
+    from smartduka_tui.store import open_till_store
+
+    async with open_till_store(
+        settings.data_dir, keyring_file=settings.keyring_file, require_keys=require_keys
+    ) as store:
+        yield store
+
+
+def run(config_file: str | None, work: Callable[[Settings], Awaitable[int]]) -> int:
+    """Run a command and turn every expected failure into a message and an exit code."""
+    from smartduka_tui.store import InputError, StoreError
+
+    try:
+        settings = settings_for(config_file)
+        return asyncio.run(_run(work, settings))
+    except CliError as error:
+        print_error(error.message)
+        return error.exit_code
+    except InputError as error:
+        print_error(str(error))
+        return EXIT_BAD_INPUT
+    except StoreError as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print_error("interrupted; what was saved before stays saved")
+        return 130
+
+
+async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
+    return await work(settings)
+
+
+async def require_manager_pin(store: Store, action: str) -> None:
+    """The gate in front of every command that reveals or changes secrets or resolves payments.
+
+    It passes while no manager PIN is set. The PIN (setting it, storing its hash, asking for
+    it here) arrives with the manager tools; until then no PIN can be set, so every caller
+    passes. Callers call it before they reveal or change anything, so the check lands in one
+    place.
+    """
+
+
+class SecretSource:
+    """Reads secrets given as a flag value, as `-` (one line of standard input each, or a
+    prompt without echo on a terminal), or from an environment variable."""
+
+    def __init__(self, stdin: TextIO | None = None, environ: Mapping[str, str] | None = None):
+        self._stdin = stdin if stdin is not None else sys.stdin
+        self._environ = environ if environ is not None else os.environ
+
+    def read(self, label: str, flag_value: str | None, env_name: str | None) -> Secret | None:
+        """The secret, or None when it was not given at all."""
+        from smartduka_tui.store import Secret
+
+        if flag_value == "-":
+            value = self._from_stdin(label)
+        elif flag_value is not None:
+            value = flag_value
+        elif env_name is not None and env_name in self._environ:
+            value = self._environ[env_name]
+        else:
+            return None
+        value = value.strip()
+        if not value:
+            raise CliError(f"the {label} given is empty", EXIT_BAD_INPUT)
+        return Secret(value)
+
+    def _from_stdin(self, label: str) -> str:
+        if self._stdin.isatty():
+            return getpass.getpass(f"{label}: ")
+        line = self._stdin.readline()
+        if not line:
+            raise CliError(
+                f"expected the {label} on standard input (one line for each `-`)", EXIT_BAD_INPUT
+            )
+        return line.rstrip("\r\n")

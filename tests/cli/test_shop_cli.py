@@ -1,0 +1,415 @@
+"""`smartduka shop add|set|show`: secrets from flags, stdin and environment, never echoed; every
+bad field named by its flag, and nothing saved."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from smartduka_tui.store import ShopType, VerificationStatus, open_till_store
+from tests.cli.conftest import Result, Runner
+from tests.store.canaries import new_canary
+
+PAYBILL = ("--name", "Mama Mboga", "--type", "paybill", "--shortcode", "174379", "--prefix", "DUKA")
+
+
+def _secrets() -> tuple[str, str, str]:
+    return new_canary("ck"), new_canary("cs"), new_canary("pk")
+
+
+def _stored(data_dir: Path, shop_id: str) -> dict[str, str | None]:
+    async def read() -> dict[str, str | None]:
+        async with open_till_store(data_dir) as store:
+            found = {}
+            for name in ("consumer_key", "consumer_secret", "passkey"):
+                secret = await store.credentials.get(shop_id, name)
+                found[name] = None if secret is None else secret.reveal()
+            return found
+
+    return asyncio.run(read())
+
+
+def _shop_count(data_dir: Path) -> int:
+    async def count() -> int:
+        async with open_till_store(data_dir, require_keys=False) as store:
+            return len(await store.shops.list_ids())
+
+    return asyncio.run(count())
+
+
+def _no_leak(result: Result, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.text
+
+
+@pytest.fixture
+def keyed(smartduka: Runner) -> Runner:
+    assert smartduka("keys", "init").code == 0
+    return smartduka
+
+
+def test_add_with_flags_shows_only_masked_secrets(keyed: Runner, data_dir: Path) -> None:
+    key, secret, passkey = _secrets()
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop1",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    assert result.code == 0, result.err
+    assert "Shop shop1 added." in result.out
+    assert f"****{passkey[-4:]}" in result.out
+    _no_leak(result, key, secret, passkey)
+    assert _stored(data_dir, "shop1") == {
+        "consumer_key": key,
+        "consumer_secret": secret,
+        "passkey": passkey,
+    }
+
+
+def test_secrets_from_stdin_and_environment(
+    keyed: Runner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, secret, passkey = _secrets()
+    monkeypatch.setenv("SMARTDUKA_SHOP_PASSKEY", passkey)
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop2",
+        *PAYBILL,
+        "--consumer-key",
+        "-",
+        "--consumer-secret",
+        "-",
+        "--secrets-from-env",
+        stdin=f"{key}\n{secret}\r\n",
+    )
+    assert result.code == 0, result.err
+    _no_leak(result, key, secret, passkey)
+    assert _stored(data_dir, "shop2") == {
+        "consumer_key": key,
+        "consumer_secret": secret,
+        "passkey": passkey,
+    }
+
+
+def test_environment_is_read_only_when_asked(
+    keyed: Runner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, secret, passkey = _secrets()
+    keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop3",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    monkeypatch.setenv("SMARTDUKA_SHOP_PASSKEY", new_canary("stray"))
+    assert keyed("shop", "set", "shop3", "--name", "Renamed").code == 0
+    assert _stored(data_dir, "shop3")["passkey"] == passkey
+
+
+def test_missing_stdin_line_is_refused(keyed: Runner, data_dir: Path) -> None:
+    key, secret, _ = _secrets()
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop4",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        "-",
+        stdin="",
+    )
+    assert result.code == 2
+    assert "expected the passkey on standard input" in result.err
+    assert _shop_count(data_dir) == 0
+
+
+BAD_FLAGS = [
+    (("--id", "no/slash"), "--id: must be 1 to 64 letters"),
+    (("--name", " "), "--name: must not be empty"),
+    (("--shortcode", "12"), "--shortcode: must be 5 to 7 digits"),
+    (("--till-number", "5501234"), "--till-number: applies only to till"),
+    (("--prefix", "TOOLONG"), "--prefix: must be 1 to 4 letters or digits"),
+    (("--consumer-key", "with space inside"), "--consumer-key: must be letters and digits"),
+    (("--passkey", "short1"), "--passkey: must be 16 to 256 characters, got 6"),
+    (("--consumer-secret", ""), "the consumer secret given is empty"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_FLAGS)
+def test_bad_flag_is_named_and_nothing_is_saved(
+    keyed: Runner, data_dir: Path, override: tuple[str, str], message: str
+) -> None:
+    key, secret, passkey = _secrets()
+    args = {
+        "--id": "shop5",
+        "--name": "Mama Mboga",
+        "--type": "paybill",
+        "--shortcode": "174379",
+        "--prefix": "DUKA",
+        "--consumer-key": key,
+        "--consumer-secret": secret,
+        "--passkey": passkey,
+    }
+    args[override[0]] = override[1]
+    result = keyed("shop", "add", *[part for pair in args.items() for part in pair])
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.text
+    _no_leak(result, key, secret, passkey, override[1] if "key" in override[0] else key)
+    assert _shop_count(data_dir) == 0
+
+
+def test_till_shop_needs_its_till_number(keyed: Runner, data_dir: Path) -> None:
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "t1",
+        "--name",
+        "Kiosk",
+        "--type",
+        "till",
+        "--shortcode",
+        "1850908",
+        "--prefix",
+        "KSK",
+        "--disabled",
+    )
+    assert result.code == 2
+    assert "--till-number: is required for a till (Buy Goods) shop" in result.err
+    assert _shop_count(data_dir) == 0
+
+
+def test_add_with_secrets_but_no_key_stops_and_saves_nothing(
+    smartduka: Runner, data_dir: Path
+) -> None:
+    key, secret, passkey = _secrets()
+    result = smartduka(
+        "shop",
+        "add",
+        "--id",
+        "shop6",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    assert result.code == 1
+    assert "no encryption key" in result.err and "smartduka keys init" in result.err
+    _no_leak(result, key, secret, passkey)
+    assert _shop_count(data_dir) == 0
+
+
+def test_platform_shop_needs_no_key(smartduka: Runner) -> None:
+    result = smartduka(
+        "shop",
+        "add",
+        "--id",
+        "plat1",
+        "--name",
+        "Kibanda",
+        "--type",
+        "platform",
+        "--prefix",
+        "KB",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    shown = json.loads(result.out)
+    assert shown["type"] == "platform" and shown["enabled"] is True
+    assert shown["credentials"] == {"consumer_key": None, "consumer_secret": None, "passkey": None}
+
+
+def test_set_changes_only_what_is_given(keyed: Runner, data_dir: Path) -> None:
+    key, secret, passkey = _secrets()
+    keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop7",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    new_passkey = new_canary("pk2")
+    result = keyed(
+        "shop",
+        "set",
+        "shop7",
+        "--prefix",
+        "MM",
+        "--passkey",
+        "-",
+        "--json",
+        stdin=new_passkey + "\n",
+    )
+    assert result.code == 0, result.err
+    shown = json.loads(result.out)
+    assert shown["account_prefix"] == "MM" and shown["business_shortcode"] == "174379"
+    assert shown["credentials"]["passkey"] == f"****{new_passkey[-4:]}"
+    _no_leak(result, new_passkey, key, secret)
+    assert _stored(data_dir, "shop7") == {
+        "consumer_key": key,
+        "consumer_secret": secret,
+        "passkey": new_passkey,
+    }
+
+
+def test_set_to_platform_with_cleared_credentials(keyed: Runner, data_dir: Path) -> None:
+    key, secret, passkey = _secrets()
+    keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop8",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    refused = keyed("shop", "set", "shop8", "--type", "platform", "--shortcode", "")
+    assert (
+        refused.code == 2 and "--consumer-key: must not be set for a platform shop" in refused.err
+    )
+    done = keyed(
+        "shop",
+        "set",
+        "shop8",
+        "--type",
+        "platform",
+        "--shortcode",
+        "",
+        "--clear-credentials",
+        "--json",
+    )
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["type"] == ShopType.PLATFORM.value
+    assert _stored(data_dir, "shop8") == {
+        "consumer_key": None,
+        "consumer_secret": None,
+        "passkey": None,
+    }
+
+
+def test_set_unknown_shop_and_show_unknown_shop(keyed: Runner) -> None:
+    assert "no shop 'ghost'" in keyed("shop", "set", "ghost", "--name", "x").err
+    result = keyed("shop", "show", "ghost")
+    assert result.code == 2 and "no shop 'ghost'" in result.err
+
+
+def test_show_lists_and_describes(keyed: Runner, data_dir: Path) -> None:
+    key, secret, passkey = _secrets()
+    keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop9",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    listed = keyed("shop", "show")
+    assert "shop9  Mama Mboga  (paybill)" in listed.out
+    shown = keyed("shop", "show", "shop9")
+    assert "paid into        paybill 174379" in shown.out
+    assert f"passkey          ****{passkey[-4:]}" in shown.out
+    assert f"verification     {VerificationStatus.PENDING.value}" in shown.out
+    _no_leak(shown, key, secret, passkey)
+
+
+def test_another_process_holding_the_folder_is_named(keyed: Runner, data_dir: Path) -> None:
+    from smartduka_tui.store import acquire_data_dir_lock
+
+    with acquire_data_dir_lock(data_dir):
+        result = keyed("shop", "show")
+    assert result.code == 1
+    assert f"in use by process {os.getpid()}" in result.err
+
+
+def test_keyring_readable_by_others_is_refused(keyed: Runner, data_dir: Path) -> None:
+    (data_dir / "keyring").chmod(0o640)
+    key, secret, passkey = _secrets()
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop10",
+        *PAYBILL,
+        "--consumer-key",
+        key,
+        "--consumer-secret",
+        secret,
+        "--passkey",
+        passkey,
+    )
+    assert result.code == 1
+    assert f"chmod 600 {data_dir / 'keyring'}" in result.err
+    (data_dir / "keyring").chmod(0o600)
+    assert _shop_count(data_dir) == 0
+
+
+def test_shop_types_on_the_command_line_match_the_store() -> None:
+    from smartduka_tui.cli.shop import SECRET_FLAGS, SHOP_TYPES
+    from smartduka_tui.store import ShopSecretField
+
+    assert tuple(t.value for t in ShopType) == SHOP_TYPES
+    assert tuple(SECRET_FLAGS) == tuple(f.value for f in ShopSecretField)
+
+
+def test_registering_these_commands_does_not_load_the_store() -> None:
+    """`smartduka --help` stays fast: the store is imported by handlers, not by register()."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys\n"
+        "from smartduka_tui.cli import common, enrol, keys, shop\n"
+        "commands = argparse.ArgumentParser().add_subparsers()\n"
+        "for module in (shop, enrol, keys):\n"
+        "    module.register(commands)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('smartduka_tui.store',\n"
+        "    'smartduka_tui.config', 'pydantic', 'aiosqlite', 'cryptography'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
