@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
-from smartduka_tui.payments.gateway import DirectGateway
+from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.errors import InputError
 from smartduka_tui.store.records import Shop, ShopType
@@ -48,7 +48,7 @@ async def engine_for_store(
             RefusalReason.SHOP_NOT_READY,
             f"Shop {shop.id!r} cannot push: its {error.field} {error.message}.",
         ) from None
-    gateway = DirectGateway(shop, credentials, settings, clock)
+    gateway = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
     try:
         return await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till_id)
     except BaseException:

@@ -19,7 +19,7 @@ from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.payments.api import CallbackEvent, CallbackResult, PaymentView
-from smartduka_tui.payments.gateway import DirectGateway
+from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets, ShopType
@@ -57,9 +57,10 @@ class TillHarness:
         )
         shop = await self.store.shops.require(self.shop_id)
         credentials = await self.store.shops.credentials(self.shop_id)
-        gateway = DirectGateway(
-            shop, credentials, self.settings, self.clock, transport=self.transport
-        )
+        # No query backoff inside one call: it would sleep on the ManualClock. The reconciler
+        # asks again on its next pass instead.
+        client = daraja_client(self.settings, self.clock, transport=self.transport, query_retries=0)
+        gateway = DirectGateway(shop, credentials, client, self.clock)
         self.engine = await PaymentEngine.open(
             self.store, self.settings, self.clock, gateway, shop, till_id=self.till_id
         )

@@ -97,7 +97,7 @@ async def test_connection_refused_after_sign_in_is_a_definite_refusal(
         phone = unique_phone()
         view = await h.engine.start_payment("C1", 10, phone)
         assert view.state is S.FAILED
-        assert view.result_code is None
+        assert view.result_code == "connection_failed"
         assert "nothing was sent" in view.cashier_message
         assert view.retry.block is RetryBlock.WAIT  # only the general retry delay
         assert await pushes(h, phone) == 0
