@@ -266,6 +266,26 @@ async def paced(port: int, requests: list[bytes], rate: float, pool: int) -> Res
     return result
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of a process (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(target: Server, batch: list[bytes], concurrency: int) -> tuple[Result, float | None]:
+    """A closed-loop run and the server's CPU microseconds per request during it."""
+    before = cpu_seconds(target.proc.pid)
+    result = asyncio.run(closed_loop(target.port, batch, concurrency))
+    after = cpu_seconds(target.proc.pid)
+    per_request = None
+    if before is not None and after is not None:
+        per_request = (after - before) / len(batch) * 1e6
+    return result, per_request
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -354,13 +374,18 @@ def main() -> int:
                 closed_loop(trivial.port, requests[: args.count], args.concurrency)
             )
             bare_rates, relay_rates = [], []
+            bare_cpu: list[float] = []
+            relay_cpu: list[float] = []
             for _ in range(args.rounds):
-                bare_run = asyncio.run(closed_loop(bare.port, take(args.count), args.concurrency))
-                relay_run = asyncio.run(closed_loop(relay.port, take(args.count), args.concurrency))
+                bare_run, bare_us = measured(bare, take(args.count), args.concurrency)
+                relay_run, relay_us = measured(relay, take(args.count), args.concurrency)
                 assert set(bare_run.statuses) == {200}, bare_run.statuses
                 relay_2xx += relay_run.statuses[200]
                 bare_rates.append(bare_run.rate)
                 relay_rates.append(relay_run.rate)
+                if bare_us is not None and relay_us is not None:
+                    bare_cpu.append(bare_us)
+                    relay_cpu.append(relay_us)
                 print(
                     f"  round: bare {bare_run.rate:,.0f}/s, relay {relay_run.rate:,.0f}/s "
                     f"(relay answers {dict(relay_run.statuses)})",
@@ -384,6 +409,13 @@ def main() -> int:
     print(
         f"ratio relay / bare:                         {best_relay / best_bare:.2f}  (target >= 0.5)"
     )
+    if bare_cpu and relay_cpu:
+        # CPU time per request barely moves with other load on the machine, unlike req/s.
+        bare_us, relay_us = min(bare_cpu), min(relay_cpu)
+        print(
+            f"server CPU per request: bare {bare_us:.0f} us, relay {relay_us:.0f} us "
+            f"(ratio by CPU {bare_us / relay_us:.2f})"
+        )
     print(
         f"time to acknowledge at {args.rate:.0f}/s for {args.paced_seconds:.0f} s "
         f"({len(lat_ms)} callbacks): p50 {statistics.median(lat_ms):.1f} ms, "

@@ -160,8 +160,8 @@ class Feed:
         till = await self.authenticate(request, self._ack_limiter)
         if isinstance(till, Response):
             return till
-        raw_id = request.path_params.get("event_id", "")
-        if not str(raw_id).isdigit() or len(str(raw_id)) > 18:
+        raw_id = str(request.path_params.get("event_id", ""))
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
             return _error(404, "no such event")
         now = now_ms(self._clock)
         try:

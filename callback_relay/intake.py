@@ -23,7 +23,7 @@ from callback_relay.hub import FeedHub
 from callback_relay.metrics import UNKNOWN, RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
-from callback_relay.sources import IPAddress, client_address, in_networks
+from callback_relay.sources import IPAddress, NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
 from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
 from smartduka_tui.clock import Clock
@@ -89,6 +89,8 @@ class CallbackIntake:
         self._metrics = metrics
         self._clock = clock
         self._unlisted_seen: set[IPAddress | None] = set()
+        self._allowlist = NetworkSet(settings.allowlist)
+        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
 
     async def handle(self, request: Request) -> Response:
         verified = await self._verify(request)
@@ -103,7 +105,7 @@ class CallbackIntake:
         except BodyIncomplete:
             return _error(400, "request body was cut short")
 
-        if not in_networks(verified.source, self._settings.allowlist):
+        if not in_networks(verified.source, self._allowlist):
             if self._settings.mode is RelayMode.PRODUCTION:
                 return await self._refuse_signed(
                     parsed, verified.source, RefusalReason.SOURCE_NOT_ALLOWED, raw
@@ -172,7 +174,7 @@ class CallbackIntake:
         source = client_address(
             client[0] if client else None,
             request.headers.getlist("x-forwarded-for"),
-            self._settings.trusted_proxies,
+            self._trusted_proxies,
         )
         return _Verified(parsed, source)
 

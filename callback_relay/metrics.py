@@ -6,6 +6,8 @@ sends random shop ids must not be able to grow the label set.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from callback_relay.store import TillStats
@@ -64,11 +66,17 @@ class RelayMetrics:
             "Writes the store could not commit (answered 503).",
             registry=self.registry,
         )
+        self._callback_children: dict[tuple[str, str], Any] = {}
         for reason in RefusalReason:
             self.refusals.labels(reason=reason.value)
 
     def callback(self, outcome: AppendOutcome | str, shop_id: str) -> None:
-        self.callbacks.labels(outcome=str(outcome), shop_id=shop_id).inc()
+        # Cache the labelled child: `labels()` takes a lock and builds a key on every call.
+        key = (str(outcome), shop_id)
+        child = self._callback_children.get(key)
+        if child is None:
+            child = self._callback_children[key] = self.callbacks.labels(*key)
+        child.inc()
 
     def refusal(self, reason: RefusalReason) -> None:
         self.refusals.labels(reason=reason.value).inc()

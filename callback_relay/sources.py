@@ -8,6 +8,7 @@ are read from the right, skipping trusted proxies, and the first untrusted hop i
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +16,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> IPAddress | None:
     """An address from a peer tuple or a forwarded hop; None when it is not an IP address."""
     cleaned = text.strip()
@@ -33,10 +35,33 @@ def parse_address(text: str) -> IPAddress | None:
     return address
 
 
-def in_networks(address: IPAddress | None, networks: Iterable[Network]) -> bool:
+class NetworkSet:
+    """Addresses and networks, with single addresses checked by a set look-up."""
+
+    __slots__ = ("_exact", "_wide")
+
+    def __init__(self, networks: Iterable[Network]) -> None:
+        listed = tuple(networks)
+        self._exact = frozenset(n.network_address for n in listed if n.num_addresses == 1)
+        self._wide = tuple(n for n in listed if n.num_addresses > 1)
+
+    def __contains__(self, address: object) -> bool:
+        if address in self._exact:
+            return True
+        return any(
+            isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
+            and address.version == net.version
+            and address in net
+            for net in self._wide
+        )
+
+
+def in_networks(address: IPAddress | None, networks: Iterable[Network] | NetworkSet) -> bool:
     if address is None:
         return False
-    return any(address.version == net.version and address in net for net in networks)
+    if not isinstance(networks, NetworkSet):
+        networks = NetworkSet(networks)
+    return address in networks
 
 
 def forwarded_hops(header_values: Sequence[str]) -> list[str]:
@@ -45,7 +70,9 @@ def forwarded_hops(header_values: Sequence[str]) -> list[str]:
 
 
 def client_address(
-    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]
+    peer: str | None,
+    forwarded_for: Sequence[str],
+    trusted_proxies: Sequence[Network] | NetworkSet,
 ) -> IPAddress | None:
     """The address to judge a request by; None when it cannot be known (never trusted)."""
     address = parse_address(peer) if peer else None

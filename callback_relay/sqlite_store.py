@@ -77,14 +77,15 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL,
     body_sha256 TEXT NOT NULL,
     flags TEXT NOT NULL DEFAULT '',
-    detail TEXT,
+    detail TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     delivery_count INTEGER NOT NULL DEFAULT 0,
     visible_at INTEGER NOT NULL,
     acked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_feed ON events (till_id, state, id);
-CREATE INDEX IF NOT EXISTS events_attempt ON events (shop_id, till_id, attempt_ref);
+CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe
+    ON events (shop_id, till_id, attempt_ref, kind, body_sha256, detail);
 CREATE INDEX IF NOT EXISTS events_state ON events (state, acked_at);
 """
 
@@ -113,9 +114,13 @@ def _event(row: tuple[Any, ...], delivered: int) -> StoredEvent:
         body=bytes(row[6]),
         body_sha256=row[7],
         flags=_flags(row[8]),
-        detail=row[9],
+        detail=row[9] or None,
         delivery_count=delivered,
     )
+
+
+class _OpFailed(Exception):
+    """One op of a batch failed on its own; the batch runs again with savepoints."""
 
 
 @dataclass(slots=True)
@@ -238,7 +243,9 @@ class SqliteStore:
             ops = [op for op, _ in batch]
             try:
                 results = await loop.run_in_executor(self._write_thread, self._commit, ops)
-            except sqlite3.Error as exc:
+            except Exception as exc:
+                # Whatever went wrong, the writer lives on: this batch is refused (the callers
+                # answer 503) and the next batch starts a fresh transaction.
                 log.error("store write failed, %d writes refused: %s", len(batch), exc)
                 for _, future in batch:
                     if not future.done():
@@ -255,9 +262,19 @@ class SqliteStore:
                     future.set_result(result)
 
     def _commit(self, ops: list[Op]) -> list[Any]:
-        """Run a batch in one transaction. A constraint violation or a bug in one op is that
-        op's failure alone (its savepoint rolls back); any other database error (locked, full,
-        I/O) fails the whole batch."""
+        """Run a batch in one transaction.
+
+        A constraint violation or a bug in one op must be that op's failure alone, but a
+        savepoint around every op costs two statements each; so a batch first runs without
+        them, and only when an op fails is it rolled back and run again with a savepoint per
+        op. Any other database error (locked, full, I/O) fails the whole batch.
+        """
+        try:
+            return self._run_batch(ops, isolate=False)
+        except _OpFailed:
+            return self._run_batch(ops, isolate=True)
+
+    def _run_batch(self, ops: list[Op], *, isolate: bool) -> list[Any]:
         conn = self._wconn
         if conn is None:
             raise sqlite3.OperationalError("database closed")
@@ -265,18 +282,21 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
-                conn.execute("SAVEPOINT op")
+                if isolate:
+                    conn.execute("SAVEPOINT op")
                 try:
                     results.append(op(conn))
-                except sqlite3.Error as exc:
-                    if not isinstance(exc, sqlite3.IntegrityError):
-                        raise
-                    conn.execute("ROLLBACK TO op")
-                    results.append(_Failed(exc))
                 except Exception as exc:
+                    if isinstance(exc, sqlite3.Error) and not isinstance(
+                        exc, sqlite3.IntegrityError
+                    ):
+                        raise
+                    if not isolate:
+                        raise _OpFailed from exc
                     conn.execute("ROLLBACK TO op")
                     results.append(_Failed(exc))
-                conn.execute("RELEASE op")
+                if isolate:
+                    conn.execute("RELEASE op")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -438,20 +458,18 @@ class SqliteStore:
     # Inbox.
 
     async def append(self, event: NewEvent) -> AppendResult:
+        detail = event.detail or ""
+        conflict_check = event.kind is EventKind.CALLBACK
+
         def op(conn: sqlite3.Connection) -> AppendResult:
-            existing = conn.execute(
-                "SELECT id, body_sha256, detail FROM events "
-                "WHERE shop_id = ? AND till_id = ? AND attempt_ref = ? AND kind = ?",
-                (event.shop_id, event.till_id, event.attempt_ref, event.kind.value),
-            ).fetchall()
-            for event_id, sha, detail in existing:
-                if sha == event.body_sha256 and detail == event.detail:
-                    return AppendResult(event_id, AppendOutcome.DUPLICATE)
-            conflicting = event.kind is EventKind.CALLBACK and bool(existing)
-            cur = conn.execute(
+            # One statement in the common case: the unique index drops an exact repeat, and the
+            # CASE flags a different body for an attempt that already has one.
+            row = conn.execute(
                 "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
-                "body_sha256, flags, detail, state, visible_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "body_sha256, flags, detail, state, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                "CASE WHEN ? AND EXISTS (SELECT 1 FROM events WHERE shop_id = ? AND till_id = ? "
+                "AND attempt_ref = ? AND kind = ?) THEN ? ELSE '' END, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING id, flags",
                 (
                     event.kind.value,
                     event.shop_id,
@@ -460,15 +478,33 @@ class SqliteStore:
                     event.received_at,
                     event.body,
                     event.body_sha256,
-                    EventFlag.CONFLICTING_BODY.value if conflicting else "",
-                    event.detail,
+                    conflict_check,
+                    event.shop_id,
+                    event.till_id,
+                    event.attempt_ref,
+                    event.kind.value,
+                    EventFlag.CONFLICTING_BODY.value,
+                    detail,
                     EventState.PENDING.value,
                     event.received_at,
                 ),
-            )
-            assert cur.lastrowid is not None
-            outcome = AppendOutcome.CONFLICTING if conflicting else AppendOutcome.STORED
-            return AppendResult(cur.lastrowid, outcome)
+            ).fetchone()
+            if row is not None:
+                outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
+                return AppendResult(row[0], outcome)
+            (existing,) = conn.execute(
+                "SELECT id FROM events WHERE shop_id = ? AND till_id = ? AND attempt_ref = ? "
+                "AND kind = ? AND body_sha256 = ? AND detail = ?",
+                (
+                    event.shop_id,
+                    event.till_id,
+                    event.attempt_ref,
+                    event.kind.value,
+                    event.body_sha256,
+                    detail,
+                ),
+            ).fetchone()
+            return AppendResult(existing, AppendOutcome.DUPLICATE)
 
         result: AppendResult = await self._write(op)
         return result

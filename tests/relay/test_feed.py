@@ -104,7 +104,13 @@ async def test_wait_is_capped_and_bad_parameters_get_400(make_harness: Any) -> N
         poll = await start_poll(h, shop, 3600)
         h.clock.advance(5)
         assert (await asyncio.wait_for(poll, timeout=10)).json() == {"events": []}
-        for params in ({"wait": "soon"}, {"wait": "-1"}, {"wait": "nan"}, {"limit": "0"}):
+        for params in (
+            {"wait": "soon"},
+            {"wait": "-1"},
+            {"wait": "nan"},
+            {"limit": "0"},
+            {"till": "tsomeoneelse2"},
+        ):
             response = await h.client().get("/v1/events", params=params, headers=bearer(shop))
             assert response.status_code == 400, params
             assert "bad query parameter" in response.json()["error"]
@@ -166,7 +172,7 @@ async def test_ack_is_idempotent_and_unknown_ids_get_404(harness: Harness) -> No
     first = (await harness.ack(shop, event["id"])).json()
     second = (await harness.ack(shop, event["id"])).json()
     assert (first["already"], second["already"]) == (False, True)
-    for bad in ("999999", "abc", "-1", "1" * 40):
+    for bad in ("999999", "abc", "-1", "1" * 40, "\uff11"):
         assert (await harness.ack(shop, bad)).status_code == 404  # type: ignore[arg-type]
     registry = harness.relay.metrics.registry
     assert registry.get_sample_value("relay_ack_latency_seconds_count") == 1

@@ -116,3 +116,23 @@ def test_every_setting_is_documented() -> None:
     readme = (Path(__file__).resolve().parents[2] / "callback_relay" / "README.md").read_text()
     for name in RelaySettings.model_fields:
         assert f"`SMARTDUKA_RELAY_{name.upper()}`" in readme, name
+
+
+async def test_one_failing_write_does_not_spoil_its_batch(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+
+        def broken(conn: object) -> None:
+            raise ValueError("a bug in one write")
+
+        good = [
+            store.append(NewEvent(EventKind.CALLBACK, "s1", "t1", f"r{i}", 1, b"{}", f"h{i}"))
+            for i in range(5)
+        ]
+        outcomes = await asyncio.gather(store._write(broken), *good, return_exceptions=True)
+        assert isinstance(outcomes[0], ValueError)
+        assert all(not isinstance(o, BaseException) for o in outcomes[1:])
+        assert (await store.inbox_stats())[0].unacked == 5
+    finally:
+        await store.close()
