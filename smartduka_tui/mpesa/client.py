@@ -1,0 +1,551 @@
+"""An async Daraja client on httpx: OAuth, STK push and STK query for many shops at once.
+
+Credentials are passed per call, so one client (one connection pool, one token cache) serves
+every shop. Tokens are cached per credential set (keyed on a hash, never the secret), refreshed
+`token_refresh_margin` before they expire with a single refresh in flight per credential set,
+and refreshed once when Daraja answers `404.001.03 Invalid Access Token` (the portal says a new
+token may revoke the old one).
+
+`stk_push` is never retried, except once after `404.001.03`: that answer is a definite refusal,
+so nothing was started. Everything else ends in `PushRefused` (definite) or `PushOutcomeUnknown`
+(may have started). `stk_query` is read-only, so it retries busy, throttled and unreachable
+answers with exponential backoff and jitter on the injected clock, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from smartduka_tui.clock import Clock
+from smartduka_tui.mpesa.errors import (
+    AuthenticationFailed,
+    DarajaError,
+    DarajaUnavailable,
+    PushOutcomeUnknown,
+    PushRefused,
+    QueryNoAnswer,
+    QueryRefused,
+)
+from smartduka_tui.mpesa.models import (
+    ErrorEnvelope,
+    OAuthResponse,
+    StkPushRequest,
+    StkPushResponse,
+    StkQueryResponse,
+    parse_error_envelope,
+)
+from smartduka_tui.mpesa.phone import mask_phone
+from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, build_stk_query
+from smartduka_tui.mpesa.result_codes import (
+    AUTHENTICATION_FAILED,
+    CONNECTION_FAILED,
+    HTTP_REFUSED,
+    INVALID_ACCESS_TOKEN,
+    NO_ANSWER,
+    OUTCOME_UNKNOWN,
+    QUOTA_VIOLATION,
+    SPIKE_ARREST,
+    ResultInfo,
+    describe_refusal,
+    describe_result,
+    is_being_processed,
+)
+
+logger = logging.getLogger(__name__)
+
+OAUTH_PATH: Final = "/oauth/v1/generate"
+PUSH_PATH: Final = "/mpesa/stkpush/v1/processrequest"
+QUERY_PATH: Final = "/mpesa/stkpushquery/v1/query"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+# Query answers worth asking again: throttles and Daraja's own internal error.
+_RETRYABLE_QUERY_CODES: Final = frozenset({SPIKE_ARREST, QUOTA_VIOLATION, "500.003.1001"})
+# Transport failures that happen before a request leaves this machine.
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class QueryStatus(StrEnum):
+    PENDING = "pending"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """An STK query's answer: still pending, or resolved with a final ResultCode."""
+
+    status: QueryStatus
+    checkout_request_id: str
+    info: ResultInfo
+    result_code: int | str | None = None
+    result_desc: str | None = None
+    response: StkQueryResponse | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is QueryStatus.PENDING
+
+    @property
+    def code_key(self) -> str | None:
+        return None if self.response is None else self.response.code_key
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A cached bearer token. `value` is secret; `usable_until` is on the clock's monotonic."""
+
+    value: SecretStr = field(repr=False)
+    expires_in: int
+    minted_at: float
+    usable_until: float
+
+
+@dataclass(slots=True)
+class _TokenSlot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    token: AccessToken | None = None
+    label: str = ""
+
+
+def _envelope_error(
+    cls: type[DarajaError], prefix: str, status: int, envelope: ErrorEnvelope, info: ResultInfo
+) -> DarajaError:
+    return cls(
+        f"{prefix}: Daraja answered {envelope.error_code} {info.description!r}"
+        if info.description
+        else f"{prefix}: Daraja answered {envelope.error_code}",
+        http_status=status,
+        error_code=envelope.error_code,
+        error_message=info.description,
+        request_id=envelope.request_id or None,
+        info=info,
+    )
+
+
+def _read_model(model: type[_Model], response: httpx.Response) -> _Model | None:
+    try:
+        data = json.loads(response.content, parse_float=Decimal)
+        return model.model_validate(data)
+    except (ValueError, RecursionError, ValidationError):
+        return None
+
+
+class DarajaClient:
+    """Talks to Daraja (sandbox, production or the simulator) at `base_url`.
+
+    `transport` lets tests use an in-process app (`httpx.ASGITransport`). `rng` supplies the
+    backoff jitter (seed it for repeatable tests). `trust_env` is off so ambient proxy variables
+    never silently reroute payments; turn it on where a shop needs a proxy.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        clock: Clock,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        token_refresh_margin_s: float = 120.0,
+        query_retries: int = 3,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 8.0,
+        rng: random.Random | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        if token_refresh_margin_s < 0 or query_retries < 0 or backoff_base_s < 0:
+            raise ValueError("margins, retries and backoff must not be negative")
+        if timeout.connect is None or timeout.read is None or timeout.write is None:
+            raise ValueError("every Daraja timeout must be bounded")
+        if timeout.pool is None:
+            raise ValueError("every Daraja timeout must be bounded")
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+        self.token_refresh_margin_s = token_refresh_margin_s
+        self.query_retries = query_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._rng = rng or random.Random()
+        self._slots: dict[str, _TokenSlot] = {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            trust_env=trust_env,
+            follow_redirects=False,
+            headers={"Accept": "application/json"},
+        )
+
+    async def __aenter__(self) -> DarajaClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"DarajaClient(base_url={self.base_url!r}, cached_tokens={len(self._slots)})"
+
+    # ---------------------------------------------------------------- OAuth
+
+    def _slot(self, creds: DarajaCredentials) -> _TokenSlot:
+        key = creds.cache_key
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = _TokenSlot(label=f"app#{len(self._slots) + 1}")
+            self._slots[key] = slot
+        return slot
+
+    def _fresh(self, token: AccessToken) -> bool:
+        return self.clock.monotonic() < token.usable_until
+
+    async def get_token(self, creds: DarajaCredentials | MerchantConfig) -> AccessToken:
+        """A bearer token for these credentials: cached while fresh, else minted (one at a time
+        per credential set). Raises AuthenticationFailed or DarajaUnavailable."""
+        credentials = _credentials(creds)
+        slot = self._slot(credentials)
+        cached = slot.token
+        if cached is not None and self._fresh(cached):
+            return cached
+        async with slot.lock:
+            cached = slot.token
+            if cached is not None and self._fresh(cached):
+                return cached
+            slot.token = await self._mint(credentials, slot.label)
+            return slot.token
+
+    async def _replace_rejected(
+        self, creds: DarajaCredentials, rejected: AccessToken
+    ) -> AccessToken:
+        """A new token after Daraja called `rejected` invalid, unless another task already got
+        one (several calls may see the same rejection; one refresh serves them all)."""
+        slot = self._slot(creds)
+        async with slot.lock:
+            cached = slot.token
+            if cached is not None and cached is not rejected and self._fresh(cached):
+                return cached
+            slot.token = await self._mint(creds, slot.label)
+            return slot.token
+
+    async def check_credentials(self, creds: DarajaCredentials | MerchantConfig) -> AccessToken:
+        """The manager's "verify": mint a token now (not from cache). Raises AuthenticationFailed
+        when Daraja refuses the key and secret, DarajaUnavailable when it cannot be asked."""
+        credentials = _credentials(creds)
+        slot = self._slot(credentials)
+        async with slot.lock:
+            slot.token = await self._mint(credentials, slot.label)
+            return slot.token
+
+    async def _mint(self, creds: DarajaCredentials, label: str) -> AccessToken:
+        started = self.clock.monotonic()
+        try:
+            response = await self._http.get(
+                OAUTH_PATH,
+                params={"grant_type": "client_credentials"},
+                headers={"Authorization": creds.basic_authorization()},
+            )
+        except httpx.TimeoutException:
+            raise DarajaUnavailable("M-Pesa sign-in timed out", info=CONNECTION_FAILED) from None
+        except httpx.TransportError as exc:
+            raise DarajaUnavailable(
+                f"M-Pesa sign-in could not connect ({type(exc).__name__})", info=CONNECTION_FAILED
+            ) from None
+        status = response.status_code
+        if status == 200:
+            parsed = _read_model(OAuthResponse, response)
+            if parsed is None:
+                raise DarajaUnavailable(
+                    "M-Pesa sign-in answered 200 with a body that is not a token",
+                    http_status=status,
+                    info=HTTP_REFUSED,
+                )
+            margin = min(self.token_refresh_margin_s, parsed.expires_in / 2)
+            logger.info("OAuth token minted for %s, expires in %d s", label, parsed.expires_in)
+            return AccessToken(
+                value=parsed.access_token,
+                expires_in=parsed.expires_in,
+                minted_at=started,
+                usable_until=started + parsed.expires_in - margin,
+            )
+        envelope = parse_error_envelope(response.content)
+        if status in (400, 401, 403):
+            logger.warning("OAuth refused for %s (HTTP %d)", label, status)
+            if envelope is not None:
+                info = describe_refusal(envelope.error_code, envelope.error_message)
+                raise _envelope_error(
+                    AuthenticationFailed, "M-Pesa sign-in refused", status, envelope, info
+                )
+            raise AuthenticationFailed(
+                "M-Pesa refused the consumer key and secret (invalid credentials)",
+                http_status=status,
+                info=AUTHENTICATION_FAILED,
+            )
+        if envelope is not None:
+            info = describe_refusal(envelope.error_code, envelope.error_message)
+            raise _envelope_error(
+                DarajaUnavailable, "M-Pesa sign-in failed", status, envelope, info
+            )
+        raise DarajaUnavailable(
+            f"M-Pesa sign-in failed with HTTP {status}", http_status=status, info=HTTP_REFUSED
+        )
+
+    # ---------------------------------------------------------------- STK push
+
+    async def stk_push(
+        self, creds: DarajaCredentials | MerchantConfig, request: StkPushRequest
+    ) -> StkPushResponse:
+        """Send one STK push. Never retried, except once after `404.001.03` (a definite refusal).
+
+        Returns the accepted response; raises PushRefused (definitely not started) or
+        PushOutcomeUnknown (may have started; settle it by query or callback).
+        """
+        credentials = _credentials(creds)
+        where = f"{request.business_short_code} to {mask_phone(request.phone_number)}"
+        try:
+            token = await self.get_token(credentials)
+        except DarajaError as exc:
+            raise _not_sent(exc) from exc
+        body = request.to_wire()
+        logger.info("STK push %s, KES %d", where, request.amount)
+        response = await self._post_push(token, body)
+        envelope = parse_error_envelope(response.content)
+        if envelope is not None and envelope.error_code == INVALID_ACCESS_TOKEN:
+            # A definite refusal: nothing started, so one more try with a new token is safe.
+            logger.info("STK push %s: token rejected, refreshing once and trying again", where)
+            try:
+                token = await self._replace_rejected(credentials, token)
+            except DarajaError as exc:
+                raise _not_sent(exc) from exc
+            response = await self._post_push(token, body)
+            envelope = parse_error_envelope(response.content)
+        return self._push_answer(response, envelope, where)
+
+    async def _post_push(self, token: AccessToken, body: dict[str, object]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
+        try:
+            return await self._http.post(PUSH_PATH, json=body, headers=headers)
+        except _NOT_SENT as exc:
+            raise PushRefused(
+                f"STK push not sent: could not connect to M-Pesa ({type(exc).__name__})",
+                info=CONNECTION_FAILED,
+            ) from None
+        except httpx.TransportError as exc:
+            # Read timeouts, resets and write failures: the request may have arrived.
+            raise PushOutcomeUnknown(
+                f"STK push sent but no answer came back ({type(exc).__name__})",
+                info=OUTCOME_UNKNOWN,
+            ) from None
+
+    def _push_answer(
+        self, response: httpx.Response, envelope: ErrorEnvelope | None, where: str
+    ) -> StkPushResponse:
+        status = response.status_code
+        if envelope is not None:
+            info = describe_refusal(envelope.error_code, envelope.error_message)
+            logger.warning("STK push %s refused: %s (HTTP %d)", where, envelope.error_code, status)
+            raise _envelope_error(PushRefused, "STK push refused", status, envelope, info)
+        if 200 <= status < 300:
+            accepted = _read_model(StkPushResponse, response)
+            if accepted is None:
+                logger.warning("STK push %s: unreadable HTTP %d answer", where, status)
+                raise PushOutcomeUnknown(
+                    f"STK push answered HTTP {status} with an unreadable body",
+                    http_status=status,
+                    info=OUTCOME_UNKNOWN,
+                )
+            if not accepted.accepted:
+                info = describe_refusal(accepted.response_code, accepted.response_description)
+                raise PushRefused(
+                    f"STK push not accepted: ResponseCode {accepted.response_code}",
+                    http_status=status,
+                    error_code=accepted.response_code,
+                    error_message=info.description,
+                    info=info,
+                )
+            logger.info("STK push %s accepted", where)
+            return accepted
+        if status >= 500:
+            logger.warning("STK push %s: HTTP %d without a Daraja error", where, status)
+            raise PushOutcomeUnknown(
+                f"STK push answered HTTP {status} without a Daraja error code",
+                http_status=status,
+                info=OUTCOME_UNKNOWN,
+            )
+        logger.warning("STK push %s refused with HTTP %d", where, status)
+        raise PushRefused(
+            f"STK push refused with HTTP {status}", http_status=status, info=HTTP_REFUSED
+        )
+
+    # ---------------------------------------------------------------- STK query
+
+    async def stk_query(
+        self,
+        creds: DarajaCredentials | MerchantConfig,
+        merchant: MerchantConfig,
+        checkout_request_id: str,
+    ) -> QueryResult:
+        """Ask Daraja how a push ended. Returns PENDING ("being processed") or RESOLVED (a final
+        ResultCode). Retries throttles, 5xx and unreachable with backoff; then raises
+        QueryNoAnswer. Raises QueryRefused for a refusal retrying cannot change, and
+        AuthenticationFailed when the credentials are refused."""
+        credentials = _credentials(creds)
+        refreshed = False
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await self._query_once(credentials, merchant, checkout_request_id, refreshed)
+            except _TokenRejected:
+                refreshed = True
+                tries -= 1  # a token refresh is not a Daraja busy signal; it costs no retry
+                continue
+            except _RetryQuery as retry:
+                if tries > self.query_retries:
+                    raise QueryNoAnswer(
+                        f"STK query got no answer after {tries} tries: {retry.error.message}",
+                        http_status=retry.error.http_status,
+                        error_code=retry.error.error_code,
+                        error_message=retry.error.error_message,
+                        request_id=retry.error.request_id,
+                        info=NO_ANSWER,
+                    ) from None
+                delay = self._backoff(tries - 1)
+                logger.info(
+                    "STK query %s: %s; retry %d in %.1f s",
+                    merchant.business_shortcode,
+                    retry.error.message,
+                    tries,
+                    delay,
+                )
+            await self.clock.sleep(delay)
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential backoff with 'equal jitter': between half and all of the capped step."""
+        step = min(self.backoff_max_s, self.backoff_base_s * (2.0**retry))
+        return step / 2 + self._rng.uniform(0, step / 2)
+
+    async def _query_once(
+        self,
+        creds: DarajaCredentials,
+        merchant: MerchantConfig,
+        checkout_request_id: str,
+        token_was_refreshed: bool,
+    ) -> QueryResult:
+        try:
+            token = await self.get_token(creds)
+        except DarajaUnavailable as exc:
+            raise _RetryQuery(exc) from None
+        request = build_stk_query(
+            merchant, clock=self.clock, checkout_request_id=checkout_request_id
+        )
+        headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
+        try:
+            response = await self._http.post(QUERY_PATH, json=request.to_wire(), headers=headers)
+        except httpx.TransportError as exc:
+            raise _RetryQuery(
+                DarajaUnavailable(
+                    f"STK query could not reach M-Pesa ({type(exc).__name__})",
+                    info=CONNECTION_FAILED,
+                )
+            ) from None
+        status = response.status_code
+        envelope = parse_error_envelope(response.content)
+        if envelope is not None:
+            return await self._query_envelope(
+                creds, token, status, envelope, checkout_request_id, token_was_refreshed
+            )
+        if 200 <= status < 300:
+            answer = _read_model(StkQueryResponse, response)
+            if answer is None:
+                raise _RetryQuery(
+                    DarajaUnavailable(
+                        f"STK query answered HTTP {status} without a ResultCode",
+                        http_status=status,
+                    )
+                )
+            info = describe_result(answer.result_code_raw, answer.result_desc_raw)
+            logger.info("STK query %s: ResultCode %s", merchant.business_shortcode, info.code)
+            return QueryResult(
+                status=QueryStatus.RESOLVED,
+                checkout_request_id=answer.checkout_request_id,
+                info=info,
+                result_code=answer.result_code,
+                result_desc=answer.description,
+                response=answer,
+            )
+        if status >= 500:
+            raise _RetryQuery(
+                DarajaUnavailable(
+                    f"STK query answered HTTP {status} without a Daraja error code",
+                    http_status=status,
+                )
+            )
+        raise QueryRefused(
+            f"STK query refused with HTTP {status}", http_status=status, info=HTTP_REFUSED
+        )
+
+    async def _query_envelope(
+        self,
+        creds: DarajaCredentials,
+        token: AccessToken,
+        status: int,
+        envelope: ErrorEnvelope,
+        checkout_request_id: str,
+        token_was_refreshed: bool,
+    ) -> QueryResult:
+        info = describe_refusal(envelope.error_code, envelope.error_message)
+        if is_being_processed(envelope.error_code, envelope.error_message):
+            return QueryResult(
+                status=QueryStatus.PENDING, checkout_request_id=checkout_request_id, info=info
+            )
+        if envelope.error_code == INVALID_ACCESS_TOKEN and not token_was_refreshed:
+            await self._refresh_for_query(creds, token)
+            raise _TokenRejected
+        error = _envelope_error(QueryRefused, "STK query refused", status, envelope, info)
+        if envelope.error_code in _RETRYABLE_QUERY_CODES:
+            raise _RetryQuery(error)
+        raise error
+
+    async def _refresh_for_query(self, creds: DarajaCredentials, token: AccessToken) -> None:
+        try:
+            await self._replace_rejected(creds, token)
+        except DarajaUnavailable as exc:
+            raise _RetryQuery(exc) from None
+
+
+class _TokenRejected(Exception):
+    """Internal: the query's token was refused and has been replaced; ask again."""
+
+
+class _RetryQuery(Exception):
+    """Internal: this query try failed in a way worth retrying."""
+
+    def __init__(self, error: DarajaError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _not_sent(cause: DarajaError) -> PushRefused:
+    """A push that never left because no token could be had: definite, like any refusal."""
+    return PushRefused(
+        f"STK push not sent: {cause.message}",
+        http_status=cause.http_status,
+        error_code=cause.error_code,
+        error_message=cause.error_message,
+        info=cause.info,
+    )
+
+
+def _credentials(creds: DarajaCredentials | MerchantConfig) -> DarajaCredentials:
+    return creds.credentials if isinstance(creds, MerchantConfig) else creds
