@@ -51,21 +51,29 @@ class TillHarness:
     engine: PaymentEngine = field(init=False)
 
     async def open(self, *, run_reconciler: bool = False) -> PaymentEngine:
-        keyring = load_keyring(keyring_path(self.data_dir))
-        self.store = await Store.open(
-            database_path(self.data_dir), clock=self.clock, keyring=keyring
+        self.store, self.engine = await open_engine(
+            self.data_dir,
+            self.settings,
+            self.clock,
+            self.shop_id,
+            self.till_id,
+            transport=self.transport,
+            run_reconciler=run_reconciler,
         )
-        shop = await self.store.shops.require(self.shop_id)
-        credentials = await self.store.shops.credentials(self.shop_id)
-        # No query backoff inside one call: it would sleep on the ManualClock. The reconciler
-        # asks again on its next pass instead.
-        client = daraja_client(self.settings, self.clock, transport=self.transport, query_retries=0)
-        gateway = DirectGateway(shop, credentials, client, self.clock)
-        self.engine = await PaymentEngine.open(
-            self.store, self.settings, self.clock, gateway, shop, till_id=self.till_id
-        )
-        await self.engine.start(run_reconciler=run_reconciler)
         return self.engine
+
+    async def close(self) -> None:
+        await self.settle()
+        await close_engine(self.store, self.engine)
+
+    async def restart(self) -> PaymentEngine:
+        await self.close()
+        return await self.open()
+
+    async def restart_with_reconciler(self) -> PaymentEngine:
+        """Restart with the reconciler running in the background, as the app runs it."""
+        await self.close()
+        return await self.open(run_reconciler=True)
 
     def apply_later(self, event: CallbackEvent) -> None:
         """What the relay feed does: apply the event soon, in its own task."""
@@ -82,21 +90,6 @@ class TillHarness:
         """Wait until every callback handed over so far has been applied."""
         while self.applying:
             await asyncio.gather(*list(self.applying))
-
-    async def close(self) -> None:
-        await self.settle()
-        await self.engine.close()
-        await self.engine.gateway.aclose()
-        await self.store.close()
-
-    async def restart(self) -> PaymentEngine:
-        await self.close()
-        return await self.open()
-
-    async def restart_with_reconciler(self) -> PaymentEngine:
-        """Restart with the reconciler running in the background, as the app runs it."""
-        await self.close()
-        return await self.open(run_reconciler=True)
 
     async def deliver(self, event: CallbackEvent) -> CallbackResult:
         return await self.engine.apply_callback(event)
@@ -119,6 +112,36 @@ class TillHarness:
             for e in reversed(entries)
             if e.action == "attempt.transition"
         ]
+
+
+async def open_engine(
+    data_dir: Path,
+    settings: Settings,
+    clock: ManualClock,
+    shop_id: str,
+    till_id: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    run_reconciler: bool = False,
+) -> tuple[Store, PaymentEngine]:
+    """Open a till's store and a started engine for its shop, as the till process does."""
+    keyring = load_keyring(keyring_path(data_dir))
+    store = await Store.open(database_path(data_dir), clock=clock, keyring=keyring)
+    shop = await store.shops.require(shop_id)
+    credentials = await store.shops.credentials(shop_id)
+    # No query backoff inside one call: it would sleep on the ManualClock. The reconciler asks
+    # again on its next pass instead.
+    client = daraja_client(settings, clock, transport=transport, query_retries=0)
+    gateway = DirectGateway(shop, credentials, client, clock)
+    engine = await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till_id)
+    await engine.start(run_reconciler=run_reconciler)
+    return store, engine
+
+
+async def close_engine(store: Store, engine: PaymentEngine) -> None:
+    await engine.close()
+    await engine.gateway.aclose()
+    await store.close()
 
 
 async def register_shop(
