@@ -236,7 +236,7 @@ class Simulator:
             app = self._new_app(key, secret)
         elif not hmac.compare_digest(app.consumer_secret.encode(), secret.encode()):
             app.consumer_secret = secret
-            self._revoke_tokens(app, keep=None)
+            self._revoke_tokens(app)
         overrides = registration.model_dump(
             include=set(APP_SETTING_NAMES), exclude_none=True, mode="json"
         )
@@ -409,14 +409,17 @@ class Simulator:
 
     async def handle(self, request: DarajaRequest) -> Reply:
         """Answer one Daraja request, logging it (secrets redacted) in arrival order."""
-        entry = self._log_request(request)
+        payload = (
+            parse_json_object(request.body) if request.body and not request.body_too_large else None
+        )
+        entry = self._log_request(request, payload)
         try:
             if request.path == OAUTH_PATH:
                 reply = self._oauth(request)
             elif request.path == PUSH_PATH:
-                reply = await self._push(request, entry)
+                reply = await self._push(request, payload, entry)
             elif request.path == QUERY_PATH:
-                reply = self._query(request, entry)
+                reply = self._query(request, payload, entry)
             else:
                 reply = _error_reply(codes.RESOURCE_NOT_FOUND)
         except _Refused as refused:
@@ -425,17 +428,15 @@ class Simulator:
         entry.error_code = reply.error_code
         return reply
 
-    def _log_request(self, request: DarajaRequest) -> RequestLogEntry:
-        body: Any = None
+    def _log_request(
+        self, request: DarajaRequest, payload: dict[str, Any] | None
+    ) -> RequestLogEntry:
+        body: Any = None if payload is None else redact(payload)
         note: str | None = None
         if request.body_too_large:
             note = "body too large; not recorded"
-        elif request.body:
-            parsed = parse_json_object(request.body)
-            if parsed is None:
-                note = f"not a JSON object ({len(request.body)} bytes); not recorded"
-            else:
-                body = redact(parsed)
+        elif request.body and payload is None:
+            note = f"not a JSON object ({len(request.body)} bytes); not recorded"
         entry = RequestLogEntry(
             seq=next(self._request_seq),
             received_at=self.clock.now(),
@@ -469,7 +470,7 @@ class Simulator:
         settings = self.app_settings(app)
         now = self.clock.monotonic()
         if settings.revoke_old_token:
-            self._revoke_tokens(app, keep=None)
+            self._revoke_tokens(app)
         else:
             expired = [t for t in app.tokens if self._tokens[t].expires_at <= now]
             for token in expired:
@@ -493,8 +494,8 @@ class Simulator:
             return None
         return app
 
-    def _revoke_tokens(self, app: App, keep: str | None) -> None:
-        for token in [t for t in app.tokens if t != keep]:
+    def _revoke_tokens(self, app: App) -> None:
+        for token in list(app.tokens):
             self._forget_token(app, token)
 
     def _forget_token(self, app: App, token: str) -> None:
@@ -508,11 +509,11 @@ class Simulator:
             raise _refuse(codes.INVALID_TOKEN)
         return found.app
 
-    def _json_body(self, request: DarajaRequest) -> dict[str, Any]:
+    @staticmethod
+    def _json_body(request: DarajaRequest, payload: dict[str, Any] | None) -> dict[str, Any]:
         # Daraja answers a missing JSON content type as if the first field were wrong.
         if not is_json_content_type(request.content_type):
             raise _refuse(codes.invalid_field("BusinessShortCode"))
-        payload = None if request.body_too_large else parse_json_object(request.body)
         if payload is None:
             raise _refuse(codes.INVALID_PAYLOAD)
         return payload
@@ -552,13 +553,14 @@ class Simulator:
         if not hmac.compare_digest(expected.encode(), password.encode()):
             raise _refuse(codes.WRONG_CREDENTIALS)
 
-    async def _push(self, request: DarajaRequest, entry: RequestLogEntry) -> Reply:
+    async def _push(
+        self, request: DarajaRequest, payload: dict[str, Any] | None, entry: RequestLogEntry
+    ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
         app = self._bearer(request.authorization)
-        payload = self._json_body(request)
         try:
-            push = StkPushRequest.model_validate(payload)
+            push = StkPushRequest.model_validate(self._json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
         entry.phone, entry.shortcode = push.PhoneNumber, push.BusinessShortCode
@@ -675,13 +677,14 @@ class Simulator:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _query(self, request: DarajaRequest, entry: RequestLogEntry) -> Reply:
+    def _query(
+        self, request: DarajaRequest, payload: dict[str, Any] | None, entry: RequestLogEntry
+    ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
         app = self._bearer(request.authorization)
-        payload = self._json_body(request)
         try:
-            query = StkQueryRequest.model_validate(payload)
+            query = StkQueryRequest.model_validate(self._json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
         merchant = self._merchant_for(app, query.BusinessShortCode)

@@ -104,7 +104,7 @@ class Transaction:
     callbacks_sent: int = 0
     queries: int = 0
     generation: int = 0
-    cancelled: bool = False
+    cancelled: bool = False  # its shortcode was reset: never pending again, no callbacks
 
     def pending(self, now: float) -> bool:
         return not self.cancelled and now < self.resolve_at
@@ -113,6 +113,4 @@ class Transaction:
         return self.pushed_wall + timedelta(seconds=self.resolve_at - self.pushed_at)
 
     def state(self, now: float) -> TransactionState:
-        if self.cancelled:
-            return TransactionState.CANCELLED
         return TransactionState.PENDING if self.pending(now) else TransactionState.RESOLVED

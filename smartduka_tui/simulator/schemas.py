@@ -388,7 +388,6 @@ class CallbackDelivery(BaseModel):
 class TransactionState(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
-    CANCELLED = "cancelled"
 
 
 class TransactionView(BaseModel):

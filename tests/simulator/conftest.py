@@ -8,13 +8,16 @@ callback path instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+import pytest
 import pytest_asyncio
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.simulator import cli
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.engine import Simulator, SimulatorConfig
@@ -76,3 +79,20 @@ async def inproc() -> AsyncIterator[InProcess]:
         SimulatorControl("http://sim.test", transport=transport) as control,
     ):
         yield InProcess(app.state.simulator, clock, client, control)
+
+
+CliRunner = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+def sim(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """Run `smartduka-sim ARGS...` in a worker thread (it runs its own event loop) and return
+    its exit code, stdout and stderr."""
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(cli.main, list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -1,7 +1,7 @@
 """`smartduka-sim` as a user runs it: help, headless control subcommands, refusals.
 
 One test starts the real entry point (`python -m smartduka_tui.simulator`); the others call
-`cli.main` in a worker thread (it runs its own event loop) to keep the suite fast.
+`cli.main` in a worker thread (the `sim` fixture) to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
 
 import pytest
 
-from smartduka_tui.simulator import cli
 from smartduka_tui.simulator.control import SimulatorControl
 from tests.conftest import unique_phone
+from tests.simulator.conftest import CliRunner
 from tests.simulator.support import CallbackReceiver, Daraja, closed_port_url
 from tests.support.processes import ServerProcess
 
@@ -36,17 +35,6 @@ async def run_module(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-@pytest.fixture
-def sim(capsys: pytest.CaptureFixture[str]) -> Any:
-    async def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(cli.main, list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
 async def test_help_documents_the_magic_numbers_and_control_api() -> None:
     code, out, _ = await run_module("--help")
     assert code == 0
@@ -61,7 +49,7 @@ async def test_help_documents_the_magic_numbers_and_control_api() -> None:
 
 
 async def test_scenario_advance_and_log(
-    sim: Any,
+    sim: CliRunner,
     simulator: ServerProcess,
     control: SimulatorControl,
     daraja: Daraja,
@@ -96,7 +84,7 @@ async def test_scenario_advance_and_log(
 
 
 async def test_cli_refusals_are_plain_messages(
-    sim: Any, simulator: ServerProcess, control: SimulatorControl
+    sim: CliRunner, simulator: ServerProcess, control: SimulatorControl
 ) -> None:
     phone = unique_phone()
     code, _, err = await sim(

@@ -144,7 +144,7 @@ FIELDS = [
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(changes=st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=4))
 async def test_arbitrary_field_values_get_a_daraja_answer(

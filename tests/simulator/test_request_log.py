@@ -5,16 +5,15 @@ anything: the request and callback logs, the listings, the CLI's output and the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import sys
 
 import httpx
 import pytest
 
 from smartduka_tui.simulator.control import SimulatorControl
 from tests.conftest import unique_phone
+from tests.simulator.conftest import CliRunner
 from tests.simulator.support import (
     OAUTH,
     PUSH,
@@ -59,6 +58,7 @@ async def test_canary_secrets_never_appear_anywhere(
     control: SimulatorControl,
     receiver: CallbackReceiver,
     simulator: ServerProcess,
+    sim: CliRunner,
 ) -> None:
     passkey = "CANARYPASSKEY7f3e9a1c"
     key = "CANARYKEY5d2b8e4f"
@@ -92,20 +92,9 @@ async def test_canary_secrets_never_appear_anywhere(
         (await http.get("/__sim/apps")).text,
         (await http.get("/__sim/transactions", params={"shortcode": shop.shortcode})).text,
     ]
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "smartduka_tui.simulator",
-        "log",
-        "--json",
-        "--url",
-        simulator.base_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await cli.communicate()
-    assert cli.returncode == 0, err
-    shown += [out.decode(), err.decode(), simulator.log_tail(10_000)]
+    code, out, err = await sim("log", "--json", "--url", simulator.base_url)
+    assert code == 0, err
+    shown += [out, err, simulator.log_tail(10_000)]
     everything = "\n".join(shown)
     assert checkout_id in everything  # the logs do show what happened...
     assert '"Password":"<redacted>"' in everything.replace(" ", "")
