@@ -154,30 +154,40 @@ class Attempts:
         if the till is not this shop's.
         """
         validate_new_attempt(new)
-        till = await tx.fetchone(
-            "SELECT 1 FROM tills WHERE shop_id = ? AND id = ?", (new.shop_id, new.till_id)
+        # Every precondition in one statement (one round trip to the database thread).
+        facts = await tx.fetchone(
+            "SELECT"  # noqa: S608 - LIVE_SQL is a constant
+            " (SELECT 1 FROM tills WHERE shop_id = :shop AND id = :till) AS till_ok,"
+            " (SELECT id FROM attempts WHERE shop_id = :shop AND idempotency_key = :key)"
+            "   AS same_key,"
+            f" (SELECT id FROM attempts WHERE shop_id = :shop AND till_id = :till"
+            f"   AND phone = :phone AND {LIVE_SQL}) AS live,"
+            " (SELECT 1 FROM attempts WHERE shop_id = :shop AND attempt_ref = :ref) AS ref_used,"
+            " (SELECT coalesce(max(attempt_number), 0) + 1 FROM attempts"
+            "   WHERE shop_id = :shop AND sale_ref = :sale) AS number",
+            {
+                "shop": new.shop_id,
+                "till": new.till_id,
+                "key": new.idempotency_key,
+                "phone": new.phone,
+                "ref": new.attempt_ref,
+                "sale": new.sale_ref,
+            },
         )
-        if till is None:
+        if facts is None or facts["till_ok"] is None:
             raise NotFoundError(f"till {new.till_id!r} is not enrolled for shop {new.shop_id!r}")
-        existing = await self.by_idempotency_key(new.shop_id, new.idempotency_key, tx=tx)
-        if existing is not None:
-            raise IdempotencyKeyExistsError(existing)
-        live = await self.live_for_phone(new.shop_id, new.till_id, new.phone, tx=tx)
-        if live is not None:
-            raise PhoneBusyError(live)
-        if await self.by_attempt_ref(new.shop_id, new.attempt_ref, tx=tx) is not None:
+        if facts["same_key"] is not None:
+            raise IdempotencyKeyExistsError(await self._require(new.shop_id, facts["same_key"], tx))
+        if facts["live"] is not None:
+            raise PhoneBusyError(await self._require(new.shop_id, facts["live"], tx))
+        if facts["ref_used"] is not None:
             raise AttemptInputError("attempt_ref", "is already used by another attempt")
-        row = await tx.fetchone(
-            "SELECT coalesce(max(attempt_number), 0) + 1 AS n FROM attempts"
-            " WHERE shop_id = ? AND sale_ref = ?",
-            (new.shop_id, new.sale_ref),
-        )
-        number = int(row["n"]) if row is not None else 1
+        number = int(facts["number"])
         now = tx.now_ms()
-        attempt_id = await tx.insert(
+        created = await tx.fetchone(
             "INSERT INTO attempts (shop_id, till_id, sale_ref, amount, phone, idempotency_key,"
             " attempt_ref, attempt_number, state, created_at, expires_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?) RETURNING *",
             (
                 new.shop_id,
                 new.till_id,
@@ -192,12 +202,15 @@ class Attempts:
                 now,
             ),
         )
+        if created is None:
+            raise RuntimeError("INSERT ... RETURNING gave no row")
+        attempt = _to_attempt(created)
         await self._audit.append(
             tx,
             actor=actor,
             action="attempt.created",
             shop_id=new.shop_id,
-            attempt_id=attempt_id,
+            attempt_id=attempt.id,
             detail={
                 "till_id": new.till_id,
                 "sale_ref": new.sale_ref,
@@ -206,7 +219,7 @@ class Attempts:
                 "attempt_number": number,
             },
         )
-        return await self._require(new.shop_id, attempt_id, tx)
+        return attempt
 
     async def transition(
         self,
@@ -263,11 +276,7 @@ class Attempts:
                 raise AttemptInputError(
                     "checkout_request_id", f"already belongs to attempt {holder.id}"
                 )
-        await tx.execute(
-            f"UPDATE attempts SET {', '.join(assignments)}"  # noqa: S608 - TRANSITION_FIELDS only
-            " WHERE shop_id = ? AND id = ?",
-            (*params, shop_id, attempt_id),
-        )
+        updated = await self._update(tx, shop_id, attempt_id, ", ".join(assignments), params)
         await self._audit.append(
             tx,
             actor=cause,
@@ -282,7 +291,7 @@ class Attempts:
                 **(dict(detail) if detail else {}),
             },
         )
-        return TransitionResult(applied=True, attempt=await self._require(shop_id, attempt_id, tx))
+        return TransitionResult(applied=True, attempt=updated)
 
     async def add_flags(
         self,
@@ -295,12 +304,13 @@ class Attempts:
         reason: str | None = None,
     ) -> Attempt:
         """Add flags to an attempt in any state (COMPLETED included)."""
-        changed = await tx.execute(
-            "UPDATE attempts SET flags = flags | ?, updated_at = ? WHERE shop_id = ? AND id = ?",
-            (int(flags), tx.now_ms(), shop_id, attempt_id),
+        updated = await self._update(
+            tx,
+            shop_id,
+            attempt_id,
+            "flags = flags | ?, updated_at = ?",
+            [int(flags), tx.now_ms()],
         )
-        if not changed:
-            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
         await self._audit.append(
             tx,
             actor=actor,
@@ -309,7 +319,7 @@ class Attempts:
             attempt_id=attempt_id,
             detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
         )
-        return await self._require(shop_id, attempt_id, tx)
+        return updated
 
     async def resolve(
         self,
@@ -324,13 +334,13 @@ class Attempts:
         note = note.strip() if isinstance(note, str) else ""
         if not note or len(note) > 500:
             raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
-        changed = await tx.execute(
-            "UPDATE attempts SET flags = flags | ?, review_note = ?, updated_at = ?"
-            " WHERE shop_id = ? AND id = ?",
-            (int(AttemptFlag.RESOLVED_BY_MANAGER), note, tx.now_ms(), shop_id, attempt_id),
+        updated = await self._update(
+            tx,
+            shop_id,
+            attempt_id,
+            "flags = flags | ?, review_note = ?, updated_at = ?",
+            [int(AttemptFlag.RESOLVED_BY_MANAGER), note, tx.now_ms()],
         )
-        if not changed:
-            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
         await self._audit.append(
             tx,
             actor=actor,
@@ -339,7 +349,20 @@ class Attempts:
             attempt_id=attempt_id,
             detail={"note": note},
         )
-        return await self._require(shop_id, attempt_id, tx)
+        return updated
+
+    async def _update(
+        self, tx: WriteTx, shop_id: str, attempt_id: int, assignments: str, params: list[Any]
+    ) -> Attempt:
+        """Apply `assignments` (fixed column names) to one attempt; the row as it now is."""
+        row = await tx.fetchone(
+            f"UPDATE attempts SET {assignments}"  # noqa: S608 - column names are ours
+            " WHERE shop_id = ? AND id = ? RETURNING *",
+            (*params, shop_id, attempt_id),
+        )
+        if row is None:
+            raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        return _to_attempt(row)
 
     # --- single reads -------------------------------------------------------------------------
 

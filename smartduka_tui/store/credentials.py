@@ -114,10 +114,11 @@ class Credentials:
 
     async def delete(self, tx: WriteTx, shop_id: str, field_name: str) -> bool:
         _check_field(field_name)
-        changed = await tx.execute(
-            "DELETE FROM secrets WHERE shop_id = ? AND field = ?", (shop_id, field_name)
+        deleted = await tx.fetchall(
+            "DELETE FROM secrets WHERE shop_id = ? AND field = ? RETURNING field",
+            (shop_id, field_name),
         )
-        return changed > 0
+        return bool(deleted)
 
     async def fields(
         self, shop_id: str, *, prefix: str = "", tx: Reader | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -32,7 +32,7 @@ from smartduka_tui.store.migrations import APPLICATION_ID, LATEST_VERSION, MIGRA
 from smartduka_tui.store.records import to_ms
 
 BUSY_TIMEOUT_MS = 10_000
-Params = Sequence[Any]
+Params = Sequence[Any] | Mapping[str, Any]
 T = TypeVar("T")
 
 # Set while the current task is inside `write()`, to catch a nested write (a deadlock).
@@ -87,17 +87,15 @@ class _Guarded:
         except sqlite3.Error as error:
             _raise_translated(self._path, error)
 
+    # One thread hop per statement: aiosqlite's execute_fetchall runs and fetches in its thread
+    # (a cursor would cost three hops: execute, fetch, close).
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async def call() -> sqlite3.Row | None:
-            async with self._conn.execute(sql, params) as cursor:
-                return await cursor.fetchone()
-
-        return await self._run(call)
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         async def call() -> list[sqlite3.Row]:
-            async with self._conn.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await self._conn.execute_fetchall(sql, params))
 
         return await self._run(call)
 
@@ -112,23 +110,18 @@ class WriteTx(_Guarded):
     def now_ms(self) -> int:
         return to_ms(self.clock.now())
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; returns the number of rows it changed."""
-
-        async def call() -> int:
-            async with self._conn.execute(sql, params) as cursor:
-                return cursor.rowcount
-
-        return await self._run(call)
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        """Run one statement (to learn which rows changed, add RETURNING and use fetchall)."""
+        await self.fetchall(sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT; returns the new row's id."""
 
         async def call() -> int:
-            async with self._conn.execute(sql, params) as cursor:
-                if cursor.lastrowid is None:
-                    raise RuntimeError("INSERT gave no row id")
-                return cursor.lastrowid
+            row = await self._conn.execute_insert(sql, params)
+            if row is None:
+                raise RuntimeError("INSERT gave no row id")
+            return int(row[0])
 
         return await self._run(call)
 

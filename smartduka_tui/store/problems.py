@@ -102,9 +102,9 @@ class Problems:
         note = note.strip() if isinstance(note, str) else ""
         if not note or len(note) > 500:
             raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
-        changed = await tx.execute(
+        changed = await tx.fetchall(
             "UPDATE problems SET resolved_at = ?, resolution_note = ?"
-            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL",
+            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
             (tx.now_ms(), note, shop_id, problem_id),
         )
         if not changed:

@@ -340,9 +340,9 @@ class Shops:
     ) -> Shop:
         """Record the outcome of checking the shop's M-Pesa credentials."""
         verified_at = tx.now_ms() if status is VerificationStatus.VERIFIED else None
-        changed = await tx.execute(
+        changed = await tx.fetchall(
             "UPDATE shops SET verification_status = ?, verified_at = ?, updated_at = ?"
-            " WHERE id = ?",
+            " WHERE id = ? RETURNING id",
             (status.value, verified_at, tx.now_ms(), shop_id),
         )
         if not changed:
