@@ -27,6 +27,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from smartduka_tui.clock import Clock
+from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.errors import (
     AuthenticationFailed,
     DarajaError,
@@ -183,6 +184,30 @@ class DarajaClient:
             trust_env=trust_env,
             follow_redirects=False,
             headers={"Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> DarajaClient:
+        """A client configured from the till's `[daraja]` settings (base URL follows the mode)."""
+        daraja = settings.daraja
+        timeout = httpx.Timeout(
+            connect=daraja.connect_timeout_s,
+            read=daraja.read_timeout_s,
+            write=daraja.read_timeout_s,
+            pool=daraja.connect_timeout_s,
+        )
+        return cls(
+            settings.daraja_base_url,
+            clock,
+            timeout=timeout,
+            transport=transport,
+            token_refresh_margin_s=daraja.token_refresh_margin_s,
         )
 
     async def __aenter__(self) -> DarajaClient:

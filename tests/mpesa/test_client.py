@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
+from smartduka_tui.config import DarajaSettings, Settings
 from smartduka_tui.mpesa.client import DarajaClient, QueryStatus
 from smartduka_tui.mpesa.errors import (
     AuthenticationFailed,
@@ -247,7 +249,7 @@ async def test_unknown_shortcode_is_merchant_does_not_exist(
 async def test_wrong_passkey_is_wrong_credentials(
     client: DarajaClient, shop: SimShop, clock: RecordingClock, simulator: ServerProcess
 ) -> None:
-    wrong = shop.merchant.model_copy(update={"passkey": shop.merchant.passkey.__class__("nope")})
+    wrong = shop.merchant.model_copy(update={"passkey": SecretStr("not-the-passkey")})
     phone = unique_phone()
     error = await refused_push(client, wrong, push_request(wrong, clock, phone))
     assert (error.http_status, error.error_code) == (500, "500.001.1001")
@@ -558,3 +560,15 @@ async def test_no_secret_or_derivative_reaches_logs_errors_or_reprs(
     assert "STK push" in caplog.text  # the client did log
     for secret in secrets_and_derivatives:
         assert secret not in everything
+
+
+async def test_client_from_settings_reaches_the_configured_base_url(
+    simulator: ServerProcess, shop: SimShop, clock: RecordingClock
+) -> None:
+    settings = Settings(
+        daraja=DarajaSettings(base_url=simulator.base_url + "/", read_timeout_s=7.5)
+    )
+    async with DarajaClient.from_settings(settings, clock) as client:
+        assert client.base_url == simulator.base_url
+        token = await client.check_credentials(shop.merchant)
+    assert token.expires_in == 3599

@@ -472,6 +472,7 @@ def test_callback_shaped_json_only_ever_raises_callback_parse_error(value: dict[
     parse_or_refuse(value)
 
 
+@bounded
 @given(
     amount=st.decimals(min_value=1, max_value=250_000, places=2),
     phone=st.integers(min_value=254_100_000_000, max_value=254_799_999_999),
