@@ -12,10 +12,6 @@ from starlette.requests import ClientDisconnect, Request
 class BodyTooLarge(Exception):
     """The body is (or claims to be) longer than the limit."""
 
-    def __init__(self, received: int) -> None:
-        super().__init__("request body is larger than allowed")
-        self.received = received
-
 
 class BodyIncomplete(Exception):
     """The client went away before sending the whole body."""
@@ -26,7 +22,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise BodyTooLarge(0)
+                raise BodyTooLarge
         except ValueError:
             pass
     chunks: list[bytes] = []
@@ -35,7 +31,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise BodyTooLarge(received)
+                raise BodyTooLarge
             chunks.append(chunk)
     except ClientDisconnect:
         raise BodyIncomplete from None
