@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import NewEvent
 from callback_relay.types import AppendOutcome, EventKind
 from smartduka_tui.clock import ManualClock
+from tests.relay.conftest import PAYLOADS
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
 
@@ -89,9 +91,15 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_default_allowlist_is_the_published_twelve() -> None:
+    """The default allowlist is exactly REFERENCE.md section 4's list of 12 addresses."""
+    reference = PAYLOADS.parent / "REFERENCE.md"
+    text = reference.read_text()
+    start = text.index("the official list is these 12 addresses")
+    published = set(re.findall(r"196\.201\.\d+\.\d+", text[start : text.index("- The same 12")]))
+    assert len(published) == 12
     settings = RelaySettings()
-    assert len(SAFARICOM_CALLBACK_ADDRESSES) == 12
-    assert {str(n.network_address) for n in settings.allowlist} == set(SAFARICOM_CALLBACK_ADDRESSES)
+    assert {str(n.network_address) for n in settings.allowlist} == published
+    assert set(SAFARICOM_CALLBACK_ADDRESSES) == published
 
 
 async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
