@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import Any
@@ -39,6 +40,27 @@ async def test_valid_callback_is_committed_then_answered_and_delivered(harness: 
     assert event["body"].encode() == body
     assert event["attempt_ref"] == path.split("/")[5]
     assert (event["kind"], event["flags"], event["delivery_count"]) == ("callback", [], 1)
+    # The documented shape (callback_relay/README.md), nothing more or less.
+    assert set(event) == {
+        "id",
+        "kind",
+        "shop_id",
+        "till_id",
+        "attempt_ref",
+        "received_at",
+        "body",
+        "body_sha256",
+        "flags",
+        "delivery_count",
+        "security",
+    }
+    assert event["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert event["received_at"] == "2026-01-15T09:00:00.000Z"
+    assert (event["shop_id"], event["till_id"], event["security"]) == (
+        shop.shop_id,
+        shop.till_id,
+        None,
+    )
     assert callbacks(harness, "stored", shop.shop_id) == 1
 
 
