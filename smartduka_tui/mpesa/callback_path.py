@@ -60,7 +60,7 @@ def decode_secret(secret: str) -> bytes:
     """Callback secrets travel as unpadded base64url text; HMAC uses the raw bytes."""
     padded = secret + "=" * (-len(secret) % 4)
     try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError("callback secret is not base64url text") from exc
     if len(raw) < 16:

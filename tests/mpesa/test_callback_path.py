@@ -95,6 +95,7 @@ def test_redaction_keeps_only_the_shop() -> None:
     [
         ("AAAAA", "not base64url"),
         ("sécret", "not base64url"),
+        ("abc!!def" + "A" * 24, "not base64url"),
         (base64.urlsafe_b64encode(b"short").decode().rstrip("="), "shorter than 128 bits"),
     ],
 )
