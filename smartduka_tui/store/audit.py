@@ -151,6 +151,19 @@ class AuditLog:
         params.append(limit)
         return [_entry(row) for row in await self._db.fetchall(sql, params)]
 
+    async def system_entries(
+        self, *, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        """Entries that belong to no shop (key rotation, for one), newest first."""
+        sql = "SELECT * FROM audit_log WHERE shop_id IS NULL"
+        params: list[Any] = []
+        if before_id is not None:
+            sql += " AND id < ?"
+            params.append(before_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_entry(row) for row in await self._db.fetchall(sql, params)]
+
     async def verify_chain(self) -> ChainReport:
         """Walk the whole chain; report intact, or the first entry that is altered, unlinked or
         missing. Entries appended while it runs are left for the next check."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -156,6 +158,7 @@ class Database:
         """
         path = Path(path)
         clock = clock or SystemClock()
+        _create_private(path)
         writer = await _connect(path)
         try:
             version = await _prepare_and_migrate(writer, path, clock, upgrade_to)
@@ -220,6 +223,21 @@ class Database:
                 await self._writer.execute("ROLLBACK")
             except sqlite3.Error as error:
                 _raise_translated(self.path, error)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new database file readable by this user only (it holds phone numbers and
+    sealed credentials); SQLite gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as error:
+        if isinstance(error, PermissionError) or error.errno == errno.EROFS:
+            raise StoreReadOnlyError(path) from None
+        if error.errno == errno.ENOSPC:
+            raise StoreFullError(path) from None
+        raise StoreIOError(path, error.strerror or "cannot create the file") from None
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

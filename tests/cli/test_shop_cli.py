@@ -413,3 +413,15 @@ def test_registering_these_commands_does_not_load_the_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_bad_setting_is_one_line_without_traceback(
+    smartduka: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTDUKA_MODE", "staging")
+    result = smartduka("shop", "show")
+    assert result.code == 2
+    assert result.err.startswith("smartduka: error: setting mode:")
+    assert "Traceback" not in result.text
+    missing = smartduka("--config", "nope.toml", "shop", "show")
+    assert missing.code == 2 and "configuration file not found: nope.toml" in missing.err

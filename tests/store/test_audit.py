@@ -177,3 +177,11 @@ async def test_entries_are_filtered_by_shop(store: Store, clock: ManualClock) ->
     assert all(e.shop_id == shop_a for e in await store.audit.entries(shop_a))
     assert all(e.shop_id == shop_b for e in await store.audit.entries(shop_b))
     assert await store.audit.entries("no-such-shop") == []
+
+
+async def test_system_entries_are_kept_apart_from_shops(store: Store, clock: ManualClock) -> None:
+    shop_id = await _log(store, clock, 2)
+    async with store.write() as tx:
+        await store.audit.append(tx, actor=Actor.MANAGER, action="keys.rotation_started")
+    assert [e.action for e in await store.audit.system_entries()] == ["keys.rotation_started"]
+    assert all(e.action != "keys.rotation_started" for e in await store.audit.entries(shop_id))

@@ -216,8 +216,11 @@ def make_read_only() -> Iterator[Callable[[Path], None]]:
     immutable: list[Path] = []
 
     def apply(path: Path) -> None:
-        path.chmod(0o444)
-        path.parent.chmod(0o555)
+        if path.is_dir():
+            path.chmod(0o555)
+        else:
+            path.chmod(0o444)
+            path.parent.chmod(0o555)
         if os.geteuid() == 0:
             done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
             if done.returncode != 0:
@@ -227,6 +230,7 @@ def make_read_only() -> Iterator[Callable[[Path], None]]:
     yield apply
     for path in immutable:
         subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 async def test_read_only_file_gives_a_clear_error_and_loses_nothing(
@@ -350,3 +354,26 @@ def test_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
             holder.stdout.close()
     with acquire_data_dir_lock(folder) as lock:
         assert lock.held
+
+
+async def test_new_database_files_are_private(tmp_path: Path, clock: ManualClock) -> None:
+    store = await Store.open(tmp_path / "till.db", clock=clock)
+    try:
+        async with store.write() as tx:
+            await tx.execute("INSERT INTO schema_version VALUES (999, 0, 'x')")
+            await tx.execute("DELETE FROM schema_version WHERE version = 999")
+        for name in ("till.db", "till.db-wal", "till.db-shm"):
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    finally:
+        await store.close()
+
+
+async def test_database_in_a_read_only_folder_is_refused_clearly(
+    tmp_path: Path, make_read_only: Callable[[Path], None]
+) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    make_read_only(folder)
+    with pytest.raises(StoreReadOnlyError, match="cannot be written"):
+        await Database.open(folder / "till.db")
+    assert not (folder / "till.db").exists()
