@@ -1,16 +1,17 @@
 """Sale totals as the checkout takes them: whole shillings, from digits or from item lines.
 
-The limits are DESIGN.md section 7's (what M-Pesa takes in one STK push); the payment service
-checks them again and is the authority. Checking them here too lets the checkout say what is
-wrong while the cashier types, instead of after the phone number. A test holds the two equal.
+A total is checked with the payment service's own `check_amount` while the cashier types, so
+the checkout says what is wrong before the phone number is asked for, in the service's words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_AMOUNT = 1
-MAX_AMOUNT = 250_000
+from smartduka_tui.mpesa.requests import MAX_AMOUNT, MIN_AMOUNT
+from smartduka_tui.payments.api import InvalidPaymentInput
+from smartduka_tui.payments.inputs import check_amount
+
 MAX_QUANTITY = 999
 MAX_ITEM_NAME = 30
 
@@ -39,11 +40,10 @@ def amount_problem(text: str) -> str | None:
         return "Type the total in whole shillings."
     if not text.isascii() or not text.isdigit():
         return "The total must be whole shillings: digits only, no cents."
-    amount = int(text)
-    if amount < MIN_AMOUNT:
-        return f"The total must be at least KES {MIN_AMOUNT}."
-    if amount > MAX_AMOUNT:
-        return f"M-Pesa takes at most KES {MAX_AMOUNT:,} in one payment."
+    try:
+        check_amount(int(text))
+    except InvalidPaymentInput as error:
+        return f"The total {error.message}."
     return None
 
 

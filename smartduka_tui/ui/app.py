@@ -9,10 +9,11 @@ from workers and render the views it returns.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -28,6 +29,7 @@ from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
+from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.sale_numbers import SaleNumbers
 from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -40,6 +42,9 @@ from smartduka_tui.ui.services import AppServices, UiOptions
 from smartduka_tui.ui.summary import outcome_summary
 
 log = logging.getLogger(__name__)
+
+LATEST_KEPT = 256
+SCREEN_STYLESHEETS = tuple((Path(__file__).parent / "screens").glob("*.tcss"))
 
 THEME = Theme(
     name="smartduka",
@@ -72,7 +77,13 @@ class SmartDukaApp(App[int]):
     """The till's cashier app."""
 
     TITLE = "SmartDuka Till"
-    CSS_PATH = "app.tcss"
+    # Every screen's stylesheet is read once at start-up: Textual otherwise parses a screen's
+    # CSS_PATH the first time the screen is shown and restyles the whole app, a visible pause
+    # in the middle of a sale.
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        "app.tcss",
+        *sorted(str(p.relative_to(Path(__file__).parent)) for p in SCREEN_STYLESHEETS),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "f1",
@@ -120,6 +131,9 @@ class SmartDukaApp(App[int]):
         self.sale_numbers = SaleNumbers(services.payments, services.clock)
         self.checkout = CheckoutScreen()
         self._unsubscribe: list[Callable[[], None]] = []
+        self.latest: OrderedDict[str, PaymentView] = OrderedDict()
+        """The newest view the engine reported for each recent attempt (screens that open
+        after a change catch up from here)."""
         self.set_reactive(SmartDukaApp.now, services.clock.now())
         self.set_reactive(SmartDukaApp.connection, services.connection.current())
 
@@ -156,6 +170,14 @@ class SmartDukaApp(App[int]):
     @on(PaymentChanged)
     def _forward_payment(self, message: PaymentChanged) -> None:
         view = message.view
+        self.refresh_awaiting()
+        known = self.latest.get(view.attempt_id)
+        if known is not None and is_stale(view, known):
+            return
+        self.latest[view.attempt_id] = view
+        self.latest.move_to_end(view.attempt_id)
+        while len(self.latest) > LATEST_KEPT:
+            self.latest.popitem(last=False)
         watched = False
         for screen in self.screen_stack:
             if isinstance(screen, SaleScreen) and screen.watches(view):
@@ -164,7 +186,6 @@ class SmartDukaApp(App[int]):
         if not watched and not view.is_live:
             summary = outcome_summary(view)
             self.notify(summary.text, title=summary.title, severity=summary.severity, timeout=10)
-        self.refresh_awaiting()
 
     @on(ConnectionChanged)
     def _apply_connection(self, message: ConnectionChanged) -> None:

@@ -12,8 +12,11 @@ from textual.message import Message
 from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.connection import ConnectionState
 
+# Neither bubbles: the app forwards copies to its screens, and a copy bubbling back up to the
+# app would be forwarded again, for ever. (Textual sets `bubble` from the class keyword.)
 
-class PaymentChanged(Message):
+
+class PaymentChanged(Message, bubble=False):
     """The engine reported a new view of an attempt (a callback, a query, expiry...)."""
 
     def __init__(self, view: PaymentView) -> None:
@@ -21,14 +24,10 @@ class PaymentChanged(Message):
         self.view = view
 
 
-class ConnectionChanged(Message):
+class ConnectionChanged(Message, bubble=False):
     """Daraja or the relay became reachable or unreachable."""
 
     def __init__(self, state: ConnectionState, previous: ConnectionState) -> None:
         super().__init__()
         self.state = state
         self.previous = previous
-
-
-class ClockTicked(Message):
-    """The injectable clock moved on by one tick: countdowns redraw."""

@@ -52,8 +52,8 @@ def test_seconds_left_rounds_up_and_stops_at_zero() -> None:
     ("text", "problem"),
     [
         ("", "Type the total in whole shillings."),
-        ("0", "The total must be at least KES 1."),
-        ("250001", "M-Pesa takes at most KES 250,000 in one payment."),
+        ("0", "The total must be from KES 1 to KES 250,000, got 0."),
+        ("250001", "The total must be from KES 1 to KES 250,000, got 250,001."),
         ("12.50", "The total must be whole shillings: digits only, no cents."),
         ("１２", "The total must be whole shillings: digits only, no cents."),
     ],

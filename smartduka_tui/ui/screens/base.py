@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.widgets.notice import Notice, Severity
 from smartduka_tui.ui.widgets.offline_banner import OfflineBanner
 from smartduka_tui.ui.widgets.status_bar import StatusBar
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 class TillScreen(Screen[None]):
     """Status bar, offline banner, body, notice, footer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._binding_states: tuple[bool | None, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -54,6 +59,17 @@ class TillScreen(Screen[None]):
     @property
     def notice_text(self) -> str:
         return self.query_one("#notice", Notice).text
+
+    def update_bindings(self) -> None:
+        """Refresh the footer only when a key became enabled or disabled: the footer rebuilds
+        its keys on every refresh, which is too much work for every keystroke."""
+        states = tuple(
+            self.check_action(binding.action.partition("(")[0], ())
+            for binding in self.own_bindings()
+        )
+        if states != self._binding_states:
+            self._binding_states = states
+            self.refresh_bindings()
 
     def own_bindings(self) -> Iterator[Binding]:
         """This screen's bindings, in declaration order."""
@@ -81,13 +97,25 @@ class SaleScreen(TillScreen):
     def __init__(self) -> None:
         super().__init__()
         self._next: Screen[Any] | None = None
+        self._left = False
+
+    def catch_up(self, view: PaymentView) -> PaymentView:
+        """`view`, or the newer one the app heard about while this screen was on its way."""
+        return newest(view, self.till.latest.get(view.attempt_id))
 
     def watches(self, view: PaymentView) -> bool:
         """Whether a change to `view` concerns this screen (the app forwards it if so)."""
         return False
 
     def move_to(self, screen: Screen[Any]) -> None:
-        """Replace this screen with `screen` now, or as soon as the modal above it closes."""
+        """Replace this screen with `screen` now, or as soon as the modal above it closes.
+
+        Only the first call counts: a listener event and a poll can both report the same final
+        state, and the second must not stack a duplicate screen on top of the first.
+        """
+        if self._left:
+            return
+        self._left = True
         if self.is_current:
             self.app.switch_screen(screen)
         else:

@@ -77,7 +77,7 @@ class CheckoutScreen(TillScreen):
                 yield Label("Sale reference", classes="field-label")
                 yield till_input(
                     id="sale-ref",
-                    restrict=r"[A-Za-z0-9-]*",
+                    restrict=r"[A-Za-z0-9]*",
                     max_length=12,
                     blink=blink,
                     select_on_focus=False,
@@ -130,7 +130,7 @@ class CheckoutScreen(TillScreen):
         empty = not self.items and not self.total_text
         hint.update(TOTAL_HINT if empty or problem is None else problem)
         hint.set_class(problem is not None and not empty, "-error")
-        self.refresh_bindings()
+        self.update_bindings()
 
     def _show_items(self) -> None:
         table = self.query_one("#items", DataTable)
@@ -163,7 +163,7 @@ class CheckoutScreen(TillScreen):
 
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
-        self.refresh_bindings()
+        self.update_bindings()
 
     # -- actions -------------------------------------------------------------------------------
 

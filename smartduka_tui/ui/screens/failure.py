@@ -26,7 +26,8 @@ from smartduka_tui.payments.api import (
     RetryBlock,
 )
 from smartduka_tui.ui.events import PaymentChanged
-from smartduka_tui.ui.format import countdown, seconds_left, shillings
+from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
+from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.summary import STAGE_WORDS
@@ -64,17 +65,17 @@ class FailureScreen(SaleScreen):
         ),
     ]
 
-    class RetrySent(Message):
+    class RetrySent(Message, bubble=False):
         def __init__(self, view: PaymentView) -> None:
             super().__init__()
             self.view = view
 
-    class RetryRefused(Message):
+    class RetryRefused(Message, bubble=False):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
 
-    class Refreshed(Message):
+    class Refreshed(Message, bubble=False):
         def __init__(self, view: PaymentView) -> None:
             super().__init__()
             self.view = view
@@ -101,6 +102,7 @@ class FailureScreen(SaleScreen):
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
         self._render_view()
+        self._take(self.catch_up(self.view))
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -117,20 +119,21 @@ class FailureScreen(SaleScreen):
         )
         rule = view.retry
         limit = rule.retries_used + rule.retries_left
+        # A wait is shown as the live countdown below (in shop time), not as the rule's text.
+        advice = "" if rule.block is RetryBlock.WAIT else f"{rule.message}\n"
         self.query_one("#retry-rule", Static).update(
-            f"{rule.message}\nRetries used: {rule.retries_used} of {limit}."
+            f"{advice}Retries used: {rule.retries_used} of {limit}."
         )
         hint = self.query_one("#manager-hint", Static)
         hint.update(f"For the manager: {view.manager_hint}" if view.manager_hint else "")
         hint.set_class(bool(view.manager_hint), "-shown")
         self._render_wait()
-        self.refresh_bindings()
+        self.update_bindings()
 
     def wait_seconds(self) -> int | None:
-        rule = self.view.retry
-        if rule.block is not RetryBlock.WAIT or rule.not_before is None:
-            return None
-        return seconds_left(rule.not_before, self.till.now)
+        """Seconds until the service's `not_before` (None when the rule names no wait)."""
+        not_before = self.view.retry.not_before
+        return None if not_before is None else seconds_left(not_before, self.till.now)
 
     def _render_wait(self) -> None:
         wait = self.query_one("#retry-wait", Static)
@@ -140,8 +143,9 @@ class FailureScreen(SaleScreen):
             wait.set_class(False, "-shown")
             return
         wait.set_class(True, "-shown")
-        if left:
-            wait.update(f"Safe to try again in {countdown(left)}")
+        not_before = self.view.retry.not_before
+        if left and not_before is not None:
+            wait.update(f"Safe to try again in {countdown(left)} (at {local_time(not_before)})")
         else:
             wait.update("Checking whether it is safe to try again…")
 
@@ -158,6 +162,8 @@ class FailureScreen(SaleScreen):
         if view.attempt_id != self.view.attempt_id:
             if view.is_paid:
                 self.move_to(self.till.screen_for(view))
+            return
+        if is_stale(view, self.view):
             return
         self.view = view
         self._asked_after_wait = False
@@ -184,17 +190,26 @@ class FailureScreen(SaleScreen):
     def _retry_refused(self, message: RetryRefused) -> None:
         self.busy = False
         self.show_notice(message.text, "error")
-        self.refresh_bindings()
+        self.update_bindings()
 
     # -- actions -------------------------------------------------------------------------------
 
     def retry_possible(self) -> bool:
+        """Per the service's rule: now, or now with the cashier's no-SMS confirmation."""
         rule = self.view.retry
-        return rule.allowed_now or rule.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
+        if rule.allowed_now:
+            return True
+        return rule.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION and not self.wait_seconds()
+
+    def other_phone_possible(self) -> bool:
+        """A code's own wait (17, "unable to lock subscriber") is about the phone, so another
+        phone may be allowed sooner; the service decides when asked."""
+        return self.retry_possible() or self.view.retry.block is RetryBlock.WAIT
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "another_phone"):
-            blocked = self.busy or self.till.connection.daraja_down or not self.retry_possible()
+            possible = self.retry_possible() if action == "retry" else self.other_phone_possible()
+            blocked = self.busy or self.till.connection.daraja_down or not possible
             return None if blocked else True
         return True
 
@@ -214,7 +229,7 @@ class FailureScreen(SaleScreen):
     def action_another_phone(self) -> None:
         from smartduka_tui.ui.screens.phone import PhoneScreen
 
-        if self.busy or not self.retry_possible():
+        if self.busy or not self.other_phone_possible():
             return
         view = self.view
         if view.retry.needs_no_sms_confirmation:
@@ -239,7 +254,7 @@ class FailureScreen(SaleScreen):
     def _start_retry(self, *, customer_got_no_sms: bool) -> None:
         self.busy = True
         self.show_notice("Sending the payment request again…")
-        self.refresh_bindings()
+        self.update_bindings()
         self._retry(customer_got_no_sms)
 
     # -- workers -------------------------------------------------------------------------------

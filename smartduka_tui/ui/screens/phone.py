@@ -1,9 +1,10 @@
 """Phone entry: type the customer's number (checked as it is typed) or pick a recent one, then
 Enter sends the M-Pesa prompt.
 
-The check is the protocol layer's own `normalise_phone`, so what the screen accepts is exactly
-what the payment service accepts; its error message is shown word for word. Recent numbers are
-listed masked (the screen faces the counter) and picked with the arrow keys.
+The check is the protocol layer's `normalise_phone`, the one the payment service applies, so
+what the screen accepts is exactly what `start_payment` accepts; its PhoneNumberError message is
+shown word for word.
+Recent numbers are listed masked (the screen faces the counter) and picked with the arrow keys.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def phone_check(text: str) -> tuple[str | None, str]:
     try:
         phone = normalise_phone(text)
     except PhoneNumberError as error:
-        return None, str(error)
-    return phone, f"{format_local(phone)} → {phone}"
+        return None, f"✖ {error}"
+    return phone, f"✔ {format_local(phone)} → {phone}"
 
 
 class PhoneScreen(SaleScreen):
@@ -62,21 +63,21 @@ class PhoneScreen(SaleScreen):
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
 
-    class PromptSent(Message):
+    class PromptSent(Message, bubble=False):
         """The service stored the attempt and sent (or is sending) the prompt."""
 
         def __init__(self, view: PaymentView) -> None:
             super().__init__()
             self.view = view
 
-    class SendRefused(Message):
+    class SendRefused(Message, bubble=False):
         """The service said no; nothing was sent."""
 
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
 
-    class RecentLoaded(Message):
+    class RecentLoaded(Message, bubble=False):
         def __init__(self, phones: list[str]) -> None:
             super().__init__()
             self.phones = phones
@@ -146,12 +147,12 @@ class PhoneScreen(SaleScreen):
         check.set_class(phone is None and bool(event.value.strip()), "-error")
         check.set_class(phone is not None, "-ok")
         self.clear_notice()
-        self.refresh_bindings()
+        self.update_bindings()
 
     @on(OptionList.OptionHighlighted)
     @on(OptionList.OptionSelected)
     def _picked(self) -> None:
-        self.refresh_bindings()
+        self.update_bindings()
 
     @on(RecentLoaded)
     def _show_recent(self, message: RecentLoaded) -> None:
@@ -161,7 +162,7 @@ class PhoneScreen(SaleScreen):
         recent.add_options(Option(mask_phone(phone), id=phone) for phone in self.recent)
         if not self.recent:
             recent.add_option(Option("No payments at this till yet", disabled=True))
-        self.refresh_bindings()
+        self.update_bindings()
 
     def watches(self, view: PaymentView) -> bool:
         # While sending, the engine reports the stored (CREATED) attempt before Daraja answers
@@ -184,11 +185,11 @@ class PhoneScreen(SaleScreen):
     def _refused(self, message: SendRefused) -> None:
         self.sending = False
         self.show_notice(message.text, "error")
-        self.refresh_bindings()
+        self.update_bindings()
 
     @on(ConnectionChanged)
     def _connection(self) -> None:
-        self.refresh_bindings()
+        self.update_bindings()
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class PhoneScreen(SaleScreen):
             return
         self.sending = True
         self.show_notice("Sending the payment request…")
-        self.refresh_bindings()
+        self.update_bindings()
         self._send(phone)
 
     def action_recent(self) -> None:

@@ -16,6 +16,7 @@ from textual.widgets import Label, Static
 from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.events import PaymentChanged
 from smartduka_tui.ui.format import local_time, shillings
+from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.widgets.big_text import BigText
 
@@ -60,6 +61,7 @@ class SuccessScreen(SaleScreen):
             yield Static("", id="warning")
 
     def on_mount(self) -> None:
+        self.view = self.catch_up(self.view)
         self._render_view()
         self.app.bell()
 
@@ -96,7 +98,7 @@ class SuccessScreen(SaleScreen):
 
     @on(PaymentChanged)
     def _changed(self, message: PaymentChanged) -> None:
-        if self.watches(message.view):
+        if self.watches(message.view) and not is_stale(message.view, self.view):
             self.view = message.view
             self._render_view()
 

@@ -22,6 +22,7 @@ from textual.widgets import Digits, Label, Static
 from smartduka_tui.payments.api import PaymentError, PaymentView
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
+from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.summary import PROMPT_TIME_UP, STAGE_WORDS
 
@@ -58,21 +59,21 @@ class WaitingScreen(SaleScreen):
         ),
     ]
 
-    class Refreshed(Message):
+    class Refreshed(Message, bubble=False):
         """A fresh view from the service (check now, or the periodic status refresh)."""
 
         def __init__(self, view: PaymentView) -> None:
             super().__init__()
             self.view = view
 
-    class HandedOver(Message):
+    class HandedOver(Message, bubble=False):
         """The reconciler owns the attempt now."""
 
         def __init__(self, view: PaymentView) -> None:
             super().__init__()
             self.view = view
 
-    class CallFailed(Message):
+    class CallFailed(Message, bubble=False):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
@@ -99,7 +100,7 @@ class WaitingScreen(SaleScreen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
-        self._render_view()
+        self._take(self.catch_up(self.view))
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class WaitingScreen(SaleScreen):
         self.query_one("#message", Static).update(view.cashier_message)
         self._render_time()
         self._render_connection()
-        self.refresh_bindings()
+        self.update_bindings()
 
     def prompt_seconds_left(self) -> int | None:
         if self.view.prompt_deadline is None:
@@ -158,6 +159,8 @@ class WaitingScreen(SaleScreen):
     # -- events --------------------------------------------------------------------------------
 
     def _take(self, view: PaymentView) -> None:
+        if is_stale(view, self.view):
+            return
         self.view = view
         if view.is_live:
             self._render_view()
@@ -187,7 +190,7 @@ class WaitingScreen(SaleScreen):
     def _call_failed(self, message: CallFailed) -> None:
         self.busy = False
         self.show_notice(message.text, "error")
-        self.refresh_bindings()
+        self.update_bindings()
 
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
@@ -209,13 +212,13 @@ class WaitingScreen(SaleScreen):
         if not self.busy:
             self.busy = True
             self.show_notice("Asking M-Pesa…")
-            self.refresh_bindings()
+            self.update_bindings()
             self._check(quiet=False)
 
     def action_stop_waiting(self) -> None:
         if not self.busy:
             self.busy = True
-            self.refresh_bindings()
+            self.update_bindings()
             self._stop_waiting()
 
     def action_retry(self) -> None:

@@ -28,8 +28,9 @@ class Notice(Static):
         self.set_classes(f"-shown -{severity}")
 
     def clear(self) -> None:
-        self.update("")
-        self.set_classes("")
+        if self.has_class("-shown"):
+            self.update("")
+            self.set_classes("")
 
     @property
     def text(self) -> str:

@@ -1,0 +1,448 @@
+"""Pilot tests of the cashier's paths against the real simulator and the real payment engine.
+
+Most tests put text into fields and press Enter (each simulated keystroke costs the harness a
+wait for idle); the keystroke test and the bad-input test type key by key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.widgets import Input, Static
+
+from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
+from smartduka_tui.simulator.schemas import RequestLogEntry
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
+from smartduka_tui.ui.screens.failure import FailureScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.success import LATE, RECEIPT_TO_FOLLOW, SuccessScreen
+from smartduka_tui.ui.screens.waiting import WaitingScreen
+from smartduka_tui.ui.summary import PROMPT_TIME_UP
+from smartduka_tui.ui.widgets.big_text import BigText
+from tests.conftest import unique_phone
+from tests.payments.harness import TillHarness, till
+from tests.support.processes import ServerProcess
+from tests.ui.conftest import (
+    SIZE,
+    advance,
+    build_app,
+    wait_for_screen,
+    wait_until,
+)
+
+PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
+
+
+def local(phone: str) -> list[str]:
+    """The keys a cashier presses to type `phone` as 07XXXXXXXX."""
+    return list("0" + phone[3:])
+
+
+def text_of(screen: Any, selector: str) -> str:
+    return str(screen.query_one(selector, Static).content)
+
+
+async def put(pilot: Any, selector: str, text: str) -> None:
+    """Fill a field as if typed (Input.Changed fires), without a keystroke per character."""
+    pilot.app.screen.query_one(selector, Input).value = text
+    await pilot.pause()
+
+
+async def start_sale(pilot: Any, amount: int, phone: str) -> Any:
+    """Checkout: total, Enter; phone, Enter. Returns the waiting screen."""
+    checkout = await wait_for_screen(pilot, CheckoutScreen)
+    await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+    await put(pilot, "#total", str(amount))
+    await pilot.press("enter")
+    await wait_for_screen(pilot, PhoneScreen)
+    await put(pilot, "#phone", "0" + phone[3:])
+    await pilot.press("enter")
+    return await wait_for_screen(pilot, WaitingScreen)
+
+
+ANSWER_AFTER_S = 30
+
+
+async def script(harness: TillHarness, phone: str, **scenario: Any) -> str:
+    """What `phone` does at the simulator. Its answer waits for `answer()` (the simulator's
+    clock runs in real time otherwise, and a quick answer would race the test's checks)."""
+    scenario.setdefault("callback_delay_s", ANSWER_AFTER_S)
+    await harness.sim.set_phone_scenario(phone, **scenario)
+    return phone
+
+
+async def answer(harness: TillHarness) -> None:
+    """Move the simulator's clock past the scripted answer delay: the callback goes out."""
+    await harness.sim.advance_clock(ANSWER_AFTER_S + 1)
+
+
+async def pushes(harness: TillHarness, phone: str) -> list[RequestLogEntry]:
+    return [r for r in await harness.sim.requests(phone=phone) if r.path == PUSH_PATH]
+
+
+async def failed_with(harness: TillHarness, pilot: Any, code: int, phone: str) -> Any:
+    await script(harness, phone, result_code=code)
+    await start_sale(pilot, 120, phone)
+    await answer(harness)
+    return await wait_for_screen(pilot, FailureScreen)
+
+
+# ---------------------------------------------------------------------------------- success
+
+
+async def test_success_shows_receipt_rings_and_one_key_starts_the_next_sale(
+    shop_till: TillHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    rings: list[None] = []
+    monkeypatch.setattr(app, "bell", lambda: rings.append(None))
+    async with app.run_test(size=SIZE) as pilot:
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        first_ref = checkout.sale_ref
+        await start_sale(pilot, 250, phone)
+        await answer(shop_till)
+        success: Any = await wait_for_screen(pilot, SuccessScreen)
+        receipt = success.view.receipt
+        assert receipt
+        assert success.query_one("#receipt-big", BigText).text == receipt
+        assert text_of(success, "#receipt-line") == f"M-Pesa receipt {receipt}"
+        details = text_of(success, "#details")
+        assert "KES 250" in details and success.view.phone_masked in details
+        assert phone not in details
+        assert rings == [None]
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref not in ("", first_ref), "next ref")
+        assert checkout.total_text == ""
+        assert app.awaiting == 0
+
+
+async def test_a_new_sale_reaches_the_prompt_in_six_keystrokes(shop_till: TillHarness) -> None:
+    """Total typed (3 digits), Enter, Down to the most recent phone, Enter: six keys."""
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 100, phone)
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        keys = ["2", "5", "0", "enter", "down", "enter"]
+        await pilot.press(*keys[:4])
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
+        await wait_until(pilot, lambda: bool(phone_screen.recent), "recent phones")
+        await pilot.press(*keys[4:])
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        assert len(keys) <= 6
+        assert waiting.view.phone == phone and waiting.view.amount == 250
+        assert len(await pushes(shop_till, phone)) == 2
+
+
+# ---------------------------------------------------------------------------------- failures
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(1032, "cancel"), (2001, "PIN"), (1, "enough"), (1037, "reach")],
+    ids=["1032-cancelled", "2001-wrong-pin", "1-insufficient-funds", "1037-unreachable"],
+)
+async def test_failure_shows_the_catalogue_message_and_when_to_retry(
+    shop_till: TillHarness, code: int, words: str
+) -> None:
+    phone = unique_phone()
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        failure = await failed_with(shop_till, pilot, code, phone)
+        view = failure.view
+        assert view.state is AttemptState.FAILED and view.result_code == str(code)
+        message = text_of(failure, "#cashier-message")
+        assert message == view.cashier_message
+        assert words.lower() in message.lower()
+        assert f"M-Pesa code {code}" in text_of(failure, "#facts")
+        assert "Retries used: 0 of 3." in text_of(failure, "#retry-rule")
+        # The general retry delay first: retry is shown but greyed, with a live countdown.
+        assert view.retry.block is RetryBlock.WAIT
+        assert failure.check_action("retry", ()) is None
+        assert text_of(failure, "#retry-wait").startswith("Safe to try again in 0:05")
+        await advance(pilot, shop_till, 2)
+        await wait_until(
+            pilot, lambda: "0:03" in text_of(failure, "#retry-wait"), "the countdown to move"
+        )
+        await advance(pilot, shop_till, 3)
+        await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry open")
+        await script(shop_till, phone)
+        await pilot.press("r")
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        assert waiting.view.attempt_number == 2
+        assert len(await pushes(shop_till, phone)) == 2
+
+
+async def test_code_17_waits_two_minutes_for_the_same_phone(shop_till: TillHarness) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 300, phone)
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
+        await pilot.press("enter")
+        # Same amount, same phone, within two minutes: M-Pesa answers 17.
+        await start_sale(pilot, 300, phone)
+        await answer(shop_till)
+        failure: Any = await wait_for_screen(pilot, FailureScreen)
+        assert failure.view.result_code == "17"
+        assert failure.check_action("retry", ()) is None
+        assert text_of(failure, "#retry-wait").startswith("Safe to try again in 2:00")
+        await advance(pilot, shop_till, 60)
+        await wait_until(
+            pilot, lambda: "in 1:00" in text_of(failure, "#retry-wait"), "the countdown at 1:00"
+        )
+        assert failure.check_action("retry", ()) is None
+        await advance(pilot, shop_till, 60)
+        await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry open")
+        await shop_till.sim.advance_clock(120)
+        await pilot.press("r")
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        assert waiting.view.attempt_number == 2
+
+
+async def test_retry_limit_reached_closes_retry(tmp_path: Any, simulator: ServerProcess) -> None:
+    async with till(
+        tmp_path,
+        simulator.base_url,
+        confirm_callbacks_by_query=False,
+        limits={"max_retries": 1},
+    ) as harness:
+        phone = unique_phone()
+        app = build_app(harness)
+        async with app.run_test(size=SIZE) as pilot:
+            failure: Any = await failed_with(harness, pilot, 1032, phone)
+            await advance(pilot, harness, 5)
+            await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry")
+            await pilot.press("r")
+            await wait_for_screen(pilot, WaitingScreen)
+            await answer(harness)
+            second: Any = await wait_for_screen(pilot, FailureScreen)
+            assert second.view.attempt_number == 2
+            assert second.view.retry.block is RetryBlock.NO_RETRIES_LEFT
+            assert "Retries used: 1 of 1." in text_of(second, "#retry-rule")
+            assert "No retries left" in text_of(second, "#retry-rule")
+            await advance(pilot, harness, 10)
+            assert second.check_action("retry", ()) is None
+            assert second.check_action("another_phone", ()) is None
+            await pilot.press("r", "a")
+            assert pilot.app.screen is second
+            assert len(await pushes(harness, phone)) == 2
+            await pilot.press("escape")
+            checkout = await wait_for_screen(pilot, CheckoutScreen)
+            assert "was not paid by M-Pesa" in checkout.notice_text
+
+
+async def test_retry_with_another_phone(shop_till: TillHarness) -> None:
+    phone, other = unique_phone(), await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        failure: Any = await failed_with(shop_till, pilot, 1, phone)
+        await advance(pilot, shop_till, 5)
+        await wait_until(pilot, lambda: failure.check_action("another_phone", ()), "other phone")
+        await pilot.press("a")
+        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        assert phone_screen.retry_of is not None
+        await put(pilot, "#phone", "0" + other[3:])
+        await pilot.press("enter")
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        assert waiting.view.phone == other and waiting.view.attempt_number == 2
+        assert waiting.view.sale_ref == failure.view.sale_ref
+
+
+# ---------------------------------------------------------------------------------- waiting
+
+
+async def test_countdown_runs_on_the_clock_and_its_end_is_not_a_failure(
+    shop_till: TillHarness,
+) -> None:
+    phone = await script(shop_till, unique_phone(), unanswered=True)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 90, phone)
+        await wait_until(pilot, lambda: waiting.view.state is AttemptState.PENDING, "pending")
+        await wait_until(pilot, lambda: waiting.prompt_seconds_left() == 60, "a full countdown")
+        assert "Waiting for the customer" in text_of(waiting, "#stage")
+        assert waiting.check_action("retry", ()) is None
+        assert waiting.check_action("another_phone", ()) is None
+        await advance(pilot, shop_till, 25)
+        await wait_until(pilot, lambda: waiting.prompt_seconds_left() == 35, "35 s left")
+        assert "0:35" in str(waiting.query_one("#countdown").value)
+        await advance(pilot, shop_till, 40)
+        await wait_until(pilot, lambda: text_of(waiting, "#stage") == PROMPT_TIME_UP, "time up")
+        assert pilot.app.screen is waiting
+        assert waiting.check_action("retry", ()) is None
+        assert waiting.check_action("another_phone", ()) is None
+        await pilot.press("r", "a")
+        assert pilot.app.screen is waiting
+        assert "12:05:00" in text_of(waiting, "#expiry")
+
+
+async def test_lost_callback_is_resolved_by_reconciliation(shop_till: TillHarness) -> None:
+    phone = await script(shop_till, unique_phone(), drop_callback=True)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 75, phone)
+        await answer(shop_till)
+        await advance(pilot, shop_till, shop_till.settings.timings.reconcile_min_age_s + 1)
+        assert pilot.app.screen is waiting
+        await shop_till.engine.reconcile_once()
+        success: Any = await wait_for_screen(pilot, SuccessScreen)
+        assert success.view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
+        assert text_of(success, "#receipt-line") == RECEIPT_TO_FOLLOW
+        assert not success.query_one("#receipt-big", BigText).display
+
+
+async def test_stop_waiting_hands_over_and_the_outcome_still_arrives(
+    shop_till: TillHarness,
+) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 60, phone)
+        attempt_id = waiting.view.attempt_id
+        await wait_until(pilot, lambda: app.awaiting == 1, "one awaiting")
+        await pilot.press("s")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        assert "checked in the background" in checkout.notice_text
+        view = await shop_till.engine.get(attempt_id)
+        assert view.is_live and view.handed_to_reconciler
+        await answer(shop_till)
+        await wait_until(pilot, lambda: app.awaiting == 0, "none awaiting")
+        assert (await shop_till.engine.get(attempt_id)).is_paid
+        assert pilot.app.screen is checkout
+        assert app.latest[attempt_id].is_paid
+
+
+async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness) -> None:
+    phone = await script(shop_till, unique_phone(), callback_delay_s=400)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 80, phone)
+        await advance(pilot, shop_till, shop_till.settings.timings.attempt_expiry_s + 1)
+        await shop_till.engine.reconcile_once()
+        expired: Any = await wait_for_screen(pilot, FailureScreen)
+        assert expired.view.state is AttemptState.EXPIRED
+        assert "EXPIRED" in str(expired.query_one("#failure-title").content)
+        # After EXPIRED a retry needs the cashier to confirm no M-Pesa SMS arrived.
+        await advance(pilot, shop_till, 10)
+        await wait_until(pilot, lambda: expired.check_action("retry", ()) is True, "retry")
+        await pilot.press("r")
+        confirm = await wait_for_screen(pilot, ConfirmNoSmsScreen)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: pilot.app.screen is expired, "back to the failure")
+        assert confirm is not pilot.app.screen
+        assert len(await pushes(shop_till, phone)) == 1
+        # The customer did pay, late: the callback arrives after the attempt expired.
+        await shop_till.sim.advance_clock(400)
+        success: Any = await wait_for_screen(pilot, SuccessScreen)
+        assert success.view.late and success.view.receipt
+        assert LATE in text_of(success, "#warning")
+        assert "LATE" in str(success.query_one("#paid-title").content)
+
+
+# ---------------------------------------------------------------------------------- bad input
+
+
+async def test_bad_phone_input_says_what_is_wrong_and_sends_nothing(
+    shop_till: TillHarness,
+) -> None:
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        ref = checkout.sale_ref
+        await pilot.press("5", "0", "enter")
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
+        cases = {
+            "0712": "too short: 3 digits after 0, a Kenyan mobile number has 9",
+            "07123456789": "too long: 10 digits after 0, a Kenyan mobile number has 9",
+            "0812345678": "not a Kenyan mobile number: after 0 it must continue with 7 or 1",
+            "+1555": "not a Kenyan mobile number: +254 is Kenya's country code",
+        }
+        for typed, problem in cases.items():
+            await put(pilot, "#phone", "")
+            await pilot.press(*typed)
+            assert text_of(phone_screen, "#phone-check") == f"✖ {problem}"
+            assert phone_screen.check_action("send", ()) is None
+            await pilot.press("enter")
+            assert pilot.app.screen is phone_screen
+        assert await shop_till.engine.sale_attempts(ref) == []
+        assert await shop_till.sim.requests(shortcode=shop_till.shortcode) == [] or all(
+            r.path != PUSH_PATH for r in await shop_till.sim.requests(shortcode=shop_till.shortcode)
+        )
+        await put(pilot, "#phone", "0712 345-678")
+        assert text_of(phone_screen, "#phone-check") == "✔ 0712 345 678 → 254712345678"
+
+
+async def test_bad_totals_are_refused_at_the_checkout(shop_till: TillHarness) -> None:
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        for typed, problem in (
+            ("0", "The total must be from KES 1 to KES 250,000, got 0."),
+            ("250001", "The total must be from KES 1 to KES 250,000, got 250,001."),
+        ):
+            await put(pilot, "#total", typed)
+            assert text_of(checkout, "#total-hint") == problem
+            assert checkout.check_action("pay", ()) is None
+            await pilot.press("enter")
+            assert pilot.app.screen is checkout
+        # Cents and letters cannot even be typed: the field takes digits only.
+        await put(pilot, "#total", "")
+        await pilot.press("1", "2", "full_stop", "5", "x")
+        assert checkout.total_text == "125"
+
+
+async def test_double_press_of_pay_sends_one_prompt(shop_till: TillHarness) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        await put(pilot, "#total", "45")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, PhoneScreen)
+        await put(pilot, "#phone", "0" + phone[3:])
+        await pilot.press("enter", "enter", "enter")
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        await pilot.press("enter")
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
+        assert len(await pushes(shop_till, phone)) == 1
+        assert len(await shop_till.engine.sale_attempts(waiting.view.sale_ref)) == 1
+
+
+async def test_sale_reference_in_use_with_another_amount_is_refused(
+    shop_till: TillHarness,
+) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 30, phone)
+        ref = waiting.view.sale_ref
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        await put(pilot, "#sale-ref", ref)
+        await put(pilot, "#total", "31")
+        await pilot.press("enter")
+        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        await put(pilot, "#phone", "0" + (await script(shop_till, unique_phone()))[3:])
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(phone_screen.notice_text), "a refusal")
+        assert pilot.app.screen is phone_screen
+        assert ref in phone_screen.notice_text or "sale" in phone_screen.notice_text.lower()
+        assert len(await shop_till.engine.sale_attempts(ref)) == 1
