@@ -758,6 +758,12 @@ class PaymentEngine:
         current = await self.store.attempts.get(self.shop_id, attempt.id)
         assert current is not None
         mismatch = _mismatch(current, callback)
+        if mismatch is None and current.checkout_request_id is None:
+            holder = await self.store.attempts.by_checkout_request_id(
+                self.shop_id, callback.checkout_request_id
+            )
+            if holder is not None and holder.id != current.id:
+                mismatch = "CheckoutRequestID belongs to another attempt"
         advice = advise(callback.code_key, callback.description)
         fields: dict[str, Any] = {
             "result_code": callback.code_key,

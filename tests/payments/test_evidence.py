@@ -601,3 +601,20 @@ async def test_unsigned_or_forged_callbacks_never_reach_the_engine(
     await shop_till.settle()
     assert shop_till.receiver.refused == len(forged)
     assert (await shop_till.view(view.attempt_id)).state is S.PENDING
+
+
+async def test_callback_carrying_another_attempts_checkout_id_needs_review(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        paid_phone, unknown_phone = unique_phone(), unique_phone()
+        await h.sim.set_phone_scenario(paid_phone, drop_callback=True)
+        paid = await h.engine.start_payment("O1", 10, paid_phone)
+        await h.sim.set_phone_scenario(unknown_phone, push_anomaly="gateway_error")
+        unknown = await h.engine.start_payment("O2", 10, unknown_phone)
+        assert unknown.state is S.UNKNOWN and paid.checkout_request_id
+        body = success_body(paid.checkout_request_id, 10, unknown_phone)
+        result = await h.deliver(event_for(await row(h, unknown.attempt_id), body, h.clock.now()))
+        assert result.outcome is CallbackOutcome.NEEDS_REVIEW
+        assert (await h.view(unknown.attempt_id)).checkout_request_id is None
+        assert (await h.view(paid.attempt_id)).state is S.PENDING
