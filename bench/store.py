@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smartduka_tui.clock import ManualClock  # noqa: E402
-from smartduka_tui.store import (  # noqa: E402
+from smartduka_tui.clock import ManualClock
+from smartduka_tui.store import (
     LIVE,
     Actor,
     AttemptFilter,
@@ -106,8 +106,11 @@ async def _setup(folder: Path, clock: ManualClock) -> tuple[Store, str, list[str
 class Loader:
     """Drives attempts through create -> PENDING -> final, as the engine would."""
 
-    def __init__(self, store: Store, clock: ManualClock, shop_id: str, tills: list[str]):
+    def __init__(
+        self, store: Store, clock: ManualClock, shop_id: str, tills: list[str], total: int
+    ):
         self.store, self.clock, self.shop_id, self.tills = store, clock, shop_id, tills
+        self.total = total
         self.rng = random.Random(7)
         self.live_phones: set[tuple[str, str]] = set()
         self.count = 0
@@ -126,6 +129,8 @@ class Loader:
         state, code, flags, _ = self.rng.choices(MIX, weights=[m[3] for m in MIX])[0]
         till_id = self.rng.choice(self.tills)
         self.count += 1
+        if state in LIVE and self.count < self.total - 20:
+            state = S.EXPIRED  # what expiry does to them after five minutes
         self.clock.advance(self.step)
         new = NewAttempt(
             shop_id=self.shop_id,
@@ -212,19 +217,26 @@ async def main(attempts: int, sample: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="smartduka-bench-") as tmp:
         folder = Path(tmp)
         store, shop_id, tills = await _setup(folder, clock)
-        loader = Loader(store, clock, shop_id, tills)
+        loader = Loader(store, clock, shop_id, tills, attempts)
         print(f"store benchmark: {attempts:,} attempts, 3 audited steps each, {DAYS} days")
         per_step = await _insert_per_step(loader, sample)
-        print(f"insert, one transaction per step (engine path, {sample:,} attempts): "
-              f"{per_step:8.0f} attempts/s ({per_step * 3:.0f} commits/s)")
+        print(
+            f"insert, one transaction per step (engine path, {sample:,} attempts): "
+            f"{per_step:8.0f} attempts/s ({per_step * 3:.0f} commits/s)"
+        )
         batched = await _insert_batched(loader, attempts - sample, per_tx=500)
-        print(f"insert, 500 attempts per transaction ({attempts - sample:,} attempts): "
-              f"{batched:8.0f} attempts/s")
+        print(
+            f"insert, 500 attempts per transaction ({attempts - sample:,} attempts): "
+            f"{batched:8.0f} attempts/s"
+        )
         rows = await store.db.fetchone("SELECT count(*) FROM attempts")
         audit = await store.db.fetchone("SELECT count(*) FROM audit_log")
         size = (folder / "till.db").stat().st_size + (folder / "till.db-wal").stat().st_size
-        print(f"rows: {rows[0]:,} attempts, {audit[0]:,} audit entries; file {size / 1e6:.1f} MB"
-              if rows and audit else "rows: ?")
+        print(
+            f"rows: {rows[0]:,} attempts, {audit[0]:,} audit entries; file {size / 1e6:.1f} MB"
+            if rows and audit
+            else "rows: ?"
+        )
         first_day = (clock.now() - timedelta(days=DAYS - 1)).astimezone(NAIROBI).date()
         busy_day = first_day + timedelta(days=DAYS // 2)
         problems = await store.attempts.problems(shop_id)
@@ -236,31 +248,52 @@ async def main(attempts: int, sample: int, repeats: int) -> None:
         queries: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("problem payments, first page (50)", lambda: store.attempts.problems(shop_id)),
             ("problem payments, page 11", lambda: store.attempts.problems(shop_id, cursor=cursor)),
-            ("problem payments, code 1032", lambda: store.attempts.problems(
-                shop_id, AttemptFilter(result_codes=frozenset({"1032"})))),
-            ("problem payments, one phone", lambda: store.attempts.problems(
-                shop_id, AttemptFilter(phone=some_phone))),
+            (
+                "problem payments, code 1032",
+                lambda: store.attempts.problems(
+                    shop_id, AttemptFilter(result_codes=frozenset({"1032"}))
+                ),
+            ),
+            (
+                "problem payments, one phone",
+                lambda: store.attempts.problems(shop_id, AttemptFilter(phone=some_phone)),
+            ),
+            (
+                "history, one phone",
+                lambda: store.attempts.history(
+                    shop_id, AttemptFilter(phone=some_phone, include_resolved=True)
+                ),
+            ),
             ("history, first page (50)", lambda: store.attempts.history(shop_id)),
-            ("daily summary (one day)", lambda: store.attempts.daily_summary(
-                shop_id, busy_day, NAIROBI)),
-            ("summary, whole month", lambda: store.attempts.summary(
-                shop_id, clock.now() - timedelta(days=DAYS + 1), clock.now())),
+            (
+                "daily summary (one day)",
+                lambda: store.attempts.daily_summary(shop_id, busy_day, NAIROBI),
+            ),
+            (
+                "summary, whole month",
+                lambda: store.attempts.summary(
+                    shop_id, clock.now() - timedelta(days=DAYS + 1), clock.now()
+                ),
+            ),
             ("live attempts of a till", lambda: store.attempts.live(shop_id, tills[0])),
         ]
         print(f"queries over {rows[0] if rows else '?':,} attempts ({repeats} repeats each):")
         for name, call in queries:
             print(f"  {name:<36} {_percentiles(await _time(repeats, call))}")
         day = await store.attempts.daily_summary(shop_id, busy_day, NAIROBI)
-        print(f"  (the day: {day.attempts:,} attempts, {day.paid:,} paid, KES "
-              f"{day.amount_paid:,}, failure rate {day.failure_rate:.1%})")
+        print(
+            f"  (the day: {day.attempts:,} attempts, {day.paid:,} paid, KES "
+            f"{day.amount_paid:,}, failure rate {day.failure_rate:.1%})"
+        )
         await store.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=100_000)
-    parser.add_argument("--sample", type=int, default=1_000,
-                        help="attempts inserted one transaction per step")
+    parser.add_argument(
+        "--sample", type=int, default=1_000, help="attempts inserted one transaction per step"
+    )
     parser.add_argument("--repeats", type=int, default=200)
     options = parser.parse_args()
     asyncio.run(main(options.attempts, options.sample, options.repeats))

@@ -189,5 +189,24 @@ _V3_PROBLEMS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_SHOPS_VAULT_TILLS, _V2_ATTEMPTS_AUDIT, _V3_PROBLEMS)
+_V4_SEARCH_AND_SUMMARY = Migration(
+    4,
+    "indexes for finding a customer's payments by phone and for summaries over long periods",
+    (
+        # "The customer says they paid": one shop's attempts for one phone, newest first.
+        "CREATE INDEX attempts_by_phone ON attempts(shop_id, phone, created_at, id)",
+        # Summaries read only these columns, so the index alone answers them.
+        """
+        CREATE INDEX attempts_summary ON attempts(
+            shop_id, created_at, state, result_code, amount, push_sent_at, completed_at)
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1_SHOPS_VAULT_TILLS,
+    _V2_ATTEMPTS_AUDIT,
+    _V3_PROBLEMS,
+    _V4_SEARCH_AND_SUMMARY,
+)
 LATEST_VERSION = MIGRATIONS[-1].version

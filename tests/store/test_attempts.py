@@ -488,6 +488,16 @@ _PLAN_CALLS = {
         lambda store: store.attempts.live("s", "t"),
         ["s", "t", "CREATED", "PENDING", "UNKNOWN"],
     ),
+    "problems_for_phone": (
+        lambda store: store.attempts.problems("s", AttemptFilter(phone="254700000001")),
+        ["s", "254700000001", 51],
+    ),
+    "summary": (
+        lambda store: store.attempts.summary(
+            "s", store.db.clock.now(), store.db.clock.now() + timedelta(days=1)
+        ),
+        ["s", 0, 1],
+    ),
     "pending_older_than": (
         lambda store: store.attempts.pending_older_than("s", "t", store.db.clock.now()),
         ["s", "t", 0],
@@ -505,6 +515,8 @@ _PLAN_CALLS = {
         ("problems", "attempts_problems"),
         ("history", "attempts_by_time"),
         ("live", "attempts_live"),
+        ("problems_for_phone", "attempts_by_phone"),
+        ("summary", "COVERING INDEX attempts_summary"),
         ("pending_older_than", "attempts_live"),
         ("due_to_expire", "attempts_live"),
     ],
