@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     )
     keyring_file: Path | None = Field(
         default=None,
-        description="Keyring file (mode 0600) holding the vault's keys; default <data_dir>/keyring.",
+        description="Keyring file (mode 0600) with the vault's keys; default <data_dir>/keyring.",
     )
     shop_id: str | None = Field(default=None, description="Shop this till sells for.")
     confirm_callbacks_by_query: bool | None = Field(
