@@ -1,7 +1,7 @@
 """The reconciler: settles attempts whose callback is late or lost, and expires the rest.
 
-A pass queries every PENDING attempt older than `reconcile_min_age_s`, every UNKNOWN one that
-has a CheckoutRequestID, and every success awaiting its confirming query; at most
+A pass queries every PENDING attempt older than `reconcile_min_age_s`, and every attempt (live,
+or FAILED/EXPIRED in the last day) whose success callback awaits its confirming query; at most
 `reconcile_concurrency` queries in flight and `queries_per_second` per shortcode. Attempts past
 `attempt_expiry_s` get one last query, then EXPIRED if that settles nothing. Passes run once at
 start-up, every `reconcile_interval_s` (or sooner, when an attempt is due to expire), after
@@ -94,10 +94,12 @@ class Reconciler:
             if attempt.expires_at <= now:
                 expiring.append(attempt)
             elif attempt.checkout_request_id is not None and (
-                (attempt.state is S.PENDING and (attempt.push_sent_at or now) <= now - min_age)
-                or (await self.engine.evidence_of(attempt)).confirming
+                attempt.state is S.UNKNOWN
+                or (attempt.push_sent_at or now) <= now - min_age
+                or (await self.engine.facts_of(attempt)).confirming
             ):
                 to_query.append(attempt)
+        to_query.extend(await self.engine.ended_but_confirming())
         results = await asyncio.gather(
             *(self._query(a) for a in to_query), *(self._expire(a) for a in expiring)
         )

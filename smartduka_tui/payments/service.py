@@ -30,7 +30,6 @@ from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
-    LIVE_STATES,
     AttemptId,
     AttemptState,
     CallbackEvent,
@@ -64,10 +63,12 @@ from smartduka_tui.payments.inputs import (
 from smartduka_tui.payments.limits import TokenBucket, whole_seconds
 from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
+from smartduka_tui.payments.reconciler import Reconciler
 from smartduka_tui.payments.views import (
     AWAITING_CONFIRMATION,
     CONFIRMATION_SETTLED,
     HANDED_TO_RECONCILER,
+    AuditFacts,
     build_view,
     read_evidence,
     retry_rule,
@@ -76,6 +77,7 @@ from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
 from smartduka_tui.store.records import (
     Actor,
     Attempt,
+    AttemptFilter,
     AttemptFlag,
     NewAttempt,
     ProblemKind,
@@ -142,7 +144,7 @@ class PaymentEngine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pushes: set[asyncio.Task[Attempt]] = set()
         self._push_bucket: TokenBucket | None = None
-        self._reconciler: Any = None
+        self._reconciler: Reconciler | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -181,8 +183,6 @@ class PaymentEngine:
     async def start(self, *, run_reconciler: bool = True) -> None:
         """Recover from a crash (CREATED -> UNKNOWN), seed the push limit from recent pushes,
         and (unless told not to) run the reconciler in the background."""
-        from smartduka_tui.payments.reconciler import Reconciler
-
         await self.recover()
         await self._seed_push_bucket()
         self._reconciler = Reconciler(self)
@@ -216,7 +216,7 @@ class PaymentEngine:
         since = self.clock.now() - timedelta(minutes=1)
         recent = await self.store.attempts.history(
             self.shop_id,
-            _filter(since=since, till_id=self.till_id),
+            AttemptFilter(since=since, till_id=self.till_id, include_resolved=True),
             limit=min(1000, per_minute + 1),
         )
         self._push_bucket = TokenBucket(
@@ -293,7 +293,7 @@ class PaymentEngine:
 
     async def recent_phones(self, limit: int = 5) -> list[str]:
         page = await self.store.attempts.history(
-            self.shop_id, _filter(till_id=self.till_id), limit=200
+            self.shop_id, AttemptFilter(till_id=self.till_id, include_resolved=True), limit=200
         )
         phones: list[str] = []
         for attempt in page.items:
@@ -306,7 +306,7 @@ class PaymentEngine:
     async def awaiting_count(self) -> int:
         return len(await self.store.attempts.live(self.shop_id, self.till_id))
 
-    async def evidence_of(self, attempt: Attempt) -> Any:
+    async def facts_of(self, attempt: Attempt) -> AuditFacts:
         entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
         return read_evidence(attempt, entries)
 
@@ -340,7 +340,7 @@ class PaymentEngine:
             )
         latest = max(sale, key=lambda a: a.attempt_number)
         new_phone = latest.phone if phone is None else check_phone(phone)
-        evidence = await self.evidence_of(latest)
+        evidence = await self.facts_of(latest)
         rule = retry_rule(
             latest,
             sale,
@@ -647,7 +647,7 @@ class PaymentEngine:
             assert current is not None
             if current.checkout_request_id is None or current.state is S.CREATED:
                 return None
-            evidence_now = await self.evidence_of(current)
+            evidence_now = await self.facts_of(current)
             answer = await self.gateway.query(current.checkout_request_id)
             confirming = evidence_now.confirming
             evidence = self.evidence_from_query(answer, confirming=confirming)
@@ -893,8 +893,6 @@ class PaymentEngine:
     # ------------------------------------------------------------------ reconciliation
 
     async def reconcile_once(self) -> ReconcileReport:
-        from smartduka_tui.payments.reconciler import Reconciler
-
         reconciler = self._reconciler or Reconciler(self)
         return await reconciler.run_pass()
 
@@ -904,6 +902,21 @@ class PaymentEngine:
 
     async def live_attempts(self) -> list[Attempt]:
         return await self.store.attempts.live(self.shop_id, self.till_id)
+
+    async def ended_but_confirming(self) -> list[Attempt]:
+        """FAILED or EXPIRED attempts of the last day whose late success callback still waits
+        for its confirming query (the reconciler keeps asking)."""
+        page = await self.store.attempts.history(
+            self.shop_id,
+            AttemptFilter(
+                since=self.clock.now() - timedelta(days=1),
+                states=frozenset({S.FAILED, S.EXPIRED}),
+                till_id=self.till_id,
+                include_resolved=True,
+            ),
+            limit=1000,
+        )
+        return [a for a in page.items if (await self.facts_of(a)).confirming]
 
 
 def _mismatch(attempt: Attempt, callback: StkCallback) -> str | None:
@@ -920,12 +933,3 @@ def _mismatch(attempt: Attempt, callback: StkCallback) -> str | None:
         if phone is not None and "*" not in phone and phone != attempt.phone:
             return "phone number differs from the attempt's"
     return None
-
-
-def _filter(**kwargs: Any) -> Any:
-    from smartduka_tui.store.records import AttemptFilter
-
-    return AttemptFilter(include_resolved=True, **kwargs)
-
-
-__all__ = ["LIVE_STATES", "PaymentEngine", "idempotency_key"]

@@ -31,7 +31,7 @@ HANDED_TO_RECONCILER = "attempt.handed_to_reconciler"
 
 
 @dataclass(frozen=True, slots=True)
-class Evidence:
+class AuditFacts:
     """What the audit log says about an attempt beyond its row."""
 
     confirming_receipt: str | None = None
@@ -41,7 +41,7 @@ class Evidence:
     finished_at: datetime | None = None
 
 
-def read_evidence(attempt: Attempt, entries: Sequence[AuditEntry]) -> Evidence:
+def read_evidence(attempt: Attempt, entries: Sequence[AuditEntry]) -> AuditFacts:
     """Fold one attempt's audit entries (any order) into what the view needs."""
     confirming = False
     receipt: str | None = None
@@ -65,7 +65,7 @@ def read_evidence(attempt: Attempt, entries: Sequence[AuditEntry]) -> Evidence:
         finished_at = attempt.completed_at
     elif not attempt.is_live:
         finished_at = entered_state_at or attempt.updated_at
-    return Evidence(
+    return AuditFacts(
         confirming_receipt=receipt,
         confirming=confirming,
         handed_to_reconciler=handed,
@@ -73,7 +73,7 @@ def read_evidence(attempt: Attempt, entries: Sequence[AuditEntry]) -> Evidence:
     )
 
 
-def stage_of(attempt: Attempt, evidence: Evidence, now: datetime, countdown_s: int) -> Stage:
+def stage_of(attempt: Attempt, evidence: AuditFacts, now: datetime, countdown_s: int) -> Stage:
     state = attempt.state
     if state is S.CREATED:
         return Stage.SENDING
@@ -102,7 +102,7 @@ def prompt_deadline(attempt: Attempt, countdown_s: int) -> datetime | None:
 def retry_rule(
     latest: Attempt,
     sale: Sequence[Attempt],
-    evidence: Evidence,
+    evidence: AuditFacts,
     now: datetime,
     settings: Settings,
     *,
@@ -192,7 +192,9 @@ def _messages(attempt: Attempt, stage: Stage, advice: ResultInfo) -> tuple[str, 
     if stage is Stage.NEEDS_REVIEW:
         return (
             "This payment needs a manager. Do not take payment again for this sale yet.",
-            attempt.review_note or advice.manager_hint or "Evidence about this payment disagrees.",
+            attempt.review_note
+            or advice.manager_hint
+            or "AuditFacts about this payment disagrees.",
         )
     return advice.cashier_message, advice.manager_hint
 

@@ -17,7 +17,7 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.store.records import Attempt, ProblemKind
 from tests.conftest import unique_phone
-from tests.payments.bodies import event_for, success_body
+from tests.payments.bodies import event_for, failure_body, success_body
 from tests.payments.harness import TillHarness, till
 from tests.payments.proxy import TcpProxy
 from tests.support.processes import ServerProcess
@@ -618,3 +618,29 @@ async def test_callback_carrying_another_attempts_checkout_id_needs_review(
         assert result.outcome is CallbackOutcome.NEEDS_REVIEW
         assert (await h.view(unknown.attempt_id)).checkout_request_id is None
         assert (await h.view(paid.attempt_id)).state is S.PENDING
+
+
+async def test_late_success_for_a_failed_attempt_is_confirmed_by_a_later_pass(
+    confirming_till: TillHarness,
+) -> None:
+    h = confirming_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(
+        phone, drop_callback=True, query_anomaly="gateway_error", query_anomaly_times=1
+    )
+    view = await h.engine.start_payment("Q5", 10, phone)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.checkout_request_id is not None
+    failed = await h.deliver(
+        event_for(attempt, failure_body(attempt.checkout_request_id, 1032), h.clock.now())
+    )
+    assert failed.view is not None and failed.view.state is S.FAILED
+    await h.advance_sim(2)  # M-Pesa, in truth, took the money
+    success = success_body(attempt.checkout_request_id, 10, phone, receipt="LATE000002")
+    result = await h.deliver(event_for(attempt, success, h.clock.now()))
+    assert result.outcome is CallbackOutcome.CONFIRMING
+    assert result.view is not None and result.view.state is S.FAILED and result.view.confirming
+    report = await h.engine.reconcile_once()
+    assert report.queried == 1
+    final = await h.view(view.attempt_id)
+    assert final.state is S.COMPLETED and final.late and final.receipt == "LATE000002"
