@@ -14,22 +14,23 @@ CORE = ["smartduka_tui/mpesa", "smartduka_tui/payments", "smartduka_tui/store"]
 UI_FRAMEWORKS = ("textual", "starlette")
 
 
-def imported_modules(folder: str) -> set[tuple[str, str]]:
+def imported_modules(folder: str, root: Path = ROOT) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
-    for path in (ROOT / folder).rglob("*.py"):
+    for path in (root / folder).rglob("*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
+        name = str(path.relative_to(root))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found.update((str(path.relative_to(ROOT)), alias.name) for alias in node.names)
+                found.update((name, alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add((str(path.relative_to(ROOT)), node.module))
+                found.add((name, node.module))
     return found
 
 
-def offenders(folder: str, banned: tuple[str, ...]) -> list[str]:
+def offenders(folder: str, banned: tuple[str, ...], root: Path = ROOT) -> list[str]:
     return sorted(
         f"{path} imports {module}"
-        for path, module in imported_modules(folder)
+        for path, module in imported_modules(folder, root)
         if any(module == b or module.startswith(b + ".") for b in banned)
     )
 
@@ -65,11 +66,10 @@ def test_importing_core_loads_no_ui_framework() -> None:
 
 def test_layer_check_catches_a_violation(tmp_path: Path) -> None:
     """The checker itself must be able to fail."""
-    bad = ROOT / "smartduka_tui" / "mpesa" / "_layer_probe_tmp.py"
-    bad.write_text("import textual\n")
-    try:
-        assert offenders("smartduka_tui/mpesa", UI_FRAMEWORKS) == [
-            "smartduka_tui/mpesa/_layer_probe_tmp.py imports textual"
-        ]
-    finally:
-        bad.unlink()
+    core = tmp_path / "smartduka_tui" / "mpesa"
+    core.mkdir(parents=True)
+    (core / "fine.py").write_text("import json\n")
+    (core / "bad.py").write_text("from textual.app import App\n")
+    assert offenders("smartduka_tui/mpesa", UI_FRAMEWORKS, root=tmp_path) == [
+        "smartduka_tui/mpesa/bad.py imports textual.app"
+    ]
