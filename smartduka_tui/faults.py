@@ -19,14 +19,11 @@ AFTER_PUSH_SENT = "after-push-sent"
 """The push request is written to the socket; its response has not been read."""
 BEFORE_RESPONSE_COMMIT = "before-response-commit"
 """The push response was read; its transition is not yet committed."""
-AFTER_CALLBACK_RECEIVED = "after-callback-received"
-"""A callback event reached the engine; nothing about it is committed."""
 
 POINTS: tuple[str, ...] = (
     AFTER_ATTEMPT_COMMIT,
     AFTER_PUSH_SENT,
     BEFORE_RESPONSE_COMMIT,
-    AFTER_CALLBACK_RECEIVED,
 )
 
 

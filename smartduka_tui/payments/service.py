@@ -732,7 +732,6 @@ class PaymentEngine:
                 {"shop_id": event.shop_id, "till_id": event.till_id},
             )
             return CallbackResult(outcome=CallbackOutcome.FOREIGN)
-        faults.fault_point(faults.AFTER_CALLBACK_RECEIVED)
         try:
             callback = parse_stk_callback(event.body)
         except CallbackParseError as error:
