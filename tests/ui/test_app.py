@@ -1,0 +1,336 @@
+"""The app around the sale screens: connection state, help, command palette, extension screens,
+items, and what a cashier sees when something unexpected breaks."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+from typing import Any, ClassVar
+
+import pytest
+from rich.console import Console
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Label, Static
+
+from smartduka_tui.payments.api import PaymentView, Stage
+from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
+from smartduka_tui.ui.connection import ConnectionBoard, Reachability
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.extensions import ScreenCommand
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.help import HelpScreen
+from smartduka_tui.ui.screens.item import ItemScreen
+from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.success import SuccessScreen
+from smartduka_tui.ui.screens.waiting import OFFLINE_NOTE, WaitingScreen
+from smartduka_tui.ui.services import HelpSection
+from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, OfflineBanner
+from tests.conftest import unique_phone
+from tests.payments.harness import TillHarness
+from tests.ui.conftest import ONLINE, SIZE, build_app, wait_for_screen, wait_until
+from tests.ui.test_flows import answer, put, script, start_sale, text_of
+
+QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+
+
+def banner(app: SmartDukaApp) -> OfflineBanner:
+    return app.screen.query_one(OfflineBanner)
+
+
+def titles(app: SmartDukaApp) -> list[str]:
+    return [command.title for command in app.get_system_commands(app.screen)]
+
+
+# ------------------------------------------------------------------------------ connection
+
+
+async def test_daraja_down_shows_a_banner_and_pauses_new_payments(
+    shop_till: TillHarness,
+) -> None:
+    board = ConnectionBoard(ONLINE)
+    app = build_app(shop_till, board=board)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        await put(pilot, "#total", "100")
+        assert checkout.check_action("pay", ()) is True
+        assert not banner(app).display
+        board.set(daraja=Reachability.UNREACHABLE)
+        # Pushed, not polled: one turn of the message loop and the banner is up.
+        await pilot.pause()
+        assert banner(app).display
+        assert str(banner(app).content) == DARAJA_DOWN
+        assert "✖ M-Pesa OFFLINE" in str(checkout.query_one("#status-daraja", Label).content)
+        assert checkout.check_action("pay", ()) is None
+        await pilot.press("enter")
+        assert app.screen is checkout
+        board.set(daraja=Reachability.REACHABLE)
+        await pilot.pause()
+        assert not banner(app).display
+        assert checkout.check_action("pay", ()) is True
+        await pilot.press("enter")
+        await wait_for_screen(pilot, PhoneScreen)
+
+
+async def test_relay_down_during_the_wait_then_checked_on_reconnect(
+    shop_till: TillHarness,
+) -> None:
+    """The relay goes down while the customer pays; the callback is lost with it. The screen
+    says the payment may still complete, and when the relay is back the attempt is checked at
+    once: M-Pesa's query says paid."""
+    phone = await script(shop_till, unique_phone(), drop_callback=True)
+    board = ConnectionBoard(ONLINE)
+    app = build_app(shop_till, board=board)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 70, phone)
+        note = waiting.query_one("#offline-note", Static)
+        assert not note.has_class("-shown")
+        board.set(relay=Reachability.UNREACHABLE)
+        await pilot.pause()
+        assert str(banner(app).content) == RELAY_DOWN
+        assert note.has_class("-shown") and str(note.content) == OFFLINE_NOTE
+        assert waiting.check_action("retry", ()) is None
+        await answer(shop_till)
+        queries_before = len(
+            [r for r in await shop_till.sim.requests(phone=phone) if r.path == QUERY_PATH]
+        )
+        board.set(relay=Reachability.REACHABLE)
+        success: Any = await wait_for_screen(pilot, SuccessScreen)
+        assert success.view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
+        queries = [r for r in await shop_till.sim.requests(phone=phone) if r.path == QUERY_PATH]
+        assert len(queries) > queries_before
+
+
+async def test_daraja_unreachable_at_push_time_is_a_plain_refusal(
+    shop_till: TillHarness,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    daraja = shop_till.settings.daraja.model_copy(
+        update={"base_url": f"http://127.0.0.1:{closed_port}"}
+    )
+    shop_till.settings = shop_till.settings.model_copy(update={"daraja": daraja})
+    await shop_till.restart()
+    phone = unique_phone()
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        ref = checkout.sale_ref
+        await put(pilot, "#total", "55")
+        await pilot.press("enter")
+        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        await put(pilot, "#phone", "0" + phone[3:])
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not phone_screen.sending, "the refusal")
+        assert app.screen is phone_screen
+        assert phone_screen.query_one("#notice").has_class("-error")
+        assert "M-Pesa" in phone_screen.notice_text or "reach" in phone_screen.notice_text
+        assert await shop_till.engine.sale_attempts(ref) == []
+        assert phone_screen.check_action("send", ()) is True
+
+
+# ------------------------------------------------------------------------------ help, palette
+
+
+async def test_f1_help_lists_this_screens_keys_and_the_demo_phones(
+    shop_till: TillHarness,
+) -> None:
+    section = HelpSection("Demo phone numbers", (("0700 000 001", "cancels the prompt (1032)"),))
+    app = build_app(shop_till, help_sections=(section,))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("f1")
+        help_screen = await wait_for_screen(pilot, HelpScreen)
+        keys = help_screen.query_one("#help-keys", Static).content
+        rendered = help_screen.query(".help-section").first(Static).content
+        cells = [str(cell) for column in rendered.columns for cell in column._cells]
+        assert "0700 000 001" in cells and "cancels the prompt (1032)" in cells
+        key_cells = [str(cell) for column in keys.columns for cell in column._cells]
+        assert any("Pay by M-Pesa" in cell for cell in key_cells)
+        assert any("(not now)" in cell for cell in key_cells)
+        await pilot.press("escape")
+        await wait_for_screen(pilot, CheckoutScreen)
+
+
+async def test_command_palette_offers_what_the_current_screen_can_do(
+    shop_till: TillHarness,
+) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        assert "Pay by M-Pesa" not in titles(app)
+        assert {"Add item", "Help", "Quit"} <= set(titles(app))
+        await put(pilot, "#total", "40")
+        assert "Pay by M-Pesa" in titles(app)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, PhoneScreen)
+        await put(pilot, "#phone", "0" + phone[3:])
+        await pilot.press("enter")
+        await wait_for_screen(pilot, WaitingScreen)
+        assert {"Check now", "Stop waiting"} <= set(titles(app))
+        assert "Retry" not in titles(app) and "Add item" not in titles(app)
+        # Through the real palette: open it, search, run.
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"stop wait")
+        await wait_until(pilot, lambda: _palette_has_hits(app), "palette hits")
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        assert "checked in the background" in checkout.notice_text
+
+
+def _palette_has_hits(app: SmartDukaApp) -> bool:
+    from textual.command import CommandList
+
+    found = app.screen.query(CommandList)
+    return bool(found) and found.first().option_count > 0
+
+
+class _ProblemsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "app.pop_screen", "Back")]
+
+    def compose(self) -> ComposeResult:
+        yield Label("problem payments", id="problems")
+
+
+async def test_extension_screens_appear_in_the_manager_menu_and_the_palette(
+    shop_till: TillHarness,
+) -> None:
+    command = ScreenCommand(
+        id="manager.problems",
+        title="Problem payments",
+        help="Failed, stuck and suspicious payments",
+        open=lambda app: _ProblemsScreen(),
+    )
+    app = build_app(shop_till, extensions=[command])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, CheckoutScreen)
+        assert "Problem payments" in titles(app)
+        assert app.check_action("manager", ()) is True
+        await pilot.press("f9")
+        await wait_for_screen(pilot, ManagerMenuScreen)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, _ProblemsScreen)
+        await pilot.press("escape")
+        await wait_for_screen(pilot, CheckoutScreen)
+
+
+async def test_without_extensions_the_manager_key_is_hidden(shop_till: TillHarness) -> None:
+    app = build_app(shop_till, extensions=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, CheckoutScreen)
+        assert app.check_action("manager", ()) is False
+        await pilot.press("f9")
+        assert isinstance(app.screen, CheckoutScreen)
+
+
+# ------------------------------------------------------------------------------ items
+
+
+async def test_items_with_quantities_make_the_total(shop_till: TillHarness) -> None:
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("f3")
+        item = await wait_for_screen(pilot, ItemScreen)
+        await put(pilot, "#item-name", "Sugar 1kg")
+        await put(pilot, "#item-qty", "0")
+        await put(pilot, "#item-price", "185")
+        await pilot.press("enter")
+        assert app.screen is item
+        assert (
+            text_of(item, "#item-problem") == "The quantity must be a whole number from 1 to 999."
+        )
+        await put(pilot, "#item-qty", "2")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("f3")
+        await wait_for_screen(pilot, ItemScreen)
+        await put(pilot, "#item-name", "Bread")
+        await put(pilot, "#item-price", "65")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, CheckoutScreen)
+        assert checkout.amount() == 435
+        assert checkout.query_one("#items", DataTable).row_count == 2
+        assert "total KES 435" in text_of(checkout, "#items-total")
+        checkout.query_one("#items", DataTable).focus()
+        await pilot.press("delete")
+        assert checkout.amount() == 65
+        await pilot.press("escape")
+        assert checkout.check_action("pay", ()) is True
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+class _DiskOnFire:
+    """The real engine, except that listing a sale's attempts fails unexpectedly."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def sale_attempts(self, sale_ref: str) -> list[PaymentView]:
+        raise RuntimeError("disk on fire: consumer_secret=do-not-show")
+
+
+async def test_an_unexpected_error_becomes_a_plain_message_and_a_log_entry(
+    shop_till: TillHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop_till.engine = _DiskOnFire(shop_till.engine)  # type: ignore[assignment]
+    app = build_app(shop_till)
+    with caplog.at_level(logging.ERROR, logger="smartduka_tui.ui.app"):
+        async with app.run_test(size=SIZE) as pilot:
+            checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+            await wait_until(pilot, lambda: bool(checkout.notice_text), "a notice")
+            assert checkout.notice_text.startswith(
+                "Something went wrong while choosing the next sale reference"
+            )
+            assert "disk on fire" not in checkout.notice_text
+            assert "Traceback" not in checkout.notice_text
+            assert app.is_running
+    assert any(r.exc_info and "disk on fire" in str(r.exc_info[1]) for r in caplog.records)
+    shop_till.engine = shop_till.engine._engine  # type: ignore[attr-defined]
+
+
+class _Broken(Screen[None]):
+    def on_mount(self) -> None:
+        raise RuntimeError("a bug in a screen")
+
+
+async def test_a_crash_in_a_handler_stops_the_app_with_a_plain_message(
+    shop_till: TillHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    command = ScreenCommand(id="broken", title="Broken", help="", open=lambda app: _Broken())
+    app = build_app(shop_till, extensions=[command])
+    printed = io.StringIO()
+    app.error_console = Console(file=printed, width=100)
+    with (
+        caplog.at_level(logging.CRITICAL, logger="smartduka_tui.ui.app"),
+        pytest.raises(RuntimeError, match="a bug in a screen"),
+    ):
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for_screen(pilot, CheckoutScreen)
+            app.open_extension(command)
+            await pilot.pause()
+    assert app.return_code == 1
+    shown = printed.getvalue()
+    assert shown.split() == plain_failure_message(None).split()
+    assert "Traceback" not in shown and "a bug in a screen" not in shown
+    assert any(r.exc_info for r in caplog.records)
+
+
+def test_app_messages_do_not_bubble_back_to_the_app() -> None:
+    """The app forwards these to screens; bubbling would forward them again for ever."""
+    assert PaymentChanged.bubble is False
+    assert ConnectionChanged.bubble is False
