@@ -22,6 +22,7 @@ from smartduka_tui.store.errors import (
     PhoneBusyError,
 )
 from smartduka_tui.store.records import (
+    ID_PATTERN,
     LIVE,
     Actor,
     Attempt,
@@ -41,7 +42,6 @@ from smartduka_tui.store.records import (
 MIN_AMOUNT = 1
 MAX_AMOUNT = 250_000
 PHONE_PATTERN = re.compile(r"^254[17][0-9]{8}$")
-REF_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 # These SQL terms repeat the WHERE of the partial indexes in migrations.py exactly, so that
@@ -89,9 +89,9 @@ def _to_attempt(row: Any) -> Attempt:
 
 def validate_new_attempt(new: NewAttempt) -> None:
     """AttemptInputError naming the first field that is wrong."""
-    if not isinstance(new.shop_id, str) or not REF_PATTERN.fullmatch(new.shop_id):
+    if not isinstance(new.shop_id, str) or not ID_PATTERN.fullmatch(new.shop_id):
         raise AttemptInputError("shop_id", "must be 1 to 64 letters, digits, '-' or '_'")
-    if not isinstance(new.till_id, str) or not REF_PATTERN.fullmatch(new.till_id):
+    if not isinstance(new.till_id, str) or not ID_PATTERN.fullmatch(new.till_id):
         raise AttemptInputError("till_id", "must be 1 to 64 letters, digits, '-' or '_'")
     sale_ref = new.sale_ref
     if not isinstance(sale_ref, str) or not sale_ref.strip() or len(sale_ref) > 64:
@@ -113,7 +113,7 @@ def validate_new_attempt(new: NewAttempt) -> None:
         raise AttemptInputError(
             "idempotency_key", "must be 1 to 128 printable characters without spaces"
         )
-    if not isinstance(new.attempt_ref, str) or not REF_PATTERN.fullmatch(new.attempt_ref):
+    if not isinstance(new.attempt_ref, str) or not ID_PATTERN.fullmatch(new.attempt_ref):
         raise AttemptInputError("attempt_ref", "must be 1 to 64 letters, digits, '-' or '_'")
     if not isinstance(new.expires_at, datetime) or new.expires_at.tzinfo is None:
         raise AttemptInputError("expires_at", "must be a timezone-aware datetime")

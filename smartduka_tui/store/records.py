@@ -6,6 +6,7 @@ milliseconds, so they sort and subtract exactly).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,12 @@ from enum import IntFlag, StrEnum
 from typing import Any, Generic, TypeVar
 
 from smartduka_tui.store.secret import Secret
+
+# Shop, till and attempt ids and refs: they are segments of the signed callback path
+# (smartduka_tui.mpesa.callback_path), so they follow its rule.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Key ids, of the vault's keys and of callback secrets alike.
+KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 
 
 class AttemptState(StrEnum):

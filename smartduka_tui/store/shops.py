@@ -18,6 +18,7 @@ from smartduka_tui.store.credentials import Credentials
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import NotFoundError, ShopConfigError
 from smartduka_tui.store.records import (
+    ID_PATTERN,
     Actor,
     Shop,
     ShopConfig,
@@ -31,7 +32,6 @@ from smartduka_tui.store.records import (
 )
 from smartduka_tui.store.secret import Secret
 
-SHOP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DIGITS_5_TO_7 = re.compile(r"^[0-9]{5,7}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9]{1,4}$")
 _CREDENTIAL = re.compile(r"^[A-Za-z0-9]+$")
@@ -47,7 +47,7 @@ _VERIFIED_FIELDS = ("mpesa_type", "business_shortcode", "till_number")
 
 
 def validate_shop_id(shop_id: str) -> str:
-    if not isinstance(shop_id, str) or not SHOP_ID_PATTERN.fullmatch(shop_id):
+    if not isinstance(shop_id, str) or not ID_PATTERN.fullmatch(shop_id):
         raise ShopConfigError(
             "id", "must be 1 to 64 letters, digits, '-' or '_' (it appears in callback URLs)"
         )

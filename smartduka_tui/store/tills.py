@@ -16,12 +16,18 @@ from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import Actor, Enrolment, Till, TillCredentials, from_ms
+from smartduka_tui.store.records import (
+    ID_PATTERN,
+    KID_PATTERN,
+    Actor,
+    Enrolment,
+    Till,
+    TillCredentials,
+    from_ms,
+)
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.shops import validate_shop_id
 
-TILL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TILL_KEY = re.compile(r"^[\x21-\x7e]{16,512}$")
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
@@ -64,7 +70,7 @@ def validate_enrolment(enrolment: Enrolment) -> Enrolment:
         validate_shop_id(enrolment.shop_id)
     except InputError as error:
         raise InputError("shop_id", error.message) from None
-    if not isinstance(enrolment.till_id, str) or not TILL_ID_PATTERN.fullmatch(enrolment.till_id):
+    if not isinstance(enrolment.till_id, str) or not ID_PATTERN.fullmatch(enrolment.till_id):
         raise InputError("till_id", "must be 1 to 64 letters, digits, '-' or '_'")
     if any(word in enrolment.till_id.lower() for word in BANNED_URL_WORDS):
         raise InputError("till_id", "contains a word Safaricom rejects in callback URLs")

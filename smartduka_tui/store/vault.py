@@ -32,6 +32,7 @@ from smartduka_tui.store.errors import (
     TamperedSecretError,
     WrongKeyError,
 )
+from smartduka_tui.store.records import KID_PATTERN
 from smartduka_tui.store.secret import Secret
 
 KEY_BYTES = 32
@@ -40,7 +41,6 @@ BLOB_VERSION = 1
 ENV_KEY_NAMES = ("SMARTDUKA_ENCRYPTION_KEY", "MPESA_ENCRYPTION_KEY")
 # The kid a key from the environment goes by (and keeps, once rotation writes a keyring).
 ENV_KID = "env"
-KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 _KEY_CHECK_PLAINTEXT = b"smartduka vault key check"
 _FIX_MISSING = (
