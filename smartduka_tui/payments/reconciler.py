@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from smartduka_tui.payments.api import AttemptState, ReconcileReport
-from smartduka_tui.payments.limits import TokenBucket
+from smartduka_tui.payments.limits import RateWindow
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.records import Attempt
 
@@ -37,8 +37,7 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
         # One engine serves one shop, so one shortcode: its queries share this pace.
-        rate = self.settings.limits.queries_per_second
-        self.query_bucket = TokenBucket(self.clock, max(1.0, rate), rate)
+        self.query_pace = RateWindow(self.clock, self.settings.limits.queries_per_second)
 
     # ------------------------------------------------------------------ background loop
 
@@ -118,7 +117,7 @@ class Reconciler:
     async def _query(self, attempt: Attempt) -> tuple[int, int, int, int, int]:
         """(queried, settled, expired, still pending, errors) for one attempt."""
         async with self._semaphore:
-            await self.query_bucket.acquire()
+            await self.query_pace.acquire()
             try:
                 verdict = await self.engine.query_and_apply(attempt, asked_by=Cause.QUERY)
             except Exception:
@@ -134,7 +133,7 @@ class Reconciler:
         queried = 0
         if attempt.checkout_request_id is not None:
             async with self._semaphore:
-                await self.query_bucket.acquire()
+                await self.query_pace.acquire()
                 try:
                     verdict = await self.engine.query_and_apply(attempt, asked_by=Cause.EXPIRY)
                 except Exception:

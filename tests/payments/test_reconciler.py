@@ -95,8 +95,8 @@ async def test_queries_are_paced_per_shortcode(tmp_path: Path, simulator: Server
         before = h.clock.monotonic()
         report: ReconcileReport = await drive(h.clock, h.engine.reconcile_once())
         assert report.queried == 12 and report.still_pending == 12
-        # A burst of 5, then one query per 0.2 s of the till's clock for the other 7.
-        assert h.clock.monotonic() - before >= 7 / 5 - 0.05
+        # At most 5 in any second of the till's clock: 5, 5 a second later, then 2.
+        assert h.clock.monotonic() - before >= 2.0
         queries = [
             r for r in await h.sim.requests(shortcode=h.shortcode) if "stkpushquery" in r.path
         ]
