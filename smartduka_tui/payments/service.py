@@ -70,7 +70,7 @@ from smartduka_tui.payments.views import (
     HANDED_TO_RECONCILER,
     AuditFacts,
     build_view,
-    read_evidence,
+    read_facts,
     retry_rule,
 )
 from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
@@ -143,7 +143,8 @@ class PaymentEngine:
         self._listeners: list[PaymentListener] = []
         self._locks: dict[str, asyncio.Lock] = {}
         self._pushes: set[asyncio.Task[Attempt]] = set()
-        self._push_bucket: TokenBucket | None = None
+        per_minute = settings.limits.pushes_per_minute
+        self.push_bucket = TokenBucket(clock, per_minute, per_minute / 60)
         self._reconciler: Reconciler | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -219,19 +220,10 @@ class PaymentEngine:
             AttemptFilter(since=since, till_id=self.till_id, include_resolved=True),
             limit=min(1000, per_minute + 1),
         )
-        self._push_bucket = TokenBucket(
+        # The limit outlives a restart: pushes of the last minute count against it.
+        self.push_bucket = TokenBucket(
             self.clock, per_minute, per_minute / 60, used=len(recent.items)
         )
-
-    @property
-    def push_bucket(self) -> TokenBucket:
-        if self._push_bucket is None:
-            self._push_bucket = TokenBucket(
-                self.clock,
-                self.settings.limits.pushes_per_minute,
-                self.settings.limits.pushes_per_minute / 60,
-            )
-        return self._push_bucket
 
     # ------------------------------------------------------------------ listeners
 
@@ -308,7 +300,7 @@ class PaymentEngine:
 
     async def facts_of(self, attempt: Attempt) -> AuditFacts:
         entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
-        return read_evidence(attempt, entries)
+        return read_facts(attempt, entries)
 
     # ------------------------------------------------------------------ starting a payment
 
@@ -692,10 +684,8 @@ class PaymentEngine:
             )
             if self._reconciler is not None:
                 self._reconciler.wake()
-        view = await self.view(attempt)
-        for listener in list(self._listeners):
-            listener(view)
-        return view
+            await self._notify(attempt)
+        return await self.view(attempt)
 
     async def wait_until_final(
         self, attempt_id: AttemptId, timeout_s: float, poll_s: float | None = None

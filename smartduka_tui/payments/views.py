@@ -41,7 +41,7 @@ class AuditFacts:
     finished_at: datetime | None = None
 
 
-def read_evidence(attempt: Attempt, entries: Sequence[AuditEntry]) -> AuditFacts:
+def read_facts(attempt: Attempt, entries: Sequence[AuditEntry]) -> AuditFacts:
     """Fold one attempt's audit entries (any order) into what the view needs."""
     confirming = False
     receipt: str | None = None
@@ -209,14 +209,14 @@ def build_view(
 ) -> PaymentView:
     """The view of one attempt: `entries` is its audit, `sale` every attempt of its sale and
     `latest_entries` the audit of the sale's latest attempt (whose end decides the retry)."""
-    evidence = read_evidence(attempt, entries)
+    evidence = read_facts(attempt, entries)
     stage = stage_of(attempt, evidence, now, settings.timings.prompt_countdown_s)
     advice = advise(attempt.result_code, attempt.result_desc)
     cashier_message, manager_hint = _messages(attempt, stage, advice)
     if attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
         manager_hint = "The sale was already paid by another attempt: refund one payment."
     latest = max(sale, key=lambda a: a.attempt_number) if sale else attempt
-    latest_evidence = evidence if latest.id == attempt.id else read_evidence(latest, latest_entries)
+    latest_evidence = evidence if latest.id == attempt.id else read_facts(latest, latest_entries)
     return PaymentView(
         attempt_id=str(attempt.id),
         shop_id=attempt.shop_id,
