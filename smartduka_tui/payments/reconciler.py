@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from datetime import timedelta
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from smartduka_tui.payments.api import AttemptState, ReconcileReport
@@ -69,7 +71,8 @@ class Reconciler:
         live = await self.engine.live_attempts()
         now = self.clock.now()
         for attempt in live:
-            wait = min(wait, max(0.0, (attempt.expires_at - now).total_seconds()))
+            # At least a second, so an attempt that cannot be expired yet never spins the loop.
+            wait = min(wait, max(1.0, (attempt.expires_at - now).total_seconds()))
         self._wake.clear()
         sleeper = asyncio.ensure_future(self.clock.sleep(wait))
         waker = asyncio.ensure_future(self._wake.wait())
@@ -102,36 +105,36 @@ class Reconciler:
         results = await asyncio.gather(
             *(self._query(a) for a in to_query), *(self._expire(a) for a in expiring)
         )
+        ends = Counter(end for _, end in results)
         report = ReconcileReport(
             examined=len(live),
-            queried=sum(r[0] for r in results),
-            settled=sum(r[1] for r in results),
-            expired=sum(r[2] for r in results),
-            still_pending=sum(r[3] for r in results),
-            errors=sum(r[4] for r in results),
+            queried=sum(queried for queried, _ in results),
+            settled=ends[_End.SETTLED],
+            expired=ends[_End.EXPIRED],
+            still_pending=ends[_End.OPEN],
+            errors=ends[_End.ERROR],
         )
         if to_query or expiring:
             log.info("reconciler pass: %s", report)
         return report
 
-    async def _query(self, attempt: Attempt) -> tuple[int, int, int, int, int]:
-        """(queried, settled, expired, still pending, errors) for one attempt."""
+    async def _query(self, attempt: Attempt) -> tuple[bool, _End]:
+        """Ask about one attempt; (whether a query went out, how the attempt ended)."""
         async with self._semaphore:
             await self.query_pace.acquire()
             try:
                 verdict = await self.engine.query_and_apply(attempt, asked_by=Cause.QUERY)
             except Exception:
                 log.exception("query of attempt %s failed", attempt.id)
-                return (1, 0, 0, 0, 1)
+                return True, _End.ERROR
         if verdict is None:
-            return (0, 0, 0, 1, 0)
-        settled = not verdict.attempt.is_live
-        return (1, int(settled), 0, int(not settled), 0)
+            return False, _End.OPEN
+        return True, _End.OPEN if verdict.attempt.is_live else _End.SETTLED
 
-    async def _expire(self, attempt: Attempt) -> tuple[int, int, int, int, int]:
+    async def _expire(self, attempt: Attempt) -> tuple[bool, _End]:
         """One last query; if it settles nothing, EXPIRED."""
-        queried = 0
-        if attempt.checkout_request_id is not None:
+        queried = attempt.checkout_request_id is not None
+        if queried:
             async with self._semaphore:
                 await self.query_pace.acquire()
                 try:
@@ -139,15 +142,22 @@ class Reconciler:
                 except Exception:
                     log.exception("last query of attempt %s failed", attempt.id)
                     verdict = None
-            queried = 1
             if verdict is not None and not verdict.attempt.is_live:
-                return (queried, 1, 0, 0, 0)
+                return queried, _End.SETTLED
         async with self.engine.lock_for(attempt.attempt_ref):
             current = await self.engine.store.attempts.get(attempt.shop_id, attempt.id)
             if current is None or not current.is_live:
-                return (queried, 1, 0, 0, 0)
+                return queried, _End.SETTLED
             verdict = await self.engine.apply_evidence(
-                current, Evidence.EXPIRY, Cause.EXPIRY, detail={"last_query": bool(queried)}
+                current, Evidence.EXPIRY, Cause.EXPIRY, detail={"last_query": queried}
             )
-        expired = verdict.attempt.state is S.EXPIRED
-        return (queried, 0, int(expired), int(not expired), 0)
+        return queried, _End.EXPIRED if verdict.attempt.state is S.EXPIRED else _End.OPEN
+
+
+class _End(Enum):
+    """How one attempt left a pass."""
+
+    SETTLED = "settled"
+    EXPIRED = "expired"
+    OPEN = "open"
+    ERROR = "error"
