@@ -51,7 +51,8 @@ class Unreachable(GatewayError):
 class PushRejected(GatewayError):
     """Daraja definitely refused the push (an error envelope, any 4xx, connect failure).
 
-    `code` is Daraja's errorCode when there was an envelope (e.g. "500.001.1001").
+    `code` is Daraja's errorCode when there was an envelope (e.g. "500.001.1001"), else the
+    catalogue's own verdict ("connection_failed", "http_refused"); see `codes.advise`.
     """
 
     def __init__(self, message: str, code: str | None = None) -> None:
@@ -98,11 +99,6 @@ class QueryAnswer:
 
 class DarajaGateway(Protocol):
     """Push and query for one shop."""
-
-    @property
-    def shortcode(self) -> str:
-        """The BusinessShortCode queries are paced by."""
-        ...
 
     async def prepare(self) -> None:
         """Make sure a push can go out now (an OAuth token in hand).
