@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
 from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
@@ -106,6 +107,7 @@ ROUTES: list[Route] = [
     Route("/v1/events/{event_id}/ack", feed_ack, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    *BROKER_ROUTES,
 ]
 
 
@@ -181,6 +183,7 @@ def make_app(
             ]
             log.info("relay ready (%s mode)", settings.mode.value)
             app.state.relay = relay
+            app.state.broker = Broker(relay)
             yield
         finally:
             for task in tasks:
@@ -188,6 +191,7 @@ def make_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await close_broker(app.state)
             await the_store.close()
 
     return Starlette(routes=list(ROUTES), lifespan=lifespan)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callback_relay import broker_cli
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
@@ -91,9 +92,12 @@ def _print_enrolment(enrolment: Enrolment, as_json: bool, out: str | None, title
 
 def cmd_shop_add(args: argparse.Namespace) -> int:
     settings = _settings(args, public_url=args.public_url)
+    platform = broker_cli.platform_choice(args)
 
     async def work(registry: Registry) -> int:
         enrolment = await registry.add_shop(args.name)
+        if platform is not None:
+            await platform.apply(settings, enrolment.shop_id)
         _print_enrolment(enrolment, args.json, args.out, "Shop added.")
         return 0
 
@@ -262,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("till", help="till id")
     _db_option(revoke)
     revoke.set_defaults(handler=cmd_till_revoke)
+
+    broker_cli.register(commands, shop_commands, add, _settings)
 
     replay = commands.add_parser("replay", help="re-deliver dead-lettered events")
     replay.add_argument("--till", metavar="TILL", help="only this till's events")

@@ -1,0 +1,542 @@
+"""The Daraja broker: STK push and query for shops paid through the platform's paybill.
+
+Tills of such shops hold no Daraja credentials. They call the relay with their till key:
+
+- `GET  /v1/daraja/ready`: can a push go out now (shop on the platform, platform set up, the
+  shop's push limit not reached, an OAuth token in hand)? `{"ready": true}` or a refusal.
+- `POST /v1/daraja/stk-push` `{"amount", "phone", "reference", "description", "callback_url"}`:
+  the relay pushes with the platform's shortcode and passkey, AccountReference = the shop's
+  prefix + `reference`.
+- `POST /v1/daraja/stk-query` `{"checkout_request_id"}`: only for this shop's own pushes.
+- `GET  /v1/daraja/status`: the broker's view of Daraja (`reachable`, `unreachable`,
+  `unknown`), from its real calls and a TCP probe; never from minting a token.
+
+Answers keep Daraja's meaning so the till's engine treats brokered and direct pushes alike:
+Daraja's own answer (accepted body, or its error envelope with the same HTTP status) goes back
+as it came; the broker's own refusals are error envelopes too (`broker.*` codes, or Daraja's
+`400.002.0x` for a field Daraja would refuse), so "an envelope means nothing was started" holds;
+a push whose outcome is unknown answers a 5xx without an envelope. Over the shop's push limit:
+429 with `Retry-After`. A till of a shop with its own credentials gets 403.
+
+One `DarajaClient` serves every shop, so the platform's OAuth token is shared (and refreshed
+once when Daraja says a newer token revoked it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from callback_relay.crypto import RelayKeyError, SecretDecryptError
+from callback_relay.limits import RateLimiter
+from callback_relay.platform import (
+    PlatformAccount,
+    PlatformRecord,
+    PlatformShop,
+    SqliteBrokerStore,
+    open_platform,
+)
+from callback_relay.registry import now_ms, open_box
+from callback_relay.store import StoreUnavailable, TillRecord
+from smartduka_tui.clock import Clock
+from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.client import DarajaClient, QueryResult
+from smartduka_tui.mpesa.errors import (
+    AuthenticationFailed,
+    DarajaError,
+    PushOutcomeUnknown,
+    PushRefused,
+    QueryFailed,
+    QueryNoAnswer,
+)
+from smartduka_tui.mpesa.requests import InvalidRequestError, build_stk_push
+
+if TYPE_CHECKING:
+    from callback_relay.app import Relay
+
+log = logging.getLogger("callback_relay.broker")
+
+NOT_PLATFORM_SHOP: Final = "broker.not_platform_shop"
+NOT_CONFIGURED: Final = "broker.not_configured"
+RATE_LIMITED: Final = "broker.rate_limited"
+UNKNOWN_CHECKOUT: Final = "broker.unknown_checkout"
+CALLBACK_NOT_SIGNED: Final = "broker.callback_url_not_signed"
+INVALID_FIELD: Final = "400.002.02"
+INVALID_PAYLOAD: Final = "400.002.05"
+
+DARAJA_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+PROBE_TIMEOUT_S: Final = 3.0
+# Daraja's names for the request fields, so a refusal reads as Daraja's would.
+_DARAJA_FIELD = {
+    "amount": "Amount",
+    "phone": "PhoneNumber",
+    "reference": "AccountReference",
+    "description": "TransactionDesc",
+    "callback_url": "CallBackURL",
+    "checkout_request_id": "CheckoutRequestID",
+}
+
+
+class PushBody(BaseModel):
+    """What a till asks the broker to push. The relay adds shortcode, passkey and prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: int = Field(strict=True, ge=1, le=250_000)
+    phone: str = Field(min_length=1, max_length=32)
+    reference: str = Field(min_length=1, max_length=12)
+    description: str = Field(min_length=1, max_length=13)
+    callback_url: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+class QueryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkout_request_id: str = Field(min_length=1, max_length=128)
+
+
+def envelope(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A refusal in Daraja's error-envelope shape: the till reads it as "nothing started"."""
+    body = {"requestId": "", "errorCode": code, "errorMessage": message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def outcome_unknown(message: str) -> Response:
+    """A 5xx without an envelope: the push may have started (the till settles it by query)."""
+    return JSONResponse({"error": message}, status_code=504)
+
+
+class ShopPushLimit:
+    """Each platform shop's pushes per minute: a token bucket per shop on the relay's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _tokens(self, shop: PlatformShop) -> float:
+        now = self._clock.monotonic()
+        burst = float(shop.pushes_per_minute)
+        tokens, at = self._buckets.get(shop.shop_id, (burst, now))
+        return min(burst, tokens + (now - at) * shop.pushes_per_minute / 60.0)
+
+    def wait(self, shop: PlatformShop) -> float:
+        """Seconds until a push is allowed (0: now), spending nothing."""
+        tokens = self._tokens(shop)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) * 60.0 / shop.pushes_per_minute
+
+    def take(self, shop: PlatformShop) -> float:
+        """Spend one push; returns 0 when allowed, else the seconds to wait (nothing spent)."""
+        tokens = self._tokens(shop)
+        now = self._clock.monotonic()
+        if tokens >= 1.0:
+            self._buckets[shop.shop_id] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[shop.shop_id] = (tokens, now)
+        return (1.0 - tokens) * 60.0 / shop.pushes_per_minute
+
+
+class DarajaWatch:
+    """What the broker knows of Daraja's reachability: the latest real call, or a TCP connect
+    to its host when nothing recent is known. Never an OAuth token minted to find out."""
+
+    def __init__(self, clock: Clock, *, fresh_s: float = 15.0) -> None:
+        self._clock = clock
+        self._fresh_s = fresh_s
+        self._state: str = "unknown"
+        self._seen_at: float | None = None
+        self._probe: asyncio.Future[None] | None = None
+
+    def saw(self, reachable: bool) -> None:
+        self._state = "reachable" if reachable else "unreachable"
+        self._seen_at = self._clock.monotonic()
+
+    async def state(self, base_url: str) -> str:
+        stale = self._seen_at is None or self._clock.monotonic() - self._seen_at > self._fresh_s
+        if stale:
+            if self._probe is None or self._probe.done():
+                self._probe = asyncio.ensure_future(self._tcp_probe(base_url))
+            await asyncio.shield(self._probe)
+        return self._state
+
+    async def _tcp_probe(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            self.saw(False)
+            return
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        self.saw(True)
+
+
+class Broker:
+    """The broker's state in one running relay: its store, Daraja client and push limits."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._clock = relay.clock
+        self._store = SqliteBrokerStore(
+            relay.settings.db, busy_timeout_ms=relay.settings.busy_timeout_ms
+        )
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._client: DarajaClient | None = None
+        self._retired: list[DarajaClient] = []
+        self._account: tuple[PlatformRecord, PlatformAccount] | None = None
+        # Till requests to the broker, per key: generous, only against a runaway till.
+        self._requests = RateLimiter(10.0, 50, relay.clock)
+        self.limits = ShopPushLimit(relay.clock)
+        self.watch = DarajaWatch(relay.clock)
+
+    def __repr__(self) -> str:
+        return f"Broker(store={self._store!r})"
+
+    async def aclose(self) -> None:
+        for client in [*self._retired, *([self._client] if self._client else [])]:
+            await client.aclose()
+        self._retired.clear()
+        self._client = None
+        if self._opened:
+            await self._store.close()
+            self._opened = False
+
+    async def store(self) -> SqliteBrokerStore:
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self._store.open()
+                    self._opened = True
+        return self._store
+
+    def client(self, base_url: str) -> DarajaClient:
+        """The one Daraja client (one token cache for every shop); rebuilt if the platform's
+        base URL changed."""
+        if self._client is None or self._client.base_url != base_url.rstrip("/"):
+            if self._client is not None:
+                self._retired.append(self._client)
+            self._client = DarajaClient(
+                base_url, self._clock, timeout=DARAJA_TIMEOUT, query_retries=0
+            )
+        return self._client
+
+    # ---------------------------------------------------------------- checks shared by routes
+
+    async def _till_and_shop(
+        self, request: Request
+    ) -> tuple[TillRecord, PlatformShop, PlatformAccount] | Response:
+        till = await self._relay.feed.authenticate(request, self._requests)
+        if isinstance(till, Response):
+            return till
+        try:
+            store = await self.store()
+            shop = await store.shop(till.shop_id)
+            record = await store.platform() if shop is not None else None
+        except StoreUnavailable:
+            return envelope(503, NOT_CONFIGURED, "The relay cannot read its settings right now.")
+        if shop is None:
+            return envelope(
+                403,
+                NOT_PLATFORM_SHOP,
+                "This shop has its own M-Pesa credentials: its tills push to Daraja directly, "
+                "not through the platform's paybill.",
+            )
+        if record is None:
+            return envelope(
+                503,
+                NOT_CONFIGURED,
+                "The platform's paybill is not set up at the relay yet "
+                "(smartduka-relay platform set).",
+            )
+        try:
+            account = await self._open_account(record)
+        except (SecretDecryptError, RelayKeyError, ValueError, StoreUnavailable) as error:
+            log.error("the platform's credentials cannot be opened: %s", type(error).__name__)
+            return envelope(
+                503, NOT_CONFIGURED, "The platform's credentials at the relay cannot be opened."
+            )
+        return till, shop, account
+
+    async def _open_account(self, record: PlatformRecord) -> PlatformAccount:
+        """The platform's set-up, decrypted once per change (`platform set` in another process
+        changes the record, and the next request opens the new one)."""
+        if self._account is not None and self._account[0] == record:
+            return self._account[1]
+        env_key = self._relay.settings.encryption_key
+        box = await open_box(
+            self._relay.store,
+            self._relay.settings.db,
+            env_key.get_secret_value() if env_key else None,
+            create=False,
+        )
+        if box is None:
+            raise RelayKeyError("no relay key")
+        account = open_platform(box, record)
+        self._account = (record, account)
+        return account
+
+    def _over_limit(self, shop: PlatformShop, wait: float) -> Response:
+        seconds = max(1, math.ceil(wait))
+        return envelope(
+            429,
+            RATE_LIMITED,
+            f"The platform's push limit for this shop ({shop.pushes_per_minute} a minute) is "
+            f"reached; nothing was sent. Try again in {seconds} s.",
+            {"Retry-After": str(seconds)},
+        )
+
+    def _callback_url_refusal(self, url: str, till: TillRecord) -> Response | None:
+        """Pushes through the broker must call back to this relay, at a path the till signed:
+        the platform's credentials never send a shop's callbacks anywhere else."""
+        refusal = envelope(
+            400,
+            CALLBACK_NOT_SIGNED,
+            "The CallBackURL is not a callback address this till signed at this relay.",
+        )
+        try:
+            parts = urlsplit(url)
+            parsed = callback_path.parse(parts.path)
+        except (ValueError, callback_path.CallbackPathError):
+            return refusal
+        if parts.scheme not in ("http", "https") or parts.query or parts.fragment:
+            return refusal
+        public = self._relay.settings.public_url
+        if public and not url.startswith(public.rstrip("/") + callback_path.PREFIX):
+            return refusal
+        if parsed.shop_id != till.shop_id or parsed.till_id != till.till_id:
+            return refusal
+        entry = self._relay.cache.entry(till.shop_id)
+        if entry is None or not callback_path.verify(parsed, entry.secrets_by_kid):
+            return refusal
+        return None
+
+    async def _json(self, request: Request, model: type[BaseModel]) -> Any:
+        raw = await request.body()
+        try:
+            data = json.loads(raw, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            return envelope(400, INVALID_PAYLOAD, "Invalid Request Payload: the body is not JSON.")
+        if not isinstance(data, dict):
+            return envelope(400, INVALID_PAYLOAD, "Invalid Request Payload: expected an object.")
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            first = error.errors(include_url=False, include_input=False)[0]
+            name = str(first["loc"][0]) if first["loc"] else "body"
+            if first["type"] == "extra_forbidden":
+                return envelope(
+                    400, INVALID_PAYLOAD, f"Invalid Request Payload: unknown field {name[:32]!r}."
+                )
+            field = _DARAJA_FIELD.get(name, name)
+            return envelope(400, INVALID_FIELD, f"Bad Request - Invalid {field} ({first['msg']})")
+
+    # ---------------------------------------------------------------- routes
+
+    async def ready(self, request: Request) -> Response:
+        checked = await self._till_and_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        _, shop, account = checked
+        wait = self.limits.wait(shop)
+        if wait > 0:
+            return self._over_limit(shop, wait)
+        client = self.client(account.daraja_url)
+        try:
+            await client.get_token(account.merchant)
+        except AuthenticationFailed:
+            self.watch.saw(True)
+            log.error("Daraja refused the platform's consumer key and secret")
+            return envelope(502, "authentication_failed", "M-Pesa refused the platform's sign-in.")
+        except DarajaError as error:
+            self.watch.saw(False)
+            return envelope(502, "connection_failed", f"M-Pesa could not be reached ({error})")
+        return JSONResponse({"ready": True})
+
+    async def push(self, request: Request) -> Response:
+        checked = await self._till_and_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        till, shop, account = checked
+        body = await self._json(request, PushBody)
+        if isinstance(body, Response):
+            return body
+        refusal = self._callback_url_refusal(body.callback_url, till)
+        if refusal is not None:
+            log.warning("push from till %s refused: callback URL not signed here", till.till_id)
+            return refusal
+        try:
+            stk = build_stk_push(
+                account.merchant,
+                clock=self._clock,
+                amount=body.amount,
+                phone=body.phone,
+                callback_url=body.callback_url,
+                account_reference=shop.prefix + body.reference,
+                transaction_desc=body.description,
+            )
+        except InvalidRequestError as error:
+            return envelope(
+                400, INVALID_FIELD, f"Bad Request - Invalid {error.field} ({error.message})"
+            )
+        wait = self.limits.take(shop)
+        if wait > 0:
+            return self._over_limit(shop, wait)
+        client = self.client(account.daraja_url)
+        try:
+            accepted = await client.stk_push(account.merchant, stk)
+        except PushRefused as refused:
+            return self._push_refused(refused)
+        except PushOutcomeUnknown as unknown:
+            self.watch.saw(False)
+            return outcome_unknown(unknown.message)
+        self.watch.saw(True)
+        try:
+            store = await self.store()
+            await store.remember_push(
+                accepted.checkout_request_id, shop.shop_id, till.till_id, now_ms(self._clock)
+            )
+        except StoreUnavailable:
+            # The push went out: answering anything but its acceptance would lose it.
+            log.error("push for shop %s accepted but not recorded for queries", shop.shop_id)
+        return JSONResponse(accepted.model_dump(by_alias=True, mode="json"))
+
+    def _push_refused(self, refused: PushRefused) -> Response:
+        info_code = refused.info.code if refused.info else None
+        if refused.error_code is not None and refused.http_status is not None:
+            # Daraja's envelope (or a non-zero ResponseCode), with Daraja's status.
+            self.watch.saw(True)
+            return JSONResponse(
+                {
+                    "requestId": refused.request_id or "",
+                    "errorCode": refused.error_code,
+                    "errorMessage": refused.error_message or "",
+                },
+                status_code=refused.http_status,
+            )
+        if info_code in ("connection_failed", "authentication_failed"):
+            self.watch.saw(info_code == "authentication_failed")
+            return envelope(502, info_code, refused.message)
+        # A 4xx without an envelope: the same status and no envelope, as Daraja gave it.
+        self.watch.saw(True)
+        return Response(b"", status_code=refused.http_status or 400)
+
+    async def query(self, request: Request) -> Response:
+        checked = await self._till_and_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        _, shop, account = checked
+        body = await self._json(request, QueryBody)
+        if isinstance(body, Response):
+            return body
+        try:
+            owner = await (await self.store()).push_shop(body.checkout_request_id)
+        except StoreUnavailable:
+            return outcome_unknown("The relay cannot read its push records right now.")
+        if owner != shop.shop_id:
+            return envelope(
+                404, UNKNOWN_CHECKOUT, "This shop made no push with that CheckoutRequestID."
+            )
+        client = self.client(account.daraja_url)
+        try:
+            result = await client.stk_query(
+                account.merchant, account.merchant, body.checkout_request_id
+            )
+        except QueryNoAnswer as error:
+            self.watch.saw(error.http_status is not None)
+            return outcome_unknown(error.message)
+        except (QueryFailed, AuthenticationFailed) as error:
+            self.watch.saw(True)
+            return self._query_refused(error)
+        except DarajaError as error:
+            self.watch.saw(False)
+            return outcome_unknown(error.message)
+        self.watch.saw(True)
+        return self._query_answer(result)
+
+    @staticmethod
+    def _query_refused(error: DarajaError) -> Response:
+        if error.error_code is not None and error.http_status is not None:
+            return JSONResponse(
+                {
+                    "requestId": error.request_id or "",
+                    "errorCode": error.error_code,
+                    "errorMessage": error.error_message or "",
+                },
+                status_code=error.http_status,
+            )
+        code = error.info.code if error.info else "http_refused"
+        return envelope(error.http_status or 502, code, error.message)
+
+    @staticmethod
+    def _query_answer(result: QueryResult) -> Response:
+        if result.response is not None:
+            return JSONResponse(result.response.model_dump(by_alias=True, mode="json"))
+        # Still pending: Daraja's own "being processed" envelope, as Daraja sends it.
+        return JSONResponse(
+            {
+                "requestId": result.checkout_request_id,
+                "errorCode": "500.001.1001",
+                "errorMessage": result.info.description or "The transaction is being processed",
+            },
+            status_code=500,
+        )
+
+    async def status(self, request: Request) -> Response:
+        checked = await self._till_and_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        _, _, account = checked
+        return JSONResponse({"daraja": await self.watch.state(account.daraja_url)})
+
+
+def _broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    return broker
+
+
+async def daraja_ready(request: Request) -> Response:
+    return await _broker(request).ready(request)
+
+
+async def daraja_push(request: Request) -> Response:
+    return await _broker(request).push(request)
+
+
+async def daraja_query(request: Request) -> Response:
+    return await _broker(request).query(request)
+
+
+async def daraja_status(request: Request) -> Response:
+    return await _broker(request).status(request)
+
+
+BROKER_ROUTES: list[Route] = [
+    Route("/v1/daraja/ready", daraja_ready, methods=["GET"]),
+    Route("/v1/daraja/stk-push", daraja_push, methods=["POST"]),
+    Route("/v1/daraja/stk-query", daraja_query, methods=["POST"]),
+    Route("/v1/daraja/status", daraja_status, methods=["GET"]),
+]
+
+
+async def close_broker(state: Any) -> None:
+    """Close the app's broker, if the lifespan got as far as making one."""
+    broker: Broker | None = getattr(state, "broker", None)
+    if broker is not None:
+        await broker.aclose()

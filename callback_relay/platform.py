@@ -1,0 +1,421 @@
+"""The platform's paybill at the relay: its credentials, which shops use it, and its pushes.
+
+Shops without an M-Pesa paybill or till of their own are paid through the platform's paybill;
+their tills push through the relay's broker (`broker.py`), and the platform's credentials never
+leave the relay. This module keeps what the broker needs:
+
+- the platform's Daraja set-up: base URL and shortcode in the clear, consumer key, consumer
+  secret and passkey encrypted with the relay key (AES-256-GCM, 12-byte random nonce; the
+  associated data binds the field, so a ciphertext moved to another field fails);
+- which shops use the platform, with each one's AccountReference prefix and push limit;
+- which shop and till each accepted push belongs to, so a till can only query its own shop's
+  pushes.
+
+`BrokerStore` is the small interface (a PostgreSQL store can implement it later, like
+`RelayStore`); `SqliteBrokerStore` keeps its tables in the relay's own SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError
+
+from callback_relay.crypto import SecretBox
+from callback_relay.registry import RegistryError
+from callback_relay.store import StoreUnavailable
+from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
+
+PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
+DEFAULT_DARAJA_URL = "https://sandbox.safaricom.co.ke"
+DEFAULT_PUSHES_PER_MINUTE = 20
+MAX_PUSHES_PER_MINUTE = 600
+# The broker keeps its push records this long: queries come within minutes, the reconciler's
+# confirmations within a day.
+PUSH_RECORD_RETENTION_MS = 7 * 86_400_000
+
+_SHORTCODE = re.compile(r"^[0-9]{5,7}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9]{1,4}$")
+
+T = TypeVar("T")
+
+
+class PlatformConfigError(RegistryError):
+    """A platform or platform-shop setting that cannot be used; nothing was changed."""
+
+
+def platform_aad(field_name: str) -> bytes:
+    """Associated data of one platform credential: binds the ciphertext to its field."""
+    return f"smartduka-relay/platform/{field_name}".encode()
+
+
+def check_shortcode(shortcode: str) -> str:
+    value = shortcode.strip()
+    if not _SHORTCODE.fullmatch(value):
+        raise PlatformConfigError("shortcode: must be 5 to 7 digits (the platform's paybill)")
+    return value
+
+
+def check_daraja_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PlatformConfigError("daraja url: must be an http:// or https:// URL with a host")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise PlatformConfigError(
+            "daraja url: must not carry a user name, password, query or fragment"
+        )
+    return url.strip().rstrip("/")
+
+
+def check_prefix(prefix: str) -> str:
+    value = prefix.strip()
+    if not _PREFIX.fullmatch(value):
+        raise PlatformConfigError(
+            "prefix: must be 1 to 4 letters or digits (AccountReference = prefix + sale "
+            "number, at most 12 characters)"
+        )
+    return value
+
+
+def check_pushes_per_minute(value: int) -> int:
+    if not 1 <= value <= MAX_PUSHES_PER_MINUTE:
+        raise PlatformConfigError(
+            f"pushes per minute: must be from 1 to {MAX_PUSHES_PER_MINUTE}, got {value}"
+        )
+    return value
+
+
+def merchant_for(shortcode: str, secrets: dict[str, SecretStr]) -> MerchantConfig:
+    """The platform's paybill as the protocol layer takes it; PlatformConfigError names the
+    first credential that is wrong (never its value)."""
+    try:
+        credentials = DarajaCredentials(
+            consumer_key=secrets["consumer_key"], consumer_secret=secrets["consumer_secret"]
+        )
+        return MerchantConfig(
+            kind=MerchantKind.PAYBILL,
+            business_shortcode=shortcode,
+            passkey=secrets["passkey"],
+            credentials=credentials,
+        )
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "credentials"
+        name = where.split(".")[-1].replace("_", " ")
+        message = first["msg"].removeprefix("Value error, ")
+        raise PlatformConfigError(f"{name}: {message}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRecord:
+    """The platform's set-up as stored: credentials still encrypted."""
+
+    shortcode: str
+    daraja_url: str
+    ciphertexts: dict[str, bytes] = field(repr=False)
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformShop:
+    """A shop paid through the platform's paybill."""
+
+    shop_id: str
+    prefix: str
+    pushes_per_minute: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformAccount:
+    """The platform's set-up, opened: what the broker pushes with. Never printed in full."""
+
+    daraja_url: str
+    merchant: MerchantConfig = field(repr=False)
+
+    @property
+    def shortcode(self) -> str:
+        return self.merchant.business_shortcode
+
+
+def seal_platform(
+    box: SecretBox, shortcode: str, daraja_url: str, secrets: dict[str, SecretStr], now: int
+) -> PlatformRecord:
+    """Validate and encrypt a platform set-up; PlatformConfigError before anything is sealed."""
+    shortcode = check_shortcode(shortcode)
+    daraja_url = check_daraja_url(daraja_url)
+    missing = [name for name in PLATFORM_FIELDS if name not in secrets]
+    if missing:
+        raise PlatformConfigError(f"{missing[0].replace('_', ' ')}: is required")
+    merchant_for(shortcode, secrets)
+    ciphertexts = {
+        name: box.encrypt(secrets[name].get_secret_value().encode("utf-8"), platform_aad(name))
+        for name in PLATFORM_FIELDS
+    }
+    return PlatformRecord(shortcode, daraja_url, ciphertexts, now)
+
+
+def open_platform(box: SecretBox, record: PlatformRecord) -> PlatformAccount:
+    """Decrypt the stored set-up (SecretDecryptError if a row was tampered with or moved)."""
+    secrets = {
+        name: SecretStr(box.decrypt(record.ciphertexts[name], platform_aad(name)).decode("utf-8"))
+        for name in PLATFORM_FIELDS
+    }
+    return PlatformAccount(record.daraja_url, merchant_for(record.shortcode, secrets))
+
+
+class BrokerStore(Protocol):
+    """Durable broker state. Writes are committed before the call returns."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def platform(self) -> PlatformRecord | None: ...
+
+    async def set_platform(self, record: PlatformRecord) -> None: ...
+
+    async def shop(self, shop_id: str) -> PlatformShop | None: ...
+
+    async def shops(self) -> tuple[PlatformShop, ...]: ...
+
+    async def set_shop(self, shop: PlatformShop) -> None: ...
+
+    async def remove_shop(self, shop_id: str) -> bool: ...
+
+    async def remember_push(
+        self, checkout_request_id: str, shop_id: str, till_id: str, now: int
+    ) -> None: ...
+
+    async def push_shop(self, checkout_request_id: str) -> str | None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS platform_account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    shortcode TEXT NOT NULL,
+    daraja_url TEXT NOT NULL,
+    consumer_key BLOB NOT NULL,
+    consumer_secret BLOB NOT NULL,
+    passkey BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS platform_shops (
+    shop_id TEXT PRIMARY KEY REFERENCES shops(shop_id),
+    prefix TEXT NOT NULL,
+    pushes_per_minute INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broker_pushes (
+    checkout_request_id TEXT PRIMARY KEY,
+    shop_id TEXT NOT NULL,
+    till_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS broker_pushes_age ON broker_pushes (created_at);
+"""
+
+
+class SqliteBrokerStore:
+    """`BrokerStore` in the relay's SQLite file (WAL, `synchronous=FULL`, `BEGIN IMMEDIATE`).
+
+    One connection on its own thread: broker writes are a few per second at most, far from the
+    callback path's group-committing writer, which they share the file with.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="relay-broker")
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteBrokerStore({self.path.name!r})"
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def open(self) -> None:
+        try:
+            await self._run(lambda: self._open())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"cannot open the relay database for the broker: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._run(conn.close)
+        self._thread.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        def job() -> T:
+            conn = self._conn
+            if conn is None:
+                raise StoreUnavailable("the broker store is not open")
+            if not write:
+                return fn(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        try:
+            return await self._run(job)
+        except sqlite3.IntegrityError as exc:
+            raise PlatformConfigError(f"the relay database refused the change: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the broker store failed: {exc}") from None
+
+    async def platform(self) -> PlatformRecord | None:
+        def fn(conn: sqlite3.Connection) -> PlatformRecord | None:
+            row = conn.execute(
+                "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
+                " FROM platform_account WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                return None
+            ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
+            return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+
+        return await self._call(fn)
+
+    async def set_platform(self, record: PlatformRecord) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
+                " consumer_secret, passkey, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
+                " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
+                " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
+                " updated_at = excluded.updated_at",
+                (
+                    record.shortcode,
+                    record.daraja_url,
+                    *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
+                    record.updated_at,
+                ),
+            )
+
+        await self._call(fn, write=True)
+
+    async def shop(self, shop_id: str) -> PlatformShop | None:
+        def fn(conn: sqlite3.Connection) -> PlatformShop | None:
+            row = conn.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " WHERE shop_id = ?",
+                (shop_id,),
+            ).fetchone()
+            return None if row is None else PlatformShop(*row)
+
+        return await self._call(fn)
+
+    async def shops(self) -> tuple[PlatformShop, ...]:
+        def fn(conn: sqlite3.Connection) -> tuple[PlatformShop, ...]:
+            rows = conn.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " ORDER BY shop_id"
+            ).fetchall()
+            return tuple(PlatformShop(*row) for row in rows)
+
+        return await self._call(fn)
+
+    async def set_shop(self, shop: PlatformShop) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
+                " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
+                " updated_at = excluded.updated_at",
+                (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
+            )
+
+        await self._call(fn, write=True)
+
+    async def remove_shop(self, shop_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM platform_shops WHERE shop_id = ?", (shop_id,))
+            return cursor.rowcount == 1
+
+        return await self._call(fn, write=True)
+
+    async def remember_push(
+        self, checkout_request_id: str, shop_id: str, till_id: str, now: int
+    ) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (checkout_request_id) DO NOTHING",
+                (checkout_request_id, shop_id, till_id, now),
+            )
+            conn.execute(
+                "DELETE FROM broker_pushes WHERE created_at < ?", (now - PUSH_RECORD_RETENTION_MS,)
+            )
+
+        await self._call(fn, write=True)
+
+    async def push_shop(self, checkout_request_id: str) -> str | None:
+        def fn(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = ?",
+                (checkout_request_id,),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._call(fn)
+
+
+def describe_platform(record: PlatformRecord | None, account: PlatformAccount | None) -> Any:
+    """What `platform show` prints: the set-up with each credential masked to its last four."""
+    if record is None or account is None:
+        return {"configured": False}
+    creds = account.merchant.credentials
+    values = {
+        "consumer_key": creds.consumer_key.get_secret_value(),
+        "consumer_secret": creds.consumer_secret.get_secret_value(),
+        "passkey": account.merchant.passkey.get_secret_value(),
+    }
+    return {
+        "configured": True,
+        "shortcode": record.shortcode,
+        "daraja_url": record.daraja_url,
+        "credentials": {name: mask(value) for name, value in values.items()},
+        "updated_at": record.updated_at,
+    }
+
+
+def mask(value: str) -> str:
+    """`****` and the last four characters, or only `****` for a short value."""
+    return "****" + value[-4:] if len(value) >= 12 else "****"
