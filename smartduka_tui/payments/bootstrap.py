@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
+from smartduka_tui.payments.broker_gateway import open_brokered_engine
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.errors import InputError
@@ -36,11 +37,7 @@ async def engine_for_store(
     """
     shop = await find_shop(store, shop_id or settings.shop_id)
     if shop.mpesa_type is ShopType.PLATFORM:
-        raise PaymentRefused(
-            RefusalReason.SHOP_NOT_READY,
-            f"Shop {shop.id!r} is paid through the platform's paybill; this till cannot push "
-            "through the relay's broker yet.",
-        )
+        return await open_brokered_engine(store, settings, clock, shop, till_id=till_id)
     try:
         credentials = await store.shops.credentials(shop.id)
     except InputError as error:

@@ -82,7 +82,6 @@ from smartduka_tui.store.records import (
     NewAttempt,
     ProblemKind,
     Shop,
-    ShopType,
     TillCredentials,
 )
 from smartduka_tui.store.store import Store
@@ -511,12 +510,6 @@ class PaymentEngine:
             raise PaymentRefused(
                 RefusalReason.SHOP_NOT_READY,
                 "M-Pesa payments are switched off for this shop (a manager can enable them).",
-            )
-        if self.shop.mpesa_type is ShopType.PLATFORM:
-            raise PaymentRefused(
-                RefusalReason.SHOP_NOT_READY,
-                "This shop is paid through the platform's paybill, which this till cannot "
-                "reach yet.",
             )
 
     def _phone_busy(self, live: Attempt) -> PaymentRefused:
