@@ -78,10 +78,9 @@ def bare_app() -> Any:
 def serve_bare(ready_file: str) -> None:
     import uvicorn
 
-    from callback_relay.server import bind_tcp_socket
-    from smartduka_tui.serving import write_ready_file
+    from smartduka_tui.serving import bind_socket, write_ready_file
 
-    sock = bind_tcp_socket(HOST, 0)
+    sock = bind_socket(HOST, 0)
     write_ready_file(ready_file, sock.getsockname()[1])
     config = uvicorn.Config(
         bare_app(),

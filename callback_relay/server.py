@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from pathlib import Path
 
 from callback_relay.app import make_app
 from callback_relay.settings import RelaySettings
 from smartduka_tui.mpesa.callback_path import PREFIX, redact_path
-from smartduka_tui.serving import write_ready_file
+from smartduka_tui.serving import bind_socket, write_ready_file
 
 _CALLBACK_PATH = re.compile(re.escape(PREFIX) + r"[^\s\"'?]*")
 
@@ -40,29 +39,13 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def bind_tcp_socket(host: str, port: int) -> socket.socket:
-    """A listening socket created with an explicit IPPROTO_TCP.
-
-    asyncio only sets TCP_NODELAY on sockets whose `proto` is IPPROTO_TCP, and accepted sockets
-    inherit the listener's; with proto 0 every response written in two parts (headers, body)
-    waits ~40 ms for the peer's delayed ACK (Nagle).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def run_server(
     settings: RelaySettings, *, host: str, port: int, ready_file: str | Path | None
 ) -> None:
     import uvicorn
 
     configure_logging(settings.log_level)
-    sock = bind_tcp_socket(host, port)
+    sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     print(f"listening on http://{shown_host}:{bound_port}", flush=True)
