@@ -37,8 +37,17 @@ def parse_kenya_timestamp(text: str) -> datetime:
     """A `YYYYMMDDHHmmss` Kenya-time string as an aware datetime; ValueError if malformed."""
     if not _TIMESTAMP.fullmatch(text):
         raise ValueError("timestamp must be 14 digits, YYYYMMDDHHmmss")
+    # Slicing the digits is several times faster than strptime, and the relay parses one of
+    # these on every success callback.
     try:
-        naive = datetime.strptime(text, TIMESTAMP_FORMAT)
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+            tzinfo=KENYA_TZ,
+        )
     except ValueError as exc:
         raise ValueError("timestamp is not a real date and time") from exc
-    return naive.replace(tzinfo=KENYA_TZ)
