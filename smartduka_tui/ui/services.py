@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.payments.api import PaymentService
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.manager import ManagerService
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +63,6 @@ class AppServices:
     help_sections: tuple[HelpSection, ...] = ()
     log_path: Path | None = None
     """Where unexpected errors are written; named in the plain message the cashier sees."""
+    manager: ManagerService | None = None
+    """The manager tools behind the PIN (`ManagerService.for_engine(engine)`); without it the
+    manager screens are not offered."""

@@ -43,7 +43,7 @@ class CheckoutScreen(TillScreen):
         Binding(
             "delete",
             "remove_item",
-            "Remove item",
+            "Remove",
             id="checkout.remove_item",
             tooltip="Remove the highlighted line",
         ),
@@ -53,6 +53,7 @@ class CheckoutScreen(TillScreen):
             "Clear",
             id="checkout.clear",
             tooltip="Clear the total and items",
+            show=False,
         ),
     ]
 

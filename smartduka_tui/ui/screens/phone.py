@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -141,18 +141,29 @@ class PhoneScreen(SaleScreen):
 
     @on(Input.Changed, "#phone")
     def _typed(self, event: Input.Changed) -> None:
-        phone, line = phone_check(event.value)
-        check = self.query_one("#phone-check", Static)
-        check.update(line)
-        check.set_class(phone is None and bool(event.value.strip()), "-error")
-        check.set_class(phone is not None, "-ok")
+        self._show_check(event.value)
         self.clear_notice()
         self.update_bindings()
 
+    def _show_check(self, value: str) -> None:
+        phone, line = phone_check(value)
+        check = self.query_one("#phone-check", Static)
+        check.update(line)
+        check.set_class(phone is None and bool(value.strip()), "-error")
+        check.set_class(phone is not None, "-ok")
+
     @on(OptionList.OptionHighlighted)
-    @on(OptionList.OptionSelected)
-    def _picked(self) -> None:
+    def _picked(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            check = self.query_one("#phone-check", Static)
+            check.update(f"✔ Recent number {mask_phone(event.option.id)}: Enter sends the prompt")
+            check.set_classes("-ok")
         self.update_bindings()
+
+    @on(events.DescendantFocus)
+    def _back_to_typing(self, event: events.DescendantFocus) -> None:
+        if event.widget.id == "phone":
+            self._show_check(self.query_one("#phone", Input).value)
 
     @on(RecentLoaded)
     def _show_recent(self, message: RecentLoaded) -> None:

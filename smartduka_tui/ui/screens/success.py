@@ -47,9 +47,12 @@ class SuccessScreen(SaleScreen):
     def __init__(self, view: PaymentView) -> None:
         super().__init__()
         self.view = view
+        self.paid_again: PaymentView | None = None
+        """Another attempt of this sale that was paid too (a duplicate payment)."""
 
     def watches(self, view: PaymentView) -> bool:
-        return view.attempt_id == self.view.attempt_id
+        # The whole sale: a late payment of an earlier attempt means the customer paid twice.
+        return view.sale_ref == self.view.sale_ref
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="success-body"):
@@ -68,13 +71,14 @@ class SuccessScreen(SaleScreen):
     def _render_view(self) -> None:
         view = self.view
         title = self.query_one("#paid-title", Label)
-        if view.duplicate_payment:
+        paid_twice = view.duplicate_payment or self.paid_again is not None
+        if paid_twice:
             title.update("⚠ PAID TWICE: REFUND NEEDED")
         elif view.late:
             title.update("✔ PAID (LATE)")
         else:
             title.update("✔ PAID")
-        title.set_class(view.duplicate_payment, "-duplicate")
+        title.set_class(paid_twice, "-duplicate")
         big = self.query_one("#receipt-big", BigText)
         line = self.query_one("#receipt-line", Static)
         if view.receipt:
@@ -90,7 +94,7 @@ class SuccessScreen(SaleScreen):
             f"{shillings(view.amount)} from {view.phone_masked} at {local_time(when)}"
             f" · sale {view.sale_ref}"
         )
-        flagged = ((view.late, LATE), (view.duplicate_payment, DUPLICATE))
+        flagged = ((view.late, LATE), (paid_twice, DUPLICATE))
         warnings = [text for flag, text in flagged if flag]
         warning = self.query_one("#warning", Static)
         warning.update("\n".join(warnings))
@@ -98,8 +102,16 @@ class SuccessScreen(SaleScreen):
 
     @on(PaymentChanged)
     def _changed(self, message: PaymentChanged) -> None:
-        if self.watches(message.view) and not is_stale(message.view, self.view):
-            self.view = message.view
+        view = message.view
+        if not self.watches(view):
+            return
+        if view.attempt_id != self.view.attempt_id:
+            if view.is_paid:
+                self.paid_again = view
+                self._render_view()
+            return
+        if not is_stale(view, self.view):
+            self.view = view
             self._render_view()
 
     def action_next_sale(self) -> None:

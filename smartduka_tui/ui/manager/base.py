@@ -1,0 +1,139 @@
+"""What every manager screen shares: the session behind the PIN, activity, idle sign-out, and
+leaving the manager area.
+
+A manager screen exists only while a manager is signed in. Activity (a key, typing, moving in a
+table, an action) restarts the session's idle timer; the app's clock tick checks it, and an idle
+session is signed out (audited) and every manager screen closes. Closing the last manager
+screen signs out too, so a cashier who takes the till back finds no manager screen open.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Checkbox, DataTable, Input, Select
+
+from smartduka_tui.payments.manager import ManagerService
+from smartduka_tui.ui.screens.base import TillScreen
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+R = TypeVar("R")
+
+SIGNED_OUT_IDLE = "Manager signed out: no key was pressed for {minutes} minutes."
+SIGNED_OUT = "Manager signed out."
+
+
+def manager_of(app: Any) -> ManagerService:
+    manager = cast("SmartDukaApp", app).services.manager
+    if manager is None:
+        raise RuntimeError("the manager screens need AppServices.manager")
+    return manager
+
+
+def is_manager_screen(screen: Screen[Any]) -> bool:
+    return isinstance(screen, ManagerScreen | ManagerModal)
+
+
+def leave_manager_area(app: SmartDukaApp, notice: str) -> None:
+    """Close every manager screen (and anything opened above them), then say why on the
+    screen the cashier gets back."""
+    while len(app.screen_stack) > 1 and any(is_manager_screen(s) for s in app.screen_stack):
+        app.pop_screen()
+    screen = app.screen
+    if isinstance(screen, TillScreen):
+        screen.show_notice(notice)
+    else:
+        app.notify(notice)
+
+
+class _Activity:
+    """Mixin: anything the manager does on this screen counts as activity."""
+
+    @property
+    def manager(self) -> ManagerService:
+        return manager_of(cast("Screen[Any]", self).app)
+
+    def touch(self) -> None:
+        self.manager.session.touch()
+
+    # Named handlers (not @on): Textual finds these on a mixin through the MRO, and a
+    # screen's own @on handlers for the same messages still run.
+    def on_key(self, event: events.Key) -> None:
+        self.touch()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.touch()
+
+    def on_select_changed(self, event: Select.Changed[Any]) -> None:
+        self.touch()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self.touch()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.touch()
+
+
+class ManagerScreen(_Activity, TillScreen):
+    """A full screen behind the manager PIN: the till's frame plus Back and Sign out."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back", id="manager.back", tooltip="Close this screen"),
+        Binding(
+            "f10",
+            "sign_out",
+            "Sign out",
+            id="manager.sign_out",
+            tooltip="End the manager session and close the manager screens",
+        ),
+    ]
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "now", self._tick, init=False)
+
+    def _tick(self, now: datetime) -> None:
+        if not self.is_attached:
+            return
+        session = self.manager.session
+        if session.idle_expired():
+            minutes = round(session.idle_timeout_s / 60)
+            self._end_session(
+                f"no key pressed for {minutes} minutes", SIGNED_OUT_IDLE.format(minutes=minutes)
+            )
+        elif not session.signed_in:
+            leave_manager_area(self.till, SIGNED_OUT)
+
+    def _end_session(self, reason: str, notice: str) -> None:
+        manager = self.manager
+        self.app.run_worker(manager.sign_out(reason), group="manager-session", exit_on_error=False)
+        leave_manager_area(self.till, notice)
+
+    def action_sign_out(self) -> None:
+        self._end_session("signed out", SIGNED_OUT)
+
+    def action_close(self) -> None:
+        """Back to the screen below; the last manager screen closing ends the session."""
+        self.app.pop_screen()
+        if not any(is_manager_screen(s) for s in self.app.screen_stack):
+            self.app.run_worker(
+                self.manager.sign_out("left the manager screens"),
+                group="manager-session",
+                exit_on_error=False,
+            )
+
+
+class ManagerModal(_Activity, ModalScreen[R]):
+    """A dialog over a manager screen (filters, a note); Escape closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="manager_modal.cancel"),
+    ]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
