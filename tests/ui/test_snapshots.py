@@ -72,14 +72,6 @@ async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
-    import os
-    import sys
-
-    if os.environ.get("DUMP_SNAPS"):
-        sys.path.insert(0, "/tmp/dev")
-        import dump
-
-        Path(f"/tmp/dev/snaps/{name}.txt").write_text(dump.text(pilot.app))
     assert svg(name=name) == pilot.app.export_screenshot(simplify=True)
 
 
