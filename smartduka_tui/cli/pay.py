@@ -1,9 +1,10 @@
 """`smartduka pay`: one M-Pesa payment from a script, start to final state.
 
-Pushes through the payment engine, then waits for a final state by asking M-Pesa (STK query)
-every few seconds, and prints the outcome; `--json` prints the final payment as JSON. Exit
-codes: 0 paid; 1 not paid (failed, expired, needs review, or unknown when the wait ended);
-2 bad input or refused (nothing sent); 3 the till is not set up.
+Pushes through the payment engine, then waits for a final state: on the callback through the
+relay while the relay is reachable (this till's feed is read meanwhile), else by asking M-Pesa
+(STK query) every few seconds; and prints the outcome; `--json` prints the final payment as
+JSON. Exit codes: 0 paid; 1 not paid (failed, expired, needs review, or unknown when the wait
+ended); 2 bad input or refused (nothing sent); 3 the till is not set up.
 
 Re-running the same command after a crash finds the attempt the first run wrote (same sale
 reference, same idempotency key) and never sends a second prompt.
@@ -38,8 +39,8 @@ EXIT_NOT_SET_UP = 3
 
 SIMULATOR_SHOP_ID = "simshop"
 SIMULATOR_TILL_ID = "till1"
-# Where callbacks go when no relay is configured: a closed loopback port. `pay` does not need
-# them (it asks M-Pesa), and Daraja requires some CallBackURL.
+# Where callbacks go when no relay is configured: a closed loopback port. `pay` then does not
+# need them (it asks M-Pesa), and Daraja requires some CallBackURL.
 NO_RELAY_URL = "http://127.0.0.1:9"
 
 
@@ -105,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
 async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int:
     from smartduka_tui.payments.api import InvalidPaymentInput, PaymentRefused
+    from smartduka_tui.relay_client import till_link, wait_for_outcome
 
     try:
-        async with engine_session(settings, args.simulator) as engine:
+        async with (
+            engine_session(settings, args.simulator) as engine,
+            till_link(engine, settings, probe_daraja=False, no_relay_url=NO_RELAY_URL) as link,
+        ):
             try:
                 view = await engine.start_payment(args.sale_ref, amount, args.phone)
             except InvalidPaymentInput as error:
@@ -121,7 +126,7 @@ async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int
             timeout = args.timeout
             if timeout is None:
                 timeout = settings.timings.attempt_expiry_s + 60
-            view = await engine.wait_until_final(view.attempt_id, timeout)
+            view = await wait_for_outcome(engine, view.attempt_id, timeout, link)
             print_view(view, as_json=args.json)
             return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
     except SetupError as error:

@@ -98,11 +98,6 @@ class BrokerGateway:
             headers={"Accept": "application/json"},
         )
 
-    @property
-    def shortcode(self) -> str:
-        # The platform's paybill is the relay's business; queries are paced per shop here.
-        return f"platform:{self._shop.id}"
-
     def __repr__(self) -> str:
         return f"BrokerGateway(shop={self._shop.id!r}, relay={str(self._http.base_url)!r})"
 

@@ -1,0 +1,609 @@
+"""The till side of the relay: its event feed applied to the payment engine, and the link state.
+
+`RelayClient` long-polls this till's feed (`GET /v1/events?wait=S`, till key from the vault)
+and handles the events in order:
+
+- a callback goes to the payment service's `apply_callback`, and is acknowledged only AFTER
+  it is applied: delivery is at least once, the effect exactly once (`apply_callback` is
+  idempotent, so a re-delivery changes nothing);
+- a callback the engine still cannot apply after `apply_tries` tries (its attempt's row will
+  not write, the event is unreadable...) is kept as a problem for the manager
+  (`unapplied_event`) and acknowledged, so it never holds up the events behind it;
+- a security event (a correctly signed callback the relay refused, e.g. from a source address
+  not on its allowlist) becomes a problem for the manager (`suspicious_pattern`).
+
+Failed requests are retried with exponential backoff and jitter on the injectable clock. The
+relay's reachability goes to a `ConnectivityMonitor`; when the relay comes back after being
+unreachable, the engine is told (`on_reconnected`), so the reconciler asks M-Pesa about what
+may have been missed.
+
+`till_link` starts the client, the Daraja probe and the gateway observation for a running
+engine; `wait_for_outcome` is how `smartduka pay` waits: on the callback while the relay is
+reachable, by STK query when it is not (or the callback is late).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from smartduka_tui.clock import Clock, SystemClock
+from smartduka_tui.config import Settings
+from smartduka_tui.connectivity import (
+    ConnectivityMonitor,
+    DarajaProbe,
+    ObservedGateway,
+    tcp_reachable,
+)
+from smartduka_tui.payments.api import (
+    AttemptId,
+    AttemptState,
+    CallbackEvent,
+    CallbackOutcome,
+    PaymentService,
+    PaymentView,
+)
+from smartduka_tui.payments.broker_gateway import BrokerGateway
+from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.store.records import ProblemKind, TillCredentials
+from smartduka_tui.store.store import Store
+from smartduka_tui.ui.connection import Reachability
+
+log = logging.getLogger(__name__)
+
+FEED_PATH: Final = "/v1/events"
+# Problems the client records carry this key, so a re-delivered event is not recorded twice.
+EVENT_KEY: Final = "relay_event_id"
+_RECENT_PROBLEMS: Final = 200
+_REASON_MAX: Final = 300
+
+
+class SecurityDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reason: str = Field(max_length=64)
+    source: str | None = Field(default=None, max_length=64)
+
+
+class FeedEvent(BaseModel):
+    """One event of the relay's feed (`callback_relay/README.md`, "The till feed")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int = Field(ge=0)
+    kind: Literal["callback", "security"]
+    shop_id: str = Field(max_length=64)
+    till_id: str = Field(max_length=64)
+    attempt_ref: str = Field(max_length=64)
+    received_at: datetime
+    body: str = Field(repr=False)
+    body_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    flags: list[str] = Field(default_factory=list)
+    delivery_count: int = Field(default=1, ge=0)
+    security: SecurityDetail | None = None
+
+
+class EventOutcome(StrEnum):
+    """What the client did with one feed event."""
+
+    APPLIED = "applied"
+    """The engine applied it (whatever `apply_callback` decided); acknowledged."""
+    PROBLEM = "problem"
+    """Could not be applied: kept as a problem for the manager; acknowledged."""
+    SECURITY = "security"
+    """A refusal at the relay, kept as a problem for the manager; acknowledged."""
+    NOT_ACKED = "not_acked"
+    """Neither applied nor recorded (the store failed too): left for re-delivery."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandledEvent:
+    """Told to `on_event` listeners after each event (tests and the benchmark use it)."""
+
+    event: FeedEvent
+    outcome: EventOutcome
+    callback_outcome: CallbackOutcome | None = None
+
+
+class RelayUnavailable(Exception):
+    """A feed request failed; `retry_after` is the relay's own wait (429), if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Unreadable(ValueError):
+    """An event the till cannot turn into a callback for the engine."""
+
+
+class RelayClient:
+    """Consumes one till's relay feed into its payment service. `start()`, later `close()`."""
+
+    def __init__(
+        self,
+        service: PaymentService,
+        store: Store,
+        till: TillCredentials,
+        relay_url: str,
+        clock: Clock,
+        *,
+        monitor: ConnectivityMonitor | None = None,
+        poll_wait_s: float = 25.0,
+        apply_tries: int = 3,
+        retry_delay_s: float = 0.2,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        if apply_tries < 1 or poll_wait_s < 0 or backoff_base_s <= 0:
+            raise ValueError("apply_tries must be at least 1; waits and backoff positive")
+        self.service = service
+        self.store = store
+        self.shop_id = till.shop_id
+        self.till_id = till.till_id
+        self.monitor = monitor or ConnectivityMonitor(clock)
+        self.poll_wait_s = poll_wait_s
+        self.apply_tries = apply_tries
+        self.retry_delay_s = retry_delay_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._key = till.till_key
+        self._http = httpx.AsyncClient(
+            base_url=relay_url.rstrip("/"),
+            timeout=httpx.Timeout(
+                connect=connect_timeout_s,
+                read=poll_wait_s + 15.0,
+                write=10.0,
+                pool=connect_timeout_s,
+            ),
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            headers={"Accept": "application/json"},
+        )
+        self._listeners: list[Callable[[HandledEvent], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._handling = False
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"RelayClient(shop={self.shop_id!r}, till={self.till_id!r}, "
+            f"relay={str(self._http.base_url)!r})"
+        )
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Run the feed loop in the background until `close()`."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="smartduka-relay-client")
+
+    async def close(self) -> None:
+        """Stop: a long-poll or a backoff in progress is dropped (nothing was applied from
+        it); an event being applied is finished and acknowledged first."""
+        self._stopping = True
+        if self._task is not None:
+            if not self._handling:
+                self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._http.aclose()
+
+    def on_event(self, listener: Callable[[HandledEvent], None]) -> Callable[[], None]:
+        """Call `listener` after each event is handled; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    @property
+    def relay_state(self) -> Reachability:
+        return self.monitor.current().relay
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.poll_once(self.poll_wait_s)
+            except RelayUnavailable as error:
+                self.failures += 1
+                self._went_down(str(error))
+                await self._clock.sleep(self.backoff(self.failures, error.retry_after))
+            except Exception:
+                # A bug must not end the feed for good: log it, back off, try again.
+                self.failures += 1
+                log.exception("relay feed loop failed")
+                await self._clock.sleep(self.backoff(self.failures))
+
+    def backoff(self, failures: int, at_least: float | None = None) -> float:
+        """Exponential backoff with "equal jitter": between half and all of the capped step."""
+        step = min(self.backoff_max_s, self.backoff_base_s * (2.0 ** max(0, failures - 1)))
+        delay = step / 2 + self._rng.uniform(0, step / 2)
+        return max(delay, at_least or 0.0)
+
+    def _went_down(self, reason: str) -> None:
+        if self.relay_state is not Reachability.UNREACHABLE:
+            log.warning("relay unreachable: %s", reason)
+        self.monitor.relay_reachable(False)
+
+    async def _came_up(self) -> None:
+        was_down = self.relay_state is Reachability.UNREACHABLE
+        self.failures = 0
+        self.monitor.relay_reachable(True)
+        if was_down:
+            log.info("relay reachable again; asking the reconciler to check open payments")
+            try:
+                await self.service.on_reconnected()
+            except Exception:
+                log.exception("the reconnect pass could not be started")
+
+    async def poll_once(self, wait: float = 0.0) -> int:
+        """One feed request (waiting up to `wait` s for events) and its events handled in
+        order; returns how many. Raises RelayUnavailable when the feed cannot be read."""
+        events = await self._fetch(wait)
+        await self._came_up()
+        self._handling = True
+        try:
+            for event in events:
+                if self._stopping:
+                    break
+                await self.handle(event)
+        finally:
+            self._handling = False
+        return len(events)
+
+    async def drain(self) -> int:
+        """Read and handle everything waiting now (no long-poll); returns how many."""
+        total = 0
+        while (count := await self.poll_once(0.0)) > 0:
+            total += count
+        return total
+
+    async def _fetch(self, wait: float) -> list[FeedEvent | tuple[int, str]]:
+        try:
+            response = await self._http.get(
+                FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()
+            )
+        except httpx.TransportError as error:
+            raise RelayUnavailable(f"feed request failed ({type(error).__name__})") from None
+        if response.status_code == 429:
+            raise RelayUnavailable("feed rate limit", _retry_after(response))
+        if response.status_code == 401:
+            log.error("the relay refused this till's key: enrol the till again")
+            raise RelayUnavailable("the relay refused this till's key", self.backoff_max_s)
+        if response.status_code != 200:
+            raise RelayUnavailable(f"feed answered HTTP {response.status_code}")
+        try:
+            items = response.json()["events"]
+            if not isinstance(items, list):
+                raise TypeError("events is not a list")
+        except (ValueError, KeyError, TypeError):
+            raise RelayUnavailable("the feed's answer is not the documented JSON") from None
+        return [_read_event(item) for item in items]
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key.reveal()}"}
+
+    # ------------------------------------------------------------------ one event
+
+    async def handle(self, item: FeedEvent | tuple[int, str]) -> EventOutcome:
+        """Apply (or record) one event, then acknowledge it. Raises RelayUnavailable when the
+        acknowledgement cannot be sent (the event comes back; applying it again is harmless)."""
+        if isinstance(item, tuple):
+            event_id, reason = item
+            recorded = await self._problem(
+                ProblemKind.UNAPPLIED_EVENT,
+                event_id,
+                {"reason": reason, "tries": 0},
+            )
+            return await self._finish(event_id, None, recorded, EventOutcome.PROBLEM)
+        event = item
+        if event.kind == "security":
+            recorded = await self._problem(
+                ProblemKind.SUSPICIOUS_PATTERN,
+                event.id,
+                {
+                    "pattern": "callback_refused_at_relay",
+                    "reason": event.security.reason if event.security else "unknown",
+                    "source": event.security.source if event.security else None,
+                    "attempt_ref": event.attempt_ref,
+                    "received_at": event.received_at.isoformat(),
+                },
+            )
+            return await self._finish(event.id, event, recorded, EventOutcome.SECURITY)
+        callback_outcome, failure = await self._apply(event)
+        if failure is None:
+            return await self._finish(event.id, event, True, EventOutcome.APPLIED, callback_outcome)
+        recorded = await self._problem(
+            ProblemKind.UNAPPLIED_EVENT,
+            event.id,
+            {
+                "reason": failure[:_REASON_MAX],
+                "attempt_ref": event.attempt_ref,
+                "received_at": event.received_at.isoformat(),
+                "tries": self.apply_tries,
+            },
+        )
+        return await self._finish(event.id, event, recorded, EventOutcome.PROBLEM)
+
+    async def _apply(self, event: FeedEvent) -> tuple[CallbackOutcome | None, str | None]:
+        """(the engine's outcome, None), or (None, why it could not be applied)."""
+        try:
+            callback = self._callback_event(event)
+        except _Unreadable as error:
+            return None, str(error)
+        failure = ""
+        for attempt in range(1, self.apply_tries + 1):
+            try:
+                result = await self.service.apply_callback(callback)
+            except Exception as error:
+                failure = f"{type(error).__name__}: {error}"
+                log.warning(
+                    "relay event %d could not be applied (try %d of %d): %s",
+                    event.id,
+                    attempt,
+                    self.apply_tries,
+                    type(error).__name__,
+                )
+                if attempt < self.apply_tries:
+                    await self._clock.sleep(self.retry_delay_s * attempt)
+                continue
+            return result.outcome, None
+        return None, failure
+
+    def _callback_event(self, event: FeedEvent) -> CallbackEvent:
+        body = event.body.encode("utf-8")
+        if hashlib.sha256(body).hexdigest() != event.body_sha256:
+            raise _Unreadable("the event's body does not match its SHA-256")
+        return CallbackEvent(
+            attempt_ref=event.attempt_ref,
+            shop_id=event.shop_id,
+            till_id=event.till_id,
+            body=body,
+            received_at=event.received_at,
+            event_id=str(event.id),
+        )
+
+    async def _problem(self, kind: ProblemKind, event_id: int, detail: dict[str, Any]) -> bool:
+        """Record a problem for the manager, once per relay event. False if the store failed."""
+        try:
+            recent = await self.store.problems.list(
+                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+            )
+            if any(p.kind is kind and p.detail.get(EVENT_KEY) == event_id for p in recent):
+                return True
+            async with self.store.write() as tx:
+                await self.store.problems.record(
+                    tx, self.shop_id, kind, {EVENT_KEY: event_id, **detail}, till_id=self.till_id
+                )
+        except Exception:
+            log.exception("relay event %d: the problem could not be recorded", event_id)
+            return False
+        log.warning("relay event %d kept as a problem for the manager (%s)", event_id, kind.value)
+        return True
+
+    async def _finish(
+        self,
+        event_id: int,
+        event: FeedEvent | None,
+        done: bool,
+        outcome: EventOutcome,
+        callback_outcome: CallbackOutcome | None = None,
+    ) -> EventOutcome:
+        if not done:
+            outcome = EventOutcome.NOT_ACKED
+        else:
+            await self._ack(event_id)
+        if event is not None:
+            handled = HandledEvent(event, outcome, callback_outcome)
+            for listener in list(self._listeners):
+                try:
+                    listener(handled)
+                except Exception:
+                    log.exception("a relay event listener failed")
+        return outcome
+
+    async def _ack(self, event_id: int) -> None:
+        try:
+            response = await self._http.post(f"{FEED_PATH}/{event_id}/ack", headers=self._auth())
+        except httpx.TransportError as error:
+            raise RelayUnavailable(f"acknowledgement failed ({type(error).__name__})") from None
+        if response.status_code == 404:
+            log.warning("relay event %d: the relay no longer knows it (not acknowledged)", event_id)
+        elif response.status_code == 429:
+            raise RelayUnavailable("acknowledgement rate limit", _retry_after(response))
+        elif response.status_code != 200:
+            raise RelayUnavailable(f"acknowledgement answered HTTP {response.status_code}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+def _read_event(item: object) -> FeedEvent | tuple[int, str]:
+    """The event, or (its id, why it is unreadable) when it has an id but not our shape."""
+    try:
+        return FeedEvent.model_validate(item)
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        event_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(event_id, int) and not isinstance(event_id, bool) and event_id >= 0:
+            return event_id, f"unreadable feed event: {where}: {first['msg']}"
+        raise RelayUnavailable(f"the feed sent an event without an id ({where})") from None
+
+
+# ---------------------------------------------------------------------- the till's link
+
+
+@dataclass(slots=True)
+class TillLink:
+    """What a running till keeps open beside its engine: the connection state the app shows,
+    the relay client (None when no relay is configured) and the Daraja probe."""
+
+    connection: ConnectivityMonitor
+    relay: RelayClient | None
+    probe: DarajaProbe | None
+
+
+@asynccontextmanager
+async def till_link(
+    engine: PaymentEngine,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    probe_daraja: bool = True,
+    no_relay_url: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    poll_wait_s: float | None = None,
+    backoff_base_s: float = 0.5,
+    backoff_max_s: float = 30.0,
+) -> AsyncIterator[TillLink]:
+    """Start the relay client and the Daraja probe for a started engine, and have the engine's
+    real Daraja calls report to the same monitor; all stopped on the way out.
+
+    `no_relay_url` names a relay URL that means "none" (the headless demo's placeholder).
+    """
+    the_clock = clock or SystemClock()
+    relay_url = settings.relay.url or engine.till.relay_url
+    use_relay = bool(relay_url) and relay_url != no_relay_url
+    monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
+    inner = engine.gateway
+    engine.gateway = ObservedGateway(inner, monitor)
+    client: RelayClient | None = None
+    if use_relay:
+        client = RelayClient(
+            engine,
+            engine.store,
+            engine.till,
+            relay_url,
+            the_clock,
+            monitor=monitor,
+            poll_wait_s=float(poll_wait_s or settings.relay.poll_wait_s),
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            transport=transport,
+        )
+        client.start()
+    probe: DarajaProbe | None = None
+    if probe_daraja:
+        probe = DarajaProbe(monitor, the_clock, _daraja_check(inner, settings))
+        probe.start()
+    try:
+        yield TillLink(monitor, client, probe)
+    finally:
+        if probe is not None:
+            await probe.stop()
+        if client is not None:
+            await client.close()
+        engine.gateway = inner
+
+
+def _daraja_check(gateway: object, settings: Settings) -> Callable[[], Any]:
+    if isinstance(gateway, BrokerGateway):
+
+        async def through_broker() -> bool | None:
+            # Without the relay, a platform shop cannot reach M-Pesa at all.
+            state = await gateway.daraja_status()
+            return state == "reachable" if state in (None, "reachable", "unreachable") else None
+
+        return through_broker
+
+    async def direct() -> bool | None:
+        return await tcp_reachable(settings.daraja_base_url)
+
+    return direct
+
+
+async def wait_for_outcome(
+    engine: PaymentEngine,
+    attempt_id: AttemptId,
+    timeout_s: float,
+    link: TillLink | None = None,
+) -> PaymentView:
+    """Wait until the attempt is final or `timeout_s` has passed.
+
+    While the relay is reachable the callback is awaited (no query) for up to the reconciler's
+    `reconcile_min_age_s` after the push; after that, or while the relay is unreachable, M-Pesa
+    is asked every `ui_refresh_s`. A success awaiting its confirming query is queried at once.
+    Past its expiry the attempt gets its last query and expires.
+    """
+    clock = engine.clock
+    timings = engine.settings.timings
+    deadline = clock.monotonic() + timeout_s
+    changed = asyncio.Event()
+
+    def on_change(view: PaymentView) -> None:
+        if view.attempt_id == attempt_id:
+            changed.set()
+
+    unsubscribe = engine.add_listener(on_change)
+    unwatch = link.connection.subscribe(lambda _: changed.set()) if link else (lambda: None)
+    try:
+        while True:
+            changed.clear()
+            view = await engine.get(attempt_id)
+            remaining = deadline - clock.monotonic()
+            if not view.is_live or remaining <= 0:
+                return view
+            if view.expires_at <= clock.now():
+                await engine.reconcile_once()
+                continue
+            relay_up = (
+                link is not None
+                and link.relay is not None
+                and link.relay.relay_state is Reachability.REACHABLE
+            )
+            sent_at = view.push_sent_at or view.created_at
+            quiet_until = sent_at + timedelta(seconds=timings.reconcile_min_age_s)
+            if relay_up and not view.confirming and clock.now() < quiet_until:
+                window = min(remaining, (quiet_until - clock.now()).total_seconds())
+                await _wait(changed, clock, window)
+                continue
+            if view.checkout_request_id is None and view.state is not AttemptState.CREATED:
+                if not relay_up:
+                    return view  # UNKNOWN and nothing to ask M-Pesa about: only a callback
+                await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s)))
+                continue
+            if not await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s))):
+                await engine.check_now(attempt_id)
+    finally:
+        unsubscribe()
+        unwatch()
+
+
+async def _wait(event: asyncio.Event, clock: Clock, seconds: float) -> bool:
+    """Wait for `event` or `seconds` of `clock`; True if the event came first."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    sleeper = asyncio.ensure_future(clock.sleep(max(0.0, seconds)))
+    try:
+        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        sleeper.cancel()
+    return event.is_set()
