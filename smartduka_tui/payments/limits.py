@@ -1,10 +1,9 @@
 """Rate limits on the injectable clock: the till's push limit (a token bucket) and the
-reconciler's query pace (a sliding window)."""
+reconciler's query pace (even spacing)."""
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
 from smartduka_tui.clock import Clock
 
@@ -43,29 +42,28 @@ class TokenBucket:
         self._tokens = min(self.capacity, self._tokens + 1)
 
 
-class RateWindow:
-    """At most `per_second` events in any window of one second (for rates below one, one event
-    per 1/rate seconds), by `clock.monotonic()`. Paces the reconciler's STK queries so that the
-    configured rate holds over every window, a first burst included."""
+class Spacing:
+    """Events at least 1/rate seconds apart on `clock.monotonic()`, never in bursts.
+
+    Paces the reconciler's STK queries per shortcode: Daraja's spike arrest (an Apigee policy)
+    counts in slices of a second, so even spacing is what "N per second" means to it, and any
+    one-second window then holds at most N (plus one at its edge).
+    """
 
     def __init__(self, clock: Clock, per_second: float) -> None:
         if per_second <= 0:
             raise ValueError("a rate must be positive")
         self._clock = clock
-        self.window_s = max(1.0, 1.0 / per_second)
-        self.allowance = max(1, math.floor(per_second * self.window_s))
-        self._recent: deque[float] = deque()
+        self.interval_s = 1.0 / per_second
+        self._next = -math.inf
 
     async def acquire(self) -> None:
-        """Wait (on the clock) until one more event fits in the window, then count it."""
-        while True:
-            now = self._clock.monotonic()
-            while self._recent and now - self._recent[0] >= self.window_s:
-                self._recent.popleft()
-            if len(self._recent) < self.allowance:
-                self._recent.append(now)
-                return
-            await self._clock.sleep(self.window_s - (now - self._recent[0]))
+        """Reserve the next free slot, then wait (on the clock) until it comes."""
+        now = self._clock.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval_s
+        if slot > now:
+            await self._clock.sleep(slot - now)
 
 
 def whole_seconds(seconds: float) -> int:

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from smartduka_tui.payments.api import AttemptState, ReconcileReport
-from smartduka_tui.payments.limits import RateWindow
+from smartduka_tui.payments.limits import Spacing
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.records import Attempt
 
@@ -39,7 +39,7 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
         # One engine serves one shop, so one shortcode: its queries share this pace.
-        self.query_pace = RateWindow(self.clock, self.settings.limits.queries_per_second)
+        self.query_pace = Spacing(self.clock, self.settings.limits.queries_per_second)
 
     # ------------------------------------------------------------------ background loop
 

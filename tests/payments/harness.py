@@ -7,18 +7,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import CallbackEvent, CallbackResult, PaymentView
+from smartduka_tui.payments.api import (
+    CallbackEvent,
+    CallbackResult,
+    PaymentView,
+    ReconcileReport,
+)
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
@@ -31,6 +36,20 @@ from tests.payments.receiver import CallbackReceiver, ServedReceiver
 _shop_numbers = itertools.count(1)
 PREFIX = "TS"
 KID = "k1"
+
+
+T = TypeVar("T")
+
+
+async def drive(clock: ManualClock, work: Awaitable[T], step: float = 0.05) -> T:
+    """Run `work`, moving the clock by `step` whenever something sleeps on it (the
+    reconciler's query pacing) until the work is done."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.sleep(0.002)
+        if clock.sleepers and not task.done():
+            clock.advance(step)
+    return task.result()
 
 
 @dataclass
@@ -98,6 +117,10 @@ class TillHarness:
         """Move the simulator's clock (delivering the callbacks now due) and apply them."""
         await self.sim.advance_clock(seconds)
         await self.settle()
+
+    async def reconcile(self) -> ReconcileReport:
+        """One reconciler pass, its query pacing moved along on the till's clock."""
+        return await drive(self.clock, self.engine.reconcile_once())
 
     async def view(self, attempt_id: str) -> PaymentView:
         return await self.engine.get(attempt_id)

@@ -334,7 +334,7 @@ async def test_inconclusive_confirmation_stays_confirming_and_is_retried(
     assert view.confirming and view.stage is Stage.CONFIRMING
     assert view.receipt is None
     h.clock.advance(1)  # confirmations are retried at once, whatever the age
-    report = await h.engine.reconcile_once()
+    report = await h.reconcile()
     assert report.settled == 1
     view = await h.view(view.attempt_id)
     assert view.state is S.COMPLETED and view.receipt, "the callback's receipt was kept"
@@ -364,7 +364,7 @@ async def test_query_success_completes_with_receipt_pending_then_the_receipt_arr
     view = await shop_till.engine.start_payment("R1", 10, phone)
     await shop_till.advance_sim(2)  # resolved; the callback comes 60 s later
     shop_till.clock.advance(31)
-    report = await shop_till.engine.reconcile_once()
+    report = await shop_till.reconcile()
     assert report.queried == 1 and report.settled == 1
     view = await shop_till.view(view.attempt_id)
     assert view.state is S.COMPLETED and view.receipt is None
@@ -384,7 +384,7 @@ async def test_query_known_final_code_fails_pending(
         view = await h.engine.start_payment("R2", 10, phone)
         await h.advance_sim(6)  # the prompt ran out: 1037
         h.clock.advance(31)
-        await h.engine.reconcile_once()
+        await h.reconcile()
         view = await h.view(view.attempt_id)
         assert view.state is S.FAILED and view.result_code == "1037"
         assert (await h.transitions(view.attempt_id))[-1] == (
@@ -411,7 +411,7 @@ async def test_inconclusive_query_leaves_pending(
     view = await shop_till.engine.start_payment("R3", 10, phone)
     await shop_till.advance_sim(2)
     shop_till.clock.advance(31)
-    report = await shop_till.engine.reconcile_once()
+    report = await shop_till.reconcile()
     assert report.queried == 1 and report.still_pending == 1
     assert (await shop_till.view(view.attempt_id)).state is S.PENDING
     assert await shop_till.transitions(view.attempt_id) == [
@@ -424,7 +424,7 @@ async def test_young_pending_attempts_are_not_queried(shop_till: TillHarness) ->
     await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
     await shop_till.engine.start_payment("R4", 10, phone)
     shop_till.clock.advance(29)
-    assert (await shop_till.engine.reconcile_once()).queried == 0
+    assert (await shop_till.reconcile()).queried == 0
 
 
 # ---------------------------------------------------------------- expiry
@@ -435,7 +435,7 @@ async def test_expiry_after_a_last_query_that_settles_nothing(shop_till: TillHar
     await shop_till.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
     view = await shop_till.engine.start_payment("E1", 10, phone)
     shop_till.clock.advance(301)
-    report = await shop_till.engine.reconcile_once()
+    report = await shop_till.reconcile()
     assert report.expired == 1 and report.queried == 1
     view = await shop_till.view(view.attempt_id)
     assert view.state is S.EXPIRED and view.stage is Stage.EXPIRED
@@ -454,7 +454,7 @@ async def test_expiry_of_an_unknown_attempt(tmp_path: Path, simulator: ServerPro
         await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error", drop_callback=True)
         view = await h.engine.start_payment("E2", 10, phone)
         h.clock.advance(301)
-        report = await h.engine.reconcile_once()
+        report = await h.reconcile()
         assert report.expired == 1 and report.queried == 0, "nothing to ask without an id"
         assert (await h.transitions(view.attempt_id))[-1][:2] == ("UNKNOWN", "EXPIRED")
 
@@ -467,7 +467,7 @@ async def test_the_last_query_can_still_settle_an_expiring_attempt(
     view = await shop_till.engine.start_payment("E3", 10, phone)
     await shop_till.advance_sim(2)
     shop_till.clock.advance(301)
-    report = await shop_till.engine.reconcile_once()
+    report = await shop_till.reconcile()
     assert report.settled == 1 and report.expired == 0
     assert (await shop_till.view(view.attempt_id)).state is S.COMPLETED
 
@@ -497,7 +497,7 @@ async def test_late_callback_after_expiry_completes_flagged_late(shop_till: Till
     )
     view = await shop_till.engine.start_payment("T2", 10, phone)
     shop_till.clock.advance(301)
-    await shop_till.engine.reconcile_once()
+    await shop_till.reconcile()
     assert (await shop_till.view(view.attempt_id)).state is S.EXPIRED
     await shop_till.advance_sim(402)
     view = await shop_till.view(view.attempt_id)
@@ -516,7 +516,7 @@ async def test_success_for_a_sale_already_paid_is_a_duplicate_payment(
     )
     first = await shop_till.engine.start_payment("D1", 10, phone)
     shop_till.clock.advance(301)
-    await shop_till.engine.reconcile_once()
+    await shop_till.reconcile()
     assert (await shop_till.view(first.attempt_id)).state is S.EXPIRED
     await shop_till.sim.set_phone_scenario(phone)
     await shop_till.advance_sim(130)  # out of code 17's window
@@ -640,7 +640,7 @@ async def test_late_success_for_a_failed_attempt_is_confirmed_by_a_later_pass(
     result = await h.deliver(event_for(attempt, success, h.clock.now()))
     assert result.outcome is CallbackOutcome.CONFIRMING
     assert result.view is not None and result.view.state is S.FAILED and result.view.confirming
-    report = await h.engine.reconcile_once()
+    report = await h.reconcile()
     assert report.queried == 1
     final = await h.view(view.attempt_id)
     assert final.state is S.COMPLETED and final.late and final.receipt == "LATE000002"

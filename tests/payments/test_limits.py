@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.payments.limits import RateWindow, TokenBucket, whole_seconds
+from smartduka_tui.payments.limits import Spacing, TokenBucket, whole_seconds
 
 
 def test_token_bucket_refills_over_time_and_takes_back_unused_tokens() -> None:
@@ -24,34 +26,45 @@ def test_token_bucket_refills_over_time_and_takes_back_unused_tokens() -> None:
     assert whole_seconds(0.2) == 1 and whole_seconds(29.01) == 30
 
 
+TICK = 0.01
+
+
 @given(
     rate=st.sampled_from([0.5, 1, 2.5, 5, 20]),
-    gaps=st.lists(st.floats(0, 0.7), min_size=1, max_size=40),
+    gaps=st.lists(st.integers(0, 70), min_size=1, max_size=40),
 )
-def test_rate_window_never_lets_more_than_the_rate_through_in_any_second(
-    rate: float, gaps: list[float]
+def test_spacing_keeps_events_apart_and_any_second_within_the_rate(
+    rate: float, gaps: list[int]
 ) -> None:
+    """Callers arrive `gaps` ticks apart; the clock moves one tick at a time, so a wake-up is
+    seen at most a tick late."""
+
     async def run() -> list[float]:
         clock = ManualClock()
-        pace = RateWindow(clock, rate)
+        pace = Spacing(clock, rate)
         times: list[float] = []
 
         async def one() -> None:
             await pace.acquire()
             times.append(clock.monotonic())
 
+        async def tick() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            clock.advance(TICK)
+
         tasks = []
         for gap in gaps:
             tasks.append(asyncio.create_task(one()))
-            await asyncio.sleep(0)
-            clock.advance(gap)
+            for _ in range(gap):
+                await tick()
         while not all(t.done() for t in tasks):
-            await asyncio.sleep(0)
-            clock.advance(0.05)
+            await tick()
         return times
 
     times = sorted(asyncio.run(run()))
-    window = max(1.0, 1 / rate)
-    most = max(1, int(rate * window))
+    assert len(times) == len(gaps)
+    for earlier, later in itertools.pairwise(times):
+        assert later - earlier >= 1 / rate - TICK - 1e-9
     for i, start in enumerate(times):
-        assert sum(1 for t in times[i:] if t - start < window - 1e-9) <= most
+        assert sum(1 for t in times[i:] if t - start < 1.0 - TICK) <= max(1, math.ceil(rate))

@@ -126,7 +126,7 @@ async def test_after_expiry_only_with_the_cashiers_no_sms_confirmation(
     await h.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
     view = await h.engine.start_payment("E1", 10, phone)
     h.clock.advance(301)
-    await h.engine.reconcile_once()
+    await h.reconcile()
     view = await h.view(view.attempt_id)
     assert view.state is S.EXPIRED and view.retry.needs_no_sms_confirmation
     h.clock.advance(5)

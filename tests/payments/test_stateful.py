@@ -55,7 +55,14 @@ from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
 from tests.conftest import unique_phone
 from tests.payments.bodies import failure_body, success_body
-from tests.payments.harness import KID, close_engine, open_engine, register_shop, till_settings
+from tests.payments.harness import (
+    KID,
+    close_engine,
+    drive,
+    open_engine,
+    register_shop,
+    till_settings,
+)
 from tests.payments.receiver import CallbackReceiver, ServedReceiver
 
 S = AttemptState
@@ -295,7 +302,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule()
     def reconcile(self) -> None:
         async def go() -> None:
-            await self.e.reconcile_once()
+            await drive(self.clock, self.e.reconcile_once())
             await self.take_callbacks()
 
         self.run(go())
