@@ -207,9 +207,9 @@ async def run(
     print(f"  wall time            {wall:.1f} s")
     print(f"  queries              {len(queries)} ({len(queries) / n:.2f} per attempt)")
     print(f"  settled              {report.settled} (still open: {open_after})")
-    print(f"  peak query rate      {peak_per_second(stamps)} in any 1 s window")
+    print(f"  peak query rate      {peak_per_second(stamps)} in any 1 s window (at the simulator)")
     print(f"  configured rate      {args.qps:g}/s per shortcode, {args.concurrency} in flight")
-    print(f"  floor at that rate   {(n - max(1, args.qps)) / args.qps:.1f} s")
+    print(f"  floor at that rate   {(n - 1) / args.qps:.1f} s (queries evenly spaced)")
     print(f"  machine load (1 min) {os.getloadavg()[0]:.2f}")
 
 
