@@ -1,0 +1,111 @@
+"""`smartduka` (no command) and `smartduka app`: the cashier app for the configured shop.
+
+Opens the till's data folder, starts the payment engine (with its reconciler), the relay client
+and the Daraja probe on one event loop, and runs the Textual app on that same loop, so the
+engine's listeners and the app's messages never cross threads. Everything is closed again when
+the app exits. Unexpected errors go to `<data_dir>/logs/till.log`; the screen shows plain words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.cli.common import CliError, run
+
+if TYPE_CHECKING:
+    from smartduka_tui.clock import Clock
+    from smartduka_tui.config import Settings
+    from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.relay_client import TillLink
+    from smartduka_tui.ui.app import SmartDukaApp
+    from smartduka_tui.ui.services import AppServices, HelpSection
+
+LOG_FILE = Path("logs") / "till.log"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "app",
+        help="open the cashier app (the default when no command is given)",
+        description="Open the cashier app for the configured shop.",
+    )
+    parser.set_defaults(handler=run_app)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """What `smartduka` runs with no command."""
+    return run(getattr(args, "config", None), open_and_run)
+
+
+async def open_and_run(settings: Settings) -> int:
+    async with till_services(settings) as services:
+        return await run_cashier_app(settings, services)
+
+
+async def run_cashier_app(settings: Settings, services: AppServices) -> int:
+    """Run the app on the current event loop until the cashier quits."""
+    from smartduka_tui.ui.app import make_app
+
+    app: SmartDukaApp = make_app(settings, services)
+    await app.run_async()
+    return app.return_code or 0
+
+
+def log_to_file(data_dir: Path) -> Path:
+    """Send this process's log records to `<data_dir>/logs/till.log` (the terminal belongs to
+    the app). Returns the file's path, which the app names in its error messages."""
+    path = Path(data_dir) / LOG_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+@asynccontextmanager
+async def open_till(
+    settings: Settings, clock: Clock
+) -> AsyncIterator[tuple[PaymentEngine, TillLink]]:
+    """The till's running engine (with its reconciler) and its relay link and Daraja probe."""
+    from smartduka_tui.payments.api import PaymentRefused
+    from smartduka_tui.payments.bootstrap import running_engine
+    from smartduka_tui.relay_client import till_link
+
+    async with AsyncExitStack() as stack:
+        try:
+            engine = await stack.enter_async_context(running_engine(settings, clock=clock))
+        except PaymentRefused as error:
+            raise CliError(f"this till cannot take payments yet: {error.message}") from None
+        link = await stack.enter_async_context(till_link(engine, settings, clock=clock))
+        yield engine, link
+
+
+@asynccontextmanager
+async def till_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    help_sections: tuple[HelpSection, ...] = (),
+) -> AsyncIterator[AppServices]:
+    """This till, opened, as the app's services."""
+    from smartduka_tui.clock import SystemClock
+    from smartduka_tui.ui.services import AppServices, TillIdentity
+
+    the_clock = clock or SystemClock()
+    log_path = log_to_file(settings.data_dir)
+    async with open_till(settings, the_clock) as (engine, link):
+        yield AppServices(
+            payments=engine,
+            clock=the_clock,
+            identity=TillIdentity(engine.shop_id, engine.till_id, engine.shop.name),
+            connection=link.connection,
+            help_sections=help_sections,
+            log_path=log_path,
+        )

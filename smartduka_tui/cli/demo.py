@@ -1,0 +1,386 @@
+"""`smartduka demo`: the cashier app on the bundled Daraja simulator and a local relay.
+
+One command, nothing to configure. It starts the simulator and the callback relay as
+subprocesses on loopback (port 0, read back from ready files), enrols a demo shop and till with
+the relay (`smartduka-relay shop add --json`, the documented enrolment), registers the shop's
+shortcode on the simulator, keeps everything in a throwaway data folder with a freshly
+generated encryption key, and opens the app. Callbacks travel simulator -> relay -> the till's
+feed, as in production. F1 lists the simulator's magic phone numbers.
+
+On the way out (quit, Ctrl+C before the app is up, SIGTERM or SIGHUP) the subprocesses are
+stopped and the folder removed; on Linux the subprocesses also die with this process if it is
+killed outright.
+
+`smartduka demo --headless-check` does the same without the app: one scripted payment to the
+simulator's "pays" number through the payment service, its outcome printed, exit 0 when paid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.store import ShopSecrets
+    from smartduka_tui.ui.services import HelpSection
+
+EXIT_OK = 0
+EXIT_NOT_PAID = 1
+EXIT_FAILED = 2
+READY_TIMEOUT_S = 30.0
+DEMO_SHOP_NAME = "Demo Duka"
+DEMO_PREFIX = "DEMO"
+PAYS_PHONE = "254700000000"
+
+
+class DemoError(Exception):
+    """The demo could not start; the message says what failed (its logs are kept)."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="try the cashier app on the bundled Daraja simulator and a local relay",
+        description=(
+            "Start the Daraja simulator and a callback relay on loopback, set up a demo shop "
+            "in a throwaway folder, and open the cashier app. Nothing to configure."
+        ),
+    )
+    parser.add_argument(
+        "--headless-check",
+        action="store_true",
+        help="no app: send one scripted payment through everything, print it, exit 0 if paid",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the demo folder (data, logs) when done and print where it is",
+    )
+    parser.set_defaults(handler=run_demo)
+
+
+# ---------------------------------------------------------------------------- subprocesses
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed if the demo process dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Served:
+    """A server subprocess started with `serve --port 0 --ready-file F`."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    ready_file: Path
+    log_file: Path
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DemoError(
+                    f"the {self.name} stopped while starting (exit {self.proc.returncode}); "
+                    f"see {self.log_file}"
+                )
+            text = self.ready_file.read_text().strip() if self.ready_file.exists() else ""
+            if text:
+                self.port = int(text)
+                return
+            time.sleep(0.02)
+        raise DemoError(
+            f"the {self.name} did not start in {READY_TIMEOUT_S:.0f} s; see {self.log_file}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def start_server(
+    name: str,
+    module: str,
+    folder: Path,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Served:
+    folder.mkdir(parents=True, exist_ok=True)
+    ready = folder / "port"
+    log_file = folder / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        module,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--ready-file",
+        str(ready),
+        *extra,
+    ]
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: the terminal's Ctrl+C goes to the demo, which stops it.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    return Served(name, proc, ready, log_file)
+
+
+# ---------------------------------------------------------------------------- the demo till
+
+
+@dataclass(frozen=True)
+class Demo:
+    folder: Path
+    settings: Settings
+    simulator_url: str
+    relay_url: str
+    help_sections: tuple[HelpSection, ...]
+
+
+def magic_phone_help() -> HelpSection:
+    """The simulator's magic numbers as the F1 help shows them."""
+    from smartduka_tui.mpesa.phone import format_local
+    from smartduka_tui.simulator.codes import MAGIC_PHONES
+    from smartduka_tui.ui.services import HelpSection
+
+    rows = tuple((format_local(m.phone), m.summary) for m in MAGIC_PHONES.values())
+    return HelpSection(
+        "Demo phone numbers (the simulator plays the customer)",
+        rows,
+        note="Any other number pays. Prompts are answered after about 2 s.",
+    )
+
+
+def _enrol_with_relay(folder: Path, relay: Served) -> bytes:
+    """`smartduka-relay shop add --out FILE`: the shop, its first till, the till key and
+    callback secret, as the relay's documented enrolment JSON.
+
+    Run in this process (a thread) rather than a third interpreter: it saves a second of start
+    time. Its printout (which names the till key) goes nowhere; the file is read back.
+    """
+    from callback_relay import cli as relay_cli
+
+    out = folder / "relay" / "enrolment.json"
+    printed, problems = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(problems):
+        code = relay_cli.main(
+            [
+                "shop", "add", DEMO_SHOP_NAME, "--out", str(out),
+                "--db", str(folder / "relay" / "relay.db"), "--public-url", relay.url,
+            ]
+        )  # fmt: skip
+    if code != 0:
+        raise DemoError(f"enrolling the demo shop with the relay failed: {problems.getvalue()}")
+    return out.read_bytes()
+
+
+def _new_vault(data_dir: Path) -> None:
+    """The till's data folder with a keyring holding one freshly generated key."""
+    from smartduka_tui.store.store import keyring_path
+    from smartduka_tui.store.vault import create_keyring
+
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    create_keyring(keyring_path(data_dir))
+
+
+async def _register_on_simulator(simulator: Served, deadline: float) -> tuple[str, ShopSecrets]:
+    """A fresh shortcode on the simulator with new random credentials."""
+    from smartduka_tui.simulator.control import SimulatorControl
+    from smartduka_tui.store import Secret, ShopSecrets
+
+    await asyncio.to_thread(simulator.wait_ready, deadline)
+    passkey = secrets.token_hex(32)
+    consumer_key, consumer_secret = secrets.token_hex(16), secrets.token_hex(16)
+    async with SimulatorControl(simulator.url) as sim:
+        registered = await sim.register_shortcode(
+            passkey=passkey, consumer_key=consumer_key, consumer_secret=consumer_secret
+        )
+    return registered.shortcode, ShopSecrets(
+        consumer_key=Secret(consumer_key),
+        consumer_secret=Secret(consumer_secret),
+        passkey=Secret(passkey),
+    )
+
+
+async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
+    from smartduka_tui.cli.enrol import parse_enrolment
+
+    await asyncio.to_thread(relay.wait_ready, deadline)
+    raw = await asyncio.to_thread(_enrol_with_relay, folder, relay)
+    parsed = parse_enrolment(raw, "the relay's enrolment")
+    if parsed.till_id is None or parsed.till_key is None or parsed.relay_url is None:
+        raise DemoError("the relay's enrolment has no till")
+    return parsed
+
+
+async def _set_up_till(data_dir: Path, simulator: Served, relay: Served, folder: Path) -> str:
+    """The till's vault: a new keyring, the demo shop with its simulator credentials, and the
+    till as the relay enrolled it. Returns the shop id. The three parts start together."""
+    from smartduka_tui.store import Enrolment, Secret, ShopConfig, ShopType
+    from smartduka_tui.store.store import open_till_store
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    (shortcode, credentials), parsed, _ = await asyncio.gather(
+        _register_on_simulator(simulator, deadline),
+        _enrolment(relay, folder, deadline),
+        asyncio.to_thread(_new_vault, data_dir),
+    )
+    async with open_till_store(data_dir) as store, store.write() as tx:
+        await store.shops.add(
+            tx,
+            ShopConfig(
+                id=parsed.shop_id,
+                name=parsed.shop_name or DEMO_SHOP_NAME,
+                mpesa_type=ShopType.PAYBILL,
+                account_prefix=DEMO_PREFIX,
+                business_shortcode=shortcode,
+            ),
+            credentials,
+        )
+        await store.tills.enrol(
+            tx,
+            Enrolment(
+                shop_id=parsed.shop_id,
+                till_id=parsed.till_id,
+                relay_url=parsed.relay_url,
+                till_key=Secret(parsed.till_key),
+                callback_kid=parsed.callback_kid,
+                callback_secret=Secret(parsed.callback_secret),
+            ),
+        )
+    return str(parsed.shop_id)
+
+
+@asynccontextmanager
+async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
+    """Simulator and relay running, the demo till set up; all stopped and removed after."""
+    from smartduka_tui.config import Settings
+
+    folder = Path(tempfile.mkdtemp(prefix="smartduka-demo-"))
+    servers: list[Served] = []
+    try:
+        simulator = start_server("simulator", "smartduka_tui.simulator", folder / "simulator")
+        servers.append(simulator)
+        relay = start_server(
+            "relay",
+            "callback_relay",
+            folder / "relay",
+            ["--db", str(folder / "relay" / "relay.db")],
+        )
+        servers.append(relay)
+        data_dir = folder / "till"
+        shop_id = await _set_up_till(data_dir, simulator, relay, folder)
+        settings = Settings(
+            data_dir=data_dir,
+            shop_id=shop_id,
+            daraja={"base_url": simulator.url},
+            relay={"url": relay.url},
+        )
+        yield Demo(folder, settings, simulator.url, relay.url, (magic_phone_help(),))
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        if keep:
+            print(f"smartduka demo: the demo folder is kept at {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo like Ctrl+C does, so its `finally` cleans up."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        with _stop_on_signals():
+            return asyncio.run(_demo(args))
+    except KeyboardInterrupt:
+        print("smartduka demo: stopped; the simulator and relay were shut down", file=sys.stderr)
+        return 130
+    except DemoError as error:
+        print(f"smartduka demo: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from smartduka_tui.cli.app import run_cashier_app, till_services
+
+    async with demo_environment(keep=args.keep) as demo:
+        if args.headless_check:
+            return await headless_check(demo)
+        async with till_services(demo.settings, help_sections=demo.help_sections) as services:
+            return await run_cashier_app(demo.settings, services)
+
+
+async def headless_check(demo: Demo) -> int:
+    """One payment to the simulator's "pays" number through the payment service and the
+    relay; prints what happened. The CI smoke test and the README use it."""
+    from smartduka_tui.cli.app import log_to_file, open_till
+    from smartduka_tui.clock import SystemClock
+    from smartduka_tui.relay_client import wait_for_outcome
+
+    started = time.monotonic()
+    log_to_file(demo.settings.data_dir)
+    async with open_till(demo.settings, SystemClock()) as (engine, link):
+        view = await engine.start_payment("DEMO1", 10, PAYS_PHONE)
+        print(f"sent: sale {view.sale_ref}, KES {view.amount} to {view.phone_masked}", flush=True)
+        view = await wait_for_outcome(engine, view.attempt_id, 60.0, link)
+    took = time.monotonic() - started
+    print(f"outcome: {view.state.value} ({view.stage.value}) in {took:.1f} s")
+    if view.receipt:
+        print(f"receipt: {view.receipt}")
+    print(view.cashier_message)
+    return EXIT_OK if view.is_paid else EXIT_NOT_PAID
