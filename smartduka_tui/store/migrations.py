@@ -189,17 +189,12 @@ _V3_PROBLEMS = Migration(
     ),
 )
 
-_V4_SEARCH_AND_SUMMARY = Migration(
+_V4_BY_PHONE = Migration(
     4,
-    "indexes for finding a customer's payments by phone and for summaries over long periods",
+    "an index for finding a customer's payments by phone",
     (
         # "The customer says they paid": one shop's attempts for one phone, newest first.
         "CREATE INDEX attempts_by_phone ON attempts(shop_id, phone, created_at, id)",
-        # Summaries read only these columns, so the index alone answers them.
-        """
-        CREATE INDEX attempts_summary ON attempts(
-            shop_id, created_at, state, result_code, amount, push_sent_at, completed_at)
-        """,
     ),
 )
 
@@ -207,6 +202,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
     _V3_PROBLEMS,
-    _V4_SEARCH_AND_SUMMARY,
+    _V4_BY_PHONE,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -516,7 +516,7 @@ _PLAN_CALLS = {
         ("history", "attempts_by_time"),
         ("live", "attempts_live"),
         ("problems_for_phone", "attempts_by_phone"),
-        ("summary", "COVERING INDEX attempts_summary"),
+        ("summary", "attempts_by_time"),
         ("pending_older_than", "attempts_live"),
         ("due_to_expire", "attempts_live"),
     ],
