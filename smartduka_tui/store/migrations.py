@@ -181,7 +181,7 @@ _V3_PROBLEMS = Migration(
         """,
         "CREATE INDEX problems_by_time ON problems(shop_id, created_at, id)",
         # The problem-payments list: failed, stuck or flagged attempts, newest first. The WHERE
-        # here must stay textually equal to attempts.PROBLEM_SQL for SQLite to use the index.
+        # here must stay word for word the same as attempts.PROBLEM_SQL for SQLite to use it.
         """
         CREATE INDEX attempts_problems ON attempts(shop_id, created_at, id)
             WHERE (state IN ('FAILED', 'EXPIRED', 'NEEDS_REVIEW', 'UNKNOWN') OR (flags & 15) != 0)

@@ -6,26 +6,43 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from smartduka_tui.store import ShopType, VerificationStatus, open_till_store
+from smartduka_tui.store import ShopType, VerificationStatus, acquire_data_dir_lock, open_till_store
 from tests.cli.conftest import Result, Runner
 from tests.store.canaries import new_canary
 
 PAYBILL = ("--name", "Mama Mboga", "--type", "paybill", "--shortcode", "174379", "--prefix", "DUKA")
+SECRET_NAMES = ("consumer_key", "consumer_secret", "passkey")
 
 
-def _secrets() -> tuple[str, str, str]:
-    return new_canary("ck"), new_canary("cs"), new_canary("pk")
+def _fresh_secrets() -> dict[str, str]:
+    return {name: new_canary(name[:2]) for name in SECRET_NAMES}
+
+
+def _flags(values: dict[str, str]) -> list[str]:
+    return [
+        part for name, value in values.items() for part in (f"--{name.replace('_', '-')}", value)
+    ]
+
+
+def _add_paybill(
+    run: Runner, shop_id: str, *extra: str, **stdin: str
+) -> tuple[Result, dict[str, str]]:
+    """`shop add` of a paybill shop with fresh canary credentials given as flags."""
+    values = _fresh_secrets()
+    return run("shop", "add", "--id", shop_id, *PAYBILL, *_flags(values), *extra, **stdin), values
 
 
 def _stored(data_dir: Path, shop_id: str) -> dict[str, str | None]:
     async def read() -> dict[str, str | None]:
         async with open_till_store(data_dir) as store:
             found = {}
-            for name in ("consumer_key", "consumer_secret", "passkey"):
+            for name in SECRET_NAMES:
                 secret = await store.credentials.get(shop_id, name)
                 found[name] = None if secret is None else secret.reveal()
             return found
@@ -41,9 +58,9 @@ def _shop_count(data_dir: Path) -> int:
     return asyncio.run(count())
 
 
-def _no_leak(result: Result, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in result.text
+def _no_leak(result: Result, values: dict[str, str]) -> None:
+    for value in values.values():
+        assert value not in result.text
 
 
 @pytest.fixture
@@ -53,36 +70,19 @@ def keyed(smartduka: Runner) -> Runner:
 
 
 def test_add_with_flags_shows_only_masked_secrets(keyed: Runner, data_dir: Path) -> None:
-    key, secret, passkey = _secrets()
-    result = keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop1",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    result, values = _add_paybill(keyed, "shop1")
     assert result.code == 0, result.err
     assert "Shop shop1 added." in result.out
-    assert f"****{passkey[-4:]}" in result.out
-    _no_leak(result, key, secret, passkey)
-    assert _stored(data_dir, "shop1") == {
-        "consumer_key": key,
-        "consumer_secret": secret,
-        "passkey": passkey,
-    }
+    assert f"****{values['passkey'][-4:]}" in result.out
+    _no_leak(result, values)
+    assert _stored(data_dir, "shop1") == values
 
 
 def test_secrets_from_stdin_and_environment(
     keyed: Runner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key, secret, passkey = _secrets()
-    monkeypatch.setenv("SMARTDUKA_SHOP_PASSKEY", passkey)
+    values = _fresh_secrets()
+    monkeypatch.setenv("SMARTDUKA_SHOP_PASSKEY", values["passkey"])
     result = keyed(
         "shop",
         "add",
@@ -94,54 +94,27 @@ def test_secrets_from_stdin_and_environment(
         "--consumer-secret",
         "-",
         "--secrets-from-env",
-        stdin=f"{key}\n{secret}\r\n",
+        stdin=f"{values['consumer_key']}\n{values['consumer_secret']}\r\n",
     )
     assert result.code == 0, result.err
-    _no_leak(result, key, secret, passkey)
-    assert _stored(data_dir, "shop2") == {
-        "consumer_key": key,
-        "consumer_secret": secret,
-        "passkey": passkey,
-    }
+    _no_leak(result, values)
+    assert _stored(data_dir, "shop2") == values
 
 
 def test_environment_is_read_only_when_asked(
     keyed: Runner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key, secret, passkey = _secrets()
-    keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop3",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    _, values = _add_paybill(keyed, "shop3")
     monkeypatch.setenv("SMARTDUKA_SHOP_PASSKEY", new_canary("stray"))
     assert keyed("shop", "set", "shop3", "--name", "Renamed").code == 0
-    assert _stored(data_dir, "shop3")["passkey"] == passkey
+    assert _stored(data_dir, "shop3") == values
 
 
 def test_missing_stdin_line_is_refused(keyed: Runner, data_dir: Path) -> None:
-    key, secret, _ = _secrets()
+    values = _fresh_secrets()
+    del values["passkey"]
     result = keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop4",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        "-",
-        stdin="",
+        "shop", "add", "--id", "shop4", *PAYBILL, *_flags(values), "--passkey", "-", stdin=""
     )
     assert result.code == 2
     assert "expected the passkey on standard input" in result.err
@@ -164,23 +137,17 @@ BAD_FLAGS = [
 def test_bad_flag_is_named_and_nothing_is_saved(
     keyed: Runner, data_dir: Path, override: tuple[str, str], message: str
 ) -> None:
-    key, secret, passkey = _secrets()
-    args = {
-        "--id": "shop5",
-        "--name": "Mama Mboga",
-        "--type": "paybill",
-        "--shortcode": "174379",
-        "--prefix": "DUKA",
-        "--consumer-key": key,
-        "--consumer-secret": secret,
-        "--passkey": passkey,
-    }
+    values = _fresh_secrets()
+    args = dict(zip(("--name", "--type", "--shortcode", "--prefix"), PAYBILL[1::2], strict=True))
+    args |= {"--id": "shop5", **dict(zip(_flags(values)[::2], values.values(), strict=True))}
     args[override[0]] = override[1]
     result = keyed("shop", "add", *[part for pair in args.items() for part in pair])
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.text
-    _no_leak(result, key, secret, passkey, override[1] if "key" in override[0] else key)
+    _no_leak(result, values)
+    if override[0] in ("--consumer-key", "--consumer-secret", "--passkey") and override[1]:
+        assert override[1] not in result.text  # a bad secret is described, never repeated
     assert _shop_count(data_dir) == 0
 
 
@@ -208,23 +175,10 @@ def test_till_shop_needs_its_till_number(keyed: Runner, data_dir: Path) -> None:
 def test_add_with_secrets_but_no_key_stops_and_saves_nothing(
     smartduka: Runner, data_dir: Path
 ) -> None:
-    key, secret, passkey = _secrets()
-    result = smartduka(
-        "shop",
-        "add",
-        "--id",
-        "shop6",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    result, values = _add_paybill(smartduka, "shop6")
     assert result.code == 1
     assert "no encryption key" in result.err and "smartduka keys init" in result.err
-    _no_leak(result, key, secret, passkey)
+    _no_leak(result, values)
     assert _shop_count(data_dir) == 0
 
 
@@ -245,24 +199,11 @@ def test_platform_shop_needs_no_key(smartduka: Runner) -> None:
     assert result.code == 0, result.err
     shown = json.loads(result.out)
     assert shown["type"] == "platform" and shown["enabled"] is True
-    assert shown["credentials"] == {"consumer_key": None, "consumer_secret": None, "passkey": None}
+    assert shown["credentials"] == dict.fromkeys(SECRET_NAMES)
 
 
 def test_set_changes_only_what_is_given(keyed: Runner, data_dir: Path) -> None:
-    key, secret, passkey = _secrets()
-    keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop7",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    _, values = _add_paybill(keyed, "shop7")
     new_passkey = new_canary("pk2")
     result = keyed(
         "shop",
@@ -279,33 +220,15 @@ def test_set_changes_only_what_is_given(keyed: Runner, data_dir: Path) -> None:
     shown = json.loads(result.out)
     assert shown["account_prefix"] == "MM" and shown["business_shortcode"] == "174379"
     assert shown["credentials"]["passkey"] == f"****{new_passkey[-4:]}"
-    _no_leak(result, new_passkey, key, secret)
-    assert _stored(data_dir, "shop7") == {
-        "consumer_key": key,
-        "consumer_secret": secret,
-        "passkey": new_passkey,
-    }
+    _no_leak(result, {**values, "new": new_passkey})
+    assert _stored(data_dir, "shop7") == {**values, "passkey": new_passkey}
 
 
 def test_set_to_platform_with_cleared_credentials(keyed: Runner, data_dir: Path) -> None:
-    key, secret, passkey = _secrets()
-    keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop8",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    _add_paybill(keyed, "shop8")
     refused = keyed("shop", "set", "shop8", "--type", "platform", "--shortcode", "")
-    assert (
-        refused.code == 2 and "--consumer-key: must not be set for a platform shop" in refused.err
-    )
+    assert refused.code == 2
+    assert "--consumer-key: must not be set for a platform shop" in refused.err
     done = keyed(
         "shop",
         "set",
@@ -319,11 +242,7 @@ def test_set_to_platform_with_cleared_credentials(keyed: Runner, data_dir: Path)
     )
     assert done.code == 0, done.err
     assert json.loads(done.out)["type"] == ShopType.PLATFORM.value
-    assert _stored(data_dir, "shop8") == {
-        "consumer_key": None,
-        "consumer_secret": None,
-        "passkey": None,
-    }
+    assert _stored(data_dir, "shop8") == dict.fromkeys(SECRET_NAMES)
 
 
 def test_set_unknown_shop_and_show_unknown_shop(keyed: Runner) -> None:
@@ -332,33 +251,18 @@ def test_set_unknown_shop_and_show_unknown_shop(keyed: Runner) -> None:
     assert result.code == 2 and "no shop 'ghost'" in result.err
 
 
-def test_show_lists_and_describes(keyed: Runner, data_dir: Path) -> None:
-    key, secret, passkey = _secrets()
-    keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop9",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+def test_show_lists_and_describes(keyed: Runner) -> None:
+    _, values = _add_paybill(keyed, "shop9")
     listed = keyed("shop", "show")
     assert "shop9  Mama Mboga  (paybill)" in listed.out
     shown = keyed("shop", "show", "shop9")
     assert "paid into        paybill 174379" in shown.out
-    assert f"passkey          ****{passkey[-4:]}" in shown.out
+    assert f"passkey          ****{values['passkey'][-4:]}" in shown.out
     assert f"verification     {VerificationStatus.PENDING.value}" in shown.out
-    _no_leak(shown, key, secret, passkey)
+    _no_leak(shown, values)
 
 
 def test_another_process_holding_the_folder_is_named(keyed: Runner, data_dir: Path) -> None:
-    from smartduka_tui.store import acquire_data_dir_lock
-
     with acquire_data_dir_lock(data_dir):
         result = keyed("shop", "show")
     assert result.code == 1
@@ -367,39 +271,36 @@ def test_another_process_holding_the_folder_is_named(keyed: Runner, data_dir: Pa
 
 def test_keyring_readable_by_others_is_refused(keyed: Runner, data_dir: Path) -> None:
     (data_dir / "keyring").chmod(0o640)
-    key, secret, passkey = _secrets()
-    result = keyed(
-        "shop",
-        "add",
-        "--id",
-        "shop10",
-        *PAYBILL,
-        "--consumer-key",
-        key,
-        "--consumer-secret",
-        secret,
-        "--passkey",
-        passkey,
-    )
+    result, values = _add_paybill(keyed, "shop10")
     assert result.code == 1
     assert f"chmod 600 {data_dir / 'keyring'}" in result.err
+    _no_leak(result, values)
     (data_dir / "keyring").chmod(0o600)
     assert _shop_count(data_dir) == 0
 
 
+def test_bad_setting_is_one_line_without_traceback(
+    smartduka: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTDUKA_MODE", "staging")
+    result = smartduka("shop", "show")
+    assert result.code == 2
+    assert result.err.startswith("smartduka: error: setting mode:")
+    assert "Traceback" not in result.text
+    monkeypatch.delenv("SMARTDUKA_MODE")
+    missing = smartduka("--config", "nope.toml", "shop", "show")
+    assert missing.code == 2 and "configuration file not found: nope.toml" in missing.err
+
+
 def test_shop_types_on_the_command_line_match_the_store() -> None:
     from smartduka_tui.cli.shop import SECRET_FLAGS, SHOP_TYPES
-    from smartduka_tui.store import ShopSecretField
 
     assert tuple(t.value for t in ShopType) == SHOP_TYPES
-    assert tuple(SECRET_FLAGS) == tuple(f.value for f in ShopSecretField)
+    assert tuple(SECRET_FLAGS) == SECRET_NAMES
 
 
 def test_registering_these_commands_does_not_load_the_store() -> None:
     """`smartduka --help` stays fast: the store is imported by handlers, not by register()."""
-    import subprocess
-    import sys
-
     code = (
         "import argparse, sys\n"
         "from smartduka_tui.cli import common, enrol, keys, shop\n"
@@ -413,15 +314,3 @@ def test_registering_these_commands_does_not_load_the_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
-
-
-def test_bad_setting_is_one_line_without_traceback(
-    smartduka: Runner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SMARTDUKA_MODE", "staging")
-    result = smartduka("shop", "show")
-    assert result.code == 2
-    assert result.err.startswith("smartduka: error: setting mode:")
-    assert "Traceback" not in result.text
-    missing = smartduka("--config", "nope.toml", "shop", "show")
-    assert missing.code == 2 and "configuration file not found: nope.toml" in missing.err
