@@ -51,18 +51,22 @@ def build_app(
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False), **kwargs)
 
 
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 20
+) -> None:
     """Let the app and the engine run until `condition` holds (bounded, real time: the work is
     loopback HTTP and SQLite, so this is about not hanging, not about speed)."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; screen is {pilot.app.screen!r}")
         await pilot.pause(0.02)
 
 
-async def wait_for_screen(pilot: Pilot[Any], screen_type: type) -> Any:
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, screen_type), screen_type.__name__)
+async def wait_for_screen(pilot: Pilot[Any], screen_type: type, timeout: float = 20) -> Any:
+    await wait_until(
+        pilot, lambda: isinstance(pilot.app.screen, screen_type), screen_type.__name__, timeout
+    )
     await pilot.pause()
     return pilot.app.screen
 
