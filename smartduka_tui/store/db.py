@@ -179,12 +179,6 @@ class Database:
             await self._reader_conn.close()
             await self._writer.close()
 
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         return await self._reader.fetchone(sql, params)
 

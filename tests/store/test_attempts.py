@@ -13,6 +13,7 @@ from smartduka_tui.store import (
     FINAL,
     LIVE,
     PROBLEM_FLAGS,
+    PROBLEM_STATES,
     Actor,
     AttemptFilter,
     AttemptFlag,
@@ -472,6 +473,8 @@ async def test_summary_counts_money_and_failures(store: Store, clock: ManualCloc
 def test_flag_and_state_sets() -> None:
     assert FINAL.isdisjoint(LIVE) and set(AttemptState) == FINAL | LIVE
     assert int(PROBLEM_FLAGS) == 15  # the literal in PROBLEM_SQL and the v3 index
+    listed = PROBLEM_SQL.split("(", 2)[2].split(")")[0]
+    assert {name.strip(" '") for name in listed.split(",")} == {s.value for s in PROBLEM_STATES}
 
 
 def test_problem_and_live_sql_match_the_partial_indexes() -> None:
