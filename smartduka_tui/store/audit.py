@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from smartduka_tui.store.db import Database, WriteTx
-from smartduka_tui.store.records import Actor, AuditEntry, ChainReport, from_ms
+from smartduka_tui.store.records import Actor, AuditEntry, ChainReport, from_ms, to_ms
 from smartduka_tui.store.secret import Secret
 
 GENESIS_HASH = "0" * 64
@@ -163,6 +163,50 @@ class AuditLog:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [_entry(row) for row in await self._db.fetchall(sql, params)]
+
+    async def search(
+        self,
+        shop_id: str,
+        *,
+        include_system: bool = False,
+        actors: Collection[Actor] | None = None,
+        action_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        attempt_id: int | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """The audit viewer's query: a shop's entries (with `include_system`, also those of no
+        shop, like manager sign-ins), newest first, narrowed by each filter given. `since` is
+        inclusive, `until` exclusive."""
+        where = ["(shop_id = ? OR shop_id IS NULL)" if include_system else "shop_id = ?"]
+        params: list[Any] = [shop_id]
+        if actors is not None:
+            chosen = sorted(Actor(actor).value for actor in actors)
+            where.append(f"actor IN ({', '.join('?' * len(chosen))})")
+            params.extend(chosen)
+        if action_prefix:
+            where.append("substr(action, 1, ?) = ?")
+            params.extend((len(action_prefix), action_prefix))
+        if since is not None:
+            where.append("at >= ?")
+            params.append(to_ms(since))
+        if until is not None:
+            where.append("at < ?")
+            params.append(to_ms(until))
+        if attempt_id is not None:
+            where.append("attempt_id = ?")
+            params.append(attempt_id)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM audit_log WHERE {' AND '.join(where)}"  # noqa: S608 - fixed fragments
+            " ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_entry(row) for row in rows]
 
     async def verify_chain(self) -> ChainReport:
         """Walk the whole chain; report intact, or the first entry that is altered, unlinked or

@@ -198,10 +198,28 @@ _V4_BY_PHONE = Migration(
     ),
 )
 
+_V5_MANAGER_PIN = Migration(
+    5,
+    "the manager PIN (scrypt hash) and its lockout",
+    (
+        # One PIN per till database (store/pin.py). A lockout survives a restart of the till.
+        """
+        CREATE TABLE manager_pin (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            pin_hash TEXT NOT NULL,
+            set_at INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+            locked_until INTEGER
+        ) STRICT
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
     _V3_PROBLEMS,
     _V4_BY_PHONE,
+    _V5_MANAGER_PIN,
 )
 LATEST_VERSION = MIGRATIONS[-1].version
