@@ -1,0 +1,108 @@
+"""The manager's side of the till: PIN sign-in, problem payments, M-Pesa settings, the audit log,
+sales history and the daily summary.
+
+Screens and CLI commands call this package and render what it returns; the rules (what is a
+problem payment, what a manager can do about it, what a setting must look like, when a session
+ends) live here. Two layers:
+
+- `PaymentLists` (lists.py): read-only lists over the store (the problem-payments list, the
+  history, export rows), used by `smartduka transactions` and by the service.
+- `ManagerService` (service.py): everything behind the manager PIN. Every method but the PIN
+  ones needs a signed-in session (`sign_in`), which ends on `sign_out` or after
+  `idle_timeout_s` without activity by the injectable clock.
+
+Nothing here returns or logs a secret: credentials come back masked (`****` and the last four
+characters), enrolment files are parsed with their secrets hidden, exports carry masked phones.
+"""
+
+from smartduka_tui.payments.manager.audit import (
+    ACTOR_NAMES,
+    AuditFilter,
+    AuditLine,
+    AuditPage,
+    ChainVerdict,
+    audit_filter_from_text,
+)
+from smartduka_tui.payments.manager.detail import ProblemDetail, TimelineStep
+from smartduka_tui.payments.manager.errors import (
+    ActionRefused,
+    ManagerError,
+    ManagerInputError,
+    NotSignedIn,
+)
+from smartduka_tui.payments.manager.lists import (
+    CSV_COLUMNS,
+    PAGE_SIZE,
+    HistoryFilter,
+    ListCursor,
+    PaymentLists,
+    PaymentRow,
+    ProblemCategory,
+    ProblemFilter,
+    RowPage,
+    csv_values,
+    history_filter_from_text,
+    problem_filter_from_text,
+    row_json,
+)
+from smartduka_tui.payments.manager.service import (
+    ActionResult,
+    ExportResult,
+    ManagerService,
+)
+from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
+from smartduka_tui.payments.manager.settings import (
+    SettingsForm,
+    SettingsView,
+    TillView,
+    VerifyOutcome,
+    VerifyResult,
+)
+from smartduka_tui.payments.manager.summary import CodeShare, DailySummary, summarise_day
+from smartduka_tui.payments.manager.words import kenya_time
+from smartduka_tui.store.pin import PinCheck, PinOutcome, PinStatus
+
+__all__ = [
+    "ACTOR_NAMES",
+    "CSV_COLUMNS",
+    "IDLE_TIMEOUT_S",
+    "PAGE_SIZE",
+    "ActionRefused",
+    "ActionResult",
+    "AuditFilter",
+    "AuditLine",
+    "AuditPage",
+    "ChainVerdict",
+    "CodeShare",
+    "DailySummary",
+    "ExportResult",
+    "HistoryFilter",
+    "ListCursor",
+    "ManagerError",
+    "ManagerInputError",
+    "ManagerService",
+    "ManagerSession",
+    "NotSignedIn",
+    "PaymentLists",
+    "PaymentRow",
+    "PinCheck",
+    "PinOutcome",
+    "PinStatus",
+    "ProblemCategory",
+    "ProblemDetail",
+    "ProblemFilter",
+    "RowPage",
+    "SettingsForm",
+    "SettingsView",
+    "TillView",
+    "TimelineStep",
+    "VerifyOutcome",
+    "VerifyResult",
+    "audit_filter_from_text",
+    "csv_values",
+    "history_filter_from_text",
+    "kenya_time",
+    "problem_filter_from_text",
+    "row_json",
+    "summarise_day",
+]

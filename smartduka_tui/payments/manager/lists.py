@@ -1,0 +1,677 @@
+"""The problem-payments list and the history: filters, rows, pages, CSV cells."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_phone
+from smartduka_tui.payments.codes import advise
+from smartduka_tui.payments.manager.errors import ManagerInputError
+from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time, shillings
+from smartduka_tui.store.records import (
+    Attempt,
+    AttemptFilter,
+    AttemptFlag,
+    AttemptState,
+    PageCursor,
+    Problem,
+    ProblemKind,
+    to_ms,
+)
+from smartduka_tui.store.store import Store
+
+S = AttemptState
+PAGE_SIZE = 50
+
+
+class ProblemCategory(StrEnum):
+    """Why an item is on the problem-payments list."""
+
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+    NEEDS_REVIEW = "needs_review"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+    RECEIPT_PENDING = "receipt_pending"
+    SUSPICIOUS = "suspicious"
+    UNMATCHED_CALLBACK = "unmatched_callback"
+    UNAPPLIED_EVENT = "unapplied_event"
+    SUSPICIOUS_PATTERN = "suspicious_pattern"
+
+    @property
+    def label(self) -> str:
+        return CATEGORY_LABELS[self]
+
+
+CATEGORY_LABELS: dict[ProblemCategory, str] = {
+    ProblemCategory.FAILED: "Failed",
+    ProblemCategory.EXPIRED: "Expired",
+    ProblemCategory.UNKNOWN: "Outcome unknown",
+    ProblemCategory.NEEDS_REVIEW: "Needs review",
+    ProblemCategory.LATE: "Late payment",
+    ProblemCategory.DUPLICATE: "Paid twice",
+    ProblemCategory.RECEIPT_PENDING: "Receipt pending",
+    ProblemCategory.SUSPICIOUS: "Suspicious",
+    ProblemCategory.UNMATCHED_CALLBACK: "Unmatched",
+    ProblemCategory.UNAPPLIED_EVENT: "Unreadable",
+    ProblemCategory.SUSPICIOUS_PATTERN: "Pattern",
+}
+_STATE_CATEGORY = {
+    S.FAILED: ProblemCategory.FAILED,
+    S.EXPIRED: ProblemCategory.EXPIRED,
+    S.UNKNOWN: ProblemCategory.UNKNOWN,
+    S.NEEDS_REVIEW: ProblemCategory.NEEDS_REVIEW,
+}
+# Highest first: the flag that says most about what to do.
+_FLAG_CATEGORY = (
+    (AttemptFlag.DUPLICATE_PAYMENT, ProblemCategory.DUPLICATE),
+    (AttemptFlag.LATE, ProblemCategory.LATE),
+    (AttemptFlag.SUSPICIOUS, ProblemCategory.SUSPICIOUS),
+    (AttemptFlag.RECEIPT_PENDING, ProblemCategory.RECEIPT_PENDING),
+)
+_RECORD_CATEGORY = {
+    ProblemKind.UNMATCHED_CALLBACK: ProblemCategory.UNMATCHED_CALLBACK,
+    ProblemKind.UNAPPLIED_EVENT: ProblemCategory.UNAPPLIED_EVENT,
+    ProblemKind.SUSPICIOUS_PATTERN: ProblemCategory.SUSPICIOUS_PATTERN,
+}
+_RECORD_CATEGORIES = frozenset(_RECORD_CATEGORY.values())
+_ATTEMPT_CATEGORIES = frozenset(ProblemCategory) - _RECORD_CATEGORIES
+_CATEGORY_ALIASES = {
+    "review": ProblemCategory.NEEDS_REVIEW,
+    "duplicate_payment": ProblemCategory.DUPLICATE,
+    "unmatched": ProblemCategory.UNMATCHED_CALLBACK,
+    "unapplied": ProblemCategory.UNAPPLIED_EVENT,
+    "pattern": ProblemCategory.SUSPICIOUS_PATTERN,
+}
+
+
+def attempt_categories(attempt: Attempt) -> set[ProblemCategory]:
+    """Every reason an attempt is a problem payment (empty: it is not one)."""
+    found = {category for flag, category in _FLAG_CATEGORY if attempt.flags & flag}
+    if attempt.state in _STATE_CATEGORY:
+        found.add(_STATE_CATEGORY[attempt.state])
+    return found
+
+
+def _primary(attempt: Attempt) -> ProblemCategory | None:
+    for flag, category in _FLAG_CATEGORY:
+        if attempt.flags & flag:
+            return category
+    return _STATE_CATEGORY.get(attempt.state)
+
+
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    """Where the next page starts: just after the item at (created_at, rank, id), newest
+    first. Attempts rank above problem records written in the same millisecond."""
+
+    created_at_ms: int
+    rank: int
+    id: int
+
+    @property
+    def sort_key(self) -> tuple[int, int, int]:
+        return (self.created_at_ms, self.rank, self.id)
+
+
+_ATTEMPT_RANK, _RECORD_RANK = 1, 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """One line of the problem list or of the history. `key` is `A<id>` for an attempt and
+    `P<id>` for a problem record. `phone` is the full number (for the signed-in manager);
+    lists and exports show `phone_masked`."""
+
+    key: str
+    created_at: datetime
+    category: ProblemCategory | None
+    summary: str
+    state: AttemptState | None = None
+    till_id: str | None = None
+    sale_ref: str | None = None
+    amount: int | None = None
+    phone: str | None = None
+    phone_masked: str | None = None
+    result_code: str | None = None
+    receipt: str | None = None
+    resolved: bool = False
+    resolution_note: str | None = None
+    cursor: ListCursor = field(default=ListCursor(0, 0, 0), repr=False)
+
+    @property
+    def what(self) -> str:
+        """The short label: the category, or the state for a payment with no problem."""
+        if self.category is not None:
+            return self.category.label
+        return STATE_WORDS[self.state].capitalize() if self.state else ""
+
+    @property
+    def is_attempt(self) -> bool:
+        return self.key.startswith("A")
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    rows: tuple[PaymentRow, ...]
+    next_cursor: ListCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemFilter:
+    """The problem list's filters; each narrows. `categories` None means every category."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    categories: frozenset[ProblemCategory] | None = None
+    result_code: str | None = None
+    phone: str | None = None
+    till_id: str | None = None
+    include_resolved: bool = False
+
+    def describe(self) -> str:
+        """The filter in a few words, for a screen's title line and the export's audit."""
+        parts: list[str] = []
+        if self.categories:
+            parts.append("/".join(sorted(c.label.lower() for c in self.categories)))
+        if self.since or self.until:
+            start = kenya_time(self.since)[:16] if self.since else "…"
+            end = kenya_time(self.until)[:16] if self.until else "…"
+            parts.append(f"{start} to {end}")
+        if self.result_code:
+            parts.append(f"code {self.result_code}")
+        if self.phone:
+            parts.append(mask_phone(self.phone))
+        if self.till_id:
+            parts.append(f"till {self.till_id}")
+        parts.append("with resolved" if self.include_resolved else "open")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """The history's filters (states are attempt states here)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    states: frozenset[AttemptState] | None = None
+    result_code: str | None = None
+    phone: str | None = None
+    till_id: str | None = None
+
+    def store_filter(self) -> AttemptFilter:
+        return AttemptFilter(
+            since=self.since,
+            until=self.until,
+            states=self.states,
+            result_codes=None if self.result_code is None else frozenset({self.result_code}),
+            phone=self.phone,
+            till_id=self.till_id,
+            include_resolved=True,
+        )
+
+
+# ---- parsing what a person typed (shared by the screens and the CLI) -------------------------
+
+
+def parse_moment(text: str, field_name: str, *, end_of_day: bool = False) -> datetime | None:
+    """'' -> None; `YYYY-MM-DD` (start of that day, or the next day's start with
+    `end_of_day`, Kenya time) or `YYYY-MM-DD HH:MM` (Kenya time) or an ISO time with offset."""
+    text = text.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ManagerInputError(field_name, f"{text!r} is not a real date") from None
+        start = datetime.combine(day, time.min, tzinfo=KENYA_TZ)
+        return start + timedelta(days=1) if end_of_day else start
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise ManagerInputError(
+            field_name, "must be a date like 2026-01-15, or a time like 2026-01-15 14:30"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=KENYA_TZ)
+
+
+def parse_period(since: str, until: str) -> tuple[datetime | None, datetime | None]:
+    """The period from two typed dates: `until` as a date includes that whole day."""
+    start = parse_moment(since, "since")
+    end = parse_moment(until, "until", end_of_day=True)
+    if start is not None and end is not None and end <= start:
+        raise ManagerInputError("until", "must be after 'since'")
+    return start, end
+
+
+def parse_phone_filter(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return normalise_phone(text)
+    except PhoneNumberError as error:
+        raise ManagerInputError("phone", str(error)) from None
+
+
+def parse_code(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,32}", text):
+        raise ManagerInputError(
+            "result_code", "must be an M-Pesa code like 1032 or 500.001.1001 (letters, digits, .)"
+        )
+    return text.upper() if re.search(r"[a-z]", text) else text
+
+
+def parse_till(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise ManagerInputError("till", "must be a till id: letters, digits, '-' or '_'")
+    return text
+
+
+def split_words(text: str | Iterable[str]) -> list[str]:
+    items = [text] if isinstance(text, str) else list(text)
+    return [w for item in items for w in re.split(r"[\s,]+", item.strip()) if w]
+
+
+def parse_categories(text: str | Iterable[str]) -> frozenset[ProblemCategory] | None:
+    words = split_words(text)
+    if not words:
+        return None
+    found: set[ProblemCategory] = set()
+    for word in words:
+        key = word.lower().replace("-", "_")
+        category = _CATEGORY_ALIASES.get(key)
+        if category is None:
+            try:
+                category = ProblemCategory(key)
+            except ValueError:
+                names = ", ".join(c.value for c in ProblemCategory)
+                raise ManagerInputError(
+                    "state", f"{word!r} is not a problem kind; use one of: {names}"
+                ) from None
+        found.add(category)
+    return frozenset(found)
+
+
+def parse_states(text: str | Iterable[str]) -> frozenset[AttemptState] | None:
+    words = split_words(text)
+    if not words:
+        return None
+    found: set[AttemptState] = set()
+    for word in words:
+        try:
+            found.add(AttemptState(word.upper().replace("-", "_")))
+        except ValueError:
+            names = ", ".join(s.value.lower() for s in AttemptState)
+            raise ManagerInputError(
+                "state", f"{word!r} is not a payment state; use one of: {names}"
+            ) from None
+    return frozenset(found)
+
+
+def problem_filter_from_text(
+    *,
+    since: str = "",
+    until: str = "",
+    state: str | Iterable[str] = "",
+    code: str = "",
+    phone: str = "",
+    till: str = "",
+    include_resolved: bool = False,
+) -> ProblemFilter:
+    """A ProblemFilter from typed text, or ManagerInputError naming the first bad field."""
+    start, end = parse_period(since, until)
+    return ProblemFilter(
+        since=start,
+        until=end,
+        categories=parse_categories(state),
+        result_code=parse_code(code),
+        phone=parse_phone_filter(phone),
+        till_id=parse_till(till),
+        include_resolved=include_resolved,
+    )
+
+
+def history_filter_from_text(
+    *,
+    since: str = "",
+    until: str = "",
+    state: str | Iterable[str] = "",
+    code: str = "",
+    phone: str = "",
+    till: str = "",
+) -> HistoryFilter:
+    start, end = parse_period(since, until)
+    return HistoryFilter(
+        since=start,
+        until=end,
+        states=parse_states(state),
+        result_code=parse_code(code),
+        phone=parse_phone_filter(phone),
+        till_id=parse_till(till),
+    )
+
+
+# ---- rows -----------------------------------------------------------------------------------
+
+
+def _attempt_summary(attempt: Attempt, category: ProblemCategory | None) -> str:
+    receipt = f" (receipt {attempt.receipt_number})" if attempt.receipt_number else ""
+    if category is ProblemCategory.DUPLICATE:
+        return f"Paid although the sale was already paid: refund one payment{receipt}"
+    if category is ProblemCategory.LATE:
+        return f"Paid after the till had given up{receipt}"
+    if category is ProblemCategory.SUSPICIOUS:
+        return f"Paid, but a later callback disagreed{receipt}"
+    if category is ProblemCategory.RECEIPT_PENDING:
+        return "Paid per M-Pesa's query; the receipt number has not arrived"
+    if category is ProblemCategory.EXPIRED:
+        return "No result from M-Pesa before it expired"
+    if category is ProblemCategory.UNKNOWN:
+        return "M-Pesa's answer never arrived; SmartDuka keeps checking"
+    if category is ProblemCategory.NEEDS_REVIEW:
+        return attempt.review_note or "The evidence disagrees: open it to see why"
+    if category is ProblemCategory.FAILED:
+        info = advise(attempt.result_code, attempt.result_desc)
+        said = info.description or attempt.result_desc or "refused"
+        return f"Not paid: {said}"
+    if attempt.state is S.COMPLETED:
+        return f"Paid{receipt}"
+    return STATE_WORDS[attempt.state].capitalize()
+
+
+def attempt_row(attempt: Attempt) -> PaymentRow:
+    category = _primary(attempt)
+    return PaymentRow(
+        key=f"A{attempt.id}",
+        created_at=attempt.created_at,
+        category=category,
+        summary=_attempt_summary(attempt, category),
+        state=attempt.state,
+        till_id=attempt.till_id,
+        sale_ref=attempt.sale_ref,
+        amount=attempt.amount,
+        phone=attempt.phone,
+        phone_masked=mask_phone(attempt.phone),
+        result_code=attempt.result_code,
+        receipt=attempt.receipt_number,
+        resolved=bool(attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER),
+        resolution_note=attempt.review_note
+        if attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER
+        else None,
+        cursor=ListCursor(to_ms(attempt.created_at), _ATTEMPT_RANK, attempt.id),
+    )
+
+
+def _record_summary(problem: Problem) -> str:
+    detail = problem.detail
+    if problem.kind is ProblemKind.UNMATCHED_CALLBACK:
+        code = detail.get("result_code")
+        money = "money may have moved" if code == "0" else "no money moved"
+        amount = as_int(detail.get("amount"))
+        bits = [f"code {code}"] + ([shillings(amount)] if amount is not None else [])
+        if detail.get("receipt"):
+            bits.append(f"receipt {detail['receipt']}")
+        return f"A signed callback matched no payment ({', '.join(bits)}): {money}"
+    if problem.kind is ProblemKind.UNAPPLIED_EVENT:
+        return f"A callback could not be read: {detail.get('reason', 'unknown reason')}"
+    pattern = detail.get("pattern")
+    window = as_int(detail.get("window_s"))
+    minutes = f"{window // 60} minutes" if window else "a short time"
+    if pattern == "failures_for_phone":
+        return f"{detail.get('failures')} failed payments for {detail.get('phone')} in {minutes}"
+    if pattern == "failures_for_shop":
+        return f"{detail.get('failures')} failed payments in this shop in {minutes}"
+    if pattern == "duplicate_payment":
+        return f"Sale {detail.get('sale_ref')} was paid twice: refund one payment"
+    return f"Suspicious pattern: {pattern}"
+
+
+def record_row(problem: Problem) -> PaymentRow:
+    detail = problem.detail
+    phone = detail.get("phone")
+    return PaymentRow(
+        key=f"P{problem.id}",
+        created_at=problem.created_at,
+        category=_RECORD_CATEGORY[problem.kind],
+        summary=_record_summary(problem),
+        till_id=problem.till_id,
+        sale_ref=detail.get("sale_ref") if isinstance(detail.get("sale_ref"), str) else None,
+        amount=as_int(detail.get("amount")),
+        # Problem records only ever hold masked phones.
+        phone_masked=phone if isinstance(phone, str) else None,
+        result_code=detail.get("result_code")
+        if isinstance(detail.get("result_code"), str)
+        else None,
+        receipt=detail.get("receipt") if isinstance(detail.get("receipt"), str) else None,
+        resolved=problem.resolved_at is not None,
+        resolution_note=problem.resolution_note,
+        cursor=ListCursor(to_ms(problem.created_at), _RECORD_RANK, problem.id),
+    )
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    """('A', id) or ('P', id) from `A12` / `P3`; ManagerInputError otherwise."""
+    text = key.strip().upper() if isinstance(key, str) else ""
+    match = re.fullmatch(r"([AP])(\d{1,18})", text)
+    if match is None:
+        raise ManagerInputError(
+            "key", "must be a payment like A12 or a problem like P3, as the list shows it"
+        )
+    return match.group(1), int(match.group(2))
+
+
+CSV_COLUMNS = (
+    "key",
+    "when_kenya_time",
+    "problem",
+    "state",
+    "result_code",
+    "summary",
+    "till",
+    "sale",
+    "amount_kes",
+    "phone",
+    "receipt",
+    "resolved",
+    "note",
+)
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with one of these is a formula in a spreadsheet: neutralise it.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_values(row: PaymentRow, *, full_phones: bool = False) -> list[str]:
+    phone = row.phone if full_phones and row.phone else row.phone_masked
+    values: list[object] = [
+        row.key,
+        kenya_time(row.created_at),
+        row.what,
+        row.state.value if row.state else "",
+        row.result_code,
+        row.summary,
+        row.till_id,
+        row.sale_ref,
+        row.amount,
+        phone,
+        row.receipt,
+        "yes" if row.resolved else "no",
+        row.resolution_note,
+    ]
+    return [_csv_cell(value) for value in values]
+
+
+def row_json(row: PaymentRow, *, full_phones: bool = False) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "created_at": row.created_at.isoformat(),
+        "problem": row.category.value if row.category else None,
+        "what": row.what,
+        "state": row.state.value if row.state else None,
+        "result_code": row.result_code,
+        "summary": row.summary,
+        "till_id": row.till_id,
+        "sale_ref": row.sale_ref,
+        "amount": row.amount,
+        "phone": row.phone if full_phones and row.phone else row.phone_masked,
+        "receipt": row.receipt,
+        "resolved": row.resolved,
+        "note": row.resolution_note,
+    }
+
+
+class PaymentLists:
+    """Read-only lists over one shop's attempts and problem records, newest first."""
+
+    def __init__(self, store: Store, shop_id: str) -> None:
+        self.store = store
+        self.shop_id = shop_id
+
+    async def problems(
+        self, filters: ProblemFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
+    ) -> RowPage:
+        """One page of the problem-payments list: problem attempts and problem records merged,
+        newest first."""
+        if not 1 <= limit <= 1000:
+            raise ManagerInputError("limit", "must be between 1 and 1000")
+        attempts, attempts_more = await self._problem_attempts(filters, cursor, limit)
+        records, records_more = await self._problem_records(filters, cursor, limit)
+        merged = sorted((*attempts, *records), key=lambda r: r.cursor.sort_key, reverse=True)
+        rows = tuple(merged[:limit])
+        more = len(merged) > limit or attempts_more or records_more
+        return RowPage(rows, rows[-1].cursor if more and rows else None)
+
+    async def _problem_attempts(
+        self, filters: ProblemFilter, cursor: ListCursor | None, want: int
+    ) -> tuple[list[PaymentRow], bool]:
+        wanted = filters.categories
+        if wanted is not None and not wanted & _ATTEMPT_CATEGORIES:
+            return [], False
+        states: set[AttemptState] | None = None
+        if wanted is not None:
+            states = {s for s, c in _STATE_CATEGORY.items() if c in wanted}
+            if wanted & {c for _, c in _FLAG_CATEGORY}:
+                # Flagged problem attempts are all COMPLETED; the problems index holds only
+                # the flagged ones among the paid, so this stays a short scan.
+                states.add(S.COMPLETED)
+        store_filter = AttemptFilter(
+            since=filters.since,
+            until=filters.until,
+            states=None if states is None else frozenset(states),
+            result_codes=None if filters.result_code is None else frozenset({filters.result_code}),
+            phone=filters.phone,
+            till_id=filters.till_id,
+            include_resolved=filters.include_resolved,
+        )
+        page_cursor = None
+        if cursor is not None:
+            # After a record at (t, 0, id), every attempt at t came before it: continue below t.
+            page_cursor = PageCursor(
+                cursor.created_at_ms, cursor.id if cursor.rank == _ATTEMPT_RANK else 0
+            )
+        rows: list[PaymentRow] = []
+        batch = min(1000, want + 1)
+        while True:
+            page = await self.store.attempts.problems(
+                self.shop_id, store_filter, limit=batch, cursor=page_cursor
+            )
+            for attempt in page.items:
+                if wanted is None or attempt_categories(attempt) & wanted:
+                    rows.append(attempt_row(attempt))
+            if len(rows) > want or page.next_cursor is None:
+                return rows[:want], len(rows) > want or page.next_cursor is not None
+            page_cursor = page.next_cursor
+            batch = 1000
+
+    async def _problem_records(
+        self, filters: ProblemFilter, cursor: ListCursor | None, want: int
+    ) -> tuple[list[PaymentRow], bool]:
+        wanted = filters.categories
+        if wanted is not None and not wanted & _RECORD_CATEGORIES:
+            return [], False
+        masked_phone = None if filters.phone is None else mask_phone(filters.phone)
+        rows: list[PaymentRow] = []
+        before: int | None = None
+        # Records are few and written in time order, so their ids follow their times.
+        while True:
+            batch = await self.store.problems.list(
+                self.shop_id,
+                include_resolved=filters.include_resolved,
+                limit=200,
+                before_id=before,
+            )
+            for problem in batch:
+                row = record_row(problem)
+                if cursor is not None and row.cursor.sort_key >= cursor.sort_key:
+                    continue
+                if filters.since is not None and problem.created_at < filters.since:
+                    return rows, False
+                if filters.until is not None and problem.created_at >= filters.until:
+                    continue
+                if wanted is not None and row.category not in wanted:
+                    continue
+                if filters.till_id is not None and problem.till_id != filters.till_id:
+                    continue
+                if filters.result_code is not None and row.result_code != filters.result_code:
+                    continue
+                if masked_phone is not None and row.phone_masked != masked_phone:
+                    continue
+                rows.append(row)
+                if len(rows) > want:
+                    return rows[:want], True
+            if len(batch) < 200:
+                return rows, False
+            before = batch[-1].id
+
+    async def history(
+        self, filters: HistoryFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
+    ) -> RowPage:
+        """One page of every attempt (paid or not), newest first."""
+        if not 1 <= limit <= 1000:
+            raise ManagerInputError("limit", "must be between 1 and 1000")
+        page = await self.store.attempts.history(
+            self.shop_id,
+            filters.store_filter(),
+            limit=limit,
+            cursor=None if cursor is None else PageCursor(cursor.created_at_ms, cursor.id),
+        )
+        rows = tuple(attempt_row(a) for a in page.items)
+        return RowPage(rows, rows[-1].cursor if page.next_cursor is not None and rows else None)
+
+    async def all_problems(self, filters: ProblemFilter) -> AsyncIterator[PaymentRow]:
+        """Every row of the problem list under `filters` (for exports), page by page."""
+        cursor: ListCursor | None = None
+        while True:
+            page = await self.problems(filters, cursor, limit=500)
+            for row in page.rows:
+                yield row
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def all_history(self, filters: HistoryFilter) -> AsyncIterator[PaymentRow]:
+        cursor: ListCursor | None = None
+        while True:
+            page = await self.history(filters, cursor, limit=500)
+            for row in page.rows:
+                yield row
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

@@ -1,0 +1,692 @@
+"""`ManagerService`: everything behind the manager PIN, for one shop of one till."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from smartduka_tui.clock import Clock
+from smartduka_tui.config import Mode, Settings
+from smartduka_tui.mpesa.client import DarajaClient
+from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.phone import format_local, mask_phone
+from smartduka_tui.mpesa.requests import DarajaCredentials
+from smartduka_tui.payments.api import PaymentError, PaymentService
+from smartduka_tui.payments.codes import advise
+from smartduka_tui.payments.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
+from smartduka_tui.payments.manager.detail import (
+    ProblemDetail,
+    TimelineStep,
+    attempt_advice,
+    record_advice,
+)
+from smartduka_tui.payments.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
+from smartduka_tui.payments.manager.lists import (
+    CSV_COLUMNS,
+    HistoryFilter,
+    ListCursor,
+    PaymentLists,
+    ProblemFilter,
+    RowPage,
+    attempt_row,
+    csv_values,
+    parse_key,
+    record_row,
+)
+from smartduka_tui.payments.manager.session import ManagerSession
+from smartduka_tui.payments.manager.settings import (
+    EnrolmentDocument,
+    SettingsForm,
+    SettingsView,
+    TillView,
+    VerifyOutcome,
+    VerifyResult,
+    parse_enrolment_document,
+    read_enrolment_file,
+)
+from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
+from smartduka_tui.payments.manager.words import (
+    ACTOR_WORDS,
+    MANAGER_RECHECK,
+    STATE_WORDS,
+    describe_entry,
+    kenya_time,
+    shillings,
+)
+from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError
+from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
+from smartduka_tui.store.records import (
+    LIVE,
+    PROBLEM_FLAGS,
+    PROBLEM_STATES,
+    Actor,
+    Attempt,
+    AttemptFlag,
+    AttemptState,
+    Enrolment,
+    Problem,
+    Shop,
+    ShopConfig,
+    ShopSecretField,
+    ShopSecrets,
+    ShopType,
+    VerificationStatus,
+)
+from smartduka_tui.store.secret import Secret
+from smartduka_tui.store.store import Store
+
+S = AttemptState
+IDLE_TIMEOUT_S = 300
+PAGE_SIZE = 50
+NOTE_MAX = 500
+ENROLMENT_MAX_BYTES = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    message: str
+    detail: ProblemDetail
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    rows: int
+
+
+class ManagerService:
+    """Everything behind the manager PIN, for one shop of one till.
+
+    `payments` (the till's engine) is needed only to re-check a payment with M-Pesa;
+    `transport` lets tests point the "verify" call at an in-process Daraja.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        *,
+        shop_id: str,
+        till_id: str | None = None,
+        payments: PaymentService | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        export_dir: Path | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.shop_id = shop_id
+        self.till_id = till_id
+        self.payments = payments
+        self.lists = PaymentLists(store, shop_id)
+        self.pin = ManagerPin.of(store)
+        self.session = ManagerSession(clock, idle_timeout_s)
+        self.export_dir = export_dir or Path(settings.data_dir) / "exports"
+        self._transport = transport
+
+    # ---- PIN and session ------------------------------------------------------------------
+
+    async def pin_status(self) -> PinStatus:
+        return await self.pin.status()
+
+    async def sign_in(self, pin: Secret, *, purpose: str = "the manager screens") -> PinCheck:
+        """Check the PIN; on success the session starts. Wrong tries count to the lockout."""
+        if not pin.reveal().strip():
+            raise ManagerInputError("pin", "type the manager PIN")
+        check = await self.pin.verify(pin, purpose=purpose)
+        if check.accepted:
+            self.session.start()
+        return check
+
+    async def set_first_pin(self, pin: Secret, repeat: Secret) -> PinCheck:
+        """First run: set the PIN (typed twice) and sign in with it."""
+        if pin != repeat:
+            raise ManagerInputError("repeat", "the two PINs are not the same; type them again")
+        try:
+            check = await self.pin.set(pin)
+        except InputError as error:
+            raise ManagerInputError(error.field, error.message) from None
+        if check.accepted:
+            self.session.start()
+        return check
+
+    async def sign_out(self, reason: str = "signed out") -> None:
+        if not self.session.signed_in:
+            return
+        self.session.end()
+        async with self.store.write() as tx:
+            await self.store.audit.append(
+                tx, actor=Actor.MANAGER, action="manager.signed_out", detail={"reason": reason}
+            )
+
+    async def sign_out_if_idle(self) -> bool:
+        """End an idle session (audited); True when it did."""
+        if not self.session.idle_expired():
+            return False
+        minutes = round(self.session.idle_timeout_s / 60)
+        await self.sign_out(f"no activity for {minutes} minutes")
+        return True
+
+    def _signed_in(self) -> None:
+        if not self.session.signed_in:
+            raise NotSignedIn("Sign in with the manager PIN first.")
+        self.session.touch()
+
+    # ---- problem payments ------------------------------------------------------------------
+
+    async def problems(
+        self, filters: ProblemFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
+    ) -> RowPage:
+        self._signed_in()
+        return await self.lists.problems(filters, cursor, limit)
+
+    async def history(
+        self, filters: HistoryFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
+    ) -> RowPage:
+        self._signed_in()
+        return await self.lists.history(filters, cursor, limit)
+
+    async def detail(self, key: str) -> ProblemDetail:
+        self._signed_in()
+        kind, number = parse_key(key)
+        if kind == "A":
+            return await self._attempt_detail(await self._attempt(number))
+        return await self._record_detail(await self._record(number))
+
+    async def _attempt(self, attempt_id: int) -> Attempt:
+        attempt = await self.store.attempts.get(self.shop_id, attempt_id)
+        if attempt is None:
+            raise ManagerInputError("key", f"there is no payment A{attempt_id} in this shop")
+        return attempt
+
+    async def _record(self, problem_id: int) -> Problem:
+        problem = await self.store.problems.get(self.shop_id, problem_id)
+        if problem is None:
+            raise ManagerInputError("key", f"there is no problem P{problem_id} in this shop")
+        return problem
+
+    async def _attempt_detail(self, attempt: Attempt) -> ProblemDetail:
+        entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=1000)
+        ordered = sorted(entries, key=lambda e: e.id)
+        review_reason = next(
+            (
+                str(e.detail["review_reason"])
+                for e in reversed(ordered)
+                if e.detail.get("review_reason")
+            ),
+            None,
+        )
+        row = attempt_row(attempt)
+        info = advise(attempt.result_code, attempt.result_desc)
+        facts: list[tuple[str, str]] = [
+            ("Payment", f"{row.key} · sale {attempt.sale_ref} · attempt {attempt.attempt_number}"),
+            ("State", f"{attempt.state.value} ({STATE_WORDS[attempt.state]})"),
+            ("Amount", shillings(attempt.amount)),
+            ("Phone", f"{format_local(attempt.phone)} ({mask_phone(attempt.phone)})"),
+            ("Till", attempt.till_id),
+            ("Started", kenya_time(attempt.created_at)),
+        ]
+        if attempt.result_code is not None:
+            said = info.description or attempt.result_desc or ""
+            facts.append(("M-Pesa code", f"{attempt.result_code} {said}".strip()))
+        if attempt.receipt_number:
+            facts.append(("Receipt", attempt.receipt_number))
+        if attempt.checkout_request_id:
+            facts.append(("Request id", attempt.checkout_request_id))
+        if row.resolved:
+            facts.append(("Resolved", attempt.review_note or ""))
+        timeline = tuple(
+            TimelineStep(e.at, ACTOR_WORDS[e.actor], describe_entry(e)) for e in ordered
+        )
+        return ProblemDetail(
+            row=row,
+            facts=tuple(facts),
+            timeline=timeline,
+            advice=tuple(attempt_advice(attempt, review_reason)),
+            recheck_blocked=self._recheck_blocked(attempt),
+            resolve_blocked=self._resolve_blocked(attempt),
+        )
+
+    def _recheck_blocked(self, attempt: Attempt) -> str | None:
+        if attempt.state is S.COMPLETED:
+            return "It is paid; M-Pesa's query cannot change that."
+        if attempt.checkout_request_id is None:
+            return (
+                "M-Pesa never gave this request an id, so there is nothing to ask about; it "
+                "expires on its own."
+            )
+        if self.payments is None or self.till_id is None:
+            return "Re-checking needs the till's M-Pesa connection: use the till app."
+        if attempt.till_id != self.till_id:
+            return f"It was taken on till {attempt.till_id}: re-check it from that till."
+        return None
+
+    def _resolve_blocked(self, attempt: Attempt) -> str | None:
+        if attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER:
+            return "It is already marked resolved."
+        if attempt.state in LIVE:
+            return "M-Pesa may still answer: re-check it, or wait until it has a final state."
+        if attempt.state not in PROBLEM_STATES and not attempt.flags & PROBLEM_FLAGS:
+            return "It is not a problem payment."
+        return None
+
+    async def _record_detail(self, problem: Problem) -> ProblemDetail:
+        row = record_row(problem)
+        facts: list[tuple[str, str]] = [
+            ("Problem", f"{row.key} · {row.what}"),
+            ("Recorded", kenya_time(problem.created_at)),
+            ("Till", problem.till_id or "(the shop)"),
+        ]
+        for name, value in sorted(problem.detail.items()):
+            if name in ("attempt_ref",) or value is None:
+                continue
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            facts.append((name.replace("_", " ").capitalize(), shown))
+        timeline = [TimelineStep(problem.created_at, "Till", row.summary)]
+        if problem.resolved_at is not None:
+            timeline.append(
+                TimelineStep(
+                    problem.resolved_at, "Manager", f"Marked resolved: {problem.resolution_note}"
+                )
+            )
+        return ProblemDetail(
+            row=row,
+            facts=tuple(facts),
+            timeline=tuple(timeline),
+            advice=tuple(record_advice(problem)),
+            recheck_blocked="Only a payment can be re-checked with M-Pesa.",
+            resolve_blocked="It is already marked resolved." if row.resolved else None,
+        )
+
+    async def recheck(self, key: str) -> ActionResult:
+        """Ask M-Pesa about a payment now (STK query) and apply the answer."""
+        self._signed_in()
+        kind, number = parse_key(key)
+        if kind != "A":
+            raise ActionRefused("Only a payment can be re-checked with M-Pesa.")
+        attempt = await self._attempt(number)
+        blocked = self._recheck_blocked(attempt)
+        if blocked is not None or self.payments is None:
+            raise ActionRefused(blocked or "Re-checking needs the till's M-Pesa connection.")
+        async with self.store.write() as tx:
+            await self.store.audit.append(
+                tx,
+                actor=Actor.MANAGER,
+                action=MANAGER_RECHECK,
+                shop_id=self.shop_id,
+                attempt_id=attempt.id,
+                detail={"state": attempt.state.value},
+            )
+        try:
+            await self.payments.check_now(str(attempt.id))
+        except PaymentError as error:
+            raise ActionRefused(error.message) from None
+        after = await self._attempt(attempt.id)
+        detail = await self._attempt_detail(after)
+        return ActionResult(_recheck_message(attempt, after, detail), detail)
+
+    async def resolve(self, key: str, note: str) -> ActionResult:
+        """Mark a problem payment or record resolved with the manager's note (audited)."""
+        self._signed_in()
+        note = note.strip() if isinstance(note, str) else ""
+        if not note:
+            raise ManagerInputError("note", "say what was done (for example: refunded by M-Pesa)")
+        if len(note) > NOTE_MAX:
+            raise ManagerInputError(
+                "note", f"must be at most {NOTE_MAX} characters, got {len(note)}"
+            )
+        if _CONTROL.search(note):
+            raise ManagerInputError("note", "must be one line of text without control characters")
+        kind, number = parse_key(key)
+        if kind == "A":
+            attempt = await self._attempt(number)
+            blocked = self._resolve_blocked(attempt)
+            if blocked is not None:
+                raise ActionRefused(blocked)
+            async with self.store.write() as tx:
+                resolved = await self.store.attempts.resolve(tx, self.shop_id, attempt.id, note)
+            detail = await self._attempt_detail(resolved)
+        else:
+            problem = await self._record(number)
+            if problem.resolved_at is not None:
+                raise ActionRefused("It is already marked resolved.")
+            try:
+                async with self.store.write() as tx:
+                    done = await self.store.problems.resolve(tx, self.shop_id, problem.id, note)
+            except NotFoundError:
+                raise ActionRefused("It was resolved meanwhile.") from None
+            detail = await self._record_detail(done)
+        return ActionResult(f"{detail.row.key} marked resolved.", detail)
+
+    async def export_csv(self, filters: ProblemFilter) -> ExportResult:
+        """Write the problem list under `filters` to a new CSV file in `export_dir` (readable
+        by this user only). Phones are masked: an export leaves the till (email, USB), and a
+        masked phone with the time, amount and receipt is enough to find a payment on the
+        M-Pesa statement."""
+        self._signed_in()
+        stamp = self.clock.now().astimezone(KENYA_TZ).strftime("%Y%m%d-%H%M%S")
+        path, descriptor = await asyncio.to_thread(_new_export_file, self.export_dir, stamp)
+        rows = 0
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_COLUMNS)
+            async for row in self.lists.all_problems(filters):
+                writer.writerow(csv_values(row))
+                rows += 1
+        async with self.store.write() as tx:
+            await self.store.audit.append(
+                tx,
+                actor=Actor.MANAGER,
+                action="manager.export",
+                shop_id=self.shop_id,
+                detail={"rows": rows, "filter": filters.describe(), "file": path.name},
+            )
+        return ExportResult(path, rows)
+
+    # ---- M-Pesa settings --------------------------------------------------------------------
+
+    async def settings_view(self) -> SettingsView:
+        self._signed_in()
+        return await self._settings_view(await self.store.shops.require(self.shop_id))
+
+    async def _settings_view(self, shop: Shop) -> SettingsView:
+        shown: dict[ShopSecretField, str | None] = dict.fromkeys(ShopSecretField)
+        if self.store.keyring is not None:
+            shown.update(await self.store.shops.masked_secrets(shop.id))
+        else:
+            shown.update({f: "set" for f in shop.secret_fields})
+        checks = await self.store.audit.search(shop.id, action_prefix="shop.verification", limit=1)
+        tills = await self.store.tills.for_shop(shop.id)
+        return SettingsView(
+            shop_id=shop.id,
+            name=shop.name,
+            mpesa_type=shop.mpesa_type,
+            business_shortcode=shop.business_shortcode,
+            till_number=shop.till_number,
+            account_prefix=shop.account_prefix,
+            enabled=shop.enabled,
+            secrets=shown,
+            verification_status=shop.verification_status,
+            verified_at=shop.verified_at,
+            last_checked_at=checks[0].at if checks else None,
+            tills=tuple(
+                TillView(t.id, t.relay_url, t.active_callback_kid, t.callback_kids) for t in tills
+            ),
+            production=self.settings.mode is Mode.PRODUCTION,
+        )
+
+    async def save_settings(self, form: SettingsForm) -> tuple[SettingsView, str]:
+        """Validate the whole form, then save it (secrets through the vault) in one
+        transaction. ManagerInputError names the first wrong field; nothing is saved then."""
+        self._signed_in()
+        try:
+            mpesa_type = ShopType(form.mpesa_type.strip().lower())
+        except ValueError:
+            raise ManagerInputError("mpesa_type", "must be paybill, till or platform") from None
+        secrets = ShopSecrets(
+            consumer_key=_given(form.consumer_key),
+            consumer_secret=_given(form.consumer_secret),
+            passkey=_given(form.passkey),
+        )
+        current = await self.store.shops.require(self.shop_id)
+        config = ShopConfig(
+            id=self.shop_id,
+            name=form.name,
+            mpesa_type=mpesa_type,
+            account_prefix=form.account_prefix,
+            business_shortcode=form.business_shortcode.strip() or None,
+            till_number=form.till_number.strip() or None,
+            enabled=form.enabled,
+        )
+        # A shop on the platform's paybill has no credentials of its own: switching to it
+        # removes the stored ones (the relay holds the platform's).
+        clear = mpesa_type is ShopType.PLATFORM and bool(current.secret_fields)
+        if form.enabled and self.settings.mode is Mode.PRODUCTION:
+            insecure = [
+                t
+                for t in await self.store.tills.for_shop(self.shop_id)
+                if not t.relay_url.startswith("https://")
+            ]
+            if insecure:
+                raise ManagerInputError(
+                    "relay_url",
+                    f"production mode needs an HTTPS relay URL; till {insecure[0].id} uses "
+                    f"{insecure[0].relay_url}: enrol it again with the https:// address",
+                )
+        try:
+            async with self.store.write() as tx:
+                saved = await self.store.shops.update(
+                    tx, config, secrets, clear_secrets=clear, actor=Actor.MANAGER
+                )
+        except ShopConfigError as error:
+            raise ManagerInputError(error.field, error.message) from None
+        if saved == current:
+            message = "Nothing changed."
+        else:
+            message = "Saved."
+            if clear:
+                message += " The shop's own credentials were removed (it uses the platform)."
+            if saved.verification_status is VerificationStatus.PENDING:
+                message += " Verify the credentials with M-Pesa (F6)."
+        return await self._settings_view(saved), message
+
+    async def enrol_from_file(self, path_text: str) -> tuple[SettingsView, str]:
+        """Store the relay enrolment (or a rotated callback secret) from the file the relay
+        wrote, like `smartduka enrol FILE`."""
+        self._signed_in()
+        raw_path = path_text.strip()
+        if not raw_path:
+            raise ManagerInputError("enrolment", "type the path of the relay's enrolment file")
+        raw = await asyncio.to_thread(read_enrolment_file, raw_path)
+        document = parse_enrolment_document(raw)
+        if document.shop_id != self.shop_id:
+            raise ManagerInputError(
+                "enrolment",
+                f"the file is for shop {document.shop_id!r}, not this shop ({self.shop_id})",
+            )
+        try:
+            if document.till_id is None:
+                tills = await self._add_rotated_secret(document)
+            else:
+                tills = [await self._enrol_till(document)]
+        except InputError as error:
+            raise ManagerInputError("enrolment", f"{error.field}: {error.message}") from None
+        except NotFoundError as error:
+            raise ManagerInputError("enrolment", str(error)) from None
+        names = ", ".join(f"{t.id} (kid {t.active_callback_kid})" for t in tills)
+        message = (
+            f"Enrolled: till {names} with {tills[0].relay_url}. The file holds secrets in "
+            "plain text: delete it now."
+        )
+        return await self._settings_view(await self.store.shops.require(self.shop_id)), message
+
+    async def _enrol_till(self, document: EnrolmentDocument) -> Any:
+        relay_url = document.relay_url or self.settings.relay.url
+        if not relay_url:
+            raise ManagerInputError("enrolment", "the file has no relay_url and none is configured")
+        if self.settings.mode is Mode.PRODUCTION and not relay_url.startswith("https://"):
+            raise ManagerInputError(
+                "enrolment", "production mode needs an HTTPS relay URL (https://...)"
+            )
+        assert document.till_id is not None and document.till_key is not None
+        enrolment = Enrolment(
+            shop_id=document.shop_id,
+            till_id=document.till_id,
+            relay_url=relay_url,
+            till_key=Secret(document.till_key.get_secret_value()),
+            callback_kid=document.callback_kid,
+            callback_secret=Secret(document.callback_secret.get_secret_value()),
+        )
+        async with self.store.write() as tx:
+            return await self.store.tills.enrol(tx, enrolment, actor=Actor.MANAGER)
+
+    async def _add_rotated_secret(self, document: EnrolmentDocument) -> list[Any]:
+        tills = await self.store.tills.for_shop(self.shop_id)
+        if not tills:
+            raise ManagerInputError(
+                "enrolment", "no till of this shop is enrolled yet: use the relay's till file"
+            )
+        secret = Secret(document.callback_secret.get_secret_value())
+        async with self.store.write() as tx:
+            return [
+                await self.store.tills.add_callback_secret(
+                    tx, self.shop_id, till.id, document.callback_kid, secret, actor=Actor.MANAGER
+                )
+                for till in tills
+            ]
+
+    async def verify_credentials(self) -> VerifyResult:
+        """Ask Daraja for an OAuth token with the shop's consumer key and secret (not from a
+        cache) and record the outcome and time. The passkey is only checked by a payment."""
+        self._signed_in()
+        shop = await self.store.shops.require(self.shop_id)
+        if shop.mpesa_type is ShopType.PLATFORM:
+            raise ActionRefused(
+                "This shop uses the platform's paybill: the relay holds and checks those "
+                "credentials."
+            )
+        try:
+            credentials = await self.store.shops.credentials(self.shop_id)
+        except ShopConfigError as error:
+            raise ManagerInputError(error.field, f"{error.message}: save it first") from None
+        app = DarajaCredentials(
+            consumer_key=SecretStr(credentials.consumer_key.reveal()),
+            consumer_secret=SecretStr(credentials.consumer_secret.reveal()),
+        )
+        client = DarajaClient.from_settings(self.settings, self.clock, transport=self._transport)
+        try:
+            await client.check_credentials(app)
+        except AuthenticationFailed:
+            outcome = VerifyOutcome.REFUSED
+            message = (
+                "M-Pesa refused the consumer key and secret. Copy them again from the Daraja "
+                "portal (the app's Keys), save, and verify again."
+            )
+        except DarajaError as error:
+            outcome = VerifyOutcome.UNREACHABLE
+            message = f"M-Pesa could not be asked ({error.message}); nothing was recorded."
+        else:
+            outcome = VerifyOutcome.VERIFIED
+            message = (
+                "M-Pesa accepted the consumer key and secret. The passkey is checked by the "
+                "first payment."
+            )
+        finally:
+            await client.aclose()
+        async with self.store.write() as tx:
+            if outcome is VerifyOutcome.UNREACHABLE:
+                await self.store.audit.append(
+                    tx,
+                    actor=Actor.MANAGER,
+                    action="shop.verification_unreachable",
+                    shop_id=self.shop_id,
+                    detail={"reason": message},
+                )
+                shop = await self.store.shops.require(self.shop_id, tx=tx)
+            else:
+                status = (
+                    VerificationStatus.VERIFIED
+                    if outcome is VerifyOutcome.VERIFIED
+                    else VerificationStatus.FAILED
+                )
+                shop = await self.store.shops.set_verification(
+                    tx, self.shop_id, status, actor=Actor.MANAGER
+                )
+        return VerifyResult(outcome, message, await self._settings_view(shop))
+
+    # ---- audit log -------------------------------------------------------------------------
+
+    async def audit_page(
+        self, filters: AuditFilter, before_id: int | None = None, limit: int = PAGE_SIZE
+    ) -> AuditPage:
+        self._signed_in()
+        entries = await self.store.audit.search(
+            self.shop_id,
+            include_system=filters.include_till,
+            actors=filters.actors,
+            action_prefix=filters.action_prefix,
+            since=filters.since,
+            until=filters.until,
+            attempt_id=filters.attempt_id,
+            limit=limit + 1,
+            before_id=before_id,
+        )
+        lines = tuple(audit_line(e) for e in entries[:limit])
+        return AuditPage(lines, lines[-1].id if len(entries) > limit and lines else None)
+
+    async def verify_chain(self) -> ChainVerdict:
+        self._signed_in()
+        report = await self.store.audit.verify_chain()
+        if report.intact:
+            message = f"The audit log is intact: {report.entries:,} entries, none altered."
+        else:
+            message = (
+                f"The audit log is BROKEN at entry {report.first_broken_id}: {report.reason}. "
+                f"The {report.entries:,} entries before it are intact. Keep a copy of the "
+                "database and report it."
+            )
+        return ChainVerdict(report.intact, report.entries, report.first_broken_id, message)
+
+    # ---- summary ---------------------------------------------------------------------------
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(KENYA_TZ).date()
+
+    async def daily_summary(self, day: date | None = None) -> DailySummary:
+        self._signed_in()
+        return await summarise_day(self.store, self.shop_id, day or self.today())
+
+    @classmethod
+    def for_engine(cls, engine: Any, **options: Any) -> ManagerService:
+        """The manager service beside a running `PaymentEngine` (its store, settings, clock,
+        shop and till), able to re-check payments through it."""
+        return cls(
+            engine.store,
+            engine.settings,
+            engine.clock,
+            shop_id=engine.shop_id,
+            till_id=engine.till_id,
+            payments=engine,
+            **options,
+        )
+
+
+def _given(secret: Secret | None) -> Secret | None:
+    if secret is None:
+        return None
+    value = secret.reveal().strip()
+    return Secret(value) if value else None
+
+
+def _recheck_message(before: Attempt, after: Attempt, detail: ProblemDetail) -> str:
+    last = detail.timeline[-1].text if detail.timeline else ""
+    if after.state is not before.state:
+        late = " (a late payment)" if after.flags & AttemptFlag.LATE else ""
+        return f"M-Pesa's answer moved it from {before.state.value} to {after.state.value}{late}."
+    return f"Asked M-Pesa: {last}."
+
+
+def _new_export_file(folder: Path, stamp: str) -> tuple[Path, int]:
+    """A new, private (0600) CSV file in `folder` (made 0700 if new), never overwriting one."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    number = 1
+    while True:
+        suffix = "" if number == 1 else f"-{number}"
+        path = folder / f"problem-payments-{stamp}{suffix}.csv"
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            number += 1

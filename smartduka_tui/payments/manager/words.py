@@ -1,0 +1,214 @@
+"""Audit entries and payment states in plain words for the manager."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.phone import mask_phone
+from smartduka_tui.store.records import (
+    Actor,
+    AttemptState,
+    AuditEntry,
+)
+
+S = AttemptState
+
+
+ACTOR_WORDS: dict[Actor, str] = {
+    Actor.CASHIER: "Cashier",
+    Actor.MANAGER: "Manager",
+    Actor.SYSTEM: "Till",
+    Actor.CALLBACK: "M-Pesa callback",
+    Actor.QUERY: "M-Pesa query",
+    Actor.EXPIRY: "Expiry",
+}
+
+EVIDENCE_WORDS: dict[str, str] = {
+    "push_accepted": "M-Pesa accepted the request; the prompt went to the customer's phone",
+    "push_refused": "M-Pesa refused the request; nothing was charged",
+    "push_outcome_unknown": "M-Pesa's answer to the request never arrived",
+    "callback_success": "M-Pesa's callback said paid",
+    "confirmed_success": "M-Pesa's callback said paid and a query confirmed it",
+    "confirmation_inconclusive": "M-Pesa's callback said paid; the confirming query had no answer",
+    "confirmation_contradicted": "M-Pesa's callback said paid but its query said not paid",
+    "callback_failure": "M-Pesa's callback said not paid",
+    "callback_suspect": "M-Pesa's callback did not match this payment",
+    "query_success": "M-Pesa's query said paid",
+    "query_failure": "M-Pesa's query said not paid",
+    "query_inconclusive": "M-Pesa's query gave no final answer",
+    "expiry": "No result from M-Pesa before the payment expired",
+    "receipt_arrived": "The M-Pesa receipt number arrived",
+}
+
+STATE_WORDS: dict[AttemptState, str] = {
+    S.CREATED: "being sent",
+    S.PENDING: "waiting for the customer",
+    S.UNKNOWN: "outcome unknown",
+    S.COMPLETED: "paid",
+    S.FAILED: "not paid",
+    S.EXPIRED: "expired",
+    S.NEEDS_REVIEW: "needs review",
+}
+
+MANAGER_RECHECK = "manager.recheck"
+
+
+def kenya_time(moment: datetime) -> str:
+    """How the manager screens and exports write a moment: Kenya wall-clock time."""
+    return moment.astimezone(KENYA_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def shillings(amount: int | None) -> str:
+    return "" if amount is None else f"KES {amount:,}"
+
+
+def _phone_words(value: Any) -> str:
+    return mask_phone(value) if isinstance(value, str) and value.isdigit() else str(value)
+
+
+def describe_entry(entry: AuditEntry) -> str:
+    """One audit entry in plain words. Phone numbers are masked; no entry holds a secret."""
+    detail = entry.detail
+    action = entry.action
+    if action == "attempt.created":
+        return (
+            f"Payment request for sale {detail.get('sale_ref')}: "
+            f"{shillings(as_int(detail.get('amount')))} from "
+            f"{_phone_words(detail.get('phone'))} (attempt {detail.get('attempt_number')})"
+        )
+    if action in ("attempt.transition", "attempt.updated"):
+        return _describe_move(detail)
+    if action == "evidence.no_change":
+        words = EVIDENCE_WORDS.get(str(detail.get("evidence")), str(detail.get("evidence")))
+        state = str(detail.get("state", "")).lower().replace("_", " ")
+        code = detail.get("query_code") or detail.get("callback_code")
+        said = f" (code {code})" if code is not None else ""
+        return f"{words}{said}; nothing changed, it stayed {state}"
+    if action == "evidence.awaiting_confirmation":
+        receipt = detail.get("receipt")
+        return "M-Pesa's callback said paid" + (
+            f" (receipt {receipt}); waiting for a query to confirm it"
+            if receipt
+            else "; waiting for a query to confirm it"
+        )
+    if action == "evidence.confirmation_settled":
+        return f"The confirming query answered (code {detail.get('query_code')})"
+    if action == "attempt.handed_to_reconciler":
+        return "The cashier stopped waiting; SmartDuka kept checking with M-Pesa"
+    if action == "attempt.retry":
+        no_sms = (
+            "; the cashier confirmed no M-Pesa SMS arrived"
+            if detail.get("customer_got_no_sms")
+            else ""
+        )
+        return (
+            f"Retry of attempt {detail.get('retry_of')} (which was "
+            f"{str(detail.get('previous_state', '')).lower()}){no_sms}"
+        )
+    if action == "attempt.flagged":
+        flags = ", ".join(str(f).lower().replace("_", " ") for f in detail.get("flags", []))
+        reason = f": {detail['reason']}" if detail.get("reason") else ""
+        return f"Flagged {flags}{reason}"
+    if action == "attempt.resolved":
+        return f"Marked resolved: {detail.get('note')}"
+    if action == MANAGER_RECHECK:
+        return "The manager asked M-Pesa about it again"
+    if action == "problem.recorded":
+        kind = str(detail.get("kind", "")).replace("_", " ")
+        return f"Problem {detail.get('problem_id')} recorded: {kind}"
+    if action == "problem.resolved":
+        return f"Problem {detail.get('problem_id')} marked resolved: {detail.get('note')}"
+    if action.startswith("manager."):
+        return _describe_manager(action, detail)
+    if action.startswith("shop."):
+        return _describe_shop(action, detail)
+    return _generic(action, detail)
+
+
+def _describe_move(detail: Mapping[str, Any]) -> str:
+    evidence = str(detail.get("evidence", ""))
+    words = EVIDENCE_WORDS.get(evidence, "Updated")
+    before, after = str(detail.get("from", "")), str(detail.get("to", ""))
+    moved = f": {before} → {after}" if before != after else ""
+    fields = detail.get("fields") or {}
+    extra: list[str] = []
+    code = fields.get("result_code")
+    if code is not None:
+        desc = fields.get("result_desc")
+        extra.append(f"code {code}" + (f", {desc}" if desc else ""))
+    elif fields.get("result_desc"):
+        extra.append(str(fields["result_desc"]))
+    if fields.get("receipt_number"):
+        extra.append(f"receipt {fields['receipt_number']}")
+    if detail.get("review_reason"):
+        extra.append(f"why: {detail['review_reason']}")
+    flags = [str(f).lower().replace("_", " ") for f in detail.get("flags_added", [])]
+    if flags:
+        extra.append("flagged " + ", ".join(flags))
+    if detail.get("asked_by"):
+        extra.append(f"asked by the {detail['asked_by']}")
+    return words + moved + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def _describe_manager(action: str, detail: Mapping[str, Any]) -> str:
+    purpose = f" to open {detail['purpose']}" if detail.get("purpose") else ""
+    if action == "manager.sign_in":
+        return f"Manager signed in{purpose}"
+    if action == "manager.sign_in_failed":
+        return f"Wrong manager PIN{purpose} ({detail.get('failures')} in a row)"
+    if action == "manager.locked_out":
+        return f"Manager PIN locked after too many wrong tries, until {detail.get('locked_until')}"
+    if action == "manager.sign_in_refused":
+        return f"Manager PIN refused while locked{purpose}"
+    if action == "manager.signed_out":
+        return f"Manager signed out ({detail.get('reason')})"
+    if action == "manager.pin_set":
+        return "Manager PIN set"
+    if action == "manager.pin_changed":
+        return "Manager PIN changed"
+    if action == "manager.pin_reset":
+        return f"Manager PIN reset ({detail.get('reason')})"
+    if action == "manager.export":
+        return f"Exported {detail.get('rows')} problem payments to CSV ({detail.get('filter')})"
+    return _generic(action, detail)
+
+
+def _describe_shop(action: str, detail: Mapping[str, Any]) -> str:
+    if action == "shop.verification":
+        return f"M-Pesa credentials checked: {detail.get('status')}"
+    if action == "shop.verification_unreachable":
+        return f"M-Pesa credentials could not be checked: {detail.get('reason')}"
+    if action == "shop.updated":
+        changed = ", ".join(f"{k}={v}" for k, v in (detail.get("changed") or {}).items())
+        secrets_set = ", ".join(detail.get("secrets_set") or [])
+        cleared = ", ".join(detail.get("secrets_cleared") or [])
+        parts = [p for p in (changed, secrets_set and f"replaced {secrets_set}") if p]
+        if cleared:
+            parts.append(f"removed {cleared}")
+        return "M-Pesa settings changed: " + ("; ".join(parts) or "nothing")
+    if action == "shop.added":
+        return f"Shop added ({detail.get('mpesa_type')})"
+    return _generic(action, detail)
+
+
+def _generic(action: str, detail: Mapping[str, Any]) -> str:
+    shown = ", ".join(
+        f"{key}={_phone_words(value) if key == 'phone' else value}"
+        for key, value in sorted(detail.items())
+    )
+    return action + (f" ({shown})" if shown else "")
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        whole = value.split(".")[0] if re.fullmatch(r"\d+(\.0+)?", value) else None
+        return int(whole) if whole is not None else None
+    return None
