@@ -14,7 +14,17 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("app", "demo", "pay", "reconcile", "shop", "enrol", "keys")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app",
+    "demo",
+    "pay",
+    "reconcile",
+    "shop",
+    "enrol",
+    "keys",
+    "transactions",
+    "manager",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,11 +100,15 @@ async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -
 async def require_manager_pin(store: Store, action: str) -> None:
     """The gate in front of every command that reveals or changes secrets or resolves payments.
 
-    It passes while no manager PIN is set. The PIN (setting it, storing its hash, asking for
-    it here) arrives with the manager tools; until then no PIN can be set, so every caller
-    passes. Callers call it before they reveal or change anything, so the check lands in one
-    place.
+    It passes while no manager PIN is set (`smartduka manager set-pin` sets one); otherwise it
+    asks for the PIN (terminal prompt, a line of standard input, or SMARTDUKA_MANAGER_PIN) and
+    raises CliError unless it is right. Every try is audited; too many wrong ones lock the PIN
+    for a while. Callers call it before they reveal or change anything, so the check lands in
+    one place (smartduka_tui/cli/manager.py).
     """
+    from smartduka_tui.cli.manager import check_manager_pin
+
+    await check_manager_pin(store, action)
 
 
 class SecretSource:

@@ -1,0 +1,238 @@
+"""`smartduka manager set-pin|reset-pin|status|resolve`: the manager PIN from the command line,
+and the PIN check every secret-revealing or payment-resolving command goes through.
+
+PINs are read from the terminal without echo; without a terminal, one line of standard input
+each (after any secrets the command reads first). For scripts, the current PIN may come from
+SMARTDUKA_MANAGER_PIN instead. A PIN is never printed or logged; every try is audited by the
+store (store/pin.py), and too many wrong ones lock the PIN for a while.
+
+`reset-pin` is for a forgotten PIN: it needs the till's encryption key (the keyring must open
+the vault), so whoever resets it can already read everything the PIN protects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CliError, open_store, run
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.store import Secret, Store
+    from smartduka_tui.store.pin import PinCheck
+
+PIN_ENV = "SMARTDUKA_MANAGER_PIN"
+
+
+def read_pin(label: str, *, from_env: bool = False) -> Secret:
+    """One PIN: from SMARTDUKA_MANAGER_PIN (if `from_env`), a terminal prompt without echo, or
+    one line of standard input."""
+    from smartduka_tui.store import Secret
+
+    what = label[0].lower() + label[1:]
+    if from_env and os.environ.get(PIN_ENV):
+        return Secret(os.environ[PIN_ENV].strip())
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"{label}: ")
+    else:
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError(
+                f"this needs the {what}: type it at a terminal, give it on standard input, "
+                f"or set {PIN_ENV}",
+                EXIT_BAD_INPUT,
+            )
+        value = line.rstrip("\r\n")
+    value = value.strip()
+    if not value:
+        raise CliError(f"the {what} given is empty", EXIT_BAD_INPUT)
+    return Secret(value)
+
+
+def refusal(check: PinCheck) -> CliError:
+    from smartduka_tui.store.pin import PinOutcome
+
+    if check.outcome is PinOutcome.LOCKED and check.locked_until is not None:
+        until = check.locked_until.strftime("%H:%M:%S UTC")
+        return CliError(
+            f"the manager PIN is locked until {until} after too many wrong tries: wait, or "
+            "reset it with `smartduka manager reset-pin --yes`",
+            EXIT_FAILED,
+        )
+    return CliError(check.explain(), EXIT_FAILED)
+
+
+async def check_manager_pin(store: Store, action: str) -> None:
+    """The `require_manager_pin` gate: passes while no PIN is set; otherwise asks for it and
+    raises CliError unless it is right (the try is audited either way)."""
+    from smartduka_tui.store.pin import ManagerPin
+
+    pin = ManagerPin.of(store)
+    status = await pin.status()
+    if not status.is_set:
+        return
+    if status.locked_until is not None:
+        check = await pin.verify(_no_pin(), purpose=f"smartduka {action}")
+        raise refusal(check)
+    check = await pin.verify(read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}")
+    if not check.accepted:
+        raise refusal(check)
+
+
+def _no_pin() -> Secret:
+    """Stands in for a PIN while the lock holds: the store refuses (and audits) without
+    looking at it, so nobody is asked for a PIN that could not be checked."""
+    from smartduka_tui.store import Secret
+
+    return Secret("")
+
+
+def cmd_set_pin(args: argparse.Namespace) -> int:
+    async def work(settings: Settings) -> int:
+        from smartduka_tui.store import InputError
+        from smartduka_tui.store.pin import ManagerPin
+
+        async with open_store(settings, require_keys=False) as store:
+            pin = ManagerPin.of(store)
+            status = await pin.status()
+            current = read_pin("Current manager PIN", from_env=True) if status.is_set else None
+            new = read_pin("New manager PIN")
+            repeat = read_pin("New manager PIN again")
+            if new != repeat:
+                raise CliError("the two new PINs are not the same; nothing changed", EXIT_BAD_INPUT)
+            try:
+                check = await pin.set(new, current_pin=current)
+            except InputError as error:
+                raise CliError(
+                    f"new PIN: {error.message}; nothing changed", EXIT_BAD_INPUT
+                ) from None
+            if not check.accepted:
+                raise refusal(check)
+        print("Manager PIN changed." if status.is_set else "Manager PIN set.")
+        return EXIT_OK
+
+    return run(args.config, work)
+
+
+def cmd_reset_pin(args: argparse.Namespace) -> int:
+    async def work(settings: Settings) -> int:
+        from smartduka_tui.store.pin import ManagerPin
+
+        if not args.yes:
+            raise CliError(
+                "this removes the manager PIN (and its lockout) so a new one can be set; "
+                "run it again with --yes",
+                EXIT_BAD_INPUT,
+            )
+        # require_keys: only someone holding the till's encryption key may reset the PIN.
+        async with open_store(settings, require_keys=True) as store:
+            had = await ManagerPin.of(store).reset(reason="smartduka manager reset-pin")
+        print(
+            "Manager PIN removed: set a new one with `smartduka manager set-pin`."
+            if had
+            else "No manager PIN was set."
+        )
+        return EXIT_OK
+
+    return run(args.config, work)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def work(settings: Settings) -> int:
+        from smartduka_tui.store.pin import ManagerPin
+
+        async with open_store(settings, require_keys=False) as store:
+            status = await ManagerPin.of(store).status()
+        info = {
+            "pin_set": status.is_set,
+            "set_at": status.set_at.isoformat() if status.set_at else None,
+            "wrong_tries": status.failures,
+            "locked_until": status.locked_until.isoformat() if status.locked_until else None,
+        }
+        if args.json:
+            print(json.dumps(info, indent=2))
+        elif not status.is_set:
+            print("No manager PIN is set: set one with `smartduka manager set-pin`.")
+        else:
+            print(f"Manager PIN set at {info['set_at']}.")
+            if status.locked_until:
+                print(f"Locked until {info['locked_until']} after too many wrong tries.")
+            elif status.failures:
+                print(f"{status.failures} wrong tries since the last right one.")
+        return EXIT_OK
+
+    return run(args.config, work)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    async def work(settings: Settings) -> int:
+        from smartduka_tui.cli.transactions import shop_for
+        from smartduka_tui.clock import SystemClock
+        from smartduka_tui.payments.manager import ManagerError, ManagerService
+        from smartduka_tui.store.pin import ManagerPin
+
+        async with open_store(settings, require_keys=False) as store:
+            shop_id = await shop_for(store, settings, args.shop)
+            if not (await ManagerPin.of(store).status()).is_set:
+                raise CliError(
+                    "resolving payments needs a manager PIN: set one with "
+                    "`smartduka manager set-pin` first",
+                    EXIT_BAD_INPUT,
+                )
+            service = ManagerService(store, settings, SystemClock(), shop_id=shop_id)
+            check = await service.sign_in(
+                read_pin("Manager PIN", from_env=True), purpose="smartduka manager resolve"
+            )
+            if not check.accepted:
+                raise refusal(check)
+            try:
+                result = await service.resolve(args.key, args.note)
+            except ManagerError as error:
+                raise CliError(f"{error}; nothing changed", EXIT_BAD_INPUT) from None
+            finally:
+                await service.sign_out("command finished")
+        print(result.message)
+        return EXIT_OK
+
+    return run(args.config, work)
+
+
+def register(subparsers: Any) -> None:
+    manager = subparsers.add_parser(
+        "manager", help="the manager PIN, and resolving problem payments"
+    )
+
+    def usage(args: argparse.Namespace) -> int:
+        manager.print_help()
+        return EXIT_BAD_INPUT
+
+    manager.set_defaults(handler=usage)
+    actions = manager.add_subparsers(dest="manager_command", metavar="ACTION")
+
+    set_pin = actions.add_parser(
+        "set-pin", help="set the manager PIN, or change it (asks for the current one)"
+    )
+    set_pin.set_defaults(handler=cmd_set_pin)
+
+    reset = actions.add_parser(
+        "reset-pin", help="forget a lost manager PIN (needs the till's encryption key)"
+    )
+    reset.add_argument("--yes", action="store_true", help="yes, remove the PIN")
+    reset.set_defaults(handler=cmd_reset_pin)
+
+    status = actions.add_parser("status", help="whether a PIN is set, and any lockout")
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    resolve = actions.add_parser(
+        "resolve", help="mark a problem payment resolved, with a note (asks for the PIN)"
+    )
+    resolve.add_argument("key", help="the payment (A12) or problem (P3), as listed")
+    resolve.add_argument("--note", required=True, help="what was done, e.g. refunded")
+    resolve.add_argument("--shop", default=None, help="shop id (default: the configured shop)")
+    resolve.set_defaults(handler=cmd_resolve)
