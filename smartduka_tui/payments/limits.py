@@ -3,6 +3,7 @@ reconciler's query pace (even spacing)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from smartduka_tui.clock import Clock
@@ -55,15 +56,20 @@ class Spacing:
             raise ValueError("a rate must be positive")
         self._clock = clock
         self.interval_s = 1.0 / per_second
-        self._next = -math.inf
+        self._last = -math.inf
+        self._turn = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Reserve the next free slot, then wait (on the clock) until it comes."""
-        now = self._clock.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval_s
-        if slot > now:
-            await self._clock.sleep(slot - now)
+        """Wait (on the clock) until `interval_s` has passed since the last event let through.
+
+        Callers go one at a time and the gap is measured from when the previous one actually
+        went, so a late wake-up (a busy machine) never lets two through back to back.
+        """
+        async with self._turn:
+            wait = self._last + self.interval_s - self._clock.monotonic()
+            if wait > 0:
+                await self._clock.sleep(wait)
+            self._last = self._clock.monotonic()
 
 
 def whole_seconds(seconds: float) -> int:
