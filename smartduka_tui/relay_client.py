@@ -223,8 +223,11 @@ class RelayClient:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # A long-poll answers only when it ends: (re)connect with a quick read, so the
+            # relay is known to be back at once, then wait for events.
+            connected = self.relay_state is Reachability.REACHABLE
             try:
-                await self.poll_once(self.poll_wait_s)
+                await self.poll_once(self.poll_wait_s if connected else 0.0)
             except RelayUnavailable as error:
                 self.failures += 1
                 self._went_down(str(error))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.records import Actor, AttemptState
 from tests.conftest import unique_phone
@@ -94,3 +96,68 @@ async def test_platform_shop_pay_completes_on_the_callback_through_the_broker(
     for secret in (platform.creds.key, platform.creds.secret, platform.creds.passkey):
         assert not any(secret.encode() in blob for blob in blobs)
         assert secret not in str(view) and secret not in err
+
+
+async def test_two_tills_of_one_shop_each_get_only_their_own_callbacks(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    shortcode, creds = await own_shortcode(sim, callback_delay_s=0.3)
+    first = await relay.enrol("shop", "add", unique_name("Two tills "))
+    second = await relay.enrol("till", "add", first["shop_id"])
+    tills = [
+        await make_till(
+            tmp_path / name, sim.base_url, e, prefix="TT", shortcode=shortcode, creds=creds
+        )
+        for name, e in (("a", first), ("b", second))
+    ]
+    phones = [unique_phone(), unique_phone()]
+    procs = [
+        till.pay(f"TWO{n}", 120 + n, phone, "--json")
+        for n, (till, phone) in enumerate(zip(tills, phones, strict=True))
+    ]
+    for till, proc in zip(tills, procs, strict=True):
+        code, view, err = finish(proc)
+        assert code == 0, err
+        await assert_paid_by_callback(till, view)  # and no false alarm on either till
+    for till in tills:
+        (attempt,) = await till.attempts()
+        refs = relay.rows(
+            "SELECT attempt_ref, state FROM events WHERE shop_id = ? AND till_id = ?",
+            till.shop_id,
+            till.till_id,
+        )
+        assert refs == [(attempt.attempt_ref, "acked")], "only its own attempt's callback"
+
+
+async def test_brokered_shops_keep_working_when_a_new_token_revokes_the_old_one(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, platform: Platform
+) -> None:
+    await sim.set_app(platform.creds.key, platform.creds.secret, revoke_old_token=True)
+    try:
+        first = await platform_till(tmp_path, relay, sim, "RA", name="ra")
+        second = await platform_till(tmp_path, relay, sim, "RB", name="rb")
+        code, view, err = finish(first.pay("TOK1", 40, unique_phone(), "--json"))
+        assert code == 0, err
+        await assert_paid_by_callback(first, view)
+        # Someone else with the platform's credentials (another relay, a script) gets a token:
+        # the broker's cached one is revoked.
+        async with httpx.AsyncClient(base_url=sim.base_url) as client:
+            minted = await client.get(
+                "/oauth/v1/generate",
+                params={"grant_type": "client_credentials"},
+                auth=(platform.creds.key, platform.creds.secret),
+            )
+        assert minted.status_code == 200
+        phone = unique_phone()
+        code, view, err = finish(second.pay("TOK2", 41, phone, "--json"))
+        assert code == 0, err
+        await assert_paid_by_callback(second, view)
+        pushes = [
+            r
+            for r in await sim.requests(shortcode=platform.shortcode)
+            if r.path.endswith("/processrequest") and r.phone == phone
+        ]
+        assert [p.error_code for p in pushes] == ["404.001.03", None], "refused once, then sent"
+        assert [p.body["AccountReference"] for p in pushes] == ["RBTOK2", "RBTOK2"]
+    finally:
+        await sim.set_app(platform.creds.key, platform.creds.secret, revoke_old_token=False)
