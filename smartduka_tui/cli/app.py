@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,11 +47,19 @@ async def open_and_run(settings: Settings) -> int:
         return await run_cashier_app(settings, services)
 
 
-async def run_cashier_app(settings: Settings, services: AppServices) -> int:
-    """Run the app on the current event loop until the cashier quits."""
+async def run_cashier_app(
+    settings: Settings,
+    services: AppServices,
+    *,
+    on_start: Callable[[SmartDukaApp], None] | None = None,
+) -> int:
+    """Run the app on the current event loop until the cashier quits. `on_start` gets the app
+    before it runs (the demo uses it to close the app on SIGTERM)."""
     from smartduka_tui.ui.app import make_app
 
     app: SmartDukaApp = make_app(settings, services)
+    if on_start is not None:
+        on_start(app)
     await app.run_async()
     return app.return_code or 0
 
@@ -96,6 +104,7 @@ async def till_services(
 ) -> AsyncIterator[AppServices]:
     """This till, opened, as the app's services."""
     from smartduka_tui.clock import SystemClock
+    from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
     the_clock = clock or SystemClock()
@@ -108,4 +117,5 @@ async def till_services(
             connection=link.connection,
             help_sections=help_sections,
             log_path=log_path,
+            manager=ManagerService.for_engine(engine),
         )

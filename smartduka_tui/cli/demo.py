@@ -28,21 +28,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.store import ShopSecrets
+    from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import HelpSection
 
 EXIT_OK = 0
 EXIT_NOT_PAID = 1
 EXIT_FAILED = 2
+EXIT_INTERRUPTED = 130
 READY_TIMEOUT_S = 30.0
 DEMO_SHOP_NAME = "Demo Duka"
 DEMO_PREFIX = "DEMO"
@@ -328,41 +329,45 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
 # ---------------------------------------------------------------------------- commands
 
 
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the demo like Ctrl+C does, so its `finally` cleans up."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run_demo(args: argparse.Namespace) -> int:
     try:
-        with _stop_on_signals():
-            return asyncio.run(_demo(args))
-    except KeyboardInterrupt:
-        print("smartduka demo: stopped; the simulator and relay were shut down", file=sys.stderr)
-        return 130
+        code = asyncio.run(_demo(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        code = EXIT_INTERRUPTED
     except DemoError as error:
         print(f"smartduka demo: {error}", file=sys.stderr)
         return EXIT_FAILED
+    if code == EXIT_INTERRUPTED:
+        print("smartduka demo: stopped; the simulator and relay were shut down", file=sys.stderr)
+    return code
 
 
 async def _demo(args: argparse.Namespace) -> int:
     from smartduka_tui.cli.app import run_cashier_app, till_services
 
-    async with demo_environment(keep=args.keep) as demo:
-        if args.headless_check:
-            return await headless_check(demo)
-        async with till_services(demo.settings, help_sections=demo.help_sections) as services:
-            return await run_cashier_app(demo.settings, services)
+    running: list[SmartDukaApp] = []
+    main_task = asyncio.current_task()
+
+    def stop() -> None:
+        """SIGTERM or SIGHUP: end like the cashier quitting (the app closes the terminal
+        properly), or, before the app is up, unwind the start-up; cleanup runs either way."""
+        if running:
+            running[0].exit(return_code=EXIT_INTERRUPTED)
+        elif main_task is not None:
+            main_task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop)
+    try:
+        async with demo_environment(keep=args.keep) as demo:
+            if args.headless_check:
+                return await headless_check(demo)
+            async with till_services(demo.settings, help_sections=demo.help_sections) as services:
+                return await run_cashier_app(demo.settings, services, on_start=running.append)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
 
 
 async def headless_check(demo: Demo) -> int:

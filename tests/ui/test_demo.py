@@ -1,0 +1,146 @@
+"""`smartduka demo` and `smartduka` as a user runs them: real processes, a real terminal (pty)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.support import clean_env
+
+SMARTDUKA = [
+    sys.executable,
+    "-c",
+    "import sys; from smartduka_tui.cli import main; sys.exit(main())",
+]
+FIRST_SCREEN = b"Pay by M-Pesa"
+
+
+def children_of(pid: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return {int(line) for line in found.stdout.split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes; its parent has simply not reaped it yet.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+class Terminal:
+    """`smartduka ARGS` in a pseudo-terminal of 80x24, as a cashier's shell would run it."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.environ.clear()
+            os.environ.update({**env, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"})
+            os.execv(sys.executable, [*SMARTDUKA, *args])  # noqa: S606 - our own program
+        self.output = b""
+
+    def read_until(self, marker: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while marker not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    self.output += os.read(self.fd, 65536)
+                except OSError:
+                    break
+        return marker in self.output
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read_until(b"\x00never", 0.1)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError(f"smartduka did not exit; it printed: {self.output[-2000:]!r}")
+
+
+def test_headless_check_pays_end_to_end_and_stops_its_servers() -> None:
+    result = subprocess.run(
+        [*SMARTDUKA, "demo", "--headless-check", "--keep"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "outcome: COMPLETED (paid)" in result.stdout
+    assert "receipt: " in result.stdout
+    assert "Traceback" not in result.stderr
+    folder = Path(result.stderr.split("kept at ", 1)[1].strip())
+    try:
+        assert (folder / "till" / "till.db").exists()
+        # The servers' command lines name their ready files in the folder: none is left.
+        left = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, check=False)
+        assert left.stdout == b""
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("stop", ["ctrl+q", "SIGTERM"])
+def test_demo_opens_the_app_and_stops_its_servers_on_exit(stop: str) -> None:
+    terminal = Terminal("demo", env=clean_env())
+    assert terminal.read_until(FIRST_SCREEN, timeout=60), terminal.output[-2000:]
+    servers = children_of(terminal.pid)
+    assert len(servers) == 2  # the simulator and the relay
+    if stop == "ctrl+q":
+        os.write(terminal.fd, b"\x11")
+    else:
+        os.kill(terminal.pid, signal.SIGTERM)
+    code = terminal.wait(timeout=30)
+    assert code in (0, 130)
+    assert b"Traceback" not in terminal.output
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in servers)
+
+
+def test_demo_interrupted_while_starting_leaves_nothing_behind() -> None:
+    terminal = Terminal("demo", env=clean_env())
+    deadline = time.monotonic() + 30
+    servers: set[int] = set()
+    while len(servers) < 2 and time.monotonic() < deadline:
+        servers = children_of(terminal.pid)
+        time.sleep(0.02)
+    assert len(servers) == 2
+    os.kill(terminal.pid, signal.SIGINT)
+    assert terminal.wait(timeout=30) == 130
+    assert b"Traceback" not in terminal.output
+    assert b"shut down" in terminal.output
+    time.sleep(0.2)
+    assert not any(alive(pid) for pid in servers)
+
+
+def test_smartduka_without_a_till_says_what_to_do(tmp_path: Path) -> None:
+    result = subprocess.run(
+        SMARTDUKA,
+        capture_output=True,
+        text=True,
+        env=clean_env(SMARTDUKA_DATA_DIR=str(tmp_path)),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("smartduka: error: no encryption key")
+    assert "smartduka keys init" in result.stderr
+    assert "Traceback" not in result.stderr
