@@ -182,6 +182,7 @@ class RelayClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._handling = False
+        self._acks: set[asyncio.Task[None]] = set()
         self.failures = 0
 
     def __repr__(self) -> str:
@@ -270,10 +271,27 @@ class RelayClient:
             for event in events:
                 if self._stopping:
                     break
-                await self.handle(event)
+                await self._handle(event)
         finally:
-            self._handling = False
+            try:
+                await self._settle_acks()
+            finally:
+                self._handling = False
         return len(events)
+
+    async def _settle_acks(self) -> None:
+        """Wait for the batch's acknowledgements; RelayUnavailable if one could not be sent
+        (its event comes back after the relay's visibility timeout, and changes nothing)."""
+        if not self._acks:
+            return
+        tasks, self._acks = self._acks, set()
+        failures = [
+            outcome
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if failures:
+            raise failures[0]
 
     async def drain(self) -> int:
         """Read and handle everything waiting now (no long-poll); returns how many."""
@@ -309,9 +327,10 @@ class RelayClient:
 
     # ------------------------------------------------------------------ one event
 
-    async def handle(self, item: FeedEvent | tuple[int, str]) -> EventOutcome:
-        """Apply (or record) one event, then acknowledge it. Raises RelayUnavailable when the
-        acknowledgement cannot be sent (the event comes back; applying it again is harmless)."""
+    async def _handle(self, item: FeedEvent | tuple[int, str]) -> EventOutcome:
+        """Apply (or record) one event, then send its acknowledgement. The acknowledgement
+        goes out while the next event is applied (a round trip to the relay's disk need not
+        hold up the queue); `poll_once` waits for all of a batch's before it reads again."""
         if isinstance(item, tuple):
             event_id, reason = item
             recorded = await self._problem(
@@ -416,7 +435,7 @@ class RelayClient:
         if not done:
             outcome = EventOutcome.NOT_ACKED
         else:
-            await self._ack(event_id)
+            self._acks.add(asyncio.create_task(self._ack(event_id)))
         if event is not None:
             handled = HandledEvent(event, outcome, callback_outcome)
             for listener in list(self._listeners):
