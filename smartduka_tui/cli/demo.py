@@ -2,7 +2,7 @@
 
 One command, nothing to configure. It starts the simulator and the callback relay as
 subprocesses on loopback (port 0, read back from ready files), enrols a demo shop and till with
-the relay (`smartduka-relay shop add --json`, the documented enrolment), registers the shop's
+the relay (`smartduka-relay shop add`, its documented enrolment file), registers the shop's
 shortcode on the simulator, keeps everything in a throwaway data folder with a freshly
 generated encryption key, and opens the app. Callbacks travel simulator -> relay -> the till's
 feed, as in production. F1 lists the simulator's magic phone numbers.
@@ -172,8 +172,8 @@ def start_server(
 class Demo:
     folder: Path
     settings: Settings
-    simulator_url: str
-    relay_url: str
+    simulator: Served
+    relay: Served
     help_sections: tuple[HelpSection, ...]
 
 
@@ -316,7 +316,7 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
             daraja={"base_url": simulator.url},
             relay={"url": relay.url},
         )
-        yield Demo(folder, settings, simulator.url, relay.url, (magic_phone_help(),))
+        yield Demo(folder, settings, simulator, relay, (magic_phone_help(),))
     finally:
         for server in reversed(servers):
             server.stop()

@@ -98,6 +98,9 @@ class SmartDukaApp(App[int]):
             "Manager",
             id="app.manager",
             tooltip="Manager screens: problem payments, settings, audit log",
+            # Not in the footer, which 80 columns fill with the sale's own keys; F1 and the
+            # command palette list it.
+            show=False,
         ),
         Binding(
             "ctrl+q",

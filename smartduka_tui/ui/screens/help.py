@@ -58,7 +58,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, active in self.under.active_bindings.items():
             binding = active.binding
-            if not binding.show or not binding.description:
+            # The screen's and the app's own keys, those kept out of the footer for room (F4,
+            # F9, Ctrl+Q) included; a text field's editing keys are not news to anyone.
+            if active.node not in (self.under, self.app) or not binding.description:
                 continue
             label = self.app.get_key_display(binding) if binding.key == key else key
             meaning = binding.description
@@ -67,7 +69,6 @@ class HelpScreen(ModalScreen[None]):
             if not active.enabled:
                 meaning += " (not now)"
             table.add_row(label, Text(meaning, style="" if active.enabled else "dim"))
-        table.add_row("Ctrl+P", "Commands for this screen")
         return table
 
     def action_close(self) -> None:
