@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,9 +81,13 @@ class LimitSettings(BaseModel):
 class MonitorSettings(BaseModel):
     """Suspicious-pattern thresholds."""
 
-    failures_per_phone: int = Field(default=3, ge=1, description="Failures for one phone...")
-    failures_per_shop: int = Field(default=10, ge=1, description="...or one shop...")
-    window_s: int = Field(default=600, ge=60, description="...within this window.")
+    failures_per_phone: int = Field(
+        default=3, ge=1, description="Flag a phone with this many failures within window_s."
+    )
+    failures_per_shop: int = Field(
+        default=10, ge=1, description="Flag a shop with this many failures within window_s."
+    )
+    window_s: int = Field(default=600, ge=60, description="The monitor's window in seconds.")
 
 
 class Settings(BaseSettings):
@@ -114,6 +118,11 @@ class Settings(BaseSettings):
     timings: TimingSettings = Field(default_factory=TimingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+
+    @field_validator("data_dir", "keyring_file", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @model_validator(mode="after")
     def _production_needs_https(self) -> Settings:
