@@ -1,0 +1,280 @@
+"""`smartduka transactions` and `smartduka manager ...`, run in this process on a real data folder
+holding the fixed story; and the manager PIN in front of the commands that need it."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from smartduka_tui.cli import main
+from smartduka_tui.clock import ManualClock
+from smartduka_tui.store import Secret, Store, create_keyring, database_path, keyring_path
+from smartduka_tui.store.pin import MAX_WRONG_TRIES, ManagerPin
+from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, START, add_shop, tell_story
+
+ENV_TO_CLEAR = (
+    "SMARTDUKA_CONFIG",
+    "SMARTDUKA_ENCRYPTION_KEY",
+    "MPESA_ENCRYPTION_KEY",
+    "SMARTDUKA_KEYRING_FILE",
+    "SMARTDUKA_MODE",
+    "SMARTDUKA_MANAGER_PIN",
+    "SMARTDUKA_SHOP_ID",
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Runner = Callable[..., Result]
+
+
+async def _seed(data_dir: Path, pin: str | None) -> dict[str, int]:
+    data_dir.mkdir(parents=True)
+    keyring = create_keyring(keyring_path(data_dir))
+    store = await Store.open(database_path(data_dir), clock=ManualClock(START), keyring=keyring)
+    try:
+        await add_shop(store, FIXED_SECRETS)
+        ids, _ = await tell_story(store, store.db.clock)  # type: ignore[arg-type]
+        if pin is not None:
+            await ManagerPin.of(store).set(Secret(pin))
+    finally:
+        await store.close()
+    return ids
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "data"
+    monkeypatch.setenv("SMARTDUKA_DATA_DIR", str(folder))
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+@pytest.fixture
+def smartduka(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Runner:
+    def invoke(*args: str, stdin: str = "") -> Result:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def ids(data_dir: Path) -> dict[str, int]:
+    return asyncio.run(_seed(data_dir, PIN))
+
+
+def audit_actions(data_dir: Path) -> list[str]:
+    async def read() -> list[str]:
+        store = await Store.open(database_path(data_dir))
+        try:
+            entries = await store.audit.search(SHOP, include_system=True, limit=1000)
+        finally:
+            await store.close()
+        return [e.action for e in reversed(entries)]
+
+    return asyncio.run(read())
+
+
+# ------------------------------------------------------------------------------ transactions
+
+
+def test_transactions_lists_every_payment_newest_first(
+    smartduka: Runner, ids: dict[str, int]
+) -> None:
+    result = smartduka("transactions")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split()[:4] == ["KEY", "WHEN", "(KENYA)", "WHAT"]
+    assert lines[-1] == "7 rows."
+    assert lines[1].split()[:4] == [f"A{ids['insufficient']}", "2026-01-15", "09:13:56", "Failed"]
+    assert "2547******02" in lines[1] and "254712000002" not in result.out
+    assert lines[-2].split()[:4] == [f"A{ids['paid']}", "2026-01-15", "09:00:00", "Paid"]
+
+
+def test_transactions_problems_as_json_match_the_screen_list(
+    smartduka: Runner, ids: dict[str, int]
+) -> None:
+    result = smartduka("transactions", "--problems", "--json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert [r["key"] for r in rows] == [
+        "P2",
+        "P1",
+        f"A{ids['insufficient']}",
+        f"A{ids['unknown']}",
+        f"A{ids['late']}",
+        f"A{ids['review']}",
+        f"A{ids['expired']}",
+        f"A{ids['cancelled']}",
+    ]
+    late = rows[4]
+    assert late["problem"] == "late" and late["receipt"] == "SDK9Z8Y7X6"
+    assert late["phone"] == "2547******05" and late["amount"] == 350
+
+
+def test_transactions_filters_and_csv(smartduka: Runner, ids: dict[str, int]) -> None:
+    result = smartduka(
+        "transactions",
+        "--state",
+        "failed",
+        "--since",
+        "2026-01-15",
+        "--until",
+        "2026-01-15",
+        "--phone",
+        "0712 000 002",
+        "--csv",
+    )
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert [(r["key"], r["result_code"], r["phone"]) for r in rows] == [
+        (f"A{ids['insufficient']}", "1", "2547******02"),
+        (f"A{ids['cancelled']}", "1032", "2547******02"),
+    ]
+    limited = smartduka("transactions", "--problems", "--state", "late,expired", "--limit", "1")
+    assert limited.out.splitlines()[-1] == "1 row."
+    nothing = smartduka("transactions", "--problems", "--till", "till9")
+    assert nothing.out.splitlines()[-1] == "0 rows."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--state", "lost"), "--state: 'lost' is not a payment state"),
+        (("--problems", "--state", "completed"), "--state: 'completed' is not a problem kind"),
+        (("--since", "15-01-2026"), "--since: must be a date like 2026-01-15"),
+        (("--since", "2026-01-16", "--until", "2026-01-15"), "--until: must be after 'since'"),
+        (("--phone", "0612345678"), "--phone: not a Kenyan mobile number"),
+        (("--code", "1032;"), "--code: must be an M-Pesa code"),
+        (("--limit", "0"), "--limit: must be 1 or more"),
+        (("--include-resolved",), "--include-resolved: applies only with --problems"),
+        (("--shop", "nope"), "there is no shop 'nope' on this till"),
+    ],
+)
+def test_transactions_refuses_bad_filters_clearly(
+    smartduka: Runner, ids: dict[str, int], args: tuple[str, ...], message: str
+) -> None:
+    result = smartduka("transactions", *args)
+    assert result.code == 2 and result.out == ""
+    assert result.err.startswith(f"smartduka: error: {message}")
+
+
+def test_full_phones_need_the_manager_pin(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    refused = smartduka("transactions", "--full-phones", stdin="1111\n")
+    assert refused.code == 1 and "Wrong manager PIN: 4 tries left" in refused.err
+    assert refused.out == ""
+    shown = smartduka("transactions", "--full-phones", "--json", stdin=f"{PIN}\n")
+    assert shown.code == 0, shown.err
+    assert {r["phone"] for r in json.loads(shown.out)} >= {"254712000001", "254712000002"}
+    assert audit_actions(data_dir)[-2:] == ["manager.sign_in_failed", "manager.sign_in"]
+
+
+# ------------------------------------------------------------------------------ the PIN gate
+
+
+def test_commands_that_show_secrets_ask_for_the_pin(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nothing = smartduka("shop", "show", SHOP)
+    assert nothing.code == 2 and "this needs the manager PIN" in nothing.err
+    wrong = smartduka("shop", "show", SHOP, stdin="0000\n")
+    assert wrong.code == 1 and wrong.out == ""
+    right = smartduka("shop", "show", SHOP, stdin=f"{PIN}\n")
+    assert right.code == 0 and "****0001" in right.out
+    monkeypatch.setenv("SMARTDUKA_MANAGER_PIN", PIN)
+    assert smartduka("shop", "show", SHOP).code == 0
+    purposes = [a for a in audit_actions(data_dir) if a.startswith("manager.sign")]
+    assert purposes == ["manager.sign_in_failed", "manager.sign_in", "manager.sign_in"]
+
+
+def test_wrong_pins_lock_the_cli_out_too(smartduka: Runner, ids: dict[str, int]) -> None:
+    for tries_left in range(MAX_WRONG_TRIES - 1, 0, -1):
+        result = smartduka("shop", "show", SHOP, stdin="0000\n")
+        assert f"{tries_left} tr" in result.err
+    locked = smartduka("shop", "show", SHOP, stdin="0000\n")
+    assert locked.code == 1 and "locked until" in locked.err
+    still = smartduka("shop", "show", SHOP, stdin=f"{PIN}\n")
+    assert still.code == 1 and "locked until" in still.err and still.out == ""
+    status = json.loads(smartduka("manager", "status", "--json").out)
+    assert status["pin_set"] and status["locked_until"] is not None
+
+
+# ------------------------------------------------------------------------------ manager
+
+
+def test_set_pin_first_then_change_it(smartduka: Runner, data_dir: Path) -> None:
+    asyncio.run(_seed(data_dir, None))
+    assert "No manager PIN is set" in smartduka("manager", "status").out
+    weak = smartduka("manager", "set-pin", stdin="1111\n1111\n")
+    assert weak.code == 2 and "must not be one digit repeated" in weak.err
+    differ = smartduka("manager", "set-pin", stdin="2580\n2581\n")
+    assert differ.code == 2 and "the two new PINs are not the same" in differ.err
+    assert "No manager PIN is set" in smartduka("manager", "status").out
+    first = smartduka("manager", "set-pin", stdin="2580\n2580\n")
+    assert first.code == 0 and first.out == "Manager PIN set.\n"
+    wrong = smartduka("manager", "set-pin", stdin="9999\n3691\n3691\n")
+    assert wrong.code == 1 and "Wrong manager PIN" in wrong.err
+    changed = smartduka("manager", "set-pin", stdin="2580\n3691\n3691\n")
+    assert changed.code == 0 and changed.out == "Manager PIN changed.\n"
+    assert "2580" not in changed.out + changed.err
+
+
+def test_reset_pin_needs_yes_and_the_encryption_key(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    assert "run it again with --yes" in smartduka("manager", "reset-pin").err
+    (data_dir / "keyring").rename(data_dir / "keyring.away")
+    no_key = smartduka("manager", "reset-pin", "--yes")
+    assert no_key.code == 1
+    assert json.loads(smartduka("manager", "status", "--json").out)["pin_set"] is True
+    (data_dir / "keyring.away").rename(data_dir / "keyring")
+    reset = smartduka("manager", "reset-pin", "--yes")
+    assert reset.code == 0 and "Manager PIN removed" in reset.out
+    assert json.loads(smartduka("manager", "status", "--json").out)["pin_set"] is False
+    assert "manager.pin_reset" in audit_actions(data_dir)
+
+
+def test_resolve_from_the_command_line(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    key = f"A{ids['cancelled']}"
+    wrong = smartduka("manager", "resolve", key, "--note", "refunded", stdin="0000\n")
+    assert wrong.code == 1
+    bad_note = smartduka("manager", "resolve", key, "--note", " ", stdin=f"{PIN}\n")
+    assert bad_note.code == 2 and "note: say what was done" in bad_note.err
+    done = smartduka("manager", "resolve", key, "--note", "refunded", stdin=f"{PIN}\n")
+    assert done.code == 0 and done.out == f"{key} marked resolved.\n"
+    again = smartduka("manager", "resolve", key, "--note", "refunded", stdin=f"{PIN}\n")
+    assert again.code == 2 and "already marked resolved" in again.err
+    listed = json.loads(smartduka("transactions", "--problems", "--json").out)
+    assert key not in [r["key"] for r in listed]
+    assert audit_actions(data_dir).count("attempt.resolved") == 1
+
+
+def test_resolve_needs_a_pin_to_exist(smartduka: Runner, data_dir: Path) -> None:
+    asyncio.run(_seed(data_dir, None))
+    result = smartduka("manager", "resolve", "A2", "--note", "x")
+    assert result.code == 2 and "needs a manager PIN" in result.err
