@@ -9,21 +9,25 @@ screen signs out too, so a cashier who takes the till back finds no manager scre
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from textual import events
+from textual import events, on
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, DataTable, Input, Select
 
-from smartduka_tui.payments.manager import ManagerService
+from smartduka_tui.payments.manager import ManagerError, ManagerService, NotSignedIn
 from smartduka_tui.ui.screens.base import TillScreen
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 SIGNED_OUT_IDLE = "Manager signed out: no key was pressed for {minutes} minutes."
 SIGNED_OUT = "Manager signed out."
@@ -80,6 +84,15 @@ class _Activity:
         self.touch()
 
 
+class Answered(Message, bubble=False):
+    """A service call made by a worker has finished; `apply` updates the screen (on the
+    message loop, where screen state is owned)."""
+
+    def __init__(self, apply: Callable[[], None]) -> None:
+        super().__init__()
+        self.apply = apply
+
+
 class ManagerScreen(_Activity, TillScreen):
     """A full screen behind the manager PIN: the till's frame plus Back and Sign out."""
 
@@ -94,8 +107,62 @@ class ManagerScreen(_Activity, TillScreen):
         ),
     ]
 
+    busy = False
+    """A service call is in flight: actions that would start another wait (greyed)."""
+
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
+
+    def call_service(
+        self,
+        call: Callable[[], Awaitable[T]],
+        done: Callable[[T], None],
+        doing: str,
+        *,
+        refused: Callable[[ManagerError], None] | None = None,
+    ) -> None:
+        """Run one manager-service call on a worker. Its result goes to `done`; a refusal
+        (`ManagerError`) to `refused` or the notice line; an ended session closes the manager
+        screens; anything unexpected is logged and reported in plain words."""
+        self.busy = True
+        self.update_bindings()
+        self.run_worker(
+            self._serve(call, done, refused, doing),
+            group="manager-call",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _serve(
+        self,
+        call: Callable[[], Awaitable[T]],
+        done: Callable[[T], None],
+        refused: Callable[[ManagerError], None] | None,
+        doing: str,
+    ) -> None:
+        try:
+            result = await call()
+        except NotSignedIn:
+            self.post_message(Answered(lambda: leave_manager_area(self.till, SIGNED_OUT)))
+        except ManagerError as error:
+            handler = refused or self.show_refusal
+            # `error` is unbound when the except block ends: hand the object over now.
+            self.post_message(Answered(partial(handler, error)))
+        except Exception as error:
+            self.till.report_unexpected(error, doing)
+            self.post_message(Answered(lambda: None))
+        else:
+            self.post_message(Answered(partial(done, result)))
+
+    def show_refusal(self, error: ManagerError) -> None:
+        self.show_notice(error.message, "error")
+
+    @on(Answered)
+    def _answered(self, message: Answered) -> None:
+        self.busy = False
+        message.apply()
+        if self.is_attached:
+            self.update_bindings()
 
     def _tick(self, now: datetime) -> None:
         if not self.is_attached:

@@ -1,0 +1,244 @@
+"""M-Pesa settings for this shop: how it is paid, its numbers and credentials, the relay
+enrolment, on or off, and a check of the credentials with M-Pesa.
+
+Credentials are typed into masked fields and shown afterwards only as `****` and their last four
+characters: a saved one is replaced, never shown. Save (Ctrl+S) validates the whole form first;
+a wrong field is marked and named, and nothing is saved. Verify (F6) asks M-Pesa for a token
+with the saved key and secret and records the result. Enrol (F7) reads the relay's enrolment
+file named in the last field.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Vertical
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from smartduka_tui.payments.manager import (
+    ManagerError,
+    ManagerInputError,
+    SettingsForm,
+    SettingsView,
+    VerifyResult,
+)
+from smartduka_tui.store.records import ShopSecretField, ShopType, VerificationStatus
+from smartduka_tui.store.secret import Secret
+from smartduka_tui.ui.format import local_date_time
+from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.widgets.inputs import till_input
+
+TYPE_CHOICES = (
+    ("Own paybill", ShopType.PAYBILL.value),
+    ("Own till (Buy Goods)", ShopType.TILL.value),
+    ("Uses the platform", ShopType.PLATFORM.value),
+)
+SECRET_INPUTS = {
+    ShopSecretField.CONSUMER_KEY: "consumer-key",
+    ShopSecretField.CONSUMER_SECRET: "consumer-secret",
+    ShopSecretField.PASSKEY: "passkey",
+}
+# Which widget shows each field the service may name in an error, and the word for it.
+WIDGET_FOR_FIELD = {
+    "name": ("name", "Shop name"),
+    "mpesa_type": ("type", "Type"),
+    "business_shortcode": ("shortcode", "Shortcode"),
+    "till_number": ("till-number", "Till number"),
+    "account_prefix": ("prefix", "Account prefix"),
+    "enabled": ("enabled", "Enabled"),
+    "consumer_key": ("consumer-key", "Consumer key"),
+    "consumer_secret": ("consumer-secret", "Consumer secret"),
+    "passkey": ("passkey", "Passkey"),
+    "relay_url": ("enrol-file", "Relay"),
+    "enrolment": ("enrol-file", "Enrolment"),
+}
+
+
+def secret_placeholder(shown: str | None) -> str:
+    return f"saved {shown} · type to replace" if shown else "not set · type it"
+
+
+def verification_text(view: SettingsView) -> str:
+    status = view.verification_status
+    if status is VerificationStatus.VERIFIED and view.verified_at:
+        return f"verified {local_date_time(view.verified_at)}"
+    checked = (
+        f" (last check {local_date_time(view.last_checked_at)})" if view.last_checked_at else ""
+    )
+    if status is VerificationStatus.FAILED:
+        return "M-Pesa refused the credentials" + checked
+    return "not verified yet: press F6" + checked
+
+
+def relay_text(view: SettingsView) -> str:
+    if not view.tills:
+        return "not enrolled: name the relay's file below, then F7"
+    return "; ".join(
+        f"{t.till_id} → {t.relay_url} (kid {t.active_callback_kid})" for t in view.tills
+    )
+
+
+class MpesaSettingsScreen(ManagerScreen):
+    CSS_PATH = "mpesa_settings.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", id="settings.save", tooltip="Check and save the form"),
+        Binding(
+            "f6", "verify", "Verify", id="settings.verify", tooltip="Check the saved credentials"
+        ),
+        Binding(
+            "f7", "enrol", "Enrol", id="settings.enrol", tooltip="Read the relay's enrolment file"
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view: SettingsView | None = None
+
+    def compose_body(self) -> ComposeResult:
+        blink = self.till.options.cursor_blink
+
+        def field(widget_id: str, **kwargs: object) -> Input:
+            return till_input(id=widget_id, compact=True, blink=blink, **kwargs)
+
+        with Vertical(id="settings-body"):
+            yield Label("M-Pesa settings", id="settings-title")
+            with Grid(id="settings-form"):
+                yield Label("Shop name", classes="settings-label")
+                yield field("name", max_length=80)
+                yield Label("Type", classes="settings-label")
+                yield Select(TYPE_CHOICES, id="type", allow_blank=False, compact=True)
+                yield Label("Shortcode", classes="settings-label")
+                yield field(
+                    "shortcode",
+                    restrict=r"[0-9]*",
+                    max_length=7,
+                    placeholder="paybill or store number",
+                )
+                yield Label("Till number", classes="settings-label")
+                yield field(
+                    "till-number", restrict=r"[0-9]*", max_length=7, placeholder="Buy Goods only"
+                )
+                yield Label("Account prefix", classes="settings-label")
+                yield field("prefix", max_length=4, placeholder="1-4 letters or digits")
+                for secret_field, widget_id in SECRET_INPUTS.items():
+                    yield Label(secret_field.label.capitalize(), classes="settings-label")
+                    yield field(widget_id, password=True, max_length=256)
+                yield Label("Payments", classes="settings-label")
+                yield Checkbox("M-Pesa payments on", id="enabled", compact=True)
+                yield Label("Verified", classes="settings-label")
+                yield Static("", id="verification")
+                yield Label("Relay", classes="settings-label")
+                yield Static("", id="relay")
+                yield Label("Enrolment file", classes="settings-label")
+                yield field("enrol-file", placeholder="path of the relay's file, then F7")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+        self.call_service(self.manager.settings_view, self._fill, "reading the M-Pesa settings")
+
+    def _fill(self, view: SettingsView) -> None:
+        self.view = view
+        self.query_one("#name", Input).value = view.name
+        self.query_one("#type", Select).value = view.mpesa_type.value
+        self.query_one("#shortcode", Input).value = view.business_shortcode or ""
+        self.query_one("#till-number", Input).value = view.till_number or ""
+        self.query_one("#prefix", Input).value = view.account_prefix
+        self.query_one("#enabled", Checkbox).value = view.enabled
+        self._show_status(view)
+
+    def _show_status(self, view: SettingsView) -> None:
+        self.view = view
+        for secret_field, widget_id in SECRET_INPUTS.items():
+            widget = self.query_one(f"#{widget_id}", Input)
+            widget.value = ""
+            widget.placeholder = secret_placeholder(view.secrets.get(secret_field))
+        self.query_one("#verification", Static).update(verification_text(view))
+        self.query_one("#relay", Static).update(relay_text(view))
+
+    def form(self) -> SettingsForm:
+        def secret(widget_id: str) -> Secret | None:
+            value = self.query_one(f"#{widget_id}", Input).value
+            return Secret(value) if value.strip() else None
+
+        kind = self.query_one("#type", Select).value
+        return SettingsForm(
+            name=self.query_one("#name", Input).value,
+            mpesa_type=kind if isinstance(kind, str) else "",
+            business_shortcode=self.query_one("#shortcode", Input).value,
+            till_number=self.query_one("#till-number", Input).value,
+            account_prefix=self.query_one("#prefix", Input).value,
+            enabled=self.query_one("#enabled", Checkbox).value,
+            consumer_key=secret("consumer-key"),
+            consumer_secret=secret("consumer-secret"),
+            passkey=secret("passkey"),
+        )
+
+    def _clear_marks(self) -> None:
+        for widget in self.query(".-invalid"):
+            widget.remove_class("-invalid")
+
+    def _refused(self, error: ManagerError) -> None:
+        if isinstance(error, ManagerInputError) and error.field in WIDGET_FOR_FIELD:
+            widget_id, label = WIDGET_FOR_FIELD[error.field]
+            widget = self.query_one(f"#{widget_id}")
+            widget.add_class("-invalid")
+            widget.focus()
+            self.show_notice(f"{label}: {error.message}. Nothing was saved.", "error")
+        else:
+            self.show_notice(error.message, "error")
+
+    def _saved(self, answer: tuple[SettingsView, str]) -> None:
+        view, message = answer
+        self._fill(view)
+        self.show_notice(message)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("save", "verify", "enrol"):
+            return None if self.busy or self.view is None else True
+        return True
+
+    def action_save(self) -> None:
+        if self.busy:
+            return
+        self._clear_marks()
+        form = self.form()
+        self.call_service(
+            lambda: self.manager.save_settings(form),
+            self._saved,
+            "saving the M-Pesa settings",
+            refused=self._refused,
+        )
+
+    def action_verify(self) -> None:
+        if self.busy:
+            return
+        self._clear_marks()
+        self.show_notice("Asking M-Pesa…")
+        self.call_service(
+            self.manager.verify_credentials, self._verified, "verifying the credentials"
+        )
+
+    def _verified(self, result: VerifyResult) -> None:
+        self._show_status(result.settings)
+        severity = "information" if result.outcome.value == "verified" else "error"
+        self.show_notice(result.message, severity)
+
+    def action_enrol(self) -> None:
+        if self.busy:
+            return
+        self._clear_marks()
+        path = self.query_one("#enrol-file", Input).value
+        self.call_service(
+            lambda: self.manager.enrol_from_file(path),
+            self._enrolled,
+            "enrolling the till",
+            refused=self._refused,
+        )
+
+    def _enrolled(self, answer: tuple[SettingsView, str]) -> None:
+        view, message = answer
+        self.query_one("#enrol-file", Input).value = ""
+        self._show_status(view)
+        self.show_notice(message, "warning")

@@ -1,0 +1,74 @@
+"""The note a manager writes when marking a problem resolved (audited with it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Footer, Input, Label, Static
+
+from smartduka_tui.payments.manager import ActionResult, ManagerError
+from smartduka_tui.ui.manager.base import ManagerModal
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+
+class ResolveNoteScreen(ManagerModal[ActionResult]):
+    CSS_PATH = "note.tcss"
+
+    class Refused(Message, bubble=False):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        blink = cast("SmartDukaApp", self.app).options.cursor_blink
+        with Vertical(id="note-dialog"):
+            yield Label(f"Mark {self.key} resolved", id="note-title")
+            yield Static("Say what was done, e.g. refunded by M-Pesa, customer paid cash.")
+            input_widget = Input(
+                id="note", max_length=500, placeholder="what was done", compact=True
+            )
+            input_widget.set_reactive(Input.cursor_blink, blink)
+            yield input_widget
+            yield Static("", id="note-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#note", Input).focus()
+
+    @property
+    def error_text(self) -> str:
+        return str(self.query_one("#note-error", Static).content)
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        if not self.busy:
+            self.busy = True
+            self._resolve(event.value)
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.busy = False
+        self.query_one("#note-error", Static).update(message.text)
+
+    @work(group="resolve", exclusive=True, exit_on_error=False)
+    async def _resolve(self, note: str) -> None:
+        try:
+            result = await self.manager.resolve(self.key, note)
+        except ManagerError as error:
+            self.post_message(self.Refused(f"{error.message}. Nothing was changed."))
+        except Exception as error:
+            cast("SmartDukaApp", self.app).report_unexpected(error, "marking it resolved")
+            self.post_message(self.Refused("It was not marked resolved. Try again."))
+        else:
+            self.dismiss(result)

@@ -1,0 +1,193 @@
+"""Problem payments: everything that needs a manager, newest first, filtered and paged.
+
+Failed, expired, unknown and review payments; late, duplicate and receipt-pending payments;
+callbacks that matched nothing, events the till could not read, suspicious patterns. Enter opens
+one (its timeline and what to do); F filters; N and P page; R shows resolved ones too; E exports
+the current filter to CSV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label, Static
+
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.payments.manager import (
+    ExportResult,
+    ListCursor,
+    PaymentRow,
+    ProblemFilter,
+    RowPage,
+)
+from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.manager.filters import ProblemFilterScreen
+
+COLUMNS = (
+    ("When", "when", 12),
+    ("Problem", "what", 15),
+    ("Sale", "sale", 8),
+    ("KES", "amount", 7),
+    ("Phone", "phone", 12),
+    ("Code", "code", 6),
+)
+
+
+def short_time(row: PaymentRow) -> str:
+    return row.created_at.astimezone(KENYA_TZ).strftime("%d %b %H:%M")
+
+
+def amount_cell(amount: int | None) -> Text:
+    return Text("" if amount is None else f"{amount:,}", justify="right")
+
+
+def table_cells(row: PaymentRow) -> tuple[str | Text, ...]:
+    """One row as the table shows it: masked phone, whole shillings."""
+    what = row.what + (" ✓" if row.resolved else "")
+    return (
+        short_time(row),
+        what,
+        row.sale_ref or "",
+        amount_cell(row.amount),
+        row.phone_masked or "",
+        row.result_code or "",
+    )
+
+
+class ProblemsScreen(ManagerScreen):
+    CSS_PATH = "problems.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "filter", "Filter", id="problems.filter", tooltip="Narrow the list"),
+        Binding("n", "next_page", "Next", id="problems.next", tooltip="The next, older page"),
+        Binding("p", "previous_page", "Prev", id="problems.previous", tooltip="The page before"),
+        Binding(
+            "r", "toggle_resolved", "Resolved", id="problems.resolved", tooltip="Show resolved too"
+        ),
+        Binding("e", "export", "Export", id="problems.export", tooltip="Save the list as CSV"),
+    ]
+
+    def __init__(self, filters: ProblemFilter | None = None) -> None:
+        super().__init__()
+        self.filters = filters or ProblemFilter()
+        self.cursors: list[ListCursor | None] = [None]
+        self.page: RowPage | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="problems-body"):
+            yield Label("Problem payments", id="problems-title")
+            yield Static("", id="problems-filter")
+            yield DataTable(id="problems-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="problems-row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        table.focus()
+        self.load()
+
+    @property
+    def rows(self) -> tuple[PaymentRow, ...]:
+        return self.page.rows if self.page else ()
+
+    def load(self) -> None:
+        filters, cursor = self.filters, self.cursors[-1]
+        self.call_service(
+            lambda: self.manager.problems(filters, cursor), self._show, "listing problem payments"
+        )
+
+    def _show(self, page: RowPage) -> None:
+        self.page = page
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in page.rows:
+            table.add_row(*table_cells(row), key=row.key)
+        number = len(self.cursors)
+        shown = f"{len(page.rows)} shown" if page.rows else "nothing to show"
+        more = " · N for more" if page.next_cursor else ""
+        self.query_one("#problems-filter", Static).update(
+            f"{self.filters.describe().capitalize()} · page {number} · {shown}{more}"
+        )
+        self._describe_highlighted()
+
+    def highlighted(self) -> PaymentRow | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def _describe_highlighted(self) -> None:
+        row = self.highlighted()
+        text = "" if row is None else f"{row.key} · {row.summary}"
+        self.query_one("#problems-row", Static).update(text)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._describe_highlighted()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        from smartduka_tui.ui.manager.problem_detail import ProblemDetailScreen
+
+        key = event.row_key.value
+        if key is not None:
+            self.app.push_screen(ProblemDetailScreen(key), self._back_from_detail)
+
+    def _back_from_detail(self, _: Any) -> None:
+        self.load()
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_page":
+            return None if self.busy or not (self.page and self.page.next_cursor) else True
+        if action == "previous_page":
+            return None if self.busy or len(self.cursors) < 2 else True
+        if action == "export":
+            return None if self.busy or not self.rows else True
+        return True
+
+    def action_next_page(self) -> None:
+        if self.page is not None and self.page.next_cursor is not None and not self.busy:
+            self.cursors.append(self.page.next_cursor)
+            self.load()
+
+    def action_previous_page(self) -> None:
+        if len(self.cursors) > 1 and not self.busy:
+            self.cursors.pop()
+            self.load()
+
+    def _refilter(self, filters: ProblemFilter) -> None:
+        self.filters = filters
+        self.cursors = [None]
+        self.load()
+
+    def action_toggle_resolved(self) -> None:
+        self._refilter(
+            dataclasses.replace(self.filters, include_resolved=not self.filters.include_resolved)
+        )
+
+    def action_filter(self) -> None:
+        def chosen(filters: ProblemFilter | None) -> None:
+            if filters is not None:
+                self._refilter(filters)
+
+        self.app.push_screen(ProblemFilterScreen(self.filters), chosen)
+
+    def action_export(self) -> None:
+        filters = self.filters
+        self.show_notice("Exporting…")
+        self.call_service(
+            lambda: self.manager.export_csv(filters), self._exported, "exporting problem payments"
+        )
+
+    def _exported(self, result: ExportResult) -> None:
+        self.show_notice(
+            f"Exported {result.rows} rows to {result.path} (phones masked).", "information"
+        )

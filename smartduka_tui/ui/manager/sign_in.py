@@ -1,0 +1,176 @@
+"""The manager PIN in front of every manager screen; on first run it sets the PIN instead.
+
+Opened by a manager menu entry with the screen to show after it (`target`). A right PIN starts
+the session and replaces this dialog with the target; a wrong one says how many tries are left;
+after too many the PIN is locked for a while (the service keeps the count, audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, Static
+
+from smartduka_tui.payments.manager import (
+    ManagerError,
+    PinCheck,
+    PinOutcome,
+)
+from smartduka_tui.store.secret import Secret
+from smartduka_tui.ui.format import local_time
+from smartduka_tui.ui.manager.base import manager_of
+from smartduka_tui.ui.widgets.inputs import till_input
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+SET_PIN_HELP = (
+    "No manager PIN is set on this till yet. Choose one now: 4 to 12 digits, not easy to "
+    "guess. It opens the manager screens and the commands that change M-Pesa settings."
+)
+
+
+class SignInScreen(ModalScreen[None]):
+    CSS_PATH = "sign_in.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
+    ]
+
+    class StatusRead(Message, bubble=False):
+        def __init__(self, is_set: bool) -> None:
+            super().__init__()
+            self.is_set = is_set
+
+    class Checked(Message, bubble=False):
+        def __init__(self, check: PinCheck | None, problem: str | None = None) -> None:
+            super().__init__()
+            self.check = check
+            self.problem = problem
+
+    def __init__(self, target: Callable[[], Screen[Any]], purpose: str) -> None:
+        super().__init__()
+        self.target = target
+        self.purpose = purpose
+        self.setting = False
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
+        with Vertical(id="sign-in-dialog"):
+            yield Label("Manager PIN", id="sign-in-title")
+            yield Static(f"To open {self.purpose}.", id="sign-in-purpose")
+            yield till_input(
+                id="pin",
+                password=True,
+                restrict=r"[0-9]*",
+                max_length=12,
+                placeholder="PIN",
+                blink=cursor_blink,
+            )
+            yield till_input(
+                id="pin-repeat",
+                password=True,
+                restrict=r"[0-9]*",
+                max_length=12,
+                placeholder="the same PIN again",
+                blink=cursor_blink,
+            )
+            yield Static("", id="sign-in-message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#pin-repeat", Input).display = False
+        self.query_one("#pin", Input).focus()
+        self._read_status()
+
+    @property
+    def message(self) -> str:
+        return str(self.query_one("#sign-in-message", Static).content)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        line = self.query_one("#sign-in-message", Static)
+        line.update(text)
+        line.set_class(error, "-error")
+
+    @on(StatusRead)
+    def _status(self, message: StatusRead) -> None:
+        if message.is_set:
+            return
+        self.setting = True
+        self.query_one("#sign-in-title", Label).update("Set the manager PIN")
+        self.query_one("#sign-in-purpose", Static).update(SET_PIN_HELP)
+        self.query_one("#pin-repeat", Input).display = True
+
+    @on(Input.Submitted, "#pin")
+    def _pin_entered(self) -> None:
+        if self.setting:
+            self.query_one("#pin-repeat", Input).focus()
+        else:
+            self._submit()
+
+    @on(Input.Submitted, "#pin-repeat")
+    def _repeat_entered(self) -> None:
+        self._submit()
+
+    def _submit(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        pin = Secret(self.query_one("#pin", Input).value)
+        repeat = Secret(self.query_one("#pin-repeat", Input).value)
+        self._say("Checking…")
+        self._check(pin, repeat)
+
+    @on(Checked)
+    def _checked(self, message: Checked) -> None:
+        self.busy = False
+        pin_input = self.query_one("#pin", Input)
+        repeat_input = self.query_one("#pin-repeat", Input)
+        check = message.check
+        if check is not None and check.accepted:
+            self.app.switch_screen(self.target())
+            return
+        pin_input.value = ""
+        repeat_input.value = ""
+        pin_input.focus()
+        if message.problem is not None:
+            self._say(message.problem, error=True)
+        elif check is not None and check.outcome is PinOutcome.LOCKED and check.locked_until:
+            self._say(
+                f"Too many wrong PINs: locked until {local_time(check.locked_until)}. "
+                "Ask the owner, or wait.",
+                error=True,
+            )
+        elif check is not None:
+            self._say(check.explain(), error=True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @work(group="pin", exclusive=True, exit_on_error=False)
+    async def _read_status(self) -> None:
+        status = await manager_of(self.app).pin_status()
+        self.post_message(self.StatusRead(status.is_set))
+
+    @work(group="pin", exclusive=True, exit_on_error=False)
+    async def _check(self, pin: Secret, repeat: Secret) -> None:
+        manager = manager_of(self.app)
+        try:
+            if self.setting:
+                check = await manager.set_first_pin(pin, repeat)
+            else:
+                check = await manager.sign_in(pin, purpose=self.purpose)
+        except ManagerError as error:
+            self.post_message(self.Checked(None, error.message))
+        except Exception as error:
+            cast("SmartDukaApp", self.app).report_unexpected(error, "checking the manager PIN")
+            self.post_message(self.Checked(None, "The PIN could not be checked. Try again."))
+        else:
+            self.post_message(self.Checked(check))
