@@ -160,6 +160,8 @@ async def test_pushes_carry_the_platform_shortcode_and_the_shop_prefix_and_queri
     async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
         shop_a = await rig.shop("--platform", "--prefix", "AA")
         shop_b = await rig.shop("--platform", "--prefix", "BB")
+        known = await sim.requests()
+        since = known[-1].seq if known else 0
         phone = unique_phone()
         ready = await rig.client.get("/v1/daraja/ready", headers=auth(shop_a))
         assert ready.status_code == 200 and ready.json() == {"ready": True}
@@ -183,6 +185,16 @@ async def test_pushes_carry_the_platform_shortcode_and_the_shop_prefix_and_queri
             QUERY, json={"checkout_request_id": checkout}, headers=auth(shop_a)
         )
         assert asked.status_code == 200 and asked.json()["ResultCode"] == "1032"
+
+        other_phone = unique_phone()
+        sent_b = await rig.client.post(
+            PUSH, json=push_body(shop_b, other_phone, reference="T9"), headers=auth(shop_b)
+        )
+        assert sent_b.status_code == 200, sent_b.text
+        (request_b,) = [r for r in await sim.requests(phone=other_phone) if r.method == "POST"]
+        assert request_b.body["AccountReference"] == "BBT9"
+        logins = [r for r in await sim.requests(since=since) if r.path.startswith("/oauth")]
+        assert len(logins) == 1, "one OAuth token serves every platform shop"
 
         other = await rig.client.post(
             QUERY, json={"checkout_request_id": checkout}, headers=auth(shop_b)

@@ -8,20 +8,23 @@ callback fails however often it is tried.
 from __future__ import annotations
 
 import json
+import random
+import socket
 import sqlite3
 from pathlib import Path
 
 import httpx
 
-from smartduka_tui.clock import SystemClock
+from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.mpesa.callback_path import sign
 from smartduka_tui.payments.api import CallbackOutcome
 from smartduka_tui.relay_client import EVENT_KEY, EventOutcome, HandledEvent, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.records import AttemptState, ProblemKind
 from smartduka_tui.store.store import database_path
+from smartduka_tui.ui.connection import Reachability
 from tests.conftest import unique_phone
-from tests.integration.support import RelayHandle
+from tests.integration.support import RelayHandle, eventually
 from tests.integration.test_pay_e2e import direct_till
 
 PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "daraja" / "payloads"
@@ -103,3 +106,43 @@ async def test_a_signed_callback_refused_for_its_source_becomes_a_problem_once(
     assert problem.detail["attempt_ref"] == "forgedref123"
     assert e["callback_secret"] not in json.dumps(problem.detail)
     assert await till.attempts() == [], "a refused callback moves no money state"
+
+
+async def test_the_client_backs_off_with_jitter_on_the_injected_clock(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """A relay that cannot be reached: each retry waits longer (between half and all of the
+    doubling step, capped), on the injected clock, and the signal says the relay is down."""
+    till = await direct_till(tmp_path, relay, sim)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    clock = ManualClock()
+    async with till.engine() as engine:
+        client = RelayClient(
+            engine,
+            engine.store,
+            engine.till,
+            dead,
+            clock,
+            backoff_base_s=1.0,
+            backoff_max_s=8.0,
+            rng=random.Random(7),
+        )
+        steps = [client.backoff(n) for n in range(1, 7)]
+        for n, delay in enumerate(steps, start=1):
+            step = min(8.0, 2.0 ** (n - 1))
+            assert step / 2 <= delay <= step
+        assert client.backoff(1, at_least=5.0) == 5.0, "a relay's Retry-After is honoured"
+        client.start()
+        try:
+            for expected in (1, 2, 3):
+
+                async def parked(n: int = expected) -> bool:
+                    return client.failures == n and clock.sleepers == 1
+
+                assert await eventually(parked), f"failure {expected} waits on the clock"
+                assert client.relay_state is Reachability.UNREACHABLE
+                clock.advance(8.0)
+        finally:
+            await client.close()
