@@ -404,7 +404,8 @@ class Broker:
         except PushRefused as refused:
             return self._push_refused(refused)
         except PushOutcomeUnknown as unknown:
-            self.watch.saw(False)
+            # A 5xx page is an answer (Daraja is there, unwell); a timeout or reset is not.
+            self.watch.saw(unknown.http_status is not None)
             return outcome_unknown(unknown.message)
         self.watch.saw(True)
         try:

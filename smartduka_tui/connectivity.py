@@ -26,7 +26,6 @@ from smartduka_tui.payments.gateway import (
     NotReady,
     PushAccepted,
     PushOrder,
-    PushOutcomeUnknown,
     PushRejected,
     QueryAnswer,
     QueryKind,
@@ -92,8 +91,9 @@ class ObservedGateway:
     """A `DarajaGateway` that reports what each real call showed about reaching Daraja.
 
     An answer from Daraja (accepted, or a refusal carrying its error code) means reachable; a
-    push that never left or got no answer means unreachable; a query with no answer proves
-    nothing (throttling looks the same) and leaves it to the probe.
+    push that could not be sent means unreachable. A push whose outcome is unknown, or a query
+    with no answer, proves nothing either way (a 5xx page, throttling and a timeout look the
+    same from here), so the probe decides.
     """
 
     def __init__(self, inner: DarajaGateway, monitor: ConnectivityMonitor) -> None:
@@ -118,9 +118,6 @@ class ObservedGateway:
             accepted = await self.inner.push(order)
         except PushRejected as rejected:
             self._monitor.daraja_reachable(rejected.code != "connection_failed")
-            raise
-        except PushOutcomeUnknown:
-            self._monitor.daraja_reachable(False)
             raise
         self._monitor.daraja_reachable(True)
         return accepted
