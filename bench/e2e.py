@@ -328,7 +328,11 @@ async def main_async(args: argparse.Namespace) -> None:
                         phone_base=index * 1_000_000,
                     )
                 )
-    print(f"Callback to till on loopback ({os.cpu_count()} CPUs), real simulator and relay")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"Callback to till on loopback ({os.cpu_count()} CPUs, load average {load} at the end), "
+        "real simulator and relay"
+    )
     for result in results:
         result.label = (
             "paid on the callback (confirmation off)"
