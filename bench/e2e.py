@@ -1,6 +1,6 @@
 """Callback to till: from the relay receiving a callback to the till's store applying it.
 
-Run: `.venv/bin/python bench/e2e.py` (about two minutes; `--count 200` for a quick run).
+Run: `.venv/bin/python bench/e2e.py` (about four minutes; `--count 200` for a quick run).
 
 Real processes on 127.0.0.1: the Daraja simulator and the relay (`python -m callback_relay serve`,
 SQLite `synchronous=FULL`), each its own uvicorn process. The till is this process: its real
@@ -9,9 +9,12 @@ payment engine and SQLite store, and the relay client long-polling its feed.
 For each run, the till first pushes `--count` payments (distinct phones) through the simulator,
 whose customers take their time (no callback yet). Then the customers pay at `--rate` a second
 (the simulator's control API resolves each prompt, and the simulator POSTs the callback to the
-relay at once). Latency per callback = the attempt's COMPLETED transition time in the till's
-store (its audit log) minus the relay's `received_at` for the callback (its inbox); both are
-millisecond wall-clock stamps on this machine. Run 1 applies the callback as it comes
+relay at once). 10 a second is hundreds of times a real till's pace (a sale every half minute
+or so); `--rate` goes higher to find where the till's single feed consumer saturates.
+
+Latency per callback = the attempt's COMPLETED transition time in the till's store (its audit
+log) minus the relay's `received_at` for the callback (its inbox); both are millisecond
+wall-clock stamps on this machine. Run 1 applies the callback as it comes
 (confirmation off); run 2 has confirmation by STK query on, so "paid" also waits for the query
 to the simulator. Afterwards every attempt must be COMPLETED exactly once, and every relay event
 acknowledged.
@@ -348,7 +351,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="callbacks per run (1000)")
-    parser.add_argument("--rate", type=float, default=20.0, help="customers paying per second")
+    parser.add_argument("--rate", type=float, default=10.0, help="customers paying per second (10)")
     args = parser.parse_args()
     if args.count < 1 or args.rate <= 0:
         parser.error("--count and --rate must be positive")
