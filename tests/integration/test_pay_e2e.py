@@ -93,9 +93,13 @@ async def test_platform_shop_pay_completes_on_the_callback_through_the_broker(
     assert not [r for r in requests if "stkpushquery" in r.path], "finished without a query"
     # The platform's secrets never reach the till: not in its files, not in what pay printed.
     blobs = [p.read_bytes() for p in till.data_dir.rglob("*") if p.is_file()]
+    relay_log = relay.server.log_path.read_text(errors="replace")
     for secret in (platform.creds.key, platform.creds.secret, platform.creds.passkey):
         assert not any(secret.encode() in blob for blob in blobs)
         assert secret not in str(view) and secret not in err
+        assert secret not in relay_log
+    assert till.enrolment["till_key"] not in relay_log + err
+    assert "/hooks/stk/" + till.shop_id + "/" + till.till_id not in relay_log + err
 
 
 async def test_two_tills_of_one_shop_each_get_only_their_own_callbacks(
