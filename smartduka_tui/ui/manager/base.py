@@ -44,9 +44,16 @@ def is_manager_screen(screen: Screen[Any]) -> bool:
     return isinstance(screen, ManagerScreen | ManagerModal)
 
 
+def top_manager_screen(app: SmartDukaApp) -> ManagerScreen | None:
+    found = [s for s in app.screen_stack if isinstance(s, ManagerScreen)]
+    return found[-1] if found else None
+
+
 def leave_manager_area(app: SmartDukaApp, notice: str) -> None:
     """Close every manager screen (and anything opened above them), then say why on the
-    screen the cashier gets back."""
+    screen the cashier gets back. Nothing to do (and nothing said) once they are closed."""
+    if not any(is_manager_screen(s) for s in app.screen_stack):
+        return
     while len(app.screen_stack) > 1 and any(is_manager_screen(s) for s in app.screen_stack):
         app.pop_screen()
     screen = app.screen
@@ -165,7 +172,8 @@ class ManagerScreen(_Activity, TillScreen):
             self.update_bindings()
 
     def _tick(self, now: datetime) -> None:
-        if not self.is_attached:
+        # Every manager screen watches the clock; the top one acts for them all.
+        if not self.is_attached or top_manager_screen(self.till) is not self:
             return
         session = self.manager.session
         if session.idle_expired():

@@ -75,9 +75,12 @@ def verification_text(view: SettingsView) -> str:
 def relay_text(view: SettingsView) -> str:
     if not view.tills:
         return "not enrolled: name the relay's file below, then F7"
-    return "; ".join(
-        f"{t.till_id} → {t.relay_url} (kid {t.active_callback_kid})" for t in view.tills
-    )
+    by_relay: dict[str, list[str]] = {}
+    for till in view.tills:
+        by_relay.setdefault(till.relay_url, []).append(
+            f"{till.till_id} (kid {till.active_callback_kid})"
+        )
+    return "; ".join(f"{', '.join(tills)} → {url}" for url, tills in by_relay.items())
 
 
 class MpesaSettingsScreen(ManagerScreen):

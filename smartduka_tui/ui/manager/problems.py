@@ -9,7 +9,7 @@ the current filter to CSV.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -77,6 +77,7 @@ class ProblemsScreen(ManagerScreen):
         self.filters = filters or ProblemFilter()
         self.cursors: list[ListCursor | None] = [None]
         self.page: RowPage | None = None
+        self.reload_on_resume = False
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="problems-body"):
@@ -137,10 +138,14 @@ class ProblemsScreen(ManagerScreen):
 
         key = event.row_key.value
         if key is not None:
-            self.app.push_screen(ProblemDetailScreen(key), self._back_from_detail)
+            # The detail may resolve or re-check it: read the list again on the way back.
+            self.reload_on_resume = True
+            self.app.push_screen(ProblemDetailScreen(key))
 
-    def _back_from_detail(self, _: Any) -> None:
-        self.load()
+    def on_screen_resume(self) -> None:
+        if self.reload_on_resume and self.manager.session.signed_in:
+            self.reload_on_resume = False
+            self.load()
 
     # -- actions -------------------------------------------------------------------------------
 
