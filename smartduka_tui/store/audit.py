@@ -180,32 +180,43 @@ class AuditLog:
         """The audit viewer's query: a shop's entries (with `include_system`, also those of no
         shop, like manager sign-ins), newest first, narrowed by each filter given. `since` is
         inclusive, `until` exclusive."""
-        where = ["(shop_id = ? OR shop_id IS NULL)" if include_system else "shop_id = ?"]
-        params: list[Any] = [shop_id]
+        narrow: list[str] = []
+        params: list[Any] = []
         if actors is not None:
             chosen = sorted(Actor(actor).value for actor in actors)
-            where.append(f"actor IN ({', '.join('?' * len(chosen))})")
+            narrow.append(f"actor IN ({', '.join('?' * len(chosen))})")
             params.extend(chosen)
         if action_prefix:
-            where.append("substr(action, 1, ?) = ?")
+            narrow.append("substr(action, 1, ?) = ?")
             params.extend((len(action_prefix), action_prefix))
         if since is not None:
-            where.append("at >= ?")
+            narrow.append("at >= ?")
             params.append(to_ms(since))
         if until is not None:
-            where.append("at < ?")
+            narrow.append("at < ?")
             params.append(to_ms(until))
         if attempt_id is not None:
-            where.append("attempt_id = ?")
+            narrow.append("attempt_id = ?")
             params.append(attempt_id)
         if before_id is not None:
-            where.append("id < ?")
+            narrow.append("id < ?")
             params.append(before_id)
-        rows = await self._db.fetchall(
-            f"SELECT * FROM audit_log WHERE {' AND '.join(where)}"  # noqa: S608 - fixed fragments
-            " ORDER BY id DESC LIMIT ?",
-            (*params, limit),
+        rest = "".join(f" AND {term}" for term in narrow)
+        # One newest-first walk of audit_by_shop per owner, each stopping at `limit`; an OR of
+        # the two owners would sort every matching entry instead.
+        shop_part = (
+            f"SELECT * FROM audit_log WHERE shop_id = ?{rest}"  # noqa: S608 - fixed fragments
+            " ORDER BY id DESC LIMIT ?"
         )
+        sql, args = shop_part, [shop_id, *params, limit]
+        if include_system:
+            system_part = shop_part.replace("shop_id = ?", "shop_id IS NULL", 1)
+            sql = (
+                f"SELECT * FROM (SELECT * FROM ({shop_part}) UNION ALL"  # noqa: S608 - as above
+                f" SELECT * FROM ({system_part})) ORDER BY id DESC LIMIT ?"
+            )
+            args = [shop_id, *params, limit, *params, limit, limit]
+        rows = await self._db.fetchall(sql, args)
         return [_entry(row) for row in rows]
 
     async def verify_chain(self) -> ChainReport:
