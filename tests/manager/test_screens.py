@@ -488,7 +488,7 @@ async def test_an_idle_manager_is_signed_out_and_the_screens_close(seeded: Seede
     entry = next(
         e for e in await seeded.store.audit.system_entries() if e.action == "manager.signed_out"
     )
-    assert entry.detail == {"reason": "no key pressed for 5 minutes"}
+    assert entry.detail == {"reason": "no activity for 5 minutes"}
 
 
 async def test_sign_out_key_and_closing_the_last_screen_end_the_session(seeded: Seeded) -> None:

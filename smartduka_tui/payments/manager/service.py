@@ -33,6 +33,7 @@ from smartduka_tui.payments.manager.detail import (
 from smartduka_tui.payments.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
 from smartduka_tui.payments.manager.lists import (
     CSV_COLUMNS,
+    PAGE_SIZE,
     HistoryFilter,
     ListCursor,
     PaymentLists,
@@ -43,7 +44,7 @@ from smartduka_tui.payments.manager.lists import (
     parse_key,
     record_row,
 )
-from smartduka_tui.payments.manager.session import ManagerSession
+from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
 from smartduka_tui.payments.manager.settings import (
     EnrolmentDocument,
     SettingsForm,
@@ -86,10 +87,7 @@ from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store
 
 S = AttemptState
-IDLE_TIMEOUT_S = 300
-PAGE_SIZE = 50
 NOTE_MAX = 500
-ENROLMENT_MAX_BYTES = 64 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -44,6 +44,15 @@ EVIDENCE_WORDS: dict[str, str] = {
     "receipt_arrived": "The M-Pesa receipt number arrived",
 }
 
+# Why an STK query was made (the engine's `asked_by`). A cashier's "check now" and a manager's
+# re-check both come through the engine's check_now; the manager's is audited just before.
+ASKED_WORDS: dict[str, str] = {
+    "query": "the till's regular check",
+    "expiry": "the last check before expiry",
+    "cashier": "asked on request",
+    "manager": "asked by the manager",
+}
+
 STATE_WORDS: dict[AttemptState, str] = {
     S.CREATED: "being sent",
     S.PENDING: "waiting for the customer",
@@ -150,7 +159,8 @@ def _describe_move(detail: Mapping[str, Any]) -> str:
     if flags:
         extra.append("flagged " + ", ".join(flags))
     if detail.get("asked_by"):
-        extra.append(f"asked by the {detail['asked_by']}")
+        asked = str(detail["asked_by"])
+        extra.append(ASKED_WORDS.get(asked, f"asked by the {asked}"))
     return words + moved + (f" ({'; '.join(extra)})" if extra else "")
 
 

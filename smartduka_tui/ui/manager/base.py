@@ -175,32 +175,29 @@ class ManagerScreen(_Activity, TillScreen):
         # Every manager screen watches the clock; the top one acts for them all.
         if not self.is_attached or top_manager_screen(self.till) is not self:
             return
-        session = self.manager.session
+        manager = self.manager
+        session = manager.session
         if session.idle_expired():
             minutes = round(session.idle_timeout_s / 60)
-            self._end_session(
-                f"no key pressed for {minutes} minutes", SIGNED_OUT_IDLE.format(minutes=minutes)
-            )
+            # The screens close now; the audited sign-out follows on a worker.
+            self._in_background(manager.sign_out_if_idle())
+            leave_manager_area(self.till, SIGNED_OUT_IDLE.format(minutes=minutes))
         elif not session.signed_in:
             leave_manager_area(self.till, SIGNED_OUT)
 
-    def _end_session(self, reason: str, notice: str) -> None:
-        manager = self.manager
-        self.app.run_worker(manager.sign_out(reason), group="manager-session", exit_on_error=False)
-        leave_manager_area(self.till, notice)
+    def _in_background(self, work: Awaitable[object]) -> None:
+        """Run `work` on an app worker: it outlives this screen, which is closing."""
+        self.app.run_worker(work, group="manager-session", exit_on_error=False)
 
     def action_sign_out(self) -> None:
-        self._end_session("signed out", SIGNED_OUT)
+        self._in_background(self.manager.sign_out("signed out"))
+        leave_manager_area(self.till, SIGNED_OUT)
 
     def action_close(self) -> None:
         """Back to the screen below; the last manager screen closing ends the session."""
         self.app.pop_screen()
         if not any(is_manager_screen(s) for s in self.app.screen_stack):
-            self.app.run_worker(
-                self.manager.sign_out("left the manager screens"),
-                group="manager-session",
-                exit_on_error=False,
-            )
+            self._in_background(self.manager.sign_out("left the manager screens"))
 
 
 class ManagerModal(_Activity, ModalScreen[R]):
