@@ -34,7 +34,6 @@ from smartduka_tui.mpesa.models import (
     parse_error_envelope,
 )
 from smartduka_tui.mpesa.result_codes import SPIKE_ARREST, is_being_processed
-from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.gateway import (
     NotReady,
     PushAccepted,
@@ -45,8 +44,7 @@ from smartduka_tui.payments.gateway import (
     QueryKind,
     Unreachable,
 )
-from smartduka_tui.payments.service import PaymentEngine
-from smartduka_tui.store.errors import NotFoundError
+from smartduka_tui.payments.service import PaymentEngine, enrolled_till
 from smartduka_tui.store.records import Shop, ShopType, TillCredentials
 from smartduka_tui.store.store import Store
 
@@ -247,25 +245,13 @@ async def open_brokered_engine(
 
     PaymentRefused(SHOP_NOT_READY) says what is missing (no till enrolled, no relay URL).
     """
-    if till_id is None:
-        tills = await store.tills.for_shop(shop.id)
-        if len(tills) != 1:
-            raise PaymentRefused(
-                RefusalReason.SHOP_NOT_READY,
-                f"Shop {shop.id!r} has {len(tills)} tills enrolled here; "
-                + ("name the till." if tills else "enrol this till first."),
-            )
-        till_id = tills[0].id
-    try:
-        till = await store.tills.credentials(shop.id, till_id)
-    except NotFoundError as error:
-        raise PaymentRefused(RefusalReason.SHOP_NOT_READY, str(error)) from None
+    till = await enrolled_till(store, shop, till_id)
     relay_url = settings.relay.url or till.relay_url
     gateway = BrokerGateway(
         shop, till, relay_url, timeout=relay_timeout(settings), transport=transport
     )
     try:
-        return await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till_id)
+        return await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till.till_id)
     except BaseException:
         await gateway.aclose()
         raise

@@ -116,6 +116,26 @@ class Verdict:
     decision: Decision
 
 
+async def enrolled_till(store: Store, shop: Shop, till_id: str | None = None) -> TillCredentials:
+    """This shop's till as enrolled here: the one named, or the only one.
+
+    Raises PaymentRefused(SHOP_NOT_READY) saying what is missing.
+    """
+    if till_id is None:
+        tills = await store.tills.for_shop(shop.id)
+        if len(tills) != 1:
+            raise PaymentRefused(
+                RefusalReason.SHOP_NOT_READY,
+                f"Shop {shop.id!r} has {len(tills)} tills enrolled here; "
+                + ("name the till." if tills else "enrol this till first."),
+            )
+        till_id = tills[0].id
+    try:
+        return await store.tills.credentials(shop.id, till_id)
+    except LookupError as error:
+        raise PaymentRefused(RefusalReason.SHOP_NOT_READY, str(error)) from None
+
+
 class PaymentEngine:
     """The payment service for one shop and one till. Open with `PaymentEngine.open`."""
 
@@ -163,19 +183,7 @@ class PaymentEngine:
 
         Raises PaymentRefused(SHOP_NOT_READY) when the till is not enrolled.
         """
-        if till_id is None:
-            tills = await store.tills.for_shop(shop.id)
-            if len(tills) != 1:
-                raise PaymentRefused(
-                    RefusalReason.SHOP_NOT_READY,
-                    f"Shop {shop.id!r} has {len(tills)} tills enrolled here; "
-                    + ("name the till." if tills else "enrol this till first."),
-                )
-            till_id = tills[0].id
-        try:
-            till = await store.tills.credentials(shop.id, till_id)
-        except LookupError as error:
-            raise PaymentRefused(RefusalReason.SHOP_NOT_READY, str(error)) from None
+        till = await enrolled_till(store, shop, till_id)
         return cls(
             store=store, settings=settings, clock=clock, shop=shop, till=till, gateway=gateway
         )
