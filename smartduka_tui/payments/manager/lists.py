@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -655,7 +655,7 @@ class PaymentLists:
         rows = tuple(attempt_row(a) for a in page.items)
         return RowPage(rows, rows[-1].cursor if page.next_cursor is not None and rows else None)
 
-    async def all_problems(self, filters: ProblemFilter) -> AsyncIterator[PaymentRow]:
+    async def all_problems(self, filters: ProblemFilter) -> AsyncGenerator[PaymentRow, None]:
         """Every row of the problem list under `filters` (for exports), page by page."""
         cursor: ListCursor | None = None
         while True:
@@ -666,7 +666,7 @@ class PaymentLists:
                 return
             cursor = page.next_cursor
 
-    async def all_history(self, filters: HistoryFilter) -> AsyncIterator[PaymentRow]:
+    async def all_history(self, filters: HistoryFilter) -> AsyncGenerator[PaymentRow, None]:
         cursor: ListCursor | None = None
         while True:
             page = await self.history(filters, cursor, limit=500)

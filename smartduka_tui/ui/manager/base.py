@@ -81,7 +81,7 @@ class _Activity:
     def on_input_changed(self, event: Input.Changed) -> None:
         self.touch()
 
-    def on_select_changed(self, event: Select.Changed[Any]) -> None:
+    def on_select_changed(self, event: Select.Changed) -> None:
         self.touch()
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:

@@ -8,7 +8,7 @@ field keeps the dialog open, names what is wrong and changes nothing.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -33,6 +33,8 @@ from smartduka_tui.ui.widgets.inputs import till_input
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
 
+R = TypeVar("R", ProblemFilter, AuditFilter)
+
 
 def typed_moment(moment: datetime | None, *, end: bool = False) -> str:
     """How a filter's time is written back into its field (the inverse of the parser)."""
@@ -44,7 +46,7 @@ def typed_moment(moment: datetime | None, *, end: bool = False) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-class _FilterDialog(ManagerModal["ProblemFilter | AuditFilter"]):
+class _FilterDialog(ManagerModal[R]):
     CSS_PATH = "filters.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "clear", "Clear all", id="filter.clear", tooltip="Empty every field"),
@@ -112,11 +114,11 @@ class _FilterDialog(ManagerModal["ProblemFilter | AuditFilter"]):
             return
         self.dismiss(chosen)
 
-    def parse(self, values: dict[str, str]) -> ProblemFilter | AuditFilter:
+    def parse(self, values: dict[str, str]) -> R:
         raise NotImplementedError
 
 
-class ProblemFilterScreen(_FilterDialog):
+class ProblemFilterScreen(_FilterDialog[ProblemFilter]):
     TITLE_TEXT = "Filter problem payments"
     HELP_TEXT = "Kinds: " + ", ".join(c.value for c in ProblemCategory) + ". Enter applies."
     FIELDS = (
@@ -156,7 +158,7 @@ class ProblemFilterScreen(_FilterDialog):
         )
 
 
-class AuditFilterScreen(_FilterDialog):
+class AuditFilterScreen(_FilterDialog[AuditFilter]):
     TITLE_TEXT = "Filter the audit log"
     HELP_TEXT = "Who: " + ", ".join(ACTOR_NAMES) + ". What: the start of an action name."
     FIELDS = (

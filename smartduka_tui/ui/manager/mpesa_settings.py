@@ -10,7 +10,7 @@ file named in the last field.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,6 +22,7 @@ from smartduka_tui.payments.manager import (
     ManagerInputError,
     SettingsForm,
     SettingsView,
+    VerifyOutcome,
     VerifyResult,
 )
 from smartduka_tui.store.records import ShopSecretField, ShopType, VerificationStatus
@@ -29,6 +30,7 @@ from smartduka_tui.store.secret import Secret
 from smartduka_tui.ui.format import local_date_time
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
+from smartduka_tui.ui.widgets.notice import Severity
 
 TYPE_CHOICES = (
     ("Own paybill", ShopType.PAYBILL.value),
@@ -102,7 +104,7 @@ class MpesaSettingsScreen(ManagerScreen):
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
 
-        def field(widget_id: str, **kwargs: object) -> Input:
+        def field(widget_id: str, **kwargs: Any) -> Input:
             return till_input(id=widget_id, compact=True, blink=blink, **kwargs)
 
         with Vertical(id="settings-body"):
@@ -225,7 +227,7 @@ class MpesaSettingsScreen(ManagerScreen):
 
     def _verified(self, result: VerifyResult) -> None:
         self._show_status(result.settings)
-        severity = "information" if result.outcome.value == "verified" else "error"
+        severity: Severity = "information" if result.outcome is VerifyOutcome.VERIFIED else "error"
         self.show_notice(result.message, severity)
 
     def action_enrol(self) -> None:
