@@ -171,6 +171,11 @@ class ManagerScreen(_Activity, TillScreen):
         if self.is_attached:
             self.update_bindings()
 
+    def clock_moved(self, now: datetime) -> None:
+        """The app's clock tick, where the app pushes it to its screens (the watch above covers
+        an app that does not); `_tick` is safe to run twice for one tick."""
+        self._tick(now)
+
     def _tick(self, now: datetime) -> None:
         # Every manager screen watches the clock; the top one acts for them all.
         if not self.is_attached or top_manager_screen(self.till) is not self:
