@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path, PurePath
@@ -44,7 +44,9 @@ from smartduka_tui.ui.summary import outcome_summary
 log = logging.getLogger(__name__)
 
 LATEST_KEPT = 256
-SCREEN_STYLESHEETS = tuple((Path(__file__).parent / "screens").glob("*.tcss"))
+SCREEN_STYLESHEETS = tuple((Path(__file__).parent / "screens").glob("*.tcss")) + tuple(
+    (Path(__file__).parent / "manager").glob("*.tcss")
+)
 
 THEME = Theme(
     name="smartduka",
@@ -159,6 +161,28 @@ class SmartDukaApp(App[int]):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+
+    # -- the state every screen shows ------------------------------------------------------------
+    # Pushed to the screens from here rather than watched by their widgets: a watcher on the
+    # app keeps a closed screen alive until the watched value next changes.
+
+    def _till_screens(self) -> Iterator[TillScreen]:
+        return (screen for screen in self.screen_stack if isinstance(screen, TillScreen))
+
+    def watch_now(self, now: datetime) -> None:
+        for screen in self._till_screens():
+            if screen.is_mounted:
+                screen.clock_moved(now)
+
+    def watch_connection(self, state: ConnectionState) -> None:
+        for screen in self._till_screens():
+            if screen.is_mounted:
+                screen.show_connection(state)
+
+    def watch_awaiting(self, count: int) -> None:
+        for screen in self._till_screens():
+            if screen.is_mounted:
+                screen.show_awaiting(count)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 

@@ -3,9 +3,11 @@ items, and what a cashier sees when something unexpected breaks."""
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import socket
+import weakref
 from typing import Any, ClassVar
 
 import pytest
@@ -14,12 +16,14 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
+from textual.widgets._footer import FooterKey
 
 from smartduka_tui.payments.api import PaymentView, Stage
 from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
 from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
+from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.item import ItemScreen
@@ -28,6 +32,7 @@ from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import OFFLINE_NOTE, WaitingScreen
 from smartduka_tui.ui.services import HelpSection
+from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, OfflineBanner
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
@@ -334,3 +339,25 @@ def test_app_messages_do_not_bubble_back_to_the_app() -> None:
     """The app forwards these to screens; bubbling would forward them again for ever."""
     assert PaymentChanged.bubble is False
     assert ConnectionChanged.bubble is False
+
+
+async def test_closed_sale_screens_are_released(shop_till: TillHarness) -> None:
+    """A till sells all day: every sale's screens, and the footer keys they showed, must be
+    freed when the sale ends (Textual keeps anything that watches the app, or that a footer
+    bound, until the watched value changes; see TillFooter)."""
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = weakref.ref(await start_sale(pilot, 85, phone))
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
+        await pilot.press("enter")
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        for total in ("1", "12", "", "5"):  # the pay key's state flips: the footer rebuilds
+            await put(pilot, "#total", total)
+        await pilot.pause()
+        gc.collect()
+        assert waiting() is None
+        assert not [o for o in gc.get_objects() if isinstance(o, SaleScreen)]
+        footer = checkout.query_one(TillFooter)
+        assert footer.bound_keys <= len(footer.query(FooterKey))

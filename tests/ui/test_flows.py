@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual import events
 from textual.widgets import Input, Static
 
 from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
@@ -445,3 +446,23 @@ async def test_sale_reference_in_use_with_another_amount_is_refused(
         assert pilot.app.screen is phone_screen
         assert ref in phone_screen.notice_text or "sale" in phone_screen.notice_text.lower()
         assert len(await shop_till.engine.sale_attempts(ref)) == 1
+
+
+async def test_keys_typed_ahead_of_a_screen_change_are_ignored(shop_till: TillHarness) -> None:
+    """An Enter can reach a new screen before it has finished building; it must not act on the
+    half-built screen (it once crashed the app: the paid screen was closed before it had
+    mounted)."""
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 65, phone)
+        await answer(shop_till)
+        paid: Any = await wait_for_screen(pilot, SuccessScreen)
+        again = SuccessScreen(paid.view)
+        assert again.check_action("next_sale", ()) is None
+        app.switch_screen(again)
+        app.post_message(events.Key("enter", "\r"))
+        await wait_until(pilot, lambda: again.is_mounted, "the new paid screen")
+        await pilot.pause()
+        assert app.is_running and app.screen is again
+        assert again.check_action("next_sale", ()) is True

@@ -10,16 +10,18 @@ replaced under the cashier's eyes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.freshness import newest
+from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.notice import Notice, Severity
 from smartduka_tui.ui.widgets.offline_banner import OfflineBanner
 from smartduka_tui.ui.widgets.status_bar import StatusBar
@@ -40,7 +42,7 @@ class TillScreen(Screen[None]):
         yield OfflineBanner()
         yield from self.compose_body()
         yield Notice(id="notice")
-        yield Footer()
+        yield TillFooter()
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
@@ -59,6 +61,31 @@ class TillScreen(Screen[None]):
     @property
     def notice_text(self) -> str:
         return self.query_one("#notice", Notice).text
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys typed ahead of a screen change reach the new screen before it has mounted; they
+        # are ignored rather than run against a half-built screen.
+        if not self.is_mounted:
+            return None
+        return self.action_state(action, parameters)
+
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Whether `action` can run now: True, None (shown greyed) or False (hidden)."""
+        return True
+
+    def show_connection(self, state: ConnectionState) -> None:
+        """The app's connection state changed: the status bar and the banner follow."""
+        for bar in self.query(StatusBar):
+            bar.show_connection(state)
+        for banner in self.query(OfflineBanner):
+            banner.show(state)
+
+    def show_awaiting(self, count: int) -> None:
+        for bar in self.query(StatusBar):
+            bar.show_awaiting(count)
+
+    def clock_moved(self, now: datetime) -> None:
+        """The clock ticked: screens with countdowns redraw them."""
 
     def update_bindings(self) -> None:
         """Refresh the footer only when a key became enabled or disabled: the footer rebuilds

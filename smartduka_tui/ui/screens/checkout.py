@@ -168,7 +168,7 @@ class CheckoutScreen(TillScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pay":
             return None if self.till.connection.daraja_down or self.problem() else True
         if action == "remove_item":

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.widgets.footer import TillFooter
 
 
 class ConfirmNoSmsScreen(ModalScreen[bool]):
@@ -39,7 +40,7 @@ class ConfirmNoSmsScreen(ModalScreen[bool]):
                 "Press y only if the customer received no M-Pesa SMS.",
                 id="confirm-text",
             )
-        yield Footer()
+        yield TillFooter()
 
     def action_answer(self, no_sms: bool) -> None:
         self.dismiss(no_sms)

@@ -100,7 +100,6 @@ class FailureScreen(SaleScreen):
             yield Static("", id="manager-hint")
 
     def on_mount(self) -> None:
-        self.watch(self.app, "now", self._tick, init=False)
         self._render_view()
         self._take(self.catch_up(self.view))
 
@@ -149,7 +148,7 @@ class FailureScreen(SaleScreen):
         else:
             wait.update("Checking whether it is safe to try again…")
 
-    def _tick(self, now: datetime) -> None:
+    def clock_moved(self, now: datetime) -> None:
         self._render_wait()
         if self.wait_seconds() == 0 and not self._asked_after_wait:
             # The wait is over: the service decides whether a retry is allowed now.
@@ -206,7 +205,7 @@ class FailureScreen(SaleScreen):
         phone may be allowed sooner; the service decides when asked."""
         return self.retry_possible() or self.view.retry.block is RetryBlock.WAIT
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "another_phone"):
             possible = self.retry_possible() if action == "retry" else self.other_phone_possible()
             blocked = self.busy or self.till.connection.daraja_down or not possible

@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from smartduka_tui.ui.services import HelpSection
+from smartduka_tui.ui.widgets.footer import TillFooter
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -50,7 +51,7 @@ class HelpScreen(ModalScreen[None]):
             for section in app.services.help_sections:
                 yield Label(section.title, classes="help-heading")
                 yield Static(section_table(section), classes="help-section")
-        yield Footer()
+        yield TillFooter()
 
     def _keys_table(self) -> Table:
         table = Table.grid(padding=(0, 2))

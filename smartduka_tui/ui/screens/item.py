@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from smartduka_tui.ui.amounts import SaleItem, item_problem
+from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import till_input
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class ItemScreen(ModalScreen[SaleItem | None]):
                     id="item-price", restrict=r"[0-9]*", max_length=6, blink=cursor_blink
                 )
             yield Static("", id="item-problem")
-        yield Footer()
+        yield TillFooter()
 
     def _values(self) -> tuple[str, str, str]:
         return (

@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, OptionList
+from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from smartduka_tui.ui.extensions import ScreenCommand
+from smartduka_tui.ui.widgets.footer import TillFooter
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -35,7 +36,7 @@ class ManagerMenuScreen(ModalScreen[None]):
                 *(Option(f"{c.title}: {c.help}", id=c.id) for c in self.commands.values()),
                 id="menu-options",
             )
-        yield Footer()
+        yield TillFooter()
 
     @on(OptionList.OptionSelected)
     def _open(self, event: OptionList.OptionSelected) -> None:

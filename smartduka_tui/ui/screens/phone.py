@@ -204,7 +204,7 @@ class PhoneScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "send":
             blocked = self.sending or self.till.connection.daraja_down
             return None if blocked or self.chosen_phone() is None else True

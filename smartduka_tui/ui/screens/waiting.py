@@ -99,7 +99,6 @@ class WaitingScreen(SaleScreen):
             yield Static(OFFLINE_NOTE, id="offline-note")
 
     def on_mount(self) -> None:
-        self.watch(self.app, "now", self._tick, init=False)
         self._take(self.catch_up(self.view))
 
     # -- rendering -----------------------------------------------------------------------------
@@ -149,7 +148,7 @@ class WaitingScreen(SaleScreen):
     def _render_connection(self) -> None:
         self.query_one("#offline-note", Static).set_class(self.till.connection.offline, "-shown")
 
-    def _tick(self, now: datetime) -> None:
+    def clock_moved(self, now: datetime) -> None:
         self._render_time()
         refresh_s = self.till.settings.timings.ui_refresh_s
         if self._last_poll is None or (now - self._last_poll).total_seconds() >= refresh_s:
@@ -201,7 +200,7 @@ class WaitingScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "another_phone"):
             return None if self.view.is_live else True
         if action in ("check_now", "stop_waiting") and self.busy:

@@ -3,9 +3,14 @@ that means for the cashier."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.widgets import Static
 
 from smartduka_tui.ui.connection import ConnectionState
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
 
 DARAJA_DOWN = (
     "M-Pesa (Daraja) is unreachable: new M-Pesa payments are paused. "
@@ -28,6 +33,8 @@ def banner_text(state: ConnectionState) -> str:
 
 
 class OfflineBanner(Static):
+    """Told of each change by the app (see StatusBar for why it does not watch)."""
+
     DEFAULT_CSS = """
     OfflineBanner {
         display: none;
@@ -41,9 +48,9 @@ class OfflineBanner(Static):
     """
 
     def on_mount(self) -> None:
-        self.watch(self.app, "connection", self._show, init=True)
+        self.show(cast("SmartDukaApp", self.app).connection)
 
-    def _show(self, state: ConnectionState) -> None:
+    def show(self, state: ConnectionState) -> None:
         text = banner_text(state)
         self.update(text)
         self.set_class(bool(text), "-offline")

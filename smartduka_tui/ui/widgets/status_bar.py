@@ -29,7 +29,8 @@ def describe(name: str, reach: Reachability) -> tuple[str, str]:
 
 
 class StatusBar(Horizontal):
-    """Reads the app's reactive state; owns none of its own."""
+    """Shows the app's state; owns none. The app tells every screen's bar of each change (a
+    `watch` on the app from here would keep closed screens alive until the value changed)."""
 
     DEFAULT_CSS = """
     StatusBar {
@@ -63,10 +64,11 @@ class StatusBar(Horizontal):
         yield Label("", id="status-awaiting")
 
     def on_mount(self) -> None:
-        self.watch(self.app, "connection", self._show_connection, init=True)
-        self.watch(self.app, "awaiting", self._show_awaiting, init=True)
+        app = cast("SmartDukaApp", self.app)
+        self.show_connection(app.connection)
+        self.show_awaiting(app.awaiting)
 
-    def _show_connection(self, state: ConnectionState) -> None:
+    def show_connection(self, state: ConnectionState) -> None:
         for name, reach, widget_id in (
             ("M-Pesa", state.daraja, "#status-daraja"),
             ("Relay", state.relay, "#status-relay"),
@@ -76,7 +78,7 @@ class StatusBar(Horizontal):
             label.update(text)
             label.set_classes(css)
 
-    def _show_awaiting(self, count: int) -> None:
+    def show_awaiting(self, count: int) -> None:
         label = self.query_one("#status-awaiting", Label)
         label.update(f"{count} awaiting outcome")
         label.set_class(count > 0, "-some")

@@ -1,0 +1,189 @@
+"""Cashier app benchmark: start to first interactive screen, and memory after 100 sales.
+
+Run: `.venv/bin/python bench/tui.py [--starts N] [--sales N]`
+
+Both run on the demo stack (`smartduka demo`'s simulator and relay as real processes on
+loopback, a demo shop in a throwaway folder).
+
+1. Start: `smartduka` (the real console script, a new Python process) is started N times in a
+   pseudo-terminal of 80x24 against the demo till; the time from the spawn to the first frame
+   that shows the checkout with its sale reference filled in (the screen mounted, its workers
+   done, the total field focused: ready for input) is printed as median and worst. Target 1 s.
+2. Memory: the app runs in this process (headless, `run_test`) on the same till, its engine,
+   relay client and probe included, and a cashier is scripted through N sales (total, Enter,
+   phone, Enter, wait for the paid screen, Enter) each paid through the relay's feed. Keys are
+   posted to the app as the terminal driver posts them (Pilot's `press` would also wait for the
+   process to look idle after each key, which a busy till rarely does). VmRSS is read from
+   /proc/self/status before the first and after the last sale, with the peak (VmHWM). Target
+   150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pty
+import select
+import signal
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual import events
+
+from smartduka_tui.cli.app import till_services
+from smartduka_tui.cli.demo import Demo, demo_environment
+from smartduka_tui.clock import SystemClock
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.ui.app import make_app
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.success import SuccessScreen
+from smartduka_tui.ui.services import UiOptions
+
+SMARTDUKA = "import sys; from smartduka_tui.cli import main; sys.exit(main())"
+PAYS = "0700000000"
+
+
+def memory_kb() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
+
+
+def till_env(demo: Demo) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTDUKA_")}
+    env.update(
+        TERM="xterm-256color",
+        COLUMNS="80",
+        LINES="24",
+        SMARTDUKA_DATA_DIR=str(demo.settings.data_dir),
+        SMARTDUKA_SHOP_ID=str(demo.settings.shop_id),
+        SMARTDUKA_DARAJA__BASE_URL=demo.simulator.url,
+        SMARTDUKA_RELAY__URL=demo.relay.url,
+    )
+    return env
+
+
+def one_start(env: dict[str, str], ready_marker: bytes) -> float:
+    """Seconds from spawning `smartduka` to the frame showing the ready checkout."""
+    started = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-c", SMARTDUKA], env)  # noqa: S606
+    output = b""
+    ready_at: float | None = None
+    deadline = started + 60
+    while time.monotonic() < deadline and ready_at is None:
+        readable, _, _ = select.select([fd], [], [], 0.01)
+        if readable:
+            output += os.read(fd, 65536)
+            if ready_marker in output:
+                ready_at = time.monotonic()
+    os.write(fd, b"\x11")  # Ctrl+Q
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        readable, _, _ = select.select([fd], [], [], 0.05)
+        if readable:
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                break
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    os.close(fd)
+    if ready_at is None:
+        raise SystemExit(
+            f"bench: smartduka never showed the checkout; it printed {output[-500:]!r}"
+        )
+    return ready_at - started
+
+
+def press(app: Any, key: str) -> None:
+    """A key as the terminal driver delivers it."""
+    app.post_message(events.Key(key, "\r" if key == "enter" else None))
+
+
+async def wait_for(pilot: Any, screen_type: type) -> Any:
+    deadline = time.monotonic() + 60
+    # Mounted too: keys that reach a screen before it is built are ignored, as a cashier's are.
+    while not (isinstance(pilot.app.screen, screen_type) and pilot.app.screen.is_mounted):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: no {screen_type.__name__}; at {pilot.app.screen!r}")
+        await pilot.pause(0.01)
+    return pilot.app.screen
+
+
+async def sales_session(demo: Demo, sales: int) -> None:
+    async with SimulatorControl(demo.simulator.url) as sim:
+        # The customer answers at once: this measures the app, not the simulated thumb.
+        await sim.update_settings(callback_delay_s=0.05)
+    # The till's push limit (20 a minute by default) protects customers; a scripted cashier
+    # sells faster than that, and the limit is not what is measured here.
+    limits = demo.settings.limits.model_copy(update={"pushes_per_minute": 10_000})
+    settings = demo.settings.model_copy(update={"limits": limits})
+    async with till_services(settings, clock=SystemClock()) as services:
+        app = make_app(settings, services, options=UiOptions(cursor_blink=False))
+        async with app.run_test(size=(80, 24)) as pilot:
+            checkout = await wait_for(pilot, CheckoutScreen)
+            before = memory_kb()
+            started = time.monotonic()
+            for number in range(sales):
+                while not checkout.sale_ref:
+                    await pilot.pause(0.01)
+                # A different amount each time: M-Pesa refuses the same amount to the same
+                # phone within two minutes (result 17).
+                checkout.query_one("#total").value = str(100 + number)
+                press(app, "enter")
+                phone_screen = await wait_for(pilot, PhoneScreen)
+                phone_screen.query_one("#phone").value = PAYS
+                press(app, "enter")
+                await wait_for(pilot, SuccessScreen)
+                press(app, "enter")
+                checkout = await wait_for(pilot, CheckoutScreen)
+            took = time.monotonic() - started
+            after = memory_kb()
+    print(f"memory: {sales} sales in {took:.1f} s ({took / sales * 1000:.0f} ms per sale)")
+    print(f"  VmRSS before the first sale   {before['VmRSS'] / 1024:7.1f} MB")
+    print(f"  VmRSS after the last sale     {after['VmRSS'] / 1024:7.1f} MB  (target <= 150 MB)")
+    print(f"  VmHWM (peak resident)         {after['VmHWM'] / 1024:7.1f} MB")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=5, help="app starts to time")
+    parser.add_argument("--sales", type=int, default=100, help="sales in the memory session")
+    args = parser.parse_args()
+    async with demo_environment() as demo:
+        # Memory first: the starts below poll the relay's feed with the same till key, and
+        # the relay's per-key rate limit would then slow the sales' callbacks down.
+        await sales_session(demo, args.sales)
+        # The starts make no sale, so each shows the next reference after the session's.
+        ready = f"{datetime.now(KENYA_TZ):%m%d}{args.sales + 1:03d}".encode()
+        env = till_env(demo)
+        if args.starts:
+            await asyncio.to_thread(one_start, env, ready)  # warms the file cache; not counted
+        times = [await asyncio.to_thread(one_start, env, ready) for _ in range(args.starts)]
+        if times:
+            print(
+                f"start to first interactive screen ({args.starts} runs of `smartduka` in a "
+                f"pty): median {statistics.median(times):.2f} s, worst {max(times):.2f} s "
+                "(target <= 1 s)"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
