@@ -170,7 +170,8 @@ async def main() -> None:
     async with demo_environment() as demo:
         # Memory first: the starts below poll the relay's feed with the same till key, and
         # the relay's per-key rate limit would then slow the sales' callbacks down.
-        await sales_session(demo, args.sales)
+        if args.sales:
+            await sales_session(demo, args.sales)
         # The starts make no sale, so each shows the next reference after the session's.
         ready = f"{datetime.now(KENYA_TZ):%m%d}{args.sales + 1:03d}".encode()
         env = till_env(demo)
