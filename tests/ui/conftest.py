@@ -34,6 +34,15 @@ async def shop_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[T
         yield harness
 
 
+@pytest.fixture
+async def quiet_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[TillHarness]:
+    """Callbacks reach the receiver and are kept, not applied: the test applies them."""
+    async with till(
+        tmp_path, simulator.base_url, confirm_callbacks_by_query=False, apply_callbacks=False
+    ) as harness:
+        yield harness
+
+
 def build_app(
     harness: TillHarness,
     *,

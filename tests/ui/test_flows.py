@@ -466,3 +466,25 @@ async def test_keys_typed_ahead_of_a_screen_change_are_ignored(shop_till: TillHa
         await pilot.pause()
         assert app.is_running and app.screen is again
         assert again.check_action("next_sale", ()) is True
+
+
+async def test_paid_by_query_then_the_receipt_arrives_with_the_callback(
+    quiet_till: TillHarness,
+) -> None:
+    phone = await script(quiet_till, unique_phone())
+    app = build_app(quiet_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 95, phone)
+        await answer(quiet_till)
+        await wait_until(pilot, lambda: bool(quiet_till.receiver.events), "the callback")
+        # The callback is held up; M-Pesa's query says paid, with no receipt number.
+        await advance(pilot, quiet_till, quiet_till.settings.timings.reconcile_min_age_s + 1)
+        await quiet_till.engine.reconcile_once()
+        success: Any = await wait_for_screen(pilot, SuccessScreen)
+        assert text_of(success, "#receipt-line") == RECEIPT_TO_FOLLOW
+        for event in list(quiet_till.receiver.events):
+            await quiet_till.engine.apply_callback(event)
+        await wait_until(pilot, lambda: success.view.receipt is not None, "the receipt")
+        assert text_of(success, "#receipt-line") == f"M-Pesa receipt {success.view.receipt}"
+        assert success.query_one("#receipt-big", BigText).text == success.view.receipt
+        assert app.screen is success

@@ -14,7 +14,6 @@ with `pytest tests/ui/test_snapshots.py --snapshot-update` and review the SVGs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +56,6 @@ DEMO_HELP = (
 @pytest.fixture
 def svg(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(SVGImageExtension)
-
-
-@pytest.fixture
-async def quiet_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[TillHarness]:
-    """Callbacks are kept, not applied: the test applies them (with a fixed receipt)."""
-    async with till(
-        tmp_path, simulator.base_url, confirm_callbacks_by_query=False, apply_callbacks=False
-    ) as harness:
-        yield harness
 
 
 async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
