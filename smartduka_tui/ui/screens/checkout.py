@@ -20,6 +20,7 @@ from smartduka_tui.ui.events import ConnectionChanged
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.screens.item import ItemScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
@@ -179,8 +180,6 @@ class CheckoutScreen(TillScreen):
         return True
 
     def action_pay(self) -> None:
-        from smartduka_tui.ui.screens.phone import PhoneScreen
-
         amount = self.amount()
         if amount is None or not self.sale_ref or self.till.connection.daraja_down:
             return

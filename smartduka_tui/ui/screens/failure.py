@@ -30,6 +30,7 @@ from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillin
 from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.summary import STAGE_WORDS
 
 TITLES: dict[AttemptState, str] = {
@@ -226,8 +227,6 @@ class FailureScreen(SaleScreen):
             self._start_retry(customer_got_no_sms=False)
 
     def action_another_phone(self) -> None:
-        from smartduka_tui.ui.screens.phone import PhoneScreen
-
         if self.busy or not self.other_phone_possible():
             return
         view = self.view
