@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import itertools
 import json
 import os
@@ -76,8 +78,17 @@ class RelayHandle:
         return self.server.base_url
 
     async def cli(self, *args: str) -> int:
-        """Run a `smartduka-relay` command in-process (in a thread: it runs its own loop)."""
-        return await asyncio.to_thread(relay_cli.main, [*args, "--db", str(self.db)])
+        """Run a `smartduka-relay` command in-process (in a thread: it runs its own loop).
+
+        Its output is dropped: enrolment prints the till key and callback secret once, and a
+        failing test's captured output must not carry them.
+        """
+
+        def run() -> int:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return relay_cli.main([*args, "--db", str(self.db)])
+
+        return await asyncio.to_thread(run)
 
     async def enrol(self, *args: str) -> dict[str, Any]:
         """`shop add NAME ...` or `till add SHOP`, returning the enrolment JSON."""
