@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.store import open_bench_store
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -45,16 +46,11 @@ from smartduka_tui.store import (
     Actor,
     AttemptFlag,
     AttemptState,
-    Enrolment,
     NewAttempt,
     ProblemKind,
     Secret,
-    ShopConfig,
-    ShopSecrets,
-    ShopType,
     Store,
     WriteTx,
-    create_keyring,
 )
 from smartduka_tui.store.pin import ManagerPin
 
@@ -88,31 +84,8 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 async def setup(folder: Path, clock: ManualClock) -> Store:
-    store = await Store.open(
-        folder / "till.db", clock=clock, keyring=create_keyring(folder / "keyring")
-    )
-    async with store.write() as tx:
-        await store.shops.add(
-            tx,
-            ShopConfig(SHOP, "Bench Duka", ShopType.PAYBILL, "BD", "174379"),
-            ShopSecrets(
-                Secret(secrets.token_hex(20)),
-                Secret(secrets.token_hex(20)),
-                Secret(secrets.token_hex(32)),
-            ),
-        )
-        for till_id in TILLS:
-            await store.tills.enrol(
-                tx,
-                Enrolment(
-                    SHOP,
-                    till_id,
-                    "http://127.0.0.1:1",
-                    Secret(secrets.token_urlsafe(32)),
-                    "c1",
-                    Secret(secrets.token_urlsafe(32)),
-                ),
-            )
+    store, shop_id, tills = await open_bench_store(folder, clock)
+    assert (shop_id, tuple(tills)) == (SHOP, TILLS)
     await ManagerPin.of(store).set(Secret(PIN))
     return store
 

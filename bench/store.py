@@ -73,7 +73,8 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
 
 
-async def _setup(folder: Path, clock: ManualClock) -> tuple[Store, str, list[str]]:
+async def open_bench_store(folder: Path, clock: ManualClock) -> tuple[Store, str, list[str]]:
+    """A fresh store with the bench shop ("benchshop", a paybill) and its tills till1, till2."""
     store = await Store.open(
         folder / "till.db", clock=clock, keyring=create_keyring(folder / "keyring")
     )
@@ -216,7 +217,7 @@ async def main(attempts: int, sample: int, repeats: int) -> None:
     clock = ManualClock()
     with tempfile.TemporaryDirectory(prefix="smartduka-bench-") as tmp:
         folder = Path(tmp)
-        store, shop_id, tills = await _setup(folder, clock)
+        store, shop_id, tills = await open_bench_store(folder, clock)
         loader = Loader(store, clock, shop_id, tills, attempts)
         print(f"store benchmark: {attempts:,} attempts, 3 audited steps each, {DAYS} days")
         per_step = await _insert_per_step(loader, sample)
