@@ -533,6 +533,13 @@ class Attempts:
             states = sorted(AttemptState(s).value for s in filters.states)
             where.append(f"state IN ({', '.join('?' * len(states))})")
             params.extend(states)
+        if filters.any_of is not None:
+            wanted = sorted(AttemptState(s).value for s in filters.any_of.states)
+            either = [f"state IN ({', '.join('?' * len(wanted))})"] if wanted else []
+            if filters.any_of.flags:
+                either.append(f"(flags & {int(filters.any_of.flags)}) != 0")
+            where.append(f"({' OR '.join(either) or '0'})")
+            params.extend(wanted)
         if filters.result_codes is not None:
             codes = sorted(filters.result_codes)
             where.append(f"result_code IN ({', '.join('?' * len(codes))})")

@@ -325,6 +325,15 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class StateOrFlags:
+    """Matches an attempt that is in one of `states` or carries any of `flags` (the manager's
+    problem categories: "failed or late" is one such filter)."""
+
+    states: frozenset[AttemptState] = frozenset()
+    flags: AttemptFlag = AttemptFlag.NONE
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptFilter:
     """Filters for the history and problem-payments lists; every field narrows."""
 
@@ -335,6 +344,7 @@ class AttemptFilter:
     phone: str | None = None
     till_id: str | None = None
     include_resolved: bool = False
+    any_of: StateOrFlags | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from smartduka_tui.store import (
     InvalidTransitionError,
     NotFoundError,
     PhoneBusyError,
+    StateOrFlags,
     Store,
 )
 from smartduka_tui.store.attempts import LIVE_SQL, PROBLEM_SQL
@@ -447,6 +448,14 @@ async def test_problem_list_pages_newest_first_with_filters(
     )
     assert [a.id for a in by_time.items] == [ids["broke"], ids["cancelled"]]
     assert (await store.attempts.problems(shop_id, AttemptFilter(till_id="elsewhere"))).items == ()
+    expired_or_late = AttemptFilter(
+        any_of=StateOrFlags(states=frozenset({S.EXPIRED}), flags=AttemptFlag.LATE)
+    )
+    found = await store.attempts.problems(shop_id, expired_or_late)
+    assert [a.id for a in found.items] == [ids["late"], ids["expired"]]
+    only_late = AttemptFilter(any_of=StateOrFlags(flags=AttemptFlag.LATE))
+    assert [a.id for a in (await store.attempts.history(shop_id, only_late)).items] == [ids["late"]]
+    assert (await store.attempts.history(shop_id, AttemptFilter(any_of=StateOrFlags()))).items == ()
     history = await store.attempts.history(shop_id, limit=100)
     assert len(history.items) == len(ids)
 

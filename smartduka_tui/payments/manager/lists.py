@@ -22,6 +22,7 @@ from smartduka_tui.store.records import (
     PageCursor,
     Problem,
     ProblemKind,
+    StateOrFlags,
     to_ms,
 )
 from smartduka_tui.store.store import Store
@@ -564,21 +565,20 @@ class PaymentLists:
         wanted = filters.categories
         if wanted is not None and not wanted & _ATTEMPT_CATEGORIES:
             return [], False
-        states: set[AttemptState] | None = None
+        any_of = None
         if wanted is not None:
-            states = {s for s, c in _STATE_CATEGORY.items() if c in wanted}
-            if wanted & {c for _, c in _FLAG_CATEGORY}:
-                # Flagged problem attempts are all COMPLETED; the problems index holds only
-                # the flagged ones among the paid, so this stays a short scan.
-                states.add(S.COMPLETED)
+            any_of = StateOrFlags(
+                states=frozenset(s for s, c in _STATE_CATEGORY.items() if c in wanted),
+                flags=AttemptFlag(sum(f for f, c in _FLAG_CATEGORY if c in wanted)),
+            )
         store_filter = AttemptFilter(
             since=filters.since,
             until=filters.until,
-            states=None if states is None else frozenset(states),
             result_codes=None if filters.result_code is None else frozenset({filters.result_code}),
             phone=filters.phone,
             till_id=filters.till_id,
             include_resolved=filters.include_resolved,
+            any_of=any_of,
         )
         page_cursor = None
         if cursor is not None:
@@ -586,19 +586,10 @@ class PaymentLists:
             page_cursor = PageCursor(
                 cursor.created_at_ms, cursor.id if cursor.rank == _ATTEMPT_RANK else 0
             )
-        rows: list[PaymentRow] = []
-        batch = min(1000, want + 1)
-        while True:
-            page = await self.store.attempts.problems(
-                self.shop_id, store_filter, limit=batch, cursor=page_cursor
-            )
-            for attempt in page.items:
-                if wanted is None or attempt_categories(attempt) & wanted:
-                    rows.append(attempt_row(attempt))
-            if len(rows) > want or page.next_cursor is None:
-                return rows[:want], len(rows) > want or page.next_cursor is not None
-            page_cursor = page.next_cursor
-            batch = 1000
+        page = await self.store.attempts.problems(
+            self.shop_id, store_filter, limit=want, cursor=page_cursor
+        )
+        return [attempt_row(a) for a in page.items], page.next_cursor is not None
 
     async def _problem_records(
         self, filters: ProblemFilter, cursor: ListCursor | None, want: int
