@@ -44,6 +44,7 @@ EXIT_OK = 0
 EXIT_NOT_PAID = 1
 EXIT_FAILED = 2
 EXIT_INTERRUPTED = 130
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_TIMEOUT_S = 30.0
 DEMO_SHOP_NAME = "Demo Duka"
 DEMO_PREFIX = "DEMO"
@@ -349,15 +350,17 @@ async def _demo(args: argparse.Namespace) -> int:
     main_task = asyncio.current_task()
 
     def stop() -> None:
-        """SIGTERM or SIGHUP: end like the cashier quitting (the app closes the terminal
-        properly), or, before the app is up, unwind the start-up; cleanup runs either way."""
+        """SIGINT, SIGTERM or SIGHUP: end like the cashier quitting (the app closes the
+        terminal properly), or, before the app is up, unwind the start-up; cleanup runs either
+        way. SIGINT is ours too: left to asyncio it cancels the main task, and a cancel that
+        lands while Textual is starting is swallowed there (the demo would not stop)."""
         if running:
-            running[0].exit(return_code=EXIT_INTERRUPTED)
+            running[0].stop(EXIT_INTERRUPTED)
         elif main_task is not None:
             main_task.cancel()
 
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop)
     try:
         async with demo_environment(keep=args.keep) as demo:
@@ -366,7 +369,7 @@ async def _demo(args: argparse.Namespace) -> int:
             async with till_services(demo.settings, help_sections=demo.help_sections) as services:
                 return await run_cashier_app(demo.settings, services, on_start=running.append)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
 

@@ -8,13 +8,15 @@ from workers and render the views it returns.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path, PurePath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -42,6 +44,7 @@ from smartduka_tui.ui.services import AppServices, UiOptions
 from smartduka_tui.ui.summary import outcome_summary
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LATEST_KEPT = 256
 SCREEN_STYLESHEETS = tuple((Path(__file__).parent / "screens").glob("*.tcss")) + tuple(
@@ -141,6 +144,24 @@ class SmartDukaApp(App[int]):
         after a change catch up from here)."""
         self.set_reactive(SmartDukaApp.now, services.clock.now())
         self.set_reactive(SmartDukaApp.connection, services.connection.current())
+        self._service_context = contextvars.copy_context()
+        self._up = False
+        self._exit_when_ready: int | None = None
+
+    async def call_service(self, call: Awaitable[T]) -> T:
+        """Await a service call in the app's own context instead of the calling worker's.
+
+        Whatever a call schedules (its network timeouts' timers, the engine's tasks) copies the
+        context it runs in. A screen's worker context holds the worker, which holds the screen,
+        and asyncio keeps a cancelled timer (and so its context) until the time it was set
+        for: a closed screen would stay in memory that long. Cancelling the caller cancels the
+        call, as awaiting it directly would.
+        """
+
+        async def run() -> T:
+            return await call
+
+        return await asyncio.create_task(run(), context=self._service_context)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -156,6 +177,20 @@ class SmartDukaApp(App[int]):
         self._connection_changed(self.services.connection.current())
         self._tick()
         self.refresh_awaiting()
+
+    def on_ready(self) -> None:
+        self._up = True
+        if self._exit_when_ready is not None:
+            self.exit(return_code=self._exit_when_ready)
+
+    def stop(self, return_code: int) -> None:
+        """End as the cashier quitting would (a signal's handler calls this). Before the first
+        screen is up, the exit waits for it: an exit while that screen mounts would take its
+        widgets away under its own mount handler."""
+        if self._up:
+            self.exit(return_code=return_code)
+        else:
+            self._exit_when_ready = return_code
 
     def on_unmount(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -3,6 +3,7 @@ items, and what a cashier sees when something unexpected breaks."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 import logging
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from rich.console import Console
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
@@ -361,3 +363,69 @@ async def test_closed_sale_screens_are_released(shop_till: TillHarness) -> None:
         assert not [o for o in gc.get_objects() if isinstance(o, SaleScreen)]
         footer = checkout.query_one(TillFooter)
         assert footer.bound_keys <= len(footer.query(FooterKey))
+
+
+class _Caller(Screen[None]):
+    """Makes one service call from a worker, as the sale screens do."""
+
+    def __init__(self, through_app: bool) -> None:
+        super().__init__()
+        self.through_app = through_app
+        self.answered = False
+
+    def on_mount(self) -> None:
+        self._call()
+
+    @work(exit_on_error=False)
+    async def _call(self) -> None:
+        call = _call_that_set_a_timeout()
+        app: Any = self.app
+        await (app.call_service(call) if self.through_app else call)
+        self.answered = True
+
+
+async def _call_that_set_a_timeout() -> None:
+    # As a network call does: a timeout set for later, cancelled when the answer came.
+    asyncio.get_running_loop().call_later(3600, lambda: None).cancel()
+
+
+async def _answered(pilot: Any, caller: _Caller) -> _Caller:
+    await pilot.app.push_screen(caller)
+    await wait_until(pilot, lambda: caller.answered, "the call's answer")
+    return caller
+
+
+@pytest.mark.parametrize("through_app", [True, False], ids=["call_service", "awaited_directly"])
+async def test_a_service_call_does_not_keep_its_closed_screen_alive(
+    shop_till: TillHarness, through_app: bool
+) -> None:
+    """asyncio keeps a cancelled timer, and the context it copied, until the time it was set
+    for; a call awaited in a screen's worker would keep the screen alive that long. The
+    direct await shows the test can see it."""
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, CheckoutScreen)
+        closed = weakref.ref(await _answered(pilot, _Caller(through_app)))
+        app.pop_screen()
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.pause()
+        gc.collect()
+        assert (closed() is None) is through_app
+
+
+async def test_a_stop_asked_before_the_first_screen_is_up_waits_for_it(
+    shop_till: TillHarness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal can arrive while the app starts (the demo forwards SIGINT and SIGTERM here):
+    it ends the app as the cashier quitting would, never as a crash."""
+    app = build_app(shop_till)
+    compose_checkout = CheckoutScreen.compose
+
+    def stop_while_composing(screen: CheckoutScreen) -> Any:
+        app.stop(130)  # as a signal's handler would, between two steps of the event loop
+        return compose_checkout(screen)
+
+    monkeypatch.setattr(CheckoutScreen, "compose", stop_while_composing)
+    await asyncio.wait_for(app.run_async(headless=True, size=SIZE), timeout=30)
+    assert app.return_code == 130
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

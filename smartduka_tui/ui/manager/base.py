@@ -148,7 +148,7 @@ class ManagerScreen(_Activity, TillScreen):
         doing: str,
     ) -> None:
         try:
-            result = await call()
+            result = await self.till.call_service(call())
         except NotSignedIn:
             self.post_message(Answered(lambda: leave_manager_area(self.till, SIGNED_OUT)))
         except ManagerError as error:

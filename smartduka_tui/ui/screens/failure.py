@@ -260,8 +260,10 @@ class FailureScreen(SaleScreen):
     @work(group="retry", exclusive=True, exit_on_error=False)
     async def _retry(self, customer_got_no_sms: bool) -> None:
         try:
-            view = await self.till.services.payments.retry(
-                self.view.sale_ref, customer_got_no_sms=customer_got_no_sms
+            view = await self.till.call_service(
+                self.till.services.payments.retry(
+                    self.view.sale_ref, customer_got_no_sms=customer_got_no_sms
+                )
             )
         except PaymentRefused as error:
             wait = f" (try again in {error.retry_after} s)" if error.retry_after else ""

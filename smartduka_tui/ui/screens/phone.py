@@ -243,11 +243,12 @@ class PhoneScreen(SaleScreen):
         payments = self.till.services.payments
         try:
             if self.retry_of is None:
-                view = await payments.start_payment(self.sale_ref, self.amount, phone)
+                call = payments.start_payment(self.sale_ref, self.amount, phone)
             else:
-                view = await payments.retry(
+                call = payments.retry(
                     self.sale_ref, phone=phone, customer_got_no_sms=self.customer_got_no_sms
                 )
+            view = await self.till.call_service(call)
         except InvalidPaymentInput as error:
             label = FIELD_LABELS.get(error.field, error.field)
             back = "" if error.field == "phone" else " Press Escape to go back and fix it."

@@ -231,7 +231,8 @@ class WaitingScreen(SaleScreen):
     @work(group="check", exclusive=True, exit_on_error=False)
     async def _check(self, quiet: bool) -> None:
         try:
-            view = await self.till.services.payments.check_now(self.view.attempt_id)
+            payments = self.till.services.payments
+            view = await self.till.call_service(payments.check_now(self.view.attempt_id))
         except PaymentError as error:
             if not quiet:
                 self.post_message(self.CallFailed(error.message))
@@ -257,7 +258,8 @@ class WaitingScreen(SaleScreen):
     @work(group="stop", exclusive=True, exit_on_error=False)
     async def _stop_waiting(self) -> None:
         try:
-            view = await self.till.services.payments.stop_waiting(self.view.attempt_id)
+            payments = self.till.services.payments
+            view = await self.till.call_service(payments.stop_waiting(self.view.attempt_id))
         except PaymentError as error:
             self.post_message(self.CallFailed(error.message))
             return
