@@ -12,20 +12,29 @@ import argparse
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.common import CliError, run
+from smartduka_tui.cli.common import CliError, load_modules, run
 
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
     from smartduka_tui.config import Settings
+    from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.service import PaymentEngine
     from smartduka_tui.relay_client import TillLink
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import AppServices, HelpSection
 
 LOG_FILE = Path("logs") / "till.log"
+# What the app loads before its first screen (see `load_modules`).
+APP_MODULES = (
+    "smartduka_tui.config",
+    "smartduka_tui.payments.bootstrap",
+    "smartduka_tui.relay_client",
+    "smartduka_tui.ui.app",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +48,7 @@ def register(subparsers: Any) -> None:
 
 def run_app(args: argparse.Namespace) -> int:
     """What `smartduka` runs with no command."""
+    load_modules(APP_MODULES)
     return run(getattr(args, "config", None), open_and_run)
 
 
@@ -95,6 +105,13 @@ async def open_till(
         yield engine, link
 
 
+def manager_tools(engine: PaymentEngine) -> ManagerService:
+    """The manager tools for this till, loaded the first time a manager screen opens."""
+    from smartduka_tui.payments.manager import ManagerService
+
+    return ManagerService.for_engine(engine)
+
+
 @asynccontextmanager
 async def till_services(
     settings: Settings,
@@ -104,7 +121,6 @@ async def till_services(
 ) -> AsyncIterator[AppServices]:
     """This till, opened, as the app's services."""
     from smartduka_tui.clock import SystemClock
-    from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
     the_clock = clock or SystemClock()
@@ -117,5 +133,5 @@ async def till_services(
             connection=link.connection,
             help_sections=help_sections,
             log_path=log_path,
-            manager=ManagerService.for_engine(engine),
+            manager_tools=partial(manager_tools, engine),
         )

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.cli.app import APP_MODULES
+from smartduka_tui.cli.common import load_modules
+
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.store import ShopSecrets
@@ -309,6 +312,8 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
             ["--db", str(folder / "relay" / "relay.db")],
         )
         servers.append(relay)
+        # The till's modules load while the two servers start.
+        load_modules(APP_MODULES)
         data_dir = folder / "till"
         shop_id = await _set_up_till(data_dir, simulator, relay, folder)
         settings = Settings(

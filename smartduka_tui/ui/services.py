@@ -5,6 +5,7 @@ demo and every test build it the same way, so the app never reaches for anything
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,19 @@ class AppServices:
     help_sections: tuple[HelpSection, ...] = ()
     log_path: Path | None = None
     """Where unexpected errors are written; named in the plain message the cashier sees."""
-    manager: ManagerService | None = None
-    """The manager tools behind the PIN (`ManagerService.for_engine(engine)`); without it the
-    manager screens are not offered."""
+    manager_tools: Callable[[], ManagerService] | None = None
+    """Builds the manager tools behind the PIN (`ManagerService.for_engine(engine)`), the first
+    time a manager screen needs them: their modules stay unloaded until then, and the app
+    starts faster. Without it the manager screens are not offered."""
+    _manager: ManagerService | None = field(default=None, init=False, repr=False)
+
+    @property
+    def has_manager(self) -> bool:
+        return self.manager_tools is not None
+
+    @property
+    def manager(self) -> ManagerService | None:
+        """The manager tools, built on first use (None without `manager_tools`)."""
+        if self._manager is None and self.manager_tools is not None:
+            self._manager = self.manager_tools()
+        return self._manager

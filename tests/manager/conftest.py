@@ -389,7 +389,7 @@ def build_app(seeded: Seeded, **options: Any) -> SmartDukaApp:
         clock=seeded.clock,
         identity=TillIdentity(SHOP, TILL, "Mama Duka"),
         connection=ConnectionBoard(ONLINE),
-        manager=seeded.service,
+        manager_tools=lambda: seeded.service,
     )
     return make_app(seeded.settings, services, options=UiOptions(cursor_blink=False, **options))
 
@@ -415,8 +415,9 @@ def snap(snapshot: SnapshotAssertion) -> Snap:
     return compare
 
 
-# Workers that run for the app's whole life (the clock tick and friends).
-_LONG_LIVED = frozenset({"clock", "awaiting", "reconnect"})
+# Workers that run for the app's whole life: the clock tick. The others (the awaiting count
+# among them, which the status bar shows) are waited for.
+_LONG_LIVED = frozenset({"clock"})
 
 
 async def settle(pilot: Pilot[Any]) -> None:

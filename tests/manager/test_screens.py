@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,7 @@ def live_app(harness: TillHarness) -> SmartDukaApp:
         clock=harness.clock,
         identity=TillIdentity(harness.shop_id, harness.till_id, "Live Duka"),
         connection=ConnectionBoard(ONLINE),
-        manager=ManagerService.for_engine(harness.engine),
+        manager_tools=partial(ManagerService.for_engine, harness.engine),
     )
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False))
 

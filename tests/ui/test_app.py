@@ -371,46 +371,50 @@ class _Caller(Screen[None]):
     def __init__(self, through_app: bool) -> None:
         super().__init__()
         self.through_app = through_app
-        self.answered = False
+        self.timeout: asyncio.TimerHandle | None = None
 
     def on_mount(self) -> None:
         self._call()
 
     @work(exit_on_error=False)
     async def _call(self) -> None:
-        call = _call_that_set_a_timeout()
+        call = _call_with_a_timeout()
         app: Any = self.app
-        await (app.call_service(call) if self.through_app else call)
-        self.answered = True
+        self.timeout = await (app.call_service(call) if self.through_app else call)
 
 
-async def _call_that_set_a_timeout() -> None:
-    # As a network call does: a timeout set for later, cancelled when the answer came.
-    asyncio.get_running_loop().call_later(3600, lambda: None).cancel()
+async def _call_with_a_timeout() -> asyncio.TimerHandle:
+    # As a network call does: a timeout set for later. asyncio keeps the handle, and the
+    # context it copied, until then (cancelling it only marks it).
+    return asyncio.get_running_loop().call_later(3600, lambda: None)
 
 
-async def _answered(pilot: Any, caller: _Caller) -> _Caller:
+async def _answered(pilot: Any, caller: _Caller) -> tuple[_Caller, asyncio.TimerHandle]:
     await pilot.app.push_screen(caller)
-    await wait_until(pilot, lambda: caller.answered, "the call's answer")
-    return caller
+    await wait_until(pilot, lambda: caller.timeout is not None, "the call's answer")
+    assert caller.timeout is not None
+    return caller, caller.timeout
 
 
 @pytest.mark.parametrize("through_app", [True, False], ids=["call_service", "awaited_directly"])
 async def test_a_service_call_does_not_keep_its_closed_screen_alive(
     shop_till: TillHarness, through_app: bool
 ) -> None:
-    """asyncio keeps a cancelled timer, and the context it copied, until the time it was set
-    for; a call awaited in a screen's worker would keep the screen alive that long. The
-    direct await shows the test can see it."""
+    """A call awaited in a screen's worker leaves its timers holding the worker's context, and
+    so the screen, until they are due; through `call_service` they hold the app's. The direct
+    await shows the test can see it."""
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_screen(pilot, CheckoutScreen)
-        closed = weakref.ref(await _answered(pilot, _Caller(through_app)))
+        caller, timeout = await _answered(pilot, _Caller(through_app))
+        closed = weakref.ref(caller)
+        del caller
         app.pop_screen()
         await wait_for_screen(pilot, CheckoutScreen)
         await pilot.pause()
         gc.collect()
         assert (closed() is None) is through_app
+        timeout.cancel()
 
 
 async def test_a_stop_asked_before_the_first_screen_is_up_waits_for_it(

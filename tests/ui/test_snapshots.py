@@ -60,6 +60,14 @@ def svg(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
     await pilot.pause()
+    # The screen's and the app's workers (the status bar's awaiting count among them) finish
+    # first; only the clock's tick runs for the app's whole life.
+    await wait_until(
+        pilot,
+        lambda: all(w.is_finished for w in pilot.app.workers if w.group != "clock"),
+        "the workers to finish",
+    )
+    await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
     assert svg(name=name) == pilot.app.export_screenshot(simplify=True)

@@ -9,8 +9,8 @@ real one on success) or in `available`.
 
 Every screen here needs the manager PIN: `open` gives the sign-in dialog (or, on first run, the
 dialog that sets the PIN) unless a manager is signed in already. They are offered only when the
-app was given a manager service (`AppServices.manager`). The session ends on F10, when the last
-manager screen closes, or after five minutes without a key (see `base.py`).
+app was given the manager tools (`AppServices.manager_tools`). The session ends on F10, when the
+last manager screen closes, or after five minutes without a key (see `base.py`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def behind_pin(
 
 
 def has_manager_service(app: SmartDukaApp) -> bool:
-    return app.services.manager is not None
+    return app.services.has_manager
 
 
 def screen_commands() -> tuple[ScreenCommand, ...]:

@@ -36,7 +36,7 @@ SIGNED_OUT = "Manager signed out."
 def manager_of(app: Any) -> ManagerService:
     manager = cast("SmartDukaApp", app).services.manager
     if manager is None:
-        raise RuntimeError("the manager screens need AppServices.manager")
+        raise RuntimeError("the manager screens need AppServices.manager_tools")
     return manager
 
 
