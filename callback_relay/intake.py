@@ -28,7 +28,7 @@ from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
 from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa import callback_path
-from smartduka_tui.mpesa.models import CallbackParseError, parse_stk_callback
+from smartduka_tui.mpesa.models import CallbackParseError, check_callback_shape
 
 log = logging.getLogger("callback_relay.intake")
 
@@ -116,9 +116,9 @@ class CallbackIntake:
                 parsed, verified.source, RefusalReason.BODY_TOO_LARGE, raw
             )
         try:
-            parse_stk_callback(raw)
+            check_callback_shape(raw)
         except CallbackParseError:
-            # The parser reads the JSON itself (one pass on the hot path); only a refusal
+            # The check reads the JSON itself (one pass on the hot path); only a refusal
             # needs to know whether the JSON or its shape was wrong.
             reason = RefusalReason.NOT_STK_CALLBACK
             try:

@@ -75,7 +75,7 @@ def new_callback_secret() -> str:
 
 def compute_tag(secret: str, shop_id: str, till_id: str, attempt_ref: str, kid: str) -> str:
     message = f"{shop_id}/{till_id}/{attempt_ref}/{kid}".encode()
-    digest = hmac.new(decode_secret(secret), message, hashlib.sha256).digest()[:TAG_BYTES]
+    digest = hmac.digest(decode_secret(secret), message, hashlib.sha256)[:TAG_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 

@@ -589,3 +589,49 @@ def parse_stk_callback(body: bytes | str | Mapping[str, object]) -> StkCallback:
     except ValidationError as exc:
         raise CallbackParseError(_describe_validation(exc)) from None
     return _interpret(wire.Body.stkCallback)
+
+
+# -- the relay's quick check ---------------------------------------------------------------------
+# The relay stores callbacks without reading them; it only refuses what is not an STK callback.
+# This check reads the envelope as the wire models above do, without pydantic and without
+# interpreting the metadata: it is never stricter than `parse_stk_callback` (a property test
+# holds it to that), so nothing the till could apply is refused at the door, and it costs a
+# fraction of the full parse on the relay's hot path.
+
+_SHAPE_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _text_within(value: object, low: int, high: int) -> bool:
+    return isinstance(value, str) and low <= len(value) <= high
+
+
+def check_callback_shape(body: bytes) -> None:
+    """Raise CallbackParseError unless `body` is JSON shaped as an STK callback."""
+    if len(body) > MAX_CALLBACK_BYTES:
+        raise CallbackParseError("body is larger than 64 KiB")
+    try:
+        data = _SHAPE_DECODER.decode(body.decode("utf-8-sig"))
+    except CallbackParseError:
+        raise
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        raise CallbackParseError("body is not valid JSON") from None
+    body_part = data.get("Body") if isinstance(data, dict) else None
+    callback = body_part.get("stkCallback") if isinstance(body_part, dict) else None
+    if not isinstance(callback, dict):
+        raise CallbackParseError("not an STK callback: no Body.stkCallback object")
+    code = callback.get("ResultCode")
+    if not (
+        _text_within(callback.get("MerchantRequestID"), 1, 128)
+        and _text_within(callback.get("CheckoutRequestID"), 1, 128)
+        and (isinstance(code, int | str) and not isinstance(code, bool))
+        and _text_within(callback.get("ResultDesc", ""), 0, 2048)
+    ):
+        raise CallbackParseError("not an STK callback: its ids, ResultCode or ResultDesc")
+    metadata = callback.get("CallbackMetadata")
+    if metadata is None:
+        return
+    items = metadata.get("Item", []) if isinstance(metadata, dict) else None
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and _text_within(item.get("Name"), 1, 64) for item in items
+    ):
+        raise CallbackParseError("not an STK callback: CallbackMetadata.Item is not a list")

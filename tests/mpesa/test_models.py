@@ -24,6 +24,7 @@ from smartduka_tui.mpesa.models import (
     StkPushResponse,
     StkQueryResponse,
     TransactionType,
+    check_callback_shape,
     clean_description,
     normalise_result_code,
     parse_error_envelope,
@@ -492,3 +493,100 @@ def test_valid_success_callbacks_always_parse(
     text = json.dumps(body, default=str).replace(f'"{amount}"', str(amount))
     cb = parse_stk_callback(text)
     assert (cb.amount, cb.receipt, cb.phone) == (amount, receipt, str(phone))
+
+
+# --- the relay's quick check ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [p for p in PAYLOAD_FILES if p.name.startswith("callback_")])
+def test_the_relay_check_passes_every_callback_payload(path: Path) -> None:
+    check_callback_shape(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2, 3]",
+        b'{"Body": {"other": 1}}',
+        b'{"Body": {"stkCallback": []}}',
+        b'{"Body": {"stkCallback": {"MerchantRequestID": "", "CheckoutRequestID": "c", '
+        b'"ResultCode": 0}}}',
+        b'{"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "c", '
+        b'"ResultCode": true}}}',
+        b'{"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "c", '
+        b'"ResultCode": 0, "CallbackMetadata": {"Item": {"Name": "Amount"}}}}}',
+        b'{"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "c", '
+        b'"ResultCode": NaN}}}',
+        b"\xff\xfe not text",
+        b'{"Body": ',
+        b" " * (64 * 1024 + 1),
+    ],
+)
+def test_the_relay_check_refuses_what_is_not_a_callback(body: bytes) -> None:
+    with pytest.raises(CallbackParseError):
+        check_callback_shape(body)
+    with pytest.raises(CallbackParseError):
+        parse_stk_callback(body)
+
+
+metadata_values = (
+    st.none()
+    | st.integers(min_value=0, max_value=10**12)
+    | st.decimals(min_value=0, max_value=300_000, places=2)
+    | st.text(max_size=12)
+)
+# Mostly well-formed, with one odd part now and then: enough of them parse to test the rule.
+nearly_callbacks = st.fixed_dictionaries(
+    {
+        "Body": st.fixed_dictionaries(
+            {
+                "stkCallback": st.fixed_dictionaries(
+                    {
+                        "MerchantRequestID": st.text(min_size=1, max_size=12),
+                        "CheckoutRequestID": st.text(min_size=1, max_size=12) | st.integers(),
+                        "ResultCode": st.sampled_from([0, 1, 1032, "0", "1037", "SFC_IC0003"])
+                        | st.integers()
+                        | st.text(max_size=4),
+                    },
+                    optional={
+                        "ResultDesc": st.text(max_size=30) | st.integers(),
+                        "CallbackMetadata": st.none()
+                        | st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "Item": st.lists(
+                                    st.fixed_dictionaries(
+                                        {"Name": metadata_names},
+                                        optional={"Value": metadata_values},
+                                    ),
+                                    max_size=5,
+                                    unique_by=lambda item: item["Name"],
+                                )
+                            },
+                        )
+                        | json_values,
+                    },
+                )
+            }
+        )
+    }
+)
+
+
+@bounded
+@given(callback_like | nearly_callbacks)
+def test_the_relay_check_is_never_stricter_than_the_parser(value: dict[str, Any]) -> None:
+    raw = json.dumps(value, default=str).encode()
+    try:
+        parse_stk_callback(raw)
+    except CallbackParseError:
+        with contextlib.suppress(CallbackParseError):
+            check_callback_shape(raw)
+        return
+    check_callback_shape(raw)
+
+
+@given(st.binary(max_size=300))
+def test_the_relay_check_only_ever_raises_callback_parse_error(body: bytes) -> None:
+    with contextlib.suppress(CallbackParseError):
+        check_callback_shape(body)
