@@ -6,7 +6,8 @@ non-numeric codes such as `SFC_IC0003`), `Balance` items without a `Value`, meta
 and `[STK_CB - ]`-style prefixes on `ResultDesc`. Money is `Decimal` or int, never float.
 
 `parse_stk_callback` is the one door for callback bodies. It raises only `CallbackParseError`,
-whose message says what is wrong and never repeats values from the body.
+whose message says what is wrong and never repeats values from the body. The relay, which stores
+bodies without reading them, only asks `check_callback_shape` (never stricter than the parser).
 """
 
 from __future__ import annotations
