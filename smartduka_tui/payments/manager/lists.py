@@ -93,14 +93,6 @@ _CATEGORY_ALIASES = {
 }
 
 
-def attempt_categories(attempt: Attempt) -> set[ProblemCategory]:
-    """Every reason an attempt is a problem payment (empty: it is not one)."""
-    found = {category for flag, category in _FLAG_CATEGORY if attempt.flags & flag}
-    if attempt.state in _STATE_CATEGORY:
-        found.add(_STATE_CATEGORY[attempt.state])
-    return found
-
-
 def _primary(attempt: Attempt) -> ProblemCategory | None:
     for flag, category in _FLAG_CATEGORY:
         if attempt.flags & flag:
