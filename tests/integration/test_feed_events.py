@@ -26,10 +26,7 @@ from smartduka_tui.ui.connection import Reachability
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, eventually
 from tests.integration.test_pay_e2e import direct_till
-
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "daraja" / "payloads"
-if not PAYLOADS.is_dir():
-    PAYLOADS = Path("/work/shared/daraja/payloads")
+from tests.support.daraja import PAYLOADS
 
 
 async def test_an_event_that_cannot_be_applied_becomes_a_problem_and_blocks_nothing(

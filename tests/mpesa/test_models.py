@@ -31,10 +31,7 @@ from smartduka_tui.mpesa.models import (
     parse_stk_callback,
     result_code_key,
 )
-
-# A copy of shared/daraja/payloads travels with the repo so a fresh clone can run the tests.
-PAYLOADS = Path(__file__).resolve().parent / "payloads"
-SHARED_PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "daraja" / "payloads"
+from tests.support.daraja import PAYLOADS
 
 # Which model reads which file, by name prefix. A new payload file with no entry fails
 # `test_every_payload_file_has_a_model`.
@@ -76,16 +73,6 @@ def with_items(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_payload_folder_is_there() -> None:
     assert len(PAYLOAD_FILES) >= 28
-
-
-@pytest.mark.skipif(not SHARED_PAYLOADS.is_dir(), reason="no shared payload folder beside the repo")
-def test_payload_copy_matches_the_shared_folder() -> None:
-    for shared in SHARED_PAYLOADS.iterdir():
-        copy = PAYLOADS / shared.name
-        assert copy.is_file(), f"{shared.name} is new in shared/daraja/payloads: copy it here"
-        assert copy.read_bytes() == shared.read_bytes(), (
-            f"{shared.name} differs from the shared copy"
-        )
 
 
 @pytest.mark.parametrize("path", PAYLOAD_FILES, ids=lambda p: p.name)

@@ -6,7 +6,6 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ from smartduka_tui.mpesa.requests import (
     kenya_timestamp,
     stk_password,
 )
+from tests.support.daraja import PAYLOADS
 
-PAYLOADS = Path(__file__).resolve().parent / "payloads"
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 # Canary secrets: if any of these shows up in an error or a repr, a secret leaked.
 KEY_CANARY = "CANARYKEY7f3a9"

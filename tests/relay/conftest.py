@@ -21,11 +21,9 @@ from callback_relay.registry import Enrolment, Registry, open_box
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
+from tests.support.daraja import PAYLOADS
 from tests.support.processes import ServerProcess
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "daraja" / "payloads"
-if not PAYLOADS.is_dir():
-    PAYLOADS = Path("/work/shared/daraja/payloads")
 SAFARICOM_IP = "196.201.214.200"
 TEST_KEY = "5f" * 32
 _counter = itertools.count(1)

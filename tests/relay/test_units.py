@@ -18,7 +18,7 @@ from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import NewEvent
 from callback_relay.types import AppendOutcome, EventKind
 from smartduka_tui.clock import ManualClock
-from tests.relay.conftest import PAYLOADS
+from tests.support.daraja import REFERENCE
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
 
@@ -92,8 +92,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_allowlist_is_the_published_twelve() -> None:
     """The default allowlist is exactly REFERENCE.md section 4's list of 12 addresses."""
-    reference = PAYLOADS.parent / "REFERENCE.md"
-    text = reference.read_text()
+    text = REFERENCE.read_text()
     start = text.index("the official list is these 12 addresses")
     published = set(re.findall(r"196\.201\.\d+\.\d+", text[start : text.index("- The same 12")]))
     assert len(published) == 12

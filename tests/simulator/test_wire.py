@@ -8,7 +8,6 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,9 +27,7 @@ from smartduka_tui.simulator.wire import (
     query_result_body,
     token_body,
 )
-
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "daraja" / "payloads"
-pytestmark = pytest.mark.skipif(not PAYLOADS.is_dir(), reason="shared/daraja/payloads not present")
+from tests.support.daraja import PAYLOADS
 
 
 def sample(name: str) -> Any:
