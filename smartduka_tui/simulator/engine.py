@@ -22,10 +22,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
-from smartduka_tui.simulator.codes import ErrorSpec
 from smartduka_tui.simulator.courier import CallbackCourier, first, matches
 from smartduka_tui.simulator.records import App, Merchant, SimClock, Token, Transaction
 from smartduka_tui.simulator.redact import redact, redact_authorization
+from smartduka_tui.simulator.replies import ControlError, Reply
+from smartduka_tui.simulator.replies import Refused as _Refused
+from smartduka_tui.simulator.replies import error_reply as _error_reply
+from smartduka_tui.simulator.replies import refuse as _refuse
 from smartduka_tui.simulator.schemas import (
     APP_SETTING_NAMES,
     MERCHANT_SETTING_NAMES,
@@ -51,6 +54,8 @@ from smartduka_tui.simulator.schemas import (
     UnknownCheckoutAnswer,
     explain_validation_error,
 )
+from smartduka_tui.simulator.statement import PATHS as STATEMENT_PATHS
+from smartduka_tui.simulator.statement import Statement
 from smartduka_tui.simulator.wire import (
     GATEWAY_ERROR_BODY,
     StkPushRequest,
@@ -58,7 +63,6 @@ from smartduka_tui.simulator.wire import (
     TransactionType,
     checkout_request_id,
     daraja_timestamp,
-    envelope,
     first_invalid_field,
     is_json_content_type,
     new_access_token,
@@ -82,6 +86,8 @@ SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c
 DEMO_CONSUMER_KEY = "sim-demo-consumer-key"
 DEMO_CONSUMER_SECRET = "sim-demo-consumer-secret"  # noqa: S105 - a documented demo value
 
+# Where each API names the shortcode, for the request log's filter.
+_SHORTCODE_FIELDS = ("BusinessShortCode", "ShortCode", "PartyA", "ReceiverParty", "CPI")
 _FIRST_ALLOCATED_SHORTCODE = 5_000_001
 _FIRST_ALLOCATED_TILL = 9_000_001
 
@@ -98,15 +104,6 @@ class SimulatorConfig(BaseModel):
     callback_log_limit: int = Field(default=100_000, ge=100)
 
 
-class ControlError(Exception):
-    """A control request that cannot be done; the message says why (and holds no secret)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class DarajaRequest:
     """One request to a Daraja endpoint, as the HTTP layer hands it over."""
@@ -119,30 +116,6 @@ class DarajaRequest:
     body: bytes
     body_too_large: bool = False
     wait_disconnect: Callable[[], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the HTTP layer sends back."""
-
-    status: int
-    body: bytes
-    content_type: str | None = "application/json"
-    error_code: str | None = None
-
-
-def _error_reply(spec: ErrorSpec, request_id: str | None = None) -> Reply:
-    return Reply(spec.http_status, envelope(spec, request_id), error_code=spec.code)
-
-
-class _Refused(Exception):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-
-
-def _refuse(spec: ErrorSpec, request_id: str | None = None) -> _Refused:
-    return _Refused(_error_reply(spec, request_id))
 
 
 class InvalidControlRequest(ControlError):
@@ -180,6 +153,7 @@ class Simulator:
             lambda transaction: self.merchant_settings(transaction.merchant),
             self.config.callback_log_limit,
         )
+        self.statement = Statement(self)
         if self.config.preregister_sandbox:
             self.register_shortcode(
                 ShortcodeRegistration.model_validate(
@@ -198,9 +172,11 @@ class Simulator:
     async def start(self) -> None:
         """Start delivering callbacks as they fall due."""
         await self.courier.start()
+        await self.statement.start()
 
     async def aclose(self) -> None:
         await self.courier.aclose()
+        await self.statement.aclose()
 
     # ----------------------------------------------------------------- settings
 
@@ -219,6 +195,7 @@ class Simulator:
             raise InvalidControlRequest.from_validation(exc) from None
         self.settings = updated
         self.courier.wake()
+        self.statement.wake()
         return updated
 
     def reset_settings(self) -> SimSettings:
@@ -372,6 +349,7 @@ class Simulator:
             del self._last_prompt[key]
         merchant.spike_window.clear()
         merchant.quota_window.clear()
+        self.statement.forget(shortcode)
         return len(gone)
 
     # ----------------------------------------------------------------- phone scenarios
@@ -403,6 +381,7 @@ class Simulator:
         the caller sees their effects when this returns."""
         self.clock.advance(seconds)
         delivered = await self.courier.catch_up()
+        delivered += await self.statement.catch_up()
         return AdvanceResult(**self.clock_view().model_dump(), callbacks_delivered=delivered)
 
     # ----------------------------------------------------------------- Daraja endpoints
@@ -420,6 +399,8 @@ class Simulator:
                 reply = await self._push(request, payload, entry)
             elif request.path == QUERY_PATH:
                 reply = self._query(request, payload, entry)
+            elif request.path in STATEMENT_PATHS:
+                reply = await self.statement.handle(request, payload)
             else:
                 reply = _error_reply(codes.RESOURCE_NOT_FOUND)
         except _Refused as refused:
@@ -450,7 +431,12 @@ class Simulator:
         )
         if isinstance(body, dict):
             entry.phone = _plain(body.get("PhoneNumber"))
-            entry.shortcode = _plain(body.get("BusinessShortCode"))
+            entry.shortcode = _plain(
+                next(
+                    (body[k] for k in _SHORTCODE_FIELDS if k in body),
+                    None,
+                )
+            )
             entry.checkout_request_id = _plain(body.get("CheckoutRequestID"))
         self._requests.append(entry)
         return entry
