@@ -73,6 +73,11 @@ class C2BPaymentRequest(_Strict):
     def _phone(cls, value: str) -> str:
         return check_phone(value)
 
+    @field_validator("amount")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        return value.quantize(Decimal("0.01"))
+
     @field_validator("first_name")
     @classmethod
     def _first_name(cls, value: str) -> str:

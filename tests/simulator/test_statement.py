@@ -18,6 +18,8 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from smartduka_tui.simulator.control import SimulatorControl, SimulatorControlError
@@ -699,3 +701,52 @@ async def test_request_log_redacts_the_security_credential(
     logged = json.dumps([e.body for e in entries])
     assert body["SecurityCredential"] not in logged
     assert "<redacted>" in logged
+
+
+FUZZ_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+STATEMENT_FIELDS = {
+    STATUS: [
+        "Initiator",
+        "SecurityCredential",
+        "CommandID",
+        "TransactionID",
+        "PartyA",
+        "IdentifierType",
+        "ResultURL",
+        "QueueTimeOutURL",
+        "Remarks",
+        "Occasion",
+    ],
+    REVERSAL: ["TransactionID", "Amount", "ReceiverParty", "RecieverIdentifierType", "Remarks"],
+    REGISTER: ["ShortCode", "ResponseType", "ConfirmationURL", "ValidationURL"],
+    PULL_QUERY: ["ShortCode", "StartDate", "EndDate", "OffSetValue"],
+    QR: ["MerchantName", "RefNo", "Amount", "TrxCode", "CPI", "Size"],
+}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+async def test_arbitrary_statement_bodies_get_a_daraja_answer(
+    inproc: InProcess, data: st.DataObject
+) -> None:
+    path = data.draw(st.sampled_from(sorted(STATEMENT_FIELDS)))
+    body = data.draw(
+        st.dictionaries(st.sampled_from(STATEMENT_FIELDS[path]), FUZZ_VALUES, max_size=6)
+    )
+    shop = await register_shop(inproc.control)
+    daraja = Daraja(inproc.http, shop)
+    response = await post(daraja, path, body)
+    answer = response.json()
+    if response.status_code == 200:
+        assert "ResponseCode" in answer or "ResponseStatus" in answer
+    else:
+        assert response.status_code in (400, 500)
+        assert set(answer) == {"requestId", "errorCode", "errorMessage"}
