@@ -233,7 +233,7 @@ class _ControlApi:
 
     def _registered(self, request: Request) -> str:
         shortcode = self._shortcode(request)
-        self.sim._merchant(shortcode)
+        self.sim.registered_merchant(shortcode)
         return shortcode
 
     async def certificate(self, request: Request) -> Response:
@@ -257,7 +257,7 @@ class _ControlApi:
         shortcode = self._registered(request)
         if request.method == "POST":
             payment = await self._body(request, C2BPaymentRequest)
-            merchant = self.sim._merchant(shortcode)
+            merchant = self.sim.registered_merchant(shortcode)
             return _json(await self.sim.statement.pay(merchant, payment), status=201)
         return _json({"payments": _dump(self.sim.statement.payments(shortcode))})
 

@@ -323,14 +323,14 @@ class Simulator:
     def shortcodes(self) -> list[ShortcodeView]:
         return [self.shortcode_view(m) for m in self._merchants.values()]
 
-    def _merchant(self, shortcode: str) -> Merchant:
+    def registered_merchant(self, shortcode: str) -> Merchant:
         merchant = self._merchants.get(shortcode)
         if merchant is None:
             raise ControlError(404, f"shortcode {shortcode} is not registered")
         return merchant
 
     def delete_shortcode(self, shortcode: str) -> int:
-        merchant = self._merchant(shortcode)
+        merchant = self.registered_merchant(shortcode)
         cancelled = self.reset_shortcode(shortcode)
         del self._merchants[merchant.shortcode]
         return cancelled
@@ -338,7 +338,7 @@ class Simulator:
     def reset_shortcode(self, shortcode: str) -> int:
         """Forget a shortcode's transactions, throttle counts and code-17 memory (logs stay).
         Pending prompts end silently; their scheduled callbacks are never sent."""
-        merchant = self._merchant(shortcode)
+        merchant = self.registered_merchant(shortcode)
         gone = [t for t in self._transactions.values() if t.merchant is merchant]
         for transaction in gone:
             transaction.cancelled = True
@@ -488,7 +488,7 @@ class Simulator:
         app.tokens.discard(token)
         self._tokens.pop(token, None)
 
-    def _bearer(self, authorization: str | None) -> App:
+    def bearer(self, authorization: str | None) -> App:
         scheme, _, token = (authorization or "").partition(" ")
         found = self._tokens.get(token) if scheme == "Bearer" else None
         if found is None or self.clock.monotonic() >= found.expires_at:
@@ -496,7 +496,7 @@ class Simulator:
         return found.app
 
     @staticmethod
-    def _json_body(request: DarajaRequest, payload: dict[str, Any] | None) -> dict[str, Any]:
+    def json_body(request: DarajaRequest, payload: dict[str, Any] | None) -> dict[str, Any]:
         # Daraja answers a missing JSON content type as if the first field were wrong.
         if not is_json_content_type(request.content_type):
             raise _refuse(codes.invalid_field("BusinessShortCode"))
@@ -504,7 +504,7 @@ class Simulator:
             raise _refuse(codes.INVALID_PAYLOAD)
         return payload
 
-    def _merchant_for(self, app: App, shortcode: str) -> Merchant:
+    def merchant_for(self, app: App, shortcode: str) -> Merchant:
         """A token may act only for its own app's shortcodes (and shared ones, like 174379)."""
         merchant = self._merchants.get(shortcode)
         if merchant is None or not (merchant.shared or merchant.app is app):
@@ -544,13 +544,13 @@ class Simulator:
     ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
-        app = self._bearer(request.authorization)
+        app = self.bearer(request.authorization)
         try:
-            push = StkPushRequest.model_validate(self._json_body(request, payload))
+            push = StkPushRequest.model_validate(self.json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
         entry.phone, entry.shortcode = push.PhoneNumber, push.BusinessShortCode
-        merchant = self._merchant_for(app, push.BusinessShortCode)
+        merchant = self.merchant_for(app, push.BusinessShortCode)
         settings = self.merchant_settings(merchant)
         self._check_timestamp_skew(push.Timestamp, settings)
         self._throttle(merchant, settings)
@@ -668,12 +668,12 @@ class Simulator:
     ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
-        app = self._bearer(request.authorization)
+        app = self.bearer(request.authorization)
         try:
-            query = StkQueryRequest.model_validate(self._json_body(request, payload))
+            query = StkQueryRequest.model_validate(self.json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
-        merchant = self._merchant_for(app, query.BusinessShortCode)
+        merchant = self.merchant_for(app, query.BusinessShortCode)
         settings = self.merchant_settings(merchant)
         self._check_timestamp_skew(query.Timestamp, settings)
         self._throttle(merchant, settings)
@@ -736,6 +736,13 @@ class Simulator:
         transaction.result_desc = request.result_desc or codes.describe(request.result_code)
         self.courier.plan(transaction)
         return self.transaction_view(transaction)
+
+    def settled_transactions(self, merchant: Merchant) -> list[Transaction]:
+        """A shortcode's pushes that have resolved, in acceptance order."""
+        now = self.clock.monotonic()
+        return [
+            t for t in self._transactions.values() if t.merchant is merchant and not t.pending(now)
+        ]
 
     def transaction_view(self, transaction: Transaction) -> TransactionView:
         now = self.clock.monotonic()

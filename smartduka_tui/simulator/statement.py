@@ -161,6 +161,8 @@ class _Ledger:
     scenario_left: int | None = None
     balance: Decimal = Decimal("0.00")
     qr_codes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Receipts reversed, paid STK pushes included (their entries are rebuilt on each read).
+    reversed_receipts: set[str] = field(default_factory=set)
 
 
 @dataclass(order=True)
@@ -226,26 +228,26 @@ class Statement:
     async def handle(self, request: DarajaRequest, payload: dict[str, Any] | None) -> Reply:
         if request.method != "POST":
             raise refuse(codes.METHOD_NOT_ALLOWED)
-        app = self.sim._bearer(request.authorization)
-        body = self.sim._json_body(request, payload)
+        app = self.sim.bearer(request.authorization)
+        body = self.sim.json_body(request, payload)
         if request.path == REGISTER_URL_PATH:
             register = _parse(RegisterUrlRequest, body)
-            return self._register_url(self.sim._merchant_for(app, register.ShortCode), register)
+            return self._register_url(self.sim.merchant_for(app, register.ShortCode), register)
         if request.path == QR_PATH:
             return self._qr(_parse(QrCodeRequest, body))
         if request.path == TRANSACTION_STATUS_PATH:
             status = _parse(TransactionStatusRequest, body)
-            return self._transaction_status(self.sim._merchant_for(app, status.PartyA), status)
+            return self._transaction_status(self.sim.merchant_for(app, status.PartyA), status)
         if request.path == REVERSAL_PATH:
             if "RecieverIdentifierType" not in body:
                 raise refuse(codes.invalid_field("RecieverIdentifierType"))
             reversal = _parse(ReversalRequest, body)
-            return self._reversal(self.sim._merchant_for(app, reversal.ReceiverParty), reversal)
+            return self._reversal(self.sim.merchant_for(app, reversal.ReceiverParty), reversal)
         if request.path == PULL_REGISTER_PATH:
             pull = _parse(PullRegisterRequest, body)
-            return self._pull_register(self.sim._merchant_for(app, pull.ShortCode), pull)
+            return self._pull_register(self.sim.merchant_for(app, pull.ShortCode), pull)
         query = _parse(PullQueryRequest, body)
-        return self._pull_query(self.sim._merchant_for(app, query.ShortCode), query)
+        return self._pull_query(self.sim.merchant_for(app, query.ShortCode), query)
 
     def _register_url(self, merchant: Merchant, request: RegisterUrlRequest) -> Reply:
         production = self.sim.merchant_settings(merchant).environment is Environment.PRODUCTION
@@ -328,14 +330,10 @@ class Statement:
 
     def entries(self, merchant: Merchant) -> list[StatementEntry]:
         """Every completed credit to a shortcode: its C2B payments and its paid STK pushes."""
-        found = [p for p in self.ledger(merchant.shortcode).payments if p.completed]
-        now = self.sim.clock.monotonic()
-        for transaction in self.sim._transactions.values():
-            if (
-                transaction.merchant is merchant
-                and not transaction.pending(now)
-                and transaction.result_code == 0
-            ):
+        ledger = self.ledger(merchant.shortcode)
+        found = [p for p in ledger.payments if p.completed]
+        for transaction in self.sim.settled_transactions(merchant):
+            if transaction.result_code == 0:
                 found.append(
                     StatementEntry(
                         trans_id=transaction.receipt,
@@ -348,6 +346,7 @@ class Statement:
                             "Buy Goods" if merchant.kind is ShortcodeKind.TILL else "Pay Bill"
                         ),
                         at=transaction.resolved_wall(),
+                        reversed=transaction.receipt in ledger.reversed_receipts,
                     )
                 )
         return sorted(found, key=lambda entry: entry.at)
@@ -434,6 +433,7 @@ class Statement:
             if final == 0 and entry is not None:
                 if not entry.reversed:
                     entry.reversed = True
+                    ledger.reversed_receipts.add(entry.trans_id)
                     ledger.balance -= entry.amount
                 parameters = [
                     {

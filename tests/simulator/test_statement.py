@@ -316,6 +316,10 @@ async def test_external_validation_accepts_rejects_or_defaults(
     cancelled = await control.pay_till(shop.shortcode, unique_phone(), "41")
     assert cancelled.validation is ValidationOutcome.DEFAULTED
     assert cancelled.completed is False  # Cancelled is the registered default
+    rejecting = f"http://127.0.0.1:{receiver.port}/reject/validate"
+    await register_urls(daraja, receiver, ValidationURL=rejecting)
+    rejected = await control.pay_till(shop.shortcode, unique_phone(), "42")
+    assert (rejected.validation, rejected.completed) == (ValidationOutcome.REJECTED, False)
     await control.advance_clock(2)
     assert [r.json()["TransID"] for r in receiver.at(confirm)] == [accepted.trans_id]
 
@@ -465,6 +469,28 @@ async def test_reversal_succeeds_once_then_is_already_reversed(
     result = result_of(receiver, again["ResultURL"])
     assert result["ResultCode"] == "R000001"  # a string, unlike 0
     assert "ResultParameters" not in result
+
+
+async def test_a_paid_stk_push_can_be_reversed_once(
+    daraja: Daraja, control: SimulatorControl, receiver: CallbackReceiver
+) -> None:
+    await control.set_initiator(daraja.shop.shortcode, INITIATOR, INITIATOR_PASSWORD)
+    phone = unique_phone()
+    await daraja.push_ok(phone, receiver.url(), amount=60)
+    await control.advance_clock(2)
+    [transaction] = await control.transactions(phone=phone)
+    assert transaction.receipt is not None
+    codes = []
+    for _ in range(2):
+        body = await reversal_body(daraja, control, transaction.receipt, 60, receiver)
+        await post(daraja, REVERSAL, body)
+        await control.advance_clock(2)
+        codes.append(result_of(receiver, body["ResultURL"])["ResultCode"])
+    assert codes == [0, "R000001"]
+    status = await status_body(daraja, control, transaction.receipt, receiver)
+    await post(daraja, STATUS, status)
+    await control.advance_clock(2)
+    assert parameters(result_of(receiver, status["ResultURL"]))["TransactionStatus"] == "Reversed"
 
 
 async def test_reversal_of_unknown_receipt_or_wrong_amount_is_r000002(
