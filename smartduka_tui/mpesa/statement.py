@@ -32,6 +32,8 @@ from smartduka_tui.mpesa.models import (
 )
 
 MAX_NOTICE_BYTES: Final = 64 * 1024
+# A pull page answers our own request and may hold many rows; still bounded.
+MAX_PULL_PAGE_BYTES: Final = 8 * 1024 * 1024
 PULL_DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 ALREADY_REVERSED: Final = "R000001"
 INVALID_ORIGINAL: Final = "R000002"
@@ -241,9 +243,9 @@ def reversal_outcome(result: AsyncResult) -> ReversalOutcome:
     return ReversalOutcome.FAILED
 
 
-def _load_object(body: bytes | str, what: str) -> dict[str, object]:
-    if len(body) > MAX_NOTICE_BYTES:
-        raise StatementParseError(f"the {what} is larger than 64 KiB")
+def _load_object(body: bytes | str, what: str, limit: int = MAX_NOTICE_BYTES) -> dict[str, object]:
+    if len(body) > limit:
+        raise StatementParseError(f"the {what} is larger than {limit // 1024} KiB")
     try:
         data = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
@@ -517,7 +519,7 @@ class PullPage:
 def parse_pull_page(body: bytes | str) -> PullPage:
     """A query answer: `1000` with `Response: [[rows]]`, or `1001` (none, or not provisioned:
     Safaricom does not tell the two apart)."""
-    data = _load_object(body, "pull answer")
+    data = _load_object(body, "pull answer", MAX_PULL_PAGE_BYTES)
     code = data.get("ResponseCode")
     if not isinstance(code, str | int) or isinstance(code, bool):
         raise StatementParseError("the pull answer has no ResponseCode")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import heapq
 import io
@@ -349,7 +350,7 @@ class Statement:
                         reversed=transaction.receipt in ledger.reversed_receipts,
                     )
                 )
-        return sorted(found, key=lambda entry: entry.at)
+        return sorted(found, key=_moment)
 
     def _find(self, merchant: Merchant, receipt: str | None) -> StatementEntry | None:
         if receipt is None:
@@ -497,8 +498,11 @@ class Statement:
             return Reply(200, json.dumps(empty).encode())
         oldest = self.sim.clock.now() - PULL_WINDOW
         start = max(request.StartDate, oldest)
-        rows = [e for e in self.entries(merchant) if start <= e.at <= request.EndDate]
-        page = rows[request.OffSetValue : request.OffSetValue + settings.pull_page_size]
+        entries = self.entries(merchant)  # oldest first, so the window is found by bisection
+        first = bisect.bisect_left(entries, start, key=_moment)
+        last = bisect.bisect_right(entries, request.EndDate, key=_moment)
+        begin = first + request.OffSetValue
+        page = entries[begin : min(last, begin + settings.pull_page_size)]
         if not page:
             return Reply(200, json.dumps(empty).encode())
         kind = (
@@ -809,6 +813,10 @@ def _parse(model: type[_M], body: dict[str, Any]) -> _M:
         return model.model_validate(body)
     except ValidationError as exc:
         raise refuse(codes.invalid_field(first_invalid_field(exc))) from None
+
+
+def _moment(entry: StatementEntry) -> datetime:
+    return entry.at
 
 
 def _c2b_body(entry: StatementEntry, balance: Decimal | None) -> dict[str, str]:

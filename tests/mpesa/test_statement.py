@@ -486,3 +486,20 @@ def test_qr_response_png_must_be_base64_png() -> None:
         QrCodeResponse.model_validate({"QRCode": base64.b64encode(b"GIF89a....").decode()}).png()
     with pytest.raises(StatementParseError, match="not base64"):
         QrCodeResponse.model_validate({"QRCode": "!!!!!!!!"}).png()
+
+
+def test_a_pull_page_may_exceed_a_callbacks_64_kib_but_is_still_bounded() -> None:
+    row = {
+        "transactionId": "TKQ9ZZ1A2B",
+        "trxDate": "2026-11-26 10:45:01",
+        "msisdn": "2547 ***** 149",
+        "transactiontype": "c2b-pay-bill-debit",
+        "billreference": "",
+        "amount": "150.00",
+        "organizationname": "Shop",
+    }
+    page = json.dumps({"ResponseCode": "1000", "Response": [[row] * 1000]})
+    assert len(page) > 64 * 1024
+    assert len(parse_pull_page(page).transactions) == 1000
+    with pytest.raises(StatementParseError, match="larger than 8192 KiB"):
+        parse_pull_page(b" " * (8 * 1024 * 1024 + 1))
