@@ -36,6 +36,8 @@ from smartduka_tui.mpesa.errors import (
     PushRefused,
     QueryNoAnswer,
     QueryRefused,
+    RequestOutcomeUnknown,
+    RequestRefused,
 )
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
@@ -61,12 +63,33 @@ from smartduka_tui.mpesa.result_codes import (
     describe_result,
     is_being_processed,
 )
+from smartduka_tui.mpesa.statement import (
+    AsyncAccepted,
+    PullPage,
+    PullQueryRequest,
+    PullRegisterRequest,
+    PullRegisterResponse,
+    QrCodeRequest,
+    QrCodeResponse,
+    RegisterUrlRequest,
+    RegisterUrlResponse,
+    ReversalRequest,
+    StatementParseError,
+    TransactionStatusRequest,
+    parse_pull_page,
+)
 
 logger = logging.getLogger(__name__)
 
 OAUTH_PATH: Final = "/oauth/v1/generate"
 PUSH_PATH: Final = "/mpesa/stkpush/v1/processrequest"
 QUERY_PATH: Final = "/mpesa/stkpushquery/v1/query"
+REGISTER_URL_PATH: Final = "/mpesa/c2b/v2/registerurl"
+QR_PATH: Final = "/mpesa/qrcode/v1/generate"
+TRANSACTION_STATUS_PATH: Final = "/mpesa/transactionstatus/v1/query"
+REVERSAL_PATH: Final = "/mpesa/reversal/v1/request"
+PULL_REGISTER_PATH: Final = "/pulltransactions/v1/register"
+PULL_QUERY_PATH: Final = "/pulltransactions/v1/query"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 # Query answers worth asking again: throttles and Daraja's own internal error.
 _RETRYABLE_QUERY_CODES: Final = frozenset({SPIKE_ARREST, QUOTA_VIOLATION, "500.003.1001"})
@@ -547,6 +570,191 @@ class DarajaClient:
             await self._replace_rejected(creds, token)
         except DarajaUnavailable as exc:
             raise _RetryQuery(exc) from None
+
+    # ---------------------------------------------------------------- statement APIs
+
+    async def register_c2b_urls(
+        self, creds: DarajaCredentials | MerchantConfig, request: RegisterUrlRequest
+    ) -> RegisterUrlResponse:
+        """Register a shortcode's C2B confirmation (and validation) URL. In production this
+        works once: a second time is refused with 500.003.1001 "Urls are already registered"."""
+        response = await self._statement_post(
+            creds, REGISTER_URL_PATH, request.to_wire(), "C2B URL registration"
+        )
+        answer = self._statement_model(RegisterUrlResponse, response, "C2B URL registration")
+        if answer.response_code != "0":
+            raise RequestRefused(
+                f"C2B URL registration not accepted: ResponseCode {answer.response_code}",
+                http_status=response.status_code,
+                error_code=answer.response_code,
+                error_message=answer.response_description,
+            )
+        return answer
+
+    async def generate_qr(
+        self, creds: DarajaCredentials | MerchantConfig, request: QrCodeRequest
+    ) -> QrCodeResponse:
+        """A Dynamic QR image for one sale (`QrCodeResponse.png()`, `qr.qr_to_half_blocks`)."""
+        response = await self._statement_post(creds, QR_PATH, request.to_wire(), "Dynamic QR")
+        answer = self._statement_model(QrCodeResponse, response, "Dynamic QR")
+        try:
+            answer.png()
+        except StatementParseError as exc:
+            raise RequestOutcomeUnknown(
+                f"Dynamic QR answered without a usable image ({exc})",
+                http_status=response.status_code,
+                info=OUTCOME_UNKNOWN,
+            ) from None
+        return answer
+
+    async def transaction_status(
+        self, creds: DarajaCredentials | MerchantConfig, request: TransactionStatusRequest
+    ) -> AsyncAccepted:
+        """Ask about one receipt. The answer only says "accepted": the result comes to the
+        request's ResultURL (`statement.parse_async_result`), or QueueTimeOutURL."""
+        return await self._initiator_call(
+            creds, TRANSACTION_STATUS_PATH, request.to_wire(), "Transaction Status"
+        )
+
+    async def reverse(
+        self, creds: DarajaCredentials | MerchantConfig, request: ReversalRequest
+    ) -> AsyncAccepted:
+        """Ask for a reversal. Acceptance is not a reversal: only a ResultCode 0 result on the
+        ResultURL is. Never re-sent, except once after 404.001.03 (a definite refusal)."""
+        return await self._initiator_call(creds, REVERSAL_PATH, request.to_wire(), "Reversal")
+
+    async def register_pull(
+        self, creds: DarajaCredentials | MerchantConfig, request: PullRegisterRequest
+    ) -> PullRegisterResponse:
+        """Register a shortcode for Pull Transactions (1000 now, 1001 already: both fine)."""
+        response = await self._statement_post(
+            creds, PULL_REGISTER_PATH, request.to_wire(), "Pull registration"
+        )
+        answer = self._statement_model(PullRegisterResponse, response, "Pull registration")
+        if not answer.registered:
+            raise RequestRefused(
+                f"Pull registration refused: ResponseStatus {answer.response_status}",
+                http_status=response.status_code,
+                error_code=answer.response_status,
+                error_message=answer.response_description,
+            )
+        return answer
+
+    async def pull_transactions(
+        self, creds: DarajaCredentials | MerchantConfig, request: PullQueryRequest
+    ) -> PullPage:
+        """One page of pulled transactions (empty on 1001: none, or not provisioned)."""
+        response = await self._statement_post(
+            creds, PULL_QUERY_PATH, request.to_wire(), "Pull query"
+        )
+        if not 200 <= response.status_code < 300:
+            raise RequestOutcomeUnknown(
+                f"Pull query answered HTTP {response.status_code}",
+                http_status=response.status_code,
+                info=OUTCOME_UNKNOWN,
+            )
+        try:
+            return parse_pull_page(response.content)
+        except StatementParseError as exc:
+            raise RequestOutcomeUnknown(
+                f"Pull query answered an unreadable page ({exc})",
+                http_status=response.status_code,
+                info=OUTCOME_UNKNOWN,
+            ) from None
+
+    async def _initiator_call(
+        self,
+        creds: DarajaCredentials | MerchantConfig,
+        path: str,
+        body: dict[str, object],
+        what: str,
+    ) -> AsyncAccepted:
+        response = await self._statement_post(creds, path, body, what)
+        answer = self._statement_model(AsyncAccepted, response, what)
+        if not answer.accepted:
+            raise RequestRefused(
+                f"{what} not accepted: ResponseCode {answer.response_code}",
+                http_status=response.status_code,
+                error_code=answer.response_code,
+                error_message=answer.response_description,
+            )
+        logger.info("%s accepted", what)
+        return answer
+
+    async def _statement_post(
+        self,
+        creds: DarajaCredentials | MerchantConfig,
+        path: str,
+        body: dict[str, object],
+        what: str,
+    ) -> httpx.Response:
+        """POST with a bearer token, renewed once after 404.001.03. Raises RequestRefused for
+        any Daraja envelope, other 4xx and connection failures before sending; returns any
+        other answer (the caller reads it)."""
+        credentials = _credentials(creds)
+        token = await self._statement_token(credentials, None, what)
+        response = await self._statement_send(token, path, body, what)
+        envelope = parse_error_envelope(response.content)
+        if envelope is not None and envelope.error_code == INVALID_ACCESS_TOKEN:
+            logger.info("%s: token rejected, refreshing once and trying again", what)
+            token = await self._statement_token(credentials, token, what)
+            response = await self._statement_send(token, path, body, what)
+            envelope = parse_error_envelope(response.content)
+        status = response.status_code
+        if envelope is not None:
+            info = describe_refusal(envelope.error_code, envelope.error_message)
+            logger.warning("%s refused: %s (HTTP %d)", what, envelope.error_code, status)
+            raise _envelope_error(RequestRefused, f"{what} refused", status, envelope, info)
+        if 400 <= status < 500:
+            raise RequestRefused(
+                f"{what} refused with HTTP {status}", http_status=status, info=HTTP_REFUSED
+            )
+        return response
+
+    async def _statement_token(
+        self, creds: DarajaCredentials, rejected: AccessToken | None, what: str
+    ) -> AccessToken:
+        try:
+            if rejected is None:
+                return await self.get_token(creds)
+            return await self._replace_rejected(creds, rejected)
+        except DarajaError as exc:
+            raise RequestRefused(
+                f"{what} not sent: {exc.message}",
+                http_status=exc.http_status,
+                error_code=exc.error_code,
+                error_message=exc.error_message,
+                info=exc.info,
+            ) from exc
+
+    async def _statement_send(
+        self, token: AccessToken, path: str, body: dict[str, object], what: str
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
+        try:
+            return await self._http.post(path, json=body, headers=headers)
+        except _NOT_SENT as exc:
+            raise RequestRefused(
+                f"{what} not sent: could not connect to M-Pesa ({type(exc).__name__})",
+                info=CONNECTION_FAILED,
+            ) from None
+        except httpx.TransportError as exc:
+            raise RequestOutcomeUnknown(
+                f"{what} sent but no answer came back ({type(exc).__name__})",
+                info=OUTCOME_UNKNOWN,
+            ) from None
+
+    @staticmethod
+    def _statement_model(model: type[_Model], response: httpx.Response, what: str) -> _Model:
+        status = response.status_code
+        parsed = _read_model(model, response) if 200 <= status < 300 else None
+        if parsed is None:
+            raise RequestOutcomeUnknown(
+                f"{what} answered HTTP {status} without a readable answer",
+                http_status=status,
+                info=OUTCOME_UNKNOWN,
+            )
+        return parsed
 
 
 class _TokenRejected(Exception):

@@ -77,3 +77,13 @@ class QueryRefused(QueryFailed):
 
 class QueryNoAnswer(QueryFailed):
     """Busy, throttled or unreachable through every retry; ask again later."""
+
+
+class RequestRefused(DarajaError):
+    """A statement API call (C2B register, QR, Transaction Status, Reversal, Pull) was definitely
+    refused: nothing was started."""
+
+
+class RequestOutcomeUnknown(DarajaError):
+    """A statement API call may have been started (no readable answer came back). A reversal in
+    this state is never re-sent blindly: ask Transaction Status, or wait for its result."""

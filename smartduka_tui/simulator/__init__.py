@@ -1,4 +1,4 @@
-"""A Daraja (M-Pesa STK push) simulator, faithful to `shared/daraja/REFERENCE.md`.
+"""A Daraja simulator (STK push and the statement APIs), faithful to `daraja/REFERENCE.md`.
 
 It has its own parsing and never imports `smartduka_tui.mpesa`, so the two check each other.
 Run it with `smartduka-sim serve` (or `python -m smartduka_tui.simulator serve`); build it in
@@ -45,6 +45,10 @@ Magic phone numbers (a scripted scenario for the phone overrides them):
 - ...08 callback twice; ...09 callback 60 s after the query knows; ...10 push answers HTTP 503
   without an envelope (but went through); ...11 callback before the push response
 - any other number pays, the sandbox MSISDN 254708374149 included.
+
+The statement APIs (C2B register URL, Dynamic QR, Transaction Status, Reversal, Pull
+Transactions) live in `statement.py`; see the package README. A phone can pay a shortcode
+directly through `POST /__sim/shortcodes/{code}/c2b/payments`.
 
 Simulator time is real time plus an offset; `POST /__sim/clock/advance` adds to the offset,
 delivers every callback then due and returns when they were delivered, which settles prompts,

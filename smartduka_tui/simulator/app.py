@@ -37,6 +37,12 @@ from smartduka_tui.simulator.schemas import (
     check_phone,
     check_shortcode,
 )
+from smartduka_tui.simulator.statement_schemas import (
+    AsyncResultScenario,
+    C2BPaymentRequest,
+    InitiatorRegistration,
+    NoticeKind,
+)
 
 DARAJA_BODY_LIMIT = 64 * 1024
 CONTROL_BODY_LIMIT = 256 * 1024
@@ -225,6 +231,50 @@ class _ControlApi:
         checkout_id = str(request.path_params["checkout_request_id"])
         return _json(self.sim.resolve(checkout_id, body))
 
+    def _registered(self, request: Request) -> str:
+        shortcode = self._shortcode(request)
+        self.sim.registered_merchant(shortcode)
+        return shortcode
+
+    async def certificate(self, request: Request) -> Response:
+        pem = self.sim.statement.authority.certificate_pem().decode("ascii")
+        return _json({"certificate": pem})
+
+    async def initiator(self, request: Request) -> Response:
+        shortcode = self._registered(request)
+        registration = await self._body(request, InitiatorRegistration)
+        self.sim.statement.set_initiator(shortcode, registration)
+        return _json({"shortcode": shortcode, "initiator": registration.name})
+
+    async def async_results(self, request: Request) -> Response:
+        shortcode = self._registered(request)
+        if request.method == "PUT":
+            scenario = await self._body(request, AsyncResultScenario)
+            return _json(self.sim.statement.set_scenario(shortcode, scenario))
+        return _json(self.sim.statement.ledger(shortcode).scenario)
+
+    async def c2b_payments(self, request: Request) -> Response:
+        shortcode = self._registered(request)
+        if request.method == "POST":
+            payment = await self._body(request, C2BPaymentRequest)
+            merchant = self.sim.registered_merchant(shortcode)
+            return _json(await self.sim.statement.pay(merchant, payment), status=201)
+        return _json({"payments": _dump(self.sim.statement.payments(shortcode))})
+
+    async def notices(self, request: Request) -> Response:
+        params = request.query_params
+        unknown = set(params) - {"shortcode", "kind"}
+        if unknown:
+            raise ControlError(422, f"unknown filter(s): {', '.join(sorted(unknown))}")
+        kind_text = params.get("kind")
+        try:
+            kind = None if kind_text is None else NoticeKind(kind_text)
+        except ValueError:
+            names = ", ".join(k.value for k in NoticeKind)
+            raise ControlError(422, f"kind must be one of {names}") from None
+        found = self.sim.statement.notices(params.get("shortcode"), kind)
+        return _json({"notices": _dump(found)})
+
     def routes(self) -> list[Route]:
         def route(
             path: str, endpoint: Callable[[Request], Awaitable[Response]], *methods: str
@@ -246,6 +296,11 @@ class _ControlApi:
             route("/callbacks", self.callbacks, "GET"),
             route("/transactions", self.transactions, "GET"),
             route("/transactions/{checkout_request_id}/resolve", self.resolve, "POST"),
+            route("/certificate", self.certificate, "GET"),
+            route("/shortcodes/{shortcode}/initiators", self.initiator, "PUT"),
+            route("/shortcodes/{shortcode}/async-results", self.async_results, "GET", "PUT"),
+            route("/shortcodes/{shortcode}/c2b/payments", self.c2b_payments, "GET", "POST"),
+            route("/notices", self.notices, "GET"),
         ]
 
     @staticmethod

@@ -25,7 +25,10 @@ magic phone numbers (a scripted scenario for a phone overrides these):
 {magic_help()}
 
 Daraja endpoints: GET /oauth/v1/generate?grant_type=client_credentials,
-POST /mpesa/stkpush/v1/processrequest, POST /mpesa/stkpushquery/v1/query.
+POST /mpesa/stkpush/v1/processrequest, POST /mpesa/stkpushquery/v1/query,
+POST /mpesa/c2b/v2/registerurl, POST /mpesa/qrcode/v1/generate,
+POST /mpesa/transactionstatus/v1/query, POST /mpesa/reversal/v1/request,
+POST /pulltransactions/v1/register, POST /pulltransactions/v1/query.
 Pre-registered: shortcode 174379 with Safaricom's public sandbox passkey, usable by any app,
 and the demo app (consumer key "sim-demo-consumer-key", secret "sim-demo-consumer-secret").
 
@@ -37,6 +40,9 @@ Control API (JSON, unauthenticated: bind to loopback only):
   GET  /__sim/magic                         POST /__sim/transactions/ID/resolve
   GET  /__sim/requests | /__sim/callbacks | /__sim/transactions
        (filters: phone, shortcode, checkout_request_id, since, limit)
+  GET  /__sim/certificate                   PUT /__sim/shortcodes/CODE/initiators
+  GET|PUT /__sim/shortcodes/CODE/async-results
+  GET|POST /__sim/shortcodes/CODE/c2b/payments   GET /__sim/notices (shortcode, kind)
 """
 
 
@@ -150,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("checkout_request_id")
     resolve.add_argument("--result", type=_result_code, default=0, metavar="CODE")
     resolve.set_defaults(handler=_resolve)
+
+    pay_till = sub.add_parser(
+        "pay-till", help="a phone pays a shortcode directly (C2B): the confirmation follows"
+    )
+    _add_url(pay_till)
+    pay_till.add_argument("shortcode")
+    pay_till.add_argument("phone")
+    pay_till.add_argument("amount", help='shillings, e.g. 150 or "150.50"')
+    pay_till.add_argument("--name", default="JOHN", help="the payer's first name")
+    pay_till.add_argument("--bill-ref", default="", help="the paybill account number")
+    pay_till.set_defaults(handler=_pay_till)
+
+    notices = sub.add_parser(
+        "notices", help="C2B confirmations, results and timeouts sent, and their outcome"
+    )
+    _add_url(notices)
+    notices.add_argument("--shortcode")
+    notices.add_argument("--json", action="store_true")
+    notices.set_defaults(handler=_notices)
 
     register = sub.add_parser("register", help="register a shortcode and its app")
     _add_url(register)
@@ -366,6 +391,36 @@ def _resolve(args: argparse.Namespace) -> int:
     async def action(sim: Any) -> int:
         view = await sim.resolve(args.checkout_request_id, args.result)
         print(f"{view.checkout_request_id} resolved with ResultCode {view.result_code}")
+        return 0
+
+    return _run_control(args, action)
+
+
+def _pay_till(args: argparse.Namespace) -> int:
+    async def action(sim: Any) -> int:
+        paid = await sim.pay_till(
+            args.shortcode,
+            args.phone,
+            args.amount,
+            first_name=args.name,
+            bill_ref_number=args.bill_ref,
+        )
+        where = "confirmation follows" if paid.confirmation_registered else "no URL registered"
+        print(f"{paid.trans_id} KES {paid.amount} from {paid.masked_msisdn} ({where})")
+        return 0
+
+    return _run_control(args, action)
+
+
+def _notices(args: argparse.Namespace) -> int:
+    async def action(sim: Any) -> int:
+        found = await sim.notices(shortcode=args.shortcode)
+        if args.json:
+            _print_json([n.model_dump(mode="json") for n in found])
+            return 0
+        for n in found:
+            outcome = n.status if n.status is not None else n.error
+            print(f"{n.seq:>6} {n.kind.value:<26} {n.shortcode} {n.reference} -> {outcome}")
         return 0
 
     return _run_control(args, action)

@@ -32,6 +32,12 @@ from smartduka_tui.simulator.schemas import (
     SimSettings,
     TransactionView,
 )
+from smartduka_tui.simulator.statement_schemas import (
+    AsyncResultScenario,
+    C2BPaymentView,
+    NoticeDelivery,
+    NoticeKind,
+)
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -278,3 +284,69 @@ class SimulatorControl:
         return await self._model(
             TransactionView, "POST", f"/transactions/{checkout_request_id}/resolve", json=body
         )
+
+    # ----------------------------------------------------------------- statement APIs
+
+    async def certificate(self) -> bytes:
+        """The simulator's public certificate (PEM): encrypt initiator passwords with it."""
+        found = await self._call("GET", "/certificate")
+        return str(found["certificate"]).encode("ascii")
+
+    async def set_initiator(self, shortcode: str, name: str, password: str) -> None:
+        """Create or replace an API operator of `shortcode` (for Transaction Status and
+        Reversal)."""
+        await self._call(
+            "PUT",
+            f"/shortcodes/{shortcode}/initiators",
+            json={"name": name, "password": password},
+        )
+
+    async def set_async_results(
+        self, shortcode: str, scenario: AsyncResultScenario | None = None, **fields: Any
+    ) -> AsyncResultScenario:
+        """How the shortcode's next notices travel: delay_s, drop, duplicates, timeout,
+        result_code, times (see `AsyncResultScenario`)."""
+        if scenario is not None and fields:
+            raise TypeError("pass an AsyncResultScenario or its fields, not both")
+        chosen = scenario if scenario is not None else AsyncResultScenario(**fields)
+        return await self._model(
+            AsyncResultScenario,
+            "PUT",
+            f"/shortcodes/{shortcode}/async-results",
+            json=chosen.model_dump(mode="json"),
+        )
+
+    async def pay_till(
+        self,
+        shortcode: str,
+        phone: str,
+        amount: str | int,
+        *,
+        first_name: str = "JOHN",
+        bill_ref_number: str = "",
+        qr_request_id: str | None = None,
+    ) -> C2BPaymentView:
+        """A phone pays the shortcode directly (a C2B payment): external validation if on,
+        then the confirmation to the registered URL, as the shortcode's async scenario says."""
+        body: dict[str, Any] = {
+            "phone": phone,
+            "amount": str(amount),
+            "first_name": first_name,
+            "bill_ref_number": bill_ref_number,
+            "qr_request_id": qr_request_id,
+        }
+        return await self._model(
+            C2BPaymentView, "POST", f"/shortcodes/{shortcode}/c2b/payments", json=body
+        )
+
+    async def c2b_payments(self, shortcode: str) -> list[C2BPaymentView]:
+        found = await self._call("GET", f"/shortcodes/{shortcode}/c2b/payments")
+        return TypeAdapter(list[C2BPaymentView]).validate_python(found["payments"])
+
+    async def notices(
+        self, *, shortcode: str | None = None, kind: NoticeKind | None = None
+    ) -> list[NoticeDelivery]:
+        """Asynchronous POSTs made (C2B validation and confirmation, results, timeouts)."""
+        params = {"shortcode": shortcode, "kind": None if kind is None else kind.value}
+        found = await self._call("GET", "/notices", params=params)
+        return TypeAdapter(list[NoticeDelivery]).validate_python(found["notices"])

@@ -22,10 +22,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
-from smartduka_tui.simulator.codes import ErrorSpec
 from smartduka_tui.simulator.courier import CallbackCourier, first, matches
 from smartduka_tui.simulator.records import App, Merchant, SimClock, Token, Transaction
 from smartduka_tui.simulator.redact import redact, redact_authorization
+from smartduka_tui.simulator.replies import ControlError, Reply
+from smartduka_tui.simulator.replies import Refused as _Refused
+from smartduka_tui.simulator.replies import error_reply as _error_reply
+from smartduka_tui.simulator.replies import refuse as _refuse
 from smartduka_tui.simulator.schemas import (
     APP_SETTING_NAMES,
     MERCHANT_SETTING_NAMES,
@@ -51,6 +54,8 @@ from smartduka_tui.simulator.schemas import (
     UnknownCheckoutAnswer,
     explain_validation_error,
 )
+from smartduka_tui.simulator.statement import PATHS as STATEMENT_PATHS
+from smartduka_tui.simulator.statement import Statement
 from smartduka_tui.simulator.wire import (
     GATEWAY_ERROR_BODY,
     StkPushRequest,
@@ -58,7 +63,6 @@ from smartduka_tui.simulator.wire import (
     TransactionType,
     checkout_request_id,
     daraja_timestamp,
-    envelope,
     first_invalid_field,
     is_json_content_type,
     new_access_token,
@@ -82,6 +86,8 @@ SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c
 DEMO_CONSUMER_KEY = "sim-demo-consumer-key"
 DEMO_CONSUMER_SECRET = "sim-demo-consumer-secret"  # noqa: S105 - a documented demo value
 
+# Where each API names the shortcode, for the request log's filter.
+_SHORTCODE_FIELDS = ("BusinessShortCode", "ShortCode", "PartyA", "ReceiverParty", "CPI")
 _FIRST_ALLOCATED_SHORTCODE = 5_000_001
 _FIRST_ALLOCATED_TILL = 9_000_001
 
@@ -98,15 +104,6 @@ class SimulatorConfig(BaseModel):
     callback_log_limit: int = Field(default=100_000, ge=100)
 
 
-class ControlError(Exception):
-    """A control request that cannot be done; the message says why (and holds no secret)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class DarajaRequest:
     """One request to a Daraja endpoint, as the HTTP layer hands it over."""
@@ -119,30 +116,6 @@ class DarajaRequest:
     body: bytes
     body_too_large: bool = False
     wait_disconnect: Callable[[], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the HTTP layer sends back."""
-
-    status: int
-    body: bytes
-    content_type: str | None = "application/json"
-    error_code: str | None = None
-
-
-def _error_reply(spec: ErrorSpec, request_id: str | None = None) -> Reply:
-    return Reply(spec.http_status, envelope(spec, request_id), error_code=spec.code)
-
-
-class _Refused(Exception):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-
-
-def _refuse(spec: ErrorSpec, request_id: str | None = None) -> _Refused:
-    return _Refused(_error_reply(spec, request_id))
 
 
 class InvalidControlRequest(ControlError):
@@ -180,6 +153,7 @@ class Simulator:
             lambda transaction: self.merchant_settings(transaction.merchant),
             self.config.callback_log_limit,
         )
+        self.statement = Statement(self)
         if self.config.preregister_sandbox:
             self.register_shortcode(
                 ShortcodeRegistration.model_validate(
@@ -198,9 +172,11 @@ class Simulator:
     async def start(self) -> None:
         """Start delivering callbacks as they fall due."""
         await self.courier.start()
+        await self.statement.start()
 
     async def aclose(self) -> None:
         await self.courier.aclose()
+        await self.statement.aclose()
 
     # ----------------------------------------------------------------- settings
 
@@ -219,6 +195,7 @@ class Simulator:
             raise InvalidControlRequest.from_validation(exc) from None
         self.settings = updated
         self.courier.wake()
+        self.statement.wake()
         return updated
 
     def reset_settings(self) -> SimSettings:
@@ -346,14 +323,14 @@ class Simulator:
     def shortcodes(self) -> list[ShortcodeView]:
         return [self.shortcode_view(m) for m in self._merchants.values()]
 
-    def _merchant(self, shortcode: str) -> Merchant:
+    def registered_merchant(self, shortcode: str) -> Merchant:
         merchant = self._merchants.get(shortcode)
         if merchant is None:
             raise ControlError(404, f"shortcode {shortcode} is not registered")
         return merchant
 
     def delete_shortcode(self, shortcode: str) -> int:
-        merchant = self._merchant(shortcode)
+        merchant = self.registered_merchant(shortcode)
         cancelled = self.reset_shortcode(shortcode)
         del self._merchants[merchant.shortcode]
         return cancelled
@@ -361,7 +338,7 @@ class Simulator:
     def reset_shortcode(self, shortcode: str) -> int:
         """Forget a shortcode's transactions, throttle counts and code-17 memory (logs stay).
         Pending prompts end silently; their scheduled callbacks are never sent."""
-        merchant = self._merchant(shortcode)
+        merchant = self.registered_merchant(shortcode)
         gone = [t for t in self._transactions.values() if t.merchant is merchant]
         for transaction in gone:
             transaction.cancelled = True
@@ -372,6 +349,7 @@ class Simulator:
             del self._last_prompt[key]
         merchant.spike_window.clear()
         merchant.quota_window.clear()
+        self.statement.forget(shortcode)
         return len(gone)
 
     # ----------------------------------------------------------------- phone scenarios
@@ -403,6 +381,7 @@ class Simulator:
         the caller sees their effects when this returns."""
         self.clock.advance(seconds)
         delivered = await self.courier.catch_up()
+        delivered += await self.statement.catch_up()
         return AdvanceResult(**self.clock_view().model_dump(), callbacks_delivered=delivered)
 
     # ----------------------------------------------------------------- Daraja endpoints
@@ -420,6 +399,8 @@ class Simulator:
                 reply = await self._push(request, payload, entry)
             elif request.path == QUERY_PATH:
                 reply = self._query(request, payload, entry)
+            elif request.path in STATEMENT_PATHS:
+                reply = await self.statement.handle(request, payload)
             else:
                 reply = _error_reply(codes.RESOURCE_NOT_FOUND)
         except _Refused as refused:
@@ -450,7 +431,12 @@ class Simulator:
         )
         if isinstance(body, dict):
             entry.phone = _plain(body.get("PhoneNumber"))
-            entry.shortcode = _plain(body.get("BusinessShortCode"))
+            entry.shortcode = _plain(
+                next(
+                    (body[k] for k in _SHORTCODE_FIELDS if k in body),
+                    None,
+                )
+            )
             entry.checkout_request_id = _plain(body.get("CheckoutRequestID"))
         self._requests.append(entry)
         return entry
@@ -502,7 +488,7 @@ class Simulator:
         app.tokens.discard(token)
         self._tokens.pop(token, None)
 
-    def _bearer(self, authorization: str | None) -> App:
+    def bearer(self, authorization: str | None) -> App:
         scheme, _, token = (authorization or "").partition(" ")
         found = self._tokens.get(token) if scheme == "Bearer" else None
         if found is None or self.clock.monotonic() >= found.expires_at:
@@ -510,7 +496,7 @@ class Simulator:
         return found.app
 
     @staticmethod
-    def _json_body(request: DarajaRequest, payload: dict[str, Any] | None) -> dict[str, Any]:
+    def json_body(request: DarajaRequest, payload: dict[str, Any] | None) -> dict[str, Any]:
         # Daraja answers a missing JSON content type as if the first field were wrong.
         if not is_json_content_type(request.content_type):
             raise _refuse(codes.invalid_field("BusinessShortCode"))
@@ -518,7 +504,7 @@ class Simulator:
             raise _refuse(codes.INVALID_PAYLOAD)
         return payload
 
-    def _merchant_for(self, app: App, shortcode: str) -> Merchant:
+    def merchant_for(self, app: App, shortcode: str) -> Merchant:
         """A token may act only for its own app's shortcodes (and shared ones, like 174379)."""
         merchant = self._merchants.get(shortcode)
         if merchant is None or not (merchant.shared or merchant.app is app):
@@ -558,13 +544,13 @@ class Simulator:
     ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
-        app = self._bearer(request.authorization)
+        app = self.bearer(request.authorization)
         try:
-            push = StkPushRequest.model_validate(self._json_body(request, payload))
+            push = StkPushRequest.model_validate(self.json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
         entry.phone, entry.shortcode = push.PhoneNumber, push.BusinessShortCode
-        merchant = self._merchant_for(app, push.BusinessShortCode)
+        merchant = self.merchant_for(app, push.BusinessShortCode)
         settings = self.merchant_settings(merchant)
         self._check_timestamp_skew(push.Timestamp, settings)
         self._throttle(merchant, settings)
@@ -682,12 +668,12 @@ class Simulator:
     ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
-        app = self._bearer(request.authorization)
+        app = self.bearer(request.authorization)
         try:
-            query = StkQueryRequest.model_validate(self._json_body(request, payload))
+            query = StkQueryRequest.model_validate(self.json_body(request, payload))
         except ValidationError as exc:
             raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
-        merchant = self._merchant_for(app, query.BusinessShortCode)
+        merchant = self.merchant_for(app, query.BusinessShortCode)
         settings = self.merchant_settings(merchant)
         self._check_timestamp_skew(query.Timestamp, settings)
         self._throttle(merchant, settings)
@@ -750,6 +736,13 @@ class Simulator:
         transaction.result_desc = request.result_desc or codes.describe(request.result_code)
         self.courier.plan(transaction)
         return self.transaction_view(transaction)
+
+    def settled_transactions(self, merchant: Merchant) -> list[Transaction]:
+        """A shortcode's pushes that have resolved, in acceptance order."""
+        now = self.clock.monotonic()
+        return [
+            t for t in self._transactions.values() if t.merchant is merchant and not t.pending(now)
+        ]
 
     def transaction_view(self, transaction: Transaction) -> TransactionView:
         now = self.clock.monotonic()

@@ -106,6 +106,14 @@ class UnknownCheckoutAnswer(StrEnum):
     DOES_NOT_EXIST = "does_not_exist"
 
 
+class Environment(StrEnum):
+    """Which Daraja a shortcode behaves like: the sandbox lets C2B URLs be registered again;
+    production registers them once and needs HTTPS."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
 class AppSettings(_Strict):
     """Per consumer app (OAuth) settings."""
 
@@ -146,6 +154,14 @@ class MerchantSettings(_Strict):
     max_timestamp_skew_s: int | None = Field(
         default=None, ge=1, description="Refuse a Timestamp this far from Kenya time (off: null)."
     )
+    environment: Environment = Field(default=Environment.SANDBOX)
+    c2b_external_validation: bool = Field(
+        default=False, description="POST to the ValidationURL first (off, as at Safaricom)."
+    )
+    c2b_validation_timeout_s: float = Field(
+        default=8.0, gt=0, le=60, description="Real seconds; then ResponseType decides."
+    )
+    pull_page_size: int = Field(default=100, ge=1, le=10_000, description="Pull rows per page.")
 
 
 class SimSettings(AppSettings, MerchantSettings):

@@ -44,7 +44,8 @@ class CallbackReceiver:
     """A plain HTTP server on 127.0.0.1 (port 0) that records every POST it gets.
 
     Paths choose the answer: `/status/NNN/...` answers NNN, `/slow/...` answers after 5 s,
-    anything else answers 200 with Daraja's customary acknowledgement.
+    `/reject/...` answers 200 with a C2B validation rejection (C2B00012), anything else answers
+    200 with Daraja's customary acknowledgement.
     """
 
     received: list[Received] = field(default_factory=list)
@@ -69,8 +70,11 @@ class CallbackReceiver:
             status = int(path.split("/")[2])
         elif path.startswith("/slow/"):
             await asyncio.sleep(5)
+        answer = b'{"ResultCode": 0}'
+        if path.startswith("/reject/"):
+            answer = b'{"ResultCode": "C2B00012", "ResultDesc": "Rejected"}'
         await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b'{"ResultCode": 0}'})
+        await send({"type": "http.response.body", "body": answer})
 
     async def start(self) -> CallbackReceiver:
         sock = bind_socket("127.0.0.1", 0)

@@ -102,3 +102,39 @@ async def test_cli_refusals_are_plain_messages(
 
     code, _, err = await sim("serve", "--port", "0", "--callback-delay", "-1")
     assert code == 2 and "callback_delay_s" in err
+
+
+async def test_pay_till_and_notices(
+    sim: CliRunner,
+    simulator: ServerProcess,
+    control: SimulatorControl,
+    daraja: Daraja,
+    receiver: CallbackReceiver,
+) -> None:
+    url = simulator.base_url
+    confirmation = receiver.url("c2b")
+    registered = await daraja.http.post(
+        "/mpesa/c2b/v2/registerurl",
+        json={
+            "ShortCode": daraja.shop.shortcode,
+            "ResponseType": "Completed",
+            "ConfirmationURL": confirmation,
+        },
+        headers=await daraja.bearer(),
+    )
+    assert registered.status_code == 200
+    phone = unique_phone()
+    code, out, err = await sim("pay-till", daraja.shop.shortcode, phone, "150", "--url", url)
+    assert code == 0, err
+    assert "KES 150.00" in out and f"{phone[:4]} ***** {phone[-3:]}" in out
+    assert "confirmation follows" in out
+    await sim("advance", "2", "--url", url)
+    [received] = receiver.at(confirmation)
+    code, out, err = await sim("notices", "--shortcode", daraja.shop.shortcode, "--url", url)
+    assert code == 0, err
+    [line] = out.splitlines()
+    assert "c2b_confirmation" in line and received.json()["TransID"] in line and "200" in line
+
+    code, _, err = await sim("pay-till", daraja.shop.shortcode, "0712", "150", "--url", url)
+    assert code == 2 and "phone must be 12 digits" in err
+    assert len(await control.c2b_payments(daraja.shop.shortcode)) == 1

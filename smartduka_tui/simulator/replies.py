@@ -1,0 +1,46 @@
+"""What a Daraja endpoint answers, and the refusals that short-cut a handler.
+
+Shared by the STK engine and the statement APIs, so neither imports the other for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smartduka_tui.simulator.codes import ErrorSpec
+from smartduka_tui.simulator.wire import envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the HTTP layer sends back."""
+
+    status: int
+    body: bytes
+    content_type: str | None = "application/json"
+    error_code: str | None = None
+
+
+def error_reply(spec: ErrorSpec, request_id: str | None = None) -> Reply:
+    return Reply(spec.http_status, envelope(spec, request_id), error_code=spec.code)
+
+
+class Refused(Exception):
+    """A Daraja request refused part-way; `reply` is the answer."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def refuse(spec: ErrorSpec, request_id: str | None = None) -> Refused:
+    return Refused(error_reply(spec, request_id))
+
+
+class ControlError(Exception):
+    """A control request that cannot be done; the message says why (and holds no secret)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
