@@ -79,7 +79,12 @@ class RetryRule(BaseModel):
         default=False,
         description="The retry needs retry(..., customer_got_no_sms=True) (after EXPIRED).",
     )
-    retries_used: int
+    other_phone_now: bool = Field(
+        default=False,
+        description="With block WAIT: the wait is Daraja's code-17 window for this phone and "
+        "amount; another phone may be sent at once.",
+    )
+    retries_used: int = Field(description="Retries counted (code-17 refusals are not).")
     retries_left: int
     message: str = Field(description="One line for the cashier saying what they may do.")
 

@@ -40,6 +40,13 @@ LIVE: frozenset[AttemptState] = frozenset(
 FINAL: frozenset[AttemptState] = frozenset(AttemptState) - LIVE
 
 
+class ConfirmingClaim(StrEnum):
+    """What a callback waiting for its confirming STK query claimed."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 class AttemptFlag(IntFlag):
     """Marks added to an attempt beside its state; stored as one bitmask column."""
 
@@ -292,6 +299,16 @@ class Attempt:
     updated_at: datetime
     flags: AttemptFlag
     review_note: str | None
+    confirming: ConfirmingClaim | None = None
+    """A callback's claim awaiting its confirming STK query (None: nothing awaits)."""
+    confirming_code: str | None = None
+    confirming_receipt: str | None = None
+    handed_over_at: datetime | None = None
+    """When the cashier stopped waiting and left the attempt to the reconciler."""
+    finished_at: datetime | None = None
+    """When it reached a final state."""
+    review_reason: str | None = None
+    """Why it went to NEEDS_REVIEW, in words for the manager."""
 
     @property
     def is_live(self) -> bool:

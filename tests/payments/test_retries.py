@@ -101,14 +101,25 @@ async def checkout_of(h: TillHarness, phone: str) -> str:
     return live.checkout_request_id
 
 
-async def test_ordinary_failure_waits_the_general_retry_delay(shop_till: TillHarness) -> None:
+async def test_after_a_cancel_the_same_phone_waits_out_code_17s_window(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 7: the till knows when it pushed this amount to this phone, so it says the
+    real wait (not "0:05", which Daraja would answer with 17) and offers another phone."""
     h = shop_till
     view = await failed_sale(h, "D1", 1032)
-    assert view.retry.block is RetryBlock.WAIT
-    assert (await refusal(h, "D1")).retry_after == 5
-    h.clock.advance(5)
+    assert view.retry.block is RetryBlock.WAIT and view.retry.other_phone_now
+    assert "wait 2:00" in view.retry.message and "another phone" in view.retry.message
+    assert (await refusal(h, "D1")).retry_after == 120
+    assert (await refusal(h, "D1", phone=unique_phone())).retry_after == 5
+    h.clock.advance(100)
+    assert "wait 0:20" in (await h.view(view.attempt_id)).retry.message
+    h.clock.advance(20)
+    await h.sim.advance_clock(120)
     assert (await h.view(view.attempt_id)).retry.allowed_now
     retried = await h.engine.retry("D1")
+    await h.advance_sim(2)
+    assert (await h.view(retried.attempt_id)).result_code != "17", "Daraja took the retry"
     attempt = await h.store.attempts.get(h.shop_id, int(retried.attempt_id))
     assert attempt is not None
     assert attempt.idempotency_key == idempotency_key(h.shop_id, h.till_id, "D1", 2)
@@ -168,7 +179,8 @@ async def test_at_most_max_retries(tmp_path: Path, simulator: ServerProcess) -> 
     async with till(tmp_path, simulator.base_url, limits={"max_retries": 1}) as h:
         phone = unique_phone()
         await failed_sale(h, "MX1", 1032, phone)
-        h.clock.advance(5)
+        h.clock.advance(120)
+        await h.sim.advance_clock(120)
         retried = await h.engine.retry("MX1")
         await h.advance_sim(2)
         view = await h.view(retried.attempt_id)
@@ -194,8 +206,35 @@ async def test_not_while_live_not_when_paid_not_for_an_unknown_sale(
 async def test_retry_checks_its_phone(shop_till: TillHarness) -> None:
     h = shop_till
     await failed_sale(h, "BP1", 1032)
-    h.clock.advance(5)
+    h.clock.advance(120)
     with pytest.raises(InvalidPaymentInput) as caught:
         await h.engine.retry("BP1", phone="0712")
     assert caught.value.field == "phone"
     assert len(await h.engine.sale_attempts("BP1")) == 1
+
+
+async def test_retries_refused_by_code_17_do_not_count(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    """A push Daraja refused with 17 opened no prompt: it is not one of the 3 retries."""
+    async with till(tmp_path, simulator.base_url, limits={"max_retries": 1}) as h:
+        phone = unique_phone()
+        paid = await h.engine.start_payment("X17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(paid.attempt_id)).state is S.COMPLETED
+        refused = await h.engine.start_payment("Y17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(refused.attempt_id)).result_code == "17"
+        h.clock.advance(125)
+        await h.sim.advance_clock(125)
+        # Another sale of the same amount to the same phone goes first, so Daraja refuses
+        # the retry of Y17 with 17 again.
+        other = await h.engine.start_payment("Z17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(other.attempt_id)).state is S.COMPLETED
+        retried = await h.engine.retry("Y17")
+        await h.advance_sim(2)
+        view = await h.view(retried.attempt_id)
+        assert view.state is S.FAILED and view.result_code == "17"
+        assert view.retry.retries_used == 0 and view.retry.retries_left == 1
+        assert view.retry.block is RetryBlock.WAIT
