@@ -527,6 +527,8 @@ class PaymentEngine:
                     merchant_request_id=accepted.merchant_request_id,
                     checkout_request_id=accepted.checkout_request_id,
                 )
+                if self._reconciler is not None:
+                    self._reconciler.wake()  # it plans its next sleep to this countdown's end
             return verdict.attempt
         finally:
             lock.release()
@@ -560,9 +562,9 @@ class PaymentEngine:
     ) -> Verdict:
         """Decide and write one piece of evidence (one transaction with its audit entry).
 
-        `problem`: evidence that disagrees with the attempt; recorded for the manager (with
-        the attempt flagged suspicious) when it moves nothing, since the attempt's own state
-        then does not show it.
+        `problem`: evidence that disagrees with the attempt, recorded for the manager in the
+        same transaction (and the attempt flagged suspicious when it moves nothing, so the
+        problem list shows it).
         """
         async with self.store.write() as tx:
             current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
@@ -631,7 +633,7 @@ class PaymentEngine:
                     },
                     till_id=self.till_id,
                 )
-            if problem is not None and decision.to is not S.NEEDS_REVIEW:
+            if problem is not None:
                 await self._problem(tx, moved, problem)
         await self._notify(moved)
         if moved.state is S.FAILED:

@@ -655,3 +655,86 @@ async def test_a_failure_callback_waits_for_its_query_and_a_later_pass_finds_it_
     (problem,) = await h.store.problems.list(h.shop_id)
     assert problem.detail["pattern"] == "failure_callback_contradicted"
     assert problem.detail["callback_code"] == "1032" and problem.detail["query_code"] == "0"
+
+
+# ---------------------------------------------------------------- issue #11: binding and honesty
+
+
+async def test_a_receipt_another_sale_holds_never_completes(shop_till: TillHarness) -> None:
+    h = shop_till
+    paid_phone, phone = unique_phone(), unique_phone()
+    paid = await h.engine.start_payment("RC1", 10, paid_phone)
+    await h.advance_sim(2)
+    paid = await h.view(paid.attempt_id)
+    assert paid.state is S.COMPLETED and paid.receipt
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("RC2", 10, phone)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.checkout_request_id is not None
+    body = success_body(attempt.checkout_request_id, 10, phone, receipt=paid.receipt)
+    result = await h.deliver(event_for(attempt, body, h.clock.now()))
+    assert result.outcome is CallbackOutcome.NEEDS_REVIEW
+    view = await h.view(view.attempt_id)
+    assert view.state is S.NEEDS_REVIEW and view.receipt is None
+    assert "already pays sale RC1" in (view.manager_hint or "")
+    (problem,) = await h.store.problems.list(h.shop_id)
+    assert problem.detail["pattern"] == "success_not_bound"
+    assert (await h.view(paid.attempt_id)).receipt == paid.receipt, "the payer is untouched"
+
+
+async def test_a_success_without_a_receipt_is_receipt_pending_never_confirmed(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 3 (confirmation off): no MpesaReceiptNumber, so the words stay honest."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("RP1", 10, phone)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.checkout_request_id is not None
+    body = success_body(attempt.checkout_request_id, 10, phone).replace(
+        b'{"Name": "MpesaReceiptNumber", "Value": "TST0000001"}, ', b""
+    )
+    assert b"MpesaReceiptNumber" not in body
+    await h.deliver(event_for(attempt, body, h.clock.now()))
+    view = await h.view(view.attempt_id)
+    assert view.state is S.COMPLETED and view.receipt_pending
+    assert view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
+    assert "confirmed" not in view.cashier_message and "receipt pending" in view.cashier_message
+    assert (await row(h, view.attempt_id)).flags & AttemptFlag.RECEIPT_PENDING
+    receipt_pending = await h.store.attempts.problems(h.shop_id)
+    assert [a.id for a in receipt_pending.items] == [int(view.attempt_id)]
+
+
+async def test_receipt_pending_is_set_by_a_query_and_cleared_by_the_callback(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 5."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, late_callback_s=60)
+    view = await h.engine.start_payment("RP2", 10, phone)
+    await h.advance_sim(2)
+    h.clock.advance(31)
+    await h.reconcile()
+    attempt = await row(h, view.attempt_id)
+    assert attempt.state is S.COMPLETED and attempt.receipt_number is None
+    assert attempt.flags & AttemptFlag.RECEIPT_PENDING
+    await h.advance_sim(61)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.receipt_number and not attempt.flags & AttemptFlag.RECEIPT_PENDING
+    assert (await h.store.attempts.problems(h.shop_id)).items == ()
+
+
+async def test_expired_reads_outcome_unknown(shop_till: TillHarness) -> None:
+    """Issue #11 case 8: EXPIRED is not "not paid"."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
+    view = await h.engine.start_payment("EU1", 10, phone)
+    h.clock.advance(301)
+    await h.reconcile()
+    view = await h.view(view.attempt_id)
+    assert view.state is S.EXPIRED
+    assert view.cashier_message.startswith("Outcome unknown")
+    assert "not paid" not in view.cashier_message.lower()

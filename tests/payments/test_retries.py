@@ -16,6 +16,7 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.service import idempotency_key
 from tests.conftest import unique_phone
+from tests.payments.bodies import event_for, failure_body
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 
@@ -238,3 +239,56 @@ async def test_retries_refused_by_code_17_do_not_count(
         assert view.state is S.FAILED and view.result_code == "17"
         assert view.retry.retries_used == 0 and view.retry.retries_left == 1
         assert view.retry.block is RetryBlock.WAIT
+
+
+async def test_a_retry_first_asks_about_the_previous_attempt(shop_till: TillHarness) -> None:
+    """Issue #11 case 2, confirmation off: a failure callback (rewritten; M-Pesa in truth took
+    the money) is asked about before the retry prompt, which then never goes out."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("AB1", 10, phone)
+    attempt = await h.store.attempts.get(h.shop_id, int(view.attempt_id))
+    assert attempt is not None and attempt.checkout_request_id is not None
+    lie = failure_body(attempt.checkout_request_id, 1032)
+    assert (await h.deliver(event_for(attempt, lie, h.clock.now()))).outcome.value == "applied"
+    assert (await h.view(view.attempt_id)).state is S.FAILED
+    await h.advance_sim(2)  # the customer had paid
+    h.clock.advance(120)
+    await h.sim.advance_clock(120)
+    refused = await refusal(h, "AB1")
+    assert refused.reason is RefusalReason.ALREADY_PAID
+    after = await h.view(view.attempt_id)
+    assert after.state is S.COMPLETED and after.late
+    assert len(await h.engine.sale_attempts("AB1")) == 1
+    pushes = [r for r in await h.sim.requests(phone=phone) if "stkpush/" in r.path]
+    assert len(pushes) == 1, "no second prompt"
+
+
+async def test_after_a_failure_without_a_checkout_id_only_with_no_sms_confirmation(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error", result_code=1032)
+        view = await h.engine.start_payment("NC1", 10, phone)
+        await h.advance_sim(2)
+        view = await h.view(view.attempt_id)
+        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.retry.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
+        h.clock.advance(120)
+        refused = await refusal(h, "NC1")
+        assert refused.reason is RefusalReason.NEEDS_NO_SMS_CONFIRMATION
+        assert len(await h.engine.sale_attempts("NC1")) == 1
+        await h.sim.set_phone_scenario(phone)
+        retried = await h.engine.retry("NC1", customer_got_no_sms=True)
+        assert retried.attempt_number == 2
+
+
+async def test_a_definite_push_refusal_needs_no_sms_question(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url, sim_settings={"max_timestamp_skew_s": 60}) as h:
+        view = await h.engine.start_payment("PR1", 10, unique_phone())
+        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.retry.block is not RetryBlock.NEEDS_NO_SMS_CONFIRMATION
