@@ -308,6 +308,13 @@ class PaymentService(Protocol):
         """
         ...
 
+    async def report_customer_sms(self, attempt_id: AttemptId) -> PaymentView:
+        """The cashier reports the customer got an M-Pesa SMS for an attempt whose outcome
+        this till does not know (EXPIRED, or FAILED without its CheckoutRequestID): money may
+        have moved, so the attempt goes to a manager (NEEDS_REVIEW), audited. Other attempts
+        are left as they are."""
+        ...
+
     async def recent_phones(self, limit: int = 5) -> list[str]:
         """Normalised phones of this till's latest attempts, newest first, without repeats."""
         ...

@@ -70,6 +70,7 @@ from smartduka_tui.payments.views import (
     HANDED_TO_RECONCILER,
     UNBOUND_SUCCESS,
     build_view,
+    needs_no_sms_confirmation,
     retry_rule,
 )
 from smartduka_tui.store.db import WriteTx
@@ -91,6 +92,10 @@ log = logging.getLogger(__name__)
 S = AttemptState
 
 TRANSACTION_DESC = "SmartDuka"
+CUSTOMER_SMS_REASON = (
+    "The customer reports an M-Pesa confirmation SMS for this payment: find its receipt on the "
+    "statement and resolve it (paid, receipt X) before anyone charges again."
+)
 _ACTOR_FOR_CAUSE = {
     Cause.PUSH: Actor.SYSTEM,
     Cause.CALLBACK: Actor.CALLBACK,
@@ -748,6 +753,19 @@ class PaymentEngine:
         attempt = await self._attempt(attempt_id)
         verdict = await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
         return await self.view(verdict.attempt if verdict else attempt)
+
+    async def report_customer_sms(self, attempt_id: AttemptId) -> PaymentView:
+        attempt = await self._attempt(attempt_id)
+        if needs_no_sms_confirmation(attempt):
+            async with self.lock_for(attempt.attempt_ref):
+                verdict = await self.apply_evidence(
+                    attempt,
+                    Evidence.CUSTOMER_GOT_SMS,
+                    Cause.CASHIER,
+                    detail={"review_reason": CUSTOMER_SMS_REASON},
+                )
+            attempt = verdict.attempt
+        return await self.view(attempt)
 
     async def stop_waiting(self, attempt_id: AttemptId) -> PaymentView:
         attempt = await self._attempt(attempt_id)
