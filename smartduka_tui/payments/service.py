@@ -864,6 +864,19 @@ class PaymentEngine:
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
         if advice.outcome is not Outcome.PAID:
+            if current.state is S.COMPLETED:
+                verdict = await self.apply_evidence(
+                    current,
+                    Evidence.CALLBACK_FAILURE,
+                    Cause.CALLBACK,
+                    detail=detail,
+                    problem={
+                        "pattern": "failure_after_paid",
+                        "callback_code": callback.code_key,
+                        "reason": "A failure callback arrived for an attempt already paid.",
+                    },
+                )
+                return await self._result(verdict, CallbackOutcome.NO_CHANGE)
             if (
                 self.settings.confirm_by_query
                 and current.checkout_request_id is not None
