@@ -674,7 +674,8 @@ class Attempts:
 
     async def summary(self, shop_id: str, since: datetime, until: datetime) -> Summary:
         """Totals for attempts created in [since, until): count, paid, amount paid, failures by
-        result code and the average seconds from push (or creation) to payment."""
+        result code, the average seconds from push (or creation) to payment, and the same per
+        sale (paid, settled unpaid)."""
         # One pass of conditional sums (a GROUP BY over every row would sort them all), then
         # the failed rows alone grouped by code.
         per_state = ", ".join(
@@ -696,7 +697,16 @@ class Attempts:
             " GROUP BY code",
             params,
         )
-        if totals is None:
+        sales = await self._db.fetchone(
+            "SELECT count(*) AS sales, coalesce(sum(paid), 0) AS paid,"  # noqa: S608 - constants
+            " coalesce(sum(NOT paid AND settled), 0) AS not_paid FROM ("
+            "  SELECT max(state = 'COMPLETED') AS paid,"
+            f"  min(NOT ({LIVE_SQL})) AS settled"
+            "  FROM attempts WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
+            "  GROUP BY sale_ref)",
+            params,
+        )
+        if totals is None or sales is None:
             raise RuntimeError("an aggregate query returned no row")
         by_state = {state: int(totals[state.value] or 0) for state in AttemptState}
         timed = int(totals["timed"] or 0)
@@ -708,6 +718,9 @@ class Attempts:
             failures_by_code={row["code"]: int(row["n"]) for row in codes},
             average_seconds_to_pay=int(totals["pay_ms"]) / timed / 1000 if timed else None,
             by_state={state: n for state, n in by_state.items() if n},
+            sales=int(sales["sales"]),
+            sales_paid=int(sales["paid"]),
+            sales_not_paid=int(sales["not_paid"]),
         )
 
     async def daily_summary(self, shop_id: str, day: date, tz: tzinfo) -> Summary:

@@ -375,12 +375,25 @@ class Summary:
     failures_by_code: Mapping[str, int]
     average_seconds_to_pay: float | None
     by_state: Mapping[AttemptState, int] = field(default_factory=dict)
+    sales: int = 0
+    """Sales (a sale is every attempt with one sale reference) begun in the period."""
+    sales_paid: int = 0
+    """Sales with a COMPLETED attempt."""
+    sales_not_paid: int = 0
+    """Sales whose every attempt reached a final state and none is COMPLETED."""
 
     @property
     def failure_rate(self) -> float:
         """Failed attempts over attempts that reached a final state."""
         finished = sum(n for state, n in self.by_state.items() if state in FINAL)
         return self.failed / finished if finished else 0.0
+
+    @property
+    def sale_failure_rate(self) -> float:
+        """Sales not paid over sales that are settled (paid or finished unpaid): retries and
+        Daraja's code-17 refusals do not inflate it."""
+        settled = self.sales_paid + self.sales_not_paid
+        return self.sales_not_paid / settled if settled else 0.0
 
 
 @dataclass(frozen=True, slots=True)

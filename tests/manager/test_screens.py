@@ -450,8 +450,8 @@ async def test_the_history_moves_day_by_day(seeded: Seeded) -> None:
     async with app.run_test(size=SIZE) as pilot:
         history = await sign_in(pilot, "history")
         text = screen_text(app)
-        assert "Thursday 15 Jan 2026: 7 payments asked, 2 paid, KES 600 received" in text
-        assert "Failure rate 33% of 6 finished" in text
+        assert "Thursday 15 Jan 2026: 7 sales, 2 paid, 4 not paid (67%), KES 600" in text
+        assert "Attempts: 7 asked, 2 paid" in text and "33% of 6 finished failed" in text
         assert history.query_one(DataTable).row_count == 7
         assert history.check_action("day", (1,)) is None
         await pilot.press("left_square_bracket")

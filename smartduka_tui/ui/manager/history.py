@@ -46,9 +46,10 @@ def summary_text(summary: DailySummary) -> str:
         else "no paid payment to time"
     )
     lines = [
-        f"{day}: {summary.attempts} payments asked, {summary.paid} paid, "
-        f"{shillings(summary.amount_paid)} received, {average}.",
-        f"Failure rate {summary.failure_rate:.0%} of {summary.finished} finished "
+        f"{day}: {summary.sales} sales, {summary.sales_paid} paid, {summary.sales_not_paid} "
+        f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received.",
+        f"Attempts: {summary.attempts} asked, {summary.paid} paid, {average}; "
+        f"{summary.failure_rate:.0%} of {summary.finished} finished failed "
         f"({summary.failed} failed, {summary.expired} expired, {summary.needs_review} in review"
         f", {summary.live} still open).",
     ]
