@@ -59,6 +59,7 @@ _TEXT_FIELDS = frozenset(
         "result_desc",
         "receipt_number",
         "review_reason",
+        "review_note",
     }
 )
 TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
