@@ -20,9 +20,12 @@ from smartduka_tui.payments.api import (
     RetryBlock,
     Stage,
 )
+from smartduka_tui.payments.manager import ManagerService, Resolution
 from smartduka_tui.payments.views import UNBOUND_SUCCESS
 from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.store.records import AttemptFilter, AttemptFlag, ProblemKind, StateOrFlags
+from smartduka_tui.store.secret import Secret
 from tests.conftest import unique_phone
 from tests.integration.malicious import (
     FeedEvent,
@@ -347,3 +350,43 @@ async def test_reordered_and_duplicated_events_change_no_money_state_wrongly(
         assert (await engine.get(cancelled.attempt_id)).state is S.FAILED
         assert {h.callback_outcome for h in handled[2:]} == {CallbackOutcome.NO_CHANGE}
         assert await engine.store.problems.list(till.shop_id) == []
+
+
+# ------------------------------------------------------------------------------- case 8
+
+
+async def test_case_8_expired_is_outcome_unknown_an_sms_goes_to_a_manager_who_settles_it(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    till = await direct_till(tmp_path, relay, sim)
+    phone = unique_phone()
+    # The customer pays, but the callback never comes through (the relay drops it) and the
+    # query keeps saying "being processed".
+    await sim.set_phone_scenario(phone, query_anomaly="stuck_pending")
+    clock = new_clock()
+    async with confirming_engine(till, clock) as engine:
+        view = await engine.start_payment("C8", 68, phone)
+        await callbacks_stored(relay, till, 1)
+        await drain(engine, relay, lambda events: [])
+        clock.advance(engine.settings.timings.attempt_expiry_s + 1)
+        await engine.reconcile_once()
+        view = await engine.get(view.attempt_id)
+        assert view.state is S.EXPIRED and view.cashier_message.startswith("Outcome unknown")
+        assert view.retry.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
+        view = await engine.report_customer_sms(view.attempt_id)  # "got an SMS"
+        assert view.state is S.NEEDS_REVIEW and view.retry.block is RetryBlock.NEEDS_REVIEW
+        manager = ManagerService(
+            engine.store, engine.settings, clock, shop_id=till.shop_id, till_id=till.till_id
+        )
+        await ManagerPin.of(engine.store).set(Secret("4826"))
+        assert (await manager.sign_in(Secret("4826"))).accepted
+        before = await manager.daily_summary(manager.today())
+        await manager.resolve(f"A{view.attempt_id}", "on the statement", Resolution.PAID, "SDT8A2")
+        after = await manager.daily_summary(manager.today())
+        view = await engine.get(view.attempt_id)
+        assert view.state is S.COMPLETED and view.receipt == "SDT8A2"
+        assert (after.sales_paid, after.amount_paid) == (
+            before.sales_paid + 1,
+            before.amount_paid + 68,
+        )
+        assert after.needs_review == before.needs_review - 1
