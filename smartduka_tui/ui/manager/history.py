@@ -16,10 +16,12 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.manager import (
     DailySummary,
     HistoryFilter,
     ListCursor,
+    PaymentRow,
     RowPage,
 )
 from smartduka_tui.ui.format import shillings
@@ -34,6 +36,16 @@ COLUMNS = (
     ("Phone", "phone", 12),
     ("Receipt/code", "code", 12),
 )
+
+
+def receipt_or_code(row: PaymentRow) -> str:
+    """The receipt; for a payment paid without one yet, "pending" (its code is 0, which is no
+    receipt); otherwise the code that ended it."""
+    if row.receipt:
+        return row.receipt
+    if row.state is AttemptState.COMPLETED:
+        return "pending"
+    return row.result_code or ""
 
 
 def summary_text(summary: DailySummary) -> str:
@@ -120,7 +132,7 @@ class HistoryScreen(ManagerScreen):
                 row.sale_ref or "",
                 amount_cell(row.amount),
                 row.phone_masked or "",
-                row.receipt or row.result_code or "",
+                receipt_or_code(row),
                 key=row.key,
             )
 
