@@ -705,7 +705,7 @@ class PaymentEngine:
                 evidence,
                 Cause.QUERY,
                 detail=detail,
-                problem=self._contradiction(current, claim, evidence, answer),
+                problem=_contradiction(claim, current.confirming_code, evidence, answer),
                 **fields,
             )
             if claim is not None and evidence not in _INCONCLUSIVE:
@@ -714,29 +714,6 @@ class PaymentEngine:
                 assert moved is not None
                 verdict = Verdict(moved, verdict.decision)
             return Verdict(verdict.attempt, verdict.decision, answer)
-
-    def _contradiction(
-        self,
-        attempt: Attempt,
-        claim: ConfirmingClaim | None,
-        evidence: Evidence,
-        answer: QueryAnswer,
-    ) -> dict[str, Any] | None:
-        """A problem record when the query contradicts what a callback claimed."""
-        if claim is ConfirmingClaim.FAILURE and evidence is Evidence.QUERY_SUCCESS:
-            return {
-                "pattern": "failure_callback_contradicted",
-                "callback_code": attempt.confirming_code,
-                "query_code": answer.result_code,
-                "reason": "A callback said the payment failed; M-Pesa's query says it was paid.",
-            }
-        if claim is ConfirmingClaim.SUCCESS and evidence is Evidence.CONFIRMATION_CONTRADICTED:
-            return {
-                "pattern": "success_callback_contradicted",
-                "query_code": answer.result_code,
-                "reason": "A callback said the payment succeeded; M-Pesa's query says it did not.",
-            }
-        return None
 
     async def _end_confirmation(self, attempt: Attempt, answer: QueryAnswer) -> None:
         async with self.store.write() as tx:
@@ -961,15 +938,8 @@ class PaymentEngine:
                 "result_desc": callback.description,
                 "receipt_number": callback.receipt,
             }
-        problem = None
-        if claim is ConfirmingClaim.FAILURE and evidence is Evidence.QUERY_SUCCESS:
-            problem = {
-                "pattern": "failure_callback_contradicted",
-                "callback_code": callback.code_key,
-                "query_code": answer.result_code,
-                "reason": "A callback said the payment failed; M-Pesa's query says it was paid.",
-            }
-        elif evidence is Evidence.CONFIRMATION_CONTRADICTED:
+        problem = _contradiction(claim, callback.code_key, evidence, answer)
+        if evidence is Evidence.CONFIRMATION_CONTRADICTED:
             detail["review_reason"] = (
                 "A callback said the payment succeeded; M-Pesa's query says code "
                 f"{answer.result_code}."
@@ -1061,6 +1031,30 @@ class PaymentEngine:
 
 
 _INCONCLUSIVE = frozenset({Evidence.CONFIRMATION_INCONCLUSIVE, Evidence.QUERY_INCONCLUSIVE})
+
+
+def _contradiction(
+    claim: ConfirmingClaim | None,
+    callback_code: str | None,
+    evidence: Evidence,
+    answer: QueryAnswer,
+) -> dict[str, Any] | None:
+    """A problem record for the manager when the query contradicts what a callback claimed."""
+    if claim is ConfirmingClaim.FAILURE and evidence is Evidence.QUERY_SUCCESS:
+        return {
+            "pattern": "failure_callback_contradicted",
+            "callback_code": callback_code,
+            "query_code": answer.result_code,
+            "reason": "A callback said the payment failed; M-Pesa's query says it was paid.",
+        }
+    if claim is ConfirmingClaim.SUCCESS and evidence is Evidence.CONFIRMATION_CONTRADICTED:
+        return {
+            "pattern": "success_callback_contradicted",
+            "callback_code": callback_code,
+            "query_code": answer.result_code,
+            "reason": "A callback said the payment succeeded; M-Pesa's query says it did not.",
+        }
+    return None
 
 
 def _mismatch(attempt: Attempt, callback: StkCallback) -> str | None:
