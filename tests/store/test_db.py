@@ -387,40 +387,42 @@ async def test_the_attempt_truth_migration_reads_old_rows_facts_from_their_audit
     truth = next(m for m in MIGRATIONS if m.description.startswith("the attempt row holds"))
     path = tmp_path / "old.db"
     old = await Database.open(path, upgrade_to=truth.version - 1)
-    async with old.write() as tx:
-        await tx.execute(
-            "INSERT INTO shops VALUES ('s1', 'S', 'platform', NULL, NULL, 'KP', 1,"
-            " 'pending', NULL, 1, 1)"
-        )
-        await tx.execute("INSERT INTO tills VALUES ('t1', 's1', 'https://r', 'k1', 1, 1)")
-        for number, state in ((1, "PENDING"), (2, "FAILED"), (3, "PENDING")):
+    try:
+        async with old.write() as tx:
             await tx.execute(
-                "INSERT INTO attempts (id, shop_id, till_id, sale_ref, amount, phone,"
-                " idempotency_key, attempt_ref, attempt_number, state, created_at, expires_at,"
-                " updated_at) VALUES (?, 's1', 't1', ?, 10, ?, ?, ?, 1, ?, 1000, 9000, 8000)",
-                (
-                    number,
-                    f"S{number}",
-                    f"25471200000{number}",
-                    f"key{number}",
-                    f"ref{number}",
-                    state,
-                ),
+                "INSERT INTO shops VALUES ('s1', 'S', 'platform', NULL, NULL, 'KP', 1,"
+                " 'pending', NULL, 1, 1)"
             )
-        entries = [
-            (1, 2000, "evidence.awaiting_confirmation", '{"receipt": "R1"}'),
-            (2, 3000, "attempt.handed_to_reconciler", "{}"),
-            (2, 5000, "attempt.transition", '{"to": "FAILED"}'),
-            (3, 2000, "evidence.awaiting_confirmation", '{"receipt": "R3"}'),
-            (3, 2500, "evidence.confirmation_settled", "{}"),
-        ]
-        for attempt_id, at, action, detail in entries:
-            await tx.execute(
-                "INSERT INTO audit_log (at, shop_id, actor, action, attempt_id, detail,"
-                " prev_hash, hash) VALUES (?, 's1', 'system', ?, ?, ?, '', '')",
-                (at, action, attempt_id, detail),
-            )
-    await old.close()
+            await tx.execute("INSERT INTO tills VALUES ('t1', 's1', 'https://r', 'k1', 1, 1)")
+            for number, state in ((1, "PENDING"), (2, "FAILED"), (3, "PENDING")):
+                await tx.execute(
+                    "INSERT INTO attempts (id, shop_id, till_id, sale_ref, amount, phone,"
+                    " idempotency_key, attempt_ref, attempt_number, state, created_at, expires_at,"
+                    " updated_at) VALUES (?, 's1', 't1', ?, 10, ?, ?, ?, 1, ?, 1000, 9000, 8000)",
+                    (
+                        number,
+                        f"S{number}",
+                        f"25471200000{number}",
+                        f"key{number}",
+                        f"ref{number}",
+                        state,
+                    ),
+                )
+            entries = [
+                (1, 2000, "evidence.awaiting_confirmation", '{"receipt": "R1"}'),
+                (2, 3000, "attempt.handed_to_reconciler", "{}"),
+                (2, 5000, "attempt.transition", '{"to": "FAILED"}'),
+                (3, 2000, "evidence.awaiting_confirmation", '{"receipt": "R3"}'),
+                (3, 2500, "evidence.confirmation_settled", "{}"),
+            ]
+            for attempt_id, at, action, detail in entries:
+                await tx.execute(
+                    "INSERT INTO audit_log (at, shop_id, actor, action, attempt_id, detail,"
+                    " prev_hash, hash) VALUES (?, 's1', 'system', ?, ?, ?, '', '')",
+                    (at, action, attempt_id, detail),
+                )
+    finally:
+        await old.close()
     upgraded = await Database.open(path)
     try:
         rows = await upgraded.fetchall(
