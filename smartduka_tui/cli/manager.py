@@ -173,7 +173,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.cli.transactions import shop_for
         from smartduka_tui.clock import SystemClock
-        from smartduka_tui.payments.manager import ManagerError, ManagerService
+        from smartduka_tui.payments.manager import ManagerError, ManagerService, Resolution
         from smartduka_tui.store.pin import ManagerPin
 
         async with open_store(settings, require_keys=False) as store:
@@ -191,7 +191,14 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             if not check.accepted:
                 raise refusal(check)
             try:
-                result = await service.resolve(args.key, args.note)
+                outcome = (
+                    Resolution.PAID
+                    if args.paid is not None
+                    else Resolution.NOT_PAID
+                    if args.not_paid
+                    else None
+                )
+                result = await service.resolve(args.key, args.note, outcome, args.paid)
             except ManagerError as error:
                 raise CliError(f"{error}; nothing changed", EXIT_BAD_INPUT) from None
             finally:
@@ -234,5 +241,17 @@ def register(subparsers: Any) -> None:
     )
     resolve.add_argument("key", help="the payment (A12) or problem (P3), as listed")
     resolve.add_argument("--note", required=True, help="what was done, e.g. refunded")
+    found = resolve.add_mutually_exclusive_group()
+    found.add_argument(
+        "--paid",
+        metavar="RECEIPT",
+        default=None,
+        help="the statement shows it paid with this receipt: the payment becomes COMPLETED",
+    )
+    found.add_argument(
+        "--not-paid",
+        action="store_true",
+        help="the statement shows no payment: it becomes FAILED (safe to charge again)",
+    )
     resolve.add_argument("--shop", default=None, help="shop id (default: the configured shop)")
     resolve.set_defaults(handler=cmd_resolve)

@@ -42,7 +42,8 @@ _MAX_EXPONENT: Final = 30
 # is slow).
 _MAX_CODE_DIGITS: Final = 12
 _CODE_TEXT = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
-_NUMERIC = re.compile(r"^[+-]?\d{1,12}$")
+# A number as Daraja writes one: no sign, no leading zero, no spaces (so "0" but never "00").
+_CANONICAL_NUMBER = re.compile(r"^(?:0|[1-9][0-9]{0,11})$")
 _DESC_PREFIX = re.compile(r"^(?:\s*\[[^\]\n]{0,40}\])+\s*")
 _RECEIPT = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _PHONE_TEXT = re.compile(r"^[0-9][0-9 *+\-]{0,23}$")
@@ -66,15 +67,19 @@ class TransactionType(StrEnum):
 
 
 def normalise_result_code(raw: int | str) -> int | str:
-    """Numeric codes as int ("1032" -> 1032), others stripped and upper-cased ("SFC_IC0003")."""
+    """Numeric codes in their one canonical spelling as int ("1032" -> 1032); anything else
+    upper-cased as given ("sfc_ic0003" -> "SFC_IC0003", "00" stays "00", "+0" stays "+0").
+
+    Only the integer 0 or the exact string "0" is success: "00", "-0", "+0" or " 0" are not
+    how Daraja writes it, so they stay codes nobody knows (a manager looks), never "paid".
+    """
     if isinstance(raw, bool):
         raise ValueError("a result code is not a boolean")
     if isinstance(raw, int):
         return raw
-    text = raw.strip()
-    if _NUMERIC.fullmatch(text):
-        return int(text)
-    return text.upper()
+    if _CANONICAL_NUMBER.fullmatch(raw):
+        return int(raw)
+    return raw.upper()
 
 
 def result_code_key(raw: int | str) -> str:
@@ -95,10 +100,10 @@ def _result_code(value: object) -> int | str:
             raise ValueError("ResultCode is out of range")
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if not _CODE_TEXT.fullmatch(text):
+        # Not stripped: " 0" is not Daraja's "0", and a code with spaces is no code at all.
+        if not _CODE_TEXT.fullmatch(value):
             raise ValueError("ResultCode must be 1-32 letters, digits, '_', '.' or '-'")
-        return text
+        return value
     raise ValueError("ResultCode must be a whole number or a code string")
 
 

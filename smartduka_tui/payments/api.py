@@ -79,7 +79,12 @@ class RetryRule(BaseModel):
         default=False,
         description="The retry needs retry(..., customer_got_no_sms=True) (after EXPIRED).",
     )
-    retries_used: int
+    other_phone_now: bool = Field(
+        default=False,
+        description="With block WAIT: the wait is Daraja's code-17 window for this phone and "
+        "amount; another phone may be sent at once.",
+    )
+    retries_used: int = Field(description="Retries counted (code-17 refusals are not).")
     retries_left: int
     message: str = Field(description="One line for the cashier saying what they may do.")
 
@@ -301,6 +306,13 @@ class PaymentService(Protocol):
 
         The state does not change; a later callback or query still settles it.
         """
+        ...
+
+    async def report_customer_sms(self, attempt_id: AttemptId) -> PaymentView:
+        """The cashier reports the customer got an M-Pesa SMS for an attempt whose outcome
+        this till does not know (EXPIRED, or FAILED without its CheckoutRequestID): money may
+        have moved, so the attempt goes to a manager (NEEDS_REVIEW), audited. Other attempts
+        are left as they are."""
         ...
 
     async def recent_phones(self, limit: int = 5) -> list[str]:

@@ -14,17 +14,36 @@ from smartduka_tui.mpesa.result_codes import (
     HTTP_REFUSED,
     NO_ANSWER,
     OUTCOME_UNKNOWN,
+    CodeKind,
     Outcome,
     ResultInfo,
     describe_refusal,
     describe_result,
 )
 
-__all__ = ["Outcome", "ResultInfo", "advise"]
+__all__ = ["MANAGER_NOT_PAID", "RULE_LIMITED", "Outcome", "ResultInfo", "advise"]
+
+RULE_LIMITED = "17"
+"""Daraja's "same amount to the same phone within 2 minutes" (a callback's ResultCode)."""
+
+MANAGER_NOT_PAID = ResultInfo(
+    code="manager_not_paid",
+    kind=CodeKind.CLIENT,
+    outcome=Outcome.FAILED_RETRYABLE,
+    cashier_message="A manager checked the M-Pesa statement: not paid. You may charge again.",
+    manager_hint="Resolved as not paid after checking the M-Pesa statement.",
+)
 
 _CLIENT_VERDICTS = {
     info.code: info
-    for info in (CONNECTION_FAILED, AUTHENTICATION_FAILED, HTTP_REFUSED, OUTCOME_UNKNOWN, NO_ANSWER)
+    for info in (
+        CONNECTION_FAILED,
+        AUTHENTICATION_FAILED,
+        HTTP_REFUSED,
+        OUTCOME_UNKNOWN,
+        NO_ANSWER,
+        MANAGER_NOT_PAID,
+    )
 }
 
 

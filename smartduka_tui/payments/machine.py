@@ -45,6 +45,18 @@ class Evidence(StrEnum):
     """"Being processed", an unknown code, or no answer."""
     EXPIRY = "expiry"
     """Past the attempt expiry, after one last query that settled nothing."""
+    SUCCESS_UNBOUND = "success_unbound"
+    """A success that nothing Daraja said ties to this attempt: the push response (and so this
+    till's own CheckoutRequestID) was lost, or the receipt already pays another attempt."""
+    STATEMENT_MATCHED = "statement_matched"
+    """Transaction Status by the receipt matched amount, phone and shortcode in the attempt's
+    window, and no other sale holds the receipt (issue "M-Pesa statement" brings it)."""
+    CUSTOMER_GOT_SMS = "customer_got_sms"
+    """The cashier reports the customer received an M-Pesa confirmation SMS."""
+    MANAGER_PAID = "manager_paid"
+    """A manager checked the statement: paid, with the receipt they give."""
+    MANAGER_NOT_PAID = "manager_not_paid"
+    """A manager checked the statement: no money moved."""
 
 
 class Cause(StrEnum):
@@ -60,6 +72,11 @@ class Cause(StrEnum):
 
 
 _SUCCESSES = frozenset({Evidence.CALLBACK_SUCCESS, Evidence.CONFIRMED_SUCCESS})
+# Not paid and not under a manager's eye yet: where an unbound success sends an attempt.
+_NOT_SETTLED = frozenset({S.CREATED, S.PENDING, S.UNKNOWN, S.FAILED, S.EXPIRED})
+# Where a manager's resolution ("paid, receipt X" / "not paid") may move an attempt: every
+# final state but COMPLETED, which is never left.
+_RESOLVABLE = frozenset({S.FAILED, S.EXPIRED, S.NEEDS_REVIEW})
 
 # (evidence, from states) -> to. The plain rows of the table; late and duplicate payments are
 # handled in `decide` because they depend on more than the attempt's own state.
@@ -67,17 +84,29 @@ TABLE: dict[tuple[Evidence, AttemptState], AttemptState] = {
     (Evidence.PUSH_ACCEPTED, S.CREATED): S.PENDING,
     (Evidence.PUSH_REFUSED, S.CREATED): S.FAILED,
     (Evidence.PUSH_OUTCOME_UNKNOWN, S.CREATED): S.UNKNOWN,
-    **{(e, s): S.COMPLETED for e in _SUCCESSES for s in (S.PENDING, S.UNKNOWN)},
+    # Only PENDING: an UNKNOWN attempt has no CheckoutRequestID of this till's own, so nothing
+    # ties a success to it (SUCCESS_UNBOUND), and no query can be asked.
+    **{(e, S.PENDING): S.COMPLETED for e in _SUCCESSES},
     **{(Evidence.CONFIRMATION_CONTRADICTED, s): S.NEEDS_REVIEW for s in LIVE_STATES},
     **{(Evidence.CALLBACK_FAILURE, s): S.FAILED for s in (S.PENDING, S.UNKNOWN)},
     **{(Evidence.CALLBACK_SUSPECT, s): S.NEEDS_REVIEW for s in LIVE_STATES},
     (Evidence.QUERY_SUCCESS, S.PENDING): S.COMPLETED,
     (Evidence.QUERY_FAILURE, S.PENDING): S.FAILED,
     **{(Evidence.EXPIRY, s): S.EXPIRED for s in (S.PENDING, S.UNKNOWN)},
+    **{(Evidence.SUCCESS_UNBOUND, s): S.NEEDS_REVIEW for s in _NOT_SETTLED},
+    **{(Evidence.STATEMENT_MATCHED, s): S.COMPLETED for s in (S.UNKNOWN, S.NEEDS_REVIEW)},
+    **{(Evidence.CUSTOMER_GOT_SMS, s): S.NEEDS_REVIEW for s in (S.FAILED, S.EXPIRED)},
+    **{(Evidence.MANAGER_PAID, s): S.COMPLETED for s in _RESOLVABLE},
+    **{(Evidence.MANAGER_NOT_PAID, s): S.FAILED for s in _RESOLVABLE - {S.FAILED}},
 }
 
 VERIFIED_SUCCESSES = frozenset(
-    {Evidence.CALLBACK_SUCCESS, Evidence.CONFIRMED_SUCCESS, Evidence.QUERY_SUCCESS}
+    {
+        Evidence.CALLBACK_SUCCESS,
+        Evidence.CONFIRMED_SUCCESS,
+        Evidence.QUERY_SUCCESS,
+        Evidence.STATEMENT_MATCHED,
+    }
 )
 """Evidence that money moved: a late payment for a FAILED or EXPIRED attempt."""
 
@@ -89,7 +118,6 @@ class Decision:
     to: AttemptState | None
     late: bool = False
     duplicate_payment: bool = False
-    receipt_pending: bool = False
 
     @property
     def changes_state(self) -> bool:
@@ -109,19 +137,11 @@ def decide(evidence: Evidence, state: AttemptState, *, sale_paid_by_other: bool)
     if state is S.COMPLETED:
         return NO_CHANGE
     if evidence in VERIFIED_SUCCESSES:
-        receipt_pending = evidence is Evidence.QUERY_SUCCESS
         if state in (S.FAILED, S.EXPIRED):
-            return Decision(
-                S.COMPLETED,
-                late=True,
-                duplicate_payment=sale_paid_by_other,
-                receipt_pending=receipt_pending,
-            )
+            return Decision(S.COMPLETED, late=True, duplicate_payment=sale_paid_by_other)
         target = TABLE.get((evidence, state))
         if target is None:
             return NO_CHANGE
-        return Decision(
-            target, duplicate_payment=sale_paid_by_other, receipt_pending=receipt_pending
-        )
+        return Decision(target, duplicate_payment=sale_paid_by_other)
     target = TABLE.get((evidence, state))
     return NO_CHANGE if target is None else Decision(target)

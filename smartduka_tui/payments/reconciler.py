@@ -1,11 +1,14 @@
 """The reconciler: settles attempts whose callback is late or lost, and expires the rest.
 
-A pass queries every PENDING attempt older than `reconcile_min_age_s`, and every attempt (live,
-or FAILED/EXPIRED in the last day) whose success callback awaits its confirming query; at most
-`reconcile_concurrency` queries in flight and `queries_per_second` per shortcode. Attempts past
-`attempt_expiry_s` get one last query, then EXPIRED if that settles nothing. Passes run once at
-start-up, every `reconcile_interval_s` (or sooner, when an attempt is due to expire), after
-the relay reconnects and when a cashier stops waiting. All timing reads the engine's clock.
+A pass queries every PENDING attempt older than `reconcile_min_age_s`, every PENDING attempt
+whose prompt countdown has just ended (once: the cashier's screen says "checking" then), and
+every attempt (live, or FAILED/EXPIRED in the last day) whose callback awaits its confirming
+query; the start-up pass queries every live attempt, whatever its age. At most
+`reconcile_concurrency` queries are in flight and `queries_per_second` per shortcode. Attempts
+past `attempt_expiry_s` get one last query, then EXPIRED if that settles nothing. Passes run at
+start-up, every `reconcile_interval_s` (or sooner, when a countdown ends or an attempt is due
+to expire), after the relay reconnects and when a cashier stops waiting. All timing reads the
+engine's clock.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,10 @@ class Reconciler:
         self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
         # One engine serves one shop, so one shortcode: its queries share this pace.
         self.query_pace = Spacing(self.clock, self.settings.limits.queries_per_second)
+        # Attempts already asked about when their countdown ended (the start-up pass asks
+        # about every live attempt, so a restart forgetting this set asks no one twice).
+        self._countdown_asked: set[int] = set()
+        self._countdown = timedelta(seconds=self.settings.timings.prompt_countdown_s)
 
     # ------------------------------------------------------------------ background loop
 
@@ -59,9 +66,11 @@ class Reconciler:
         self._wake.set()
 
     async def _run(self) -> None:
+        startup = True
         while True:
             try:
-                await self.run_pass()
+                await self.run_pass(startup=startup)
+                startup = False
             except Exception:
                 log.exception("reconciler pass failed; trying again next interval")
             await self._sleep_until_due()
@@ -73,6 +82,9 @@ class Reconciler:
         for attempt in live:
             # At least a second, so an attempt that cannot be expired yet never spins the loop.
             wait = min(wait, max(1.0, (attempt.expires_at - now).total_seconds()))
+            countdown_end = self._countdown_end(attempt)
+            if countdown_end is not None:
+                wait = min(wait, max(0.0, (countdown_end - now).total_seconds()))
         self._wake.clear()
         sleeper = asyncio.ensure_future(self.clock.sleep(wait))
         waker = asyncio.ensure_future(self._wake.wait())
@@ -84,9 +96,22 @@ class Reconciler:
 
     # ------------------------------------------------------------------ one pass
 
-    async def run_pass(self) -> ReconcileReport:
+    def _countdown_end(self, attempt: Attempt) -> datetime | None:
+        """When `attempt`'s countdown ends, if it still needs its countdown-end query."""
+        if (
+            attempt.state is not S.PENDING
+            or attempt.push_sent_at is None
+            or attempt.checkout_request_id is None
+            or attempt.id in self._countdown_asked
+        ):
+            return None
+        return attempt.push_sent_at + self._countdown
+
+    async def run_pass(self, *, startup: bool = False) -> ReconcileReport:
+        """One pass; `startup` asks about every live attempt with a CheckoutRequestID."""
         now = self.clock.now()
         live = await self.engine.live_attempts()
+        self._countdown_asked &= {attempt.id for attempt in live}
         min_age = timedelta(seconds=self.settings.timings.reconcile_min_age_s)
         expiring: list[Attempt] = []
         to_query: list[Attempt] = []
@@ -95,12 +120,17 @@ class Reconciler:
                 continue  # its push is in flight; start-up recovery handles crashed ones
             if attempt.expires_at <= now:
                 expiring.append(attempt)
-            elif attempt.checkout_request_id is not None and (
-                attempt.state is S.UNKNOWN
-                or (attempt.push_sent_at or now) <= now - min_age
-                or (await self.engine.facts_of(attempt)).confirming
-            ):
-                to_query.append(attempt)
+            elif attempt.checkout_request_id is not None:
+                countdown_end = self._countdown_end(attempt)
+                if (
+                    startup
+                    or attempt.state is S.UNKNOWN
+                    or (attempt.push_sent_at or now) <= now - min_age
+                    or attempt.confirming is not None
+                    or (countdown_end is not None and countdown_end <= now)
+                ):
+                    self._countdown_asked.add(attempt.id)
+                    to_query.append(attempt)
         to_query.extend(await self.engine.ended_but_confirming())
         results = await asyncio.gather(
             *(self._query(a) for a in to_query), *(self._expire(a) for a in expiring)

@@ -68,17 +68,19 @@ from smartduka_tui.payments.views import (
     AWAITING_CONFIRMATION,
     CONFIRMATION_SETTLED,
     HANDED_TO_RECONCILER,
-    AuditFacts,
+    UNBOUND_SUCCESS,
     build_view,
-    read_facts,
+    needs_no_sms_confirmation,
     retry_rule,
 )
+from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
 from smartduka_tui.store.records import (
     Actor,
     Attempt,
     AttemptFilter,
     AttemptFlag,
+    ConfirmingClaim,
     NewAttempt,
     ProblemKind,
     Shop,
@@ -90,6 +92,10 @@ log = logging.getLogger(__name__)
 S = AttemptState
 
 TRANSACTION_DESC = "SmartDuka"
+CUSTOMER_SMS_REASON = (
+    "The customer reports an M-Pesa confirmation SMS for this payment: find its receipt on the "
+    "statement and resolve it (paid, receipt X) before anyone charges again."
+)
 _ACTOR_FOR_CAUSE = {
     Cause.PUSH: Actor.SYSTEM,
     Cause.CALLBACK: Actor.CALLBACK,
@@ -110,10 +116,12 @@ def idempotency_key(shop_id: str, till_id: str, sale_ref: str, attempt_number: i
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a piece of evidence did: the attempt now, and whether it moved."""
+    """What a piece of evidence did: the attempt now, and whether it moved (`answer`: the STK
+    query's answer, when a query brought the evidence)."""
 
     attempt: Attempt
     decision: Decision
+    answer: QueryAnswer | None = None
 
 
 async def enrolled_till(store: Store, shop: Shop, till_id: str | None = None) -> TillCredentials:
@@ -262,15 +270,10 @@ class PaymentEngine:
         return lock
 
     async def view(self, attempt: Attempt) -> PaymentView:
+        """The attempt as it is now: one query (its sale's rows, the attempt's among them)."""
         sale = await self.store.attempts.for_sale(self.shop_id, attempt.sale_ref)
-        entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
-        latest = max(sale, key=lambda a: a.attempt_number) if sale else attempt
-        latest_entries = (
-            entries
-            if latest.id == attempt.id
-            else await self.store.audit.entries(self.shop_id, attempt_id=latest.id, limit=500)
-        )
-        return build_view(attempt, entries, sale, latest_entries, self.clock.now(), self.settings)
+        current = next((a for a in sale if a.id == attempt.id), attempt)
+        return build_view(current, sale, self.clock.now(), self.settings)
 
     async def _attempt(self, attempt_id: AttemptId) -> Attempt:
         number = int(attempt_id) if str(attempt_id).isdigit() else None
@@ -305,10 +308,6 @@ class PaymentEngine:
     async def awaiting_count(self) -> int:
         return len(await self.store.attempts.live(self.shop_id, self.till_id))
 
-    async def facts_of(self, attempt: Attempt) -> AuditFacts:
-        entries = await self.store.audit.entries(self.shop_id, attempt_id=attempt.id, limit=500)
-        return read_facts(attempt, entries)
-
     # ------------------------------------------------------------------ starting a payment
 
     async def start_payment(self, sale_ref: str, amount: int, phone: str) -> PaymentView:
@@ -339,15 +338,7 @@ class PaymentEngine:
             )
         latest = max(sale, key=lambda a: a.attempt_number)
         new_phone = latest.phone if phone is None else check_phone(phone)
-        evidence = await self.facts_of(latest)
-        rule = retry_rule(
-            latest,
-            sale,
-            evidence,
-            self.clock.now(),
-            self.settings,
-            same_phone=new_phone == latest.phone,
-        )
+        rule = retry_rule(latest, sale, self.clock.now(), self.settings, phone=new_phone)
         if rule.block is RetryBlock.WAIT:
             assert rule.not_before is not None
             wait = (rule.not_before - self.clock.now()).total_seconds()
@@ -366,7 +357,8 @@ class PaymentEngine:
             raise PaymentRefused(RefusalReason.ALREADY_PAID, rule.message)
         elif not rule.allowed_now:
             raise PaymentRefused(RefusalReason.RETRY_NOT_ALLOWED, rule.message)
-        confirmed = latest.state is S.EXPIRED and customer_got_no_sms
+        await self._ask_before_retry(latest)
+        confirmed = rule.needs_no_sms_confirmation and customer_got_no_sms
         return await self._new_attempt(
             sale_ref,
             latest.amount,
@@ -375,6 +367,37 @@ class PaymentEngine:
             retry_of=latest,
             no_sms_confirmed=confirmed,
         )
+
+    async def _ask_before_retry(self, previous: Attempt) -> None:
+        """Ask M-Pesa once about the previous attempt before a new prompt goes out: a failure
+        it was told about (by a callback, maybe rewritten) may in truth be a payment.
+
+        Raises PaymentRefused when the answer is that it was paid, or no answer came.
+        """
+        verdict = await self.query_and_apply(previous, asked_by=Cause.CASHIER, before_retry=True)
+        if verdict is None:
+            return  # no CheckoutRequestID: nothing to ask (the no-SMS rule covers it)
+        if verdict.attempt.state is S.COMPLETED:
+            raise PaymentRefused(
+                RefusalReason.ALREADY_PAID,
+                "M-Pesa says the previous request was paid after all: this sale is paid.",
+            )
+        if verdict.attempt.is_live or verdict.attempt.state is S.NEEDS_REVIEW:
+            raise PaymentRefused(
+                RefusalReason.RETRY_NOT_ALLOWED,
+                "M-Pesa has not settled the previous request; wait for it before charging again.",
+            )
+        if verdict.answer is not None and verdict.answer.kind is QueryKind.PENDING:
+            raise PaymentRefused(
+                RefusalReason.RETRY_NOT_ALLOWED,
+                "M-Pesa is still processing the previous request; wait for it before charging "
+                "again.",
+            )
+        if verdict.answer is not None and verdict.answer.kind is QueryKind.NO_ANSWER:
+            raise PaymentRefused(
+                RefusalReason.DARAJA_UNREACHABLE,
+                "M-Pesa could not confirm the previous request just now; try again in a moment.",
+            )
 
     async def _new_attempt(
         self,
@@ -509,6 +532,8 @@ class PaymentEngine:
                     merchant_request_id=accepted.merchant_request_id,
                     checkout_request_id=accepted.checkout_request_id,
                 )
+                if self._reconciler is not None:
+                    self._reconciler.wake()  # it plans its next sleep to this countdown's end
             return verdict.attempt
         finally:
             lock.release()
@@ -537,9 +562,15 @@ class PaymentEngine:
         *,
         detail: Mapping[str, Any] | None = None,
         add_flags: AttemptFlag = AttemptFlag.NONE,
+        problem: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> Verdict:
-        """Decide and write one piece of evidence (one transaction with its audit entry)."""
+        """Decide and write one piece of evidence (one transaction with its audit entry).
+
+        `problem`: evidence that disagrees with the attempt, recorded for the manager in the
+        same transaction (and the attempt flagged suspicious when it moves nothing, so the
+        problem list shows it).
+        """
         async with self.store.write() as tx:
             current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
             assert current is not None
@@ -556,6 +587,9 @@ class PaymentEngine:
                     attempt_id=current.id,
                     detail={**record, "state": current.state.value},
                 )
+                if problem is not None:
+                    add_flags |= AttemptFlag.SUSPICIOUS
+                    await self._problem(tx, current, problem)
                 if add_flags:
                     current = await self.store.attempts.add_flags(
                         tx, self.shop_id, current.id, add_flags, _ACTOR_FOR_CAUSE[cause]
@@ -569,6 +603,15 @@ class PaymentEngine:
             kept = {name: value for name, value in fields.items() if value is not None}
             if current.checkout_request_id is not None:
                 kept.pop("checkout_request_id", None)
+            if (
+                decision.to is S.COMPLETED
+                and (kept.get("receipt_number") or current.receipt_number) is None
+            ):
+                flags |= AttemptFlag.RECEIPT_PENDING
+            if decision.to is S.NEEDS_REVIEW:
+                reason = (detail or {}).get("review_reason")
+                if isinstance(reason, str):
+                    kept["review_reason"] = reason
             result = await self.store.attempts.transition(
                 tx,
                 self.shop_id,
@@ -595,23 +638,22 @@ class PaymentEngine:
                     },
                     till_id=self.till_id,
                 )
+            if problem is not None:
+                await self._problem(tx, moved, problem)
         await self._notify(moved)
         if moved.state is S.FAILED:
             await self.monitor.after_failure(moved)
         return Verdict(moved, decision)
 
-    async def _record(
-        self, attempt: Attempt, action: str, actor: Actor, detail: Mapping[str, Any]
-    ) -> None:
-        async with self.store.write() as tx:
-            await self.store.audit.append(
-                tx,
-                actor=actor,
-                action=action,
-                shop_id=self.shop_id,
-                attempt_id=attempt.id,
-                detail=dict(detail),
-            )
+    async def _problem(self, tx: WriteTx, attempt: Attempt, detail: Mapping[str, Any]) -> None:
+        """A callback that disagrees with Daraja's own word, kept for the manager."""
+        await self.store.problems.record(
+            tx,
+            self.shop_id,
+            ProblemKind.SUSPICIOUS_PATTERN,
+            {"attempt_id": attempt.id, "sale_ref": attempt.sale_ref, **detail},
+            till_id=self.till_id,
+        )
 
     def evidence_from_query(self, answer: QueryAnswer, *, confirming: bool) -> Evidence:
         """An STK query's answer as evidence; `confirming` when it checks a success callback."""
@@ -630,59 +672,85 @@ class PaymentEngine:
             return Evidence.QUERY_FAILURE
         return Evidence.QUERY_INCONCLUSIVE
 
-    async def query_and_apply(self, attempt: Attempt, *, asked_by: Cause) -> Verdict | None:
-        """Query M-Pesa about `attempt` (holding its lock) and apply the answer.
+    async def query_and_apply(
+        self, attempt: Attempt, *, asked_by: Cause, before_retry: bool = False
+    ) -> Verdict | None:
+        """Query M-Pesa about `attempt` with its own CheckoutRequestID (holding its lock) and
+        apply the answer; a callback's claim awaiting confirmation is settled by it.
 
-        Returns None when there is nothing to query (no CheckoutRequestID yet).
+        Returns None when there is nothing to query (no CheckoutRequestID of this till's own).
         """
         async with self.lock_for(attempt.attempt_ref):
             current = await self.store.attempts.get(self.shop_id, attempt.id)
             assert current is not None
             if current.checkout_request_id is None or current.state is S.CREATED:
                 return None
-            evidence_now = await self.facts_of(current)
             answer = await self.gateway.query(current.checkout_request_id)
-            confirming = evidence_now.confirming
-            evidence = self.evidence_from_query(answer, confirming=confirming)
+            claim = current.confirming
+            evidence = self.evidence_from_query(answer, confirming=claim is ConfirmingClaim.SUCCESS)
             fields: dict[str, Any] = {}
             if answer.kind is QueryKind.RESULT:
                 fields = {"result_code": answer.result_code, "result_desc": answer.result_desc}
             if evidence is Evidence.CONFIRMED_SUCCESS:
-                fields["receipt_number"] = evidence_now.confirming_receipt
+                fields["receipt_number"] = current.confirming_receipt
+            detail: dict[str, Any] = {
+                "asked_by": asked_by.value,
+                "query": answer.kind.value,
+                "query_code": answer.result_code,
+            }
+            if before_retry:
+                detail["before_retry"] = True
             verdict = await self.apply_evidence(
                 current,
                 evidence,
                 Cause.QUERY,
-                detail={
-                    "asked_by": asked_by.value,
-                    "query": answer.kind.value,
-                    "query_code": answer.result_code,
-                },
+                detail=detail,
+                problem=_contradiction(claim, current.confirming_code, evidence, answer),
                 **fields,
             )
-            if confirming and evidence is not Evidence.CONFIRMATION_INCONCLUSIVE:
-                await self._record(
-                    verdict.attempt,
-                    CONFIRMATION_SETTLED,
-                    Actor.QUERY,
-                    {"query_code": answer.result_code},
-                )
-            return verdict
+            if claim is not None and evidence not in _INCONCLUSIVE:
+                await self._end_confirmation(verdict.attempt, answer)
+                moved = await self.store.attempts.get(self.shop_id, attempt.id)
+                assert moved is not None
+                verdict = Verdict(moved, verdict.decision)
+            return Verdict(verdict.attempt, verdict.decision, answer)
+
+    async def _end_confirmation(self, attempt: Attempt, answer: QueryAnswer) -> None:
+        async with self.store.write() as tx:
+            await self.store.attempts.end_confirmation(
+                tx,
+                self.shop_id,
+                attempt.id,
+                actor=Actor.QUERY,
+                action=CONFIRMATION_SETTLED,
+                detail={"query_code": answer.result_code},
+            )
 
     async def check_now(self, attempt_id: AttemptId) -> PaymentView:
         attempt = await self._attempt(attempt_id)
         verdict = await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
         return await self.view(verdict.attempt if verdict else attempt)
 
+    async def report_customer_sms(self, attempt_id: AttemptId) -> PaymentView:
+        attempt = await self._attempt(attempt_id)
+        if needs_no_sms_confirmation(attempt):
+            async with self.lock_for(attempt.attempt_ref):
+                verdict = await self.apply_evidence(
+                    attempt,
+                    Evidence.CUSTOMER_GOT_SMS,
+                    Cause.CASHIER,
+                    detail={"review_reason": CUSTOMER_SMS_REASON},
+                )
+            attempt = verdict.attempt
+        return await self.view(attempt)
+
     async def stop_waiting(self, attempt_id: AttemptId) -> PaymentView:
         attempt = await self._attempt(attempt_id)
         if attempt.is_live:
-            await self._record(
-                attempt,
-                HANDED_TO_RECONCILER,
-                Actor.CASHIER,
-                {"state": attempt.state.value},
-            )
+            async with self.store.write() as tx:
+                attempt = await self.store.attempts.hand_over(
+                    tx, self.shop_id, attempt.id, action=HANDED_TO_RECONCILER, actor=Actor.CASHIER
+                )
             if self._reconciler is not None:
                 self._reconciler.wake()
             await self._notify(attempt)
@@ -745,38 +813,70 @@ class PaymentEngine:
     async def _apply_callback_locked(
         self, attempt: Attempt, callback: StkCallback
     ) -> CallbackResult:
+        """A callback is a hint: money state moves only on what ties it to this attempt (the
+        CheckoutRequestID from this till's own push response), and with confirmation on only
+        on what an STK query with that id says. The id in a callback body is never used."""
         current = await self.store.attempts.get(self.shop_id, attempt.id)
         assert current is not None
         mismatch = _mismatch(current, callback)
-        if mismatch is None and current.checkout_request_id is None:
-            holder = await self.store.attempts.by_checkout_request_id(
-                self.shop_id, callback.checkout_request_id
-            )
-            if holder is not None and holder.id != current.id:
-                mismatch = "CheckoutRequestID belongs to another attempt"
         advice = advise(callback.code_key, callback.description)
         fields: dict[str, Any] = {
             "result_code": callback.code_key,
             "result_desc": callback.description,
-            "merchant_request_id": callback.merchant_request_id,
-            "checkout_request_id": callback.checkout_request_id,
         }
-        detail: dict[str, Any] = {"callback_code": callback.code_key}
+        detail: dict[str, Any] = {
+            "callback_code": callback.code_key,
+            "callback_checkout_request_id": callback.checkout_request_id,
+        }
         if mismatch is not None or not advice.known:
-            detail["review_reason"] = mismatch or "unknown result code"
-            if mismatch is not None:
-                fields.pop("checkout_request_id")
+            reason = mismatch or f"unknown result code {callback.code_key}"
+            detail["review_reason"] = f"The callback disagrees with the attempt: {reason}."
             verdict = await self.apply_evidence(
-                current, Evidence.CALLBACK_SUSPECT, Cause.CALLBACK, detail=detail, **fields
+                current,
+                Evidence.CALLBACK_SUSPECT,
+                Cause.CALLBACK,
+                detail=detail,
+                problem={"pattern": "callback_disagrees", "reason": reason},
+                **fields,
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
         if advice.outcome is not Outcome.PAID:
+            if current.state is S.COMPLETED:
+                verdict = await self.apply_evidence(
+                    current,
+                    Evidence.CALLBACK_FAILURE,
+                    Cause.CALLBACK,
+                    detail=detail,
+                    problem={
+                        "pattern": "failure_after_paid",
+                        "callback_code": callback.code_key,
+                        "reason": "A failure callback arrived for an attempt already paid.",
+                    },
+                )
+                return await self._result(verdict, CallbackOutcome.NO_CHANGE)
+            if (
+                self.settings.confirm_by_query
+                and current.checkout_request_id is not None
+                and current.state is S.PENDING
+            ):
+                return await self._confirm(current, ConfirmingClaim.FAILURE, callback, detail)
             verdict = await self.apply_evidence(
                 current, Evidence.CALLBACK_FAILURE, Cause.CALLBACK, detail=detail, **fields
             )
             return await self._result(verdict, CallbackOutcome.APPLIED)
         fields["receipt_number"] = callback.receipt
         detail["receipt"] = callback.receipt
+        unbound = await self._unbound_reason(current, callback)
+        if unbound is not None:
+            detail["review_reason"] = f"{UNBOUND_SUCCESS} ({unbound})"
+            verdict = await self.apply_evidence(
+                current,
+                Evidence.SUCCESS_UNBOUND,
+                Cause.CALLBACK,
+                detail=detail,
+                problem={"pattern": "success_not_bound", "reason": unbound},
+            )
+            return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
         if current.state is S.COMPLETED:
             return await self._success_for_completed(current, callback, detail)
         if not self.settings.confirm_by_query:
@@ -784,53 +884,68 @@ class PaymentEngine:
                 current, Evidence.CALLBACK_SUCCESS, Cause.CALLBACK, detail=detail, **fields
             )
             return await self._result(verdict, CallbackOutcome.APPLIED)
-        return await self._confirm_success(current, callback, detail, fields)
+        return await self._confirm(current, ConfirmingClaim.SUCCESS, callback, detail)
 
-    async def _confirm_success(
+    async def _unbound_reason(self, attempt: Attempt, callback: StkCallback) -> str | None:
+        """Why a success callback cannot be tied to `attempt`, or None (DESIGN.md section 10)."""
+        if callback.receipt is not None:
+            holders = await self.store.attempts.by_receipt(self.shop_id, callback.receipt)
+            other = next((a for a in holders if a.id != attempt.id), None)
+            if other is not None:
+                return f"receipt {callback.receipt} already pays sale {other.sale_ref}"
+        if attempt.checkout_request_id is None:
+            return (
+                "the push response was lost, so this till has no CheckoutRequestID of its own "
+                "to confirm the payment with"
+            )
+        return None
+
+    async def _confirm(
         self,
         attempt: Attempt,
+        claim: ConfirmingClaim,
         callback: StkCallback,
         detail: dict[str, Any],
-        fields: dict[str, Any],
     ) -> CallbackResult:
-        """Confirmation on: the callback is a hint, the query is the truth (DESIGN.md 4.4)."""
-        answer = await self.gateway.query(callback.checkout_request_id)
-        evidence = self.evidence_from_query(answer, confirming=True)
+        """Confirmation on: the callback is a hint, the query with this till's own
+        CheckoutRequestID is the truth (DESIGN.md 4.4), for a success and a failure alike."""
+        assert attempt.checkout_request_id is not None
+        answer = await self.gateway.query(attempt.checkout_request_id)
+        evidence = self.evidence_from_query(answer, confirming=claim is ConfirmingClaim.SUCCESS)
         detail = {**detail, "query": answer.kind.value, "query_code": answer.result_code}
-        if evidence is Evidence.CONFIRMATION_INCONCLUSIVE:
+        if evidence in _INCONCLUSIVE:
             async with self.store.write() as tx:
-                if attempt.checkout_request_id is None and attempt.is_live:
-                    # The callback taught us the CheckoutRequestID: the reconciler can query.
-                    await self.store.attempts.transition(
-                        tx,
-                        self.shop_id,
-                        attempt.id,
-                        {attempt.state},
-                        attempt.state,
-                        Actor.CALLBACK,
-                        checkout_request_id=callback.checkout_request_id,
-                        merchant_request_id=callback.merchant_request_id,
-                    )
-                await self.store.audit.append(
+                moved = await self.store.attempts.await_confirmation(
                     tx,
+                    self.shop_id,
+                    attempt.id,
+                    claim,
+                    code=callback.code_key,
+                    receipt=callback.receipt,
                     actor=Actor.CALLBACK,
                     action=AWAITING_CONFIRMATION,
-                    shop_id=self.shop_id,
-                    attempt_id=attempt.id,
-                    detail={
-                        **detail,
-                        "evidence": evidence.value,
-                        "checkout_request_id": callback.checkout_request_id,
-                    },
+                    detail={**detail, "evidence": evidence.value},
                 )
-            moved = await self.store.attempts.get(self.shop_id, attempt.id)
-            assert moved is not None
             await self._notify(moved)
             return CallbackResult(outcome=CallbackOutcome.CONFIRMING, view=await self.view(moved))
+        fields: dict[str, Any] = {
+            "result_code": answer.result_code,
+            "result_desc": answer.result_desc,
+        }
+        if evidence is Evidence.CONFIRMED_SUCCESS:
+            fields = {
+                "result_code": callback.code_key,
+                "result_desc": callback.description,
+                "receipt_number": callback.receipt,
+            }
+        problem = _contradiction(claim, callback.code_key, evidence, answer)
         if evidence is Evidence.CONFIRMATION_CONTRADICTED:
-            fields = {"result_code": answer.result_code, "result_desc": answer.result_desc}
+            detail["review_reason"] = (
+                "A callback said the payment succeeded; M-Pesa's query says code "
+                f"{answer.result_code}."
+            )
         verdict = await self.apply_evidence(
-            attempt, evidence, Cause.CALLBACK, detail=detail, **fields
+            attempt, evidence, Cause.CALLBACK, detail=detail, problem=problem, **fields
         )
         outcome = (
             CallbackOutcome.NEEDS_REVIEW
@@ -852,6 +967,7 @@ class PaymentEngine:
                     {S.COMPLETED},
                     S.COMPLETED,
                     Actor.CALLBACK,
+                    clear_flags=AttemptFlag.RECEIPT_PENDING,
                     detail={**detail, "evidence": "receipt_arrived"},
                     receipt_number=callback.receipt,
                 )
@@ -865,7 +981,12 @@ class PaymentEngine:
             Evidence.CALLBACK_SUCCESS,
             Cause.CALLBACK,
             detail={**detail, "receipt_differs": different},
-            add_flags=AttemptFlag.SUSPICIOUS if different else AttemptFlag.NONE,
+            problem={
+                "pattern": "receipt_differs",
+                "reason": "A second success callback carries another receipt for a paid attempt.",
+            }
+            if different
+            else None,
         )
         return await self._result(verdict, CallbackOutcome.NO_CHANGE)
 
@@ -906,7 +1027,34 @@ class PaymentEngine:
             ),
             limit=1000,
         )
-        return [a for a in page.items if (await self.facts_of(a)).confirming]
+        return [a for a in page.items if a.confirming is not None]
+
+
+_INCONCLUSIVE = frozenset({Evidence.CONFIRMATION_INCONCLUSIVE, Evidence.QUERY_INCONCLUSIVE})
+
+
+def _contradiction(
+    claim: ConfirmingClaim | None,
+    callback_code: str | None,
+    evidence: Evidence,
+    answer: QueryAnswer,
+) -> dict[str, Any] | None:
+    """A problem record for the manager when the query contradicts what a callback claimed."""
+    if claim is ConfirmingClaim.FAILURE and evidence is Evidence.QUERY_SUCCESS:
+        return {
+            "pattern": "failure_callback_contradicted",
+            "callback_code": callback_code,
+            "query_code": answer.result_code,
+            "reason": "A callback said the payment failed; M-Pesa's query says it was paid.",
+        }
+    if claim is ConfirmingClaim.SUCCESS and evidence is Evidence.CONFIRMATION_CONTRADICTED:
+        return {
+            "pattern": "success_callback_contradicted",
+            "callback_code": callback_code,
+            "query_code": answer.result_code,
+            "reason": "A callback said the payment succeeded; M-Pesa's query says it did not.",
+        }
+    return None
 
 
 def _mismatch(attempt: Attempt, callback: StkCallback) -> str | None:

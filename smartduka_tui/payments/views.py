@@ -1,13 +1,13 @@
-"""Building `PaymentView`s: stage, retry rule and messages, from an attempt and its evidence.
+"""Building `PaymentView`s: stage, retry rule and messages, from an attempt and its sale.
 
-Pure functions over store records, the result-code advice and the clock's `now`, so the rules
-that decide what a cashier may do (DESIGN.md section 3, retries) are testable on their own.
+Pure functions over store rows (the attempt row holds its whole truth, so no audit entries
+are folded), the result-code advice and the clock's `now`, so the rules that decide what a
+cashier may do (DESIGN.md section 3, retries) are testable on their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartduka_tui.config import Settings
@@ -19,8 +19,8 @@ from smartduka_tui.payments.api import (
     RetryRule,
     Stage,
 )
-from smartduka_tui.payments.codes import ResultInfo, advise
-from smartduka_tui.store.records import Attempt, AttemptFlag, AuditEntry
+from smartduka_tui.payments.codes import RULE_LIMITED, ResultInfo, advise
+from smartduka_tui.store.records import Attempt, AttemptFlag
 
 S = AttemptState
 
@@ -29,61 +29,56 @@ AWAITING_CONFIRMATION = "evidence.awaiting_confirmation"
 CONFIRMATION_SETTLED = "evidence.confirmation_settled"
 HANDED_TO_RECONCILER = "attempt.handed_to_reconciler"
 
+UNBOUND_SUCCESS = "M-Pesa says a payment was made; check the statement before handing over goods."
+"""What cashier and manager read when a success cannot be tied to this attempt."""
 
-@dataclass(frozen=True, slots=True)
-class AuditFacts:
-    """What the audit log says about an attempt beyond its row."""
-
-    confirming_receipt: str | None = None
-    """A success callback's receipt, awaiting the confirming query (None: nothing awaits)."""
-    confirming: bool = False
-    handed_to_reconciler: bool = False
-    finished_at: datetime | None = None
+RULE_LIMITED_WINDOW = timedelta(minutes=2)
+"""Daraja's code 17: the same amount to the same phone is refused this long after a prompt."""
 
 
-def read_facts(attempt: Attempt, entries: Sequence[AuditEntry]) -> AuditFacts:
-    """Fold one attempt's audit entries (any order) into what the view needs."""
-    confirming = False
-    receipt: str | None = None
-    handed = False
-    entered_state_at: datetime | None = None
-    for entry in sorted(entries, key=lambda e: e.id):
-        if entry.action == AWAITING_CONFIRMATION:
-            confirming = True
-            value = entry.detail.get("receipt")
-            receipt = value if isinstance(value, str) else None
-        elif entry.action == CONFIRMATION_SETTLED:
-            confirming, receipt = False, None
-        elif entry.action == HANDED_TO_RECONCILER:
-            handed = True
-        elif entry.action == "attempt.transition" and entry.detail.get("to") == attempt.state:
-            entered_state_at = entry.at
-    if attempt.state in (S.COMPLETED, S.NEEDS_REVIEW):
-        confirming, receipt = False, None
-    finished_at: datetime | None = None
-    if attempt.state is S.COMPLETED:
-        finished_at = attempt.completed_at
-    elif not attempt.is_live:
-        finished_at = entered_state_at or attempt.updated_at
-    return AuditFacts(
-        confirming_receipt=receipt,
-        confirming=confirming,
-        handed_to_reconciler=handed,
-        finished_at=finished_at,
+def needs_no_sms_confirmation(attempt: Attempt) -> bool:
+    """EXPIRED, or FAILED although the push may have reached the phone and this till never
+    learnt its CheckoutRequestID (so nothing Daraja said about it can be checked)."""
+    if attempt.state is S.EXPIRED:
+        return True
+    return (
+        attempt.state is S.FAILED
+        and attempt.checkout_request_id is None
+        and attempt.previous_state is not S.CREATED
     )
 
 
-def stage_of(attempt: Attempt, evidence: AuditFacts, now: datetime, countdown_s: int) -> Stage:
+def rule_limited_until(sale: Sequence[Attempt], phone: str, amount: int) -> datetime | None:
+    """When Daraja's code-17 window ends for `amount` to `phone`, from this till's own pushes:
+    two minutes after the last prompt M-Pesa accepted (a push it refused with 17 opened none)."""
+    prompts = [
+        a.push_sent_at
+        for a in sale
+        if a.phone == phone
+        and a.amount == amount
+        and a.push_sent_at is not None
+        and a.checkout_request_id is not None
+        and a.result_code != RULE_LIMITED
+    ]
+    return max(prompts) + RULE_LIMITED_WINDOW if prompts else None
+
+
+def retries_used(sale: Sequence[Attempt]) -> int:
+    """Retries that count against the limit: Daraja's code 17 refusals never sent a prompt."""
+    return sum(1 for a in sale if a.attempt_number > 1 and a.result_code != RULE_LIMITED)
+
+
+def stage_of(attempt: Attempt, now: datetime, countdown_s: int) -> Stage:
     state = attempt.state
     if state is S.CREATED:
         return Stage.SENDING
     if state is S.PENDING:
-        if evidence.confirming:
+        if attempt.confirming is not None:
             return Stage.CONFIRMING
         deadline = prompt_deadline(attempt, countdown_s)
         return Stage.WAITING_FOR_PIN if deadline and now < deadline else Stage.CONFIRMING
     if state is S.UNKNOWN:
-        return Stage.CONFIRMING if evidence.confirming else Stage.OUTCOME_UNKNOWN
+        return Stage.OUTCOME_UNKNOWN
     if state is S.COMPLETED:
         return Stage.PAID if attempt.receipt_number else Stage.PAID_RECEIPT_TO_FOLLOW
     if state is S.FAILED:
@@ -102,19 +97,19 @@ def prompt_deadline(attempt: Attempt, countdown_s: int) -> datetime | None:
 def retry_rule(
     latest: Attempt,
     sale: Sequence[Attempt],
-    evidence: AuditFacts,
     now: datetime,
     settings: Settings,
     *,
-    same_phone: bool = True,
+    phone: str | None = None,
 ) -> RetryRule:
     """May the cashier send a new prompt for `latest`'s sale now (DESIGN.md section 3)?
 
-    `same_phone`: the retry goes to the same phone; a code's own wait (17, "unable to lock
-    subscriber") is about that phone, so another phone only waits the general retry delay.
+    `phone`: where the retry goes (default: the same phone). A code's own wait (17, "unable to
+    lock subscriber") is about that phone, so another phone only waits the general retry delay.
     """
-    used = latest.attempt_number - 1
+    used = retries_used(sale)
     left = max(0, settings.limits.max_retries - used)
+    same_phone = phone is None or phone == latest.phone
 
     def rule(block: RetryBlock, message: str, **extra: object) -> RetryRule:
         return RetryRule(
@@ -141,27 +136,44 @@ def retry_rule(
             RetryBlock.NO_RETRIES_LEFT,
             f"No retries left ({settings.limits.max_retries} used); take another payment method.",
         )
-    finished = evidence.finished_at or latest.updated_at
-    delay = timedelta(seconds=settings.timings.retry_delay_s)
-    if latest.state is S.EXPIRED:
-        not_before = finished + delay
+    finished = latest.finished_at or latest.updated_at
+    not_before = finished + timedelta(seconds=settings.timings.retry_delay_s)
+    if needs_no_sms_confirmation(latest):
         return rule(
             RetryBlock.NEEDS_NO_SMS_CONFIRMATION,
-            "Ask the customer: did an M-Pesa confirmation SMS arrive? Retry only if it did not.",
+            "The outcome is unknown. Ask the customer: did an M-Pesa confirmation SMS arrive? "
+            "Retry only if it did not.",
             needs_no_sms_confirmation=True,
             not_before=not_before if now < not_before else None,
         )
     advice = advise(latest.result_code, latest.result_desc)
     if not advice.safe_to_charge_again:
         return rule(RetryBlock.NOT_SAFE, advice.cashier_message)
-    if same_phone and advice.retry_not_before is not None:
-        delay = max(delay, advice.retry_not_before)
-    not_before = finished + delay
+    rule_limited = False
+    if same_phone:
+        if advice.retry_not_before is not None and latest.result_code != RULE_LIMITED:
+            not_before = max(not_before, finished + advice.retry_not_before)
+        window_end = rule_limited_until(sale, latest.phone, latest.amount)
+        if window_end is None and latest.result_code == RULE_LIMITED:
+            # The prompt that opened the window was not this sale's: count from the refusal.
+            window_end = finished + RULE_LIMITED_WINDOW
+        if window_end is not None and window_end > not_before:
+            not_before, rule_limited = window_end, True
     if now < not_before:
+        if rule_limited:
+            left_s = int((not_before - now).total_seconds() + 0.999)
+            message = (
+                "M-Pesa refuses the same amount to the same phone within 2 minutes: wait "
+                f"{left_s // 60}:{left_s % 60:02d} (until {not_before:%H:%M:%S} UTC), "
+                "or send it to another phone now."
+            )
+        else:
+            message = f"You can retry at {not_before:%H:%M:%S} UTC."
         return rule(
             RetryBlock.WAIT,
-            f"You can retry at {not_before:%H:%M:%S} UTC.",
+            message,
             not_before=not_before,
+            other_phone_now=rule_limited,
         )
     return rule(RetryBlock.NONE, "You can send the request again.")
 
@@ -183,40 +195,41 @@ def _messages(attempt: Attempt, stage: Stage, advice: ResultInfo) -> tuple[str, 
     if stage is Stage.PAID:
         return f"Paid. M-Pesa receipt {attempt.receipt_number}.", None
     if stage is Stage.PAID_RECEIPT_TO_FOLLOW:
-        return "Paid (confirmed by M-Pesa). The receipt number will follow.", None
+        return (
+            "Paid, receipt pending: M-Pesa's receipt number has not arrived yet; it is filled "
+            "in when it does.",
+            "Receipt pending: compare with the M-Pesa statement if it does not arrive.",
+        )
     if stage is Stage.EXPIRED:
         return (
-            "No answer from M-Pesa in time. Ask whether an M-Pesa SMS arrived before retrying.",
+            "Outcome unknown: M-Pesa never said whether the customer paid. Ask whether an "
+            "M-Pesa SMS arrived before retrying.",
             "Expired without a result; a late payment would still be recorded.",
         )
     if stage is Stage.NEEDS_REVIEW:
+        reason = attempt.review_note or attempt.review_reason
+        if reason is not None and reason.startswith(UNBOUND_SUCCESS):
+            return UNBOUND_SUCCESS, reason
         return (
             "This payment needs a manager. Do not take payment again for this sale yet.",
-            attempt.review_note
-            or advice.manager_hint
-            or "AuditFacts about this payment disagrees.",
+            reason or advice.manager_hint or "The evidence about this payment disagrees.",
         )
     return advice.cashier_message, advice.manager_hint
 
 
 def build_view(
-    attempt: Attempt,
-    entries: Sequence[AuditEntry],
-    sale: Sequence[Attempt],
-    latest_entries: Sequence[AuditEntry],
-    now: datetime,
-    settings: Settings,
+    attempt: Attempt, sale: Sequence[Attempt], now: datetime, settings: Settings
 ) -> PaymentView:
-    """The view of one attempt: `entries` is its audit, `sale` every attempt of its sale and
-    `latest_entries` the audit of the sale's latest attempt (whose end decides the retry)."""
-    evidence = read_facts(attempt, entries)
-    stage = stage_of(attempt, evidence, now, settings.timings.prompt_countdown_s)
+    """The view of one attempt; `sale` is every attempt of its sale (one query), whose latest
+    attempt decides the retry."""
+    stage = stage_of(attempt, now, settings.timings.prompt_countdown_s)
     advice = advise(attempt.result_code, attempt.result_desc)
     cashier_message, manager_hint = _messages(attempt, stage, advice)
     if attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
         manager_hint = "The sale was already paid by another attempt: refund one payment."
     latest = max(sale, key=lambda a: a.attempt_number) if sale else attempt
-    latest_evidence = evidence if latest.id == attempt.id else read_facts(latest, latest_entries)
+    if latest.id == attempt.id:
+        latest = attempt
     return PaymentView(
         attempt_id=str(attempt.id),
         shop_id=attempt.shop_id,
@@ -234,14 +247,14 @@ def build_view(
         result_code=attempt.result_code,
         cashier_message=cashier_message,
         manager_hint=manager_hint,
-        retry=retry_rule(latest, sale, latest_evidence, now, settings),
+        retry=retry_rule(latest, sale or [attempt], now, settings),
         late=bool(attempt.flags & AttemptFlag.LATE),
         duplicate_payment=bool(attempt.flags & AttemptFlag.DUPLICATE_PAYMENT),
-        confirming=evidence.confirming,
-        handed_to_reconciler=evidence.handed_to_reconciler,
+        confirming=attempt.confirming is not None,
+        handed_to_reconciler=attempt.handed_over_at is not None,
         created_at=attempt.created_at,
         push_sent_at=attempt.push_sent_at,
         prompt_deadline=prompt_deadline(attempt, settings.timings.prompt_countdown_s),
         expires_at=attempt.expires_at,
-        finished_at=evidence.finished_at,
+        finished_at=attempt.completed_at if attempt.state is S.COMPLETED else attempt.finished_at,
     )

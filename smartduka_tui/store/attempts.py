@@ -28,6 +28,7 @@ from smartduka_tui.store.records import (
     AttemptFilter,
     AttemptFlag,
     AttemptState,
+    ConfirmingClaim,
     NewAttempt,
     Page,
     PageCursor,
@@ -51,7 +52,15 @@ PROBLEM_SQL = "(state IN ('FAILED', 'EXPIRED', 'NEEDS_REVIEW', 'UNKNOWN') OR (fl
 # Fields a transition may set, with how each is stored.
 _TIME_FIELDS = frozenset({"push_sent_at", "completed_at", "expires_at"})
 _TEXT_FIELDS = frozenset(
-    {"merchant_request_id", "checkout_request_id", "result_code", "result_desc", "receipt_number"}
+    {
+        "merchant_request_id",
+        "checkout_request_id",
+        "result_code",
+        "result_desc",
+        "receipt_number",
+        "review_reason",
+        "review_note",
+    }
 )
 TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
 
@@ -83,6 +92,12 @@ def _to_attempt(row: Any) -> Attempt:
         updated_at=from_ms(row["updated_at"]),
         flags=AttemptFlag(row["flags"]),
         review_note=row["review_note"],
+        confirming=None if row["confirming"] is None else ConfirmingClaim(row["confirming"]),
+        confirming_code=row["confirming_code"],
+        confirming_receipt=row["confirming_receipt"],
+        handed_over_at=opt_from_ms(row["handed_over_at"]),
+        finished_at=opt_from_ms(row["finished_at"]),
+        review_reason=row["review_reason"],
     )
 
 
@@ -230,17 +245,20 @@ class Attempts:
         cause: Actor,
         *,
         add_flags: AttemptFlag = AttemptFlag.NONE,
+        clear_flags: AttemptFlag = AttemptFlag.NONE,
         detail: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> TransitionResult:
         """Move an attempt to `new_state` if, and only if, it is now in one of `expected`
-        (compare-and-set), setting `fields` (see TRANSITION_FIELDS) and `add_flags`, recording
-        the previous state and appending the audit entry, all in `tx`.
+        (compare-and-set), setting `fields` (see TRANSITION_FIELDS), adding `add_flags` and
+        removing `clear_flags`, recording the previous state and appending the audit entry,
+        all in `tx`.
 
         Returns applied=False (nothing written) when the state is not one expected. Leaving
         COMPLETED raises InvalidTransitionError. `new_state` equal to the current state
         updates fields without a state change. Entering COMPLETED sets completed_at (now)
-        unless given.
+        unless given; entering any final state sets finished_at; entering COMPLETED or
+        NEEDS_REVIEW ends a confirmation in progress (nothing is left to confirm).
         """
         unknown = set(fields) - TRANSITION_FIELDS
         if unknown:
@@ -260,11 +278,18 @@ class Attempts:
         ):
             values["completed_at"] = tx.now_ms()
         state_changes = new_state is not current.state
-        assignments = ["state = ?", "updated_at = ?", "flags = flags | ?"]
-        params: list[Any] = [new_state.value, tx.now_ms(), int(add_flags)]
+        assignments = ["state = ?", "updated_at = ?", "flags = (flags | ?) & ~?"]
+        params: list[Any] = [new_state.value, tx.now_ms(), int(add_flags), int(clear_flags)]
         if state_changes:
             assignments.append("previous_state = ?")
             params.append(current.state.value)
+            if new_state not in LIVE:
+                assignments.append("finished_at = ?")
+                params.append(tx.now_ms())
+            if new_state in (AttemptState.COMPLETED, AttemptState.NEEDS_REVIEW):
+                assignments.append(
+                    "confirming = NULL, confirming_code = NULL, confirming_receipt = NULL"
+                )
         for name, value in values.items():
             assignments.append(f"{name} = ?")
             params.append(value)
@@ -287,6 +312,11 @@ class Attempts:
                 "to": new_state.value,
                 "fields": {name: _audit_value(value) for name, value in fields.items()},
                 "flags_added": [flag.name for flag in AttemptFlag if flag & add_flags and flag],
+                **(
+                    {"flags_cleared": [f.name for f in AttemptFlag if f & clear_flags and f]}
+                    if clear_flags
+                    else {}
+                ),
                 **(dict(detail) if detail else {}),
             },
         )
@@ -317,6 +347,82 @@ class Attempts:
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
+        )
+        return updated
+
+    async def await_confirmation(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        claim: ConfirmingClaim,
+        *,
+        code: str | None,
+        receipt: str | None,
+        actor: Actor,
+        action: str,
+        detail: Mapping[str, Any],
+    ) -> Attempt:
+        """A callback's claim now waits for its confirming query (audited as `action`)."""
+        updated = await self._update(
+            tx,
+            shop_id,
+            attempt_id,
+            "confirming = ?, confirming_code = ?, confirming_receipt = ?, updated_at = ?",
+            [claim.value, code, receipt, tx.now_ms()],
+        )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action=action,
+            shop_id=shop_id,
+            attempt_id=attempt_id,
+            detail={**detail, "claim": claim.value, "code": code, "receipt": receipt},
+        )
+        return updated
+
+    async def end_confirmation(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        *,
+        actor: Actor,
+        action: str,
+        detail: Mapping[str, Any],
+    ) -> Attempt:
+        """The confirming query has settled the claim (audited as `action`)."""
+        updated = await self._update(
+            tx,
+            shop_id,
+            attempt_id,
+            "confirming = NULL, confirming_code = NULL, confirming_receipt = NULL, updated_at = ?",
+            [tx.now_ms()],
+        )
+        await self._audit.append(
+            tx, actor=actor, action=action, shop_id=shop_id, attempt_id=attempt_id, detail=detail
+        )
+        return updated
+
+    async def hand_over(
+        self, tx: WriteTx, shop_id: str, attempt_id: int, *, action: str, actor: Actor
+    ) -> Attempt:
+        """The cashier stopped waiting: the reconciler owns the attempt (audited as `action`)."""
+        current = await self._require(shop_id, attempt_id, tx)
+        updated = await self._update(
+            tx,
+            shop_id,
+            attempt_id,
+            "handed_over_at = coalesce(handed_over_at, ?), updated_at = ?",
+            [tx.now_ms(), tx.now_ms()],
+        )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action=action,
+            shop_id=shop_id,
+            attempt_id=attempt_id,
+            detail={"state": current.state.value},
         )
         return updated
 
@@ -569,7 +675,8 @@ class Attempts:
 
     async def summary(self, shop_id: str, since: datetime, until: datetime) -> Summary:
         """Totals for attempts created in [since, until): count, paid, amount paid, failures by
-        result code and the average seconds from push (or creation) to payment."""
+        result code, the average seconds from push (or creation) to payment, and the same per
+        sale (paid, settled unpaid)."""
         # One pass of conditional sums (a GROUP BY over every row would sort them all), then
         # the failed rows alone grouped by code.
         per_state = ", ".join(
@@ -591,7 +698,16 @@ class Attempts:
             " GROUP BY code",
             params,
         )
-        if totals is None:
+        sales = await self._db.fetchone(
+            "SELECT count(*) AS sales, coalesce(sum(paid), 0) AS paid,"  # noqa: S608 - constants
+            " coalesce(sum(NOT paid AND settled), 0) AS not_paid FROM ("
+            "  SELECT max(state = 'COMPLETED') AS paid,"
+            f"  min(NOT ({LIVE_SQL})) AS settled"
+            "  FROM attempts WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
+            "  GROUP BY sale_ref)",
+            params,
+        )
+        if totals is None or sales is None:
             raise RuntimeError("an aggregate query returned no row")
         by_state = {state: int(totals[state.value] or 0) for state in AttemptState}
         timed = int(totals["timed"] or 0)
@@ -603,6 +719,9 @@ class Attempts:
             failures_by_code={row["code"]: int(row["n"]) for row in codes},
             average_seconds_to_pay=int(totals["pay_ms"]) / timed / 1000 if timed else None,
             by_state={state: n for state, n in by_state.items() if n},
+            sales=int(sales["sales"]),
+            sales_paid=int(sales["paid"]),
+            sales_not_paid=int(sales["not_paid"]),
         )
 
     async def daily_summary(self, shop_id: str, day: date, tz: tzinfo) -> Summary:

@@ -215,11 +215,62 @@ _V5_MANAGER_PIN = Migration(
     ),
 )
 
+_V6_ATTEMPT_TRUTH = Migration(
+    6,
+    "the attempt row holds its whole truth: confirming, handed over, finished, review reason",
+    (
+        # A callback waiting for its confirming STK query: what it claimed ('success' or
+        # 'failure'), its code and its receipt. Cleared when the query settles it.
+        "ALTER TABLE attempts ADD COLUMN confirming TEXT"
+        " CHECK (confirming IS NULL OR confirming IN ('success', 'failure'))",
+        "ALTER TABLE attempts ADD COLUMN confirming_code TEXT",
+        "ALTER TABLE attempts ADD COLUMN confirming_receipt TEXT",
+        # The cashier stopped waiting: the reconciler owns the attempt.
+        "ALTER TABLE attempts ADD COLUMN handed_over_at INTEGER",
+        # When it reached a final state (retry delays count from here).
+        "ALTER TABLE attempts ADD COLUMN finished_at INTEGER",
+        # Why it went to NEEDS_REVIEW, in words for the manager.
+        "ALTER TABLE attempts ADD COLUMN review_reason TEXT",
+        # Rows written before this version: the same facts, read once from their audit entries.
+        """
+        UPDATE attempts SET handed_over_at = (
+            SELECT min(at) FROM audit_log
+            WHERE audit_log.attempt_id = attempts.id
+              AND action = 'attempt.handed_to_reconciler'
+        )
+        """,
+        """
+        UPDATE attempts SET finished_at = coalesce(
+            CASE WHEN state = 'COMPLETED' THEN completed_at END,
+            (SELECT max(at) FROM audit_log
+             WHERE audit_log.attempt_id = attempts.id AND action = 'attempt.transition'
+               AND json_extract(detail, '$.to') = attempts.state),
+            updated_at
+        ) WHERE state NOT IN ('CREATED', 'PENDING', 'UNKNOWN')
+        """,
+        """
+        UPDATE attempts SET confirming = 'success', confirming_receipt = (
+            SELECT json_extract(detail, '$.receipt') FROM audit_log
+            WHERE audit_log.attempt_id = attempts.id
+              AND action = 'evidence.awaiting_confirmation'
+            ORDER BY id DESC LIMIT 1
+        )
+        WHERE state NOT IN ('COMPLETED', 'NEEDS_REVIEW') AND (
+            SELECT action FROM audit_log
+            WHERE audit_log.attempt_id = attempts.id
+              AND action IN ('evidence.awaiting_confirmation', 'evidence.confirmation_settled')
+            ORDER BY id DESC LIMIT 1
+        ) = 'evidence.awaiting_confirmation'
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
     _V3_PROBLEMS,
     _V4_BY_PHONE,
     _V5_MANAGER_PIN,
+    _V6_ATTEMPT_TRUTH,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -40,6 +40,13 @@ LIVE: frozenset[AttemptState] = frozenset(
 FINAL: frozenset[AttemptState] = frozenset(AttemptState) - LIVE
 
 
+class ConfirmingClaim(StrEnum):
+    """What a callback waiting for its confirming STK query claimed."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 class AttemptFlag(IntFlag):
     """Marks added to an attempt beside its state; stored as one bitmask column."""
 
@@ -292,6 +299,16 @@ class Attempt:
     updated_at: datetime
     flags: AttemptFlag
     review_note: str | None
+    confirming: ConfirmingClaim | None = None
+    """A callback's claim awaiting its confirming STK query (None: nothing awaits)."""
+    confirming_code: str | None = None
+    confirming_receipt: str | None = None
+    handed_over_at: datetime | None = None
+    """When the cashier stopped waiting and left the attempt to the reconciler."""
+    finished_at: datetime | None = None
+    """When it reached a final state."""
+    review_reason: str | None = None
+    """Why it went to NEEDS_REVIEW, in words for the manager."""
 
     @property
     def is_live(self) -> bool:
@@ -358,12 +375,25 @@ class Summary:
     failures_by_code: Mapping[str, int]
     average_seconds_to_pay: float | None
     by_state: Mapping[AttemptState, int] = field(default_factory=dict)
+    sales: int = 0
+    """Sales (a sale is every attempt with one sale reference) begun in the period."""
+    sales_paid: int = 0
+    """Sales with a COMPLETED attempt."""
+    sales_not_paid: int = 0
+    """Sales whose every attempt reached a final state and none is COMPLETED."""
 
     @property
     def failure_rate(self) -> float:
         """Failed attempts over attempts that reached a final state."""
         finished = sum(n for state, n in self.by_state.items() if state in FINAL)
         return self.failed / finished if finished else 0.0
+
+    @property
+    def sale_failure_rate(self) -> float:
+        """Sales not paid over sales that are settled (paid or finished unpaid): retries and
+        Daraja's code-17 refusals do not inflate it."""
+        settled = self.sales_paid + self.sales_not_paid
+        return self.sales_not_paid / settled if settled else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,9 @@ STAGE_WORDS: dict[Stage, str] = {
         "do not send it again."
     ),
     Stage.PAID: "Paid",
-    Stage.PAID_RECEIPT_TO_FOLLOW: "Paid, confirmed by M-Pesa; receipt to follow",
+    Stage.PAID_RECEIPT_TO_FOLLOW: "Paid; receipt pending",
     Stage.FAILED: "Not paid",
-    Stage.EXPIRED: "Expired: no answer from M-Pesa in time",
+    Stage.EXPIRED: "Outcome unknown: no answer from M-Pesa in time",
     Stage.NEEDS_REVIEW: "Needs a manager",
 }
 
@@ -51,7 +51,7 @@ def outcome_summary(view: PaymentView) -> Summary:
                 f"{what}: paid again although the sale was already paid. A manager must refund.",
                 "error",
             )
-        receipt = view.receipt or "receipt to follow"
+        receipt = view.receipt or "receipt pending"
         late = " (late: after it had ended)" if view.late else ""
         return Summary(
             "Paid" + late, f"{what}: {receipt}.", "warning" if view.late else "information"

@@ -14,10 +14,12 @@ import pytest
 
 from smartduka_tui.payments.manager import (
     ActionRefused,
+    HistoryFilter,
     ManagerInputError,
     ManagerService,
     NotSignedIn,
     ProblemFilter,
+    Resolution,
     problem_filter_from_text,
 )
 from smartduka_tui.store import AttemptFlag, AttemptState, Secret
@@ -314,3 +316,72 @@ async def test_recheck_is_refused_where_it_cannot_help(signed_in: Seeded) -> Non
     assert (await offline.sign_in(Secret(PIN))).accepted
     with pytest.raises(ActionRefused, match="needs the till's M-Pesa connection"):
         await offline.recheck(a(signed_in, "expired"))
+
+
+# ------------------------------------------------------------------------------ resolution (#11)
+
+
+async def test_resolving_as_paid_is_a_real_transition_the_figures_follow(
+    signed_in: Seeded,
+) -> None:
+    service = signed_in.service
+    before = await service.daily_summary()
+    result = await service.resolve(
+        a(signed_in, "expired"), "on the statement", Resolution.PAID, " sdx9k2m4qa "
+    )
+    attempt = await signed_in.store.attempts.get(SHOP, signed_in.ids["expired"])
+    assert attempt is not None
+    assert attempt.state is AttemptState.COMPLETED and attempt.receipt_number == "SDX9K2M4QA"
+    assert attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER and result.detail.row.resolved
+    after = await service.daily_summary()
+    assert (after.paid, after.amount_paid) == (before.paid + 1, before.amount_paid + 480)
+    assert (after.sales_paid, after.expired) == (before.sales_paid + 1, before.expired - 1)
+    entries = await signed_in.store.audit.entries(SHOP, attempt_id=attempt.id, limit=1)
+    assert entries[0].actor.value == "manager" and entries[0].detail["evidence"] == "manager_paid"
+    page = await service.history(HistoryFilter())
+    (row,) = [r for r in page.rows if r.key == a(signed_in, "expired")]
+    assert row.state is AttemptState.COMPLETED and row.receipt == "SDX9K2M4QA"
+    # Paid is not a problem: the export of open and resolved problems no longer lists it.
+    export = await service.export_csv(problem_filter_from_text(include_resolved=True))
+    assert a(signed_in, "expired") not in export.path.read_text()
+
+
+async def test_resolving_as_not_paid_fails_the_attempt_and_lets_the_sale_be_charged(
+    signed_in: Seeded,
+) -> None:
+    before = await signed_in.service.daily_summary()
+    await signed_in.service.resolve(
+        a(signed_in, "review"), "not on the statement", Resolution.NOT_PAID
+    )
+    attempt = await signed_in.store.attempts.get(SHOP, signed_in.ids["review"])
+    assert attempt is not None and attempt.state is AttemptState.FAILED
+    assert attempt.result_code == "manager_not_paid"
+    after = await signed_in.service.daily_summary()
+    assert (after.failed, after.needs_review) == (before.failed + 1, before.needs_review - 1)
+    view = await signed_in.engine.get(str(attempt.id))
+    assert view.retry.block.value in ("wait", "none"), "safe to charge again"
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome", "receipt", "field_or_words"),
+    [
+        ("expired", Resolution.PAID, None, "receipt"),
+        ("expired", Resolution.PAID, "12 34", "receipt"),
+        ("expired", Resolution.NOT_PAID, "SDX9K2M4QA", "receipt"),
+        ("expired", Resolution.PAID, "SDK1A2B3C4", "already pays sale"),
+        ("late", Resolution.NOT_PAID, None, "never unpaid"),
+    ],
+)
+async def test_a_resolution_that_cannot_be_changes_nothing(
+    signed_in: Seeded, name: str, outcome: Resolution, receipt: str | None, field_or_words: str
+) -> None:
+    key = a(signed_in, name)
+    before = await signed_in.store.attempts.get(SHOP, signed_in.ids[name])
+    with pytest.raises((ManagerInputError, ActionRefused)) as caught:
+        await signed_in.service.resolve(key, "checked", outcome, receipt)
+    error = caught.value
+    if isinstance(error, ManagerInputError):
+        assert error.field == field_or_words
+    else:
+        assert field_or_words in str(error)
+    assert await signed_in.store.attempts.get(SHOP, signed_in.ids[name]) == before

@@ -8,7 +8,8 @@ import pytest
 
 from smartduka_tui.payments.manager import AuditFilter, audit_filter_from_text
 from smartduka_tui.store import Actor
-from tests.manager.conftest import SHOP, Seeded
+from smartduka_tui.store.records import AttemptState as S
+from tests.manager.conftest import SHOP, Seeded, Story
 
 
 async def all_lines(seeded: Seeded, filters: AuditFilter, limit: int = 50) -> list[int]:
@@ -94,6 +95,9 @@ async def test_the_daily_summary(signed_in: Seeded) -> None:
     assert (summary.attempts, summary.paid, summary.amount_paid) == (7, 2, 600)
     assert (summary.failed, summary.expired, summary.needs_review, summary.live) == (2, 1, 1, 1)
     assert summary.finished == 6 and summary.failure_rate == pytest.approx(2 / 6)
+    # Per sale: S1006 is still open; failed, expired and in-review sales are not paid.
+    assert (summary.sales, summary.sales_paid, summary.sales_not_paid) == (7, 2, 4)
+    assert summary.sale_failure_rate == pytest.approx(4 / 6)
     assert [(c.code, c.count, c.meaning) for c in summary.failures_by_code] == [
         ("1", 1, "The balance is insufficient for the transaction."),
         ("1032", 1, "Request cancelled by user."),
@@ -111,3 +115,20 @@ async def test_the_summary_is_the_shops_own(signed_in: Seeded) -> None:
     other = await summarise_day(signed_in.store, "another-shop", date(2026, 1, 15))
     assert other.attempts == 0
     assert (await summarise_day(signed_in.store, SHOP, date(2026, 1, 15))).attempts == 7
+
+
+async def test_retries_and_code_17_count_as_attempts_not_as_lost_sales(signed_in: Seeded) -> None:
+    """Issue #11 case 8: one sale cancelled, refused with 17, then paid is one paid sale."""
+    story = Story(signed_in.store, signed_in.clock)
+    story.count = 100  # past the seeded story's attempt refs
+    before = await signed_in.service.daily_summary()
+    first = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_91")
+    await story.move(first, S.FAILED, Actor.CALLBACK, "callback_failure", result_code="1032")
+    second = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_92")
+    await story.move(second, S.FAILED, Actor.CALLBACK, "callback_failure", result_code="17")
+    third = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_93")
+    await story.move(third, S.COMPLETED, Actor.CALLBACK, "callback_success", receipt_number="R93")
+    after = await signed_in.service.daily_summary()
+    assert after.attempts - before.attempts == 3 and after.failed - before.failed == 2
+    assert after.sales - before.sales == 1 and after.sales_paid - before.sales_paid == 1
+    assert after.sales_not_paid == before.sales_not_paid

@@ -274,6 +274,28 @@ def test_resolve_from_the_command_line(
     assert audit_actions(data_dir).count("attempt.resolved") == 1
 
 
+def test_resolve_as_paid_or_not_paid_from_the_command_line(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    expired, review = f"A{ids['expired']}", f"A{ids['review']}"
+    bad = smartduka("manager", "resolve", expired, "--note", "x", "--paid", "??", stdin=f"{PIN}\n")
+    assert bad.code == 2 and "receipt: give the M-Pesa receipt number" in bad.err
+    assert "nothing changed" in bad.err
+    paid = smartduka(
+        "manager", "resolve", expired, "--note", "statement", "--paid", "SDX9K2M4QA",
+        stdin=f"{PIN}\n",
+    )  # fmt: skip
+    assert paid.code == 0, paid.err
+    not_paid = smartduka(
+        "manager", "resolve", review, "--note", "statement", "--not-paid", stdin=f"{PIN}\n"
+    )
+    assert not_paid.code == 0, not_paid.err
+    history = json.loads(smartduka("transactions", "--json").out)
+    states = {r["key"]: (r["state"], r.get("receipt")) for r in history}
+    assert states[expired] == ("COMPLETED", "SDX9K2M4QA")
+    assert states[review][0] == "FAILED"
+
+
 def test_resolve_needs_a_pin_to_exist(smartduka: Runner, data_dir: Path) -> None:
     asyncio.run(_seed(data_dir, None))
     result = smartduka("manager", "resolve", "A2", "--note", "x")

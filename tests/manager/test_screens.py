@@ -450,8 +450,8 @@ async def test_the_history_moves_day_by_day(seeded: Seeded) -> None:
     async with app.run_test(size=SIZE) as pilot:
         history = await sign_in(pilot, "history")
         text = screen_text(app)
-        assert "Thursday 15 Jan 2026: 7 payments asked, 2 paid, KES 600 received" in text
-        assert "Failure rate 33% of 6 finished" in text
+        assert "Thursday 15 Jan 2026: 7 sales, 2 paid, 4 not paid (67%), KES 600" in text
+        assert "Attempts: 7 asked, 2 paid" in text and "33% of 6 finished failed" in text
         assert history.query_one(DataTable).row_count == 7
         assert history.check_action("day", (1,)) is None
         await pilot.press("left_square_bracket")
@@ -512,3 +512,57 @@ async def test_sign_out_key_and_closing_the_last_screen_end_the_session(seeded: 
         if e.action == "manager.signed_out"
     ]
     assert reasons == ["signed out", "left the manager screens"]
+
+
+def test_history_never_shows_code_0_as_a_receipt() -> None:
+    """Issue #11 case 5: paid by query, the receipt not yet in: "pending", not "0"."""
+    from datetime import UTC, datetime
+
+    from smartduka_tui.payments.manager import PaymentRow
+    from smartduka_tui.store import AttemptState
+    from smartduka_tui.ui.manager.history import receipt_or_code
+
+    def row(state: AttemptState, receipt: str | None, code: str | None) -> PaymentRow:
+        return PaymentRow(
+            key="A1",
+            created_at=datetime(2026, 1, 15, tzinfo=UTC),
+            category=None,
+            summary="",
+            state=state,
+            receipt=receipt,
+            result_code=code,
+        )
+
+    assert receipt_or_code(row(AttemptState.COMPLETED, None, "0")) == "pending"
+    assert receipt_or_code(row(AttemptState.COMPLETED, "SDK1", "0")) == "SDK1"
+    assert receipt_or_code(row(AttemptState.FAILED, None, "1032")) == "1032"
+
+
+async def test_a_manager_resolves_a_payment_as_paid_with_the_statements_receipt(
+    seeded: Seeded,
+) -> None:
+    """Issue #11 case 8: the resolution is a real transition, not only a note."""
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "problems")
+        expired = f"A{seeded.ids['expired']}"
+        app.push_screen(ProblemDetailScreen(expired))
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        note = app.screen
+        assert isinstance(note, ResolveNoteScreen)
+        await put(pilot, "#note", "found on the statement")
+        await put(pilot, "#finding", "12")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is note and "receipt" in note.error_text
+        attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
+        assert attempt is not None and attempt.state is S.EXPIRED, "nothing changed"
+        await put(pilot, "#finding", "sdx9k2m4qa")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is not note
+        attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
+        assert attempt is not None and attempt.state is S.COMPLETED
+        assert attempt.receipt_number == "SDX9K2M4QA"

@@ -31,6 +31,7 @@ from smartduka_tui.mpesa.models import (
     parse_stk_callback,
     result_code_key,
 )
+from smartduka_tui.mpesa.result_codes import describe_result
 from tests.support.daraja import PAYLOADS
 
 # Which model reads which file, by name prefix. A new payload file with no entry fails
@@ -187,8 +188,13 @@ def test_numeric_string_result_code_in_a_callback_becomes_int() -> None:
     [
         (0, 0, "0"),
         ("0", 0, "0"),
-        (" 1032 ", 1032, "1032"),
+        ("1032", 1032, "1032"),
         ("sfc_ic0003", "SFC_IC0003", "SFC_IC0003"),
+        # Not Daraja's spelling of a number: kept as given, so "00" is never "0" (paid).
+        ("00", "00", "00"),
+        ("-0", "-0", "-0"),
+        ("+0", "+0", "+0"),
+        (" 1032 ", " 1032 ", " 1032 "),
     ],
 )
 def test_result_code_normalisation(raw: int | str, normal: int | str, key: str) -> None:
@@ -577,3 +583,38 @@ def test_the_relay_check_is_never_stricter_than_the_parser(value: dict[str, Any]
 def test_the_relay_check_only_ever_raises_callback_parse_error(body: bytes) -> None:
     with contextlib.suppress(CallbackParseError):
         check_callback_shape(body)
+
+
+# --- Only 0 is success (issue #11 case 4) ---------------------------------------------------
+
+# Spellings that look like zero to a lenient parser: signs, leading zeros, padding.
+zero_lookalikes = st.builds(
+    lambda sign, zeros, left, right: f"{left}{sign}{'0' * zeros}{right}",
+    st.sampled_from(["", "+", "-"]),
+    st.integers(min_value=1, max_value=4),
+    st.sampled_from(["", " ", "\t", "0"]),
+    st.sampled_from(["", " ", "\n", "0"]),
+).filter(lambda text: text != "0")
+
+
+@given(zero_lookalikes)
+def test_no_spelling_of_zero_but_the_exact_one_is_success(code: str) -> None:
+    body = callback_body(ResultCode=code)
+    try:
+        callback = parse_stk_callback(body)
+    except CallbackParseError:
+        return  # refused outright (padding is no code): not success either
+    assert not callback.is_success and callback.code_key != "0"
+    assert not describe_result(callback.code_key).known
+
+
+@given(st.sampled_from([0, "0"]))
+def test_integer_zero_and_the_string_zero_are_success(code: int | str) -> None:
+    callback = parse_stk_callback(callback_body(ResultCode=code))
+    assert callback.is_success and callback.code_key == "0"
+
+
+@given(st.integers(min_value=1, max_value=99999))
+def test_a_number_and_its_exact_text_are_one_code_but_padded_text_is_not(code: int) -> None:
+    assert result_code_key(code) == result_code_key(str(code)) == str(code)
+    assert result_code_key("0" + str(code)) != str(code)

@@ -15,7 +15,7 @@ from smartduka_tui.payments.api import (
     RetryBlock,
     Stage,
 )
-from smartduka_tui.store.records import Attempt, ProblemKind
+from smartduka_tui.store.records import Attempt, AttemptFlag, ProblemKind
 from tests.conftest import unique_phone
 from tests.payments.bodies import event_for, failure_body, success_body
 from tests.payments.harness import TillHarness, till
@@ -182,17 +182,37 @@ async def test_success_callback_completes_pending(shop_till: TillHarness) -> Non
     )
 
 
-async def test_success_callback_completes_unknown(tmp_path: Path, simulator: ServerProcess) -> None:
-    async with till(tmp_path, simulator.base_url) as h:
+@pytest.mark.parametrize("confirm", [False, True])
+async def test_success_callback_for_an_unknown_attempt_needs_review(
+    tmp_path: Path, simulator: ServerProcess, confirm: bool
+) -> None:
+    """The push response was lost: nothing of this till's own ties the payment to the sale,
+    so a success is for a manager to check against the statement, never COMPLETED."""
+    async with till(tmp_path, simulator.base_url, confirm_callbacks_by_query=confirm) as h:
         phone = unique_phone()
         await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error")
         view = await h.engine.start_payment("G2", 10, phone)
         assert view.state is S.UNKNOWN
         await h.advance_sim(2)
         view = await h.view(view.attempt_id)
-        assert view.state is S.COMPLETED and view.receipt
-        assert view.checkout_request_id is not None, "learnt from the callback"
-        assert (await h.transitions(view.attempt_id))[-1][:2] == ("UNKNOWN", "COMPLETED")
+        assert view.state is S.NEEDS_REVIEW and view.receipt is None
+        assert view.cashier_message == (
+            "M-Pesa says a payment was made; check the statement before handing over goods."
+        )
+        assert "push response was lost" in (view.manager_hint or "")
+        assert view.checkout_request_id is None, "an id from a callback body is never taken"
+        assert (await h.transitions(view.attempt_id))[-1] == (
+            "UNKNOWN",
+            "NEEDS_REVIEW",
+            "callback",
+            "success_unbound",
+        )
+        queries = [
+            r
+            for r in await h.sim.requests(phone=None)
+            if "stkpushquery" in r.path and r.shortcode == h.shortcode
+        ]
+        assert not queries, "never a query with the callback's CheckoutRequestID"
 
 
 async def test_callback_before_the_push_response_is_not_lost(shop_till: TillHarness) -> None:
@@ -305,19 +325,6 @@ async def test_confirmed_success_completes_with_the_callbacks_receipt(
     assert (await h.transitions(view.attempt_id))[-1][3] == "confirmed_success"
     queries = [r for r in await h.sim.requests(phone=None) if "stkpushquery" in r.path]
     assert any(q.checkout_request_id == view.checkout_request_id for q in queries)
-
-
-async def test_confirmed_success_completes_unknown(
-    tmp_path: Path, simulator: ServerProcess
-) -> None:
-    async with till(tmp_path, simulator.base_url, confirm_callbacks_by_query=True) as h:
-        phone = unique_phone()
-        await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error")
-        view = await h.engine.start_payment("Q2", 10, phone)
-        await h.advance_sim(2)
-        view = await h.view(view.attempt_id)
-        assert view.state is S.COMPLETED
-        assert (await h.transitions(view.attempt_id))[-1][:2] == ("UNKNOWN", "COMPLETED")
 
 
 @pytest.mark.parametrize("anomaly", ["stuck_pending", "gateway_error"])
@@ -509,22 +516,22 @@ async def test_success_for_a_sale_already_paid_is_a_duplicate_payment(
     shop_till: TillHarness,
 ) -> None:
     phone = unique_phone()
-    # First attempt: the prompt stays open, the query keeps saying "being processed", and the
-    # customer's payment only shows up much later.
-    await shop_till.sim.set_phone_scenario(
-        phone, late_callback_s=600, query_anomaly="stuck_pending"
-    )
+    # First attempt: M-Pesa said "cancelled" (callback and query alike), so a retry went out
+    # and was paid; then a success for the first attempt's own CheckoutRequestID arrives.
+    await shop_till.sim.set_phone_scenario(phone, result_code=1032)
     first = await shop_till.engine.start_payment("D1", 10, phone)
-    shop_till.clock.advance(301)
-    await shop_till.reconcile()
-    assert (await shop_till.view(first.attempt_id)).state is S.EXPIRED
+    await shop_till.advance_sim(2)
+    assert (await shop_till.view(first.attempt_id)).state is S.FAILED
     await shop_till.sim.set_phone_scenario(phone)
     await shop_till.advance_sim(130)  # out of code 17's window
-    shop_till.clock.advance(10)
-    second = await shop_till.engine.retry("D1", customer_got_no_sms=True)
+    shop_till.clock.advance(130)
+    second = await shop_till.engine.retry("D1")
     await shop_till.advance_sim(2)
     assert (await shop_till.view(second.attempt_id)).state is S.COMPLETED
-    await shop_till.advance_sim(600)  # the first payment's callback, at last
+    attempt = await row(shop_till, first.attempt_id)
+    assert attempt.checkout_request_id is not None
+    late = success_body(attempt.checkout_request_id, 10, phone, receipt="LATE000003")
+    await shop_till.deliver(event_for(attempt, late, shop_till.clock.now()))
     first_view = await shop_till.view(first.attempt_id)
     assert first_view.state is S.COMPLETED
     assert first_view.duplicate_payment and first_view.late
@@ -620,9 +627,11 @@ async def test_callback_carrying_another_attempts_checkout_id_needs_review(
         assert (await h.view(paid.attempt_id)).state is S.PENDING
 
 
-async def test_late_success_for_a_failed_attempt_is_confirmed_by_a_later_pass(
+async def test_a_failure_callback_waits_for_its_query_and_a_later_pass_finds_it_paid(
     confirming_till: TillHarness,
 ) -> None:
+    """Confirmation on: a failure is confirmed by a query with the attempt's own
+    CheckoutRequestID too; when M-Pesa, in truth, took the money, the sale is paid."""
     h = confirming_till
     phone = unique_phone()
     await h.sim.set_phone_scenario(
@@ -634,13 +643,98 @@ async def test_late_success_for_a_failed_attempt_is_confirmed_by_a_later_pass(
     failed = await h.deliver(
         event_for(attempt, failure_body(attempt.checkout_request_id, 1032), h.clock.now())
     )
-    assert failed.view is not None and failed.view.state is S.FAILED
+    assert failed.outcome is CallbackOutcome.CONFIRMING
+    assert failed.view is not None and failed.view.state is S.PENDING and failed.view.confirming
+    assert failed.view.retry.block is RetryBlock.STILL_LIVE, "no retry on a claim"
     await h.advance_sim(2)  # M-Pesa, in truth, took the money
-    success = success_body(attempt.checkout_request_id, 10, phone, receipt="LATE000002")
-    result = await h.deliver(event_for(attempt, success, h.clock.now()))
-    assert result.outcome is CallbackOutcome.CONFIRMING
-    assert result.view is not None and result.view.state is S.FAILED and result.view.confirming
     report = await h.reconcile()
     assert report.queried == 1
     final = await h.view(view.attempt_id)
-    assert final.state is S.COMPLETED and final.late and final.receipt == "LATE000002"
+    assert final.state is S.COMPLETED and final.receipt_pending and not final.confirming
+    assert (await row(h, view.attempt_id)).flags & AttemptFlag.RECEIPT_PENDING
+    (problem,) = await h.store.problems.list(h.shop_id)
+    assert problem.detail["pattern"] == "failure_callback_contradicted"
+    assert problem.detail["callback_code"] == "1032" and problem.detail["query_code"] == "0"
+
+
+# ---------------------------------------------------------------- issue #11: binding and honesty
+
+
+async def test_a_receipt_another_sale_holds_never_completes(shop_till: TillHarness) -> None:
+    h = shop_till
+    paid_phone, phone = unique_phone(), unique_phone()
+    paid = await h.engine.start_payment("RC1", 10, paid_phone)
+    await h.advance_sim(2)
+    paid = await h.view(paid.attempt_id)
+    assert paid.state is S.COMPLETED and paid.receipt
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("RC2", 10, phone)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.checkout_request_id is not None
+    body = success_body(attempt.checkout_request_id, 10, phone, receipt=paid.receipt)
+    result = await h.deliver(event_for(attempt, body, h.clock.now()))
+    assert result.outcome is CallbackOutcome.NEEDS_REVIEW
+    view = await h.view(view.attempt_id)
+    assert view.state is S.NEEDS_REVIEW and view.receipt is None
+    assert "already pays sale RC1" in (view.manager_hint or "")
+    (problem,) = await h.store.problems.list(h.shop_id)
+    assert problem.detail["pattern"] == "success_not_bound"
+    assert (await h.view(paid.attempt_id)).receipt == paid.receipt, "the payer is untouched"
+
+
+async def test_a_success_without_a_receipt_is_receipt_pending_never_confirmed(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 3 (confirmation off): no MpesaReceiptNumber, so the words stay honest."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("RP1", 10, phone)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.checkout_request_id is not None
+    body = success_body(attempt.checkout_request_id, 10, phone).replace(
+        b'{"Name": "MpesaReceiptNumber", "Value": "TST0000001"}, ', b""
+    )
+    assert b"MpesaReceiptNumber" not in body
+    await h.deliver(event_for(attempt, body, h.clock.now()))
+    view = await h.view(view.attempt_id)
+    assert view.state is S.COMPLETED and view.receipt_pending
+    assert view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
+    assert "confirmed" not in view.cashier_message and "receipt pending" in view.cashier_message
+    assert (await row(h, view.attempt_id)).flags & AttemptFlag.RECEIPT_PENDING
+    receipt_pending = await h.store.attempts.problems(h.shop_id)
+    assert [a.id for a in receipt_pending.items] == [int(view.attempt_id)]
+
+
+async def test_receipt_pending_is_set_by_a_query_and_cleared_by_the_callback(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 5."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, late_callback_s=60)
+    view = await h.engine.start_payment("RP2", 10, phone)
+    await h.advance_sim(2)
+    h.clock.advance(31)
+    await h.reconcile()
+    attempt = await row(h, view.attempt_id)
+    assert attempt.state is S.COMPLETED and attempt.receipt_number is None
+    assert attempt.flags & AttemptFlag.RECEIPT_PENDING
+    await h.advance_sim(61)
+    attempt = await row(h, view.attempt_id)
+    assert attempt.receipt_number and not attempt.flags & AttemptFlag.RECEIPT_PENDING
+    assert (await h.store.attempts.problems(h.shop_id)).items == ()
+
+
+async def test_expired_reads_outcome_unknown(shop_till: TillHarness) -> None:
+    """Issue #11 case 8: EXPIRED is not "not paid"."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
+    view = await h.engine.start_payment("EU1", 10, phone)
+    h.clock.advance(301)
+    await h.reconcile()
+    view = await h.view(view.attempt_id)
+    assert view.state is S.EXPIRED
+    assert view.cashier_message.startswith("Outcome unknown")
+    assert "not paid" not in view.cashier_message.lower()

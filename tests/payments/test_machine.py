@@ -22,9 +22,7 @@ ROWS: list[tuple[Evidence, S, S]] = [
     (E.PUSH_REFUSED, S.CREATED, S.FAILED),
     (E.PUSH_OUTCOME_UNKNOWN, S.CREATED, S.UNKNOWN),
     (E.CALLBACK_SUCCESS, S.PENDING, S.COMPLETED),
-    (E.CALLBACK_SUCCESS, S.UNKNOWN, S.COMPLETED),
     (E.CONFIRMED_SUCCESS, S.PENDING, S.COMPLETED),
-    (E.CONFIRMED_SUCCESS, S.UNKNOWN, S.COMPLETED),
     (E.CONFIRMATION_CONTRADICTED, S.CREATED, S.NEEDS_REVIEW),
     (E.CONFIRMATION_CONTRADICTED, S.PENDING, S.NEEDS_REVIEW),
     (E.CONFIRMATION_CONTRADICTED, S.UNKNOWN, S.NEEDS_REVIEW),
@@ -44,6 +42,27 @@ ROWS: list[tuple[Evidence, S, S]] = [
     (E.CONFIRMED_SUCCESS, S.EXPIRED, S.COMPLETED),
     (E.QUERY_SUCCESS, S.FAILED, S.COMPLETED),
     (E.QUERY_SUCCESS, S.EXPIRED, S.COMPLETED),
+    # A success nothing ties to this attempt (no CheckoutRequestID of its own, or a receipt
+    # another attempt holds): a manager checks the statement. Never COMPLETED.
+    (E.SUCCESS_UNBOUND, S.CREATED, S.NEEDS_REVIEW),
+    (E.SUCCESS_UNBOUND, S.PENDING, S.NEEDS_REVIEW),
+    (E.SUCCESS_UNBOUND, S.UNKNOWN, S.NEEDS_REVIEW),
+    (E.SUCCESS_UNBOUND, S.FAILED, S.NEEDS_REVIEW),
+    (E.SUCCESS_UNBOUND, S.EXPIRED, S.NEEDS_REVIEW),
+    # Transaction Status by the receipt (the statement issue) binds a lost push's payment.
+    (E.STATEMENT_MATCHED, S.UNKNOWN, S.COMPLETED),
+    (E.STATEMENT_MATCHED, S.NEEDS_REVIEW, S.COMPLETED),
+    (E.STATEMENT_MATCHED, S.FAILED, S.COMPLETED),
+    (E.STATEMENT_MATCHED, S.EXPIRED, S.COMPLETED),
+    # The customer says an M-Pesa SMS arrived: a manager checks before anyone charges again.
+    (E.CUSTOMER_GOT_SMS, S.FAILED, S.NEEDS_REVIEW),
+    (E.CUSTOMER_GOT_SMS, S.EXPIRED, S.NEEDS_REVIEW),
+    # A manager's resolution is a real transition.
+    (E.MANAGER_PAID, S.FAILED, S.COMPLETED),
+    (E.MANAGER_PAID, S.EXPIRED, S.COMPLETED),
+    (E.MANAGER_PAID, S.NEEDS_REVIEW, S.COMPLETED),
+    (E.MANAGER_NOT_PAID, S.EXPIRED, S.FAILED),
+    (E.MANAGER_NOT_PAID, S.NEEDS_REVIEW, S.FAILED),
 ]
 EXPECTED = {(e, frm): to for e, frm, to in ROWS}
 
@@ -75,7 +94,7 @@ def test_success_after_failed_or_expired_is_flagged_late(evidence: Evidence, frm
     assert decision.late and not decision.duplicate_payment
 
 
-@pytest.mark.parametrize("frm", [S.PENDING, S.UNKNOWN, S.FAILED, S.EXPIRED])
+@pytest.mark.parametrize("frm", [S.PENDING, S.FAILED, S.EXPIRED])
 def test_success_for_a_sale_paid_elsewhere_is_flagged_duplicate(frm: S) -> None:
     decision = decide(E.CONFIRMED_SUCCESS, frm, sale_paid_by_other=True)
     assert decision.to is S.COMPLETED
@@ -83,13 +102,8 @@ def test_success_for_a_sale_paid_elsewhere_is_flagged_duplicate(frm: S) -> None:
     assert decision.late is (frm in (S.FAILED, S.EXPIRED))
 
 
-def test_only_a_query_success_leaves_the_receipt_pending() -> None:
-    assert decide(E.QUERY_SUCCESS, S.PENDING, sale_paid_by_other=False).receipt_pending
-    assert not decide(E.CALLBACK_SUCCESS, S.PENDING, sale_paid_by_other=False).receipt_pending
-    assert not decide(E.CONFIRMED_SUCCESS, S.UNKNOWN, sale_paid_by_other=False).receipt_pending
-
-
 @pytest.mark.parametrize("evidence", list(E))
-def test_needs_review_is_left_only_by_nothing(evidence: Evidence) -> None:
-    # A manager resolves NEEDS_REVIEW; no evidence moves it (a success there is logged).
-    assert decide(evidence, S.NEEDS_REVIEW, sale_paid_by_other=False).to is None
+def test_needs_review_is_left_only_by_a_manager_or_the_statement(evidence: Evidence) -> None:
+    # No callback or query moves NEEDS_REVIEW (a success there is logged).
+    moved = decide(evidence, S.NEEDS_REVIEW, sale_paid_by_other=False).to is not None
+    assert moved is (evidence in (E.MANAGER_PAID, E.MANAGER_NOT_PAID, E.STATEMENT_MATCHED))

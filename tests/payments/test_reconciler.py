@@ -185,3 +185,51 @@ async def test_check_now_asks_mpesa_at_once(shop_till: TillHarness) -> None:
     await h.advance_sim(2)
     checked = await h.engine.check_now(view.attempt_id)
     assert checked.state is S.COMPLETED and checked.receipt_pending
+
+
+async def queries_for(h: TillHarness, checkout_request_id: str | None) -> int:
+    return sum(
+        1
+        for r in await h.sim.requests(phone=None)
+        if "stkpushquery" in r.path and r.checkout_request_id == checkout_request_id
+    )
+
+
+async def test_one_query_when_the_countdown_ends(tmp_path: Path, simulator: ServerProcess) -> None:
+    """Issue #11 case 6: the screen says "Checking with M-Pesa" at the end of the countdown,
+    so M-Pesa is asked then (on the injected clock), not at the next 2-minute pass."""
+    async with till(tmp_path, simulator.base_url) as h:
+        await h.restart_with_reconciler()
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, drop_callback=True)
+        view = await h.engine.start_payment("CD1", 10, phone)
+        await h.advance_sim(2)  # paid; the callback is lost
+        await wait_for_sleep(h)
+        h.clock.advance(59)
+        await wait_for_sleep(h)
+        assert await queries_for(h, view.checkout_request_id) == 0, "not before the end"
+        h.clock.advance(1)
+
+        async def paid() -> bool:
+            return (await h.view(view.attempt_id)).state is S.COMPLETED
+
+        await eventually(paid, h.clock)
+        assert await queries_for(h, view.checkout_request_id) == 1
+
+
+async def test_start_up_asks_about_every_live_attempt_whatever_its_age(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, drop_callback=True)
+        view = await h.engine.start_payment("SU2", 10, phone)
+        await h.advance_sim(2)
+        h.clock.advance(5)  # far younger than the 30 s a regular pass waits for
+        await h.restart_with_reconciler()
+
+        async def paid() -> bool:
+            return (await h.view(view.attempt_id)).state is S.COMPLETED
+
+        await eventually(paid, h.clock)
+        assert await queries_for(h, view.checkout_request_id) == 1

@@ -16,6 +16,7 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.service import idempotency_key
 from tests.conftest import unique_phone
+from tests.payments.bodies import event_for, failure_body
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 
@@ -101,14 +102,25 @@ async def checkout_of(h: TillHarness, phone: str) -> str:
     return live.checkout_request_id
 
 
-async def test_ordinary_failure_waits_the_general_retry_delay(shop_till: TillHarness) -> None:
+async def test_after_a_cancel_the_same_phone_waits_out_code_17s_window(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #11 case 7: the till knows when it pushed this amount to this phone, so it says the
+    real wait (not "0:05", which Daraja would answer with 17) and offers another phone."""
     h = shop_till
     view = await failed_sale(h, "D1", 1032)
-    assert view.retry.block is RetryBlock.WAIT
-    assert (await refusal(h, "D1")).retry_after == 5
-    h.clock.advance(5)
+    assert view.retry.block is RetryBlock.WAIT and view.retry.other_phone_now
+    assert "wait 2:00" in view.retry.message and "another phone" in view.retry.message
+    assert (await refusal(h, "D1")).retry_after == 120
+    assert (await refusal(h, "D1", phone=unique_phone())).retry_after == 5
+    h.clock.advance(100)
+    assert "wait 0:20" in (await h.view(view.attempt_id)).retry.message
+    h.clock.advance(20)
+    await h.sim.advance_clock(120)
     assert (await h.view(view.attempt_id)).retry.allowed_now
     retried = await h.engine.retry("D1")
+    await h.advance_sim(2)
+    assert (await h.view(retried.attempt_id)).result_code != "17", "Daraja took the retry"
     attempt = await h.store.attempts.get(h.shop_id, int(retried.attempt_id))
     assert attempt is not None
     assert attempt.idempotency_key == idempotency_key(h.shop_id, h.till_id, "D1", 2)
@@ -168,7 +180,8 @@ async def test_at_most_max_retries(tmp_path: Path, simulator: ServerProcess) -> 
     async with till(tmp_path, simulator.base_url, limits={"max_retries": 1}) as h:
         phone = unique_phone()
         await failed_sale(h, "MX1", 1032, phone)
-        h.clock.advance(5)
+        h.clock.advance(120)
+        await h.sim.advance_clock(120)
         retried = await h.engine.retry("MX1")
         await h.advance_sim(2)
         view = await h.view(retried.attempt_id)
@@ -194,8 +207,88 @@ async def test_not_while_live_not_when_paid_not_for_an_unknown_sale(
 async def test_retry_checks_its_phone(shop_till: TillHarness) -> None:
     h = shop_till
     await failed_sale(h, "BP1", 1032)
-    h.clock.advance(5)
+    h.clock.advance(120)
     with pytest.raises(InvalidPaymentInput) as caught:
         await h.engine.retry("BP1", phone="0712")
     assert caught.value.field == "phone"
     assert len(await h.engine.sale_attempts("BP1")) == 1
+
+
+async def test_retries_refused_by_code_17_do_not_count(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    """A push Daraja refused with 17 opened no prompt: it is not one of the 3 retries."""
+    async with till(tmp_path, simulator.base_url, limits={"max_retries": 1}) as h:
+        phone = unique_phone()
+        paid = await h.engine.start_payment("X17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(paid.attempt_id)).state is S.COMPLETED
+        refused = await h.engine.start_payment("Y17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(refused.attempt_id)).result_code == "17"
+        h.clock.advance(125)
+        await h.sim.advance_clock(125)
+        # Another sale of the same amount to the same phone goes first, so Daraja refuses
+        # the retry of Y17 with 17 again.
+        other = await h.engine.start_payment("Z17", 10, phone)
+        await h.advance_sim(2)
+        assert (await h.view(other.attempt_id)).state is S.COMPLETED
+        retried = await h.engine.retry("Y17")
+        await h.advance_sim(2)
+        view = await h.view(retried.attempt_id)
+        assert view.state is S.FAILED and view.result_code == "17"
+        assert view.retry.retries_used == 0 and view.retry.retries_left == 1
+        assert view.retry.block is RetryBlock.WAIT
+
+
+async def test_a_retry_first_asks_about_the_previous_attempt(shop_till: TillHarness) -> None:
+    """Issue #11 case 2, confirmation off: a failure callback (rewritten; M-Pesa in truth took
+    the money) is asked about before the retry prompt, which then never goes out."""
+    h = shop_till
+    phone = unique_phone()
+    await h.sim.set_phone_scenario(phone, drop_callback=True)
+    view = await h.engine.start_payment("AB1", 10, phone)
+    attempt = await h.store.attempts.get(h.shop_id, int(view.attempt_id))
+    assert attempt is not None and attempt.checkout_request_id is not None
+    lie = failure_body(attempt.checkout_request_id, 1032)
+    assert (await h.deliver(event_for(attempt, lie, h.clock.now()))).outcome.value == "applied"
+    assert (await h.view(view.attempt_id)).state is S.FAILED
+    await h.advance_sim(2)  # the customer had paid
+    h.clock.advance(120)
+    await h.sim.advance_clock(120)
+    refused = await refusal(h, "AB1")
+    assert refused.reason is RefusalReason.ALREADY_PAID
+    after = await h.view(view.attempt_id)
+    assert after.state is S.COMPLETED and after.late
+    assert len(await h.engine.sale_attempts("AB1")) == 1
+    pushes = [r for r in await h.sim.requests(phone=phone) if "stkpush/" in r.path]
+    assert len(pushes) == 1, "no second prompt"
+
+
+async def test_after_a_failure_without_a_checkout_id_only_with_no_sms_confirmation(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url) as h:
+        phone = unique_phone()
+        await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error", result_code=1032)
+        view = await h.engine.start_payment("NC1", 10, phone)
+        await h.advance_sim(2)
+        view = await h.view(view.attempt_id)
+        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.retry.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
+        h.clock.advance(120)
+        refused = await refusal(h, "NC1")
+        assert refused.reason is RefusalReason.NEEDS_NO_SMS_CONFIRMATION
+        assert len(await h.engine.sale_attempts("NC1")) == 1
+        await h.sim.set_phone_scenario(phone)
+        retried = await h.engine.retry("NC1", customer_got_no_sms=True)
+        assert retried.attempt_number == 2
+
+
+async def test_a_definite_push_refusal_needs_no_sms_question(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    async with till(tmp_path, simulator.base_url, sim_settings={"max_timestamp_skew_s": 60}) as h:
+        view = await h.engine.start_payment("PR1", 10, unique_phone())
+        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.retry.block is not RetryBlock.NEEDS_NO_SMS_CONFIRMATION

@@ -75,7 +75,6 @@ EVIDENCE_TABLE: frozenset[tuple[S, S]] = frozenset(
         (S.CREATED, S.FAILED),  # push definitely refused
         (S.CREATED, S.UNKNOWN),  # push outcome unknown, or found at start-up
         (S.PENDING, S.COMPLETED),  # verified success (callback, confirmed callback, query)
-        (S.UNKNOWN, S.COMPLETED),
         (S.CREATED, S.NEEDS_REVIEW),  # unknown code, mismatch, contradicted confirmation
         (S.PENDING, S.NEEDS_REVIEW),
         (S.UNKNOWN, S.NEEDS_REVIEW),
@@ -85,6 +84,9 @@ EVIDENCE_TABLE: frozenset[tuple[S, S]] = frozenset(
         (S.UNKNOWN, S.EXPIRED),
         (S.FAILED, S.COMPLETED),  # late payment
         (S.EXPIRED, S.COMPLETED),
+        # A success nothing ties to the attempt (its push response was lost): a manager looks.
+        (S.FAILED, S.NEEDS_REVIEW),
+        (S.EXPIRED, S.NEEDS_REVIEW),
     }
 )
 

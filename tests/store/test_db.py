@@ -377,3 +377,62 @@ async def test_database_in_a_read_only_folder_is_refused_clearly(
     with pytest.raises(StoreReadOnlyError, match="cannot be written"):
         await Database.open(folder / "till.db")
     assert not (folder / "till.db").exists()
+
+
+async def test_the_attempt_truth_migration_reads_old_rows_facts_from_their_audit(
+    tmp_path: Path,
+) -> None:
+    """Rows written before the attempt row held confirming / handed over / finished get them
+    from their audit entries once, so a confirmation in progress survives the upgrade."""
+    truth = next(m for m in MIGRATIONS if m.description.startswith("the attempt row holds"))
+    path = tmp_path / "old.db"
+    old = await Database.open(path, upgrade_to=truth.version - 1)
+    try:
+        async with old.write() as tx:
+            await tx.execute(
+                "INSERT INTO shops VALUES ('s1', 'S', 'platform', NULL, NULL, 'KP', 1,"
+                " 'pending', NULL, 1, 1)"
+            )
+            await tx.execute("INSERT INTO tills VALUES ('t1', 's1', 'https://r', 'k1', 1, 1)")
+            for number, state in ((1, "PENDING"), (2, "FAILED"), (3, "PENDING")):
+                await tx.execute(
+                    "INSERT INTO attempts (id, shop_id, till_id, sale_ref, amount, phone,"
+                    " idempotency_key, attempt_ref, attempt_number, state, created_at, expires_at,"
+                    " updated_at) VALUES (?, 's1', 't1', ?, 10, ?, ?, ?, 1, ?, 1000, 9000, 8000)",
+                    (
+                        number,
+                        f"S{number}",
+                        f"25471200000{number}",
+                        f"key{number}",
+                        f"ref{number}",
+                        state,
+                    ),
+                )
+            entries = [
+                (1, 2000, "evidence.awaiting_confirmation", '{"receipt": "R1"}'),
+                (2, 3000, "attempt.handed_to_reconciler", "{}"),
+                (2, 5000, "attempt.transition", '{"to": "FAILED"}'),
+                (3, 2000, "evidence.awaiting_confirmation", '{"receipt": "R3"}'),
+                (3, 2500, "evidence.confirmation_settled", "{}"),
+            ]
+            for attempt_id, at, action, detail in entries:
+                await tx.execute(
+                    "INSERT INTO audit_log (at, shop_id, actor, action, attempt_id, detail,"
+                    " prev_hash, hash) VALUES (?, 's1', 'system', ?, ?, ?, '', '')",
+                    (at, action, attempt_id, detail),
+                )
+    finally:
+        await old.close()
+    upgraded = await Database.open(path)
+    try:
+        rows = await upgraded.fetchall(
+            "SELECT id, confirming, confirming_receipt, handed_over_at, finished_at"
+            " FROM attempts ORDER BY id"
+        )
+        assert [tuple(row) for row in rows] == [
+            (1, "success", "R1", None, None),
+            (2, None, None, 3000, 5000),
+            (3, None, None, None, None),
+        ]
+    finally:
+        await upgraded.close()

@@ -166,15 +166,20 @@ async def test_failure_shows_the_catalogue_message_and_when_to_retry(
         assert words.lower() in message.lower()
         assert f"M-Pesa code {code}" in text_of(failure, "#facts")
         assert "Retries used: 0 of 3." in text_of(failure, "#retry-rule")
-        # The general retry delay first: retry is shown but greyed, with a live countdown.
-        assert view.retry.block is RetryBlock.WAIT
+        # The same amount to the same phone: Daraja's code-17 window from this till's own push
+        # (not the 5 s retry delay, which Daraja would answer with 17); another phone at once.
+        assert view.retry.block is RetryBlock.WAIT and view.retry.other_phone_now
         assert failure.check_action("retry", ()) is None
-        assert text_of(failure, "#retry-wait").startswith("Safe to try again in 0:05")
+        assert failure.check_action("another_phone", ()) is True
+        wait_text = text_of(failure, "#retry-wait")
+        assert wait_text.startswith("M-Pesa refuses this amount to this phone for 2:00 more")
+        assert "another phone (a) can be sent now" in wait_text
         await advance(pilot, shop_till, 2)
         await wait_until(
-            pilot, lambda: "0:03" in text_of(failure, "#retry-wait"), "the countdown to move"
+            pilot, lambda: "1:58" in text_of(failure, "#retry-wait"), "the countdown to move"
         )
-        await advance(pilot, shop_till, 3)
+        await shop_till.sim.advance_clock(120)
+        await advance(pilot, shop_till, 118)
         await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry open")
         await script(shop_till, phone)
         await pilot.press("r")
@@ -197,10 +202,12 @@ async def test_code_17_waits_two_minutes_for_the_same_phone(shop_till: TillHarne
         failure: Any = await wait_for_screen(pilot, FailureScreen)
         assert failure.view.result_code == "17"
         assert failure.check_action("retry", ()) is None
-        assert text_of(failure, "#retry-wait").startswith("Safe to try again in 2:00")
+        assert text_of(failure, "#retry-wait").startswith(
+            "M-Pesa refuses this amount to this phone for 2:00 more"
+        )
         await advance(pilot, shop_till, 60)
         await wait_until(
-            pilot, lambda: "in 1:00" in text_of(failure, "#retry-wait"), "the countdown at 1:00"
+            pilot, lambda: "for 1:00 more" in text_of(failure, "#retry-wait"), "the countdown"
         )
         assert failure.check_action("retry", ()) is None
         await advance(pilot, shop_till, 60)
@@ -222,7 +229,8 @@ async def test_retry_limit_reached_closes_retry(tmp_path: Any, simulator: Server
         app = build_app(harness)
         async with app.run_test(size=SIZE) as pilot:
             failure: Any = await failed_with(harness, pilot, 1032, phone)
-            await advance(pilot, harness, 5)
+            await harness.sim.advance_clock(120)
+            await advance(pilot, harness, 120)
             await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry")
             await pilot.press("r")
             await wait_for_screen(pilot, WaitingScreen)
@@ -333,13 +341,13 @@ async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness
         await shop_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)
         assert expired.view.state is AttemptState.EXPIRED
-        assert "EXPIRED" in str(expired.query_one("#failure-title").content)
+        assert "OUTCOME UNKNOWN" in str(expired.query_one("#failure-title").content)
         # After EXPIRED a retry needs the cashier to confirm no M-Pesa SMS arrived.
         await advance(pilot, shop_till, 10)
         await wait_until(pilot, lambda: expired.check_action("retry", ()) is True, "retry")
         await pilot.press("r")
         confirm = await wait_for_screen(pilot, ConfirmNoSmsScreen)
-        await pilot.press("n")
+        await pilot.press("escape")  # the customer is still looking
         await wait_until(pilot, lambda: pilot.app.screen is expired, "back to the failure")
         assert confirm is not pilot.app.screen
         assert len(await pushes(shop_till, phone)) == 1
@@ -349,6 +357,35 @@ async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness
         assert success.view.late and success.view.receipt
         assert LATE in text_of(success, "#warning")
         assert "LATE" in str(success.query_one("#paid-title").content)
+
+
+async def test_got_an_sms_sends_the_attempt_to_a_manager(shop_till: TillHarness) -> None:
+    """Issue #11 case 8: "got an SMS" records the cashier's answer; no retry goes out."""
+    phone = await script(shop_till, unique_phone(), unanswered=True, drop_callback=True)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 81, phone)
+        await advance(pilot, shop_till, shop_till.settings.timings.attempt_expiry_s + 1)
+        await shop_till.engine.reconcile_once()
+        expired: Any = await wait_for_screen(pilot, FailureScreen)
+        assert expired.view.state is AttemptState.EXPIRED
+        assert expired.view.cashier_message.startswith("Outcome unknown")
+        await advance(pilot, shop_till, 10)
+        await wait_until(pilot, lambda: expired.check_action("retry", ()) is True, "retry")
+        await pilot.press("r")
+        await wait_for_screen(pilot, ConfirmNoSmsScreen)
+        await pilot.press("n")
+        await wait_until(
+            pilot, lambda: expired.view.state is AttemptState.NEEDS_REVIEW, "sent to a manager"
+        )
+        assert "NEEDS A MANAGER" in str(expired.query_one("#failure-title").content)
+        assert "M-Pesa confirmation SMS" in text_of(expired, "#manager-hint")
+        assert expired.check_action("retry", ()) is None
+        assert len(await pushes(shop_till, phone)) == 1
+        entries = await shop_till.store.audit.entries(
+            shop_till.shop_id, attempt_id=int(expired.view.attempt_id)
+        )
+        assert any(e.detail.get("evidence") == "customer_got_sms" for e in entries)
 
 
 # ---------------------------------------------------------------------------------- bad input

@@ -49,6 +49,7 @@ from smartduka_tui.payments.manager.service import (
     ActionResult,
     ExportResult,
     ManagerService,
+    Resolution,
 )
 from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
 from smartduka_tui.payments.manager.settings import (
@@ -91,6 +92,7 @@ __all__ = [
     "ProblemCategory",
     "ProblemDetail",
     "ProblemFilter",
+    "Resolution",
     "RowPage",
     "SettingsForm",
     "SettingsView",

@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import format_local, mask_phone
 from smartduka_tui.mpesa.requests import DarajaCredentials
 from smartduka_tui.payments.api import PaymentError, PaymentService
-from smartduka_tui.payments.codes import advise
+from smartduka_tui.payments.codes import MANAGER_NOT_PAID, advise
+from smartduka_tui.payments.machine import Evidence, decide
 from smartduka_tui.payments.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
 from smartduka_tui.payments.manager.detail import (
     ProblemDetail,
@@ -89,6 +91,25 @@ from smartduka_tui.store.store import Store
 S = AttemptState
 NOTE_MAX = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RECEIPT = re.compile(r"^[A-Z0-9]{6,32}$")
+
+
+class Resolution(StrEnum):
+    """What a manager found on the M-Pesa statement for a problem payment."""
+
+    PAID = Evidence.MANAGER_PAID.value
+    NOT_PAID = Evidence.MANAGER_NOT_PAID.value
+
+
+def _check_receipt(receipt: str | None) -> str:
+    text = (receipt or "").strip().upper()
+    if not _RECEIPT.fullmatch(text):
+        raise ManagerInputError(
+            "receipt",
+            "give the M-Pesa receipt number from the statement: 6 to 32 letters and digits, "
+            "for example SDK4T9Q2XZ",
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +293,75 @@ class ManagerService:
             return f"It was taken on till {attempt.till_id}: re-check it from that till."
         return None
 
+    async def _settle(
+        self, attempt: Attempt, outcome: Resolution, receipt: str | None, note: str
+    ) -> Attempt:
+        """The manager's resolution as evidence (machine.MANAGER_PAID / MANAGER_NOT_PAID),
+        written with its audit entry in one transaction."""
+        async with self.store.write() as tx:
+            current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
+            assert current is not None
+            flags = AttemptFlag.RESOLVED_BY_MANAGER
+            detail = {"evidence": outcome.value, "cause": "manager", "note": note}
+            if outcome is Resolution.PAID:
+                assert receipt is not None
+                holders = await self.store.attempts.by_receipt(self.shop_id, receipt, tx=tx)
+                other = next((a for a in holders if a.id != current.id), None)
+                if other is not None:
+                    raise ActionRefused(
+                        f"Receipt {receipt} already pays sale {other.sale_ref} (A{other.id})."
+                    )
+                sale = await self.store.attempts.for_sale(self.shop_id, current.sale_ref, tx=tx)
+                payer = next(
+                    (a for a in sale if a.state is S.COMPLETED and a.id != current.id), None
+                )
+                if payer is not None:
+                    raise ActionRefused(
+                        f"Sale {current.sale_ref} is already paid by A{payer.id}: a second "
+                        "payment is a refund, not a resolution."
+                    )
+                to: AttemptState | None
+                if current.state is S.COMPLETED:  # paid, its receipt never came
+                    if current.receipt_number is not None:
+                        raise ActionRefused(f"It is paid with receipt {current.receipt_number}.")
+                    to = S.COMPLETED
+                else:
+                    to = decide(Evidence.MANAGER_PAID, current.state, sale_paid_by_other=False).to
+                fields: dict[str, Any] = {"receipt_number": receipt, "review_note": note}
+                clear = AttemptFlag.RECEIPT_PENDING
+            else:
+                if current.state is S.COMPLETED:
+                    raise ActionRefused(
+                        "It is paid; a paid payment is never unpaid: refund it through M-Pesa."
+                    )
+                to = (
+                    S.FAILED
+                    if current.state is S.FAILED
+                    else decide(
+                        Evidence.MANAGER_NOT_PAID, current.state, sale_paid_by_other=False
+                    ).to
+                )
+                fields = {"review_note": note}
+                if current.state is not S.FAILED:
+                    fields["result_code"] = MANAGER_NOT_PAID.code
+                    fields["result_desc"] = "Not paid, per the manager's check of the statement"
+                clear = AttemptFlag.NONE
+            if to is None:
+                raise ActionRefused(f"A {current.state.value} payment cannot be resolved so.")
+            result = await self.store.attempts.transition(
+                tx,
+                self.shop_id,
+                current.id,
+                {current.state},
+                to,
+                Actor.MANAGER,
+                add_flags=flags,
+                clear_flags=clear,
+                detail=detail,
+                **fields,
+            )
+        return result.attempt
+
     def _resolve_blocked(self, attempt: Attempt) -> str | None:
         if attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER:
             return "It is already marked resolved."
@@ -336,8 +426,20 @@ class ManagerService:
         detail = await self._attempt_detail(after)
         return ActionResult(_recheck_message(attempt, after, detail), detail)
 
-    async def resolve(self, key: str, note: str) -> ActionResult:
-        """Mark a problem payment or record resolved with the manager's note (audited)."""
+    async def resolve(
+        self,
+        key: str,
+        note: str,
+        outcome: Resolution | None = None,
+        receipt: str | None = None,
+    ) -> ActionResult:
+        """Mark a problem payment or record resolved with the manager's note (audited).
+
+        With an `outcome` for a payment, the resolution is a real transition that summaries,
+        history and exports follow: PAID (with the statement's `receipt`) makes it COMPLETED,
+        NOT_PAID makes it FAILED (safe to charge again). ManagerInputError or ActionRefused,
+        nothing changed, when that cannot be.
+        """
         self._signed_in()
         note = note.strip() if isinstance(note, str) else ""
         if not note:
@@ -349,15 +451,24 @@ class ManagerService:
         if _CONTROL.search(note):
             raise ManagerInputError("note", "must be one line of text without control characters")
         kind, number = parse_key(key)
+        if outcome is Resolution.PAID:
+            receipt = _check_receipt(receipt)
+        elif receipt is not None:
+            raise ManagerInputError("receipt", "a receipt goes only with 'paid'")
         if kind == "A":
             attempt = await self._attempt(number)
             blocked = self._resolve_blocked(attempt)
             if blocked is not None:
                 raise ActionRefused(blocked)
-            async with self.store.write() as tx:
-                resolved = await self.store.attempts.resolve(tx, self.shop_id, attempt.id, note)
+            if outcome is None:
+                async with self.store.write() as tx:
+                    resolved = await self.store.attempts.resolve(tx, self.shop_id, attempt.id, note)
+            else:
+                resolved = await self._settle(attempt, outcome, receipt, note)
             detail = await self._attempt_detail(resolved)
         else:
+            if outcome is not None:
+                raise ManagerInputError("outcome", "paid / not paid is for a payment (A12)")
             problem = await self._record(number)
             if problem.resolved_at is not None:
                 raise ActionRefused("It is already marked resolved.")

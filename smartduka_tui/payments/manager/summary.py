@@ -1,4 +1,6 @@
-"""The daily summary: count, amount paid, failure rate by code, time to pay."""
+"""The daily summary: sales paid and not paid, with the attempts beside them (count, failure
+rate by code, time to pay). Manager figures are per sale: retries and Daraja's code-17
+refusals are attempts, not lost sales."""
 
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ class DailySummary:
     failure_rate: float
     failures_by_code: tuple[CodeShare, ...]
     average_seconds_to_pay: float | None
+    sales: int = 0
+    sales_paid: int = 0
+    sales_not_paid: int = 0
+    sale_failure_rate: float = 0.0
+    """Sales not paid over settled sales: the figure to judge the day by (attempts beside)."""
 
 
 async def summarise_day(store: Store, shop_id: str, day: date) -> DailySummary:
@@ -68,4 +75,8 @@ async def summarise_day(store: Store, shop_id: str, day: date) -> DailySummary:
         failure_rate=summary.failure_rate,
         failures_by_code=shares,
         average_seconds_to_pay=summary.average_seconds_to_pay,
+        sales=summary.sales,
+        sales_paid=summary.sales_paid,
+        sales_not_paid=summary.sales_not_paid,
+        sale_failure_rate=summary.sale_failure_rate,
     )

@@ -16,10 +16,12 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.manager import (
     DailySummary,
     HistoryFilter,
     ListCursor,
+    PaymentRow,
     RowPage,
 )
 from smartduka_tui.ui.format import shillings
@@ -36,6 +38,16 @@ COLUMNS = (
 )
 
 
+def receipt_or_code(row: PaymentRow) -> str:
+    """The receipt; for a payment paid without one yet, "pending" (its code is 0, which is no
+    receipt); otherwise the code that ended it."""
+    if row.receipt:
+        return row.receipt
+    if row.state is AttemptState.COMPLETED:
+        return "pending"
+    return row.result_code or ""
+
+
 def summary_text(summary: DailySummary) -> str:
     day = summary.day.strftime("%A %d %b %Y")
     if not summary.attempts:
@@ -46,9 +58,10 @@ def summary_text(summary: DailySummary) -> str:
         else "no paid payment to time"
     )
     lines = [
-        f"{day}: {summary.attempts} payments asked, {summary.paid} paid, "
-        f"{shillings(summary.amount_paid)} received, {average}.",
-        f"Failure rate {summary.failure_rate:.0%} of {summary.finished} finished "
+        f"{day}: {summary.sales} sales, {summary.sales_paid} paid, {summary.sales_not_paid} "
+        f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received.",
+        f"Attempts: {summary.attempts} asked, {summary.paid} paid, {average}; "
+        f"{summary.failure_rate:.0%} of {summary.finished} finished failed "
         f"({summary.failed} failed, {summary.expired} expired, {summary.needs_review} in review"
         f", {summary.live} still open).",
     ]
@@ -119,7 +132,7 @@ class HistoryScreen(ManagerScreen):
                 row.sale_ref or "",
                 amount_cell(row.amount),
                 row.phone_masked or "",
-                row.receipt or row.result_code or "",
+                receipt_or_code(row),
                 key=row.key,
             )
 

@@ -1,4 +1,6 @@
-"""The note a manager writes when marking a problem resolved (audited with it)."""
+"""The note a manager writes when marking a problem resolved (audited with it), and, for a
+payment, what the M-Pesa statement showed: its receipt (paid), "no" (not paid), or nothing
+(only the note). A finding is a real transition the summary, history and exports follow."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import ActionResult, ManagerError
+from smartduka_tui.payments.manager import ActionResult, ManagerError, Resolution
 from smartduka_tui.ui.manager.base import ManagerModal
 
 if TYPE_CHECKING:
@@ -40,6 +42,16 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
             )
             input_widget.set_reactive(Input.cursor_blink, blink)
             yield input_widget
+            if self.key.startswith("A"):
+                yield Static("On the M-Pesa statement: the receipt if it was paid, no if not.")
+                finding = Input(
+                    id="finding",
+                    max_length=32,
+                    placeholder="receipt · no · empty: the note only",
+                    compact=True,
+                )
+                finding.set_reactive(Input.cursor_blink, blink)
+                yield finding
             yield Static("", id="note-error")
         yield Footer()
 
@@ -54,7 +66,9 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
     def _submit(self, event: Input.Submitted) -> None:
         if not self.busy:
             self.busy = True
-            self._resolve(event.value)
+            findings = self.query("#finding").results(Input)
+            finding = next((f.value for f in findings), "")
+            self._resolve(self.query_one("#note", Input).value, finding.strip())
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
@@ -62,9 +76,14 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         self.query_one("#note-error", Static).update(message.text)
 
     @work(group="resolve", exclusive=True, exit_on_error=False)
-    async def _resolve(self, note: str) -> None:
+    async def _resolve(self, note: str, finding: str) -> None:
+        outcome, receipt = None, None
+        if finding.lower() in ("no", "not paid"):
+            outcome = Resolution.NOT_PAID
+        elif finding:
+            outcome, receipt = Resolution.PAID, finding
         try:
-            result = await self.manager.resolve(self.key, note)
+            result = await self.manager.resolve(self.key, note, outcome, receipt)
         except ManagerError as error:
             self.post_message(self.Refused(f"{error.message}. Nothing was changed."))
         except Exception as error:

@@ -1,6 +1,7 @@
-"""Before a retry after EXPIRED: the cashier confirms the customer got no M-Pesa confirmation
-SMS. If they did, the money moved and a retry would charge them twice (the service audits the
-answer)."""
+"""Before a retry whose previous outcome the till does not know (EXPIRED, or a push whose
+response was lost): the cashier confirms the customer got no M-Pesa confirmation SMS. If they
+did, the money moved and a retry would charge them twice: "got an SMS" sends the attempt to a
+manager (the service records both answers)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class ConfirmNoSmsScreen(ModalScreen[bool]):
     CSS_PATH = "confirm_no_sms.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "No SMS: try again", id="confirm_no_sms.yes"),
-        Binding("n,escape", "answer(False)", "Got an SMS: stop", id="confirm_no_sms.no"),
+        Binding("n", "answer(False)", "Got an SMS: to manager", id="confirm_no_sms.no"),
+        Binding("escape", "dismiss(None)", "Back", id="confirm_no_sms.back"),
     ]
 
     def __init__(self, view: PaymentView) -> None:
@@ -34,9 +36,11 @@ class ConfirmNoSmsScreen(ModalScreen[bool]):
             yield Label("Did the customer get an M-Pesa SMS?", id="confirm-title")
             yield Static(
                 f"The prompt for sale {view.sale_ref} ({shillings(view.amount)}, "
-                f"{view.phone_masked}) ended without an answer from M-Pesa.\n\n"
+                f"{view.phone_masked}) ended and M-Pesa never told this till whether it was "
+                "paid: the outcome is unknown.\n\n"
                 "Ask the customer to check their messages. If an M-Pesa confirmation SMS for "
-                "this payment arrived, the money has moved: do NOT try again, call a manager.\n\n"
+                "this payment arrived, the money has moved: press n (it goes to a manager), do "
+                "NOT try again.\n\n"
                 "Press y only if the customer received no M-Pesa SMS.",
                 id="confirm-text",
             )

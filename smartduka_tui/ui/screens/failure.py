@@ -35,7 +35,7 @@ from smartduka_tui.ui.summary import STAGE_WORDS
 
 TITLES: dict[AttemptState, str] = {
     AttemptState.FAILED: "✖ NOT PAID",
-    AttemptState.EXPIRED: "✖ NOT PAID: EXPIRED",
+    AttemptState.EXPIRED: "? OUTCOME UNKNOWN",
     AttemptState.NEEDS_REVIEW: "⚠ NEEDS A MANAGER",
 }
 
@@ -144,7 +144,12 @@ class FailureScreen(SaleScreen):
             return
         wait.set_class(True, "-shown")
         not_before = self.view.retry.not_before
-        if left and not_before is not None:
+        if left and not_before is not None and self.view.retry.other_phone_now:
+            wait.update(
+                f"M-Pesa refuses this amount to this phone for {countdown(left)} more (until "
+                f"{local_time(not_before)}); another phone (a) can be sent now"
+            )
+        elif left and not_before is not None:
             wait.update(f"Safe to try again in {countdown(left)} (at {local_time(not_before)})")
         else:
             wait.update("Checking whether it is safe to try again…")
@@ -221,6 +226,8 @@ class FailureScreen(SaleScreen):
             def confirmed(no_sms: bool | None) -> None:
                 if no_sms:
                     self._start_retry(customer_got_no_sms=True)
+                elif no_sms is False:
+                    self._report_sms()
 
             self.app.push_screen(ConfirmNoSmsScreen(self.view), confirmed)
         else:
@@ -239,6 +246,8 @@ class FailureScreen(SaleScreen):
                             view.sale_ref, view.amount, retry_of=view, customer_got_no_sms=True
                         )
                     )
+                elif no_sms is False:
+                    self._report_sms()
 
             self.app.push_screen(ConfirmNoSmsScreen(view), confirmed)
         else:
@@ -275,6 +284,19 @@ class FailureScreen(SaleScreen):
             self.post_message(self.RetryRefused("The prompt was not sent. Try again."))
         else:
             self.post_message(self.RetrySent(view))
+
+    @work(group="report", exclusive=True, exit_on_error=False)
+    async def _report_sms(self) -> None:
+        """ "Got an SMS": the money may have moved, so the attempt goes to a manager."""
+        try:
+            view = await self.till.call_service(
+                self.till.services.payments.report_customer_sms(self.view.attempt_id)
+            )
+        except Exception as error:
+            self.till.report_unexpected(error, "recording the customer's SMS")
+            self.post_message(self.RetryRefused("Not recorded; call the manager."))
+        else:
+            self.post_message(self.Refreshed(view))
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
     async def _refresh(self) -> None:

@@ -20,7 +20,7 @@ from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.widgets.big_text import BigText
 
-RECEIPT_TO_FOLLOW = "Paid, confirmed by M-Pesa; receipt to follow"
+RECEIPT_TO_FOLLOW = "Paid; receipt pending (M-Pesa's receipt number has not arrived yet)"
 LATE = (
     "Paid late: M-Pesa confirmed this after the attempt had ended. If the customer also paid "
     "another way, refund one of the payments."
