@@ -35,3 +35,21 @@ def countdown(seconds: int) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
+
+
+def masked_apart(phones: list[str]) -> list[str]:
+    """Normalised phones (2547XXXXXXXX) as the counter may see them: `07** *** 678`, with as
+    many final digits as it takes for no two to look alike (at least 3, the whole number at
+    most), so a marked recent number is never confused with another."""
+    locals_ = ["0" + phone[3:] for phone in phones]
+    for shown_digits in range(3, 9):
+        masked = [_mask_local(number, shown_digits) for number in locals_]
+        if len(set(masked)) == len(set(locals_)):
+            return masked
+    return [_mask_local(number, 8) for number in locals_]
+
+
+def _mask_local(number: str, shown_digits: int) -> str:
+    hidden = len(number) - 2 - shown_digits
+    masked = number[:2] + "*" * hidden + number[len(number) - shown_digits :]
+    return f"{masked[:4]} {masked[4:7]} {masked[7:]}"

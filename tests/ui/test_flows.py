@@ -398,10 +398,14 @@ async def test_bad_totals_are_refused_at_the_checkout(shop_till: TillHarness) ->
             assert checkout.check_action("pay", ()) is None
             await pilot.press("enter")
             assert pilot.app.screen is checkout
-        # Cents and letters cannot even be typed: the field takes digits only.
+        # Cents are typed as cents and refused, never read as more shillings.
         await put(pilot, "#total", "")
-        await pilot.press("1", "2", "full_stop", "5", "x")
-        assert checkout.total_text == "125"
+        await pilot.press("1", "2", "full_stop", "5")
+        assert checkout.total_text == "12.5"
+        assert text_of(checkout, "#total-hint") == (
+            "The total: whole shillings only (M-Pesa takes no cents)."
+        )
+        assert checkout.check_action("pay", ()) is None
 
 
 async def test_double_press_of_pay_sends_one_prompt(shop_till: TillHarness) -> None:
