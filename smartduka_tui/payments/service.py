@@ -27,6 +27,7 @@ from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
@@ -359,7 +360,7 @@ class PaymentEngine:
                 wait = (rule.not_before - self.clock.now()).total_seconds()
                 raise PaymentRefused(
                     RefusalReason.RETRY_TOO_SOON,
-                    f"You can retry at {rule.not_before:%H:%M:%S} UTC.",
+                    f"You can retry at {kenya_clock(rule.not_before)} (Kenya time).",
                     whole_seconds(wait),
                 )
         elif rule.block is RetryBlock.PAID:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartduka_tui.config import Settings
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     AttemptState,
@@ -160,7 +161,7 @@ def retry_rule(
     if now < not_before:
         return rule(
             RetryBlock.WAIT,
-            f"You can retry at {not_before:%H:%M:%S} UTC.",
+            f"You can retry at {kenya_clock(not_before)} (Kenya time).",
             not_before=not_before,
         )
     return rule(RetryBlock.NONE, "You can send the request again.")

@@ -38,6 +38,7 @@ from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen, waiting_words
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import AppServices, UiOptions
@@ -114,7 +115,8 @@ class SmartDukaApp(App[int]):
             id="app.quit",
             priority=True,
             show=False,
-            tooltip="Close the till (payments in progress are kept and checked on restart)",
+            tooltip="Close the till (asks first while payments wait for M-Pesa; they are kept "
+            "and checked on restart)",
         ),
     ]
 
@@ -177,6 +179,7 @@ class SmartDukaApp(App[int]):
         self._connection_changed(self.services.connection.current())
         self._tick()
         self.refresh_awaiting()
+        self._pending_at_start()
 
     def on_ready(self) -> None:
         self._up = True
@@ -283,6 +286,21 @@ class SmartDukaApp(App[int]):
         except Exception as error:
             self.report_unexpected(error, "counting the payments in progress")
 
+    @work(group="pending-at-start", exclusive=True, exit_on_error=False)
+    async def _pending_at_start(self) -> None:
+        """Payments left waiting when the till last closed: say so on the checkout (not in a
+        passing toast) and have them checked now rather than at the next regular pass."""
+        try:
+            count = await self.call_service(self.services.payments.awaiting_count())
+            if count:
+                self.checkout.show_notice(
+                    f"From before the till closed, {waiting_words(count)} still waiting for "
+                    "M-Pesa's answer: checking now. The outcome shows here when it comes."
+                )
+                await self.call_service(self.services.payments.on_reconnected())
+        except Exception as error:
+            self.report_unexpected(error, "checking the payments left waiting")
+
     @work(group="reconnect", exclusive=True, exit_on_error=False)
     async def _reconnected(self) -> None:
         try:
@@ -333,6 +351,26 @@ class SmartDukaApp(App[int]):
         self.panic(Text(plain_failure_message(self.services.log_path)))
 
     # -- actions and commands ------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Close the till; with payments still waiting for M-Pesa, first say they stay safe
+        and ask."""
+        if isinstance(self.screen, ConfirmQuitScreen):
+            return
+        try:
+            count = await self.call_service(self.services.payments.awaiting_count())
+        except Exception as error:
+            self.report_unexpected(error, "counting the payments in progress")
+            count = self.awaiting
+        if not count:
+            self.exit()
+            return
+
+        def answered(close: bool | None) -> None:
+            if close:
+                self.exit()
+
+        self.push_screen(ConfirmQuitScreen(count), answered)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

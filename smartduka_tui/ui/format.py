@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ, kenya_clock
 
 
 def shillings(amount: int) -> str:
@@ -15,7 +15,7 @@ def shillings(amount: int) -> str:
 
 def local_time(moment: datetime) -> str:
     """A moment as the shop's wall clock shows it (Kenya time), to the second."""
-    return moment.astimezone(KENYA_TZ).strftime("%H:%M:%S")
+    return kenya_clock(moment)
 
 
 def local_date_time(moment: datetime) -> str:

@@ -30,6 +30,7 @@ from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.screens.checkout import OFFLINE_REFUSAL, TOTAL_HINT, CheckoutScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import CLEAR_TO_PICK, NOTHING_TO_SEND, PhoneScreen
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
@@ -440,3 +441,53 @@ async def test_enter_while_m_pesa_is_down_says_so(shop_till: TillHarness) -> Non
         assert checkout.notice_text == OFFLINE_REFUSAL
         assert app.screen is checkout
         assert await shop_till.engine.sale_attempts(checkout.sale_ref) == []
+
+
+# ------------------------------------------------------------------- quitting, restarting
+
+
+async def test_quitting_with_a_payment_waiting_asks_and_says_it_stays_safe(
+    calm_counter: Counter,
+) -> None:
+    """Issue case 5: Ctrl+Q with a payment in flight quit without a word."""
+    phone = await script(calm_counter.harness, unique_phone())
+    await calm_counter.to_phone_screen(35)
+    type_fast(calm_counter.app, "0" + phone[3:] + "\r")
+    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    await calm_counter.pilot.press("ctrl+q")
+    dialog = await wait_for_screen(calm_counter.pilot, ConfirmQuitScreen)
+    words = text_of(dialog, "#quit-text")
+    assert words.startswith("1 payment is still waiting for M-Pesa's answer.")
+    assert "It stays safe if you close" in words
+    await calm_counter.pilot.press("n")
+    await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    assert calm_counter.app.is_running and calm_counter.app.screen is waiting
+    await calm_counter.pilot.press("ctrl+q")
+    await wait_for_screen(calm_counter.pilot, ConfirmQuitScreen)
+    await calm_counter.pilot.press("y")
+    await wait_until(calm_counter.pilot, lambda: not calm_counter.app.is_running, "the exit")
+    assert calm_counter.app.return_code == 0
+    [kept] = await calm_counter.harness.engine.sale_attempts(waiting.view.sale_ref)
+    assert kept.is_live
+
+
+async def test_quitting_with_nothing_waiting_closes_at_once(calm_counter: Counter) -> None:
+    await calm_counter.fresh_checkout()
+    await calm_counter.pilot.press("ctrl+q")
+    await wait_until(calm_counter.pilot, lambda: not calm_counter.app.is_running, "the exit")
+    assert not any(isinstance(s, ConfirmQuitScreen) for s in calm_counter.app.screen_stack)
+
+
+async def test_a_restart_names_the_payments_left_waiting(shop_till: TillHarness) -> None:
+    """Issue case 5: after a restart the pending payment showed only in a passing notice,
+    minutes later."""
+    for total in (41, 42):
+        phone = await script(shop_till, unique_phone())
+        await shop_till.engine.start_payment(f"R{total}", total, phone)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: bool(checkout.notice_text), "the notice")
+        assert checkout.notice_text.startswith(
+            "From before the till closed, 2 payments are still waiting for M-Pesa's answer"
+        )

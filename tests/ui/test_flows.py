@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
 from smartduka_tui.simulator.schemas import RequestLogEntry
+from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
@@ -170,6 +171,10 @@ async def test_failure_shows_the_catalogue_message_and_when_to_retry(
         assert view.retry.block is RetryBlock.WAIT
         assert failure.check_action("retry", ()) is None
         assert text_of(failure, "#retry-wait").startswith("Safe to try again in 0:05")
+        # Issue #12 case 6: the rule's own words gave the time in UTC.
+        assert view.retry.not_before is not None
+        assert f"at {local_time(view.retry.not_before)} (Kenya time)" in view.retry.message
+        assert "UTC" not in text_of(failure, "#retry-rule")
         await advance(pilot, shop_till, 2)
         await wait_until(
             pilot, lambda: "0:03" in text_of(failure, "#retry-wait"), "the countdown to move"

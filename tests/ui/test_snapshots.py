@@ -33,6 +33,7 @@ from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import HelpSection
@@ -328,3 +329,8 @@ async def test_recent_numbers_told_apart(quiet_till: TillHarness, svg: SnapshotA
         await wait_until(pilot, lambda: len(phone_screen.recent) == 2, "recent phones")
         await pilot.press("down", "down")
         await shot(pilot, svg, "phone_recent_told_apart")
+        await pilot.press("escape")
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("ctrl+q")
+        await wait_for_screen(pilot, ConfirmQuitScreen)
+        await shot(pilot, svg, "quit_with_payments_waiting")

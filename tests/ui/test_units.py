@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.ui.amounts import (
     MAX_AMOUNT,
     SaleItem,
@@ -196,3 +197,8 @@ def test_status_words() -> None:
     assert describe("M-Pesa", Reachability.UNREACHABLE) == ("✖ M-Pesa OFFLINE", "-down")
     assert describe("Relay", Reachability.NOT_USED) == ("", "-unused")
     assert describe("Relay", Reachability.REACHABLE) == ("● Relay", "-ok")
+
+
+def test_a_retry_time_is_written_in_kenya_time_like_every_screen() -> None:
+    """Issue #12 case 6: the retry time was UTC where every other screen used Kenya time."""
+    assert kenya_clock(NOON_UTC) == local_time(NOON_UTC) == "12:00:00"
