@@ -303,6 +303,17 @@ class PaymentEngine:
                 break
         return phones
 
+    async def recent_payments(self, limit: int = 50) -> list[PaymentView]:
+        live = sorted(
+            await self.live_attempts(), key=lambda a: (a.created_at, a.sale_ref), reverse=True
+        )
+        page = await self.store.attempts.history(
+            self.shop_id, AttemptFilter(till_id=self.till_id, include_resolved=True), limit=limit
+        )
+        seen = {attempt.id for attempt in live}
+        ended = [attempt for attempt in page.items if attempt.id not in seen]
+        return [await self.view(attempt) for attempt in [*live, *ended]]
+
     async def awaiting_count(self) -> int:
         return len(await self.store.attempts.live(self.shop_id, self.till_id))
 

@@ -39,6 +39,7 @@ from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.quit import ConfirmQuitScreen, waiting_words
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import AppServices, UiOptions
@@ -97,6 +98,13 @@ class SmartDukaApp(App[int]):
             "Help",
             id="app.help",
             tooltip="Keys, how a sale goes, and (in the demo) the test phone numbers",
+        ),
+        Binding(
+            "f2",
+            "sales",
+            "Sales",
+            id="app.sales",
+            tooltip="Today's sales and payments still waiting: reopen one",
         ),
         Binding(
             "f9",
@@ -379,9 +387,16 @@ class SmartDukaApp(App[int]):
     def action_manager(self) -> None:
         self.push_screen(ManagerMenuScreen(self.available_extensions()))
 
+    def action_sales(self) -> None:
+        if self.screen is self.checkout:
+            self.push_screen(SalesScreen())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "manager":
             return bool(self.available_extensions())
+        if action == "sales":
+            # From the checkout only: a sale screen on top is already about one sale.
+            return self.screen is self.checkout
         return True
 
     def available_extensions(self) -> list[ScreenCommand]:
@@ -400,6 +415,8 @@ class SmartDukaApp(App[int]):
             yield from screen.palette_commands()
         for command in self.available_extensions():
             yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+        if screen is self.checkout:
+            yield SystemCommand("Sales", "Today's sales; reopen one", self.action_sales)
         yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)
         yield SystemCommand("Quit", "Close the till", self.action_quit)
 

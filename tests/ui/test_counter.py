@@ -31,6 +31,8 @@ from smartduka_tui.ui.screens.checkout import OFFLINE_REFUSAL, TOTAL_HINT, Check
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import CLEAR_TO_PICK, NOTHING_TO_SEND, PhoneScreen
 from smartduka_tui.ui.screens.quit import ConfirmQuitScreen
+from smartduka_tui.ui.screens.sales import NO_SALES, SalesScreen, status_of
+from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
@@ -491,3 +493,42 @@ async def test_a_restart_names_the_payments_left_waiting(shop_till: TillHarness)
         assert checkout.notice_text.startswith(
             "From before the till closed, 2 payments are still waiting for M-Pesa's answer"
         )
+
+
+# ------------------------------------------------------------------------ today's sales
+
+
+async def test_a_sale_left_waiting_is_reopened_from_todays_sales(calm_counter: Counter) -> None:
+    """Build: the cashier's list of today's and pending sales (F2) reopens a sale after
+    "stop waiting"; its outcome then shows on its own screen."""
+    paid_phone = await script(calm_counter.harness, unique_phone())
+    left_phone = await script(calm_counter.harness, unique_phone())
+    for total, phone in ((55, paid_phone), (66, left_phone)):
+        await calm_counter.to_phone_screen(total)
+        type_fast(calm_counter.app, "0" + phone[3:] + "\r")
+        await wait_for_screen(calm_counter.pilot, WaitingScreen)
+        await calm_counter.pilot.press("s")
+        await wait_for_screen(calm_counter.pilot, CheckoutScreen)
+    await calm_counter.pilot.press("f2")
+    sales: Any = await wait_for_screen(calm_counter.pilot, SalesScreen)
+    await wait_until(calm_counter.pilot, lambda: len(sales.views) == 2, "the two sales")
+    amounts = [v.amount for v in sales.views]
+    assert sorted(amounts) == [55, 66]
+    assert all(status_of(v) == "waiting for M-Pesa" for v in sales.views)
+    await calm_counter.pilot.press(*["down"] * amounts.index(55), "enter")
+    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    assert waiting.view.phone == paid_phone
+    await answer(calm_counter.harness)
+    paid: Any = await wait_for_screen(calm_counter.pilot, SuccessScreen)
+    assert paid.view.amount == 55 and paid.view.receipt
+    assert len(await calm_counter.pushed(paid_phone)) == 1
+
+
+async def test_todays_sales_with_none_says_so(calm_counter: Counter) -> None:
+    await calm_counter.fresh_checkout()
+    await calm_counter.pilot.press("f2")
+    sales: Any = await wait_for_screen(calm_counter.pilot, SalesScreen)
+    await wait_until(calm_counter.pilot, lambda: text_of(sales, "#sales-count") == NO_SALES, "")
+    assert sales.check_action("open", ()) is None
+    await calm_counter.pilot.press("escape")
+    await wait_for_screen(calm_counter.pilot, CheckoutScreen)

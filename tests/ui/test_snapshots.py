@@ -34,6 +34,7 @@ from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.quit import ConfirmQuitScreen
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import HelpSection
@@ -334,3 +335,9 @@ async def test_recent_numbers_told_apart(quiet_till: TillHarness, svg: SnapshotA
         await pilot.press("ctrl+q")
         await wait_for_screen(pilot, ConfirmQuitScreen)
         await shot(pilot, svg, "quit_with_payments_waiting")
+        await pilot.press("n")
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("f2")
+        sales: Any = await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: len(sales.views) == 2, "the two sales")
+        await shot(pilot, svg, "sales_today")
