@@ -302,8 +302,8 @@ class SmartDukaApp(App[int]):
             count = await self.call_service(self.services.payments.awaiting_count())
             if count:
                 self.checkout.show_notice(
-                    f"From before the till closed, {waiting_words(count)} still waiting for "
-                    "M-Pesa's answer: checking now. The outcome shows here when it comes."
+                    f"{waiting_words(count)} still waiting from before; checking with M-Pesa "
+                    "now (F2)."
                 )
                 await self.call_service(self.services.payments.on_reconnected())
         except Exception as error:

@@ -490,8 +490,8 @@ async def test_a_restart_names_the_payments_left_waiting(shop_till: TillHarness)
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: bool(checkout.notice_text), "the notice")
-        assert checkout.notice_text.startswith(
-            "From before the till closed, 2 payments are still waiting for M-Pesa's answer"
+        assert checkout.notice_text == (
+            "2 payments are still waiting from before; checking with M-Pesa now (F2)."
         )
 
 
