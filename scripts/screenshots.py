@@ -30,6 +30,7 @@ from smartduka_tui.ui.screens.checkout import CheckoutScreen  # noqa: E402
 from smartduka_tui.ui.screens.failure import FailureScreen  # noqa: E402
 from smartduka_tui.ui.screens.help import HelpScreen  # noqa: E402
 from smartduka_tui.ui.screens.phone import PhoneScreen  # noqa: E402
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen  # noqa: E402
 from smartduka_tui.ui.screens.success import SuccessScreen  # noqa: E402
 from smartduka_tui.ui.screens.waiting import WaitingScreen  # noqa: E402
 from smartduka_tui.ui.services import UiOptions  # noqa: E402
@@ -85,6 +86,8 @@ async def main() -> None:
             await until(pilot, lambda: not app.connection.offline, "the connections")
             checkout = await screen(pilot, CheckoutScreen)
             await until(pilot, lambda: bool(checkout.sale_ref), "a sale reference")
+            await type_into(pilot, "#total", "10.50")
+            save(app, "checkout_refused")
             await type_into(pilot, "#total", "1250")
             save(app, "checkout")
             await pilot.press("f1")
@@ -121,6 +124,10 @@ async def main() -> None:
             demo.relay.stop()
             await until(pilot, lambda: app.connection.relay_down, "the relay to be missed")
             save(app, "offline")
+            await pilot.press("ctrl+q")
+            await screen(pilot, ConfirmQuitScreen)
+            save(app, "quit")
+            await pilot.press("n")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,7 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(app_module.run_app(args))
         parser.print_help()
         return 0
-    return int(handler(args))
+    try:
+        code = int(handler(args))
+        # Flushed here, not at exit: a reader gone by then would raise outside this `try`.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+def reader_went_away() -> int:
+    """Standard output's reader closed early (`smartduka transactions | head`): what it read
+    was what it wanted, so stop quietly. Python flushes stdout again at exit, which would
+    raise once more: point it at /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 if __name__ == "__main__":

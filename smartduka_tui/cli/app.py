@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.common import CliError, load_modules, run
+from smartduka_tui.cli.common import EXIT_NOT_SET_UP, CliError, load_modules, run
 
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
@@ -95,12 +95,18 @@ async def open_till(
     from smartduka_tui.payments.api import PaymentRefused
     from smartduka_tui.payments.bootstrap import running_engine
     from smartduka_tui.relay_client import till_link
+    from smartduka_tui.store import KeyMissingError
 
     async with AsyncExitStack() as stack:
         try:
             engine = await stack.enter_async_context(running_engine(settings, clock=clock))
+        except KeyMissingError as error:
+            # No keyring yet: a till never set up, which `smartduka pay` also exits 3 for.
+            raise CliError(str(error), EXIT_NOT_SET_UP) from None
         except PaymentRefused as error:
-            raise CliError(f"this till cannot take payments yet: {error.message}") from None
+            raise CliError(
+                f"this till cannot take payments yet: {error.message}", EXIT_NOT_SET_UP
+            ) from None
         link = await stack.enter_async_context(till_link(engine, settings, clock=clock))
         yield engine, link
 
@@ -129,7 +135,9 @@ async def till_services(
         yield AppServices(
             payments=engine,
             clock=the_clock,
-            identity=TillIdentity(engine.shop_id, engine.till_id, engine.shop.name),
+            identity=TillIdentity(
+                engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
+            ),
             connection=link.connection,
             help_sections=help_sections,
             log_path=log_path,

@@ -2,8 +2,9 @@
 
 A command's handler calls `run(config_file, work)`: `work(settings)` is a coroutine returning
 an exit code; any StoreError or CliError becomes one line on stderr (no traceback) and an exit
-code: 2 for bad input, 1 for anything else that stopped the command. Imports of the store and
-settings happen inside the functions, so `smartduka --help` stays fast.
+code: 2 for bad input, 3 for a till not set up yet, 1 for anything else that stopped it.
+Imports of the store and settings happen inside the functions, so `smartduka --help` stays
+fast.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_SET_UP = 3
+"""The till has no shop or till enrolled yet (as `smartduka pay` says it)."""
 
 
 class CliError(Exception):
@@ -83,12 +86,22 @@ def keyring_file_for(settings: Settings) -> Path:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, require_keys: bool = True) -> AsyncIterator[Store]:
-    """The store of the configured data folder, holding its lock while open."""
+async def open_store(
+    settings: Settings, *, require_keys: bool = True, beside_the_app: bool = False
+) -> AsyncIterator[Store]:
+    """The store of the configured data folder, holding its lock while open.
+
+    `beside_the_app` opens it without the lock, for commands that only read (and at most
+    audit a PIN try): the lock keeps one engine per folder, and SQLite's WAL lets them read
+    while the open app writes.
+    """
     from smartduka_tui.store import open_till_store
 
     async with open_till_store(
-        settings.data_dir, keyring_file=settings.keyring_file, require_keys=require_keys
+        settings.data_dir,
+        keyring_file=settings.keyring_file,
+        require_keys=require_keys,
+        take_lock=not beside_the_app,
     ) as store:
         yield store
 

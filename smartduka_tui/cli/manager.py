@@ -146,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.store.pin import ManagerPin
 
-        async with open_store(settings, require_keys=False) as store:
+        async with open_store(settings, require_keys=False, beside_the_app=True) as store:
             status = await ManagerPin.of(store).status()
         info = {
             "pin_set": status.is_set,

@@ -120,6 +120,15 @@ async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int
             except PaymentRefused as error:
                 after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
                 return fail(f"{error.message}{after}", EXIT_REFUSED)
+            if view.is_paid:
+                # The same sale asked again: its paid attempt comes back and nothing is sent.
+                if not args.json:
+                    print(
+                        f"already paid: sale {view.sale_ref}, KES {view.amount:,} from "
+                        f"{view.phone_masked}; no prompt was sent"
+                    )
+                print_view(view, as_json=args.json)
+                return EXIT_PAID
             if not args.json:
                 print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
                 sys.stdout.flush()

@@ -140,7 +140,7 @@ def cmd_transactions(args: argparse.Namespace) -> int:
         from smartduka_tui.payments.manager import PaymentLists
 
         filters = _filters(args)
-        async with open_store(settings, require_keys=False) as store:
+        async with open_store(settings, require_keys=False, beside_the_app=True) as store:
             shop_id = await shop_for(store, settings, args.shop)
             if args.full_phones:
                 await require_manager_pin(store, "show whole phone numbers")

@@ -33,6 +33,12 @@ def kenya_timestamp(now: datetime) -> str:
     return now.astimezone(KENYA_TZ).strftime(TIMESTAMP_FORMAT)
 
 
+def kenya_clock(moment: datetime) -> str:
+    """`moment` as the shop's wall clock shows it, `HH:MM:SS` in Kenya time: the one way
+    every screen and message writes a time of day."""
+    return moment.astimezone(KENYA_TZ).strftime("%H:%M:%S")
+
+
 def parse_kenya_timestamp(text: str) -> datetime:
     """A `YYYYMMDDHHmmss` Kenya-time string as an aware datetime; ValueError if malformed."""
     if not _TIMESTAMP.fullmatch(text):

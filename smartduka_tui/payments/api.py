@@ -323,6 +323,11 @@ class PaymentService(Protocol):
         """How many of this till's attempts are live."""
         ...
 
+    async def recent_payments(self, limit: int = 50) -> list[PaymentView]:
+        """This till's live attempts, then its latest others, newest first (the cashier's
+        list of the day's sales, to reopen one)."""
+        ...
+
     async def apply_callback(self, event: CallbackEvent) -> CallbackResult:
         """Apply one callback; idempotent, so duplicates and reordering change nothing."""
         ...

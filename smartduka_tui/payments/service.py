@@ -27,6 +27,7 @@ from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
@@ -305,6 +306,17 @@ class PaymentEngine:
                 break
         return phones
 
+    async def recent_payments(self, limit: int = 50) -> list[PaymentView]:
+        live = sorted(
+            await self.live_attempts(), key=lambda a: (a.created_at, a.sale_ref), reverse=True
+        )
+        page = await self.store.attempts.history(
+            self.shop_id, AttemptFilter(till_id=self.till_id, include_resolved=True), limit=limit
+        )
+        seen = {attempt.id for attempt in live}
+        ended = [attempt for attempt in page.items if attempt.id not in seen]
+        return [await self.view(attempt) for attempt in [*live, *ended]]
+
     async def awaiting_count(self) -> int:
         return len(await self.store.attempts.live(self.shop_id, self.till_id))
 
@@ -350,7 +362,7 @@ class PaymentEngine:
                 wait = (rule.not_before - self.clock.now()).total_seconds()
                 raise PaymentRefused(
                     RefusalReason.RETRY_TOO_SOON,
-                    f"You can retry at {rule.not_before:%H:%M:%S} UTC.",
+                    f"You can retry at {kenya_clock(rule.not_before)} (Kenya time).",
                     whole_seconds(wait),
                 )
         elif rule.block is RetryBlock.PAID:

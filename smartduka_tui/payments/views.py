@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from smartduka_tui.config import Settings
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     AttemptState,
@@ -164,11 +165,11 @@ def retry_rule(
             left_s = int((not_before - now).total_seconds() + 0.999)
             message = (
                 "M-Pesa refuses the same amount to the same phone within 2 minutes: wait "
-                f"{left_s // 60}:{left_s % 60:02d} (until {not_before:%H:%M:%S} UTC), "
+                f"{left_s // 60}:{left_s % 60:02d} (until {kenya_clock(not_before)} Kenya time), "
                 "or send it to another phone now."
             )
         else:
-            message = f"You can retry at {not_before:%H:%M:%S} UTC."
+            message = f"You can retry at {kenya_clock(not_before)} (Kenya time)."
         return rule(
             RetryBlock.WAIT,
             message,

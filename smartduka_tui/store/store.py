@@ -8,7 +8,7 @@ async with open_till_store(settings.data_dir, keyring_file=settings.keyring_file
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 
 from smartduka_tui.clock import Clock
@@ -85,15 +85,20 @@ async def open_till_store(
     keyring_file: Path | None = None,
     clock: Clock | None = None,
     require_keys: bool = True,
+    take_lock: bool = True,
 ) -> AsyncIterator[Store]:
     """Take the data folder's lock, open `<data_dir>/till.db` with the keyring (or the key in
     the environment), and give the store; all released on the way out.
+
+    `take_lock=False` is for commands that only read beside the running till (SQLite's WAL
+    serves both); the folder's engine, feed and reconciler stay the lock holder's alone.
 
     With `require_keys=False` a missing key is allowed (the vault then refuses to open
     secrets); a malformed, wrong or unprotected one still stops here.
     """
     folder = Path(data_dir)
-    with acquire_data_dir_lock(folder):
+    # Without the lock (read-only commands beside the open app) nothing else is held.
+    with acquire_data_dir_lock(folder) if take_lock else nullcontext():
         try:
             keyring: Keyring | None = load_keyring(keyring_path(folder, keyring_file))
         except KeyMissingError:

@@ -38,6 +38,8 @@ from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen, waiting_words
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import AppServices, UiOptions
@@ -98,6 +100,13 @@ class SmartDukaApp(App[int]):
             tooltip="Keys, how a sale goes, and (in the demo) the test phone numbers",
         ),
         Binding(
+            "f2",
+            "sales",
+            "Sales",
+            id="app.sales",
+            tooltip="Today's sales and payments still waiting: reopen one",
+        ),
+        Binding(
             "f9",
             "manager",
             "Manager",
@@ -114,7 +123,8 @@ class SmartDukaApp(App[int]):
             id="app.quit",
             priority=True,
             show=False,
-            tooltip="Close the till (payments in progress are kept and checked on restart)",
+            tooltip="Close the till (asks first while payments wait for M-Pesa; they are kept "
+            "and checked on restart)",
         ),
     ]
 
@@ -177,6 +187,7 @@ class SmartDukaApp(App[int]):
         self._connection_changed(self.services.connection.current())
         self._tick()
         self.refresh_awaiting()
+        self._pending_at_start()
 
     def on_ready(self) -> None:
         self._up = True
@@ -283,6 +294,21 @@ class SmartDukaApp(App[int]):
         except Exception as error:
             self.report_unexpected(error, "counting the payments in progress")
 
+    @work(group="pending-at-start", exclusive=True, exit_on_error=False)
+    async def _pending_at_start(self) -> None:
+        """Payments left waiting when the till last closed: say so on the checkout (not in a
+        passing toast) and have them checked now rather than at the next regular pass."""
+        try:
+            count = await self.call_service(self.services.payments.awaiting_count())
+            if count:
+                self.checkout.show_notice(
+                    f"{waiting_words(count)} still waiting from before; checking with M-Pesa "
+                    "now (F2)."
+                )
+                await self.call_service(self.services.payments.on_reconnected())
+        except Exception as error:
+            self.report_unexpected(error, "checking the payments left waiting")
+
     @work(group="reconnect", exclusive=True, exit_on_error=False)
     async def _reconnected(self) -> None:
         try:
@@ -334,6 +360,26 @@ class SmartDukaApp(App[int]):
 
     # -- actions and commands ------------------------------------------------------------------
 
+    async def action_quit(self) -> None:
+        """Close the till; with payments still waiting for M-Pesa, first say they stay safe
+        and ask."""
+        if isinstance(self.screen, ConfirmQuitScreen):
+            return
+        try:
+            count = await self.call_service(self.services.payments.awaiting_count())
+        except Exception as error:
+            self.report_unexpected(error, "counting the payments in progress")
+            count = self.awaiting
+        if not count:
+            self.exit()
+            return
+
+        def answered(close: bool | None) -> None:
+            if close:
+                self.exit()
+
+        self.push_screen(ConfirmQuitScreen(count), answered)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
@@ -341,9 +387,16 @@ class SmartDukaApp(App[int]):
     def action_manager(self) -> None:
         self.push_screen(ManagerMenuScreen(self.available_extensions()))
 
+    def action_sales(self) -> None:
+        if self.screen is self.checkout:
+            self.push_screen(SalesScreen())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "manager":
             return bool(self.available_extensions())
+        if action == "sales":
+            # From the checkout only: a sale screen on top is already about one sale.
+            return self.screen is self.checkout
         return True
 
     def available_extensions(self) -> list[ScreenCommand]:
@@ -362,6 +415,8 @@ class SmartDukaApp(App[int]):
             yield from screen.palette_commands()
         for command in self.available_extensions():
             yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+        if screen is self.checkout:
+            yield SystemCommand("Sales", "Today's sales; reopen one", self.action_sales)
         yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)
         yield SystemCommand("Quit", "Close the till", self.action_quit)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ, kenya_clock
 
 
 def shillings(amount: int) -> str:
@@ -15,7 +15,7 @@ def shillings(amount: int) -> str:
 
 def local_time(moment: datetime) -> str:
     """A moment as the shop's wall clock shows it (Kenya time), to the second."""
-    return moment.astimezone(KENYA_TZ).strftime("%H:%M:%S")
+    return kenya_clock(moment)
 
 
 def local_date_time(moment: datetime) -> str:
@@ -35,3 +35,21 @@ def countdown(seconds: int) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
+
+
+def masked_apart(phones: list[str]) -> list[str]:
+    """Normalised phones (2547XXXXXXXX) as the counter may see them: `07** *** 678`, with as
+    many final digits as it takes for no two to look alike (at least 3, the whole number at
+    most), so a marked recent number is never confused with another."""
+    locals_ = ["0" + phone[3:] for phone in phones]
+    for shown_digits in range(3, 9):
+        masked = [_mask_local(number, shown_digits) for number in locals_]
+        if len(set(masked)) == len(set(locals_)):
+            return masked
+    return [_mask_local(number, 8) for number in locals_]
+
+
+def _mask_local(number: str, shown_digits: int) -> str:
+    hidden = len(number) - 2 - shown_digits
+    masked = number[:2] + "*" * hidden + number[len(number) - shown_digits :]
+    return f"{masked[:4]} {masked[4:7]} {masked[7:]}"

@@ -25,6 +25,9 @@ class TillIdentity:
     shop_id: str
     till_id: str
     shop_name: str | None = None
+    account_prefix: str = ""
+    """The shop's AccountReference prefix: the checkout judges the sale reference's length
+    against what it leaves of M-Pesa's 12 characters as the cashier types."""
 
     @property
     def shop_label(self) -> str:

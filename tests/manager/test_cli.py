@@ -7,6 +7,8 @@ import asyncio
 import csv
 import io
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import pytest
 from smartduka_tui.cli import main
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.store import Secret, Store, create_keyring, database_path, keyring_path
+from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.pin import MAX_WRONG_TRIES, ManagerPin
 from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, START, add_shop, tell_story
 
@@ -300,3 +303,43 @@ def test_resolve_needs_a_pin_to_exist(smartduka: Runner, data_dir: Path) -> None
     asyncio.run(_seed(data_dir, None))
     result = smartduka("manager", "resolve", "A2", "--note", "x")
     assert result.code == 2 and "needs a manager PIN" in result.err
+
+
+# ------------------------------------------------------------------ beside the open app
+
+
+def test_read_only_commands_run_beside_the_open_app(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    """Issue #12 case 10: `transactions` and `manager status` refused to run while the app
+    held the data folder. The lock taken here is the one the running app holds."""
+    with acquire_data_dir_lock(data_dir):
+        listed = smartduka("transactions", "--json")
+        status = smartduka("manager", "status")
+        writer = smartduka("manager", "reset-pin", "--yes", stdin=f"{PIN}\n")
+    assert listed.code == 0, listed.err
+    assert len(json.loads(listed.out)) == len(ids)
+    assert status.code == 0 and status.out.startswith("Manager PIN set at "), status.err
+    # A command that changes the folder still waits its turn.
+    assert writer.code == 1 and f"{data_dir} is in use by process {os.getpid()}" in writer.err
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(ids: dict[str, int], data_dir: Path) -> None:
+    """Issue #12 case 10: `smartduka transactions | head` ended in a BrokenPipeError traceback.
+    The reader here closes before a single line is read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTDUKA_")}
+    env["SMARTDUKA_DATA_DIR"] = str(data_dir)
+    main = "import sys; from smartduka_tui.cli import main; sys.exit(main())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", main, "transactions"],
+        cwd=data_dir.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err and err == b""

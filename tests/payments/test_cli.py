@@ -67,6 +67,9 @@ def test_pay_paid_prints_json_and_exits_0_then_reconcile(
         "--simulator", simulator.base_url,
     )  # fmt: skip
     assert again.returncode == 0 and "COMPLETED" in again.stdout
+    # Issue #12 case 10: the re-run printed "sent:" though nothing was sent.
+    assert again.stdout.startswith("already paid: sale CLI1, KES 1,250 from ")
+    assert "no prompt was sent" in again.stdout and "sent:" not in again.stdout
     assert attempts_in(data) == 1, "the same sale again is the same attempt"
     reconciled = smartduka(data, "reconcile", "--json", "--simulator", simulator.base_url)
     assert reconciled.returncode == 0, reconciled.stderr

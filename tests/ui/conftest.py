@@ -53,7 +53,9 @@ def build_app(
     services = AppServices(
         payments=harness.engine,
         clock=harness.clock,
-        identity=TillIdentity(harness.shop_id, harness.till_id, "Test Duka"),
+        identity=TillIdentity(
+            harness.shop_id, harness.till_id, "Test Duka", harness.engine.shop.account_prefix
+        ),
         connection=board or ConnectionBoard(ONLINE),
         help_sections=help_sections,
     )

@@ -140,7 +140,7 @@ def test_smartduka_without_a_till_says_what_to_do(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert result.stderr.startswith("smartduka: error: no encryption key")
     assert "smartduka keys init" in result.stderr
     assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
 from smartduka_tui.simulator.schemas import RequestLogEntry
+from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
@@ -174,6 +175,10 @@ async def test_failure_shows_the_catalogue_message_and_when_to_retry(
         wait_text = text_of(failure, "#retry-wait")
         assert wait_text.startswith("M-Pesa refuses this amount to this phone for 2:00 more")
         assert "another phone (a) can be sent now" in wait_text
+        # Issue #12 case 6: the rule's own words gave the time in UTC.
+        assert view.retry.not_before is not None
+        assert f"until {local_time(view.retry.not_before)} Kenya time" in view.retry.message
+        assert "UTC" not in text_of(failure, "#retry-rule")
         await advance(pilot, shop_till, 2)
         await wait_until(
             pilot, lambda: "1:58" in text_of(failure, "#retry-wait"), "the countdown to move"
@@ -435,10 +440,14 @@ async def test_bad_totals_are_refused_at_the_checkout(shop_till: TillHarness) ->
             assert checkout.check_action("pay", ()) is None
             await pilot.press("enter")
             assert pilot.app.screen is checkout
-        # Cents and letters cannot even be typed: the field takes digits only.
+        # Cents are typed as cents and refused, never read as more shillings.
         await put(pilot, "#total", "")
-        await pilot.press("1", "2", "full_stop", "5", "x")
-        assert checkout.total_text == "125"
+        await pilot.press("1", "2", "full_stop", "5")
+        assert checkout.total_text == "12.5"
+        assert text_of(checkout, "#total-hint") == (
+            "The total: whole shillings only (M-Pesa takes no cents)."
+        )
+        assert checkout.check_action("pay", ()) is None
 
 
 async def test_double_press_of_pay_sends_one_prompt(shop_till: TillHarness) -> None:

@@ -33,6 +33,8 @@ from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.quit import ConfirmQuitScreen
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import HelpSection
@@ -286,3 +288,52 @@ async def test_items_and_menus(quiet_till: TillHarness, svg: SnapshotAssertion) 
         await pilot.press("f9")
         await wait_for_screen(pilot, ManagerMenuScreen)
         await shot(pilot, svg, "manager_menu")
+
+
+async def test_counter_refusals(shop_till: TillHarness, svg: SnapshotAssertion) -> None:
+    """What M-Pesa cannot take, refused on screen as typed (issue #12)."""
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+        await pilot.press(*"10.50")
+        await shot(pilot, svg, "checkout_cents_refused")
+        await put(pilot, "#total", "50")
+        await put(pilot, "#sale-ref", "REF123456789")
+        await pilot.press("enter")
+        await shot(pilot, svg, "checkout_reference_too_long")
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: checkout.ref_problem() is None, "a fresh reference")
+        await pilot.press("f3")
+        await wait_for_screen(pilot, ItemScreen)
+        await pilot.press(*"Sugar", "tab", "tab", *"185.50", "enter")
+        await shot(pilot, svg, "item_price_cents_refused")
+
+
+async def test_recent_numbers_told_apart(quiet_till: TillHarness, svg: SnapshotAssertion) -> None:
+    phones = ["254712000403", "254712000413"]
+    app = build_app(quiet_till)
+    async with app.run_test(size=SIZE) as pilot:
+        for phone in phones:
+            await script(quiet_till, phone)
+            await to_phone(pilot, "60")
+            await put(pilot, "#phone", "0" + phone[3:])
+            await pilot.press("enter")
+            await wait_for_screen(pilot, WaitingScreen)
+            await pilot.press("s")
+            await wait_for_screen(pilot, CheckoutScreen)
+        phone_screen: Any = await to_phone(pilot, "70")
+        await wait_until(pilot, lambda: len(phone_screen.recent) == 2, "recent phones")
+        await pilot.press("down", "down")
+        await shot(pilot, svg, "phone_recent_told_apart")
+        await pilot.press("escape")
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("ctrl+q")
+        await wait_for_screen(pilot, ConfirmQuitScreen)
+        await shot(pilot, svg, "quit_with_payments_waiting")
+        await pilot.press("n")
+        await wait_for_screen(pilot, CheckoutScreen)
+        await pilot.press("f2")
+        sales: Any = await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: len(sales.views) == 2, "the two sales")
+        await shot(pilot, svg, "sales_today")

@@ -9,15 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.ui.amounts import (
     MAX_AMOUNT,
     SaleItem,
+    amount_of,
     amount_problem,
+    item_of,
     item_problem,
     items_total,
 )
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
-from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
+from smartduka_tui.ui.format import countdown, local_time, masked_apart, seconds_left, shillings
 from smartduka_tui.ui.widgets.big_text import FONT, render_rows
 from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, banner_text
 from smartduka_tui.ui.widgets.status_bar import describe
@@ -54,12 +57,44 @@ def test_seconds_left_rounds_up_and_stops_at_zero() -> None:
         ("", "Type the total in whole shillings."),
         ("0", "The total must be from KES 1 to KES 250,000, got 0."),
         ("250001", "The total must be from KES 1 to KES 250,000, got 250,001."),
-        ("12.50", "The total must be whole shillings: digits only, no cents."),
-        ("１２", "The total must be whole shillings: digits only, no cents."),
+        ("10.50", "The total: whole shillings only (M-Pesa takes no cents)."),
+        ("10.", "The total: whole shillings only (M-Pesa takes no cents)."),
+        (".50", "The total: whole shillings only (M-Pesa takes no cents)."),
+        ("1,000.50", "The total: whole shillings only (M-Pesa takes no cents)."),
+        ("-5", "The total cannot be negative."),
+        ("+5", "The total takes no sign: type the digits only."),
+        ("5e3", "The total must be plain digits: 5e3 is not read as a power of ten."),
+        ("1,00", "The total: put commas only between groups of three digits (1,250)."),
+        ("1,0000", "The total: put commas only between groups of three digits (1,250)."),
+        ("1 000", "The total must be digits without spaces."),
+        ("1_000", "The total must be whole shillings in digits (0 to 9)."),
+        ("１２", "The total must be whole shillings in digits (0 to 9)."),
+        ("12x", "The total must be whole shillings in digits (0 to 9)."),
     ],
 )
 def test_amount_problems_say_what_is_wrong(text: str, problem: str) -> None:
     assert amount_problem(text) == problem
+    assert amount_of(text) is None
+
+
+@pytest.mark.parametrize(("text", "amount"), [("37,100", 37_100), ("1,250", 1250), ("050", 50)])
+def test_thousands_grouped_as_the_counter_writes_them_are_read_exactly(
+    text: str, amount: int
+) -> None:
+    assert amount_problem(text) is None
+    assert amount_of(text) == amount
+
+
+@given(st.text(alphabet="0123456789.,-+e ", max_size=9))
+def test_a_typed_total_is_its_digits_or_refused(text: str) -> None:
+    """Never another number: accepted text is digits (commas only as thousands), and reads as
+    exactly those digits."""
+    amount = amount_of(text)
+    if amount is None:
+        assert amount_problem(text)
+    else:
+        assert text.strip().replace(",", "").isdigit()
+        assert amount == int(text.strip().replace(",", ""))
 
 
 @given(st.integers(min_value=1, max_value=MAX_AMOUNT))
@@ -74,12 +109,39 @@ def test_every_amount_mpesa_takes_is_accepted(amount: int) -> None:
         ("x" * 31, "1", "10", "Keep the item name to 30 characters."),
         ("Sugar", "0", "10", "The quantity must be a whole number from 1 to 999."),
         ("Sugar", "", "10", "The quantity must be a whole number from 1 to 999."),
-        ("Sugar", "2", "0", "The price must be whole shillings, at least KES 1."),
+        ("Sugar", "1.5", "10", "The quantity must be a whole number from 1 to 999."),
+        ("Sugar", "2", "0", "The price must be at least KES 1."),
         ("Sugar", "2", "250001", "The price must be at most KES 250,000."),
+        ("Sugar", "2", "185.50", "The price: whole shillings only (M-Pesa takes no cents)."),
+        ("Sugar", "2", "-185", "The price cannot be negative."),
+        ("Sugar", "2", "", "The price is empty: type it in whole shillings."),
     ],
 )
 def test_item_problems(name: str, qty: str, price: str, problem: str) -> None:
     assert item_problem(name, qty, price) == problem
+    assert item_of(name, qty, price) is None
+
+
+def test_an_item_line_reads_its_price_exactly() -> None:
+    assert item_of(" Sugar ", "2", "1,185") == SaleItem("Sugar", 2, 1185)
+
+
+def test_recent_numbers_show_enough_digits_to_tell_them_apart() -> None:
+    assert masked_apart(["254700000003", "254700000013", "254712345678"]) == [
+        "07** *** 003",
+        "07** *** 013",
+        "07** *** 678",
+    ]
+    assert masked_apart(["254700000003", "254711000003"]) == ["07*0 000 003", "07*1 000 003"]
+
+
+@given(st.lists(st.from_regex(r"2547[0-9]{8}", fullmatch=True), max_size=5, unique=True))
+def test_masked_recent_numbers_never_look_alike(phones: list[str]) -> None:
+    shown = masked_apart(phones)
+    assert len(set(shown)) == len(phones)
+    assert all(
+        shown_one.endswith(phone[-3:]) for shown_one, phone in zip(shown, phones, strict=True)
+    )
 
 
 def test_items_total_is_exact_integer_shillings() -> None:
@@ -135,3 +197,8 @@ def test_status_words() -> None:
     assert describe("M-Pesa", Reachability.UNREACHABLE) == ("✖ M-Pesa OFFLINE", "-down")
     assert describe("Relay", Reachability.NOT_USED) == ("", "-unused")
     assert describe("Relay", Reachability.REACHABLE) == ("● Relay", "-ok")
+
+
+def test_a_retry_time_is_written_in_kenya_time_like_every_screen() -> None:
+    """Issue #12 case 6: the retry time was UTC where every other screen used Kenya time."""
+    assert kenya_clock(NOON_UTC) == local_time(NOON_UTC) == "12:00:00"

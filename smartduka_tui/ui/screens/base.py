@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.app import ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.widgets.footer import TillFooter
+from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS
 from smartduka_tui.ui.widgets.notice import Notice, Severity
 from smartduka_tui.ui.widgets.offline_banner import OfflineBanner
 from smartduka_tui.ui.widgets.status_bar import StatusBar
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 class TillScreen(Screen[None]):
     """Status bar, offline banner, body, notice, footer."""
+
+    BINDINGS: ClassVar[list[BindingType]] = list(TYPING_ORDER_BINDINGS)
 
     def __init__(self) -> None:
         super().__init__()

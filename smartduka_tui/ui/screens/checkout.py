@@ -15,16 +15,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
-from smartduka_tui.ui.amounts import SaleItem, amount_problem, items_total
+from smartduka_tui.payments.api import InvalidPaymentInput
+from smartduka_tui.payments.inputs import check_sale_ref
+from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
-from smartduka_tui.ui.widgets.inputs import till_input
+from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
-REF_EMPTY = "Type a sale reference (letters and digits)."
+OFFLINE_REFUSAL = "M-Pesa cannot be reached: new payments wait until it is back (see the banner)."
 
 
 class CheckoutScreen(TillScreen):
@@ -53,7 +55,7 @@ class CheckoutScreen(TillScreen):
             "clear_sale",
             "Clear",
             id="checkout.clear",
-            tooltip="Clear the total and items",
+            tooltip="Clear the total and items; the next free sale reference",
             show=False,
         ),
     ]
@@ -61,6 +63,7 @@ class CheckoutScreen(TillScreen):
     def __init__(self) -> None:
         super().__init__()
         self.items: list[SaleItem] = []
+        self._refusal_shown = False
 
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
@@ -68,19 +71,19 @@ class CheckoutScreen(TillScreen):
             yield Label("New sale", id="checkout-title")
             with Grid(id="checkout-form"):
                 yield Label("Total (KES)", classes="field-label")
+                # No `restrict`: a dot, sign or letter must reach the field and be refused
+                # with words, not vanish and turn 10.50 into 1050.
                 yield till_input(
                     id="total",
                     placeholder="0",
-                    restrict=r"[0-9]*",
-                    max_length=7,
+                    max_length=12,
                     blink=blink,
                     select_on_focus=False,
                 )
                 yield Label("Sale reference", classes="field-label")
                 yield till_input(
                     id="sale-ref",
-                    restrict=r"[A-Za-z0-9]*",
-                    max_length=12,
+                    max_length=20,
                     blink=blink,
                     select_on_focus=False,
                 )
@@ -109,29 +112,39 @@ class CheckoutScreen(TillScreen):
     def sale_ref(self) -> str:
         return self.query_one("#sale-ref", Input).value.strip()
 
-    def amount(self) -> int | None:
+    def amount(self, total_text: str | None = None) -> int | None:
         """The sale total when it is a valid amount, else None."""
         if self.items:
             total = items_total(self.items)
             return total if amount_problem(str(total)) is None else None
-        return None if amount_problem(self.total_text) else int(self.total_text)
+        return amount_of(self.total_text if total_text is None else total_text)
 
-    def problem(self) -> str | None:
-        """What stops this sale from being paid now, in the cashier's words."""
-        text = str(items_total(self.items)) if self.items else self.total_text
-        problem = amount_problem(text)
-        if problem:
-            return problem
-        if not self.sale_ref:
-            return REF_EMPTY
+    def ref_problem(self) -> str | None:
+        """What is wrong with the sale reference, by the service's own rule and in its words
+        (their first clause: the line must fit 80 columns)."""
+        try:
+            check_sale_ref(self.sale_ref, self.till.services.identity.account_prefix)
+        except InvalidPaymentInput as error:
+            return f"Sale reference {error.message.split(':')[0].split(' (')[0]}."
         return None
 
-    def _show_problem(self) -> None:
+    def problem(self, total_text: str | None = None) -> str | None:
+        """What stops this sale from being paid now, in the cashier's words."""
+        if self.items:
+            text = str(items_total(self.items))
+        else:
+            text = self.total_text if total_text is None else total_text
+        return amount_problem(text) or self.ref_problem()
+
+    def _show_problem(self, refused: str | None = None) -> None:
+        """The line under the fields: the hint, or what is wrong (`refused`: what an Enter was
+        refused for, shown even where typing alone would show the hint)."""
         hint = self.query_one("#total-hint", Static)
-        problem = self.problem()
         empty = not self.items and not self.total_text
-        hint.update(TOTAL_HINT if empty or problem is None else problem)
-        hint.set_class(problem is not None and not empty, "-error")
+        # A bad reference is shown as soon as it is typed, even before the total.
+        problem = refused or (self.ref_problem() if empty else self.problem())
+        hint.update(problem or TOTAL_HINT)
+        hint.set_class(problem is not None, "-error")
         self.update_bindings()
 
     def _show_items(self) -> None:
@@ -153,6 +166,9 @@ class CheckoutScreen(TillScreen):
                 f"{len(self.items)} line(s), total {shillings(items_total(self.items))}"
             )
         else:
+            if total_input.disabled:
+                # The total was the items' sum: with the last line gone there is no total.
+                total_input.value = ""
             total_input.disabled = False
             self.query_one("#items-total", Static).update("F3 adds an item with a quantity.")
         self._show_problem()
@@ -161,7 +177,24 @@ class CheckoutScreen(TillScreen):
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
+        # A refused Enter's notice goes once the cashier types again; the notice a finished
+        # sale leaves (its fields emptied for the next one) stays.
+        if self._refusal_shown:
+            self._refusal_shown = False
+            self.clear_notice()
         self._show_problem()
+
+    @on(Input.Submitted)
+    def _entered(self, event: Input.Submitted) -> None:
+        # Enter reaches the field when Pay was greyed as it arrived (its digits still queued,
+        # or a real problem): the field's value at that Enter decides, and a problem is said.
+        event.stop()
+        self._pay_now(event.value if event.input.id == "total" else None)
+
+    @on(DataTable.RowSelected)
+    def _entered_on_items(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._pay_now()
 
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
@@ -176,12 +209,26 @@ class CheckoutScreen(TillScreen):
             table = self.query_one("#items", DataTable)
             return True if self.items and table.has_focus else None
         if action == "clear_sale":
-            return True if self.items or self.total_text else None
+            return True if self.items or self.total_text or self.ref_problem() else None
         return True
 
     def action_pay(self) -> None:
-        amount = self.amount()
-        if amount is None or not self.sale_ref or self.till.connection.daraja_down:
+        after_pending_keys(self, self._pay_now)
+
+    def _pay_now(self, total_text: str | None = None) -> None:
+        """Pay with what was typed up to the Enter, or say why not."""
+        if not self.is_current:
+            return
+        problem = self.problem(total_text)
+        amount = self.amount(total_text)
+        if problem is not None or amount is None:
+            self._show_problem(problem or TOTAL_HINT)
+            self.app.bell()
+            return
+        if self.till.connection.daraja_down:
+            self.show_notice(OFFLINE_REFUSAL, "error")
+            self._refusal_shown = True
+            self.app.bell()
             return
         self.clear_notice()
         self.app.push_screen(PhoneScreen(self.sale_ref, amount))
@@ -210,10 +257,8 @@ class CheckoutScreen(TillScreen):
                 self.query_one("#total", Input).focus()
 
     def action_clear_sale(self) -> None:
-        self.items.clear()
-        self.query_one("#total", Input).value = ""
-        self._show_items()
-        self.query_one("#total", Input).focus()
+        self.clear_notice()
+        self.new_sale()
 
     # -- a new sale ----------------------------------------------------------------------------
 

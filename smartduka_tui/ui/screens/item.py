@@ -11,9 +11,9 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from smartduka_tui.ui.amounts import SaleItem, item_problem
+from smartduka_tui.ui.amounts import SaleItem, item_of, item_problem
 from smartduka_tui.ui.widgets.footer import TillFooter
-from smartduka_tui.ui.widgets.inputs import till_input
+from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS, after_pending_keys, till_input
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -24,7 +24,11 @@ class ItemScreen(ModalScreen[SaleItem | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "add", "Add", priority=True, id="item.add", tooltip="Add this line"),
         Binding("escape", "cancel", "Cancel", id="item.cancel", tooltip="Add nothing"),
+        *TYPING_ORDER_BINDINGS,
     ]
+
+    _refused: tuple[str, str, str] | None = None
+    """The fields as they were when Enter was last refused."""
 
     def compose(self) -> ComposeResult:
         cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
@@ -34,13 +38,10 @@ class ItemScreen(ModalScreen[SaleItem | None]):
                 yield Label("Item")
                 yield till_input(id="item-name", max_length=30, blink=cursor_blink)
                 yield Label("Quantity")
-                yield till_input(
-                    value="1", id="item-qty", restrict=r"[0-9]*", max_length=3, blink=cursor_blink
-                )
+                # No `restrict`: 185.50 must be refused with words, not become 18550.
+                yield till_input(value="1", id="item-qty", max_length=5, blink=cursor_blink)
                 yield Label("Unit price (KES)")
-                yield till_input(
-                    id="item-price", restrict=r"[0-9]*", max_length=6, blink=cursor_blink
-                )
+                yield till_input(id="item-price", max_length=12, blink=cursor_blink)
             yield Static("", id="item-problem")
         yield TillFooter()
 
@@ -53,15 +54,24 @@ class ItemScreen(ModalScreen[SaleItem | None]):
 
     @on(Input.Changed)
     def _typed(self) -> None:
-        self.query_one("#item-problem", Static).update("")
+        # Only a change since the refusal clears it: the Changed events of a burst of keys
+        # arrive after the Enter that judged them.
+        if self._values() != self._refused:
+            self.query_one("#item-problem", Static).update("")
 
     def action_add(self) -> None:
-        name, quantity, price = self._values()
-        problem = item_problem(name, quantity, price)
-        if problem:
-            self.query_one("#item-problem", Static).update(problem)
+        after_pending_keys(self, self._add_now)
+
+    def _add_now(self) -> None:
+        """Add the line as typed up to the Enter, or say what is wrong with it."""
+        if not self.is_current:
             return
-        self.dismiss(SaleItem(name.strip(), int(quantity), int(price)))
+        item = item_of(*self._values())
+        if item is None:
+            self._refused = self._values()
+            self.query_one("#item-problem", Static).update(item_problem(*self._values()) or "")
+            return
+        self.dismiss(item)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

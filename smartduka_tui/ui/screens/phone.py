@@ -4,14 +4,16 @@ Enter sends the M-Pesa prompt.
 The check is the protocol layer's `normalise_phone`, the one the payment service applies, so
 what the screen accepts is exactly what `start_payment` accepts; its PhoneNumberError message is
 shown word for word.
-Recent numbers are listed masked (the screen faces the counter) and picked with the arrow keys.
+Recent numbers are listed masked (the screen faces the counter), with as many final digits as
+it takes to tell them apart. The field keeps the focus at all times, so every key typed lands in
+it: ↓/↑ only mark a recent number, and the mark counts only while nothing is typed.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -19,7 +21,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from smartduka_tui.mpesa.phone import PhoneNumberError, format_local, mask_phone, normalise_phone
+from smartduka_tui.mpesa.phone import PhoneNumberError, format_local, normalise_phone
 from smartduka_tui.payments.api import (
     InvalidPaymentInput,
     PaymentError,
@@ -27,11 +29,14 @@ from smartduka_tui.payments.api import (
     PaymentView,
 )
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
-from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.format import masked_apart, shillings
 from smartduka_tui.ui.screens.base import SaleScreen
-from smartduka_tui.ui.widgets.inputs import till_input
+from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 PHONE_HINT = "Type the customer's M-Pesa number, e.g. 0712 345 678, or press ↓ for a recent one."
+NOTHING_TO_SEND = "Type the customer's number first, or press ↓ to pick a recent one."
+CLEAR_TO_PICK = "A number is typed: delete it (Backspace) to pick a recent one instead."
+OFFLINE_REFUSAL = "M-Pesa cannot be reached: nothing was sent. Try again when the banner clears."
 FIELD_LABELS = {"phone": "Phone number", "amount": "Total", "sale_ref": "Sale reference"}
 
 
@@ -59,7 +64,10 @@ class PhoneScreen(SaleScreen):
             id="phone.send",
             tooltip="Send the M-Pesa PIN prompt to this phone",
         ),
-        Binding("down", "recent", "Recent numbers", id="phone.recent", tooltip="Pick a recent one"),
+        Binding(
+            "down", "recent(1)", "Recent numbers", id="phone.recent", tooltip="Mark a recent one"
+        ),
+        Binding("up", "recent(-1)", "Previous recent", id="phone.recent_up", show=False),
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
 
@@ -98,6 +106,8 @@ class PhoneScreen(SaleScreen):
         self.sending = False
         self._moved = False
         self.recent: list[str] = []
+        self.marked: int | None = None
+        """The recent number marked with ↓/↑ (an index into `recent`), if any."""
 
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
@@ -114,13 +124,15 @@ class PhoneScreen(SaleScreen):
             yield till_input(
                 id="phone",
                 placeholder="07XX XXX XXX",
-                restrict=r"[0-9 +\-]*",
                 max_length=20,
                 blink=blink,
             )
             yield Static(PHONE_HINT, id="phone-check")
             yield Label("Recent at this till", id="recent-title")
-            yield OptionList(id="recent")
+            recent = OptionList(id="recent")
+            # Never focused: an arrow key must not carry the typing away from the field.
+            recent.can_focus = False
+            yield recent
 
     def on_mount(self) -> None:
         self.query_one("#phone", Input).focus()
@@ -128,49 +140,71 @@ class PhoneScreen(SaleScreen):
 
     # -- what would be sent --------------------------------------------------------------------
 
-    def chosen_phone(self) -> str | None:
-        """The recent number highlighted (while the list has focus), else the typed one if
-        valid."""
-        recent = self.query_one("#recent", OptionList)
-        if recent.has_focus and recent.highlighted is not None and self.recent:
-            return self.recent[recent.highlighted]
-        phone, _ = phone_check(self.query_one("#phone", Input).value)
-        return phone
+    def chosen_phone(self, typed: str | None = None) -> str | None:
+        """The typed number when anything is typed (valid, else None); otherwise the marked
+        recent number, if one is marked."""
+        text = self.query_one("#phone", Input).value if typed is None else typed
+        if text.strip():
+            phone, _ = phone_check(text)
+            return phone
+        if self.marked is not None and self.marked < len(self.recent):
+            return self.recent[self.marked]
+        return None
 
     # -- events --------------------------------------------------------------------------------
 
     @on(Input.Changed, "#phone")
     def _typed(self, event: Input.Changed) -> None:
-        self._show_check(event.value)
+        # The field as it is now, not as this (possibly late) event saw it: a burst of keys
+        # has its Changed events handled after an Enter may already have judged the whole.
+        value = self.query_one("#phone", Input).value
+        if value.strip():
+            self._mark(None)
+        self._show_check(value)
         self.clear_notice()
         self.update_bindings()
 
+    @on(Input.Submitted, "#phone")
+    def _entered(self, event: Input.Submitted) -> None:
+        # Enter reaches the field when Send was greyed as it arrived (digits still queued, or a
+        # real problem): the field's value at that Enter decides, and a problem is said.
+        event.stop()
+        self._send_now(event.value)
+
     def _show_check(self, value: str) -> None:
-        phone, line = phone_check(value)
+        if not value.strip() and self.marked is not None:
+            line, ok = f"✔ Recent number {self._shown[self.marked]}: Enter sends the prompt", True
+        else:
+            phone, line = phone_check(value)
+            ok = phone is not None
         check = self.query_one("#phone-check", Static)
         check.update(line)
-        check.set_class(phone is None and bool(value.strip()), "-error")
-        check.set_class(phone is not None, "-ok")
+        check.set_class(not ok and bool(value.strip()), "-error")
+        check.set_class(ok, "-ok")
 
-    @on(OptionList.OptionHighlighted)
-    def _picked(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id:
-            check = self.query_one("#phone-check", Static)
-            check.update(f"✔ Recent number {mask_phone(event.option.id)}: Enter sends the prompt")
-            check.set_classes("-ok")
-        self.update_bindings()
+    def _mark(self, index: int | None) -> None:
+        self.marked = index
+        self.query_one("#recent", OptionList).highlighted = index
 
-    @on(events.DescendantFocus)
-    def _back_to_typing(self, event: events.DescendantFocus) -> None:
-        if event.widget.id == "phone":
-            self._show_check(self.query_one("#phone", Input).value)
+    @property
+    def _shown(self) -> list[str]:
+        return masked_apart(self.recent)
+
+    @on(OptionList.OptionSelected)
+    def _clicked(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and not self.query_one("#phone", Input).value.strip():
+            self._mark(event.option_index)
+            self._show_check("")
+            self.update_bindings()
 
     @on(RecentLoaded)
     def _show_recent(self, message: RecentLoaded) -> None:
         self.recent = message.phones
         recent = self.query_one("#recent", OptionList)
         recent.clear_options()
-        recent.add_options(Option(mask_phone(phone), id=phone) for phone in self.recent)
+        recent.add_options(
+            Option(shown, id=phone) for phone, shown in zip(self.recent, self._shown, strict=True)
+        )
         if not self.recent:
             recent.add_option(Option("No payments at this till yet", disabled=True))
         self.update_bindings()
@@ -208,25 +242,52 @@ class PhoneScreen(SaleScreen):
         if action == "send":
             blocked = self.sending or self.till.connection.daraja_down
             return None if blocked or self.chosen_phone() is None else True
-        if action == "recent" and (not self.recent or self.query_one("#recent").has_focus):
+        if action == "recent" and not self.recent:
             return None
         return True
 
     def action_send(self) -> None:
-        phone = self.chosen_phone()
-        if self.sending or phone is None or self.till.connection.daraja_down:
+        after_pending_keys(self, self._send_now)
+
+    def _send_now(self, typed: str | None = None) -> None:
+        """Send to what was typed (or marked) up to the Enter, or say why not."""
+        if self.sending or not self.is_current:
+            return
+        text = self.query_one("#phone", Input).value if typed is None else typed
+        phone = self.chosen_phone(text)
+        if phone is None:
+            # The check line says what is wrong with what was typed (or that nothing was).
+            self._show_check(text)
+            if not text.strip():
+                check = self.query_one("#phone-check", Static)
+                check.update(f"✖ {NOTHING_TO_SEND}")
+                check.set_classes("-error")
+            self.app.bell()
+            return
+        if self.till.connection.daraja_down:
+            self.show_notice(OFFLINE_REFUSAL, "error")
+            self.app.bell()
             return
         self.sending = True
         self.show_notice("Sending the payment request…")
         self.update_bindings()
         self._send(phone)
 
-    def action_recent(self) -> None:
-        if self.recent:
-            recent = self.query_one("#recent", OptionList)
-            recent.focus()
-            if recent.highlighted is None:
-                recent.highlighted = 0
+    def action_recent(self, step: int) -> None:
+        if not self.recent:
+            return
+        if self.query_one("#phone", Input).value.strip():
+            self.show_notice(CLEAR_TO_PICK)
+            return
+        if self.marked is None:
+            index: int | None = 0 if step > 0 else None
+        else:
+            # No wrapping: past the top the mark goes away and the field is empty again.
+            index = self.marked + step
+            index = None if index < 0 else min(index, len(self.recent) - 1)
+        self._mark(index)
+        self._show_check("")
+        self.update_bindings()
 
     def action_back(self) -> None:
         if self.sending:
