@@ -34,6 +34,7 @@ class Credentials:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._vault: Vault | None = None
+        self._derived: dict[tuple[str, str], bytes] = {}
 
     @property
     def keyring(self) -> Keyring | None:
@@ -44,6 +45,18 @@ class Credentials:
         if self._vault is None:
             raise _no_key()
         return self._vault
+
+    @property
+    def active_kid(self) -> str | None:
+        """The kid new secrets and audit entries are keyed with; None without a keyring."""
+        return None if self._vault is None else self._vault.keyring.active_kid
+
+    def derived_key(self, kid: str, purpose: str) -> bytes:
+        """`purpose`'s key derived from vault key `kid` (KeyMissingError without it)."""
+        cached = self._derived.get((kid, purpose))
+        if cached is None:
+            cached = self._derived[(kid, purpose)] = self.vault.derive(kid, purpose)
+        return cached
 
     def require_keys(self) -> None:
         """KeyMissingError now, before anything is written, if secrets cannot be sealed."""
@@ -77,6 +90,7 @@ class Credentials:
             async with self._db.write() as tx:
                 await self._ensure_key_check(tx, vault, keyring.active_kid)
         self._vault = vault
+        self._derived.clear()
 
     async def _ensure_key_check(self, tx: WriteTx, vault: Vault, kid: str) -> None:
         row = await tx.fetchone("SELECT check_blob FROM key_checks WHERE kid = ?", (kid,))

@@ -215,11 +215,25 @@ _V5_MANAGER_PIN = Migration(
     ),
 )
 
+_V6_KEYED_AUDIT_AND_PIN = Migration(
+    6,
+    "the audit chain keyed by the vault key, and the PIN lockout's escalation",
+    (
+        # The kid whose derived key MACs the entry; NULL for entries written without a key
+        # (before this version, or by a store opened without one), checked by SHA-256 only.
+        "ALTER TABLE audit_log ADD COLUMN kid TEXT",
+        # Lockouts in a row since the last good PIN: each lasts longer (store/pin.py).
+        "ALTER TABLE manager_pin ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0"
+        " CHECK (lockouts >= 0)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
     _V3_PROBLEMS,
     _V4_BY_PHONE,
     _V5_MANAGER_PIN,
+    _V6_KEYED_AUDIT_AND_PIN,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

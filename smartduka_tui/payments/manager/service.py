@@ -632,7 +632,8 @@ class ManagerService:
             message = f"The audit log is intact: {report.entries:,} entries, none altered."
         else:
             message = (
-                f"The audit log is BROKEN at entry {report.first_broken_id}: {report.reason}. "
+                f"The audit log is BROKEN at entry {report.first_broken_id} "
+                f"({report.state.value}): {report.reason}. "
                 f"The {report.entries:,} entries before it are intact. Keep a copy of the "
                 "database and report it."
             )
