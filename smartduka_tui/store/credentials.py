@@ -6,10 +6,12 @@ table. Plaintext exists only in `Secret` objects in memory.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from smartduka_tui.store.db import Database, Reader, WriteTx
-from smartduka_tui.store.errors import KeyMissingError
+from smartduka_tui.store.errors import KeyMissingError, TamperedRoutingError
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.vault import Keyring, Vault
 
@@ -21,6 +23,10 @@ def _no_key() -> KeyMissingError:
         "this needs the encryption key, and the store was opened without one. Create a "
         "keyring with `smartduka keys init`, or set SMARTDUKA_ENCRYPTION_KEY."
     )
+
+
+def _routing_text(routing: dict[str, Any]) -> str:
+    return json.dumps(routing, sort_keys=True, separators=(",", ":"))
 
 
 def _check_field(field_name: str) -> None:
@@ -133,6 +139,46 @@ class Credentials:
             (shop_id, field_name),
         )
         return bool(deleted)
+
+    async def seal_routing(
+        self, tx: WriteTx, shop_id: str, field_name: str, routing: dict[str, Any]
+    ) -> None:
+        """Keep a sealed copy of the plain routing fields (shortcode, relay URL) beside the
+        secrets they send: `check_routing` then refuses a row edited in the database. Without a
+        key, refuses when the shop already has sealed secrets (the copy would go stale)."""
+        if self._vault is None:
+            if await self.fields(shop_id, tx=tx):
+                raise _no_key()
+            return
+        await self.put(tx, shop_id, field_name, Secret(_routing_text(routing)))
+
+    async def check_routing(
+        self, shop_id: str, field_name: str, routing: dict[str, Any], what: str
+    ) -> None:
+        """TamperedRoutingError unless `routing` is what was sealed (or nothing is sealed for a
+        shop without secrets). Called before secrets leave the till."""
+        sealed = await self.get(shop_id, field_name)
+        if sealed is None:
+            if not await self.fields(shop_id):
+                return
+            raise TamperedRoutingError(
+                f"{what} has credentials but no sealed copy of its routing fields: the database "
+                "was edited (or written by a version before the seal). Nothing was sent. Set "
+                "its configuration again (smartduka shop set / smartduka enrol) after checking "
+                "it, or restore the database from a backup."
+            )
+        kept = json.loads(sealed.reveal())
+        changed = sorted(
+            name for name in set(kept) | set(routing) if kept.get(name) != routing.get(name)
+        )
+        if changed:
+            raise TamperedRoutingError(
+                f"{what}: {', '.join(name.replace('_', ' ') for name in changed)} in the database "
+                "differ from the copy sealed with the encryption key, so the database was edited "
+                "to send the credentials or the money elsewhere. Nothing was sent. Check the "
+                "configuration, set it again (smartduka shop set / smartduka enrol) if the change "
+                "was yours, or restore the database from a backup."
+            )
 
     async def fields(
         self, shop_id: str, *, prefix: str = "", tx: Reader | None = None

@@ -175,3 +175,13 @@ class WrongKeyError(VaultError):
 
 class TamperedSecretError(VaultError):
     """The key is right, yet a stored secret fails authentication: the data was altered."""
+
+
+class TamperedPinError(VaultError):
+    """The stored manager PIN fails its check against the key, or vanished: the data was
+    altered. Only `smartduka manager reset-pin` (which needs the key) clears it."""
+
+
+class TamperedRoutingError(VaultError):
+    """A shop's or till's routing fields (shortcode, relay URL) differ from their sealed copy:
+    the database was edited to send credentials or money elsewhere."""
