@@ -510,7 +510,7 @@ async def till_link(
     `no_relay_url` names a relay URL that means "none" (the headless demo's placeholder).
     """
     the_clock = clock or SystemClock()
-    relay_url = settings.relay.url or engine.till.relay_url
+    relay_url = settings.relay_url_for(engine.till.relay_url)
     use_relay = bool(relay_url) and relay_url != no_relay_url
     monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
     inner = engine.gateway
