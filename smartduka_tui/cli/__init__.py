@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keys",
     "transactions",
     "manager",
+    "backup",
 )
 
 
