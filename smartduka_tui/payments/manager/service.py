@@ -6,6 +6,7 @@ import asyncio
 import csv
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -74,6 +75,7 @@ from smartduka_tui.store.records import (
     Attempt,
     AttemptFlag,
     AttemptState,
+    ChainCheckpoint,
     Enrolment,
     Problem,
     Shop,
@@ -122,8 +124,12 @@ class ManagerService:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         export_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        chain_checkpoint: Callable[[], Awaitable[ChainCheckpoint | None]] | None = None,
     ) -> None:
         self.store = store
+        # The relay's copy of the audit chain's head (relay_client.RelayClient.fetch_checkpoint;
+        # ConnectionError when unreachable): "verify chain" compares the log against it.
+        self.chain_checkpoint = chain_checkpoint
         self.settings = settings
         self.clock = clock
         self.shop_id = shop_id
@@ -627,9 +633,21 @@ class ManagerService:
 
     async def verify_chain(self) -> ChainVerdict:
         self._signed_in()
-        report = await self.store.audit.verify_chain()
+        checkpoint, unchecked = None, ""
+        if self.chain_checkpoint is not None:
+            try:
+                checkpoint = await self.chain_checkpoint()
+            except ConnectionError as error:
+                unchecked = (
+                    f" The relay's checkpoint could not be read ({error}), so a cut-off tail "
+                    "would not show: check again when the relay is reachable."
+                )
+        report = await self.store.audit.verify_chain(checkpoint)
         if report.intact:
             message = f"The audit log is intact: {report.entries:,} entries, none altered."
+            if report.checkpoint is not None:
+                message += f" It matches the relay's checkpoint of entry {report.checkpoint.seq}."
+            message += unchecked
         else:
             message = (
                 f"The audit log is BROKEN at entry {report.first_broken_id} "
