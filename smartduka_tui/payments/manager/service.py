@@ -65,7 +65,7 @@ from smartduka_tui.payments.manager.words import (
     kenya_time,
     shillings,
 )
-from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError
+from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
     LIVE,
@@ -150,7 +150,11 @@ class ManagerService:
         """Check the PIN; on success the session starts. Wrong tries count to the lockout."""
         if not pin.reveal().strip():
             raise ManagerInputError("pin", "type the manager PIN")
-        check = await self.pin.verify(pin, purpose=purpose)
+        try:
+            check = await self.pin.verify(pin, purpose=purpose)
+        except VaultError as error:
+            # A PIN record that fails against the key (tampered), or no key: say so as it is.
+            raise ActionRefused(str(error)) from None
         if check.accepted:
             self.session.start()
         return check
