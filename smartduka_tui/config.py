@@ -212,10 +212,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         chosen = "smartduka.toml"
     if chosen is None:
         return Settings(**overrides)
-    if not Path(chosen).is_file():
+    toml_file = Path(chosen)
+    if not toml_file.is_file():
         raise FileNotFoundError(f"configuration file not found: {chosen}")
 
     class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=Path(chosen))
+        model_config = SettingsConfigDict(toml_file=toml_file)
 
     return FileSettings(**overrides)
