@@ -153,6 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "set_at": status.set_at.isoformat() if status.set_at else None,
             "wrong_tries": status.failures,
             "locked_until": status.locked_until.isoformat() if status.locked_until else None,
+            "lockouts_in_a_row": status.lockouts,
         }
         if args.json:
             print(json.dumps(info, indent=2))

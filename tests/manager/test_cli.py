@@ -236,6 +236,7 @@ def test_the_env_pin_counts_tries_like_the_screen(
     assert still.code == 1 and "locked until" in still.err and still.out == ""
     status = json.loads(smartduka("manager", "status", "--json").out)
     assert status["wrong_tries"] == 0 and status["locked_until"] is not None
+    assert status["lockouts_in_a_row"] == 1
 
 
 def test_a_replaced_pin_hash_stops_the_cli_with_the_right_words(
