@@ -27,7 +27,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
-from smartduka_tui.store.db import Database, WriteTx
+from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
 from smartduka_tui.store.records import (
     Actor,
@@ -276,6 +276,30 @@ class AuditLog:
             args = [shop_id, *params, limit, *params, limit, limit]
         rows = await self._db.fetchall(sql, args)
         return [_entry(row) for row in rows]
+
+    async def is_genuine(self, row: Any, reader: Reader) -> bool:
+        """Whether one stored entry carries a hash this till made: its MAC under its kid, or,
+        for an unkeyed one, its plain hash while no keyed entry comes before it (a gate that
+        trusts one entry, such as the PIN reset, must not trust a forged one)."""
+        kid = row["kid"]
+        if kid is None:
+            keyed = await reader.fetchone(
+                "SELECT 1 FROM audit_log WHERE id < ? AND kid IS NOT NULL LIMIT 1", (row["id"],)
+            )
+            if keyed is not None:
+                return False
+        digest = entry_hash(
+            int(row["id"]),
+            row["at"],
+            row["shop_id"],
+            row["actor"],
+            row["action"],
+            row["attempt_id"],
+            row["detail"],
+            row["prev_hash"],
+            self._mac_key(kid),
+        )
+        return hmac.compare_digest(digest, str(row["hash"]))
 
     async def head(self) -> ChainCheckpoint | None:
         """The chain's last entry as a checkpoint to keep elsewhere (None for an empty log)."""

@@ -215,11 +215,15 @@ class ManagerPin:
         if row is not None:
             return row
         last = await reader.fetchone(
-            "SELECT action FROM audit_log WHERE shop_id IS NULL AND action IN"
+            "SELECT * FROM audit_log WHERE shop_id IS NULL AND action IN"
             " ('manager.pin_set', 'manager.pin_changed', 'manager.pin_reset')"
             " ORDER BY id DESC LIMIT 1"
         )
-        if last is not None and last["action"] != "manager.pin_reset":
+        if last is None:
+            return None
+        # A reset written in by hand (without the key's MAC) does not count as one.
+        reset = last["action"] == "manager.pin_reset" and await self._audit.is_genuine(last, reader)
+        if not reset:
             raise TamperedPinError(
                 "the manager PIN was removed from the database although the audit log says one "
                 "is set: the database was edited. Reset it with `smartduka manager reset-pin "

@@ -18,6 +18,7 @@ from smartduka_tui.store import (
     TamperedPinError,
     create_keyring,
 )
+from smartduka_tui.store.audit import entry_hash
 from smartduka_tui.store.pin import (
     LOCKOUT,
     LOCKOUT_STEPS,
@@ -153,6 +154,30 @@ async def test_a_deleted_pin_row_does_not_open_the_gate(store: Store) -> None:
         await pin.status()
     with pytest.raises(TamperedPinError):
         await pin.verify(Secret(PIN), purpose="x")
+    assert await pin.reset(reason="tampered") is False
+    assert not (await pin.status()).is_set
+
+
+async def test_a_forged_reset_entry_does_not_open_the_gate(store: Store) -> None:
+    """Delete the PIN row and write a 'manager.pin_reset' entry by hand (no key, so no MAC)."""
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    last = await store.db.fetchone("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert last is not None
+    entry_id, prev, detail = last["id"] + 1, last["hash"], '{"had_pin":true,"reason":"x"}'
+    forged = entry_hash(entry_id, 0, None, "manager", "manager.pin_reset", None, detail, prev)
+    async with store.write() as tx:
+        await tx.execute("DELETE FROM manager_pin")
+        await tx.execute(
+            "INSERT INTO audit_log (id, at, shop_id, actor, action, attempt_id, detail,"
+            " prev_hash, hash, kid) VALUES (?, 0, NULL, 'manager', 'manager.pin_reset', NULL,"
+            " ?, ?, ?, NULL)",
+            (entry_id, detail, prev, forged),
+        )
+        await tx.execute("UPDATE audit_head SET last_id = ?, last_hash = ?", (entry_id, forged))
+    with pytest.raises(TamperedPinError, match="removed from the database"):
+        await pin.status()
+    # A real reset (with the key) still works, and then no PIN is set.
     assert await pin.reset(reason="tampered") is False
     assert not (await pin.status()).is_set
 
