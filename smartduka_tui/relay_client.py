@@ -327,24 +327,29 @@ class RelayClient:
     async def _chain_disagrees(self, head: ChainCheckpoint, answer: dict[str, Any]) -> None:
         error = str(answer.get("error", "conflict"))
         stored_seq = answer.get("stored_seq")
-        if error == "checkpoint_behind":
+        if error == "checkpoint_behind" and isinstance(stored_seq, int):
             why = (
                 f"the relay holds a checkpoint of audit entry {stored_seq}, but this till's log "
                 f"ends at entry {head.seq}: entries were removed (or an old backup restored)"
             )
+            about = stored_seq
         else:
             why = (
                 f"the relay holds another head for audit entry {head.seq}: this till's log was "
                 "rewritten"
             )
+            about = head.seq
         log.error("audit checkpoint refused: %s", why)
-        detail = {"pattern": CHAIN_PROBLEM, "reason": why, "seq": head.seq, "relay": error}
+        # One problem per relay checkpoint the log disagrees with, however often it is posted.
+        detail = {"pattern": CHAIN_PROBLEM, "reason": why, "checkpoint_seq": about, "relay": error}
         try:
             recent = await self.store.problems.list(
                 self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
             )
             if any(
-                p.detail.get("pattern") == CHAIN_PROBLEM and p.detail.get("seq") == head.seq
+                p.detail.get("pattern") == CHAIN_PROBLEM
+                and p.detail.get("checkpoint_seq") == about
+                and p.detail.get("relay") == error
                 for p in recent
             ):
                 return
