@@ -7,10 +7,12 @@ Environment variables win over the file; nested keys use a double underscore, fo
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -27,6 +29,41 @@ PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
 class Mode(StrEnum):
     SANDBOX = "sandbox"
     PRODUCTION = "production"
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) or a `localhost` name."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def endpoint_url_problem(url: str, mode: Mode) -> str | None:
+    """Why the till must not send keys to `url` in `mode`, or None. Production needs https to a
+    host that is not this machine (a loopback URL there is a simulator or a redirect); sandbox
+    takes http too, for the simulator and a local relay."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host name"
+    if mode is Mode.PRODUCTION:
+        if parts.scheme != "https":
+            return (
+                "must be an https:// URL in production mode: over http the keys it is sent "
+                "travel in the clear"
+            )
+        if is_loopback_host(parts.hostname):
+            return (
+                "must not be a loopback address in production mode (loopback is for the "
+                "simulator and a local relay, in sandbox mode only)"
+            )
+    return None
 
 
 class DarajaSettings(BaseModel):
@@ -126,13 +163,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_https(self) -> Settings:
-        if (
-            self.mode is Mode.PRODUCTION
-            and self.relay.url
-            and not self.relay.url.startswith("https://")
-        ):
-            raise ValueError("relay.url must be an https:// URL in production mode")
+        for name, url in (("relay.url", self.relay.url), ("daraja.base_url", self.daraja.base_url)):
+            problem = None if url is None else endpoint_url_problem(url, self.mode)
+            if problem is not None:
+                raise ValueError(f"{name} {problem}")
         return self
+
+    def relay_url_for(self, enrolled_url: str) -> str:
+        """The relay URL to use (the setting, else the one stored at enrolment), checked like
+        the settings' own: InputError('relay_url', why) for one this mode refuses."""
+        from smartduka_tui.store.errors import InputError
+
+        url = (self.relay.url or enrolled_url).rstrip("/")
+        problem = endpoint_url_problem(url, self.mode)
+        if problem is not None:
+            raise InputError("relay_url", f"{problem} (the till's enrolled relay URL is {url})")
+        return url
 
     @property
     def daraja_base_url(self) -> str:
@@ -166,10 +212,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         chosen = "smartduka.toml"
     if chosen is None:
         return Settings(**overrides)
-    if not Path(chosen).is_file():
+    toml_file = Path(chosen)
+    if not toml_file.is_file():
         raise FileNotFoundError(f"configuration file not found: {chosen}")
 
     class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=Path(chosen))
+        model_config = SettingsConfigDict(toml_file=toml_file)
 
     return FileSettings(**overrides)

@@ -57,13 +57,16 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
-from smartduka_tui.store.records import ProblemKind, TillCredentials
+from smartduka_tui.store.records import ChainCheckpoint, ProblemKind, TillCredentials
 from smartduka_tui.store.store import Store
 from smartduka_tui.ui.connection import Reachability
 
 log = logging.getLogger(__name__)
 
 FEED_PATH: Final = "/v1/events"
+CHECKPOINT_PATH: Final = "/v1/audit/checkpoint"
+# The pattern of the manager problem recorded when the relay's checkpoint disagrees.
+CHAIN_PROBLEM: Final = "audit_chain_checkpoint"
 # Problems the client records carry this key, so a re-delivered event is not recorded twice.
 EVENT_KEY: Final = "relay_event_id"
 _RECENT_PROBLEMS: Final = 200
@@ -184,6 +187,9 @@ class RelayClient:
         self._handling = False
         self._acks: set[asyncio.Task[None]] = set()
         self.failures = 0
+        # The last chain head the relay took (or holds); None until the first checkpoint.
+        self.checkpointed: ChainCheckpoint | None = None
+        self._checkpoints_supported = True
 
     def __repr__(self) -> str:
         return (
@@ -277,7 +283,104 @@ class RelayClient:
                 await self._settle_acks()
             finally:
                 self._handling = False
+        if events:
+            await self.post_checkpoint()
         return len(events)
+
+    # ------------------------------------------------------------------ audit checkpoints
+
+    async def post_checkpoint(self) -> ChainCheckpoint | None:
+        """Send the audit chain's head to the relay (after each acknowledged batch), so a log
+        later cut short or rewritten on this till shows against it. Returns what the relay
+        holds; never raises: a failed checkpoint is retried after the next batch, and a relay
+        that disagrees (it holds a later or a different head) becomes a manager problem."""
+        if not self._checkpoints_supported:
+            return None
+        try:
+            head = await self.store.audit.head()
+        except Exception:
+            log.exception("the audit chain's head could not be read for the relay")
+            return None
+        if head is None or (self.checkpointed is not None and self.checkpointed == head):
+            return self.checkpointed
+        try:
+            response = await self._http.post(
+                CHECKPOINT_PATH, json={"seq": head.seq, "head": head.head}, headers=self._auth()
+            )
+        except httpx.TransportError as error:
+            log.warning("audit checkpoint not sent (%s); next batch", type(error).__name__)
+            return None
+        if response.status_code == 200:
+            self.checkpointed = head
+            return head
+        if response.status_code == 404:
+            # A relay without checkpoints (older version): the feed works all the same.
+            log.warning("the relay keeps no audit checkpoints; the chain is checked locally only")
+            self._checkpoints_supported = False
+            return None
+        if response.status_code == 409:
+            await self._chain_disagrees(head, _json_or_empty(response))
+            return None
+        log.warning("audit checkpoint answered HTTP %d; next batch", response.status_code)
+        return None
+
+    async def _chain_disagrees(self, head: ChainCheckpoint, answer: dict[str, Any]) -> None:
+        error = str(answer.get("error", "conflict"))
+        stored_seq = answer.get("stored_seq")
+        if error == "checkpoint_behind" and isinstance(stored_seq, int):
+            why = (
+                f"the relay holds a checkpoint of audit entry {stored_seq}, but this till's log "
+                f"ends at entry {head.seq}: entries were removed (or an old backup restored)"
+            )
+            about = stored_seq
+        else:
+            why = (
+                f"the relay holds another head for audit entry {head.seq}: this till's log was "
+                "rewritten"
+            )
+            about = head.seq
+        log.error("audit checkpoint refused: %s", why)
+        # One problem per relay checkpoint the log disagrees with, however often it is posted.
+        detail = {"pattern": CHAIN_PROBLEM, "reason": why, "checkpoint_seq": about, "relay": error}
+        try:
+            recent = await self.store.problems.list(
+                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+            )
+            if any(
+                p.detail.get("pattern") == CHAIN_PROBLEM
+                and p.detail.get("checkpoint_seq") == about
+                and p.detail.get("relay") == error
+                for p in recent
+            ):
+                return
+            async with self.store.write() as tx:
+                await self.store.problems.record(
+                    tx, self.shop_id, ProblemKind.SUSPICIOUS_PATTERN, detail, till_id=self.till_id
+                )
+        except Exception:
+            log.exception("the audit checkpoint problem could not be recorded")
+
+    async def fetch_checkpoint(self) -> ChainCheckpoint | None:
+        """The chain head the relay holds for this till (None if it holds none yet).
+        ConnectionError when it cannot be read, saying why (for "verify chain")."""
+        try:
+            response = await self._http.get(CHECKPOINT_PATH, headers=self._auth())
+        except httpx.TransportError as error:
+            raise ConnectionError(
+                f"the relay could not be reached ({type(error).__name__})"
+            ) from None
+        answer = _json_or_empty(response)
+        if response.status_code == 404 and answer.get("error") == "no_checkpoint":
+            return None
+        if response.status_code != 200:
+            raise ConnectionError(f"the relay answered HTTP {response.status_code}")
+        try:
+            checkpoint = ChainCheckpoint(int(answer["seq"]), str(answer["head"]))
+        except (KeyError, TypeError, ValueError):
+            raise ConnectionError("the relay's checkpoint is not the documented JSON") from None
+        if checkpoint.seq < 1 or len(checkpoint.head) != 64:
+            raise ConnectionError("the relay's checkpoint is not the documented JSON")
+        return checkpoint
 
     async def _settle_acks(self) -> None:
         """Wait for the batch's acknowledgements; RelayUnavailable if one could not be sent
@@ -458,6 +561,14 @@ class RelayClient:
             raise RelayUnavailable(f"acknowledgement answered HTTP {response.status_code}")
 
 
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(0.0, float(response.headers.get("retry-after", "")))
@@ -510,7 +621,7 @@ async def till_link(
     `no_relay_url` names a relay URL that means "none" (the headless demo's placeholder).
     """
     the_clock = clock or SystemClock()
-    relay_url = settings.relay.url or engine.till.relay_url
+    relay_url = settings.relay_url_for(engine.till.relay_url)
     use_relay = bool(relay_url) and relay_url != no_relay_url
     monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
     inner = engine.gateway

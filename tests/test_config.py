@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from smartduka_tui.config import Mode, Settings, load_settings
+from smartduka_tui.store import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "smartduka.example.toml"
@@ -72,3 +73,54 @@ def test_production_needs_an_https_relay() -> None:
     with pytest.raises(ValidationError, match="https"):
         Settings(mode=Mode.PRODUCTION, relay={"url": "http://relay.example"})
     assert Settings(mode=Mode.PRODUCTION, relay={"url": "https://relay.example"}).confirm_by_query
+
+
+@pytest.mark.parametrize(
+    ("section", "url", "words"),
+    [
+        ("relay", "http://relay.example", "relay.url must be an https:// URL in production mode"),
+        (
+            "daraja",
+            "http://api.safaricom.co.ke",
+            "daraja.base_url must be an https:// URL in production mode",
+        ),
+        ("relay", "https://127.0.0.1:8443", "relay.url must not be a loopback address"),
+        ("daraja", "https://localhost:9000", "daraja.base_url must not be a loopback address"),
+        ("daraja", "https://[::ffff:127.0.0.1]", "daraja.base_url must not be a loopback address"),
+        ("relay", "ftp://relay.example", "relay.url must be an http:// or https:// URL"),
+    ],
+)
+def test_production_refuses_http_and_loopback_endpoints(section: str, url: str, words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        Settings(
+            mode=Mode.PRODUCTION, **{section: {"url" if section == "relay" else "base_url": url}}
+        )
+
+
+def test_sandbox_takes_loopback_http_for_the_simulator_and_a_local_relay() -> None:
+    settings = Settings(
+        mode=Mode.SANDBOX,
+        relay={"url": "http://127.0.0.1:8080"},
+        daraja={"base_url": "http://localhost:9000"},
+    )
+    assert settings.daraja_base_url == "http://localhost:9000"
+    assert settings.relay_url_for("https://ignored.example") == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("enrolled", "words"),
+    [
+        ("http://relay.example", "must be an https:// URL in production mode"),
+        ("https://127.0.0.1:8080", "must not be a loopback address in production mode"),
+    ],
+)
+def test_production_refuses_an_enrolled_relay_url_it_would_refuse_in_settings(
+    enrolled: str, words: str
+) -> None:
+    """The vault's relay URL (from enrolment in sandbox) is checked where it is used."""
+    settings = Settings(mode=Mode.PRODUCTION)
+    with pytest.raises(InputError) as refused:
+        settings.relay_url_for(enrolled)
+    assert refused.value.field == "relay_url" and words in refused.value.message
+    assert enrolled in refused.value.message
+    assert settings.relay_url_for("https://relay.example/") == "https://relay.example"

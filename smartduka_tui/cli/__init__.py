@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keys",
     "transactions",
     "manager",
+    "backup",
 )
 
 

@@ -111,11 +111,13 @@ async def open_till(
         yield engine, link
 
 
-def manager_tools(engine: PaymentEngine) -> ManagerService:
-    """The manager tools for this till, loaded the first time a manager screen opens."""
+def manager_tools(engine: PaymentEngine, link: TillLink) -> ManagerService:
+    """The manager tools for this till, loaded the first time a manager screen opens; "verify
+    chain" compares against the relay's checkpoint when there is a relay."""
     from smartduka_tui.payments.manager import ManagerService
 
-    return ManagerService.for_engine(engine)
+    source = link.relay.fetch_checkpoint if link.relay is not None else None
+    return ManagerService.for_engine(engine, chain_checkpoint=source)
 
 
 @asynccontextmanager
@@ -141,5 +143,5 @@ async def till_services(
             connection=link.connection,
             help_sections=help_sections,
             log_path=log_path,
-            manager_tools=partial(manager_tools, engine),
+            manager_tools=partial(manager_tools, engine, link),
         )

@@ -51,7 +51,10 @@ def _usage_lines(usage: KeyUsage) -> list[str]:
     lines = []
     for kid in usage.kids:
         role = "active" if kid == usage.active_kid else "old"
-        lines.append(f"  {kid:<8} {role:<7} seals {usage.secrets_by_kid.get(kid, 0)} secret(s)")
+        keyed = ", keys the audit log or the PIN" if kid in usage.keying_log else ""
+        lines.append(
+            f"  {kid:<8} {role:<7} seals {usage.secrets_by_kid.get(kid, 0)} secret(s){keyed}"
+        )
     return lines
 
 
@@ -61,6 +64,7 @@ def _usage_json(usage: KeyUsage) -> dict[str, Any]:
         "kids": list(usage.kids),
         "secrets_by_kid": {kid: usage.secrets_by_kid.get(kid, 0) for kid in usage.kids},
         "removable_kids": list(usage.removable),
+        "keying_the_log": sorted(usage.keying_log),
     }
 
 
@@ -124,6 +128,11 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             print(
                 f"Kid {kid} is no longer used by any secret: remove its line from "
                 f"{report.keyring_path} once no backup you may restore still needs it."
+            )
+        for kid in sorted(usage.keying_log - {usage.active_kid}):
+            print(
+                f"Kid {kid} seals no secret now, but audit entries (or the manager PIN) are "
+                "keyed with it: keep it in the keyring, or verify chain and the PIN fail."
             )
         return EXIT_OK
 

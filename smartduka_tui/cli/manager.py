@@ -97,7 +97,7 @@ def cmd_set_pin(args: argparse.Namespace) -> int:
         from smartduka_tui.store import InputError
         from smartduka_tui.store.pin import ManagerPin
 
-        async with open_store(settings, require_keys=False) as store:
+        async with open_store(settings, require_keys=True) as store:
             pin = ManagerPin.of(store)
             status = await pin.status()
             current = read_pin("Current manager PIN", from_env=True) if status.is_set else None
@@ -153,6 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "set_at": status.set_at.isoformat() if status.set_at else None,
             "wrong_tries": status.failures,
             "locked_until": status.locked_until.isoformat() if status.locked_until else None,
+            "lockouts_in_a_row": status.lockouts,
         }
         if args.json:
             print(json.dumps(info, indent=2))
@@ -176,7 +177,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         from smartduka_tui.payments.manager import ManagerError, ManagerService, Resolution
         from smartduka_tui.store.pin import ManagerPin
 
-        async with open_store(settings, require_keys=False) as store:
+        async with open_store(settings, require_keys=True) as store:
             shop_id = await shop_for(store, settings, args.shop)
             if not (await ManagerPin.of(store).status()).is_set:
                 raise CliError(

@@ -1,8 +1,10 @@
 """`smartduka shop add|set|show`: configure shops without the app.
 
-Credentials come from a flag (`--passkey VALUE`), standard input (`--passkey -`, a prompt
-without echo on a terminal) or, with `--secrets-from-env`, from SMARTDUKA_SHOP_CONSUMER_KEY,
-SMARTDUKA_SHOP_CONSUMER_SECRET and SMARTDUKA_SHOP_PASSKEY. They are never printed back:
+Credentials come from standard input (`--passkey -` or a bare `--passkey`: one line each, or a
+prompt without echo on a terminal) or, with `--secrets-from-env`, from
+SMARTDUKA_SHOP_CONSUMER_KEY, SMARTDUKA_SHOP_CONSUMER_SECRET and SMARTDUKA_SHOP_PASSKEY, never
+from the command line itself (other users see it in `ps`, and it stays in shell history): the
+old `--passkey VALUE` form is refused, saying how to pass it instead. They are never printed back:
 `show` gives `****` and the last four characters. A bad field is named with what is wrong,
 and nothing is saved.
 """
@@ -67,9 +69,25 @@ def _flag_names() -> Iterator[None]:
         raise CliError(f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT) from None
 
 
+def _refuse_secrets_in_argv(args: argparse.Namespace) -> None:
+    """CliError for a credential given as a command-line value (the message never repeats it)."""
+    for dest, env in SECRET_FLAGS.items():
+        if getattr(args, dest) not in (None, "-"):
+            flag = FLAG_FOR_FIELD[dest]
+            raise CliError(
+                f"{flag} takes no value on the command line: other users can read command "
+                f"lines (ps, /proc) and the shell keeps them in its history. Give `{flag} -` "
+                f"and type it at the prompt (or send one line on standard input), or set {env} "
+                "and add --secrets-from-env. Nothing was saved; if that value is real, treat it "
+                "as exposed and change it on the Daraja portal.",
+                EXIT_BAD_INPUT,
+            )
+
+
 def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets:
     from smartduka_tui.store import ShopSecrets
 
+    _refuse_secrets_in_argv(args)
     values = {
         dest: source.read(
             dest.replace("_", " "), getattr(args, dest), env if args.secrets_from_env else None
@@ -243,14 +261,16 @@ def _secret_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{dest.replace('_', '-')}",
             dest=dest,
-            metavar="VALUE|-",
-            help=f"the {dest.replace('_', ' ')} ('-': read it from standard input; a terminal "
-            f"prompts without echo)",
+            nargs="?",
+            const="-",
+            metavar="-",
+            help=f"read the {dest.replace('_', ' ')} from standard input (a terminal prompts "
+            "without echo); never give its value here",
         )
     parser.add_argument(
         "--secrets-from-env",
         action="store_true",
-        help="take credentials not given as flags from " + ", ".join(SECRET_FLAGS.values()),
+        help="take credentials not asked for with a flag from " + ", ".join(SECRET_FLAGS.values()),
     )
 
 

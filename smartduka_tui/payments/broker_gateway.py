@@ -246,7 +246,7 @@ async def open_brokered_engine(
     PaymentRefused(SHOP_NOT_READY) says what is missing (no till enrolled, no relay URL).
     """
     till = await enrolled_till(store, shop, till_id)
-    relay_url = settings.relay.url or till.relay_url
+    relay_url = settings.relay_url_for(till.relay_url)
     gateway = BrokerGateway(
         shop, till, relay_url, timeout=relay_timeout(settings), transport=transport
     )

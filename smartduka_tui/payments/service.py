@@ -166,7 +166,7 @@ class PaymentEngine:
         self.gateway = gateway
         self.shop_id = shop.id
         self.till_id = till.till_id
-        self.callback_base_url = (settings.relay.url or till.relay_url).rstrip("/")
+        self.callback_base_url = settings.relay_url_for(till.relay_url)
         self.monitor = Monitor(store, settings, clock, shop.id, till.till_id)
         self._listeners: list[PaymentListener] = []
         self._locks: dict[str, asyncio.Lock] = {}

@@ -1,25 +1,56 @@
-"""The append-only, hash-chained audit log.
+"""The append-only audit log, chained by a MAC under a key derived from the vault key.
 
-Each entry's hash is SHA-256 over the previous entry's hash and a canonical JSON encoding of
-the entry (id, time, shop, actor, action, attempt, detail). The previous hash is read inside
-the same `BEGIN IMMEDIATE` transaction that appends, which is also the transaction of the
-change the entry records. `audit_head` names the last entry, so removing the tail shows too.
-Details are built by our code and refuse `Secret` values outright.
+Each entry's hash is HMAC-SHA256, under the audit key of the entry's kid (HKDF from that vault
+key, store/vault.py), over the previous entry's hash and a canonical JSON encoding of the entry
+(id, time, shop, actor, action, attempt, detail). Someone who edits the database file without
+the key can neither fix an edited entry's hash nor rewrite the chain: `verify_chain` tells an
+edited entry from a rewritten chain (recomputed hashes that do not carry the key). A truncated
+tail with its head record put back shows only against a head kept elsewhere: the relay's
+checkpoint (relay_client.py posts it after each acknowledgement batch).
+
+Entries written before the chain was keyed, or by a store opened without a key, have kid NULL
+and a plain SHA-256 hash; once a keyed entry exists every later one must be keyed. The previous
+hash is read inside the same `BEGIN IMMEDIATE` transaction that appends, which is also the
+transaction of the change the entry records. Details are built by our code and refuse `Secret`
+values outright.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from smartduka_tui.store.db import Database, WriteTx
-from smartduka_tui.store.records import Actor, AuditEntry, ChainReport, from_ms, to_ms
+from smartduka_tui.store.db import Database, Reader, WriteTx
+from smartduka_tui.store.errors import KeyMissingError
+from smartduka_tui.store.records import (
+    Actor,
+    AuditEntry,
+    ChainCheckpoint,
+    ChainReport,
+    ChainState,
+    from_ms,
+    to_ms,
+)
 from smartduka_tui.store.secret import Secret
+
+AUDIT_KEY_PURPOSE = "audit chain"
+
+
+class AuditKeys(Protocol):
+    """Where the audit log gets its MAC keys (the store's Credentials)."""
+
+    @property
+    def active_kid(self) -> str | None: ...
+
+    def derived_key(self, kid: str, purpose: str) -> bytes: ...
+
 
 GENESIS_HASH = "0" * 64
 _VERIFY_BATCH = 5000
@@ -55,9 +86,14 @@ def entry_hash(
     attempt_id: int | None,
     detail_text: str,
     prev_hash: str,
+    mac_key: bytes | None = None,
 ) -> str:
+    """The entry's hash: HMAC-SHA256 under `mac_key`, or plain SHA-256 for an unkeyed one."""
     body = canonical_json([entry_id, at_ms, shop_id, actor, action, attempt_id, detail_text])
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+    message = f"{prev_hash}\n{body}".encode()
+    if mac_key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -75,8 +111,12 @@ def _entry(row: Any) -> AuditEntry:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: AuditKeys) -> None:
         self._db = db
+        self._keys = keys
+
+    def _mac_key(self, kid: str | None) -> bytes | None:
+        return None if kid is None else self._keys.derived_key(kid, AUDIT_KEY_PURPOSE)
 
     async def append(
         self,
@@ -93,13 +133,30 @@ class AuditLog:
         head = await tx.fetchone("SELECT last_id, last_hash FROM audit_head WHERE singleton = 1")
         entry_id = 1 if head is None else int(head["last_id"]) + 1
         prev_hash = GENESIS_HASH if head is None else str(head["last_hash"])
+        kid = self._keys.active_kid
+        if kid is None and head is not None:
+            last = await tx.fetchone("SELECT kid FROM audit_log WHERE id = ?", (head["last_id"],))
+            if last is not None and last["kid"] is not None:
+                raise KeyMissingError(
+                    "the audit log is keyed, so changes need the encryption key, and the store "
+                    "was opened without one. Create a keyring with `smartduka keys init`, or "
+                    "set SMARTDUKA_ENCRYPTION_KEY."
+                )
         at_ms = tx.now_ms()
         digest = entry_hash(
-            entry_id, at_ms, shop_id, actor.value, action, attempt_id, detail_text, prev_hash
+            entry_id,
+            at_ms,
+            shop_id,
+            actor.value,
+            action,
+            attempt_id,
+            detail_text,
+            prev_hash,
+            self._mac_key(kid),
         )
         await tx.execute(
             "INSERT INTO audit_log (id, at, shop_id, actor, action, attempt_id, detail,"
-            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " prev_hash, hash, kid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry_id,
                 at_ms,
@@ -110,6 +167,7 @@ class AuditLog:
                 detail_text,
                 prev_hash,
                 digest,
+                kid,
             ),
         )
         await tx.execute(
@@ -219,52 +277,209 @@ class AuditLog:
         rows = await self._db.fetchall(sql, args)
         return [_entry(row) for row in rows]
 
-    async def verify_chain(self) -> ChainReport:
-        """Walk the whole chain; report intact, or the first entry that is altered, unlinked or
-        missing. Entries appended while it runs are left for the next check."""
+    async def is_genuine(self, row: Any, reader: Reader) -> bool:
+        """Whether one stored entry carries a hash this till made: its MAC under its kid, or,
+        for an unkeyed one, its plain hash while no keyed entry comes before it (a gate that
+        trusts one entry, such as the PIN reset, must not trust a forged one)."""
+        kid = row["kid"]
+        if kid is None:
+            keyed = await reader.fetchone(
+                "SELECT 1 FROM audit_log WHERE id < ? AND kid IS NOT NULL LIMIT 1", (row["id"],)
+            )
+            if keyed is not None:
+                return False
+        digest = entry_hash(
+            int(row["id"]),
+            row["at"],
+            row["shop_id"],
+            row["actor"],
+            row["action"],
+            row["attempt_id"],
+            row["detail"],
+            row["prev_hash"],
+            self._mac_key(kid),
+        )
+        return hmac.compare_digest(digest, str(row["hash"]))
+
+    async def head(self) -> ChainCheckpoint | None:
+        """The chain's last entry as a checkpoint to keep elsewhere (None for an empty log)."""
+        row = await self._db.fetchone(
+            "SELECT last_id, last_hash FROM audit_head WHERE singleton = 1"
+        )
+        return None if row is None else ChainCheckpoint(int(row["last_id"]), str(row["last_hash"]))
+
+    async def verify_chain(self, checkpoint: ChainCheckpoint | None = None) -> ChainReport:
+        """Walk the whole chain and say whether it is intact, edited, truncated or rewritten,
+        naming the first entry concerned. `checkpoint`, a head kept off the till (the relay's),
+        catches a truncation or rewrite that also put the head record back in step. Entries
+        appended while it runs are left for the next check."""
         head = await self._db.fetchone(
             "SELECT last_id, last_hash FROM audit_head WHERE singleton = 1"
         )
-        if head is None:
-            row = await self._db.fetchone("SELECT min(id) AS first FROM audit_log")
-            if row is None or row["first"] is None:
-                return ChainReport(intact=True, entries=0)
-            return ChainReport(False, 0, int(row["first"]), "the chain's head record is missing")
-        last_id, last_hash = int(head["last_id"]), str(head["last_hash"])
-        expected_id, expected_prev, seen = 1, GENESIS_HASH, 0
-        while expected_id <= last_id:
+        walk = _Walk(self._mac_key, checkpoint)
+        # Without a head record, walk whatever is there.
+        upper = (1 << 62) if head is None else int(head["last_id"])
+        next_id = 1
+        while True:
             rows = await self._db.fetchall(
                 "SELECT * FROM audit_log WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?",
-                (expected_id, last_id, _VERIFY_BATCH),
+                (next_id, upper, _VERIFY_BATCH),
             )
             if not rows:
                 break
             for row in rows:
-                if row["id"] != expected_id:
-                    return ChainReport(False, seen, expected_id, "this entry is missing")
-                if row["prev_hash"] != expected_prev:
-                    return ChainReport(
-                        False, seen, expected_id, "it does not link to the entry before it"
-                    )
-                digest = entry_hash(
-                    row["id"],
-                    row["at"],
-                    row["shop_id"],
-                    row["actor"],
-                    row["action"],
-                    row["attempt_id"],
-                    row["detail"],
-                    row["prev_hash"],
+                walk.check(row)
+            next_id = int(rows[-1]["id"]) + 1
+        return walk.report(head)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    entry_id: int
+    reason: str
+    state: ChainState
+    intact_before: int
+
+
+class _Walk:
+    """One verify pass: what each entry showed, in order, then the verdict."""
+
+    def __init__(
+        self, mac_key: Callable[[str | None], bytes | None], checkpoint: ChainCheckpoint | None
+    ) -> None:
+        self._mac_key = mac_key
+        self._checkpoint = checkpoint
+        self._checkpoint_hash: str | None = None
+        self._checkpoint_before = 0
+        self.expected_id = 1
+        self.prev_hash = GENESIS_HASH
+        self.seen = 0
+        self.unkeyed = 0
+        self.keyed_seen = False
+        self.first_problem: _Finding | None = None
+        # A run of entries to the end whose MACs all fail while each links to the one before:
+        # the mark of a chain recomputed by someone without the key.
+        self.bad_run: _Finding | None = None
+        self.bad_run_linked = False
+
+    def _problem(self, entry_id: int, reason: str) -> None:
+        if self.first_problem is None:
+            self.first_problem = _Finding(entry_id, reason, ChainState.EDITED, self.seen)
+
+    def check(self, row: Any) -> None:
+        entry_id = int(row["id"])
+        linked = entry_id == self.expected_id and row["prev_hash"] == self.prev_hash
+        if entry_id != self.expected_id:
+            self._problem(self.expected_id, "this entry is missing")
+        elif not linked:
+            self._problem(entry_id, "it does not link to the entry before it")
+        kid = row["kid"]
+        if kid is None and self.keyed_seen:
+            self._problem(entry_id, "it was written without the key after the chain was keyed")
+            valid = False
+        else:
+            self.keyed_seen = self.keyed_seen or kid is not None
+            digest = entry_hash(
+                entry_id,
+                row["at"],
+                row["shop_id"],
+                row["actor"],
+                row["action"],
+                row["attempt_id"],
+                row["detail"],
+                row["prev_hash"],
+                self._mac_key(kid),
+            )
+            valid = hmac.compare_digest(digest, str(row["hash"]))
+            if not valid:
+                self._problem(entry_id, "its content does not match its hash")
+        if valid:
+            self.bad_run = None
+            self.unkeyed += int(kid is None)
+        elif self.bad_run is None:
+            self.bad_run = _Finding(entry_id, "", ChainState.REWRITTEN, self.seen)
+            self.bad_run_linked = True
+        else:
+            self.bad_run_linked = self.bad_run_linked and linked
+        if self._checkpoint is not None and entry_id == self._checkpoint.seq:
+            self._checkpoint_hash, self._checkpoint_before = str(row["hash"]), self.seen
+        self.prev_hash = str(row["hash"])
+        self.expected_id = entry_id + 1
+        self.seen += 1
+
+    def report(self, head: Any) -> ChainReport:
+        last_seen = self.expected_id - 1
+        run = self.bad_run
+        if run is not None and self.bad_run_linked and last_seen > run.entry_id:
+            whole = "the whole log" if run.entry_id == 1 else "the log from this entry on"
+            return self._broken(
+                _Finding(
+                    run.entry_id,
+                    f"{whole} was rewritten by someone without this till's key: none of those "
+                    "entries carries the key's MAC",
+                    ChainState.REWRITTEN,
+                    run.intact_before,
                 )
-                if digest != row["hash"]:
-                    return ChainReport(
-                        False, seen, expected_id, "its content does not match its hash"
-                    )
-                expected_prev = row["hash"]
-                expected_id += 1
-                seen += 1
-        if expected_id <= last_id:
-            return ChainReport(False, seen, expected_id, "this entry is missing")
-        if expected_prev != last_hash:
-            return ChainReport(False, seen, last_id, "it differs from the chain's head record")
-        return ChainReport(intact=True, entries=seen)
+            )
+        if self.first_problem is not None:
+            return self._broken(self.first_problem)
+        if head is None:
+            if self.seen:
+                return self._broken(
+                    _Finding(1, "the chain's head record is missing", ChainState.EDITED, 0)
+                )
+        elif last_seen < int(head["last_id"]):
+            return self._broken(
+                _Finding(
+                    last_seen + 1,
+                    f"this entry is missing: entries {last_seen + 1} to {head['last_id']} are "
+                    "gone from the end of the log",
+                    ChainState.TRUNCATED,
+                    self.seen,
+                )
+            )
+        elif self.prev_hash != str(head["last_hash"]):
+            return self._broken(
+                _Finding(
+                    last_seen,
+                    "it differs from the chain's head record",
+                    ChainState.EDITED,
+                    self.seen - 1,
+                )
+            )
+        checkpoint = self._checkpoint
+        if checkpoint is not None and checkpoint.seq > last_seen:
+            return self._broken(
+                _Finding(
+                    last_seen + 1,
+                    f"the log ends at entry {last_seen}, but the relay holds a checkpoint of "
+                    f"entry {checkpoint.seq}: the tail was cut off",
+                    ChainState.TRUNCATED,
+                    self.seen,
+                )
+            )
+        if checkpoint is not None and not hmac.compare_digest(
+            self._checkpoint_hash or "", checkpoint.head
+        ):
+            return self._broken(
+                _Finding(
+                    checkpoint.seq,
+                    "it differs from the relay's checkpoint of it: the log was rewritten",
+                    ChainState.REWRITTEN,
+                    self._checkpoint_before,
+                )
+            )
+        return ChainReport(
+            intact=True, entries=self.seen, unkeyed=self.unkeyed, checkpoint=checkpoint
+        )
+
+    def _broken(self, found: _Finding) -> ChainReport:
+        return ChainReport(
+            False,
+            found.intact_before,
+            found.entry_id,
+            found.reason,
+            found.state,
+            self.unkeyed,
+            self._checkpoint,
+        )

@@ -6,10 +6,12 @@ table. Plaintext exists only in `Secret` objects in memory.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from smartduka_tui.store.db import Database, Reader, WriteTx
-from smartduka_tui.store.errors import KeyMissingError
+from smartduka_tui.store.errors import KeyMissingError, TamperedRoutingError
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.vault import Keyring, Vault
 
@@ -23,6 +25,10 @@ def _no_key() -> KeyMissingError:
     )
 
 
+def _routing_text(routing: dict[str, Any]) -> str:
+    return json.dumps(routing, sort_keys=True, separators=(",", ":"))
+
+
 def _check_field(field_name: str) -> None:
     if not _FIELD.fullmatch(field_name):
         raise ValueError(f"not a vault field name: {field_name!r}")
@@ -34,6 +40,7 @@ class Credentials:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._vault: Vault | None = None
+        self._derived: dict[tuple[str, str], bytes] = {}
 
     @property
     def keyring(self) -> Keyring | None:
@@ -44,6 +51,18 @@ class Credentials:
         if self._vault is None:
             raise _no_key()
         return self._vault
+
+    @property
+    def active_kid(self) -> str | None:
+        """The kid new secrets and audit entries are keyed with; None without a keyring."""
+        return None if self._vault is None else self._vault.keyring.active_kid
+
+    def derived_key(self, kid: str, purpose: str) -> bytes:
+        """`purpose`'s key derived from vault key `kid` (KeyMissingError without it)."""
+        cached = self._derived.get((kid, purpose))
+        if cached is None:
+            cached = self._derived[(kid, purpose)] = self.vault.derive(kid, purpose)
+        return cached
 
     def require_keys(self) -> None:
         """KeyMissingError now, before anything is written, if secrets cannot be sealed."""
@@ -77,6 +96,7 @@ class Credentials:
             async with self._db.write() as tx:
                 await self._ensure_key_check(tx, vault, keyring.active_kid)
         self._vault = vault
+        self._derived.clear()
 
     async def _ensure_key_check(self, tx: WriteTx, vault: Vault, kid: str) -> None:
         row = await tx.fetchone("SELECT check_blob FROM key_checks WHERE kid = ?", (kid,))
@@ -119,6 +139,46 @@ class Credentials:
             (shop_id, field_name),
         )
         return bool(deleted)
+
+    async def seal_routing(
+        self, tx: WriteTx, shop_id: str, field_name: str, routing: dict[str, Any]
+    ) -> None:
+        """Keep a sealed copy of the plain routing fields (shortcode, relay URL) beside the
+        secrets they send: `check_routing` then refuses a row edited in the database. Without a
+        key, refuses when the shop already has sealed secrets (the copy would go stale)."""
+        if self._vault is None:
+            if await self.fields(shop_id, tx=tx):
+                raise _no_key()
+            return
+        await self.put(tx, shop_id, field_name, Secret(_routing_text(routing)))
+
+    async def check_routing(
+        self, shop_id: str, field_name: str, routing: dict[str, Any], what: str
+    ) -> None:
+        """TamperedRoutingError unless `routing` is what was sealed (or nothing is sealed for a
+        shop without secrets). Called before secrets leave the till."""
+        sealed = await self.get(shop_id, field_name)
+        if sealed is None:
+            if not await self.fields(shop_id):
+                return
+            raise TamperedRoutingError(
+                f"{what} has credentials but no sealed copy of its routing fields: the database "
+                "was edited (or written by a version before the seal). Nothing was sent. Set "
+                "its configuration again (smartduka shop set / smartduka enrol) after checking "
+                "it, or restore the database from a backup."
+            )
+        kept = json.loads(sealed.reveal())
+        changed = sorted(
+            name for name in set(kept) | set(routing) if kept.get(name) != routing.get(name)
+        )
+        if changed:
+            raise TamperedRoutingError(
+                f"{what}: {', '.join(name.replace('_', ' ') for name in changed)} in the database "
+                "differ from the copy sealed with the encryption key, so the database was edited "
+                "to send the credentials or the money elsewhere. Nothing was sent. Check the "
+                "configuration, set it again (smartduka shop set / smartduka enrol) if the change "
+                "was yours, or restore the database from a backup."
+            )
 
     async def fields(
         self, shop_id: str, *, prefix: str = "", tx: Reader | None = None

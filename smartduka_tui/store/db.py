@@ -25,6 +25,7 @@ from smartduka_tui.store.errors import (
     DatabaseError,
     StoreBusyError,
     StoreCorruptError,
+    StoreDamagedError,
     StoreFullError,
     StoreIOError,
     StoreReadOnlyError,
@@ -263,6 +264,8 @@ async def _prepare_and_migrate(
 ) -> int:
     await _pragma(conn, path, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await _check_application_id(conn, path)
+    # Before anything writes, so a damaged file is left exactly as it was found.
+    await _quick_check(conn, path)
     mode = await _pragma(conn, path, "PRAGMA journal_mode = WAL")
     if str(mode).lower() != "wal":
         raise StoreIOError(path, f"the database refused WAL mode (journal mode is {mode})")
@@ -291,6 +294,22 @@ async def _prepare_and_migrate(
         if current < migration.version <= upgrade_to:
             current = await _apply(conn, path, clock, migration)
     return current
+
+
+async def _quick_check(conn: aiosqlite.Connection, path: Path) -> None:
+    """StoreDamagedError when SQLite's quick_check finds damage: a till must not take money
+    on a file whose pages are broken (it reads every page once; bench/store.py times it)."""
+    try:
+        async with conn.execute("PRAGMA quick_check(1)") as cursor:
+            row = await cursor.fetchone()
+    except sqlite3.DatabaseError as error:
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_CORRUPT:
+            raise StoreDamagedError(path, str(error)) from None
+        _raise_translated(path, error)
+    finding = "no answer" if row is None else str(row[0])
+    if finding != "ok":
+        raise StoreDamagedError(path, finding)
 
 
 async def _check_application_id(conn: aiosqlite.Connection, path: Path) -> None:

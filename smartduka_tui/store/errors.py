@@ -49,6 +49,19 @@ class StoreCorruptError(DatabaseError):
         )
 
 
+class StoreDamagedError(DatabaseError):
+    """SQLite's quick_check found damage in the file (a corrupted page or index)."""
+
+    def __init__(self, path: Path, finding: str) -> None:
+        self.finding = finding
+        super().__init__(
+            f"{path} is damaged (SQLite's integrity check says: {finding}). Nothing was changed. "
+            "Stop using this till, keep a copy of the file for support, and restore the last "
+            "good backup with `smartduka restore BACKUP_FILE` (backups are made with "
+            "`smartduka backup FILE`)."
+        )
+
+
 class StoreTooNewError(DatabaseError):
     def __init__(self, path: Path, found: int, known: int) -> None:
         self.found = found
@@ -175,3 +188,13 @@ class WrongKeyError(VaultError):
 
 class TamperedSecretError(VaultError):
     """The key is right, yet a stored secret fails authentication: the data was altered."""
+
+
+class TamperedPinError(VaultError):
+    """The stored manager PIN fails its check against the key, or vanished: the data was
+    altered. Only `smartduka manager reset-pin` (which needs the key) clears it."""
+
+
+class TamperedRoutingError(VaultError):
+    """A shop's or till's routing fields (shortcode, relay URL) differ from their sealed copy:
+    the database was edited to send credentials or money elsewhere."""

@@ -6,12 +6,19 @@ stale lock behind. The file holds the holder's pid so a second opener can say wh
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
-from smartduka_tui.store.errors import DataDirLockedError
+from smartduka_tui.store.errors import (
+    DatabaseError,
+    DataDirLockedError,
+    StoreFullError,
+    StoreIOError,
+    StoreReadOnlyError,
+)
 
 LOCK_FILE_NAME = "till.lock"
 
@@ -47,11 +54,14 @@ class DataDirLock:
 
 def acquire_data_dir_lock(data_dir: str | Path) -> DataDirLock:
     """Take the data folder (creating it, private, if missing) or raise DataDirLockedError
-    naming the process that holds it."""
+    naming the process that holds it; a full or read-only disk gives its StoreError."""
     folder = Path(data_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_path = folder / LOCK_FILE_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise _disk_error(lock_path, error) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -61,9 +71,22 @@ def acquire_data_dir_lock(data_dir: str | Path) -> DataDirLock:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as error:
+        os.close(fd)
+        raise _disk_error(lock_path, error) from None
     return DataDirLock(folder, fd)
+
+
+def _disk_error(path: Path, error: OSError) -> DatabaseError:
+    """The store's words for an OS error on the data folder (a full disk on first run, say)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFullError(path)
+    if isinstance(error, PermissionError) or error.errno == errno.EROFS:
+        return StoreReadOnlyError(path)
+    return StoreIOError(path, error.strerror or str(error))
 
 
 def _read_pid(fd: int) -> int | None:

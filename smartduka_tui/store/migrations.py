@@ -265,6 +265,19 @@ _V6_ATTEMPT_TRUTH = Migration(
     ),
 )
 
+_V7_KEYED_AUDIT_AND_PIN = Migration(
+    7,
+    "the audit chain keyed by the vault key, and the PIN lockout's escalation",
+    (
+        # The kid whose derived key MACs the entry; NULL for entries written without a key
+        # (before this version, or by a store opened without one), checked by SHA-256 only.
+        "ALTER TABLE audit_log ADD COLUMN kid TEXT",
+        # Lockouts in a row since the last good PIN: each lasts longer (store/pin.py).
+        "ALTER TABLE manager_pin ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0"
+        " CHECK (lockouts >= 0)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
@@ -272,5 +285,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V4_BY_PHONE,
     _V5_MANAGER_PIN,
     _V6_ATTEMPT_TRUTH,
+    _V7_KEYED_AUDIT_AND_PIN,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -421,11 +421,37 @@ class AuditEntry:
     hash: str
 
 
+class ChainState(StrEnum):
+    """What `verify chain` found: which kind of tampering, if any."""
+
+    INTACT = "intact"
+    EDITED = "edited"
+    """An entry was changed or removed (or the head record edited) without redoing the chain."""
+    TRUNCATED = "truncated"
+    """Entries are gone from the end of the log."""
+    REWRITTEN = "rewritten"
+    """The chain was recomputed from some entry on by someone without the till's key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheckpoint:
+    """A chain head kept off the till (by the relay): entry `seq` had hash `head`."""
+
+    seq: int
+    head: str
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """The audit chain's state: intact, or the id of the first entry that is wrong or missing."""
+    """The audit chain's state: intact, or the id of the first entry that is wrong or missing.
+
+    `unkeyed` counts the entries at the start that were written without the vault key (before
+    the chain was keyed); they are checked by their unkeyed hashes only."""
 
     intact: bool
     entries: int
     first_broken_id: int | None = None
     reason: str | None = None
+    state: ChainState = ChainState.INTACT
+    unkeyed: int = 0
+    checkpoint: ChainCheckpoint | None = None

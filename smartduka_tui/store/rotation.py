@@ -8,12 +8,14 @@ finishes them instead of starting another rotation.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartduka_tui.store.errors import KeyMissingError
+from smartduka_tui.store.errors import KeyMissingError, TamperedPinError
 from smartduka_tui.store.faults import fault_point
+from smartduka_tui.store.pin import pin_record_kid
 from smartduka_tui.store.records import Actor
 from smartduka_tui.store.store import Store
 from smartduka_tui.store.vault import Keyring, add_new_key
@@ -26,12 +28,19 @@ class KeyUsage:
     active_kid: str
     kids: tuple[str, ...]
     secrets_by_kid: dict[str, int]
+    keying_log: frozenset[str] = frozenset()
+    """Kids that key audit entries or the manager PIN: neither can be re-keyed (the log is
+    append-only, the PIN is not known), so verify chain and the PIN need them for good."""
 
     @property
     def removable(self) -> tuple[str, ...]:
-        """Kids no secret uses any more (keep them while backups that need them exist)."""
+        """Kids nothing uses any more (keep them while backups that need them exist)."""
         return tuple(
-            kid for kid in self.kids if kid != self.active_kid and not self.secrets_by_kid.get(kid)
+            kid
+            for kid in self.kids
+            if kid != self.active_kid
+            and not self.secrets_by_kid.get(kid)
+            and kid not in self.keying_log
         )
 
     @property
@@ -56,10 +65,17 @@ def _keyring(store: Store) -> Keyring:
 
 async def key_usage(store: Store) -> KeyUsage:
     keyring = _keyring(store)
+    rows = await store.db.fetchall("SELECT DISTINCT kid FROM audit_log WHERE kid IS NOT NULL")
+    keying = {str(row["kid"]) for row in rows}
+    pin = await store.db.fetchone("SELECT pin_hash FROM manager_pin")
+    if pin is not None:
+        with contextlib.suppress(TamperedPinError):
+            keying.add(pin_record_kid(str(pin["pin_hash"])))
     return KeyUsage(
         active_kid=keyring.active_kid,
         kids=keyring.kids,
         secrets_by_kid=await store.credentials.usage_by_kid(),
+        keying_log=frozenset(keying),
     )
 
 

@@ -42,6 +42,8 @@ _CREDENTIAL_LENGTHS = {
     ShopSecretField.PASSKEY: (16, 256),
 }
 _SHOP_SECRET_NAMES = frozenset(f.value for f in ShopSecretField)
+# The vault field that keeps a sealed copy of the shop's routing fields (_routing).
+ROUTING_FIELD = "routing"
 # Fields whose change means M-Pesa has to be verified again.
 _VERIFIED_FIELDS = ("mpesa_type", "business_shortcode", "till_number")
 
@@ -258,6 +260,7 @@ class Shops:
         )
         for field_name, secret in given.items():
             await self._credentials.put(tx, config.id, field_name.value, secret)
+        await self._credentials.seal_routing(tx, config.id, ROUTING_FIELD, _routing(config))
         await self._audit.append(
             tx,
             actor=actor,
@@ -317,6 +320,7 @@ class Shops:
             await self._credentials.delete(tx, config.id, name)
         for field_name, secret in given.items():
             await self._credentials.put(tx, config.id, field_name.value, secret)
+        await self._credentials.seal_routing(tx, config.id, ROUTING_FIELD, _routing(config))
         await self._audit.append(
             tx,
             actor=actor,
@@ -364,6 +368,9 @@ class Shops:
             raise ShopConfigError(
                 "mpesa_type", "a platform shop has no credentials of its own: use the relay"
             )
+        await self._credentials.check_routing(
+            shop_id, ROUTING_FIELD, _routing(shop.config), f"shop {shop_id!r}"
+        )
         values: dict[ShopSecretField, Secret] = {}
         for field_name in ShopSecretField:
             secret = await self._credentials.get(shop_id, field_name.value)
@@ -395,4 +402,14 @@ def _public_fields(config: ShopConfig) -> dict[str, Any]:
         "till_number": config.till_number,
         "account_prefix": config.account_prefix,
         "enabled": config.enabled,
+    }
+
+
+def _routing(config: ShopConfig) -> dict[str, Any]:
+    """The fields that say where a push goes and which account it pays: sealed with the key."""
+    return {
+        "mpesa_type": ShopType(config.mpesa_type).value,
+        "business_shortcode": config.business_shortcode,
+        "till_number": config.till_number,
+        "account_prefix": config.account_prefix,
     }

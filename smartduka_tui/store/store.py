@@ -40,8 +40,8 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.audit = AuditLog(db)
         self.credentials = Credentials(db)
+        self.audit = AuditLog(db, self.credentials)
         self.shops = Shops(db, self.credentials, self.audit)
         self.tills = Tills(db, self.credentials, self.audit)
         self.attempts = Attempts(db, self.audit)

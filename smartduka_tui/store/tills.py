@@ -36,6 +36,10 @@ def till_key_field(till_id: str) -> str:
     return f"till:{till_id}:key"
 
 
+def till_routing_field(till_id: str) -> str:
+    return f"till:{till_id}:routing"
+
+
 def callback_secret_prefix(till_id: str) -> str:
     return f"till:{till_id}:callback:"
 
@@ -154,6 +158,12 @@ class Tills:
         )
         await self._credentials.put(tx, shop_id, till_key_field(till_id), enrolment.till_key)
         await self._credentials.put(tx, shop_id, secret_field, enrolment.callback_secret)
+        await self._credentials.seal_routing(
+            tx,
+            shop_id,
+            till_routing_field(till_id),
+            _routing(shop_id, till_id, enrolment.relay_url),
+        )
         await self._audit.append(
             tx,
             actor=actor,
@@ -219,6 +229,12 @@ class Tills:
         till = await self.get(shop_id, till_id)
         if till is None:
             raise NotFoundError(f"till {till_id!r} is not enrolled for shop {shop_id!r}")
+        await self._credentials.check_routing(
+            shop_id,
+            till_routing_field(till_id),
+            _routing(shop_id, till_id, till.relay_url),
+            f"till {till_id!r} of shop {shop_id!r}",
+        )
         till_key = await self._credentials.get(shop_id, till_key_field(till_id))
         if till_key is None:
             raise NotFoundError(f"till {till_id!r} has no till key: enrol it again")
@@ -239,3 +255,8 @@ class Tills:
             active_callback_kid=till.active_callback_kid,
             callback_secrets=secrets,
         )
+
+
+def _routing(shop_id: str, till_id: str, relay_url: str) -> dict[str, Any]:
+    """Where the till key goes: sealed with the key at enrolment."""
+    return {"shop_id": shop_id, "till_id": till_id, "relay_url": relay_url}

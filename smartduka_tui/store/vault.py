@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from smartduka_tui.store.errors import (
     KeyMalformedError,
@@ -232,14 +234,17 @@ class Vault:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    def _key(self, kid: str) -> AESGCM:
+    def _raw_key(self, kid: str) -> bytes:
         key = self.keyring.keys.get(kid)
         if key is None:
             raise KeyMissingError(
-                f"a stored secret is sealed with key {kid!r}, which {self.keyring.source} does "
+                f"stored data is sealed with key {kid!r}, which {self.keyring.source} does "
                 f"not have. Restore the keyring that holds {kid!r} (from your backup of it)."
             )
-        return AESGCM(key)
+        return key
+
+    def _key(self, kid: str) -> AESGCM:
+        return AESGCM(self._raw_key(kid))
 
     def seal(self, shop_id: str, field_name: str, secret: Secret) -> tuple[str, bytes]:
         """(kid, blob) for `secret` under the active key."""
@@ -263,6 +268,13 @@ class Vault:
         except InvalidTag:
             raise _tampered(shop_id, field_name) from None
         return Secret(plain.decode("utf-8"))
+
+    def derive(self, kid: str, purpose: str) -> bytes:
+        """A 256-bit key for one purpose (the audit chain, the PIN pepper, routing seals),
+        derived from `kid`'s key with HKDF-SHA256: one key never serves two purposes."""
+        key = self._raw_key(kid)
+        info = json.dumps(["smartduka-derived", BLOB_VERSION, purpose, kid]).encode()
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key)
 
     def key_check(self, kid: str) -> bytes:
         """A value stored beside the data that proves, later, which key `kid` stood for."""

@@ -45,6 +45,12 @@ def _seed_secrets(data_dir: Path) -> dict[tuple[str, str], str]:
                 stored.update({(shop_id, k): v for k, v in values.items()})
                 stored[(shop_id, f"till:till{number}:key")] = till.till_key.reveal()
                 stored[(shop_id, f"till:till{number}:callback:c1")] = till.callback_secret.reveal()
+                # The sealed copies of the routing fields are re-sealed like any secret.
+                for field in await store.credentials.fields(shop_id):
+                    if (shop_id, field) not in stored:
+                        sealed = await store.credentials.get(shop_id, field)
+                        assert sealed is not None and field.endswith("routing")
+                        stored[(shop_id, field)] = sealed.reveal()
         return stored
 
     return asyncio.run(seed())
@@ -106,7 +112,7 @@ def test_init_creates_a_private_keyring_once(smartduka: Runner, data_dir: Path) 
     assert (data_dir / "keyring").read_bytes() == before
 
 
-def test_rotation_re_seals_everything_and_names_the_removable_kid(
+def test_rotation_re_seals_everything_and_keeps_the_kid_the_audit_log_needs(
     smartduka: Runner, data_dir: Path
 ) -> None:
     smartduka("keys", "init")
@@ -114,7 +120,9 @@ def test_rotation_re_seals_everything_and_names_the_removable_kid(
     result = smartduka("keys", "rotate", "--batch-size", "3")
     assert result.code == 0, result.err
     assert f"Rotated to key k2: {len(stored)} secret(s) re-sealed" in result.out
-    assert "Kid k1 is no longer used by any secret" in result.out
+    # The seeding's audit entries are keyed with k1: the append-only log cannot be re-keyed.
+    assert "Kid k1 seals no secret now, but audit entries" in result.out
+    assert "Kid k1 is no longer used by any secret" not in result.out
     usage, values = _read_all(data_dir, list(stored))
     assert usage == {"k2": len(stored)}
     assert values == stored
@@ -123,7 +131,8 @@ def test_rotation_re_seals_everything_and_names_the_removable_kid(
         "active_kid": "k2",
         "kids": ["k1", "k2"],
         "secrets_by_kid": {"k1": 0, "k2": len(stored)},
-        "removable_kids": ["k1"],
+        "removable_kids": [],
+        "keying_the_log": ["k1", "k2"],
     }
     assert not any(value in result.text for value in stored.values())
 
@@ -136,7 +145,7 @@ def test_rotation_from_an_environment_key_writes_a_keyring(
     result = smartduka("keys", "rotate")
     assert result.code == 0, result.err
     assert (data_dir / "keyring").stat().st_mode & 0o777 == 0o600
-    assert "Kid env is no longer used" in result.out
+    assert "Kid env seals no secret now, but audit entries" in result.out
     usage, values = _read_all(data_dir, list(stored))
     assert usage == {"k1": len(stored)} and values == stored
 
@@ -195,7 +204,8 @@ def test_rotation_killed_at_fault_points_finishes_when_run_again(
     assert len(usage) == 1, usage  # every secret under the one active kid
     status = json.loads(smartduka("keys", "status", "--json").out)
     assert status["secrets_by_kid"][status["active_kid"]] == len(stored)
-    assert set(status["removable_kids"]) == set(status["kids"]) - {status["active_kid"]}
+    assert status["removable_kids"] == []  # every kid keys some audit entries
+    assert set(status["keying_the_log"]) == set(status["kids"])
     for value in stored.values():
         assert value not in done.stdout + done.stderr
 

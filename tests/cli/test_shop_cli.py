@@ -1,5 +1,5 @@
-"""`smartduka shop add|set|show`: secrets from flags, stdin and environment, never echoed; every
-bad field named by its flag, and nothing saved."""
+"""`smartduka shop add|set|show`: secrets from stdin and environment, never from the command line
+and never echoed; every bad field named by its flag, and nothing saved."""
 
 from __future__ import annotations
 
@@ -25,17 +25,21 @@ def _fresh_secrets() -> dict[str, str]:
 
 
 def _flags(values: dict[str, str]) -> list[str]:
-    return [
-        part for name, value in values.items() for part in (f"--{name.replace('_', '-')}", value)
-    ]
+    """`--consumer-key - ...` for each secret in `values` (read from stdin in that order)."""
+    return [part for name in values for part in (f"--{name.replace('_', '-')}", "-")]
 
 
-def _add_paybill(
-    run: Runner, shop_id: str, *extra: str, **stdin: str
-) -> tuple[Result, dict[str, str]]:
-    """`shop add` of a paybill shop with fresh canary credentials given as flags."""
+def _lines(values: dict[str, str]) -> str:
+    return "".join(f"{value}\n" for value in values.values())
+
+
+def _add_paybill(run: Runner, shop_id: str, *extra: str) -> tuple[Result, dict[str, str]]:
+    """`shop add` of a paybill shop with fresh canary credentials on standard input."""
     values = _fresh_secrets()
-    return run("shop", "add", "--id", shop_id, *PAYBILL, *_flags(values), *extra, **stdin), values
+    result = run(
+        "shop", "add", "--id", shop_id, *PAYBILL, *_flags(values), *extra, stdin=_lines(values)
+    )
+    return result, values
 
 
 def _stored(data_dir: Path, shop_id: str) -> dict[str, str | None]:
@@ -69,7 +73,7 @@ def keyed(smartduka: Runner) -> Runner:
     return smartduka
 
 
-def test_add_with_flags_shows_only_masked_secrets(keyed: Runner, data_dir: Path) -> None:
+def test_add_shows_only_masked_secrets(keyed: Runner, data_dir: Path) -> None:
     result, values = _add_paybill(keyed, "shop1")
     assert result.code == 0, result.err
     assert "Shop shop1 added." in result.out
@@ -114,7 +118,15 @@ def test_missing_stdin_line_is_refused(keyed: Runner, data_dir: Path) -> None:
     values = _fresh_secrets()
     del values["passkey"]
     result = keyed(
-        "shop", "add", "--id", "shop4", *PAYBILL, *_flags(values), "--passkey", "-", stdin=""
+        "shop",
+        "add",
+        "--id",
+        "shop4",
+        *PAYBILL,
+        *_flags(values),
+        "--passkey",
+        "-",
+        stdin=_lines(values),
     )
     assert result.code == 2
     assert "expected the passkey on standard input" in result.err
@@ -127,9 +139,9 @@ BAD_FLAGS = [
     (("--shortcode", "12"), "--shortcode: must be 5 to 7 digits"),
     (("--till-number", "5501234"), "--till-number: applies only to till"),
     (("--prefix", "TOOLONG"), "--prefix: must be 1 to 4 letters or digits"),
-    (("--consumer-key", "with space inside"), "--consumer-key: must be letters and digits"),
-    (("--passkey", "short1"), "--passkey: must be 16 to 256 characters, got 6"),
-    (("--consumer-secret", ""), "the consumer secret given is empty"),
+    (("consumer_key", "with space inside"), "--consumer-key: must be letters and digits"),
+    (("passkey", "short1"), "--passkey: must be 16 to 256 characters, got 6"),
+    (("consumer_secret", ""), "the consumer secret given is empty"),
 ]
 
 
@@ -139,16 +151,64 @@ def test_bad_flag_is_named_and_nothing_is_saved(
 ) -> None:
     values = _fresh_secrets()
     args = dict(zip(("--name", "--type", "--shortcode", "--prefix"), PAYBILL[1::2], strict=True))
-    args |= {"--id": "shop5", **dict(zip(_flags(values)[::2], values.values(), strict=True))}
-    args[override[0]] = override[1]
-    result = keyed("shop", "add", *[part for pair in args.items() for part in pair])
+    args["--id"] = "shop5"
+    given = dict(values)
+    if override[0] in given:
+        given[override[0]] = override[1]
+    else:
+        args[override[0]] = override[1]
+    flat = [part for pair in args.items() for part in pair]
+    result = keyed("shop", "add", *flat, *_flags(given), stdin=_lines(given))
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.text
     _no_leak(result, values)
-    if override[0] in ("--consumer-key", "--consumer-secret", "--passkey") and override[1]:
+    if override[0] in values and override[1]:
         assert override[1] not in result.text  # a bad secret is described, never repeated
     assert _shop_count(data_dir) == 0
+
+
+@pytest.mark.parametrize("flag", ["--consumer-key", "--consumer-secret", "--passkey"])
+def test_a_secret_given_on_the_command_line_is_refused_saying_how_to_pass_it(
+    keyed: Runner, data_dir: Path, flag: str
+) -> None:
+    values = _fresh_secrets()
+    name = flag[2:].replace("-", "_")
+    others = {k: v for k, v in values.items() if k != name}
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop11",
+        *PAYBILL,
+        *_flags(others),
+        flag,
+        values[name],
+        stdin=_lines(others),
+    )
+    assert result.code == 2
+    assert f"{flag} takes no value on the command line" in result.err
+    assert f"Give `{flag} -`" in result.err and "--secrets-from-env" in result.err
+    assert f"SMARTDUKA_SHOP_{name.upper()}" in result.err
+    _no_leak(result, values)
+    assert _shop_count(data_dir) == 0
+
+
+def test_a_bare_secret_flag_reads_standard_input(keyed: Runner, data_dir: Path) -> None:
+    values = _fresh_secrets()
+    result = keyed(
+        "shop",
+        "add",
+        "--id",
+        "shop12",
+        *PAYBILL,
+        "--consumer-key",
+        "--consumer-secret",
+        "--passkey",
+        stdin=_lines(values),
+    )
+    assert result.code == 0, result.err
+    assert _stored(data_dir, "shop12") == values
 
 
 def test_till_shop_needs_its_till_number(keyed: Runner, data_dir: Path) -> None:

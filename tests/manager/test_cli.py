@@ -225,6 +225,40 @@ def test_wrong_pins_lock_the_cli_out_too(smartduka: Runner, ids: dict[str, int])
     assert status["pin_set"] and status["locked_until"] is not None
 
 
+def test_the_env_pin_counts_tries_like_the_screen(
+    smartduka: Runner, ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMARTDUKA_MANAGER_PIN in a loop is no way around the lockout: each run is a try."""
+    monkeypatch.setenv("SMARTDUKA_MANAGER_PIN", "0000")
+    errors = [smartduka("shop", "show", SHOP).err for _ in range(MAX_WRONG_TRIES)]
+    for tries_left, err in zip(range(MAX_WRONG_TRIES - 1, 0, -1), errors, strict=False):
+        assert f"{tries_left} tr" in err
+    assert "locked until" in errors[-1]
+    monkeypatch.setenv("SMARTDUKA_MANAGER_PIN", PIN)
+    still = smartduka("shop", "show", SHOP)
+    assert still.code == 1 and "locked until" in still.err and still.out == ""
+    status = json.loads(smartduka("manager", "status", "--json").out)
+    assert status["wrong_tries"] == 0 and status["locked_until"] is not None
+    assert status["lockouts_in_a_row"] == 1
+
+
+def test_a_replaced_pin_hash_stops_the_cli_with_the_right_words(
+    smartduka: Runner, ids: dict[str, int], data_dir: Path
+) -> None:
+    """The review's attack: scrypt of a PIN of one's own written over the stored hash."""
+    import sqlite3
+
+    forged = "scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGg="
+    with sqlite3.connect(database_path(data_dir)) as conn:
+        conn.execute("UPDATE manager_pin SET pin_hash = ?, failures = 0", (forged,))
+    result = smartduka("shop", "show", SHOP, stdin="9173\n")
+    assert result.code == 1 and result.out == ""
+    assert "the stored manager PIN fails its check against this till's encryption key" in (
+        result.err
+    )
+    assert "smartduka manager reset-pin --yes" in result.err
+
+
 # ------------------------------------------------------------------------------ manager
 
 

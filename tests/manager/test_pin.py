@@ -1,5 +1,6 @@
-"""The manager PIN in the store: scrypt hash with a random salt, wrong tries, the lockout (by the
-injectable clock), change, reset, and an audit entry for every try."""
+"""The manager PIN in the store: a peppered scrypt hash bound to the vault key, wrong tries,
+the escalating lockout (by the injectable clock), change, reset, tampering, and an audit entry
+for every try."""
 
 from __future__ import annotations
 
@@ -9,14 +10,25 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.store import InputError, Secret, Store, create_keyring
+from smartduka_tui.store import (
+    InputError,
+    KeyMissingError,
+    Secret,
+    Store,
+    TamperedPinError,
+    create_keyring,
+)
+from smartduka_tui.store.audit import entry_hash
 from smartduka_tui.store.pin import (
     LOCKOUT,
+    LOCKOUT_STEPS,
     MAX_WRONG_TRIES,
+    PEPPER_PURPOSE,
     ManagerPin,
     PinOutcome,
     hash_pin,
     pin_matches,
+    pin_record_kid,
 )
 
 PIN = "2580"
@@ -65,22 +77,162 @@ async def test_a_weak_or_malformed_pin_is_refused_and_nothing_is_set(
     assert await actions(store) == []
 
 
-async def test_the_hash_is_scrypt_with_a_random_salt() -> None:
-    first, second = hash_pin(Secret(PIN)), hash_pin(Secret(PIN))
-    assert first.startswith("scrypt$16384$8$1$") and first != second
+PEPPER = b"p" * 32
+
+
+async def test_the_hash_is_peppered_scrypt_with_a_random_salt() -> None:
+    first, second = hash_pin(Secret(PIN), PEPPER, "k1"), hash_pin(Secret(PIN), PEPPER, "k1")
+    assert first.startswith("scrypt-hmac$k1$16384$8$1$") and first != second
     assert PIN not in first
-    assert pin_matches(Secret(PIN), first) and pin_matches(Secret(PIN), second)
-    assert not pin_matches(Secret("2581"), first)
-    assert not pin_matches(Secret(PIN), "md5$nonsense")
+    assert pin_matches(Secret(PIN), first, PEPPER) and pin_matches(Secret(PIN), second, PEPPER)
+    assert not pin_matches(Secret("2581"), first, PEPPER)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        # the old unpeppered form, which anyone can compute for a PIN of their choice
+        "scrypt$16384$8$1$c2FsdA==$aGFzaA==",
+        "md5$nonsense",
+    ],
+)
+async def test_a_record_not_made_with_the_pepper_is_tampering(stored: str) -> None:
+    with pytest.raises(TamperedPinError, match="fails its check against this till's encryption"):
+        pin_matches(Secret(PIN), stored, PEPPER)
+
+
+async def test_a_record_made_with_another_pepper_is_tampering_whatever_the_pin() -> None:
+    """An attacker with their own key makes a valid-looking record for a PIN they know."""
+    forged = hash_pin(Secret(PIN), b"x" * 32, "k1")
+    for tried in (PIN, "2581"):
+        with pytest.raises(TamperedPinError):
+            pin_matches(Secret(tried), forged, PEPPER)
 
 
 async def test_only_the_hash_is_stored(store: Store) -> None:
     await ManagerPin.of(store).set(Secret(PIN))
     row = await store.db.fetchone("SELECT pin_hash FROM manager_pin")
-    assert row is not None and row["pin_hash"].startswith("scrypt$")
-    assert pin_matches(Secret(PIN), row["pin_hash"])
+    assert row is not None and row["pin_hash"].startswith("scrypt-hmac$")
+    pepper = store.credentials.derived_key(pin_record_kid(row["pin_hash"]), PEPPER_PURPOSE)
+    assert pin_matches(Secret(PIN), row["pin_hash"], pepper)
     for entry in await store.audit.system_entries():
         assert PIN not in str(entry.detail)
+
+
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        # what the review did: scrypt of a known PIN, no pepper
+        "scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGg=",
+        # a peppered record under a key that is not this till's
+        hash_pin(Secret("9173"), b"x" * 32, "k1", salt=b"s" * 16),
+    ],
+    ids=["unpeppered", "another key"],
+)
+async def test_a_pin_hash_replaced_in_the_database_is_refused(
+    store: Store, replacement: str
+) -> None:
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    async with store.write() as tx:
+        await tx.execute("UPDATE manager_pin SET pin_hash = ?", (replacement,))
+    before = await actions(store)
+    for tried in ("9173", PIN):
+        with pytest.raises(TamperedPinError) as refused:
+            await pin.verify(Secret(tried), purpose="x")
+        assert "the database was edited" in str(refused.value)
+        assert "smartduka manager reset-pin --yes" in str(refused.value)
+    assert await actions(store) == before
+
+
+async def test_a_deleted_pin_row_does_not_open_the_gate(store: Store) -> None:
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    async with store.write() as tx:
+        await tx.execute("DELETE FROM manager_pin")
+    with pytest.raises(TamperedPinError, match="removed from the database although the audit"):
+        await pin.status()
+    with pytest.raises(TamperedPinError):
+        await pin.verify(Secret(PIN), purpose="x")
+    assert await pin.reset(reason="tampered") is False
+    assert not (await pin.status()).is_set
+
+
+async def test_a_forged_reset_entry_does_not_open_the_gate(store: Store) -> None:
+    """Delete the PIN row and write a 'manager.pin_reset' entry by hand (no key, so no MAC)."""
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    last = await store.db.fetchone("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert last is not None
+    entry_id, prev, detail = last["id"] + 1, last["hash"], '{"had_pin":true,"reason":"x"}'
+    forged = entry_hash(entry_id, 0, None, "manager", "manager.pin_reset", None, detail, prev)
+    async with store.write() as tx:
+        await tx.execute("DELETE FROM manager_pin")
+        await tx.execute(
+            "INSERT INTO audit_log (id, at, shop_id, actor, action, attempt_id, detail,"
+            " prev_hash, hash, kid) VALUES (?, 0, NULL, 'manager', 'manager.pin_reset', NULL,"
+            " ?, ?, ?, NULL)",
+            (entry_id, detail, prev, forged),
+        )
+        await tx.execute("UPDATE audit_head SET last_id = ?, last_hash = ?", (entry_id, forged))
+    with pytest.raises(TamperedPinError, match="removed from the database"):
+        await pin.status()
+    # A real reset (with the key) still works, and then no PIN is set.
+    assert await pin.reset(reason="tampered") is False
+    assert not (await pin.status()).is_set
+
+
+async def test_setting_a_pin_needs_the_key(tmp_path: Path) -> None:
+    keyless = await Store.open(tmp_path / "till.db", clock=ManualClock())
+    try:
+        with pytest.raises(KeyMissingError, match="the PIN is peppered with it"):
+            await ManagerPin.of(keyless).set(Secret(PIN))
+        assert not (await ManagerPin.of(keyless).status()).is_set
+    finally:
+        await keyless.close()
+
+
+async def test_each_lockout_in_a_row_lasts_longer_until_a_right_pin(store: Store) -> None:
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    clock = clock_of(store)
+    lengths = []
+    for _ in range(len(LOCKOUT_STEPS) + 1):
+        for _ in range(MAX_WRONG_TRIES - 1):
+            await pin.verify(Secret("1357"), purpose="x")
+        locked = await pin.verify(Secret("1357"), purpose="x")
+        assert locked.outcome is PinOutcome.LOCKED and locked.locked_until is not None
+        lengths.append(round((locked.locked_until - clock.now()).total_seconds() / 60))
+        clock.advance((locked.locked_until - clock.now()).total_seconds())
+    assert lengths == [5, 15, 60, 240, 1440, 1440]
+    wrong = await pin.verify(Secret("1357"), purpose="x")
+    assert "before it locks for 1440 minutes" in wrong.explain()
+    assert (await pin.verify(Secret(PIN), purpose="x")).accepted
+    for _ in range(MAX_WRONG_TRIES):
+        again = await pin.verify(Secret("1357"), purpose="x")
+    assert again.locked_until == clock.now() + LOCKOUT
+
+
+async def test_the_escalation_survives_reopening_the_database(tmp_path: Path) -> None:
+    clock = ManualClock()
+    keyring = create_keyring(tmp_path / "keyring")
+    store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
+    try:
+        pin = ManagerPin.of(store)
+        await pin.set(Secret(PIN))
+        for _ in range(MAX_WRONG_TRIES):
+            await pin.verify(Secret("1357"), purpose="x")
+        clock.advance(LOCKOUT.total_seconds())
+    finally:
+        await store.close()
+    store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
+    try:
+        pin = ManagerPin.of(store)
+        for _ in range(MAX_WRONG_TRIES):
+            locked = await pin.verify(Secret("1357"), purpose="x")
+        assert locked.locked_until == clock.now() + LOCKOUT_STEPS[1]
+    finally:
+        await store.close()
 
 
 async def test_right_pin_signs_in_and_every_try_is_audited(store: Store) -> None:

@@ -112,3 +112,28 @@ def test_pay_without_a_set_up_till_exits_3(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "no encryption key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pay_stops_when_the_shortcode_was_edited_in_the_database(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    """The review's attack on the till: a routing column edited in the file. The till refuses
+    before it signs in to Daraja or pushes anything, and says why."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    first = smartduka(
+        data, "pay", "--sale-ref", "RT1", "--amount", "10", "--phone", unique_phone(),
+        "--simulator", simulator.base_url,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(database_path(data)) as conn:
+        conn.execute("UPDATE shops SET business_shortcode = '600999'")
+    edited = smartduka(
+        data, "pay", "--sale-ref", "RT2", "--amount", "10", "--phone", unique_phone(),
+        "--simulator", simulator.base_url,
+    )  # fmt: skip
+    assert edited.returncode != 0
+    assert "business shortcode in the database differ from the copy sealed" in edited.stderr
+    assert "Nothing was sent" in edited.stderr and "Traceback" not in edited.stderr
+    assert attempts_in(data) == 1

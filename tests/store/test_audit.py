@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.store import Actor, AttemptState, Secret, Store
+from smartduka_tui.store import Actor, AttemptState, KeyMissingError, Keyring, Secret, Store
 from smartduka_tui.store.audit import GENESIS_HASH, entry_hash
+from smartduka_tui.store.records import ChainState
 from tests.store.canaries import new_canary
 from tests.store.helpers import make_shop, new_attempt
 
@@ -107,11 +109,15 @@ async def test_deleted_tail_is_named(store: Store, clock: ManualClock) -> None:
     await _log(store, clock, 8)
     await _raw(store, "DELETE FROM audit_log WHERE id >= 7")
     report = await store.audit.verify_chain()
-    assert report.first_broken_id == 7 and report.reason == "this entry is missing"
+    assert report.state is ChainState.TRUNCATED and report.first_broken_id == 7
+    assert report.reason == (
+        "this entry is missing: entries 7 to 8 are gone from the end of the log"
+    )
 
 
-async def test_rehashed_edit_breaks_the_next_link(store: Store, clock: ManualClock) -> None:
-    """Someone who edits an entry and recomputes its hash still breaks the entry after it."""
+async def test_rehashed_edit_without_the_key_is_named(store: Store, clock: ManualClock) -> None:
+    """Someone who edits an entry and recomputes its hash (without the till's key) gets a hash
+    that fails the MAC, and the entry after it no longer links either."""
     await _log(store, clock, 6)
     row = await store.db.fetchone("SELECT * FROM audit_log WHERE id = 3")
     assert row is not None
@@ -132,8 +138,126 @@ async def test_rehashed_edit_breaks_the_next_link(store: Store, clock: ManualClo
         (forged_detail, forged_hash),
     )
     report = await store.audit.verify_chain()
-    assert report.first_broken_id == 4
-    assert report.reason == "it does not link to the entry before it"
+    assert report.state is ChainState.EDITED and report.first_broken_id == 3
+    assert report.reason == "its content does not match its hash"
+
+
+async def _rewrite_from(store: Store, first: int, mac_key: bytes | None, kid: str | None) -> None:
+    """Recompute every entry from `first` on, as an attacker would: each links to the one
+    before, its detail changed, its hash made with `mac_key` (not the till's)."""
+    rows = await store.db.fetchall("SELECT * FROM audit_log WHERE id >= ? ORDER BY id", (first,))
+    before = await store.db.fetchone("SELECT hash FROM audit_log WHERE id = ?", (first - 1,))
+    prev = GENESIS_HASH if before is None else before["hash"]
+    for row in rows:
+        detail = '{"n":0}'
+        digest = entry_hash(
+            row["id"],
+            row["at"],
+            row["shop_id"],
+            row["actor"],
+            row["action"],
+            row["attempt_id"],
+            detail,
+            prev,
+            mac_key,
+        )
+        await _raw(
+            store,
+            "UPDATE audit_log SET detail = ?, prev_hash = ?, hash = ?, kid = ? WHERE id = ?",
+            (detail, prev, digest, kid, row["id"]),
+        )
+        prev = digest
+    await _raw(store, "UPDATE audit_head SET last_hash = ?", (prev,))
+
+
+@pytest.mark.parametrize("first", [1, 4])
+async def test_a_chain_rewritten_with_another_key_is_called_rewritten(
+    store: Store, clock: ManualClock, keyring: Keyring, first: int
+) -> None:
+    await _log(store, clock, 7)
+    await _rewrite_from(store, first, b"k" * 32, keyring.active_kid)
+    report = await store.audit.verify_chain()
+    assert report.state is ChainState.REWRITTEN and report.first_broken_id == first
+    whole = "the whole log" if first == 1 else "the log from this entry on"
+    assert report.reason == (
+        f"{whole} was rewritten by someone without this till's key: none of those entries "
+        "carries the key's MAC"
+    )
+    assert report.entries == first - 1
+
+
+async def test_a_truncated_tail_with_its_head_put_back_shows_against_the_checkpoint(
+    store: Store, clock: ManualClock
+) -> None:
+    await _log(store, clock, 8)
+    checkpoint = await store.audit.head()
+    assert checkpoint is not None and checkpoint.seq == 8
+    assert (await store.audit.verify_chain(checkpoint)).intact
+    row = await store.db.fetchone("SELECT hash FROM audit_log WHERE id = 5")
+    assert row is not None
+    await _raw(store, "DELETE FROM audit_log WHERE id > 5")
+    await _raw(store, "UPDATE audit_head SET last_id = 5, last_hash = ?", (row["hash"],))
+    assert (await store.audit.verify_chain()).intact  # nothing on the till can tell
+    report = await store.audit.verify_chain(checkpoint)
+    assert report.state is ChainState.TRUNCATED and report.first_broken_id == 6
+    assert report.reason == (
+        "the log ends at entry 5, but the relay holds a checkpoint of entry 8: the tail was cut off"
+    )
+
+
+async def test_a_chain_rewritten_without_keys_shows_against_the_checkpoint(
+    store: Store, clock: ManualClock
+) -> None:
+    """The downgrade: every entry recomputed as an unkeyed (pre-key) one passes the local
+    walk, but not the relay's checkpoint of the keyed head."""
+    await _log(store, clock, 6)
+    checkpoint = await store.audit.head()
+    assert checkpoint is not None
+    await _rewrite_from(store, 1, None, None)
+    local = await store.audit.verify_chain()
+    assert local.intact and local.unkeyed == 6
+    report = await store.audit.verify_chain(checkpoint)
+    assert report.state is ChainState.REWRITTEN and report.first_broken_id == 6
+    assert report.reason == "it differs from the relay's checkpoint of it: the log was rewritten"
+
+
+async def test_unkeyed_entries_before_the_key_are_counted_and_a_keyed_chain_needs_the_key(
+    tmp_path: Path, clock: ManualClock, keyring: Keyring
+) -> None:
+    path = tmp_path / "till.db"
+    keyless = await Store.open(path, clock=clock)
+    try:
+        async with keyless.write() as tx:
+            await keyless.audit.append(tx, actor=Actor.SYSTEM, action="test.before_keys")
+    finally:
+        await keyless.close()
+    keyed = await Store.open(path, clock=clock, keyring=keyring)
+    try:
+        async with keyed.write() as tx:
+            await keyed.audit.append(tx, actor=Actor.SYSTEM, action="test.keyed")
+        report = await keyed.audit.verify_chain()
+        assert report.intact and report.entries == 2 and report.unkeyed == 1
+    finally:
+        await keyed.close()
+    keyless = await Store.open(path, clock=clock)
+    try:
+        with pytest.raises(KeyMissingError, match="the audit log is keyed"):
+            async with keyless.write() as tx:
+                await keyless.audit.append(tx, actor=Actor.SYSTEM, action="test.after_keys")
+        count = await keyless.db.fetchone("SELECT count(*) AS n FROM audit_log")
+        assert count is not None and count["n"] == 2
+    finally:
+        await keyless.close()
+
+
+async def test_an_unkeyed_entry_after_keyed_ones_is_refused(
+    store: Store, clock: ManualClock
+) -> None:
+    await _log(store, clock, 5)
+    await _rewrite_from(store, 5, None, None)
+    report = await store.audit.verify_chain()
+    assert report.state is ChainState.EDITED and report.first_broken_id == 5
+    assert report.reason == "it was written without the key after the chain was keyed"
 
 
 async def test_missing_head_is_reported(store: Store, clock: ManualClock) -> None:

@@ -17,6 +17,7 @@ from smartduka_tui.store import (
     Store,
     VerificationStatus,
 )
+from smartduka_tui.store.shops import ROUTING_FIELD
 from tests.store.canaries import new_canary
 from tests.store.helpers import canary_secrets, paybill_config, unique_id
 
@@ -209,7 +210,8 @@ async def test_switch_to_platform_needs_credentials_cleared(store: Store) -> Non
     async with store.write() as tx:
         switched = await store.shops.update(tx, platform, clear_secrets=True)
     assert switched.secret_fields == frozenset()
-    assert await store.credentials.fields(shop_id) == []
+    # Only the sealed copy of the routing fields is left (store/shops.py ROUTING_FIELD).
+    assert await store.credentials.fields(shop_id) == [ROUTING_FIELD]
 
 
 async def test_bad_update_changes_nothing(store: Store) -> None:

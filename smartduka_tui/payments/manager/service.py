@@ -6,6 +6,7 @@ import asyncio
 import csv
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -66,7 +67,7 @@ from smartduka_tui.payments.manager.words import (
     kenya_time,
     shillings,
 )
-from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError
+from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
     LIVE,
@@ -76,6 +77,7 @@ from smartduka_tui.store.records import (
     Attempt,
     AttemptFlag,
     AttemptState,
+    ChainCheckpoint,
     Enrolment,
     Problem,
     Shop,
@@ -143,8 +145,12 @@ class ManagerService:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         export_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        chain_checkpoint: Callable[[], Awaitable[ChainCheckpoint | None]] | None = None,
     ) -> None:
         self.store = store
+        # The relay's copy of the audit chain's head (relay_client.RelayClient.fetch_checkpoint;
+        # ConnectionError when unreachable): "verify chain" compares the log against it.
+        self.chain_checkpoint = chain_checkpoint
         self.settings = settings
         self.clock = clock
         self.shop_id = shop_id
@@ -165,7 +171,11 @@ class ManagerService:
         """Check the PIN; on success the session starts. Wrong tries count to the lockout."""
         if not pin.reveal().strip():
             raise ManagerInputError("pin", "type the manager PIN")
-        check = await self.pin.verify(pin, purpose=purpose)
+        try:
+            check = await self.pin.verify(pin, purpose=purpose)
+        except VaultError as error:
+            # A PIN record that fails against the key (tampered), or no key: say so as it is.
+            raise ActionRefused(str(error)) from None
         if check.accepted:
             self.session.start()
         return check
@@ -738,12 +748,25 @@ class ManagerService:
 
     async def verify_chain(self) -> ChainVerdict:
         self._signed_in()
-        report = await self.store.audit.verify_chain()
+        checkpoint, unchecked = None, ""
+        if self.chain_checkpoint is not None:
+            try:
+                checkpoint = await self.chain_checkpoint()
+            except ConnectionError as error:
+                unchecked = (
+                    f" The relay's checkpoint could not be read ({error}), so a cut-off tail "
+                    "would not show: check again when the relay is reachable."
+                )
+        report = await self.store.audit.verify_chain(checkpoint)
         if report.intact:
             message = f"The audit log is intact: {report.entries:,} entries, none altered."
+            if report.checkpoint is not None:
+                message += f" It matches the relay's checkpoint of entry {report.checkpoint.seq}."
+            message += unchecked
         else:
             message = (
-                f"The audit log is BROKEN at entry {report.first_broken_id}: {report.reason}. "
+                f"The audit log is BROKEN at entry {report.first_broken_id} "
+                f"({report.state.value}): {report.reason}. "
                 f"The {report.entries:,} entries before it are intact. Keep a copy of the "
                 "database and report it."
             )
