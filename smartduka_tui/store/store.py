@@ -97,7 +97,10 @@ async def open_till_store(
     secrets); a malformed, wrong or unprotected one still stops here.
     """
     folder = Path(data_dir)
-    # Without the lock (read-only commands beside the open app) nothing else is held.
+    # Without the lock (read-only commands beside the open app) nothing else is held. A folder
+    # with no database yet has no app beside it: that first run takes the lock and creates it.
+    if not database_path(folder).exists():
+        take_lock = True
     with acquire_data_dir_lock(folder) if take_lock else nullcontext():
         try:
             keyring: Keyring | None = load_keyring(keyring_path(folder, keyring_file))
