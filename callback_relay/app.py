@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
+from callback_relay.checkpoints import Checkpoints
 from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
@@ -47,6 +48,7 @@ class Relay:
     clock: Clock
     intake: CallbackIntake
     feed: Feed
+    checkpoints: Checkpoints
 
 
 def _relay(request: Request) -> Relay:
@@ -64,6 +66,14 @@ async def feed_events(request: Request) -> Response:
 
 async def feed_ack(request: Request) -> Response:
     return await _relay(request).feed.ack(request)
+
+
+async def get_checkpoint(request: Request) -> Response:
+    return await _relay(request).checkpoints.get(request)
+
+
+async def put_checkpoint(request: Request) -> Response:
+    return await _relay(request).checkpoints.put(request)
 
 
 async def healthz(request: Request) -> Response:
@@ -105,6 +115,8 @@ ROUTES: list[Route] = [
     Route("/hooks/stk/{rest:path}", receive_callback, methods=["POST"]),
     Route("/v1/events", feed_events, methods=["GET"]),
     Route("/v1/events/{event_id}/ack", feed_ack, methods=["POST"]),
+    Route("/v1/audit/checkpoint", get_checkpoint, methods=["GET"]),
+    Route("/v1/audit/checkpoint", put_checkpoint, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
@@ -150,6 +162,7 @@ def make_app(
         cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()
         hub = FeedHub()
+        feed = Feed(settings, the_store, hub, metrics_, the_clock)
         relay = Relay(
             settings=settings,
             store=the_store,
@@ -158,7 +171,8 @@ def make_app(
             metrics=metrics_,
             clock=the_clock,
             intake=CallbackIntake(settings, the_store, cache, hub, metrics_, the_clock),
-            feed=Feed(settings, the_store, hub, metrics_, the_clock),
+            feed=feed,
+            checkpoints=Checkpoints(settings, the_store, feed, the_clock),
         )
         tasks: list[asyncio.Task[None]] = []
         try:

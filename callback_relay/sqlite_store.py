@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from callback_relay.store import (
     AckResult,
     AppendResult,
+    Checkpoint,
+    CheckpointResult,
     Claim,
     NewEvent,
     RegistrySnapshot,
@@ -32,6 +34,7 @@ from callback_relay.store import (
     StoreVersionError,
     TillRecord,
     TillStats,
+    checkpoint_outcome,
 )
 from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
 
@@ -40,7 +43,7 @@ log = logging.getLogger("callback_relay.store")
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -87,6 +90,13 @@ CREATE INDEX IF NOT EXISTS events_feed ON events (till_id, state, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe
     ON events (shop_id, till_id, attempt_ref, kind, body_sha256, detail);
 CREATE INDEX IF NOT EXISTS events_state ON events (state, acked_at);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    till_id TEXT PRIMARY KEY REFERENCES tills(till_id),
+    shop_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 """
 
 _PRUNE_CHUNK = 5000
@@ -176,6 +186,11 @@ class SqliteStore:
             if row is None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            elif int(row[0]) < SCHEMA_VERSION:
+                # Every step so far only adds tables, which the CREATE ... IF NOT EXISTS did.
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
                 )
             elif int(row[0]) > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
@@ -635,6 +650,38 @@ class SqliteStore:
             return tuple(TillStats(r[0], r[1], r[2], int(r[3] or 0), r[4]) for r in rows)
 
         return await self._read(fn)
+
+    async def get_checkpoint(self, till_id: str) -> Checkpoint | None:
+        def fn(conn: sqlite3.Connection) -> Checkpoint | None:
+            row = conn.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ?", (till_id,)
+            ).fetchone()
+            return None if row is None else Checkpoint(*row)
+
+        return await self._read(fn)
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult:
+        def op(conn: sqlite3.Connection) -> CheckpointResult:
+            row = conn.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ? AND shop_id = ?",
+                (till_id, shop_id),
+            ).fetchone()
+            if row is not None:
+                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
+                if outcome is not None:
+                    return CheckpointResult(outcome, Checkpoint(*row))
+            conn.execute(
+                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (till_id) DO UPDATE SET "
+                "seq = excluded.seq, head = excluded.head, at = excluded.at",
+                (till_id, shop_id, seq, head, now),
+            )
+            return CheckpointResult("stored", Checkpoint(seq, head, now))
+
+        result: CheckpointResult = await self._write(op)
+        return result
 
 
 def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:

@@ -121,6 +121,32 @@ class TillStats:
     oldest_received_at: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The latest audit-log checkpoint a till has lodged: its sequence number and chain head."""
+
+    seq: int
+    head: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    """`outcome` is "stored", "same", "behind" or "conflict"; `stored` is the checkpoint kept."""
+
+    outcome: str
+    stored: Checkpoint
+
+
+def checkpoint_outcome(stored: Checkpoint, seq: int, head: str) -> str | None:
+    """Why a new checkpoint cannot replace `stored` ("same", "behind", "conflict"), or None."""
+    if seq < stored.seq:
+        return "behind"
+    if seq == stored.seq:
+        return "same" if head == stored.head else "conflict"
+    return None
+
+
 class RelayStore(Protocol):
     """Durable registry and inbox. Writes are committed before the call returns."""
 
@@ -175,3 +201,10 @@ class RelayStore(Protocol):
     async def prune(self, acked_before: int) -> int: ...
 
     async def inbox_stats(self) -> tuple[TillStats, ...]: ...
+
+    # Audit checkpoints (one per till, the latest kept).
+    async def get_checkpoint(self, till_id: str) -> Checkpoint | None: ...
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult: ...
