@@ -29,8 +29,8 @@ from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import client_address, in_networks
-from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import RelayStore, StoreUnavailable
+from callback_relay.stores import store_for
 from smartduka_tui.clock import Clock, SystemClock
 
 log = logging.getLogger("callback_relay")
@@ -143,16 +143,12 @@ def make_app(
     clock: Clock | None = None,
     store: RelayStore | None = None,
 ) -> Starlette:
-    """The relay app. `store` defaults to SQLite at `settings.db`; `clock` to the real one."""
+    """The relay app. `store` defaults to the one the settings select; `clock` to the real one."""
     the_clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_store = store or SqliteStore(
-            settings.db,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            group_commit_max=settings.group_commit_max,
-        )
+        the_store = store or store_for(settings)
         await the_store.open()
         env_key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
 
@@ -162,6 +158,8 @@ def make_app(
         cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()
         hub = FeedHub()
+        # A shared store: commits on other instances wake this instance's long-polls too.
+        the_store.subscribe(hub.notify)
         feed = Feed(settings, the_store, hub, metrics_, the_clock)
         relay = Relay(
             settings=settings,

@@ -22,8 +22,8 @@ from callback_relay import broker_cli
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
-from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import StoreUnavailable, StoreVersionError
+from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
 
 EXIT_ERROR = 2
@@ -55,7 +55,7 @@ async def _with_registry(
     *,
     create_key: bool,
 ) -> int:
-    store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    store = store_for(settings)
     await store.open()
     try:
         box = await open_box(store, settings.db, _env_key(settings), create=create_key)
@@ -161,7 +161,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        store = store_for(settings)
         await store.open()
         try:
             if args.till is not None and await store.get_till(args.till) is None:
@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     async def check() -> None:
-        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        store = store_for(settings)
         await store.open()
         try:
             await open_box(store, settings.db, _env_key(settings), create=False)

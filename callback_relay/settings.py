@@ -60,6 +60,11 @@ class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTDUKA_RELAY_", extra="forbid")
 
     db: Path = Field(default=Path("relay.db"), description="SQLite database file.")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... to keep the relay's data in PostgreSQL (several instances "
+        "may share it); unset: SQLite at `db`.",
+    )
     mode: RelayMode = Field(
         default=RelayMode.SANDBOX,
         description="production refuses callbacks from unlisted sources; sandbox logs them.",
@@ -137,6 +142,15 @@ class RelaySettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning or error."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must start with postgresql://")
+        return value
 
     @field_validator("allowlist", "trusted_proxies", "metrics_allow", mode="before")
     @classmethod

@@ -236,6 +236,9 @@ class SqliteStore:
         self._write_thread.shutdown(wait=True)
         self._read_thread.shutdown(wait=True)
 
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Nothing to do: one process owns the file, and its own hub hears every commit."""
+
     # The writer.
 
     async def _write(self, op: Op) -> Any:

@@ -8,6 +8,7 @@ Every inbox query is filtered by till and shop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -153,6 +154,10 @@ class RelayStore(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(till_id)` when another process commits an event for that till."""
+        ...
 
     # Registry.
     async def get_meta(self, key: str) -> bytes | None: ...

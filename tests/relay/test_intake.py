@@ -7,6 +7,8 @@ import json
 import sqlite3
 from typing import Any
 
+import pytest
+
 from callback_relay.types import RefusalReason
 from tests.relay.conftest import SAFARICOM_IP, Harness, attempt_path, callback_body
 
@@ -235,6 +237,7 @@ async def test_lying_content_length_is_counted_as_bytes_arrive(harness: Harness)
     assert await harness.count("SELECT COUNT(*) FROM events WHERE kind='callback'") == 0
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 async def test_store_failure_answers_503_never_2xx_and_recovers(make_harness: Any) -> None:
     async with make_harness(busy_timeout_ms=50) as h:
         shop = await h.shop()
@@ -255,6 +258,7 @@ async def test_store_failure_answers_503_never_2xx_and_recovers(make_harness: An
         assert await h.count("SELECT COUNT(*) FROM events") == 1
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 async def test_full_disk_answers_503(make_harness: Any) -> None:
     """A real SQLITE_FULL: the database may not grow past its current size."""
     async with make_harness() as h:
