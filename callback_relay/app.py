@@ -78,7 +78,8 @@ async def put_checkpoint(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     try:
-        await _relay(request).store.registry_version()
+        # A store that reads but cannot write (locked, full, read-only) cannot take callbacks.
+        await _relay(request).store.check_writable()
     except StoreUnavailable:
         return JSONResponse({"status": "store unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})

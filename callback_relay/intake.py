@@ -221,8 +221,14 @@ class CallbackIntake:
             parsed.till_id,
             source,
         )
+        # The body of a refused request may be anything an attacker chose: only its hash and
+        # size are kept (the size is unknown when reading stopped at the limit).
         detail = json.dumps(
-            {"reason": reason.value, "source": None if source is None else str(source)},
+            {
+                "reason": reason.value,
+                "source": None if source is None else str(source),
+                "size": None if reason is RefusalReason.BODY_TOO_LARGE else len(raw),
+            },
             sort_keys=True,
         )
         event = NewEvent(
@@ -231,9 +237,10 @@ class CallbackIntake:
             till_id=parsed.till_id,
             attempt_ref=parsed.attempt_ref,
             received_at=now_ms(self._clock),
-            body=raw,
+            body=b"",
             body_sha256=hashlib.sha256(raw).hexdigest(),
             detail=detail,
+            cap=self._settings.max_security_events_per_till,
         )
         try:
             result = await self._store.append(event)
@@ -241,7 +248,9 @@ class CallbackIntake:
             self._metrics.store_failures.inc()
             log.error("could not store a security event for shop %s", parsed.shop_id)
         else:
-            if result.outcome is not AppendOutcome.DUPLICATE:
+            if result.outcome is AppendOutcome.CAPPED:
+                self._metrics.callback("security_capped", parsed.shop_id)
+            elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])
 

@@ -256,6 +256,15 @@ class PostgresStore:
         async with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
             return await work(cur)
 
+    async def check_writable(self) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO meta (key, value) VALUES ('health_write', '') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+
+        await self._tx(work)
+
     # Registry.
 
     async def get_meta(self, key: str) -> bytes | None:
@@ -404,6 +413,21 @@ class PostgresStore:
         key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
 
         async def work(cur: Cursor) -> AppendResult:
+            if event.cap is not None:
+                # Serialise capped appends per till, so two instances cannot both take the last
+                # place.
+                await cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
+                    ("\x1f".join((event.shop_id, event.till_id, event.kind.value)),),
+                )
+                await cur.execute(
+                    "SELECT COUNT(*) FROM events WHERE till_id = %s AND shop_id = %s "
+                    "AND kind = %s AND state <> %s",
+                    (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+                )
+                held = await cur.fetchone()
+                if held is not None and held[0] >= event.cap:
+                    return AppendResult(0, AppendOutcome.CAPPED)
             if event.kind is EventKind.CALLBACK:
                 # Two instances may take different bodies for one attempt at the same moment;
                 # the lock (per attempt, released at commit) makes the second see the first.
@@ -446,7 +470,7 @@ class PostgresStore:
             return AppendResult(existing[0], AppendOutcome.DUPLICATE)
 
         result = await self._tx(work)
-        if result.outcome is not AppendOutcome.DUPLICATE:
+        if result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING):
             self._announce(event.till_id)
         return result
 
@@ -547,12 +571,20 @@ class PostgresStore:
 
         return await self._tx(work)
 
-    async def prune(self, acked_before: int) -> int:
+    async def prune(self, before: int) -> int:
         async def work(cur: Cursor) -> int:
             await cur.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE state = %s "
-                "AND acked_at < %s LIMIT %s)",
-                (EventState.ACKED.value, acked_before, _PRUNE_CHUNK),
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                "(state = %s AND acked_at < %s) OR (kind = %s AND received_at < %s) "
+                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < %s) LIMIT %s)",
+                (
+                    EventState.ACKED.value,
+                    before,
+                    EventKind.SECURITY.value,
+                    before,
+                    before,
+                    _PRUNE_CHUNK,
+                ),
             )
             return cur.rowcount
 

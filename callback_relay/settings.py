@@ -95,6 +95,12 @@ class RelaySettings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest callback body accepted."
     )
+    max_security_events_per_till: int = Field(
+        default=200,
+        ge=1,
+        description="Unacknowledged security events kept per till; more refusals are counted "
+        "in metrics but not stored.",
+    )
     feed_max_wait_s: float = Field(
         default=30.0, gt=0, le=120, description="Cap on a long-poll's `wait` parameter."
     )

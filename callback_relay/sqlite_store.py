@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -176,6 +177,10 @@ class SqliteStore:
 
     def _open_writer(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds encrypted secrets and every callback: owner-only from the first byte. SQLite
+        # gives the -wal and -shm files the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -332,6 +337,15 @@ class SqliteStore:
             log.error("store read failed: %s", exc)
             raise StoreUnavailable("the relay store cannot read") from None
 
+    async def check_writable(self) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('health_write', 1) "
+                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+            )
+
+        await self._write(op)
+
     # Registry.
 
     async def get_meta(self, key: str) -> bytes | None:
@@ -480,6 +494,14 @@ class SqliteStore:
         conflict_check = event.kind is EventKind.CALLBACK
 
         def op(conn: sqlite3.Connection) -> AppendResult:
+            if event.cap is not None:
+                (held,) = conn.execute(
+                    "SELECT COUNT(*) FROM events WHERE till_id = ? AND shop_id = ? AND kind = ? "
+                    "AND state != ?",
+                    (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+                ).fetchone()
+                if held >= event.cap:
+                    return AppendResult(0, AppendOutcome.CAPPED)
             # One statement in the common case: the unique index drops an exact repeat, and the
             # CASE flags a different body for an attempt that already has one.
             row = conn.execute(
@@ -627,12 +649,20 @@ class SqliteStore:
         result: int = await self._write(op)
         return result
 
-    async def prune(self, acked_before: int) -> int:
+    async def prune(self, before: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE state = ? "
-                "AND acked_at < ? LIMIT ?)",
-                (EventState.ACKED.value, acked_before, _PRUNE_CHUNK),
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                "(state = ? AND acked_at < ?) OR (kind = ? AND received_at < ?) "
+                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < ?) LIMIT ?)",
+                (
+                    EventState.ACKED.value,
+                    before,
+                    EventKind.SECURITY.value,
+                    before,
+                    before,
+                    _PRUNE_CHUNK,
+                ),
             )
             return cur.rowcount
 

@@ -73,6 +73,8 @@ class NewEvent:
     body: bytes = field(repr=False)
     body_sha256: str
     detail: str | None = None
+    # Store only while the till holds fewer than this many unacknowledged events of this kind.
+    cap: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,10 @@ class RelayStore(Protocol):
         """Call `callback(till_id)` when another process commits an event for that till."""
         ...
 
+    async def check_writable(self) -> None:
+        """Commit a tiny write, or raise StoreUnavailable: what `/healthz` reports."""
+        ...
+
     # Registry.
     async def get_meta(self, key: str) -> bytes | None: ...
 
@@ -203,7 +209,10 @@ class RelayStore(Protocol):
 
     async def sweep(self, now: int, max_deliveries: int) -> int: ...
 
-    async def prune(self, acked_before: int) -> int: ...
+    async def prune(self, before: int) -> int:
+        """Delete what retention lets go: events acknowledged before `before`, security events
+        received before it (acknowledged or not), and every event of a till revoked before it."""
+        ...
 
     async def inbox_stats(self) -> tuple[TillStats, ...]: ...
 

@@ -226,7 +226,7 @@ async def test_acknowledged_events_are_pruned_after_retention(make_harness: Any)
             if await h.count("SELECT COUNT(*) FROM events") == 2:
                 break
             await asyncio.sleep(0.01)
-        # Only the acknowledged one went; unacknowledged events are never pruned.
+        # Only the acknowledged one went; unacknowledged callbacks are never pruned.
         assert await h.count("SELECT COUNT(*) FROM events") == 2
         assert await h.count("SELECT COUNT(*) FROM events WHERE state = 'acked'") == 0
 
