@@ -68,12 +68,48 @@ async def _with_registry(
         await store.close()
 
 
+def _open_out(out: str | None) -> int | None:
+    """Create the `--out` file before enrolling, so a bad path enrols nothing; never overwrite."""
+    if not out:
+        return None
+    try:
+        return os.open(Path(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"{out} already exists: refusing to overwrite an enrolment file") from None
+    except OSError as exc:
+        raise CliError(f"cannot create {out}: {exc.strerror}") from None
+
+
+async def _enrol_to(
+    registry: Registry,
+    out: str | None,
+    enrol: Callable[[], Awaitable[Enrolment]],
+    then: Callable[[Enrolment], Awaitable[None]] | None = None,
+) -> Enrolment:
+    """Enrol and write the `--out` file; on any failure, no file and no usable till remain."""
+    fd = _open_out(out)
+    enrolment: Enrolment | None = None
+    try:
+        enrolment = await enrol()
+        if then is not None:
+            await then(enrolment)
+        if fd is not None:
+            with os.fdopen(fd, "w") as handle:
+                fd = None
+                handle.write(enrolment.to_json() + "\n")
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        if out:
+            Path(out).unlink(missing_ok=True)
+        if enrolment is not None:
+            # Its key was never handed over: revoke the till rather than leave it live.
+            await registry.revoke_till(enrolment.till_id)
+        raise
+    return enrolment
+
+
 def _print_enrolment(enrolment: Enrolment, as_json: bool, out: str | None, title: str) -> None:
-    if out:
-        target = Path(out)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(enrolment.to_json() + "\n")
     if as_json:
         print(enrolment.to_json())
         return
@@ -95,9 +131,13 @@ def cmd_shop_add(args: argparse.Namespace) -> int:
     platform = broker_cli.platform_choice(args)
 
     async def work(registry: Registry) -> int:
-        enrolment = await registry.add_shop(args.name)
-        if platform is not None:
-            await platform.apply(settings, enrolment.shop_id)
+        async def apply_platform(enrolment: Enrolment) -> None:
+            if platform is not None:
+                await platform.apply(settings, enrolment.shop_id)
+
+        enrolment = await _enrol_to(
+            registry, args.out, lambda: registry.add_shop(args.name), apply_platform
+        )
         _print_enrolment(enrolment, args.json, args.out, "Shop added.")
         return 0
 
@@ -108,7 +148,7 @@ def cmd_till_add(args: argparse.Namespace) -> int:
     settings = _settings(args, public_url=args.public_url)
 
     async def work(registry: Registry) -> int:
-        enrolment = await registry.add_till(args.shop)
+        enrolment = await _enrol_to(registry, args.out, lambda: registry.add_till(args.shop))
         _print_enrolment(enrolment, args.json, args.out, "Till added.")
         return 0
 

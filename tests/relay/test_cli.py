@@ -194,3 +194,27 @@ def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == cli.EXIT_ERROR
     assert "allowlist" in err and "not an IP address" in err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_out_refuses_to_overwrite_and_a_bad_out_enrols_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "relay.db"
+    first = tmp_path / "first.json"
+    assert run(capsys, "shop", "add", "Duka", "--db", str(db), "--out", str(first))[0] == 0
+    shop_id = json.loads(first.read_text())["shop_id"]
+    kept = first.read_text()
+    before = snapshot(db)
+    code, out, err = run(capsys, "till", "add", shop_id, "--db", str(db), "--out", str(first))
+    assert code == 2
+    assert "already exists: refusing to overwrite" in err
+    assert "till_key" not in out + err
+    assert first.read_text() == kept
+    missing = tmp_path / "no-such-folder" / "till.json"
+    code, _, err = run(capsys, "till", "add", shop_id, "--db", str(db), "--out", str(missing))
+    assert code == 2
+    assert "cannot create" in err
+    assert not missing.exists()
+    code, _, err = run(capsys, "shop", "add", "Other", "--db", str(db), "--out", str(first))
+    assert (code, first.read_text()) == (2, kept)
+    assert snapshot(db) == before
