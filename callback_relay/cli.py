@@ -101,7 +101,7 @@ async def _enrol_to(
         if fd is not None:
             os.close(fd)
         if out:
-            Path(out).unlink(missing_ok=True)
+            await asyncio.to_thread(Path(out).unlink, missing_ok=True)
         if enrolment is not None:
             # Its key was never handed over: revoke the till rather than leave it live.
             await registry.revoke_till(enrolment.till_id)
