@@ -217,6 +217,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Per-shop inbox figures: what `/metrics` no longer labels by shop or till."""
+    settings = _settings(args)
+
+    async def run() -> int:
+        store = store_for(settings)
+        await store.open()
+        try:
+            rows = await store.inbox_stats()
+        finally:
+            await store.close()
+        shops: dict[str, list[int]] = {}
+        for row in rows:
+            figures = shops.setdefault(row.shop_id, [0, 0, 0])
+            figures[0] += 1
+            figures[1] += row.unacked
+            figures[2] += row.dead
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {"shop_id": shop, "tills": t, "unacked": u, "dead": d}
+                        for shop, (t, u, d) in sorted(shops.items())
+                    ]
+                )
+            )
+            return 0
+        print(f"{'shop':<16}{'tills':>6}{'unacked':>9}{'dead':>6}")
+        for shop, (tills, unacked, dead) in sorted(shops.items()):
+            print(f"{shop:<16}{tills:>6}{unacked:>9}{dead:>6}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(
         args,
@@ -313,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--till", metavar="TILL", help="only this till's events")
     _db_option(replay)
     replay.set_defaults(handler=cmd_replay)
+
+    stats = commands.add_parser(
+        "stats", help="unacknowledged and dead-lettered events per shop (tills with any)"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    _db_option(stats)
+    stats.set_defaults(handler=cmd_stats)
     return parser
 
 

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
-from callback_relay.metrics import UNKNOWN, RelayMetrics
+from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import IPAddress, NetworkSet, client_address, in_networks
@@ -140,9 +140,9 @@ class CallbackIntake:
             result = await self._store.append(event)
         except StoreUnavailable:
             self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed", parsed.shop_id)
+            self._metrics.callback("store_failed")
             return _error(503, "temporarily unable to accept callbacks")
-        self._metrics.callback(result.outcome, parsed.shop_id)
+        self._metrics.callback(result.outcome)
         if result.outcome is not AppendOutcome.DUPLICATE:
             self._hub.notify(parsed.till_id)
         return Response(ACCEPTED, media_type="application/json")
@@ -196,11 +196,11 @@ class CallbackIntake:
     ) -> Response:
         self._metrics.refusal(reason)
         known_shop = parsed is not None and self._cache.entry(parsed.shop_id) is not None
-        self._metrics.callback("refused", parsed.shop_id if known_shop and parsed else UNKNOWN)
+        self._metrics.callback("refused")
         log.info(
             "refused callback: %s (shop %s)",
             reason.value,
-            parsed.shop_id if known_shop and parsed else UNKNOWN,
+            parsed.shop_id if known_shop and parsed else "unknown",
         )
         return _error(404, "not found")
 
@@ -213,7 +213,7 @@ class CallbackIntake:
     ) -> Response:
         """A refusal of a correctly signed request: counted, logged, and told to the till."""
         self._metrics.refusal(reason)
-        self._metrics.callback("refused", parsed.shop_id)
+        self._metrics.callback("refused")
         log.warning(
             "refused signed callback: %s (shop %s, till %s, source %s)",
             reason.value,
@@ -249,7 +249,7 @@ class CallbackIntake:
             log.error("could not store a security event for shop %s", parsed.shop_id)
         else:
             if result.outcome is AppendOutcome.CAPPED:
-                self._metrics.callback("security_capped", parsed.shop_id)
+                self._metrics.callback("security_capped")
             elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import pytest
 from callback_relay import cli, ids
 from callback_relay.crypto import key_file_for
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS, decode_secret
-from tests.relay.conftest import cli_enrol
+from tests.relay.conftest import TEST_KEY, attempt_path, cli_enrol
 
 
 def snapshot(db: Path) -> list[Any]:
@@ -218,3 +221,25 @@ def test_out_refuses_to_overwrite_and_a_bad_out_enrols_nothing(
     code, _, err = run(capsys, "shop", "add", "Other", "--db", str(db), "--out", str(first))
     assert (code, first.read_text()) == (2, kept)
     assert snapshot(db) == before
+
+
+async def test_stats_gives_the_per_shop_figures_metrics_do_not(harness: Any) -> None:
+    busy = await harness.shop("Busy")
+    await harness.till(busy.shop_id)
+    quiet = await harness.shop("Quiet")
+    for _ in range(3):
+        assert (await harness.post(attempt_path(busy))).status_code == 200
+    assert (await harness.post(attempt_path(quiet))).status_code == 200
+    (event,) = (await harness.feed(quiet)).json()["events"]
+    assert (await harness.ack(quiet, event["id"])).status_code == 200
+    db = harness.relay.settings.db
+    env = {"SMARTDUKA_RELAY_ENCRYPTION_KEY": TEST_KEY}
+    if harness.relay.settings.database_url is not None:
+        env["SMARTDUKA_RELAY_DATABASE_URL"] = harness.relay.settings.database_url.get_secret_value()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callback_relay", "stats", "--json", "--db", str(db),
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert json.loads(out) == [{"shop_id": busy.shop_id, "tills": 1, "unacked": 3, "dead": 0}]
