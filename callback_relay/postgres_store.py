@@ -1,7 +1,8 @@
 """The platform store: PostgreSQL, shared by several relay instances behind a load balancer.
 
-Each write is one short transaction on a pooled connection; PostgreSQL's own group commit shares
-the WAL flush between concurrent commits (`synchronous_commit` stays on: a 2xx means durable).
+Appends are group-committed by one writer task per instance: those that queue while a commit is
+in flight share the next transaction, so one WAL flush serves a batch (`synchronous_commit` stays
+on: a 2xx means durable). Other writes are one short transaction each on a pooled connection.
 Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out the same
 event at once. A commit wakes long-polling tills on *other* instances through one batched
 `NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY takes a
@@ -48,6 +49,7 @@ CHANNEL = "relay_events"
 # Any fixed number: the lock that serialises migrations between instances starting at once.
 _MIGRATION_LOCK = 0x5D_2E_1A_7
 _PRUNE_CHUNK = 5000
+_GROUP_COMMIT_MAX = 512
 
 # Versioned migrations: never edit one that has shipped; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -139,6 +141,11 @@ class PostgresStore:
         self._to_notify: set[str] = set()
         self._notify_wake = asyncio.Event()
         self._subscribers: list[Callable[[str], None]] = []
+        self._appends: list[tuple[NewEvent, asyncio.Future[AppendResult]]] = []
+        self._append_wake: asyncio.Event | None = None
+        self._appender: asyncio.Task[None] | None = None
+        self._appends_done = asyncio.Event()
+        self._appends_done.set()
 
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.
@@ -160,6 +167,8 @@ class PostgresStore:
         self._pool = pool
         self._notify_wake = asyncio.Event()
         self._notifier = asyncio.create_task(self._send_notifies(), name="relay-pg-notify")
+        self._append_wake = asyncio.Event()
+        self._appender = asyncio.create_task(self._run_appender(), name="relay-pg-appender")
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction(), conn.cursor() as cur:
@@ -181,12 +190,15 @@ class PostgresStore:
                 await cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
 
     async def close(self) -> None:
-        for task in (self._listener, self._notifier):
+        # Let every queued append commit (or fail) before the pool goes.
+        await self._appends_done.wait()
+        self._append_wake = None
+        for task in (self._appender, self._listener, self._notifier):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._listener = self._notifier = None
+        self._listener = self._notifier = self._appender = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -409,70 +421,56 @@ class PostgresStore:
     # Inbox.
 
     async def append(self, event: NewEvent) -> AppendResult:
-        detail = event.detail or ""
-        key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
+        if self._append_wake is None:
+            raise StoreUnavailable("the relay store is not open")
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._appends.append((event, future))
+        self._appends_done.clear()
+        self._append_wake.set()
+        return await future
 
-        async def work(cur: Cursor) -> AppendResult:
-            if event.cap is not None:
-                # Serialise capped appends per till, so two instances cannot both take the last
-                # place.
-                await cur.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
-                    ("\x1f".join((event.shop_id, event.till_id, event.kind.value)),),
-                )
-                await cur.execute(
-                    "SELECT COUNT(*) FROM events WHERE till_id = %s AND shop_id = %s "
-                    "AND kind = %s AND state <> %s",
-                    (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
-                )
-                held = await cur.fetchone()
-                if held is not None and held[0] >= event.cap:
-                    return AppendResult(0, AppendOutcome.CAPPED)
-            if event.kind is EventKind.CALLBACK:
-                # Two instances may take different bodies for one attempt at the same moment;
-                # the lock (per attempt, released at commit) makes the second see the first.
-                await cur.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),)
-                )
-            await cur.execute(
-                "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
-                "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
-                "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
-                "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
-                "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags",
-                (
-                    event.kind.value,
-                    event.shop_id,
-                    event.till_id,
-                    event.attempt_ref,
-                    event.received_at,
-                    event.body,
-                    event.body_sha256,
-                    event.kind is EventKind.CALLBACK,
-                    *key,
-                    EventFlag.CONFLICTING_BODY.value,
-                    detail,
-                    EventState.PENDING.value,
-                    event.received_at,
-                ),
-            )
-            row = await cur.fetchone()
-            if row is not None:
-                outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
-                return AppendResult(row[0], outcome)
-            await cur.execute(
-                "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
-                "AND kind = %s AND body_sha256 = %s AND detail = %s",
-                (*key, event.body_sha256, detail),
-            )
-            existing = await cur.fetchone()
-            assert existing is not None
-            return AppendResult(existing[0], AppendOutcome.DUPLICATE)
+    async def _run_appender(self) -> None:
+        """Group commit: appends that queue while a commit is in flight share the next one, so
+        one WAL flush (and one NOTIFY) serves a whole batch; each caller still awaits its own
+        append's commit."""
+        assert self._append_wake is not None
+        while True:
+            if not self._appends:
+                self._appends_done.set()
+                self._append_wake.clear()
+                await self._append_wake.wait()
+            batch = self._appends[:_GROUP_COMMIT_MAX]
+            del self._appends[:_GROUP_COMMIT_MAX]
+            # One lock order for every instance: two batches never wait on each other in a ring.
+            batch.sort(key=lambda item: _lock_key(item[0]))
+            try:
+                results = await self._append_batch([event for event, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0][1].set_exception(_unavailable(exc))
+                    continue
+                # One bad append must fail alone: run the batch again one by one.
+                results = []
+                for event, _ in batch:
+                    try:
+                        results.extend(await self._append_batch([event]))
+                    except Exception as single:
+                        results.append(_unavailable(single))
+            for (event, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                    continue
+                future.set_result(result)
+                if result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING):
+                    self._announce(event.till_id)
 
-        result = await self._tx(work)
-        if result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING):
-            self._announce(event.till_id)
-        return result
+    async def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        async def work(cur: Cursor) -> list[AppendResult | BaseException]:
+            return [await _append_in(cur, event) for event in events]
+
+        return await self._tx(work)
 
     async def claim(
         self,
@@ -640,6 +638,76 @@ class PostgresStore:
             return CheckpointResult("stored", Checkpoint(seq, head, now))
 
         return await self._tx(work)
+
+
+async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
+    detail = event.detail or ""
+    key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
+    if event.cap is not None:
+        # Serialise capped appends per till, so two instances cannot both take the last
+        # place.
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
+            ("\x1f".join((event.shop_id, event.till_id, event.kind.value)),),
+        )
+        await cur.execute(
+            "SELECT COUNT(*) FROM events WHERE till_id = %s AND shop_id = %s "
+            "AND kind = %s AND state <> %s",
+            (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+        )
+        held = await cur.fetchone()
+        if held is not None and held[0] >= event.cap:
+            return AppendResult(0, AppendOutcome.CAPPED)
+    if event.kind is EventKind.CALLBACK:
+        # Two instances may take different bodies for one attempt at the same moment;
+        # the lock (per attempt, released at commit) makes the second see the first.
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),)
+        )
+    await cur.execute(
+        "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
+        "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
+        "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
+        "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
+        "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags",
+        (
+            event.kind.value,
+            event.shop_id,
+            event.till_id,
+            event.attempt_ref,
+            event.received_at,
+            event.body,
+            event.body_sha256,
+            event.kind is EventKind.CALLBACK,
+            *key,
+            EventFlag.CONFLICTING_BODY.value,
+            detail,
+            EventState.PENDING.value,
+            event.received_at,
+        ),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
+        return AppendResult(row[0], outcome)
+    await cur.execute(
+        "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
+        "AND kind = %s AND body_sha256 = %s AND detail = %s",
+        (*key, event.body_sha256, detail),
+    )
+    existing = await cur.fetchone()
+    assert existing is not None
+    return AppendResult(existing[0], AppendOutcome.DUPLICATE)
+
+
+def _lock_key(event: NewEvent) -> str:
+    return "\x1f".join((event.shop_id, event.till_id, event.attempt_ref, event.kind.value))
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    if not isinstance(exc, StoreUnavailable):
+        log.error("store append failed: %s", type(exc).__name__)
+    return StoreUnavailable("the relay store cannot write")
 
 
 async def _insert_secret(cur: Cursor, secret: SecretRecord) -> None:
