@@ -243,3 +243,36 @@ async def test_stats_gives_the_per_shop_figures_metrics_do_not(harness: Any) -> 
     out, _ = await proc.communicate()
     assert proc.returncode == 0
     assert json.loads(out) == [{"shop_id": busy.shop_id, "tills": 1, "unacked": 3, "dead": 0}]
+
+
+def test_platform_prefixes_are_unique_and_prefix_free(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "relay.db"
+
+    def shop_add(prefix: str) -> tuple[int, str]:
+        code, _, err = run(
+            capsys, "shop", "add", f"Shop {prefix}", "--db", str(db), "--json",
+            "--platform", "--prefix", prefix,
+        )  # fmt: skip
+        return code, err
+
+    assert shop_add("AB")[0] == 0
+
+    def prefixes() -> list[tuple[str, ...]]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT prefix FROM platform_shops ORDER BY prefix").fetchall()
+
+    kept = prefixes()
+    for clash in ("AB", "ab", "ABC", "A"):
+        code, err = shop_add(clash)
+        assert code == 2, clash
+        assert "clashes with prefix 'AB'" in err
+        assert "must be unique and none may start another" in err
+        assert prefixes() == kept
+    # A refused shop's till was never handed over: it is revoked, not left live.
+    with sqlite3.connect(db) as conn:
+        live = conn.execute("SELECT COUNT(*) FROM tills WHERE revoked_at IS NULL").fetchone()[0]
+    assert live == 1
+    assert shop_add("AC")[0] == 0
+    assert prefixes() == [("AB",), ("AC",)]
