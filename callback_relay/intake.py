@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
+from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
@@ -90,6 +92,12 @@ class CallbackIntake:
         self._clock = clock
         self._unlisted_seen: set[IPAddress | None] = set()
         self._allowlist = NetworkSet(settings.allowlist)
+        self._till_quota = _quota(
+            settings.intake_till_rate_per_s, settings.intake_till_burst, clock
+        )
+        self._source_quota = _quota(
+            settings.intake_source_rate_per_s, settings.intake_source_burst, clock
+        )
         self._trusted_proxies = NetworkSet(settings.trusted_proxies)
 
     async def handle(self, request: Request) -> Response:
@@ -97,6 +105,10 @@ class CallbackIntake:
         if isinstance(verified, Response):
             return verified
         parsed = verified.path
+        # Quotas only after the signature check: unsigned junk cannot spend a till's allowance.
+        over = self._over_quota(parsed, verified.source)
+        if over is not None:
+            return over
         try:
             raw = await read_limited(request, self._settings.max_body_bytes)
             too_large = False
@@ -178,6 +190,24 @@ class CallbackIntake:
         )
         return _Verified(parsed, source)
 
+    def _over_quota(
+        self, parsed: callback_path.CallbackPath, source: IPAddress | None
+    ) -> Response | None:
+        checks = (
+            (self._till_quota, f"{parsed.shop_id}/{parsed.till_id}"),
+            (self._source_quota, str(source)),
+        )
+        for quota, key in checks:
+            wait = quota.take(key) if quota is not None else 0.0
+            if wait > 0:
+                self._metrics.callback("rate_limited")
+                return JSONResponse(
+                    {"error": "too many callbacks"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        return None
+
     def _note_unlisted(self, shop_id: str, source: IPAddress | None) -> None:
         """Sandbox mode: log each unlisted source once (a busy sandbox must not flood the log)."""
         if source in self._unlisted_seen:
@@ -253,6 +283,10 @@ class CallbackIntake:
             elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])
+
+
+def _quota(rate: float, burst: int, clock: Clock) -> RateLimiter | None:
+    return RateLimiter(rate, burst, clock) if rate > 0 else None
 
 
 def _error(status: int, message: str) -> Response:

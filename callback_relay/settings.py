@@ -95,6 +95,18 @@ class RelaySettings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest callback body accepted."
     )
+    intake_till_rate_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="Signed callbacks a second per (shop, till), sustained; 0: no quota.",
+    )
+    intake_till_burst: int = Field(default=100, ge=1, description="Per-till callback burst.")
+    intake_source_rate_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="Signed callbacks a second per source address, sustained; 0: no quota.",
+    )
+    intake_source_burst: int = Field(default=1000, ge=1, description="Per-source burst.")
     max_security_events_per_till: int = Field(
         default=200,
         ge=1,

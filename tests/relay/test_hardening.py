@@ -99,3 +99,36 @@ async def test_relay_database_and_wal_files_are_owner_only(make_harness: Any) ->
         db = h.relay.settings.db
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+async def test_intake_quotas_per_till_and_per_source_count_only_signed_callbacks(
+    make_harness: Any,
+) -> None:
+    async with make_harness(
+        intake_till_rate_per_s=1, intake_till_burst=3, intake_source_rate_per_s=1,
+        intake_source_burst=5,
+    ) as h:  # fmt: skip
+        shop = await h.shop()
+        sibling = await h.till(shop.shop_id)
+        # Unsigned requests are refused before any quota, so they cannot spend one.
+        forged = attempt_path(shop)[:-4] + "AAAA"
+        for _ in range(10):
+            assert (await h.post(forged)).status_code == 404
+        for _ in range(3):
+            assert (await h.post(attempt_path(shop))).status_code == 200
+        over = await h.post(attempt_path(shop))
+        assert over.status_code == 429
+        assert over.json() == {"error": "too many callbacks"}
+        assert over.headers["retry-after"] == "1"
+        assert await h.count("SELECT COUNT(*) FROM events") == 3
+        # The sibling till has its own allowance, until the source's runs out.
+        assert (await h.post(attempt_path(sibling))).status_code == 200
+        assert (await h.post(attempt_path(sibling))).status_code == 200
+        assert (await h.post(attempt_path(sibling))).status_code == 429
+        assert await h.count("SELECT COUNT(*) FROM events") == 5
+        h.clock.advance(1)
+        assert (await h.post(attempt_path(sibling))).status_code == 200
+        metric = h.relay.metrics.registry.get_sample_value(
+            "relay_callbacks_total", {"outcome": "rate_limited"}
+        )
+        assert metric == 2
