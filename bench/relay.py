@@ -1,6 +1,9 @@
 """Relay benchmarks: durable callbacks per second and the time to acknowledge a callback.
 
 Run: `.venv/bin/python bench/relay.py` (about a minute; `--quick` for a smoke run).
+`--store postgres|sqlite` runs the store comparison instead: the bare endpoint, then the relay on
+that store with 1 instance and (PostgreSQL) 2 instances on one database, each with the servers'
+CPU per callback (PostgreSQL's own processes included) and the load generator's share of the CPU.
 
 Three servers, each its own process on 127.0.0.1, each one uvicorn worker with the same settings:
 a trivial raw-socket responder (measures this load generator's own ceiling), a bare Starlette
@@ -290,10 +293,164 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def closed_loop_many(ports: list[int], requests: list[bytes], concurrency: int) -> Result:
+    """Like `closed_loop`, the connections spread evenly over several servers."""
+    connections = [await Connection.open(ports[n % len(ports)]) for n in range(concurrency)]
+    result = Result(0.0)
+    position = iter(range(len(requests)))
+
+    async def worker(conn: Connection) -> None:
+        for index in position:
+            result.statuses[await conn.exchange(requests[index])] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    result.seconds = time.perf_counter() - started
+    for conn in connections:
+        conn.close()
+    return result
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine (Linux)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@dataclass
+class Figures:
+    rate: float
+    server_us: float
+    generator_share: float
+    ok: int
+
+
+def measure_many(servers: list[Server], batch: list[bytes], concurrency: int, pg: bool) -> Figures:
+    def server_cpu() -> float:
+        own = sum(cpu_seconds(s.proc.pid) or 0.0 for s in servers)
+        return own + (postgres_cpu() if pg else 0.0)
+
+    before, gen_before = server_cpu(), time.process_time()
+    result = asyncio.run(closed_loop_many([s.port for s in servers], batch, concurrency))
+    spent, gen_spent = server_cpu() - before, time.process_time() - gen_before
+    return Figures(
+        rate=result.rate,
+        server_us=spent / len(batch) * 1e6,
+        generator_share=gen_spent / max(1e-9, gen_spent + spent),
+        ok=result.statuses[200],
+    )
+
+
+BENCH_KEY = "7e" * 32
+
+
+def store_comparison(store: str, count: int, rounds: int, concurrency: int) -> int:
+    pg = store == "postgres"
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        work = Path(tmp)
+        db = work / "relay.db"
+        env = {"SMARTDUKA_RELAY_ENCRYPTION_KEY": BENCH_KEY}
+        cluster: Any = None
+        if pg:
+            from tests.relay.postgres import PostgresCluster, find_pg_bin
+
+            bin_dir = find_pg_bin()
+            if bin_dir is None:
+                print("PostgreSQL's server binaries are not installed (apt-get install postgresql)")
+                return 1
+            cluster = PostgresCluster(bin_dir).start()
+            env["SMARTDUKA_RELAY_DATABASE_URL"] = cluster.url()
+        try:
+            enrolment = enrol(db, env)
+            instances = 2 if pg else 1
+            total = 300 * (1 + instances) + count * rounds * (1 + instances)
+            print(f"preparing {total} distinct signed callbacks...", flush=True)
+            requests = make_requests(enrolment, total)
+            batches = iter(requests[i : i + count] for i in range(0, len(requests), count))
+            me = str(Path(__file__).resolve())
+            relay_argv = [
+                "-m", "callback_relay", "serve", "--host", HOST, "--port", "0", "--db", str(db),
+                "--mode", "production", "--allowlist", HOST, "--log-level", "warning",
+            ]  # fmt: skip
+            ok = 0
+            with contextlib.ExitStack() as stack:
+                bare = stack.enter_context(server("bare", [me, "--serve-bare", "x"], work))
+                relays = [
+                    stack.enter_context(server(f"relay{n}", relay_argv, work, env))
+                    for n in range(instances)
+                ]
+                warm = requests[-300 * (1 + instances) :]
+                for n, target in enumerate([bare, *relays]):
+                    run = asyncio.run(
+                        closed_loop(target.port, warm[n * 300 : (n + 1) * 300], concurrency)
+                    )
+                    ok += run.statuses[200] if target is not bare else 0
+                layouts = {"bare": [bare], "1 instance": relays[:1]}
+                if pg:
+                    layouts["2 instances"] = relays
+                best: dict[str, Figures] = {}
+                for _ in range(rounds):
+                    for name, servers in layouts.items():
+                        figures = measure_many(
+                            servers, next(batches), concurrency, pg and name != "bare"
+                        )
+                        if name != "bare":
+                            ok += figures.ok
+                        if name not in best or figures.rate > best[name].rate:
+                            best[name] = figures
+                        print(f"  round: {name} {figures.rate:,.0f}/s", flush=True)
+            stored = count_callbacks(db, env.get("SMARTDUKA_RELAY_DATABASE_URL"))
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    bare_rate = best["bare"].rate
+    print()
+    print(f"store: {store}" + (" (synchronous_commit on, fsync on)" if pg else " (WAL, FULL)"))
+    for name, figures in best.items():
+        print(
+            f"{name:<12} {figures.rate:>8,.0f}/s  x{figures.rate / bare_rate:.2f} of bare  "
+            f"server CPU {figures.server_us:>6.0f} us/callback  "
+            f"load generator {figures.generator_share:.0%} of the CPU used"
+        )
+    one = best["1 instance"].rate
+    print(f"1 instance / bare: {one / bare_rate:.2f} (target >= 0.35 on PostgreSQL)")
+    if "2 instances" in best:
+        print(f"2 instances / 1 instance: {best['2 instances'].rate / one:.2f} (target >= 1.3)")
+    print(
+        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+    )
+    print(f"relay 2xx answers: {ok}; callback rows stored: {stored}")
+    if stored != ok:
+        print("FAILED: stored rows do not match 2xx answers")
+        return 1
+    return 0
+
+
+def count_callbacks(db: Path, url: str | None) -> int:
+    if url is not None:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'callback'").fetchone()
+            return int(row[0]) if row else 0
+    with sqlite3.connect(db) as conn:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'callback'").fetchone()[0]
+        )
+
+
 # The run -------------------------------------------------------------------------------------
 
 
-def enrol(db: Path) -> dict[str, Any]:
+def enrol(db: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -309,6 +466,7 @@ def enrol(db: Path) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         check=True,
+        env={**os.environ, **(env or {})},
     )
     enrolment: dict[str, Any] = json.loads(out.stdout)
     return enrolment
@@ -322,6 +480,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="paced callbacks per second")
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="paced run length")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument(
+        "--store", choices=["postgres", "sqlite"], help="run the store comparison instead"
+    )
     parser.add_argument("--serve-bare", metavar="READY_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--serve-trivial", metavar="READY_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", help=argparse.SUPPRESS)
@@ -336,6 +497,8 @@ def main() -> int:
         args.count, args.rounds, args.paced_seconds = 1000, 1, 2.0
     if not 1 <= args.count <= 100_000 or not 1 <= args.paced_seconds <= 60:
         parser.error("--count must be 1..100000 and --paced-seconds 1..60")
+    if args.store is not None:
+        return store_comparison(args.store, args.count, args.rounds, args.concurrency)
 
     paced_count = int(args.rate * args.paced_seconds)
     warmup = 300

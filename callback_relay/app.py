@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
+from callback_relay.checkpoints import Checkpoints
 from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
@@ -28,8 +29,8 @@ from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import client_address, in_networks
-from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import RelayStore, StoreUnavailable
+from callback_relay.stores import store_for
 from smartduka_tui.clock import Clock, SystemClock
 
 log = logging.getLogger("callback_relay")
@@ -47,6 +48,7 @@ class Relay:
     clock: Clock
     intake: CallbackIntake
     feed: Feed
+    checkpoints: Checkpoints
 
 
 def _relay(request: Request) -> Relay:
@@ -66,9 +68,18 @@ async def feed_ack(request: Request) -> Response:
     return await _relay(request).feed.ack(request)
 
 
+async def get_checkpoint(request: Request) -> Response:
+    return await _relay(request).checkpoints.get(request)
+
+
+async def put_checkpoint(request: Request) -> Response:
+    return await _relay(request).checkpoints.put(request)
+
+
 async def healthz(request: Request) -> Response:
     try:
-        await _relay(request).store.registry_version()
+        # A store that reads but cannot write (locked, full, read-only) cannot take callbacks.
+        await _relay(request).store.check_writable()
     except StoreUnavailable:
         return JSONResponse({"status": "store unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
@@ -105,6 +116,8 @@ ROUTES: list[Route] = [
     Route("/hooks/stk/{rest:path}", receive_callback, methods=["POST"]),
     Route("/v1/events", feed_events, methods=["GET"]),
     Route("/v1/events/{event_id}/ack", feed_ack, methods=["POST"]),
+    Route("/v1/audit/checkpoint", get_checkpoint, methods=["GET"]),
+    Route("/v1/audit/checkpoint", put_checkpoint, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
@@ -131,16 +144,12 @@ def make_app(
     clock: Clock | None = None,
     store: RelayStore | None = None,
 ) -> Starlette:
-    """The relay app. `store` defaults to SQLite at `settings.db`; `clock` to the real one."""
+    """The relay app. `store` defaults to the one the settings select; `clock` to the real one."""
     the_clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_store = store or SqliteStore(
-            settings.db,
-            busy_timeout_ms=settings.busy_timeout_ms,
-            group_commit_max=settings.group_commit_max,
-        )
+        the_store = store or store_for(settings)
         await the_store.open()
         env_key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
 
@@ -150,6 +159,9 @@ def make_app(
         cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()
         hub = FeedHub()
+        # A shared store: commits on other instances wake this instance's long-polls too.
+        the_store.subscribe(hub.notify)
+        feed = Feed(settings, the_store, hub, metrics_, the_clock)
         relay = Relay(
             settings=settings,
             store=the_store,
@@ -158,7 +170,8 @@ def make_app(
             metrics=metrics_,
             clock=the_clock,
             intake=CallbackIntake(settings, the_store, cache, hub, metrics_, the_clock),
-            feed=Feed(settings, the_store, hub, metrics_, the_clock),
+            feed=feed,
+            checkpoints=Checkpoints(settings, the_store, feed, the_clock),
         )
         tasks: list[asyncio.Task[None]] = []
         try:

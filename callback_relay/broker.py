@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.limits import RateLimiter
 from callback_relay.platform import (
@@ -75,6 +76,11 @@ UNKNOWN_CHECKOUT: Final = "broker.unknown_checkout"
 CALLBACK_NOT_SIGNED: Final = "broker.callback_url_not_signed"
 INVALID_FIELD: Final = "400.002.02"
 INVALID_PAYLOAD: Final = "400.002.05"
+NO_PUBLIC_URL: Final = "broker.no_public_url"
+BODY_TOO_LARGE: Final = "broker.body_too_large"
+# A push or query body is a few hundred bytes; the cap stops a till from making the relay buffer
+# megabytes.
+MAX_BODY_BYTES: Final = 64 * 1024
 
 DARAJA_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 PROBE_TIMEOUT_S: Final = 3.0
@@ -302,9 +308,10 @@ class Broker:
             {"Retry-After": str(seconds)},
         )
 
-    def _callback_url_refusal(self, url: str, till: TillRecord) -> Response | None:
-        """Pushes through the broker must call back to this relay, at a path the till signed:
-        the platform's credentials never send a shop's callbacks anywhere else."""
+    def _callback_url(self, url: str, till: TillRecord, public: str) -> str | Response:
+        """The CallBackURL to send, built from the configured public URL and the path the till
+        signed (never from the till's host); or the refusal. The platform's credentials never
+        send a shop's callbacks anywhere else."""
         refusal = envelope(
             400,
             CALLBACK_NOT_SIGNED,
@@ -317,18 +324,27 @@ class Broker:
             return refusal
         if parts.scheme not in ("http", "https") or parts.query or parts.fragment:
             return refusal
-        public = self._relay.settings.public_url
-        if public and not url.startswith(public.rstrip("/") + callback_path.PREFIX):
+        base = public.rstrip("/")
+        if not url.startswith(base + callback_path.PREFIX):
             return refusal
         if parsed.shop_id != till.shop_id or parsed.till_id != till.till_id:
             return refusal
         entry = self._relay.cache.entry(till.shop_id)
         if entry is None or not callback_path.verify(parsed, entry.secrets_by_kid):
             return refusal
-        return None
+        return base + parsed.path()
 
     async def _json(self, request: Request, model: type[BaseModel]) -> Any:
-        raw = await request.body()
+        try:
+            raw = await read_limited(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            return envelope(
+                413, BODY_TOO_LARGE, f"The body is over {MAX_BODY_BYTES // 1024} KiB; nothing sent."
+            )
+        except BodyIncomplete:
+            return envelope(
+                400, INVALID_PAYLOAD, "Invalid Request Payload: the body was cut short."
+            )
         try:
             data = json.loads(raw, parse_float=Decimal)
         except (ValueError, RecursionError):
@@ -374,20 +390,28 @@ class Broker:
         if isinstance(checked, Response):
             return checked
         till, shop, account = checked
+        public = self._relay.settings.public_url
+        if not public:
+            log.error("push refused: the relay has no public URL to build a CallBackURL from")
+            return envelope(
+                503,
+                NO_PUBLIC_URL,
+                "The relay has no public URL configured, so it cannot broker pushes.",
+            )
         body = await self._json(request, PushBody)
         if isinstance(body, Response):
             return body
-        refusal = self._callback_url_refusal(body.callback_url, till)
-        if refusal is not None:
+        callback_url = self._callback_url(body.callback_url, till, public)
+        if isinstance(callback_url, Response):
             log.warning("push from till %s refused: callback URL not signed here", till.till_id)
-            return refusal
+            return callback_url
         try:
             stk = build_stk_push(
                 account.merchant,
                 clock=self._clock,
                 amount=body.amount,
                 phone=body.phone,
-                callback_url=body.callback_url,
+                callback_url=callback_url,
                 account_reference=shop.prefix + body.reference,
                 transaction_desc=body.description,
             )

@@ -22,8 +22,8 @@ from callback_relay import broker_cli
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
-from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import StoreUnavailable, StoreVersionError
+from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
 
 EXIT_ERROR = 2
@@ -55,7 +55,7 @@ async def _with_registry(
     *,
     create_key: bool,
 ) -> int:
-    store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    store = store_for(settings)
     await store.open()
     try:
         box = await open_box(store, settings.db, _env_key(settings), create=create_key)
@@ -68,12 +68,48 @@ async def _with_registry(
         await store.close()
 
 
+def _open_out(out: str | None) -> int | None:
+    """Create the `--out` file before enrolling, so a bad path enrols nothing; never overwrite."""
+    if not out:
+        return None
+    try:
+        return os.open(Path(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"{out} already exists: refusing to overwrite an enrolment file") from None
+    except OSError as exc:
+        raise CliError(f"cannot create {out}: {exc.strerror}") from None
+
+
+async def _enrol_to(
+    registry: Registry,
+    out: str | None,
+    enrol: Callable[[], Awaitable[Enrolment]],
+    then: Callable[[Enrolment], Awaitable[None]] | None = None,
+) -> Enrolment:
+    """Enrol and write the `--out` file; on any failure, no file and no usable till remain."""
+    fd = _open_out(out)
+    enrolment: Enrolment | None = None
+    try:
+        enrolment = await enrol()
+        if then is not None:
+            await then(enrolment)
+        if fd is not None:
+            with os.fdopen(fd, "w") as handle:
+                fd = None
+                handle.write(enrolment.to_json() + "\n")
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        if out:
+            await asyncio.to_thread(Path(out).unlink, missing_ok=True)
+        if enrolment is not None:
+            # Its key was never handed over: revoke the till rather than leave it live.
+            await registry.revoke_till(enrolment.till_id)
+        raise
+    return enrolment
+
+
 def _print_enrolment(enrolment: Enrolment, as_json: bool, out: str | None, title: str) -> None:
-    if out:
-        target = Path(out)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(enrolment.to_json() + "\n")
     if as_json:
         print(enrolment.to_json())
         return
@@ -95,9 +131,13 @@ def cmd_shop_add(args: argparse.Namespace) -> int:
     platform = broker_cli.platform_choice(args)
 
     async def work(registry: Registry) -> int:
-        enrolment = await registry.add_shop(args.name)
-        if platform is not None:
-            await platform.apply(settings, enrolment.shop_id)
+        async def apply_platform(enrolment: Enrolment) -> None:
+            if platform is not None:
+                await platform.apply(settings, enrolment.shop_id)
+
+        enrolment = await _enrol_to(
+            registry, args.out, lambda: registry.add_shop(args.name), apply_platform
+        )
         _print_enrolment(enrolment, args.json, args.out, "Shop added.")
         return 0
 
@@ -108,7 +148,7 @@ def cmd_till_add(args: argparse.Namespace) -> int:
     settings = _settings(args, public_url=args.public_url)
 
     async def work(registry: Registry) -> int:
-        enrolment = await registry.add_till(args.shop)
+        enrolment = await _enrol_to(registry, args.out, lambda: registry.add_till(args.shop))
         _print_enrolment(enrolment, args.json, args.out, "Till added.")
         return 0
 
@@ -161,7 +201,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        store = store_for(settings)
         await store.open()
         try:
             if args.till is not None and await store.get_till(args.till) is None:
@@ -172,6 +212,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await store.close()
         scope = f"till {args.till}" if args.till else "all tills"
         print(f"Replayed {count} dead-lettered event(s) for {scope}.")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Per-shop inbox figures: what `/metrics` no longer labels by shop or till."""
+    settings = _settings(args)
+
+    async def run() -> int:
+        store = store_for(settings)
+        await store.open()
+        try:
+            rows = await store.inbox_stats()
+        finally:
+            await store.close()
+        shops: dict[str, list[int]] = {}
+        for row in rows:
+            figures = shops.setdefault(row.shop_id, [0, 0, 0])
+            figures[0] += 1
+            figures[1] += row.unacked
+            figures[2] += row.dead
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {"shop_id": shop, "tills": t, "unacked": u, "dead": d}
+                        for shop, (t, u, d) in sorted(shops.items())
+                    ]
+                )
+            )
+            return 0
+        print(f"{'shop':<16}{'tills':>6}{'unacked':>9}{'dead':>6}")
+        for shop, (tills, unacked, dead) in sorted(shops.items()):
+            print(f"{shop:<16}{tills:>6}{unacked:>9}{dead:>6}")
         return 0
 
     return asyncio.run(run())
@@ -188,7 +263,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     async def check() -> None:
-        store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+        store = store_for(settings)
         await store.open()
         try:
             await open_box(store, settings.db, _env_key(settings), create=False)
@@ -273,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--till", metavar="TILL", help="only this till's events")
     _db_option(replay)
     replay.set_defaults(handler=cmd_replay)
+
+    stats = commands.add_parser(
+        "stats", help="unacknowledged and dead-lettered events per shop (tills with any)"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    _db_option(stats)
+    stats.set_defaults(handler=cmd_stats)
     return parser
 
 

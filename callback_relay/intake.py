@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +21,8 @@ from starlette.responses import JSONResponse, Response
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
-from callback_relay.metrics import UNKNOWN, RelayMetrics
+from callback_relay.limits import RateLimiter
+from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import IPAddress, NetworkSet, client_address, in_networks
@@ -90,6 +92,12 @@ class CallbackIntake:
         self._clock = clock
         self._unlisted_seen: set[IPAddress | None] = set()
         self._allowlist = NetworkSet(settings.allowlist)
+        self._till_quota = _quota(
+            settings.intake_till_rate_per_s, settings.intake_till_burst, clock
+        )
+        self._source_quota = _quota(
+            settings.intake_source_rate_per_s, settings.intake_source_burst, clock
+        )
         self._trusted_proxies = NetworkSet(settings.trusted_proxies)
 
     async def handle(self, request: Request) -> Response:
@@ -97,6 +105,10 @@ class CallbackIntake:
         if isinstance(verified, Response):
             return verified
         parsed = verified.path
+        # Quotas only after the signature check: unsigned junk cannot spend a till's allowance.
+        over = self._over_quota(parsed, verified.source)
+        if over is not None:
+            return over
         try:
             raw = await read_limited(request, self._settings.max_body_bytes)
             too_large = False
@@ -140,9 +152,9 @@ class CallbackIntake:
             result = await self._store.append(event)
         except StoreUnavailable:
             self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed", parsed.shop_id)
+            self._metrics.callback("store_failed")
             return _error(503, "temporarily unable to accept callbacks")
-        self._metrics.callback(result.outcome, parsed.shop_id)
+        self._metrics.callback(result.outcome)
         if result.outcome is not AppendOutcome.DUPLICATE:
             self._hub.notify(parsed.till_id)
         return Response(ACCEPTED, media_type="application/json")
@@ -178,6 +190,24 @@ class CallbackIntake:
         )
         return _Verified(parsed, source)
 
+    def _over_quota(
+        self, parsed: callback_path.CallbackPath, source: IPAddress | None
+    ) -> Response | None:
+        checks = (
+            (self._till_quota, f"{parsed.shop_id}/{parsed.till_id}"),
+            (self._source_quota, str(source)),
+        )
+        for quota, key in checks:
+            wait = quota.take(key) if quota is not None else 0.0
+            if wait > 0:
+                self._metrics.callback("rate_limited")
+                return JSONResponse(
+                    {"error": "too many callbacks"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        return None
+
     def _note_unlisted(self, shop_id: str, source: IPAddress | None) -> None:
         """Sandbox mode: log each unlisted source once (a busy sandbox must not flood the log)."""
         if source in self._unlisted_seen:
@@ -196,11 +226,11 @@ class CallbackIntake:
     ) -> Response:
         self._metrics.refusal(reason)
         known_shop = parsed is not None and self._cache.entry(parsed.shop_id) is not None
-        self._metrics.callback("refused", parsed.shop_id if known_shop and parsed else UNKNOWN)
+        self._metrics.callback("refused")
         log.info(
             "refused callback: %s (shop %s)",
             reason.value,
-            parsed.shop_id if known_shop and parsed else UNKNOWN,
+            parsed.shop_id if known_shop and parsed else "unknown",
         )
         return _error(404, "not found")
 
@@ -213,7 +243,7 @@ class CallbackIntake:
     ) -> Response:
         """A refusal of a correctly signed request: counted, logged, and told to the till."""
         self._metrics.refusal(reason)
-        self._metrics.callback("refused", parsed.shop_id)
+        self._metrics.callback("refused")
         log.warning(
             "refused signed callback: %s (shop %s, till %s, source %s)",
             reason.value,
@@ -221,8 +251,14 @@ class CallbackIntake:
             parsed.till_id,
             source,
         )
+        # The body of a refused request may be anything an attacker chose: only its hash and
+        # size are kept (the size is unknown when reading stopped at the limit).
         detail = json.dumps(
-            {"reason": reason.value, "source": None if source is None else str(source)},
+            {
+                "reason": reason.value,
+                "source": None if source is None else str(source),
+                "size": None if reason is RefusalReason.BODY_TOO_LARGE else len(raw),
+            },
             sort_keys=True,
         )
         event = NewEvent(
@@ -231,9 +267,10 @@ class CallbackIntake:
             till_id=parsed.till_id,
             attempt_ref=parsed.attempt_ref,
             received_at=now_ms(self._clock),
-            body=raw,
+            body=b"",
             body_sha256=hashlib.sha256(raw).hexdigest(),
             detail=detail,
+            cap=self._settings.max_security_events_per_till,
         )
         try:
             result = await self._store.append(event)
@@ -241,9 +278,15 @@ class CallbackIntake:
             self._metrics.store_failures.inc()
             log.error("could not store a security event for shop %s", parsed.shop_id)
         else:
-            if result.outcome is not AppendOutcome.DUPLICATE:
+            if result.outcome is AppendOutcome.CAPPED:
+                self._metrics.callback("security_capped")
+            elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])
+
+
+def _quota(rate: float, burst: int, clock: Clock) -> RateLimiter | None:
+    return RateLimiter(rate, burst, clock) if rate > 0 else None
 
 
 def _error(status: int, message: str) -> Response:

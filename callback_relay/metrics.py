@@ -1,7 +1,8 @@
 """Prometheus metrics, one CollectorRegistry per app so in-process tests do not share counters.
 
-Label values are only ever ids the registry knows (or the literal "unknown"): an attacker who
-sends random shop ids must not be able to grow the label set.
+Labels are outcomes and reasons only, never shop or till ids: thousands of shops would make
+thousands of series, and ids in a scrape tell a reader who the customers are. Per-shop figures
+come from `smartduka-relay stats`, which asks the store.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from callback_relay.store import TillStats
 from callback_relay.types import AppendOutcome, RefusalReason
 
-UNKNOWN = "unknown"
-
 
 class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.callbacks = Counter(
             "relay_callbacks",
-            "Callbacks received, by outcome and shop.",
-            ["outcome", "shop_id"],
+            "Callbacks received, by outcome.",
+            ["outcome"],
             registry=self.registry,
         )
         self.refusals = Counter(
@@ -39,20 +38,17 @@ class RelayMetrics:
         )
         self.inbox_depth = Gauge(
             "relay_inbox_depth",
-            "Unacknowledged events (pending or dead-lettered), per till.",
-            ["shop_id", "till_id"],
+            "Unacknowledged events (pending or dead-lettered), all tills.",
             registry=self.registry,
         )
         self.dead_letters = Gauge(
             "relay_dead_letters",
-            "Dead-lettered events waiting for `smartduka-relay replay`, per till.",
-            ["shop_id", "till_id"],
+            "Dead-lettered events waiting for `smartduka-relay replay`, all tills.",
             registry=self.registry,
         )
         self.oldest_unacked = Gauge(
             "relay_oldest_unacked_age_seconds",
-            "Age of the oldest unacknowledged event, per till.",
-            ["shop_id", "till_id"],
+            "Age of the oldest unacknowledged event of any till.",
             registry=self.registry,
         )
         self.feed_requests = Counter(
@@ -66,33 +62,29 @@ class RelayMetrics:
             "Writes the store could not commit (answered 503).",
             registry=self.registry,
         )
-        self._callback_children: dict[tuple[str, str], Any] = {}
+        self._callback_children: dict[str, Any] = {}
         for reason in RefusalReason:
             self.refusals.labels(reason=reason.value)
 
-    def callback(self, outcome: AppendOutcome | str, shop_id: str) -> None:
+    def callback(self, outcome: AppendOutcome | str) -> None:
         # Cache the labelled child: `labels()` takes a lock and builds a key on every call.
-        key = (str(outcome), shop_id)
+        key = str(outcome)
         child = self._callback_children.get(key)
         if child is None:
-            child = self._callback_children[key] = self.callbacks.labels(*key)
+            child = self._callback_children[key] = self.callbacks.labels(key)
         child.inc()
 
     def refusal(self, reason: RefusalReason) -> None:
         self.refusals.labels(reason=reason.value).inc()
 
     def set_inbox(self, stats: tuple[TillStats, ...], now_ms: int) -> None:
-        self.inbox_depth.clear()
-        self.dead_letters.clear()
-        self.oldest_unacked.clear()
-        for row in stats:
-            labels = {"shop_id": row.shop_id, "till_id": row.till_id}
-            self.inbox_depth.labels(**labels).set(row.unacked)
-            self.dead_letters.labels(**labels).set(row.dead)
-            oldest = 0.0
-            if row.oldest_received_at is not None:
-                oldest = max(0.0, (now_ms - row.oldest_received_at) / 1000)
-            self.oldest_unacked.labels(**labels).set(oldest)
+        self.inbox_depth.set(sum(row.unacked for row in stats))
+        self.dead_letters.set(sum(row.dead for row in stats))
+        oldest = min(
+            (row.oldest_received_at for row in stats if row.oldest_received_at is not None),
+            default=None,
+        )
+        self.oldest_unacked.set(0.0 if oldest is None else max(0.0, (now_ms - oldest) / 1000))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

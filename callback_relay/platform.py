@@ -354,6 +354,18 @@ class SqliteBrokerStore:
 
     async def set_shop(self, shop: PlatformShop) -> None:
         def fn(conn: sqlite3.Connection) -> None:
+            # Daraja shows the AccountReference to the payer and on statements: the shop a payment
+            # belongs to must follow from it, so no prefix may equal or start another shop's.
+            new = shop.prefix.upper()
+            for other_id, other in conn.execute(
+                "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != ?", (shop.shop_id,)
+            ):
+                taken = str(other).upper()
+                if new.startswith(taken) or taken.startswith(new):
+                    raise PlatformConfigError(
+                        f"prefix {shop.prefix!r} clashes with prefix {other!r} of shop "
+                        f"{other_id}: platform prefixes must be unique and none may start another"
+                    )
             conn.execute(
                 "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"

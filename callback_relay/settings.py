@@ -60,6 +60,11 @@ class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTDUKA_RELAY_", extra="forbid")
 
     db: Path = Field(default=Path("relay.db"), description="SQLite database file.")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... to keep the relay's data in PostgreSQL (several instances "
+        "may share it); unset: SQLite at `db`.",
+    )
     mode: RelayMode = Field(
         default=RelayMode.SANDBOX,
         description="production refuses callbacks from unlisted sources; sandbox logs them.",
@@ -89,6 +94,24 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest callback body accepted."
+    )
+    intake_till_rate_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="Signed callbacks a second per (shop, till), sustained; 0: no quota.",
+    )
+    intake_till_burst: int = Field(default=100, ge=1, description="Per-till callback burst.")
+    intake_source_rate_per_s: float = Field(
+        default=0,
+        ge=0,
+        description="Signed callbacks a second per source address, sustained; 0: no quota.",
+    )
+    intake_source_burst: int = Field(default=1000, ge=1, description="Per-source burst.")
+    max_security_events_per_till: int = Field(
+        default=200,
+        ge=1,
+        description="Unacknowledged security events kept per till; more refusals are counted "
+        "in metrics but not stored.",
     )
     feed_max_wait_s: float = Field(
         default=30.0, gt=0, le=120, description="Cap on a long-poll's `wait` parameter."
@@ -137,6 +160,15 @@ class RelaySettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning or error."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must start with postgresql://")
+        return value
 
     @field_validator("allowlist", "trusted_proxies", "metrics_allow", mode="before")
     @classmethod

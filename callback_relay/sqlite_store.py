@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from typing import Any, TypeVar
 from callback_relay.store import (
     AckResult,
     AppendResult,
+    Checkpoint,
+    CheckpointResult,
     Claim,
     NewEvent,
     RegistrySnapshot,
@@ -32,6 +35,7 @@ from callback_relay.store import (
     StoreVersionError,
     TillRecord,
     TillStats,
+    checkpoint_outcome,
 )
 from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
 
@@ -40,7 +44,7 @@ log = logging.getLogger("callback_relay.store")
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -87,6 +91,13 @@ CREATE INDEX IF NOT EXISTS events_feed ON events (till_id, state, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe
     ON events (shop_id, till_id, attempt_ref, kind, body_sha256, detail);
 CREATE INDEX IF NOT EXISTS events_state ON events (state, acked_at);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    till_id TEXT PRIMARY KEY REFERENCES tills(till_id),
+    shop_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 """
 
 _PRUNE_CHUNK = 5000
@@ -166,6 +177,10 @@ class SqliteStore:
 
     def _open_writer(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds encrypted secrets and every callback: owner-only from the first byte. SQLite
+        # gives the -wal and -shm files the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -176,6 +191,11 @@ class SqliteStore:
             if row is None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            elif int(row[0]) < SCHEMA_VERSION:
+                # Every step so far only adds tables, which the CREATE ... IF NOT EXISTS did.
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
                 )
             elif int(row[0]) > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
@@ -220,6 +240,9 @@ class SqliteStore:
             self._rconn = None
         self._write_thread.shutdown(wait=True)
         self._read_thread.shutdown(wait=True)
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Nothing to do: one process owns the file, and its own hub hears every commit."""
 
     # The writer.
 
@@ -313,6 +336,15 @@ class SqliteStore:
         except sqlite3.Error as exc:
             log.error("store read failed: %s", exc)
             raise StoreUnavailable("the relay store cannot read") from None
+
+    async def check_writable(self) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('health_write', 1) "
+                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+            )
+
+        await self._write(op)
 
     # Registry.
 
@@ -462,6 +494,14 @@ class SqliteStore:
         conflict_check = event.kind is EventKind.CALLBACK
 
         def op(conn: sqlite3.Connection) -> AppendResult:
+            if event.cap is not None:
+                (held,) = conn.execute(
+                    "SELECT COUNT(*) FROM events WHERE till_id = ? AND shop_id = ? AND kind = ? "
+                    "AND state != ?",
+                    (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+                ).fetchone()
+                if held >= event.cap:
+                    return AppendResult(0, AppendOutcome.CAPPED)
             # One statement in the common case: the unique index drops an exact repeat, and the
             # CASE flags a different body for an attempt that already has one.
             row = conn.execute(
@@ -609,12 +649,20 @@ class SqliteStore:
         result: int = await self._write(op)
         return result
 
-    async def prune(self, acked_before: int) -> int:
+    async def prune(self, before: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE state = ? "
-                "AND acked_at < ? LIMIT ?)",
-                (EventState.ACKED.value, acked_before, _PRUNE_CHUNK),
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                "(state = ? AND acked_at < ?) OR (kind = ? AND received_at < ?) "
+                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < ?) LIMIT ?)",
+                (
+                    EventState.ACKED.value,
+                    before,
+                    EventKind.SECURITY.value,
+                    before,
+                    before,
+                    _PRUNE_CHUNK,
+                ),
             )
             return cur.rowcount
 
@@ -635,6 +683,38 @@ class SqliteStore:
             return tuple(TillStats(r[0], r[1], r[2], int(r[3] or 0), r[4]) for r in rows)
 
         return await self._read(fn)
+
+    async def get_checkpoint(self, till_id: str) -> Checkpoint | None:
+        def fn(conn: sqlite3.Connection) -> Checkpoint | None:
+            row = conn.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ?", (till_id,)
+            ).fetchone()
+            return None if row is None else Checkpoint(*row)
+
+        return await self._read(fn)
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult:
+        def op(conn: sqlite3.Connection) -> CheckpointResult:
+            row = conn.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ? AND shop_id = ?",
+                (till_id, shop_id),
+            ).fetchone()
+            if row is not None:
+                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
+                if outcome is not None:
+                    return CheckpointResult(outcome, Checkpoint(*row))
+            conn.execute(
+                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (till_id) DO UPDATE SET "
+                "seq = excluded.seq, head = excluded.head, at = excluded.at",
+                (till_id, shop_id, seq, head, now),
+            )
+            return CheckpointResult("stored", Checkpoint(seq, head, now))
+
+        result: CheckpointResult = await self._write(op)
+        return result
 
 
 def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:

@@ -8,6 +8,7 @@ Every inbox query is filtered by till and shop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,6 +73,8 @@ class NewEvent:
     body: bytes = field(repr=False)
     body_sha256: str
     detail: str | None = None
+    # Store only while the till holds fewer than this many unacknowledged events of this kind.
+    cap: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +124,46 @@ class TillStats:
     oldest_received_at: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The latest audit-log checkpoint a till has lodged: its sequence number and chain head."""
+
+    seq: int
+    head: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    """`outcome` is "stored", "same", "behind" or "conflict"; `stored` is the checkpoint kept."""
+
+    outcome: str
+    stored: Checkpoint
+
+
+def checkpoint_outcome(stored: Checkpoint, seq: int, head: str) -> str | None:
+    """Why a new checkpoint cannot replace `stored` ("same", "behind", "conflict"), or None."""
+    if seq < stored.seq:
+        return "behind"
+    if seq == stored.seq:
+        return "same" if head == stored.head else "conflict"
+    return None
+
+
 class RelayStore(Protocol):
     """Durable registry and inbox. Writes are committed before the call returns."""
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(till_id)` when another process commits an event for that till."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Commit a tiny write, or raise StoreUnavailable: what `/healthz` reports."""
+        ...
 
     # Registry.
     async def get_meta(self, key: str) -> bytes | None: ...
@@ -172,6 +209,16 @@ class RelayStore(Protocol):
 
     async def sweep(self, now: int, max_deliveries: int) -> int: ...
 
-    async def prune(self, acked_before: int) -> int: ...
+    async def prune(self, before: int) -> int:
+        """Delete what retention lets go: events acknowledged before `before`, security events
+        received before it (acknowledged or not), and every event of a till revoked before it."""
+        ...
 
     async def inbox_stats(self) -> tuple[TillStats, ...]: ...
+
+    # Audit checkpoints (one per till, the latest kept).
+    async def get_checkpoint(self, till_id: str) -> Checkpoint | None: ...
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult: ...

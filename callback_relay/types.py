@@ -40,6 +40,8 @@ class AppendOutcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     CONFLICTING = "conflicting"
+    # A security event not stored: the till already holds its cap of unacknowledged ones.
+    CAPPED = "capped"
 
 
 class RefusalReason(StrEnum):

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -132,8 +133,18 @@ class RelayHandle:
 def start_relay(workdir: Path, *extra: str) -> RelayHandle:
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "relay.db"
+    # The broker builds every CallBackURL from the relay's public URL, so the port is chosen
+    # first and the URL given at start.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    public = ("--public-url", f"http://127.0.0.1:{port}")
     server = ServerProcess(
-        "callback_relay", workdir, ["--db", str(db), *RELAY_ARGS, *extra], env=RELAY_ENV
+        "callback_relay",
+        workdir,
+        ["--db", str(db), *RELAY_ARGS, *public, *extra],
+        env=RELAY_ENV,
+        port=port,
     ).start()
     return RelayHandle(server, db)
 

@@ -309,6 +309,26 @@ async def test_without_the_platform_set_up_tills_are_told_and_nothing_is_sent(
         assert await sim.requests(phone=phone) == []
 
 
+async def test_oversized_bodies_and_a_relay_without_a_public_url_push_nothing(
+    tmp_path: Path, sim: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
+        shop = await rig.shop("--platform", "--prefix", "BIG")
+        phone = unique_phone()
+        huge = dict(push_body(shop, phone), description="x" * (64 * 1024))
+        answer = await rig.client.post(PUSH, json=huge, headers=auth(shop))
+        assert answer.status_code == 413
+        assert answer.json()["errorCode"] == "broker.body_too_large"
+        # The CallBackURL is built from the configured public URL only: without one, no push.
+        rig.relay.settings = rig.relay.settings.model_copy(update={"public_url": None})
+        answer = await rig.client.post(PUSH, json=push_body(shop, phone), headers=auth(shop))
+        assert answer.status_code == 503
+        assert answer.json()["errorCode"] == "broker.no_public_url"
+        assert "no public URL" in answer.json()["errorMessage"]
+        assert rig.push_count() == 0
+        assert await sim.requests(phone=phone) == []
+
+
 async def test_the_engine_treats_brokered_and_direct_pushes_alike(
     tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, platform: object
 ) -> None:

@@ -21,6 +21,7 @@ from callback_relay.registry import Enrolment, Registry, open_box
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
+from tests.relay.postgres import PostgresCluster, find_pg_bin
 from tests.support.daraja import PAYLOADS
 from tests.support.processes import ServerProcess
 
@@ -125,6 +126,16 @@ class Harness:
             seen.extend(events)
 
     async def count(self, sql: str, *params: Any) -> int:
+        """One number from the relay's database, whichever store it is (`?` placeholders)."""
+        url = self.relay.settings.database_url
+        if url is not None:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(url.get_secret_value()) as conn:
+                cur = await conn.execute(sql.replace("?", "%s").encode(), params)
+                row = await cur.fetchone()
+                assert row is not None
+                return int(row[0])
         import sqlite3
 
         with sqlite3.connect(self.relay.settings.db) as conn:
@@ -145,14 +156,42 @@ def relay_settings(tmp_path: Path, **overrides: Any) -> RelaySettings:
     return RelaySettings(**base)
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server per test process; each test gets its own schema."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed (no pg_ctl/initdb): .ci/run installs it")
+    cluster = PostgresCluster(bin_dir).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The relay's contract holds on both stores; a test about SQLite itself narrows this."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-def make_harness(tmp_path: Path) -> Any:
+def store_overrides(store_kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if store_kind == "sqlite":
+        return {}
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return {"database_url": cluster.fresh_schema()}
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path, store_overrides: dict[str, Any]) -> Any:
     """A factory: `async with make_harness(**settings) as h:` runs one app's lifespan."""
     import contextlib
 
     @contextlib.asynccontextmanager
     async def factory(**overrides: Any) -> AsyncIterator[Harness]:
-        settings = relay_settings(tmp_path, **overrides)
+        settings = relay_settings(tmp_path, **store_overrides, **overrides)
         clock = ManualClock()
         app = make_app(settings, clock=clock)
         async with app.router.lifespan_context(app):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import pytest
 from callback_relay import cli, ids
 from callback_relay.crypto import key_file_for
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS, decode_secret
-from tests.relay.conftest import cli_enrol
+from tests.relay.conftest import TEST_KEY, attempt_path, cli_enrol
 
 
 def snapshot(db: Path) -> list[Any]:
@@ -194,3 +197,82 @@ def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == cli.EXIT_ERROR
     assert "allowlist" in err and "not an IP address" in err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_out_refuses_to_overwrite_and_a_bad_out_enrols_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "relay.db"
+    first = tmp_path / "first.json"
+    assert run(capsys, "shop", "add", "Duka", "--db", str(db), "--out", str(first))[0] == 0
+    shop_id = json.loads(first.read_text())["shop_id"]
+    kept = first.read_text()
+    before = snapshot(db)
+    code, out, err = run(capsys, "till", "add", shop_id, "--db", str(db), "--out", str(first))
+    assert code == 2
+    assert "already exists: refusing to overwrite" in err
+    assert "till_key" not in out + err
+    assert first.read_text() == kept
+    missing = tmp_path / "no-such-folder" / "till.json"
+    code, _, err = run(capsys, "till", "add", shop_id, "--db", str(db), "--out", str(missing))
+    assert code == 2
+    assert "cannot create" in err
+    assert not missing.exists()
+    code, _, err = run(capsys, "shop", "add", "Other", "--db", str(db), "--out", str(first))
+    assert (code, first.read_text()) == (2, kept)
+    assert snapshot(db) == before
+
+
+async def test_stats_gives_the_per_shop_figures_metrics_do_not(harness: Any) -> None:
+    busy = await harness.shop("Busy")
+    await harness.till(busy.shop_id)
+    quiet = await harness.shop("Quiet")
+    for _ in range(3):
+        assert (await harness.post(attempt_path(busy))).status_code == 200
+    assert (await harness.post(attempt_path(quiet))).status_code == 200
+    (event,) = (await harness.feed(quiet)).json()["events"]
+    assert (await harness.ack(quiet, event["id"])).status_code == 200
+    db = harness.relay.settings.db
+    env = {"SMARTDUKA_RELAY_ENCRYPTION_KEY": TEST_KEY}
+    if harness.relay.settings.database_url is not None:
+        env["SMARTDUKA_RELAY_DATABASE_URL"] = harness.relay.settings.database_url.get_secret_value()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callback_relay", "stats", "--json", "--db", str(db),
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert json.loads(out) == [{"shop_id": busy.shop_id, "tills": 1, "unacked": 3, "dead": 0}]
+
+
+def test_platform_prefixes_are_unique_and_prefix_free(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "relay.db"
+
+    def shop_add(prefix: str) -> tuple[int, str]:
+        code, _, err = run(
+            capsys, "shop", "add", f"Shop {prefix}", "--db", str(db), "--json",
+            "--platform", "--prefix", prefix,
+        )  # fmt: skip
+        return code, err
+
+    assert shop_add("AB")[0] == 0
+
+    def prefixes() -> list[tuple[str, ...]]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT prefix FROM platform_shops ORDER BY prefix").fetchall()
+
+    kept = prefixes()
+    for clash in ("AB", "ab", "ABC", "A"):
+        code, err = shop_add(clash)
+        assert code == 2, clash
+        assert "clashes with prefix 'AB'" in err
+        assert "must be unique and none may start another" in err
+        assert prefixes() == kept
+    # A refused shop's till was never handed over: it is revoked, not left live.
+    with sqlite3.connect(db) as conn:
+        live = conn.execute("SELECT COUNT(*) FROM tills WHERE revoked_at IS NULL").fetchone()[0]
+    assert live == 1
+    assert shop_add("AC")[0] == 0
+    assert prefixes() == [("AB",), ("AC",)]

@@ -226,7 +226,7 @@ async def test_acknowledged_events_are_pruned_after_retention(make_harness: Any)
             if await h.count("SELECT COUNT(*) FROM events") == 2:
                 break
             await asyncio.sleep(0.01)
-        # Only the acknowledged one went; unacknowledged events are never pruned.
+        # Only the acknowledged one went; unacknowledged callbacks are never pruned.
         assert await h.count("SELECT COUNT(*) FROM events") == 2
         assert await h.count("SELECT COUNT(*) FROM events WHERE state = 'acked'") == 0
 
@@ -246,10 +246,12 @@ async def test_metrics_need_an_allowed_address_or_the_token(make_harness: Any) -
         response = await outside.get("/metrics", headers=good)
         assert response.status_code == 200
         text = response.text
-        labels = f'shop_id="{shop.shop_id}",till_id="{shop.till_id}"'
-        assert f"relay_inbox_depth{{{labels}}} 1.0" in text
-        assert f'relay_callbacks_total{{outcome="stored",shop_id="{shop.shop_id}"}} 1.0' in text
+        assert "relay_inbox_depth 1.0" in text
+        assert 'relay_callbacks_total{outcome="stored"} 1.0' in text
         assert "relay_oldest_unacked_age_seconds" in text
+        # No series names a shop or a till: per-shop figures come from `smartduka-relay stats`.
+        assert shop.shop_id not in text
+        assert shop.till_id not in text
         assert "s3cret-metrics" not in text
 
 

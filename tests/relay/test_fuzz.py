@@ -9,6 +9,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,6 +51,7 @@ HEADERS = st.dictionaries(
 SOURCES = st.sampled_from([SAFARICOM_IP, "127.0.0.2", f"::ffff:{SAFARICOM_IP}", "10.0.0.1"])
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_callback_route_never_answers_5xx(make_harness: Any) -> None:
     loop = asyncio.new_event_loop()
     context = make_harness(trusted_proxies="10.0.0.0/8")

@@ -1,0 +1,724 @@
+"""The platform store: PostgreSQL, shared by several relay instances behind a load balancer.
+
+Appends are group-committed by one writer task per instance: those that queue while a commit is
+in flight share the next transaction, so one WAL flush serves a batch (`synchronous_commit` stays
+on: a 2xx means durable). Other writes are one short transaction each on a pooled connection.
+Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out the same
+event at once. A commit wakes long-polling tills on *other* instances through one batched
+`NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY takes a
+global lock at commit and would serialise every insert). Migrations are numbered and applied once
+under an advisory lock, so instances starting together do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from callback_relay.store import (
+    AckResult,
+    AppendResult,
+    Checkpoint,
+    CheckpointResult,
+    Claim,
+    NewEvent,
+    RegistrySnapshot,
+    SecretRecord,
+    ShopRecord,
+    StoredEvent,
+    StoreUnavailable,
+    StoreVersionError,
+    TillRecord,
+    TillStats,
+    checkpoint_outcome,
+)
+from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
+
+log = logging.getLogger("callback_relay.store")
+
+T = TypeVar("T")
+Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
+
+CHANNEL = "relay_events"
+# Any fixed number: the lock that serialises migrations between instances starting at once.
+_MIGRATION_LOCK = 0x5D_2E_1A_7
+_PRUNE_CHUNK = 5000
+_GROUP_COMMIT_MAX = 512
+
+# Versioned migrations: never edit one that has shipped; append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+    CREATE TABLE registry_version (
+        one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+        version BIGINT NOT NULL
+    );
+    INSERT INTO registry_version (version) VALUES (0);
+    CREATE TABLE shops (
+        shop_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL
+    );
+    CREATE TABLE shop_secrets (
+        shop_id TEXT NOT NULL REFERENCES shops(shop_id),
+        kid TEXT NOT NULL,
+        ciphertext BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        retired_at BIGINT,
+        PRIMARY KEY (shop_id, kid)
+    );
+    CREATE TABLE tills (
+        till_id TEXT PRIMARY KEY,
+        shop_id TEXT NOT NULL REFERENCES shops(shop_id),
+        key_sha256 BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    );
+    CREATE TABLE events (
+        id BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        shop_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        attempt_ref TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        body BYTEA NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        delivery_count INTEGER NOT NULL DEFAULT 0,
+        visible_at BIGINT NOT NULL,
+        acked_at BIGINT
+    );
+    CREATE INDEX events_feed ON events (till_id, state, id);
+    CREATE UNIQUE INDEX events_dedupe
+        ON events (shop_id, till_id, attempt_ref, kind, body_sha256, detail);
+    CREATE INDEX events_state ON events (state, acked_at);
+    CREATE TABLE audit_checkpoints (
+        till_id TEXT PRIMARY KEY REFERENCES tills(till_id),
+        shop_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        head TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    """,
+)
+
+
+def _event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        event_id=row[0],
+        kind=EventKind(row[1]),
+        shop_id=row[2],
+        till_id=row[3],
+        attempt_ref=row[4],
+        received_at=row[5],
+        body=bytes(row[6]),
+        body_sha256=row[7],
+        flags=tuple(EventFlag(f) for f in row[8].split(",") if f),
+        detail=row[9] or None,
+        delivery_count=row[10],
+    )
+
+
+async def _bump_registry(cur: Cursor) -> None:
+    await cur.execute("UPDATE registry_version SET version = version + 1")
+
+
+class PostgresStore:
+    """`RelayStore` on a PostgreSQL database: create it, `await open()`, `await close()`."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._notifier: asyncio.Task[None] | None = None
+        self._to_notify: set[str] = set()
+        self._notify_wake = asyncio.Event()
+        self._subscribers: list[Callable[[str], None]] = []
+        self._appends: list[tuple[NewEvent, asyncio.Future[AppendResult]]] = []
+        self._append_wake: asyncio.Event | None = None
+        self._appender: asyncio.Task[None] | None = None
+        self._appends_done = asyncio.Event()
+        self._appends_done.set()
+
+    def __repr__(self) -> str:
+        # The URL may carry a password: never shown.
+        return "PostgresStore()"
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self._url, min_size=1, max_size=self._pool_size, open=False, timeout=10
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+            async with pool.connection() as conn:
+                await self._migrate(conn)
+        except (psycopg.Error, TimeoutError) as exc:
+            await pool.close()
+            raise StoreUnavailable(
+                f"cannot open the relay database: {type(exc).__name__}"
+            ) from None
+        self._pool = pool
+        self._notify_wake = asyncio.Event()
+        self._notifier = asyncio.create_task(self._send_notifies(), name="relay-pg-notify")
+        self._append_wake = asyncio.Event()
+        self._appender = asyncio.create_task(self._run_appender(), name="relay-pg-appender")
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            await cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(MIGRATIONS):
+                raise StoreVersionError(
+                    f"the relay database was written by a newer relay (schema {current}; this "
+                    f"relay knows {len(MIGRATIONS)}); upgrade the relay"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                await cur.execute(MIGRATIONS[version - 1].encode())
+                await cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+
+    async def close(self) -> None:
+        # Let every queued append commit (or fail) before the pool goes.
+        await self._appends_done.wait()
+        self._append_wake = None
+        for task in (self._appender, self._listener, self._notifier):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._notifier = self._appender = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # Cross-instance wake-ups.
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(till_id)` when any instance commits an event for that till."""
+        self._subscribers.append(callback)
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="relay-pg-listen")
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for note in conn.notifies():
+                        for till_id in note.payload.split(","):
+                            for callback in self._subscribers:
+                                callback(till_id)
+            except psycopg.Error as exc:
+                log.error("feed wake-up listener lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(1)
+
+    async def _send_notifies(self) -> None:
+        """One NOTIFY per batch of commits, each in its own tiny transaction."""
+        while True:
+            await self._notify_wake.wait()
+            self._notify_wake.clear()
+            tills, self._to_notify = self._to_notify, set()
+            payload = ",".join(sorted(tills))
+            try:
+                async with self._conn() as conn:
+                    # NOTIFY payloads stop at 8000 bytes; a till id is 13 characters.
+                    for start in range(0, len(payload), 7000):
+                        chunk = payload[start : start + 7000]
+                        chunk = chunk[: chunk.rfind(",")] if len(chunk) == 7000 else chunk
+                        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
+            except (psycopg.Error, StoreUnavailable) as exc:
+                # Tills on other instances then wake at their poll's end: late, not lost.
+                log.error("feed wake-up not sent (%s)", type(exc).__name__)
+
+    def _announce(self, till_id: str) -> None:
+        self._to_notify.add(till_id)
+        self._notify_wake.set()
+
+    # Connections.
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> Any:
+        if self._pool is None:
+            raise StoreUnavailable("the relay store is not open")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
+            log.error("store operation failed: %s", type(exc).__name__)
+            raise StoreUnavailable("the relay store cannot write") from None
+        except psycopg.errors.DiskFull:
+            raise StoreUnavailable("the relay store cannot write") from None
+
+    async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
+        """Run `work` in one transaction; committed before this returns."""
+        async with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            return await work(cur)
+
+    async def check_writable(self) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO meta (key, value) VALUES ('health_write', '') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+
+        await self._tx(work)
+
+    # Registry.
+
+    async def get_meta(self, key: str) -> bytes | None:
+        async def work(cur: Cursor) -> bytes | None:
+            await cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
+            row = await cur.fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._tx(work)
+
+    async def set_meta_if_absent(self, key: str, value: bytes) -> bytes:
+        async def work(cur: Cursor) -> bytes:
+            await cur.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, value),
+            )
+            await cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
+            row = await cur.fetchone()
+            assert row is not None
+            return bytes(row[0])
+
+        return await self._tx(work)
+
+    async def registry_version(self) -> int:
+        async def work(cur: Cursor) -> int:
+            await cur.execute("SELECT version FROM registry_version")
+            row = await cur.fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._tx(work)
+
+    async def load_registry(self) -> RegistrySnapshot:
+        async def work(cur: Cursor) -> RegistrySnapshot:
+            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await cur.execute("SELECT version FROM registry_version")
+            row = await cur.fetchone()
+            await cur.execute("SELECT shop_id, name, created_at FROM shops")
+            shops = tuple(ShopRecord(*r) for r in await cur.fetchall())
+            await cur.execute(
+                "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
+                "WHERE retired_at IS NULL"
+            )
+            secrets = tuple(
+                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
+            )
+            await cur.execute(
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills"
+            )
+            tills = tuple(
+                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
+            )
+            return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
+
+        return await self._tx(work)
+
+    async def get_shop(self, shop_id: str) -> ShopRecord | None:
+        async def work(cur: Cursor) -> ShopRecord | None:
+            await cur.execute(
+                "SELECT shop_id, name, created_at FROM shops WHERE shop_id = %s", (shop_id,)
+            )
+            row = await cur.fetchone()
+            return None if row is None else ShopRecord(*row)
+
+        return await self._tx(work)
+
+    async def list_secrets(self, shop_id: str) -> tuple[SecretRecord, ...]:
+        async def work(cur: Cursor) -> tuple[SecretRecord, ...]:
+            await cur.execute(
+                "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
+                "WHERE shop_id = %s ORDER BY created_at, kid",
+                (shop_id,),
+            )
+            return tuple(
+                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
+            )
+
+        return await self._tx(work)
+
+    async def get_till(self, till_id: str) -> TillRecord | None:
+        async def work(cur: Cursor) -> TillRecord | None:
+            await cur.execute(
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills "
+                "WHERE till_id = %s",
+                (till_id,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else TillRecord(row[0], row[1], bytes(row[2]), *row[3:])
+
+        return await self._tx(work)
+
+    async def add_shop(self, shop: ShopRecord, secret: SecretRecord, till: TillRecord) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO shops (shop_id, name, created_at) VALUES (%s, %s, %s)",
+                (shop.shop_id, shop.name, shop.created_at),
+            )
+            await _insert_secret(cur, secret)
+            await _insert_till(cur, till)
+            await _bump_registry(cur)
+
+        await self._tx(work)
+
+    async def add_till(self, till: TillRecord) -> None:
+        async def work(cur: Cursor) -> None:
+            await _insert_till(cur, till)
+            await _bump_registry(cur)
+
+        await self._tx(work)
+
+    async def revoke_till(self, till_id: str, now: int) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(
+                "UPDATE tills SET revoked_at = %s WHERE till_id = %s AND revoked_at IS NULL",
+                (now, till_id),
+            )
+            changed = cur.rowcount == 1
+            await _bump_registry(cur)
+            return changed
+
+        return await self._tx(work)
+
+    async def add_secret(self, secret: SecretRecord) -> None:
+        async def work(cur: Cursor) -> None:
+            await _insert_secret(cur, secret)
+            await _bump_registry(cur)
+
+        await self._tx(work)
+
+    async def retire_secret(self, shop_id: str, kid: str, now: int) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(
+                "UPDATE shop_secrets SET retired_at = %s "
+                "WHERE shop_id = %s AND kid = %s AND retired_at IS NULL",
+                (now, shop_id, kid),
+            )
+            changed = cur.rowcount == 1
+            await _bump_registry(cur)
+            return changed
+
+        return await self._tx(work)
+
+    # Inbox.
+
+    async def append(self, event: NewEvent) -> AppendResult:
+        if self._append_wake is None:
+            raise StoreUnavailable("the relay store is not open")
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._appends.append((event, future))
+        self._appends_done.clear()
+        self._append_wake.set()
+        return await future
+
+    async def _run_appender(self) -> None:
+        """Group commit: appends that queue while a commit is in flight share the next one, so
+        one WAL flush (and one NOTIFY) serves a whole batch; each caller still awaits its own
+        append's commit."""
+        assert self._append_wake is not None
+        while True:
+            if not self._appends:
+                self._appends_done.set()
+                self._append_wake.clear()
+                await self._append_wake.wait()
+            batch = self._appends[:_GROUP_COMMIT_MAX]
+            del self._appends[:_GROUP_COMMIT_MAX]
+            # One lock order for every instance: two batches never wait on each other in a ring.
+            batch.sort(key=lambda item: _lock_key(item[0]))
+            try:
+                results = await self._append_batch([event for event, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0][1].set_exception(_unavailable(exc))
+                    continue
+                # One bad append must fail alone: run the batch again one by one.
+                results = []
+                for event, _ in batch:
+                    try:
+                        results.extend(await self._append_batch([event]))
+                    except Exception as single:
+                        results.append(_unavailable(single))
+            for (event, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                    continue
+                future.set_result(result)
+                if result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING):
+                    self._announce(event.till_id)
+
+    async def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        async def work(cur: Cursor) -> list[AppendResult | BaseException]:
+            return [await _append_in(cur, event) for event in events]
+
+        return await self._tx(work)
+
+    async def claim(
+        self,
+        shop_id: str,
+        till_id: str,
+        now: int,
+        visibility_ms: int,
+        max_deliveries: int,
+        limit: int,
+    ) -> Claim:
+        pending = EventState.PENDING.value
+
+        async def work(cur: Cursor) -> Claim:
+            await cur.execute(
+                "UPDATE events SET state = %s WHERE till_id = %s AND shop_id = %s AND state = %s "
+                "AND delivery_count >= %s AND visible_at <= %s",
+                (EventState.DEAD.value, till_id, shop_id, pending, max_deliveries, now),
+            )
+            # SKIP LOCKED: rows another instance is handing out right now are left to it.
+            await cur.execute(
+                "UPDATE events SET delivery_count = delivery_count + 1, visible_at = %s "
+                "WHERE id IN (SELECT id FROM events WHERE till_id = %s AND shop_id = %s "
+                "AND state = %s AND visible_at <= %s AND delivery_count < %s ORDER BY id "
+                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, kind, shop_id, till_id, "
+                "attempt_ref, received_at, body, body_sha256, flags, detail, delivery_count",
+                (now + visibility_ms, till_id, shop_id, pending, now, max_deliveries, limit),
+            )
+            events = sorted((_event(r) for r in await cur.fetchall()), key=lambda e: e.event_id)
+            await cur.execute(
+                "SELECT MIN(visible_at) FROM events WHERE till_id = %s AND shop_id = %s "
+                "AND state = %s AND visible_at > %s",
+                (till_id, shop_id, pending, now),
+            )
+            row = await cur.fetchone()
+            return Claim(tuple(events), None if row is None else row[0])
+
+        return await self._tx(work)
+
+    async def ack(self, shop_id: str, till_id: str, event_id: int, now: int) -> AckResult:
+        async def work(cur: Cursor) -> AckResult:
+            await cur.execute(
+                "UPDATE events SET state = %s, acked_at = %s WHERE id = %s AND till_id = %s "
+                "AND shop_id = %s AND state <> %s RETURNING received_at",
+                (EventState.ACKED.value, now, event_id, till_id, shop_id, EventState.ACKED.value),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return AckResult(found=True, received_at=row[0])
+            await cur.execute(
+                "SELECT received_at FROM events WHERE id = %s AND till_id = %s AND shop_id = %s",
+                (event_id, till_id, shop_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return AckResult(found=False)
+            return AckResult(found=True, already=True, received_at=row[0])
+
+        return await self._tx(work)
+
+    async def replay_dead(self, till_id: str | None, now: int) -> int:
+        replayed = EventFlag.REPLAYED.value
+
+        async def work(cur: Cursor) -> int:
+            await cur.execute(
+                "UPDATE events SET state = %s, delivery_count = 0, visible_at = %s, "
+                "flags = CASE WHEN flags = '' THEN %s "
+                "WHEN %s = ANY(string_to_array(flags, ',')) THEN flags "
+                "ELSE flags || ',' || %s END "
+                "WHERE state = %s AND (%s::text IS NULL OR till_id = %s) RETURNING till_id",
+                (
+                    EventState.PENDING.value,
+                    now,
+                    replayed,
+                    replayed,
+                    replayed,
+                    EventState.DEAD.value,
+                    till_id,
+                    till_id,
+                ),
+            )
+            tills = {r[0] for r in await cur.fetchall()}
+            for till in tills:
+                self._announce(till)
+            return cur.rowcount
+
+        return await self._tx(work)
+
+    async def sweep(self, now: int, max_deliveries: int) -> int:
+        async def work(cur: Cursor) -> int:
+            await cur.execute(
+                "UPDATE events SET state = %s WHERE state = %s AND delivery_count >= %s "
+                "AND visible_at <= %s",
+                (EventState.DEAD.value, EventState.PENDING.value, max_deliveries, now),
+            )
+            return cur.rowcount
+
+        return await self._tx(work)
+
+    async def prune(self, before: int) -> int:
+        async def work(cur: Cursor) -> int:
+            await cur.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                "(state = %s AND acked_at < %s) OR (kind = %s AND received_at < %s) "
+                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < %s) LIMIT %s)",
+                (
+                    EventState.ACKED.value,
+                    before,
+                    EventKind.SECURITY.value,
+                    before,
+                    before,
+                    _PRUNE_CHUNK,
+                ),
+            )
+            return cur.rowcount
+
+        total = 0
+        while True:
+            removed = await self._tx(work)
+            total += removed
+            if removed < _PRUNE_CHUNK:
+                return total
+
+    async def inbox_stats(self) -> tuple[TillStats, ...]:
+        async def work(cur: Cursor) -> tuple[TillStats, ...]:
+            await cur.execute(
+                "SELECT shop_id, till_id, COUNT(*), COUNT(*) FILTER (WHERE state = %s), "
+                "MIN(received_at) FROM events WHERE state IN (%s, %s) GROUP BY shop_id, till_id",
+                (EventState.DEAD.value, EventState.PENDING.value, EventState.DEAD.value),
+            )
+            return tuple(TillStats(r[0], r[1], r[2], int(r[3]), r[4]) for r in await cur.fetchall())
+
+        return await self._tx(work)
+
+    async def get_checkpoint(self, till_id: str) -> Checkpoint | None:
+        async def work(cur: Cursor) -> Checkpoint | None:
+            await cur.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = %s", (till_id,)
+            )
+            row = await cur.fetchone()
+            return None if row is None else Checkpoint(*row)
+
+        return await self._tx(work)
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult:
+        async def work(cur: Cursor) -> CheckpointResult:
+            # Lock the till's row so two instances cannot both move its checkpoint.
+            await cur.execute("SELECT 1 FROM tills WHERE till_id = %s FOR UPDATE", (till_id,))
+            await cur.execute(
+                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = %s AND shop_id = %s",
+                (till_id, shop_id),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
+                if outcome is not None:
+                    return CheckpointResult(outcome, Checkpoint(*row))
+            await cur.execute(
+                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (till_id) DO UPDATE SET "
+                "seq = excluded.seq, head = excluded.head, at = excluded.at",
+                (till_id, shop_id, seq, head, now),
+            )
+            return CheckpointResult("stored", Checkpoint(seq, head, now))
+
+        return await self._tx(work)
+
+
+async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
+    detail = event.detail or ""
+    key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
+    if event.cap is not None:
+        # Serialise capped appends per till, so two instances cannot both take the last
+        # place.
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
+            ("\x1f".join((event.shop_id, event.till_id, event.kind.value)),),
+        )
+        await cur.execute(
+            "SELECT COUNT(*) FROM events WHERE till_id = %s AND shop_id = %s "
+            "AND kind = %s AND state <> %s",
+            (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+        )
+        held = await cur.fetchone()
+        if held is not None and held[0] >= event.cap:
+            return AppendResult(0, AppendOutcome.CAPPED)
+    if event.kind is EventKind.CALLBACK:
+        # Two instances may take different bodies for one attempt at the same moment;
+        # the lock (per attempt, released at commit) makes the second see the first.
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),)
+        )
+    await cur.execute(
+        "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
+        "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
+        "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
+        "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
+        "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags",
+        (
+            event.kind.value,
+            event.shop_id,
+            event.till_id,
+            event.attempt_ref,
+            event.received_at,
+            event.body,
+            event.body_sha256,
+            event.kind is EventKind.CALLBACK,
+            *key,
+            EventFlag.CONFLICTING_BODY.value,
+            detail,
+            EventState.PENDING.value,
+            event.received_at,
+        ),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
+        return AppendResult(row[0], outcome)
+    await cur.execute(
+        "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
+        "AND kind = %s AND body_sha256 = %s AND detail = %s",
+        (*key, event.body_sha256, detail),
+    )
+    existing = await cur.fetchone()
+    assert existing is not None
+    return AppendResult(existing[0], AppendOutcome.DUPLICATE)
+
+
+def _lock_key(event: NewEvent) -> str:
+    return "\x1f".join((event.shop_id, event.till_id, event.attempt_ref, event.kind.value))
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    if not isinstance(exc, StoreUnavailable):
+        log.error("store append failed: %s", type(exc).__name__)
+    return StoreUnavailable("the relay store cannot write")
+
+
+async def _insert_secret(cur: Cursor, secret: SecretRecord) -> None:
+    await cur.execute(
+        "INSERT INTO shop_secrets (shop_id, kid, ciphertext, created_at) VALUES (%s, %s, %s, %s)",
+        (secret.shop_id, secret.kid, secret.ciphertext, secret.created_at),
+    )
+
+
+async def _insert_till(cur: Cursor, till: TillRecord) -> None:
+    await cur.execute(
+        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at) VALUES (%s, %s, %s, %s)",
+        (till.till_id, till.shop_id, till.key_sha256, till.created_at),
+    )
