@@ -128,6 +128,28 @@ async def test_a_real_call_to_a_hung_daraja_turns_the_light_amber(
                     await pushing
 
 
+async def test_a_hung_relay_turns_its_light_amber_within_ten_seconds(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """Issue case 8: a stopped relay accepted the feed's connection and the light stayed as it
+    was. A quick feed read silent for ANSWER_WITHIN_S on the clock shows it not answering."""
+    till = await direct_till(tmp_path, relay, sim)
+    clock = ManualClock()
+    with hung_server() as url:
+        async with (
+            till.engine(relay={"url": url}) as engine,
+            till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+        ):
+            await parked(clock)
+            clock.advance(ANSWER_WITHIN_S - 0.5)
+            await settle()
+            assert link.connection.current().relay is Reachability.UNKNOWN
+            clock.advance(0.5)
+            await settle()
+            assert link.connection.current().relay is Reachability.NOT_ANSWERING
+            assert link.connection.current().relay_down
+
+
 async def test_real_calls_report_daraja_unreachable_before_anything_is_stored(
     tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
 ) -> None:
