@@ -6,10 +6,17 @@ connection`): a current value and listeners told of each change. Who feeds it:
 - the relay client, from its feed requests (relay reachable or not);
 - `ObservedGateway`, from the results of the engine's real Daraja calls (a push answered,
   refused by Daraja, or not delivered);
-- `DarajaProbe`, a light check when no real call said anything lately: a TCP connect to the
-  Daraja host for a shop with its own credentials, or the relay broker's own view for a shop on
-  the platform's paybill. Never an OAuth token minted to find out: tokens are rate-limited, a
-  new one may revoke the old, and minting proves more than reachability needs.
+- `DarajaProbe`, a light check when no real call said anything lately: a bare `HEAD /` to the
+  Daraja host for a shop with its own credentials (any HTTP answer will do), or the relay
+  broker's own view for a shop on the platform's paybill. Never an OAuth token minted to find
+  out: tokens are rate-limited, a new one may revoke the old, and minting proves more than
+  reachability needs.
+
+A hung Daraja (its process stopped, not dead) still completes TCP handshakes from the kernel's
+backlog, so a connect proves nothing: what counts is an answer. A real call or a probe with no
+answer after `ANSWER_WITHIN_S` on the injected clock shows Daraja as not answering (amber) at
+once, long before the HTTP client's own 20-second read timeout, and pushes are refused while it
+is so.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from smartduka_tui.clock import Clock
@@ -40,7 +48,13 @@ from smartduka_tui.ui.connection import (
 
 log = logging.getLogger(__name__)
 
-TCP_PROBE_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 8.0
+"""The probe's own bound on real time; `ANSWER_WITHIN_S` on the clock shows the hang first."""
+ANSWER_WITHIN_S = 5.0
+"""Daraja answers a push, a query or a probe within a second or two; five seconds of silence
+means it is hung, and the light turns amber (well inside the 10 s the counter may wait)."""
+
+T = TypeVar("T")
 
 
 class ConnectivityMonitor:
@@ -81,6 +95,41 @@ class ConnectivityMonitor:
         self._daraja_seen_at = self._clock.monotonic()
         self._board.set(daraja=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
 
+    def daraja_not_answering(self) -> None:
+        self._daraja_seen_at = self._clock.monotonic()
+        self._board.set(daraja=Reachability.NOT_ANSWERING)
+
+    async def watch_daraja(self, call: Awaitable[T]) -> T:
+        """Await a real call to Daraja; if it has not answered within `ANSWER_WITHIN_S` on the
+        clock, show Daraja as not answering meanwhile (what the call ends with says the rest)."""
+        return await self._watch(call, ANSWER_WITHIN_S, "Daraja", self.daraja_not_answering)
+
+    async def watch_relay(self, call: Awaitable[T], wait_s: float) -> T:
+        """Await a feed request that may long-poll for `wait_s`; silent `ANSWER_WITHIN_S`
+        longer than that, the relay is shown as not answering."""
+        return await self._watch(
+            call, wait_s + ANSWER_WITHIN_S, "the relay", self.relay_not_answering
+        )
+
+    def relay_not_answering(self) -> None:
+        if self._board.current().relay is not Reachability.NOT_USED:
+            self._board.set(relay=Reachability.NOT_ANSWERING)
+
+    async def _watch(
+        self, call: Awaitable[T], within_s: float, who: str, silent: Callable[[], None]
+    ) -> T:
+        task = asyncio.ensure_future(call)
+        alarm = asyncio.ensure_future(self._clock.sleep(within_s))
+        try:
+            await asyncio.wait({task, alarm}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                log.warning("%s has not answered in %.0f s", who, within_s)
+                silent()
+            return await task
+        finally:
+            alarm.cancel()
+            task.cancel()
+
     def daraja_seen_within(self, seconds: float) -> bool:
         """True when a real call or a probe said something about Daraja this recently."""
         seen = self._daraja_seen_at
@@ -91,9 +140,10 @@ class ObservedGateway:
     """A `DarajaGateway` that reports what each real call showed about reaching Daraja.
 
     An answer from Daraja (accepted, or a refusal carrying its error code) means reachable; a
-    push that could not be sent means unreachable. A push whose outcome is unknown, or a query
-    with no answer, proves nothing either way (a 5xx page, throttling and a timeout look the
-    same from here), so the probe decides.
+    push that could not be sent means unreachable; a call still unanswered after
+    `ANSWER_WITHIN_S` means not answering. A push whose outcome is unknown, or a query with no
+    answer, proves nothing more (a 5xx page, throttling and a timeout look the same from here),
+    so the probe decides.
     """
 
     def __init__(self, inner: DarajaGateway, monitor: ConnectivityMonitor) -> None:
@@ -105,7 +155,7 @@ class ObservedGateway:
 
     async def prepare(self) -> None:
         try:
-            await self.inner.prepare()
+            await self._monitor.watch_daraja(self.inner.prepare())
         except Unreachable:
             self._monitor.daraja_reachable(False)
             raise
@@ -115,7 +165,7 @@ class ObservedGateway:
 
     async def push(self, order: PushOrder) -> PushAccepted:
         try:
-            accepted = await self.inner.push(order)
+            accepted = await self._monitor.watch_daraja(self.inner.push(order))
         except PushRejected as rejected:
             self._monitor.daraja_reachable(rejected.code != "connection_failed")
             raise
@@ -123,7 +173,7 @@ class ObservedGateway:
         return accepted
 
     async def query(self, checkout_request_id: str) -> QueryAnswer:
-        answer = await self.inner.query(checkout_request_id)
+        answer = await self._monitor.watch_daraja(self.inner.query(checkout_request_id))
         if answer.kind is not QueryKind.NO_ANSWER:
             self._monitor.daraja_reachable(True)
         return answer
@@ -132,26 +182,38 @@ class ObservedGateway:
         await self.inner.aclose()
 
 
-async def tcp_reachable(base_url: str, timeout_s: float = TCP_PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the URL's host and port opens (no request is sent)."""
+async def daraja_answers(base_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool | None:
+    """Whether the URL's host answers a bare `HEAD /` (any status will do; no credentials are
+    sent). False when no connection opens; None when one opens but nothing answers in time."""
     parts = urlsplit(base_url)
     host = parts.hostname
     if not host:
         return False
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls or None), timeout_s
+        )
     except (OSError, TimeoutError):
         return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+    try:
+        writer.write(f"HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout_s)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return True if status_line.startswith(b"HTTP/") else None
 
 
 class DarajaProbe:
     """Checks Daraja every `every_s` (every `when_down_s` while it looks down), unless a real
-    call has just said how it is. `check` returns True, False, or None for "cannot tell"."""
+    call has just said how it is. `check` returns True, False, or None for "cannot tell"; a
+    check still unanswered after `ANSWER_WITHIN_S` shows Daraja as not answering."""
 
     def __init__(
         self,
@@ -181,7 +243,7 @@ class DarajaProbe:
             self._task = None
 
     async def probe_once(self) -> bool | None:
-        found = await self._check()
+        found = await self._monitor.watch_daraja(self._check())
         if found is not None:
             self._monitor.daraja_reachable(found)
         return found

@@ -45,7 +45,7 @@ from smartduka_tui.connectivity import (
     ConnectivityMonitor,
     DarajaProbe,
     ObservedGateway,
-    tcp_reachable,
+    daraja_answers,
 )
 from smartduka_tui.payments.api import (
     AttemptId,
@@ -257,7 +257,7 @@ class RelayClient:
         self.monitor.relay_reachable(False)
 
     async def _came_up(self) -> None:
-        was_down = self.relay_state is Reachability.UNREACHABLE
+        was_down = self.monitor.current().relay_down
         self.failures = 0
         self.monitor.relay_reachable(True)
         if was_down:
@@ -405,8 +405,9 @@ class RelayClient:
 
     async def _fetch(self, wait: float) -> list[FeedEvent | tuple[int, str]]:
         try:
-            response = await self._http.get(
-                FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()
+            response = await self.monitor.watch_relay(
+                self._http.get(FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()),
+                wait,
             )
         except httpx.TransportError as error:
             raise RelayUnavailable(f"feed request failed ({type(error).__name__})") from None
@@ -666,7 +667,7 @@ def _daraja_check(gateway: object, settings: Settings) -> Callable[[], Any]:
         return through_broker
 
     async def direct() -> bool | None:
-        return await tcp_reachable(settings.daraja_base_url)
+        return await daraja_answers(settings.daraja_base_url)
 
     return direct
 

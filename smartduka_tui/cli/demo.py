@@ -7,9 +7,12 @@ shortcode on the simulator, keeps everything in a throwaway data folder with a f
 generated encryption key, and opens the app. Callbacks travel simulator -> relay -> the till's
 feed, as in production. F1 lists the simulator's magic phone numbers.
 
-On the way out (quit, Ctrl+C before the app is up, SIGTERM or SIGHUP) the subprocesses are
-stopped and the folder removed; on Linux the subprocesses also die with this process if it is
-killed outright.
+While the app runs, a simulator or relay that dies is started again on the same port (the
+simulator's demo shortcode registered again with the same credentials; the relay keeps its
+database) and the app says so. On the way out (quit, Ctrl+C before the app is up, SIGTERM or
+SIGHUP) the subprocesses are stopped and the folder removed, unless a payment is still live in
+it: then the folder is kept and its path printed, so no payment is lost. On Linux the
+subprocesses also die with this process if it is killed outright.
 
 `smartduka demo --headless-check` does the same without the app: one scripted payment to the
 simulator's "pays" number through the payment service, its outcome printed, exit 0 when paid.
@@ -24,11 +27,12 @@ import io
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +56,7 @@ READY_TIMEOUT_S = 30.0
 DEMO_SHOP_NAME = "Demo Duka"
 DEMO_PREFIX = "DEMO"
 PAYS_PHONE = "254700000000"
+WATCH_EVERY_S = 1.0
 
 
 class DemoError(Exception):
@@ -101,6 +106,7 @@ class Served:
     proc: subprocess.Popen[bytes]
     ready_file: Path
     log_file: Path
+    command: list[str]
     port: int = 0
 
     @property
@@ -122,6 +128,14 @@ class Served:
         raise DemoError(
             f"the {self.name} did not start in {READY_TIMEOUT_S:.0f} s; see {self.log_file}"
         )
+
+    def restart(self) -> None:
+        """Start it again on the port it had (the till's settings name that URL)."""
+        self.ready_file.unlink(missing_ok=True)
+        at = self.command.index("--port") + 1
+        command = [*self.command[:at], str(self.port), *self.command[at + 1 :]]
+        self.proc = _spawn(command, self.log_file)
+        self.wait_ready(time.monotonic() + READY_TIMEOUT_S)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -156,8 +170,12 @@ def start_server(
         str(ready),
         *extra,
     ]
+    return Served(name, _spawn(command, log_file), ready, log_file, command)
+
+
+def _spawn(command: list[str], log_file: Path) -> subprocess.Popen[bytes]:
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -166,7 +184,6 @@ def start_server(
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-    return Served(name, proc, ready, log_file)
 
 
 # ---------------------------------------------------------------------------- the demo till
@@ -179,6 +196,8 @@ class Demo:
     simulator: Served
     relay: Served
     help_sections: tuple[HelpSection, ...]
+    shortcode: str
+    credentials: ShopSecrets
 
 
 def magic_phone_help() -> HelpSection:
@@ -229,21 +248,38 @@ def _new_vault(data_dir: Path) -> None:
 
 async def _register_on_simulator(simulator: Served, deadline: float) -> tuple[str, ShopSecrets]:
     """A fresh shortcode on the simulator with new random credentials."""
-    from smartduka_tui.simulator.control import SimulatorControl
     from smartduka_tui.store import Secret, ShopSecrets
 
     await asyncio.to_thread(simulator.wait_ready, deadline)
-    passkey = secrets.token_hex(32)
-    consumer_key, consumer_secret = secrets.token_hex(16), secrets.token_hex(16)
+    credentials = ShopSecrets(
+        consumer_key=Secret(secrets.token_hex(16)),
+        consumer_secret=Secret(secrets.token_hex(16)),
+        passkey=Secret(secrets.token_hex(32)),
+    )
+    return await _register_shortcode(simulator, None, credentials), credentials
+
+
+async def _register_shortcode(
+    simulator: Served, shortcode: str | None, credentials: ShopSecrets
+) -> str:
+    """Register the demo shop's shortcode (a new one when `shortcode` is None)."""
+    from smartduka_tui.simulator.control import SimulatorControl
+
+    key, secret, passkey = (
+        credentials.consumer_key,
+        credentials.consumer_secret,
+        credentials.passkey,
+    )
+    if key is None or secret is None or passkey is None:
+        raise DemoError("the demo shop's credentials are incomplete")
     async with SimulatorControl(simulator.url) as sim:
         registered = await sim.register_shortcode(
-            passkey=passkey, consumer_key=consumer_key, consumer_secret=consumer_secret
+            shortcode,
+            passkey=passkey.reveal(),
+            consumer_key=key.reveal(),
+            consumer_secret=secret.reveal(),
         )
-    return registered.shortcode, ShopSecrets(
-        consumer_key=Secret(consumer_key),
-        consumer_secret=Secret(consumer_secret),
-        passkey=Secret(passkey),
-    )
+    return registered.shortcode
 
 
 async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
@@ -257,9 +293,12 @@ async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
     return parsed
 
 
-async def _set_up_till(data_dir: Path, simulator: Served, relay: Served, folder: Path) -> str:
+async def _set_up_till(
+    data_dir: Path, simulator: Served, relay: Served, folder: Path
+) -> tuple[str, str, ShopSecrets]:
     """The till's vault: a new keyring, the demo shop with its simulator credentials, and the
-    till as the relay enrolled it. Returns the shop id. The three parts start together."""
+    till as the relay enrolled it. Returns the shop id, its shortcode and credentials. The
+    three parts start together."""
     from smartduka_tui.store import Enrolment, Secret, ShopConfig, ShopType
     from smartduka_tui.store.store import open_till_store
 
@@ -292,7 +331,47 @@ async def _set_up_till(data_dir: Path, simulator: Served, relay: Served, folder:
                 callback_secret=Secret(parsed.callback_secret),
             ),
         )
-    return str(parsed.shop_id)
+    return str(parsed.shop_id), shortcode, credentials
+
+
+def live_payments(data_dir: Path) -> int:
+    """How many payments in the till's database still await an outcome (0 without one)."""
+    database = data_dir / "till.db"
+    if not database.exists():
+        return 0
+    # Read-only and outside the store: the app has closed it, and no key is needed to count.
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE state IN ('CREATED', 'PENDING', 'UNKNOWN')"
+        ).fetchone()
+    return int(count)
+
+
+_LOST = {
+    "simulator": "Prompts it had open are lost: check those sales.",
+    "relay": "Callbacks it held are kept in its database.",
+}
+
+
+async def watch_servers(
+    demo: Demo, tell: Callable[[str], None], every_s: float = WATCH_EVERY_S
+) -> None:
+    """Start again a simulator or relay that died, and `tell` the cashier; runs until cancelled."""
+    while True:
+        await asyncio.sleep(every_s)
+        for server in (demo.simulator, demo.relay):
+            code = server.proc.poll()
+            if code is None:
+                continue
+            try:
+                await asyncio.to_thread(server.restart)
+                if server is demo.simulator:
+                    await _register_shortcode(server, demo.shortcode, demo.credentials)
+            except Exception as error:
+                tell(f"The demo's {server.name} stopped and could not be restarted: {error}")
+                continue
+            lost = _LOST[server.name]
+            tell(f"The demo's {server.name} stopped (exit {code}) and was restarted. {lost}")
 
 
 @asynccontextmanager
@@ -315,18 +394,27 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
         # The till's modules load while the two servers start.
         load_modules(APP_MODULES)
         data_dir = folder / "till"
-        shop_id = await _set_up_till(data_dir, simulator, relay, folder)
+        shop_id, shortcode, credentials = await _set_up_till(data_dir, simulator, relay, folder)
         settings = Settings(
             data_dir=data_dir,
             shop_id=shop_id,
             daraja={"base_url": simulator.url},
             relay={"url": relay.url},
         )
-        yield Demo(folder, settings, simulator, relay, (magic_phone_help(),))
+        yield Demo(
+            folder, settings, simulator, relay, (magic_phone_help(),), shortcode, credentials
+        )
     finally:
         for server in reversed(servers):
             server.stop()
-        if keep:
+        live = live_payments(folder / "till")
+        if live:
+            print(
+                f"smartduka demo: {live} payment(s) still await an outcome; the demo folder "
+                f"is kept at {folder} so none is lost",
+                file=sys.stderr,
+            )
+        elif keep:
             print(f"smartduka demo: the demo folder is kept at {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
@@ -371,11 +459,27 @@ async def _demo(args: argparse.Namespace) -> int:
         async with demo_environment(keep=args.keep) as demo:
             if args.headless_check:
                 return await headless_check(demo)
-            async with till_services(demo.settings, help_sections=demo.help_sections) as services:
-                return await run_cashier_app(demo.settings, services, on_start=running.append)
+            watcher = asyncio.create_task(watch_servers(demo, lambda words: _tell(running, words)))
+            try:
+                async with till_services(
+                    demo.settings, help_sections=demo.help_sections
+                ) as services:
+                    return await run_cashier_app(demo.settings, services, on_start=running.append)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+
+
+def _tell(running: list[SmartDukaApp], words: str) -> None:
+    """On the app's screen when it is up (the terminal is its), else on standard error."""
+    if running and running[0].is_running:
+        running[0].notify(words, title="Demo", severity="warning", timeout=30)
+    else:
+        print(f"smartduka demo: {words}", file=sys.stderr)
 
 
 async def headless_check(demo: Demo) -> int:

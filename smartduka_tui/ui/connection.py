@@ -22,8 +22,13 @@ class Reachability(StrEnum):
     """Nothing tried yet: shown as neither good nor bad."""
     REACHABLE = "reachable"
     UNREACHABLE = "unreachable"
+    NOT_ANSWERING = "not_answering"
+    """Connected but silent (a hung process, not a dead one): treated as down, shown amber."""
     NOT_USED = "not_used"
     """This till does not use it (no relay configured): never shown as a problem."""
+
+
+_DOWN = frozenset({Reachability.UNREACHABLE, Reachability.NOT_ANSWERING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +40,11 @@ class ConnectionState:
 
     @property
     def daraja_down(self) -> bool:
-        return self.daraja is Reachability.UNREACHABLE
+        return self.daraja in _DOWN
 
     @property
     def relay_down(self) -> bool:
-        return self.relay is Reachability.UNREACHABLE
+        return self.relay in _DOWN
 
     @property
     def offline(self) -> bool:

@@ -3,13 +3,21 @@ minting an OAuth token; for a platform shop, from the relay broker's own view.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from smartduka_tui.clock import SystemClock
-from smartduka_tui.connectivity import ConnectivityMonitor, DarajaProbe, tcp_reachable
+from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.connectivity import (
+    ANSWER_WITHIN_S,
+    ConnectivityMonitor,
+    DarajaProbe,
+    daraja_answers,
+)
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.relay_client import RelayClient, RelayUnavailable, till_link
@@ -27,7 +35,31 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-async def test_the_probe_connects_without_sending_a_request_and_flips_the_signal(
+@contextlib.contextmanager
+def hung_server() -> Iterator[str]:
+    """A socket that listens and never accepts: the kernel completes each handshake from its
+    backlog, as it does for a stopped (SIGSTOP) Daraja, and nothing is ever answered."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def parked(clock: ManualClock) -> None:
+    """Let the loop run until something sleeps on the clock (bounded by passes, not time)."""
+    for _ in range(2000):
+        if clock.sleepers:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("nothing ever waited on the clock")
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_probe_asks_for_no_token_and_flips_the_signal(
     sim: SimulatorControl,
 ) -> None:
     monitor = ConnectivityMonitor(SystemClock(), relay_used=False)
@@ -35,15 +67,87 @@ async def test_the_probe_connects_without_sending_a_request_and_flips_the_signal
     monitor.subscribe(seen.append)
     before = await sim.requests()
     last_seq = before[-1].seq if before else 0
-    up = DarajaProbe(monitor, SystemClock(), lambda: tcp_reachable(sim.base_url))
+    up = DarajaProbe(monitor, SystemClock(), lambda: daraja_answers(sim.base_url))
     assert await up.probe_once() is True
     assert monitor.current().daraja is Reachability.REACHABLE
-    assert await sim.requests(since=last_seq) == [], "no request, so no OAuth token minted"
-    down = DarajaProbe(monitor, SystemClock(), lambda: tcp_reachable(closed_port_url()))
+    asked = [(r.method, r.path) for r in await sim.requests(since=last_seq)]
+    assert asked == [("HEAD", "/")], "a bare HEAD: no OAuth token minted"
+    down = DarajaProbe(monitor, SystemClock(), lambda: daraja_answers(closed_port_url()))
     assert await down.probe_once() is False
     assert await down.probe_once() is False
     assert [s.daraja for s in seen] == [Reachability.REACHABLE, Reachability.UNREACHABLE]
     assert all(s.relay is Reachability.NOT_USED for s in seen)
+
+
+async def test_a_hung_daraja_turns_the_probe_amber_within_ten_seconds() -> None:
+    """Issue case 8: a TCP connect to a stopped Daraja succeeds, so the old probe kept the light
+    green. Now an unanswered probe shows it not answering after ANSWER_WITHIN_S on the clock."""
+    clock = ManualClock()
+    monitor = ConnectivityMonitor(clock, relay_used=False)
+    monitor.daraja_reachable(True)
+    with hung_server() as url:
+        probe = DarajaProbe(monitor, clock, lambda: daraja_answers(url))
+        checking = asyncio.create_task(probe.probe_once())
+        await parked(clock)
+        clock.advance(ANSWER_WITHIN_S - 0.5)
+        await settle()
+        assert monitor.current().daraja is Reachability.REACHABLE
+        clock.advance(0.5)
+        await settle()
+        assert ANSWER_WITHIN_S <= 10
+        assert monitor.current().daraja is Reachability.NOT_ANSWERING
+        assert monitor.current().daraja_down, "pushes are refused while it is silent"
+        checking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checking
+    assert monitor.current().daraja is Reachability.NOT_ANSWERING
+
+
+async def test_a_real_call_to_a_hung_daraja_turns_the_light_amber(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """Issue case 8: a push to a stopped Daraja waited 20 s with the light green. The call is
+    watched on the injected clock: silent for ANSWER_WITHIN_S, the light is amber."""
+    till = await direct_till(tmp_path, relay, sim)
+    clock = ManualClock()
+    with hung_server() as url:
+        async with till.engine(daraja={"base_url": url}) as engine:
+            relay_url = engine.settings.relay.url or engine.till.relay_url
+            async with till_link(
+                engine, engine.settings, clock=clock, probe_daraja=False, no_relay_url=relay_url
+            ) as link:
+                pushing = asyncio.create_task(engine.start_payment("HUNG1", 10, unique_phone()))
+                await parked(clock)
+                assert link.connection.current().daraja is Reachability.UNKNOWN
+                clock.advance(ANSWER_WITHIN_S)
+                await settle()
+                assert link.connection.current().daraja is Reachability.NOT_ANSWERING
+                assert not pushing.done(), "the call itself goes on to its own end"
+                pushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pushing
+
+
+async def test_a_hung_relay_turns_its_light_amber_within_ten_seconds(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """Issue case 8: a stopped relay accepted the feed's connection and the light stayed as it
+    was. A quick feed read silent for ANSWER_WITHIN_S on the clock shows it not answering."""
+    till = await direct_till(tmp_path, relay, sim)
+    clock = ManualClock()
+    with hung_server() as url:
+        async with (
+            till.engine(relay={"url": url}) as engine,
+            till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+        ):
+            await parked(clock)
+            clock.advance(ANSWER_WITHIN_S - 0.5)
+            await settle()
+            assert link.connection.current().relay is Reachability.UNKNOWN
+            clock.advance(0.5)
+            await settle()
+            assert link.connection.current().relay is Reachability.NOT_ANSWERING
+            assert link.connection.current().relay_down
 
 
 async def test_real_calls_report_daraja_unreachable_before_anything_is_stored(

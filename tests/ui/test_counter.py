@@ -429,14 +429,18 @@ async def test_enter_on_an_empty_total_says_so(counter: Counter) -> None:
     assert checkout.query_one("#total-hint").has_class("-error")
 
 
-async def test_enter_while_m_pesa_is_down_says_so(shop_till: TillHarness) -> None:
-    """Issue case 6: Enter while M-Pesa was offline said nothing."""
+@pytest.mark.parametrize("down", [Reachability.UNREACHABLE, Reachability.NOT_ANSWERING])
+async def test_enter_while_m_pesa_is_down_says_so(
+    shop_till: TillHarness, down: Reachability
+) -> None:
+    """Issue cases 6 and 8: Enter while M-Pesa was offline said nothing; while it was hung
+    (not answering) the sale went on to spend 20 s on "Sending...". Both refuse at once."""
     board = ConnectionBoard(ONLINE)
     app = build_app(shop_till, board=board)
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
-        board.set(daraja=Reachability.UNREACHABLE)
+        board.set(daraja=down)
         await wait_until(pilot, lambda: app.connection.daraja_down, "M-Pesa down")
         type_fast(app, "80\r")
         await wait_until(pilot, lambda: bool(checkout.notice_text), "a notice")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from smartduka_tui.cli.app import open_till
+from smartduka_tui.cli.demo import demo_environment, live_payments
+from smartduka_tui.clock import SystemClock
 from tests.integration.support import clean_env
 
 SMARTDUKA = [
@@ -113,6 +117,55 @@ def test_demo_opens_the_app_and_stops_its_servers_on_exit(stop: str) -> None:
     while any(alive(pid) for pid in servers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in servers)
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_demo_restarts_a_server_that_died_and_says_so() -> None:
+    """Issue case 8: the demo never noticed its simulator or relay had died."""
+    terminal = Terminal("demo", env=clean_env())
+    try:
+        assert terminal.read_until(FIRST_SCREEN, timeout=60), terminal.output[-2000:]
+        for name, module in (("relay", "callback_relay"), ("simulator", "smartduka_tui.simulator")):
+            (victim,) = [p for p in children_of(terminal.pid) if module in command_line(p)]
+            os.kill(victim, signal.SIGKILL)
+            said = f"{name} stopped".encode()
+            assert terminal.read_until(said, timeout=60), terminal.output[-3000:]
+            assert terminal.read_until(b"restarted", timeout=30), terminal.output[-3000:]
+            servers = children_of(terminal.pid)
+            assert victim not in servers and len(servers) == 2
+            assert all(alive(pid) for pid in servers)
+            terminal.output = b""
+        os.write(terminal.fd, b"\x11")
+        assert terminal.wait(timeout=30) in (0, 130)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(terminal.pid, signal.SIGKILL)
+            os.waitpid(terminal.pid, 0)
+    assert b"Traceback" not in terminal.output
+
+
+async def test_the_demo_keeps_its_folder_while_a_payment_is_live(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue case 5: quitting the demo with a payment in flight removed its folder (and the
+    payment with it). A folder with nothing live is still removed."""
+    async with demo_environment() as idle:
+        assert live_payments(idle.folder / "till") == 0
+    assert not idle.folder.exists()
+    async with demo_environment() as demo, open_till(demo.settings, SystemClock()) as (engine, _):
+        # The simulator's "never answers" number: the prompt stays open.
+        view = await engine.start_payment("LIVE1", 10, "254700000007")
+        assert view.is_live
+    try:
+        assert live_payments(demo.folder / "till") == 1
+        assert f"1 payment(s) still await an outcome; the demo folder is kept at {demo.folder}" in (
+            capsys.readouterr().err
+        )
+    finally:
+        shutil.rmtree(demo.folder)
 
 
 def test_demo_interrupted_while_starting_leaves_nothing_behind() -> None:

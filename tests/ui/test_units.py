@@ -22,7 +22,13 @@ from smartduka_tui.ui.amounts import (
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.format import countdown, local_time, masked_apart, seconds_left, shillings
 from smartduka_tui.ui.widgets.big_text import FONT, render_rows
-from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, banner_text
+from smartduka_tui.ui.widgets.offline_banner import (
+    DARAJA_DOWN,
+    DARAJA_NOT_ANSWERING,
+    RELAY_DOWN,
+    RELAY_NOT_ANSWERING,
+    banner_text,
+)
 from smartduka_tui.ui.widgets.status_bar import describe
 
 NOON_UTC = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
@@ -191,6 +197,19 @@ def test_banner_says_which_connection_is_down() -> None:
     )
     both = banner_text(ConnectionState(Reachability.UNREACHABLE, Reachability.UNREACHABLE))
     assert DARAJA_DOWN in both and RELAY_DOWN in both
+
+
+def test_a_silent_connection_is_down_amber_and_promises_nothing() -> None:
+    """Issue case 8: a hung Daraja or relay gets its own words, counts as down (so sales are
+    refused), and the relay banner no longer says payments still complete."""
+    silent = ConnectionState(Reachability.NOT_ANSWERING, Reachability.NOT_ANSWERING)
+    assert silent.daraja_down and silent.relay_down and silent.offline
+    assert describe("M-Pesa", Reachability.NOT_ANSWERING) == ("◐ M-Pesa NO REPLY", "-silent")
+    assert banner_text(silent) == f"{DARAJA_NOT_ANSWERING}\n{RELAY_NOT_ANSWERING}"
+    relay_only = ConnectionState(Reachability.REACHABLE, Reachability.NOT_ANSWERING)
+    assert banner_text(relay_only) == RELAY_NOT_ANSWERING
+    for words in (RELAY_DOWN, RELAY_NOT_ANSWERING):
+        assert "still complete" not in words
 
 
 def test_status_words() -> None:

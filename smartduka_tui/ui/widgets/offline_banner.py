@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.widgets import Static
 
-from smartduka_tui.ui.connection import ConnectionState
+from smartduka_tui.ui.connection import ConnectionState, Reachability
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -16,18 +16,32 @@ DARAJA_DOWN = (
     "M-Pesa (Daraja) is unreachable: new M-Pesa payments are paused. "
     "Payments already sent may still complete; they are checked when M-Pesa is back."
 )
+DARAJA_NOT_ANSWERING = (
+    "M-Pesa (Daraja) is not answering: new M-Pesa payments are paused. "
+    "Payments already sent are checked when it answers again."
+)
+# No promise that payments complete: the customer may still decline, and without callbacks
+# each outcome waits for the till to ask M-Pesa.
 RELAY_DOWN = (
-    "The callback relay is unreachable: payments still complete, confirmed by asking "
-    "M-Pesa directly (a little slower)."
+    "The callback relay is unreachable: outcomes are found by asking M-Pesa directly "
+    "instead, so confirmations come more slowly."
+)
+RELAY_NOT_ANSWERING = (
+    "The callback relay is not answering: outcomes are found by asking M-Pesa directly "
+    "instead, so confirmations come more slowly."
 )
 
 
 def banner_text(state: ConnectionState) -> str:
     """What the banner says for `state` (empty when everything is reachable)."""
     parts = []
-    if state.daraja_down:
+    if state.daraja is Reachability.NOT_ANSWERING:
+        parts.append(DARAJA_NOT_ANSWERING)
+    elif state.daraja_down:
         parts.append(DARAJA_DOWN)
-    if state.relay_down:
+    if state.relay is Reachability.NOT_ANSWERING:
+        parts.append(RELAY_NOT_ANSWERING)
+    elif state.relay_down:
         parts.append(RELAY_DOWN)
     return "\n".join(parts)
 

@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 _WORDS: dict[Reachability, tuple[str, str]] = {
     Reachability.REACHABLE: ("●", "-ok"),
     Reachability.UNREACHABLE: ("✖", "-down"),
+    Reachability.NOT_ANSWERING: ("◐", "-silent"),
     Reachability.UNKNOWN: ("○", "-unknown"),
 }
+
+_SUFFIX = {Reachability.UNREACHABLE: " OFFLINE", Reachability.NOT_ANSWERING: " NO REPLY"}
 
 
 def describe(name: str, reach: Reachability) -> tuple[str, str]:
@@ -25,7 +28,7 @@ def describe(name: str, reach: Reachability) -> tuple[str, str]:
     if reach is Reachability.NOT_USED:
         return "", "-unused"
     mark, css = _WORDS[reach]
-    return f"{mark} {name}{' OFFLINE' if reach is Reachability.UNREACHABLE else ''}", css
+    return f"{mark} {name}{_SUFFIX.get(reach, '')}", css
 
 
 class StatusBar(Horizontal):
@@ -43,6 +46,7 @@ class StatusBar(Horizontal):
     StatusBar #status-shop { text-style: bold; color: $primary; }
     StatusBar .-ok { color: $success; }
     StatusBar .-down { color: $error; text-style: bold; }
+    StatusBar .-silent { color: $warning; text-style: bold; }
     StatusBar .-unknown { color: $foreground-muted; }
     StatusBar .-unused { display: none; }
     StatusBar #status-awaiting {
