@@ -278,6 +278,14 @@ async def test_a_greyed_retry_key_says_when_it_opens(shop_till: TillHarness) -> 
         )
         assert pilot.app.screen is failure
         assert len(await pushes(shop_till, phone)) == 1
+        # The reason follows the clock rather than going stale, and goes once retry opens.
+        await advance(pilot, shop_till, 60)
+        await wait_until(
+            pilot, lambda: "try again in 1:00 " in failure.notice_text, "the reason to follow"
+        )
+        await advance(pilot, shop_till, 60)
+        await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry open")
+        assert failure.notice_text == ""
 
 
 async def test_retry_pressed_while_checking_whether_it_is_safe_is_not_lost(

@@ -86,6 +86,9 @@ class FailureScreen(SaleScreen):
         self.view = view
         self.busy = False
         self._asked_after_wait = False
+        self._explained: str | None = None
+        """The greyed key whose reason the notice shows: kept current as the clock moves,
+        cleared when the key opens, so the line never goes stale."""
         self._pressed_while_checking: str | None = None
         """A retry key pressed while the service is asked whether a wait is over: it runs
         (or is explained) when the answer lands, rather than being lost."""
@@ -168,6 +171,7 @@ class FailureScreen(SaleScreen):
 
     def clock_moved(self, now: datetime) -> None:
         self._render_wait()
+        self._render_explained()
         if self.wait_seconds() == 0 and not self._asked_after_wait:
             # The wait is over: the service decides whether a retry is allowed now.
             self._asked_after_wait = True
@@ -188,6 +192,7 @@ class FailureScreen(SaleScreen):
             self.move_to(self.till.screen_for(view))
             return
         self._render_view()
+        self._render_explained()
         pressed, self._pressed_while_checking = self._pressed_while_checking, None
         if pressed is not None and not self.checking():
             self.press(pressed)
@@ -243,6 +248,17 @@ class FailureScreen(SaleScreen):
             return
         if self.check_action(action, ()):
             getattr(self, f"action_{action}")()
+        else:
+            self._explained = action
+            self.show_notice(self.why_not(action), "warning")
+
+    def _render_explained(self) -> None:
+        action = self._explained
+        if action is None or self.busy:
+            return
+        if self.checking() or self.check_action(action, ()):
+            self._explained = None
+            self.clear_notice()
         else:
             self.show_notice(self.why_not(action), "warning")
 
@@ -314,6 +330,7 @@ class FailureScreen(SaleScreen):
 
     def _start_retry(self, *, customer_got_no_sms: bool) -> None:
         self.busy = True
+        self._explained = None
         self.show_notice("Sending the payment request again…")
         self.update_bindings()
         self._retry(customer_got_no_sms)
