@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.widgets import DataTable, Input, Static
 
 from smartduka_tui.payments.manager import ManagerService
@@ -36,6 +37,7 @@ from tests.manager.conftest import ONLINE, PIN, SHOP, SIZE, Seeded, build_app, s
 from tests.manager.screen_text import screen_text
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
+from tests.ui.conftest import wait_until
 
 S = AttemptState
 MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3}
@@ -153,6 +155,34 @@ async def test_first_run_sets_the_pin_typed_twice(tmp_path: Path) -> None:
             await settle(pilot)
             assert isinstance(app.screen, HistoryScreen)
         assert (await ManagerPin.of(seeded.store).verify(Secret("2580"), purpose="t")).accepted
+
+
+def burst(app: SmartDukaApp, keys: str) -> None:
+    """Post every key at once, as the terminal driver delivers fast typing (`\r` is Enter)."""
+    for char in keys:
+        app.post_message(events.Key("enter" if char == "\r" else char, char))
+
+
+async def test_first_run_pin_typed_fast_is_not_lost(tmp_path: Path) -> None:
+    async with seeded_till(tmp_path, pin=None) as seeded:
+        app = build_app(seeded)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_menu_item(pilot, "history")
+            assert "Set the manager PIN" in screen_text(app)
+            # The repeat follows the first Enter at once: it must land in the repeat field.
+            burst(app, "2580\r2580\r")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen"
+            )
+        assert (await ManagerPin.of(seeded.store).verify(Secret("2580"), purpose="t")).accepted
+
+
+async def test_a_sign_in_typed_fast_is_not_lost(seeded: Seeded) -> None:
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_menu_item(pilot, "history")
+        burst(app, PIN + "\r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history")
 
 
 # ------------------------------------------------------------------------------ problems
@@ -375,6 +405,32 @@ async def test_invalid_settings_are_marked_and_nothing_is_saved(seeded: Seeded) 
             assert settings.query_one(widget).has_focus
             await put(pilot, widget, "NEW" if widget == "#prefix" else good[widget])
     assert await stored(seeded) == before
+
+
+async def test_escape_asks_before_discarding_settings_edits(seeded: Seeded) -> None:
+    before = await stored(seeded)
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        settings = await sign_in(pilot, "settings")
+        await put(pilot, "#prefix", "NEW")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is settings
+        assert notice_of(app) == "Unsaved changes: Ctrl+S saves them, Esc again discards them."
+        assert settings.query_one("#prefix", Input).value == "NEW"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert settings not in app.screen_stack
+    assert await stored(seeded) == before
+
+
+async def test_escape_without_settings_edits_closes_at_once(seeded: Seeded) -> None:
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        settings = await sign_in(pilot, "settings")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert settings not in app.screen_stack
 
 
 async def test_saving_settings_replaces_a_secret_and_never_shows_it(seeded: Seeded) -> None:

@@ -245,15 +245,65 @@ async def test_retry_limit_reached_closes_retry(tmp_path: Any, simulator: Server
             assert second.view.retry.block is RetryBlock.NO_RETRIES_LEFT
             assert "Retries used: 1 of 1." in text_of(second, "#retry-rule")
             assert "No retries left" in text_of(second, "#retry-rule")
+            # Issue #12 case 6: the catalogue's "ask if they want to try again" no longer
+            # stands beside "No retries left".
+            assert text_of(second, "#cashier-message") == (
+                "The customer cancelled the prompt on their phone."
+            )
             await advance(pilot, harness, 10)
             assert second.check_action("retry", ()) is None
             assert second.check_action("another_phone", ()) is None
-            await pilot.press("r", "a")
+            for key in ("r", "a"):
+                second.clear_notice()
+                await pilot.press(key)
+                # A greyed key says why rather than only changing colour.
+                assert second.notice_text.startswith("No retries left (1 used)"), key
             assert pilot.app.screen is second
             assert len(await pushes(harness, phone)) == 2
             await pilot.press("escape")
             checkout = await wait_for_screen(pilot, CheckoutScreen)
             assert "was not paid by M-Pesa" in checkout.notice_text
+
+
+async def test_a_greyed_retry_key_says_when_it_opens(shop_till: TillHarness) -> None:
+    phone = unique_phone()
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        failure: Any = await failed_with(shop_till, pilot, 1032, phone)
+        assert failure.check_action("retry", ()) is None
+        await pilot.press("r")
+        not_before = failure.view.retry.not_before
+        assert failure.notice_text == (
+            f"Not yet: safe to try again in 2:00 (at {local_time(not_before)})."
+        )
+        assert pilot.app.screen is failure
+        assert len(await pushes(shop_till, phone)) == 1
+        # The reason follows the clock rather than going stale, and goes once retry opens.
+        await advance(pilot, shop_till, 60)
+        await wait_until(
+            pilot, lambda: "try again in 1:00 " in failure.notice_text, "the reason to follow"
+        )
+        await advance(pilot, shop_till, 60)
+        await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry open")
+        assert failure.notice_text == ""
+
+
+async def test_retry_pressed_while_checking_whether_it_is_safe_is_not_lost(
+    shop_till: TillHarness,
+) -> None:
+    phone = unique_phone()
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await failed_with(shop_till, pilot, 1032, phone)
+        await shop_till.sim.advance_clock(120)
+        await script(shop_till, phone)
+        # The key arrives with the clock's move, before the service has answered whether the
+        # wait is over (the old screen dropped it: the key was still greyed).
+        shop_till.clock.advance(120)
+        app.post_message(events.Key("r", "r"))  # as the terminal driver posts it
+        waiting: Any = await wait_for_screen(pilot, WaitingScreen)
+        assert waiting.view.attempt_number == 2
+        assert len(await pushes(shop_till, phone)) == 2
 
 
 async def test_retry_with_another_phone(shop_till: TillHarness) -> None:
@@ -346,6 +396,12 @@ async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness
         await shop_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)
         assert expired.view.state is AttemptState.EXPIRED
+        # Issue #12 case 6: the status bar kept "1 awaiting outcome" after the expiry.
+        await wait_until(
+            pilot,
+            lambda: str(expired.query_one("#status-awaiting").content) == "0 awaiting outcome",
+            "the status bar to count none awaiting",
+        )
         assert "OUTCOME UNKNOWN" in str(expired.query_one("#failure-title").content)
         # After EXPIRED a retry needs the cashier to confirm no M-Pesa SMS arrived.
         await advance(pilot, shop_till, 10)
@@ -374,6 +430,12 @@ async def test_got_an_sms_sends_the_attempt_to_a_manager(shop_till: TillHarness)
         await shop_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)
         assert expired.view.state is AttemptState.EXPIRED
+        # Issue #12 case 6: the status bar kept "1 awaiting outcome" after the expiry.
+        await wait_until(
+            pilot,
+            lambda: str(expired.query_one("#status-awaiting").content) == "0 awaiting outcome",
+            "the status bar to count none awaiting",
+        )
         assert expired.view.cashier_message.startswith("Outcome unknown")
         await advance(pilot, shop_till, 10)
         await wait_until(pilot, lambda: expired.check_action("retry", ()) is True, "retry")

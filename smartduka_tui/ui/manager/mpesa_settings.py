@@ -5,13 +5,14 @@ Credentials are typed into masked fields and shown afterwards only as `****` and
 characters: a saved one is replaced, never shown. Save (Ctrl+S) validates the whole form first;
 a wrong field is marked and named, and nothing is saved. Verify (F6) asks M-Pesa for a token
 with the saved key and secret and records the result. Enrol (F7) reads the relay's enrolment
-file named in the last field.
+file named in the last field. Esc with unsaved edits asks first: a second Esc discards them.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -100,6 +101,9 @@ class MpesaSettingsScreen(ManagerScreen):
     def __init__(self) -> None:
         super().__init__()
         self.view: SettingsView | None = None
+        self._as_loaded: tuple[object, ...] | None = None
+        """The form's values as last read from the service (what Esc would keep)."""
+        self._discard_asked = False
 
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
@@ -152,6 +156,36 @@ class MpesaSettingsScreen(ManagerScreen):
         self.query_one("#prefix", Input).value = view.account_prefix
         self.query_one("#enabled", Checkbox).value = view.enabled
         self._show_status(view)
+        self._as_loaded = self._values()
+        self._discard_asked = False
+
+    def _values(self) -> tuple[object, ...]:
+        """Every field Save would send, as typed (the enrolment path is not saved)."""
+        inputs = ("name", "shortcode", "till-number", "prefix", *SECRET_INPUTS.values())
+        return (
+            *(self.query_one(f"#{widget_id}", Input).value for widget_id in inputs),
+            self.query_one("#type", Select).value,
+            self.query_one("#enabled", Checkbox).value,
+        )
+
+    def edited(self) -> bool:
+        return self._as_loaded is not None and self._values() != self._as_loaded
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _field_changed(self) -> None:
+        # A further edit after the warning is asked about again.
+        self._discard_asked = False
+
+    def action_close(self) -> None:
+        if self.edited() and not self._discard_asked:
+            self._discard_asked = True
+            self.show_notice(
+                "Unsaved changes: Ctrl+S saves them, Esc again discards them.", "warning"
+            )
+            return
+        super().action_close()
 
     def _show_status(self, view: SettingsView) -> None:
         self.view = view

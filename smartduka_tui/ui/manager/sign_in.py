@@ -26,7 +26,7 @@ from smartduka_tui.payments.manager import (
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.manager.base import manager_of
-from smartduka_tui.ui.widgets.inputs import till_input
+from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -41,6 +41,9 @@ class SignInScreen(ModalScreen[None]):
     CSS_PATH = "sign_in.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
+        # Enter acts as the app receives it (see `after_pending_keys`): the PIN's Enter moves
+        # the focus at once, so the repeat typed straight after it lands in its own field.
+        Binding("enter", "enter", show=False, priority=True),
     ]
 
     class StatusRead(Message, bubble=False):
@@ -60,6 +63,11 @@ class SignInScreen(ModalScreen[None]):
         self.purpose = purpose
         self.setting = False
         self.busy = False
+        # Until the PIN's status is read it is not known whether this dialog signs in or sets
+        # the PIN; Enter pressed before then is kept (a fast typist must not lose keys).
+        self.status_known = False
+        self._pin_entered_early = False
+        self._repeat_entered_early = False
 
     def compose(self) -> ComposeResult:
         cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
@@ -101,23 +109,38 @@ class SignInScreen(ModalScreen[None]):
 
     @on(StatusRead)
     def _status(self, message: StatusRead) -> None:
+        self.status_known = True
+        repeat = self.query_one("#pin-repeat", Input)
         if message.is_set:
+            # Signing in: anything typed ahead into the repeat field is not a PIN.
+            repeat.value = ""
+            repeat.display = False
+            if self._pin_entered_early:
+                after_pending_keys(self, self._submit)
+            else:
+                self.query_one("#pin", Input).focus()
             return
         self.setting = True
         self.query_one("#sign-in-title", Label).update("Set the manager PIN")
         self.query_one("#sign-in-purpose", Static).update(SET_PIN_HELP)
-        self.query_one("#pin-repeat", Input).display = True
+        repeat.display = True
+        if self._repeat_entered_early:
+            after_pending_keys(self, self._submit)
 
-    @on(Input.Submitted, "#pin")
-    def _pin_entered(self) -> None:
-        if self.setting:
-            self.query_one("#pin-repeat", Input).focus()
+    def action_enter(self) -> None:
+        repeat = self.query_one("#pin-repeat", Input)
+        if self.focused is repeat:
+            if self.status_known:
+                after_pending_keys(self, self._submit)
+            else:
+                self._repeat_entered_early = True
+        elif self.status_known and not self.setting:
+            after_pending_keys(self, self._submit)
         else:
-            self._submit()
-
-    @on(Input.Submitted, "#pin-repeat")
-    def _repeat_entered(self) -> None:
-        self._submit()
+            # Setting the PIN, or perhaps (status not read yet): the next keys are the repeat.
+            self._pin_entered_early = not self.status_known
+            repeat.display = True
+            self.set_focus(repeat)
 
     def _submit(self) -> None:
         if self.busy:
@@ -131,6 +154,7 @@ class SignInScreen(ModalScreen[None]):
     @on(Checked)
     def _checked(self, message: Checked) -> None:
         self.busy = False
+        self._pin_entered_early = self._repeat_entered_early = False
         pin_input = self.query_one("#pin", Input)
         repeat_input = self.query_one("#pin-repeat", Input)
         check = message.check

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -86,6 +86,12 @@ class FailureScreen(SaleScreen):
         self.view = view
         self.busy = False
         self._asked_after_wait = False
+        self._explained: str | None = None
+        """The greyed key whose reason the notice shows: kept current as the clock moves,
+        cleared when the key opens, so the line never goes stale."""
+        self._pressed_while_checking: str | None = None
+        """A retry key pressed while the service is asked whether a wait is over: it runs
+        (or is explained) when the answer lands, rather than being lost."""
 
     def watches(self, view: PaymentView) -> bool:
         # Any attempt of this sale: an earlier one may still be paid late.
@@ -111,7 +117,7 @@ class FailureScreen(SaleScreen):
         title = self.query_one("#failure-title", Label)
         title.update(TITLES.get(view.state, STAGE_WORDS.get(view.stage, view.state.value)))
         title.set_class(view.state is AttemptState.NEEDS_REVIEW, "-review")
-        self.query_one("#cashier-message", Static).update(view.cashier_message)
+        self.query_one("#cashier-message", Static).update(self._cashier_words())
         code = f"M-Pesa code {view.result_code} · " if view.result_code else ""
         self.query_one("#facts", Static).update(
             f"{code}sale {view.sale_ref} · {shillings(view.amount)} · {view.phone_masked}"
@@ -129,6 +135,15 @@ class FailureScreen(SaleScreen):
         hint.set_class(bool(view.manager_hint), "-shown")
         self._render_wait()
         self.update_bindings()
+
+    def _cashier_words(self) -> str:
+        """The catalogue's message; with no retries left, only what happened: its advice
+        ("ask them to try again") would contradict "No retries left" beside it."""
+        message = self.view.cashier_message
+        if self.view.retry.block is not RetryBlock.NO_RETRIES_LEFT:
+            return message
+        happened, stop, _advice = message.partition(". ")
+        return happened + "." if stop else message
 
     def wait_seconds(self) -> int | None:
         """Seconds until the service's `not_before` (None when the rule names no wait)."""
@@ -156,6 +171,7 @@ class FailureScreen(SaleScreen):
 
     def clock_moved(self, now: datetime) -> None:
         self._render_wait()
+        self._render_explained()
         if self.wait_seconds() == 0 and not self._asked_after_wait:
             # The wait is over: the service decides whether a retry is allowed now.
             self._asked_after_wait = True
@@ -174,8 +190,12 @@ class FailureScreen(SaleScreen):
         self._asked_after_wait = False
         if view.is_paid:
             self.move_to(self.till.screen_for(view))
-        else:
-            self._render_view()
+            return
+        self._render_view()
+        self._render_explained()
+        pressed, self._pressed_while_checking = self._pressed_while_checking, None
+        if pressed is not None and not self.checking():
+            self.press(pressed)
 
     @on(PaymentChanged)
     def _changed(self, message: PaymentChanged) -> None:
@@ -198,6 +218,56 @@ class FailureScreen(SaleScreen):
         self.update_bindings()
 
     # -- actions -------------------------------------------------------------------------------
+
+    def checking(self) -> bool:
+        """The rule's wait is over and the service is being asked whether a retry is allowed."""
+        return self.view.retry.block is RetryBlock.WAIT and self.wait_seconds() == 0
+
+    def why_not(self, action: str) -> str:
+        """Why the greyed `action` cannot run now, in the cashier's words."""
+        if self.busy:
+            return "Sending the payment request already; wait for it."
+        if self.till.connection.daraja_down:
+            return "M-Pesa is offline: retry when its light is green again."
+        rule, left = self.view.retry, self.wait_seconds()
+        if rule.block is RetryBlock.WAIT and left and rule.not_before is not None:
+            return (
+                f"Not yet: safe to try again in {countdown(left)} "
+                f"(at {local_time(rule.not_before)})."
+            )
+        return rule.message
+
+    def press(self, action: str) -> None:
+        """A retry key: run its action, or say why it cannot run (a greyed key that only
+        changed colour left the cashier guessing)."""
+        if self.busy:
+            return
+        if self.checking() and not self.till.connection.daraja_down:
+            self._pressed_while_checking = action
+            self.show_notice("Checking whether it is safe to try again; one moment…")
+            return
+        if self.check_action(action, ()):
+            getattr(self, f"action_{action}")()
+        else:
+            self._explained = action
+            self.show_notice(self.why_not(action), "warning")
+
+    def _render_explained(self) -> None:
+        action = self._explained
+        if action is None or self.busy:
+            return
+        if self.checking() or self.check_action(action, ()):
+            self._explained = None
+            self.clear_notice()
+        else:
+            self.show_notice(self.why_not(action), "warning")
+
+    def on_key(self, event: events.Key) -> None:
+        # Textual drops the key of a disabled binding silently; the screen answers it instead.
+        action = {"r": "retry", "a": "another_phone"}.get(event.key)
+        if action is not None and not self.check_action(action, ()):
+            event.stop()
+            self.press(action)
 
     def retry_possible(self) -> bool:
         """Per the service's rule: now, or now with the cashier's no-SMS confirmation."""
@@ -260,6 +330,7 @@ class FailureScreen(SaleScreen):
 
     def _start_retry(self, *, customer_got_no_sms: bool) -> None:
         self.busy = True
+        self._explained = None
         self.show_notice("Sending the payment request again…")
         self.update_bindings()
         self._retry(customer_got_no_sms)
