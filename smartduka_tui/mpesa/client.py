@@ -380,18 +380,33 @@ class DarajaClient:
         return self._push_answer(response, envelope, where)
 
     async def _post_push(self, token: AccessToken, body: dict[str, object]) -> httpx.Response:
+        return await self._send(
+            token, PUSH_PATH, body, "STK push", refused=PushRefused, unknown=PushOutcomeUnknown
+        )
+
+    async def _send(
+        self,
+        token: AccessToken,
+        path: str,
+        body: dict[str, object],
+        what: str,
+        *,
+        refused: type[DarajaError],
+        unknown: type[DarajaError],
+    ) -> httpx.Response:
+        """POST `body` with the bearer token: `refused` when it surely never arrived, `unknown`
+        when it may have (read timeouts, resets and write failures)."""
         headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
         try:
-            return await self._http.post(PUSH_PATH, json=body, headers=headers)
+            return await self._http.post(path, json=body, headers=headers)
         except _NOT_SENT as exc:
-            raise PushRefused(
-                f"STK push not sent: could not connect to M-Pesa ({type(exc).__name__})",
+            raise refused(
+                f"{what} not sent: could not connect to M-Pesa ({type(exc).__name__})",
                 info=CONNECTION_FAILED,
             ) from None
         except httpx.TransportError as exc:
-            # Read timeouts, resets and write failures: the request may have arrived.
-            raise PushOutcomeUnknown(
-                f"STK push sent but no answer came back ({type(exc).__name__})",
+            raise unknown(
+                f"{what} sent but no answer came back ({type(exc).__name__})",
                 info=OUTCOME_UNKNOWN,
             ) from None
 
@@ -730,19 +745,9 @@ class DarajaClient:
     async def _statement_send(
         self, token: AccessToken, path: str, body: dict[str, object], what: str
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
-        try:
-            return await self._http.post(path, json=body, headers=headers)
-        except _NOT_SENT as exc:
-            raise RequestRefused(
-                f"{what} not sent: could not connect to M-Pesa ({type(exc).__name__})",
-                info=CONNECTION_FAILED,
-            ) from None
-        except httpx.TransportError as exc:
-            raise RequestOutcomeUnknown(
-                f"{what} sent but no answer came back ({type(exc).__name__})",
-                info=OUTCOME_UNKNOWN,
-            ) from None
+        return await self._send(
+            token, path, body, what, refused=RequestRefused, unknown=RequestOutcomeUnknown
+        )
 
     @staticmethod
     def _statement_model(model: type[_Model], response: httpx.Response, what: str) -> _Model:

@@ -37,27 +37,18 @@ class _Job:
     generation: int = field(compare=False)
 
 
-class CallbackCourier:
-    """Owns the delivery schedule, the HTTP client that posts callbacks, and the delivery log."""
+class BackgroundSender:
+    """What the simulator's two senders share (STK callbacks here, the statement APIs' async
+    results in statement.py): a runner task started and stopped with the app, the deliveries in
+    flight, and one HTTP client that posts a JSON body and reports what became of it."""
 
-    def __init__(
-        self,
-        clock: SimClock,
-        settings_for: Callable[[Transaction], MerchantSettings],
-        log_limit: int,
-    ) -> None:
-        self._clock = clock
-        self._settings_for = settings_for
-        self._jobs: list[_Job] = []
-        self._job_seq = itertools.count()
-        self._log: deque[CallbackDelivery] = deque(maxlen=log_limit)
-        self._log_seq = itertools.count(1)
-        self._wake = asyncio.Event()
+    def __init__(self) -> None:
         self._inflight: set[asyncio.Task[None]] = set()
-        self._catching_up = False
         self._http: httpx.AsyncClient | None = None
         self._runner: asyncio.Task[None] | None = None
-        self.delivered = 0
+
+    async def _run(self) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         if self._runner is None:
@@ -75,6 +66,49 @@ class CallbackCourier:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    async def post_json(
+        self, url: str, payload: str, wait_s: float
+    ) -> tuple[int | None, str | None, str | None]:
+        """POST `payload` to `url`: (status, error, the answer's first 1,000 characters)."""
+        if self._http is None:
+            # trust_env=False: deliveries go exactly where the URL says, never via a proxy.
+            self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        try:
+            response = await self._http.post(
+                url,
+                content=payload.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=wait_s,
+            )
+        except httpx.TimeoutException:
+            return None, f"no answer within {wait_s:g} s", None
+        except httpx.ConnectError:
+            return None, "could not connect", None
+        except httpx.HTTPError as exc:
+            return None, f"HTTP failure ({type(exc).__name__})", None
+        return response.status_code, None, response.text[:1000]
+
+
+class CallbackCourier(BackgroundSender):
+    """Owns the delivery schedule, the HTTP client that posts callbacks, and the delivery log."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        settings_for: Callable[[Transaction], MerchantSettings],
+        log_limit: int,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._settings_for = settings_for
+        self._jobs: list[_Job] = []
+        self._job_seq = itertools.count()
+        self._log: deque[CallbackDelivery] = deque(maxlen=log_limit)
+        self._log_seq = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._catching_up = False
+        self.delivered = 0
 
     def plan(self, transaction: Transaction, first_copy: int = 1) -> None:
         """(Re)schedule a transaction's callback copies from `first_copy` on; earlier plans
@@ -153,28 +187,9 @@ class CallbackCourier:
         )
         payload = callback_json(facts, settings.balance_item, settings.amount_style)
         attempted_at = self._clock.now()
-        status: int | None = None
-        error: str | None = None
-        response_body: str | None = None
-        if self._http is None:
-            # trust_env=False: callbacks go exactly where CallBackURL says, never via a proxy.
-            self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-        try:
-            response = await self._http.post(
-                transaction.callback_url,
-                content=payload.encode(),
-                headers={"Content-Type": "application/json"},
-                timeout=settings.callback_timeout_s,
-            )
-        except httpx.TimeoutException:
-            error = f"no answer within {settings.callback_timeout_s:g} s"
-        except httpx.ConnectError:
-            error = "could not connect"
-        except httpx.HTTPError as exc:
-            error = f"HTTP failure ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            response_body = response.text[:1000]
+        status, error, response_body = await self.post_json(
+            transaction.callback_url, payload, settings.callback_timeout_s
+        )
         transaction.callbacks_sent += 1
         self.delivered += 1
         self._log.append(

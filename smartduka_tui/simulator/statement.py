@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
-import contextlib
 import heapq
 import io
 import itertools
@@ -25,12 +24,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import segno
 from pydantic import BaseModel, ValidationError
 
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.codes import ErrorSpec
+from smartduka_tui.simulator.courier import BackgroundSender
 from smartduka_tui.simulator.redact import redact_url
 from smartduka_tui.simulator.replies import ControlError, Reply, refuse
 from smartduka_tui.simulator.schemas import Environment, ShortcodeKind
@@ -178,10 +177,11 @@ class _Notice:
     copy_number: int = field(compare=False)
 
 
-class Statement:
+class Statement(BackgroundSender):
     """The statement side of one simulator: ledgers, the credential authority, the notices."""
 
     def __init__(self, sim: Simulator) -> None:
+        super().__init__()
         self.sim = sim
         self.authority = CredentialAuthority()
         self._ledgers: dict[str, _Ledger] = {}
@@ -190,30 +190,8 @@ class Statement:
         self._log: deque[NoticeDelivery] = deque(maxlen=sim.config.callback_log_limit)
         self._log_seq = itertools.count(1)
         self._wake = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
         self._catching_up = False
-        self._runner: asyncio.Task[None] | None = None
-        self._http: httpx.AsyncClient | None = None
         self.delivered = 0
-
-    # ----------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run())
-
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
-        for task in list(self._inflight):
-            task.cancel()
-        await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     def ledger(self, shortcode: str) -> _Ledger:
         return self._ledgers.setdefault(shortcode, _Ledger())
@@ -767,29 +745,8 @@ class Statement:
         copy_number: int,
         wait_s: float,
     ) -> NoticeDelivery:
-        if self._http is None:
-            # trust_env=False: notices go exactly where the URL says, never via a proxy.
-            self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         attempted_at = self.sim.clock.now()
-        status: int | None = None
-        error: str | None = None
-        response_body: str | None = None
-        try:
-            response = await self._http.post(
-                url,
-                content=payload.encode(),
-                headers={"Content-Type": "application/json"},
-                timeout=wait_s,
-            )
-        except httpx.TimeoutException:
-            error = f"no answer within {wait_s:g} s"
-        except httpx.ConnectError:
-            error = "could not connect"
-        except httpx.HTTPError as exc:
-            error = f"HTTP failure ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            response_body = response.text[:1000]
+        status, error, response_body = await self.post_json(url, payload, wait_s)
         self.delivered += 1
         delivery = NoticeDelivery(
             seq=next(self._log_seq),
