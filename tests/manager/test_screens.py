@@ -178,6 +178,23 @@ async def test_first_run_pin_typed_fast_is_not_lost(tmp_path: Path) -> None:
         assert (await ManagerPin.of(seeded.store).verify(Secret("2580"), purpose="t")).accepted
 
 
+async def test_first_run_pin_typed_fast_with_tab_is_not_lost(tmp_path: Path) -> None:
+    """Issue #12 case 9, seen again in tmux: Tab typed fast between the two PINs left every
+    digit in the first field."""
+    async with seeded_till(tmp_path, pin=None) as seeded:
+        app = build_app(seeded)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_menu_item(pilot, "history")
+            assert "Set the manager PIN" in screen_text(app)
+            for char in "2580\t2580\r":
+                key = {"\t": "tab", "\r": "enter"}.get(char, char)
+                app.post_message(events.Key(key, char))
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen"
+            )
+        assert (await ManagerPin.of(seeded.store).verify(Secret("2580"), purpose="t")).accepted
+
+
 async def test_a_sign_in_typed_fast_is_not_lost(seeded: Seeded) -> None:
     app = build_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
