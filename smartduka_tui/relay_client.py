@@ -71,6 +71,11 @@ CHAIN_PROBLEM: Final = "audit_chain_checkpoint"
 EVENT_KEY: Final = "relay_event_id"
 _RECENT_PROBLEMS: Final = 200
 _REASON_MAX: Final = 300
+HEARTBEAT_S: Final = 4.0
+"""While a long-poll is open the relay says nothing until it ends, so a relay that hangs
+meanwhile would go unseen for the whole wait. Every `HEARTBEAT_S` on the clock a bare `HEAD /`
+goes out beside it; one silent for `ANSWER_WITHIN_S` turns the light amber, at most 9 s after
+the hang (within the 10 s the Daraja light keeps)."""
 
 
 class SecurityDetail(BaseModel):
@@ -404,6 +409,7 @@ class RelayClient:
         return total
 
     async def _fetch(self, wait: float) -> list[FeedEvent | tuple[int, str]]:
+        heartbeat = asyncio.create_task(self._heartbeat()) if wait > 0 else None
         try:
             response = await self.monitor.watch_relay(
                 self._http.get(FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()),
@@ -411,6 +417,9 @@ class RelayClient:
             )
         except httpx.TransportError as error:
             raise RelayUnavailable(f"feed request failed ({type(error).__name__})") from None
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
         if response.status_code == 429:
             raise RelayUnavailable("feed rate limit", _retry_after(response))
         if response.status_code == 401:
@@ -425,6 +434,16 @@ class RelayClient:
         except (ValueError, KeyError, TypeError):
             raise RelayUnavailable("the feed's answer is not the documented JSON") from None
         return [_read_event(item) for item in items]
+
+    async def _heartbeat(self) -> None:
+        """Beside a long-poll: ask the relay for any answer every `HEARTBEAT_S` (a 404 for
+        `HEAD /` will do: no key, no store work); the monitor shows one silent for
+        `ANSWER_WITHIN_S` as not answering. A refused one says nothing here: the long-poll
+        fails on its own and says so."""
+        while True:
+            await self._clock.sleep(HEARTBEAT_S)
+            with contextlib.suppress(httpx.HTTPError):
+                await self.monitor.watch_relay_answer(self._http.head("/"))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.reveal()}"}

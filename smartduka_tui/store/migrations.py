@@ -278,6 +278,17 @@ _V7_KEYED_AUDIT_AND_PIN = Migration(
     ),
 )
 
+_V8_PIN_COUNTERS_TAG = Migration(
+    8,
+    "the manager PIN's lockout counters MACed under the vault key",
+    (
+        # MAC of (PIN record, failures, locked_until, lockouts, the audit entry that last set
+        # them) under the PIN's pepper (store/pin.py): an edit or a replayed older row is seen.
+        # NULL on rows written before this version, until their next change seals them.
+        "ALTER TABLE manager_pin ADD COLUMN counters_tag TEXT",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
@@ -286,5 +297,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V5_MANAGER_PIN,
     _V6_ATTEMPT_TRUTH,
     _V7_KEYED_AUDIT_AND_PIN,
+    _V8_PIN_COUNTERS_TAG,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

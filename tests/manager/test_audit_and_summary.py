@@ -52,7 +52,11 @@ async def test_filters_narrow_the_log(signed_in: Seeded) -> None:
     assert {line.actor for line in by_callback.lines} == {Actor.CALLBACK}
     assert len(by_callback.lines) == 5
     by_action = await service.audit_page(audit_filter_from_text(action="manager."))
-    assert [line.action for line in by_action.lines] == ["manager.sign_in", "manager.pin_set"]
+    assert [line.action for line in by_action.lines] == [
+        "manager.sign_in",
+        "manager.pin_counters_sealed",
+        "manager.pin_set",
+    ]
     one = await service.audit_page(audit_filter_from_text(attempt=f"A{signed_in.ids['late']}"))
     assert [line.action for line in one.lines] == [
         "attempt.transition",

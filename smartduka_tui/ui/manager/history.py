@@ -25,8 +25,11 @@ from smartduka_tui.payments.manager import (
     RowPage,
 )
 from smartduka_tui.ui.format import shillings
-from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.problems import amount_cell, short_time
+
+DAY_KEYS = Binding.Group("Day")
+"""A day back and a day on share one footer entry ("[ ] Day")."""
 
 COLUMNS = (
     ("When", "when", 12),
@@ -77,11 +80,18 @@ def summary_text(summary: DailySummary) -> str:
 class HistoryScreen(ManagerScreen):
     CSS_PATH = "history.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left_square_bracket", "day(-1)", "Day back", id="history.back"),
-        Binding("right_square_bracket", "day(1)", "Day on", id="history.on"),
+        Binding("left_square_bracket", "day(-1)", "Day back", id="history.back", group=DAY_KEYS),
+        Binding("right_square_bracket", "day(1)", "Day on", id="history.on", group=DAY_KEYS),
         Binding("t", "today", "Today", id="history.today"),
-        Binding("n", "next_page", "Next", id="history.next", tooltip="Older payments that day"),
-        Binding("p", "previous_page", "Prev", id="history.previous"),
+        Binding(
+            "n",
+            "next_page",
+            "Next",
+            id="history.next",
+            tooltip="Older payments that day",
+            group=PAGE_KEYS,
+        ),
+        Binding("p", "previous_page", "Prev", id="history.previous", group=PAGE_KEYS),
     ]
 
     def __init__(self, day: date | None = None) -> None:
