@@ -8,15 +8,31 @@ import asyncio
 import contextlib
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from callback_relay import cli as relay_cli
+from smartduka_tui.clock import SystemClock
+from smartduka_tui.payments.c2b import C2BDesk
+from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.relay_client import EventOutcome, HandledEvent, RelayClient, c2b_claimer
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import ShortcodeKind
+from smartduka_tui.simulator.statement_schemas import NoticeKind
+from smartduka_tui.store.c2b import C2BAttachError
+from smartduka_tui.store.records import ProblemKind
 from tests.conftest import unique_phone
-from tests.integration.support import RelayHandle, unique_name
+from tests.integration.support import (
+    PlatformCreds,
+    RelayHandle,
+    Till,
+    eventually,
+    make_till,
+    unique_name,
+)
 from tests.simulator.support import Daraja, register_shop
 from tests.support.processes import ServerProcess
 
@@ -91,3 +107,127 @@ async def test_a_direct_payment_reaches_every_till_and_one_claim_wins(
         assert late.json()["error"] == (
             f"{paid.trans_id} is already attached to sale S-1 at till {second['till_id']}"
         )
+
+
+async def registered_till_pair(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> tuple[Till, Till, str]:
+    """Two tills of one own-shortcode shop, the shortcode's ConfirmationURL at the relay."""
+    merchant = await register_shop(sim, ShortcodeKind.TILL)
+    creds = PlatformCreds(merchant.consumer_key, merchant.consumer_secret, merchant.passkey)
+    shop = await relay.enrol("shop", "add", unique_name("c2b till "))
+    second = await relay.enrol("till", "add", shop["shop_id"])
+    tills = [
+        await make_till(
+            tmp_path / name, sim.base_url, enrolment, prefix="OWN",
+            shortcode=merchant.shortcode, creds=creds,
+        )
+        for name, enrolment in (("a", shop), ("b", second))
+    ]  # fmt: skip
+    url = await token_url(relay, merchant.shortcode, shop["shop_id"])
+    async with httpx.AsyncClient(base_url=sim.base_url, trust_env=False) as sim_http:
+        daraja = Daraja(sim_http, merchant)
+        registered = await sim_http.post(
+            "/mpesa/c2b/v2/registerurl",
+            json={"ShortCode": merchant.shortcode, "ResponseType": "Completed",
+                  "ConfirmationURL": url},
+            headers=await daraja.bearer(),
+        )  # fmt: skip
+        assert registered.status_code == 200, registered.text
+    return tills[0], tills[1], url
+
+
+async def drain(engine: PaymentEngine, relay: RelayHandle) -> list[HandledEvent]:
+    client = RelayClient(engine, engine.store, engine.till, relay.url, SystemClock())
+    seen: list[HandledEvent] = []
+    client.on_event(seen.append)
+    try:
+        await eventually(client.drain)
+    finally:
+        await client.close()
+    return seen
+
+
+def desk(engine: PaymentEngine, till: Till, relay: RelayHandle) -> C2BDesk:
+    claim = c2b_claimer(relay.url, str(till.enrolment["till_key"]))
+    return C2BDesk(engine.store, till.shop_id, till.till_id, SystemClock(), claim)
+
+
+async def test_tills_keep_the_payment_and_the_first_attach_wins_shop_wide(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, second, _ = await registered_till_pair(tmp_path, relay, sim)
+    paid = await sim.pay_till(first.shortcode or "", unique_phone(), 150, first_name="MARY")
+    async with first.engine() as engine:
+        [handled] = await drain(engine, relay)
+        assert handled.outcome is EventOutcome.APPLIED
+        till_desk = desk(engine, first, relay)
+        [kept] = await till_desk.unattached()
+        assert (kept.trans_id, kept.amount, kept.first_name) == (paid.trans_id, 150, "MARY")
+        assert "*" in kept.payer and kept.payer != paid.phone
+        suggested = await till_desk.suggest(150, kept.paid_at)
+        assert suggested is not None and suggested.trans_id == paid.trans_id
+        assert await till_desk.suggest(151, kept.paid_at) is None
+        attached = await till_desk.attach(paid.trans_id, "S-1")
+        assert (attached.sale_ref, attached.attached_till) == ("S-1", first.till_id)
+        entries = await engine.store.audit.entries(first.shop_id, limit=20)
+        assert [e.detail for e in entries if e.action == "c2b.attached"] == [
+            {"trans_id": paid.trans_id, "sale_ref": "S-1", "till_id": first.till_id}
+        ]
+    async with second.engine() as engine:
+        await drain(engine, relay)
+        other_desk = desk(engine, second, relay)
+        with pytest.raises(C2BAttachError) as refused:
+            await other_desk.attach(paid.trans_id, "S-7")
+        assert refused.value.message == (
+            f"{paid.trans_id} is already attached to sale S-1 at till {first.till_id}"
+        )
+        # Not offered here again: it is known to be the other till's.
+        assert await other_desk.unattached() == []
+        row = await engine.store.c2b.get(second.shop_id, paid.trans_id)
+        assert row is not None and (row.sale_ref, row.attached_till) == ("S-1", first.till_id)
+
+
+async def test_attach_refuses_bad_input_and_changes_nothing(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, _, _ = await registered_till_pair(tmp_path, relay, sim)
+    paid = await sim.pay_till(first.shortcode or "", unique_phone(), 90)
+    async with first.engine() as engine:
+        await drain(engine, relay)
+        till_desk = desk(engine, first, relay)
+        cases = [
+            ("TKX0000000", "S-1", "no direct payment TKX0000000 has reached this till"),
+            (paid.trans_id, "S 1", "must be 1 to 64 letters, digits, '.', '_' or '-'"),
+        ]
+        for trans_id, sale_ref, message in cases:
+            with pytest.raises(C2BAttachError) as refused:
+                await till_desk.attach(trans_id, sale_ref)
+            assert refused.value.message == message
+        [row] = await till_desk.unattached()
+        assert row.trans_id == paid.trans_id and row.sale_ref is None
+        audit = await engine.store.audit.entries(first.shop_id, limit=50)
+        assert not [e for e in audit if e.action == "c2b.attached"]
+
+
+async def test_a_second_body_for_a_kept_receipt_goes_to_the_manager(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, _, url = await registered_till_pair(tmp_path, relay, sim)
+    paid = await sim.pay_till(first.shortcode or "", unique_phone(), 60)
+    async with first.engine() as engine:
+        await drain(engine, relay)
+        [notice] = await sim.notices(shortcode=first.shortcode, kind=NoticeKind.C2B_CONFIRMATION)
+        forged = json.loads(notice.payload)
+        forged["TransAmount"] = "6000.00"
+        async with httpx.AsyncClient(trust_env=False) as http:
+            assert (await http.post(url, json=forged)).status_code == 200
+        [handled] = await drain(engine, relay)
+        assert handled.outcome is EventOutcome.PROBLEM
+        row = await engine.store.c2b.get(first.shop_id, paid.trans_id)
+        assert row is not None and row.amount == 60
+    [problem] = await first.problems()
+    assert problem.kind is ProblemKind.UNAPPLIED_EVENT
+    assert problem.detail["reason"] == (
+        f"a different confirmation body for C2B receipt {paid.trans_id}"
+    )
