@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from smartduka_tui.store.c2b import C2BAttachError
 from smartduka_tui.store.records import ProblemKind
 from tests.conftest import unique_phone
 from tests.integration.support import (
+    MAIN,
     PlatformCreds,
     RelayHandle,
     Till,
@@ -231,3 +234,49 @@ async def test_a_second_body_for_a_kept_receipt_goes_to_the_manager(
     assert problem.detail["reason"] == (
         f"a different confirmation body for C2B receipt {paid.trans_id}"
     )
+
+
+def smartduka(till: Till, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *args],
+        cwd=till.data_dir.parent,
+        env=till.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_c2b_commands_list_and_attach_and_refuse_with_words(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, second, _ = await registered_till_pair(tmp_path, relay, sim)
+    paid = await sim.pay_till(first.shortcode or "", unique_phone(), 250, first_name="ANN")
+    for till in (first, second):
+        async with till.engine() as engine:
+            await drain(engine, relay)
+    listed = smartduka(first, "c2b", "list", "--unattached", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert (row["trans_id"], row["amount"], row["first_name"]) == (paid.trans_id, 250, "ANN")
+    assert row["sale_ref"] is None and paid.phone not in listed.stdout
+    table = smartduka(first, "c2b", "list")
+    assert paid.trans_id in table.stdout and "KES     250" in table.stdout
+    attached = smartduka(first, "c2b", "attach", paid.trans_id.lower(), "S-42")
+    assert attached.returncode == 0, attached.stderr
+    assert attached.stdout.strip() == f"{paid.trans_id} (KES 250) attached to sale S-42"
+    refused = smartduka(second, "c2b", "attach", paid.trans_id, "S-43")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"smartduka: error: {paid.trans_id} is already attached to sale S-42 "
+        f"at till {first.till_id}"
+    )
+    unknown = smartduka(first, "c2b", "attach", "TKX0000001", "S-44")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2,
+        "smartduka: error: no direct payment TKX0000001 has reached this till",
+    )
+    assert json.loads(smartduka(first, "c2b", "list", "--unattached", "--json").stdout) == []
+    [kept] = json.loads(smartduka(second, "c2b", "list", "--json").stdout)
+    assert (kept["sale_ref"], kept["till_id"]) == ("S-42", first.till_id)
