@@ -17,7 +17,7 @@ from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_OK, CliError, open_sto
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
-    from smartduka_tui.store.c2b import C2BRecord
+    from smartduka_tui.payments.c2b import C2BRecord
 
 
 def register(subparsers: Any) -> None:
@@ -89,10 +89,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.cli.transactions import shop_for
         from smartduka_tui.clock import SystemClock
-        from smartduka_tui.payments.c2b import C2BDesk
+        from smartduka_tui.payments.c2b import C2BAttachError, C2BDesk
         from smartduka_tui.payments.service import enrolled_till
         from smartduka_tui.relay_client import c2b_claimer
-        from smartduka_tui.store.c2b import C2BAttachError
 
         async with open_store(settings) as store:
             shop_id = await shop_for(store, settings, args.shop)

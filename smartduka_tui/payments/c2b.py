@@ -68,12 +68,19 @@ class C2BDesk:
         return await self._store.c2b.recent(self._shop_id, limit=limit)
 
     async def suggest(self, amount: int, around: datetime | None = None) -> C2BRecord | None:
-        """The one unattached payment of exactly `amount` within the window, if only one."""
+        """The one unattached payment of exactly `amount` within the window, if only one.
+
+        The window is checked against M-Pesa's TransTime and against when this till received
+        the confirmation: M-Pesa's clock and the till's may differ by more than the window."""
         moment = around or self._clock.now()
         fits = [
             record
             for record in await self.unattached(limit=200)
-            if record.amount == amount and abs(record.paid_at - moment) <= SUGGEST_WINDOW
+            if record.amount == amount
+            and (
+                abs(record.paid_at - moment) <= SUGGEST_WINDOW
+                or abs(record.received_at - moment) <= SUGGEST_WINDOW
+            )
         ]
         return fits[0] if len(fits) == 1 else None
 
@@ -112,3 +119,16 @@ class C2BDesk:
             except NotFoundError as error:
                 raise C2BAttachError("trans_id", str(error)) from None
         raise C2BAttachError("trans_id", answer.message)
+
+
+# The faces (screens, commands) take these from here, not from the store.
+__all__ = [
+    "SUGGEST_WINDOW",
+    "C2BAttachError",
+    "C2BDesk",
+    "C2BRecord",
+    "Claim",
+    "ClaimAnswer",
+    "ClaimUnavailable",
+    "receive",
+]

@@ -17,15 +17,27 @@ import httpx
 import pytest
 
 from callback_relay import cli as relay_cli
+from smartduka_tui.cli.app import c2b_desk
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.payments.c2b import C2BDesk
 from smartduka_tui.payments.service import PaymentEngine
-from smartduka_tui.relay_client import EventOutcome, HandledEvent, RelayClient, c2b_claimer
+from smartduka_tui.relay_client import (
+    EventOutcome,
+    HandledEvent,
+    RelayClient,
+    c2b_claimer,
+    till_link,
+)
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import ShortcodeKind
 from smartduka_tui.simulator.statement_schemas import NoticeKind
 from smartduka_tui.store.c2b import C2BAttachError
 from smartduka_tui.store.records import ProblemKind
+from smartduka_tui.ui.app import make_app
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
+from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
+from smartduka_tui.ui.widgets.notice import Notice
 from tests.conftest import unique_phone
 from tests.integration.support import (
     MAIN,
@@ -38,6 +50,8 @@ from tests.integration.support import (
 )
 from tests.simulator.support import Daraja, register_shop
 from tests.support.processes import ServerProcess
+from tests.ui.conftest import SIZE, wait_for_screen, wait_until
+from tests.ui.test_flows import put
 
 
 async def token_url(relay: RelayHandle, shortcode: str, shop_id: str) -> str:
@@ -280,3 +294,41 @@ async def test_the_c2b_commands_list_and_attach_and_refuse_with_words(
     assert json.loads(smartduka(first, "c2b", "list", "--unattached", "--json").stdout) == []
     [kept] = json.loads(smartduka(second, "c2b", "list", "--json").stdout)
     assert (kept["sale_ref"], kept["till_id"]) == ("S-42", first.till_id)
+
+
+async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, _, _ = await registered_till_pair(tmp_path, relay, sim)
+    clock = SystemClock()
+    async with (
+        first.engine() as engine,
+        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+    ):
+        services = AppServices(
+            payments=engine,
+            clock=clock,
+            identity=TillIdentity(engine.shop_id, engine.till_id, "C2B Duka", "OWN"),
+            connection=link.connection,
+            c2b=c2b_desk(engine, engine.settings, clock, link),
+        )
+        app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))
+        async with app.run_test(size=SIZE) as pilot:
+            checkout = await wait_for_screen(pilot, CheckoutScreen)
+            await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+            sale_ref = checkout.sale_ref
+            panel = checkout.query_one(C2BPanel)
+            paid = await sim.pay_till(first.shortcode or "", unique_phone(), 320, first_name="JO")
+            await wait_until(pilot, lambda: bool(panel.waiting), "the payment on the checkout")
+            assert paid.trans_id in str(panel.content)
+            await put(pilot, "#total", "320")
+            await wait_until(pilot, lambda: panel.suggested is not None, "the suggestion")
+            await pilot.press("f6")
+            notice = checkout.query_one("#notice", Notice)
+            await wait_until(pilot, lambda: "PAID directly" in notice.text, "the paid notice")
+            assert notice.text == (
+                f"✔ PAID directly: sale {sale_ref}, KES 320, M-Pesa receipt {paid.trans_id}."
+            )
+            row = await engine.store.c2b.get(engine.shop_id, paid.trans_id)
+            assert row is not None and row.sale_ref == sale_ref
+            await wait_until(pilot, lambda: not panel.waiting, "the panel emptied")
