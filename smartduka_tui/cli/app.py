@@ -125,14 +125,23 @@ def c2b_desk(
     engine: PaymentEngine, settings: Settings, clock: Clock, link: TillLink
 ) -> C2BDesk | None:
     """The checkout's direct payments, claimed at this till's relay (none without a relay)."""
+    from smartduka_tui.connectivity import ObservedGateway
     from smartduka_tui.payments.c2b import C2BDesk
+    from smartduka_tui.payments.gateway import DirectGateway
     from smartduka_tui.relay_client import c2b_claimer
 
     if link.relay is None:
         return None
     relay_url = settings.relay_url_for(engine.till.relay_url)
     claim = c2b_claimer(relay_url, engine.till.till_key.reveal())
-    return C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim)
+    gateway = engine.gateway
+    if isinstance(gateway, ObservedGateway):
+        gateway = gateway.inner
+    # Dynamic QR needs the shop's own shortcode and credentials; platform shops have neither.
+    make_qr = (
+        partial(gateway.sale_qr, engine.shop.name) if isinstance(gateway, DirectGateway) else None
+    )
+    return C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim, make_qr=make_qr)
 
 
 @asynccontextmanager

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartduka_tui.clock import Clock
-from smartduka_tui.mpesa.statement import parse_c2b_payment
+from smartduka_tui.mpesa.qr import QrImageError, qr_to_half_blocks
+from smartduka_tui.mpesa.statement import QrCodeResponse, StatementParseError, parse_c2b_payment
+from smartduka_tui.payments.gateway import GatewayError
 from smartduka_tui.store.c2b import C2BAttachError, C2BRecord
 from smartduka_tui.store.errors import NotFoundError
 from smartduka_tui.store.records import Actor
@@ -40,6 +42,22 @@ class ClaimUnavailable(Exception):
 
 
 Claim = Callable[[str, str], Awaitable[ClaimAnswer]]
+# (sale reference, amount) -> M-Pesa's Dynamic QR answer for it.
+MakeQr = Callable[[str, int], Awaitable[QrCodeResponse]]
+
+
+class QrUnavailable(Exception):
+    """No QR code for this sale; the message says why, in the cashier's words."""
+
+
+@dataclass(frozen=True, slots=True)
+class SaleQr:
+    """A sale's Dynamic QR drawn for the terminal (half blocks, fits 80x24)."""
+
+    sale_ref: str
+    amount: int
+    lines: tuple[str, ...]
+    request_id: str
 
 
 async def receive(store: Store, shop_id: str, body: bytes) -> tuple[C2BRecord, bool]:
@@ -53,8 +71,16 @@ class C2BDesk:
     """The cashier's view of direct payments for one till."""
 
     def __init__(
-        self, store: Store, shop_id: str, till_id: str, clock: Clock, claim: Claim
+        self,
+        store: Store,
+        shop_id: str,
+        till_id: str,
+        clock: Clock,
+        claim: Claim,
+        *,
+        make_qr: MakeQr | None = None,
     ) -> None:
+        self._make_qr = make_qr
         self._store = store
         self._shop_id = shop_id
         self._till_id = till_id
@@ -83,6 +109,23 @@ class C2BDesk:
             )
         ]
         return fits[0] if len(fits) == 1 else None
+
+    @property
+    def offers_qr(self) -> bool:
+        return self._make_qr is not None
+
+    async def sale_qr(self, sale_ref: str, amount: int) -> SaleQr:
+        """The sale's QR for the customer to scan; the payment then shows on the checkout
+        like any direct payment (same amount, in the window) and is attached the same way."""
+        if self._make_qr is None:
+            raise QrUnavailable("This till cannot show QR codes (its shop has no own shortcode).")
+        try:
+            answer = await self._make_qr(sale_ref, amount)
+            lines = qr_to_half_blocks(answer.png())
+        except (GatewayError, StatementParseError, QrImageError) as error:
+            message = error.message if isinstance(error, GatewayError) else str(error)
+            raise QrUnavailable(f"No QR code: {message}") from None
+        return SaleQr(sale_ref, amount, tuple(lines), answer.request_id)
 
     async def attach(self, trans_id: str, sale_ref: str) -> C2BRecord:
         """Claim `trans_id` at the relay for `sale_ref`, then record it; C2BAttachError (with
@@ -130,5 +173,8 @@ __all__ = [
     "Claim",
     "ClaimAnswer",
     "ClaimUnavailable",
+    "MakeQr",
+    "QrUnavailable",
+    "SaleQr",
     "receive",
 ]

@@ -35,6 +35,7 @@ from smartduka_tui.store.c2b import C2BAttachError
 from smartduka_tui.store.records import ProblemKind
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.qr import QrScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.notice import Notice
@@ -332,3 +333,51 @@ async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
             row = await engine.store.c2b.get(engine.shop_id, paid.trans_id)
             assert row is not None and row.sale_ref == sale_ref
             await wait_until(pilot, lambda: not panel.waiting, "the panel emptied")
+
+
+async def test_the_sales_qr_is_shown_and_its_payment_is_attached_to_the_sale(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    first, _, _ = await registered_till_pair(tmp_path, relay, sim)
+    clock = SystemClock()
+    async with (
+        first.engine() as engine,
+        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+    ):
+        desk_ = c2b_desk(engine, engine.settings, clock, link)
+        assert desk_ is not None and desk_.offers_qr
+        services = AppServices(
+            payments=engine,
+            clock=clock,
+            identity=TillIdentity(engine.shop_id, engine.till_id, "QR Duka", "OWN"),
+            connection=link.connection,
+            c2b=desk_,
+        )
+        app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))
+        async with app.run_test(size=SIZE) as pilot:
+            checkout = await wait_for_screen(pilot, CheckoutScreen)
+            await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+            sale_ref = checkout.sale_ref
+            await put(pilot, "#total", "275")
+            await pilot.press("f7")
+            shown = await wait_for_screen(pilot, QrScreen)
+            assert (shown.qr.sale_ref, shown.qr.amount) == (sale_ref, 275)
+            assert shown.qr.request_id
+            # Readable at 80x24: every line fits, and the code leaves room for its caption.
+            assert all(len(line) <= 80 for line in shown.qr.lines)
+            assert len(shown.qr.lines) <= 22 and set("".join(shown.qr.lines)) <= set("█▀▄ ")
+            paid = await sim.pay_till(
+                first.shortcode or "", unique_phone(), 275, qr_request_id=shown.qr.request_id
+            )
+            await pilot.press("escape")
+            await wait_for_screen(pilot, CheckoutScreen)
+            panel = checkout.query_one(C2BPanel)
+            await wait_until(
+                pilot,
+                lambda: panel.suggested is not None and panel.suggested.trans_id == paid.trans_id,
+                "the QR payment suggested for the sale",
+            )
+            await pilot.press("f6")
+            await wait_until(pilot, lambda: not panel.waiting, "the payment attached")
+            row = await engine.store.c2b.get(engine.shop_id, paid.trans_id)
+            assert row is not None and (row.sale_ref, row.amount) == (sale_ref, 275)

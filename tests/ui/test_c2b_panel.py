@@ -3,18 +3,22 @@ payments come in as the relay's feed would store them (`payments.c2b.receive`)."
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
+import segno
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy import SnapshotAssertion
 
-from smartduka_tui.payments.c2b import C2BDesk, receive
+from smartduka_tui.mpesa.qr import qr_to_half_blocks
+from smartduka_tui.payments.c2b import C2BDesk, SaleQr, receive
 from smartduka_tui.relay_client import c2b_claimer
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.connection import ConnectionBoard
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.qr import QrScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from tests.payments.harness import TillHarness
@@ -112,3 +116,19 @@ async def test_a_payment_outside_the_window_is_not_suggested(shop_till: TillHarn
     # Eleven minutes after the till received it (thirteen after M-Pesa's TransTime).
     shop_till.clock.advance(11 * 60)
     assert await desk.suggest(150) is None
+
+
+async def test_the_sales_qr_screen_at_80x24(shop_till: TillHarness, svg: SnapshotAssertion) -> None:
+    # A fixed code (the simulator's embeds a fresh shortcode each run): what is snapshotted is
+    # the screen, drawn from a real PNG by the till's own half-block renderer.
+    buffer = io.BytesIO()
+    segno.make_qr("SMARTDUKA|0115001|150", error="m").save(buffer, kind="png", scale=4)
+    qr = SaleQr("0115001", 150, tuple(qr_to_half_blocks(buffer.getvalue())), "QR-1")
+    app = c2b_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_screen(pilot, CheckoutScreen)
+        app.push_screen(QrScreen(qr))
+        await wait_for_screen(pilot, QrScreen)
+        assert svg == app.export_screenshot()
+        await pilot.press("escape")
+        await wait_for_screen(pilot, CheckoutScreen)

@@ -16,7 +16,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
 from smartduka_tui.payments.api import InvalidPaymentInput
-from smartduka_tui.payments.c2b import C2BAttachError
+from smartduka_tui.payments.c2b import C2BAttachError, QrUnavailable
 from smartduka_tui.payments.inputs import check_sale_ref
 from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
@@ -24,6 +24,7 @@ from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.qr import QrScreen
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
@@ -58,6 +59,13 @@ class CheckoutScreen(TillScreen):
             "Paid directly",
             id="checkout.attach_c2b",
             tooltip="Attach the direct M-Pesa payment that fits this sale (amount and time)",
+        ),
+        Binding(
+            "f7",
+            "show_qr",
+            "QR",
+            id="checkout.show_qr",
+            tooltip="Show the sale's M-Pesa QR code for the customer to scan",
         ),
         Binding(
             "f4",
@@ -231,6 +239,11 @@ class CheckoutScreen(TillScreen):
             if not panels:
                 return False
             return True if panels.first().suggested is not None else None
+        if action == "show_qr":
+            desk = self.till.services.c2b
+            if desk is None or not desk.offers_qr:
+                return False
+            return None if self.till.connection.daraja_down or self.problem() else True
         if action == "clear_sale":
             return True if self.items or self.total_text or self.ref_problem() else None
         return True
@@ -304,6 +317,25 @@ class CheckoutScreen(TillScreen):
             f"M-Pesa receipt {record.trans_id}."
         )
         panel.reload()
+
+    @work(group="show-qr", exclusive=True, exit_on_error=False)
+    async def action_show_qr(self) -> None:
+        """Ask M-Pesa for this sale's QR and show it; the payment arrives as a direct one."""
+        desk, amount = self.till.services.c2b, self.amount()
+        if desk is None or amount is None or self.problem() is not None:
+            self.app.bell()
+            return
+        try:
+            qr = await desk.sale_qr(self.sale_ref, amount)
+        except QrUnavailable as error:
+            self.show_notice(str(error), "error")
+            self._refusal_shown = True
+            self.app.bell()
+            return
+        except Exception as error:
+            self.till.report_unexpected(error, "making the sale's QR code")
+            return
+        self.app.push_screen(QrScreen(qr))
 
     def action_clear_sale(self) -> None:
         self.clear_notice()
