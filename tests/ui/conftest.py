@@ -43,14 +43,14 @@ async def quiet_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[
         yield harness
 
 
-def build_app(
+def services_for(
     harness: TillHarness,
     *,
     board: ConnectionBoard | None = None,
     help_sections: tuple[HelpSection, ...] = (),
-    **kwargs: Any,
-) -> SmartDukaApp:
-    services = AppServices(
+) -> AppServices:
+    """The app's services on the harness's till."""
+    return AppServices(
         payments=harness.engine,
         clock=harness.clock,
         identity=TillIdentity(
@@ -59,6 +59,16 @@ def build_app(
         connection=board or ConnectionBoard(ONLINE),
         help_sections=help_sections,
     )
+
+
+def build_app(
+    harness: TillHarness,
+    *,
+    board: ConnectionBoard | None = None,
+    help_sections: tuple[HelpSection, ...] = (),
+    **kwargs: Any,
+) -> SmartDukaApp:
+    services = services_for(harness, board=board, help_sections=help_sections)
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False), **kwargs)
 
 

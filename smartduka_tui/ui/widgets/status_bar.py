@@ -12,6 +12,7 @@ from smartduka_tui.ui.connection import ConnectionState, Reachability
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
+    from smartduka_tui.ui.services import TillIdentity
 
 _WORDS: dict[Reachability, tuple[str, str]] = {
     Reachability.REACHABLE: ("●", "-ok"),
@@ -60,9 +61,13 @@ class StatusBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         app = cast("SmartDukaApp", self.app)
-        identity = app.services.identity
-        yield Label(identity.shop_label, id="status-shop")
-        yield Label(f"Till {identity.till_id}", id="status-till")
+        if app.is_open:
+            identity = app.services.identity
+            yield Label(identity.shop_label, id="status-shop")
+            yield Label(f"Till {identity.till_id}", id="status-till")
+        else:
+            yield Label(app.TITLE, id="status-shop")
+            yield Label("opening the till…", id="status-till")
         yield Label("", id="status-daraja")
         yield Label("", id="status-relay")
         yield Label("", id="status-awaiting")
@@ -71,6 +76,11 @@ class StatusBar(Horizontal):
         app = cast("SmartDukaApp", self.app)
         self.show_connection(app.connection)
         self.show_awaiting(app.awaiting)
+
+    def show_identity(self, identity: TillIdentity) -> None:
+        """Name the till once it is open (a starting app paints before it knows)."""
+        self.query_one("#status-shop", Label).update(identity.shop_label)
+        self.query_one("#status-till", Label).update(f"Till {identity.till_id}")
 
     def show_connection(self, state: ConnectionState) -> None:
         for name, reach, widget_id in (
