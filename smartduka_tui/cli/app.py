@@ -77,6 +77,7 @@ def run_app(args: argparse.Namespace) -> int:
 
 async def paint_then_open(config_file: str | None) -> int:
     """Run the app, and open the till behind it once its checkout has painted."""
+    load_modules(("smartduka_tui.ui.app",))  # with the collector paused, as for the rest
     from smartduka_tui.ui.app import make_app
 
     app = make_app()
