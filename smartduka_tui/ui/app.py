@@ -433,7 +433,9 @@ class SmartDukaApp(App[int]):
         if isinstance(screen, TillScreen):
             yield from screen.palette_commands()
         for command in self.available_extensions():
-            yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+            yield SystemCommand(
+                command.title, command.describe(self), partial(self.open_extension, command)
+            )
         if screen is self.checkout:
             yield SystemCommand("Sales", "Today's sales; reopen one", self.action_sales)
         yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)

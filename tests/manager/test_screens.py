@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, OptionList, Static
 
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.store import AttemptFlag, AttemptState, Secret, VerificationStatus
@@ -710,3 +710,26 @@ async def test_a_manager_resolves_a_payment_as_paid_with_the_statements_receipt(
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
         assert attempt is not None and attempt.state is S.COMPLETED
         assert attempt.receipt_number == "SDX9K2M4QA"
+
+
+async def test_the_menu_says_pin_only_while_a_sign_in_is_needed(seeded: Seeded) -> None:
+    """Issue #12 leftover: the menu kept "(PIN)" beside each area while the manager was signed
+    in and no PIN would be asked."""
+
+    def menu_lines(app: SmartDukaApp) -> list[str]:
+        options = app.screen.query_one("#menu-options", OptionList)
+        return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f9")
+        await settle(pilot)
+        before = menu_lines(app)
+        assert len(before) == 4 and all(line.endswith("(PIN)") for line in before), before
+        await pilot.press("escape")
+        await sign_in(pilot, "problems")
+        await pilot.press("f9")
+        await settle(pilot)
+        after = menu_lines(app)
+        assert len(after) == 4 and not any("PIN" in line for line in after), after
