@@ -1002,6 +1002,30 @@ class PaymentEngine:
         )
         return await self._result(verdict, CallbackOutcome.NO_CHANGE)
 
+    async def fill_receipt(
+        self, attempt: Attempt, receipt: str, detail: Mapping[str, Any]
+    ) -> Attempt | None:
+        """A paid attempt still without a receipt gets the one M-Pesa's statement shows
+        (Pull Transactions); None, changing nothing, when it is not such an attempt now."""
+        async with self.lock_for(attempt.attempt_ref):
+            current = await self.store.attempts.get(self.shop_id, attempt.id)
+            if current is None or current.state is not S.COMPLETED or current.receipt_number:
+                return None
+            async with self.store.write() as tx:
+                result = await self.store.attempts.transition(
+                    tx,
+                    self.shop_id,
+                    current.id,
+                    {S.COMPLETED},
+                    S.COMPLETED,
+                    Actor.SYSTEM,
+                    clear_flags=AttemptFlag.RECEIPT_PENDING,
+                    detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
+                    receipt_number=receipt,
+                )
+        await self._notify(result.attempt)
+        return result.attempt
+
     async def _result(self, verdict: Verdict, outcome: CallbackOutcome) -> CallbackResult:
         if not verdict.decision.changes_state and outcome is CallbackOutcome.APPLIED:
             outcome = CallbackOutcome.NO_CHANGE
