@@ -500,6 +500,7 @@ def scheduled_pull(engine: PaymentEngine) -> PullSchedule | None:
 
 __all__ = [
     "PULL_WINDOW",
+    "Progress",
     "PullFailed",
     "PullInputError",
     "PullProgress",
