@@ -11,7 +11,7 @@ here knew before:
 - else the one attempt without a receipt that the row fits (amount, the sale's
   AccountReference, time and masked phone): a paid attempt gets its receipt; a FAILED,
   EXPIRED, UNKNOWN or NEEDS_REVIEW one gets STATEMENT_MATCHED through the engine (never a
-  downgrade: COMPLETED is never left); a live one is left to its callback or query;
+  downgrade: COMPLETED is never left); a PENDING one is left to its callback or query;
 - else "money without a sale", a problem for the manager.
 
 A sale that two receipts pay ("paid twice") becomes a problem too, unless the engine already
@@ -58,6 +58,8 @@ CLOCK_SKEW = timedelta(minutes=10)
 MAX_PAGES = 10_000
 _MASKED = re.compile(r"^(\d{3,6})\s*\*+\s*(\d{2,4})$")
 _FULL = re.compile(r"^254[17]\d{8}$")
+# Still waiting for their own callback or query: the statement does not settle these.
+_AWAITING = frozenset({S.CREATED, S.PENDING})
 
 
 class PullFailed(Exception):
@@ -123,6 +125,16 @@ def _phone_fits(payer: str, phone: str) -> bool:
     if masked:
         return phone.startswith(masked.group(1)) and phone.endswith(masked.group(2))
     return True
+
+
+def _detail(row: PulledRow) -> dict[str, Any]:
+    """What the audit entry of a receipt from the statement says about where it came from."""
+    return {
+        "source": "pull",
+        "receipt": row.transaction_id,
+        "paid_at": row.paid_at.isoformat(),
+        "shortcode": row.shortcode,
+    }
 
 
 def _kenya(moment: datetime) -> str:
@@ -268,7 +280,12 @@ class StatementPull:
         examine = await pull.unmatched(self.shop_id, start - CLOCK_SKEW)
         matcher = _Matcher(self, examine)
         await matcher.run()
-        paid_twice = await self._paid_twice(matcher.sales)
+        # Every sale a pulled receipt pays, not only those matched now: a direct payment
+        # attached after an earlier pull can make a sale paid twice.
+        sales = set(matcher.sales)
+        sales.update((await pull.attempt_receipts(self.shop_id, rows)).values())
+        sales.update(s for s in (await pull.c2b_receipts(self.shop_id, rows)).values() if s)
+        paid_twice = await self._paid_twice(sales)
         async with self.store.write() as tx:
             await pull.set_matches(tx, self.shop_id, matcher.matches)
             for finding, detail in [*matcher.findings, *paid_twice]:
@@ -369,6 +386,7 @@ class _Matcher:
             by_amount[candidate.amount].append(candidate)
         reported = await pull.reported(shop_id, (f"money:{r.transaction_id}" for r in leftovers))
         prefix = self.pull.engine.shop.account_prefix
+        to_fill: list[tuple[PulledRow, ReceiptlessAttempt]] = []
         for row in leftovers:
             fits = [
                 c
@@ -378,50 +396,53 @@ class _Matcher:
                 and _phone_fits(row.payer, c.phone)
             ]
             if len(fits) == 1:
-                if await self._bind(row, fits[0]):
-                    by_amount[row.amount].remove(fits[0])
+                # Taken from the pool: one attempt is paid by one receipt.
+                by_amount[row.amount].remove(fits[0])
+                if fits[0].state == S.COMPLETED:
+                    to_fill.append((row, fits[0]))
+                else:
+                    await self._settle(row, fits[0])
                 continue
             if f"money:{row.transaction_id}" not in reported:
                 self.findings.append((f"money:{row.transaction_id}", self._money(row, len(fits))))
+        await self._fill(to_fill)
+
+    async def _fill(self, found: list[tuple[PulledRow, ReceiptlessAttempt]]) -> None:
+        """Paid attempts without a receipt get theirs, in one transaction."""
+        if not found:
+            return
+        rows = {candidate.id: row for row, candidate in found}
+        filled = await self.pull.engine.fill_receipts(
+            [(c.id, c.attempt_ref, row.transaction_id, _detail(row)) for row, c in found]
+        )
+        for attempt in filled:
+            self.filled += 1
+            self._matched(rows[attempt.id].transaction_id, MatchedBy.ATTEMPT, attempt.sale_ref)
 
     def _matched(self, receipt: str, by: MatchedBy, sale_ref: str | None) -> None:
         self.matches.append((receipt, by, sale_ref))
         if sale_ref is not None:
             self.sales.add(sale_ref)
 
-    async def _bind(self, row: PulledRow, candidate: ReceiptlessAttempt) -> bool:
-        """Give the one fitting attempt its receipt; False when it is still live (its
-        callback or query settles it, and the next pull looks again) or took nothing."""
+    async def _settle(self, row: PulledRow, candidate: ReceiptlessAttempt) -> None:
+        """The one fitting attempt that is not paid here: STATEMENT_MATCHED through the engine
+        (FAILED, EXPIRED, UNKNOWN and NEEDS_REVIEW become COMPLETED); a PENDING one is left to
+        its callback or query, and the next pull looks again."""
         engine = self.pull.engine
-        attempt = await engine.store.attempts.get(engine.shop_id, candidate.id)
-        if attempt is None or attempt.is_live:
-            return False
-        detail = {
-            "source": "pull",
-            "receipt": row.transaction_id,
-            "paid_at": row.paid_at.isoformat(),
-            "shortcode": row.shortcode,
-        }
-        if attempt.state is S.COMPLETED:
-            if await engine.fill_receipt(attempt, row.transaction_id, detail) is None:
-                return False
-        else:
-            async with engine.lock_for(attempt.attempt_ref):
-                current = await engine.store.attempts.get(engine.shop_id, attempt.id)
-                if current is None or current.receipt_number is not None:
-                    return False
-                verdict = await engine.apply_evidence(
-                    current,
-                    Evidence.STATEMENT_MATCHED,
-                    Cause.QUERY,
-                    detail=detail,
-                    receipt_number=row.transaction_id,
-                )
-            if verdict.attempt.state is not S.COMPLETED:
-                return False
-        self.filled += 1
-        self._matched(row.transaction_id, MatchedBy.ATTEMPT, attempt.sale_ref)
-        return True
+        async with engine.lock_for(candidate.attempt_ref):
+            current = await engine.store.attempts.get(engine.shop_id, candidate.id)
+            if current is None or current.state in _AWAITING or current.receipt_number:
+                return
+            verdict = await engine.apply_evidence(
+                current,
+                Evidence.STATEMENT_MATCHED,
+                Cause.QUERY,
+                detail=_detail(row),
+                receipt_number=row.transaction_id,
+            )
+        if verdict.attempt.state is S.COMPLETED:
+            self.filled += 1
+            self._matched(row.transaction_id, MatchedBy.ATTEMPT, current.sale_ref)
 
     @staticmethod
     def _money(row: PulledRow, fits: int) -> dict[str, Any]:

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -1002,29 +1003,41 @@ class PaymentEngine:
         )
         return await self._result(verdict, CallbackOutcome.NO_CHANGE)
 
-    async def fill_receipt(
-        self, attempt: Attempt, receipt: str, detail: Mapping[str, Any]
-    ) -> Attempt | None:
-        """A paid attempt still without a receipt gets the one M-Pesa's statement shows
-        (Pull Transactions); None, changing nothing, when it is not such an attempt now."""
-        async with self.lock_for(attempt.attempt_ref):
-            current = await self.store.attempts.get(self.shop_id, attempt.id)
-            if current is None or current.state is not S.COMPLETED or current.receipt_number:
-                return None
+    async def fill_receipts(
+        self, found: Sequence[tuple[int, str, str, Mapping[str, Any]]]
+    ) -> list[Attempt]:
+        """Paid attempts still without a receipt get the one M-Pesa's statement shows (Pull
+        Transactions): (attempt id, attempt ref, receipt, audit detail) each, all in one
+        transaction, holding their locks. Those that are no longer such attempts are left as
+        they are; returns the ones filled."""
+        filled: list[Attempt] = []
+        async with contextlib.AsyncExitStack() as held:
+            for ref in sorted({attempt_ref for _, attempt_ref, _, _ in found}):
+                await held.enter_async_context(self.lock_for(ref))
             async with self.store.write() as tx:
-                result = await self.store.attempts.transition(
-                    tx,
-                    self.shop_id,
-                    current.id,
-                    {S.COMPLETED},
-                    S.COMPLETED,
-                    Actor.SYSTEM,
-                    clear_flags=AttemptFlag.RECEIPT_PENDING,
-                    detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
-                    receipt_number=receipt,
-                )
-        await self._notify(result.attempt)
-        return result.attempt
+                for attempt_id, _, receipt, detail in found:
+                    current = await self.store.attempts.get(self.shop_id, attempt_id, tx=tx)
+                    if (
+                        current is None
+                        or current.state is not S.COMPLETED
+                        or current.receipt_number
+                    ):
+                        continue
+                    result = await self.store.attempts.transition(
+                        tx,
+                        self.shop_id,
+                        current.id,
+                        {S.COMPLETED},
+                        S.COMPLETED,
+                        Actor.SYSTEM,
+                        clear_flags=AttemptFlag.RECEIPT_PENDING,
+                        detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
+                        receipt_number=receipt,
+                    )
+                    filled.append(result.attempt)
+        for attempt in filled:
+            await self._notify(attempt)
+        return filled
 
     async def _result(self, verdict: Verdict, outcome: CallbackOutcome) -> CallbackResult:
         if not verdict.decision.changes_state and outcome is CallbackOutcome.APPLIED:

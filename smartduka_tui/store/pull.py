@@ -69,6 +69,8 @@ class ReceiptlessAttempt:
     """What matching a pulled row needs of an attempt that has no receipt yet."""
 
     id: int
+    attempt_ref: str
+    state: str
     sale_ref: str
     amount: int
     phone: str
@@ -180,10 +182,13 @@ class PulledStatement:
         """Note what knows each (receipt, matched by, sale) pulled row."""
         if not matches:
             return
+        # MATERIALIZED: otherwise SQLite scans the JSON once per row of the shop (quadratic).
         await tx.execute(
-            "UPDATE pulled_transactions SET matched = m.value ->> 1, sale_ref = m.value ->> 2"
-            " FROM json_each(?) AS m"
-            " WHERE shop_id = ? AND transaction_id = m.value ->> 0",
+            "WITH m(receipt, matched, sale_ref) AS MATERIALIZED"
+            " (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))"
+            " UPDATE pulled_transactions SET matched = m.matched, sale_ref = m.sale_ref FROM m"
+            " WHERE pulled_transactions.shop_id = ? AND pulled_transactions.transaction_id"
+            " = m.receipt",
             (json.dumps([[r, str(by), sale] for r, by, sale in matches]), shop_id),
         )
 
@@ -210,6 +215,7 @@ class PulledStatement:
         """Receipt -> sale of the attempts here that hold one of `receipts`."""
         rows = await (tx or self._db).fetchall(
             "SELECT receipt_number, sale_ref FROM attempts WHERE shop_id = ?"
+            " AND receipt_number IS NOT NULL"
             " AND receipt_number IN (SELECT value FROM json_each(?))",
             (shop_id, _ids(receipts)),
         )
@@ -231,7 +237,8 @@ class PulledStatement:
     ) -> list[ReceiptlessAttempt]:
         """Attempts created in [since, until] that have no receipt yet, oldest first."""
         rows = await self._db.fetchall(
-            "SELECT id, sale_ref, amount, phone, created_at, expires_at FROM attempts"
+            "SELECT id, attempt_ref, state, sale_ref, amount, phone, created_at, expires_at"
+            " FROM attempts"
             " WHERE shop_id = ? AND receipt_number IS NULL AND created_at BETWEEN ? AND ?"
             " ORDER BY id",
             (shop_id, to_ms(since), to_ms(until)),
@@ -239,6 +246,8 @@ class PulledStatement:
         return [
             ReceiptlessAttempt(
                 id=row["id"],
+                attempt_ref=row["attempt_ref"],
+                state=row["state"],
                 sale_ref=row["sale_ref"],
                 amount=row["amount"],
                 phone=row["phone"],

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.c2b import receive
 from smartduka_tui.payments.manager.lists import record_row
@@ -79,6 +80,25 @@ async def snapshot(h: TillHarness) -> tuple[Any, ...]:
 
 async def pulls_asked(h: TillHarness) -> int:
     return sum(1 for r in await h.sim.requests(shortcode=h.shortcode) if r.path == PULL_QUERY)
+
+
+def c2b_body(h: TillHarness, trans_id: str, amount: int) -> bytes:
+    """The confirmation the relay's feed would bring for a direct payment."""
+    return json.dumps(
+        {
+            "TransactionType": "Pay Bill",
+            "TransID": trans_id,
+            "TransTime": h.clock.now().astimezone(KENYA_TZ).strftime("%Y%m%d%H%M%S"),
+            "TransAmount": f"{amount}.00",
+            "BusinessShortCode": h.shortcode,
+            "BillRefNumber": "",
+            "InvoiceNumber": "",
+            "OrgAccountBalance": "",
+            "ThirdPartyTransID": "",
+            "MSISDN": "2547 ***** 000",
+            "FirstName": "ANN",
+        }
+    ).encode()
 
 
 async def paid_without_callback(h: TillHarness, sale_ref: str, amount: int) -> str:
@@ -172,21 +192,7 @@ async def test_a_sale_paid_by_push_and_by_a_direct_payment_is_paid_twice(
     await h.advance_sim(5)
     assert (await h.view(view.attempt_id)).state is S.COMPLETED
     direct = await h.sim.pay_till(h.shortcode, unique_phone(), 200)
-    body = json.dumps(
-        {
-            "TransactionType": "Pay Bill",
-            "TransID": direct.trans_id,
-            "TransTime": h.clock.now().strftime("%Y%m%d%H%M%S"),
-            "TransAmount": "200.00",
-            "BusinessShortCode": h.shortcode,
-            "BillRefNumber": "",
-            "InvoiceNumber": "",
-            "OrgAccountBalance": "",
-            "ThirdPartyTransID": "",
-            "MSISDN": "2547 ***** 000",
-            "FirstName": "ANN",
-        }
-    ).encode()
+    body = c2b_body(h, direct.trans_id, 200)
     await receive(h.store, h.shop_id, body)
     async with h.store.write() as tx:
         await h.store.c2b.attach(tx, h.shop_id, direct.trans_id, "D1", h.till_id)
@@ -211,19 +217,26 @@ async def test_the_schedule_pulls_on_the_injectable_clock(
     ) as h:
         await h.restart_with_reconciler()
 
-        async def pulled(count: int) -> bool:
-            for _ in range(400):
-                if await pulls_asked(h) >= count:
+        async def until(check: Callable[[], Any]) -> bool:
+            """Poll (bounded, not timed): the schedule runs on its own task."""
+            for _ in range(1000):
+                if await check():
                     return True
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)
             return False
 
-        assert await pulled(1)
+        async def parked(pulls: int) -> bool:
+            # The pull is recorded and both loops (reconciler, schedule) sleep on the clock.
+            status = await pull_of(h).status()
+            done = status is not None and status.ok and await pulls_asked(h) == pulls
+            return done and h.clock.sleepers >= 2
+
+        assert await until(lambda: parked(1))
         h.clock.advance(899)
-        await asyncio.sleep(0.05)
+        assert await until(lambda: parked(1))
         assert await pulls_asked(h) == 1
         h.clock.advance(2)
-        assert await pulled(2)
+        assert await until(lambda: parked(2))
 
 
 # ---------------------------------------------------------------- bad input
@@ -388,3 +401,19 @@ async def test_a_since_out_of_range_asks_nothing_and_changes_nothing(
     assert await snapshot(h) == before
     assert await pulls_asked(h) == asked
     assert await pull_of(h).status() is None
+
+
+async def test_a_direct_payment_attached_after_an_earlier_pull_is_still_found_paid_twice(
+    pull_till: TillHarness,
+) -> None:
+    h = pull_till
+    view = await h.engine.start_payment("D2", 220, unique_phone())
+    await h.advance_sim(5)
+    direct = await h.sim.pay_till(h.shortcode, unique_phone(), 220)
+    await receive(h.store, h.shop_id, c2b_body(h, direct.trans_id, 220))
+    first = await pull_of(h).pull()
+    assert (first.paid_twice, first.money_without_sale) == (0, 0)
+    async with h.store.write() as tx:
+        await h.store.c2b.attach(tx, h.shop_id, direct.trans_id, "D2", h.till_id)
+    assert (await pull_of(h).pull()).paid_twice == 1
+    assert (await h.view(view.attempt_id)).state is S.COMPLETED
