@@ -41,7 +41,7 @@ from tests.support.processes import ServerProcess
 from tests.ui.conftest import wait_until
 
 S = AttemptState
-MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3}
+MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3, "direct": 4}
 
 
 async def open_menu_item(pilot: Any, item: str) -> None:
@@ -726,10 +726,10 @@ async def test_the_menu_says_pin_only_while_a_sign_in_is_needed(seeded: Seeded) 
         await pilot.press("f9")
         await settle(pilot)
         before = menu_lines(app)
-        assert len(before) == 4 and all(line.endswith("(PIN)") for line in before), before
+        assert len(before) == len(MENU) and all(line.endswith("(PIN)") for line in before), before
         await pilot.press("escape")
         await sign_in(pilot, "problems")
         await pilot.press("f9")
         await settle(pilot)
         after = menu_lines(app)
-        assert len(after) == 4 and not any("PIN" in line for line in after), after
+        assert len(after) == len(MENU) and not any("PIN" in line for line in after), after
