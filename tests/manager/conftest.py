@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 from textual.pilot import Pilot
 
 from smartduka_tui.clock import ManualClock

@@ -4,6 +4,7 @@ attempts and problem records, every filter, and the messages for bad filter text
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -173,7 +174,7 @@ async def test_history_lists_every_payment_with_its_state(seeded: Seeded) -> Non
     ],
 )
 def test_bad_filter_text_names_the_field_and_why(
-    given: dict[str, str], field: str, message: str
+    given: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(ManagerInputError) as refused:
         problem_filter_from_text(**given)

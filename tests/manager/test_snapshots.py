@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 
 from smartduka_tui.ui.manager.filters import AuditFilterScreen, ProblemFilterScreen
 from smartduka_tui.ui.manager.history import HistoryScreen

@@ -6,6 +6,7 @@ state, the audit record of the transition (from, to, cause) and what the cashier
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ async def test_connection_refused_after_sign_in_is_a_definite_refusal(
     ],
 )
 async def test_unknown_push_outcome_is_unknown_and_never_pushed_again(
-    tmp_path: Path, simulator: ServerProcess, scenario: dict[str, object], why: str
+    tmp_path: Path, simulator: ServerProcess, scenario: dict[str, Any], why: str
 ) -> None:
     async with till(
         tmp_path,
@@ -411,7 +412,7 @@ async def test_query_known_final_code_fails_pending(
     ],
 )
 async def test_inconclusive_query_leaves_pending(
-    shop_till: TillHarness, scenario: dict[str, object]
+    shop_till: TillHarness, scenario: dict[str, Any]
 ) -> None:
     phone = unique_phone()
     await shop_till.sim.set_phone_scenario(phone, **scenario)

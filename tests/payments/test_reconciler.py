@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.payments.api import AttemptState, ReconcileReport
+from smartduka_tui.payments.api import AttemptState, PaymentView, ReconcileReport
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
@@ -31,7 +31,7 @@ async def eventually(
 
 # What each phone does, and the state the evidence table says it must end in when every
 # callback is lost and only STK queries tell.
-LOST_CALLBACK_CASES: list[tuple[dict[str, object], S]] = [
+LOST_CALLBACK_CASES: list[tuple[dict[str, Any], S]] = [
     ({}, S.COMPLETED),
     ({"result_code": 1032}, S.FAILED),
     ({"result_code": 1}, S.FAILED),
@@ -166,7 +166,7 @@ async def test_stop_waiting_is_audited_and_changes_no_state(shop_till: TillHarne
     phone = unique_phone()
     await h.sim.set_phone_scenario(phone, drop_callback=True)
     view = await h.engine.start_payment("SW1", 10, phone)
-    seen = []
+    seen: list[PaymentView] = []
     h.engine.add_listener(seen.append)
     after = await h.engine.stop_waiting(view.attempt_id)
     assert after.state is S.PENDING and after.handed_to_reconciler

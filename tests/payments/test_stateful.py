@@ -104,15 +104,14 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             delivery = "normal"
     elif answer != "pays":
         scenario["result_code"] = answer
-    scenario.update(
-        {
-            "normal": {},
-            "drop": {"drop_callback": True},
-            "twice": {"duplicates": 1},
-            "before_response": {"callback_before_response": True},
-            "late": {"late_callback_s": 400},
-        }[delivery]
-    )
+    deliveries: dict[str, dict[str, Any]] = {
+        "normal": {},
+        "drop": {"drop_callback": True},
+        "twice": {"duplicates": 1},
+        "before_response": {"callback_before_response": True},
+        "late": {"late_callback_s": 400},
+    }
+    scenario.update(deliveries[delivery])
     if draw(st.booleans()) and delivery != "before_response":
         scenario["push_anomaly"] = "gateway_error"
     query = draw(st.sampled_from(["normal", "stuck", "says_cancelled"]))

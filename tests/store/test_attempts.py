@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +29,7 @@ from smartduka_tui.store import (
     Store,
 )
 from smartduka_tui.store.attempts import LIVE_SQL, PROBLEM_SQL
+from smartduka_tui.store.db import Params
 from smartduka_tui.store.migrations import MIGRATIONS
 from tests.conftest import unique_phone
 from tests.store.helpers import make_shop, new_attempt
@@ -493,7 +496,7 @@ def test_problem_and_live_sql_match_the_partial_indexes() -> None:
     assert " ".join(LIVE_SQL.split()) in " ".join(statements.split())
 
 
-_PLAN_CALLS = {
+_PLAN_CALLS: dict[str, tuple[Callable[[Store], Awaitable[object]], list[object]]] = {
     "problems": (lambda store: store.attempts.problems("s"), ["s", 51]),
     "history": (lambda store: store.attempts.history("s"), ["s", 51]),
     "live": (
@@ -537,9 +540,9 @@ async def test_lists_use_their_indexes(store: Store, call: str, index: str) -> N
     captured: list[str] = []
     original = store.db.fetchall
 
-    async def spy(sql: str, params: object = ()) -> object:
+    async def spy(sql: str, params: Params = ()) -> list[sqlite3.Row]:
         captured.append(sql)
-        return await original(sql, params)  # type: ignore[arg-type]
+        return await original(sql, params)
 
     make_call, params = _PLAN_CALLS[call]
     store.db.fetchall = spy  # type: ignore[method-assign]

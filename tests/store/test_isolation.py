@@ -274,7 +274,7 @@ def shared_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Key
 
 
 @settings(
-    max_examples=min(settings.default.max_examples, 40),
+    max_examples=min(settings().max_examples, 40),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(ops=st.lists(operation, min_size=1, max_size=25))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import segno
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 
 from smartduka_tui.mpesa.qr import qr_to_half_blocks
 from smartduka_tui.payments.c2b import C2BDesk, SaleQr, receive

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 from textual.screen import Screen
 from textual.widgets import Label
 
@@ -93,7 +93,7 @@ async def deliver(pilot: Any, harness: TillHarness, *receipts: str) -> None:
         await harness.engine.apply_callback(event.model_copy(update={"body": body}))
 
 
-async def to_phone(pilot: Any, amount: str) -> Any:
+async def to_phone(pilot: Any, amount: str) -> PhoneScreen:
     checkout = await wait_for_screen(pilot, CheckoutScreen)
     await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
     await put(pilot, "#total", amount)
@@ -126,8 +126,8 @@ async def test_sale_that_is_paid(quiet_till: TillHarness, svg: SnapshotAssertion
         await wait_for_screen(pilot, SuccessScreen)
         await shot(pilot, svg, "success_receipt")
         await pilot.press("enter")
-        await to_phone(pilot, "80")
-        await wait_until(pilot, lambda: bool(pilot.app.screen.recent), "recent phones")
+        phone_screen = await to_phone(pilot, "80")
+        await wait_until(pilot, lambda: bool(phone_screen.recent), "recent phones")
         await pilot.press("down")
         await shot(pilot, svg, "phone_recent_picked")
         assert phone

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smartduka_tui.mpesa.kenya_time import kenya_clock
+from smartduka_tui.mpesa.requests import MAX_AMOUNT
 from smartduka_tui.ui.amounts import (
-    MAX_AMOUNT,
     SaleItem,
     amount_of,
     amount_problem,
