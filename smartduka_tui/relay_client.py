@@ -45,6 +45,7 @@ from smartduka_tui.connectivity import (
     ConnectivityMonitor,
     DarajaProbe,
     ObservedGateway,
+    Reachability,
     daraja_answers,
 )
 from smartduka_tui.mpesa.statement import StatementParseError
@@ -61,7 +62,6 @@ from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.records import ChainCheckpoint, ProblemKind, TillCredentials
 from smartduka_tui.store.store import Store
-from smartduka_tui.ui.connection import Reachability
 
 log = logging.getLogger(__name__)
 

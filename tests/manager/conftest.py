@@ -26,6 +26,7 @@ from textual.pilot import Pilot
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.payments.service import PaymentEngine
@@ -48,7 +49,6 @@ from smartduka_tui.store import (
 )
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from tests.store.conftest import no_canary_on_disk  # noqa: F401 - the end-of-session scan
 

@@ -16,11 +16,11 @@ from textual import events
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from smartduka_tui.connectivity import ConnectionBoard
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.store import AttemptFlag, AttemptState, Secret, VerificationStatus
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard
 from smartduka_tui.ui.manager.audit_log import AuditLogScreen
 from smartduka_tui.ui.manager.base import SIGNED_OUT, is_manager_screen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen

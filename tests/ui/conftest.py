@@ -19,8 +19,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
 
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.services import AppServices, HelpSection, TillIdentity, UiOptions
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess

@@ -21,9 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 from textual.widgets._footer import FooterKey
 
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
 from smartduka_tui.payments.api import PaymentView, Stage
 from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.screens.base import SaleScreen

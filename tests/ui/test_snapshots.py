@@ -23,8 +23,8 @@ from syrupy.assertion import SnapshotAssertion
 from textual.screen import Screen
 from textual.widgets import Label
 
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
 from smartduka_tui.payments.api import AttemptState
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
