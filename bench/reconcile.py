@@ -28,20 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import AttemptState, ShopType
 from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import AttemptState, PaymentRefused
+from smartduka_tui.payments.api import PaymentRefused
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store import (
-    Enrolment,
-    Secret,
-    ShopConfig,
-    ShopSecrets,
-    ShopType,
-    Store,
-    create_keyring,
-)
+from smartduka_tui.store import Enrolment, Secret, ShopConfig, ShopSecrets, Store, create_keyring
 from smartduka_tui.store.store import database_path, keyring_path
 
 CLOSED_PORT_URL = "http://127.0.0.1:9"

@@ -48,11 +48,11 @@ from smartduka_tui.connectivity import (
     Reachability,
     daraja_answers,
 )
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.statement import StatementParseError
 from smartduka_tui.payments import c2b
 from smartduka_tui.payments.api import (
     AttemptId,
-    AttemptState,
     CallbackEvent,
     CallbackOutcome,
     PaymentService,
@@ -60,7 +60,7 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
-from smartduka_tui.store.records import ChainCheckpoint, ProblemKind, TillCredentials
+from smartduka_tui.store.records import ChainCheckpoint, TillCredentials
 from smartduka_tui.store.store import Store
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from smartduka_tui.config import Mode, Settings, load_settings
+from smartduka_tui.config import Settings, load_settings
+from smartduka_tui.model import Mode
 from smartduka_tui.store import InputError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store import Actor, database_path, load_keyring, open_till_store
+        from smartduka_tui.model import Actor
+        from smartduka_tui.store import database_path, load_keyring, open_till_store
         from smartduka_tui.store.backup import check_backup, check_backup_keys, restore_database
         from smartduka_tui.store.lock import acquire_data_dir_lock
 

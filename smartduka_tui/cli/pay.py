@@ -203,14 +203,10 @@ async def engine_session(
 async def ensure_simulator_shop(store: Store, settings: Settings, url: str) -> Settings:
     """The settings with a shop to use: the configured (or only) one, else a new demo shop
     registered on the simulator at `url` and stored here with one enrolled till."""
+    from smartduka_tui.model import ShopType
     from smartduka_tui.mpesa.callback_path import new_callback_secret
     from smartduka_tui.simulator.control import SimulatorControl
-    from smartduka_tui.store.records import (
-        Enrolment,
-        ShopConfig,
-        ShopSecrets,
-        ShopType,
-    )
+    from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
     from smartduka_tui.store.secret import Secret
 
     if settings.shop_id or await store.shops.list_ids():

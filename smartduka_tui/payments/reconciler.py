@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from smartduka_tui.payments.api import AttemptState, ReconcileReport
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import ReconcileReport
 from smartduka_tui.payments.limits import Spacing
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.records import Attempt
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine
 
 log = logging.getLogger(__name__)
-S = AttemptState
 
 
 class Reconciler:
@@ -99,7 +99,7 @@ class Reconciler:
     def _countdown_end(self, attempt: Attempt) -> datetime | None:
         """When `attempt`'s countdown ends, if it still needs its countdown-end query."""
         if (
-            attempt.state is not S.PENDING
+            attempt.state is not AttemptState.PENDING
             or attempt.push_sent_at is None
             or attempt.checkout_request_id is None
             or attempt.id in self._countdown_asked
@@ -116,7 +116,7 @@ class Reconciler:
         expiring: list[Attempt] = []
         to_query: list[Attempt] = []
         for attempt in live:
-            if attempt.state is S.CREATED:
+            if attempt.state is AttemptState.CREATED:
                 continue  # its push is in flight; start-up recovery handles crashed ones
             if attempt.expires_at <= now:
                 expiring.append(attempt)
@@ -124,7 +124,7 @@ class Reconciler:
                 countdown_end = self._countdown_end(attempt)
                 if (
                     startup
-                    or attempt.state is S.UNKNOWN
+                    or attempt.state is AttemptState.UNKNOWN
                     or (attempt.push_sent_at or now) <= now - min_age
                     or attempt.confirming is not None
                     or (countdown_end is not None and countdown_end <= now)
@@ -181,7 +181,7 @@ class Reconciler:
             verdict = await self.engine.apply_evidence(
                 current, Evidence.EXPIRY, Cause.EXPIRY, detail={"last_query": queried}
             )
-        return queried, _End.EXPIRED if verdict.attempt.state is S.EXPIRED else _End.OPEN
+        return queried, _End.EXPIRED if verdict.attempt.state is AttemptState.EXPIRED else _End.OPEN
 
 
 class _End(Enum):

@@ -26,13 +26,13 @@ from typing import Any
 from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, ConfirmingClaim, ProblemKind
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     AttemptId,
-    AttemptState,
     CallbackEvent,
     CallbackOutcome,
     CallbackResult,
@@ -76,21 +76,10 @@ from smartduka_tui.payments.views import (
 )
 from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
-from smartduka_tui.store.records import (
-    Actor,
-    Attempt,
-    AttemptFilter,
-    AttemptFlag,
-    ConfirmingClaim,
-    NewAttempt,
-    ProblemKind,
-    Shop,
-    TillCredentials,
-)
+from smartduka_tui.store.records import Attempt, AttemptFilter, NewAttempt, Shop, TillCredentials
 from smartduka_tui.store.store import Store
 
 log = logging.getLogger(__name__)
-S = AttemptState
 
 TRANSACTION_DESC = "SmartDuka"
 CUSTOMER_SMS_REASON = (
@@ -216,7 +205,9 @@ class PaymentEngine:
     async def recover(self) -> list[Attempt]:
         """CREATED rows at start-up: their push may have gone out. UNKNOWN, never re-pushed."""
         moved = []
-        for attempt in await self.store.attempts.live(self.shop_id, self.till_id, {S.CREATED}):
+        for attempt in await self.store.attempts.live(
+            self.shop_id, self.till_id, {AttemptState.CREATED}
+        ):
             if attempt.attempt_ref in self._locks and self._locks[attempt.attempt_ref].locked():
                 continue
             verdict = await self.apply_evidence(
@@ -389,12 +380,12 @@ class PaymentEngine:
         verdict = await self.query_and_apply(previous, asked_by=Cause.CASHIER, before_retry=True)
         if verdict is None:
             return  # no CheckoutRequestID: nothing to ask (the no-SMS rule covers it)
-        if verdict.attempt.state is S.COMPLETED:
+        if verdict.attempt.state is AttemptState.COMPLETED:
             raise PaymentRefused(
                 RefusalReason.ALREADY_PAID,
                 "M-Pesa says the previous request was paid after all: this sale is paid.",
             )
-        if verdict.attempt.is_live or verdict.attempt.state is S.NEEDS_REVIEW:
+        if verdict.attempt.is_live or verdict.attempt.state is AttemptState.NEEDS_REVIEW:
             raise PaymentRefused(
                 RefusalReason.RETRY_NOT_ALLOWED,
                 "M-Pesa has not settled the previous request; wait for it before charging again.",
@@ -587,7 +578,9 @@ class PaymentEngine:
             current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
             assert current is not None
             sale = await self.store.attempts.for_sale(self.shop_id, current.sale_ref, tx=tx)
-            paid_by_other = any(a.state is S.COMPLETED and a.id != current.id for a in sale)
+            paid_by_other = any(
+                a.state is AttemptState.COMPLETED and a.id != current.id for a in sale
+            )
             decision = decide(evidence, current.state, sale_paid_by_other=paid_by_other)
             record = {"evidence": evidence.value, "cause": cause.value, **(detail or {})}
             if decision.to is None:
@@ -616,11 +609,11 @@ class PaymentEngine:
             if current.checkout_request_id is not None:
                 kept.pop("checkout_request_id", None)
             if (
-                decision.to is S.COMPLETED
+                decision.to is AttemptState.COMPLETED
                 and (kept.get("receipt_number") or current.receipt_number) is None
             ):
                 flags |= AttemptFlag.RECEIPT_PENDING
-            if decision.to is S.NEEDS_REVIEW:
+            if decision.to is AttemptState.NEEDS_REVIEW:
                 reason = (detail or {}).get("review_reason")
                 if isinstance(reason, str):
                     kept["review_reason"] = reason
@@ -645,7 +638,7 @@ class PaymentEngine:
                         "pattern": "duplicate_payment",
                         "sale_ref": moved.sale_ref,
                         "attempt_id": moved.id,
-                        "paid_by": [a.id for a in sale if a.state is S.COMPLETED],
+                        "paid_by": [a.id for a in sale if a.state is AttemptState.COMPLETED],
                         "amount": moved.amount,
                     },
                     till_id=self.till_id,
@@ -653,7 +646,7 @@ class PaymentEngine:
             if problem is not None:
                 await self._problem(tx, moved, problem)
         await self._notify(moved)
-        if moved.state is S.FAILED:
+        if moved.state is AttemptState.FAILED:
             await self.monitor.after_failure(moved)
         return Verdict(moved, decision)
 
@@ -695,7 +688,7 @@ class PaymentEngine:
         async with self.lock_for(attempt.attempt_ref):
             current = await self.store.attempts.get(self.shop_id, attempt.id)
             assert current is not None
-            if current.checkout_request_id is None or current.state is S.CREATED:
+            if current.checkout_request_id is None or current.state is AttemptState.CREATED:
                 return None
             answer = await self.gateway.query(current.checkout_request_id)
             claim = current.confirming
@@ -783,7 +776,7 @@ class PaymentEngine:
         while attempt.is_live:
             if attempt.expires_at <= self.clock.now():
                 await self.reconcile_once()
-            elif attempt.checkout_request_id is None and attempt.state is not S.CREATED:
+            elif attempt.checkout_request_id is None and attempt.state is not AttemptState.CREATED:
                 break
             else:
                 remaining = deadline - self.clock.monotonic()
@@ -853,7 +846,7 @@ class PaymentEngine:
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
         if advice.outcome is not Outcome.PAID:
-            if current.state is S.COMPLETED:
+            if current.state is AttemptState.COMPLETED:
                 verdict = await self.apply_evidence(
                     current,
                     Evidence.CALLBACK_FAILURE,
@@ -869,7 +862,7 @@ class PaymentEngine:
             if (
                 self.settings.confirm_by_query
                 and current.checkout_request_id is not None
-                and current.state is S.PENDING
+                and current.state is AttemptState.PENDING
             ):
                 return await self._confirm(current, ConfirmingClaim.FAILURE, callback, detail)
             verdict = await self.apply_evidence(
@@ -889,7 +882,7 @@ class PaymentEngine:
                 problem={"pattern": "success_not_bound", "reason": unbound},
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
-        if current.state is S.COMPLETED:
+        if current.state is AttemptState.COMPLETED:
             return await self._success_for_completed(current, callback, detail)
         if not self.settings.confirm_by_query:
             verdict = await self.apply_evidence(
@@ -961,7 +954,7 @@ class PaymentEngine:
         )
         outcome = (
             CallbackOutcome.NEEDS_REVIEW
-            if verdict.attempt.state is S.NEEDS_REVIEW
+            if verdict.attempt.state is AttemptState.NEEDS_REVIEW
             else CallbackOutcome.APPLIED
         )
         return await self._result(verdict, outcome)
@@ -976,8 +969,8 @@ class PaymentEngine:
                     tx,
                     self.shop_id,
                     attempt.id,
-                    {S.COMPLETED},
-                    S.COMPLETED,
+                    {AttemptState.COMPLETED},
+                    AttemptState.COMPLETED,
                     Actor.CALLBACK,
                     clear_flags=AttemptFlag.RECEIPT_PENDING,
                     detail={**detail, "evidence": "receipt_arrived"},
@@ -1033,7 +1026,7 @@ class PaymentEngine:
             self.shop_id,
             AttemptFilter(
                 since=self.clock.now() - timedelta(days=1),
-                states=frozenset({S.FAILED, S.EXPIRED}),
+                states=frozenset({AttemptState.FAILED, AttemptState.EXPIRED}),
                 till_id=self.till_id,
                 include_resolved=True,
             ),

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ConfirmingClaim
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import (
@@ -22,13 +23,8 @@ from smartduka_tui.store.errors import (
 )
 from smartduka_tui.store.records import (
     ID_PATTERN,
-    LIVE,
-    Actor,
     Attempt,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
-    ConfirmingClaim,
     NewAttempt,
     Page,
     PageCursor,

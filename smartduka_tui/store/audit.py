@@ -27,10 +27,10 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
+from smartduka_tui.model import Actor
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
 from smartduka_tui.store.records import (
-    Actor,
     AuditEntry,
     ChainCheckpoint,
     ChainReport,

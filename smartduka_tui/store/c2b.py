@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from smartduka_tui.model import Actor
 from smartduka_tui.mpesa.statement import C2BPayment
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import Actor, from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
 
 
 class C2BAttachError(InputError):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from smartduka_tui.store.records import Attempt, AttemptState
+    from smartduka_tui.model import AttemptState
+    from smartduka_tui.store.records import Attempt
 
 
 class StoreError(Exception):

@@ -34,10 +34,11 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.model import Actor
 from smartduka_tui.store.audit import AuditKeys, AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, KeyMissingError, TamperedPinError
-from smartduka_tui.store.records import Actor, from_ms, opt_from_ms
+from smartduka_tui.store.records import from_ms, opt_from_ms
 from smartduka_tui.store.secret import Secret
 
 if TYPE_CHECKING:

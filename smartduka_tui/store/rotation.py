@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartduka_tui.model import Actor
 from smartduka_tui.store.errors import KeyMissingError, TamperedPinError
 from smartduka_tui.store.faults import fault_point
 from smartduka_tui.store.pin import pin_record_kid
-from smartduka_tui.store.records import Actor
 from smartduka_tui.store.store import Store
 from smartduka_tui.store.vault import Keyring, add_new_key
 

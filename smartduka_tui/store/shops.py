@@ -12,6 +12,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from smartduka_tui.model import Actor, ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
@@ -19,14 +20,10 @@ from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import NotFoundError, ShopConfigError
 from smartduka_tui.store.records import (
     ID_PATTERN,
-    Actor,
     Shop,
     ShopConfig,
     ShopCredentials,
-    ShopSecretField,
     ShopSecrets,
-    ShopType,
-    VerificationStatus,
     from_ms,
     opt_from_ms,
 )

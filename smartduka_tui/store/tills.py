@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from smartduka_tui.model import Actor
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS, decode_secret
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
@@ -19,7 +20,6 @@ from smartduka_tui.store.errors import InputError, NotFoundError
 from smartduka_tui.store.records import (
     ID_PATTERN,
     KID_PATTERN,
-    Actor,
     Enrolment,
     Till,
     TillCredentials,

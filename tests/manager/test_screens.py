@@ -17,8 +17,9 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
 from smartduka_tui.connectivity import ConnectionBoard
+from smartduka_tui.model import AttemptFlag, AttemptState, VerificationStatus
 from smartduka_tui.payments.manager import ManagerService
-from smartduka_tui.store import AttemptFlag, AttemptState, Secret, VerificationStatus
+from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
 from smartduka_tui.ui.manager.audit_log import AuditLogScreen
@@ -40,7 +41,6 @@ from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 from tests.ui.conftest import showing, wait_until
 
-S = AttemptState
 MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3}
 
 
@@ -363,7 +363,7 @@ async def test_recheck_from_the_detail_screen(live_till: TillHarness) -> None:
         )
         assert "A" + view.attempt_id + " · Late payment" in screen_text(app)
         assert detail.check_action("recheck", ()) is None
-    assert (await live_till.view(view.attempt_id)).state is S.COMPLETED
+    assert (await live_till.view(view.attempt_id)).state is AttemptState.COMPLETED
 
 
 async def test_verify_from_the_settings_screen(live_till: TillHarness) -> None:
@@ -662,8 +662,8 @@ def test_history_never_shows_code_0_as_a_receipt() -> None:
     """Issue #11 case 5: paid by query, the receipt not yet in: "pending", not "0"."""
     from datetime import UTC, datetime
 
+    from smartduka_tui.model import AttemptState
     from smartduka_tui.payments.manager import PaymentRow
-    from smartduka_tui.store import AttemptState
     from smartduka_tui.ui.manager.history import receipt_or_code
 
     def row(state: AttemptState, receipt: str | None, code: str | None) -> PaymentRow:
@@ -702,11 +702,11 @@ async def test_a_manager_resolves_a_payment_as_paid_with_the_statements_receipt(
         await settle(pilot)
         assert showing(app, note) and "receipt" in note.error_text
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
-        assert attempt is not None and attempt.state is S.EXPIRED, "nothing changed"
+        assert attempt is not None and attempt.state is AttemptState.EXPIRED, "nothing changed"
         await put(pilot, "#finding", "sdx9k2m4qa")
         await pilot.press("enter")
         await settle(pilot)
         assert not showing(app, note)
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
-        assert attempt is not None and attempt.state is S.COMPLETED
+        assert attempt is not None and attempt.state is AttemptState.COMPLETED
         assert attempt.receipt_number == "SDX9K2M4QA"

@@ -17,6 +17,7 @@ import httpx
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.payments.api import (
     CallbackEvent,
@@ -27,7 +28,7 @@ from smartduka_tui.payments.api import (
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets, ShopType
+from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring

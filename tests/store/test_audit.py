@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.store import Actor, AttemptState, KeyMissingError, Keyring, Secret, Store
+from smartduka_tui.model import Actor, AttemptState
+from smartduka_tui.store import KeyMissingError, Keyring, Secret, Store
 from smartduka_tui.store.audit import GENESIS_HASH, entry_hash
 from smartduka_tui.store.records import ChainState
 from tests.store.canaries import new_canary

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import Actor, AttemptState
 from smartduka_tui.store import (
-    Actor,
-    AttemptState,
     DataDirLockedError,
     Keyring,
     Store,

@@ -15,18 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.store import (
-    LIVE,
-    Actor,
     AttemptConflictError,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
     InvalidTransitionError,
     Keyring,
     NewAttempt,
     NotFoundError,
-    ProblemKind,
     Secret,
     Shop,
     Store,

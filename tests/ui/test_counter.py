@@ -24,8 +24,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList
 
 from smartduka_tui.connectivity import ConnectionBoard, Reachability
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.requests import MAX_AMOUNT
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.ui.amounts import amount_problem
 from smartduka_tui.ui.app import SmartDukaApp
 from smartduka_tui.ui.screens.checkout import OFFLINE_REFUSAL, TOTAL_HINT, CheckoutScreen

@@ -12,7 +12,8 @@ import pytest
 from textual import events
 from textual.widgets import Input, Static
 
-from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import RetryBlock, Stage
 from smartduka_tui.simulator.schemas import RequestLogEntry
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.screens.checkout import CheckoutScreen

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Label
 
 from smartduka_tui.connectivity import ConnectionBoard, Reachability
-from smartduka_tui.payments.api import AttemptState
+from smartduka_tui.model import AttemptState
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen

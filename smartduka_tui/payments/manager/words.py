@@ -7,16 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from smartduka_tui.model import Actor, AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import mask_phone
-from smartduka_tui.store.records import (
-    Actor,
-    AttemptState,
-    AuditEntry,
-)
-
-S = AttemptState
-
+from smartduka_tui.store.records import AuditEntry
 
 ACTOR_WORDS: dict[Actor, str] = {
     Actor.CASHIER: "Cashier",
@@ -54,14 +48,14 @@ ASKED_WORDS: dict[str, str] = {
 }
 
 STATE_WORDS: dict[AttemptState, str] = {
-    S.CREATED: "being sent",
-    S.PENDING: "waiting for the customer",
-    S.UNKNOWN: "outcome unknown",
-    S.COMPLETED: "paid",
-    S.FAILED: "not paid",
+    AttemptState.CREATED: "being sent",
+    AttemptState.PENDING: "waiting for the customer",
+    AttemptState.UNKNOWN: "outcome unknown",
+    AttemptState.COMPLETED: "paid",
+    AttemptState.FAILED: "not paid",
     # Issue #11's words, as on the cashier's screens: expiry means no answer, not "not paid".
-    S.EXPIRED: "outcome unknown",
-    S.NEEDS_REVIEW: "needs review",
+    AttemptState.EXPIRED: "outcome unknown",
+    AttemptState.NEEDS_REVIEW: "needs review",
 }
 
 MANAGER_RECHECK = "manager.recheck"

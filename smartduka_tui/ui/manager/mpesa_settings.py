@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.payments.manager import (
     ManagerError,
     ManagerInputError,
@@ -26,7 +27,6 @@ from smartduka_tui.payments.manager import (
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.store.records import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.ui.format import local_date_time
 from smartduka_tui.ui.manager.base import ManagerScreen
