@@ -22,12 +22,12 @@ from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.payments.manager import (
     ManagerError,
     ManagerInputError,
+    Secret,
     SettingsForm,
     SettingsView,
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.store.secret import Secret
 from smartduka_tui.ui.format import local_date_time
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
