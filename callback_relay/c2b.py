@@ -35,8 +35,9 @@ from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.statement import C2BPayment, StatementParseError, parse_c2b_payment
 
 log = logging.getLogger("callback_relay.c2b")
@@ -180,7 +181,7 @@ class C2BIntake:
             self._trusted_proxies,
         )
         if not in_networks(source, self._allowlist):
-            if self._settings.mode is RelayMode.PRODUCTION:
+            if self._settings.mode is Mode.PRODUCTION:
                 raise _Refused(403, "forbidden", RefusalReason.SOURCE_NOT_ALLOWED)
             log.warning("C2B confirmation from unlisted source %s accepted (sandbox)", source)
         try:

@@ -27,8 +27,9 @@ from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import IPAddress, NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.models import CallbackParseError, check_callback_shape
 
@@ -118,7 +119,7 @@ class CallbackIntake:
             return _error(400, "request body was cut short")
 
         if not in_networks(verified.source, self._allowlist):
-            if self._settings.mode is RelayMode.PRODUCTION:
+            if self._settings.mode is Mode.PRODUCTION:
                 return await self._refuse_signed(
                     parsed, verified.source, RefusalReason.SOURCE_NOT_ALLOWED, raw
                 )

@@ -5,13 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class RelayMode(StrEnum):
-    """Production refuses callbacks from unlisted sources; sandbox only logs them."""
-
-    SANDBOX = "sandbox"
-    PRODUCTION = "production"
-
-
 class EventKind(StrEnum):
     """What a feed event carries: a verified callback, or a signed refusal for the shop to see."""
 
