@@ -111,3 +111,64 @@ class ProblemKind(StrEnum):
     UNMATCHED_CALLBACK = "unmatched_callback"
     UNAPPLIED_EVENT = "unapplied_event"
     SUSPICIOUS_PATTERN = "suspicious_pattern"
+
+
+class AuditAction(StrEnum):
+    """What an audit-log entry records (its `action` column). Writers pass a member, so a
+    renamed action fails type checking where the manager's words read it."""
+
+    # An attempt's row.
+    ATTEMPT_CREATED = "attempt.created"
+    ATTEMPT_TRANSITION = "attempt.transition"
+    ATTEMPT_UPDATED = "attempt.updated"
+    ATTEMPT_FLAGGED = "attempt.flagged"
+    ATTEMPT_RESOLVED = "attempt.resolved"
+    ATTEMPT_RETRY = "attempt.retry"
+    ATTEMPT_HANDED_TO_RECONCILER = "attempt.handed_to_reconciler"
+
+    # Evidence that moved nothing; a callback's claim waiting for its confirming query, settled.
+    EVIDENCE_NO_CHANGE = "evidence.no_change"
+    EVIDENCE_AWAITING_CONFIRMATION = "evidence.awaiting_confirmation"
+    EVIDENCE_CONFIRMATION_SETTLED = "evidence.confirmation_settled"
+
+    # A callback for another shop or till (a security event).
+    CALLBACK_FOREIGN = "callback.foreign"
+
+    # Problem records for the manager.
+    PROBLEM_RECORDED = "problem.recorded"
+    PROBLEM_RESOLVED = "problem.resolved"
+
+    # Shops and their M-Pesa settings.
+    SHOP_ADDED = "shop.added"
+    SHOP_UPDATED = "shop.updated"
+    SHOP_VERIFICATION = "shop.verification"
+    SHOP_VERIFICATION_UNREACHABLE = "shop.verification_unreachable"
+
+    # Tills enrolled in the vault.
+    TILL_ENROLLED = "till.enrolled"
+    TILL_RE_ENROLLED = "till.re_enrolled"
+    TILL_CALLBACK_SECRET_ADDED = "till.callback_secret_added"  # noqa: S105 - an action, not a secret
+
+    # The manager's PIN and sessions.
+    MANAGER_SIGN_IN = "manager.sign_in"
+    MANAGER_SIGN_IN_FAILED = "manager.sign_in_failed"
+    MANAGER_SIGN_IN_REFUSED = "manager.sign_in_refused"
+    MANAGER_LOCKED_OUT = "manager.locked_out"
+    MANAGER_SIGNED_OUT = "manager.signed_out"
+    MANAGER_PIN_SET = "manager.pin_set"
+    MANAGER_PIN_CHANGED = "manager.pin_changed"
+    MANAGER_PIN_RESET = "manager.pin_reset"
+    MANAGER_PIN_COUNTERS_SEALED = "manager.pin_counters_sealed"
+    MANAGER_EXPORT = "manager.export"
+    MANAGER_RECHECK = "manager.recheck"
+
+    # Encryption keys.
+    KEYS_ROTATION_STARTED = "keys.rotation_started"
+    KEYS_ROTATION_FINISHED = "keys.rotation_finished"
+
+    # Direct (C2B) payments.
+    C2B_RECEIVED = "c2b.received"
+    C2B_ATTACHED = "c2b.attached"
+
+    # The database.
+    STORE_RESTORED = "store.restored"

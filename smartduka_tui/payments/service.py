@@ -26,7 +26,14 @@ from typing import Any
 from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
-from smartduka_tui.model import Actor, AttemptFlag, AttemptState, ConfirmingClaim, ProblemKind
+from smartduka_tui.model import (
+    Actor,
+    AttemptFlag,
+    AttemptState,
+    AuditAction,
+    ConfirmingClaim,
+    ProblemKind,
+)
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
@@ -66,9 +73,6 @@ from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
 from smartduka_tui.payments.reconciler import Reconciler
 from smartduka_tui.payments.views import (
-    AWAITING_CONFIRMATION,
-    CONFIRMATION_SETTLED,
-    HANDED_TO_RECONCILER,
     UNBOUND_SUCCESS,
     build_view,
     needs_no_sms_confirmation,
@@ -465,7 +469,7 @@ class PaymentEngine:
                         await self.store.audit.append(
                             tx,
                             actor=Actor.CASHIER,
-                            action="attempt.retry",
+                            action=AuditAction.ATTEMPT_RETRY,
                             shop_id=self.shop_id,
                             attempt_id=attempt.id,
                             detail={
@@ -587,7 +591,7 @@ class PaymentEngine:
                 await self.store.audit.append(
                     tx,
                     actor=_ACTOR_FOR_CAUSE[cause],
-                    action="evidence.no_change",
+                    action=AuditAction.EVIDENCE_NO_CHANGE,
                     shop_id=self.shop_id,
                     attempt_id=current.id,
                     detail={**record, "state": current.state.value},
@@ -727,7 +731,7 @@ class PaymentEngine:
                 self.shop_id,
                 attempt.id,
                 actor=Actor.QUERY,
-                action=CONFIRMATION_SETTLED,
+                action=AuditAction.EVIDENCE_CONFIRMATION_SETTLED,
                 detail={"query_code": answer.result_code},
             )
 
@@ -754,7 +758,11 @@ class PaymentEngine:
         if attempt.is_live:
             async with self.store.write() as tx:
                 attempt = await self.store.attempts.hand_over(
-                    tx, self.shop_id, attempt.id, action=HANDED_TO_RECONCILER, actor=Actor.CASHIER
+                    tx,
+                    self.shop_id,
+                    attempt.id,
+                    action=AuditAction.ATTEMPT_HANDED_TO_RECONCILER,
+                    actor=Actor.CASHIER,
                 )
             if self._reconciler is not None:
                 self._reconciler.wake()
@@ -792,7 +800,7 @@ class PaymentEngine:
     async def apply_callback(self, event: CallbackEvent) -> CallbackResult:
         if event.shop_id != self.shop_id or event.till_id != self.till_id:
             await self._security_event(
-                "callback.foreign",
+                AuditAction.CALLBACK_FOREIGN,
                 {"shop_id": event.shop_id, "till_id": event.till_id},
             )
             return CallbackResult(outcome=CallbackOutcome.FOREIGN)
@@ -928,7 +936,7 @@ class PaymentEngine:
                     code=callback.code_key,
                     receipt=callback.receipt,
                     actor=Actor.CALLBACK,
-                    action=AWAITING_CONFIRMATION,
+                    action=AuditAction.EVIDENCE_AWAITING_CONFIRMATION,
                     detail={**detail, "evidence": evidence.value},
                 )
             await self._notify(moved)
@@ -1000,7 +1008,7 @@ class PaymentEngine:
             outcome = CallbackOutcome.NO_CHANGE
         return CallbackResult(outcome=outcome, view=await self.view(verdict.attempt))
 
-    async def _security_event(self, action: str, detail: Mapping[str, Any]) -> None:
+    async def _security_event(self, action: AuditAction, detail: Mapping[str, Any]) -> None:
         async with self.store.write() as tx:
             await self.store.audit.append(
                 tx, actor=Actor.SYSTEM, action=action, shop_id=self.shop_id, detail=dict(detail)

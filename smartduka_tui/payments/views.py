@@ -19,9 +19,6 @@ from smartduka_tui.payments.codes import RULE_LIMITED, ResultInfo, advise
 from smartduka_tui.store.records import Attempt
 
 # Audit actions the engine writes beside the store's own attempt.* entries.
-AWAITING_CONFIRMATION = "evidence.awaiting_confirmation"
-CONFIRMATION_SETTLED = "evidence.confirmation_settled"
-HANDED_TO_RECONCILER = "attempt.handed_to_reconciler"
 
 UNBOUND_SUCCESS = "M-Pesa says a payment was made; check the statement before handing over goods."
 """What cashier and manager read when a success cannot be tied to this attempt."""

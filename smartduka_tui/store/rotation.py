@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartduka_tui.model import Actor
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.errors import KeyMissingError, TamperedPinError
 from smartduka_tui.store.faults import fault_point
 from smartduka_tui.store.pin import pin_record_kid
@@ -106,7 +106,7 @@ async def rotate_keys(
         await store.audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="keys.rotation_started",
+            action=AuditAction.KEYS_ROTATION_STARTED,
             detail={"active_kid": usage.active_kid, "resumed": resumed, "pending": usage.pending},
         )
     done = 0
@@ -127,7 +127,7 @@ async def rotate_keys(
         await store.audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="keys.rotation_finished",
+            action=AuditAction.KEYS_ROTATION_FINISHED,
             detail={
                 "active_kid": final.active_kid,
                 "resealed": done,

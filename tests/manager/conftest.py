@@ -27,7 +27,7 @@ from textual.pilot import Pilot
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
-from smartduka_tui.model import Actor, AttemptFlag, AttemptState, ProblemKind, ShopType
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction, ProblemKind, ShopType
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.payments.service import PaymentEngine
@@ -176,7 +176,7 @@ class Story:
             await self.store.audit.append(
                 tx,
                 actor=Actor.QUERY,
-                action="evidence.no_change",
+                action=AuditAction.EVIDENCE_NO_CHANGE,
                 shop_id=SHOP,
                 attempt_id=attempt.id,
                 detail={"evidence": evidence, "state": attempt.state.value, **detail},

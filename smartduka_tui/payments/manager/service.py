@@ -25,6 +25,7 @@ from smartduka_tui.model import (
     Actor,
     AttemptFlag,
     AttemptState,
+    AuditAction,
     Mode,
     ShopSecretField,
     ShopType,
@@ -73,7 +74,6 @@ from smartduka_tui.payments.manager.settings import (
 from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
 from smartduka_tui.payments.manager.words import (
     ACTOR_WORDS,
-    MANAGER_RECHECK,
     STATE_WORDS,
     describe_entry,
     kenya_time,
@@ -200,7 +200,10 @@ class ManagerService:
         self.session.end()
         async with self.store.write() as tx:
             await self.store.audit.append(
-                tx, actor=Actor.MANAGER, action="manager.signed_out", detail={"reason": reason}
+                tx,
+                actor=Actor.MANAGER,
+                action=AuditAction.MANAGER_SIGNED_OUT,
+                detail={"reason": reason},
             )
 
     async def sign_out_if_idle(self) -> bool:
@@ -426,7 +429,7 @@ class ManagerService:
             await self.store.audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action=MANAGER_RECHECK,
+                action=AuditAction.MANAGER_RECHECK,
                 shop_id=self.shop_id,
                 attempt_id=attempt.id,
                 detail={"state": attempt.state.value},
@@ -512,7 +515,7 @@ class ManagerService:
             await self.store.audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="manager.export",
+                action=AuditAction.MANAGER_EXPORT,
                 shop_id=self.shop_id,
                 detail={"rows": rows, "filter": filters.describe(), "file": path.name},
             )
@@ -530,7 +533,9 @@ class ManagerService:
             shown.update(await self.store.shops.masked_secrets(shop.id))
         else:
             shown.update({f: "set" for f in shop.secret_fields})
-        checks = await self.store.audit.search(shop.id, action_prefix="shop.verification", limit=1)
+        checks = await self.store.audit.search(
+            shop.id, action_prefix=AuditAction.SHOP_VERIFICATION, limit=1
+        )
         tills = await self.store.tills.for_shop(shop.id)
         return SettingsView(
             shop_id=shop.id,
@@ -713,7 +718,7 @@ class ManagerService:
                 await self.store.audit.append(
                     tx,
                     actor=Actor.MANAGER,
-                    action="shop.verification_unreachable",
+                    action=AuditAction.SHOP_VERIFICATION_UNREACHABLE,
                     shop_id=self.shop_id,
                     detail={"reason": message},
                 )
