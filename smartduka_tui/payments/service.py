@@ -769,32 +769,6 @@ class PaymentEngine:
             await self._notify(attempt)
         return await self.view(attempt)
 
-    async def wait_until_final(
-        self, attempt_id: AttemptId, timeout_s: float, poll_s: float | None = None
-    ) -> PaymentView:
-        """Ask M-Pesa every `poll_s` (default: the UI refresh) until the attempt is final or
-        `timeout_s` has passed; past its expiry it gets its last query and expires.
-
-        For `smartduka pay` while callbacks do not reach this process. Returns early for an
-        UNKNOWN attempt without a CheckoutRequestID: there is nothing to ask about.
-        """
-        poll = poll_s if poll_s is not None else float(self.settings.timings.ui_refresh_s)
-        deadline = self.clock.monotonic() + timeout_s
-        attempt = await self._attempt(attempt_id)
-        while attempt.is_live:
-            if attempt.expires_at <= self.clock.now():
-                await self.reconcile_once()
-            elif attempt.checkout_request_id is None and attempt.state is not AttemptState.CREATED:
-                break
-            else:
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0:
-                    break
-                await self.clock.sleep(min(poll, remaining))
-                await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
-            attempt = await self._attempt(attempt_id)
-        return await self.view(attempt)
-
     # ------------------------------------------------------------------ callbacks
 
     async def apply_callback(self, event: CallbackEvent) -> CallbackResult:

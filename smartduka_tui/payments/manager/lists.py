@@ -143,10 +143,6 @@ class PaymentRow:
             return self.category.label
         return STATE_WORDS[self.state].capitalize() if self.state else ""
 
-    @property
-    def is_attempt(self) -> bool:
-        return self.key.startswith("A")
-
 
 @dataclass(frozen=True, slots=True)
 class RowPage:
