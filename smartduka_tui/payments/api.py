@@ -5,6 +5,12 @@ the read model `PaymentView`, the errors a cashier can act on, the callback even
 client hands over, and the `PaymentService` protocol that `PaymentEngine` (in `service.py`)
 implements. Nothing here imports Textual or Starlette, and nothing here reveals a secret: a
 view carries the phone number (normalised and masked) but never a callback path, token or key.
+
+Its errors:
+
+* PaymentError (Exception)
+  * InvalidPaymentInput
+  * PaymentRefused
 """
 
 from __future__ import annotations
