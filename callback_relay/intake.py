@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
-from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
@@ -29,6 +28,7 @@ from callback_relay.sources import IPAddress, NetworkSet, client_address, in_net
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
 from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.models import CallbackParseError, check_callback_shape
@@ -286,8 +286,8 @@ class CallbackIntake:
         return _error(_STATUS[reason], _MESSAGES[reason])
 
 
-def _quota(rate: float, burst: int, clock: Clock) -> RateLimiter | None:
-    return RateLimiter(rate, burst, clock) if rate > 0 else None
+def _quota(rate: float, burst: int, clock: Clock) -> TokenBuckets | None:
+    return TokenBuckets(clock, burst, rate) if rate > 0 else None
 
 
 def _error(status: int, message: str) -> Response:

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from smartduka_tui.limits import Spacing
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import ReconcileReport
-from smartduka_tui.payments.limits import Spacing
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.records import Attempt
 

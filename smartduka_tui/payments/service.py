@@ -26,6 +26,7 @@ from typing import Any
 from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.limits import TokenBucket, whole_seconds
 from smartduka_tui.model import (
     Actor,
     AttemptFlag,
@@ -68,7 +69,6 @@ from smartduka_tui.payments.inputs import (
     check_phone,
     check_sale_ref,
 )
-from smartduka_tui.payments.limits import TokenBucket, whole_seconds
 from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
 from smartduka_tui.payments.reconciler import Reconciler
