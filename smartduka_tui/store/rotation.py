@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartduka_tui.faults import ROTATE_AFTER_BATCH, ROTATE_AFTER_KEYRING, fault_point
 from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.errors import KeyMissingError, TamperedPinError
-from smartduka_tui.store.faults import fault_point
 from smartduka_tui.store.pin import pin_record_kid
 from smartduka_tui.store.store import Store
 from smartduka_tui.store.vault import Keyring, add_new_key
@@ -99,7 +99,7 @@ async def rotate_keys(
     if not resumed:
         target = keyring.path or keyring_file
         new_keyring = add_new_key(keyring, target)
-        fault_point("rotate-after-keyring")
+        fault_point(ROTATE_AFTER_KEYRING)
         await store.use_keyring(new_keyring)
         usage = await key_usage(store)
     async with store.write() as tx:
@@ -119,7 +119,7 @@ async def rotate_keys(
                 break
             done += count
             left -= count
-            fault_point("rotate-after-batch")
+            fault_point(ROTATE_AFTER_BATCH)
             if progress is not None:
                 progress(done, left)
     final = await key_usage(store)
