@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.clock import Clock
 from smartduka_tui.payments.gateway import (
     DarajaGateway,
@@ -319,18 +320,13 @@ class DarajaProbe:
         self._check = check
         self._every_s = every_s
         self._when_down_s = when_down_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-daraja-probe")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-daraja-probe")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def probe_once(self) -> bool | None:
         found = await self._monitor.watch_daraja(self._check())

@@ -16,6 +16,7 @@ CORE = (
     "smartduka_tui.payments",
     "smartduka_tui.store",
     "smartduka_tui.clock",
+    "smartduka_tui.background",
     "smartduka_tui.limits",
     "smartduka_tui.config",
     "smartduka_tui.connectivity",

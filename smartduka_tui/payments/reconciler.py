@@ -14,13 +14,13 @@ engine's clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.limits import Spacing
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import ReconcileReport
@@ -39,7 +39,7 @@ class Reconciler:
         self.settings = engine.settings
         self.clock = engine.clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-reconciler")
         self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
         # One engine serves one shop, so one shortcode: its queries share this pace.
         self.query_pace = Spacing(self.clock, self.settings.limits.queries_per_second)
@@ -51,15 +51,10 @@ class Reconciler:
     # ------------------------------------------------------------------ background loop
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-reconciler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     def wake(self) -> None:
         """Run a pass soon (relay reconnected, a cashier stopped waiting)."""
