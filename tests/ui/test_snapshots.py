@@ -62,12 +62,18 @@ def svg(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
     await pilot.pause()
-    # The screen's and the app's workers (the status bar's awaiting count among them) finish
-    # first; only the clock's tick runs for the app's whole life.
+    # The status bar's awaiting count is refreshed by a worker that a queued PaymentChanged
+    # starts, maybe after the other workers have finished: wait for the count itself to be the
+    # engine's, then for the screen's and the app's workers (only the clock's tick runs for the
+    # app's whole life).
+    awaiting = await pilot.app.services.payments.awaiting_count()
     await wait_until(
         pilot,
-        lambda: all(w.is_finished for w in pilot.app.workers if w.group != "clock"),
-        "the workers to finish",
+        lambda: (
+            pilot.app.awaiting == awaiting
+            and all(w.is_finished for w in pilot.app.workers if w.group != "clock")
+        ),
+        "the awaiting count and the workers to finish",
     )
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
