@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from smartduka_tui.ui.connection import ConnectionState
+from smartduka_tui.connectivity import ConnectionState
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.api import PaymentView

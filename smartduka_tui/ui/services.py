@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
