@@ -106,6 +106,15 @@ class C2BPayments:
         )
         return None if row is None else _to_record(row)
 
+    async def holds_sale(self, shop_id: str, till_id: str, sale_ref: str) -> bool:
+        """Whether a direct payment attached at `till_id` pays `sale_ref`."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM c2b_payments WHERE shop_id = ? AND attached_till = ? AND sale_ref = ?"
+            " LIMIT 1",
+            (shop_id, till_id, sale_ref),
+        )
+        return row is not None
+
     async def recent(
         self, shop_id: str, *, unattached_only: bool = False, limit: int = 50
     ) -> list[C2BRecord]:
