@@ -330,7 +330,7 @@ class Broker:
         if parsed.shop_id != till.shop_id or parsed.till_id != till.till_id:
             return refusal
         entry = self._relay.cache.entry(till.shop_id)
-        if entry is None or not callback_path.verify(parsed, entry.secrets_by_kid):
+        if entry is None or not callback_path.verify(parsed, entry.till_secrets(till.till_id)):
             return refusal
         return base + parsed.path()
 

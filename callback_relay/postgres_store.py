@@ -106,6 +106,9 @@ MIGRATIONS: tuple[str, ...] = (
         at BIGINT NOT NULL
     );
     """,
+    # Per-till callback keys: 0 marks a till enrolled before them (it signs with the shop
+    # secret until `till rekey`).
+    "ALTER TABLE tills ADD COLUMN key_revision INTEGER NOT NULL DEFAULT 0;",
 )
 
 
@@ -323,10 +326,11 @@ class PostgresStore:
                 SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
             )
             await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills"
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
+                " FROM tills"
             )
             tills = tuple(
-                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
+                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in await cur.fetchall()
             )
             return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
 
@@ -358,8 +362,8 @@ class PostgresStore:
     async def get_till(self, till_id: str) -> TillRecord | None:
         async def work(cur: Cursor) -> TillRecord | None:
             await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills "
-                "WHERE till_id = %s",
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
+                " FROM tills WHERE till_id = %s",
                 (till_id,),
             )
             row = await cur.fetchone()
@@ -391,6 +395,19 @@ class PostgresStore:
             await cur.execute(
                 "UPDATE tills SET revoked_at = %s WHERE till_id = %s AND revoked_at IS NULL",
                 (now, till_id),
+            )
+            changed = cur.rowcount == 1
+            await _bump_registry(cur)
+            return changed
+
+        return await self._tx(work)
+
+    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(
+                "UPDATE tills SET key_sha256 = %s, key_revision = %s "
+                "WHERE till_id = %s AND revoked_at IS NULL AND key_revision = %s",
+                (key_sha256, revision, till_id, revision - 1),
             )
             changed = cur.rowcount == 1
             await _bump_registry(cur)
@@ -719,6 +736,7 @@ async def _insert_secret(cur: Cursor, secret: SecretRecord) -> None:
 
 async def _insert_till(cur: Cursor, till: TillRecord) -> None:
     await cur.execute(
-        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at) VALUES (%s, %s, %s, %s)",
-        (till.till_id, till.shop_id, till.key_sha256, till.created_at),
+        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at, key_revision)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
     )

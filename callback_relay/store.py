@@ -44,6 +44,9 @@ class TillRecord:
     key_sha256: bytes = field(repr=False)
     created_at: int
     revoked_at: int | None = None
+    # 0: enrolled before per-till callback keys (signs with the shop secret until rekeyed);
+    # from 1, the revision its derived callback key was made for.
+    key_revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,11 @@ class RelayStore(Protocol):
     async def add_till(self, till: TillRecord) -> None: ...
 
     async def revoke_till(self, till_id: str, now: int) -> bool: ...
+
+    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
+        """Give a live till a new key hash and callback-key revision (the previous revision
+        must be `revision - 1`); False if it is revoked or moved on meanwhile."""
+        ...
 
     async def add_secret(self, secret: SecretRecord) -> None: ...
 

@@ -74,7 +74,7 @@ def auth(enrolment: dict[str, Any]) -> dict[str, str]:
 
 def callback_url(enrolment: dict[str, Any]) -> str:
     e = enrolment
-    signed = sign_new_attempt(e["callback_secret"], e["shop_id"], e["till_id"], "k1")
+    signed = sign_new_attempt(e["callback_secret"], e["shop_id"], e["till_id"], e["callback_kid"])
     return "http://relay.test" + signed.path()
 
 
@@ -142,8 +142,8 @@ def gateway_for(rig: BrokerRig, enrolment: dict[str, Any], prefix: str) -> Broke
         till_id=enrolment["till_id"],
         relay_url="http://relay.test",
         till_key=Secret(enrolment["till_key"]),
-        active_callback_kid="k1",
-        callback_secrets={"k1": Secret(enrolment["callback_secret"])},
+        active_callback_kid=enrolment["callback_kid"],
+        callback_secrets={enrolment["callback_kid"]: Secret(enrolment["callback_secret"])},
     )
     return BrokerGateway(
         shop,
@@ -218,7 +218,9 @@ async def test_bad_requests_are_refused_by_name_and_nothing_is_pushed(
         sibling = await rig.shop("--platform", "--prefix", "SIB")
         phone = unique_phone()
         e = shop
-        bad_tag = sign(e["callback_secret"], e["shop_id"], e["till_id"], "abcdefgh", "k1").path()
+        bad_tag = sign(
+            e["callback_secret"], e["shop_id"], e["till_id"], "abcdefgh", e["callback_kid"]
+        ).path()
         bad_tag = "http://relay.test" + bad_tag[:-4] + "AAAA"
         cases: list[tuple[Any, dict[str, str], int, str, str]] = [
             (b"{not json", auth(shop), 400, "400.002.05", "not JSON"),

@@ -79,7 +79,9 @@ async def test_a_signed_callback_refused_for_its_source_becomes_a_problem_once(
 ) -> None:
     till = await direct_till(tmp_path, relay, sim)
     e = till.enrolment
-    path = sign(e["callback_secret"], e["shop_id"], e["till_id"], "forgedref123", "k1").path()
+    path = sign(
+        e["callback_secret"], e["shop_id"], e["till_id"], "forgedref123", e["callback_kid"]
+    ).path()
     body = (PAYLOADS / "callback_success.json").read_bytes()
     async with httpx.AsyncClient(base_url=relay.url) as client:
         # Through the trusted proxy (127.0.0.1), from an address not on the allowlist.
