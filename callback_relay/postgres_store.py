@@ -260,10 +260,14 @@ class PostgresStore:
         try:
             async with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
+        except (
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            # A database (or a standby after failover) that reads but cannot write.
+            psycopg.errors.ReadOnlySqlTransaction,
+            TimeoutError,
+        ) as exc:
             log.error("store operation failed: %s", type(exc).__name__)
-            raise StoreUnavailable("the relay store cannot write") from None
-        except psycopg.errors.DiskFull:
             raise StoreUnavailable("the relay store cannot write") from None
 
     async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
