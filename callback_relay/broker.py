@@ -50,6 +50,7 @@ from callback_relay.platform import (
     open_platform,
 )
 from callback_relay.registry import now_ms, open_box
+from callback_relay.settings import RelaySettings, url_problem
 from callback_relay.store import StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa import callback_path
@@ -270,6 +271,13 @@ class Broker:
                 NOT_CONFIGURED,
                 "The platform's paybill is not set up at the relay yet "
                 "(smartduka-relay platform set).",
+            )
+        problem = url_problem(record.daraja_url, self._relay.settings.mode)
+        if problem is not None:
+            # `platform set` run in sandbox mode against a production relay's database.
+            log.error("broker refused: the platform's Daraja URL %s", problem)
+            return envelope(
+                503, NOT_CONFIGURED, f"The platform's Daraja URL {problem}; nothing was sent."
             )
         try:
             account = await self._open_account(record)
@@ -558,6 +566,21 @@ BROKER_ROUTES: list[Route] = [
     Route("/v1/daraja/stk-query", daraja_query, methods=["POST"]),
     Route("/v1/daraja/status", daraja_status, methods=["GET"]),
 ]
+
+
+async def platform_url_problem(settings: RelaySettings) -> str | None:
+    """Why the stored platform Daraja URL cannot be used in the settings' mode, or None (also
+    when no platform is set). `serve` checks it before listening."""
+    store = SqliteBrokerStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    await store.open()
+    try:
+        record = await store.platform()
+    finally:
+        await store.close()
+    if record is None:
+        return None
+    problem = url_problem(record.daraja_url, settings.mode)
+    return None if problem is None else f"the platform's Daraja URL {problem}"
 
 
 async def close_broker(state: Any) -> None:

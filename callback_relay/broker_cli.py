@@ -110,7 +110,7 @@ def read_platform_secrets(
 
 def cmd_platform_set(args: argparse.Namespace, settings: RelaySettings) -> int:
     shortcode = check_shortcode(args.shortcode)
-    daraja_url = check_daraja_url(args.daraja_url)
+    daraja_url = check_daraja_url(args.daraja_url, settings.mode)
     secrets = read_platform_secrets()
 
     async def work(relay_store: SqliteStore, broker_store: SqliteBrokerStore) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from callback_relay import broker_cli, c2b_cli
+from callback_relay.broker import platform_url_problem
 from callback_relay.c2b import C2BSetupError
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
@@ -280,11 +281,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await open_box(store, settings.db, _env_key(settings), create=False)
         finally:
             await store.close()
+        problem = await platform_url_problem(settings)
+        if problem is not None:
+            raise CliError(
+                f"{problem}: set it with `smartduka-relay platform set --daraja-url https://...`"
+            )
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together: give both or neither")
     asyncio.run(check())
     from callback_relay.server import run_server
 
-    run_server(settings, host=args.host, port=args.port, ready_file=args.ready_file)
+    run_server(
+        settings,
+        host=args.host,
+        port=args.port,
+        ready_file=args.ready_file,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None,
+    )
     return 0
 
 
@@ -320,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-proxies", metavar="ADDRS", help="comma-separated proxies for X-Forwarded-For"
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     _db_option(serve)
     serve.set_defaults(handler=cmd_serve)
 

@@ -25,13 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
 from callback_relay.crypto import SecretBox
 from callback_relay.registry import RegistryError
+from callback_relay.settings import url_problem
 from callback_relay.store import StoreUnavailable
+from callback_relay.types import RelayMode
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
@@ -64,14 +65,10 @@ def check_shortcode(shortcode: str) -> str:
     return value
 
 
-def check_daraja_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PlatformConfigError("daraja url: must be an http:// or https:// URL with a host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise PlatformConfigError(
-            "daraja url: must not carry a user name, password, query or fragment"
-        )
+def check_daraja_url(url: str, mode: RelayMode = RelayMode.SANDBOX) -> str:
+    problem = url_problem(url, mode)
+    if problem is not None:
+        raise PlatformConfigError(f"daraja url: {problem}")
     return url.strip().rstrip("/")
 
 
