@@ -61,6 +61,7 @@ from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.records import ChainCheckpoint, ProblemKind, TillCredentials
 from smartduka_tui.store.store import Store
+from smartduka_tui.tls import client_verify
 from smartduka_tui.ui.connection import Reachability
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class RelayClient:
             ),
             transport=transport,
             trust_env=False,
+            verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
         )
@@ -642,7 +644,11 @@ def c2b_claimer(
 
     async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
         async with httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"), timeout=10.0, transport=transport, trust_env=False
+            base_url=relay_url.rstrip("/"),
+            timeout=10.0,
+            transport=transport,
+            trust_env=False,
+            verify=client_verify(),
         ) as http:
             try:
                 response = await http.post(

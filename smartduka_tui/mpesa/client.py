@@ -78,6 +78,7 @@ from smartduka_tui.mpesa.statement import (
     TransactionStatusRequest,
     parse_pull_page,
 )
+from smartduka_tui.tls import client_verify
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class DarajaClient:
             timeout=timeout,
             transport=transport,
             trust_env=trust_env,
+            verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
         )
