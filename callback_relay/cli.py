@@ -279,9 +279,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await store.open()
         try:
             await open_box(store, settings.db, _env_key(settings), create=False)
+            problem = await platform_url_problem(store, settings)
         finally:
             await store.close()
-        problem = await platform_url_problem(settings)
         if problem is not None:
             raise CliError(
                 f"{problem}: set it with `smartduka-relay platform set --daraja-url https://...`"

@@ -21,6 +21,16 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from callback_relay.platform import (
+    PLATFORM_FIELDS,
+    PUSH_RECORD_RETENTION_MS,
+    PlatformConfigError,
+    PlatformRecord,
+    PlatformShop,
+    StoredToken,
+    bucket_after,
+    clashing_prefix,
+)
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -109,6 +119,42 @@ MIGRATIONS: tuple[str, ...] = (
     # Per-till callback keys: 0 marks a till enrolled before them (it signs with the shop
     # secret until `till rekey`).
     "ALTER TABLE tills ADD COLUMN key_revision INTEGER NOT NULL DEFAULT 0;",
+    # The broker's tables, shared by every instance: one push bucket per shop, one token.
+    """
+    CREATE TABLE platform_account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        shortcode TEXT NOT NULL,
+        daraja_url TEXT NOT NULL,
+        consumer_key BYTEA NOT NULL,
+        consumer_secret BYTEA NOT NULL,
+        passkey BYTEA NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE platform_shops (
+        shop_id TEXT PRIMARY KEY REFERENCES shops(shop_id),
+        prefix TEXT NOT NULL,
+        pushes_per_minute INTEGER NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE broker_pushes (
+        checkout_request_id TEXT PRIMARY KEY,
+        shop_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX broker_pushes_age ON broker_pushes (created_at);
+    CREATE TABLE broker_push_buckets (
+        shop_id TEXT PRIMARY KEY,
+        tokens DOUBLE PRECISION NOT NULL,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE broker_tokens (
+        cache_key TEXT PRIMARY KEY,
+        ciphertext BYTEA NOT NULL,
+        expires_in INTEGER NOT NULL,
+        usable_until_ms BIGINT NOT NULL
+    );
+    """,
 )
 
 
@@ -207,6 +253,10 @@ class PostgresStore:
             self._pool = None
 
     # Cross-instance wake-ups.
+
+    def broker(self) -> PostgresBrokerTables:
+        """The broker's tables in this database: every instance shares them."""
+        return PostgresBrokerTables(self._tx)
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Call `callback(till_id)` when any instance commits an event for that till."""
@@ -744,3 +794,194 @@ async def _insert_till(cur: Cursor, till: TillRecord) -> None:
         " VALUES (%s, %s, %s, %s, %s)",
         (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
     )
+
+
+class PostgresBrokerTables:
+    """`BrokerStore` in the shared database: a shop's push bucket is read and spent under its
+    row lock, so instances behind one load balancer hold one limit between them."""
+
+    def __init__(self, tx: Callable[[Callable[[Cursor], Awaitable[Any]]], Awaitable[Any]]) -> None:
+        self._tx_op = tx
+
+    def __repr__(self) -> str:
+        return "PostgresBrokerTables()"
+
+    async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
+        try:
+            result: T = await self._tx_op(work)
+        except psycopg.errors.IntegrityError as exc:
+            raise PlatformConfigError(
+                f"the relay database refused the change: {type(exc).__name__}"
+            ) from None
+        return result
+
+    async def platform(self) -> PlatformRecord | None:
+        async def work(cur: Cursor) -> PlatformRecord | None:
+            await cur.execute(
+                "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
+                " FROM platform_account WHERE id = 1"
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
+            return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+
+        return await self._tx(work)
+
+    async def set_platform(self, record: PlatformRecord) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
+                " consumer_secret, passkey, updated_at) VALUES (1, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
+                " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
+                " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
+                " updated_at = excluded.updated_at",
+                (
+                    record.shortcode,
+                    record.daraja_url,
+                    *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
+                    record.updated_at,
+                ),
+            )
+
+        await self._tx(work)
+
+    async def shop(self, shop_id: str) -> PlatformShop | None:
+        async def work(cur: Cursor) -> PlatformShop | None:
+            await cur.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " WHERE shop_id = %s",
+                (shop_id,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else PlatformShop(*row)
+
+        return await self._tx(work)
+
+    async def shops(self) -> tuple[PlatformShop, ...]:
+        async def work(cur: Cursor) -> tuple[PlatformShop, ...]:
+            await cur.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " ORDER BY shop_id"
+            )
+            return tuple(PlatformShop(*row) for row in await cur.fetchall())
+
+        return await self._tx(work)
+
+    async def set_shop(self, shop: PlatformShop) -> None:
+        async def work(cur: Cursor) -> None:
+            # One prefix change at a time, so two can never each miss the other's clash.
+            await cur.execute("LOCK TABLE platform_shops IN SHARE ROW EXCLUSIVE MODE")
+            await cur.execute(
+                "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != %s", (shop.shop_id,)
+            )
+            others = [(str(a), str(b)) for a, b in await cur.fetchall()]
+            clash = clashing_prefix(shop, others)
+            if clash is not None:
+                raise clash
+            await cur.execute(
+                "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (shop_id) DO UPDATE SET"
+                " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
+                " updated_at = excluded.updated_at",
+                (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
+            )
+
+        await self._tx(work)
+
+    async def remove_shop(self, shop_id: str) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute("DELETE FROM platform_shops WHERE shop_id = %s", (shop_id,))
+            return cur.rowcount == 1
+
+        return await self._tx(work)
+
+    async def remember_push(
+        self, checkout_request_id: str, shop_id: str, till_id: str, now: int
+    ) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (checkout_request_id) DO NOTHING",
+                (checkout_request_id, shop_id, till_id, now),
+            )
+            await cur.execute(
+                "DELETE FROM broker_pushes WHERE created_at < %s",
+                (now - PUSH_RECORD_RETENTION_MS,),
+            )
+
+        await self._tx(work)
+
+    async def push_shop(self, checkout_request_id: str) -> str | None:
+        async def work(cur: Cursor) -> str | None:
+            await cur.execute(
+                "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = %s",
+                (checkout_request_id,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._tx(work)
+
+    async def push_wait(self, shop: PlatformShop, now: int) -> float:
+        async def work(cur: Cursor) -> float:
+            await cur.execute(
+                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s",
+                (shop.shop_id,),
+            )
+            row = await cur.fetchone()
+            state = None if row is None else (float(row[0]), int(row[1]))
+            return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
+
+        return await self._tx(work)
+
+    async def take_push(self, shop: PlatformShop, now: int) -> float:
+        async def work(cur: Cursor) -> float:
+            # The row exists before it is locked, so the first pushes of two instances at
+            # once queue on the same lock rather than both reading "no bucket yet".
+            await cur.execute(
+                "INSERT INTO broker_push_buckets (shop_id, tokens, at_ms) VALUES (%s, %s, %s)"
+                " ON CONFLICT (shop_id) DO NOTHING",
+                (shop.shop_id, float(shop.pushes_per_minute), now),
+            )
+            await cur.execute(
+                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s FOR UPDATE",
+                (shop.shop_id,),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            state = (float(row[0]), int(row[1]))
+            (tokens, at), wait = bucket_after(state, shop.pushes_per_minute, now, take=True)
+            await cur.execute(
+                "UPDATE broker_push_buckets SET tokens = %s, at_ms = %s WHERE shop_id = %s",
+                (tokens, at, shop.shop_id),
+            )
+            return wait
+
+        return await self._tx(work)
+
+    async def load_token(self, cache_key: str) -> StoredToken | None:
+        async def work(cur: Cursor) -> StoredToken | None:
+            await cur.execute(
+                "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens"
+                " WHERE cache_key = %s",
+                (cache_key,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else StoredToken(cache_key, bytes(row[0]), *row[1:])
+
+        return await self._tx(work)
+
+    async def save_token(self, token: StoredToken) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (cache_key) DO UPDATE SET"
+                " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
+                " usable_until_ms = excluded.usable_until_ms",
+                (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms),
+            )
+
+        await self._tx(work)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from callback_relay.platform import SQLITE_SCHEMA, SqliteBrokerTables
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -44,8 +45,9 @@ log = logging.getLogger("callback_relay.store")
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-SCHEMA_VERSION = 3
-# Steps from the version before: 2 only added tables, which the CREATE ... IF NOT EXISTS does.
+SCHEMA_VERSION = 4
+# Steps from the version before. 2 and 4 only added tables (4: the broker's push buckets and
+# OAuth token beside its older tables), which the CREATE ... IF NOT EXISTS does.
 _MIGRATIONS: dict[int, str] = {
     3: "ALTER TABLE tills ADD COLUMN key_revision INTEGER NOT NULL DEFAULT 0",
 }
@@ -188,7 +190,7 @@ class SqliteStore:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + SQLITE_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -249,6 +251,10 @@ class SqliteStore:
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Nothing to do: one process owns the file, and its own hub hears every commit."""
+
+    def broker(self) -> SqliteBrokerTables:
+        """The broker's tables, written through this store's one writer."""
+        return SqliteBrokerTables(self._write, self._read)
 
     # The writer.
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from callback_relay.types import AppendOutcome, EventFlag, EventKind
+
+if TYPE_CHECKING:
+    from callback_relay.platform import BrokerStore
 
 
 class StoreUnavailable(RuntimeError):
@@ -166,6 +169,10 @@ class RelayStore(Protocol):
 
     async def check_writable(self) -> None:
         """Commit a tiny write, or raise StoreUnavailable: what `/healthz` reports."""
+        ...
+
+    def broker(self) -> BrokerStore:
+        """The Daraja broker's tables in this same store (shared by every instance on it)."""
         ...
 
     # Registry.

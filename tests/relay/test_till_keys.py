@@ -129,8 +129,13 @@ async def _make_legacy(h: Harness, store_kind: str) -> None:
 
         assert url is not None
         async with await psycopg.AsyncConnection.connect(url.get_secret_value()) as conn:
+            # Back to migration 1: what came after it is dropped, then migrated again.
             await conn.execute("ALTER TABLE tills DROP COLUMN key_revision")
-            await conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+            await conn.execute(
+                "DROP TABLE platform_account, platform_shops, broker_pushes,"
+                " broker_push_buckets, broker_tokens"
+            )
+            await conn.execute("DELETE FROM schema_migrations WHERE version > 1")
     migrated = store_for(h.relay.settings)
     await migrated.open()
     await migrated.close()
