@@ -538,10 +538,34 @@ class PostgresStore:
                     self._announce(event.till_id)
 
     async def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
-        async def work(cur: Cursor) -> list[AppendResult | BaseException]:
-            return [await _append_in(cur, event) for event in events]
+        if any(event.cap is not None for event in events):
+            # A capped append reads a count before it decides: one statement at a time.
+            async def work(cur: Cursor) -> list[AppendResult | BaseException]:
+                return [await _append_in(cur, event) for event in events]
 
-        return await self._tx(work)
+            return await self._tx(work)
+        return await self._append_pipelined(events)
+
+    async def _append_pipelined(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        """The batch in one transaction, its statements pipelined: every lock and insert is
+        sent before any answer is awaited, so a batch costs about one round trip to the server
+        rather than two per callback. The server still runs them in order, so each insert
+        (a statement of its own, with its own snapshot) sees what its lock waited for."""
+        async with self._conn() as conn, conn.transaction(), conn.pipeline():
+            inserts = []
+            for event in events:
+                if event.kind is not EventKind.SECURITY:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        ("\x1f".join(_attempt_key(event)),),
+                    )
+                cur = conn.cursor()
+                await cur.execute(_INSERT_EVENT, _insert_params(event))
+                inserts.append(cur)
+            results: list[AppendResult | BaseException] = []
+            for event, cur in zip(events, inserts, strict=True):
+                results.append(await _inserted_or_existing(conn, cur, event))
+            return results
 
     async def claim(
         self,
@@ -712,8 +736,6 @@ class PostgresStore:
 
 
 async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
-    detail = event.detail or ""
-    key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
     if event.cap is not None:
         # Serialise capped appends per till, so two instances cannot both take the last
         # place.
@@ -733,40 +755,60 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
         await cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),)
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            ("\x1f".join(_attempt_key(event)),),
         )
-    await cur.execute(
-        "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
-        "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
-        "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
-        "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
-        "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags",
-        (
-            event.kind.value,
-            event.shop_id,
-            event.till_id,
-            event.attempt_ref,
-            event.received_at,
-            event.body,
-            event.body_sha256,
-            event.kind is not EventKind.SECURITY,
-            *key,
-            EventFlag.CONFLICTING_BODY.value,
-            detail,
-            EventState.PENDING.value,
-            event.received_at,
-        ),
+    await cur.execute(_INSERT_EVENT, _insert_params(event))
+    return await _inserted_or_existing(cur.connection, cur, event)
+
+
+def _attempt_key(event: NewEvent) -> tuple[str, str, str, str]:
+    return (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
+
+
+# A body for an attempt that already has another is stored flagged (security events are not
+# compared); the same body again is a duplicate and inserts nothing.
+_INSERT_EVENT = (
+    "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
+    "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
+    "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
+    "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
+    "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags"
+)
+
+
+def _insert_params(event: NewEvent) -> tuple[Any, ...]:
+    return (
+        event.kind.value,
+        event.shop_id,
+        event.till_id,
+        event.attempt_ref,
+        event.received_at,
+        event.body,
+        event.body_sha256,
+        event.kind is not EventKind.SECURITY,
+        *_attempt_key(event),
+        EventFlag.CONFLICTING_BODY.value,
+        event.detail or "",
+        EventState.PENDING.value,
+        event.received_at,
     )
+
+
+async def _inserted_or_existing(
+    conn: psycopg.AsyncConnection[Any], cur: Cursor, event: NewEvent
+) -> AppendResult:
+    """The outcome of `_INSERT_EVENT` on `cur`: stored (flagged or not), or the duplicate's id."""
     row = await cur.fetchone()
     if row is not None:
         outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
         return AppendResult(row[0], outcome)
-    await cur.execute(
+    found = await conn.execute(
         "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
         "AND kind = %s AND body_sha256 = %s AND detail = %s",
-        (*key, event.body_sha256, detail),
+        (*_attempt_key(event), event.body_sha256, event.detail or ""),
     )
-    existing = await cur.fetchone()
+    existing = await found.fetchone()
     assert existing is not None
     return AppendResult(existing[0], AppendOutcome.DUPLICATE)
 
