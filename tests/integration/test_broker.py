@@ -20,6 +20,7 @@ import pytest
 from callback_relay import cli as relay_cli
 from callback_relay.app import Relay, make_app
 from callback_relay.settings import RelaySettings
+from callback_relay.types import RelayMode
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
 from smartduka_tui.payments.broker_gateway import BrokerGateway
@@ -327,6 +328,25 @@ async def test_oversized_bodies_and_a_relay_without_a_public_url_push_nothing(
         assert answer.status_code == 503
         assert answer.json()["errorCode"] == "broker.no_public_url"
         assert "no public URL" in answer.json()["errorMessage"]
+        assert rig.push_count() == 0
+        assert await sim.requests(phone=phone) == []
+
+
+async def test_a_production_relay_will_not_push_with_an_http_daraja_url(
+    tmp_path: Path, sim: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The platform was set from a sandbox-mode shell (the simulator's http:// URL) on the
+    # database a production relay serves: the broker refuses rather than send credentials
+    # over plain http.
+    async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
+        shop = await rig.shop("--platform", "--prefix", "TLS")
+        phone = unique_phone()
+        rig.relay.settings = rig.relay.settings.model_copy(update={"mode": RelayMode.PRODUCTION})
+        for route, body in ((PUSH, push_body(shop, phone)), (QUERY, {"checkout_request_id": "x"})):
+            answer = await rig.client.post(route, json=body, headers=auth(shop))
+            assert answer.status_code == 503
+            assert answer.json()["errorCode"] == "broker.not_configured"
+            assert "must be an https:// URL in production mode" in answer.json()["errorMessage"]
         assert rig.push_count() == 0
         assert await sim.requests(phone=phone) == []
 
