@@ -226,9 +226,10 @@ class Registry:
 
     async def revoke_till(self, till_id: str) -> None:
         till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
-        if till is not None and till.revoked_at is not None:
+        if till is None:
+            raise RegistryError(f"no till with id {till_id[:32]!r}")
+        if till.revoked_at is not None:
             raise RegistryError(f"till {till_id} is already revoked")
-        await self._till(till_id)
         await self._store.revoke_till(till_id, now_ms(self._clock))
 
     async def rekey_till(self, till_id: str) -> Enrolment:
