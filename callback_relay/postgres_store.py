@@ -2,12 +2,13 @@
 
 Appends are group-committed by one writer task per instance: those that queue while a commit is
 in flight share the next transaction, so one WAL flush serves a batch (`synchronous_commit` stays
-on: a 2xx means durable). Other writes are one short transaction each on a pooled connection.
-Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out the same
-event at once. A commit wakes long-polling tills on *other* instances through one batched
-`NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY takes a
-global lock at commit and would serialise every insert). Migrations are numbered and applied once
-under an advisory lock, so instances starting together do not race.
+on: a 2xx means durable), and the batch's statements are pipelined, so it costs about one round
+trip rather than two per callback. Other writes are one short transaction each on a pooled
+connection. Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out
+the same event at once. A commit wakes long-polling tills on *other* instances through one
+batched `NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY
+takes a global lock at commit and would serialise every insert). Migrations are numbered and
+applied once under an advisory lock, so instances starting together do not race.
 """
 
 from __future__ import annotations
