@@ -157,12 +157,9 @@ class PlatformChoice:
     prefix: str
     pushes_per_minute: int
 
-    async def apply(self, settings: RelaySettings, shop_id: str) -> None:
-        async def work(relay_store: RelayStore, broker_store: BrokerStore) -> int:
-            await _mark(relay_store, broker_store, shop_id, self)
-            return 0
-
-        await _with_stores(settings, work)
+    async def apply(self, store: RelayStore, shop_id: str) -> None:
+        """Mark the shop as paid through the platform, in the store the enrolment used."""
+        await _mark(store, store.broker(), shop_id, self)
 
 
 async def _mark(

@@ -138,7 +138,7 @@ def cmd_shop_add(args: argparse.Namespace) -> int:
     async def work(registry: Registry) -> int:
         async def apply_platform(enrolment: Enrolment) -> None:
             if platform is not None:
-                await platform.apply(settings, enrolment.shop_id)
+                await platform.apply(registry.store, enrolment.shop_id)
 
         enrolment = await _enrol_to(
             registry, args.out, lambda: registry.add_shop(args.name), apply_platform

@@ -157,6 +157,10 @@ class Registry:
         self._clock = clock
         self._relay_url = relay_url
 
+    @property
+    def store(self) -> RelayStore:
+        return self._store
+
     async def _shop(self, shop_id: str) -> ShopRecord:
         shop = await self._store.get_shop(shop_id) if ids.is_id(shop_id) else None
         if shop is None:
