@@ -41,7 +41,6 @@ from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.crypto import RelayKeyError, SecretBox, SecretDecryptError
-from callback_relay.limits import RateLimiter
 from callback_relay.platform import (
     BrokerStore,
     PlatformAccount,
@@ -54,6 +53,7 @@ from callback_relay.registry import now_ms, open_box
 from callback_relay.settings import RelaySettings, url_problem
 from callback_relay.store import RelayStore, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.client import DarajaClient, QueryResult, SharedToken
 from smartduka_tui.mpesa.errors import (
@@ -210,7 +210,7 @@ class Broker:
         self._retired: list[DarajaClient] = []
         self._account: tuple[PlatformRecord, PlatformAccount, SecretBox] | None = None
         # Till requests to the broker, per key: generous, only against a runaway till.
-        self._requests = RateLimiter(10.0, 50, relay.clock)
+        self._requests = TokenBuckets(relay.clock, 50, 10.0)
         self.watch = DarajaWatch(relay.clock)
 
     def __repr__(self) -> str:

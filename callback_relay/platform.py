@@ -29,7 +29,7 @@ from pydantic import SecretStr, ValidationError
 from callback_relay.crypto import SecretBox
 from callback_relay.registry import RegistryError
 from callback_relay.settings import url_problem
-from callback_relay.types import RelayMode
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
@@ -62,7 +62,7 @@ def check_shortcode(shortcode: str) -> str:
     return value
 
 
-def check_daraja_url(url: str, mode: RelayMode = RelayMode.SANDBOX) -> str:
+def check_daraja_url(url: str, mode: Mode = Mode.SANDBOX) -> str:
     problem = url_problem(url, mode)
     if problem is not None:
         raise PlatformConfigError(f"daraja url: {problem}")

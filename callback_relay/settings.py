@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from callback_relay.types import RelayMode
+from smartduka_tui.model import Mode
 
 # Safaricom's published callback source addresses (REFERENCE.md section 4).
 SAFARICOM_CALLBACK_ADDRESSES: tuple[str, ...] = (
@@ -33,7 +33,7 @@ SAFARICOM_CALLBACK_ADDRESSES: tuple[str, ...] = (
 )
 
 
-def url_problem(url: str, mode: RelayMode) -> str | None:
+def url_problem(url: str, mode: Mode) -> str | None:
     """Why `url` cannot be one the relay is reached at or calls out to in `mode`, or None.
 
     Production mode takes only https://: callbacks carry payment details and the broker's calls
@@ -45,7 +45,7 @@ def url_problem(url: str, mode: RelayMode) -> str | None:
         return "must be an http:// or https:// URL with a host"
     if parts.username or parts.password or parts.query or parts.fragment:
         return "must not carry a user name, password, query or fragment"
-    if mode is RelayMode.PRODUCTION and parts.scheme != "https":
+    if mode is Mode.PRODUCTION and parts.scheme != "https":
         return (
             "must be an https:// URL in production mode (callbacks and the platform's "
             "credentials travel over it); http:// is for sandbox mode only"
@@ -87,8 +87,8 @@ class RelaySettings(BaseSettings):
         description="postgresql://... to keep the relay's data in PostgreSQL (several instances "
         "may share it); unset: SQLite at `db`.",
     )
-    mode: RelayMode = Field(
-        default=RelayMode.SANDBOX,
+    mode: Mode = Field(
+        default=Mode.SANDBOX,
         description="production refuses callbacks from unlisted sources; sandbox logs them.",
     )
     public_url: str | None = Field(
@@ -188,7 +188,7 @@ class RelaySettings(BaseSettings):
     def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value.strip() == "":
             return None
-        problem = url_problem(value, info.data.get("mode", RelayMode.SANDBOX))
+        problem = url_problem(value, info.data.get("mode", Mode.SANDBOX))
         if problem is not None:
             raise ValueError(problem)
         return value.strip().rstrip("/")

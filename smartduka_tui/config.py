@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +21,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from smartduka_tui.model import Mode
+
 SANDBOX_BASE_URL = "https://sandbox.safaricom.co.ke"
 PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
-
-
-class Mode(StrEnum):
-    SANDBOX = "sandbox"
-    PRODUCTION = "production"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -127,6 +123,21 @@ class MonitorSettings(BaseModel):
     window_s: int = Field(default=600, ge=60, description="The monitor's window in seconds.")
 
 
+class PullSettings(BaseModel):
+    """Pull Transactions: the reconciler's backfill of the shortcode's last 48 hours."""
+
+    interval_s: int = Field(
+        default=1800,
+        ge=0,
+        description="Pull each shortcode this often (0: only on demand, `smartduka pull`).",
+    )
+    nominated_number: str | None = Field(
+        default=None,
+        description="The owner's M-Pesa phone, sent when registering for pulls; unset: no "
+        "scheduled pull.",
+    )
+
+
 class Settings(BaseSettings):
     """The till's settings."""
 
@@ -155,6 +166,7 @@ class Settings(BaseSettings):
     timings: TimingSettings = Field(default_factory=TimingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    pull: PullSettings = Field(default_factory=PullSettings)
 
     @field_validator("data_dir", "keyring_file", mode="after")
     @classmethod

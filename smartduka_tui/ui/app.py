@@ -27,8 +27,8 @@ from textual.screen import Screen
 from textual.theme import Theme
 
 from smartduka_tui.config import Settings
+from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.freshness import is_stale
@@ -433,7 +433,9 @@ class SmartDukaApp(App[int]):
         if isinstance(screen, TillScreen):
             yield from screen.palette_commands()
         for command in self.available_extensions():
-            yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+            yield SystemCommand(
+                command.title, command.describe(self), partial(self.open_extension, command)
+            )
         if screen is self.checkout:
             yield SystemCommand("Sales", "Today's sales; reopen one", self.action_sales)
         yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)

@@ -20,8 +20,8 @@ import pytest
 from callback_relay import cli as relay_cli
 from callback_relay.app import Relay, make_app
 from callback_relay.settings import RelaySettings
-from callback_relay.types import RelayMode
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import Mode, ShopType, VerificationStatus
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.gateway import (
@@ -33,7 +33,7 @@ from smartduka_tui.payments.gateway import (
 )
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import PushAnomaly
-from smartduka_tui.store.records import Shop, ShopType, TillCredentials, VerificationStatus
+from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.secret import Secret
 from tests.conftest import unique_phone
 from tests.integration.support import PlatformCreds, RelayHandle
@@ -341,7 +341,7 @@ async def test_a_production_relay_will_not_push_with_an_http_daraja_url(
     async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
         shop = await rig.shop("--platform", "--prefix", "TLS")
         phone = unique_phone()
-        rig.relay.settings = rig.relay.settings.model_copy(update={"mode": RelayMode.PRODUCTION})
+        rig.relay.settings = rig.relay.settings.model_copy(update={"mode": Mode.PRODUCTION})
         for route, body in ((PUSH, push_body(shop, phone)), (QUERY, {"checkout_request_id": "x"})):
             answer = await rig.client.post(route, json=body, headers=auth(shop))
             assert answer.status_code == 503

@@ -15,8 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.manager import (
     DailySummary,
     HistoryFilter,
@@ -60,13 +60,23 @@ def summary_text(summary: DailySummary) -> str:
         if summary.average_seconds_to_pay is not None
         else "no paid payment to time"
     )
+    # Only the kinds that happened, in the manager's words (EXPIRED is "outcome unknown").
+    kinds = ", ".join(
+        f"{count} {word}"
+        for count, word in (
+            (summary.failed, "failed"),
+            (summary.expired, "outcome unknown"),
+            (summary.needs_review, "in review"),
+            (summary.live, "still open"),
+        )
+        if count
+    )
     lines = [
         f"{day}: {summary.sales} sales, {summary.sales_paid} paid, {summary.sales_not_paid} "
         f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received.",
         f"Attempts: {summary.attempts} asked, {summary.paid} paid, {average}; "
-        f"{summary.failure_rate:.0%} of {summary.finished} finished failed "
-        f"({summary.failed} failed, {summary.expired} expired, {summary.needs_review} in review"
-        f", {summary.live} still open).",
+        f"{summary.failure_rate:.0%} of {summary.finished} finished failed"
+        + (f" ({kinds})." if kinds else "."),
     ]
     if summary.failures_by_code:
         codes = ", ".join(
