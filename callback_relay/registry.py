@@ -318,6 +318,7 @@ class SecretCache:
         self._version = -1
         self._shops: dict[str, ShopEntry] = {}
         self._recheck: asyncio.Future[bool] | None = None
+        self._loading = asyncio.Lock()
         self._miss_checked_at = float("-inf")
         # Derived till secrets kept across reloads: a reload re-derives only what changed.
         self._derived: dict[tuple[str, str, int, str], dict[str, str]] = {}
@@ -367,11 +368,14 @@ class SecretCache:
         return keys
 
     async def refresh_if_changed(self) -> bool:
-        """Reload when the registry changed since the last load; True if it did."""
-        if await self._store.registry_version() == self._version:
-            return False
-        await self.load()
-        return True
+        """Reload when the registry changed since the last load; True if it did. One at a
+        time: the periodic refresh and a miss's recheck could otherwise overlap, and the one
+        that read the older registry could finish last and put it back."""
+        async with self._loading:
+            if await self._store.registry_version() == self._version:
+                return False
+            await self.load()
+            return True
 
     def entry(self, shop_id: str) -> ShopEntry | None:
         return self._shops.get(shop_id)

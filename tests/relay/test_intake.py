@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -278,3 +279,26 @@ async def test_full_disk_answers_503(make_harness: Any) -> None:
         assert set(statuses) == {200, 503}
         assert statuses[-1] == 503
         assert await h.count("SELECT COUNT(*) FROM events") == statuses.count(200)
+
+
+async def test_a_shop_the_periodic_refresh_loaded_during_a_recheck_is_not_refused(
+    harness: Harness,
+) -> None:
+    """Found by a flaky multi-instance test: a callback for a just-enrolled shop missed the
+    cache and waited for its throttled recheck; the periodic refresh loaded the shop in the
+    meantime, so the recheck found nothing new, and the callback was refused 404 as for an
+    unknown shop (a payment Safaricom never sends again)."""
+    enrolment = await harness.registry.add_shop("Just enrolled")
+    stranger = {**enrolment.as_json(), "shop_id": "nobody"}
+    assert (await harness.post(attempt_path(stranger))).status_code == 404
+    # That miss checked the registry (and loaded the new shop): the next recheck waits out its
+    # window. A second shop enrolled now is the one the callback is for.
+    enrolment = await harness.registry.add_shop("Just enrolled too")
+    body = callback_body()
+    posted = asyncio.create_task(harness.post(attempt_path(enrolment), body))
+    for _ in range(50):  # let the callback reach its recheck's wait
+        await asyncio.sleep(0)
+    assert await harness.relay.cache.refresh_if_changed()  # the periodic job finds the change
+    response = await posted
+    assert response.status_code == 200, response.text
+    assert len((await harness.feed(enrolment)).json()["events"]) == 1
