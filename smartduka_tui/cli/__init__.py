@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "enrol",
     "keys",
     "transactions",
+    "receipt",
     "manager",
     "backup",
 )
