@@ -15,8 +15,6 @@ from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CliEr
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
 
-REPRINT_ACTION = "receipt.reprinted"
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -38,33 +36,24 @@ def register(subparsers: Any) -> None:
 def cmd_receipt(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.cli.transactions import shop_for
-        from smartduka_tui.printing import PrinterError, print_receipt_in_background
+        from smartduka_tui.printing import PrinterError
         from smartduka_tui.receipts import ReceiptError, render_text
+        from smartduka_tui.receipts.desk import ReceiptDesk
         from smartduka_tui.receipts.from_store import receipt_for_sale
-        from smartduka_tui.store import Actor
 
         async with open_store(settings, require_keys=False, beside_the_app=True) as store:
             shop_id = await shop_for(store, settings, args.shop)
             try:
                 receipt = await receipt_for_sale(store, shop_id, args.sale)
+                if not args.reprint:
+                    print(render_text(receipt), end="")
+                    return EXIT_OK
+                desk = ReceiptDesk(store, shop_id, receipt.till_id, settings.printer)
+                copy = await desk.print(receipt.sale_ref, copy=True, via="cli")
             except ReceiptError as error:
                 raise CliError(str(error), EXIT_BAD_INPUT) from None
-            if not args.reprint:
-                print(render_text(receipt), end="")
-                return EXIT_OK
-            copy = receipt.as_copy()
-            try:
-                await print_receipt_in_background(settings.printer, copy)
             except PrinterError as error:
                 raise CliError(str(error), EXIT_FAILED) from None
-            async with store.db.write() as tx:
-                await store.audit.append(
-                    tx,
-                    actor=Actor.CASHIER,
-                    action=REPRINT_ACTION,
-                    shop_id=shop_id,
-                    detail={"sale_ref": receipt.sale_ref, "via": "cli"},
-                )
             print(render_text(copy), end="")
             print(f"Printed a copy of sale {receipt.sale_ref}'s receipt.")
         return EXIT_OK

@@ -1,0 +1,86 @@
+"""The receipt desk: what the app and `smartduka receipt` call to show, print and reprint.
+
+A receipt is rebuilt from the store each time it is asked for, so a print that fails loses
+nothing: the same receipt prints again later. A reprint is marked COPY and audited, in its own
+transaction, only once the printer took it. Printing blocks on the device, so it runs on a
+worker thread and never holds up the caller's event loop (the sale goes on meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from smartduka_tui.config import PrinterKind
+from smartduka_tui.receipts.from_store import receipt_for_sale
+from smartduka_tui.receipts.model import Receipt
+from smartduka_tui.store.records import Actor, AttemptFilter, AttemptFlag, AttemptState
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import PrinterSettings
+    from smartduka_tui.printing import PrinterStatus
+    from smartduka_tui.store import Store
+
+REPRINT_ACTION = "receipt.reprinted"
+
+
+class ReceiptDesk:
+    """One till's receipts and its printer."""
+
+    def __init__(self, store: Store, shop_id: str, till_id: str, printer: PrinterSettings):
+        self._store = store
+        self.shop_id = shop_id
+        self.till_id = till_id
+        self.printer = printer
+
+    @property
+    def configured(self) -> bool:
+        return self.printer.kind is not PrinterKind.NONE
+
+    async def receipt(self, sale_ref: str) -> Receipt:
+        """The receipt of a paid sale of this shop; ReceiptError saying why there is none."""
+        return await receipt_for_sale(self._store, self.shop_id, sale_ref)
+
+    async def last_paid_sale(self) -> str | None:
+        """The sale number of this till's newest paid sale (the one a "reprint" means)."""
+        page = await self._store.attempts.history(
+            self.shop_id,
+            AttemptFilter(
+                states=frozenset({AttemptState.COMPLETED}),
+                till_id=self.till_id,
+                include_resolved=True,
+            ),
+            limit=20,
+        )
+        for attempt in page.items:
+            if not attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
+                return attempt.sale_ref
+        return None
+
+    async def status(self) -> PrinterStatus:
+        """How the printer is (asked on a worker thread: a network printer may take its
+        timeout to answer)."""
+        from smartduka_tui.printing import printer_status
+
+        return await asyncio.to_thread(printer_status, self.printer)
+
+    async def print(self, sale_ref: str, *, copy: bool, via: str) -> Receipt:
+        """Print the sale's receipt (marked COPY and audited when `copy`) and return what was
+        printed. ReceiptError for a sale with no receipt, PrinterError when the printer did
+        not take it (nothing is audited then)."""
+        from smartduka_tui.printing import print_receipt
+
+        receipt = await self.receipt(sale_ref)
+        if copy:
+            receipt = receipt.as_copy()
+        await asyncio.to_thread(print_receipt, self.printer, receipt)
+        if copy:
+            async with self._store.write() as tx:
+                await self._store.audit.append(
+                    tx,
+                    actor=Actor.CASHIER,
+                    action=REPRINT_ACTION,
+                    shop_id=self.shop_id,
+                    detail={"sale_ref": receipt.sale_ref, "till_id": self.till_id, "via": via},
+                )
+        return receipt
