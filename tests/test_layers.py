@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["smartduka_tui/mpesa", "smartduka_tui/payments", "smartduka_tui/store"]
+CORE = [
+    "smartduka_tui/mpesa",
+    "smartduka_tui/payments",
+    "smartduka_tui/store",
+    "smartduka_tui/receipts",
+]
 UI_FRAMEWORKS = ("textual", "starlette")
 
 

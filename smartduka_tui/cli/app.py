@@ -129,6 +129,7 @@ async def till_services(
 ) -> AsyncIterator[AppServices]:
     """This till, opened, as the app's services."""
     from smartduka_tui.clock import SystemClock
+    from smartduka_tui.receipts.desk import ReceiptDesk
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
     the_clock = clock or SystemClock()
@@ -144,4 +145,5 @@ async def till_services(
             help_sections=help_sections,
             log_path=log_path,
             manager_tools=partial(manager_tools, engine, link),
+            receipts=ReceiptDesk(engine.store, engine.shop_id, engine.till_id, settings.printer),
         )

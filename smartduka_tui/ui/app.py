@@ -28,10 +28,12 @@ from textual.theme import Theme
 
 from smartduka_tui.config import Settings
 from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.printing import PrinterStatus
 from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.freshness import is_stale
+from smartduka_tui.ui.printer import PrinterWatch
 from smartduka_tui.ui.sale_numbers import SaleNumbers
 from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -157,6 +159,7 @@ class SmartDukaApp(App[int]):
         self._service_context = contextvars.copy_context()
         self._up = False
         self._exit_when_ready: int | None = None
+        self.printer = PrinterWatch(self, services.receipts) if services.receipts else None
 
     async def call_service(self, call: Awaitable[T]) -> T:
         """Await a service call in the app's own context instead of the calling worker's.
@@ -188,6 +191,8 @@ class SmartDukaApp(App[int]):
         self._tick()
         self.refresh_awaiting()
         self._pending_at_start()
+        if self.printer is not None:
+            self.printer.start()
 
     def on_ready(self) -> None:
         self._up = True
@@ -229,6 +234,11 @@ class SmartDukaApp(App[int]):
         for screen in self._till_screens():
             if screen.is_mounted:
                 screen.show_awaiting(count)
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        for screen in self._till_screens():
+            if screen.is_mounted:
+                screen.show_printer(status)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 

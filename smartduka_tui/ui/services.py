@@ -16,6 +16,7 @@ from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.receipts.desk import ReceiptDesk
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class AppServices:
     """Builds the manager tools behind the PIN (`ManagerService.for_engine(engine)`), the first
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
+    receipts: ReceiptDesk | None = None
+    """Receipts and the printer; None leaves them out (no print keys, no printer status)."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)
 
     @property

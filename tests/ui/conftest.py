@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from smartduka_tui.receipts.desk import ReceiptDesk
 from smartduka_tui.ui.app import SmartDukaApp, make_app
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.services import AppServices, HelpSection, TillIdentity, UiOptions
@@ -48,6 +49,7 @@ def build_app(
     *,
     board: ConnectionBoard | None = None,
     help_sections: tuple[HelpSection, ...] = (),
+    receipts: ReceiptDesk | None = None,
     **kwargs: Any,
 ) -> SmartDukaApp:
     services = AppServices(
@@ -58,6 +60,7 @@ def build_app(
         ),
         connection=board or ConnectionBoard(ONLINE),
         help_sections=help_sections,
+        receipts=receipts,
     )
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False), **kwargs)
 

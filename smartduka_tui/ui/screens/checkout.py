@@ -23,9 +23,11 @@ from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.receipt import ReceiptScreen
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
+NOTHING_TO_REPRINT = "No sale has been paid at this till yet: there is no receipt to reprint."
 OFFLINE_REFUSAL = "M-Pesa cannot be reached: new payments wait until it is back (see the banner)."
 
 
@@ -56,6 +58,14 @@ class CheckoutScreen(TillScreen):
             "Clear",
             id="checkout.clear",
             tooltip="Clear the total and items; the next free sale reference",
+            show=False,
+        ),
+        Binding(
+            "f8",
+            "reprint_last",
+            "Reprint receipt",
+            id="checkout.reprint_last",
+            tooltip="Print the last paid sale's receipt again, marked COPY (audited)",
             show=False,
         ),
     ]
@@ -210,6 +220,8 @@ class CheckoutScreen(TillScreen):
             return True if self.items and table.has_focus else None
         if action == "clear_sale":
             return True if self.items or self.total_text or self.ref_problem() else None
+        if action == "reprint_last":
+            return self.till.printer is not None
         return True
 
     def action_pay(self) -> None:
@@ -259,6 +271,21 @@ class CheckoutScreen(TillScreen):
     def action_clear_sale(self) -> None:
         self.clear_notice()
         self.new_sale()
+
+    @work(group="reprint", exclusive=True, exit_on_error=False)
+    async def action_reprint_last(self) -> None:
+        printer = self.till.printer
+        if printer is None:
+            return
+        try:
+            sale_ref = await self.till.call_service(printer.desk.last_paid_sale())
+        except Exception as error:
+            self.till.report_unexpected(error, "finding the last receipt")
+            return
+        if sale_ref is None:
+            self.show_notice(NOTHING_TO_REPRINT, "warning")
+            return
+        self.app.push_screen(ReceiptScreen(printer, sale_ref, reprint=True))
 
     # -- a new sale ----------------------------------------------------------------------------
 
