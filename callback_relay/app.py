@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
+from callback_relay.c2b import C2B_ROUTES, C2BIntake
 from callback_relay.checkpoints import Checkpoints
 from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
@@ -121,6 +122,7 @@ ROUTES: list[Route] = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
+    *C2B_ROUTES,
 ]
 
 
@@ -197,6 +199,7 @@ def make_app(
             log.info("relay ready (%s mode)", settings.mode.value)
             app.state.relay = relay
             app.state.broker = Broker(relay)
+            app.state.c2b = C2BIntake(settings, the_store, cache, hub, metrics_, the_clock, feed)
             yield
         finally:
             for task in tasks:

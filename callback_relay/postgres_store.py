@@ -658,7 +658,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
         held = await cur.fetchone()
         if held is not None and held[0] >= event.cap:
             return AppendResult(0, AppendOutcome.CAPPED)
-    if event.kind is EventKind.CALLBACK:
+    if event.kind is not EventKind.SECURITY:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
         await cur.execute(
@@ -678,7 +678,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
             event.received_at,
             event.body,
             event.body_sha256,
-            event.kind is EventKind.CALLBACK,
+            event.kind is not EventKind.SECURITY,
             *key,
             EventFlag.CONFLICTING_BODY.value,
             detail,

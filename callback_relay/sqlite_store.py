@@ -491,7 +491,7 @@ class SqliteStore:
 
     async def append(self, event: NewEvent) -> AppendResult:
         detail = event.detail or ""
-        conflict_check = event.kind is EventKind.CALLBACK
+        conflict_check = event.kind is not EventKind.SECURITY
 
         def op(conn: sqlite3.Connection) -> AppendResult:
             if event.cap is not None:

@@ -17,6 +17,8 @@ class EventKind(StrEnum):
 
     CALLBACK = "callback"
     SECURITY = "security"
+    # A C2B confirmation (a customer paid the shortcode directly), fanned out to every till.
+    C2B = "c2b"
 
 
 class EventState(StrEnum):
@@ -56,6 +58,7 @@ class RefusalReason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     MALFORMED_JSON = "malformed_json"
     NOT_STK_CALLBACK = "not_stk_callback"
+    NOT_C2B_CONFIRMATION = "not_c2b_confirmation"
 
     @property
     def signature_checked(self) -> bool:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "pay",
     "reconcile",
+    "c2b",
     "shop",
     "enrol",
     "keys",

@@ -9,6 +9,7 @@ worker thread and never holds up the caller's event loop (the sale goes on meanw
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smartduka_tui.config import PrinterKind
@@ -42,7 +43,12 @@ class ReceiptDesk:
         return await receipt_for_sale(self._store, self.shop_id, sale_ref)
 
     async def last_paid_sale(self) -> str | None:
-        """The sale number of this till's newest paid sale (the one a "reprint" means)."""
+        """The sale number of this till's newest paid sale (the one a "reprint" means): by
+        M-Pesa prompt, or a direct payment this till attached."""
+        newest: tuple[datetime, str] | None = None
+        direct = await self._store.c2b.last_attached(self.shop_id, self.till_id)
+        if direct is not None and direct.sale_ref is not None:
+            newest = (direct.attached_at or direct.paid_at, direct.sale_ref)
         page = await self._store.attempts.history(
             self.shop_id,
             AttemptFilter(
@@ -54,8 +60,11 @@ class ReceiptDesk:
         )
         for attempt in page.items:
             if not attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
-                return attempt.sale_ref
-        return None
+                paid = (attempt.completed_at or attempt.updated_at, attempt.sale_ref)
+                if newest is None or paid[0] > newest[0]:
+                    newest = paid
+                break
+        return None if newest is None else newest[1]
 
     async def status(self) -> PrinterStatus:
         """How the printer is (asked on a worker thread: a network printer may take its

@@ -29,7 +29,7 @@ class TenderKind(StrEnum):
 
 _TENDER_LABELS = {
     TenderKind.MPESA_STK: "M-Pesa",
-    TenderKind.MPESA_C2B: "M-Pesa (paid in)",
+    TenderKind.MPESA_C2B: "M-Pesa (direct)",
 }
 
 

@@ -15,6 +15,7 @@ from smartduka_tui.payments.api import PaymentService
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
+    from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.receipts.desk import ReceiptDesk
 
@@ -72,6 +73,8 @@ class AppServices:
     """Builds the manager tools behind the PIN (`ManagerService.for_engine(engine)`), the first
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
+    c2b: C2BDesk | None = None
+    """Direct payments (C2B) for the checkout's panel; None without a relay to claim them at."""
     receipts: ReceiptDesk | None = None
     """Receipts and the printer; None leaves them out (no print keys, no printer status)."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)

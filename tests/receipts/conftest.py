@@ -16,9 +16,11 @@ import pytest
 
 from smartduka_tui.cli import main
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.payments.c2b import receive
 from smartduka_tui.receipts import Receipt, ReceiptLine, Tender, TenderKind
 from smartduka_tui.store import Store, create_keyring, database_path, keyring_path
-from tests.manager.conftest import FIXED_SECRETS, SHOP, START, add_shop, tell_story
+from tests.manager.conftest import FIXED_SECRETS, SHOP, START, TILL, add_shop, tell_story
+from tests.support.daraja import PAYLOADS
 
 EXPECTED = Path(__file__).resolve().parent.parent / "data" / "receipts"
 
@@ -42,6 +44,19 @@ PAID_SALE = Receipt(
     lines=(ReceiptLine("Sale total", 1, 250),),
     tenders=(Tender(TenderKind.MPESA_STK, 250, "SDK1A2B3C4"),),
 )
+
+
+DIRECT_SALE = "S2001"
+"""A sale paid by a direct (C2B) payment: the Daraja sample's KES 150, TransID TKQ9ZZ1A2B."""
+
+
+async def paid_directly(store: Store) -> None:
+    """The Daraja sample confirmation kept as the relay's feed keeps it, and attached to
+    DIRECT_SALE by this till as the checkout's F6 does once the relay grants the claim."""
+    body = (PAYLOADS / "c2b_confirmation_v2_masked_msisdn.json").read_bytes()
+    record, _ = await receive(store, SHOP, body)
+    async with store.write() as tx:
+        await store.c2b.attach(tx, SHOP, record.trans_id, DIRECT_SALE, TILL)
 
 
 def expected(name: str) -> bytes:
@@ -91,6 +106,7 @@ async def _seed(data_dir: Path) -> None:
     try:
         await add_shop(store, FIXED_SECRETS)
         await tell_story(store, store.db.clock)  # type: ignore[arg-type]
+        await paid_directly(store)
     finally:
         await store.close()
 

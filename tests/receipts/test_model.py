@@ -52,7 +52,7 @@ def test_large_amounts_keep_every_shilling() -> None:
     )
     text = render_text(receipt)
     assert "TOTAL                KES 249,999" in text.splitlines()
-    assert "M-Pesa (paid in)     KES 249,999" in text.splitlines()
+    assert "M-Pesa (direct)      KES 249,999" in text.splitlines()
 
 
 @pytest.mark.parametrize(

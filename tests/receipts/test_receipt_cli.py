@@ -8,13 +8,22 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.store.lock import acquire_data_dir_lock
-from tests.receipts.conftest import Runner, audit_actions, expected
+from tests.receipts.conftest import DIRECT_SALE, Runner, audit_actions, expected
 
 
 def test_a_paid_sale_prints_the_stored_receipt(smartduka: Runner, story: Path) -> None:
     result = smartduka("receipt", "S1001")
     assert result.code == 0, result.err
     assert result.out == expected("S1001.txt").decode()
+
+
+def test_a_sale_paid_directly_shows_its_transid_as_the_tender(
+    smartduka: Runner, story: Path
+) -> None:
+    result = smartduka("receipt", DIRECT_SALE)
+    assert result.code == 0, result.err
+    assert result.out == expected("S2001-c2b.txt").decode()
+    assert "  Receipt TKQ9ZZ1A2B" in result.out.splitlines()
 
 
 def test_it_works_beside_the_running_app_and_writes_nothing(smartduka: Runner, story: Path) -> None:
