@@ -38,6 +38,11 @@ class PrinterWatch:
         self.desk = desk
         self.status = PrinterStatus.NOT_CONFIGURED if not desk.configured else PrinterStatus.READY
         """The last known status (a configured printer counts as ready until asked)."""
+        self.printed: set[str] = set()
+        """Sales whose receipt printed since the app started: another print is a COPY."""
+        self.offered: set[str] = set()
+        """Sales the success screen has already printed by itself (or tried to): reopening
+        one from F2 does not print it again."""
 
     def start(self) -> None:
         if self.desk.configured:
@@ -80,6 +85,7 @@ class PrinterWatch:
             self._app.report_unexpected(error, "printing the receipt")
             done(PrintOutcome(sale_ref, copy, None, "the receipt did not print"))
             return
+        self.printed.add(sale_ref)
         done(PrintOutcome(sale_ref, copy, printed))
         if not self.status.can_print:
             await self.refresh()

@@ -24,6 +24,7 @@ from smartduka_tui.printing import (
 )
 from smartduka_tui.receipts import ReceiptLine, Tender, TenderKind
 from tests.receipts.conftest import PAID_SALE, expected
+from tests.support.printer import PAPER_LOW, PAPER_OK, PAPER_OUT, LoopbackPrinter
 
 
 def file_printer(path: Path) -> PrinterSettings:
@@ -152,3 +153,29 @@ def test_a_printer_setting_missing_its_address_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         PrinterSettings.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("online", "paper", "status"),
+    [
+        (True, PAPER_OK, PrinterStatus.READY),
+        (True, PAPER_LOW, PrinterStatus.PAPER_LOW),
+        (True, PAPER_OUT, PrinterStatus.OUT_OF_PAPER),
+        (False, PAPER_OK, PrinterStatus.OFFLINE),
+    ],
+)
+def test_a_network_printer_says_how_it_is(online: bool, paper: int, status: PrinterStatus) -> None:
+    with LoopbackPrinter() as printer:
+        printer.online, printer.paper = online, paper
+        settings = PrinterSettings(kind=PrinterKind.NETWORK, host="127.0.0.1", port=printer.port)
+        assert printer_status(settings) is status
+    assert printer.printed == b""  # asking prints nothing
+
+
+def test_a_network_printer_that_never_answers_a_status_query_is_offline() -> None:
+    with LoopbackPrinter() as printer:
+        printer.answers = False
+        settings = PrinterSettings(
+            kind=PrinterKind.NETWORK, host="127.0.0.1", port=printer.port, timeout_s=0.2
+        )
+        assert printer_status(settings) is PrinterStatus.OFFLINE

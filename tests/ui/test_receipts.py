@@ -23,13 +23,16 @@ from smartduka_tui.config import PrinterKind, PrinterSettings
 from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.printing import PrinterStatus
 from smartduka_tui.receipts.desk import REPRINT_ACTION, ReceiptDesk
+from smartduka_tui.ui.printer import STATUS_EVERY_S
 from smartduka_tui.ui.screens.checkout import NOTHING_TO_REPRINT, CheckoutScreen
 from smartduka_tui.ui.screens.receipt import ReceiptScreen
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 from tests.payments.harness import TillHarness
-from tests.ui.conftest import SIZE, build_app, wait_for_screen, wait_until
+from tests.support.printer import PAPER_OK, PAPER_OUT, LoopbackPrinter
+from tests.ui.conftest import SIZE, advance, build_app, wait_for_screen, wait_until
 from tests.ui.test_flows import put, script
 from tests.ui.test_snapshots import deliver, to_phone
 
@@ -53,6 +56,11 @@ def text_of(screen: Any, selector: str) -> str:
 
 def printer_label(pilot: Any) -> str:
     return str(pilot.app.screen.query_one("#status-printer", PrinterStatusLabel).content)
+
+
+def ready(pilot: Any) -> bool:
+    """The till thinks the printer is ready, and the status bar says nothing about it."""
+    return pilot.app.printer.status is PrinterStatus.READY and printer_label(pilot) == ""
 
 
 async def reprints(harness: TillHarness) -> list[dict[str, Any]]:
@@ -87,7 +95,7 @@ async def test_a_paid_sale_prints_the_stored_receipt_and_p_prints_a_copy(
         success = await paid_sale(pilot, quiet_till, phone)
         await printed(pilot, success, "#printer-line", "Receipt printed.")
         assert device.read_bytes() == expected("0115001.escpos")
-        assert printer_label(pilot) == "● Printer"
+        assert ready(pilot)
         assert await reprints(quiet_till) == []
         # A second print from the success screen is a copy, and audited.
         await pilot.press("p")
@@ -101,6 +109,24 @@ async def test_a_paid_sale_prints_the_stored_receipt_and_p_prints_a_copy(
         receipt_screen = await wait_for_screen(pilot, ReceiptScreen)
         await wait_until(pilot, lambda: text_of(receipt_screen, "#receipt-text") != "", "text")
         assert text_of(receipt_screen, "#receipt-text") + "\n" == expected("0115001.txt").decode()
+        # Reopened from F2 the paid sale does not print by itself again; P prints a copy.
+        await pilot.press("escape")
+        await wait_for_screen(pilot, SuccessScreen)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, CheckoutScreen)
+        device.unlink()
+        await pilot.press("f2")
+        sales: Any = await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: len(sales.views) == 1, "the paid sale")
+        await pilot.press("enter")
+        again: Any = await wait_for_screen(pilot, SuccessScreen)
+        assert again is not success
+        assert text_of(again, "#printer-line") == "P prints the receipt, R shows it."
+        assert not device.exists()
+        await pilot.press("p")
+        await printed(pilot, again, "#printer-line", "Copy printed (marked COPY).")
+        assert device.read_bytes() == expected("0115001-copy.escpos")
+        assert len(await reprints(quiet_till)) == 2
 
 
 async def test_a_vanished_printer_says_so_loses_nothing_and_prints_when_back(
@@ -113,7 +139,7 @@ async def test_a_vanished_printer_says_so_loses_nothing_and_prints_when_back(
     app = build_app(quiet_till, receipts=desk(quiet_till, device))
     async with app.run_test(size=SIZE) as pilot:
         checkout = await wait_for_screen(pilot, CheckoutScreen)
-        await wait_until(pilot, lambda: printer_label(pilot) == "● Printer", "printer ready")
+        await wait_until(pilot, lambda: ready(pilot), "printer ready")
         shutil.rmtree(folder)  # unplugged after the till last saw it
         success = await paid_sale(pilot, quiet_till, phone)
         await printed(pilot, success, "#printer-line", "Receipt not printed")
@@ -131,7 +157,7 @@ async def test_a_vanished_printer_says_so_loses_nothing_and_prints_when_back(
         await printed(pilot, success, "#printer-line", "Receipt printed.")
         assert device.read_bytes() == expected("0115001.escpos")
         assert await reprints(quiet_till) == []
-        await wait_until(pilot, lambda: printer_label(pilot) == "● Printer", "printer back")
+        await wait_until(pilot, lambda: ready(pilot), "printer back")
         await pilot.press("enter")
         assert await wait_for_screen(pilot, CheckoutScreen) is checkout
 
@@ -259,7 +285,7 @@ async def test_receipt_screens_at_80x24(
         folder.mkdir()
         await pilot.press("p")
         await printed(pilot, success, "#printer-line", "Receipt printed.")
-        await wait_until(pilot, lambda: printer_label(pilot) == "● Printer", "printer back")
+        await wait_until(pilot, lambda: ready(pilot), "printer back")
         await shot(pilot, svg, "success_printed")
         await pilot.press("enter")
         await wait_for_screen(pilot, CheckoutScreen)
@@ -267,3 +293,36 @@ async def test_receipt_screens_at_80x24(
         screen = await wait_for_screen(pilot, ReceiptScreen)
         await printed(pilot, screen, "#receipt-status", "Copy printed (marked COPY).")
         await shot(pilot, svg, "receipt_reprinted_copy")
+
+
+async def test_a_printer_out_of_paper_is_not_sent_the_receipt_until_paper_is_in(
+    quiet_till: TillHarness,
+) -> None:
+    phone = await script(quiet_till, "254712000707")
+    with LoopbackPrinter() as device:
+        device.paper = PAPER_OUT
+        settings = PrinterSettings(kind=PrinterKind.NETWORK, host="127.0.0.1", port=device.port)
+        receipts = ReceiptDesk(
+            quiet_till.engine.store, quiet_till.shop_id, quiet_till.till_id, settings
+        )
+        app = build_app(quiet_till, receipts=receipts)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for_screen(pilot, CheckoutScreen)
+            await wait_until(pilot, lambda: printer_label(pilot) == "✖ NO PAPER", "no paper")
+            success = await paid_sale(pilot, quiet_till, phone)
+            assert text_of(success, "#printer-line") == (
+                "Receipt not printed: the printer is out of paper. R shows it."
+            )
+            await pilot.press("p")
+            await pilot.pause()
+            assert text_of(success, "#printer-line") == (
+                "Receipt not printed: the printer is out of paper."
+            )
+            assert device.printed == b""
+            # Paper in: the till sees it at its next look (30 s on its clock), and P prints.
+            device.paper = PAPER_OK
+            await advance(pilot, quiet_till, STATUS_EVERY_S)
+            await wait_until(pilot, lambda: ready(pilot), "paper in")
+            await pilot.press("p")
+            await printed(pilot, success, "#printer-line", "Receipt printed.")
+    assert bytes(device.printed) == expected("0115001.escpos")

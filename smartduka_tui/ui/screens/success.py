@@ -51,7 +51,7 @@ class SuccessScreen(SaleScreen):
             "print_receipt",
             "Print",
             id="success.print_receipt",
-            tooltip="Print the receipt (a second print is marked COPY)",
+            tooltip="Print the receipt (once it has printed, a copy marked COPY, audited)",
         ),
         Binding("r", "show_receipt", "Receipt", id="success.show_receipt", tooltip="Show it"),
     ]
@@ -61,8 +61,6 @@ class SuccessScreen(SaleScreen):
         self.view = view
         self.paid_again: PaymentView | None = None
         """Another attempt of this sale that was paid too (a duplicate payment)."""
-        self.printed = False
-        """The receipt printed once: a further print is a COPY."""
         self.printing = False
         self._print_when_receipt_arrives = False
 
@@ -148,9 +146,11 @@ class SuccessScreen(SaleScreen):
         if printer is None:
             return
         why = why_not_printing(printer.status)
+        first_time = self.view.sale_ref not in printer.offered
+        printer.offered.add(self.view.sale_ref)
         if why is not None:
             self._say_printer(f"Receipt not printed: {why}. R shows it.")
-        elif not printer.desk.printer.auto_print or self.view.duplicate_payment:
+        elif not printer.desk.printer.auto_print or self.view.duplicate_payment or not first_time:
             self._say_printer("P prints the receipt, R shows it.")
         elif not self.view.receipt:
             self._print_when_receipt_arrives = True
@@ -169,11 +169,11 @@ class SuccessScreen(SaleScreen):
         self.printing = True
         self.refresh_bindings()
         self._say_printer("Printing the receipt…")
-        printer.print(self.view.sale_ref, copy=self.printed, via="success", done=self._printed)
+        copy = self.view.sale_ref in printer.printed
+        printer.print(self.view.sale_ref, copy=copy, via="success", done=self._printed)
 
     def _printed(self, outcome: PrintOutcome) -> None:
         self.printing = False
-        self.printed = self.printed or outcome.printed is not None
         if self.is_mounted:
             self.refresh_bindings()
             again = " P prints it again." if outcome.error else ""

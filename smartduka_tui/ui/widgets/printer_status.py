@@ -7,7 +7,7 @@ from textual.widgets import Label
 from smartduka_tui.printing import PrinterStatus
 
 _BAR: dict[PrinterStatus, tuple[str, str]] = {
-    PrinterStatus.READY: ("● Printer", "-ok"),
+    PrinterStatus.READY: ("", "-unused"),
     PrinterStatus.PAPER_LOW: ("◐ Paper LOW", "-silent"),
     PrinterStatus.OUT_OF_PAPER: ("✖ NO PAPER", "-down"),
     PrinterStatus.OFFLINE: ("✖ Printer OFFLINE", "-down"),
@@ -28,8 +28,9 @@ def why_not_printing(status: PrinterStatus) -> str | None:
 
 
 class PrinterStatusLabel(Label):
-    """`● Printer`, `✖ Printer OFFLINE`, `✖ NO PAPER`...: styled like the connections beside it
-    (the status bar's CSS classes)."""
+    """`✖ Printer OFFLINE`, `✖ NO PAPER`, `○ No printer`...: styled like the connections beside
+    it (the status bar's CSS classes). A ready printer says nothing: 80 columns have no room for
+    good news beside the till, both connections and the awaiting count."""
 
     def show(self, status: PrinterStatus) -> None:
         text, css = _BAR[status]
