@@ -91,6 +91,15 @@ def _closing_network_class() -> Any:
     return ClosingNetwork
 
 
+def _device_errors() -> tuple[type[BaseException], ...]:
+    """What a printer that is gone, unplugged or unusable raises: python-escpos's errors, the
+    system's, and pyusb's (no such device, no libusb on the machine)."""
+    from escpos.exceptions import Error as EscposError
+    from usb.core import NoBackendError, USBError
+
+    return (EscposError, OSError, USBError, NoBackendError)
+
+
 def _where(settings: PrinterSettings) -> str:
     if settings.kind is PrinterKind.FILE:
         return f"printer {settings.path}"
@@ -102,8 +111,6 @@ def _where(settings: PrinterSettings) -> str:
 def printer_status(settings: PrinterSettings) -> PrinterStatus:
     """Ask the printer how it is. A file printer cannot answer: it is ready when its path
     can be opened for writing. Blocks up to the printer's timeout (call it off the UI thread)."""
-    from escpos.exceptions import Error as EscposError
-
     if settings.kind is PrinterKind.NONE:
         return PrinterStatus.NOT_CONFIGURED
     if settings.kind is PrinterKind.FILE:
@@ -111,43 +118,43 @@ def printer_status(settings: PrinterSettings) -> PrinterStatus:
         if path is None or not path.parent.is_dir() or (path.exists() and path.is_dir()):
             return PrinterStatus.OFFLINE
         return PrinterStatus.READY
+    errors = _device_errors()
     device = _device(settings)
     try:
         device.open()
         if not device.is_online():
             return PrinterStatus.OFFLINE
         return _PAPER.get(device.paper_status(), PrinterStatus.OFFLINE)
-    except (EscposError, OSError):
+    except errors:
         return PrinterStatus.OFFLINE
     finally:
-        with contextlib.suppress(EscposError, OSError):
+        with contextlib.suppress(*errors):
             device.close()
 
 
 def print_receipt(settings: PrinterSettings, receipt: Receipt) -> None:
     """Print `receipt` on the configured printer; PrinterError if it cannot or stops midway."""
-    from escpos.exceptions import Error as EscposError
-
     if settings.kind is PrinterKind.NONE:
         raise PrinterError("no receipt printer is set up (printer.kind in the settings)")
+    errors = _device_errors()
     device = _device(settings)
     where = _where(settings)
     try:
         device.open()
-    except (EscposError, OSError) as error:
+    except errors as error:
         raise PrinterError(
             f"{where} is not reachable ({_reason(error)}); nothing printed, print it again "
             "when the printer is back"
         ) from None
     try:
         draw_receipt(device, receipt)
-    except (EscposError, OSError) as error:
+    except errors as error:
         raise PrinterError(
             f"{where} stopped mid-print ({_reason(error)}); the receipt is kept, print it "
             "again when the printer is back"
         ) from None
     finally:
-        with contextlib.suppress(EscposError, OSError):
+        with contextlib.suppress(*errors):
             device.close()
 
 
@@ -159,8 +166,12 @@ async def print_receipt_in_background(settings: PrinterSettings, receipt: Receip
 def _reason(error: BaseException) -> str:
     """One line naming what went wrong: the system's reason where there is one (the library
     wraps it in a multi-line message naming the path again)."""
+    from usb.core import NoBackendError
+
     cause: BaseException | None = error
     while cause is not None:
+        if isinstance(cause, NoBackendError):
+            return "no USB library on this machine: install libusb-1.0"
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
         cause = cause.__cause__ or cause.__context__

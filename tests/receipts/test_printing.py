@@ -179,3 +179,15 @@ def test_a_network_printer_that_never_answers_a_status_query_is_offline() -> Non
             kind=PrinterKind.NETWORK, host="127.0.0.1", port=printer.port, timeout_s=0.2
         )
         assert printer_status(settings) is PrinterStatus.OFFLINE
+
+
+def test_a_usb_printer_that_is_not_there_is_offline_with_a_clear_message() -> None:
+    """No such printer on this machine's USB (or no libusb at all): both are named, not raised."""
+    settings = PrinterSettings(kind=PrinterKind.USB, usb_vendor=0x04B8, usb_product=0x0E15)
+    assert printer_status(settings) is PrinterStatus.OFFLINE
+    with pytest.raises(PrinterError) as caught:
+        print_receipt(settings, PAID_SALE)
+    message = str(caught.value)
+    assert message.startswith("USB printer 04b8:0e15 is not reachable (")
+    assert message.endswith("); nothing printed, print it again when the printer is back")
+    assert "\n" not in message
