@@ -258,9 +258,10 @@ class SmartDukaApp(App[int]):
         self._left_waiting = (count, words)
 
     def show_printer(self, status: PrinterStatus) -> None:
+        # Screens still mounting too: a status bar reads the status when it mounts, and one
+        # that mounted just before this change must not keep the old one until the next.
         for screen in self._till_screens():
-            if screen.is_mounted:
-                screen.show_printer(status)
+            screen.show_printer(status)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 
