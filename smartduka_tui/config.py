@@ -22,13 +22,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from smartduka_tui.model import Mode
+
 SANDBOX_BASE_URL = "https://sandbox.safaricom.co.ke"
 PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
-
-
-class Mode(StrEnum):
-    SANDBOX = "sandbox"
-    PRODUCTION = "production"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -170,6 +167,21 @@ class PrinterSettings(BaseModel):
         return self
 
 
+class PullSettings(BaseModel):
+    """Pull Transactions: the reconciler's backfill of the shortcode's last 48 hours."""
+
+    interval_s: int = Field(
+        default=1800,
+        ge=0,
+        description="Pull each shortcode this often (0: only on demand, `smartduka pull`).",
+    )
+    nominated_number: str | None = Field(
+        default=None,
+        description="The owner's M-Pesa phone, sent when registering for pulls; unset: no "
+        "scheduled pull.",
+    )
+
+
 class Settings(BaseSettings):
     """The till's settings."""
 
@@ -199,6 +211,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     printer: PrinterSettings = Field(default_factory=PrinterSettings)
+    pull: PullSettings = Field(default_factory=PullSettings)
 
     @field_validator("data_dir", "keyring_file", mode="after")
     @classmethod

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "pay",
     "reconcile",
+    "pull",
     "c2b",
     "shop",
     "enrol",

@@ -13,16 +13,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smartduka_tui.config import PrinterKind
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction
 from smartduka_tui.receipts.from_store import receipt_for_sale
 from smartduka_tui.receipts.model import Receipt
-from smartduka_tui.store.records import Actor, AttemptFilter, AttemptFlag, AttemptState
+from smartduka_tui.store.records import AttemptFilter
 
 if TYPE_CHECKING:
     from smartduka_tui.config import PrinterSettings
     from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.store import Store
 
-REPRINT_ACTION = "receipt.reprinted"
+REPRINT_ACTION = AuditAction.RECEIPT_REPRINTED
 
 
 class ReceiptDesk:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.receipts.model import Receipt, ReceiptError, ReceiptLine, Tender, TenderKind
-from smartduka_tui.store.records import AttemptFlag, AttemptState
 
 if TYPE_CHECKING:
     from smartduka_tui.store import Store

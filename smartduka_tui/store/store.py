@@ -20,6 +20,7 @@ from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.problems import Problems
+from smartduka_tui.store.pull import PulledStatement
 from smartduka_tui.store.shops import Shops
 from smartduka_tui.store.tills import Tills
 from smartduka_tui.store.vault import Keyring, load_keyring
@@ -48,6 +49,7 @@ class Store:
         self.attempts = Attempts(db, self.audit)
         self.problems = Problems(db, self.audit)
         self.c2b = C2BPayments(db, self.audit)
+        self.pull = PulledStatement(db, self.audit)
 
     @classmethod
     async def open(

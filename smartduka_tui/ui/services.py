@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartduka_tui.clock import Clock
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionSource
 from smartduka_tui.payments.api import PaymentService
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.c2b import C2BDesk

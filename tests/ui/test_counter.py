@@ -23,11 +23,11 @@ from textual.keys import _character_to_key
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList
 
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.requests import MAX_AMOUNT
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.ui.amounts import amount_problem
 from smartduka_tui.ui.app import SmartDukaApp
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.screens.checkout import OFFLINE_REFUSAL, TOTAL_HINT, CheckoutScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import CLEAR_TO_PICK, NOTHING_TO_SEND, PhoneScreen
@@ -53,12 +53,35 @@ def app_examples(most: int) -> settings:
 S = TypeVar("S", bound=Screen[Any])
 
 
+# Characters that stand for a terminal's non-printing keys in typed strings.
+_NAMED = {"\r": "enter", "\x7f": "backspace", "\x01": "home", "\x05": "end"}
+
+
 def driver_keys(text: str) -> list[events.Key]:
-    """The key events the terminal driver posts for `text` (`\\r` is Enter)."""
+    """The key events the terminal driver posts for `text` (`\\r` is Enter, `\\x7f`
+    Backspace, `\\x01` Home, `\\x05` End)."""
     return [
-        events.Key("enter", "\r") if char == "\r" else events.Key(_character_to_key(char), char)
+        events.Key(_NAMED[char], "\r" if char == "\r" else None)
+        if char in _NAMED
+        else events.Key(_character_to_key(char), char)
         for char in text
     ]
+
+
+def as_edited(typed: str) -> str:
+    """What a field holds after `typed` (no Enter in it), each Backspace taking the character
+    before the cursor, Home and End moving it (a model apart from the code under test)."""
+    text, cursor = "", 0
+    for char in typed:
+        if char == "\x7f":
+            text, cursor = text[: max(cursor - 1, 0)] + text[cursor:], max(cursor - 1, 0)
+        elif char == "\x01":
+            cursor = 0
+        elif char == "\x05":
+            cursor = len(text)
+        else:
+            text, cursor = text[:cursor] + char + text[cursor:], cursor + 1
+    return text
 
 
 def type_fast(app: SmartDukaApp, text: str) -> None:
@@ -219,6 +242,46 @@ async def test_a_total_m_pesa_cannot_take_is_refused_as_typed(
     assert await counter.harness.engine.sale_attempts(ref) == []
 
 
+@app_examples(25)
+@given(typed=st.text(alphabet="0123456789.\x7f\x01\x05", min_size=1, max_size=10))
+async def test_editing_keys_typed_fast_keep_their_place_among_the_digits(
+    counter: Counter, typed: str
+) -> None:
+    """Found in tmux after issue #12: "16010.50", six Backspaces and "160" typed in one burst
+    became 16010 (Textual ran the Backspaces after the digits that followed them)."""
+    checkout = await counter.fresh_checkout()
+    ref = checkout.sale_ref
+    meant = as_edited(typed)
+    type_fast(counter.app, typed + "\r")
+    await wait_until(
+        counter.pilot,
+        lambda: isinstance(counter.app.screen, PhoneScreen) or bool(counter.rings),
+        "the phone screen or a refusal",
+    )
+    expected = expected_total(meant)
+    if expected is None:
+        assert counter.app.screen is checkout and checkout.total_text == meant
+        assert await counter.harness.engine.sale_attempts(ref) == []
+    else:
+        phone_screen = counter.app.screen
+        assert isinstance(phone_screen, PhoneScreen)
+        assert (phone_screen.amount, phone_screen.sale_ref) == (expected, ref)
+
+
+@pytest.mark.parametrize(
+    ("typed", "total"),
+    [("16010.50" + "\x7f" * 6 + "160", 16160), ("160\x019", 9160), ("15\x7f\x7f\x7f40", 40)],
+    ids=["backspaces", "home", "backspace-past-the-start"],
+)
+async def test_a_burst_with_editing_keys_pays_what_the_field_showed(
+    counter: Counter, typed: str, total: int
+) -> None:
+    await counter.fresh_checkout()
+    type_fast(counter.app, typed + "\r")
+    phone_screen = await counter.on(PhoneScreen)
+    assert phone_screen.amount == total
+
+
 async def test_digits_racing_enter_reach_m_pesa_whole(counter: Counter) -> None:
     """Issue case 2: 160 -> 16, 490 -> 49, 510 -> 51 with keys 10 ms apart, and an Enter sent
     with the digits swallowed. The simulator's log shows what was pushed."""
@@ -323,7 +386,7 @@ async def test_a_recent_number_is_marked_without_wrapping_and_only_while_nothing
     await calm_counter.pilot.press("down")
     assert phone_screen.notice_text == CLEAR_TO_PICK and phone_screen.marked is None
     await calm_counter.pilot.press("backspace", "down", "enter")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     assert waiting.view.phone == phones[1]
     assert len(await calm_counter.pushed(phones[1])) == 2
 
@@ -439,7 +502,7 @@ async def test_enter_while_m_pesa_is_down_says_so(
     board = ConnectionBoard(ONLINE)
     app = build_app(shop_till, board=board)
     async with app.run_test(size=SIZE) as pilot:
-        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
         board.set(daraja=down)
         await wait_until(pilot, lambda: app.connection.daraja_down, "M-Pesa down")
@@ -460,7 +523,7 @@ async def test_quitting_with_a_payment_waiting_asks_and_says_it_stays_safe(
     phone = await script(calm_counter.harness, unique_phone())
     await calm_counter.to_phone_screen(35)
     type_fast(calm_counter.app, "0" + phone[3:] + "\r")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     await calm_counter.pilot.press("ctrl+q")
     dialog = await wait_for_screen(calm_counter.pilot, ConfirmQuitScreen)
     words = text_of(dialog, "#quit-text")
@@ -558,7 +621,7 @@ async def test_a_sale_left_waiting_is_reopened_from_todays_sales(calm_counter: C
     assert sorted(amounts) == [55, 66]
     assert all(status_of(v) == "waiting for M-Pesa" for v in sales.views)
     await calm_counter.pilot.press(*["down"] * amounts.index(55), "enter")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     assert waiting.view.phone == paid_phone
     await answer(calm_counter.harness)
     paid: Any = await wait_for_screen(calm_counter.pilot, SuccessScreen)

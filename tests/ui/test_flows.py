@@ -12,7 +12,8 @@ import pytest
 from textual import events
 from textual.widgets import Input, Static
 
-from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import RetryBlock, Stage
 from smartduka_tui.simulator.schemas import RequestLogEntry
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -20,7 +21,7 @@ from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.success import LATE, RECEIPT_TO_FOLLOW, SuccessScreen
-from smartduka_tui.ui.screens.waiting import WaitingScreen
+from smartduka_tui.ui.screens.waiting import WHY_NO_RETRY_YET, WaitingScreen
 from smartduka_tui.ui.summary import PROMPT_TIME_UP
 from smartduka_tui.ui.widgets.big_text import BigText
 from tests.conftest import unique_phone
@@ -84,7 +85,7 @@ async def pushes(harness: TillHarness, phone: str) -> list[RequestLogEntry]:
     return [r for r in await harness.sim.requests(phone=phone) if r.path == PUSH_PATH]
 
 
-async def failed_with(harness: TillHarness, pilot: Any, code: int, phone: str) -> Any:
+async def failed_with(harness: TillHarness, pilot: Any, code: int, phone: str) -> FailureScreen:
     await script(harness, phone, result_code=code)
     await start_sale(pilot, 120, phone)
     await answer(harness)
@@ -233,7 +234,7 @@ async def test_retry_limit_reached_closes_retry(tmp_path: Any, simulator: Server
         phone = unique_phone()
         app = build_app(harness)
         async with app.run_test(size=SIZE) as pilot:
-            failure: Any = await failed_with(harness, pilot, 1032, phone)
+            failure = await failed_with(harness, pilot, 1032, phone)
             await harness.sim.advance_clock(120)
             await advance(pilot, harness, 120)
             await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry")
@@ -269,10 +270,11 @@ async def test_a_greyed_retry_key_says_when_it_opens(shop_till: TillHarness) -> 
     phone = unique_phone()
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
-        failure: Any = await failed_with(shop_till, pilot, 1032, phone)
+        failure = await failed_with(shop_till, pilot, 1032, phone)
         assert failure.check_action("retry", ()) is None
         await pilot.press("r")
         not_before = failure.view.retry.not_before
+        assert not_before is not None
         assert failure.notice_text == (
             f"Not yet: safe to try again in 2:00 (at {local_time(not_before)})."
         )
@@ -310,11 +312,13 @@ async def test_retry_with_another_phone(shop_till: TillHarness) -> None:
     phone, other = unique_phone(), await script(shop_till, unique_phone())
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
-        failure: Any = await failed_with(shop_till, pilot, 1, phone)
+        failure = await failed_with(shop_till, pilot, 1, phone)
         await advance(pilot, shop_till, 5)
-        await wait_until(pilot, lambda: failure.check_action("another_phone", ()), "other phone")
+        await wait_until(
+            pilot, lambda: failure.check_action("another_phone", ()) is True, "other phone"
+        )
         await pilot.press("a")
-        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
         assert phone_screen.retry_of is not None
         await put(pilot, "#phone", "0" + other[3:])
         await pilot.press("enter")
@@ -385,6 +389,26 @@ async def test_stop_waiting_hands_over_and_the_outcome_still_arrives(
         assert (await shop_till.engine.get(attempt_id)).is_paid
         assert pilot.app.screen is checkout
         assert app.latest[attempt_id].is_paid
+
+
+async def test_retry_pressed_while_the_prompt_is_live_says_why_and_sends_nothing(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #12 case 6: r and a on the waiting screen only changed colour."""
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 65, phone)
+        await wait_until(pilot, lambda: app.awaiting == 1, "one awaiting")
+        for key in ("r", "a"):
+            waiting.clear_notice()
+            await pilot.press(key)
+            await wait_until(pilot, lambda: waiting.notice_text != "", f"{key} answered")
+            assert waiting.notice_text == WHY_NO_RETRY_YET
+            assert app.screen is waiting
+        assert len(await pushes(shop_till, phone)) == 1
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
 
 
 async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness) -> None:
@@ -547,7 +571,7 @@ async def test_sale_reference_in_use_with_another_amount_is_refused(
         await put(pilot, "#sale-ref", ref)
         await put(pilot, "#total", "31")
         await pilot.press("enter")
-        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
         await put(pilot, "#phone", "0" + (await script(shop_till, unique_phone()))[3:])
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(phone_screen.notice_text), "a refusal")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Static
 
 from smartduka_tui.config import PrinterKind, PrinterSettings
-from smartduka_tui.payments.api import AttemptState
+from smartduka_tui.model import AttemptState
 from smartduka_tui.printing import PrinterStatus
 from smartduka_tui.receipts.desk import REPRINT_ACTION, ReceiptDesk
 from smartduka_tui.ui.printer import STATUS_EVERY_S
@@ -63,7 +64,7 @@ def ready(pilot: Any) -> bool:
     return pilot.app.printer.status is PrinterStatus.READY and printer_label(pilot) == ""
 
 
-async def reprints(harness: TillHarness) -> list[dict[str, Any]]:
+async def reprints(harness: TillHarness) -> list[Mapping[str, Any]]:
     entries = await harness.engine.store.audit.search(
         harness.shop_id, include_system=True, action_prefix=REPRINT_ACTION
     )

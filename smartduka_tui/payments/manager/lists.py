@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_phone
 from smartduka_tui.payments.codes import advise
@@ -17,17 +18,13 @@ from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time
 from smartduka_tui.store.records import (
     Attempt,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
     PageCursor,
     Problem,
-    ProblemKind,
     StateOrFlags,
     to_ms,
 )
 from smartduka_tui.store.store import Store
 
-S = AttemptState
 PAGE_SIZE = 50
 
 
@@ -65,10 +62,10 @@ CATEGORY_LABELS: dict[ProblemCategory, str] = {
     ProblemCategory.SUSPICIOUS_PATTERN: "Pattern",
 }
 _STATE_CATEGORY = {
-    S.FAILED: ProblemCategory.FAILED,
-    S.EXPIRED: ProblemCategory.EXPIRED,
-    S.UNKNOWN: ProblemCategory.UNKNOWN,
-    S.NEEDS_REVIEW: ProblemCategory.NEEDS_REVIEW,
+    AttemptState.FAILED: ProblemCategory.FAILED,
+    AttemptState.EXPIRED: ProblemCategory.EXPIRED,
+    AttemptState.UNKNOWN: ProblemCategory.UNKNOWN,
+    AttemptState.NEEDS_REVIEW: ProblemCategory.NEEDS_REVIEW,
 }
 # Highest first: the flag that says most about what to do.
 _FLAG_CATEGORY = (
@@ -145,10 +142,6 @@ class PaymentRow:
         if self.category is not None:
             return self.category.label
         return STATE_WORDS[self.state].capitalize() if self.state else ""
-
-    @property
-    def is_attempt(self) -> bool:
-        return self.key.startswith("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +375,7 @@ def _attempt_summary(attempt: Attempt, category: ProblemCategory | None) -> str:
         info = advise(attempt.result_code, attempt.result_desc)
         said = info.description or attempt.result_desc or "refused"
         return f"Not paid: {said}"
-    if attempt.state is S.COMPLETED:
+    if attempt.state is AttemptState.COMPLETED:
         return f"Paid{receipt}"
     return STATE_WORDS[attempt.state].capitalize()
 
@@ -431,6 +424,15 @@ def _record_summary(problem: Problem) -> str:
         return f"{detail.get('failures')} failed payments in this shop in {minutes}"
     if pattern == "duplicate_payment":
         return f"Sale {detail.get('sale_ref')} was paid twice: refund one payment"
+    if pattern == "money_without_sale":
+        amount = as_int(detail.get("amount"))
+        return (
+            f"Money without a sale: {shillings(amount)} ({detail.get('receipt')}) is on the "
+            "M-Pesa statement, but no sale here knows it"
+        )
+    if pattern == "paid_twice":
+        receipts = ", ".join(str(r) for r in detail.get("receipts", []))
+        return f"Sale {detail.get('sale_ref')} was paid twice ({receipts}): refund one payment"
     return f"Suspicious pattern: {pattern}"
 
 

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
-from smartduka_tui.ui.connection import ConnectionState, Reachability
+from smartduka_tui.connectivity import ConnectionState, Reachability
 from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 
 if TYPE_CHECKING:
