@@ -29,9 +29,11 @@ from textual.theme import Theme
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.printing import PrinterStatus
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.freshness import is_stale
+from smartduka_tui.ui.printer import PrinterWatch
 from smartduka_tui.ui.sale_numbers import SaleNumbers
 from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -159,6 +161,7 @@ class SmartDukaApp(App[int]):
         self._exit_when_ready: int | None = None
         self._left_waiting: tuple[int, str] | None = None
         """The start-up notice on the checkout (how many it names, its words) while shown."""
+        self.printer = PrinterWatch(self, services.receipts) if services.receipts else None
 
     async def call_service(self, call: Awaitable[T]) -> T:
         """Await a service call in the app's own context instead of the calling worker's.
@@ -190,6 +193,8 @@ class SmartDukaApp(App[int]):
         self._tick()
         self.refresh_awaiting()
         self._pending_at_start()
+        if self.printer is not None:
+            self.printer.start()
 
     def on_ready(self) -> None:
         self._up = True
@@ -251,6 +256,12 @@ class SmartDukaApp(App[int]):
         words = f"{waiting_words(count)} still waiting from before; checking with M-Pesa now (F2)."
         self.checkout.show_notice(words)
         self._left_waiting = (count, words)
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        # Screens still mounting too: a status bar reads the status when it mounts, and one
+        # that mounted just before this change must not keep the old one until the next.
+        for screen in self._till_screens():
+            screen.show_printer(status)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 

@@ -1,4 +1,5 @@
-"""The line at the top of every screen: shop, till, connections, attempts awaiting an outcome."""
+"""The line at the top of every screen: shop, till, connections, the receipt printer (when the
+till has one to tell of), attempts awaiting an outcome."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from smartduka_tui.connectivity import ConnectionState, Reachability
+from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 
 if TYPE_CHECKING:
+    from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
 
 _WORDS: dict[Reachability, tuple[str, str]] = {
@@ -49,6 +52,8 @@ class StatusBar(Horizontal):
     StatusBar .-silent { color: $warning; text-style: bold; }
     StatusBar .-unknown { color: $foreground-muted; }
     StatusBar .-unused { display: none; }
+    /* One cell, not two: "✖ Printer OFFLINE" then leaves "0 awaiting outcome" whole in 80. */
+    StatusBar #status-printer { margin-right: 1; }
     StatusBar #status-awaiting {
         width: 1fr;
         margin-right: 0;
@@ -65,12 +70,16 @@ class StatusBar(Horizontal):
         yield Label(f"Till {identity.till_id}", id="status-till")
         yield Label("", id="status-daraja")
         yield Label("", id="status-relay")
+        if app.printer is not None:
+            yield PrinterStatusLabel(id="status-printer")
         yield Label("", id="status-awaiting")
 
     def on_mount(self) -> None:
         app = cast("SmartDukaApp", self.app)
         self.show_connection(app.connection)
         self.show_awaiting(app.awaiting)
+        if app.printer is not None:
+            self.show_printer(app.printer.status)
 
     def show_connection(self, state: ConnectionState) -> None:
         for name, reach, widget_id in (
@@ -86,3 +95,7 @@ class StatusBar(Horizontal):
         label = self.query_one("#status-awaiting", Label)
         label.update(f"{count} awaiting outcome")
         label.set_class(count > 0, "-some")
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        for label in self.query(PrinterStatusLabel):
+            label.show(status)
