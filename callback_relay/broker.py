@@ -34,26 +34,28 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
-from callback_relay.crypto import RelayKeyError, SecretDecryptError
+from callback_relay.crypto import RelayKeyError, SecretBox, SecretDecryptError
 from callback_relay.platform import (
+    BrokerStore,
     PlatformAccount,
     PlatformRecord,
     PlatformShop,
-    SqliteBrokerStore,
+    StoredToken,
     open_platform,
 )
 from callback_relay.registry import now_ms, open_box
-from callback_relay.store import StoreUnavailable, TillRecord
+from callback_relay.settings import RelaySettings, url_problem
+from callback_relay.store import RelayStore, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
-from smartduka_tui.limits import TokenBucket, TokenBuckets
+from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.mpesa import callback_path
-from smartduka_tui.mpesa.client import DarajaClient, QueryResult
+from smartduka_tui.mpesa.client import DarajaClient, QueryResult, SharedToken
 from smartduka_tui.mpesa.errors import (
     AuthenticationFailed,
     DarajaError,
@@ -126,31 +128,6 @@ def outcome_unknown(message: str) -> Response:
     return JSONResponse({"error": message}, status_code=504)
 
 
-class ShopPushLimit:
-    """Each platform shop's pushes per minute: a token bucket per shop on the relay's clock."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def _bucket(self, shop: PlatformShop) -> TokenBucket:
-        capacity, rate = float(shop.pushes_per_minute), shop.pushes_per_minute / 60.0
-        bucket = self._buckets.get(shop.shop_id)
-        if bucket is None:
-            bucket = self._buckets[shop.shop_id] = TokenBucket(self._clock, capacity, rate)
-        else:  # the operator may have changed the shop's limit since
-            bucket.capacity, bucket.rate_per_s = capacity, rate
-        return bucket
-
-    def wait(self, shop: PlatformShop) -> float:
-        """Seconds until a push is allowed (0: now), spending nothing."""
-        return self._bucket(shop).wait()
-
-    def take(self, shop: PlatformShop) -> float:
-        """Spend one push; returns 0 when allowed, else the seconds to wait (nothing spent)."""
-        return self._bucket(shop).try_take()
-
-
 class DarajaWatch:
     """What the broker knows of Daraja's reachability: the latest real call, or a TCP connect
     to its host when nothing recent is known. Never an OAuth token minted to find out."""
@@ -189,23 +166,51 @@ class DarajaWatch:
         self.saw(True)
 
 
+class PlatformTokenShare:
+    """The platform's OAuth token in the relay's store, encrypted under the relay key, so every
+    relay instance on one database uses one token rather than each minting (and revoking) its
+    own."""
+
+    def __init__(self, store: BrokerStore, box: SecretBox) -> None:
+        self._store = store
+        self._box = box
+
+    def __repr__(self) -> str:
+        return "PlatformTokenShare()"
+
+    @staticmethod
+    def _aad(cache_key: str) -> bytes:
+        return f"smartduka-relay/platform-token/{cache_key}".encode()
+
+    async def load(self, cache_key: str) -> SharedToken | None:
+        stored = await self._store.load_token(cache_key)
+        if stored is None:
+            return None
+        value = self._box.decrypt(stored.ciphertext, self._aad(cache_key)).decode("utf-8")
+        return SharedToken(SecretStr(value), stored.expires_in, stored.usable_until_ms)
+
+    async def save(self, cache_key: str, token: SharedToken) -> None:
+        ciphertext = self._box.encrypt(
+            token.value.get_secret_value().encode("utf-8"), self._aad(cache_key)
+        )
+        await self._store.save_token(
+            StoredToken(cache_key, ciphertext, token.expires_in, token.usable_until_ms)
+        )
+
+
 class Broker:
-    """The broker's state in one running relay: its store, Daraja client and push limits."""
+    """The broker's state in one running relay: its tables (in the relay's store, shared with
+    every instance on it), the Daraja client and the till request limiter."""
 
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
         self._clock = relay.clock
-        self._store = SqliteBrokerStore(
-            relay.settings.db, busy_timeout_ms=relay.settings.busy_timeout_ms
-        )
-        self._opened = False
-        self._open_lock = asyncio.Lock()
+        self._store = relay.store.broker()
         self._client: DarajaClient | None = None
         self._retired: list[DarajaClient] = []
-        self._account: tuple[PlatformRecord, PlatformAccount] | None = None
+        self._account: tuple[PlatformRecord, PlatformAccount, SecretBox] | None = None
         # Till requests to the broker, per key: generous, only against a runaway till.
         self._requests = TokenBuckets(relay.clock, 50, 10.0)
-        self.limits = ShopPushLimit(relay.clock)
         self.watch = DarajaWatch(relay.clock)
 
     def __repr__(self) -> str:
@@ -216,26 +221,23 @@ class Broker:
             await client.aclose()
         self._retired.clear()
         self._client = None
-        if self._opened:
-            await self._store.close()
-            self._opened = False
 
-    async def store(self) -> SqliteBrokerStore:
-        if not self._opened:
-            async with self._open_lock:
-                if not self._opened:
-                    await self._store.open()
-                    self._opened = True
+    async def store(self) -> BrokerStore:
         return self._store
 
     def client(self, base_url: str) -> DarajaClient:
-        """The one Daraja client (one token cache for every shop); rebuilt if the platform's
-        base URL changed."""
+        """The one Daraja client (one token for every shop, shared through the store with the
+        other instances); rebuilt if the platform's base URL changed."""
         if self._client is None or self._client.base_url != base_url.rstrip("/"):
             if self._client is not None:
                 self._retired.append(self._client)
+            assert self._account is not None, "the account is opened before the client"
             self._client = DarajaClient(
-                base_url, self._clock, timeout=DARAJA_TIMEOUT, query_retries=0
+                base_url,
+                self._clock,
+                timeout=DARAJA_TIMEOUT,
+                query_retries=0,
+                token_share=PlatformTokenShare(self._store, self._account[2]),
             )
         return self._client
 
@@ -267,6 +269,13 @@ class Broker:
                 "The platform's paybill is not set up at the relay yet "
                 "(smartduka-relay platform set).",
             )
+        problem = url_problem(record.daraja_url, self._relay.settings.mode)
+        if problem is not None:
+            # `platform set` run in sandbox mode against a production relay's database.
+            log.error("broker refused: the platform's Daraja URL %s", problem)
+            return envelope(
+                503, NOT_CONFIGURED, f"The platform's Daraja URL {problem}; nothing was sent."
+            )
         try:
             account = await self._open_account(record)
         except (SecretDecryptError, RelayKeyError, ValueError, StoreUnavailable) as error:
@@ -291,7 +300,7 @@ class Broker:
         if box is None:
             raise RelayKeyError("no relay key")
         account = open_platform(box, record)
-        self._account = (record, account)
+        self._account = (record, account, box)
         return account
 
     def _over_limit(self, shop: PlatformShop, wait: float) -> Response:
@@ -326,7 +335,7 @@ class Broker:
         if parsed.shop_id != till.shop_id or parsed.till_id != till.till_id:
             return refusal
         entry = self._relay.cache.entry(till.shop_id)
-        if entry is None or not callback_path.verify(parsed, entry.secrets_by_kid):
+        if entry is None or not callback_path.verify(parsed, entry.till_secrets(till.till_id)):
             return refusal
         return base + parsed.path()
 
@@ -366,7 +375,10 @@ class Broker:
         if isinstance(checked, Response):
             return checked
         _, shop, account = checked
-        wait = self.limits.wait(shop)
+        try:
+            wait = await self._store.push_wait(shop, now_ms(self._clock))
+        except StoreUnavailable:
+            return envelope(503, NOT_CONFIGURED, "The relay cannot read its push limits now.")
         if wait > 0:
             return self._over_limit(shop, wait)
         client = self.client(account.daraja_url)
@@ -415,7 +427,11 @@ class Broker:
             return envelope(
                 400, INVALID_FIELD, f"Bad Request - Invalid {error.field} ({error.message})"
             )
-        wait = self.limits.take(shop)
+        try:
+            wait = await self._store.take_push(shop, now_ms(self._clock))
+        except StoreUnavailable:
+            # Nothing was sent: the limit is shared through the store, so no store, no push.
+            return envelope(503, NOT_CONFIGURED, "The relay cannot check its push limit now.")
         if wait > 0:
             return self._over_limit(shop, wait)
         client = self.client(account.daraja_url)
@@ -554,6 +570,16 @@ BROKER_ROUTES: list[Route] = [
     Route("/v1/daraja/stk-query", daraja_query, methods=["POST"]),
     Route("/v1/daraja/status", daraja_status, methods=["GET"]),
 ]
+
+
+async def platform_url_problem(store: RelayStore, settings: RelaySettings) -> str | None:
+    """Why the stored platform Daraja URL cannot be used in the settings' mode, or None (also
+    when no platform is set). `serve` checks it before listening."""
+    record = await store.broker().platform()
+    if record is None:
+        return None
+    problem = url_problem(record.daraja_url, settings.mode)
+    return None if problem is None else f"the platform's Daraja URL {problem}"
 
 
 async def close_broker(state: Any) -> None:

@@ -27,9 +27,9 @@ from callback_relay.platform import (
     DEFAULT_DARAJA_URL,
     DEFAULT_PUSHES_PER_MINUTE,
     PLATFORM_FIELDS,
+    BrokerStore,
     PlatformConfigError,
     PlatformShop,
-    SqliteBrokerStore,
     check_daraja_url,
     check_prefix,
     check_pushes_per_minute,
@@ -40,7 +40,8 @@ from callback_relay.platform import (
 )
 from callback_relay.registry import open_box
 from callback_relay.settings import RelaySettings
-from callback_relay.sqlite_store import SqliteStore
+from callback_relay.store import RelayStore
+from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
 
 SECRET_ENV = {name: f"SMARTDUKA_RELAY_PLATFORM_{name.upper()}" for name in PLATFORM_FIELDS}
@@ -56,22 +57,18 @@ def _env_key(settings: RelaySettings) -> str | None:
 
 async def _with_stores(
     settings: RelaySettings,
-    work: Callable[[SqliteStore, SqliteBrokerStore], Awaitable[int]],
+    work: Callable[[RelayStore, BrokerStore], Awaitable[int]],
 ) -> int:
-    relay_store = SqliteStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
+    """The relay's store (SQLite or PostgreSQL, as the settings say) and its broker tables."""
+    relay_store = store_for(settings)
     await relay_store.open()
     try:
-        broker_store = SqliteBrokerStore(settings.db, busy_timeout_ms=settings.busy_timeout_ms)
-        await broker_store.open()
-        try:
-            return await work(relay_store, broker_store)
-        finally:
-            await broker_store.close()
+        return await work(relay_store, relay_store.broker())
     finally:
         await relay_store.close()
 
 
-async def _box(relay_store: SqliteStore, settings: RelaySettings, *, create: bool) -> SecretBox:
+async def _box(relay_store: RelayStore, settings: RelaySettings, *, create: bool) -> SecretBox:
     box = await open_box(relay_store, settings.db, _env_key(settings), create=create)
     if box is None:
         raise PlatformConfigError(
@@ -110,10 +107,10 @@ def read_platform_secrets(
 
 def cmd_platform_set(args: argparse.Namespace, settings: RelaySettings) -> int:
     shortcode = check_shortcode(args.shortcode)
-    daraja_url = check_daraja_url(args.daraja_url)
+    daraja_url = check_daraja_url(args.daraja_url, settings.mode)
     secrets = read_platform_secrets()
 
-    async def work(relay_store: SqliteStore, broker_store: SqliteBrokerStore) -> int:
+    async def work(relay_store: RelayStore, broker_store: BrokerStore) -> int:
         box = await _box(relay_store, settings, create=True)
         record = seal_platform(box, shortcode, daraja_url, secrets, _now())
         await broker_store.set_platform(record)
@@ -124,7 +121,7 @@ def cmd_platform_set(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 
 def cmd_platform_show(args: argparse.Namespace, settings: RelaySettings) -> int:
-    async def work(relay_store: SqliteStore, broker_store: SqliteBrokerStore) -> int:
+    async def work(relay_store: RelayStore, broker_store: BrokerStore) -> int:
         record = await broker_store.platform()
         account = None
         if record is not None:
@@ -160,16 +157,13 @@ class PlatformChoice:
     prefix: str
     pushes_per_minute: int
 
-    async def apply(self, settings: RelaySettings, shop_id: str) -> None:
-        async def work(relay_store: SqliteStore, broker_store: SqliteBrokerStore) -> int:
-            await _mark(relay_store, broker_store, shop_id, self)
-            return 0
-
-        await _with_stores(settings, work)
+    async def apply(self, store: RelayStore, shop_id: str) -> None:
+        """Mark the shop as paid through the platform, in the store the enrolment used."""
+        await _mark(store, store.broker(), shop_id, self)
 
 
 async def _mark(
-    relay_store: SqliteStore, broker_store: SqliteBrokerStore, shop_id: str, choice: PlatformChoice
+    relay_store: RelayStore, broker_store: BrokerStore, shop_id: str, choice: PlatformChoice
 ) -> None:
     if await relay_store.get_shop(shop_id) is None:
         raise PlatformConfigError(f"no shop with id {shop_id[:32]!r}")
@@ -201,7 +195,7 @@ def cmd_shop_set(args: argparse.Namespace, settings: RelaySettings) -> int:
     if choice is None and not args.own_credentials:
         raise PlatformConfigError("say --platform --prefix XX, or --own-credentials")
 
-    async def work(relay_store: SqliteStore, broker_store: SqliteBrokerStore) -> int:
+    async def work(relay_store: RelayStore, broker_store: BrokerStore) -> int:
         if choice is not None:
             await _mark(relay_store, broker_store, args.shop, choice)
             print(

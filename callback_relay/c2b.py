@@ -202,7 +202,8 @@ class C2BIntake:
             )
         shop_id = route.shop_id or await self._shop_by_prefix(route.shortcode, payment)
         entry = self._cache.entry(shop_id)
-        if entry is None and await self._cache.recheck():
+        if entry is None:  # read again after the recheck, whatever it did (see intake)
+            await self._cache.recheck()
             entry = self._cache.entry(shop_id)
         if entry is None or not entry.tills:
             raise _Refused(404, "the shop of this URL has no tills")

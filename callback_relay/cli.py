@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from callback_relay import broker_cli, c2b_cli
+from callback_relay.broker import platform_url_problem
 from callback_relay.c2b import C2BSetupError
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
@@ -86,8 +87,11 @@ async def _enrol_to(
     out: str | None,
     enrol: Callable[[], Awaitable[Enrolment]],
     then: Callable[[Enrolment], Awaitable[None]] | None = None,
+    *,
+    revoke_on_failure: bool = True,
 ) -> Enrolment:
-    """Enrol and write the `--out` file; on any failure, no file and no usable till remain."""
+    """Enrol and write the `--out` file; on any failure, no file and no usable till remain
+    (a rekey that fails is not revoked: its old key is already refused, so rekey again)."""
     fd = _open_out(out)
     enrolment: Enrolment | None = None
     try:
@@ -103,7 +107,7 @@ async def _enrol_to(
             os.close(fd)
         if out:
             await asyncio.to_thread(Path(out).unlink, missing_ok=True)
-        if enrolment is not None:
+        if enrolment is not None and revoke_on_failure:
             # Its key was never handed over: revoke the till rather than leave it live.
             await registry.revoke_till(enrolment.till_id)
         raise
@@ -134,7 +138,7 @@ def cmd_shop_add(args: argparse.Namespace) -> int:
     async def work(registry: Registry) -> int:
         async def apply_platform(enrolment: Enrolment) -> None:
             if platform is not None:
-                await platform.apply(settings, enrolment.shop_id)
+                await platform.apply(registry.store, enrolment.shop_id)
 
         enrolment = await _enrol_to(
             registry, args.out, lambda: registry.add_shop(args.name), apply_platform
@@ -156,6 +160,21 @@ def cmd_till_add(args: argparse.Namespace) -> int:
     return asyncio.run(_with_registry(settings, work, create_key=False))
 
 
+def cmd_till_rekey(args: argparse.Namespace) -> int:
+    settings = _settings(args, public_url=args.public_url)
+
+    async def work(registry: Registry) -> int:
+        enrolment = await _enrol_to(
+            registry, args.out, lambda: registry.rekey_till(args.till), revoke_on_failure=False
+        )
+        _print_enrolment(enrolment, args.json, args.out, "Till rekeyed.")
+        if not args.json:
+            print("Its previous till key and callback secret are refused from now on.")
+        return 0
+
+    return asyncio.run(_with_registry(settings, work, create_key=False))
+
+
 def cmd_till_revoke(args: argparse.Namespace) -> int:
     async def work(registry: Registry) -> int:
         await registry.revoke_till(args.till)
@@ -169,21 +188,13 @@ def cmd_shop_rotate(args: argparse.Namespace) -> int:
     async def work(registry: Registry) -> int:
         new = await registry.rotate_secret(args.shop)
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "shop_id": new.shop_id,
-                        "callback_kid": new.kid,
-                        "callback_secret": new.callback_secret,
-                    },
-                    indent=2,
-                )
-            )
+            print(json.dumps({"shop_id": new.shop_id, "shop_kid": new.kid}, indent=2))
         else:
-            print(f"New callback secret for shop {new.shop_id}:")
-            print(f"  callback kid     {new.kid}")
-            print(f"  callback secret  {new.callback_secret}")
-            print("Older kids stay valid until `shop retire-kid`.")
+            print(f"New shop secret {new.kid} for shop {new.shop_id} (it stays at the relay).")
+            print(
+                "Run `till rekey TILL --out FILE` for each till to give it its own key under "
+                f"{new.kid}; older kids stay valid until `shop retire-kid`."
+            )
         return 0
 
     return asyncio.run(_with_registry(_settings(args), work, create_key=False))
@@ -268,13 +279,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await store.open()
         try:
             await open_box(store, settings.db, _env_key(settings), create=False)
+            problem = await platform_url_problem(store, settings)
         finally:
             await store.close()
+        if problem is not None:
+            raise CliError(
+                f"{problem}: set it with `smartduka-relay platform set --daraja-url https://...`"
+            )
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together: give both or neither")
     asyncio.run(check())
     from callback_relay.server import run_server
 
-    run_server(settings, host=args.host, port=args.port, ready_file=args.ready_file)
+    run_server(
+        settings,
+        host=args.host,
+        port=args.port,
+        ready_file=args.ready_file,
+        tls=(args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None,
+    )
     return 0
 
 
@@ -310,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-proxies", metavar="ADDRS", help="comma-separated proxies for X-Forwarded-For"
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     _db_option(serve)
     serve.set_defaults(handler=cmd_serve)
 
@@ -331,13 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     _db_option(retire)
     retire.set_defaults(handler=cmd_shop_retire)
 
-    till = commands.add_parser("till", help="enrol or revoke tills")
+    till = commands.add_parser("till", help="enrol, rekey or revoke tills")
     till_commands = till.add_subparsers(dest="till_command", metavar="ACTION", required=True)
     till_add = till_commands.add_parser("add", help="enrol another till for a shop")
     till_add.add_argument("shop", help="shop id")
     _enrol_options(till_add)
     _db_option(till_add)
     till_add.set_defaults(handler=cmd_till_add)
+    rekey = till_commands.add_parser(
+        "rekey", help="give a till a new key and callback secret (the old ones are refused)"
+    )
+    rekey.add_argument("till", help="till id")
+    _enrol_options(rekey)
+    _db_option(rekey)
+    rekey.set_defaults(handler=cmd_till_rekey)
     revoke = till_commands.add_parser("revoke", help="revoke a till's key")
     revoke.add_argument("till", help="till id")
     _db_option(revoke)

@@ -12,13 +12,18 @@ database (backups, a disk image without the key file), not a host where the key 
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from smartduka_tui.mpesa.callback_path import decode_secret
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -36,6 +41,26 @@ class SecretDecryptError(RuntimeError):
 
 def secret_aad(shop_id: str, kid: str) -> bytes:
     return f"smartduka-relay/callback-secret/{shop_id}/{kid}".encode()
+
+
+_TILL_KEY_SALT = b"smartduka-relay/till-callback-key/v1"
+
+
+def derive_till_secret(shop_secret: str, shop_id: str, till_id: str, revision: int) -> str:
+    """A till's own callback secret: HKDF-SHA256 of the shop secret, the till and its revision.
+
+    Each till signs only with its own derived secret, so a till's secret (leaked, or held by a
+    revoked till) signs for no sibling; a new revision (`till rekey`) gives the same till a new
+    secret. The shop secret itself never leaves the relay.
+    """
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=_TILL_KEY_SALT,
+        info=f"{shop_id}/{till_id}/{revision}".encode(),
+    )
+    derived = hkdf.derive(decode_secret(shop_secret))
+    return base64.urlsafe_b64encode(derived).rstrip(b"=").decode("ascii")
 
 
 class SecretBox:

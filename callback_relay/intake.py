@@ -1,10 +1,10 @@
 """`POST /hooks/stk/...`: verify a callback, store it durably, answer only after the commit.
 
-Checks, in order: the path's shape, the shop, the tag under the named kid (constant time, no
-attempt look-up), the till, the body size, the source address (production refuses, sandbox logs),
-JSON, and the STK callback shape. Refusals before the tag verified get a generic 404 and are only
-counted; refusals after it are also stored as a "security" event for that till. Bad input never
-gets a 5xx; a store failure gets 503, never 2xx.
+Checks, in order: the path's shape, the shop, the till (live), the tag under the named kid of
+that till's own secrets (constant time, no attempt look-up), the body size, the source address
+(production refuses, sandbox logs), JSON, and the STK callback shape. Refusals before the tag
+verified get a generic 404 and are only counted; refusals after it are also stored as a
+"security" event for that till. Bad input never gets a 5xx; a store failure gets 503, never 2xx.
 """
 
 from __future__ import annotations
@@ -146,24 +146,31 @@ class CallbackIntake:
             parsed = callback_path.parse(request.scope["path"])
         except callback_path.CallbackPathError:
             return self._refuse_unsigned(RefusalReason.MALFORMED_PATH, None)
+        # After a recheck the cache is read again whatever the recheck itself did: the
+        # periodic refresh may have loaded the change in the meantime (the recheck then finds
+        # nothing new), and a callback refused then is a payment Safaricom never sends again.
         entry = self._cache.entry(parsed.shop_id)
-        if entry is None and await self._cache.recheck():
+        if entry is None:
+            await self._cache.recheck()
             entry = self._cache.entry(parsed.shop_id)
         if entry is None:
             return self._refuse_unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
-        if parsed.kid not in entry.secrets_by_kid and await self._cache.recheck():
+        # Each till has its own secrets (none once revoked): a till signs only for itself.
+        if not entry.till_secrets(parsed.till_id):
+            await self._cache.recheck()
             entry = self._cache.entry(parsed.shop_id) or entry
-        if not callback_path.verify(parsed, entry.secrets_by_kid):
+        keys = entry.till_secrets(parsed.till_id)
+        if not keys:
+            return self._refuse_unsigned(RefusalReason.UNKNOWN_TILL, parsed)
+        if parsed.kid not in keys:
+            await self._cache.recheck()
+            entry = self._cache.entry(parsed.shop_id) or entry
+            keys = entry.till_secrets(parsed.till_id)
+        if not callback_path.verify(parsed, keys):
             reason = (
-                RefusalReason.BAD_SIGNATURE
-                if parsed.kid in entry.secrets_by_kid
-                else RefusalReason.UNKNOWN_KID
+                RefusalReason.BAD_SIGNATURE if parsed.kid in keys else RefusalReason.UNKNOWN_KID
             )
             return self._refuse_unsigned(reason, parsed)
-        if parsed.till_id not in entry.tills and await self._cache.recheck():
-            entry = self._cache.entry(parsed.shop_id) or entry
-        if parsed.till_id not in entry.tills:
-            return self._refuse_unsigned(RefusalReason.UNKNOWN_TILL, parsed)
         client = request.scope.get("client")
         source = client_address(
             client[0] if client else None,

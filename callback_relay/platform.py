@@ -11,27 +11,25 @@ leave the relay. This module keeps what the broker needs:
 - which shop and till each accepted push belongs to, so a till can only query its own shop's
   pushes.
 
-`BrokerStore` is the small interface (a PostgreSQL store can implement it later, like
-`RelayStore`); `SqliteBrokerStore` keeps its tables in the relay's own SQLite file.
+`BrokerStore` is the small interface; the relay's own store provides it (`RelayStore.broker()`):
+`SqliteBrokerTables` through the SQLite store's one writer, `PostgresBrokerTables` in the
+database that every instance shares, so push limits and the platform's OAuth token are shared.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
 from callback_relay.crypto import SecretBox
 from callback_relay.registry import RegistryError
-from callback_relay.store import StoreUnavailable
+from callback_relay.settings import url_problem
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
@@ -64,14 +62,10 @@ def check_shortcode(shortcode: str) -> str:
     return value
 
 
-def check_daraja_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PlatformConfigError("daraja url: must be an http:// or https:// URL with a host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise PlatformConfigError(
-            "daraja url: must not carry a user name, password, query or fragment"
-        )
+def check_daraja_url(url: str, mode: Mode = Mode.SANDBOX) -> str:
+    problem = url_problem(url, mode)
+    if problem is not None:
+        raise PlatformConfigError(f"daraja url: {problem}")
     return url.strip().rstrip("/")
 
 
@@ -172,12 +166,36 @@ def open_platform(box: SecretBox, record: PlatformRecord) -> PlatformAccount:
     return PlatformAccount(record.daraja_url, merchant_for(record.shortcode, secrets))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """The platform's OAuth token as the store keeps it: encrypted, with its wall-clock end."""
+
+    cache_key: str
+    ciphertext: bytes = field(repr=False)
+    expires_in: int
+    usable_until_ms: int
+
+
+def bucket_after(
+    state: tuple[float, int] | None, per_minute: int, now_ms: int, *, take: bool
+) -> tuple[tuple[float, int], float]:
+    """A shop's push bucket after a look (`take=False`) or a push (`take=True`): its new
+    (tokens, at) and the seconds to wait (0: allowed, and spent when taking).
+
+    The bucket holds `per_minute` pushes and refills at `per_minute` a minute. Its state lives
+    in the relay's store, so every relay instance on one database spends the same bucket.
+    """
+    burst = float(per_minute)
+    tokens, at = state if state is not None else (burst, now_ms)
+    tokens = min(burst, tokens + max(0, now_ms - at) * per_minute / 60_000.0)
+    if tokens >= 1.0:
+        return ((tokens - 1.0 if take else tokens), now_ms), 0.0
+    return (tokens, now_ms), (1.0 - tokens) * 60.0 / per_minute
+
+
 class BrokerStore(Protocol):
-    """Durable broker state. Writes are committed before the call returns."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
+    """Durable broker state, in the relay's own store (`RelayStore.broker()`): one SQLite
+    writer, or the PostgreSQL database every instance shares. Writes commit before returning."""
 
     async def platform(self) -> PlatformRecord | None: ...
 
@@ -187,7 +205,9 @@ class BrokerStore(Protocol):
 
     async def shops(self) -> tuple[PlatformShop, ...]: ...
 
-    async def set_shop(self, shop: PlatformShop) -> None: ...
+    async def set_shop(self, shop: PlatformShop) -> None:
+        """Add or change a platform shop; PlatformConfigError if its prefix clashes."""
+        ...
 
     async def remove_shop(self, shop_id: str) -> bool: ...
 
@@ -197,8 +217,34 @@ class BrokerStore(Protocol):
 
     async def push_shop(self, checkout_request_id: str) -> str | None: ...
 
+    async def push_wait(self, shop: PlatformShop, now: int) -> float:
+        """Seconds until the shop may push (0: now), spending nothing."""
+        ...
 
-_SCHEMA = """
+    async def take_push(self, shop: PlatformShop, now: int) -> float:
+        """Spend one of the shop's pushes: 0 when allowed, else the seconds to wait."""
+        ...
+
+    async def load_token(self, cache_key: str) -> StoredToken | None: ...
+
+    async def save_token(self, token: StoredToken) -> None: ...
+
+
+def clashing_prefix(new: PlatformShop, others: list[tuple[str, str]]) -> PlatformConfigError | None:
+    """Daraja shows the AccountReference to the payer and on statements: the shop a payment
+    belongs to must follow from it, so no prefix may equal or start another shop's."""
+    wanted = new.prefix.upper()
+    for other_id, other in others:
+        taken = other.upper()
+        if wanted.startswith(taken) or taken.startswith(wanted):
+            return PlatformConfigError(
+                f"prefix {new.prefix!r} clashes with prefix {other!r} of shop "
+                f"{other_id}: platform prefixes must be unique and none may start another"
+            )
+    return None
+
+
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS platform_account (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     shortcode TEXT NOT NULL,
@@ -221,83 +267,45 @@ CREATE TABLE IF NOT EXISTS broker_pushes (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS broker_pushes_age ON broker_pushes (created_at);
+CREATE TABLE IF NOT EXISTS broker_push_buckets (
+    shop_id TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broker_tokens (
+    cache_key TEXT PRIMARY KEY,
+    ciphertext BLOB NOT NULL,
+    expires_in INTEGER NOT NULL,
+    usable_until_ms INTEGER NOT NULL
+);
 """
 
 
-class SqliteBrokerStore:
-    """`BrokerStore` in the relay's SQLite file (WAL, `synchronous=FULL`, `BEGIN IMMEDIATE`).
+class SqliteBrokerTables:
+    """`BrokerStore` through the SQLite store's own writer and reader (no second connection on
+    the file): `write(op)` commits `op(conn)` in the writer's next transaction."""
 
-    One connection on its own thread: broker writes are a few per second at most, far from the
-    callback path's group-committing writer, which they share the file with.
-    """
-
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
-        self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="relay-broker")
-        self._conn: sqlite3.Connection | None = None
+    def __init__(
+        self,
+        write: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]],
+        read: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]],
+    ) -> None:
+        self._write_op = write
+        self._read_op = read
 
     def __repr__(self) -> str:
-        return f"SqliteBrokerStore({self.path.name!r})"
+        return "SqliteBrokerTables()"
 
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    async def open(self) -> None:
-        try:
-            await self._run(lambda: self._open())
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(
-                f"cannot open the relay database for the broker: {exc}"
-            ) from None
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._run(conn.close)
-        self._thread.shutdown(wait=True)
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
-
-    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        def job() -> T:
-            conn = self._conn
-            if conn is None:
-                raise StoreUnavailable("the broker store is not open")
-            if not write:
-                return fn(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        try:
-            return await self._run(job)
+            result: T = await self._write_op(fn)
         except sqlite3.IntegrityError as exc:
             raise PlatformConfigError(f"the relay database refused the change: {exc}") from None
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the broker store failed: {exc}") from None
+        return result
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result: T = await self._read_op(fn)
+        return result
 
     async def platform(self) -> PlatformRecord | None:
         def fn(conn: sqlite3.Connection) -> PlatformRecord | None:
@@ -310,7 +318,7 @@ class SqliteBrokerStore:
             ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
             return PlatformRecord(row[0], row[1], ciphertexts, row[5])
 
-        return await self._call(fn)
+        return await self._read(fn)
 
     async def set_platform(self, record: PlatformRecord) -> None:
         def fn(conn: sqlite3.Connection) -> None:
@@ -329,7 +337,7 @@ class SqliteBrokerStore:
                 ),
             )
 
-        await self._call(fn, write=True)
+        await self._write(fn)
 
     async def shop(self, shop_id: str) -> PlatformShop | None:
         def fn(conn: sqlite3.Connection) -> PlatformShop | None:
@@ -340,7 +348,7 @@ class SqliteBrokerStore:
             ).fetchone()
             return None if row is None else PlatformShop(*row)
 
-        return await self._call(fn)
+        return await self._read(fn)
 
     async def shops(self) -> tuple[PlatformShop, ...]:
         def fn(conn: sqlite3.Connection) -> tuple[PlatformShop, ...]:
@@ -350,22 +358,16 @@ class SqliteBrokerStore:
             ).fetchall()
             return tuple(PlatformShop(*row) for row in rows)
 
-        return await self._call(fn)
+        return await self._read(fn)
 
     async def set_shop(self, shop: PlatformShop) -> None:
         def fn(conn: sqlite3.Connection) -> None:
-            # Daraja shows the AccountReference to the payer and on statements: the shop a payment
-            # belongs to must follow from it, so no prefix may equal or start another shop's.
-            new = shop.prefix.upper()
-            for other_id, other in conn.execute(
+            others = conn.execute(
                 "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != ?", (shop.shop_id,)
-            ):
-                taken = str(other).upper()
-                if new.startswith(taken) or taken.startswith(new):
-                    raise PlatformConfigError(
-                        f"prefix {shop.prefix!r} clashes with prefix {other!r} of shop "
-                        f"{other_id}: platform prefixes must be unique and none may start another"
-                    )
+            ).fetchall()
+            clash = clashing_prefix(shop, [(str(a), str(b)) for a, b in others])
+            if clash is not None:
+                raise clash
             conn.execute(
                 "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
@@ -374,14 +376,14 @@ class SqliteBrokerStore:
                 (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
             )
 
-        await self._call(fn, write=True)
+        await self._write(fn)
 
     async def remove_shop(self, shop_id: str) -> bool:
         def fn(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute("DELETE FROM platform_shops WHERE shop_id = ?", (shop_id,))
             return cursor.rowcount == 1
 
-        return await self._call(fn, write=True)
+        return await self._write(fn)
 
     async def remember_push(
         self, checkout_request_id: str, shop_id: str, till_id: str, now: int
@@ -396,7 +398,7 @@ class SqliteBrokerStore:
                 "DELETE FROM broker_pushes WHERE created_at < ?", (now - PUSH_RECORD_RETENTION_MS,)
             )
 
-        await self._call(fn, write=True)
+        await self._write(fn)
 
     async def push_shop(self, checkout_request_id: str) -> str | None:
         def fn(conn: sqlite3.Connection) -> str | None:
@@ -406,7 +408,57 @@ class SqliteBrokerStore:
             ).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._call(fn)
+        return await self._read(fn)
+
+    def _bucket(self, conn: sqlite3.Connection, shop_id: str) -> tuple[float, int] | None:
+        row = conn.execute(
+            "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = ?", (shop_id,)
+        ).fetchone()
+        return None if row is None else (float(row[0]), int(row[1]))
+
+    async def push_wait(self, shop: PlatformShop, now: int) -> float:
+        def fn(conn: sqlite3.Connection) -> float:
+            state = self._bucket(conn, shop.shop_id)
+            return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
+
+        return await self._read(fn)
+
+    async def take_push(self, shop: PlatformShop, now: int) -> float:
+        def fn(conn: sqlite3.Connection) -> float:
+            state = self._bucket(conn, shop.shop_id)
+            (tokens, at), wait = bucket_after(state, shop.pushes_per_minute, now, take=True)
+            conn.execute(
+                "INSERT INTO broker_push_buckets (shop_id, tokens, at_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (shop_id) DO UPDATE SET tokens = excluded.tokens,"
+                " at_ms = excluded.at_ms",
+                (shop.shop_id, tokens, at),
+            )
+            return wait
+
+        return await self._write(fn)
+
+    async def load_token(self, cache_key: str) -> StoredToken | None:
+        def fn(conn: sqlite3.Connection) -> StoredToken | None:
+            row = conn.execute(
+                "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens"
+                " WHERE cache_key = ?",
+                (cache_key,),
+            ).fetchone()
+            return None if row is None else StoredToken(cache_key, bytes(row[0]), *row[1:])
+
+        return await self._read(fn)
+
+    async def save_token(self, token: StoredToken) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (cache_key) DO UPDATE SET"
+                " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
+                " usable_until_ms = excluded.usable_until_ms",
+                (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms),
+            )
+
+        await self._write(fn)
 
 
 def describe_platform(record: PlatformRecord | None, account: PlatformAccount | None) -> Any:

@@ -2,12 +2,13 @@
 
 Appends are group-committed by one writer task per instance: those that queue while a commit is
 in flight share the next transaction, so one WAL flush serves a batch (`synchronous_commit` stays
-on: a 2xx means durable). Other writes are one short transaction each on a pooled connection.
-Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out the same
-event at once. A commit wakes long-polling tills on *other* instances through one batched
-`NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY takes a
-global lock at commit and would serialise every insert). Migrations are numbered and applied once
-under an advisory lock, so instances starting together do not race.
+on: a 2xx means durable), and the batch's statements are pipelined, so it costs about one round
+trip rather than two per callback. Other writes are one short transaction each on a pooled
+connection. Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out
+the same event at once. A commit wakes long-polling tills on *other* instances through one
+batched `NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY
+takes a global lock at commit and would serialise every insert). Migrations are numbered and
+applied once under an advisory lock, so instances starting together do not race.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from callback_relay.platform import (
+    PLATFORM_FIELDS,
+    PUSH_RECORD_RETENTION_MS,
+    PlatformConfigError,
+    PlatformRecord,
+    PlatformShop,
+    StoredToken,
+    bucket_after,
+    clashing_prefix,
+)
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -104,6 +115,45 @@ MIGRATIONS: tuple[str, ...] = (
         seq BIGINT NOT NULL,
         head TEXT NOT NULL,
         at BIGINT NOT NULL
+    );
+    """,
+    # Per-till callback keys: 0 marks a till enrolled before them (it signs with the shop
+    # secret until `till rekey`).
+    "ALTER TABLE tills ADD COLUMN key_revision INTEGER NOT NULL DEFAULT 0;",
+    # The broker's tables, shared by every instance: one push bucket per shop, one token.
+    """
+    CREATE TABLE platform_account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        shortcode TEXT NOT NULL,
+        daraja_url TEXT NOT NULL,
+        consumer_key BYTEA NOT NULL,
+        consumer_secret BYTEA NOT NULL,
+        passkey BYTEA NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE platform_shops (
+        shop_id TEXT PRIMARY KEY REFERENCES shops(shop_id),
+        prefix TEXT NOT NULL,
+        pushes_per_minute INTEGER NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE broker_pushes (
+        checkout_request_id TEXT PRIMARY KEY,
+        shop_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX broker_pushes_age ON broker_pushes (created_at);
+    CREATE TABLE broker_push_buckets (
+        shop_id TEXT PRIMARY KEY,
+        tokens DOUBLE PRECISION NOT NULL,
+        at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE broker_tokens (
+        cache_key TEXT PRIMARY KEY,
+        ciphertext BYTEA NOT NULL,
+        expires_in INTEGER NOT NULL,
+        usable_until_ms BIGINT NOT NULL
     );
     """,
 )
@@ -205,6 +255,10 @@ class PostgresStore:
 
     # Cross-instance wake-ups.
 
+    def broker(self) -> PostgresBrokerTables:
+        """The broker's tables in this database: every instance shares them."""
+        return PostgresBrokerTables(self._tx)
+
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Call `callback(till_id)` when any instance commits an event for that till."""
         self._subscribers.append(callback)
@@ -257,10 +311,14 @@ class PostgresStore:
         try:
             async with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
+        except (
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            # A database (or a standby after failover) that reads but cannot write.
+            psycopg.errors.ReadOnlySqlTransaction,
+            TimeoutError,
+        ) as exc:
             log.error("store operation failed: %s", type(exc).__name__)
-            raise StoreUnavailable("the relay store cannot write") from None
-        except psycopg.errors.DiskFull:
             raise StoreUnavailable("the relay store cannot write") from None
 
     async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
@@ -323,10 +381,11 @@ class PostgresStore:
                 SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
             )
             await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills"
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
+                " FROM tills"
             )
             tills = tuple(
-                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
+                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in await cur.fetchall()
             )
             return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
 
@@ -358,8 +417,8 @@ class PostgresStore:
     async def get_till(self, till_id: str) -> TillRecord | None:
         async def work(cur: Cursor) -> TillRecord | None:
             await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills "
-                "WHERE till_id = %s",
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
+                " FROM tills WHERE till_id = %s",
                 (till_id,),
             )
             row = await cur.fetchone()
@@ -391,6 +450,19 @@ class PostgresStore:
             await cur.execute(
                 "UPDATE tills SET revoked_at = %s WHERE till_id = %s AND revoked_at IS NULL",
                 (now, till_id),
+            )
+            changed = cur.rowcount == 1
+            await _bump_registry(cur)
+            return changed
+
+        return await self._tx(work)
+
+    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(
+                "UPDATE tills SET key_sha256 = %s, key_revision = %s "
+                "WHERE till_id = %s AND revoked_at IS NULL AND key_revision = %s",
+                (key_sha256, revision, till_id, revision - 1),
             )
             changed = cur.rowcount == 1
             await _bump_registry(cur)
@@ -467,10 +539,34 @@ class PostgresStore:
                     self._announce(event.till_id)
 
     async def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
-        async def work(cur: Cursor) -> list[AppendResult | BaseException]:
-            return [await _append_in(cur, event) for event in events]
+        if any(event.cap is not None for event in events):
+            # A capped append reads a count before it decides: one statement at a time.
+            async def work(cur: Cursor) -> list[AppendResult | BaseException]:
+                return [await _append_in(cur, event) for event in events]
 
-        return await self._tx(work)
+            return await self._tx(work)
+        return await self._append_pipelined(events)
+
+    async def _append_pipelined(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        """The batch in one transaction, its statements pipelined: every lock and insert is
+        sent before any answer is awaited, so a batch costs about one round trip to the server
+        rather than two per callback. The server still runs them in order, so each insert
+        (a statement of its own, with its own snapshot) sees what its lock waited for."""
+        async with self._conn() as conn, conn.transaction(), conn.pipeline():
+            inserts = []
+            for event in events:
+                if event.kind is not EventKind.SECURITY:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        ("\x1f".join(_attempt_key(event)),),
+                    )
+                cur = conn.cursor()
+                await cur.execute(_INSERT_EVENT, _insert_params(event))
+                inserts.append(cur)
+            results: list[AppendResult | BaseException] = []
+            for event, cur in zip(events, inserts, strict=True):
+                results.append(await _inserted_or_existing(conn, cur, event))
+            return results
 
     async def claim(
         self,
@@ -641,8 +737,6 @@ class PostgresStore:
 
 
 async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
-    detail = event.detail or ""
-    key = (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
     if event.cap is not None:
         # Serialise capped appends per till, so two instances cannot both take the last
         # place.
@@ -662,40 +756,60 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
         await cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),)
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            ("\x1f".join(_attempt_key(event)),),
         )
-    await cur.execute(
-        "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
-        "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
-        "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
-        "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
-        "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags",
-        (
-            event.kind.value,
-            event.shop_id,
-            event.till_id,
-            event.attempt_ref,
-            event.received_at,
-            event.body,
-            event.body_sha256,
-            event.kind is not EventKind.SECURITY,
-            *key,
-            EventFlag.CONFLICTING_BODY.value,
-            detail,
-            EventState.PENDING.value,
-            event.received_at,
-        ),
+    await cur.execute(_INSERT_EVENT, _insert_params(event))
+    return await _inserted_or_existing(cur.connection, cur, event)
+
+
+def _attempt_key(event: NewEvent) -> tuple[str, str, str, str]:
+    return (event.shop_id, event.till_id, event.attempt_ref, event.kind.value)
+
+
+# A body for an attempt that already has another is stored flagged (security events are not
+# compared); the same body again is a duplicate and inserts nothing.
+_INSERT_EVENT = (
+    "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, "
+    "body_sha256, flags, detail, state, visible_at) VALUES (%s, %s, %s, %s, %s, %s, "
+    "%s, CASE WHEN %s AND EXISTS (SELECT 1 FROM events WHERE shop_id = %s "
+    "AND till_id = %s AND attempt_ref = %s AND kind = %s) THEN %s ELSE '' END, "
+    "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id, flags"
+)
+
+
+def _insert_params(event: NewEvent) -> tuple[Any, ...]:
+    return (
+        event.kind.value,
+        event.shop_id,
+        event.till_id,
+        event.attempt_ref,
+        event.received_at,
+        event.body,
+        event.body_sha256,
+        event.kind is not EventKind.SECURITY,
+        *_attempt_key(event),
+        EventFlag.CONFLICTING_BODY.value,
+        event.detail or "",
+        EventState.PENDING.value,
+        event.received_at,
     )
+
+
+async def _inserted_or_existing(
+    conn: psycopg.AsyncConnection[Any], cur: Cursor, event: NewEvent
+) -> AppendResult:
+    """The outcome of `_INSERT_EVENT` on `cur`: stored (flagged or not), or the duplicate's id."""
     row = await cur.fetchone()
     if row is not None:
         outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
         return AppendResult(row[0], outcome)
-    await cur.execute(
+    found = await conn.execute(
         "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
         "AND kind = %s AND body_sha256 = %s AND detail = %s",
-        (*key, event.body_sha256, detail),
+        (*_attempt_key(event), event.body_sha256, event.detail or ""),
     )
-    existing = await cur.fetchone()
+    existing = await found.fetchone()
     assert existing is not None
     return AppendResult(existing[0], AppendOutcome.DUPLICATE)
 
@@ -719,6 +833,198 @@ async def _insert_secret(cur: Cursor, secret: SecretRecord) -> None:
 
 async def _insert_till(cur: Cursor, till: TillRecord) -> None:
     await cur.execute(
-        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at) VALUES (%s, %s, %s, %s)",
-        (till.till_id, till.shop_id, till.key_sha256, till.created_at),
+        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at, key_revision)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
     )
+
+
+class PostgresBrokerTables:
+    """`BrokerStore` in the shared database: a shop's push bucket is read and spent under its
+    row lock, so instances behind one load balancer hold one limit between them."""
+
+    def __init__(self, tx: Callable[[Callable[[Cursor], Awaitable[Any]]], Awaitable[Any]]) -> None:
+        self._tx_op = tx
+
+    def __repr__(self) -> str:
+        return "PostgresBrokerTables()"
+
+    async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
+        try:
+            result: T = await self._tx_op(work)
+        except psycopg.errors.IntegrityError as exc:
+            raise PlatformConfigError(
+                f"the relay database refused the change: {type(exc).__name__}"
+            ) from None
+        return result
+
+    async def platform(self) -> PlatformRecord | None:
+        async def work(cur: Cursor) -> PlatformRecord | None:
+            await cur.execute(
+                "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
+                " FROM platform_account WHERE id = 1"
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
+            return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+
+        return await self._tx(work)
+
+    async def set_platform(self, record: PlatformRecord) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
+                " consumer_secret, passkey, updated_at) VALUES (1, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
+                " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
+                " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
+                " updated_at = excluded.updated_at",
+                (
+                    record.shortcode,
+                    record.daraja_url,
+                    *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
+                    record.updated_at,
+                ),
+            )
+
+        await self._tx(work)
+
+    async def shop(self, shop_id: str) -> PlatformShop | None:
+        async def work(cur: Cursor) -> PlatformShop | None:
+            await cur.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " WHERE shop_id = %s",
+                (shop_id,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else PlatformShop(*row)
+
+        return await self._tx(work)
+
+    async def shops(self) -> tuple[PlatformShop, ...]:
+        async def work(cur: Cursor) -> tuple[PlatformShop, ...]:
+            await cur.execute(
+                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+                " ORDER BY shop_id"
+            )
+            return tuple(PlatformShop(*row) for row in await cur.fetchall())
+
+        return await self._tx(work)
+
+    async def set_shop(self, shop: PlatformShop) -> None:
+        async def work(cur: Cursor) -> None:
+            # One prefix change at a time, so two can never each miss the other's clash.
+            await cur.execute("LOCK TABLE platform_shops IN SHARE ROW EXCLUSIVE MODE")
+            await cur.execute(
+                "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != %s", (shop.shop_id,)
+            )
+            others = [(str(a), str(b)) for a, b in await cur.fetchall()]
+            clash = clashing_prefix(shop, others)
+            if clash is not None:
+                raise clash
+            await cur.execute(
+                "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (shop_id) DO UPDATE SET"
+                " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
+                " updated_at = excluded.updated_at",
+                (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
+            )
+
+        await self._tx(work)
+
+    async def remove_shop(self, shop_id: str) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute("DELETE FROM platform_shops WHERE shop_id = %s", (shop_id,))
+            return cur.rowcount == 1
+
+        return await self._tx(work)
+
+    async def remember_push(
+        self, checkout_request_id: str, shop_id: str, till_id: str, now: int
+    ) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (checkout_request_id) DO NOTHING",
+                (checkout_request_id, shop_id, till_id, now),
+            )
+            await cur.execute(
+                "DELETE FROM broker_pushes WHERE created_at < %s",
+                (now - PUSH_RECORD_RETENTION_MS,),
+            )
+
+        await self._tx(work)
+
+    async def push_shop(self, checkout_request_id: str) -> str | None:
+        async def work(cur: Cursor) -> str | None:
+            await cur.execute(
+                "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = %s",
+                (checkout_request_id,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._tx(work)
+
+    async def push_wait(self, shop: PlatformShop, now: int) -> float:
+        async def work(cur: Cursor) -> float:
+            await cur.execute(
+                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s",
+                (shop.shop_id,),
+            )
+            row = await cur.fetchone()
+            state = None if row is None else (float(row[0]), int(row[1]))
+            return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
+
+        return await self._tx(work)
+
+    async def take_push(self, shop: PlatformShop, now: int) -> float:
+        async def work(cur: Cursor) -> float:
+            # The row exists before it is locked, so the first pushes of two instances at
+            # once queue on the same lock rather than both reading "no bucket yet".
+            await cur.execute(
+                "INSERT INTO broker_push_buckets (shop_id, tokens, at_ms) VALUES (%s, %s, %s)"
+                " ON CONFLICT (shop_id) DO NOTHING",
+                (shop.shop_id, float(shop.pushes_per_minute), now),
+            )
+            await cur.execute(
+                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s FOR UPDATE",
+                (shop.shop_id,),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            state = (float(row[0]), int(row[1]))
+            (tokens, at), wait = bucket_after(state, shop.pushes_per_minute, now, take=True)
+            await cur.execute(
+                "UPDATE broker_push_buckets SET tokens = %s, at_ms = %s WHERE shop_id = %s",
+                (tokens, at, shop.shop_id),
+            )
+            return wait
+
+        return await self._tx(work)
+
+    async def load_token(self, cache_key: str) -> StoredToken | None:
+        async def work(cur: Cursor) -> StoredToken | None:
+            await cur.execute(
+                "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens"
+                " WHERE cache_key = %s",
+                (cache_key,),
+            )
+            row = await cur.fetchone()
+            return None if row is None else StoredToken(cache_key, bytes(row[0]), *row[1:])
+
+        return await self._tx(work)
+
+    async def save_token(self, token: StoredToken) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(
+                "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (cache_key) DO UPDATE SET"
+                " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
+                " usable_until_ms = excluded.usable_until_ms",
+                (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms),
+            )
+
+        await self._tx(work)

@@ -2,6 +2,13 @@
 
 Used by the CLI (`shop add`, `till add`, ...) and, through `SecretCache`, by the callback route.
 Callback secrets are encrypted at rest (see `crypto`); till keys are kept only as SHA-256.
+
+Per-till callback keys: a shop's secrets never leave the relay. Each till gets its own secret
+derived from the newest shop secret, its till id and its key revision (`derive_till_secret`),
+under a till kid `k<N>-r<revision>`; it signs only for itself, so revoking a till ends its power
+to sign for anyone, and `till rekey` moves a till to the next revision (the old secret and till
+key stop working). Tills enrolled before this (revision 0) still sign with the shop secret under
+`k<N>` until they are rekeyed.
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from callback_relay import ids
-from callback_relay.crypto import RelayKeyError, SecretBox, load_key, secret_aad
+from callback_relay.crypto import (
+    RelayKeyError,
+    SecretBox,
+    derive_till_secret,
+    load_key,
+    secret_aad,
+)
 from callback_relay.store import RelayStore, SecretRecord, ShopRecord, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa.callback_path import new_callback_secret
@@ -24,6 +37,8 @@ from smartduka_tui.mpesa.callback_path import new_callback_secret
 ENROLMENT_FORMAT = "smartduka-enrolment/1"
 KEY_CHECK = "key_check"
 _KID = re.compile(r"^k([1-9][0-9]{0,5})$")
+# New tills start at revision 1; 0 is a till enrolled before per-till keys.
+FIRST_REVISION = 1
 _NAME_MAX = 64
 
 
@@ -65,9 +80,30 @@ class Enrolment:
 
 @dataclass(frozen=True)
 class NewSecret:
+    """A shop's new secret kid. The secret stays at the relay; tills move by `till rekey`."""
+
     shop_id: str
     kid: str
-    callback_secret: str = field(repr=False)
+
+
+def till_kid(shop_kid: str, revision: int) -> str:
+    """The kid a till signs with: the shop kid its secret derives from, and its revision."""
+    return f"{shop_kid}-r{revision}"
+
+
+def till_secrets(shop_id: str, till: TillRecord, shop_secrets: dict[str, str]) -> dict[str, str]:
+    """The secrets a till's callbacks are checked with, by kid: its own derived secret under
+    each live shop kid, or (revision 0, enrolled before per-till keys) the shop secrets."""
+    if till.revoked_at is not None:
+        return {}
+    if till.key_revision == 0:
+        return dict(shop_secrets)
+    return {
+        till_kid(kid, till.key_revision): derive_till_secret(
+            secret, shop_id, till.till_id, till.key_revision
+        )
+        for kid, secret in shop_secrets.items()
+    }
 
 
 def check_shop_name(name: str) -> str:
@@ -121,6 +157,10 @@ class Registry:
         self._clock = clock
         self._relay_url = relay_url
 
+    @property
+    def store(self) -> RelayStore:
+        return self._store
+
     async def _shop(self, shop_id: str) -> ShopRecord:
         shop = await self._store.get_shop(shop_id) if ids.is_id(shop_id) else None
         if shop is None:
@@ -138,7 +178,24 @@ class Registry:
     def _new_till(self, shop_id: str, created_at: int) -> tuple[TillRecord, str]:
         till_id = ids.new_till_id()
         key = ids.new_till_key(till_id)
-        return TillRecord(till_id, shop_id, ids.hash_key(key), created_at), key
+        record = TillRecord(
+            till_id, shop_id, ids.hash_key(key), created_at, key_revision=FIRST_REVISION
+        )
+        return record, key
+
+    def _enrolment(
+        self, shop: ShopRecord, till: TillRecord, key: str, shop_kid: str, shop_secret: str
+    ) -> Enrolment:
+        """What the till is given: its own derived secret, never the shop's."""
+        return Enrolment(
+            shop.shop_id,
+            shop.name,
+            till.till_id,
+            key,
+            derive_till_secret(shop_secret, shop.shop_id, till.till_id, till.key_revision),
+            till_kid(shop_kid, till.key_revision),
+            self._relay_url,
+        )
 
     async def add_shop(self, name: str) -> Enrolment:
         shop_name = check_shop_name(name)
@@ -148,7 +205,7 @@ class Registry:
         record = self._seal(shop.shop_id, "k1", secret, created)
         till, key = self._new_till(shop.shop_id, created)
         await self._store.add_shop(shop, record, till)
-        return Enrolment(shop.shop_id, shop_name, till.till_id, key, secret, "k1", self._relay_url)
+        return self._enrolment(shop, till, key, "k1", secret)
 
     async def _newest_secret(self, shop_id: str) -> SecretRecord:
         live = [s for s in await self._store.list_secrets(shop_id) if s.retired_at is None]
@@ -161,15 +218,15 @@ class Registry:
         newest = await self._newest_secret(shop.shop_id)
         till, key = self._new_till(shop.shop_id, now_ms(self._clock))
         await self._store.add_till(till)
-        return Enrolment(
-            shop.shop_id,
-            shop.name,
-            till.till_id,
-            key,
-            self._open(newest),
-            newest.kid,
-            self._relay_url,
-        )
+        return self._enrolment(shop, till, key, newest.kid, self._open(newest))
+
+    async def _till(self, till_id: str) -> TillRecord:
+        till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
+        if till is None:
+            raise RegistryError(f"no till with id {till_id[:32]!r}")
+        if till.revoked_at is not None:
+            raise RegistryError(f"till {till_id} is revoked")
+        return till
 
     async def revoke_till(self, till_id: str) -> None:
         till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
@@ -179,6 +236,21 @@ class Registry:
             raise RegistryError(f"till {till_id} is already revoked")
         await self._store.revoke_till(till_id, now_ms(self._clock))
 
+    async def rekey_till(self, till_id: str) -> Enrolment:
+        """The same till with a new till key and the next callback-key revision, derived from
+        the shop's newest secret: its previous key and callback secret are refused from now."""
+        till = await self._till(till_id)
+        shop = await self._shop(till.shop_id)
+        newest = await self._newest_secret(shop.shop_id)
+        key = ids.new_till_key(till.till_id)
+        revision = till.key_revision + 1
+        if not await self._store.rekey_till(till.till_id, ids.hash_key(key), revision):
+            raise RegistryError(f"till {till_id} changed meanwhile (revoked or rekeyed); try again")
+        rekeyed = TillRecord(
+            till.till_id, shop.shop_id, ids.hash_key(key), till.created_at, None, revision
+        )
+        return self._enrolment(shop, rekeyed, key, newest.kid, self._open(newest))
+
     async def rotate_secret(self, shop_id: str) -> NewSecret:
         shop = await self._shop(shop_id)
         existing = await self._store.list_secrets(shop.shop_id)
@@ -186,7 +258,7 @@ class Registry:
         kid = f"k{number}"
         secret = new_callback_secret()
         await self._store.add_secret(self._seal(shop.shop_id, kid, secret, now_ms(self._clock)))
-        return NewSecret(shop.shop_id, kid, secret)
+        return NewSecret(shop.shop_id, kid)
 
     async def retire_kid(self, shop_id: str, kid: str) -> None:
         shop = await self._shop(shop_id)
@@ -211,10 +283,16 @@ def _kid_number(kid: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ShopEntry:
-    """What the callback route needs about a shop: live secrets by kid, and its tills."""
+    """What the callback route needs about a shop: live shop secrets by kid, its tills, and
+    each live till's own callback secrets by kid (`till_secrets`)."""
 
     secrets_by_kid: dict[str, str] = field(repr=False)
     tills: frozenset[str]
+    secrets_by_till: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def till_secrets(self, till_id: str) -> dict[str, str]:
+        """What a callback for `till_id` may be signed with; empty for a revoked or unknown till."""
+        return self.secrets_by_till.get(till_id, {})
 
 
 class SecretCache:
@@ -240,7 +318,11 @@ class SecretCache:
         self._version = -1
         self._shops: dict[str, ShopEntry] = {}
         self._recheck: asyncio.Future[bool] | None = None
+        self._loading = asyncio.Lock()
         self._miss_checked_at = float("-inf")
+        # Derived till secrets kept across reloads: a reload re-derives only what changed.
+        self._derived: dict[tuple[str, str, int, str], dict[str, str]] = {}
+        self._derived_used: set[tuple[str, str, int, str]] = set()
 
     def __repr__(self) -> str:
         return f"SecretCache(shops={len(self._shops)}, version={self._version})"
@@ -257,20 +339,43 @@ class SecretCache:
             plain = self._box.decrypt(record.ciphertext, secret_aad(record.shop_id, record.kid))
             secrets_by_shop.setdefault(record.shop_id, {})[record.kid] = plain.decode("ascii")
         tills_by_shop: dict[str, set[str]] = {}
+        keys_by_shop: dict[str, dict[str, dict[str, str]]] = {}
         for till in snapshot.tills:
             tills_by_shop.setdefault(till.shop_id, set()).add(till.till_id)
+            by_kid = secrets_by_shop.get(till.shop_id, {})
+            keys_by_shop.setdefault(till.shop_id, {})[till.till_id] = self._till_keys(till, by_kid)
         self._shops = {
-            shop_id: ShopEntry(by_kid, frozenset(tills_by_shop.get(shop_id, ())))
+            shop_id: ShopEntry(
+                by_kid, frozenset(tills_by_shop.get(shop_id, ())), keys_by_shop.get(shop_id, {})
+            )
             for shop_id, by_kid in secrets_by_shop.items()
         }
+        self._derived = {
+            key: value for key, value in self._derived.items() if key in self._derived_used
+        }
+        self._derived_used = set()
         self._version = snapshot.version
 
+    def _till_keys(self, till: TillRecord, shop_secrets: dict[str, str]) -> dict[str, str]:
+        if till.revoked_at is not None:
+            return {}
+        # A kid's secret never changes, so the live kids name what the derivation used.
+        memo = (till.shop_id, till.till_id, till.key_revision, ",".join(sorted(shop_secrets)))
+        self._derived_used.add(memo)
+        keys = self._derived.get(memo)
+        if keys is None:
+            keys = self._derived[memo] = till_secrets(till.shop_id, till, shop_secrets)
+        return keys
+
     async def refresh_if_changed(self) -> bool:
-        """Reload when the registry changed since the last load; True if it did."""
-        if await self._store.registry_version() == self._version:
-            return False
-        await self.load()
-        return True
+        """Reload when the registry changed since the last load; True if it did. One at a
+        time: the periodic refresh and a miss's recheck could otherwise overlap, and the one
+        that read the older registry could finish last and put it back."""
+        async with self._loading:
+            if await self._store.registry_version() == self._version:
+                return False
+            await self.load()
+            return True
 
     def entry(self, shop_id: str) -> ShopEntry | None:
         return self._shops.get(shop_id)

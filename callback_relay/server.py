@@ -40,15 +40,22 @@ def configure_logging(level: str) -> None:
 
 
 def run_server(
-    settings: RelaySettings, *, host: str, port: int, ready_file: str | Path | None
+    settings: RelaySettings,
+    *,
+    host: str,
+    port: int,
+    ready_file: str | Path | None,
+    tls: tuple[str, str] | None = None,
 ) -> None:
+    """Serve until stopped; `tls` is (certificate file, key file) to serve https itself."""
     import uvicorn
 
     configure_logging(settings.log_level)
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"listening on http://{shown_host}:{bound_port}", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"listening on {scheme}://{shown_host}:{bound_port}", flush=True)
     if ready_file is not None:
         write_ready_file(ready_file, bound_port)
     config = uvicorn.Config(
@@ -60,5 +67,7 @@ def run_server(
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     uvicorn.Server(config).run(sockets=[sock])

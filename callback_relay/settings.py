@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smartduka_tui.model import Mode
@@ -30,6 +31,27 @@ SAFARICOM_CALLBACK_ADDRESSES: tuple[str, ...] = (
     "196.201.212.74",
     "196.201.212.69",
 )
+
+
+def url_problem(url: str, mode: Mode) -> str | None:
+    """Why `url` cannot be one the relay is reached at or calls out to in `mode`, or None.
+
+    Production mode takes only https://: callbacks carry payment details and the broker's calls
+    carry the platform's credentials. Plain http:// (a relay or simulator on loopback, say) is
+    for sandbox mode only.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return "must not carry a user name, password, query or fragment"
+    if mode is Mode.PRODUCTION and parts.scheme != "https":
+        return (
+            "must be an https:// URL in production mode (callbacks and the platform's "
+            "credentials travel over it); http:// is for sandbox mode only"
+        )
+    return None
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 NetworkList = Annotated[tuple[Network, ...], NoDecode]
@@ -160,6 +182,16 @@ class RelaySettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning or error."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        problem = url_problem(value, info.data.get("mode", Mode.SANDBOX))
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip().rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from callback_relay.platform import SQLITE_SCHEMA, SqliteBrokerTables
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -44,7 +45,12 @@ log = logging.getLogger("callback_relay.store")
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
+# Steps from the version before. 2 and 4 only added tables (4: the broker's push buckets and
+# OAuth token beside its older tables), which the CREATE ... IF NOT EXISTS does.
+_MIGRATIONS: dict[int, str] = {
+    3: "ALTER TABLE tills ADD COLUMN key_revision INTEGER NOT NULL DEFAULT 0",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -184,23 +190,25 @@ class SqliteStore:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + SQLITE_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            # A new file has the tables of version 2 from the CREATEs above.
+            current = 2 if row is None else int(row[0])
+            if current < SCHEMA_VERSION:
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    if version in _MIGRATIONS:
+                        conn.execute(_MIGRATIONS[version])
                 conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (SCHEMA_VERSION,),
                 )
-            elif int(row[0]) < SCHEMA_VERSION:
-                # Every step so far only adds tables, which the CREATE ... IF NOT EXISTS did.
-                conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            elif current > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
                 raise StoreVersionError(
-                    f"{self.path.name} was written by a newer relay (schema {int(row[0])}; "
+                    f"{self.path.name} was written by a newer relay (schema {current}; "
                     f"this relay knows {SCHEMA_VERSION}); upgrade the relay"
                 )
             conn.execute("COMMIT")
@@ -243,6 +251,10 @@ class SqliteStore:
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Nothing to do: one process owns the file, and its own hub hears every commit."""
+
+    def broker(self) -> SqliteBrokerTables:
+        """The broker's tables, written through this store's one writer."""
+        return SqliteBrokerTables(self._write, self._read)
 
     # The writer.
 
@@ -392,9 +404,10 @@ class SqliteStore:
                     )
                 )
                 tills = tuple(
-                    TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
+                    TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
                     for r in conn.execute(
-                        "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills"
+                        "SELECT till_id, shop_id, key_sha256, created_at, revoked_at,"
+                        " key_revision FROM tills"
                     )
                 )
             finally:
@@ -428,8 +441,8 @@ class SqliteStore:
     async def get_till(self, till_id: str) -> TillRecord | None:
         def fn(conn: sqlite3.Connection) -> TillRecord | None:
             row = conn.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at FROM tills "
-                "WHERE till_id = ?",
+                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
+                " FROM tills WHERE till_id = ?",
                 (till_id,),
             ).fetchone()
             return None if row is None else TillRecord(row[0], row[1], bytes(row[2]), *row[3:])
@@ -460,6 +473,19 @@ class SqliteStore:
             cur = conn.execute(
                 "UPDATE tills SET revoked_at = ? WHERE till_id = ? AND revoked_at IS NULL",
                 (now, till_id),
+            )
+            _bump_registry(conn)
+            return cur.rowcount == 1
+
+        result: bool = await self._write(op)
+        return result
+
+    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE tills SET key_sha256 = ?, key_revision = ? "
+                "WHERE till_id = ? AND revoked_at IS NULL AND key_revision = ?",
+                (key_sha256, revision, till_id, revision - 1),
             )
             _bump_registry(conn)
             return cur.rowcount == 1
@@ -726,6 +752,7 @@ def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:
 
 def _insert_till(conn: sqlite3.Connection, till: TillRecord) -> None:
     conn.execute(
-        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at) VALUES (?, ?, ?, ?)",
-        (till.till_id, till.shop_id, till.key_sha256, till.created_at),
+        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at, key_revision)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
     )

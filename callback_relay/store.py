@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from callback_relay.types import AppendOutcome, EventFlag, EventKind
+
+if TYPE_CHECKING:
+    from callback_relay.platform import BrokerStore
 
 
 class StoreUnavailable(RuntimeError):
@@ -44,6 +47,9 @@ class TillRecord:
     key_sha256: bytes = field(repr=False)
     created_at: int
     revoked_at: int | None = None
+    # 0: enrolled before per-till callback keys (signs with the shop secret until rekeyed);
+    # from 1, the revision its derived callback key was made for.
+    key_revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +171,10 @@ class RelayStore(Protocol):
         """Commit a tiny write, or raise StoreUnavailable: what `/healthz` reports."""
         ...
 
+    def broker(self) -> BrokerStore:
+        """The Daraja broker's tables in this same store (shared by every instance on it)."""
+        ...
+
     # Registry.
     async def get_meta(self, key: str) -> bytes | None: ...
 
@@ -185,6 +195,11 @@ class RelayStore(Protocol):
     async def add_till(self, till: TillRecord) -> None: ...
 
     async def revoke_till(self, till_id: str, now: int) -> bool: ...
+
+    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
+        """Give a live till a new key hash and callback-key revision (the previous revision
+        must be `revision - 1`); False if it is revoked or moved on meanwhile."""
+        ...
 
     async def add_secret(self, secret: SecretRecord) -> None: ...
 

@@ -102,7 +102,9 @@ async def main() -> None:
             await type_into(pilot, "#phone", PAYS)
             save(app, "phone")
             await pilot.press("enter")
-            await screen(pilot, SuccessScreen)
+            success = await screen(pilot, SuccessScreen)
+            line = success.query_one("#printer-line")
+            await until(pilot, lambda: "printed" in str(line.content), "the receipt printed")
             save(app, "success")
             await pilot.press("enter")
 

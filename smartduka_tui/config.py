@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,6 +124,49 @@ class MonitorSettings(BaseModel):
     window_s: int = Field(default=600, ge=60, description="The monitor's window in seconds.")
 
 
+class PrinterKind(StrEnum):
+    NONE = "none"
+    FILE = "file"
+    NETWORK = "network"
+    USB = "usb"
+
+
+class PrinterSettings(BaseModel):
+    """The receipt printer (ESC/POS)."""
+
+    kind: PrinterKind = Field(default=PrinterKind.NONE, description="none, file, network or usb.")
+    path: Path | None = Field(
+        default=None, description="kind = file: the device or file, e.g. /dev/usb/lp0."
+    )
+    host: str | None = Field(default=None, description="kind = network: the printer's address.")
+    port: int = Field(default=9100, ge=1, le=65535, description="kind = network: its TCP port.")
+    usb_vendor: int | None = Field(
+        default=None, ge=0, le=0xFFFF, description="kind = usb: vendor id (decimal)."
+    )
+    usb_product: int | None = Field(
+        default=None, ge=0, le=0xFFFF, description="kind = usb: product id (decimal)."
+    )
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Give up on an unanswering printer after."
+    )
+    auto_print: bool = Field(
+        default=True, description="Print the receipt as soon as a sale is paid."
+    )
+
+    @model_validator(mode="after")
+    def _kind_has_its_address(self) -> PrinterSettings:
+        needed = {
+            PrinterKind.FILE: ("path", self.path),
+            PrinterKind.NETWORK: ("host", self.host),
+            PrinterKind.USB: ("usb_vendor", self.usb_vendor),
+        }.get(self.kind)
+        if needed is not None and needed[1] is None:
+            raise ValueError(f"printer.{needed[0]} is needed when printer.kind is {self.kind}")
+        if self.kind is PrinterKind.USB and self.usb_product is None:
+            raise ValueError("printer.usb_product is needed when printer.kind is usb")
+        return self
+
+
 class PullSettings(BaseModel):
     """Pull Transactions: the reconciler's backfill of the shortcode's last 48 hours."""
 
@@ -166,6 +210,7 @@ class Settings(BaseSettings):
     timings: TimingSettings = Field(default_factory=TimingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    printer: PrinterSettings = Field(default_factory=PrinterSettings)
     pull: PullSettings = Field(default_factory=PullSettings)
 
     @field_validator("data_dir", "keyring_file", mode="after")

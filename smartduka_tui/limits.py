@@ -1,6 +1,7 @@
 """Rate limits on the injectable clock, for the till and the relay alike: token buckets (the
-till's push limit; the relay's per-key quotas and each platform shop's pushes a minute) and even
-spacing (the reconciler's query pace)."""
+till's push limit; the relay's per-key quotas) and even spacing (the reconciler's query pace).
+A platform shop's pushes a minute are a bucket row in the relay's store (callback_relay.platform),
+shared by every relay instance on it."""
 
 from __future__ import annotations
 

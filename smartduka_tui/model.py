@@ -176,5 +176,8 @@ class AuditAction(StrEnum):
     PULL_DONE = "pull.done"
     PULL_FAILED = "pull.failed"
 
+    # Receipts: a copy printed again (the first print of a sale is not audited).
+    RECEIPT_REPRINTED = "receipt.reprinted"
+
     # The database.
     STORE_RESTORED = "store.restored"

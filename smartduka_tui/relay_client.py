@@ -63,6 +63,7 @@ from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.records import ChainCheckpoint, TillCredentials
 from smartduka_tui.store.store import Store
+from smartduka_tui.tls import client_verify
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ class RelayClient:
             ),
             transport=transport,
             trust_env=False,
+            verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
         )
@@ -638,7 +640,11 @@ def c2b_claimer(
 
     async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
         async with httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"), timeout=10.0, transport=transport, trust_env=False
+            base_url=relay_url.rstrip("/"),
+            timeout=10.0,
+            transport=transport,
+            trust_env=False,
+            verify=client_verify(),
         ) as http:
             try:
                 response = await http.post(

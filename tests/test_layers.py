@@ -21,6 +21,8 @@ CORE = (
     "smartduka_tui.config",
     "smartduka_tui.connectivity",
     "smartduka_tui.relay_client",
+    "smartduka_tui.receipts",
+    "smartduka_tui.printing",
 )
 UI_FRAMEWORKS = ("textual", "starlette")
 

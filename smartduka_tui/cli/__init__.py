@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "enrol",
     "keys",
     "transactions",
+    "receipt",
     "manager",
     "backup",
 )

@@ -194,6 +194,7 @@ async def till_services(
 ) -> AsyncIterator[AppServices]:
     """This till, opened, as the app's services."""
     from smartduka_tui.clock import SystemClock
+    from smartduka_tui.receipts.desk import ReceiptDesk
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
     the_clock = clock or SystemClock()
@@ -210,4 +211,5 @@ async def till_services(
             log_path=log_path,
             manager_tools=partial(manager_tools, engine, link),
             c2b=c2b_desk(engine, settings, the_clock, link),
+            receipts=ReceiptDesk(engine.store, engine.shop_id, engine.till_id, settings.printer),
         )

@@ -429,6 +429,9 @@ async def demo_environment(
             shop_id=shop_id,
             daraja={"base_url": simulator.url},
             relay={"url": relay.url},
+            # A file printer in the demo folder: receipts print (ESC/POS bytes) with nothing
+            # to plug in, and the status bar and success screen show a working printer.
+            printer={"kind": "file", "path": folder / "receipt-printer"},
         )
         yield Demo(
             folder, settings, simulator, relay, (magic_phone_help(),), shortcode, credentials

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -78,6 +78,7 @@ from smartduka_tui.mpesa.statement import (
     TransactionStatusRequest,
     parse_pull_page,
 )
+from smartduka_tui.tls import client_verify
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,24 @@ class AccessToken:
     usable_until: float
 
 
+@dataclass(frozen=True, slots=True)
+class SharedToken:
+    """A token as several processes share it: its end on the wall clock (milliseconds)."""
+
+    value: SecretStr = field(repr=False)
+    expires_in: int
+    usable_until_ms: int
+
+
+class TokenShare(Protocol):
+    """Where processes that use the same credentials share one token (the relay's database):
+    a fresh token there is used instead of minting another."""
+
+    async def load(self, cache_key: str) -> SharedToken | None: ...
+
+    async def save(self, cache_key: str, token: SharedToken) -> None: ...
+
+
 @dataclass(slots=True)
 class _TokenSlot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -185,6 +204,7 @@ class DarajaClient:
         backoff_max_s: float = 8.0,
         rng: random.Random | None = None,
         trust_env: bool = False,
+        token_share: TokenShare | None = None,
     ) -> None:
         if token_refresh_margin_s < 0 or query_retries < 0 or backoff_base_s < 0:
             raise ValueError("margins, retries and backoff must not be negative")
@@ -200,11 +220,13 @@ class DarajaClient:
         self.backoff_max_s = backoff_max_s
         self._rng = rng or random.Random()
         self._slots: dict[str, _TokenSlot] = {}
+        self._share = token_share
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
             trust_env=trust_env,
+            verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
         )
@@ -270,7 +292,7 @@ class DarajaClient:
             cached = slot.token
             if cached is not None and self._fresh(cached):
                 return cached
-            slot.token = await self._mint(credentials, slot.label)
+            slot.token = await self._shared_or_mint(credentials, slot.label, None)
             return slot.token
 
     async def _replace_rejected(
@@ -283,8 +305,40 @@ class DarajaClient:
             cached = slot.token
             if cached is not None and cached is not rejected and self._fresh(cached):
                 return cached
-            slot.token = await self._mint(creds, slot.label)
+            slot.token = await self._shared_or_mint(creds, slot.label, rejected)
             return slot.token
+
+    async def _shared_or_mint(
+        self, creds: DarajaCredentials, label: str, rejected: AccessToken | None
+    ) -> AccessToken:
+        """The shared token if it is fresh (and not the one just rejected), else a new one,
+        which is shared. A share that fails is logged and skipped: minting still works."""
+        if self._share is None:
+            return await self._mint(creds, label)
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        try:
+            shared = await self._share.load(creds.cache_key)
+        except Exception as exc:
+            logger.warning("shared token unreadable for %s (%s)", label, type(exc).__name__)
+            shared = None
+        rejected_value = rejected.value.get_secret_value() if rejected else None
+        if (
+            shared is not None
+            and shared.usable_until_ms > now_ms
+            and shared.value.get_secret_value() != rejected_value
+        ):
+            left_s = (shared.usable_until_ms - now_ms) / 1000
+            started = self.clock.monotonic()
+            return AccessToken(shared.value, shared.expires_in, started, started + left_s)
+        token = await self._mint(creds, label)
+        usable_ms = int((token.usable_until - token.minted_at) * 1000)
+        try:
+            await self._share.save(
+                creds.cache_key, SharedToken(token.value, token.expires_in, now_ms + usable_ms)
+            )
+        except Exception as exc:
+            logger.warning("token not shared for %s (%s)", label, type(exc).__name__)
+        return token
 
     async def check_credentials(self, creds: DarajaCredentials | MerchantConfig) -> AccessToken:
         """The manager's "verify": mint a token now (not from cache). Raises AuthenticationFailed

@@ -297,6 +297,11 @@ class PaymentService(Protocol):
         """Every attempt of one sale, oldest first (empty if the sale is unknown)."""
         ...
 
+    async def sale_ref_in_use(self, sale_ref: str) -> bool:
+        """Whether this till used `sale_ref` already: an attempt, or a direct payment
+        attached to it (the next sale must not be offered that number)."""
+        ...
+
     async def check_now(self, attempt_id: AttemptId) -> PaymentView:
         """Ask M-Pesa now (STK query) and apply the answer; returns the resulting view."""
         ...

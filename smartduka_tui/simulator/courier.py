@@ -24,6 +24,7 @@ from smartduka_tui.simulator.records import SimClock, Transaction
 from smartduka_tui.simulator.redact import redact_url
 from smartduka_tui.simulator.schemas import CallbackDelivery, MerchantSettings
 from smartduka_tui.simulator.wire import CallbackFacts, callback_json
+from smartduka_tui.tls import client_verify
 
 _T = TypeVar("_T")
 
@@ -73,7 +74,9 @@ class BackgroundSender:
         """POST `payload` to `url`: (status, error, the answer's first 1,000 characters)."""
         if self._http is None:
             # trust_env=False: deliveries go exactly where the URL says, never via a proxy.
-            self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+            self._http = httpx.AsyncClient(
+                trust_env=False, verify=client_verify(), follow_redirects=False
+            )
         try:
             response = await self._http.post(
                 url,

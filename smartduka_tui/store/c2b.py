@@ -106,6 +106,15 @@ class C2BPayments:
         )
         return None if row is None else _to_record(row)
 
+    async def holds_sale(self, shop_id: str, till_id: str, sale_ref: str) -> bool:
+        """Whether a direct payment attached at `till_id` pays `sale_ref`."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM c2b_payments WHERE shop_id = ? AND attached_till = ? AND sale_ref = ?"
+            " LIMIT 1",
+            (shop_id, till_id, sale_ref),
+        )
+        return row is not None
+
     async def recent(
         self, shop_id: str, *, unattached_only: bool = False, limit: int = 50
     ) -> list[C2BRecord]:
@@ -116,6 +125,24 @@ class C2BPayments:
         sql += " ORDER BY paid_at DESC, trans_id DESC LIMIT ?"
         rows = await self._db.fetchall(sql, (shop_id, limit))
         return [_to_record(row) for row in rows]
+
+    async def for_sale(self, shop_id: str, sale_ref: str) -> list[C2BRecord]:
+        """The C2B payments attached to one sale, first attached first (its receipt's tenders)."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM c2b_payments WHERE shop_id = ? AND sale_ref = ?"
+            " ORDER BY attached_at, trans_id",
+            (shop_id, sale_ref),
+        )
+        return [_to_record(row) for row in rows]
+
+    async def last_attached(self, shop_id: str, till_id: str) -> C2BRecord | None:
+        """The payment this till attached most recently (a "reprint last receipt" candidate)."""
+        row = await self._db.fetchone(
+            "SELECT * FROM c2b_payments WHERE shop_id = ? AND attached_till = ?"
+            " ORDER BY attached_at DESC, trans_id DESC LIMIT 1",
+            (shop_id, till_id),
+        )
+        return None if row is None else _to_record(row)
 
     async def attach(
         self,

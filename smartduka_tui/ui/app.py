@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     # after the checkout's first paint: imported where they are first used.
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.api import PaymentView
+    from smartduka_tui.printing import PrinterStatus
+    from smartduka_tui.ui.printer import PrinterWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,6 +197,10 @@ class SmartDukaApp(App[int]):
         self._exit_when_ready: int | None = None
         self._left_waiting: tuple[int, str] | None = None
         """The start-up notice on the checkout (how many it names, its words) while shown."""
+        self.printer: PrinterWatch | None = None
+        """The receipt printer's state, once the till is open and only if it has receipts."""
+        if services is not None:
+            self._watch_printer(services)
 
     # -- the till behind the app -----------------------------------------------------------------
 
@@ -220,6 +226,13 @@ class SmartDukaApp(App[int]):
         if self._sale_numbers is None:
             raise RuntimeError("the till is not open yet")
         return self._sale_numbers
+
+    def _watch_printer(self, services: AppServices) -> None:
+        if services.receipts is not None:
+            # The printing modules load with the till, behind the painted checkout.
+            from smartduka_tui.ui.printer import PrinterWatch
+
+            self.printer = PrinterWatch(self, services.receipts)
 
     def open_till(self, settings: Settings, services: AppServices) -> None:
         """Hand a starting app its till (callable from outside the app's message loop)."""
@@ -256,6 +269,7 @@ class SmartDukaApp(App[int]):
         services = message.services
         self._settings, self._services = message.settings, services
         self._sale_numbers = SaleNumbers(services.payments, services.clock)
+        self._watch_printer(services)
         self.now = services.clock.now()
         self._serve_till()
         self._read_later_stylesheets()
@@ -301,6 +315,8 @@ class SmartDukaApp(App[int]):
         self._tick()
         self.refresh_awaiting()
         self._pending_at_start()
+        if self.printer is not None:
+            self.printer.start()
 
     def on_ready(self) -> None:
         self._up = True
@@ -362,6 +378,12 @@ class SmartDukaApp(App[int]):
         words = f"{waiting_words(count)} still waiting from before; checking with M-Pesa now (F2)."
         self.checkout.show_notice(words)
         self._left_waiting = (count, words)
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        # Screens still mounting too: a status bar reads the status when it mounts, and one
+        # that mounted just before this change must not keep the old one until the next.
+        for screen in self._till_screens():
+            screen.show_printer(status)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 

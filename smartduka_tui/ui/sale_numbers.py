@@ -37,7 +37,7 @@ class SaleNumbers:
         self._next = 1
 
     async def next_free(self) -> str:
-        """The next reference of today that no attempt uses yet.
+        """The next reference of today that no attempt or attached direct payment uses yet.
 
         Numbers are taken in order, so the used ones form a run from 1: gallop and then bisect
         to its end (a few look-ups even late in a busy day), then step past any stragglers.
@@ -65,4 +65,4 @@ class SaleNumbers:
         raise RuntimeError("more than 9,999 sales today: type a sale reference by hand")
 
     async def _taken(self, day: datetime, number: int) -> bool:
-        return bool(await self._payments.sale_attempts(sale_ref(day, number)))
+        return await self._payments.sale_ref_in_use(sale_ref(day, number))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.api import PaymentService
     from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.receipts.desk import ReceiptDesk
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class AppServices:
     starts faster. Without it the manager screens are not offered."""
     c2b: C2BDesk | None = None
     """Direct payments (C2B) for the checkout's panel; None without a relay to claim them at."""
+    receipts: ReceiptDesk | None = None
+    """Receipts and the printer; None leaves them out (no print keys, no printer status)."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)
 
     @property

@@ -89,23 +89,29 @@ def test_enrols_what_the_relay_printed(
     assert callback_path.verify(signed, {printed["callback_kid"]: printed["callback_secret"]})
 
 
-def test_second_till_and_rotated_secret(keyed: Runner, relay: Any, data_dir: Path) -> None:
+def test_second_till_and_a_rekey_after_rotation(keyed: Runner, relay: Any, data_dir: Path) -> None:
     first = relay("shop", "add", "Kibanda", "--public-url", "http://127.0.0.1:9")
     _add_shop(keyed, first["shop_id"])
     assert keyed("enrol", "-", stdin=json.dumps(first)).code == 0
     second = relay("till", "add", first["shop_id"], "--public-url", "http://127.0.0.1:9")
     assert keyed("enrol", "-", stdin=json.dumps(second)).code == 0
 
+    # The shop secret stays at the relay: each till moves to the new kid with its own rekey.
     rotated = relay("shop", "rotate-secret", first["shop_id"])
-    result = keyed("enrol", "-", "--json", stdin=json.dumps(rotated))
-    assert result.code == 0, result.err
-    tills = json.loads(result.out)
-    assert {t["till_id"] for t in tills} == {first["till_id"], second["till_id"]}
-    assert all(t["active_callback_kid"] == rotated["callback_kid"] for t in tills)
-    assert all(first["callback_kid"] in t["callback_kids"] for t in tills)
-    creds = _till_secrets(data_dir, first["shop_id"], second["till_id"])
-    assert creds.active_callback_secret.reveal() == rotated["callback_secret"]
-    assert rotated["callback_secret"] not in result.text
+    assert "callback_secret" not in rotated
+    for enrolled in (first, second):
+        rekeyed = relay("till", "rekey", enrolled["till_id"], "--public-url", "http://127.0.0.1:9")
+        assert rekeyed["callback_kid"] == f"{rotated['shop_kid']}-r2"
+        result = keyed("enrol", "-", "--json", stdin=json.dumps(rekeyed))
+        assert result.code == 0, result.err
+        [till] = json.loads(result.out)
+        assert till["till_id"] == enrolled["till_id"]
+        assert till["active_callback_kid"] == rekeyed["callback_kid"]
+        assert enrolled["callback_kid"] in till["callback_kids"]
+        creds = _till_secrets(data_dir, first["shop_id"], enrolled["till_id"])
+        assert creds.active_callback_secret.reveal() == rekeyed["callback_secret"]
+        assert creds.till_key.reveal() == rekeyed["till_key"]
+        assert rekeyed["callback_secret"] not in result.text
 
 
 def test_unknown_shop_is_refused_with_the_command_to_add_it(

@@ -11,6 +11,7 @@ import pytest
 from smartduka_tui.simulator.control import SimulatorControl
 from tests.integration.support import Platform, PlatformCreds, RelayHandle, start_relay
 from tests.support.processes import ServerProcess
+from tests.support.tls import TlsFiles, make_tls_files
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,31 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayHandle]:
         yield handle
     finally:
         handle.server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA and a certificate for 127.0.0.1, made for this session."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def production_relay(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles
+) -> Iterator[RelayHandle]:
+    """A production-mode relay serving https on 127.0.0.1 under the session's test CA."""
+    handle = start_relay(tmp_path_factory.mktemp("relay-production"), tls=tls_files)
+    try:
+        yield handle
+    finally:
+        handle.server.stop()
+
+
+@pytest.fixture
+def trust_test_ca(tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Clients made in this test (till, relay client) trust the session's test CA."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca_file))
+    return tls_files.ca_file
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring
 from tests.support.processes import ServerProcess
+from tests.support.tls import TlsFiles
 
 MAIN = "import sys; from smartduka_tui.cli import main; sys.exit(main())"
 _numbers = itertools.count(1)
@@ -52,9 +53,10 @@ RELAY_ENV = {
     "SMARTDUKA_RELAY_FEED_RATE_BURST": "1000",
     "SMARTDUKA_RELAY_REGISTRY_REFRESH_S": "0.2",
 }
-# Production mode: only loopback may post callbacks, and 127.0.0.1 is a trusted proxy, so a
-# test can post a correctly signed callback "from" an unlisted address with X-Forwarded-For.
-RELAY_ARGS = ("--mode", "production", "--allowlist", "127.0.0.1", "--trusted-proxies", "127.0.0.1")
+# Only loopback is on the allowlist, and 127.0.0.1 is a trusted proxy, so a test can post a
+# correctly signed callback "from" an unlisted address with X-Forwarded-For. Sandbox mode (it
+# logs such a source) unless a test starts a production relay, which serves TLS (`tls_files`).
+RELAY_ARGS = ("--allowlist", "127.0.0.1", "--trusted-proxies", "127.0.0.1")
 
 
 def unique_name(stem: str) -> str:
@@ -130,7 +132,9 @@ class RelayHandle:
             return list(conn.execute(sql, params).fetchall())
 
 
-def start_relay(workdir: Path, *extra: str) -> RelayHandle:
+def start_relay(workdir: Path, *extra: str, tls: TlsFiles | None = None) -> RelayHandle:
+    """A sandbox relay on http://127.0.0.1; with `tls`, a production one on https:// (clients
+    trust the test CA through SSL_CERT_FILE)."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "relay.db"
     # The broker builds every CallBackURL from the relay's public URL, so the port is chosen
@@ -138,13 +142,13 @@ def start_relay(workdir: Path, *extra: str) -> RelayHandle:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    public = ("--public-url", f"http://127.0.0.1:{port}")
+    scheme = "https" if tls else "http"
+    args = ["--db", str(db), *RELAY_ARGS, "--public-url", f"{scheme}://127.0.0.1:{port}"]
+    if tls is not None:
+        args += ["--mode", "production", "--tls-cert", str(tls.cert_file)]
+        args += ["--tls-key", str(tls.key_file)]
     server = ServerProcess(
-        "callback_relay",
-        workdir,
-        ["--db", str(db), *RELAY_ARGS, *public, *extra],
-        env=RELAY_ENV,
-        port=port,
+        "callback_relay", workdir, [*args, *extra], env=RELAY_ENV, port=port, scheme=scheme
     ).start()
     return RelayHandle(server, db)
 

@@ -21,7 +21,7 @@ from callback_relay import cli as relay_cli
 from callback_relay.app import Relay, make_app
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.model import ShopType, VerificationStatus
+from smartduka_tui.model import Mode, ShopType, VerificationStatus
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.gateway import (
@@ -75,7 +75,7 @@ def auth(enrolment: dict[str, Any]) -> dict[str, str]:
 
 def callback_url(enrolment: dict[str, Any]) -> str:
     e = enrolment
-    signed = sign_new_attempt(e["callback_secret"], e["shop_id"], e["till_id"], "k1")
+    signed = sign_new_attempt(e["callback_secret"], e["shop_id"], e["till_id"], e["callback_kid"])
     return "http://relay.test" + signed.path()
 
 
@@ -143,8 +143,8 @@ def gateway_for(rig: BrokerRig, enrolment: dict[str, Any], prefix: str) -> Broke
         till_id=enrolment["till_id"],
         relay_url="http://relay.test",
         till_key=Secret(enrolment["till_key"]),
-        active_callback_kid="k1",
-        callback_secrets={"k1": Secret(enrolment["callback_secret"])},
+        active_callback_kid=enrolment["callback_kid"],
+        callback_secrets={enrolment["callback_kid"]: Secret(enrolment["callback_secret"])},
     )
     return BrokerGateway(
         shop,
@@ -219,7 +219,9 @@ async def test_bad_requests_are_refused_by_name_and_nothing_is_pushed(
         sibling = await rig.shop("--platform", "--prefix", "SIB")
         phone = unique_phone()
         e = shop
-        bad_tag = sign(e["callback_secret"], e["shop_id"], e["till_id"], "abcdefgh", "k1").path()
+        bad_tag = sign(
+            e["callback_secret"], e["shop_id"], e["till_id"], "abcdefgh", e["callback_kid"]
+        ).path()
         bad_tag = "http://relay.test" + bad_tag[:-4] + "AAAA"
         cases: list[tuple[Any, dict[str, str], int, str, str]] = [
             (b"{not json", auth(shop), 400, "400.002.05", "not JSON"),
@@ -326,6 +328,25 @@ async def test_oversized_bodies_and_a_relay_without_a_public_url_push_nothing(
         assert answer.status_code == 503
         assert answer.json()["errorCode"] == "broker.no_public_url"
         assert "no public URL" in answer.json()["errorMessage"]
+        assert rig.push_count() == 0
+        assert await sim.requests(phone=phone) == []
+
+
+async def test_a_production_relay_will_not_push_with_an_http_daraja_url(
+    tmp_path: Path, sim: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The platform was set from a sandbox-mode shell (the simulator's http:// URL) on the
+    # database a production relay serves: the broker refuses rather than send credentials
+    # over plain http.
+    async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
+        shop = await rig.shop("--platform", "--prefix", "TLS")
+        phone = unique_phone()
+        rig.relay.settings = rig.relay.settings.model_copy(update={"mode": Mode.PRODUCTION})
+        for route, body in ((PUSH, push_body(shop, phone)), (QUERY, {"checkout_request_id": "x"})):
+            answer = await rig.client.post(route, json=body, headers=auth(shop))
+            assert answer.status_code == 503
+            assert answer.json()["errorCode"] == "broker.not_configured"
+            assert "must be an https:// URL in production mode" in answer.json()["errorMessage"]
         assert rig.push_count() == 0
         assert await sim.requests(phone=phone) == []
 

@@ -333,6 +333,13 @@ async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
             row = await engine.store.c2b.get(engine.shop_id, paid.trans_id)
             assert row is not None and row.sale_ref == sale_ref
             await wait_until(pilot, lambda: not panel.waiting, "the panel emptied")
+            # The next sale gets the next number: the attached payment holds this one (it was
+            # offered again when only STK attempts counted).
+            await wait_until(
+                pilot, lambda: checkout.sale_ref not in ("", sale_ref), "the next sale number"
+            )
+            assert await engine.sale_ref_in_use(sale_ref)
+            assert not await engine.sale_ref_in_use(checkout.sale_ref)
 
 
 async def test_the_sales_qr_is_shown_and_its_payment_is_attached_to_the_sale(

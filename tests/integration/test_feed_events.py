@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.connectivity import Reachability
@@ -23,6 +24,7 @@ from smartduka_tui.payments.api import CallbackOutcome
 from smartduka_tui.relay_client import EVENT_KEY, EventOutcome, HandledEvent, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import database_path
+from smartduka_tui.tls import client_verify
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, eventually
 from tests.integration.test_pay_e2e import direct_till
@@ -75,13 +77,21 @@ async def test_an_event_that_cannot_be_applied_becomes_a_problem_and_blocks_noth
 
 
 async def test_a_signed_callback_refused_for_its_source_becomes_a_problem_once(
-    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+    tmp_path: Path, production_relay: RelayHandle, sim: SimulatorControl, trust_test_ca: Path
 ) -> None:
+    # Production mode, as a real deployment runs it: https only, the till trusting the CA.
+    relay = production_relay
+    assert relay.url.startswith("https://127.0.0.1:")
+    async with httpx.AsyncClient(base_url=relay.url, verify=True, trust_env=False) as untrusting:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.get("/healthz")
     till = await direct_till(tmp_path, relay, sim)
     e = till.enrolment
-    path = sign(e["callback_secret"], e["shop_id"], e["till_id"], "forgedref123", "k1").path()
+    path = sign(
+        e["callback_secret"], e["shop_id"], e["till_id"], "forgedref123", e["callback_kid"]
+    ).path()
     body = (PAYLOADS / "callback_success.json").read_bytes()
-    async with httpx.AsyncClient(base_url=relay.url) as client:
+    async with httpx.AsyncClient(base_url=relay.url, verify=client_verify()) as client:
         # Through the trusted proxy (127.0.0.1), from an address not on the allowlist.
         refused = await client.post(path, content=body, headers={"X-Forwarded-For": "203.0.113.9"})
     assert refused.status_code == 403

@@ -56,7 +56,8 @@ def test_shop_add_prints_a_complete_enrolment_once_and_stores_no_plaintext(
     }
     assert enrolment["shop_name"] == "Mama Mboga"
     assert enrolment["relay_url"] == "https://r"
-    assert enrolment["callback_kid"] == "k1"
+    # The till's own key under the shop's first secret, revision 1: never the shop secret.
+    assert enrolment["callback_kid"] == "k1-r1"
     assert len(decode_secret(enrolment["callback_secret"])) == 32
     assert ids.split_till_key(enrolment["till_key"]) == enrolment["till_id"]
     key_file = key_file_for(db)
@@ -85,7 +86,7 @@ def test_till_add_gives_the_newest_secret_and_a_distinct_key(tmp_path: Path) -> 
     shop = cli_enrol(db, "shop", "add", "Duka")
     assert cli.main(["shop", "rotate-secret", shop["shop_id"], "--db", str(db)]) == 0
     till = cli_enrol(db, "till", "add", shop["shop_id"])
-    assert (till["shop_id"], till["callback_kid"]) == (shop["shop_id"], "k2")
+    assert (till["shop_id"], till["callback_kid"]) == (shop["shop_id"], "k2-r1")
     assert till["till_id"] != shop["till_id"]
     assert till["till_key"] != shop["till_key"]
 
@@ -103,6 +104,8 @@ def test_ids_are_url_safe_and_free_of_banned_words() -> None:
         (["till", "add", "snosuchshop22"], "no shop with id"),
         (["till", "add", "../../etc"], "no shop with id"),
         (["till", "revoke", "tnosuchtill22"], "no till with id"),
+        (["till", "rekey", "tnosuchtill22"], "no till with id"),
+        (["till", "rekey", "{till}", "--out", "{db}"], "refusing to overwrite"),
         (["shop", "rotate-secret", "snosuchshop22"], "no shop with id"),
         (["shop", "retire-kid", "{shop}", "k7"], "has no kid"),
         (["shop", "retire-kid", "{shop}", "k1"], "only active secret"),
@@ -118,12 +121,39 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(
     db = tmp_path / "relay.db"
     shop = cli_enrol(db, "shop", "add", "Duka")
     before = snapshot(db)
-    args = [a.replace("{shop}", shop["shop_id"]) for a in argv]
+    args = [
+        a.replace("{shop}", shop["shop_id"])
+        .replace("{till}", shop["till_id"])
+        .replace("{db}", str(db))
+        for a in argv
+    ]
     code, out, err = run(capsys, *args, "--db", str(db))
     assert code == cli.EXIT_ERROR
     assert message in err
     assert out == ""
     assert snapshot(db) == before
+
+
+def test_till_rekey_keeps_the_till_id_and_hands_over_new_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "relay.db"
+    shop = cli_enrol(db, "shop", "add", "Duka")
+    code, out, _ = run(capsys, "shop", "rotate-secret", shop["shop_id"], "--db", str(db), "--json")
+    # The shop's secrets stay at the relay: rotation names the kid, tills move by rekeying.
+    assert (code, json.loads(out)) == (0, {"shop_id": shop["shop_id"], "shop_kid": "k2"})
+    rekeyed = cli_enrol(db, "till", "rekey", shop["till_id"])
+    assert (rekeyed["shop_id"], rekeyed["till_id"]) == (shop["shop_id"], shop["till_id"])
+    assert rekeyed["callback_kid"] == "k2-r2"
+    assert rekeyed["till_key"] != shop["till_key"]
+    assert rekeyed["callback_secret"] != shop["callback_secret"]
+    with sqlite3.connect(db) as conn:
+        stored_hash = conn.execute("SELECT key_sha256 FROM tills").fetchone()[0]
+    assert stored_hash == hashlib.sha256(rekeyed["till_key"].encode()).digest()
+    code, out, _ = run(capsys, "till", "rekey", shop["till_id"], "--db", str(db))
+    assert code == 0
+    assert "Till rekeyed." in out and "refused from now on" in out
+    assert rekeyed["till_key"] not in out
 
 
 def test_revoke_twice_and_retire_twice_are_refused(

@@ -26,6 +26,7 @@ class ServerProcess:
         host: str = "127.0.0.1",
         env: dict[str, str] | None = None,
         port: int = 0,
+        scheme: str = "http",
     ) -> None:
         self.module = module
         self.workdir = workdir
@@ -33,13 +34,14 @@ class ServerProcess:
         self.host = host
         self.env = env
         self.port = port
+        self.scheme = scheme
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{module.replace('.', '_')}.log"
         self.ready_file = workdir / f"{module.replace('.', '_')}.port"
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.ready_file.unlink(missing_ok=True)

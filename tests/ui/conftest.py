@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 
 from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
+from smartduka_tui.receipts.desk import ReceiptDesk
 from smartduka_tui.ui.app import SmartDukaApp, make_app
 from smartduka_tui.ui.services import AppServices, HelpSection, TillIdentity, UiOptions
 from tests.payments.harness import TillHarness, till
@@ -50,6 +51,7 @@ def services_for(
     *,
     board: ConnectionBoard | None = None,
     help_sections: tuple[HelpSection, ...] = (),
+    receipts: ReceiptDesk | None = None,
 ) -> AppServices:
     """The app's services on the harness's till."""
     return AppServices(
@@ -60,6 +62,7 @@ def services_for(
         ),
         connection=board or ConnectionBoard(ONLINE),
         help_sections=help_sections,
+        receipts=receipts,
     )
 
 
@@ -68,9 +71,10 @@ def build_app(
     *,
     board: ConnectionBoard | None = None,
     help_sections: tuple[HelpSection, ...] = (),
+    receipts: ReceiptDesk | None = None,
     **kwargs: Any,
 ) -> SmartDukaApp:
-    services = services_for(harness, board=board, help_sections=help_sections)
+    services = services_for(harness, board=board, help_sections=help_sections, receipts=receipts)
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False), **kwargs)
 
 

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Label, Static
 from textual.widgets._footer import FooterKey
 
 from smartduka_tui.connectivity import ConnectionBoard, Reachability
-from smartduka_tui.payments.api import PaymentView, Stage
+from smartduka_tui.payments.api import Stage
 from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
@@ -283,7 +283,7 @@ async def test_items_with_quantities_make_the_total(shop_till: TillHarness) -> N
 
 
 class _DiskOnFire:
-    """The real engine, except that listing a sale's attempts fails unexpectedly."""
+    """The real engine, except that checking whether a sale number is in use fails."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
@@ -291,7 +291,7 @@ class _DiskOnFire:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
-    async def sale_attempts(self, sale_ref: str) -> list[PaymentView]:
+    async def sale_ref_in_use(self, sale_ref: str) -> bool:
         raise RuntimeError("disk on fire: consumer_secret=do-not-show")
 
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label
 
+from smartduka_tui.config import PrinterKind, PrinterSettings
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.receipts.desk import ReceiptDesk
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.services import UiOptions
 from tests.payments.harness import TillHarness
-from tests.ui.conftest import SIZE, services_for, wait_for_screen
+from tests.ui.conftest import SIZE, services_for, wait_for_screen, wait_until
 
 
 def todays_first_sale(harness: TillHarness) -> str:
@@ -58,6 +61,24 @@ async def test_the_till_screens_wait_for_the_till(shop_till: TillHarness) -> Non
         app.open_till(shop_till.settings, services_for(shop_till))
         await wait_for_screen(pilot, SalesScreen)
         assert app.check_action("help", ()) is True
+
+
+async def test_the_printer_shows_once_the_till_opens(
+    shop_till: TillHarness, tmp_path: Path
+) -> None:
+    """A till with a receipt printer: the starting checkout has no printer to tell of; once the
+    till is open the status bar shows it, as a checkout built with the till does."""
+    printer = PrinterSettings(kind=PrinterKind.FILE, path=tmp_path / "printer", auto_print=True)
+    receipts = ReceiptDesk(shop_till.engine.store, shop_till.shop_id, shop_till.till_id, printer)
+    app = make_app(options=UiOptions(cursor_blink=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.painted.wait()
+        assert app.printer is None and not app.screen.query("#status-printer")
+        app.open_till(shop_till.settings, services_for(shop_till, receipts=receipts))
+        await wait_until(pilot, lambda: bool(app.screen.query("#status-printer")), "printer")
+        assert app.printer is not None and app.printer.desk is receipts
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: "no receipt" in app.checkout.notice_text, "F8 answered")
 
 
 def test_make_app_takes_settings_and_services_together(shop_till: TillHarness) -> None:

@@ -27,6 +27,7 @@ from smartduka_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.api import PaymentView
+    from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
 
 
@@ -84,6 +85,10 @@ class TillScreen(Screen[None]):
             bar.show_connection(state)
         for banner in self.query(OfflineBanner):
             banner.show(state)
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        for bar in self.query(StatusBar):
+            bar.show_printer(status)
 
     def show_awaiting(self, count: int) -> None:
         for bar in self.query(StatusBar):

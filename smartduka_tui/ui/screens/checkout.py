@@ -10,7 +10,7 @@ one and the service's rules load while the cashier types (see `SmartDukaApp`).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,7 +26,11 @@ from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 from smartduka_tui.ui.widgets.status_bar import StatusBar
 
+if TYPE_CHECKING:
+    from smartduka_tui.ui.printer import PrintOutcome
+
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
+NOTHING_TO_REPRINT = "No sale has been paid at this till yet: there is no receipt to reprint."
 OFFLINE_REFUSAL = "M-Pesa cannot be reached: new payments wait until it is back (see the banner)."
 
 
@@ -74,6 +78,14 @@ class CheckoutScreen(TillScreen):
             "Clear",
             id="checkout.clear",
             tooltip="Clear the total and items; the next free sale reference",
+            show=False,
+        ),
+        Binding(
+            "f8",
+            "reprint_last",
+            "Reprint receipt",
+            id="checkout.reprint_last",
+            tooltip="Print the last paid sale's receipt again, marked COPY (audited)",
             show=False,
         ),
     ]
@@ -253,6 +265,8 @@ class CheckoutScreen(TillScreen):
             return None if self.till.connection.daraja_down or self.problem() else True
         if action == "clear_sale":
             return True if self.items or self.total_text or self.ref_problem() else None
+        if action == "reprint_last":
+            return self.till.printer is not None
         return True
 
     def action_pay(self) -> None:
@@ -325,11 +339,33 @@ class CheckoutScreen(TillScreen):
             self.till.report_unexpected(error, "attaching a direct payment")
             return
         self.new_sale()
-        self.show_notice(
+        paid = (
             f"✔ PAID directly: sale {record.sale_ref}, {shillings(record.amount)}, "
             f"M-Pesa receipt {record.trans_id}."
         )
+        self.show_notice(paid)
         panel.reload()
+        self._print_paid_directly(sale_ref, paid)
+
+    def _print_paid_directly(self, sale_ref: str, paid: str) -> None:
+        """Print a directly paid sale's receipt as the success screen does for a prompt's;
+        the outcome joins the PAID line while that line is still shown."""
+        printer = self.till.printer
+        if printer is None or not printer.desk.printer.auto_print:
+            return
+        from smartduka_tui.ui.screens.receipt import outcome_words
+        from smartduka_tui.ui.widgets.printer_status import why_not_printing
+
+        why = why_not_printing(printer.status)
+        if why is not None:
+            self.show_notice(f"{paid} Receipt not printed: {why}.")
+            return
+
+        def done(outcome: PrintOutcome) -> None:
+            if self.is_mounted and self.notice_text == paid:
+                self.show_notice(f"{paid} {outcome_words(outcome)}")
+
+        printer.print(sale_ref, copy=False, via="checkout", done=done)
 
     @work(group="show-qr", exclusive=True, exit_on_error=False)
     async def action_show_qr(self) -> None:
@@ -358,6 +394,23 @@ class CheckoutScreen(TillScreen):
         self.clear_notice()
         self.new_sale()
 
+    @work(group="reprint", exclusive=True, exit_on_error=False)
+    async def action_reprint_last(self) -> None:
+        printer = self.till.printer
+        if printer is None:
+            return
+        try:
+            sale_ref = await self.till.call_service(printer.desk.last_paid_sale())
+        except Exception as error:
+            self.till.report_unexpected(error, "finding the last receipt")
+            return
+        if sale_ref is None:
+            self.show_notice(NOTHING_TO_REPRINT, "warning")
+            return
+        from smartduka_tui.ui.screens.receipt import ReceiptScreen
+
+        self.app.push_screen(ReceiptScreen(printer, sale_ref, reprint=True))
+
     # -- a new sale ----------------------------------------------------------------------------
 
     def new_sale(self) -> None:
@@ -373,7 +426,7 @@ class CheckoutScreen(TillScreen):
     async def till_opened(self) -> None:
         """The till behind a starting app is open: name it, show its direct payments, and
         suggest the sale's reference."""
-        self.query_one(StatusBar).show_identity(self.till.services.identity)
+        await self.query_one(StatusBar).show_identity(self.till.services.identity)
         desk = self.till.services.c2b
         if desk is not None:
             await self.query_one("#checkout-body").mount(C2BPanel(desk), before="#items-title")

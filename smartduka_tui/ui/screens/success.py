@@ -1,6 +1,7 @@
 """Success: the M-Pesa receipt number large, the amount, the masked phone and the time, and a
 bell. When only M-Pesa's query confirmed the payment the receipt comes later with the callback:
 the screen says so and fills it in when it arrives. Late and duplicate payments are said plainly.
+With a receipt printer the receipt prints (at once, or on P) and its line says how that went.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.events import PaymentChanged
 from smartduka_tui.ui.format import local_time, shillings
 from smartduka_tui.ui.freshness import is_stale
+from smartduka_tui.ui.printer import PrintOutcome
 from smartduka_tui.ui.screens.base import SaleScreen
+from smartduka_tui.ui.screens.receipt import ReceiptScreen, outcome_words
 from smartduka_tui.ui.widgets.big_text import BigText
+from smartduka_tui.ui.widgets.printer_status import why_not_printing
 
 RECEIPT_TO_FOLLOW = "Paid; receipt pending (M-Pesa's receipt number has not arrived yet)"
 LATE = (
@@ -42,6 +46,14 @@ class SuccessScreen(SaleScreen):
             id="success.next_sale",
             tooltip="Start the next sale",
         ),
+        Binding(
+            "p",
+            "print_receipt",
+            "Print",
+            id="success.print_receipt",
+            tooltip="Print the receipt (once it has printed, a copy marked COPY, audited)",
+        ),
+        Binding("r", "show_receipt", "Receipt", id="success.show_receipt", tooltip="Show it"),
     ]
 
     def __init__(self, view: PaymentView) -> None:
@@ -49,6 +61,8 @@ class SuccessScreen(SaleScreen):
         self.view = view
         self.paid_again: PaymentView | None = None
         """Another attempt of this sale that was paid too (a duplicate payment)."""
+        self.printing = False
+        self._print_when_receipt_arrives = False
 
     def watches(self, view: PaymentView) -> bool:
         # The whole sale: a late payment of an earlier attempt means the customer paid twice.
@@ -62,11 +76,14 @@ class SuccessScreen(SaleScreen):
             yield Static("", id="receipt-line")
             yield Static("", id="details")
             yield Static("", id="warning")
+            if self.till.printer is not None:
+                yield Static("", id="printer-line")
 
     def on_mount(self) -> None:
         self.view = self.catch_up(self.view)
         self._render_view()
         self.app.bell()
+        self._print_on_arrival()
 
     def _render_view(self) -> None:
         view = self.view
@@ -113,6 +130,67 @@ class SuccessScreen(SaleScreen):
         if not is_stale(view, self.view):
             self.view = view
             self._render_view()
+            if view.receipt and self._print_when_receipt_arrives:
+                self._print_when_receipt_arrives = False
+                self.action_print_receipt()
 
     def action_next_sale(self) -> None:
         self.till.finish_sale()
+
+    # -- the receipt ---------------------------------------------------------------------------
+
+    def _print_on_arrival(self) -> None:
+        """Print at once when the settings say so; a receipt confirmed by query alone waits for
+        M-Pesa's receipt number, and a second payment of the sale prints nothing by itself."""
+        printer = self.till.printer
+        if printer is None:
+            return
+        why = why_not_printing(printer.status)
+        first_time = self.view.sale_ref not in printer.offered
+        printer.offered.add(self.view.sale_ref)
+        if why is not None:
+            self._say_printer(f"Receipt not printed: {why}. R shows it.")
+        elif not printer.desk.printer.auto_print or self.view.duplicate_payment or not first_time:
+            self._say_printer("P prints the receipt, R shows it.")
+        elif not self.view.receipt:
+            self._print_when_receipt_arrives = True
+            self._say_printer("The receipt prints when M-Pesa's receipt number arrives.")
+        else:
+            self.action_print_receipt()
+
+    def action_print_receipt(self) -> None:
+        printer = self.till.printer
+        if printer is None or self.printing:
+            return
+        why = why_not_printing(printer.status)
+        if why is not None:
+            self._say_printer(f"Receipt not printed: {why}.")
+            return
+        self.printing = True
+        self.refresh_bindings()
+        self._say_printer("Printing the receipt…")
+        copy = self.view.sale_ref in printer.printed
+        printer.print(self.view.sale_ref, copy=copy, via="success", done=self._printed)
+
+    def _printed(self, outcome: PrintOutcome) -> None:
+        self.printing = False
+        if self.is_mounted:
+            self.refresh_bindings()
+            again = " P prints it again." if outcome.error else ""
+            self._say_printer(outcome_words(outcome) + again)
+
+    def _say_printer(self, text: str) -> None:
+        self.query_one("#printer-line", Static).update(text)
+
+    def action_show_receipt(self) -> None:
+        printer = self.till.printer
+        if printer is not None:
+            self.app.push_screen(ReceiptScreen(printer, self.view.sale_ref, reprint=False))
+
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("print_receipt", "show_receipt"):
+            if self.till.printer is None:
+                return False
+            if action == "print_receipt" and self.printing:
+                return None
+        return True

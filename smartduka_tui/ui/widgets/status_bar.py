@@ -1,4 +1,5 @@
-"""The line at the top of every screen: shop, till, connections, attempts awaiting an outcome."""
+"""The line at the top of every screen: shop, till, connections, the receipt printer (when the
+till has one to tell of), attempts awaiting an outcome."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from textual.widgets import Label
 from smartduka_tui.connectivity import ConnectionState, Reachability
 
 if TYPE_CHECKING:
+    from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import TillIdentity
+    from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 
 _WORDS: dict[Reachability, tuple[str, str]] = {
     Reachability.REACHABLE: ("●", "-ok"),
@@ -50,6 +53,8 @@ class StatusBar(Horizontal):
     StatusBar .-silent { color: $warning; text-style: bold; }
     StatusBar .-unknown { color: $foreground-muted; }
     StatusBar .-unused { display: none; }
+    /* One cell, not two: "✖ Printer OFFLINE" then leaves "0 awaiting outcome" whole in 80. */
+    StatusBar #status-printer { margin-right: 1; }
     StatusBar #status-awaiting {
         width: 1fr;
         margin-right: 0;
@@ -70,17 +75,33 @@ class StatusBar(Horizontal):
             yield Label("opening the till…", id="status-till")
         yield Label("", id="status-daraja")
         yield Label("", id="status-relay")
+        if app.printer is not None:
+            yield self._printer_label()
         yield Label("", id="status-awaiting")
+
+    @staticmethod
+    def _printer_label() -> PrinterStatusLabel:
+        # The printing modules load with the till, behind the painted checkout.
+        from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
+
+        return PrinterStatusLabel(id="status-printer")
 
     def on_mount(self) -> None:
         app = cast("SmartDukaApp", self.app)
         self.show_connection(app.connection)
         self.show_awaiting(app.awaiting)
+        if app.printer is not None:
+            self.show_printer(app.printer.status)
 
-    def show_identity(self, identity: TillIdentity) -> None:
-        """Name the till once it is open (a starting app paints before it knows)."""
+    async def show_identity(self, identity: TillIdentity) -> None:
+        """Name the till once it is open (a starting app paints before it knows), and show
+        its printer if it has one."""
         self.query_one("#status-shop", Label).update(identity.shop_label)
         self.query_one("#status-till", Label).update(f"Till {identity.till_id}")
+        app = cast("SmartDukaApp", self.app)
+        if app.printer is not None and not self.query("#status-printer"):
+            await self.mount(self._printer_label(), before="#status-awaiting")
+            self.show_printer(app.printer.status)
 
     def show_connection(self, state: ConnectionState) -> None:
         for name, reach, widget_id in (
@@ -96,3 +117,7 @@ class StatusBar(Horizontal):
         label = self.query_one("#status-awaiting", Label)
         label.update(f"{count} awaiting outcome")
         label.set_class(count > 0, "-some")
+
+    def show_printer(self, status: PrinterStatus) -> None:
+        for label in self.query("#status-printer"):
+            cast("PrinterStatusLabel", label).show(status)
