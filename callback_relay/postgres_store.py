@@ -38,7 +38,13 @@ from callback_relay.store import (
     TillStats,
     checkpoint_outcome,
 )
-from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
+from callback_relay.types import (
+    CONFLICT_CHECKED,
+    AppendOutcome,
+    EventFlag,
+    EventKind,
+    EventState,
+)
 
 log = logging.getLogger("callback_relay.store")
 
@@ -658,7 +664,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
         held = await cur.fetchone()
         if held is not None and held[0] >= event.cap:
             return AppendResult(0, AppendOutcome.CAPPED)
-    if event.kind is EventKind.CALLBACK:
+    if event.kind in CONFLICT_CHECKED:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
         await cur.execute(
@@ -678,7 +684,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
             event.received_at,
             event.body,
             event.body_sha256,
-            event.kind is EventKind.CALLBACK,
+            event.kind in CONFLICT_CHECKED,
             *key,
             EventFlag.CONFLICTING_BODY.value,
             detail,

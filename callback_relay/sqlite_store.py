@@ -37,7 +37,13 @@ from callback_relay.store import (
     TillStats,
     checkpoint_outcome,
 )
-from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
+from callback_relay.types import (
+    CONFLICT_CHECKED,
+    AppendOutcome,
+    EventFlag,
+    EventKind,
+    EventState,
+)
 
 log = logging.getLogger("callback_relay.store")
 
@@ -491,7 +497,7 @@ class SqliteStore:
 
     async def append(self, event: NewEvent) -> AppendResult:
         detail = event.detail or ""
-        conflict_check = event.kind is EventKind.CALLBACK
+        conflict_check = event.kind in CONFLICT_CHECKED
 
         def op(conn: sqlite3.Connection) -> AppendResult:
             if event.cap is not None:

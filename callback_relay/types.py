@@ -17,6 +17,14 @@ class EventKind(StrEnum):
 
     CALLBACK = "callback"
     SECURITY = "security"
+    # An initiator API's asynchronous result (Transaction Status, Reversal), and its queue
+    # timeout notice: at signed per-request paths (callback_relay/results.py).
+    RESULT = "result"
+    QUEUE_TIMEOUT = "queue_timeout"
+
+
+# Kinds where a second, different body for the same attempt or request is stored and flagged.
+CONFLICT_CHECKED = frozenset({EventKind.CALLBACK, EventKind.RESULT, EventKind.QUEUE_TIMEOUT})
 
 
 class EventState(StrEnum):
