@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app",
     "demo",
     "pay",
+    "verify",
     "reconcile",
     "shop",
     "enrol",

@@ -1,0 +1,501 @@
+"""Receipt codes the customer shows: verified with M-Pesa's Transaction Status, then accepted
+for a sale only when amount, shortcode and time fit and no other sale holds the receipt.
+
+`StatementService.verify_receipt(code, sale_ref)`:
+
+1. the code is normalised (`TKQ9 ZZ1A2B` -> `TKQ9ZZ1A2B`); a malformed one is refused here;
+2. a receipt another attempt already holds is refused ("already used for sale 0115007");
+3. the sale must exist, be unpaid, and have no prompt still open;
+4. a request row is written (with its audit entry) before Transaction Status is sent, its
+   ResultURL and QueueTimeOutURL signed for this till and this request
+   (`mpesa.result_path`); the relay stores the result and the till's feed hands it to
+   `accept_result`, which lands it once;
+5. the result is judged: unknown receipt, another till's, reversed, amount or time that do not
+   fit: each refused in plain words; a fit completes the sale's latest attempt through the
+   STATEMENT_MATCHED evidence (one transaction with its audit entry, engine.apply_evidence).
+
+Nothing changes money state until step 5 accepts; a timeout says so and changes nothing (a
+result that arrives later is kept on its request row, and applies nothing). Without `sale_ref`
+the check only reports what M-Pesa says about the receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from pydantic import SecretStr
+
+from smartduka_tui.config import Mode
+from smartduka_tui.mpesa import result_path
+from smartduka_tui.mpesa.client import DarajaClient
+from smartduka_tui.mpesa.errors import RequestOutcomeUnknown, RequestRefused
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.requests import DarajaCredentials, InvalidRequestError
+from smartduka_tui.mpesa.security import SecurityCredentialError, load_certificate_key
+from smartduka_tui.mpesa.statement import (
+    INVALID_ORIGINAL,
+    AsyncResult,
+    StatementParseError,
+    TransactionStatus,
+    parse_async_result,
+)
+from smartduka_tui.mpesa.statement_requests import build_transaction_status, normalise_receipt
+from smartduka_tui.payments.api import AttemptState, PaymentView
+from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.store.errors import ShopConfigError
+from smartduka_tui.store.records import Actor, Attempt
+from smartduka_tui.store.statement import RequestKind, RequestState, StatementRequest
+
+log = logging.getLogger(__name__)
+
+# A customer may pay (by SMS prompt or the till number) a little before the cashier rings the
+# sale up: receipts up to this long before the sale's first attempt still fit its window.
+RECEIPT_LEAD: Final = timedelta(minutes=10)
+# The initiator's error for a wrong name or password (REFERENCE.md section 7, Reversal codes).
+INITIATOR_REFUSED: Final = 2001
+_LEADING_NUMBER = re.compile(r"^\s*(\d{5,12})\b")
+
+
+class ReceiptRefusal(StrEnum):
+    """Why a receipt code was not accepted (the CLI's JSON and the screen use these)."""
+
+    MALFORMED = "malformed"
+    NO_SUCH_PAYMENT = "no_such_payment"
+    OTHER_TILL = "other_till"
+    ALREADY_USED = "already_used"
+    AMOUNT_DIFFERS = "amount_differs"
+    TOO_OLD = "too_old"
+    REVERSED = "reversed"
+    SALE_NOT_OPEN = "sale_not_open"
+    TIMEOUT = "timeout"
+    NOT_SET_UP = "not_set_up"
+    MPESA_REFUSED = "mpesa_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptVerdict:
+    """What a receipt check found. `accepted`: the sale is now paid by this receipt (or, for a
+    check without a sale, the receipt is a completed payment to this till that no sale holds)."""
+
+    accepted: bool
+    message: str
+    receipt: str | None = None
+    refusal: ReceiptRefusal | None = None
+    amount_paid: Decimal | None = None
+    paid_at: datetime | None = None
+    payment: PaymentView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultEvent:
+    """An initiator API's result (or queue timeout notice) as the relay's feed delivers it."""
+
+    shop_id: str
+    till_id: str
+    request_ref: str
+    timed_out: bool
+    body: bytes
+
+
+def _refused(refusal: ReceiptRefusal, message: str, receipt: str | None = None) -> ReceiptVerdict:
+    return ReceiptVerdict(False, message, receipt=receipt, refusal=refusal)
+
+
+def shillings(amount: Decimal | int) -> str:
+    """KES in whole shillings when whole ("KES 1,500"), else with cents."""
+    value = Decimal(amount)
+    text = f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
+    return f"KES {text}"
+
+
+def _moment(moment: datetime) -> str:
+    return moment.astimezone(KENYA_TZ).strftime("%d %b %H:%M")
+
+
+def _credit_number(result: AsyncResult) -> str | None:
+    """The shortcode M-Pesa says was paid ("600123 - SHOP NAME"), when the result names it."""
+    found = _LEADING_NUMBER.match(result.text("CreditPartyName") or "")
+    return None if found is None else found.group(1)
+
+
+class StatementService:
+    """Transaction Status for one till's engine. `accept_result` is the relay feed's sink."""
+
+    def __init__(self, engine: PaymentEngine, client: DarajaClient) -> None:
+        self.engine = engine
+        self._client = client
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ the feed's sink
+
+    async def accept_result(self, event: ResultEvent) -> bool:
+        """Land a result on its request (once). True when handled, including a result for an
+        unknown or already answered request (kept as nothing: a replay changes nothing)."""
+        store = self.engine.store
+        if event.shop_id != self.engine.shop_id or event.till_id != self.engine.till_id:
+            log.warning("a result for another till was ignored")
+            return True
+        try:
+            result = parse_async_result(event.body)
+            code = str(result.result_code)
+        except StatementParseError as error:
+            code = f"unreadable: {error}"
+        async with store.write() as tx:
+            landed = await store.statement.record_result(
+                tx,
+                event.shop_id,
+                event.request_ref,
+                timed_out=event.timed_out,
+                result_code=code[:64],
+                body=event.body.decode("utf-8", errors="replace"),
+            )
+        if landed is None:
+            log.info("a result for an unknown or already answered request changed nothing")
+        waiter = self._waiters.get(event.request_ref)
+        if waiter is not None:
+            waiter.set()
+        return True
+
+    # ------------------------------------------------------------------ verify a receipt
+
+    async def verify_receipt(self, code: str, sale_ref: str | None = None) -> ReceiptVerdict:
+        try:
+            receipt = normalise_receipt(code)
+        except InvalidRequestError:
+            return _refused(
+                ReceiptRefusal.MALFORMED,
+                "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B.",
+            )
+        held = await self._holder(receipt)
+        if held is not None:
+            return _refused(
+                ReceiptRefusal.ALREADY_USED,
+                f"Receipt {receipt} is already used for sale {held.sale_ref}.",
+                receipt,
+            )
+        target: Attempt | None = None
+        if sale_ref is not None:
+            found = await self._open_attempt(sale_ref, receipt)
+            if isinstance(found, ReceiptVerdict):
+                return found
+            target = found
+        request = await self._ask(receipt, target, sale_ref)
+        if isinstance(request, ReceiptVerdict):
+            return request
+        return await self._judge(request, receipt, sale_ref)
+
+    async def _holder(self, receipt: str) -> Attempt | None:
+        held = await self.engine.store.attempts.by_receipt(self.engine.shop_id, receipt)
+        return held[0] if held else None
+
+    async def _open_attempt(self, sale_ref: str, receipt: str) -> Attempt | ReceiptVerdict:
+        attempts = await self.engine.store.attempts.for_sale(self.engine.shop_id, sale_ref)
+        if not attempts:
+            return _refused(
+                ReceiptRefusal.SALE_NOT_OPEN,
+                f"There is no sale {sale_ref} on this till: ring it up and try M-Pesa first.",
+                receipt,
+            )
+        paid = next((a for a in attempts if a.state is AttemptState.COMPLETED), None)
+        if paid is not None:
+            return _refused(
+                ReceiptRefusal.SALE_NOT_OPEN,
+                f"Sale {sale_ref} is already paid (receipt {paid.receipt_number or 'pending'}).",
+                receipt,
+            )
+        latest = max(attempts, key=lambda a: a.attempt_number)
+        if latest.state in (AttemptState.CREATED, AttemptState.PENDING):
+            return _refused(
+                ReceiptRefusal.SALE_NOT_OPEN,
+                f"The M-Pesa prompt for sale {sale_ref} is still open: wait for its result, "
+                "then check the receipt.",
+                receipt,
+            )
+        return latest
+
+    async def _ask(
+        self, receipt: str, target: Attempt | None, sale_ref: str | None
+    ) -> StatementRequest | ReceiptVerdict:
+        """Write the request, send it and wait for its result; the landed request, or why
+        there is none."""
+        engine = self.engine
+        settings = engine.settings
+        try:
+            initiator = await engine.store.initiators.get(engine.shop_id)
+        except ShopConfigError as error:
+            return _refused(
+                ReceiptRefusal.NOT_SET_UP, f"Receipts cannot be checked: {error.message}.", receipt
+            )
+        if initiator is None:
+            return _refused(
+                ReceiptRefusal.NOT_SET_UP,
+                "No M-Pesa initiator is set for this shop: a manager sets it with "
+                "`smartduka shop initiator`. Nothing was sent.",
+                receipt,
+            )
+        certificate = _certificate(settings.daraja.certificate_file)
+        if isinstance(certificate, str):
+            return _refused(ReceiptRefusal.NOT_SET_UP, certificate, receipt)
+        credentials = await engine.store.shops.credentials(engine.shop_id)
+        till = engine.till
+        result, timeout = result_path.sign_new_request(
+            till.active_callback_secret.reveal(),
+            till.shop_id,
+            till.till_id,
+            till.active_callback_kid,
+        )
+        base = engine.callback_base_url
+        try:
+            wire = build_transaction_status(
+                shortcode=initiator.shortcode,
+                receipt=receipt,
+                initiator=initiator.name.reveal(),
+                password=SecretStr(initiator.password.reveal()),
+                certificate=certificate,
+                result_url=base + result.path(),
+                queue_timeout_url=base + timeout.path(),
+                production=settings.mode is Mode.PRODUCTION,
+            )
+        except InvalidRequestError as error:
+            return _refused(
+                ReceiptRefusal.NOT_SET_UP,
+                f"The receipt check cannot be sent: {error}. Nothing was sent.",
+                receipt,
+            )
+        ref = result.request_ref
+        async with engine.store.write() as tx:
+            await engine.store.statement.create(
+                tx,
+                shop_id=engine.shop_id,
+                till_id=engine.till_id,
+                request_ref=ref,
+                kind=RequestKind.TRANSACTION_STATUS,
+                receipt=receipt,
+                sale_ref=sale_ref,
+                attempt_id=None if target is None else target.id,
+                amount=None if target is None else target.amount,
+                actor=Actor.CASHIER,
+            )
+        waiter = self._waiters[ref] = asyncio.Event()
+        try:
+            try:
+                await self._client.transaction_status(
+                    DarajaCredentials(
+                        consumer_key=SecretStr(credentials.consumer_key.reveal()),
+                        consumer_secret=SecretStr(credentials.consumer_secret.reveal()),
+                    ),
+                    wire,
+                )
+            except RequestRefused as error:
+                async with engine.store.write() as tx:
+                    await engine.store.statement.refused(tx, engine.shop_id, ref, error.message)
+                return _refused(
+                    ReceiptRefusal.MPESA_REFUSED,
+                    f"M-Pesa refused the receipt check ({error.message}). Nothing changed.",
+                    receipt,
+                )
+            except RequestOutcomeUnknown:
+                # It may have started: its result may still come, so wait as for an accepted one.
+                log.warning("Transaction Status outcome unknown; waiting for a result anyway")
+            wait_s = settings.timings.statement_result_wait_s
+            if not await _wait(waiter, engine, wait_s):
+                return _refused(
+                    ReceiptRefusal.TIMEOUT,
+                    f"M-Pesa has not answered the receipt check within {wait_s} s. Nothing "
+                    "changed: try again in a moment.",
+                    receipt,
+                )
+        finally:
+            self._waiters.pop(ref, None)
+        landed = await engine.store.statement.get(engine.shop_id, ref)
+        assert landed is not None
+        return landed
+
+    async def _judge(
+        self, request: StatementRequest, receipt: str, sale_ref: str | None
+    ) -> ReceiptVerdict:
+        engine = self.engine
+        if request.state is RequestState.TIMED_OUT:
+            return _refused(
+                ReceiptRefusal.TIMEOUT,
+                "M-Pesa's queue timed out on the receipt check. Nothing changed: try again.",
+                receipt,
+            )
+        try:
+            result = parse_async_result(request.result_body or "")
+        except StatementParseError:
+            return _refused(
+                ReceiptRefusal.MPESA_REFUSED,
+                "M-Pesa's answer to the receipt check could not be read. Nothing changed.",
+                receipt,
+            )
+        shortcode = engine.shop.business_shortcode or ""
+        if result.result_code == INVALID_ORIGINAL:
+            return _refused(
+                ReceiptRefusal.NO_SUCH_PAYMENT,
+                f"No such payment: M-Pesa has no receipt {receipt} paid to {shortcode}.",
+                receipt,
+            )
+        if result.result_code == INITIATOR_REFUSED:
+            return _refused(
+                ReceiptRefusal.NOT_SET_UP,
+                "M-Pesa refused the shop's initiator name or password (code 2001): a manager "
+                "must set them again. Nothing changed.",
+                receipt,
+            )
+        if not result.succeeded:
+            return _refused(
+                ReceiptRefusal.MPESA_REFUSED,
+                f"M-Pesa could not check the receipt (code {result.result_code}: "
+                f"{result.result_desc or 'no reason given'}). Nothing changed.",
+                receipt,
+            )
+        try:
+            status = TransactionStatus.from_result(result)
+        except StatementParseError:
+            return _refused(
+                ReceiptRefusal.MPESA_REFUSED,
+                "M-Pesa's answer names no receipt or amount. Nothing changed.",
+                receipt,
+            )
+        paid_to = _credit_number(result)
+        ours = {n for n in (engine.shop.business_shortcode, engine.shop.till_number) if n}
+        if paid_to is not None and paid_to not in ours:
+            return _refused(
+                ReceiptRefusal.OTHER_TILL,
+                f"Paid to another till: receipt {receipt} paid {paid_to}, not {shortcode}.",
+                receipt,
+            )
+        if status.status.lower() == "reversed":
+            return _refused(
+                ReceiptRefusal.REVERSED,
+                f"Receipt {receipt} was reversed: the money went back to the customer.",
+                receipt,
+            )
+        paid_at = status.finalised_at or result.moment("InitiatedTime")
+        if request.attempt_id is None or sale_ref is None:
+            return ReceiptVerdict(
+                True,
+                f"Receipt {receipt}: {shillings(status.amount)} paid to {shortcode}"
+                + (f" at {_moment(paid_at)}" if paid_at else "")
+                + "; no sale holds it.",
+                receipt=receipt,
+                amount_paid=status.amount,
+                paid_at=paid_at,
+            )
+        return await self._apply(request, receipt, sale_ref, status, paid_at)
+
+    async def _apply(
+        self,
+        request: StatementRequest,
+        receipt: str,
+        sale_ref: str,
+        status: TransactionStatus,
+        paid_at: datetime | None,
+    ) -> ReceiptVerdict:
+        engine = self.engine
+        attempt = await engine.store.attempts.get(engine.shop_id, request.attempt_id or 0)
+        assert attempt is not None
+        if status.amount != Decimal(attempt.amount):
+            return _refused(
+                ReceiptRefusal.AMOUNT_DIFFERS,
+                f"Amount differs: {shillings(status.amount)} paid, sale is "
+                f"{shillings(attempt.amount)}.",
+                receipt,
+            )
+        sale = await engine.store.attempts.for_sale(engine.shop_id, sale_ref)
+        began = min(a.created_at for a in sale)
+        if paid_at is None or paid_at < began - RECEIPT_LEAD:
+            when = "at an unknown time" if paid_at is None else f"at {_moment(paid_at)}"
+            return _refused(
+                ReceiptRefusal.TOO_OLD,
+                f"Too old: receipt {receipt} was paid {when}, before sale {sale_ref} began "
+                f"({_moment(began)}).",
+                receipt,
+            )
+        async with engine.lock_for(attempt.attempt_ref):
+            # Checked again under the attempt's lock: a callback may have brought it meanwhile.
+            held = await self._holder(receipt)
+            if held is not None:
+                return _refused(
+                    ReceiptRefusal.ALREADY_USED,
+                    f"Receipt {receipt} is already used for sale {held.sale_ref}.",
+                    receipt,
+                )
+            verdict = await engine.apply_evidence(
+                attempt,
+                Evidence.STATEMENT_MATCHED,
+                Cause.CASHIER,
+                detail={
+                    "receipt": receipt,
+                    "statement_request": request.id,
+                    "amount_paid": str(status.amount),
+                },
+                receipt_number=receipt,
+            )
+        view = await engine.view(verdict.attempt)
+        if not verdict.decision.changes_state:
+            return _refused(
+                ReceiptRefusal.SALE_NOT_OPEN,
+                f"Sale {sale_ref} could not take the receipt now ({view.cashier_message}). "
+                "Nothing changed.",
+                receipt,
+            )
+        return ReceiptVerdict(
+            True,
+            f"Paid: receipt {receipt}, {shillings(status.amount)} for sale {sale_ref}.",
+            receipt=receipt,
+            amount_paid=status.amount,
+            paid_at=paid_at,
+            payment=view,
+        )
+
+
+def _certificate(path: object) -> bytes | str:
+    """The certificate's bytes, or why there is none (in words for the screen)."""
+    if path is None:
+        return (
+            "No M-Pesa certificate is configured (daraja.certificate_file): the initiator "
+            "password cannot be encrypted. Nothing was sent."
+        )
+    try:
+        with open(str(path), "rb") as handle:
+            data = handle.read()
+        load_certificate_key(data)
+    except OSError as error:
+        return f"The M-Pesa certificate file cannot be read ({error.strerror}). Nothing was sent."
+    except SecurityCredentialError as error:
+        return f"The M-Pesa certificate file is unusable: {error}. Nothing was sent."
+    return data
+
+
+async def _wait(event: asyncio.Event, engine: PaymentEngine, seconds: float) -> bool:
+    """Wait for `event` or `seconds` of the engine's clock; True if the event came first."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    sleeper = asyncio.ensure_future(engine.clock.sleep(max(0.0, seconds)))
+    try:
+        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        sleeper.cancel()
+    return event.is_set()
+
+
+def statement_service(engine: PaymentEngine) -> StatementService:
+    """The receipt checks for a running engine, with a Daraja client of the till's settings."""
+    from smartduka_tui.payments.gateway import daraja_client
+
+    return StatementService(engine, daraja_client(engine.settings, engine.clock))
