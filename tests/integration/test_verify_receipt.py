@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from smartduka_tui.store.records import AttemptFlag
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
-from tests.integration.support import RelayHandle, Till, eventually
+from tests.integration.support import MAIN, RelayHandle, Till, eventually, finish
 from tests.integration.test_pay_e2e import direct_till
 
 S = AttemptState
@@ -71,10 +73,11 @@ class Counter:
             ).fetchall()
 
 
-@asynccontextmanager
-async def counter(
-    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, *, wait_s: int = 60
-) -> AsyncIterator[Counter]:
+async def receipt_till(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> tuple[Till, Path]:
+    """A till with its own paybill, its initiator set on both sides, and the simulator's
+    certificate in a file (what `daraja.certificate_file` names)."""
     till = await direct_till(tmp_path, relay, sim)
     assert till.shortcode is not None
     await sim.set_initiator(till.shortcode, *INITIATOR)
@@ -87,6 +90,15 @@ async def counter(
             await store.initiators.set(tx, till.shop_id, *(Secret(v) for v in INITIATOR))
     finally:
         await store.close()
+    return till, certificate
+
+
+@asynccontextmanager
+async def counter(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, *, wait_s: int = 60
+) -> AsyncIterator[Counter]:
+    till, certificate = await receipt_till(tmp_path, relay, sim)
+    assert till.shortcode is not None
     settings = till.settings(
         daraja={"certificate_file": certificate},
         timings={"statement_result_wait_s": wait_s},
@@ -288,3 +300,41 @@ async def test_no_answer_says_so_and_changes_nothing(
             )
         assert c.money_state() == before
         assert AttemptFlag.LATE not in AttemptFlag(before[0][3])
+
+
+async def test_the_cli_pays_a_sale_with_a_receipt_and_refuses_a_malformed_code(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    till, certificate = await receipt_till(tmp_path, relay, sim)
+    assert till.shortcode is not None
+    phone = unique_phone()
+    await sim.set_phone_scenario(phone, result_code=1032)
+    code, view, err = await asyncio.to_thread(finish, till.pay("0090", 400, phone, "--json"))
+    assert code == 1, err
+    assert view["state"] == "FAILED", err
+    paid = await sim.pay_till(till.shortcode, unique_phone(), 400)
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", MAIN, "verify-receipt", *args],
+            cwd=till.data_dir.parent,
+            env=till.env(SMARTDUKA_DARAJA__CERTIFICATE_FILE=str(certificate)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    bad = await asyncio.to_thread(verify, "NOT-A-CODE!", "--sale", "0090")
+    assert bad.returncode == 2
+    assert bad.stdout.strip() == (
+        "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B."
+    )
+    good = await asyncio.to_thread(verify, paid.trans_id, "--sale", "0090", "--json")
+    assert good.returncode == 0, good.stderr
+    verdict = json.loads(good.stdout)
+    assert verdict["accepted"] is True and verdict["amount_paid"] == "400"
+    assert verdict["payment"]["state"] == "COMPLETED"
+    assert verdict["payment"]["receipt"] == paid.trans_id
+    (attempt,) = await till.attempts()
+    assert attempt.state is S.COMPLETED and attempt.receipt_number == paid.trans_id
