@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.payments.statement import StatementService
     from smartduka_tui.relay_client import TillLink
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import AppServices, HelpSection
@@ -120,6 +121,17 @@ def manager_tools(engine: PaymentEngine, link: TillLink) -> ManagerService:
     return ManagerService.for_engine(engine, chain_checkpoint=source)
 
 
+def receipt_checks(engine: PaymentEngine, link: TillLink) -> StatementService | None:
+    """Receipt checks need the relay: M-Pesa's answers come through its feed."""
+    from smartduka_tui.payments.statement import statement_service
+
+    if link.relay is None:
+        return None
+    service = statement_service(engine)
+    link.relay.results = service.accept_result
+    return service
+
+
 @asynccontextmanager
 async def till_services(
     settings: Settings,
@@ -134,14 +146,20 @@ async def till_services(
     the_clock = clock or SystemClock()
     log_path = log_to_file(settings.data_dir)
     async with open_till(settings, the_clock) as (engine, link):
-        yield AppServices(
-            payments=engine,
-            clock=the_clock,
-            identity=TillIdentity(
-                engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
-            ),
-            connection=link.connection,
-            help_sections=help_sections,
-            log_path=log_path,
-            manager_tools=partial(manager_tools, engine, link),
-        )
+        receipts = receipt_checks(engine, link)
+        try:
+            yield AppServices(
+                payments=engine,
+                clock=the_clock,
+                identity=TillIdentity(
+                    engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
+                ),
+                connection=link.connection,
+                help_sections=help_sections,
+                log_path=log_path,
+                manager_tools=partial(manager_tools, engine, link),
+                receipts=receipts,
+            )
+        finally:
+            if receipts is not None:
+                await receipts.aclose()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from pydantic import SecretStr
 
@@ -92,6 +92,12 @@ class ReceiptVerdict:
     amount_paid: Decimal | None = None
     paid_at: datetime | None = None
     payment: PaymentView | None = None
+
+
+class ReceiptChecks(Protocol):
+    """What the screens and the CLI call (the app is given one; `StatementService` is it)."""
+
+    async def verify_receipt(self, code: str, sale_ref: str | None = None) -> ReceiptVerdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +350,7 @@ class StatementService:
         if result.result_code == INVALID_ORIGINAL:
             return _refused(
                 ReceiptRefusal.NO_SUCH_PAYMENT,
-                f"No such payment: M-Pesa has no receipt {receipt} paid to {shortcode}.",
+                f"No such payment: M-Pesa knows no receipt {receipt} paid to this till.",
                 receipt,
             )
         if result.result_code == INITIATOR_REFUSED:
@@ -367,6 +373,12 @@ class StatementService:
             return _refused(
                 ReceiptRefusal.MPESA_REFUSED,
                 "M-Pesa's answer names no receipt or amount. Nothing changed.",
+                receipt,
+            )
+        if status.receipt != receipt:
+            return _refused(
+                ReceiptRefusal.MPESA_REFUSED,
+                f"M-Pesa answered about receipt {status.receipt}, not {receipt}. Nothing changed.",
                 receipt,
             )
         paid_to = _credit_number(result)

@@ -16,6 +16,7 @@ from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.payments.statement import ReceiptChecks
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,9 @@ class AppServices:
     """Builds the manager tools behind the PIN (`ManagerService.for_engine(engine)`), the first
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
+    receipts: ReceiptChecks | None = None
+    """Receipt codes the customer shows, checked with M-Pesa (F6 on the checkout and failure
+    screens); without it those keys are not offered."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)
 
     @property

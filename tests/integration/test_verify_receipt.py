@@ -225,13 +225,13 @@ async def test_refusals_say_why_and_change_no_money_state(
         refused(
             await c.service.verify_receipt("ZZZ9ZZ9ZZ9", "0050"),
             ReceiptRefusal.NO_SUCH_PAYMENT,
-            f"No such payment: M-Pesa has no receipt ZZZ9ZZ9ZZ9 paid to {c.shortcode}.",
+            "No such payment: M-Pesa knows no receipt ZZZ9ZZ9ZZ9 paid to this till.",
         )
         # Another shortcode's receipt: this till's Transaction Status does not find it.
         refused(
             await c.service.verify_receipt(elsewhere.trans_id, "0050"),
             ReceiptRefusal.NO_SUCH_PAYMENT,
-            f"No such payment: M-Pesa has no receipt {elsewhere.trans_id} paid to {c.shortcode}.",
+            f"No such payment: M-Pesa knows no receipt {elsewhere.trans_id} paid to this till.",
         )
         refused(
             await c.service.verify_receipt(cheaper.trans_id, "0050"),

@@ -58,6 +58,13 @@ class CheckoutScreen(TillScreen):
             tooltip="Clear the total and items; the next free sale reference",
             show=False,
         ),
+        Binding(
+            "f6",
+            "verify_receipt",
+            "Receipt code",
+            id="checkout.verify_receipt",
+            tooltip="Check a receipt code the customer shows with M-Pesa",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -210,7 +217,19 @@ class CheckoutScreen(TillScreen):
             return True if self.items and table.has_focus else None
         if action == "clear_sale":
             return True if self.items or self.total_text or self.ref_problem() else None
+        if action == "verify_receipt":
+            # Hidden on a till without receipt checks (no relay for M-Pesa's answers).
+            return self.till.services.receipts is not None
         return True
+
+    def action_verify_receipt(self) -> None:
+        # Loaded when first opened: the checkout is the first screen, and start-up stays light.
+        from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
+
+        checks = self.till.services.receipts
+        if checks is not None:
+            blink = self.till.options.cursor_blink
+            self.app.push_screen(VerifyReceiptScreen(checks, blink=blink))
 
     def action_pay(self) -> None:
         after_pending_keys(self, self._pay_now)
