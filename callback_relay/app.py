@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
+from callback_relay.c2b import C2B_ROUTES, C2BIntake
 from callback_relay.checkpoints import Checkpoints
 from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
@@ -123,6 +124,7 @@ ROUTES: list[Route] = [
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
     *RESULT_ROUTES,
+    *C2B_ROUTES,
 ]
 
 
@@ -200,6 +202,7 @@ def make_app(
             app.state.relay = relay
             app.state.broker = Broker(relay)
             app.state.results = ResultIntake(settings, the_store, cache, hub, metrics_, the_clock)
+            app.state.c2b = C2BIntake(settings, the_store, cache, hub, metrics_, the_clock, feed)
             yield
         finally:
             for task in tasks:

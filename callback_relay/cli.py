@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from callback_relay import broker_cli
+from callback_relay import broker_cli, c2b_cli
+from callback_relay.c2b import C2BSetupError
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
@@ -343,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=cmd_till_revoke)
 
     broker_cli.register(commands, shop_commands, add, _settings)
+    c2b_cli.register(commands, _settings, _db_option)
 
     replay = commands.add_parser("replay", help="re-deliver dead-lettered events")
     replay.add_argument("--till", metavar="TILL", help="only this till's events")
@@ -364,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except (
         CliError,
+        C2BSetupError,
         RegistryError,
         RelayKeyError,
         SecretDecryptError,

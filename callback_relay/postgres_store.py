@@ -39,7 +39,6 @@ from callback_relay.store import (
     checkpoint_outcome,
 )
 from callback_relay.types import (
-    CONFLICT_CHECKED,
     AppendOutcome,
     EventFlag,
     EventKind,
@@ -664,7 +663,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
         held = await cur.fetchone()
         if held is not None and held[0] >= event.cap:
             return AppendResult(0, AppendOutcome.CAPPED)
-    if event.kind in CONFLICT_CHECKED:
+    if event.kind is not EventKind.SECURITY:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
         await cur.execute(
@@ -684,7 +683,7 @@ async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
             event.received_at,
             event.body,
             event.body_sha256,
-            event.kind in CONFLICT_CHECKED,
+            event.kind is not EventKind.SECURITY,
             *key,
             EventFlag.CONFLICTING_BODY.value,
             detail,

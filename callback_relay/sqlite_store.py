@@ -38,7 +38,6 @@ from callback_relay.store import (
     checkpoint_outcome,
 )
 from callback_relay.types import (
-    CONFLICT_CHECKED,
     AppendOutcome,
     EventFlag,
     EventKind,
@@ -497,7 +496,7 @@ class SqliteStore:
 
     async def append(self, event: NewEvent) -> AppendResult:
         detail = event.detail or ""
-        conflict_check = event.kind in CONFLICT_CHECKED
+        conflict_check = event.kind is not EventKind.SECURITY
 
         def op(conn: sqlite3.Connection) -> AppendResult:
             if event.cap is not None:

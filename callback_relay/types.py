@@ -17,14 +17,12 @@ class EventKind(StrEnum):
 
     CALLBACK = "callback"
     SECURITY = "security"
+    # A C2B confirmation (a customer paid the shortcode directly), fanned out to every till.
+    C2B = "c2b"
     # An initiator API's asynchronous result (Transaction Status, Reversal), and its queue
     # timeout notice: at signed per-request paths (callback_relay/results.py).
     RESULT = "result"
     QUEUE_TIMEOUT = "queue_timeout"
-
-
-# Kinds where a second, different body for the same attempt or request is stored and flagged.
-CONFLICT_CHECKED = frozenset({EventKind.CALLBACK, EventKind.RESULT, EventKind.QUEUE_TIMEOUT})
 
 
 class EventState(StrEnum):
@@ -64,6 +62,7 @@ class RefusalReason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     MALFORMED_JSON = "malformed_json"
     NOT_STK_CALLBACK = "not_stk_callback"
+    NOT_C2B_CONFIRMATION = "not_c2b_confirmation"
 
     @property
     def signature_checked(self) -> bool:

@@ -111,6 +111,11 @@ class ConnectivityMonitor:
             call, wait_s + ANSWER_WITHIN_S, "the relay", self.relay_not_answering
         )
 
+    async def watch_relay_answer(self, call: Awaitable[T]) -> T:
+        """Await a quick request to the relay (a heartbeat beside a long-poll); silent for
+        `ANSWER_WITHIN_S` on the clock, the relay is shown as not answering."""
+        return await self._watch(call, ANSWER_WITHIN_S, "the relay", self.relay_not_answering)
+
     def relay_not_answering(self) -> None:
         if self._board.current().relay is not Reachability.NOT_USED:
             self._board.set(relay=Reachability.NOT_ANSWERING)

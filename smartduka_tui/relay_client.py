@@ -47,6 +47,8 @@ from smartduka_tui.connectivity import (
     ObservedGateway,
     daraja_answers,
 )
+from smartduka_tui.mpesa.statement import StatementParseError
+from smartduka_tui.payments import c2b
 from smartduka_tui.payments.api import (
     AttemptId,
     AttemptState,
@@ -72,6 +74,11 @@ CHAIN_PROBLEM: Final = "audit_chain_checkpoint"
 EVENT_KEY: Final = "relay_event_id"
 _RECENT_PROBLEMS: Final = 200
 _REASON_MAX: Final = 300
+HEARTBEAT_S: Final = 4.0
+"""While a long-poll is open the relay says nothing until it ends, so a relay that hangs
+meanwhile would go unseen for the whole wait. Every `HEARTBEAT_S` on the clock a bare `HEAD /`
+goes out beside it; one silent for `ANSWER_WITHIN_S` turns the light amber, at most 9 s after
+the hang (within the 10 s the Daraja light keeps)."""
 
 
 class SecurityDetail(BaseModel):
@@ -87,7 +94,7 @@ class FeedEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int = Field(ge=0)
-    kind: Literal["callback", "security", "result", "queue_timeout"]
+    kind: Literal["callback", "security", "c2b", "result", "queue_timeout"]
     shop_id: str = Field(max_length=64)
     till_id: str = Field(max_length=64)
     attempt_ref: str = Field(max_length=64)
@@ -410,6 +417,7 @@ class RelayClient:
         return total
 
     async def _fetch(self, wait: float) -> list[FeedEvent | tuple[int, str]]:
+        heartbeat = asyncio.create_task(self._heartbeat()) if wait > 0 else None
         try:
             response = await self.monitor.watch_relay(
                 self._http.get(FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()),
@@ -417,6 +425,9 @@ class RelayClient:
             )
         except httpx.TransportError as error:
             raise RelayUnavailable(f"feed request failed ({type(error).__name__})") from None
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
         if response.status_code == 429:
             raise RelayUnavailable("feed rate limit", _retry_after(response))
         if response.status_code == 401:
@@ -431,6 +442,16 @@ class RelayClient:
         except (ValueError, KeyError, TypeError):
             raise RelayUnavailable("the feed's answer is not the documented JSON") from None
         return [_read_event(item) for item in items]
+
+    async def _heartbeat(self) -> None:
+        """Beside a long-poll: ask the relay for any answer every `HEARTBEAT_S` (a 404 for
+        `HEAD /` will do: no key, no store work); the monitor shows one silent for
+        `ANSWER_WITHIN_S` as not answering. A refused one says nothing here: the long-poll
+        fails on its own and says so."""
+        while True:
+            await self._clock.sleep(HEARTBEAT_S)
+            with contextlib.suppress(httpx.HTTPError):
+                await self.monitor.watch_relay_answer(self._http.head("/"))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.reveal()}"}
@@ -463,6 +484,8 @@ class RelayClient:
                 },
             )
             return await self._finish(event.id, event, recorded, EventOutcome.SECURITY)
+        if event.kind == "c2b":
+            return await self._take_c2b(event)
         if event.kind in ("result", "queue_timeout"):
             return await self._finish(
                 event.id, event, await self._land_result(event), EventOutcome.RESULT
@@ -538,6 +561,28 @@ class RelayClient:
             received_at=event.received_at,
             event_id=str(event.id),
         )
+
+    async def _take_c2b(self, event: FeedEvent) -> EventOutcome:
+        """A direct payment: kept for the checkout; one the till cannot read, or a second
+        body for a receipt already kept, goes to the manager instead."""
+        reason: str | None = None
+        try:
+            record, new = await c2b.receive(self.store, self.shop_id, event.body.encode("utf-8"))
+        except StatementParseError as error:
+            reason = f"C2B confirmation not readable: {error}"
+        except Exception as error:
+            log.warning("relay event %d: C2B payment not kept (%s)", event.id, type(error).__name__)
+            return await self._finish(event.id, event, False, EventOutcome.NOT_ACKED)
+        else:
+            if new or record.body_sha256 == event.body_sha256:
+                return await self._finish(event.id, event, True, EventOutcome.APPLIED)
+            reason = f"a different confirmation body for C2B receipt {record.trans_id}"
+        recorded = await self._problem(
+            ProblemKind.UNAPPLIED_EVENT,
+            event.id,
+            {"reason": reason, "attempt_ref": event.attempt_ref, "tries": 1},
+        )
+        return await self._finish(event.id, event, recorded, EventOutcome.PROBLEM)
 
     async def _problem(self, kind: ProblemKind, event_id: int, detail: dict[str, Any]) -> bool:
         """Record a problem for the manager, once per relay event. False if the store failed."""
@@ -617,6 +662,42 @@ def _read_event(item: object) -> FeedEvent | tuple[int, str]:
         if isinstance(event_id, int) and not isinstance(event_id, bool) and event_id >= 0:
             return event_id, f"unreadable feed event: {where}: {first['msg']}"
         raise RelayUnavailable(f"the feed sent an event without an id ({where})") from None
+
+
+def c2b_claimer(
+    relay_url: str, till_key: str, *, transport: httpx.AsyncBaseTransport | None = None
+) -> c2b.Claim:
+    """Ask the relay to attach a C2B payment to a sale (`POST /v1/c2b/{TransID}/claim`)."""
+
+    async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
+        async with httpx.AsyncClient(
+            base_url=relay_url.rstrip("/"), timeout=10.0, transport=transport, trust_env=False
+        ) as http:
+            try:
+                response = await http.post(
+                    f"/v1/c2b/{trans_id}/claim",
+                    json={"sale_ref": sale_ref},
+                    headers={"Authorization": f"Bearer {till_key}"},
+                )
+            except httpx.TransportError as error:
+                raise c2b.ClaimUnavailable(
+                    f"the relay is unreachable ({type(error).__name__})"
+                ) from None
+        body = _json_or_empty(response)
+        if response.status_code in (200, 409):
+            try:
+                return c2b.ClaimAnswer(
+                    granted=response.status_code == 200,
+                    sale_ref=str(body["sale_ref"]),
+                    till_id=str(body["till_id"]),
+                    message=str(body.get("error", "")),
+                )
+            except KeyError:
+                pass
+        message = str(body.get("error") or f"HTTP {response.status_code}")
+        raise c2b.ClaimUnavailable(f"the relay did not grant it: {message}")
+
+    return claim
 
 
 # ---------------------------------------------------------------------- the till's link

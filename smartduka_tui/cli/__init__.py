@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pay",
     "verify",
     "reconcile",
+    "c2b",
     "shop",
     "enrol",
     "keys",

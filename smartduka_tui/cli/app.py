@@ -21,6 +21,7 @@ from smartduka_tui.cli.common import EXIT_NOT_SET_UP, CliError, load_modules, ru
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
     from smartduka_tui.config import Settings
+    from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.service import PaymentEngine
     from smartduka_tui.payments.statement import StatementService
@@ -132,6 +133,29 @@ def receipt_checks(engine: PaymentEngine, link: TillLink) -> StatementService | 
     return service
 
 
+def c2b_desk(
+    engine: PaymentEngine, settings: Settings, clock: Clock, link: TillLink
+) -> C2BDesk | None:
+    """The checkout's direct payments, claimed at this till's relay (none without a relay)."""
+    from smartduka_tui.connectivity import ObservedGateway
+    from smartduka_tui.payments.c2b import C2BDesk
+    from smartduka_tui.payments.gateway import DirectGateway
+    from smartduka_tui.relay_client import c2b_claimer
+
+    if link.relay is None:
+        return None
+    relay_url = settings.relay_url_for(engine.till.relay_url)
+    claim = c2b_claimer(relay_url, engine.till.till_key.reveal())
+    gateway = engine.gateway
+    if isinstance(gateway, ObservedGateway):
+        gateway = gateway.inner
+    # Dynamic QR needs the shop's own shortcode and credentials; platform shops have neither.
+    make_qr = (
+        partial(gateway.sale_qr, engine.shop.name) if isinstance(gateway, DirectGateway) else None
+    )
+    return C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim, make_qr=make_qr)
+
+
 @asynccontextmanager
 async def till_services(
     settings: Settings,
@@ -158,6 +182,7 @@ async def till_services(
                 help_sections=help_sections,
                 log_path=log_path,
                 manager_tools=partial(manager_tools, engine, link),
+                c2b=c2b_desk(engine, settings, the_clock, link),
                 receipts=receipts,
             )
         finally:

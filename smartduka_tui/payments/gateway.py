@@ -29,6 +29,8 @@ from smartduka_tui.mpesa.requests import (
     MerchantKind,
     build_stk_push,
 )
+from smartduka_tui.mpesa.statement import QrCodeResponse, QrTransactionCode
+from smartduka_tui.mpesa.statement_requests import build_qr_code
 from smartduka_tui.store.records import Shop, ShopCredentials, ShopType
 
 
@@ -179,6 +181,24 @@ class DirectGateway:
             raise Unreachable(
                 f"M-Pesa could not be reached ({error.message}); nothing was sent."
             ) from None
+
+    async def sale_qr(self, merchant_name: str, reference: str, amount: int) -> QrCodeResponse:
+        """A Dynamic QR for one sale; the customer's payment arrives as a C2B confirmation.
+        Unreachable (with the reason) when M-Pesa gives no usable image."""
+        till = self._merchant.kind is MerchantKind.TILL
+        try:
+            request = build_qr_code(
+                merchant_name=merchant_name[:40],
+                reference=reference,
+                amount=amount,
+                cpi=(self._merchant.till_number if till else None)
+                or self._merchant.business_shortcode,
+                trx_code=QrTransactionCode.BUY_GOODS if till else QrTransactionCode.PAYBILL,
+            )
+            return await self._client.generate_qr(self._merchant, request)
+        except (DarajaError, ValueError) as error:
+            reason = error.message if isinstance(error, DarajaError) else str(error)
+            raise Unreachable(f"M-Pesa did not make the QR code ({reason}).") from None
 
     async def push(self, order: PushOrder) -> PushAccepted:
         try:

@@ -278,8 +278,47 @@ _V7_KEYED_AUDIT_AND_PIN = Migration(
     ),
 )
 
-_V8_STATEMENT_REQUESTS = Migration(
+_V8_PIN_COUNTERS_TAG = Migration(
     8,
+    "the manager PIN's lockout counters MACed under the vault key",
+    (
+        # MAC of (PIN record, failures, locked_until, lockouts, the audit entry that last set
+        # them) under the PIN's pepper (store/pin.py): an edit or a replayed older row is seen.
+        # NULL on rows written before this version, until their next change seals them.
+        "ALTER TABLE manager_pin ADD COLUMN counters_tag TEXT",
+    ),
+)
+
+_V9_C2B_PAYMENTS = Migration(
+    9,
+    "C2B payments: customers paying the shortcode directly, and the sale each is attached to",
+    (
+        # One row per M-Pesa receipt (TransID) per shop, whichever till's feed brought it.
+        # The payer is kept only as M-Pesa showed it (masked); the full number is never known.
+        """
+        CREATE TABLE c2b_payments (
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            trans_id TEXT NOT NULL,
+            shortcode TEXT NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount BETWEEN 1 AND 250000),
+            paid_at INTEGER NOT NULL,
+            payer TEXT NOT NULL,
+            first_name TEXT NOT NULL,
+            bill_ref TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            sale_ref TEXT,
+            attached_till TEXT,
+            attached_at INTEGER,
+            PRIMARY KEY (shop_id, trans_id)
+        ) STRICT
+        """,
+        "CREATE INDEX c2b_unattached ON c2b_payments (shop_id, sale_ref, paid_at)",
+    ),
+)
+
+_V10_STATEMENT_REQUESTS = Migration(
+    10,
     "Transaction Status and Reversal requests with their asynchronous results",
     (
         # One row per request, written before it is sent; its result (from the relay's feed)
@@ -314,6 +353,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V5_MANAGER_PIN,
     _V6_ATTEMPT_TRUTH,
     _V7_KEYED_AUDIT_AND_PIN,
-    _V8_STATEMENT_REQUESTS,
+    _V8_PIN_COUNTERS_TAG,
+    _V9_C2B_PAYMENTS,
+    _V10_STATEMENT_REQUESTS,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -10,6 +10,9 @@ wrong PINs in a row lock it for 5 minutes, then 15, 60, 240 and 1440 for each fu
 until a right PIN (read through the database's injectable clock, and kept in the database so a
 restart does not unlock it). Every sign-in, failure, refusal while locked, change and reset is
 an audit entry of no shop (the PIN is the till's), written in the transaction that records it.
+The lockout's counters carry a MAC under the same pepper that also covers the PIN record and the
+id of the audit entry written with them: a count edited by hand, or an older row copied back
+over a lockout, fails the check and the PIN stays shut until it is reset with the key.
 
 The PIN itself never leaves this module: callers hand it over as a `Secret`, it is hashed in a
 worker thread (scrypt is slow on purpose and must not stall the till's event loop), and only
@@ -53,6 +56,15 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES = 16
 _HASH_BYTES = 32
 _PIN_PATTERN = re.compile(r"^[0-9]+$")
+_COUNTERS_SCHEME = "pin-counters"
+COUNTERS_SEALED = "manager.pin_counters_sealed"
+# The newest audit entry written with a change of the counters: its id is in their MAC.
+_NEWEST_COUNTER_ENTRY = (
+    "SELECT id FROM audit_log WHERE shop_id IS NULL AND action IN ('manager.sign_in',"
+    " 'manager.sign_in_failed', 'manager.sign_in_refused', 'manager.locked_out',"
+    " 'manager.pin_set', 'manager.pin_changed', 'manager.pin_counters_sealed')"
+    " ORDER BY id DESC LIMIT 1"
+)
 
 
 class PinOutcome(StrEnum):
@@ -162,6 +174,29 @@ def _record_tag(pepper: bytes, fields: tuple[str, ...]) -> str:
     return _b64(hmac.new(pepper, "$".join(fields).encode(), hashlib.sha256).digest())
 
 
+def counters_tag(
+    pepper: bytes,
+    pin_hash: str,
+    failures: int,
+    locked_until_ms: int | None,
+    lockouts: int,
+    audit_id: int,
+) -> str:
+    """The MAC of the lockout's counters, bound to the PIN record and to the audit entry that
+    set them (so an older row put back is refused too)."""
+    until = "" if locked_until_ms is None else str(locked_until_ms)
+    fields = (_COUNTERS_SCHEME, pin_hash, str(failures), until, str(lockouts), str(audit_id))
+    return _record_tag(pepper, fields)
+
+
+def _counters_tampered() -> TamperedPinError:
+    return TamperedPinError(
+        "the manager PIN's count of wrong tries fails its check against this till's encryption "
+        "key: the database was edited. The PIN stays locked; reset it with `smartduka manager "
+        "reset-pin --yes` (that needs the key) and set a new one."
+    )
+
+
 def _tampered() -> TamperedPinError:
     return TamperedPinError(
         "the stored manager PIN fails its check against this till's encryption key: the "
@@ -208,11 +243,13 @@ class ManagerPin:
     def _pepper(self, kid: str) -> bytes:
         return self._keys.derived_key(kid, PEPPER_PURPOSE)
 
-    async def _row(self, reader: Reader) -> Any:
+    async def _row(self, reader: Reader, *, check_counters: bool = True) -> Any:
         """The PIN row; TamperedPinError if it is gone while the audit log says a PIN is set
-        (deleting the row must not open every gate)."""
+        (deleting the row must not open every gate), or if its counters fail their MAC."""
         row = await reader.fetchone("SELECT * FROM manager_pin WHERE singleton = 1")
         if row is not None:
+            if check_counters:
+                await self._check_counters(row, reader)
             return row
         last = await reader.fetchone(
             "SELECT * FROM audit_log WHERE shop_id IS NULL AND action IN"
@@ -231,8 +268,65 @@ class ManagerPin:
             )
         return None
 
+    async def _check_counters(self, row: Any, reader: Reader) -> None:
+        """TamperedPinError unless the counters carry their MAC, bound to the newest counter
+        audit entry. A row without one is accepted only from before the MAC existed (no
+        genuine 'sealed' entry yet); its next change seals it."""
+        stored = str(row["pin_hash"])
+        pepper = self._pepper(pin_record_kid(stored))
+        last = await reader.fetchone(_NEWEST_COUNTER_ENTRY)
+        tag = row["counters_tag"]
+        if tag is None:
+            if await self._sealed_entry(reader) is not None:
+                raise _counters_tampered()
+            return
+        expected = counters_tag(
+            pepper,
+            stored,
+            int(row["failures"]),
+            row["locked_until"],
+            int(row["lockouts"]),
+            -1 if last is None else int(last["id"]),
+        )
+        if not hmac.compare_digest(expected, str(tag)):
+            raise _counters_tampered()
+
+    async def _sealed_entry(self, reader: Reader) -> Any:
+        """The genuine audit entry saying the counters were first sealed, if any."""
+        rows = await reader.fetchall(
+            "SELECT * FROM audit_log WHERE shop_id IS NULL AND action = ?", (COUNTERS_SEALED,)
+        )
+        for row in rows:
+            if await self._audit.is_genuine(row, reader):
+                return row
+        return None
+
+    async def _store_counters(
+        self,
+        tx: WriteTx,
+        pin_hash: str,
+        failures: int,
+        locked_until_ms: int | None,
+        lockouts: int,
+    ) -> None:
+        """Write the counters and their MAC, bound to the newest counter audit entry, which
+        the caller appended in this transaction (the first sealing says so in the log)."""
+        if await self._sealed_entry(tx) is None:
+            await self._audit.append(tx, actor=Actor.SYSTEM, action=COUNTERS_SEALED)
+        last = await tx.fetchone(_NEWEST_COUNTER_ENTRY)
+        assert last is not None, "the caller appends the entry first"
+        pepper = self._pepper(pin_record_kid(pin_hash))
+        tag = counters_tag(pepper, pin_hash, failures, locked_until_ms, lockouts, int(last["id"]))
+        await tx.execute(
+            "UPDATE manager_pin SET failures = ?, locked_until = ?, lockouts = ?,"
+            " counters_tag = ? WHERE singleton = 1",
+            (failures, locked_until_ms, lockouts, tag),
+        )
+
     async def status(self) -> PinStatus:
-        row = await self._row(self._db)
+        """The counters as stored, also without the key (`manager status`); a try checks
+        their MAC (`verify`), so an edited count shows here but opens nothing."""
+        row = await self._row(self._db, check_counters=False)
         if row is None:
             return PinStatus(is_set=False)
         return PinStatus(
@@ -269,6 +363,7 @@ class ManagerPin:
         row = await self._row(tx)
         if row is None:
             return PinCheck(PinOutcome.NOT_SET, self.max_wrong_tries)
+        stored = str(row["pin_hash"])
         now = tx.clock.now()
         locked_until = self._still_locked(row, now)
         lockouts = int(row["lockouts"])
@@ -279,15 +374,16 @@ class ManagerPin:
                 action="manager.sign_in_refused",
                 detail={"purpose": purpose, "locked_until": locked_until},
             )
-            return PinCheck(PinOutcome.LOCKED, 0, locked_until, self._lockout(lockouts))
-        if matched and row["pin_hash"] == checked_hash:
-            await tx.execute(
-                "UPDATE manager_pin SET failures = 0, locked_until = NULL, lockouts = 0"
-                " WHERE singleton = 1"
+            # Same counters, bound to this newer entry (the MAC names the newest one).
+            await self._store_counters(
+                tx, stored, int(row["failures"]), row["locked_until"], lockouts
             )
+            return PinCheck(PinOutcome.LOCKED, 0, locked_until, self._lockout(lockouts))
+        if matched and stored == checked_hash:
             await self._audit.append(
                 tx, actor=Actor.MANAGER, action="manager.sign_in", detail={"purpose": purpose}
             )
+            await self._store_counters(tx, stored, 0, None, 0)
             return PinCheck(PinOutcome.ACCEPTED, self.max_wrong_tries)
         failures = int(row["failures"]) + 1
         await self._audit.append(
@@ -298,25 +394,19 @@ class ManagerPin:
         )
         lockout = self._lockout(lockouts)
         if failures < self.max_wrong_tries:
-            await tx.execute(
-                "UPDATE manager_pin SET failures = ?, locked_until = NULL WHERE singleton = 1",
-                (failures,),
-            )
+            await self._store_counters(tx, stored, failures, None, lockouts)
             return PinCheck(PinOutcome.WRONG, self.max_wrong_tries - failures, None, lockout)
         # Locked: the count starts again when the lock ends, and each lockout in a row (no
         # right PIN between) lasts longer, so a guesser gets fewer tries per day each time.
         until = now + lockout
-        await tx.execute(
-            "UPDATE manager_pin SET failures = 0, locked_until = ?, lockouts = ?"
-            " WHERE singleton = 1",
-            (tx.now_ms() + round(lockout.total_seconds() * 1000), lockouts + 1),
-        )
         await self._audit.append(
             tx,
             actor=Actor.MANAGER,
             action="manager.locked_out",
             detail={"purpose": purpose, "locked_until": until, "lockouts": lockouts + 1},
         )
+        until_ms = tx.now_ms() + round(lockout.total_seconds() * 1000)
+        await self._store_counters(tx, stored, 0, until_ms, lockouts + 1)
         return PinCheck(PinOutcome.LOCKED, 0, until, self._lockout(lockouts + 1))
 
     async def set(self, new_pin: Secret, *, current_pin: Secret | None = None) -> PinCheck:
@@ -351,7 +441,7 @@ class ManagerPin:
                 "INSERT INTO manager_pin (singleton, pin_hash, set_at, failures, locked_until,"
                 " lockouts) VALUES (1, ?, ?, 0, NULL, 0) ON CONFLICT (singleton) DO UPDATE SET"
                 " pin_hash = excluded.pin_hash, set_at = excluded.set_at, failures = 0,"
-                " locked_until = NULL, lockouts = 0",
+                " locked_until = NULL, lockouts = 0, counters_tag = NULL",
                 (new_hash, tx.now_ms()),
             )
             await self._audit.append(
@@ -359,6 +449,7 @@ class ManagerPin:
                 actor=Actor.MANAGER,
                 action="manager.pin_changed" if status.is_set else "manager.pin_set",
             )
+            await self._store_counters(tx, new_hash, 0, None, 0)
         return PinCheck(PinOutcome.ACCEPTED, self.max_wrong_tries)
 
     async def reset(self, *, reason: str) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from smartduka_tui.clock import Clock
 from smartduka_tui.store.attempts import Attempts
 from smartduka_tui.store.audit import AuditLog
+from smartduka_tui.store.c2b import C2BPayments
 from smartduka_tui.store.credentials import Credentials
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
@@ -50,6 +51,7 @@ class Store:
         self.attempts = Attempts(db, self.audit)
         self.problems = Problems(db, self.audit)
         self.statement = StatementRequests(db, self.audit)
+        self.c2b = C2BPayments(db, self.audit)
 
     @classmethod
     async def open(

@@ -157,6 +157,8 @@ class SmartDukaApp(App[int]):
         self._service_context = contextvars.copy_context()
         self._up = False
         self._exit_when_ready: int | None = None
+        self._left_waiting: tuple[int, str] | None = None
+        """The start-up notice on the checkout (how many it names, its words) while shown."""
 
     async def call_service(self, call: Awaitable[T]) -> T:
         """Await a service call in the app's own context instead of the calling worker's.
@@ -229,6 +231,26 @@ class SmartDukaApp(App[int]):
         for screen in self._till_screens():
             if screen.is_mounted:
                 screen.show_awaiting(count)
+        self._follow_left_waiting(count)
+
+    def _follow_left_waiting(self, count: int) -> None:
+        """The start-up notice names the payments left waiting: as they finish it says how
+        many still are, and goes when none is (it must not outlive what it describes)."""
+        if self._left_waiting is None:
+            return
+        named, shown = self._left_waiting
+        if not self.checkout.is_mounted or self.checkout.notice_text != shown:
+            self._left_waiting = None  # the cashier moved on; another line replaced it
+        elif count == 0:
+            self.checkout.clear_notice()
+            self._left_waiting = None
+        elif count < named:
+            self._show_left_waiting(count)
+
+    def _show_left_waiting(self, count: int) -> None:
+        words = f"{waiting_words(count)} still waiting from before; checking with M-Pesa now (F2)."
+        self.checkout.show_notice(words)
+        self._left_waiting = (count, words)
 
     # -- listeners (called outside the message loop: post, never touch state) -----------------
 
@@ -301,10 +323,7 @@ class SmartDukaApp(App[int]):
         try:
             count = await self.call_service(self.services.payments.awaiting_count())
             if count:
-                self.checkout.show_notice(
-                    f"{waiting_words(count)} still waiting from before; checking with M-Pesa "
-                    "now (F2)."
-                )
+                self._show_left_waiting(count)
                 await self.call_service(self.services.payments.on_reconnected())
         except Exception as error:
             self.report_unexpected(error, "checking the payments left waiting")
@@ -414,7 +433,9 @@ class SmartDukaApp(App[int]):
         if isinstance(screen, TillScreen):
             yield from screen.palette_commands()
         for command in self.available_extensions():
-            yield SystemCommand(command.title, command.help, partial(self.open_extension, command))
+            yield SystemCommand(
+                command.title, command.describe(self), partial(self.open_extension, command)
+            )
         if screen is self.checkout:
             yield SystemCommand("Sales", "Today's sales; reopen one", self.action_sales)
         yield SystemCommand("Help", "Keys, how a sale goes, test phone numbers", self.action_help)

@@ -21,6 +21,10 @@ def _always(app: SmartDukaApp) -> bool:
     return True
 
 
+def _never(app: SmartDukaApp) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class ScreenCommand:
     """A screen another package contributes (the manager tools, for example)."""
@@ -35,3 +39,9 @@ class ScreenCommand:
     """Build the screen. Called on the app's loop; do I/O in the screen's workers, not here."""
     available: Callable[[SmartDukaApp], bool] = _always
     """Whether it can be opened right now (hidden from the palette and menu otherwise)."""
+    locked: Callable[[SmartDukaApp], bool] = _never
+    """Whether opening it asks for the manager PIN first (the menu then says "(PIN)")."""
+
+    def describe(self, app: SmartDukaApp) -> str:
+        """The help line as it stands now: "(PIN)" only while opening it would ask for one."""
+        return f"{self.help} (PIN)" if self.locked(app) else self.help

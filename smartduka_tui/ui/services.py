@@ -15,6 +15,7 @@ from smartduka_tui.payments.api import PaymentService
 from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
+    from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.statement import ReceiptChecks
 
@@ -73,8 +74,10 @@ class AppServices:
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
     receipts: ReceiptChecks | None = None
-    """Receipt codes the customer shows, checked with M-Pesa (F6 on the checkout and failure
+    """Receipt codes the customer shows, checked with M-Pesa (F8 on the checkout and failure
     screens); without it those keys are not offered."""
+    c2b: C2BDesk | None = None
+    """Direct payments (C2B) for the checkout's panel; None without a relay to claim them at."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)
 
     @property

@@ -20,12 +20,13 @@ from smartduka_tui.connectivity import (
 )
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import BrokerGateway
-from smartduka_tui.relay_client import RelayClient, RelayUnavailable, till_link
+from smartduka_tui.relay_client import HEARTBEAT_S, RelayClient, RelayUnavailable, till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.connection import ConnectionState, Reachability
 from tests.conftest import unique_phone
 from tests.integration.support import Platform, RelayHandle
 from tests.integration.test_pay_e2e import direct_till, platform_till
+from tests.payments.proxy import TcpProxy
 
 
 def closed_port_url() -> str:
@@ -148,6 +149,50 @@ async def test_a_hung_relay_turns_its_light_amber_within_ten_seconds(
             await settle()
             assert link.connection.current().relay is Reachability.NOT_ANSWERING
             assert link.connection.current().relay_down
+
+
+async def test_a_relay_that_hangs_during_a_long_poll_turns_amber_within_ten_seconds(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """Issue #12: a relay stopped while the feed's long-poll was open was noticed only after
+    the poll's wait plus 5 s. The heartbeat beside the long-poll shows it within 10 s."""
+    till = await direct_till(tmp_path, relay, sim)
+    clock = ManualClock()
+    proxy = await TcpProxy(relay.url).start()
+    try:
+        async with (
+            till.engine(relay={"url": proxy.url}) as engine,
+            till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+        ):
+            for _ in range(2000):  # the quick read answered, and the long-poll is open
+                if link.connection.current().relay is Reachability.REACHABLE and clock.sleepers:
+                    break
+                await asyncio.sleep(0.005)
+            assert link.connection.current().relay is Reachability.REACHABLE
+            proxy.hang()
+            parked_before = clock.sleepers  # the long-poll's alarm and the heartbeat's sleep
+            clock.advance(HEARTBEAT_S)
+            # The heartbeat woke and its HEAD is out, unanswered, watched on the clock.
+            await sleepers_back_to(clock, parked_before)
+            clock.advance(ANSWER_WITHIN_S - 0.5)
+            await settle()
+            assert link.connection.current().relay is Reachability.REACHABLE
+            clock.advance(0.5)
+            await settle()
+            assert HEARTBEAT_S + ANSWER_WITHIN_S <= 10
+            assert link.connection.current().relay is Reachability.NOT_ANSWERING
+            assert link.connection.current().relay_down
+    finally:
+        await proxy.refuse()
+
+
+async def sleepers_back_to(clock: ManualClock, count: int) -> None:
+    """Let the loop run until `count` sleeps wait on the clock again (bounded by passes)."""
+    for _ in range(2000):
+        if clock.sleepers >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the woken sleeper never waited on the clock again")
 
 
 async def test_real_calls_report_daraja_unreachable_before_anything_is_stored(

@@ -7,8 +7,10 @@ from datetime import date
 import pytest
 
 from smartduka_tui.payments.manager import AuditFilter, audit_filter_from_text
+from smartduka_tui.payments.manager.summary import DailySummary
 from smartduka_tui.store import Actor
 from smartduka_tui.store.records import AttemptState as S
+from smartduka_tui.ui.manager.history import summary_text
 from tests.manager.conftest import SHOP, Seeded, Story
 
 
@@ -52,7 +54,11 @@ async def test_filters_narrow_the_log(signed_in: Seeded) -> None:
     assert {line.actor for line in by_callback.lines} == {Actor.CALLBACK}
     assert len(by_callback.lines) == 5
     by_action = await service.audit_page(audit_filter_from_text(action="manager."))
-    assert [line.action for line in by_action.lines] == ["manager.sign_in", "manager.pin_set"]
+    assert [line.action for line in by_action.lines] == [
+        "manager.sign_in",
+        "manager.pin_counters_sealed",
+        "manager.pin_set",
+    ]
     one = await service.audit_page(audit_filter_from_text(attempt=f"A{signed_in.ids['late']}"))
     assert [line.action for line in one.lines] == [
         "attempt.transition",
@@ -132,3 +138,17 @@ async def test_retries_and_code_17_count_as_attempts_not_as_lost_sales(signed_in
     assert after.attempts - before.attempts == 3 and after.failed - before.failed == 2
     assert after.sales - before.sales == 1 and after.sales_paid - before.sales_paid == 1
     assert after.sales_not_paid == before.sales_not_paid
+
+
+def test_the_summary_names_only_the_kinds_that_happened_in_the_managers_words() -> None:
+    """Issue #12 leftover: the history said "0 expired" (and "expired" where the manager's word
+    is "outcome unknown")."""
+    day = date(2026, 1, 15)
+    quiet = DailySummary(day, 3, 3, 900, 0, 0, 0, 0, 3, 0.0, (), 20.0, 3, 3, 0, 0.0)
+    assert summary_text(quiet).splitlines()[1] == (
+        "Attempts: 3 asked, 3 paid, 20 s to pay on average; 0% of 3 finished failed."
+    )
+    mixed = DailySummary(day, 5, 1, 300, 2, 1, 0, 1, 4, 0.75, (), None, 5, 1, 3, 0.75)
+    line = summary_text(mixed).splitlines()[1]
+    assert line.endswith("(2 failed, 1 outcome unknown, 1 still open).")
+    assert "expired" not in line and "0 " not in line.split("(")[1]

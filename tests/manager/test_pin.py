@@ -1,9 +1,10 @@
 """The manager PIN in the store: a peppered scrypt hash bound to the vault key, wrong tries,
-the escalating lockout (by the injectable clock), change, reset, tampering, and an audit entry
-for every try."""
+the escalating lockout (by the injectable clock), change, reset, tampering (of the hash and of
+the lockout's counters, by editing the database file), and an audit entry for every try."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from smartduka_tui.clock import ManualClock
 from smartduka_tui.store import (
     InputError,
     KeyMissingError,
+    Keyring,
     Secret,
     Store,
     TamperedPinError,
@@ -247,6 +249,7 @@ async def test_right_pin_signs_in_and_every_try_is_audited(store: Store) -> None
     assert (await pin.status()).failures == 0
     assert await actions(store) == [
         "manager.pin_set",
+        "manager.pin_counters_sealed",  # once per database: its counters carry a MAC from now
         "manager.sign_in_failed",
         "manager.sign_in",
     ]
@@ -334,3 +337,111 @@ async def test_reset_forgets_the_pin_and_its_lockout(store: Store) -> None:
     assert await pin.reset(reason="nothing left") is False
     resets = [e for e in await store.audit.system_entries() if e.action == "manager.pin_reset"]
     assert [e.detail["had_pin"] for e in reversed(resets)] == [True, True, False]
+
+
+# ------------------------------------------------- the lockout's counters, edited by an attacker
+
+
+async def _locked_out_till(tmp_path: Path) -> tuple[ManualClock, Keyring]:
+    """A closed till database whose PIN was just locked out by wrong tries."""
+    clock, keyring = ManualClock(), create_keyring(tmp_path / "keyring")
+    store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
+    pin = ManagerPin.of(store)
+    await pin.set(Secret(PIN))
+    for _ in range(MAX_WRONG_TRIES):
+        await pin.verify(Secret("1357"), purpose="x")
+    await store.close()
+    return clock, keyring
+
+
+def _edit_file(path: Path, sql: str, args: tuple[object, ...] = ()) -> None:
+    """What an attacker with the database file (and not the key) does: plain SQL."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(sql, args)
+
+
+def _pin_row(path: Path) -> tuple[object, ...]:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT * FROM manager_pin").fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+async def _tries_are_refused_and_change_nothing(
+    path: Path, clock: ManualClock, keyring: Keyring
+) -> None:
+    store = await Store.open(path, clock=clock, keyring=keyring)
+    try:
+        before = (await actions(store), _pin_row(path))
+        for tried in ("1357", PIN):
+            with pytest.raises(TamperedPinError) as refused:
+                await ManagerPin.of(store).verify(Secret(tried), purpose="x")
+            words = str(refused.value)
+            assert "count of wrong tries fails its check" in words
+            assert "The PIN stays locked" in words
+            assert "smartduka manager reset-pin --yes" in words
+        assert (await actions(store), _pin_row(path)) == before
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE manager_pin SET failures = 0, locked_until = NULL, lockouts = 0",
+        "UPDATE manager_pin SET locked_until = 0",
+        "UPDATE manager_pin SET lockouts = 0",
+        "UPDATE manager_pin SET counters_tag = NULL, failures = 0, locked_until = NULL",
+    ],
+    ids=["all reset", "lock ended", "escalation reset", "MAC removed"],
+)
+async def test_lockout_counters_edited_in_the_file_keep_the_pin_locked(
+    tmp_path: Path, edit: str
+) -> None:
+    """Issue #17: editing the lockout away is seen, and even the right PIN opens nothing."""
+    clock, keyring = await _locked_out_till(tmp_path)
+    _edit_file(tmp_path / "till.db", edit)
+    await _tries_are_refused_and_change_nothing(tmp_path / "till.db", clock, keyring)
+
+
+async def test_an_older_pin_row_copied_back_over_a_lockout_is_refused(tmp_path: Path) -> None:
+    """A replay: the row saved while the count was clean, written back after the lockout. Its
+    MAC is genuine but names an older audit entry than the newest try."""
+    clock, keyring = ManualClock(), create_keyring(tmp_path / "keyring")
+    path = tmp_path / "till.db"
+    store = await Store.open(path, clock=clock, keyring=keyring)
+    await ManagerPin.of(store).set(Secret(PIN))
+    clean = _pin_row(path)
+    for _ in range(MAX_WRONG_TRIES):
+        await ManagerPin.of(store).verify(Secret("1357"), purpose="x")
+    await store.close()
+    _edit_file(path, "DELETE FROM manager_pin")
+    _edit_file(path, "INSERT INTO manager_pin VALUES (?, ?, ?, ?, ?, ?, ?)", clean)
+    await _tries_are_refused_and_change_nothing(path, clock, keyring)
+
+
+async def test_the_recovery_route_opens_a_tampered_lockout(tmp_path: Path) -> None:
+    clock, keyring = await _locked_out_till(tmp_path)
+    _edit_file(tmp_path / "till.db", "UPDATE manager_pin SET failures = 0, locked_until = NULL")
+    store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
+    try:
+        pin = ManagerPin.of(store)
+        assert await pin.reset(reason="lockout edited") is True
+        await pin.set(Secret("2468"))
+        assert (await pin.verify(Secret("2468"), purpose="x")).accepted
+    finally:
+        await store.close()
+
+
+async def test_untouched_counters_pass_their_check_after_a_restart(tmp_path: Path) -> None:
+    """The MAC is what the till itself wrote: a genuine lockout reads as a lockout, and the
+    right PIN works once it ends."""
+    clock, keyring = await _locked_out_till(tmp_path)
+    store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
+    try:
+        pin = ManagerPin.of(store)
+        assert (await pin.verify(Secret(PIN), purpose="x")).outcome is PinOutcome.LOCKED
+        clock.advance(LOCKOUT.total_seconds())
+        assert (await pin.verify(Secret(PIN), purpose="x")).accepted
+    finally:
+        await store.close()

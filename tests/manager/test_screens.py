@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Input, Static
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Input, OptionList, Static
 
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.store import AttemptFlag, AttemptState, Secret, VerificationStatus
@@ -171,6 +172,23 @@ async def test_first_run_pin_typed_fast_is_not_lost(tmp_path: Path) -> None:
             assert "Set the manager PIN" in screen_text(app)
             # The repeat follows the first Enter at once: it must land in the repeat field.
             burst(app, "2580\r2580\r")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen"
+            )
+        assert (await ManagerPin.of(seeded.store).verify(Secret("2580"), purpose="t")).accepted
+
+
+async def test_first_run_pin_typed_fast_with_tab_is_not_lost(tmp_path: Path) -> None:
+    """Issue #12 case 9, seen again in tmux: Tab typed fast between the two PINs left every
+    digit in the first field."""
+    async with seeded_till(tmp_path, pin=None) as seeded:
+        app = build_app(seeded)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_menu_item(pilot, "history")
+            assert "Set the manager PIN" in screen_text(app)
+            for char in "2580\t2580\r":
+                key = {"\t": "tab", "\r": "enter"}.get(char, char)
+                app.post_message(events.Key(key, char))
             await wait_until(
                 pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen"
             )
@@ -490,7 +508,7 @@ async def test_the_audit_log_screen_checks_the_chain_and_filters(seeded: Seeded)
         assert "manager.sign_in: Manager signed in to open the audit log" in screen_text(app)
         await pilot.press("v")
         await settle(pilot)
-        assert "The audit log is intact: 28 entries, none altered." in screen_text(app)
+        assert "The audit log is intact: 29 entries, none altered." in screen_text(app)
         await pilot.press("f")
         await settle(pilot)
         await put(pilot, "#actor", "expiry")
@@ -499,6 +517,30 @@ async def test_the_audit_log_screen_checks_the_chain_and_filters(seeded: Seeded)
         table = audit.query_one(DataTable)
         assert table.row_count == 1
         assert "No result from M-Pesa before the payment expired" in screen_text(app)
+
+
+async def test_a_long_audit_entry_is_cut_with_an_ellipsis_and_shown_whole_below(
+    seeded: Seeded,
+) -> None:
+    """Issue #12 case 9: the audit log's text was cut at 80 columns with nothing to say so."""
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        audit = await sign_in(pilot, "audit")
+        assert isinstance(audit, AuditLogScreen)
+        assert audit.page is not None
+        table = audit.query_one(DataTable)
+        row = next(i for i, line in enumerate(audit.page.lines) if len(line.text) > 60)
+        line = audit.page.lines[row]
+        cell = str(table.get_cell_at(Coordinate(row, 3)))
+        assert cell.endswith("…") and len(cell) <= 33
+        assert line.text.startswith(cell[:-1])
+        table.move_cursor(row=row)
+        await settle(pilot)
+        pane = str(audit.query_one("#audit-entry", Static).content)
+        assert pane == f"{line.action}: {line.text}"
+        shown = " ".join(screen_text(app).split())
+        assert pane in shown, "the whole entry is on the screen, wrapped"
+        assert all(len(text) <= SIZE[0] for text in screen_text(app).splitlines())
 
 
 async def test_the_history_moves_day_by_day(seeded: Seeded) -> None:
@@ -570,6 +612,52 @@ async def test_sign_out_key_and_closing_the_last_screen_end_the_session(seeded: 
     assert reasons == ["signed out", "left the manager screens"]
 
 
+def footer_line(app: SmartDukaApp) -> str:
+    return screen_text(app).splitlines()[-1]
+
+
+async def test_one_sign_in_opens_every_manager_area_and_each_footer_fits(seeded: Seeded) -> None:
+    """Issue #12 case 9: each manager area asked for the PIN again, and the manager footers ran
+    past 80 columns. One sign-in now covers problems, a payment's detail, settings, the audit
+    log and the history (the day's summary) until the manager leaves the area; every key of
+    each shows whole in 80 columns."""
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        shown: dict[str, str] = {}
+        problems = await sign_in(pilot, "problems")
+        assert isinstance(problems, ProblemsScreen)
+        shown["problems"] = footer_line(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ProblemDetailScreen)
+        shown["detail"] = footer_line(app)
+        for item, kind in (
+            ("settings", MpesaSettingsScreen),
+            ("audit", AuditLogScreen),
+            ("history", HistoryScreen),
+        ):
+            await open_menu_item(pilot, item)
+            assert isinstance(app.screen, kind), f"{item}: no second PIN"
+            shown[item] = footer_line(app)
+        assert len(manager_screens(app)) == 5
+    signed_in = [
+        e for e in await seeded.store.audit.system_entries() if e.action == "manager.sign_in"
+    ]
+    assert len(signed_in) == 1
+    expected = {
+        "problems": ["esc Back", "f10 Sign out", "f Filter", "n p Page", "r Resolved", "e Export"],
+        "detail": ["esc Back", "f10 Sign out", "c Re-check", "m Resolved"],
+        "settings": ["esc Back", "f10 Sign out", "^s Save", "f6 Verify", "f7 Enrol"],
+        "audit": ["esc Back", "f10 Sign out", "f Filter", "n p Page", "v Verify chain"],
+        "history": ["esc Back", "f10 Sign out", "[ ] Day", "t Today", "n p Page"],
+    }
+    for area, keys in expected.items():
+        line = shown[area]
+        assert len(line) <= SIZE[0]
+        for key in [*keys, "f1 Help"]:
+            assert key in line, f"{area}: {key!r} cut from {line!r}"
+
+
 def test_history_never_shows_code_0_as_a_receipt() -> None:
     """Issue #11 case 5: paid by query, the receipt not yet in: "pending", not "0"."""
     from datetime import UTC, datetime
@@ -622,3 +710,26 @@ async def test_a_manager_resolves_a_payment_as_paid_with_the_statements_receipt(
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
         assert attempt is not None and attempt.state is S.COMPLETED
         assert attempt.receipt_number == "SDX9K2M4QA"
+
+
+async def test_the_menu_says_pin_only_while_a_sign_in_is_needed(seeded: Seeded) -> None:
+    """Issue #12 leftover: the menu kept "(PIN)" beside each area while the manager was signed
+    in and no PIN would be asked."""
+
+    def menu_lines(app: SmartDukaApp) -> list[str]:
+        options = app.screen.query_one("#menu-options", OptionList)
+        return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f9")
+        await settle(pilot)
+        before = menu_lines(app)
+        assert len(before) == 4 and all(line.endswith("(PIN)") for line in before), before
+        await pilot.press("escape")
+        await sign_in(pilot, "problems")
+        await pilot.press("f9")
+        await settle(pilot)
+        after = menu_lines(app)
+        assert len(after) == 4 and not any("PIN" in line for line in after), after

@@ -32,3 +32,25 @@ async def test_a_replaced_pin_hash_is_refused_on_the_screen_with_the_right_words
             assert app.screen is dialog and not isinstance(app.screen, ProblemsScreen)
     actions = [e.action for e in await seeded.store.audit.system_entries(limit=100)]
     assert "manager.sign_in" not in actions
+
+
+async def test_a_lockout_edited_away_keeps_the_screens_shut_with_the_recovery_route(
+    seeded: Seeded,
+) -> None:
+    """Issue #17: the lockout's counters reset by hand in the file; even the right PIN is
+    refused with words that name the edit and the reset, and no manager screen opens."""
+    with sqlite3.connect(database_path(seeded.data_dir)) as conn:
+        conn.execute("UPDATE manager_pin SET failures = 0, locked_until = NULL, lockouts = 0")
+        conn.execute("UPDATE manager_pin SET failures = 4")
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_menu_item(pilot, "problems")
+        dialog = app.screen
+        await pilot.press(*PIN, "enter")
+        await settle(pilot)
+        message = message_of(dialog)
+        assert "count of wrong tries fails its check" in message
+        assert "smartduka manager reset-pin --yes" in message
+        assert app.screen is dialog and not isinstance(app.screen, ProblemsScreen)
+    actions = [e.action for e in await seeded.store.audit.system_entries(limit=100)]
+    assert "manager.sign_in" not in actions

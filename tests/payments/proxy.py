@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that can stop answering: real "connection refused" on demand."""
+"""A loopback TCP proxy that can stop answering: real "connection refused" on demand, or a hang
+(connections accepted, nothing forwarded either way, as for a stopped process)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
 
     @property
@@ -30,6 +33,8 @@ class TcpProxy:
         return self
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self._flowing.wait()
         up_reader, up_writer = await asyncio.open_connection(*self._target)
         self._writers |= {writer, up_writer}
         pumps = [
@@ -42,6 +47,7 @@ class TcpProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
@@ -50,8 +56,14 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def hang(self) -> None:
+        """Keep every connection open and accept new ones, but forward nothing: what the
+        kernel does for a server whose process was stopped (SIGSTOP)."""
+        self._flowing.clear()
+
     async def refuse(self) -> None:
         """Stop listening and drop every connection: new connects are refused."""
+        self._flowing.set()
         if self._server is not None:
             self._server.close()
             for writer in list(self._writers):

@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList
 
 from smartduka_tui.mpesa.requests import MAX_AMOUNT
+from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.ui.amounts import amount_problem
 from smartduka_tui.ui.app import SmartDukaApp
 from smartduka_tui.ui.connection import ConnectionBoard, Reachability
@@ -497,6 +498,43 @@ async def test_a_restart_names_the_payments_left_waiting(shop_till: TillHarness)
         assert checkout.notice_text == (
             "2 payments are still waiting from before; checking with M-Pesa now (F2)."
         )
+
+
+async def test_the_awaiting_count_and_the_start_up_notice_follow_the_payments(
+    shop_till: TillHarness,
+) -> None:
+    """Issue case 6: "1 awaiting outcome" after expiry, and status lines stale for minutes.
+    Across a restart, a result and an expiry, the bar counts what is live and the notice
+    about the payments left waiting says how many still are, then goes."""
+    answered = await script(shop_till, unique_phone())
+    silent = await script(shop_till, unique_phone(), unanswered=True, drop_callback=True)
+    for total, phone in ((43, answered), (44, silent)):
+        await shop_till.engine.start_payment(f"R{total}", total, phone)
+    app = build_app(shop_till)  # the till restarted with two payments left waiting
+    async with app.run_test(size=SIZE) as pilot:
+        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+
+        def bar() -> str:
+            return str(checkout.query_one("#status-awaiting").content)
+
+        await wait_until(pilot, lambda: bar() == "2 awaiting outcome", "two counted")
+        await wait_until(pilot, lambda: bool(checkout.notice_text), "the notice")
+        assert checkout.notice_text.startswith("2 payments are still waiting from before")
+        await answer(shop_till)
+        await wait_until(pilot, lambda: bar() == "1 awaiting outcome", "the paid one uncounted")
+        await wait_until(
+            pilot,
+            lambda: checkout.notice_text.startswith("1 payment is still waiting from before"),
+            "the notice to say one",
+        )
+        shop_till.clock.advance(shop_till.settings.timings.attempt_expiry_s + 1)
+        await shop_till.engine.reconcile_once()
+        await wait_until(pilot, lambda: bar() == "0 awaiting outcome", "the expired uncounted")
+        await wait_until(
+            pilot, lambda: "still waiting" not in checkout.notice_text, "the notice gone"
+        )
+        [expired] = await shop_till.engine.sale_attempts("R44")
+        assert expired.state is AttemptState.EXPIRED
 
 
 # ------------------------------------------------------------------------ today's sales

@@ -87,7 +87,7 @@ async def test_a_receipt_code_on_the_failure_screen_pays_the_sale(
         await start_sale(pilot, 450, phone)
         await answer(harness)
         failure: Any = await wait_for_screen(pilot, FailureScreen)
-        await pilot.press("f6")
+        await pilot.press("f8")
         dialog: Any = await wait_for_screen(pilot, VerifyReceiptScreen)
         await put(pilot, "#receipt-code", "tkq9 zz1a2b")
         await shot(pilot, svg, "verify_receipt_typed")
@@ -120,7 +120,7 @@ async def test_the_checkout_offers_a_check_only(
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
-        await pilot.press("f6")
+        await pilot.press("f8")
         await wait_for_screen(pilot, VerifyReceiptScreen)
         await put(pilot, "#receipt-code", "TKQ9-ZZ1")
         await pilot.press("enter")
@@ -142,6 +142,6 @@ async def test_without_receipt_checks_the_key_is_not_offered(
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         assert checkout.check_action("verify_receipt", ()) is False
-        await pilot.press("f6")
+        await pilot.press("f8")
         await pilot.pause()
         assert isinstance(pilot.app.screen, CheckoutScreen)

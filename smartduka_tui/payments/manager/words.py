@@ -59,7 +59,8 @@ STATE_WORDS: dict[AttemptState, str] = {
     S.UNKNOWN: "outcome unknown",
     S.COMPLETED: "paid",
     S.FAILED: "not paid",
-    S.EXPIRED: "expired",
+    # Issue #11's words, as on the cashier's screens: expiry means no answer, not "not paid".
+    S.EXPIRED: "outcome unknown",
     S.NEEDS_REVIEW: "needs review",
 }
 
@@ -182,6 +183,8 @@ def _describe_manager(action: str, detail: Mapping[str, Any]) -> str:
         return "Manager PIN changed"
     if action == "manager.pin_reset":
         return f"Manager PIN reset ({detail.get('reason')})"
+    if action == "manager.pin_counters_sealed":
+        return "Manager PIN's count of wrong tries protected by the encryption key from now on"
     if action == "manager.export":
         return f"Exported {detail.get('rows')} problem payments to CSV ({detail.get('filter')})"
     return _generic(action, detail)

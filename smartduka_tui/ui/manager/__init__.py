@@ -70,35 +70,44 @@ def has_manager_service(app: SmartDukaApp) -> bool:
     return app.services.has_manager
 
 
+def needs_sign_in(app: SmartDukaApp) -> bool:
+    manager = app.services.manager
+    return manager is None or not manager.session.signed_in
+
+
 def screen_commands() -> tuple[ScreenCommand, ...]:
     """The manager screens the app offers, in menu order."""
     return (
         ScreenCommand(
             id="manager.problems",
             title="Problem payments",
-            help="Failed, stuck and suspicious payments: check, resolve, export (PIN)",
+            help="Failed, stuck and suspicious payments: check, resolve, export",
             open=behind_pin(_problems, "problem payments"),
             available=has_manager_service,
+            locked=needs_sign_in,
         ),
         ScreenCommand(
             id="manager.settings",
             title="M-Pesa settings",
-            help="Paybill or till, credentials, relay enrolment, verify (PIN)",
+            help="Paybill or till, credentials, relay enrolment, verify",
             open=behind_pin(_settings, "the M-Pesa settings"),
             available=has_manager_service,
+            locked=needs_sign_in,
         ),
         ScreenCommand(
             id="manager.audit",
             title="Audit log",
-            help="Every change, and a check that none was altered (PIN)",
+            help="Every change, and a check that none was altered",
             open=behind_pin(_audit, "the audit log"),
             available=has_manager_service,
+            locked=needs_sign_in,
         ),
         ScreenCommand(
             id="manager.history",
             title="Sales history",
-            help="The daily summary and every payment of a day (PIN)",
+            help="The daily summary and every payment of a day",
             open=behind_pin(_history, "the sales history"),
             available=has_manager_service,
+            locked=needs_sign_in,
         ),
     )

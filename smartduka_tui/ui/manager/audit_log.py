@@ -14,18 +14,34 @@ from textual.widgets import DataTable, Label, Static
 
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.manager import AuditFilter, AuditLine, AuditPage, ChainVerdict
-from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.filters import AuditFilterScreen
 
 COLUMNS = (("#", "id", 5), ("When", "when", 15), ("Who", "who", 15), ("What", "what", 33))
+WHAT_WIDTH = COLUMNS[-1][2]
+
+
+def cell_text(text: str, width: int = WHAT_WIDTH) -> str:
+    """`text` cut to `width` with an ellipsis, so a cut line shows it was cut; the pane under
+    the table shows the highlighted entry whole."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 class AuditLogScreen(ManagerScreen):
     CSS_PATH = "audit_log.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "filter", "Filter", id="audit.filter", tooltip="Narrow the log"),
-        Binding("n", "next_page", "Next", id="audit.next", tooltip="Older entries"),
-        Binding("p", "previous_page", "Prev", id="audit.previous", tooltip="Newer entries"),
+        Binding(
+            "n", "next_page", "Next", id="audit.next", tooltip="Older entries", group=PAGE_KEYS
+        ),
+        Binding(
+            "p",
+            "previous_page",
+            "Prev",
+            id="audit.previous",
+            tooltip="Newer entries",
+            group=PAGE_KEYS,
+        ),
         Binding(
             "v",
             "verify_chain",
@@ -68,7 +84,7 @@ class AuditLogScreen(ManagerScreen):
         table.clear()
         for line in page.lines:
             when = line.at.astimezone(KENYA_TZ).strftime("%d %b %H:%M:%S")
-            table.add_row(str(line.id), when, line.who, line.text, key=str(line.id))
+            table.add_row(str(line.id), when, line.who, cell_text(line.text), key=str(line.id))
         more = " · N for older" if page.next_before_id else ""
         self.query_one("#audit-filter", Static).update(
             f"{self.filters.describe().capitalize()} · page {len(self.starts)}{more}"

@@ -33,6 +33,10 @@ SIGNED_OUT_IDLE = "Manager signed out: no key was pressed for {minutes} minutes.
 SIGNED_OUT = "Manager signed out."
 
 
+PAGE_KEYS = Binding.Group("Page")
+"""Next and previous page share one footer entry ("n p Page"): 80 columns hold every key."""
+
+
 def manager_of(app: Any) -> ManagerService:
     manager = cast("SmartDukaApp", app).services.manager
     if manager is None:
@@ -102,6 +106,8 @@ class Answered(Message, bubble=False):
 
 class ManagerScreen(_Activity, TillScreen):
     """A full screen behind the manager PIN: the till's frame plus Back and Sign out."""
+
+    FOOTER_PALETTE = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="manager.back", tooltip="Close this screen"),

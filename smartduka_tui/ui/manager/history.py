@@ -25,8 +25,11 @@ from smartduka_tui.payments.manager import (
     RowPage,
 )
 from smartduka_tui.ui.format import shillings
-from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.problems import amount_cell, short_time
+
+DAY_KEYS = Binding.Group("Day")
+"""A day back and a day on share one footer entry ("[ ] Day")."""
 
 COLUMNS = (
     ("When", "when", 12),
@@ -57,13 +60,23 @@ def summary_text(summary: DailySummary) -> str:
         if summary.average_seconds_to_pay is not None
         else "no paid payment to time"
     )
+    # Only the kinds that happened, in the manager's words (EXPIRED is "outcome unknown").
+    kinds = ", ".join(
+        f"{count} {word}"
+        for count, word in (
+            (summary.failed, "failed"),
+            (summary.expired, "outcome unknown"),
+            (summary.needs_review, "in review"),
+            (summary.live, "still open"),
+        )
+        if count
+    )
     lines = [
         f"{day}: {summary.sales} sales, {summary.sales_paid} paid, {summary.sales_not_paid} "
         f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received.",
         f"Attempts: {summary.attempts} asked, {summary.paid} paid, {average}; "
-        f"{summary.failure_rate:.0%} of {summary.finished} finished failed "
-        f"({summary.failed} failed, {summary.expired} expired, {summary.needs_review} in review"
-        f", {summary.live} still open).",
+        f"{summary.failure_rate:.0%} of {summary.finished} finished failed"
+        + (f" ({kinds})." if kinds else "."),
     ]
     if summary.failures_by_code:
         codes = ", ".join(
@@ -77,11 +90,18 @@ def summary_text(summary: DailySummary) -> str:
 class HistoryScreen(ManagerScreen):
     CSS_PATH = "history.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left_square_bracket", "day(-1)", "Day back", id="history.back"),
-        Binding("right_square_bracket", "day(1)", "Day on", id="history.on"),
+        Binding("left_square_bracket", "day(-1)", "Day back", id="history.back", group=DAY_KEYS),
+        Binding("right_square_bracket", "day(1)", "Day on", id="history.on", group=DAY_KEYS),
         Binding("t", "today", "Today", id="history.today"),
-        Binding("n", "next_page", "Next", id="history.next", tooltip="Older payments that day"),
-        Binding("p", "previous_page", "Prev", id="history.previous"),
+        Binding(
+            "n",
+            "next_page",
+            "Next",
+            id="history.next",
+            tooltip="Older payments that day",
+            group=PAGE_KEYS,
+        ),
+        Binding("p", "previous_page", "Prev", id="history.previous", group=PAGE_KEYS),
     ]
 
     def __init__(self, day: date | None = None) -> None:

@@ -26,7 +26,7 @@ from smartduka_tui.payments.manager import (
     ProblemFilter,
     RowPage,
 )
-from smartduka_tui.ui.manager.base import ManagerScreen
+from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen
 
 COLUMNS = (
@@ -64,8 +64,22 @@ class ProblemsScreen(ManagerScreen):
     CSS_PATH = "problems.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "filter", "Filter", id="problems.filter", tooltip="Narrow the list"),
-        Binding("n", "next_page", "Next", id="problems.next", tooltip="The next, older page"),
-        Binding("p", "previous_page", "Prev", id="problems.previous", tooltip="The page before"),
+        Binding(
+            "n",
+            "next_page",
+            "Next",
+            id="problems.next",
+            tooltip="The next, older page",
+            group=PAGE_KEYS,
+        ),
+        Binding(
+            "p",
+            "previous_page",
+            "Prev",
+            id="problems.previous",
+            tooltip="The page before",
+            group=PAGE_KEYS,
+        ),
         Binding(
             "r", "toggle_resolved", "Resolved", id="problems.resolved", tooltip="Show resolved too"
         ),

@@ -44,6 +44,9 @@ class SignInScreen(ModalScreen[None]):
         # Enter acts as the app receives it (see `after_pending_keys`): the PIN's Enter moves
         # the focus at once, so the repeat typed straight after it lands in its own field.
         Binding("enter", "enter", show=False, priority=True),
+        # Tab from the PIN goes to the repeat the same way: shown and focused at once, not
+        # after the focus chain notices it (the digits typed after it belong there).
+        Binding("tab", "next_field", show=False, priority=True),
     ]
 
     class StatusRead(Message, bubble=False):
@@ -126,6 +129,15 @@ class SignInScreen(ModalScreen[None]):
         repeat.display = True
         if self._repeat_entered_early:
             after_pending_keys(self, self._submit)
+
+    def action_next_field(self) -> None:
+        repeat = self.query_one("#pin-repeat", Input)
+        signing_in = self.status_known and not self.setting
+        if self.focused is self.query_one("#pin", Input) and not signing_in:
+            repeat.display = True
+            self.set_focus(repeat)
+        else:
+            self.focus_next()
 
     def action_enter(self) -> None:
         repeat = self.query_one("#pin-repeat", Input)

@@ -35,6 +35,9 @@ class TillScreen(Screen[None]):
     """Status bar, offline banner, body, notice, footer."""
 
     BINDINGS: ClassVar[list[BindingType]] = list(TYPING_ORDER_BINDINGS)
+    FOOTER_PALETTE: ClassVar[bool] = True
+    """Whether the footer ends with "^p palette": screens whose own keys fill 80 columns (the
+    manager's) leave it out; Ctrl+P still opens the palette, and F1 says so."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,7 +48,7 @@ class TillScreen(Screen[None]):
         yield OfflineBanner()
         yield from self.compose_body()
         yield Notice(id="notice")
-        yield TillFooter()
+        yield TillFooter(show_command_palette=self.FOOTER_PALETTE)
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""

@@ -16,6 +16,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
 from smartduka_tui.payments.api import InvalidPaymentInput
+from smartduka_tui.payments.c2b import C2BAttachError, QrUnavailable
 from smartduka_tui.payments.inputs import check_sale_ref
 from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
@@ -23,6 +24,8 @@ from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.qr import QrScreen
+from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
@@ -51,6 +54,20 @@ class CheckoutScreen(TillScreen):
             tooltip="Remove the highlighted line",
         ),
         Binding(
+            "f6",
+            "attach_c2b",
+            "Paid directly",
+            id="checkout.attach_c2b",
+            tooltip="Attach the direct M-Pesa payment that fits this sale (amount and time)",
+        ),
+        Binding(
+            "f7",
+            "show_qr",
+            "QR",
+            id="checkout.show_qr",
+            tooltip="Show the sale's M-Pesa QR code for the customer to scan",
+        ),
+        Binding(
             "f4",
             "clear_sale",
             "Clear",
@@ -59,7 +76,7 @@ class CheckoutScreen(TillScreen):
             show=False,
         ),
         Binding(
-            "f6",
+            "f8",
             "verify_receipt",
             "Receipt code",
             id="checkout.verify_receipt",
@@ -95,6 +112,8 @@ class CheckoutScreen(TillScreen):
                     select_on_focus=False,
                 )
             yield Static(TOTAL_HINT, id="total-hint")
+            if self.till.services.c2b is not None:
+                yield C2BPanel(self.till.services.c2b)
             yield Label("Items (optional)", id="items-title")
             yield DataTable(id="items", cursor_type="row", zebra_stripes=True)
             yield Static("", id="items-total")
@@ -152,6 +171,8 @@ class CheckoutScreen(TillScreen):
         problem = refused or (self.ref_problem() if empty else self.problem())
         hint.update(problem or TOTAL_HINT)
         hint.set_class(problem is not None, "-error")
+        for panel in self.query(C2BPanel):
+            panel.for_sale(self.amount())
         self.update_bindings()
 
     def _show_items(self) -> None:
@@ -203,6 +224,10 @@ class CheckoutScreen(TillScreen):
         event.stop()
         self._pay_now()
 
+    @on(C2BPanel.Reloaded)
+    def _c2b_reloaded(self, message: C2BPanel.Reloaded) -> None:
+        self.update_bindings()
+
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
         self.update_bindings()
@@ -215,6 +240,17 @@ class CheckoutScreen(TillScreen):
         if action == "remove_item":
             table = self.query_one("#items", DataTable)
             return True if self.items and table.has_focus else None
+        if action == "attach_c2b":
+            # Hidden on a till without direct payments; greyed until one fits the sale.
+            panels = self.query(C2BPanel)
+            if not panels:
+                return False
+            return True if panels.first().suggested is not None else None
+        if action == "show_qr":
+            desk = self.till.services.c2b
+            if desk is None or not desk.offers_qr:
+                return False
+            return None if self.till.connection.daraja_down or self.problem() else True
         if action == "clear_sale":
             return True if self.items or self.total_text or self.ref_problem() else None
         if action == "verify_receipt":
@@ -274,6 +310,51 @@ class CheckoutScreen(TillScreen):
             self._show_items()
             if not self.items:
                 self.query_one("#total", Input).focus()
+
+    @work(group="attach-c2b", exclusive=True, exit_on_error=False)
+    async def action_attach_c2b(self) -> None:
+        """Attach the one direct payment that fits this sale; the relay decides, shop-wide."""
+        panel = self.query_one(C2BPanel)
+        suggested, sale_ref = panel.suggested, self.sale_ref
+        if suggested is None or self.ref_problem() is not None:
+            self.app.bell()
+            return
+        try:
+            record = await panel.desk.attach(suggested.trans_id, sale_ref)
+        except C2BAttachError as error:
+            self.show_notice(f"Not attached: {error.message}", "error")
+            self._refusal_shown = True
+            self.app.bell()
+            panel.reload()
+            return
+        except Exception as error:
+            self.till.report_unexpected(error, "attaching a direct payment")
+            return
+        self.new_sale()
+        self.show_notice(
+            f"✔ PAID directly: sale {record.sale_ref}, {shillings(record.amount)}, "
+            f"M-Pesa receipt {record.trans_id}."
+        )
+        panel.reload()
+
+    @work(group="show-qr", exclusive=True, exit_on_error=False)
+    async def action_show_qr(self) -> None:
+        """Ask M-Pesa for this sale's QR and show it; the payment arrives as a direct one."""
+        desk, amount = self.till.services.c2b, self.amount()
+        if desk is None or amount is None or self.problem() is not None:
+            self.app.bell()
+            return
+        try:
+            qr = await desk.sale_qr(self.sale_ref, amount)
+        except QrUnavailable as error:
+            self.show_notice(str(error), "error")
+            self._refusal_shown = True
+            self.app.bell()
+            return
+        except Exception as error:
+            self.till.report_unexpected(error, "making the sale's QR code")
+            return
+        self.app.push_screen(QrScreen(qr))
 
     def action_clear_sale(self) -> None:
         self.clear_notice()

@@ -59,7 +59,7 @@ class FailureScreen(SaleScreen):
             tooltip="Send a new prompt to a different phone, when it is safe",
         ),
         Binding(
-            "f6",
+            "f8",
             "verify_receipt",
             "Receipt code",
             id="failure.verify_receipt",

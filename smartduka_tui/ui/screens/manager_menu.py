@@ -30,10 +30,11 @@ class ManagerMenuScreen(ModalScreen[None]):
         self.commands = {command.id: command for command in commands}
 
     def compose(self) -> ComposeResult:
+        app = cast("SmartDukaApp", self.app)
         with Vertical(id="menu-dialog"):
             yield Label("Manager", id="menu-title")
             yield OptionList(
-                *(Option(f"{c.title}: {c.help}", id=c.id) for c in self.commands.values()),
+                *(Option(f"{c.title}: {c.describe(app)}", id=c.id) for c in self.commands.values()),
                 id="menu-options",
             )
         yield TillFooter()
