@@ -32,8 +32,9 @@ from typing import Final, Protocol
 
 from pydantic import SecretStr
 
-from smartduka_tui.config import Mode
+from smartduka_tui.config import Mode, Settings
 from smartduka_tui.mpesa import result_path
+from smartduka_tui.mpesa.certificates import published_certificate
 from smartduka_tui.mpesa.client import DarajaClient
 from smartduka_tui.mpesa.errors import RequestOutcomeUnknown, RequestRefused
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -250,7 +251,7 @@ class StatementService:
                 "`smartduka shop initiator`. Nothing was sent.",
                 receipt,
             )
-        certificate = _certificate(settings.daraja.certificate_file)
+        certificate = _certificate(settings)
         if isinstance(certificate, str):
             return _refused(ReceiptRefusal.NOT_SET_UP, certificate, receipt)
         credentials = await engine.store.shops.credentials(engine.shop_id)
@@ -474,16 +475,20 @@ class StatementService:
         )
 
 
-def _certificate(path: object) -> bytes | str:
-    """The certificate's bytes, or why there is none (in words for the screen)."""
+def _certificate(settings: Settings) -> bytes | str:
+    """The certificate's bytes, or why there is none (in words for the screen): the configured
+    file, else the one Safaricom publishes for the mode when the till talks to Safaricom."""
+    path = settings.daraja.certificate_file
     if path is None:
+        if settings.daraja.base_url is None:
+            return published_certificate(production=settings.mode is Mode.PRODUCTION)
         return (
-            "No M-Pesa certificate is configured (daraja.certificate_file): the initiator "
-            "password cannot be encrypted. Nothing was sent."
+            f"This till talks to {settings.daraja_base_url}, not Safaricom, and no certificate "
+            "is configured for it (daraja.certificate_file; the simulator serves its own at "
+            "/__sim/certificate). Nothing was sent."
         )
     try:
-        with open(str(path), "rb") as handle:
-            data = handle.read()
+        data = path.read_bytes()
         load_certificate_key(data)
     except OSError as error:
         return f"The M-Pesa certificate file cannot be read ({error.strerror}). Nothing was sent."

@@ -95,12 +95,17 @@ async def receipt_till(
 
 @asynccontextmanager
 async def counter(
-    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, *, wait_s: int = 60
+    tmp_path: Path,
+    relay: RelayHandle,
+    sim: SimulatorControl,
+    *,
+    wait_s: int = 60,
+    with_certificate: bool = True,
 ) -> AsyncIterator[Counter]:
     till, certificate = await receipt_till(tmp_path, relay, sim)
     assert till.shortcode is not None
     settings = till.settings(
-        daraja={"certificate_file": certificate},
+        daraja={"certificate_file": certificate if with_certificate else None},
         timings={"statement_result_wait_s": wait_s},
     )
     clock = ManualClock(SystemClock().now())
@@ -244,6 +249,30 @@ async def test_refusals_say_why_and_change_no_money_state(
             "There is no sale 0404 on this till: ring it up and try M-Pesa first.",
         )
         assert c.money_state() == before
+
+
+async def test_a_till_on_the_simulator_without_its_certificate_sends_nothing(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    # Safaricom's published certificates would not decrypt at the simulator: the till must not
+    # fall back to them for a Daraja that is not Safaricom's.
+    async with counter(tmp_path, relay, sim, with_certificate=False) as c:
+        await c.failed_sale(sim, "0055", 600)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 600)
+        before = c.money_state()
+        verdict = await c.service.verify_receipt(paid.trans_id, "0055")
+        assert verdict.refusal is ReceiptRefusal.NOT_SET_UP, verdict
+        assert verdict.message == (
+            f"This till talks to {c.engine.settings.daraja_base_url}, not Safaricom, and no "
+            "certificate is configured for it (daraja.certificate_file; the simulator serves "
+            "its own at /__sim/certificate). Nothing was sent."
+        )
+        assert c.money_state() == before
+        store = await c.till.store()
+        try:
+            assert await store.db.fetchall("SELECT id FROM statement_requests") == []
+        finally:
+            await store.close()
 
 
 async def test_a_receipt_from_before_the_sale_is_too_old(

@@ -1,4 +1,4 @@
-"""The receipt-code screen (F6) on the real app, engine and simulator, driven with Pilot, with
+"""The receipt-code screen (F8) on the real app, engine and simulator, driven with Pilot, with
 80x24 snapshots of each of its states. The simulator posts Transaction Status results to the
 till's signed result URL at the loopback receiver, which (standing in for the relay's intake
 only as far as STK callbacks go) refuses them: the test plays the relay's feed and hands the
