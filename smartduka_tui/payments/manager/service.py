@@ -545,6 +545,9 @@ class ManagerService:
                 TillView(t.id, t.relay_url, t.active_callback_kid, t.callback_kids) for t in tills
             ),
             production=self.settings.mode is Mode.PRODUCTION,
+            initiator=(
+                None if self.store.keyring is None else await self.store.initiators.masked(shop.id)
+            ),
         )
 
     async def save_settings(self, form: SettingsForm) -> tuple[SettingsView, str]:
@@ -585,14 +588,18 @@ class ManagerService:
                     f"production mode needs an HTTPS relay URL; till {insecure[0].id} uses "
                     f"{insecure[0].relay_url}: enrol it again with the https:// address",
                 )
+        initiator = _initiator_pair(form)
         try:
             async with self.store.write() as tx:
                 saved = await self.store.shops.update(
                     tx, config, secrets, clear_secrets=clear, actor=Actor.MANAGER
                 )
+                if initiator is not None:
+                    # After the update: the pair is sealed under the shortcode just saved.
+                    await self.store.initiators.set(tx, self.shop_id, *initiator)
         except ShopConfigError as error:
             raise ManagerInputError(error.field, error.message) from None
-        if saved == current:
+        if saved == current and initiator is None:
             message = "Nothing changed."
         else:
             message = "Saved."
@@ -801,6 +808,23 @@ def _given(secret: Secret | None) -> Secret | None:
         return None
     value = secret.reveal().strip()
     return Secret(value) if value else None
+
+
+def _initiator_pair(form: SettingsForm) -> tuple[Secret, Secret] | None:
+    """The initiator name and password typed, or None when neither was. One without the other
+    is refused: the password is never shown, so the pair is replaced together."""
+    name = _given(form.initiator_name)
+    # The password as typed: spaces may be part of it (blank means not typed).
+    password = form.initiator_password
+    if password is not None and not password.reveal().strip():
+        password = None
+    if name is None and password is None:
+        return None
+    if name is None:
+        raise ManagerInputError("initiator_name", "type the initiator name with its password")
+    if password is None:
+        raise ManagerInputError("initiator_password", "type the initiator password with its name")
+    return name, password
 
 
 def _recheck_message(before: Attempt, after: Attempt, detail: ProblemDetail) -> str:
