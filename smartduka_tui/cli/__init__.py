@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "pay",
     "verify",
+    "reverse",
     "reconcile",
     "c2b",
     "shop",

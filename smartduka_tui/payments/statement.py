@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,7 +33,7 @@ from typing import Final, Protocol
 
 from pydantic import SecretStr
 
-from smartduka_tui.config import Mode, Settings
+from smartduka_tui.config import Mode, Settings, TimingSettings
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.certificates import published_certificate
 from smartduka_tui.mpesa.client import DarajaClient
@@ -43,16 +44,33 @@ from smartduka_tui.mpesa.security import SecurityCredentialError, load_certifica
 from smartduka_tui.mpesa.statement import (
     INVALID_ORIGINAL,
     AsyncResult,
+    ReversalOutcome,
     StatementParseError,
     TransactionStatus,
     parse_async_result,
+    reversal_outcome,
 )
-from smartduka_tui.mpesa.statement_requests import build_transaction_status, normalise_receipt
+from smartduka_tui.mpesa.statement_requests import (
+    build_reversal,
+    build_transaction_status,
+    check_remarks,
+    normalise_receipt,
+)
 from smartduka_tui.payments.api import AttemptState, PaymentView
 from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.payments.reversal import (
+    NOTE_MAX,
+    NOTE_MIN,
+    ReversalRefusal,
+    ReversalVerdict,
+)
+from smartduka_tui.payments.reversal import refused as reversal_refused
+from smartduka_tui.payments.reversal import result_words as reversal_result_words
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import ShopConfigError
-from smartduka_tui.store.records import Actor, Attempt
+from smartduka_tui.store.initiator import InitiatorCredentials
+from smartduka_tui.store.records import Actor, Attempt, AttemptFlag
 from smartduka_tui.store.statement import RequestKind, RequestState, StatementRequest
 
 log = logging.getLogger(__name__)
@@ -99,6 +117,32 @@ class ReceiptChecks(Protocol):
     """What the screens and the CLI call (the app is given one; `StatementService` is it)."""
 
     async def verify_receipt(self, code: str, sale_ref: str | None = None) -> ReceiptVerdict: ...
+
+
+class SendProblem(StrEnum):
+    NOT_SET_UP = "not_set_up"
+    REFUSED = "refused"
+    """M-Pesa refused the request itself (no result will come)."""
+    TIMEOUT = "timeout"
+    """No result within `timings.statement_result_wait_s` (one may still come)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """Why a request has no result to judge; `message` in words (M-Pesa's, for REFUSED)."""
+
+    problem: SendProblem
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Urls:
+    result: str
+    timeout: str
+
+
+# Sends the built request with the shop's Daraja credentials.
+Sent = Callable[[DarajaCredentials], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +211,166 @@ class StatementService:
                 result_code=code[:64],
                 body=event.body.decode("utf-8", errors="replace"),
             )
+            if landed is not None and landed.kind is RequestKind.REVERSAL and not event.timed_out:
+                # Marked with the result, in its transaction: never on acceptance.
+                await self._mark_reversed(tx, landed)
         if landed is None:
             log.info("a result for an unknown or already answered request changed nothing")
         waiter = self._waiters.get(event.request_ref)
         if waiter is not None:
             waiter.set()
         return True
+
+    async def _mark_reversed(self, tx: WriteTx, request: StatementRequest) -> None:
+        """Flag the reversed attempt when the result is code 0 for this receipt and amount."""
+        try:
+            result = parse_async_result(request.result_body or "")
+        except StatementParseError:
+            return
+        if reversal_outcome(result) is not ReversalOutcome.REVERSED or request.attempt_id is None:
+            return
+        original = result.text("OriginalTransactionID")
+        amount = result.amount()
+        if (original is not None and original != request.receipt) or (
+            amount is not None and amount != Decimal(request.amount or 0)
+        ):
+            log.warning("a reversal result names another payment; nothing was marked")
+            return
+        attempt = await self.engine.store.attempts.get(
+            self.engine.shop_id, request.attempt_id, tx=tx
+        )
+        if attempt is None or AttemptFlag.REVERSED in attempt.flags:
+            return
+        await self.engine.store.attempts.add_flags(
+            tx,
+            self.engine.shop_id,
+            attempt.id,
+            AttemptFlag.REVERSED,
+            Actor.SYSTEM,
+            reason=f"M-Pesa reversed receipt {request.receipt} (request {request.id})",
+        )
+
+    # ------------------------------------------------------------------ reversal
+
+    async def reverse(self, code: str, note: str) -> ReversalVerdict:
+        """Reverse the payment behind receipt `code` (the face has checked the manager's PIN)."""
+        engine = self.engine
+        try:
+            receipt = normalise_receipt(code)
+        except InvalidRequestError:
+            return reversal_refused(
+                ReversalRefusal.MALFORMED,
+                "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B.",
+            )
+        remarks = " ".join(note.split())
+        if not NOTE_MIN <= len(remarks) <= NOTE_MAX:
+            return reversal_refused(
+                ReversalRefusal.BAD_NOTE,
+                f"The note must say why, in {NOTE_MIN} to {NOTE_MAX} characters (M-Pesa keeps "
+                "it with the reversal). Nothing was sent.",
+                receipt,
+            )
+        try:
+            check_remarks(remarks)
+        except InvalidRequestError as error:
+            return reversal_refused(
+                ReversalRefusal.BAD_NOTE,
+                f"The note goes to M-Pesa, so it {error.message}. Nothing was sent.",
+                receipt,
+            )
+        paid = [
+            a
+            for a in await engine.store.attempts.by_receipt(engine.shop_id, receipt)
+            if a.state is AttemptState.COMPLETED
+        ]
+        if not paid:
+            return reversal_refused(
+                ReversalRefusal.NOT_OURS,
+                f"No sale of this shop was paid with receipt {receipt}: only a payment the "
+                "till took can be reversed here. Nothing was sent.",
+                receipt,
+            )
+        attempt = paid[0]
+        if AttemptFlag.REVERSED in attempt.flags:
+            return reversal_refused(
+                ReversalRefusal.ALREADY_REVERSED,
+                f"Receipt {receipt} (sale {attempt.sale_ref}) is already reversed. Nothing "
+                "was sent.",
+                receipt,
+            )
+        if await engine.store.statement.waiting_reversal(engine.shop_id, receipt) is not None:
+            return reversal_refused(
+                ReversalRefusal.WAITING,
+                f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer. "
+                "Nothing was sent.",
+                receipt,
+            )
+
+        def build(initiator: InitiatorCredentials, certificate: bytes, urls: _Urls) -> Sent:
+            wire = build_reversal(
+                shortcode=initiator.shortcode,
+                receipt=receipt,
+                amount=attempt.amount,
+                initiator=initiator.name.reveal(),
+                password=SecretStr(initiator.password.reveal()),
+                certificate=certificate,
+                result_url=urls.result,
+                queue_timeout_url=urls.timeout,
+                remarks=remarks,
+                production=engine.settings.mode is Mode.PRODUCTION,
+            )
+            return lambda credentials: self._client.reverse(credentials, wire)
+
+        sent = await self._send(
+            RequestKind.REVERSAL,
+            receipt,
+            attempt,
+            attempt.sale_ref,
+            build,
+            actor=Actor.MANAGER,
+            note=remarks,
+        )
+        if isinstance(sent, NotSent):
+            return _reversal_not_sent(sent, receipt, engine.settings.timings)
+        return await self._reversal_judged(sent, receipt, attempt)
+
+    async def _reversal_judged(
+        self, request: StatementRequest, receipt: str, attempt: Attempt
+    ) -> ReversalVerdict:
+        sale = f"sale {attempt.sale_ref}"
+        if request.state is RequestState.TIMED_OUT:
+            return reversal_refused(
+                ReversalRefusal.TIMEOUT,
+                "M-Pesa's queue timed out on the reversal: nothing was reversed. Try again.",
+                receipt,
+            )
+        now = await self.engine.store.attempts.get(self.engine.shop_id, attempt.id)
+        if now is not None and AttemptFlag.REVERSED in now.flags:
+            return ReversalVerdict(
+                True,
+                f"Reversed: KES {attempt.amount:,} of receipt {receipt} ({sale}) went back to "
+                "the customer.",
+                receipt=receipt,
+                sale_ref=attempt.sale_ref,
+                amount=attempt.amount,
+            )
+        try:
+            result = parse_async_result(request.result_body or "")
+        except StatementParseError:
+            return reversal_refused(
+                ReversalRefusal.FAILED,
+                "M-Pesa's answer to the reversal could not be read. Nothing was marked "
+                "reversed: check the shop's M-Pesa statement.",
+                receipt,
+            )
+        if result.succeeded:
+            return reversal_refused(
+                ReversalRefusal.FAILED,
+                "M-Pesa's answer names another payment or amount. Nothing was marked "
+                "reversed: check the shop's M-Pesa statement.",
+                receipt,
+            )
+        return reversal_result_words(result, receipt, attempt.amount)
 
     # ------------------------------------------------------------------ verify a receipt
 
@@ -234,26 +432,76 @@ class StatementService:
     async def _ask(
         self, receipt: str, target: Attempt | None, sale_ref: str | None
     ) -> StatementRequest | ReceiptVerdict:
-        """Write the request, send it and wait for its result; the landed request, or why
-        there is none."""
+        """Send Transaction Status and wait for its result: the landed request, or why none."""
+
+        def build(initiator: InitiatorCredentials, certificate: bytes, urls: _Urls) -> Sent:
+            wire = build_transaction_status(
+                shortcode=initiator.shortcode,
+                receipt=receipt,
+                initiator=initiator.name.reveal(),
+                password=SecretStr(initiator.password.reveal()),
+                certificate=certificate,
+                result_url=urls.result,
+                queue_timeout_url=urls.timeout,
+                production=self.engine.settings.mode is Mode.PRODUCTION,
+            )
+            return lambda credentials: self._client.transaction_status(credentials, wire)
+
+        sent = await self._send(
+            RequestKind.TRANSACTION_STATUS,
+            receipt,
+            target,
+            sale_ref,
+            build,
+            actor=Actor.CASHIER,
+        )
+        if not isinstance(sent, NotSent):
+            return sent
+        if sent.problem is SendProblem.TIMEOUT:
+            wait_s = self.engine.settings.timings.statement_result_wait_s
+            return _refused(
+                ReceiptRefusal.TIMEOUT,
+                f"M-Pesa has not answered the receipt check within {wait_s} s. Nothing "
+                "changed: try again in a moment.",
+                receipt,
+            )
+        if sent.problem is SendProblem.REFUSED:
+            return _refused(
+                ReceiptRefusal.MPESA_REFUSED,
+                f"M-Pesa refused the receipt check ({sent.message}). Nothing changed.",
+                receipt,
+            )
+        return _refused(ReceiptRefusal.NOT_SET_UP, sent.message, receipt)
+
+    async def _send(
+        self,
+        kind: RequestKind,
+        receipt: str,
+        target: Attempt | None,
+        sale_ref: str | None,
+        build: Callable[[InitiatorCredentials, bytes, _Urls], Sent],
+        *,
+        actor: Actor,
+        note: str | None = None,
+    ) -> StatementRequest | NotSent:
+        """Write the request (with its audit entry), send it with URLs signed for this till and
+        this request, and wait for its result on the engine's clock: the landed request, or
+        why there is none."""
         engine = self.engine
         settings = engine.settings
         try:
             initiator = await engine.store.initiators.get(engine.shop_id)
         except ShopConfigError as error:
-            return _refused(
-                ReceiptRefusal.NOT_SET_UP, f"Receipts cannot be checked: {error.message}.", receipt
-            )
+            return NotSent(SendProblem.NOT_SET_UP, f"Not set up: {error.message}.")
         if initiator is None:
-            return _refused(
-                ReceiptRefusal.NOT_SET_UP,
-                "No M-Pesa initiator is set for this shop: a manager sets it with "
-                "`smartduka shop initiator`. Nothing was sent.",
-                receipt,
+            return NotSent(
+                SendProblem.NOT_SET_UP,
+                "No M-Pesa initiator is set for this shop: a manager sets it in the M-Pesa "
+                "settings or with `smartduka shop initiator`. Nothing was sent.",
             )
         certificate = _certificate(settings)
         if isinstance(certificate, str):
-            return _refused(ReceiptRefusal.NOT_SET_UP, certificate, receipt)
+            return NotSent(SendProblem.NOT_SET_UP, certificate)
         credentials = await engine.store.shops.credentials(engine.shop_id)
         till = engine.till
         result, timeout = result_path.sign_new_request(
@@ -264,21 +512,10 @@ class StatementService:
         )
         base = engine.callback_base_url
         try:
-            wire = build_transaction_status(
-                shortcode=initiator.shortcode,
-                receipt=receipt,
-                initiator=initiator.name.reveal(),
-                password=SecretStr(initiator.password.reveal()),
-                certificate=certificate,
-                result_url=base + result.path(),
-                queue_timeout_url=base + timeout.path(),
-                production=settings.mode is Mode.PRODUCTION,
-            )
+            send = build(initiator, certificate, _Urls(base + result.path(), base + timeout.path()))
         except InvalidRequestError as error:
-            return _refused(
-                ReceiptRefusal.NOT_SET_UP,
-                f"The receipt check cannot be sent: {error}. Nothing was sent.",
-                receipt,
+            return NotSent(
+                SendProblem.NOT_SET_UP, f"The request cannot be sent: {error}. Nothing was sent."
             )
         ref = result.request_ref
         async with engine.store.write() as tx:
@@ -287,42 +524,32 @@ class StatementService:
                 shop_id=engine.shop_id,
                 till_id=engine.till_id,
                 request_ref=ref,
-                kind=RequestKind.TRANSACTION_STATUS,
+                kind=kind,
                 receipt=receipt,
                 sale_ref=sale_ref,
                 attempt_id=None if target is None else target.id,
                 amount=None if target is None else target.amount,
-                actor=Actor.CASHIER,
+                actor=actor,
+                note=note,
             )
         waiter = self._waiters[ref] = asyncio.Event()
         try:
             try:
-                await self._client.transaction_status(
+                await send(
                     DarajaCredentials(
                         consumer_key=SecretStr(credentials.consumer_key.reveal()),
                         consumer_secret=SecretStr(credentials.consumer_secret.reveal()),
-                    ),
-                    wire,
+                    )
                 )
             except RequestRefused as error:
                 async with engine.store.write() as tx:
                     await engine.store.statement.refused(tx, engine.shop_id, ref, error.message)
-                return _refused(
-                    ReceiptRefusal.MPESA_REFUSED,
-                    f"M-Pesa refused the receipt check ({error.message}). Nothing changed.",
-                    receipt,
-                )
+                return NotSent(SendProblem.REFUSED, error.message)
             except RequestOutcomeUnknown:
                 # It may have started: its result may still come, so wait as for an accepted one.
-                log.warning("Transaction Status outcome unknown; waiting for a result anyway")
-            wait_s = settings.timings.statement_result_wait_s
-            if not await _wait(waiter, engine, wait_s):
-                return _refused(
-                    ReceiptRefusal.TIMEOUT,
-                    f"M-Pesa has not answered the receipt check within {wait_s} s. Nothing "
-                    "changed: try again in a moment.",
-                    receipt,
-                )
+                log.warning("%s outcome unknown; waiting for a result anyway", kind.value)
+            if not await _wait(waiter, engine, settings.timings.statement_result_wait_s):
+                return NotSent(SendProblem.TIMEOUT, "no result yet")
         finally:
             self._waiters.pop(ref, None)
         landed = await engine.store.statement.get(engine.shop_id, ref)
@@ -473,6 +700,24 @@ class StatementService:
             paid_at=paid_at,
             payment=view,
         )
+
+
+def _reversal_not_sent(sent: NotSent, receipt: str, timings: TimingSettings) -> ReversalVerdict:
+    if sent.problem is SendProblem.TIMEOUT:
+        return reversal_refused(
+            ReversalRefusal.TIMEOUT,
+            f"M-Pesa has not answered the reversal within {timings.statement_result_wait_s} s. "
+            "It may still happen: the payment shows REVERSED only when M-Pesa's result says "
+            "so (`smartduka reverse` again shows whether it is waiting).",
+            receipt,
+        )
+    if sent.problem is SendProblem.REFUSED:
+        return reversal_refused(
+            ReversalRefusal.MPESA_REFUSED,
+            f"M-Pesa refused the reversal ({sent.message}). Nothing was reversed.",
+            receipt,
+        )
+    return reversal_refused(ReversalRefusal.NOT_SET_UP, sent.message, receipt)
 
 
 def _certificate(settings: Settings) -> bytes | str:

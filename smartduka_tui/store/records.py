@@ -56,6 +56,8 @@ class AttemptFlag(IntFlag):
     RECEIPT_PENDING = 4
     SUSPICIOUS = 8
     RESOLVED_BY_MANAGER = 16
+    REVERSED = 32
+    """M-Pesa's reversal result (code 0) gave the money back; set only on that result."""
 
 
 # Flags that put an attempt on the manager's problem list whatever its state.
@@ -381,6 +383,10 @@ class Summary:
     """Sales with a COMPLETED attempt."""
     sales_not_paid: int = 0
     """Sales whose every attempt reached a final state and none is COMPLETED."""
+    reversed: int = 0
+    """Paid attempts whose money M-Pesa reversed (still counted in `paid`)."""
+    amount_reversed: int = 0
+    """Whole shillings of those: `amount_paid` minus this is what the till kept."""
 
     @property
     def failure_rate(self) -> float:

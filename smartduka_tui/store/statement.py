@@ -89,7 +89,9 @@ class StatementRequests:
         attempt_id: int | None,
         amount: int | None,
         actor: Actor,
+        note: str | None = None,
     ) -> StatementRequest:
+        """The request's row and its audit entry (with the manager's `note` for a reversal)."""
         now = tx.now_ms()
         row = await tx.fetchone(
             "INSERT INTO statement_requests (shop_id, till_id, request_ref, kind, receipt, "
@@ -116,9 +118,19 @@ class StatementRequests:
             action=f"statement.{kind.value}_sent",
             shop_id=shop_id,
             attempt_id=attempt_id,
-            detail={"request": created.id, "receipt": receipt, "sale_ref": sale_ref},
+            detail={"request": created.id, "receipt": receipt, "sale_ref": sale_ref}
+            | ({} if note is None else {"note": note, "amount": amount}),
         )
         return created
+
+    async def waiting_reversal(self, shop_id: str, receipt: str) -> StatementRequest | None:
+        """A reversal of `receipt` sent and not answered yet (a second must wait for it)."""
+        row = await self._db.fetchone(
+            "SELECT * FROM statement_requests WHERE shop_id = ? AND receipt = ? "
+            "AND kind = 'reversal' AND state = 'sent' ORDER BY id DESC LIMIT 1",
+            (shop_id, receipt),
+        )
+        return None if row is None else _row(row)
 
     async def get(
         self, shop_id: str, request_ref: str, *, tx: Reader | None = None
