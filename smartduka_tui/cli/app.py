@@ -113,13 +113,16 @@ async def open_till(
         yield engine, link
 
 
-def manager_tools(engine: PaymentEngine, link: TillLink) -> ManagerService:
+def manager_tools(
+    engine: PaymentEngine, link: TillLink, reversals: StatementService | None = None
+) -> ManagerService:
     """The manager tools for this till, loaded the first time a manager screen opens; "verify
-    chain" compares against the relay's checkpoint when there is a relay."""
+    chain" compares against the relay's checkpoint when there is a relay, and reversals go
+    through the receipt checks' service (the relay brings M-Pesa's results)."""
     from smartduka_tui.payments.manager import ManagerService
 
     source = link.relay.fetch_checkpoint if link.relay is not None else None
-    return ManagerService.for_engine(engine, chain_checkpoint=source)
+    return ManagerService.for_engine(engine, chain_checkpoint=source, reversals=reversals)
 
 
 def receipt_checks(engine: PaymentEngine, link: TillLink) -> StatementService | None:
@@ -181,7 +184,7 @@ async def till_services(
                 connection=link.connection,
                 help_sections=help_sections,
                 log_path=log_path,
-                manager_tools=partial(manager_tools, engine, link),
+                manager_tools=partial(manager_tools, engine, link, receipts),
                 c2b=c2b_desk(engine, settings, the_clock, link),
                 receipts=receipts,
             )

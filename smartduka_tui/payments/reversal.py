@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from smartduka_tui.mpesa.statement import ALREADY_REVERSED, INVALID_ORIGINAL, AsyncResult
 
@@ -44,6 +44,12 @@ class ReversalVerdict:
     refusal: ReversalRefusal | None = None
     sale_ref: str | None = None
     amount: int | None = None
+
+
+class Reversals(Protocol):
+    """What the manager's faces call (`StatementService` is it)."""
+
+    async def reverse(self, code: str, note: str) -> ReversalVerdict: ...
 
 
 def refused(refusal: ReversalRefusal, message: str, receipt: str | None = None) -> ReversalVerdict:

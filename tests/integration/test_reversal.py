@@ -276,3 +276,51 @@ async def test_the_cli_is_for_a_manager_with_the_pin(
     assert again.stdout.strip() == (
         f"Receipt {paid.trans_id} (sale 0092) is already reversed. Nothing was sent."
     )
+
+
+async def test_the_manager_reverses_from_the_payments_detail_screen(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """The real app, driven with Pilot: signed in with the PIN, V on a paid payment's detail,
+    a note, and M-Pesa's result through the real relay marks it reversed."""
+    from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.ui.app import make_app
+    from smartduka_tui.ui.connection import ConnectionBoard
+    from smartduka_tui.ui.manager.problem_detail import ProblemDetailScreen
+    from smartduka_tui.ui.manager.reversal import ReversalScreen
+    from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
+    from tests.manager.conftest import ONLINE, SIZE, settle
+    from tests.manager.test_screens import notice_of, put, sign_in
+
+    async with counter(tmp_path, relay, sim) as c:
+        receipt = await paid_sale(c, sim, "0049", 520)
+        await ManagerPin.of(c.engine.store).set(Secret("4826"))
+        manager = ManagerService.for_engine(c.engine, reversals=c.service)
+        services = AppServices(
+            payments=c.engine,
+            clock=c.clock,
+            identity=TillIdentity(c.till.shop_id, c.till.till_id, "Reversal shop"),
+            connection=ConnectionBoard(ONLINE),
+            manager_tools=lambda: manager,
+        )
+        app = make_app(c.engine.settings, services, options=UiOptions(cursor_blink=False))
+        (attempt,) = await c.engine.store.attempts.by_receipt(c.till.shop_id, receipt)
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "problems", pin="4826")
+            app.push_screen(ProblemDetailScreen(f"A{attempt.id}"))
+            await settle(pilot)
+            detail: Any = app.screen
+            await pilot.press("v")
+            await settle(pilot)
+            assert isinstance(app.screen, ReversalScreen)
+            await put(pilot, "#reversal-note", NOTE)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.screen is detail
+            assert notice_of(app) == (
+                f"Reversed: KES 520 of receipt {receipt} (sale 0049) went back to the customer."
+            )
+            assert detail.detail.row.reversed
+            assert detail.check_action("reverse", ()) is None
+        (now,) = await c.engine.store.attempts.by_receipt(c.till.shop_id, receipt)
+        assert AttemptFlag.REVERSED in now.flags

@@ -40,6 +40,7 @@ from smartduka_tui.payments.manager.lists import (
     HistoryFilter,
     ListCursor,
     PaymentLists,
+    PaymentRow,
     ProblemFilter,
     RowPage,
     attempt_row,
@@ -67,6 +68,7 @@ from smartduka_tui.payments.manager.words import (
     kenya_time,
     shillings,
 )
+from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
@@ -146,8 +148,11 @@ class ManagerService:
         export_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         chain_checkpoint: Callable[[], Awaitable[ChainCheckpoint | None]] | None = None,
+        reversals: Reversals | None = None,
     ) -> None:
         self.store = store
+        # M-Pesa reversals (payments.statement.StatementService; needs the relay), or None.
+        self.reversals = reversals
         # The relay's copy of the audit chain's head (relay_client.RelayClient.fetch_checkpoint;
         # ConnectionError when unreachable): "verify chain" compares the log against it.
         self.chain_checkpoint = chain_checkpoint
@@ -435,6 +440,33 @@ class ManagerService:
         after = await self._attempt(attempt.id)
         detail = await self._attempt_detail(after)
         return ActionResult(_recheck_message(attempt, after, detail), detail)
+
+    def reverse_blocked(self, row: PaymentRow) -> str | None:
+        """None when a reversal of the payment in `row` may be asked for; else why not."""
+        if self.reversals is None:
+            return "reversals need the relay (M-Pesa answers through it)"
+        if not row.is_attempt or row.state is not AttemptState.COMPLETED or not row.receipt:
+            return "only a paid payment with its receipt can be reversed"
+        if row.reversed:
+            return "it is already reversed"
+        return None
+
+    async def reverse(self, key: str, note: str) -> ActionResult:
+        """Ask M-Pesa to give a paid payment back (the manager is signed in with the PIN; the
+        note goes to M-Pesa and the audit). REVERSED comes only with M-Pesa's code 0 result.
+        ManagerInputError for a bad note, ActionRefused when it cannot be reversed."""
+        self._signed_in()
+        kind, number = parse_key(key)
+        if kind != "A":
+            raise ActionRefused("only a payment (A…) can be reversed")
+        row = attempt_row(await self._attempt(number))
+        blocked = self.reverse_blocked(row)
+        if blocked is not None or self.reversals is None or row.receipt is None:
+            raise ActionRefused(blocked or "it cannot be reversed")
+        verdict = await self.reversals.reverse(row.receipt, note)
+        if verdict.refusal in (ReversalRefusal.BAD_NOTE, ReversalRefusal.MALFORMED):
+            raise ManagerInputError("note", verdict.message)
+        return ActionResult(verdict.message, await self.detail(key))
 
     async def resolve(
         self,
