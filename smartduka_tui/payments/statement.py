@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 # A customer may pay (by SMS prompt or the till number) a little before the cashier rings the
 # sale up: receipts up to this long before the sale's first attempt still fit its window.
 RECEIPT_LEAD: Final = timedelta(minutes=10)
+# A reversal with no result this long after it was asked no longer blocks asking again.
+REVERSAL_RESEND_AFTER: Final = timedelta(minutes=30)
 # The initiator's error for a wrong name or password (REFERENCE.md section 7, Reversal codes).
 INITIATOR_REFUSED: Final = 2001
 _LEADING_NUMBER = re.compile(r"^\s*(\d{5,12})\b")
@@ -298,11 +300,16 @@ class StatementService:
                 "was sent.",
                 receipt,
             )
-        if await engine.store.statement.waiting_reversal(engine.shop_id, receipt) is not None:
+        waiting = await engine.store.statement.waiting_reversal(engine.shop_id, receipt)
+        # A result lost for good (Safaricom does not retry) must not block the payment
+        # forever: after a while it may be asked again, and M-Pesa answers R000001 if the first
+        # one did go through.
+        if waiting is not None and engine.clock.now() - waiting.created_at < REVERSAL_RESEND_AFTER:
             return reversal_refused(
                 ReversalRefusal.WAITING,
-                f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer. "
-                "Nothing was sent.",
+                f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer "
+                f"(asked at {_moment(waiting.created_at)}; it may be asked again after "
+                f"{REVERSAL_RESEND_AFTER.seconds // 60} minutes). Nothing was sent.",
                 receipt,
             )
 

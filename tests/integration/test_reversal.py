@@ -128,11 +128,13 @@ async def test_a_result_after_the_wait_still_marks_it(
         (attempt,) = await c.engine.store.attempts.by_receipt(c.till.shop_id, receipt)
         assert AttemptFlag.REVERSED not in attempt.flags
         before = c.money_state()
-        refused(
-            await c.service.reverse(receipt, NOTE),
-            ReversalRefusal.WAITING,
-            f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer. "
-            "Nothing was sent.",
+        waiting = await c.service.reverse(receipt, NOTE)
+        assert waiting.refusal is ReversalRefusal.WAITING, waiting
+        assert waiting.message.startswith(
+            f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer (asked at "
+        )
+        assert waiting.message.endswith(
+            "; it may be asked again after 30 minutes). Nothing was sent."
         )
         assert c.money_state() == before
 
@@ -324,3 +326,33 @@ async def test_the_manager_reverses_from_the_payments_detail_screen(
             assert detail.check_action("reverse", ()) is None
         (now,) = await c.engine.store.attempts.by_receipt(c.till.shop_id, receipt)
         assert AttemptFlag.REVERSED in now.flags
+
+
+async def test_a_lost_result_blocks_asking_again_only_for_a_while(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim, wait_s=30) as c:
+        receipt = await paid_sale(c, sim, "0047", 380)
+        # M-Pesa reverses it, and its result never arrives (Safaricom does not retry).
+        await sim.set_async_results(c.shortcode, drop=True, delay_s=0)
+        task = asyncio.create_task(c.service.reverse(receipt, NOTE))
+
+        async def waited_out() -> bool:
+            c.clock.advance(30)
+            return task.done()
+
+        assert await eventually(waited_out)
+        assert (await task).refusal is ReversalRefusal.TIMEOUT
+        assert (await c.service.reverse(receipt, NOTE)).refusal is ReversalRefusal.WAITING
+        # Half an hour on, it may be asked again: M-Pesa says it was done, and the till does
+        # not mark it from that (only a code 0 result does).
+        c.clock.advance(30 * 60)
+        await sim.set_async_results(c.shortcode, delay_s=0)
+        before = c.money_state()
+        refused(
+            await c.service.reverse(receipt, NOTE),
+            ReversalRefusal.ALREADY_REVERSED,
+            f"M-Pesa says receipt {receipt} was already reversed (R000001). Nothing changed "
+            "here: check the shop's M-Pesa statement.",
+        )
+        assert c.money_state() == before

@@ -149,9 +149,7 @@ class SaleScreen(TillScreen):
         if self._left:
             return
         self._left = True
-        # Not `is_current`: that is true under a modal too, and switch_screen would then
-        # replace the modal instead of this screen.
-        if self.app.screen is self:
+        if self.is_current:
             self.app.switch_screen(screen)
         else:
             self._next = screen

@@ -3,8 +3,9 @@ till checks it with M-Pesa (Transaction Status, `ReceiptChecks.verify_receipt`).
 
 Opened from the failure screen (for that sale: accepted, the sale is paid) or the checkout
 (a check only: is it a real payment to this till that no sale holds yet?). The screen holds no
-rule of its own: it shows the service's verdict in its words. It closes with the paid
-`PaymentView` when the sale was paid, so the screen below moves on to the receipt.
+rule of its own: it shows the service's verdict in its words. When the sale is paid the
+failure screen below replaces it with the receipt screen, as for any payment that arrives
+while a dialog is open; closed by hand it hands back the paid `PaymentView` too.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
         self.verdict = message.verdict
         self._show(message.verdict.message, "-accepted" if message.verdict.accepted else "-refused")
         self.refresh_bindings()
-        if message.verdict.payment is not None and message.verdict.payment.is_paid:
-            self.dismiss(message.verdict.payment)
+        # A paid sale needs nothing here: the sale screen below hears of the payment and
+        # replaces this dialog with the receipt screen (SaleScreen.move_to).
 
     @work(group="verify", exclusive=True, exit_on_error=False)
     async def _ask(self, code: str) -> None:
