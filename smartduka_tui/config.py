@@ -134,6 +134,21 @@ class MonitorSettings(BaseModel):
     window_s: int = Field(default=600, ge=60, description="The monitor's window in seconds.")
 
 
+class PullSettings(BaseModel):
+    """Pull Transactions: the reconciler's backfill of the shortcode's last 48 hours."""
+
+    interval_s: int = Field(
+        default=1800,
+        ge=0,
+        description="Pull each shortcode this often (0: only on demand, `smartduka pull`).",
+    )
+    nominated_number: str | None = Field(
+        default=None,
+        description="The owner's M-Pesa phone, sent when registering for pulls; unset: no "
+        "scheduled pull.",
+    )
+
+
 class Settings(BaseSettings):
     """The till's settings."""
 
@@ -162,6 +177,7 @@ class Settings(BaseSettings):
     timings: TimingSettings = Field(default_factory=TimingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    pull: PullSettings = Field(default_factory=PullSettings)
 
     @field_validator("data_dir", "keyring_file", mode="after")
     @classmethod

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "verify",
     "reverse",
     "reconcile",
+    "pull",
     "c2b",
     "shop",
     "enrol",

@@ -9,6 +9,7 @@ get a gateway that talks to the relay's broker (a later issue) behind the same i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -29,8 +30,12 @@ from smartduka_tui.mpesa.requests import (
     MerchantKind,
     build_stk_push,
 )
-from smartduka_tui.mpesa.statement import QrCodeResponse, QrTransactionCode
-from smartduka_tui.mpesa.statement_requests import build_qr_code
+from smartduka_tui.mpesa.statement import PullPage, QrCodeResponse, QrTransactionCode
+from smartduka_tui.mpesa.statement_requests import (
+    build_pull_query,
+    build_pull_register,
+    build_qr_code,
+)
 from smartduka_tui.store.records import Shop, ShopCredentials, ShopType
 
 
@@ -234,6 +239,38 @@ class DirectGateway:
         if result.checkout_request_id != checkout_request_id:
             return QueryAnswer(QueryKind.NO_ANSWER, result_desc="answer for another request")
         return QueryAnswer(QueryKind.RESULT, result.code_key, result.result_desc or "")
+
+    async def register_pull(
+        self, nominated_number: str, callback_url: str, *, production: bool
+    ) -> bool:
+        """Register the shortcode for Pull Transactions; True when newly registered, False
+        when it already was. Unreachable (with the reason) when M-Pesa refuses."""
+        try:
+            request = build_pull_register(
+                self.shortcode,
+                nominated_number=nominated_number,
+                callback_url=callback_url,
+                production=production,
+            )
+            answer = await self._client.register_pull(self._merchant, request)
+        except (DarajaError, ValueError) as error:
+            reason = error.message if isinstance(error, DarajaError) else str(error)
+            raise Unreachable(
+                f"M-Pesa did not register the shortcode for pulls ({reason})."
+            ) from None
+        return not answer.already_registered
+
+    async def pull_page(self, start: datetime, end: datetime, offset: int) -> PullPage:
+        """One page of the shortcode's statement from `start` to `end`, from row `offset`.
+        Unreachable (with the reason) for a refusal or a page that cannot be read."""
+        try:
+            request = build_pull_query(
+                self.shortcode, start=start, end=end, offset=offset, now=self._clock.now()
+            )
+            return await self._client.pull_transactions(self._merchant, request)
+        except (DarajaError, ValueError) as error:
+            reason = error.message if isinstance(error, DarajaError) else str(error)
+            raise Unreachable(f"M-Pesa did not give the statement ({reason}).") from None
 
 
 def daraja_client(

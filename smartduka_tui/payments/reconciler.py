@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from smartduka_tui.payments.api import AttemptState, ReconcileReport
 from smartduka_tui.payments.limits import Spacing
 from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.payments.pull import PullSchedule, scheduled_pull
 from smartduka_tui.store.records import Attempt
 
 if TYPE_CHECKING:
@@ -47,14 +48,20 @@ class Reconciler:
         # about every live attempt, so a restart forgetting this set asks no one twice).
         self._countdown_asked: set[int] = set()
         self._countdown = timedelta(seconds=self.settings.timings.prompt_countdown_s)
+        # Pull Transactions on its own schedule, so a long pull never holds up a pass.
+        self.pull_schedule: PullSchedule | None = scheduled_pull(engine)
 
     # ------------------------------------------------------------------ background loop
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="smartduka-reconciler")
+            if self.pull_schedule is not None:
+                self.pull_schedule.start()
 
     async def stop(self) -> None:
+        if self.pull_schedule is not None:
+            await self.pull_schedule.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -1001,6 +1002,42 @@ class PaymentEngine:
             else None,
         )
         return await self._result(verdict, CallbackOutcome.NO_CHANGE)
+
+    async def fill_receipts(
+        self, found: Sequence[tuple[int, str, str, Mapping[str, Any]]]
+    ) -> list[Attempt]:
+        """Paid attempts still without a receipt get the one M-Pesa's statement shows (Pull
+        Transactions): (attempt id, attempt ref, receipt, audit detail) each, all in one
+        transaction, holding their locks. Those that are no longer such attempts are left as
+        they are; returns the ones filled."""
+        filled: list[Attempt] = []
+        async with contextlib.AsyncExitStack() as held:
+            for ref in sorted({attempt_ref for _, attempt_ref, _, _ in found}):
+                await held.enter_async_context(self.lock_for(ref))
+            async with self.store.write() as tx:
+                for attempt_id, _, receipt, detail in found:
+                    current = await self.store.attempts.get(self.shop_id, attempt_id, tx=tx)
+                    if (
+                        current is None
+                        or current.state is not S.COMPLETED
+                        or current.receipt_number
+                    ):
+                        continue
+                    result = await self.store.attempts.transition(
+                        tx,
+                        self.shop_id,
+                        current.id,
+                        {S.COMPLETED},
+                        S.COMPLETED,
+                        Actor.SYSTEM,
+                        clear_flags=AttemptFlag.RECEIPT_PENDING,
+                        detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
+                        receipt_number=receipt,
+                    )
+                    filled.append(result.attempt)
+        for attempt in filled:
+            await self._notify(attempt)
+        return filled
 
     async def _result(self, verdict: Verdict, outcome: CallbackOutcome) -> CallbackResult:
         if not verdict.decision.changes_state and outcome is CallbackOutcome.APPLIED:

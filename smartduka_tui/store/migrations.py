@@ -317,8 +317,62 @@ _V9_C2B_PAYMENTS = Migration(
     ),
 )
 
-_V10_STATEMENT_REQUESTS = Migration(
+_V10_PULLED_STATEMENT = Migration(
     10,
+    "Pull Transactions: the statement rows pulled, the last pull per shortcode, the findings",
+    (
+        # One row per M-Pesa receipt (transactionId) per shop: pulling again adds nothing.
+        # `matched` says what here knows the payment (an attempt or a C2B row); NULL while
+        # nothing does. The payer is kept as M-Pesa showed it (masked).
+        """
+        CREATE TABLE pulled_transactions (
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            transaction_id TEXT NOT NULL,
+            shortcode TEXT NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount >= 1),
+            paid_at INTEGER NOT NULL,
+            payer TEXT NOT NULL,
+            bill_ref TEXT NOT NULL,
+            transaction_type TEXT NOT NULL,
+            pulled_at INTEGER NOT NULL,
+            matched TEXT CHECK (matched IN ('attempt', 'c2b')),
+            sale_ref TEXT,
+            PRIMARY KEY (shop_id, transaction_id)
+        ) STRICT
+        """,
+        "CREATE INDEX pulled_unmatched ON pulled_transactions(shop_id, paid_at)"
+        " WHERE matched IS NULL",
+        """
+        CREATE TABLE pull_status (
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            shortcode TEXT NOT NULL,
+            registered_at INTEGER,
+            last_pull_at INTEGER,
+            last_ok_at INTEGER,
+            error TEXT,
+            pages INTEGER NOT NULL DEFAULT 0,
+            rows_seen INTEGER NOT NULL DEFAULT 0,
+            new_rows INTEGER NOT NULL DEFAULT 0,
+            receipts_filled INTEGER NOT NULL DEFAULT 0,
+            problems_found INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (shop_id, shortcode)
+        ) STRICT
+        """,
+        # What a pull has already told the manager ("money:<receipt>", "twice:<sale>"), so a
+        # later pull of the same 48 hours records each finding once.
+        """
+        CREATE TABLE pull_findings (
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            finding TEXT NOT NULL,
+            problem_id INTEGER NOT NULL REFERENCES problems(id),
+            PRIMARY KEY (shop_id, finding)
+        ) STRICT
+        """,
+    ),
+)
+
+_V11_STATEMENT_REQUESTS = Migration(
+    11,
     "Transaction Status and Reversal requests with their asynchronous results",
     (
         # One row per request, written before it is sent; its result (from the relay's feed)
@@ -355,6 +409,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V7_KEYED_AUDIT_AND_PIN,
     _V8_PIN_COUNTERS_TAG,
     _V9_C2B_PAYMENTS,
-    _V10_STATEMENT_REQUESTS,
+    _V10_PULLED_STATEMENT,
+    _V11_STATEMENT_REQUESTS,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -21,6 +21,7 @@ from smartduka_tui.store.errors import KeyMissingError
 from smartduka_tui.store.initiator import Initiators
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.problems import Problems
+from smartduka_tui.store.pull import PulledStatement
 from smartduka_tui.store.shops import Shops
 from smartduka_tui.store.statement import StatementRequests
 from smartduka_tui.store.tills import Tills
@@ -52,6 +53,7 @@ class Store:
         self.problems = Problems(db, self.audit)
         self.statement = StatementRequests(db, self.audit)
         self.c2b = C2BPayments(db, self.audit)
+        self.pull = PulledStatement(db, self.audit)
 
     @classmethod
     async def open(

@@ -240,6 +240,7 @@ async def till(
     daraja_url: str | None = None,
     sim_settings: dict[str, Any] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    clock: ManualClock | None = None,
     **settings: Any,
 ) -> AsyncIterator[TillHarness]:
     """A till on the simulator at `simulator_url`; with `apply_callbacks` each callback that
@@ -247,7 +248,7 @@ async def till(
     data_dir = tmp_path / "till"
     data_dir.mkdir()
     create_keyring(keyring_path(data_dir))
-    clock = ManualClock()
+    clock = clock or ManualClock()
     callback_secret = new_callback_secret()
     receiver = CallbackReceiver({KID: callback_secret}, clock)
     async with ServedReceiver(receiver) as served, SimulatorControl(simulator_url) as sim:

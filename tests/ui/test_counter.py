@@ -53,12 +53,35 @@ def app_examples(most: int) -> settings:
 S = TypeVar("S", bound=Screen[Any])
 
 
+# Characters that stand for a terminal's non-printing keys in typed strings.
+_NAMED = {"\r": "enter", "\x7f": "backspace", "\x01": "home", "\x05": "end"}
+
+
 def driver_keys(text: str) -> list[events.Key]:
-    """The key events the terminal driver posts for `text` (`\\r` is Enter)."""
+    """The key events the terminal driver posts for `text` (`\\r` is Enter, `\\x7f`
+    Backspace, `\\x01` Home, `\\x05` End)."""
     return [
-        events.Key("enter", "\r") if char == "\r" else events.Key(_character_to_key(char), char)
+        events.Key(_NAMED[char], "\r" if char == "\r" else None)
+        if char in _NAMED
+        else events.Key(_character_to_key(char), char)
         for char in text
     ]
+
+
+def as_edited(typed: str) -> str:
+    """What a field holds after `typed` (no Enter in it), each Backspace taking the character
+    before the cursor, Home and End moving it (a model apart from the code under test)."""
+    text, cursor = "", 0
+    for char in typed:
+        if char == "\x7f":
+            text, cursor = text[: max(cursor - 1, 0)] + text[cursor:], max(cursor - 1, 0)
+        elif char == "\x01":
+            cursor = 0
+        elif char == "\x05":
+            cursor = len(text)
+        else:
+            text, cursor = text[:cursor] + char + text[cursor:], cursor + 1
+    return text
 
 
 def type_fast(app: SmartDukaApp, text: str) -> None:
@@ -217,6 +240,46 @@ async def test_a_total_m_pesa_cannot_take_is_refused_as_typed(
     assert text_of(checkout, "#total-hint") == problem
     assert counter.app.screen is checkout and checkout.total_text == typed
     assert await counter.harness.engine.sale_attempts(ref) == []
+
+
+@app_examples(25)
+@given(typed=st.text(alphabet="0123456789.\x7f\x01\x05", min_size=1, max_size=10))
+async def test_editing_keys_typed_fast_keep_their_place_among_the_digits(
+    counter: Counter, typed: str
+) -> None:
+    """Found in tmux after issue #12: "16010.50", six Backspaces and "160" typed in one burst
+    became 16010 (Textual ran the Backspaces after the digits that followed them)."""
+    checkout = await counter.fresh_checkout()
+    ref = checkout.sale_ref
+    meant = as_edited(typed)
+    type_fast(counter.app, typed + "\r")
+    await wait_until(
+        counter.pilot,
+        lambda: isinstance(counter.app.screen, PhoneScreen) or bool(counter.rings),
+        "the phone screen or a refusal",
+    )
+    expected = expected_total(meant)
+    if expected is None:
+        assert counter.app.screen is checkout and checkout.total_text == meant
+        assert await counter.harness.engine.sale_attempts(ref) == []
+    else:
+        phone_screen = counter.app.screen
+        assert isinstance(phone_screen, PhoneScreen)
+        assert (phone_screen.amount, phone_screen.sale_ref) == (expected, ref)
+
+
+@pytest.mark.parametrize(
+    ("typed", "total"),
+    [("16010.50" + "\x7f" * 6 + "160", 16160), ("160\x019", 9160), ("15\x7f\x7f\x7f40", 40)],
+    ids=["backspaces", "home", "backspace-past-the-start"],
+)
+async def test_a_burst_with_editing_keys_pays_what_the_field_showed(
+    counter: Counter, typed: str, total: int
+) -> None:
+    await counter.fresh_checkout()
+    type_fast(counter.app, typed + "\r")
+    phone_screen = await counter.on(PhoneScreen)
+    assert phone_screen.amount == total
 
 
 async def test_digits_racing_enter_reach_m_pesa_whole(counter: Counter) -> None:

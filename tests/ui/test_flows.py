@@ -20,7 +20,7 @@ from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.success import LATE, RECEIPT_TO_FOLLOW, SuccessScreen
-from smartduka_tui.ui.screens.waiting import WaitingScreen
+from smartduka_tui.ui.screens.waiting import WHY_NO_RETRY_YET, WaitingScreen
 from smartduka_tui.ui.summary import PROMPT_TIME_UP
 from smartduka_tui.ui.widgets.big_text import BigText
 from tests.conftest import unique_phone
@@ -385,6 +385,26 @@ async def test_stop_waiting_hands_over_and_the_outcome_still_arrives(
         assert (await shop_till.engine.get(attempt_id)).is_paid
         assert pilot.app.screen is checkout
         assert app.latest[attempt_id].is_paid
+
+
+async def test_retry_pressed_while_the_prompt_is_live_says_why_and_sends_nothing(
+    shop_till: TillHarness,
+) -> None:
+    """Issue #12 case 6: r and a on the waiting screen only changed colour."""
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        waiting = await start_sale(pilot, 65, phone)
+        await wait_until(pilot, lambda: app.awaiting == 1, "one awaiting")
+        for key in ("r", "a"):
+            waiting.clear_notice()
+            await pilot.press(key)
+            await wait_until(pilot, lambda: waiting.notice_text != "", f"{key} answered")
+            assert waiting.notice_text == WHY_NO_RETRY_YET
+            assert app.screen is waiting
+        assert len(await pushes(shop_till, phone)) == 1
+        await answer(shop_till)
+        await wait_for_screen(pilot, SuccessScreen)
 
 
 async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness) -> None:

@@ -22,6 +22,7 @@ from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
+from tests.manager.screen_text import screen_lines
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 from tests.ui.conftest import SIZE, build_app, wait_for_screen, wait_until
@@ -87,6 +88,10 @@ async def test_a_receipt_code_on_the_failure_screen_pays_the_sale(
         await start_sale(pilot, 450, phone)
         await answer(harness)
         failure: Any = await wait_for_screen(pilot, FailureScreen)
+        await wait_until(pilot, lambda: failure.check_action("verify_receipt", ()), "F8")
+        await pilot.pause()
+        footer = screen_lines(app)[-1]
+        assert "f8 Receipt code" in footer and len(footer.rstrip()) <= SIZE[0], footer
         await pilot.press("f8")
         dialog: Any = await wait_for_screen(pilot, VerifyReceiptScreen)
         await put(pilot, "#receipt-code", "tkq9 zz1a2b")

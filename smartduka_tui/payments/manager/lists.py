@@ -437,6 +437,15 @@ def _record_summary(problem: Problem) -> str:
         return f"{detail.get('failures')} failed payments in this shop in {minutes}"
     if pattern == "duplicate_payment":
         return f"Sale {detail.get('sale_ref')} was paid twice: refund one payment"
+    if pattern == "money_without_sale":
+        amount = as_int(detail.get("amount"))
+        return (
+            f"Money without a sale: {shillings(amount)} ({detail.get('receipt')}) is on the "
+            "M-Pesa statement, but no sale here knows it"
+        )
+    if pattern == "paid_twice":
+        receipts = ", ".join(str(r) for r in detail.get("receipts", []))
+        return f"Sale {detail.get('sale_ref')} was paid twice ({receipts}): refund one payment"
     return f"Suspicious pattern: {pattern}"
 
 

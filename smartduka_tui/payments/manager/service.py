@@ -33,6 +33,7 @@ from smartduka_tui.payments.manager.detail import (
     attempt_advice,
     record_advice,
 )
+from smartduka_tui.payments.manager.direct import DirectPaymentsView, direct_payments_view
 from smartduka_tui.payments.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
 from smartduka_tui.payments.manager.lists import (
     CSV_COLUMNS,
@@ -68,6 +69,7 @@ from smartduka_tui.payments.manager.words import (
     kenya_time,
     shillings,
 )
+from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
 from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
@@ -819,6 +821,31 @@ class ManagerService:
     async def daily_summary(self, day: date | None = None) -> DailySummary:
         self._signed_in()
         return await summarise_day(self.store, self.shop_id, day or self.today())
+
+    # ---- direct payments and the M-Pesa statement ------------------------------------------
+
+    async def direct_payments(self) -> DirectPaymentsView:
+        """Direct payments no sale holds, newest first, and the last pull per shortcode."""
+        self._signed_in()
+        shop = await self.store.shops.require(self.shop_id)
+        codes = (shop.business_shortcode,) if shop.business_shortcode else ()
+        return await direct_payments_view(self.store, self.shop_id, codes, self.clock.now())
+
+    async def pull_statement(self, progress: Progress | None = None) -> PullReport:
+        """Pull the shortcode's M-Pesa statement now; ActionRefused with the reason when it
+        cannot be pulled or M-Pesa's answer cannot be used (then nothing was taken)."""
+        from smartduka_tui.payments.service import PaymentEngine
+
+        self._signed_in()
+        pull = (
+            statement_pull_for(self.payments) if isinstance(self.payments, PaymentEngine) else None
+        )
+        if pull is None:
+            raise ActionRefused("This till has no shortcode of its own to pull the statement of.")
+        try:
+            return await pull.pull(progress=progress)
+        except PullFailed as error:
+            raise ActionRefused(f"Pull failed: {error.message}") from None
 
     @classmethod
     def for_engine(cls, engine: Any, **options: Any) -> ManagerService:

@@ -50,6 +50,12 @@ def _history() -> Screen[Any]:
     return HistoryScreen()
 
 
+def _direct_payments() -> Screen[Any]:
+    from smartduka_tui.ui.manager.direct_payments import DirectPaymentsScreen
+
+    return DirectPaymentsScreen()
+
+
 def behind_pin(
     target: Callable[[], Screen[Any]], purpose: str
 ) -> Callable[[SmartDukaApp], Screen[Any]]:
@@ -109,5 +115,12 @@ def screen_commands() -> tuple[ScreenCommand, ...]:
             open=behind_pin(_history, "the sales history"),
             available=has_manager_service,
             locked=needs_sign_in,
+        ),
+        ScreenCommand(
+            id="manager.direct_payments",
+            title="Direct payments",
+            help="Direct payments no sale holds, and the last M-Pesa statement pull (PIN)",
+            open=behind_pin(_direct_payments, "the direct payments"),
+            available=has_manager_service,
         ),
     )

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.payments.manager import ActionResult, ManagerError, Resolution
 from smartduka_tui.ui.manager.base import ManagerModal
+from smartduka_tui.ui.widgets.inputs import till_input
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
@@ -37,21 +38,18 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         with Vertical(id="note-dialog"):
             yield Label(f"Mark {self.key} resolved", id="note-title")
             yield Static("Say what was done, e.g. refunded by M-Pesa, customer paid cash.")
-            input_widget = Input(
-                id="note", max_length=500, placeholder="what was done", compact=True
+            yield till_input(
+                blink=blink, id="note", max_length=500, placeholder="what was done", compact=True
             )
-            input_widget.set_reactive(Input.cursor_blink, blink)
-            yield input_widget
             if self.key.startswith("A"):
                 yield Static("On the M-Pesa statement: the receipt if it was paid, no if not.")
-                finding = Input(
+                yield till_input(
+                    blink=blink,
                     id="finding",
                     max_length=32,
                     placeholder="receipt · no · empty: the note only",
                     compact=True,
                 )
-                finding.set_reactive(Input.cursor_blink, blink)
-                yield finding
             yield Static("", id="note-error")
         yield Footer()
 

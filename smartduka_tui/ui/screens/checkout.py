@@ -36,6 +36,9 @@ class CheckoutScreen(TillScreen):
     """The till's home screen: one sale at a time."""
 
     CSS_PATH = "checkout.tcss"
+    # The sale's own keys fill 80 columns (with item lines: Pay, Add item, Remove, Direct, QR,
+    # Help, Sales); Ctrl+P still opens the palette and F1 says so.
+    FOOTER_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "enter",
@@ -56,7 +59,7 @@ class CheckoutScreen(TillScreen):
         Binding(
             "f6",
             "attach_c2b",
-            "Paid directly",
+            "Direct",
             id="checkout.attach_c2b",
             tooltip="Attach the direct M-Pesa payment that fits this sale (amount and time)",
         ),
@@ -81,6 +84,9 @@ class CheckoutScreen(TillScreen):
             "Receipt code",
             id="checkout.verify_receipt",
             tooltip="Check a receipt code the customer shows with M-Pesa",
+            # Not in the footer, which the sale's own keys fill at 80 columns; F1 and the
+            # command palette list it.
+            show=False,
         ),
     ]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -29,6 +29,11 @@ from smartduka_tui.ui.summary import PROMPT_TIME_UP, STAGE_WORDS
 OFFLINE_NOTE = (
     "The connection dropped: this payment may still complete. "
     "It is checked automatically when the connection is back."
+)
+
+
+WHY_NO_RETRY_YET = (
+    "Not yet: this prompt may still be paid. Retry opens when M-Pesa answers; s stops waiting."
 )
 
 
@@ -221,10 +226,17 @@ class WaitingScreen(SaleScreen):
             self._stop_waiting()
 
     def action_retry(self) -> None:
-        """Greyed while the attempt is live; the failure screen owns retries."""
+        """Greyed while the attempt is live (see `on_key`); the failure screen owns retries."""
 
     def action_another_phone(self) -> None:
-        """Greyed while the attempt is live; the failure screen owns retries."""
+        """Greyed while the attempt is live (see `on_key`); the failure screen owns retries."""
+
+    def on_key(self, event: events.Key) -> None:
+        # Textual drops the key of a greyed binding silently: a cashier pressing r or a while
+        # the prompt is live was left guessing (issue #12 case 6). Say why, and what to do.
+        if event.key in ("r", "a") and not self.check_action("retry", ()):
+            event.stop()
+            self.show_notice(WHY_NO_RETRY_YET, "warning")
 
     # -- workers -------------------------------------------------------------------------------
 

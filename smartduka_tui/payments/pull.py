@@ -1,0 +1,534 @@
+"""Pull Transactions in the reconciler: the shortcode's M-Pesa statement of the last 48 hours
+(REFERENCE.md section 7b.2), read page by page and reconciled against this till.
+
+A pull registers the shortcode once, reads every page from the start of the window, and
+refuses the whole pull (changing nothing but the last-pull status) when a page is unreadable
+or refused, a row has an amount with cents, or one transactionId comes with two different
+amounts. Then it keeps the new rows (idempotent by transactionId), and for each row nothing
+here knew before:
+
+- an attempt holding that receipt, or a C2B row with that TransID: known;
+- else the one attempt without a receipt that the row fits (amount, the sale's
+  AccountReference, time and masked phone): a paid attempt gets its receipt; a FAILED,
+  EXPIRED, UNKNOWN or NEEDS_REVIEW one gets STATEMENT_MATCHED through the engine (never a
+  downgrade: COMPLETED is never left); a PENDING one is left to its callback or query;
+- else "money without a sale", a problem for the manager.
+
+A sale that two receipts pay ("paid twice") becomes a problem too, unless the engine already
+flagged its duplicate payment. Each finding is recorded once, however often the same 48 hours
+are pulled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.statement import PullTransaction
+from smartduka_tui.payments.api import AttemptState
+from smartduka_tui.payments.gateway import DirectGateway, GatewayError
+from smartduka_tui.payments.inputs import account_reference
+from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.store.pull import MatchedBy, PulledRow, PullStatus, ReceiptlessAttempt
+from smartduka_tui.store.records import ProblemKind
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.service import PaymentEngine
+
+log = logging.getLogger(__name__)
+S = AttemptState
+
+PULL_WINDOW = timedelta(hours=48)
+# The window's start is kept this far inside Daraja's 48 hours, so that it is still inside
+# when the last page is asked for.
+WINDOW_MARGIN = timedelta(minutes=1)
+# M-Pesa's clock and the till's may differ: the window ends this far past the till's now,
+# and a row fits an attempt this far outside the attempt's own lifetime.
+CLOCK_SKEW = timedelta(minutes=10)
+# A bound on one pull (at 100 rows a page, a million rows): a Daraja that never stops
+# paging is an error, not a hang.
+MAX_PAGES = 10_000
+_MASKED = re.compile(r"^(\d{3,6})\s*\*+\s*(\d{2,4})$")
+_FULL = re.compile(r"^254[17]\d{8}$")
+# Still waiting for their own callback or query: the statement does not settle these.
+_AWAITING = frozenset({S.CREATED, S.PENDING})
+
+
+class PullFailed(Exception):
+    """A pull that changed nothing (but the last-pull status); the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PullInputError(PullFailed):
+    """A pull asked for wrongly (e.g. --since out of range); nothing was asked or changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress:
+    """How far a pull has read: pages and rows so far."""
+
+    pages: int
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullReport:
+    """What one pull did."""
+
+    shortcode: str
+    start: datetime
+    end: datetime
+    pages: int
+    rows: int
+    new_rows: int
+    receipts_filled: int
+    money_without_sale: int
+    paid_twice: int
+
+    @property
+    def problems_found(self) -> int:
+        return self.money_without_sale + self.paid_twice
+
+
+Progress = Callable[[PullProgress], None]
+
+
+def _whole_shillings(row: PullTransaction, page: int) -> int:
+    amount = row.amount
+    if amount != amount.to_integral_value():
+        raise PullFailed(
+            f"page {page}: {row.transaction_id} has an amount with cents (KES {amount}); "
+            "M-Pesa payments here are whole shillings, so nothing was taken from this pull"
+        )
+    if amount < 1:
+        raise PullFailed(f"page {page}: {row.transaction_id} has no amount (KES {amount})")
+    return int(amount)
+
+
+def _phone_fits(payer: str, phone: str) -> bool:
+    """Whether M-Pesa's view of the payer (masked, full, hashed or blank) can be `phone`."""
+    text = payer.strip()
+    if _FULL.fullmatch(text):
+        return text == phone
+    masked = _MASKED.fullmatch(text)
+    if masked:
+        return phone.startswith(masked.group(1)) and phone.endswith(masked.group(2))
+    return True
+
+
+def _detail(row: PulledRow) -> dict[str, Any]:
+    """What the audit entry of a receipt from the statement says about where it came from."""
+    return {
+        "source": "pull",
+        "receipt": row.transaction_id,
+        "paid_at": row.paid_at.isoformat(),
+        "shortcode": row.shortcode,
+    }
+
+
+def _kenya(moment: datetime) -> str:
+    return moment.astimezone(KENYA_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+class StatementPull:
+    """Pull Transactions for one engine's shop and shortcode."""
+
+    def __init__(self, engine: PaymentEngine, source: DirectGateway) -> None:
+        self.engine = engine
+        self.source = source
+        self.store = engine.store
+        self.clock = engine.clock
+        self.shop_id = engine.shop_id
+        self._running = asyncio.Lock()
+
+    @property
+    def shortcode(self) -> str:
+        return self.source.shortcode
+
+    def window_start(self, since: datetime | None) -> datetime:
+        """Where a pull from `since` (default: as far back as Daraja allows) starts;
+        PullInputError for a time in the future or more than 48 hours ago."""
+        now = self.clock.now()
+        oldest = now - PULL_WINDOW
+        if since is None:
+            return oldest + WINDOW_MARGIN
+        if since.tzinfo is None:
+            raise PullInputError("--since must say its timezone (naive times are Kenya time)")
+        if since > now:
+            raise PullInputError(
+                f"--since {_kenya(since)} is in the future (now {_kenya(now)}, Kenya time)"
+            )
+        if since < oldest:
+            raise PullInputError(
+                f"--since {_kenya(since)} is more than 48 hours ago: Pull Transactions covers "
+                f"only the last 48 hours (from {_kenya(oldest)}, Kenya time)"
+            )
+        return max(since, oldest + WINDOW_MARGIN)
+
+    async def status(self) -> PullStatus | None:
+        return await self.store.pull.status(self.shop_id, self.shortcode)
+
+    async def seconds_until_due(self, interval_s: int) -> float:
+        status = await self.status()
+        if status is None or status.last_pull_at is None:
+            return 0.0
+        due = status.last_pull_at + timedelta(seconds=interval_s)
+        return max(0.0, (due - self.clock.now()).total_seconds())
+
+    async def pull(
+        self, since: datetime | None = None, progress: Progress | None = None
+    ) -> PullReport:
+        """Pull and reconcile the window from `since`; PullFailed (recorded as the last-pull
+        status) when M-Pesa's answer cannot be used, PullInputError for a bad `since`."""
+        start = self.window_start(since)
+        async with self._running:
+            end = self.clock.now() + CLOCK_SKEW
+            try:
+                await self._ensure_registered()
+                rows, pages = await self._fetch(start, end, progress)
+                report = await self._reconcile(rows, pages, start, end)
+            except PullFailed as failure:
+                async with self.store.write() as tx:
+                    await self.store.pull.record_pull(
+                        tx, self.shop_id, self.shortcode, error=failure.message
+                    )
+                raise
+        log.info("pull of %s: %s", self.shortcode, report)
+        return report
+
+    async def _ensure_registered(self) -> None:
+        status = await self.status()
+        if status is not None and status.registered_at is not None:
+            return
+        nominated = self.engine.settings.pull.nominated_number
+        if not nominated:
+            raise PullFailed(
+                f"shortcode {self.shortcode} is not registered for Pull Transactions: set "
+                "pull.nominated_number (the owner's M-Pesa phone) in the settings"
+            )
+        production = self.engine.settings.mode.value == "production"
+        try:
+            await self.source.register_pull(
+                nominated, self.engine.callback_base_url, production=production
+            )
+        except GatewayError as error:
+            raise PullFailed(error.message) from None
+        async with self.store.write() as tx:
+            await self.store.pull.mark_registered(tx, self.shop_id, self.shortcode)
+
+    async def _fetch(
+        self, start: datetime, end: datetime, progress: Progress | None
+    ) -> tuple[dict[str, PulledRow], int]:
+        rows: dict[str, PulledRow] = {}
+        offset = 0
+        for page in range(1, MAX_PAGES + 1):
+            try:
+                answer = await self.source.pull_page(start, end, offset)
+            except GatewayError as error:
+                raise PullFailed(f"page {page}: {error.message}") from None
+            if answer.empty:
+                return rows, page - 1
+            for wire in answer.transactions:
+                row = PulledRow(
+                    transaction_id=wire.transaction_id,
+                    shortcode=self.shortcode,
+                    amount=_whole_shillings(wire, page),
+                    paid_at=wire.trx_date,
+                    payer=wire.msisdn.strip(),
+                    bill_ref=wire.bill_reference.strip(),
+                    transaction_type=wire.transaction_type,
+                )
+                seen = rows.get(row.transaction_id)
+                if seen is not None and (seen.amount, seen.paid_at) != (row.amount, row.paid_at):
+                    raise PullFailed(
+                        f"page {page}: {row.transaction_id} comes twice, as KES "
+                        f"{seen.amount:,} and as KES {row.amount:,}; nothing was taken from "
+                        "this pull"
+                    )
+                rows[row.transaction_id] = row
+            offset += len(answer.transactions)
+            if progress is not None:
+                progress(PullProgress(page, len(rows)))
+        raise PullFailed(f"M-Pesa kept paging past {MAX_PAGES} pages; nothing was taken")
+
+    async def _reconcile(
+        self, rows: dict[str, PulledRow], pages: int, start: datetime, end: datetime
+    ) -> PullReport:
+        pull = self.store.pull
+        known = await pull.known(self.shop_id, rows)
+        for receipt, before in known.items():
+            now = rows[receipt]
+            if (before.amount, before.paid_at) != (now.amount, now.paid_at):
+                raise PullFailed(
+                    f"{receipt} was pulled before as KES {before.amount:,} and is now KES "
+                    f"{now.amount:,}; nothing was taken from this pull"
+                )
+        fresh = [row for receipt, row in rows.items() if receipt not in known]
+        async with self.store.write() as tx:
+            new_rows = await pull.add(tx, self.shop_id, self.shortcode, fresh)
+        examine = await pull.unmatched(self.shop_id, start - CLOCK_SKEW)
+        matcher = _Matcher(self, examine)
+        await matcher.run()
+        # Every sale a pulled receipt pays, not only those matched now: a direct payment
+        # attached after an earlier pull can make a sale paid twice.
+        sales = set(matcher.sales)
+        sales.update((await pull.attempt_receipts(self.shop_id, rows)).values())
+        sales.update(s for s in (await pull.c2b_receipts(self.shop_id, rows)).values() if s)
+        paid_twice = await self._paid_twice(sales)
+        async with self.store.write() as tx:
+            await pull.set_matches(tx, self.shop_id, matcher.matches)
+            for finding, detail in [*matcher.findings, *paid_twice]:
+                problem = await self.store.problems.record(
+                    tx,
+                    self.shop_id,
+                    ProblemKind.SUSPICIOUS_PATTERN,
+                    detail,
+                    till_id=self.engine.till_id,
+                )
+                await pull.add_finding(tx, self.shop_id, finding, problem.id)
+            report = PullReport(
+                shortcode=self.shortcode,
+                start=start,
+                end=end,
+                pages=pages,
+                rows=len(rows),
+                new_rows=new_rows,
+                receipts_filled=matcher.filled,
+                money_without_sale=len(matcher.findings),
+                paid_twice=len(paid_twice),
+            )
+            await pull.record_pull(
+                tx,
+                self.shop_id,
+                self.shortcode,
+                error=None,
+                pages=pages,
+                rows_seen=len(rows),
+                new_rows=new_rows,
+                receipts_filled=report.receipts_filled,
+                problems_found=report.problems_found,
+            )
+        return report
+
+    async def _paid_twice(self, sales: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Sales two receipts pay, not yet reported (by a pull, or by the engine's flag)."""
+        candidates = [
+            money
+            for money in await self.store.pull.money_for_sales(self.shop_id, sales)
+            if len(money.receipts) >= 2 and not money.flagged_duplicate
+        ]
+        reported = await self.store.pull.reported(
+            self.shop_id, (f"twice:{m.sale_ref}" for m in candidates)
+        )
+        return [
+            (
+                f"twice:{money.sale_ref}",
+                {
+                    "pattern": "paid_twice",
+                    "sale_ref": money.sale_ref,
+                    "receipts": sorted(money.receipts),
+                    "shortcode": self.shortcode,
+                },
+            )
+            for money in candidates
+            if f"twice:{money.sale_ref}" not in reported
+        ]
+
+
+class _Matcher:
+    """One pull's matching of the rows nothing here knew yet."""
+
+    def __init__(self, pull: StatementPull, rows: list[PulledRow]) -> None:
+        self.pull = pull
+        self.rows = rows
+        self.matches: list[tuple[str, MatchedBy, str | None]] = []
+        self.findings: list[tuple[str, dict[str, Any]]] = []
+        self.sales: set[str] = set()
+        self.filled = 0
+
+    async def run(self) -> None:
+        if not self.rows:
+            return
+        pull, shop_id = self.pull.store.pull, self.pull.shop_id
+        receipts = [row.transaction_id for row in self.rows]
+        by_attempt = await pull.attempt_receipts(shop_id, receipts)
+        by_c2b = await pull.c2b_receipts(shop_id, receipts)
+        leftovers = []
+        for row in self.rows:
+            receipt = row.transaction_id
+            if receipt in by_attempt:
+                self._matched(receipt, MatchedBy.ATTEMPT, by_attempt[receipt])
+            elif receipt in by_c2b:
+                self._matched(receipt, MatchedBy.C2B, by_c2b[receipt])
+            else:
+                leftovers.append(row)
+        if not leftovers:
+            return
+        expiry = timedelta(seconds=self.pull.engine.settings.timings.attempt_expiry_s)
+        pool = await pull.attempts_without_receipt(
+            shop_id,
+            min(r.paid_at for r in leftovers) - expiry - CLOCK_SKEW,
+            max(r.paid_at for r in leftovers) + CLOCK_SKEW,
+        )
+        by_amount: dict[int, list[ReceiptlessAttempt]] = defaultdict(list)
+        for candidate in pool:
+            by_amount[candidate.amount].append(candidate)
+        reported = await pull.reported(shop_id, (f"money:{r.transaction_id}" for r in leftovers))
+        prefix = self.pull.engine.shop.account_prefix
+        to_fill: list[tuple[PulledRow, ReceiptlessAttempt]] = []
+        for row in leftovers:
+            fits = [
+                c
+                for c in by_amount.get(row.amount, ())
+                if c.created_at - CLOCK_SKEW <= row.paid_at <= c.expires_at + CLOCK_SKEW
+                and (not row.bill_ref or row.bill_ref == account_reference(prefix, c.sale_ref))
+                and _phone_fits(row.payer, c.phone)
+            ]
+            if len(fits) == 1:
+                # Taken from the pool: one attempt is paid by one receipt.
+                by_amount[row.amount].remove(fits[0])
+                if fits[0].state == S.COMPLETED:
+                    to_fill.append((row, fits[0]))
+                else:
+                    await self._settle(row, fits[0])
+                continue
+            if f"money:{row.transaction_id}" not in reported:
+                self.findings.append((f"money:{row.transaction_id}", self._money(row, len(fits))))
+        await self._fill(to_fill)
+
+    async def _fill(self, found: list[tuple[PulledRow, ReceiptlessAttempt]]) -> None:
+        """Paid attempts without a receipt get theirs, in one transaction."""
+        if not found:
+            return
+        rows = {candidate.id: row for row, candidate in found}
+        filled = await self.pull.engine.fill_receipts(
+            [(c.id, c.attempt_ref, row.transaction_id, _detail(row)) for row, c in found]
+        )
+        for attempt in filled:
+            self.filled += 1
+            self._matched(rows[attempt.id].transaction_id, MatchedBy.ATTEMPT, attempt.sale_ref)
+
+    def _matched(self, receipt: str, by: MatchedBy, sale_ref: str | None) -> None:
+        self.matches.append((receipt, by, sale_ref))
+        if sale_ref is not None:
+            self.sales.add(sale_ref)
+
+    async def _settle(self, row: PulledRow, candidate: ReceiptlessAttempt) -> None:
+        """The one fitting attempt that is not paid here: STATEMENT_MATCHED through the engine
+        (FAILED, EXPIRED, UNKNOWN and NEEDS_REVIEW become COMPLETED); a PENDING one is left to
+        its callback or query, and the next pull looks again."""
+        engine = self.pull.engine
+        async with engine.lock_for(candidate.attempt_ref):
+            current = await engine.store.attempts.get(engine.shop_id, candidate.id)
+            if current is None or current.state in _AWAITING or current.receipt_number:
+                return
+            verdict = await engine.apply_evidence(
+                current,
+                Evidence.STATEMENT_MATCHED,
+                Cause.QUERY,
+                detail=_detail(row),
+                receipt_number=row.transaction_id,
+            )
+        if verdict.attempt.state is S.COMPLETED:
+            self.filled += 1
+            self._matched(row.transaction_id, MatchedBy.ATTEMPT, current.sale_ref)
+
+    @staticmethod
+    def _money(row: PulledRow, fits: int) -> dict[str, Any]:
+        if fits:
+            reason = (
+                f"It fits {fits} payment requests equally; check which sale it pays before "
+                "handing over goods or refunding."
+            )
+        else:
+            reason = (
+                "No sale on this till and no direct payment it has received knows this "
+                "payment: find the customer or refund it."
+            )
+        return {
+            "pattern": "money_without_sale",
+            "receipt": row.transaction_id,
+            "amount": row.amount,
+            "phone": row.payer,
+            "paid_at": row.paid_at.isoformat(),
+            "bill_ref": row.bill_ref,
+            "shortcode": row.shortcode,
+            "reason": reason,
+        }
+
+
+def statement_pull_for(engine: PaymentEngine) -> StatementPull | None:
+    """The engine's pull, or None when its shop has no own shortcode (a platform shop's
+    statement belongs to the platform's paybill)."""
+    gateway = engine.gateway
+    return StatementPull(engine, gateway) if isinstance(gateway, DirectGateway) else None
+
+
+class PullSchedule:
+    """The reconciler's scheduled pull: every `pull.interval_s` on the engine's clock, once
+    the shortcode can be registered (`pull.nominated_number`) or already is."""
+
+    def __init__(self, pull: StatementPull, interval_s: int) -> None:
+        self.pull = pull
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="smartduka-pull")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            wait = await self.pull.seconds_until_due(self.interval_s)
+            if wait > 0:
+                await self.pull.clock.sleep(wait)
+            try:
+                await self.pull.pull()
+            except PullFailed as failure:
+                log.warning("pull of %s failed: %s", self.pull.shortcode, failure.message)
+            except Exception:
+                log.exception("pull of %s failed; trying again next interval", self.pull.shortcode)
+                await self.pull.clock.sleep(self.interval_s)
+
+
+def scheduled_pull(engine: PaymentEngine) -> PullSchedule | None:
+    """The schedule the reconciler runs, or None: pulls off (interval 0), no own shortcode,
+    or no nominated number to register with."""
+    settings = engine.settings.pull
+    pull = statement_pull_for(engine)
+    if pull is None or settings.interval_s <= 0 or not settings.nominated_number:
+        return None
+    return PullSchedule(pull, settings.interval_s)
+
+
+__all__ = [
+    "PULL_WINDOW",
+    "Progress",
+    "PullFailed",
+    "PullInputError",
+    "PullProgress",
+    "PullReport",
+    "PullSchedule",
+    "PullStatus",
+    "StatementPull",
+    "scheduled_pull",
+    "statement_pull_for",
+]

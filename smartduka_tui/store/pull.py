@@ -1,0 +1,389 @@
+"""Pull Transactions as the till keeps them: the statement rows pulled (one per receipt per
+shop, so pulling the same 48 hours again adds nothing), the last pull per shortcode, and the
+findings already reported. Each change is written with its audit entry in the caller's
+transaction.
+
+Lists of receipts travel to SQLite as one JSON array (`json_each`), so matching ten thousand
+pulled rows costs a handful of statements, not ten thousand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from smartduka_tui.store.audit import AuditLog
+from smartduka_tui.store.db import Database, Reader, WriteTx
+from smartduka_tui.store.records import Actor, AttemptFlag, from_ms, opt_from_ms, to_ms
+
+
+class MatchedBy(StrEnum):
+    """What on this till knows a pulled payment."""
+
+    ATTEMPT = "attempt"
+    C2B = "c2b"
+
+
+@dataclass(frozen=True, slots=True)
+class PulledRow:
+    """One statement row as pulled (amount in whole shillings, payer masked by M-Pesa)."""
+
+    transaction_id: str
+    shortcode: str
+    amount: int
+    paid_at: datetime
+    payer: str
+    bill_ref: str
+    transaction_type: str
+    matched: MatchedBy | None = None
+    sale_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PullStatus:
+    """The last pull of one shortcode: when, how it went, and what it found."""
+
+    shop_id: str
+    shortcode: str
+    registered_at: datetime | None
+    last_pull_at: datetime | None
+    last_ok_at: datetime | None
+    error: str | None
+    pages: int
+    rows_seen: int
+    new_rows: int
+    receipts_filled: int
+    problems_found: int
+
+    @property
+    def ok(self) -> bool:
+        return self.last_pull_at is not None and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptlessAttempt:
+    """What matching a pulled row needs of an attempt that has no receipt yet."""
+
+    id: int
+    attempt_ref: str
+    state: str
+    sale_ref: str
+    amount: int
+    phone: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SaleMoney:
+    """The receipts that pay one sale here: its paid attempts' and the C2B rows attached."""
+
+    sale_ref: str
+    receipts: frozenset[str]
+    flagged_duplicate: bool
+
+
+def _to_row(row: Any) -> PulledRow:
+    return PulledRow(
+        transaction_id=row["transaction_id"],
+        shortcode=row["shortcode"],
+        amount=row["amount"],
+        paid_at=from_ms(row["paid_at"]),
+        payer=row["payer"],
+        bill_ref=row["bill_ref"],
+        transaction_type=row["transaction_type"],
+        matched=None if row["matched"] is None else MatchedBy(row["matched"]),
+        sale_ref=row["sale_ref"],
+    )
+
+
+def _to_status(row: Any) -> PullStatus:
+    return PullStatus(
+        shop_id=row["shop_id"],
+        shortcode=row["shortcode"],
+        registered_at=opt_from_ms(row["registered_at"]),
+        last_pull_at=opt_from_ms(row["last_pull_at"]),
+        last_ok_at=opt_from_ms(row["last_ok_at"]),
+        error=row["error"],
+        pages=row["pages"],
+        rows_seen=row["rows_seen"],
+        new_rows=row["new_rows"],
+        receipts_filled=row["receipts_filled"],
+        problems_found=row["problems_found"],
+    )
+
+
+def _ids(values: Iterable[str]) -> str:
+    return json.dumps(sorted(set(values)))
+
+
+class PulledStatement:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
+        self._db = db
+        self._audit = audit
+
+    # ------------------------------------------------------------------ pulled rows
+
+    async def known(self, shop_id: str, receipts: Iterable[str]) -> dict[str, PulledRow]:
+        """The rows already pulled among `receipts`, by receipt."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM pulled_transactions WHERE shop_id = ?"
+            " AND transaction_id IN (SELECT value FROM json_each(?))",
+            (shop_id, _ids(receipts)),
+        )
+        return {row["transaction_id"]: _to_row(row) for row in rows}
+
+    async def add(
+        self, tx: WriteTx, shop_id: str, shortcode: str, rows: Sequence[PulledRow]
+    ) -> int:
+        """Keep newly pulled rows (a receipt already here is left as it is); how many were
+        new. One audit entry says how many and from which shortcode."""
+        if not rows:
+            return 0
+        payload = json.dumps(
+            [
+                [
+                    r.transaction_id,
+                    r.shortcode,
+                    r.amount,
+                    to_ms(r.paid_at),
+                    r.payer,
+                    r.bill_ref,
+                    r.transaction_type,
+                ]
+                for r in rows
+            ]
+        )
+        inserted = await tx.fetchall(
+            "INSERT INTO pulled_transactions (shop_id, transaction_id, shortcode, amount,"
+            " paid_at, payer, bill_ref, transaction_type, pulled_at)"
+            " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,"
+            " value ->> 5, value ->> 6, ? FROM json_each(?) WHERE true"
+            " ON CONFLICT DO NOTHING RETURNING transaction_id",
+            (shop_id, tx.now_ms(), payload),
+        )
+        if inserted:
+            await self._audit.append(
+                tx,
+                actor=Actor.SYSTEM,
+                action="pull.rows_added",
+                shop_id=shop_id,
+                detail={"shortcode": shortcode, "new_rows": len(inserted)},
+            )
+        return len(inserted)
+
+    async def set_matches(
+        self, tx: WriteTx, shop_id: str, matches: Sequence[tuple[str, MatchedBy, str | None]]
+    ) -> None:
+        """Note what knows each (receipt, matched by, sale) pulled row."""
+        if not matches:
+            return
+        # MATERIALIZED: otherwise SQLite scans the JSON once per row of the shop (quadratic).
+        await tx.execute(
+            "WITH m(receipt, matched, sale_ref) AS MATERIALIZED"
+            " (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))"
+            " UPDATE pulled_transactions SET matched = m.matched, sale_ref = m.sale_ref FROM m"
+            " WHERE pulled_transactions.shop_id = ? AND pulled_transactions.transaction_id"
+            " = m.receipt",
+            (json.dumps([[r, str(by), sale] for r, by, sale in matches]), shop_id),
+        )
+
+    async def unmatched(self, shop_id: str, since: datetime) -> list[PulledRow]:
+        """Rows pulled earlier that nothing here knew yet, paid since `since`, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM pulled_transactions WHERE shop_id = ? AND matched IS NULL"
+            " AND paid_at >= ? ORDER BY paid_at, transaction_id",
+            (shop_id, to_ms(since)),
+        )
+        return [_to_row(row) for row in rows]
+
+    async def count(self, shop_id: str) -> int:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM pulled_transactions WHERE shop_id = ?", (shop_id,)
+        )
+        return 0 if row is None else int(row["n"])
+
+    # ------------------------------------------------------------------ what knows a receipt
+
+    async def attempt_receipts(
+        self, shop_id: str, receipts: Iterable[str], *, tx: Reader | None = None
+    ) -> dict[str, str]:
+        """Receipt -> sale of the attempts here that hold one of `receipts`."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT receipt_number, sale_ref FROM attempts WHERE shop_id = ?"
+            " AND receipt_number IS NOT NULL"
+            " AND receipt_number IN (SELECT value FROM json_each(?))",
+            (shop_id, _ids(receipts)),
+        )
+        return {row["receipt_number"]: row["sale_ref"] for row in rows}
+
+    async def c2b_receipts(
+        self, shop_id: str, receipts: Iterable[str], *, tx: Reader | None = None
+    ) -> dict[str, str | None]:
+        """TransID -> attached sale (None: unattached) of the C2B rows among `receipts`."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT trans_id, sale_ref FROM c2b_payments WHERE shop_id = ?"
+            " AND trans_id IN (SELECT value FROM json_each(?))",
+            (shop_id, _ids(receipts)),
+        )
+        return {row["trans_id"]: row["sale_ref"] for row in rows}
+
+    async def attempts_without_receipt(
+        self, shop_id: str, since: datetime, until: datetime
+    ) -> list[ReceiptlessAttempt]:
+        """Attempts created in [since, until] that have no receipt yet, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, attempt_ref, state, sale_ref, amount, phone, created_at, expires_at"
+            " FROM attempts"
+            " WHERE shop_id = ? AND receipt_number IS NULL AND created_at BETWEEN ? AND ?"
+            " ORDER BY id",
+            (shop_id, to_ms(since), to_ms(until)),
+        )
+        return [
+            ReceiptlessAttempt(
+                id=row["id"],
+                attempt_ref=row["attempt_ref"],
+                state=row["state"],
+                sale_ref=row["sale_ref"],
+                amount=row["amount"],
+                phone=row["phone"],
+                created_at=from_ms(row["created_at"]),
+                expires_at=from_ms(row["expires_at"]),
+            )
+            for row in rows
+        ]
+
+    async def money_for_sales(self, shop_id: str, sale_refs: Iterable[str]) -> list[SaleMoney]:
+        """For each of `sale_refs`, the receipts that pay it here (paid attempts with a
+        receipt, and C2B rows attached to it)."""
+        refs = _ids(sale_refs)
+        rows = await self._db.fetchall(
+            "SELECT sale_ref, receipt_number AS receipt, flags FROM attempts"
+            " WHERE shop_id = ? AND state = 'COMPLETED' AND receipt_number IS NOT NULL"
+            " AND sale_ref IN (SELECT value FROM json_each(?))"
+            " UNION ALL SELECT sale_ref, trans_id AS receipt, 0 AS flags FROM c2b_payments"
+            " WHERE shop_id = ? AND sale_ref IN (SELECT value FROM json_each(?))",
+            (shop_id, refs, shop_id, refs),
+        )
+        receipts: dict[str, set[str]] = {}
+        flagged: set[str] = set()
+        for row in rows:
+            receipts.setdefault(row["sale_ref"], set()).add(row["receipt"])
+            if row["flags"] & AttemptFlag.DUPLICATE_PAYMENT:
+                flagged.add(row["sale_ref"])
+        return [
+            SaleMoney(sale, frozenset(found), sale in flagged)
+            for sale, found in sorted(receipts.items())
+        ]
+
+    # ------------------------------------------------------------------ findings
+
+    async def reported(self, shop_id: str, findings: Iterable[str]) -> set[str]:
+        """Which of `findings` were already recorded as problems."""
+        rows = await self._db.fetchall(
+            "SELECT finding FROM pull_findings WHERE shop_id = ?"
+            " AND finding IN (SELECT value FROM json_each(?))",
+            (shop_id, _ids(findings)),
+        )
+        return {row["finding"] for row in rows}
+
+    async def add_finding(self, tx: WriteTx, shop_id: str, finding: str, problem_id: int) -> None:
+        await tx.execute(
+            "INSERT INTO pull_findings (shop_id, finding, problem_id) VALUES (?, ?, ?)",
+            (shop_id, finding, problem_id),
+        )
+
+    # ------------------------------------------------------------------ last-pull status
+
+    async def statuses(self, shop_id: str) -> list[PullStatus]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM pull_status WHERE shop_id = ? ORDER BY shortcode", (shop_id,)
+        )
+        return [_to_status(row) for row in rows]
+
+    async def status(self, shop_id: str, shortcode: str) -> PullStatus | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM pull_status WHERE shop_id = ? AND shortcode = ?", (shop_id, shortcode)
+        )
+        return None if row is None else _to_status(row)
+
+    async def mark_registered(self, tx: WriteTx, shop_id: str, shortcode: str) -> None:
+        await tx.execute(
+            "INSERT INTO pull_status (shop_id, shortcode, registered_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (shop_id, shortcode) DO UPDATE"
+            " SET registered_at = excluded.registered_at",
+            (shop_id, shortcode, tx.now_ms()),
+        )
+        await self._audit.append(
+            tx,
+            actor=Actor.SYSTEM,
+            action="pull.registered",
+            shop_id=shop_id,
+            detail={"shortcode": shortcode},
+        )
+
+    async def record_pull(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        shortcode: str,
+        *,
+        error: str | None,
+        pages: int = 0,
+        rows_seen: int = 0,
+        new_rows: int = 0,
+        receipts_filled: int = 0,
+        problems_found: int = 0,
+    ) -> None:
+        """The outcome of one pull: figures when it went through, the reason when not (the
+        figures of the last good pull are then kept)."""
+        now = tx.now_ms()
+        if error is None:
+            await tx.execute(
+                "INSERT INTO pull_status (shop_id, shortcode, last_pull_at, last_ok_at, error,"
+                " pages, rows_seen, new_rows, receipts_filled, problems_found)"
+                " VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (shop_id, shortcode) DO UPDATE SET"
+                " last_pull_at = excluded.last_pull_at, last_ok_at = excluded.last_ok_at,"
+                " error = NULL, pages = excluded.pages, rows_seen = excluded.rows_seen,"
+                " new_rows = excluded.new_rows, receipts_filled = excluded.receipts_filled,"
+                " problems_found = excluded.problems_found",
+                (
+                    shop_id,
+                    shortcode,
+                    now,
+                    now,
+                    pages,
+                    rows_seen,
+                    new_rows,
+                    receipts_filled,
+                    problems_found,
+                ),
+            )
+        else:
+            await tx.execute(
+                "INSERT INTO pull_status (shop_id, shortcode, last_pull_at, error)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id, shortcode) DO UPDATE SET"
+                " last_pull_at = excluded.last_pull_at, error = excluded.error",
+                (shop_id, shortcode, now, error),
+            )
+        await self._audit.append(
+            tx,
+            actor=Actor.SYSTEM,
+            action="pull.done" if error is None else "pull.failed",
+            shop_id=shop_id,
+            detail={"shortcode": shortcode, "error": error}
+            if error is not None
+            else {
+                "shortcode": shortcode,
+                "pages": pages,
+                "rows_seen": rows_seen,
+                "new_rows": new_rows,
+                "receipts_filled": receipts_filled,
+                "problems_found": problems_found,
+            },
+        )
