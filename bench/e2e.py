@@ -44,15 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 from smartduka_tui.clock import SystemClock  # noqa: E402
 from smartduka_tui.config import Settings  # noqa: E402
+from smartduka_tui.model import ShopType  # noqa: E402
 from smartduka_tui.payments.bootstrap import running_engine  # noqa: E402
 from smartduka_tui.relay_client import till_link  # noqa: E402
 from smartduka_tui.simulator.control import SimulatorControl  # noqa: E402
-from smartduka_tui.store.records import (  # noqa: E402
-    Enrolment,
-    ShopConfig,
-    ShopSecrets,
-    ShopType,
-)
+from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets  # noqa: E402
 from smartduka_tui.store.secret import Secret  # noqa: E402
 from smartduka_tui.store.store import Store, database_path, keyring_path  # noqa: E402
 from smartduka_tui.store.vault import create_keyring, load_keyring  # noqa: E402

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.store import open_bench_store
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.manager import (
     AuditFilter,
@@ -41,20 +42,9 @@ from smartduka_tui.payments.manager import (
     problem_filter_from_text,
     summarise_day,
 )
-from smartduka_tui.store import (
-    LIVE,
-    Actor,
-    AttemptFlag,
-    AttemptState,
-    NewAttempt,
-    ProblemKind,
-    Secret,
-    Store,
-    WriteTx,
-)
+from smartduka_tui.store import NewAttempt, Secret, Store, WriteTx
 from smartduka_tui.store.pin import ManagerPin
 
-S = AttemptState
 DAYS = 30
 SHOP = "benchshop"
 TILLS = ("till1", "till2")
@@ -62,16 +52,16 @@ PIN = "2580"
 TARGET_MS = 50.0
 # (final state, result code, flags, weight): roughly a busy shop's month.
 MIX = [
-    (S.COMPLETED, "0", AttemptFlag.NONE, 700),
-    (S.COMPLETED, "0", AttemptFlag.LATE, 5),
-    (S.COMPLETED, "0", AttemptFlag.RECEIPT_PENDING, 5),
-    (S.FAILED, "1032", AttemptFlag.NONE, 120),
-    (S.FAILED, "1", AttemptFlag.NONE, 40),
-    (S.FAILED, "2001", AttemptFlag.NONE, 25),
-    (S.FAILED, "1037", AttemptFlag.NONE, 30),
-    (S.EXPIRED, None, AttemptFlag.NONE, 50),
-    (S.NEEDS_REVIEW, "9999", AttemptFlag.NONE, 8),
-    (S.UNKNOWN, None, AttemptFlag.NONE, 2),
+    (AttemptState.COMPLETED, "0", AttemptFlag.NONE, 700),
+    (AttemptState.COMPLETED, "0", AttemptFlag.LATE, 5),
+    (AttemptState.COMPLETED, "0", AttemptFlag.RECEIPT_PENDING, 5),
+    (AttemptState.FAILED, "1032", AttemptFlag.NONE, 120),
+    (AttemptState.FAILED, "1", AttemptFlag.NONE, 40),
+    (AttemptState.FAILED, "2001", AttemptFlag.NONE, 25),
+    (AttemptState.FAILED, "1037", AttemptFlag.NONE, 30),
+    (AttemptState.EXPIRED, None, AttemptFlag.NONE, 50),
+    (AttemptState.NEEDS_REVIEW, "9999", AttemptFlag.NONE, 8),
+    (AttemptState.UNKNOWN, None, AttemptFlag.NONE, 2),
 ]
 RECORD_EVERY = 300  # one problem record per this many attempts
 RESOLVED_SHARE = 0.05
@@ -104,7 +94,7 @@ class Month:
         self.count += 1
         state, code, flags, _ = self.rng.choices(MIX, weights=[m[3] for m in MIX])[0]
         if state in LIVE and self.count < self.total - 20:
-            state = S.EXPIRED  # what expiry does to them after five minutes
+            state = AttemptState.EXPIRED  # what expiry does to them after five minutes
         self.clock.advance(self.step)
         store = self.store
         attempt = await store.attempts.create(
@@ -126,8 +116,8 @@ class Month:
             tx,
             SHOP,
             attempt.id,
-            {S.CREATED},
-            S.UNKNOWN if state is S.UNKNOWN else S.PENDING,
+            {AttemptState.CREATED},
+            AttemptState.UNKNOWN if state is AttemptState.UNKNOWN else AttemptState.PENDING,
             Actor.SYSTEM,
             checkout_request_id=f"ws_CO_{self.count:012d}",
             push_sent_at=self.clock.now(),
@@ -143,13 +133,13 @@ class Month:
                 Actor.CALLBACK,
                 result_code=code,
                 completed_at=self.clock.now() + timedelta(seconds=self.rng.randint(8, 90))
-                if state is S.COMPLETED
+                if state is AttemptState.COMPLETED
                 else None,
                 receipt_number=f"R{self.count:09d}" if code == "0" else None,
                 add_flags=flags,
                 detail={"evidence": "callback_success" if code == "0" else "callback_failure"},
             )
-            problem = state is not S.COMPLETED or flags
+            problem = state is not AttemptState.COMPLETED or flags
             if problem and self.rng.random() < RESOLVED_SHARE:
                 await store.attempts.resolve(tx, SHOP, finished.attempt.id, "dealt with")
         if self.count % RECORD_EVERY == 0:

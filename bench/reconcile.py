@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -28,20 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.config import Settings
-from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import AttemptState, PaymentRefused
+from smartduka_tui.demo_shop import add_simulator_shop
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import PaymentRefused
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store import (
-    Enrolment,
-    Secret,
-    ShopConfig,
-    ShopSecrets,
-    ShopType,
-    Store,
-    create_keyring,
-)
+from smartduka_tui.store import Store, create_keyring
 from smartduka_tui.store.store import database_path, keyring_path
 
 CLOSED_PORT_URL = "http://127.0.0.1:9"
@@ -71,41 +63,19 @@ async def set_up_till(data_dir: Path, sim: SimulatorControl) -> tuple[str, str]:
     store = await Store.open(
         database_path(data_dir), clock=SystemClock(), keyring=load_keyring(keyring_path(data_dir))
     )
-    passkey, key, secret = secrets.token_hex(32), secrets.token_hex(12), secrets.token_hex(12)
-    registered = await sim.register_shortcode(
-        passkey=passkey, consumer_key=key, consumer_secret=secret
-    )
     try:
-        async with store.write() as tx:
-            await store.shops.add(
-                tx,
-                ShopConfig(
-                    id="benchshop",
-                    name="Bench shop",
-                    mpesa_type=ShopType.PAYBILL,
-                    account_prefix="B",
-                    business_shortcode=registered.shortcode,
-                ),
-                ShopSecrets(
-                    consumer_key=Secret(key),
-                    consumer_secret=Secret(secret),
-                    passkey=Secret(passkey),
-                ),
-            )
-            await store.tills.enrol(
-                tx,
-                Enrolment(
-                    shop_id="benchshop",
-                    till_id="till1",
-                    relay_url=CLOSED_PORT_URL,
-                    till_key=Secret(secrets.token_urlsafe(32)),
-                    callback_kid="k1",
-                    callback_secret=Secret(new_callback_secret()),
-                ),
-            )
+        shop = await add_simulator_shop(
+            store,
+            sim,
+            shop_id="benchshop",
+            name="Bench shop",
+            prefix="B",
+            till_id="till1",
+            relay_url=CLOSED_PORT_URL,
+        )
     finally:
         await store.close()
-    return "benchshop", registered.shortcode
+    return shop.shop_id, shop.shortcode
 
 
 def peak_per_second(stamps: list[float]) -> int:

@@ -32,40 +32,35 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ShopType
 from smartduka_tui.store import (
-    LIVE,
-    Actor,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
     Enrolment,
     NewAttempt,
     Secret,
     ShopConfig,
     ShopSecrets,
-    ShopType,
     Store,
     create_keyring,
 )
 from smartduka_tui.store.backup import backup_database
 
-S = AttemptState
 NAIROBI = ZoneInfo("Africa/Nairobi")
 DAYS = 30
 # (final state, result code, flags, weight): roughly a busy shop's month.
 MIX = [
-    (S.COMPLETED, "0", AttemptFlag.NONE, 690),
-    (S.COMPLETED, "0", AttemptFlag.RECEIPT_PENDING, 10),
-    (S.COMPLETED, "0", AttemptFlag.LATE, 5),
-    (S.FAILED, "1032", AttemptFlag.NONE, 120),
-    (S.FAILED, "1", AttemptFlag.NONE, 40),
-    (S.FAILED, "2001", AttemptFlag.NONE, 25),
-    (S.FAILED, "1037", AttemptFlag.NONE, 30),
-    (S.FAILED, "17", AttemptFlag.NONE, 5),
-    (S.EXPIRED, None, AttemptFlag.NONE, 50),
-    (S.NEEDS_REVIEW, "9999", AttemptFlag.NONE, 8),
-    (S.PENDING, None, AttemptFlag.NONE, 12),
-    (S.UNKNOWN, None, AttemptFlag.NONE, 5),
+    (AttemptState.COMPLETED, "0", AttemptFlag.NONE, 690),
+    (AttemptState.COMPLETED, "0", AttemptFlag.RECEIPT_PENDING, 10),
+    (AttemptState.COMPLETED, "0", AttemptFlag.LATE, 5),
+    (AttemptState.FAILED, "1032", AttemptFlag.NONE, 120),
+    (AttemptState.FAILED, "1", AttemptFlag.NONE, 40),
+    (AttemptState.FAILED, "2001", AttemptFlag.NONE, 25),
+    (AttemptState.FAILED, "1037", AttemptFlag.NONE, 30),
+    (AttemptState.FAILED, "17", AttemptFlag.NONE, 5),
+    (AttemptState.EXPIRED, None, AttemptFlag.NONE, 50),
+    (AttemptState.NEEDS_REVIEW, "9999", AttemptFlag.NONE, 8),
+    (AttemptState.PENDING, None, AttemptFlag.NONE, 12),
+    (AttemptState.UNKNOWN, None, AttemptFlag.NONE, 5),
 ]
 
 
@@ -134,7 +129,7 @@ class Loader:
         till_id = self.rng.choice(self.tills)
         self.count += 1
         if state in LIVE and self.count < self.total - 20:
-            state = S.EXPIRED  # what expiry does to them after five minutes
+            state = AttemptState.EXPIRED  # what expiry does to them after five minutes
         self.clock.advance(self.step)
         new = NewAttempt(
             shop_id=self.shop_id,
@@ -157,8 +152,8 @@ class Loader:
                 tx,  # type: ignore[arg-type]
                 shop,
                 holder["id"],
-                {S.CREATED},
-                S.UNKNOWN if state is S.UNKNOWN else S.PENDING,
+                {AttemptState.CREATED},
+                AttemptState.UNKNOWN if state is AttemptState.UNKNOWN else AttemptState.PENDING,
                 Actor.CASHIER,
                 checkout_request_id=f"ws_CO_{self.count:012d}",
                 merchant_request_id=f"{self.count}-1",

@@ -41,7 +41,6 @@ from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.crypto import RelayKeyError, SecretDecryptError
-from callback_relay.limits import RateLimiter
 from callback_relay.platform import (
     PlatformAccount,
     PlatformRecord,
@@ -52,6 +51,7 @@ from callback_relay.platform import (
 from callback_relay.registry import now_ms, open_box
 from callback_relay.store import StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBucket, TokenBuckets
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.client import DarajaClient, QueryResult
 from smartduka_tui.mpesa.errors import (
@@ -131,28 +131,24 @@ class ShopPushLimit:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
-    def _tokens(self, shop: PlatformShop) -> float:
-        now = self._clock.monotonic()
-        burst = float(shop.pushes_per_minute)
-        tokens, at = self._buckets.get(shop.shop_id, (burst, now))
-        return min(burst, tokens + (now - at) * shop.pushes_per_minute / 60.0)
+    def _bucket(self, shop: PlatformShop) -> TokenBucket:
+        capacity, rate = float(shop.pushes_per_minute), shop.pushes_per_minute / 60.0
+        bucket = self._buckets.get(shop.shop_id)
+        if bucket is None:
+            bucket = self._buckets[shop.shop_id] = TokenBucket(self._clock, capacity, rate)
+        else:  # the operator may have changed the shop's limit since
+            bucket.capacity, bucket.rate_per_s = capacity, rate
+        return bucket
 
     def wait(self, shop: PlatformShop) -> float:
         """Seconds until a push is allowed (0: now), spending nothing."""
-        tokens = self._tokens(shop)
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) * 60.0 / shop.pushes_per_minute
+        return self._bucket(shop).wait()
 
     def take(self, shop: PlatformShop) -> float:
         """Spend one push; returns 0 when allowed, else the seconds to wait (nothing spent)."""
-        tokens = self._tokens(shop)
-        now = self._clock.monotonic()
-        if tokens >= 1.0:
-            self._buckets[shop.shop_id] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[shop.shop_id] = (tokens, now)
-        return (1.0 - tokens) * 60.0 / shop.pushes_per_minute
+        return self._bucket(shop).try_take()
 
 
 class DarajaWatch:
@@ -208,7 +204,7 @@ class Broker:
         self._retired: list[DarajaClient] = []
         self._account: tuple[PlatformRecord, PlatformAccount] | None = None
         # Till requests to the broker, per key: generous, only against a runaway till.
-        self._requests = RateLimiter(10.0, 50, relay.clock)
+        self._requests = TokenBuckets(relay.clock, 50, 10.0)
         self.limits = ShopPushLimit(relay.clock)
         self.watch = DarajaWatch(relay.clock)
 

@@ -29,14 +29,15 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
-from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.statement import C2BPayment, StatementParseError, parse_c2b_payment
 
 log = logging.getLogger("callback_relay.c2b")
@@ -150,7 +151,7 @@ class C2BIntake:
         self._feed = feed
         self._allowlist = NetworkSet(settings.allowlist)
         self._trusted_proxies = NetworkSet(settings.trusted_proxies)
-        self._claim_limiter = RateLimiter(settings.ack_rate_per_s, settings.ack_rate_burst, clock)
+        self._claim_limiter = TokenBuckets(clock, settings.ack_rate_burst, settings.ack_rate_per_s)
         self._routes: dict[str, C2BRoute] = {}
 
     # ------------------------------------------------------------------ confirmations
@@ -180,7 +181,7 @@ class C2BIntake:
             self._trusted_proxies,
         )
         if not in_networks(source, self._allowlist):
-            if self._settings.mode is RelayMode.PRODUCTION:
+            if self._settings.mode is Mode.PRODUCTION:
                 raise _Refused(403, "forbidden", RefusalReason.SOURCE_NOT_ALLOWED)
             log.warning("C2B confirmation from unlisted source %s accepted (sandbox)", source)
         try:

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from callback_relay.feed import Feed
-from callback_relay.limits import RateLimiter
 from callback_relay.registry import now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.store import Checkpoint, RelayStore, StoreUnavailable
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
 
 _HEAD = re.compile(r"[0-9a-f]{64}")
 # A checkpoint is two short fields; anything much bigger is not one.
@@ -58,7 +58,7 @@ class Checkpoints:
         self._store = store
         self._feed = feed
         self._clock = clock
-        self._limiter = RateLimiter(settings.ack_rate_per_s, settings.ack_rate_burst, clock)
+        self._limiter = TokenBuckets(clock, settings.ack_rate_burst, settings.ack_rate_per_s)
 
     async def get(self, request: Request) -> Response:
         till = await self._feed.authenticate(request, self._limiter)

@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response
 
 from callback_relay import ids
 from callback_relay.hub import FeedHub
-from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore, StoredEvent, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
 
 _DUMMY_HASH = ids.hash_key("t000000000000.dummy")
 
@@ -75,12 +75,12 @@ class Feed:
         self._settings = settings
         self._store = store
         self._hub = hub
-        self._read_limiter = RateLimiter(settings.feed_rate_per_s, settings.feed_rate_burst, clock)
-        self._ack_limiter = RateLimiter(settings.ack_rate_per_s, settings.ack_rate_burst, clock)
+        self._read_limiter = TokenBuckets(clock, settings.feed_rate_burst, settings.feed_rate_per_s)
+        self._ack_limiter = TokenBuckets(clock, settings.ack_rate_burst, settings.ack_rate_per_s)
         self._metrics = metrics
         self._clock = clock
 
-    async def authenticate(self, request: Request, limiter: RateLimiter) -> TillRecord | Response:
+    async def authenticate(self, request: Request, limiter: TokenBuckets) -> TillRecord | Response:
         """The till behind the bearer key, within `limiter`; or the 401/429/503 to send."""
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")

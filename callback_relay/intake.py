@@ -14,23 +14,23 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
-from callback_relay.limits import RateLimiter
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import IPAddress, NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.limits import TokenBuckets
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import callback_path
-from smartduka_tui.mpesa.models import CallbackParseError, check_callback_shape
+from smartduka_tui.mpesa.models import CallbackParseError, MalformedJson, check_callback_shape
 
 log = logging.getLogger("callback_relay.intake")
 
@@ -49,23 +49,6 @@ _MESSAGES = {
 }
 
 _UNLISTED_MEMORY = 1024
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _refuse_constant(name: str) -> object:
-    raise _NotJson(name)
-
-
-def load_json(raw: bytes) -> object:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, floats as Decimal; ValueError otherwise."""
-    try:
-        text = raw.decode("utf-8")
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, RecursionError, ValueError):
-        raise _NotJson("not JSON") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +101,7 @@ class CallbackIntake:
             return _error(400, "request body was cut short")
 
         if not in_networks(verified.source, self._allowlist):
-            if self._settings.mode is RelayMode.PRODUCTION:
+            if self._settings.mode is Mode.PRODUCTION:
                 return await self._refuse_signed(
                     parsed, verified.source, RefusalReason.SOURCE_NOT_ALLOWED, raw
                 )
@@ -128,16 +111,15 @@ class CallbackIntake:
                 parsed, verified.source, RefusalReason.BODY_TOO_LARGE, raw
             )
         try:
-            check_callback_shape(raw)
+            check_callback_shape(raw)  # one pass over the JSON on the hot path
+        except MalformedJson:
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.MALFORMED_JSON, raw
+            )
         except CallbackParseError:
-            # The check reads the JSON itself (one pass on the hot path); only a refusal
-            # needs to know whether the JSON or its shape was wrong.
-            reason = RefusalReason.NOT_STK_CALLBACK
-            try:
-                load_json(raw)
-            except _NotJson:
-                reason = RefusalReason.MALFORMED_JSON
-            return await self._refuse_signed(parsed, verified.source, reason, raw)
+            return await self._refuse_signed(
+                parsed, verified.source, RefusalReason.NOT_STK_CALLBACK, raw
+            )
 
         event = NewEvent(
             kind=EventKind.CALLBACK,
@@ -285,8 +267,8 @@ class CallbackIntake:
         return _error(_STATUS[reason], _MESSAGES[reason])
 
 
-def _quota(rate: float, burst: int, clock: Clock) -> RateLimiter | None:
-    return RateLimiter(rate, burst, clock) if rate > 0 else None
+def _quota(rate: float, burst: int, clock: Clock) -> TokenBuckets | None:
+    return TokenBuckets(clock, burst, rate) if rate > 0 else None
 
 
 def _error(status: int, message: str) -> Response:

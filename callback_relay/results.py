@@ -22,12 +22,13 @@ from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
 from callback_relay.intake import ACCEPTED, _error
 from callback_relay.metrics import RelayMetrics
-from callback_relay.registry import SecretCache, now_ms
+from callback_relay.registry import SecretCache, ShopEntry, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason, RelayMode
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
 from smartduka_tui.clock import Clock
+from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.callback_path import CallbackPathError
 from smartduka_tui.mpesa.statement import StatementParseError, parse_async_result
@@ -38,6 +39,12 @@ _KIND = {
     result_path.ResultPurpose.RESULT: EventKind.RESULT,
     result_path.ResultPurpose.QUEUE_TIMEOUT: EventKind.QUEUE_TIMEOUT,
 }
+
+
+def _path_keys(entry: ShopEntry, parsed: result_path.ResultPath) -> dict[str, str]:
+    """The secrets (by kid) a result path of `parsed`'s shop and till is signed with: the one
+    place the result routes choose their verification keys."""
+    return entry.secrets_by_kid
 
 
 class ResultIntake:
@@ -71,7 +78,7 @@ class ResultIntake:
             request.headers.getlist("x-forwarded-for"),
             self._trusted_proxies,
         )
-        if self._settings.mode is RelayMode.PRODUCTION and not in_networks(source, self._allowlist):
+        if self._settings.mode is Mode.PRODUCTION and not in_networks(source, self._allowlist):
             return self._refuse(parsed, RefusalReason.SOURCE_NOT_ALLOWED, 403, "forbidden")
         try:
             raw = await read_limited(request, self._settings.max_body_bytes)
@@ -119,10 +126,11 @@ class ResultIntake:
         if entry is None:
             self._unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
             return None
-        if parsed.kid not in entry.secrets_by_kid and await self._cache.recheck():
+        if parsed.kid not in _path_keys(entry, parsed) and await self._cache.recheck():
             entry = self._cache.entry(parsed.shop_id) or entry
-        if not result_path.verify(parsed, entry.secrets_by_kid):
-            known = parsed.kid in entry.secrets_by_kid
+        keys = _path_keys(entry, parsed)
+        if not result_path.verify(parsed, keys):
+            known = parsed.kid in keys
             reason = RefusalReason.BAD_SIGNATURE if known else RefusalReason.UNKNOWN_KID
             self._unsigned(reason, parsed)
             return None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from callback_relay.types import RelayMode
+from smartduka_tui.model import Mode
 
 # Safaricom's published callback source addresses (REFERENCE.md section 4).
 SAFARICOM_CALLBACK_ADDRESSES: tuple[str, ...] = (
@@ -65,8 +65,8 @@ class RelaySettings(BaseSettings):
         description="postgresql://... to keep the relay's data in PostgreSQL (several instances "
         "may share it); unset: SQLite at `db`.",
     )
-    mode: RelayMode = Field(
-        default=RelayMode.SANDBOX,
+    mode: Mode = Field(
+        default=Mode.SANDBOX,
         description="production refuses callbacks from unlisted sources; sandbox logs them.",
     )
     public_url: str | None = Field(

@@ -5,13 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class RelayMode(StrEnum):
-    """Production refuses callbacks from unlisted sources; sandbox only logs them."""
-
-    SANDBOX = "sandbox"
-    PRODUCTION = "production"
-
-
 class EventKind(StrEnum):
     """What a feed event carries: a verified callback, or a signed refusal for the shop to see."""
 
@@ -63,18 +56,3 @@ class RefusalReason(StrEnum):
     MALFORMED_JSON = "malformed_json"
     NOT_STK_CALLBACK = "not_stk_callback"
     NOT_C2B_CONFIRMATION = "not_c2b_confirmation"
-
-    @property
-    def signature_checked(self) -> bool:
-        """True when the refusal happened after the tag verified, so the shop may be told."""
-        return self in _SIGNED_REFUSALS
-
-
-_SIGNED_REFUSALS = frozenset(
-    {
-        RefusalReason.SOURCE_NOT_ALLOWED,
-        RefusalReason.BODY_TOO_LARGE,
-        RefusalReason.MALFORMED_JSON,
-        RefusalReason.NOT_STK_CALLBACK,
-    }
-)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +21,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from smartduka_tui.model import Mode
+
 SANDBOX_BASE_URL = "https://sandbox.safaricom.co.ke"
 PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
-
-
-class Mode(StrEnum):
-    SANDBOX = "sandbox"
-    PRODUCTION = "production"
 
 
 def is_loopback_host(host: str) -> bool:

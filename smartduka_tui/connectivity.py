@@ -1,7 +1,10 @@
 """The till's connection state: can it reach its relay, can it reach Daraja.
 
-`ConnectivityMonitor` is the `ConnectionSource` the cashier app shows (`smartduka_tui.ui.
-connection`): a current value and listeners told of each change. Who feeds it:
+`ConnectionState` is what the app shows; it takes a `ConnectionSource` as a service and turns
+each change into a message, so the banner appears as soon as the source knows.
+`ConnectionBoard` is the plain holder that anything (the demo, a headless run without a relay,
+tests) can set. `ConnectivityMonitor` is the source of a running till: a current value and
+listeners told of each change. Who feeds it:
 
 - the relay client, from its feed requests (relay reachable or not);
 - `ObservedGateway`, from the results of the engine's real Daraja calls (a push answered,
@@ -25,9 +28,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.clock import Clock
 from smartduka_tui.payments.gateway import (
     DarajaGateway,
@@ -39,12 +45,6 @@ from smartduka_tui.payments.gateway import (
     QueryKind,
     Unreachable,
 )
-from smartduka_tui.ui.connection import (
-    ConnectionBoard,
-    ConnectionListener,
-    ConnectionState,
-    Reachability,
-)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,92 @@ ANSWER_WITHIN_S = 5.0
 means it is hung, and the light turns amber (well inside the 10 s the counter may wait)."""
 
 T = TypeVar("T")
+
+
+class Reachability(StrEnum):
+    """What the till knows about one remote party."""
+
+    UNKNOWN = "unknown"
+    """Nothing tried yet: shown as neither good nor bad."""
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+    NOT_ANSWERING = "not_answering"
+    """Connected but silent (a hung process, not a dead one): treated as down, shown amber."""
+    NOT_USED = "not_used"
+    """This till does not use it (no relay configured): never shown as a problem."""
+
+
+_DOWN = frozenset({Reachability.UNREACHABLE, Reachability.NOT_ANSWERING})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """One snapshot of both connections."""
+
+    daraja: Reachability = Reachability.UNKNOWN
+    relay: Reachability = Reachability.NOT_USED
+
+    @property
+    def daraja_down(self) -> bool:
+        return self.daraja in _DOWN
+
+    @property
+    def relay_down(self) -> bool:
+        return self.relay in _DOWN
+
+    @property
+    def offline(self) -> bool:
+        return self.daraja_down or self.relay_down
+
+
+ConnectionListener = Callable[[ConnectionState], None]
+
+
+class ConnectionSource(Protocol):
+    """Anything that knows the till's connection state and says when it changes."""
+
+    def current(self) -> ConnectionState:
+        """The state now."""
+        ...
+
+    def subscribe(self, listener: ConnectionListener) -> Callable[[], None]:
+        """Call `listener` with each new state (quickly, never raising); returns unsubscribe."""
+        ...
+
+
+class ConnectionBoard:
+    """A `ConnectionSource` whose state is set by whoever observes the connections."""
+
+    def __init__(self, state: ConnectionState | None = None) -> None:
+        self._state = state or ConnectionState()
+        self._listeners: list[ConnectionListener] = []
+
+    def current(self) -> ConnectionState:
+        return self._state
+
+    def subscribe(self, listener: ConnectionListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def set(
+        self, *, daraja: Reachability | None = None, relay: Reachability | None = None
+    ) -> ConnectionState:
+        """Change one or both parts; listeners hear about it only if something changed."""
+        new = replace(
+            self._state,
+            daraja=daraja if daraja is not None else self._state.daraja,
+            relay=relay if relay is not None else self._state.relay,
+        )
+        if new != self._state:
+            self._state = new
+            for listener in list(self._listeners):
+                listener(new)
+        return new
 
 
 class ConnectivityMonitor:
@@ -234,18 +320,13 @@ class DarajaProbe:
         self._check = check
         self._every_s = every_s
         self._when_down_s = when_down_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-daraja-probe")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-daraja-probe")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def probe_once(self) -> bool | None:
         found = await self._monitor.watch_daraja(self._check())

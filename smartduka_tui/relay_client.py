@@ -39,19 +39,21 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import (
     ConnectivityMonitor,
     DarajaProbe,
     ObservedGateway,
+    Reachability,
     daraja_answers,
 )
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.statement import StatementParseError
 from smartduka_tui.payments import c2b
 from smartduka_tui.payments.api import (
     AttemptId,
-    AttemptState,
     CallbackEvent,
     CallbackOutcome,
     PaymentService,
@@ -60,9 +62,8 @@ from smartduka_tui.payments.api import (
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.statement import ResultEvent
-from smartduka_tui.store.records import ChainCheckpoint, ProblemKind, TillCredentials
+from smartduka_tui.store.records import ChainCheckpoint, TillCredentials
 from smartduka_tui.store.store import Store
-from smartduka_tui.ui.connection import Reachability
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class RelayClient:
             headers={"Accept": "application/json"},
         )
         self._listeners: list[Callable[[HandledEvent], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-relay-client")
         self._stopping = False
         self._handling = False
         self._acks: set[asyncio.Task[None]] = set()
@@ -214,20 +215,15 @@ class RelayClient:
 
     def start(self) -> None:
         """Run the feed loop in the background until `close()`."""
-        if self._task is None:
+        if not self._loop.running:
             self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="smartduka-relay-client")
+            self._loop.start()
 
     async def close(self) -> None:
         """Stop: a long-poll or a backoff in progress is dropped (nothing was applied from
         it); an event being applied is finished and acknowledged first."""
         self._stopping = True
-        if self._task is not None:
-            if not self._handling:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop(cancel=not self._handling)
         await self._http.aclose()
 
     def on_event(self, listener: Callable[[HandledEvent], None]) -> Callable[[], None]:

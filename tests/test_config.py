@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from smartduka_tui.config import Mode, Settings, load_settings
+from smartduka_tui.config import Settings, load_settings
+from smartduka_tui.model import Mode
 from smartduka_tui.store import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,10 +93,9 @@ def test_production_needs_an_https_relay() -> None:
     ],
 )
 def test_production_refuses_http_and_loopback_endpoints(section: str, url: str, words: str) -> None:
+    endpoint: dict[str, Any] = {section: {"url" if section == "relay" else "base_url": url}}
     with pytest.raises(ValidationError, match=words):
-        Settings(
-            mode=Mode.PRODUCTION, **{section: {"url" if section == "relay" else "base_url": url}}
-        )
+        Settings(mode=Mode.PRODUCTION, **endpoint)
 
 
 def test_sandbox_takes_loopback_http_for_the_simulator_and_a_local_relay() -> None:

@@ -1,59 +1,69 @@
-"""The layers of DESIGN.md section 2, checked on the source and on a fresh interpreter."""
+"""The layers of DESIGN.md section 2: import-linter's contracts (pyproject's [tool.importlinter])
+hold on the source, and a fresh interpreter that loads the core loads no UI framework."""
 
 from __future__ import annotations
 
-import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["smartduka_tui/mpesa", "smartduka_tui/payments", "smartduka_tui/store"]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+CORE = (
+    "smartduka_tui.model",
+    "smartduka_tui.mpesa",
+    "smartduka_tui.payments",
+    "smartduka_tui.store",
+    "smartduka_tui.clock",
+    "smartduka_tui.background",
+    "smartduka_tui.limits",
+    "smartduka_tui.config",
+    "smartduka_tui.connectivity",
+    "smartduka_tui.relay_client",
+)
 UI_FRAMEWORKS = ("textual", "starlette")
 
 
-def imported_modules(folder: str, root: Path = ROOT) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for path in (root / folder).rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        name = str(path.relative_to(root))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update((name, alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add((name, node.module))
-    return found
-
-
-def offenders(folder: str, banned: tuple[str, ...], root: Path = ROOT) -> list[str]:
-    return sorted(
-        f"{path} imports {module}"
-        for path, module in imported_modules(folder, root)
-        if any(module == b or module.startswith(b + ".") for b in banned)
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH puts `root`'s packages ahead of the editable install's.
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
-@pytest.mark.parametrize("folder", CORE)
-def test_core_imports_no_ui_framework(folder: str) -> None:
-    assert offenders(folder, UI_FRAMEWORKS) == []
+def test_import_contracts_hold() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
 
 
-def test_relay_never_imports_till_ui_or_payments() -> None:
-    assert offenders("callback_relay", ("smartduka_tui.ui", "smartduka_tui.payments")) == []
-
-
-def test_simulator_never_imports_protocol_layer() -> None:
-    assert offenders("smartduka_tui/simulator", ("smartduka_tui.mpesa",)) == []
+def test_contracts_catch_a_core_module_importing_the_ui(tmp_path: Path) -> None:
+    """The contracts must be able to fail: the same tree with one import pointing upward."""
+    for package in ("smartduka_tui", "callback_relay"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    with (tmp_path / "smartduka_tui" / "store" / "audit.py").open("a") as audit:
+        audit.write("\nfrom smartduka_tui.ui.format import shillings  # noqa: E402, F401\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "The core never imports a face, Textual or Starlette BROKEN" in result.stdout
+    assert "smartduka_tui.store.audit -> smartduka_tui.ui.format" in result.stdout
 
 
 def test_importing_core_loads_no_ui_framework() -> None:
     code = (
         "import sys, importlib, pkgutil\n"
-        "import smartduka_tui.mpesa, smartduka_tui.payments, smartduka_tui.store\n"
-        "for pkg in (smartduka_tui.mpesa, smartduka_tui.payments, smartduka_tui.store):\n"
-        "    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        f"for name in {CORE!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        "    for info in pkgutil.walk_packages(getattr(module, '__path__', []), name + '.'):\n"
         "        importlib.import_module(info.name)\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         f"{UI_FRAMEWORKS!r})))\n"
@@ -62,14 +72,3 @@ def test_importing_core_loads_no_ui_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == ""
-
-
-def test_layer_check_catches_a_violation(tmp_path: Path) -> None:
-    """The checker itself must be able to fail."""
-    core = tmp_path / "smartduka_tui" / "mpesa"
-    core.mkdir(parents=True)
-    (core / "fine.py").write_text("import json\n")
-    (core / "bad.py").write_text("from textual.app import App\n")
-    assert offenders("smartduka_tui/mpesa", UI_FRAMEWORKS, root=tmp_path) == [
-        "smartduka_tui/mpesa/bad.py imports textual.app"
-    ]

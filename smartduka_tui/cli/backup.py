@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_OK, CliError, keyring_file_for, run
+from smartduka_tui.model import AuditAction
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
@@ -36,7 +37,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store import Actor, database_path, load_keyring, open_till_store
+        from smartduka_tui.model import Actor
+        from smartduka_tui.store import database_path, load_keyring, open_till_store
         from smartduka_tui.store.backup import check_backup, check_backup_keys, restore_database
         from smartduka_tui.store.lock import acquire_data_dir_lock
 
@@ -56,7 +58,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             detail: dict[str, Any] = {"from": source.name, "kept": kept.name if kept else None}
             async with store.write() as tx:
                 await store.audit.append(
-                    tx, actor=Actor.MANAGER, action="store.restored", detail=detail
+                    tx, actor=Actor.MANAGER, action=AuditAction.STORE_RESTORED, detail=detail
                 )
         print(
             f"Restored the till database from {source}."

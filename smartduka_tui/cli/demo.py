@@ -299,7 +299,8 @@ async def _set_up_till(
     """The till's vault: a new keyring, the demo shop with its simulator credentials, and the
     till as the relay enrolled it. Returns the shop id, its shortcode and credentials. The
     three parts start together."""
-    from smartduka_tui.store import Enrolment, Secret, ShopConfig, ShopType
+    from smartduka_tui.model import ShopType
+    from smartduka_tui.store import Enrolment, Secret, ShopConfig
     from smartduka_tui.store.store import open_till_store
 
     deadline = time.monotonic() + READY_TIMEOUT_S

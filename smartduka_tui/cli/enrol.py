@@ -109,7 +109,7 @@ def _missing_shop(shop_id: str, shop_name: str | None) -> CliError:
 async def _enrol_till(
     store: Store, settings: Settings, parsed: EnrolmentFile, args: argparse.Namespace
 ) -> list[Till]:
-    from smartduka_tui.config import Mode
+    from smartduka_tui.model import Mode
     from smartduka_tui.store import Enrolment, Secret
 
     source = "standard input" if args.file == "-" else args.file

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -203,47 +202,19 @@ async def engine_session(
 async def ensure_simulator_shop(store: Store, settings: Settings, url: str) -> Settings:
     """The settings with a shop to use: the configured (or only) one, else a new demo shop
     registered on the simulator at `url` and stored here with one enrolled till."""
-    from smartduka_tui.mpesa.callback_path import new_callback_secret
+    from smartduka_tui.demo_shop import add_simulator_shop
     from smartduka_tui.simulator.control import SimulatorControl
-    from smartduka_tui.store.records import (
-        Enrolment,
-        ShopConfig,
-        ShopSecrets,
-        ShopType,
-    )
-    from smartduka_tui.store.secret import Secret
 
     if settings.shop_id or await store.shops.list_ids():
         return settings
-    passkey = secrets.token_hex(32)
-    key, secret = secrets.token_hex(16), secrets.token_hex(16)
     async with SimulatorControl(url) as sim:
-        registered = await sim.register_shortcode(
-            passkey=passkey, consumer_key=key, consumer_secret=secret
-        )
-    async with store.write() as tx:
-        await store.shops.add(
-            tx,
-            ShopConfig(
-                id=SIMULATOR_SHOP_ID,
-                name="Simulator demo shop",
-                mpesa_type=ShopType.PAYBILL,
-                account_prefix="SD",
-                business_shortcode=registered.shortcode,
-            ),
-            ShopSecrets(
-                consumer_key=Secret(key), consumer_secret=Secret(secret), passkey=Secret(passkey)
-            ),
-        )
-        await store.tills.enrol(
-            tx,
-            Enrolment(
-                shop_id=SIMULATOR_SHOP_ID,
-                till_id=SIMULATOR_TILL_ID,
-                relay_url=settings.relay.url or NO_RELAY_URL,
-                till_key=Secret(secrets.token_urlsafe(32)),
-                callback_kid="k1",
-                callback_secret=Secret(new_callback_secret()),
-            ),
+        await add_simulator_shop(
+            store,
+            sim,
+            shop_id=SIMULATOR_SHOP_ID,
+            name="Simulator demo shop",
+            prefix="SD",
+            till_id=SIMULATOR_TILL_ID,
+            relay_url=settings.relay.url or NO_RELAY_URL,
         )
     return settings

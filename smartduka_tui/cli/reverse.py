@@ -87,10 +87,9 @@ def print_verdict(verdict: ReversalVerdict, *, as_json: bool) -> None:
 async def _manager_checked(engine: PaymentEngine) -> str | None:
     """None when the manager's PIN was given; else why not (a PIN must be set for this)."""
     from smartduka_tui.cli.common import CliError
-    from smartduka_tui.cli.manager import check_manager_pin
-    from smartduka_tui.store.pin import ManagerPin
+    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
 
-    if not (await ManagerPin.of(engine.store).status()).is_set:
+    if not await manager_pin_is_set(engine.store):
         return (
             "reversals are for a manager: set a manager PIN first (`smartduka manager "
             "set-pin`). Nothing was sent."

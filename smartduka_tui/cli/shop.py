@@ -100,7 +100,7 @@ def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets
 
 async def _describe(store: Store, shop: Shop) -> dict[str, Any]:
     """A shop for people and scripts, credentials masked."""
-    from smartduka_tui.store import ShopSecretField
+    from smartduka_tui.model import ShopSecretField
 
     if store.keyring is not None:
         masked = await store.shops.masked_secrets(shop.id)
@@ -158,7 +158,8 @@ def _print_shop(info: dict[str, Any], as_json: bool) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> ShopConfig:
-    from smartduka_tui.store import ShopConfig, ShopType
+    from smartduka_tui.model import ShopType
+    from smartduka_tui.store import ShopConfig
 
     return ShopConfig(
         id=args.id,
@@ -189,7 +190,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def _changed_config(shop: Shop, args: argparse.Namespace) -> ShopConfig:
     """The shop's config with what the flags name changed ('' clears a number)."""
-    from smartduka_tui.store import ShopType
+    from smartduka_tui.model import ShopType
 
     changes: dict[str, Any] = {}
     if args.name is not None:

@@ -42,10 +42,6 @@ class CallbackPath:
     kid: str
     tag: str
 
-    @property
-    def signed_message(self) -> bytes:
-        return f"{self.shop_id}/{self.till_id}/{self.attempt_ref}/{self.kid}".encode()
-
     def path(self) -> str:
         return f"{PREFIX}{self.shop_id}/{self.till_id}/{self.attempt_ref}/{self.kid}.{self.tag}"
 

@@ -12,6 +12,19 @@ The engine relies on the push split:
 - `PushOutcomeUnknown`: the request may have reached Daraja (read timeout or reset after
   sending; a 5xx without an envelope; an unreadable 2xx). Never re-sent; settle it by query or
   callback.
+
+The hierarchy:
+
+* DarajaError (Exception)
+  * AuthenticationFailed
+  * DarajaUnavailable
+  * PushRefused
+  * PushOutcomeUnknown
+  * QueryFailed
+    * QueryRefused
+    * QueryNoAnswer
+  * RequestRefused
+  * RequestOutcomeUnknown
 """
 
 from __future__ import annotations

@@ -59,6 +59,10 @@ class CallbackParseError(ValueError):
     """A body that is not a well-formed STK callback. The message names the problem, not values."""
 
 
+class MalformedJson(CallbackParseError):
+    """A body that is not strict JSON at all (see `strict_json`), let alone a callback."""
+
+
 class TransactionType(StrEnum):
     """Daraja's TransactionType: paybill or Buy Goods (till)."""
 
@@ -183,8 +187,8 @@ class ErrorEnvelope(WireModel):
 def parse_error_envelope(body: bytes | str) -> ErrorEnvelope | None:
     """The envelope in `body`, or None when the body is anything else (empty, HTML, other JSON)."""
     try:
-        data = json.loads(body, parse_float=_parse_float, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+        data = strict_json(body)
+    except ValueError:
         return None
     if not isinstance(data, dict) or "errorCode" not in data:
         return None
@@ -400,7 +404,7 @@ class StkCallback(BaseModel):
 
 
 def _refuse_constant(name: str) -> object:
-    raise CallbackParseError(f"body contains {name}, which is not a JSON number")
+    raise MalformedJson(f"body contains {name}, which is not a JSON number")
 
 
 def _checked_decimal(number: Decimal) -> Decimal:
@@ -417,26 +421,35 @@ def _parse_float(text: str) -> Decimal:
     return _checked_decimal(Decimal(text))
 
 
-def _load_json(body: bytes | str) -> object:
-    if isinstance(body, bytes):
-        if len(body) > MAX_CALLBACK_BYTES:
-            raise CallbackParseError("body is larger than 64 KiB")
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise CallbackParseError("body is not UTF-8 text") from None
-    else:
-        if len(body) > MAX_CALLBACK_BYTES:
-            raise CallbackParseError("body is larger than 64 KiB")
-        text = body
+_EXACT_DECODER: Final = json.JSONDecoder(parse_float=_parse_float, parse_constant=_refuse_constant)
+_QUICK_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def strict_json(body: bytes | str, *, exact: bool = True) -> object:
+    """JSON as everything here reads a body from Daraja or the relay: UTF-8 (a BOM allowed), no
+    NaN or Infinity, and with `exact` every number with a fraction or exponent a finite Decimal
+    of sane size (`exact=False` leaves them floats, for a check that never reads them).
+
+    Raises `MalformedJson` saying what is wrong, or `CallbackParseError` for a number out of
+    range; both are ValueErrors.
+    """
     try:
-        return json.loads(text, parse_float=_parse_float, parse_constant=_refuse_constant)
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
+        return (_EXACT_DECODER if exact else _QUICK_DECODER).decode(text)
     except CallbackParseError:
         raise
+    except UnicodeDecodeError:
+        raise MalformedJson("body is not UTF-8 text") from None
     except RecursionError:
-        raise CallbackParseError("body is nested too deeply") from None
+        raise MalformedJson("body is nested too deeply") from None
     except ValueError:
-        raise CallbackParseError("body is not valid JSON") from None
+        raise MalformedJson("body is not valid JSON") from None
+
+
+def _load_json(body: bytes | str) -> object:
+    if len(body) > MAX_CALLBACK_BYTES:
+        raise CallbackParseError("body is larger than 64 KiB")
+    return strict_json(body)
 
 
 def _plain(value: object, depth: int = 0) -> object:
@@ -604,23 +617,17 @@ def parse_stk_callback(body: bytes | str | Mapping[str, object]) -> StkCallback:
 # holds it to that), so nothing the till could apply is refused at the door, and it costs a
 # fraction of the full parse on the relay's hot path.
 
-_SHAPE_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
-
 
 def _text_within(value: object, low: int, high: int) -> bool:
     return isinstance(value, str) and low <= len(value) <= high
 
 
 def check_callback_shape(body: bytes) -> None:
-    """Raise CallbackParseError unless `body` is JSON shaped as an STK callback."""
+    """Raise CallbackParseError unless `body` is JSON shaped as an STK callback (MalformedJson
+    when it is not JSON at all)."""
     if len(body) > MAX_CALLBACK_BYTES:
         raise CallbackParseError("body is larger than 64 KiB")
-    try:
-        data = _SHAPE_DECODER.decode(body.decode("utf-8-sig"))
-    except CallbackParseError:
-        raise
-    except (UnicodeDecodeError, RecursionError, ValueError):
-        raise CallbackParseError("body is not valid JSON") from None
+    data = strict_json(body, exact=False)
     body_part = data.get("Body") if isinstance(data, dict) else None
     callback = body_part.get("stkCallback") if isinstance(body_part, dict) else None
     if not isinstance(callback, dict):

@@ -308,12 +308,6 @@ def _code_key_or_none(code: int | str | None) -> str | None:
     return key if re.fullmatch(r"[A-Z0-9_.\-]{1,32}", key) else None
 
 
-def is_final_result(code: int | str | None) -> bool:
-    """Whether a ResultCode settles its CheckoutRequestID. Every real ResultCode does, known or
-    not; only a missing code (no result yet) does not."""
-    return _code_key_or_none(code) is not None
-
-
 # --- Sync refusals: Daraja's error envelopes -------------------------------------------------
 
 LOCK_SUBSCRIBER: Final = "unable to lock subscriber"

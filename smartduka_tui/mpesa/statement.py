@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from smartduka_tui.mpesa.models import (
     ResultCode,
     WireModel,
     normalise_result_code,
+    strict_json,
 )
 
 MAX_NOTICE_BYTES: Final = 64 * 1024
@@ -247,16 +247,12 @@ def _load_object(body: bytes | str, what: str, limit: int = MAX_NOTICE_BYTES) ->
     if len(body) > limit:
         raise StatementParseError(f"the {what} is larger than {limit // 1024} KiB")
     try:
-        data = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+        data = strict_json(body)
+    except ValueError:
         raise StatementParseError(f"the {what} is not JSON") from None
     if not isinstance(data, dict):
         raise StatementParseError(f"the {what} is not a JSON object")
     return data
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _scalar(value: object, key: str) -> str | int | Decimal:

@@ -5,6 +5,12 @@ the read model `PaymentView`, the errors a cashier can act on, the callback even
 client hands over, and the `PaymentService` protocol that `PaymentEngine` (in `service.py`)
 implements. Nothing here imports Textual or Starlette, and nothing here reveals a secret: a
 view carries the phone number (normalised and masked) but never a callback path, token or key.
+
+Its errors:
+
+* PaymentError (Exception)
+  * InvalidPaymentInput
+  * PaymentRefused
 """
 
 from __future__ import annotations
@@ -16,16 +22,10 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The store's enum, re-exported: faces import states from here.
-from smartduka_tui.store.records import LIVE
-from smartduka_tui.store.records import AttemptState as AttemptState
+from smartduka_tui.model import LIVE, AttemptState
 
 AttemptId = str
 """An attempt's opaque identifier (stable across restarts; show it, never parse it)."""
-
-
-LIVE_STATES: frozenset[AttemptState] = LIVE
-"""States in which M-Pesa may still move money: the attempt has no final state yet."""
 
 
 class Stage(StrEnum):
@@ -141,7 +141,7 @@ class PaymentView(BaseModel):
 
     @property
     def is_live(self) -> bool:
-        return self.state in LIVE_STATES
+        return self.state in LIVE
 
     @property
     def is_paid(self) -> bool:

@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import ShopType
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import open_brokered_engine
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.errors import InputError
-from smartduka_tui.store.records import Shop, ShopType
+from smartduka_tui.store.records import Shop
 from smartduka_tui.store.store import Store, open_till_store
 
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     StkPushResponse,
@@ -45,7 +46,7 @@ from smartduka_tui.payments.gateway import (
     Unreachable,
 )
 from smartduka_tui.payments.service import PaymentEngine, enrolled_till
-from smartduka_tui.store.records import Shop, ShopType, TillCredentials
+from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.store import Store
 
 READY_PATH: Final = "/v1/daraja/ready"

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartduka_tui.clock import Clock
+from smartduka_tui.model import Actor
 from smartduka_tui.mpesa.qr import QrImageError, qr_to_half_blocks
 from smartduka_tui.mpesa.statement import QrCodeResponse, StatementParseError, parse_c2b_payment
 from smartduka_tui.payments.gateway import GatewayError
 from smartduka_tui.store.c2b import C2BAttachError, C2BRecord
 from smartduka_tui.store.errors import NotFoundError
-from smartduka_tui.store.records import Actor
 from smartduka_tui.store.store import Store
 
 # A customer who paid the till directly tells the cashier at once; ten minutes is generous.

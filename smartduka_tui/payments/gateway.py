@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.faults import AFTER_PUSH_SENT, fault_point
+from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.client import PUSH_PATH, DarajaClient
 from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
 from smartduka_tui.mpesa.errors import PushOutcomeUnknown as MpesaPushOutcomeUnknown
@@ -36,7 +37,7 @@ from smartduka_tui.mpesa.statement_requests import (
     build_pull_register,
     build_qr_code,
 )
-from smartduka_tui.store.records import Shop, ShopCredentials, ShopType
+from smartduka_tui.store.records import Shop, ShopCredentials
 
 
 class GatewayError(Exception):

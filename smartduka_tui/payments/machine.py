@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from smartduka_tui.payments.api import LIVE_STATES, AttemptState
-
-S = AttemptState
+from smartduka_tui.model import LIVE, AttemptState
 
 
 class Evidence(StrEnum):
@@ -73,31 +71,54 @@ class Cause(StrEnum):
 
 _SUCCESSES = frozenset({Evidence.CALLBACK_SUCCESS, Evidence.CONFIRMED_SUCCESS})
 # Not paid and not under a manager's eye yet: where an unbound success sends an attempt.
-_NOT_SETTLED = frozenset({S.CREATED, S.PENDING, S.UNKNOWN, S.FAILED, S.EXPIRED})
+_NOT_SETTLED = frozenset(
+    {
+        AttemptState.CREATED,
+        AttemptState.PENDING,
+        AttemptState.UNKNOWN,
+        AttemptState.FAILED,
+        AttemptState.EXPIRED,
+    }
+)
 # Where a manager's resolution ("paid, receipt X" / "not paid") may move an attempt: every
 # final state but COMPLETED, which is never left.
-_RESOLVABLE = frozenset({S.FAILED, S.EXPIRED, S.NEEDS_REVIEW})
+_RESOLVABLE = frozenset({AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.NEEDS_REVIEW})
 
 # (evidence, from states) -> to. The plain rows of the table; late and duplicate payments are
 # handled in `decide` because they depend on more than the attempt's own state.
 TABLE: dict[tuple[Evidence, AttemptState], AttemptState] = {
-    (Evidence.PUSH_ACCEPTED, S.CREATED): S.PENDING,
-    (Evidence.PUSH_REFUSED, S.CREATED): S.FAILED,
-    (Evidence.PUSH_OUTCOME_UNKNOWN, S.CREATED): S.UNKNOWN,
+    (Evidence.PUSH_ACCEPTED, AttemptState.CREATED): AttemptState.PENDING,
+    (Evidence.PUSH_REFUSED, AttemptState.CREATED): AttemptState.FAILED,
+    (Evidence.PUSH_OUTCOME_UNKNOWN, AttemptState.CREATED): AttemptState.UNKNOWN,
     # Only PENDING: an UNKNOWN attempt has no CheckoutRequestID of this till's own, so nothing
     # ties a success to it (SUCCESS_UNBOUND), and no query can be asked.
-    **{(e, S.PENDING): S.COMPLETED for e in _SUCCESSES},
-    **{(Evidence.CONFIRMATION_CONTRADICTED, s): S.NEEDS_REVIEW for s in LIVE_STATES},
-    **{(Evidence.CALLBACK_FAILURE, s): S.FAILED for s in (S.PENDING, S.UNKNOWN)},
-    **{(Evidence.CALLBACK_SUSPECT, s): S.NEEDS_REVIEW for s in LIVE_STATES},
-    (Evidence.QUERY_SUCCESS, S.PENDING): S.COMPLETED,
-    (Evidence.QUERY_FAILURE, S.PENDING): S.FAILED,
-    **{(Evidence.EXPIRY, s): S.EXPIRED for s in (S.PENDING, S.UNKNOWN)},
-    **{(Evidence.SUCCESS_UNBOUND, s): S.NEEDS_REVIEW for s in _NOT_SETTLED},
-    **{(Evidence.STATEMENT_MATCHED, s): S.COMPLETED for s in (S.UNKNOWN, S.NEEDS_REVIEW)},
-    **{(Evidence.CUSTOMER_GOT_SMS, s): S.NEEDS_REVIEW for s in (S.FAILED, S.EXPIRED)},
-    **{(Evidence.MANAGER_PAID, s): S.COMPLETED for s in _RESOLVABLE},
-    **{(Evidence.MANAGER_NOT_PAID, s): S.FAILED for s in _RESOLVABLE - {S.FAILED}},
+    **{(e, AttemptState.PENDING): AttemptState.COMPLETED for e in _SUCCESSES},
+    **{(Evidence.CONFIRMATION_CONTRADICTED, s): AttemptState.NEEDS_REVIEW for s in LIVE},
+    **{
+        (Evidence.CALLBACK_FAILURE, s): AttemptState.FAILED
+        for s in (AttemptState.PENDING, AttemptState.UNKNOWN)
+    },
+    **{(Evidence.CALLBACK_SUSPECT, s): AttemptState.NEEDS_REVIEW for s in LIVE},
+    (Evidence.QUERY_SUCCESS, AttemptState.PENDING): AttemptState.COMPLETED,
+    (Evidence.QUERY_FAILURE, AttemptState.PENDING): AttemptState.FAILED,
+    **{
+        (Evidence.EXPIRY, s): AttemptState.EXPIRED
+        for s in (AttemptState.PENDING, AttemptState.UNKNOWN)
+    },
+    **{(Evidence.SUCCESS_UNBOUND, s): AttemptState.NEEDS_REVIEW for s in _NOT_SETTLED},
+    **{
+        (Evidence.STATEMENT_MATCHED, s): AttemptState.COMPLETED
+        for s in (AttemptState.UNKNOWN, AttemptState.NEEDS_REVIEW)
+    },
+    **{
+        (Evidence.CUSTOMER_GOT_SMS, s): AttemptState.NEEDS_REVIEW
+        for s in (AttemptState.FAILED, AttemptState.EXPIRED)
+    },
+    **{(Evidence.MANAGER_PAID, s): AttemptState.COMPLETED for s in _RESOLVABLE},
+    **{
+        (Evidence.MANAGER_NOT_PAID, s): AttemptState.FAILED
+        for s in _RESOLVABLE - {AttemptState.FAILED}
+    },
 }
 
 VERIFIED_SUCCESSES = frozenset(
@@ -134,11 +155,11 @@ def decide(evidence: Evidence, state: AttemptState, *, sale_paid_by_other: bool)
     success here is then a duplicate payment (this attempt COMPLETED, flagged; the engine sends
     the sale to review for a refund).
     """
-    if state is S.COMPLETED:
+    if state is AttemptState.COMPLETED:
         return NO_CHANGE
     if evidence in VERIFIED_SUCCESSES:
-        if state in (S.FAILED, S.EXPIRED):
-            return Decision(S.COMPLETED, late=True, duplicate_payment=sale_paid_by_other)
+        if state in (AttemptState.FAILED, AttemptState.EXPIRED):
+            return Decision(AttemptState.COMPLETED, late=True, duplicate_payment=sale_paid_by_other)
         target = TABLE.get((evidence, state))
         if target is None:
             return NO_CHANGE

@@ -13,9 +13,10 @@ from typing import Any
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.models import StkCallback
 from smartduka_tui.mpesa.phone import mask_phone
-from smartduka_tui.store.records import Attempt, AttemptFilter, AttemptState, ProblemKind
+from smartduka_tui.store.records import Attempt, AttemptFilter
 from smartduka_tui.store.store import Store
 
 

@@ -31,14 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.statement import PullTransaction
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.gateway import DirectGateway, GatewayError
 from smartduka_tui.payments.inputs import account_reference
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.pull import MatchedBy, PulledRow, PullStatus, ReceiptlessAttempt
-from smartduka_tui.store.records import ProblemKind
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine

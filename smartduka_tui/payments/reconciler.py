@@ -14,15 +14,16 @@ engine's clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from smartduka_tui.payments.api import AttemptState, ReconcileReport
-from smartduka_tui.payments.limits import Spacing
+from smartduka_tui.background import BackgroundTask
+from smartduka_tui.limits import Spacing
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import ReconcileReport
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.payments.pull import PullSchedule, scheduled_pull
 from smartduka_tui.store.records import Attempt
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine
 
 log = logging.getLogger(__name__)
-S = AttemptState
 
 
 class Reconciler:
@@ -40,7 +40,7 @@ class Reconciler:
         self.settings = engine.settings
         self.clock = engine.clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-reconciler")
         self._semaphore = asyncio.Semaphore(self.settings.limits.reconcile_concurrency)
         # One engine serves one shop, so one shortcode: its queries share this pace.
         self.query_pace = Spacing(self.clock, self.settings.limits.queries_per_second)
@@ -54,19 +54,14 @@ class Reconciler:
     # ------------------------------------------------------------------ background loop
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-reconciler")
-            if self.pull_schedule is not None:
-                self.pull_schedule.start()
+        self._loop.start()
+        if self.pull_schedule is not None:
+            self.pull_schedule.start()
 
     async def stop(self) -> None:
         if self.pull_schedule is not None:
             await self.pull_schedule.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     def wake(self) -> None:
         """Run a pass soon (relay reconnected, a cashier stopped waiting)."""
@@ -106,7 +101,7 @@ class Reconciler:
     def _countdown_end(self, attempt: Attempt) -> datetime | None:
         """When `attempt`'s countdown ends, if it still needs its countdown-end query."""
         if (
-            attempt.state is not S.PENDING
+            attempt.state is not AttemptState.PENDING
             or attempt.push_sent_at is None
             or attempt.checkout_request_id is None
             or attempt.id in self._countdown_asked
@@ -123,7 +118,7 @@ class Reconciler:
         expiring: list[Attempt] = []
         to_query: list[Attempt] = []
         for attempt in live:
-            if attempt.state is S.CREATED:
+            if attempt.state is AttemptState.CREATED:
                 continue  # its push is in flight; start-up recovery handles crashed ones
             if attempt.expires_at <= now:
                 expiring.append(attempt)
@@ -131,7 +126,7 @@ class Reconciler:
                 countdown_end = self._countdown_end(attempt)
                 if (
                     startup
-                    or attempt.state is S.UNKNOWN
+                    or attempt.state is AttemptState.UNKNOWN
                     or (attempt.push_sent_at or now) <= now - min_age
                     or attempt.confirming is not None
                     or (countdown_end is not None and countdown_end <= now)
@@ -188,7 +183,7 @@ class Reconciler:
             verdict = await self.engine.apply_evidence(
                 current, Evidence.EXPIRY, Cause.EXPIRY, detail={"last_query": queried}
             )
-        return queried, _End.EXPIRED if verdict.attempt.state is S.EXPIRED else _End.OPEN
+        return queried, _End.EXPIRED if verdict.attempt.state is AttemptState.EXPIRED else _End.OPEN
 
 
 class _End(Enum):

@@ -27,13 +27,21 @@ from typing import Any
 from smartduka_tui import faults
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.limits import TokenBucket, whole_seconds
+from smartduka_tui.model import (
+    Actor,
+    AttemptFlag,
+    AttemptState,
+    AuditAction,
+    ConfirmingClaim,
+    ProblemKind,
+)
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.models import CallbackParseError, StkCallback, parse_stk_callback
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.payments.api import (
     AttemptId,
-    AttemptState,
     CallbackEvent,
     CallbackOutcome,
     CallbackResult,
@@ -62,14 +70,10 @@ from smartduka_tui.payments.inputs import (
     check_phone,
     check_sale_ref,
 )
-from smartduka_tui.payments.limits import TokenBucket, whole_seconds
 from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
 from smartduka_tui.payments.reconciler import Reconciler
 from smartduka_tui.payments.views import (
-    AWAITING_CONFIRMATION,
-    CONFIRMATION_SETTLED,
-    HANDED_TO_RECONCILER,
     UNBOUND_SUCCESS,
     build_view,
     needs_no_sms_confirmation,
@@ -77,21 +81,10 @@ from smartduka_tui.payments.views import (
 )
 from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import IdempotencyKeyExistsError, PhoneBusyError
-from smartduka_tui.store.records import (
-    Actor,
-    Attempt,
-    AttemptFilter,
-    AttemptFlag,
-    ConfirmingClaim,
-    NewAttempt,
-    ProblemKind,
-    Shop,
-    TillCredentials,
-)
+from smartduka_tui.store.records import Attempt, AttemptFilter, NewAttempt, Shop, TillCredentials
 from smartduka_tui.store.store import Store
 
 log = logging.getLogger(__name__)
-S = AttemptState
 
 TRANSACTION_DESC = "SmartDuka"
 CUSTOMER_SMS_REASON = (
@@ -217,7 +210,9 @@ class PaymentEngine:
     async def recover(self) -> list[Attempt]:
         """CREATED rows at start-up: their push may have gone out. UNKNOWN, never re-pushed."""
         moved = []
-        for attempt in await self.store.attempts.live(self.shop_id, self.till_id, {S.CREATED}):
+        for attempt in await self.store.attempts.live(
+            self.shop_id, self.till_id, {AttemptState.CREATED}
+        ):
             if attempt.attempt_ref in self._locks and self._locks[attempt.attempt_ref].locked():
                 continue
             verdict = await self.apply_evidence(
@@ -390,12 +385,12 @@ class PaymentEngine:
         verdict = await self.query_and_apply(previous, asked_by=Cause.CASHIER, before_retry=True)
         if verdict is None:
             return  # no CheckoutRequestID: nothing to ask (the no-SMS rule covers it)
-        if verdict.attempt.state is S.COMPLETED:
+        if verdict.attempt.state is AttemptState.COMPLETED:
             raise PaymentRefused(
                 RefusalReason.ALREADY_PAID,
                 "M-Pesa says the previous request was paid after all: this sale is paid.",
             )
-        if verdict.attempt.is_live or verdict.attempt.state is S.NEEDS_REVIEW:
+        if verdict.attempt.is_live or verdict.attempt.state is AttemptState.NEEDS_REVIEW:
             raise PaymentRefused(
                 RefusalReason.RETRY_NOT_ALLOWED,
                 "M-Pesa has not settled the previous request; wait for it before charging again.",
@@ -475,7 +470,7 @@ class PaymentEngine:
                         await self.store.audit.append(
                             tx,
                             actor=Actor.CASHIER,
-                            action="attempt.retry",
+                            action=AuditAction.ATTEMPT_RETRY,
                             shop_id=self.shop_id,
                             attempt_id=attempt.id,
                             detail={
@@ -588,14 +583,16 @@ class PaymentEngine:
             current = await self.store.attempts.get(self.shop_id, attempt.id, tx=tx)
             assert current is not None
             sale = await self.store.attempts.for_sale(self.shop_id, current.sale_ref, tx=tx)
-            paid_by_other = any(a.state is S.COMPLETED and a.id != current.id for a in sale)
+            paid_by_other = any(
+                a.state is AttemptState.COMPLETED and a.id != current.id for a in sale
+            )
             decision = decide(evidence, current.state, sale_paid_by_other=paid_by_other)
             record = {"evidence": evidence.value, "cause": cause.value, **(detail or {})}
             if decision.to is None:
                 await self.store.audit.append(
                     tx,
                     actor=_ACTOR_FOR_CAUSE[cause],
-                    action="evidence.no_change",
+                    action=AuditAction.EVIDENCE_NO_CHANGE,
                     shop_id=self.shop_id,
                     attempt_id=current.id,
                     detail={**record, "state": current.state.value},
@@ -617,11 +614,11 @@ class PaymentEngine:
             if current.checkout_request_id is not None:
                 kept.pop("checkout_request_id", None)
             if (
-                decision.to is S.COMPLETED
+                decision.to is AttemptState.COMPLETED
                 and (kept.get("receipt_number") or current.receipt_number) is None
             ):
                 flags |= AttemptFlag.RECEIPT_PENDING
-            if decision.to is S.NEEDS_REVIEW:
+            if decision.to is AttemptState.NEEDS_REVIEW:
                 reason = (detail or {}).get("review_reason")
                 if isinstance(reason, str):
                     kept["review_reason"] = reason
@@ -646,7 +643,7 @@ class PaymentEngine:
                         "pattern": "duplicate_payment",
                         "sale_ref": moved.sale_ref,
                         "attempt_id": moved.id,
-                        "paid_by": [a.id for a in sale if a.state is S.COMPLETED],
+                        "paid_by": [a.id for a in sale if a.state is AttemptState.COMPLETED],
                         "amount": moved.amount,
                     },
                     till_id=self.till_id,
@@ -654,7 +651,7 @@ class PaymentEngine:
             if problem is not None:
                 await self._problem(tx, moved, problem)
         await self._notify(moved)
-        if moved.state is S.FAILED:
+        if moved.state is AttemptState.FAILED:
             await self.monitor.after_failure(moved)
         return Verdict(moved, decision)
 
@@ -696,7 +693,7 @@ class PaymentEngine:
         async with self.lock_for(attempt.attempt_ref):
             current = await self.store.attempts.get(self.shop_id, attempt.id)
             assert current is not None
-            if current.checkout_request_id is None or current.state is S.CREATED:
+            if current.checkout_request_id is None or current.state is AttemptState.CREATED:
                 return None
             answer = await self.gateway.query(current.checkout_request_id)
             claim = current.confirming
@@ -735,7 +732,7 @@ class PaymentEngine:
                 self.shop_id,
                 attempt.id,
                 actor=Actor.QUERY,
-                action=CONFIRMATION_SETTLED,
+                action=AuditAction.EVIDENCE_CONFIRMATION_SETTLED,
                 detail={"query_code": answer.result_code},
             )
 
@@ -762,37 +759,15 @@ class PaymentEngine:
         if attempt.is_live:
             async with self.store.write() as tx:
                 attempt = await self.store.attempts.hand_over(
-                    tx, self.shop_id, attempt.id, action=HANDED_TO_RECONCILER, actor=Actor.CASHIER
+                    tx,
+                    self.shop_id,
+                    attempt.id,
+                    action=AuditAction.ATTEMPT_HANDED_TO_RECONCILER,
+                    actor=Actor.CASHIER,
                 )
             if self._reconciler is not None:
                 self._reconciler.wake()
             await self._notify(attempt)
-        return await self.view(attempt)
-
-    async def wait_until_final(
-        self, attempt_id: AttemptId, timeout_s: float, poll_s: float | None = None
-    ) -> PaymentView:
-        """Ask M-Pesa every `poll_s` (default: the UI refresh) until the attempt is final or
-        `timeout_s` has passed; past its expiry it gets its last query and expires.
-
-        For `smartduka pay` while callbacks do not reach this process. Returns early for an
-        UNKNOWN attempt without a CheckoutRequestID: there is nothing to ask about.
-        """
-        poll = poll_s if poll_s is not None else float(self.settings.timings.ui_refresh_s)
-        deadline = self.clock.monotonic() + timeout_s
-        attempt = await self._attempt(attempt_id)
-        while attempt.is_live:
-            if attempt.expires_at <= self.clock.now():
-                await self.reconcile_once()
-            elif attempt.checkout_request_id is None and attempt.state is not S.CREATED:
-                break
-            else:
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0:
-                    break
-                await self.clock.sleep(min(poll, remaining))
-                await self.query_and_apply(attempt, asked_by=Cause.CASHIER)
-            attempt = await self._attempt(attempt_id)
         return await self.view(attempt)
 
     # ------------------------------------------------------------------ callbacks
@@ -800,7 +775,7 @@ class PaymentEngine:
     async def apply_callback(self, event: CallbackEvent) -> CallbackResult:
         if event.shop_id != self.shop_id or event.till_id != self.till_id:
             await self._security_event(
-                "callback.foreign",
+                AuditAction.CALLBACK_FOREIGN,
                 {"shop_id": event.shop_id, "till_id": event.till_id},
             )
             return CallbackResult(outcome=CallbackOutcome.FOREIGN)
@@ -854,7 +829,7 @@ class PaymentEngine:
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
         if advice.outcome is not Outcome.PAID:
-            if current.state is S.COMPLETED:
+            if current.state is AttemptState.COMPLETED:
                 verdict = await self.apply_evidence(
                     current,
                     Evidence.CALLBACK_FAILURE,
@@ -870,7 +845,7 @@ class PaymentEngine:
             if (
                 self.settings.confirm_by_query
                 and current.checkout_request_id is not None
-                and current.state is S.PENDING
+                and current.state is AttemptState.PENDING
             ):
                 return await self._confirm(current, ConfirmingClaim.FAILURE, callback, detail)
             verdict = await self.apply_evidence(
@@ -890,7 +865,7 @@ class PaymentEngine:
                 problem={"pattern": "success_not_bound", "reason": unbound},
             )
             return await self._result(verdict, CallbackOutcome.NEEDS_REVIEW)
-        if current.state is S.COMPLETED:
+        if current.state is AttemptState.COMPLETED:
             return await self._success_for_completed(current, callback, detail)
         if not self.settings.confirm_by_query:
             verdict = await self.apply_evidence(
@@ -936,7 +911,7 @@ class PaymentEngine:
                     code=callback.code_key,
                     receipt=callback.receipt,
                     actor=Actor.CALLBACK,
-                    action=AWAITING_CONFIRMATION,
+                    action=AuditAction.EVIDENCE_AWAITING_CONFIRMATION,
                     detail={**detail, "evidence": evidence.value},
                 )
             await self._notify(moved)
@@ -962,7 +937,7 @@ class PaymentEngine:
         )
         outcome = (
             CallbackOutcome.NEEDS_REVIEW
-            if verdict.attempt.state is S.NEEDS_REVIEW
+            if verdict.attempt.state is AttemptState.NEEDS_REVIEW
             else CallbackOutcome.APPLIED
         )
         return await self._result(verdict, outcome)
@@ -977,8 +952,8 @@ class PaymentEngine:
                     tx,
                     self.shop_id,
                     attempt.id,
-                    {S.COMPLETED},
-                    S.COMPLETED,
+                    {AttemptState.COMPLETED},
+                    AttemptState.COMPLETED,
                     Actor.CALLBACK,
                     clear_flags=AttemptFlag.RECEIPT_PENDING,
                     detail={**detail, "evidence": "receipt_arrived"},
@@ -1019,7 +994,7 @@ class PaymentEngine:
                     current = await self.store.attempts.get(self.shop_id, attempt_id, tx=tx)
                     if (
                         current is None
-                        or current.state is not S.COMPLETED
+                        or current.state is not AttemptState.COMPLETED
                         or current.receipt_number
                     ):
                         continue
@@ -1027,8 +1002,8 @@ class PaymentEngine:
                         tx,
                         self.shop_id,
                         current.id,
-                        {S.COMPLETED},
-                        S.COMPLETED,
+                        {AttemptState.COMPLETED},
+                        AttemptState.COMPLETED,
                         Actor.SYSTEM,
                         clear_flags=AttemptFlag.RECEIPT_PENDING,
                         detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
@@ -1044,7 +1019,7 @@ class PaymentEngine:
             outcome = CallbackOutcome.NO_CHANGE
         return CallbackResult(outcome=outcome, view=await self.view(verdict.attempt))
 
-    async def _security_event(self, action: str, detail: Mapping[str, Any]) -> None:
+    async def _security_event(self, action: AuditAction, detail: Mapping[str, Any]) -> None:
         async with self.store.write() as tx:
             await self.store.audit.append(
                 tx, actor=Actor.SYSTEM, action=action, shop_id=self.shop_id, detail=dict(detail)
@@ -1070,7 +1045,7 @@ class PaymentEngine:
             self.shop_id,
             AttemptFilter(
                 since=self.clock.now() - timedelta(days=1),
-                states=frozenset({S.FAILED, S.EXPIRED}),
+                states=frozenset({AttemptState.FAILED, AttemptState.EXPIRED}),
                 till_id=self.till_id,
                 include_resolved=True,
             ),

@@ -33,7 +33,8 @@ from typing import Final, Protocol
 
 from pydantic import SecretStr
 
-from smartduka_tui.config import Mode, Settings, TimingSettings
+from smartduka_tui.config import Settings, TimingSettings
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, Mode
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.certificates import published_certificate
 from smartduka_tui.mpesa.client import DarajaClient
@@ -56,7 +57,7 @@ from smartduka_tui.mpesa.statement_requests import (
     check_remarks,
     normalise_receipt,
 )
-from smartduka_tui.payments.api import AttemptState, PaymentView
+from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.payments.reversal import (
     NOTE_MAX,
@@ -70,7 +71,7 @@ from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import ShopConfigError
 from smartduka_tui.store.initiator import InitiatorCredentials
-from smartduka_tui.store.records import Actor, Attempt, AttemptFlag
+from smartduka_tui.store.records import Attempt
 from smartduka_tui.store.statement import RequestKind, RequestState, StatementRequest
 
 log = logging.getLogger(__name__)

@@ -11,24 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from smartduka_tui.config import Settings
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa.kenya_time import kenya_clock
 from smartduka_tui.mpesa.phone import mask_phone
-from smartduka_tui.payments.api import (
-    AttemptState,
-    PaymentView,
-    RetryBlock,
-    RetryRule,
-    Stage,
-)
+from smartduka_tui.payments.api import PaymentView, RetryBlock, RetryRule, Stage
 from smartduka_tui.payments.codes import RULE_LIMITED, ResultInfo, advise
-from smartduka_tui.store.records import Attempt, AttemptFlag
-
-S = AttemptState
+from smartduka_tui.store.records import Attempt
 
 # Audit actions the engine writes beside the store's own attempt.* entries.
-AWAITING_CONFIRMATION = "evidence.awaiting_confirmation"
-CONFIRMATION_SETTLED = "evidence.confirmation_settled"
-HANDED_TO_RECONCILER = "attempt.handed_to_reconciler"
 
 UNBOUND_SUCCESS = "M-Pesa says a payment was made; check the statement before handing over goods."
 """What cashier and manager read when a success cannot be tied to this attempt."""
@@ -40,12 +30,12 @@ RULE_LIMITED_WINDOW = timedelta(minutes=2)
 def needs_no_sms_confirmation(attempt: Attempt) -> bool:
     """EXPIRED, or FAILED although the push may have reached the phone and this till never
     learnt its CheckoutRequestID (so nothing Daraja said about it can be checked)."""
-    if attempt.state is S.EXPIRED:
+    if attempt.state is AttemptState.EXPIRED:
         return True
     return (
-        attempt.state is S.FAILED
+        attempt.state is AttemptState.FAILED
         and attempt.checkout_request_id is None
-        and attempt.previous_state is not S.CREATED
+        and attempt.previous_state is not AttemptState.CREATED
     )
 
 
@@ -71,26 +61,26 @@ def retries_used(sale: Sequence[Attempt]) -> int:
 
 def stage_of(attempt: Attempt, now: datetime, countdown_s: int) -> Stage:
     state = attempt.state
-    if state is S.CREATED:
+    if state is AttemptState.CREATED:
         return Stage.SENDING
-    if state is S.PENDING:
+    if state is AttemptState.PENDING:
         if attempt.confirming is not None:
             return Stage.CONFIRMING
         deadline = prompt_deadline(attempt, countdown_s)
         return Stage.WAITING_FOR_PIN if deadline and now < deadline else Stage.CONFIRMING
-    if state is S.UNKNOWN:
+    if state is AttemptState.UNKNOWN:
         return Stage.OUTCOME_UNKNOWN
-    if state is S.COMPLETED:
+    if state is AttemptState.COMPLETED:
         return Stage.PAID if attempt.receipt_number else Stage.PAID_RECEIPT_TO_FOLLOW
-    if state is S.FAILED:
+    if state is AttemptState.FAILED:
         return Stage.FAILED
-    if state is S.EXPIRED:
+    if state is AttemptState.EXPIRED:
         return Stage.EXPIRED
     return Stage.NEEDS_REVIEW
 
 
 def prompt_deadline(attempt: Attempt, countdown_s: int) -> datetime | None:
-    if attempt.push_sent_at is None or attempt.state is S.CREATED:
+    if attempt.push_sent_at is None or attempt.state is AttemptState.CREATED:
         return None
     return attempt.push_sent_at + timedelta(seconds=countdown_s)
 
@@ -122,7 +112,7 @@ def retry_rule(
             **extra,
         )
 
-    if any(a.state is S.COMPLETED for a in sale):
+    if any(a.state is AttemptState.COMPLETED for a in sale):
         if any(a.flags & AttemptFlag.DUPLICATE_PAYMENT for a in sale):
             return rule(RetryBlock.NEEDS_REVIEW, "Paid twice: a manager must refund one payment.")
         return rule(RetryBlock.PAID, "This sale is paid.")
@@ -130,7 +120,7 @@ def retry_rule(
         return rule(
             RetryBlock.STILL_LIVE, "Wait for M-Pesa's answer before sending another request."
         )
-    if latest.state is S.NEEDS_REVIEW:
+    if latest.state is AttemptState.NEEDS_REVIEW:
         return rule(RetryBlock.NEEDS_REVIEW, "A manager must check this payment first.")
     if left == 0:
         return rule(
@@ -244,7 +234,7 @@ def build_view(
         stage=stage,
         checkout_request_id=attempt.checkout_request_id,
         receipt=attempt.receipt_number,
-        receipt_pending=attempt.state is S.COMPLETED and attempt.receipt_number is None,
+        receipt_pending=attempt.state is AttemptState.COMPLETED and attempt.receipt_number is None,
         result_code=attempt.result_code,
         cashier_message=cashier_message,
         manager_hint=manager_hint,
@@ -257,5 +247,7 @@ def build_view(
         push_sent_at=attempt.push_sent_at,
         prompt_deadline=prompt_deadline(attempt, settings.timings.prompt_countdown_s),
         expires_at=attempt.expires_at,
-        finished_at=attempt.completed_at if attempt.state is S.COMPLETED else attempt.finished_at,
+        finished_at=attempt.completed_at
+        if attempt.state is AttemptState.COMPLETED
+        else attempt.finished_at,
     )

@@ -22,12 +22,12 @@ from starlette.routing import Mount, Route
 from smartduka_tui.clock import Clock
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.engine import (
-    ControlError,
     DarajaRequest,
     InvalidControlRequest,
     Simulator,
     SimulatorConfig,
 )
+from smartduka_tui.simulator.replies import ControlError
 from smartduka_tui.simulator.schemas import (
     AdvanceRequest,
     AppRegistration,

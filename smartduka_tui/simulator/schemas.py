@@ -427,10 +427,3 @@ class TransactionView(BaseModel):
     callbacks_planned: int
     callbacks_sent: int
     queries: int
-
-
-class ErrorBody(BaseModel):
-    """A refused control request: `error` says what is wrong, `details` names each field."""
-
-    error: str
-    details: list[dict[str, str]] = Field(default_factory=list)

@@ -163,6 +163,12 @@ class _Ledger:
     qr_codes: dict[str, tuple[int, str]] = field(default_factory=dict)
     # Receipts reversed, paid STK pushes included (their entries are rebuilt on each read).
     reversed_receipts: set[str] = field(default_factory=set)
+    trans_ids: set[str] = field(default_factory=set)
+    # The statement as last read, oldest first, with what it was read from: a pull of 10,000
+    # rows asks for it once per page, and sorting it each time made the pull quadratic.
+    statement: tuple[tuple[int, int, int], list[StatementEntry]] | None = field(
+        default=None, repr=False
+    )
 
 
 @dataclass(order=True)
@@ -310,8 +316,14 @@ class Statement(BackgroundSender):
     def entries(self, merchant: Merchant) -> list[StatementEntry]:
         """Every completed credit to a shortcode: its C2B payments and its paid STK pushes."""
         ledger = self.ledger(merchant.shortcode)
+        settled = self.sim.settled_transactions(merchant)
+        # Entries are only ever appended, settled pushes only grow, and a reversal adds its
+        # receipt: the three counts tell whether the statement changed since it was read.
+        read_from = (len(ledger.payments), len(settled), len(ledger.reversed_receipts))
+        if ledger.statement is not None and ledger.statement[0] == read_from:
+            return ledger.statement[1]
         found = [p for p in ledger.payments if p.completed]
-        for transaction in self.sim.settled_transactions(merchant):
+        for transaction in settled:
             if transaction.result_code == 0:
                 found.append(
                     StatementEntry(
@@ -328,7 +340,9 @@ class Statement(BackgroundSender):
                         reversed=transaction.receipt in ledger.reversed_receipts,
                     )
                 )
-        return sorted(found, key=_moment)
+        statement = sorted(found, key=_moment)
+        ledger.statement = (read_from, statement)
+        return statement
 
     def _find(self, merchant: Merchant, receipt: str | None) -> StatementEntry | None:
         if receipt is None:
@@ -541,9 +555,8 @@ class Statement(BackgroundSender):
             if Decimal(qr[0]) != request.amount:
                 raise ControlError(422, f"the QR asks for KES {qr[0]}, not {request.amount}")
         till = merchant.kind is ShortcodeKind.TILL
-        taken = {e.trans_id for e in ledger.payments}
         trans_id = new_receipt()
-        while trans_id in taken:
+        while trans_id in ledger.trans_ids:
             trans_id = new_receipt()
         entry = StatementEntry(
             trans_id=trans_id,
@@ -567,6 +580,7 @@ class Statement(BackgroundSender):
             ):
                 entry.completed = False
         ledger.payments.append(entry)
+        ledger.trans_ids.add(entry.trans_id)
         if entry.completed:
             ledger.balance += entry.amount
             if ledger.confirmation_url is not None:

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, AuditAction, ConfirmingClaim
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import (
@@ -22,13 +23,8 @@ from smartduka_tui.store.errors import (
 )
 from smartduka_tui.store.records import (
     ID_PATTERN,
-    LIVE,
-    Actor,
     Attempt,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
-    ConfirmingClaim,
     NewAttempt,
     Page,
     PageCursor,
@@ -222,7 +218,7 @@ class Attempts:
         await self._audit.append(
             tx,
             actor=actor,
-            action="attempt.created",
+            action=AuditAction.ATTEMPT_CREATED,
             shop_id=new.shop_id,
             attempt_id=attempt.id,
             detail={
@@ -304,7 +300,7 @@ class Attempts:
         await self._audit.append(
             tx,
             actor=cause,
-            action="attempt.transition" if state_changes else "attempt.updated",
+            action=AuditAction.ATTEMPT_TRANSITION if state_changes else AuditAction.ATTEMPT_UPDATED,
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={
@@ -343,7 +339,7 @@ class Attempts:
         await self._audit.append(
             tx,
             actor=actor,
-            action="attempt.flagged",
+            action=AuditAction.ATTEMPT_FLAGGED,
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
@@ -360,7 +356,7 @@ class Attempts:
         code: str | None,
         receipt: str | None,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         detail: Mapping[str, Any],
     ) -> Attempt:
         """A callback's claim now waits for its confirming query (audited as `action`)."""
@@ -388,7 +384,7 @@ class Attempts:
         attempt_id: int,
         *,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         detail: Mapping[str, Any],
     ) -> Attempt:
         """The confirming query has settled the claim (audited as `action`)."""
@@ -405,7 +401,7 @@ class Attempts:
         return updated
 
     async def hand_over(
-        self, tx: WriteTx, shop_id: str, attempt_id: int, *, action: str, actor: Actor
+        self, tx: WriteTx, shop_id: str, attempt_id: int, *, action: AuditAction, actor: Actor
     ) -> Attempt:
         """The cashier stopped waiting: the reconciler owns the attempt (audited as `action`)."""
         current = await self._require(shop_id, attempt_id, tx)
@@ -449,7 +445,7 @@ class Attempts:
         await self._audit.append(
             tx,
             actor=actor,
-            action="attempt.resolved",
+            action=AuditAction.ATTEMPT_RESOLVED,
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"note": note},

@@ -27,10 +27,10 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
 from smartduka_tui.store.records import (
-    Actor,
     AuditEntry,
     ChainCheckpoint,
     ChainReport,
@@ -123,7 +123,7 @@ class AuditLog:
         tx: WriteTx,
         *,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         shop_id: str | None = None,
         attempt_id: int | None = None,
         detail: Mapping[str, Any] | None = None,

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.mpesa.statement import C2BPayment
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import Actor, from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
 
 
 class C2BAttachError(InputError):
@@ -88,7 +89,7 @@ class C2BPayments:
             await self._audit.append(
                 tx,
                 actor=Actor.CALLBACK,
-                action="c2b.received",
+                action=AuditAction.C2B_RECEIVED,
                 shop_id=shop_id,
                 detail={"trans_id": payment.trans_id, "amount": payment.amount},
             )
@@ -145,7 +146,7 @@ class C2BPayments:
         await self._audit.append(
             tx,
             actor=actor,
-            action="c2b.attached",
+            action=AuditAction.C2B_ATTACHED,
             shop_id=shop_id,
             detail={"trans_id": trans_id, "sale_ref": sale_ref, "till_id": till_id},
         )

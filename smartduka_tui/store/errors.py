@@ -2,6 +2,35 @@
 
 All derive from `StoreError`, so a face (CLI, app) catches one type and prints `str(error)`
 without a traceback. No message ever contains a secret, a key or a full callback path.
+
+The hierarchy:
+
+* StoreError (Exception)
+  * DatabaseError
+    * StoreFullError
+    * StoreReadOnlyError
+    * StoreCorruptError
+    * StoreDamagedError
+    * StoreTooNewError
+    * StoreIOError
+    * StoreBusyError
+  * DataDirLockedError
+  * InputError (also ValueError)
+    * ShopConfigError
+    * AttemptInputError
+  * NotFoundError (also LookupError)
+  * AttemptConflictError
+    * IdempotencyKeyExistsError
+    * PhoneBusyError
+  * InvalidTransitionError (also ValueError)
+  * VaultError
+    * KeyMissingError
+    * KeyMalformedError
+    * KeyringPermissionError
+    * WrongKeyError
+    * TamperedSecretError
+    * TamperedPinError
+    * TamperedRoutingError
 """
 
 from __future__ import annotations
@@ -10,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from smartduka_tui.store.records import Attempt, AttemptState
+    from smartduka_tui.model import AttemptState
+    from smartduka_tui.store.records import Attempt
 
 
 class StoreError(Exception):

@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from smartduka_tui.model import Actor, AuditAction, ShopType
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
 from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import ShopConfigError
-from smartduka_tui.store.records import Actor, Shop, ShopType
+from smartduka_tui.store.records import Shop
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.shops import ROUTING_FIELD, Shops, routing_of
 
@@ -97,7 +98,7 @@ class Initiators:
         await self._audit.append(
             tx,
             actor=actor,
-            action="shop.initiator_set",
+            action=AuditAction.SHOP_INITIATOR_SET,
             shop_id=shop_id,
             detail={"shortcode": shortcode, "secrets_set": [NAME_FIELD, PASSWORD_FIELD]},
         )

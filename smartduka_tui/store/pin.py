@@ -34,10 +34,11 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.audit import AuditKeys, AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, KeyMissingError, TamperedPinError
-from smartduka_tui.store.records import Actor, from_ms, opt_from_ms
+from smartduka_tui.store.records import from_ms, opt_from_ms
 from smartduka_tui.store.secret import Secret
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ _SALT_BYTES = 16
 _HASH_BYTES = 32
 _PIN_PATTERN = re.compile(r"^[0-9]+$")
 _COUNTERS_SCHEME = "pin-counters"
-COUNTERS_SEALED = "manager.pin_counters_sealed"
 # The newest audit entry written with a change of the counters: its id is in their MAC.
 _NEWEST_COUNTER_ENTRY = (
     "SELECT id FROM audit_log WHERE shop_id IS NULL AND action IN ('manager.sign_in',"
@@ -259,7 +259,9 @@ class ManagerPin:
         if last is None:
             return None
         # A reset written in by hand (without the key's MAC) does not count as one.
-        reset = last["action"] == "manager.pin_reset" and await self._audit.is_genuine(last, reader)
+        reset = last["action"] == AuditAction.MANAGER_PIN_RESET and await self._audit.is_genuine(
+            last, reader
+        )
         if not reset:
             raise TamperedPinError(
                 "the manager PIN was removed from the database although the audit log says one "
@@ -294,7 +296,8 @@ class ManagerPin:
     async def _sealed_entry(self, reader: Reader) -> Any:
         """The genuine audit entry saying the counters were first sealed, if any."""
         rows = await reader.fetchall(
-            "SELECT * FROM audit_log WHERE shop_id IS NULL AND action = ?", (COUNTERS_SEALED,)
+            "SELECT * FROM audit_log WHERE shop_id IS NULL AND action = ?",
+            (AuditAction.MANAGER_PIN_COUNTERS_SEALED,),
         )
         for row in rows:
             if await self._audit.is_genuine(row, reader):
@@ -312,7 +315,9 @@ class ManagerPin:
         """Write the counters and their MAC, bound to the newest counter audit entry, which
         the caller appended in this transaction (the first sealing says so in the log)."""
         if await self._sealed_entry(tx) is None:
-            await self._audit.append(tx, actor=Actor.SYSTEM, action=COUNTERS_SEALED)
+            await self._audit.append(
+                tx, actor=Actor.SYSTEM, action=AuditAction.MANAGER_PIN_COUNTERS_SEALED
+            )
         last = await tx.fetchone(_NEWEST_COUNTER_ENTRY)
         assert last is not None, "the caller appends the entry first"
         pepper = self._pepper(pin_record_kid(pin_hash))
@@ -371,7 +376,7 @@ class ManagerPin:
             await self._audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="manager.sign_in_refused",
+                action=AuditAction.MANAGER_SIGN_IN_REFUSED,
                 detail={"purpose": purpose, "locked_until": locked_until},
             )
             # Same counters, bound to this newer entry (the MAC names the newest one).
@@ -381,7 +386,10 @@ class ManagerPin:
             return PinCheck(PinOutcome.LOCKED, 0, locked_until, self._lockout(lockouts))
         if matched and stored == checked_hash:
             await self._audit.append(
-                tx, actor=Actor.MANAGER, action="manager.sign_in", detail={"purpose": purpose}
+                tx,
+                actor=Actor.MANAGER,
+                action=AuditAction.MANAGER_SIGN_IN,
+                detail={"purpose": purpose},
             )
             await self._store_counters(tx, stored, 0, None, 0)
             return PinCheck(PinOutcome.ACCEPTED, self.max_wrong_tries)
@@ -389,7 +397,7 @@ class ManagerPin:
         await self._audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="manager.sign_in_failed",
+            action=AuditAction.MANAGER_SIGN_IN_FAILED,
             detail={"purpose": purpose, "failures": failures},
         )
         lockout = self._lockout(lockouts)
@@ -402,7 +410,7 @@ class ManagerPin:
         await self._audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="manager.locked_out",
+            action=AuditAction.MANAGER_LOCKED_OUT,
             detail={"purpose": purpose, "locked_until": until, "lockouts": lockouts + 1},
         )
         until_ms = tx.now_ms() + round(lockout.total_seconds() * 1000)
@@ -447,7 +455,9 @@ class ManagerPin:
             await self._audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="manager.pin_changed" if status.is_set else "manager.pin_set",
+                action=AuditAction.MANAGER_PIN_CHANGED
+                if status.is_set
+                else AuditAction.MANAGER_PIN_SET,
             )
             await self._store_counters(tx, new_hash, 0, None, 0)
         return PinCheck(PinOutcome.ACCEPTED, self.max_wrong_tries)
@@ -460,7 +470,7 @@ class ManagerPin:
             await self._audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="manager.pin_reset",
+                action=AuditAction.MANAGER_PIN_RESET,
                 detail={"reason": reason, "had_pin": bool(removed)},
             )
         return bool(removed)

@@ -10,10 +10,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from smartduka_tui.model import Actor, AuditAction, ProblemKind
 from smartduka_tui.store.audit import AuditLog, canonical_json
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import AttemptInputError, NotFoundError
-from smartduka_tui.store.records import Actor, Problem, ProblemKind, from_ms, opt_from_ms
+from smartduka_tui.store.records import Problem, from_ms, opt_from_ms
 
 
 def _to_problem(row: Any) -> Problem:
@@ -53,7 +54,7 @@ class Problems:
         await self._audit.append(
             tx,
             actor=actor,
-            action="problem.recorded",
+            action=AuditAction.PROBLEM_RECORDED,
             shop_id=shop_id,
             detail={"problem_id": problem_id, "kind": ProblemKind(kind).value},
         )
@@ -112,7 +113,7 @@ class Problems:
         await self._audit.append(
             tx,
             actor=actor,
-            action="problem.resolved",
+            action=AuditAction.PROBLEM_RESOLVED,
             shop_id=shop_id,
             detail={"problem_id": problem_id, "note": note},
         )

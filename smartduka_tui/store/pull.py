@@ -16,9 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from smartduka_tui.model import Actor, AttemptFlag, AuditAction
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
-from smartduka_tui.store.records import Actor, AttemptFlag, from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
 
 
 class MatchedBy(StrEnum):
@@ -170,7 +171,7 @@ class PulledStatement:
             await self._audit.append(
                 tx,
                 actor=Actor.SYSTEM,
-                action="pull.rows_added",
+                action=AuditAction.PULL_ROWS_ADDED,
                 shop_id=shop_id,
                 detail={"shortcode": shortcode, "new_rows": len(inserted)},
             )
@@ -321,7 +322,7 @@ class PulledStatement:
         await self._audit.append(
             tx,
             actor=Actor.SYSTEM,
-            action="pull.registered",
+            action=AuditAction.PULL_REGISTERED,
             shop_id=shop_id,
             detail={"shortcode": shortcode},
         )
@@ -374,7 +375,7 @@ class PulledStatement:
         await self._audit.append(
             tx,
             actor=Actor.SYSTEM,
-            action="pull.done" if error is None else "pull.failed",
+            action=AuditAction.PULL_DONE if error is None else AuditAction.PULL_FAILED,
             shop_id=shop_id,
             detail={"shortcode": shortcode, "error": error}
             if error is not None

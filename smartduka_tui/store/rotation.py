@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartduka_tui.faults import ROTATE_AFTER_BATCH, ROTATE_AFTER_KEYRING, fault_point
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.errors import KeyMissingError, TamperedPinError
-from smartduka_tui.store.faults import fault_point
 from smartduka_tui.store.pin import pin_record_kid
-from smartduka_tui.store.records import Actor
 from smartduka_tui.store.store import Store
 from smartduka_tui.store.vault import Keyring, add_new_key
 
@@ -99,14 +99,14 @@ async def rotate_keys(
     if not resumed:
         target = keyring.path or keyring_file
         new_keyring = add_new_key(keyring, target)
-        fault_point("rotate-after-keyring")
+        fault_point(ROTATE_AFTER_KEYRING)
         await store.use_keyring(new_keyring)
         usage = await key_usage(store)
     async with store.write() as tx:
         await store.audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="keys.rotation_started",
+            action=AuditAction.KEYS_ROTATION_STARTED,
             detail={"active_kid": usage.active_kid, "resumed": resumed, "pending": usage.pending},
         )
     done = 0
@@ -119,7 +119,7 @@ async def rotate_keys(
                 break
             done += count
             left -= count
-            fault_point("rotate-after-batch")
+            fault_point(ROTATE_AFTER_BATCH)
             if progress is not None:
                 progress(done, left)
     final = await key_usage(store)
@@ -127,7 +127,7 @@ async def rotate_keys(
         await store.audit.append(
             tx,
             actor=Actor.MANAGER,
-            action="keys.rotation_finished",
+            action=AuditAction.KEYS_ROTATION_FINISHED,
             detail={
                 "active_kid": final.active_kid,
                 "resealed": done,

@@ -12,6 +12,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from smartduka_tui.model import Actor, AuditAction, ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
@@ -19,14 +20,10 @@ from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import NotFoundError, ShopConfigError
 from smartduka_tui.store.records import (
     ID_PATTERN,
-    Actor,
     Shop,
     ShopConfig,
     ShopCredentials,
-    ShopSecretField,
     ShopSecrets,
-    ShopType,
-    VerificationStatus,
     from_ms,
     opt_from_ms,
 )
@@ -264,7 +261,7 @@ class Shops:
         await self._audit.append(
             tx,
             actor=actor,
-            action="shop.added",
+            action=AuditAction.SHOP_ADDED,
             shop_id=config.id,
             detail={**_public_fields(config), "secrets_set": sorted(f.value for f in given)},
         )
@@ -324,7 +321,7 @@ class Shops:
         await self._audit.append(
             tx,
             actor=actor,
-            action="shop.updated",
+            action=AuditAction.SHOP_UPDATED,
             shop_id=config.id,
             detail={
                 "changed": {name: after[name] for name in changed},
@@ -354,7 +351,7 @@ class Shops:
         await self._audit.append(
             tx,
             actor=actor,
-            action="shop.verification",
+            action=AuditAction.SHOP_VERIFICATION,
             shop_id=shop_id,
             detail={"status": status.value},
         )

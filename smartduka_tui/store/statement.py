@@ -13,14 +13,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
-from smartduka_tui.store.records import Actor, from_ms
+from smartduka_tui.store.records import from_ms
 
 
 class RequestKind(StrEnum):
     TRANSACTION_STATUS = "transaction_status"
     REVERSAL = "reversal"
+
+    @property
+    def sent_action(self) -> AuditAction:
+        """The audit action of a request of this kind written and sent."""
+        return _SENT_ACTION[self]
+
+
+_SENT_ACTION: dict[RequestKind, AuditAction] = {
+    RequestKind.TRANSACTION_STATUS: AuditAction.STATEMENT_TRANSACTION_STATUS_SENT,
+    RequestKind.REVERSAL: AuditAction.STATEMENT_REVERSAL_SENT,
+}
 
 
 class RequestState(StrEnum):
@@ -115,7 +127,7 @@ class StatementRequests:
         await self._audit.append(
             tx,
             actor=actor,
-            action=f"statement.{kind.value}_sent",
+            action=kind.sent_action,
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"request": created.id, "receipt": receipt, "sale_ref": sale_ref}
@@ -152,7 +164,7 @@ class StatementRequests:
             await self._audit.append(
                 tx,
                 actor=Actor.SYSTEM,
-                action="statement.request_refused",
+                action=AuditAction.STATEMENT_REQUEST_REFUSED,
                 shop_id=shop_id,
                 attempt_id=row["attempt_id"],
                 detail={"request": row["id"], "why": why},
@@ -183,7 +195,7 @@ class StatementRequests:
         await self._audit.append(
             tx,
             actor=Actor.SYSTEM,
-            action="statement.result",
+            action=AuditAction.STATEMENT_RESULT,
             shop_id=shop_id,
             attempt_id=landed.attempt_id,
             detail={"request": landed.id, "state": state.value, "result_code": result_code},

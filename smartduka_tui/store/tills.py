@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.mpesa.callback_path import BANNED_URL_WORDS, decode_secret
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.credentials import Credentials
@@ -19,7 +20,6 @@ from smartduka_tui.store.errors import InputError, NotFoundError
 from smartduka_tui.store.records import (
     ID_PATTERN,
     KID_PATTERN,
-    Actor,
     Enrolment,
     Till,
     TillCredentials,
@@ -167,7 +167,7 @@ class Tills:
         await self._audit.append(
             tx,
             actor=actor,
-            action="till.enrolled" if owner is None else "till.re_enrolled",
+            action=AuditAction.TILL_ENROLLED if owner is None else AuditAction.TILL_RE_ENROLLED,
             shop_id=shop_id,
             detail={"till_id": till_id, "relay_url": enrolment.relay_url, "callback_kid": kid},
         )
@@ -215,7 +215,7 @@ class Tills:
         await self._audit.append(
             tx,
             actor=actor,
-            action="till.callback_secret_added",
+            action=AuditAction.TILL_CALLBACK_SECRET_ADDED,
             shop_id=shop_id,
             detail={"till_id": till_id, "callback_kid": kid},
         )

@@ -10,8 +10,8 @@ Layout:
 - `services.py`: `AppServices` (the payment service, the clock, the connection source, who
   this till is, extra F1 help, the log path, the manager service), `TillIdentity`,
   `HelpSection`, `UiOptions`.
-- `connection.py`: the `ConnectionSource` protocol (Daraja and relay reachability) and
-  `ConnectionBoard`, a settable source; the relay client's `ConnectivityMonitor` implements it.
+- the connection state it shows (`ConnectionSource`, `ConnectionBoard`) lives outside the UI
+  in `smartduka_tui.connectivity`, beside `ConnectivityMonitor`, the source of a running till.
 - `screens/`: one module per screen with its `.tcss` beside it, scoped under the screen's type
   name: checkout, phone entry, waiting, success, failure, help (F1), item, confirm-no-SMS and the
   manager menu (F9). `screens/base.py` holds the frame (status bar, offline banner, notice,

@@ -27,8 +27,8 @@ from textual.screen import Screen
 from textual.theme import Theme
 
 from smartduka_tui.config import Settings
+from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.freshness import is_stale

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.ui.connection import ConnectionState
 
 # Neither bubbles: the app forwards copies to its screens, and a copy bubbling back up to the
 # app would be forwarded again, for ever. (Textual sets `bubble` from the class keyword.)

@@ -10,7 +10,8 @@ that would move backwards by those rules is stale.
 
 from __future__ import annotations
 
-from smartduka_tui.payments.api import AttemptState, PaymentView
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import PaymentView
 
 _RANK: dict[AttemptState, int] = {
     AttemptState.CREATED: 0,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartduka_tui.clock import Clock
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionSource
 from smartduka_tui.payments.api import PaymentService
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.c2b import C2BDesk
@@ -74,7 +74,7 @@ class AppServices:
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
     receipts: ReceiptChecks | None = None
-    """Receipt codes the customer shows, checked with M-Pesa (F8 on the checkout and failure
+    """Receipt codes the customer shows, checked with M-Pesa (F5 on the checkout and failure
     screens); without it those keys are not offered."""
     c2b: C2BDesk | None = None
     """Direct payments (C2B) for the checkout's panel; None without a relay to claim them at."""

@@ -56,11 +56,13 @@ def _seed_secrets(data_dir: Path) -> dict[tuple[str, str], str]:
     return asyncio.run(seed())
 
 
-def _read_all(data_dir: Path, names: list[tuple[str, str]]) -> tuple[dict[str, int], dict]:
-    async def read() -> tuple[dict[str, int], dict]:
+def _read_all(
+    data_dir: Path, names: list[tuple[str, str]]
+) -> tuple[dict[str, int], dict[tuple[str, str], str]]:
+    async def read() -> tuple[dict[str, int], dict[tuple[str, str], str]]:
         async with open_till_store(data_dir) as store:
             usage = await store.credentials.usage_by_kid()
-            values = {}
+            values: dict[tuple[str, str], str] = {}
             for shop_id, field in names:
                 secret = await store.credentials.get(shop_id, field)
                 assert secret is not None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smartduka_tui.store import ShopType, VerificationStatus, acquire_data_dir_lock, open_till_store
+from smartduka_tui.model import ShopType, VerificationStatus
+from smartduka_tui.store import acquire_data_dir_lock, open_till_store
 from tests.cli.conftest import Result, Runner
 from tests.store.canaries import new_canary
 

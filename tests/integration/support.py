@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from callback_relay import cli as relay_cli
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.config import Settings
+from smartduka_tui.model import ShopType
 from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
@@ -34,7 +35,6 @@ from smartduka_tui.store.records import (
     Problem,
     ShopConfig,
     ShopSecrets,
-    ShopType,
 )
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store, database_path, keyring_path

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.relay_client import CHAIN_PROBLEM, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
-from smartduka_tui.store.records import AttemptState, ChainCheckpoint, ChainState, ProblemKind
+from smartduka_tui.store.records import ChainCheckpoint, ChainState
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, eventually

@@ -21,6 +21,7 @@ from callback_relay import cli as relay_cli
 from callback_relay.app import Relay, make_app
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import ShopType, VerificationStatus
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.gateway import (
@@ -32,7 +33,7 @@ from smartduka_tui.payments.gateway import (
 )
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import PushAnomaly
-from smartduka_tui.store.records import Shop, ShopType, TillCredentials, VerificationStatus
+from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.secret import Secret
 from tests.conftest import unique_phone
 from tests.integration.support import PlatformCreds, RelayHandle

@@ -19,6 +19,7 @@ import pytest
 from callback_relay import cli as relay_cli
 from smartduka_tui.cli.app import c2b_desk
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.model import ProblemKind
 from smartduka_tui.payments.c2b import C2BDesk
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.relay_client import (
@@ -32,7 +33,6 @@ from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import ShortcodeKind
 from smartduka_tui.simulator.statement_schemas import NoticeKind
 from smartduka_tui.store.c2b import C2BAttachError
-from smartduka_tui.store.records import ProblemKind
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.qr import QrScreen

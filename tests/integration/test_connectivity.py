@@ -14,15 +14,16 @@ import pytest
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.connectivity import (
     ANSWER_WITHIN_S,
+    ConnectionState,
     ConnectivityMonitor,
     DarajaProbe,
+    Reachability,
     daraja_answers,
 )
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.relay_client import HEARTBEAT_S, RelayClient, RelayUnavailable, till_link
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.ui.connection import ConnectionState, Reachability
 from tests.conftest import unique_phone
 from tests.integration.support import Platform, RelayHandle
 from tests.integration.test_pay_e2e import direct_till, platform_till

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 
 from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.connectivity import Reachability
+from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.callback_path import sign
 from smartduka_tui.payments.api import CallbackOutcome
 from smartduka_tui.relay_client import EVENT_KEY, EventOutcome, HandledEvent, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import AttemptState, ProblemKind
 from smartduka_tui.store.store import database_path
-from smartduka_tui.ui.connection import Reachability
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, eventually
 from tests.integration.test_pay_e2e import direct_till

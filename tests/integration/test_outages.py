@@ -9,11 +9,12 @@ import subprocess
 from pathlib import Path
 
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.connectivity import ConnectionState, Reachability
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState
 from smartduka_tui.payments.api import CallbackOutcome
 from smartduka_tui.relay_client import EventOutcome, HandledEvent, RelayClient, till_link
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import Actor, AttemptFlag, AttemptState, AuditEntry
-from smartduka_tui.ui.connection import ConnectionState, Reachability
+from smartduka_tui.store.records import AuditEntry
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, eventually, start_relay
 from tests.integration.test_pay_e2e import direct_till

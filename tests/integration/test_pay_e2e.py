@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from smartduka_tui.model import Actor, AttemptState
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import Actor, AttemptState
 from tests.conftest import unique_phone
 from tests.integration.support import (
     Platform,

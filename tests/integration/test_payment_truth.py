@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.payments.api import (
-    AttemptState,
     CallbackOutcome,
     PaymentRefused,
     RefusalReason,
@@ -24,7 +24,7 @@ from smartduka_tui.payments.manager import ManagerService, Resolution
 from smartduka_tui.payments.views import UNBOUND_SUCCESS
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.pin import ManagerPin
-from smartduka_tui.store.records import AttemptFilter, AttemptFlag, ProblemKind, StateOrFlags
+from smartduka_tui.store.records import AttemptFilter, StateOrFlags
 from smartduka_tui.store.secret import Secret
 from tests.conftest import unique_phone
 from tests.integration.malicious import (
@@ -38,8 +38,6 @@ from tests.integration.malicious import (
 from tests.integration.support import RelayHandle, eventually, make_till, own_shortcode
 from tests.integration.test_pay_e2e import direct_till
 from tests.payments.bodies import failure_body, success_body
-
-S = AttemptState
 
 
 def new_clock() -> ManualClock:
@@ -94,12 +92,12 @@ async def test_case_1_a_borrowed_checkout_id_never_pays_an_unknown_attempt(
         _, served = await drain(other, relay)
         (real_event,) = served
         paid = await other.get(paid.attempt_id)
-        assert paid.state is S.COMPLETED and paid.receipt and paid.checkout_request_id
+        assert paid.state is AttemptState.COMPLETED and paid.receipt and paid.checkout_request_id
     # This till: the push is answered 503 without an envelope, then the customer cancels.
     await sim.set_phone_scenario(customer, push_anomaly="gateway_error", result_code=1032)
     async with confirming_engine(victim_till, new_clock()) as engine:
         view = await engine.start_payment("A1", 50, customer)
-        assert view.state is S.UNKNOWN and view.checkout_request_id is None
+        assert view.state is AttemptState.UNKNOWN and view.checkout_request_id is None
         await callbacks_stored(relay, victim_till, 1)
 
         def attack_feed(events: list[FeedEvent]) -> list[FeedEvent]:
@@ -112,7 +110,7 @@ async def test_case_1_a_borrowed_checkout_id_never_pays_an_unknown_attempt(
         handled, _ = await drain(engine, relay, attack_feed)
         assert [h.callback_outcome for h in handled] == [CallbackOutcome.NEEDS_REVIEW]
         view = await engine.get(view.attempt_id)
-        assert view.state is S.NEEDS_REVIEW and view.receipt is None
+        assert view.state is AttemptState.NEEDS_REVIEW and view.receipt is None
         assert view.retry.block is RetryBlock.NEEDS_REVIEW
         (problem,) = await engine.store.problems.list(victim_till.shop_id)
         assert problem.detail["attempt_id"] == int(view.attempt_id)
@@ -144,7 +142,7 @@ async def test_case_2_a_success_rewritten_to_a_cancel_is_found_paid_and_never_ch
         assert stk(served[0])["ResultCode"] == 0, "Daraja said paid"
         assert [h.callback_outcome for h in handled] == [CallbackOutcome.APPLIED]
         view = await engine.get(view.attempt_id)
-        assert view.state is S.COMPLETED and view.receipt_pending
+        assert view.state is AttemptState.COMPLETED and view.receipt_pending
         assert view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
         (problem,) = await engine.store.problems.list(till.shop_id)
         assert problem.detail["pattern"] == "failure_callback_contradicted"
@@ -189,7 +187,9 @@ async def test_case_3_a_success_without_a_receipt_is_receipt_pending_never_confi
         await callbacks_stored(relay, till, 1)
         await drain(engine, relay, without_receipt(how))
         view = await engine.get(view.attempt_id)
-        assert view.state is S.COMPLETED and view.receipt is None and view.receipt_pending
+        assert (
+            view.state is AttemptState.COMPLETED and view.receipt is None and view.receipt_pending
+        )
         assert "confirmed" not in view.cashier_message
         assert "receipt pending" in view.cashier_message
         pending = await engine.store.attempts.problems(till.shop_id)
@@ -234,12 +234,12 @@ async def test_case_4_only_zero_itself_is_success(
         (problem,) = await engine.store.problems.list(till.shop_id)
         if code == "+0":  # not even a code: the body is refused, the attempt waits for a query
             assert [h.callback_outcome for h in handled] == [CallbackOutcome.MALFORMED]
-            assert view.state is S.PENDING
+            assert view.state is AttemptState.PENDING
             assert problem.kind is ProblemKind.UNAPPLIED_EVENT
             assert "ResultCode" in problem.detail["reason"]
         else:
             assert [h.callback_outcome for h in handled] == [CallbackOutcome.NEEDS_REVIEW]
-            assert view.state is S.NEEDS_REVIEW
+            assert view.state is AttemptState.NEEDS_REVIEW
             assert problem.detail["pattern"] == "callback_disagrees"
             assert problem.detail["reason"] == f"unknown result code {code}"
 
@@ -257,7 +257,7 @@ async def test_case_5_receipt_pending_is_set_by_the_query_and_cleared_by_the_cal
         handled, served = await drain(engine, relay, lambda events: [])  # dropped
         assert handled == [] and len(served) == 1
         view = await engine.check_now(view.attempt_id)
-        assert view.state is S.COMPLETED and view.receipt_pending
+        assert view.state is AttemptState.COMPLETED and view.receipt_pending
         receipt_pending = AttemptFilter(any_of=StateOrFlags(flags=AttemptFlag.RECEIPT_PENDING))
         listed = await engine.store.attempts.problems(till.shop_id, receipt_pending)
         assert [str(a.id) for a in listed.items] == [view.attempt_id]
@@ -297,7 +297,7 @@ async def test_case_6_the_countdown_end_asks_mpesa_when_the_callback_is_lost(
         async def paid() -> bool:
             if clock.sleepers:
                 clock.advance(0.05)  # the query pace
-            return (await engine.get(view.attempt_id)).state is S.COMPLETED
+            return (await engine.get(view.attempt_id)).state is AttemptState.COMPLETED
 
         assert await eventually(paid), "asked at the end of the countdown"
         assert await queries_for(sim, view.checkout_request_id) == 1
@@ -318,7 +318,7 @@ async def test_case_7_retry_advice_follows_code_17_and_offers_another_phone(
         await callbacks_stored(relay, till, 1)
         await drain(engine, relay)
         view = await engine.get(view.attempt_id)
-        assert view.state is S.FAILED and view.result_code == "1032"
+        assert view.state is AttemptState.FAILED and view.result_code == "1032"
         assert view.retry.block is RetryBlock.WAIT and view.retry.other_phone_now
         assert "wait 2:00" in view.retry.message and "another phone" in view.retry.message
         clock.advance(5)
@@ -330,7 +330,7 @@ async def test_case_7_retry_advice_follows_code_17_and_offers_another_phone(
         assert await pushes(sim, phone) == 1, "no push Daraja would refuse with 17"
         clock.advance(1)  # past the general retry delay (times are kept to the millisecond)
         retried = await engine.retry("C7", phone=other)
-        assert retried.state is S.PENDING and retried.attempt_number == 2
+        assert retried.state is AttemptState.PENDING and retried.attempt_number == 2
         assert retried.retry.retries_used == 1
 
 
@@ -346,8 +346,8 @@ async def test_reordered_and_duplicated_events_change_no_money_state_wrongly(
         await callbacks_stored(relay, till, 2)
         handled, _ = await drain(engine, relay, lambda events: [*reversed(events), *events])
         assert len(handled) == 4
-        assert (await engine.get(paid.attempt_id)).state is S.COMPLETED
-        assert (await engine.get(cancelled.attempt_id)).state is S.FAILED
+        assert (await engine.get(paid.attempt_id)).state is AttemptState.COMPLETED
+        assert (await engine.get(cancelled.attempt_id)).state is AttemptState.FAILED
         assert {h.callback_outcome for h in handled[2:]} == {CallbackOutcome.NO_CHANGE}
         assert await engine.store.problems.list(till.shop_id) == []
 
@@ -371,10 +371,14 @@ async def test_case_8_expired_is_outcome_unknown_an_sms_goes_to_a_manager_who_se
         clock.advance(engine.settings.timings.attempt_expiry_s + 1)
         await engine.reconcile_once()
         view = await engine.get(view.attempt_id)
-        assert view.state is S.EXPIRED and view.cashier_message.startswith("Outcome unknown")
+        assert view.state is AttemptState.EXPIRED and view.cashier_message.startswith(
+            "Outcome unknown"
+        )
         assert view.retry.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
         view = await engine.report_customer_sms(view.attempt_id)  # "got an SMS"
-        assert view.state is S.NEEDS_REVIEW and view.retry.block is RetryBlock.NEEDS_REVIEW
+        assert (
+            view.state is AttemptState.NEEDS_REVIEW and view.retry.block is RetryBlock.NEEDS_REVIEW
+        )
         manager = ManagerService(
             engine.store, engine.settings, clock, shop_id=till.shop_id, till_id=till.till_id
         )
@@ -384,7 +388,7 @@ async def test_case_8_expired_is_outcome_unknown_an_sms_goes_to_a_manager_who_se
         await manager.resolve(f"A{view.attempt_id}", "on the statement", Resolution.PAID, "SDT8A2")
         after = await manager.daily_summary(manager.today())
         view = await engine.get(view.attempt_id)
-        assert view.state is S.COMPLETED and view.receipt == "SDT8A2"
+        assert view.state is AttemptState.COMPLETED and view.receipt == "SDT8A2"
         assert (after.sales_paid, after.amount_paid) == (
             before.sales_paid + 1,
             before.amount_paid + 68,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from smartduka_tui.model import AttemptFlag
 from smartduka_tui.payments.reversal import ReversalRefusal, ReversalVerdict
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.pin import ManagerPin
-from smartduka_tui.store.records import AttemptFlag
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
@@ -285,9 +285,9 @@ async def test_the_manager_reverses_from_the_payments_detail_screen(
 ) -> None:
     """The real app, driven with Pilot: signed in with the PIN, V on a paid payment's detail,
     a note, and M-Pesa's result through the real relay marks it reversed."""
+    from smartduka_tui.connectivity import ConnectionBoard
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.ui.app import make_app
-    from smartduka_tui.ui.connection import ConnectionBoard
     from smartduka_tui.ui.manager.problem_detail import ProblemDetailScreen
     from smartduka_tui.ui.manager.reversal import ReversalScreen
     from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
@@ -318,7 +318,7 @@ async def test_the_manager_reverses_from_the_payments_detail_screen(
             await put(pilot, "#reversal-note", NOTE)
             await pilot.press("enter")
             await settle(pilot)
-            assert app.screen is detail
+            assert id(app.screen) == id(detail)  # not `is`: mypy would narrow `detail`
             assert notice_of(app) == (
                 f"Reversed: KES 520 of receipt {receipt} (sale 0049) went back to the customer."
             )

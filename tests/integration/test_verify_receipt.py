@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa import result_path
-from smartduka_tui.payments.api import AttemptId, AttemptState
+from smartduka_tui.payments.api import AttemptId
 from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.statement import (
@@ -31,14 +32,12 @@ from smartduka_tui.payments.statement import (
 )
 from smartduka_tui.relay_client import EventOutcome, TillLink, till_link
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import AttemptFlag
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
 from tests.integration.support import MAIN, RelayHandle, Till, eventually, finish
 from tests.integration.test_pay_e2e import direct_till
 
-S = AttemptState
 INITIATOR = ("apiop1", "Initiator-Pass1")
 
 
@@ -60,7 +59,7 @@ class Counter:
         view = await self.engine.start_payment(sale, amount, phone)
 
         async def failed() -> bool:
-            return (await self.engine.get(view.attempt_id)).state is S.FAILED
+            return (await self.engine.get(view.attempt_id)).state is AttemptState.FAILED
 
         assert await eventually(failed)
         return view.attempt_id
@@ -140,7 +139,7 @@ async def test_a_receipt_paid_to_the_till_completes_a_failed_sale(
         assert verdict.accepted, verdict
         assert verdict.message == f"Paid: receipt {paid.trans_id}, KES 600 for sale 0042."
         view = await c.engine.get(attempt_id)
-        assert view.state is S.COMPLETED and view.receipt == paid.trans_id and view.late
+        assert view.state is AttemptState.COMPLETED and view.receipt == paid.trans_id and view.late
         # The result came through the relay, stored for this till under the request's ref.
         stored = relay.rows(
             "SELECT till_id, kind, attempt_ref FROM events WHERE shop_id = ? AND kind = 'result'",
@@ -366,4 +365,4 @@ async def test_the_cli_pays_a_sale_with_a_receipt_and_refuses_a_malformed_code(
     assert verdict["payment"]["state"] == "COMPLETED"
     assert verdict["payment"]["receipt"] == paid.trans_id
     (attempt,) = await till.attempts()
-    assert attempt.state is S.COMPLETED and attempt.receipt_number == paid.trans_id
+    assert attempt.state is AttemptState.COMPLETED and attempt.receipt_number == paid.trans_id

@@ -21,26 +21,23 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 from textual.pilot import Pilot
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction, ProblemKind, ShopType
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store import (
-    Actor,
     Attempt,
-    AttemptFlag,
-    AttemptState,
     Enrolment,
     NewAttempt,
-    ProblemKind,
     Secret,
     ShopConfig,
     ShopSecrets,
-    ShopType,
     Store,
     create_keyring,
     database_path,
@@ -48,11 +45,9 @@ from smartduka_tui.store import (
 )
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from tests.store.conftest import no_canary_on_disk  # noqa: F401 - the end-of-session scan
 
-S = AttemptState
 SHOP = "duka1"
 TILL = "till1"
 PIN = "2580"
@@ -168,7 +163,7 @@ class Story:
     async def accepted(self, attempt: Attempt, checkout: str) -> Attempt:
         return await self.move(
             attempt,
-            S.PENDING,
+            AttemptState.PENDING,
             Actor.SYSTEM,
             "push_accepted",
             push_sent_at=self.clock.now(),
@@ -181,7 +176,7 @@ class Story:
             await self.store.audit.append(
                 tx,
                 actor=Actor.QUERY,
-                action="evidence.no_change",
+                action=AuditAction.EVIDENCE_NO_CHANGE,
                 shop_id=SHOP,
                 attempt_id=attempt.id,
                 detail={"evidence": evidence, "state": attempt.state.value, **detail},
@@ -196,7 +191,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     paid = await story.accepted(await story.attempt("S1001", 250, "254712000001"), "ws_CO_1")
     paid = await story.move(
         paid,
-        S.COMPLETED,
+        AttemptState.COMPLETED,
         Actor.CALLBACK,
         "callback_success",
         after_s=18,
@@ -210,7 +205,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     cancelled = await story.accepted(await story.attempt("S1002", 120, "254712000002"), "ws_CO_2")
     cancelled = await story.move(
         cancelled,
-        S.FAILED,
+        AttemptState.FAILED,
         Actor.CALLBACK,
         "callback_failure",
         after_s=9,
@@ -224,14 +219,14 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     expired = await story.accepted(await story.attempt("S1003", 480, "254712000003"), "ws_CO_3")
     clock.advance(300)
     await story.note(expired, "query_inconclusive", query_code=None, query="pending")
-    expired = await story.move(expired, S.EXPIRED, Actor.EXPIRY, "expiry")
+    expired = await story.move(expired, AttemptState.EXPIRED, Actor.EXPIRY, "expiry")
     ids["expired"] = expired.id
 
     clock.advance(60)
     review = await story.accepted(await story.attempt("S1004", 1000, "254712000004"), "ws_CO_4")
     review = await story.move(
         review,
-        S.NEEDS_REVIEW,
+        AttemptState.NEEDS_REVIEW,
         Actor.CALLBACK,
         "callback_suspect",
         after_s=12,
@@ -245,7 +240,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     late = await story.accepted(await story.attempt("S1005", 350, "254712000005"), "ws_CO_5")
     late = await story.move(
         late,
-        S.FAILED,
+        AttemptState.FAILED,
         Actor.QUERY,
         "query_failure",
         after_s=40,
@@ -254,7 +249,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     )
     late = await story.move(
         late,
-        S.COMPLETED,
+        AttemptState.COMPLETED,
         Actor.CALLBACK,
         "callback_success",
         after_s=90,
@@ -269,7 +264,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     unknown = await story.attempt("S1006", 75, "254712000006")
     unknown = await story.move(
         unknown,
-        S.UNKNOWN,
+        AttemptState.UNKNOWN,
         Actor.SYSTEM,
         "push_outcome_unknown",
         push_sent_at=clock.now(),
@@ -281,7 +276,7 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     broke = await story.accepted(await story.attempt("S1007", 2350, "254712000002"), "ws_CO_7")
     broke = await story.move(
         broke,
-        S.FAILED,
+        AttemptState.FAILED,
         Actor.CALLBACK,
         "callback_failure",
         after_s=15,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.payments.manager import (
     ActionRefused,
     HistoryFilter,
@@ -22,14 +23,12 @@ from smartduka_tui.payments.manager import (
     Resolution,
     problem_filter_from_text,
 )
-from smartduka_tui.store import AttemptFlag, AttemptState, Secret
+from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.conftest import unique_phone
 from tests.manager.conftest import PIN, SHOP, Seeded
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
-
-S = AttemptState
 
 
 def a(seeded: Seeded, name: str) -> str:
@@ -278,13 +277,13 @@ async def test_recheck_finds_a_payment_that_expired_unanswered(live_till: TillHa
     await live_till.advance_sim(2)
     live_till.clock.advance(301)
     await live_till.engine.reconcile_once()
-    assert (await live_till.view(view.attempt_id)).state is S.EXPIRED
+    assert (await live_till.view(view.attempt_id)).state is AttemptState.EXPIRED
     service = await signed_in_service(live_till)
     key = f"A{view.attempt_id}"
     assert (await service.detail(key)).can_recheck
     result = await service.recheck(key)
     assert result.message == "M-Pesa's answer moved it from EXPIRED to COMPLETED (a late payment)."
-    assert result.detail.row.state is S.COMPLETED
+    assert result.detail.row.state is AttemptState.COMPLETED
     texts = [step.text for step in result.detail.timeline]
     assert "The manager asked M-Pesa about it again" in texts
     assert texts[-1].startswith("M-Pesa's query said paid: EXPIRED → COMPLETED")
@@ -297,10 +296,10 @@ async def test_recheck_that_changes_nothing_says_what_m_pesa_said(
     await live_till.sim.set_phone_scenario(phone, result_code=1032)
     view = await live_till.engine.start_payment("RC2", 40, phone)
     await live_till.advance_sim(2)
-    assert (await live_till.view(view.attempt_id)).state is S.FAILED
+    assert (await live_till.view(view.attempt_id)).state is AttemptState.FAILED
     service = await signed_in_service(live_till)
     result = await service.recheck(f"A{view.attempt_id}")
-    assert result.detail.row.state is S.FAILED
+    assert result.detail.row.state is AttemptState.FAILED
     assert result.message.startswith("Asked M-Pesa: M-Pesa's query said not paid (code 1032)")
 
 

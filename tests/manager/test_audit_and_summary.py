@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState
 from smartduka_tui.payments.manager import (
     CSV_COLUMNS,
     AuditFilter,
@@ -14,9 +15,6 @@ from smartduka_tui.payments.manager import (
     csv_values,
 )
 from smartduka_tui.payments.manager.summary import DailySummary
-from smartduka_tui.store import Actor
-from smartduka_tui.store.records import AttemptFlag
-from smartduka_tui.store.records import AttemptState as S
 from smartduka_tui.ui.manager.history import summary_text
 from tests.manager.conftest import SHOP, Seeded, Story
 
@@ -136,11 +134,17 @@ async def test_retries_and_code_17_count_as_attempts_not_as_lost_sales(signed_in
     story.count = 100  # past the seeded story's attempt refs
     before = await signed_in.service.daily_summary()
     first = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_91")
-    await story.move(first, S.FAILED, Actor.CALLBACK, "callback_failure", result_code="1032")
+    await story.move(
+        first, AttemptState.FAILED, Actor.CALLBACK, "callback_failure", result_code="1032"
+    )
     second = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_92")
-    await story.move(second, S.FAILED, Actor.CALLBACK, "callback_failure", result_code="17")
+    await story.move(
+        second, AttemptState.FAILED, Actor.CALLBACK, "callback_failure", result_code="17"
+    )
     third = await story.accepted(await story.attempt("S2001", 90, "254712000091"), "ws_CO_93")
-    await story.move(third, S.COMPLETED, Actor.CALLBACK, "callback_success", receipt_number="R93")
+    await story.move(
+        third, AttemptState.COMPLETED, Actor.CALLBACK, "callback_success", receipt_number="R93"
+    )
     after = await signed_in.service.daily_summary()
     assert after.attempts - before.attempts == 3 and after.failed - before.failed == 2
     assert after.sales - before.sales == 1 and after.sales_paid - before.sales_paid == 1

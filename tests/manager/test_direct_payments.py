@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.c2b import receive

@@ -4,11 +4,13 @@ attempts and problem records, every filter, and the messages for bad filter text
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.manager import (
     HistoryFilter,
@@ -21,10 +23,8 @@ from smartduka_tui.payments.manager import (
     problem_filter_from_text,
 )
 from smartduka_tui.payments.manager.audit import audit_filter_from_text
-from smartduka_tui.store import AttemptState
 from tests.manager.conftest import SHOP, Seeded
 
-S = AttemptState
 C = ProblemCategory
 
 
@@ -173,7 +173,7 @@ async def test_history_lists_every_payment_with_its_state(seeded: Seeded) -> Non
     ],
 )
 def test_bad_filter_text_names_the_field_and_why(
-    given: dict[str, str], field: str, message: str
+    given: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(ManagerInputError) as refused:
         problem_filter_from_text(**given)
@@ -183,7 +183,7 @@ def test_bad_filter_text_names_the_field_and_why(
 
 def test_history_states_are_payment_states() -> None:
     assert history_filter_from_text(state="completed,needs-review").states == frozenset(
-        {S.COMPLETED, S.NEEDS_REVIEW}
+        {AttemptState.COMPLETED, AttemptState.NEEDS_REVIEW}
     )
     with pytest.raises(ManagerInputError, match="'late' is not a payment state"):
         history_filter_from_text(state="late")

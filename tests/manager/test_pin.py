@@ -5,6 +5,7 @@ the lockout's counters, by editing the database file), and an audit entry for ev
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,12 +38,12 @@ PIN = "2580"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
     clock = ManualClock()
     opened = await Store.open(
         tmp_path / "till.db", clock=clock, keyring=create_keyring(tmp_path / "keyring")
     )
-    yield opened  # type: ignore[misc]
+    yield opened
     await opened.close()
 
 

@@ -16,11 +16,12 @@ from textual import events
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, OptionList, Static
 
+from smartduka_tui.connectivity import ConnectionBoard
+from smartduka_tui.model import AttemptFlag, AttemptState, VerificationStatus
 from smartduka_tui.payments.manager import ManagerService
-from smartduka_tui.store import AttemptFlag, AttemptState, Secret, VerificationStatus
+from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard
 from smartduka_tui.ui.manager.audit_log import AuditLogScreen
 from smartduka_tui.ui.manager.base import SIGNED_OUT, is_manager_screen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen
@@ -38,10 +39,9 @@ from tests.manager.conftest import ONLINE, PIN, SHOP, SIZE, Seeded, build_app, s
 from tests.manager.screen_text import screen_text
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
-from tests.ui.conftest import wait_until
+from tests.ui.conftest import showing, wait_until
 
-S = AttemptState
-MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3}
+MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3, "direct": 4}
 
 
 async def open_menu_item(pilot: Any, item: str) -> None:
@@ -126,7 +126,7 @@ async def test_wrong_pins_lock_the_screens_until_the_clock_moves_on(seeded: Seed
         assert "Too many wrong PINs: locked until 09:22:12" in message_of(dialog)
         await pilot.press(*PIN, "enter")
         await settle(pilot)
-        assert app.screen is dialog and "locked until" in message_of(dialog)
+        assert showing(app, dialog) and "locked until" in message_of(dialog)
         seeded.clock.advance(300)
         await pilot.press(*PIN, "enter")
         await settle(pilot)
@@ -232,7 +232,7 @@ async def test_find_understand_and_resolve_a_problem_from_the_keyboard(seeded: S
         assert isinstance(note, ResolveNoteScreen)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is note
+        assert showing(app, note)
         assert (
             note.error_text
             == "say what was done (for example: refunded by M-Pesa). Nothing was changed."
@@ -242,14 +242,14 @@ async def test_find_understand_and_resolve_a_problem_from_the_keyboard(seeded: S
         await put(pilot, "#note", "customer paid cash")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is detail
+        assert showing(app, detail)
         assert notice_of(app) == f"{cancelled} marked resolved."
         assert detail.check_action("resolve", ()) is None
         timeline = str(detail.query_one("#detail-timeline", Static).content)
         assert timeline.endswith("Manager: Marked resolved: customer paid cash")
         await pilot.press("escape")
         await settle(pilot)
-        assert app.screen is problems and cancelled not in [row.key for row in problems.rows]
+        assert showing(app, problems) and cancelled not in [row.key for row in problems.rows]
         await pilot.press("r")
         await settle(pilot)
         assert cancelled in [row.key for row in problems.rows]
@@ -268,7 +268,7 @@ async def test_filter_paging_and_export(seeded: Seeded) -> None:
         await put(pilot, "#since", "15/01/2026")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is dialog
+        assert showing(app, dialog)
         assert dialog.error_text.startswith("From: must be a date like 2026-01-15")
         assert dialog.query_one("#since", Input).has_class("-invalid")
         await put(pilot, "#since", "")
@@ -276,7 +276,7 @@ async def test_filter_paging_and_export(seeded: Seeded) -> None:
         await put(pilot, "#phone", "0712000002")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is problems
+        assert showing(app, problems)
         assert [row.key for row in problems.rows] == [
             f"A{seeded.ids['insufficient']}",
             f"A{seeded.ids['cancelled']}",
@@ -363,7 +363,7 @@ async def test_recheck_from_the_detail_screen(live_till: TillHarness) -> None:
         )
         assert "A" + view.attempt_id + " · Late payment" in screen_text(app)
         assert detail.check_action("recheck", ()) is None
-    assert (await live_till.view(view.attempt_id)).state is S.COMPLETED
+    assert (await live_till.view(view.attempt_id)).state is AttemptState.COMPLETED
 
 
 async def test_verify_from_the_settings_screen(live_till: TillHarness) -> None:
@@ -433,7 +433,7 @@ async def test_escape_asks_before_discarding_settings_edits(seeded: Seeded) -> N
         await put(pilot, "#prefix", "NEW")
         await pilot.press("escape")
         await settle(pilot)
-        assert app.screen is settings
+        assert showing(app, settings)
         assert notice_of(app) == "Unsaved changes: Ctrl+S saves them, Esc again discards them."
         assert settings.query_one("#prefix", Input).value == "NEW"
         await pilot.press("escape")
@@ -662,8 +662,8 @@ def test_history_never_shows_code_0_as_a_receipt() -> None:
     """Issue #11 case 5: paid by query, the receipt not yet in: "pending", not "0"."""
     from datetime import UTC, datetime
 
+    from smartduka_tui.model import AttemptState
     from smartduka_tui.payments.manager import PaymentRow
-    from smartduka_tui.store import AttemptState
     from smartduka_tui.ui.manager.history import receipt_or_code
 
     def row(state: AttemptState, receipt: str | None, code: str | None) -> PaymentRow:
@@ -700,15 +700,15 @@ async def test_a_manager_resolves_a_payment_as_paid_with_the_statements_receipt(
         await put(pilot, "#finding", "12")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is note and "receipt" in note.error_text
+        assert showing(app, note) and "receipt" in note.error_text
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
-        assert attempt is not None and attempt.state is S.EXPIRED, "nothing changed"
+        assert attempt is not None and attempt.state is AttemptState.EXPIRED, "nothing changed"
         await put(pilot, "#finding", "sdx9k2m4qa")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is not note
+        assert not showing(app, note)
         attempt = await seeded.store.attempts.get(SHOP, seeded.ids["expired"])
-        assert attempt is not None and attempt.state is S.COMPLETED
+        assert attempt is not None and attempt.state is AttemptState.COMPLETED
         assert attempt.receipt_number == "SDX9K2M4QA"
 
 
@@ -726,13 +726,13 @@ async def test_the_menu_says_pin_only_while_a_sign_in_is_needed(seeded: Seeded) 
         await pilot.press("f9")
         await settle(pilot)
         before = menu_lines(app)
-        assert len(before) == 4 and all(line.endswith("(PIN)") for line in before), before
+        assert len(before) == len(MENU) and all(line.endswith("(PIN)") for line in before), before
         await pilot.press("escape")
         await sign_in(pilot, "problems")
         await pilot.press("f9")
         await settle(pilot)
         after = menu_lines(app)
-        assert len(after) == 4 and not any("PIN" in line for line in after), after
+        assert len(after) == len(MENU) and not any("PIN" in line for line in after), after
 
 
 async def test_the_initiator_is_typed_on_the_settings_screen_and_never_shown(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from smartduka_tui.config import Settings
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.payments.manager import (
     ActionRefused,
     ManagerInputError,
@@ -19,7 +20,7 @@ from smartduka_tui.payments.manager import (
     SettingsForm,
     VerifyOutcome,
 )
-from smartduka_tui.store import Secret, ShopSecretField, ShopType, VerificationStatus
+from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, Seeded
 from tests.payments.harness import TillHarness, till

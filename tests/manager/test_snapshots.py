@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
+from textual.widgets import Input
 
 from smartduka_tui.ui.manager.filters import AuditFilterScreen, ProblemFilterScreen
 from smartduka_tui.ui.manager.history import HistoryScreen
@@ -25,6 +26,7 @@ from smartduka_tui.ui.manager.problems import ProblemsScreen
 from smartduka_tui.ui.manager.sign_in import SignInScreen
 from tests.manager.conftest import SIZE, Seeded, build_app, seeded_till, settle
 from tests.manager.test_screens import open_menu_item, put, sign_in
+from tests.ui.conftest import wait_until
 
 
 @pytest.fixture
@@ -39,17 +41,29 @@ async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
     assert svg(name=name) == pilot.app.export_screenshot(simplify=True)
 
 
+async def enter_wrong_pin(pilot: Any, screen: SignInScreen) -> None:
+    """Type a wrong PIN and wait until it has been checked: the screen submits after the
+    pending keys, so its worker may not have started yet when the keys are in; a PIN typed
+    while the last is still being checked would be dropped."""
+    await pilot.press(*"1357", "enter")
+    await wait_until(
+        pilot,
+        lambda: not screen.busy and screen.query_one("#pin", Input).value == "",
+        "the PIN to be checked",
+    )
+
+
 async def test_sign_in_wrong_pin_and_lockout(seeded: Seeded, svg: SnapshotAssertion) -> None:
     app = build_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
         await open_menu_item(pilot, "problems")
-        assert isinstance(app.screen, SignInScreen)
+        screen = app.screen
+        assert isinstance(screen, SignInScreen)
         await shot(pilot, svg, "sign_in")
-        await pilot.press(*"1357", "enter")
+        await enter_wrong_pin(pilot, screen)
         await shot(pilot, svg, "sign_in_wrong_pin")
         for _ in range(4):
-            await pilot.press(*"1357", "enter")
-            await settle(pilot)
+            await enter_wrong_pin(pilot, screen)
         await shot(pilot, svg, "sign_in_locked")
 
 

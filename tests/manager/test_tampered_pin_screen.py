@@ -7,8 +7,8 @@ import sqlite3
 
 from smartduka_tui.store import database_path
 from smartduka_tui.ui.manager.problems import ProblemsScreen
-from tests.manager.conftest import PIN, Seeded, build_app, settle
-from tests.manager.test_screens import SIZE, message_of, open_menu_item
+from tests.manager.conftest import PIN, SIZE, Seeded, build_app, settle
+from tests.manager.test_screens import message_of, open_menu_item
 
 # What the security review wrote over the hash: scrypt of a PIN of its own, no pepper.
 FORGED = "scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGg="

@@ -396,7 +396,7 @@ def test_wrong_argument_type_is_a_parse_error() -> None:
 
 # Nested JSON is slow to generate; a hundred examples per run keeps this file quick under the
 # long local profile while CI's bounded profile stays as it is.
-bounded = settings(max_examples=min(settings.default.max_examples, 100))
+bounded = settings(max_examples=min(settings().max_examples, 100))
 
 json_values = st.recursive(
     st.none()
@@ -476,7 +476,7 @@ def test_callback_shaped_json_only_ever_raises_callback_parse_error(value: dict[
 def test_valid_success_callbacks_always_parse(
     amount: Decimal, phone: int, receipt: str, order: list[int]
 ) -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"Name": "Amount", "Value": amount},
         {"Name": "MpesaReceiptNumber", "Value": receipt},
         {"Name": "TransactionDate", "Value": 20260115120000},

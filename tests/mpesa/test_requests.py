@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
 from pydantic import ValidationError
@@ -96,7 +97,7 @@ def test_kenya_timestamp_refuses_naive_datetimes() -> None:
 
 def test_fixed_offset_fallback_without_zone_data(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_zone(name: str) -> Any:
-        raise kenya_time.ZoneInfoNotFoundError(name)
+        raise ZoneInfoNotFoundError(name)
 
     monkeypatch.setattr(kenya_time, "ZoneInfo", no_zone)
     zone = kenya_time._kenya_zone()

@@ -15,7 +15,6 @@ from smartduka_tui.mpesa.result_codes import (
     describe_refusal,
     describe_result,
     is_being_processed,
-    is_final_result,
 )
 from tests.support.daraja import PAYLOADS, REFERENCE
 
@@ -50,7 +49,6 @@ def test_every_entry_speaks_to_cashier_and_manager(code: str) -> None:
     assert "Daraja" not in info.cashier_message  # plain words at the counter
     assert "ResultCode" not in info.cashier_message
     assert info.final  # every result code settles its CheckoutRequestID
-    assert is_final_result(code)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +126,6 @@ def test_unknown_codes_fall_back_to_result_desc(code: int | str) -> None:
 def test_unknown_code_without_text_still_reads_well() -> None:
     info = describe_result(None)
     assert not info.known and info.code == "" and "M-Pesa said" not in info.cashier_message
-    assert not is_final_result(None)
     assert len(describe_result(4999, "x" * 1000).description) <= 160
 
 

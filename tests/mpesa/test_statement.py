@@ -365,7 +365,11 @@ def test_transaction_status_result_parses_numbers_and_times() -> None:
     result = parse_async_result(body)
     assert result.occasion == "sale 12"
     status = TransactionStatus.from_result(result)
-    assert (status.receipt, status.amount, status.status) == ("TKQ9ZZ1A2B", 150, "Completed")
+    assert (status.receipt, status.amount, status.status) == (
+        "TKQ9ZZ1A2B",
+        Decimal(150),
+        "Completed",
+    )
     assert status.finalised_at == datetime(2026, 11, 26, 7, 45, 1, tzinfo=UTC)
 
 

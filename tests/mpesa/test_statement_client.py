@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import pytest_asyncio
@@ -151,7 +152,7 @@ async def test_transaction_status_verifies_a_receipt(
     result = parse_async_result(received.body)
     assert result.originator_conversation_id == accepted.originator_conversation_id
     status = TransactionStatus.from_result(result)
-    assert (status.receipt, status.amount, status.status) == (receipt, 150, "Completed")
+    assert (status.receipt, status.amount, status.status) == (receipt, Decimal(150), "Completed")
 
 
 async def test_transaction_status_with_a_wrong_password_ends_2001(

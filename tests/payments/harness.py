@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ import httpx
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
+from smartduka_tui.demo_shop import add_simulator_shop
+from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.payments.api import (
     CallbackEvent,
@@ -27,8 +28,6 @@ from smartduka_tui.payments.api import (
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets, ShopType
-from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
 from tests.payments.receiver import CallbackReceiver, ServedReceiver
@@ -179,41 +178,20 @@ async def register_shop(
     sim_settings: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """A fresh shortcode on the simulator and the matching shop and till in `store`."""
-    passkey = secrets.token_hex(32)
-    key, secret = secrets.token_hex(12), secrets.token_hex(12)
-    registered = await sim.register_shortcode(
-        passkey=passkey,
-        consumer_key=key,
-        consumer_secret=secret,
-        settings=sim_settings or {},
+    shop = await add_simulator_shop(
+        store,
+        sim,
+        shop_id=shop_id or (lambda shortcode: f"shop{shortcode}n{next(_shop_numbers)}"),
+        name="Test shop",
+        prefix=PREFIX,
+        till_id=till_id,
+        relay_url=relay_url,
+        kind=kind,
+        callback_kid=KID,
+        callback_secret=callback_secret,
+        sim_settings=sim_settings,
     )
-    shop_id = shop_id or f"shop{registered.shortcode}n{next(_shop_numbers)}"
-    async with store.write() as tx:
-        await store.shops.add(
-            tx,
-            ShopConfig(
-                id=shop_id,
-                name="Test shop",
-                mpesa_type=kind,
-                account_prefix=PREFIX,
-                business_shortcode=registered.shortcode,
-            ),
-            ShopSecrets(
-                consumer_key=Secret(key), consumer_secret=Secret(secret), passkey=Secret(passkey)
-            ),
-        )
-        await store.tills.enrol(
-            tx,
-            Enrolment(
-                shop_id=shop_id,
-                till_id=till_id,
-                relay_url=relay_url,
-                till_key=Secret(secrets.token_urlsafe(32)),
-                callback_kid=KID,
-                callback_secret=Secret(callback_secret),
-            ),
-        )
-    return shop_id, registered.shortcode
+    return shop.shop_id, shop.shortcode
 
 
 def till_settings(

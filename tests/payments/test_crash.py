@@ -22,8 +22,8 @@ import pytest
 
 from smartduka_tui import faults
 from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
@@ -32,7 +32,6 @@ from tests.payments.harness import KID, close_engine, open_engine, register_shop
 from tests.payments.receiver import CallbackReceiver, ServedReceiver
 from tests.support.processes import ServerProcess
 
-S = AttemptState
 RANDOM_KILLS = 10
 pytestmark = pytest.mark.slow
 
@@ -187,21 +186,29 @@ async def test_kill_pay_at_fault_points_and_random_moments(
                 views = await engine.sale_attempts(case.sale_ref)
                 pushes = await pushes_for(sim, case.phone)
                 what = f"{case.name} ({case.fault or round(case.kill_after_s or 0, 2)})"
-                assert pushes == 1 or (pushes == 0 and views[-1].state is S.EXPIRED), what
+                assert pushes == 1 or (pushes == 0 and views[-1].state is AttemptState.EXPIRED), (
+                    what
+                )
                 assert len(views) == 1, f"{what}: another attempt was written"
                 # The phone pays whenever a push reaches it; a push that never left leaves an
                 # UNKNOWN attempt, which expires. A payment whose push response was lost with
                 # the process has nothing of the till's own to tie it to the sale: a manager
                 # checks the statement (NEEDS_REVIEW), it is never COMPLETED on the callback.
                 bound = views[-1].checkout_request_id is not None
-                expected = S.EXPIRED if pushes == 0 else S.COMPLETED if bound else S.NEEDS_REVIEW
+                expected = (
+                    AttemptState.EXPIRED
+                    if pushes == 0
+                    else AttemptState.COMPLETED
+                    if bound
+                    else AttemptState.NEEDS_REVIEW
+                )
                 print(f"{what}: first exit {case.first_exit}, {pushes} push, {views[-1].state}")
                 assert views[-1].state is expected, f"{what}: {views[-1].state}"
                 if case.fault == faults.AFTER_ATTEMPT_COMMIT:
                     assert pushes == 0 and case.second_exit == 1
                 if case.fault in (faults.AFTER_PUSH_SENT, faults.BEFORE_RESPONSE_COMMIT):
                     assert pushes == 1 and case.second_exit == 1, "UNKNOWN until its callback"
-                    assert views[-1].state is S.NEEDS_REVIEW and not bound
+                    assert views[-1].state is AttemptState.NEEDS_REVIEW and not bound
         finally:
             for _, store, engine in opened:
                 await close_engine(store, engine)

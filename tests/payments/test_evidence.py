@@ -6,23 +6,18 @@ state, the audit record of the transition (from, to, cause) and what the cashier
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from smartduka_tui.payments.api import (
-    AttemptState,
-    CallbackOutcome,
-    RetryBlock,
-    Stage,
-)
-from smartduka_tui.store.records import Attempt, AttemptFlag, ProblemKind
+from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
+from smartduka_tui.payments.api import CallbackOutcome, RetryBlock, Stage
+from smartduka_tui.store.records import Attempt
 from tests.conftest import unique_phone
 from tests.payments.bodies import event_for, failure_body, success_body
 from tests.payments.harness import TillHarness, till
 from tests.payments.proxy import TcpProxy
 from tests.support.processes import ServerProcess
-
-S = AttemptState
 
 
 async def row(h: TillHarness, attempt_id: str) -> Attempt:
@@ -42,7 +37,7 @@ async def test_push_accepted_moves_created_to_pending(shop_till: TillHarness) ->
     phone = unique_phone()
     await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
     view = await shop_till.engine.start_payment("P1", 10, phone)
-    assert view.state is S.PENDING and view.checkout_request_id
+    assert view.state is AttemptState.PENDING and view.checkout_request_id
     assert await shop_till.transitions(view.attempt_id) == [
         ("CREATED", "PENDING", "system", "push_accepted")
     ]
@@ -62,7 +57,7 @@ async def test_error_envelope_on_http_500_is_a_definite_refusal(
         await first.sim.set_phone_scenario(phone, unanswered=True)
         await first.engine.start_payment("K1", 10, phone)
         view = await second.engine.start_payment("K2", 10, phone)
-        assert view.state is S.FAILED
+        assert view.state is AttemptState.FAILED
         assert view.result_code == "500.001.1001"
         assert "busy with another M-Pesa request" in view.cashier_message
         assert view.retry.block is RetryBlock.WAIT
@@ -79,7 +74,7 @@ async def test_a_4xx_is_a_definite_refusal(tmp_path: Path, simulator: ServerProc
     async with till(tmp_path, simulator.base_url, sim_settings={"max_timestamp_skew_s": 60}) as h:
         phone = unique_phone()
         view = await h.engine.start_payment("F1", 10, phone)
-        assert view.state is S.FAILED
+        assert view.state is AttemptState.FAILED
         assert view.result_code == "400.002.02"
         assert view.retry.block is RetryBlock.NOT_SAFE
         assert await h.transitions(view.attempt_id) == [
@@ -96,7 +91,7 @@ async def test_connection_refused_after_sign_in_is_a_definite_refusal(
         await proxy.refuse()
         phone = unique_phone()
         view = await h.engine.start_payment("C1", 10, phone)
-        assert view.state is S.FAILED
+        assert view.state is AttemptState.FAILED
         assert view.result_code == "connection_failed"
         assert "nothing was sent" in view.cashier_message
         assert view.retry.block is RetryBlock.WAIT  # only the general retry delay
@@ -111,7 +106,7 @@ async def test_connection_refused_after_sign_in_is_a_definite_refusal(
     ],
 )
 async def test_unknown_push_outcome_is_unknown_and_never_pushed_again(
-    tmp_path: Path, simulator: ServerProcess, scenario: dict[str, object], why: str
+    tmp_path: Path, simulator: ServerProcess, scenario: dict[str, Any], why: str
 ) -> None:
     async with till(
         tmp_path,
@@ -121,7 +116,7 @@ async def test_unknown_push_outcome_is_unknown_and_never_pushed_again(
         phone = unique_phone()
         await h.sim.set_phone_scenario(phone, drop_callback=True, **scenario)
         view = await h.engine.start_payment("X1", 10, phone)
-        assert view.state is S.UNKNOWN, why
+        assert view.state is AttemptState.UNKNOWN, why
         assert view.stage is Stage.OUTCOME_UNKNOWN
         assert "Do not send it again" in view.cashier_message
         again = await h.engine.start_payment("X1", 10, phone)
@@ -154,7 +149,7 @@ async def test_created_found_at_start_up_becomes_unknown(shop_till: TillHarness)
         )
     await shop_till.restart()
     view = await shop_till.view(str(created.id))
-    assert view.state is S.UNKNOWN
+    assert view.state is AttemptState.UNKNOWN
     assert await shop_till.transitions(view.attempt_id) == [
         ("CREATED", "UNKNOWN", "system", "push_outcome_unknown")
     ]
@@ -172,7 +167,7 @@ async def test_success_callback_completes_pending(shop_till: TillHarness) -> Non
     view = await shop_till.engine.start_payment("G1", 10, phone)
     await shop_till.advance_sim(2)
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.stage is Stage.PAID
+    assert view.state is AttemptState.COMPLETED and view.stage is Stage.PAID
     assert view.receipt and view.receipt in view.cashier_message
     assert (await shop_till.transitions(view.attempt_id))[-1] == (
         "PENDING",
@@ -192,10 +187,10 @@ async def test_success_callback_for_an_unknown_attempt_needs_review(
         phone = unique_phone()
         await h.sim.set_phone_scenario(phone, push_anomaly="gateway_error")
         view = await h.engine.start_payment("G2", 10, phone)
-        assert view.state is S.UNKNOWN
+        assert view.state is AttemptState.UNKNOWN
         await h.advance_sim(2)
         view = await h.view(view.attempt_id)
-        assert view.state is S.NEEDS_REVIEW and view.receipt is None
+        assert view.state is AttemptState.NEEDS_REVIEW and view.receipt is None
         assert view.cashier_message == (
             "M-Pesa says a payment was made; check the statement before handing over goods."
         )
@@ -221,7 +216,7 @@ async def test_callback_before_the_push_response_is_not_lost(shop_till: TillHarn
     view = await shop_till.engine.start_payment("G3", 10, phone)
     await shop_till.settle()
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.COMPLETED
+    assert view.state is AttemptState.COMPLETED
     assert [t[:2] for t in await shop_till.transitions(view.attempt_id)] == [
         ("CREATED", "PENDING"),
         ("PENDING", "COMPLETED"),
@@ -235,7 +230,7 @@ async def test_known_failure_callback_fails_pending(shop_till: TillHarness, code
     view = await shop_till.engine.start_payment("H1", 10, phone)
     await shop_till.advance_sim(2)
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.FAILED and view.result_code == str(code)
+    assert view.state is AttemptState.FAILED and view.result_code == str(code)
     assert view.retry.block in (RetryBlock.WAIT, RetryBlock.NONE)
     assert (await shop_till.transitions(view.attempt_id))[-1] == (
         "PENDING",
@@ -254,7 +249,7 @@ async def test_known_failure_callback_fails_unknown(
         view = await h.engine.start_payment("H2", 10, phone)
         await h.advance_sim(2)
         view = await h.view(view.attempt_id)
-        assert view.state is S.FAILED
+        assert view.state is AttemptState.FAILED
         assert (await h.transitions(view.attempt_id))[-1][:2] == ("UNKNOWN", "FAILED")
 
 
@@ -264,7 +259,7 @@ async def test_unknown_code_callback_needs_review(shop_till: TillHarness) -> Non
     view = await shop_till.engine.start_payment("H3", 10, phone)
     await shop_till.advance_sim(2)
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.NEEDS_REVIEW and view.stage is Stage.NEEDS_REVIEW
+    assert view.state is AttemptState.NEEDS_REVIEW and view.stage is Stage.NEEDS_REVIEW
     assert view.retry.block is RetryBlock.NEEDS_REVIEW
     assert "4242" in (view.manager_hint or "")
 
@@ -285,7 +280,7 @@ async def test_mismatching_success_callback_needs_review(
     )
     result = await shop_till.deliver(event_for(attempt, body, shop_till.clock.now()))
     assert result.outcome is CallbackOutcome.NEEDS_REVIEW
-    assert (await shop_till.view(view.attempt_id)).state is S.NEEDS_REVIEW
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.NEEDS_REVIEW
     transition = (await shop_till.store.audit.entries(shop_till.shop_id, attempt_id=attempt.id))[0]
     assert mismatch.split("_")[0].lower() in transition.detail["review_reason"].lower()
 
@@ -301,7 +296,7 @@ async def test_masked_phone_in_a_callback_is_not_a_mismatch(shop_till: TillHarne
     )
     result = await shop_till.deliver(event_for(attempt, body, shop_till.clock.now()))
     assert result.outcome is CallbackOutcome.APPLIED
-    assert (await shop_till.view(view.attempt_id)).state is S.COMPLETED
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.COMPLETED
 
 
 # ---------------------------------------------------------------- confirmation by query on
@@ -321,7 +316,7 @@ async def test_confirmed_success_completes_with_the_callbacks_receipt(
     view = await h.engine.start_payment("Q1", 10, phone)
     await h.advance_sim(2)
     view = await h.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.receipt
+    assert view.state is AttemptState.COMPLETED and view.receipt
     assert (await h.transitions(view.attempt_id))[-1][3] == "confirmed_success"
     queries = [r for r in await h.sim.requests(phone=None) if "stkpushquery" in r.path]
     assert any(q.checkout_request_id == view.checkout_request_id for q in queries)
@@ -337,14 +332,14 @@ async def test_inconclusive_confirmation_stays_confirming_and_is_retried(
     view = await h.engine.start_payment("Q3", 10, phone)
     await h.advance_sim(2)
     view = await h.view(view.attempt_id)
-    assert view.state is S.PENDING
+    assert view.state is AttemptState.PENDING
     assert view.confirming and view.stage is Stage.CONFIRMING
     assert view.receipt is None
     h.clock.advance(1)  # confirmations are retried at once, whatever the age
     report = await h.reconcile()
     assert report.settled == 1
     view = await h.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.receipt, "the callback's receipt was kept"
+    assert view.state is AttemptState.COMPLETED and view.receipt, "the callback's receipt was kept"
     assert not view.confirming
 
 
@@ -355,7 +350,7 @@ async def test_contradicted_confirmation_needs_review(confirming_till: TillHarne
     view = await h.engine.start_payment("Q4", 10, phone)
     await h.advance_sim(2)
     view = await h.view(view.attempt_id)
-    assert view.state is S.NEEDS_REVIEW
+    assert view.state is AttemptState.NEEDS_REVIEW
     assert view.retry.block is RetryBlock.NEEDS_REVIEW
     assert (await h.transitions(view.attempt_id))[-1][3] == "confirmation_contradicted"
 
@@ -374,7 +369,7 @@ async def test_query_success_completes_with_receipt_pending_then_the_receipt_arr
     report = await shop_till.reconcile()
     assert report.queried == 1 and report.settled == 1
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.receipt is None
+    assert view.state is AttemptState.COMPLETED and view.receipt is None
     assert view.receipt_pending and view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
     assert (await shop_till.transitions(view.attempt_id))[-1][3] == "query_success"
     await shop_till.advance_sim(61)
@@ -393,7 +388,7 @@ async def test_query_known_final_code_fails_pending(
         h.clock.advance(31)
         await h.reconcile()
         view = await h.view(view.attempt_id)
-        assert view.state is S.FAILED and view.result_code == "1037"
+        assert view.state is AttemptState.FAILED and view.result_code == "1037"
         assert (await h.transitions(view.attempt_id))[-1] == (
             "PENDING",
             "FAILED",
@@ -411,7 +406,7 @@ async def test_query_known_final_code_fails_pending(
     ],
 )
 async def test_inconclusive_query_leaves_pending(
-    shop_till: TillHarness, scenario: dict[str, object]
+    shop_till: TillHarness, scenario: dict[str, Any]
 ) -> None:
     phone = unique_phone()
     await shop_till.sim.set_phone_scenario(phone, **scenario)
@@ -420,7 +415,7 @@ async def test_inconclusive_query_leaves_pending(
     shop_till.clock.advance(31)
     report = await shop_till.reconcile()
     assert report.queried == 1 and report.still_pending == 1
-    assert (await shop_till.view(view.attempt_id)).state is S.PENDING
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.PENDING
     assert await shop_till.transitions(view.attempt_id) == [
         ("CREATED", "PENDING", "system", "push_accepted")
     ]
@@ -445,7 +440,7 @@ async def test_expiry_after_a_last_query_that_settles_nothing(shop_till: TillHar
     report = await shop_till.reconcile()
     assert report.expired == 1 and report.queried == 1
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.EXPIRED and view.stage is Stage.EXPIRED
+    assert view.state is AttemptState.EXPIRED and view.stage is Stage.EXPIRED
     assert view.retry.needs_no_sms_confirmation
     assert (await shop_till.transitions(view.attempt_id))[-1] == (
         "PENDING",
@@ -476,7 +471,7 @@ async def test_the_last_query_can_still_settle_an_expiring_attempt(
     shop_till.clock.advance(301)
     report = await shop_till.reconcile()
     assert report.settled == 1 and report.expired == 0
-    assert (await shop_till.view(view.attempt_id)).state is S.COMPLETED
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.COMPLETED
 
 
 # ---------------------------------------------------------------- late and duplicate payments
@@ -488,12 +483,12 @@ async def test_success_after_failed_is_completed_and_flagged_late(shop_till: Til
     view = await shop_till.engine.start_payment("T1", 10, phone)
     await shop_till.advance_sim(2)
     attempt = await row(shop_till, view.attempt_id)
-    assert attempt.state is S.FAILED and attempt.checkout_request_id is not None
+    assert attempt.state is AttemptState.FAILED and attempt.checkout_request_id is not None
     body = success_body(attempt.checkout_request_id, 10, phone, receipt="LATE000001")
     result = await shop_till.deliver(event_for(attempt, body, shop_till.clock.now()))
     assert result.outcome is CallbackOutcome.APPLIED
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.late and view.receipt == "LATE000001"
+    assert view.state is AttemptState.COMPLETED and view.late and view.receipt == "LATE000001"
     assert (await shop_till.transitions(view.attempt_id))[-1][:2] == ("FAILED", "COMPLETED")
 
 
@@ -505,10 +500,10 @@ async def test_late_callback_after_expiry_completes_flagged_late(shop_till: Till
     view = await shop_till.engine.start_payment("T2", 10, phone)
     shop_till.clock.advance(301)
     await shop_till.reconcile()
-    assert (await shop_till.view(view.attempt_id)).state is S.EXPIRED
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.EXPIRED
     await shop_till.advance_sim(402)
     view = await shop_till.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.late
+    assert view.state is AttemptState.COMPLETED and view.late
     assert (await shop_till.transitions(view.attempt_id))[-1][:2] == ("EXPIRED", "COMPLETED")
 
 
@@ -521,19 +516,19 @@ async def test_success_for_a_sale_already_paid_is_a_duplicate_payment(
     await shop_till.sim.set_phone_scenario(phone, result_code=1032)
     first = await shop_till.engine.start_payment("D1", 10, phone)
     await shop_till.advance_sim(2)
-    assert (await shop_till.view(first.attempt_id)).state is S.FAILED
+    assert (await shop_till.view(first.attempt_id)).state is AttemptState.FAILED
     await shop_till.sim.set_phone_scenario(phone)
     await shop_till.advance_sim(130)  # out of code 17's window
     shop_till.clock.advance(130)
     second = await shop_till.engine.retry("D1")
     await shop_till.advance_sim(2)
-    assert (await shop_till.view(second.attempt_id)).state is S.COMPLETED
+    assert (await shop_till.view(second.attempt_id)).state is AttemptState.COMPLETED
     attempt = await row(shop_till, first.attempt_id)
     assert attempt.checkout_request_id is not None
     late = success_body(attempt.checkout_request_id, 10, phone, receipt="LATE000003")
     await shop_till.deliver(event_for(attempt, late, shop_till.clock.now()))
     first_view = await shop_till.view(first.attempt_id)
-    assert first_view.state is S.COMPLETED
+    assert first_view.state is AttemptState.COMPLETED
     assert first_view.duplicate_payment and first_view.late
     assert "refund" in (first_view.manager_hint or "")
     assert first_view.retry.block is RetryBlock.NEEDS_REVIEW
@@ -562,7 +557,7 @@ async def test_signed_callback_matching_no_attempt_is_a_problem_payment(
     problems = await shop_till.store.problems.list(shop_till.shop_id)
     assert problems[0].kind is ProblemKind.UNMATCHED_CALLBACK
     assert problems[0].detail["amount"] == "55"
-    assert (await shop_till.view(view.attempt_id)).state is S.PENDING
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.PENDING
 
 
 async def test_callback_for_another_shop_or_till_changes_nothing(
@@ -579,7 +574,7 @@ async def test_callback_for_another_shop_or_till_changes_nothing(
             event_for(attempt, body, shop_till.clock.now(), **override)
         )
         assert result.outcome is CallbackOutcome.FOREIGN
-    assert (await shop_till.view(view.attempt_id)).state is S.PENDING
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.PENDING
     entries = await shop_till.store.audit.entries(shop_till.shop_id, limit=5)
     assert [e.action for e in entries[:2]] == ["callback.foreign", "callback.foreign"]
 
@@ -607,7 +602,7 @@ async def test_unsigned_or_forged_callbacks_never_reach_the_engine(
             assert response.status_code == 404
     await shop_till.settle()
     assert shop_till.receiver.refused == len(forged)
-    assert (await shop_till.view(view.attempt_id)).state is S.PENDING
+    assert (await shop_till.view(view.attempt_id)).state is AttemptState.PENDING
 
 
 async def test_callback_carrying_another_attempts_checkout_id_needs_review(
@@ -619,12 +614,12 @@ async def test_callback_carrying_another_attempts_checkout_id_needs_review(
         paid = await h.engine.start_payment("O1", 10, paid_phone)
         await h.sim.set_phone_scenario(unknown_phone, push_anomaly="gateway_error")
         unknown = await h.engine.start_payment("O2", 10, unknown_phone)
-        assert unknown.state is S.UNKNOWN and paid.checkout_request_id
+        assert unknown.state is AttemptState.UNKNOWN and paid.checkout_request_id
         body = success_body(paid.checkout_request_id, 10, unknown_phone)
         result = await h.deliver(event_for(await row(h, unknown.attempt_id), body, h.clock.now()))
         assert result.outcome is CallbackOutcome.NEEDS_REVIEW
         assert (await h.view(unknown.attempt_id)).checkout_request_id is None
-        assert (await h.view(paid.attempt_id)).state is S.PENDING
+        assert (await h.view(paid.attempt_id)).state is AttemptState.PENDING
 
 
 async def test_a_failure_callback_waits_for_its_query_and_a_later_pass_finds_it_paid(
@@ -644,13 +639,17 @@ async def test_a_failure_callback_waits_for_its_query_and_a_later_pass_finds_it_
         event_for(attempt, failure_body(attempt.checkout_request_id, 1032), h.clock.now())
     )
     assert failed.outcome is CallbackOutcome.CONFIRMING
-    assert failed.view is not None and failed.view.state is S.PENDING and failed.view.confirming
+    assert (
+        failed.view is not None
+        and failed.view.state is AttemptState.PENDING
+        and failed.view.confirming
+    )
     assert failed.view.retry.block is RetryBlock.STILL_LIVE, "no retry on a claim"
     await h.advance_sim(2)  # M-Pesa, in truth, took the money
     report = await h.reconcile()
     assert report.queried == 1
     final = await h.view(view.attempt_id)
-    assert final.state is S.COMPLETED and final.receipt_pending and not final.confirming
+    assert final.state is AttemptState.COMPLETED and final.receipt_pending and not final.confirming
     assert (await row(h, view.attempt_id)).flags & AttemptFlag.RECEIPT_PENDING
     (problem,) = await h.store.problems.list(h.shop_id)
     assert problem.detail["pattern"] == "failure_callback_contradicted"
@@ -666,7 +665,7 @@ async def test_a_receipt_another_sale_holds_never_completes(shop_till: TillHarne
     paid = await h.engine.start_payment("RC1", 10, paid_phone)
     await h.advance_sim(2)
     paid = await h.view(paid.attempt_id)
-    assert paid.state is S.COMPLETED and paid.receipt
+    assert paid.state is AttemptState.COMPLETED and paid.receipt
     await h.sim.set_phone_scenario(phone, drop_callback=True)
     view = await h.engine.start_payment("RC2", 10, phone)
     attempt = await row(h, view.attempt_id)
@@ -675,7 +674,7 @@ async def test_a_receipt_another_sale_holds_never_completes(shop_till: TillHarne
     result = await h.deliver(event_for(attempt, body, h.clock.now()))
     assert result.outcome is CallbackOutcome.NEEDS_REVIEW
     view = await h.view(view.attempt_id)
-    assert view.state is S.NEEDS_REVIEW and view.receipt is None
+    assert view.state is AttemptState.NEEDS_REVIEW and view.receipt is None
     assert "already pays sale RC1" in (view.manager_hint or "")
     (problem,) = await h.store.problems.list(h.shop_id)
     assert problem.detail["pattern"] == "success_not_bound"
@@ -698,7 +697,7 @@ async def test_a_success_without_a_receipt_is_receipt_pending_never_confirmed(
     assert b"MpesaReceiptNumber" not in body
     await h.deliver(event_for(attempt, body, h.clock.now()))
     view = await h.view(view.attempt_id)
-    assert view.state is S.COMPLETED and view.receipt_pending
+    assert view.state is AttemptState.COMPLETED and view.receipt_pending
     assert view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
     assert "confirmed" not in view.cashier_message and "receipt pending" in view.cashier_message
     assert (await row(h, view.attempt_id)).flags & AttemptFlag.RECEIPT_PENDING
@@ -718,7 +717,7 @@ async def test_receipt_pending_is_set_by_a_query_and_cleared_by_the_callback(
     h.clock.advance(31)
     await h.reconcile()
     attempt = await row(h, view.attempt_id)
-    assert attempt.state is S.COMPLETED and attempt.receipt_number is None
+    assert attempt.state is AttemptState.COMPLETED and attempt.receipt_number is None
     assert attempt.flags & AttemptFlag.RECEIPT_PENDING
     await h.advance_sim(61)
     attempt = await row(h, view.attempt_id)
@@ -735,6 +734,6 @@ async def test_expired_reads_outcome_unknown(shop_till: TillHarness) -> None:
     h.clock.advance(301)
     await h.reconcile()
     view = await h.view(view.attempt_id)
-    assert view.state is S.EXPIRED
+    assert view.state is AttemptState.EXPIRED
     assert view.cashier_message.startswith("Outcome unknown")
     assert "not paid" not in view.cashier_message.lower()

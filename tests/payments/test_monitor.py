@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smartduka_tui.payments.api import AttemptState
-from smartduka_tui.store.records import ProblemKind
+from smartduka_tui.model import AttemptState, ProblemKind
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.c2b import receive
 from smartduka_tui.payments.manager.lists import record_row
 from smartduka_tui.payments.pull import (
@@ -28,7 +28,6 @@ from smartduka_tui.payments.pull import (
     statement_pull_for,
 )
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import AttemptFlag
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.payments.api import AttemptState, ReconcileReport
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import PaymentView, ReconcileReport
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 
-S = AttemptState
 T = TypeVar("T")
 
 
@@ -31,14 +31,14 @@ async def eventually(
 
 # What each phone does, and the state the evidence table says it must end in when every
 # callback is lost and only STK queries tell.
-LOST_CALLBACK_CASES: list[tuple[dict[str, object], S]] = [
-    ({}, S.COMPLETED),
-    ({"result_code": 1032}, S.FAILED),
-    ({"result_code": 1}, S.FAILED),
-    ({"result_code": 2001}, S.FAILED),
-    ({"unanswered": True}, S.FAILED),  # 1037 once the (short) prompt timeout passes
-    ({"result_code": 4242}, S.EXPIRED),  # a code we do not know never settles by query
-    ({"query_anomaly": "stuck_pending"}, S.EXPIRED),
+LOST_CALLBACK_CASES: list[tuple[dict[str, Any], AttemptState]] = [
+    ({}, AttemptState.COMPLETED),
+    ({"result_code": 1032}, AttemptState.FAILED),
+    ({"result_code": 1}, AttemptState.FAILED),
+    ({"result_code": 2001}, AttemptState.FAILED),
+    ({"unanswered": True}, AttemptState.FAILED),  # 1037 once the (short) prompt timeout passes
+    ({"result_code": 4242}, AttemptState.EXPIRED),  # a code we do not know never settles by query
+    ({"query_anomaly": "stuck_pending"}, AttemptState.EXPIRED),
 ]
 
 
@@ -69,7 +69,7 @@ async def test_lost_callbacks_every_attempt_still_ends_correctly(
             final = await h.view(view.attempt_id)
             assert final.state is expected, (final.phone, final.result_code)
             truth = await h.sim.transactions(checkout_request_id=view.checkout_request_id)
-            if expected is S.COMPLETED:
+            if expected is AttemptState.COMPLETED:
                 assert str(truth[0].result_code) == "0"
         assert not h.receiver.events, "no callback was delivered"
         assert await h.engine.awaiting_count() == 0
@@ -111,7 +111,7 @@ async def test_background_loop_settles_lost_callbacks_each_interval(
         h.clock.advance(120)
 
         async def paid() -> bool:
-            return (await h.view(view.attempt_id)).state is S.COMPLETED
+            return (await h.view(view.attempt_id)).state is AttemptState.COMPLETED
 
         await eventually(paid, h.clock)
 
@@ -134,7 +134,7 @@ async def test_start_up_pass_settles_what_was_open_at_the_last_stop(
         await h.restart_with_reconciler()
 
         async def failed() -> bool:
-            return (await h.view(view.attempt_id)).state is S.FAILED
+            return (await h.view(view.attempt_id)).state is AttemptState.FAILED
 
         await eventually(failed, h.clock)
 
@@ -156,7 +156,7 @@ async def test_reconnect_and_stop_waiting_wake_the_reconciler(
 
         async def both_paid() -> bool:
             states = [(await h.view(v.attempt_id)).state for v in views]
-            return states == [S.COMPLETED, S.COMPLETED]
+            return states == [AttemptState.COMPLETED, AttemptState.COMPLETED]
 
         await eventually(both_paid, h.clock)
 
@@ -166,10 +166,10 @@ async def test_stop_waiting_is_audited_and_changes_no_state(shop_till: TillHarne
     phone = unique_phone()
     await h.sim.set_phone_scenario(phone, drop_callback=True)
     view = await h.engine.start_payment("SW1", 10, phone)
-    seen = []
+    seen: list[PaymentView] = []
     h.engine.add_listener(seen.append)
     after = await h.engine.stop_waiting(view.attempt_id)
-    assert after.state is S.PENDING and after.handed_to_reconciler
+    assert after.state is AttemptState.PENDING and after.handed_to_reconciler
     assert seen and seen[-1].handed_to_reconciler
     entries = await h.store.audit.entries(h.shop_id, attempt_id=int(view.attempt_id))
     assert entries[0].action == "attempt.handed_to_reconciler"
@@ -181,10 +181,10 @@ async def test_check_now_asks_mpesa_at_once(shop_till: TillHarness) -> None:
     phone = unique_phone()
     await h.sim.set_phone_scenario(phone, drop_callback=True)
     view = await h.engine.start_payment("CN1", 10, phone)
-    assert (await h.engine.check_now(view.attempt_id)).state is S.PENDING
+    assert (await h.engine.check_now(view.attempt_id)).state is AttemptState.PENDING
     await h.advance_sim(2)
     checked = await h.engine.check_now(view.attempt_id)
-    assert checked.state is S.COMPLETED and checked.receipt_pending
+    assert checked.state is AttemptState.COMPLETED and checked.receipt_pending
 
 
 async def queries_for(h: TillHarness, checkout_request_id: str | None) -> int:
@@ -211,7 +211,7 @@ async def test_one_query_when_the_countdown_ends(tmp_path: Path, simulator: Serv
         h.clock.advance(1)
 
         async def paid() -> bool:
-            return (await h.view(view.attempt_id)).state is S.COMPLETED
+            return (await h.view(view.attempt_id)).state is AttemptState.COMPLETED
 
         await eventually(paid, h.clock)
         assert await queries_for(h, view.checkout_request_id) == 1
@@ -229,7 +229,7 @@ async def test_start_up_asks_about_every_live_attempt_whatever_its_age(
         await h.restart_with_reconciler()
 
         async def paid() -> bool:
-            return (await h.view(view.attempt_id)).state is S.COMPLETED
+            return (await h.view(view.attempt_id)).state is AttemptState.COMPLETED
 
         await eventually(paid, h.clock)
         assert await queries_for(h, view.checkout_request_id) == 1

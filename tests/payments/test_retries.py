@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import (
-    AttemptState,
     InvalidPaymentInput,
     PaymentRefused,
     PaymentView,
@@ -20,8 +20,6 @@ from tests.payments.bodies import event_for, failure_body
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 
-S = AttemptState
-
 
 async def failed_sale(
     h: TillHarness, sale: str, code: int, phone: str | None = None
@@ -31,7 +29,7 @@ async def failed_sale(
     view = await h.engine.start_payment(sale, 10, phone)
     await h.advance_sim(2)
     view = await h.view(view.attempt_id)
-    assert view.state is S.FAILED
+    assert view.state is AttemptState.FAILED
     return view
 
 
@@ -46,12 +44,12 @@ async def test_code_17_waits_two_minutes_for_the_same_phone(shop_till: TillHarne
     phone = unique_phone()
     first = await h.engine.start_payment("A17", 10, phone)
     await h.advance_sim(2)
-    assert (await h.view(first.attempt_id)).state is S.COMPLETED
+    assert (await h.view(first.attempt_id)).state is AttemptState.COMPLETED
     # The same amount to the same phone at once: Daraja's code 17.
     view = await h.engine.start_payment("B17", 10, phone)
     await h.advance_sim(2)
     view = await h.view(view.attempt_id)
-    assert view.state is S.FAILED and view.result_code == "17"
+    assert view.state is AttemptState.FAILED and view.result_code == "17"
     assert view.retry.block is RetryBlock.WAIT
     assert "2 minutes" in view.cashier_message
     refused = await refusal(h, "B17")
@@ -62,9 +60,9 @@ async def test_code_17_waits_two_minutes_for_the_same_phone(shop_till: TillHarne
     h.clock.advance(1)
     await h.sim.advance_clock(120)  # and Daraja's own window has passed too
     retried = await h.engine.retry("B17")
-    assert retried.attempt_number == 2 and retried.state is S.PENDING
+    assert retried.attempt_number == 2 and retried.state is AttemptState.PENDING
     await h.advance_sim(2)
-    assert (await h.view(retried.attempt_id)).state is S.COMPLETED
+    assert (await h.view(retried.attempt_id)).state is AttemptState.COMPLETED
 
 
 async def test_code_17_does_not_hold_back_another_phone(shop_till: TillHarness) -> None:
@@ -88,12 +86,12 @@ async def test_unable_to_lock_subscriber_waits_one_minute(
         await busy.sim.set_phone_scenario(phone, unanswered=True, drop_callback=True)
         await busy.engine.start_payment("LK1", 10, phone)
         view = await h.engine.start_payment("LK2", 10, phone)
-        assert view.state is S.FAILED and view.result_code == "500.001.1001"
+        assert view.state is AttemptState.FAILED and view.result_code == "500.001.1001"
         assert (await refusal(h, "LK2")).retry_after == 60
         h.clock.advance(60)
         await busy.sim.resolve(await checkout_of(busy, phone), result_code=1032)
         retried = await h.engine.retry("LK2")
-        assert retried.state is S.PENDING, "the phone is free again"
+        assert retried.state is AttemptState.PENDING, "the phone is free again"
 
 
 async def checkout_of(h: TillHarness, phone: str) -> str:
@@ -140,7 +138,7 @@ async def test_after_expiry_only_with_the_cashiers_no_sms_confirmation(
     h.clock.advance(301)
     await h.reconcile()
     view = await h.view(view.attempt_id)
-    assert view.state is S.EXPIRED and view.retry.needs_no_sms_confirmation
+    assert view.state is AttemptState.EXPIRED and view.retry.needs_no_sms_confirmation
     h.clock.advance(5)
     refused = await refusal(h, "E1")
     assert refused.reason is RefusalReason.NEEDS_NO_SMS_CONFIRMATION
@@ -160,7 +158,7 @@ async def test_never_after_needs_review(shop_till: TillHarness) -> None:
     await h.sim.set_phone_scenario(phone, result_code=4242)
     view = await h.engine.start_payment("NR1", 10, phone)
     await h.advance_sim(2)
-    assert (await h.view(view.attempt_id)).state is S.NEEDS_REVIEW
+    assert (await h.view(view.attempt_id)).state is AttemptState.NEEDS_REVIEW
     h.clock.advance(3600)
     for kwargs in ({}, {"customer_got_no_sms": True}, {"phone": unique_phone()}):
         refused = await refusal(h, "NR1", **kwargs)
@@ -185,7 +183,7 @@ async def test_at_most_max_retries(tmp_path: Path, simulator: ServerProcess) -> 
         retried = await h.engine.retry("MX1")
         await h.advance_sim(2)
         view = await h.view(retried.attempt_id)
-        assert view.state is S.FAILED
+        assert view.state is AttemptState.FAILED
         assert view.retry.block is RetryBlock.NO_RETRIES_LEFT and view.retry.retries_left == 0
         h.clock.advance(3600)
         assert (await refusal(h, "MX1")).reason is RefusalReason.RETRY_NOT_ALLOWED
@@ -222,7 +220,7 @@ async def test_retries_refused_by_code_17_do_not_count(
         phone = unique_phone()
         paid = await h.engine.start_payment("X17", 10, phone)
         await h.advance_sim(2)
-        assert (await h.view(paid.attempt_id)).state is S.COMPLETED
+        assert (await h.view(paid.attempt_id)).state is AttemptState.COMPLETED
         refused = await h.engine.start_payment("Y17", 10, phone)
         await h.advance_sim(2)
         assert (await h.view(refused.attempt_id)).result_code == "17"
@@ -232,11 +230,11 @@ async def test_retries_refused_by_code_17_do_not_count(
         # the retry of Y17 with 17 again.
         other = await h.engine.start_payment("Z17", 10, phone)
         await h.advance_sim(2)
-        assert (await h.view(other.attempt_id)).state is S.COMPLETED
+        assert (await h.view(other.attempt_id)).state is AttemptState.COMPLETED
         retried = await h.engine.retry("Y17")
         await h.advance_sim(2)
         view = await h.view(retried.attempt_id)
-        assert view.state is S.FAILED and view.result_code == "17"
+        assert view.state is AttemptState.FAILED and view.result_code == "17"
         assert view.retry.retries_used == 0 and view.retry.retries_left == 1
         assert view.retry.block is RetryBlock.WAIT
 
@@ -252,14 +250,14 @@ async def test_a_retry_first_asks_about_the_previous_attempt(shop_till: TillHarn
     assert attempt is not None and attempt.checkout_request_id is not None
     lie = failure_body(attempt.checkout_request_id, 1032)
     assert (await h.deliver(event_for(attempt, lie, h.clock.now()))).outcome.value == "applied"
-    assert (await h.view(view.attempt_id)).state is S.FAILED
+    assert (await h.view(view.attempt_id)).state is AttemptState.FAILED
     await h.advance_sim(2)  # the customer had paid
     h.clock.advance(120)
     await h.sim.advance_clock(120)
     refused = await refusal(h, "AB1")
     assert refused.reason is RefusalReason.ALREADY_PAID
     after = await h.view(view.attempt_id)
-    assert after.state is S.COMPLETED and after.late
+    assert after.state is AttemptState.COMPLETED and after.late
     assert len(await h.engine.sale_attempts("AB1")) == 1
     pushes = [r for r in await h.sim.requests(phone=phone) if "stkpush/" in r.path]
     assert len(pushes) == 1, "no second prompt"
@@ -274,7 +272,7 @@ async def test_after_a_failure_without_a_checkout_id_only_with_no_sms_confirmati
         view = await h.engine.start_payment("NC1", 10, phone)
         await h.advance_sim(2)
         view = await h.view(view.attempt_id)
-        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.state is AttemptState.FAILED and view.checkout_request_id is None
         assert view.retry.block is RetryBlock.NEEDS_NO_SMS_CONFIRMATION
         h.clock.advance(120)
         refused = await refusal(h, "NC1")
@@ -290,5 +288,5 @@ async def test_a_definite_push_refusal_needs_no_sms_question(
 ) -> None:
     async with till(tmp_path, simulator.base_url, sim_settings={"max_timestamp_skew_s": 60}) as h:
         view = await h.engine.start_payment("PR1", 10, unique_phone())
-        assert view.state is S.FAILED and view.checkout_request_id is None
+        assert view.state is AttemptState.FAILED and view.checkout_request_id is None
         assert view.retry.block is not RetryBlock.NEEDS_NO_SMS_CONFIRMATION

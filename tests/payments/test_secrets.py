@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa import callback_path
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.gateway import PushOrder
 from tests.conftest import unique_phone
 from tests.payments.harness import KID, TillHarness

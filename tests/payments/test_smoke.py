@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from smartduka_tui.payments.api import AttemptState
+from smartduka_tui.model import AttemptState
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import (
-    AttemptState,
     InvalidPaymentInput,
     PaymentRefused,
     PaymentView,

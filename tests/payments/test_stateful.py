@@ -41,16 +41,13 @@ from hypothesis.stateful import (
 )
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa.callback_path import new_callback_secret
-from smartduka_tui.payments.api import (
-    AttemptState,
-    CallbackEvent,
-    PaymentRefused,
-)
+from smartduka_tui.payments.api import CallbackEvent, PaymentRefused
 from smartduka_tui.payments.service import PaymentEngine, idempotency_key
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
-from smartduka_tui.store.records import AttemptFlag, NewAttempt
+from smartduka_tui.store.records import NewAttempt
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
 from tests.conftest import unique_phone
@@ -65,28 +62,33 @@ from tests.payments.harness import (
 )
 from tests.payments.receiver import CallbackReceiver, ServedReceiver
 
-S = AttemptState
 SIM_URL = "http://simulator.invalid"
 
 # DESIGN.md section 3's evidence table as (from, to) pairs.
-EVIDENCE_TABLE: frozenset[tuple[S, S]] = frozenset(
+EVIDENCE_TABLE: frozenset[tuple[AttemptState, AttemptState]] = frozenset(
     {
-        (S.CREATED, S.PENDING),  # push accepted
-        (S.CREATED, S.FAILED),  # push definitely refused
-        (S.CREATED, S.UNKNOWN),  # push outcome unknown, or found at start-up
-        (S.PENDING, S.COMPLETED),  # verified success (callback, confirmed callback, query)
-        (S.CREATED, S.NEEDS_REVIEW),  # unknown code, mismatch, contradicted confirmation
-        (S.PENDING, S.NEEDS_REVIEW),
-        (S.UNKNOWN, S.NEEDS_REVIEW),
-        (S.PENDING, S.FAILED),  # known failure by callback or query
-        (S.UNKNOWN, S.FAILED),  # known failure by callback
-        (S.PENDING, S.EXPIRED),  # expiry after a last query
-        (S.UNKNOWN, S.EXPIRED),
-        (S.FAILED, S.COMPLETED),  # late payment
-        (S.EXPIRED, S.COMPLETED),
+        (AttemptState.CREATED, AttemptState.PENDING),  # push accepted
+        (AttemptState.CREATED, AttemptState.FAILED),  # push definitely refused
+        (AttemptState.CREATED, AttemptState.UNKNOWN),  # push outcome unknown, or found at start-up
+        (
+            AttemptState.PENDING,
+            AttemptState.COMPLETED,
+        ),  # verified success (callback, confirmed callback, query)
+        (
+            AttemptState.CREATED,
+            AttemptState.NEEDS_REVIEW,
+        ),  # unknown code, mismatch, contradicted confirmation
+        (AttemptState.PENDING, AttemptState.NEEDS_REVIEW),
+        (AttemptState.UNKNOWN, AttemptState.NEEDS_REVIEW),
+        (AttemptState.PENDING, AttemptState.FAILED),  # known failure by callback or query
+        (AttemptState.UNKNOWN, AttemptState.FAILED),  # known failure by callback
+        (AttemptState.PENDING, AttemptState.EXPIRED),  # expiry after a last query
+        (AttemptState.UNKNOWN, AttemptState.EXPIRED),
+        (AttemptState.FAILED, AttemptState.COMPLETED),  # late payment
+        (AttemptState.EXPIRED, AttemptState.COMPLETED),
         # A success nothing ties to the attempt (its push response was lost): a manager looks.
-        (S.FAILED, S.NEEDS_REVIEW),
-        (S.EXPIRED, S.NEEDS_REVIEW),
+        (AttemptState.FAILED, AttemptState.NEEDS_REVIEW),
+        (AttemptState.EXPIRED, AttemptState.NEEDS_REVIEW),
     }
 )
 
@@ -104,15 +106,14 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             delivery = "normal"
     elif answer != "pays":
         scenario["result_code"] = answer
-    scenario.update(
-        {
-            "normal": {},
-            "drop": {"drop_callback": True},
-            "twice": {"duplicates": 1},
-            "before_response": {"callback_before_response": True},
-            "late": {"late_callback_s": 400},
-        }[delivery]
-    )
+    deliveries: dict[str, dict[str, Any]] = {
+        "normal": {},
+        "drop": {"drop_callback": True},
+        "twice": {"duplicates": 1},
+        "before_response": {"callback_before_response": True},
+        "late": {"late_callback_s": 400},
+    }
+    scenario.update(deliveries[delivery])
     if draw(st.booleans()) and delivery != "before_response":
         scenario["push_anomaly"] = "gateway_error"
     query = draw(st.sampled_from(["normal", "stuck", "says_cancelled"]))
@@ -390,28 +391,28 @@ class EngineMachine(RuleBasedStateMachine):
                 )
                 entries.reverse()
                 assert entries[0].action == "attempt.created"
-                state = S.CREATED
+                state = AttemptState.CREATED
                 for entry in entries:
                     if entry.action != "attempt.transition":
                         continue
-                    frm, to = S(entry.detail["from"]), S(entry.detail["to"])
+                    frm, to = AttemptState(entry.detail["from"]), AttemptState(entry.detail["to"])
                     assert frm is state, f"attempt {attempt.id}: audit chain broken"
                     assert (frm, to) in EVIDENCE_TABLE, f"{frm} -> {to} is not in the table"
                     state = to
                 assert state is attempt.state, f"attempt {attempt.id}: unaudited change"
-                if attempt.state is not S.CREATED:
+                if attempt.state is not AttemptState.CREATED:
                     assert attempt.previous_state is not None
                 if attempt.id in self.ever_completed:
-                    assert attempt.state is S.COMPLETED, "COMPLETED was left"
-                if attempt.state is S.COMPLETED:
+                    assert attempt.state is AttemptState.COMPLETED, "COMPLETED was left"
+                if attempt.state is AttemptState.COMPLETED:
                     self.ever_completed.add(attempt.id)
-                    if attempt.previous_state in (S.FAILED, S.EXPIRED):
+                    if attempt.previous_state in (AttemptState.FAILED, AttemptState.EXPIRED):
                         assert attempt.flags & AttemptFlag.LATE
             by_sale: dict[str, list[Any]] = {}
             for attempt in attempts:
                 by_sale.setdefault(attempt.sale_ref, []).append(attempt)
             for sale, rows in by_sale.items():
-                paid = [a for a in rows if a.state is S.COMPLETED]
+                paid = [a for a in rows if a.state is AttemptState.COMPLETED]
                 plain = [a for a in paid if not a.flags & AttemptFlag.DUPLICATE_PAYMENT]
                 assert len(plain) <= 1, f"sale {sale} paid twice without a duplicate flag"
             report = await self.store.audit.verify_chain()

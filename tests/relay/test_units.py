@@ -11,13 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from callback_relay.crypto import SecretBox, SecretDecryptError, secret_aad
-from callback_relay.limits import RateLimiter
 from callback_relay.settings import SAFARICOM_CALLBACK_ADDRESSES, RelaySettings
 from callback_relay.sources import client_address, parse_address
 from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import NewEvent
 from callback_relay.types import AppendOutcome, EventKind
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.limits import TokenBuckets
 from tests.support.daraja import REFERENCE
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
@@ -55,7 +55,7 @@ def test_parse_address_rejects_junk() -> None:
 
 def test_rate_limiter_refills_at_its_rate() -> None:
     clock = ManualClock()
-    limiter = RateLimiter(rate=2, burst=2, clock=clock)
+    limiter = TokenBuckets(clock, capacity=2, rate_per_s=2)
     assert [limiter.take("a"), limiter.take("a")] == [0, 0]
     assert limiter.take("a") == pytest.approx(0.5)
     assert limiter.take("b") == 0

@@ -246,11 +246,12 @@ async def test_wrong_password_or_mismatched_timestamp_is_wrong_credentials(
 ) -> None:
     phone = unique_phone()
     shop = daraja.shop
-    for changes in (
+    wrong: list[dict[str, Any]] = [
         {"Password": password(shop.shortcode, "not-the-passkey")},
         {"Timestamp": "20261126103001"},  # Password was built for ...103000
         {"Password": password("174379", shop.passkey)},
-    ):
+    ]
+    for changes in wrong:
         response = await daraja.push(phone, receiver.url(), **changes)
         assert envelope_of(response) == (500, "500.001.1001", "Wrong credentials")
     assert await nothing_accepted(control, phone)

@@ -3,6 +3,8 @@ unknown ids, its own checks, and scripted query anomalies."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -103,7 +105,7 @@ async def test_query_checks_fields_then_merchant_then_password(
 ) -> None:
     checkout_id = await daraja.push_ok(unique_phone(), receiver.url())
     shop = daraja.shop
-    cases = [
+    cases: list[tuple[dict[str, Any], tuple[int, str, str]]] = [
         (
             {"CheckoutRequestID": None},
             (400, "400.002.02", "Bad Request - Invalid CheckoutRequestID"),

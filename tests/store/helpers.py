@@ -7,16 +7,9 @@ import secrets
 from datetime import timedelta
 
 from smartduka_tui.clock import Clock
+from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.callback_path import new_attempt_ref
-from smartduka_tui.store import (
-    Enrolment,
-    NewAttempt,
-    Secret,
-    ShopConfig,
-    ShopSecrets,
-    ShopType,
-    Store,
-)
+from smartduka_tui.store import Enrolment, NewAttempt, Secret, ShopConfig, ShopSecrets, Store
 from tests.conftest import unique_phone
 from tests.store.canaries import new_canary
 

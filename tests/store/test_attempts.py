@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -9,16 +11,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.store import (
+from smartduka_tui.model import (
     FINAL,
     LIVE,
     PROBLEM_FLAGS,
     PROBLEM_STATES,
     Actor,
-    AttemptFilter,
     AttemptFlag,
-    AttemptInputError,
     AttemptState,
+)
+from smartduka_tui.store import (
+    AttemptFilter,
+    AttemptInputError,
     IdempotencyKeyExistsError,
     InvalidTransitionError,
     NotFoundError,
@@ -27,11 +31,10 @@ from smartduka_tui.store import (
     Store,
 )
 from smartduka_tui.store.attempts import LIVE_SQL, PROBLEM_SQL
+from smartduka_tui.store.db import Params
 from smartduka_tui.store.migrations import MIGRATIONS
 from tests.conftest import unique_phone
 from tests.store.helpers import make_shop, new_attempt
-
-S = AttemptState
 
 
 async def test_create_writes_created_attempt_with_audit(store: Store, clock: ManualClock) -> None:
@@ -39,7 +42,7 @@ async def test_create_writes_created_attempt_with_audit(store: Store, clock: Man
     new = new_attempt(clock, shop_id, till_id, amount=250)
     async with store.write() as tx:
         attempt = await store.attempts.create(tx, new)
-    assert attempt.state is S.CREATED
+    assert attempt.state is AttemptState.CREATED
     assert attempt.previous_state is None
     assert attempt.amount == 250 and isinstance(attempt.amount, int)
     assert attempt.attempt_number == 1
@@ -59,7 +62,13 @@ async def test_attempt_numbers_count_per_sale(store: Store, clock: ManualClock) 
                 tx, new_attempt(clock, shop_id, till_id, sale_ref="SALE-9")
             )
             await store.attempts.transition(
-                tx, shop_id, attempt.id, {S.CREATED}, S.FAILED, Actor.CASHIER, result_code="1032"
+                tx,
+                shop_id,
+                attempt.id,
+                {AttemptState.CREATED},
+                AttemptState.FAILED,
+                Actor.CASHIER,
+                result_code="1032",
             )
         numbers.append(attempt.attempt_number)
     assert numbers == [1, 2, 3]
@@ -93,9 +102,11 @@ async def test_one_live_attempt_per_phone_per_till(store: Store, clock: ManualCl
     assert "live payment" in str(caught.value)
     # Once final, the phone may pay again.
     async with store.write() as tx:
-        await store.attempts.transition(tx, shop_id, live.id, LIVE, S.EXPIRED, Actor.EXPIRY)
+        await store.attempts.transition(
+            tx, shop_id, live.id, LIVE, AttemptState.EXPIRED, Actor.EXPIRY
+        )
         again = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id, phone=phone))
-    assert again.state is S.CREATED
+    assert again.state is AttemptState.CREATED
 
 
 async def test_database_itself_refuses_a_second_live_attempt_for_a_phone(
@@ -166,22 +177,28 @@ async def test_transition_is_compare_and_set(store: Store, clock: ManualClock) -
             tx,
             shop_id,
             attempt.id,
-            {S.CREATED},
-            S.PENDING,
+            {AttemptState.CREATED},
+            AttemptState.PENDING,
             Actor.CASHIER,
             merchant_request_id="29115-34620561-1",
             checkout_request_id="ws_CO_191220191020363925",
             push_sent_at=clock.now(),
         )
     assert result.applied
-    assert result.attempt.state is S.PENDING
-    assert result.attempt.previous_state is S.CREATED
+    assert result.attempt.state is AttemptState.PENDING
+    assert result.attempt.previous_state is AttemptState.CREATED
     assert result.attempt.checkout_request_id == "ws_CO_191220191020363925"
     assert result.attempt.push_sent_at == clock.now()
     # A second CREATED -> PENDING (a late duplicate response) changes nothing.
     async with store.write() as tx:
         stale = await store.attempts.transition(
-            tx, shop_id, attempt.id, {S.CREATED}, S.FAILED, Actor.CASHIER, result_code="1"
+            tx,
+            shop_id,
+            attempt.id,
+            {AttemptState.CREATED},
+            AttemptState.FAILED,
+            Actor.CASHIER,
+            result_code="1",
         )
     assert not stale.applied
     assert stale.attempt == result.attempt
@@ -196,7 +213,13 @@ async def test_completed_sets_completed_at_and_is_never_left(
     async with store.write() as tx:
         attempt = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
         await store.attempts.transition(
-            tx, shop_id, attempt.id, {S.CREATED}, S.PENDING, Actor.CASHIER, push_sent_at=clock.now()
+            tx,
+            shop_id,
+            attempt.id,
+            {AttemptState.CREATED},
+            AttemptState.PENDING,
+            Actor.CASHIER,
+            push_sent_at=clock.now(),
         )
     clock.advance(17)
     async with store.write() as tx:
@@ -205,7 +228,7 @@ async def test_completed_sets_completed_at_and_is_never_left(
             shop_id,
             attempt.id,
             LIVE,
-            S.COMPLETED,
+            AttemptState.COMPLETED,
             Actor.CALLBACK,
             result_code=0,
             result_desc="The service request is processed successfully.",
@@ -216,10 +239,10 @@ async def test_completed_sets_completed_at_and_is_never_left(
     with pytest.raises(InvalidTransitionError, match="never left"):
         async with store.write() as tx:
             await store.attempts.transition(
-                tx, shop_id, attempt.id, set(AttemptState), S.FAILED, Actor.QUERY
+                tx, shop_id, attempt.id, set(AttemptState), AttemptState.FAILED, Actor.QUERY
             )
     still = await store.attempts.get(shop_id, attempt.id)
-    assert still is not None and still.state is S.COMPLETED
+    assert still is not None and still.state is AttemptState.COMPLETED
 
 
 async def test_completed_may_gain_fields_and_flags_without_changing_state(
@@ -232,8 +255,8 @@ async def test_completed_may_gain_fields_and_flags_without_changing_state(
             tx,
             shop_id,
             attempt.id,
-            {S.CREATED},
-            S.COMPLETED,
+            {AttemptState.CREATED},
+            AttemptState.COMPLETED,
             Actor.QUERY,
             add_flags=AttemptFlag.RECEIPT_PENDING,
         )
@@ -241,13 +264,13 @@ async def test_completed_may_gain_fields_and_flags_without_changing_state(
             tx,
             shop_id,
             attempt.id,
-            {S.COMPLETED},
-            S.COMPLETED,
+            {AttemptState.COMPLETED},
+            AttemptState.COMPLETED,
             Actor.CALLBACK,
             receipt_number="NLJ7RT61SV",
         )
     assert filled.attempt.receipt_number == "NLJ7RT61SV"
-    assert filled.attempt.previous_state is S.CREATED
+    assert filled.attempt.previous_state is AttemptState.CREATED
     assert filled.attempt.flags == AttemptFlag.RECEIPT_PENDING
 
 
@@ -261,15 +284,15 @@ async def test_transition_refuses_unknown_fields_and_other_shops(
     with pytest.raises(TypeError, match="amount"):
         async with store.write() as tx:
             await store.attempts.transition(
-                tx, shop_id, attempt.id, LIVE, S.PENDING, Actor.CASHIER, amount=1
+                tx, shop_id, attempt.id, LIVE, AttemptState.PENDING, Actor.CASHIER, amount=1
             )
     with pytest.raises(NotFoundError):
         async with store.write() as tx:
             await store.attempts.transition(
-                tx, other_shop, attempt.id, LIVE, S.FAILED, Actor.CASHIER
+                tx, other_shop, attempt.id, LIVE, AttemptState.FAILED, Actor.CASHIER
             )
     unchanged = await store.attempts.get(shop_id, attempt.id)
-    assert unchanged is not None and unchanged.state is S.CREATED
+    assert unchanged is not None and unchanged.state is AttemptState.CREATED
 
 
 async def test_checkout_request_id_belongs_to_one_attempt(store: Store, clock: ManualClock) -> None:
@@ -281,8 +304,8 @@ async def test_checkout_request_id_belongs_to_one_attempt(store: Store, clock: M
             tx,
             shop_id,
             one.id,
-            {S.CREATED},
-            S.PENDING,
+            {AttemptState.CREATED},
+            AttemptState.PENDING,
             Actor.CASHIER,
             checkout_request_id="ws_CO_1",
         )
@@ -292,15 +315,15 @@ async def test_checkout_request_id_belongs_to_one_attempt(store: Store, clock: M
                 tx,
                 shop_id,
                 two.id,
-                {S.CREATED},
-                S.PENDING,
+                {AttemptState.CREATED},
+                AttemptState.PENDING,
                 Actor.CASHIER,
                 checkout_request_id="ws_CO_1",
             )
     found = await store.attempts.by_checkout_request_id(shop_id, "ws_CO_1")
     assert found is not None and found.id == one.id
     after = await store.attempts.get(shop_id, two.id)
-    assert after is not None and after.state is S.CREATED
+    assert after is not None and after.state is AttemptState.CREATED
 
 
 async def test_lookups(store: Store, clock: ManualClock) -> None:
@@ -321,20 +344,34 @@ async def test_reconciler_and_expiry_lists(store: Store, clock: ManualClock) -> 
     async with store.write() as tx:
         old = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
         await store.attempts.transition(
-            tx, shop_id, old.id, {S.CREATED}, S.PENDING, Actor.CASHIER, push_sent_at=clock.now()
+            tx,
+            shop_id,
+            old.id,
+            {AttemptState.CREATED},
+            AttemptState.PENDING,
+            Actor.CASHIER,
+            push_sent_at=clock.now(),
         )
     clock.advance(40)
     async with store.write() as tx:
         young = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
         await store.attempts.transition(
-            tx, shop_id, young.id, {S.CREATED}, S.PENDING, Actor.CASHIER, push_sent_at=clock.now()
+            tx,
+            shop_id,
+            young.id,
+            {AttemptState.CREATED},
+            AttemptState.PENDING,
+            Actor.CASHIER,
+            push_sent_at=clock.now(),
         )
         created = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
     cutoff = clock.now() - timedelta(seconds=30)
     assert [a.id for a in await store.attempts.pending_older_than(shop_id, till_id, cutoff)] == [
         old.id
     ]
-    assert [a.id for a in await store.attempts.live(shop_id, till_id, {S.CREATED})] == [created.id]
+    assert [a.id for a in await store.attempts.live(shop_id, till_id, {AttemptState.CREATED})] == [
+        created.id
+    ]
     assert {a.id for a in await store.attempts.live(shop_id, till_id)} == {
         old.id,
         young.id,
@@ -351,7 +388,13 @@ async def test_flags_and_manager_resolution(store: Store, clock: ManualClock) ->
     async with store.write() as tx:
         attempt = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
         await store.attempts.transition(
-            tx, shop_id, attempt.id, LIVE, S.COMPLETED, Actor.CALLBACK, receipt_number="R1"
+            tx,
+            shop_id,
+            attempt.id,
+            LIVE,
+            AttemptState.COMPLETED,
+            Actor.CALLBACK,
+            receipt_number="R1",
         )
         flagged = await store.attempts.add_flags(
             tx,
@@ -379,14 +422,14 @@ async def _fill(store: Store, clock: ManualClock, shop_id: str, till_id: str) ->
     """Attempts in every final state, one minute apart; returns ids by label."""
     ids: dict[str, int] = {}
     plan = [
-        ("paid", S.COMPLETED, "0", AttemptFlag.NONE),
-        ("cancelled", S.FAILED, "1032", AttemptFlag.NONE),
-        ("paid2", S.COMPLETED, "0", AttemptFlag.NONE),
-        ("broke", S.FAILED, "1", AttemptFlag.NONE),
-        ("expired", S.EXPIRED, None, AttemptFlag.NONE),
-        ("late", S.COMPLETED, "0", AttemptFlag.LATE),
-        ("review", S.NEEDS_REVIEW, "9999", AttemptFlag.NONE),
-        ("cancelled2", S.FAILED, "1032", AttemptFlag.NONE),
+        ("paid", AttemptState.COMPLETED, "0", AttemptFlag.NONE),
+        ("cancelled", AttemptState.FAILED, "1032", AttemptFlag.NONE),
+        ("paid2", AttemptState.COMPLETED, "0", AttemptFlag.NONE),
+        ("broke", AttemptState.FAILED, "1", AttemptFlag.NONE),
+        ("expired", AttemptState.EXPIRED, None, AttemptFlag.NONE),
+        ("late", AttemptState.COMPLETED, "0", AttemptFlag.LATE),
+        ("review", AttemptState.NEEDS_REVIEW, "9999", AttemptFlag.NONE),
+        ("cancelled2", AttemptState.FAILED, "1032", AttemptFlag.NONE),
     ]
     for label, state, code, flags in plan:
         clock.advance(60)
@@ -396,8 +439,8 @@ async def _fill(store: Store, clock: ManualClock, shop_id: str, till_id: str) ->
                 tx,
                 shop_id,
                 attempt.id,
-                {S.CREATED},
-                S.PENDING,
+                {AttemptState.CREATED},
+                AttemptState.PENDING,
                 Actor.CASHIER,
                 push_sent_at=clock.now(),
             )
@@ -407,7 +450,7 @@ async def _fill(store: Store, clock: ManualClock, shop_id: str, till_id: str) ->
                 tx,
                 shop_id,
                 attempt.id,
-                {S.PENDING},
+                {AttemptState.PENDING},
                 state,
                 Actor.CALLBACK,
                 result_code=code,
@@ -434,7 +477,9 @@ async def test_problem_list_pages_newest_first_with_filters(
         shop_id, AttemptFilter(result_codes=frozenset({"1032"}))
     )
     assert [a.id for a in by_code.items] == [ids["cancelled2"], ids["cancelled"]]
-    by_state = await store.attempts.problems(shop_id, AttemptFilter(states=frozenset({S.EXPIRED})))
+    by_state = await store.attempts.problems(
+        shop_id, AttemptFilter(states=frozenset({AttemptState.EXPIRED}))
+    )
     assert [a.id for a in by_state.items] == [ids["expired"]]
     cancelled = await store.attempts.get(shop_id, ids["cancelled"])
     assert cancelled is not None
@@ -449,7 +494,7 @@ async def test_problem_list_pages_newest_first_with_filters(
     assert [a.id for a in by_time.items] == [ids["broke"], ids["cancelled"]]
     assert (await store.attempts.problems(shop_id, AttemptFilter(till_id="elsewhere"))).items == ()
     expired_or_late = AttemptFilter(
-        any_of=StateOrFlags(states=frozenset({S.EXPIRED}), flags=AttemptFlag.LATE)
+        any_of=StateOrFlags(states=frozenset({AttemptState.EXPIRED}), flags=AttemptFlag.LATE)
     )
     found = await store.attempts.problems(shop_id, expired_or_late)
     assert [a.id for a in found.items] == [ids["late"], ids["expired"]]
@@ -493,7 +538,7 @@ def test_problem_and_live_sql_match_the_partial_indexes() -> None:
     assert " ".join(LIVE_SQL.split()) in " ".join(statements.split())
 
 
-_PLAN_CALLS = {
+_PLAN_CALLS: dict[str, tuple[Callable[[Store], Awaitable[object]], list[object]]] = {
     "problems": (lambda store: store.attempts.problems("s"), ["s", 51]),
     "history": (lambda store: store.attempts.history("s"), ["s", 51]),
     "live": (
@@ -537,9 +582,9 @@ async def test_lists_use_their_indexes(store: Store, call: str, index: str) -> N
     captured: list[str] = []
     original = store.db.fetchall
 
-    async def spy(sql: str, params: object = ()) -> object:
+    async def spy(sql: str, params: Params = ()) -> list[sqlite3.Row]:
         captured.append(sql)
-        return await original(sql, params)  # type: ignore[arg-type]
+        return await original(sql, params)
 
     make_call, params = _PLAN_CALLS[call]
     store.db.fetchall = spy  # type: ignore[method-assign]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.store import Actor, AttemptState, KeyMissingError, Keyring, Secret, Store
+from smartduka_tui.model import Actor, AttemptState, AuditAction
+from smartduka_tui.store import KeyMissingError, Keyring, Secret, Store
 from smartduka_tui.store.audit import GENESIS_HASH, entry_hash
 from smartduka_tui.store.records import ChainState
 from tests.store.canaries import new_canary
@@ -24,7 +25,7 @@ async def _log(store: Store, clock: ManualClock, entries: int) -> str:
             await store.audit.append(
                 tx,
                 actor=Actor.SYSTEM,
-                action="test.tick",
+                action=AuditAction.ATTEMPT_UPDATED,
                 shop_id=shop_id,
                 detail={"n": clock.monotonic()},
             )
@@ -228,13 +229,17 @@ async def test_unkeyed_entries_before_the_key_are_counted_and_a_keyed_chain_need
     keyless = await Store.open(path, clock=clock)
     try:
         async with keyless.write() as tx:
-            await keyless.audit.append(tx, actor=Actor.SYSTEM, action="test.before_keys")
+            await keyless.audit.append(
+                tx, actor=Actor.SYSTEM, action=AuditAction.KEYS_ROTATION_STARTED
+            )
     finally:
         await keyless.close()
     keyed = await Store.open(path, clock=clock, keyring=keyring)
     try:
         async with keyed.write() as tx:
-            await keyed.audit.append(tx, actor=Actor.SYSTEM, action="test.keyed")
+            await keyed.audit.append(
+                tx, actor=Actor.SYSTEM, action=AuditAction.KEYS_ROTATION_FINISHED
+            )
         report = await keyed.audit.verify_chain()
         assert report.intact and report.entries == 2 and report.unkeyed == 1
     finally:
@@ -243,7 +248,9 @@ async def test_unkeyed_entries_before_the_key_are_counted_and_a_keyed_chain_need
     try:
         with pytest.raises(KeyMissingError, match="the audit log is keyed"):
             async with keyless.write() as tx:
-                await keyless.audit.append(tx, actor=Actor.SYSTEM, action="test.after_keys")
+                await keyless.audit.append(
+                    tx, actor=Actor.SYSTEM, action=AuditAction.KEYS_ROTATION_STARTED
+                )
         count = await keyless.db.fetchone("SELECT count(*) AS n FROM audit_log")
         assert count is not None and count["n"] == 2
     finally:
@@ -287,7 +294,7 @@ async def test_secret_in_a_detail_is_refused_and_nothing_written(
             await store.audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="oops",
+                action=AuditAction.SHOP_UPDATED,
                 shop_id=shop_id,
                 detail={"passkey": Secret(new_canary())},
             )
@@ -306,6 +313,6 @@ async def test_entries_are_filtered_by_shop(store: Store, clock: ManualClock) ->
 async def test_system_entries_are_kept_apart_from_shops(store: Store, clock: ManualClock) -> None:
     shop_id = await _log(store, clock, 2)
     async with store.write() as tx:
-        await store.audit.append(tx, actor=Actor.MANAGER, action="keys.rotation_started")
+        await store.audit.append(tx, actor=Actor.MANAGER, action=AuditAction.KEYS_ROTATION_STARTED)
     assert [e.action for e in await store.audit.system_entries()] == ["keys.rotation_started"]
     assert all(e.action != "keys.rotation_started" for e in await store.audit.entries(shop_id))

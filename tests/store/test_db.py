@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import Actor, AttemptState
 from smartduka_tui.store import (
-    Actor,
-    AttemptState,
     DataDirLockedError,
     Keyring,
     Store,
@@ -272,7 +271,7 @@ def test_read_only_error_type_maps_from_sqlite() -> None:
     from smartduka_tui.store.db import translate
 
     error = sqlite3.OperationalError("attempt to write a readonly database")
-    error.sqlite_errorcode = sqlite3.SQLITE_READONLY  # type: ignore[attr-defined]
+    error.sqlite_errorcode = sqlite3.SQLITE_READONLY
     assert isinstance(translate(Path("x.db"), error), StoreReadOnlyError)
 
 

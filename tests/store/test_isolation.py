@@ -15,18 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.store import (
-    LIVE,
-    Actor,
     AttemptConflictError,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
     InvalidTransitionError,
     Keyring,
     NewAttempt,
     NotFoundError,
-    ProblemKind,
     Secret,
     Shop,
     Store,
@@ -274,7 +270,7 @@ def shared_database(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Key
 
 
 @settings(
-    max_examples=min(settings.default.max_examples, 40),
+    max_examples=min(settings().max_examples, 40),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(ops=st.lists(operation, min_size=1, max_size=25))

@@ -6,16 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.store import (
     NotFoundError,
     Secret,
     ShopConfig,
     ShopConfigError,
-    ShopSecretField,
     ShopSecrets,
-    ShopType,
     Store,
-    VerificationStatus,
 )
 from smartduka_tui.store.shops import ROUTING_FIELD
 from tests.store.canaries import new_canary

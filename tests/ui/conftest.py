@@ -12,13 +12,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
+from textual.screen import Screen
 
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.services import AppServices, HelpSection, TillIdentity, UiOptions
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
@@ -74,12 +76,25 @@ async def wait_until(
         await pilot.pause(0.02)
 
 
-async def wait_for_screen(pilot: Pilot[Any], screen_type: type, timeout: float = 20) -> Any:
+ScreenT = TypeVar("ScreenT", bound=Screen[Any])
+
+
+async def wait_for_screen(
+    pilot: Pilot[Any], screen_type: type[ScreenT], timeout: float = 20
+) -> ScreenT:
     await wait_until(
         pilot, lambda: isinstance(pilot.app.screen, screen_type), screen_type.__name__, timeout
     )
     await pilot.pause()
-    return pilot.app.screen
+    screen = pilot.app.screen
+    assert isinstance(screen, screen_type)
+    return screen
+
+
+def showing(app: App[Any], screen: Screen[Any]) -> bool:
+    """True when `screen` is the one on top. A call rather than `app.screen is screen`, which
+    makes mypy narrow `screen` to `Screen[object]` (screens are invariant in their result)."""
+    return app.screen is screen
 
 
 async def advance(pilot: Pilot[Any], harness: TillHarness, seconds: float) -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from rich.console import Console
+from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -20,9 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 from textual.widgets._footer import FooterKey
 
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
 from smartduka_tui.payments.api import PaymentView, Stage
 from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.screens.base import SaleScreen
@@ -131,7 +132,7 @@ async def test_daraja_unreachable_at_push_time_is_a_plain_refusal(
         ref = checkout.sale_ref
         await put(pilot, "#total", "55")
         await pilot.press("enter")
-        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
         await put(pilot, "#phone", "0" + phone[3:])
         await pilot.press("enter")
         await wait_until(pilot, lambda: not phone_screen.sending, "the refusal")
@@ -156,6 +157,7 @@ async def test_f1_help_lists_this_screens_keys_and_the_demo_phones(
         help_screen = await wait_for_screen(pilot, HelpScreen)
         keys = help_screen.query_one("#help-keys", Static).content
         rendered = help_screen.query(".help-section").first(Static).content
+        assert isinstance(keys, Table) and isinstance(rendered, Table)
         cells = [str(cell) for column in rendered.columns for cell in column._cells]
         assert "0700 000 001" in cells and "cancels the prompt (1032)" in cells
         key_cells = [str(cell) for column in keys.columns for cell in column._cells]

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import segno
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 
+from smartduka_tui.connectivity import ConnectionBoard
 from smartduka_tui.mpesa.qr import qr_to_half_blocks
 from smartduka_tui.payments.c2b import C2BDesk, SaleQr, receive
 from smartduka_tui.relay_client import c2b_claimer
 from smartduka_tui.ui.app import make_app
-from smartduka_tui.ui.connection import ConnectionBoard
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.qr import QrScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions

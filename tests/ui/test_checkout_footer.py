@@ -7,11 +7,11 @@ from typing import Any
 
 from textual.widgets import DataTable
 
+from smartduka_tui.connectivity import ConnectionBoard
 from smartduka_tui.mpesa.statement import QrCodeResponse
 from smartduka_tui.payments.c2b import C2BDesk
 from smartduka_tui.relay_client import c2b_claimer
 from smartduka_tui.ui.app import make_app
-from smartduka_tui.ui.connection import ConnectionBoard
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions

@@ -23,11 +23,11 @@ from textual.keys import _character_to_key
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList
 
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.requests import MAX_AMOUNT
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.ui.amounts import amount_problem
 from smartduka_tui.ui.app import SmartDukaApp
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
 from smartduka_tui.ui.screens.checkout import OFFLINE_REFUSAL, TOTAL_HINT, CheckoutScreen
 from smartduka_tui.ui.screens.item import ItemScreen
 from smartduka_tui.ui.screens.phone import CLEAR_TO_PICK, NOTHING_TO_SEND, PhoneScreen
@@ -386,7 +386,7 @@ async def test_a_recent_number_is_marked_without_wrapping_and_only_while_nothing
     await calm_counter.pilot.press("down")
     assert phone_screen.notice_text == CLEAR_TO_PICK and phone_screen.marked is None
     await calm_counter.pilot.press("backspace", "down", "enter")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     assert waiting.view.phone == phones[1]
     assert len(await calm_counter.pushed(phones[1])) == 2
 
@@ -502,7 +502,7 @@ async def test_enter_while_m_pesa_is_down_says_so(
     board = ConnectionBoard(ONLINE)
     app = build_app(shop_till, board=board)
     async with app.run_test(size=SIZE) as pilot:
-        checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
         board.set(daraja=down)
         await wait_until(pilot, lambda: app.connection.daraja_down, "M-Pesa down")
@@ -523,7 +523,7 @@ async def test_quitting_with_a_payment_waiting_asks_and_says_it_stays_safe(
     phone = await script(calm_counter.harness, unique_phone())
     await calm_counter.to_phone_screen(35)
     type_fast(calm_counter.app, "0" + phone[3:] + "\r")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     await calm_counter.pilot.press("ctrl+q")
     dialog = await wait_for_screen(calm_counter.pilot, ConfirmQuitScreen)
     words = text_of(dialog, "#quit-text")
@@ -621,7 +621,7 @@ async def test_a_sale_left_waiting_is_reopened_from_todays_sales(calm_counter: C
     assert sorted(amounts) == [55, 66]
     assert all(status_of(v) == "waiting for M-Pesa" for v in sales.views)
     await calm_counter.pilot.press(*["down"] * amounts.index(55), "enter")
-    waiting: Any = await wait_for_screen(calm_counter.pilot, WaitingScreen)
+    waiting = await wait_for_screen(calm_counter.pilot, WaitingScreen)
     assert waiting.view.phone == paid_phone
     await answer(calm_counter.harness)
     paid: Any = await wait_for_screen(calm_counter.pilot, SuccessScreen)

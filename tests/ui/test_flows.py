@@ -12,7 +12,8 @@ import pytest
 from textual import events
 from textual.widgets import Input, Static
 
-from smartduka_tui.payments.api import AttemptState, RetryBlock, Stage
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import RetryBlock, Stage
 from smartduka_tui.simulator.schemas import RequestLogEntry
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -84,7 +85,7 @@ async def pushes(harness: TillHarness, phone: str) -> list[RequestLogEntry]:
     return [r for r in await harness.sim.requests(phone=phone) if r.path == PUSH_PATH]
 
 
-async def failed_with(harness: TillHarness, pilot: Any, code: int, phone: str) -> Any:
+async def failed_with(harness: TillHarness, pilot: Any, code: int, phone: str) -> FailureScreen:
     await script(harness, phone, result_code=code)
     await start_sale(pilot, 120, phone)
     await answer(harness)
@@ -233,7 +234,7 @@ async def test_retry_limit_reached_closes_retry(tmp_path: Any, simulator: Server
         phone = unique_phone()
         app = build_app(harness)
         async with app.run_test(size=SIZE) as pilot:
-            failure: Any = await failed_with(harness, pilot, 1032, phone)
+            failure = await failed_with(harness, pilot, 1032, phone)
             await harness.sim.advance_clock(120)
             await advance(pilot, harness, 120)
             await wait_until(pilot, lambda: failure.check_action("retry", ()) is True, "retry")
@@ -269,10 +270,11 @@ async def test_a_greyed_retry_key_says_when_it_opens(shop_till: TillHarness) -> 
     phone = unique_phone()
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
-        failure: Any = await failed_with(shop_till, pilot, 1032, phone)
+        failure = await failed_with(shop_till, pilot, 1032, phone)
         assert failure.check_action("retry", ()) is None
         await pilot.press("r")
         not_before = failure.view.retry.not_before
+        assert not_before is not None
         assert failure.notice_text == (
             f"Not yet: safe to try again in 2:00 (at {local_time(not_before)})."
         )
@@ -310,11 +312,13 @@ async def test_retry_with_another_phone(shop_till: TillHarness) -> None:
     phone, other = unique_phone(), await script(shop_till, unique_phone())
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
-        failure: Any = await failed_with(shop_till, pilot, 1, phone)
+        failure = await failed_with(shop_till, pilot, 1, phone)
         await advance(pilot, shop_till, 5)
-        await wait_until(pilot, lambda: failure.check_action("another_phone", ()), "other phone")
+        await wait_until(
+            pilot, lambda: failure.check_action("another_phone", ()) is True, "other phone"
+        )
         await pilot.press("a")
-        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
         assert phone_screen.retry_of is not None
         await put(pilot, "#phone", "0" + other[3:])
         await pilot.press("enter")
@@ -567,7 +571,7 @@ async def test_sale_reference_in_use_with_another_amount_is_refused(
         await put(pilot, "#sale-ref", ref)
         await put(pilot, "#total", "31")
         await pilot.press("enter")
-        phone_screen: Any = await wait_for_screen(pilot, PhoneScreen)
+        phone_screen = await wait_for_screen(pilot, PhoneScreen)
         await put(pilot, "#phone", "0" + (await script(shop_till, unique_phone()))[3:])
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(phone_screen.notice_text), "a refusal")

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 from textual.screen import Screen
 from textual.widgets import Label
 
-from smartduka_tui.payments.api import AttemptState
-from smartduka_tui.ui.connection import ConnectionBoard, Reachability
+from smartduka_tui.connectivity import ConnectionBoard, Reachability
+from smartduka_tui.model import AttemptState
 from smartduka_tui.ui.extensions import ScreenCommand
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
@@ -62,12 +62,18 @@ def svg(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 async def shot(pilot: Any, svg: SnapshotAssertion, name: str) -> None:
     await pilot.pause()
-    # The screen's and the app's workers (the status bar's awaiting count among them) finish
-    # first; only the clock's tick runs for the app's whole life.
+    # The status bar's awaiting count is refreshed by a worker that a queued PaymentChanged
+    # starts, maybe after the other workers have finished: wait for the count itself to be the
+    # engine's, then for the screen's and the app's workers (only the clock's tick runs for the
+    # app's whole life).
+    awaiting = await pilot.app.services.payments.awaiting_count()
     await wait_until(
         pilot,
-        lambda: all(w.is_finished for w in pilot.app.workers if w.group != "clock"),
-        "the workers to finish",
+        lambda: (
+            pilot.app.awaiting == awaiting
+            and all(w.is_finished for w in pilot.app.workers if w.group != "clock")
+        ),
+        "the awaiting count and the workers to finish",
     )
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
@@ -93,7 +99,7 @@ async def deliver(pilot: Any, harness: TillHarness, *receipts: str) -> None:
         await harness.engine.apply_callback(event.model_copy(update={"body": body}))
 
 
-async def to_phone(pilot: Any, amount: str) -> Any:
+async def to_phone(pilot: Any, amount: str) -> PhoneScreen:
     checkout = await wait_for_screen(pilot, CheckoutScreen)
     await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
     await put(pilot, "#total", amount)
@@ -126,8 +132,8 @@ async def test_sale_that_is_paid(quiet_till: TillHarness, svg: SnapshotAssertion
         await wait_for_screen(pilot, SuccessScreen)
         await shot(pilot, svg, "success_receipt")
         await pilot.press("enter")
-        await to_phone(pilot, "80")
-        await wait_until(pilot, lambda: bool(pilot.app.screen.recent), "recent phones")
+        phone_screen = await to_phone(pilot, "80")
+        await wait_until(pilot, lambda: bool(phone_screen.recent), "recent phones")
         await pilot.press("down")
         await shot(pilot, svg, "phone_recent_picked")
         assert phone

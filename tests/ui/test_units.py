@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.mpesa.kenya_time import kenya_clock
+from smartduka_tui.mpesa.requests import MAX_AMOUNT
 from smartduka_tui.ui.amounts import (
-    MAX_AMOUNT,
     SaleItem,
     amount_of,
     amount_problem,
@@ -19,7 +20,6 @@ from smartduka_tui.ui.amounts import (
     item_problem,
     items_total,
 )
-from smartduka_tui.ui.connection import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.ui.format import countdown, local_time, masked_apart, seconds_left, shillings
 from smartduka_tui.ui.widgets.big_text import FONT, render_rows
 from smartduka_tui.ui.widgets.offline_banner import (

@@ -1,4 +1,4 @@
-"""The receipt-code screen (F8) on the real app, engine and simulator, driven with Pilot, with
+"""The receipt-code screen (F5) on the real app, engine and simulator, driven with Pilot, with
 80x24 snapshots of each of its states. The simulator posts Transaction Status results to the
 till's signed result URL at the loopback receiver, which (standing in for the relay's intake
 only as far as STK callbacks go) refuses them: the test plays the relay's feed and hands the
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from syrupy import SnapshotAssertion
+from syrupy.assertion import SnapshotAssertion
 
-from smartduka_tui.payments.api import AttemptState
+from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.gateway import daraja_client
 from smartduka_tui.payments.statement import ResultEvent, StatementService
 from smartduka_tui.simulator.statement_schemas import NoticeKind
@@ -88,11 +88,11 @@ async def test_a_receipt_code_on_the_failure_screen_pays_the_sale(
         await start_sale(pilot, 450, phone)
         await answer(harness)
         failure: Any = await wait_for_screen(pilot, FailureScreen)
-        await wait_until(pilot, lambda: failure.check_action("verify_receipt", ()), "F8")
+        await wait_until(pilot, lambda: failure.check_action("verify_receipt", ()), "F5")
         await pilot.pause()
         footer = screen_lines(app)[-1]
-        assert "f8 Receipt code" in footer and len(footer.rstrip()) <= SIZE[0], footer
-        await pilot.press("f8")
+        assert "f5 Receipt code" in footer and len(footer.rstrip()) <= SIZE[0], footer
+        await pilot.press("f5")
         dialog: Any = await wait_for_screen(pilot, VerifyReceiptScreen)
         await put(pilot, "#receipt-code", "tkq9 zz1a2b")
         await shot(pilot, svg, "verify_receipt_typed")
@@ -125,7 +125,7 @@ async def test_the_checkout_offers_a_check_only(
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
-        await pilot.press("f8")
+        await pilot.press("f5")
         await wait_for_screen(pilot, VerifyReceiptScreen)
         await put(pilot, "#receipt-code", "TKQ9-ZZ1")
         await pilot.press("enter")
@@ -147,6 +147,6 @@ async def test_without_receipt_checks_the_key_is_not_offered(
     async with app.run_test(size=SIZE) as pilot:
         checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
         assert checkout.check_action("verify_receipt", ()) is False
-        await pilot.press("f8")
+        await pilot.press("f5")
         await pilot.pause()
         assert isinstance(pilot.app.screen, CheckoutScreen)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.connectivity import Reachability
 from smartduka_tui.payments.api import Stage
 from smartduka_tui.relay_client import till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.app import SmartDukaApp, make_app
-from smartduka_tui.ui.connection import Reachability
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import OFFLINE_NOTE
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions

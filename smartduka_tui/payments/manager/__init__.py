@@ -63,6 +63,10 @@ from smartduka_tui.payments.manager.summary import CodeShare, DailySummary, summ
 from smartduka_tui.payments.manager.words import kenya_time
 from smartduka_tui.store.pin import PinCheck, PinOutcome, PinStatus
 
+# Screens hold a typed PIN or a pasted credential in this type from the moment it is read, and
+# take it from here rather than from the store (faces never import the store).
+from smartduka_tui.store.secret import Secret
+
 __all__ = [
     "ACTOR_NAMES",
     "CSV_COLUMNS",
@@ -94,6 +98,7 @@ __all__ = [
     "ProblemFilter",
     "Resolution",
     "RowPage",
+    "Secret",
     "SettingsForm",
     "SettingsView",
     "TillView",

@@ -6,13 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from smartduka_tui.model import Actor
 from smartduka_tui.payments.manager.errors import ManagerInputError
 from smartduka_tui.payments.manager.lists import parse_key, parse_period, split_words
 from smartduka_tui.payments.manager.words import ACTOR_WORDS, describe_entry, kenya_time
-from smartduka_tui.store.records import (
-    Actor,
-    AuditEntry,
-)
+from smartduka_tui.store.records import AuditEntry
 
 ACTOR_NAMES: tuple[str, ...] = tuple(actor.value for actor in Actor)
 """What the audit filter's "who" accepts."""

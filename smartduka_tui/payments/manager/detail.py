@@ -5,18 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from smartduka_tui.model import LIVE, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.payments.codes import advise
 from smartduka_tui.payments.manager.lists import PaymentRow
-from smartduka_tui.store.records import (
-    LIVE,
-    Attempt,
-    AttemptFlag,
-    AttemptState,
-    Problem,
-    ProblemKind,
-)
-
-S = AttemptState
+from smartduka_tui.store.records import Attempt, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,24 +65,24 @@ def attempt_advice(attempt: Attempt, review_reason: str | None) -> list[str]:
             "M-Pesa's query says paid; the receipt number comes with the callback. If it never "
             "comes, find the payment on the M-Pesa statement by time and amount."
         )
-    if attempt.state is S.FAILED:
+    if attempt.state is AttemptState.FAILED:
         advice.append(info.manager_hint)
         advice.append(
             "Re-check with M-Pesa if the customer says they paid: a late success becomes a "
             "late payment here."
         )
-    elif attempt.state is S.EXPIRED:
+    elif attempt.state is AttemptState.EXPIRED:
         advice.append(
             "M-Pesa never gave a result. Re-check with M-Pesa now; if it still has none, look "
             "for the amount on the M-Pesa statement before the customer pays again."
         )
-    elif attempt.state is S.UNKNOWN:
+    elif attempt.state is AttemptState.UNKNOWN:
         advice.append(
             "The request may or may not have reached the customer. SmartDuka keeps checking "
             "and expires it if nothing comes; re-check now to ask M-Pesa at once. Do not "
             "charge the customer again until it has a final state."
         )
-    elif attempt.state is S.NEEDS_REVIEW:
+    elif attempt.state is AttemptState.NEEDS_REVIEW:
         if review_reason:
             advice.append(f"Why it needs review: {review_reason}.")
         advice.append(

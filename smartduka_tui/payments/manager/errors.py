@@ -1,4 +1,12 @@
-"""What the manager service refuses, each with a message for a person."""
+"""What the manager service refuses, each with a message for a person.
+
+The hierarchy:
+
+* ManagerError (Exception)
+  * NotSignedIn
+  * ManagerInputError
+  * ActionRefused
+"""
 
 from __future__ import annotations
 

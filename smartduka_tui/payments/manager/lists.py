@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_phone
 from smartduka_tui.payments.codes import advise
@@ -17,17 +18,13 @@ from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time
 from smartduka_tui.store.records import (
     Attempt,
     AttemptFilter,
-    AttemptFlag,
-    AttemptState,
     PageCursor,
     Problem,
-    ProblemKind,
     StateOrFlags,
     to_ms,
 )
 from smartduka_tui.store.store import Store
 
-S = AttemptState
 PAGE_SIZE = 50
 
 
@@ -65,10 +62,10 @@ CATEGORY_LABELS: dict[ProblemCategory, str] = {
     ProblemCategory.SUSPICIOUS_PATTERN: "Pattern",
 }
 _STATE_CATEGORY = {
-    S.FAILED: ProblemCategory.FAILED,
-    S.EXPIRED: ProblemCategory.EXPIRED,
-    S.UNKNOWN: ProblemCategory.UNKNOWN,
-    S.NEEDS_REVIEW: ProblemCategory.NEEDS_REVIEW,
+    AttemptState.FAILED: ProblemCategory.FAILED,
+    AttemptState.EXPIRED: ProblemCategory.EXPIRED,
+    AttemptState.UNKNOWN: ProblemCategory.UNKNOWN,
+    AttemptState.NEEDS_REVIEW: ProblemCategory.NEEDS_REVIEW,
 }
 # Highest first: the flag that says most about what to do.
 _FLAG_CATEGORY = (
@@ -147,10 +144,6 @@ class PaymentRow:
         if self.category is not None:
             return self.category.label
         return STATE_WORDS[self.state].capitalize() if self.state else ""
-
-    @property
-    def is_attempt(self) -> bool:
-        return self.key.startswith("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +380,7 @@ def _attempt_summary(attempt: Attempt, category: ProblemCategory | None) -> str:
         info = advise(attempt.result_code, attempt.result_desc)
         said = info.description or attempt.result_desc or "refused"
         return f"Not paid: {said}"
-    if attempt.state is S.COMPLETED:
+    if attempt.state is AttemptState.COMPLETED:
         return f"Paid{receipt}"
     return STATE_WORDS[attempt.state].capitalize()
 

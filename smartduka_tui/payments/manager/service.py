@@ -17,7 +17,20 @@ import httpx
 from pydantic import SecretStr
 
 from smartduka_tui.clock import Clock
-from smartduka_tui.config import Mode, Settings
+from smartduka_tui.config import Settings
+from smartduka_tui.model import (
+    LIVE,
+    PROBLEM_FLAGS,
+    PROBLEM_STATES,
+    Actor,
+    AttemptFlag,
+    AttemptState,
+    AuditAction,
+    Mode,
+    ShopSecretField,
+    ShopType,
+    VerificationStatus,
+)
 from smartduka_tui.mpesa.client import DarajaClient
 from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -63,7 +76,6 @@ from smartduka_tui.payments.manager.settings import (
 from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
 from smartduka_tui.payments.manager.words import (
     ACTOR_WORDS,
-    MANAGER_RECHECK,
     STATE_WORDS,
     describe_entry,
     kenya_time,
@@ -74,27 +86,17 @@ from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
-    LIVE,
-    PROBLEM_FLAGS,
-    PROBLEM_STATES,
-    Actor,
     Attempt,
-    AttemptFlag,
-    AttemptState,
     ChainCheckpoint,
     Enrolment,
     Problem,
     Shop,
     ShopConfig,
-    ShopSecretField,
     ShopSecrets,
-    ShopType,
-    VerificationStatus,
 )
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store
 
-S = AttemptState
 NOTE_MAX = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RECEIPT = re.compile(r"^[A-Z0-9]{6,32}$")
@@ -205,7 +207,10 @@ class ManagerService:
         self.session.end()
         async with self.store.write() as tx:
             await self.store.audit.append(
-                tx, actor=Actor.MANAGER, action="manager.signed_out", detail={"reason": reason}
+                tx,
+                actor=Actor.MANAGER,
+                action=AuditAction.MANAGER_SIGNED_OUT,
+                detail={"reason": reason},
             )
 
     async def sign_out_if_idle(self) -> bool:
@@ -297,7 +302,7 @@ class ManagerService:
         )
 
     def _recheck_blocked(self, attempt: Attempt) -> str | None:
-        if attempt.state is S.COMPLETED:
+        if attempt.state is AttemptState.COMPLETED:
             return "It is paid; M-Pesa's query cannot change that."
         if attempt.checkout_request_id is None:
             return (
@@ -330,7 +335,8 @@ class ManagerService:
                     )
                 sale = await self.store.attempts.for_sale(self.shop_id, current.sale_ref, tx=tx)
                 payer = next(
-                    (a for a in sale if a.state is S.COMPLETED and a.id != current.id), None
+                    (a for a in sale if a.state is AttemptState.COMPLETED and a.id != current.id),
+                    None,
                 )
                 if payer is not None:
                     raise ActionRefused(
@@ -338,28 +344,28 @@ class ManagerService:
                         "payment is a refund, not a resolution."
                     )
                 to: AttemptState | None
-                if current.state is S.COMPLETED:  # paid, its receipt never came
+                if current.state is AttemptState.COMPLETED:  # paid, its receipt never came
                     if current.receipt_number is not None:
                         raise ActionRefused(f"It is paid with receipt {current.receipt_number}.")
-                    to = S.COMPLETED
+                    to = AttemptState.COMPLETED
                 else:
                     to = decide(Evidence.MANAGER_PAID, current.state, sale_paid_by_other=False).to
                 fields: dict[str, Any] = {"receipt_number": receipt, "review_note": note}
                 clear = AttemptFlag.RECEIPT_PENDING
             else:
-                if current.state is S.COMPLETED:
+                if current.state is AttemptState.COMPLETED:
                     raise ActionRefused(
                         "It is paid; a paid payment is never unpaid: refund it through M-Pesa."
                     )
                 to = (
-                    S.FAILED
-                    if current.state is S.FAILED
+                    AttemptState.FAILED
+                    if current.state is AttemptState.FAILED
                     else decide(
                         Evidence.MANAGER_NOT_PAID, current.state, sale_paid_by_other=False
                     ).to
                 )
                 fields = {"review_note": note}
-                if current.state is not S.FAILED:
+                if current.state is not AttemptState.FAILED:
                     fields["result_code"] = MANAGER_NOT_PAID.code
                     fields["result_desc"] = "Not paid, per the manager's check of the statement"
                 clear = AttemptFlag.NONE
@@ -430,7 +436,7 @@ class ManagerService:
             await self.store.audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action=MANAGER_RECHECK,
+                action=AuditAction.MANAGER_RECHECK,
                 shop_id=self.shop_id,
                 attempt_id=attempt.id,
                 detail={"state": attempt.state.value},
@@ -447,7 +453,11 @@ class ManagerService:
         """None when a reversal of the payment in `row` may be asked for; else why not."""
         if self.reversals is None:
             return "reversals need the relay (M-Pesa answers through it)"
-        if not row.is_attempt or row.state is not AttemptState.COMPLETED or not row.receipt:
+        if (
+            not row.key.startswith("A")
+            or row.state is not AttemptState.COMPLETED
+            or not row.receipt
+        ):
             return "only a paid payment with its receipt can be reversed"
         if row.reversed:
             return "it is already reversed"
@@ -543,7 +553,7 @@ class ManagerService:
             await self.store.audit.append(
                 tx,
                 actor=Actor.MANAGER,
-                action="manager.export",
+                action=AuditAction.MANAGER_EXPORT,
                 shop_id=self.shop_id,
                 detail={"rows": rows, "filter": filters.describe(), "file": path.name},
             )
@@ -561,7 +571,9 @@ class ManagerService:
             shown.update(await self.store.shops.masked_secrets(shop.id))
         else:
             shown.update({f: "set" for f in shop.secret_fields})
-        checks = await self.store.audit.search(shop.id, action_prefix="shop.verification", limit=1)
+        checks = await self.store.audit.search(
+            shop.id, action_prefix=AuditAction.SHOP_VERIFICATION, limit=1
+        )
         tills = await self.store.tills.for_shop(shop.id)
         return SettingsView(
             shop_id=shop.id,
@@ -751,7 +763,7 @@ class ManagerService:
                 await self.store.audit.append(
                     tx,
                     actor=Actor.MANAGER,
-                    action="shop.verification_unreachable",
+                    action=AuditAction.SHOP_VERIFICATION_UNREACHABLE,
                     shop_id=self.shop_id,
                     detail={"reason": message},
                 )

@@ -11,12 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.payments.manager.errors import ManagerInputError
-from smartduka_tui.store.records import (
-    ShopSecretField,
-    ShopType,
-    VerificationStatus,
-)
 from smartduka_tui.store.secret import Secret
 
 ENROLMENT_FORMAT = "smartduka-enrolment/1"

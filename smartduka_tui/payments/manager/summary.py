@@ -7,16 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from smartduka_tui.model import FINAL, LIVE, AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.codes import advise
-from smartduka_tui.store.records import (
-    FINAL,
-    LIVE,
-    AttemptState,
-)
 from smartduka_tui.store.store import Store
-
-S = AttemptState
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +65,8 @@ async def summarise_day(store: Store, shop_id: str, day: date) -> DailySummary:
         paid=summary.paid,
         amount_paid=summary.amount_paid,
         failed=summary.failed,
-        expired=summary.by_state.get(S.EXPIRED, 0),
-        needs_review=summary.by_state.get(S.NEEDS_REVIEW, 0),
+        expired=summary.by_state.get(AttemptState.EXPIRED, 0),
+        needs_review=summary.by_state.get(AttemptState.NEEDS_REVIEW, 0),
         live=sum(n for state, n in summary.by_state.items() if state in LIVE),
         finished=finished,
         failure_rate=summary.failure_rate,

@@ -7,16 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from smartduka_tui.model import Actor, AttemptState, AuditAction
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import mask_phone
-from smartduka_tui.store.records import (
-    Actor,
-    AttemptState,
-    AuditEntry,
-)
-
-S = AttemptState
-
+from smartduka_tui.store.records import AuditEntry
 
 ACTOR_WORDS: dict[Actor, str] = {
     Actor.CASHIER: "Cashier",
@@ -54,17 +48,15 @@ ASKED_WORDS: dict[str, str] = {
 }
 
 STATE_WORDS: dict[AttemptState, str] = {
-    S.CREATED: "being sent",
-    S.PENDING: "waiting for the customer",
-    S.UNKNOWN: "outcome unknown",
-    S.COMPLETED: "paid",
-    S.FAILED: "not paid",
+    AttemptState.CREATED: "being sent",
+    AttemptState.PENDING: "waiting for the customer",
+    AttemptState.UNKNOWN: "outcome unknown",
+    AttemptState.COMPLETED: "paid",
+    AttemptState.FAILED: "not paid",
     # Issue #11's words, as on the cashier's screens: expiry means no answer, not "not paid".
-    S.EXPIRED: "outcome unknown",
-    S.NEEDS_REVIEW: "needs review",
+    AttemptState.EXPIRED: "outcome unknown",
+    AttemptState.NEEDS_REVIEW: "needs review",
 }
-
-MANAGER_RECHECK = "manager.recheck"
 
 
 def kenya_time(moment: datetime) -> str:
@@ -84,32 +76,32 @@ def describe_entry(entry: AuditEntry) -> str:
     """One audit entry in plain words. Phone numbers are masked; no entry holds a secret."""
     detail = entry.detail
     action = entry.action
-    if action == "attempt.created":
+    if action == AuditAction.ATTEMPT_CREATED:
         return (
             f"Payment request for sale {detail.get('sale_ref')}: "
             f"{shillings(as_int(detail.get('amount')))} from "
             f"{_phone_words(detail.get('phone'))} (attempt {detail.get('attempt_number')})"
         )
-    if action in ("attempt.transition", "attempt.updated"):
+    if action in (AuditAction.ATTEMPT_TRANSITION, AuditAction.ATTEMPT_UPDATED):
         return _describe_move(detail)
-    if action == "evidence.no_change":
+    if action == AuditAction.EVIDENCE_NO_CHANGE:
         words = EVIDENCE_WORDS.get(str(detail.get("evidence")), str(detail.get("evidence")))
         state = str(detail.get("state", "")).lower().replace("_", " ")
         code = detail.get("query_code") or detail.get("callback_code")
         said = f" (code {code})" if code is not None else ""
         return f"{words}{said}; nothing changed, it stayed {state}"
-    if action == "evidence.awaiting_confirmation":
+    if action == AuditAction.EVIDENCE_AWAITING_CONFIRMATION:
         receipt = detail.get("receipt")
         return "M-Pesa's callback said paid" + (
             f" (receipt {receipt}); waiting for a query to confirm it"
             if receipt
             else "; waiting for a query to confirm it"
         )
-    if action == "evidence.confirmation_settled":
+    if action == AuditAction.EVIDENCE_CONFIRMATION_SETTLED:
         return f"The confirming query answered (code {detail.get('query_code')})"
-    if action == "attempt.handed_to_reconciler":
+    if action == AuditAction.ATTEMPT_HANDED_TO_RECONCILER:
         return "The cashier stopped waiting; SmartDuka kept checking with M-Pesa"
-    if action == "attempt.retry":
+    if action == AuditAction.ATTEMPT_RETRY:
         no_sms = (
             "; the cashier confirmed no M-Pesa SMS arrived"
             if detail.get("customer_got_no_sms")
@@ -119,18 +111,18 @@ def describe_entry(entry: AuditEntry) -> str:
             f"Retry of attempt {detail.get('retry_of')} (which was "
             f"{str(detail.get('previous_state', '')).lower()}){no_sms}"
         )
-    if action == "attempt.flagged":
+    if action == AuditAction.ATTEMPT_FLAGGED:
         flags = ", ".join(str(f).lower().replace("_", " ") for f in detail.get("flags", []))
         reason = f": {detail['reason']}" if detail.get("reason") else ""
         return f"Flagged {flags}{reason}"
-    if action == "attempt.resolved":
+    if action == AuditAction.ATTEMPT_RESOLVED:
         return f"Marked resolved: {detail.get('note')}"
-    if action == MANAGER_RECHECK:
+    if action == AuditAction.MANAGER_RECHECK:
         return "The manager asked M-Pesa about it again"
-    if action == "problem.recorded":
+    if action == AuditAction.PROBLEM_RECORDED:
         kind = str(detail.get("kind", "")).replace("_", " ")
         return f"Problem {detail.get('problem_id')} recorded: {kind}"
-    if action == "problem.resolved":
+    if action == AuditAction.PROBLEM_RESOLVED:
         return f"Problem {detail.get('problem_id')} marked resolved: {detail.get('note')}"
     if action.startswith("manager."):
         return _describe_manager(action, detail)
@@ -167,35 +159,35 @@ def _describe_move(detail: Mapping[str, Any]) -> str:
 
 def _describe_manager(action: str, detail: Mapping[str, Any]) -> str:
     purpose = f" to open {detail['purpose']}" if detail.get("purpose") else ""
-    if action == "manager.sign_in":
+    if action == AuditAction.MANAGER_SIGN_IN:
         return f"Manager signed in{purpose}"
-    if action == "manager.sign_in_failed":
+    if action == AuditAction.MANAGER_SIGN_IN_FAILED:
         return f"Wrong manager PIN{purpose} ({detail.get('failures')} in a row)"
-    if action == "manager.locked_out":
+    if action == AuditAction.MANAGER_LOCKED_OUT:
         return f"Manager PIN locked after too many wrong tries, until {detail.get('locked_until')}"
-    if action == "manager.sign_in_refused":
+    if action == AuditAction.MANAGER_SIGN_IN_REFUSED:
         return f"Manager PIN refused while locked{purpose}"
-    if action == "manager.signed_out":
+    if action == AuditAction.MANAGER_SIGNED_OUT:
         return f"Manager signed out ({detail.get('reason')})"
-    if action == "manager.pin_set":
+    if action == AuditAction.MANAGER_PIN_SET:
         return "Manager PIN set"
-    if action == "manager.pin_changed":
+    if action == AuditAction.MANAGER_PIN_CHANGED:
         return "Manager PIN changed"
-    if action == "manager.pin_reset":
+    if action == AuditAction.MANAGER_PIN_RESET:
         return f"Manager PIN reset ({detail.get('reason')})"
-    if action == "manager.pin_counters_sealed":
+    if action == AuditAction.MANAGER_PIN_COUNTERS_SEALED:
         return "Manager PIN's count of wrong tries protected by the encryption key from now on"
-    if action == "manager.export":
+    if action == AuditAction.MANAGER_EXPORT:
         return f"Exported {detail.get('rows')} problem payments to CSV ({detail.get('filter')})"
     return _generic(action, detail)
 
 
 def _describe_shop(action: str, detail: Mapping[str, Any]) -> str:
-    if action == "shop.verification":
+    if action == AuditAction.SHOP_VERIFICATION:
         return f"M-Pesa credentials checked: {detail.get('status')}"
-    if action == "shop.verification_unreachable":
+    if action == AuditAction.SHOP_VERIFICATION_UNREACHABLE:
         return f"M-Pesa credentials could not be checked: {detail.get('reason')}"
-    if action == "shop.updated":
+    if action == AuditAction.SHOP_UPDATED:
         changed = ", ".join(f"{k}={v}" for k, v in (detail.get("changed") or {}).items())
         secrets_set = ", ".join(detail.get("secrets_set") or [])
         cleared = ", ".join(detail.get("secrets_cleared") or [])
@@ -203,7 +195,7 @@ def _describe_shop(action: str, detail: Mapping[str, Any]) -> str:
         if cleared:
             parts.append(f"removed {cleared}")
         return "M-Pesa settings changed: " + ("; ".join(parts) or "nothing")
-    if action == "shop.added":
+    if action == AuditAction.SHOP_ADDED:
         return f"Shop added ({detail.get('mpesa_type')})"
     return _generic(action, detail)
 

@@ -119,8 +119,9 @@ def screen_commands() -> tuple[ScreenCommand, ...]:
         ScreenCommand(
             id="manager.direct_payments",
             title="Direct payments",
-            help="Direct payments no sale holds, and the last M-Pesa statement pull (PIN)",
+            help="Direct payments no sale holds, and the last M-Pesa statement pull",
             open=behind_pin(_direct_payments, "the direct payments"),
             available=has_manager_service,
+            locked=needs_sign_in,
         ),
     )

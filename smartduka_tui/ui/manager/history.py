@@ -15,8 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.api import AttemptState
 from smartduka_tui.payments.manager import (
     DailySummary,
     HistoryFilter,

@@ -22,8 +22,8 @@ from smartduka_tui.payments.manager import (
     ManagerError,
     PinCheck,
     PinOutcome,
+    Secret,
 )
-from smartduka_tui.store.secret import Secret
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.manager.base import manager_of
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input

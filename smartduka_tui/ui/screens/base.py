@@ -18,8 +18,8 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.ui.connection import ConnectionState
 from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS

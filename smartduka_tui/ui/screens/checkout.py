@@ -79,7 +79,7 @@ class CheckoutScreen(TillScreen):
             show=False,
         ),
         Binding(
-            "f8",
+            "f5",
             "verify_receipt",
             "Receipt code",
             id="checkout.verify_receipt",

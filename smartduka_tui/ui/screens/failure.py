@@ -18,13 +18,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Label, Static
 
-from smartduka_tui.payments.api import (
-    AttemptState,
-    PaymentError,
-    PaymentRefused,
-    PaymentView,
-    RetryBlock,
-)
+from smartduka_tui.model import AttemptState
+from smartduka_tui.payments.api import PaymentError, PaymentRefused, PaymentView, RetryBlock
 from smartduka_tui.ui.events import PaymentChanged
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
 from smartduka_tui.ui.freshness import is_stale
@@ -59,7 +54,7 @@ class FailureScreen(SaleScreen):
             tooltip="Send a new prompt to a different phone, when it is safe",
         ),
         Binding(
-            "f8",
+            "f5",
             "verify_receipt",
             "Receipt code",
             id="failure.verify_receipt",

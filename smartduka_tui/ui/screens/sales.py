@@ -16,8 +16,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Label, Static
 
+from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.api import AttemptState, PaymentView
+from smartduka_tui.payments.api import PaymentView
 from smartduka_tui.ui.format import local_time, masked_apart, shillings
 from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.screens.base import TillScreen

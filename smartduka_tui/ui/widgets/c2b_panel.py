@@ -46,7 +46,10 @@ class C2BPanel(Static):
         self.sale_amount: int | None = None
 
     def on_mount(self) -> None:
-        self.watch(self.app, "now", lambda _: self.reload(), init=False)
+        self.watch(self.app, "now", self._clock_moved, init=False)
+        self.reload()
+
+    def _clock_moved(self, _now: object) -> None:
         self.reload()
 
     def for_sale(self, amount: int | None) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.widgets import Static
 
-from smartduka_tui.ui.connection import ConnectionState, Reachability
+from smartduka_tui.connectivity import ConnectionState, Reachability
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp

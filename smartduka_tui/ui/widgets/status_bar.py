@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label
 
-from smartduka_tui.ui.connection import ConnectionState, Reachability
+from smartduka_tui.connectivity import ConnectionState, Reachability
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp

@@ -11,7 +11,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smartduka_tui.clock import ManualClock
-from smartduka_tui.payments.limits import Spacing, TokenBucket, whole_seconds
+from smartduka_tui.limits import Spacing, TokenBucket, TokenBuckets, whole_seconds
+
+
+def test_waiting_spends_nothing_and_a_changed_limit_keeps_the_tokens() -> None:
+    clock = ManualClock()
+    bucket = TokenBucket(clock, capacity=2, rate_per_s=1)
+    assert [bucket.wait(), bucket.wait()] == [0, 0]
+    assert [bucket.try_take(), bucket.try_take()] == [0, 0]
+    assert bucket.wait() == pytest.approx(1.0)
+    clock.advance(0.5)
+    assert bucket.wait() == pytest.approx(0.5)  # half a token so far
+    bucket.rate_per_s = 0.25  # the limit was lowered: the other half comes at the new rate
+    assert bucket.wait() == pytest.approx(2.0)
+    assert bucket.try_take() == pytest.approx(2.0)
+
+
+def test_keyed_buckets_are_separate_and_refuse_a_bad_limit() -> None:
+    clock = ManualClock()
+    buckets = TokenBuckets(clock, capacity=1, rate_per_s=1)
+    assert [buckets.take("a"), buckets.take("b")] == [0, 0]
+    assert buckets.take("a") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="capacity >= 1 and a positive rate"):
+        TokenBuckets(clock, capacity=0, rate_per_s=1)
 
 
 def test_token_bucket_refills_over_time_and_takes_back_unused_tokens() -> None:

@@ -1,5 +1,6 @@
-"""Rate limits on the injectable clock: the till's push limit (a token bucket) and the
-reconciler's query pace (even spacing)."""
+"""Rate limits on the injectable clock, for the till and the relay alike: token buckets (the
+till's push limit; the relay's per-key quotas and each platform shop's pushes a minute) and even
+spacing (the reconciler's query pace)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ import math
 from smartduka_tui.clock import Clock
 
 
+def _check_bucket(capacity: float, rate_per_s: float) -> None:
+    if capacity < 1 or rate_per_s <= 0:
+        raise ValueError("a token bucket needs capacity >= 1 and a positive rate")
+
+
 class TokenBucket:
     """A token bucket: `capacity` tokens, refilled at `rate_per_s`, read from `clock.monotonic()`.
 
-    Used for the per-till STK push limit: capacity = pushes per minute, refilled over a minute.
+    The per-till STK push limit is one: capacity = pushes per minute, refilled over a minute.
+    `capacity` and `rate_per_s` may be changed in place (a shop's limit was re-configured): the
+    tokens already there are kept.
     """
 
     def __init__(self, clock: Clock, capacity: float, rate_per_s: float, used: float = 0) -> None:
-        if capacity < 1 or rate_per_s <= 0:
-            raise ValueError("a token bucket needs capacity >= 1 and a positive rate")
+        _check_bucket(capacity, rate_per_s)
         self._clock = clock
         self.capacity = capacity
         self.rate_per_s = rate_per_s
@@ -28,6 +35,11 @@ class TokenBucket:
         now = self._clock.monotonic()
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate_per_s)
         self._stamp = now
+
+    def wait(self) -> float:
+        """Seconds until a token is there (0: now), spending nothing."""
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate_per_s
 
     def try_take(self) -> float:
         """Take a token if one is there and return 0; else return the seconds until one is."""
@@ -41,6 +53,25 @@ class TokenBucket:
         """Return a token taken for work that did not happen (nothing was sent)."""
         self._refill()
         self._tokens = min(self.capacity, self._tokens + 1)
+
+
+class TokenBuckets:
+    """One `TokenBucket` per key, each full when its key is first seen (per-till-key quotas)."""
+
+    def __init__(self, clock: Clock, capacity: float, rate_per_s: float) -> None:
+        _check_bucket(capacity, rate_per_s)
+        self._clock = clock
+        self._capacity = capacity
+        self._rate_per_s = rate_per_s
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str) -> float:
+        """Spend one of `key`'s tokens and return 0; else the seconds until one is there."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self._clock, self._capacity, self._rate_per_s)
+            self._buckets[key] = bucket
+        return bucket.try_take()
 
 
 class Spacing:

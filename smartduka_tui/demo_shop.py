@@ -1,0 +1,78 @@
+"""A shop on the bundled Daraja simulator, stored with its one till: how `smartduka pay` without
+a configured shop, the test harness and the benchmarks get a till to pay against.
+
+The shortcode is registered on the simulator with fresh random credentials, then the shop and
+its till are written to the store in one transaction. (`smartduka demo` registers the same way
+but enrols its till as the relay's enrolment file says.)
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from smartduka_tui.model import ShopType
+from smartduka_tui.mpesa.callback_path import new_callback_secret
+from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
+from smartduka_tui.store.secret import Secret
+from smartduka_tui.store.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorShop:
+    shop_id: str
+    till_id: str
+    shortcode: str
+
+
+async def add_simulator_shop(
+    store: Store,
+    sim: SimulatorControl,
+    *,
+    shop_id: str | Callable[[str], str],
+    name: str,
+    prefix: str,
+    till_id: str,
+    relay_url: str,
+    kind: ShopType = ShopType.PAYBILL,
+    callback_kid: str = "k1",
+    callback_secret: str | None = None,
+    sim_settings: dict[str, Any] | None = None,
+) -> SimulatorShop:
+    """Register a new shortcode on `sim` and store its shop (`shop_id`, or a function of the
+    shortcode) with one enrolled till; the callback secret is new unless given."""
+    passkey = secrets.token_hex(32)
+    key, secret = secrets.token_hex(16), secrets.token_hex(16)
+    registered = await sim.register_shortcode(
+        passkey=passkey, consumer_key=key, consumer_secret=secret, settings=sim_settings or {}
+    )
+    shop = shop_id if isinstance(shop_id, str) else shop_id(registered.shortcode)
+    async with store.write() as tx:
+        await store.shops.add(
+            tx,
+            ShopConfig(
+                id=shop,
+                name=name,
+                mpesa_type=kind,
+                account_prefix=prefix,
+                business_shortcode=registered.shortcode,
+            ),
+            ShopSecrets(
+                consumer_key=Secret(key), consumer_secret=Secret(secret), passkey=Secret(passkey)
+            ),
+        )
+        await store.tills.enrol(
+            tx,
+            Enrolment(
+                shop_id=shop,
+                till_id=till_id,
+                relay_url=relay_url,
+                till_key=Secret(secrets.token_urlsafe(32)),
+                callback_kid=callback_kid,
+                callback_secret=Secret(callback_secret or new_callback_secret()),
+            ),
+        )
+    return SimulatorShop(shop_id=shop, till_id=till_id, shortcode=registered.shortcode)
