@@ -28,6 +28,7 @@ from callback_relay.hub import FeedHub
 from callback_relay.intake import CallbackIntake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms, open_box
+from callback_relay.results import RESULT_ROUTES, ResultIntake
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import client_address, in_networks
 from callback_relay.store import RelayStore, StoreUnavailable
@@ -122,6 +123,7 @@ ROUTES: list[Route] = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
+    *RESULT_ROUTES,
     *C2B_ROUTES,
 ]
 
@@ -199,6 +201,7 @@ def make_app(
             log.info("relay ready (%s mode)", settings.mode.value)
             app.state.relay = relay
             app.state.broker = Broker(relay)
+            app.state.results = ResultIntake(settings, the_store, cache, hub, metrics_, the_clock)
             app.state.c2b = C2BIntake(settings, the_store, cache, hub, metrics_, the_clock, feed)
             yield
         finally:

@@ -49,7 +49,12 @@ from callback_relay.store import (
     TillStats,
     checkpoint_outcome,
 )
-from callback_relay.types import AppendOutcome, EventFlag, EventKind, EventState
+from callback_relay.types import (
+    AppendOutcome,
+    EventFlag,
+    EventKind,
+    EventState,
+)
 
 log = logging.getLogger("callback_relay.store")
 

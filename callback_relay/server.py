@@ -13,10 +13,12 @@ from pathlib import Path
 
 from callback_relay.app import make_app
 from callback_relay.settings import RelaySettings
+from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.callback_path import PREFIX, redact_path
 from smartduka_tui.serving import bind_socket, write_ready_file
 
-_CALLBACK_PATH = re.compile(re.escape(PREFIX) + r"[^\s\"'?]*")
+_PREFIXES = (PREFIX, *(purpose.prefix for purpose in result_path.ResultPurpose))
+_CALLBACK_PATH = re.compile("(?:" + "|".join(map(re.escape, _PREFIXES)) + r")[^\s\"'?]*")
 
 
 class RedactCallbackPaths(logging.Filter):
@@ -24,8 +26,10 @@ class RedactCallbackPaths(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if PREFIX in message:
-            record.msg = _CALLBACK_PATH.sub(lambda m: redact_path(m.group(0)), message)
+        if any(prefix in message for prefix in _PREFIXES):
+            record.msg = _CALLBACK_PATH.sub(
+                lambda m: result_path.redact(redact_path(m.group(0))), message
+            )
             record.args = ()
         return True
 

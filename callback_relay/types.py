@@ -12,6 +12,10 @@ class EventKind(StrEnum):
     SECURITY = "security"
     # A C2B confirmation (a customer paid the shortcode directly), fanned out to every till.
     C2B = "c2b"
+    # An initiator API's asynchronous result (Transaction Status, Reversal), and its queue
+    # timeout notice: at signed per-request paths (callback_relay/results.py).
+    RESULT = "result"
+    QUEUE_TIMEOUT = "queue_timeout"
 
 
 class EventState(StrEnum):

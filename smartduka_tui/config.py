@@ -75,6 +75,10 @@ class DarajaSettings(BaseModel):
     token_refresh_margin_s: int = Field(
         default=120, ge=0, description="Refresh an OAuth token this long before it expires."
     )
+    certificate_file: Path | None = Field(
+        default=None,
+        description="M-Pesa's public certificate (PEM or DER) for the initiator password.",
+    )
 
 
 class RelaySettings(BaseModel):
@@ -99,6 +103,9 @@ class TimingSettings(BaseModel):
         default=5, ge=0, description="Least wait before a retry (or the code's own wait)."
     )
     ui_refresh_s: int = Field(default=3, ge=1, description="Status refresh without push events.")
+    statement_result_wait_s: int = Field(
+        default=30, ge=1, description="Wait for a receipt check's (Transaction Status) result."
+    )
 
 
 class LimitSettings(BaseModel):

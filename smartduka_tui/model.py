@@ -52,6 +52,8 @@ class AttemptFlag(IntFlag):
     RECEIPT_PENDING = 4
     SUSPICIOUS = 8
     RESOLVED_BY_MANAGER = 16
+    REVERSED = 32
+    """M-Pesa's reversal result (code 0) gave the money back; set only on that result."""
 
 
 # Flags that put an attempt on the manager's problem list whatever its state.
@@ -143,6 +145,7 @@ class AuditAction(StrEnum):
     SHOP_UPDATED = "shop.updated"
     SHOP_VERIFICATION = "shop.verification"
     SHOP_VERIFICATION_UNREACHABLE = "shop.verification_unreachable"
+    SHOP_INITIATOR_SET = "shop.initiator_set"
 
     # Tills enrolled in the vault.
     TILL_ENROLLED = "till.enrolled"
@@ -178,6 +181,12 @@ class AuditAction(StrEnum):
 
     # Receipts: a copy printed again (the first print of a sale is not audited).
     RECEIPT_REPRINTED = "receipt.reprinted"
+
+    # Transaction Status and Reversal requests (the initiator APIs) and their results.
+    STATEMENT_TRANSACTION_STATUS_SENT = "statement.transaction_status_sent"
+    STATEMENT_REVERSAL_SENT = "statement.reversal_sent"
+    STATEMENT_REQUEST_REFUSED = "statement.request_refused"
+    STATEMENT_RESULT = "statement.result"
 
     # The database.
     STORE_RESTORED = "store.restored"

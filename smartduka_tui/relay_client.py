@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +61,7 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.statement import ResultEvent
 from smartduka_tui.store.records import ChainCheckpoint, TillCredentials
 from smartduka_tui.store.store import Store
 from smartduka_tui.tls import client_verify
@@ -95,7 +96,7 @@ class FeedEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int = Field(ge=0)
-    kind: Literal["callback", "security", "c2b"]
+    kind: Literal["callback", "security", "c2b", "result", "queue_timeout"]
     shop_id: str = Field(max_length=64)
     till_id: str = Field(max_length=64)
     attempt_ref: str = Field(max_length=64)
@@ -116,6 +117,8 @@ class EventOutcome(StrEnum):
     """Could not be applied: kept as a problem for the manager; acknowledged."""
     SECURITY = "security"
     """A refusal at the relay, kept as a problem for the manager; acknowledged."""
+    RESULT = "result"
+    """A Transaction Status or Reversal result, landed on its request; acknowledged."""
     NOT_ACKED = "not_acked"
     """Neither applied nor recorded (the store failed too): left for re-delivery."""
 
@@ -200,6 +203,9 @@ class RelayClient:
         # The last chain head the relay took (or holds); None until the first checkpoint.
         self.checkpointed: ChainCheckpoint | None = None
         self._checkpoints_supported = True
+        # Where initiator API results go (payments.statement.StatementService.accept_result);
+        # until one is set they are left for re-delivery.
+        self.results: Callable[[ResultEvent], Awaitable[bool]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -478,6 +484,10 @@ class RelayClient:
             return await self._finish(event.id, event, recorded, EventOutcome.SECURITY)
         if event.kind == "c2b":
             return await self._take_c2b(event)
+        if event.kind in ("result", "queue_timeout"):
+            return await self._finish(
+                event.id, event, await self._land_result(event), EventOutcome.RESULT
+            )
         callback_outcome, failure = await self._apply(event)
         if failure is None:
             return await self._finish(event.id, event, True, EventOutcome.APPLIED, callback_outcome)
@@ -517,6 +527,25 @@ class RelayClient:
                 continue
             return result.outcome, None
         return None, failure
+
+    async def _land_result(self, event: FeedEvent) -> bool:
+        """Hand a result to its sink; False (not acknowledged) when it could not be landed."""
+        body = event.body.encode("utf-8")
+        if self.results is None or hashlib.sha256(body).hexdigest() != event.body_sha256:
+            return False
+        try:
+            return await self.results(
+                ResultEvent(
+                    shop_id=event.shop_id,
+                    till_id=event.till_id,
+                    request_ref=event.attempt_ref,
+                    timed_out=event.kind == "queue_timeout",
+                    body=body,
+                )
+            )
+        except Exception:
+            log.exception("relay event %d: the result could not be landed", event.id)
+            return False
 
     def _callback_event(self, event: FeedEvent) -> CallbackEvent:
         body = event.body.encode("utf-8")

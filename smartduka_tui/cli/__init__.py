@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app",
     "demo",
     "pay",
+    "verify",
+    "reverse",
     "reconcile",
     "pull",
     "c2b",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.payments.statement import StatementService
     from smartduka_tui.relay_client import TillLink
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import AppServices, HelpSection
@@ -153,13 +154,27 @@ async def open_till(
         yield engine, link
 
 
-def manager_tools(engine: PaymentEngine, link: TillLink) -> ManagerService:
+def manager_tools(
+    engine: PaymentEngine, link: TillLink, reversals: StatementService | None = None
+) -> ManagerService:
     """The manager tools for this till, loaded the first time a manager screen opens; "verify
-    chain" compares against the relay's checkpoint when there is a relay."""
+    chain" compares against the relay's checkpoint when there is a relay, and reversals go
+    through the receipt checks' service (the relay brings M-Pesa's results)."""
     from smartduka_tui.payments.manager import ManagerService
 
     source = link.relay.fetch_checkpoint if link.relay is not None else None
-    return ManagerService.for_engine(engine, chain_checkpoint=source)
+    return ManagerService.for_engine(engine, chain_checkpoint=source, reversals=reversals)
+
+
+def receipt_checks(engine: PaymentEngine, link: TillLink) -> StatementService | None:
+    """Receipt checks need the relay: M-Pesa's answers come through its feed."""
+    from smartduka_tui.payments.statement import statement_service
+
+    if link.relay is None:
+        return None
+    service = statement_service(engine)
+    link.relay.results = service.accept_result
+    return service
 
 
 def c2b_desk(
@@ -200,16 +215,24 @@ async def till_services(
     the_clock = clock or SystemClock()
     log_path = log_to_file(settings.data_dir)
     async with open_till(settings, the_clock) as (engine, link):
-        yield AppServices(
-            payments=engine,
-            clock=the_clock,
-            identity=TillIdentity(
-                engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
-            ),
-            connection=link.connection,
-            help_sections=help_sections,
-            log_path=log_path,
-            manager_tools=partial(manager_tools, engine, link),
-            c2b=c2b_desk(engine, settings, the_clock, link),
-            receipts=ReceiptDesk(engine.store, engine.shop_id, engine.till_id, settings.printer),
-        )
+        checks = receipt_checks(engine, link)
+        try:
+            yield AppServices(
+                payments=engine,
+                clock=the_clock,
+                identity=TillIdentity(
+                    engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
+                ),
+                connection=link.connection,
+                help_sections=help_sections,
+                log_path=log_path,
+                manager_tools=partial(manager_tools, engine, link, checks),
+                c2b=c2b_desk(engine, settings, the_clock, link),
+                receipt_checks=checks,
+                receipts=ReceiptDesk(
+                    engine.store, engine.shop_id, engine.till_id, settings.printer
+                ),
+            )
+        finally:
+            if checks is not None:
+                await checks.aclose()

@@ -67,6 +67,13 @@ def refusal(check: PinCheck) -> CliError:
     return CliError(check.explain(), EXIT_FAILED)
 
 
+async def manager_pin_is_set(store: Store) -> bool:
+    """Whether the shop has a manager PIN (commands only for a manager refuse without one)."""
+    from smartduka_tui.store.pin import ManagerPin
+
+    return (await ManagerPin.of(store).status()).is_set
+
+
 async def check_manager_pin(store: Store, action: str) -> None:
     """The `require_manager_pin` gate: passes while no PIN is set; otherwise asks for it and
     raises CliError unless it is right (the try is audited either way)."""

@@ -27,6 +27,7 @@ from smartduka_tui.cli.common import (
     require_manager_pin,
     run,
 )
+from smartduka_tui.cli.initiator import register_initiator
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
@@ -327,3 +328,4 @@ def register(subparsers: Any) -> None:
     show.add_argument("id", nargs="?", help="shop id (none: list every shop)")
     show.add_argument("--json", action="store_true", help="print as JSON")
     show.set_defaults(handler=cmd_show)
+    register_initiator(actions)

@@ -89,6 +89,11 @@ def _text(field: str, value: str, low: int, high: int) -> str:
     return value
 
 
+def check_remarks(remarks: str) -> str:
+    """A reversal's Remarks as Daraja takes them, or InvalidRequestError saying why not."""
+    return _text("Remarks", remarks, 2, REMARKS_MAX)
+
+
 def _initiator(name: str) -> str:
     if not _INITIATOR.fullmatch(name):
         raise InvalidRequestError(

@@ -684,6 +684,11 @@ class Attempts:
             " sum(CASE WHEN state = 'COMPLETED'"
             "   THEN completed_at - coalesce(push_sent_at, created_at) END) AS pay_ms,"
             " sum(state = 'COMPLETED' AND completed_at IS NOT NULL) AS timed,"
+            f" sum(state = 'COMPLETED' AND (flags & {int(AttemptFlag.REVERSED)}) != 0)"
+            "   AS reversed,"
+            " coalesce(sum(CASE WHEN state = 'COMPLETED'"
+            f"   AND (flags & {int(AttemptFlag.REVERSED)}) != 0 THEN amount END), 0)"
+            "   AS amount_reversed,"
             f" {per_state}"
             " FROM attempts WHERE shop_id = ? AND created_at >= ? AND created_at < ?",
             params,
@@ -718,6 +723,8 @@ class Attempts:
             sales=int(sales["sales"]),
             sales_paid=int(sales["paid"]),
             sales_not_paid=int(sales["not_paid"]),
+            reversed=int(totals["reversed"] or 0),
+            amount_reversed=int(totals["amount_reversed"]),
         )
 
     async def daily_summary(self, shop_id: str, day: date, tz: tzinfo) -> Summary:

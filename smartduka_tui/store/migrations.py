@@ -371,6 +371,34 @@ _V10_PULLED_STATEMENT = Migration(
     ),
 )
 
+_V11_STATEMENT_REQUESTS = Migration(
+    11,
+    "Transaction Status and Reversal requests with their asynchronous results",
+    (
+        # One row per request, written before it is sent; its result (from the relay's feed)
+        # lands once, compare-and-set on state 'sent'. Money is whole shillings.
+        """
+        CREATE TABLE statement_requests (
+            id INTEGER PRIMARY KEY,
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            till_id TEXT NOT NULL,
+            request_ref TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('transaction_status', 'reversal')),
+            receipt TEXT NOT NULL,
+            sale_ref TEXT,
+            attempt_id INTEGER REFERENCES attempts(id),
+            amount INTEGER CHECK (amount IS NULL OR amount > 0),
+            state TEXT NOT NULL CHECK (state IN ('sent', 'refused', 'answered', 'timed_out')),
+            result_code TEXT,
+            result_body TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) STRICT
+        """,
+        "CREATE INDEX statement_requests_by_receipt ON statement_requests(shop_id, receipt, id)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
@@ -382,5 +410,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V8_PIN_COUNTERS_TAG,
     _V9_C2B_PAYMENTS,
     _V10_PULLED_STATEMENT,
+    _V11_STATEMENT_REQUESTS,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -298,6 +298,10 @@ class Summary:
     """Sales with a COMPLETED attempt."""
     sales_not_paid: int = 0
     """Sales whose every attempt reached a final state and none is COMPLETED."""
+    reversed: int = 0
+    """Paid attempts whose money M-Pesa reversed (still counted in `paid`)."""
+    amount_reversed: int = 0
+    """Whole shillings of those: `amount_paid` minus this is what the till kept."""
 
     @property
     def failure_rate(self) -> float:

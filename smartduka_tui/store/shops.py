@@ -402,6 +402,11 @@ def _public_fields(config: ShopConfig) -> dict[str, Any]:
     }
 
 
+def routing_of(shop: Shop) -> dict[str, Any]:
+    """The routing fields sealed beside a shop's secrets (the initiator's are checked too)."""
+    return _routing(shop.config)
+
+
 def _routing(config: ShopConfig) -> dict[str, Any]:
     """The fields that say where a push goes and which account it pays: sealed with the key."""
     return {

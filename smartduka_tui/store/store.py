@@ -18,10 +18,12 @@ from smartduka_tui.store.c2b import C2BPayments
 from smartduka_tui.store.credentials import Credentials
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import KeyMissingError
+from smartduka_tui.store.initiator import Initiators
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.problems import Problems
 from smartduka_tui.store.pull import PulledStatement
 from smartduka_tui.store.shops import Shops
+from smartduka_tui.store.statement import StatementRequests
 from smartduka_tui.store.tills import Tills
 from smartduka_tui.store.vault import Keyring, load_keyring
 
@@ -45,9 +47,11 @@ class Store:
         self.credentials = Credentials(db)
         self.audit = AuditLog(db, self.credentials)
         self.shops = Shops(db, self.credentials, self.audit)
+        self.initiators = Initiators(self.credentials, self.shops, self.audit)
         self.tills = Tills(db, self.credentials, self.audit)
         self.attempts = Attempts(db, self.audit)
         self.problems = Problems(db, self.audit)
+        self.statement = StatementRequests(db, self.audit)
         self.c2b = C2BPayments(db, self.audit)
         self.pull = PulledStatement(db, self.audit)
 

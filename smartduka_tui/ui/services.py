@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.api import PaymentService
     from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.payments.statement import ReceiptChecks
     from smartduka_tui.receipts.desk import ReceiptDesk
 
 
@@ -73,6 +74,9 @@ class AppServices:
     """Builds the manager tools behind the PIN (`ManagerService.for_engine(engine)`), the first
     time a manager screen needs them: their modules stay unloaded until then, and the app
     starts faster. Without it the manager screens are not offered."""
+    receipt_checks: ReceiptChecks | None = None
+    """Receipt codes the customer shows, checked with M-Pesa (F5 on the checkout and failure
+    screens); without it those keys are not offered."""
     c2b: C2BDesk | None = None
     """Direct payments (C2B) for the checkout's panel; None without a relay to claim them at."""
     receipts: ReceiptDesk | None = None

@@ -239,6 +239,7 @@ async def test_export_writes_the_filtered_list_privately_with_masked_phones(
         "receipt": "",
         "resolved": "no",
         "note": "",
+        "reversed": "no",
     }
     assert "254712000002" not in text
     for secret in signed_in.secrets:

@@ -6,8 +6,14 @@ from datetime import date
 
 import pytest
 
-from smartduka_tui.model import Actor, AttemptState
-from smartduka_tui.payments.manager import AuditFilter, audit_filter_from_text
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState
+from smartduka_tui.payments.manager import (
+    CSV_COLUMNS,
+    AuditFilter,
+    HistoryFilter,
+    audit_filter_from_text,
+    csv_values,
+)
 from smartduka_tui.payments.manager.summary import DailySummary
 from smartduka_tui.ui.manager.history import summary_text
 from tests.manager.conftest import SHOP, Seeded, Story
@@ -157,3 +163,28 @@ def test_the_summary_names_only_the_kinds_that_happened_in_the_managers_words() 
     line = summary_text(mixed).splitlines()[1]
     assert line.endswith("(2 failed, 1 outcome unknown, 1 still open).")
     assert "expired" not in line and "0 " not in line.split("(")[1]
+
+
+async def test_reversed_money_shows_in_the_summary_the_history_and_the_export(
+    signed_in: Seeded,
+) -> None:
+    """Issue #14: a payment M-Pesa reversed stays paid, and is said to be reversed."""
+    store = signed_in.store
+    (paid,) = await store.attempts.by_receipt(SHOP, "SDK1A2B3C4")
+    before = await signed_in.service.daily_summary()
+    assert (before.reversed, before.amount_reversed) == (0, 0)
+    async with store.write() as tx:
+        await store.attempts.add_flags(tx, SHOP, paid.id, AttemptFlag.REVERSED, Actor.SYSTEM)
+    summary = await signed_in.service.daily_summary()
+    assert (summary.paid, summary.amount_paid) == (before.paid, before.amount_paid)
+    assert (summary.reversed, summary.amount_reversed) == (1, 250)
+    assert (
+        summary_text(summary)
+        .splitlines()[0]
+        .endswith("KES 600 received, KES 250 of it reversed (1).")
+    )
+    page = await signed_in.service.history(HistoryFilter())
+    (row,) = [r for r in page.rows if r.receipt == "SDK1A2B3C4"]
+    assert row.reversed
+    assert row.summary == "Reversed: paid (receipt SDK1A2B3C4), then given back to the customer"
+    assert dict(zip(CSV_COLUMNS, csv_values(row), strict=True))["reversed"] == "yes"

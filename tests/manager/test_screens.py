@@ -733,3 +733,30 @@ async def test_the_menu_says_pin_only_while_a_sign_in_is_needed(seeded: Seeded) 
         await settle(pilot)
         after = menu_lines(app)
         assert len(after) == len(MENU) and not any("PIN" in line for line in after), after
+
+
+async def test_the_initiator_is_typed_on_the_settings_screen_and_never_shown(
+    seeded: Seeded,
+) -> None:
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        settings = await sign_in(pilot, "settings")
+        # The password alone is refused with words, and nothing is saved.
+        await put(pilot, "#initiator-password", "Initiator-Pass1")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert notice_of(app) == (
+            "Initiator name: type the initiator name with its password. Nothing was saved."
+        )
+        assert settings.query_one("#initiator-name").has_class("-invalid")
+        assert await seeded.store.initiators.get(SHOP) is None
+        await put(pilot, "#initiator-name", "duka_api_operator")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert notice_of(app) == "Saved. Verify the credentials with M-Pesa (F6)."
+        name = settings.query_one("#initiator-name", Input)
+        assert name.value == "" and name.placeholder == "saved ****ator · type to replace"
+        assert settings.query_one("#initiator-password", Input).value == ""
+    pair = await seeded.store.initiators.get(SHOP)
+    assert pair is not None
+    assert (pair.name.reveal(), pair.password.reveal()) == ("duka_api_operator", "Initiator-Pass1")

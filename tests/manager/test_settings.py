@@ -337,3 +337,78 @@ async def test_verify_against_m_pesa_records_the_status_and_time(live_till: Till
         if e.action == "shop.verification"
     ]
     assert statuses == ["failed", "verified"]
+
+
+# ------------------------------------------------------------------------------ initiator
+
+
+async def initiator_state(seeded: Seeded) -> tuple[Any, ...]:
+    """The initiator pair as stored (revealed, for comparison only) and the audit length."""
+    pair = await seeded.store.initiators.get(SHOP)
+    audit = await seeded.store.audit.search(SHOP, include_system=True, limit=1)
+    shown = None if pair is None else (pair.shortcode, pair.name.reveal(), pair.password.reveal())
+    return (shown, audit[0].id)
+
+
+async def test_the_initiator_is_sealed_and_shown_only_as_a_mask(signed_in: Seeded) -> None:
+    password = new_canary("ip")
+    view, message = await signed_in.service.save_settings(
+        form(
+            initiator_name=Secret(" duka_api_operator "), initiator_password=Secret(f" {password}")
+        )
+    )
+    # (The seeded shop's consumer credentials were never verified, hence the reminder.)
+    assert message == "Saved. Verify the credentials with M-Pesa (F6)."
+    assert view.initiator == "****ator"
+    pair = await signed_in.store.initiators.get(SHOP)
+    assert pair is not None and pair.shortcode == "600100"
+    # The name is trimmed; the password is kept exactly as typed.
+    assert (pair.name.reveal(), pair.password.reveal()) == ("duka_api_operator", f" {password}")
+    assert password not in repr(view)
+    entry = next(
+        e for e in await signed_in.store.audit.entries(SHOP) if e.action == "shop.initiator_set"
+    )
+    assert password not in json.dumps(entry.detail) and "operator" not in json.dumps(entry.detail)
+    # Left blank, the saved pair is kept.
+    again, said = await signed_in.service.save_settings(form(initiator_password=Secret("")))
+    assert said == "Nothing changed." and again.initiator == "****ator"
+    assert (await signed_in.store.initiators.get(SHOP)) == pair
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"initiator_name": Secret("apiop1")}, "initiator_password", "type the initiator password"),
+        ({"initiator_password": Secret("Pass-1")}, "initiator_name", "type the initiator name"),
+        (
+            {"initiator_name": Secret("api op"), "initiator_password": Secret("Pass-1")},
+            "initiator_name",
+            "must be 1 to 64 letters, digits",
+        ),
+        (
+            {"initiator_name": Secret("apiop1"), "initiator_password": Secret("two\nlines")},
+            "initiator_password",
+            "must be one line",
+        ),
+        (
+            {
+                "mpesa_type": "platform",
+                "business_shortcode": "",
+                "initiator_name": Secret("apiop1"),
+                "initiator_password": Secret("Pass-1"),
+            },
+            "initiator",
+            "no shortcode of its own",
+        ),
+    ],
+)
+async def test_a_bad_initiator_is_named_and_nothing_is_saved(
+    signed_in: Seeded, changes: dict[str, Any], field: str, message: str
+) -> None:
+    before = (await saved_state(signed_in), await initiator_state(signed_in))
+    bad = _merge(form(name="Changed Name", account_prefix="ZZ"), changes)
+    with pytest.raises(ManagerInputError) as refused:
+        await signed_in.service.save_settings(bad)
+    assert refused.value.field == field and message in refused.value.message
+    assert "Pass-1" not in str(refused.value)
+    assert (await saved_state(signed_in), await initiator_state(signed_in)) == before

@@ -125,3 +125,40 @@ async def test_audit_log_and_history(seeded: Seeded, svg: SnapshotAssertion) -> 
         await open_menu_item(pilot, "history")
         assert isinstance(app.screen, HistoryScreen)
         await shot(pilot, svg, "history")
+
+
+async def test_reversal_dialog(seeded: Seeded, svg: SnapshotAssertion) -> None:
+    """The reversal dialog over a paid (late) payment, and a note M-Pesa would refuse, which
+    is refused before anything is sent (the end-to-end reversal is in
+    tests/integration/test_reversal.py)."""
+    from smartduka_tui.payments.statement import statement_service
+    from smartduka_tui.ui.manager.reversal import ReversalScreen
+
+    reversals = statement_service(seeded.engine)
+    seeded.service.reversals = reversals
+    try:
+        app = build_app(seeded)
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, "problems")
+            app.push_screen(ProblemDetailScreen(f"A{seeded.ids['late']}"))
+            await settle(pilot)
+            detail: Any = app.screen
+            assert detail.check_action("reverse", ()) is True
+            await shot(pilot, svg, "problem_detail_paid_late_reversible")
+            await pilot.press("v")
+            await settle(pilot)
+            dialog: Any = app.screen
+            assert isinstance(dialog, ReversalScreen)
+            await put(pilot, "#reversal-note", "paid twice (STK & till)")
+            await shot(pilot, svg, "reversal_note_typed")
+            await pilot.press("enter")
+            await settle(pilot)
+            assert dialog.status_text == (
+                "The note goes to M-Pesa, so it may hold only letters, digits, spaces and "
+                ". , : / # ' -. Nothing was sent."
+            )
+            await shot(pilot, svg, "reversal_note_refused")
+        rows = await seeded.store.db.fetchall("SELECT id FROM statement_requests")
+        assert rows == []
+    finally:
+        await reversals.aclose()

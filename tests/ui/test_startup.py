@@ -57,10 +57,13 @@ async def test_the_till_screens_wait_for_the_till(shop_till: TillHarness) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await app.painted.wait()
         assert app.check_action("sales", ()) is None
+        assert app.checkout.check_action("verify_receipt", ()) is None
         await pilot.press("f2")
         app.open_till(shop_till.settings, services_for(shop_till))
         await wait_for_screen(pilot, SalesScreen)
         assert app.check_action("help", ()) is True
+        # This till has no receipt checks (no relay): F5 is hidden once that is known.
+        assert app.checkout.check_action("verify_receipt", ()) is False
 
 
 async def test_the_printer_shows_once_the_till_opens(

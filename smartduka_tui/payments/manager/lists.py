@@ -134,6 +134,8 @@ class PaymentRow:
     receipt: str | None = None
     resolved: bool = False
     resolution_note: str | None = None
+    reversed: bool = False
+    """M-Pesa gave this payment's money back (its reversal result said code 0)."""
     cursor: ListCursor = field(default=ListCursor(0, 0, 0), repr=False)
 
     @property
@@ -357,6 +359,9 @@ def history_filter_from_text(
 
 def _attempt_summary(attempt: Attempt, category: ProblemCategory | None) -> str:
     receipt = f" (receipt {attempt.receipt_number})" if attempt.receipt_number else ""
+    if AttemptFlag.REVERSED in attempt.flags:
+        # First: what a duplicate or late payment came to once M-Pesa gave the money back.
+        return f"Reversed: paid{receipt}, then given back to the customer"
     if category is ProblemCategory.DUPLICATE:
         return f"Paid although the sale was already paid: refund one payment{receipt}"
     if category is ProblemCategory.LATE:
@@ -399,6 +404,7 @@ def attempt_row(attempt: Attempt) -> PaymentRow:
         resolution_note=attempt.review_note
         if attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER
         else None,
+        reversed=AttemptFlag.REVERSED in attempt.flags,
         cursor=ListCursor(to_ms(attempt.created_at), _ATTEMPT_RANK, attempt.id),
     )
 
@@ -484,6 +490,7 @@ CSV_COLUMNS = (
     "receipt",
     "resolved",
     "note",
+    "reversed",
 )
 
 
@@ -509,6 +516,7 @@ def csv_values(row: PaymentRow, *, full_phones: bool = False) -> list[str]:
         row.receipt,
         "yes" if row.resolved else "no",
         row.resolution_note,
+        "yes" if row.reversed else "no",
     ]
     return [_csv_cell(value) for value in values]
 
@@ -529,6 +537,7 @@ def row_json(row: PaymentRow, *, full_phones: bool = False) -> dict[str, Any]:
         "receipt": row.receipt,
         "resolved": row.resolved,
         "note": row.resolution_note,
+        "reversed": row.reversed,
     }
 
 

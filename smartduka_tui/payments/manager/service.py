@@ -54,6 +54,7 @@ from smartduka_tui.payments.manager.lists import (
     HistoryFilter,
     ListCursor,
     PaymentLists,
+    PaymentRow,
     ProblemFilter,
     RowPage,
     attempt_row,
@@ -81,6 +82,7 @@ from smartduka_tui.payments.manager.words import (
     shillings,
 )
 from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
+from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
@@ -150,8 +152,11 @@ class ManagerService:
         export_dir: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         chain_checkpoint: Callable[[], Awaitable[ChainCheckpoint | None]] | None = None,
+        reversals: Reversals | None = None,
     ) -> None:
         self.store = store
+        # M-Pesa reversals (payments.statement.StatementService; needs the relay), or None.
+        self.reversals = reversals
         # The relay's copy of the audit chain's head (relay_client.RelayClient.fetch_checkpoint;
         # ConnectionError when unreachable): "verify chain" compares the log against it.
         self.chain_checkpoint = chain_checkpoint
@@ -444,6 +449,37 @@ class ManagerService:
         detail = await self._attempt_detail(after)
         return ActionResult(_recheck_message(attempt, after, detail), detail)
 
+    def reverse_blocked(self, row: PaymentRow) -> str | None:
+        """None when a reversal of the payment in `row` may be asked for; else why not."""
+        if self.reversals is None:
+            return "reversals need the relay (M-Pesa answers through it)"
+        if (
+            not row.key.startswith("A")
+            or row.state is not AttemptState.COMPLETED
+            or not row.receipt
+        ):
+            return "only a paid payment with its receipt can be reversed"
+        if row.reversed:
+            return "it is already reversed"
+        return None
+
+    async def reverse(self, key: str, note: str) -> ActionResult:
+        """Ask M-Pesa to give a paid payment back (the manager is signed in with the PIN; the
+        note goes to M-Pesa and the audit). REVERSED comes only with M-Pesa's code 0 result.
+        ManagerInputError for a bad note, ActionRefused when it cannot be reversed."""
+        self._signed_in()
+        kind, number = parse_key(key)
+        if kind != "A":
+            raise ActionRefused("only a payment (A…) can be reversed")
+        row = attempt_row(await self._attempt(number))
+        blocked = self.reverse_blocked(row)
+        if blocked is not None or self.reversals is None or row.receipt is None:
+            raise ActionRefused(blocked or "it cannot be reversed")
+        verdict = await self.reversals.reverse(row.receipt, note)
+        if verdict.refusal in (ReversalRefusal.BAD_NOTE, ReversalRefusal.MALFORMED):
+            raise ManagerInputError("note", verdict.message)
+        return ActionResult(verdict.message, await self.detail(key))
+
     async def resolve(
         self,
         key: str,
@@ -555,6 +591,9 @@ class ManagerService:
                 TillView(t.id, t.relay_url, t.active_callback_kid, t.callback_kids) for t in tills
             ),
             production=self.settings.mode is Mode.PRODUCTION,
+            initiator=(
+                None if self.store.keyring is None else await self.store.initiators.masked(shop.id)
+            ),
         )
 
     async def save_settings(self, form: SettingsForm) -> tuple[SettingsView, str]:
@@ -595,14 +634,18 @@ class ManagerService:
                     f"production mode needs an HTTPS relay URL; till {insecure[0].id} uses "
                     f"{insecure[0].relay_url}: enrol it again with the https:// address",
                 )
+        initiator = _initiator_pair(form)
         try:
             async with self.store.write() as tx:
                 saved = await self.store.shops.update(
                     tx, config, secrets, clear_secrets=clear, actor=Actor.MANAGER
                 )
+                if initiator is not None:
+                    # After the update: the pair is sealed under the shortcode just saved.
+                    await self.store.initiators.set(tx, self.shop_id, *initiator)
         except ShopConfigError as error:
             raise ManagerInputError(error.field, error.message) from None
-        if saved == current:
+        if saved == current and initiator is None:
             message = "Nothing changed."
         else:
             message = "Saved."
@@ -836,6 +879,23 @@ def _given(secret: Secret | None) -> Secret | None:
         return None
     value = secret.reveal().strip()
     return Secret(value) if value else None
+
+
+def _initiator_pair(form: SettingsForm) -> tuple[Secret, Secret] | None:
+    """The initiator name and password typed, or None when neither was. One without the other
+    is refused: the password is never shown, so the pair is replaced together."""
+    name = _given(form.initiator_name)
+    # The password as typed: spaces may be part of it (blank means not typed).
+    password = form.initiator_password
+    if password is not None and not password.reveal().strip():
+        password = None
+    if name is None and password is None:
+        return None
+    if name is None:
+        raise ManagerInputError("initiator_name", "type the initiator name with its password")
+    if password is None:
+        raise ManagerInputError("initiator_password", "type the initiator password with its name")
+    return name, password
 
 
 def _recheck_message(before: Attempt, after: Attempt, detail: ProblemDetail) -> str:

@@ -45,6 +45,9 @@ class SettingsView:
     last_checked_at: datetime | None
     tills: tuple[TillView, ...]
     production: bool
+    initiator: str | None = None
+    """The initiator (API operator) name as `****` and its last four, None when not set;
+    its password is never shown at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,9 @@ class SettingsForm:
     consumer_key: Secret | None = None
     consumer_secret: Secret | None = None
     passkey: Secret | None = None
+    initiator_name: Secret | None = None
+    """With `initiator_password`: both typed together, or neither (the stored pair is kept)."""
+    initiator_password: Secret | None = None
 
 
 class VerifyOutcome(StrEnum):

@@ -41,6 +41,9 @@ class DailySummary:
     sales_not_paid: int = 0
     sale_failure_rate: float = 0.0
     """Sales not paid over settled sales: the figure to judge the day by (attempts beside)."""
+    reversed: int = 0
+    """Paid attempts whose money M-Pesa gave back (counted in `paid` too)."""
+    amount_reversed: int = 0
 
 
 async def summarise_day(store: Store, shop_id: str, day: date) -> DailySummary:
@@ -72,5 +75,7 @@ async def summarise_day(store: Store, shop_id: str, day: date) -> DailySummary:
         sales=summary.sales,
         sales_paid=summary.sales_paid,
         sales_not_paid=summary.sales_not_paid,
+        reversed=summary.reversed,
+        amount_reversed=summary.amount_reversed,
         sale_failure_rate=summary.sale_failure_rate,
     )

@@ -73,7 +73,12 @@ def summary_text(summary: DailySummary) -> str:
     )
     lines = [
         f"{day}: {summary.sales} sales, {summary.sales_paid} paid, {summary.sales_not_paid} "
-        f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received.",
+        f"not paid ({summary.sale_failure_rate:.0%}), {shillings(summary.amount_paid)} received"
+        + (
+            f", {shillings(summary.amount_reversed)} of it reversed ({summary.reversed})."
+            if summary.reversed
+            else "."
+        ),
         f"Attempts: {summary.attempts} asked, {summary.paid} paid, {average}; "
         f"{summary.failure_rate:.0%} of {summary.finished} finished failed"
         + (f" ({kinds})." if kinds else "."),

@@ -56,7 +56,12 @@ WIDGET_FOR_FIELD = {
     "passkey": ("passkey", "Passkey"),
     "relay_url": ("enrol-file", "Relay"),
     "enrolment": ("enrol-file", "Enrolment"),
+    "initiator": ("initiator-name", "Initiator"),
+    "initiator_name": ("initiator-name", "Initiator name"),
+    "initiator_password": ("initiator-password", "Initiator password"),
 }
+# The initiator (API operator) for receipt checks and reversals: typed together, never shown.
+INITIATOR_INPUTS = ("initiator-name", "initiator-password")
 
 
 def secret_placeholder(shown: str | None) -> str:
@@ -134,6 +139,10 @@ class MpesaSettingsScreen(ManagerScreen):
                 for secret_field, widget_id in SECRET_INPUTS.items():
                     yield Label(secret_field.label.capitalize(), classes="settings-label")
                     yield field(widget_id, password=True, max_length=256)
+                yield Label("Initiator name", classes="settings-label")
+                yield field("initiator-name", password=True, max_length=64)
+                yield Label("Init. password", classes="settings-label")
+                yield field("initiator-password", password=True, max_length=245)
                 yield Label("Payments", classes="settings-label")
                 yield Checkbox("M-Pesa payments on", id="enabled", compact=True)
                 yield Label("Verified", classes="settings-label")
@@ -161,7 +170,14 @@ class MpesaSettingsScreen(ManagerScreen):
 
     def _values(self) -> tuple[object, ...]:
         """Every field Save would send, as typed (the enrolment path is not saved)."""
-        inputs = ("name", "shortcode", "till-number", "prefix", *SECRET_INPUTS.values())
+        inputs = (
+            "name",
+            "shortcode",
+            "till-number",
+            "prefix",
+            *SECRET_INPUTS.values(),
+            *INITIATOR_INPUTS,
+        )
         return (
             *(self.query_one(f"#{widget_id}", Input).value for widget_id in inputs),
             self.query_one("#type", Select).value,
@@ -193,6 +209,15 @@ class MpesaSettingsScreen(ManagerScreen):
             widget = self.query_one(f"#{widget_id}", Input)
             widget.value = ""
             widget.placeholder = secret_placeholder(view.secrets.get(secret_field))
+        for widget_id in INITIATOR_INPUTS:
+            widget = self.query_one(f"#{widget_id}", Input)
+            widget.value = ""
+        self.query_one("#initiator-name", Input).placeholder = secret_placeholder(view.initiator)
+        self.query_one("#initiator-password", Input).placeholder = (
+            "saved · type with the name to replace"
+            if view.initiator
+            else "not set · for receipt checks"
+        )
         self.query_one("#verification", Static).update(verification_text(view))
         self.query_one("#relay", Static).update(relay_text(view))
 
@@ -212,6 +237,9 @@ class MpesaSettingsScreen(ManagerScreen):
             consumer_key=secret("consumer-key"),
             consumer_secret=secret("consumer-secret"),
             passkey=secret("passkey"),
+            initiator_name=secret("initiator-name"),
+            # As typed: a password's spaces are its own (blank is "not typed").
+            initiator_password=Secret(self.query_one("#initiator-password", Input).value),
         )
 
     def _clear_marks(self) -> None:

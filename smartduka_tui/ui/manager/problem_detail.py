@@ -2,7 +2,8 @@
 the audit log in plain words.
 
 C asks M-Pesa again now (an STK query, applied like any other evidence); M marks it resolved
-with a note (audited). Each key is greyed, with the reason shown, when it cannot apply.
+with a note (audited); V asks M-Pesa to reverse a paid payment (a note says why). Each key is
+greyed, with the reason shown, when it cannot apply.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class ProblemDetailScreen(ManagerScreen):
             id="problem.resolve",
             tooltip="Mark it resolved with a note saying what was done",
         ),
+        Binding(
+            "v",
+            "reverse",
+            "Reverse",
+            id="problem.reverse",
+            tooltip="Give the customer this payment back through M-Pesa (a note says why)",
+        ),
     ]
 
     def __init__(self, key: str) -> None:
@@ -91,7 +99,11 @@ class ProblemDetailScreen(ManagerScreen):
     def _show(self, detail: ProblemDetail) -> None:
         self.detail = detail
         row = detail.row
-        title = f"{row.key} · {row.what}" + (" · resolved" if row.resolved else "")
+        title = (
+            f"{row.key} · {row.what}"
+            + (" · resolved" if row.resolved else "")
+            + (" · reversed" if row.reversed else "")
+        )
         self.query_one("#detail-title", Label).update(title)
         self.query_one("#detail-facts", Static).update(facts_text(detail))
         self.query_one("#detail-advice", Static).update(advice_text(detail))
@@ -107,6 +119,11 @@ class ProblemDetailScreen(ManagerScreen):
             return None if self.busy or detail is None or not detail.can_recheck else True
         if action == "resolve":
             return None if self.busy or detail is None or not detail.can_resolve else True
+        if action == "reverse":
+            if self.manager.reversals is None:
+                return False  # Not offered at all without the relay to bring M-Pesa's result.
+            blocked = detail is None or self.manager.reverse_blocked(detail.row) is not None
+            return None if self.busy or blocked else True
         return True
 
     def action_recheck(self) -> None:
@@ -125,3 +142,16 @@ class ProblemDetailScreen(ManagerScreen):
                 self._done(result)
 
         self.app.push_screen(ResolveNoteScreen(self.key), resolved)
+
+    def action_reverse(self) -> None:
+        detail = self.detail
+        if detail is None or self.busy or self.manager.reverse_blocked(detail.row) is not None:
+            return
+        # Loaded when first asked for: most manager sessions never reverse a payment.
+        from smartduka_tui.ui.manager.reversal import ReversalScreen
+
+        def reversed_or_not(result: ActionResult | None) -> None:
+            if result is not None:
+                self._done(result)
+
+        self.app.push_screen(ReversalScreen(detail.row), reversed_or_not)

@@ -88,6 +88,16 @@ class CheckoutScreen(TillScreen):
             tooltip="Print the last paid sale's receipt again, marked COPY (audited)",
             show=False,
         ),
+        Binding(
+            "f5",
+            "verify_receipt",
+            "Receipt code",
+            id="checkout.verify_receipt",
+            tooltip="Check a receipt code the customer shows with M-Pesa",
+            # Not in the footer, which the sale's own keys fill at 80 columns; F1 and the
+            # command palette list it.
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
@@ -267,7 +277,22 @@ class CheckoutScreen(TillScreen):
             return True if self.items or self.total_text or self.ref_problem() else None
         if action == "reprint_last":
             return self.till.printer is not None
+        if action == "verify_receipt":
+            # Hidden on a till without receipt checks (no relay for M-Pesa's answers); greyed
+            # while a starting app's till opens (it is not known yet).
+            if not self.till.is_open:
+                return None
+            return self.till.services.receipt_checks is not None
         return True
+
+    def action_verify_receipt(self) -> None:
+        # Loaded when first opened: the checkout is the first screen, and start-up stays light.
+        from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
+
+        checks = self.till.services.receipt_checks
+        if checks is not None:
+            blink = self.till.options.cursor_blink
+            self.app.push_screen(VerifyReceiptScreen(checks, blink=blink))
 
     def action_pay(self) -> None:
         after_pending_keys(self, self._pay_now)

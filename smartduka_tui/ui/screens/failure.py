@@ -26,6 +26,7 @@ from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
 from smartduka_tui.ui.summary import STAGE_WORDS
 
 TITLES: dict[AttemptState, str] = {
@@ -51,6 +52,13 @@ class FailureScreen(SaleScreen):
             "Other phone",
             id="failure.another_phone",
             tooltip="Send a new prompt to a different phone, when it is safe",
+        ),
+        Binding(
+            "f5",
+            "verify_receipt",
+            "Receipt code",
+            id="failure.verify_receipt",
+            tooltip="The customer shows an M-Pesa receipt: check it and pay the sale with it",
         ),
         Binding(
             "escape,x",
@@ -281,7 +289,24 @@ class FailureScreen(SaleScreen):
             possible = self.retry_possible() if action == "retry" else self.other_phone_possible()
             blocked = self.busy or self.till.connection.daraja_down or not possible
             return None if blocked else True
+        if action == "verify_receipt":
+            # Hidden on a till without receipt checks (no relay for M-Pesa's answers).
+            if self.till.services.receipt_checks is None:
+                return False
+            return None if self.busy else True
         return True
+
+    def action_verify_receipt(self) -> None:
+        checks = self.till.services.receipt_checks
+        if self.busy or checks is None:
+            return
+
+        def closed(paid: PaymentView | None) -> None:
+            if paid is not None:
+                self._take(paid)
+
+        blink = self.till.options.cursor_blink
+        self.app.push_screen(VerifyReceiptScreen(checks, self.view, blink=blink), closed)
 
     def action_retry(self) -> None:
         if self.busy or not self.retry_possible():

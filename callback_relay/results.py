@@ -1,0 +1,181 @@
+"""`POST /hooks/res/...` and `/hooks/qto/...`: the initiator APIs' asynchronous results.
+
+Transaction Status and Reversal answer on the ResultURL (or, when M-Pesa's queue gives up, the
+QueueTimeOutURL) the till put in its request: a signed per-request path
+(`smartduka_tui.mpesa.result_path`) bound to one shop, one till and one request, with the
+purpose signed too. The checks and the durability rule are the STK intake's: a generic 404
+before the tag verified (counted only), the till enrolled, the body size, the source in
+production, then the `{"Result": {...}}` shape; the event is committed before the 2xx, and
+stored once however often M-Pesa repeats it. Only the till the path names reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
+from callback_relay.hub import FeedHub
+from callback_relay.intake import ACCEPTED, _error
+from callback_relay.metrics import RelayMetrics
+from callback_relay.registry import SecretCache, ShopEntry, now_ms
+from callback_relay.settings import RelaySettings
+from callback_relay.sources import NetworkSet, client_address, in_networks
+from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
+from callback_relay.types import AppendOutcome, EventKind, RefusalReason
+from smartduka_tui.clock import Clock
+from smartduka_tui.model import Mode
+from smartduka_tui.mpesa import result_path
+from smartduka_tui.mpesa.callback_path import CallbackPathError
+from smartduka_tui.mpesa.statement import StatementParseError, parse_async_result
+
+log = logging.getLogger("callback_relay.results")
+
+_KIND = {
+    result_path.ResultPurpose.RESULT: EventKind.RESULT,
+    result_path.ResultPurpose.QUEUE_TIMEOUT: EventKind.QUEUE_TIMEOUT,
+}
+
+
+def _path_keys(entry: ShopEntry, parsed: result_path.ResultPath) -> dict[str, str]:
+    """The secrets (by kid) a result path of `parsed`'s shop and till is signed with: that
+    till's own keys, as for its STK callbacks (none once it is revoked)."""
+    return entry.till_secrets(parsed.till_id)
+
+
+class ResultIntake:
+    """Verifies and stores one asynchronous result; the till reads it from its feed."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        store: RelayStore,
+        cache: SecretCache,
+        hub: FeedHub,
+        metrics: RelayMetrics,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._cache = cache
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        self._allowlist = NetworkSet(settings.allowlist)
+        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
+
+    async def handle(self, request: Request) -> Response:
+        parsed = await self._verify(request.scope["path"])
+        if parsed is None:
+            return _error(404, "not found")
+        client = request.scope.get("client")
+        source = client_address(
+            client[0] if client else None,
+            request.headers.getlist("x-forwarded-for"),
+            self._trusted_proxies,
+        )
+        if self._settings.mode is Mode.PRODUCTION and not in_networks(source, self._allowlist):
+            return self._refuse(parsed, RefusalReason.SOURCE_NOT_ALLOWED, 403, "forbidden")
+        try:
+            raw = await read_limited(request, self._settings.max_body_bytes)
+        except BodyTooLarge:
+            return self._refuse(
+                parsed, RefusalReason.BODY_TOO_LARGE, 413, "body is larger than the relay accepts"
+            )
+        except BodyIncomplete:
+            return _error(400, "request body was cut short")
+        try:
+            parse_async_result(raw)
+        except StatementParseError:
+            return self._refuse(
+                parsed, RefusalReason.MALFORMED_JSON, 400, "body is not an M-Pesa result"
+            )
+        event = NewEvent(
+            kind=_KIND[parsed.purpose],
+            shop_id=parsed.shop_id,
+            till_id=parsed.till_id,
+            attempt_ref=parsed.request_ref,
+            received_at=now_ms(self._clock),
+            body=raw,
+            body_sha256=hashlib.sha256(raw).hexdigest(),
+        )
+        try:
+            stored = await self._store.append(event)
+        except StoreUnavailable:
+            self._metrics.store_failures.inc()
+            self._metrics.callback("store_failed")
+            return _error(503, "temporarily unable to accept results")
+        self._metrics.callback(stored.outcome)
+        if stored.outcome is not AppendOutcome.DUPLICATE:
+            self._hub.notify(parsed.till_id)
+        return Response(ACCEPTED, media_type="application/json")
+
+    async def _verify(self, path: str) -> result_path.ResultPath | None:
+        try:
+            parsed = result_path.parse(path)
+        except CallbackPathError:
+            self._unsigned(RefusalReason.MALFORMED_PATH, None)
+            return None
+        entry = self._cache.entry(parsed.shop_id)
+        if entry is None:
+            await self._cache.recheck()
+            entry = self._cache.entry(parsed.shop_id)
+        if entry is None:
+            self._unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
+            return None
+        if parsed.kid not in _path_keys(entry, parsed):
+            await self._cache.recheck()  # read again whatever it found (see intake)
+            entry = self._cache.entry(parsed.shop_id) or entry
+        keys = _path_keys(entry, parsed)
+        if not result_path.verify(parsed, keys):
+            known = parsed.kid in keys
+            reason = RefusalReason.BAD_SIGNATURE if known else RefusalReason.UNKNOWN_KID
+            self._unsigned(reason, parsed)
+            return None
+        if parsed.till_id not in entry.tills:
+            await self._cache.recheck()
+            entry = self._cache.entry(parsed.shop_id) or entry
+        if parsed.till_id not in entry.tills:
+            self._unsigned(RefusalReason.UNKNOWN_TILL, parsed)
+            return None
+        return parsed
+
+    def _unsigned(self, reason: RefusalReason, parsed: result_path.ResultPath | None) -> None:
+        self._metrics.refusal(reason)
+        self._metrics.callback("refused")
+        log.info(
+            "refused result: %s (shop %s)",
+            reason.value,
+            parsed.shop_id if parsed and self._cache.entry(parsed.shop_id) else "unknown",
+        )
+        return None
+
+    def _refuse(
+        self, parsed: result_path.ResultPath, reason: RefusalReason, status: int, message: str
+    ) -> Response:
+        # Signed but unusable: counted and logged with the shop and till; the body may be
+        # anything its sender chose, so it is not kept.
+        self._metrics.refusal(reason)
+        self._metrics.callback("refused")
+        log.warning(
+            "refused signed result: %s (shop %s, till %s)",
+            reason.value,
+            parsed.shop_id,
+            parsed.till_id,
+        )
+        return _error(status, message)
+
+
+async def receive_result(request: Request) -> Response:
+    intake: ResultIntake = request.app.state.results
+    return await intake.handle(request)
+
+
+RESULT_ROUTES: list[Route] = [
+    Route(f"{purpose.prefix}{{rest:path}}", receive_result, methods=["POST"])
+    for purpose in result_path.ResultPurpose
+]

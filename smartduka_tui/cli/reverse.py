@@ -1,0 +1,129 @@
+"""`smartduka reverse RECEIPT --note WHY`: give a customer back a payment the till took (a
+duplicate or a wrong payment), with M-Pesa's Reversal API. Manager only: a manager PIN must be
+set, and is asked for first.
+
+The payment is marked REVERSED only when M-Pesa's result says code 0; acceptance of the request
+is not a reversal. Every refusal says why and changes nothing; R000001, R000002 and the other
+result codes are said in words.
+
+Exit codes: 0 reversed, 1 not reversed (the message says why), 2 bad input (a malformed code or
+note), 3 not set up (no relay, initiator, certificate or manager PIN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.cli.pay import (
+    EXIT_NOT_PAID,
+    EXIT_NOT_SET_UP,
+    EXIT_PAID,
+    EXIT_REFUSED,
+    SetupError,
+    engine_session,
+    fail,
+    load_settings_for,
+)
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.payments.reversal import ReversalVerdict
+    from smartduka_tui.payments.service import PaymentEngine
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reverse",
+        help="reverse a payment the till took (manager PIN and a note)",
+        description="Give the customer back the payment with this receipt, by M-Pesa's "
+        "Reversal; it shows REVERSED only when M-Pesa's result says so.",
+    )
+    parser.add_argument("receipt", metavar="RECEIPT", help="the receipt code, e.g. TKQ9ZZ1A2B")
+    parser.add_argument(
+        "--note", required=True, help="why (2 to 100 characters; M-Pesa keeps it too)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings_for(args)
+    except (ValueError, FileNotFoundError) as error:
+        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
+    return asyncio.run(_reverse(args, settings))
+
+
+def exit_code(verdict: ReversalVerdict) -> int:
+    from smartduka_tui.payments.reversal import ReversalRefusal
+
+    if verdict.reversed:
+        return EXIT_PAID
+    if verdict.refusal in (ReversalRefusal.MALFORMED, ReversalRefusal.BAD_NOTE):
+        return EXIT_REFUSED
+    if verdict.refusal is ReversalRefusal.NOT_SET_UP:
+        return EXIT_NOT_SET_UP
+    return EXIT_NOT_PAID
+
+
+def print_verdict(verdict: ReversalVerdict, *, as_json: bool) -> None:
+    if not as_json:
+        print(verdict.message)
+        return
+    out = {
+        "reversed": verdict.reversed,
+        "receipt": verdict.receipt,
+        "refusal": None if verdict.refusal is None else verdict.refusal.value,
+        "message": verdict.message,
+        "sale_ref": verdict.sale_ref,
+        "amount": verdict.amount,
+    }
+    print(json.dumps(out, indent=2, sort_keys=True))
+
+
+async def _manager_checked(engine: PaymentEngine) -> str | None:
+    """None when the manager's PIN was given; else why not (a PIN must be set for this)."""
+    from smartduka_tui.cli.common import CliError
+    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
+
+    if not await manager_pin_is_set(engine.store):
+        return (
+            "reversals are for a manager: set a manager PIN first (`smartduka manager "
+            "set-pin`). Nothing was sent."
+        )
+    try:
+        await check_manager_pin(engine.store, "reverse a payment")
+    except CliError as error:
+        return error.message
+    return None
+
+
+async def _reverse(args: argparse.Namespace, settings: Settings) -> int:
+    from smartduka_tui.payments.statement import statement_service
+    from smartduka_tui.relay_client import till_link
+
+    try:
+        async with engine_session(settings, None) as engine:
+            refusal = await _manager_checked(engine)
+            if refusal is not None:
+                return fail(refusal, EXIT_NOT_SET_UP)
+            async with till_link(engine, settings, probe_daraja=False) as link:
+                if link.relay is None:
+                    return fail(
+                        "reversals need the relay (M-Pesa answers through it): enrol this "
+                        "till first. Nothing was sent.",
+                        EXIT_NOT_SET_UP,
+                    )
+                service = statement_service(engine)
+                link.relay.results = service.accept_result
+                try:
+                    verdict = await service.reverse(args.receipt, args.note)
+                finally:
+                    await service.aclose()
+                print_verdict(verdict, as_json=args.json)
+                return exit_code(verdict)
+    except SetupError as error:
+        return fail(str(error), EXIT_NOT_SET_UP)

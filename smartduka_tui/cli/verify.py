@@ -1,0 +1,108 @@
+"""`smartduka verify-receipt CODE [--sale N]`: check a receipt code the customer shows.
+
+The till asks M-Pesa (Transaction Status; the result comes back through the relay) and, with
+`--sale`, accepts the receipt for that sale only when amount, shortcode and time fit and no
+other sale holds it: the sale is then paid. Every refusal says why in plain words and changes
+nothing. Without `--sale` it only reports what M-Pesa says about the receipt.
+
+Exit codes: 0 accepted, 1 not accepted (the message says why), 2 malformed code, 3 the till
+is not set up for receipt checks (no relay, initiator or certificate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.cli.pay import (
+    EXIT_NOT_PAID,
+    EXIT_NOT_SET_UP,
+    EXIT_PAID,
+    EXIT_REFUSED,
+    SetupError,
+    engine_session,
+    fail,
+    load_settings_for,
+)
+
+if TYPE_CHECKING:
+    from smartduka_tui.config import Settings
+    from smartduka_tui.payments.statement import ReceiptVerdict
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "verify-receipt",
+        help="check a receipt code the customer shows, and pay a sale with it",
+        description="Check an M-Pesa receipt code with Transaction Status; with --sale, pay "
+        "that sale with it when amount, till and time fit and no other sale holds it.",
+    )
+    parser.add_argument("code", metavar="CODE", help="the receipt code, e.g. TKQ9ZZ1A2B")
+    parser.add_argument("--sale", metavar="N", help="the sale to pay with it")
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings_for(args)
+    except (ValueError, FileNotFoundError) as error:
+        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
+    return asyncio.run(_verify(args, settings))
+
+
+def _exit_code(verdict: ReceiptVerdict) -> int:
+    from smartduka_tui.payments.statement import ReceiptRefusal
+
+    if verdict.accepted:
+        return EXIT_PAID
+    if verdict.refusal is ReceiptRefusal.MALFORMED:
+        return EXIT_REFUSED
+    if verdict.refusal is ReceiptRefusal.NOT_SET_UP:
+        return EXIT_NOT_SET_UP
+    return EXIT_NOT_PAID
+
+
+def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
+    if not as_json:
+        print(verdict.message)
+        return
+    out = {
+        "accepted": verdict.accepted,
+        "receipt": verdict.receipt,
+        "refusal": None if verdict.refusal is None else verdict.refusal.value,
+        "message": verdict.message,
+        "amount_paid": None if verdict.amount_paid is None else str(verdict.amount_paid),
+        "paid_at": None if verdict.paid_at is None else verdict.paid_at.isoformat(),
+        "payment": None if verdict.payment is None else verdict.payment.model_dump(mode="json"),
+    }
+    print(json.dumps(out, indent=2, sort_keys=True))
+
+
+async def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from smartduka_tui.payments.statement import statement_service
+    from smartduka_tui.relay_client import till_link
+
+    try:
+        async with (
+            engine_session(settings, None) as engine,
+            till_link(engine, settings, probe_daraja=False) as link,
+        ):
+            if link.relay is None:
+                return fail(
+                    "receipt checks need the relay (M-Pesa answers through it): enrol this "
+                    "till first",
+                    EXIT_NOT_SET_UP,
+                )
+            service = statement_service(engine)
+            link.relay.results = service.accept_result
+            try:
+                verdict = await service.verify_receipt(args.code, args.sale)
+            finally:
+                await service.aclose()
+            print_verdict(verdict, as_json=args.json)
+            return _exit_code(verdict)
+    except SetupError as error:
+        return fail(str(error), EXIT_NOT_SET_UP)

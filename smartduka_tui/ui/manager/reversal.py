@@ -1,0 +1,99 @@
+"""Reverse a paid payment (a customer who paid twice, or a wrong payment): the manager, signed
+in with the PIN, writes why; M-Pesa's Reversal is asked and its result awaited. The payment
+shows REVERSED only when M-Pesa's result says so; every other answer is shown in words."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Footer, Input, Label, Static
+
+from smartduka_tui.payments.manager import ActionResult, ManagerError, PaymentRow
+from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.manager.base import ManagerModal
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+
+class ReversalScreen(ManagerModal[ActionResult]):
+    CSS_PATH = "reversal.tcss"
+
+    class Refused(Message, bubble=False):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, row: PaymentRow) -> None:
+        super().__init__()
+        self.row = row
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        row = self.row
+        blink = cast("SmartDukaApp", self.app).options.cursor_blink
+        with Vertical(id="reversal-dialog"):
+            yield Label(
+                f"Reverse {shillings(row.amount or 0)} · receipt {row.receipt} · "
+                f"sale {row.sale_ref}",
+                id="reversal-title",
+            )
+            yield Static(
+                "M-Pesa gives the customer this money back. It shows REVERSED only when "
+                "M-Pesa's result says so. Say why (2 to 100 characters; M-Pesa keeps it)."
+            )
+            note = Input(
+                id="reversal-note",
+                max_length=100,
+                placeholder="e.g. paid twice: STK and till",
+                compact=True,
+            )
+            note.set_reactive(Input.cursor_blink, blink)
+            yield note
+            yield Static("", id="reversal-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#reversal-note", Input).focus()
+
+    @property
+    def status_text(self) -> str:
+        return str(self.query_one("#reversal-status", Static).content)
+
+    def _status(self, text: str, error: bool) -> None:
+        status = self.query_one("#reversal-status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        if not self.busy:
+            self.busy = True
+            self._status("Asking M-Pesa… (the answer comes through the relay)", error=False)
+            self._reverse(event.value)
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.busy = False
+        self._status(message.text, error=True)
+
+    def action_cancel(self) -> None:
+        # Not while M-Pesa is being asked: its answer is shown here.
+        if not self.busy:
+            super().action_cancel()
+
+    @work(group="reverse", exclusive=True, exit_on_error=False)
+    async def _reverse(self, note: str) -> None:
+        try:
+            result = await self.manager.reverse(self.row.key, note)
+        except ManagerError as error:
+            self.post_message(self.Refused(error.message))
+        except Exception as error:
+            cast("SmartDukaApp", self.app).report_unexpected(error, "reversing a payment")
+            self.post_message(self.Refused("The reversal could not be asked for. Try again."))
+        else:
+            self.dismiss(result)
