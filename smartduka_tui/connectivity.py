@@ -30,21 +30,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from smartduka_tui.background import BackgroundTask
-from smartduka_tui.clock import Clock
-from smartduka_tui.payments.gateway import (
-    DarajaGateway,
-    NotReady,
-    PushAccepted,
-    PushOrder,
-    PushRejected,
-    QueryAnswer,
-    QueryKind,
-    Unreachable,
-)
+
+if TYPE_CHECKING:
+    # The cashier app imports this module before its first paint; the gateway (and through it
+    # the Daraja client, httpx and pydantic) loads behind the painted checkout (issue #18).
+    from smartduka_tui.clock import Clock
+    from smartduka_tui.payments.gateway import (
+        DarajaGateway,
+        PushAccepted,
+        PushOrder,
+        QueryAnswer,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,8 @@ class ObservedGateway:
         return f"ObservedGateway({self.inner!r})"
 
     async def prepare(self) -> None:
+        from smartduka_tui.payments.gateway import NotReady, Unreachable
+
         try:
             await self._monitor.watch_daraja(self.inner.prepare())
         except Unreachable:
@@ -255,6 +257,8 @@ class ObservedGateway:
         self._monitor.daraja_reachable(True)
 
     async def push(self, order: PushOrder) -> PushAccepted:
+        from smartduka_tui.payments.gateway import PushRejected
+
         try:
             accepted = await self._monitor.watch_daraja(self.inner.push(order))
         except PushRejected as rejected:
@@ -264,6 +268,8 @@ class ObservedGateway:
         return accepted
 
     async def query(self, checkout_request_id: str) -> QueryAnswer:
+        from smartduka_tui.payments.gateway import QueryKind
+
         answer = await self._monitor.watch_daraja(self.inner.query(checkout_request_id))
         if answer.kind is not QueryKind.NO_ANSWER:
             self._monitor.daraja_reachable(True)

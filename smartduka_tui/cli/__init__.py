@@ -52,8 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments and "app" in COMMAND_MODULES:
+        # Plain `smartduka`, the cashier's command: the app without building every
+        # subcommand's parser first (their modules' imports are a good part of a start).
+        app_module = importlib.import_module("smartduka_tui.cli.app")
+        return int(app_module.run_app(argparse.Namespace(config=None)))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         if "app" in COMMAND_MODULES:

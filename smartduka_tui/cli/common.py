@@ -108,11 +108,16 @@ async def open_store(
 
 def run(config_file: str | None, work: Callable[[Settings], Awaitable[int]]) -> int:
     """Run a command and turn every expected failure into a message and an exit code."""
+    return run_guarded(lambda: _run(work, settings_for(config_file)))
+
+
+def run_guarded(main: Callable[[], Awaitable[int]]) -> int:
+    """Run `main()` on a new event loop; every expected failure becomes a message and an
+    exit code (the settings too may be read inside, after the app has painted)."""
     from smartduka_tui.store import InputError, StoreError
 
     try:
-        settings = settings_for(config_file)
-        return asyncio.run(_run(work, settings))
+        return asyncio.run(_main(main))
     except CliError as error:
         print_error(error.message)
         return error.exit_code
@@ -129,6 +134,10 @@ def run(config_file: str | None, work: Callable[[Settings], Awaitable[int]]) -> 
 
 async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
     return await work(settings)
+
+
+async def _main(main: Callable[[], Awaitable[int]]) -> int:
+    return await main()
 
 
 async def require_manager_pin(store: Store, action: str) -> None:

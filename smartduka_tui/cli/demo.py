@@ -7,6 +7,9 @@ shortcode on the simulator, keeps everything in a throwaway data folder with a f
 generated encryption key, and opens the app. Callbacks travel simulator -> relay -> the till's
 feed, as in production. F1 lists the simulator's magic phone numbers.
 
+The app starts with the two servers (issue #18): its checkout paints while they boot, and the
+till opens behind it once they answer. On the way out both are stopped at once.
+
 While the app runs, a simulator or relay that dies is started again on the same port (the
 simulator's demo shortcode registered again with the same credentials; the relay keeps its
 database) and the app says so. On the way out (quit, Ctrl+C before the app is up, SIGTERM or
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +60,7 @@ DEMO_SHOP_NAME = "Demo Duka"
 DEMO_PREFIX = "DEMO"
 PAYS_PHONE = "254700000000"
 WATCH_EVERY_S = 1.0
+STOP_GRACE_S = 0.2
 
 
 class DemoError(Exception):
@@ -138,13 +142,31 @@ class Served:
         self.wait_ready(time.monotonic() + READY_TIMEOUT_S)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_all([self])
+
+
+def stop_all(servers: Sequence[Served]) -> None:
+    """Stop every server at once (one after the other, each shutdown came on top of the last).
+
+    SIGTERM first; a server still up after `STOP_GRACE_S` gets SIGINT, uvicorn's "force quit":
+    it stops waiting for requests still open, such as the till's long-poll on the relay (2 s
+    of every quit), which nobody will read (the till has closed). One still up after 5 s more
+    is killed.
+    """
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.terminate()
+    for server in servers:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.proc.wait(timeout=STOP_GRACE_S)
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGINT)
+        try:
+            server.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=5)
 
 
 def start_server(
@@ -376,8 +398,12 @@ async def watch_servers(
 
 
 @asynccontextmanager
-async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
-    """Simulator and relay running, the demo till set up; all stopped and removed after."""
+async def demo_environment(
+    *, keep: bool = False, servers_started: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[Demo]:
+    """Simulator and relay running, the demo till set up; all stopped and removed after.
+    `servers_started` is awaited once both are spawned, before the till's modules load (the
+    app paints then)."""
     from smartduka_tui.config import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="smartduka-demo-"))
@@ -392,6 +418,8 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
             ["--db", str(folder / "relay" / "relay.db")],
         )
         servers.append(relay)
+        if servers_started is not None:
+            await servers_started()
         # The till's modules load while the two servers start.
         load_modules(APP_MODULES)
         data_dir = folder / "till"
@@ -409,8 +437,7 @@ async def demo_environment(*, keep: bool = False) -> AsyncIterator[Demo]:
             folder, settings, simulator, relay, (magic_phone_help(),), shortcode, credentials
         )
     finally:
-        for server in reversed(servers):
-            server.stop()
+        stop_all(servers)
         live = live_payments(folder / "till")
         if live:
             print(
@@ -441,8 +468,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from smartduka_tui.cli.app import run_cashier_app, till_services
-
     running: list[SmartDukaApp] = []
     main_task = asyncio.current_task()
 
@@ -460,22 +485,50 @@ async def _demo(args: argparse.Namespace) -> int:
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop)
     try:
-        async with demo_environment(keep=args.keep) as demo:
-            if args.headless_check:
+        if args.headless_check:
+            async with demo_environment(keep=args.keep) as demo:
                 return await headless_check(demo)
+        return await _demo_app(args, running)
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _demo_app(args: argparse.Namespace, running: list[SmartDukaApp]) -> int:
+    """The app, started with the servers: it paints while they boot; its till opens after."""
+    from smartduka_tui.cli.app import till_services
+    from smartduka_tui.ui.app import make_app
+
+    app = make_app()
+    running.append(app)
+    app_run = asyncio.create_task(app.run_async())
+
+    async def painted() -> None:
+        waiting = asyncio.create_task(app.painted.wait())
+        await asyncio.wait((app_run, waiting), return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+
+    try:
+        async with demo_environment(keep=args.keep, servers_started=painted) as demo:
+            if app_run.done():  # stopped (a signal) while the demo was setting up
+                return app.return_code or 0
             watcher = asyncio.create_task(watch_servers(demo, lambda words: _tell(running, words)))
             try:
                 async with till_services(
                     demo.settings, help_sections=demo.help_sections
                 ) as services:
-                    return await run_cashier_app(demo.settings, services, on_start=running.append)
+                    app.open_till(demo.settings, services)
+                    await app_run
+                    return app.return_code or 0
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-    finally:
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+    except BaseException:
+        # The demo could not start: the app goes first, then the error is said.
+        app.exit(return_code=EXIT_FAILED)
+        await asyncio.gather(app_run, return_exceptions=True)
+        raise
 
 
 def _tell(running: list[SmartDukaApp], words: str) -> None:

@@ -3,61 +3,150 @@
 The payment engine, the app and the CLI use this package's names; none of them writes SQL.
 Open a store with `open_till_store(data_dir)` (lock + keys + database) or `Store.open(path)`;
 write with `async with store.write() as tx:`; every shop-data call takes the shop id.
+
+The names load on first use (`__getattr__`): importing one light module of the package (its
+records, say) does not load the database layer, aiosqlite and the vault's cryptography, which
+the cashier app needs only after its first screen is up.
 """
 
-from smartduka_tui.store.db import Database, WriteTx
-from smartduka_tui.store.errors import (
-    AttemptConflictError,
-    AttemptInputError,
-    DatabaseError,
-    DataDirLockedError,
-    IdempotencyKeyExistsError,
-    InputError,
-    InvalidTransitionError,
-    KeyMalformedError,
-    KeyMissingError,
-    KeyringPermissionError,
-    NotFoundError,
-    PhoneBusyError,
-    ShopConfigError,
-    StoreBusyError,
-    StoreCorruptError,
-    StoreDamagedError,
-    StoreError,
-    StoreFullError,
-    StoreIOError,
-    StoreReadOnlyError,
-    StoreTooNewError,
-    TamperedPinError,
-    TamperedRoutingError,
-    TamperedSecretError,
-    VaultError,
-    WrongKeyError,
-)
-from smartduka_tui.store.lock import DataDirLock, acquire_data_dir_lock
-from smartduka_tui.store.records import (
-    Attempt,
-    AttemptFilter,
-    AuditEntry,
-    ChainReport,
-    Enrolment,
-    NewAttempt,
-    Page,
-    PageCursor,
-    Problem,
-    Shop,
-    ShopConfig,
-    ShopCredentials,
-    ShopSecrets,
-    StateOrFlags,
-    Summary,
-    Till,
-    TillCredentials,
-    TransitionResult,
-)
-from smartduka_tui.store.secret import Secret
-from smartduka_tui.store.store import Store, database_path, keyring_path, open_till_store
-from smartduka_tui.store.vault import Keyring, create_keyring, generate_key_hex, load_keyring
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smartduka_tui.store.db import (
+        Database,
+        WriteTx,
+    )
+    from smartduka_tui.store.errors import (
+        AttemptConflictError,
+        AttemptInputError,
+        DatabaseError,
+        DataDirLockedError,
+        IdempotencyKeyExistsError,
+        InputError,
+        InvalidTransitionError,
+        KeyMalformedError,
+        KeyMissingError,
+        KeyringPermissionError,
+        NotFoundError,
+        PhoneBusyError,
+        ShopConfigError,
+        StoreBusyError,
+        StoreCorruptError,
+        StoreDamagedError,
+        StoreError,
+        StoreFullError,
+        StoreIOError,
+        StoreReadOnlyError,
+        StoreTooNewError,
+        TamperedPinError,
+        TamperedRoutingError,
+        TamperedSecretError,
+        VaultError,
+        WrongKeyError,
+    )
+    from smartduka_tui.store.lock import (
+        DataDirLock,
+        acquire_data_dir_lock,
+    )
+    from smartduka_tui.store.records import (
+        Attempt,
+        AttemptFilter,
+        AuditEntry,
+        ChainReport,
+        Enrolment,
+        NewAttempt,
+        Page,
+        PageCursor,
+        Problem,
+        Shop,
+        ShopConfig,
+        ShopCredentials,
+        ShopSecrets,
+        StateOrFlags,
+        Summary,
+        Till,
+        TillCredentials,
+        TransitionResult,
+    )
+    from smartduka_tui.store.secret import (
+        Secret,
+    )
+    from smartduka_tui.store.store import (
+        Store,
+        database_path,
+        keyring_path,
+        open_till_store,
+    )
+    from smartduka_tui.store.vault import (
+        Keyring,
+        create_keyring,
+        generate_key_hex,
+        load_keyring,
+    )
+
+# Where each public name lives.
+_HOMES: dict[str, str] = {
+    "Database": "db",
+    "WriteTx": "db",
+    "AttemptConflictError": "errors",
+    "AttemptInputError": "errors",
+    "DatabaseError": "errors",
+    "DataDirLockedError": "errors",
+    "IdempotencyKeyExistsError": "errors",
+    "InputError": "errors",
+    "InvalidTransitionError": "errors",
+    "KeyMalformedError": "errors",
+    "KeyMissingError": "errors",
+    "KeyringPermissionError": "errors",
+    "NotFoundError": "errors",
+    "PhoneBusyError": "errors",
+    "ShopConfigError": "errors",
+    "StoreBusyError": "errors",
+    "StoreCorruptError": "errors",
+    "StoreDamagedError": "errors",
+    "StoreError": "errors",
+    "StoreFullError": "errors",
+    "StoreIOError": "errors",
+    "StoreReadOnlyError": "errors",
+    "StoreTooNewError": "errors",
+    "TamperedPinError": "errors",
+    "TamperedRoutingError": "errors",
+    "TamperedSecretError": "errors",
+    "VaultError": "errors",
+    "WrongKeyError": "errors",
+    "DataDirLock": "lock",
+    "acquire_data_dir_lock": "lock",
+    "Attempt": "records",
+    "AttemptFilter": "records",
+    "AuditEntry": "records",
+    "ChainReport": "records",
+    "Enrolment": "records",
+    "NewAttempt": "records",
+    "Page": "records",
+    "PageCursor": "records",
+    "Problem": "records",
+    "Shop": "records",
+    "ShopConfig": "records",
+    "ShopCredentials": "records",
+    "ShopSecrets": "records",
+    "StateOrFlags": "records",
+    "Summary": "records",
+    "Till": "records",
+    "TillCredentials": "records",
+    "TransitionResult": "records",
+    "Secret": "secret",
+    "Store": "store",
+    "database_path": "store",
+    "keyring_path": "store",
+    "open_till_store": "store",
+    "Keyring": "vault",
+    "create_keyring": "vault",
+    "generate_key_hex": "vault",
+    "load_keyring": "vault",
+}
 
 __all__ = [
     "Attempt",
@@ -118,3 +207,15 @@ __all__ = [
     "load_keyring",
     "open_till_store",
 ]
+
+
+if not TYPE_CHECKING:
+    # Hidden from mypy, which then still refuses a name the package does not export.
+
+    def __getattr__(name: str) -> object:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+        globals()[name] = value
+        return value

@@ -11,10 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from smartduka_tui.mpesa.requests import MAX_AMOUNT
-from smartduka_tui.payments.api import InvalidPaymentInput
-from smartduka_tui.payments.inputs import check_amount
-
 MAX_QUANTITY = 999
 MAX_ITEM_NAME = 30
 
@@ -82,6 +78,10 @@ def amount_problem(text: str) -> str | None:
     """What is wrong with `text` as a sale total, or None if M-Pesa can take it."""
     if not text.strip():
         return "Type the total in whole shillings."
+    # Here rather than at the top: the checkout paints before the payment modules load.
+    from smartduka_tui.payments.api import InvalidPaymentInput
+    from smartduka_tui.payments.inputs import check_amount
+
     try:
         check_amount(read_shillings(text))
     except AmountRefused as error:
@@ -110,6 +110,8 @@ def item_problem(name: str, quantity: str, unit_price: str) -> str | None:
         return error.message
     if price < 1:
         return "The price must be at least KES 1."
+    from smartduka_tui.mpesa.requests import MAX_AMOUNT
+
     if price > MAX_AMOUNT:
         return f"The price must be at most KES {MAX_AMOUNT:,}."
     return None

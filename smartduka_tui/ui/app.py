@@ -4,6 +4,11 @@ The app owns the state every screen shows (the clock's `now`, the connection sta
 of attempts awaiting an outcome) and bridges the engine's and the connection source's plain
 listeners onto its message loop. Screens hold no business logic: they call the payment service
 from workers and render the views it returns.
+
+The console script starts the app before the till is open (`make_app()` with no services): the
+checkout paints and takes the cashier's digits while the engine, its store and the network
+clients load, then `open_till` hands them over. Keys the checkout cannot take yet (Enter, a
+function key, and every key after one of those) are held in order and replayed then.
 """
 
 from __future__ import annotations
@@ -16,43 +21,55 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path, PurePath
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.widgets import Input
 
-from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import ConnectionState
-from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.printing import PrinterStatus
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
-from smartduka_tui.ui.freshness import is_stale
-from smartduka_tui.ui.printer import PrinterWatch
 from smartduka_tui.ui.sale_numbers import SaleNumbers
 from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
-from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.quit import ConfirmQuitScreen, waiting_words
-from smartduka_tui.ui.screens.sales import SalesScreen
-from smartduka_tui.ui.screens.success import SuccessScreen
-from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.services import AppServices, UiOptions
-from smartduka_tui.ui.summary import outcome_summary
+
+if TYPE_CHECKING:
+    # The payment modules (pydantic models, the store's records) and the sale screens load
+    # after the checkout's first paint: imported where they are first used.
+    from smartduka_tui.config import Settings
+    from smartduka_tui.payments.api import PaymentView
+    from smartduka_tui.printing import PrinterStatus
+    from smartduka_tui.ui.printer import PrinterWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LATEST_KEPT = 256
-SCREEN_STYLESHEETS = tuple((Path(__file__).parent / "screens").glob("*.tcss")) + tuple(
-    (Path(__file__).parent / "manager").glob("*.tcss")
+# The editing keys a field handles itself (Backspace, the arrows...): a starting checkout lets
+# them through with the digits. Enter is the checkout's Pay, which needs the till.
+FIELD_KEYS = frozenset(
+    key
+    for binding in Input.BINDINGS
+    if isinstance(binding, Binding)
+    for key in binding.key.split(",")
+) - {"enter"}
+HERE = Path(__file__).parent
+FIRST_STYLESHEETS = (HERE / "app.tcss", HERE / "screens" / "checkout.tcss")
+LATER_STYLESHEETS = tuple(
+    path
+    for path in sorted((*(HERE / "screens").glob("*.tcss"), *(HERE / "manager").glob("*.tcss")))
+    if path not in FIRST_STYLESHEETS
 )
 
 THEME = Theme(
@@ -82,17 +99,24 @@ def plain_failure_message(log_path: Path | None) -> str:
     )
 
 
+class TillOpened(Message):
+    """The till behind a starting app is open: its settings and services (`open_till`)."""
+
+    def __init__(self, settings: Settings, services: AppServices) -> None:
+        super().__init__()
+        self.settings = settings
+        self.services = services
+
+
 class SmartDukaApp(App[int]):
     """The till's cashier app."""
 
     TITLE = "SmartDuka Till"
-    # Every screen's stylesheet is read once at start-up: Textual otherwise parses a screen's
-    # CSS_PATH the first time the screen is shown and restyles the whole app, a visible pause
-    # in the middle of a sale.
-    CSS_PATH: ClassVar[list[str | PurePath]] = [
-        "app.tcss",
-        *sorted(str(p.relative_to(Path(__file__).parent)) for p in SCREEN_STYLESHEETS),
-    ]
+    # Only the checkout's stylesheets before the first paint: every rule read costs each
+    # widget styled, and that is most of a start. The other screens' are read once when the
+    # till opens (`_read_later_stylesheets`): Textual would otherwise parse a screen's CSS_PATH
+    # the first time it is shown and restyle the whole app, a visible pause mid-sale.
+    CSS_PATH: ClassVar[list[str | PurePath]] = list(FIRST_STYLESHEETS)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "f1",
@@ -138,30 +162,81 @@ class SmartDukaApp(App[int]):
 
     def __init__(
         self,
-        settings: Settings,
-        services: AppServices,
+        settings: Settings | None,
+        services: AppServices | None,
         options: UiOptions,
         extensions: Sequence[ScreenCommand],
     ) -> None:
         super().__init__()
-        self.settings = settings
-        self.services = services
+        # Before the app runs, so that the theme is applied while there is nothing to restyle:
+        # set from on_mount, it restyled every widget a second time (a fifth of the start).
+        self.register_theme(THEME)
+        self.theme = THEME.name
+        self._settings = settings
+        self._services = services
         self.options = options
         self.extensions = tuple(extensions)
-        self.sale_numbers = SaleNumbers(services.payments, services.clock)
+        self._sale_numbers = (
+            None if services is None else SaleNumbers(services.payments, services.clock)
+        )
         self.checkout = CheckoutScreen()
+        self.painted = asyncio.Event()
+        """Set once the checkout's first frame is drawn: the console script then opens the till."""
+        self._held_keys: list[events.Key] = []
+        self._starting = services is None
+        """Until the till is open and its checkout ready for a sale, keys may be held."""
         self._unsubscribe: list[Callable[[], None]] = []
         self.latest: OrderedDict[str, PaymentView] = OrderedDict()
         """The newest view the engine reported for each recent attempt (screens that open
         after a change catch up from here)."""
-        self.set_reactive(SmartDukaApp.now, services.clock.now())
-        self.set_reactive(SmartDukaApp.connection, services.connection.current())
+        if services is not None:
+            self.set_reactive(SmartDukaApp.now, services.clock.now())
+            self.set_reactive(SmartDukaApp.connection, services.connection.current())
         self._service_context = contextvars.copy_context()
         self._up = False
         self._exit_when_ready: int | None = None
         self._left_waiting: tuple[int, str] | None = None
         """The start-up notice on the checkout (how many it names, its words) while shown."""
-        self.printer = PrinterWatch(self, services.receipts) if services.receipts else None
+        self.printer: PrinterWatch | None = None
+        """The receipt printer's state, once the till is open and only if it has receipts."""
+        if services is not None:
+            self._watch_printer(services)
+
+    # -- the till behind the app -----------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the till is open (always, unless the app was started before it)."""
+        return self._services is not None
+
+    @property
+    def services(self) -> AppServices:
+        if self._services is None:
+            raise RuntimeError("the till is not open yet")
+        return self._services
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            raise RuntimeError("the till is not open yet")
+        return self._settings
+
+    @property
+    def sale_numbers(self) -> SaleNumbers:
+        if self._sale_numbers is None:
+            raise RuntimeError("the till is not open yet")
+        return self._sale_numbers
+
+    def _watch_printer(self, services: AppServices) -> None:
+        if services.receipts is not None:
+            # The printing modules load with the till, behind the painted checkout.
+            from smartduka_tui.ui.printer import PrinterWatch
+
+            self.printer = PrinterWatch(self, services.receipts)
+
+    def open_till(self, settings: Settings, services: AppServices) -> None:
+        """Hand a starting app its till (callable from outside the app's message loop)."""
+        self.post_message(TillOpened(settings, services))
 
     async def call_service(self, call: Awaitable[T]) -> T:
         """Await a service call in the app's own context instead of the calling worker's.
@@ -180,12 +255,59 @@ class SmartDukaApp(App[int]):
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
-        self.register_theme(THEME)
-        self.theme = THEME.name
+    async def on_mount(self) -> None:
         # Pushed rather than returned from get_default_screen: Textual loads a screen's own
         # CSS_PATH only for screens it pushes or switches to.
-        self.push_screen(self.checkout)
+        await self.push_screen(self.checkout)
+        if self.is_open:
+            self._serve_till()
+            self._read_later_stylesheets()
+        self.call_after_refresh(self.painted.set)
+
+    @on(TillOpened)
+    async def _till_opened(self, message: TillOpened) -> None:
+        services = message.services
+        self._settings, self._services = message.settings, services
+        self._sale_numbers = SaleNumbers(services.payments, services.clock)
+        self._watch_printer(services)
+        self.now = services.clock.now()
+        self._serve_till()
+        self._read_later_stylesheets()
+        # The held keys may pay the sale: only once it has its reference.
+        await self.checkout.till_opened()
+        held, self._held_keys = self._held_keys, []
+        self._starting = False
+        # Posted in one go, ahead of any key the terminal sends from now on.
+        for key in held:
+            self.post_message(events.Key(key.key, key.character))
+
+    async def on_event(self, event: events.Event) -> None:
+        if self._holds(event):
+            return
+        await super().on_event(event)
+
+    def _holds(self, event: events.Event) -> bool:
+        """Hold a key the starting checkout cannot take yet (the focused field takes what it
+        types and edits with), and every key after a held one, so their order stays."""
+        if not self._starting or not isinstance(event, events.Key) or event.is_forwarded:
+            return False
+        for_the_field = event.is_printable or event.key in FIELD_KEYS
+        if not self._held_keys and for_the_field and isinstance(self.focused, Input):
+            return False
+        self._held_keys.append(event)
+        return True
+
+    def _read_later_stylesheets(self) -> None:
+        """Every other screen's stylesheet, read and applied in one go (as Textual reads a
+        pushed screen's own), so that no screen restyles the app when it first shows."""
+        for path in LATER_STYLESHEETS:
+            if not self.stylesheet.has_source(str(path), ""):
+                self.stylesheet.read(path)
+        self.stylesheet.reparse()
+        self.stylesheet.update(self)
+
+    def _serve_till(self) -> None:
+        """Follow the open till: its engine's changes, its connections, its clock."""
         self._unsubscribe.append(self.services.payments.add_listener(self._engine_changed))
         self._unsubscribe.append(self.services.connection.subscribe(self._connection_changed))
         # The state may have moved between construction and subscription.
@@ -275,6 +397,9 @@ class SmartDukaApp(App[int]):
 
     @on(PaymentChanged)
     def _forward_payment(self, message: PaymentChanged) -> None:
+        from smartduka_tui.ui.freshness import is_stale
+        from smartduka_tui.ui.summary import outcome_summary
+
         view = message.view
         self.refresh_awaiting()
         known = self.latest.get(view.attempt_id)
@@ -350,6 +475,10 @@ class SmartDukaApp(App[int]):
 
     def screen_for(self, view: PaymentView) -> SaleScreen:
         """The screen that shows `view` as it is now."""
+        from smartduka_tui.ui.screens.failure import FailureScreen
+        from smartduka_tui.ui.screens.success import SuccessScreen
+        from smartduka_tui.ui.screens.waiting import WaitingScreen
+
         if view.is_paid:
             return SuccessScreen(view)
         if view.is_live:
@@ -368,7 +497,8 @@ class SmartDukaApp(App[int]):
     def report_unexpected(self, error: BaseException, doing: str) -> None:
         """An error no screen expected: a log entry with the details, a plain line on screen."""
         log.error("unexpected error while %s", doing, exc_info=error)
-        where = f" (details in {self.services.log_path})" if self.services.log_path else ""
+        log_path = self._services.log_path if self._services is not None else None
+        where = f" (details in {log_path})" if log_path else ""
         text = f"Something went wrong while {doing}{where}. Nothing was lost; try again."
         screen = self.screen
         if isinstance(screen, TillScreen):
@@ -386,7 +516,8 @@ class SmartDukaApp(App[int]):
             # Pilot tests re-raise it; a real run only prints the plain message.
             self._exception = error
             self._exception_event.set()
-        self.panic(Text(plain_failure_message(self.services.log_path)))
+        log_path = self._services.log_path if self._services is not None else None
+        self.panic(Text(plain_failure_message(log_path)))
 
     # -- actions and commands ------------------------------------------------------------------
 
@@ -419,9 +550,13 @@ class SmartDukaApp(App[int]):
 
     def action_sales(self) -> None:
         if self.screen is self.checkout:
+            from smartduka_tui.ui.screens.sales import SalesScreen
+
             self.push_screen(SalesScreen())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.is_open and action in ("help", "manager", "sales"):
+            return None
         if action == "manager":
             return bool(self.available_extensions())
         if action == "sales":
@@ -454,13 +589,16 @@ class SmartDukaApp(App[int]):
 
 
 def make_app(
-    settings: Settings,
-    services: AppServices,
+    settings: Settings | None = None,
+    services: AppServices | None = None,
     *,
     options: UiOptions | None = None,
     extensions: Sequence[ScreenCommand] | None = None,
 ) -> SmartDukaApp:
-    """The one way to build the cashier app: the console script, the demo and tests all use it."""
+    """The one way to build the cashier app: the console script, the demo and tests all use it.
+    Without settings and services it starts before its till: see `SmartDukaApp.open_till`."""
+    if (settings is None) != (services is None):
+        raise TypeError("make_app takes settings and services together, or neither")
     if extensions is None:
         from smartduka_tui.ui.manager import screen_commands
 

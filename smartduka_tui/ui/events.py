@@ -7,10 +7,14 @@ the app's message loop, in order, by the screen that cares.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
 from smartduka_tui.connectivity import ConnectionState
-from smartduka_tui.payments.api import PaymentView
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.api import PaymentView
 
 # Neither bubbles: the app forwards copies to its screens, and a copy bubbling back up to the
 # app would be forwarded again, for ever. (Textual sets `bubble` from the class keyword.)

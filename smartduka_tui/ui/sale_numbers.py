@@ -10,10 +10,13 @@ reuse one; the cashier may still type any reference and the service judges it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.api import PaymentService
+
+if TYPE_CHECKING:
+    from smartduka_tui.clock import Clock
+    from smartduka_tui.payments.api import PaymentService
 
 MAX_PER_DAY = 9999
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smartduka_tui.clock import Clock
 from smartduka_tui.connectivity import ConnectionBoard, ConnectionSource
-from smartduka_tui.payments.api import PaymentService
 
 if TYPE_CHECKING:
+    from smartduka_tui.clock import Clock
+    from smartduka_tui.payments.api import PaymentService
     from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.statement import ReceiptChecks

@@ -46,15 +46,15 @@ async def quiet_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[
         yield harness
 
 
-def build_app(
+def services_for(
     harness: TillHarness,
     *,
     board: ConnectionBoard | None = None,
     help_sections: tuple[HelpSection, ...] = (),
     receipts: ReceiptDesk | None = None,
-    **kwargs: Any,
-) -> SmartDukaApp:
-    services = AppServices(
+) -> AppServices:
+    """The app's services on the harness's till."""
+    return AppServices(
         payments=harness.engine,
         clock=harness.clock,
         identity=TillIdentity(
@@ -64,6 +64,17 @@ def build_app(
         help_sections=help_sections,
         receipts=receipts,
     )
+
+
+def build_app(
+    harness: TillHarness,
+    *,
+    board: ConnectionBoard | None = None,
+    help_sections: tuple[HelpSection, ...] = (),
+    receipts: ReceiptDesk | None = None,
+    **kwargs: Any,
+) -> SmartDukaApp:
+    services = services_for(harness, board=board, help_sections=help_sections, receipts=receipts)
     return make_app(harness.settings, services, options=UiOptions(cursor_blink=False), **kwargs)
 
 

@@ -26,6 +26,8 @@ SMARTDUKA = [
     "import sys; from smartduka_tui.cli import main; sys.exit(main())",
 ]
 FIRST_SCREEN = b"Pay by M-Pesa"
+# The checkout paints while the servers boot; the status bar names the shop once the till is open.
+TILL_OPEN = b"Demo Duka"
 
 
 def children_of(pid: int) -> set[int]:
@@ -127,7 +129,7 @@ def test_demo_restarts_a_server_that_died_and_says_so() -> None:
     """Issue case 8: the demo never noticed its simulator or relay had died."""
     terminal = Terminal("demo", env=clean_env())
     try:
-        assert terminal.read_until(FIRST_SCREEN, timeout=60), terminal.output[-2000:]
+        assert terminal.read_until(TILL_OPEN, timeout=60), terminal.output[-2000:]
         for name, module in (("relay", "callback_relay"), ("simulator", "smartduka_tui.simulator")):
             (victim,) = [p for p in children_of(terminal.pid) if module in command_line(p)]
             os.kill(victim, signal.SIGKILL)
@@ -197,3 +199,16 @@ def test_smartduka_without_a_till_says_what_to_do(tmp_path: Path) -> None:
     assert result.stderr.startswith("smartduka: error: no encryption key")
     assert "smartduka keys init" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_smartduka_at_a_terminal_without_a_till_paints_then_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """At a terminal the checkout paints before the till opens (issue #18): a till that cannot
+    open closes the app again and then says why, as it does without a terminal."""
+    terminal = Terminal(env=clean_env(SMARTDUKA_DATA_DIR=str(tmp_path)))
+    assert terminal.read_until(b"opening the till", timeout=60), terminal.output[-2000:]
+    assert terminal.wait(timeout=60) == 3
+    said = terminal.output.rsplit(b"\x1b[?1049l", 1)[-1]  # after the app left the screen
+    assert b"smartduka: error: no encryption key" in said
+    assert b"Traceback" not in terminal.output

@@ -19,8 +19,6 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from smartduka_tui.connectivity import ConnectionState
-from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS
 from smartduka_tui.ui.widgets.notice import Notice, Severity
@@ -28,6 +26,7 @@ from smartduka_tui.ui.widgets.offline_banner import OfflineBanner
 from smartduka_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from smartduka_tui.payments.api import PaymentView
     from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
 
@@ -139,6 +138,8 @@ class SaleScreen(TillScreen):
 
     def catch_up(self, view: PaymentView) -> PaymentView:
         """`view`, or the newer one the app heard about while this screen was on its way."""
+        from smartduka_tui.ui.freshness import newest
+
         return newest(view, self.till.latest.get(view.attempt_id))
 
     def watches(self, view: PaymentView) -> bool:

@@ -3,11 +3,14 @@ and Enter to pay by M-Pesa.
 
 The fastest path is the total's digits and Enter; the phone screen follows. The total field
 checks what is typed as it is typed, so the cashier sees the problem before pressing Enter.
+
+The module imports only what its first paint needs: the payment modules, the screens after this
+one and the service's rules load while the cashier types (see `SmartDukaApp`).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,21 +18,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
-from smartduka_tui.payments.api import InvalidPaymentInput
-from smartduka_tui.payments.c2b import C2BAttachError, QrUnavailable
-from smartduka_tui.payments.inputs import check_sale_ref
 from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
 from smartduka_tui.ui.format import shillings
-from smartduka_tui.ui.printer import PrintOutcome
 from smartduka_tui.ui.screens.base import TillScreen
-from smartduka_tui.ui.screens.item import ItemScreen
-from smartduka_tui.ui.screens.phone import PhoneScreen
-from smartduka_tui.ui.screens.qr import QrScreen
-from smartduka_tui.ui.screens.receipt import ReceiptScreen, outcome_words
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
-from smartduka_tui.ui.widgets.printer_status import why_not_printing
+from smartduka_tui.ui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.printer import PrintOutcome
 
 TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
 NOTHING_TO_REPRINT = "No sale has been paid at this till yet: there is no receipt to reprint."
@@ -130,7 +128,7 @@ class CheckoutScreen(TillScreen):
                     select_on_focus=False,
                 )
             yield Static(TOTAL_HINT, id="total-hint")
-            if self.till.services.c2b is not None:
+            if self.till.is_open and self.till.services.c2b is not None:
                 yield C2BPanel(self.till.services.c2b)
             yield Label("Items (optional)", id="items-title")
             yield DataTable(id="items", cursor_type="row", zebra_stripes=True)
@@ -165,7 +163,13 @@ class CheckoutScreen(TillScreen):
 
     def ref_problem(self) -> str | None:
         """What is wrong with the sale reference, by the service's own rule and in its words
-        (their first clause: the line must fit 80 columns)."""
+        (their first clause: the line must fit 80 columns). Nothing before the till is open:
+        the reference comes from it."""
+        if not self.till.is_open:
+            return None
+        from smartduka_tui.payments.api import InvalidPaymentInput
+        from smartduka_tui.payments.inputs import check_sale_ref
+
         try:
             check_sale_ref(self.sale_ref, self.till.services.identity.account_prefix)
         except InvalidPaymentInput as error:
@@ -265,7 +269,7 @@ class CheckoutScreen(TillScreen):
                 return False
             return True if panels.first().suggested is not None else None
         if action == "show_qr":
-            desk = self.till.services.c2b
+            desk = self.till.services.c2b if self.till.is_open else None
             if desk is None or not desk.offers_qr:
                 return False
             return None if self.till.connection.daraja_down or self.problem() else True
@@ -274,7 +278,10 @@ class CheckoutScreen(TillScreen):
         if action == "reprint_last":
             return self.till.printer is not None
         if action == "verify_receipt":
-            # Hidden on a till without receipt checks (no relay for M-Pesa's answers).
+            # Hidden on a till without receipt checks (no relay for M-Pesa's answers); greyed
+            # while a starting app's till opens (it is not known yet).
+            if not self.till.is_open:
+                return None
             return self.till.services.receipt_checks is not None
         return True
 
@@ -306,9 +313,13 @@ class CheckoutScreen(TillScreen):
             self.app.bell()
             return
         self.clear_notice()
+        from smartduka_tui.ui.screens.phone import PhoneScreen
+
         self.app.push_screen(PhoneScreen(self.sale_ref, amount))
 
     def action_add_item(self) -> None:
+        from smartduka_tui.ui.screens.item import ItemScreen
+
         def added(item: SaleItem | None) -> None:
             if item is not None:
                 self.items.append(item)
@@ -334,6 +345,8 @@ class CheckoutScreen(TillScreen):
     @work(group="attach-c2b", exclusive=True, exit_on_error=False)
     async def action_attach_c2b(self) -> None:
         """Attach the one direct payment that fits this sale; the relay decides, shop-wide."""
+        from smartduka_tui.payments.c2b import C2BAttachError
+
         panel = self.query_one(C2BPanel)
         suggested, sale_ref = panel.suggested, self.sale_ref
         if suggested is None or self.ref_problem() is not None:
@@ -365,6 +378,9 @@ class CheckoutScreen(TillScreen):
         printer = self.till.printer
         if printer is None or not printer.desk.printer.auto_print:
             return
+        from smartduka_tui.ui.screens.receipt import outcome_words
+        from smartduka_tui.ui.widgets.printer_status import why_not_printing
+
         why = why_not_printing(printer.status)
         if why is not None:
             self.show_notice(f"{paid} Receipt not printed: {why}.")
@@ -379,6 +395,8 @@ class CheckoutScreen(TillScreen):
     @work(group="show-qr", exclusive=True, exit_on_error=False)
     async def action_show_qr(self) -> None:
         """Ask M-Pesa for this sale's QR and show it; the payment arrives as a direct one."""
+        from smartduka_tui.payments.c2b import QrUnavailable
+
         desk, amount = self.till.services.c2b, self.amount()
         if desk is None or amount is None or self.problem() is not None:
             self.app.bell()
@@ -393,6 +411,8 @@ class CheckoutScreen(TillScreen):
         except Exception as error:
             self.till.report_unexpected(error, "making the sale's QR code")
             return
+        from smartduka_tui.ui.screens.qr import QrScreen
+
         self.app.push_screen(QrScreen(qr))
 
     def action_clear_sale(self) -> None:
@@ -412,6 +432,8 @@ class CheckoutScreen(TillScreen):
         if sale_ref is None:
             self.show_notice(NOTHING_TO_REPRINT, "warning")
             return
+        from smartduka_tui.ui.screens.receipt import ReceiptScreen
+
         self.app.push_screen(ReceiptScreen(printer, sale_ref, reprint=True))
 
     # -- a new sale ----------------------------------------------------------------------------
@@ -423,10 +445,24 @@ class CheckoutScreen(TillScreen):
         self.query_one("#sale-ref", Input).value = ""
         self._show_items()
         self.query_one("#total", Input).focus()
-        self._suggest_reference()
+        if self.till.is_open:
+            self._suggest_reference()
+
+    async def till_opened(self) -> None:
+        """The till behind a starting app is open: name it, show its direct payments, and
+        suggest the sale's reference."""
+        await self.query_one(StatusBar).show_identity(self.till.services.identity)
+        desk = self.till.services.c2b
+        if desk is not None:
+            await self.query_one("#checkout-body").mount(C2BPanel(desk), before="#items-title")
+        await self._fill_reference()
+        self._show_problem()
 
     @work(group="sale-ref", exclusive=True, exit_on_error=False)
     async def _suggest_reference(self) -> None:
+        await self._fill_reference()
+
+    async def _fill_reference(self) -> None:
         try:
             reference = await self.till.sale_numbers.next_free()
         except Exception as error:

@@ -6,7 +6,7 @@ it, as for a customer who typed the till number. Esc goes back to the checkout.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,8 +14,10 @@ from textual.containers import Center, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from smartduka_tui.payments.c2b import SaleQr
 from smartduka_tui.ui.format import shillings
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.c2b import SaleQr
 
 
 class QrScreen(ModalScreen[None]):

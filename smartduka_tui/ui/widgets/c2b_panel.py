@@ -7,13 +7,18 @@ re-reads the store on every tick of the app's clock; the feed keeps the store cu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import work
 from textual.message import Message
 from textual.widgets import Static
 
 from smartduka_tui.mpesa.kenya_time import kenya_clock
-from smartduka_tui.payments.c2b import C2BDesk, C2BRecord
 from smartduka_tui.ui.format import shillings
+
+if TYPE_CHECKING:
+    # Loaded with the till, after the checkout's first paint (the panel is mounted then).
+    from smartduka_tui.payments.c2b import C2BDesk, C2BRecord
 
 
 def payment_line(record: C2BRecord) -> str:

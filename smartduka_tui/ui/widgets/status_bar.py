@@ -10,11 +10,12 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from smartduka_tui.connectivity import ConnectionState, Reachability
-from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 
 if TYPE_CHECKING:
     from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
+    from smartduka_tui.ui.services import TillIdentity
+    from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
 
 _WORDS: dict[Reachability, tuple[str, str]] = {
     Reachability.REACHABLE: ("●", "-ok"),
@@ -65,20 +66,41 @@ class StatusBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         app = cast("SmartDukaApp", self.app)
-        identity = app.services.identity
-        yield Label(identity.shop_label, id="status-shop")
-        yield Label(f"Till {identity.till_id}", id="status-till")
+        if app.is_open:
+            identity = app.services.identity
+            yield Label(identity.shop_label, id="status-shop")
+            yield Label(f"Till {identity.till_id}", id="status-till")
+        else:
+            yield Label(app.TITLE, id="status-shop")
+            yield Label("opening the till…", id="status-till")
         yield Label("", id="status-daraja")
         yield Label("", id="status-relay")
         if app.printer is not None:
-            yield PrinterStatusLabel(id="status-printer")
+            yield self._printer_label()
         yield Label("", id="status-awaiting")
+
+    @staticmethod
+    def _printer_label() -> PrinterStatusLabel:
+        # The printing modules load with the till, behind the painted checkout.
+        from smartduka_tui.ui.widgets.printer_status import PrinterStatusLabel
+
+        return PrinterStatusLabel(id="status-printer")
 
     def on_mount(self) -> None:
         app = cast("SmartDukaApp", self.app)
         self.show_connection(app.connection)
         self.show_awaiting(app.awaiting)
         if app.printer is not None:
+            self.show_printer(app.printer.status)
+
+    async def show_identity(self, identity: TillIdentity) -> None:
+        """Name the till once it is open (a starting app paints before it knows), and show
+        its printer if it has one."""
+        self.query_one("#status-shop", Label).update(identity.shop_label)
+        self.query_one("#status-till", Label).update(f"Till {identity.till_id}")
+        app = cast("SmartDukaApp", self.app)
+        if app.printer is not None and not self.query("#status-printer"):
+            await self.mount(self._printer_label(), before="#status-awaiting")
             self.show_printer(app.printer.status)
 
     def show_connection(self, state: ConnectionState) -> None:
@@ -97,5 +119,5 @@ class StatusBar(Horizontal):
         label.set_class(count > 0, "-some")
 
     def show_printer(self, status: PrinterStatus) -> None:
-        for label in self.query(PrinterStatusLabel):
-            label.show(status)
+        for label in self.query("#status-printer"):
+            cast("PrinterStatusLabel", label).show(status)
