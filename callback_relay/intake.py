@@ -146,26 +146,13 @@ class CallbackIntake:
             parsed = callback_path.parse(request.scope["path"])
         except callback_path.CallbackPathError:
             return self._refuse_unsigned(RefusalReason.MALFORMED_PATH, None)
-        # After a recheck the cache is read again whatever the recheck itself did: the
-        # periodic refresh may have loaded the change in the meantime (the recheck then finds
-        # nothing new), and a callback refused then is a payment Safaricom never sends again.
-        entry = self._cache.entry(parsed.shop_id)
-        if entry is None:
-            await self._cache.recheck()
-            entry = self._cache.entry(parsed.shop_id)
+        entry = await self._cache.fresh_entry(parsed.shop_id, parsed.till_id, parsed.kid)
         if entry is None:
             return self._refuse_unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
         # Each till has its own secrets (none once revoked): a till signs only for itself.
-        if not entry.till_secrets(parsed.till_id):
-            await self._cache.recheck()
-            entry = self._cache.entry(parsed.shop_id) or entry
         keys = entry.till_secrets(parsed.till_id)
         if not keys:
             return self._refuse_unsigned(RefusalReason.UNKNOWN_TILL, parsed)
-        if parsed.kid not in keys:
-            await self._cache.recheck()
-            entry = self._cache.entry(parsed.shop_id) or entry
-            keys = entry.till_secrets(parsed.till_id)
         if not callback_path.verify(parsed, keys):
             reason = (
                 RefusalReason.BAD_SIGNATURE if parsed.kid in keys else RefusalReason.UNKNOWN_KID

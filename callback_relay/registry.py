@@ -380,6 +380,20 @@ class SecretCache:
     def entry(self, shop_id: str) -> ShopEntry | None:
         return self._shops.get(shop_id)
 
+    async def fresh_entry(self, shop_id: str, till_id: str, kid: str) -> ShopEntry | None:
+        """The shop's entry for a signed path of (shop, till, kid), read again after one
+        recheck when it lacks any of the three (a shop or till enrolled a moment ago).
+
+        The cache is read again whatever the recheck itself found: the periodic refresh may
+        have loaded the change in the meantime, and a callback refused then is a payment
+        Safaricom never sends again.
+        """
+        entry = self.entry(shop_id)
+        if entry is None or till_id not in entry.tills or kid not in entry.till_secrets(till_id):
+            await self.recheck()
+            entry = self.entry(shop_id) or entry
+        return entry
+
     async def recheck(self) -> bool:
         """After a miss: check the registry version, at most once per `miss_check_s`.
 

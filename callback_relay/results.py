@@ -120,25 +120,16 @@ class ResultIntake:
         except CallbackPathError:
             self._unsigned(RefusalReason.MALFORMED_PATH, None)
             return None
-        entry = self._cache.entry(parsed.shop_id)
-        if entry is None:
-            await self._cache.recheck()
-            entry = self._cache.entry(parsed.shop_id)
+        entry = await self._cache.fresh_entry(parsed.shop_id, parsed.till_id, parsed.kid)
         if entry is None:
             self._unsigned(RefusalReason.UNKNOWN_SHOP, parsed)
             return None
-        if parsed.kid not in _path_keys(entry, parsed):
-            await self._cache.recheck()  # read again whatever it found (see intake)
-            entry = self._cache.entry(parsed.shop_id) or entry
         keys = _path_keys(entry, parsed)
         if not result_path.verify(parsed, keys):
             known = parsed.kid in keys
             reason = RefusalReason.BAD_SIGNATURE if known else RefusalReason.UNKNOWN_KID
             self._unsigned(reason, parsed)
             return None
-        if parsed.till_id not in entry.tills:
-            await self._cache.recheck()
-            entry = self._cache.entry(parsed.shop_id) or entry
         if parsed.till_id not in entry.tills:
             self._unsigned(RefusalReason.UNKNOWN_TILL, parsed)
             return None
