@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from dataclasses import replace
 
 import pytest
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from smartduka_tui.mpesa.callback_path import (
     BANNED_URL_WORDS,
     CallbackPathError,
+    compute_tag,
+    decode_secret,
     new_callback_secret,
     parse,
     redact_path,
@@ -45,6 +49,17 @@ def test_wrong_secret_missing_kid_and_any_edited_part_fail() -> None:
     ]
     for forged in forgeries:
         assert not verify(forged, {"k1": SECRET})
+
+
+def test_the_tag_is_the_truncated_hmac_of_the_path_under_each_secret() -> None:
+    # The keyed HMAC is reused across calls: interleaved secrets must never borrow each other's.
+    for secret in (SECRET, OTHER, SECRET, OTHER):
+        expected = hmac.digest(decode_secret(secret), b"shop1/till1/attempt1/k1", hashlib.sha256)
+        tag = compute_tag(secret, "shop1", "till1", "attempt1", "k1")
+        assert tag == base64.urlsafe_b64encode(expected[:16]).rstrip(b"=").decode()
+    assert compute_tag(SECRET, "shop1", "till1", "attempt2", "k1") != compute_tag(
+        SECRET, "shop1", "till1", "attempt1", "k1"
+    )
 
 
 def test_rotation_keeps_old_kids_valid() -> None:
