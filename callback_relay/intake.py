@@ -82,6 +82,7 @@ class CallbackIntake:
             settings.intake_source_rate_per_s, settings.intake_source_burst, clock
         )
         self._trusted_proxies = NetworkSet(settings.trusted_proxies)
+        self._behind_proxy = bool(settings.trusted_proxies)
 
     async def handle(self, request: Request) -> Response:
         verified = await self._verify(request)
@@ -159,30 +160,28 @@ class CallbackIntake:
             )
             return self._refuse_unsigned(reason, parsed)
         client = request.scope.get("client")
-        source = client_address(
-            client[0] if client else None,
-            request.headers.getlist("x-forwarded-for"),
-            self._trusted_proxies,
-        )
+        # Forwarded hops only count behind a trusted proxy: without one, skip decoding headers.
+        forwarded = request.headers.getlist("x-forwarded-for") if self._behind_proxy else []
+        source = client_address(client[0] if client else None, forwarded, self._trusted_proxies)
         return _Verified(parsed, source)
 
     def _over_quota(
         self, parsed: callback_path.CallbackPath, source: IPAddress | None
     ) -> Response | None:
-        checks = (
-            (self._till_quota, f"{parsed.shop_id}/{parsed.till_id}"),
-            (self._source_quota, str(source)),
+        # A key is built only for a quota that is on (both are off by default).
+        wait = 0.0
+        if self._till_quota is not None:
+            wait = self._till_quota.take(f"{parsed.shop_id}/{parsed.till_id}")
+        if wait <= 0 and self._source_quota is not None:
+            wait = self._source_quota.take(str(source))
+        if wait <= 0:
+            return None
+        self._metrics.callback("rate_limited")
+        return JSONResponse(
+            {"error": "too many callbacks"},
+            status_code=429,
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
-        for quota, key in checks:
-            wait = quota.take(key) if quota is not None else 0.0
-            if wait > 0:
-                self._metrics.callback("rate_limited")
-                return JSONResponse(
-                    {"error": "too many callbacks"},
-                    status_code=429,
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-        return None
 
     def _note_unlisted(self, shop_id: str, source: IPAddress | None) -> None:
         """Sandbox mode: log each unlisted source once (a busy sandbox must not flood the log)."""
