@@ -51,6 +51,19 @@ _MESSAGES = {
 _UNLISTED_MEMORY = 1024
 
 
+class _Accepted(Response):
+    """The answer to every stored callback, its headers encoded once rather than per request
+    (each answer gets its own list, so a middleware that edits one cannot edit the next)."""
+
+    _HEADERS = tuple(Response(ACCEPTED, media_type="application/json").raw_headers)
+
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.body = ACCEPTED
+        self.background = None
+        self.raw_headers = list(self._HEADERS)
+
+
 @dataclass(frozen=True, slots=True)
 class _Verified:
     path: callback_path.CallbackPath
@@ -140,7 +153,7 @@ class CallbackIntake:
         self._metrics.callback(result.outcome)
         if result.outcome is not AppendOutcome.DUPLICATE:
             self._hub.notify(parsed.till_id)
-        return Response(ACCEPTED, media_type="application/json")
+        return _Accepted()
 
     async def _verify(self, request: Request) -> _Verified | Response:
         try:
