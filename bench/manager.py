@@ -7,7 +7,7 @@ A month of a busy shop is written through the store's repositories (each attempt
 and finished with its audit entries, 500 attempts per transaction to load quickly), with problem
 records (unmatched callbacks, suspicious patterns) among them and some problems already resolved.
 Then each query the manager screens make is timed (p50/p99 over repeats, after one warm-up):
-the problem list's first and a later page (attempts and problem records merged), its filters,
+the problem list's first and a later page (attempts and problem records, one query), its filters,
 the daily summary, a problem's detail with its timeline, the audit log's first page, the
 history, and a CSV export of the whole open problem list.
 """

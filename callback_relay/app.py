@@ -22,7 +22,6 @@ from starlette.routing import Route
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
 from callback_relay.c2b import C2B_ROUTES, C2BIntake
 from callback_relay.checkpoints import Checkpoints
-from callback_relay.crypto import SecretBox
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
 from callback_relay.intake import CallbackIntake
@@ -34,6 +33,7 @@ from callback_relay.sources import client_address, in_networks
 from callback_relay.store import RelayStore, StoreUnavailable
 from callback_relay.stores import store_for
 from smartduka_tui.clock import Clock, SystemClock
+from smartduka_tui.secretbox import SecretBox
 
 log = logging.getLogger("callback_relay")
 

@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
-from callback_relay.crypto import RelayKeyError, SecretBox, SecretDecryptError
+from callback_relay.crypto import RelayKeyError
 from callback_relay.platform import (
     BrokerStore,
     PlatformAccount,
@@ -65,6 +65,7 @@ from smartduka_tui.mpesa.errors import (
     QueryNoAnswer,
 )
 from smartduka_tui.mpesa.requests import InvalidRequestError, build_stk_push
+from smartduka_tui.secretbox import SealBrokenError, SecretBox
 
 if TYPE_CHECKING:
     from callback_relay.app import Relay
@@ -278,7 +279,7 @@ class Broker:
             )
         try:
             account = await self._open_account(record)
-        except (SecretDecryptError, RelayKeyError, ValueError, StoreUnavailable) as error:
+        except (SealBrokenError, RelayKeyError, ValueError, StoreUnavailable) as error:
             log.error("the platform's credentials cannot be opened: %s", type(error).__name__)
             return envelope(
                 503, NOT_CONFIGURED, "The platform's credentials at the relay cannot be opened."

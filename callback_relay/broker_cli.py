@@ -22,7 +22,6 @@ from typing import Any, TextIO
 
 from pydantic import SecretStr
 
-from callback_relay.crypto import SecretBox
 from callback_relay.platform import (
     DEFAULT_DARAJA_URL,
     DEFAULT_PUSHES_PER_MINUTE,
@@ -43,6 +42,7 @@ from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore
 from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.secretbox import SecretBox
 
 SECRET_ENV = {name: f"SMARTDUKA_RELAY_PLATFORM_{name.upper()}" for name in PLATFORM_FIELDS}
 

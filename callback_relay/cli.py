@@ -21,12 +21,13 @@ from pydantic import ValidationError
 from callback_relay import broker_cli, c2b_cli
 from callback_relay.broker import platform_url_problem
 from callback_relay.c2b import C2BSetupError
-from callback_relay.crypto import RelayKeyError, SecretDecryptError
+from callback_relay.crypto import RelayKeyError
 from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.store import StoreUnavailable, StoreVersionError
 from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.secretbox import SealBrokenError
 
 EXIT_ERROR = 2
 
@@ -402,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         C2BSetupError,
         RegistryError,
         RelayKeyError,
-        SecretDecryptError,
+        SealBrokenError,
         StoreUnavailable,
         StoreVersionError,
     ) as exc:

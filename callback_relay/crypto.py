@@ -1,4 +1,5 @@
-"""Callback secrets at rest: AES-256-GCM under the relay key.
+"""Callback secrets at rest: AES-256-GCM under the relay key, in the secret box the till's vault
+uses too (`smartduka_tui.secretbox`).
 
 Callback secrets are symmetric (the relay recomputes each tag), so they cannot be hashed; they are
 encrypted instead. Each ciphertext is `version || 12-byte random nonce || ciphertext+tag`, and its
@@ -18,25 +19,15 @@ import secrets
 import stat
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from smartduka_tui.mpesa.callback_path import decode_secret
-
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
-_KEY_CHECK_PLAINTEXT = b"smartduka-relay key check v1"
-_KEY_CHECK_AAD = b"smartduka-relay/key-check"
+from smartduka_tui.secretbox import KEY_BYTES, SealBrokenError, SecretBox
 
 
 class RelayKeyError(RuntimeError):
     """The relay key is missing, malformed or wrong; the message says which and how to fix it."""
-
-
-class SecretDecryptError(RuntimeError):
-    """A stored secret did not decrypt under the right key: the row was tampered with or moved."""
 
 
 def secret_aad(shop_id: str, kid: str) -> bytes:
@@ -63,43 +54,29 @@ def derive_till_secret(shop_secret: str, shop_id: str, till_id: str, revision: i
     return base64.urlsafe_b64encode(derived).rstrip(b"=").decode("ascii")
 
 
-class SecretBox:
-    """AES-256-GCM with a random 12-byte nonce per message. Never shows its key."""
+RELAY_KID = "relay"
+"""The relay's one key goes by this kid in the shared box's keyring."""
+_LEGACY_CHECK_TEXT = b"smartduka-relay key check v1"
+_LEGACY_CHECK_AAD = b"smartduka-relay/key-check"
 
-    __slots__ = ("_aead",)
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise RelayKeyError("the relay key must be 32 bytes (64 hex characters)")
-        self._aead = AESGCM(key)
+def relay_box(key: bytes) -> SecretBox:
+    """The shared secret box (`smartduka_tui.secretbox`) over the relay key."""
+    if len(key) != KEY_BYTES:
+        raise RelayKeyError("the relay key must be 32 bytes (64 hex characters)")
+    return SecretBox({RELAY_KID: key}, RELAY_KID)
 
-    def __repr__(self) -> str:
-        return "SecretBox(<key redacted>)"
 
-    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
-
-    def decrypt(self, blob: bytes, aad: bytes) -> bytes:
-        if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _VERSION:
-            raise SecretDecryptError("stored secret has an unknown format")
-        nonce = blob[1 : 1 + _NONCE_BYTES]
-        try:
-            return self._aead.decrypt(nonce, blob[1 + _NONCE_BYTES :], aad)
-        except InvalidTag:
-            raise SecretDecryptError(
-                "stored secret failed its integrity check (tampered with or moved)"
-            ) from None
-
-    def key_check(self) -> bytes:
-        """A value stored once so that a later start can tell whether it holds the same key."""
-        return self.encrypt(_KEY_CHECK_PLAINTEXT, _KEY_CHECK_AAD)
-
-    def matches(self, key_check: bytes) -> bool:
-        try:
-            return self.decrypt(key_check, _KEY_CHECK_AAD) == _KEY_CHECK_PLAINTEXT
-        except SecretDecryptError:
-            return False
+def key_matches(box: SecretBox, stored_check: bytes) -> bool:
+    """Whether `box` holds the key the database's key check was made with: the shared box's
+    check, or the sealed text that relays wrote before it (read as it is, so a database made
+    then opens unchanged; its sealed secrets have the box's format already)."""
+    if box.matches(stored_check):
+        return True
+    try:
+        return box.decrypt(stored_check, _LEGACY_CHECK_AAD) == _LEGACY_CHECK_TEXT
+    except SealBrokenError:
+        return False
 
 
 def key_file_for(db_path: Path) -> Path:

@@ -26,11 +26,11 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr, ValidationError
 
-from callback_relay.crypto import SecretBox
 from callback_relay.registry import RegistryError
 from callback_relay.settings import url_problem
 from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
+from smartduka_tui.secretbox import SecretBox
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
 DEFAULT_DARAJA_URL = "https://sandbox.safaricom.co.ke"
@@ -158,7 +158,7 @@ def seal_platform(
 
 
 def open_platform(box: SecretBox, record: PlatformRecord) -> PlatformAccount:
-    """Decrypt the stored set-up (SecretDecryptError if a row was tampered with or moved)."""
+    """Decrypt the stored set-up (SealBrokenError if a row was tampered with or moved)."""
     secrets = {
         name: SecretStr(box.decrypt(record.ciphertexts[name], platform_aad(name)).decode("utf-8"))
         for name in PLATFORM_FIELDS

@@ -25,14 +25,16 @@ from typing import Any
 from callback_relay import ids
 from callback_relay.crypto import (
     RelayKeyError,
-    SecretBox,
     derive_till_secret,
+    key_matches,
     load_key,
+    relay_box,
     secret_aad,
 )
 from callback_relay.store import RelayStore, SecretRecord, ShopRecord, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa.callback_path import new_callback_secret
+from smartduka_tui.secretbox import SecretBox
 
 ENROLMENT_FORMAT = "smartduka-enrolment/1"
 KEY_CHECK = "key_check"
@@ -135,10 +137,10 @@ async def open_box(
                 f"{db_path.name}.key next to the database"
             )
         return None
-    box = SecretBox(key)
+    box = relay_box(key)
     if stored_check is None:
         stored_check = await store.set_meta_if_absent(KEY_CHECK, box.key_check())
-    if not box.matches(stored_check):
+    if not key_matches(box, stored_check):
         raise RelayKeyError(
             "the relay key does not match the one this database was created with: check "
             "SMARTDUKA_RELAY_ENCRYPTION_KEY or the key file next to the database"

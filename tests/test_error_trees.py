@@ -13,6 +13,7 @@ MODULES = [
     "smartduka_tui.store.errors",
     "smartduka_tui.payments.manager.errors",
     "smartduka_tui.payments.api",
+    "smartduka_tui.secretbox",
 ]
 
 

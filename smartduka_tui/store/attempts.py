@@ -61,7 +61,7 @@ _TEXT_FIELDS = frozenset(
 TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
 
 
-def _to_attempt(row: Any) -> Attempt:
+def attempt_from_row(row: Any) -> Attempt:
     return Attempt(
         id=row["id"],
         shop_id=row["shop_id"],
@@ -95,6 +95,47 @@ def _to_attempt(row: Any) -> Attempt:
         finished_at=opt_from_ms(row["finished_at"]),
         review_reason=row["review_reason"],
     )
+
+
+def attempt_conditions(
+    shop_id: str, filters: AttemptFilter, *, problems_only: bool
+) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions, with their parameters, that pick a shop's attempts under
+    `filters` (only those on the problem list with `problems_only`)."""
+    where = ["shop_id = ?"]
+    params: list[Any] = [shop_id]
+    if problems_only:
+        where.append(PROBLEM_SQL)
+    if not filters.include_resolved:
+        where.append(f"(flags & {int(AttemptFlag.RESOLVED_BY_MANAGER)}) = 0")
+    if filters.since is not None:
+        where.append("created_at >= ?")
+        params.append(to_ms(filters.since))
+    if filters.until is not None:
+        where.append("created_at < ?")
+        params.append(to_ms(filters.until))
+    if filters.states is not None:
+        states = sorted(AttemptState(s).value for s in filters.states)
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        params.extend(states)
+    if filters.any_of is not None:
+        wanted = sorted(AttemptState(s).value for s in filters.any_of.states)
+        either = [f"state IN ({', '.join('?' * len(wanted))})"] if wanted else []
+        if filters.any_of.flags:
+            either.append(f"(flags & {int(filters.any_of.flags)}) != 0")
+        where.append(f"({' OR '.join(either) or '0'})")
+        params.extend(wanted)
+    if filters.result_codes is not None:
+        codes = sorted(filters.result_codes)
+        where.append(f"result_code IN ({', '.join('?' * len(codes))})")
+        params.extend(codes)
+    if filters.phone is not None:
+        where.append("phone = ?")
+        params.append(filters.phone)
+    if filters.till_id is not None:
+        where.append("till_id = ?")
+        params.append(filters.till_id)
+    return where, params
 
 
 def validate_new_attempt(new: NewAttempt) -> None:
@@ -214,7 +255,7 @@ class Attempts:
         )
         if created is None:
             raise RuntimeError("INSERT ... RETURNING gave no row")
-        attempt = _to_attempt(created)
+        attempt = attempt_from_row(created)
         await self._audit.append(
             tx,
             actor=actor,
@@ -463,7 +504,7 @@ class Attempts:
         )
         if row is None:
             raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
-        return _to_attempt(row)
+        return attempt_from_row(row)
 
     # --- single reads -------------------------------------------------------------------------
 
@@ -474,7 +515,7 @@ class Attempts:
             f"SELECT * FROM attempts WHERE {where}",  # noqa: S608 - fixed fragments only
             params,
         )
-        return None if row is None else _to_attempt(row)
+        return None if row is None else attempt_from_row(row)
 
     async def _require(self, shop_id: str, attempt_id: int, tx: Reader) -> Attempt:
         attempt = await self.get(shop_id, attempt_id, tx=tx)
@@ -523,7 +564,7 @@ class Attempts:
             f"SELECT * FROM attempts WHERE {where} ORDER BY {order}",  # noqa: S608 - fixed
             params,
         )
-        return [_to_attempt(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
     async def for_sale(
         self, shop_id: str, sale_ref: str, *, tx: Reader | None = None
@@ -619,39 +660,7 @@ class Attempts:
     ) -> Page[Attempt]:
         if not 1 <= limit <= 1000:
             raise AttemptInputError("limit", "must be between 1 and 1000")
-        where = ["shop_id = ?"]
-        params: list[Any] = [shop_id]
-        if problems_only:
-            where.append(PROBLEM_SQL)
-        if not filters.include_resolved:
-            where.append(f"(flags & {int(AttemptFlag.RESOLVED_BY_MANAGER)}) = 0")
-        if filters.since is not None:
-            where.append("created_at >= ?")
-            params.append(to_ms(filters.since))
-        if filters.until is not None:
-            where.append("created_at < ?")
-            params.append(to_ms(filters.until))
-        if filters.states is not None:
-            states = sorted(AttemptState(s).value for s in filters.states)
-            where.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(states)
-        if filters.any_of is not None:
-            wanted = sorted(AttemptState(s).value for s in filters.any_of.states)
-            either = [f"state IN ({', '.join('?' * len(wanted))})"] if wanted else []
-            if filters.any_of.flags:
-                either.append(f"(flags & {int(filters.any_of.flags)}) != 0")
-            where.append(f"({' OR '.join(either) or '0'})")
-            params.extend(wanted)
-        if filters.result_codes is not None:
-            codes = sorted(filters.result_codes)
-            where.append(f"result_code IN ({', '.join('?' * len(codes))})")
-            params.extend(codes)
-        if filters.phone is not None:
-            where.append("phone = ?")
-            params.append(filters.phone)
-        if filters.till_id is not None:
-            where.append("till_id = ?")
-            params.append(filters.till_id)
+        where, params = attempt_conditions(shop_id, filters, problems_only=problems_only)
         if cursor is not None:
             where.append("(created_at, id) < (?, ?)")
             params.extend((cursor.created_at_ms, cursor.id))
@@ -660,7 +669,7 @@ class Attempts:
             " ORDER BY created_at DESC, id DESC LIMIT ?",
             (*params, limit + 1),
         )
-        items = tuple(_to_attempt(row) for row in rows[:limit])
+        items = tuple(attempt_from_row(row) for row in rows[:limit])
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]

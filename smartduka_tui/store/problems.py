@@ -8,25 +8,141 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from smartduka_tui.model import Actor, AuditAction, ProblemKind
+from smartduka_tui.model import PROBLEM_FLAGS, PROBLEM_STATES, Actor, AuditAction, ProblemKind
+from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row
 from smartduka_tui.store.audit import AuditLog, canonical_json
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import AttemptInputError, NotFoundError
-from smartduka_tui.store.records import Problem, from_ms, opt_from_ms
+from smartduka_tui.store.records import (
+    Attempt,
+    AttemptFilter,
+    Problem,
+    StateOrFlags,
+    from_ms,
+    opt_from_ms,
+    to_ms,
+)
+
+# Among items written in the same millisecond, attempts come before problem records. Each
+# arm of the list has a rank of its own: ids of different tables may be equal.
+ATTEMPT_RANK, RECORD_RANK = 1, 0
+_AFTER_EVERY_ID = 2**63 - 1
+EVERY_PROBLEM_ATTEMPT = StateOrFlags(PROBLEM_STATES, PROBLEM_FLAGS)
 
 
-def _to_problem(row: Any) -> Problem:
+@dataclass(frozen=True, slots=True)
+class ProblemListFilter:
+    """What the manager's problem list holds; every field narrows. `attempts` picks the
+    problem attempts by state or flag (None: no attempts), `kinds` the problem records."""
+
+    attempts: StateOrFlags | None = EVERY_PROBLEM_ATTEMPT
+    kinds: frozenset[ProblemKind] = frozenset(ProblemKind)
+    since: datetime | None = None
+    until: datetime | None = None
+    result_code: str | None = None
+    phone: str | None = None
+    """An attempt's full number."""
+    masked_phone: str | None = None
+    """The same number masked: problem records hold no other."""
+    till_id: str | None = None
+    include_resolved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemListPage:
+    items: tuple[Attempt | Problem, ...]
+    more: bool
+    """Whether items follow the last one."""
+
+
+def _arm(
+    source: str,
+    rank: int,
+    table: str,
+    conditions: tuple[list[str], list[Any]],
+    after: tuple[int, int, int] | None,
+    want: int,
+) -> tuple[str, list[Any]]:
+    """One arm of the list's UNION ALL: the newest `want` ids of `table` that meet
+    `conditions` and come after `after` = (created_at, rank, id), newest first."""
+    where, params = conditions
+    if after is not None:
+        at, after_rank, after_id = after
+        # (created_at, rank, id) < after, as a range on (created_at, id) an index can walk.
+        if rank == after_rank:
+            last_id = after_id
+        elif rank > after_rank:
+            last_id = 0  # its items at `at` are listed already
+        else:
+            last_id = _AFTER_EVERY_ID  # its items at `at` are still to come
+        where = [*where, "(created_at, id) < (?, ?)"]
+        params = [*params, at, last_id]
+    sql = (
+        f"SELECT * FROM (SELECT '{source}' AS list_source, {rank} AS list_rank,"  # noqa: S608 - fixed fragments
+        f" id AS list_id, created_at AS list_at FROM {table} WHERE {' AND '.join(where)}"
+        " ORDER BY created_at DESC, id DESC LIMIT ?)"
+    )
+    return sql, [*params, want]
+
+
+def _record_conditions(shop_id: str, filters: ProblemListFilter) -> tuple[list[str], list[Any]]:
+    kinds = sorted(ProblemKind(kind).value for kind in filters.kinds)
+    where = ["shop_id = ?", f"kind IN ({', '.join('?' * len(kinds))})"]
+    params: list[Any] = [shop_id, *kinds]
+    if not filters.include_resolved:
+        where.append("resolved_at IS NULL")
+    if filters.since is not None:
+        where.append("created_at >= ?")
+        params.append(to_ms(filters.since))
+    if filters.until is not None:
+        where.append("created_at < ?")
+        params.append(to_ms(filters.until))
+    if filters.till_id is not None:
+        where.append("till_id = ?")
+        params.append(filters.till_id)
+    # Only a code or phone written as text matches (a number is not the code typed).
+    if filters.result_code is not None:
+        where.append("json_type(detail, '$.result_code') = 'text'")
+        where.append("json_extract(detail, '$.result_code') = ?")
+        params.append(filters.result_code)
+    if filters.masked_phone is not None:
+        where.append("json_type(detail, '$.phone') = 'text'")
+        where.append("json_extract(detail, '$.phone') = ?")
+        params.append(filters.masked_phone)
+    return where, params
+
+
+def _attempt_conditions(shop_id: str, filters: ProblemListFilter) -> tuple[list[str], list[Any]]:
+    return attempt_conditions(
+        shop_id,
+        AttemptFilter(
+            since=filters.since,
+            until=filters.until,
+            result_codes=None if filters.result_code is None else frozenset({filters.result_code}),
+            phone=filters.phone,
+            till_id=filters.till_id,
+            include_resolved=filters.include_resolved,
+            any_of=filters.attempts,
+        ),
+        problems_only=True,
+    )
+
+
+def _to_problem(row: Any, prefix: str = "") -> Problem:
+    """The problem in `row`, whose columns are the table's names after `prefix`."""
     return Problem(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        till_id=row["till_id"],
-        kind=ProblemKind(row["kind"]),
-        detail=json.loads(row["detail"]),
-        created_at=from_ms(row["created_at"]),
-        resolved_at=opt_from_ms(row["resolved_at"]),
-        resolution_note=row["resolution_note"],
+        id=row[f"{prefix}id"],
+        shop_id=row[f"{prefix}shop_id"],
+        till_id=row[f"{prefix}till_id"],
+        kind=ProblemKind(row[f"{prefix}kind"]),
+        detail=json.loads(row[f"{prefix}detail"]),
+        created_at=from_ms(row[f"{prefix}created_at"]),
+        resolved_at=opt_from_ms(row[f"{prefix}resolved_at"]),
+        resolution_note=row[f"{prefix}resolution_note"],
     )
 
 
@@ -90,6 +206,53 @@ class Problems:
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(limit)
         return [_to_problem(row) for row in await self._db.fetchall(sql, params)]
+
+    async def problem_list(
+        self,
+        shop_id: str,
+        filters: ProblemListFilter,
+        *,
+        after: tuple[int, int, int] | None = None,
+        limit: int = 50,
+    ) -> ProblemListPage:
+        """One page of the manager's problem list, in one query: problem attempts and problem
+        records, newest first by (created_at, rank, id), after `after` in that order.
+
+        Each kind of item is one arm of a UNION ALL (its ids, rank and time) joined back to
+        its table for the page's rows. A new kind from the problems table needs no change
+        here; one from another table is one more `_arm` and one more LEFT JOIN.
+        """
+        if not 1 <= limit <= 1000:
+            raise AttemptInputError("limit", "must be between 1 and 1000")
+        arms: list[tuple[str, list[Any]]] = []
+        if filters.attempts is not None:
+            conditions = _attempt_conditions(shop_id, filters)
+            arms.append(_arm("A", ATTEMPT_RANK, "attempts", conditions, after, limit + 1))
+        if filters.kinds:
+            conditions = _record_conditions(shop_id, filters)
+            arms.append(_arm("P", RECORD_RANK, "problems", conditions, after, limit + 1))
+        if not arms:
+            return ProblemListPage((), more=False)
+        union = " UNION ALL ".join(sql for sql, _ in arms)
+        rows = await self._db.fetchall(
+            f"WITH page AS ({union} ORDER BY list_at DESC, list_rank DESC, list_id DESC LIMIT ?)"  # noqa: S608 - fixed fragments
+            " SELECT page.list_source, attempts.*, problems.id AS problem_id,"
+            " problems.shop_id AS problem_shop_id, problems.till_id AS problem_till_id,"
+            " problems.kind AS problem_kind,"
+            " problems.detail AS problem_detail, problems.created_at AS problem_created_at,"
+            " problems.resolved_at AS problem_resolved_at,"
+            " problems.resolution_note AS problem_resolution_note"
+            " FROM page"
+            " LEFT JOIN attempts ON page.list_source = 'A' AND attempts.id = page.list_id"
+            " LEFT JOIN problems ON page.list_source = 'P' AND problems.id = page.list_id"
+            " ORDER BY page.list_at DESC, page.list_rank DESC, page.list_id DESC",
+            [*(param for _, params in arms for param in params), limit + 1],
+        )
+        items = tuple(
+            attempt_from_row(row) if row["list_source"] == "A" else _to_problem(row, "problem_")
+            for row in rows[:limit]
+        )
+        return ProblemListPage(items, more=len(rows) > limit)
 
     async def resolve(
         self,

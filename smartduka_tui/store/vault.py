@@ -1,4 +1,4 @@
-"""Encryption keys and the AES-256-GCM sealing of secrets.
+"""Encryption keys and the AES-256-GCM sealing of secrets (`smartduka_tui.secretbox`).
 
 A ciphertext is `version byte | 12-byte random nonce | ciphertext+tag`, stored with the id of
 the key (kid) that sealed it. The associated data binds shop id, field name and kid, so a
@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from smartduka_tui.secretbox import (
+    KEY_BYTES,
+    SEAL_VERSION,
+    SealBrokenError,
+    SecretBox,
+    UnknownKidError,
+)
 from smartduka_tui.store.errors import (
     KeyMalformedError,
     KeyMissingError,
@@ -37,14 +39,10 @@ from smartduka_tui.store.errors import (
 from smartduka_tui.store.records import KID_PATTERN
 from smartduka_tui.store.secret import Secret
 
-KEY_BYTES = 32
-NONCE_BYTES = 12
-BLOB_VERSION = 1
 ENV_KEY_NAMES = ("SMARTDUKA_ENCRYPTION_KEY", "MPESA_ENCRYPTION_KEY")
 # The kid a key from the environment goes by (and keeps, once rotation writes a keyring).
 ENV_KID = "env"
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
-_KEY_CHECK_PLAINTEXT = b"smartduka vault key check"
 _FIX_MISSING = (
     "Create a keyring with `smartduka keys init`, or set SMARTDUKA_ENCRYPTION_KEY to 64 "
     "hexadecimal characters (`smartduka keys generate` prints a new key)."
@@ -221,75 +219,63 @@ def add_new_key(keyring: Keyring, path: Path) -> Keyring:
 
 
 def _aad(shop_id: str, field_name: str, kid: str) -> bytes:
-    return json.dumps(["smartduka-vault", BLOB_VERSION, shop_id, field_name, kid]).encode()
-
-
-def _check_aad(kid: str) -> bytes:
-    return json.dumps(["smartduka-key-check", BLOB_VERSION, kid]).encode()
+    return json.dumps(["smartduka-vault", SEAL_VERSION, shop_id, field_name, kid]).encode()
 
 
 class Vault:
-    """Seals and opens secrets with a keyring's keys."""
+    """Seals and opens a till's secrets with a keyring's keys (one `SecretBox`), naming the
+    shop and field in every error."""
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
+        self._box = SecretBox(keyring.keys, keyring.active_kid)
 
-    def _raw_key(self, kid: str) -> bytes:
-        key = self.keyring.keys.get(kid)
-        if key is None:
-            raise KeyMissingError(
-                f"stored data is sealed with key {kid!r}, which {self.keyring.source} does "
-                f"not have. Restore the keyring that holds {kid!r} (from your backup of it)."
-            )
-        return key
-
-    def _key(self, kid: str) -> AESGCM:
-        return AESGCM(self._raw_key(kid))
+    def _missing(self, kid: str) -> KeyMissingError:
+        return KeyMissingError(
+            f"stored data is sealed with key {kid!r}, which {self.keyring.source} does "
+            f"not have. Restore the keyring that holds {kid!r} (from your backup of it)."
+        )
 
     def seal(self, shop_id: str, field_name: str, secret: Secret) -> tuple[str, bytes]:
         """(kid, blob) for `secret` under the active key."""
         kid = self.keyring.active_kid
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._key(kid).encrypt(
-            nonce, secret.reveal().encode("utf-8"), _aad(shop_id, field_name, kid)
-        )
-        return kid, bytes([BLOB_VERSION]) + nonce + sealed
+        plain = secret.reveal().encode("utf-8")
+        return kid, self._box.encrypt(plain, _aad(shop_id, field_name, kid), kid=kid)
 
     def open(self, shop_id: str, field_name: str, kid: str, blob: bytes) -> Secret:
         """The secret in `blob`; TamperedSecretError when it fails authentication (the kid's key
         having been checked against the database, that means the data was altered)."""
-        aead = self._key(kid)
-        if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != BLOB_VERSION:
-            raise _tampered(shop_id, field_name)
         try:
-            plain = aead.decrypt(
-                blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], _aad(shop_id, field_name, kid)
-            )
-        except InvalidTag:
+            plain = self._box.decrypt(blob, _aad(shop_id, field_name, kid), kid=kid)
+        except UnknownKidError:
+            raise self._missing(kid) from None
+        except SealBrokenError:
             raise _tampered(shop_id, field_name) from None
         return Secret(plain.decode("utf-8"))
 
     def derive(self, kid: str, purpose: str) -> bytes:
         """A 256-bit key for one purpose (the audit chain, the PIN pepper, routing seals),
         derived from `kid`'s key with HKDF-SHA256: one key never serves two purposes."""
-        key = self._raw_key(kid)
-        info = json.dumps(["smartduka-derived", BLOB_VERSION, purpose, kid]).encode()
-        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key)
+        info = json.dumps(["smartduka-derived", SEAL_VERSION, purpose, kid]).encode()
+        try:
+            return self._box.derive(info, kid)
+        except UnknownKidError:
+            raise self._missing(kid) from None
 
     def key_check(self, kid: str) -> bytes:
         """A value stored beside the data that proves, later, which key `kid` stood for."""
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._key(kid).encrypt(nonce, _KEY_CHECK_PLAINTEXT, _check_aad(kid))
+        try:
+            return self._box.key_check(kid)
+        except UnknownKidError:
+            raise self._missing(kid) from None
 
     def verify_key_check(self, kid: str, check_blob: bytes) -> None:
         """Raise WrongKeyError unless `kid`'s key is the one `check_blob` was made with."""
         try:
-            plain = self._key(kid).decrypt(
-                check_blob[:NONCE_BYTES], check_blob[NONCE_BYTES:], _check_aad(kid)
-            )
-        except InvalidTag:
-            plain = b""
-        if plain != _KEY_CHECK_PLAINTEXT:
+            matches = self._box.matches(check_blob, kid)
+        except UnknownKidError:
+            raise self._missing(kid) from None
+        if not matches:
             raise WrongKeyError(
                 f"the key for kid {kid!r} in {self.keyring.source} is not the key this "
                 f"database's secrets were sealed with. Use the keyring (or "

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from callback_relay.crypto import SecretBox, SecretDecryptError, secret_aad
+from callback_relay.crypto import RelayKeyError, relay_box, secret_aad
+from callback_relay.platform import PLATFORM_FIELDS, PlatformRecord, open_platform
+from callback_relay.registry import KEY_CHECK, open_box
 from callback_relay.settings import SAFARICOM_CALLBACK_ADDRESSES, RelaySettings
 from callback_relay.sources import client_address, parse_address
 from callback_relay.sqlite_store import SqliteStore
@@ -18,6 +21,7 @@ from callback_relay.store import NewEvent
 from callback_relay.types import AppendOutcome, EventKind
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.limits import TokenBuckets
+from smartduka_tui.secretbox import SealBrokenError
 from tests.support.daraja import REFERENCE
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
@@ -64,17 +68,70 @@ def test_rate_limiter_refills_at_its_rate() -> None:
 
 
 def test_secret_box_binds_its_associated_data_and_hides_its_key() -> None:
-    box = SecretBox(bytes(range(32)))
+    box = relay_box(bytes(range(32)))
     blob = box.encrypt(b"secret", secret_aad("s1", "k1"))
     assert len(blob) == 1 + 12 + len(b"secret") + 16
     assert box.decrypt(blob, secret_aad("s1", "k1")) == b"secret"
-    with pytest.raises(SecretDecryptError, match="tampered with or moved"):
+    with pytest.raises(SealBrokenError, match="tampered with or moved"):
         box.decrypt(blob, secret_aad("s2", "k1"))
-    with pytest.raises(SecretDecryptError):
+    with pytest.raises(SealBrokenError):
         box.decrypt(blob[:-1] + bytes([blob[-1] ^ 1]), secret_aad("s1", "k1"))
     assert box.encrypt(b"x", b"") != box.encrypt(b"x", b"")  # fresh nonce each time
     assert bytes(range(32)).hex() not in repr(box)
-    assert not SecretBox(bytes(32)).matches(box.key_check())
+    assert not relay_box(bytes(32)).matches(box.key_check())
+
+
+OLD_SECRETS = Path(__file__).parents[1] / "data" / "relay" / "old_secrets.json"
+
+
+async def test_a_database_written_before_the_shared_box_opens_with_it(tmp_path: Path) -> None:
+    """The relay's key check, platform credentials and callback secrets as the relay's own box
+    wrote them (stored fixture): the key check is read as it is, the rest has the format."""
+    written = json.loads(OLD_SECRETS.read_text(encoding="utf-8"))
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        await store.set_meta_if_absent(KEY_CHECK, bytes.fromhex(written["key_check"]))
+        box = await open_box(store, tmp_path / "relay.db", written["relay_key"], create=False)
+        assert box is not None
+        # The old check is kept as it was, and it still tells a wrong key.
+        assert await store.get_meta(KEY_CHECK) == bytes.fromhex(written["key_check"])
+        with pytest.raises(RelayKeyError, match="does not match"):
+            await open_box(store, tmp_path / "relay.db", "ab" * 32, create=False)
+    finally:
+        await store.close()
+    stored = written["platform"]
+    record = PlatformRecord(
+        stored["shortcode"],
+        stored["daraja_url"],
+        {name: bytes.fromhex(stored["ciphertexts"][name]) for name in PLATFORM_FIELDS},
+        stored["updated_at"],
+    )
+    merchant = open_platform(box, record).merchant
+    assert {
+        "consumer_key": merchant.credentials.consumer_key.get_secret_value(),
+        "consumer_secret": merchant.credentials.consumer_secret.get_secret_value(),
+        "passkey": merchant.passkey.get_secret_value(),
+    } == written["platform_values"]
+    secret = written["callback_secret"]
+    aad = secret_aad(secret["shop_id"], secret["kid"])
+    assert box.decrypt(bytes.fromhex(secret["ciphertext"]), aad).decode() == secret["value"]
+    moved = dict(record.ciphertexts, passkey=record.ciphertexts["consumer_key"])
+    with pytest.raises(SealBrokenError):
+        open_platform(box, PlatformRecord(record.shortcode, record.daraja_url, moved, 0))
+
+
+async def test_a_new_database_gets_the_shared_boxs_key_check(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        box = await open_box(store, tmp_path / "relay.db", "cd" * 32, create=False)
+        assert box is not None
+        check = await store.get_meta(KEY_CHECK)
+        assert check is not None and box.matches(check)
+        assert not relay_box(bytes.fromhex("ab" * 32)).matches(check)
+    finally:
+        await store.close()
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,14 @@ keys, keyring files and environment keys, and the masked Secret type."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.secretbox import NONCE_BYTES
 from smartduka_tui.store import (
     KeyMalformedError,
     KeyMissingError,
@@ -22,7 +24,7 @@ from smartduka_tui.store import (
     generate_key_hex,
     load_keyring,
 )
-from smartduka_tui.store.vault import NONCE_BYTES, Keyring, Vault, write_keyring
+from smartduka_tui.store.vault import Keyring, Vault, write_keyring
 from tests.store.canaries import new_canary
 from tests.store.helpers import canary_secrets, make_shop, paybill_config, unique_id
 
@@ -74,6 +76,32 @@ async def test_round_trip_and_fresh_nonces(store: Store) -> None:
         "SELECT blob FROM secrets WHERE shop_id = ? AND field = 'passkey'", (shop_id,)
     )
     assert again is not None and bytes(again["blob"])[1:13] != blob[1:13]
+
+
+OLD_VAULT = Path(__file__).parents[1] / "data" / "vault" / "old_vault.json"
+
+
+def test_secrets_sealed_before_the_shared_box_still_open() -> None:
+    written = json.loads(OLD_VAULT.read_text(encoding="utf-8"))
+    keys = {kid: bytes.fromhex(key) for kid, key in written["keyring"].items()}
+    vault = Vault(Keyring(keys, written["active_kid"], "the stored fixture", None))
+    for item in written["sealed"]:
+        blob = bytes.fromhex(item["blob"])
+        opened = vault.open(item["shop_id"], item["field"], item["kid"], blob)
+        assert opened.reveal() == item["value"]
+        with pytest.raises(TamperedSecretError):
+            vault.open(item["shop_id"] + "x", item["field"], item["kid"], blob)
+    for kid, check in written["key_checks"].items():
+        vault.verify_key_check(kid, bytes.fromhex(check))
+        other = "k1" if kid == "k2" else "k2"
+        with pytest.raises(WrongKeyError):
+            vault.verify_key_check(other, bytes.fromhex(check))
+    for name, derived in written["derived"].items():
+        kid, purpose = name.split("/")
+        assert vault.derive(kid, purpose).hex() == derived
+    # And the other way: what the vault seals now has the old layout (kid, version, nonce).
+    kid, blob = vault.seal("duka1", "passkey", Secret("new"))
+    assert kid == written["active_kid"] and blob[0] == 1 and len(blob) == 1 + 12 + 3 + 16
 
 
 async def _blob(store: Store, shop_id: str, field: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -15,6 +15,7 @@ from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_ph
 from smartduka_tui.payments.codes import advise
 from smartduka_tui.payments.manager.errors import ManagerInputError
 from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time, shillings
+from smartduka_tui.store.problems import ATTEMPT_RANK, RECORD_RANK, ProblemListFilter
 from smartduka_tui.store.records import (
     Attempt,
     AttemptFilter,
@@ -109,9 +110,6 @@ class ListCursor:
     @property
     def sort_key(self) -> tuple[int, int, int]:
         return (self.created_at_ms, self.rank, self.id)
-
-
-_ATTEMPT_RANK, _RECORD_RANK = 1, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +403,7 @@ def attempt_row(attempt: Attempt) -> PaymentRow:
         if attempt.flags & AttemptFlag.RESOLVED_BY_MANAGER
         else None,
         reversed=AttemptFlag.REVERSED in attempt.flags,
-        cursor=ListCursor(to_ms(attempt.created_at), _ATTEMPT_RANK, attempt.id),
+        cursor=ListCursor(to_ms(attempt.created_at), ATTEMPT_RANK, attempt.id),
     )
 
 
@@ -461,8 +459,33 @@ def record_row(problem: Problem) -> PaymentRow:
         receipt=detail.get("receipt") if isinstance(detail.get("receipt"), str) else None,
         resolved=problem.resolved_at is not None,
         resolution_note=problem.resolution_note,
-        cursor=ListCursor(to_ms(problem.created_at), _RECORD_RANK, problem.id),
+        cursor=ListCursor(to_ms(problem.created_at), RECORD_RANK, problem.id),
     )
+
+
+def _store_filter(filters: ProblemFilter) -> ProblemListFilter:
+    """The store's filter for `filters`: categories become the attempts' states and flags
+    and the records' kinds."""
+    every = ProblemListFilter(
+        since=filters.since,
+        until=filters.until,
+        result_code=filters.result_code,
+        phone=filters.phone,
+        masked_phone=None if filters.phone is None else mask_phone(filters.phone),
+        till_id=filters.till_id,
+        include_resolved=filters.include_resolved,
+    )
+    wanted = filters.categories
+    if wanted is None:
+        return every
+    attempts = None
+    if wanted & _ATTEMPT_CATEGORIES:
+        attempts = StateOrFlags(
+            states=frozenset(s for s, c in _STATE_CATEGORY.items() if c in wanted),
+            flags=AttemptFlag(sum(f for f, c in _FLAG_CATEGORY if c in wanted)),
+        )
+    kinds = frozenset(k for k, c in _RECORD_CATEGORY.items() if c in wanted)
+    return replace(every, attempts=attempts, kinds=kinds)
 
 
 def parse_key(key: str) -> tuple[str, int]:
@@ -551,88 +574,21 @@ class PaymentLists:
     async def problems(
         self, filters: ProblemFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
     ) -> RowPage:
-        """One page of the problem-payments list: problem attempts and problem records merged,
-        newest first."""
+        """One page of the problem-payments list: problem attempts and problem records,
+        newest first (one query in the store)."""
         if not 1 <= limit <= 1000:
             raise ManagerInputError("limit", "must be between 1 and 1000")
-        attempts, attempts_more = await self._problem_attempts(filters, cursor, limit)
-        records, records_more = await self._problem_records(filters, cursor, limit)
-        merged = sorted((*attempts, *records), key=lambda r: r.cursor.sort_key, reverse=True)
-        rows = tuple(merged[:limit])
-        more = len(merged) > limit or attempts_more or records_more
-        return RowPage(rows, rows[-1].cursor if more and rows else None)
-
-    async def _problem_attempts(
-        self, filters: ProblemFilter, cursor: ListCursor | None, want: int
-    ) -> tuple[list[PaymentRow], bool]:
-        wanted = filters.categories
-        if wanted is not None and not wanted & _ATTEMPT_CATEGORIES:
-            return [], False
-        any_of = None
-        if wanted is not None:
-            any_of = StateOrFlags(
-                states=frozenset(s for s, c in _STATE_CATEGORY.items() if c in wanted),
-                flags=AttemptFlag(sum(f for f, c in _FLAG_CATEGORY if c in wanted)),
-            )
-        store_filter = AttemptFilter(
-            since=filters.since,
-            until=filters.until,
-            result_codes=None if filters.result_code is None else frozenset({filters.result_code}),
-            phone=filters.phone,
-            till_id=filters.till_id,
-            include_resolved=filters.include_resolved,
-            any_of=any_of,
+        page = await self.store.problems.problem_list(
+            self.shop_id,
+            _store_filter(filters),
+            after=None if cursor is None else cursor.sort_key,
+            limit=limit,
         )
-        page_cursor = None
-        if cursor is not None:
-            # After a record at (t, 0, id), every attempt at t came before it: continue below t.
-            page_cursor = PageCursor(
-                cursor.created_at_ms, cursor.id if cursor.rank == _ATTEMPT_RANK else 0
-            )
-        page = await self.store.attempts.problems(
-            self.shop_id, store_filter, limit=want, cursor=page_cursor
+        rows = tuple(
+            attempt_row(item) if isinstance(item, Attempt) else record_row(item)
+            for item in page.items
         )
-        return [attempt_row(a) for a in page.items], page.next_cursor is not None
-
-    async def _problem_records(
-        self, filters: ProblemFilter, cursor: ListCursor | None, want: int
-    ) -> tuple[list[PaymentRow], bool]:
-        wanted = filters.categories
-        if wanted is not None and not wanted & _RECORD_CATEGORIES:
-            return [], False
-        masked_phone = None if filters.phone is None else mask_phone(filters.phone)
-        rows: list[PaymentRow] = []
-        before: int | None = None
-        # Records are few and written in time order, so their ids follow their times.
-        while True:
-            batch = await self.store.problems.list(
-                self.shop_id,
-                include_resolved=filters.include_resolved,
-                limit=200,
-                before_id=before,
-            )
-            for problem in batch:
-                row = record_row(problem)
-                if cursor is not None and row.cursor.sort_key >= cursor.sort_key:
-                    continue
-                if filters.since is not None and problem.created_at < filters.since:
-                    return rows, False
-                if filters.until is not None and problem.created_at >= filters.until:
-                    continue
-                if wanted is not None and row.category not in wanted:
-                    continue
-                if filters.till_id is not None and problem.till_id != filters.till_id:
-                    continue
-                if filters.result_code is not None and row.result_code != filters.result_code:
-                    continue
-                if masked_phone is not None and row.phone_masked != masked_phone:
-                    continue
-                rows.append(row)
-                if len(rows) > want:
-                    return rows[:want], True
-            if len(batch) < 200:
-                return rows, False
-            before = batch[-1].id
+        return RowPage(rows, rows[-1].cursor if page.more and rows else None)
 
     async def history(
         self, filters: HistoryFilter, cursor: ListCursor | None = None, limit: int = PAGE_SIZE
