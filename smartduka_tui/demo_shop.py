@@ -4,21 +4,30 @@ a configured shop, the test harness and the benchmarks get a till to pay against
 The shortcode is registered on the simulator with fresh random credentials, then the shop and
 its till are written to the store in one transaction. (`smartduka demo` registers the same way
 but enrols its till as the relay's enrolment file says.)
+
+`simulator_initiator` gives such a shop an M-Pesa initiator (API operator) on the simulator, for
+receipt checks and reversals: the till seals it in its vault like a real one, and encrypts its
+password with the simulator's own certificate, written where `daraja.certificate_file` names.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.store.initiator import InitiatorCredentials
 from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store
+
+SIMULATOR_INITIATOR: Final = "smartduka-operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +85,27 @@ async def add_simulator_shop(
             ),
         )
     return SimulatorShop(shop_id=shop, till_id=till_id, shortcode=registered.shortcode)
+
+
+async def simulator_initiator(
+    sim: SimulatorControl,
+    shortcode: str,
+    certificate_file: Path,
+    initiator: InitiatorCredentials | None = None,
+) -> InitiatorCredentials:
+    """Create `shortcode`'s API operator on the simulator (a new random password unless
+    `initiator` is given: a restarted simulator has forgotten it) and write the simulator's
+    certificate to `certificate_file`. A restarted simulator has a new key pair, so the file is
+    written every time. The caller seals the returned credentials in the till's vault."""
+    chosen = initiator or InitiatorCredentials(
+        shortcode, Secret(SIMULATOR_INITIATOR), Secret(secrets.token_urlsafe(24))
+    )
+    await sim.set_initiator(shortcode, chosen.name.reveal(), chosen.password.reveal())
+    certificate = await sim.certificate()
+    await asyncio.to_thread(_write_file, certificate_file, certificate)
+    return chosen
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

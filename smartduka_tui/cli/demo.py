@@ -7,6 +7,11 @@ shortcode on the simulator, keeps everything in a throwaway data folder with a f
 generated encryption key, and opens the app. Callbacks travel simulator -> relay -> the till's
 feed, as in production. F1 lists the simulator's magic phone numbers.
 
+The demo shop has an M-Pesa initiator on the simulator, sealed in the till's vault like a real
+one, with its password encrypted by the simulator's own certificate (written in the demo
+folder, `daraja.certificate_file`): receipt codes (F5) and reversals (V, with the manager PIN the
+first manager screen sets) work, their results coming through the relay.
+
 The app starts with the two servers (issue #18): its checkout paints while they boot, and the
 till opens behind it once they answer. On the way out both are stopped at once.
 
@@ -47,6 +52,7 @@ from smartduka_tui.cli.common import load_modules
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.store import ShopSecrets
+    from smartduka_tui.store.initiator import InitiatorCredentials
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import HelpSection
 
@@ -220,6 +226,7 @@ class Demo:
     help_sections: tuple[HelpSection, ...]
     shortcode: str
     credentials: ShopSecrets
+    initiator: InitiatorCredentials
 
 
 def magic_phone_help() -> HelpSection:
@@ -233,6 +240,23 @@ def magic_phone_help() -> HelpSection:
         "Demo phone numbers (the simulator plays the customer)",
         rows,
         note="Any other number pays. Prompts are answered after about 2 s.",
+    )
+
+
+def receipt_code_help(simulator_url: str, shortcode: str) -> HelpSection:
+    """How to get a receipt code to type at F5 in the demo: pay the till "from a phone"."""
+    from smartduka_tui.ui.services import HelpSection
+
+    return HelpSection(
+        "Demo receipt codes (F5) and reversals (V)",
+        (
+            (
+                "pay the till",
+                f"smartduka-sim pay-till --url {simulator_url} {shortcode} 254712345678 450",
+            ),
+        ),
+        note="It prints the payment's TransID, a receipt code for F5. A manager reverses a paid "
+        "payment with V on its detail.",
     )
 
 
@@ -268,8 +292,15 @@ def _new_vault(data_dir: Path) -> None:
     create_keyring(keyring_path(data_dir))
 
 
-async def _register_on_simulator(simulator: Served, deadline: float) -> tuple[str, ShopSecrets]:
-    """A fresh shortcode on the simulator with new random credentials."""
+def certificate_file(simulator: Served) -> Path:
+    """Where the demo keeps the simulator's certificate (`daraja.certificate_file`)."""
+    return simulator.ready_file.parent / "certificate.pem"
+
+
+async def _register_on_simulator(
+    simulator: Served, deadline: float
+) -> tuple[str, ShopSecrets, InitiatorCredentials]:
+    """A fresh shortcode on the simulator with new random credentials and initiator."""
     from smartduka_tui.store import Secret, ShopSecrets
 
     await asyncio.to_thread(simulator.wait_ready, deadline)
@@ -278,13 +309,19 @@ async def _register_on_simulator(simulator: Served, deadline: float) -> tuple[st
         consumer_secret=Secret(secrets.token_hex(16)),
         passkey=Secret(secrets.token_hex(32)),
     )
-    return await _register_shortcode(simulator, None, credentials), credentials
+    shortcode, initiator = await _register_shortcode(simulator, None, credentials)
+    return shortcode, credentials, initiator
 
 
 async def _register_shortcode(
-    simulator: Served, shortcode: str | None, credentials: ShopSecrets
-) -> str:
-    """Register the demo shop's shortcode (a new one when `shortcode` is None)."""
+    simulator: Served,
+    shortcode: str | None,
+    credentials: ShopSecrets,
+    initiator: InitiatorCredentials | None = None,
+) -> tuple[str, InitiatorCredentials]:
+    """Register the demo shop's shortcode (a new one when `shortcode` is None) and its
+    initiator (a new one when `initiator` is None), and write the simulator's certificate."""
+    from smartduka_tui.demo_shop import simulator_initiator
     from smartduka_tui.simulator.control import SimulatorControl
 
     key, secret, passkey = (
@@ -301,7 +338,10 @@ async def _register_shortcode(
             consumer_key=key.reveal(),
             consumer_secret=secret.reveal(),
         )
-    return registered.shortcode
+        made = await simulator_initiator(
+            sim, registered.shortcode, certificate_file(simulator), initiator
+        )
+    return registered.shortcode, made
 
 
 async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
@@ -317,16 +357,16 @@ async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
 
 async def _set_up_till(
     data_dir: Path, simulator: Served, relay: Served, folder: Path
-) -> tuple[str, str, ShopSecrets]:
-    """The till's vault: a new keyring, the demo shop with its simulator credentials, and the
-    till as the relay enrolled it. Returns the shop id, its shortcode and credentials. The
-    three parts start together."""
-    from smartduka_tui.model import ShopType
+) -> tuple[str, str, ShopSecrets, InitiatorCredentials]:
+    """The till's vault: a new keyring, the demo shop with its simulator credentials and
+    initiator, and the till as the relay enrolled it. Returns the shop id, its shortcode,
+    credentials and initiator. The three parts start together."""
+    from smartduka_tui.model import Actor, ShopType
     from smartduka_tui.store import Enrolment, Secret, ShopConfig
     from smartduka_tui.store.store import open_till_store
 
     deadline = time.monotonic() + READY_TIMEOUT_S
-    (shortcode, credentials), parsed, _ = await asyncio.gather(
+    (shortcode, credentials, initiator), parsed, _ = await asyncio.gather(
         _register_on_simulator(simulator, deadline),
         _enrolment(relay, folder, deadline),
         asyncio.to_thread(_new_vault, data_dir),
@@ -343,6 +383,9 @@ async def _set_up_till(
             ),
             credentials,
         )
+        await store.initiators.set(
+            tx, parsed.shop_id, initiator.name, initiator.password, actor=Actor.SYSTEM
+        )
         await store.tills.enrol(
             tx,
             Enrolment(
@@ -354,7 +397,7 @@ async def _set_up_till(
                 callback_secret=Secret(parsed.callback_secret),
             ),
         )
-    return str(parsed.shop_id), shortcode, credentials
+    return str(parsed.shop_id), shortcode, credentials, initiator
 
 
 def live_payments(data_dir: Path) -> int:
@@ -389,7 +432,9 @@ async def watch_servers(
             try:
                 await asyncio.to_thread(server.restart)
                 if server is demo.simulator:
-                    await _register_shortcode(server, demo.shortcode, demo.credentials)
+                    await _register_shortcode(
+                        server, demo.shortcode, demo.credentials, demo.initiator
+                    )
             except Exception as error:
                 tell(f"The demo's {server.name} stopped and could not be restarted: {error}")
                 continue
@@ -423,18 +468,27 @@ async def demo_environment(
         # The till's modules load while the two servers start.
         load_modules(APP_MODULES)
         data_dir = folder / "till"
-        shop_id, shortcode, credentials = await _set_up_till(data_dir, simulator, relay, folder)
+        shop_id, shortcode, credentials, initiator = await _set_up_till(
+            data_dir, simulator, relay, folder
+        )
         settings = Settings(
             data_dir=data_dir,
             shop_id=shop_id,
-            daraja={"base_url": simulator.url},
+            daraja={"base_url": simulator.url, "certificate_file": certificate_file(simulator)},
             relay={"url": relay.url},
             # A file printer in the demo folder: receipts print (ESC/POS bytes) with nothing
             # to plug in, and the status bar and success screen show a working printer.
             printer={"kind": "file", "path": folder / "receipt-printer"},
         )
         yield Demo(
-            folder, settings, simulator, relay, (magic_phone_help(),), shortcode, credentials
+            folder,
+            settings,
+            simulator,
+            relay,
+            (magic_phone_help(), receipt_code_help(simulator.url, shortcode)),
+            shortcode,
+            credentials,
+            initiator,
         )
     finally:
         stop_all(servers)

@@ -349,9 +349,27 @@ class Statement(BackgroundSender):
             return None
         return next((e for e in self.entries(merchant) if e.trans_id == receipt), None)
 
+    def _find_in_organisation(
+        self, merchant: Merchant, receipt: str | None
+    ) -> tuple[StatementEntry, str] | None:
+        """The receipt in the shortcode's statement, else in that of another shortcode of the
+        same Daraja app (the organisation's other tills or branches), with the shortcode paid:
+        Transaction Status sees those and names the credited party, so a till can tell a
+        receipt paid to a sibling till from one that does not exist."""
+        own = self._find(merchant, receipt)
+        if own is not None:
+            return own, merchant.shortcode
+        for shortcode in self.sim.app_view(merchant.app).shortcodes:
+            if shortcode != merchant.shortcode:
+                sibling = self._find(self.sim.registered_merchant(shortcode), receipt)
+                if sibling is not None:
+                    return sibling, shortcode
+        return None
+
     def _transaction_status(self, merchant: Merchant, request: TransactionStatusRequest) -> Reply:
         reply, originator, conversation = self._accepted()
-        entry = self._find(merchant, request.TransactionID)
+        found = self._find_in_organisation(merchant, request.TransactionID)
+        entry, paid_to = (None, merchant.shortcode) if found is None else found
         code: int | str
         parameters: list[dict[str, object]] = []
         if not self._initiator_ok(
@@ -369,7 +387,7 @@ class Statement(BackgroundSender):
                     "Key": "DebitPartyName",
                     "Value": f"{mask_msisdn(entry.phone)} - {entry.first_name}",
                 },
-                {"Key": "CreditPartyName", "Value": f"{merchant.shortcode} - SIMULATED SHOP"},
+                {"Key": "CreditPartyName", "Value": f"{paid_to} - SIMULATED SHOP"},
                 {"Key": "OriginatorConversationID", "Value": originator},
                 {"Key": "InitiatedTime", "Value": moment},
                 {"Key": "DebitAccountType", "Value": "MMF Account For Customer"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from textual.widgets import Static
 
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.model import AttemptFlag, AttemptState
@@ -34,9 +36,17 @@ from smartduka_tui.relay_client import EventOutcome, TillLink, till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path
+from smartduka_tui.ui.app import make_app
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.failure import FailureScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
+from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from tests.conftest import unique_phone
 from tests.integration.support import MAIN, RelayHandle, Till, eventually, finish
 from tests.integration.test_pay_e2e import direct_till
+from tests.ui.conftest import SIZE, wait_for_screen, wait_until
+from tests.ui.test_flows import put
 
 INITIATOR = ("apiop1", "Initiator-Pass1")
 
@@ -366,3 +376,100 @@ async def test_the_cli_pays_a_sale_with_a_receipt_and_refuses_a_malformed_code(
     assert verdict["payment"]["receipt"] == paid.trans_id
     (attempt,) = await till.attempts()
     assert attempt.state is AttemptState.COMPLETED and attempt.receipt_number == paid.trans_id
+
+
+async def test_the_cashier_is_refused_at_f5_for_another_tills_a_used_or_an_unknown_receipt(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """F5 on the real app, its checks through the real simulator and relay: a receipt paid to a
+    sibling shortcode of the same Daraja app (the shop's other till), one another sale holds,
+    and one M-Pesa does not know are each refused in words, attach nothing and change no money
+    state; the checkout's check-only F5 says the same of the sibling's receipt."""
+    async with counter(tmp_path, relay, sim) as c:
+        store = await c.till.store()
+        try:
+            creds = await store.shops.credentials(c.till.shop_id)
+        finally:
+            await store.close()
+        assert creds.consumer_key is not None and creds.consumer_secret is not None
+        sibling = await sim.register_shortcode(
+            passkey=secrets.token_hex(32),
+            consumer_key=creds.consumer_key.reveal(),
+            consumer_secret=creds.consumer_secret.reveal(),
+        )
+        elsewhere = await sim.pay_till(sibling.shortcode, unique_phone(), 600)
+        # Another sale, paid by its own prompt: its receipt is held.
+        held = await c.engine.start_payment("0500", 600, unique_phone())
+
+        async def held_receipt() -> str | None:
+            return (await c.engine.get(held.attempt_id)).receipt
+
+        used = await eventually(held_receipt)
+        assert used is not None
+
+        phone = unique_phone()
+        await sim.set_phone_scenario(phone, result_code=1032)
+        services = AppServices(
+            payments=c.engine,
+            clock=c.clock,
+            identity=TillIdentity(c.till.shop_id, c.till.till_id, "Receipt Duka"),
+            connection=c.link.connection,
+            receipt_checks=c.service,
+        )
+        app = make_app(c.engine.settings, services, options=UiOptions(cursor_blink=False))
+        async with app.run_test(size=SIZE) as pilot:
+            checkout: Any = await wait_for_screen(pilot, CheckoutScreen)
+            await wait_until(pilot, lambda: checkout.sale_ref != "", "a sale reference")
+            await put(pilot, "#total", "600")
+            await pilot.press("enter")
+            await wait_for_screen(pilot, PhoneScreen)
+            # The prompt is cancelled at once: the waiting screen may come and go unseen.
+            await put(pilot, "#phone", "0" + phone[3:])
+            await pilot.press("enter")
+            failure: Any = await wait_for_screen(pilot, FailureScreen, timeout=60)
+            sale = failure.view.sale_ref
+            await wait_until(pilot, lambda: failure.check_action("verify_receipt", ()), "F5")
+            before = c.money_state()
+            await pilot.press("f5")
+            dialog: Any = await wait_for_screen(pilot, VerifyReceiptScreen)
+
+            async def typed(code: str) -> str:
+                dialog.verdict = None
+                await put(pilot, "#receipt-code", code)
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: dialog.verdict is not None, "the verdict", 60)
+                assert not dialog.verdict.accepted, dialog.verdict
+                shown = str(dialog.query_one("#verify-result", Static).content)
+                assert shown == dialog.verdict.message
+                return shown
+
+            ours = c.shortcode
+            assert await typed(elsewhere.trans_id) == (
+                f"Paid to another till: receipt {elsewhere.trans_id} paid "
+                f"{sibling.shortcode}, not {ours}."
+            )
+            assert await typed(used) == f"Receipt {used} is already used for sale 0500."
+            assert await typed("ZZZ9ZZ9ZZ9") == (
+                "No such payment: M-Pesa knows no receipt ZZZ9ZZ9ZZ9 paid to this till."
+            )
+            assert c.money_state() == before
+            after = await c.engine.get(failure.view.attempt_id)
+            assert after.state is AttemptState.FAILED and after.receipt is None
+            assert isinstance(app.screen, VerifyReceiptScreen)
+
+            # The checkout's F5 (a check only, no sale) refuses the sibling's receipt too.
+            await pilot.press("escape")
+            await wait_for_screen(pilot, FailureScreen)
+            await pilot.press("escape")
+            await wait_for_screen(pilot, CheckoutScreen)
+            await pilot.press("f5")
+            dialog = await wait_for_screen(pilot, VerifyReceiptScreen)
+            assert await typed(elsewhere.trans_id) == (
+                f"Paid to another till: receipt {elsewhere.trans_id} paid "
+                f"{sibling.shortcode}, not {ours}."
+            )
+            assert c.money_state() == before
+        assert sale not in {
+            a.sale_ref
+            for a in await c.engine.store.attempts.by_receipt(c.till.shop_id, elsewhere.trans_id)
+        }

@@ -15,10 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from smartduka_tui.cli.app import open_till
+from smartduka_tui.cli.app import open_till, till_services
 from smartduka_tui.cli.demo import demo_environment, live_payments
 from smartduka_tui.clock import SystemClock
-from tests.integration.support import clean_env
+from smartduka_tui.model import AttemptFlag, AttemptState
+from smartduka_tui.payments.manager import ActionRefused
+from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.simulator.control import SimulatorControl
+from smartduka_tui.store.secret import Secret
+from tests.integration.support import clean_env, eventually
 
 SMARTDUKA = [
     sys.executable,
@@ -168,6 +173,49 @@ async def test_the_demo_keeps_its_folder_while_a_payment_is_live(
         )
     finally:
         shutil.rmtree(demo.folder)
+
+
+async def test_the_demo_checks_a_receipt_code_and_reverses_the_payment() -> None:
+    """Issue #14: the demo had no initiator, so F5 and V answered "not set up". Through the
+    demo's own composition (its environment and the app's services): a receipt the customer
+    shows pays a failed sale, and a manager reverses it, M-Pesa's results via the relay."""
+    async with (
+        demo_environment() as demo,
+        till_services(demo.settings, help_sections=demo.help_sections) as services,
+    ):
+        engine = services.payments
+        assert isinstance(engine, PaymentEngine) and services.receipt_checks is not None
+        # The simulator's "cancels the prompt" number: the sale is left unpaid.
+        view = await engine.start_payment("DEMO7", 450, "254700000001")
+
+        async def settled() -> bool:
+            return not (await engine.get(view.attempt_id)).is_live
+
+        assert await eventually(settled, timeout=60)
+        assert (await engine.get(view.attempt_id)).state is AttemptState.FAILED
+        async with SimulatorControl(demo.simulator.url) as sim:
+            paid = await sim.pay_till(demo.shortcode, "254712345678", 450)
+
+        verdict = await services.receipt_checks.verify_receipt(paid.trans_id, "DEMO7")
+        assert verdict.accepted, verdict
+        assert verdict.message == f"Paid: receipt {paid.trans_id}, KES 450 for sale DEMO7."
+        attempt = await engine.store.attempts.get(engine.shop_id, int(view.attempt_id))
+        assert attempt is not None and attempt.receipt_number == paid.trans_id
+
+        manager = services.manager
+        assert manager is not None
+        assert (await manager.set_first_pin(Secret("4826"), Secret("4826"))).accepted
+        done = await manager.reverse(f"A{attempt.id}", "customer paid twice: STK and till")
+        assert done.message == (
+            f"Reversed: KES 450 of receipt {paid.trans_id} (sale DEMO7) went back to the customer."
+        )
+        reversed_ = await engine.store.attempts.get(engine.shop_id, attempt.id)
+        assert reversed_ is not None and AttemptFlag.REVERSED in reversed_.flags
+        with pytest.raises(ActionRefused, match=r"^it is already reversed$"):
+            await manager.reverse(f"A{attempt.id}", "asked again")
+        # The help says how to pay the demo till directly, for a code to type at F5.
+        (receipt_help,) = [s for s in services.help_sections if "F5" in s.title]
+        assert f"pay-till --url {demo.simulator.url} {demo.shortcode}" in receipt_help.rows[0][1]
 
 
 def test_demo_interrupted_while_starting_leaves_nothing_behind() -> None:
