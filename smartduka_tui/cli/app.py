@@ -120,6 +120,11 @@ async def run_cashier_app(settings: Settings, services: AppServices) -> int:
 def log_to_file(data_dir: Path) -> Path:
     """Send this process's log records to `<data_dir>/logs/till.log` (the terminal belongs to
     the app). Returns the file's path, which the app names in its error messages."""
+    _file_log(data_dir)
+    return Path(data_dir) / LOG_FILE
+
+
+def _file_log(data_dir: Path) -> logging.FileHandler:
     path = Path(data_dir) / LOG_FILE
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -127,7 +132,7 @@ def log_to_file(data_dir: Path) -> Path:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return path
+    return handler
 
 
 @asynccontextmanager
@@ -209,11 +214,27 @@ async def till_services(
 ) -> AsyncIterator[AppServices]:
     """This till, opened, as the app's services."""
     from smartduka_tui.clock import SystemClock
+
+    the_clock = clock or SystemClock()
+    # The log file is this till's: taken off when the till closes, so a process that opens
+    # another till (or removes this data folder) never writes into a folder that is gone.
+    log = _file_log(settings.data_dir)
+    log_path = Path(settings.data_dir) / LOG_FILE
+    try:
+        async with _opened_services(settings, the_clock, help_sections, log_path) as services:
+            yield services
+    finally:
+        logging.getLogger().removeHandler(log)
+        log.close()
+
+
+@asynccontextmanager
+async def _opened_services(
+    settings: Settings, the_clock: Clock, help_sections: tuple[HelpSection, ...], log_path: Path
+) -> AsyncIterator[AppServices]:
     from smartduka_tui.receipts.desk import ReceiptDesk
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
-    the_clock = clock or SystemClock()
-    log_path = log_to_file(settings.data_dir)
     async with open_till(settings, the_clock) as (engine, link):
         checks = receipt_checks(engine, link)
         try:
