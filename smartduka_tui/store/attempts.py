@@ -30,6 +30,7 @@ from smartduka_tui.store.records import (
     PageCursor,
     Summary,
     TransitionResult,
+    created_between,
     from_ms,
     opt_from_ms,
     to_ms,
@@ -108,12 +109,7 @@ def attempt_conditions(
         where.append(PROBLEM_SQL)
     if not filters.include_resolved:
         where.append(f"(flags & {int(AttemptFlag.RESOLVED_BY_MANAGER)}) = 0")
-    if filters.since is not None:
-        where.append("created_at >= ?")
-        params.append(to_ms(filters.since))
-    if filters.until is not None:
-        where.append("created_at < ?")
-        params.append(to_ms(filters.until))
+    created_between(where, params, filters.since, filters.until)
     if filters.states is not None:
         states = sorted(AttemptState(s).value for s in filters.states)
         where.append(f"state IN ({', '.join('?' * len(states))})")

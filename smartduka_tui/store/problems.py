@@ -22,9 +22,9 @@ from smartduka_tui.store.records import (
     AttemptFilter,
     Problem,
     StateOrFlags,
+    created_between,
     from_ms,
     opt_from_ms,
-    to_ms,
 )
 
 # Among items written in the same millisecond, attempts come before problem records. Each
@@ -95,12 +95,7 @@ def _record_conditions(shop_id: str, filters: ProblemListFilter) -> tuple[list[s
     params: list[Any] = [shop_id, *kinds]
     if not filters.include_resolved:
         where.append("resolved_at IS NULL")
-    if filters.since is not None:
-        where.append("created_at >= ?")
-        params.append(to_ms(filters.since))
-    if filters.until is not None:
-        where.append("created_at < ?")
-        params.append(to_ms(filters.until))
+    created_between(where, params, filters.since, filters.until)
     if filters.till_id is not None:
         where.append("till_id = ?")
         params.append(filters.till_id)

@@ -41,6 +41,18 @@ def to_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+def created_between(
+    where: list[str], params: list[Any], since: datetime | None, until: datetime | None
+) -> None:
+    """Add the `[since, until)` window on `created_at` to a query's conditions and parameters."""
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(to_ms(since))
+    if until is not None:
+        where.append("created_at < ?")
+        params.append(to_ms(until))
+
+
 def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
