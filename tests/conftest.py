@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.processes import ServerProcess
+
+# Compile the project's sources once and let every worker and server subprocess read the cached
+# bytecode. A machine that sets PYTHONDONTWRITEBYTECODE (ours do) otherwise recompiles all of
+# smartduka_tui in each xdist worker and in each of the hundreds of simulator, relay and CLI
+# processes the suite starts: several CPU-minutes of a 2-core run. The cache lands in the
+# git-ignored __pycache__ folders, as a plain `python` run would leave it.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 settings.register_profile(
     "ci",
