@@ -17,10 +17,11 @@ import pytest
 
 from callback_relay import cli
 from callback_relay.app import Relay, make_app
-from callback_relay.registry import Enrolment, Registry, open_box
+from callback_relay.registry import Registry, open_box
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
+from smartduka_tui.mpesa.enrolment import Enrolment
 from tests.relay.postgres import PostgresCluster, find_pg_bin
 from tests.support.daraja import PAYLOADS
 from tests.support.processes import ServerProcess
