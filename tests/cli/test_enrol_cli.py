@@ -12,8 +12,8 @@ import pytest
 from callback_relay.cli import main as relay_main
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.store import open_till_store
-from tests.cli.conftest import Runner
 from tests.store.canaries import register_canary
+from tests.support.cli import Runner
 
 
 @pytest.fixture
