@@ -11,11 +11,13 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.simulator.schemas import (
+    CallbackDelivery,
     PhoneScenario,
+    RequestLogEntry,
     ShortcodeKind,
     TransactionState,
 )
@@ -118,20 +120,8 @@ class Transaction:
         return TransactionState.PENDING if self.pending(now) else TransactionState.RESOLVED
 
 
-class Logged(Protocol):
-    """An entry of one of the simulator's logs (requests received, callbacks sent)."""
-
-    @property
-    def seq(self) -> int: ...
-    @property
-    def phone(self) -> str | None: ...
-    @property
-    def shortcode(self) -> str | None: ...
-    @property
-    def checkout_request_id(self) -> str | None: ...
-
-
-_L = TypeVar("_L", bound=Logged)
+# The simulator's two logs: requests received, callbacks sent.
+_L = TypeVar("_L", RequestLogEntry, CallbackDelivery)
 
 
 @dataclass(frozen=True, slots=True)
