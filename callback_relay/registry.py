@@ -195,20 +195,17 @@ class Registry:
         await self._store.add_till(till)
         return self._enrolment(shop, till, key, newest.kid, self._open(newest))
 
-    async def _till(self, till_id: str) -> TillRecord:
+    async def _till(self, till_id: str, *, revoked: str = "is revoked") -> TillRecord:
+        """The live till `till_id`, or RegistryError: no such till, or it `revoked`."""
         till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
         if till is None:
             raise RegistryError(f"no till with id {till_id[:32]!r}")
         if till.revoked_at is not None:
-            raise RegistryError(f"till {till_id} is revoked")
+            raise RegistryError(f"till {till_id} {revoked}")
         return till
 
     async def revoke_till(self, till_id: str) -> None:
-        till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
-        if till is None:
-            raise RegistryError(f"no till with id {till_id[:32]!r}")
-        if till.revoked_at is not None:
-            raise RegistryError(f"till {till_id} is already revoked")
+        await self._till(till_id, revoked="is already revoked")
         await self._store.revoke_till(till_id, now_ms(self._clock))
 
     async def rekey_till(self, till_id: str) -> Enrolment:
