@@ -1,6 +1,7 @@
 """The Daraja broker: STK push and query for shops paid through the platform's paybill.
 
-Tills of such shops hold no Daraja credentials. They call the relay with their till key:
+Tills of such shops hold no Daraja credentials. They call the relay with their till key (the
+bodies and paths are `smartduka_tui.mpesa.broker_body`, which the till's gateway builds with):
 
 - `GET  /v1/daraja/ready`: can a push go out now (shop on the platform, platform set up, the
   shop's push limit not reached, an OAuth token in hand)? `{"ready": true}` or a refusal.
@@ -26,15 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,6 +54,19 @@ from callback_relay.store import RelayStore, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.mpesa import callback_path
+from smartduka_tui.mpesa.broker_body import (
+    INVALID_FIELD,
+    INVALID_PAYLOAD,
+    PUSH_PATH,
+    QUERY_PATH,
+    READY_PATH,
+    STATUS_PATH,
+    BrokeredPush,
+    BrokeredQuery,
+    BrokerStatus,
+    DarajaState,
+    refusal,
+)
 from smartduka_tui.mpesa.client import DarajaClient, QueryResult, SharedToken
 from smartduka_tui.mpesa.errors import (
     AuthenticationFailed,
@@ -64,6 +76,7 @@ from smartduka_tui.mpesa.errors import (
     QueryFailed,
     QueryNoAnswer,
 )
+from smartduka_tui.mpesa.models import strict_json
 from smartduka_tui.mpesa.requests import InvalidRequestError, build_stk_push
 from smartduka_tui.secretbox import SealBrokenError, SecretBox
 
@@ -77,8 +90,6 @@ NOT_CONFIGURED: Final = "broker.not_configured"
 RATE_LIMITED: Final = "broker.rate_limited"
 UNKNOWN_CHECKOUT: Final = "broker.unknown_checkout"
 CALLBACK_NOT_SIGNED: Final = "broker.callback_url_not_signed"
-INVALID_FIELD: Final = "400.002.02"
-INVALID_PAYLOAD: Final = "400.002.05"
 NO_PUBLIC_URL: Final = "broker.no_public_url"
 BODY_TOO_LARGE: Final = "broker.body_too_large"
 # A push or query body is a few hundred bytes; the cap stops a till from making the relay buffer
@@ -87,33 +98,6 @@ MAX_BODY_BYTES: Final = 64 * 1024
 
 DARAJA_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 PROBE_TIMEOUT_S: Final = 3.0
-# Daraja's names for the request fields, so a refusal reads as Daraja's would.
-_DARAJA_FIELD = {
-    "amount": "Amount",
-    "phone": "PhoneNumber",
-    "reference": "AccountReference",
-    "description": "TransactionDesc",
-    "callback_url": "CallBackURL",
-    "checkout_request_id": "CheckoutRequestID",
-}
-
-
-class PushBody(BaseModel):
-    """What a till asks the broker to push. The relay adds shortcode, passkey and prefix."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    amount: int = Field(strict=True, ge=1, le=250_000)
-    phone: str = Field(min_length=1, max_length=32)
-    reference: str = Field(min_length=1, max_length=12)
-    description: str = Field(min_length=1, max_length=13)
-    callback_url: str = Field(min_length=1, max_length=1024, repr=False)
-
-
-class QueryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    checkout_request_id: str = Field(min_length=1, max_length=128)
 
 
 def envelope(
@@ -136,7 +120,7 @@ class DarajaWatch:
     def __init__(self, clock: Clock, *, fresh_s: float = 15.0) -> None:
         self._clock = clock
         self._fresh_s = fresh_s
-        self._state: str = "unknown"
+        self._state: DarajaState = "unknown"
         self._seen_at: float | None = None
         self._probe: asyncio.Future[None] | None = None
 
@@ -144,7 +128,7 @@ class DarajaWatch:
         self._state = "reachable" if reachable else "unreachable"
         self._seen_at = self._clock.monotonic()
 
-    async def state(self, base_url: str) -> str:
+    async def state(self, base_url: str) -> DarajaState:
         stale = self._seen_at is None or self._clock.monotonic() - self._seen_at > self._fresh_s
         if stale:
             if self._probe is None or self._probe.done():
@@ -352,22 +336,15 @@ class Broker:
                 400, INVALID_PAYLOAD, "Invalid Request Payload: the body was cut short."
             )
         try:
-            data = json.loads(raw, parse_float=Decimal)
-        except (ValueError, RecursionError):
+            data = strict_json(raw)
+        except ValueError:
             return envelope(400, INVALID_PAYLOAD, "Invalid Request Payload: the body is not JSON.")
         if not isinstance(data, dict):
             return envelope(400, INVALID_PAYLOAD, "Invalid Request Payload: expected an object.")
         try:
             return model.model_validate(data)
         except ValidationError as error:
-            first = error.errors(include_url=False, include_input=False)[0]
-            name = str(first["loc"][0]) if first["loc"] else "body"
-            if first["type"] == "extra_forbidden":
-                return envelope(
-                    400, INVALID_PAYLOAD, f"Invalid Request Payload: unknown field {name[:32]!r}."
-                )
-            field = _DARAJA_FIELD.get(name, name)
-            return envelope(400, INVALID_FIELD, f"Bad Request - Invalid {field} ({first['msg']})")
+            return envelope(400, *refusal(error))
 
     # ---------------------------------------------------------------- routes
 
@@ -407,7 +384,7 @@ class Broker:
                 NO_PUBLIC_URL,
                 "The relay has no public URL configured, so it cannot broker pushes.",
             )
-        body = await self._json(request, PushBody)
+        body = await self._json(request, BrokeredPush)
         if isinstance(body, Response):
             return body
         callback_url = self._callback_url(body.callback_url, till, public)
@@ -480,7 +457,7 @@ class Broker:
         if isinstance(checked, Response):
             return checked
         _, shop, account = checked
-        body = await self._json(request, QueryBody)
+        body = await self._json(request, BrokeredQuery)
         if isinstance(body, Response):
             return body
         try:
@@ -541,7 +518,8 @@ class Broker:
         if isinstance(checked, Response):
             return checked
         _, _, account = checked
-        return JSONResponse({"daraja": await self.watch.state(account.daraja_url)})
+        status = BrokerStatus(daraja=await self.watch.state(account.daraja_url))
+        return JSONResponse(status.model_dump())
 
 
 def _broker(request: Request) -> Broker:
@@ -566,10 +544,10 @@ async def daraja_status(request: Request) -> Response:
 
 
 BROKER_ROUTES: list[Route] = [
-    Route("/v1/daraja/ready", daraja_ready, methods=["GET"]),
-    Route("/v1/daraja/stk-push", daraja_push, methods=["POST"]),
-    Route("/v1/daraja/stk-query", daraja_query, methods=["POST"]),
-    Route("/v1/daraja/status", daraja_status, methods=["GET"]),
+    Route(READY_PATH, daraja_ready, methods=["GET"]),
+    Route(PUSH_PATH, daraja_push, methods=["POST"]),
+    Route(QUERY_PATH, daraja_query, methods=["POST"]),
+    Route(STATUS_PATH, daraja_status, methods=["GET"]),
 ]
 
 

@@ -22,11 +22,12 @@ from callback_relay import broker_cli, c2b_cli
 from callback_relay.broker import platform_url_problem
 from callback_relay.c2b import C2BSetupError
 from callback_relay.crypto import RelayKeyError
-from callback_relay.registry import Enrolment, Registry, RegistryError, open_box
+from callback_relay.registry import Registry, RegistryError, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.store import StoreUnavailable, StoreVersionError
 from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.mpesa.enrolment import Enrolment
 from smartduka_tui.secretbox import SealBrokenError
 
 EXIT_ERROR = 2

@@ -14,13 +14,11 @@ key stop working). Tills enrolled before this (revision 0) still sign with the s
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from callback_relay import ids
 from callback_relay.crypto import (
@@ -34,9 +32,9 @@ from callback_relay.crypto import (
 from callback_relay.store import RelayStore, SecretRecord, ShopRecord, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa.callback_path import new_callback_secret
+from smartduka_tui.mpesa.enrolment import ENROLMENT_FORMAT, Enrolment
 from smartduka_tui.secretbox import SecretBox
 
-ENROLMENT_FORMAT = "smartduka-enrolment/1"
 KEY_CHECK = "key_check"
 _KID = re.compile(r"^k([1-9][0-9]{0,5})$")
 # New tills start at revision 1; 0 is a till enrolled before per-till keys.
@@ -50,34 +48,6 @@ class RegistryError(ValueError):
 
 def now_ms(clock: Clock) -> int:
     return int(clock.now().timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """What a till needs to join the relay: printed once, never stored in the clear."""
-
-    shop_id: str
-    shop_name: str
-    till_id: str
-    till_key: str = field(repr=False)
-    callback_secret: str = field(repr=False)
-    callback_kid: str
-    relay_url: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "format": ENROLMENT_FORMAT,
-            "shop_id": self.shop_id,
-            "shop_name": self.shop_name,
-            "till_id": self.till_id,
-            "till_key": self.till_key,
-            "callback_secret": self.callback_secret,
-            "callback_kid": self.callback_kid,
-            "relay_url": self.relay_url,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_json(), indent=2)
 
 
 @dataclass(frozen=True)
@@ -190,13 +160,16 @@ class Registry:
     ) -> Enrolment:
         """What the till is given: its own derived secret, never the shop's."""
         return Enrolment(
-            shop.shop_id,
-            shop.name,
-            till.till_id,
-            key,
-            derive_till_secret(shop_secret, shop.shop_id, till.till_id, till.key_revision),
-            till_kid(shop_kid, till.key_revision),
-            self._relay_url,
+            format=ENROLMENT_FORMAT,
+            shop_id=shop.shop_id,
+            shop_name=shop.name,
+            till_id=till.till_id,
+            till_key=key,
+            callback_secret=derive_till_secret(
+                shop_secret, shop.shop_id, till.till_id, till.key_revision
+            ),
+            callback_kid=till_kid(shop_kid, till.key_revision),
+            relay_url=self._relay_url,
         )
 
     async def add_shop(self, name: str) -> Enrolment:
@@ -222,20 +195,17 @@ class Registry:
         await self._store.add_till(till)
         return self._enrolment(shop, till, key, newest.kid, self._open(newest))
 
-    async def _till(self, till_id: str) -> TillRecord:
+    async def _till(self, till_id: str, *, revoked: str = "is revoked") -> TillRecord:
+        """The live till `till_id`, or RegistryError: no such till, or it `revoked`."""
         till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
         if till is None:
             raise RegistryError(f"no till with id {till_id[:32]!r}")
         if till.revoked_at is not None:
-            raise RegistryError(f"till {till_id} is revoked")
+            raise RegistryError(f"till {till_id} {revoked}")
         return till
 
     async def revoke_till(self, till_id: str) -> None:
-        till = await self._store.get_till(till_id) if ids.is_id(till_id) else None
-        if till is None:
-            raise RegistryError(f"no till with id {till_id[:32]!r}")
-        if till.revoked_at is not None:
-            raise RegistryError(f"till {till_id} is already revoked")
+        await self._till(till_id, revoked="is already revoked")
         await self._store.revoke_till(till_id, now_ms(self._clock))
 
     async def rekey_till(self, till_id: str) -> Enrolment:

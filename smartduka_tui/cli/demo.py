@@ -346,11 +346,12 @@ async def _register_shortcode(
 
 async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
     from smartduka_tui.cli.enrol import parse_enrolment
+    from smartduka_tui.mpesa.enrolment import Enrolment
 
     await asyncio.to_thread(relay.wait_ready, deadline)
     raw = await asyncio.to_thread(_enrol_with_relay, folder, relay)
     parsed = parse_enrolment(raw, "the relay's enrolment")
-    if parsed.till_id is None or parsed.till_key is None or parsed.relay_url is None:
+    if not isinstance(parsed, Enrolment) or parsed.relay_url is None:
         raise DemoError("the relay's enrolment has no till")
     return parsed
 

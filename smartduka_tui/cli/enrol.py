@@ -1,11 +1,9 @@
 """`smartduka enrol FILE`: keep what `smartduka-relay shop add` / `till add` printed.
 
-The file is the relay's enrolment JSON (format `smartduka-enrolment/1`): shop_id, till_id,
-till_key, callback_secret, callback_kid and relay_url (shop_name and format are read too;
-other keys are ignored). The JSON of `smartduka-relay shop rotate-secret` (shop_id,
-callback_kid, callback_secret) is accepted too: the new kid is added to this shop's tills. The
-till key and callback secret go into the vault; nothing secret is printed. `-` reads standard
-input.
+The file is the relay's enrolment JSON, read by the one loader the relay's writer shares
+(`smartduka_tui.mpesa.enrolment`): a till's enrolment, or the rotated callback secret an older
+`smartduka-relay shop rotate-secret` printed (its kid is added to this shop's tills). The till
+key and callback secret go into the vault; nothing secret is printed. `-` reads standard input.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
@@ -28,72 +24,34 @@ from smartduka_tui.cli.common import (
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
+    from smartduka_tui.mpesa.enrolment import Enrolment, RotatedSecret
     from smartduka_tui.store import Store, Till
-
-ENROLMENT_FORMAT = "smartduka-enrolment/1"
-_MAX_FILE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class EnrolmentFile:
-    """The documented fields of the relay's enrolment JSON; anything else is ignored."""
-
-    shop_id: str
-    callback_secret: str
-    callback_kid: str
-    format: str | None = None
-    shop_name: str | None = None
-    till_id: str | None = None
-    till_key: str | None = None
-    relay_url: str | None = None
-
-
-_REQUIRED = ("shop_id", "callback_secret", "callback_kid")
-_OPTIONAL = ("format", "shop_name", "till_id", "till_key", "relay_url")
 
 
 def _read(path: str) -> bytes:
+    from smartduka_tui.mpesa.enrolment import (
+        MAX_ENROLMENT_BYTES,
+        EnrolmentError,
+        read_enrolment_file,
+    )
+
     if path == "-":
-        return sys.stdin.read(_MAX_FILE_BYTES + 1).encode()
+        return sys.stdin.read(MAX_ENROLMENT_BYTES + 1).encode()
     try:
-        with Path(path).open("rb") as handle:
-            return handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror}", EXIT_BAD_INPUT) from None
+        return read_enrolment_file(path)
+    except EnrolmentError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
 
 
-def parse_enrolment(raw: bytes, source: str) -> EnrolmentFile:
-    """The enrolment in `raw`, or a CliError that names what is wrong (never a value)."""
-    if len(raw) > _MAX_FILE_BYTES:
-        raise CliError(f"{source} is larger than 64 KiB: not an enrolment file", EXIT_BAD_INPUT)
+def parse_enrolment(raw: bytes, source: str) -> Enrolment | RotatedSecret:
+    """The enrolment in `raw` (the one loader, `mpesa.enrolment`), or a CliError that names
+    what is wrong (never a value)."""
+    from smartduka_tui.mpesa.enrolment import EnrolmentError, load_enrolment
+
     try:
-        data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CliError(
-            f"{source} is not JSON: expected the relay's enrolment", EXIT_BAD_INPUT
-        ) from None
-    if not isinstance(data, dict):
-        raise CliError(f"{source} must hold one JSON object", EXIT_BAD_INPUT)
-    problems = [f"{name}: field required" for name in _REQUIRED if name not in data]
-    problems += [
-        f"{name}: must be text"
-        for name in (*_REQUIRED, *_OPTIONAL)
-        if name in data
-        and not isinstance(data[name], str)
-        and not (name in _OPTIONAL and data[name] is None)
-    ]
-    if problems:
-        raise CliError(f"{source}: " + "; ".join(problems), EXIT_BAD_INPUT)
-    parsed = EnrolmentFile(**{k: data[k] for k in (*_REQUIRED, *_OPTIONAL) if k in data})
-    if parsed.format is not None and parsed.format != ENROLMENT_FORMAT:
-        raise CliError(
-            f"{source} is in format {parsed.format!r}; this SmartDuka reads {ENROLMENT_FORMAT}",
-            EXIT_BAD_INPUT,
-        )
-    if (parsed.till_id is None) != (parsed.till_key is None):
-        missing = "till_key" if parsed.till_key is None else "till_id"
-        raise CliError(f"{source}: {missing}: field required", EXIT_BAD_INPUT)
-    return parsed
+        return load_enrolment(raw, source)
+    except EnrolmentError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
 
 
 def _missing_shop(shop_id: str, shop_name: str | None) -> CliError:
@@ -107,10 +65,11 @@ def _missing_shop(shop_id: str, shop_name: str | None) -> CliError:
 
 
 async def _enrol_till(
-    store: Store, settings: Settings, parsed: EnrolmentFile, args: argparse.Namespace
+    store: Store, settings: Settings, parsed: Enrolment, args: argparse.Namespace
 ) -> list[Till]:
     from smartduka_tui.model import Mode
-    from smartduka_tui.store import Enrolment, Secret
+    from smartduka_tui.store import Enrolment as VaultEnrolment
+    from smartduka_tui.store import Secret
 
     source = "standard input" if args.file == "-" else args.file
     relay_url = args.relay_url or parsed.relay_url or settings.relay.url
@@ -121,9 +80,7 @@ async def _enrol_till(
         )
     if settings.mode is Mode.PRODUCTION and not relay_url.startswith("https://"):
         raise CliError("relay_url must be an https:// URL in production mode", EXIT_BAD_INPUT)
-    if parsed.till_id is None or parsed.till_key is None:
-        raise CliError(f"{source}: till_id and till_key: field required", EXIT_BAD_INPUT)
-    enrolment = Enrolment(
+    enrolment = VaultEnrolment(
         shop_id=parsed.shop_id,
         till_id=parsed.till_id,
         relay_url=relay_url,
@@ -136,7 +93,7 @@ async def _enrol_till(
 
 
 async def _add_rotated_secret(
-    store: Store, parsed: EnrolmentFile, args: argparse.Namespace
+    store: Store, parsed: RotatedSecret, args: argparse.Namespace
 ) -> list[Till]:
     from smartduka_tui.store import Secret
 
@@ -164,16 +121,18 @@ async def _add_rotated_secret(
 
 def cmd_enrol(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
+        from smartduka_tui.mpesa.enrolment import Enrolment
+
         source = "standard input" if args.file == "-" else args.file
         parsed = parse_enrolment(_read(args.file), source)
         async with open_store(settings) as store:
             if await store.shops.get(parsed.shop_id) is None:
                 raise _missing_shop(parsed.shop_id, parsed.shop_name)
             await require_manager_pin(store, "enrol a till")
-            if parsed.till_id is None:
-                tills = await _add_rotated_secret(store, parsed, args)
-            else:
+            if isinstance(parsed, Enrolment):
                 tills = await _enrol_till(store, settings, parsed, args)
+            else:
+                tills = await _add_rotated_secret(store, parsed, args)
         if args.json:
             print(json.dumps([_describe(till) for till in tills], indent=2))
             return EXIT_OK

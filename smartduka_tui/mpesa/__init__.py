@@ -6,6 +6,8 @@
 - `result_codes`: what each ResultCode or refusal means at the counter (`describe_result`).
 - `client` and `errors`: the async `DarajaClient` and its typed failures.
 - `callback_path`: signed per-attempt callback URLs; `kenya_time`: Daraja timestamps.
+- `enrolment`: the enrolment file the relay writes and the till reads, and its one loader;
+  `broker_body`: what a platform shop's till sends the relay's Daraja broker.
 
 Imports neither Textual nor Starlette; the relay shares it with the till.
 """

@@ -9,7 +9,9 @@ this gateway reads them by the same rules as the direct one (DESIGN.md section 3
   `400.002.0x` refusals): PushRejected with its errorCode, nothing was started;
 - 429 (the shop's push limit at the relay): PushRejected as a spike arrest, retry later;
 - any other 4xx, or the relay not reached at all: PushRejected;
-- a 5xx without an envelope, a read timeout or a reset: PushOutcomeUnknown (never re-sent).
+- a 5xx without an envelope, a read timeout or a reset: PushOutcomeUnknown (never re-sent);
+- a body the broker would refuse (`mpesa.broker_body`, the model both sides use): PushRejected
+  with the broker's own code and words, before anything is sent.
 
 `prepare` asks the broker whether a push can go out now (`GET /v1/daraja/ready`), so "the relay
 or M-Pesa cannot be reached" and "this shop is not on the platform" are known before an attempt
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Final
 
 import httpx
 from pydantic import ValidationError
@@ -28,6 +29,17 @@ from pydantic import ValidationError
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.model import ShopType
+from smartduka_tui.mpesa.broker_body import (
+    PUSH_PATH,
+    QUERY_PATH,
+    READY_PATH,
+    STATUS_PATH,
+    BrokeredPush,
+    BrokeredQuery,
+    BrokerStatus,
+    DarajaState,
+    refusal,
+)
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     StkPushResponse,
@@ -49,10 +61,6 @@ from smartduka_tui.payments.service import PaymentEngine, enrolled_till
 from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.store import Store
 
-READY_PATH: Final = "/v1/daraja/ready"
-PUSH_PATH: Final = "/v1/daraja/stk-push"
-QUERY_PATH: Final = "/v1/daraja/stk-query"
-STATUS_PATH: Final = "/v1/daraja/status"
 # Transport failures that happen before the request leaves this machine: nothing was sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
@@ -140,15 +148,22 @@ class BrokerGateway:
         raise NotReady(said or f"The relay refused the push (HTTP {response.status_code}).")
 
     async def push(self, order: PushOrder) -> PushAccepted:
-        body = {
-            "amount": order.amount,
-            "phone": order.phone,
-            "reference": self._reference(order.account_reference),
-            "description": order.description,
-            "callback_url": order.callback_url,
-        }
         try:
-            response = await self._http.post(PUSH_PATH, json=body, headers=self._auth())
+            body = BrokeredPush(
+                amount=order.amount,
+                phone=order.phone,
+                reference=self._reference(order.account_reference),
+                description=order.description,
+                callback_url=order.callback_url,
+            )
+        except ValidationError as error:
+            # What the broker would refuse, refused here in its words: nothing was sent.
+            code, message = refusal(error)
+            raise PushRejected(message, code) from None
+        try:
+            response = await self._http.post(
+                PUSH_PATH, json=body.model_dump(), headers=self._auth()
+            )
         except _NOT_SENT as error:
             raise PushRejected(
                 f"The relay could not be reached ({type(error).__name__}); nothing was sent.",
@@ -196,7 +211,7 @@ class BrokerGateway:
         try:
             response = await self._http.post(
                 QUERY_PATH,
-                json={"checkout_request_id": checkout_request_id},
+                json=BrokeredQuery(checkout_request_id=checkout_request_id).model_dump(),
                 headers=self._auth(),
             )
         except httpx.TransportError as error:
@@ -220,17 +235,16 @@ class BrokerGateway:
             return QueryAnswer(QueryKind.NO_ANSWER, result_desc="answer for another request")
         return QueryAnswer(QueryKind.RESULT, answer.code_key, answer.description)
 
-    async def daraja_status(self) -> str | None:
+    async def daraja_status(self) -> DarajaState | None:
         """The broker's view of Daraja ("reachable", "unreachable", "unknown"), or None when
-        the relay could not say (unreachable, or it refused this till)."""
+        the relay could not say (unreachable, it refused this till, or an answer not read)."""
         try:
             response = await self._http.get(STATUS_PATH, headers=self._auth())
             if response.status_code != 200:
                 return None
-            state = response.json().get("daraja")
-        except (httpx.TransportError, ValueError, AttributeError):
+            return BrokerStatus.model_validate_json(response.content).daraja
+        except (httpx.TransportError, ValueError):
             return None
-        return state if state in ("reachable", "unreachable", "unknown") else None
 
 
 async def open_brokered_engine(

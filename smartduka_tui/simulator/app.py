@@ -27,6 +27,7 @@ from smartduka_tui.simulator.engine import (
     Simulator,
     SimulatorConfig,
 )
+from smartduka_tui.simulator.records import LogFilter
 from smartduka_tui.simulator.replies import ControlError
 from smartduka_tui.simulator.schemas import (
     AdvanceRequest,
@@ -109,23 +110,21 @@ class _ControlApi:
         return parsed
 
     @staticmethod
-    def _phone(request: Request) -> str:
-        phone = str(request.path_params["phone"])
+    def _checked(request: Request, name: str, check: Callable[[str], str]) -> str:
+        """The path parameter `name` as `check` accepts it, or a 422 saying why not."""
         try:
-            return check_phone(phone)
+            return check(str(request.path_params[name]))
         except ValueError as exc:
             raise ControlError(422, str(exc)) from None
 
-    @staticmethod
-    def _shortcode(request: Request) -> str:
-        shortcode = str(request.path_params["shortcode"])
-        try:
-            return check_shortcode(shortcode)
-        except ValueError as exc:
-            raise ControlError(422, str(exc)) from None
+    def _phone(self, request: Request) -> str:
+        return self._checked(request, "phone", check_phone)
+
+    def _shortcode(self, request: Request) -> str:
+        return self._checked(request, "shortcode", check_shortcode)
 
     @staticmethod
-    def _filters(request: Request) -> dict[str, Any]:
+    def _filters(request: Request) -> LogFilter:
         """Query filters shared by the log and transaction listings."""
         params = request.query_params
         unknown = set(params) - {"phone", "shortcode", "checkout_request_id", "since", "limit"}
@@ -142,7 +141,7 @@ class _ControlApi:
                 if not text.isdigit() or not low <= int(text) <= high:
                     raise ControlError(422, f"{name} must be a whole number from {low} to {high}")
                 filters[name] = int(text)
-        return filters
+        return LogFilter(**filters)
 
     async def health(self, request: Request) -> Response:
         return _json({"status": "ok", **self.sim.clock_view().model_dump(mode="json")})
@@ -215,16 +214,13 @@ class _ControlApi:
         )
 
     async def requests(self, request: Request) -> Response:
-        return _json({"requests": _dump(self.sim.requests(**self._filters(request)))})
+        return _json({"requests": _dump(self.sim.requests(self._filters(request)))})
 
     async def callbacks(self, request: Request) -> Response:
-        return _json({"callbacks": _dump(self.sim.callbacks(**self._filters(request)))})
+        return _json({"callbacks": _dump(self.sim.callbacks(self._filters(request)))})
 
     async def transactions(self, request: Request) -> Response:
-        filters = self._filters(request)
-        filters.pop("since", None)
-        filters.pop("limit", None)
-        return _json({"transactions": _dump(self.sim.transactions(**filters))})
+        return _json({"transactions": _dump(self.sim.transactions(self._filters(request)))})
 
     async def resolve(self, request: Request) -> Response:
         body = await self._body(request, ResolveRequest)

@@ -93,8 +93,6 @@ class MagicPhone:
     scenario: PhoneScenario
 
 
-MAGIC_PREFIX = "2547000000"
-
 MAGIC_PHONES: dict[str, MagicPhone] = {
     magic.phone: magic
     for magic in (

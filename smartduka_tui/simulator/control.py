@@ -14,10 +14,10 @@ Depends only on httpx and pydantic (no Starlette), so importing it is cheap.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from smartduka_tui.simulator.schemas import (
     AdvanceResult,
@@ -40,6 +40,21 @@ from smartduka_tui.simulator.statement_schemas import (
 )
 
 _Model = TypeVar("_Model", bound=BaseModel)
+
+
+class Filters(TypedDict, total=False):
+    """What a listing of transactions may be narrowed to (each one given must match)."""
+
+    phone: str | None
+    shortcode: str | None
+    checkout_request_id: str | None
+
+
+class LogFilters(Filters, total=False):
+    """... and a log listing: entries after the seq `since`, at most `limit` of them."""
+
+    since: int | None
+    limit: int | None
 
 
 class SimulatorControlError(Exception):
@@ -106,6 +121,14 @@ class SimulatorControl:
 
     async def _model(self, model: type[_Model], method: str, path: str, **kwargs: Any) -> _Model:
         return model.model_validate(await self._call(method, path, **kwargs))
+
+    async def _listing(
+        self, model: type[_Model], path: str, key: str, **filters: Any
+    ) -> list[_Model]:
+        """The list under `key` that `GET path` answers with the filters given (None ones left
+        out), as `model`s."""
+        found = await self._call("GET", path, params=filters)
+        return [model.model_validate(item) for item in found[key]]
 
     # ----------------------------------------------------------------- health and clock
 
@@ -182,8 +205,7 @@ class SimulatorControl:
         return await self._model(ShortcodeView, "PUT", f"/shortcodes/{shortcode}", json=body)
 
     async def shortcodes(self) -> list[ShortcodeView]:
-        found = await self._call("GET", "/shortcodes")
-        return TypeAdapter(list[ShortcodeView]).validate_python(found["shortcodes"])
+        return await self._listing(ShortcodeView, "/shortcodes", "shortcodes")
 
     async def reset_shortcode(self, shortcode: str) -> int:
         """Forget the shortcode's transactions and counters; returns how many were dropped."""
@@ -220,61 +242,17 @@ class SimulatorControl:
 
     # ----------------------------------------------------------------- logs and ground truth
 
-    async def requests(
-        self,
-        *,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[RequestLogEntry]:
+    async def requests(self, **filters: Unpack[LogFilters]) -> list[RequestLogEntry]:
         """Daraja requests received (secrets redacted), oldest first."""
-        params = {
-            "phone": phone,
-            "shortcode": shortcode,
-            "checkout_request_id": checkout_request_id,
-            "since": since,
-            "limit": limit,
-        }
-        found = await self._call("GET", "/requests", params=params)
-        return TypeAdapter(list[RequestLogEntry]).validate_python(found["requests"])
+        return await self._listing(RequestLogEntry, "/requests", "requests", **filters)
 
-    async def callbacks(
-        self,
-        *,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[CallbackDelivery]:
+    async def callbacks(self, **filters: Unpack[LogFilters]) -> list[CallbackDelivery]:
         """Callback deliveries made, oldest first, with their HTTP status or error."""
-        params = {
-            "phone": phone,
-            "shortcode": shortcode,
-            "checkout_request_id": checkout_request_id,
-            "since": since,
-            "limit": limit,
-        }
-        found = await self._call("GET", "/callbacks", params=params)
-        return TypeAdapter(list[CallbackDelivery]).validate_python(found["callbacks"])
+        return await self._listing(CallbackDelivery, "/callbacks", "callbacks", **filters)
 
-    async def transactions(
-        self,
-        *,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-    ) -> list[TransactionView]:
+    async def transactions(self, **filters: Unpack[Filters]) -> list[TransactionView]:
         """The simulator's ground truth for accepted pushes."""
-        params = {
-            "phone": phone,
-            "shortcode": shortcode,
-            "checkout_request_id": checkout_request_id,
-        }
-        found = await self._call("GET", "/transactions", params=params)
-        return TypeAdapter(list[TransactionView]).validate_python(found["transactions"])
+        return await self._listing(TransactionView, "/transactions", "transactions", **filters)
 
     async def resolve(
         self, checkout_request_id: str, result_code: int | str = 0, result_desc: str | None = None
@@ -340,13 +318,17 @@ class SimulatorControl:
         )
 
     async def c2b_payments(self, shortcode: str) -> list[C2BPaymentView]:
-        found = await self._call("GET", f"/shortcodes/{shortcode}/c2b/payments")
-        return TypeAdapter(list[C2BPaymentView]).validate_python(found["payments"])
+        path = f"/shortcodes/{shortcode}/c2b/payments"
+        return await self._listing(C2BPaymentView, path, "payments")
 
     async def notices(
         self, *, shortcode: str | None = None, kind: NoticeKind | None = None
     ) -> list[NoticeDelivery]:
         """Asynchronous POSTs made (C2B validation and confirmation, results, timeouts)."""
-        params = {"shortcode": shortcode, "kind": None if kind is None else kind.value}
-        found = await self._call("GET", "/notices", params=params)
-        return TypeAdapter(list[NoticeDelivery]).validate_python(found["notices"])
+        return await self._listing(
+            NoticeDelivery,
+            "/notices",
+            "notices",
+            shortcode=shortcode,
+            kind=None if kind is None else kind.value,
+        )

@@ -14,19 +14,17 @@ import contextlib
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from smartduka_tui.simulator.records import SimClock, Transaction
+from smartduka_tui.simulator.records import LogFilter, SimClock, Transaction
 from smartduka_tui.simulator.redact import redact_url
 from smartduka_tui.simulator.schemas import CallbackDelivery, MerchantSettings
 from smartduka_tui.simulator.wire import CallbackFacts, callback_json
 from smartduka_tui.tls import client_verify
-
-_T = TypeVar("_T")
 
 
 @dataclass(order=True)
@@ -212,29 +210,6 @@ class CallbackCourier(BackgroundSender):
             )
         )
 
-    def deliveries(
-        self,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-        since: int = 0,
-        limit: int = 1000,
-    ) -> list[CallbackDelivery]:
-        """Recorded deliveries after `since` (a seq), oldest first, filtered."""
-        chosen = (
-            c
-            for c in self._log
-            if c.seq > since
-            and matches(c.phone, phone)
-            and matches(c.shortcode, shortcode)
-            and matches(c.checkout_request_id, checkout_request_id)
-        )
-        return first(chosen, limit)
-
-
-def matches(value: str | None, wanted: str | None) -> bool:
-    return wanted is None or value == wanted
-
-
-def first(items: Iterable[_T], limit: int) -> list[_T]:
-    return list(itertools.islice(items, limit))
+    def deliveries(self, wanted: LogFilter) -> list[CallbackDelivery]:
+        """Recorded deliveries, oldest first, as `wanted` says."""
+        return wanted.select(self._log)

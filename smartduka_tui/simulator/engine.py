@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
-from smartduka_tui.simulator.courier import CallbackCourier, first, matches
-from smartduka_tui.simulator.records import App, Merchant, SimClock, Token, Transaction
+from smartduka_tui.simulator.courier import CallbackCourier
+from smartduka_tui.simulator.records import App, LogFilter, Merchant, SimClock, Token, Transaction
 from smartduka_tui.simulator.redact import redact, redact_authorization
-from smartduka_tui.simulator.replies import ControlError, Reply
+from smartduka_tui.simulator.replies import ControlError, Reply, parse_body
 from smartduka_tui.simulator.replies import Refused as _Refused
 from smartduka_tui.simulator.replies import error_reply as _error_reply
 from smartduka_tui.simulator.replies import refuse as _refuse
@@ -63,7 +63,6 @@ from smartduka_tui.simulator.wire import (
     TransactionType,
     checkout_request_id,
     daraja_timestamp,
-    first_invalid_field,
     is_json_content_type,
     new_access_token,
     new_merchant_request_id,
@@ -539,22 +538,30 @@ class Simulator:
         if not hmac.compare_digest(expected.encode(), password.encode()):
             raise _refuse(codes.WRONG_CREDENTIALS)
 
+    def _stk_merchant(
+        self, app: App, shortcode: str, password: str, timestamp: str
+    ) -> tuple[Merchant, MerchantSettings]:
+        """The merchant an STK push or query names, after Daraja's checks in its order: the
+        app may use the shortcode, the timestamp is fresh, the rate is allowed, the password
+        is right."""
+        merchant = self.merchant_for(app, shortcode)
+        settings = self.merchant_settings(merchant)
+        self._check_timestamp_skew(timestamp, settings)
+        self._throttle(merchant, settings)
+        self._check_password(merchant, password, timestamp)
+        return merchant, settings
+
     async def _push(
         self, request: DarajaRequest, payload: dict[str, Any] | None, entry: RequestLogEntry
     ) -> Reply:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
         app = self.bearer(request.authorization)
-        try:
-            push = StkPushRequest.model_validate(self.json_body(request, payload))
-        except ValidationError as exc:
-            raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
+        push = parse_body(StkPushRequest, self.json_body(request, payload))
         entry.phone, entry.shortcode = push.PhoneNumber, push.BusinessShortCode
-        merchant = self.merchant_for(app, push.BusinessShortCode)
-        settings = self.merchant_settings(merchant)
-        self._check_timestamp_skew(push.Timestamp, settings)
-        self._throttle(merchant, settings)
-        self._check_password(merchant, push.Password, push.Timestamp)
+        merchant, settings = self._stk_merchant(
+            app, push.BusinessShortCode, push.Password, push.Timestamp
+        )
         latest = self._latest_by_phone.get(push.PhoneNumber)
         if latest is not None and latest.pending(self.clock.monotonic()):
             raise _refuse(codes.SUBSCRIBER_LOCKED)
@@ -669,15 +676,10 @@ class Simulator:
         if request.method != "POST":
             raise _refuse(codes.METHOD_NOT_ALLOWED)
         app = self.bearer(request.authorization)
-        try:
-            query = StkQueryRequest.model_validate(self.json_body(request, payload))
-        except ValidationError as exc:
-            raise _refuse(codes.invalid_field(first_invalid_field(exc))) from None
-        merchant = self.merchant_for(app, query.BusinessShortCode)
-        settings = self.merchant_settings(merchant)
-        self._check_timestamp_skew(query.Timestamp, settings)
-        self._throttle(merchant, settings)
-        self._check_password(merchant, query.Password, query.Timestamp)
+        query = parse_body(StkQueryRequest, self.json_body(request, payload))
+        merchant, settings = self._stk_merchant(
+            app, query.BusinessShortCode, query.Password, query.Timestamp
+        )
         checkout_id = query.CheckoutRequestID
         transaction = self._transactions.get(checkout_id)
         if transaction is None or transaction.merchant is not merchant:
@@ -769,53 +771,23 @@ class Simulator:
             queries=transaction.queries,
         )
 
-    def transactions(
-        self,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-    ) -> list[TransactionView]:
+    def transactions(self, wanted: LogFilter) -> list[TransactionView]:
+        """Accepted pushes that match `wanted` (its since and limit are for logs)."""
         chosen = (
             t
             for t in self._transactions.values()
-            if matches(t.phone, phone)
-            and matches(t.merchant.shortcode, shortcode)
-            and matches(t.checkout_request_id, checkout_request_id)
+            if wanted.admits(t.phone, t.merchant.shortcode, t.checkout_request_id)
         )
         return [self.transaction_view(t) for t in chosen]
 
     # ----------------------------------------------------------------- logs
 
-    def requests(
-        self,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-        since: int = 0,
-        limit: int = 1000,
-    ) -> list[RequestLogEntry]:
-        """Logged requests after `since` (a seq), oldest first, filtered."""
-        return first(
-            (
-                e
-                for e in self._requests
-                if e.seq > since
-                and matches(e.phone, phone)
-                and matches(e.shortcode, shortcode)
-                and matches(e.checkout_request_id, checkout_request_id)
-            ),
-            limit,
-        )
+    def requests(self, wanted: LogFilter) -> list[RequestLogEntry]:
+        """Logged requests, oldest first, as `wanted` says."""
+        return wanted.select(self._requests)
 
-    def callbacks(
-        self,
-        phone: str | None = None,
-        shortcode: str | None = None,
-        checkout_request_id: str | None = None,
-        since: int = 0,
-        limit: int = 1000,
-    ) -> list[CallbackDelivery]:
-        return self.courier.deliveries(phone, shortcode, checkout_request_id, since, limit)
+    def callbacks(self, wanted: LogFilter) -> list[CallbackDelivery]:
+        return self.courier.deliveries(wanted)
 
 
 def _plain(value: object) -> str | None:

@@ -6,14 +6,18 @@ the clock settles prompts without any job. Secrets are kept out of every repr.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.simulator.schemas import (
+    CallbackDelivery,
     PhoneScenario,
+    RequestLogEntry,
     ShortcodeKind,
     TransactionState,
 )
@@ -114,3 +118,39 @@ class Transaction:
 
     def state(self, now: float) -> TransactionState:
         return TransactionState.PENDING if self.pending(now) else TransactionState.RESOLVED
+
+
+# The simulator's two logs: requests received, callbacks sent.
+_L = TypeVar("_L", RequestLogEntry, CallbackDelivery)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """What a listing of requests, callbacks or transactions asks for: every filter given must
+    match (None: any); the logs also start after `since` (a seq) and stop at `limit`."""
+
+    phone: str | None = None
+    shortcode: str | None = None
+    checkout_request_id: str | None = None
+    since: int = 0
+    limit: int = 1000
+
+    def admits(self, phone: str | None, shortcode: str | None, checkout: str | None) -> bool:
+        return all(
+            wanted is None or value == wanted
+            for value, wanted in (
+                (phone, self.phone),
+                (shortcode, self.shortcode),
+                (checkout, self.checkout_request_id),
+            )
+        )
+
+    def select(self, log: Iterable[_L]) -> list[_L]:
+        """The first `limit` entries after `since`, oldest first, that match."""
+        chosen = (
+            entry
+            for entry in log
+            if entry.seq > self.since
+            and self.admits(entry.phone, entry.shortcode, entry.checkout_request_id)
+        )
+        return list(itertools.islice(chosen, self.limit))

@@ -6,9 +6,14 @@ Shared by the STK engine and the statement APIs, so neither imports the other fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from smartduka_tui.simulator.codes import ErrorSpec
-from smartduka_tui.simulator.wire import envelope
+from pydantic import BaseModel, ValidationError
+
+from smartduka_tui.simulator.codes import ErrorSpec, invalid_field
+from smartduka_tui.simulator.wire import envelope, first_invalid_field
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,15 @@ class Refused(Exception):
 
 def refuse(spec: ErrorSpec, request_id: str | None = None) -> Refused:
     return Refused(error_reply(spec, request_id))
+
+
+def parse_body(model: type[_M], body: dict[str, Any]) -> _M:
+    """The request body as `model`, or Daraja's refusal naming the first field it checks that
+    is wrong (fields are declared in Daraja's checking order)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise refuse(invalid_field(first_invalid_field(exc))) from None
 
 
 class ControlError(Exception):

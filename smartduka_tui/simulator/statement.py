@@ -25,13 +25,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import segno
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.codes import ErrorSpec
 from smartduka_tui.simulator.courier import BackgroundSender
 from smartduka_tui.simulator.redact import redact_url
-from smartduka_tui.simulator.replies import ControlError, Reply, refuse
+from smartduka_tui.simulator.replies import ControlError, Reply, parse_body, refuse
 from smartduka_tui.simulator.schemas import Environment, ShortcodeKind
 from smartduka_tui.simulator.security import CredentialAuthority
 from smartduka_tui.simulator.statement_schemas import (
@@ -53,7 +53,7 @@ from smartduka_tui.simulator.statement_wire import (
     TransactionStatusRequest,
     banned_word,
 )
-from smartduka_tui.simulator.wire import KENYA, daraja_timestamp, first_invalid_field, new_receipt
+from smartduka_tui.simulator.wire import KENYA, daraja_timestamp, new_receipt
 
 if TYPE_CHECKING:
     from smartduka_tui.simulator.engine import DarajaRequest, Simulator
@@ -216,22 +216,22 @@ class Statement(BackgroundSender):
         app = self.sim.bearer(request.authorization)
         body = self.sim.json_body(request, payload)
         if request.path == REGISTER_URL_PATH:
-            register = _parse(RegisterUrlRequest, body)
+            register = parse_body(RegisterUrlRequest, body)
             return self._register_url(self.sim.merchant_for(app, register.ShortCode), register)
         if request.path == QR_PATH:
-            return self._qr(_parse(QrCodeRequest, body))
+            return self._qr(parse_body(QrCodeRequest, body))
         if request.path == TRANSACTION_STATUS_PATH:
-            status = _parse(TransactionStatusRequest, body)
+            status = parse_body(TransactionStatusRequest, body)
             return self._transaction_status(self.sim.merchant_for(app, status.PartyA), status)
         if request.path == REVERSAL_PATH:
             if "RecieverIdentifierType" not in body:
                 raise refuse(codes.invalid_field("RecieverIdentifierType"))
-            reversal = _parse(ReversalRequest, body)
+            reversal = parse_body(ReversalRequest, body)
             return self._reversal(self.sim.merchant_for(app, reversal.ReceiverParty), reversal)
         if request.path == PULL_REGISTER_PATH:
-            pull = _parse(PullRegisterRequest, body)
+            pull = parse_body(PullRegisterRequest, body)
             return self._pull_register(self.sim.merchant_for(app, pull.ShortCode), pull)
-        query = _parse(PullQueryRequest, body)
+        query = parse_body(PullQueryRequest, body)
         return self._pull_query(self.sim.merchant_for(app, query.ShortCode), query)
 
     def _register_url(self, merchant: Merchant, request: RegisterUrlRequest) -> Reply:
@@ -795,13 +795,6 @@ class Statement(BackgroundSender):
         )
         self._log.append(delivery)
         return delivery
-
-
-def _parse(model: type[_M], body: dict[str, Any]) -> _M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise refuse(codes.invalid_field(first_invalid_field(exc))) from None
 
 
 def _moment(entry: StatementEntry) -> datetime:

@@ -12,8 +12,8 @@ import pytest
 from callback_relay.cli import main as relay_main
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.store import open_till_store
-from tests.cli.conftest import Runner
 from tests.store.canaries import register_canary
+from tests.support.cli import Runner
 
 
 @pytest.fixture
@@ -192,3 +192,29 @@ def test_production_needs_an_https_relay(
     monkeypatch.setenv("SMARTDUKA_MODE", "production")
     result = keyed("enrol", "-", stdin=json.dumps(printed))
     assert result.code == 2 and "https:// URL in production" in result.err
+
+
+OLD_FILES = Path(__file__).parents[1] / "data" / "enrolment"
+
+
+def test_files_older_relays_wrote_still_enrol(keyed: Runner) -> None:
+    _add_shop(keyed, "sfixtureshopa")
+    first = keyed(
+        "enrol",
+        str(OLD_FILES / "shop_add_before_per_till_keys.json"),
+        "--relay-url",
+        "https://relay.example.com",
+        "--json",
+    )
+    assert first.code == 0, first.err
+    assert [t["callback_kids"] for t in json.loads(first.out)] == [["k1"]]
+    rotated = keyed("enrol", str(OLD_FILES / "rotate_secret_before_per_till_keys.json"), "--json")
+    assert rotated.code == 0, rotated.err
+    [till] = json.loads(rotated.out)
+    assert (till["till_id"], till["active_callback_kid"]) == ("tfixturetilla", "k2")
+    assert set(till["callback_kids"]) == {"k1", "k2"}
+    second = keyed("enrol", str(OLD_FILES / "till_add_per_till_keys.json"), "--json")
+    assert second.code == 0, second.err
+    [other] = json.loads(second.out)
+    assert (other["till_id"], other["active_callback_kid"]) == ("tfixturetillb", "k2-r1")
+    assert other["relay_url"] == "https://relay.example.com"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.store import Secret, ShopSecrets, open_till_store
-from tests.cli.conftest import Runner
 from tests.store.canaries import new_canary
 from tests.store.helpers import enrolment, paybill_config
+from tests.support.cli import Runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOPS = 4

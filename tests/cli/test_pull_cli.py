@@ -17,8 +17,8 @@ from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import load_keyring
-from tests.cli.conftest import Result, Runner
 from tests.conftest import unique_phone
+from tests.support.cli import Result, Runner
 from tests.support.processes import ServerProcess
 
 

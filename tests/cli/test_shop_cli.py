@@ -14,8 +14,8 @@ import pytest
 
 from smartduka_tui.model import ShopType, VerificationStatus
 from smartduka_tui.store import acquire_data_dir_lock, open_till_store
-from tests.cli.conftest import Result, Runner
 from tests.store.canaries import new_canary
+from tests.support.cli import Result, Runner
 
 PAYBILL = ("--name", "Mama Mboga", "--type", "paybill", "--shortcode", "174379", "--prefix", "DUKA")
 SECRET_NAMES = ("consumer_key", "consumer_secret", "passkey")

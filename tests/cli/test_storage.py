@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.store import ChainReport, load_keyring, open_till_store
-from tests.cli.conftest import Runner
 from tests.store.canaries import new_canary
+from tests.support.cli import Runner
 
 PAYBILL = ("--name", "Mama Mboga", "--type", "paybill", "--shortcode", "174379", "--prefix", "DUKA")
 

@@ -123,7 +123,21 @@ async def broker_rig(
             await client.aclose()
 
 
-def gateway_for(rig: BrokerRig, enrolment: dict[str, Any], prefix: str) -> BrokerGateway:
+class SeenTransport(httpx.ASGITransport):
+    """The relay app in process, noting each request's path."""
+
+    def __init__(self, app: Any, seen: list[str]) -> None:
+        super().__init__(app=app)
+        self._seen = seen
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._seen.append(request.url.path)
+        return await super().handle_async_request(request)
+
+
+def gateway_for(
+    rig: BrokerRig, enrolment: dict[str, Any], prefix: str, *, seen: list[str] | None = None
+) -> BrokerGateway:
     shop = Shop(
         id=enrolment["shop_id"],
         name="Platform shop",
@@ -151,7 +165,7 @@ def gateway_for(rig: BrokerRig, enrolment: dict[str, Any], prefix: str) -> Broke
         till,
         "http://relay.test",
         timeout=httpx.Timeout(10.0),
-        transport=httpx.ASGITransport(app=rig.app),
+        transport=SeenTransport(rig.app, [] if seen is None else seen),
     )
 
 
@@ -257,6 +271,43 @@ async def test_bad_requests_are_refused_by_name_and_nothing_is_pushed(
             answer = await rig.client.post(PUSH, json=push_body(shop, phone), headers=headers)
             assert answer.status_code == 401
         assert (await rig.client.get("/v1/daraja/ready", headers=auth(own))).status_code == 403
+        assert await sim.requests(phone=phone) == [], "nothing reached Daraja"
+        assert rig.push_count() == 0
+
+
+async def test_the_till_refuses_a_body_the_broker_would_refuse_in_the_brokers_words(
+    tmp_path: Path, sim: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One body model on both sides: an order the broker's model refuses is refused by the
+    till's gateway before it is sent, with the code and words the broker answers for it."""
+    async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
+        shop = await rig.shop("--platform", "--prefix", "ONE")
+        phone = unique_phone()
+        sent: list[str] = []
+        gateway = gateway_for(rig, shop, "ONE", seen=sent)
+        orders = [
+            PushOrder(0, phone, "ONES1", "SmartDuka", callback_url(shop)),
+            PushOrder(100, phone, "ONES1", "SmartDuka sale 1", callback_url(shop)),
+            PushOrder(100, phone, "ONE" + "S" * 13, "SmartDuka", callback_url(shop)),
+        ]
+        try:
+            for order in orders:
+                with pytest.raises(PushRejected) as rejected:
+                    await gateway.push(order)
+                body = push_body(
+                    shop,
+                    phone,
+                    amount=order.amount,
+                    description=order.description,
+                    reference=order.account_reference.removeprefix("ONE"),
+                )
+                answer = (await rig.client.post(PUSH, json=body, headers=auth(shop))).json()
+                assert answer["errorCode"] == rejected.value.code == "400.002.02"
+                assert answer["errorMessage"] == str(rejected.value)
+                assert str(rejected.value).startswith("Bad Request - Invalid ")
+        finally:
+            await gateway.aclose()
+        assert sent == [], "the till sent none of them"
         assert await sim.requests(phone=phone) == [], "nothing reached Daraja"
         assert rig.push_count() == 0
 

@@ -10,38 +10,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from smartduka_tui.cli import main
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.store import Secret, Store, create_keyring, database_path, keyring_path
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.pin import MAX_WRONG_TRIES, ManagerPin
 from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, START, add_shop, tell_story
-
-ENV_TO_CLEAR = (
-    "SMARTDUKA_CONFIG",
-    "SMARTDUKA_ENCRYPTION_KEY",
-    "MPESA_ENCRYPTION_KEY",
-    "SMARTDUKA_KEYRING_FILE",
-    "SMARTDUKA_MODE",
-    "SMARTDUKA_MANAGER_PIN",
-    "SMARTDUKA_SHOP_ID",
-)
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Runner = Callable[..., Result]
+from tests.support.cli import Runner, in_process, private_data_dir
 
 
 async def _seed(data_dir: Path, pin: str | None) -> dict[str, int]:
@@ -60,26 +38,14 @@ async def _seed(data_dir: Path, pin: str | None) -> dict[str, int]:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ENV_TO_CLEAR:
-        monkeypatch.delenv(name, raising=False)
-    folder = tmp_path / "data"
-    monkeypatch.setenv("SMARTDUKA_DATA_DIR", str(folder))
-    monkeypatch.chdir(tmp_path)
-    return folder
+    return private_data_dir(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def smartduka(
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Runner:
-    def invoke(*args: str, stdin: str = "") -> Result:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
+    return in_process(capsys, monkeypatch)
 
 
 @pytest.fixture

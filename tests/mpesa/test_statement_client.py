@@ -48,11 +48,8 @@ PASSWORD = SecretStr("Initiator-test-only-7")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def receiver() -> AsyncIterator[CallbackReceiver]:
-    server = await CallbackReceiver().start()
-    try:
+    async with CallbackReceiver() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -30,7 +30,8 @@ from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
-from tests.payments.receiver import CallbackReceiver, ServedReceiver
+from tests.payments.receiver import CallbackReceiver
+from tests.support.asgi import Served
 
 _shop_numbers = itertools.count(1)
 PREFIX = "TS"
@@ -229,7 +230,7 @@ async def till(
     clock = clock or ManualClock()
     callback_secret = new_callback_secret()
     receiver = CallbackReceiver({KID: callback_secret}, clock)
-    async with ServedReceiver(receiver) as served, SimulatorControl(simulator_url) as sim:
+    async with Served(receiver) as served, SimulatorControl(simulator_url) as sim:
         config = till_settings(data_dir, daraja_url or simulator_url, served.base_url, **settings)
         store = await Store.open(
             database_path(data_dir), clock=clock, keyring=load_keyring(keyring_path(data_dir))

@@ -2,7 +2,7 @@
 
 It does what the relay will do before an event reaches a till: parse the signed path with
 `callback_path.parse`, verify its tag, refuse anything else, and hand the till a `CallbackEvent`.
-It runs on the test's own event loop (uvicorn on 127.0.0.1, port 0). Like the relay, it
+It runs on the test's own event loop (`tests.support.asgi.Served`). Like the relay, it
 answers at once and hands the event on afterwards (`handler`, called without waiting), so a
 callback that arrives before its push response never holds up the simulator.
 """
@@ -14,12 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa import callback_path
 from smartduka_tui.payments.api import CallbackEvent
-from smartduka_tui.serving import bind_socket
+from tests.support.asgi import request_body
 
 Handler = Callable[[CallbackEvent], None]
 
@@ -36,18 +34,7 @@ class CallbackReceiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        status = await self._take(scope["method"], scope["path"], body)
+        status = await self._take(scope["method"], scope["path"], await request_body(receive))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -82,28 +69,3 @@ class CallbackReceiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.events
-
-
-class ServedReceiver:
-    """Serve a CallbackReceiver on loopback for the length of an `async with`."""
-
-    def __init__(self, receiver: CallbackReceiver) -> None:
-        self.receiver = receiver
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.base_url = ""
-
-    async def __aenter__(self) -> ServedReceiver:
-        sock = bind_socket("127.0.0.1", 0)
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.receiver, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None and self._task is not None
-        self._server.should_exit = True
-        await self._task

@@ -29,7 +29,8 @@ from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
 from tests.conftest import unique_phone
 from tests.payments.harness import KID, close_engine, open_engine, register_shop, till_settings
-from tests.payments.receiver import CallbackReceiver, ServedReceiver
+from tests.payments.receiver import CallbackReceiver
+from tests.support.asgi import Served
 from tests.support.processes import ServerProcess
 
 RANDOM_KILLS = 10
@@ -133,7 +134,7 @@ async def test_kill_pay_at_fault_points_and_random_moments(
     secret = new_callback_secret()
     receiver = CallbackReceiver({KID: secret}, SystemClock())
     points = [faults.AFTER_ATTEMPT_COMMIT, faults.AFTER_PUSH_SENT, faults.BEFORE_RESPONSE_COMMIT]
-    async with ServedReceiver(receiver) as served, SimulatorControl(simulator.base_url) as sim:
+    async with Served(receiver) as served, SimulatorControl(simulator.base_url) as sim:
         relay = served.base_url
         names = [f"p{i}" for i in range(len(points))] + [f"r{i}" for i in range(RANDOM_KILLS)]
         cases = list(

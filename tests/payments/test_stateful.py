@@ -60,7 +60,8 @@ from tests.payments.harness import (
     register_shop,
     till_settings,
 )
-from tests.payments.receiver import CallbackReceiver, ServedReceiver
+from tests.payments.receiver import CallbackReceiver
+from tests.support.asgi import Served
 
 SIM_URL = "http://simulator.invalid"
 
@@ -134,7 +135,7 @@ class Shared:
     transport: httpx.ASGITransport
     sim: SimulatorControl
     receiver: CallbackReceiver
-    served: ServedReceiver
+    served: Served
     secret: str
 
 
@@ -433,11 +434,11 @@ def test_engine_state_machine() -> None:
         shared.transport = httpx.ASGITransport(app=app)
         shared.sim = SimulatorControl(SIM_URL, transport=shared.transport)
         shared.receiver = CallbackReceiver({KID: shared.secret}, ManualClock())
-        shared.served = ServedReceiver(shared.receiver)
-        await shared.served.__aenter__()
+        shared.served = Served(shared.receiver)
+        await shared.served.start()
 
     async def teardown() -> None:
-        await shared.served.__aexit__()
+        await shared.served.stop()
         await shared.sim.aclose()
         await app.state.simulator.aclose()
 

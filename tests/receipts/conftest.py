@@ -4,34 +4,20 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import os
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from smartduka_tui.cli import main
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.payments.c2b import receive
 from smartduka_tui.receipts import Receipt, ReceiptLine, Tender, TenderKind
 from smartduka_tui.store import Store, create_keyring, database_path, keyring_path
 from tests.manager.conftest import FIXED_SECRETS, SHOP, START, TILL, add_shop, tell_story
+from tests.support.cli import Runner, in_process, private_data_dir
 from tests.support.daraja import PAYLOADS
 
 EXPECTED = Path(__file__).resolve().parent.parent / "data" / "receipts"
-
-ENV_TO_CLEAR = (
-    "SMARTDUKA_CONFIG",
-    "SMARTDUKA_ENCRYPTION_KEY",
-    "MPESA_ENCRYPTION_KEY",
-    "SMARTDUKA_KEYRING_FILE",
-    "SMARTDUKA_MODE",
-    "SMARTDUKA_SHOP_ID",
-)
 
 # The story's paid sale (tests/manager/conftest.py): S1001, KES 250, pushed 1 s after 06:00 UTC
 # and paid 18 s later.
@@ -63,40 +49,16 @@ def expected(name: str) -> bytes:
     return (EXPECTED / name).read_bytes()
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Runner = Callable[..., Result]
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ENV_TO_CLEAR:
-        monkeypatch.delenv(name, raising=False)
-    for name in [n for n in os.environ if n.startswith("SMARTDUKA_PRINTER")]:
-        monkeypatch.delenv(name)
-    folder = tmp_path / "data"
-    monkeypatch.setenv("SMARTDUKA_DATA_DIR", str(folder))
-    monkeypatch.chdir(tmp_path)
-    return folder
+    return private_data_dir(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def smartduka(
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Runner:
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
+    return in_process(capsys, monkeypatch)
 
 
 async def _seed(data_dir: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.store.lock import acquire_data_dir_lock
-from tests.receipts.conftest import DIRECT_SALE, Runner, audit_actions, expected
+from tests.receipts.conftest import DIRECT_SALE, audit_actions, expected
+from tests.support.cli import Runner
 
 
 def test_a_paid_sale_prints_the_stored_receipt(smartduka: Runner, story: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -17,10 +18,11 @@ import pytest
 
 from callback_relay import cli
 from callback_relay.app import Relay, make_app
-from callback_relay.registry import Enrolment, Registry, open_box
+from callback_relay.registry import Registry, open_box
 from callback_relay.settings import RelaySettings
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.mpesa.callback_path import sign, sign_new_attempt
+from smartduka_tui.mpesa.enrolment import Enrolment
 from tests.relay.postgres import PostgresCluster, find_pg_bin
 from tests.support.daraja import PAYLOADS
 from tests.support.processes import ServerProcess
@@ -184,26 +186,29 @@ def store_overrides(store_kind: str, request: pytest.FixtureRequest) -> dict[str
     return {"database_url": cluster.fresh_schema()}
 
 
+@contextlib.asynccontextmanager
+async def running(settings: RelaySettings) -> AsyncIterator[Harness]:
+    """One relay app on `settings`, its lifespan running, with a registry on its store."""
+    clock = ManualClock()
+    app = make_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        relay: Relay = app.state.relay
+        box = await open_box(relay.store, settings.db, TEST_KEY, create=True)
+        assert box is not None
+        harness = Harness(relay, app, clock, Registry(relay.store, box, clock))
+        try:
+            yield harness
+        finally:
+            for client in harness.clients.values():
+                await client.aclose()
+
+
 @pytest.fixture
 def make_harness(tmp_path: Path, store_overrides: dict[str, Any]) -> Any:
     """A factory: `async with make_harness(**settings) as h:` runs one app's lifespan."""
-    import contextlib
 
-    @contextlib.asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Harness]:
-        settings = relay_settings(tmp_path, **store_overrides, **overrides)
-        clock = ManualClock()
-        app = make_app(settings, clock=clock)
-        async with app.router.lifespan_context(app):
-            relay: Relay = app.state.relay
-            box = await open_box(relay.store, settings.db, TEST_KEY, create=True)
-            assert box is not None
-            harness = Harness(relay, app, clock, Registry(relay.store, box, clock))
-            try:
-                yield harness
-            finally:
-                for client in harness.clients.values():
-                    await client.aclose()
+    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Harness]:
+        return running(relay_settings(tmp_path, **store_overrides, **overrides))
 
     return factory
 

@@ -14,10 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from callback_relay.app import Relay, make_app
-from callback_relay.registry import Registry, open_box
-from smartduka_tui.clock import ManualClock
-from tests.relay.conftest import TEST_KEY, Harness, attempt_path, callback_body, relay_settings
+from tests.relay.conftest import Harness, attempt_path, callback_body, relay_settings, running
 from tests.relay.postgres import PostgresCluster
 
 # The relay's pool may hand out a connection the server ended; each try discards one.
@@ -38,19 +35,8 @@ async def pg_harness(
     tmp_path: Path, postgres_cluster: PostgresCluster, database: str
 ) -> AsyncIterator[Harness]:
     url = postgres_cluster.url().rsplit("/", 1)[0] + f"/{database}"
-    settings = relay_settings(tmp_path, database_url=url)
-    clock = ManualClock()
-    app = make_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        relay: Relay = app.state.relay
-        box = await open_box(relay.store, settings.db, TEST_KEY, create=True)
-        assert box is not None
-        harness = Harness(relay, app, clock, Registry(relay.store, box, clock))
-        try:
-            yield harness
-        finally:
-            for client in harness.clients.values():
-                await client.aclose()
+    async with running(relay_settings(tmp_path, database_url=url)) as harness:
+        yield harness
 
 
 def set_read_only(cluster: PostgresCluster, database: str, read_only: bool) -> None:

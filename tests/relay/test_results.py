@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from callback_relay.registry import Enrolment
 from smartduka_tui.mpesa import result_path
+from smartduka_tui.mpesa.enrolment import Enrolment
 from smartduka_tui.mpesa.result_path import ResultPurpose
 from tests.relay.conftest import SAFARICOM_IP, Harness, attempt_path
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from callback_relay.crypto import derive_till_secret
-from callback_relay.registry import Enrolment, RegistryError
+from callback_relay.registry import RegistryError
 from callback_relay.stores import store_for
 from callback_relay.types import RefusalReason
 from smartduka_tui.mpesa.callback_path import decode_secret, sign_new_attempt
+from smartduka_tui.mpesa.enrolment import Enrolment
 from tests.relay.conftest import Harness, attempt_path
 from tests.relay.test_intake import refusals
 

@@ -27,11 +27,8 @@ from tests.support.processes import ServerProcess
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def receiver() -> AsyncIterator[CallbackReceiver]:
-    server = await CallbackReceiver().start()
-    try:
+    async with CallbackReceiver() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

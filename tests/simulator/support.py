@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import uvicorn
 
 from smartduka_tui.serving import bind_socket
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import ShortcodeKind
+from tests.support.asgi import Served, request_body
 
 TIMESTAMP = "20261126103000"
 PUSH = "/mpesa/stkpush/v1/processrequest"
@@ -50,18 +50,13 @@ class CallbackReceiver:
 
     received: list[Received] = field(default_factory=list)
     port: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _served: Served = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._served = Served(self)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await request_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         path: str = scope["path"]
         self.received.append(Received(path, body, headers.get("content-type")))
@@ -77,20 +72,18 @@ class CallbackReceiver:
         await send({"type": "http.response.body", "body": answer})
 
     async def start(self) -> CallbackReceiver:
-        sock = bind_socket("127.0.0.1", 0)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            await asyncio.sleep(0.005)
+        await self._served.start()
+        self.port = self._served.port
         return self
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-            await self._task
+        await self._served.stop()
+
+    async def __aenter__(self) -> CallbackReceiver:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def url(self, prefix: str = "cb") -> str:
         """A fresh callback URL whose path no other test uses."""

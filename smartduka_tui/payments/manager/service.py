@@ -32,6 +32,13 @@ from smartduka_tui.model import (
     VerificationStatus,
 )
 from smartduka_tui.mpesa.client import DarajaClient
+from smartduka_tui.mpesa.enrolment import Enrolment as RelayEnrolment
+from smartduka_tui.mpesa.enrolment import (
+    EnrolmentError,
+    RotatedSecret,
+    load_enrolment,
+    read_enrolment_file,
+)
 from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import format_local, mask_phone
@@ -64,14 +71,11 @@ from smartduka_tui.payments.manager.lists import (
 )
 from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
 from smartduka_tui.payments.manager.settings import (
-    EnrolmentDocument,
     SettingsForm,
     SettingsView,
     TillView,
     VerifyOutcome,
     VerifyResult,
-    parse_enrolment_document,
-    read_enrolment_file,
 )
 from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
 from smartduka_tui.payments.manager.words import (
@@ -662,18 +666,21 @@ class ManagerService:
         raw_path = path_text.strip()
         if not raw_path:
             raise ManagerInputError("enrolment", "type the path of the relay's enrolment file")
-        raw = await asyncio.to_thread(read_enrolment_file, raw_path)
-        document = parse_enrolment_document(raw)
+        try:
+            raw = await asyncio.to_thread(read_enrolment_file, raw_path)
+            document = load_enrolment(raw)
+        except EnrolmentError as error:
+            raise ManagerInputError("enrolment", str(error)) from None
         if document.shop_id != self.shop_id:
             raise ManagerInputError(
                 "enrolment",
                 f"the file is for shop {document.shop_id!r}, not this shop ({self.shop_id})",
             )
         try:
-            if document.till_id is None:
-                tills = await self._add_rotated_secret(document)
-            else:
+            if isinstance(document, RelayEnrolment):
                 tills = [await self._enrol_till(document)]
+            else:
+                tills = await self._add_rotated_secret(document)
         except InputError as error:
             raise ManagerInputError("enrolment", f"{error.field}: {error.message}") from None
         except NotFoundError as error:
@@ -685,7 +692,7 @@ class ManagerService:
         )
         return await self._settings_view(await self.store.shops.require(self.shop_id)), message
 
-    async def _enrol_till(self, document: EnrolmentDocument) -> Any:
+    async def _enrol_till(self, document: RelayEnrolment) -> Any:
         relay_url = document.relay_url or self.settings.relay.url
         if not relay_url:
             raise ManagerInputError("enrolment", "the file has no relay_url and none is configured")
@@ -693,25 +700,24 @@ class ManagerService:
             raise ManagerInputError(
                 "enrolment", "production mode needs an HTTPS relay URL (https://...)"
             )
-        assert document.till_id is not None and document.till_key is not None
         enrolment = Enrolment(
             shop_id=document.shop_id,
             till_id=document.till_id,
             relay_url=relay_url,
-            till_key=Secret(document.till_key.get_secret_value()),
+            till_key=Secret(document.till_key),
             callback_kid=document.callback_kid,
-            callback_secret=Secret(document.callback_secret.get_secret_value()),
+            callback_secret=Secret(document.callback_secret),
         )
         async with self.store.write() as tx:
             return await self.store.tills.enrol(tx, enrolment, actor=Actor.MANAGER)
 
-    async def _add_rotated_secret(self, document: EnrolmentDocument) -> list[Any]:
+    async def _add_rotated_secret(self, document: RotatedSecret) -> list[Any]:
         tills = await self.store.tills.for_shop(self.shop_id)
         if not tills:
             raise ManagerInputError(
                 "enrolment", "no till of this shop is enrolled yet: use the relay's till file"
             )
-        secret = Secret(document.callback_secret.get_secret_value())
+        secret = Secret(document.callback_secret)
         async with self.store.write() as tx:
             return [
                 await self.store.tills.add_callback_secret(
