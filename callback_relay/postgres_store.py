@@ -67,6 +67,9 @@ _MIGRATION_LOCK = 0x5D_2E_1A_7
 _PRUNE_CHUNK = 5000
 _GROUP_COMMIT_MAX = 512
 _GROUP_COMMIT_WINDOW_PASSES = 2
+_NOTIFY_INTERVAL_S = 0.01
+# NOTIFY payloads stop at 8000 bytes.
+_NOTIFY_PAYLOAD_MAX = 7000
 
 # Versioned migrations: never edit one that has shipped; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -287,22 +290,23 @@ class PostgresStore:
                 await asyncio.sleep(1)
 
     async def _send_notifies(self) -> None:
-        """One NOTIFY per batch of commits, each in its own tiny transaction."""
+        """One NOTIFY per batch of commits, each in its own tiny transaction, and at most one
+        per `_NOTIFY_INTERVAL_S`: the tills announced meanwhile share the next one, so a busy
+        instance sends at most a hundred a second, not one per group commit. (Long-polls on this
+        instance are woken by its own hub at once; only other instances hear it this late.)"""
         while True:
             await self._notify_wake.wait()
             self._notify_wake.clear()
-            tills, self._to_notify = self._to_notify, set()
-            payload = ",".join(sorted(tills))
+            tills, self._to_notify = sorted(self._to_notify), set()
+            chunks = _notify_payloads(tills)
             try:
                 async with self._conn() as conn:
-                    # NOTIFY payloads stop at 8000 bytes; a till id is 13 characters.
-                    for start in range(0, len(payload), 7000):
-                        chunk = payload[start : start + 7000]
-                        chunk = chunk[: chunk.rfind(",")] if len(chunk) == 7000 else chunk
+                    for chunk in chunks:
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
             except (psycopg.Error, StoreUnavailable) as exc:
                 # Tills on other instances then wake at their poll's end: late, not lost.
                 log.error("feed wake-up not sent (%s)", type(exc).__name__)
+            await asyncio.sleep(_NOTIFY_INTERVAL_S)
 
     def _announce(self, till_id: str) -> None:
         self._to_notify.add(till_id)
@@ -776,6 +780,22 @@ class PostgresStore:
             return CheckpointResult("stored", Checkpoint(seq, head, now))
 
         return await self._tx(work)
+
+
+def _notify_payloads(tills: list[str]) -> list[str]:
+    """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for till in tills:
+        if current and size + len(till) + 1 > _NOTIFY_PAYLOAD_MAX:
+            payloads.append(",".join(current))
+            current, size = [], 0
+        current.append(till)
+        size += len(till) + 1
+    if current:
+        payloads.append(",".join(current))
+    return payloads
 
 
 async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:

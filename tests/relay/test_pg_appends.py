@@ -1,8 +1,9 @@
-"""The PostgreSQL store's batched append: one batch holding repeats, second bodies and
-security events gets the outcomes that one append at a time would."""
+"""The PostgreSQL store's batched append (one batch holding repeats, second bodies and security
+events gets the outcomes that one append at a time would) and its batched wake-ups."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -61,3 +62,28 @@ async def test_one_batch_gets_the_outcomes_of_appends_one_at_a_time(store: Postg
     assert len({ids[0], ids[2], ids[3], ids[5], ids[6]}) == 5
     stats = await store.inbox_stats()
     assert [s.unacked for s in stats] == [6]  # r3, r1 twice, r2 and two security events
+
+
+async def test_a_wake_up_for_more_tills_than_one_notify_holds_reaches_every_till(
+    store: PostgresStore,
+) -> None:
+    heard: set[str] = set()
+    everyone = {f"t{n:0{13 + n % 7}d}" for n in range(1500)}  # about 25 KB of till ids
+    subscribed = asyncio.Event()
+
+    def hear(till_id: str) -> None:
+        heard.add(till_id)
+        subscribed.set()
+
+    store.subscribe(hear)
+    # The listener connects in the background: announce until it hears something.
+    while not subscribed.is_set():
+        store._announce("t-probe")
+        await asyncio.sleep(0.05)
+    for till_id in everyone:
+        store._announce(till_id)
+    for _ in range(200):
+        if everyone <= heard:
+            break
+        await asyncio.sleep(0.05)
+    assert everyone - heard == set()
