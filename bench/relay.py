@@ -311,16 +311,17 @@ async def closed_loop_many(ports: list[int], requests: list[bytes], concurrency:
     return result
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of every PostgreSQL server process on this machine (Linux)."""
+def postgres_cpu(data_dir: Path) -> float:
+    """CPU seconds of the bench's own PostgreSQL server (its postmaster and the processes it
+    started; Linux), not of other clusters on a shared machine."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
@@ -333,10 +334,12 @@ class Figures:
     ok: int
 
 
-def measure_many(servers: list[Server], batch: list[bytes], concurrency: int, pg: bool) -> Figures:
+def measure_many(
+    servers: list[Server], batch: list[bytes], concurrency: int, pg_data: Path | None
+) -> Figures:
     def server_cpu() -> float:
         own = sum(cpu_seconds(s.proc.pid) or 0.0 for s in servers)
-        return own + (postgres_cpu() if pg else 0.0)
+        return own + (postgres_cpu(pg_data) if pg_data is not None else 0.0)
 
     before, gen_before = server_cpu(), time.process_time()
     result = asyncio.run(closed_loop_many([s.port for s in servers], batch, concurrency))
@@ -399,9 +402,8 @@ def store_comparison(store: str, count: int, rounds: int, concurrency: int) -> i
                 best: dict[str, Figures] = {}
                 for _ in range(rounds):
                     for name, servers in layouts.items():
-                        figures = measure_many(
-                            servers, next(batches), concurrency, pg and name != "bare"
-                        )
+                        pg_data = cluster.data if pg and name != "bare" else None
+                        figures = measure_many(servers, next(batches), concurrency, pg_data)
                         if name != "bare":
                             ok += figures.ok
                         if name not in best or figures.rate > best[name].rate:
@@ -582,6 +584,9 @@ def main() -> int:
         f"time to acknowledge at {args.rate:.0f}/s for {args.paced_seconds:.0f} s "
         f"({len(lat_ms)} callbacks): p50 {statistics.median(lat_ms):.1f} ms, "
         f"p99 {percentile(lat_ms, 0.99):.1f} ms, max {max(lat_ms):.1f} ms  (target p99 <= 20 ms)"
+    )
+    print(
+        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )
     print(f"relay 2xx answers: {relay_2xx}; rows stored: {stored}; integrity_check: {integrity}")
     if stored != relay_2xx or integrity != "ok":

@@ -66,6 +66,10 @@ CHANNEL = "relay_events"
 _MIGRATION_LOCK = 0x5D_2E_1A_7
 _PRUNE_CHUNK = 5000
 _GROUP_COMMIT_MAX = 512
+_GROUP_COMMIT_WINDOW_PASSES = 2
+_NOTIFY_INTERVAL_S = 0.01
+# NOTIFY payloads stop at 8000 bytes.
+_NOTIFY_PAYLOAD_MAX = 7000
 
 # Versioned migrations: never edit one that has shipped; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -286,22 +290,23 @@ class PostgresStore:
                 await asyncio.sleep(1)
 
     async def _send_notifies(self) -> None:
-        """One NOTIFY per batch of commits, each in its own tiny transaction."""
+        """One NOTIFY per batch of commits, each in its own tiny transaction, and at most one
+        per `_NOTIFY_INTERVAL_S`: the tills announced meanwhile share the next one, so a busy
+        instance sends at most a hundred a second, not one per group commit. (Long-polls on this
+        instance are woken by its own hub at once; only other instances hear it this late.)"""
         while True:
             await self._notify_wake.wait()
             self._notify_wake.clear()
-            tills, self._to_notify = self._to_notify, set()
-            payload = ",".join(sorted(tills))
+            tills, self._to_notify = sorted(self._to_notify), set()
+            chunks = _notify_payloads(tills)
             try:
                 async with self._conn() as conn:
-                    # NOTIFY payloads stop at 8000 bytes; a till id is 13 characters.
-                    for start in range(0, len(payload), 7000):
-                        chunk = payload[start : start + 7000]
-                        chunk = chunk[: chunk.rfind(",")] if len(chunk) == 7000 else chunk
+                    for chunk in chunks:
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
             except (psycopg.Error, StoreUnavailable) as exc:
                 # Tills on other instances then wake at their poll's end: late, not lost.
                 log.error("feed wake-up not sent (%s)", type(exc).__name__)
+            await asyncio.sleep(_NOTIFY_INTERVAL_S)
 
     def _announce(self, till_id: str) -> None:
         self._to_notify.add(till_id)
@@ -516,10 +521,14 @@ class PostgresStore:
                 self._appends_done.set()
                 self._append_wake.clear()
                 await self._append_wake.wait()
+            # The window: let the handlers the event loop already has ready (callbacks whose
+            # bodies arrived in the same poll) queue their appends before this batch is taken.
+            # Two passes of the loop cost a few microseconds when idle; under load they make
+            # batches larger, and each batch's transaction and round trip are shared by more.
+            for _ in range(_GROUP_COMMIT_WINDOW_PASSES):
+                await asyncio.sleep(0)
             batch = self._appends[:_GROUP_COMMIT_MAX]
             del self._appends[:_GROUP_COMMIT_MAX]
-            # One lock order for every instance: two batches never wait on each other in a ring.
-            batch.sort(key=lambda item: _lock_key(item[0]))
             try:
                 results = await self._append_batch([event for event, _ in batch])
             except Exception as exc:
@@ -553,25 +562,57 @@ class PostgresStore:
         return await self._append_pipelined(events)
 
     async def _append_pipelined(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
-        """The batch in one transaction, its statements pipelined: every lock and insert is
-        sent before any answer is awaited, so a batch costs about one round trip to the server
-        rather than two per callback. The server still runs them in order, so each insert
-        (a statement of its own, with its own snapshot) sees what its lock waited for."""
+        """The batch in one transaction of a few statements, pipelined into about one round
+        trip: one statement takes every attempt's lock (in one order for every instance, so two
+        batches never wait on each other in a ring), then one multi-row INSERT per round stores
+        the batch. Its statement text is the same for any batch size, so it is prepared once
+        per connection. Each INSERT starts after the locks are held, so it sees what they
+        waited for; a round holds each attempt at most once, and a later round (a second body
+        for an attempt in the same batch) sees the earlier one, as separate statements would."""
+        rounds: list[list[int]] = []
+        seen: dict[tuple[str, str, str, str], int] = {}
+        for index, event in enumerate(events):
+            key = _attempt_key(event)
+            depth = seen.get(key, 0)
+            seen[key] = depth + 1
+            if depth == len(rounds):
+                rounds.append([])
+            rounds[depth].append(index)
+        locks = ["\x1f".join(_attempt_key(e)) for e in events if e.kind is not EventKind.SECURITY]
+        results: dict[int, AppendResult] = {}
         async with self._conn() as conn, conn.transaction(), conn.pipeline():
+            if locks:
+                await conn.execute(_LOCK_ATTEMPTS, (locks,), prepare=True)
             inserts = []
-            for event in events:
-                if event.kind is not EventKind.SECURITY:
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                        ("\x1f".join(_attempt_key(event)),),
-                    )
+            for members in rounds:
                 cur = conn.cursor()
-                await cur.execute(_INSERT_EVENT, _insert_params(event))
-                inserts.append(cur)
-            results: list[AppendResult | BaseException] = []
-            for event, cur in zip(events, inserts, strict=True):
-                results.append(await _inserted_or_existing(conn, cur, event))
-            return results
+                await cur.execute(
+                    _INSERT_EVENTS, _columns([events[i] for i in members]), prepare=True
+                )
+                inserts.append((members, cur))
+            missing: list[int] = []
+            for members, cur in inserts:
+                stored = {
+                    (row[2], row[3], row[4], row[5], row[6], row[7]): row
+                    for row in await cur.fetchall()
+                }
+                for index in members:
+                    row = stored.get(_dedupe_key(events[index]))
+                    if row is None:
+                        missing.append(index)
+                    else:
+                        outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
+                        results[index] = AppendResult(row[0], outcome)
+            if missing:
+                # The same body again: its row was there already (perhaps from this batch).
+                found = await conn.execute(
+                    _EXISTING_EVENTS, _key_columns([events[i] for i in missing])
+                )
+                existing = {tuple(row[1:]): row[0] for row in await found.fetchall()}
+                for index in missing:
+                    event_id = existing[_dedupe_key(events[index])]
+                    results[index] = AppendResult(event_id, AppendOutcome.DUPLICATE)
+        return [results[index] for index in range(len(events))]
 
     async def claim(
         self,
@@ -741,6 +782,22 @@ class PostgresStore:
         return await self._tx(work)
 
 
+def _notify_payloads(tills: list[str]) -> list[str]:
+    """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for till in tills:
+        if current and size + len(till) + 1 > _NOTIFY_PAYLOAD_MAX:
+            payloads.append(",".join(current))
+            current, size = [], 0
+        current.append(till)
+        size += len(till) + 1
+    if current:
+        payloads.append(",".join(current))
+    return payloads
+
+
 async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
     if event.cap is not None:
         # Serialise capped appends per till, so two instances cannot both take the last
@@ -819,8 +876,70 @@ async def _inserted_or_existing(
     return AppendResult(existing[0], AppendOutcome.DUPLICATE)
 
 
-def _lock_key(event: NewEvent) -> str:
-    return "\x1f".join((event.shop_id, event.till_id, event.attempt_ref, event.kind.value))
+# Every attempt lock of a batch in one statement, taken in hash order (the order of every
+# instance). PostgreSQL evaluates a volatile function in the select list after the sort.
+_LOCK_ATTEMPTS = (
+    "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
+    "FROM unnest(%b::text[]) AS k) AS locks ORDER BY h"
+)
+
+# `_INSERT_EVENT` for many rows at once, from one array per column (sent binary: as text, every
+# body would be hex-escaped by the client and parsed back by the server). RETURNING names each
+# stored row's dedupe key, since rows come back in no promised order and duplicates not at all.
+_INSERT_EVENTS = (
+    "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, body_sha256, "
+    "flags, detail, state, visible_at) SELECT v.kind, v.shop_id, v.till_id, v.attempt_ref, "
+    "v.received_at, v.body, v.body_sha256, CASE WHEN v.kind <> %s AND EXISTS (SELECT 1 FROM "
+    "events e WHERE e.shop_id = v.shop_id AND e.till_id = v.till_id AND e.attempt_ref = "
+    "v.attempt_ref AND e.kind = v.kind) THEN %s ELSE '' END, v.detail, %s, v.received_at "
+    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[], %b::bytea[]) AS v(kind, shop_id, till_id, attempt_ref, body_sha256, detail, "
+    "received_at, body) ON CONFLICT DO NOTHING "
+    "RETURNING id, flags, shop_id, till_id, attempt_ref, kind, body_sha256, detail"
+)
+
+_EXISTING_EVENTS = (
+    "SELECT e.id, e.shop_id, e.till_id, e.attempt_ref, e.kind, e.body_sha256, e.detail "
+    "FROM events e JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[]) AS v(kind, shop_id, till_id, attempt_ref, body_sha256, detail) "
+    "ON e.shop_id = v.shop_id AND e.till_id = v.till_id AND e.attempt_ref = v.attempt_ref "
+    "AND e.kind = v.kind AND e.body_sha256 = v.body_sha256 AND e.detail = v.detail"
+)
+
+
+def _key_columns(events: list[NewEvent]) -> tuple[list[str], ...]:
+    """The dedupe key's columns, one list each, in `_EXISTING_EVENTS`'s order."""
+    return (
+        [e.kind.value for e in events],
+        [e.shop_id for e in events],
+        [e.till_id for e in events],
+        [e.attempt_ref for e in events],
+        [e.body_sha256 for e in events],
+        [e.detail or "" for e in events],
+    )
+
+
+def _columns(events: list[NewEvent]) -> tuple[Any, ...]:
+    """`_INSERT_EVENTS`'s parameters: its constants, then one list per column."""
+    return (
+        EventKind.SECURITY.value,
+        EventFlag.CONFLICTING_BODY.value,
+        EventState.PENDING.value,
+        *_key_columns(events),
+        [e.received_at for e in events],
+        [e.body for e in events],
+    )
+
+
+def _dedupe_key(event: NewEvent) -> tuple[str, str, str, str, str, str]:
+    return (
+        event.shop_id,
+        event.till_id,
+        event.attempt_ref,
+        event.kind.value,
+        event.body_sha256,
+        event.detail or "",
+    )
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:

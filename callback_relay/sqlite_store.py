@@ -1,10 +1,13 @@
 """The embedded store: SQLite in WAL mode with `synchronous=FULL`, one writer with group commit.
 
-Every write is a small function run on the writer thread's connection. Writes that arrive while
-a commit is in flight queue up and go together in the next `BEGIN IMMEDIATE ... COMMIT`, so one
-fsync serves a whole batch while each caller still awaits its own write's commit. Reads that need
-no atomicity (registry look-ups, statistics) use a second connection on its own thread; WAL lets
-them run beside the writer.
+Every write is a small function run by one writer thread, which owns the file's only write
+connection (the broker's tables are written through it too). Writes that arrive while a commit
+is in flight queue up and go together in the next `BEGIN IMMEDIATE ... COMMIT`, so one fsync
+serves a whole batch while each caller still awaits its own write's commit. The thread starts
+its next batch the moment a commit ends, without a round trip through the event loop, and a
+batch's callers are answered with one wake-up of the loop. Reads that need no atomicity
+(registry look-ups, statistics, the broker's look-ups) use a second connection on its own
+thread; WAL lets them run beside the writer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -150,6 +155,11 @@ class _Failed:
     error: BaseException
 
 
+# Queued after the last write by `close()`: the writer commits what is before it, then stops.
+_STOP = None
+_Request = tuple[Op, "asyncio.Future[Any]"]
+
+
 class SqliteStore:
     """`RelayStore` on one SQLite file: create it, `await open()`, `await close()` at the end."""
 
@@ -163,13 +173,14 @@ class SqliteStore:
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._group_commit_max = group_commit_max
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="relay-writer")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="relay-reader")
-        self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
-        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._wake: asyncio.Event | None = None
-        self._writer_task: asyncio.Task[None] | None = None
+        # The writer thread owns the write connection: only it ever touches `_wconn`.
+        self._wconn: sqlite3.Connection | None = None
+        self._writer: threading.Thread | None = None
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False
         self.commits = 0
         self.committed_writes = 0
 
@@ -227,31 +238,34 @@ class SqliteStore:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        self._writer = threading.Thread(
+            target=self._run_writer, args=(opened,), name="relay-writer", daemon=True
+        )
+        self._writer.start()
         try:
-            await loop.run_in_executor(self._write_thread, self._open_writer)
+            await opened
             await loop.run_in_executor(self._read_thread, self._open_reader)
         except sqlite3.Error as exc:
+            await self.close()
             raise StoreUnavailable(f"cannot open the relay database: {exc}") from None
-        self._wake = asyncio.Event()
-        self._writer_task = asyncio.create_task(self._run_writer(), name="relay-store-writer")
+        except BaseException:
+            await self.close()
+            raise
+        self._accepting = True
 
     async def close(self) -> None:
-        if self._writer_task is not None:
-            # A no-op write returns once everything queued before it has committed.
-            with contextlib.suppress(StoreUnavailable):
-                await self._write(lambda conn: None)
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
+        self._accepting = False
+        if self._writer is not None:
+            # The writer commits everything queued before the stop, then closes its connection.
+            self._requests.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
         loop = asyncio.get_running_loop()
-        if self._wconn is not None:
-            await loop.run_in_executor(self._write_thread, self._wconn.close)
-            self._wconn = None
         if self._rconn is not None:
             await loop.run_in_executor(self._read_thread, self._rconn.close)
             self._rconn = None
-        self._write_thread.shutdown(wait=True)
         self._read_thread.shutdown(wait=True)
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
@@ -264,42 +278,63 @@ class SqliteStore:
     # The writer.
 
     async def _write(self, op: Op) -> Any:
-        if self._wake is None:
+        """Queue `op` for the writer thread; the answer comes after its batch has committed."""
+        loop = self._loop
+        if not self._accepting or loop is None:
             raise StoreUnavailable("the relay store is not open")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
-        self._wake.set()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._requests.put((op, future))
         return await future
 
-    async def _run_writer(self) -> None:
-        assert self._wake is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            batch = self._queue[: self._group_commit_max]
-            del self._queue[: self._group_commit_max]
-            ops = [op for op, _ in batch]
-            try:
-                results = await loop.run_in_executor(self._write_thread, self._commit, ops)
-            except Exception as exc:
-                # Whatever went wrong, the writer lives on: this batch is refused (the callers
-                # answer 503) and the next batch starts a fresh transaction.
-                log.error("store write failed, %d writes refused: %s", len(batch), exc)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(StoreUnavailable("the relay store cannot write"))
-                continue
-            self.commits += 1
-            self.committed_writes += len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, _Failed):
-                    future.set_exception(result.error)
+    def _run_writer(self, opened: asyncio.Future[None]) -> None:
+        """The writer thread: open the connection, then commit batches until told to stop.
+
+        It takes the first queued request (waiting for one), then whatever else is queued, up
+        to `group_commit_max`: the requests that arrived during the last commit share the next
+        one. The batch's callers are answered together, on the event loop, after its COMMIT.
+        The thread never waits for the event loop, so a busy loop cannot hold up a commit.
+        """
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._open_writer()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            return
+        loop.call_soon_threadsafe(_settle_one, opened, None)
+        requests, most = self._requests, self._group_commit_max
+        try:
+            stopping = False
+            while not stopping:
+                first = requests.get()
+                if first is _STOP:
+                    break
+                batch = [first]
+                while len(batch) < most:
+                    try:
+                        item = requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                answers: list[Any] | None
+                try:
+                    answers = self._commit([op for op, _ in batch])
+                except Exception as exc:
+                    # Whatever went wrong, the writer lives on: this batch is refused (the
+                    # callers answer 503) and the next batch starts a fresh transaction.
+                    log.error("store write failed, %d writes refused: %s", len(batch), exc)
+                    answers = None
                 else:
-                    future.set_result(result)
+                    self.commits += 1
+                    self.committed_writes += len(batch)
+                loop.call_soon_threadsafe(_settle, batch, answers)
+        finally:
+            conn, self._wconn = self._wconn, None
+            if conn is not None:
+                conn.close()
 
     def _commit(self, ops: list[Op]) -> list[Any]:
         """Run a batch in one transaction.
@@ -307,7 +342,8 @@ class SqliteStore:
         A constraint violation or a bug in one op must be that op's failure alone, but a
         savepoint around every op costs two statements each; so a batch first runs without
         them, and only when an op fails is it rolled back and run again with a savepoint per
-        op. Any other database error (locked, full, I/O) fails the whole batch.
+        op. Any other database error (locked, full, I/O), or a failed COMMIT, fails the whole
+        batch and stores none of it.
         """
         try:
             return self._run_batch(ops, isolate=False)
@@ -761,3 +797,28 @@ def _insert_till(conn: sqlite3.Connection, till: TillRecord) -> None:
         " VALUES (?, ?, ?, ?, ?)",
         (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
     )
+
+
+def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _settle(batch: list[_Request], answers: list[Any] | None) -> None:
+    """On the event loop: answer every caller of a committed batch, or of a refused one
+    (`answers` None: nothing of it was stored)."""
+    for index, (_, future) in enumerate(batch):
+        if future.done():  # its caller gave up waiting; what it wrote stands
+            continue
+        if answers is None:
+            future.set_exception(StoreUnavailable("the relay store cannot write"))
+            continue
+        answer = answers[index]
+        if isinstance(answer, _Failed):
+            future.set_exception(answer.error)
+        else:
+            future.set_result(answer)
