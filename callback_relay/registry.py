@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from callback_relay.crypto import (
     secret_aad,
 )
 from callback_relay.store import RelayStore, SecretRecord, ShopRecord, TillRecord
-from smartduka_tui.clock import Clock
+from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.mpesa.enrolment import ENROLMENT_FORMAT, Enrolment
 from smartduka_tui.secretbox import SecretBox
@@ -274,6 +273,10 @@ class SecretCache:
     periodic `refresh_if_changed` (every `registry_refresh_s`, run by the app) picks up changes
     made by the CLI in another process; a miss (unknown shop, kid or till) may `recheck` at once,
     at most every `miss_check_s`, so random ids cannot turn into a database load.
+
+    `pacing` times that throttle: the real clock, since it bounds database reads per real
+    second (a property of the machine, not of the business timeline the relay's injectable
+    clock models). A test may swap in a ManualClock to hold a recheck's wait open.
     """
 
     def __init__(
@@ -282,8 +285,10 @@ class SecretCache:
         open_box: Callable[[], Awaitable[SecretBox | None]],
         *,
         miss_check_s: float = 0.1,
+        pacing: Clock | None = None,
     ) -> None:
         self._store = store
+        self.pacing: Clock = pacing or SystemClock()
         self._open_box = open_box
         self._box: SecretBox | None = None
         self._miss_check_s = miss_check_s
@@ -378,10 +383,8 @@ class SecretCache:
         return await asyncio.shield(self._recheck)
 
     async def _throttled_refresh(self) -> bool:
-        # Wall-clock time on purpose: this bounds database reads per real second, a property
-        # of the machine rather than of the business timeline that the injectable clock models.
-        remaining = self._miss_check_s - (time.monotonic() - self._miss_checked_at)
+        remaining = self._miss_check_s - (self.pacing.monotonic() - self._miss_checked_at)
         if remaining > 0:
-            await asyncio.sleep(remaining)
-        self._miss_checked_at = time.monotonic()
+            await self.pacing.sleep(remaining)
+        self._miss_checked_at = self.pacing.monotonic()
         return await self.refresh_if_changed()

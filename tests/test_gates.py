@@ -26,5 +26,8 @@ def test_ruff_format_is_clean() -> None:
 
 
 def test_mypy_strict_on_core_is_clean() -> None:
-    result = run("mypy", "--no-incremental")
+    # Incremental, on the project's own cache (.mypy_cache, as `mypy` at the prompt uses): a
+    # fresh clone checks every file as before, a second run only what changed. Run with
+    # --no-incremental it cost about 75 s of a loaded run every time, against 3 s warm.
+    result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr

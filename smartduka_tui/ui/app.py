@@ -349,15 +349,17 @@ class SmartDukaApp(App[int]):
             if screen.is_mounted:
                 screen.clock_moved(now)
 
+    # Screens still mounting are told too: a status bar that has mounted (and read the old
+    # value) inside a screen that has not finished mounting would otherwise keep the old count
+    # or light until the next change. A bar not composed yet reads the new value when it mounts.
+
     def watch_connection(self, state: ConnectionState) -> None:
         for screen in self._till_screens():
-            if screen.is_mounted:
-                screen.show_connection(state)
+            screen.show_connection(state)
 
     def watch_awaiting(self, count: int) -> None:
         for screen in self._till_screens():
-            if screen.is_mounted:
-                screen.show_awaiting(count)
+            screen.show_awaiting(count)
         self._follow_left_waiting(count)
 
     def _follow_left_waiting(self, count: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from callback_relay.types import RefusalReason
+from smartduka_tui.clock import ManualClock
 from tests.relay.conftest import SAFARICOM_IP, Harness, attempt_path, callback_body
 
 
@@ -287,7 +288,12 @@ async def test_a_shop_the_periodic_refresh_loaded_during_a_recheck_is_not_refuse
     """Found by a flaky multi-instance test: a callback for a just-enrolled shop missed the
     cache and waited for its throttled recheck; the periodic refresh loaded the shop in the
     meantime, so the recheck found nothing new, and the callback was refused 404 as for an
-    unknown shop (a payment Safaricom never sends again)."""
+    unknown shop (a payment Safaricom never sends again).
+
+    The recheck's window is on a ManualClock here: on real time, a slow enrolment let the
+    window pass, the recheck loaded the shop itself, and the race under test never happened."""
+    cache = harness.relay.cache
+    pacing = cache.pacing = ManualClock()
     enrolment = await harness.registry.add_shop("Just enrolled")
     stranger = {**enrolment.as_json(), "shop_id": "nobody"}
     assert (await harness.post(attempt_path(stranger))).status_code == 404
@@ -296,9 +302,11 @@ async def test_a_shop_the_periodic_refresh_loaded_during_a_recheck_is_not_refuse
     enrolment = await harness.registry.add_shop("Just enrolled too")
     body = callback_body()
     posted = asyncio.create_task(harness.post(attempt_path(enrolment), body))
-    for _ in range(50):  # let the callback reach its recheck's wait
-        await asyncio.sleep(0)
-    assert await harness.relay.cache.refresh_if_changed()  # the periodic job finds the change
+    while not pacing.sleepers:  # the callback reaches its recheck's wait
+        assert not posted.done(), (await posted).text
+        await asyncio.sleep(0.001)
+    assert await cache.refresh_if_changed()  # the periodic job finds the change
+    pacing.advance(1)  # the window ends: the recheck finds nothing new
     response = await posted
     assert response.status_code == 200, response.text
     assert len((await harness.feed(enrolment)).json()["events"]) == 1

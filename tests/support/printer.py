@@ -3,6 +3,7 @@ real-time status queries (DLE EOT 1, online; DLE EOT 4, paper) as the test sets 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -33,6 +34,10 @@ class LoopbackPrinter:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Closing the listener does not wake a thread blocked in accept() on it (the thread
+        # went back to accept once the client hung up): shutting it down does, at once.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
         self._thread.join(timeout=10)
 

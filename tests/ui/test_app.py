@@ -21,12 +21,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 from textual.widgets._footer import FooterKey
 
-from smartduka_tui.connectivity import ConnectionBoard, Reachability
+from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.payments.api import Stage
-from smartduka_tui.ui.app import SmartDukaApp, plain_failure_message
+from smartduka_tui.ui.app import SmartDukaApp, make_app, plain_failure_message
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
-from smartduka_tui.ui.screens.base import SaleScreen
+from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.help import HelpScreen
 from smartduka_tui.ui.screens.item import ItemScreen
@@ -34,9 +34,10 @@ from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.screens.waiting import OFFLINE_NOTE, WaitingScreen
-from smartduka_tui.ui.services import HelpSection
+from smartduka_tui.ui.services import HelpSection, UiOptions
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.offline_banner import DARAJA_DOWN, RELAY_DOWN, OfflineBanner
+from smartduka_tui.ui.widgets.status_bar import StatusBar
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
 from tests.ui.conftest import ONLINE, SIZE, build_app, wait_for_screen, wait_until
@@ -111,6 +112,45 @@ async def test_relay_down_during_the_wait_then_checked_on_reconnect(
         assert success.view.stage is Stage.PAID_RECEIPT_TO_FOLLOW
         queries = [r for r in await shop_till.sim.requests(phone=phone) if r.path == QUERY_PATH]
         assert len(queries) > queries_before
+
+
+class _ChangesWhileMounting(Label):
+    """Holds its screen's mount open until the status bar has mounted (and read the app's
+    state), then moves that state, as a worker finishing in that window does."""
+
+    async def on_mount(self) -> None:
+        bar = self.screen.query_one(StatusBar)
+        for _ in range(1000):
+            if bar.is_mounted:
+                break
+            await asyncio.sleep(0)
+        assert bar.is_mounted and not self.screen.is_mounted
+        app = self.app
+        assert isinstance(app, SmartDukaApp)
+        app.awaiting = 2
+        app.connection = ConnectionState(daraja=Reachability.UNREACHABLE)
+
+
+class _MountingScreen(TillScreen):
+    def compose_body(self) -> ComposeResult:
+        yield _ChangesWhileMounting("")
+
+
+async def test_a_change_while_a_screen_mounts_reaches_its_status_bar() -> None:
+    """Found by a flaky Pilot test: the FailureScreen's bar read "1 awaiting outcome" as it
+    mounted, the count went to 0 before the screen had finished mounting, and the app told
+    only mounted screens, so the bar showed 1 (and its warning colour) for good."""
+    app = make_app(options=UiOptions(cursor_blink=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.painted.wait()
+        assert app.awaiting == 0
+        screen = _MountingScreen()
+        await app.push_screen(screen)
+        await pilot.pause()
+        awaiting = screen.query_one("#status-awaiting", Label)
+        assert str(awaiting.content) == "2 awaiting outcome" and awaiting.has_class("-some")
+        daraja = screen.query_one("#status-daraja", Label)
+        assert str(daraja.content) == "✖ M-Pesa OFFLINE" and daraja.has_class("-down")
 
 
 async def test_daraja_unreachable_at_push_time_is_a_plain_refusal(

@@ -109,14 +109,17 @@ class StatusBar(Horizontal):
             ("Relay", state.relay, "#status-relay"),
         ):
             text, css = describe(name, reach)
-            label = self.query_one(widget_id, Label)
-            label.update(text)
-            label.set_classes(css)
+            for label in self.query(widget_id).results(Label):
+                label.update(text)
+                label.set_classes(css)
+
+    # Each `show_` tells the labels there are: a bar told while it is still being composed has
+    # none yet, and reads the app's value when it mounts.
 
     def show_awaiting(self, count: int) -> None:
-        label = self.query_one("#status-awaiting", Label)
-        label.update(f"{count} awaiting outcome")
-        label.set_class(count > 0, "-some")
+        for label in self.query("#status-awaiting").results(Label):
+            label.update(f"{count} awaiting outcome")
+            label.set_class(count > 0, "-some")
 
     def show_printer(self, status: PrinterStatus) -> None:
         for label in self.query("#status-printer"):
