@@ -113,6 +113,48 @@ class ProblemKind(StrEnum):
     UNMATCHED_CALLBACK = "unmatched_callback"
     UNAPPLIED_EVENT = "unapplied_event"
     SUSPICIOUS_PATTERN = "suspicious_pattern"
+    ABANDONED_SALE = "abandoned_sale"
+    """A sale left part paid (cleared, or found open at start-up): money taken, goods owed."""
+
+
+class TenderKind(StrEnum):
+    """How part of a sale was paid: a row of `sale_tenders` and a line of its receipt."""
+
+    CASH = "CASH"
+    MPESA_STK = "MPESA_STK"
+    MPESA_C2B = "MPESA_C2B"
+
+    @property
+    def label(self) -> str:
+        return _TENDER_LABELS[self]
+
+    @property
+    def is_mpesa(self) -> bool:
+        return self is not TenderKind.CASH
+
+
+_TENDER_LABELS = {
+    TenderKind.CASH: "Cash",
+    TenderKind.MPESA_STK: "M-Pesa",
+    TenderKind.MPESA_C2B: "M-Pesa (direct)",
+}
+
+
+class SaleState(StrEnum):
+    """A sale's state: OPEN until its tenders add up to the total (PAID), or it is left part
+    paid (ABANDONED); a paid cash sale may be VOIDED or REFUNDED by a manager."""
+
+    OPEN = "OPEN"
+    PAID = "PAID"
+    ABANDONED = "ABANDONED"
+    VOIDED = "VOIDED"
+    REFUNDED = "REFUNDED"
+
+
+# Sales whose money stays in the day's figures (a voided or refunded sale's cash went back).
+COUNTED_SALE_STATES: frozenset[SaleState] = frozenset(
+    {SaleState.OPEN, SaleState.PAID, SaleState.ABANDONED}
+)
 
 
 class AuditAction(StrEnum):
@@ -196,6 +238,14 @@ class AuditAction(StrEnum):
     STATEMENT_REVERSAL_SENT = "statement.reversal_sent"
     STATEMENT_REQUEST_REFUSED = "statement.request_refused"
     STATEMENT_RESULT = "statement.result"
+
+    # Sales and their tenders (cash, M-Pesa), voids and refunds.
+    SALE_OPENED = "sale.opened"
+    SALE_TENDER_ADDED = "sale.tender_added"
+    SALE_PAID = "sale.paid"
+    SALE_ABANDONED = "sale.abandoned"
+    SALE_VOIDED = "sale.voided"
+    SALE_REFUNDED = "sale.refunded"
 
     # The database.
     STORE_RESTORED = "store.restored"

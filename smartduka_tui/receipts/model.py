@@ -1,36 +1,22 @@
 """A sale's receipt as data: lines, tenders and change, all in integer shillings.
 
-Tenders are a list so that cash and split payments (issue #15, next part) add a kind, not a
-new shape: the sale is covered when the tenders add up to the total, and change is what a
-cash tender gave beyond it (always 0 for M-Pesa, which charges the exact amount).
+The sale is covered when the tenders, less the change, add up to the total: a cash tender's
+amount on the receipt is the cash handed over, and the change is what went back (M-Pesa
+charges the exact amount, so its tenders give none).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
+
+from smartduka_tui.model import TenderKind
+
+__all__ = ["Receipt", "ReceiptError", "ReceiptLine", "Tender", "TenderKind"]
 
 
 class ReceiptError(Exception):
     """No receipt can be made (an unknown sale, one not paid); the message says which."""
-
-
-class TenderKind(StrEnum):
-    """How part of a sale was paid."""
-
-    MPESA_STK = "mpesa_stk"
-    MPESA_C2B = "mpesa_c2b"
-
-    @property
-    def label(self) -> str:
-        return _TENDER_LABELS[self]
-
-
-_TENDER_LABELS = {
-    TenderKind.MPESA_STK: "M-Pesa",
-    TenderKind.MPESA_C2B: "M-Pesa (direct)",
-}
 
 
 @dataclass(frozen=True)

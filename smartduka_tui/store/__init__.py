@@ -71,6 +71,13 @@ if TYPE_CHECKING:
         TillCredentials,
         TransitionResult,
     )
+    from smartduka_tui.store.sales import (
+        NewTender,
+        Sale,
+        SaleLine,
+        SaleStateError,
+        SaleTender,
+    )
     from smartduka_tui.store.secret import (
         Secret,
     )
@@ -137,6 +144,11 @@ _HOMES: dict[str, str] = {
     "Till": "records",
     "TillCredentials": "records",
     "TransitionResult": "records",
+    "NewTender": "sales",
+    "Sale": "sales",
+    "SaleLine": "sales",
+    "SaleStateError": "sales",
+    "SaleTender": "sales",
     "Secret": "secret",
     "Store": "store",
     "database_path": "store",
@@ -168,11 +180,16 @@ __all__ = [
     "Keyring",
     "KeyringPermissionError",
     "NewAttempt",
+    "NewTender",
     "NotFoundError",
     "Page",
     "PageCursor",
     "PhoneBusyError",
     "Problem",
+    "Sale",
+    "SaleLine",
+    "SaleStateError",
+    "SaleTender",
     "Secret",
     "Shop",
     "ShopConfig",

@@ -51,7 +51,14 @@ PATHS: tuple[tuple[tuple[AttemptState, AttemptFlag], ...], ...] = (
     ((AttemptState.EXPIRED, AttemptFlag.NONE), (AttemptState.COMPLETED, AttemptFlag.LATE)),
 )
 CODES = ("0", "1", "1032", "1037", None)
-RECORD_KINDS = tuple(ProblemKind)
+# The kinds and categories the stored pages were made with: a kind added since (abandoned
+# sales, tests/payments/test_sales.py lists them) would change the seeded data and the pages.
+RECORD_KINDS = (
+    ProblemKind.UNMATCHED_CALLBACK,
+    ProblemKind.UNAPPLIED_EVENT,
+    ProblemKind.SUSPICIOUS_PATTERN,
+)
+CATEGORIES = tuple(c for c in C if c is not C.ABANDONED_SALE)
 
 
 async def _fill(store: Store, clock: ManualClock, rng: random.Random) -> None:
@@ -145,7 +152,7 @@ def _filters() -> dict[str, ProblemFilter]:
             include_resolved=True,
         ),
     }
-    chosen.update({f"only_{c.value}": ProblemFilter(categories=frozenset({c})) for c in C})
+    chosen.update({f"only_{c.value}": ProblemFilter(categories=frozenset({c})) for c in CATEGORIES})
     return chosen
 
 
@@ -202,5 +209,5 @@ async def test_the_query_gives_the_pages_the_merge_gave(tmp_path: Path) -> None:
     # The data holds what the comparison needs: rows of every category, ties and more pages.
     every = found["all_with_resolved limit 1000"][0]["keys"]
     assert len(every) > 250
-    assert all(found[f"only_{c.value} limit 1000"][0]["keys"] for c in C)
+    assert all(found[f"only_{c.value} limit 1000"][0]["keys"] for c in CATEGORIES)
     assert len(found["all limit 7"]) > 20

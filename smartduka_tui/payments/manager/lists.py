@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -43,6 +43,7 @@ class ProblemCategory(StrEnum):
     UNMATCHED_CALLBACK = "unmatched_callback"
     UNAPPLIED_EVENT = "unapplied_event"
     SUSPICIOUS_PATTERN = "suspicious_pattern"
+    ABANDONED_SALE = "abandoned_sale"
 
     @property
     def label(self) -> str:
@@ -61,6 +62,7 @@ CATEGORY_LABELS: dict[ProblemCategory, str] = {
     ProblemCategory.UNMATCHED_CALLBACK: "Unmatched",
     ProblemCategory.UNAPPLIED_EVENT: "Unreadable",
     ProblemCategory.SUSPICIOUS_PATTERN: "Pattern",
+    ProblemCategory.ABANDONED_SALE: "Part paid",
 }
 _STATE_CATEGORY = {
     AttemptState.FAILED: ProblemCategory.FAILED,
@@ -79,6 +81,7 @@ _RECORD_CATEGORY = {
     ProblemKind.UNMATCHED_CALLBACK: ProblemCategory.UNMATCHED_CALLBACK,
     ProblemKind.UNAPPLIED_EVENT: ProblemCategory.UNAPPLIED_EVENT,
     ProblemKind.SUSPICIOUS_PATTERN: ProblemCategory.SUSPICIOUS_PATTERN,
+    ProblemKind.ABANDONED_SALE: ProblemCategory.ABANDONED_SALE,
 }
 _RECORD_CATEGORIES = frozenset(_RECORD_CATEGORY.values())
 _ATTEMPT_CATEGORIES = frozenset(ProblemCategory) - _RECORD_CATEGORIES
@@ -88,6 +91,7 @@ _CATEGORY_ALIASES = {
     "unmatched": ProblemCategory.UNMATCHED_CALLBACK,
     "unapplied": ProblemCategory.UNAPPLIED_EVENT,
     "pattern": ProblemCategory.SUSPICIOUS_PATTERN,
+    "abandoned": ProblemCategory.ABANDONED_SALE,
 }
 
 
@@ -419,6 +423,8 @@ def _record_summary(problem: Problem) -> str:
         return f"A signed callback matched no payment ({', '.join(bits)}): {money}"
     if problem.kind is ProblemKind.UNAPPLIED_EVENT:
         return f"A callback could not be read: {detail.get('reason', 'unknown reason')}"
+    if problem.kind is ProblemKind.ABANDONED_SALE:
+        return abandoned_sale_words(detail)
     pattern = detail.get("pattern")
     window = as_int(detail.get("window_s"))
     minutes = f"{window // 60} minutes" if window else "a short time"
@@ -438,6 +444,30 @@ def _record_summary(problem: Problem) -> str:
         receipts = ", ".join(str(r) for r in detail.get("receipts", []))
         return f"Sale {detail.get('sale_ref')} was paid twice ({receipts}): refund one payment"
     return f"Suspicious pattern: {pattern}"
+
+
+def abandoned_sale_words(detail: Mapping[str, Any]) -> str:
+    """A sale left part paid, in plain words: what was paid, by what, and what is owed."""
+    given = detail.get("tenders")
+    paid: list[Any] = given if isinstance(given, list) else []
+    parts = []
+    for tender in paid:
+        if not isinstance(tender, dict):
+            continue
+        how = _TENDER_WORDS.get(str(tender.get("kind")), "paid")
+        words = f"{shillings(as_int(tender.get('amount')))} {how}"
+        if tender.get("receipt"):
+            words += f" ({tender['receipt']})"
+        parts.append(words)
+    how = " and ".join(parts) or "part"
+    return (
+        f"Sale {detail.get('sale_ref')} was left part paid: {how} taken of "
+        f"{shillings(as_int(detail.get('total')))}, {shillings(as_int(detail.get('owed')))} "
+        "still owed (finish it, or give the money back)"
+    )
+
+
+_TENDER_WORDS = {"CASH": "in cash", "MPESA_STK": "by M-Pesa", "MPESA_C2B": "by direct M-Pesa"}
 
 
 def record_row(problem: Problem) -> PaymentRow:
