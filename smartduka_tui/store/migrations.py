@@ -509,7 +509,8 @@ _V13_SHIFTS = Migration(
     "shifts: a till's float, counted cash and gapless Z numbers",
     (
         # A shift is opened with a float and closed with the cash counted; its Z number is
-        # given at close, per till, in the closing transaction (max + 1 under the write lock).
+        # given at close, per till, in the closing transaction (max + 1 under the write lock),
+        # with the Z report as it stood then (JSON: a later refund never rewrites a closed day).
         # Closed shifts never change and are never deleted (the triggers below), so a Z number
         # is never given twice and the sequence has no gaps. Money is whole shillings.
         """
@@ -524,9 +525,11 @@ _V13_SHIFTS = Migration(
             counted_cash INTEGER CHECK (counted_cash BETWEEN 0 AND 100000000),
             expected_cash INTEGER,
             z_number INTEGER CHECK (z_number >= 1),
+            z_report TEXT,
             CHECK ((closed_at IS NULL) = (z_number IS NULL)
                 AND (closed_at IS NULL) = (counted_cash IS NULL)
-                AND (closed_at IS NULL) = (expected_cash IS NULL))
+                AND (closed_at IS NULL) = (expected_cash IS NULL)
+                AND (closed_at IS NULL) = (z_report IS NULL))
         ) STRICT
         """,
         # One open shift per till, whoever asks.

@@ -11,11 +11,12 @@ transaction, and every query is by shop.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from smartduka_tui.model import Actor, AuditAction
+from smartduka_tui.model import Actor, AuditAction, SaleState, TenderKind
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import StoreError
@@ -62,6 +63,8 @@ class Shift:
     counted_cash: int | None = None
     expected_cash: int | None = None
     z_number: int | None = None
+    z_report: str | None = None
+    """The Z report as it was at close (JSON, payments/shift_report.py)."""
 
     @property
     def is_open(self) -> bool:
@@ -70,26 +73,26 @@ class Shift:
 
 @dataclass(frozen=True, slots=True)
 class TenderRow:
-    """One tender of a sale of this till, with its sale's state (for the shift's report)."""
+    """One tender of a sale of this till, with its sale's state and total (for the report)."""
 
     sale_ref: str
-    sale_state: str
+    sale_state: SaleState
     sale_total: int
-    kind: str
+    kind: TenderKind
     amount: int
-    cash_given: int | None
-    change_given: int | None
     receipt_number: str | None
     at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class StatementReceipt:
-    """A receipt of the pulled M-Pesa statement (amount in whole shillings)."""
+    """A receipt of the pulled M-Pesa statement (amount in whole shillings); `other_till`
+    when another till of the shop holds it (its attempt or its direct payment)."""
 
     receipt: str
     amount: int
     paid_at: datetime
+    other_till: bool
 
 
 def _shift(row: Any) -> Shift:
@@ -104,6 +107,7 @@ def _shift(row: Any) -> Shift:
         counted_cash=row["counted_cash"],
         expected_cash=row["expected_cash"],
         z_number=row["z_number"],
+        z_report=row["z_report"],
     )
 
 
@@ -194,31 +198,40 @@ class Shifts:
         *,
         counted_cash: int,
         expected_cash: int,
+        z_report: Callable[[int, datetime], str],
         actor: Actor,
     ) -> Shift:
         """Close `shift` with the cash counted and expected, giving it the till's next Z
-        number, with the audit entry. ShiftAlreadyClosedError when it is closed already."""
+        number (max + 1, read in this transaction, which holds the write lock) and the report
+        `z_report(z_number, closed_at)` makes, with the audit entry.
+        ShiftAlreadyClosedError when it is closed already."""
+        latest = await self.get(shift.shop_id, shift.id, tx=tx)
+        if latest is None:
+            raise ShiftNotOpenError(shift.till_id)
+        if not latest.is_open:
+            raise ShiftAlreadyClosedError(latest)
+        top = await tx.fetchone(
+            "SELECT coalesce(max(z_number), 0) AS z FROM shifts WHERE shop_id = ? AND till_id = ?",
+            (shift.shop_id, shift.till_id),
+        )
+        assert top is not None
+        z_number = int(top["z"]) + 1
         now = tx.now_ms()
         row = await tx.fetchone(
             "UPDATE shifts SET closed_at = ?, counted_cash = ?, expected_cash = ?,"
-            " z_number = (SELECT coalesce(max(z_number), 0) + 1 FROM shifts"
-            "             WHERE shop_id = ? AND till_id = ?)"
+            " z_number = ?, z_report = ?"
             " WHERE shop_id = ? AND id = ? AND closed_at IS NULL RETURNING *",
             (
                 now,
                 counted_cash,
                 expected_cash,
-                shift.shop_id,
-                shift.till_id,
+                z_number,
+                z_report(z_number, from_ms(now)),
                 shift.shop_id,
                 shift.id,
             ),
         )
-        if row is None:
-            latest = await self.get(shift.shop_id, shift.id, tx=tx)
-            if latest is None:
-                raise ShiftNotOpenError(shift.till_id)
-            raise ShiftAlreadyClosedError(latest)
+        assert row is not None, "the shift was read open in this transaction"
         closed = _shift(row)
         await self._audit.append(
             tx,
@@ -255,17 +268,62 @@ class Shifts:
             | detail,
         )
 
-    async def statement_receipts(
-        self, shop_id: str, shortcode: str, since: datetime, until: datetime
-    ) -> list[StatementReceipt]:
-        """The pulled statement's receipts for `shortcode` paid in [since, until)."""
-        rows = await self._db.fetchall(
-            "SELECT transaction_id, amount, paid_at FROM pulled_transactions"
-            " WHERE shop_id = ? AND shortcode = ? AND paid_at >= ? AND paid_at < ?"
-            " ORDER BY paid_at, transaction_id",
-            (shop_id, shortcode, to_ms(since), to_ms(until)),
+    async def tenders(
+        self,
+        shop_id: str,
+        till_id: str,
+        since: datetime,
+        until: datetime,
+        *,
+        tx: Reader | None = None,
+    ) -> list[TenderRow]:
+        """The till's tenders taken in [since, until), with their sales' states, oldest first."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT t.sale_ref, s.state, s.total, t.kind, t.amount, t.receipt_number, t.at"
+            " FROM sale_tenders t JOIN sales s ON s.shop_id = t.shop_id AND s.sale_ref = t.sale_ref"
+            " WHERE t.shop_id = ? AND t.till_id = ? AND t.at >= ? AND t.at < ?"
+            " ORDER BY t.at, t.id",
+            (shop_id, till_id, to_ms(since), to_ms(until)),
         )
         return [
-            StatementReceipt(row["transaction_id"], row["amount"], from_ms(row["paid_at"]))
+            TenderRow(
+                sale_ref=row["sale_ref"],
+                sale_state=SaleState(row["state"]),
+                sale_total=row["total"],
+                kind=TenderKind(row["kind"]),
+                amount=row["amount"],
+                receipt_number=row["receipt_number"],
+                at=from_ms(row["at"]),
+            )
+            for row in rows
+        ]
+
+    async def statement_receipts(
+        self,
+        shop_id: str,
+        till_id: str,
+        shortcode: str,
+        since: datetime,
+        until: datetime,
+        *,
+        tx: Reader | None = None,
+    ) -> list[StatementReceipt]:
+        """The pulled statement's receipts for `shortcode` paid in [since, until), each marked
+        when another till of the shop holds it (its STK attempt, or a direct payment it took)."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT p.transaction_id, p.amount, p.paid_at,"
+            " (EXISTS (SELECT 1 FROM attempts a WHERE a.shop_id = p.shop_id"
+            "          AND a.receipt_number = p.transaction_id AND a.till_id != ?)"
+            "  OR EXISTS (SELECT 1 FROM c2b_payments c WHERE c.shop_id = p.shop_id"
+            "          AND c.trans_id = p.transaction_id AND c.attached_till != ?)) AS other"
+            " FROM pulled_transactions p"
+            " WHERE p.shop_id = ? AND p.shortcode = ? AND p.paid_at >= ? AND p.paid_at < ?"
+            " ORDER BY p.paid_at, p.transaction_id",
+            (till_id, till_id, shop_id, shortcode, to_ms(since), to_ms(until)),
+        )
+        return [
+            StatementReceipt(
+                row["transaction_id"], row["amount"], from_ms(row["paid_at"]), bool(row["other"])
+            )
             for row in rows
         ]

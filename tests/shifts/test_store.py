@@ -37,7 +37,12 @@ async def open_shift(store: Store, till: str = TILL, float_amount: int = 2000) -
 async def close_shift(store: Store, shift: Shift, counted: int = 2000) -> Shift:
     async with store.write() as tx:
         return await store.shifts.close(
-            tx, shift, counted_cash=counted, expected_cash=2000, actor=Actor.MANAGER
+            tx,
+            shift,
+            counted_cash=counted,
+            expected_cash=2000,
+            z_report=lambda z, at: f'{{"z": {z}}}',
+            actor=Actor.MANAGER,
         )
 
 
