@@ -31,7 +31,8 @@ from smartduka_tui.payments.shift_report import (
     report_from_json,
     report_to_json,
 )
-from smartduka_tui.store.shifts import Shift, ShiftConflictError
+from smartduka_tui.store.shifts import Shift as Shift  # re-exported: the faces name it
+from smartduka_tui.store.shifts import ShiftConflictError
 
 if TYPE_CHECKING:
     from smartduka_tui.config import PrinterSettings
@@ -374,3 +375,35 @@ def _write_new(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+
+
+async def desk_for(
+    store: Store,
+    printer: PrinterSettings,
+    *,
+    shop_id: str | None,
+    till_id: str | None = None,
+    actor: Actor = Actor.MANAGER,
+) -> ShiftDesk:
+    """The shift desk of this data folder's till: the shop named (or the only one here) and
+    the till named (or the shop's only till here). ShiftInputError naming what is missing."""
+    if shop_id is None:
+        shops = await store.shops.list_ids()
+        if len(shops) != 1:
+            raise ShiftInputError(
+                "name the shop with --shop ID (or set shop_id in the settings): this data "
+                f"folder has {len(shops)} shops"
+            )
+        shop_id = shops[0]
+    elif await store.shops.get(shop_id) is None:
+        raise ShiftInputError(f"there is no shop {shop_id!r} on this till")
+    row_ids = [till.id for till in await store.tills.for_shop(shop_id)]
+    if till_id is None:
+        if len(row_ids) != 1:
+            raise ShiftInputError(
+                f"shop {shop_id!r} has {len(row_ids)} tills enrolled here: name one with --till"
+            )
+        till_id = row_ids[0]
+    elif till_id not in row_ids:
+        raise ShiftInputError(f"there is no till {till_id!r} of shop {shop_id!r} here")
+    return ShiftDesk(store, shop_id, till_id, printer, actor=actor)
