@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartduka_tui.model import LIVE, AttemptState
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.sales import SaleDesk
 
 AttemptId = str
 """An attempt's opaque identifier (stable across restarts; show it, never parse it)."""
@@ -268,6 +271,11 @@ Listeners must be quick and must not raise; the Textual app posts a message from
 
 class PaymentService(Protocol):
     """What faces may ask of the payment engine (one shop and one till, fixed at construction)."""
+
+    @property
+    def sales(self) -> SaleDesk:
+        """This till's sales and their tenders (cash, split, void and refund)."""
+        ...
 
     async def start_payment(self, sale_ref: str, amount: int, phone: str) -> PaymentView:
         """Store an attempt, then send the STK push; returns the view once Daraja has answered

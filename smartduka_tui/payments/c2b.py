@@ -18,6 +18,7 @@ from smartduka_tui.model import Actor
 from smartduka_tui.mpesa.qr import QrImageError, qr_to_half_blocks
 from smartduka_tui.mpesa.statement import QrCodeResponse, StatementParseError, parse_c2b_payment
 from smartduka_tui.payments.gateway import GatewayError
+from smartduka_tui.payments.sales import owed_for_direct, record_direct_payment
 from smartduka_tui.store.c2b import C2BAttachError, C2BRecord
 from smartduka_tui.store.errors import NotFoundError
 from smartduka_tui.store.store import Store
@@ -140,6 +141,9 @@ class C2BDesk:
             raise C2BAttachError(
                 "trans_id", f"{trans_id} is already attached to sale {current.sale_ref}"
             )
+        unfit = await owed_for_direct(self._store, self._shop_id, sale_ref, current.amount)
+        if unfit is not None and current.sale_ref is None:
+            raise C2BAttachError("amount", unfit)
         try:
             answer = await self._claim(trans_id, sale_ref)
         except ClaimUnavailable as error:
@@ -147,9 +151,13 @@ class C2BDesk:
         async with self._store.write() as tx:
             try:
                 if answer.granted:
-                    return await self._store.c2b.attach(
+                    attached = await self._store.c2b.attach(
                         tx, self._shop_id, trans_id, sale_ref, self._till_id
                     )
+                    if current.sale_ref is None:
+                        # The sale's tender, in the transaction that attaches the payment.
+                        await record_direct_payment(self._store, tx, attached, self._till_id)
+                    return attached
                 # Another till won: note where the money went, so no one here offers it again.
                 await self._store.c2b.attach(
                     tx,

@@ -73,6 +73,7 @@ from smartduka_tui.payments.inputs import (
 from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
 from smartduka_tui.payments.reconciler import Reconciler
+from smartduka_tui.payments.sales import SaleDesk, record_paid_attempt
 from smartduka_tui.payments.views import (
     UNBOUND_SUCCESS,
     build_view,
@@ -168,6 +169,7 @@ class PaymentEngine:
         per_minute = settings.limits.pushes_per_minute
         self.push_bucket = TokenBucket(clock, per_minute, per_minute / 60)
         self._reconciler: Reconciler | None = None
+        self.sales = SaleDesk(store, shop.id, till.till_id, clock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,9 +194,11 @@ class PaymentEngine:
         )
 
     async def start(self, *, run_reconciler: bool = True) -> None:
-        """Recover from a crash (CREATED -> UNKNOWN), seed the push limit from recent pushes,
-        and (unless told not to) run the reconciler in the background."""
+        """Recover from a crash (CREATED -> UNKNOWN; sales left open become abandoned), seed
+        the push limit from recent pushes, and (unless told not to) run the reconciler in the
+        background."""
         await self.recover()
+        await self.sales.abandon_left_open()
         await self._seed_push_bucket()
         self._reconciler = Reconciler(self)
         if run_reconciler:
@@ -295,6 +299,8 @@ class PaymentEngine:
             a.till_id == self.till_id
             for a in await self.store.attempts.for_sale(self.shop_id, sale_ref)
         ):
+            return True
+        if await self.sales.in_use(sale_ref):
             return True
         return await self.store.c2b.holds_sale(self.shop_id, self.till_id, sale_ref)
 
@@ -642,6 +648,9 @@ class PaymentEngine:
                 **kept,
             )
             moved = result.attempt
+            if moved.state is AttemptState.COMPLETED and current.state is not moved.state:
+                # The sale's M-Pesa tender, in the transaction that completes the attempt.
+                await record_paid_attempt(self.store, tx, moved, _ACTOR_FOR_CAUSE[cause])
             if decision.duplicate_payment:
                 await self.store.problems.record(
                     tx,
@@ -967,6 +976,7 @@ class PaymentEngine:
                     detail={**detail, "evidence": "receipt_arrived"},
                     receipt_number=callback.receipt,
                 )
+                await self.store.sales.fill_receipt(tx, self.shop_id, attempt.id, callback.receipt)
             await self._notify(result.attempt)
             return CallbackResult(
                 outcome=CallbackOutcome.APPLIED, view=await self.view(result.attempt)
@@ -1017,6 +1027,7 @@ class PaymentEngine:
                         detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
                         receipt_number=receipt,
                     )
+                    await self.store.sales.fill_receipt(tx, self.shop_id, current.id, receipt)
                     filled.append(result.attempt)
         for attempt in filled:
             await self._notify(attempt)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from smartduka_tui.config import PrinterKind
-from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction, SaleState
 from smartduka_tui.receipts.from_store import receipt_for_sale
 from smartduka_tui.receipts.model import Receipt
 from smartduka_tui.store.records import AttemptFilter
@@ -45,7 +45,7 @@ class ReceiptDesk:
 
     async def last_paid_sale(self) -> str | None:
         """The sale number of this till's newest paid sale (the one a "reprint" means): by
-        M-Pesa prompt, or a direct payment this till attached."""
+        M-Pesa prompt, a direct payment this till attached, or cash."""
         newest: tuple[datetime, str] | None = None
         direct = await self._store.c2b.last_attached(self.shop_id, self.till_id)
         if direct is not None and direct.sale_ref is not None:
@@ -59,6 +59,12 @@ class ReceiptDesk:
             ),
             limit=20,
         )
+        for sale in await self._store.sales.for_till(
+            self.shop_id, self.till_id, states={SaleState.PAID}, limit=20
+        ):
+            closed = (sale.closed_at or sale.updated_at, sale.sale_ref)
+            if newest is None or closed[0] > newest[0]:
+                newest = closed
         for attempt in page.items:
             if not attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
                 paid = (attempt.completed_at or attempt.updated_at, attempt.sale_ref)

@@ -234,14 +234,16 @@ class Sales:
         *,
         till_id: str | None = None,
     ) -> dict[TenderKind, int]:
-        """What each kind of tender took in [since, until), leaving out voided and refunded
-        sales (their cash went back): every kind present, 0 where nothing was taken."""
+        """What each kind of tender took in [since, until): every kind present, 0 where
+        nothing was taken. The cash of voided and refunded sales is left out (it went back);
+        their M-Pesa stays, as on the statement, until its reversal."""
         counted = sorted(state.value for state in COUNTED_SALE_STATES)
         marks = ", ".join("?" * len(counted))
         sql = (
             "SELECT t.kind, sum(t.amount) AS taken FROM sale_tenders t"  # noqa: S608 - placeholders only
             " JOIN sales s ON s.shop_id = t.shop_id AND s.sale_ref = t.sale_ref"
-            f" WHERE t.shop_id = ? AND t.at >= ? AND t.at < ? AND s.state IN ({marks})"
+            " WHERE t.shop_id = ? AND t.at >= ? AND t.at < ?"
+            f" AND (t.kind != 'CASH' OR s.state IN ({marks}))"
         )
         params: list[Any] = [shop_id, to_ms(since), to_ms(until), *counted]
         if till_id is not None:
@@ -265,10 +267,8 @@ class Sales:
         lines: Iterable[SaleLine],
         *,
         actor: Actor = Actor.CASHIER,
-        state: SaleState = SaleState.OPEN,
     ) -> Sale:
-        """A new sale (OPEN, or already PAID when its one tender comes in the same
-        transaction); SaleStateError when the shop has that sale number already."""
+        """A new OPEN sale; SaleStateError when the shop has that sale number already."""
         kept = tuple(lines)
         if total < 1 or sum(line.amount for line in kept) not in (0, total):
             raise InputError("total", "must be at least 1 shilling and the lines' sum")
@@ -399,12 +399,15 @@ class Sales:
             detail["change_given"] = tender.change_given
         if tender.receipt_number is not None:
             detail["receipt"] = tender.receipt_number
+        if tender.attempt_id is not None:
+            # In the detail, not the entry's attempt column: an attempt's timeline is its own
+            # evidence; the sale's entries are the sale's.
+            detail["attempt_id"] = tender.attempt_id
         await self._audit.append(
             tx,
             actor=actor,
             action=AuditAction.SALE_TENDER_ADDED,
             shop_id=shop_id,
-            attempt_id=tender.attempt_id,
             detail=detail,
         )
         row = await tx.fetchone("SELECT * FROM sale_tenders WHERE id = ?", (tender_id,))

@@ -20,7 +20,7 @@ from tests.payments.harness import TillHarness
 from tests.ui.conftest import ONLINE, SIZE, wait_for_screen, wait_until
 from tests.ui.test_flows import put
 
-KEYS = ["⏎ Pay by M-Pesa", "f3 Add item", "f6 Direct", "f7 QR", "f1 Help", "f2 Sales"]
+KEYS = ["⏎ M-Pesa", "f10 Cash", "f3 Item", "f6 Direct", "f7 QR", "f1 Help", "f2 Sales"]
 
 
 async def no_qr(sale_ref: str, amount: int) -> QrCodeResponse:

@@ -30,7 +30,7 @@ SMARTDUKA = [
     "-c",
     "import sys; from smartduka_tui.cli import main; sys.exit(main())",
 ]
-FIRST_SCREEN = b"Pay by M-Pesa"
+FIRST_SCREEN = b"Sale reference"
 # The checkout paints while the servers boot; the status bar names the shop once the till is open.
 TILL_OPEN = b"Demo Duka"
 

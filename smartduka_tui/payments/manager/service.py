@@ -83,6 +83,7 @@ from smartduka_tui.payments.manager.words import (
 )
 from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
 from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
+from smartduka_tui.payments.sales import record_paid_attempt
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
@@ -383,6 +384,14 @@ class ManagerService:
                 detail=detail,
                 **fields,
             )
+            if to is AttemptState.COMPLETED:
+                # Paid by the manager's word: the sale's tender, in this same transaction.
+                if current.state is AttemptState.COMPLETED:
+                    filled = result.attempt.receipt_number
+                    if filled is not None:
+                        await self.store.sales.fill_receipt(tx, self.shop_id, current.id, filled)
+                else:
+                    await record_paid_attempt(self.store, tx, result.attempt, Actor.MANAGER)
         return result.attempt
 
     def _resolve_blocked(self, attempt: Attempt) -> str | None:

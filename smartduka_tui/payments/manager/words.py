@@ -128,6 +128,43 @@ def describe_entry(entry: AuditEntry) -> str:
         return _describe_manager(action, detail)
     if action.startswith("shop."):
         return _describe_shop(action, detail)
+    if action.startswith("sale."):
+        return _describe_sale(action, detail)
+    return _generic(action, detail)
+
+
+_TENDER_KIND_WORDS = {"CASH": "cash", "MPESA_STK": "M-Pesa prompt", "MPESA_C2B": "direct M-Pesa"}
+
+
+def _describe_sale(action: str, detail: Mapping[str, Any]) -> str:
+    sale = f"Sale {detail.get('sale_ref')}"
+    if action == AuditAction.SALE_OPENED:
+        was = as_int(detail.get("was"))
+        if was is not None:
+            return f"{sale}: total changed from {shillings(was)} to " + shillings(
+                as_int(detail.get("total"))
+            )
+        return f"{sale} opened: total {shillings(as_int(detail.get('total')))}"
+    if action == AuditAction.SALE_TENDER_ADDED:
+        kind = _TENDER_KIND_WORDS.get(str(detail.get("kind")), str(detail.get("kind")))
+        words = f"{sale}: {shillings(as_int(detail.get('amount')))} paid by {kind}"
+        given = as_int(detail.get("cash_given"))
+        if given is not None:
+            change = shillings(as_int(detail.get("change_given")))
+            words += f" (given {shillings(given)}, change {change})"
+        if detail.get("receipt"):
+            words += f", receipt {detail['receipt']}"
+        return words
+    total = shillings(as_int(detail.get("total")))
+    if action == AuditAction.SALE_PAID:
+        return f"{sale} paid in full ({total})"
+    if action == AuditAction.SALE_ABANDONED:
+        paid = shillings(as_int(detail.get("paid")))
+        return f"{sale} abandoned with {paid} of {total} paid ({detail.get('how')})"
+    if action in (AuditAction.SALE_VOIDED, AuditAction.SALE_REFUNDED):
+        done = "voided" if action == AuditAction.SALE_VOIDED else "refunded"
+        cash = shillings(as_int(detail.get("cash_back")))
+        return f"{sale} {done}: {cash} cash given back; note: {detail.get('note')}"
     return _generic(action, detail)
 
 

@@ -1,8 +1,11 @@
 """Checkout: the sale total (typed, or built from items with quantities), the sale reference,
-and Enter to pay by M-Pesa.
+and Enter to pay by M-Pesa or F10 to take cash.
 
 The fastest path is the total's digits and Enter; the phone screen follows. The total field
 checks what is typed as it is typed, so the cashier sees the problem before pressing Enter.
+A sale part paid (cash, or an M-Pesa prompt for less than the total) stays on the checkout with
+its total fixed and what is still owed shown: Enter, F6 or F10 takes the rest. F4 clears it;
+with money taken the manager is told (an abandoned sale).
 
 The module imports only what its first paint needs: the payment modules, the screens after this
 one and the service's rules load while the cashier types (see `SmartDukaApp`).
@@ -27,9 +30,10 @@ from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 from smartduka_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from smartduka_tui.payments.sales import SaleView
     from smartduka_tui.ui.printer import PrintOutcome
 
-TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa."
+TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa or F10 for cash."
 NOTHING_TO_REPRINT = "No sale has been paid at this till yet: there is no receipt to reprint."
 OFFLINE_REFUSAL = "M-Pesa cannot be reached: new payments wait until it is back (see the banner)."
 
@@ -38,19 +42,27 @@ class CheckoutScreen(TillScreen):
     """The till's home screen: one sale at a time."""
 
     CSS_PATH = "checkout.tcss"
-    # The sale's own keys fill 80 columns (with item lines: Pay, Add item, Remove, Direct, QR,
-    # Help, Sales); Ctrl+P still opens the palette and F1 says so.
+    # The sale's own keys fill 80 columns (with item lines: Pay, Cash, Add item, Remove, Direct,
+    # QR, Help, Sales); Ctrl+P still opens the palette and F1 says so.
     FOOTER_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "enter",
             "pay",
-            "Pay by M-Pesa",
+            "M-Pesa",
             priority=True,
             id="checkout.pay",
-            tooltip="Take the customer's phone number and send the M-Pesa prompt",
+            tooltip="Take the customer's phone number and send the M-Pesa prompt (for all that "
+            "is owed, or F3 there for less)",
         ),
-        Binding("f3", "add_item", "Add item", id="checkout.add_item", tooltip="Add a line"),
+        Binding(
+            "f10",
+            "cash",
+            "Cash",
+            id="checkout.cash",
+            tooltip="Take cash for the sale: all that is owed, or a part and M-Pesa for the rest",
+        ),
+        Binding("f3", "add_item", "Item", id="checkout.add_item", tooltip="Add an item line"),
         Binding(
             "delete",
             "remove_item",
@@ -77,7 +89,8 @@ class CheckoutScreen(TillScreen):
             "clear_sale",
             "Clear",
             id="checkout.clear",
-            tooltip="Clear the total and items; the next free sale reference",
+            tooltip="Clear the total and items; the next free sale reference (a sale part paid "
+            "is left for the manager)",
             show=False,
         ),
         Binding(
@@ -104,6 +117,8 @@ class CheckoutScreen(TillScreen):
         super().__init__()
         self.items: list[SaleItem] = []
         self._refusal_shown = False
+        self.open_sale: SaleView | None = None
+        """The sale on the checkout when money has been taken toward it (part paid)."""
 
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
@@ -154,8 +169,26 @@ class CheckoutScreen(TillScreen):
     def sale_ref(self) -> str:
         return self.query_one("#sale-ref", Input).value.strip()
 
+    @property
+    def part_paid(self) -> bool:
+        return self.open_sale is not None and self.open_sale.part_paid
+
+    def total(self, total_text: str | None = None) -> int | None:
+        """The sale's whole total (fixed once part paid), when it is a valid amount."""
+        if self.open_sale is not None and self.part_paid:
+            return self.open_sale.total
+        if self.items:
+            return items_total(self.items) if self.problem(total_text) is None else None
+        return amount_of(self.total_text if total_text is None else total_text)
+
+    def lines(self) -> tuple[tuple[str, int, int], ...]:
+        return tuple((item.name, item.quantity, item.unit_price) for item in self.items)
+
     def amount(self, total_text: str | None = None) -> int | None:
-        """The sale total when it is a valid amount, else None."""
+        """What is still to pay when it is a valid amount (the total, until part paid), else
+        None."""
+        if self.open_sale is not None and self.part_paid:
+            return self.open_sale.owed
         if self.items:
             total = items_total(self.items)
             return total if amount_problem(str(total)) is None else None
@@ -178,6 +211,8 @@ class CheckoutScreen(TillScreen):
 
     def problem(self, total_text: str | None = None) -> str | None:
         """What stops this sale from being paid now, in the cashier's words."""
+        if self.part_paid:
+            return None
         if self.items:
             text = str(items_total(self.items))
         else:
@@ -191,11 +226,30 @@ class CheckoutScreen(TillScreen):
         empty = not self.items and not self.total_text
         # A bad reference is shown as soon as it is typed, even before the total.
         problem = refused or (self.ref_problem() if empty else self.problem())
-        hint.update(problem or TOTAL_HINT)
+        hint.update(problem or self._owed_line() or TOTAL_HINT)
         hint.set_class(problem is not None, "-error")
         for panel in self.query(C2BPanel):
             panel.for_sale(self.amount())
         self.update_bindings()
+
+    def _owed_line(self) -> str | None:
+        sale = self.open_sale
+        if sale is None or not sale.part_paid:
+            return None
+        paid = ", ".join(tender.words for tender in sale.tenders)
+        return (
+            f"Paid {paid}. Still owed {shillings(sale.owed)}: Enter for M-Pesa, F10 cash. "
+            "F4 clears it (the manager is told)."
+        )
+
+    def _lock_for_part_paid(self) -> None:
+        """A sale with money taken keeps its total, items and reference."""
+        locked = self.part_paid
+        total_input = self.query_one("#total", Input)
+        if locked and self.open_sale is not None:
+            total_input.value = str(self.open_sale.total)
+        total_input.disabled = locked or bool(self.items)
+        self.query_one("#sale-ref", Input).disabled = locked
 
     def _show_items(self) -> None:
         table = self.query_one("#items", DataTable)
@@ -259,6 +313,10 @@ class CheckoutScreen(TillScreen):
     def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pay":
             return None if self.till.connection.daraja_down or self.problem() else True
+        if action == "cash":
+            return None if self.problem() or self.amount() is None else True
+        if action in ("add_item", "remove_item") and self.part_paid:
+            return None
         if action == "remove_item":
             table = self.query_one("#items", DataTable)
             return True if self.items and table.has_focus else None
@@ -274,7 +332,8 @@ class CheckoutScreen(TillScreen):
                 return False
             return None if self.till.connection.daraja_down or self.problem() else True
         if action == "clear_sale":
-            return True if self.items or self.total_text or self.ref_problem() else None
+            busy = self.items or self.total_text or self.ref_problem() or self.part_paid
+            return True if busy else None
         if action == "reprint_last":
             return self.till.printer is not None
         if action == "verify_receipt":
@@ -315,7 +374,24 @@ class CheckoutScreen(TillScreen):
         self.clear_notice()
         from smartduka_tui.ui.screens.phone import PhoneScreen
 
-        self.app.push_screen(PhoneScreen(self.sale_ref, amount))
+        total = self.total(total_text) or amount
+        self.app.push_screen(PhoneScreen(self.sale_ref, amount, total=total, lines=self.lines()))
+
+    def action_cash(self) -> None:
+        after_pending_keys(self, self._cash_now)
+
+    def _cash_now(self) -> None:
+        if not self.is_current:
+            return
+        problem, owed, total = self.problem(), self.amount(), self.total()
+        if problem is not None or owed is None or total is None:
+            self._show_problem(problem or TOTAL_HINT)
+            self.app.bell()
+            return
+        self.clear_notice()
+        from smartduka_tui.ui.screens.cash import CashScreen
+
+        self.app.push_screen(CashScreen(self.sale_ref, total, owed, self.lines()))
 
     def action_add_item(self) -> None:
         from smartduka_tui.ui.screens.item import ItemScreen
@@ -352,8 +428,20 @@ class CheckoutScreen(TillScreen):
         if suggested is None or self.ref_problem() is not None:
             self.app.bell()
             return
+        from smartduka_tui.payments.sales import SaleRefused
+
+        total = self.total()
         try:
+            if total is not None and not self.part_paid:
+                await self.till.call_service(
+                    self.till.services.payments.sales.open(sale_ref, total, self.lines())
+                )
             record = await panel.desk.attach(suggested.trans_id, sale_ref)
+        except SaleRefused as error:
+            self.show_notice(f"Not attached: {error.message}", "error")
+            self._refusal_shown = True
+            self.app.bell()
+            return
         except C2BAttachError as error:
             self.show_notice(f"Not attached: {error.message}", "error")
             self._refusal_shown = True
@@ -415,9 +503,28 @@ class CheckoutScreen(TillScreen):
 
         self.app.push_screen(QrScreen(qr))
 
-    def action_clear_sale(self) -> None:
+    @work(group="clear-sale", exclusive=True, exit_on_error=False)
+    async def action_clear_sale(self) -> None:
+        """Clear the sale; one with money taken is left ABANDONED for the manager."""
         self.clear_notice()
+        sale_ref = self.sale_ref
+        left = None
+        if self.till.is_open and sale_ref:
+            try:
+                left = await self.till.call_service(
+                    self.till.services.payments.sales.abandon(sale_ref)
+                )
+            except Exception as error:
+                self.till.report_unexpected(error, "clearing the sale")
+                return
         self.new_sale()
+        if left is not None and left.tenders:
+            self.show_notice(
+                f"Sale {left.sale_ref} cleared with {shillings(left.paid)} of "
+                f"{shillings(left.total)} paid: it is on the manager's problem list "
+                "(give the money back, or the manager finishes it).",
+                "warning",
+            )
 
     @work(group="reprint", exclusive=True, exit_on_error=False)
     async def action_reprint_last(self) -> None:
@@ -440,6 +547,8 @@ class CheckoutScreen(TillScreen):
 
     def new_sale(self) -> None:
         """Empty the sale and suggest the next free sale reference."""
+        self.open_sale = None
+        self._lock_for_part_paid()
         self.items.clear()
         self.query_one("#total", Input).value = ""
         self.query_one("#sale-ref", Input).value = ""
@@ -447,6 +556,25 @@ class CheckoutScreen(TillScreen):
         self.query_one("#total", Input).focus()
         if self.till.is_open:
             self._suggest_reference()
+
+    def on_screen_resume(self) -> None:
+        # Back from a sale screen: money may have been taken toward this sale meanwhile.
+        if self.till.is_open and self.sale_ref:
+            self._load_sale()
+
+    @work(group="open-sale", exclusive=True, exit_on_error=False)
+    async def _load_sale(self) -> None:
+        sale_ref = self.sale_ref
+        try:
+            sale = await self.till.call_service(self.till.services.payments.sales.get(sale_ref))
+        except Exception as error:
+            self.till.report_unexpected(error, "reading the sale")
+            return
+        if sale_ref != self.sale_ref:
+            return
+        self.open_sale = sale if sale is not None and sale.part_paid else None
+        self._lock_for_part_paid()
+        self._show_problem()
 
     async def till_opened(self) -> None:
         """The till behind a starting app is open: name it, show its direct payments, and

@@ -20,13 +20,16 @@ if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
 
 HOW_A_SALE_GOES = (
-    "1. Type the total (or F3 to add items) and press Enter.\n"
+    "1. Type the total (or F3 to add items) and press Enter for M-Pesa, or F10 for cash.\n"
     "2. Type the customer's phone number, or ↓ to pick a recent one, and press Enter.\n"
     "3. The customer enters their M-Pesa PIN on their phone; the screen counts down 60 s.\n"
     "4. Paid: read the receipt number to the customer; Enter starts the next sale.\n"
     "   Not paid: the screen says why and whether it is safe to try again.\n"
     "The end of the countdown is not a failure: M-Pesa may still answer, so retry stays closed "
-    "until it does. 'Stop waiting' leaves the payment to be checked in the background."
+    "until it does. 'Stop waiting' leaves the payment to be checked in the background.\n"
+    "Split: in the cash screen type less in 'Pay in cash' and take the rest by M-Pesa, or press "
+    "F3 on the phone screen to charge part by M-Pesa and take the rest with F10. The sale is "
+    "done when the tenders add up to the total exactly; F4 on a part paid sale tells the manager."
 )
 
 

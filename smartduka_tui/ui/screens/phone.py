@@ -5,7 +5,8 @@ The check is the protocol layer's `normalise_phone`, the one the payment service
 what the screen accepts is exactly what `start_payment` accepts; its PhoneNumberError message is
 shown word for word.
 Recent numbers are listed masked (the screen faces the counter), with as many final digits as
-it takes to tell them apart. The field keeps the focus at all times, so every key typed lands in
+it takes to tell them apart. F3 charges less than what is owed (a split: the rest in cash).
+The field keeps the focus at all times, so every key typed lands in
 it: ↓/↑ only mark a recent number, and the mark counts only while nothing is typed.
 """
 
@@ -28,6 +29,7 @@ from smartduka_tui.payments.api import (
     PaymentRefused,
     PaymentView,
 )
+from smartduka_tui.payments.sales import SaleRefused
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.format import masked_apart, shillings
 from smartduka_tui.ui.screens.base import SaleScreen
@@ -68,6 +70,13 @@ class PhoneScreen(SaleScreen):
             "down", "recent(1)", "Recent numbers", id="phone.recent", tooltip="Mark a recent one"
         ),
         Binding("up", "recent(-1)", "Previous recent", id="phone.recent_up", show=False),
+        Binding(
+            "f3",
+            "charge_less",
+            "Charge less",
+            id="phone.charge_less",
+            tooltip="Charge only part of what is owed by M-Pesa; the rest is taken in cash",
+        ),
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
 
@@ -97,10 +106,16 @@ class PhoneScreen(SaleScreen):
         *,
         retry_of: PaymentView | None = None,
         customer_got_no_sms: bool = False,
+        total: int | None = None,
+        lines: tuple[tuple[str, int, int], ...] = (),
     ) -> None:
         super().__init__()
         self.sale_ref = sale_ref
         self.amount = amount
+        self.owed = amount
+        """What the sale still owes: the most this prompt may charge."""
+        self.total = amount if total is None else total
+        self.lines = lines
         self.retry_of = retry_of
         self.customer_got_no_sms = customer_got_no_sms
         self.sending = False
@@ -112,7 +127,7 @@ class PhoneScreen(SaleScreen):
     def compose_body(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
         if self.retry_of is None:
-            title = f"Pay {shillings(self.amount)} by M-Pesa · sale {self.sale_ref}"
+            title = self._title()
         else:
             title = (
                 f"Try again with another phone · {shillings(self.amount)} · sale {self.sale_ref}"
@@ -137,6 +152,12 @@ class PhoneScreen(SaleScreen):
     def on_mount(self) -> None:
         self.query_one("#phone", Input).focus()
         self._load_recent()
+
+    def _title(self) -> str:
+        title = f"Pay {shillings(self.amount)} by M-Pesa · sale {self.sale_ref}"
+        if self.amount != self.total:
+            title += f" (of {shillings(self.total)})"
+        return title
 
     # -- what would be sent --------------------------------------------------------------------
 
@@ -244,7 +265,28 @@ class PhoneScreen(SaleScreen):
             return None if blocked or self.chosen_phone() is None else True
         if action == "recent" and not self.recent:
             return None
+        if action == "charge_less":
+            if self.retry_of is not None:
+                return False
+            return None if self.sending else True
         return True
+
+    def action_charge_less(self) -> None:
+        if self.sending or self.retry_of is not None:
+            return
+        from smartduka_tui.ui.screens.part_amount import PartAmountScreen
+
+        def chosen(amount: int | None) -> None:
+            if amount is not None:
+                self.amount = amount
+                self.query_one("#phone-title", Label).update(self._title())
+                rest = self.owed - amount
+                note = f" {shillings(rest)} is left for cash." if rest else ""
+                self.show_notice(f"The prompt charges {shillings(amount)}.{note}")
+            self.query_one("#phone", Input).focus()
+
+        blink = self.till.options.cursor_blink
+        self.app.push_screen(PartAmountScreen(self.owed, self.amount, blink=blink), chosen)
 
     def action_send(self) -> None:
         after_pending_keys(self, self._send_now)
@@ -303,6 +345,11 @@ class PhoneScreen(SaleScreen):
     async def _send(self, phone: str) -> None:
         payments = self.till.services.payments
         try:
+            if self.retry_of is None and (self.total != self.amount or self.lines):
+                # A split or an item list: the sale (its total, its lines) is kept first.
+                await self.till.call_service(
+                    payments.sales.open(self.sale_ref, self.total, self.lines)
+                )
             if self.retry_of is None:
                 call = payments.start_payment(self.sale_ref, self.amount, phone)
             else:
@@ -310,6 +357,8 @@ class PhoneScreen(SaleScreen):
                     self.sale_ref, phone=phone, customer_got_no_sms=self.customer_got_no_sms
                 )
             view = await self.till.call_service(call)
+        except SaleRefused as error:
+            self.post_message(self.SendRefused(error.message))
         except InvalidPaymentInput as error:
             label = FIELD_LABELS.get(error.field, error.field)
             back = "" if error.field == "phone" else " Press Escape to go back and fix it."

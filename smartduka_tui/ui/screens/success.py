@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
+from textual.message import Message
 from textual.widgets import Label, Static
 
 from smartduka_tui.payments.api import PaymentView
@@ -63,6 +64,8 @@ class SuccessScreen(SaleScreen):
         """Another attempt of this sale that was paid too (a duplicate payment)."""
         self.printing = False
         self._print_when_receipt_arrives = False
+        self.owed = 0
+        """What the sale still owes after this payment (a split: the rest is taken next)."""
 
     def watches(self, view: PaymentView) -> bool:
         # The whole sale: a late payment of an earlier attempt means the customer paid twice.
@@ -84,6 +87,29 @@ class SuccessScreen(SaleScreen):
         self._render_view()
         self.app.bell()
         self._print_on_arrival()
+        self._check_sale()
+
+    class SaleChecked(Message, bubble=False):
+        def __init__(self, owed: int) -> None:
+            super().__init__()
+            self.owed = owed
+
+    @work(group="sale", exclusive=True, exit_on_error=False)
+    async def _check_sale(self) -> None:
+        try:
+            sale = await self.till.call_service(
+                self.till.services.payments.sales.get(self.view.sale_ref)
+            )
+        except Exception as error:
+            self.till.report_unexpected(error, "reading the sale")
+            return
+        if sale is not None and sale.part_paid:
+            self.post_message(self.SaleChecked(sale.owed))
+
+    @on(SaleChecked)
+    def _sale_checked(self, message: SaleChecked) -> None:
+        self.owed = message.owed
+        self._render_view()
 
     def _render_view(self) -> None:
         view = self.view
@@ -111,7 +137,11 @@ class SuccessScreen(SaleScreen):
             f"{shillings(view.amount)} from {view.phone_masked} at {local_time(when)}"
             f" · sale {view.sale_ref}"
         )
-        flagged = ((view.late, LATE), (paid_twice, DUPLICATE))
+        part = (
+            f"Part paid: {shillings(self.owed)} still owed on sale {view.sale_ref}. Enter goes "
+            "back to the sale to take the rest (F10 cash, or another M-Pesa payment)."
+        )
+        flagged = ((view.late, LATE), (paid_twice, DUPLICATE), (self.owed > 0, part))
         warnings = [text for flag, text in flagged if flag]
         warning = self.query_one("#warning", Static)
         warning.update("\n".join(warnings))
@@ -135,7 +165,8 @@ class SuccessScreen(SaleScreen):
                 self.action_print_receipt()
 
     def action_next_sale(self) -> None:
-        self.till.finish_sale()
+        # A split's first part: back to the same sale for the rest.
+        self.till.finish_sale(new_sale=self.owed == 0)
 
     # -- the receipt ---------------------------------------------------------------------------
 

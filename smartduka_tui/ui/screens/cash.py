@@ -1,0 +1,240 @@
+"""Cash: the amount the customer hands over, and the part of the sale it pays (all that is owed
+unless the cashier types less, to take the rest by M-Pesa). Enter takes it; the change then
+shows in large plain figures.
+
+What is typed is read as whole shillings the way the checkout reads a total (no cents, no
+signs); the sale's rules (a part of 0, a part beyond what is owed, too little cash given) are
+the sale service's, and its words are shown as they are. A refused Enter changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Center, Grid, Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Static
+
+from smartduka_tui.payments.sales import CashTaken, SaleRefused
+from smartduka_tui.ui.amounts import AmountRefused, read_shillings
+from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.screens.base import TillScreen
+from smartduka_tui.ui.widgets.big_text import BigText
+from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
+
+CASH_HINT = "Type the cash the customer gives; Enter takes it and shows the change."
+
+
+class CashScreen(TillScreen):
+    """Take cash toward one sale."""
+
+    CSS_PATH = "cash.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "enter",
+            "take",
+            "Take cash",
+            priority=True,
+            id="cash.take",
+            tooltip="Take the cash given toward the sale and show the change",
+        ),
+        Binding(
+            "escape", "back", "Back", id="cash.back", tooltip="Back to the sale, no cash taken"
+        ),
+    ]
+
+    class Taken(Message, bubble=False):
+        def __init__(self, taken: CashTaken) -> None:
+            super().__init__()
+            self.taken = taken
+
+    class Refused(Message, bubble=False):
+        def __init__(self, field: str, text: str) -> None:
+            super().__init__()
+            self.field = field
+            self.text = text
+
+    def __init__(
+        self,
+        sale_ref: str,
+        total: int,
+        owed: int,
+        lines: tuple[tuple[str, int, int], ...] = (),
+    ) -> None:
+        super().__init__()
+        self.sale_ref = sale_ref
+        self.total = total
+        self.owed = owed
+        self.lines = lines
+        self.taking = False
+        self.taken: CashTaken | None = None
+
+    def compose_body(self) -> ComposeResult:
+        blink = self.till.options.cursor_blink
+        with Vertical(id="cash-body"):
+            owed = f" · still owed {shillings(self.owed)}" if self.owed != self.total else ""
+            yield Label(
+                f"Cash · sale {self.sale_ref} · total {shillings(self.total)}{owed}",
+                id="cash-title",
+            )
+            with Grid(id="cash-form"):
+                yield Label("Cash given (KES)", classes="field-label")
+                yield till_input(id="cash-given", max_length=12, blink=blink, placeholder="0")
+                yield Label("Pay in cash (KES)", classes="field-label")
+                yield till_input(id="cash-part", value=str(self.owed), max_length=12, blink=blink)
+            yield Static(
+                f"Pay in cash is what the cash pays toward the sale: leave {self.owed:,} to pay "
+                "it all, or type less and take the rest by M-Pesa.",
+                id="cash-part-hint",
+            )
+            yield Static(CASH_HINT, id="cash-problem")
+            with Vertical(id="cash-done"):
+                yield Label("CHANGE", id="change-title")
+                with Center():
+                    yield BigText("", id="change-big")
+                yield Static("", id="cash-outcome")
+
+    def on_mount(self) -> None:
+        self.query_one("#cash-done").display = False
+        self.query_one("#cash-given", Input).focus()
+
+    # -- events --------------------------------------------------------------------------------
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        if self.taken is None and not self.taking:
+            problem = self.query_one("#cash-problem", Static)
+            problem.update(CASH_HINT)
+            problem.remove_class("-error")
+
+    @on(Input.Submitted)
+    def _entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._take_now()
+
+    @on(Taken)
+    def _taken(self, message: Taken) -> None:
+        self.taking = False
+        self.taken = taken = message.taken
+        self.query_one("#cash-form").display = False
+        self.query_one("#cash-part-hint").display = False
+        self.query_one("#cash-problem").display = False
+        self.query_one("#cash-done").display = True
+        self.query_one("#change-big", BigText).update(f"{taken.change:,}")
+        if taken.completed:
+            outcome = (
+                f"✔ PAID: sale {self.sale_ref}, {shillings(taken.sale.total)}. "
+                f"Cash given {shillings(taken.given)}, change {shillings(taken.change)}. "
+                "Enter: next sale."
+            )
+        else:
+            outcome = (
+                f"{shillings(taken.part)} paid in cash; {shillings(taken.sale.owed)} still owed. "
+                "Enter goes back to the sale to take the rest (M-Pesa, direct or cash)."
+            )
+        self.query_one("#cash-outcome", Static).update(outcome)
+        self.refresh_bindings()
+        self.app.bell()
+        if taken.completed:
+            self._print()
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.taking = False
+        self._say_problem(message.text)
+        field = "#cash-part" if message.field == "part" else "#cash-given"
+        self.query_one(field, Input).focus()
+        self.app.bell()
+
+    def _say_problem(self, text: str) -> None:
+        problem = self.query_one("#cash-problem", Static)
+        problem.update(f"✖ {text}")
+        problem.add_class("-error")
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "take":
+            return None if self.taking else True
+        if action == "back":
+            return None if self.taking else True
+        return True
+
+    def action_take(self) -> None:
+        if self.taken is not None:
+            self._leave()
+            return
+        after_pending_keys(self, self._take_now)
+
+    def _take_now(self) -> None:
+        if not self.is_current or self.taking:
+            return
+        if self.taken is not None:
+            self._leave()
+            return
+        try:
+            given = read_shillings(self.query_one("#cash-given", Input).value, "The cash given")
+            part = read_shillings(self.query_one("#cash-part", Input).value, "Pay in cash")
+        except AmountRefused as error:
+            self._say_problem(error.message)
+            self.app.bell()
+            return
+        self.taking = True
+        self.update_bindings()
+        self._take(given, part)
+
+    def action_back(self) -> None:
+        if self.taking:
+            return
+        self._leave()
+
+    def _leave(self) -> None:
+        """Back to the checkout: a new sale once this one is paid, else the same sale."""
+        taken = self.taken
+        if taken is not None and taken.completed:
+            self.till.finish_sale()
+        else:
+            self.till.finish_sale(new_sale=False)
+
+    # -- workers -------------------------------------------------------------------------------
+
+    @work(group="cash", exclusive=True, exit_on_error=False)
+    async def _take(self, given: int, part: int) -> None:
+        sales = self.till.services.payments.sales
+        try:
+            taken = await self.till.call_service(
+                sales.take_cash(self.sale_ref, self.total, given, part=part, lines=self.lines)
+            )
+        except SaleRefused as error:
+            self.post_message(self.Refused(error.field, error.message))
+        except Exception as error:
+            self.till.report_unexpected(error, "taking cash")
+            self.post_message(self.Refused("cash_given", "No cash was recorded. Try again."))
+        else:
+            self.post_message(self.Taken(taken))
+
+    def _print(self) -> None:
+        """Print a cash-paid sale's receipt as the success screen does for a prompt's."""
+        printer = self.till.printer
+        if printer is None or not printer.desk.printer.auto_print:
+            return
+        from smartduka_tui.ui.printer import PrintOutcome
+        from smartduka_tui.ui.screens.receipt import outcome_words
+        from smartduka_tui.ui.widgets.printer_status import why_not_printing
+
+        outcome_line = self.query_one("#cash-outcome", Static)
+        paid = str(outcome_line.content)
+        why = why_not_printing(printer.status)
+        if why is not None:
+            outcome_line.update(f"{paid}\nReceipt not printed: {why}.")
+            return
+        printer.offered.add(self.sale_ref)
+
+        def done(outcome: PrintOutcome) -> None:
+            if self.is_mounted:
+                outcome_line.update(f"{paid}\n{outcome_words(outcome)}")
+
+        printer.print(self.sale_ref, copy=False, via="cash", done=done)
