@@ -3,7 +3,7 @@ the manager tests' fixed start, with the end-of-session scan for canary secrets.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -52,14 +52,17 @@ async def sale(
     *,
     till: str = TILL,
     then: SaleState | None = None,
+    touch: Callable[[], None] = lambda: None,
 ) -> None:
     """Ring up a sale as the tenders work does: open it, add its tenders a minute apart,
     PAID once they cover the total; `then` moves it on (REFUNDED, VOIDED, ABANDONED)."""
     clock.advance(60)
+    touch()
     async with store.write() as tx:
         await store.sales.open(tx, SHOP, till, sale_ref, total, [SaleLine("Goods", 1, total)])
     for tender in tenders:
         clock.advance(30)
+        touch()
         async with store.write() as tx:
             await store.sales.add_tender(tx, SHOP, sale_ref, till, tender)
     paid = sum(t.amount for t in tenders)
@@ -76,41 +79,31 @@ async def sale(
             )
 
 
-async def ring_up_day(store: Store, clock: ManualClock) -> None:
+async def ring_up_day(
+    store: Store, clock: ManualClock, touch: Callable[[], None] = lambda: None
+) -> None:
     """A shift's sales: cash with change, a split of M-Pesa and cash, a direct payment, a
-    refunded cash sale, a sale left part paid, and another till's M-Pesa sale; and the pulled
-    statement (pulled at 12:00 Kenya time, before the close), with one receipt this till
-    does not know and the other till's one.
+        refunded cash sale, a sale left part paid, and another till's M-Pesa sale; and the pulled
+        statement (pulled at 12:00 Kenya time, before the close), with one receipt this till
+        does not know and the other till's one.
 
-    Cash taken 350 + 400 + 300 + 100 = 1,150, refunds 300: with a float of 2,000 the drawer
-    should hold 2,850."""
-    await sale(store, clock, "S1", 350, [NewTender(TenderKind.CASH, 350, cash_given=500)])
+        Cash taken 350 + 400 + 300 + 100 = 1,150, refunds 300: with a float of 2,000 the drawer
+        should hold 2,850. `touch` is called at each step of the clock (a manager session kept
+    alive while the screen is open)."""
+
+    def cash(amount: int, given: int) -> NewTender:
+        return NewTender(TenderKind.CASH, amount, cash_given=given)
+
+    await sale(store, clock, "S1", 350, [cash(350, 500)], touch=touch)
     story = Story(store, clock)
+    story.count = 900  # attempt refs of their own beside the manager story's
     attempt_id = (await story.attempt("S2", 600, "254712000099")).id
-    await sale(
-        store,
-        clock,
-        "S2",
-        1000,
-        [
-            NewTender(
-                TenderKind.MPESA_STK, 600, receipt_number="SDK1A2B3C4", attempt_id=attempt_id
-            ),
-            NewTender(TenderKind.CASH, 400, cash_given=400),
-        ],
-    )
-    await sale(
-        store, clock, "S3", 150, [NewTender(TenderKind.MPESA_C2B, 150, receipt_number="TKQ9ZZ1A2B")]
-    )
-    await sale(
-        store,
-        clock,
-        "S4",
-        300,
-        [NewTender(TenderKind.CASH, 300, cash_given=300)],
-        then=SaleState.REFUNDED,
-    )
-    await sale(store, clock, "S5", 200, [NewTender(TenderKind.CASH, 100, cash_given=100)])
+    stk = NewTender(TenderKind.MPESA_STK, 600, receipt_number="SDK1A2B3C4", attempt_id=attempt_id)
+    await sale(store, clock, "S2", 1000, [stk, cash(400, 400)], touch=touch)
+    direct = NewTender(TenderKind.MPESA_C2B, 150, receipt_number="TKQ9ZZ1A2B")
+    await sale(store, clock, "S3", 150, [direct], touch=touch)
+    await sale(store, clock, "S4", 300, [cash(300, 300)], then=SaleState.REFUNDED, touch=touch)
+    await sale(store, clock, "S5", 200, [cash(100, 100)], touch=touch)
     # Another till of the shop took a direct payment the statement shows too.
     async with store.write() as tx:
         await tx.execute(
