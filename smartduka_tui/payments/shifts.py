@@ -407,3 +407,19 @@ async def desk_for(
     elif till_id not in row_ids:
         raise ShiftInputError(f"there is no till {till_id!r} of shop {shop_id!r} here")
     return ShiftDesk(store, shop_id, till_id, printer, actor=actor)
+
+
+NO_SHIFT_FOR_CASH = (
+    "Cash needs an open shift: a manager opens one with F9, Shifts, then O (the float in "
+    "the drawer). M-Pesa needs none."
+)
+
+
+async def cash_refusal(
+    store: Store, shop_id: str, till_id: str, *, tx: Reader | None = None
+) -> str | None:
+    """Why the till cannot take cash now (no open shift: the drawer's cash belongs to one),
+    or None. The sales desk asks it inside the transaction that takes the cash."""
+    if await store.shifts.current(shop_id, till_id, tx=tx) is None:
+        return NO_SHIFT_FOR_CASH
+    return None

@@ -124,3 +124,16 @@ async def ring_up_day(
     async with store.write() as tx:
         await store.pull.add(tx, SHOP, SHORTCODE, rows)
         await store.pull.record_pull(tx, SHOP, SHORTCODE, error=None, pages=1, rows_seen=4)
+
+
+async def open_test_shift(store: Store, shop_id: str, till_id: str, opening_float: int = 0) -> None:
+    """Open the till's shift, as a manager does before the first cash sale (cash needs one)."""
+    async with store.write() as tx:
+        await store.shifts.open(
+            tx,
+            shop_id=shop_id,
+            till_id=till_id,
+            cashier="Cashier",
+            opening_float=opening_float,
+            actor=Actor.MANAGER,
+        )
