@@ -224,6 +224,15 @@ class AuditAction(StrEnum):
     # Receipts: a copy printed again (the first print of a sale is not audited).
     RECEIPT_REPRINTED = "receipt.reprinted"
 
+    # Shifts: opened with a float, closed with the cash counted (the Z report); the X report
+    # (mid-shift) changes nothing but is audited when viewed or printed, as is a Z printed
+    # again or exported.
+    SHIFT_OPENED = "shift.opened"
+    SHIFT_CLOSED = "shift.closed"
+    SHIFT_X_VIEWED = "shift.x_viewed"
+    SHIFT_REPORT_PRINTED = "shift.report_printed"
+    SHIFT_REPORT_EXPORTED = "shift.report_exported"
+
     # Transaction Status and Reversal requests (the initiator APIs) and their results.
     STATEMENT_TRANSACTION_STATUS_SENT = "statement.transaction_status_sent"
     STATEMENT_REVERSAL_SENT = "statement.reversal_sent"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -134,6 +135,33 @@ def printer_status(settings: PrinterSettings) -> PrinterStatus:
 
 def print_receipt(settings: PrinterSettings, receipt: Receipt) -> None:
     """Print `receipt` on the configured printer; PrinterError if it cannot or stops midway."""
+    _print(settings, lambda device: draw_receipt(device, receipt), "receipt")
+
+
+def draw_text(printer: Any, text: str) -> None:
+    """Send ready-made lines (a shift report) to any python-escpos printer, then a cut."""
+    printer.set(align="left", normal_textsize=True)
+    printer.text(text)
+    printer.cut()
+
+
+def text_escpos_bytes(text: str) -> bytes:
+    """The exact bytes a printer receives for `text` (made on python-escpos's Dummy)."""
+    from escpos.printer import Dummy
+
+    dummy = Dummy()
+    draw_text(dummy, text)
+    output: bytes = dummy.output
+    return output
+
+
+def print_text(settings: PrinterSettings, text: str, what: str) -> None:
+    """Print ready-made lines (`what` names them in the messages: "Z report"); PrinterError
+    if the printer cannot take them or stops midway."""
+    _print(settings, lambda device: draw_text(device, text), what)
+
+
+def _print(settings: PrinterSettings, draw: Callable[[Any], None], what: str) -> None:
     if settings.kind is PrinterKind.NONE:
         raise PrinterError("no receipt printer is set up (printer.kind in the settings)")
     errors = _device_errors()
@@ -147,10 +175,10 @@ def print_receipt(settings: PrinterSettings, receipt: Receipt) -> None:
             "when the printer is back"
         ) from None
     try:
-        draw_receipt(device, receipt)
+        draw(device)
     except errors as error:
         raise PrinterError(
-            f"{where} stopped mid-print ({_reason(error)}); the receipt is kept, print it "
+            f"{where} stopped mid-print ({_reason(error)}); the {what} is kept, print it "
             "again when the printer is back"
         ) from None
     finally:

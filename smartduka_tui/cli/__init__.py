@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keys",
     "transactions",
     "receipt",
+    "shift",
     "manager",
     "backup",
 )

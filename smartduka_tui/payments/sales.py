@@ -30,6 +30,7 @@ from smartduka_tui.model import (
     TenderKind,
 )
 from smartduka_tui.payments.api import PaymentError
+from smartduka_tui.payments.shifts import cash_refusal
 from smartduka_tui.store.errors import VaultError
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.store.records import Attempt
@@ -310,6 +311,10 @@ class SaleDesk:
         or one that is closed."""
         kept = [SaleLine(name, quantity, price) for name, quantity, price in lines]
         async with self._store.write() as tx:
+            # The cash gate (the shifts work): cash goes into a drawer only in an open shift.
+            refusal = await cash_refusal(self._store, self.shop_id, self.till_id, tx=tx)
+            if refusal is not None:
+                raise SaleRefused("shift", refusal)
             sale = await self._store.sales.get(self.shop_id, sale_ref, tx=tx)
             if sale is None:
                 sale = await self._store.sales.open(
@@ -332,6 +337,11 @@ class SaleDesk:
                 )
         return sale_view(sale)
 
+    async def cash_refusal(self) -> str | None:
+        """Why this till cannot take cash now (no open shift), or None: the checkout asks
+        before it offers the cash screen (take_cash asks again in its transaction)."""
+        return await cash_refusal(self._store, self.shop_id, self.till_id)
+
     async def take_cash(
         self,
         sale_ref: str,
@@ -347,6 +357,10 @@ class SaleDesk:
         numbers do not fit (a part of 0, a part beyond what is owed, too little given)."""
         kept = [SaleLine(name, quantity, price) for name, quantity, price in lines]
         async with self._store.write() as tx:
+            # The cash gate (the shifts work): cash goes into a drawer only in an open shift.
+            refusal = await cash_refusal(self._store, self.shop_id, self.till_id, tx=tx)
+            if refusal is not None:
+                raise SaleRefused("shift", refusal)
             sale = await self._store.sales.get(self.shop_id, sale_ref, tx=tx)
             if sale is not None and sale.state is not SaleState.OPEN:
                 raise SaleRefused(

@@ -504,6 +504,51 @@ _V12_SALES = Migration(
     ),
 )
 
+_V13_SHIFTS = Migration(
+    13,
+    "shifts: a till's float, counted cash and gapless Z numbers",
+    (
+        # A shift is opened with a float and closed with the cash counted; its Z number is
+        # given at close, per till, in the closing transaction (max + 1 under the write lock),
+        # with the Z report as it stood then (JSON: a later refund never rewrites a closed day).
+        # Closed shifts never change and are never deleted (the triggers below), so a Z number
+        # is never given twice and the sequence has no gaps. Money is whole shillings.
+        """
+        CREATE TABLE shifts (
+            id INTEGER PRIMARY KEY,
+            shop_id TEXT NOT NULL REFERENCES shops(id),
+            till_id TEXT NOT NULL,
+            cashier TEXT NOT NULL CHECK (length(cashier) BETWEEN 1 AND 40),
+            opened_at INTEGER NOT NULL,
+            float INTEGER NOT NULL CHECK (float BETWEEN 0 AND 10000000),
+            closed_at INTEGER,
+            counted_cash INTEGER CHECK (counted_cash BETWEEN 0 AND 100000000),
+            expected_cash INTEGER,
+            z_number INTEGER CHECK (z_number >= 1),
+            z_report TEXT,
+            CHECK ((closed_at IS NULL) = (z_number IS NULL)
+                AND (closed_at IS NULL) = (counted_cash IS NULL)
+                AND (closed_at IS NULL) = (expected_cash IS NULL)
+                AND (closed_at IS NULL) = (z_report IS NULL))
+        ) STRICT
+        """,
+        # One open shift per till, whoever asks.
+        "CREATE UNIQUE INDEX shifts_one_open ON shifts(shop_id, till_id) WHERE closed_at IS NULL",
+        "CREATE UNIQUE INDEX shifts_by_z ON shifts(shop_id, till_id, z_number)"
+        " WHERE z_number IS NOT NULL",
+        "CREATE INDEX shifts_by_opening ON shifts(shop_id, till_id, opened_at)",
+        """
+        CREATE TRIGGER shifts_closed_never_change BEFORE UPDATE ON shifts
+        WHEN OLD.closed_at IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'a closed shift never changes'); END
+        """,
+        """
+        CREATE TRIGGER shifts_never_deleted BEFORE DELETE ON shifts
+        BEGIN SELECT RAISE(ABORT, 'a shift is never deleted'); END
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
@@ -517,5 +562,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V10_PULLED_STATEMENT,
     _V11_STATEMENT_REQUESTS,
     _V12_SALES,
+    _V13_SHIFTS,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

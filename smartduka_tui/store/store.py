@@ -23,6 +23,7 @@ from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.problems import Problems
 from smartduka_tui.store.pull import PulledStatement
 from smartduka_tui.store.sales import Sales
+from smartduka_tui.store.shifts import Shifts
 from smartduka_tui.store.shops import Shops
 from smartduka_tui.store.statement import StatementRequests
 from smartduka_tui.store.tills import Tills
@@ -56,6 +57,7 @@ class Store:
         self.c2b = C2BPayments(db, self.audit)
         self.pull = PulledStatement(db, self.audit)
         self.sales = Sales(db, self.audit)
+        self.shifts = Shifts(db, self.audit)
 
     @classmethod
     async def open(

@@ -16,6 +16,14 @@ from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
+from tests.shifts.conftest import open_test_shift
+
+
+@pytest.fixture(autouse=True)
+async def cash_drawer_shift(shop_till: TillHarness) -> None:
+    """Cash needs an open shift (the shifts work's cash gate): each test has one open."""
+    await open_test_shift(shop_till.store, shop_till.shop_id, shop_till.till_id)
+
 
 PIN = "4827"
 

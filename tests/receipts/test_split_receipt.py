@@ -15,6 +15,7 @@ from smartduka_tui.receipts.from_store import receipt_for_sale
 from smartduka_tui.store import Store, create_keyring
 from tests.manager.conftest import FIXED_SECRETS, SHOP, START, TILL, add_shop
 from tests.receipts.conftest import expected
+from tests.shifts.conftest import open_test_shift
 from tests.support.daraja import PAYLOADS
 
 SPLIT_SALE = "S3001"
@@ -26,6 +27,7 @@ async def test_a_split_sale_prints_every_tender_and_the_stored_bytes(tmp_path: P
     store = await Store.open(tmp_path / "till.db", clock=clock, keyring=keyring)
     try:
         await add_shop(store, FIXED_SECRETS)
+        await open_test_shift(store, SHOP, TILL)  # cash needs an open shift
         desk = SaleDesk(store, SHOP, TILL, clock)
         lines = (("Unga 2kg", 2, 150), ("Sukari 1kg", 1, 150))
         taken = await desk.take_cash(SPLIT_SALE, 450, 500, part=300, lines=lines)

@@ -27,8 +27,15 @@ from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.widgets.big_text import BigText
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
+from tests.shifts.conftest import open_test_shift
 from tests.ui.conftest import SIZE, build_app, wait_for_screen, wait_until
 from tests.ui.test_flows import answer, put, script
+
+
+@pytest.fixture(autouse=True)
+async def cash_drawer_shift(shop_till: TillHarness) -> None:
+    """Cash needs an open shift (the shifts work's cash gate): each test has one open."""
+    await open_test_shift(shop_till.store, shop_till.shop_id, shop_till.till_id)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Manager screens: the place for problem payments, M-Pesa settings, the audit log, history and
-PIN sign-in.
+"""Manager screens: the place for problem payments, M-Pesa settings, the audit log, history,
+shifts and PIN sign-in.
 
 Add a screen here by writing its module in this package (one module per screen with its `.tcss`
 beside it, like `ui/screens/`) and listing a `ScreenCommand` for it in `screen_commands()`. The
@@ -54,6 +54,12 @@ def _direct_payments() -> Screen[Any]:
     from smartduka_tui.ui.manager.direct_payments import DirectPaymentsScreen
 
     return DirectPaymentsScreen()
+
+
+def _shifts() -> Screen[Any]:
+    from smartduka_tui.ui.manager.shifts import ShiftsScreen
+
+    return ShiftsScreen()
 
 
 def behind_pin(
@@ -121,6 +127,14 @@ def screen_commands() -> tuple[ScreenCommand, ...]:
             title="Direct payments",
             help="Direct payments no sale holds, and the last M-Pesa statement pull",
             open=behind_pin(_direct_payments, "the direct payments"),
+            available=has_manager_service,
+            locked=needs_sign_in,
+        ),
+        ScreenCommand(
+            id="manager.shifts",
+            title="Shifts",
+            help="Open the shift with a float, X report, close with the cash counted (Z)",
+            open=behind_pin(_shifts, "the shifts"),
             available=has_manager_service,
             locked=needs_sign_in,
         ),

@@ -389,9 +389,26 @@ class CheckoutScreen(TillScreen):
             self.app.bell()
             return
         self.clear_notice()
+        self._cash_in_a_shift(self.sale_ref, total, owed, self.lines())
+
+    @work(group="cash-gate", exclusive=True, exit_on_error=False)
+    async def _cash_in_a_shift(
+        self, sale_ref: str, total: int, owed: int, lines: tuple[tuple[str, int, int], ...]
+    ) -> None:
+        """The cash screen, once the till has an open shift (the shifts work's cash gate);
+        without one, the checkout says how to open it."""
+        try:
+            refusal = await self.till.call_service(self.till.services.payments.sales.cash_refusal())
+        except Exception as error:
+            self.till.report_unexpected(error, "checking the shift")
+            return
+        if refusal is not None:
+            self.show_notice(refusal, "error")
+            self.app.bell()
+            return
         from smartduka_tui.ui.screens.cash import CashScreen
 
-        self.app.push_screen(CashScreen(self.sale_ref, total, owed, self.lines()))
+        self.app.push_screen(CashScreen(sale_ref, total, owed, lines))
 
     def action_add_item(self) -> None:
         from smartduka_tui.ui.screens.item import ItemScreen

@@ -29,7 +29,9 @@ HOW_A_SALE_GOES = (
     "until it does. 'Stop waiting' leaves the payment to be checked in the background.\n"
     "Split: in the cash screen type less in 'Pay in cash' and take the rest by M-Pesa, or press "
     "F3 on the phone screen to charge part by M-Pesa and take the rest with F10. The sale is "
-    "done when the tenders add up to the total exactly; F4 on a part paid sale tells the manager."
+    "done when the tenders add up to the total exactly; F4 on a part paid sale tells the manager.\n"
+    "Cash needs an open shift (M-Pesa does not): a manager opens it with the float in the drawer "
+    "(F9, Shifts, O) and closes it with the cash counted (C: the Z report, over or short)."
 )
 
 

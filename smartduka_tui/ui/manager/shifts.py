@@ -1,0 +1,349 @@
+"""The till's shift: open it with the float (O), the X report mid-shift (X), close it with the
+cash counted (C: the Z number and the difference), print the report shown (P).
+
+Each action goes to the shift desk (payments/shifts.py) on a worker; what the desk refuses
+(a second open shift, X or close with no open shift, a figure that is not whole shillings) is
+shown in its words and nothing changes. The close counts blind: the dialog does not show what
+the drawer should hold, the Z report does once the count is in. A printer that is missing or
+fails never undoes a close: the notice says so, and P prints it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from smartduka_tui.payments.manager import ManagerError
+from smartduka_tui.payments.shift_report import ShiftReport, render_text
+from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
+from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
+from smartduka_tui.ui.widgets.inputs import till_input
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.ui.app import SmartDukaApp
+
+T = TypeVar("T")
+
+NO_SHIFT = "No open shift. O opens one with the float in the drawer."
+LISTED = 50
+"""Closed shifts listed beside the report (Enter shows one's Z report)."""
+
+
+def list_cells(shift: Shift) -> tuple[str, str, str]:
+    from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+
+    closed = (
+        ""
+        if shift.closed_at is None
+        else shift.closed_at.astimezone(KENYA_TZ).strftime("%d %b %H:%M")
+    )
+    difference = (
+        0
+        if shift.counted_cash is None or shift.expected_cash is None
+        else shift.counted_cash - shift.expected_cash
+    )
+    return (
+        str(shift.z_number),
+        closed,
+        f"{difference:+,}" if difference else "0",
+    )
+
+
+def desk_of(manager: ManagerService) -> ShiftDesk:
+    """The shift desk of the manager's till (its store, shop, till and printer)."""
+    if manager.till_id is None:
+        raise ManagerError("this till has no till id enrolled: shifts are kept per till")
+    return ShiftDesk(manager.store, manager.shop_id, manager.till_id, manager.settings.printer)
+
+
+def sentence(text: str) -> str:
+    """The desk's words (lower case, as the CLI prints them after "error:") as a sentence."""
+    return text[:1].upper() + text[1:]
+
+
+async def refused_as_manager(call: Awaitable[T]) -> T:
+    """The desk's refusals in the manager screens' own terms (shown, nothing changed)."""
+    try:
+        return await call
+    except ShiftError as error:
+        raise ManagerError(sentence(error.message) + ".") from None
+
+
+def status_words(shift: Shift | None) -> str:
+    if shift is None:
+        return NO_SHIFT
+    from smartduka_tui.payments.manager.words import kenya_time
+
+    return (
+        f"Shift open since {kenya_time(shift.opened_at)[11:16]} ({shift.cashier}), float "
+        f"KES {shift.opening_float:,}. X: report so far; C: close with the cash counted."
+    )
+
+
+def closed_words(closed: ClosedShift) -> str:
+    report = closed.report
+    counted = report.counted_cash or 0
+    words = (
+        f"Shift closed: Z {report.z_number}. Expected KES {report.expected_cash:,}, counted "
+        f"KES {counted:,}: {report.difference_words}."
+    )
+    if closed.printed:
+        return words + " Z report printed."
+    return words + f" Not printed: {closed.print_error} (P prints it)."
+
+
+class ShiftsScreen(ManagerScreen):
+    CSS_PATH = "shifts.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "open_shift", "Open", id="shifts.open", tooltip="Open the shift with a float"),
+        Binding("x", "x_report", "X report", id="shifts.x", tooltip="The open shift so far"),
+        Binding(
+            "c", "close_shift", "Close", id="shifts.close", tooltip="Close with the cash counted"
+        ),
+        Binding("p", "print_report", "Print", id="shifts.print", tooltip="Print the report shown"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift: Shift | None = None
+        self.report: ShiftReport | None = None
+
+    @property
+    def desk(self) -> ShiftDesk:
+        return desk_of(self.manager)
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="shifts-body"):
+            yield Label(f"Shift of till {self.till.services.identity.till_id}", id="shifts-title")
+            yield Static("", id="shifts-status")
+            with Horizontal(id="shifts-main"):
+                with VerticalScroll(id="shifts-scroll"):
+                    yield Static("", id="shifts-report")
+                yield DataTable(id="shifts-list", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#shifts-list", DataTable)
+        for label, key, width in (("Z", "z", 4), ("Closed", "closed", 12), ("Diff", "diff", 8)):
+            table.add_column(label, key=key, width=width)
+
+    @property
+    def status_text(self) -> str:
+        return str(self.query_one("#shifts-status", Static).content)
+
+    @property
+    def report_text(self) -> str:
+        return str(self.query_one("#shifts-report", Static).content)
+
+    def on_screen_resume(self) -> None:
+        if self.manager.session.signed_in:
+            self.load()
+
+    def load(self) -> None:
+        desk = self.desk
+
+        async def read() -> tuple[Shift | None, list[Shift]]:
+            return await desk.current(), await desk.recent(LISTED)
+
+        self.call_service(read, self._show_state, "reading the shifts")
+
+    def _show_state(self, state: tuple[Shift | None, list[Shift]]) -> None:
+        current, shifts = state
+        self._show_status(current)
+        table = self.query_one("#shifts-list", DataTable)
+        table.clear()
+        for shift in shifts:
+            if shift.z_number is not None:
+                table.add_row(*list_cells(shift), key=str(shift.z_number))
+
+    def _show_status(self, shift: Shift | None) -> None:
+        self.shift = shift
+        self.query_one("#shifts-status", Static).update(status_words(shift))
+
+    @on(DataTable.RowSelected, "#shifts-list")
+    def _show_z(self, event: DataTable.RowSelected) -> None:
+        if self.busy or event.row_key.value is None:
+            return
+        z_number = int(event.row_key.value)
+        self._run(lambda: self.desk.z_report(z_number), self._show_report, "reading the Z report")
+
+    def _show_report(self, report: ShiftReport) -> None:
+        self.report = report
+        self.query_one("#shifts-report", Static).update(render_text(report).rstrip("\n"))
+        self.query_one("#shifts-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("open_shift", "x_report", "close_shift", "print_report"):
+            return None if self.busy else True
+        return True
+
+    def _run(self, call: Callable[[], Awaitable[T]], done: Callable[[T], None], doing: str) -> None:
+        self.call_service(lambda: refused_as_manager(call()), done, doing)
+
+    def action_open_shift(self) -> None:
+        if self.busy:
+            return
+        if self.shift is not None:
+            # The desk says it in its words (and changes nothing).
+            self._run(
+                lambda: self.desk.open(0, self.shift.cashier if self.shift else "-"),
+                lambda _: None,
+                "opening the shift",
+            )
+            return
+        self.app.push_screen(OpenShiftScreen(self.desk), self._after_open)
+
+    def _after_open(self, shift: Shift | None) -> None:
+        if shift is None:
+            return
+        self._show_status(shift)
+        self.show_notice(
+            f"Shift opened for {shift.cashier} with a float of KES {shift.opening_float:,}.",
+            "information",
+        )
+
+    def action_x_report(self) -> None:
+        if not self.busy:
+            self.clear_notice()
+            self._run(lambda: self.desk.x_report(via="app"), self._show_report, "the X report")
+
+    def action_close_shift(self) -> None:
+        if self.busy:
+            return
+        if self.shift is None:
+            self._run(lambda: self.desk.close(0, via="app"), lambda _: None, "closing the shift")
+            return
+        self.app.push_screen(CloseShiftScreen(self.desk), self._after_close)
+
+    def _after_close(self, closed: ClosedShift | None) -> None:
+        if closed is None:
+            return
+        # The shift's line and the list are read again as this screen resumes.
+        self._show_report(closed.report)
+        self.show_notice(closed_words(closed), "information" if closed.printed else "warning")
+
+    def action_print_report(self) -> None:
+        if self.busy:
+            return
+        report = self.report
+        if report is None:
+            self.show_notice("No report shown: X shows the open shift's.", "error")
+            return
+        self.show_notice(f"Printing the {report.kind.value} report…")
+        self._run(
+            lambda: self.desk.print_report(report, via="app"),
+            lambda _: self.show_notice(f"{report.kind.value} report printed.", "information"),
+            "printing the report",
+        )
+
+
+class _ShiftDialog(ManagerModal[T]):
+    """A figure to type for the shift desk; its refusal shows under the field."""
+
+    class Refused(Message, bubble=False):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, desk: ShiftDesk) -> None:
+        super().__init__()
+        self.desk = desk
+        self.busy = False
+
+    @property
+    def error_text(self) -> str:
+        return str(self.query_one(".shift-error", Static).content)
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.busy = False
+        self.query_one(".shift-error", Static).update(message.text)
+
+    async def attempt(self, call: Awaitable[T], doing: str) -> None:
+        try:
+            result = await cast("SmartDukaApp", self.app).call_service(call)
+        except ShiftError as error:
+            self.post_message(self.Refused(f"{sentence(error.message)}. Nothing was changed."))
+        except Exception as error:
+            cast("SmartDukaApp", self.app).report_unexpected(error, doing)
+            self.post_message(self.Refused("Nothing was changed. Try again."))
+        else:
+            self.dismiss(result)
+
+
+class OpenShiftScreen(_ShiftDialog[Shift]):
+    CSS_PATH = "shifts.tcss"
+
+    def compose(self) -> ComposeResult:
+        blink = cast("SmartDukaApp", self.app).options.cursor_blink
+        with Vertical(classes="shift-dialog"):
+            yield Label("Open the shift", classes="shift-title")
+            yield Static("The float: the cash in the drawer now, in whole shillings.")
+            yield till_input(
+                blink=blink, id="float", max_length=12, placeholder="e.g. 2000", compact=True
+            )
+            yield Static("Who runs the till this shift.")
+            yield till_input(
+                blink=blink, id="cashier", max_length=40, value="Cashier", compact=True
+            )
+            yield Static("", classes="shift-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#float", Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        if not self.busy:
+            self.busy = True
+            self._open(
+                self.query_one("#float", Input).value, self.query_one("#cashier", Input).value
+            )
+
+    @work(group="shift-open", exclusive=True, exit_on_error=False)
+    async def _open(self, float_text: str, cashier: str) -> None:
+        await self.attempt(self.desk.open(float_text, cashier), "opening the shift")
+
+
+class CloseShiftScreen(_ShiftDialog[ClosedShift]):
+    CSS_PATH = "shifts.tcss"
+
+    def compose(self) -> ComposeResult:
+        blink = cast("SmartDukaApp", self.app).options.cursor_blink
+        with Vertical(classes="shift-dialog"):
+            yield Label("Close the shift", classes="shift-title")
+            yield Static(
+                "Count the cash in the drawer (float included) and type it in whole "
+                "shillings. The Z report then shows what it should be and the difference."
+            )
+            yield till_input(
+                blink=blink, id="counted", max_length=12, placeholder="e.g. 2850", compact=True
+            )
+            yield Static("", classes="shift-error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#counted", Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        if not self.busy:
+            self.busy = True
+            self._close(self.query_one("#counted", Input).value)
+
+    @work(group="shift-close", exclusive=True, exit_on_error=False)
+    async def _close(self, counted: str) -> None:
+        await self.attempt(
+            self.desk.close(counted, via="app", print_report=True), "closing the shift"
+        )
+
+
+__all__ = ["CloseShiftScreen", "OpenShiftScreen", "ShiftsScreen", "desk_of"]
