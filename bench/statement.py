@@ -245,12 +245,12 @@ async def bench_pull(args: argparse.Namespace) -> None:
             engine = await PaymentEngine.open(store, settings, clock, gateway, shop)
             try:
                 pull = StatementPull(engine, gateway)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 first = await pull.pull()
-                first_s = time.perf_counter() - started
-                started = time.perf_counter()
+                first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+                started, cpu = time.perf_counter(), time.process_time()
                 again = await pull.pull()
-                again_s = time.perf_counter() - started
+                again_s, again_cpu = time.perf_counter() - started, time.process_time() - cpu
             finally:
                 await gateway.aclose()
                 await store.close()
@@ -259,13 +259,17 @@ async def bench_pull(args: argparse.Namespace) -> None:
         f"Pull of {args.pulled:,} transactions against {args.attempts:,} attempts, in process "
         f"({os.cpu_count()} CPUs, load average {load} at the end; seeding took {seeding:.1f} s)"
     )
+    # CPU time is this process's (till and simulator): on a shared machine it says how much
+    # of the wall time was the pull's own work and how much was waiting for a core.
     print(
-        f"  first pull   {first_s:6.2f} s  {first.rows:,} rows in {first.pages} pages of "
+        f"  first pull   {first_s:6.2f} s ({first_cpu:.2f} s CPU)  {first.rows:,} rows in "
+        f"{first.pages} pages of "
         f"{args.page_size}: {first.new_rows:,} new, {first.receipts_filled:,} receipts filled, "
         f"{first.money_without_sale:,} money without a sale, {first.paid_twice:,} paid twice"
     )
     print(
-        f"  pull again   {again_s:6.2f} s  {again.rows:,} rows: {again.new_rows:,} new, "
+        f"  pull again   {again_s:6.2f} s ({again_cpu:.2f} s CPU)  {again.rows:,} rows: "
+        f"{again.new_rows:,} new, "
         f"{again.problems_found:,} problems (idempotent)"
     )
     print(f"target <= 2 s: {'meets' if first_s <= 2 else 'MISSES'} ({first_s:.2f} s)")
