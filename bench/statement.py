@@ -6,12 +6,14 @@ Run: `.venv/bin/python bench/statement.py [--count N] [--rate R] [--pulled N] [-
 
 **C2B half.**
 The relay is a real process (`python -m callback_relay serve`, SQLite `synchronous=FULL`); the
-till is this process: its real store and relay client long-polling the feed. The benchmark plays
-Safaricom: it POSTs `--count` distinct v2 confirmations (the repo's masked-MSISDN sample, fresh
-TransIDs) to the shortcode's token URL at `--rate` a second. Latency per confirmation = the
-till's `c2b_payments.received_at` minus the relay's `received_at` for that event (both
-millisecond wall-clock stamps on this machine). The checkout's panel re-reads the store on each
-tick of the app's clock (1 s), which comes on top; it is not measured here.
+till is this process: its real store, its relay client long-polling the feed, and the real
+cashier app (headless, 80x24) on the checkout, whose direct-payments panel is wired to the
+feed as `smartduka` wires it (`cli.app.c2b_desk`). The benchmark plays Safaricom: it POSTs
+`--count` distinct v2 confirmations (the repo's masked-MSISDN sample, fresh TransIDs) to the
+shortcode's token URL at `--rate` a second. Two latencies per confirmation, from the relay's
+`received_at` for that event: to the till's `c2b_payments.received_at` (the store), and to the
+moment the checkout's panel first drew it (shown). All are millisecond wall-clock stamps on
+this machine.
 
 **Pull half.** An in-process simulator (ASGI, the till's ManualClock) holds `--pulled` direct
 payments; the till's real SQLite store holds `--attempts` attempts over the last 48 hours
@@ -42,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e import RELAY_ENV, make_till, percentile, relay_cli, server
 
-from smartduka_tui.clock import ManualClock
+from smartduka_tui.cli.app import c2b_desk
+from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
@@ -55,6 +58,10 @@ from smartduka_tui.simulator.engine import SimulatorConfig
 from smartduka_tui.store.records import AttemptFlag, to_ms
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import load_keyring
+from smartduka_tui.ui.app import make_app
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
+from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from tests.support.daraja import PAYLOADS
 
 SHORTCODE = "5501234"
@@ -67,7 +74,10 @@ def confirmation(number: int) -> bytes:
     return json.dumps(body).encode()
 
 
-def latencies(data_dir: Path, relay_db: Path, till_id: str) -> list[float]:
+def latencies(
+    data_dir: Path, relay_db: Path, till_id: str, shown: dict[str, float]
+) -> tuple[list[float], list[float]]:
+    """(relay -> till store, relay -> shown on the checkout) in ms, one per confirmation."""
     with sqlite3.connect(relay_db) as relay:
         received = dict(
             relay.execute(
@@ -79,7 +89,25 @@ def latencies(data_dir: Path, relay_db: Path, till_id: str) -> list[float]:
         kept = dict(till.execute("SELECT trans_id, received_at FROM c2b_payments").fetchall())
     if set(received) != set(kept):
         raise RuntimeError(f"relay has {len(received)} confirmations, the till {len(kept)}")
-    return [float(kept[ref] - received[ref]) for ref in kept]
+    if set(received) != set(shown):
+        raise RuntimeError(f"relay has {len(received)} confirmations, the panel drew {len(shown)}")
+    return (
+        [float(kept[ref] - received[ref]) for ref in kept],
+        [shown[ref] - received[ref] for ref in kept],
+    )
+
+
+def stamp_when_drawn(panel: C2BPanel, shown: dict[str, float]) -> None:
+    """Note, for each TransID, the wall-clock ms when the panel first drew it."""
+    draw = panel._show
+
+    def drawn() -> None:
+        draw()
+        now = time.time() * 1000
+        for record in panel.waiting:
+            shown.setdefault(record.trans_id, now)
+
+    panel._show = drawn  # type: ignore[method-assign]
 
 
 async def bench_c2b(args: argparse.Namespace) -> None:
@@ -98,45 +126,68 @@ async def bench_c2b(args: argparse.Namespace) -> None:
             data_dir = workdir / "till"
             await make_till(data_dir, enrolment, SHORTCODE, ("k" * 24, "s" * 24, "p" * 64))
             settings = Settings(data_dir=data_dir, daraja={"base_url": "http://127.0.0.1:9"})
+            clock = SystemClock()
+            shown: dict[str, float] = {}
             async with (
                 running_engine(settings, run_reconciler=False) as engine,
                 till_link(engine, settings, probe_daraja=False, poll_wait_s=25) as link,
                 httpx.AsyncClient(base_url=relay.url, trust_env=False) as http,
             ):
                 assert link.relay is not None
-                started = time.perf_counter()
-                for number in range(args.count):
-                    wait = started + number / args.rate - time.perf_counter()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    response = await http.post(path, content=confirmation(number))
-                    if response.status_code != 200:
-                        raise RuntimeError(f"relay answered {response.status_code}")
-                deadline = time.monotonic() + 60
-                while len(await engine.store.c2b.recent(engine.shop_id, limit=args.count)) < (
-                    args.count
-                ):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("not every confirmation reached the till in 60 s")
-                    await asyncio.sleep(0.05)
-                sent_s = time.perf_counter() - started
-            values = latencies(data_dir, relay_db, enrolment["till_id"])
+                services = AppServices(
+                    payments=engine,
+                    clock=clock,
+                    identity=TillIdentity(engine.shop_id, engine.till_id, "Bench C2B"),
+                    connection=link.connection,
+                    c2b=c2b_desk(engine, settings, clock, link),
+                )
+                app = make_app(settings, services, options=UiOptions(cursor_blink=False))
+                async with app.run_test(size=(80, 24)) as pilot:
+                    while not isinstance(app.screen, CheckoutScreen):
+                        await pilot.pause(0.05)
+                    stamp_when_drawn(app.screen.query_one(C2BPanel), shown)
+                    sent_s = await offer(args, http, path, shown)
+            store_ms, shown_ms = latencies(data_dir, relay_db, enrolment["till_id"], shown)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
-        f"C2B confirmation at the relay to the till's store, loopback ({os.cpu_count()} CPUs, "
+        f"C2B confirmation at the relay to the till, loopback ({os.cpu_count()} CPUs, "
         f"load average {load} at the end)"
     )
     print(
-        f"  confirmations kept    {len(values)} of {args.count}, offered at {args.rate:.0f}/s "
-        f"(all kept after {sent_s:.1f} s)"
+        f"  confirmations kept    {len(store_ms)} of {args.count}, offered at {args.rate:.0f}/s "
+        f"(all shown after {sent_s:.1f} s)"
     )
-    print(
-        f"  relay -> till store   p50 {percentile(values, 0.50):6.1f} ms   "
-        f"p90 {percentile(values, 0.90):6.1f} ms   p99 {percentile(values, 0.99):6.1f} ms   "
-        f"max {max(values):6.1f} ms"
-    )
-    p99 = percentile(values, 0.99)
-    print(f"target p99 <= 100 ms: {'meets' if p99 <= 100 else 'MISSES'} ({p99:.1f} ms)")
+    for label, values in (("relay -> till store", store_ms), ("relay -> shown     ", shown_ms)):
+        print(
+            f"  {label}   p50 {percentile(values, 0.50):6.1f} ms   "
+            f"p90 {percentile(values, 0.90):6.1f} ms   p99 {percentile(values, 0.99):6.1f} ms   "
+            f"max {max(values):6.1f} ms"
+        )
+    p99 = percentile(shown_ms, 0.99)
+    print(f"target p99 <= 100 ms (shown): {'meets' if p99 <= 100 else 'MISSES'} ({p99:.1f} ms)")
+
+
+async def offer(
+    args: argparse.Namespace,
+    http: httpx.AsyncClient,
+    path: str,
+    shown: dict[str, float],
+) -> float:
+    """POST the confirmations at the rate asked; seconds until the panel had drawn them all."""
+    started = time.perf_counter()
+    for number in range(args.count):
+        wait = started + number / args.rate - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        response = await http.post(path, content=confirmation(number))
+        if response.status_code != 200:
+            raise RuntimeError(f"relay answered {response.status_code}")
+    deadline = time.monotonic() + 60
+    while len(shown) < args.count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("not every confirmation reached the checkout in 60 s")
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - started
 
 
 def seed_attempts(
@@ -245,12 +296,12 @@ async def bench_pull(args: argparse.Namespace) -> None:
             engine = await PaymentEngine.open(store, settings, clock, gateway, shop)
             try:
                 pull = StatementPull(engine, gateway)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 first = await pull.pull()
-                first_s = time.perf_counter() - started
-                started = time.perf_counter()
+                first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+                started, cpu = time.perf_counter(), time.process_time()
                 again = await pull.pull()
-                again_s = time.perf_counter() - started
+                again_s, again_cpu = time.perf_counter() - started, time.process_time() - cpu
             finally:
                 await gateway.aclose()
                 await store.close()
@@ -259,13 +310,17 @@ async def bench_pull(args: argparse.Namespace) -> None:
         f"Pull of {args.pulled:,} transactions against {args.attempts:,} attempts, in process "
         f"({os.cpu_count()} CPUs, load average {load} at the end; seeding took {seeding:.1f} s)"
     )
+    # CPU time is this process's (till and simulator): on a shared machine it says how much
+    # of the wall time was the pull's own work and how much was waiting for a core.
     print(
-        f"  first pull   {first_s:6.2f} s  {first.rows:,} rows in {first.pages} pages of "
+        f"  first pull   {first_s:6.2f} s ({first_cpu:.2f} s CPU)  {first.rows:,} rows in "
+        f"{first.pages} pages of "
         f"{args.page_size}: {first.new_rows:,} new, {first.receipts_filled:,} receipts filled, "
         f"{first.money_without_sale:,} money without a sale, {first.paid_twice:,} paid twice"
     )
     print(
-        f"  pull again   {again_s:6.2f} s  {again.rows:,} rows: {again.new_rows:,} new, "
+        f"  pull again   {again_s:6.2f} s ({again_cpu:.2f} s CPU)  {again.rows:,} rows: "
+        f"{again.new_rows:,} new, "
         f"{again.problems_found:,} problems (idempotent)"
     )
     print(f"target <= 2 s: {'meets' if first_s <= 2 else 'MISSES'} ({first_s:.2f} s)")

@@ -189,7 +189,7 @@ def c2b_desk(
     from smartduka_tui.connectivity import ObservedGateway
     from smartduka_tui.payments.c2b import C2BDesk
     from smartduka_tui.payments.gateway import DirectGateway
-    from smartduka_tui.relay_client import c2b_claimer
+    from smartduka_tui.relay_client import EventOutcome, HandledEvent, c2b_claimer
 
     if link.relay is None:
         return None
@@ -202,7 +202,15 @@ def c2b_desk(
     make_qr = (
         partial(gateway.sale_qr, engine.shop.name) if isinstance(gateway, DirectGateway) else None
     )
-    return C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim, make_qr=make_qr)
+    desk = C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim, make_qr=make_qr)
+
+    def stored(handled: HandledEvent) -> None:
+        # The checkout's panel shows a direct payment as soon as the feed has stored it.
+        if handled.event.kind == "c2b" and handled.outcome is EventOutcome.APPLIED:
+            desk.arrived()
+
+    link.relay.on_event(stored)
+    return desk
 
 
 @asynccontextmanager

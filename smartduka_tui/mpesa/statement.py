@@ -475,9 +475,21 @@ def _pull_amount(value: object) -> object:
     return value
 
 
+# Safaricom's own layout (PULL_DATE_FORMAT), read without strptime: a pull of ten thousand
+# rows spent most of its parsing there.
+_PULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
+
+
 def _pull_date(value: object) -> object:
     if isinstance(value, str):
         text = value.strip()
+        plain = _PULL_DATE.fullmatch(text)
+        if plain is not None:
+            try:
+                year, month, day, hour, minute, second = map(int, plain.groups())
+                return datetime(year, month, day, hour, minute, second, tzinfo=KENYA_TZ)
+            except ValueError:
+                raise ValueError("a date and time") from None
         for layout in (PULL_DATE_FORMAT, "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
             try:
                 parsed = datetime.strptime(text, layout)

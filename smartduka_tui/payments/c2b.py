@@ -3,11 +3,16 @@ the one a sale most likely is (same amount, near in time, alone), and attaching 
 
 The relay arbitrates: a payment is attached to one sale only, shop-wide, so an attach first
 claims it at the relay and only a granted claim is written here (with its audit entry).
+
+Whoever keeps confirmations (the relay client's feed) tells the desk with `arrived()`, and the
+desk tells its listeners (the checkout's panel) at once, so a payment shows on the checkout as
+soon as it is stored, not at the next tick of the app's clock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +27,8 @@ from smartduka_tui.payments.sales import owed_for_direct, record_direct_payment
 from smartduka_tui.store.c2b import C2BAttachError, C2BRecord
 from smartduka_tui.store.errors import NotFoundError
 from smartduka_tui.store.store import Store
+
+log = logging.getLogger(__name__)
 
 # A customer who paid the till directly tells the cashier at once; ten minutes is generous.
 SUGGEST_WINDOW = timedelta(minutes=10)
@@ -87,6 +94,21 @@ class C2BDesk:
         self._till_id = till_id
         self._clock = clock
         self._claim = claim
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_arrival(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` whenever a direct payment has been stored here; returns a function
+        that unsubscribes. Listeners are called in the event loop: they post, never block."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def arrived(self) -> None:
+        """A direct payment was just stored (the feed calls this after committing it)."""
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("a direct payments listener failed")
 
     async def unattached(self, limit: int = 50) -> list[C2BRecord]:
         return await self._store.c2b.recent(self._shop_id, unattached_only=True, limit=limit)

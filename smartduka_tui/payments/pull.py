@@ -37,7 +37,8 @@ from smartduka_tui.mpesa.statement import PullTransaction
 from smartduka_tui.payments.gateway import DirectGateway, GatewayError
 from smartduka_tui.payments.inputs import account_reference
 from smartduka_tui.payments.machine import Cause, Evidence
-from smartduka_tui.store.pull import MatchedBy, PulledRow, PullStatus, ReceiptlessAttempt
+from smartduka_tui.store.pull import PulledRow, PullStatus, ReceiptlessAttempt
+from smartduka_tui.store.records import to_ms
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine
@@ -266,36 +267,39 @@ class StatementPull:
     ) -> PullReport:
         pull = self.store.pull
         known = await pull.known(self.shop_id, rows)
-        for receipt, before in known.items():
+        for receipt, (amount, paid_at) in known.items():
             now = rows[receipt]
-            if (before.amount, before.paid_at) != (now.amount, now.paid_at):
+            if (amount, paid_at) != (now.amount, to_ms(now.paid_at)):
                 raise PullFailed(
-                    f"{receipt} was pulled before as KES {before.amount:,} and is now KES "
+                    f"{receipt} was pulled before as KES {amount:,} and is now KES "
                     f"{now.amount:,}; nothing was taken from this pull"
                 )
         fresh = [row for receipt, row in rows.items() if receipt not in known]
         async with self.store.write() as tx:
             new_rows = await pull.add(tx, self.shop_id, self.shortcode, fresh)
-        examine = await pull.unmatched(self.shop_id, start - CLOCK_SKEW)
-        matcher = _Matcher(self, examine)
+        since = start - CLOCK_SKEW
+        # Rows an attempt or a C2B row holds by receipt are matched in SQL below; only the
+        # rest are matched here, by amount, reference, time and phone.
+        matcher = _Matcher(self, await pull.unknown(self.shop_id, since))
         await matcher.run()
         # Every sale a pulled receipt pays, not only those matched now: a direct payment
         # attached after an earlier pull can make a sale paid twice.
-        sales = set(matcher.sales)
-        sales.update((await pull.attempt_receipts(self.shop_id, rows)).values())
-        sales.update(s for s in (await pull.c2b_receipts(self.shop_id, rows)).values() if s)
-        paid_twice = await self._paid_twice(sales)
+        paid_twice = await self._paid_twice({*rows, *matcher.receipts})
+        findings = [*matcher.findings, *paid_twice]
         async with self.store.write() as tx:
-            await pull.set_matches(tx, self.shop_id, matcher.matches)
-            for finding, detail in [*matcher.findings, *paid_twice]:
-                problem = await self.store.problems.record(
-                    tx,
-                    self.shop_id,
-                    ProblemKind.SUSPICIOUS_PATTERN,
-                    detail,
-                    till_id=self.engine.till_id,
-                )
-                await pull.add_finding(tx, self.shop_id, finding, problem.id)
+            await pull.match_known(tx, self.shop_id, since)
+            problem_ids = await self.store.problems.record_many(
+                tx,
+                self.shop_id,
+                ProblemKind.SUSPICIOUS_PATTERN,
+                [detail for _, detail in findings],
+                till_id=self.engine.till_id,
+            )
+            await pull.add_findings(
+                tx,
+                self.shop_id,
+                [(f, n) for (f, _), n in zip(findings, problem_ids, strict=True)],
+            )
             report = PullReport(
                 shortcode=self.shortcode,
                 start=start,
@@ -320,12 +324,12 @@ class StatementPull:
             )
         return report
 
-    async def _paid_twice(self, sales: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    async def _paid_twice(self, receipts: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """Sales two receipts pay, not yet reported (by a pull, or by the engine's flag)."""
         candidates = [
             money
-            for money in await self.store.pull.money_for_sales(self.shop_id, sales)
-            if len(money.receipts) >= 2 and not money.flagged_duplicate
+            for money in await self.store.pull.paid_twice(self.shop_id, receipts)
+            if not money.flagged_duplicate
         ]
         reported = await self.store.pull.reported(
             self.shop_id, (f"twice:{m.sale_ref}" for m in candidates)
@@ -346,34 +350,21 @@ class StatementPull:
 
 
 class _Matcher:
-    """One pull's matching of the rows nothing here knew yet."""
+    """One pull's matching of the rows nothing here knows, even by receipt: each gets the
+    one receipt-less attempt it fits, or becomes "money without a sale"."""
 
     def __init__(self, pull: StatementPull, rows: list[PulledRow]) -> None:
         self.pull = pull
         self.rows = rows
-        self.matches: list[tuple[str, MatchedBy, str | None]] = []
         self.findings: list[tuple[str, dict[str, Any]]] = []
-        self.sales: set[str] = set()
+        # The receipts this matching gave to an attempt (their sales may be paid twice).
+        self.receipts: set[str] = set()
         self.filled = 0
 
     async def run(self) -> None:
         if not self.rows:
             return
-        pull, shop_id = self.pull.store.pull, self.pull.shop_id
-        receipts = [row.transaction_id for row in self.rows]
-        by_attempt = await pull.attempt_receipts(shop_id, receipts)
-        by_c2b = await pull.c2b_receipts(shop_id, receipts)
-        leftovers = []
-        for row in self.rows:
-            receipt = row.transaction_id
-            if receipt in by_attempt:
-                self._matched(receipt, MatchedBy.ATTEMPT, by_attempt[receipt])
-            elif receipt in by_c2b:
-                self._matched(receipt, MatchedBy.C2B, by_c2b[receipt])
-            else:
-                leftovers.append(row)
-        if not leftovers:
-            return
+        pull, shop_id, leftovers = self.pull.store.pull, self.pull.shop_id, self.rows
         expiry = timedelta(seconds=self.pull.engine.settings.timings.attempt_expiry_s)
         pool = await pull.attempts_without_receipt(
             shop_id,
@@ -410,18 +401,13 @@ class _Matcher:
         """Paid attempts without a receipt get theirs, in one transaction."""
         if not found:
             return
-        rows = {candidate.id: row for row, candidate in found}
         filled = await self.pull.engine.fill_receipts(
             [(c.id, c.attempt_ref, row.transaction_id, _detail(row)) for row, c in found]
         )
         for attempt in filled:
             self.filled += 1
-            self._matched(rows[attempt.id].transaction_id, MatchedBy.ATTEMPT, attempt.sale_ref)
-
-    def _matched(self, receipt: str, by: MatchedBy, sale_ref: str | None) -> None:
-        self.matches.append((receipt, by, sale_ref))
-        if sale_ref is not None:
-            self.sales.add(sale_ref)
+            if attempt.receipt_number is not None:
+                self.receipts.add(attempt.receipt_number)
 
     async def _settle(self, row: PulledRow, candidate: ReceiptlessAttempt) -> None:
         """The one fitting attempt that is not paid here: STATEMENT_MATCHED through the engine
@@ -441,7 +427,7 @@ class _Matcher:
             )
         if verdict.attempt.state is S.COMPLETED:
             self.filled += 1
-            self._matched(row.transaction_id, MatchedBy.ATTEMPT, current.sale_ref)
+            self.receipts.add(row.transaction_id)
 
     @staticmethod
     def _money(row: PulledRow, fits: int) -> dict[str, Any]:

@@ -1003,32 +1003,28 @@ class PaymentEngine:
         Transactions): (attempt id, attempt ref, receipt, audit detail) each, all in one
         transaction, holding their locks. Those that are no longer such attempts are left as
         they are; returns the ones filled."""
-        filled: list[Attempt] = []
         async with contextlib.AsyncExitStack() as held:
             for ref in sorted({attempt_ref for _, attempt_ref, _, _ in found}):
                 await held.enter_async_context(self.lock_for(ref))
             async with self.store.write() as tx:
-                for attempt_id, _, receipt, detail in found:
-                    current = await self.store.attempts.get(self.shop_id, attempt_id, tx=tx)
-                    if (
-                        current is None
-                        or current.state is not AttemptState.COMPLETED
-                        or current.receipt_number
-                    ):
-                        continue
-                    result = await self.store.attempts.transition(
-                        tx,
-                        self.shop_id,
-                        current.id,
-                        {AttemptState.COMPLETED},
-                        AttemptState.COMPLETED,
-                        Actor.SYSTEM,
-                        clear_flags=AttemptFlag.RECEIPT_PENDING,
-                        detail={**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
-                        receipt_number=receipt,
+                filled = await self.store.attempts.fill_receipts(
+                    tx,
+                    self.shop_id,
+                    [
+                        (
+                            attempt_id,
+                            receipt,
+                            {**detail, "evidence": Evidence.STATEMENT_MATCHED.value},
+                        )
+                        for attempt_id, _, receipt, detail in found
+                    ],
+                )
+                # A sale paid by these attempts shows the receipt on its tender too.
+                receipts = {attempt_id: receipt for attempt_id, _, receipt, _ in found}
+                for attempt in filled:
+                    await self.store.sales.fill_receipt(
+                        tx, self.shop_id, attempt.id, receipts[attempt.id]
                     )
-                    await self.store.sales.fill_receipt(tx, self.shop_id, current.id, receipt)
-                    filled.append(result.attempt)
         for attempt in filled:
             await self._notify(attempt)
         return filled

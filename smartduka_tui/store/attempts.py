@@ -6,13 +6,14 @@ change and its record commit together or not at all. Every query names the shop.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, AuditAction, ConfirmingClaim
-from smartduka_tui.store.audit import AuditLog
+from smartduka_tui.store.audit import AuditDraft, AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import (
     AttemptInputError,
@@ -354,6 +355,64 @@ class Attempts:
             },
         )
         return TransitionResult(applied=True, attempt=updated)
+
+    async def fill_receipts(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        found: Sequence[tuple[int, str, Mapping[str, Any]]],
+        cause: Actor = Actor.SYSTEM,
+    ) -> list[Attempt]:
+        """Paid attempts without a receipt get one: (attempt id, receipt, audit detail) each,
+        in one UPDATE and one batch of audit entries (what `transition` COMPLETED ->
+        COMPLETED with `receipt_number` and RECEIPT_PENDING cleared writes for each). An
+        attempt that is no longer paid and receipt-less is left as it is; returns those
+        filled, in the order given."""
+        if not found:
+            return []
+        now = tx.now_ms()
+        rows = await tx.fetchall(
+            "WITH m(id, receipt) AS MATERIALIZED"
+            " (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+            " UPDATE attempts SET receipt_number = m.receipt, updated_at = ?,"
+            " flags = flags & ~?, completed_at = coalesce(completed_at, ?) FROM m"
+            " WHERE attempts.shop_id = ? AND attempts.id = m.id AND attempts.state = 'COMPLETED'"
+            " AND attempts.receipt_number IS NULL RETURNING *",
+            (
+                json.dumps([[attempt_id, receipt] for attempt_id, receipt, _ in found]),
+                now,
+                int(AttemptFlag.RECEIPT_PENDING),
+                now,
+                shop_id,
+            ),
+        )
+        by_id = {row["id"]: attempt_from_row(row) for row in rows}
+        filled = []
+        for attempt_id, receipt, detail in found:
+            attempt = by_id.pop(attempt_id, None)
+            if attempt is not None and attempt.receipt_number == receipt:
+                filled.append((attempt, receipt, detail))
+        await self._audit.append_many(
+            tx,
+            [
+                AuditDraft(
+                    actor=cause,
+                    action=AuditAction.ATTEMPT_UPDATED,
+                    shop_id=shop_id,
+                    attempt_id=attempt.id,
+                    detail={
+                        "from": AttemptState.COMPLETED.value,
+                        "to": AttemptState.COMPLETED.value,
+                        "fields": {"receipt_number": receipt},
+                        "flags_added": [],
+                        "flags_cleared": [AttemptFlag.RECEIPT_PENDING.name],
+                        **detail,
+                    },
+                )
+                for attempt, receipt, detail in filled
+            ],
+        )
+        return [attempt for attempt, _, _ in filled]
 
     async def add_flags(
         self,

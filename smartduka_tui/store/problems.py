@@ -7,14 +7,14 @@ Details are JSON written by our code; never put a secret or a full callback path
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from smartduka_tui.model import PROBLEM_FLAGS, PROBLEM_STATES, Actor, AuditAction, ProblemKind
 from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row
-from smartduka_tui.store.audit import AuditLog, canonical_json
+from smartduka_tui.store.audit import AuditDraft, AuditLog, canonical_json
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import AttemptInputError, NotFoundError
 from smartduka_tui.store.records import (
@@ -173,6 +173,51 @@ class Problems:
         if problem is None:
             raise RuntimeError("the problem just written is not there")
         return problem
+
+    async def record_many(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        kind: ProblemKind,
+        details: Sequence[Mapping[str, Any]],
+        *,
+        till_id: str | None = None,
+        actor: Actor = Actor.SYSTEM,
+    ) -> list[int]:
+        """`record` for many problems of one kind at once (a pull's findings): one INSERT and
+        one batch of audit entries. Returns the new problems' ids, in the order given."""
+        if not details:
+            return []
+        kind = ProblemKind(kind)
+        last = await tx.fetchone("SELECT coalesce(max(id), 0) AS last FROM problems")
+        first = 1 + (0 if last is None else int(last["last"]))
+        ids = list(range(first, first + len(details)))
+        await tx.execute(
+            "INSERT INTO problems (id, shop_id, till_id, kind, detail, created_at)"
+            " SELECT value ->> 0, ?, ?, ?, value ->> 1, ? FROM json_each(?) ORDER BY key",
+            (
+                shop_id,
+                till_id,
+                kind.value,
+                tx.now_ms(),
+                json.dumps(
+                    [[n, canonical_json(dict(d))] for n, d in zip(ids, details, strict=True)]
+                ),
+            ),
+        )
+        await self._audit.append_many(
+            tx,
+            [
+                AuditDraft(
+                    actor=actor,
+                    action=AuditAction.PROBLEM_RECORDED,
+                    shop_id=shop_id,
+                    detail={"problem_id": n, "kind": kind.value},
+                )
+                for n in ids
+            ],
+        )
+        return ids
 
     async def get(
         self, shop_id: str, problem_id: int, *, tx: WriteTx | None = None

@@ -3,8 +3,10 @@ shop, so pulling the same 48 hours again adds nothing), the last pull per shortc
 findings already reported. Each change is written with its audit entry in the caller's
 transaction.
 
-Lists of receipts travel to SQLite as one JSON array (`json_each`), so matching ten thousand
-pulled rows costs a handful of statements, not ten thousand.
+Lists of receipts travel to SQLite as one JSON array (`json_each`), and matching by receipt
+is set-based (UPDATE ... FROM through the receipt indexes), so matching ten thousand pulled
+rows costs a handful of statements, not ten thousand; only the rows nothing knows by receipt
+are read back as Python objects.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from smartduka_tui.model import Actor, AttemptFlag, AuditAction
 from smartduka_tui.store.audit import AuditLog
-from smartduka_tui.store.db import Database, Reader, WriteTx
+from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
 
 
@@ -129,14 +131,15 @@ class PulledStatement:
 
     # ------------------------------------------------------------------ pulled rows
 
-    async def known(self, shop_id: str, receipts: Iterable[str]) -> dict[str, PulledRow]:
-        """The rows already pulled among `receipts`, by receipt."""
+    async def known(self, shop_id: str, receipts: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Receipt -> (amount, paid_at in epoch ms) of the rows already pulled among
+        `receipts` (tuples: a repeated pull reads ten thousand of them)."""
         rows = await self._db.fetchall(
-            "SELECT * FROM pulled_transactions WHERE shop_id = ?"
+            "SELECT transaction_id, amount, paid_at FROM pulled_transactions WHERE shop_id = ?"
             " AND transaction_id IN (SELECT value FROM json_each(?))",
             (shop_id, _ids(receipts)),
         )
-        return {row["transaction_id"]: _to_row(row) for row in rows}
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     async def add(
         self, tx: WriteTx, shop_id: str, shortcode: str, rows: Sequence[PulledRow]
@@ -177,27 +180,41 @@ class PulledStatement:
             )
         return len(inserted)
 
-    async def set_matches(
-        self, tx: WriteTx, shop_id: str, matches: Sequence[tuple[str, MatchedBy, str | None]]
-    ) -> None:
-        """Note what knows each (receipt, matched by, sale) pulled row."""
-        if not matches:
-            return
-        # MATERIALIZED: otherwise SQLite scans the JSON once per row of the shop (quadratic).
-        await tx.execute(
-            "WITH m(receipt, matched, sale_ref) AS MATERIALIZED"
-            " (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))"
-            " UPDATE pulled_transactions SET matched = m.matched, sale_ref = m.sale_ref FROM m"
-            " WHERE pulled_transactions.shop_id = ? AND pulled_transactions.transaction_id"
-            " = m.receipt",
-            (json.dumps([[r, str(by), sale] for r, by, sale in matches]), shop_id),
-        )
+    async def match_known(self, tx: WriteTx, shop_id: str, since: datetime) -> int:
+        """Rows paid since `since` that nothing here knew yet and that an attempt (first) or
+        a C2B row of the shop now holds by receipt get `matched` and the sale: two set-based
+        UPDATEs through the receipt indexes, however many rows. How many were matched."""
+        # MATERIALIZED: the unmatched rows once, then one index probe each.
+        matched = 0
+        for table, key, kind in (
+            ("attempts", "receipt_number", MatchedBy.ATTEMPT),
+            ("c2b_payments", "trans_id", MatchedBy.C2B),
+        ):
+            rows = await tx.fetchall(
+                "WITH m(receipt, sale_ref) AS MATERIALIZED"  # noqa: S608 - names are ours
+                f" (SELECT k.{key}, k.sale_ref FROM pulled_transactions p JOIN {table} k"
+                f" ON k.shop_id = p.shop_id AND k.{key} = p.transaction_id"
+                " WHERE p.shop_id = ? AND p.matched IS NULL AND p.paid_at >= ?)"
+                " UPDATE pulled_transactions SET matched = ?, sale_ref = m.sale_ref FROM m"
+                " WHERE pulled_transactions.shop_id = ?"
+                " AND pulled_transactions.transaction_id = m.receipt"
+                " AND pulled_transactions.matched IS NULL RETURNING transaction_id",
+                (shop_id, to_ms(since), kind.value, shop_id),
+            )
+            matched += len(rows)
+        return matched
 
-    async def unmatched(self, shop_id: str, since: datetime) -> list[PulledRow]:
-        """Rows pulled earlier that nothing here knew yet, paid since `since`, oldest first."""
+    async def unknown(self, shop_id: str, since: datetime) -> list[PulledRow]:
+        """Rows paid since `since` that nothing here knows, even by receipt (no attempt holds
+        it, no C2B row is it), oldest first: the only rows a pull matches in Python."""
         rows = await self._db.fetchall(
-            "SELECT * FROM pulled_transactions WHERE shop_id = ? AND matched IS NULL"
-            " AND paid_at >= ? ORDER BY paid_at, transaction_id",
+            "SELECT p.* FROM pulled_transactions p WHERE p.shop_id = ? AND p.matched IS NULL"
+            " AND p.paid_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.shop_id = p.shop_id"
+            " AND a.receipt_number = p.transaction_id)"
+            " AND NOT EXISTS (SELECT 1 FROM c2b_payments c WHERE c.shop_id = p.shop_id"
+            " AND c.trans_id = p.transaction_id)"
+            " ORDER BY p.paid_at, p.transaction_id",
             (shop_id, to_ms(since)),
         )
         return [_to_row(row) for row in rows]
@@ -208,30 +225,7 @@ class PulledStatement:
         )
         return 0 if row is None else int(row["n"])
 
-    # ------------------------------------------------------------------ what knows a receipt
-
-    async def attempt_receipts(
-        self, shop_id: str, receipts: Iterable[str], *, tx: Reader | None = None
-    ) -> dict[str, str]:
-        """Receipt -> sale of the attempts here that hold one of `receipts`."""
-        rows = await (tx or self._db).fetchall(
-            "SELECT receipt_number, sale_ref FROM attempts WHERE shop_id = ?"
-            " AND receipt_number IS NOT NULL"
-            " AND receipt_number IN (SELECT value FROM json_each(?))",
-            (shop_id, _ids(receipts)),
-        )
-        return {row["receipt_number"]: row["sale_ref"] for row in rows}
-
-    async def c2b_receipts(
-        self, shop_id: str, receipts: Iterable[str], *, tx: Reader | None = None
-    ) -> dict[str, str | None]:
-        """TransID -> attached sale (None: unattached) of the C2B rows among `receipts`."""
-        rows = await (tx or self._db).fetchall(
-            "SELECT trans_id, sale_ref FROM c2b_payments WHERE shop_id = ?"
-            " AND trans_id IN (SELECT value FROM json_each(?))",
-            (shop_id, _ids(receipts)),
-        )
-        return {row["trans_id"]: row["sale_ref"] for row in rows}
+    # ------------------------------------------------------------------ matching
 
     async def attempts_without_receipt(
         self, shop_id: str, since: datetime, until: datetime
@@ -258,27 +252,39 @@ class PulledStatement:
             for row in rows
         ]
 
-    async def money_for_sales(self, shop_id: str, sale_refs: Iterable[str]) -> list[SaleMoney]:
-        """For each of `sale_refs`, the receipts that pay it here (paid attempts with a
-        receipt, and C2B rows attached to it)."""
-        refs = _ids(sale_refs)
+    async def paid_twice(self, shop_id: str, receipts: Iterable[str]) -> list[SaleMoney]:
+        """The sales that `receipts` pay here (an attempt holding one, or a C2B row attached)
+        and that two or more receipts pay (paid attempts with a receipt, and C2B rows
+        attached), with whether the engine already flagged a duplicate payment: one query,
+        so only the few sales paid twice come back to Python."""
         rows = await self._db.fetchall(
-            "SELECT sale_ref, receipt_number AS receipt, flags FROM attempts"
-            " WHERE shop_id = ? AND state = 'COMPLETED' AND receipt_number IS NOT NULL"
-            " AND sale_ref IN (SELECT value FROM json_each(?))"
-            " UNION ALL SELECT sale_ref, trans_id AS receipt, 0 AS flags FROM c2b_payments"
-            " WHERE shop_id = ? AND sale_ref IN (SELECT value FROM json_each(?))",
-            (shop_id, refs, shop_id, refs),
+            "WITH r(receipt) AS MATERIALIZED (SELECT value FROM json_each(?)),"
+            " s(sale_ref) AS MATERIALIZED ("
+            " SELECT a.sale_ref FROM r JOIN attempts a"
+            " ON a.shop_id = ? AND a.receipt_number = r.receipt"
+            " UNION SELECT c.sale_ref FROM r JOIN c2b_payments c"
+            " ON c.shop_id = ? AND c.trans_id = r.receipt WHERE c.sale_ref IS NOT NULL),"
+            " money(sale_ref, receipt, flags) AS ("
+            " SELECT a.sale_ref, a.receipt_number, a.flags FROM s JOIN attempts a"
+            " ON a.shop_id = ? AND a.sale_ref = s.sale_ref"
+            " WHERE a.state = 'COMPLETED' AND a.receipt_number IS NOT NULL"
+            " UNION ALL SELECT c.sale_ref, c.trans_id, 0 FROM s JOIN c2b_payments c"
+            " ON c.shop_id = ? AND c.sale_ref = s.sale_ref)"
+            " SELECT sale_ref, json_group_array(DISTINCT receipt) AS receipts,"
+            " max(flags & ?) AS flagged FROM money GROUP BY sale_ref"
+            " HAVING count(DISTINCT receipt) >= 2 ORDER BY sale_ref",
+            (
+                _ids(receipts),
+                shop_id,
+                shop_id,
+                shop_id,
+                shop_id,
+                int(AttemptFlag.DUPLICATE_PAYMENT),
+            ),
         )
-        receipts: dict[str, set[str]] = {}
-        flagged: set[str] = set()
-        for row in rows:
-            receipts.setdefault(row["sale_ref"], set()).add(row["receipt"])
-            if row["flags"] & AttemptFlag.DUPLICATE_PAYMENT:
-                flagged.add(row["sale_ref"])
         return [
-            SaleMoney(sale, frozenset(found), sale in flagged)
-            for sale, found in sorted(receipts.items())
+            SaleMoney(row["sale_ref"], frozenset(json.loads(row["receipts"])), bool(row["flagged"]))
+            for row in rows
         ]
 
     # ------------------------------------------------------------------ findings
@@ -292,10 +298,16 @@ class PulledStatement:
         )
         return {row["finding"] for row in rows}
 
-    async def add_finding(self, tx: WriteTx, shop_id: str, finding: str, problem_id: int) -> None:
+    async def add_findings(
+        self, tx: WriteTx, shop_id: str, findings: Sequence[tuple[str, int]]
+    ) -> None:
+        """Note (finding, problem id) pairs as reported, in one statement."""
+        if not findings:
+            return
         await tx.execute(
-            "INSERT INTO pull_findings (shop_id, finding, problem_id) VALUES (?, ?, ?)",
-            (shop_id, finding, problem_id),
+            "INSERT INTO pull_findings (shop_id, finding, problem_id)"
+            " SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)",
+            (shop_id, json.dumps([list(pair) for pair in findings])),
         )
 
     # ------------------------------------------------------------------ last-pull status

@@ -18,7 +18,7 @@ import pytest
 
 from callback_relay import cli as relay_cli
 from smartduka_tui.cli.app import c2b_desk
-from smartduka_tui.clock import SystemClock
+from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.model import ProblemKind
 from smartduka_tui.payments.c2b import C2BDesk
 from smartduka_tui.payments.service import PaymentEngine
@@ -340,6 +340,39 @@ async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
             )
             assert await engine.sale_ref_in_use(sale_ref)
             assert not await engine.sale_ref_in_use(checkout.sale_ref)
+
+
+async def test_the_panel_shows_a_payment_when_the_feed_stores_it_not_at_the_next_tick(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """The app's clock is stopped here, so its tick never re-reads the store: the payment
+    can reach the checkout only because the feed tells the panel it stored one."""
+    first, _, _ = await registered_till_pair(tmp_path, relay, sim)
+    clock = SystemClock()
+    stopped = ManualClock()
+    async with (
+        first.engine() as engine,
+        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
+    ):
+        services = AppServices(
+            payments=engine,
+            clock=stopped,
+            identity=TillIdentity(engine.shop_id, engine.till_id, "C2B Duka", "OWN"),
+            connection=link.connection,
+            c2b=c2b_desk(engine, engine.settings, stopped, link),
+        )
+        app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))
+        async with app.run_test(size=SIZE) as pilot:
+            checkout = await wait_for_screen(pilot, CheckoutScreen)
+            panel = checkout.query_one(C2BPanel)
+            await wait_until(pilot, lambda: "none waiting" in str(panel.content), "the panel")
+            paid = await sim.pay_till(first.shortcode or "", unique_phone(), 410, first_name="AL")
+            await wait_until(pilot, lambda: bool(panel.waiting), "the payment on the checkout")
+            assert paid.trans_id in str(panel.content)
+            assert stopped.sleepers >= 1  # the tick is still parked on the stopped clock
+            second = await sim.pay_till(first.shortcode or "", unique_phone(), 411)
+            await wait_until(pilot, lambda: len(panel.waiting) == 2, "the second payment")
+            assert second.trans_id in str(panel.content)
 
 
 async def test_the_sales_qr_is_shown_and_its_payment_is_attached_to_the_sale(

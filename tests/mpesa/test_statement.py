@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.qr import QrImageError, qr_modules, qr_to_half_blocks
 from smartduka_tui.mpesa.requests import InvalidRequestError
 from smartduka_tui.mpesa.security import SecurityCredentialError, security_credential
@@ -442,6 +443,36 @@ def test_pull_page_shapes() -> None:
         parse_pull_page(b'{"ResponseCode": "500"}')
     with pytest.raises(StatementParseError, match="transactionId"):
         parse_pull_page(json.dumps({"ResponseCode": "1000", "Response": [[{"amount": 1}]]}))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26 10:45:01", datetime(2026, 11, 26, 10, 45, 1, tzinfo=KENYA_TZ)),
+        (" 2026-02-28 23:59:59 ", datetime(2026, 2, 28, 23, 59, 59, tzinfo=KENYA_TZ)),
+        ("2026-1-5 7:05:09", datetime(2026, 1, 5, 7, 5, 9, tzinfo=KENYA_TZ)),
+        ("2026-11-26T10:45:01+0300", datetime(2026, 11, 26, 7, 45, 1, tzinfo=UTC)),
+        ("2026-11-26T07:45:01.250+0000", datetime(2026, 11, 26, 7, 45, 1, 250000, tzinfo=UTC)),
+    ],
+)
+def test_pull_dates_read_as_kenya_time_unless_they_say_their_zone(
+    text: str, expected: datetime
+) -> None:
+    """Safaricom's own layout takes the fast path; its looser and ISO forms still read."""
+    row = {"transactionId": "TKQ9ZZ1A2B", "trxDate": text, "amount": "1"}
+    [parsed] = parse_pull_page(
+        json.dumps({"ResponseCode": "1000", "Response": [[row]]})
+    ).transactions
+    assert parsed.trx_date == expected and parsed.trx_date.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-02-30 10:00:00", "2026-11-26 24:00:00", "2026-11-26", "26/11/2026 10:45:01"]
+)
+def test_a_pull_date_that_is_no_time_refuses_the_page(text: str) -> None:
+    row = {"transactionId": "TKQ9ZZ1A2B", "trxDate": text, "amount": "1"}
+    with pytest.raises(StatementParseError, match="trxDate"):
+        parse_pull_page(json.dumps({"ResponseCode": "1000", "Response": [[row]]}))
 
 
 # --- QR ------------------------------------------------------------------------------------

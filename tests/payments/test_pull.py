@@ -151,6 +151,50 @@ async def test_a_query_paid_attempt_gets_its_receipt_from_the_pull(
     assert (newest.detail["evidence"], newest.detail["source"]) == ("statement_matched", "pull")
 
 
+async def test_a_pull_writes_its_fills_and_findings_in_batches_one_audit_entry_each(
+    pull_till: TillHarness,
+) -> None:
+    """Receipts filled and problems recorded in one batch each: every attempt and problem
+    has its own entry, in the chain as `transition` and `record` write them, and the chain
+    still verifies (the batch continues it, entry by entry)."""
+    h = pull_till
+    attempts = [await paid_without_callback(h, f"B{n}", 140 + n) for n in range(3)]
+    strangers = [await h.sim.pay_till(h.shortcode, unique_phone(), 700 + n) for n in range(3)]
+    before = (await h.store.audit.entries(h.shop_id, limit=1))[0].id
+    report = await pull_of(h).pull()
+    assert (report.receipts_filled, report.money_without_sale) == (3, 3)
+    truth = {t.receipt for t in await h.sim.transactions(shortcode=h.shortcode)}
+    for attempt_id in attempts:
+        after = await h.store.attempts.get(h.shop_id, int(attempt_id))
+        assert after is not None and after.receipt_number in truth
+        assert not after.flags & AttemptFlag.RECEIPT_PENDING
+        [filled] = [
+            e
+            for e in await h.store.audit.entries(h.shop_id, attempt_id=int(attempt_id))
+            if e.id > before
+        ]
+        assert filled.action == "attempt.updated"
+        assert {k: filled.detail[k] for k in ("from", "to", "fields", "flags_cleared")} == {
+            "from": "COMPLETED",
+            "to": "COMPLETED",
+            "fields": {"receipt_number": after.receipt_number},
+            "flags_cleared": ["RECEIPT_PENDING"],
+        }
+    problems = await h.store.problems.list(h.shop_id)
+    assert sorted(p.detail["receipt"] for p in problems) == sorted(s.trans_id for s in strangers)
+    recorded = [
+        e.detail["problem_id"]
+        for e in await h.store.audit.entries(h.shop_id, limit=100)
+        if e.id > before and e.action == "problem.recorded"
+    ]
+    assert sorted(recorded) == sorted(p.id for p in problems)
+    chain = await h.store.audit.verify_chain()
+    assert chain.intact, chain.reason
+    # Each finding once: the same 48 hours again record nothing new.
+    assert (await pull_of(h).pull()).problems_found == 0
+    assert len(await h.store.problems.list(h.shop_id)) == 3
+
+
 async def test_an_expired_attempt_the_statement_shows_paid_completes_late(
     pull_till: TillHarness,
 ) -> None:

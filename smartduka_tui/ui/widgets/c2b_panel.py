@@ -2,11 +2,13 @@
 
 Two lines at most, so the checkout still fits 80x24: the newest unattached payment (the one F6
 would attach, marked when its amount and time fit the sale alone) and how many more wait. It
-re-reads the store on every tick of the app's clock; the feed keeps the store current.
+re-reads the store as soon as the desk says a payment arrived (the feed stored it), and on
+every tick of the app's clock (the suggestion's time window moves on).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -43,15 +45,37 @@ class C2BPanel(Static):
     class Reloaded(Message):
         """The panel read the store again (the suggestion may have changed)."""
 
+    class Arrived(Message):
+        """The desk says a direct payment was stored: read the store again."""
+
     def __init__(self, desk: C2BDesk) -> None:
         super().__init__("", id="c2b-panel")
         self.desk = desk
         self.waiting: list[C2BRecord] = []
         self.suggested: C2BRecord | None = None
         self.sale_amount: int | None = None
+        self._arrival_posted = False
+        self._unsubscribe: Callable[[], None] | None = None
 
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._clock_moved, init=False)
+        self._unsubscribe = self.desk.on_arrival(self._arrived)
+        self.reload()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _arrived(self) -> None:
+        # Called by the feed, outside the message loop: post once per burst, never reload here.
+        if not self._arrival_posted:
+            self._arrival_posted = True
+            self.post_message(self.Arrived())
+
+    def on_c2bpanel_arrived(self, message: C2BPanel.Arrived) -> None:
+        message.stop()
+        self._arrival_posted = False
         self.reload()
 
     def _clock_moved(self, _now: object) -> None:
