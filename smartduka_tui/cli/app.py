@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,14 +79,13 @@ def run_app(args: argparse.Namespace) -> int:
 
 async def paint_then_open(config_file: str | None) -> int:
     """Run the app, and open the till behind it once its checkout has painted."""
-    load_modules(("smartduka_tui.ui.app",))  # with the collector paused, as for the rest
-    from smartduka_tui.ui.app import make_app
+    with collector_paused():
+        load_modules(("smartduka_tui.ui.app",))
+        from smartduka_tui.ui.app import make_app
 
-    app = make_app()
-    running = asyncio.create_task(app.run_async())
-    painted = asyncio.create_task(app.painted.wait())
-    await asyncio.wait((running, painted), return_when=asyncio.FIRST_COMPLETED)
-    painted.cancel()
+        app = make_app()
+        running = asyncio.create_task(app.run_async())
+        await until_painted(app, running)
     if running.done():
         running.result()
         return app.return_code or 0
@@ -101,6 +101,29 @@ async def paint_then_open(config_file: str | None) -> int:
         await asyncio.gather(running, return_exceptions=True)
         raise
     return app.return_code or 0
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off until the first frame: the app's first screen builds many
+    objects that live as long as it does, and the collector scanned them again and again
+    while it mounted (about 30 collections). What was built is then frozen out of later
+    collections, as `load_modules` does for imports."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+async def until_painted(app: SmartDukaApp, running: asyncio.Task[Any]) -> None:
+    """Wait until `app`'s checkout has painted, or the app has stopped (whichever first)."""
+    painted = asyncio.create_task(app.painted.wait())
+    await asyncio.wait((running, painted), return_when=asyncio.FIRST_COMPLETED)
+    painted.cancel()
 
 
 async def open_and_run(settings: Settings) -> int:

@@ -66,11 +66,14 @@ FIELD_KEYS = frozenset(
 ) - {"enter"}
 HERE = Path(__file__).parent
 FIRST_STYLESHEETS = (HERE / "app.tcss", HERE / "screens" / "checkout.tcss")
-LATER_STYLESHEETS = tuple(
-    path
-    for path in sorted((*(HERE / "screens").glob("*.tcss"), *(HERE / "manager").glob("*.tcss")))
-    if path not in FIRST_STYLESHEETS
-)
+
+
+def later_stylesheets() -> list[Path]:
+    """Every other screen's stylesheet (found when the till opens, not at import: the listing
+    is no part of the first paint)."""
+    found = (*(HERE / "screens").glob("*.tcss"), *(HERE / "manager").glob("*.tcss"))
+    return sorted(path for path in found if path not in FIRST_STYLESHEETS)
+
 
 THEME = Theme(
     name="smartduka",
@@ -255,14 +258,11 @@ class SmartDukaApp(App[int]):
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    async def on_mount(self) -> None:
-        # Pushed rather than returned from get_default_screen: Textual loads a screen's own
-        # CSS_PATH only for screens it pushes or switches to.
-        await self.push_screen(self.checkout)
-        if self.is_open:
-            self._serve_till()
-            self._read_later_stylesheets()
-        self.call_after_refresh(self.painted.set)
+    def get_default_screen(self) -> Screen[Any]:
+        # The checkout is the first screen itself, not pushed over Textual's blank default
+        # one: that screen cost a compose, a layout and a screen switch before the first paint.
+        # Its stylesheet is the app's (FIRST_STYLESHEETS), so it is styled as a pushed one.
+        return self.checkout
 
     @on(TillOpened)
     async def _till_opened(self, message: TillOpened) -> None:
@@ -300,7 +300,7 @@ class SmartDukaApp(App[int]):
     def _read_later_stylesheets(self) -> None:
         """Every other screen's stylesheet, read and applied in one go (as Textual reads a
         pushed screen's own), so that no screen restyles the app when it first shows."""
-        for path in LATER_STYLESHEETS:
+        for path in later_stylesheets():
             if not self.stylesheet.has_source(str(path), ""):
                 self.stylesheet.read(path)
         self.stylesheet.reparse()
@@ -318,10 +318,27 @@ class SmartDukaApp(App[int]):
         if self.printer is not None:
             self.printer.start()
 
-    def on_ready(self) -> None:
+    async def on_ready(self) -> None:
+        # Textual says Ready once the first screen (the checkout) is mounted and laid out.
         self._up = True
         if self._exit_when_ready is not None:
             self.exit(return_code=self._exit_when_ready)
+            return
+        if self.is_open:
+            self._serve_till()
+            self._read_later_stylesheets()
+        await self._take_early_keys()
+        self.call_after_refresh(self.painted.set)
+
+    async def _take_early_keys(self) -> None:
+        """Keys the terminal sent before the checkout had mounted were held (there was no field
+        to take them): the ones its field takes go to it now, the rest stay held for the till.
+        Handled here, inside this handler, so that they come before any key still queued."""
+        held, self._held_keys = self._held_keys, []
+        for key in held:
+            again = events.Key(key.key, key.character)
+            if not self._holds(again):
+                await super().on_event(again)
 
     def stop(self, return_code: int) -> None:
         """End as the cashier quitting would (a signal's handler calls this). Before the first

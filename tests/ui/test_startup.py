@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import Input, Label
 
 from smartduka_tui.config import PrinterKind, PrinterSettings
@@ -49,6 +50,26 @@ async def test_keys_typed_while_the_till_opens_are_all_counted(shop_till: TillHa
         phone = await wait_for_screen(pilot, PhoneScreen)
         assert (phone.sale_ref, phone.amount) == (todays_first_sale(shop_till), 150)
         assert "Test Duka" in str(checkout.query_one("#status-shop", Label).content)
+
+
+async def test_keys_typed_before_the_first_paint_are_all_counted(shop_till: TillHarness) -> None:
+    """The terminal takes keys from the moment the app starts, before the checkout (the first
+    screen) has mounted or painted: as the driver does, they are posted to the app before it
+    runs. The digits land in the total, the Enter waits for the till."""
+    app = make_app(options=UiOptions(cursor_blink=False))
+    for key, character in (("4", "4"), ("2", "2"), ("enter", "\r")):
+        app.post_message(events.Key(key, character))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.painted.wait()
+        checkout = app.screen
+        assert isinstance(checkout, CheckoutScreen) and not app.is_open
+        await wait_until(pilot, lambda: checkout.total_text == "42", "the digits in the total")
+        assert checkout.sale_ref == ""
+        assert app.screen is checkout  # the Enter waits for the till
+
+        app.open_till(shop_till.settings, services_for(shop_till))
+        phone = await wait_for_screen(pilot, PhoneScreen)
+        assert (phone.sale_ref, phone.amount) == (todays_first_sale(shop_till), 42)
 
 
 async def test_the_till_screens_wait_for_the_till(shop_till: TillHarness) -> None:
