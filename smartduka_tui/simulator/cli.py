@@ -327,64 +327,59 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     return found
 
 
-def _log(args: argparse.Namespace) -> int:
+def _listing(
+    args: argparse.Namespace, fetch: Callable[[Any], Awaitable[list[Any]]], line: Callable[..., str]
+) -> int:
+    """Print what `fetch` lists: as JSON with --json, else one `line` an item."""
+
     async def action(sim: Any) -> int:
-        entries = await sim.requests(**_filters(args))
+        found = await fetch(sim)
         if args.json:
-            _print_json([e.model_dump(mode="json") for e in entries])
-            return 0
-        for e in entries:
-            print(
-                f"{e.seq:>6} {e.received_at:%H:%M:%S} {e.method:<6} {e.path} -> "
-                f"{e.status if e.status is not None else '...'} {e.error_code or ''}".rstrip()
-                + "".join(
-                    f" {name}={value}"
-                    for name, value in (
-                        ("phone", e.phone),
-                        ("shortcode", e.shortcode),
-                        ("checkout", e.checkout_request_id),
-                    )
-                    if value
-                )
-            )
+            _print_json([item.model_dump(mode="json") for item in found])
+        else:
+            for item in found:
+                print(line(item))
         return 0
 
     return _run_control(args, action)
+
+
+def _request_line(e: Any) -> str:
+    correlation = {"phone": e.phone, "shortcode": e.shortcode, "checkout": e.checkout_request_id}
+    return (
+        f"{e.seq:>6} {e.received_at:%H:%M:%S} {e.method:<6} {e.path} -> "
+        f"{e.status if e.status is not None else '...'} {e.error_code or ''}".rstrip()
+        + "".join(f" {name}={value}" for name, value in correlation.items() if value)
+    )
+
+
+def _callback_line(d: Any) -> str:
+    outcome = f"HTTP {d.status}" if d.status is not None else f"failed: {d.error}"
+    return (
+        f"{d.seq:>6} {d.attempted_at:%H:%M:%S} {d.checkout_request_id} "
+        f"copy {d.copy_number} ResultCode {d.result_code} -> {d.url}: {outcome}"
+    )
+
+
+def _transaction_line(t: Any) -> str:
+    result = "" if t.result_code is None else f" ResultCode {t.result_code}"
+    receipt = f" receipt {t.receipt}" if t.receipt else ""
+    return (
+        f"{t.checkout_request_id} {t.shortcode} {t.phone} KES {t.amount} "
+        f"{t.state.value}{result}{receipt}"
+    )
+
+
+def _log(args: argparse.Namespace) -> int:
+    return _listing(args, lambda sim: sim.requests(**_filters(args)), _request_line)
 
 
 def _callbacks(args: argparse.Namespace) -> int:
-    async def action(sim: Any) -> int:
-        deliveries = await sim.callbacks(**_filters(args))
-        if args.json:
-            _print_json([d.model_dump(mode="json") for d in deliveries])
-            return 0
-        for d in deliveries:
-            outcome = f"HTTP {d.status}" if d.status is not None else f"failed: {d.error}"
-            print(
-                f"{d.seq:>6} {d.attempted_at:%H:%M:%S} {d.checkout_request_id} "
-                f"copy {d.copy_number} ResultCode {d.result_code} -> {d.url}: {outcome}"
-            )
-        return 0
-
-    return _run_control(args, action)
+    return _listing(args, lambda sim: sim.callbacks(**_filters(args)), _callback_line)
 
 
 def _transactions(args: argparse.Namespace) -> int:
-    async def action(sim: Any) -> int:
-        found = await sim.transactions(**_filters(args))
-        if args.json:
-            _print_json([t.model_dump(mode="json") for t in found])
-            return 0
-        for t in found:
-            result = "" if t.result_code is None else f" ResultCode {t.result_code}"
-            receipt = f" receipt {t.receipt}" if t.receipt else ""
-            print(
-                f"{t.checkout_request_id} {t.shortcode} {t.phone} KES {t.amount} "
-                f"{t.state.value}{result}{receipt}"
-            )
-        return 0
-
-    return _run_control(args, action)
+    return _listing(args, lambda sim: sim.transactions(**_filters(args)), _transaction_line)
 
 
 def _resolve(args: argparse.Namespace) -> int:
@@ -412,18 +407,13 @@ def _pay_till(args: argparse.Namespace) -> int:
     return _run_control(args, action)
 
 
-def _notices(args: argparse.Namespace) -> int:
-    async def action(sim: Any) -> int:
-        found = await sim.notices(shortcode=args.shortcode)
-        if args.json:
-            _print_json([n.model_dump(mode="json") for n in found])
-            return 0
-        for n in found:
-            outcome = n.status if n.status is not None else n.error
-            print(f"{n.seq:>6} {n.kind.value:<26} {n.shortcode} {n.reference} -> {outcome}")
-        return 0
+def _notice_line(n: Any) -> str:
+    outcome = n.status if n.status is not None else n.error
+    return f"{n.seq:>6} {n.kind.value:<26} {n.shortcode} {n.reference} -> {outcome}"
 
-    return _run_control(args, action)
+
+def _notices(args: argparse.Namespace) -> int:
+    return _listing(args, lambda sim: sim.notices(shortcode=args.shortcode), _notice_line)
 
 
 def _register(args: argparse.Namespace) -> int:

@@ -82,6 +82,18 @@ async def test_scenario_advance_and_log(
     assert code == 0, err
     assert len(out.splitlines()) == 2 and "ResultCode 1032" in out and "HTTP 200" in out
 
+    code, out, err = await sim("transactions", "--checkout", checkout_id, "--url", url)
+    assert code == 0, err
+    [line] = out.splitlines()
+    assert line.startswith(checkout_id) and line.endswith("ResultCode 1032")
+    code, out, err = await sim("log", "--phone", phone, "--json", "--url", url)
+    assert code == 0, err
+    [entry] = json.loads(out)
+    assert (entry["path"], entry["checkout_request_id"]) == (
+        "/mpesa/stkpush/v1/processrequest",
+        checkout_id,
+    )
+
 
 async def test_cli_refusals_are_plain_messages(
     sim: CliRunner, simulator: ServerProcess, control: SimulatorControl
