@@ -399,6 +399,17 @@ _V11_STATEMENT_REQUESTS = Migration(
     ),
 )
 
+# Number 14: 12 and 13 are taken by work merged beside this one.
+_V14_C2B_REVERSED = Migration(
+    14,
+    "Direct payments M-Pesa reversed: when its result said code 0",
+    (
+        # Set only with a Reversal result of code 0 for this receipt and amount, in the
+        # transaction that lands the result (never on acceptance of the request).
+        "ALTER TABLE c2b_payments ADD COLUMN reversed_at INTEGER",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_SHOPS_VAULT_TILLS,
     _V2_ATTEMPTS_AUDIT,
@@ -411,5 +422,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V9_C2B_PAYMENTS,
     _V10_PULLED_STATEMENT,
     _V11_STATEMENT_REQUESTS,
+    _V14_C2B_REVERSED,
 )
 LATEST_VERSION = MIGRATIONS[-1].version
