@@ -214,6 +214,7 @@ class AuditAction(StrEnum):
     # Direct (C2B) payments.
     C2B_RECEIVED = "c2b.received"
     C2B_ATTACHED = "c2b.attached"
+    C2B_REVERSED = "c2b.reversed"
 
     # Pull Transactions (the M-Pesa statement).
     PULL_ROWS_ADDED = "pull.rows_added"

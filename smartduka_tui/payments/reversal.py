@@ -2,10 +2,15 @@
 
 The rules (StatementService.reverse): manager only (the faces ask for the PIN first) with a
 note of 2 to 100 characters that goes to M-Pesa as the Remarks and into the audit entry; only a
-receipt a paid attempt of this shop holds; never one already reversed or with a reversal still
-waiting. The attempt is marked REVERSED only when M-Pesa's result says code 0, in the same
-transaction that lands the result with its audit entry; acceptance of the request is not a
-reversal. A result that arrives after the wait still applies.
+receipt a paid attempt of this shop holds, or a direct payment (C2B) this till received; never
+one already reversed or with a reversal still waiting. The payment is marked REVERSED only when
+M-Pesa's result says code 0, in the same transaction that lands the result with its audit
+entry; acceptance of the request is not a reversal. A result that arrives after the wait still
+applies.
+
+The manager reaches it from three places, all through the same service: V on a paid payment's
+detail, V on a direct payment no sale holds, and V on a "paid twice" problem, which reverses
+the sale's second payment (the later one; the first keeps paying the sale).
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ class ReversalVerdict:
     refusal: ReversalRefusal | None = None
     sale_ref: str | None = None
     amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalTarget:
+    """The payment a V would reverse, as the manager's dialog names it before asking."""
+
+    receipt: str
+    amount: int
+    what: str
+    """What it paid, in words: "sale 0042", "direct payment, no sale", "the second payment
+    of sale 0042"."""
 
 
 class Reversals(Protocol):

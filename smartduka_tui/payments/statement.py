@@ -180,6 +180,18 @@ def _credit_number(result: AsyncResult) -> str | None:
     return None if found is None else found.group(1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reversible:
+    """A payment a reversal may give back: a paid attempt's, or a direct payment (C2B)."""
+
+    amount: int
+    sale_ref: str | None
+    reversed: bool
+    words: str
+    """What it paid, in words: "sale 0042", "direct payment, no sale"."""
+    attempt: Attempt | None = None
+
+
 class StatementService:
     """Transaction Status for one till's engine. `accept_result` is the relay feed's sink."""
 
@@ -225,12 +237,13 @@ class StatementService:
         return True
 
     async def _mark_reversed(self, tx: WriteTx, request: StatementRequest) -> None:
-        """Flag the reversed attempt when the result is code 0 for this receipt and amount."""
+        """Flag the reversed attempt (or mark the reversed direct payment) when the result is
+        code 0 for this receipt and amount."""
         try:
             result = parse_async_result(request.result_body or "")
         except StatementParseError:
             return
-        if reversal_outcome(result) is not ReversalOutcome.REVERSED or request.attempt_id is None:
+        if reversal_outcome(result) is not ReversalOutcome.REVERSED:
             return
         original = result.text("OriginalTransactionID")
         amount = result.amount()
@@ -238,6 +251,12 @@ class StatementService:
             amount is not None and amount != Decimal(request.amount or 0)
         ):
             log.warning("a reversal result names another payment; nothing was marked")
+            return
+        reason = f"M-Pesa reversed receipt {request.receipt} (request {request.id})"
+        if request.attempt_id is None:
+            await self.engine.store.c2b.mark_reversed(
+                tx, self.engine.shop_id, request.receipt, reason=reason
+            )
             return
         attempt = await self.engine.store.attempts.get(
             self.engine.shop_id, request.attempt_id, tx=tx
@@ -250,7 +269,7 @@ class StatementService:
             attempt.id,
             AttemptFlag.REVERSED,
             Actor.SYSTEM,
-            reason=f"M-Pesa reversed receipt {request.receipt} (request {request.id})",
+            reason=reason,
         )
 
     # ------------------------------------------------------------------ reversal
@@ -281,24 +300,19 @@ class StatementService:
                 f"The note goes to M-Pesa, so it {error.message}. Nothing was sent.",
                 receipt,
             )
-        paid = [
-            a
-            for a in await engine.store.attempts.by_receipt(engine.shop_id, receipt)
-            if a.state is AttemptState.COMPLETED
-        ]
-        if not paid:
+        payment = await self._reversible(receipt)
+        if payment is None:
             return reversal_refused(
                 ReversalRefusal.NOT_OURS,
-                f"No sale of this shop was paid with receipt {receipt}: only a payment the "
-                "till took can be reversed here. Nothing was sent.",
+                f"No sale of this shop was paid with receipt {receipt}, and no direct payment "
+                "to it has that receipt: only a payment the till took can be reversed here. "
+                "Nothing was sent.",
                 receipt,
             )
-        attempt = paid[0]
-        if AttemptFlag.REVERSED in attempt.flags:
+        if payment.reversed:
             return reversal_refused(
                 ReversalRefusal.ALREADY_REVERSED,
-                f"Receipt {receipt} (sale {attempt.sale_ref}) is already reversed. Nothing "
-                "was sent.",
+                f"Receipt {receipt} ({payment.words}) is already reversed. Nothing was sent.",
                 receipt,
             )
         waiting = await engine.store.statement.waiting_reversal(engine.shop_id, receipt)
@@ -318,7 +332,7 @@ class StatementService:
             wire = build_reversal(
                 shortcode=initiator.shortcode,
                 receipt=receipt,
-                amount=attempt.amount,
+                amount=payment.amount,
                 initiator=initiator.name.reveal(),
                 password=SecretStr(initiator.password.reveal()),
                 certificate=certificate,
@@ -332,35 +346,64 @@ class StatementService:
         sent = await self._send(
             RequestKind.REVERSAL,
             receipt,
-            attempt,
-            attempt.sale_ref,
+            payment.attempt,
+            payment.sale_ref,
             build,
             actor=Actor.MANAGER,
             note=remarks,
+            amount=payment.amount,
         )
         if isinstance(sent, NotSent):
             return _reversal_not_sent(sent, receipt, engine.settings.timings)
-        return await self._reversal_judged(sent, receipt, attempt)
+        return await self._reversal_judged(sent, receipt, payment)
+
+    async def _reversible(self, receipt: str) -> _Reversible | None:
+        """The payment of this shop behind `receipt`: a paid attempt holding it, else a
+        direct payment (C2B) with that TransID; None when neither."""
+        engine = self.engine
+        paid = [
+            a
+            for a in await engine.store.attempts.by_receipt(engine.shop_id, receipt)
+            if a.state is AttemptState.COMPLETED
+        ]
+        if paid:
+            attempt = paid[0]
+            return _Reversible(
+                attempt.amount,
+                attempt.sale_ref,
+                AttemptFlag.REVERSED in attempt.flags,
+                f"sale {attempt.sale_ref}",
+                attempt,
+            )
+        direct = await engine.store.c2b.get(engine.shop_id, receipt)
+        if direct is None:
+            return None
+        words = (
+            f"direct payment for sale {direct.sale_ref}"
+            if direct.sale_ref
+            else "direct payment, no sale"
+        )
+        return _Reversible(direct.amount, direct.sale_ref, direct.reversed, words)
 
     async def _reversal_judged(
-        self, request: StatementRequest, receipt: str, attempt: Attempt
+        self, request: StatementRequest, receipt: str, payment: _Reversible
     ) -> ReversalVerdict:
-        sale = f"sale {attempt.sale_ref}"
+        sale = payment.words
         if request.state is RequestState.TIMED_OUT:
             return reversal_refused(
                 ReversalRefusal.TIMEOUT,
                 "M-Pesa's queue timed out on the reversal: nothing was reversed. Try again.",
                 receipt,
             )
-        now = await self.engine.store.attempts.get(self.engine.shop_id, attempt.id)
-        if now is not None and AttemptFlag.REVERSED in now.flags:
+        now = await self._reversible(receipt)
+        if now is not None and now.reversed:
             return ReversalVerdict(
                 True,
-                f"Reversed: KES {attempt.amount:,} of receipt {receipt} ({sale}) went back to "
+                f"Reversed: KES {payment.amount:,} of receipt {receipt} ({sale}) went back to "
                 "the customer.",
                 receipt=receipt,
-                sale_ref=attempt.sale_ref,
-                amount=attempt.amount,
+                sale_ref=payment.sale_ref,
+                amount=payment.amount,
             )
         try:
             result = parse_async_result(request.result_body or "")
@@ -378,7 +421,7 @@ class StatementService:
                 "reversed: check the shop's M-Pesa statement.",
                 receipt,
             )
-        return reversal_result_words(result, receipt, attempt.amount)
+        return reversal_result_words(result, receipt, payment.amount)
 
     # ------------------------------------------------------------------ verify a receipt
 
@@ -491,6 +534,7 @@ class StatementService:
         *,
         actor: Actor,
         note: str | None = None,
+        amount: int | None = None,
     ) -> StatementRequest | NotSent:
         """Write the request (with its audit entry), send it with URLs signed for this till and
         this request, and wait for its result on the engine's clock: the landed request, or
@@ -536,7 +580,7 @@ class StatementService:
                 receipt=receipt,
                 sale_ref=sale_ref,
                 attempt_id=None if target is None else target.id,
-                amount=None if target is None else target.amount,
+                amount=amount if target is None else target.amount,
                 actor=actor,
                 note=note,
             )

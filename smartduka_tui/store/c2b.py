@@ -34,10 +34,16 @@ class C2BRecord:
     sale_ref: str | None
     attached_till: str | None
     attached_at: datetime | None
+    reversed_at: datetime | None = None
+    """When M-Pesa's Reversal result (code 0) said the money went back to the customer."""
 
     @property
     def attached(self) -> bool:
         return self.sale_ref is not None
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversed_at is not None
 
 
 def _to_record(row: Any) -> C2BRecord:
@@ -55,6 +61,7 @@ def _to_record(row: Any) -> C2BRecord:
         sale_ref=row["sale_ref"],
         attached_till=row["attached_till"],
         attached_at=opt_from_ms(row["attached_at"]),
+        reversed_at=opt_from_ms(row["reversed_at"]),
     )
 
 
@@ -118,10 +125,11 @@ class C2BPayments:
     async def recent(
         self, shop_id: str, *, unattached_only: bool = False, limit: int = 50
     ) -> list[C2BRecord]:
-        """A shop's C2B payments, newest first."""
+        """A shop's C2B payments, newest first (`unattached_only`: those no sale holds and
+        M-Pesa has not reversed, the ones a cashier may still attach)."""
         sql = "SELECT * FROM c2b_payments WHERE shop_id = ?"
         if unattached_only:
-            sql += " AND sale_ref IS NULL"
+            sql += " AND sale_ref IS NULL AND reversed_at IS NULL"
         sql += " ORDER BY paid_at DESC, trans_id DESC LIMIT ?"
         rows = await self._db.fetchall(sql, (shop_id, limit))
         return [_to_record(row) for row in rows]
@@ -165,6 +173,10 @@ class C2BPayments:
             raise C2BAttachError(
                 "trans_id", f"{trans_id} is already attached to sale {current.sale_ref}"
             )
+        if current.reversed:
+            raise C2BAttachError(
+                "trans_id", f"{trans_id} was reversed: M-Pesa gave the money back to the customer"
+            )
         await tx.execute(
             "UPDATE c2b_payments SET sale_ref = ?, attached_till = ?, attached_at = ?"
             " WHERE shop_id = ? AND trans_id = ? AND sale_ref IS NULL",
@@ -181,3 +193,24 @@ class C2BPayments:
         if attached is None:
             raise RuntimeError("the C2B payment just attached is not there")
         return attached
+
+    async def mark_reversed(
+        self, tx: WriteTx, shop_id: str, trans_id: str, *, reason: str
+    ) -> C2BRecord | None:
+        """M-Pesa's Reversal result said code 0 for this payment: note it (once) with its
+        audit entry. None when there is no such payment or it was already marked."""
+        marked = await tx.fetchall(
+            "UPDATE c2b_payments SET reversed_at = ? WHERE shop_id = ? AND trans_id = ?"
+            " AND reversed_at IS NULL RETURNING trans_id",
+            (tx.now_ms(), shop_id, trans_id),
+        )
+        if not marked:
+            return None
+        await self._audit.append(
+            tx,
+            actor=Actor.SYSTEM,
+            action=AuditAction.C2B_REVERSED,
+            shop_id=shop_id,
+            detail={"trans_id": trans_id, "reason": reason},
+        )
+        return await self.get(shop_id, trans_id, tx=tx)

@@ -546,6 +546,14 @@ _V13_SHIFTS = Migration(
         CREATE TRIGGER shifts_never_deleted BEFORE DELETE ON shifts
         BEGIN SELECT RAISE(ABORT, 'a shift is never deleted'); END
         """,
+# Number 14: 12 and 13 are taken by work merged beside this one.
+_V14_C2B_REVERSED = Migration(
+    14,
+    "Direct payments M-Pesa reversed: when its result said code 0",
+    (
+        # Set only with a Reversal result of code 0 for this receipt and amount, in the
+        # transaction that lands the result (never on acceptance of the request).
+        "ALTER TABLE c2b_payments ADD COLUMN reversed_at INTEGER",
     ),
 )
 
@@ -563,5 +571,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V11_STATEMENT_REQUESTS,
     _V12_SALES,
     _V13_SHIFTS,
+    _V14_C2B_REVERSED,
 )
 LATEST_VERSION = MIGRATIONS[-1].version

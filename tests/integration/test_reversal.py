@@ -6,16 +6,21 @@ words and for changing no money state."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from smartduka_tui.model import AttemptFlag
+from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
+from smartduka_tui.payments.c2b import receive
+from smartduka_tui.payments.manager import ActionRefused, ManagerService
 from smartduka_tui.payments.reversal import ReversalRefusal, ReversalVerdict
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.pin import ManagerPin
@@ -221,8 +226,9 @@ async def test_bad_input_is_refused_and_nothing_is_sent(
             refused(
                 await c.service.reverse(unknown, NOTE),
                 ReversalRefusal.NOT_OURS,
-                f"No sale of this shop was paid with receipt {unknown}: only a payment the "
-                "till took can be reversed here. Nothing was sent.",
+                f"No sale of this shop was paid with receipt {unknown}, and no direct payment "
+                "to it has that receipt: only a payment the till took can be reversed here. "
+                "Nothing was sent.",
             )
         assert requests(c) == sent and c.money_state() == before
 
@@ -356,3 +362,210 @@ async def test_a_lost_result_blocks_asking_again_only_for_a_while(
             "here: check the shop's M-Pesa statement.",
         )
         assert c.money_state() == before
+
+
+# ------------------------------------------------------- direct payments and sales paid twice
+
+
+async def direct_payment(c: Counter, sim: SimulatorControl, amount: int) -> str:
+    """A customer pays the till directly at the simulator; the confirmation is kept as the
+    relay's feed keeps it (`payments.c2b.receive`). Its TransID."""
+    paid = await sim.pay_till(c.shortcode, unique_phone(), amount)
+    body = {
+        "TransactionType": "Pay Bill",
+        "TransID": paid.trans_id,
+        "TransTime": (await sim.clock()).kenya_time,
+        "TransAmount": f"{amount}.00",
+        "BusinessShortCode": c.shortcode,
+        "BillRefNumber": "",
+        "InvoiceNumber": "",
+        "OrgAccountBalance": "",
+        "ThirdPartyTransID": "",
+        "MSISDN": "2547 ***** 126",
+        "FirstName": "MARY",
+    }
+    await receive(c.engine.store, c.till.shop_id, json.dumps(body).encode())
+    return paid.trans_id
+
+
+def direct_state(c: Counter) -> list[tuple[Any, ...]]:
+    """Every direct payment's sale and reversal: what no refusal may change."""
+    with sqlite3.connect(database_path(c.till.data_dir)) as conn:
+        return conn.execute(
+            "SELECT trans_id, sale_ref, reversed_at FROM c2b_payments ORDER BY trans_id"
+        ).fetchall()
+
+
+@asynccontextmanager
+async def manager_app(c: Counter) -> AsyncIterator[tuple[Any, ManagerService]]:
+    """The real app on the counter's till, the manager tools reversing through its service."""
+    from smartduka_tui.connectivity import ConnectionBoard
+    from smartduka_tui.ui.app import make_app
+    from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
+    from tests.manager.conftest import ONLINE, SIZE
+
+    await ManagerPin.of(c.engine.store).set(Secret("4826"))
+    manager = ManagerService.for_engine(c.engine, reversals=c.service)
+    services = AppServices(
+        payments=c.engine,
+        clock=c.clock,
+        identity=TillIdentity(c.till.shop_id, c.till.till_id, "Reversal shop"),
+        connection=ConnectionBoard(ONLINE),
+        manager_tools=lambda: manager,
+    )
+    app = make_app(c.engine.settings, services, options=UiOptions(cursor_blink=False))
+    async with app.run_test(size=SIZE) as pilot:
+        yield pilot, manager
+
+
+async def test_the_manager_reverses_a_direct_payment_from_its_list(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """V on a direct payment no sale holds: the same dialog and service; it leaves the list
+    only when M-Pesa's code 0 result comes through the relay, with its audit entry."""
+    from smartduka_tui.ui.manager.direct_payments import DirectPaymentsScreen
+    from smartduka_tui.ui.manager.reversal import ReversalScreen
+    from tests.manager.conftest import settle
+    from tests.manager.test_screens import notice_of, put, sign_in
+
+    async with counter(tmp_path, relay, sim) as c:
+        trans_id = await direct_payment(c, sim, 730)
+        before = c.money_state()
+        async with manager_app(c) as (pilot, manager):
+            app = pilot.app
+            await sign_in(pilot, "problems", pin="4826")
+            app.push_screen(DirectPaymentsScreen())
+            await settle(pilot)
+            listed: Any = app.screen
+            assert [row.trans_id for row in listed.view.payments] == [trans_id]
+            assert listed.check_action("reverse", ()) is True
+            await pilot.press("v")
+            await settle(pilot)
+            assert isinstance(app.screen, ReversalScreen)
+            title = str(app.screen.query_one("#reversal-title").render())
+            assert title == f"Reverse KES 730 · receipt {trans_id} · no sale"
+            await put(pilot, "#reversal-note", "wrong till: meant for the shop next door")
+            await pilot.press("enter")
+            await settle(pilot)
+            assert id(app.screen) == id(listed)
+            assert notice_of(app) == (
+                f"Reversed: KES 730 of receipt {trans_id} (direct payment, no sale) went back "
+                "to the customer."
+            )
+            assert listed.view.payments == ()
+            assert listed.check_action("reverse", ()) is None  # nothing left to select
+            # Bad input: the same payment again is refused with words, and nothing is sent.
+            sent, kept = requests(c), direct_state(c)
+            with pytest.raises(ActionRefused, match="already reversed"):
+                await manager.direct_reversal_target(trans_id)
+            assert requests(c) == sent and direct_state(c) == kept
+        record = await c.engine.store.c2b.get(c.till.shop_id, trans_id)
+        assert record is not None and record.reversed
+        entries = await c.engine.store.audit.entries(c.till.shop_id, limit=20)
+        assert [e.detail["trans_id"] for e in entries if e.action == "c2b.reversed"] == [trans_id]
+        assert c.money_state() == before  # no attempt was touched
+        # Bad input: the same payment again is refused with words, and nothing is sent.
+        sent, kept = requests(c), direct_state(c)
+        refused(
+            await c.service.reverse(trans_id, NOTE),
+            ReversalRefusal.ALREADY_REVERSED,
+            f"Receipt {trans_id} (direct payment, no sale) is already reversed. Nothing was sent.",
+        )
+        assert requests(c) == sent and direct_state(c) == kept
+
+
+async def test_a_direct_payment_is_not_reversed_on_acceptance_nor_while_its_result_waits(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim, wait_s=30) as c:
+        trans_id = await direct_payment(c, sim, 640)
+        kept = direct_state(c)
+        # Accepted, and M-Pesa's result never comes: a reversal still pending.
+        await sim.set_async_results(c.shortcode, drop=True, delay_s=0)
+        task = asyncio.create_task(c.service.reverse(trans_id, NOTE))
+
+        async def waited_out() -> bool:
+            c.clock.advance(30)
+            return task.done()
+
+        assert await eventually(waited_out)
+        assert (await task).refusal is ReversalRefusal.TIMEOUT
+        assert direct_state(c) == kept
+        sent = requests(c)
+        waiting = await c.service.reverse(trans_id, NOTE)
+        assert waiting.refusal is ReversalRefusal.WAITING
+        assert waiting.message.startswith(
+            f"A reversal of receipt {trans_id} is already waiting for M-Pesa's answer"
+        )
+        assert requests(c) == sent and direct_state(c) == kept
+        # A payment still in flight (an STK push the customer has not answered) is no
+        # payment to reverse.
+        phone = unique_phone()
+        await sim.set_phone_scenario(phone, callback_delay_s=3600)
+        view = await c.engine.start_payment("0061", 90, phone)
+        before = c.money_state()
+        assert (await c.engine.get(view.attempt_id)).state is not AttemptState.COMPLETED
+        manager = ManagerService.for_engine(c.engine, reversals=c.service)
+        await ManagerPin.of(c.engine.store).set(Secret("4826"))
+        await manager.sign_in(Secret("4826"))
+        with pytest.raises(ActionRefused, match="only a paid payment with its receipt"):
+            await manager.reverse(f"A{view.attempt_id}", NOTE)
+        assert c.money_state() == before and requests(c) == sent
+
+
+async def test_v_on_a_sale_paid_twice_reverses_its_second_payment(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    """The sale was paid by a receipt and then again directly: V on the "paid twice" problem
+    names and reverses the later payment; the first keeps paying the sale."""
+    from smartduka_tui.ui.manager.problem_detail import ProblemDetailScreen
+    from smartduka_tui.ui.manager.reversal import ReversalScreen
+    from tests.manager.conftest import settle
+    from tests.manager.test_screens import notice_of, put, sign_in
+
+    async with counter(tmp_path, relay, sim) as c:
+        first = await paid_sale(c, sim, "0062", 450)
+        await sim.advance_clock(2)  # M-Pesa's TransTime has whole seconds: surely later
+        second = await direct_payment(c, sim, 450)
+        async with c.engine.store.write() as tx:
+            await c.engine.store.c2b.attach(tx, c.till.shop_id, second, "0062", c.till.till_id)
+            problem = await c.engine.store.problems.record(
+                tx,
+                c.till.shop_id,
+                ProblemKind.SUSPICIOUS_PATTERN,
+                {
+                    "pattern": "paid_twice",
+                    "sale_ref": "0062",
+                    "receipts": sorted([first, second]),
+                    "shortcode": c.shortcode,
+                },
+            )
+        before = c.money_state()
+        async with manager_app(c) as (pilot, manager):
+            app = pilot.app
+            await sign_in(pilot, "problems", pin="4826")
+            app.push_screen(ProblemDetailScreen(f"P{problem.id}"))
+            await settle(pilot)
+            detail: Any = app.screen
+            assert detail.check_action("reverse", ()) is True
+            await pilot.press("v")
+            await settle(pilot)
+            assert isinstance(app.screen, ReversalScreen)
+            title = str(app.screen.query_one("#reversal-title").render())
+            assert title == f"Reverse KES 450 · receipt {second} · the second payment of sale 0062"
+            await put(pilot, "#reversal-note", NOTE)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert id(app.screen) == id(detail)
+            assert notice_of(app) == (
+                f"Reversed: KES 450 of receipt {second} (direct payment for sale 0062) went "
+                "back to the customer."
+            )
+            # Bad input: the second payment is reversed now, so there is nothing to reverse.
+            sent = requests(c)
+            with pytest.raises(ActionRefused, match=f"receipt {second}, is already reversed"):
+                await manager.reversal_target(f"P{problem.id}")
+            assert requests(c) == sent
+        record = await c.engine.store.c2b.get(c.till.shop_id, second)
+        assert record is not None and record.reversed
+        assert c.money_state() == before  # the first payment still pays the sale

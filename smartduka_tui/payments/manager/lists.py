@@ -138,6 +138,8 @@ class PaymentRow:
     resolution_note: str | None = None
     reversed: bool = False
     """M-Pesa gave this payment's money back (its reversal result said code 0)."""
+    paid_twice: bool = False
+    """A problem record saying two receipts pay this sale (V reverses the second)."""
     cursor: ListCursor = field(default=ListCursor(0, 0, 0), repr=False)
 
     @property
@@ -489,6 +491,7 @@ def record_row(problem: Problem) -> PaymentRow:
         receipt=detail.get("receipt") if isinstance(detail.get("receipt"), str) else None,
         resolved=problem.resolved_at is not None,
         resolution_note=problem.resolution_note,
+        paid_twice=detail.get("pattern") == "paid_twice",
         cursor=ListCursor(to_ms(problem.created_at), RECORD_RANK, problem.id),
     )
 

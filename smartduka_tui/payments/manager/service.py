@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,12 @@ from smartduka_tui.payments.manager.words import (
     shillings,
 )
 from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
-from smartduka_tui.payments.reversal import ReversalRefusal, Reversals
+from smartduka_tui.payments.reversal import (
+    ReversalRefusal,
+    Reversals,
+    ReversalTarget,
+    ReversalVerdict,
+)
 from smartduka_tui.payments.sales import record_paid_attempt
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
@@ -466,6 +471,8 @@ class ManagerService:
         """None when a reversal of the payment in `row` may be asked for; else why not."""
         if self.reversals is None:
             return "reversals need the relay (M-Pesa answers through it)"
+        if row.paid_twice:
+            return "it is resolved" if row.resolved else None
         if (
             not row.key.startswith("A")
             or row.state is not AttemptState.COMPLETED
@@ -476,22 +483,82 @@ class ManagerService:
             return "it is already reversed"
         return None
 
-    async def reverse(self, key: str, note: str) -> ActionResult:
-        """Ask M-Pesa to give a paid payment back (the manager is signed in with the PIN; the
-        note goes to M-Pesa and the audit). REVERSED comes only with M-Pesa's code 0 result.
-        ManagerInputError for a bad note, ActionRefused when it cannot be reversed."""
+    async def reversal_target(self, key: str) -> ReversalTarget:
+        """What V on `key` reverses: a paid payment (A…) itself, or a "paid twice" problem's
+        (P…) second payment. ActionRefused, saying why, when there is nothing to reverse."""
         self._signed_in()
         kind, number = parse_key(key)
-        if kind != "A":
-            raise ActionRefused("only a payment (A…) can be reversed")
-        row = attempt_row(await self._attempt(number))
-        blocked = self.reverse_blocked(row)
-        if blocked is not None or self.reversals is None or row.receipt is None:
-            raise ActionRefused(blocked or "it cannot be reversed")
-        verdict = await self.reversals.reverse(row.receipt, note)
+        if kind == "A":
+            row = attempt_row(await self._attempt(number))
+            blocked = self.reverse_blocked(row)
+            if blocked is not None or row.receipt is None or row.amount is None:
+                raise ActionRefused(blocked or "it cannot be reversed")
+            return ReversalTarget(row.receipt, row.amount, f"sale {row.sale_ref}")
+        problem = await self._record(number)
+        blocked = self.reverse_blocked(record_row(problem))
+        if blocked is not None:
+            raise ActionRefused(blocked)
+        return await self._second_payment(problem)
+
+    async def _second_payment(self, problem: Problem) -> ReversalTarget:
+        """A sale paid twice: its later payment (the earlier one keeps paying the sale)."""
+        if self.reversals is None:
+            raise ActionRefused("reversals need the relay (M-Pesa answers through it)")
+        detail = problem.detail
+        receipts = detail.get("receipts")
+        sale_ref = detail.get("sale_ref")
+        if detail.get("pattern") != "paid_twice" or not isinstance(receipts, list):
+            raise ActionRefused("only a paid payment, or a sale paid twice, can be reversed")
+        paid: list[tuple[datetime, str, int, bool]] = []
+        for receipt in {str(r) for r in receipts}:
+            for attempt in await self.store.attempts.by_receipt(self.shop_id, receipt):
+                if attempt.state is AttemptState.COMPLETED:
+                    when = attempt.completed_at or attempt.created_at
+                    reversed_ = AttemptFlag.REVERSED in attempt.flags
+                    paid.append((when, receipt, attempt.amount, reversed_))
+            direct = await self.store.c2b.get(self.shop_id, receipt)
+            if direct is not None:
+                paid.append((direct.paid_at, receipt, direct.amount, direct.reversed))
+        if len(paid) < 2:
+            raise ActionRefused(f"sale {sale_ref} is no longer paid twice here")
+        when, receipt, amount, reversed_ = max(paid)
+        if reversed_:
+            raise ActionRefused(f"its second payment, receipt {receipt}, is already reversed")
+        return ReversalTarget(receipt, amount, f"the second payment of sale {sale_ref}")
+
+    async def reverse(self, key: str, note: str) -> ActionResult:
+        """Ask M-Pesa to give a paid payment back (A…), or a sale's second payment (P…, a
+        "paid twice" problem); the manager is signed in with the PIN, and the note goes to
+        M-Pesa and the audit. REVERSED comes only with M-Pesa's code 0 result.
+        ManagerInputError for a bad note, ActionRefused when it cannot be reversed."""
+        verdict = await self._reverse(await self.reversal_target(key), note)
+        return ActionResult(verdict.message, await self.detail(key))
+
+    async def direct_reversal_target(self, trans_id: str) -> ReversalTarget:
+        """What V on a direct payment reverses: that payment. ActionRefused when it is not
+        one this till received, or is already reversed."""
+        self._signed_in()
+        if self.reversals is None:
+            raise ActionRefused("reversals need the relay (M-Pesa answers through it)")
+        record = await self.store.c2b.get(self.shop_id, trans_id.strip().upper())
+        if record is None:
+            raise ActionRefused(f"no direct payment {trans_id} has reached this till")
+        if record.reversed:
+            raise ActionRefused(f"direct payment {record.trans_id} is already reversed")
+        what = f"direct payment for sale {record.sale_ref}" if record.sale_ref else "no sale"
+        return ReversalTarget(record.trans_id, record.amount, what)
+
+    async def reverse_direct(self, trans_id: str, note: str) -> ReversalVerdict:
+        """Ask M-Pesa to give a direct payment back (the rules of `reverse`)."""
+        return await self._reverse(await self.direct_reversal_target(trans_id), note)
+
+    async def _reverse(self, target: ReversalTarget, note: str) -> ReversalVerdict:
+        if self.reversals is None:
+            raise ActionRefused("reversals need the relay (M-Pesa answers through it)")
+        verdict = await self.reversals.reverse(target.receipt, note)
         if verdict.refusal in (ReversalRefusal.BAD_NOTE, ReversalRefusal.MALFORMED):
             raise ManagerInputError("note", verdict.message)
-        return ActionResult(verdict.message, await self.detail(key))
+        return verdict
 
     async def resolve(
         self,

@@ -4,7 +4,8 @@ first, with the last pull of the M-Pesa statement per shortcode above them.
 
 A payment attached at the counter leaves the list on the next refresh (every ten seconds of
 the till's clock, R, or coming back to this screen). P pulls the statement now, showing its
-progress (pages and rows) as it reads.
+progress (pages and rows) as it reads. V asks M-Pesa to give the selected payment back (a
+note says why); it leaves the list only when M-Pesa's result says it was reversed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.manager import ManagerError
 from smartduka_tui.payments.manager.direct import DirectPaymentRow, DirectPaymentsView
 from smartduka_tui.payments.pull import PullProgress, PullReport
+from smartduka_tui.payments.reversal import ReversalTarget, ReversalVerdict
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.manager.problems import amount_cell
 
@@ -64,6 +66,13 @@ class DirectPaymentsScreen(ManagerScreen):
             "Pull now",
             id="direct.pull",
             tooltip="Pull the M-Pesa statement (last 48 hours) and reconcile it now",
+        ),
+        Binding(
+            "v",
+            "reverse",
+            "Reverse",
+            id="direct.reverse",
+            tooltip="Give the customer the selected payment back through M-Pesa (a note says why)",
         ),
     ]
 
@@ -120,7 +129,48 @@ class DirectPaymentsScreen(ManagerScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("refresh", "pull"):
             return None if self.busy else True
+        if action == "reverse":
+            if self.manager.reversals is None:
+                return False  # Not offered at all without the relay to bring M-Pesa's result.
+            return None if self.busy or self.selected is None else True
         return True
+
+    @property
+    def selected(self) -> str | None:
+        """The TransID of the payment under the cursor, if any."""
+        if self.view is None or not self.view.payments:
+            return None
+        table = self.query_one(DataTable)
+        if not 0 <= table.cursor_row < len(self.view.payments):
+            return None
+        return self.view.payments[table.cursor_row].trans_id
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
+
+    def action_reverse(self) -> None:
+        trans_id = self.selected
+        if trans_id is None or self.busy:
+            return
+        self.call_service(
+            lambda: self.manager.direct_reversal_target(trans_id),
+            self._ask_note,
+            "opening a reversal",
+        )
+
+    def _ask_note(self, target: ReversalTarget) -> None:
+        # Loaded when first asked for: most manager sessions never reverse a payment.
+        from smartduka_tui.ui.manager.reversal import ReversalScreen
+
+        def reversed_or_not(verdict: ReversalVerdict | None) -> None:
+            # The list is read again as this screen resumes (a reversed payment leaves it).
+            if verdict is not None:
+                self.show_notice(verdict.message, "information" if verdict.reversed else "error")
+
+        screen = ReversalScreen(
+            target, lambda note: self.manager.reverse_direct(target.receipt, note)
+        )
+        self.app.push_screen(screen, reversed_or_not)
 
     def action_refresh(self) -> None:
         if not self.busy:

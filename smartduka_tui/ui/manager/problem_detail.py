@@ -2,8 +2,9 @@
 the audit log in plain words.
 
 C asks M-Pesa again now (an STK query, applied like any other evidence); M marks it resolved
-with a note (audited); V asks M-Pesa to reverse a paid payment (a note says why). Each key is
-greyed, with the reason shown, when it cannot apply.
+with a note (audited); V asks M-Pesa to reverse a paid payment, or on a "paid twice" problem
+the sale's second payment (a note says why). Each key is greyed, with the reason shown, when
+it cannot apply.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.widgets import Label, Static
 
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.manager import ActionResult, ProblemDetail
+from smartduka_tui.payments.reversal import ReversalTarget
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.manager.note import ResolveNoteScreen
 
@@ -147,11 +149,21 @@ class ProblemDetailScreen(ManagerScreen):
         detail = self.detail
         if detail is None or self.busy or self.manager.reverse_blocked(detail.row) is not None:
             return
+        key = self.key
+        # A paid payment is reversed itself; a "paid twice" problem, its sale's second payment.
+        self.call_service(
+            lambda: self.manager.reversal_target(key), self._ask_note, "opening a reversal"
+        )
+
+    def _ask_note(self, target: ReversalTarget) -> None:
         # Loaded when first asked for: most manager sessions never reverse a payment.
         from smartduka_tui.ui.manager.reversal import ReversalScreen
+
+        key = self.key
 
         def reversed_or_not(result: ActionResult | None) -> None:
             if result is not None:
                 self._done(result)
 
-        self.app.push_screen(ReversalScreen(detail.row), reversed_or_not)
+        screen = ReversalScreen(target, lambda note: self.manager.reverse(key, note))
+        self.app.push_screen(screen, reversed_or_not)

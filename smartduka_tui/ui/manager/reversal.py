@@ -1,10 +1,15 @@
-"""Reverse a paid payment (a customer who paid twice, or a wrong payment): the manager, signed
-in with the PIN, writes why; M-Pesa's Reversal is asked and its result awaited. The payment
-shows REVERSED only when M-Pesa's result says so; every other answer is shown in words."""
+"""Reverse a payment (a customer who paid twice, or a wrong payment): the manager, signed in
+with the PIN, writes why; M-Pesa's Reversal is asked and its result awaited. The payment shows
+REVERSED only when M-Pesa's result says so; every other answer is shown in words.
+
+One dialog for every entry point (a paid payment's detail, a direct payment, a "paid twice"
+problem): it names the payment (`ReversalTarget`) and hands the note to the call it is given,
+which goes through the manager service to the one reversal service."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -12,7 +17,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import ActionResult, ManagerError, PaymentRow
+from smartduka_tui.payments.manager import ManagerError
+from smartduka_tui.payments.reversal import ReversalTarget
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import ManagerModal
 
@@ -20,7 +26,10 @@ if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
 
 
-class ReversalScreen(ManagerModal[ActionResult]):
+ResultT = TypeVar("ResultT")
+
+
+class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
     CSS_PATH = "reversal.tcss"
 
     class Refused(Message, bubble=False):
@@ -28,18 +37,19 @@ class ReversalScreen(ManagerModal[ActionResult]):
             super().__init__()
             self.text = text
 
-    def __init__(self, row: PaymentRow) -> None:
+    def __init__(self, target: ReversalTarget, ask: Callable[[str], Awaitable[ResultT]]) -> None:
+        """`ask(note)` asks for the reversal; what it returns is this dialog's result."""
         super().__init__()
-        self.row = row
+        self.target = target
+        self._ask = ask
         self.busy = False
 
     def compose(self) -> ComposeResult:
-        row = self.row
+        target = self.target
         blink = cast("SmartDukaApp", self.app).options.cursor_blink
         with Vertical(id="reversal-dialog"):
             yield Label(
-                f"Reverse {shillings(row.amount or 0)} · receipt {row.receipt} · "
-                f"sale {row.sale_ref}",
+                f"Reverse {shillings(target.amount)} · receipt {target.receipt} · {target.what}",
                 id="reversal-title",
             )
             yield Static(
@@ -89,7 +99,7 @@ class ReversalScreen(ManagerModal[ActionResult]):
     @work(group="reverse", exclusive=True, exit_on_error=False)
     async def _reverse(self, note: str) -> None:
         try:
-            result = await self.manager.reverse(self.row.key, note)
+            result = await self._ask(note)
         except ManagerError as error:
             self.post_message(self.Refused(error.message))
         except Exception as error:
