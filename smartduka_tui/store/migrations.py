@@ -546,6 +546,9 @@ _V13_SHIFTS = Migration(
         CREATE TRIGGER shifts_never_deleted BEFORE DELETE ON shifts
         BEGIN SELECT RAISE(ABORT, 'a shift is never deleted'); END
         """,
+    ),
+)
+
 # Number 14: 12 and 13 are taken by work merged beside this one.
 _V14_C2B_REVERSED = Migration(
     14,
