@@ -15,8 +15,8 @@ from smartduka_tui.store import Store, create_keyring, database_path, keyring_pa
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from tests.manager.conftest import FIXED_SECRETS, START, add_shop
 from tests.receipts.conftest import data_dir, smartduka
-from tests.support.cli import Runner
 from tests.shifts.conftest import SHOP, TILL, ring_up_day
+from tests.support.cli import Runner
 
 __all__ = ["data_dir", "smartduka"]
 
