@@ -177,6 +177,7 @@ async def sales_session(demo: Demo, sales: int) -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             checkout = await wait_for(pilot, CheckoutScreen)
             before = memory_kb()
+            print(f"  before the first sale, VmRSS {before['VmRSS'] / 1024:.1f} MB")
             started = time.monotonic()
             for number in range(sales):
                 while not checkout.sale_ref:
@@ -191,6 +192,8 @@ async def sales_session(demo: Demo, sales: int) -> None:
                 await wait_for(pilot, SuccessScreen)
                 press(app, "enter")
                 checkout = await wait_for(pilot, CheckoutScreen)
+                if (number + 1) % 10 == 0:  # so that a run cut short still says something
+                    print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB")
             took = time.monotonic() - started
             after = memory_kb()
     print(f"memory: {sales} sales in {took:.1f} s ({took / sales * 1000:.0f} ms per sale)")

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.model import Actor
-from smartduka_tui.mpesa.qr import QrImageError, qr_to_half_blocks
 from smartduka_tui.mpesa.statement import QrCodeResponse, StatementParseError, parse_c2b_payment
 from smartduka_tui.payments.gateway import GatewayError
 from smartduka_tui.payments.sales import owed_for_direct, record_direct_payment
@@ -142,6 +141,9 @@ class C2BDesk:
         like any direct payment (same amount, in the window) and is attached the same way."""
         if self._make_qr is None:
             raise QrUnavailable("This till cannot show QR codes (its shop has no own shortcode).")
+        # The image decoder (Pillow) loads with the first QR a cashier asks for, not the till.
+        from smartduka_tui.mpesa.qr import QrImageError, qr_to_half_blocks
+
         try:
             answer = await self._make_qr(sale_ref, amount)
             lines = qr_to_half_blocks(answer.png())

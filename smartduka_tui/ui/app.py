@@ -45,6 +45,8 @@ from smartduka_tui.ui.screens.quit import ConfirmQuitScreen, waiting_words
 from smartduka_tui.ui.services import AppServices, UiOptions
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     # The payment modules (pydantic models, the store's records) and the sale screens load
     # after the checkout's first paint: imported where they are first used.
     from smartduka_tui.config import Settings
@@ -185,6 +187,8 @@ class SmartDukaApp(App[int]):
         self.checkout = CheckoutScreen()
         self.painted = asyncio.Event()
         """Set once the checkout's first frame is drawn: the console script then opens the till."""
+        self._when_closing: list[Callable[[], None]] = []
+        self._told_to_exit = False
         self._held_keys: list[events.Key] = []
         self._starting = services is None
         """Until the till is open and its checkout ready for a sale, keys may be held."""
@@ -339,6 +343,24 @@ class SmartDukaApp(App[int]):
             again = events.Key(key.key, key.character)
             if not self._holds(again):
                 await super().on_event(again)
+
+    def exit(
+        self,
+        result: int | None = None,
+        return_code: int = 0,
+        message: RenderableType | None = None,
+    ) -> None:
+        if not self._told_to_exit:
+            self._told_to_exit = True
+            for callback in self._when_closing:
+                callback()
+        super().exit(result, return_code, message)
+
+    def when_closing(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (once, at once, on the app's thread) when the app is told to exit:
+        the cashier quit, or a signal. The demo stops its servers then, while the app closes
+        (the app's own closing keeps the event loop busy for a while)."""
+        self._when_closing.append(callback)
 
     def stop(self, return_code: int) -> None:
         """End as the cashier quitting would (a signal's handler calls this). Before the first

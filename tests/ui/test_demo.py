@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pty
@@ -16,13 +17,23 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.cli.app import open_till, till_services
-from smartduka_tui.cli.demo import demo_environment, live_payments
+from smartduka_tui.cli.demo import (
+    DemoError,
+    Served,
+    _stop_servers_now,
+    demo_environment,
+    live_payments,
+    stop_servers,
+    watch_servers,
+)
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.payments.manager import ActionRefused
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.secret import Secret
+from smartduka_tui.ui.app import make_app
+from smartduka_tui.ui.services import UiOptions
 from tests.integration.support import clean_env, eventually
 
 SMARTDUKA = [
@@ -173,6 +184,47 @@ async def test_the_demo_keeps_its_folder_while_a_payment_is_live(
         )
     finally:
         shutil.rmtree(demo.folder)
+
+
+async def test_the_servers_are_told_to_stop_as_soon_as_the_app_is_told_to_exit() -> None:
+    """Issue #18: the servers stopped only after the app had closed, one shutdown after the
+    other. Now SIGTERM goes at the app's exit, before it has closed, and the watcher that
+    restarts a dead server is off by then (it must not restart them)."""
+    told: list[str] = []
+    async with demo_environment() as demo:
+        watcher = asyncio.create_task(watch_servers(demo, told.append))
+        app = make_app(options=UiOptions(cursor_blink=False))
+        app.when_closing(lambda: _stop_servers_now(demo, watcher))
+        async with app.run_test(size=(80, 24)):
+            await app.painted.wait()
+            assert demo.simulator.stop_by is None and demo.relay.stop_by is None
+            app.exit()
+            assert demo.simulator.stop_by is not None and demo.relay.stop_by is not None
+            assert app.is_running  # still closing
+            with pytest.raises(DemoError, match="the relay is being stopped"):
+                demo.relay.restart()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            assert watcher.cancelled()
+    assert demo.simulator.proc.poll() is not None and demo.relay.proc.poll() is not None
+    assert told == []
+
+
+async def test_a_server_that_ignores_sigterm_is_killed_after_its_grace(tmp_path: Path) -> None:
+    ignores = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", ignores], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ignoring\n"
+    proc.stdout.close()
+    stubborn = Served("stubborn", proc, tmp_path / "port", tmp_path / "log", [])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    already = Served("already", gone, tmp_path / "port2", tmp_path / "log2", [])
+    await stop_servers([stubborn, already])
+    assert proc.returncode == -signal.SIGKILL
+    assert gone.returncode == 0
 
 
 async def test_the_demo_checks_a_receipt_code_and_reverses_the_payment() -> None:

@@ -129,6 +129,29 @@ def test_the_checkout_paints_without_the_till_modules() -> None:
     assert loaded.stdout.split() == [], loaded.stdout
 
 
+def test_the_open_till_leaves_out_what_a_cashier_may_never_use() -> None:
+    """What an open till loads (the app's modules and what opening its services imports) leaves
+    out the QR image decoder, the receipt printer's library, the simulator, the relay and the
+    manager tools: each loads the first time it is used. A fresh interpreter."""
+    probe = (
+        "import sys\n"
+        "from smartduka_tui.cli.common import load_modules\n"
+        "from smartduka_tui.cli.app import APP_MODULES\n"
+        "load_modules(APP_MODULES)\n"
+        "import smartduka_tui.receipts.desk, smartduka_tui.ui.printer, smartduka_tui.clock\n"
+        "import smartduka_tui.payments.statement, smartduka_tui.payments.c2b\n"
+        "import smartduka_tui.payments.gateway, smartduka_tui.connectivity\n"
+        "import smartduka_tui.ui.freshness, smartduka_tui.ui.summary\n"
+        "unused = ('PIL', 'smartduka_tui.mpesa.qr', 'escpos', 'usb', 'smartduka_tui.simulator',\n"
+        "          'callback_relay', 'uvicorn', 'starlette', 'smartduka_tui.payments.manager')\n"
+        "print(' '.join(name for name in unused if name in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.split() == [], loaded.stdout
+
+
 def test_the_store_package_loads_each_name_on_first_use() -> None:
     probe = (
         "import sys, smartduka_tui.store as store\n"
