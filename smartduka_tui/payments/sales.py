@@ -482,13 +482,13 @@ class SaleDesk:
 
     async def _undo(self, sale_ref: str, pin: Secret, note: str, to: SaleState) -> SaleView:
         doing = "void" if to is SaleState.VOIDED else "refund"
-        note = note.strip() if isinstance(note, str) else ""
-        if not note or len(note) > MAX_NOTE:
-            raise SaleRefused("note", f"Say why in the note (1 to {MAX_NOTE} characters).")
         sale = await self._store.sales.get(self.shop_id, sale_ref)
         if sale is None:
             raise SaleRefused("sale_ref", f"There is no sale {sale_ref} at this till.")
         self._check_undo(sale, to)
+        note = note.strip() if isinstance(note, str) else ""
+        if not note or len(note) > MAX_NOTE:
+            raise SaleRefused("note", f"Say why in the note (1 to {MAX_NOTE} characters).")
         if not pin.reveal().strip():
             raise SaleRefused("pin", "Type the manager PIN.")
         try:
@@ -545,6 +545,7 @@ __all__ = [
     "SaleDesk",
     "SaleRefused",
     "SaleView",
+    "Secret",
     "TenderView",
     "check_cash",
     "owed_for_direct",

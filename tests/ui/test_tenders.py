@@ -14,11 +14,15 @@ from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Static
 
 from smartduka_tui.model import ProblemKind, SaleState, TenderKind
+from smartduka_tui.payments.sales import Secret
+from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.screens.cash import CashScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.part_amount import PartAmountScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.sales import SalesScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
+from smartduka_tui.ui.screens.undo_sale import UndoSaleScreen
 from smartduka_tui.ui.screens.waiting import WaitingScreen
 from smartduka_tui.ui.widgets.big_text import BigText
 from tests.conftest import unique_phone
@@ -251,3 +255,67 @@ async def test_a_part_paid_sale_cleared_with_f4_goes_to_the_manager(
     assert sale is not None and sale.state is SaleState.ABANDONED
     [problem] = await shop_till.store.problems.list(shop_till.shop_id)
     assert problem.kind is ProblemKind.ABANDONED_SALE
+
+
+async def test_void_and_refund_from_f2_sales_ask_the_pin_and_a_note(
+    shop_till: TillHarness, svg: SnapshotAssertion
+) -> None:
+    assert (await ManagerPin.of(shop_till.store).set(Secret("4827"))).accepted
+    desk = shop_till.engine.sales
+    await desk.take_cash("C1", 200, 500)
+    shop_till.clock.advance(1)
+    await desk.take_cash("C2", 300, 300)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready_checkout(pilot)
+        await pilot.press("f2")
+        sales = await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: len(sales.rows) == 2, "both cash sales")
+        assert [(r.sale_ref, r.phone, r.status) for r in sales.rows] == [
+            ("C2", "cash", "paid cash"),
+            ("C1", "cash", "paid cash"),
+        ]
+        await pilot.press("x")
+        undo = await wait_for_screen(pilot, UndoSaleScreen)
+        before = await sale_state(shop_till)
+        for pin, note, message in (
+            ("1111", "rang up twice", "✖ Wrong manager PIN: 4 tries left before it locks for "
+             "5 minutes."),
+            ("4827", "", "✖ Say why in the note (1 to 500 characters)."),
+        ):  # fmt: skip
+            await put(pilot, "#undo-pin", pin)
+            await put(pilot, "#undo-note", note)
+            await pilot.press("enter")
+
+            await wait_until(pilot, shows(undo, "#undo-problem", message), message)
+            assert await sale_state(shop_till) == before
+        await pilot.pause()
+        assert svg == app.export_screenshot()
+        await put(pilot, "#undo-pin", "4827")
+        await put(pilot, "#undo-note", "rang up twice")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: "voided" in sales.notice_text, "the notice")
+        assert sales.notice_text == "Sale C2 voided: give the customer KES 300 cash back."
+        await wait_until(pilot, lambda: sales.rows[0].status == "voided", "the row voided")
+        # Voiding it again is refused with words.
+        await pilot.press("x")
+        undo = await wait_for_screen(pilot, UndoSaleScreen)
+        await put(pilot, "#undo-pin", "4827")
+        await put(pilot, "#undo-note", "again")
+        await pilot.press("enter")
+        message = "✖ Sale C2 is voided already."
+        await wait_until(pilot, shows(undo, "#undo-problem", message), message)
+        await pilot.press("escape")
+        await wait_for_screen(pilot, SalesScreen)
+        await pilot.press("down", "r")
+        undo = await wait_for_screen(pilot, UndoSaleScreen)
+        assert undo.sale_ref == "C1" and undo.refund
+        await put(pilot, "#undo-pin", "4827")
+        await put(pilot, "#undo-note", "goods returned")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: "refunded" in sales.notice_text, "the notice")
+    voided, refunded = await desk.get("C2"), await desk.get("C1")
+    assert voided is not None and voided.state is SaleState.VOIDED
+    assert refunded is not None and refunded.state is SaleState.REFUNDED

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.sales import SaleView
     from smartduka_tui.ui.printer import PrintOutcome
 
-TOTAL_HINT = "Type the total in whole shillings, then Enter to pay by M-Pesa or F10 for cash."
+TOTAL_HINT = "Type the total in whole shillings: Enter pays by M-Pesa, F10 takes cash."
 NOTHING_TO_REPRINT = "No sale has been paid at this till yet: there is no receipt to reprint."
 OFFLINE_REFUSAL = "M-Pesa cannot be reached: new payments wait until it is back (see the banner)."
 

@@ -1,12 +1,15 @@
 """Today's sales at this till and any payment still waiting: the cashier reopens one here
 after "stop waiting", after it expired, or after the till restarted.
 
-Enter opens the highlighted sale's own screen (waiting, paid, or what to do next), exactly as
-the app would show it now; Escape goes back to the checkout.
+Enter opens the highlighted payment's own screen (waiting, paid, or what to do next), exactly as
+the app would show it now; sales paid in cash alone are listed too. X voids and R refunds the
+highlighted paid cash sale (manager PIN and a note); Escape goes back to the checkout.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import ClassVar
 
 from textual import on, work
@@ -16,9 +19,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Label, Static
 
-from smartduka_tui.model import AttemptState
+from smartduka_tui.model import AttemptState, SaleState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.payments.sales import SaleView
 from smartduka_tui.ui.format import local_time, masked_apart, shillings
 from smartduka_tui.ui.freshness import newest
 from smartduka_tui.ui.screens.base import TillScreen
@@ -34,6 +38,35 @@ STATUS_WORDS: dict[AttemptState, str] = {
     AttemptState.NEEDS_REVIEW: "needs a manager",
 }
 NO_SALES = "No sales at this till today, and no payment waiting."
+SALE_WORDS: dict[SaleState, str] = {
+    SaleState.OPEN: "part paid",
+    SaleState.PAID: "paid",
+    SaleState.ABANDONED: "abandoned",
+    SaleState.VOIDED: "voided",
+    SaleState.REFUNDED: "refunded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRow:
+    """One line of the list: a payment attempt, or a sale no attempt paid (cash alone)."""
+
+    when: datetime
+    sale_ref: str
+    amount: int
+    phone: str
+    status: str
+    view: PaymentView | None
+    sale: SaleView | None
+
+
+def sale_status(sale: SaleView) -> str:
+    words = SALE_WORDS[sale.state]
+    if sale.state in (SaleState.OPEN, SaleState.ABANDONED) and sale.owed:
+        words += f", {shillings(sale.owed)} owed"
+    elif sale.state is SaleState.PAID and sale.cash and not sale.mpesa:
+        words += " cash"
+    return words
 
 
 def status_of(view: PaymentView) -> str:
@@ -58,17 +91,34 @@ class SalesScreen(TillScreen):
             id="sales.open",
             tooltip="Show this sale's payment as it is now",
         ),
+        Binding(
+            "x",
+            "undo(0)",
+            "Void",
+            id="sales.void",
+            tooltip="Void the highlighted paid cash sale (manager PIN and a note)",
+        ),
+        Binding(
+            "r",
+            "undo(1)",
+            "Refund",
+            id="sales.refund",
+            tooltip="Refund the highlighted sale's cash (manager PIN and a note); M-Pesa goes "
+            "back by reversal",
+        ),
         Binding("escape", "back", "Back", id="sales.back", tooltip="Back to the checkout"),
     ]
 
     class Loaded(Message, bubble=False):
-        def __init__(self, views: list[PaymentView]) -> None:
+        def __init__(self, views: list[PaymentView], sales: list[SaleView]) -> None:
             super().__init__()
             self.views = views
+            self.sales = sales
 
     def __init__(self) -> None:
         super().__init__()
         self.views: list[PaymentView] = []
+        self.rows: list[SaleRow] = []
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="sales-body"):
@@ -88,12 +138,15 @@ class SalesScreen(TillScreen):
 
     @work(group="sales", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
+        payments = self.till.services.payments
+        midnight = datetime.combine(self.till.now.astimezone(KENYA_TZ).date(), time(), KENYA_TZ)
         try:
-            views = await self.till.call_service(self.till.services.payments.recent_payments())
+            views = await self.till.call_service(payments.recent_payments())
+            sales = await self.till.call_service(payments.sales.today(midnight))
         except Exception as error:
             self.till.report_unexpected(error, "listing today's sales")
-            views = []
-        self.post_message(self.Loaded(views))
+            views, sales = [], []
+        self.post_message(self.Loaded(views, sales))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
@@ -103,38 +156,99 @@ class SalesScreen(TillScreen):
             for view in message.views
             if view.is_live or view.created_at.astimezone(KENYA_TZ).date() == today
         ]
-        table = self.query_one("#sales", DataTable)
-        table.clear()
+        by_ref = {sale.sale_ref: sale for sale in message.sales}
         phones = masked_apart([view.phone for view in self.views])
-        for view, phone in zip(self.views, phones, strict=True):
-            table.add_row(
-                local_time(view.created_at),
+        rows = [
+            SaleRow(
+                view.created_at,
                 view.sale_ref,
-                shillings(view.amount),
+                view.amount,
                 phone,
                 status_of(view),
-                key=view.attempt_id,
+                view,
+                by_ref.get(view.sale_ref),
             )
-        waiting = sum(1 for view in self.views if view.is_live)
+            for view, phone in zip(self.views, phones, strict=True)
+        ]
+        with_attempts = {view.sale_ref for view in self.views}
+        rows += [
+            SaleRow(
+                sale.opened_at, sale.sale_ref, sale.total, "cash", sale_status(sale), None, sale
+            )
+            for sale in message.sales
+            if sale.sale_ref not in with_attempts
+        ]
+        # Payments still waiting first, then the rest newest first.
+        live = [row for row in rows if row.view is not None and row.view.is_live]
+        ended = sorted(
+            (row for row in rows if row not in live), key=lambda row: row.when, reverse=True
+        )
+        self.rows = [*live, *ended]
+        table = self.query_one("#sales", DataTable)
+        table.clear()
+        for index, row in enumerate(self.rows):
+            table.add_row(
+                local_time(row.when),
+                row.sale_ref,
+                shillings(row.amount),
+                row.phone,
+                row.status,
+                key=row.view.attempt_id if row.view is not None else f"sale-{index}",
+            )
+        waiting = len(live)
+        cash_only = len(self.rows) - len(self.views)
+        cash = f", {cash_only} paid in cash" if cash_only else ""
         self.query_one("#sales-count", Static).update(
-            f"{len(self.views)} payment(s), {waiting} still waiting. Enter opens one."
-            if self.views
+            f"{len(self.views)} payment(s){cash}, {waiting} still waiting. Enter opens one."
+            if self.rows
             else NO_SALES
         )
         self.update_bindings()
 
+    def _highlighted(self) -> SaleRow | None:
+        row = self.query_one("#sales", DataTable).cursor_row
+        return self.rows[row] if 0 <= row < len(self.rows) else None
+
     def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open":
-            return True if self.views else None
+            row = self._highlighted() if self.is_mounted else None
+            return True if row is not None and row.view is not None else None
+        if action == "undo":
+            return True if self.rows else None
         return True
+
+    def action_undo(self, refund: int) -> None:
+        row = self._highlighted()
+        if not self.is_current or row is None:
+            return
+        from smartduka_tui.ui.screens.undo_sale import UndoSaleScreen
+
+        total = row.sale.total if row.sale is not None else row.amount
+
+        def done(sale: SaleView | None) -> None:
+            if sale is None:
+                return
+            state = "voided" if sale.state is SaleState.VOIDED else "refunded"
+            self.show_notice(
+                f"Sale {sale.sale_ref} {state}: give the customer {shillings(sale.cash)} cash "
+                "back.",
+                "warning",
+            )
+            self._load()
+
+        self.app.push_screen(UndoSaleScreen(row.sale_ref, total, refund=bool(refund)), done)
+
+    @on(DataTable.RowHighlighted)
+    def _moved(self) -> None:
+        self.update_bindings()
 
     def action_open(self) -> None:
         after_pending_keys(self, self._open_now)
 
     def _open_now(self) -> None:
-        row = self.query_one("#sales", DataTable).cursor_row
-        if self.is_current and 0 <= row < len(self.views):
-            view = self.views[row]
+        row = self._highlighted()
+        if self.is_current and row is not None and row.view is not None:
+            view = row.view
             latest = newest(view, self.till.latest.get(view.attempt_id))
             self.app.push_screen(self.till.screen_for(latest))
 

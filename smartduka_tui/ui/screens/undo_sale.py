@@ -1,0 +1,116 @@
+"""Void or refund a paid cash sale from F2 Sales: the manager PIN and a note, then Enter.
+
+The sale service judges it (a sale voided already, one with no cash tender, M-Pesa money that
+goes back only by reversal, a wrong PIN) and its words are shown as they are; nothing changes
+on a refusal. The PIN is typed masked and never shown or kept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from smartduka_tui.payments.sales import SaleRefused, SaleView, Secret
+from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.widgets.footer import TillFooter
+from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS, after_pending_keys, till_input
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
+
+
+class UndoSaleScreen(ModalScreen[SaleView | None]):
+    """`refund=False` voids the sale, `refund=True` refunds its cash."""
+
+    CSS_PATH = "undo_sale.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "confirm", "Confirm", priority=True, id="undo.confirm", tooltip="Do it"),
+        Binding("escape", "cancel", "Cancel", id="undo.cancel", tooltip="Change nothing"),
+        *TYPING_ORDER_BINDINGS,
+    ]
+
+    def __init__(self, sale_ref: str, total: int, *, refund: bool) -> None:
+        super().__init__()
+        self.sale_ref = sale_ref
+        self.total = total
+        self.refund = refund
+        self.busy = False
+
+    @property
+    def till(self) -> SmartDukaApp:
+        return cast("SmartDukaApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        blink = self.till.options.cursor_blink
+        doing = "Refund the cash of" if self.refund else "Void"
+        with Vertical(id="undo-dialog"):
+            yield Label(f"{doing} sale {self.sale_ref} ({shillings(self.total)})", id="undo-title")
+            yield Static(
+                "Manager only. The cash goes back to the customer; M-Pesa money goes back by "
+                "reversal (V in the manager's screens).",
+                id="undo-help",
+            )
+            with Grid(id="undo-form"):
+                yield Label("Manager PIN")
+                yield till_input(id="undo-pin", password=True, max_length=12, blink=blink)
+                yield Label("Note (why)")
+                yield till_input(id="undo-note", max_length=500, blink=blink)
+            yield Static("", id="undo-problem")
+        yield TillFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#undo-pin", Input).focus()
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        # The PIN field emptied after a refusal is not the cashier typing: the words stay.
+        if not self.busy and event.value:
+            self.query_one("#undo-problem", Static).update("")
+
+    @on(Input.Submitted)
+    def _entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._confirm_now()
+
+    def action_confirm(self) -> None:
+        after_pending_keys(self, self._confirm_now)
+
+    def _confirm_now(self) -> None:
+        if not self.is_current or self.busy:
+            return
+        self.busy = True
+        pin = Secret(self.query_one("#undo-pin", Input).value)
+        note = self.query_one("#undo-note", Input).value
+        self._undo(pin, note)
+
+    @work(group="undo", exclusive=True, exit_on_error=False)
+    async def _undo(self, pin: Secret, note: str) -> None:
+        sales = self.till.services.payments.sales
+        call = (
+            sales.refund(self.sale_ref, pin, note)
+            if self.refund
+            else sales.void(self.sale_ref, pin, note)
+        )
+        try:
+            done = await self.till.call_service(call)
+        except SaleRefused as error:
+            self.busy = False
+            self.query_one("#undo-pin", Input).value = ""
+            self.query_one("#undo-problem", Static).update(f"✖ {error.message}")
+            self.till.bell()
+            return
+        except Exception as error:
+            self.busy = False
+            self.till.report_unexpected(error, "undoing the sale")
+            return
+        self.dismiss(done)
+
+    def action_cancel(self) -> None:
+        if not self.busy:
+            self.dismiss(None)
