@@ -217,8 +217,7 @@ async def record_paid_attempt(store: Store, tx: WriteTx, attempt: Attempt, actor
         return
     if attempt.flags & AttemptFlag.DUPLICATE_PAYMENT:
         return
-    existing = await tx.fetchone("SELECT 1 FROM sale_tenders WHERE attempt_id = ?", (attempt.id,))
-    if existing is not None:
+    if await store.sales.by_attempt(attempt.shop_id, attempt.id, tx=tx) is not None:
         return
     sale = await store.sales.get(attempt.shop_id, attempt.sale_ref, tx=tx)
     if sale is None:

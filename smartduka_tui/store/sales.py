@@ -219,8 +219,11 @@ class Sales:
         params.append(limit)
         return await self._complete(self._db, await self._db.fetchall(sql, params))
 
-    async def by_attempt(self, shop_id: str, attempt_id: int) -> SaleTender | None:
-        row = await self._db.fetchone(
+    async def by_attempt(
+        self, shop_id: str, attempt_id: int, *, tx: WriteTx | None = None
+    ) -> SaleTender | None:
+        """The tender an STK attempt paid, if it paid one."""
+        row = await (tx or self._db).fetchone(
             "SELECT * FROM sale_tenders WHERE shop_id = ? AND attempt_id = ?",
             (shop_id, attempt_id),
         )

@@ -18,6 +18,7 @@ from smartduka_tui.payments.sales import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.screens.cash import CashScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.part_amount import PartAmountScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.sales import SalesScreen
@@ -319,3 +320,36 @@ async def test_void_and_refund_from_f2_sales_ask_the_pin_and_a_note(
     voided, refunded = await desk.get("C2"), await desk.get("C1")
     assert voided is not None and voided.state is SaleState.VOIDED
     assert refunded is not None and refunded.state is SaleState.REFUNDED
+
+
+async def test_a_split_whose_prompt_fails_and_is_cancelled_goes_to_the_manager(
+    shop_till: TillHarness,
+) -> None:
+    phone = await script(shop_till, unique_phone(), result_code=1032)
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        checkout = await ready_checkout(pilot)
+        sale_ref = checkout.sale_ref
+        cash = await open_cash(pilot, 600)
+        await put(pilot, "#cash-given", "100")
+        await put(pilot, "#cash-part", "100")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: cash.taken is not None, "the cash taken")
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.part_paid, "the part paid sale")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, PhoneScreen)
+        await put(pilot, "#phone", "0" + phone[3:])
+        await pilot.press("enter")
+        await wait_for_screen(pilot, WaitingScreen)
+        await answer(shop_till)
+        await wait_for_screen(pilot, FailureScreen)
+        await pilot.press("escape")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: "problem list" in checkout.notice_text, "the notice")
+        assert checkout.sale_ref != sale_ref
+    sale = await shop_till.engine.sales.get(sale_ref)
+    assert sale is not None and (sale.state, sale.owed) == (SaleState.ABANDONED, 500)
+    [problem] = await shop_till.store.problems.list(shop_till.shop_id)
+    assert problem.kind is ProblemKind.ABANDONED_SALE

@@ -41,6 +41,24 @@ class CashScreen(TillScreen):
             id="cash.take",
             tooltip="Take the cash given toward the sale and show the change",
         ),
+        # Once the cash is taken Enter moves on, and the footer says where: to the next sale,
+        # or back to this one for the rest.
+        Binding(
+            "enter",
+            "next_sale",
+            "Next sale",
+            priority=True,
+            id="cash.next_sale",
+            tooltip="The sale is paid: start the next one",
+        ),
+        Binding(
+            "enter",
+            "back_to_sale",
+            "Back to the sale",
+            priority=True,
+            id="cash.back_to_sale",
+            tooltip="Take the rest of the sale (M-Pesa, direct or cash)",
+        ),
         Binding(
             "escape", "back", "Back", id="cash.back", tooltip="Back to the sale, no cash taken"
         ),
@@ -113,7 +131,8 @@ class CashScreen(TillScreen):
     @on(Input.Submitted)
     def _entered(self, event: Input.Submitted) -> None:
         event.stop()
-        self._take_now()
+        if self.taken is None:
+            self._take_now()
 
     @on(Taken)
     def _taken(self, message: Taken) -> None:
@@ -157,23 +176,28 @@ class CashScreen(TillScreen):
     # -- actions -------------------------------------------------------------------------------
 
     def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "take":
+        taken = self.taken
+        if action in ("take", "back"):
+            if taken is not None:
+                return False
             return None if self.taking else True
-        if action == "back":
-            return None if self.taking else True
+        if action == "next_sale":
+            return taken is not None and taken.completed
+        if action == "back_to_sale":
+            return taken is not None and not taken.completed
         return True
 
+    def action_next_sale(self) -> None:
+        self._leave()
+
+    def action_back_to_sale(self) -> None:
+        self._leave()
+
     def action_take(self) -> None:
-        if self.taken is not None:
-            self._leave()
-            return
         after_pending_keys(self, self._take_now)
 
     def _take_now(self) -> None:
-        if not self.is_current or self.taking:
-            return
-        if self.taken is not None:
-            self._leave()
+        if not self.is_current or self.taking or self.taken is not None:
             return
         try:
             given = read_shillings(self.query_one("#cash-given", Input).value, "The cash given")

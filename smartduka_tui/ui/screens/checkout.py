@@ -525,16 +525,21 @@ class CheckoutScreen(TillScreen):
         """Clear the sale; one with money taken is left ABANDONED for the manager."""
         self.clear_notice()
         sale_ref = self.sale_ref
-        left = None
-        if self.till.is_open and sale_ref:
-            try:
-                left = await self.till.call_service(
-                    self.till.services.payments.sales.abandon(sale_ref)
-                )
-            except Exception as error:
-                self.till.report_unexpected(error, "clearing the sale")
-                return
+        self.open_sale = None
         self.new_sale()
+        if self.till.is_open and sale_ref:
+            await self._abandon_now(sale_ref)
+
+    @work(group="abandon", exit_on_error=False)
+    async def _abandon(self, sale_ref: str) -> None:
+        await self._abandon_now(sale_ref)
+
+    async def _abandon_now(self, sale_ref: str) -> None:
+        try:
+            left = await self.till.call_service(self.till.services.payments.sales.abandon(sale_ref))
+        except Exception as error:
+            self.till.report_unexpected(error, "clearing the sale")
+            return
         if left is not None and left.tenders:
             self.show_notice(
                 f"Sale {left.sale_ref} cleared with {shillings(left.paid)} of "
@@ -563,8 +568,11 @@ class CheckoutScreen(TillScreen):
     # -- a new sale ----------------------------------------------------------------------------
 
     def new_sale(self) -> None:
-        """Empty the sale and suggest the next free sale reference."""
-        self.open_sale = None
+        """Empty the sale and suggest the next free sale reference. A sale left part paid (its
+        M-Pesa part not paid, the cashier moving on) is abandoned for the manager."""
+        left, self.open_sale = self.open_sale, None
+        if left is not None and left.part_paid and self.till.is_open:
+            self._abandon(left.sale_ref)
         self._lock_for_part_paid()
         self.items.clear()
         self.query_one("#total", Input).value = ""

@@ -86,7 +86,7 @@ class SuccessScreen(SaleScreen):
         self.view = self.catch_up(self.view)
         self._render_view()
         self.app.bell()
-        self._print_on_arrival()
+        # The receipt is the sale's: it prints once the sale is known to be paid in full.
         self._check_sale()
 
     class SaleChecked(Message, bubble=False):
@@ -96,20 +96,27 @@ class SuccessScreen(SaleScreen):
 
     @work(group="sale", exclusive=True, exit_on_error=False)
     async def _check_sale(self) -> None:
+        owed = 0
         try:
             sale = await self.till.call_service(
                 self.till.services.payments.sales.get(self.view.sale_ref)
             )
         except Exception as error:
             self.till.report_unexpected(error, "reading the sale")
-            return
-        if sale is not None and sale.part_paid:
-            self.post_message(self.SaleChecked(sale.owed))
+        else:
+            if sale is not None and sale.part_paid:
+                owed = sale.owed
+        self.post_message(self.SaleChecked(owed))
 
     @on(SaleChecked)
     def _sale_checked(self, message: SaleChecked) -> None:
         self.owed = message.owed
         self._render_view()
+        if self.owed:
+            if self.till.printer is not None:
+                self._say_printer("The receipt prints once the sale is paid in full.")
+        else:
+            self._print_on_arrival()
 
     def _render_view(self) -> None:
         view = self.view
