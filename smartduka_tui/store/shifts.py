@@ -95,6 +95,10 @@ class StatementReceipt:
     other_till: bool
 
 
+_SALE_STATES = {state.value: state for state in SaleState}
+_TENDER_KINDS = {kind.value: kind for kind in TenderKind}
+
+
 def _shift(row: Any) -> Shift:
     return Shift(
         id=row["id"],
@@ -285,12 +289,13 @@ class Shifts:
             " ORDER BY t.at, t.id",
             (shop_id, till_id, to_ms(since), to_ms(until)),
         )
+        # Enum members by dict, not by calling the enum: a busy shift has tens of thousands.
         return [
             TenderRow(
                 sale_ref=row["sale_ref"],
-                sale_state=SaleState(row["state"]),
+                sale_state=_SALE_STATES[row["state"]],
                 sale_total=row["total"],
-                kind=TenderKind(row["kind"]),
+                kind=_TENDER_KINDS[row["kind"]],
                 amount=row["amount"],
                 receipt_number=row["receipt_number"],
                 at=from_ms(row["at"]),
