@@ -130,6 +130,9 @@ async def test_sale_that_is_paid(quiet_till: TillHarness, svg: SnapshotAssertion
         await shot(pilot, svg, "waiting_countdown")
         await deliver(pilot, quiet_till, "SDK4T9Q2XZ")
         await wait_for_screen(pilot, SuccessScreen)
+        # The status bar's count follows the payment on a worker of its own: under load the
+        # shot could come before it (the sale's rows now commit with the payment).
+        await wait_until(pilot, lambda: app.awaiting == 0, "the awaiting count")
         await shot(pilot, svg, "success_receipt")
         await pilot.press("enter")
         phone_screen = await to_phone(pilot, "80")
