@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from smartduka_tui.model import COUNTED_SALE_STATES, SaleState, TenderKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -43,23 +43,23 @@ class ReportKind(StrEnum):
     """At close, with the cash counted and the shift's Z number."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReportTender:
-    """One tender of one of the till's sales in the shift's window."""
-
-    sale_ref: str
-    sale_state: SaleState
-    sale_total: int
-    kind: TenderKind
-    amount: int
-    """What it pays toward the sale: for cash, the cash handed over less the change."""
-    receipt_number: str | None
-    at: datetime
+class TenderFacts(Protocol):
+    """What the report reads of one tender of the till's sales in the shift's window (the
+    store's rows have it). `amount` is what it pays toward the sale: for cash, the cash
+    handed over less the change, so it is also what it left in the drawer."""
 
     @property
-    def cash_in(self) -> int:
-        """What this tender left in the drawer."""
-        return self.amount if self.kind is TenderKind.CASH else 0
+    def sale_ref(self) -> str: ...
+    @property
+    def sale_state(self) -> SaleState: ...
+    @property
+    def sale_total(self) -> int: ...
+    @property
+    def kind(self) -> TenderKind: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def receipt_number(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,7 @@ def build_report(
     opened_at: datetime,
     until: datetime,
     opening_float: int,
-    tenders: Sequence[ReportTender],
+    tenders: Sequence[TenderFacts],
     counted_cash: int | None = None,
     z_number: int | None = None,
     shortcode: str | None = None,
@@ -201,7 +201,8 @@ def build_report(
     till_mpesa: dict[str, int] = {}
     without_receipt: set[str] = set()
     for tender in tenders:
-        cash_taken += tender.cash_in
+        cash_in = tender.amount if tender.kind is TenderKind.CASH else 0
+        cash_taken += cash_in
         if tender.sale_state in COUNTED_SALE_STATES:
             counted.add(tender.sale_ref)
             count_amount = totals.setdefault(tender.kind, [0, 0])
@@ -210,7 +211,7 @@ def build_report(
             if tender.sale_state is not SaleState.PAID:
                 part_paid[tender.sale_ref] = tender.sale_state
         else:
-            cash_refunds += tender.cash_in
+            cash_refunds += cash_in
             left_out[tender.sale_ref] = LeftOutSale(
                 tender.sale_ref, tender.sale_state, tender.sale_total
             )

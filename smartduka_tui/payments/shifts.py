@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from smartduka_tui.model import Actor, AuditAction, ShopType
 from smartduka_tui.payments.shift_report import (
     ReportKind,
-    ReportTender,
     ShiftReport,
     StatementEntry,
     build_report,
@@ -344,18 +343,7 @@ class ShiftDesk:
             opened_at=shift.opened_at,
             until=until,
             opening_float=shift.opening_float,
-            tenders=[
-                ReportTender(
-                    sale_ref=r.sale_ref,
-                    sale_state=r.sale_state,
-                    sale_total=r.sale_total,
-                    kind=r.kind,
-                    amount=r.amount,
-                    receipt_number=r.receipt_number,
-                    at=r.at,
-                )
-                for r in rows
-            ],
+            tenders=rows,
             counted_cash=counted,
             shortcode=shortcode,
             statement=statement,

@@ -95,6 +95,10 @@ class StatementReceipt:
     other_till: bool
 
 
+_SALE_STATES = {state.value: state for state in SaleState}
+_TENDER_KINDS = {kind.value: kind for kind in TenderKind}
+
+
 def _shift(row: Any) -> Shift:
     return Shift(
         id=row["id"],
@@ -285,12 +289,13 @@ class Shifts:
             " ORDER BY t.at, t.id",
             (shop_id, till_id, to_ms(since), to_ms(until)),
         )
+        # Enum members by dict, not by calling the enum: a busy shift has tens of thousands.
         return [
             TenderRow(
                 sale_ref=row["sale_ref"],
-                sale_state=SaleState(row["state"]),
+                sale_state=_SALE_STATES[row["state"]],
                 sale_total=row["total"],
-                kind=TenderKind(row["kind"]),
+                kind=_TENDER_KINDS[row["kind"]],
                 amount=row["amount"],
                 receipt_number=row["receipt_number"],
                 at=from_ms(row["at"]),
@@ -309,17 +314,21 @@ class Shifts:
         tx: Reader | None = None,
     ) -> list[StatementReceipt]:
         """The pulled statement's receipts for `shortcode` paid in [since, until), each marked
-        when another till of the shop holds it (its STK attempt, or a direct payment it took)."""
+        when another till of the shop holds it (its STK attempt, or a direct payment it took
+        or has as a tender)."""
         rows = await (tx or self._db).fetchall(
             "SELECT p.transaction_id, p.amount, p.paid_at,"
             " (EXISTS (SELECT 1 FROM attempts a WHERE a.shop_id = p.shop_id"
             "          AND a.receipt_number = p.transaction_id AND a.till_id != ?)"
             "  OR EXISTS (SELECT 1 FROM c2b_payments c WHERE c.shop_id = p.shop_id"
-            "          AND c.trans_id = p.transaction_id AND c.attached_till != ?)) AS other"
+            "          AND c.trans_id = p.transaction_id AND c.attached_till != ?)"
+            "  OR EXISTS (SELECT 1 FROM sale_tenders t WHERE t.shop_id = p.shop_id"
+            "          AND t.kind = 'MPESA_C2B' AND t.receipt_number = p.transaction_id"
+            "          AND t.till_id != ?)) AS other"
             " FROM pulled_transactions p"
             " WHERE p.shop_id = ? AND p.shortcode = ? AND p.paid_at >= ? AND p.paid_at < ?"
             " ORDER BY p.paid_at, p.transaction_id",
-            (till_id, till_id, shop_id, shortcode, to_ms(since), to_ms(until)),
+            (till_id, till_id, till_id, shop_id, shortcode, to_ms(since), to_ms(until)),
         )
         return [
             StatementReceipt(

@@ -15,6 +15,7 @@ from smartduka_tui.store.c2b import C2BAttachError
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle
 from tests.integration.test_c2b_e2e import desk, drain, registered_till_pair
+from tests.shifts.conftest import open_test_shift
 
 
 async def test_part_cash_then_a_direct_payment_of_exactly_the_rest(
@@ -27,6 +28,7 @@ async def test_part_cash_then_a_direct_payment_of_exactly_the_rest(
     async with first.engine() as engine:
         await drain(engine, relay)
         till_desk = desk(engine, first, relay)
+        await open_test_shift(engine.store, engine.shop_id, engine.till_id)  # cash needs one
         taken = await engine.sales.take_cash("SPLIT1", 500, 400, part=350)
         assert (taken.change, taken.sale.owed) == (50, 150)
         with pytest.raises(C2BAttachError) as refused:

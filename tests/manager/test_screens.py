@@ -41,7 +41,7 @@ from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 from tests.ui.conftest import showing, wait_until
 
-MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3, "direct": 4}
+MENU = {"problems": 0, "settings": 1, "audit": 2, "history": 3, "direct": 4, "shifts": 5}
 
 
 async def open_menu_item(pilot: Any, item: str) -> None:

@@ -42,6 +42,9 @@ async def test_cash_without_an_open_shift_is_refused_and_changes_nothing(
     assert caught.value.message == NO_SHIFT_FOR_CASH
     assert await sales_state(store) == before
     assert await sales.cash_refusal() == NO_SHIFT_FOR_CASH
+    # A sale opened for M-Pesa (a prompt, or a direct payment F6 attaches) needs no shift.
+    opened = await sales.open("M1", 250)
+    assert opened.total == 250
 
     await shifts.open(1000, "Wanjiru")
     assert await sales.cash_refusal() is None

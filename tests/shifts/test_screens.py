@@ -4,6 +4,7 @@ sense; and one SVG snapshot per state at 80x24."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +12,23 @@ from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 from textual.widgets import DataTable, Input, Static
 
+from smartduka_tui.payments.shift_report import render_text
+from smartduka_tui.payments.shifts import ShiftDesk
+from smartduka_tui.printing import text_escpos_bytes
 from smartduka_tui.ui.manager.shifts import CloseShiftScreen, OpenShiftScreen, ShiftsScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
-from tests.manager.conftest import PIN, SIZE, Seeded, build_app, seeded, settle
-from tests.shifts.conftest import ring_up_day
+from tests.manager.conftest import (
+    PIN,
+    SIZE,
+    Seeded,
+    build_app,
+    make_settings,
+    seeded,
+    seeded_till,
+    settle,
+)
+from tests.shifts.conftest import SHOP, TILL, ring_up_day
+from tests.ui.conftest import wait_until
 
 __all__ = ["seeded"]
 
@@ -100,9 +114,8 @@ async def test_a_shift_from_open_to_close(seeded: Seeded, svg: SnapshotAssertion
         await type_into(pilot, "#counted", "2800")
         assert app.screen is screen
         assert screen.notice_text == (
-            "Shift closed: Z 1. Expected KES 2,850, counted KES 2,800: KES 50 short. Not "
-            "printed: no receipt printer is set up (printer.kind in the settings); the Z "
-            "report is kept: print it once one is set up (P prints it)."
+            "Shift closed: Z 1. Expected KES 2,850, counted KES 2,800: KES 50 short. No "
+            "receipt printer is set up (printer.kind in the settings): P prints it once one is."
         )
         assert "Z REPORT (shift closed)  Z 1" in screen.report_text
         assert screen.status_text.startswith("No open shift.")
@@ -163,3 +176,43 @@ async def test_actions_that_make_no_sense_are_refused_in_words(seeded: Seeded) -
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is screen and screen.status_text.startswith("Shift open since")
+
+
+async def test_the_z_report_prints_after_the_close_and_a_missing_printer_keeps_the_close(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "usb").mkdir()
+    device = tmp_path / "usb" / "lp0"
+    settings = make_settings(tmp_path / "till", printer={"kind": "file", "path": str(device)})
+    async with seeded_till(tmp_path, settings=settings) as till:
+        desk = ShiftDesk(till.store, SHOP, TILL, settings.printer)
+        await desk.open(2000, "Wanjiru")
+        app = build_app(till)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_shifts(pilot)
+            await pilot.press("c")
+            await settle(pilot)
+            await type_into(pilot, "#counted", "2000")
+            await wait_until(pilot, lambda: "printed" in screen.notice_text, "the print")
+            assert screen.notice_text == (
+                "Shift closed: Z 1. Expected KES 2,000, counted KES 2,000: none, the drawer "
+                "matches. Z report printed."
+            )
+            report = await desk.z_report(1)
+            assert device.read_bytes() == text_escpos_bytes(render_text(report))
+
+            # The printer is unplugged (its device is gone): the next close still lands.
+            device.unlink()
+            (tmp_path / "usb").rmdir()
+            await desk.open(500, "Otieno")
+            await pilot.press("c")
+            await settle(pilot)
+            await type_into(pilot, "#counted", "450")
+            await wait_until(pilot, lambda: "Not printed" in screen.notice_text, "the failure")
+            assert screen.notice_text == (
+                "Shift closed: Z 2. Expected KES 500, counted KES 450: KES 50 short. Not "
+                f"printed: printer {device} is not reachable (no such file or directory); "
+                "nothing printed, print it again when the printer is back. P prints it again."
+            )
+            assert await desk.current() is None
+            assert (await desk.z_report(2)).counted_cash == 450

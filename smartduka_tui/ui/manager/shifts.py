@@ -88,16 +88,12 @@ def status_words(shift: Shift | None) -> str:
     )
 
 
-def closed_words(closed: ClosedShift) -> str:
-    report = closed.report
+def closed_words(report: ShiftReport) -> str:
     counted = report.counted_cash or 0
-    words = (
+    return (
         f"Shift closed: Z {report.z_number}. Expected KES {report.expected_cash:,}, counted "
         f"KES {counted:,}: {report.difference_words}."
     )
-    if closed.printed:
-        return words + " Z report printed."
-    return words + f" Not printed: {closed.print_error} (P prints it)."
 
 
 class ShiftsScreen(ManagerScreen):
@@ -189,17 +185,18 @@ class ShiftsScreen(ManagerScreen):
         self.call_service(lambda: refused_as_manager(call()), done, doing)
 
     def action_open_shift(self) -> None:
-        if self.busy:
+        if not self.busy:
+            # Read afresh: the shift may have been opened or closed elsewhere (the CLI).
+            self.call_service(self.desk.current, self._open_or_refuse, "reading the shift")
+
+    def _open_or_refuse(self, shift: Shift | None) -> None:
+        self._show_status(shift)
+        if shift is None:
+            self.app.push_screen(OpenShiftScreen(self.desk), self._after_open)
             return
-        if self.shift is not None:
-            # The desk says it in its words (and changes nothing).
-            self._run(
-                lambda: self.desk.open(0, self.shift.cashier if self.shift else "-"),
-                lambda _: None,
-                "opening the shift",
-            )
-            return
-        self.app.push_screen(OpenShiftScreen(self.desk), self._after_open)
+        # The desk refuses it in its own words (and changes nothing).
+        cashier = shift.cashier
+        self._run(lambda: self.desk.open(0, cashier), lambda _: None, "opening the shift")
 
     def _after_open(self, shift: Shift | None) -> None:
         if shift is None:
@@ -216,19 +213,45 @@ class ShiftsScreen(ManagerScreen):
             self._run(lambda: self.desk.x_report(via="app"), self._show_report, "the X report")
 
     def action_close_shift(self) -> None:
-        if self.busy:
+        if not self.busy:
+            self.call_service(self.desk.current, self._close_or_refuse, "reading the shift")
+
+    def _close_or_refuse(self, shift: Shift | None) -> None:
+        self._show_status(shift)
+        if shift is not None:
+            self.app.push_screen(CloseShiftScreen(self.desk), self._after_close)
             return
-        if self.shift is None:
-            self._run(lambda: self.desk.close(0, via="app"), lambda _: None, "closing the shift")
-            return
-        self.app.push_screen(CloseShiftScreen(self.desk), self._after_close)
+        self._run(lambda: self.desk.close(0, via="app"), lambda _: None, "closing the shift")
 
     def _after_close(self, closed: ClosedShift | None) -> None:
         if closed is None:
             return
         # The shift's line and the list are read again as this screen resumes.
-        self._show_report(closed.report)
-        self.show_notice(closed_words(closed), "information" if closed.printed else "warning")
+        report = closed.report
+        self._show_report(report)
+        words = closed_words(report)
+        if not self.desk.printer_configured:
+            self.show_notice(
+                f"{words} No receipt printer is set up (printer.kind in the settings): P "
+                "prints it once one is.",
+                "warning",
+            )
+            return
+        self.show_notice(f"{words} Printing the Z report…")
+        self._print_after_close(report, words)
+
+    @work(group="shift-print", exclusive=True, exit_on_error=False)
+    async def _print_after_close(self, report: ShiftReport, words: str) -> None:
+        """The Z report to the printer once the close has landed: a slow or missing printer
+        holds up nothing, and its failure leaves the close as it is."""
+        try:
+            await self.till.call_service(self.desk.print_report(report, via="app"))
+        except ShiftError as error:
+            self.show_notice(f"{words} Not printed: {error.message}. P prints it again.", "warning")
+        except Exception as error:
+            self.till.report_unexpected(error, "printing the Z report")
+        else:
+            self.show_notice(f"{words} Z report printed.", "information")
 
     def action_print_report(self) -> None:
         if self.busy:
@@ -341,9 +364,7 @@ class CloseShiftScreen(_ShiftDialog[ClosedShift]):
 
     @work(group="shift-close", exclusive=True, exit_on_error=False)
     async def _close(self, counted: str) -> None:
-        await self.attempt(
-            self.desk.close(counted, via="app", print_report=True), "closing the shift"
-        )
+        await self.attempt(self.desk.close(counted, via="app"), "closing the shift")
 
 
 __all__ = ["CloseShiftScreen", "OpenShiftScreen", "ShiftsScreen", "desk_of"]
