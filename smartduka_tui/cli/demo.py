@@ -70,6 +70,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_TIMEOUT_S = 30.0
 DEMO_SHOP_NAME = "Demo Duka"
 DEMO_PREFIX = "DEMO"
+DEMO_CASHIER = "Demo cashier"
+DEMO_FLOAT = 1000
+"""The demo till's shift opens with this float (KES), so F10 takes cash at once, as it would
+once a manager had opened the day's shift."""
 PAYS_PHONE = "254700000000"
 WATCH_EVERY_S = 1.0
 STOP_GRACE_S = 0.3
@@ -432,6 +436,15 @@ async def _set_up_till(
                 callback_kid=parsed.callback_kid,
                 callback_secret=Secret(parsed.callback_secret),
             ),
+        )
+        # Cash needs an open shift; the demo's drawer starts with one, audited as the system's.
+        await store.shifts.open(
+            tx,
+            shop_id=parsed.shop_id,
+            till_id=parsed.till_id,
+            cashier=DEMO_CASHIER,
+            opening_float=DEMO_FLOAT,
+            actor=Actor.SYSTEM,
         )
     return str(parsed.shop_id), shortcode, credentials, initiator
 

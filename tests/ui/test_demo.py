@@ -18,6 +18,8 @@ import pytest
 
 from smartduka_tui.cli.app import open_till, till_services
 from smartduka_tui.cli.demo import (
+    DEMO_CASHIER,
+    DEMO_FLOAT,
     DemoError,
     Served,
     _stop_servers_now,
@@ -225,6 +227,24 @@ async def test_a_server_that_ignores_sigterm_is_killed_after_its_grace(tmp_path:
     await stop_servers([stubborn, already])
     assert proc.returncode == -signal.SIGKILL
     assert gone.returncode == 0
+
+
+async def test_the_demo_till_takes_cash_in_its_open_shift() -> None:
+    """Cash needs an open shift (issue #15); the demo opens one with its float, so F10 works in
+    the demo at once and the X report counts the cash."""
+    async with (
+        demo_environment() as demo,
+        till_services(demo.settings, help_sections=demo.help_sections) as services,
+    ):
+        engine = services.payments
+        assert isinstance(engine, PaymentEngine)
+        taken = await engine.sales.take_cash("DEMO8", 350, 500)
+        assert (taken.completed, taken.change) == (True, 150)
+        shift = await engine.store.shifts.current(engine.shop_id, engine.till_id)
+        assert shift is not None and (shift.cashier, shift.opening_float) == (
+            DEMO_CASHIER,
+            DEMO_FLOAT,
+        )
 
 
 async def test_the_demo_checks_a_receipt_code_and_reverses_the_payment() -> None:
