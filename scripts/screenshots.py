@@ -26,6 +26,7 @@ from smartduka_tui.cli.app import till_services  # noqa: E402
 from smartduka_tui.cli.demo import demo_environment  # noqa: E402
 from smartduka_tui.clock import ManualClock  # noqa: E402
 from smartduka_tui.ui.app import SmartDukaApp, make_app  # noqa: E402
+from smartduka_tui.ui.screens.cash import CashScreen  # noqa: E402
 from smartduka_tui.ui.screens.checkout import CheckoutScreen  # noqa: E402
 from smartduka_tui.ui.screens.failure import FailureScreen  # noqa: E402
 from smartduka_tui.ui.screens.help import HelpScreen  # noqa: E402
@@ -106,6 +107,18 @@ async def main() -> None:
             line = success.query_one("#printer-line")
             await until(pilot, lambda: "printed" in str(line.content), "the receipt printed")
             save(app, "success")
+            await pilot.press("enter")
+
+            # Cash (the demo till's shift is open): the change shown large.
+            checkout = await screen(pilot, CheckoutScreen)
+            await until(pilot, lambda: bool(checkout.sale_ref), "a sale reference")
+            await type_into(pilot, "#total", "350")
+            await pilot.press("f10")
+            cash = await screen(pilot, CashScreen)
+            await type_into(pilot, "#cash-given", "1000")
+            await pilot.press("enter")
+            await until(pilot, lambda: cash.taken is not None, "the cash taken")
+            save(app, "cash")
             await pilot.press("enter")
 
             await new_sale(pilot, "300", CANCELS)
