@@ -7,7 +7,9 @@ database and the audit log: rename a member if you must, never its value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntFlag, StrEnum
+from typing import Protocol
 
 
 class Mode(StrEnum):
@@ -138,6 +140,40 @@ _TENDER_LABELS = {
     TenderKind.MPESA_STK: "M-Pesa",
     TenderKind.MPESA_C2B: "M-Pesa (direct)",
 }
+
+
+class _Tendered(Protocol):
+    @property
+    def kind(self) -> TenderKind: ...
+    @property
+    def amount(self) -> int: ...
+
+
+class TenderSums:
+    """What a sale's tenders add up to: one definition for the store's `Sale` and the faces'
+    `SaleView`, each a dataclass with a `total` and its `tenders`."""
+
+    __slots__ = ()
+    total: int
+    tenders: Sequence[_Tendered]
+
+    @property
+    def paid(self) -> int:
+        """What the tenders pay toward the total so far."""
+        return sum(tender.amount for tender in self.tenders)
+
+    @property
+    def owed(self) -> int:
+        """What is still to pay (0 once the tenders cover the total)."""
+        return max(self.total - self.paid, 0)
+
+    @property
+    def cash(self) -> int:
+        return sum(t.amount for t in self.tenders if t.kind is TenderKind.CASH)
+
+    @property
+    def mpesa(self) -> int:
+        return sum(t.amount for t in self.tenders if t.kind.is_mpesa)
 
 
 class SaleState(StrEnum):

@@ -28,6 +28,7 @@ from smartduka_tui.model import (
     ProblemKind,
     SaleState,
     TenderKind,
+    TenderSums,
 )
 from smartduka_tui.payments.api import PaymentError
 from smartduka_tui.payments.shifts import cash_refusal
@@ -88,7 +89,7 @@ class LineView:
 
 
 @dataclass(frozen=True, slots=True)
-class SaleView:
+class SaleView(TenderSums):
     """A sale as the faces see it (no store types beyond this module)."""
 
     sale_ref: str
@@ -100,22 +101,6 @@ class SaleView:
     opened_at: datetime
     closed_at: datetime | None
     note: str | None
-
-    @property
-    def paid(self) -> int:
-        return sum(tender.amount for tender in self.tenders)
-
-    @property
-    def owed(self) -> int:
-        return max(self.total - self.paid, 0)
-
-    @property
-    def cash(self) -> int:
-        return sum(t.amount for t in self.tenders if t.kind is TenderKind.CASH)
-
-    @property
-    def mpesa(self) -> int:
-        return sum(t.amount for t in self.tenders if t.kind.is_mpesa)
 
     @property
     def change(self) -> int:

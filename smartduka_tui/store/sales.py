@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from smartduka_tui.model import COUNTED_SALE_STATES, Actor, AuditAction, SaleState, TenderKind
+from smartduka_tui.model import (
+    COUNTED_SALE_STATES,
+    Actor,
+    AuditAction,
+    SaleState,
+    TenderKind,
+    TenderSums,
+)
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
@@ -90,7 +97,7 @@ class SaleTender:
 
 
 @dataclass(frozen=True, slots=True)
-class Sale:
+class Sale(TenderSums):
     shop_id: str
     till_id: str
     sale_ref: str
@@ -102,24 +109,6 @@ class Sale:
     updated_at: datetime
     lines: tuple[SaleLine, ...]
     tenders: tuple[SaleTender, ...]
-
-    @property
-    def paid(self) -> int:
-        """What the tenders pay toward the total so far."""
-        return sum(tender.amount for tender in self.tenders)
-
-    @property
-    def owed(self) -> int:
-        """What is still to pay (0 once the tenders cover the total)."""
-        return max(self.total - self.paid, 0)
-
-    @property
-    def cash(self) -> int:
-        return sum(t.amount for t in self.tenders if t.kind is TenderKind.CASH)
-
-    @property
-    def mpesa(self) -> int:
-        return sum(t.amount for t in self.tenders if t.kind.is_mpesa)
 
 
 def _tender(row: Any) -> SaleTender:
