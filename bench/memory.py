@@ -25,15 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.tui import PAYS, compile_project, memory_kb, press, wait_for
+from bench.tui import compile_project, memory_kb, ring_up, wait_for
 from smartduka_tui.cli.app import till_services
 from smartduka_tui.cli.demo import Demo, demo_environment
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
-from smartduka_tui.ui.screens.phone import PhoneScreen
-from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.services import UiOptions
 
 
@@ -53,19 +51,7 @@ async def session(demo: Demo, sales: int, top: int) -> None:
             tracemalloc.start()
             first = tracemalloc.take_snapshot()
             started = time.monotonic()
-            for number in range(sales):
-                while not checkout.sale_ref:
-                    await pilot.pause(0.01)
-                checkout.query_one("#total").value = str(100 + number)
-                press(app, "enter")
-                phone_screen = await wait_for(pilot, PhoneScreen)
-                phone_screen.query_one("#phone").value = PAYS
-                press(app, "enter")
-                await wait_for(pilot, SuccessScreen)
-                press(app, "enter")
-                checkout = await wait_for(pilot, CheckoutScreen)
-                if (number + 1) % 10 == 0:
-                    print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB")
+            await ring_up(pilot, checkout, sales)
             took = time.monotonic() - started
             gc.collect()
             last = tracemalloc.take_snapshot()

@@ -164,6 +164,27 @@ async def wait_for(pilot: Any, screen_type: type) -> Any:
     return pilot.app.screen
 
 
+async def ring_up(pilot: Any, checkout: Any, sales: int) -> None:
+    """A scripted cashier: `sales` sales, each paid by M-Pesa on the simulator's paying phone,
+    printing the resident size every 10 sales (so that a run cut short still says something)."""
+    app = pilot.app
+    for number in range(sales):
+        while not checkout.sale_ref:
+            await pilot.pause(0.01)
+        # A different amount each time: M-Pesa refuses the same amount to the same phone
+        # within two minutes (result 17).
+        checkout.query_one("#total").value = str(100 + number)
+        press(app, "enter")
+        phone_screen = await wait_for(pilot, PhoneScreen)
+        phone_screen.query_one("#phone").value = PAYS
+        press(app, "enter")
+        await wait_for(pilot, SuccessScreen)
+        press(app, "enter")
+        checkout = await wait_for(pilot, CheckoutScreen)
+        if (number + 1) % 10 == 0:
+            print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB")
+
+
 async def sales_session(demo: Demo, sales: int) -> None:
     async with SimulatorControl(demo.simulator.url) as sim:
         # The customer answers at once: this measures the app, not the simulated thumb.
@@ -179,21 +200,7 @@ async def sales_session(demo: Demo, sales: int) -> None:
             before = memory_kb()
             print(f"  before the first sale, VmRSS {before['VmRSS'] / 1024:.1f} MB")
             started = time.monotonic()
-            for number in range(sales):
-                while not checkout.sale_ref:
-                    await pilot.pause(0.01)
-                # A different amount each time: M-Pesa refuses the same amount to the same
-                # phone within two minutes (result 17).
-                checkout.query_one("#total").value = str(100 + number)
-                press(app, "enter")
-                phone_screen = await wait_for(pilot, PhoneScreen)
-                phone_screen.query_one("#phone").value = PAYS
-                press(app, "enter")
-                await wait_for(pilot, SuccessScreen)
-                press(app, "enter")
-                checkout = await wait_for(pilot, CheckoutScreen)
-                if (number + 1) % 10 == 0:  # so that a run cut short still says something
-                    print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB")
+            await ring_up(pilot, checkout, sales)
             took = time.monotonic() - started
             after = memory_kb()
     print(f"memory: {sales} sales in {took:.1f} s ({took / sales * 1000:.0f} ms per sale)")
