@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from smartduka_tui.mpesa.callback_path import sign_new_attempt  # noqa: E402
 
 HOST = "127.0.0.1"
-PAYLOAD = ROOT.parent / "shared" / "daraja" / "payloads" / "callback_success.json"
+PAYLOAD = ROOT / "tests" / "data" / "daraja" / "payloads" / "callback_success.json"
 FALLBACK_PAYLOAD: dict[str, Any] = {
     "Body": {
         "stkCallback": {
