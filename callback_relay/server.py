@@ -11,11 +11,13 @@ import logging
 import re
 from pathlib import Path
 
+from starlette.applications import Starlette
+
 from callback_relay.app import make_app
 from callback_relay.settings import RelaySettings
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.callback_path import PREFIX, redact_path
-from smartduka_tui.serving import bind_socket, write_ready_file
+from smartduka_tui.serving import SERVER_KEEP_ALIVE_S, bind_socket, run_uvicorn, write_ready_file
 
 _PREFIXES = (PREFIX, *(purpose.prefix for purpose in result_path.ResultPurpose))
 _CALLBACK_PATH = re.compile("(?:" + "|".join(map(re.escape, _PREFIXES)) + r")[^\s\"'?]*")
@@ -62,8 +64,9 @@ def run_server(
     print(f"listening on {scheme}://{shown_host}:{bound_port}", flush=True)
     if ready_file is not None:
         write_ready_file(ready_file, bound_port)
+    app = make_app(settings)
     config = uvicorn.Config(
-        make_app(settings),
+        app,
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
@@ -71,7 +74,17 @@ def run_server(
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    run_uvicorn(config, sock, on_exit=lambda: _answer_long_polls(app))
+
+
+def _answer_long_polls(app: Starlette) -> None:
+    """On SIGTERM: every open feed long-poll answers now (an empty batch, so its till simply
+    polls again, here once restarted or at another instance), and new ones do not wait; else
+    uvicorn's graceful shutdown waits for them and the process outlives its stop."""
+    relay = getattr(app.state, "relay", None)
+    if relay is not None:
+        relay.hub.close()

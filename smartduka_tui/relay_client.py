@@ -50,6 +50,7 @@ from smartduka_tui.connectivity import (
     daraja_answers,
 )
 from smartduka_tui.model import AttemptState, ProblemKind
+from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent
 from smartduka_tui.mpesa.statement import StatementParseError
 from smartduka_tui.payments import c2b
 from smartduka_tui.payments.api import (
@@ -193,6 +194,7 @@ class RelayClient:
             verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
+            limits=POOL_LIMITS,
         )
         self._listeners: list[Callable[[HandledEvent], None]] = []
         self._loop = BackgroundTask(self._run, "smartduka-relay-client")
@@ -417,8 +419,18 @@ class RelayClient:
     async def _fetch(self, wait: float) -> list[FeedEvent | tuple[int, str]]:
         heartbeat = asyncio.create_task(self._heartbeat()) if wait > 0 else None
         try:
+            # Sent again on a closed pooled connection: a read claims, but an event claimed
+            # and never delivered only comes back after the visibility timeout.
             response = await self.monitor.watch_relay(
-                self._http.get(FEED_PATH, params={"wait": f"{wait:g}"}, headers=self._auth()),
+                send_idempotent(
+                    lambda extensions: self._http.get(
+                        FEED_PATH,
+                        params={"wait": f"{wait:g}"},
+                        headers=self._auth(),
+                        extensions=extensions,
+                    ),
+                    "relay feed",
+                ),
                 wait,
             )
         except httpx.TransportError as error:
@@ -623,7 +635,13 @@ class RelayClient:
 
     async def _ack(self, event_id: int) -> None:
         try:
-            response = await self._http.post(f"{FEED_PATH}/{event_id}/ack", headers=self._auth())
+            # Acknowledging twice is harmless (the relay answers `already`).
+            response = await send_idempotent(
+                lambda extensions: self._http.post(
+                    f"{FEED_PATH}/{event_id}/ack", headers=self._auth(), extensions=extensions
+                ),
+                "acknowledgement",
+            )
         except httpx.TransportError as error:
             raise RelayUnavailable(f"acknowledgement failed ({type(error).__name__})") from None
         if response.status_code == 404:

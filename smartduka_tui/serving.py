@@ -7,9 +7,18 @@ in the backlog until uvicorn accepts them).
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Final
+
+SERVER_KEEP_ALIVE_S: Final = 10
+"""How long our servers (simulator, relay) keep an idle keep-alive connection. Set explicitly,
+and well above the clients' `mpesa.http_pool.KEEPALIVE_EXPIRY_S`, so that a client always drops
+an idle connection before the server closes it: a push sent just as the server closed its
+connection would end UNKNOWN (uvicorn's own default, 5 s, equals httpx's)."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -57,6 +66,30 @@ def serve(
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    run_uvicorn(config, sock)
+
+
+def run_uvicorn(
+    config: Any, sock: socket.socket, on_exit: Callable[[], None] | None = None
+) -> None:
+    """Run uvicorn on `sock` until SIGINT or SIGTERM. `on_exit` runs in the event loop as soon as
+    the signal comes, before uvicorn waits for open requests to end: the relay answers its
+    long-polls there, which would otherwise hold the process up to their whole wait."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if on_exit is not None and self.loop is not None:
+                # A signal handler interrupts the loop anywhere: hand over, do not call in.
+                self.loop.call_soon_threadsafe(on_exit)
+
+    Server(config).run(sockets=[sock])

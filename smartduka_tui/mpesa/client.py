@@ -7,9 +7,12 @@ and refreshed once when Daraja answers `404.001.03 Invalid Access Token` (the po
 token may revoke the old one).
 
 `stk_push` is never retried, except once after `404.001.03`: that answer is a definite refusal,
-so nothing was started. Everything else ends in `PushRefused` (definite) or `PushOutcomeUnknown`
-(may have started). `stk_query` is read-only, so it retries busy, throttled and unreachable
-answers with exponential backoff and jitter on the injected clock, a bounded number of times.
+so nothing was started (and, like every request here, once when it provably never left a pooled
+connection the server had closed: `mpesa.http_pool`, whose short keep-alive is why that race
+does not turn a good push into UNKNOWN). Everything else ends in `PushRefused` (definite) or
+`PushOutcomeUnknown` (may have started). `stk_query` is read-only, so it retries busy, throttled
+and unreachable answers with exponential backoff and jitter on the injected clock, a bounded
+number of times.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from smartduka_tui.mpesa.errors import (
     RequestOutcomeUnknown,
     RequestRefused,
 )
+from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent, send_once
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     OAuthResponse,
@@ -229,6 +233,7 @@ class DarajaClient:
             verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
+            limits=POOL_LIMITS,
         )
 
     @classmethod
@@ -352,10 +357,14 @@ class DarajaClient:
     async def _mint(self, creds: DarajaCredentials, label: str) -> AccessToken:
         started = self.clock.monotonic()
         try:
-            response = await self._http.get(
-                OAUTH_PATH,
-                params={"grant_type": "client_credentials"},
-                headers={"Authorization": creds.basic_authorization()},
+            response = await send_idempotent(
+                lambda extensions: self._http.get(
+                    OAUTH_PATH,
+                    params={"grant_type": "client_credentials"},
+                    headers={"Authorization": creds.basic_authorization()},
+                    extensions=extensions,
+                ),
+                "M-Pesa sign-in",
             )
         except httpx.TimeoutException:
             raise DarajaUnavailable("M-Pesa sign-in timed out", info=CONNECTION_FAILED) from None
@@ -452,7 +461,12 @@ class DarajaClient:
         when it may have (read timeouts, resets and write failures)."""
         headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
         try:
-            return await self._http.post(path, json=body, headers=headers)
+            return await send_once(
+                lambda extensions: self._http.post(
+                    path, json=body, headers=headers, extensions=extensions
+                ),
+                what,
+            )
         except _NOT_SENT as exc:
             raise refused(
                 f"{what} not sent: could not connect to M-Pesa ({type(exc).__name__})",
@@ -568,7 +582,12 @@ class DarajaClient:
         )
         headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
         try:
-            response = await self._http.post(QUERY_PATH, json=request.to_wire(), headers=headers)
+            response = await send_idempotent(
+                lambda extensions: self._http.post(
+                    QUERY_PATH, json=request.to_wire(), headers=headers, extensions=extensions
+                ),
+                "STK query",
+            )
         except httpx.TransportError as exc:
             raise _RetryQuery(
                 DarajaUnavailable(

@@ -9,7 +9,9 @@ this gateway reads them by the same rules as the direct one (DESIGN.md section 3
   `400.002.0x` refusals): PushRejected with its errorCode, nothing was started;
 - 429 (the shop's push limit at the relay): PushRejected as a spike arrest, retry later;
 - any other 4xx, or the relay not reached at all: PushRejected;
-- a 5xx without an envelope, a read timeout or a reset: PushOutcomeUnknown (never re-sent);
+- a 5xx without an envelope, a read timeout or a reset: PushOutcomeUnknown (never re-sent, but
+  for a push that provably never left a pooled connection the relay had closed:
+  `mpesa.http_pool`, whose keep-alive is shorter than the relay's);
 - a body the broker would refuse (`mpesa.broker_body`, the model both sides use): PushRejected
   with the broker's own code and words, before anything is sent.
 
@@ -40,6 +42,7 @@ from smartduka_tui.mpesa.broker_body import (
     DarajaState,
     refusal,
 )
+from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent, send_once
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     StkPushResponse,
@@ -103,6 +106,7 @@ class BrokerGateway:
             trust_env=False,
             follow_redirects=False,
             headers={"Accept": "application/json"},
+            limits=POOL_LIMITS,
         )
 
     def __repr__(self) -> str:
@@ -123,7 +127,12 @@ class BrokerGateway:
 
     async def prepare(self) -> None:
         try:
-            response = await self._http.get(READY_PATH, headers=self._auth())
+            response = await send_idempotent(
+                lambda extensions: self._http.get(
+                    READY_PATH, headers=self._auth(), extensions=extensions
+                ),
+                "broker readiness",
+            )
         except httpx.TransportError as error:
             raise Unreachable(
                 f"The relay could not be reached ({type(error).__name__}); nothing was sent."
@@ -161,8 +170,12 @@ class BrokerGateway:
             code, message = refusal(error)
             raise PushRejected(message, code) from None
         try:
-            response = await self._http.post(
-                PUSH_PATH, json=body.model_dump(), headers=self._auth()
+            # Not idempotent (a second push can prompt twice): see mpesa.http_pool.
+            response = await send_once(
+                lambda extensions: self._http.post(
+                    PUSH_PATH, json=body.model_dump(), headers=self._auth(), extensions=extensions
+                ),
+                "brokered STK push",
             )
         except _NOT_SENT as error:
             raise PushRejected(
@@ -209,10 +222,14 @@ class BrokerGateway:
 
     async def query(self, checkout_request_id: str) -> QueryAnswer:
         try:
-            response = await self._http.post(
-                QUERY_PATH,
-                json=BrokeredQuery(checkout_request_id=checkout_request_id).model_dump(),
-                headers=self._auth(),
+            response = await send_idempotent(
+                lambda extensions: self._http.post(
+                    QUERY_PATH,
+                    json=BrokeredQuery(checkout_request_id=checkout_request_id).model_dump(),
+                    headers=self._auth(),
+                    extensions=extensions,
+                ),
+                "brokered STK query",
             )
         except httpx.TransportError as error:
             return QueryAnswer(QueryKind.NO_ANSWER, result_desc=f"relay: {type(error).__name__}")
@@ -239,7 +256,12 @@ class BrokerGateway:
         """The broker's view of Daraja ("reachable", "unreachable", "unknown"), or None when
         the relay could not say (unreachable, it refused this till, or an answer not read)."""
         try:
-            response = await self._http.get(STATUS_PATH, headers=self._auth())
+            response = await send_idempotent(
+                lambda extensions: self._http.get(
+                    STATUS_PATH, headers=self._auth(), extensions=extensions
+                ),
+                "broker status",
+            )
             if response.status_code != 200:
                 return None
             return BrokerStatus.model_validate_json(response.content).daraja

@@ -1,0 +1,217 @@
+"""Keep-alive against a real uvicorn server: a connection the server closed while idle never turns
+a good request into a failure, and a push that may have left is never sent twice.
+
+The race of production (the server closes an idle connection just as the client sends on it) is
+made deterministic by `LateClose`, a loopback hop in front of the real simulator served by
+uvicorn in this process: when uvicorn closes an idle connection, the client is not told (as when
+the close is still on its way), and what it sends next is dropped and its connection reset.
+Tests wait on uvicorn having closed the connection, never on a guessed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from smartduka_tui.mpesa.client import DarajaClient, QueryStatus
+from smartduka_tui.mpesa.errors import PushOutcomeUnknown
+from smartduka_tui.mpesa.http_pool import KEEPALIVE_EXPIRY_S
+from smartduka_tui.mpesa.models import StkPushRequest
+from smartduka_tui.mpesa.requests import build_stk_push
+from smartduka_tui.serving import SERVER_KEEP_ALIVE_S, bind_socket
+from smartduka_tui.simulator.app import create_app
+from smartduka_tui.simulator.control import SimulatorControl
+from tests.conftest import unique_phone
+from tests.mpesa.support import (
+    CALLBACK_URL,
+    PUSH_PATH,
+    RecordingClock,
+    SimShop,
+    drive,
+    logged_since,
+    register_shop,
+)
+
+HANG_S = 30.0
+"""Only a hang reaches this: every wait below ends on a condition long before."""
+
+
+class LateClose:
+    """A TCP hop to `upstream_port` that hides the server's close of an idle connection until
+    the client sends again, then drops what was sent and resets the connection."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.connections = 0
+        self.lost = 0
+        self.server_closed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._hop, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_server_closed(self) -> None:
+        """Until uvicorn has closed a connection (idle past its keep-alive) since the last call."""
+        await asyncio.wait_for(self.server_closed.wait(), HANG_S)
+        self.server_closed.clear()
+
+    async def _hop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        gone = asyncio.Event()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            gone.set()
+            self.server_closed.set()
+
+        answers = asyncio.create_task(downstream())
+        try:
+            while data := await reader.read(65536):
+                if gone.is_set():
+                    self.lost += 1
+                    writer.transport.abort()
+                    return
+                up_writer.write(data)
+                await up_writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            answers.cancel()
+            up_writer.close()
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def simulator_behind_late_close(keep_alive_s: float) -> AsyncIterator[tuple[str, LateClose]]:
+    """The real simulator on uvicorn (idle timeout `keep_alive_s`) and a LateClose before it."""
+    sock = bind_socket("127.0.0.1", 0)
+    config = uvicorn.Config(
+        create_app(),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=keep_alive_s,  # type: ignore[arg-type]  # a float works; typed int
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.005)
+    hop = LateClose(sock.getsockname()[1])
+    await hop.start()
+    try:
+        yield f"http://127.0.0.1:{hop.upstream_port}", hop
+    finally:
+        await hop.stop()
+        server.should_exit = True
+        server.force_exit = True
+        await task
+
+
+@pytest.fixture
+def clock() -> RecordingClock:
+    return RecordingClock()
+
+
+@pytest_asyncio.fixture
+async def short_server() -> AsyncIterator[tuple[str, LateClose]]:
+    """A server that closes idle connections sooner than our clients drop them (1 s)."""
+    async with simulator_behind_late_close(1.0) as served:
+        yield served
+
+
+async def _shop(direct_url: str) -> SimShop:
+    async with SimulatorControl(direct_url) as control:
+        return await register_shop(control)
+
+
+def _push(shop: SimShop, clock: RecordingClock, phone: str) -> StkPushRequest:
+    return build_stk_push(
+        shop.merchant,
+        clock=clock,
+        amount=10,
+        phone=phone,
+        callback_url=CALLBACK_URL,
+        account_reference="S1",
+        transaction_desc="Sale S1",
+    )
+
+
+def test_clients_drop_idle_connections_before_our_servers_do() -> None:
+    assert KEEPALIVE_EXPIRY_S < SERVER_KEEP_ALIVE_S
+
+
+async def test_push_after_the_server_closed_the_idle_connection_is_accepted(
+    clock: RecordingClock,
+) -> None:
+    # A server that keeps idle connections just longer than our clients do: by the time it has
+    # closed one, the client has dropped it, so the push goes out on a new connection.
+    async with simulator_behind_late_close(KEEPALIVE_EXPIRY_S + 1.0) as (direct, hop):
+        shop = await _shop(direct)
+        async with DarajaClient(hop.base_url, clock, rng=random.Random(7)) as client:
+            await client.get_token(shop.merchant)
+            await hop.wait_server_closed()
+            phone = unique_phone()
+            request = _push(shop, clock, phone)
+            accepted = await client.stk_push(shop.merchant, request)
+        assert accepted.accepted
+        assert hop.lost == 0
+        assert hop.connections == 2
+        assert len(await logged_since(direct, 0, path=PUSH_PATH, phone=phone)) == 1
+
+
+async def test_token_and_query_on_a_closed_pooled_connection_go_again_at_once(
+    short_server: tuple[str, LateClose], clock: RecordingClock
+) -> None:
+    direct, hop = short_server
+    shop = await _shop(direct)
+    async with DarajaClient(hop.base_url, clock, rng=random.Random(7)) as client:
+        await client.get_token(shop.merchant)
+        await hop.wait_server_closed()
+        await client.check_credentials(shop.merchant)  # an OAuth GET on the closed connection
+        assert hop.lost == 1
+        request = _push(shop, clock, unique_phone())
+        accepted = await client.stk_push(shop.merchant, request)
+        await hop.wait_server_closed()
+        answer = await drive(
+            clock, client.stk_query(shop.merchant, shop.merchant, accepted.checkout_request_id)
+        )
+    assert answer.status in (QueryStatus.PENDING, QueryStatus.RESOLVED)
+    assert hop.lost == 2
+    assert clock.slept == []  # sent again at once, not after a backoff
+
+
+async def test_push_that_may_have_left_is_not_sent_again(
+    short_server: tuple[str, LateClose], clock: RecordingClock
+) -> None:
+    direct, hop = short_server
+    shop = await _shop(direct)
+    phone = unique_phone()
+    async with DarajaClient(hop.base_url, clock, rng=random.Random(7)) as client:
+        await client.get_token(shop.merchant)
+        await hop.wait_server_closed()
+        request = _push(shop, clock, phone)
+        with pytest.raises(PushOutcomeUnknown):
+            await client.stk_push(shop.merchant, request)
+    # Its bytes left this machine, so only the simulator could say; the client never guesses.
+    assert hop.lost == 1
+    assert hop.connections == 1
+    assert await logged_since(direct, 0, path=PUSH_PATH, phone=phone) == []
