@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore, StoredEvent, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
+
+log = logging.getLogger(__name__)
 
 _DUMMY_HASH = ids.hash_key("t000000000000.dummy")
 
@@ -126,6 +129,7 @@ class Feed:
     ) -> tuple[StoredEvent, ...]:
         deadline = self._clock.monotonic() + wait
         visibility_ms = int(self._settings.visibility_timeout_s * 1000)
+        first = True
         while True:
             woken = self._hub.register(till.till_id)
             try:
@@ -141,10 +145,15 @@ class Feed:
                 if claim.events:
                     return claim.events
                 remaining = deadline - self._clock.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._hub.closed:
+                    # Stopping: answer at once, so the till polls again (elsewhere, or here
+                    # once restarted) instead of holding the process up for its whole wait.
                     return ()
                 if claim.next_visible_at is not None:
                     remaining = min(remaining, max(0.001, (claim.next_visible_at - now) / 1000))
+                if first:
+                    log.debug("till %s: long-poll open for up to %.1f s", till.till_id, wait)
+                    first = False
                 await self._sleep_or_wake(woken, remaining)
             finally:
                 self._hub.unregister(till.till_id, woken)
