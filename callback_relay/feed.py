@@ -8,10 +8,8 @@ till and its shop, so no path reaches another till's events. The JSON shapes are
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +24,7 @@ from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore, StoredEvent, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
+from smartduka_tui.mpesa.feed_event import FeedEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +40,25 @@ class FeedQuery(BaseModel):
     limit: int | None = Field(default=None, ge=1, le=1000)
 
 
-def iso_ms(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+def feed_event(event: StoredEvent) -> FeedEvent:
+    """A stored event as the shared model the till parses (`mpesa.feed_event`)."""
+    return FeedEvent.from_stored(
+        event_id=event.event_id,
+        kind=event.kind.value,
+        shop_id=event.shop_id,
+        till_id=event.till_id,
+        attempt_ref=event.attempt_ref,
+        received_at_ms=event.received_at,
+        body=event.body,
+        body_sha256=event.body_sha256,
+        flags=[flag.value for flag in event.flags],
+        delivery_count=event.delivery_count,
+        detail=event.detail,
+    )
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "id": event.event_id,
-        "kind": event.kind.value,
-        "shop_id": event.shop_id,
-        "till_id": event.till_id,
-        "attempt_ref": event.attempt_ref,
-        "received_at": iso_ms(event.received_at),
-        "body": event.body.decode("utf-8", errors="replace"),
-        "body_sha256": event.body_sha256,
-        "flags": [flag.value for flag in event.flags],
-        "delivery_count": event.delivery_count,
-        "security": None if event.detail is None else json.loads(event.detail),
-    }
+    return feed_event(event).wire()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -32,12 +32,12 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from smartduka_tui.background import BackgroundTask
 from smartduka_tui.clock import Clock, SystemClock
@@ -50,6 +50,7 @@ from smartduka_tui.connectivity import (
     daraja_answers,
 )
 from smartduka_tui.model import AttemptState, ProblemKind
+from smartduka_tui.mpesa.feed_event import FeedEvent
 from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent
 from smartduka_tui.mpesa.statement import StatementParseError
 from smartduka_tui.payments import c2b
@@ -82,31 +83,6 @@ HEARTBEAT_S: Final = 4.0
 meanwhile would go unseen for the whole wait. Every `HEARTBEAT_S` on the clock a bare `HEAD /`
 goes out beside it; one silent for `ANSWER_WITHIN_S` turns the light amber, at most 9 s after
 the hang (within the 10 s the Daraja light keeps)."""
-
-
-class SecurityDetail(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    reason: str = Field(max_length=64)
-    source: str | None = Field(default=None, max_length=64)
-
-
-class FeedEvent(BaseModel):
-    """One event of the relay's feed (`callback_relay/README.md`, "The till feed")."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int = Field(ge=0)
-    kind: Literal["callback", "security", "c2b", "result", "queue_timeout"]
-    shop_id: str = Field(max_length=64)
-    till_id: str = Field(max_length=64)
-    attempt_ref: str = Field(max_length=64)
-    received_at: datetime
-    body: str = Field(repr=False)
-    body_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    flags: list[str] = Field(default_factory=list)
-    delivery_count: int = Field(default=1, ge=0)
-    security: SecurityDetail | None = None
 
 
 class EventOutcome(StrEnum):
