@@ -229,6 +229,28 @@ async def test_a_server_that_ignores_sigterm_is_killed_after_its_grace(tmp_path:
     assert gone.returncode == 0
 
 
+async def test_the_demo_relay_ends_on_sigterm_while_its_till_long_polls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #18: the relay outlived its SIGTERM while the till's long-poll was open (uvicorn
+    waited for it, then cancelled it), so the demo's quit always ended in SIGKILL. The grace is
+    made long here: only a hang would reach it, and the relay must not need its own graceful
+    timeout either."""
+    monkeypatch.setenv("SMARTDUKA_RELAY_LOG_LEVEL", "debug")  # the feed logs each open poll
+
+    async def poll_open() -> bool:
+        return "long-poll open" in demo.relay.log_file.read_text(errors="replace")
+
+    async with demo_environment() as demo, open_till(demo.settings, SystemClock()):
+        assert await eventually(poll_open, timeout=60)
+        demo.relay.terminate(grace_s=60)
+        await stop_servers([demo.relay])
+        log = demo.relay.log_file.read_text(errors="replace")
+    assert demo.relay.proc.returncode == -signal.SIGTERM
+    assert "timeout graceful shutdown exceeded" not in log
+    assert "killed" not in log
+
+
 async def test_the_demo_till_takes_cash_in_its_open_shift() -> None:
     """Cash needs an open shift (issue #15); the demo opens one with its float, so F10 works in
     the demo at once and the X report counts the cash."""
