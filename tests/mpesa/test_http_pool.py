@@ -10,21 +10,19 @@ Tests wait on uvicorn having closed the connection, never on a guessed time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from smartduka_tui.mpesa.client import DarajaClient, QueryStatus
 from smartduka_tui.mpesa.errors import PushOutcomeUnknown
-from smartduka_tui.mpesa.http_pool import KEEPALIVE_EXPIRY_S
+from smartduka_tui.mpesa.http_pool import KEEPALIVE_EXPIRY_S, Exchange
 from smartduka_tui.mpesa.models import StkPushRequest
 from smartduka_tui.mpesa.requests import build_stk_push
-from smartduka_tui.serving import SERVER_KEEP_ALIVE_S, bind_socket
+from smartduka_tui.serving import SERVER_KEEP_ALIVE_S
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
 from tests.conftest import unique_phone
@@ -37,93 +35,14 @@ from tests.mpesa.support import (
     logged_since,
     register_shop,
 )
-
-HANG_S = 30.0
-"""Only a hang reaches this: every wait below ends on a condition long before."""
-
-
-class LateClose:
-    """A TCP hop to `upstream_port` that hides the server's close of an idle connection until
-    the client sends again, then drops what was sent and resets the connection."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.port = 0
-        self.connections = 0
-        self.lost = 0
-        self.server_closed = asyncio.Event()
-        self._server: asyncio.Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._hop, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def wait_server_closed(self) -> None:
-        """Until uvicorn has closed a connection (idle past its keep-alive) since the last call."""
-        await asyncio.wait_for(self.server_closed.wait(), HANG_S)
-        self.server_closed.clear()
-
-    async def _hop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        gone = asyncio.Event()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-            gone.set()
-            self.server_closed.set()
-
-        answers = asyncio.create_task(downstream())
-        try:
-            while data := await reader.read(65536):
-                if gone.is_set():
-                    self.lost += 1
-                    writer.transport.abort()
-                    return
-                up_writer.write(data)
-                await up_writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            answers.cancel()
-            up_writer.close()
-            writer.close()
+from tests.support.late_close import LateClose, served_behind_late_close
 
 
 @contextlib.asynccontextmanager
 async def simulator_behind_late_close(keep_alive_s: float) -> AsyncIterator[tuple[str, LateClose]]:
     """The real simulator on uvicorn (idle timeout `keep_alive_s`) and a LateClose before it."""
-    sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(
-        create_app(),
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=keep_alive_s,  # type: ignore[arg-type]  # a float works; typed int
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.005)
-    hop = LateClose(sock.getsockname()[1])
-    await hop.start()
-    try:
-        yield f"http://127.0.0.1:{hop.upstream_port}", hop
-    finally:
-        await hop.stop()
-        server.should_exit = True
-        server.force_exit = True
-        await task
+    async with served_behind_late_close(create_app(), keep_alive_s) as served:
+        yield served
 
 
 @pytest.fixture
@@ -157,6 +76,40 @@ def _push(shop: SimShop, clock: RecordingClock, phone: str) -> StkPushRequest:
 
 def test_clients_drop_idle_connections_before_our_servers_do() -> None:
     assert KEEPALIVE_EXPIRY_S < SERVER_KEEP_ALIVE_S
+
+
+async def traced(*events: str) -> Exchange:
+    exchange = Exchange()
+    for name in events:
+        await exchange(name, {})
+    return exchange
+
+
+SENT = ("http11.send_request_headers.started", "http11.send_request_headers.complete")
+
+
+async def test_what_httpcore_reports_decides_what_may_go_again() -> None:
+    fresh = await traced("connection.connect_tcp.started", *SENT)
+    reused = await traced(*SENT)
+    answered = await traced(*SENT, "http11.receive_response_headers.complete")
+    unwritten = await traced(
+        "http11.send_request_headers.started", "http11.send_request_headers.failed"
+    )
+    untraced = await traced()  # an in-process transport reports nothing
+    assert [e.stale_connection() for e in (fresh, reused, answered, unwritten, untraced)] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert [e.never_sent() for e in (fresh, reused, answered, unwritten, untraced)] == [
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
 
 
 async def test_push_after_the_server_closed_the_idle_connection_is_accepted(
