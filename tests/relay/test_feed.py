@@ -258,3 +258,21 @@ async def test_metrics_need_an_allowed_address_or_the_token(make_harness: Any) -
 async def test_healthz(harness: Harness) -> None:
     response = await harness.client().get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_a_closed_hub_answers_open_long_polls_and_later_ones_at_once(
+    harness: Harness,
+) -> None:
+    """What SIGTERM does (callback_relay/server.py): no till keeps the relay waiting."""
+    shop = await harness.shop()
+    poll = await start_poll(harness, shop, 30)
+    harness.relay.hub.close()
+    response = await asyncio.wait_for(poll, timeout=10)
+    assert response.json() == {"events": []}
+    assert harness.relay.hub.waiting(shop.till_id) == 0
+    again = await asyncio.wait_for(harness.feed(shop, wait=30), timeout=10)
+    assert again.json() == {"events": []}
+    # Events waiting are still handed out: closing cuts only the wait.
+    assert (await harness.post(attempt_path(shop))).status_code == 200
+    events = (await asyncio.wait_for(harness.feed(shop, wait=30), timeout=10)).json()["events"]
+    assert len(events) == 1
