@@ -51,7 +51,7 @@ from smartduka_tui.connectivity import (
 )
 from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.feed_event import FeedEvent
-from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent
+from smartduka_tui.mpesa.http_pool import RELAY_LIMITS, send_idempotent
 from smartduka_tui.mpesa.statement import StatementParseError
 from smartduka_tui.payments import c2b
 from smartduka_tui.payments.api import (
@@ -170,7 +170,7 @@ class RelayClient:
             verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
-            limits=POOL_LIMITS,
+            limits=RELAY_LIMITS,
         )
         self._listeners: list[Callable[[HandledEvent], None]] = []
         self._loop = BackgroundTask(self._run, "smartduka-relay-client")

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-SERVER_KEEP_ALIVE_S: Final = 10
+SERVER_KEEP_ALIVE_S: Final = 15
 """How long our servers (simulator, relay) keep an idle keep-alive connection. Set explicitly,
-and well above the clients' `mpesa.http_pool.KEEPALIVE_EXPIRY_S`, so that a client always drops
-an idle connection before the server closes it: a push sent just as the server closed its
+and well above the clients' expiries in `mpesa.http_pool`, so that a client always drops an
+idle connection before the server closes it: a push sent just as the server closed its
 connection would end UNKNOWN (uvicorn's own default, 5 s, equals httpx's)."""
 
 

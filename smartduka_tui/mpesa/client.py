@@ -42,7 +42,7 @@ from smartduka_tui.mpesa.errors import (
     RequestOutcomeUnknown,
     RequestRefused,
 )
-from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent, send_once
+from smartduka_tui.mpesa.http_pool import DARAJA_LIMITS, send_idempotent, send_once
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     OAuthResponse,
@@ -233,7 +233,7 @@ class DarajaClient:
             verify=client_verify(),
             follow_redirects=False,
             headers={"Accept": "application/json"},
-            limits=POOL_LIMITS,
+            limits=DARAJA_LIMITS,
         )
 
     @classmethod

@@ -10,10 +10,13 @@ arrived; the race is a close still on its way.
 
 Two rules keep a good payment from turning UNKNOWN that way:
 
-1. Every client drops an idle connection after `KEEPALIVE_EXPIRY_S`, shorter than any server it
-   talks to keeps one (ours: `smartduka_tui.serving.SERVER_KEEP_ALIVE_S`; Daraja's front ends
-   keep them far longer), so a connection the client still trusts is never one the server is
-   about to close.
+1. Every client drops an idle connection sooner than the server it talks to would, so a
+   connection the client still trusts is never one the server is about to close. Daraja's idle
+   timeout is not published, so its clients keep one only `DARAJA_KEEPALIVE_EXPIRY_S` (pushes
+   are minutes apart anyway: reuse saves little there). Our relay keeps one
+   `smartduka_tui.serving.SERVER_KEEP_ALIVE_S`, set explicitly; its clients keep one
+   `RELAY_KEEPALIVE_EXPIRY_S`, well below that and above the till's heartbeat interval, so the
+   heartbeat beside a long-poll reuses its connection instead of a new TLS handshake each time.
 2. A request that fails on a reused connection before any answer came is sent once more on a
    new one only when that is safe: always for idempotent requests (OAuth token, STK query,
    GETs, the relay's feed and acknowledgements: `send_idempotent`); for anything that may start
@@ -37,12 +40,21 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_EXPIRY_S: Final = 2.0
-"""How long a client keeps an idle connection: below every server's idle timeout (rule 1)."""
-POOL_LIMITS: Final = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY_S
-)
-"""httpx's default limits with our keep-alive expiry; pass as `limits=` to every AsyncClient."""
+DARAJA_KEEPALIVE_EXPIRY_S: Final = 2.0
+"""How long a Daraja client keeps an idle connection (rule 1)."""
+RELAY_KEEPALIVE_EXPIRY_S: Final = 6.0
+"""How long a client of our relay keeps an idle connection (rule 1)."""
+
+
+def _limits(keepalive_expiry_s: float) -> httpx.Limits:
+    """httpx's default limits, with the keep-alive expiry of rule 1."""
+    return httpx.Limits(
+        max_connections=100, max_keepalive_connections=20, keepalive_expiry=keepalive_expiry_s
+    )
+
+
+DARAJA_LIMITS: Final = _limits(DARAJA_KEEPALIVE_EXPIRY_S)
+RELAY_LIMITS: Final = _limits(RELAY_KEEPALIVE_EXPIRY_S)
 
 Send = Callable[[Mapping[str, Any]], Awaitable[httpx.Response]]
 """One request, sent with the given request extensions (the `trace` callback goes there)."""

@@ -42,7 +42,7 @@ from smartduka_tui.mpesa.broker_body import (
     DarajaState,
     refusal,
 )
-from smartduka_tui.mpesa.http_pool import POOL_LIMITS, send_idempotent, send_once
+from smartduka_tui.mpesa.http_pool import RELAY_LIMITS, send_idempotent, send_once
 from smartduka_tui.mpesa.models import (
     ErrorEnvelope,
     StkPushResponse,
@@ -106,7 +106,7 @@ class BrokerGateway:
             trust_env=False,
             follow_redirects=False,
             headers={"Accept": "application/json"},
-            limits=POOL_LIMITS,
+            limits=RELAY_LIMITS,
         )
 
     def __repr__(self) -> str:

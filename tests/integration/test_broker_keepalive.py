@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from smartduka_tui.model import ShopType, VerificationStatus
-from smartduka_tui.mpesa.http_pool import KEEPALIVE_EXPIRY_S
+from smartduka_tui.mpesa.http_pool import RELAY_KEEPALIVE_EXPIRY_S
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.gateway import PushOrder
 from smartduka_tui.simulator.control import SimulatorControl
@@ -42,10 +42,8 @@ async def test_a_brokered_push_after_the_relay_closed_the_idle_connection_is_acc
             secret_fields=frozenset(),
         )
         # The app's lifespan already runs in the rig: uvicorn only serves it.
-        async with served_behind_late_close(rig.app, KEEPALIVE_EXPIRY_S + 1.0, lifespan="off") as (
-            _,
-            hop,
-        ):
+        keep_alive_s = RELAY_KEEPALIVE_EXPIRY_S + 1.0  # only just longer than the till's
+        async with served_behind_late_close(rig.app, keep_alive_s, lifespan="off") as (_, hop):
             till = TillCredentials(
                 shop_id=enrolment["shop_id"],
                 till_id=enrolment["till_id"],

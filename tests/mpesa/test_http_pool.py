@@ -19,9 +19,14 @@ import pytest_asyncio
 
 from smartduka_tui.mpesa.client import DarajaClient, QueryStatus
 from smartduka_tui.mpesa.errors import PushOutcomeUnknown
-from smartduka_tui.mpesa.http_pool import KEEPALIVE_EXPIRY_S, Exchange
+from smartduka_tui.mpesa.http_pool import (
+    DARAJA_KEEPALIVE_EXPIRY_S,
+    RELAY_KEEPALIVE_EXPIRY_S,
+    Exchange,
+)
 from smartduka_tui.mpesa.models import StkPushRequest
 from smartduka_tui.mpesa.requests import build_stk_push
+from smartduka_tui.relay_client import HEARTBEAT_S
 from smartduka_tui.serving import SERVER_KEEP_ALIVE_S
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
@@ -52,7 +57,8 @@ def clock() -> RecordingClock:
 
 @pytest_asyncio.fixture
 async def short_server() -> AsyncIterator[tuple[str, LateClose]]:
-    """A server that closes idle connections sooner than our clients drop them (1 s)."""
+    """A server that closes idle connections sooner than our Daraja clients drop them (1 s):
+    Daraja's own idle timeout is not published."""
     async with simulator_behind_late_close(1.0) as served:
         yield served
 
@@ -75,7 +81,10 @@ def _push(shop: SimShop, clock: RecordingClock, phone: str) -> StkPushRequest:
 
 
 def test_clients_drop_idle_connections_before_our_servers_do() -> None:
-    assert KEEPALIVE_EXPIRY_S < SERVER_KEEP_ALIVE_S
+    assert DARAJA_KEEPALIVE_EXPIRY_S < SERVER_KEEP_ALIVE_S
+    assert RELAY_KEEPALIVE_EXPIRY_S < SERVER_KEEP_ALIVE_S
+    # ... and the till's heartbeat beside a long-poll finds its connection still kept.
+    assert HEARTBEAT_S < RELAY_KEEPALIVE_EXPIRY_S
 
 
 async def traced(*events: str) -> Exchange:
@@ -117,7 +126,7 @@ async def test_push_after_the_server_closed_the_idle_connection_is_accepted(
 ) -> None:
     # A server that keeps idle connections just longer than our clients do: by the time it has
     # closed one, the client has dropped it, so the push goes out on a new connection.
-    async with simulator_behind_late_close(KEEPALIVE_EXPIRY_S + 1.0) as (direct, hop):
+    async with simulator_behind_late_close(DARAJA_KEEPALIVE_EXPIRY_S + 1.0) as (direct, hop):
         shop = await _shop(direct)
         async with DarajaClient(hop.base_url, clock, rng=random.Random(7)) as client:
             await client.get_token(shop.merchant)
