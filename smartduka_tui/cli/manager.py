@@ -181,7 +181,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.cli.transactions import shop_for
         from smartduka_tui.clock import SystemClock
-        from smartduka_tui.payments.manager import ManagerError, ManagerService, Resolution
+        from smartduka_tui.manager import ManagerError, ManagerService, Resolution
         from smartduka_tui.store.pin import ManagerPin
 
         async with open_store(settings, require_keys=True) as store:

@@ -1,9 +1,12 @@
 """The manager's side of the till: PIN sign-in, problem payments, M-Pesa settings, the audit log,
 sales history and the daily summary.
 
-Screens and CLI commands call this package and render what it returns; the rules (what is a
-problem payment, what a manager can do about it, what a setting must look like, when a session
-ends) live here. Two layers:
+This is the application layer: it sits above the engine (`payments/`) and the store, below the
+faces, and the import-linter contracts keep it there (it imports no face, Textual or Starlette,
+and nothing beneath it imports it). The manager screens and the `smartduka` commands call this
+package and render what it returns; the rules (what is a problem payment, what a manager can do
+about it, what a setting must look like, when a session ends) live here, so neither face opens
+the store for them. Two parts:
 
 - `PaymentLists` (lists.py): read-only lists over the store (the problem-payments list, the
   history, export rows), used by `smartduka transactions` and by the service.
@@ -15,7 +18,7 @@ Nothing here returns or logs a secret: credentials come back masked (`****` and 
 characters), enrolment files are parsed with their secrets hidden, exports carry masked phones.
 """
 
-from smartduka_tui.payments.manager.audit import (
+from smartduka_tui.manager.audit import (
     ACTOR_NAMES,
     AuditFilter,
     AuditLine,
@@ -23,14 +26,14 @@ from smartduka_tui.payments.manager.audit import (
     ChainVerdict,
     audit_filter_from_text,
 )
-from smartduka_tui.payments.manager.detail import ProblemDetail, TimelineStep
-from smartduka_tui.payments.manager.errors import (
+from smartduka_tui.manager.detail import ProblemDetail, TimelineStep
+from smartduka_tui.manager.errors import (
     ActionRefused,
     ManagerError,
     ManagerInputError,
     NotSignedIn,
 )
-from smartduka_tui.payments.manager.lists import (
+from smartduka_tui.manager.lists import (
     CSV_COLUMNS,
     PAGE_SIZE,
     HistoryFilter,
@@ -45,22 +48,22 @@ from smartduka_tui.payments.manager.lists import (
     problem_filter_from_text,
     row_json,
 )
-from smartduka_tui.payments.manager.service import (
+from smartduka_tui.manager.service import (
     ActionResult,
     ExportResult,
     ManagerService,
     Resolution,
 )
-from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
-from smartduka_tui.payments.manager.settings import (
+from smartduka_tui.manager.session import IDLE_TIMEOUT_S, ManagerSession
+from smartduka_tui.manager.settings import (
     SettingsForm,
     SettingsView,
     TillView,
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.payments.manager.summary import CodeShare, DailySummary, summarise_day
-from smartduka_tui.payments.manager.words import kenya_time
+from smartduka_tui.manager.summary import CodeShare, DailySummary, summarise_day
+from smartduka_tui.manager.words import kenya_time
 from smartduka_tui.store.pin import PinCheck, PinOutcome, PinStatus
 
 # Screens hold a typed PIN or a pasted credential in this type from the moment it is read, and

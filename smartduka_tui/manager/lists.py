@@ -9,12 +9,12 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from smartduka_tui.manager.errors import ManagerInputError
+from smartduka_tui.manager.words import STATE_WORDS, as_int, kenya_time, shillings
 from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_phone
 from smartduka_tui.payments.codes import advise
-from smartduka_tui.payments.manager.errors import ManagerInputError
-from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time, shillings
 from smartduka_tui.store.problems import ATTEMPT_RANK, RECORD_RANK, ProblemListFilter
 from smartduka_tui.store.records import (
     Attempt,

@@ -18,6 +18,45 @@ from pydantic import SecretStr
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
+from smartduka_tui.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
+from smartduka_tui.manager.detail import (
+    ProblemDetail,
+    TimelineStep,
+    attempt_advice,
+    record_advice,
+)
+from smartduka_tui.manager.direct import DirectPaymentsView, direct_payments_view
+from smartduka_tui.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
+from smartduka_tui.manager.lists import (
+    CSV_COLUMNS,
+    PAGE_SIZE,
+    HistoryFilter,
+    ListCursor,
+    PaymentLists,
+    PaymentRow,
+    ProblemFilter,
+    RowPage,
+    attempt_row,
+    csv_values,
+    parse_key,
+    record_row,
+)
+from smartduka_tui.manager.session import IDLE_TIMEOUT_S, ManagerSession
+from smartduka_tui.manager.settings import (
+    SettingsForm,
+    SettingsView,
+    TillView,
+    VerifyOutcome,
+    VerifyResult,
+)
+from smartduka_tui.manager.summary import DailySummary, summarise_day
+from smartduka_tui.manager.words import (
+    ACTOR_WORDS,
+    STATE_WORDS,
+    describe_entry,
+    kenya_time,
+    shillings,
+)
 from smartduka_tui.model import (
     LIVE,
     PROBLEM_FLAGS,
@@ -46,45 +85,6 @@ from smartduka_tui.mpesa.requests import DarajaCredentials
 from smartduka_tui.payments.api import PaymentError, PaymentService
 from smartduka_tui.payments.codes import MANAGER_NOT_PAID, advise
 from smartduka_tui.payments.machine import Evidence, decide
-from smartduka_tui.payments.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
-from smartduka_tui.payments.manager.detail import (
-    ProblemDetail,
-    TimelineStep,
-    attempt_advice,
-    record_advice,
-)
-from smartduka_tui.payments.manager.direct import DirectPaymentsView, direct_payments_view
-from smartduka_tui.payments.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
-from smartduka_tui.payments.manager.lists import (
-    CSV_COLUMNS,
-    PAGE_SIZE,
-    HistoryFilter,
-    ListCursor,
-    PaymentLists,
-    PaymentRow,
-    ProblemFilter,
-    RowPage,
-    attempt_row,
-    csv_values,
-    parse_key,
-    record_row,
-)
-from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
-from smartduka_tui.payments.manager.settings import (
-    SettingsForm,
-    SettingsView,
-    TillView,
-    VerifyOutcome,
-    VerifyResult,
-)
-from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
-from smartduka_tui.payments.manager.words import (
-    ACTOR_WORDS,
-    STATE_WORDS,
-    describe_entry,
-    kenya_time,
-    shillings,
-)
 from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
 from smartduka_tui.payments.reversal import (
     ReversalRefusal,
