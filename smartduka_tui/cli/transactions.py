@@ -29,12 +29,12 @@ from smartduka_tui.cli.common import (
     open_store,
     require_manager_pin,
     run,
+    shop_for,
 )
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.manager import PaymentRow
-    from smartduka_tui.store import Store
 
 FLAG_FOR_FIELD = {
     "since": "--since",
@@ -88,22 +88,6 @@ def register(subparsers: Any) -> None:
         help="show whole phone numbers instead of masked ones (asks for the manager PIN)",
     )
     parser.set_defaults(handler=cmd_transactions)
-
-
-async def shop_for(store: Store, settings: Settings, chosen: str | None) -> str:
-    shop_id = chosen or settings.shop_id
-    if shop_id:
-        if await store.shops.get(shop_id) is None:
-            raise CliError(f"there is no shop {shop_id!r} on this till", EXIT_BAD_INPUT)
-        return shop_id
-    shops = await store.shops.list_ids()
-    if len(shops) != 1:
-        raise CliError(
-            "name the shop with --shop ID (or set shop_id in the settings): this till has "
-            f"{len(shops)} shops",
-            EXIT_BAD_INPUT,
-        )
-    return shops[0]
 
 
 def _filters(args: argparse.Namespace) -> Any:
