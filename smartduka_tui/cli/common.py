@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from smartduka_tui.store import Secret
 
     # What `open_store` opens, named for the commands that hand it on to the manager layer's
-    # services (smartduka_tui.manager) or the engine: they never call it themselves.
+    # services (smartduka_tui.manager) or the engine rather than call it themselves.
     from smartduka_tui.store import Store as Store
 
 EXIT_OK = 0
