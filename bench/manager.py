@@ -31,9 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.store import open_bench_store
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
-from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ProblemKind
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     AuditFilter,
     HistoryFilter,
     ManagerService,
@@ -42,6 +40,8 @@ from smartduka_tui.payments.manager import (
     problem_filter_from_text,
     summarise_day,
 )
+from smartduka_tui.model import LIVE, Actor, AttemptFlag, AttemptState, ProblemKind
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.store import NewAttempt, Secret, Store, WriteTx
 from smartduka_tui.store.pin import ManagerPin
 

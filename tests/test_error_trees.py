@@ -11,7 +11,7 @@ import pytest
 MODULES = [
     "smartduka_tui.mpesa.errors",
     "smartduka_tui.store.errors",
-    "smartduka_tui.payments.manager.errors",
+    "smartduka_tui.manager.errors",
     "smartduka_tui.payments.api",
     "smartduka_tui.secretbox",
 ]
@@ -53,9 +53,9 @@ def test_the_drawn_hierarchy_matches_the_classes(module_name: str) -> None:
 
 
 def test_a_stale_drawing_is_caught() -> None:
-    tree = drawn_tree("smartduka_tui.payments.manager.errors")
+    tree = drawn_tree("smartduka_tui.manager.errors")
     assert tree.splitlines()[0] == "* ManagerError (Exception)"
     assert "  * NotSignedIn" in tree.splitlines()
     assert tree.replace("NotSignedIn", "SignedOut") not in (
-        importlib.import_module("smartduka_tui.payments.manager.errors").__doc__ or ""
+        importlib.import_module("smartduka_tui.manager.errors").__doc__ or ""
     )

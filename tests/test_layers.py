@@ -23,6 +23,7 @@ CORE = (
     "smartduka_tui.relay_client",
     "smartduka_tui.receipts",
     "smartduka_tui.printing",
+    "smartduka_tui.manager",
 )
 UI_FRAMEWORKS = ("textual", "starlette")
 
@@ -58,6 +59,25 @@ def test_contracts_catch_a_core_module_importing_the_ui(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "The core never imports a face, Textual or Starlette BROKEN" in result.stdout
     assert "smartduka_tui.store.audit -> smartduka_tui.ui.format" in result.stdout
+
+
+def test_contracts_catch_the_engine_importing_the_manager_layer(tmp_path: Path) -> None:
+    """The application layer is above the engine: an engine module reaching up to it breaks
+    its contract."""
+    for package in ("smartduka_tui", "callback_relay"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    with (tmp_path / "smartduka_tui" / "payments" / "machine.py").open("a") as machine:
+        machine.write("\nfrom smartduka_tui.manager.words import shillings  # noqa: E402, F401\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert (
+        "The application layer sits above the engine and the store, below the faces BROKEN"
+        in result.stdout
+    )
+    assert "smartduka_tui.payments.machine -> smartduka_tui.manager.words" in result.stdout
 
 
 def test_importing_core_loads_no_ui_framework() -> None:

@@ -34,8 +34,8 @@ from smartduka_tui.cli.common import (
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
     from smartduka_tui.config import Settings
+    from smartduka_tui.manager import ManagerService
     from smartduka_tui.payments.c2b import C2BDesk
-    from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.service import PaymentEngine
     from smartduka_tui.payments.statement import StatementService
     from smartduka_tui.relay_client import TillLink
@@ -188,7 +188,7 @@ def manager_tools(
     """The manager tools for this till, loaded the first time a manager screen opens; "verify
     chain" compares against the relay's checkpoint when there is a relay, and reversals go
     through the receipt checks' service (the relay brings M-Pesa's results)."""
-    from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.manager import ManagerService
 
     source = link.relay.fetch_checkpoint if link.relay is not None else None
     return ManagerService.for_engine(engine, chain_checkpoint=source, reversals=reversals)

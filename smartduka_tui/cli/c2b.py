@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_OK, CliError, open_store, run
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_OK, CliError, open_store, run, shop_for
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
@@ -64,14 +64,14 @@ def _line(record: C2BRecord) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.cli.transactions import shop_for
+        from smartduka_tui.manager import PaymentLists
 
         if args.limit < 1:
             raise CliError("--limit: must be 1 or more", EXIT_BAD_INPUT)
         async with open_store(settings, require_keys=False, beside_the_app=True) as store:
             shop_id = await shop_for(store, settings, args.shop)
-            records = await store.c2b.recent(
-                shop_id, unattached_only=args.unattached, limit=args.limit
+            records = await PaymentLists(store, shop_id).direct_payments(
+                unattached_only=args.unattached, limit=args.limit
             )
         if args.json:
             print(json.dumps([_as_json(r) for r in records], indent=2))
@@ -87,17 +87,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_attach(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.cli.transactions import shop_for
         from smartduka_tui.clock import SystemClock
+        from smartduka_tui.manager import TillSetup
         from smartduka_tui.payments.c2b import C2BAttachError, C2BDesk
-        from smartduka_tui.payments.service import enrolled_till
         from smartduka_tui.relay_client import c2b_claimer
 
         async with open_store(settings) as store:
             shop_id = await shop_for(store, settings, args.shop)
-            shop = await store.shops.get(shop_id)
-            assert shop is not None
-            till = await enrolled_till(store, shop)
+            till = await TillSetup(store, settings).enrolled_till(shop_id)
             relay_url = settings.relay_url_for(till.relay_url)
             if not relay_url:
                 raise CliError("no relay is configured: a direct payment is claimed there")

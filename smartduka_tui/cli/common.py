@@ -1,5 +1,10 @@
 """What the `smartduka` subcommands share: settings, the store, secrets, errors, the PIN hook.
 
+This module is the commands' one seam to the store: it opens the data folder and turns the
+store's errors into exit codes. The commands hand the opened store to the services (the manager
+layer, smartduka_tui.manager, or the engine's) rather than read or write it themselves; only
+the storage commands (backup, keys) work on it directly.
+
 A command's handler calls `run(config_file, work)`: `work(settings)` is a coroutine returning
 an exit code; any StoreError or CliError becomes one line on stderr (no traceback) and an exit
 code: 2 for bad input, 3 for a till not set up yet, 1 for anything else that stopped it.
@@ -22,7 +27,11 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
-    from smartduka_tui.store import Secret, Store
+    from smartduka_tui.store import Secret
+
+    # What `open_store` opens, named for the commands that hand it on to the manager layer's
+    # services (smartduka_tui.manager) or the engine rather than call it themselves.
+    from smartduka_tui.store import Store as Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -138,6 +147,27 @@ async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -
 
 async def _main(main: Callable[[], Awaitable[int]]) -> int:
     return await main()
+
+
+async def shop_for(store: Store, settings: Settings, chosen: str | None) -> str:
+    """The shop a command is for: `--shop`, else the configured one, else the till's only
+    shop; CliError when there is no such shop, or there are several and none was named."""
+    from smartduka_tui.manager import TillSetup
+
+    setup = TillSetup(store, settings)
+    shop_id = chosen or settings.shop_id
+    if shop_id:
+        if not await setup.has_shop(shop_id):
+            raise CliError(f"there is no shop {shop_id!r} on this till", EXIT_BAD_INPUT)
+        return shop_id
+    shops = await setup.shop_ids()
+    if len(shops) != 1:
+        raise CliError(
+            "name the shop with --shop ID (or set shop_id in the settings): this till has "
+            f"{len(shops)} shops",
+            EXIT_BAD_INPUT,
+        )
+    return shops[0]
 
 
 async def require_manager_pin(store: Store, action: str) -> None:

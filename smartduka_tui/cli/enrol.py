@@ -24,8 +24,8 @@ from smartduka_tui.cli.common import (
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
+    from smartduka_tui.manager import EnrolmentRefused, TillView
     from smartduka_tui.mpesa.enrolment import Enrolment, RotatedSecret
-    from smartduka_tui.store import Store, Till
 
 
 def _read(path: str) -> bytes:
@@ -64,81 +64,45 @@ def _missing_shop(shop_id: str, shop_name: str | None) -> CliError:
     )
 
 
-async def _enrol_till(
-    store: Store, settings: Settings, parsed: Enrolment, args: argparse.Namespace
-) -> list[Till]:
-    from smartduka_tui.model import Mode
-    from smartduka_tui.store import Enrolment as VaultEnrolment
-    from smartduka_tui.store import Secret
+def _refused_words(error: EnrolmentRefused, source: str, shop_id: str) -> CliError:
+    """The command's words for an enrolment the manager layer refused: what to pass or run."""
+    from smartduka_tui.manager import EnrolmentProblem
 
-    source = "standard input" if args.file == "-" else args.file
-    relay_url = args.relay_url or parsed.relay_url or settings.relay.url
-    if not relay_url:
-        raise CliError(
-            f"{source} has no relay_url and none is configured: pass --relay-url URL",
-            EXIT_BAD_INPUT,
+    if error.problem is EnrolmentProblem.NO_RELAY_URL:
+        message = f"{source} has no relay_url and none is configured: pass --relay-url URL"
+    elif error.problem is EnrolmentProblem.INSECURE_RELAY_URL:
+        message = "relay_url must be an https:// URL in production mode"
+    else:
+        message = (
+            f"shop {shop_id} has no till enrolled here: enrol one first with the file "
+            "from `smartduka-relay shop add` or `till add`"
         )
-    if settings.mode is Mode.PRODUCTION and not relay_url.startswith("https://"):
-        raise CliError("relay_url must be an https:// URL in production mode", EXIT_BAD_INPUT)
-    enrolment = VaultEnrolment(
-        shop_id=parsed.shop_id,
-        till_id=parsed.till_id,
-        relay_url=relay_url,
-        till_key=Secret(parsed.till_key),
-        callback_kid=parsed.callback_kid,
-        callback_secret=Secret(parsed.callback_secret),
-    )
-    async with store.write() as tx:
-        return [await store.tills.enrol(tx, enrolment, replace_secret=args.replace_secret)]
-
-
-async def _add_rotated_secret(
-    store: Store, parsed: RotatedSecret, args: argparse.Namespace
-) -> list[Till]:
-    from smartduka_tui.store import Secret
-
-    tills = await store.tills.for_shop(parsed.shop_id)
-    if not tills:
-        raise CliError(
-            f"shop {parsed.shop_id} has no till enrolled here: enrol one first with the file "
-            "from `smartduka-relay shop add` or `till add`",
-            EXIT_BAD_INPUT,
-        )
-    secret = Secret(parsed.callback_secret)
-    async with store.write() as tx:
-        return [
-            await store.tills.add_callback_secret(
-                tx,
-                parsed.shop_id,
-                till.id,
-                parsed.callback_kid,
-                secret,
-                replace_secret=args.replace_secret,
-            )
-            for till in tills
-        ]
+    return CliError(message, EXIT_BAD_INPUT)
 
 
 def cmd_enrol(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.mpesa.enrolment import Enrolment
+        from smartduka_tui.manager import EnrolmentRefused, TillSetup
 
         source = "standard input" if args.file == "-" else args.file
         parsed = parse_enrolment(_read(args.file), source)
         async with open_store(settings) as store:
-            if await store.shops.get(parsed.shop_id) is None:
+            setup = TillSetup(store, settings)
+            if not await setup.has_shop(parsed.shop_id):
                 raise _missing_shop(parsed.shop_id, parsed.shop_name)
             await require_manager_pin(store, "enrol a till")
-            if isinstance(parsed, Enrolment):
-                tills = await _enrol_till(store, settings, parsed, args)
-            else:
-                tills = await _add_rotated_secret(store, parsed, args)
+            try:
+                tills = await setup.enrol(
+                    parsed, relay_url=args.relay_url, replace_secret=args.replace_secret
+                )
+            except EnrolmentRefused as error:
+                raise _refused_words(error, source, parsed.shop_id) from None
         if args.json:
-            print(json.dumps([_describe(till) for till in tills], indent=2))
+            print(json.dumps([_describe(parsed.shop_id, till) for till in tills], indent=2))
             return EXIT_OK
         for till in tills:
             print(
-                f"Till {till.id} of shop {till.shop_id} enrolled with {till.relay_url} "
+                f"Till {till.till_id} of shop {parsed.shop_id} enrolled with {till.relay_url} "
                 f"(callback kid {till.active_callback_kid}; kids {', '.join(till.callback_kids)})."
             )
         if args.file != "-":
@@ -148,10 +112,10 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     return run(args.config, work)
 
 
-def _describe(till: Till) -> dict[str, Any]:
+def _describe(shop_id: str, till: TillView) -> dict[str, Any]:
     return {
-        "shop_id": till.shop_id,
-        "till_id": till.id,
+        "shop_id": shop_id,
+        "till_id": till.till_id,
         "relay_url": till.relay_url,
         "active_callback_kid": till.active_callback_kid,
         "callback_kids": list(till.callback_kids),

@@ -56,22 +56,22 @@ def _read(args: argparse.Namespace, source: SecretSource) -> dict[str, Any]:
 
 def cmd_initiator(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store import ShopConfigError
+        from smartduka_tui.manager import ManagerInputError, TillSetup
 
         values = _read(args, SecretSource())
         async with open_store(settings) as store:
             await require_manager_pin(store, "set the shop's M-Pesa initiator")
             try:
-                async with store.write() as tx:
-                    await store.initiators.set(tx, args.id, values["name"], values["password"])
-            except ShopConfigError as error:
+                shown = await TillSetup(store, settings).set_initiator(
+                    args.id, values["name"], values["password"]
+                )
+            except ManagerInputError as error:
                 flag = {"initiator_name": "--name", "initiator_password": "--password"}.get(
                     error.field, error.field
                 )
                 raise CliError(
                     f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT
                 ) from None
-            shown = await store.initiators.masked(args.id)
         print(f"Initiator of shop {args.id} set ({shown}); the password is sealed in the vault.")
         return EXIT_OK
 

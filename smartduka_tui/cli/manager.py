@@ -19,12 +19,20 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CliError, open_store, run
+from smartduka_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    open_store,
+    run,
+    shop_for,
+)
 
 if TYPE_CHECKING:
+    from smartduka_tui.cli.common import Store
     from smartduka_tui.config import Settings
-    from smartduka_tui.store import Secret, Store
-    from smartduka_tui.store.pin import PinCheck
+    from smartduka_tui.manager import PinCheck, Secret
 
 PIN_ENV = "SMARTDUKA_MANAGER_PIN"
 
@@ -32,7 +40,7 @@ PIN_ENV = "SMARTDUKA_MANAGER_PIN"
 def read_pin(label: str, *, from_env: bool = False) -> Secret:
     """One PIN: from SMARTDUKA_MANAGER_PIN (if `from_env`), a terminal prompt without echo, or
     one line of standard input."""
-    from smartduka_tui.store import Secret
+    from smartduka_tui.manager import Secret
 
     what = label[0].lower() + label[1:]
     if from_env and os.environ.get(PIN_ENV):
@@ -55,7 +63,7 @@ def read_pin(label: str, *, from_env: bool = False) -> Secret:
 
 
 def refusal(check: PinCheck) -> CliError:
-    from smartduka_tui.store.pin import PinOutcome
+    from smartduka_tui.manager import PinOutcome
 
     if check.outcome is PinOutcome.LOCKED and check.locked_until is not None:
         until = check.locked_until.strftime("%H:%M:%S UTC")
@@ -69,43 +77,30 @@ def refusal(check: PinCheck) -> CliError:
 
 async def manager_pin_is_set(store: Store) -> bool:
     """Whether the shop has a manager PIN (commands only for a manager refuse without one)."""
-    from smartduka_tui.store.pin import ManagerPin
+    from smartduka_tui.manager import PinDesk
 
-    return (await ManagerPin.of(store).status()).is_set
+    return (await PinDesk(store).status()).is_set
 
 
 async def check_manager_pin(store: Store, action: str) -> None:
     """The `require_manager_pin` gate: passes while no PIN is set; otherwise asks for it and
-    raises CliError unless it is right (the try is audited either way)."""
-    from smartduka_tui.store.pin import ManagerPin
+    raises CliError unless it is right (the try is audited either way; while the PIN is
+    locked nobody is asked)."""
+    from smartduka_tui.manager import PinDesk
 
-    pin = ManagerPin.of(store)
-    status = await pin.status()
-    if not status.is_set:
-        return
-    if status.locked_until is not None:
-        check = await pin.verify(_no_pin(), purpose=f"smartduka {action}")
+    check = await PinDesk(store).gate(
+        lambda: read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}"
+    )
+    if check is not None and not check.accepted:
         raise refusal(check)
-    check = await pin.verify(read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}")
-    if not check.accepted:
-        raise refusal(check)
-
-
-def _no_pin() -> Secret:
-    """Stands in for a PIN while the lock holds: the store refuses (and audits) without
-    looking at it, so nobody is asked for a PIN that could not be checked."""
-    from smartduka_tui.store import Secret
-
-    return Secret("")
 
 
 def cmd_set_pin(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store import InputError
-        from smartduka_tui.store.pin import ManagerPin
+        from smartduka_tui.manager import ManagerInputError, PinDesk
 
         async with open_store(settings, require_keys=True) as store:
-            pin = ManagerPin.of(store)
+            pin = PinDesk(store)
             status = await pin.status()
             current = read_pin("Current manager PIN", from_env=True) if status.is_set else None
             new = read_pin("New manager PIN")
@@ -113,8 +108,8 @@ def cmd_set_pin(args: argparse.Namespace) -> int:
             if new != repeat:
                 raise CliError("the two new PINs are not the same; nothing changed", EXIT_BAD_INPUT)
             try:
-                check = await pin.set(new, current_pin=current)
-            except InputError as error:
+                check = await pin.change(new, current_pin=current)
+            except ManagerInputError as error:
                 raise CliError(
                     f"new PIN: {error.message}; nothing changed", EXIT_BAD_INPUT
                 ) from None
@@ -128,7 +123,7 @@ def cmd_set_pin(args: argparse.Namespace) -> int:
 
 def cmd_reset_pin(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store.pin import ManagerPin
+        from smartduka_tui.manager import PinDesk
 
         if not args.yes:
             raise CliError(
@@ -138,7 +133,7 @@ def cmd_reset_pin(args: argparse.Namespace) -> int:
             )
         # require_keys: only someone holding the till's encryption key may reset the PIN.
         async with open_store(settings, require_keys=True) as store:
-            had = await ManagerPin.of(store).reset(reason="smartduka manager reset-pin")
+            had = await PinDesk(store).reset(reason="smartduka manager reset-pin")
         print(
             "Manager PIN removed: set a new one with `smartduka manager set-pin`."
             if had
@@ -151,10 +146,10 @@ def cmd_reset_pin(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.store.pin import ManagerPin
+        from smartduka_tui.manager import PinDesk
 
         async with open_store(settings, require_keys=False, beside_the_app=True) as store:
-            status = await ManagerPin.of(store).status()
+            status = await PinDesk(store).status()
         info = {
             "pin_set": status.is_set,
             "set_at": status.set_at.isoformat() if status.set_at else None,
@@ -179,20 +174,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.cli.transactions import shop_for
         from smartduka_tui.clock import SystemClock
-        from smartduka_tui.payments.manager import ManagerError, ManagerService, Resolution
-        from smartduka_tui.store.pin import ManagerPin
+        from smartduka_tui.manager import ManagerError, ManagerService, Resolution
 
         async with open_store(settings, require_keys=True) as store:
             shop_id = await shop_for(store, settings, args.shop)
-            if not (await ManagerPin.of(store).status()).is_set:
+            service = ManagerService(store, settings, SystemClock(), shop_id=shop_id)
+            if not (await service.pin_status()).is_set:
                 raise CliError(
                     "resolving payments needs a manager PIN: set one with "
                     "`smartduka manager set-pin` first",
                     EXIT_BAD_INPUT,
                 )
-            service = ManagerService(store, settings, SystemClock(), shop_id=shop_id)
             check = await service.sign_in(
                 read_pin("Manager PIN", from_env=True), purpose="smartduka manager resolve"
             )

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_receipt(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.cli.transactions import shop_for
+        from smartduka_tui.cli.common import shop_for
         from smartduka_tui.printing import PrinterError
         from smartduka_tui.receipts import ReceiptError, render_text
         from smartduka_tui.receipts.desk import ReceiptDesk

@@ -224,7 +224,7 @@ def cmd_close(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def action(desk: ShiftDesk) -> int:
-        from smartduka_tui.payments.manager.words import kenya_time
+        from smartduka_tui.manager.words import kenya_time
         from smartduka_tui.payments.shift_report import shillings
 
         if args.limit < 1:

@@ -12,7 +12,6 @@ and nothing is saved.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from smartduka_tui.cli.initiator import register_initiator
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
-    from smartduka_tui.store import Shop, ShopConfig, ShopSecrets, Store
+    from smartduka_tui.manager import SettingsView, ShopChanges, ShopConfig, ShopSecrets, TillSetup
 
 # ShopType's values, spelled out so that `--help` need not import the store (a test keeps
 # the two equal).
@@ -61,11 +60,11 @@ SECRET_FLAGS = {
 @contextmanager
 def _flag_names() -> Iterator[None]:
     """Say `--shortcode: ...` rather than `business_shortcode: ...`."""
-    from smartduka_tui.store import ShopConfigError
+    from smartduka_tui.manager import ManagerInputError
 
     try:
         yield
-    except ShopConfigError as error:
+    except ManagerInputError as error:
         flag = FLAG_FOR_FIELD.get(error.field, error.field)
         raise CliError(f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT) from None
 
@@ -86,7 +85,7 @@ def _refuse_secrets_in_argv(args: argparse.Namespace) -> None:
 
 
 def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets:
-    from smartduka_tui.store import ShopSecrets
+    from smartduka_tui.manager import ShopSecrets
 
     _refuse_secrets_in_argv(args)
     values = {
@@ -98,17 +97,10 @@ def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets
     return ShopSecrets(**values)
 
 
-async def _describe(store: Store, shop: Shop) -> dict[str, Any]:
+def _describe(shop: SettingsView) -> dict[str, Any]:
     """A shop for people and scripts, credentials masked."""
-    from smartduka_tui.model import ShopSecretField
-
-    if store.keyring is not None:
-        masked = await store.shops.masked_secrets(shop.id)
-        credentials = {f.value: masked.get(f) for f in ShopSecretField}
-    else:
-        credentials = {f.value: "set" if f in shop.secret_fields else None for f in ShopSecretField}
     return {
-        "id": shop.id,
+        "id": shop.shop_id,
         "name": shop.name,
         "type": shop.mpesa_type.value,
         "business_shortcode": shop.business_shortcode,
@@ -117,15 +109,15 @@ async def _describe(store: Store, shop: Shop) -> dict[str, Any]:
         "enabled": shop.enabled,
         "verification_status": shop.verification_status.value,
         "verified_at": shop.verified_at.isoformat() if shop.verified_at else None,
-        "credentials": credentials,
+        "credentials": {field.value: shown for field, shown in shop.secrets.items()},
         "tills": [
             {
-                "id": till.id,
+                "id": till.till_id,
                 "relay_url": till.relay_url,
                 "active_callback_kid": till.active_callback_kid,
                 "callback_kids": list(till.callback_kids),
             }
-            for till in await store.tills.for_shop(shop.id)
+            for till in shop.tills
         ],
     }
 
@@ -158,8 +150,8 @@ def _print_shop(info: dict[str, Any], as_json: bool) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> ShopConfig:
+    from smartduka_tui.manager import ShopConfig
     from smartduka_tui.model import ShopType
-    from smartduka_tui.store import ShopConfig
 
     return ShopConfig(
         id=args.id,
@@ -174,57 +166,50 @@ def _config_from_args(args: argparse.Namespace) -> ShopConfig:
 
 def cmd_add(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
+        from smartduka_tui.manager import TillSetup
+
         secrets = _read_secrets(args, SecretSource())
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "add a shop")
             with _flag_names():
-                async with store.write() as tx:
-                    shop = await store.shops.add(tx, _config_from_args(args), secrets)
-            if not args.json:
-                print(f"Shop {shop.id} added.")
-            _print_shop(await _describe(store, shop), args.json)
+                shop = await TillSetup(store, settings).add_shop(_config_from_args(args), secrets)
+        if not args.json:
+            print(f"Shop {shop.shop_id} added.")
+        _print_shop(_describe(shop), args.json)
         return EXIT_OK
 
     return run(args.config, work)
 
 
-def _changed_config(shop: Shop, args: argparse.Namespace) -> ShopConfig:
-    """The shop's config with what the flags name changed ('' clears a number)."""
+def _changes(args: argparse.Namespace) -> ShopChanges:
+    """What the flags name ('' clears a number)."""
+    from smartduka_tui.manager import ShopChanges
     from smartduka_tui.model import ShopType
 
-    changes: dict[str, Any] = {}
-    if args.name is not None:
-        changes["name"] = args.name
-    if args.prefix is not None:
-        changes["account_prefix"] = args.prefix
-    for dest, field_name in (("shortcode", "business_shortcode"), ("till_number", "till_number")):
-        value = getattr(args, dest)
-        if value is not None:
-            changes[field_name] = value.strip() or None
-    if args.type is not None:
-        changes["mpesa_type"] = ShopType(args.type)
-    if args.enabled is not None:
-        changes["enabled"] = args.enabled
-    return dataclasses.replace(shop.config, **changes)
+    return ShopChanges(
+        name=args.name,
+        mpesa_type=None if args.type is None else ShopType(args.type),
+        account_prefix=args.prefix,
+        business_shortcode=args.shortcode,
+        till_number=args.till_number,
+        enabled=args.enabled,
+    )
 
 
 def cmd_set(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
+        from smartduka_tui.manager import TillSetup
+
         secrets = _read_secrets(args, SecretSource())
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "change a shop")
             with _flag_names():
-                async with store.write() as tx:
-                    shop = await store.shops.require(args.id, tx=tx)
-                    updated = await store.shops.update(
-                        tx,
-                        _changed_config(shop, args),
-                        secrets,
-                        clear_secrets=args.clear_credentials,
-                    )
-            if not args.json:
-                print(f"Shop {updated.id} {'updated' if updated != shop else 'unchanged'}.")
-            _print_shop(await _describe(store, updated), args.json)
+                changed, shop = await TillSetup(store, settings).change_shop(
+                    args.id, _changes(args), secrets, clear_credentials=args.clear_credentials
+                )
+        if not args.json:
+            print(f"Shop {shop.shop_id} {'updated' if changed else 'unchanged'}.")
+        _print_shop(_describe(shop), args.json)
         return EXIT_OK
 
     return run(args.config, work)
@@ -232,30 +217,34 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
+        from smartduka_tui.manager import TillSetup
+
         async with open_store(settings, require_keys=False) as store:
             await require_manager_pin(store, "show a shop's configuration")
+            setup = TillSetup(store, settings)
             if args.id is None:
-                await _list_shops(store, args.json)
+                await _list_shops(setup, args.json)
                 return EXIT_OK
-            shop = await store.shops.get(args.id)
+            shop = await setup.shop(args.id)
             if shop is None:
                 raise CliError(f"there is no shop {args.id!r} on this till", EXIT_BAD_INPUT)
-            _print_shop(await _describe(store, shop), args.json)
+            _print_shop(_describe(shop), args.json)
         return EXIT_OK
 
     return run(args.config, work)
 
 
-async def _list_shops(store: Store, as_json: bool) -> None:
-    shops = [await store.shops.require(shop_id) for shop_id in await store.shops.list_ids()]
+async def _list_shops(setup: TillSetup, as_json: bool) -> None:
+    shops = [await setup.shop(shop_id) for shop_id in await setup.shop_ids()]
+    found = [shop for shop in shops if shop is not None]
     if as_json:
-        print(json.dumps([await _describe(store, shop) for shop in shops], indent=2))
+        print(json.dumps([_describe(shop) for shop in found], indent=2))
         return
-    if not shops:
+    if not found:
         print("No shops yet: add one with `smartduka shop add`.")
-    for shop in shops:
+    for shop in found:
         state = "" if shop.enabled else ", disabled"
-        print(f"{shop.id}  {shop.name}  ({shop.mpesa_type.value}{state})")
+        print(f"{shop.shop_id}  {shop.name}  ({shop.mpesa_type.value}{state})")
 
 
 def _secret_options(parser: argparse.ArgumentParser) -> None:

@@ -29,12 +29,12 @@ from smartduka_tui.cli.common import (
     open_store,
     require_manager_pin,
     run,
+    shop_for,
 )
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
-    from smartduka_tui.payments.manager import PaymentRow
-    from smartduka_tui.store import Store
+    from smartduka_tui.manager import PaymentRow
 
 FLAG_FOR_FIELD = {
     "since": "--since",
@@ -90,25 +90,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_transactions)
 
 
-async def shop_for(store: Store, settings: Settings, chosen: str | None) -> str:
-    shop_id = chosen or settings.shop_id
-    if shop_id:
-        if await store.shops.get(shop_id) is None:
-            raise CliError(f"there is no shop {shop_id!r} on this till", EXIT_BAD_INPUT)
-        return shop_id
-    shops = await store.shops.list_ids()
-    if len(shops) != 1:
-        raise CliError(
-            "name the shop with --shop ID (or set shop_id in the settings): this till has "
-            f"{len(shops)} shops",
-            EXIT_BAD_INPUT,
-        )
-    return shops[0]
-
-
 def _filters(args: argparse.Namespace) -> Any:
     """The filter the flags describe, or CliError naming the first bad flag."""
-    from smartduka_tui.payments.manager import (
+    from smartduka_tui.manager import (
         ManagerInputError,
         history_filter_from_text,
         problem_filter_from_text,
@@ -137,7 +121,7 @@ def _filters(args: argparse.Namespace) -> Any:
 
 def cmd_transactions(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.payments.manager import PaymentLists
+        from smartduka_tui.manager import PaymentLists
 
         filters = _filters(args)
         async with open_store(settings, require_keys=False, beside_the_app=True) as store:
@@ -180,7 +164,7 @@ class _Table(_Printer):
         )
 
     def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.payments.manager import kenya_time
+        from smartduka_tui.manager import kenya_time
 
         phone = (row.phone if self.full_phones and row.phone else row.phone_masked) or ""
         amount = "" if row.amount is None else f"{row.amount:,}"
@@ -200,7 +184,7 @@ class _Json(_Printer):
         self.rows: list[dict[str, Any]] = []
 
     def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.payments.manager import row_json
+        from smartduka_tui.manager import row_json
 
         self.rows.append(row_json(row, full_phones=self.full_phones))
 
@@ -210,14 +194,14 @@ class _Json(_Printer):
 
 class _Csv(_Printer):
     def __init__(self, full_phones: bool) -> None:
-        from smartduka_tui.payments.manager import CSV_COLUMNS
+        from smartduka_tui.manager import CSV_COLUMNS
 
         super().__init__(full_phones)
         self.writer = csv.writer(sys.stdout)
         self.writer.writerow(CSV_COLUMNS)
 
     def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.payments.manager import csv_values
+        from smartduka_tui.manager import csv_values
 
         self.writer.writerow(csv_values(row, full_phones=self.full_phones))
 

@@ -14,9 +14,9 @@ from smartduka_tui.connectivity import ConnectionBoard, ConnectionSource
 
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
+    from smartduka_tui.manager import ManagerService
     from smartduka_tui.payments.api import PaymentService
     from smartduka_tui.payments.c2b import C2BDesk
-    from smartduka_tui.payments.manager import ManagerService
     from smartduka_tui.payments.statement import ReceiptChecks
     from smartduka_tui.receipts.desk import ReceiptDesk
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.manager import ManagerService
 from smartduka_tui.model import AttemptState, ProblemKind
-from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.relay_client import CHAIN_PROBLEM, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store import Secret

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from smartduka_tui.clock import ManualClock, SystemClock
+from smartduka_tui.manager import ManagerService, Resolution
 from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.payments.api import (
     CallbackOutcome,
@@ -20,7 +21,6 @@ from smartduka_tui.payments.api import (
     RetryBlock,
     Stage,
 )
-from smartduka_tui.payments.manager import ManagerService, Resolution
 from smartduka_tui.payments.views import UNBOUND_SUCCESS
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.pin import ManagerPin

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from smartduka_tui.manager import ActionRefused, ManagerService
 from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.payments.c2b import receive
-from smartduka_tui.payments.manager import ActionRefused, ManagerService
 from smartduka_tui.payments.reversal import ReversalRefusal, ReversalVerdict
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.pin import ManagerPin
@@ -292,7 +292,7 @@ async def test_the_manager_reverses_from_the_payments_detail_screen(
     """The real app, driven with Pilot: signed in with the PIN, V on a paid payment's detail,
     a note, and M-Pesa's result through the real relay marks it reversed."""
     from smartduka_tui.connectivity import ConnectionBoard
-    from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.manager import ManagerService
     from smartduka_tui.ui.app import make_app
     from smartduka_tui.ui.manager.problem_detail import ProblemDetailScreen
     from smartduka_tui.ui.manager.reversal import ReversalScreen

@@ -27,9 +27,9 @@ from textual.pilot import Pilot
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
+from smartduka_tui.manager import ManagerService
 from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction, ProblemKind, ShopType
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
-from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store import (
     Attempt,

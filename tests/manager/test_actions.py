@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smartduka_tui.model import AttemptFlag, AttemptState
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ActionRefused,
     HistoryFilter,
     ManagerInputError,
@@ -23,6 +22,7 @@ from smartduka_tui.payments.manager import (
     Resolution,
     problem_filter_from_text,
 )
+from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.conftest import unique_phone

@@ -6,15 +6,15 @@ from datetime import date
 
 import pytest
 
-from smartduka_tui.model import Actor, AttemptFlag, AttemptState
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     CSV_COLUMNS,
     AuditFilter,
     HistoryFilter,
     audit_filter_from_text,
     csv_values,
 )
-from smartduka_tui.payments.manager.summary import DailySummary
+from smartduka_tui.manager.summary import DailySummary
+from smartduka_tui.model import Actor, AttemptFlag, AttemptState
 from smartduka_tui.ui.manager.history import summary_text
 from tests.manager.conftest import SHOP, Seeded, Story
 
@@ -121,7 +121,7 @@ async def test_the_daily_summary(signed_in: Seeded) -> None:
 
 
 async def test_the_summary_is_the_shops_own(signed_in: Seeded) -> None:
-    from smartduka_tui.payments.manager import summarise_day
+    from smartduka_tui.manager import summarise_day
 
     other = await summarise_day(signed_in.store, "another-shop", date(2026, 1, 15))
     assert other.attempts == 0

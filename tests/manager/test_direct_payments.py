@@ -11,9 +11,9 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 
+from smartduka_tui.manager.direct import age_words, pull_words
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.c2b import receive
-from smartduka_tui.payments.manager.direct import age_words, pull_words
 from smartduka_tui.store.pull import PullStatus
 from smartduka_tui.ui.manager.direct_payments import DirectPaymentsScreen
 from smartduka_tui.ui.manager.sign_in import SignInScreen
@@ -129,7 +129,7 @@ async def test_pull_now_without_a_nominated_number_says_what_to_set(
 
 
 async def test_pull_statement_needs_the_pin(seeded: Seeded) -> None:
-    from smartduka_tui.payments.manager import NotSignedIn
+    from smartduka_tui.manager import NotSignedIn
 
     with pytest.raises(NotSignedIn):
         await seeded.service.pull_statement()

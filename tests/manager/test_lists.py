@@ -10,9 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartduka_tui.model import AttemptState
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     HistoryFilter,
     ManagerInputError,
     PaymentLists,
@@ -22,7 +20,9 @@ from smartduka_tui.payments.manager import (
     history_filter_from_text,
     problem_filter_from_text,
 )
-from smartduka_tui.payments.manager.audit import audit_filter_from_text
+from smartduka_tui.manager.audit import audit_filter_from_text
+from smartduka_tui.model import AttemptState
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from tests.manager.conftest import SHOP, Seeded
 
 C = ProblemCategory
@@ -216,7 +216,7 @@ def test_bad_audit_filter_text_is_refused(given: dict[str, str], field: str) -> 
 
 @given(st.text(max_size=40))
 def test_csv_cells_never_start_a_spreadsheet_formula(note: str) -> None:
-    from smartduka_tui.payments.manager.lists import PaymentRow
+    from smartduka_tui.manager.lists import PaymentRow
 
     row = PaymentRow(
         key="A1",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from smartduka_tui.payments.manager import AuditFilter, problem_filter_from_text
+from smartduka_tui.manager import AuditFilter, problem_filter_from_text
 from smartduka_tui.store import Secret
 from tests.manager.conftest import (
     PIN,

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.manager import PaymentLists, ProblemCategory, ProblemFilter
 from smartduka_tui.model import Actor, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.phone import mask_phone
-from smartduka_tui.payments.manager import PaymentLists, ProblemCategory, ProblemFilter
 from smartduka_tui.store import (
     Enrolment,
     NewAttempt,

@@ -17,8 +17,8 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from smartduka_tui.connectivity import ConnectionBoard
+from smartduka_tui.manager import ManagerService
 from smartduka_tui.model import AttemptFlag, AttemptState, VerificationStatus
-from smartduka_tui.payments.manager import ManagerService
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
@@ -662,8 +662,8 @@ def test_history_never_shows_code_0_as_a_receipt() -> None:
     """Issue #11 case 5: paid by query, the receipt not yet in: "pending", not "0"."""
     from datetime import UTC, datetime
 
+    from smartduka_tui.manager import PaymentRow
     from smartduka_tui.model import AttemptState
-    from smartduka_tui.payments.manager import PaymentRow
     from smartduka_tui.ui.manager.history import receipt_or_code
 
     def row(state: AttemptState, receipt: str | None, code: str | None) -> PaymentRow:

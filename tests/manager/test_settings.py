@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from smartduka_tui.config import Settings
-from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ActionRefused,
     ManagerInputError,
     ManagerService,
     SettingsForm,
     VerifyOutcome,
 )
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, Seeded

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from smartduka_tui.clock import ManualClock
+from smartduka_tui.manager.lists import record_row
 from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.c2b import receive
-from smartduka_tui.payments.manager.lists import record_row
 from smartduka_tui.payments.pull import (
     PullFailed,
     PullInputError,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from smartduka_tui.manager import PaymentLists, ProblemCategory, ProblemFilter
 from smartduka_tui.model import AttemptState, AuditAction, ProblemKind, SaleState, TenderKind
-from smartduka_tui.payments.manager import PaymentLists, ProblemCategory, ProblemFilter
 from smartduka_tui.payments.sales import SaleDesk, SaleRefused, SaleView
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin

@@ -29,8 +29,8 @@ from smartduka_tui.cli.demo import (
     watch_servers,
 )
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.manager import ActionRefused
 from smartduka_tui.model import AttemptFlag, AttemptState
-from smartduka_tui.payments.manager import ActionRefused
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.secret import Secret

@@ -120,7 +120,7 @@ def test_the_checkout_paints_without_the_till_modules() -> None:
         "cli.build_parser()\n"
         "import smartduka_tui.ui.app\n"
         "heavy = ('smartduka_tui.payments.service', 'smartduka_tui.store.db', 'httpx',\n"
-        "         'cryptography', 'pydantic', 'smartduka_tui.payments.manager', 'aiosqlite')\n"
+        "         'cryptography', 'pydantic', 'smartduka_tui.manager', 'aiosqlite')\n"
         "print(' '.join(name for name in heavy if name in sys.modules))\n"
     )
     loaded = subprocess.run(
@@ -143,7 +143,7 @@ def test_the_open_till_leaves_out_what_a_cashier_may_never_use() -> None:
         "import smartduka_tui.payments.gateway, smartduka_tui.connectivity\n"
         "import smartduka_tui.ui.freshness, smartduka_tui.ui.summary\n"
         "unused = ('PIL', 'smartduka_tui.mpesa.qr', 'escpos', 'usb', 'smartduka_tui.simulator',\n"
-        "          'callback_relay', 'uvicorn', 'starlette', 'smartduka_tui.payments.manager')\n"
+        "          'callback_relay', 'uvicorn', 'starlette', 'smartduka_tui.manager')\n"
         "print(' '.join(name for name in unused if name in sys.modules))\n"
     )
     loaded = subprocess.run(

@@ -12,8 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from smartduka_tui.manager import AuditFilter, AuditLine, AuditPage, ChainVerdict
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import AuditFilter, AuditLine, AuditPage, ChainVerdict
 from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.filters import AuditFilterScreen
 

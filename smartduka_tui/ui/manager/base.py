@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, DataTable, Input, Select
 
-from smartduka_tui.payments.manager import ManagerError, ManagerService, NotSignedIn
+from smartduka_tui.manager import ManagerError, ManagerService, NotSignedIn
 from smartduka_tui.ui.screens.base import TillScreen
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from smartduka_tui.manager import ManagerError
+from smartduka_tui.manager.direct import DirectPaymentRow, DirectPaymentsView
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import ManagerError
-from smartduka_tui.payments.manager.direct import DirectPaymentRow, DirectPaymentsView
 from smartduka_tui.payments.pull import PullProgress, PullReport
 from smartduka_tui.payments.reversal import ReversalTarget, ReversalVerdict
 from smartduka_tui.ui.manager.base import ManagerScreen

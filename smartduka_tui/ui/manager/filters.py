@@ -16,9 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.mpesa.phone import format_local
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ACTOR_NAMES,
     AuditFilter,
     ManagerInputError,
@@ -27,6 +25,8 @@ from smartduka_tui.payments.manager import (
     audit_filter_from_text,
     problem_filter_from_text,
 )
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.phone import format_local
 from smartduka_tui.ui.manager.base import ManagerModal
 from smartduka_tui.ui.widgets.inputs import till_input
 

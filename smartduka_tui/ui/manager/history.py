@@ -15,15 +15,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
-from smartduka_tui.model import AttemptState
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     DailySummary,
     HistoryFilter,
     ListCursor,
     PaymentRow,
     RowPage,
 )
+from smartduka_tui.model import AttemptState
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.problems import amount_cell, short_time

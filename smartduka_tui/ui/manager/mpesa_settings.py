@@ -18,8 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ManagerError,
     ManagerInputError,
     Secret,
@@ -28,6 +27,7 @@ from smartduka_tui.payments.manager import (
     VerifyOutcome,
     VerifyResult,
 )
+from smartduka_tui.model import ShopSecretField, ShopType, VerificationStatus
 from smartduka_tui.ui.format import local_date_time
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input

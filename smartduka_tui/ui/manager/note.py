@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import ActionResult, ManagerError, Resolution
+from smartduka_tui.manager import ActionResult, ManagerError, Resolution
 from smartduka_tui.ui.manager.base import ManagerModal
 from smartduka_tui.ui.widgets.inputs import till_input
 

@@ -17,8 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
+from smartduka_tui.manager import ActionResult, ProblemDetail
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import ActionResult, ProblemDetail
 from smartduka_tui.payments.reversal import ReversalTarget
 from smartduka_tui.ui.manager.base import ManagerScreen
 from smartduka_tui.ui.manager.note import ResolveNoteScreen

@@ -18,14 +18,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ExportResult,
     ListCursor,
     PaymentRow,
     ProblemFilter,
     RowPage,
 )
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen
 

@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import ManagerError
+from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.reversal import ReversalTarget
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import ManagerModal

@@ -20,14 +20,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import ManagerError
+from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.shift_report import ShiftReport, render_text
 from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
 from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
 if TYPE_CHECKING:
-    from smartduka_tui.payments.manager import ManagerService
+    from smartduka_tui.manager import ManagerService
     from smartduka_tui.ui.app import SmartDukaApp
 
 T = TypeVar("T")
@@ -80,7 +80,7 @@ async def refused_as_manager(call: Awaitable[T]) -> T:
 def status_words(shift: Shift | None) -> str:
     if shift is None:
         return NO_SHIFT
-    from smartduka_tui.payments.manager.words import kenya_time
+    from smartduka_tui.manager.words import kenya_time
 
     return (
         f"Shift open since {kenya_time(shift.opened_at)[11:16]} ({shift.cashier}), float "

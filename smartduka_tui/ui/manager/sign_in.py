@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     ManagerError,
     PinCheck,
     PinOutcome,

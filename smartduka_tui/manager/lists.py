@@ -9,12 +9,13 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from smartduka_tui.manager.errors import ManagerInputError
+from smartduka_tui.manager.words import STATE_WORDS, as_int, kenya_time, shillings
 from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.phone import PhoneNumberError, mask_phone, normalise_phone
 from smartduka_tui.payments.codes import advise
-from smartduka_tui.payments.manager.errors import ManagerInputError
-from smartduka_tui.payments.manager.words import STATE_WORDS, as_int, kenya_time, shillings
+from smartduka_tui.store.c2b import C2BRecord
 from smartduka_tui.store.problems import ATTEMPT_RANK, RECORD_RANK, ProblemListFilter
 from smartduka_tui.store.records import (
     Attempt,
@@ -637,6 +638,15 @@ class PaymentLists:
         )
         rows = tuple(attempt_row(a) for a in page.items)
         return RowPage(rows, rows[-1].cursor if page.next_cursor is not None and rows else None)
+
+    async def direct_payments(
+        self, *, unattached_only: bool = False, limit: int = 50
+    ) -> list[C2BRecord]:
+        """The shop's direct payments (C2B), newest first; `unattached_only`: those a sale may
+        still take (no sale holds them, M-Pesa has not reversed them)."""
+        return await self.store.c2b.recent(
+            self.shop_id, unattached_only=unattached_only, limit=limit
+        )
 
     async def all_problems(self, filters: ProblemFilter) -> AsyncGenerator[PaymentRow, None]:
         """Every row of the problem list under `filters` (for exports), page by page."""

@@ -18,44 +18,16 @@ from pydantic import SecretStr
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
-from smartduka_tui.model import (
-    LIVE,
-    PROBLEM_FLAGS,
-    PROBLEM_STATES,
-    Actor,
-    AttemptFlag,
-    AttemptState,
-    AuditAction,
-    Mode,
-    ShopSecretField,
-    ShopType,
-    VerificationStatus,
-)
-from smartduka_tui.mpesa.client import DarajaClient
-from smartduka_tui.mpesa.enrolment import Enrolment as RelayEnrolment
-from smartduka_tui.mpesa.enrolment import (
-    EnrolmentError,
-    RotatedSecret,
-    load_enrolment,
-    read_enrolment_file,
-)
-from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.mpesa.phone import format_local, mask_phone
-from smartduka_tui.mpesa.requests import DarajaCredentials
-from smartduka_tui.payments.api import PaymentError, PaymentService
-from smartduka_tui.payments.codes import MANAGER_NOT_PAID, advise
-from smartduka_tui.payments.machine import Evidence, decide
-from smartduka_tui.payments.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
-from smartduka_tui.payments.manager.detail import (
+from smartduka_tui.manager.audit import AuditFilter, AuditPage, ChainVerdict, audit_line
+from smartduka_tui.manager.detail import (
     ProblemDetail,
     TimelineStep,
     attempt_advice,
     record_advice,
 )
-from smartduka_tui.payments.manager.direct import DirectPaymentsView, direct_payments_view
-from smartduka_tui.payments.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
-from smartduka_tui.payments.manager.lists import (
+from smartduka_tui.manager.direct import DirectPaymentsView, direct_payments_view
+from smartduka_tui.manager.errors import ActionRefused, ManagerInputError, NotSignedIn
+from smartduka_tui.manager.lists import (
     CSV_COLUMNS,
     PAGE_SIZE,
     HistoryFilter,
@@ -69,22 +41,47 @@ from smartduka_tui.payments.manager.lists import (
     parse_key,
     record_row,
 )
-from smartduka_tui.payments.manager.session import IDLE_TIMEOUT_S, ManagerSession
-from smartduka_tui.payments.manager.settings import (
+from smartduka_tui.manager.session import IDLE_TIMEOUT_S, ManagerSession
+from smartduka_tui.manager.settings import (
     SettingsForm,
     SettingsView,
-    TillView,
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.payments.manager.summary import DailySummary, summarise_day
-from smartduka_tui.payments.manager.words import (
+from smartduka_tui.manager.setup import enrol_document, settings_view
+from smartduka_tui.manager.summary import DailySummary, summarise_day
+from smartduka_tui.manager.words import (
     ACTOR_WORDS,
     STATE_WORDS,
     describe_entry,
     kenya_time,
     shillings,
 )
+from smartduka_tui.model import (
+    LIVE,
+    PROBLEM_FLAGS,
+    PROBLEM_STATES,
+    Actor,
+    AttemptFlag,
+    AttemptState,
+    AuditAction,
+    Mode,
+    ShopType,
+    VerificationStatus,
+)
+from smartduka_tui.mpesa.client import DarajaClient
+from smartduka_tui.mpesa.enrolment import (
+    EnrolmentError,
+    load_enrolment,
+    read_enrolment_file,
+)
+from smartduka_tui.mpesa.errors import AuthenticationFailed, DarajaError
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.mpesa.phone import format_local, mask_phone
+from smartduka_tui.mpesa.requests import DarajaCredentials
+from smartduka_tui.payments.api import PaymentError, PaymentService
+from smartduka_tui.payments.codes import MANAGER_NOT_PAID, advise
+from smartduka_tui.payments.machine import Evidence, decide
 from smartduka_tui.payments.pull import Progress, PullFailed, PullReport, statement_pull_for
 from smartduka_tui.payments.reversal import (
     ReversalRefusal,
@@ -98,7 +95,6 @@ from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
     Attempt,
     ChainCheckpoint,
-    Enrolment,
     Problem,
     Shop,
     ShopConfig,
@@ -646,35 +642,7 @@ class ManagerService:
         return await self._settings_view(await self.store.shops.require(self.shop_id))
 
     async def _settings_view(self, shop: Shop) -> SettingsView:
-        shown: dict[ShopSecretField, str | None] = dict.fromkeys(ShopSecretField)
-        if self.store.keyring is not None:
-            shown.update(await self.store.shops.masked_secrets(shop.id))
-        else:
-            shown.update({f: "set" for f in shop.secret_fields})
-        checks = await self.store.audit.search(
-            shop.id, action_prefix=AuditAction.SHOP_VERIFICATION, limit=1
-        )
-        tills = await self.store.tills.for_shop(shop.id)
-        return SettingsView(
-            shop_id=shop.id,
-            name=shop.name,
-            mpesa_type=shop.mpesa_type,
-            business_shortcode=shop.business_shortcode,
-            till_number=shop.till_number,
-            account_prefix=shop.account_prefix,
-            enabled=shop.enabled,
-            secrets=shown,
-            verification_status=shop.verification_status,
-            verified_at=shop.verified_at,
-            last_checked_at=checks[0].at if checks else None,
-            tills=tuple(
-                TillView(t.id, t.relay_url, t.active_callback_kid, t.callback_kids) for t in tills
-            ),
-            production=self.settings.mode is Mode.PRODUCTION,
-            initiator=(
-                None if self.store.keyring is None else await self.store.initiators.masked(shop.id)
-            ),
-        )
+        return await settings_view(self.store, self.settings, shop)
 
     async def save_settings(self, form: SettingsForm) -> tuple[SettingsView, str]:
         """Validate the whole form, then save it (secrets through the vault) in one
@@ -753,54 +721,17 @@ class ManagerService:
                 f"the file is for shop {document.shop_id!r}, not this shop ({self.shop_id})",
             )
         try:
-            if isinstance(document, RelayEnrolment):
-                tills = [await self._enrol_till(document)]
-            else:
-                tills = await self._add_rotated_secret(document)
+            tills = await enrol_document(self.store, self.settings, document)
         except InputError as error:
             raise ManagerInputError("enrolment", f"{error.field}: {error.message}") from None
         except NotFoundError as error:
             raise ManagerInputError("enrolment", str(error)) from None
-        names = ", ".join(f"{t.id} (kid {t.active_callback_kid})" for t in tills)
+        names = ", ".join(f"{t.till_id} (kid {t.active_callback_kid})" for t in tills)
         message = (
             f"Enrolled: till {names} with {tills[0].relay_url}. The file holds secrets in "
             "plain text: delete it now."
         )
         return await self._settings_view(await self.store.shops.require(self.shop_id)), message
-
-    async def _enrol_till(self, document: RelayEnrolment) -> Any:
-        relay_url = document.relay_url or self.settings.relay.url
-        if not relay_url:
-            raise ManagerInputError("enrolment", "the file has no relay_url and none is configured")
-        if self.settings.mode is Mode.PRODUCTION and not relay_url.startswith("https://"):
-            raise ManagerInputError(
-                "enrolment", "production mode needs an HTTPS relay URL (https://...)"
-            )
-        enrolment = Enrolment(
-            shop_id=document.shop_id,
-            till_id=document.till_id,
-            relay_url=relay_url,
-            till_key=Secret(document.till_key),
-            callback_kid=document.callback_kid,
-            callback_secret=Secret(document.callback_secret),
-        )
-        async with self.store.write() as tx:
-            return await self.store.tills.enrol(tx, enrolment, actor=Actor.MANAGER)
-
-    async def _add_rotated_secret(self, document: RotatedSecret) -> list[Any]:
-        tills = await self.store.tills.for_shop(self.shop_id)
-        if not tills:
-            raise ManagerInputError(
-                "enrolment", "no till of this shop is enrolled yet: use the relay's till file"
-            )
-        secret = Secret(document.callback_secret)
-        async with self.store.write() as tx:
-            return [
-                await self.store.tills.add_callback_secret(
-                    tx, self.shop_id, till.id, document.callback_kid, secret, actor=Actor.MANAGER
-                )
-                for till in tills
-            ]
 
     async def verify_credentials(self) -> VerifyResult:
         """Ask Daraja for an OAuth token with the shop's consumer key and secret (not from a

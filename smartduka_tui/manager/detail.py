@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from smartduka_tui.manager.lists import PaymentRow
 from smartduka_tui.model import LIVE, AttemptFlag, AttemptState, ProblemKind
 from smartduka_tui.payments.codes import advise
-from smartduka_tui.payments.manager.lists import PaymentRow
 from smartduka_tui.store.records import Attempt, Problem
 
 

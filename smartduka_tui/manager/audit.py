@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from smartduka_tui.manager.errors import ManagerInputError
+from smartduka_tui.manager.lists import parse_key, parse_period, split_words
+from smartduka_tui.manager.words import ACTOR_WORDS, describe_entry, kenya_time
 from smartduka_tui.model import Actor
-from smartduka_tui.payments.manager.errors import ManagerInputError
-from smartduka_tui.payments.manager.lists import parse_key, parse_period, split_words
-from smartduka_tui.payments.manager.words import ACTOR_WORDS, describe_entry, kenya_time
 from smartduka_tui.store.records import AuditEntry
 
 ACTOR_NAMES: tuple[str, ...] = tuple(actor.value for actor in Actor)
