@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.connectivity import ObservedGateway
 from smartduka_tui.model import Actor, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.statement import PullTransaction
@@ -573,6 +574,9 @@ def statement_pull_for(
     statement belongs to the platform's paybill). It asks `receipts`, by default the shop's
     receipt index at the till's relay (none when the till has no relay)."""
     gateway = engine.gateway
+    if isinstance(gateway, ObservedGateway):
+        # A running till's link watches the engine's Daraja calls; the pull's are its own.
+        gateway = gateway.inner
     if not isinstance(gateway, DirectGateway):
         return None
     if receipts is None:
