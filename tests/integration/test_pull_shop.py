@@ -19,14 +19,17 @@ from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.pull import statement_pull_for
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.statement import ReceiptRefusal, statement_service
-from smartduka_tui.relay_client import till_link
+from smartduka_tui.relay_client import RelayShopReceipts, till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, Till, eventually, make_till, own_shortcode
 from tests.integration.support import unique_name as named
+from tests.integration.test_verify_receipt import counter
 
 OWNER = "254708374149"
+# Nothing listens here: a relay that is down.
+DOWN = "http://127.0.0.1:9"
 
 
 async def shop_of_two(tmp_path: Path, relay: RelayHandle, sim: SimulatorControl) -> list[Till]:
@@ -140,3 +143,39 @@ async def test_a_receipt_till_bs_sale_holds_is_refused_at_till_a(
         )
         assert money_state(till_a) == before
         assert (await engine_a.get(failed.attempt_id)).state is AttemptState.FAILED
+
+
+async def test_an_accepted_receipt_is_claimed_for_its_sale_at_the_relay(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        await c.failed_sale(sim, "0051", 640)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 640)
+        verdict = await c.service.verify_receipt(paid.trans_id, "0051")
+        assert verdict.accepted, verdict
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) == {
+            "till_id": c.till.till_id,
+            "sale_ref": "0051",
+        }
+
+
+async def test_a_receipt_the_shop_cannot_be_asked_about_is_refused_and_changes_nothing(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        attempt_id = await c.failed_sale(sim, "0052", 650)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 650)
+        # M-Pesa's answer comes through the till's relay; only the receipt index is down.
+        c.service.receipts = RelayShopReceipts(DOWN, str(c.till.enrolment["till_key"]))
+        before = c.money_state()
+        verdict = await c.service.verify_receipt(paid.trans_id, "0052")
+        assert not verdict.accepted
+        assert verdict.refusal is ReceiptRefusal.SHOP_UNCHECKED
+        assert verdict.message.startswith(
+            f"The shop's other tills could not be asked whether a sale there holds receipt "
+            f"{paid.trans_id} (the relay is unreachable"
+        )
+        assert verdict.message.endswith("Nothing changed: try again in a moment.")
+        assert c.money_state() == before
+        assert (await c.engine.get(attempt_id)).state is AttemptState.FAILED
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
