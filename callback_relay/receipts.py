@@ -105,9 +105,10 @@ class ReceiptIndex:
         registered: list[str] = []
         conflicts: list[dict[str, str]] = []
         try:
+            holders = await self._holders(till.shop_id, [item.receipt for item in body.receipts])
             for item in body.receipts:
                 mine = {"till_id": till.till_id, "sale_ref": item.sale_ref}
-                holder = await self._holder(till.shop_id, item.receipt)
+                holder = holders.get(item.receipt)
                 if holder is None:
                     raw = await self._store.set_meta_if_absent(
                         receipt_key(till.shop_id, item.receipt), json.dumps(mine).encode()
@@ -128,25 +129,32 @@ class ReceiptIndex:
         body = await self._body(request, KnownBody)
         if isinstance(body, Response):
             return body
-        held: list[dict[str, str]] = []
+        receipts = list(dict.fromkeys(body.receipts))
         try:
-            for receipt in dict.fromkeys(body.receipts):
-                holder = await self._holder(till.shop_id, receipt)
-                if holder is not None:
-                    held.append({"receipt": receipt, **holder})
+            holders = await self._holders(till.shop_id, receipts)
         except StoreUnavailable:
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        held = [{"receipt": r, **holders[r]} for r in receipts if r in holders]
         return JSONResponse({"held": held})
 
-    async def _holder(self, shop_id: str, receipt: str) -> dict[str, str] | None:
-        """Who holds `receipt` in the shop: a C2B claim first (the relay arbitrated it),
-        else a till's registration; None when no sale of the shop holds it."""
-        for key in (claim_key(shop_id, receipt), receipt_key(shop_id, receipt)):
-            raw = await self._store.get_meta(key)
-            if raw is not None:
-                data: dict[str, Any] = json.loads(raw)
-                return {"till_id": str(data["till_id"]), "sale_ref": str(data["sale_ref"])}
-        return None
+    async def _holders(self, shop_id: str, receipts: list[str]) -> dict[str, dict[str, str]]:
+        """Who holds each of `receipts` in the shop, in one read: a C2B claim first (the
+        relay arbitrated it), else a till's registration; receipts no sale holds are left
+        out."""
+        claims = {claim_key(shop_id, r): r for r in receipts}
+        held = {receipt_key(shop_id, r): r for r in receipts}
+        found = await self._store.get_meta_many([*claims, *held])
+        holders: dict[str, dict[str, str]] = {}
+        for keys in (claims, held):
+            for key, receipt in keys.items():
+                raw = found.get(key)
+                if raw is not None and receipt not in holders:
+                    data: dict[str, Any] = json.loads(raw)
+                    holders[receipt] = {
+                        "till_id": str(data["till_id"]),
+                        "sale_ref": str(data["sale_ref"]),
+                    }
+        return holders
 
     @staticmethod
     async def _body(request: Request, model: type[M]) -> M | Response:

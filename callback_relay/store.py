@@ -237,3 +237,8 @@ class RelayStore(Protocol):
     async def put_checkpoint(
         self, shop_id: str, till_id: str, seq: int, head: str, now: int
     ) -> CheckpointResult: ...
+
+    # Batch reads.
+    async def get_meta_many(self, keys: list[str]) -> dict[str, bytes]:
+        """The values of those of `keys` that are set (absent keys are left out)."""
+        ...

@@ -165,3 +165,15 @@ async def test_unsigned_wrong_and_revoked_keys_are_refused_and_store_nothing(
             assert response.status_code == 401, (path, headers.keys())
             assert response.json() == {"error": "missing, wrong or revoked till key"}
     assert await held_rows(harness) == 0
+
+
+async def test_get_meta_many_reads_the_keys_that_are_set(harness: Harness) -> None:
+    store = harness.relay.store
+    await store.set_meta_if_absent("receipt/x/A", b"one")
+    await store.set_meta_if_absent("receipt/x/B", b"two")
+    assert await store.get_meta_many(["receipt/x/A", "receipt/x/B", "receipt/x/C"]) == {
+        "receipt/x/A": b"one",
+        "receipt/x/B": b"two",
+    }
+    assert await store.get_meta_many(["receipt/x/C"]) == {}
+    assert await store.get_meta_many([]) == {}
