@@ -790,6 +790,24 @@ class PostgresStore:
 
         return await self._tx(work)
 
+    async def set_meta_many_if_absent(self, items: list[tuple[str, bytes]]) -> dict[str, bytes]:
+        """`set_meta_if_absent` for many keys in one transaction: each key's value as stored
+        now (the one given, or the one another instance set first)."""
+        if not items:
+            return {}
+
+        async def work(cur: Cursor) -> dict[str, bytes]:
+            await cur.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                items,
+            )
+            await cur.execute(
+                "SELECT key, value FROM meta WHERE key = ANY(%s)", ([key for key, _ in items],)
+            )
+            return {str(key): bytes(value) for key, value in await cur.fetchall()}
+
+        return await self._tx(work)
+
 
 def _notify_payloads(tills: list[str]) -> list[str]:
     """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""

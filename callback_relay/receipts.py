@@ -85,6 +85,16 @@ def _bad_body(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+def _holder_json(till_id: str, sale_ref: str) -> bytes:
+    return json.dumps({"till_id": till_id, "sale_ref": sale_ref}).encode()
+
+
+def _holder_of(raw: bytes) -> dict[str, str]:
+    """The till and sale in a stored holder (a registration's or a C2B claim's value)."""
+    data: dict[str, Any] = json.loads(raw)
+    return {"till_id": str(data["till_id"]), "sale_ref": str(data["sale_ref"])}
+
+
 class ReceiptIndex:
     """The two routes, signed with the till's key and paced as C2B claims are."""
 
@@ -102,24 +112,30 @@ class ReceiptIndex:
         body = await self._body(request, RegisterBody)
         if isinstance(body, Response):
             return body
-        registered: list[str] = []
-        conflicts: list[dict[str, str]] = []
+        shop_id = till.shop_id
         try:
-            holders = await self._holders(till.shop_id, [item.receipt for item in body.receipts])
-            for item in body.receipts:
-                mine = {"till_id": till.till_id, "sale_ref": item.sale_ref}
-                holder = holders.get(item.receipt)
-                if holder is None:
-                    raw = await self._store.set_meta_if_absent(
-                        receipt_key(till.shop_id, item.receipt), json.dumps(mine).encode()
-                    )
-                    holder = json.loads(raw)
-                if holder == mine:
-                    registered.append(item.receipt)
-                else:
-                    conflicts.append({"receipt": item.receipt, **holder})
+            holders = await self._holders(shop_id, [item.receipt for item in body.receipts])
+            # Written together, once per receipt: a receipt held already is only read.
+            new = {
+                receipt_key(shop_id, item.receipt): item
+                for item in body.receipts
+                if item.receipt not in holders
+            }
+            stored = await self._store.set_meta_many_if_absent(
+                [(key, _holder_json(till.till_id, item.sale_ref)) for key, item in new.items()]
+            )
         except StoreUnavailable:
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        for key, item in new.items():
+            holders[item.receipt] = _holder_of(stored[key])
+        registered: list[str] = []
+        conflicts: list[dict[str, str]] = []
+        for item in body.receipts:
+            holder = holders[item.receipt]
+            if holder == {"till_id": till.till_id, "sale_ref": item.sale_ref}:
+                registered.append(item.receipt)
+            else:
+                conflicts.append({"receipt": item.receipt, **holder})
         return JSONResponse({"registered": registered, "conflicts": conflicts})
 
     async def known(self, request: Request) -> Response:
@@ -149,11 +165,7 @@ class ReceiptIndex:
             for key, receipt in keys.items():
                 raw = found.get(key)
                 if raw is not None and receipt not in holders:
-                    data: dict[str, Any] = json.loads(raw)
-                    holders[receipt] = {
-                        "till_id": str(data["till_id"]),
-                        "sale_ref": str(data["sale_ref"]),
-                    }
+                    holders[receipt] = _holder_of(raw)
         return holders
 
     @staticmethod

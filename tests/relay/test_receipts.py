@@ -177,3 +177,16 @@ async def test_get_meta_many_reads_the_keys_that_are_set(harness: Harness) -> No
     }
     assert await store.get_meta_many(["receipt/x/C"]) == {}
     assert await store.get_meta_many([]) == {}
+
+
+async def test_set_meta_many_if_absent_keeps_the_first_value_of_each_key(
+    harness: Harness,
+) -> None:
+    store = harness.relay.store
+    await store.set_meta_if_absent("receipt/y/A", b"first")
+    stored = await store.set_meta_many_if_absent(
+        [("receipt/y/A", b"second"), ("receipt/y/B", b"new")]
+    )
+    assert stored == {"receipt/y/A": b"first", "receipt/y/B": b"new"}
+    assert await store.get_meta("receipt/y/B") == b"new"
+    assert await store.set_meta_many_if_absent([]) == {}
