@@ -713,6 +713,9 @@ RECEIPTS_PATH: Final = "/v1/receipts"
 RECEIPTS_KNOWN_PATH: Final = "/v1/receipts/known"
 # The relay takes at most 500 receipts a request (callback_relay/receipts.py).
 RECEIPTS_BATCH: Final = 500
+# Receipts the publisher keeps for the next try while the relay is down; past this the next
+# pull's catch-up publishes the rest.
+PUBLISH_BACKLOG: Final = 5_000
 
 
 class RelayShopReceipts:
@@ -815,7 +818,7 @@ class ReceiptPublisher:
     because every pull first publishes the receipts of its window again."""
 
     def __init__(self, engine: PaymentEngine, receipts: ShopReceipts) -> None:
-        self._receipts = receipts
+        self.receipts = receipts
         self._waiting: dict[str, str] = {}
         self._sent: set[str] = set()
         self._wake = asyncio.Event()
@@ -843,17 +846,19 @@ class ReceiptPublisher:
             await self.flush()
 
     async def flush(self) -> None:
-        """Send what is noted; kept for the next try only while the relay cannot be asked."""
+        """Send what is noted. What the relay could not take is kept for the next receipt's
+        try (up to `PUBLISH_BACKLOG`); the next pull sends it too."""
         batch, self._waiting = self._waiting, {}
         if not batch:
             return
         try:
-            conflicts = await self._receipts.register(list(batch.items()))
-        except ShopReceiptsUnavailable as error:
-            log.info("receipts not published yet (%s); the next pull sends them", error)
-            return
-        except Exception:
-            log.exception("receipts not published; the next pull sends them")
+            conflicts = await self.receipts.register(list(batch.items()))
+        except Exception as error:
+            if not isinstance(error, ShopReceiptsUnavailable):
+                log.exception("receipts not published")
+            log.info("%d receipts not published yet (%s)", len(batch), error)
+            kept = {**batch, **self._waiting}
+            self._waiting = dict(list(kept.items())[-PUBLISH_BACKLOG:])
             return
         self._sent.update(batch)
         self.published += len(batch) - len(conflicts)

@@ -14,7 +14,7 @@ import pytest
 from smartduka_tui.model import Actor, AttemptState, AuditAction
 from smartduka_tui.mpesa.enrolment import Enrolment
 from smartduka_tui.payments.pull import StatementPull, statement_pull_for
-from smartduka_tui.relay_client import RelayShopReceipts
+from smartduka_tui.relay_client import ReceiptPublisher, RelayShopReceipts
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness, till
 from tests.payments.test_pull import OWNER, PAGE_SIZE, sim_now_clock
@@ -140,3 +140,30 @@ async def test_a_problem_no_other_till_holds_stays_open(
     second = await pull_with(h, index(relay, enrolled_a)).pull()
     assert (second.resolved_elsewhere, second.known_elsewhere) == (0, 0)
     assert await money_problems(h) == [stray.trans_id]
+
+
+async def test_the_publisher_keeps_receipts_while_the_relay_is_down_and_sends_them_later(
+    till_a: TillHarness, relay: Harness
+) -> None:
+    h = till_a
+    enrolled_a = await relay.shop()
+    till_b = await relay.till(enrolled_a.shop_id)
+    publisher = ReceiptPublisher(h.engine, RelayShopReceipts(DOWN, enrolled_a.till_key))
+    try:
+        view = await h.engine.start_payment("P7", 260, unique_phone())
+        await h.advance_sim(5)
+        paid = await h.view(view.attempt_id)
+        # The payment is paid whatever the relay: publishing never stands in its way.
+        assert paid.state is S.COMPLETED and paid.receipt is not None
+        await publisher.flush()
+        assert publisher.published == 0
+        publisher.receipts = index(relay, enrolled_a)
+        await publisher.flush()
+        assert publisher.published == 1
+        held = await index(relay, till_b).known([paid.receipt])
+        assert (held[paid.receipt].till_id, held[paid.receipt].sale_ref) == (
+            enrolled_a.till_id,
+            "P7",
+        )
+    finally:
+        await publisher.close()
