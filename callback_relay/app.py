@@ -26,6 +26,7 @@ from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
 from callback_relay.intake import CallbackIntake
 from callback_relay.metrics import RelayMetrics
+from callback_relay.receipts import RECEIPT_ROUTES, ReceiptIndex
 from callback_relay.registry import SecretCache, now_ms, open_box
 from callback_relay.results import RESULT_ROUTES, ResultIntake
 from callback_relay.settings import RelaySettings
@@ -125,6 +126,7 @@ ROUTES: list[Route] = [
     *BROKER_ROUTES,
     *RESULT_ROUTES,
     *C2B_ROUTES,
+    *RECEIPT_ROUTES,
 ]
 
 
@@ -203,6 +205,7 @@ def make_app(
             app.state.broker = Broker(relay)
             app.state.results = ResultIntake(settings, the_store, cache, hub, metrics_, the_clock)
             app.state.c2b = C2BIntake(settings, the_store, cache, hub, metrics_, the_clock, feed)
+            app.state.receipts = ReceiptIndex(settings, the_store, the_clock, feed)
             yield
         finally:
             for task in tasks:

@@ -781,6 +781,33 @@ class PostgresStore:
 
         return await self._tx(work)
 
+    async def get_meta_many(self, keys: list[str]) -> dict[str, bytes]:
+        """`get_meta` for many keys in one query (the receipt index asks 500 at a time)."""
+
+        async def work(cur: Cursor) -> dict[str, bytes]:
+            await cur.execute("SELECT key, value FROM meta WHERE key = ANY(%s)", (keys,))
+            return {str(key): bytes(value) for key, value in await cur.fetchall()}
+
+        return await self._tx(work)
+
+    async def set_meta_many_if_absent(self, items: list[tuple[str, bytes]]) -> dict[str, bytes]:
+        """`set_meta_if_absent` for many keys in one transaction: each key's value as stored
+        now (the one given, or the one another instance set first)."""
+        if not items:
+            return {}
+
+        async def work(cur: Cursor) -> dict[str, bytes]:
+            await cur.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                items,
+            )
+            await cur.execute(
+                "SELECT key, value FROM meta WHERE key = ANY(%s)", ([key for key, _ in items],)
+            )
+            return {str(key): bytes(value) for key, value in await cur.fetchall()}
+
+        return await self._tx(work)
+
 
 def _notify_payloads(tills: list[str]) -> list[str]:
     """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""

@@ -237,3 +237,13 @@ class RelayStore(Protocol):
     async def put_checkpoint(
         self, shop_id: str, till_id: str, seq: int, head: str, now: int
     ) -> CheckpointResult: ...
+
+    # Batch reads.
+    async def get_meta_many(self, keys: list[str]) -> dict[str, bytes]:
+        """The values of those of `keys` that are set (absent keys are left out)."""
+        ...
+
+    async def set_meta_many_if_absent(self, items: list[tuple[str, bytes]]) -> dict[str, bytes]:
+        """`set_meta_if_absent` for each (key, value), committed together: every key's value
+        as stored afterwards."""
+        ...

@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,6 +63,11 @@ from smartduka_tui.payments.api import (
 )
 from smartduka_tui.payments.broker_gateway import BrokerGateway
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.shop_receipts import (
+    ReceiptHolder,
+    ShopReceipts,
+    ShopReceiptsUnavailable,
+)
 from smartduka_tui.payments.statement import ResultEvent
 from smartduka_tui.store.records import ChainCheckpoint, TillCredentials
 from smartduka_tui.store.store import Store
@@ -696,6 +701,170 @@ def c2b_claimer(
     return claim
 
 
+# ---------------------------------------------------------------------- the shop's receipts
+
+RECEIPTS_PATH: Final = "/v1/receipts"
+RECEIPTS_KNOWN_PATH: Final = "/v1/receipts/known"
+# The relay takes at most 500 receipts a request (callback_relay/receipts.py).
+RECEIPTS_BATCH: Final = 500
+# Receipts the publisher keeps for the next try while the relay is down; past this the next
+# pull's catch-up publishes the rest.
+PUBLISH_BACKLOG: Final = 5_000
+
+
+class RelayShopReceipts:
+    """The relay's per-shop receipt index (`payments.shop_receipts.ShopReceipts`), signed with
+    this till's key. Lists longer than one request takes go in batches of `RECEIPTS_BATCH`;
+    the first batch that fails ends the call with ShopReceiptsUnavailable."""
+
+    def __init__(
+        self,
+        relay_url: str,
+        till_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._url = relay_url.rstrip("/")
+        self._key = till_key
+        self._transport = transport
+        self._timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"RelayShopReceipts(relay={self._url!r})"
+
+    async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        items = [{"receipt": receipt, "sale_ref": sale_ref} for receipt, sale_ref in held]
+        conflicts: list[ReceiptHolder] = []
+        for answer in await self._batches(RECEIPTS_PATH, items):
+            conflicts.extend(_holders(answer.get("conflicts")))
+        return conflicts
+
+    async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        found: dict[str, ReceiptHolder] = {}
+        for answer in await self._batches(RECEIPTS_KNOWN_PATH, list(dict.fromkeys(receipts))):
+            found.update((h.receipt, h) for h in _holders(answer.get("held")))
+        return found
+
+    async def _batches(self, path: str, items: Sequence[object]) -> list[dict[str, Any]]:
+        answers: list[dict[str, Any]] = []
+        if not items:
+            return answers
+        async with httpx.AsyncClient(
+            base_url=self._url,
+            timeout=self._timeout_s,
+            transport=self._transport,
+            trust_env=False,
+            verify=client_verify(),
+            follow_redirects=False,
+        ) as http:
+            for start in range(0, len(items), RECEIPTS_BATCH):
+                try:
+                    response = await http.post(
+                        path,
+                        json={"receipts": list(items[start : start + RECEIPTS_BATCH])},
+                        headers={"Authorization": f"Bearer {self._key}"},
+                    )
+                except httpx.TransportError as error:
+                    raise ShopReceiptsUnavailable(
+                        f"the relay is unreachable ({type(error).__name__})"
+                    ) from None
+                body = _json_or_empty(response)
+                if response.status_code != 200:
+                    message = str(body.get("error") or f"HTTP {response.status_code}")
+                    raise ShopReceiptsUnavailable(f"the relay did not answer: {message}")
+                answers.append(body)
+        return answers
+
+
+def _holders(items: object) -> list[ReceiptHolder]:
+    """The holders in a relay answer; ShopReceiptsUnavailable when it is not that shape."""
+    if not isinstance(items, list):
+        raise ShopReceiptsUnavailable("the relay's answer names no holders")
+    try:
+        return [
+            ReceiptHolder(str(i["receipt"]), str(i["till_id"]), str(i["sale_ref"])) for i in items
+        ]
+    except (KeyError, TypeError):
+        raise ShopReceiptsUnavailable("the relay's answer is not a list of holders") from None
+
+
+def shop_receipts_for(
+    engine: PaymentEngine, *, transport: httpx.AsyncBaseTransport | None = None
+) -> RelayShopReceipts | None:
+    """The shop's receipt index at this till's relay, or None when the till has no relay."""
+    try:
+        relay_url = engine.settings.relay_url_for(engine.till.relay_url)
+    except ValueError:
+        return None
+    if not relay_url:
+        return None
+    return RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport)
+
+
+class ReceiptPublisher:
+    """Tells the shop's receipt index about each receipt this till's sales come to hold, as
+    soon as the engine reports it (callback, query, receipt code, statement, manager), so the
+    other tills' pulls do not call it money without a sale.
+
+    Best effort and never in a payment's way: the engine's listener only notes the receipt;
+    a background task sends what is noted; a relay that is down loses nothing that matters,
+    because every pull first publishes the receipts of its window again."""
+
+    def __init__(self, engine: PaymentEngine, receipts: ShopReceipts) -> None:
+        self.receipts = receipts
+        self._waiting: dict[str, str] = {}
+        self._sent: set[str] = set()
+        self._wake = asyncio.Event()
+        self._loop = BackgroundTask(self._run, "smartduka-receipt-publisher")
+        self._unsubscribe = engine.add_listener(self._noticed)
+        self.published = 0
+
+    def start(self) -> None:
+        if not self._loop.running:
+            self._loop.start()
+
+    async def close(self) -> None:
+        self._unsubscribe()
+        await self._loop.stop(cancel=True)
+
+    def _noticed(self, view: PaymentView) -> None:
+        if view.state is AttemptState.COMPLETED and view.receipt and view.receipt not in self._sent:
+            self._waiting[view.receipt] = view.sale_ref
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is noted. What the relay could not take is kept for the next receipt's
+        try (up to `PUBLISH_BACKLOG`); the next pull sends it too."""
+        batch, self._waiting = self._waiting, {}
+        if not batch:
+            return
+        try:
+            conflicts = await self.receipts.register(list(batch.items()))
+        except Exception as error:
+            if not isinstance(error, ShopReceiptsUnavailable):
+                log.exception("receipts not published")
+            log.info("%d receipts not published yet (%s)", len(batch), error)
+            kept = {**batch, **self._waiting}
+            self._waiting = dict(list(kept.items())[-PUBLISH_BACKLOG:])
+            return
+        self._sent.update(batch)
+        self.published += len(batch) - len(conflicts)
+        for holder in conflicts:
+            log.warning(
+                "receipt %s is held by %s in this shop, not by sale %s here",
+                holder.receipt,
+                holder.words(),
+                batch.get(holder.receipt),
+            )
+
+
 # ---------------------------------------------------------------------- the till's link
 
 
@@ -707,6 +876,8 @@ class TillLink:
     connection: ConnectivityMonitor
     relay: RelayClient | None
     probe: DarajaProbe | None
+    # Publishes this till's receipts to the shop's index (None without a relay).
+    receipts: ReceiptPublisher | None = None
 
 
 @asynccontextmanager
@@ -734,6 +905,7 @@ async def till_link(
     inner = engine.gateway
     engine.gateway = ObservedGateway(inner, monitor)
     client: RelayClient | None = None
+    publisher: ReceiptPublisher | None = None
     if use_relay:
         client = RelayClient(
             engine,
@@ -748,15 +920,22 @@ async def till_link(
             transport=transport,
         )
         client.start()
+        publisher = ReceiptPublisher(
+            engine,
+            RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport),
+        )
+        publisher.start()
     probe: DarajaProbe | None = None
     if probe_daraja:
         probe = DarajaProbe(monitor, the_clock, _daraja_check(inner, settings))
         probe.start()
     try:
-        yield TillLink(monitor, client, probe)
+        yield TillLink(monitor, client, probe, publisher)
     finally:
         if probe is not None:
             await probe.stop()
+        if publisher is not None:
+            await publisher.close()
         if client is not None:
             await client.close()
         engine.gateway = inner

@@ -2,7 +2,9 @@
 
 Reads the shortcode's M-Pesa statement from WHEN (default: the last 48 hours, all Daraja
 keeps) page by page, printing progress, and reconciles it against this till: receipts
-filled, money without a sale and sales paid twice found (problems for the manager). WHEN is
+filled, money without a sale and sales paid twice found (problems for the manager). A payment
+another till of the shop holds (the relay's receipt index says which) is "known at another
+till", not a problem; when the relay cannot be asked, the summary says so. WHEN is
 an ISO date and time (without a zone it is Kenya time), or an age such as `90m`, `6h`, `2d`.
 A WHEN in the future or more than 48 hours ago is refused before anything is asked.
 
@@ -100,12 +102,21 @@ def _progress(as_json: bool) -> Any:
 
 
 def summary(report: PullReport) -> str:
-    return (
+    text = (
         f"pulled {report.rows:,} rows ({report.pages} pages) for {report.shortcode}: "
         f"{report.new_rows:,} new, {report.receipts_filled:,} receipt numbers filled, "
         f"{report.problems_found:,} problems found ({report.money_without_sale:,} money without "
-        f"a sale, {report.paid_twice:,} sales paid twice)"
+        f"a sale, {report.paid_twice:,} sales paid twice); {report.known_elsewhere:,} known "
+        "at another till"
     )
+    if report.resolved_elsewhere:
+        text += (
+            f", {report.resolved_elsewhere:,} earlier money-without-a-sale problems resolved "
+            "(another till holds them)"
+        )
+    if report.shop_check is not None:
+        text += f"\nnote: {report.shop_check}"
+    return text
 
 
 def as_json(report: PullReport) -> dict[str, Any]:
@@ -120,6 +131,9 @@ def as_json(report: PullReport) -> dict[str, Any]:
         "money_without_sale": report.money_without_sale,
         "paid_twice": report.paid_twice,
         "problems_found": report.problems_found,
+        "known_elsewhere": report.known_elsewhere,
+        "resolved_elsewhere": report.resolved_elsewhere,
+        "shop_check": report.shop_check,
     }
 
 

@@ -12,7 +12,15 @@ here knew before:
   AccountReference, time and masked phone): a paid attempt gets its receipt; a FAILED,
   EXPIRED, UNKNOWN or NEEDS_REVIEW one gets STATEMENT_MATCHED through the engine (never a
   downgrade: COMPLETED is never left); a PENDING one is left to its callback or query;
+- else, when the shop's receipt index (at the relay) says another till's sale holds it:
+  "known at another till", counted and not a problem;
 - else "money without a sale", a problem for the manager.
+
+Every till of a shop pulls the same statement, so a pull first tells the shop's index which of
+the pulled receipts this till's sales hold, then asks about the rows nothing here knows, and
+about this till's open "money without a sale" problems: those another till now holds are
+resolved (with their audit entry). A relay that cannot be asked does not stop the pull: the
+problems are recorded as before, and the report says the shop-wide check could not be made.
 
 A sale that two receipts pay ("paid twice") becomes a problem too, unless the engine already
 flagged its duplicate payment. Each finding is recorded once, however often the same 48 hours
@@ -27,16 +35,23 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.model import AttemptState, ProblemKind
+from smartduka_tui.connectivity import ObservedGateway
+from smartduka_tui.model import Actor, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.statement import PullTransaction
 from smartduka_tui.payments.gateway import DirectGateway, GatewayError
 from smartduka_tui.payments.inputs import account_reference
 from smartduka_tui.payments.machine import Cause, Evidence
+from smartduka_tui.payments.shop_receipts import (
+    ReceiptHolder,
+    ShopReceipts,
+    ShopReceiptsUnavailable,
+)
+from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.pull import PulledRow, PullStatus, ReceiptlessAttempt
 from smartduka_tui.store.records import to_ms
 
@@ -60,6 +75,9 @@ _MASKED = re.compile(r"^(\d{3,6})\s*\*+\s*(\d{2,4})$")
 _FULL = re.compile(r"^254[17]\d{8}$")
 # Still waiting for their own callback or query: the statement does not settle these.
 _AWAITING = frozenset({S.CREATED, S.PENDING})
+MONEY_WITHOUT_SALE = "money_without_sale"
+# This till's open "money without a sale" problems that each pull asks the shop about.
+OPEN_PROBLEMS_CHECKED = 1000
 
 
 class PullFailed(Exception):
@@ -95,6 +113,12 @@ class PullReport:
     receipts_filled: int
     money_without_sale: int
     paid_twice: int
+    known_elsewhere: int = 0
+    """Rows nothing on this till knows that another till's sale holds (not problems)."""
+    resolved_elsewhere: int = 0
+    """Open "money without a sale" problems resolved: another till's sale holds them now."""
+    shop_check: str | None = None
+    """Why the shop-wide check could not be made (None when it was, or needs no relay)."""
 
     @property
     def problems_found(self) -> int:
@@ -144,9 +168,15 @@ def _kenya(moment: datetime) -> str:
 class StatementPull:
     """Pull Transactions for one engine's shop and shortcode."""
 
-    def __init__(self, engine: PaymentEngine, source: DirectGateway) -> None:
+    def __init__(
+        self, engine: PaymentEngine, source: DirectGateway, receipts: ShopReceipts | None = None
+    ) -> None:
         self.engine = engine
         self.source = source
+        # The shop's receipt index; None for a till with no relay (nothing to ask).
+        self.receipts = receipts
+        # Receipts the index already holds for this till (no need to send them again).
+        self._published: set[str] = set()
         self.store = engine.store
         self.clock = engine.clock
         self.shop_id = engine.shop_id
@@ -279,8 +309,11 @@ class StatementPull:
             new_rows = await pull.add(tx, self.shop_id, self.shortcode, fresh)
         since = start - CLOCK_SKEW
         # Rows an attempt or a C2B row holds by receipt are matched in SQL below; only the
-        # rest are matched here, by amount, reference, time and phone.
-        matcher = _Matcher(self, await pull.unknown(self.shop_id, since))
+        # rest are matched here (by amount, reference, time and phone), unless another till
+        # of the shop holds them.
+        unknown = await pull.unknown(self.shop_id, since)
+        shop = await self._shop_wide(rows, unknown)
+        matcher = _Matcher(self, [r for r in unknown if r.transaction_id not in shop.elsewhere])
         await matcher.run()
         # Every sale a pulled receipt pays, not only those matched now: a direct payment
         # attached after an earlier pull can make a sale paid twice.
@@ -310,6 +343,9 @@ class StatementPull:
                 receipts_filled=matcher.filled,
                 money_without_sale=len(matcher.findings),
                 paid_twice=len(paid_twice),
+                known_elsewhere=len(shop.elsewhere),
+                resolved_elsewhere=await self._resolve_elsewhere(tx, shop),
+                shop_check=shop.unavailable,
             )
             await pull.record_pull(
                 tx,
@@ -323,6 +359,73 @@ class StatementPull:
                 problems_found=report.problems_found,
             )
         return report
+
+    async def _shop_wide(self, rows: dict[str, PulledRow], unknown: list[PulledRow]) -> _ShopView:
+        """Tell the shop's index which pulled receipts this till holds, then ask it about the
+        rows nothing here knows and this till's open money-without-a-sale problems."""
+        if self.receipts is None:
+            return _ShopView()
+        problems = await self._open_money_problems()
+        try:
+            await self._publish(rows)
+            held = await self.receipts.known([*(r.transaction_id for r in unknown), *problems])
+        except ShopReceiptsUnavailable as error:
+            log.warning("pull of %s: shop-wide check not made: %s", self.shortcode, error)
+            return _ShopView(
+                unavailable=(
+                    f"the shop-wide check could not be made ({error}): payments another till "
+                    "took may be listed as money without a sale; the next pull checks again"
+                )
+            )
+        return _ShopView(
+            elsewhere={
+                r.transaction_id: held[r.transaction_id]
+                for r in unknown
+                if r.transaction_id in held
+            },
+            problems={n: held[r] for r, n in problems.items() if r in held},
+        )
+
+    async def _publish(self, rows: dict[str, PulledRow]) -> None:
+        """Catch-up: every pulled receipt a sale here holds, not yet sent, to the index."""
+        assert self.receipts is not None
+        held = dict(await self.store.pull.held_here(self.shop_id, rows))
+        new = [(r, sale) for r, sale in held.items() if r not in self._published]
+        conflicts = await self.receipts.register(new)
+        for holder in conflicts:
+            log.warning(
+                "receipt %s is held here by sale %s, and in the shop by %s",
+                holder.receipt,
+                held.get(holder.receipt),
+                holder.words(),
+            )
+        self._published.update(r for r, _ in new)
+
+    async def _open_money_problems(self) -> dict[str, int]:
+        """This till's open money-without-a-sale problems: receipt -> problem id."""
+        open_problems = await self.store.problems.list(self.shop_id, limit=OPEN_PROBLEMS_CHECKED)
+        return {
+            str(p.detail["receipt"]): p.id
+            for p in open_problems
+            if p.kind is ProblemKind.SUSPICIOUS_PATTERN
+            and p.detail.get("pattern") == MONEY_WITHOUT_SALE
+            and p.till_id in (None, self.engine.till_id)
+            and "receipt" in p.detail
+        }
+
+    async def _resolve_elsewhere(self, tx: WriteTx, shop: _ShopView) -> int:
+        """Resolve the open problems whose receipt a sale of the shop now holds, each with
+        its audit entry, in the pull's transaction."""
+        for problem_id, holder in shop.problems.items():
+            await self.store.problems.resolve(
+                tx,
+                self.shop_id,
+                problem_id,
+                f"Not money without a sale: receipt {holder.receipt} is held by "
+                f"{holder.words()} of this shop (the shop's receipt index, at a pull).",
+                actor=Actor.SYSTEM,
+            )
+        return len(shop.problems)
 
     async def _paid_twice(self, receipts: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """Sales two receipts pay, not yet reported (by a pull, or by the engine's flag)."""
@@ -347,6 +450,17 @@ class StatementPull:
             for money in candidates
             if f"twice:{money.sale_ref}" not in reported
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class _ShopView:
+    """What the shop's receipt index said during one pull."""
+
+    elsewhere: dict[str, ReceiptHolder] = field(default_factory=dict)
+    """Rows nothing here knows, by receipt, with the sale of the shop that holds each."""
+    problems: dict[int, ReceiptHolder] = field(default_factory=dict)
+    """Open money-without-a-sale problems (by id) whose receipt a sale of the shop holds."""
+    unavailable: str | None = None
 
 
 class _Matcher:
@@ -442,7 +556,7 @@ class _Matcher:
                 "payment: find the customer or refund it."
             )
         return {
-            "pattern": "money_without_sale",
+            "pattern": MONEY_WITHOUT_SALE,
             "receipt": row.transaction_id,
             "amount": row.amount,
             "phone": row.payer,
@@ -453,11 +567,24 @@ class _Matcher:
         }
 
 
-def statement_pull_for(engine: PaymentEngine) -> StatementPull | None:
+def statement_pull_for(
+    engine: PaymentEngine, receipts: ShopReceipts | None = None
+) -> StatementPull | None:
     """The engine's pull, or None when its shop has no own shortcode (a platform shop's
-    statement belongs to the platform's paybill)."""
+    statement belongs to the platform's paybill). It asks `receipts`, by default the shop's
+    receipt index at the till's relay (none when the till has no relay)."""
     gateway = engine.gateway
-    return StatementPull(engine, gateway) if isinstance(gateway, DirectGateway) else None
+    if isinstance(gateway, ObservedGateway):
+        # A running till's link watches the engine's Daraja calls; the pull's are its own.
+        gateway = gateway.inner
+    if not isinstance(gateway, DirectGateway):
+        return None
+    if receipts is None:
+        # Imported here: the relay client imports the engine, which imports this module.
+        from smartduka_tui.relay_client import shop_receipts_for
+
+        receipts = shop_receipts_for(engine)
+    return StatementPull(engine, gateway, receipts)
 
 
 class PullSchedule:

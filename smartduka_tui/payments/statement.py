@@ -4,7 +4,8 @@ for a sale only when amount, shortcode and time fit and no other sale holds the 
 `StatementService.verify_receipt(code, sale_ref)`:
 
 1. the code is normalised (`TKQ9 ZZ1A2B` -> `TKQ9ZZ1A2B`); a malformed one is refused here;
-2. a receipt another attempt already holds is refused ("already used for sale 0115007");
+2. a receipt another attempt already holds is refused ("already used for sale 0115007"),
+   and so is one another till's sale holds (the shop's receipt index at the relay);
 3. the sale must exist, be unpaid, and have no prompt still open;
 4. a request row is written (with its audit entry) before Transaction Status is sent, its
    ResultURL and QueueTimeOutURL signed for this till and this request
@@ -12,7 +13,9 @@ for a sale only when amount, shortcode and time fit and no other sale holds the 
    `accept_result`, which lands it once;
 5. the result is judged: unknown receipt, another till's, reversed, amount or time that do not
    fit: each refused in plain words; a fit completes the sale's latest attempt through the
-   STATEMENT_MATCHED evidence (one transaction with its audit entry, engine.apply_evidence).
+   STATEMENT_MATCHED evidence (one transaction with its audit entry, engine.apply_evidence),
+   once the shop's receipt index has granted this sale the receipt (first holder wins across
+   the shop's tills; a relay that cannot be asked refuses, changing nothing).
 
 Nothing changes money state until step 5 accepts; a timeout says so and changes nothing (a
 result that arrives later is kept on its request row, and applies nothing). Without `sale_ref`
@@ -68,6 +71,11 @@ from smartduka_tui.payments.reversal import (
 from smartduka_tui.payments.reversal import refused as reversal_refused
 from smartduka_tui.payments.reversal import result_words as reversal_result_words
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.shop_receipts import (
+    ReceiptHolder,
+    ShopReceipts,
+    ShopReceiptsUnavailable,
+)
 from smartduka_tui.store.db import WriteTx
 from smartduka_tui.store.errors import ShopConfigError
 from smartduka_tui.store.initiator import InitiatorCredentials
@@ -100,6 +108,9 @@ class ReceiptRefusal(StrEnum):
     TIMEOUT = "timeout"
     NOT_SET_UP = "not_set_up"
     MPESA_REFUSED = "mpesa_refused"
+    SHOP_UNCHECKED = "shop_unchecked"
+    """The shop's receipt index (at the relay) could not be asked whether another till's
+    sale holds the receipt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +206,13 @@ class _Reversible:
 class StatementService:
     """Transaction Status for one till's engine. `accept_result` is the relay feed's sink."""
 
-    def __init__(self, engine: PaymentEngine, client: DarajaClient) -> None:
+    def __init__(
+        self, engine: PaymentEngine, client: DarajaClient, receipts: ShopReceipts | None = None
+    ) -> None:
         self.engine = engine
         self._client = client
+        # The shop's receipt index: "no other sale holds it" is shop-wide (None: no relay).
+        self.receipts = receipts
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def aclose(self) -> None:
@@ -440,6 +455,9 @@ class StatementService:
                 f"Receipt {receipt} is already used for sale {held.sale_ref}.",
                 receipt,
             )
+        elsewhere = await self._held_elsewhere(receipt)
+        if elsewhere is not None:
+            return _used_elsewhere(elsewhere)
         target: Attempt | None = None
         if sale_ref is not None:
             found = await self._open_attempt(sale_ref, receipt)
@@ -450,6 +468,33 @@ class StatementService:
         if isinstance(request, ReceiptVerdict):
             return request
         return await self._judge(request, receipt, sale_ref)
+
+    async def _held_elsewhere(self, receipt: str) -> ReceiptHolder | None:
+        """The sale of another till that holds `receipt`, asked before M-Pesa is, so the
+        cashier hears at once; a relay that cannot be asked now is asked again (and must
+        answer) when the receipt is accepted."""
+        if self.receipts is None:
+            return None
+        try:
+            return (await self.receipts.known([receipt])).get(receipt)
+        except ShopReceiptsUnavailable:
+            return None
+
+    async def _claim(self, receipt: str, sale_ref: str) -> ReceiptVerdict | None:
+        """Hold `receipt` for `sale_ref` in the shop's index; the refusal, or None when this
+        sale holds it now (or the till has no relay to ask)."""
+        if self.receipts is None:
+            return None
+        try:
+            conflicts = await self.receipts.register([(receipt, sale_ref)])
+        except ShopReceiptsUnavailable as error:
+            return _refused(
+                ReceiptRefusal.SHOP_UNCHECKED,
+                f"The shop's other tills could not be asked whether a sale there holds receipt "
+                f"{receipt} ({error}). Nothing changed: try again in a moment.",
+                receipt,
+            )
+        return _used_elsewhere(conflicts[0]) if conflicts else None
 
     async def _holder(self, receipt: str) -> Attempt | None:
         held = await self.engine.store.attempts.by_receipt(self.engine.shop_id, receipt)
@@ -725,6 +770,9 @@ class StatementService:
                     f"Receipt {receipt} is already used for sale {held.sale_ref}.",
                     receipt,
                 )
+            claimed = await self._claim(receipt, sale_ref)
+            if claimed is not None:
+                return claimed
             verdict = await engine.apply_evidence(
                 attempt,
                 Evidence.STATEMENT_MATCHED,
@@ -752,6 +800,14 @@ class StatementService:
             paid_at=paid_at,
             payment=view,
         )
+
+
+def _used_elsewhere(holder: ReceiptHolder) -> ReceiptVerdict:
+    return _refused(
+        ReceiptRefusal.ALREADY_USED,
+        f"Receipt {holder.receipt} is already used for {holder.words()}. Nothing changed.",
+        holder.receipt,
+    )
 
 
 def _reversal_not_sent(sent: NotSent, receipt: str, timings: TimingSettings) -> ReversalVerdict:
@@ -808,8 +864,16 @@ async def _wait(event: asyncio.Event, engine: PaymentEngine, seconds: float) -> 
     return event.is_set()
 
 
-def statement_service(engine: PaymentEngine) -> StatementService:
-    """The receipt checks for a running engine, with a Daraja client of the till's settings."""
+def statement_service(
+    engine: PaymentEngine, receipts: ShopReceipts | None = None
+) -> StatementService:
+    """The receipt checks for a running engine, with a Daraja client of the till's settings
+    and `receipts`, by default the shop's receipt index at the till's relay."""
     from smartduka_tui.payments.gateway import daraja_client
 
-    return StatementService(engine, daraja_client(engine.settings, engine.clock))
+    if receipts is None:
+        # Imported here: the relay client imports this module (its ResultEvent).
+        from smartduka_tui.relay_client import shop_receipts_for
+
+        receipts = shop_receipts_for(engine)
+    return StatementService(engine, daraja_client(engine.settings, engine.clock), receipts)

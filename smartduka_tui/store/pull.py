@@ -400,3 +400,16 @@ class PulledStatement:
                 "problems_found": problems_found,
             },
         )
+
+    # ------------------------------------------------------------------ the shop's index
+
+    async def held_here(self, shop_id: str, receipts: Iterable[str]) -> list[tuple[str, str]]:
+        """(receipt, sale_ref) for each of `receipts` an attempt here holds: what a pull tells
+        the shop's receipt index this till holds. One query through the receipt index."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT receipt_number, sale_ref FROM attempts WHERE shop_id = ?"
+            " AND receipt_number IN (SELECT value FROM json_each(?))"
+            " ORDER BY receipt_number",
+            (shop_id, _ids(receipts)),
+        )
+        return [(row["receipt_number"], row["sale_ref"]) for row in rows]

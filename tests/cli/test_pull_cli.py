@@ -117,3 +117,36 @@ def test_a_bad_since_is_refused_and_changes_nothing(
     assert result.code == 2, result.text
     assert words in result.err
     assert state(data_dir) == before
+
+
+def test_the_summary_and_json_say_what_another_till_holds() -> None:
+    from datetime import datetime
+
+    from smartduka_tui.cli.pull import as_json, summary
+    from smartduka_tui.payments.pull import PullReport
+    from smartduka_tui.ui.manager.direct_payments import report_words
+
+    moment = datetime(2026, 12, 4, 8, 0, tzinfo=KENYA_TZ)
+    report = PullReport(
+        shortcode="600100", start=moment, end=moment, pages=1, rows=4, new_rows=4,
+        receipts_filled=0, money_without_sale=1, paid_twice=0, known_elsewhere=3,
+        resolved_elsewhere=2, shop_check=None,
+    )  # fmt: skip
+    text = summary(report)
+    assert "1 problems found (1 money without a sale, 0 sales paid twice)" in text
+    assert "; 3 known at another till, 2 earlier money-without-a-sale problems resolved" in text
+    assert "note:" not in text
+    figures = as_json(report)
+    assert (figures["known_elsewhere"], figures["resolved_elsewhere"]) == (3, 2)
+    assert figures["shop_check"] is None
+    assert "3 known at another till." in report_words(report)
+    down = PullReport(
+        shortcode="600100", start=moment, end=moment, pages=1, rows=4, new_rows=0,
+        receipts_filled=0, money_without_sale=4, paid_twice=0,
+        shop_check="the shop-wide check could not be made (the relay is unreachable)",
+    )  # fmt: skip
+    assert summary(down).endswith(
+        "\nnote: the shop-wide check could not be made (the relay is unreachable)"
+    )
+    assert as_json(down)["shop_check"].startswith("the shop-wide check")
+    assert "Note: the shop-wide check could not be made" in report_words(down)

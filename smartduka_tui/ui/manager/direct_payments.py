@@ -49,11 +49,19 @@ def table_cells(row: DirectPaymentRow) -> tuple[object, ...]:
 
 
 def report_words(report: PullReport) -> str:
-    return (
+    words = (
         f"Pulled {report.rows:,} rows in {report.pages} pages: {report.new_rows:,} new, "
         f"{report.receipts_filled:,} receipts filled, {report.money_without_sale:,} money "
-        f"without a sale, {report.paid_twice:,} paid twice."
+        f"without a sale, {report.paid_twice:,} paid twice, {report.known_elsewhere:,} known "
+        "at another till."
     )
+    if report.resolved_elsewhere:
+        words += (
+            f" {report.resolved_elsewhere:,} earlier problems resolved: another till holds them."
+        )
+    if report.shop_check is not None:
+        words += f" Note: {report.shop_check}."
+    return words
 
 
 class DirectPaymentsScreen(ManagerScreen):
