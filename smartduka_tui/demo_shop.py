@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from smartduka_tui.config import Settings
 from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.callback_path import new_callback_secret
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.initiator import InitiatorCredentials
 from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
 from smartduka_tui.store.secret import Secret
-from smartduka_tui.store.store import Store
+from smartduka_tui.store.store import Store, keyring_path
+from smartduka_tui.store.vault import create_keyring
 
 SIMULATOR_INITIATOR: Final = "smartduka-operator"
 
@@ -85,6 +87,37 @@ async def add_simulator_shop(
             ),
         )
     return SimulatorShop(shop_id=shop, till_id=till_id, shortcode=registered.shortcode)
+
+
+async def simulator_shop_if_none(
+    store: Store,
+    *,
+    settings: Settings,
+    url: str,
+    shop_id: str,
+    name: str,
+    prefix: str,
+    till_id: str,
+    relay_url: str,
+) -> None:
+    """`add_simulator_shop` on the simulator at `url`, unless the settings name a shop or the
+    store has one already (`smartduka pay --simulator` on a fresh data folder)."""
+    if settings.shop_id or await store.shops.list_ids():
+        return
+    async with SimulatorControl(url) as sim:
+        await add_simulator_shop(
+            store, sim, shop_id=shop_id, name=name, prefix=prefix, till_id=till_id,
+            relay_url=relay_url,
+        )  # fmt: skip
+
+
+def ensure_keyring(data_dir: Path) -> None:
+    """A data folder (private to its user) with a keyring holding one freshly generated key,
+    unless it has a keyring already."""
+    path = keyring_path(data_dir)
+    if not path.exists():
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_keyring(path)
 
 
 async def simulator_initiator(

@@ -670,16 +670,15 @@ def _tell(running: list[SmartDukaApp], words: str) -> None:
 async def headless_check(demo: Demo) -> int:
     """One payment to the simulator's "pays" number through the payment service and the
     relay; prints what happened. The CI smoke test and the README use it."""
-    from smartduka_tui.cli.app import log_to_file, open_till
-    from smartduka_tui.clock import SystemClock
+    from smartduka_tui.cli.app import log_to_file, opened_till
     from smartduka_tui.relay_client import wait_for_outcome
 
     started = time.monotonic()
     log_to_file(demo.settings.data_dir)
-    async with open_till(demo.settings, SystemClock()) as (engine, link):
-        view = await engine.start_payment("DEMO1", 10, PAYS_PHONE)
+    async with opened_till(demo.settings) as till:
+        view = await till.engine.start_payment("DEMO1", 10, PAYS_PHONE)
         print(f"sent: sale {view.sale_ref}, KES {view.amount} to {view.phone_masked}", flush=True)
-        view = await wait_for_outcome(engine, view.attempt_id, 60.0, link)
+        view = await wait_for_outcome(till.engine, view.attempt_id, 60.0, till.link)
     took = time.monotonic() - started
     print(f"outcome: {view.state.value} ({view.stage.value}) in {took:.1f} s")
     if view.receipt:

@@ -22,7 +22,6 @@ are pulled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import defaultdict
@@ -31,10 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.model import AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.statement import PullTransaction
-from smartduka_tui.payments.gateway import DirectGateway, GatewayError
+from smartduka_tui.payments.gateway import DirectGateway, GatewayError, direct_gateway
 from smartduka_tui.payments.inputs import account_reference
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.store.pull import PulledRow, PullStatus, ReceiptlessAttempt
@@ -456,8 +456,8 @@ class _Matcher:
 def statement_pull_for(engine: PaymentEngine) -> StatementPull | None:
     """The engine's pull, or None when its shop has no own shortcode (a platform shop's
     statement belongs to the platform's paybill)."""
-    gateway = engine.gateway
-    return StatementPull(engine, gateway) if isinstance(gateway, DirectGateway) else None
+    gateway = direct_gateway(engine.gateway)
+    return StatementPull(engine, gateway) if gateway is not None else None
 
 
 class PullSchedule:
@@ -467,18 +467,13 @@ class PullSchedule:
     def __init__(self, pull: StatementPull, interval_s: int) -> None:
         self.pull = pull
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-pull")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-pull")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:
