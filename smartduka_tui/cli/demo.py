@@ -322,15 +322,6 @@ def _enrol_with_relay(folder: Path, relay: Served) -> bytes:
     return out.read_bytes()
 
 
-def _new_vault(data_dir: Path) -> None:
-    """The till's data folder with a keyring holding one freshly generated key."""
-    from smartduka_tui.store.store import keyring_path
-    from smartduka_tui.store.vault import create_keyring
-
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    create_keyring(keyring_path(data_dir))
-
-
 def certificate_file(simulator: Served) -> Path:
     """Where the demo keeps the simulator's certificate (`daraja.certificate_file`)."""
     return simulator.ready_file.parent / "certificate.pem"
@@ -401,51 +392,38 @@ async def _set_up_till(
     """The till's vault: a new keyring, the demo shop with its simulator credentials and
     initiator, and the till as the relay enrolled it. Returns the shop id, its shortcode,
     credentials and initiator. The three parts start together."""
-    from smartduka_tui.model import Actor, ShopType
+    from smartduka_tui.demo_shop import OpenShift, ensure_keyring, new_till_folder
+    from smartduka_tui.model import ShopType
     from smartduka_tui.store import Enrolment, Secret, ShopConfig
-    from smartduka_tui.store.store import open_till_store
 
     deadline = time.monotonic() + READY_TIMEOUT_S
     (shortcode, credentials, initiator), parsed, _ = await asyncio.gather(
         _register_on_simulator(simulator, deadline),
         _enrolment(relay, folder, deadline),
-        asyncio.to_thread(_new_vault, data_dir),
+        asyncio.to_thread(ensure_keyring, data_dir),
     )
-    async with open_till_store(data_dir) as store, store.write() as tx:
-        await store.shops.add(
-            tx,
-            ShopConfig(
-                id=parsed.shop_id,
-                name=parsed.shop_name or DEMO_SHOP_NAME,
-                mpesa_type=ShopType.PAYBILL,
-                account_prefix=DEMO_PREFIX,
-                business_shortcode=shortcode,
-            ),
-            credentials,
-        )
-        await store.initiators.set(
-            tx, parsed.shop_id, initiator.name, initiator.password, actor=Actor.SYSTEM
-        )
-        await store.tills.enrol(
-            tx,
-            Enrolment(
-                shop_id=parsed.shop_id,
-                till_id=parsed.till_id,
-                relay_url=parsed.relay_url,
-                till_key=Secret(parsed.till_key),
-                callback_kid=parsed.callback_kid,
-                callback_secret=Secret(parsed.callback_secret),
-            ),
-        )
-        # Cash needs an open shift; the demo's drawer starts with one, audited as the system's.
-        await store.shifts.open(
-            tx,
+    await new_till_folder(
+        data_dir,
+        ShopConfig(
+            id=parsed.shop_id,
+            name=parsed.shop_name or DEMO_SHOP_NAME,
+            mpesa_type=ShopType.PAYBILL,
+            account_prefix=DEMO_PREFIX,
+            business_shortcode=shortcode,
+        ),
+        credentials,
+        Enrolment(
             shop_id=parsed.shop_id,
             till_id=parsed.till_id,
-            cashier=DEMO_CASHIER,
-            opening_float=DEMO_FLOAT,
-            actor=Actor.SYSTEM,
-        )
+            relay_url=parsed.relay_url,
+            till_key=Secret(parsed.till_key),
+            callback_kid=parsed.callback_kid,
+            callback_secret=Secret(parsed.callback_secret),
+        ),
+        initiator=initiator,
+        # Cash needs an open shift; the demo's drawer starts with one, audited as the system's.
+        shift=OpenShift(DEMO_CASHIER, DEMO_FLOAT),
+    )
     return str(parsed.shop_id), shortcode, credentials, initiator
 
 

@@ -80,9 +80,13 @@ async def engine_for_store(
     parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
     gateway = parts.gateway if observe is None else observe(parts.gateway, parts.till)
     return PaymentEngine(
-        store=store, settings=settings, clock=clock, shop=parts.shop, till=parts.till,
+        store=store,
+        settings=settings,
+        clock=clock,
+        shop=parts.shop,
+        till=parts.till,
         gateway=gateway,
-    )  # fmt: skip
+    )
 
 
 async def find_shop(store: Store, shop_id: str | None) -> Shop:
