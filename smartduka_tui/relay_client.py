@@ -40,7 +40,7 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from smartduka_tui.background import BackgroundTask
+from smartduka_tui.background import BackgroundTask, woken
 from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import (
@@ -833,29 +833,15 @@ async def wait_for_outcome(
             quiet_until = sent_at + timedelta(seconds=timings.reconcile_min_age_s)
             if relay_up and not view.confirming and clock.now() < quiet_until:
                 window = min(remaining, (quiet_until - clock.now()).total_seconds())
-                await _wait(changed, clock, window)
+                await woken(changed, clock, window)
                 continue
             if view.checkout_request_id is None and view.state is not AttemptState.CREATED:
                 if not relay_up:
                     return view  # UNKNOWN and nothing to ask M-Pesa about: only a callback
-                await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s)))
+                await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
                 continue
-            if not await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s))):
+            if not await woken(changed, clock, min(remaining, float(timings.ui_refresh_s))):
                 await engine.check_now(attempt_id)
     finally:
         unsubscribe()
         unwatch()
-
-
-async def _wait(event: asyncio.Event, clock: Clock, seconds: float) -> bool:
-    """Wait for `event` or `seconds` of `clock`; True if the event came first."""
-    if event.is_set():
-        return True
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(max(0.0, seconds)))
-    try:
-        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        sleeper.cancel()
-    return event.is_set()
