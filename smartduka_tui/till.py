@@ -125,6 +125,7 @@ async def open_till(
     run_reconciler: bool = True,
     probe_daraja: bool = True,
     receipt_checks: bool = True,
+    read_feed: bool = True,
     no_relay_url: str | None = None,
     prepare: Prepare | None = None,
     shop_id: str | None = None,
@@ -137,15 +138,16 @@ async def open_till(
     """The configured till, opened; TillNotReady when it cannot open (nothing is left open).
 
     `no_relay_url` names a relay URL that means "none" (`smartduka pay`'s placeholder);
-    `receipt_checks=False` leaves M-Pesa's initiator results on the feed for the app.
+    `receipt_checks=False` leaves M-Pesa's initiator results on the feed for the app;
+    `read_feed=False` leaves the relay's feed unread altogether (no relay client, so no receipt
+    checks or C2B desk either): one-shot commands that only ask M-Pesa (`reconcile`, `pull`).
     """
     the_clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
-        store, parts = await _store_and_parts(
+        store, parts, relay_url = await _store_and_parts(
             stack, settings, the_clock, prepare, shop_id=shop_id, till_id=till_id
         )
-        relay_url = settings.relay_url_for(parts.till.relay_url)
-        use_relay = bool(relay_url) and relay_url != no_relay_url
+        use_relay = read_feed and bool(relay_url) and relay_url != no_relay_url
         monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
         engine = PaymentEngine(
             store=store,
@@ -187,8 +189,9 @@ async def _store_and_parts(
     *,
     shop_id: str | None,
     till_id: str | None,
-) -> tuple[Store, EngineParts]:
-    """The opened store (on `stack`) and the engine's parts, or TillNotReady saying why."""
+) -> tuple[Store, EngineParts, str]:
+    """The opened store (on `stack`), the engine's parts and the relay URL to use, or
+    TillNotReady saying why."""
     try:
         store = await stack.enter_async_context(
             open_till_store(settings.data_dir, keyring_file=settings.keyring_file, clock=clock)
@@ -196,13 +199,18 @@ async def _store_and_parts(
         if prepare is not None:
             await prepare(store)
         parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
+        try:
+            relay_url = settings.relay_url_for(parts.till.relay_url)
+        except BaseException:
+            await parts.gateway.aclose()
+            raise
     except KeyMissingError as error:
         raise TillNotReady(str(error), "no_keys") from None
     except StoreError as error:
         raise TillNotReady(str(error), "folder") from None
     except PaymentRefused as error:
         raise TillNotReady(error.message, "no_shop") from None
-    return store, parts
+    return store, parts, relay_url
 
 
 def _c2b_desk(

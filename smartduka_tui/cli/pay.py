@@ -162,9 +162,14 @@ def print_view(view: PaymentView, *, as_json: bool) -> None:
 
 @asynccontextmanager
 async def till_session(
-    settings: Settings, simulator_url: str | None, *, receipt_checks: bool = False
+    settings: Settings,
+    simulator_url: str | None,
+    *,
+    receipt_checks: bool = False,
+    read_feed: bool = True,
 ) -> AsyncIterator[Till]:
-    """The till opened for one command (no background reconciler, no Daraja probe).
+    """The till opened for one command (no background reconciler, no Daraja probe); with
+    `read_feed=False` the relay's feed is not read either (see `open_till`).
 
     SetupError when the till cannot take payments, or its store fails; the message says how
     to fix it. With `simulator_url`, a data folder with no keyring gets one and a folder with
@@ -195,6 +200,7 @@ async def till_session(
                     run_reconciler=False,
                     probe_daraja=False,
                     receipt_checks=receipt_checks,
+                    read_feed=read_feed,
                     no_relay_url=NO_RELAY_URL,
                     prepare=prepare,
                 )

@@ -127,7 +127,7 @@ async def _pull(args: argparse.Namespace, settings: Any, since: datetime | None)
     from smartduka_tui.payments.pull import PullFailed, PullInputError, statement_pull_for
 
     try:
-        async with till_session(settings, args.simulator) as till:
+        async with till_session(settings, args.simulator, read_feed=False) as till:
             pull = statement_pull_for(till.engine)
             if pull is None:
                 return fail(

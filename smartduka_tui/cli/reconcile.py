@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _reconcile(args: argparse.Namespace, settings: Any) -> int:
     try:
-        async with till_session(settings, args.simulator) as till:
+        async with till_session(settings, args.simulator, read_feed=False) as till:
             report = await till.engine.reconcile_once()
             still_open = await till.engine.awaiting_count()
     except SetupError as error:
