@@ -45,7 +45,7 @@ from smartduka_tui.relay_client import (
     daraja_check,
     till_link,
 )
-from smartduka_tui.store.errors import KeyMissingError, StoreError
+from smartduka_tui.store.errors import InputError, KeyMissingError, StoreError
 from smartduka_tui.store.store import Store, open_till_store
 
 if TYPE_CHECKING:
@@ -55,15 +55,16 @@ Prepare = Callable[[Store], Awaitable[None]]
 """Runs on the opened store before the engine is built (`smartduka pay --simulator` adds its
 demo shop there when the folder has none)."""
 
-NotReadyWhy = Literal["no_keys", "no_shop", "folder"]
+NotReadyWhy = Literal["no_keys", "no_shop", "bad_setting", "folder"]
 
 
 class TillNotReady(Exception):
     """The till cannot open; `message` says why and what to do.
 
     `why` is "no_keys" (the data folder has no keyring yet), "no_shop" (no shop chosen, its
-    credentials incomplete, or no till enrolled) or "folder" (the data folder itself: locked by
-    another till, unreadable, a wrong key). Faces choose their exit codes from it.
+    credentials incomplete, or no till enrolled), "bad_setting" (a value this mode refuses,
+    such as the relay URL) or "folder" (the data folder itself: locked by another till,
+    unreadable, a wrong key). Faces choose their exit codes from it.
     """
 
     def __init__(self, message: str, why: NotReadyWhy) -> None:
@@ -206,6 +207,8 @@ async def _store_and_parts(
             raise
     except KeyMissingError as error:
         raise TillNotReady(str(error), "no_keys") from None
+    except InputError as error:
+        raise TillNotReady(str(error), "bad_setting") from None
     except StoreError as error:
         raise TillNotReady(str(error), "folder") from None
     except PaymentRefused as error:

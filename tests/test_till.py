@@ -149,3 +149,22 @@ async def test_a_folder_without_a_shop_is_not_ready_and_is_left_as_it_was(
     # Nothing is left holding the folder.
     async with open_till_store(data_dir) as store:
         assert await store.shops.list_ids() == []
+
+
+async def test_a_relay_url_the_mode_refuses_is_a_bad_setting_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    await shop_folder(tmp_path / "till")
+    before = dump(tmp_path / "till")
+    production = Settings(
+        data_dir=tmp_path / "till", mode="production", daraja={"base_url": "https://daraja.example"}
+    )
+    with pytest.raises(TillNotReady) as refused:
+        async with open_till(production, clock=ManualClock(), probe_daraja=False):
+            pytest.fail("a till with a plain-http relay opened in production mode")
+    assert refused.value.why == "bad_setting"
+    assert refused.value.message == (
+        "relay_url: must be an https:// URL in production mode: over http the keys it is sent "
+        f"travel in the clear (the till's enrolled relay URL is {CLOSED})"
+    )
+    assert dump(tmp_path / "till") == before

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
+    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_NOT_SET_UP,
     CliError,
@@ -157,7 +158,7 @@ def _file_log(data_dir: Path) -> logging.FileHandler:
 async def opened_till(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Till]:
     """The till, opened by the composition root (`smartduka_tui.till.open_till`); a till that
     cannot open becomes a CliError: exit 3 when it is not set up yet (no keyring, no shop or
-    till), 1 when its data folder failed."""
+    till), 2 for a setting it refuses, 1 when its data folder failed."""
     from smartduka_tui.till import TillNotReady, open_till
 
     async with AsyncExitStack() as stack:
@@ -174,6 +175,8 @@ def _not_ready(error: TillNotReady) -> tuple[str, int]:
     if error.why == "no_keys":
         # No keyring yet: a till never set up, which `smartduka pay` also exits 3 for.
         return error.message, EXIT_NOT_SET_UP
+    if error.why == "bad_setting":
+        return error.message, EXIT_BAD_INPUT
     return error.message, EXIT_FAILED
 
 
