@@ -42,16 +42,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from smartduka_tui.clock import SystemClock  # noqa: E402
 from smartduka_tui.config import Settings  # noqa: E402
+from smartduka_tui.demo_shop import new_till_folder, relay_enrolment  # noqa: E402
 from smartduka_tui.model import ShopType  # noqa: E402
-from smartduka_tui.payments.bootstrap import running_engine  # noqa: E402
-from smartduka_tui.relay_client import till_link  # noqa: E402
 from smartduka_tui.simulator.control import SimulatorControl  # noqa: E402
-from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets  # noqa: E402
+from smartduka_tui.store.records import ShopConfig, ShopSecrets  # noqa: E402
 from smartduka_tui.store.secret import Secret  # noqa: E402
-from smartduka_tui.store.store import Store, database_path, keyring_path  # noqa: E402
-from smartduka_tui.store.vault import create_keyring, load_keyring  # noqa: E402
+from smartduka_tui.store.store import database_path  # noqa: E402
+from smartduka_tui.till import open_till  # noqa: E402
 
 HOST = "127.0.0.1"
 # The relay's feed is read once per batch; at bench rates that is many reads a second, far
@@ -114,41 +112,22 @@ def relay_cli(db: Path, *args: str) -> dict[str, Any]:
 
 
 async def make_till(data_dir: Path, enrolment: dict[str, Any], shortcode: str, creds: Any) -> None:
-    await asyncio.to_thread(data_dir.mkdir, parents=True)
-    create_keyring(keyring_path(data_dir))
-    store = await Store.open(
-        database_path(data_dir), clock=SystemClock(), keyring=load_keyring(keyring_path(data_dir))
+    await new_till_folder(
+        data_dir,
+        ShopConfig(
+            id=enrolment["shop_id"],
+            name="Bench shop",
+            mpesa_type=ShopType.PAYBILL,
+            account_prefix="BN",
+            business_shortcode=shortcode,
+        ),
+        ShopSecrets(
+            consumer_key=Secret(creds[0]),
+            consumer_secret=Secret(creds[1]),
+            passkey=Secret(creds[2]),
+        ),
+        relay_enrolment(enrolment),
     )
-    try:
-        async with store.write() as tx:
-            await store.shops.add(
-                tx,
-                ShopConfig(
-                    id=enrolment["shop_id"],
-                    name="Bench shop",
-                    mpesa_type=ShopType.PAYBILL,
-                    account_prefix="BN",
-                    business_shortcode=shortcode,
-                ),
-                ShopSecrets(
-                    consumer_key=Secret(creds[0]),
-                    consumer_secret=Secret(creds[1]),
-                    passkey=Secret(creds[2]),
-                ),
-            )
-            await store.tills.enrol(
-                tx,
-                Enrolment(
-                    shop_id=enrolment["shop_id"],
-                    till_id=enrolment["till_id"],
-                    relay_url=enrolment["relay_url"],
-                    till_key=Secret(enrolment["till_key"]),
-                    callback_kid=enrolment["callback_kid"],
-                    callback_secret=Secret(enrolment["callback_secret"]),
-                ),
-            )
-    finally:
-        await store.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -215,11 +194,11 @@ async def run_once(
             daraja={"base_url": sim_url},
             limits={"pushes_per_minute": 1_000_000},
         )
-        async with (
-            running_engine(settings, run_reconciler=False) as engine,
-            till_link(engine, settings, probe_daraja=False, poll_wait_s=25) as link,
-        ):
-            assert link.relay is not None
+        async with open_till(
+            settings, run_reconciler=False, probe_daraja=False, poll_wait_s=25
+        ) as opened:
+            engine = opened.engine
+            assert opened.relay is not None
             gate = asyncio.Semaphore(32)
             settled = asyncio.Event()
             engine.add_listener(lambda view: None if view.is_live else settled.set())

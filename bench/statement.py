@@ -8,9 +8,9 @@ Run: `.venv/bin/python bench/statement.py [--count N] [--rate R] [--pulled N] [-
 The relay is a real process (`python -m callback_relay serve`, SQLite `synchronous=FULL`); the
 till is this process: its real store, its relay client long-polling the feed, and the real
 cashier app (headless, 80x24) on the checkout, whose direct-payments panel is wired to the
-feed as `smartduka` wires it (`cli.app.c2b_desk`). The benchmark plays Safaricom: it POSTs
-`--count` distinct v2 confirmations (the repo's masked-MSISDN sample, fresh TransIDs) to the
-shortcode's token URL at `--rate` a second. Two latencies per confirmation, from the relay's
+feed as `smartduka` wires it (`smartduka_tui.till.open_till`). The benchmark plays Safaricom:
+it POSTs `--count` distinct v2 confirmations (the repo's masked-MSISDN sample, fresh TransIDs)
+to the shortcode's token URL at `--rate` a second. Two latencies per confirmation, from the relay's
 `received_at` for that event: to the till's `c2b_payments.received_at` (the store), and to the
 moment the checkout's panel first drew it (shown). All are millisecond wall-clock stamps on
 this machine.
@@ -51,20 +51,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e import RELAY_ENV, make_till, percentile, relay_cli, server
 
-from smartduka_tui.cli.app import c2b_desk
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.config import Settings
-from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.pull import CLOCK_SKEW, PullReport, StatementPull
 from smartduka_tui.payments.service import PaymentEngine
-from smartduka_tui.relay_client import RelayShopReceipts, till_link
+from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.engine import SimulatorConfig
 from smartduka_tui.store.records import AttemptFlag, to_ms
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import load_keyring
+from smartduka_tui.till import open_till
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
@@ -136,17 +135,19 @@ async def bench_c2b(args: argparse.Namespace) -> None:
             clock = SystemClock()
             shown: dict[str, float] = {}
             async with (
-                running_engine(settings, run_reconciler=False) as engine,
-                till_link(engine, settings, probe_daraja=False, poll_wait_s=25) as link,
+                open_till(
+                    settings, clock=clock, run_reconciler=False, probe_daraja=False, poll_wait_s=25
+                ) as till,
                 httpx.AsyncClient(base_url=relay.url, trust_env=False) as http,
             ):
-                assert link.relay is not None
+                assert till.relay is not None
+                engine = till.engine
                 services = AppServices(
                     payments=engine,
                     clock=clock,
                     identity=TillIdentity(engine.shop_id, engine.till_id, "Bench C2B"),
-                    connection=link.connection,
-                    c2b=c2b_desk(engine, settings, clock, link),
+                    connection=till.connection,
+                    c2b=till.c2b,
                 )
                 app = make_app(settings, services, options=UiOptions(cursor_blink=False))
                 async with app.run_test(size=(80, 24)) as pilot:

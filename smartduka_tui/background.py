@@ -1,12 +1,16 @@
 """One coroutine run in the background by the till's long-lived parts (the reconciler, the
-Daraja probe, the relay client): started once, cancelled and awaited when stopped."""
+Daraja probe, the relay client, the scheduled pull): started once, cancelled and awaited when
+stopped. And the one way those parts wait "until told, or until the clock says" (`woken`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smartduka_tui.clock import Clock
 
 
 class BackgroundTask:
@@ -34,3 +38,18 @@ class BackgroundTask:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+async def woken(event: asyncio.Event, clock: Clock, seconds: float) -> bool:
+    """Wait for `event` or `seconds` of `clock` (the injectable clock, so tests move it);
+    True if the event came first."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    sleeper = asyncio.ensure_future(clock.sleep(max(0.0, seconds)))
+    try:
+        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        sleeper.cancel()
+    return event.is_set()

@@ -17,9 +17,10 @@ relay's reachability goes to a `ConnectivityMonitor`; when the relay comes back 
 unreachable, the engine is told (`on_reconnected`), so the reconciler asks M-Pesa about what
 may have been missed.
 
-`till_link` starts the client, the Daraja probe and the gateway observation for a running
-engine; `wait_for_outcome` is how `smartduka pay` waits: on the callback while the relay is
-reachable, by STK query when it is not (or the callback is late).
+`till_link` starts the client and the Daraja probe beside a running engine (for
+`smartduka_tui.till.open_till`, which builds the till in order); `wait_for_outcome` is how
+`smartduka pay` waits: on the callback while the relay is reachable, by STK query when it is
+not (or the callback is late).
 """
 
 from __future__ import annotations
@@ -39,13 +40,12 @@ from typing import Any, Final
 import httpx
 from pydantic import ValidationError
 
-from smartduka_tui.background import BackgroundTask
-from smartduka_tui.clock import Clock, SystemClock
+from smartduka_tui.background import BackgroundTask, woken
+from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import (
     ConnectivityMonitor,
     DarajaProbe,
-    ObservedGateway,
     Reachability,
     daraja_answers,
 )
@@ -126,6 +126,10 @@ class _Unreadable(ValueError):
     """An event the till cannot turn into a callback for the engine."""
 
 
+ResultSink = Callable[[ResultEvent], Awaitable[bool]]
+"""Takes an initiator API result from the feed; True once it is applied (then acknowledged)."""
+
+
 class RelayClient:
     """Consumes one till's relay feed into its payment service. `start()`, later `close()`."""
 
@@ -146,6 +150,8 @@ class RelayClient:
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         connect_timeout_s: float = 5.0,
+        results: ResultSink | None = None,
+        listeners: Sequence[Callable[[HandledEvent], None]] = (),
     ) -> None:
         if apply_tries < 1 or poll_wait_s < 0 or backoff_base_s <= 0:
             raise ValueError("apply_tries must be at least 1; waits and backoff positive")
@@ -177,7 +183,7 @@ class RelayClient:
             headers={"Accept": "application/json"},
             limits=RELAY_LIMITS,
         )
-        self._listeners: list[Callable[[HandledEvent], None]] = []
+        self._listeners: list[Callable[[HandledEvent], None]] = list(listeners)
         self._loop = BackgroundTask(self._run, "smartduka-relay-client")
         self._stopping = False
         self._handling = False
@@ -187,8 +193,8 @@ class RelayClient:
         self.checkpointed: ChainCheckpoint | None = None
         self._checkpoints_supported = True
         # Where initiator API results go (payments.statement.StatementService.accept_result);
-        # until one is set they are left for re-delivery.
-        self.results: Callable[[ResultEvent], Awaitable[bool]] | None = None
+        # without one they are left for re-delivery.
+        self.results = results
 
     def __repr__(self) -> str:
         return (
@@ -883,41 +889,40 @@ class TillLink:
 @asynccontextmanager
 async def till_link(
     engine: PaymentEngine,
-    settings: Settings,
+    monitor: ConnectivityMonitor,
     *,
-    clock: Clock | None = None,
-    probe_daraja: bool = True,
-    no_relay_url: str | None = None,
+    relay_url: str | None,
+    clock: Clock,
+    daraja_check: Callable[[], Awaitable[bool | None]] | None = None,
+    results: ResultSink | None = None,
+    listeners: Sequence[Callable[[HandledEvent], None]] = (),
     transport: httpx.AsyncBaseTransport | None = None,
-    poll_wait_s: float | None = None,
+    poll_wait_s: float = 25.0,
     backoff_base_s: float = 0.5,
     backoff_max_s: float = 30.0,
 ) -> AsyncIterator[TillLink]:
-    """Start the relay client and the Daraja probe for a started engine, and have the engine's
-    real Daraja calls report to the same monitor; all stopped on the way out.
+    """Start the relay client (none without `relay_url`) and the Daraja probe (none without
+    `daraja_check`) beside a started engine whose gateway already reports to `monitor`; both
+    stopped on the way out. Everything is given here: nothing is set on them afterwards.
 
-    `no_relay_url` names a relay URL that means "none" (the headless demo's placeholder).
+    `smartduka_tui.till.open_till` is the one caller: it builds the monitor before the engine.
     """
-    the_clock = clock or SystemClock()
-    relay_url = settings.relay_url_for(engine.till.relay_url)
-    use_relay = bool(relay_url) and relay_url != no_relay_url
-    monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
-    inner = engine.gateway
-    engine.gateway = ObservedGateway(inner, monitor)
     client: RelayClient | None = None
     publisher: ReceiptPublisher | None = None
-    if use_relay:
+    if relay_url:
         client = RelayClient(
             engine,
             engine.store,
             engine.till,
             relay_url,
-            the_clock,
+            clock,
             monitor=monitor,
-            poll_wait_s=float(poll_wait_s or settings.relay.poll_wait_s),
+            poll_wait_s=poll_wait_s,
             backoff_base_s=backoff_base_s,
             backoff_max_s=backoff_max_s,
             transport=transport,
+            results=results,
+            listeners=listeners,
         )
         client.start()
         publisher = ReceiptPublisher(
@@ -926,8 +931,8 @@ async def till_link(
         )
         publisher.start()
     probe: DarajaProbe | None = None
-    if probe_daraja:
-        probe = DarajaProbe(monitor, the_clock, _daraja_check(inner, settings))
+    if daraja_check is not None:
+        probe = DarajaProbe(monitor, clock, daraja_check)
         probe.start()
     try:
         yield TillLink(monitor, client, probe, publisher)
@@ -938,10 +943,11 @@ async def till_link(
             await publisher.close()
         if client is not None:
             await client.close()
-        engine.gateway = inner
 
 
-def _daraja_check(gateway: object, settings: Settings) -> Callable[[], Any]:
+def daraja_check(gateway: object, settings: Settings) -> Callable[[], Awaitable[bool | None]]:
+    """What the Daraja probe asks: the broker's view for a platform shop (which reaches M-Pesa
+    only through the relay), else whether Daraja's host answers at all."""
     if isinstance(gateway, BrokerGateway):
 
         async def through_broker() -> bool | None:
@@ -1000,29 +1006,15 @@ async def wait_for_outcome(
             quiet_until = sent_at + timedelta(seconds=timings.reconcile_min_age_s)
             if relay_up and not view.confirming and clock.now() < quiet_until:
                 window = min(remaining, (quiet_until - clock.now()).total_seconds())
-                await _wait(changed, clock, window)
+                await woken(changed, clock, window)
                 continue
             if view.checkout_request_id is None and view.state is not AttemptState.CREATED:
                 if not relay_up:
                     return view  # UNKNOWN and nothing to ask M-Pesa about: only a callback
-                await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s)))
+                await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
                 continue
-            if not await _wait(changed, clock, min(remaining, float(timings.ui_refresh_s))):
+            if not await woken(changed, clock, min(remaining, float(timings.ui_refresh_s))):
                 await engine.check_now(attempt_id)
     finally:
         unsubscribe()
         unwatch()
-
-
-async def _wait(event: asyncio.Event, clock: Clock, seconds: float) -> bool:
-    """Wait for `event` or `seconds` of `clock`; True if the event came first."""
-    if event.is_set():
-        return True
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(max(0.0, seconds)))
-    try:
-        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        sleeper.cancel()
-    return event.is_set()

@@ -21,6 +21,7 @@ CORE = (
     "smartduka_tui.config",
     "smartduka_tui.connectivity",
     "smartduka_tui.relay_client",
+    "smartduka_tui.till",
     "smartduka_tui.receipts",
     "smartduka_tui.printing",
     "smartduka_tui.manager",

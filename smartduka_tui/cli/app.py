@@ -18,11 +18,12 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     EXIT_NOT_SET_UP,
     CliError,
     load_modules,
@@ -34,11 +35,7 @@ from smartduka_tui.cli.common import (
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
     from smartduka_tui.config import Settings
-    from smartduka_tui.manager import ManagerService
-    from smartduka_tui.payments.c2b import C2BDesk
-    from smartduka_tui.payments.service import PaymentEngine
-    from smartduka_tui.payments.statement import StatementService
-    from smartduka_tui.relay_client import TillLink
+    from smartduka_tui.till import Till, TillNotReady
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import AppServices, HelpSection
 
@@ -46,8 +43,7 @@ LOG_FILE = Path("logs") / "till.log"
 # What the app loads before its first screen (see `load_modules`).
 APP_MODULES = (
     "smartduka_tui.config",
-    "smartduka_tui.payments.bootstrap",
-    "smartduka_tui.relay_client",
+    "smartduka_tui.till",
     "smartduka_tui.ui.app",
     # What a first sale shows, loaded while the till opens rather than at the cashier's Enter.
     "smartduka_tui.ui.screens.phone",
@@ -159,81 +155,29 @@ def _file_log(data_dir: Path) -> logging.FileHandler:
 
 
 @asynccontextmanager
-async def open_till(
-    settings: Settings, clock: Clock
-) -> AsyncIterator[tuple[PaymentEngine, TillLink]]:
-    """The till's running engine (with its reconciler) and its relay link and Daraja probe."""
-    from smartduka_tui.payments.api import PaymentRefused
-    from smartduka_tui.payments.bootstrap import running_engine
-    from smartduka_tui.relay_client import till_link
-    from smartduka_tui.store import KeyMissingError
+async def opened_till(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Till]:
+    """The till, opened by the composition root (`smartduka_tui.till.open_till`); a till that
+    cannot open becomes a CliError: exit 3 when it is not set up yet (no keyring, no shop or
+    till), 2 for a setting it refuses, 1 when its data folder failed."""
+    from smartduka_tui.till import TillNotReady, open_till
 
     async with AsyncExitStack() as stack:
         try:
-            engine = await stack.enter_async_context(running_engine(settings, clock=clock))
-        except KeyMissingError as error:
-            # No keyring yet: a till never set up, which `smartduka pay` also exits 3 for.
-            raise CliError(str(error), EXIT_NOT_SET_UP) from None
-        except PaymentRefused as error:
-            raise CliError(
-                f"this till cannot take payments yet: {error.message}", EXIT_NOT_SET_UP
-            ) from None
-        link = await stack.enter_async_context(till_link(engine, settings, clock=clock))
-        yield engine, link
+            till = await stack.enter_async_context(open_till(settings, clock=clock))
+        except TillNotReady as error:
+            raise CliError(*_not_ready(error)) from None
+        yield till
 
 
-def manager_tools(
-    engine: PaymentEngine, link: TillLink, reversals: StatementService | None = None
-) -> ManagerService:
-    """The manager tools for this till, loaded the first time a manager screen opens; "verify
-    chain" compares against the relay's checkpoint when there is a relay, and reversals go
-    through the receipt checks' service (the relay brings M-Pesa's results)."""
-    from smartduka_tui.manager import ManagerService
-
-    source = link.relay.fetch_checkpoint if link.relay is not None else None
-    return ManagerService.for_engine(engine, chain_checkpoint=source, reversals=reversals)
-
-
-def receipt_checks(engine: PaymentEngine, link: TillLink) -> StatementService | None:
-    """Receipt checks need the relay: M-Pesa's answers come through its feed."""
-    from smartduka_tui.payments.statement import statement_service
-
-    if link.relay is None:
-        return None
-    service = statement_service(engine)
-    link.relay.results = service.accept_result
-    return service
-
-
-def c2b_desk(
-    engine: PaymentEngine, settings: Settings, clock: Clock, link: TillLink
-) -> C2BDesk | None:
-    """The checkout's direct payments, claimed at this till's relay (none without a relay)."""
-    from smartduka_tui.connectivity import ObservedGateway
-    from smartduka_tui.payments.c2b import C2BDesk
-    from smartduka_tui.payments.gateway import DirectGateway
-    from smartduka_tui.relay_client import EventOutcome, HandledEvent, c2b_claimer
-
-    if link.relay is None:
-        return None
-    relay_url = settings.relay_url_for(engine.till.relay_url)
-    claim = c2b_claimer(relay_url, engine.till.till_key.reveal())
-    gateway = engine.gateway
-    if isinstance(gateway, ObservedGateway):
-        gateway = gateway.inner
-    # Dynamic QR needs the shop's own shortcode and credentials; platform shops have neither.
-    make_qr = (
-        partial(gateway.sale_qr, engine.shop.name) if isinstance(gateway, DirectGateway) else None
-    )
-    desk = C2BDesk(engine.store, engine.shop_id, engine.till_id, clock, claim, make_qr=make_qr)
-
-    def stored(handled: HandledEvent) -> None:
-        # The checkout's panel shows a direct payment as soon as the feed has stored it.
-        if handled.event.kind == "c2b" and handled.outcome is EventOutcome.APPLIED:
-            desk.arrived()
-
-    link.relay.on_event(stored)
-    return desk
+def _not_ready(error: TillNotReady) -> tuple[str, int]:
+    if error.why == "no_shop":
+        return f"this till cannot take payments yet: {error.message}", EXIT_NOT_SET_UP
+    if error.why == "no_keys":
+        # No keyring yet: a till never set up, which `smartduka pay` also exits 3 for.
+        return error.message, EXIT_NOT_SET_UP
+    if error.why == "bad_setting":
+        return error.message, EXIT_BAD_INPUT
+    return error.message, EXIT_FAILED
 
 
 @asynccontextmanager
@@ -243,48 +187,39 @@ async def till_services(
     clock: Clock | None = None,
     help_sections: tuple[HelpSection, ...] = (),
 ) -> AsyncIterator[AppServices]:
-    """This till, opened, as the app's services."""
-    from smartduka_tui.clock import SystemClock
-
-    the_clock = clock or SystemClock()
+    """This till, opened, as the app's services: the till's own parts, and what only the app
+    adds (its log file, the F1 help, the receipt printer's desk)."""
     # The log file is this till's: taken off when the till closes, so a process that opens
     # another till (or removes this data folder) never writes into a folder that is gone.
     log = _file_log(settings.data_dir)
     log_path = Path(settings.data_dir) / LOG_FILE
     try:
-        async with _opened_services(settings, the_clock, help_sections, log_path) as services:
-            yield services
+        async with opened_till(settings, clock) as till:
+            yield app_services(till, help_sections, log_path)
     finally:
         logging.getLogger().removeHandler(log)
         log.close()
 
 
-@asynccontextmanager
-async def _opened_services(
-    settings: Settings, the_clock: Clock, help_sections: tuple[HelpSection, ...], log_path: Path
-) -> AsyncIterator[AppServices]:
+def app_services(
+    till: Till, help_sections: tuple[HelpSection, ...] = (), log_path: Path | None = None
+) -> AppServices:
+    """The app's view of an opened till."""
     from smartduka_tui.receipts.desk import ReceiptDesk
     from smartduka_tui.ui.services import AppServices, TillIdentity
 
-    async with open_till(settings, the_clock) as (engine, link):
-        checks = receipt_checks(engine, link)
-        try:
-            yield AppServices(
-                payments=engine,
-                clock=the_clock,
-                identity=TillIdentity(
-                    engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
-                ),
-                connection=link.connection,
-                help_sections=help_sections,
-                log_path=log_path,
-                manager_tools=partial(manager_tools, engine, link, checks),
-                c2b=c2b_desk(engine, settings, the_clock, link),
-                receipt_checks=checks,
-                receipts=ReceiptDesk(
-                    engine.store, engine.shop_id, engine.till_id, settings.printer
-                ),
-            )
-        finally:
-            if checks is not None:
-                await checks.aclose()
+    engine = till.engine
+    return AppServices(
+        payments=engine,
+        clock=till.clock,
+        identity=TillIdentity(
+            engine.shop_id, engine.till_id, engine.shop.name, engine.shop.account_prefix
+        ),
+        connection=till.connection,
+        help_sections=help_sections,
+        log_path=log_path,
+        manager_tools=till.manager_tools,
+        c2b=till.c2b,
+        receipt_checks=till.receipt_checks,
+        receipts=ReceiptDesk(till.store, engine.shop_id, engine.till_id, till.settings.printer),
+    )

@@ -331,15 +331,6 @@ def _enrol_with_relay(folder: Path, relay: Served) -> bytes:
     return out.read_bytes()
 
 
-def _new_vault(data_dir: Path) -> None:
-    """The till's data folder with a keyring holding one freshly generated key."""
-    from smartduka_tui.store.store import keyring_path
-    from smartduka_tui.store.vault import create_keyring
-
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    create_keyring(keyring_path(data_dir))
-
-
 def certificate_file(simulator: Served) -> Path:
     """Where the demo keeps the simulator's certificate (`daraja.certificate_file`)."""
     return simulator.ready_file.parent / "certificate.pem"
@@ -410,51 +401,38 @@ async def _set_up_till(
     """The till's vault: a new keyring, the demo shop with its simulator credentials and
     initiator, and the till as the relay enrolled it. Returns the shop id, its shortcode,
     credentials and initiator. The three parts start together."""
-    from smartduka_tui.model import Actor, ShopType
+    from smartduka_tui.demo_shop import OpenShift, ensure_keyring, new_till_folder
+    from smartduka_tui.model import ShopType
     from smartduka_tui.store import Enrolment, Secret, ShopConfig
-    from smartduka_tui.store.store import open_till_store
 
     deadline = time.monotonic() + READY_TIMEOUT_S
     (shortcode, credentials, initiator), parsed, _ = await asyncio.gather(
         _register_on_simulator(simulator, deadline),
         _enrolment(relay, folder, deadline),
-        asyncio.to_thread(_new_vault, data_dir),
+        asyncio.to_thread(ensure_keyring, data_dir),
     )
-    async with open_till_store(data_dir) as store, store.write() as tx:
-        await store.shops.add(
-            tx,
-            ShopConfig(
-                id=parsed.shop_id,
-                name=parsed.shop_name or DEMO_SHOP_NAME,
-                mpesa_type=ShopType.PAYBILL,
-                account_prefix=DEMO_PREFIX,
-                business_shortcode=shortcode,
-            ),
-            credentials,
-        )
-        await store.initiators.set(
-            tx, parsed.shop_id, initiator.name, initiator.password, actor=Actor.SYSTEM
-        )
-        await store.tills.enrol(
-            tx,
-            Enrolment(
-                shop_id=parsed.shop_id,
-                till_id=parsed.till_id,
-                relay_url=parsed.relay_url,
-                till_key=Secret(parsed.till_key),
-                callback_kid=parsed.callback_kid,
-                callback_secret=Secret(parsed.callback_secret),
-            ),
-        )
-        # Cash needs an open shift; the demo's drawer starts with one, audited as the system's.
-        await store.shifts.open(
-            tx,
+    await new_till_folder(
+        data_dir,
+        ShopConfig(
+            id=parsed.shop_id,
+            name=parsed.shop_name or DEMO_SHOP_NAME,
+            mpesa_type=ShopType.PAYBILL,
+            account_prefix=DEMO_PREFIX,
+            business_shortcode=shortcode,
+        ),
+        credentials,
+        Enrolment(
             shop_id=parsed.shop_id,
             till_id=parsed.till_id,
-            cashier=DEMO_CASHIER,
-            opening_float=DEMO_FLOAT,
-            actor=Actor.SYSTEM,
-        )
+            relay_url=parsed.relay_url,
+            till_key=Secret(parsed.till_key),
+            callback_kid=parsed.callback_kid,
+            callback_secret=Secret(parsed.callback_secret),
+        ),
+        initiator=initiator,
+        # Cash needs an open shift; the demo's drawer starts with one, audited as the system's.
+        shift=OpenShift(DEMO_CASHIER, DEMO_FLOAT),
+    )
     return str(parsed.shop_id), shortcode, credentials, initiator
 
 
@@ -679,16 +657,15 @@ def _tell(running: list[SmartDukaApp], words: str) -> None:
 async def headless_check(demo: Demo) -> int:
     """One payment to the simulator's "pays" number through the payment service and the
     relay; prints what happened. The CI smoke test and the README use it."""
-    from smartduka_tui.cli.app import log_to_file, open_till
-    from smartduka_tui.clock import SystemClock
+    from smartduka_tui.cli.app import log_to_file, opened_till
     from smartduka_tui.relay_client import wait_for_outcome
 
     started = time.monotonic()
     log_to_file(demo.settings.data_dir)
-    async with open_till(demo.settings, SystemClock()) as (engine, link):
-        view = await engine.start_payment("DEMO1", 10, PAYS_PHONE)
+    async with opened_till(demo.settings) as till:
+        view = await till.engine.start_payment("DEMO1", 10, PAYS_PHONE)
         print(f"sent: sale {view.sale_ref}, KES {view.amount} to {view.phone_masked}", flush=True)
-        view = await wait_for_outcome(engine, view.attempt_id, 60.0, link)
+        view = await wait_for_outcome(till.engine, view.attempt_id, 60.0, till.link)
     took = time.monotonic() - started
     print(f"outcome: {view.state.value} ({view.stage.value}) in {took:.1f} s")
     if view.receipt:

@@ -22,14 +22,14 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.api import PaymentView
-    from smartduka_tui.payments.service import PaymentEngine
-    from smartduka_tui.store.store import Store
+    from smartduka_tui.till import Till
 
 EXIT_PAID = 0
 EXIT_NOT_PAID = 1
@@ -105,13 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
 async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int:
     from smartduka_tui.payments.api import InvalidPaymentInput, PaymentRefused
-    from smartduka_tui.relay_client import till_link, wait_for_outcome
+    from smartduka_tui.relay_client import wait_for_outcome
 
     try:
-        async with (
-            engine_session(settings, args.simulator) as engine,
-            till_link(engine, settings, probe_daraja=False, no_relay_url=NO_RELAY_URL) as link,
-        ):
+        async with till_session(settings, args.simulator) as till:
+            engine, link = till.engine, till.link
             try:
                 view = await engine.start_payment(args.sale_ref, amount, args.phone)
             except InvalidPaymentInput as error:
@@ -163,58 +161,53 @@ def print_view(view: PaymentView, *, as_json: bool) -> None:
 
 
 @asynccontextmanager
-async def engine_session(
-    settings: Settings, simulator_url: str | None
-) -> AsyncIterator[PaymentEngine]:
-    """Open the till's data folder and an engine for its shop (no background reconciler).
+async def till_session(
+    settings: Settings,
+    simulator_url: str | None,
+    *,
+    receipt_checks: bool = False,
+    read_feed: bool = True,
+) -> AsyncIterator[Till]:
+    """The till opened for one command (no background reconciler, no Daraja probe); with
+    `read_feed=False` the relay's feed is not read either (see `open_till`).
 
-    SetupError when the till cannot take payments; the message says how to fix it.
+    SetupError when the till cannot take payments, or its store fails; the message says how
+    to fix it. With `simulator_url`, a data folder with no keyring gets one and a folder with
+    no shop gets the simulator's demo shop first.
     """
-    from smartduka_tui.clock import SystemClock
-    from smartduka_tui.payments.api import PaymentRefused
-    from smartduka_tui.payments.bootstrap import engine_for_store
+    from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
     from smartduka_tui.store.errors import StoreError
-    from smartduka_tui.store.store import keyring_path, open_till_store
-    from smartduka_tui.store.vault import create_keyring
+    from smartduka_tui.till import TillNotReady, open_till
 
-    clock = SystemClock()
-    if simulator_url and not keyring_path(settings.data_dir).exists():
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        create_keyring(keyring_path(settings.data_dir))
-    try:
-        async with open_till_store(settings.data_dir, clock=clock) as store:
-            if simulator_url:
-                settings = await ensure_simulator_shop(store, settings, simulator_url)
-            try:
-                engine = await engine_for_store(store, settings, clock)
-            except PaymentRefused as error:
-                raise SetupError(error.message) from None
-            try:
-                await engine.start(run_reconciler=False)
-                yield engine
-            finally:
-                await engine.close()
-                await engine.gateway.aclose()
-    except StoreError as error:
-        raise SetupError(str(error)) from None
-
-
-async def ensure_simulator_shop(store: Store, settings: Settings, url: str) -> Settings:
-    """The settings with a shop to use: the configured (or only) one, else a new demo shop
-    registered on the simulator at `url` and stored here with one enrolled till."""
-    from smartduka_tui.demo_shop import add_simulator_shop
-    from smartduka_tui.simulator.control import SimulatorControl
-
-    if settings.shop_id or await store.shops.list_ids():
-        return settings
-    async with SimulatorControl(url) as sim:
-        await add_simulator_shop(
-            store,
-            sim,
+    prepare = None
+    if simulator_url:
+        ensure_keyring(settings.data_dir)
+        prepare = partial(
+            simulator_shop_if_none,
+            settings=settings,
+            url=simulator_url,
             shop_id=SIMULATOR_SHOP_ID,
             name="Simulator demo shop",
             prefix="SD",
             till_id=SIMULATOR_TILL_ID,
             relay_url=settings.relay.url or NO_RELAY_URL,
         )
-    return settings
+    async with AsyncExitStack() as stack:
+        try:
+            till = await stack.enter_async_context(
+                open_till(
+                    settings,
+                    run_reconciler=False,
+                    probe_daraja=False,
+                    receipt_checks=receipt_checks,
+                    read_feed=read_feed,
+                    no_relay_url=NO_RELAY_URL,
+                    prepare=prepare,
+                )
+            )
+        except TillNotReady as error:
+            raise SetupError(error.message) from None
+        try:
+            yield till
+        except StoreError as error:
+            raise SetupError(str(error)) from None

@@ -26,9 +26,9 @@ from smartduka_tui.cli.pay import (
     EXIT_NOT_SET_UP,
     SetupError,
     add_simulator_option,
-    engine_session,
     fail,
     load_settings_for,
+    till_session,
 )
 
 if TYPE_CHECKING:
@@ -141,8 +141,8 @@ async def _pull(args: argparse.Namespace, settings: Any, since: datetime | None)
     from smartduka_tui.payments.pull import PullFailed, PullInputError, statement_pull_for
 
     try:
-        async with engine_session(settings, args.simulator) as engine:
-            pull = statement_pull_for(engine)
+        async with till_session(settings, args.simulator, read_feed=False) as till:
+            pull = statement_pull_for(till.engine)
             if pull is None:
                 return fail(
                     "this shop takes M-Pesa on the platform's paybill: its statement is "

@@ -17,9 +17,9 @@ from smartduka_tui.cli.pay import (
     EXIT_NOT_SET_UP,
     SetupError,
     add_simulator_option,
-    engine_session,
     fail,
     load_settings_for,
+    till_session,
 )
 
 
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _reconcile(args: argparse.Namespace, settings: Any) -> int:
     try:
-        async with engine_session(settings, args.simulator) as engine:
-            report = await engine.reconcile_once()
-            still_open = await engine.awaiting_count()
+        async with till_session(settings, args.simulator, read_feed=False) as till:
+            report = await till.engine.reconcile_once()
+            still_open = await till.engine.awaiting_count()
     except SetupError as error:
         return fail(str(error), EXIT_NOT_SET_UP)
     figures = {**report.model_dump(), "open_after": still_open}

@@ -23,9 +23,9 @@ from smartduka_tui.cli.pay import (
     EXIT_PAID,
     EXIT_REFUSED,
     SetupError,
-    engine_session,
     fail,
     load_settings_for,
+    till_session,
 )
 
 if TYPE_CHECKING:
@@ -102,28 +102,20 @@ async def _manager_checked(engine: PaymentEngine) -> str | None:
 
 
 async def _reverse(args: argparse.Namespace, settings: Settings) -> int:
-    from smartduka_tui.payments.statement import statement_service
-    from smartduka_tui.relay_client import till_link
-
     try:
-        async with engine_session(settings, None) as engine:
-            refusal = await _manager_checked(engine)
+        async with till_session(settings, None, receipt_checks=True) as till:
+            refusal = await _manager_checked(till.engine)
             if refusal is not None:
                 return fail(refusal, EXIT_NOT_SET_UP)
-            async with till_link(engine, settings, probe_daraja=False) as link:
-                if link.relay is None:
-                    return fail(
-                        "reversals need the relay (M-Pesa answers through it): enrol this "
-                        "till first. Nothing was sent.",
-                        EXIT_NOT_SET_UP,
-                    )
-                service = statement_service(engine)
-                link.relay.results = service.accept_result
-                try:
-                    verdict = await service.reverse(args.receipt, args.note)
-                finally:
-                    await service.aclose()
-                print_verdict(verdict, as_json=args.json)
-                return exit_code(verdict)
+            service = till.receipt_checks
+            if service is None:
+                return fail(
+                    "reversals need the relay (M-Pesa answers through it): enrol this "
+                    "till first. Nothing was sent.",
+                    EXIT_NOT_SET_UP,
+                )
+            verdict = await service.reverse(args.receipt, args.note)
+            print_verdict(verdict, as_json=args.json)
+            return exit_code(verdict)
     except SetupError as error:
         return fail(str(error), EXIT_NOT_SET_UP)

@@ -22,9 +22,9 @@ from smartduka_tui.cli.pay import (
     EXIT_PAID,
     EXIT_REFUSED,
     SetupError,
-    engine_session,
     fail,
     load_settings_for,
+    till_session,
 )
 
 if TYPE_CHECKING:
@@ -82,26 +82,16 @@ def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
 
 
 async def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from smartduka_tui.payments.statement import statement_service
-    from smartduka_tui.relay_client import till_link
-
     try:
-        async with (
-            engine_session(settings, None) as engine,
-            till_link(engine, settings, probe_daraja=False) as link,
-        ):
-            if link.relay is None:
+        async with till_session(settings, None, receipt_checks=True) as till:
+            service = till.receipt_checks
+            if service is None:
                 return fail(
                     "receipt checks need the relay (M-Pesa answers through it): enrol this "
                     "till first",
                     EXIT_NOT_SET_UP,
                 )
-            service = statement_service(engine)
-            link.relay.results = service.accept_result
-            try:
-                verdict = await service.verify_receipt(args.code, args.sale)
-            finally:
-                await service.aclose()
+            verdict = await service.verify_receipt(args.code, args.sale)
             print_verdict(verdict, as_json=args.json)
             return _exit_code(verdict)
     except SetupError as error:

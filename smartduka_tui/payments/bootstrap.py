@@ -1,7 +1,7 @@
-"""Opening a running payment engine from settings: the store, the shop's gateway, the engine.
+"""The engine's parts from settings: the shop, its enrolled till and the gateway it pushes with.
 
-Used by `smartduka pay`, `smartduka reconcile` and the app, so that each opens the till the
-same way::
+`smartduka_tui.till.open_till` composes them into a running till (with its relay link); the
+engine alone (`running_engine`) is for tests and tools whose point is the engine itself::
 
     async with running_engine(settings) as engine:
         view = await engine.start_payment("S1", 10, "0708374149")
@@ -9,19 +9,61 @@ same way::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.model import ShopType
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
-from smartduka_tui.payments.broker_gateway import open_brokered_engine
-from smartduka_tui.payments.gateway import DirectGateway, daraja_client
-from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.broker_gateway import BrokerGateway, relay_timeout
+from smartduka_tui.payments.gateway import DarajaGateway, DirectGateway, daraja_client
+from smartduka_tui.payments.service import PaymentEngine, enrolled_till
 from smartduka_tui.store.errors import InputError
-from smartduka_tui.store.records import Shop
+from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.store import Store, open_till_store
+
+Observe = Callable[[DarajaGateway, TillCredentials], DarajaGateway]
+"""Wraps the shop's gateway before the engine is built (the till's `ObservedGateway`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParts:
+    """What an engine is made of: the shop, this till's enrolment, and the shop's own gateway
+    (direct to Daraja with its credentials, or through the relay's broker)."""
+
+    shop: Shop
+    till: TillCredentials
+    gateway: DarajaGateway
+
+
+async def engine_parts(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    *,
+    shop_id: str | None = None,
+    till_id: str | None = None,
+) -> EngineParts:
+    """The configured shop, its till and its gateway. PaymentRefused(SHOP_NOT_READY) says what
+    is missing (the shop, its credentials, an enrolled till)."""
+    shop = await find_shop(store, shop_id or settings.shop_id)
+    if shop.mpesa_type is ShopType.PLATFORM:
+        till = await enrolled_till(store, shop, till_id)
+        relay_url = settings.relay_url_for(till.relay_url)
+        broker = BrokerGateway(shop, till, relay_url, timeout=relay_timeout(settings))
+        return EngineParts(shop, till, broker)
+    try:
+        credentials = await store.shops.credentials(shop.id)
+    except InputError as error:
+        raise PaymentRefused(
+            RefusalReason.SHOP_NOT_READY,
+            f"Shop {shop.id!r} cannot push: its {error.field} {error.message}.",
+        ) from None
+    till = await enrolled_till(store, shop, till_id)
+    direct = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
+    return EngineParts(shop, till, direct)
 
 
 async def engine_for_store(
@@ -31,27 +73,20 @@ async def engine_for_store(
     *,
     shop_id: str | None = None,
     till_id: str | None = None,
+    observe: Observe | None = None,
 ) -> PaymentEngine:
-    """An engine (not yet started) for the configured shop, pushing with its own credentials.
-
-    PaymentRefused(SHOP_NOT_READY) says what is missing.
-    """
-    shop = await find_shop(store, shop_id or settings.shop_id)
-    if shop.mpesa_type is ShopType.PLATFORM:
-        return await open_brokered_engine(store, settings, clock, shop, till_id=till_id)
-    try:
-        credentials = await store.shops.credentials(shop.id)
-    except InputError as error:
-        raise PaymentRefused(
-            RefusalReason.SHOP_NOT_READY,
-            f"Shop {shop.id!r} cannot push: its {error.field} {error.message}.",
-        ) from None
-    gateway = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
-    try:
-        return await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till_id)
-    except BaseException:
-        await gateway.aclose()
-        raise
+    """An engine (not yet started) for the configured shop; `observe` wraps its gateway first,
+    so the engine pushes through the wrapper from its first call."""
+    parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
+    gateway = parts.gateway if observe is None else observe(parts.gateway, parts.till)
+    return PaymentEngine(
+        store=store,
+        settings=settings,
+        clock=clock,
+        shop=parts.shop,
+        till=parts.till,
+        gateway=gateway,
+    )
 
 
 async def find_shop(store: Store, shop_id: str | None) -> Shop:
@@ -74,6 +109,18 @@ async def find_shop(store: Store, shop_id: str | None) -> Shop:
 
 
 @asynccontextmanager
+async def started(engine: PaymentEngine, *, run_reconciler: bool) -> AsyncIterator[PaymentEngine]:
+    """Start `engine`; on the way out stop it and close its gateway (also when it failed to
+    start, so a half-opened till leaves no client open)."""
+    try:
+        await engine.start(run_reconciler=run_reconciler)
+        yield engine
+    finally:
+        await engine.close()
+        await engine.gateway.aclose()
+
+
+@asynccontextmanager
 async def running_engine(
     settings: Settings,
     *,
@@ -82,13 +129,12 @@ async def running_engine(
     shop_id: str | None = None,
     till_id: str | None = None,
 ) -> AsyncIterator[PaymentEngine]:
-    """Take the data folder, open the store and start the engine; all closed on the way out."""
+    """The engine alone (no relay link, no desks): the data folder taken, the store opened and
+    the engine started; all closed on the way out. A till is `smartduka_tui.till.open_till`."""
     clock = clock or SystemClock()
-    async with open_till_store(settings.data_dir, clock=clock) as store:
+    async with open_till_store(
+        settings.data_dir, keyring_file=settings.keyring_file, clock=clock
+    ) as store:
         engine = await engine_for_store(store, settings, clock, shop_id=shop_id, till_id=till_id)
-        try:
-            await engine.start(run_reconciler=run_reconciler)
+        async with started(engine, run_reconciler=run_reconciler):
             yield engine
-        finally:
-            await engine.close()
-            await engine.gateway.aclose()

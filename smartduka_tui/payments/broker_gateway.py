@@ -28,7 +28,6 @@ from decimal import Decimal
 import httpx
 from pydantic import ValidationError
 
-from smartduka_tui.clock import Clock
 from smartduka_tui.config import Settings
 from smartduka_tui.model import ShopType
 from smartduka_tui.mpesa.broker_body import (
@@ -60,9 +59,7 @@ from smartduka_tui.payments.gateway import (
     QueryKind,
     Unreachable,
 )
-from smartduka_tui.payments.service import PaymentEngine, enrolled_till
 from smartduka_tui.store.records import Shop, TillCredentials
-from smartduka_tui.store.store import Store
 
 # Transport failures that happen before the request leaves this machine: nothing was sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
@@ -267,28 +264,3 @@ class BrokerGateway:
             return BrokerStatus.model_validate_json(response.content).daraja
         except (httpx.TransportError, ValueError):
             return None
-
-
-async def open_brokered_engine(
-    store: Store,
-    settings: Settings,
-    clock: Clock,
-    shop: Shop,
-    *,
-    till_id: str | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> PaymentEngine:
-    """An engine (not yet started) for a platform shop, pushing through the relay's broker.
-
-    PaymentRefused(SHOP_NOT_READY) says what is missing (no till enrolled, no relay URL).
-    """
-    till = await enrolled_till(store, shop, till_id)
-    relay_url = settings.relay_url_for(till.relay_url)
-    gateway = BrokerGateway(
-        shop, till, relay_url, timeout=relay_timeout(settings), transport=transport
-    )
-    try:
-        return await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till.till_id)
-    except BaseException:
-        await gateway.aclose()
-        raise

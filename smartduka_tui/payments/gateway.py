@@ -274,6 +274,19 @@ class DirectGateway:
             raise Unreachable(f"M-Pesa did not give the statement ({reason}).") from None
 
 
+def direct_gateway(gateway: DarajaGateway) -> DirectGateway | None:
+    """The shop's own Daraja gateway beneath any wrapper that keeps it as `inner` (a running
+    till's engine pushes through a `connectivity.ObservedGateway`), or None when the shop
+    pushes through the relay's broker. What only the shop's own shortcode can do (Pull
+    Transactions, dynamic QR) asks this rather than the engine's gateway's type."""
+    seen: object = gateway
+    while not isinstance(seen, DirectGateway):
+        seen = getattr(seen, "inner", None)
+        if seen is None:
+            return None
+    return seen
+
+
 def daraja_client(
     settings: Settings,
     clock: Clock,

@@ -30,7 +30,6 @@ are pulled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import defaultdict
@@ -39,11 +38,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.connectivity import ObservedGateway
+from smartduka_tui.background import BackgroundTask
 from smartduka_tui.model import Actor, AttemptState, ProblemKind
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.statement import PullTransaction
-from smartduka_tui.payments.gateway import DirectGateway, GatewayError
+from smartduka_tui.payments.gateway import DirectGateway, GatewayError, direct_gateway
 from smartduka_tui.payments.inputs import account_reference
 from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.payments.shop_receipts import (
@@ -573,11 +572,8 @@ def statement_pull_for(
     """The engine's pull, or None when its shop has no own shortcode (a platform shop's
     statement belongs to the platform's paybill). It asks `receipts`, by default the shop's
     receipt index at the till's relay (none when the till has no relay)."""
-    gateway = engine.gateway
-    if isinstance(gateway, ObservedGateway):
-        # A running till's link watches the engine's Daraja calls; the pull's are its own.
-        gateway = gateway.inner
-    if not isinstance(gateway, DirectGateway):
+    gateway = direct_gateway(engine.gateway)
+    if gateway is None:
         return None
     if receipts is None:
         # Imported here: the relay client imports the engine, which imports this module.
@@ -594,18 +590,13 @@ class PullSchedule:
     def __init__(self, pull: StatementPull, interval_s: int) -> None:
         self.pull = pull
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(self._run, "smartduka-pull")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="smartduka-pull")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from smartduka_tui.background import BackgroundTask
+from smartduka_tui.background import BackgroundTask, woken
 from smartduka_tui.limits import Spacing
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import ReconcileReport
@@ -88,13 +88,7 @@ class Reconciler:
             if countdown_end is not None:
                 wait = min(wait, max(0.0, (countdown_end - now).total_seconds()))
         self._wake.clear()
-        sleeper = asyncio.ensure_future(self.clock.sleep(wait))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
+        await woken(self._wake, self.clock, wait)
 
     # ------------------------------------------------------------------ one pass
 

@@ -36,6 +36,7 @@ from typing import Final, Protocol
 
 from pydantic import SecretStr
 
+from smartduka_tui.background import woken
 from smartduka_tui.config import Settings, TimingSettings
 from smartduka_tui.model import Actor, AttemptFlag, AttemptState, Mode
 from smartduka_tui.mpesa import result_path
@@ -645,7 +646,7 @@ class StatementService:
             except RequestOutcomeUnknown:
                 # It may have started: its result may still come, so wait as for an accepted one.
                 log.warning("%s outcome unknown; waiting for a result anyway", kind.value)
-            if not await _wait(waiter, engine, settings.timings.statement_result_wait_s):
+            if not await woken(waiter, engine.clock, settings.timings.statement_result_wait_s):
                 return NotSent(SendProblem.TIMEOUT, "no result yet")
         finally:
             self._waiters.pop(ref, None)
@@ -848,20 +849,6 @@ def _certificate(settings: Settings) -> bytes | str:
     except SecurityCredentialError as error:
         return f"The M-Pesa certificate file is unusable: {error}. Nothing was sent."
     return data
-
-
-async def _wait(event: asyncio.Event, engine: PaymentEngine, seconds: float) -> bool:
-    """Wait for `event` or `seconds` of the engine's clock; True if the event came first."""
-    if event.is_set():
-        return True
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(engine.clock.sleep(max(0.0, seconds)))
-    try:
-        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        sleeper.cancel()
-    return event.is_set()
 
 
 def statement_service(

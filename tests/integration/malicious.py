@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 
 from smartduka_tui.clock import ManualClock, SystemClock
-from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.relay_client import FEED_PATH, HandledEvent, RelayClient
 from tests.integration.support import RelayHandle, Till, eventually
@@ -108,6 +107,7 @@ async def confirming_engine(
     till: Till, clock: ManualClock, *, confirm: bool = True, run_reconciler: bool = False
 ) -> AsyncIterator[PaymentEngine]:
     """The till's engine in process on `clock`, confirmation by query on (as in production)."""
-    settings = till.settings(confirm_callbacks_by_query=confirm)
-    async with running_engine(settings, clock=clock, run_reconciler=run_reconciler) as engine:
+    async with till.engine(
+        clock=clock, run_reconciler=run_reconciler, confirm_callbacks_by_query=confirm
+    ) as engine:
         yield engine

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 from callback_relay import cli as relay_cli
-from smartduka_tui.clock import SystemClock
+from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
+from smartduka_tui.demo_shop import new_till_folder, relay_enrolment
 from smartduka_tui.model import ShopType
 from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.service import PaymentEngine
@@ -31,14 +34,14 @@ from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.records import (
     Attempt,
     AuditEntry,
-    Enrolment,
     Problem,
     ShopConfig,
     ShopSecrets,
 )
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import Store, database_path, keyring_path
-from smartduka_tui.store.vault import create_keyring
+from smartduka_tui.till import Till as OpenTill
+from smartduka_tui.till import open_till
 from tests.support.processes import ServerProcess
 from tests.support.tls import TlsFiles
 
@@ -257,13 +260,42 @@ class Till:
         return [e for e in reversed(entries) if e.action == "attempt.transition"]
 
     @asynccontextmanager
-    async def engine(self, **overrides: Any) -> AsyncIterator[PaymentEngine]:
-        """This till's engine in process (its data folder locked meanwhile)."""
-        run_reconciler = overrides.pop("run_reconciler", False)
+    async def engine(
+        self, *, clock: Clock | None = None, run_reconciler: bool = False, **overrides: Any
+    ) -> AsyncIterator[PaymentEngine]:
+        """This till's engine alone in process (its data folder locked meanwhile): no relay
+        link, for tests whose point is the engine, or that drive its feed themselves."""
         async with running_engine(
-            self.settings(**overrides), run_reconciler=run_reconciler
+            self.settings(**overrides), clock=clock, run_reconciler=run_reconciler
         ) as engine:
             yield engine
+
+    @asynccontextmanager
+    async def opened(
+        self,
+        *,
+        clock: Clock | None = None,
+        run_reconciler: bool = False,
+        probe_daraja: bool = False,
+        no_relay_url: str | None = None,
+        relay_transport: httpx.AsyncBaseTransport | None = None,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        **overrides: Any,
+    ) -> AsyncIterator[OpenTill]:
+        """This till opened in process as the app opens it (`open_till`: engine, relay link,
+        desks), with `overrides` to its settings; no reconciler or probe unless asked."""
+        async with open_till(
+            self.settings(**overrides),
+            clock=clock,
+            run_reconciler=run_reconciler,
+            probe_daraja=probe_daraja,
+            no_relay_url=no_relay_url,
+            relay_transport=relay_transport,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+        ) as till:
+            yield till
 
 
 async def make_till(
@@ -277,48 +309,30 @@ async def make_till(
 ) -> Till:
     """A till for `enrolment`: a paybill shop with its own credentials (`shortcode`, `creds`),
     or, without them, a shop paid through the platform."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    create_keyring(keyring_path(data_dir))
     till = Till(data_dir, simulator_url, enrolment, prefix, shortcode)
-    store = await till.store()
-    try:
-        async with store.write() as tx:
-            if shortcode is None:
-                config = ShopConfig(
-                    id=till.shop_id,
-                    name="Platform shop",
-                    mpesa_type=ShopType.PLATFORM,
-                    account_prefix=prefix,
-                )
-                secrets_ = ShopSecrets()
-            else:
-                assert creds is not None
-                config = ShopConfig(
-                    id=till.shop_id,
-                    name="Own paybill shop",
-                    mpesa_type=ShopType.PAYBILL,
-                    account_prefix=prefix,
-                    business_shortcode=shortcode,
-                )
-                secrets_ = ShopSecrets(
-                    consumer_key=Secret(creds.key),
-                    consumer_secret=Secret(creds.secret),
-                    passkey=Secret(creds.passkey),
-                )
-            await store.shops.add(tx, config, secrets_)
-            await store.tills.enrol(
-                tx,
-                Enrolment(
-                    shop_id=till.shop_id,
-                    till_id=till.till_id,
-                    relay_url=enrolment["relay_url"],
-                    till_key=Secret(enrolment["till_key"]),
-                    callback_kid=enrolment["callback_kid"],
-                    callback_secret=Secret(enrolment["callback_secret"]),
-                ),
-            )
-    finally:
-        await store.close()
+    if shortcode is None:
+        config = ShopConfig(
+            id=till.shop_id,
+            name="Platform shop",
+            mpesa_type=ShopType.PLATFORM,
+            account_prefix=prefix,
+        )
+        secrets_ = ShopSecrets()
+    else:
+        assert creds is not None
+        config = ShopConfig(
+            id=till.shop_id,
+            name="Own paybill shop",
+            mpesa_type=ShopType.PAYBILL,
+            account_prefix=prefix,
+            business_shortcode=shortcode,
+        )
+        secrets_ = ShopSecrets(
+            consumer_key=Secret(creds.key),
+            consumer_secret=Secret(creds.secret),
+            passkey=Secret(creds.passkey),
+        )
+    await new_till_folder(data_dir, config, secrets_, relay_enrolment(enrolment))
     return till
 
 

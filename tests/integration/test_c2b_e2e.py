@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from callback_relay import cli as relay_cli
-from smartduka_tui.cli.app import c2b_desk
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.model import ProblemKind
 from smartduka_tui.payments.c2b import C2BDesk
@@ -27,7 +26,6 @@ from smartduka_tui.relay_client import (
     HandledEvent,
     RelayClient,
     c2b_claimer,
-    till_link,
 )
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.schemas import ShortcodeKind
@@ -302,16 +300,14 @@ async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
 ) -> None:
     first, _, _ = await registered_till_pair(tmp_path, relay, sim)
     clock = SystemClock()
-    async with (
-        first.engine() as engine,
-        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-    ):
+    async with first.opened(clock=clock) as opened:
+        engine, link = opened.engine, opened.link
         services = AppServices(
             payments=engine,
             clock=clock,
             identity=TillIdentity(engine.shop_id, engine.till_id, "C2B Duka", "OWN"),
             connection=link.connection,
-            c2b=c2b_desk(engine, engine.settings, clock, link),
+            c2b=opened.c2b,
         )
         app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))
         async with app.run_test(size=SIZE) as pilot:
@@ -350,16 +346,14 @@ async def test_the_panel_shows_a_payment_when_the_feed_stores_it_not_at_the_next
     first, _, _ = await registered_till_pair(tmp_path, relay, sim)
     clock = SystemClock()
     stopped = ManualClock()
-    async with (
-        first.engine() as engine,
-        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-    ):
+    async with first.opened(clock=clock) as opened:
+        engine, link = opened.engine, opened.link
         services = AppServices(
             payments=engine,
             clock=stopped,
             identity=TillIdentity(engine.shop_id, engine.till_id, "C2B Duka", "OWN"),
             connection=link.connection,
-            c2b=c2b_desk(engine, engine.settings, stopped, link),
+            c2b=opened.c2b,
         )
         app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))
         async with app.run_test(size=SIZE) as pilot:
@@ -380,11 +374,9 @@ async def test_the_sales_qr_is_shown_and_its_payment_is_attached_to_the_sale(
 ) -> None:
     first, _, _ = await registered_till_pair(tmp_path, relay, sim)
     clock = SystemClock()
-    async with (
-        first.engine() as engine,
-        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-    ):
-        desk_ = c2b_desk(engine, engine.settings, clock, link)
+    async with first.opened(clock=clock) as opened:
+        engine, link = opened.engine, opened.link
+        desk_ = opened.c2b
         assert desk_ is not None and desk_.offers_qr
         services = AppServices(
             payments=engine,

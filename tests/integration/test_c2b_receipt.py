@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smartduka_tui.cli.app import c2b_desk
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.config import PrinterKind, PrinterSettings
 from smartduka_tui.printing import escpos_bytes
 from smartduka_tui.receipts import TenderKind, render_text
 from smartduka_tui.receipts.desk import ReceiptDesk
-from smartduka_tui.relay_client import till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -32,10 +30,8 @@ async def test_f6_attaches_a_direct_payment_and_prints_its_transid(
     first, _, _ = await registered_till_pair(tmp_path, relay, sim)
     device = tmp_path / "lp0"
     clock = SystemClock()
-    async with (
-        first.engine() as engine,
-        till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-    ):
+    async with first.opened(clock=clock) as opened:
+        engine, link = opened.engine, opened.link
         printer = PrinterSettings(kind=PrinterKind.FILE, path=device)
         receipts = ReceiptDesk(engine.store, engine.shop_id, engine.till_id, printer)
         services = AppServices(
@@ -43,7 +39,7 @@ async def test_f6_attaches_a_direct_payment_and_prints_its_transid(
             clock=clock,
             identity=TillIdentity(engine.shop_id, engine.till_id, "C2B Duka", "OWN"),
             connection=link.connection,
-            c2b=c2b_desk(engine, engine.settings, clock, link),
+            c2b=opened.c2b,
             receipts=receipts,
         )
         app = make_app(engine.settings, services, options=UiOptions(cursor_blink=False))

@@ -22,7 +22,7 @@ from smartduka_tui.connectivity import (
 )
 from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import BrokerGateway
-from smartduka_tui.relay_client import HEARTBEAT_S, RelayClient, RelayUnavailable, till_link
+from smartduka_tui.relay_client import HEARTBEAT_S, RelayClient, RelayUnavailable
 from smartduka_tui.simulator.control import SimulatorControl
 from tests.conftest import unique_phone
 from tests.integration.support import Platform, RelayHandle
@@ -113,21 +113,19 @@ async def test_a_real_call_to_a_hung_daraja_turns_the_light_amber(
     till = await direct_till(tmp_path, relay, sim)
     clock = ManualClock()
     with hung_server() as url:
-        async with till.engine(daraja={"base_url": url}) as engine:
-            relay_url = engine.settings.relay.url or engine.till.relay_url
-            async with till_link(
-                engine, engine.settings, clock=clock, probe_daraja=False, no_relay_url=relay_url
-            ) as link:
-                pushing = asyncio.create_task(engine.start_payment("HUNG1", 10, unique_phone()))
-                await parked(clock)
-                assert link.connection.current().daraja is Reachability.UNKNOWN
-                clock.advance(ANSWER_WITHIN_S)
-                await settle()
-                assert link.connection.current().daraja is Reachability.NOT_ANSWERING
-                assert not pushing.done(), "the call itself goes on to its own end"
-                pushing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pushing
+        relay_url = till.settings().relay.url or str(till.enrolment["relay_url"])
+        async with till.opened(clock=clock, no_relay_url=relay_url, daraja={"base_url": url}) as t:
+            engine, link = t.engine, t.link
+            pushing = asyncio.create_task(engine.start_payment("HUNG1", 10, unique_phone()))
+            await parked(clock)
+            assert link.connection.current().daraja is Reachability.UNKNOWN
+            clock.advance(ANSWER_WITHIN_S)
+            await settle()
+            assert link.connection.current().daraja is Reachability.NOT_ANSWERING
+            assert not pushing.done(), "the call itself goes on to its own end"
+            pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pushing
 
 
 async def test_a_hung_relay_turns_its_light_amber_within_ten_seconds(
@@ -138,10 +136,8 @@ async def test_a_hung_relay_turns_its_light_amber_within_ten_seconds(
     till = await direct_till(tmp_path, relay, sim)
     clock = ManualClock()
     with hung_server() as url:
-        async with (
-            till.engine(relay={"url": url}) as engine,
-            till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-        ):
+        async with till.opened(clock=clock, relay={"url": url}) as t:
+            link = t.link
             await parked(clock)
             clock.advance(ANSWER_WITHIN_S - 0.5)
             await settle()
@@ -161,10 +157,8 @@ async def test_a_relay_that_hangs_during_a_long_poll_turns_amber_within_ten_seco
     clock = ManualClock()
     proxy = await TcpProxy(relay.url).start()
     try:
-        async with (
-            till.engine(relay={"url": proxy.url}) as engine,
-            till_link(engine, engine.settings, clock=clock, probe_daraja=False) as link,
-        ):
+        async with till.opened(clock=clock, relay={"url": proxy.url}) as t:
+            link = t.link
             for _ in range(2000):  # the quick read answered, and the long-poll is open
                 if link.connection.current().relay is Reachability.REACHABLE and clock.sleepers:
                     break
@@ -200,10 +194,8 @@ async def test_real_calls_report_daraja_unreachable_before_anything_is_stored(
     tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
 ) -> None:
     till = await direct_till(tmp_path, relay, sim)
-    async with (
-        till.engine(daraja={"base_url": closed_port_url()}) as engine,
-        till_link(engine, engine.settings, probe_daraja=False) as link,
-    ):
+    async with till.opened(daraja={"base_url": closed_port_url()}) as t:
+        engine, link = t.engine, t.link
         with pytest.raises(PaymentRefused) as refused:
             await engine.start_payment("NET1", 10, unique_phone())
         assert refused.value.reason is RefusalReason.DARAJA_UNREACHABLE
@@ -215,18 +207,16 @@ async def test_a_platform_till_sees_daraja_through_the_broker(
     tmp_path: Path, relay: RelayHandle, sim: SimulatorControl, platform: Platform
 ) -> None:
     till = await platform_till(tmp_path, relay, sim, "ST")
-    async with till.engine() as engine:
-        assert isinstance(engine.gateway, BrokerGateway)
-        assert await engine.gateway.daraja_status() == "reachable"
-        async with till_link(engine, engine.settings, probe_daraja=True) as link:
-            assert link.probe is not None
-            assert await link.probe.probe_once() is True
-            assert link.connection.current().daraja is Reachability.REACHABLE
+    async with till.opened(probe_daraja=True) as t:
+        assert isinstance(t.daraja, BrokerGateway)
+        assert await t.daraja.daraja_status() == "reachable"
+        link = t.link
+        assert link.probe is not None
+        assert await link.probe.probe_once() is True
+        assert link.connection.current().daraja is Reachability.REACHABLE
     gone = await platform_till(tmp_path, relay, sim, "SU", name="gone")
-    async with (
-        gone.engine(relay={"url": closed_port_url()}) as engine,
-        till_link(engine, engine.settings, probe_daraja=True) as link,
-    ):
+    async with gone.opened(probe_daraja=True, relay={"url": closed_port_url()}) as t:
+        link = t.link
         assert link.probe is not None
         assert await link.probe.probe_once() is False, "no relay, no M-Pesa for this shop"
 

@@ -12,7 +12,7 @@ from smartduka_tui.clock import SystemClock
 from smartduka_tui.connectivity import ConnectionState, Reachability
 from smartduka_tui.model import Actor, AttemptFlag, AttemptState
 from smartduka_tui.payments.api import CallbackOutcome
-from smartduka_tui.relay_client import EventOutcome, HandledEvent, RelayClient, till_link
+from smartduka_tui.relay_client import EventOutcome, HandledEvent, RelayClient
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.records import AuditEntry
 from tests.conftest import unique_phone
@@ -94,7 +94,8 @@ async def test_a_till_down_while_callbacks_arrive_applies_each_once_when_it_rest
     sent = [await sim.callbacks(phone=phone) for phone in phones]
     assert [d[0].status for d in sent] == [200] * 3
 
-    async with till.engine() as engine, till_link(engine, engine.settings, probe_daraja=False):
+    async with till.opened() as opened:
+        engine = opened.engine
 
         async def none_open() -> bool:
             return not await engine.live_attempts()
@@ -118,15 +119,13 @@ async def test_connection_signal_flips_as_the_relay_dies_and_returns_and_the_rec
     try:
         till = await direct_till(tmp_path, own, sim)
         seen: list[ConnectionState] = []
-        async with (
-            till.engine(
-                run_reconciler=True,
-                timings={"reconcile_interval_s": 600, "reconcile_min_age_s": 0},
-            ) as engine,
-            till_link(
-                engine, engine.settings, probe_daraja=False, backoff_base_s=0.1, backoff_max_s=0.5
-            ) as link,
-        ):
+        async with till.opened(
+            run_reconciler=True,
+            backoff_base_s=0.1,
+            backoff_max_s=0.5,
+            timings={"reconcile_interval_s": 600, "reconcile_min_age_s": 0},
+        ) as opened:
+            engine, link = opened.engine, opened.link
             link.connection.subscribe(seen.append)
 
             async def relay_is(state: Reachability) -> bool:

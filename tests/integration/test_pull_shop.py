@@ -15,11 +15,10 @@ from typing import Any
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.pull import statement_pull_for
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.statement import ReceiptRefusal, statement_service
-from smartduka_tui.relay_client import RelayShopReceipts, till_link
+from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import database_path
 from tests.conftest import unique_phone
@@ -49,13 +48,11 @@ async def shop_of_two(tmp_path: Path, relay: RelayHandle, sim: SimulatorControl)
 @asynccontextmanager
 async def open_till(till: Till, clock: ManualClock) -> AsyncIterator[PaymentEngine]:
     """The till's engine with its relay link (feed, receipt publisher) running."""
-    settings = till.settings(pull={"nominated_number": OWNER, "interval_s": 0})
-    async with (
-        running_engine(settings, clock=clock, run_reconciler=False) as engine,
-        till_link(engine, settings, clock=clock, probe_daraja=False) as link,
-    ):
-        assert link.relay is not None and link.receipts is not None
-        yield engine
+    async with till.opened(
+        clock=clock, pull={"nominated_number": OWNER, "interval_s": 0}
+    ) as opened:
+        assert opened.link.relay is not None and opened.link.receipts is not None
+        yield opened.engine
 
 
 async def paid_by_stk(engine: PaymentEngine, sale: str, amount: int) -> PaymentView:

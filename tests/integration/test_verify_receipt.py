@@ -24,15 +24,13 @@ from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.payments.api import AttemptId
-from smartduka_tui.payments.bootstrap import running_engine
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.statement import (
     ReceiptRefusal,
     ReceiptVerdict,
     StatementService,
-    statement_service,
 )
-from smartduka_tui.relay_client import EventOutcome, TillLink, till_link
+from smartduka_tui.relay_client import EventOutcome, TillLink
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path
@@ -113,22 +111,16 @@ async def counter(
 ) -> AsyncIterator[Counter]:
     till, certificate = await receipt_till(tmp_path, relay, sim)
     assert till.shortcode is not None
-    settings = till.settings(
+    clock = ManualClock(SystemClock().now())
+    async with till.opened(
+        clock=clock,
         daraja={"certificate_file": certificate if with_certificate else None},
         timings={"statement_result_wait_s": wait_s},
-    )
-    clock = ManualClock(SystemClock().now())
-    async with (
-        running_engine(settings, clock=clock, run_reconciler=False) as engine,
-        till_link(engine, settings, clock=clock, probe_daraja=False) as link,
-    ):
-        assert link.relay is not None
-        service = statement_service(engine)
-        link.relay.results = service.accept_result
-        try:
-            yield Counter(till, till.shortcode, engine, link, service, clock)
-        finally:
-            await service.aclose()
+    ) as opened:
+        assert opened.relay is not None and opened.receipt_checks is not None
+        yield Counter(
+            till, till.shortcode, opened.engine, opened.link, opened.receipt_checks, clock
+        )
 
 
 def refused(verdict: ReceiptVerdict, refusal: ReceiptRefusal, message: str) -> None:

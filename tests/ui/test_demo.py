@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from smartduka_tui.cli.app import open_till, till_services
+from smartduka_tui.cli.app import till_services
 from smartduka_tui.cli.demo import (
     DEMO_CASHIER,
     DEMO_FLOAT,
@@ -34,6 +34,7 @@ from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.secret import Secret
+from smartduka_tui.till import open_till
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.services import UiOptions
 from tests.integration.support import clean_env, eventually
@@ -175,9 +176,9 @@ async def test_the_demo_keeps_its_folder_while_a_payment_is_live(
     async with demo_environment() as idle:
         assert live_payments(idle.folder / "till") == 0
     assert not idle.folder.exists()
-    async with demo_environment() as demo, open_till(demo.settings, SystemClock()) as (engine, _):
+    async with demo_environment() as demo, open_till(demo.settings) as till:
         # The simulator's "never answers" number: the prompt stays open.
-        view = await engine.start_payment("LIVE1", 10, "254700000007")
+        view = await till.engine.start_payment("LIVE1", 10, "254700000007")
         assert view.is_live
     try:
         assert live_payments(demo.folder / "till") == 1
@@ -241,7 +242,7 @@ async def test_the_demo_relay_ends_on_sigterm_while_its_till_long_polls(
     async def poll_open() -> bool:
         return "long-poll open" in demo.relay.log_file.read_text(errors="replace")
 
-    async with demo_environment() as demo, open_till(demo.settings, SystemClock()):
+    async with demo_environment() as demo, open_till(demo.settings, clock=SystemClock()):
         assert await eventually(poll_open, timeout=60)
         demo.relay.terminate(grace_s=60)
         await stop_servers([demo.relay])

@@ -12,7 +12,6 @@ from typing import Any
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.connectivity import Reachability
 from smartduka_tui.payments.api import Stage
-from smartduka_tui.relay_client import till_link
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.app import SmartDukaApp, make_app
 from smartduka_tui.ui.screens.success import SuccessScreen
@@ -44,10 +43,8 @@ async def till_app(
             creds=creds,
         )
         clock = SystemClock()
-        async with (
-            till.engine(run_reconciler=True) as engine,
-            till_link(engine, engine.settings, clock=clock) as link,
-        ):
+        async with till.opened(clock=clock, run_reconciler=True, probe_daraja=True) as opened:
+            engine, link = opened.engine, opened.link
             services = AppServices(
                 payments=engine,
                 clock=clock,
