@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 
-from callback_relay.postgres_store import PostgresStore
+from callback_relay.postgres_store import _INSERT_EVENTS, PostgresStore, _columns
 from callback_relay.store import AppendResult, NewEvent
 from callback_relay.types import AppendOutcome, EventKind
 from tests.relay.postgres import PostgresCluster
@@ -87,3 +88,39 @@ async def test_a_wake_up_for_more_tills_than_one_notify_holds_reaches_every_till
             break
         await asyncio.sleep(0.05)
     assert everyone - heard == set()
+
+
+async def test_the_conflict_check_stays_an_index_look_up_as_the_table_grows(
+    store: PostgresStore,
+) -> None:
+    # The batch insert prepared while `events` is empty and run with batches of 16 past
+    # PostgreSQL's five custom plans (after which it may keep a generic one), then explained once
+    # the table has grown: a generic plan kept from the empty table reads every row (a seq scan)
+    # for each batch's conflict check.
+    async with store._conn() as conn:
+        # Bound by the client: EXECUTE's own parameters carry no types to the server.
+        cur = psycopg.AsyncClientCursor(conn)
+        await cur.execute(
+            "PREPARE grown (text, text, text, text[], text[], text[], text[], text[], text[], "
+            "bigint[], bytea[]) AS " + _numbered(_INSERT_EVENTS)
+        )
+        for n in range(8):
+            early = [callback(f"early{n}-{k}", b"x") for k in range(16)]
+            await cur.execute(_EXECUTE_GROWN, _columns(early))
+        for n in range(20):
+            await store._append_pipelined([callback(f"r{n}-{k}", b"x") for k in range(100)])
+        await conn.commit()
+        await cur.execute("EXPLAIN " + _EXECUTE_GROWN, _columns([callback("late", b"x")]))
+        plan = "\n".join(row[0] for row in await cur.fetchall())
+        await conn.rollback()
+    assert "Index Only Scan using events_dedupe" in plan, plan
+    assert "Seq Scan on events" not in plan, plan
+
+
+_EXECUTE_GROWN = "EXECUTE grown (" + ", ".join(["%s"] * 11) + ")"
+
+
+def _numbered(statement: str) -> str:
+    """`statement` with psycopg's placeholders as PostgreSQL's own $1, $2, ..."""
+    parts = statement.replace("%b", "%s").split("%s")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
