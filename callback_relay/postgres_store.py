@@ -315,9 +315,11 @@ class PostgresStore:
     async def close(self) -> None:
         self._accepting = False
         if self._writer is not None:
-            # The writer commits every append queued before the stop, then closes its connection.
-            self._requests.put(_Signal.STOP)
-            await asyncio.to_thread(self._writer.join)
+            if self._writer.is_alive():
+                # The writer commits every append queued before the stop, then closes its
+                # connection.
+                self._requests.put(_Signal.STOP)
+                await asyncio.to_thread(self._writer.join)
             self._writer = None
         if self._listener is not None:
             self._listener.cancel()
@@ -622,7 +624,10 @@ class PostgresStore:
         conn = psycopg.connect(
             self._url, autocommit=True, connect_timeout=10, application_name=WRITER_NAME
         )
-        conn.execute(_PLAN_AS_THE_TABLE_IS)
+        # Only the batch's two statements are prepared, and PostgreSQL may then keep a generic
+        # plan for each, saving a plan per batch: neither can pick a plan that reads the table
+        # (see `_INSERT_EVENTS`). Anything else it runs is planned afresh every time.
+        conn.prepare_threshold = None
         return conn
 
     def _writer_conn(self) -> psycopg.Connection[Any]:
@@ -881,11 +886,11 @@ class PostgresStore:
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Every statement planned for the table as it is now. psycopg prepares a statement after
-    a few runs, and PostgreSQL then keeps one generic plan: made while `events` was nearly
-    empty, it reads the whole table for each batch's conflict check (a hashed subplan over a
-    seq scan) and stays that way as the table grows, until an autoanalyze happens to replace
-    it. A custom plan costs a fraction of a millisecond per statement and keeps index look-ups."""
+    """Every statement of a pooled connection planned for the tables as they are now. psycopg
+    prepares a statement after a few runs, and PostgreSQL may then keep one generic plan: made
+    while `events` was nearly empty, such a plan can read the whole table for each run and
+    stays so as the table grows, until an autoanalyze happens to replace it. A custom plan
+    costs a fraction of a millisecond per statement and keeps index look-ups."""
     await conn.execute(_PLAN_AS_THE_TABLE_IS)
     await conn.commit()
 
@@ -1052,12 +1057,16 @@ _LOCK_ATTEMPTS = (
 # `_INSERT_EVENT` for many rows at once, from one array per column (sent binary: as text, every
 # body would be hex-escaped by the client and parsed back by the server). RETURNING names each
 # stored row's dedupe key, since rows come back in no promised order and duplicates not at all.
+# The conflict check's OFFSET 0 keeps PostgreSQL from turning it into one hashed subplan over the
+# whole table, the plan it would pick (and, prepared, keep) while the table is nearly empty: it
+# stays a look-up in events_dedupe per row, however the statement was planned.
 _INSERT_EVENTS = (
     "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, body_sha256, "
     "flags, detail, state, visible_at) SELECT v.kind, v.shop_id, v.till_id, v.attempt_ref, "
     "v.received_at, v.body, v.body_sha256, CASE WHEN v.kind <> %s AND EXISTS (SELECT 1 FROM "
     "events e WHERE e.shop_id = v.shop_id AND e.till_id = v.till_id AND e.attempt_ref = "
-    "v.attempt_ref AND e.kind = v.kind) THEN %s ELSE '' END, v.detail, %s, v.received_at "
+    "v.attempt_ref AND e.kind = v.kind OFFSET 0) THEN %s ELSE '' END, v.detail, %s, "
+    "v.received_at "
     "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
     "%b::bigint[], %b::bytea[]) AS v(kind, shop_id, till_id, attempt_ref, body_sha256, detail, "
     "received_at, body) ON CONFLICT DO NOTHING "
