@@ -556,9 +556,12 @@ class PostgresStore:
 
     async def append(self, event: NewEvent) -> AppendResult:
         """Queue `event` for the writer thread; the answer comes after its batch has committed."""
-        loop = self._loop
-        if not self._accepting or loop is None:
+        loop, writer = self._loop, self._writer
+        if not self._accepting or loop is None or writer is None:
             raise StoreUnavailable("the relay store is not open")
+        if not writer.is_alive():
+            # Never queue for a writer that is gone: nobody would answer.
+            raise StoreUnavailable("the relay store cannot write")
         future: asyncio.Future[AppendResult] = loop.create_future()
         self._requests.put((event, future))
         return await future
@@ -642,7 +645,12 @@ class PostgresStore:
         batch: list[tuple[NewEvent, asyncio.Future[AppendResult]]],
     ) -> None:
         events = [event for event, _ in batch]
-        results = self._append_batch(events)
+        try:
+            results = self._append_batch(events)
+        except Exception as exc:
+            # Whatever went wrong, the writer lives on: this batch is refused (its callers
+            # answer 503) and the next one starts afresh.
+            results = _refused(exc, len(events))
         stored = {
             event.till_id
             for event, result in zip(events, results, strict=True)
@@ -659,17 +667,24 @@ class PostgresStore:
         try:
             results = self._run_batch(events)
         except Exception as exc:
-            if self._wconn is not None and not self._wconn.closed:
+            if self._connected():
                 return self._one_by_one(events, exc)
             # The server ended the connection (a restart, a failover, an operator): the batch
             # once more on a new one. One whose COMMIT did land comes back as duplicates.
             try:
                 results = self._run_batch(events)
             except Exception as again:
+                if not self._connected():
+                    # No database to talk to: the whole batch refused at once, not each of
+                    # its appends after a connection attempt of its own.
+                    return _refused(again, len(events))
                 return self._one_by_one(events, again)
         self.commits += 1
         self.committed_writes += len(events)
         return results
+
+    def _connected(self) -> bool:
+        return self._wconn is not None and not self._wconn.closed
 
     def _one_by_one(
         self, events: list[NewEvent], failure: Exception
@@ -678,10 +693,12 @@ class PostgresStore:
         if len(events) == 1:
             return [_unavailable(failure)]
         results: list[AppendResult | BaseException] = []
-        for event in events:
+        for done, event in enumerate(events):
             try:
                 results.extend(self._run_batch([event]))
             except Exception as single:
+                if not self._connected():
+                    return results + _refused(single, len(events) - done)
                 results.append(_unavailable(single))
         return results
 
@@ -713,7 +730,7 @@ class PostgresStore:
             with conn.pipeline():
                 for chunk in _notify_payloads(tills):
                     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
-        except psycopg.Error as exc:
+        except Exception as exc:
             # Tills on other instances then wake at their poll's end: late, not lost.
             log.error("feed wake-up not sent (%s)", type(exc).__name__)
 
@@ -1115,6 +1132,12 @@ def _dedupe_key(event: NewEvent) -> tuple[str, str, str, str, str, str]:
         event.body_sha256,
         event.detail or "",
     )
+
+
+def _refused(exc: BaseException, count: int) -> list[AppendResult | BaseException]:
+    """`count` appends refused for one failure, logged once."""
+    first = _unavailable(exc)
+    return [first, *(StoreUnavailable(str(first)) for _ in range(count - 1))]
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:

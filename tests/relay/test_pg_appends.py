@@ -5,6 +5,7 @@ with appends queued, a connection the server ended) and its batched wake-ups."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -198,3 +199,48 @@ async def test_a_writer_connection_the_server_ended_is_replaced_without_a_refusa
     again = await store.append(callback("after", b"x"))
     assert (first.outcome, again.outcome) == (AppendOutcome.STORED, AppendOutcome.STORED)
     assert count_events(store._url) == 2
+
+
+async def test_with_no_database_to_reach_a_batch_is_refused_whole_and_the_writer_lives_on(
+    postgres_cluster: PostgresCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database of its own, so refusing connections to it touches no other test.
+    name = f"gone_{uuid.uuid4().hex[:12]}"
+    admin_url = postgres_cluster.url()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        assert (await store.append(callback("before", b"x"))).outcome is AppendOutcome.STORED
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            while admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchall():
+                await asyncio.sleep(0.01)
+        caplog.clear()
+        outcomes = await asyncio.gather(
+            *(store.append(callback(f"lost{n}", b"x")) for n in range(20)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        assert {str(o) for o in outcomes} == {"the relay store cannot write"}
+        # One failure logged per batch that met no database, not one per append.
+        failures = [r for r in caplog.records if r.getMessage().startswith("store append failed")]
+        assert 1 <= len(failures) < 20
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        # The writer lives on: the next append connects again and is stored; the refused
+        # ones were not.
+        assert (await store.append(callback("after", b"x"))).outcome is AppendOutcome.STORED
+        with psycopg.connect(url) as conn:
+            refs = conn.execute("SELECT attempt_ref FROM events ORDER BY id").fetchall()
+        assert refs == [("before",), ("after",)]
+    finally:
+        await store.close()
