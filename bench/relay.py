@@ -426,6 +426,10 @@ def store_comparison(store: str, count: int, rounds: int, concurrency: int) -> i
     print(f"1 instance / bare: {one / bare_rate:.2f} (target >= 0.35 on PostgreSQL)")
     if "2 instances" in best:
         print(f"2 instances / 1 instance: {best['2 instances'].rate / one:.2f} (target >= 1.3)")
+        cores = os.cpu_count() or 1
+        if cores < 4:
+            # The load generator, two relays and PostgreSQL each want a core of their own.
+            print(f"  (on {cores} cores they share the same CPUs: 2 instances cannot scale here)")
     print(
         f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
     )

@@ -1,14 +1,17 @@
 """The platform store: PostgreSQL, shared by several relay instances behind a load balancer.
 
-Appends are group-committed by one writer task per instance: those that queue while a commit is
-in flight share the next transaction, so one WAL flush serves a batch (`synchronous_commit` stays
-on: a 2xx means durable), and the batch's statements are pipelined, so it costs about one round
-trip rather than two per callback. Other writes are one short transaction each on a pooled
-connection. Feed claims take rows with `FOR UPDATE SKIP LOCKED`, so two instances never hand out
-the same event at once. A commit wakes long-polling tills on *other* instances through one
-batched `NOTIFY` sent after the commits, never inside an inserting transaction (a pending NOTIFY
-takes a global lock at commit and would serialise every insert). Migrations are numbered and
-applied once under an advisory lock, so instances starting together do not race.
+Appends are group-committed by one writer thread per instance, which owns a blocking connection
+of its own: appends that queue while a commit is in flight share the next transaction, so one
+WAL flush serves a batch (`synchronous_commit` stays on: a 2xx means durable). A batch's BEGIN,
+statements and COMMIT go out as one pipeline, one round trip, and the thread starts the next
+batch the moment a commit ends; the event loop only queues an append and is woken once per batch
+to answer its callers, so it spends no time driving the database's protocol. Other writes are
+one short transaction each on a pooled connection. Feed claims take rows with `FOR UPDATE SKIP
+LOCKED`, so two instances never hand out the same event at once. A commit wakes long-polling
+tills on *other* instances through one batched `NOTIFY`, sent by the writer between batches at
+most once per 10 ms and never inside an inserting transaction (a pending NOTIFY takes a global
+lock at commit and would serialise every insert). Migrations are numbered and applied once
+under an advisory lock, so instances starting together do not race.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
 from typing import Any, TypeVar
 
 import psycopg
@@ -60,14 +67,17 @@ log = logging.getLogger("callback_relay.store")
 
 T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
+WriterCursor = psycopg.Cursor[tuple[Any, ...]]
 
 CHANNEL = "relay_events"
+WRITER_NAME = "smartduka-relay-writer"
 # Any fixed number: the lock that serialises migrations between instances starting at once.
 _MIGRATION_LOCK = 0x5D_2E_1A_7
 _PRUNE_CHUNK = 5000
 _GROUP_COMMIT_MAX = 512
-_GROUP_COMMIT_WINDOW_PASSES = 2
 _NOTIFY_INTERVAL_S = 0.01
+# Every statement planned for the events table as it is now (see `_configure`).
+_PLAN_AS_THE_TABLE_IS = "SET plan_cache_mode = force_custom_plan"
 # NOTIFY payloads stop at 8000 bytes.
 _NOTIFY_PAYLOAD_MAX = 7000
 
@@ -168,6 +178,41 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class _Signal(Enum):
+    """What the writer thread's queue holds besides appends."""
+
+    # Queued after the last append by `close()`: the writer commits what is before it, then stops.
+    STOP = "stop"
+    # A wake-up to send that no commit of this writer's asked for (a replay).
+    WAKE = "wake"
+
+
+_Request = tuple[NewEvent, "asyncio.Future[AppendResult]"] | _Signal
+
+
+def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _settle(
+    batch: Sequence[tuple[NewEvent, asyncio.Future[AppendResult]]],
+    results: Sequence[AppendResult | BaseException],
+) -> None:
+    """On the event loop: answer every caller of a batch (a caller gone meanwhile is skipped)."""
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 def _event(row: tuple[Any, ...]) -> StoredEvent:
     return StoredEvent(
         event_id=row[0],
@@ -196,15 +241,18 @@ class PostgresStore:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._notifier: asyncio.Task[None] | None = None
-        self._to_notify: set[str] = set()
-        self._notify_wake = asyncio.Event()
         self._subscribers: list[Callable[[str], None]] = []
-        self._appends: list[tuple[NewEvent, asyncio.Future[AppendResult]]] = []
-        self._append_wake: asyncio.Event | None = None
-        self._appender: asyncio.Task[None] | None = None
-        self._appends_done = asyncio.Event()
-        self._appends_done.set()
+        # Tills whose commits other instances have not heard of yet; any thread adds to it.
+        self._to_notify: set[str] = set()
+        self._notify_lock = threading.Lock()
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        # The writer thread owns this connection: only it ever touches `_wconn`.
+        self._wconn: psycopg.Connection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False
+        self.commits = 0
+        self.committed_writes = 0
 
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.
@@ -212,7 +260,12 @@ class PostgresStore:
 
     async def open(self) -> None:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            self._url, min_size=1, max_size=self._pool_size, open=False, timeout=10
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            timeout=10,
+            configure=_configure,
         )
         try:
             await pool.open(wait=True, timeout=10)
@@ -224,10 +277,21 @@ class PostgresStore:
                 f"cannot open the relay database: {type(exc).__name__}"
             ) from None
         self._pool = pool
-        self._notify_wake = asyncio.Event()
-        self._notifier = asyncio.create_task(self._send_notifies(), name="relay-pg-notify")
-        self._append_wake = asyncio.Event()
-        self._appender = asyncio.create_task(self._run_appender(), name="relay-pg-appender")
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        self._writer = threading.Thread(
+            target=self._run_writer, args=(opened,), name="relay-pg-writer", daemon=True
+        )
+        self._writer.start()
+        try:
+            await opened
+        except (psycopg.Error, TimeoutError) as exc:
+            await self.close()
+            raise StoreUnavailable(
+                f"cannot open the relay database: {type(exc).__name__}"
+            ) from None
+        self._accepting = True
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction(), conn.cursor() as cur:
@@ -249,15 +313,19 @@ class PostgresStore:
                 await cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
 
     async def close(self) -> None:
-        # Let every queued append commit (or fail) before the pool goes.
-        await self._appends_done.wait()
-        self._append_wake = None
-        for task in (self._appender, self._listener, self._notifier):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._listener = self._notifier = self._appender = None
+        self._accepting = False
+        if self._writer is not None:
+            if self._writer.is_alive():
+                # The writer commits every append queued before the stop, then closes its
+                # connection.
+                self._requests.put(_Signal.STOP)
+                await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -289,28 +357,12 @@ class PostgresStore:
                 log.error("feed wake-up listener lost (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(1)
 
-    async def _send_notifies(self) -> None:
-        """One NOTIFY per batch of commits, each in its own tiny transaction, and at most one
-        per `_NOTIFY_INTERVAL_S`: the tills announced meanwhile share the next one, so a busy
-        instance sends at most a hundred a second, not one per group commit. (Long-polls on this
-        instance are woken by its own hub at once; only other instances hear it this late.)"""
-        while True:
-            await self._notify_wake.wait()
-            self._notify_wake.clear()
-            tills, self._to_notify = sorted(self._to_notify), set()
-            chunks = _notify_payloads(tills)
-            try:
-                async with self._conn() as conn:
-                    for chunk in chunks:
-                        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
-            except (psycopg.Error, StoreUnavailable) as exc:
-                # Tills on other instances then wake at their poll's end: late, not lost.
-                log.error("feed wake-up not sent (%s)", type(exc).__name__)
-            await asyncio.sleep(_NOTIFY_INTERVAL_S)
-
     def _announce(self, till_id: str) -> None:
-        self._to_notify.add(till_id)
-        self._notify_wake.set()
+        """Tell other instances about a commit for `till_id`, in the writer's next NOTIFY."""
+        with self._notify_lock:
+            self._to_notify.add(till_id)
+        if threading.current_thread() is not self._writer:
+            self._requests.put(_Signal.WAKE)
 
     # Connections.
 
@@ -503,116 +555,184 @@ class PostgresStore:
     # Inbox.
 
     async def append(self, event: NewEvent) -> AppendResult:
-        if self._append_wake is None:
+        """Queue `event` for the writer thread; the answer comes after its batch has committed."""
+        loop, writer = self._loop, self._writer
+        if not self._accepting or loop is None or writer is None:
             raise StoreUnavailable("the relay store is not open")
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._appends.append((event, future))
-        self._appends_done.clear()
-        self._append_wake.set()
+        if not writer.is_alive():
+            # Never queue for a writer that is gone: nobody would answer.
+            raise StoreUnavailable("the relay store cannot write")
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._requests.put((event, future))
         return await future
 
-    async def _run_appender(self) -> None:
-        """Group commit: appends that queue while a commit is in flight share the next one, so
-        one WAL flush (and one NOTIFY) serves a whole batch; each caller still awaits its own
-        append's commit."""
-        assert self._append_wake is not None
-        while True:
-            if not self._appends:
-                self._appends_done.set()
-                self._append_wake.clear()
-                await self._append_wake.wait()
-            # The window: let the handlers the event loop already has ready (callbacks whose
-            # bodies arrived in the same poll) queue their appends before this batch is taken.
-            # Two passes of the loop cost a few microseconds when idle; under load they make
-            # batches larger, and each batch's transaction and round trip are shared by more.
-            for _ in range(_GROUP_COMMIT_WINDOW_PASSES):
-                await asyncio.sleep(0)
-            batch = self._appends[:_GROUP_COMMIT_MAX]
-            del self._appends[:_GROUP_COMMIT_MAX]
-            try:
-                results = await self._append_batch([event for event, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    batch[0][1].set_exception(_unavailable(exc))
-                    continue
-                # One bad append must fail alone: run the batch again one by one.
-                results = []
-                for event, _ in batch:
+    # The writer thread.
+
+    def _run_writer(self, opened: asyncio.Future[None]) -> None:
+        """Connect, then commit batches until told to stop.
+
+        It takes the first queued append (waiting for one), then whatever else is queued, up to
+        `_GROUP_COMMIT_MAX`: the appends that arrived during the last commit share the next one.
+        A batch's callers are answered together, with one wake-up of the event loop. Between
+        batches, and when idle, it sends the wake-ups other instances are owed, at most one
+        NOTIFY per `_NOTIFY_INTERVAL_S` however many batches committed meanwhile.
+        """
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._wconn = self._connect_writer()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            return
+        loop.call_soon_threadsafe(_settle_one, opened, None)
+        requests = self._requests
+        notified_at = -_NOTIFY_INTERVAL_S
+        stopping = False
+        try:
+            while not stopping:
+                wait = None
+                if self._to_notify:
+                    wait = max(0.0, notified_at + _NOTIFY_INTERVAL_S - time.monotonic())
+                try:
+                    item = requests.get(timeout=wait)
+                except queue.Empty:
+                    item = _Signal.WAKE
+                batch: list[tuple[NewEvent, asyncio.Future[AppendResult]]] = []
+                while True:
+                    if item is _Signal.STOP:
+                        stopping = True
+                        break
+                    if not isinstance(item, _Signal):
+                        batch.append(item)
+                    if len(batch) >= _GROUP_COMMIT_MAX:
+                        break
                     try:
-                        results.extend(await self._append_batch([event]))
-                    except Exception as single:
-                        results.append(_unavailable(single))
-            for (event, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                    continue
-                future.set_result(result)
-                if result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING):
-                    self._announce(event.till_id)
+                        item = requests.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._commit_batch(loop, batch)
+                due = time.monotonic() >= notified_at + _NOTIFY_INTERVAL_S
+                if self._to_notify and (due or stopping):
+                    self._send_notifies()
+                    notified_at = time.monotonic()
+        finally:
+            conn, self._wconn = self._wconn, None
+            if conn is not None:
+                conn.close()
 
-    async def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
-        if any(event.cap is not None for event in events):
-            # A capped append reads a count before it decides: one statement at a time.
-            async def work(cur: Cursor) -> list[AppendResult | BaseException]:
-                return [await _append_in(cur, event) for event in events]
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        # Autocommit: a batch's BEGIN and COMMIT are its own, inside its pipeline. Named, so an
+        # operator can tell the writer's session in pg_stat_activity.
+        conn = psycopg.connect(
+            self._url, autocommit=True, connect_timeout=10, application_name=WRITER_NAME
+        )
+        # Only the batch's two statements are prepared, and PostgreSQL may then keep a generic
+        # plan for each, saving a plan per batch: neither can pick a plan that reads the table
+        # (see `_INSERT_EVENTS`). Anything else it runs is planned afresh every time.
+        conn.prepare_threshold = None
+        return conn
 
-            return await self._tx(work)
-        return await self._append_pipelined(events)
+    def _writer_conn(self) -> psycopg.Connection[Any]:
+        """The writer's connection, made again if the server ended the last one."""
+        if self._wconn is None or self._wconn.closed:
+            self._wconn = self._connect_writer()
+        return self._wconn
 
-    async def _append_pipelined(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
-        """The batch in one transaction of a few statements, pipelined into about one round
-        trip: one statement takes every attempt's lock (in one order for every instance, so two
-        batches never wait on each other in a ring), then one multi-row INSERT per round stores
-        the batch. Its statement text is the same for any batch size, so it is prepared once
-        per connection. Each INSERT starts after the locks are held, so it sees what they
-        waited for; a round holds each attempt at most once, and a later round (a second body
-        for an attempt in the same batch) sees the earlier one, as separate statements would."""
-        rounds: list[list[int]] = []
-        seen: dict[tuple[str, str, str, str], int] = {}
-        for index, event in enumerate(events):
-            key = _attempt_key(event)
-            depth = seen.get(key, 0)
-            seen[key] = depth + 1
-            if depth == len(rounds):
-                rounds.append([])
-            rounds[depth].append(index)
-        locks = ["\x1f".join(_attempt_key(e)) for e in events if e.kind is not EventKind.SECURITY]
-        results: dict[int, AppendResult] = {}
-        async with self._conn() as conn, conn.transaction(), conn.pipeline():
-            if locks:
-                await conn.execute(_LOCK_ATTEMPTS, (locks,), prepare=True)
-            inserts = []
-            for members in rounds:
-                cur = conn.cursor()
-                await cur.execute(
-                    _INSERT_EVENTS, _columns([events[i] for i in members]), prepare=True
-                )
-                inserts.append((members, cur))
-            missing: list[int] = []
-            for members, cur in inserts:
-                stored = {
-                    (row[2], row[3], row[4], row[5], row[6], row[7]): row
-                    for row in await cur.fetchall()
-                }
-                for index in members:
-                    row = stored.get(_dedupe_key(events[index]))
-                    if row is None:
-                        missing.append(index)
-                    else:
-                        outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
-                        results[index] = AppendResult(row[0], outcome)
-            if missing:
-                # The same body again: its row was there already (perhaps from this batch).
-                found = await conn.execute(
-                    _EXISTING_EVENTS, _key_columns([events[i] for i in missing])
-                )
-                existing = {tuple(row[1:]): row[0] for row in await found.fetchall()}
-                for index in missing:
-                    event_id = existing[_dedupe_key(events[index])]
-                    results[index] = AppendResult(event_id, AppendOutcome.DUPLICATE)
-        return [results[index] for index in range(len(events))]
+    def _commit_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[NewEvent, asyncio.Future[AppendResult]]],
+    ) -> None:
+        events = [event for event, _ in batch]
+        try:
+            results = self._append_batch(events)
+        except Exception as exc:
+            # Whatever went wrong, the writer lives on: this batch is refused (its callers
+            # answer 503) and the next one starts afresh.
+            results = _refused(exc, len(events))
+        stored = {
+            event.till_id
+            for event, result in zip(events, results, strict=True)
+            if isinstance(result, AppendResult)
+            and result.outcome in (AppendOutcome.STORED, AppendOutcome.CONFLICTING)
+        }
+        if stored:
+            with self._notify_lock:
+                self._to_notify |= stored
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(_settle, batch, results)
+
+    def _append_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        try:
+            results = self._run_batch(events)
+        except Exception as exc:
+            if self._connected():
+                return self._one_by_one(events, exc)
+            # The server ended the connection (a restart, a failover, an operator): the batch
+            # once more on a new one. One whose COMMIT did land comes back as duplicates.
+            try:
+                results = self._run_batch(events)
+            except Exception as again:
+                if not self._connected():
+                    # No database to talk to: the whole batch refused at once, not each of
+                    # its appends after a connection attempt of its own.
+                    return _refused(again, len(events))
+                return self._one_by_one(events, again)
+        self.commits += 1
+        self.committed_writes += len(events)
+        return results
+
+    def _connected(self) -> bool:
+        return self._wconn is not None and not self._wconn.closed
+
+    def _one_by_one(
+        self, events: list[NewEvent], failure: Exception
+    ) -> list[AppendResult | BaseException]:
+        """One bad append must fail alone: the failed batch again, one append at a time."""
+        if len(events) == 1:
+            return [_unavailable(failure)]
+        results: list[AppendResult | BaseException] = []
+        for done, event in enumerate(events):
+            try:
+                results.extend(self._run_batch([event]))
+            except Exception as single:
+                if not self._connected():
+                    return results + _refused(single, len(events) - done)
+                results.append(_unavailable(single))
+        return results
+
+    def _run_batch(self, events: list[NewEvent]) -> list[AppendResult | BaseException]:
+        conn = self._writer_conn()
+        try:
+            if any(event.cap is not None for event in events):
+                # A capped append reads a count before it decides: one statement at a time.
+                with conn.transaction(), conn.cursor() as cur:
+                    return [_append_in(cur, event) for event in events]
+            return list(_append_pipelined(conn, events))
+        except BaseException:
+            if (
+                not conn.closed
+                and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            ):
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            raise
+
+    def _send_notifies(self) -> None:
+        """One NOTIFY per chunk of the tills announced since the last, each its own tiny
+        transaction. (Long-polls on this instance are woken by its own hub at once; only other
+        instances hear it this late.)"""
+        with self._notify_lock:
+            tills, self._to_notify = sorted(self._to_notify), set()
+        try:
+            conn = self._writer_conn()
+            with conn.pipeline():
+                for chunk in _notify_payloads(tills):
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, chunk))
+        except Exception as exc:
+            # Tills on other instances then wake at their poll's end: late, not lost.
+            log.error("feed wake-up not sent (%s)", type(exc).__name__)
 
     async def claim(
         self,
@@ -809,6 +929,16 @@ class PostgresStore:
         return await self._tx(work)
 
 
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Every statement of a pooled connection planned for the tables as they are now. psycopg
+    prepares a statement after a few runs, and PostgreSQL may then keep one generic plan: made
+    while `events` was nearly empty, such a plan can read the whole table for each run and
+    stays so as the table grows, until an autoanalyze happens to replace it. A custom plan
+    costs a fraction of a millisecond per statement and keeps index look-ups."""
+    await conn.execute(_PLAN_AS_THE_TABLE_IS)
+    await conn.commit()
+
+
 def _notify_payloads(tills: list[str]) -> list[str]:
     """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""
     payloads: list[str] = []
@@ -825,31 +955,89 @@ def _notify_payloads(tills: list[str]) -> list[str]:
     return payloads
 
 
-async def _append_in(cur: Cursor, event: NewEvent) -> AppendResult:
+def _append_in(cur: WriterCursor, event: NewEvent) -> AppendResult:
     if event.cap is not None:
         # Serialise capped appends per till, so two instances cannot both take the last
         # place.
-        await cur.execute(
+        cur.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))",
             ("\x1f".join((event.shop_id, event.till_id, event.kind.value)),),
         )
-        await cur.execute(
+        cur.execute(
             "SELECT COUNT(*) FROM events WHERE till_id = %s AND shop_id = %s "
             "AND kind = %s AND state <> %s",
             (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
         )
-        held = await cur.fetchone()
+        held = cur.fetchone()
         if held is not None and held[0] >= event.cap:
             return AppendResult(0, AppendOutcome.CAPPED)
     if event.kind is not EventKind.SECURITY:
         # Two instances may take different bodies for one attempt at the same moment;
         # the lock (per attempt, released at commit) makes the second see the first.
-        await cur.execute(
+        cur.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             ("\x1f".join(_attempt_key(event)),),
         )
-    await cur.execute(_INSERT_EVENT, _insert_params(event))
-    return await _inserted_or_existing(cur.connection, cur, event)
+    cur.execute(_INSERT_EVENT, _insert_params(event))
+    return _inserted_or_existing(cur.connection, cur, event)
+
+
+def _append_pipelined(
+    conn: psycopg.Connection[Any], events: list[NewEvent]
+) -> list[AppendResult | BaseException]:
+    """The batch in one transaction of a few statements, BEGIN to COMMIT sent as one pipeline:
+    one round trip. One statement takes every attempt's lock (in one order for every instance,
+    so two batches never wait on each other in a ring), then one multi-row INSERT per round
+    stores the batch. Its statement text is the same for any batch size, so it is prepared once
+    per connection. Each INSERT starts after the locks are held, so it sees what they waited
+    for; a round holds each attempt at most once, and a later round (a second body for an
+    attempt in the same batch) sees the earlier one, as separate statements would. `conn` must
+    be in autocommit mode (the pipeline holds its own BEGIN and COMMIT)."""
+    rounds: list[list[int]] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for index, event in enumerate(events):
+        key = _attempt_key(event)
+        depth = seen.get(key, 0)
+        seen[key] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(index)
+    locks = ["\x1f".join(_attempt_key(e)) for e in events if e.kind is not EventKind.SECURITY]
+    inserts: list[tuple[list[int], WriterCursor]] = []
+    with conn.pipeline():
+        conn.execute("BEGIN")
+        if locks:
+            conn.execute(_LOCK_ATTEMPTS, (locks,), prepare=True)
+        for members in rounds:
+            cur = conn.cursor()
+            cur.execute(_INSERT_EVENTS, _columns([events[i] for i in members]), prepare=True)
+            inserts.append((members, cur))
+        conn.execute("COMMIT")
+    # Committed: what is left is reading the answers.
+    results: dict[int, AppendResult | BaseException] = {}
+    missing: list[int] = []
+    for members, cur in inserts:
+        stored = {(row[2], row[3], row[4], row[5], row[6], row[7]): row for row in cur.fetchall()}
+        for index in members:
+            row = stored.get(_dedupe_key(events[index]))
+            if row is None:
+                missing.append(index)
+            else:
+                outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
+                results[index] = AppendResult(row[0], outcome)
+    if missing:
+        # The same body again: its row was there already (perhaps from this batch).
+        found = conn.execute(_EXISTING_EVENTS, _key_columns([events[i] for i in missing]))
+        existing = {tuple(row[1:]): row[0] for row in found.fetchall()}
+        for index in missing:
+            event_id = existing.get(_dedupe_key(events[index]))
+            # Gone already (retention pruned it meanwhile): refused, so that Daraja retries.
+            results[index] = (
+                StoreUnavailable("the relay store cannot write")
+                if event_id is None
+                else AppendResult(event_id, AppendOutcome.DUPLICATE)
+            )
+    return [results[index] for index in range(len(events))]
 
 
 def _attempt_key(event: NewEvent) -> tuple[str, str, str, str]:
@@ -885,20 +1073,20 @@ def _insert_params(event: NewEvent) -> tuple[Any, ...]:
     )
 
 
-async def _inserted_or_existing(
-    conn: psycopg.AsyncConnection[Any], cur: Cursor, event: NewEvent
+def _inserted_or_existing(
+    conn: psycopg.Connection[Any], cur: WriterCursor, event: NewEvent
 ) -> AppendResult:
     """The outcome of `_INSERT_EVENT` on `cur`: stored (flagged or not), or the duplicate's id."""
-    row = await cur.fetchone()
+    row = cur.fetchone()
     if row is not None:
         outcome = AppendOutcome.CONFLICTING if row[1] else AppendOutcome.STORED
         return AppendResult(row[0], outcome)
-    found = await conn.execute(
+    found = conn.execute(
         "SELECT id FROM events WHERE shop_id = %s AND till_id = %s AND attempt_ref = %s "
         "AND kind = %s AND body_sha256 = %s AND detail = %s",
         (*_attempt_key(event), event.body_sha256, event.detail or ""),
     )
-    existing = await found.fetchone()
+    existing = found.fetchone()
     assert existing is not None
     return AppendResult(existing[0], AppendOutcome.DUPLICATE)
 
@@ -913,12 +1101,16 @@ _LOCK_ATTEMPTS = (
 # `_INSERT_EVENT` for many rows at once, from one array per column (sent binary: as text, every
 # body would be hex-escaped by the client and parsed back by the server). RETURNING names each
 # stored row's dedupe key, since rows come back in no promised order and duplicates not at all.
+# The conflict check's OFFSET 0 keeps PostgreSQL from turning it into one hashed subplan over the
+# whole table, the plan it would pick (and, prepared, keep) while the table is nearly empty: it
+# stays a look-up in events_dedupe per row, however the statement was planned.
 _INSERT_EVENTS = (
     "INSERT INTO events (kind, shop_id, till_id, attempt_ref, received_at, body, body_sha256, "
     "flags, detail, state, visible_at) SELECT v.kind, v.shop_id, v.till_id, v.attempt_ref, "
     "v.received_at, v.body, v.body_sha256, CASE WHEN v.kind <> %s AND EXISTS (SELECT 1 FROM "
     "events e WHERE e.shop_id = v.shop_id AND e.till_id = v.till_id AND e.attempt_ref = "
-    "v.attempt_ref AND e.kind = v.kind) THEN %s ELSE '' END, v.detail, %s, v.received_at "
+    "v.attempt_ref AND e.kind = v.kind OFFSET 0) THEN %s ELSE '' END, v.detail, %s, "
+    "v.received_at "
     "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
     "%b::bigint[], %b::bytea[]) AS v(kind, shop_id, till_id, attempt_ref, body_sha256, detail, "
     "received_at, body) ON CONFLICT DO NOTHING "
@@ -967,6 +1159,12 @@ def _dedupe_key(event: NewEvent) -> tuple[str, str, str, str, str, str]:
         event.body_sha256,
         event.detail or "",
     )
+
+
+def _refused(exc: BaseException, count: int) -> list[AppendResult | BaseException]:
+    """`count` appends refused for one failure, logged once."""
+    first = _unavailable(exc)
+    return [first, *(StoreUnavailable(str(first)) for _ in range(count - 1))]
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
