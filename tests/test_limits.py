@@ -90,3 +90,13 @@ def test_spacing_keeps_events_apart_and_any_second_within_the_rate(
         assert later - earlier >= 1 / rate - TICK - 1e-9
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t - start < 1.0 - TICK) <= max(1, math.ceil(rate))
+
+
+def test_rate_limiter_refills_at_its_rate() -> None:
+    clock = ManualClock()
+    limiter = TokenBuckets(clock, capacity=2, rate_per_s=2)
+    assert [limiter.take("a"), limiter.take("a")] == [0, 0]
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0
+    clock.advance(0.5)
+    assert limiter.take("a") == 0

@@ -6,6 +6,8 @@ wait for idle); the keystroke test and the bad-input test type key by key.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -76,12 +78,28 @@ async def script(harness: TillHarness, phone: str, **scenario: Any) -> str:
     return phone
 
 
+async def pushes_answered(harness: TillHarness, timeout: float = 20) -> None:
+    """Wait until the simulator has answered every push the till sent (no attempt is CREATED).
+
+    The waiting screen shows as soon as the attempt is stored, before its push has reached the
+    simulator. A clock moved before the push arrives leaves its scripted answer due a full delay
+    later (30 s of real time, past every wait here), and a request log read then lacks the push.
+    Bounded in real time, like `wait_until`: it is about not hanging, not about speed."""
+    deadline = time.monotonic() + timeout
+    while any(a.state is AttemptState.CREATED for a in await harness.engine.live_attempts()):
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the simulator to answer the till's push")
+        await asyncio.sleep(0.02)
+
+
 async def answer(harness: TillHarness) -> None:
     """Move the simulator's clock past the scripted answer delay: the callback goes out."""
+    await pushes_answered(harness)
     await harness.sim.advance_clock(ANSWER_AFTER_S + 1)
 
 
 async def pushes(harness: TillHarness, phone: str) -> list[RequestLogEntry]:
+    await pushes_answered(harness)
     return [r for r in await harness.sim.requests(phone=phone) if r.path == PUSH_PATH]
 
 

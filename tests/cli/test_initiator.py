@@ -11,7 +11,7 @@ import pytest
 
 from smartduka_tui.store import open_till_store
 from smartduka_tui.store.initiator import InitiatorCredentials
-from tests.cli.test_shop_cli import _add_paybill
+from tests.cli.test_shop import _add_paybill
 from tests.store.canaries import new_canary
 from tests.support.cli import Runner
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from smartduka_tui.store.lock import acquire_data_dir_lock
-from tests.receipts.conftest import DIRECT_SALE, audit_actions, expected
+from tests.receipts.conftest import DIRECT_SALE, audit_actions, expected, story
 from tests.support.cli import Runner
+
+__all__ = ["story"]
 
 
 def test_a_paid_sale_prints_the_stored_receipt(smartduka: Runner, story: Path) -> None:
