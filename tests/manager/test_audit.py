@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from smartduka_tui.model import Actor
-from smartduka_tui.payments.manager import (
+from smartduka_tui.manager import (
     AuditFilter,
     audit_filter_from_text,
 )
+from smartduka_tui.model import Actor
 from tests.manager.conftest import Seeded
 
 
