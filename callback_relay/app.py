@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
 from callback_relay.c2b import C2B_ROUTES, C2BIntake
@@ -58,8 +59,16 @@ def _relay(request: Request) -> Relay:
     return relay
 
 
-async def receive_callback(request: Request) -> Response:
-    return await _relay(request).intake.handle(request)
+class _ReceiveCallback:
+    """The callback route's endpoint, a raw ASGI app (an instance, so Starlette's Route passes it
+    the scope as it is): the intake reads and answers the hot path without a Request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay: Relay = scope["app"].state.relay
+        await relay.intake(scope, receive, send)
+
+
+receive_callback = _ReceiveCallback()
 
 
 async def feed_events(request: Request) -> Response:
