@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callback_relay.broker import BROKER_ROUTES, Broker, close_broker
 from callback_relay.c2b import C2B_ROUTES, C2BIntake
@@ -35,6 +36,7 @@ from callback_relay.sources import client_address, in_networks
 from callback_relay.store import RelayStore, StoreUnavailable
 from callback_relay.stores import store_for
 from smartduka_tui.clock import Clock, SystemClock
+from smartduka_tui.mpesa import callback_path
 from smartduka_tui.secretbox import SecretBox
 
 log = logging.getLogger("callback_relay")
@@ -70,6 +72,30 @@ class _ReceiveCallback:
 
 
 receive_callback = _ReceiveCallback()
+
+
+class _CallbacksFirst:
+    """Hands the hook's POSTs to the intake before routing; everything else goes on to `app`.
+
+    A callback is the relay's one hot path, and the exception middleware, the router's walk
+    and the route's method check cost it more than its signature check does. The route stays
+    in `ROUTES` (it lists the hook and answers 405 to other methods); an error in the intake
+    still reaches Starlette's outermost middleware, which answers 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(callback_path.PREFIX)
+        ):
+            relay: Relay = scope["app"].state.relay
+            await relay.intake(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
 
 
 async def feed_events(request: Request) -> Response:
@@ -249,4 +275,6 @@ def make_app(
             await close_broker(app.state)
             await the_store.close()
 
-    return Starlette(routes=list(ROUTES), lifespan=lifespan)
+    return Starlette(
+        routes=list(ROUTES), middleware=[Middleware(_CallbacksFirst)], lifespan=lifespan
+    )

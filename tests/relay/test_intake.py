@@ -237,6 +237,19 @@ async def test_lying_content_length_is_counted_as_bytes_arrive(harness: Harness)
     assert await harness.count("SELECT COUNT(*) FROM events WHERE kind='callback'") == 0
 
 
+async def test_other_methods_on_the_hook_get_405_and_store_nothing(harness: Harness) -> None:
+    shop = await harness.shop()
+    path = attempt_path(shop)
+    client = harness.client()
+    for method in ("GET", "PUT", "DELETE"):
+        response = await client.request(method, path, content=callback_body())
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+    assert await harness.count("SELECT COUNT(*) FROM events") == 0
+    assert callbacks(harness, "stored") == 0
+    assert (await harness.post(path)).status_code == 200
+
+
 async def _raw_post(harness: Harness, path: str, messages: list[dict[str, Any]]) -> list[Any]:
     """Call the app with these receive messages in turn (the route reads `receive` itself)."""
     incoming = iter(messages)
