@@ -5,6 +5,9 @@ that till's own secrets (constant time, no attempt look-up), the body size, the 
 (production refuses, sandbox logs), JSON, and the STK callback shape. Refusals before the tag
 verified get a generic 404 and are only counted; refusals after it are also stored as a
 "security" event for that till. Bad input never gets a 5xx; a store failure gets 503, never 2xx.
+
+The intake is a raw ASGI app (the route's endpoint): the hook is the relay's one hot path, and
+a Starlette Request and Response per callback cost more than everything it checks.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import logging
 import math
 from dataclasses import dataclass
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
+from callback_relay.body import BodyIncomplete, BodyTooLarge, header_values, read_body
 from callback_relay.hub import FeedHub
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
@@ -51,17 +54,14 @@ _MESSAGES = {
 _UNLISTED_MEMORY = 1024
 
 
-class _Accepted(Response):
-    """The answer to every stored callback, its headers encoded once rather than per request
-    (each answer gets its own list, so a middleware that edits one cannot edit the next)."""
+# The answer to every stored callback, its headers encoded once rather than per request (each
+# answer gets its own list, so a middleware that edits one cannot edit the next).
+_ACCEPTED_HEADERS = tuple(Response(ACCEPTED, media_type="application/json").raw_headers)
 
-    _HEADERS = tuple(Response(ACCEPTED, media_type="application/json").raw_headers)
 
-    def __init__(self) -> None:
-        self.status_code = 200
-        self.body = ACCEPTED
-        self.background = None
-        self.raw_headers = list(self._HEADERS)
+async def _send_accepted(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": list(_ACCEPTED_HEADERS)})
+    await send({"type": "http.response.body", "body": ACCEPTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +97,17 @@ class CallbackIntake:
         self._trusted_proxies = NetworkSet(settings.trusted_proxies)
         self._behind_proxy = bool(settings.trusted_proxies)
 
-    async def handle(self, request: Request) -> Response:
-        verified = await self._verify(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route's ASGI app: 200 once the callback is committed, else the refusal."""
+        refusal = await self.handle(scope, receive)
+        if refusal is None:
+            await _send_accepted(send)
+        else:
+            await refusal(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response | None:
+        """None when the callback is stored (or a duplicate of a stored one), else the refusal."""
+        verified = await self._verify(scope)
         if isinstance(verified, Response):
             return verified
         parsed = verified.path
@@ -107,7 +116,7 @@ class CallbackIntake:
         if over is not None:
             return over
         try:
-            raw = await read_limited(request, self._settings.max_body_bytes)
+            raw = await read_body(scope, receive, self._settings.max_body_bytes)
             too_large = False
         except BodyTooLarge:
             raw, too_large = b"", True
@@ -153,11 +162,11 @@ class CallbackIntake:
         self._metrics.callback(result.outcome)
         if result.outcome is not AppendOutcome.DUPLICATE:
             self._hub.notify(parsed.till_id)
-        return _Accepted()
+        return None
 
-    async def _verify(self, request: Request) -> _Verified | Response:
+    async def _verify(self, scope: Scope) -> _Verified | Response:
         try:
-            parsed = callback_path.parse(request.scope["path"])
+            parsed = callback_path.parse(scope["path"])
         except callback_path.CallbackPathError:
             return self._refuse_unsigned(RefusalReason.MALFORMED_PATH, None)
         entry = await self._cache.fresh_entry(parsed.shop_id, parsed.till_id, parsed.kid)
@@ -172,9 +181,9 @@ class CallbackIntake:
                 RefusalReason.BAD_SIGNATURE if parsed.kid in keys else RefusalReason.UNKNOWN_KID
             )
             return self._refuse_unsigned(reason, parsed)
-        client = request.scope.get("client")
+        client = scope.get("client")
         # Forwarded hops only count behind a trusted proxy: without one, skip decoding headers.
-        forwarded = request.headers.getlist("x-forwarded-for") if self._behind_proxy else []
+        forwarded = header_values(scope, b"x-forwarded-for") if self._behind_proxy else []
         source = client_address(client[0] if client else None, forwarded, self._trusted_proxies)
         return _Verified(parsed, source)
 

@@ -117,6 +117,9 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 """
 
 _PRUNE_CHUNK = 5000
+_PENDING = str(EventState.PENDING)
+_ACKED = str(EventState.ACKED)
+_CONFLICTING_BODY = str(EventFlag.CONFLICTING_BODY)
 
 
 def _bump_registry(conn: sqlite3.Connection) -> None:
@@ -561,11 +564,14 @@ class SqliteStore:
         conflict_check = event.kind is not EventKind.SECURITY
 
         def op(conn: sqlite3.Connection) -> AppendResult:
+            # Plain strings, not enum members: `.value` is a Python-level property, and the
+            # writer holds the GIL the event loop needs while it runs this.
+            kind = str(event.kind)
             if event.cap is not None:
                 (held,) = conn.execute(
                     "SELECT COUNT(*) FROM events WHERE till_id = ? AND shop_id = ? AND kind = ? "
                     "AND state != ?",
-                    (event.till_id, event.shop_id, event.kind.value, EventState.ACKED.value),
+                    (event.till_id, event.shop_id, kind, _ACKED),
                 ).fetchone()
                 if held >= event.cap:
                     return AppendResult(0, AppendOutcome.CAPPED)
@@ -578,7 +584,7 @@ class SqliteStore:
                 "AND attempt_ref = ? AND kind = ?) THEN ? ELSE '' END, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id, flags",
                 (
-                    event.kind.value,
+                    kind,
                     event.shop_id,
                     event.till_id,
                     event.attempt_ref,
@@ -589,10 +595,10 @@ class SqliteStore:
                     event.shop_id,
                     event.till_id,
                     event.attempt_ref,
-                    event.kind.value,
-                    EventFlag.CONFLICTING_BODY.value,
+                    kind,
+                    _CONFLICTING_BODY,
                     detail,
-                    EventState.PENDING.value,
+                    _PENDING,
                     event.received_at,
                 ),
             ).fetchone()
@@ -602,14 +608,7 @@ class SqliteStore:
             (existing,) = conn.execute(
                 "SELECT id FROM events WHERE shop_id = ? AND till_id = ? AND attempt_ref = ? "
                 "AND kind = ? AND body_sha256 = ? AND detail = ?",
-                (
-                    event.shop_id,
-                    event.till_id,
-                    event.attempt_ref,
-                    event.kind.value,
-                    event.body_sha256,
-                    detail,
-                ),
+                (event.shop_id, event.till_id, event.attempt_ref, kind, event.body_sha256, detail),
             ).fetchone()
             return AppendResult(existing, AppendOutcome.DUPLICATE)
 

@@ -22,6 +22,13 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TAG = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _REF_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+# The whole shape in one pattern, the same language as the checks in `parse`: the relay's hot
+# path matches it once instead of five patterns and two splits.
+_WELL_FORMED = re.compile(
+    re.escape(PREFIX)
+    + r"([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})"
+    + r"/([A-Za-z0-9_-]{1,16})\.([A-Za-z0-9_-]{22})"
+)
 
 # Words Safaricom rejects in callback URLs (REFERENCE.md section 2, C2B URL rules). Checked
 # case-insensitively over the whole path, the tag included.
@@ -119,6 +126,10 @@ def sign_new_attempt(secret: str, shop_id: str, till_id: str, kid: str) -> Callb
 
 def parse(path: str) -> CallbackPath:
     """Split a request path into its parts; raises CallbackPathError without echoing it."""
+    well_formed = _WELL_FORMED.fullmatch(path)
+    if well_formed is not None:
+        return CallbackPath(*well_formed.groups())
+    # Not of our shape: the step-by-step checks below say which part is wrong.
     if not path.startswith(PREFIX):
         raise CallbackPathError("not a callback path")
     parts = path[len(PREFIX) :].split("/")

@@ -8,7 +8,7 @@ import hmac
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from smartduka_tui.mpesa.callback_path import (
@@ -117,3 +117,52 @@ def test_redaction_keeps_only_the_shop() -> None:
 def test_bad_secrets_are_refused(secret: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sign(secret, "shop1", "till1", "a1", "k1")
+
+
+def _shape_by_rules(path: str) -> tuple[str, ...] | None:
+    """The documented shape, checked part by part without regular expressions: the oracle for
+    `parse`'s one-pattern fast path."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+    if not path.startswith("/hooks/stk/"):
+        return None
+    parts = path[len("/hooks/stk/") :].split("/")
+    if len(parts) != 4:
+        return None
+    kid, dot, tag = parts[3].partition(".")
+    fields = (*parts[:3], kid, tag)
+    limits = (64, 64, 64, 16)
+    if not dot or len(tag) != 22 or not set(tag) <= safe:
+        return None
+    if not all(1 <= len(f) <= n and set(f) <= safe for f, n in zip(fields, limits, strict=False)):
+        return None
+    return fields
+
+
+_PATH_PIECES = st.lists(
+    st.sampled_from(["a", "Z", "9", "_", "-", "/", ".", "!", " ", "\n", "k1", "A" * 22, "s" * 64]),
+    max_size=14,
+)
+
+
+_GOOD = ["s" * 64, "/", "a", "/", "Z9_-", "/", "k1", ".", "A" * 22]
+
+
+@given(_PATH_PIECES)
+@example(_GOOD)
+@example([*_GOOD, "\n"])
+@example([*_GOOD[:6], "k1", ".", "A" * 22, "."])
+@example([*_GOOD[:6], "k1.k2", ".", "A" * 22])
+@example(["s" * 64, "a", *_GOOD[1:]])
+@example([*_GOOD[:6], "k" * 16, ".", "A" * 22])
+def test_parse_accepts_exactly_the_documented_shape(pieces: list[str]) -> None:
+    path = "/hooks/stk/" + "".join(pieces)
+    expected = _shape_by_rules(path)
+    if expected is None:
+        with pytest.raises(CallbackPathError):
+            parse(path)
+    else:
+        parsed = parse(path)
+        assert (parsed.shop_id, parsed.till_id, parsed.attempt_ref, parsed.kid, parsed.tag) == (
+            expected
+        )
+        assert parsed.path() == path

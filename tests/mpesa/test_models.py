@@ -18,6 +18,7 @@ from smartduka_tui.mpesa.models import (
     C2BConfirmation,
     CallbackParseError,
     ErrorEnvelope,
+    MalformedJson,
     OAuthResponse,
     StkCallback,
     StkPushRequest,
@@ -30,6 +31,7 @@ from smartduka_tui.mpesa.models import (
     parse_error_envelope,
     parse_stk_callback,
     result_code_key,
+    strict_json,
 )
 from smartduka_tui.mpesa.result_codes import describe_result
 from tests.support.daraja import PAYLOADS
@@ -618,3 +620,13 @@ def test_integer_zero_and_the_string_zero_are_success(code: int | str) -> None:
 def test_a_number_and_its_exact_text_are_one_code_but_padded_text_is_not(code: int) -> None:
     assert result_code_key(code) == result_code_key(str(code)) == str(code)
     assert result_code_key("0" + str(code)) != str(code)
+
+
+def test_strict_json_strips_one_utf8_bom_and_refuses_what_is_not_utf8() -> None:
+    bom = b"\xef\xbb\xbf"
+    assert strict_json(bom + b'{"a": 1}') == {"a": 1}
+    assert strict_json(b'{"a": "\xc3\xa9"}') == {"a": "\u00e9"}
+    with pytest.raises(MalformedJson, match="not valid JSON"):
+        strict_json(bom + bom + b'{"a": 1}')
+    with pytest.raises(MalformedJson, match="not UTF-8"):
+        strict_json(b'{"a": "\xff"}')

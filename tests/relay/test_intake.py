@@ -237,6 +237,79 @@ async def test_lying_content_length_is_counted_as_bytes_arrive(harness: Harness)
     assert await harness.count("SELECT COUNT(*) FROM events WHERE kind='callback'") == 0
 
 
+async def test_other_methods_on_the_hook_get_405_and_store_nothing(harness: Harness) -> None:
+    shop = await harness.shop()
+    path = attempt_path(shop)
+    client = harness.client()
+    for method in ("GET", "PUT", "DELETE"):
+        response = await client.request(method, path, content=callback_body())
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+    assert await harness.count("SELECT COUNT(*) FROM events") == 0
+    assert callbacks(harness, "stored") == 0
+    assert (await harness.post(path)).status_code == 200
+
+
+async def _raw_post(harness: Harness, path: str, messages: list[dict[str, Any]]) -> list[Any]:
+    """Call the app with these receive messages in turn (the route reads `receive` itself)."""
+    incoming = iter(messages)
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"relay.test")],
+        "client": (SAFARICOM_IP, 1234),
+        "server": ("relay.test", 80),
+        "app": harness.app,
+    }
+    await harness.app(scope, receive, send)
+    return sent
+
+
+async def test_body_in_several_chunks_is_stored_whole(harness: Harness) -> None:
+    shop = await harness.shop()
+    body = callback_body()
+    third = len(body) // 3
+    chunks = [body[:third], body[third : 2 * third], body[2 * third :]]
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": n < 2}
+        for n, chunk in enumerate(chunks)
+    ]
+    sent = await _raw_post(harness, attempt_path(shop), messages)
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"]) == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    events = (await harness.feed(shop)).json()["events"]
+    assert [e["body"].encode() for e in events] == [body]
+
+
+async def test_client_gone_mid_body_gets_400_and_nothing_is_stored(harness: Harness) -> None:
+    shop = await harness.shop()
+    body = callback_body()
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body[:40], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = await _raw_post(harness, attempt_path(shop), messages)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"]) == {"error": "request body was cut short"}
+    assert await harness.count("SELECT COUNT(*) FROM events") == 0
+    assert (await harness.feed(shop)).json()["events"] == []
+
+
 @pytest.mark.parametrize("store_kind", ["sqlite"])
 async def test_store_failure_answers_503_never_2xx_and_recovers(make_harness: Any) -> None:
     async with make_harness(busy_timeout_ms=50) as h:
