@@ -1,0 +1,52 @@
+"""What a finished sale leaves in memory (issue #18: the till under 100 MB after 100 sales).
+
+A sale's screens are closed when the checkout comes back; nothing the till keeps may hold them,
+or what they drew, after that. Checked with weak references on a real sale through the real
+simulator: a screen or a render cache still referenced after a collection is a leak.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from typing import Any
+
+from textual.widget import Widget
+
+from smartduka_tui.ui.screens.checkout import CheckoutScreen
+from smartduka_tui.ui.screens.success import SuccessScreen
+from tests.conftest import unique_phone
+from tests.payments.harness import TillHarness
+from tests.ui.conftest import SIZE, build_app, wait_for_screen, wait_until
+from tests.ui.test_flows import answer, script, start_sale
+
+
+def drawn_by(screen: Any) -> list[weakref.ref[Any]]:
+    """Weak references to `screen`, its widgets and each widget's cache of drawn lines."""
+    widgets: list[Widget] = list(screen.walk_children(Widget))
+    refs: list[weakref.ref[Any]] = [weakref.ref(screen)]
+    refs += [weakref.ref(widget) for widget in widgets]
+    refs += [weakref.ref(widget._styles_cache) for widget in widgets]
+    return refs
+
+
+async def test_a_finished_sale_leaves_nothing_of_its_screens(shop_till: TillHarness) -> None:
+    phone = await script(shop_till, unique_phone())
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_sale(pilot, 130, phone)
+        await answer(shop_till)
+        success = await wait_for_screen(pilot, SuccessScreen)
+        await pilot.pause()
+        kept = drawn_by(success)
+        assert len(kept) > 10  # the screen drew its widgets: there is something to release
+        del success
+        await pilot.press("enter")
+        checkout = await wait_for_screen(pilot, CheckoutScreen)
+        await wait_until(pilot, lambda: checkout.sale_ref != "", "the next sale's reference")
+        await pilot.pause()
+        gc.collect()
+        alive = [ref() for ref in kept if ref() is not None]
+        assert alive == []
+        # The checkout itself still draws: its own caches are in use, not released under it.
+        assert checkout.query_one("#total")._styles_cache is not None
