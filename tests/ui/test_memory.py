@@ -8,6 +8,8 @@ simulator: a screen or a render cache still referenced after a collection is a l
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from typing import Any
 
@@ -50,3 +52,22 @@ async def test_a_finished_sale_leaves_nothing_of_its_screens(shop_till: TillHarn
         assert alive == []
         # The checkout itself still draws: its own caches are in use, not released under it.
         assert checkout.query_one("#total")._styles_cache is not None
+
+
+def test_the_open_till_leaves_out_httpx_command_line() -> None:
+    """httpx's command line (click, pygments) stays out of a till that has loaded everything a
+    sale uses, and httpx itself still works. A fresh interpreter, so nothing is loaded yet."""
+    probe = (
+        "import sys\n"
+        "from smartduka_tui.cli.common import load_modules\n"
+        "from smartduka_tui.cli.app import APP_MODULES\n"
+        "load_modules(APP_MODULES)\n"
+        "import httpx\n"
+        "httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204)))\n"
+        "print(' '.join(name for name in ('click', 'pygments') if name in sys.modules))\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.splitlines() == ["", "True"], loaded.stdout
