@@ -9,6 +9,7 @@ import sys
 # 3 MB resident) with every `import httpx`, and no SmartDuka process ever runs it. A None entry
 # makes that one import fail, which httpx allows for (its `main` is then a stub that says the
 # command line's extras are missing). Set only while httpx is not loaded yet.
-sys.modules.setdefault("httpx._main", None)
+if "httpx._main" not in sys.modules:
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
 
 __version__ = "0.1.0"
