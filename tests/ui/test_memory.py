@@ -7,13 +7,17 @@ simulator: a screen or a render cache still referenced after a collection is a l
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import os
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 from typing import Any
 
 from textual.widget import Widget
+from textual.worker import Worker, WorkerState
 
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
@@ -21,6 +25,7 @@ from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
 from tests.ui.conftest import SIZE, build_app, wait_for_screen, wait_until
 from tests.ui.test_flows import answer, script, start_sale
+from tests.ui.test_receipts import SALE, desk, expected, paid_sale
 
 
 def drawn_by(screen: Any) -> list[weakref.ref[Any]]:
@@ -52,6 +57,34 @@ async def test_a_finished_sale_leaves_nothing_of_its_screens(shop_till: TillHarn
         assert alive == []
         # The checkout itself still draws: its own caches are in use, not released under it.
         assert checkout.query_one("#total")._styles_cache is not None
+
+
+async def test_a_print_that_ends_after_the_sale_closed_fails_nothing(
+    quiet_till: TillHarness, tmp_path: Path
+) -> None:
+    """The cashier leaves the success screen while its receipt prints (the device a FIFO
+    nobody reads yet, so the print waits): when the printer then takes the receipt, the print
+    ends well, although the screen it would tell is gone."""
+    phone = await script(quiet_till, unique_phone())
+    device = tmp_path / "lp0"
+    os.mkfifo(device)
+    app = build_app(quiet_till, receipts=desk(quiet_till, device))
+    async with app.run_test(size=SIZE) as pilot:
+        await paid_sale(pilot, quiet_till, phone)
+        printing: list[Worker[None]] = [w for w in app.workers if w.group == "print"]
+        assert len(printing) == 1 and not printing[0].is_finished
+        await pilot.press("enter")
+        await wait_for_screen(pilot, CheckoutScreen)
+
+        def printer_wakes() -> bytes:
+            with open(device, "rb") as fifo:
+                return fifo.read()
+
+        got = await asyncio.wait_for(asyncio.to_thread(printer_wakes), timeout=20)
+        await wait_until(pilot, lambda: printing[0].is_finished, "the print to end")
+        assert printing[0].state is WorkerState.SUCCESS, printing[0].error
+        assert app.printer is not None and SALE in app.printer.printed
+    assert got == expected(f"{SALE}.escpos")
 
 
 def test_the_open_till_leaves_out_httpx_command_line() -> None:
