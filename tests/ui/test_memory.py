@@ -87,6 +87,21 @@ async def test_a_print_that_ends_after_the_sale_closed_fails_nothing(
     assert got == expected(f"{SALE}.escpos")
 
 
+async def test_an_attempt_lock_lives_while_held_and_goes_after(shop_till: TillHarness) -> None:
+    """The engine's per-attempt lock is kept while someone holds it (the same one to every
+    caller then), and not after: it was kept for every attempt the till ever made."""
+    engine = shop_till.engine
+    lock = engine.lock_for("ATT-memory-1")
+    async with lock:
+        assert engine.lock_for("ATT-memory-1") is lock
+        assert engine.lock_for("ATT-memory-1").locked()
+    gone = weakref.ref(lock)
+    del lock
+    gc.collect()
+    assert gone() is None
+    assert not engine.lock_for("ATT-memory-1").locked()
+
+
 def test_the_open_till_leaves_out_httpx_command_line() -> None:
     """httpx's command line (click, pygments) stays out of a till that has loaded everything a
     sale uses, and httpx itself still works. A fresh interpreter, so nothing is loaded yet."""
