@@ -17,8 +17,11 @@ loopback, a demo shop in a throwaway folder).
    phone, Enter, wait for the paid screen, Enter) each paid through the relay's feed. Keys are
    posted to the app as the terminal driver posts them (Pilot's `press` would also wait for the
    process to look idle after each key, which a busy till rarely does). VmRSS is read from
-   /proc/self/status before the first and after the last sale, with the peak (VmHWM). Target
-   150 MB (DESIGN.md section 9; issue #18 asks for 100 MB).
+   /proc/self/status before the first sale, after the first, every 10 and after the last, with
+   the peak (VmHWM). Target 150 MB (DESIGN.md section 9; issue #18 asks for 100 MB). The app
+   runs in a Python process of its own (`in_till_process`) that loads what a till loads: this
+   one also holds the demo's set-up (it enrols the till with the relay's own modules) and the
+   simulator's control client, which no till has.
 
 Both sides of the start are timed the same way. The machine sets `PYTHONDONTWRITEBYTECODE=1`
 and the children inherit it, so nothing is cached as they import: the bare app's libraries come
@@ -38,26 +41,31 @@ import pty
 import select
 import signal
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from textual import events
 
 from smartduka_tui.cli.app import till_services
-from smartduka_tui.cli.demo import Demo, demo_environment
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.config import Settings
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.success import SuccessScreen
 from smartduka_tui.ui.services import UiOptions
+
+if TYPE_CHECKING:
+    # The parent's side only (the demo's servers): the till's process never imports them.
+    from smartduka_tui.cli.demo import Demo
 
 SMARTDUKA = "import sys; from smartduka_tui.cli import main; sys.exit(main())"
 # The baseline: the least a Textual 8 app with a focused field shows, started the same way.
@@ -164,9 +172,12 @@ async def wait_for(pilot: Any, screen_type: type) -> Any:
     return pilot.app.screen
 
 
-async def ring_up(pilot: Any, checkout: Any, sales: int) -> None:
+async def ring_up(
+    pilot: Any, checkout: Any, sales: int, after_sale: Callable[[int], None] | None = None
+) -> None:
     """A scripted cashier: `sales` sales, each paid by M-Pesa on the simulator's paying phone,
-    printing the resident size every 10 sales (so that a run cut short still says something)."""
+    printing the resident size after the first and every 10 (so that a run cut short still
+    says something); `after_sale(n)` is called after each, n counting from 1."""
     app = pilot.app
     for number in range(sales):
         while not checkout.sale_ref:
@@ -181,18 +192,53 @@ async def ring_up(pilot: Any, checkout: Any, sales: int) -> None:
         await wait_for(pilot, SuccessScreen)
         press(app, "enter")
         checkout = await wait_for(pilot, CheckoutScreen)
-        if (number + 1) % 10 == 0:
-            print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB")
+        if number == 0 or (number + 1) % 10 == 0:
+            print(f"  {number + 1} sales, VmRSS {memory_kb()['VmRSS'] / 1024:.1f} MB", flush=True)
+        if after_sale is not None:
+            after_sale(number + 1)
+
+
+def bench_settings(demo: Demo) -> Settings:
+    """The demo till's settings with a push limit a scripted cashier does not hit: the limit
+    (20 a minute by default) protects customers, and is not what is measured."""
+    limits = demo.settings.limits.model_copy(update={"pushes_per_minute": 10_000})
+    return demo.settings.model_copy(update={"limits": limits})
+
+
+async def customer_answers_at_once(demo: Demo) -> None:
+    """The simulated customer pays 50 ms after the prompt: this measures the app, not a thumb."""
+    from smartduka_tui.simulator.control import SimulatorControl
+
+    async with SimulatorControl(demo.simulator.url) as sim:
+        await sim.update_settings(callback_delay_s=0.05)
+
+
+TILL_PROCESS = "--till-process"
+
+
+async def in_till_process(script: Path, settings: Settings, *args: str) -> None:
+    """Run `script TILL_PROCESS SETTINGS_FILE *args` in a new Python process, which then opens
+    the till from those settings: its resident size is a till's, not this bench's (see the
+    module's docstring). Its output goes to this one's."""
+    settings_file = Path(settings.data_dir) / "bench-settings.json"
+    settings_file.write_text(settings.model_dump_json(), encoding="utf-8")
+    command = [sys.executable, str(script), TILL_PROCESS, str(settings_file), *args]
+    done = await asyncio.to_thread(subprocess.run, command, check=False)
+    if done.returncode:
+        raise SystemExit(f"bench: the till's process exited {done.returncode}")
+
+
+def settings_from(settings_file: str) -> Settings:
+    return Settings.model_validate_json(Path(settings_file).read_text(encoding="utf-8"))
 
 
 async def sales_session(demo: Demo, sales: int) -> None:
-    async with SimulatorControl(demo.simulator.url) as sim:
-        # The customer answers at once: this measures the app, not the simulated thumb.
-        await sim.update_settings(callback_delay_s=0.05)
-    # The till's push limit (20 a minute by default) protects customers; a scripted cashier
-    # sells faster than that, and the limit is not what is measured here.
-    limits = demo.settings.limits.model_copy(update={"pushes_per_minute": 10_000})
-    settings = demo.settings.model_copy(update={"limits": limits})
+    await customer_answers_at_once(demo)
+    await in_till_process(Path(__file__), bench_settings(demo), "--sales", str(sales))
+
+
+async def sales_in_this_process(settings: Settings, sales: int) -> None:
+    """The memory part's till side (in its own process: `in_till_process`)."""
     async with till_services(settings, clock=SystemClock()) as services:
         app = make_app(settings, services, options=UiOptions(cursor_blink=False))
         async with app.run_test(size=(80, 24)) as pilot:
@@ -216,7 +262,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=5, help="app starts to time")
     parser.add_argument("--sales", type=int, default=100, help="sales in the memory session")
+    parser.add_argument(TILL_PROCESS, metavar="SETTINGS_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.till_process:
+        await sales_in_this_process(settings_from(args.till_process), args.sales)
+        return
+    from smartduka_tui.cli.demo import demo_environment
+
     compile_project()
     async with demo_environment() as demo:
         # Memory first: the starts below poll the relay's feed with the same till key, and

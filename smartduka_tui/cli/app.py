@@ -86,7 +86,7 @@ async def paint_then_open(config_file: str | None) -> int:
         running.result()
         return app.return_code or 0
     try:
-        load_modules(APP_MODULES)
+        await app.load_behind(partial(load_modules, APP_MODULES))
         settings = settings_for(config_file)
         async with till_services(settings) as services:
             app.open_till(settings, services)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -164,7 +165,9 @@ class PaymentEngine:
         self.callback_base_url = settings.relay_url_for(till.relay_url)
         self.monitor = Monitor(store, settings, clock, shop.id, till.till_id)
         self._listeners: list[PaymentListener] = []
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Weak: an attempt's lock lives while someone holds or awaits it, and a lock no one
+        # holds is as good as a new one. A plain dict kept one for every attempt ever made.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._pushes: set[asyncio.Task[Attempt]] = set()
         per_minute = settings.limits.pushes_per_minute
         self.push_bucket = TokenBucket(clock, per_minute, per_minute / 60)
@@ -217,7 +220,8 @@ class PaymentEngine:
         for attempt in await self.store.attempts.live(
             self.shop_id, self.till_id, {AttemptState.CREATED}
         ):
-            if attempt.attempt_ref in self._locks and self._locks[attempt.attempt_ref].locked():
+            held = self._locks.get(attempt.attempt_ref)
+            if held is not None and held.locked():
                 continue
             verdict = await self.apply_evidence(
                 attempt,
@@ -267,7 +271,8 @@ class PaymentEngine:
     def lock_for(self, attempt_ref: str) -> asyncio.Lock:
         lock = self._locks.get(attempt_ref)
         if lock is None:
-            lock = self._locks[attempt_ref] = asyncio.Lock()
+            lock = asyncio.Lock()
+            self._locks[attempt_ref] = lock
         return lock
 
     async def view(self, attempt: Attempt) -> PaymentView:

@@ -241,6 +241,15 @@ class SmartDukaApp(App[int]):
 
             self.printer = PrinterWatch(self, services.receipts)
 
+    async def load_behind(self, load: Callable[[], object]) -> None:
+        """Run `load` (the till's imports) on a thread while the painted checkout takes keys.
+
+        The imports are most of a start, and run on the event loop they held every key typed
+        meanwhile until they were done. CPython imports safely from any thread and switches
+        back to the loop every few milliseconds, so the checkout answers as they load. Only
+        imports go there: widgets, screens and the app are touched on the loop alone."""
+        await asyncio.to_thread(load)
+
     def open_till(self, settings: Settings, services: AppServices) -> None:
         """Hand a starting app its till (callable from outside the app's message loop)."""
         self.post_message(TillOpened(settings, services))

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
 from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.render_caches import release_closed_screens
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
@@ -583,6 +584,8 @@ class CheckoutScreen(TillScreen):
             self._suggest_reference()
 
     def on_screen_resume(self) -> None:
+        # The sale screens just closed: their drawn lines go with them (render_caches).
+        release_closed_screens()
         # Back from a sale screen: money may have been taken toward this sale meanwhile.
         if self.till.is_open and self.sale_ref:
             self._load_sale()

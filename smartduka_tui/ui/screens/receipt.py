@@ -102,7 +102,10 @@ class ReceiptScreen(ModalScreen[None]):
             self._say(outcome_words(outcome))
 
     def _say(self, text: str) -> None:
-        self.query_one("#receipt-status", Static).update(text)
+        # Not to a closing screen: a print can end after the cashier closed it (see the
+        # success screen's `_say_printer`).
+        for line in self.query("#receipt-status").results(Static):
+            line.update(text)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -218,7 +218,12 @@ class SuccessScreen(SaleScreen):
             self._say_printer(outcome_words(outcome) + again)
 
     def _say_printer(self, text: str) -> None:
-        self.query_one("#printer-line", Static).update(text)
+        # A print can end after the cashier has moved on: the screen is closing, its line
+        # already gone, and there is no one to tell. A failed query there failed the print's
+        # worker, whose logged traceback kept the closed screen and loaded rich's traceback
+        # and pygments (2 MB) on the first sale.
+        for line in self.query("#printer-line").results(Static):
+            line.update(text)
 
     def action_show_receipt(self) -> None:
         printer = self.till.printer
