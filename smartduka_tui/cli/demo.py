@@ -501,8 +501,9 @@ async def demo_environment(
         servers.append(relay)
         if servers_started is not None:
             await servers_started()
-        # The till's modules load while the two servers start.
-        load_modules(APP_MODULES)
+        # The till's modules load while the two servers start, on a thread: the painted
+        # checkout answers keys meanwhile (as `SmartDukaApp.load_behind` does for `smartduka`).
+        await asyncio.to_thread(load_modules, APP_MODULES)
         data_dir = folder / "till"
         shop_id, shortcode, credentials, initiator = await _set_up_till(
             data_dir, simulator, relay, folder
