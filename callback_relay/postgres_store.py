@@ -808,6 +808,15 @@ class PostgresStore:
 
         return await self._tx(work)
 
+    async def delete_meta_if(self, key: str, value: bytes) -> bool:
+        """Delete `key` while it holds `value` (the receipt index's release)."""
+
+        async def work(cur: Cursor) -> bool:
+            await cur.execute("DELETE FROM meta WHERE key = %s AND value = %s", (key, value))
+            return cur.rowcount == 1
+
+        return await self._tx(work)
+
 
 def _notify_payloads(tills: list[str]) -> list[str]:
     """The till ids joined by commas, in as few payloads under NOTIFY's limit as they fit."""
