@@ -711,6 +711,7 @@ def c2b_claimer(
 
 RECEIPTS_PATH: Final = "/v1/receipts"
 RECEIPTS_KNOWN_PATH: Final = "/v1/receipts/known"
+RECEIPTS_RELEASE_PATH: Final = "/v1/receipts/release"
 # The relay takes at most 500 receipts a request (callback_relay/receipts.py).
 RECEIPTS_BATCH: Final = 500
 # Receipts the publisher keeps for the next try while the relay is down; past this the next
@@ -735,18 +736,79 @@ class RelayShopReceipts:
         self._key = till_key
         self._transport = transport
         self._timeout_s = timeout_s
+        # Releases the relay could not be told yet (receipt -> sale_ref), oldest first: each
+        # call tries them again before its own request, as the publisher keeps its receipts.
+        self._unreleased: dict[str, str] = {}
+        # One release pass at a time, and none while a registration takes a receipt back.
+        self._releasing = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RelayShopReceipts(relay={self._url!r})"
 
+    @property
+    def unreleased(self) -> dict[str, str]:
+        """The releases kept for a later call (receipt -> sale_ref)."""
+        return dict(self._unreleased)
+
     async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        async with self._releasing:
+            # A sale that holds a receipt again must not lose it to its own older release.
+            for receipt, sale_ref in held:
+                if self._unreleased.get(receipt) == sale_ref:
+                    del self._unreleased[receipt]
+            await self._release_kept()
         items = [{"receipt": receipt, "sale_ref": sale_ref} for receipt, sale_ref in held]
         conflicts: list[ReceiptHolder] = []
         for answer in await self._batches(RECEIPTS_PATH, items):
             conflicts.extend(_holders(answer.get("conflicts")))
         return conflicts
 
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        async with self._releasing:
+            self._unreleased.pop(receipt, None)
+            self._unreleased[receipt] = sale_ref
+            while len(self._unreleased) > PUBLISH_BACKLOG:
+                del self._unreleased[next(iter(self._unreleased))]
+            await self._release_kept()
+        return receipt not in self._unreleased
+
+    async def _release_kept(self) -> None:
+        """Tell the relay each kept release, oldest first, until one cannot be told (the rest
+        wait for the next call). Answers 404 and 409 say this till's sale holds nothing to give
+        back (already released, or never granted): done too. Held with `_releasing`."""
+        if not self._unreleased:
+            return
+        async with self._http() as http:
+            for receipt, sale_ref in list(self._unreleased.items()):
+                try:
+                    response = await http.post(
+                        RECEIPTS_RELEASE_PATH,
+                        json={"receipt": receipt, "sale_ref": sale_ref},
+                        headers={"Authorization": f"Bearer {self._key}"},
+                    )
+                except httpx.TransportError as error:
+                    log.info(
+                        "%d receipt releases kept for later: the relay is unreachable (%s)",
+                        len(self._unreleased),
+                        type(error).__name__,
+                    )
+                    return
+                if response.status_code not in (200, 404, 409):
+                    log.info(
+                        "%d receipt releases kept for later: the relay answered HTTP %d",
+                        len(self._unreleased),
+                        response.status_code,
+                    )
+                    return
+                if response.status_code == 409:
+                    log.info(
+                        "receipt %s was not held by sale %s: nothing to release", receipt, sale_ref
+                    )
+                del self._unreleased[receipt]
+
     async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        async with self._releasing:
+            await self._release_kept()
         found: dict[str, ReceiptHolder] = {}
         for answer in await self._batches(RECEIPTS_KNOWN_PATH, list(dict.fromkeys(receipts))):
             found.update((h.receipt, h) for h in _holders(answer.get("held")))
@@ -756,14 +818,7 @@ class RelayShopReceipts:
         answers: list[dict[str, Any]] = []
         if not items:
             return answers
-        async with httpx.AsyncClient(
-            base_url=self._url,
-            timeout=self._timeout_s,
-            transport=self._transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
-        ) as http:
+        async with self._http() as http:
             for start in range(0, len(items), RECEIPTS_BATCH):
                 try:
                     response = await http.post(
@@ -781,6 +836,16 @@ class RelayShopReceipts:
                     raise ShopReceiptsUnavailable(f"the relay did not answer: {message}")
                 answers.append(body)
         return answers
+
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._url,
+            timeout=self._timeout_s,
+            transport=self._transport,
+            trust_env=False,
+            verify=client_verify(),
+            follow_redirects=False,
+        )
 
 
 def _holders(items: object) -> list[ReceiptHolder]:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.model import AttemptState
-from smartduka_tui.payments.api import PaymentView
+from smartduka_tui.payments.api import AttemptId, PaymentView
+from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.payments.pull import statement_pull_for
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.shop_receipts import ReceiptHolder, ShopReceipts
 from smartduka_tui.payments.statement import ReceiptRefusal, statement_service
 from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.control import SimulatorControl
@@ -176,3 +178,60 @@ async def test_a_receipt_the_shop_cannot_be_asked_about_is_refused_and_changes_n
         assert c.money_state() == before
         assert (await c.engine.get(attempt_id)).state is AttemptState.FAILED
         assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+
+
+class SettledMeanwhile:
+    """The till's real receipt index, except that while the claim is on its way a manager
+    settles the sale with another receipt, so the engine then declines the one claimed."""
+
+    def __init__(self, inner: ShopReceipts, engine: PaymentEngine, attempt_id: AttemptId):
+        self.inner = inner
+        self.engine = engine
+        self.attempt_id = attempt_id
+        self.released: list[tuple[str, str]] = []
+
+    async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        conflicts = await self.inner.register(held)
+        attempt = await self.engine.store.attempts.get(self.engine.shop_id, int(self.attempt_id))
+        assert attempt is not None
+        await self.engine.apply_evidence(
+            attempt, Evidence.MANAGER_PAID, Cause.MANAGER, receipt_number="QMANAGER01"
+        )
+        return conflicts
+
+    async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        return await self.inner.known(receipts)
+
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        self.released.append((receipt, sale_ref))
+        return await self.inner.release(receipt, sale_ref)
+
+
+async def test_a_receipt_the_engine_declined_after_its_grant_is_released_for_another_sale(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        first = await c.failed_sale(sim, "0053", 660)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 660)
+        index = c.service.receipts
+        assert index is not None
+        settled = SettledMeanwhile(index, c.engine, first)
+        c.service.receipts = settled
+        verdict = await c.service.verify_receipt(paid.trans_id, "0053")
+        assert not verdict.accepted
+        assert verdict.refusal is ReceiptRefusal.SALE_NOT_OPEN
+        assert verdict.message.startswith("Sale 0053 could not take the receipt now (")
+        view = await c.engine.get(first)
+        assert (view.state, view.receipt) == (AttemptState.COMPLETED, "QMANAGER01")
+        # The grant was given back: the relay holds the receipt for no sale.
+        assert settled.released == [(paid.trans_id, "0053")]
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+        c.service.receipts = index
+        second = await c.failed_sale(sim, "0054", 660)
+        taken = await c.service.verify_receipt(paid.trans_id, "0054")
+        assert taken.accepted, taken
+        assert (await c.engine.get(second)).receipt == paid.trans_id
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) == {
+            "till_id": c.till.till_id,
+            "sale_ref": "0054",
+        }
