@@ -860,19 +860,6 @@ def _holders(items: object) -> list[ReceiptHolder]:
         raise ShopReceiptsUnavailable("the relay's answer is not a list of holders") from None
 
 
-def shop_receipts_for(
-    engine: PaymentEngine, *, transport: httpx.AsyncBaseTransport | None = None
-) -> RelayShopReceipts | None:
-    """The shop's receipt index at this till's relay, or None when the till has no relay."""
-    try:
-        relay_url = engine.settings.relay_url_for(engine.till.relay_url)
-    except ValueError:
-        return None
-    if not relay_url:
-        return None
-    return RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport)
-
-
 class ReceiptPublisher:
     """Tells the shop's receipt index about each receipt this till's sales come to hold, as
     soon as the engine reports it (callback, query, receipt code, statement, manager), so the
@@ -961,14 +948,17 @@ async def till_link(
     daraja_check: Callable[[], Awaitable[bool | None]] | None = None,
     results: ResultSink | None = None,
     listeners: Sequence[Callable[[HandledEvent], None]] = (),
+    receipts: ShopReceipts | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     poll_wait_s: float = 25.0,
     backoff_base_s: float = 0.5,
     backoff_max_s: float = 30.0,
 ) -> AsyncIterator[TillLink]:
-    """Start the relay client (none without `relay_url`) and the Daraja probe (none without
-    `daraja_check`) beside a started engine whose gateway already reports to `monitor`; both
-    stopped on the way out. Everything is given here: nothing is set on them afterwards.
+    """Start the relay client (none without `relay_url`), the receipt publisher to
+    `receipts` (the shop's receipt index, with the relay client only) and the Daraja probe
+    (none without `daraja_check`) beside a started engine whose gateway already reports to
+    `monitor`; all stopped on the way out. Everything is given here: nothing is set on them
+    afterwards.
 
     `smartduka_tui.till.open_till` is the one caller: it builds the monitor before the engine.
     """
@@ -990,11 +980,9 @@ async def till_link(
             listeners=listeners,
         )
         client.start()
-        publisher = ReceiptPublisher(
-            engine,
-            RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport),
-        )
-        publisher.start()
+        if receipts is not None:
+            publisher = ReceiptPublisher(engine, receipts)
+            publisher.start()
     probe: DarajaProbe | None = None
     if daraja_check is not None:
         probe = DarajaProbe(monitor, clock, daraja_check)

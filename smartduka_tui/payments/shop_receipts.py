@@ -3,8 +3,9 @@
 Each till has its own store, but every till of a shop pulls the same shortcode's statement and
 may be shown any receipt code. The relay keeps the shop's receipt index (callback_relay
 `receipts.py`); this module is the domain's view of it, so the pull and the receipt checks
-depend on a small protocol and the HTTP client lives with the other relay calls
-(`relay_client.RelayShopReceipts`).
+depend on a small protocol and the HTTP client lives with the other relay calls (the relay
+client's `RelayShopReceipts`, which the composition root builds once and hands to the pull,
+the receipt checks and the receipt publisher).
 
 The index only ever stops an accusation or refuses a second holder: it never pays a sale. A
 relay that cannot be reached is `ShopReceiptsUnavailable`, and the caller says what it could

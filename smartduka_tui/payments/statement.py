@@ -885,12 +885,8 @@ def statement_service(
     engine: PaymentEngine, receipts: ShopReceipts | None = None
 ) -> StatementService:
     """The receipt checks for a running engine, with a Daraja client of the till's settings
-    and `receipts`, by default the shop's receipt index at the till's relay."""
+    and `receipts`, the shop's receipt index the composition root built (None: no relay, so
+    "no other sale holds it" is asked of this till's own sales only)."""
     from smartduka_tui.payments.gateway import daraja_client
 
-    if receipts is None:
-        # Imported here: the relay client imports this module (its ResultEvent).
-        from smartduka_tui.relay_client import shop_receipts_for
-
-        receipts = shop_receipts_for(engine)
     return StatementService(engine, daraja_client(engine.settings, engine.clock), receipts)

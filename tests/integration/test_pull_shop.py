@@ -16,13 +16,13 @@ from smartduka_tui.clock import ManualClock
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import AttemptId, PaymentView
 from smartduka_tui.payments.machine import Cause, Evidence
-from smartduka_tui.payments.pull import statement_pull_for
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.shop_receipts import ReceiptHolder, ShopReceipts
 from smartduka_tui.payments.statement import ReceiptRefusal, statement_service
 from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import database_path
+from smartduka_tui.till import Till as OpenTill
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, Till, eventually, make_till, own_shortcode
 from tests.integration.support import unique_name as named
@@ -48,13 +48,13 @@ async def shop_of_two(tmp_path: Path, relay: RelayHandle, sim: SimulatorControl)
 
 
 @asynccontextmanager
-async def open_till(till: Till, clock: ManualClock) -> AsyncIterator[PaymentEngine]:
-    """The till's engine with its relay link (feed, receipt publisher) running."""
+async def open_till(till: Till, clock: ManualClock) -> AsyncIterator[OpenTill]:
+    """The till opened with its relay link (feed, receipt publisher) running."""
     async with till.opened(
         clock=clock, pull={"nominated_number": OWNER, "interval_s": 0}
     ) as opened:
         assert opened.link.relay is not None and opened.link.receipts is not None
-        yield opened.engine
+        yield opened
 
 
 async def paid_by_stk(engine: PaymentEngine, sale: str, amount: int) -> PaymentView:
@@ -87,7 +87,8 @@ async def test_a_pull_at_till_a_knows_till_bs_stk_payment(
 ) -> None:
     till_a, till_b = await shop_of_two(tmp_path, relay, sim)
     clock = ManualClock((await sim.clock()).now)
-    async with open_till(till_b, clock) as engine_b, open_till(till_a, clock) as engine_a:
+    async with open_till(till_b, clock) as opened_b, open_till(till_a, clock) as opened_a:
+        engine_b = opened_b.engine
         paid = await paid_by_stk(engine_b, "B1", 175)
         assert paid.receipt is not None
         receipt = paid.receipt
@@ -97,7 +98,7 @@ async def test_a_pull_at_till_a_knows_till_bs_stk_payment(
 
         assert await eventually(published) == {"till_id": till_b.till_id, "sale_ref": "B1"}
         stray = await sim.pay_till(till_a.shortcode or "", unique_phone(), 176)
-        pull = statement_pull_for(engine_a)
+        pull = opened_a.statement_pull()
         assert pull is not None
         report = await pull.pull()
         assert (report.rows, report.known_elsewhere, report.money_without_sale) == (2, 1, 1)
@@ -111,7 +112,8 @@ async def test_a_receipt_till_bs_sale_holds_is_refused_at_till_a(
 ) -> None:
     till_a, till_b = await shop_of_two(tmp_path, relay, sim)
     clock = ManualClock((await sim.clock()).now)
-    async with open_till(till_b, clock) as engine_b, open_till(till_a, clock) as engine_a:
+    async with open_till(till_b, clock) as opened_b, open_till(till_a, clock) as opened_a:
+        engine_b, engine_a = opened_b.engine, opened_a.engine
         paid = await paid_by_stk(engine_b, "B2", 180)
         assert paid.receipt is not None
         receipt = paid.receipt
@@ -129,7 +131,7 @@ async def test_a_receipt_till_bs_sale_holds_is_refused_at_till_a(
 
         assert await eventually(is_failed)
         before = money_state(till_a)
-        service = statement_service(engine_a)
+        service = statement_service(engine_a, opened_a.shop_receipts)
         try:
             verdict = await service.verify_receipt(receipt.lower(), "A2")
         finally:
