@@ -101,6 +101,22 @@ async def test_the_till_is_built_once_with_its_parts_wired_at_construction(
         assert await store.shops.list_ids() == ["rootshop"]
 
 
+async def test_the_scheduled_pull_asks_the_tills_one_receipt_index(tmp_path: Path) -> None:
+    await shop_folder(tmp_path / "till")
+    settings = Settings(
+        data_dir=tmp_path / "till",
+        daraja={"base_url": CLOSED},
+        pull={"nominated_number": "254708374149", "interval_s": 900},
+    )
+    async with open_till(
+        settings, clock=ManualClock(), run_reconciler=False, probe_daraja=False
+    ) as till:
+        reconciler = till.engine._reconciler
+        assert reconciler is not None and reconciler.pull_schedule is not None
+        assert reconciler.pull_schedule.pull.receipts is till.shop_receipts
+        assert isinstance(till.shop_receipts, RelayShopReceipts)
+
+
 async def test_a_relay_url_that_means_none_leaves_out_the_feed_and_its_desks(
     tmp_path: Path,
 ) -> None:
