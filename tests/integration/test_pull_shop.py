@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import AttemptId, PaymentView
@@ -237,3 +239,49 @@ async def test_a_receipt_the_engine_declined_after_its_grant_is_released_for_ano
             "till_id": c.till.till_id,
             "sale_ref": "0054",
         }
+
+
+class WriteFailsMeanwhile:
+    """The till's real receipt index, except that while the claim is on its way the till's
+    database starts refusing changes to attempts (a trigger, as a failing disk would)."""
+
+    def __init__(self, inner: ShopReceipts, till: Till) -> None:
+        self.inner = inner
+        self.till = till
+
+    async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        conflicts = await self.inner.register(held)
+        with sqlite3.connect(database_path(self.till.data_dir)) as conn:
+            conn.execute(
+                "CREATE TRIGGER no_writes BEFORE UPDATE ON attempts "
+                "BEGIN SELECT RAISE(ABORT, 'the disk refused the write'); END"
+            )
+        return conflicts
+
+    async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        return await self.inner.known(receipts)
+
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        return await self.inner.release(receipt, sale_ref)
+
+
+async def test_a_receipt_whose_write_failed_after_its_grant_is_released(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        attempt_id = await c.failed_sale(sim, "0055", 670)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 670)
+        index = c.service.receipts
+        assert index is not None
+        before = c.money_state()
+        c.service.receipts = WriteFailsMeanwhile(index, c.till)
+        with pytest.raises(Exception, match="the disk refused the write"):
+            await c.service.verify_receipt(paid.trans_id, "0055")
+        assert c.money_state() == before
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+        with sqlite3.connect(database_path(c.till.data_dir)) as conn:
+            conn.execute("DROP TRIGGER no_writes")
+        c.service.receipts = index
+        taken = await c.service.verify_receipt(paid.trans_id, "0055")
+        assert taken.accepted, taken
+        assert (await c.engine.get(attempt_id)).receipt == paid.trans_id
