@@ -928,6 +928,15 @@ class PostgresStore:
 
         return await self._tx(work)
 
+    async def delete_meta_if(self, key: str, value: bytes) -> bool:
+        """Delete `key` while it holds `value` (the receipt index's release)."""
+
+        async def work(cur: Cursor) -> bool:
+            await cur.execute("DELETE FROM meta WHERE key = %s AND value = %s", (key, value))
+            return cur.rowcount == 1
+
+        return await self._tx(work)
+
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     """Every statement of a pooled connection planned for the tables as they are now. psycopg

@@ -5,6 +5,8 @@ call its neighbours' payments "money without a sale", and a receipt code verifie
 could pay a sale there that another till's sale already holds. Tills publish the receipts their
 sales hold (`POST /v1/receipts`, first holder wins shop-wide) and ask before they accuse
 (`POST /v1/receipts/known`). A C2B payment claimed for a sale (`c2b.py`) counts as held.
+A till that registered a receipt for a sale the sale then did not take (its engine declined
+the evidence) gives it back (`POST /v1/receipts/release`), so another sale can use it.
 
 Kept in the store's meta table under `receipt/{shop_id}/{receipt}` keys, as the C2B claims
 are: `set_meta_if_absent` is atomic on both stores, which is all first-holder-wins needs, and
@@ -77,6 +79,11 @@ class KnownBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     receipts: list[ReceiptCode] = Field(min_length=1, max_length=MAX_RECEIPTS)
+
+
+class ReleaseBody(HeldReceipt):
+    """Body of `POST /v1/receipts/release`: the receipt and the sale of this till that holds
+    it (the pair it was registered with)."""
 
 
 def _bad_body(error: ValidationError) -> str:
@@ -153,6 +160,44 @@ class ReceiptIndex:
         held = [{"receipt": r, **holders[r]} for r in receipts if r in holders]
         return JSONResponse({"held": held})
 
+    async def release(self, request: Request) -> Response:
+        """Give back a receipt this till registered for this sale: only that holder, and only
+        for that sale, may (a compare-and-delete, so a racing registration is never lost).
+        Anything else is a 4xx that changes nothing: 404 when no sale holds it, 409 when
+        another sale or till (or a claimed direct payment, which is the relay's own call)
+        does."""
+        till = await self._feed.authenticate(request, self._limiter)
+        if isinstance(till, Response):
+            return till
+        body = await self._body(
+            request, ReleaseBody, "one receipt (10 upper-case letters and digits) and its sale_ref"
+        )
+        if isinstance(body, Response):
+            return body
+        shop_id = till.shop_id
+        mine = _holder_json(till.till_id, body.sale_ref)
+        try:
+            if await self._store.delete_meta_if(receipt_key(shop_id, body.receipt), mine):
+                return JSONResponse({"released": body.receipt})
+            holder = (await self._holders(shop_id, [body.receipt])).get(body.receipt)
+        except StoreUnavailable:
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        if holder is None:
+            return JSONResponse(
+                {"error": f"no sale of this shop holds receipt {body.receipt}; nothing changed"},
+                status_code=404,
+            )
+        return JSONResponse(
+            {
+                "error": (
+                    f"receipt {body.receipt} is held by sale {holder['sale_ref']} at till "
+                    f"{holder['till_id']}, not by sale {body.sale_ref} here; nothing changed"
+                ),
+                "holder": {"receipt": body.receipt, **holder},
+            },
+            status_code=409,
+        )
+
     async def _holders(self, shop_id: str, receipts: list[str]) -> dict[str, dict[str, str]]:
         """Who holds each of `receipts` in the shop, in one read: a C2B claim first (the
         relay arbitrated it), else a till's registration; receipts no sale holds are left
@@ -169,7 +214,11 @@ class ReceiptIndex:
         return holders
 
     @staticmethod
-    async def _body(request: Request, model: type[M]) -> M | Response:
+    async def _body(
+        request: Request,
+        model: type[M],
+        shape: str = f"at most {MAX_RECEIPTS} receipts, each 10 upper-case letters and digits",
+    ) -> M | Response:
         try:
             raw = await read_limited(request, MAX_BODY_BYTES)
         except BodyTooLarge:
@@ -182,12 +231,7 @@ class ReceiptIndex:
             return model.model_validate_json(raw)
         except ValidationError as error:
             return JSONResponse(
-                {
-                    "error": (
-                        f"bad body ({_bad_body(error)}): at most {MAX_RECEIPTS} receipts, each "
-                        "10 upper-case letters and digits; nothing was stored"
-                    )
-                },
+                {"error": (f"bad body ({_bad_body(error)}): {shape}; nothing was stored")},
                 status_code=400,
             )
 
@@ -202,7 +246,13 @@ async def _known(request: Request) -> Response:
     return await index.known(request)
 
 
+async def _release(request: Request) -> Response:
+    index: ReceiptIndex = request.app.state.receipts
+    return await index.release(request)
+
+
 RECEIPT_ROUTES: list[Route] = [
     Route("/v1/receipts", _register, methods=["POST"]),
     Route("/v1/receipts/known", _known, methods=["POST"]),
+    Route("/v1/receipts/release", _release, methods=["POST"]),
 ]

@@ -817,6 +817,16 @@ class SqliteStore:
         result: dict[str, bytes] = await self._write(op)
         return result
 
+    async def delete_meta_if(self, key: str, value: bytes) -> bool:
+        """Delete `key` while it holds `value` (the receipt index's release)."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value))
+            return cursor.rowcount == 1
+
+        deleted: bool = await self._write(op)
+        return deleted
+
 
 def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:
     conn.execute(

@@ -247,3 +247,8 @@ class RelayStore(Protocol):
         """`set_meta_if_absent` for each (key, value), committed together: every key's value
         as stored afterwards."""
         ...
+
+    async def delete_meta_if(self, key: str, value: bytes) -> bool:
+        """Delete `key` only while its value is `value` (one atomic step): True when it was
+        deleted, False when it is absent or holds another value (then nothing changed)."""
+        ...

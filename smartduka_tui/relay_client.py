@@ -711,6 +711,7 @@ def c2b_claimer(
 
 RECEIPTS_PATH: Final = "/v1/receipts"
 RECEIPTS_KNOWN_PATH: Final = "/v1/receipts/known"
+RECEIPTS_RELEASE_PATH: Final = "/v1/receipts/release"
 # The relay takes at most 500 receipts a request (callback_relay/receipts.py).
 RECEIPTS_BATCH: Final = 500
 # Receipts the publisher keeps for the next try while the relay is down; past this the next
@@ -735,18 +736,79 @@ class RelayShopReceipts:
         self._key = till_key
         self._transport = transport
         self._timeout_s = timeout_s
+        # Releases the relay could not be told yet (receipt -> sale_ref), oldest first: each
+        # call tries them again before its own request, as the publisher keeps its receipts.
+        self._unreleased: dict[str, str] = {}
+        # One release pass at a time, and none while a registration takes a receipt back.
+        self._releasing = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RelayShopReceipts(relay={self._url!r})"
 
+    @property
+    def unreleased(self) -> dict[str, str]:
+        """The releases kept for a later call (receipt -> sale_ref)."""
+        return dict(self._unreleased)
+
     async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        async with self._releasing:
+            # A sale that holds a receipt again must not lose it to its own older release.
+            for receipt, sale_ref in held:
+                if self._unreleased.get(receipt) == sale_ref:
+                    del self._unreleased[receipt]
+            await self._release_kept()
         items = [{"receipt": receipt, "sale_ref": sale_ref} for receipt, sale_ref in held]
         conflicts: list[ReceiptHolder] = []
         for answer in await self._batches(RECEIPTS_PATH, items):
             conflicts.extend(_holders(answer.get("conflicts")))
         return conflicts
 
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        async with self._releasing:
+            self._unreleased.pop(receipt, None)
+            self._unreleased[receipt] = sale_ref
+            while len(self._unreleased) > PUBLISH_BACKLOG:
+                del self._unreleased[next(iter(self._unreleased))]
+            await self._release_kept()
+        return receipt not in self._unreleased
+
+    async def _release_kept(self) -> None:
+        """Tell the relay each kept release, oldest first, until one cannot be told (the rest
+        wait for the next call). Answers 404 and 409 say this till's sale holds nothing to give
+        back (already released, or never granted): done too. Held with `_releasing`."""
+        if not self._unreleased:
+            return
+        async with self._http() as http:
+            for receipt, sale_ref in list(self._unreleased.items()):
+                try:
+                    response = await http.post(
+                        RECEIPTS_RELEASE_PATH,
+                        json={"receipt": receipt, "sale_ref": sale_ref},
+                        headers={"Authorization": f"Bearer {self._key}"},
+                    )
+                except httpx.TransportError as error:
+                    log.info(
+                        "%d receipt releases kept for later: the relay is unreachable (%s)",
+                        len(self._unreleased),
+                        type(error).__name__,
+                    )
+                    return
+                if response.status_code not in (200, 404, 409):
+                    log.info(
+                        "%d receipt releases kept for later: the relay answered HTTP %d",
+                        len(self._unreleased),
+                        response.status_code,
+                    )
+                    return
+                if response.status_code == 409:
+                    log.info(
+                        "receipt %s was not held by sale %s: nothing to release", receipt, sale_ref
+                    )
+                del self._unreleased[receipt]
+
     async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        async with self._releasing:
+            await self._release_kept()
         found: dict[str, ReceiptHolder] = {}
         for answer in await self._batches(RECEIPTS_KNOWN_PATH, list(dict.fromkeys(receipts))):
             found.update((h.receipt, h) for h in _holders(answer.get("held")))
@@ -756,14 +818,7 @@ class RelayShopReceipts:
         answers: list[dict[str, Any]] = []
         if not items:
             return answers
-        async with httpx.AsyncClient(
-            base_url=self._url,
-            timeout=self._timeout_s,
-            transport=self._transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
-        ) as http:
+        async with self._http() as http:
             for start in range(0, len(items), RECEIPTS_BATCH):
                 try:
                     response = await http.post(
@@ -782,6 +837,16 @@ class RelayShopReceipts:
                 answers.append(body)
         return answers
 
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._url,
+            timeout=self._timeout_s,
+            transport=self._transport,
+            trust_env=False,
+            verify=client_verify(),
+            follow_redirects=False,
+        )
+
 
 def _holders(items: object) -> list[ReceiptHolder]:
     """The holders in a relay answer; ShopReceiptsUnavailable when it is not that shape."""
@@ -793,19 +858,6 @@ def _holders(items: object) -> list[ReceiptHolder]:
         ]
     except (KeyError, TypeError):
         raise ShopReceiptsUnavailable("the relay's answer is not a list of holders") from None
-
-
-def shop_receipts_for(
-    engine: PaymentEngine, *, transport: httpx.AsyncBaseTransport | None = None
-) -> RelayShopReceipts | None:
-    """The shop's receipt index at this till's relay, or None when the till has no relay."""
-    try:
-        relay_url = engine.settings.relay_url_for(engine.till.relay_url)
-    except ValueError:
-        return None
-    if not relay_url:
-        return None
-    return RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport)
 
 
 class ReceiptPublisher:
@@ -896,14 +948,17 @@ async def till_link(
     daraja_check: Callable[[], Awaitable[bool | None]] | None = None,
     results: ResultSink | None = None,
     listeners: Sequence[Callable[[HandledEvent], None]] = (),
+    receipts: ShopReceipts | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     poll_wait_s: float = 25.0,
     backoff_base_s: float = 0.5,
     backoff_max_s: float = 30.0,
 ) -> AsyncIterator[TillLink]:
-    """Start the relay client (none without `relay_url`) and the Daraja probe (none without
-    `daraja_check`) beside a started engine whose gateway already reports to `monitor`; both
-    stopped on the way out. Everything is given here: nothing is set on them afterwards.
+    """Start the relay client (none without `relay_url`), the receipt publisher to
+    `receipts` (the shop's receipt index, with the relay client only) and the Daraja probe
+    (none without `daraja_check`) beside a started engine whose gateway already reports to
+    `monitor`; all stopped on the way out. Everything is given here: nothing is set on them
+    afterwards.
 
     `smartduka_tui.till.open_till` is the one caller: it builds the monitor before the engine.
     """
@@ -925,11 +980,9 @@ async def till_link(
             listeners=listeners,
         )
         client.start()
-        publisher = ReceiptPublisher(
-            engine,
-            RelayShopReceipts(relay_url, engine.till.till_key.reveal(), transport=transport),
-        )
-        publisher.start()
+        if receipts is not None:
+            publisher = ReceiptPublisher(engine, receipts)
+            publisher.start()
     probe: DarajaProbe | None = None
     if daraja_check is not None:
         probe = DarajaProbe(monitor, clock, daraja_check)

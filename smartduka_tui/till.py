@@ -7,7 +7,9 @@ till::
     async with open_till(settings) as till:
         view = await till.engine.start_payment("S1", 10, "0708374149")
 
-In order: the data folder's store; the connection monitor; the engine, pushing through a
+In order: the data folder's store; the shop's receipt index at the relay (when there is one),
+built once for the engine's scheduled pull, the receipt checks, the receipt publisher, the
+manager's pull and `smartduka pull`; the connection monitor; the engine, pushing through a
 gateway that reports to that monitor from its first call; the receipt checks and the C2B desk
 (when there is a relay to bring their answers); the relay client, given where M-Pesa's results
 and stored events go when it is made; the Daraja probe; the shift desk. The manager tools are
@@ -32,14 +34,17 @@ from smartduka_tui.payments.api import PaymentRefused
 from smartduka_tui.payments.bootstrap import EngineParts, engine_parts, started
 from smartduka_tui.payments.c2b import C2BDesk
 from smartduka_tui.payments.gateway import DarajaGateway, DirectGateway
+from smartduka_tui.payments.pull import StatementPull, statement_pull_for
 from smartduka_tui.payments.sales import SaleDesk
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.payments.shifts import ShiftDesk
+from smartduka_tui.payments.shop_receipts import ShopReceipts
 from smartduka_tui.payments.statement import StatementService, statement_service
 from smartduka_tui.relay_client import (
     EventOutcome,
     HandledEvent,
     RelayClient,
+    RelayShopReceipts,
     TillLink,
     c2b_claimer,
     daraja_check,
@@ -90,6 +95,9 @@ class Till:
     c2b: C2BDesk | None
     """Direct payments for the checkout's panel; None without a relay to claim them at."""
     shifts: ShiftDesk
+    shop_receipts: ShopReceipts | None
+    """The shop's receipt index at the relay, the one every part of this till asks; None
+    without a relay (also when the feed is not read: `smartduka pull` still asks it)."""
     _manager: ManagerService | None = field(default=None, init=False, repr=False)
 
     @property
@@ -104,6 +112,11 @@ class Till:
     def sales(self) -> SaleDesk:
         return self.engine.sales
 
+    def statement_pull(self) -> StatementPull | None:
+        """Pull Transactions now, asking the shop's receipt index (`smartduka pull`); None
+        when the shop has no shortcode of its own."""
+        return statement_pull_for(self.engine, self.shop_receipts)
+
     def manager_tools(self) -> ManagerService:
         """The manager tools, built on first use (their modules stay unloaded until then):
         "verify chain" compares against the relay's checkpoint when there is a relay, and
@@ -113,7 +126,10 @@ class Till:
 
             source = self.relay.fetch_checkpoint if self.relay is not None else None
             self._manager = ManagerService.for_engine(
-                self.engine, chain_checkpoint=source, reversals=self.receipt_checks
+                self.engine,
+                chain_checkpoint=source,
+                reversals=self.receipt_checks,
+                shop_receipts=self.shop_receipts,
             )
         return self._manager
 
@@ -148,7 +164,13 @@ async def open_till(
         store, parts, relay_url = await _store_and_parts(
             stack, settings, the_clock, prepare, shop_id=shop_id, till_id=till_id
         )
-        use_relay = read_feed and bool(relay_url) and relay_url != no_relay_url
+        has_relay = bool(relay_url) and relay_url != no_relay_url
+        use_relay = read_feed and has_relay
+        receipts = (
+            RelayShopReceipts(relay_url, parts.till.till_key.reveal(), transport=relay_transport)
+            if has_relay
+            else None
+        )
         monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
         engine = PaymentEngine(
             store=store,
@@ -158,8 +180,10 @@ async def open_till(
             till=parts.till,
             gateway=ObservedGateway(parts.gateway, monitor),
         )
-        await stack.enter_async_context(started(engine, run_reconciler=run_reconciler))
-        checks = statement_service(engine) if use_relay and receipt_checks else None
+        await stack.enter_async_context(
+            started(engine, run_reconciler=run_reconciler, shop_receipts=receipts)
+        )
+        checks = statement_service(engine, receipts) if use_relay and receipt_checks else None
         if checks is not None:
             stack.push_async_callback(checks.aclose)
         desk = _c2b_desk(engine, parts.gateway, relay_url, the_clock) if use_relay else None
@@ -172,6 +196,7 @@ async def open_till(
                 daraja_check=daraja_check(parts.gateway, settings) if probe_daraja else None,
                 results=checks.accept_result if checks is not None else None,
                 listeners=(partial(_stored, desk),) if desk is not None else (),
+                receipts=receipts if use_relay else None,
                 transport=relay_transport,
                 poll_wait_s=float(poll_wait_s or settings.relay.poll_wait_s),
                 backoff_base_s=backoff_base_s,
@@ -179,7 +204,9 @@ async def open_till(
             )
         )
         shifts = ShiftDesk(store, engine.shop_id, engine.till_id, settings.printer)
-        yield Till(settings, the_clock, store, engine, parts.gateway, link, checks, desk, shifts)
+        yield Till(
+            settings, the_clock, store, engine, parts.gateway, link, checks, desk, shifts, receipts
+        )
 
 
 async def _store_and_parts(

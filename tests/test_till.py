@@ -17,7 +17,7 @@ from smartduka_tui.connectivity import ObservedGateway, Reachability
 from smartduka_tui.demo_shop import ensure_keyring, new_till_folder
 from smartduka_tui.model import ShopType
 from smartduka_tui.payments.gateway import DirectGateway
-from smartduka_tui.payments.pull import statement_pull_for
+from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.store.records import Enrolment, ShopConfig, ShopSecrets
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.store import database_path, open_till_store
@@ -85,13 +85,36 @@ async def test_the_till_is_built_once_with_its_parts_wired_at_construction(
             clock,
         )
         # Pull Transactions finds the shop's own gateway beneath the observer.
-        pull = statement_pull_for(till.engine)
+        pull = till.statement_pull()
         assert pull is not None and pull.shortcode == "600111"
         manager = till.manager_tools()
         assert till.manager_tools() is manager, "built once, on first use"
+        # One receipt index for the whole till: the pull, the receipt checks, the publisher
+        # and the manager's pull all ask the same one.
+        index = till.shop_receipts
+        assert isinstance(index, RelayShopReceipts)
+        assert till.link.receipts is not None and till.link.receipts.receipts is index
+        assert pull.receipts is index and till.receipt_checks.receipts is index
+        assert manager.shop_receipts is index
     # Closed on the way out: the data folder's lock is free again.
     async with open_till_store(tmp_path / "till") as store:
         assert await store.shops.list_ids() == ["rootshop"]
+
+
+async def test_the_scheduled_pull_asks_the_tills_one_receipt_index(tmp_path: Path) -> None:
+    await shop_folder(tmp_path / "till")
+    settings = Settings(
+        data_dir=tmp_path / "till",
+        daraja={"base_url": CLOSED},
+        pull={"nominated_number": "254708374149", "interval_s": 900},
+    )
+    async with open_till(
+        settings, clock=ManualClock(), run_reconciler=False, probe_daraja=False
+    ) as till:
+        reconciler = till.engine._reconciler
+        assert reconciler is not None and reconciler.pull_schedule is not None
+        assert reconciler.pull_schedule.pull.receipts is till.shop_receipts
+        assert isinstance(till.shop_receipts, RelayShopReceipts)
 
 
 async def test_a_relay_url_that_means_none_leaves_out_the_feed_and_its_desks(
@@ -107,6 +130,10 @@ async def test_a_relay_url_that_means_none_leaves_out_the_feed_and_its_desks(
     ) as till:
         assert till.relay is None and till.receipt_checks is None and till.c2b is None
         assert till.connection.current().relay is Reachability.NOT_USED
+        # No relay at all: the pull asks no receipt index, as a till without one.
+        assert till.shop_receipts is None and till.link.receipts is None
+        pull = till.statement_pull()
+        assert pull is not None and pull.receipts is None
     async with open_till(
         settings_for(tmp_path / "till"),
         clock=ManualClock(),
@@ -115,6 +142,11 @@ async def test_a_relay_url_that_means_none_leaves_out_the_feed_and_its_desks(
         read_feed=False,
     ) as till:
         assert till.relay is None and till.receipt_checks is None and till.c2b is None
+        # The feed unread (`smartduka pull`), the relay is still there to ask about receipts,
+        # and nothing publishes to it.
+        assert isinstance(till.shop_receipts, RelayShopReceipts) and till.link.receipts is None
+        pull = till.statement_pull()
+        assert pull is not None and pull.receipts is till.shop_receipts
 
 
 async def test_a_folder_without_a_keyring_is_not_ready_and_nothing_is_created(

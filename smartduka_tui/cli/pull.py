@@ -138,11 +138,12 @@ def as_json(report: PullReport) -> dict[str, Any]:
 
 
 async def _pull(args: argparse.Namespace, settings: Any, since: datetime | None) -> int:
-    from smartduka_tui.payments.pull import PullFailed, PullInputError, statement_pull_for
+    from smartduka_tui.payments.pull import PullFailed, PullInputError
 
     try:
         async with till_session(settings, args.simulator, read_feed=False) as till:
-            pull = statement_pull_for(till.engine)
+            # It asks the shop's receipt index the till was opened with (none without a relay).
+            pull = till.statement_pull()
             if pull is None:
                 return fail(
                     "this shop takes M-Pesa on the platform's paybill: its statement is "

@@ -5,8 +5,14 @@ It works beside the running app (SQLite's WAL serves both; the data folder's loc
 app's), so a manager can close the day from a terminal while the till is up. Each change is
 one transaction with its audit entry; a printer that fails never undoes a close.
 
+Opening and closing are the manager's, as the shift screens are (they sit behind the manager's
+sign-in): both need a manager PIN set and ask for it (or SMARTDUKA_MANAGER_PIN), after the
+figures and the shift's state are checked, so a refusal for those asks for nothing. Closing
+writes the gapless Z report: without the right PIN nothing is written.
+
 Exit codes: 0 done (a close whose report did not print is still done: a warning says so);
-1 refused (no open shift, one already open, a Z this till does not have); 2 bad input.
+1 refused (no open shift, one already open, a Z this till does not have, a wrong or locked
+manager PIN); 2 bad input; 3 no manager PIN set.
 """
 
 from __future__ import annotations
@@ -17,9 +23,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CliError, open_store, run
+from smartduka_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NOT_SET_UP,
+    EXIT_OK,
+    CliError,
+    open_store,
+    run,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from smartduka_tui.cli.common import Store
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.shifts import Shift, ShiftDesk
 
@@ -108,7 +125,32 @@ def _z(text: str) -> int:
     return int(cleaned)
 
 
-def _with_desk(args: argparse.Namespace, action: Any) -> int:
+async def _manager_checked(desk: ShiftDesk, store: Store, what: str) -> None:
+    """The manager's PIN, asked as `smartduka reverse` asks it; CliError saying why when
+    none is set or it is not given right (nothing changed then)."""
+    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
+
+    if not await manager_pin_is_set(store):
+        raise CliError(
+            f"{what} is for a manager: set a manager PIN first (`smartduka manager set-pin`). "
+            "Nothing changed.",
+            EXIT_NOT_SET_UP,
+        )
+    try:
+        await check_manager_pin(store, f"shift: {what} on till {desk.till_id}")
+    except CliError as error:
+        raise CliError(f"{error.message} Nothing changed.", error.exit_code) from None
+
+
+def _with_desk(
+    args: argparse.Namespace,
+    action: Any,
+    *,
+    manager: tuple[str, Callable[[ShiftDesk], Awaitable[None]]] | None = None,
+) -> int:
+    """Run `action(desk)`. With `manager` (what is done, and the check of what the action
+    would refuse), that check first, then the manager's PIN, then the action."""
+
     async def work(settings: Settings) -> int:
         from smartduka_tui.payments.shifts import (
             ShiftError,
@@ -125,6 +167,10 @@ def _with_desk(args: argparse.Namespace, action: Any) -> int:
                     shop_id=args.shop or settings.shop_id,
                     till_id=args.till,
                 )
+                if manager is not None:
+                    what, check = manager
+                    await check(desk)
+                    await _manager_checked(desk, store, what)
                 code: int = await action(desk)
                 return code
             except ShiftInputError as error:
@@ -171,7 +217,10 @@ def cmd_open(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
 
-    return _with_desk(args, action)
+    def check(desk: ShiftDesk) -> Awaitable[None]:
+        return desk.check_open(args.opening_float, args.cashier)
+
+    return _with_desk(args, action, manager=("opening a shift", check))
 
 
 async def _out(desk: ShiftDesk, report: Any, args: argparse.Namespace) -> None:
@@ -219,7 +268,10 @@ def cmd_close(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
 
-    return _with_desk(args, action)
+    def check(desk: ShiftDesk) -> Awaitable[None]:
+        return desk.check_close(args.counted)
+
+    return _with_desk(args, action, manager=("closing a shift", check))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -90,6 +90,7 @@ from smartduka_tui.payments.reversal import (
     ReversalVerdict,
 )
 from smartduka_tui.payments.sales import record_paid_attempt
+from smartduka_tui.payments.shop_receipts import ShopReceipts
 from smartduka_tui.store.errors import InputError, NotFoundError, ShopConfigError, VaultError
 from smartduka_tui.store.pin import ManagerPin, PinCheck, PinStatus
 from smartduka_tui.store.records import (
@@ -159,8 +160,12 @@ class ManagerService:
         transport: httpx.AsyncBaseTransport | None = None,
         chain_checkpoint: Callable[[], Awaitable[ChainCheckpoint | None]] | None = None,
         reversals: Reversals | None = None,
+        shop_receipts: ShopReceipts | None = None,
     ) -> None:
         self.store = store
+        # The shop's receipt index the till was opened with, which the manager's pull asks
+        # (None: pulled as a till with no relay).
+        self.shop_receipts = shop_receipts
         # M-Pesa reversals (payments.statement.StatementService; needs the relay), or None.
         self.reversals = reversals
         # The relay's copy of the audit chain's head (relay_client.RelayClient.fetch_checkpoint;
@@ -863,7 +868,9 @@ class ManagerService:
 
         self._signed_in()
         pull = (
-            statement_pull_for(self.payments) if isinstance(self.payments, PaymentEngine) else None
+            statement_pull_for(self.payments, self.shop_receipts)
+            if isinstance(self.payments, PaymentEngine)
+            else None
         )
         if pull is None:
             raise ActionRefused("This till has no shortcode of its own to pull the statement of.")

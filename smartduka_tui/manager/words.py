@@ -130,6 +130,8 @@ def describe_entry(entry: AuditEntry) -> str:
         return _describe_shop(action, detail)
     if action.startswith("sale."):
         return _describe_sale(action, detail)
+    if action.startswith("shift."):
+        return _describe_shift(action, detail)
     return _generic(action, detail)
 
 
@@ -235,6 +237,57 @@ def _describe_shop(action: str, detail: Mapping[str, Any]) -> str:
     if action == AuditAction.SHOP_ADDED:
         return f"Shop added ({detail.get('mpesa_type')})"
     return _generic(action, detail)
+
+
+_SHIFT_REPORT_OUT: dict[str, str] = {
+    AuditAction.SHIFT_REPORT_PRINTED: "printed",
+    AuditAction.SHIFT_REPORT_EXPORTED: "exported",
+}
+
+
+def _describe_shift(action: str, detail: Mapping[str, Any]) -> str:
+    """A shift's entry as what happened to the drawer; the stored detail is as it always was
+    (the words are made when the log is read, so old entries read the same way)."""
+    till = f"till {detail.get('till_id')}"
+    if action == AuditAction.SHIFT_OPENED:
+        return (
+            f"Shift opened on {till} by {detail.get('cashier')} with a float of "
+            f"{shillings(as_int(detail.get('float')))}"
+        )
+    if action == AuditAction.SHIFT_CLOSED:
+        counted = as_int(detail.get("counted_cash"))
+        expected = as_int(detail.get("expected_cash"))
+        return (
+            f"Shift closed on {till}: Z {detail.get('z_number')}, counted {shillings(counted)}"
+            f" against {shillings(expected)} expected, {_drawer(as_int(detail.get('difference')))}"
+        )
+    if action == AuditAction.SHIFT_X_VIEWED:
+        return (
+            f"X report of the open shift on {till} viewed ({detail.get('via')}): "
+            f"{shillings(as_int(detail.get('expected_cash')))} expected in the drawer"
+        )
+    done = _SHIFT_REPORT_OUT.get(action)
+    if done is not None:
+        z_number = detail.get("z_number")
+        which = (
+            f"Z report {z_number}"
+            if detail.get("report") == "Z" and z_number is not None
+            else "X report of the open shift"
+        )
+        where = f" to {detail['file']}" if detail.get("file") else ""
+        return f"{which} on {till} {done}{where} ({detail.get('via')})"
+    return _generic(action, detail)
+
+
+def _drawer(difference: int | None) -> str:
+    """The counted drawer against the expected, as the Z report says it."""
+    if difference is None:
+        return "no difference recorded"
+    if difference == 0:
+        return "the drawer matched"
+    if difference > 0:
+        return f"{shillings(difference)} over"
+    return f"{shillings(-difference)} short"
 
 
 def _generic(action: str, detail: Mapping[str, Any]) -> str:

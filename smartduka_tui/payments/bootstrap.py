@@ -20,6 +20,7 @@ from smartduka_tui.payments.api import PaymentRefused, RefusalReason
 from smartduka_tui.payments.broker_gateway import BrokerGateway, relay_timeout
 from smartduka_tui.payments.gateway import DarajaGateway, DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine, enrolled_till
+from smartduka_tui.payments.shop_receipts import ShopReceipts
 from smartduka_tui.store.errors import InputError
 from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.store import Store, open_till_store
@@ -109,11 +110,14 @@ async def find_shop(store: Store, shop_id: str | None) -> Shop:
 
 
 @asynccontextmanager
-async def started(engine: PaymentEngine, *, run_reconciler: bool) -> AsyncIterator[PaymentEngine]:
-    """Start `engine`; on the way out stop it and close its gateway (also when it failed to
-    start, so a half-opened till leaves no client open)."""
+async def started(
+    engine: PaymentEngine, *, run_reconciler: bool, shop_receipts: ShopReceipts | None = None
+) -> AsyncIterator[PaymentEngine]:
+    """Start `engine` (its scheduled pull asking `shop_receipts`); on the way out stop it and
+    close its gateway (also when it failed to start, so a half-opened till leaves no client
+    open)."""
     try:
-        await engine.start(run_reconciler=run_reconciler)
+        await engine.start(run_reconciler=run_reconciler, shop_receipts=shop_receipts)
         yield engine
     finally:
         await engine.close()

@@ -570,16 +570,12 @@ def statement_pull_for(
     engine: PaymentEngine, receipts: ShopReceipts | None = None
 ) -> StatementPull | None:
     """The engine's pull, or None when its shop has no own shortcode (a platform shop's
-    statement belongs to the platform's paybill). It asks `receipts`, by default the shop's
-    receipt index at the till's relay (none when the till has no relay)."""
+    statement belongs to the platform's paybill). It asks `receipts`, the shop's receipt index
+    the composition root built (`smartduka_tui.till.open_till`); None pulls as a till with no
+    relay does, calling every payment no sale here holds money without a sale."""
     gateway = direct_gateway(engine.gateway)
     if gateway is None:
         return None
-    if receipts is None:
-        # Imported here: the relay client imports the engine, which imports this module.
-        from smartduka_tui.relay_client import shop_receipts_for
-
-        receipts = shop_receipts_for(engine)
     return StatementPull(engine, gateway, receipts)
 
 
@@ -612,11 +608,13 @@ class PullSchedule:
                 await self.pull.clock.sleep(self.interval_s)
 
 
-def scheduled_pull(engine: PaymentEngine) -> PullSchedule | None:
-    """The schedule the reconciler runs, or None: pulls off (interval 0), no own shortcode,
-    or no nominated number to register with."""
+def scheduled_pull(
+    engine: PaymentEngine, receipts: ShopReceipts | None = None
+) -> PullSchedule | None:
+    """The schedule the reconciler runs, asking `receipts` (as `statement_pull_for`), or
+    None: pulls off (interval 0), no own shortcode, or no nominated number to register with."""
     settings = engine.settings.pull
-    pull = statement_pull_for(engine)
+    pull = statement_pull_for(engine, receipts)
     if pull is None or settings.interval_s <= 0 or not settings.nominated_number:
         return None
     return PullSchedule(pull, settings.interval_s)

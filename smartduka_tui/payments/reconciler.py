@@ -30,12 +30,13 @@ from smartduka_tui.store.records import Attempt
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.payments.shop_receipts import ShopReceipts
 
 log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, engine: PaymentEngine) -> None:
+    def __init__(self, engine: PaymentEngine, receipts: ShopReceipts | None = None) -> None:
         self.engine = engine
         self.settings = engine.settings
         self.clock = engine.clock
@@ -48,8 +49,9 @@ class Reconciler:
         # about every live attempt, so a restart forgetting this set asks no one twice).
         self._countdown_asked: set[int] = set()
         self._countdown = timedelta(seconds=self.settings.timings.prompt_countdown_s)
-        # Pull Transactions on its own schedule, so a long pull never holds up a pass.
-        self.pull_schedule: PullSchedule | None = scheduled_pull(engine)
+        # Pull Transactions on its own schedule, so a long pull never holds up a pass; it asks
+        # the shop's receipt index the composition root gave the engine's start (or none).
+        self.pull_schedule: PullSchedule | None = scheduled_pull(engine, receipts)
 
     # ------------------------------------------------------------------ background loop
 

@@ -75,6 +75,7 @@ from smartduka_tui.payments.machine import Cause, Decision, Evidence, decide
 from smartduka_tui.payments.monitor import Monitor
 from smartduka_tui.payments.reconciler import Reconciler
 from smartduka_tui.payments.sales import SaleDesk, record_paid_attempt
+from smartduka_tui.payments.shop_receipts import ShopReceipts
 from smartduka_tui.payments.views import (
     UNBOUND_SUCCESS,
     build_view,
@@ -196,14 +197,17 @@ class PaymentEngine:
             store=store, settings=settings, clock=clock, shop=shop, till=till, gateway=gateway
         )
 
-    async def start(self, *, run_reconciler: bool = True) -> None:
+    async def start(
+        self, *, run_reconciler: bool = True, shop_receipts: ShopReceipts | None = None
+    ) -> None:
         """Recover from a crash (CREATED -> UNKNOWN; sales left open become abandoned), seed
         the push limit from recent pushes, and (unless told not to) run the reconciler in the
-        background."""
+        background; its scheduled pull asks `shop_receipts`, the shop's receipt index (None:
+        as a till with no relay)."""
         await self.recover()
         await self.sales.abandon_left_open()
         await self._seed_push_bucket()
-        self._reconciler = Reconciler(self)
+        self._reconciler = Reconciler(self, shop_receipts)
         if run_reconciler:
             self._reconciler.start()
 

@@ -31,7 +31,7 @@ from smartduka_tui.payments.shift_report import (
     report_to_json,
 )
 from smartduka_tui.store.shifts import Shift as Shift  # re-exported: the faces name it
-from smartduka_tui.store.shifts import ShiftConflictError
+from smartduka_tui.store.shifts import ShiftAlreadyOpenError, ShiftConflictError
 
 if TYPE_CHECKING:
     from smartduka_tui.config import PrinterSettings
@@ -178,6 +178,23 @@ class ShiftDesk:
         return report
 
     # ------------------------------------------------------------------ changes
+
+    async def check_open(self, float_text: str | int, cashier: str) -> None:
+        """What `open` would refuse (a bad figure or name, a shift open already), said before
+        the manager is asked for the PIN; changes nothing. `open` checks again when it
+        writes."""
+        parse_shillings(float_text, "float", MAX_FLOAT)
+        clean_cashier(cashier)
+        shift = await self.current()
+        if shift is not None:
+            raise ShiftRefused(str(ShiftAlreadyOpenError(shift)))
+
+    async def check_close(self, counted_text: str | int) -> None:
+        """What `close` would refuse (a bad figure, no open shift), said before the manager is
+        asked for the PIN; changes nothing. `close` checks again in its transaction."""
+        parse_shillings(counted_text, "counted cash", MAX_COUNTED)
+        if await self.current() is None:
+            raise ShiftRefused(f"till {self.till_id} has no open shift to close; open one first")
 
     async def open(self, float_text: str | int, cashier: str) -> Shift:
         """Open the till's shift with its float. ShiftInputError for a bad figure or name,

@@ -3,12 +3,14 @@
 Each till has its own store, but every till of a shop pulls the same shortcode's statement and
 may be shown any receipt code. The relay keeps the shop's receipt index (callback_relay
 `receipts.py`); this module is the domain's view of it, so the pull and the receipt checks
-depend on a small protocol and the HTTP client lives with the other relay calls
-(`relay_client.RelayShopReceipts`).
+depend on a small protocol and the HTTP client lives with the other relay calls (the relay
+client's `RelayShopReceipts`, which the composition root builds once and hands to the pull,
+the receipt checks and the receipt publisher).
 
 The index only ever stops an accusation or refuses a second holder: it never pays a sale. A
 relay that cannot be reached is `ShopReceiptsUnavailable`, and the caller says what it could
-not check.
+not check. A receipt granted to a sale that then did not take it is released, so the index
+never keeps an unpaid sale's hold.
 """
 
 from __future__ import annotations
@@ -44,4 +46,11 @@ class ShopReceipts(Protocol):
 
     async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
         """The holders of those of `receipts` that some sale of the shop holds."""
+        ...
+
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        """Give back `receipt`, registered for this till's `sale_ref`, when that sale did not
+        take it after all, so another sale of the shop may. Best effort, never raises: True
+        when it is given back (or that sale no longer held it), False when the relay could not
+        be told and it is kept to give back at a later call."""
         ...

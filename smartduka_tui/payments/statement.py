@@ -15,7 +15,9 @@ for a sale only when amount, shortcode and time fit and no other sale holds the 
    fit: each refused in plain words; a fit completes the sale's latest attempt through the
    STATEMENT_MATCHED evidence (one transaction with its audit entry, engine.apply_evidence),
    once the shop's receipt index has granted this sale the receipt (first holder wins across
-   the shop's tills; a relay that cannot be asked refuses, changing nothing).
+   the shop's tills; a relay that cannot be asked refuses, changing nothing). When the engine
+   then declines (the attempt changed meanwhile, its write failed) the grant is released, so
+   the receipt stays usable by the sale it really pays.
 
 Nothing changes money state until step 5 accepts; a timeout says so and changes nothing (a
 result that arrives later is kept on its request row, and applies nothing). Without `sale_ref`
@@ -497,6 +499,28 @@ class StatementService:
             )
         return _used_elsewhere(conflicts[0]) if conflicts else None
 
+    async def _release(self, receipt: str, sale_ref: str) -> None:
+        """Give back the receipt `_claim` granted when the sale did not take it (the engine
+        declined the evidence or its write failed), so no unpaid sale keeps another sale of
+        the shop from it. Not when an attempt of this sale holds it after all. Never raises."""
+        if self.receipts is None:
+            return
+        try:
+            held = await self._holder(receipt)
+        except Exception:
+            # The store that failed the write may fail this read too: no attempt holds it.
+            log.exception("receipt %s: the store could not say who holds it", receipt)
+            held = None
+        if held is not None and held.sale_ref == sale_ref:
+            return
+        if not await self.receipts.release(receipt, sale_ref):
+            log.warning(
+                "receipt %s is still held at the relay for sale %s, which did not take it: the "
+                "release is kept and sent again with the next call to the relay",
+                receipt,
+                sale_ref,
+            )
+
     async def _holder(self, receipt: str) -> Attempt | None:
         held = await self.engine.store.attempts.by_receipt(self.engine.shop_id, receipt)
         return held[0] if held else None
@@ -774,17 +798,23 @@ class StatementService:
             claimed = await self._claim(receipt, sale_ref)
             if claimed is not None:
                 return claimed
-            verdict = await engine.apply_evidence(
-                attempt,
-                Evidence.STATEMENT_MATCHED,
-                Cause.CASHIER,
-                detail={
-                    "receipt": receipt,
-                    "statement_request": request.id,
-                    "amount_paid": str(status.amount),
-                },
-                receipt_number=receipt,
-            )
+            try:
+                verdict = await engine.apply_evidence(
+                    attempt,
+                    Evidence.STATEMENT_MATCHED,
+                    Cause.CASHIER,
+                    detail={
+                        "receipt": receipt,
+                        "statement_request": request.id,
+                        "amount_paid": str(status.amount),
+                    },
+                    receipt_number=receipt,
+                )
+            except Exception:
+                await self._release(receipt, sale_ref)
+                raise
+            if not verdict.decision.changes_state:
+                await self._release(receipt, sale_ref)
         view = await engine.view(verdict.attempt)
         if not verdict.decision.changes_state:
             return _refused(
@@ -855,12 +885,8 @@ def statement_service(
     engine: PaymentEngine, receipts: ShopReceipts | None = None
 ) -> StatementService:
     """The receipt checks for a running engine, with a Daraja client of the till's settings
-    and `receipts`, by default the shop's receipt index at the till's relay."""
+    and `receipts`, the shop's receipt index the composition root built (None: no relay, so
+    "no other sale holds it" is asked of this till's own sales only)."""
     from smartduka_tui.payments.gateway import daraja_client
 
-    if receipts is None:
-        # Imported here: the relay client imports this module (its ResultEvent).
-        from smartduka_tui.relay_client import shop_receipts_for
-
-        receipts = shop_receipts_for(engine)
     return StatementService(engine, daraja_client(engine.settings, engine.clock), receipts)

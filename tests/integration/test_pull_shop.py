@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.model import AttemptState
-from smartduka_tui.payments.api import PaymentView
-from smartduka_tui.payments.pull import statement_pull_for
+from smartduka_tui.payments.api import AttemptId, PaymentView
+from smartduka_tui.payments.machine import Cause, Evidence
 from smartduka_tui.payments.service import PaymentEngine
+from smartduka_tui.payments.shop_receipts import ReceiptHolder, ShopReceipts
 from smartduka_tui.payments.statement import ReceiptRefusal, statement_service
 from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import database_path
+from smartduka_tui.till import Till as OpenTill
 from tests.conftest import unique_phone
 from tests.integration.support import RelayHandle, Till, eventually, make_till, own_shortcode
 from tests.integration.support import unique_name as named
@@ -46,13 +50,13 @@ async def shop_of_two(tmp_path: Path, relay: RelayHandle, sim: SimulatorControl)
 
 
 @asynccontextmanager
-async def open_till(till: Till, clock: ManualClock) -> AsyncIterator[PaymentEngine]:
-    """The till's engine with its relay link (feed, receipt publisher) running."""
+async def open_till(till: Till, clock: ManualClock) -> AsyncIterator[OpenTill]:
+    """The till opened with its relay link (feed, receipt publisher) running."""
     async with till.opened(
         clock=clock, pull={"nominated_number": OWNER, "interval_s": 0}
     ) as opened:
         assert opened.link.relay is not None and opened.link.receipts is not None
-        yield opened.engine
+        yield opened
 
 
 async def paid_by_stk(engine: PaymentEngine, sale: str, amount: int) -> PaymentView:
@@ -85,7 +89,8 @@ async def test_a_pull_at_till_a_knows_till_bs_stk_payment(
 ) -> None:
     till_a, till_b = await shop_of_two(tmp_path, relay, sim)
     clock = ManualClock((await sim.clock()).now)
-    async with open_till(till_b, clock) as engine_b, open_till(till_a, clock) as engine_a:
+    async with open_till(till_b, clock) as opened_b, open_till(till_a, clock) as opened_a:
+        engine_b = opened_b.engine
         paid = await paid_by_stk(engine_b, "B1", 175)
         assert paid.receipt is not None
         receipt = paid.receipt
@@ -95,7 +100,7 @@ async def test_a_pull_at_till_a_knows_till_bs_stk_payment(
 
         assert await eventually(published) == {"till_id": till_b.till_id, "sale_ref": "B1"}
         stray = await sim.pay_till(till_a.shortcode or "", unique_phone(), 176)
-        pull = statement_pull_for(engine_a)
+        pull = opened_a.statement_pull()
         assert pull is not None
         report = await pull.pull()
         assert (report.rows, report.known_elsewhere, report.money_without_sale) == (2, 1, 1)
@@ -109,7 +114,8 @@ async def test_a_receipt_till_bs_sale_holds_is_refused_at_till_a(
 ) -> None:
     till_a, till_b = await shop_of_two(tmp_path, relay, sim)
     clock = ManualClock((await sim.clock()).now)
-    async with open_till(till_b, clock) as engine_b, open_till(till_a, clock) as engine_a:
+    async with open_till(till_b, clock) as opened_b, open_till(till_a, clock) as opened_a:
+        engine_b, engine_a = opened_b.engine, opened_a.engine
         paid = await paid_by_stk(engine_b, "B2", 180)
         assert paid.receipt is not None
         receipt = paid.receipt
@@ -127,7 +133,7 @@ async def test_a_receipt_till_bs_sale_holds_is_refused_at_till_a(
 
         assert await eventually(is_failed)
         before = money_state(till_a)
-        service = statement_service(engine_a)
+        service = statement_service(engine_a, opened_a.shop_receipts)
         try:
             verdict = await service.verify_receipt(receipt.lower(), "A2")
         finally:
@@ -176,3 +182,106 @@ async def test_a_receipt_the_shop_cannot_be_asked_about_is_refused_and_changes_n
         assert c.money_state() == before
         assert (await c.engine.get(attempt_id)).state is AttemptState.FAILED
         assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+
+
+class SettledMeanwhile:
+    """The till's real receipt index, except that while the claim is on its way a manager
+    settles the sale with another receipt, so the engine then declines the one claimed."""
+
+    def __init__(self, inner: ShopReceipts, engine: PaymentEngine, attempt_id: AttemptId):
+        self.inner = inner
+        self.engine = engine
+        self.attempt_id = attempt_id
+        self.released: list[tuple[str, str]] = []
+
+    async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        conflicts = await self.inner.register(held)
+        attempt = await self.engine.store.attempts.get(self.engine.shop_id, int(self.attempt_id))
+        assert attempt is not None
+        await self.engine.apply_evidence(
+            attempt, Evidence.MANAGER_PAID, Cause.MANAGER, receipt_number="QMANAGER01"
+        )
+        return conflicts
+
+    async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        return await self.inner.known(receipts)
+
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        self.released.append((receipt, sale_ref))
+        return await self.inner.release(receipt, sale_ref)
+
+
+async def test_a_receipt_the_engine_declined_after_its_grant_is_released_for_another_sale(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        first = await c.failed_sale(sim, "0053", 660)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 660)
+        index = c.service.receipts
+        assert index is not None
+        settled = SettledMeanwhile(index, c.engine, first)
+        c.service.receipts = settled
+        verdict = await c.service.verify_receipt(paid.trans_id, "0053")
+        assert not verdict.accepted
+        assert verdict.refusal is ReceiptRefusal.SALE_NOT_OPEN
+        assert verdict.message.startswith("Sale 0053 could not take the receipt now (")
+        view = await c.engine.get(first)
+        assert (view.state, view.receipt) == (AttemptState.COMPLETED, "QMANAGER01")
+        # The grant was given back: the relay holds the receipt for no sale.
+        assert settled.released == [(paid.trans_id, "0053")]
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+        c.service.receipts = index
+        second = await c.failed_sale(sim, "0054", 660)
+        taken = await c.service.verify_receipt(paid.trans_id, "0054")
+        assert taken.accepted, taken
+        assert (await c.engine.get(second)).receipt == paid.trans_id
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) == {
+            "till_id": c.till.till_id,
+            "sale_ref": "0054",
+        }
+
+
+class WriteFailsMeanwhile:
+    """The till's real receipt index, except that while the claim is on its way the till's
+    database starts refusing changes to attempts (a trigger, as a failing disk would)."""
+
+    def __init__(self, inner: ShopReceipts, till: Till) -> None:
+        self.inner = inner
+        self.till = till
+
+    async def register(self, held: Sequence[tuple[str, str]]) -> list[ReceiptHolder]:
+        conflicts = await self.inner.register(held)
+        with sqlite3.connect(database_path(self.till.data_dir)) as conn:
+            conn.execute(
+                "CREATE TRIGGER no_writes BEFORE UPDATE ON attempts "
+                "BEGIN SELECT RAISE(ABORT, 'the disk refused the write'); END"
+            )
+        return conflicts
+
+    async def known(self, receipts: Sequence[str]) -> dict[str, ReceiptHolder]:
+        return await self.inner.known(receipts)
+
+    async def release(self, receipt: str, sale_ref: str) -> bool:
+        return await self.inner.release(receipt, sale_ref)
+
+
+async def test_a_receipt_whose_write_failed_after_its_grant_is_released(
+    tmp_path: Path, relay: RelayHandle, sim: SimulatorControl
+) -> None:
+    async with counter(tmp_path, relay, sim) as c:
+        attempt_id = await c.failed_sale(sim, "0055", 670)
+        paid = await sim.pay_till(c.shortcode, unique_phone(), 670)
+        index = c.service.receipts
+        assert index is not None
+        before = c.money_state()
+        c.service.receipts = WriteFailsMeanwhile(index, c.till)
+        with pytest.raises(Exception, match="the disk refused the write"):
+            await c.service.verify_receipt(paid.trans_id, "0055")
+        assert c.money_state() == before
+        assert held_at_relay(relay, c.till.shop_id, paid.trans_id) is None
+        with sqlite3.connect(database_path(c.till.data_dir)) as conn:
+            conn.execute("DROP TRIGGER no_writes")
+        c.service.receipts = index
+        taken = await c.service.verify_receipt(paid.trans_id, "0055")
+        assert taken.accepted, taken
+        assert (await c.engine.get(attempt_id)).receipt == paid.trans_id

@@ -167,3 +167,56 @@ async def test_the_publisher_keeps_receipts_while_the_relay_is_down_and_sends_th
         )
     finally:
         await publisher.close()
+
+
+class Unplugged(httpx.AsyncBaseTransport):
+    """The relay in process behind a cable the test can pull: while `down`, every request
+    fails to connect, as it does when the shop's internet is out."""
+
+    def __init__(self, relay: Harness) -> None:
+        self.inner = httpx.ASGITransport(app=relay.app, client=("10.9.8.7", 40000))
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("the shop's internet is out", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_release_the_relay_cannot_take_is_kept_and_sent_with_the_next_call(
+    relay: Harness,
+) -> None:
+    enrolled_a = await relay.shop()
+    till_b = await relay.till(enrolled_a.shop_id)
+    cable = Unplugged(relay)
+    mine = RelayShopReceipts("http://relay.test", enrolled_a.till_key, transport=cable)
+    assert await mine.register([("TKQ8000001", "R-1"), ("TKQ8000002", "R-2")]) == []
+    cable.down = True
+    assert await mine.release("TKQ8000001", "R-1") is False
+    assert await mine.release("TKQ8000002", "R-2") is False
+    assert mine.unreleased == {"TKQ8000001": "R-1", "TKQ8000002": "R-2"}
+    held = await index(relay, till_b).known(["TKQ8000001", "TKQ8000002"])
+    assert sorted(held) == ["TKQ8000001", "TKQ8000002"]
+    cable.down = False
+    # Sale R-2 held its receipt again meanwhile: its older release must not take it away.
+    assert await mine.register([("TKQ8000002", "R-2")]) == []
+    assert mine.unreleased == {}
+    held = await index(relay, till_b).known(["TKQ8000001", "TKQ8000002"])
+    assert [(h.receipt, h.sale_ref) for h in held.values()] == [("TKQ8000002", "R-2")]
+
+
+async def test_releasing_what_this_sale_does_not_hold_is_done_and_changes_nothing(
+    relay: Harness,
+) -> None:
+    enrolled_a = await relay.shop()
+    till_b = await relay.till(enrolled_a.shop_id)
+    assert await index(relay, till_b).register([("TKQ8100001", "B-1")]) == []
+    mine = index(relay, enrolled_a)
+    # Another till's sale holds it (409) and no sale holds the other (404): nothing to keep.
+    assert await mine.release("TKQ8100001", "A-1") is True
+    assert await mine.release("TKQ8100002", "A-1") is True
+    assert mine.unreleased == {}
+    held = await mine.known(["TKQ8100001", "TKQ8100002"])
+    assert [(h.receipt, h.till_id, h.sale_ref) for h in held.values()] == [
+        ("TKQ8100001", till_b.till_id, "B-1")
+    ]

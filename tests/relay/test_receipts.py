@@ -17,6 +17,7 @@ from tests.relay.test_c2b import SHORTCODE, claim, confirmation
 
 REGISTER = "/v1/receipts"
 KNOWN = "/v1/receipts/known"
+RELEASE = "/v1/receipts/release"
 
 
 async def held_rows(h: Harness) -> int:
@@ -83,6 +84,97 @@ async def test_a_claimed_direct_payment_counts_as_held(harness: Harness) -> None
     refused = await register(harness, second, (trans_id, "S-6"))
     assert refused.json() == {"registered": [], "conflicts": [holder]}
     assert await held_rows(harness) == 0
+
+
+async def release(h: Harness, till: Any, receipt: str, sale_ref: str) -> httpx.Response:
+    return await h.client("10.9.8.7").post(
+        RELEASE, json={"receipt": receipt, "sale_ref": sale_ref}, headers=bearer(till)
+    )
+
+
+async def test_the_holder_releases_a_receipt_and_another_sale_may_then_hold_it(
+    harness: Harness,
+) -> None:
+    shop = await harness.shop()
+    second = await harness.till(shop.shop_id)
+    assert (await register(harness, shop, ("TKQ5000001", "S-1"))).status_code == 200
+    released = await release(harness, shop, "TKQ5000001", "S-1")
+    assert (released.status_code, released.json()) == (200, {"released": "TKQ5000001"})
+    assert (await known(harness, second, "TKQ5000001")).json() == {"held": []}
+    assert await held_rows(harness) == 0
+    taken = await register(harness, second, ("TKQ5000001", "S-7"))
+    assert taken.json() == {"registered": ["TKQ5000001"], "conflicts": []}
+    # Released once is released: the same release again finds another holder and keeps it.
+    again = await release(harness, shop, "TKQ5000001", "S-1")
+    assert again.status_code == 409
+    holder = {"receipt": "TKQ5000001", "till_id": second.till_id, "sale_ref": "S-7"}
+    assert (await known(harness, shop, "TKQ5000001")).json() == {"held": [holder]}
+
+
+async def test_only_the_holder_till_and_sale_may_release_and_a_refusal_changes_nothing(
+    harness: Harness,
+) -> None:
+    shop = await harness.shop()
+    second = await harness.till(shop.shop_id)
+    other = await harness.shop("Other")
+    assert (await register(harness, shop, ("TKQ6000001", "S-1"))).status_code == 200
+    holder = {"receipt": "TKQ6000001", "till_id": shop.till_id, "sale_ref": "S-1"}
+    for till, sale_ref in ((second, "S-1"), (shop, "S-2")):
+        refused = await release(harness, till, "TKQ6000001", sale_ref)
+        assert refused.status_code == 409
+        assert refused.json() == {
+            "error": (
+                f"receipt TKQ6000001 is held by sale S-1 at till {shop.till_id}, not by sale "
+                f"{sale_ref} here; nothing changed"
+            ),
+            "holder": holder,
+        }
+    # Another shop's till finds nothing of this shop to release.
+    foreign = await release(harness, other, "TKQ6000001", "S-1")
+    assert foreign.status_code == 404
+    assert foreign.json() == {
+        "error": "no sale of this shop holds receipt TKQ6000001; nothing changed"
+    }
+    not_held = await release(harness, shop, "TKQ6000002", "S-1")
+    assert not_held.status_code == 404
+    assert "no sale of this shop holds receipt TKQ6000002" in not_held.json()["error"]
+    assert (await known(harness, second, "TKQ6000001")).json() == {"held": [holder]}
+    assert await held_rows(harness) == 1
+
+
+async def test_a_claimed_direct_payment_is_not_released(harness: Harness) -> None:
+    shop = await harness.shop()
+    token = await issue_token(harness.relay.store, SHORTCODE, shop.shop_id)
+    body = confirmation()
+    trans_id = json.loads(body)["TransID"]
+    assert (await harness.post(confirmation_path(token), body)).status_code == 200
+    assert (await claim(harness, shop, trans_id, "S-5")).status_code == 200
+    refused = await release(harness, shop, trans_id, "S-5")
+    assert refused.status_code == 409
+    holder = {"receipt": trans_id, "till_id": shop.till_id, "sale_ref": "S-5"}
+    assert (await known(harness, shop, trans_id)).json() == {"held": [holder]}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"receipt": "tkq7000001", "sale_ref": "S-1"}, "receipt"),
+        ({"receipt": "TKQ7000001"}, "sale_ref"),
+        ({"receipt": "TKQ7000001", "sale_ref": "no spaces"}, "sale_ref"),
+        ({"receipts": [{"receipt": "TKQ7000001", "sale_ref": "S-1"}]}, "receipt"),
+        ({"receipt": "TKQ7000001", "sale_ref": "S-1", "till": "x"}, "till"),
+    ],
+)
+async def test_a_bad_release_is_refused_and_changes_nothing(
+    harness: Harness, body: dict[str, Any], words: str
+) -> None:
+    shop = await harness.shop()
+    assert (await register(harness, shop, ("TKQ7000001", "S-1"))).status_code == 200
+    response = await harness.client("10.9.8.7").post(RELEASE, json=body, headers=bearer(shop))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert words in error and "nothing was stored" in error and "its sale_ref" in error
+    assert await held_rows(harness) == 1
 
 
 def _many(n: int) -> list[dict[str, str]]:
@@ -160,7 +252,11 @@ async def test_unsigned_wrong_and_revoked_keys_are_refused_and_store_nothing(
         {"Authorization": shop.till_key},
         bearer(second),
     ):
-        for path, payload in ((REGISTER, body), (KNOWN, {"receipts": ["TKQ4000001"]})):
+        for path, payload in (
+            (REGISTER, body),
+            (KNOWN, {"receipts": ["TKQ4000001"]}),
+            (RELEASE, {"receipt": "TKQ4000001", "sale_ref": "S-1"}),
+        ):
             response = await client.post(path, json=payload, headers=headers)
             assert response.status_code == 401, (path, headers.keys())
             assert response.json() == {"error": "missing, wrong or revoked till key"}
@@ -190,3 +286,13 @@ async def test_set_meta_many_if_absent_keeps_the_first_value_of_each_key(
     assert stored == {"receipt/y/A": b"first", "receipt/y/B": b"new"}
     assert await store.get_meta("receipt/y/B") == b"new"
     assert await store.set_meta_many_if_absent([]) == {}
+
+
+async def test_delete_meta_if_deletes_only_the_value_it_names(harness: Harness) -> None:
+    store = harness.relay.store
+    await store.set_meta_if_absent("receipt/z/A", b"mine")
+    assert await store.delete_meta_if("receipt/z/A", b"theirs") is False
+    assert await store.get_meta("receipt/z/A") == b"mine"
+    assert await store.delete_meta_if("receipt/z/A", b"mine") is True
+    assert await store.get_meta("receipt/z/A") is None
+    assert await store.delete_meta_if("receipt/z/A", b"mine") is False

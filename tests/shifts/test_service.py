@@ -170,3 +170,68 @@ async def test_export_refuses_to_overwrite_a_file(
 async def test_unknown_z_is_refused(desk: ShiftDesk) -> None:
     with pytest.raises(ShiftRefused, match="till till1 has no Z 4"):
         await desk.z_report(4)
+
+
+async def test_the_audit_log_says_what_each_shift_entry_did(
+    desk: ShiftDesk, store: Store, clock: ManualClock, tmp_path: Path
+) -> None:
+    from smartduka_tui.manager.audit import audit_line
+
+    await desk.open("2,000", "Wanjiru")
+    await ring_up_day(store, clock)
+    await desk.x_report(via="cli")
+    clock.advance(3600)
+    closed = await desk.close("2800", via="cli")
+    await desk.export_csv(closed.report, tmp_path / "z1.csv", via="cli")
+    entries = await store.audit.search(SHOP, include_system=True, limit=500)
+    words = [audit_line(e).text for e in reversed(entries) if e.action.startswith("shift.")]
+    assert words == [
+        "Shift opened on till till1 by Wanjiru with a float of KES 2,000",
+        "X report of the open shift on till till1 viewed (cli): KES 2,850 expected in the drawer",
+        "Shift closed on till till1: Z 1, counted KES 2,800 against KES 2,850 expected, "
+        "KES 50 short",
+        "Z report 1 on till till1 exported to z1.csv (cli)",
+    ]
+    # The words are made when the log is read: the stored entries keep their old details.
+    opened = next(e for e in entries if e.action == AuditAction.SHIFT_OPENED)
+    assert dict(opened.detail) == {
+        "shift": closed.shift.id,
+        "till_id": "till1",
+        "cashier": "Wanjiru",
+        "float": 2000,
+    }
+
+
+@pytest.mark.parametrize(
+    ("difference", "words"),
+    [(0, "the drawer matched"), (10, "KES 10 over"), (-5, "KES 5 short")],
+)
+def test_a_closed_shift_says_over_short_or_matched(difference: int, words: str) -> None:
+    from datetime import UTC, datetime
+
+    from smartduka_tui.manager.words import describe_entry
+    from smartduka_tui.model import Actor
+    from smartduka_tui.store.records import AuditEntry
+
+    entry = AuditEntry(
+        id=1,
+        at=datetime(2026, 12, 4, 12, 0, tzinfo=UTC),
+        actor=Actor.MANAGER,
+        action=AuditAction.SHIFT_CLOSED,
+        shop_id=SHOP,
+        attempt_id=None,
+        detail={
+            "shift": 3,
+            "till_id": "till2",
+            "z_number": 7,
+            "counted_cash": 1000 + difference,
+            "expected_cash": 1000,
+            "difference": difference,
+        },
+        prev_hash="",
+        hash="",
+    )
+    assert describe_entry(entry) == (
+        f"Shift closed on till till2: Z 7, counted KES {1000 + difference:,} against "
+        f"KES 1,000 expected, {words}"
+    )
