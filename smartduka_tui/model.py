@@ -217,6 +217,7 @@ class AuditAction(StrEnum):
     # Problem records for the manager.
     PROBLEM_RECORDED = "problem.recorded"
     PROBLEM_RESOLVED = "problem.resolved"
+    PROBLEM_UPDATED = "problem.updated"
 
     # Shops and their M-Pesa settings.
     SHOP_ADDED = "shop.added"

@@ -443,6 +443,13 @@ def _record_summary(problem: Problem) -> str:
             f"Money without a sale: {shillings(amount)} ({detail.get('receipt')}) is on the "
             "M-Pesa statement, but no sale here knows it"
         )
+    if pattern == "money_not_taken":
+        receipt = f" ({detail['receipt']})" if detail.get("receipt") else ""
+        return (
+            f"Sale {detail.get('sale_ref')} took no late {shillings(as_int(detail.get('amount')))}"
+            f" M-Pesa payment{receipt}: {detail.get('why')}. Give it back by reversal, or settle "
+            "with the customer"
+        )
     if pattern == "paid_twice":
         receipts = ", ".join(str(r) for r in detail.get("receipts", []))
         return f"Sale {detail.get('sale_ref')} was paid twice ({receipts}): refund one payment"

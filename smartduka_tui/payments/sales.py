@@ -196,7 +196,10 @@ async def record_paid_attempt(store: Store, tx: WriteTx, attempt: Attempt, actor
     made, paid by it alone, when this till had not opened one: `smartduka pay`, older flows).
 
     A second payment of a sale (flagged duplicate), or one for a sale already covered, is
-    money to refund, not a tender: the attempt's own flags put it on the problem list.
+    money to refund, not a tender: the attempt's own flags put it on the problem list. One
+    the engine did not see as a duplicate (the sale was paid by cash or a direct payment, or
+    is voided or refunded, or owes less than it pays) gets its flag and a problem here, in
+    the same transaction, so no late money is ever taken quietly.
     """
     if attempt.state is not AttemptState.COMPLETED:
         return
@@ -215,13 +218,20 @@ async def record_paid_attempt(store: Store, tx: WriteTx, attempt: Attempt, actor
         receipt_number=attempt.receipt_number,
         attempt_id=attempt.id,
     )
-    await _pay_toward(store, tx, sale, attempt.till_id, tender, actor)
+    refusal = await _pay_toward(store, tx, sale, attempt.till_id, tender, actor)
+    if refusal is None:
+        return
+    paid_already = sale.state is SaleState.PAID
+    flag = AttemptFlag.DUPLICATE_PAYMENT if paid_already else AttemptFlag.SUSPICIOUS
+    await store.attempts.add_flags(tx, attempt.shop_id, attempt.id, flag, actor, reason=refusal)
+    await _money_not_taken(store, tx, sale, attempt.till_id, tender, refusal)
 
 
 async def record_direct_payment(
     store: Store, tx: WriteTx, record: C2BRecord, till_id: str, actor: Actor = Actor.CASHIER
 ) -> None:
-    """In the transaction that attaches a direct payment to its sale at this till."""
+    """In the transaction that attaches a direct payment to its sale at this till (the
+    attach checks first, with `owed_for_direct`, that the sale takes it)."""
     if record.sale_ref is None:
         return
     sale = await store.sales.get(record.shop_id, record.sale_ref, tx=tx)
@@ -230,35 +240,139 @@ async def record_direct_payment(
             tx, record.shop_id, till_id, record.sale_ref, record.amount, [], actor=actor
         )
     tender = NewTender(TenderKind.MPESA_C2B, record.amount, receipt_number=record.trans_id)
-    await _pay_toward(store, tx, sale, till_id, tender, actor)
+    refusal = await _pay_toward(store, tx, sale, till_id, tender, actor)
+    if refusal is not None:
+        await _money_not_taken(store, tx, sale, till_id, tender, refusal)
 
 
 async def _pay_toward(
     store: Store, tx: WriteTx, sale: Sale, till_id: str, tender: NewTender, actor: Actor
-) -> None:
-    if sale.state not in (SaleState.OPEN, SaleState.ABANDONED) or tender.amount > sale.owed:
-        log.warning(
-            "sale %s (%s, owes %s) takes no further tender of %s",
-            sale.sale_ref,
-            sale.state.value,
-            sale.owed,
-            tender.amount,
+) -> str | None:
+    """The M-Pesa `tender` toward `sale`, or why it cannot be one (nothing written then).
+
+    What late money does to a sale left part paid (ABANDONED, on the problem list as "Part
+    paid"), as a shop expects it (issue #15):
+
+    - it pays exactly what is still owed: the sale is PAID, and its "Part paid" problem is
+      resolved in this same transaction, its note saying by what ("Paid in full by late
+      M-Pesa receipt X"), so no PAID sale keeps an open "Part paid" problem;
+    - it pays less: the tender counts, the sale stays ABANDONED, and the problem's detail
+      is made true again (what is now paid, by what, and what is still owed), audited;
+    - it pays more than is owed, or the sale is paid, voided or refunded already: no
+      tender (the tenders must add up to the total exactly); the caller puts the money on
+      the problem list to give back.
+    """
+    if sale.state not in (SaleState.OPEN, SaleState.ABANDONED):
+        return f"sale {sale.sale_ref} is {sale.state.value.lower()} already"
+    if tender.amount > sale.owed:
+        return (
+            f"KES {tender.amount:,} is more than the KES {sale.owed:,} sale {sale.sale_ref} "
+            "still owes"
         )
-        return
     await store.sales.add_tender(tx, sale.shop_id, sale.sale_ref, till_id, tender, actor=actor)
     if tender.amount == sale.owed:
         await store.sales.move(
-            tx, sale.shop_id, sale.sale_ref, {sale.state}, SaleState.PAID, actor=actor
+            tx,
+            sale.shop_id,
+            sale.sale_ref,
+            {sale.state},
+            SaleState.PAID,
+            actor=actor,
+            detail={"how": "late payment"} if sale.state is SaleState.ABANDONED else None,
         )
+    if sale.state is SaleState.ABANDONED:
+        await _part_paid_now(store, tx, sale.shop_id, sale.sale_ref, tender, actor)
+    return None
+
+
+def _late_words(tender: NewTender) -> str:
+    """The late tender as a resolution note names it: "late M-Pesa receipt QK12AB34CD"."""
+    if tender.kind is TenderKind.MPESA_C2B:
+        return f"late direct M-Pesa payment {tender.receipt_number}"
+    if tender.receipt_number:
+        return f"late M-Pesa receipt {tender.receipt_number}"
+    return f"a late M-Pesa payment (attempt {tender.attempt_id}, receipt to follow)"
+
+
+async def _part_paid_now(
+    store: Store, tx: WriteTx, shop_id: str, sale_ref: str, tender: NewTender, actor: Actor
+) -> None:
+    """The sale's open "Part paid" problems after a late tender: resolved when it is paid,
+    else their detail brought up to date."""
+    sale = await store.sales.get(shop_id, sale_ref, tx=tx)
+    assert sale is not None
+    late = _late_words(tender)
+    for problem in await store.problems.open_for_sale(
+        tx, shop_id, ProblemKind.ABANDONED_SALE, sale_ref
+    ):
+        if sale.state is SaleState.PAID:
+            await store.problems.resolve(
+                tx, shop_id, problem.id, f"Paid in full by {late}", actor=actor
+            )
+        else:
+            await store.problems.update_detail(
+                tx,
+                shop_id,
+                problem.id,
+                {**problem.detail, **_part_paid_detail(sale)},
+                why=f"KES {tender.amount:,} more paid by {late}; KES {sale.owed:,} still owed",
+                actor=actor,
+            )
+
+
+def _part_paid_detail(sale: Sale) -> dict[str, Any]:
+    """What a "Part paid" problem says of its sale's money (its words are made from it)."""
+    return {
+        "sale_ref": sale.sale_ref,
+        "total": sale.total,
+        "paid": sale.paid,
+        "owed": sale.owed,
+        "amount": sale.paid,
+        "tenders": _tenders_detail(sale),
+    }
+
+
+async def _money_not_taken(
+    store: Store, tx: WriteTx, sale: Sale, till_id: str, tender: NewTender, why: str
+) -> None:
+    """M-Pesa money that reached a sale which cannot take it: a problem for the manager
+    (give it back by reversal), in the transaction that recorded the payment."""
+    if sale.state is SaleState.PAID and tender.attempt_id is not None:
+        detail: dict[str, Any] = {
+            "pattern": "duplicate_payment",
+            "sale_ref": sale.sale_ref,
+            "attempt_id": tender.attempt_id,
+            "paid_by": [t.attempt_id for t in sale.tenders if t.attempt_id is not None],
+            "amount": tender.amount,
+        }
+    else:
+        detail = {
+            "pattern": "money_not_taken",
+            "sale_ref": sale.sale_ref,
+            "sale_state": sale.state.value,
+            "kind": tender.kind.value,
+            "amount": tender.amount,
+            "receipt": tender.receipt_number,
+            "attempt_id": tender.attempt_id,
+            "owed": sale.owed,
+            "why": why,
+        }
+    log.warning("sale %s takes no further tender of %s: %s", sale.sale_ref, tender.amount, why)
+    await store.problems.record(
+        tx, sale.shop_id, ProblemKind.SUSPICIOUS_PATTERN, detail, till_id=till_id
+    )
 
 
 async def owed_for_direct(store: Store, shop_id: str, sale_ref: str, amount: int) -> str | None:
     """Why a direct payment of `amount` cannot pay `sale_ref` now, or None: an open sale
-    with payments takes exactly what it still owes; a closed one takes nothing."""
+    with payments takes exactly what it still owes, and so does one left part paid (the
+    customer came back with the rest: the sale is then paid and its problem resolved); a
+    closed one takes nothing."""
     sale = await store.sales.get(shop_id, sale_ref)
     if sale is None:
         return None
-    if sale.state is not SaleState.OPEN:
+    part_paid = sale.state is SaleState.ABANDONED and bool(sale.tenders)
+    if sale.state is not SaleState.OPEN and not part_paid:
         return f"sale {sale_ref} is {sale.state.value.lower()} already"
     if sale.tenders and amount != sale.owed:
         return (
@@ -408,15 +522,7 @@ class SaleDesk:
                 tx,
                 self.shop_id,
                 ProblemKind.ABANDONED_SALE,
-                {
-                    "sale_ref": sale.sale_ref,
-                    "total": sale.total,
-                    "paid": sale.paid,
-                    "owed": sale.owed,
-                    "amount": sale.paid,
-                    "tenders": _tenders_detail(sale),
-                    "how": how,
-                },
+                {**_part_paid_detail(sale), "how": how},
                 till_id=self.till_id,
                 actor=actor,
             )
@@ -449,13 +555,15 @@ class SaleDesk:
     # ------------------------------------------------------------------ void and refund
 
     async def void(self, sale_ref: str, pin: Secret, note: str) -> SaleView:
-        """Cancel a paid cash sale (its cash goes back): VOIDED with the note, audited.
+        """Cancel a paid cash sale, or one left part paid in cash (its cash goes back):
+        VOIDED with the note, audited, its "Part paid" problem resolved in the same step.
         Refused for a sale voided or refunded already, one paid by M-Pesa in any part (that
         money goes back by reversal), a wrong PIN, or no note."""
         return await self._undo(sale_ref, pin, note, SaleState.VOIDED)
 
     async def refund(self, sale_ref: str, pin: Secret, note: str) -> SaleView:
-        """Give back a paid sale's cash: REFUNDED with the note, audited. Refused for a sale
+        """Give back a paid (or part-paid, abandoned) sale's cash: REFUNDED with the note,
+        audited, its "Part paid" problem resolved in the same step. Refused for a sale
         with no cash tender (M-Pesa goes back by reversal), one refunded or voided already, a
         wrong PIN, or no note. A split sale's M-Pesa part still needs its reversal."""
         return await self._undo(sale_ref, pin, note, SaleState.REFUNDED)
@@ -486,7 +594,7 @@ class SaleDesk:
                     tx,
                     self.shop_id,
                     sale_ref,
-                    {SaleState.PAID},
+                    {SaleState.PAID, SaleState.ABANDONED},
                     to,
                     actor=Actor.MANAGER,
                     note=note,
@@ -494,13 +602,31 @@ class SaleDesk:
                 )
             except SaleStateError as error:
                 raise SaleRefused("sale_ref", error.message) from None
+            await self._settle_part_paid(tx, moved, doing, note)
         return sale_view(moved)
+
+    async def _settle_part_paid(self, tx: WriteTx, sale: Sale, doing: str, note: str) -> None:
+        """A void or refund settles the sale's open "Part paid" problem (the customer had the
+        money back), in its transaction; an M-Pesa part still to reverse is named in the note."""
+        words = "Voided" if doing == "void" else "Cash refunded"
+        receipts = [
+            t.receipt_number or "receipt to follow" for t in sale.tenders if t.kind.is_mpesa
+        ]
+        if receipts:
+            words += f"; M-Pesa {', '.join(receipts)} awaiting reversal"
+        for problem in await self._store.problems.open_for_sale(
+            tx, self.shop_id, ProblemKind.ABANDONED_SALE, sale.sale_ref
+        ):
+            await self._store.problems.resolve(
+                tx, self.shop_id, problem.id, f"{words} by the manager: {note}"[:500]
+            )
 
     def _check_undo(self, sale: Sale, to: SaleState) -> None:
         ref = sale.sale_ref
         if sale.state in (SaleState.VOIDED, SaleState.REFUNDED):
             raise SaleRefused("sale_ref", f"Sale {ref} is {sale.state.value.lower()} already.")
-        if sale.state is not SaleState.PAID:
+        # A sale left part paid may be undone too: that is how its money goes back.
+        if sale.state not in (SaleState.PAID, SaleState.ABANDONED) or not sale.tenders:
             raise SaleRefused(
                 "sale_ref", f"Sale {ref} is {sale.state.value.lower()}, not paid: nothing to undo."
             )

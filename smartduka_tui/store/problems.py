@@ -324,3 +324,47 @@ class Problems:
         if problem is None:
             raise RuntimeError("the problem just resolved is not there")
         return problem
+
+    async def open_for_sale(
+        self, tx: WriteTx, shop_id: str, kind: ProblemKind, sale_ref: str
+    ) -> Sequence[Problem]:
+        """The open problems of `kind` whose detail names `sale_ref`, oldest first: what a
+        change to that sale may settle (a late payment, a refund)."""
+        rows = await tx.fetchall(
+            "SELECT * FROM problems WHERE shop_id = ? AND kind = ? AND resolved_at IS NULL"
+            " AND json_type(detail, '$.sale_ref') = 'text'"
+            " AND json_extract(detail, '$.sale_ref') = ? ORDER BY id",
+            (shop_id, ProblemKind(kind).value, sale_ref),
+        )
+        return [_to_problem(row) for row in rows]
+
+    async def update_detail(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        problem_id: int,
+        detail: Mapping[str, Any],
+        *,
+        why: str,
+        actor: Actor = Actor.SYSTEM,
+    ) -> Problem:
+        """An open problem's detail made true again (a part-paid sale took more money), with
+        an audit entry saying `why`; NotFoundError, changing nothing, when it is not open."""
+        changed = await tx.fetchall(
+            "UPDATE problems SET detail = ?"
+            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
+            (canonical_json(dict(detail)), shop_id, problem_id),
+        )
+        if not changed:
+            raise NotFoundError(f"there is no open problem {problem_id} for shop {shop_id!r}")
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action=AuditAction.PROBLEM_UPDATED,
+            shop_id=shop_id,
+            detail={"problem_id": problem_id, "why": why},
+        )
+        problem = await self.get(shop_id, problem_id, tx=tx)
+        if problem is None:
+            raise RuntimeError("the problem just updated is not there")
+        return problem
