@@ -69,6 +69,8 @@ class TenderView:
     change_given: int | None
     receipt: str | None
     at: datetime
+    reversed: bool = False
+    """M-Pesa's reversal gave this tender's money back."""
 
     @property
     def words(self) -> str:
@@ -114,6 +116,28 @@ class SaleView(TenderSums):
     def part_paid(self) -> bool:
         return self.is_open and bool(self.tenders)
 
+    @property
+    def mpesa_tenders(self) -> tuple[TenderView, ...]:
+        return tuple(t for t in self.tenders if t.kind.is_mpesa)
+
+    @property
+    def awaiting_reversal(self) -> tuple[TenderView, ...]:
+        """A refunded sale's M-Pesa tenders whose reversal has not yet given the money back:
+        a refund returns only the cash; M-Pesa goes back by reversal (V, manager only)."""
+        if self.state is not SaleState.REFUNDED:
+            return ()
+        return tuple(t for t in self.mpesa_tenders if not t.reversed)
+
+    @property
+    def record_words(self) -> str | None:
+        """What the sale's record says beyond its state, or None: a refunded split sale says
+        "cash refunded, M-Pesa part awaiting reversal" until the reversal's result comes."""
+        if self.awaiting_reversal:
+            return "cash refunded, M-Pesa part awaiting reversal"
+        if self.state is SaleState.REFUNDED and self.mpesa_tenders:
+            return "cash refunded, M-Pesa part reversed"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class CashTaken:
@@ -151,6 +175,7 @@ def _tender_view(tender: SaleTender) -> TenderView:
         change_given=tender.change_given,
         receipt=tender.receipt_number,
         at=tender.at,
+        reversed=tender.reversed,
     )
 
 
@@ -565,7 +590,8 @@ class SaleDesk:
         """Give back a paid (or part-paid, abandoned) sale's cash: REFUNDED with the note,
         audited, its "Part paid" problem resolved in the same step. Refused for a sale
         with no cash tender (M-Pesa goes back by reversal), one refunded or voided already, a
-        wrong PIN, or no note. A split sale's M-Pesa part still needs its reversal."""
+        wrong PIN, or no note. A split sale's M-Pesa part still needs its reversal: the refund
+        names its receipts (`SaleView.awaiting_reversal`) and the sale says so until then."""
         return await self._undo(sale_ref, pin, note, SaleState.REFUNDED)
 
     async def _undo(self, sale_ref: str, pin: Secret, note: str, to: SaleState) -> SaleView:
@@ -598,7 +624,14 @@ class SaleDesk:
                     to,
                     actor=Actor.MANAGER,
                     note=note,
-                    detail={"cash_back": current.cash, "mpesa_kept": current.mpesa},
+                    detail={
+                        "cash_back": current.cash,
+                        "mpesa_kept": current.mpesa,
+                        # The M-Pesa receipts still to reverse (V): a refund returns only cash.
+                        "mpesa_to_reverse": [
+                            t.receipt_number for t in current.tenders if t.kind.is_mpesa
+                        ],
+                    },
                 )
             except SaleStateError as error:
                 raise SaleRefused("sale_ref", error.message) from None

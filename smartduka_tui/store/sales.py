@@ -18,6 +18,7 @@ from typing import Any
 from smartduka_tui.model import (
     COUNTED_SALE_STATES,
     Actor,
+    AttemptFlag,
     AuditAction,
     SaleState,
     TenderKind,
@@ -94,6 +95,10 @@ class SaleTender:
     receipt_number: str | None
     attempt_id: int | None
     at: datetime
+    reversed: bool = False
+    """An M-Pesa tender whose money M-Pesa's reversal gave back (its attempt flagged REVERSED,
+    or its direct payment marked reversed); read with the sale, so a refunded split sale can
+    say whether its M-Pesa part still awaits its reversal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,20 @@ def _tender(row: Any) -> SaleTender:
         receipt_number=row["receipt_number"],
         attempt_id=row["attempt_id"],
         at=from_ms(row["at"]),
+        reversed=bool(row["reversed"]) if "reversed" in row.keys() else False,  # noqa: SIM118 - a row, not a dict
     )
+
+
+# Whether each tender's M-Pesa money was reversed, beside the tender's own columns (its one
+# parameter, first, is the REVERSED flag).
+_TENDERS_WITH_REVERSAL = (
+    "SELECT t.*, CASE t.kind"
+    " WHEN 'MPESA_STK' THEN coalesce((SELECT a.flags & ? != 0 FROM attempts a"
+    " WHERE a.shop_id = t.shop_id AND a.id = t.attempt_id), 0)"
+    " WHEN 'MPESA_C2B' THEN coalesce((SELECT c.reversed_at IS NOT NULL FROM c2b_payments c"
+    " WHERE c.shop_id = t.shop_id AND c.trans_id = t.receipt_number), 0)"
+    " ELSE 0 END AS reversed FROM sale_tenders t"
+)
 
 
 class Sales:
@@ -161,9 +179,9 @@ class Sales:
             )
         tenders: dict[str, list[SaleTender]] = {ref: [] for ref in refs}
         for tender in await reader.fetchall(
-            f"SELECT * FROM sale_tenders WHERE shop_id = ? AND sale_ref IN ({marks})"  # noqa: S608 - placeholders only
-            " ORDER BY id",
-            (shop_id, *refs),
+            f"{_TENDERS_WITH_REVERSAL} WHERE t.shop_id = ? AND t.sale_ref IN ({marks})"
+            " ORDER BY t.id",
+            (int(AttemptFlag.REVERSED), shop_id, *refs),
         ):
             tenders[tender["sale_ref"]].append(_tender(tender))
         return [

@@ -21,6 +21,7 @@ from smartduka_tui.manager import (
 )
 from smartduka_tui.manager.lists import record_row
 from smartduka_tui.model import (
+    Actor,
     AttemptFlag,
     AttemptState,
     AuditAction,
@@ -421,3 +422,47 @@ async def test_an_abandoned_sale_with_nothing_paid_cannot_be_undone(
     assert refused.value.message == "Sale LP13 is abandoned, not paid: nothing to undo."
     after = await h.store.db.fetchall("SELECT * FROM sales ORDER BY sale_ref")
     assert list(map(tuple, after)) == list(map(tuple, before))
+
+
+# ---------------------------------------------------------------- refund of a split sale
+
+
+async def test_a_split_sales_refund_returns_the_cash_and_names_the_m_pesa_to_reverse(
+    shop_till: TillHarness,
+) -> None:
+    h = shop_till
+    await ManagerPin.of(h.store).set(Secret(PIN))
+    await desk(h).take_cash("LP14", 500, 200, part=200)
+    view = await h.engine.start_payment("LP14", 300, unique_phone())
+    await h.advance_sim(5)
+    receipt = (await h.view(view.attempt_id)).receipt
+    assert receipt
+    paid = await desk(h).get("LP14")
+    assert paid is not None and paid.awaiting_reversal == () and paid.record_words is None
+    refunded = await desk(h).refund("LP14", Secret(PIN), "goods returned")
+    assert refunded.state is SaleState.REFUNDED
+    assert [(t.amount, t.receipt) for t in refunded.awaiting_reversal] == [(300, receipt)]
+    assert refunded.record_words == "cash refunded, M-Pesa part awaiting reversal"
+    [entry] = [d for name, d in await actions(h) if name == AuditAction.SALE_REFUNDED]
+    assert (entry["cash_back"], entry["mpesa_kept"], entry["mpesa_to_reverse"]) == (
+        200,
+        300,
+        [receipt],
+    )
+    # The reversal's result (code 0) marks the attempt REVERSED, as the statement service's
+    # result handler does; the sale's record then says the M-Pesa part went back.
+    async with h.store.write() as tx:
+        await h.store.attempts.add_flags(
+            tx, h.shop_id, int(view.attempt_id), AttemptFlag.REVERSED, Actor.SYSTEM
+        )
+    after = await desk(h).get("LP14")
+    assert after is not None and after.awaiting_reversal == ()
+    assert after.record_words == "cash refunded, M-Pesa part reversed"
+
+
+async def test_a_cash_sales_refund_has_nothing_awaiting_reversal(shop_till: TillHarness) -> None:
+    h = shop_till
+    await ManagerPin.of(h.store).set(Secret(PIN))
+    await desk(h).take_cash("LP15", 500, 500)
+    refunded = await desk(h).refund("LP15", Secret(PIN), "goods returned")
+    assert (refunded.awaiting_reversal, refunded.record_words) == ((), None)

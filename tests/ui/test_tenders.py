@@ -322,6 +322,48 @@ async def test_void_and_refund_from_f2_sales_ask_the_pin_and_a_note(
     assert refunded is not None and refunded.state is SaleState.REFUNDED
 
 
+async def test_refunding_a_split_sale_says_only_the_cash_goes_back_and_names_the_receipt(
+    shop_till: TillHarness,
+) -> None:
+    """R on a sale paid part cash, part M-Pesa: the screen says before and after that only the
+    cash is refunded and which receipt still needs its reversal (V); the row says so too."""
+    assert (await ManagerPin.of(shop_till.store).set(Secret("4827"))).accepted
+    desk = shop_till.engine.sales
+    await desk.take_cash("C5", 500, 200, part=200)
+    view = await shop_till.engine.start_payment("C5", 300, unique_phone())
+    await shop_till.advance_sim(5)
+    receipt = (await shop_till.engine.get(view.attempt_id)).receipt
+    assert receipt
+    app = build_app(shop_till)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready_checkout(pilot)
+        await pilot.press("f2")
+        sales = await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: len(sales.rows) == 1, "the split sale")
+        assert sales.rows[0].status == f"paid {receipt}"
+        await pilot.press("r")
+        undo = await wait_for_screen(pilot, UndoSaleScreen)
+        assert text_of(undo, "#undo-help") == (
+            "Manager only. This refunds only the KES 200 cash. The KES 300 paid by M-Pesa "
+            f"({receipt}) is not refunded here: reverse it with V in the manager's screens."
+        )
+        await put(pilot, "#undo-pin", "4827")
+        await put(pilot, "#undo-note", "goods returned")
+        await pilot.press("enter")
+        await wait_for_screen(pilot, SalesScreen)
+        await wait_until(pilot, lambda: "refunded" in sales.notice_text, "the notice")
+        assert sales.notice_text == (
+            "Sale C5 refunded: give the customer KES 200 cash back. The KES 300 M-Pesa part "
+            f"({receipt}) awaits its reversal: V in the manager's screens."
+        )
+        await wait_until(
+            pilot, lambda: sales.rows[0].status == "refunded: reverse M-Pesa", "the row"
+        )
+    refunded = await desk.get("C5")
+    assert refunded is not None and refunded.state is SaleState.REFUNDED
+    assert refunded.record_words == "cash refunded, M-Pesa part awaiting reversal"
+
+
 async def test_a_split_whose_prompt_fails_and_is_cancelled_goes_to_the_manager(
     shop_till: TillHarness,
 ) -> None:

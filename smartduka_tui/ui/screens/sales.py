@@ -66,6 +66,32 @@ def sale_status(sale: SaleView) -> str:
         words += f", {shillings(sale.owed)} owed"
     elif sale.state is SaleState.PAID and sale.cash and not sale.mpesa:
         words += " cash"
+    elif sale.awaiting_reversal:
+        words += ": reverse M-Pesa"  # the record's words, cut to the column
+    return words
+
+
+def row_status(view: PaymentView, sale: SaleView | None) -> str:
+    """A payment's row: its own status, but a refunded split sale's words once it is undone
+    (its M-Pesa part still to reverse, or reversed), not "paid"."""
+    if sale is not None and sale.state is SaleState.REFUNDED and sale.mpesa_tenders:
+        return sale_status(sale)
+    return status_of(view)
+
+
+def undone_notice(sale: SaleView) -> str:
+    """After a void or refund: the cash to hand back and, for a split sale, the M-Pesa part
+    that only its reversal returns, by receipt, so the manager is never left guessing."""
+    state = "voided" if sale.state is SaleState.VOIDED else "refunded"
+    words = f"Sale {sale.sale_ref} {state}: give the customer {shillings(sale.cash)} cash back."
+    waiting = sale.awaiting_reversal
+    if waiting:
+        receipts = ", ".join(t.receipt or "receipt to follow" for t in waiting)
+        amount = shillings(sum(t.amount for t in waiting))
+        words += (
+            f" The {amount} M-Pesa part ({receipts}) awaits its reversal: V in the manager's "
+            "screens."
+        )
     return words
 
 
@@ -164,7 +190,7 @@ class SalesScreen(TillScreen):
                 view.sale_ref,
                 view.amount,
                 phone,
-                status_of(view),
+                row_status(view, by_ref.get(view.sale_ref)),
                 view,
                 by_ref.get(view.sale_ref),
             )
@@ -228,15 +254,12 @@ class SalesScreen(TillScreen):
         def done(sale: SaleView | None) -> None:
             if sale is None:
                 return
-            state = "voided" if sale.state is SaleState.VOIDED else "refunded"
-            self.show_notice(
-                f"Sale {sale.sale_ref} {state}: give the customer {shillings(sale.cash)} cash "
-                "back.",
-                "warning",
-            )
+            self.show_notice(undone_notice(sale), "warning")
             self._load()
 
-        self.app.push_screen(UndoSaleScreen(row.sale_ref, total, refund=bool(refund)), done)
+        self.app.push_screen(
+            UndoSaleScreen(row.sale_ref, total, refund=bool(refund), sale=row.sale), done
+        )
 
     @on(DataTable.RowHighlighted)
     def _moved(self) -> None:

@@ -1,4 +1,6 @@
 """Void or refund a paid cash sale from F2 Sales: the manager PIN and a note, then Enter.
+A refund of a split sale says first that it returns only the cash, naming the M-Pesa receipts
+that still need their reversal (V, manager only; never done from here).
 
 The sale service judges it (a sale voided already, one with no cash tender, M-Pesa money that
 goes back only by reversal, a wrong PIN) and its words are shown as they are; nothing changes
@@ -35,12 +37,32 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         *TYPING_ORDER_BINDINGS,
     ]
 
-    def __init__(self, sale_ref: str, total: int, *, refund: bool) -> None:
+    def __init__(
+        self, sale_ref: str, total: int, *, refund: bool, sale: SaleView | None = None
+    ) -> None:
         super().__init__()
         self.sale_ref = sale_ref
         self.total = total
         self.refund = refund
+        self.sale = sale
         self.busy = False
+
+    @property
+    def help_words(self) -> str:
+        """What the manager is about to do; for a refund of a split sale, that it returns only
+        the cash and which M-Pesa receipts still need their reversal."""
+        mpesa = self.sale.mpesa_tenders if self.sale is not None else ()
+        if not (self.refund and mpesa and self.sale is not None):
+            return (
+                "Manager only. The cash goes back to the customer; M-Pesa money goes back by "
+                "reversal (V in the manager's screens)."
+            )
+        receipts = ", ".join(t.receipt or "receipt to follow" for t in mpesa)
+        return (
+            f"Manager only. This refunds only the {shillings(self.sale.cash)} cash. The "
+            f"{shillings(sum(t.amount for t in mpesa))} paid by M-Pesa ({receipts}) is not "
+            "refunded here: reverse it with V in the manager's screens."
+        )
 
     @property
     def till(self) -> SmartDukaApp:
@@ -51,11 +73,7 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         doing = "Refund the cash of" if self.refund else "Void"
         with Vertical(id="undo-dialog"):
             yield Label(f"{doing} sale {self.sale_ref} ({shillings(self.total)})", id="undo-title")
-            yield Static(
-                "Manager only. The cash goes back to the customer; M-Pesa money goes back by "
-                "reversal (V in the manager's screens).",
-                id="undo-help",
-            )
+            yield Static(self.help_words, id="undo-help")
             with Grid(id="undo-form"):
                 yield Label("Manager PIN")
                 yield till_input(id="undo-pin", password=True, max_length=12, blink=blink)
