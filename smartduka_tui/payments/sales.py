@@ -642,17 +642,16 @@ class SaleDesk:
         """A void or refund settles the sale's open "Part paid" problem (the customer had the
         money back), in its transaction; an M-Pesa part still to reverse is named in the note."""
         words = "Voided" if doing == "void" else "Cash refunded"
+        words += f" by the manager: {note}"
         receipts = [
             t.receipt_number or "receipt to follow" for t in sale.tenders if t.kind.is_mpesa
         ]
         if receipts:
-            words += f"; M-Pesa {', '.join(receipts)} awaiting reversal"
+            words = f"{words[: MAX_NOTE - 80]}; M-Pesa {', '.join(receipts)} awaiting reversal"
         for problem in await self._store.problems.open_for_sale(
             tx, self.shop_id, ProblemKind.ABANDONED_SALE, sale.sale_ref
         ):
-            await self._store.problems.resolve(
-                tx, self.shop_id, problem.id, f"{words} by the manager: {note}"[:500]
-            )
+            await self._store.problems.resolve(tx, self.shop_id, problem.id, words[:MAX_NOTE])
 
     def _check_undo(self, sale: Sale, to: SaleState) -> None:
         ref = sale.sale_ref

@@ -466,3 +466,21 @@ async def test_a_cash_sales_refund_has_nothing_awaiting_reversal(shop_till: Till
     await desk(h).take_cash("LP15", 500, 500)
     refunded = await desk(h).refund("LP15", Secret(PIN), "goods returned")
     assert (refunded.awaiting_reversal, refunded.record_words) == ((), None)
+
+
+async def test_refunding_a_part_paid_split_sale_resolves_it_naming_the_m_pesa_to_reverse(
+    shop_till: TillHarness,
+) -> None:
+    h = shop_till
+    await ManagerPin.of(h.store).set(Secret(PIN))
+    await desk(h).take_cash("LP16", 900, 200, part=200)
+    view = await h.engine.start_payment("LP16", 300, unique_phone())
+    await h.advance_sim(5)
+    receipt = (await h.view(view.attempt_id)).receipt
+    await desk(h).abandon("LP16")
+    refunded = await desk(h).refund("LP16", Secret(PIN), "customer left")
+    assert refunded.record_words == "cash refunded, M-Pesa part awaiting reversal"
+    problem = await part_paid_problem(h, "LP16")
+    assert problem.resolution_note == (
+        f"Cash refunded by the manager: customer left; M-Pesa {receipt} awaiting reversal"
+    )
