@@ -310,6 +310,13 @@ class PaymentService(Protocol):
         attached to it (the next sale must not be offered that number)."""
         ...
 
+    async def next_sale_ref(self, holder: str = "till") -> str:
+        """The next free sale reference of today at this till (`MMDD` and a counter, e.g.
+        `0115007`), numbered here for every face. `holder` (a checkout window, the CLI) gets
+        the same number back until a sale, attempt or direct payment uses it, and no other
+        holder is handed it meanwhile. RuntimeError past 9,999 sales a day."""
+        ...
+
     async def check_now(self, attempt_id: AttemptId) -> PaymentView:
         """Ask M-Pesa now (STK query) and apply the answer; returns the resulting view."""
         ...

@@ -15,6 +15,7 @@ goes back only through the reversal flow, never by a void.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from smartduka_tui.model import (
     TenderKind,
     TenderSums,
 )
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.api import PaymentError
 from smartduka_tui.payments.shifts import cash_refusal
 from smartduka_tui.store.errors import VaultError
@@ -409,15 +411,88 @@ async def owed_for_direct(store: Store, shop_id: str, sale_ref: str, amount: int
     return None
 
 
+MAX_SALES_PER_DAY = 9999
+
+
+def numbered_ref(day: datetime, number: int) -> str:
+    """The reference for sale `number` of `day`: `MMDD` of its Kenya date and the counter,
+    e.g. `0115007`. Short on purpose: the AccountReference the customer sees is the shop's
+    prefix (at most 4 characters) plus this, 12 characters at most."""
+    width = 3 if number < 1000 else 4
+    return f"{day.astimezone(KENYA_TZ):%m%d}{number:0{width}d}"
+
+
+class SaleNumbers:
+    """The till's sale numbering, one per engine, so the app, `smartduka pay` and every other
+    face get their numbers from one place. A number is free when no sale record, attempt or
+    attached direct payment of this till uses it and no other holder (a checkout window, the
+    CLI) was handed it and still holds it unused. Asking again as the same holder gives the
+    same number back until it is used (F4 on an untouched sale keeps its number), so numbers
+    form a gapless run; the run is read from the database, so a restarted till goes on from
+    where it was. One process holds a till's data folder (`store/lock.py`), so the holders
+    kept here are all there are."""
+
+    def __init__(self, desk: SaleDesk, clock: Clock) -> None:
+        self._desk = desk
+        self._clock = clock
+        self._day = ""
+        self._next = 1
+        self._held: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def next_free(self, holder: str) -> str:
+        """The next free reference of today for `holder`. RuntimeError past 9,999 a day."""
+        async with self._lock:
+            now = self._clock.now()
+            day = f"{now.astimezone(KENYA_TZ):%m%d}"
+            if day != self._day:
+                self._day, self._next, self._held = day, 1, {}
+            held = self._held.get(holder)
+            if held is not None and not await self._desk.ref_in_use(held):
+                return held
+            reference = await self._first_free(now, holder)
+            self._held[holder] = reference
+            return reference
+
+    async def _first_free(self, now: datetime, holder: str) -> str:
+        """Numbers are taken in order, so the used ones form a run from 1: gallop and then
+        bisect to its end (a few look-ups even late in a busy day), then step past any
+        stragglers (a number typed by hand, one another holder keeps)."""
+        if await self._used(now, self._next):
+            low, step = self._next, 1
+            while low + step <= MAX_SALES_PER_DAY and await self._used(now, low + step):
+                low, step = low + step, step * 2
+            high = min(low + step, MAX_SALES_PER_DAY + 1)
+            while high - low > 1:
+                middle = (low + high) // 2
+                if await self._used(now, middle):
+                    low = middle
+                else:
+                    high = middle
+            self._next = high
+        others = {ref for who, ref in self._held.items() if who != holder}
+        number = self._next
+        while number <= MAX_SALES_PER_DAY:
+            reference = numbered_ref(now, number)
+            if reference not in others and not await self._desk.ref_in_use(reference):
+                return reference
+            number += 1
+        raise RuntimeError("more than 9,999 sales today: type a sale reference by hand")
+
+    async def _used(self, day: datetime, number: int) -> bool:
+        return await self._desk.ref_in_use(numbered_ref(day, number))
+
+
 class SaleDesk:
-    """One till's sales: open one, take cash toward it, clear it, list the day's, void or
-    refund a paid cash sale."""
+    """One till's sales: number them, open one, take cash toward it, clear it, list the
+    day's, void or refund a paid cash sale."""
 
     def __init__(self, store: Store, shop_id: str, till_id: str, clock: Clock) -> None:
         self._store = store
         self.shop_id = shop_id
         self.till_id = till_id
         self._clock = clock
+        self.numbers = SaleNumbers(self, clock)
 
     async def get(self, sale_ref: str) -> SaleView | None:
         sale = await self._store.sales.get(self.shop_id, sale_ref)
@@ -425,6 +500,16 @@ class SaleDesk:
 
     async def in_use(self, sale_ref: str) -> bool:
         return await self._store.sales.get(self.shop_id, sale_ref) is not None
+
+    async def ref_in_use(self, sale_ref: str) -> bool:
+        """Whether this till used `sale_ref` already: a sale record, an attempt, or a direct
+        payment attached to it (the next sale must not be offered that number)."""
+        if await self.in_use(sale_ref):
+            return True
+        attempts = await self._store.attempts.for_sale(self.shop_id, sale_ref)
+        if any(a.till_id == self.till_id for a in attempts):
+            return True
+        return await self._store.c2b.holds_sale(self.shop_id, self.till_id, sale_ref)
 
     async def open(
         self, sale_ref: str, total: int, lines: Sequence[tuple[str, int, int]] = ()

@@ -304,14 +304,10 @@ class PaymentEngine:
         return [await self.view(a) for a in sale if a.till_id == self.till_id]
 
     async def sale_ref_in_use(self, sale_ref: str) -> bool:
-        if any(
-            a.till_id == self.till_id
-            for a in await self.store.attempts.for_sale(self.shop_id, sale_ref)
-        ):
-            return True
-        if await self.sales.in_use(sale_ref):
-            return True
-        return await self.store.c2b.holds_sale(self.shop_id, self.till_id, sale_ref)
+        return await self.sales.ref_in_use(sale_ref)
+
+    async def next_sale_ref(self, holder: str = "till") -> str:
+        return await self.sales.numbers.next_free(holder)
 
     async def recent_phones(self, limit: int = 5) -> list[str]:
         page = await self.store.attempts.history(

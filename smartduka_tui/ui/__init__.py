@@ -19,9 +19,9 @@ Layout:
   call the payment service from workers and render the `PaymentView`s it returns.
 - `widgets/`: the status bar, the offline banner, the notice line, the large receipt font, the
   footer, inputs.
-- `freshness.py`, `summary.py`, `format.py`, `amounts.py`, `sale_numbers.py`: small pure helpers
-  (which of two views is newer; words for a stage; money and time; checkout totals; the next
-  sale reference).
+- `freshness.py`, `summary.py`, `format.py`, `amounts.py`: small pure helpers
+  (which of two views is newer; words for a stage; money and time; checkout totals). The next
+  sale reference comes from the engine (`PaymentService.next_sale_ref`).
 
 Adding screens (the manager tools do): write the screen in `ui/manager/` (one module and its
 `.tcss` each), subclass `screens.base.TillScreen` to get the frame, and list a

@@ -36,7 +36,6 @@ from textual.widgets import Input
 from smartduka_tui.connectivity import ConnectionState
 from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.extensions import ScreenCommand
-from smartduka_tui.ui.sale_numbers import SaleNumbers
 from smartduka_tui.ui.screens.base import SaleScreen, TillScreen
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
 from smartduka_tui.ui.screens.help import HelpScreen
@@ -181,9 +180,6 @@ class SmartDukaApp(App[int]):
         self._services = services
         self.options = options
         self.extensions = tuple(extensions)
-        self._sale_numbers = (
-            None if services is None else SaleNumbers(services.payments, services.clock)
-        )
         self.checkout = CheckoutScreen()
         self.painted = asyncio.Event()
         """Set once the checkout's first frame is drawn: the console script then opens the till."""
@@ -227,12 +223,6 @@ class SmartDukaApp(App[int]):
         if self._settings is None:
             raise RuntimeError("the till is not open yet")
         return self._settings
-
-    @property
-    def sale_numbers(self) -> SaleNumbers:
-        if self._sale_numbers is None:
-            raise RuntimeError("the till is not open yet")
-        return self._sale_numbers
 
     def _watch_printer(self, services: AppServices) -> None:
         if services.receipts is not None:
@@ -281,7 +271,6 @@ class SmartDukaApp(App[int]):
     async def _till_opened(self, message: TillOpened) -> None:
         services = message.services
         self._settings, self._services = message.settings, services
-        self._sale_numbers = SaleNumbers(services.payments, services.clock)
         self._watch_printer(services)
         self.now = services.clock.now()
         self._serve_till()

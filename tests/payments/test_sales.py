@@ -5,13 +5,15 @@ refused with words and nothing changed; abandoned sales for the manager; void an
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from smartduka_tui.manager import PaymentLists, ProblemCategory, ProblemFilter
 from smartduka_tui.model import AttemptState, AuditAction, ProblemKind, SaleState, TenderKind
-from smartduka_tui.payments.sales import SaleDesk, SaleRefused, SaleView
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.payments.sales import SaleDesk, SaleRefused, SaleView, numbered_ref
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from tests.conftest import unique_phone
@@ -269,3 +271,75 @@ async def test_void_and_refund_refusals_say_why_and_change_nothing(
     assert after[:2] == before[:2]
     sale = await desk.get("S15")
     assert sale is not None and sale.state is SaleState.PAID
+
+
+# ------------------------------------------------------------------------------ numbering
+
+
+async def test_sale_numbers_run_gapless_from_one_each_day_past_every_use(
+    shop_till: TillHarness,
+) -> None:
+    """The engine numbers sales `MMDD` and a counter in Kenya time: a number a sale record,
+    an attempt or a cash sale used is never offered again, and asking again before it is
+    used gives the same number (F4 on an untouched sale)."""
+    engine = shop_till.engine
+    first = await engine.next_sale_ref("checkout")
+    day = f"{shop_till.clock.now().astimezone(KENYA_TZ):%m%d}"
+    assert first == f"{day}001"
+    assert await engine.next_sale_ref("checkout") == first
+    await _desk(shop_till).take_cash(first, 100, 100)
+    second = await engine.next_sale_ref("checkout")
+    assert second == f"{day}002"
+    await engine.start_payment(second, 50, unique_phone())
+    third = await engine.next_sale_ref("checkout")
+    assert third == f"{day}003"
+    # A number typed by hand ahead of the run is stepped over, and the gap before it filled.
+    await _desk(shop_till).take_cash(f"{day}005", 100, 100)
+    await _desk(shop_till).take_cash(third, 100, 100)
+    assert await engine.next_sale_ref("checkout") == f"{day}004"
+    await _desk(shop_till).take_cash(f"{day}004", 100, 100)
+    assert await engine.next_sale_ref("checkout") == f"{day}006"
+
+
+async def test_two_holders_never_get_the_same_number(shop_till: TillHarness) -> None:
+    engine = shop_till.engine
+    one = await engine.next_sale_ref("window 1")
+    other = await engine.next_sale_ref("window 2")
+    cli = await engine.next_sale_ref("cli")
+    assert len({one, other, cli}) == 3
+    assert [one[-3:], other[-3:], cli[-3:]] == ["001", "002", "003"]
+    # Each holder keeps its own until it is used.
+    assert await engine.next_sale_ref("window 2") == other
+    await _desk(shop_till).take_cash(one, 100, 100)
+    assert (await engine.next_sale_ref("window 1"))[-3:] == "004"
+
+
+async def test_sale_numbers_survive_a_restart(shop_till: TillHarness) -> None:
+    first = await shop_till.engine.next_sale_ref("checkout")
+    await _desk(shop_till).take_cash(first, 100, 100)
+    engine = await shop_till.restart()
+    assert (await engine.next_sale_ref("checkout"))[-3:] == "002"
+
+
+async def test_sale_numbers_start_again_at_one_on_the_next_kenya_day(
+    shop_till: TillHarness,
+) -> None:
+    first = await shop_till.engine.next_sale_ref("checkout")
+    await _desk(shop_till).take_cash(first, 100, 100)
+    now = shop_till.clock.now().astimezone(KENYA_TZ)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    shop_till.clock.advance((midnight - now).total_seconds())
+    reference = await shop_till.engine.next_sale_ref("checkout")
+    assert reference == f"{midnight:%m%d}001" and reference != first
+
+
+def test_a_numbered_reference_widens_past_999() -> None:
+    day = datetime(2026, 1, 15, 9, tzinfo=KENYA_TZ)
+    assert [numbered_ref(day, n) for n in (1, 999, 1000, 9999)] == [
+        "0115001",
+        "0115999",
+        "01151000",
+        "01159999",
+    ]
+    # The Kenya date, not the UTC one: 22:30 UTC on the 14th is the 15th in Nairobi.
+    assert numbered_ref(datetime(2026, 1, 14, 22, 30, tzinfo=UTC), 7) == "0115007"

@@ -324,7 +324,7 @@ async def test_items_with_quantities_make_the_total(shop_till: TillHarness) -> N
 
 
 class _DiskOnFire:
-    """The real engine, except that checking whether a sale number is in use fails."""
+    """The real engine, except that choosing the next sale number fails."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
@@ -332,7 +332,7 @@ class _DiskOnFire:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
-    async def sale_ref_in_use(self, sale_ref: str) -> bool:
+    async def next_sale_ref(self, holder: str = "till") -> str:
         raise RuntimeError("disk on fire: consumer_secret=do-not-show")
 
 

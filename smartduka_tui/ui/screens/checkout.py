@@ -620,7 +620,8 @@ class CheckoutScreen(TillScreen):
 
     async def _fill_reference(self) -> None:
         try:
-            reference = await self.till.sale_numbers.next_free()
+            payments = self.till.services.payments
+            reference = await payments.next_sale_ref(f"checkout {id(self):x}")
         except Exception as error:
             self.till.report_unexpected(error, "choosing the next sale reference")
             return
