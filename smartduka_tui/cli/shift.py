@@ -224,8 +224,9 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 async def _out(desk: ShiftDesk, report: Any, args: argparse.Namespace) -> None:
-    from smartduka_tui.payments.shift_report import render_text, report_to_dict
+    from smartduka_tui.payments.shift_report import report_to_dict
     from smartduka_tui.payments.shifts import ShiftPrintError
+    from smartduka_tui.receipts.shift_report import render_text
 
     if args.json:
         print(json.dumps(report_to_dict(report), indent=2, sort_keys=True))
@@ -249,7 +250,8 @@ def cmd_x(args: argparse.Namespace) -> int:
 
 def cmd_close(args: argparse.Namespace) -> int:
     async def action(desk: ShiftDesk) -> int:
-        from smartduka_tui.payments.shift_report import render_text, report_to_dict
+        from smartduka_tui.payments.shift_report import report_to_dict
+        from smartduka_tui.receipts.shift_report import closed_words, render_text
 
         closed = await desk.close(args.counted, via="cli", print_report=args.to_printer)
         report = closed.report
@@ -257,10 +259,7 @@ def cmd_close(args: argparse.Namespace) -> int:
             print(json.dumps(report_to_dict(report), indent=2, sort_keys=True))
         else:
             print(render_text(report), end="")
-            print(
-                f"Shift closed: Z {report.z_number}. Expected KES {report.expected_cash:,}, "
-                f"counted KES {report.counted_cash or 0:,}: {report.difference_words}."
-            )
+            print(closed_words(report))
         if closed.print_error is not None:
             _warn(
                 f"the shift is closed, but its Z report did not print: {closed.print_error} "
@@ -277,7 +276,7 @@ def cmd_close(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     async def action(desk: ShiftDesk) -> int:
         from smartduka_tui.manager.words import kenya_time
-        from smartduka_tui.payments.shift_report import shillings
+        from smartduka_tui.receipts.shift_report import shillings
 
         if args.limit < 1:
             raise CliError("--limit: must be 1 or more", EXIT_BAD_INPUT)

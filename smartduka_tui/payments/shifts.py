@@ -25,11 +25,10 @@ from smartduka_tui.payments.shift_report import (
     ShiftReport,
     StatementEntry,
     build_report,
-    render_csv,
-    render_text,
     report_from_json,
     report_to_json,
 )
+from smartduka_tui.receipts.shift_report import render_csv, render_text
 from smartduka_tui.store.shifts import Shift as Shift  # re-exported: the faces name it
 from smartduka_tui.store.shifts import ShiftAlreadyOpenError, ShiftConflictError
 

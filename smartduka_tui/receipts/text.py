@@ -14,7 +14,7 @@ def shillings(amount: int) -> str:
     return f"KES {amount:,}"
 
 
-def _pair(left: str, right: str, columns: int) -> str:
+def pair(left: str, right: str, columns: int) -> str:
     """`left` and `right` on one line, `left` cut short if both do not fit."""
     room = columns - len(right) - 1
     if len(left) > room:
@@ -31,26 +31,26 @@ def render_text(receipt: Receipt, columns: int = RECEIPT_COLUMNS) -> str:
         out.append("*** COPY ***".center(columns).rstrip())
     out.append(receipt.shop_name[:columns].center(columns).rstrip())
     out.append(rule)
-    out.append(_pair("Sale", receipt.sale_ref, columns))
-    out.append(_pair("Till", receipt.till_id, columns))
+    out.append(pair("Sale", receipt.sale_ref, columns))
+    out.append(pair("Till", receipt.till_id, columns))
     if receipt.cashier:
-        out.append(_pair("Cashier", receipt.cashier, columns))
+        out.append(pair("Cashier", receipt.cashier, columns))
     out.append(when)
     out.append(rule)
     for line in receipt.lines:
         if line.quantity == 1:
-            out.append(_pair(line.description, shillings(line.amount), columns))
+            out.append(pair(line.description, shillings(line.amount), columns))
         else:
             out.append(line.description[:columns])
             detail = f"  {line.quantity} x {line.unit_price:,}"
-            out.append(_pair(detail, shillings(line.amount), columns))
+            out.append(pair(detail, shillings(line.amount), columns))
     out.append(rule)
-    out.append(_pair("TOTAL", shillings(receipt.total), columns))
+    out.append(pair("TOTAL", shillings(receipt.total), columns))
     for tender in receipt.tenders:
-        out.append(_pair(tender.kind.label, shillings(tender.amount), columns))
+        out.append(pair(tender.kind.label, shillings(tender.amount), columns))
         if tender.reference:
             out.append(f"  Receipt {tender.reference}"[:columns])
-    out.append(_pair("Change", shillings(receipt.change), columns))
+    out.append(pair("Change", shillings(receipt.change), columns))
     out.append(rule)
     out.append("Thank you".center(columns).rstrip())
     if receipt.copy:

@@ -14,9 +14,9 @@ import pytest
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import PrinterKind, PrinterSettings
 from smartduka_tui.model import AuditAction
-from smartduka_tui.payments.shift_report import render_csv, render_text
 from smartduka_tui.payments.shifts import ShiftDesk, ShiftPrintError
 from smartduka_tui.printing import text_escpos_bytes
+from smartduka_tui.receipts.shift_report import render_csv, render_text
 from smartduka_tui.store import Store
 from smartduka_tui.store.pull import PulledRow
 from tests.shifts.conftest import SHOP, SHORTCODE, TILL, ring_up_day

@@ -12,9 +12,9 @@ from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 from textual.widgets import DataTable, Input, Static
 
-from smartduka_tui.payments.shift_report import render_text
 from smartduka_tui.payments.shifts import ShiftDesk
 from smartduka_tui.printing import text_escpos_bytes
+from smartduka_tui.receipts.shift_report import render_text
 from smartduka_tui.ui.manager.shifts import CloseShiftScreen, OpenShiftScreen, ShiftsScreen
 from smartduka_tui.ui.screens.manager_menu import ManagerMenuScreen
 from tests.manager.conftest import (

@@ -9,8 +9,8 @@ import pytest
 from smartduka_tui.clock import ManualClock
 from smartduka_tui.config import PrinterSettings
 from smartduka_tui.model import AuditAction
-from smartduka_tui.payments.shift_report import render_text
 from smartduka_tui.payments.shifts import ShiftDesk, ShiftInputError, ShiftRefused
+from smartduka_tui.receipts.shift_report import difference_words, render_text
 from smartduka_tui.store import Store
 from tests.shifts.conftest import SHOP, TILL, ring_up_day
 
@@ -46,7 +46,8 @@ async def test_a_day_from_open_to_close(desk: ShiftDesk, store: Store, clock: Ma
     assert closed.shift.z_number == 1 and closed.shift.expected_cash == 2850
     report = closed.report
     assert report.z_number == 1 and report.difference == -50
-    assert report.difference_words == "KES 50 short"
+    assert report.difference == -50
+    assert difference_words(report.difference) == "KES 50 short"
     assert report.statement.stale
     assert "Statement not pulled since 09:09" in render_text(report)
     assert await desk.current() is None
@@ -71,7 +72,8 @@ async def test_the_z_report_stays_as_it_was_at_close(
         )
     assert await desk.z_report(1) == closed.report
     assert closed.report.difference == 0
-    assert closed.report.difference_words == "none, the drawer matches"
+    assert closed.report.difference == 0
+    assert difference_words(closed.report.difference) == "none, the drawer matches"
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
-from smartduka_tui.payments.shift_report import ShiftReport, render_text
+from smartduka_tui.payments.shift_report import ShiftReport
 from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
+from smartduka_tui.receipts.shift_report import closed_words, render_text
 from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
@@ -85,14 +86,6 @@ def status_words(shift: Shift | None) -> str:
     return (
         f"Shift open since {kenya_time(shift.opened_at)[11:16]} ({shift.cashier}), float "
         f"KES {shift.opening_float:,}. X: report so far; C: close with the cash counted."
-    )
-
-
-def closed_words(report: ShiftReport) -> str:
-    counted = report.counted_cash or 0
-    return (
-        f"Shift closed: Z {report.z_number}. Expected KES {report.expected_cash:,}, counted "
-        f"KES {counted:,}: {report.difference_words}."
     )
 
 

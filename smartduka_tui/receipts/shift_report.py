@@ -1,0 +1,201 @@
+"""The X and Z reports as words: the text the screen, `smartduka shift` and the printer show
+(42 columns, an 80 mm roll, and an 80-column screen) and the CSV export (one table with a
+header row). The report itself is data (`payments/shift_report.py`); this renderer is the only
+place its times become Kenya time and its figures words, as `text.py` is for a sale's receipt.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from smartduka_tui.model import SaleState
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+from smartduka_tui.payments.shift_report import ReportKind, ShiftReport, StatementSide
+from smartduka_tui.receipts.text import pair as _pair
+
+REPORT_COLUMNS = 42
+"""Characters per line of an 80 mm roll in the printer's standard font."""
+
+
+def shillings(amount: int) -> str:
+    return f"-KES {-amount:,}" if amount < 0 else f"KES {amount:,}"
+
+
+def difference_words(difference: int | None) -> str:
+    """The drawer against what it should hold, in plain words."""
+    if difference is None:
+        return "counted at close"
+    if difference == 0:
+        return "none, the drawer matches"
+    if difference > 0:
+        return f"KES {difference:,} over"
+    return f"KES {-difference:,} short"
+
+
+def _kenya(moment: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return moment.astimezone(KENYA_TZ).strftime(fmt)
+
+
+def _row3(label: str, count: int | str, amount: str, columns: int) -> str:
+    right = f"{count!s:>5} {amount:>13}"
+    return _pair(label, right, columns)
+
+
+def statement_words(side: StatementSide) -> str:
+    """Where the statement stands, in one line."""
+    if side.shortcode is None:
+        return "No statement: the shop uses the platform's paybill"
+    if side.last_pulled is None:
+        return "Statement never pulled"
+    when = _kenya(side.last_pulled, "%H:%M")
+    if side.stale:
+        return f"Statement not pulled since {when}"
+    return f"Statement pulled at {when}"
+
+
+def render_text(report: ShiftReport, columns: int = REPORT_COLUMNS) -> str:
+    """The report as lines of at most `columns` characters, ending in a newline."""
+    rule = "-" * columns
+    title = (
+        "X REPORT (mid-shift)"
+        if report.kind is ReportKind.X
+        else f"Z REPORT (shift closed)  Z {report.z_number}"
+    )
+    out = [title.center(columns).rstrip(), report.shop_name[:columns].center(columns).rstrip()]
+    out.append(rule)
+    out.append(_pair("Till", report.till_id, columns))
+    out.append(_pair("Cashier", report.cashier, columns))
+    out.append(_pair("Opened", _kenya(report.opened_at) + " EAT", columns))
+    closed_label = "Closed" if report.kind is ReportKind.Z else "Up to"
+    out.append(_pair(closed_label, _kenya(report.until) + " EAT", columns))
+    out.append(rule)
+    out.append(_row3("SALES BY TENDER", "count", "amount", columns))
+    for total in report.by_tender:
+        out.append(_row3(total.kind.label, total.count, shillings(total.amount), columns))
+    if not report.by_tender:
+        out.append("  no sales yet")
+    out.append(_row3("Total", report.sales, shillings(report.takings), columns))
+    for sale_ref, state in report.part_paid:
+        words = "part paid, open" if state is SaleState.OPEN else "part paid, abandoned"
+        out.append(_pair(f"  {sale_ref}", words, columns))
+    if report.left_out:
+        out.append("Left out (money given back):")
+        for sale in report.left_out:
+            out.append(
+                _pair(f"  {sale.sale_ref} {sale.state.lower()}", shillings(sale.total), columns)
+            )
+    out.append(rule)
+    out.append("CASH DRAWER")
+    out.append(_pair("Float", shillings(report.opening_float), columns))
+    out.append(_pair("Cash taken (net of change)", shillings(report.cash_taken), columns))
+    out.append(_pair("Cash refunds", shillings(-report.cash_refunds), columns))
+    out.append(_pair("Expected in the drawer", shillings(report.expected_cash), columns))
+    if report.counted_cash is not None:
+        out.append(_pair("Counted", shillings(report.counted_cash), columns))
+    out.append(_pair("Difference", difference_words(report.difference), columns))
+    out.append(rule)
+    side = report.statement
+    out.append(_row3("M-PESA", "count", "amount", columns))
+    out.append(_row3("This till", report.mpesa_count, shillings(report.mpesa_amount), columns))
+    if side.shortcode is not None:
+        out.append(
+            _row3(f"Statement {side.shortcode}", side.count, shillings(side.amount), columns)
+        )
+    out.append(statement_words(side)[:columns])
+    if side.other_tills == 1:
+        out.append("(1 receipt of another till left out)")
+    elif side.other_tills:
+        out.append(f"({side.other_tills} receipts of other tills left out)"[:columns])
+    if report.mpesa_without_receipt:
+        out.append("No receipt number yet:")
+        out.extend(f"  {sale}" for sale in report.mpesa_without_receipt)
+    if side.only_till:
+        out.append("On this till, not on the statement:")
+        out.extend(_pair(f"  {r.receipt}", shillings(r.amount), columns) for r in side.only_till)
+    if side.only_statement:
+        out.append("On the statement, not on this till:")
+        out.extend(
+            _pair(f"  {r.receipt}", shillings(r.amount), columns) for r in side.only_statement
+        )
+    if side.shortcode is not None and not side.only_till and not side.only_statement:
+        out.append("Every receipt is on both.")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- CSV
+
+CSV_HEADER = ("section", "item", "count", "amount_kes", "note")
+
+
+def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
+    """The report as rows under CSV_HEADER: amounts in whole shillings, times ISO in UTC."""
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("shift", "report", "", "", report.kind.value),
+        ("shift", "z_number", "", "", "" if report.z_number is None else str(report.z_number)),
+        ("shift", "shop", "", "", report.shop_name),
+        ("shift", "till", "", "", report.till_id),
+        ("shift", "cashier", "", "", report.cashier),
+        ("shift", "opened_at", "", "", report.opened_at.isoformat()),
+        ("shift", "until", "", "", report.until.isoformat()),
+    ]
+    for total in report.by_tender:
+        rows.append(
+            ("tender", total.kind.value, str(total.count), str(total.amount), total.kind.label)
+        )
+    rows.append(("tender", "total", str(report.sales), str(report.takings), "sales"))
+    for sale_ref, state in report.part_paid:
+        rows.append(("part_paid", sale_ref, "", "", state.value))
+    for sale in report.left_out:
+        rows.append(("left_out", sale.sale_ref, "", str(sale.total), sale.state.value))
+    rows += [
+        ("drawer", "float", "", str(report.opening_float), ""),
+        ("drawer", "cash_taken", "", str(report.cash_taken), "net of change"),
+        ("drawer", "cash_refunds", "", str(report.cash_refunds), ""),
+        ("drawer", "expected", "", str(report.expected_cash), ""),
+        (
+            "drawer",
+            "counted",
+            "",
+            "" if report.counted_cash is None else str(report.counted_cash),
+            "",
+        ),
+        (
+            "drawer",
+            "difference",
+            "",
+            "" if report.difference is None else str(report.difference),
+            difference_words(report.difference),
+        ),
+        ("mpesa", "till", str(report.mpesa_count), str(report.mpesa_amount), ""),
+    ]
+    side = report.statement
+    if side.shortcode is not None:
+        rows.append(
+            ("mpesa", "statement", str(side.count), str(side.amount), statement_words(side))
+        )
+    for sale_ref in report.mpesa_without_receipt:
+        rows.append(("mpesa_no_receipt", sale_ref, "", "", ""))
+    for only in side.only_till:
+        rows.append(("only_on_till", only.receipt, "", str(only.amount), ""))
+    for only in side.only_statement:
+        rows.append(("only_on_statement", only.receipt, "", str(only.amount), ""))
+    return rows
+
+
+def render_csv(report: ShiftReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(csv_rows(report))
+    return buffer.getvalue()
+
+
+def closed_words(report: ShiftReport) -> str:
+    """The one line after a shift closes, the same on the manager's screen and the CLI."""
+    counted = report.counted_cash or 0
+    return (
+        f"Shift closed: Z {report.z_number}. Expected KES {report.expected_cash:,}, counted "
+        f"KES {counted:,}: {difference_words(report.difference)}."
+    )
