@@ -53,7 +53,11 @@ def register(subparsers: Any) -> None:
         help="send one M-Pesa payment request and wait for its outcome",
         description="Send one M-Pesa STK push and wait for its final state.",
     )
-    parser.add_argument("--sale-ref", required=True, help="the sale number (letters and digits)")
+    parser.add_argument(
+        "--sale-ref",
+        help="the sale number (letters and digits); left out, the till numbers the sale as "
+        "the app does (MMDD and a counter, e.g. 0115007)",
+    )
     parser.add_argument("--amount", required=True, help="whole Kenya shillings, 1 to 250,000")
     parser.add_argument("--phone", required=True, help="the customer's phone, e.g. 0712345678")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -111,7 +115,11 @@ async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int
         async with till_session(settings, args.simulator) as till:
             engine, link = till.engine, till.link
             try:
-                view = await engine.start_payment(args.sale_ref, amount, args.phone)
+                sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
+            except RuntimeError as error:  # more than 9,999 sales today
+                return fail(f"sale-ref: {error}", EXIT_REFUSED)
+            try:
+                view = await engine.start_payment(sale_ref, amount, args.phone)
             except InvalidPaymentInput as error:
                 return fail(str(error), EXIT_REFUSED)
             except PaymentRefused as error:

@@ -8,9 +8,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from smartduka_tui.clock import SystemClock
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import load_keyring
 from tests.conftest import unique_phone
@@ -75,6 +77,26 @@ def test_pay_paid_prints_json_and_exits_0_then_reconcile(
     assert reconciled.returncode == 0, reconciled.stderr
     figures = json.loads(reconciled.stdout)
     assert figures["open_after"] == 0 and figures["errors"] == 0
+
+
+def test_pay_without_a_sale_ref_is_numbered_by_the_engine_as_the_app_is(
+    tmp_path: Path, simulator: ServerProcess
+) -> None:
+    """Left out, the sale reference is the engine's next number (MMDD in Kenya time and a
+    counter), read from the till's database: a second run goes on from the first."""
+    data = tmp_path / "data"
+    days = {f"{datetime.now(KENYA_TZ):%m%d}"}
+    refs = []
+    for _ in range(2):
+        result = smartduka(
+            data, "pay", "--amount", "10", "--phone", unique_phone(), "--json",
+            "--simulator", simulator.base_url,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        refs.append(json.loads(result.stdout)["sale_ref"])
+    days.add(f"{datetime.now(KENYA_TZ):%m%d}")
+    assert [ref[4:] for ref in refs] == ["001", "002"]
+    assert refs[0][:4] in days and refs[1][:4] in days
 
 
 def test_pay_not_paid_exits_1_with_the_cashiers_message(
