@@ -66,14 +66,16 @@ def _exit_code(verdict: ReceiptVerdict) -> int:
 
 
 def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
+    from smartduka_tui.words import verdict_words
+
     if not as_json:
-        print(verdict.message)
+        print(verdict_words(verdict))
         return
     out = {
         "accepted": verdict.accepted,
         "receipt": verdict.receipt,
         "refusal": None if verdict.refusal is None else verdict.refusal.value,
-        "message": verdict.message,
+        "message": verdict_words(verdict),
         "amount_paid": None if verdict.amount_paid is None else str(verdict.amount_paid),
         "paid_at": None if verdict.paid_at is None else verdict.paid_at.isoformat(),
         "payment": None if verdict.payment is None else verdict.payment.model_dump(mode="json"),

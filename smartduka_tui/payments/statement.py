@@ -45,7 +45,6 @@ from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.certificates import published_certificate
 from smartduka_tui.mpesa.client import DarajaClient
 from smartduka_tui.mpesa.errors import RequestOutcomeUnknown, RequestRefused
-from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.mpesa.requests import DarajaCredentials, InvalidRequestError
 from smartduka_tui.mpesa.security import SecurityCredentialError, load_certificate_key
 from smartduka_tui.mpesa.statement import (
@@ -84,6 +83,7 @@ from smartduka_tui.store.errors import ShopConfigError
 from smartduka_tui.store.initiator import InitiatorCredentials
 from smartduka_tui.store.records import Attempt
 from smartduka_tui.store.statement import RequestKind, RequestState, StatementRequest
+from smartduka_tui.words import day_and_time, exact_shillings
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,17 @@ class ReceiptVerdict:
 
     accepted: bool
     message: str
+    """A refusal's words (errors are said where they are found); empty for an accepted
+    verdict, whose words the faces say from its values (`smartduka_tui.words`)."""
     receipt: str | None = None
     refusal: ReceiptRefusal | None = None
     amount_paid: Decimal | None = None
     paid_at: datetime | None = None
     payment: PaymentView | None = None
+    sale_ref: str | None = None
+    """The sale an accepted receipt now pays (None for a check without a sale)."""
+    paid_to: str | None = None
+    """The shortcode an accepted receipt paid."""
 
 
 class ReceiptChecks(Protocol):
@@ -175,17 +181,6 @@ class ResultEvent:
 
 def _refused(refusal: ReceiptRefusal, message: str, receipt: str | None = None) -> ReceiptVerdict:
     return ReceiptVerdict(False, message, receipt=receipt, refusal=refusal)
-
-
-def shillings(amount: Decimal | int) -> str:
-    """KES in whole shillings when whole ("KES 1,500"), else with cents."""
-    value = Decimal(amount)
-    text = f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
-    return f"KES {text}"
-
-
-def _moment(moment: datetime) -> str:
-    return moment.astimezone(KENYA_TZ).strftime("%d %b %H:%M")
 
 
 def _credit_number(result: AsyncResult) -> str | None:
@@ -341,7 +336,7 @@ class StatementService:
             return reversal_refused(
                 ReversalRefusal.WAITING,
                 f"A reversal of receipt {receipt} is already waiting for M-Pesa's answer "
-                f"(asked at {_moment(waiting.created_at)}; it may be asked again after "
+                f"(asked at {day_and_time(waiting.created_at)}; it may be asked again after "
                 f"{REVERSAL_RESEND_AFTER.seconds // 60} minutes). Nothing was sent.",
                 receipt,
             )
@@ -749,12 +744,11 @@ class StatementService:
         if request.attempt_id is None or sale_ref is None:
             return ReceiptVerdict(
                 True,
-                f"Receipt {receipt}: {shillings(status.amount)} paid to {shortcode}"
-                + (f" at {_moment(paid_at)}" if paid_at else "")
-                + "; no sale holds it.",
+                "",
                 receipt=receipt,
                 amount_paid=status.amount,
                 paid_at=paid_at,
+                paid_to=shortcode,
             )
         return await self._apply(request, receipt, sale_ref, status, paid_at)
 
@@ -772,18 +766,18 @@ class StatementService:
         if status.amount != Decimal(attempt.amount):
             return _refused(
                 ReceiptRefusal.AMOUNT_DIFFERS,
-                f"Amount differs: {shillings(status.amount)} paid, sale is "
-                f"{shillings(attempt.amount)}.",
+                f"Amount differs: {exact_shillings(status.amount)} paid, sale is "
+                f"{exact_shillings(attempt.amount)}.",
                 receipt,
             )
         sale = await engine.store.attempts.for_sale(engine.shop_id, sale_ref)
         began = min(a.created_at for a in sale)
         if paid_at is None or paid_at < began - RECEIPT_LEAD:
-            when = "at an unknown time" if paid_at is None else f"at {_moment(paid_at)}"
+            when = "at an unknown time" if paid_at is None else f"at {day_and_time(paid_at)}"
             return _refused(
                 ReceiptRefusal.TOO_OLD,
                 f"Too old: receipt {receipt} was paid {when}, before sale {sale_ref} began "
-                f"({_moment(began)}).",
+                f"({day_and_time(began)}).",
                 receipt,
             )
         async with engine.lock_for(attempt.attempt_ref):
@@ -825,11 +819,13 @@ class StatementService:
             )
         return ReceiptVerdict(
             True,
-            f"Paid: receipt {receipt}, {shillings(status.amount)} for sale {sale_ref}.",
+            "",
             receipt=receipt,
             amount_paid=status.amount,
             paid_at=paid_at,
             payment=view,
+            sale_ref=sale_ref,
+            paid_to=engine.shop.business_shortcode or "",
         )
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from smartduka_tui.store.secret import Secret
 from smartduka_tui.till import open_till
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.services import UiOptions
+from smartduka_tui.words import verdict_words
 from tests.integration.support import clean_env, eventually
 
 SMARTDUKA = [
@@ -293,7 +295,9 @@ async def test_the_demo_checks_a_receipt_code_and_reverses_the_payment() -> None
 
         verdict = await services.receipt_checks.verify_receipt(paid.trans_id, "DEMO7")
         assert verdict.accepted, verdict
-        assert verdict.message == f"Paid: receipt {paid.trans_id}, KES 450 for sale DEMO7."
+        assert verdict.receipt == paid.trans_id and verdict.sale_ref == "DEMO7"
+        assert verdict.amount_paid == Decimal(450)
+        assert verdict_words(verdict) == f"Paid: receipt {paid.trans_id}, KES 450 for sale DEMO7."
         attempt = await engine.store.attempts.get(engine.shop_id, int(view.attempt_id))
         assert attempt is not None and attempt.receipt_number == paid.trans_id
 

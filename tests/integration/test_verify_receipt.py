@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from smartduka_tui.ui.screens.failure import FailureScreen
 from smartduka_tui.ui.screens.phone import PhoneScreen
 from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
+from smartduka_tui.words import verdict_words
 from tests.conftest import unique_phone
 from tests.integration.support import MAIN, RelayHandle, Till, eventually, finish
 from tests.integration.test_pay_e2e import direct_till
@@ -139,7 +141,9 @@ async def test_a_receipt_paid_to_the_till_completes_a_failed_sale(
         typed = paid.trans_id[:4].lower() + " " + paid.trans_id[4:].lower()
         verdict = await c.service.verify_receipt(typed, "0042")
         assert verdict.accepted, verdict
-        assert verdict.message == f"Paid: receipt {paid.trans_id}, KES 600 for sale 0042."
+        assert verdict.receipt == paid.trans_id and verdict.sale_ref == "0042"
+        assert verdict.amount_paid == Decimal(600)
+        assert verdict_words(verdict) == f"Paid: receipt {paid.trans_id}, KES 600 for sale 0042."
         view = await c.engine.get(attempt_id)
         assert view.state is AttemptState.COMPLETED and view.receipt == paid.trans_id and view.late
         # The result came through the relay, stored for this till under the request's ref.
@@ -364,6 +368,7 @@ async def test_the_cli_pays_a_sale_with_a_receipt_and_refuses_a_malformed_code(
     assert good.returncode == 0, good.stderr
     verdict = json.loads(good.stdout)
     assert verdict["accepted"] is True and verdict["amount_paid"] == "400"
+    assert verdict["message"] == f"Paid: receipt {paid.trans_id}, KES 400 for sale 0090."
     assert verdict["payment"]["state"] == "COMPLETED"
     assert verdict["payment"]["receipt"] == paid.trans_id
     (attempt,) = await till.attempts()

@@ -25,6 +25,7 @@ from smartduka_tui.payments.statement import ReceiptChecks, ReceiptVerdict
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
+from smartduka_tui.words import verdict_words
 
 
 class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
@@ -113,7 +114,8 @@ class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
     def _checked(self, message: Checked) -> None:
         self.busy = False
         self.verdict = message.verdict
-        self._show(message.verdict.message, "-accepted" if message.verdict.accepted else "-refused")
+        verdict = message.verdict
+        self._show(verdict_words(verdict), "-accepted" if verdict.accepted else "-refused")
         self.refresh_bindings()
         # A paid sale needs nothing here: the sale screen below hears of the payment and
         # replaces this dialog with the receipt screen (SaleScreen.move_to).
