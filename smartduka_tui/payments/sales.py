@@ -74,16 +74,6 @@ class TenderView:
     reversed: bool = False
     """M-Pesa's reversal gave this tender's money back."""
 
-    @property
-    def words(self) -> str:
-        """One line for the cashier: "KES 200 cash (given 1,000, change 800)"."""
-        text = f"KES {self.amount:,} {self.kind.label.lower().replace('m-pesa', 'M-Pesa')}"
-        if self.cash_given is not None and self.change_given:
-            text += f" (given {self.cash_given:,}, change {self.change_given:,})"
-        if self.receipt:
-            text += f" {self.receipt}"
-        return text
-
 
 @dataclass(frozen=True, slots=True)
 class LineView:
@@ -129,16 +119,6 @@ class SaleView(TenderSums):
         if self.state is not SaleState.REFUNDED:
             return ()
         return tuple(t for t in self.mpesa_tenders if not t.reversed)
-
-    @property
-    def record_words(self) -> str | None:
-        """What the sale's record says beyond its state, or None: a refunded split sale says
-        "cash refunded, M-Pesa part awaiting reversal" until the reversal's result comes."""
-        if self.awaiting_reversal:
-            return "cash refunded, M-Pesa part awaiting reversal"
-        if self.state is SaleState.REFUNDED and self.mpesa_tenders:
-            return "cash refunded, M-Pesa part reversed"
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,13 +4,38 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from smartduka_tui.model import SaleState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ, kenya_clock
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.sales import SaleView, TenderView
 
 
 def shillings(amount: int) -> str:
     """Whole Kenya shillings as the shop counter writes them: `KES 1,250`."""
     return f"KES {amount:,}"
+
+
+def tender_words(tender: TenderView) -> str:
+    """One line for the cashier: "KES 200 cash (given 1,000, change 800)"."""
+    text = f"KES {tender.amount:,} {tender.kind.label.lower().replace('m-pesa', 'M-Pesa')}"
+    if tender.cash_given is not None and tender.change_given:
+        text += f" (given {tender.cash_given:,}, change {tender.change_given:,})"
+    if tender.receipt:
+        text += f" {tender.receipt}"
+    return text
+
+
+def sale_record_words(sale: SaleView) -> str | None:
+    """What a sale's record says beyond its state, or None: a refunded split sale says
+    "cash refunded, M-Pesa part awaiting reversal" until the reversal's result comes."""
+    if sale.awaiting_reversal:
+        return "cash refunded, M-Pesa part awaiting reversal"
+    if sale.state is SaleState.REFUNDED and sale.mpesa_tenders:
+        return "cash refunded, M-Pesa part reversed"
+    return None
 
 
 def local_time(moment: datetime) -> str:

@@ -438,11 +438,11 @@ async def test_a_split_sales_refund_returns_the_cash_and_names_the_m_pesa_to_rev
     receipt = (await h.view(view.attempt_id)).receipt
     assert receipt
     paid = await desk(h).get("LP14")
-    assert paid is not None and paid.awaiting_reversal == () and paid.record_words is None
+    assert paid is not None and paid.awaiting_reversal == ()
     refunded = await desk(h).refund("LP14", Secret(PIN), "goods returned")
     assert refunded.state is SaleState.REFUNDED
     assert [(t.amount, t.receipt) for t in refunded.awaiting_reversal] == [(300, receipt)]
-    assert refunded.record_words == "cash refunded, M-Pesa part awaiting reversal"
+    assert [(t.amount, t.reversed) for t in refunded.mpesa_tenders] == [(300, False)]
     [entry] = [d for name, d in await actions(h) if name == AuditAction.SALE_REFUNDED]
     assert (entry["cash_back"], entry["mpesa_kept"], entry["mpesa_to_reverse"]) == (
         200,
@@ -457,7 +457,7 @@ async def test_a_split_sales_refund_returns_the_cash_and_names_the_m_pesa_to_rev
         )
     after = await desk(h).get("LP14")
     assert after is not None and after.awaiting_reversal == ()
-    assert after.record_words == "cash refunded, M-Pesa part reversed"
+    assert [(t.amount, t.reversed) for t in after.mpesa_tenders] == [(300, True)]
 
 
 async def test_a_cash_sales_refund_has_nothing_awaiting_reversal(shop_till: TillHarness) -> None:
@@ -465,7 +465,7 @@ async def test_a_cash_sales_refund_has_nothing_awaiting_reversal(shop_till: Till
     await ManagerPin.of(h.store).set(Secret(PIN))
     await desk(h).take_cash("LP15", 500, 500)
     refunded = await desk(h).refund("LP15", Secret(PIN), "goods returned")
-    assert (refunded.awaiting_reversal, refunded.record_words) == ((), None)
+    assert (refunded.awaiting_reversal, refunded.mpesa_tenders) == ((), ())
 
 
 async def test_refunding_a_part_paid_split_sale_resolves_it_naming_the_m_pesa_to_reverse(
@@ -479,7 +479,7 @@ async def test_refunding_a_part_paid_split_sale_resolves_it_naming_the_m_pesa_to
     receipt = (await h.view(view.attempt_id)).receipt
     await desk(h).abandon("LP16")
     refunded = await desk(h).refund("LP16", Secret(PIN), "customer left")
-    assert refunded.record_words == "cash refunded, M-Pesa part awaiting reversal"
+    assert [(t.amount, t.receipt) for t in refunded.awaiting_reversal] == [(300, receipt)]
     problem = await part_paid_problem(h, "LP16")
     assert problem.resolution_note == (
         f"Cash refunded by the manager: customer left; M-Pesa {receipt} awaiting reversal"

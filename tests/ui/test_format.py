@@ -4,13 +4,24 @@ countdowns, and recent numbers masked yet told apart."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartduka_tui.model import SaleState, TenderKind
 from smartduka_tui.mpesa.kenya_time import kenya_clock
-from smartduka_tui.ui.format import countdown, local_time, masked_apart, seconds_left, shillings
+from smartduka_tui.payments.sales import SaleView, TenderView
+from smartduka_tui.ui.format import (
+    countdown,
+    local_time,
+    masked_apart,
+    sale_record_words,
+    seconds_left,
+    shillings,
+    tender_words,
+)
 
 NOON_UTC = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
 
@@ -59,3 +70,48 @@ def test_masked_recent_numbers_never_look_alike(phones: list[str]) -> None:
 def test_a_retry_time_is_written_in_kenya_time_like_every_screen() -> None:
     """Issue #12 case 6: the retry time was UTC where every other screen used Kenya time."""
     assert kenya_clock(NOON_UTC) == local_time(NOON_UTC) == "12:00:00"
+
+
+def _tender(kind: TenderKind, amount: int, **rest: object) -> TenderView:
+    fields: dict[str, Any] = {"cash_given": None, "change_given": None, "receipt": None}
+    fields.update(rest)
+    return TenderView(kind, amount, at=datetime(2026, 1, 15, 9, tzinfo=UTC), **fields)
+
+
+def test_a_tender_in_one_line() -> None:
+    cash = _tender(TenderKind.CASH, 200, cash_given=1000, change_given=800)
+    exact = _tender(TenderKind.CASH, 200, cash_given=200, change_given=0)
+    prompt = _tender(TenderKind.MPESA_STK, 300, receipt="TKQ9ZZ1A2B")
+    assert [tender_words(t) for t in (cash, exact, prompt)] == [
+        "KES 200 cash (given 1,000, change 800)",
+        "KES 200 cash",
+        f"KES 300 {TenderKind.MPESA_STK.label.lower().replace('m-pesa', 'M-Pesa')} TKQ9ZZ1A2B",
+    ]
+
+
+def _sale(state: SaleState, *tenders: TenderView) -> SaleView:
+    return SaleView(
+        sale_ref="S1",
+        till_id="till1",
+        total=sum(t.amount for t in tenders),
+        state=state,
+        tenders=tenders,
+        lines=(),
+        opened_at=datetime(2026, 1, 15, 9, tzinfo=UTC),
+        closed_at=None,
+        note=None,
+    )
+
+
+def test_a_refunded_split_sale_says_where_its_m_pesa_part_stands() -> None:
+    cash = _tender(TenderKind.CASH, 200, cash_given=200, change_given=0)
+    waiting = _tender(TenderKind.MPESA_STK, 300, receipt="R1")
+    back = _tender(TenderKind.MPESA_STK, 300, receipt="R1", reversed=True)
+    assert sale_record_words(_sale(SaleState.REFUNDED, cash, waiting)) == (
+        "cash refunded, M-Pesa part awaiting reversal"
+    )
+    assert sale_record_words(_sale(SaleState.REFUNDED, cash, back)) == (
+        "cash refunded, M-Pesa part reversed"
+    )
+    assert sale_record_words(_sale(SaleState.REFUNDED, cash)) is None
+    assert sale_record_words(_sale(SaleState.PAID, cash, waiting)) is None

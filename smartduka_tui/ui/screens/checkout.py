@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from smartduka_tui.ui.amounts import SaleItem, amount_of, amount_problem, items_total
 from smartduka_tui.ui.events import ConnectionChanged
-from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.format import shillings, tender_words
 from smartduka_tui.ui.render_caches import release_closed_screens
 from smartduka_tui.ui.screens.base import TillScreen
 from smartduka_tui.ui.widgets.c2b_panel import C2BPanel
@@ -237,7 +237,7 @@ class CheckoutScreen(TillScreen):
         sale = self.open_sale
         if sale is None or not sale.part_paid:
             return None
-        paid = ", ".join(tender.words for tender in sale.tenders)
+        paid = ", ".join(tender_words(tender) for tender in sale.tenders)
         return (
             f"Paid {paid}. Still owed {shillings(sale.owed)}: Enter for M-Pesa, F10 cash. "
             "F4 clears it (the manager is told)."
