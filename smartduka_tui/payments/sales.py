@@ -478,13 +478,10 @@ class SaleDesk:
         sale = await self._store.sales.get(self.shop_id, sale_ref)
         return None if sale is None else sale_view(sale)
 
-    async def in_use(self, sale_ref: str) -> bool:
-        return await self._store.sales.get(self.shop_id, sale_ref) is not None
-
     async def ref_in_use(self, sale_ref: str) -> bool:
         """Whether this till used `sale_ref` already: a sale record, an attempt, or a direct
         payment attached to it (the next sale must not be offered that number)."""
-        if await self.in_use(sale_ref):
+        if await self._store.sales.get(self.shop_id, sale_ref) is not None:
             return True
         attempts = await self._store.attempts.for_sale(self.shop_id, sale_ref)
         if any(a.till_id == self.till_id for a in attempts):
