@@ -29,12 +29,13 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
+from callback_relay.intake import ACCEPTED, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason
+from callback_relay.types import EventKind, RefusalReason
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.model import Mode
@@ -42,7 +43,6 @@ from smartduka_tui.mpesa.statement import C2BPayment, StatementParseError, parse
 
 log = logging.getLogger("callback_relay.c2b")
 
-ACCEPTED = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 # Hex only: Safaricom refuses URLs containing "exe", "cmd", "sql" and the like, which a
 # base64 token could spell by chance; hex has no x, m, q or l.
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
@@ -166,8 +166,7 @@ class C2BIntake:
             log.info("refused C2B confirmation: %s", refused)
             return JSONResponse({"error": str(refused)}, status_code=refused.status)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return JSONResponse(
                 {"error": "temporarily unable to accept confirmations"}, status_code=503
             )
@@ -213,20 +212,16 @@ class C2BIntake:
         sha = hashlib.sha256(raw).hexdigest()
         received = now_ms(self._clock)
         for till_id in sorted(entry.tills):
-            result = await self._store.append(
-                NewEvent(
-                    kind=EventKind.C2B,
-                    shop_id=shop_id,
-                    till_id=till_id,
-                    attempt_ref=payment.trans_id,
-                    received_at=received,
-                    body=raw,
-                    body_sha256=sha,
-                )
+            event = NewEvent(
+                kind=EventKind.C2B,
+                shop_id=shop_id,
+                till_id=till_id,
+                attempt_ref=payment.trans_id,
+                received_at=received,
+                body=raw,
+                body_sha256=sha,
             )
-            self._metrics.callback(result.outcome)
-            if result.outcome is not AppendOutcome.DUPLICATE:
-                self._hub.notify(till_id)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         return Response(ACCEPTED, media_type="application/json")
 
     async def _route(self, token: str) -> C2BRoute:

@@ -154,14 +154,10 @@ class CallbackIntake:
             body_sha256=hashlib.sha256(raw).hexdigest(),
         )
         try:
-            result = await self._store.append(event)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return _error(503, "temporarily unable to accept callbacks")
-        self._metrics.callback(result.outcome)
-        if result.outcome is not AppendOutcome.DUPLICATE:
-            self._hub.notify(parsed.till_id)
         return None
 
     async def _verify(self, scope: Scope) -> _Verified | Response:
@@ -280,6 +276,18 @@ class CallbackIntake:
             elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])
+
+
+async def append_and_wake(
+    store: RelayStore, hub: FeedHub, metrics: RelayMetrics, event: NewEvent
+) -> None:
+    """Store one verified event (a callback, an async result, a C2B confirmation), count its
+    outcome and wake its till's long poll; a duplicate wakes nobody, the till has it already.
+    `StoreUnavailable` goes to the caller, which answers 503 in its own words."""
+    result = await store.append(event)
+    metrics.callback(result.outcome)
+    if result.outcome is not AppendOutcome.DUPLICATE:
+        hub.notify(event.till_id)
 
 
 def _quota(rate: float, burst: int, clock: Clock) -> TokenBuckets | None:

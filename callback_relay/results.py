@@ -20,13 +20,13 @@ from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.hub import FeedHub
-from callback_relay.intake import ACCEPTED, _error
+from callback_relay.intake import ACCEPTED, _error, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, ShopEntry, now_ms
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import NetworkSet, client_address, in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason
+from callback_relay.types import EventKind, RefusalReason
 from smartduka_tui.clock import Clock
 from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import result_path
@@ -104,14 +104,10 @@ class ResultIntake:
             body_sha256=hashlib.sha256(raw).hexdigest(),
         )
         try:
-            stored = await self._store.append(event)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return _error(503, "temporarily unable to accept results")
-        self._metrics.callback(stored.outcome)
-        if stored.outcome is not AppendOutcome.DUPLICATE:
-            self._hub.notify(parsed.till_id)
         return Response(ACCEPTED, media_type="application/json")
 
     async def _verify(self, path: str) -> result_path.ResultPath | None:
