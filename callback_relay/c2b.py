@@ -29,11 +29,11 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
-from callback_relay.intake import ACCEPTED, append_and_wake
+from callback_relay.intake import ACCEPTED, SafaricomIntake, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
-from callback_relay.sources import NetworkSet, client_address, in_networks
+from callback_relay.sources import in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
 from callback_relay.types import EventKind, RefusalReason
 from smartduka_tui.clock import Clock
@@ -131,7 +131,7 @@ class ClaimBody(BaseModel):
     sale_ref: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
 
 
-class C2BIntake:
+class C2BIntake(SafaricomIntake):
     def __init__(
         self,
         settings: RelaySettings,
@@ -142,15 +142,8 @@ class C2BIntake:
         clock: Clock,
         feed: Feed,
     ) -> None:
-        self._settings = settings
-        self._store = store
-        self._cache = cache
-        self._hub = hub
-        self._metrics = metrics
-        self._clock = clock
+        super().__init__(settings, store, cache, hub, metrics, clock)
         self._feed = feed
-        self._allowlist = NetworkSet(settings.allowlist)
-        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
         self._claim_limiter = TokenBuckets(clock, settings.ack_rate_burst, settings.ack_rate_per_s)
         self._routes: dict[str, C2BRoute] = {}
 
@@ -173,12 +166,7 @@ class C2BIntake:
 
     async def _confirm(self, request: Request) -> Response:
         route = await self._route(str(request.path_params.get("token", "")))
-        client = request.scope.get("client")
-        source = client_address(
-            client[0] if client else None,
-            request.headers.getlist("x-forwarded-for"),
-            self._trusted_proxies,
-        )
+        source = self._request_source(request)
         if not in_networks(source, self._allowlist):
             if self._settings.mode is Mode.PRODUCTION:
                 raise _Refused(403, "forbidden", RefusalReason.SOURCE_NOT_ALLOWED)

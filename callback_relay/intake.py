@@ -18,6 +18,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -70,7 +71,11 @@ class _Verified:
     source: IPAddress | None
 
 
-class CallbackIntake:
+class SafaricomIntake:
+    """What the routes Safaricom posts to (STK callbacks here, async results, C2B
+    confirmations) hold alike: the relay's parts, the addresses Safaricom calls from
+    (`allowlist`), and the proxies whose X-Forwarded-For is believed."""
+
     def __init__(
         self,
         settings: RelaySettings,
@@ -86,15 +91,37 @@ class CallbackIntake:
         self._hub = hub
         self._metrics = metrics
         self._clock = clock
-        self._unlisted_seen: set[IPAddress | None] = set()
         self._allowlist = NetworkSet(settings.allowlist)
+        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
+
+    def _request_source(self, request: Request) -> IPAddress | None:
+        """The caller's address: the connection's, or a trusted proxy's forwarded one."""
+        client = request.scope.get("client")
+        return client_address(
+            client[0] if client else None,
+            request.headers.getlist("x-forwarded-for"),
+            self._trusted_proxies,
+        )
+
+
+class CallbackIntake(SafaricomIntake):
+    def __init__(
+        self,
+        settings: RelaySettings,
+        store: RelayStore,
+        cache: SecretCache,
+        hub: FeedHub,
+        metrics: RelayMetrics,
+        clock: Clock,
+    ) -> None:
+        super().__init__(settings, store, cache, hub, metrics, clock)
+        self._unlisted_seen: set[IPAddress | None] = set()
         self._till_quota = _quota(
             settings.intake_till_rate_per_s, settings.intake_till_burst, clock
         )
         self._source_quota = _quota(
             settings.intake_source_rate_per_s, settings.intake_source_burst, clock
         )
-        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
         self._behind_proxy = bool(settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
