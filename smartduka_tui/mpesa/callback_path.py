@@ -141,15 +141,23 @@ def parse(path: str) -> CallbackPath:
     # Not of our shape: the step-by-step checks below say which part is wrong.
     if not path.startswith(PREFIX):
         raise CallbackPathError("not a callback path")
-    parts = path[len(PREFIX) :].split("/")
+    return CallbackPath(*split_signed(path[len(PREFIX) :], "callback"))
+
+
+def split_signed(
+    rest: str, what: str, *, ref_name: str = "attempt ref"
+) -> tuple[str, str, str, str, str]:
+    """`shop/till/ref/kid.tag`, what follows a signed path's prefix, as its five parts, each
+    checked; CallbackPathError says which is wrong (`what`: "callback" or "result")."""
+    parts = rest.split("/")
     if len(parts) != 4:
-        raise CallbackPathError("callback path has the wrong number of segments")
-    shop_id, till_id, attempt_ref, last = parts
+        raise CallbackPathError(f"{what} path has the wrong number of segments")
+    shop_id, till_id, ref, last = parts
     kid, dot, tag = last.partition(".")
     if not dot or not _TAG.fullmatch(tag):
-        raise CallbackPathError("callback path has no valid tag")
-    check_segments(shop_id, till_id, attempt_ref, kid)
-    return CallbackPath(shop_id, till_id, attempt_ref, kid, tag)
+        raise CallbackPathError(f"{what} path has no valid tag")
+    check_segments(shop_id, till_id, ref, kid, ref_name=ref_name)
+    return shop_id, till_id, ref, kid, tag
 
 
 def verify(parsed: CallbackPath, secrets_by_kid: dict[str, str]) -> bool:

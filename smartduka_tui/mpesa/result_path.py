@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,10 +22,9 @@ from smartduka_tui.mpesa.callback_path import (
     decode_secret,
     is_url_safe,
     new_attempt_ref,
+    split_signed,
     tag_text,
 )
-
-_TAG = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
 class ResultPurpose(StrEnum):
@@ -107,15 +105,8 @@ def parse(path: str) -> ResultPath:
             break
     else:
         raise CallbackPathError("not a result path")
-    parts = path[len(purpose.prefix) :].split("/")
-    if len(parts) != 4:
-        raise CallbackPathError("result path has the wrong number of segments")
-    shop_id, till_id, request_ref, last = parts
-    kid, dot, tag = last.partition(".")
-    if not dot or not _TAG.fullmatch(tag):
-        raise CallbackPathError("result path has no valid tag")
-    _check(shop_id, till_id, request_ref, kid)
-    return ResultPath(purpose, shop_id, till_id, request_ref, kid, tag)
+    rest = path[len(purpose.prefix) :]
+    return ResultPath(purpose, *split_signed(rest, "result", ref_name="request ref"))
 
 
 def verify(parsed: ResultPath, secrets_by_kid: dict[str, str]) -> bool:
