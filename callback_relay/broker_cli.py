@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import SecretStr
 
@@ -43,6 +43,9 @@ from callback_relay.store import RelayStore
 from callback_relay.stores import store_for
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.secretbox import SecretBox
+
+if TYPE_CHECKING:
+    from callback_relay.cli import Handler, SettingsHandler
 
 SECRET_ENV = {name: f"SMARTDUKA_RELAY_PLATFORM_{name.upper()}" for name in PLATFORM_FIELDS}
 
@@ -231,15 +234,11 @@ def register(
     commands: Any,
     shop_commands: Any,
     shop_add: argparse.ArgumentParser,
-    settings_for: Callable[[argparse.Namespace], RelaySettings],
+    bind: Callable[[SettingsHandler], Handler],
+    db_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
-    """Add the broker's commands and options to `smartduka-relay`'s parser."""
-
-    def bind(
-        handler: Callable[[argparse.Namespace, RelaySettings], int],
-    ) -> Callable[[argparse.Namespace], int]:
-        return lambda args: handler(args, settings_for(args))
-
+    """Add the broker's commands and options to `smartduka-relay`'s parser (`bind` and
+    `db_option` are the parent's, so every command reads its settings and `--db` alike)."""
     add_platform_options(shop_add)
 
     shop_set = shop_commands.add_parser(
@@ -252,7 +251,7 @@ def register(
         action="store_true",
         help="the shop uses its own paybill or till (the broker refuses its tills)",
     )
-    _db(shop_set)
+    db_option(shop_set)
     shop_set.set_defaults(handler=bind(cmd_shop_set))
 
     platform = commands.add_parser("platform", help="the platform's paybill for the broker")
@@ -267,15 +266,9 @@ def register(
         default=DEFAULT_DARAJA_URL,
         help=f"Daraja base URL (default {DEFAULT_DARAJA_URL})",
     )
-    _db(set_)
+    db_option(set_)
     set_.set_defaults(handler=bind(cmd_platform_set))
     show = actions.add_parser("show", help="the platform's set-up, credentials masked")
     show.add_argument("--json", action="store_true", help="print as JSON")
-    _db(show)
+    db_option(show)
     show.set_defaults(handler=bind(cmd_platform_show))
-
-
-def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", metavar="PATH", help="relay database (default: $SMARTDUKA_RELAY_DB or relay.db)"
-    )

@@ -29,12 +29,13 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.feed import Feed
 from callback_relay.hub import FeedHub
+from callback_relay.intake import ACCEPTED, SafaricomIntake, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
 from callback_relay.settings import RelaySettings
-from callback_relay.sources import NetworkSet, client_address, in_networks
+from callback_relay.sources import in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason
+from callback_relay.types import EventKind, RefusalReason
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
 from smartduka_tui.model import Mode
@@ -42,7 +43,6 @@ from smartduka_tui.mpesa.statement import C2BPayment, StatementParseError, parse
 
 log = logging.getLogger("callback_relay.c2b")
 
-ACCEPTED = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 # Hex only: Safaricom refuses URLs containing "exe", "cmd", "sql" and the like, which a
 # base64 token could spell by chance; hex has no x, m, q or l.
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
@@ -131,7 +131,7 @@ class ClaimBody(BaseModel):
     sale_ref: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
 
 
-class C2BIntake:
+class C2BIntake(SafaricomIntake):
     def __init__(
         self,
         settings: RelaySettings,
@@ -142,15 +142,8 @@ class C2BIntake:
         clock: Clock,
         feed: Feed,
     ) -> None:
-        self._settings = settings
-        self._store = store
-        self._cache = cache
-        self._hub = hub
-        self._metrics = metrics
-        self._clock = clock
+        super().__init__(settings, store, cache, hub, metrics, clock)
         self._feed = feed
-        self._allowlist = NetworkSet(settings.allowlist)
-        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
         self._claim_limiter = TokenBuckets(clock, settings.ack_rate_burst, settings.ack_rate_per_s)
         self._routes: dict[str, C2BRoute] = {}
 
@@ -166,20 +159,14 @@ class C2BIntake:
             log.info("refused C2B confirmation: %s", refused)
             return JSONResponse({"error": str(refused)}, status_code=refused.status)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return JSONResponse(
                 {"error": "temporarily unable to accept confirmations"}, status_code=503
             )
 
     async def _confirm(self, request: Request) -> Response:
         route = await self._route(str(request.path_params.get("token", "")))
-        client = request.scope.get("client")
-        source = client_address(
-            client[0] if client else None,
-            request.headers.getlist("x-forwarded-for"),
-            self._trusted_proxies,
-        )
+        source = self._request_source(request)
         if not in_networks(source, self._allowlist):
             if self._settings.mode is Mode.PRODUCTION:
                 raise _Refused(403, "forbidden", RefusalReason.SOURCE_NOT_ALLOWED)
@@ -213,20 +200,16 @@ class C2BIntake:
         sha = hashlib.sha256(raw).hexdigest()
         received = now_ms(self._clock)
         for till_id in sorted(entry.tills):
-            result = await self._store.append(
-                NewEvent(
-                    kind=EventKind.C2B,
-                    shop_id=shop_id,
-                    till_id=till_id,
-                    attempt_ref=payment.trans_id,
-                    received_at=received,
-                    body=raw,
-                    body_sha256=sha,
-                )
+            event = NewEvent(
+                kind=EventKind.C2B,
+                shop_id=shop_id,
+                till_id=till_id,
+                attempt_ref=payment.trans_id,
+                received_at=received,
+                body=raw,
+                body_sha256=sha,
             )
-            self._metrics.callback(result.outcome)
-            if result.outcome is not AppendOutcome.DUPLICATE:
-                self._hub.notify(till_id)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         return Response(ACCEPTED, media_type="application/json")
 
     async def _route(self, token: str) -> C2BRoute:

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callback_relay.c2b import confirmation_path, issue_token, route_prefix
 from callback_relay.settings import RelaySettings
 from callback_relay.stores import store_for
+
+if TYPE_CHECKING:
+    from callback_relay.cli import Handler, SettingsHandler
 
 
 async def _token(settings: RelaySettings, shortcode: str, shop_id: str | None) -> str:
@@ -54,16 +57,10 @@ def cmd_prefix(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 def register(
     commands: Any,
-    settings_for: Callable[[argparse.Namespace], RelaySettings],
+    bind: Callable[[SettingsHandler], Handler],
     db_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add `c2b token` and `c2b prefix` to `smartduka-relay`'s parser."""
-
-    def bind(
-        handler: Callable[[argparse.Namespace, RelaySettings], int],
-    ) -> Callable[[argparse.Namespace], int]:
-        return lambda args: handler(args, settings_for(args))
-
     c2b = commands.add_parser("c2b", help="C2B confirmation URLs (customers paying directly)")
     actions = c2b.add_subparsers(dest="c2b_command", metavar="ACTION", required=True)
     token = actions.add_parser("token", help="a new confirmation URL for a shortcode")

@@ -6,7 +6,6 @@ on the till shows up against the copy kept here. Authenticated by the till key, 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from callback_relay.settings import RelaySettings
 from callback_relay.store import Checkpoint, RelayStore, StoreUnavailable
 from smartduka_tui.clock import Clock
 from smartduka_tui.limits import TokenBuckets
+from smartduka_tui.mpesa.models import strict_json
 
 _HEAD = re.compile(r"[0-9a-f]{64}")
 # A checkpoint is two short fields; anything much bigger is not one.
@@ -40,8 +40,9 @@ def parse_checkpoint(raw: bytes) -> tuple[int, str] | str:
     if len(raw) > _MAX_BODY:
         return "body too large"
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # The one strict loader: UTF-8 only, no NaN; its numbers are checked below.
+        data = strict_json(raw, exact=False)
+    except ValueError:
         return "body is not JSON"
     if not isinstance(data, dict) or set(data) != {"seq", "head"}:
         return 'body must be {"seq": <int>, "head": "<64 hex>"} and nothing else'

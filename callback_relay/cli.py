@@ -49,6 +49,16 @@ def _settings(args: argparse.Namespace, **extra: Any) -> RelaySettings:
         raise CliError(f"setting {where}: {first['msg']}") from None
 
 
+# A sub-command's handler as the sub-modules write it (given settings) and as argparse calls it.
+SettingsHandler = Callable[[argparse.Namespace, RelaySettings], int]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _bind(handler: SettingsHandler) -> Handler:
+    """`handler` called with the settings its command's options name (`--db` and the env)."""
+    return lambda args: handler(args, _settings(args))
+
+
 def _env_key(settings: RelaySettings) -> str | None:
     return settings.encryption_key.get_secret_value() if settings.encryption_key else None
 
@@ -378,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db_option(revoke)
     revoke.set_defaults(handler=cmd_till_revoke)
 
-    broker_cli.register(commands, shop_commands, add, _settings)
-    c2b_cli.register(commands, _settings, _db_option)
+    broker_cli.register(commands, shop_commands, add, _bind, _db_option)
+    c2b_cli.register(commands, _bind, _db_option)
 
     replay = commands.add_parser("replay", help="re-deliver dead-lettered events")
     replay.add_argument("--till", metavar="TILL", help="only this till's events")

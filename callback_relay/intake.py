@@ -18,6 +18,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -70,7 +71,11 @@ class _Verified:
     source: IPAddress | None
 
 
-class CallbackIntake:
+class SafaricomIntake:
+    """What the routes Safaricom posts to (STK callbacks here, async results, C2B
+    confirmations) hold alike: the relay's parts, the addresses Safaricom calls from
+    (`allowlist`), and the proxies whose X-Forwarded-For is believed."""
+
     def __init__(
         self,
         settings: RelaySettings,
@@ -86,15 +91,37 @@ class CallbackIntake:
         self._hub = hub
         self._metrics = metrics
         self._clock = clock
-        self._unlisted_seen: set[IPAddress | None] = set()
         self._allowlist = NetworkSet(settings.allowlist)
+        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
+
+    def _request_source(self, request: Request) -> IPAddress | None:
+        """The caller's address: the connection's, or a trusted proxy's forwarded one."""
+        client = request.scope.get("client")
+        return client_address(
+            client[0] if client else None,
+            request.headers.getlist("x-forwarded-for"),
+            self._trusted_proxies,
+        )
+
+
+class CallbackIntake(SafaricomIntake):
+    def __init__(
+        self,
+        settings: RelaySettings,
+        store: RelayStore,
+        cache: SecretCache,
+        hub: FeedHub,
+        metrics: RelayMetrics,
+        clock: Clock,
+    ) -> None:
+        super().__init__(settings, store, cache, hub, metrics, clock)
+        self._unlisted_seen: set[IPAddress | None] = set()
         self._till_quota = _quota(
             settings.intake_till_rate_per_s, settings.intake_till_burst, clock
         )
         self._source_quota = _quota(
             settings.intake_source_rate_per_s, settings.intake_source_burst, clock
         )
-        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
         self._behind_proxy = bool(settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,14 +181,10 @@ class CallbackIntake:
             body_sha256=hashlib.sha256(raw).hexdigest(),
         )
         try:
-            result = await self._store.append(event)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return _error(503, "temporarily unable to accept callbacks")
-        self._metrics.callback(result.outcome)
-        if result.outcome is not AppendOutcome.DUPLICATE:
-            self._hub.notify(parsed.till_id)
         return None
 
     async def _verify(self, scope: Scope) -> _Verified | Response:
@@ -280,6 +303,18 @@ class CallbackIntake:
             elif result.outcome is not AppendOutcome.DUPLICATE:
                 self._hub.notify(parsed.till_id)
         return _error(_STATUS[reason], _MESSAGES[reason])
+
+
+async def append_and_wake(
+    store: RelayStore, hub: FeedHub, metrics: RelayMetrics, event: NewEvent
+) -> None:
+    """Store one verified event (a callback, an async result, a C2B confirmation), count its
+    outcome and wake its till's long poll; a duplicate wakes nobody, the till has it already.
+    `StoreUnavailable` goes to the caller, which answers 503 in its own words."""
+    result = await store.append(event)
+    metrics.callback(result.outcome)
+    if result.outcome is not AppendOutcome.DUPLICATE:
+        hub.notify(event.till_id)
 
 
 def _quota(rate: float, burst: int, clock: Clock) -> TokenBuckets | None:

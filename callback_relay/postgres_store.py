@@ -30,14 +30,15 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from callback_relay.platform import (
-    PLATFORM_FIELDS,
     PUSH_RECORD_RETENTION_MS,
+    BrokerSql,
     PlatformConfigError,
     PlatformRecord,
     PlatformShop,
     StoredToken,
     bucket_after,
     clashing_prefix,
+    postgres_sql,
 )
 from callback_relay.store import (
     AckResult,
@@ -1218,44 +1219,23 @@ class PostgresBrokerTables:
 
     async def platform(self) -> PlatformRecord | None:
         async def work(cur: Cursor) -> PlatformRecord | None:
-            await cur.execute(
-                "SELECT shortcode, daraja_url, consumer_key, consumer_secret, passkey, updated_at"
-                " FROM platform_account WHERE id = 1"
-            )
+            await cur.execute(BrokerSql.PLATFORM)
             row = await cur.fetchone()
-            if row is None:
-                return None
-            ciphertexts = {name: bytes(row[2 + i]) for i, name in enumerate(PLATFORM_FIELDS)}
-            return PlatformRecord(row[0], row[1], ciphertexts, row[5])
+            return None if row is None else BrokerSql.platform_record(row)
 
         return await self._tx(work)
 
     async def set_platform(self, record: PlatformRecord) -> None:
         async def work(cur: Cursor) -> None:
             await cur.execute(
-                "INSERT INTO platform_account (id, shortcode, daraja_url, consumer_key,"
-                " consumer_secret, passkey, updated_at) VALUES (1, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO UPDATE SET shortcode = excluded.shortcode,"
-                " daraja_url = excluded.daraja_url, consumer_key = excluded.consumer_key,"
-                " consumer_secret = excluded.consumer_secret, passkey = excluded.passkey,"
-                " updated_at = excluded.updated_at",
-                (
-                    record.shortcode,
-                    record.daraja_url,
-                    *(record.ciphertexts[name] for name in PLATFORM_FIELDS),
-                    record.updated_at,
-                ),
+                postgres_sql(BrokerSql.SET_PLATFORM), BrokerSql.platform_params(record)
             )
 
         await self._tx(work)
 
     async def shop(self, shop_id: str) -> PlatformShop | None:
         async def work(cur: Cursor) -> PlatformShop | None:
-            await cur.execute(
-                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
-                " WHERE shop_id = %s",
-                (shop_id,),
-            )
+            await cur.execute(postgres_sql(BrokerSql.SHOP), (shop_id,))
             row = await cur.fetchone()
             return None if row is None else PlatformShop(*row)
 
@@ -1263,10 +1243,7 @@ class PostgresBrokerTables:
 
     async def shops(self) -> tuple[PlatformShop, ...]:
         async def work(cur: Cursor) -> tuple[PlatformShop, ...]:
-            await cur.execute(
-                "SELECT shop_id, prefix, pushes_per_minute, updated_at FROM platform_shops"
-                " ORDER BY shop_id"
-            )
+            await cur.execute(BrokerSql.SHOPS + " ORDER BY shop_id")
             return tuple(PlatformShop(*row) for row in await cur.fetchall())
 
         return await self._tx(work)
@@ -1275,26 +1252,18 @@ class PostgresBrokerTables:
         async def work(cur: Cursor) -> None:
             # One prefix change at a time, so two can never each miss the other's clash.
             await cur.execute("LOCK TABLE platform_shops IN SHARE ROW EXCLUSIVE MODE")
-            await cur.execute(
-                "SELECT shop_id, prefix FROM platform_shops WHERE shop_id != %s", (shop.shop_id,)
-            )
+            await cur.execute(postgres_sql(BrokerSql.OTHER_PREFIXES), (shop.shop_id,))
             others = [(str(a), str(b)) for a, b in await cur.fetchall()]
             clash = clashing_prefix(shop, others)
             if clash is not None:
                 raise clash
-            await cur.execute(
-                "INSERT INTO platform_shops (shop_id, prefix, pushes_per_minute, updated_at)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (shop_id) DO UPDATE SET"
-                " prefix = excluded.prefix, pushes_per_minute = excluded.pushes_per_minute,"
-                " updated_at = excluded.updated_at",
-                (shop.shop_id, shop.prefix, shop.pushes_per_minute, shop.updated_at),
-            )
+            await cur.execute(postgres_sql(BrokerSql.SET_SHOP), BrokerSql.shop_params(shop))
 
         await self._tx(work)
 
     async def remove_shop(self, shop_id: str) -> bool:
         async def work(cur: Cursor) -> bool:
-            await cur.execute("DELETE FROM platform_shops WHERE shop_id = %s", (shop_id,))
+            await cur.execute(postgres_sql(BrokerSql.REMOVE_SHOP), (shop_id,))
             return cur.rowcount == 1
 
         return await self._tx(work)
@@ -1304,23 +1273,17 @@ class PostgresBrokerTables:
     ) -> None:
         async def work(cur: Cursor) -> None:
             await cur.execute(
-                "INSERT INTO broker_pushes (checkout_request_id, shop_id, till_id, created_at)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (checkout_request_id) DO NOTHING",
-                (checkout_request_id, shop_id, till_id, now),
+                postgres_sql(BrokerSql.REMEMBER_PUSH), (checkout_request_id, shop_id, till_id, now)
             )
             await cur.execute(
-                "DELETE FROM broker_pushes WHERE created_at < %s",
-                (now - PUSH_RECORD_RETENTION_MS,),
+                postgres_sql(BrokerSql.FORGET_PUSHES), (now - PUSH_RECORD_RETENTION_MS,)
             )
 
         await self._tx(work)
 
     async def push_shop(self, checkout_request_id: str) -> str | None:
         async def work(cur: Cursor) -> str | None:
-            await cur.execute(
-                "SELECT shop_id FROM broker_pushes WHERE checkout_request_id = %s",
-                (checkout_request_id,),
-            )
+            await cur.execute(postgres_sql(BrokerSql.PUSH_SHOP), (checkout_request_id,))
             row = await cur.fetchone()
             return None if row is None else str(row[0])
 
@@ -1328,10 +1291,7 @@ class PostgresBrokerTables:
 
     async def push_wait(self, shop: PlatformShop, now: int) -> float:
         async def work(cur: Cursor) -> float:
-            await cur.execute(
-                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s",
-                (shop.shop_id,),
-            )
+            await cur.execute(postgres_sql(BrokerSql.BUCKET), (shop.shop_id,))
             row = await cur.fetchone()
             state = None if row is None else (float(row[0]), int(row[1]))
             return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
@@ -1347,10 +1307,7 @@ class PostgresBrokerTables:
                 " ON CONFLICT (shop_id) DO NOTHING",
                 (shop.shop_id, float(shop.pushes_per_minute), now),
             )
-            await cur.execute(
-                "SELECT tokens, at_ms FROM broker_push_buckets WHERE shop_id = %s FOR UPDATE",
-                (shop.shop_id,),
-            )
+            await cur.execute(postgres_sql(BrokerSql.BUCKET) + " FOR UPDATE", (shop.shop_id,))
             row = await cur.fetchone()
             assert row is not None
             state = (float(row[0]), int(row[1]))
@@ -1365,24 +1322,14 @@ class PostgresBrokerTables:
 
     async def load_token(self, cache_key: str) -> StoredToken | None:
         async def work(cur: Cursor) -> StoredToken | None:
-            await cur.execute(
-                "SELECT ciphertext, expires_in, usable_until_ms FROM broker_tokens"
-                " WHERE cache_key = %s",
-                (cache_key,),
-            )
+            await cur.execute(postgres_sql(BrokerSql.CACHED_GRANT), (cache_key,))
             row = await cur.fetchone()
-            return None if row is None else StoredToken(cache_key, bytes(row[0]), *row[1:])
+            return None if row is None else BrokerSql.stored_token(cache_key, row)
 
         return await self._tx(work)
 
     async def save_token(self, token: StoredToken) -> None:
         async def work(cur: Cursor) -> None:
-            await cur.execute(
-                "INSERT INTO broker_tokens (cache_key, ciphertext, expires_in, usable_until_ms)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (cache_key) DO UPDATE SET"
-                " ciphertext = excluded.ciphertext, expires_in = excluded.expires_in,"
-                " usable_until_ms = excluded.usable_until_ms",
-                (token.cache_key, token.ciphertext, token.expires_in, token.usable_until_ms),
-            )
+            await cur.execute(postgres_sql(BrokerSql.SAVE_GRANT), BrokerSql.token_params(token))
 
         await self._tx(work)

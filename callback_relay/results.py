@@ -19,15 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
-from callback_relay.hub import FeedHub
-from callback_relay.intake import ACCEPTED, _error
-from callback_relay.metrics import RelayMetrics
-from callback_relay.registry import SecretCache, ShopEntry, now_ms
-from callback_relay.settings import RelaySettings
-from callback_relay.sources import NetworkSet, client_address, in_networks
-from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
-from callback_relay.types import AppendOutcome, EventKind, RefusalReason
-from smartduka_tui.clock import Clock
+from callback_relay.intake import ACCEPTED, SafaricomIntake, _error, append_and_wake
+from callback_relay.registry import ShopEntry, now_ms
+from callback_relay.sources import in_networks
+from callback_relay.store import NewEvent, StoreUnavailable
+from callback_relay.types import EventKind, RefusalReason
 from smartduka_tui.model import Mode
 from smartduka_tui.mpesa import result_path
 from smartduka_tui.mpesa.callback_path import CallbackPathError
@@ -47,37 +43,14 @@ def _path_keys(entry: ShopEntry, parsed: result_path.ResultPath) -> dict[str, st
     return entry.till_secrets(parsed.till_id)
 
 
-class ResultIntake:
+class ResultIntake(SafaricomIntake):
     """Verifies and stores one asynchronous result; the till reads it from its feed."""
-
-    def __init__(
-        self,
-        settings: RelaySettings,
-        store: RelayStore,
-        cache: SecretCache,
-        hub: FeedHub,
-        metrics: RelayMetrics,
-        clock: Clock,
-    ) -> None:
-        self._settings = settings
-        self._store = store
-        self._cache = cache
-        self._hub = hub
-        self._metrics = metrics
-        self._clock = clock
-        self._allowlist = NetworkSet(settings.allowlist)
-        self._trusted_proxies = NetworkSet(settings.trusted_proxies)
 
     async def handle(self, request: Request) -> Response:
         parsed = await self._verify(request.scope["path"])
         if parsed is None:
             return _error(404, "not found")
-        client = request.scope.get("client")
-        source = client_address(
-            client[0] if client else None,
-            request.headers.getlist("x-forwarded-for"),
-            self._trusted_proxies,
-        )
+        source = self._request_source(request)
         if self._settings.mode is Mode.PRODUCTION and not in_networks(source, self._allowlist):
             return self._refuse(parsed, RefusalReason.SOURCE_NOT_ALLOWED, 403, "forbidden")
         try:
@@ -104,14 +77,10 @@ class ResultIntake:
             body_sha256=hashlib.sha256(raw).hexdigest(),
         )
         try:
-            stored = await self._store.append(event)
+            await append_and_wake(self._store, self._hub, self._metrics, event)
         except StoreUnavailable:
-            self._metrics.store_failures.inc()
-            self._metrics.callback("store_failed")
+            self._metrics.store_failed()
             return _error(503, "temporarily unable to accept results")
-        self._metrics.callback(stored.outcome)
-        if stored.outcome is not AppendOutcome.DUPLICATE:
-            self._hub.notify(parsed.till_id)
         return Response(ACCEPTED, media_type="application/json")
 
     async def _verify(self, path: str) -> result_path.ResultPath | None:

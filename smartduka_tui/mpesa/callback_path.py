@@ -86,12 +86,21 @@ def _keyed(secret: str) -> hmac.HMAC:
 def compute_tag(secret: str, shop_id: str, till_id: str, attempt_ref: str, kid: str) -> str:
     mac = _keyed(secret).copy()
     mac.update(f"{shop_id}/{till_id}/{attempt_ref}/{kid}".encode())
-    digest = mac.digest()[:TAG_BYTES]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return tag_text(mac.digest())
 
 
-def _check_segments(shop_id: str, till_id: str, attempt_ref: str, kid: str) -> None:
-    for name, value in (("shop id", shop_id), ("till id", till_id), ("attempt ref", attempt_ref)):
+def tag_text(digest: bytes) -> str:
+    """A full HMAC-SHA256 digest as a path's tag: its first TAG_BYTES, unpadded URL-safe base64
+    (the result paths' tags are written the same way)."""
+    return base64.urlsafe_b64encode(digest[:TAG_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def check_segments(
+    shop_id: str, till_id: str, ref: str, kid: str, *, ref_name: str = "attempt ref"
+) -> None:
+    """Raise `CallbackPathError` unless every part of a signed path (an STK callback's, or a
+    result's, whose ref is named "request ref") is one the relay's routes can carry."""
+    for name, value in (("shop id", shop_id), ("till id", till_id), (ref_name, ref)):
         if not _SEGMENT.fullmatch(value):
             raise CallbackPathError(f"{name} must be 1-64 letters, digits, '-' or '_'")
     if not _KID.fullmatch(kid):
@@ -105,7 +114,7 @@ def is_url_safe(path: str) -> bool:
 
 def sign(secret: str, shop_id: str, till_id: str, attempt_ref: str, kid: str) -> CallbackPath:
     """Sign one attempt's path. Raises CallbackPathError if a part is malformed."""
-    _check_segments(shop_id, till_id, attempt_ref, kid)
+    check_segments(shop_id, till_id, attempt_ref, kid)
     tag = compute_tag(secret, shop_id, till_id, attempt_ref, kid)
     return CallbackPath(shop_id, till_id, attempt_ref, kid, tag)
 
@@ -132,15 +141,23 @@ def parse(path: str) -> CallbackPath:
     # Not of our shape: the step-by-step checks below say which part is wrong.
     if not path.startswith(PREFIX):
         raise CallbackPathError("not a callback path")
-    parts = path[len(PREFIX) :].split("/")
+    return CallbackPath(*split_signed(path[len(PREFIX) :], "callback"))
+
+
+def split_signed(
+    rest: str, what: str, *, ref_name: str = "attempt ref"
+) -> tuple[str, str, str, str, str]:
+    """`shop/till/ref/kid.tag`, what follows a signed path's prefix, as its five parts, each
+    checked; CallbackPathError says which is wrong (`what`: "callback" or "result")."""
+    parts = rest.split("/")
     if len(parts) != 4:
-        raise CallbackPathError("callback path has the wrong number of segments")
-    shop_id, till_id, attempt_ref, last = parts
+        raise CallbackPathError(f"{what} path has the wrong number of segments")
+    shop_id, till_id, ref, last = parts
     kid, dot, tag = last.partition(".")
     if not dot or not _TAG.fullmatch(tag):
-        raise CallbackPathError("callback path has no valid tag")
-    _check_segments(shop_id, till_id, attempt_ref, kid)
-    return CallbackPath(shop_id, till_id, attempt_ref, kid, tag)
+        raise CallbackPathError(f"{what} path has no valid tag")
+    check_segments(shop_id, till_id, ref, kid, ref_name=ref_name)
+    return shop_id, till_id, ref, kid, tag
 
 
 def verify(parsed: CallbackPath, secrets_by_kid: dict[str, str]) -> bool:

@@ -18,11 +18,9 @@ number of times.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from typing import Final, Protocol, TypeVar
 
@@ -50,6 +48,7 @@ from smartduka_tui.mpesa.models import (
     StkPushResponse,
     StkQueryResponse,
     parse_error_envelope,
+    strict_json,
 )
 from smartduka_tui.mpesa.phone import mask_phone
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, build_stk_query
@@ -181,9 +180,9 @@ def _envelope_error(
 
 def _read_model(model: type[_Model], response: httpx.Response) -> _Model | None:
     try:
-        data = json.loads(response.content, parse_float=Decimal)
-        return model.model_validate(data)
-    except (ValueError, RecursionError, ValidationError):
+        # The one strict loader: fractions as Decimal, no NaN; MalformedJson is a ValueError.
+        return model.model_validate(strict_json(response.content))
+    except (ValueError, ValidationError):
         return None
 
 

@@ -11,24 +11,20 @@ never log it (`callback_path.redact_path` style: `redact`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 from smartduka_tui.mpesa.callback_path import (
-    TAG_BYTES,
     CallbackPathError,
+    check_segments,
     decode_secret,
     is_url_safe,
     new_attempt_ref,
+    split_signed,
+    tag_text,
 )
-
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_KID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
-_TAG = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
 class ResultPurpose(StrEnum):
@@ -71,16 +67,11 @@ def _tag(
     secret: str, purpose: ResultPurpose, shop_id: str, till_id: str, ref: str, kid: str
 ) -> str:
     message = f"{purpose.value}:{shop_id}/{till_id}/{ref}/{kid}".encode()
-    digest = hmac.digest(decode_secret(secret), message, hashlib.sha256)[:TAG_BYTES]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return tag_text(hmac.digest(decode_secret(secret), message, hashlib.sha256))
 
 
 def _check(shop_id: str, till_id: str, request_ref: str, kid: str) -> None:
-    for name, value in (("shop id", shop_id), ("till id", till_id), ("request ref", request_ref)):
-        if not _SEGMENT.fullmatch(value):
-            raise CallbackPathError(f"{name} must be 1-64 letters, digits, '-' or '_'")
-    if not _KID.fullmatch(kid):
-        raise CallbackPathError("kid must be 1-16 letters, digits, '-' or '_'")
+    check_segments(shop_id, till_id, request_ref, kid, ref_name="request ref")
 
 
 def sign(
@@ -114,15 +105,8 @@ def parse(path: str) -> ResultPath:
             break
     else:
         raise CallbackPathError("not a result path")
-    parts = path[len(purpose.prefix) :].split("/")
-    if len(parts) != 4:
-        raise CallbackPathError("result path has the wrong number of segments")
-    shop_id, till_id, request_ref, last = parts
-    kid, dot, tag = last.partition(".")
-    if not dot or not _TAG.fullmatch(tag):
-        raise CallbackPathError("result path has no valid tag")
-    _check(shop_id, till_id, request_ref, kid)
-    return ResultPath(purpose, shop_id, till_id, request_ref, kid, tag)
+    rest = path[len(purpose.prefix) :]
+    return ResultPath(purpose, *split_signed(rest, "result", ref_name="request ref"))
 
 
 def verify(parsed: ResultPath, secrets_by_kid: dict[str, str]) -> bool:

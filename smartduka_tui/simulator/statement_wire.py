@@ -14,40 +14,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from smartduka_tui.simulator.wire import KENYA
+from smartduka_tui.simulator.wire import KENYA, check_msisdn, check_shortcode, number_text
 
-_DIGITS_5_TO_7 = re.compile(r"^[0-9]{5,7}$")
-_MSISDN = re.compile(r"^254[17][0-9]{8}$")
 _RECEIPT = re.compile(r"^[A-Z0-9]{8,12}$")
 _TEXT = re.compile(r"^[A-Za-z0-9 _.,:/#'\-]*$")
 _AMOUNT_TEXT = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,2})?$")
 BANNED_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exec", "exe", "cmd", "sql", "query")
 """Words Safaricom refuses in C2B URLs, in any case (CustomerToBusinessRegisterURL)."""
 PULL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def _text_of(value: object) -> str:
-    if isinstance(value, bool):
-        raise ValueError("not text")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    raise ValueError("not text")
-
-
-def _shortcode(value: object) -> str:
-    text = _text_of(value)
-    if not _DIGITS_5_TO_7.fullmatch(text):
-        raise ValueError("5 to 7 digits")
-    return text
-
-
-def _msisdn(value: object) -> str:
-    text = _text_of(value)
-    if not _MSISDN.fullmatch(text):
-        raise ValueError("2547XXXXXXXX or 2541XXXXXXXX")
-    return text
 
 
 def _url(value: object) -> str:
@@ -103,7 +77,7 @@ def _optional_receipt(value: object) -> str | None:
 
 def _identifier_type(allowed: tuple[str, ...]) -> BeforeValidator:
     def check(value: object) -> str:
-        text = _text_of(value)
+        text = number_text(value)
         if text not in allowed:
             raise ValueError(" or ".join(allowed))
         return text
@@ -151,7 +125,7 @@ def _money(value: object) -> Decimal:
 
 def _whole(low: int, high: int) -> BeforeValidator:
     def check(value: object) -> int:
-        text = _text_of(value)
+        text = number_text(value)
         if not text.isdigit() or not low <= int(text) <= high:
             raise ValueError(f"{low} to {high}")
         return int(text)
@@ -192,7 +166,7 @@ def _trx_code(value: object) -> str:
 
 
 def _cpi(value: object) -> str:
-    text = _text_of(value)
+    text = number_text(value)
     if not re.fullmatch(r"^[0-9]{5,12}$", text):
         raise ValueError("a till, paybill or phone number")
     return text
@@ -203,7 +177,7 @@ class _Body(BaseModel):
 
 
 class RegisterUrlRequest(_Body):
-    ShortCode: Annotated[str, BeforeValidator(_shortcode)]
+    ShortCode: Annotated[str, BeforeValidator(check_shortcode)]
     ResponseType: Annotated[str, BeforeValidator(_response_type)]
     ConfirmationURL: Annotated[str, BeforeValidator(_url)]
     ValidationURL: Annotated[str | None, BeforeValidator(_optional_url)] = None
@@ -215,7 +189,7 @@ class TransactionStatusRequest(_Body):
     CommandID: Annotated[str, _command("TransactionStatusQuery")]
     TransactionID: Annotated[str | None, BeforeValidator(_optional_receipt)] = None
     OriginalConversationID: Annotated[str | None, BeforeValidator(_occasion)] = None
-    PartyA: Annotated[str, BeforeValidator(_shortcode)]
+    PartyA: Annotated[str, BeforeValidator(check_shortcode)]
     IdentifierType: Annotated[str, _identifier_type(("1", "2", "4"))]
     ResultURL: Annotated[str, BeforeValidator(_url)]
     QueueTimeOutURL: Annotated[str, BeforeValidator(_url)]
@@ -229,7 +203,7 @@ class ReversalRequest(_Body):
     CommandID: Annotated[str, _command("TransactionReversal")]
     TransactionID: Annotated[str, BeforeValidator(_receipt)]
     Amount: Annotated[Decimal, BeforeValidator(_money)]
-    ReceiverParty: Annotated[str, BeforeValidator(_shortcode)]
+    ReceiverParty: Annotated[str, BeforeValidator(check_shortcode)]
     # Safaricom's spelling; "11" today, "4" in older copies of the docs (REFERENCE.md 7).
     RecieverIdentifierType: Annotated[str, _identifier_type(("11", "4"))]
     ResultURL: Annotated[str, BeforeValidator(_url)]
@@ -239,14 +213,14 @@ class ReversalRequest(_Body):
 
 
 class PullRegisterRequest(_Body):
-    ShortCode: Annotated[str, BeforeValidator(_shortcode)]
+    ShortCode: Annotated[str, BeforeValidator(check_shortcode)]
     RequestType: Annotated[str, BeforeValidator(_pull_request_type)]
-    NominatedNumber: Annotated[str, BeforeValidator(_msisdn)]
+    NominatedNumber: Annotated[str, BeforeValidator(check_msisdn)]
     CallBackURL: Annotated[str, BeforeValidator(_url)]
 
 
 class PullQueryRequest(_Body):
-    ShortCode: Annotated[str, BeforeValidator(_shortcode)]
+    ShortCode: Annotated[str, BeforeValidator(check_shortcode)]
     StartDate: Annotated[datetime, BeforeValidator(_pull_date)]
     EndDate: Annotated[datetime, BeforeValidator(_pull_date)]
     OffSetValue: Annotated[int, _whole(0, 10_000_000)]

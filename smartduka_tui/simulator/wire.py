@@ -51,8 +51,9 @@ class TransactionType(StrEnum):
     BUY_GOODS = "CustomerBuyGoodsOnline"
 
 
-def _text_of_number(value: object) -> str:
-    """Daraja takes numeric fields as JSON numbers or digit strings; nothing else."""
+def number_text(value: object) -> str:
+    """Daraja takes numeric fields as JSON numbers or digit strings; nothing else (so do the
+    statement APIs, for every field they read as text)."""
     if isinstance(value, bool):
         raise ValueError("not a number")
     if isinstance(value, int):
@@ -62,15 +63,17 @@ def _text_of_number(value: object) -> str:
     raise ValueError("not a number")
 
 
-def _shortcode(value: object) -> str:
-    text = _text_of_number(value)
+def check_shortcode(value: object) -> str:
+    """A business shortcode field (STK push, statement APIs): 5 to 7 digits."""
+    text = number_text(value)
     if not _DIGITS_5_TO_7.fullmatch(text):
         raise ValueError("5 to 7 digits")
     return text
 
 
-def _msisdn(value: object) -> str:
-    text = _text_of_number(value)
+def check_msisdn(value: object) -> str:
+    """A phone number field: 2547XXXXXXXX or 2541XXXXXXXX."""
+    text = number_text(value)
     if not _MSISDN.fullmatch(text):
         raise ValueError("2547XXXXXXXX or 2541XXXXXXXX")
     return text
@@ -156,14 +159,14 @@ class StkPushRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    BusinessShortCode: Annotated[str, BeforeValidator(_shortcode)]
+    BusinessShortCode: Annotated[str, BeforeValidator(check_shortcode)]
     Password: Annotated[str, BeforeValidator(_password)]
     Timestamp: Annotated[str, BeforeValidator(_timestamp)]
     TransactionType: Annotated[TransactionType, BeforeValidator(_transaction_type)]
     Amount: Annotated[int, BeforeValidator(_amount)]
-    PartyA: Annotated[str, BeforeValidator(_msisdn)]
-    PartyB: Annotated[str, BeforeValidator(_shortcode)]
-    PhoneNumber: Annotated[str, BeforeValidator(_msisdn)]
+    PartyA: Annotated[str, BeforeValidator(check_msisdn)]
+    PartyB: Annotated[str, BeforeValidator(check_shortcode)]
+    PhoneNumber: Annotated[str, BeforeValidator(check_msisdn)]
     CallBackURL: Annotated[str, BeforeValidator(_callback_url)]
     AccountReference: Annotated[str, BeforeValidator(_account_reference)]
     TransactionDesc: Annotated[str | None, BeforeValidator(_transaction_desc)] = None
@@ -174,7 +177,7 @@ class StkQueryRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    BusinessShortCode: Annotated[str, BeforeValidator(_shortcode)]
+    BusinessShortCode: Annotated[str, BeforeValidator(check_shortcode)]
     Password: Annotated[str, BeforeValidator(_password)]
     Timestamp: Annotated[str, BeforeValidator(_timestamp)]
     CheckoutRequestID: Annotated[str, BeforeValidator(_checkout_request_id)]

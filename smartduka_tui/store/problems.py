@@ -306,24 +306,16 @@ class Problems:
         note = note.strip() if isinstance(note, str) else ""
         if not note or len(note) > 500:
             raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
-        changed = await tx.fetchall(
-            "UPDATE problems SET resolved_at = ?, resolution_note = ?"
-            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
-            (tx.now_ms(), note, shop_id, problem_id),
-        )
-        if not changed:
-            raise NotFoundError(f"there is no open problem {problem_id} for shop {shop_id!r}")
-        await self._audit.append(
+        return await self._change_open(
             tx,
+            shop_id,
+            problem_id,
+            "resolved_at = ?, resolution_note = ?",
+            (tx.now_ms(), note),
             actor=actor,
             action=AuditAction.PROBLEM_RESOLVED,
-            shop_id=shop_id,
-            detail={"problem_id": problem_id, "note": note},
+            detail={"note": note},
         )
-        problem = await self.get(shop_id, problem_id, tx=tx)
-        if problem is None:
-            raise RuntimeError("the problem just resolved is not there")
-        return problem
 
     async def open_for_sale(
         self, tx: WriteTx, shop_id: str, kind: ProblemKind, sale_ref: str
@@ -350,21 +342,46 @@ class Problems:
     ) -> Problem:
         """An open problem's detail made true again (a part-paid sale took more money), with
         an audit entry saying `why`; NotFoundError, changing nothing, when it is not open."""
+        return await self._change_open(
+            tx,
+            shop_id,
+            problem_id,
+            "detail = ?",
+            (canonical_json(dict(detail)),),
+            actor=actor,
+            action=AuditAction.PROBLEM_UPDATED,
+            detail={"why": why},
+        )
+
+    async def _change_open(
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        problem_id: int,
+        assignments: str,
+        values: tuple[Any, ...],
+        *,
+        actor: Actor,
+        action: AuditAction,
+        detail: Mapping[str, Any],
+    ) -> Problem:
+        """Set `assignments` on an open problem with its audit entry (the problem's id, then
+        `detail`) in `tx`, and read it back; NotFoundError, changing nothing, if not open."""
         changed = await tx.fetchall(
-            "UPDATE problems SET detail = ?"
+            f"UPDATE problems SET {assignments}"  # noqa: S608 - the callers' fixed text
             " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
-            (canonical_json(dict(detail)), shop_id, problem_id),
+            (*values, shop_id, problem_id),
         )
         if not changed:
             raise NotFoundError(f"there is no open problem {problem_id} for shop {shop_id!r}")
         await self._audit.append(
             tx,
             actor=actor,
-            action=AuditAction.PROBLEM_UPDATED,
+            action=action,
             shop_id=shop_id,
-            detail={"problem_id": problem_id, "why": why},
+            detail={"problem_id": problem_id, **detail},
         )
         problem = await self.get(shop_id, problem_id, tx=tx)
         if problem is None:
-            raise RuntimeError("the problem just updated is not there")
+            raise RuntimeError("the problem just changed is not there")
         return problem

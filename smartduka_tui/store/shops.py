@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from smartduka_tui.model import Actor, AuditAction, ShopSecretField, ShopType, VerificationStatus
@@ -243,21 +243,9 @@ class Shops:
             "INSERT INTO shops (id, name, mpesa_type, business_shortcode, till_number,"
             " account_prefix, enabled, verification_status, verified_at, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
-            (
-                config.id,
-                config.name,
-                config.mpesa_type.value,
-                config.business_shortcode,
-                config.till_number,
-                config.account_prefix,
-                int(config.enabled),
-                now,
-                now,
-            ),
+            (config.id, *_config_columns(config), now, now),
         )
-        for field_name, secret in given.items():
-            await self._credentials.put(tx, config.id, field_name.value, secret)
-        await self._credentials.seal_routing(tx, config.id, ROUTING_FIELD, _routing(config))
+        await self._store_secrets(tx, config, given)
         await self._audit.append(
             tx,
             actor=actor,
@@ -266,6 +254,14 @@ class Shops:
             detail={**_public_fields(config), "secrets_set": sorted(f.value for f in given)},
         )
         return await self.require(config.id, tx=tx)
+
+    async def _store_secrets(
+        self, tx: WriteTx, config: ShopConfig, given: Mapping[ShopSecretField, Secret]
+    ) -> None:
+        """Seal the secrets given and, always, the shop's routing (it follows its config)."""
+        for field_name, secret in given.items():
+            await self._credentials.put(tx, config.id, field_name.value, secret)
+        await self._credentials.seal_routing(tx, config.id, ROUTING_FIELD, _routing(config))
 
     async def update(
         self,
@@ -297,16 +293,7 @@ class Shops:
         await tx.execute(
             "UPDATE shops SET name = ?, mpesa_type = ?, business_shortcode = ?, till_number = ?,"
             " account_prefix = ?, enabled = ?, updated_at = ? WHERE id = ?",
-            (
-                config.name,
-                config.mpesa_type.value,
-                config.business_shortcode,
-                config.till_number,
-                config.account_prefix,
-                int(config.enabled),
-                tx.now_ms(),
-                config.id,
-            ),
+            (*_config_columns(config), tx.now_ms(), config.id),
         )
         if reverify:
             await tx.execute(
@@ -315,9 +302,7 @@ class Shops:
             )
         for name in cleared:
             await self._credentials.delete(tx, config.id, name)
-        for field_name, secret in given.items():
-            await self._credentials.put(tx, config.id, field_name.value, secret)
-        await self._credentials.seal_routing(tx, config.id, ROUTING_FIELD, _routing(config))
+        await self._store_secrets(tx, config, given)
         await self._audit.append(
             tx,
             actor=actor,
@@ -405,6 +390,18 @@ def _public_fields(config: ShopConfig) -> dict[str, Any]:
 def routing_of(shop: Shop) -> dict[str, Any]:
     """The routing fields sealed beside a shop's secrets (the initiator's are checked too)."""
     return _routing(shop.config)
+
+
+def _config_columns(config: ShopConfig) -> tuple[Any, ...]:
+    """The shops row's columns a config sets, name to enabled, in the table's order."""
+    return (
+        config.name,
+        config.mpesa_type.value,
+        config.business_shortcode,
+        config.till_number,
+        config.account_prefix,
+        int(config.enabled),
+    )
 
 
 def _routing(config: ShopConfig) -> dict[str, Any]:
