@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -27,6 +27,9 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
+
+    note_error_text = getters.query_one("#note-error", Static)
+    note_input = getters.query_one("#note", Input)
 
     def __init__(self, key: str) -> None:
         super().__init__()
@@ -54,11 +57,11 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#note", Input).focus()
+        self.note_input.focus()
 
     @property
     def error_text(self) -> str:
-        return str(self.query_one("#note-error", Static).content)
+        return str(self.note_error_text.content)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
@@ -66,12 +69,12 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
             self.busy = True
             findings = self.query("#finding").results(Input)
             finding = next((f.value for f in findings), "")
-            self._resolve(self.query_one("#note", Input).value, finding.strip())
+            self._resolve(self.note_input.value, finding.strip())
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
         self.busy = False
-        self.query_one("#note-error", Static).update(message.text)
+        self.note_error_text.update(message.text)
 
     @work(group="resolve", exclusive=True, exit_on_error=False)
     async def _resolve(self, note: str, finding: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -36,6 +36,8 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
+
+    reversal_status_text = getters.query_one("#reversal-status", Static)
 
     def __init__(self, target: ReversalTarget, ask: Callable[[str], Awaitable[ResultT]]) -> None:
         """`ask(note)` asks for the reversal; what it returns is this dialog's result."""
@@ -72,10 +74,10 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
 
     @property
     def status_text(self) -> str:
-        return str(self.query_one("#reversal-status", Static).content)
+        return str(self.reversal_status_text.content)
 
     def _status(self, text: str, error: bool) -> None:
-        status = self.query_one("#reversal-status", Static)
+        status = self.reversal_status_text
         status.update(text)
         status.set_class(error, "-error")
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual import getters
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -39,6 +40,8 @@ class TillScreen(Screen[None]):
     """Whether the footer ends with "^p palette": screens whose own keys fill 80 columns (the
     manager's) leave it out; Ctrl+P still opens the palette, and F1 says so."""
 
+    notice_line = getters.query_one("#notice", Notice)
+
     def __init__(self) -> None:
         super().__init__()
         self._binding_states: tuple[bool | None, ...] | None = None
@@ -59,14 +62,14 @@ class TillScreen(Screen[None]):
         return cast("SmartDukaApp", self.app)
 
     def show_notice(self, text: str, severity: Severity = "information") -> None:
-        self.query_one("#notice", Notice).show(text, severity)
+        self.notice_line.show(text, severity)
 
     def clear_notice(self) -> None:
-        self.query_one("#notice", Notice).clear()
+        self.notice_line.clear()
 
     @property
     def notice_text(self) -> str:
-        return self.query_one("#notice", Notice).text
+        return self.notice_line.text
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Keys typed ahead of a screen change reach the new screen before it has mounted; they

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Grid, Vertical
@@ -75,6 +75,10 @@ class CashScreen(TillScreen):
             self.field = field
             self.text = text
 
+    cash_given_input = getters.query_one("#cash-given", Input)
+    cash_outcome_text = getters.query_one("#cash-outcome", Static)
+    cash_problem_text = getters.query_one("#cash-problem", Static)
+
     def __init__(
         self,
         sale_ref: str,
@@ -117,14 +121,14 @@ class CashScreen(TillScreen):
 
     def on_mount(self) -> None:
         self.query_one("#cash-done").display = False
-        self.query_one("#cash-given", Input).focus()
+        self.cash_given_input.focus()
 
     # -- events --------------------------------------------------------------------------------
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         if self.taken is None and not self.taking:
-            problem = self.query_one("#cash-problem", Static)
+            problem = self.cash_problem_text
             problem.update(CASH_HINT)
             problem.remove_class("-error")
 
@@ -154,7 +158,7 @@ class CashScreen(TillScreen):
                 f"{shillings(taken.part)} paid in cash; {shillings(taken.sale.owed)} still owed. "
                 "Enter goes back to the sale to take the rest (M-Pesa, direct or cash)."
             )
-        self.query_one("#cash-outcome", Static).update(outcome)
+        self.cash_outcome_text.update(outcome)
         self.refresh_bindings()
         self.app.bell()
         if taken.completed:
@@ -169,7 +173,7 @@ class CashScreen(TillScreen):
         self.app.bell()
 
     def _say_problem(self, text: str) -> None:
-        problem = self.query_one("#cash-problem", Static)
+        problem = self.cash_problem_text
         problem.update(f"✖ {text}")
         problem.add_class("-error")
 
@@ -200,7 +204,7 @@ class CashScreen(TillScreen):
         if not self.is_current or self.taking or self.taken is not None:
             return
         try:
-            given = read_shillings(self.query_one("#cash-given", Input).value, "The cash given")
+            given = read_shillings(self.cash_given_input.value, "The cash given")
             part = read_shillings(self.query_one("#cash-part", Input).value, "Pay in cash")
         except AmountRefused as error:
             self._say_problem(error.message)
@@ -249,7 +253,7 @@ class CashScreen(TillScreen):
         from smartduka_tui.ui.screens.receipt import outcome_words
         from smartduka_tui.ui.widgets.printer_status import why_not_printing
 
-        outcome_line = self.query_one("#cash-outcome", Static)
+        outcome_line = self.cash_outcome_text
         paid = str(outcome_line.content)
         why = why_not_printing(printer.status)
         if why is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -99,6 +99,10 @@ class PhoneScreen(SaleScreen):
             super().__init__()
             self.phones = phones
 
+    phone_check_text = getters.query_one("#phone-check", Static)
+    phone_input = getters.query_one("#phone", Input)
+    recent_options = getters.query_one("#recent", OptionList)
+
     def __init__(
         self,
         sale_ref: str,
@@ -150,7 +154,7 @@ class PhoneScreen(SaleScreen):
             yield recent
 
     def on_mount(self) -> None:
-        self.query_one("#phone", Input).focus()
+        self.phone_input.focus()
         self._load_recent()
 
     def _title(self) -> str:
@@ -164,7 +168,7 @@ class PhoneScreen(SaleScreen):
     def chosen_phone(self, typed: str | None = None) -> str | None:
         """The typed number when anything is typed (valid, else None); otherwise the marked
         recent number, if one is marked."""
-        text = self.query_one("#phone", Input).value if typed is None else typed
+        text = self.phone_input.value if typed is None else typed
         if text.strip():
             phone, _ = phone_check(text)
             return phone
@@ -178,7 +182,7 @@ class PhoneScreen(SaleScreen):
     def _typed(self, event: Input.Changed) -> None:
         # The field as it is now, not as this (possibly late) event saw it: a burst of keys
         # has its Changed events handled after an Enter may already have judged the whole.
-        value = self.query_one("#phone", Input).value
+        value = self.phone_input.value
         if value.strip():
             self._mark(None)
         self._show_check(value)
@@ -198,14 +202,14 @@ class PhoneScreen(SaleScreen):
         else:
             phone, line = phone_check(value)
             ok = phone is not None
-        check = self.query_one("#phone-check", Static)
+        check = self.phone_check_text
         check.update(line)
         check.set_class(not ok and bool(value.strip()), "-error")
         check.set_class(ok, "-ok")
 
     def _mark(self, index: int | None) -> None:
         self.marked = index
-        self.query_one("#recent", OptionList).highlighted = index
+        self.recent_options.highlighted = index
 
     @property
     def _shown(self) -> list[str]:
@@ -213,7 +217,7 @@ class PhoneScreen(SaleScreen):
 
     @on(OptionList.OptionSelected)
     def _clicked(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id and not self.query_one("#phone", Input).value.strip():
+        if event.option.id and not self.phone_input.value.strip():
             self._mark(event.option_index)
             self._show_check("")
             self.update_bindings()
@@ -221,7 +225,7 @@ class PhoneScreen(SaleScreen):
     @on(RecentLoaded)
     def _show_recent(self, message: RecentLoaded) -> None:
         self.recent = message.phones
-        recent = self.query_one("#recent", OptionList)
+        recent = self.recent_options
         recent.clear_options()
         recent.add_options(
             Option(shown, id=phone) for phone, shown in zip(self.recent, self._shown, strict=True)
@@ -283,7 +287,7 @@ class PhoneScreen(SaleScreen):
                 rest = self.owed - amount
                 note = f" {shillings(rest)} is left for cash." if rest else ""
                 self.show_notice(f"The prompt charges {shillings(amount)}.{note}")
-            self.query_one("#phone", Input).focus()
+            self.phone_input.focus()
 
         blink = self.till.options.cursor_blink
         self.app.push_screen(PartAmountScreen(self.owed, self.amount, blink=blink), chosen)
@@ -295,13 +299,13 @@ class PhoneScreen(SaleScreen):
         """Send to what was typed (or marked) up to the Enter, or say why not."""
         if self.sending or not self.is_current:
             return
-        text = self.query_one("#phone", Input).value if typed is None else typed
+        text = self.phone_input.value if typed is None else typed
         phone = self.chosen_phone(text)
         if phone is None:
             # The check line says what is wrong with what was typed (or that nothing was).
             self._show_check(text)
             if not text.strip():
-                check = self.query_one("#phone-check", Static)
+                check = self.phone_check_text
                 check.update(f"✖ {NOTHING_TO_SEND}")
                 check.set_classes("-error")
             self.app.bell()
@@ -318,7 +322,7 @@ class PhoneScreen(SaleScreen):
     def action_recent(self, step: int) -> None:
         if not self.recent:
             return
-        if self.query_one("#phone", Input).value.strip():
+        if self.phone_input.value.strip():
             self.show_notice(CLEAR_TO_PICK)
             return
         if self.marked is None:
