@@ -120,9 +120,6 @@ class ManagerScreen(_Activity, TillScreen):
         ),
     ]
 
-    busy = False
-    """A service call is in flight: actions that would start another wait (greyed)."""
-
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
 
@@ -133,10 +130,15 @@ class ManagerScreen(_Activity, TillScreen):
         doing: str,
         *,
         refused: Callable[[ManagerError], None] | None = None,
+        working: str | None = None,
     ) -> None:
         """Run one manager-service call on a worker. Its result goes to `done`; a refusal
         (`ManagerError`) to `refused` or the notice line; an ended session closes the manager
-        screens; anything unexpected is logged and reported in plain words."""
+        screens; anything unexpected is logged and reported in plain words. While it runs the
+        keys in WAITS are greyed and `working` (if given) says what is happening on the notice
+        line."""
+        if working is not None:
+            self.show_notice(working)
         self.busy = True
         self.update_bindings()
         self.run_worker(

@@ -102,6 +102,7 @@ class MpesaSettingsScreen(ManagerScreen):
             "f7", "enrol", "Enrol", id="settings.enrol", tooltip="Read the relay's enrolment file"
         ),
     ]
+    WAITS = frozenset({"save", "verify", "enrol"})
 
     enabled_box = getters.query_one("#enabled", Checkbox)
     enrol_file_input = getters.query_one("#enrol-file", Input)
@@ -270,9 +271,9 @@ class MpesaSettingsScreen(ManagerScreen):
         self._fill(view)
         self.show_notice(message)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("save", "verify", "enrol"):
-            return None if self.busy or self.view is None else True
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WAITS:
+            return None if self.view is None else True
         return True
 
     def action_save(self) -> None:
@@ -291,9 +292,11 @@ class MpesaSettingsScreen(ManagerScreen):
         if self.busy:
             return
         self._clear_marks()
-        self.show_notice("Asking M-Pesa…")
         self.call_service(
-            self.manager.verify_credentials, self._verified, "verifying the credentials"
+            self.manager.verify_credentials,
+            self._verified,
+            "verifying the credentials",
+            working="Asking M-Pesa…",
         )
 
     def _verified(self, result: VerifyResult) -> None:

@@ -179,7 +179,7 @@ class CashScreen(TillScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         taken = self.taken
         if action in ("take", "back"):
             if taken is not None:

@@ -315,7 +315,7 @@ class CheckoutScreen(TillScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pay":
             return None if self.till.connection.daraja_down or self.problem() else True
         if action == "cash":

@@ -237,7 +237,7 @@ class SalesScreen(TillScreen):
         row = self.sales_table.cursor_row
         return self.rows[row] if 0 <= row < len(self.rows) else None
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open":
             row = self._highlighted() if self.is_mounted else None
             return True if row is not None and row.view is not None else None

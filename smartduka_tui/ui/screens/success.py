@@ -230,7 +230,7 @@ class SuccessScreen(SaleScreen):
         if printer is not None:
             self.app.push_screen(ReceiptScreen(printer, self.view.sale_ref, reprint=False))
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("print_receipt", "show_receipt"):
             if self.till.printer is None:
                 return False
