@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import events, on
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, DataTable, Input, Select
 
 from smartduka_tui.manager import ManagerError, ManagerService, NotSignedIn
+from smartduka_tui.ui.events import Answered
 from smartduka_tui.ui.screens.base import TillScreen
 
 if TYPE_CHECKING:
@@ -93,15 +93,6 @@ class _Activity:
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.touch()
-
-
-class Answered(Message, bubble=False):
-    """A service call made by a worker has finished; `apply` updates the screen (on the
-    message loop, where screen state is owned)."""
-
-    def __init__(self, apply: Callable[[], None]) -> None:
-        super().__init__()
-        self.apply = apply
 
 
 class ManagerScreen(_Activity, TillScreen):

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, cast
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.manager import ActionResult, ManagerError, Resolution
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.manager.base import ManagerModal
 from smartduka_tui.ui.widgets.inputs import till_input
 
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 
 class ResolveNoteScreen(ManagerModal[ActionResult]):
     CSS_PATH = "note.tcss"
-
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
 
     note_error_text = getters.query_one("#note-error", Static)
     note_input = getters.query_one("#note", Input)
@@ -86,9 +81,9 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         try:
             result = await self.manager.resolve(self.key, note, outcome, receipt)
         except ManagerError as error:
-            self.post_message(self.Refused(f"{error.message}. Nothing was changed."))
+            self.post_message(Refused(f"{error.message}. Nothing was changed."))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, "marking it resolved")
-            self.post_message(self.Refused("It was not marked resolved. Try again."))
+            self.post_message(Refused("It was not marked resolved. Try again."))
         else:
             self.dismiss(result)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Generic, TypeVar, cast
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.reversal import ReversalTarget
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import ManagerModal
 
@@ -31,11 +31,6 @@ ResultT = TypeVar("ResultT")
 
 class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
     CSS_PATH = "reversal.tcss"
-
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
 
     reversal_status_text = getters.query_one("#reversal-status", Static)
 
@@ -103,9 +98,9 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
         try:
             result = await self._ask(note)
         except ManagerError as error:
-            self.post_message(self.Refused(error.message))
+            self.post_message(Refused(error.message))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, "reversing a payment")
-            self.post_message(self.Refused("The reversal could not be asked for. Try again."))
+            self.post_message(Refused("The reversal could not be asked for. Try again."))
         else:
             self.dismiss(result)

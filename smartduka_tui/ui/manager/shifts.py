@@ -17,12 +17,12 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.shift_report import ShiftReport, render_text
 from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
@@ -106,6 +106,7 @@ class ShiftsScreen(ManagerScreen):
         ),
         Binding("p", "print_report", "Print", id="shifts.print", tooltip="Print the report shown"),
     ]
+    WAITS = frozenset({"open_shift", "x_report", "close_shift", "print_report"})
 
     shifts_list_table = getters.query_one("#shifts-list", DataTable)
     shifts_report_text = getters.query_one("#shifts-report", Static)
@@ -179,11 +180,6 @@ class ShiftsScreen(ManagerScreen):
         self.report = report
         self.shifts_report_text.update(render_text(report).rstrip("\n"))
         self.query_one("#shifts-scroll", VerticalScroll).scroll_home(animate=False)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("open_shift", "x_report", "close_shift", "print_report"):
-            return None if self.busy else True
-        return True
 
     def _run(self, call: Callable[[], Awaitable[T]], done: Callable[[T], None], doing: str) -> None:
         self.call_service(lambda: refused_as_manager(call()), done, doing)
@@ -275,11 +271,6 @@ class ShiftsScreen(ManagerScreen):
 class _ShiftDialog(ManagerModal[T]):
     """A figure to type for the shift desk; its refusal shows under the field."""
 
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     def __init__(self, desk: ShiftDesk) -> None:
         super().__init__()
         self.desk = desk
@@ -298,10 +289,10 @@ class _ShiftDialog(ManagerModal[T]):
         try:
             result = await cast("SmartDukaApp", self.app).call_service(call)
         except ShiftError as error:
-            self.post_message(self.Refused(f"{sentence(error.message)}. Nothing was changed."))
+            self.post_message(Refused(f"{sentence(error.message)}. Nothing was changed."))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, doing)
-            self.post_message(self.Refused("Nothing was changed. Try again."))
+            self.post_message(Refused("Nothing was changed. Try again."))
         else:
             self.dismiss(result)
 

@@ -30,7 +30,7 @@ from smartduka_tui.payments.api import (
     PaymentView,
 )
 from smartduka_tui.payments.sales import SaleRefused
-from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged, PromptSent, Refused
 from smartduka_tui.ui.format import masked_apart, shillings
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
@@ -79,20 +79,6 @@ class PhoneScreen(SaleScreen):
         ),
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
-
-    class PromptSent(Message, bubble=False):
-        """The service stored the attempt and sent (or is sending) the prompt."""
-
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
-
-    class SendRefused(Message, bubble=False):
-        """The service said no; nothing was sent."""
-
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
 
     class RecentLoaded(Message, bubble=False):
         def __init__(self, phones: list[str]) -> None:
@@ -251,8 +237,8 @@ class PhoneScreen(SaleScreen):
             self._moved = True
             self.move_to(self.till.screen_for(message.view))
 
-    @on(SendRefused)
-    def _refused(self, message: SendRefused) -> None:
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
         self.sending = False
         self.show_notice(message.text, "error")
         self.update_bindings()
@@ -263,7 +249,7 @@ class PhoneScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "send":
             blocked = self.sending or self.till.connection.daraja_down
             return None if blocked or self.chosen_phone() is None else True
@@ -362,20 +348,20 @@ class PhoneScreen(SaleScreen):
                 )
             view = await self.till.call_service(call)
         except SaleRefused as error:
-            self.post_message(self.SendRefused(error.message))
+            self.post_message(Refused(error.message))
         except InvalidPaymentInput as error:
             label = FIELD_LABELS.get(error.field, error.field)
             back = "" if error.field == "phone" else " Press Escape to go back and fix it."
-            self.post_message(self.SendRefused(f"{label}: {error.message}{back}"))
+            self.post_message(Refused(f"{label}: {error.message}{back}"))
         except PaymentRefused as error:
-            self.post_message(self.SendRefused(refusal_text(error)))
+            self.post_message(Refused(refusal_text(error)))
         except PaymentError as error:
-            self.post_message(self.SendRefused(error.message))
+            self.post_message(Refused(error.message))
         except Exception as error:
             self.till.report_unexpected(error, "sending the payment request")
-            self.post_message(self.SendRefused("The prompt was not sent. Try again."))
+            self.post_message(Refused("The prompt was not sent. Try again."))
         else:
-            self.post_message(self.PromptSent(view))
+            self.post_message(PromptSent(view))
 
     @work(group="recent", exclusive=True, exit_on_error=False)
     async def _load_recent(self) -> None:
