@@ -63,6 +63,7 @@ class CashScreen(TillScreen):
             "escape", "back", "Back", id="cash.back", tooltip="Back to the sale, no cash taken"
         ),
     ]
+    WAITS = frozenset({"take", "back"})
 
     class Taken(Message, bubble=False):
         def __init__(self, taken: CashTaken) -> None:
@@ -91,7 +92,6 @@ class CashScreen(TillScreen):
         self.total = total
         self.owed = owed
         self.lines = lines
-        self.taking = False
         self.taken: CashTaken | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -127,7 +127,7 @@ class CashScreen(TillScreen):
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
-        if self.taken is None and not self.taking:
+        if self.taken is None and not self.busy:
             problem = self.cash_problem_text
             problem.update(CASH_HINT)
             problem.remove_class("-error")
@@ -140,7 +140,7 @@ class CashScreen(TillScreen):
 
     @on(Taken)
     def _taken(self, message: Taken) -> None:
-        self.taking = False
+        self.busy = False
         self.taken = taken = message.taken
         self.query_one("#cash-form").display = False
         self.query_one("#cash-part-hint").display = False
@@ -166,7 +166,7 @@ class CashScreen(TillScreen):
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
-        self.taking = False
+        self.busy = False
         self._say_problem(message.text)
         field = "#cash-part" if message.field == "part" else "#cash-given"
         self.query_one(field, Input).focus()
@@ -182,9 +182,7 @@ class CashScreen(TillScreen):
     def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         taken = self.taken
         if action in ("take", "back"):
-            if taken is not None:
-                return False
-            return None if self.taking else True
+            return taken is None
         if action == "next_sale":
             return taken is not None and taken.completed
         if action == "back_to_sale":
@@ -201,7 +199,7 @@ class CashScreen(TillScreen):
         after_pending_keys(self, self._take_now)
 
     def _take_now(self) -> None:
-        if not self.is_current or self.taking or self.taken is not None:
+        if not self.is_current or self.busy or self.taken is not None:
             return
         try:
             given = read_shillings(self.cash_given_input.value, "The cash given")
@@ -210,12 +208,12 @@ class CashScreen(TillScreen):
             self._say_problem(error.message)
             self.app.bell()
             return
-        self.taking = True
+        self.busy = True
         self.update_bindings()
         self._take(given, part)
 
     def action_back(self) -> None:
-        if self.taking:
+        if self.busy:
             return
         self._leave()
 

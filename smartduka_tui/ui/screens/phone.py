@@ -79,6 +79,7 @@ class PhoneScreen(SaleScreen):
         ),
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
+    WAITS = frozenset({"send", "charge_less"})
 
     class RecentLoaded(Message, bubble=False):
         def __init__(self, phones: list[str]) -> None:
@@ -108,7 +109,6 @@ class PhoneScreen(SaleScreen):
         self.lines = lines
         self.retry_of = retry_of
         self.customer_got_no_sms = customer_got_no_sms
-        self.sending = False
         self._moved = False
         self.recent: list[str] = []
         self.marked: int | None = None
@@ -223,7 +223,7 @@ class PhoneScreen(SaleScreen):
     def watches(self, view: PaymentView) -> bool:
         # While sending, the engine reports the stored (CREATED) attempt before Daraja answers
         # the push: show the waiting screen at once instead of a frozen phone screen.
-        return self.sending and not self._moved and view.sale_ref == self.sale_ref
+        return self.busy and not self._moved and view.sale_ref == self.sale_ref
 
     @on(PaymentChanged)
     def _stored(self, message: PaymentChanged) -> None:
@@ -239,7 +239,7 @@ class PhoneScreen(SaleScreen):
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
-        self.sending = False
+        self.busy = False
         self.show_notice(message.text, "error")
         self.update_bindings()
 
@@ -249,20 +249,23 @@ class PhoneScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
+    @property
+    def sending(self) -> bool:
+        """A prompt is being asked for: this screen's service call is in flight."""
+        return self.busy
+
     def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "send":
-            blocked = self.sending or self.till.connection.daraja_down
+            blocked = self.till.connection.daraja_down
             return None if blocked or self.chosen_phone() is None else True
         if action == "recent" and not self.recent:
             return None
         if action == "charge_less":
-            if self.retry_of is not None:
-                return False
-            return None if self.sending else True
+            return self.retry_of is None
         return True
 
     def action_charge_less(self) -> None:
-        if self.sending or self.retry_of is not None:
+        if self.busy or self.retry_of is not None:
             return
         from smartduka_tui.ui.screens.part_amount import PartAmountScreen
 
@@ -283,7 +286,7 @@ class PhoneScreen(SaleScreen):
 
     def _send_now(self, typed: str | None = None) -> None:
         """Send to what was typed (or marked) up to the Enter, or say why not."""
-        if self.sending or not self.is_current:
+        if self.busy or not self.is_current:
             return
         text = self.phone_input.value if typed is None else typed
         phone = self.chosen_phone(text)
@@ -300,7 +303,7 @@ class PhoneScreen(SaleScreen):
             self.show_notice(OFFLINE_REFUSAL, "error")
             self.app.bell()
             return
-        self.sending = True
+        self.busy = True
         self.show_notice("Sending the payment request…")
         self.update_bindings()
         self._send(phone)
@@ -322,7 +325,7 @@ class PhoneScreen(SaleScreen):
         self.update_bindings()
 
     def action_back(self) -> None:
-        if self.sending:
+        if self.busy:
             return
         if self.retry_of is not None:
             self.move_to(self.till.screen_for(self.retry_of))
