@@ -60,10 +60,9 @@ class SignInScreen(ModalScreen[None]):
             self.check = check
             self.problem = problem
 
+    pin_input = getters.query_one("#pin", Input)
     pin_repeat_input = getters.query_one("#pin-repeat", Input)
     sign_in_message_text = getters.query_one("#sign-in-message", Static)
-
-    pin_input = getters.query_one("#pin", Input)
 
     def __init__(self, target: Callable[[], Screen[Any]], purpose: str) -> None:
         super().__init__()
@@ -172,13 +171,12 @@ class SignInScreen(ModalScreen[None]):
     def _checked(self, message: Checked) -> None:
         self.busy = False
         self._pin_entered_early = self._repeat_entered_early = False
-        repeat_input = self.pin_repeat_input
         check = message.check
         if check is not None and check.accepted:
             self.app.switch_screen(self.target())
             return
         self.pin_input.value = ""
-        repeat_input.value = ""
+        self.pin_repeat_input.value = ""
         self.pin_input.focus()
         if message.problem is not None:
             self._say(message.problem, error=True)

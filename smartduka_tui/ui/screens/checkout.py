@@ -117,7 +117,6 @@ class CheckoutScreen(TillScreen):
     items_table = getters.query_one("#items", DataTable)
     items_total_text = getters.query_one("#items-total", Static)
     sale_ref_input = getters.query_one("#sale-ref", Input)
-
     total_input = getters.query_one("#total", Input)
 
     def __init__(self) -> None:
