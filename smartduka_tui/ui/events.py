@@ -1,12 +1,15 @@
-"""Messages the app posts to its screens when something outside the UI changed.
+"""The messages screens are told things by, each defined once (past tense, per STYLE).
 
 The payment engine and the connection source call plain listeners; the app turns each call into
-one of these messages (listener -> post_message -> handler), so every state change is handled on
-the app's message loop, in order, by the screen that cares.
+`PaymentChanged` or `ConnectionChanged` (listener -> post_message -> handler), so every state
+change is handled on the app's message loop, in order, by the screen that cares. A screen's own
+workers answer with `Refreshed`, `Refused` or `Answered` in the same way: the worker calls the
+service, the handler changes the screen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual.message import Message
@@ -35,3 +38,39 @@ class ConnectionChanged(Message, bubble=False):
         super().__init__()
         self.state = state
         self.previous = previous
+
+
+class PromptSent(Message, bubble=False):
+    """The service stored an attempt and sent (or is sending) its prompt: a first prompt from
+    the phone screen, or a retry from the failure screen."""
+
+    def __init__(self, view: PaymentView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class Refreshed(Message, bubble=False):
+    """A screen's worker read a fresh view of its attempt from the service (check now, a
+    periodic refresh, the result of a report)."""
+
+    def __init__(self, view: PaymentView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class Refused(Message, bubble=False):
+    """A screen's service call said no, or failed: `text` says so in plain words, and nothing
+    was changed."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class Answered(Message, bubble=False):
+    """A manager-service call made by a worker has finished; `apply` updates the screen (on the
+    message loop, where screen state is owned)."""
+
+    def __init__(self, apply: Callable[[], None]) -> None:
+        super().__init__()
+        self.apply = apply

@@ -17,7 +17,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from smartduka_tui.connectivity import ConnectionBoard
-from smartduka_tui.manager import ManagerService
+from smartduka_tui.manager import AuditFilter, ManagerService
 from smartduka_tui.model import AttemptFlag, AttemptState, VerificationStatus
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
@@ -517,6 +517,43 @@ async def test_the_audit_log_screen_checks_the_chain_and_filters(seeded: Seeded)
         table = audit.query_one(DataTable)
         assert table.row_count == 1
         assert "No result from M-Pesa before the payment expired" in screen_text(app)
+
+
+async def test_the_audit_log_pages_by_entry_forward_and_back(seeded: Seeded) -> None:
+    """The audit log pages through the shared paged-table base with its own cursor (the id an
+    older page starts before): N walks every entry once, newest first, P goes back a page, and
+    each key is greyed where it has nowhere to go."""
+    service = seeded.service
+    original = service.audit_page
+
+    async def small(filters: Any, before_id: Any = None, limit: int = 50) -> Any:
+        return await original(filters, before_id, limit=5)
+
+    service.audit_page = small  # type: ignore[method-assign]
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        audit = await sign_in(pilot, "audit")
+        assert isinstance(audit, AuditLogScreen)
+        assert audit.check_action("previous_page", ()) is None
+
+        def shown() -> list[int]:
+            assert audit.page is not None
+            return [line.id for line in audit.page.lines]
+
+        pages = [shown()]
+        while audit.check_action("next_page", ()):
+            await pilot.press("n")
+            await settle(pilot)
+            pages.append(shown())
+        everything = [line.id for line in (await original(AuditFilter(), None, 10_000)).lines]
+        assert [i for page in pages for i in page] == everything
+        assert len(pages) > 2 and all(len(page) == 5 for page in pages[:-1])
+        assert f"page {len(pages)}" in screen_text(app)
+        assert audit.check_action("next_page", ()) is None
+        await pilot.press("p")
+        await settle(pilot)
+        assert shown() == pages[-2]
+        assert f"page {len(pages) - 1} · N for older" in screen_text(app)
 
 
 async def test_a_long_audit_entry_is_cut_with_an_ellipsis_and_shown_whole_below(

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import events, on
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, DataTable, Input, Select
 
 from smartduka_tui.manager import ManagerError, ManagerService, NotSignedIn
+from smartduka_tui.ui.events import Answered
 from smartduka_tui.ui.screens.base import TillScreen
 
 if TYPE_CHECKING:
@@ -95,15 +95,6 @@ class _Activity:
         self.touch()
 
 
-class Answered(Message, bubble=False):
-    """A service call made by a worker has finished; `apply` updates the screen (on the
-    message loop, where screen state is owned)."""
-
-    def __init__(self, apply: Callable[[], None]) -> None:
-        super().__init__()
-        self.apply = apply
-
-
 class ManagerScreen(_Activity, TillScreen):
     """A full screen behind the manager PIN: the till's frame plus Back and Sign out."""
 
@@ -120,9 +111,6 @@ class ManagerScreen(_Activity, TillScreen):
         ),
     ]
 
-    busy = False
-    """A service call is in flight: actions that would start another wait (greyed)."""
-
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
 
@@ -133,10 +121,15 @@ class ManagerScreen(_Activity, TillScreen):
         doing: str,
         *,
         refused: Callable[[ManagerError], None] | None = None,
+        working: str | None = None,
     ) -> None:
         """Run one manager-service call on a worker. Its result goes to `done`; a refusal
         (`ManagerError`) to `refused` or the notice line; an ended session closes the manager
-        screens; anything unexpected is logged and reported in plain words."""
+        screens; anything unexpected is logged and reported in plain words. While it runs the
+        keys in WAITS are greyed and `working` (if given) says what is happening on the notice
+        line."""
+        if working is not None:
+            self.show_notice(working)
         self.busy = True
         self.update_bindings()
         self.run_worker(

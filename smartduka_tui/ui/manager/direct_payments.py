@@ -83,6 +83,7 @@ class DirectPaymentsScreen(ManagerScreen):
             tooltip="Give the customer the selected payment back through M-Pesa (a note says why)",
         ),
     ]
+    WAITS = frozenset({"refresh", "pull", "reverse"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,13 +135,11 @@ class DirectPaymentsScreen(ManagerScreen):
         if self.manager.session.signed_in:
             self.load()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("refresh", "pull"):
-            return None if self.busy else True
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "reverse":
             if self.manager.reversals is None:
                 return False  # Not offered at all without the relay to bring M-Pesa's result.
-            return None if self.busy or self.selected is None else True
+            return None if self.selected is None else True
         return True
 
     @property
@@ -187,12 +186,12 @@ class DirectPaymentsScreen(ManagerScreen):
     def action_pull(self) -> None:
         if self.busy:
             return
-        self.show_notice("Pulling the M-Pesa statement…")
         self.call_service(
             lambda: self.manager.pull_statement(progress=self._progress),
             self._pulled,
             "pulling the M-Pesa statement",
             refused=self._pull_refused,
+            working="Pulling the M-Pesa statement…",
         )
 
     def _progress(self, progress: PullProgress) -> None:

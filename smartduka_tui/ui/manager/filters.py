@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -57,6 +57,8 @@ class _FilterDialog(ManagerModal[R]):
     """(input id, label, placeholder)"""
     FIELD_FOR_ERROR: ClassVar[dict[str, str]] = {}
 
+    filter_error_text = getters.query_one("#filter-error", Static)
+
     def initial(self) -> dict[str, str]:
         return {}
 
@@ -84,7 +86,7 @@ class _FilterDialog(ManagerModal[R]):
 
     @property
     def error_text(self) -> str:
-        return str(self.query_one("#filter-error", Static).content)
+        return str(self.filter_error_text.content)
 
     def values(self) -> dict[str, str]:
         return {
@@ -104,9 +106,7 @@ class _FilterDialog(ManagerModal[R]):
         except ManagerInputError as error:
             input_id = self.FIELD_FOR_ERROR.get(error.field, error.field)
             label = next((text for i, text, _ in self.FIELDS if i == input_id), error.field)
-            self.query_one("#filter-error", Static).update(
-                f"{label}: {error.message}. Nothing changed."
-            )
+            self.filter_error_text.update(f"{label}: {error.message}. Nothing changed.")
             found = self.query(f"#{input_id}")
             if found:
                 found.first(Input).add_class("-invalid")

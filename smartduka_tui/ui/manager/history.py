@@ -25,7 +25,7 @@ from smartduka_tui.manager import (
 from smartduka_tui.model import AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.ui.format import shillings
-from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
+from smartduka_tui.ui.manager.paged import PagedTableScreen, page_bindings
 from smartduka_tui.ui.manager.problems import amount_cell, short_time
 
 DAY_KEYS = Binding.Group("Day")
@@ -92,28 +92,21 @@ def summary_text(summary: DailySummary) -> str:
     return "\n".join(lines)
 
 
-class HistoryScreen(ManagerScreen):
+class HistoryScreen(PagedTableScreen[tuple[DailySummary, RowPage], ListCursor]):
     CSS_PATH = "history.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left_square_bracket", "day(-1)", "Day back", id="history.back", group=DAY_KEYS),
         Binding("right_square_bracket", "day(1)", "Day on", id="history.on", group=DAY_KEYS),
         Binding("t", "today", "Today", id="history.today"),
-        Binding(
-            "n",
-            "next_page",
-            "Next",
-            id="history.next",
-            tooltip="Older payments that day",
-            group=PAGE_KEYS,
-        ),
-        Binding("p", "previous_page", "Prev", id="history.previous", group=PAGE_KEYS),
+        *page_bindings("history", older="Older payments that day"),
     ]
+    COLUMNS = COLUMNS
+    DOING = "reading the sales history"
+    WAITS = PagedTableScreen.WAITS | {"day"}
 
     def __init__(self, day: date | None = None) -> None:
         super().__init__()
         self.day = day
-        self.cursors: list[ListCursor | None] = [None]
-        self.page: RowPage | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="history-body"):
@@ -122,36 +115,29 @@ class HistoryScreen(ManagerScreen):
             yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        table.focus()
+        # Textual runs this before the paged base's on_mount, which reads the first page.
         if self.day is None:
             self.day = self.manager.today()
-        self.load()
 
     def day_filter(self) -> HistoryFilter:
         assert self.day is not None
         start = datetime.combine(self.day, time.min, tzinfo=KENYA_TZ)
         return HistoryFilter(since=start, until=start + timedelta(days=1))
 
-    def load(self) -> None:
-        day, filters, cursor = self.day, self.day_filter(), self.cursors[-1]
+    async def fetch(self, cursor: ListCursor | None) -> tuple[DailySummary, RowPage]:
+        """The day's summary and one page of its payments, read together."""
+        day, filters = self.day, self.day_filter()
+        summary = await self.manager.daily_summary(day)
+        return summary, await self.manager.history(filters, cursor)
 
-        async def both() -> tuple[DailySummary, RowPage]:
-            summary = await self.manager.daily_summary(day)
-            return summary, await self.manager.history(filters, cursor)
+    def next_cursor(self, page: tuple[DailySummary, RowPage]) -> ListCursor | None:
+        return page[1].next_cursor
 
-        self.call_service(both, self._show, "reading the sales history")
-
-    def _show(self, answer: tuple[DailySummary, RowPage]) -> None:
-        summary, page = answer
-        self.page = page
+    def fill(self, page: tuple[DailySummary, RowPage]) -> None:
+        summary, rows = page
         self.query_one("#history-summary", Static).update(summary_text(summary))
-        table = self.query_one(DataTable)
-        table.clear()
-        for row in page.rows:
-            table.add_row(
+        for row in rows.rows:
+            self.table.add_row(
                 short_time(row),
                 row.what,
                 row.sale_ref or "",
@@ -161,16 +147,12 @@ class HistoryScreen(ManagerScreen):
                 key=row.key,
             )
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next_page":
-            return None if self.busy or not (self.page and self.page.next_cursor) else True
-        if action == "previous_page":
-            return None if self.busy or len(self.cursors) < 2 else True
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "day":
             moving_on = parameters == (1,)
             past_today = moving_on and self.day is not None and self.day >= self.manager.today()
-            return None if self.busy or past_today else True
-        return True
+            return None if past_today else True
+        return super().ready(action, parameters)
 
     def action_day(self, step: int) -> None:
         if self.day is None or self.busy:
@@ -178,21 +160,9 @@ class HistoryScreen(ManagerScreen):
         if step > 0 and self.day >= self.manager.today():
             return
         self.day = self.day + timedelta(days=step)
-        self.cursors = [None]
-        self.load()
+        self.restart()
 
     def action_today(self) -> None:
         if not self.busy:
             self.day = self.manager.today()
-            self.cursors = [None]
-            self.load()
-
-    def action_next_page(self) -> None:
-        if self.page is not None and self.page.next_cursor is not None and not self.busy:
-            self.cursors.append(self.page.next_cursor)
-            self.load()
-
-    def action_previous_page(self) -> None:
-        if len(self.cursors) > 1 and not self.busy:
-            self.cursors.pop()
-            self.load()
+            self.restart()

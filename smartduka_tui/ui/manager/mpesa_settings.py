@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -102,6 +102,16 @@ class MpesaSettingsScreen(ManagerScreen):
             "f7", "enrol", "Enrol", id="settings.enrol", tooltip="Read the relay's enrolment file"
         ),
     ]
+    WAITS = frozenset({"save", "verify", "enrol"})
+
+    enabled_box = getters.query_one("#enabled", Checkbox)
+    enrol_file_input = getters.query_one("#enrol-file", Input)
+    initiator_password_input = getters.query_one("#initiator-password", Input)
+    name_input = getters.query_one("#name", Input)
+    prefix_input = getters.query_one("#prefix", Input)
+    shortcode_input = getters.query_one("#shortcode", Input)
+    till_number_input = getters.query_one("#till-number", Input)
+    type_select = getters.query_one("#type", Select)
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,17 +163,17 @@ class MpesaSettingsScreen(ManagerScreen):
                 yield field("enrol-file", placeholder="path of the relay's file, then F7")
 
     def on_mount(self) -> None:
-        self.query_one("#name", Input).focus()
+        self.name_input.focus()
         self.call_service(self.manager.settings_view, self._fill, "reading the M-Pesa settings")
 
     def _fill(self, view: SettingsView) -> None:
         self.view = view
-        self.query_one("#name", Input).value = view.name
-        self.query_one("#type", Select).value = view.mpesa_type.value
-        self.query_one("#shortcode", Input).value = view.business_shortcode or ""
-        self.query_one("#till-number", Input).value = view.till_number or ""
-        self.query_one("#prefix", Input).value = view.account_prefix
-        self.query_one("#enabled", Checkbox).value = view.enabled
+        self.name_input.value = view.name
+        self.type_select.value = view.mpesa_type.value
+        self.shortcode_input.value = view.business_shortcode or ""
+        self.till_number_input.value = view.till_number or ""
+        self.prefix_input.value = view.account_prefix
+        self.enabled_box.value = view.enabled
         self._show_status(view)
         self._as_loaded = self._values()
         self._discard_asked = False
@@ -180,8 +190,8 @@ class MpesaSettingsScreen(ManagerScreen):
         )
         return (
             *(self.query_one(f"#{widget_id}", Input).value for widget_id in inputs),
-            self.query_one("#type", Select).value,
-            self.query_one("#enabled", Checkbox).value,
+            self.type_select.value,
+            self.enabled_box.value,
         )
 
     def edited(self) -> bool:
@@ -213,7 +223,7 @@ class MpesaSettingsScreen(ManagerScreen):
             widget = self.query_one(f"#{widget_id}", Input)
             widget.value = ""
         self.query_one("#initiator-name", Input).placeholder = secret_placeholder(view.initiator)
-        self.query_one("#initiator-password", Input).placeholder = (
+        self.initiator_password_input.placeholder = (
             "saved · type with the name to replace"
             if view.initiator
             else "not set · for receipt checks"
@@ -226,20 +236,20 @@ class MpesaSettingsScreen(ManagerScreen):
             value = self.query_one(f"#{widget_id}", Input).value
             return Secret(value) if value.strip() else None
 
-        kind = self.query_one("#type", Select).value
+        kind = self.type_select.value
         return SettingsForm(
-            name=self.query_one("#name", Input).value,
+            name=self.name_input.value,
             mpesa_type=kind if isinstance(kind, str) else "",
-            business_shortcode=self.query_one("#shortcode", Input).value,
-            till_number=self.query_one("#till-number", Input).value,
-            account_prefix=self.query_one("#prefix", Input).value,
-            enabled=self.query_one("#enabled", Checkbox).value,
+            business_shortcode=self.shortcode_input.value,
+            till_number=self.till_number_input.value,
+            account_prefix=self.prefix_input.value,
+            enabled=self.enabled_box.value,
             consumer_key=secret("consumer-key"),
             consumer_secret=secret("consumer-secret"),
             passkey=secret("passkey"),
             initiator_name=secret("initiator-name"),
             # As typed: a password's spaces are its own (blank is "not typed").
-            initiator_password=Secret(self.query_one("#initiator-password", Input).value),
+            initiator_password=Secret(self.initiator_password_input.value),
         )
 
     def _clear_marks(self) -> None:
@@ -261,9 +271,9 @@ class MpesaSettingsScreen(ManagerScreen):
         self._fill(view)
         self.show_notice(message)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("save", "verify", "enrol"):
-            return None if self.busy or self.view is None else True
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WAITS:
+            return None if self.view is None else True
         return True
 
     def action_save(self) -> None:
@@ -282,9 +292,11 @@ class MpesaSettingsScreen(ManagerScreen):
         if self.busy:
             return
         self._clear_marks()
-        self.show_notice("Asking M-Pesa…")
         self.call_service(
-            self.manager.verify_credentials, self._verified, "verifying the credentials"
+            self.manager.verify_credentials,
+            self._verified,
+            "verifying the credentials",
+            working="Asking M-Pesa…",
         )
 
     def _verified(self, result: VerifyResult) -> None:
@@ -296,7 +308,7 @@ class MpesaSettingsScreen(ManagerScreen):
         if self.busy:
             return
         self._clear_marks()
-        path = self.query_one("#enrol-file", Input).value
+        path = self.enrol_file_input.value
         self.call_service(
             lambda: self.manager.enrol_from_file(path),
             self._enrolled,
@@ -306,6 +318,6 @@ class MpesaSettingsScreen(ManagerScreen):
 
     def _enrolled(self, answer: tuple[SettingsView, str]) -> None:
         view, message = answer
-        self.query_one("#enrol-file", Input).value = ""
+        self.enrol_file_input.value = ""
         self._show_status(view)
         self.show_notice(message, "warning")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.manager import ActionResult, ManagerError, Resolution
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.manager.base import ManagerModal
 from smartduka_tui.ui.widgets.inputs import till_input
 
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 class ResolveNoteScreen(ManagerModal[ActionResult]):
     CSS_PATH = "note.tcss"
 
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+    note_error_text = getters.query_one("#note-error", Static)
+    note_input = getters.query_one("#note", Input)
 
     def __init__(self, key: str) -> None:
         super().__init__()
@@ -54,11 +52,11 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#note", Input).focus()
+        self.note_input.focus()
 
     @property
     def error_text(self) -> str:
-        return str(self.query_one("#note-error", Static).content)
+        return str(self.note_error_text.content)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
@@ -66,12 +64,12 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
             self.busy = True
             findings = self.query("#finding").results(Input)
             finding = next((f.value for f in findings), "")
-            self._resolve(self.query_one("#note", Input).value, finding.strip())
+            self._resolve(self.note_input.value, finding.strip())
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
         self.busy = False
-        self.query_one("#note-error", Static).update(message.text)
+        self.note_error_text.update(message.text)
 
     @work(group="resolve", exclusive=True, exit_on_error=False)
     async def _resolve(self, note: str, finding: str) -> None:
@@ -83,9 +81,9 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         try:
             result = await self.manager.resolve(self.key, note, outcome, receipt)
         except ManagerError as error:
-            self.post_message(self.Refused(f"{error.message}. Nothing was changed."))
+            self.post_message(Refused(f"{error.message}. Nothing was changed."))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, "marking it resolved")
-            self.post_message(self.Refused("It was not marked resolved. Try again."))
+            self.post_message(Refused("It was not marked resolved. Try again."))
         else:
             self.dismiss(result)

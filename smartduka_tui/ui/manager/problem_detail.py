@@ -79,6 +79,7 @@ class ProblemDetailScreen(ManagerScreen):
             tooltip="Give the customer this payment back through M-Pesa (a note says why)",
         ),
     ]
+    WAITS = frozenset({"recheck", "resolve", "reverse"})
 
     def __init__(self, key: str) -> None:
         super().__init__()
@@ -115,25 +116,29 @@ class ProblemDetailScreen(ManagerScreen):
         self._show(result.detail)
         self.show_notice(result.message)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         detail = self.detail
         if action == "recheck":
-            return None if self.busy or detail is None or not detail.can_recheck else True
+            return None if detail is None or not detail.can_recheck else True
         if action == "resolve":
-            return None if self.busy or detail is None or not detail.can_resolve else True
+            return None if detail is None or not detail.can_resolve else True
         if action == "reverse":
             if self.manager.reversals is None:
                 return False  # Not offered at all without the relay to bring M-Pesa's result.
             blocked = detail is None or self.manager.reverse_blocked(detail.row) is not None
-            return None if self.busy or blocked else True
+            return None if blocked else True
         return True
 
     def action_recheck(self) -> None:
         if self.detail is None or not self.detail.can_recheck or self.busy:
             return
-        self.show_notice("Asking M-Pesa…")
         key = self.key
-        self.call_service(lambda: self.manager.recheck(key), self._done, "re-checking a payment")
+        self.call_service(
+            lambda: self.manager.recheck(key),
+            self._done,
+            "re-checking a payment",
+            working="Asking M-Pesa…",
+        )
 
     def action_resolve(self) -> None:
         if self.detail is None or not self.detail.can_resolve or self.busy:

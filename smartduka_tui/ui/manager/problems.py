@@ -9,10 +9,11 @@ the current filter to CSV.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -26,8 +27,8 @@ from smartduka_tui.manager import (
     RowPage,
 )
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
-from smartduka_tui.ui.manager.base import PAGE_KEYS, ManagerScreen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen
+from smartduka_tui.ui.manager.paged import PagedTableScreen, page_bindings
 
 COLUMNS = (
     ("When", "when", 12),
@@ -60,37 +61,25 @@ def table_cells(row: PaymentRow) -> tuple[str | Text, ...]:
     )
 
 
-class ProblemsScreen(ManagerScreen):
+class ProblemsScreen(PagedTableScreen[RowPage, ListCursor]):
     CSS_PATH = "problems.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "filter", "Filter", id="problems.filter", tooltip="Narrow the list"),
-        Binding(
-            "n",
-            "next_page",
-            "Next",
-            id="problems.next",
-            tooltip="The next, older page",
-            group=PAGE_KEYS,
-        ),
-        Binding(
-            "p",
-            "previous_page",
-            "Prev",
-            id="problems.previous",
-            tooltip="The page before",
-            group=PAGE_KEYS,
-        ),
+        *page_bindings("problems", older="The next, older page", newer="The page before"),
         Binding(
             "r", "toggle_resolved", "Resolved", id="problems.resolved", tooltip="Show resolved too"
         ),
         Binding("e", "export", "Export", id="problems.export", tooltip="Save the list as CSV"),
     ]
+    COLUMNS = COLUMNS
+    DOING = "listing problem payments"
+    WAITS = PagedTableScreen.WAITS | {"export"}
+
+    row_text = getters.query_one("#problems-row", Static)
 
     def __init__(self, filters: ProblemFilter | None = None) -> None:
         super().__init__()
         self.filters = filters or ProblemFilter()
-        self.cursors: list[ListCursor | None] = [None]
-        self.page: RowPage | None = None
         self.reload_on_resume = False
 
     def compose_body(self) -> ComposeResult:
@@ -100,47 +89,35 @@ class ProblemsScreen(ManagerScreen):
             yield DataTable(id="problems-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="problems-row")
 
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        table.focus()
-        self.load()
-
     @property
     def rows(self) -> tuple[PaymentRow, ...]:
         return self.page.rows if self.page else ()
 
-    def load(self) -> None:
-        filters, cursor = self.filters, self.cursors[-1]
-        self.call_service(
-            lambda: self.manager.problems(filters, cursor), self._show, "listing problem payments"
-        )
+    def fetch(self, cursor: ListCursor | None) -> Awaitable[RowPage]:
+        return self.manager.problems(self.filters, cursor)
 
-    def _show(self, page: RowPage) -> None:
-        self.page = page
-        table = self.query_one(DataTable)
-        table.clear()
+    def next_cursor(self, page: RowPage) -> ListCursor | None:
+        return page.next_cursor
+
+    def fill(self, page: RowPage) -> None:
         for row in page.rows:
-            table.add_row(*table_cells(row), key=row.key)
-        number = len(self.cursors)
+            self.table.add_row(*table_cells(row), key=row.key)
         shown = f"{len(page.rows)} shown" if page.rows else "nothing to show"
         more = " · N for more" if page.next_cursor else ""
         self.query_one("#problems-filter", Static).update(
-            f"{self.filters.describe().capitalize()} · page {number} · {shown}{more}"
+            f"{self.filters.describe().capitalize()} · page {self.page_number} · {shown}{more}"
         )
         self._describe_highlighted()
 
     def highlighted(self) -> PaymentRow | None:
-        table = self.query_one(DataTable)
+        table = self.table
         if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
             return None
         return self.rows[table.cursor_row]
 
     def _describe_highlighted(self) -> None:
         row = self.highlighted()
-        text = "" if row is None else f"{row.key} · {row.summary}"
-        self.query_one("#problems-row", Static).update(text)
+        self.row_text.update("" if row is None else f"{row.key} · {row.summary}")
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
@@ -163,29 +140,14 @@ class ProblemsScreen(ManagerScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next_page":
-            return None if self.busy or not (self.page and self.page.next_cursor) else True
-        if action == "previous_page":
-            return None if self.busy or len(self.cursors) < 2 else True
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "export":
-            return None if self.busy or not self.rows else True
-        return True
-
-    def action_next_page(self) -> None:
-        if self.page is not None and self.page.next_cursor is not None and not self.busy:
-            self.cursors.append(self.page.next_cursor)
-            self.load()
-
-    def action_previous_page(self) -> None:
-        if len(self.cursors) > 1 and not self.busy:
-            self.cursors.pop()
-            self.load()
+            return True if self.rows else None
+        return super().ready(action, parameters)
 
     def _refilter(self, filters: ProblemFilter) -> None:
         self.filters = filters
-        self.cursors = [None]
-        self.load()
+        self.restart()
 
     def action_toggle_resolved(self) -> None:
         self._refilter(
@@ -201,9 +163,11 @@ class ProblemsScreen(ManagerScreen):
 
     def action_export(self) -> None:
         filters = self.filters
-        self.show_notice("Exporting…")
         self.call_service(
-            lambda: self.manager.export_csv(filters), self._exported, "exporting problem payments"
+            lambda: self.manager.export_csv(filters),
+            self._exported,
+            "exporting problem payments",
+            working="Exporting…",
         )
 
     def _exported(self, result: ExportResult) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.reversal import ReversalTarget
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import ManagerModal
 
@@ -32,10 +32,7 @@ ResultT = TypeVar("ResultT")
 class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
     CSS_PATH = "reversal.tcss"
 
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+    reversal_status_text = getters.query_one("#reversal-status", Static)
 
     def __init__(self, target: ReversalTarget, ask: Callable[[str], Awaitable[ResultT]]) -> None:
         """`ask(note)` asks for the reversal; what it returns is this dialog's result."""
@@ -72,10 +69,10 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
 
     @property
     def status_text(self) -> str:
-        return str(self.query_one("#reversal-status", Static).content)
+        return str(self.reversal_status_text.content)
 
     def _status(self, text: str, error: bool) -> None:
-        status = self.query_one("#reversal-status", Static)
+        status = self.reversal_status_text
         status.update(text)
         status.set_class(error, "-error")
 
@@ -101,9 +98,9 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
         try:
             result = await self._ask(note)
         except ManagerError as error:
-            self.post_message(self.Refused(error.message))
+            self.post_message(Refused(error.message))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, "reversing a payment")
-            self.post_message(self.Refused("The reversal could not be asked for. Try again."))
+            self.post_message(Refused("The reversal could not be asked for. Try again."))
         else:
             self.dismiss(result)

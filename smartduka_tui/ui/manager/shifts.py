@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.shift_report import ShiftReport
 from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
 from smartduka_tui.receipts.shift_report import closed_words, render_text
+from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
@@ -99,6 +99,11 @@ class ShiftsScreen(ManagerScreen):
         ),
         Binding("p", "print_report", "Print", id="shifts.print", tooltip="Print the report shown"),
     ]
+    WAITS = frozenset({"open_shift", "x_report", "close_shift", "print_report"})
+
+    shifts_list_table = getters.query_one("#shifts-list", DataTable)
+    shifts_report_text = getters.query_one("#shifts-report", Static)
+    shifts_status_text = getters.query_one("#shifts-status", Static)
 
     def __init__(self) -> None:
         super().__init__()
@@ -120,17 +125,17 @@ class ShiftsScreen(ManagerScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#shifts-list", DataTable)
+        table = self.shifts_list_table
         for label, key, width in (("Z", "z", 4), ("Closed", "closed", 12), ("Diff", "diff", 8)):
             table.add_column(label, key=key, width=width)
 
     @property
     def status_text(self) -> str:
-        return str(self.query_one("#shifts-status", Static).content)
+        return str(self.shifts_status_text.content)
 
     @property
     def report_text(self) -> str:
-        return str(self.query_one("#shifts-report", Static).content)
+        return str(self.shifts_report_text.content)
 
     def on_screen_resume(self) -> None:
         if self.manager.session.signed_in:
@@ -147,7 +152,7 @@ class ShiftsScreen(ManagerScreen):
     def _show_state(self, state: tuple[Shift | None, list[Shift]]) -> None:
         current, shifts = state
         self._show_status(current)
-        table = self.query_one("#shifts-list", DataTable)
+        table = self.shifts_list_table
         table.clear()
         for shift in shifts:
             if shift.z_number is not None:
@@ -155,7 +160,7 @@ class ShiftsScreen(ManagerScreen):
 
     def _show_status(self, shift: Shift | None) -> None:
         self.shift = shift
-        self.query_one("#shifts-status", Static).update(status_words(shift))
+        self.shifts_status_text.update(status_words(shift))
 
     @on(DataTable.RowSelected, "#shifts-list")
     def _show_z(self, event: DataTable.RowSelected) -> None:
@@ -166,13 +171,8 @@ class ShiftsScreen(ManagerScreen):
 
     def _show_report(self, report: ShiftReport) -> None:
         self.report = report
-        self.query_one("#shifts-report", Static).update(render_text(report).rstrip("\n"))
+        self.shifts_report_text.update(render_text(report).rstrip("\n"))
         self.query_one("#shifts-scroll", VerticalScroll).scroll_home(animate=False)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("open_shift", "x_report", "close_shift", "print_report"):
-            return None if self.busy else True
-        return True
 
     def _run(self, call: Callable[[], Awaitable[T]], done: Callable[[T], None], doing: str) -> None:
         self.call_service(lambda: refused_as_manager(call()), done, doing)
@@ -264,11 +264,6 @@ class ShiftsScreen(ManagerScreen):
 class _ShiftDialog(ManagerModal[T]):
     """A figure to type for the shift desk; its refusal shows under the field."""
 
-    class Refused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     def __init__(self, desk: ShiftDesk) -> None:
         super().__init__()
         self.desk = desk
@@ -287,16 +282,18 @@ class _ShiftDialog(ManagerModal[T]):
         try:
             result = await cast("SmartDukaApp", self.app).call_service(call)
         except ShiftError as error:
-            self.post_message(self.Refused(f"{sentence(error.message)}. Nothing was changed."))
+            self.post_message(Refused(f"{sentence(error.message)}. Nothing was changed."))
         except Exception as error:
             cast("SmartDukaApp", self.app).report_unexpected(error, doing)
-            self.post_message(self.Refused("Nothing was changed. Try again."))
+            self.post_message(Refused("Nothing was changed. Try again."))
         else:
             self.dismiss(result)
 
 
 class OpenShiftScreen(_ShiftDialog[Shift]):
     CSS_PATH = "shifts.tcss"
+
+    float_input = getters.query_one("#float", Input)
 
     def compose(self) -> ComposeResult:
         blink = cast("SmartDukaApp", self.app).options.cursor_blink
@@ -314,15 +311,13 @@ class OpenShiftScreen(_ShiftDialog[Shift]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#float", Input).focus()
+        self.float_input.focus()
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
         if not self.busy:
             self.busy = True
-            self._open(
-                self.query_one("#float", Input).value, self.query_one("#cashier", Input).value
-            )
+            self._open(self.float_input.value, self.query_one("#cashier", Input).value)
 
     @work(group="shift-open", exclusive=True, exit_on_error=False)
     async def _open(self, float_text: str, cashier: str) -> None:
@@ -331,6 +326,8 @@ class OpenShiftScreen(_ShiftDialog[Shift]):
 
 class CloseShiftScreen(_ShiftDialog[ClosedShift]):
     CSS_PATH = "shifts.tcss"
+
+    counted_input = getters.query_one("#counted", Input)
 
     def compose(self) -> ComposeResult:
         blink = cast("SmartDukaApp", self.app).options.cursor_blink
@@ -347,13 +344,13 @@ class CloseShiftScreen(_ShiftDialog[ClosedShift]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#counted", Input).focus()
+        self.counted_input.focus()
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
         if not self.busy:
             self.busy = True
-            self._close(self.query_one("#counted", Input).value)
+            self._close(self.counted_input.value)
 
     @work(group="shift-close", exclusive=True, exit_on_error=False)
     async def _close(self, counted: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -60,6 +60,10 @@ class SignInScreen(ModalScreen[None]):
             self.check = check
             self.problem = problem
 
+    pin_input = getters.query_one("#pin", Input)
+    pin_repeat_input = getters.query_one("#pin-repeat", Input)
+    sign_in_message_text = getters.query_one("#sign-in-message", Static)
+
     def __init__(self, target: Callable[[], Screen[Any]], purpose: str) -> None:
         super().__init__()
         self.target = target
@@ -97,23 +101,23 @@ class SignInScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#pin-repeat", Input).display = False
-        self.query_one("#pin", Input).focus()
+        self.pin_repeat_input.display = False
+        self.pin_input.focus()
         self._read_status()
 
     @property
     def message(self) -> str:
-        return str(self.query_one("#sign-in-message", Static).content)
+        return str(self.sign_in_message_text.content)
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        line = self.query_one("#sign-in-message", Static)
+        line = self.sign_in_message_text
         line.update(text)
         line.set_class(error, "-error")
 
     @on(StatusRead)
     def _status(self, message: StatusRead) -> None:
         self.status_known = True
-        repeat = self.query_one("#pin-repeat", Input)
+        repeat = self.pin_repeat_input
         if message.is_set:
             # Signing in: anything typed ahead into the repeat field is not a PIN.
             repeat.value = ""
@@ -121,7 +125,7 @@ class SignInScreen(ModalScreen[None]):
             if self._pin_entered_early:
                 after_pending_keys(self, self._submit)
             else:
-                self.query_one("#pin", Input).focus()
+                self.pin_input.focus()
             return
         self.setting = True
         self.query_one("#sign-in-title", Label).update("Set the manager PIN")
@@ -131,16 +135,16 @@ class SignInScreen(ModalScreen[None]):
             after_pending_keys(self, self._submit)
 
     def action_next_field(self) -> None:
-        repeat = self.query_one("#pin-repeat", Input)
+        repeat = self.pin_repeat_input
         signing_in = self.status_known and not self.setting
-        if self.focused is self.query_one("#pin", Input) and not signing_in:
+        if self.focused is self.pin_input and not signing_in:
             repeat.display = True
             self.set_focus(repeat)
         else:
             self.focus_next()
 
     def action_enter(self) -> None:
-        repeat = self.query_one("#pin-repeat", Input)
+        repeat = self.pin_repeat_input
         if self.focused is repeat:
             if self.status_known:
                 after_pending_keys(self, self._submit)
@@ -158,8 +162,8 @@ class SignInScreen(ModalScreen[None]):
         if self.busy:
             return
         self.busy = True
-        pin = Secret(self.query_one("#pin", Input).value)
-        repeat = Secret(self.query_one("#pin-repeat", Input).value)
+        pin = Secret(self.pin_input.value)
+        repeat = Secret(self.pin_repeat_input.value)
         self._say("Checking…")
         self._check(pin, repeat)
 
@@ -167,15 +171,13 @@ class SignInScreen(ModalScreen[None]):
     def _checked(self, message: Checked) -> None:
         self.busy = False
         self._pin_entered_early = self._repeat_entered_early = False
-        pin_input = self.query_one("#pin", Input)
-        repeat_input = self.query_one("#pin-repeat", Input)
         check = message.check
         if check is not None and check.accepted:
             self.app.switch_screen(self.target())
             return
-        pin_input.value = ""
-        repeat_input.value = ""
-        pin_input.focus()
+        self.pin_input.value = ""
+        self.pin_repeat_input.value = ""
+        self.pin_input.focus()
         if message.problem is not None:
             self._say(message.problem, error=True)
         elif check is not None and check.outcome is PinOutcome.LOCKED and check.locked_until:

@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual import getters
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -35,9 +36,15 @@ class TillScreen(Screen[None]):
     """Status bar, offline banner, body, notice, footer."""
 
     BINDINGS: ClassVar[list[BindingType]] = list(TYPING_ORDER_BINDINGS)
+    WAITS: ClassVar[frozenset[str]] = frozenset()
+    """The actions that call a service: greyed while a call is in flight."""
+    busy = False
+    """A service call is in flight: the actions in WAITS wait for its answer (greyed)."""
     FOOTER_PALETTE: ClassVar[bool] = True
     """Whether the footer ends with "^p palette": screens whose own keys fill 80 columns (the
     manager's) leave it out; Ctrl+P still opens the palette, and F1 says so."""
+
+    notice_line = getters.query_one("#notice", Notice)
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,14 +66,14 @@ class TillScreen(Screen[None]):
         return cast("SmartDukaApp", self.app)
 
     def show_notice(self, text: str, severity: Severity = "information") -> None:
-        self.query_one("#notice", Notice).show(text, severity)
+        self.notice_line.show(text, severity)
 
     def clear_notice(self) -> None:
-        self.query_one("#notice", Notice).clear()
+        self.notice_line.clear()
 
     @property
     def notice_text(self) -> str:
-        return self.query_one("#notice", Notice).text
+        return self.notice_line.text
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Keys typed ahead of a screen change reach the new screen before it has mounted; they
@@ -76,7 +83,17 @@ class TillScreen(Screen[None]):
         return self.action_state(action, parameters)
 
     def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Whether `action` can run now: True, None (shown greyed) or False (hidden)."""
+        """Whether `action` can run now: True, None (shown greyed) or False (hidden). Every
+        screen greys its keys the same way: what the screen needs goes in `ready`, and while a
+        service call is in flight (`busy`) the actions in WAITS are greyed too."""
+        state = self.ready(action, parameters)
+        if state is True and self.busy and action in self.WAITS:
+            return None
+        return state
+
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Whether `action` could run, a call in flight aside: True, None (greyed) or False
+        (not offered at all)."""
         return True
 
     def show_connection(self, state: ConnectionState) -> None:

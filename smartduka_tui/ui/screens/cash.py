@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Grid, Vertical
@@ -63,6 +63,7 @@ class CashScreen(TillScreen):
             "escape", "back", "Back", id="cash.back", tooltip="Back to the sale, no cash taken"
         ),
     ]
+    WAITS = frozenset({"take", "back"})
 
     class Taken(Message, bubble=False):
         def __init__(self, taken: CashTaken) -> None:
@@ -74,6 +75,10 @@ class CashScreen(TillScreen):
             super().__init__()
             self.field = field
             self.text = text
+
+    cash_given_input = getters.query_one("#cash-given", Input)
+    cash_outcome_text = getters.query_one("#cash-outcome", Static)
+    cash_problem_text = getters.query_one("#cash-problem", Static)
 
     def __init__(
         self,
@@ -87,7 +92,6 @@ class CashScreen(TillScreen):
         self.total = total
         self.owed = owed
         self.lines = lines
-        self.taking = False
         self.taken: CashTaken | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -117,14 +121,14 @@ class CashScreen(TillScreen):
 
     def on_mount(self) -> None:
         self.query_one("#cash-done").display = False
-        self.query_one("#cash-given", Input).focus()
+        self.cash_given_input.focus()
 
     # -- events --------------------------------------------------------------------------------
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
-        if self.taken is None and not self.taking:
-            problem = self.query_one("#cash-problem", Static)
+        if self.taken is None and not self.busy:
+            problem = self.cash_problem_text
             problem.update(CASH_HINT)
             problem.remove_class("-error")
 
@@ -136,7 +140,7 @@ class CashScreen(TillScreen):
 
     @on(Taken)
     def _taken(self, message: Taken) -> None:
-        self.taking = False
+        self.busy = False
         self.taken = taken = message.taken
         self.query_one("#cash-form").display = False
         self.query_one("#cash-part-hint").display = False
@@ -154,7 +158,7 @@ class CashScreen(TillScreen):
                 f"{shillings(taken.part)} paid in cash; {shillings(taken.sale.owed)} still owed. "
                 "Enter goes back to the sale to take the rest (M-Pesa, direct or cash)."
             )
-        self.query_one("#cash-outcome", Static).update(outcome)
+        self.cash_outcome_text.update(outcome)
         self.refresh_bindings()
         self.app.bell()
         if taken.completed:
@@ -162,25 +166,23 @@ class CashScreen(TillScreen):
 
     @on(Refused)
     def _refused(self, message: Refused) -> None:
-        self.taking = False
+        self.busy = False
         self._say_problem(message.text)
         field = "#cash-part" if message.field == "part" else "#cash-given"
         self.query_one(field, Input).focus()
         self.app.bell()
 
     def _say_problem(self, text: str) -> None:
-        problem = self.query_one("#cash-problem", Static)
+        problem = self.cash_problem_text
         problem.update(f"✖ {text}")
         problem.add_class("-error")
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         taken = self.taken
         if action in ("take", "back"):
-            if taken is not None:
-                return False
-            return None if self.taking else True
+            return taken is None
         if action == "next_sale":
             return taken is not None and taken.completed
         if action == "back_to_sale":
@@ -197,21 +199,21 @@ class CashScreen(TillScreen):
         after_pending_keys(self, self._take_now)
 
     def _take_now(self) -> None:
-        if not self.is_current or self.taking or self.taken is not None:
+        if not self.is_current or self.busy or self.taken is not None:
             return
         try:
-            given = read_shillings(self.query_one("#cash-given", Input).value, "The cash given")
+            given = read_shillings(self.cash_given_input.value, "The cash given")
             part = read_shillings(self.query_one("#cash-part", Input).value, "Pay in cash")
         except AmountRefused as error:
             self._say_problem(error.message)
             self.app.bell()
             return
-        self.taking = True
+        self.busy = True
         self.update_bindings()
         self._take(given, part)
 
     def action_back(self) -> None:
-        if self.taking:
+        if self.busy:
             return
         self._leave()
 
@@ -249,7 +251,7 @@ class CashScreen(TillScreen):
         from smartduka_tui.ui.screens.receipt import outcome_words
         from smartduka_tui.ui.widgets.printer_status import why_not_printing
 
-        outcome_line = self.query_one("#cash-outcome", Static)
+        outcome_line = self.cash_outcome_text
         paid = str(outcome_line.content)
         why = why_not_printing(printer.status)
         if why is not None:

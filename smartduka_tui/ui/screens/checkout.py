@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -114,6 +114,11 @@ class CheckoutScreen(TillScreen):
         ),
     ]
 
+    items_table = getters.query_one("#items", DataTable)
+    items_total_text = getters.query_one("#items-total", Static)
+    sale_ref_input = getters.query_one("#sale-ref", Input)
+    total_input = getters.query_one("#total", Input)
+
     def __init__(self) -> None:
         super().__init__()
         self.items: list[SaleItem] = []
@@ -151,12 +156,12 @@ class CheckoutScreen(TillScreen):
             yield Static("", id="items-total")
 
     def on_mount(self) -> None:
-        table = self.query_one("#items", DataTable)
+        table = self.items_table
         table.add_column("Item", key="name", width=30)
         table.add_column("Qty", key="qty", width=5)
         table.add_column("Price", key="price", width=12)
         table.add_column("Line total", key="line", width=14)
-        self.query_one("#total", Input).focus()
+        self.total_input.focus()
         self._show_items()
         self.new_sale()
 
@@ -164,11 +169,11 @@ class CheckoutScreen(TillScreen):
 
     @property
     def total_text(self) -> str:
-        return self.query_one("#total", Input).value
+        return self.total_input.value
 
     @property
     def sale_ref(self) -> str:
-        return self.query_one("#sale-ref", Input).value.strip()
+        return self.sale_ref_input.value.strip()
 
     @property
     def part_paid(self) -> bool:
@@ -246,14 +251,13 @@ class CheckoutScreen(TillScreen):
     def _lock_for_part_paid(self) -> None:
         """A sale with money taken keeps its total, items and reference."""
         locked = self.part_paid
-        total_input = self.query_one("#total", Input)
         if locked and self.open_sale is not None:
-            total_input.value = str(self.open_sale.total)
-        total_input.disabled = locked or bool(self.items)
-        self.query_one("#sale-ref", Input).disabled = locked
+            self.total_input.value = str(self.open_sale.total)
+        self.total_input.disabled = locked or bool(self.items)
+        self.sale_ref_input.disabled = locked
 
     def _show_items(self) -> None:
-        table = self.query_one("#items", DataTable)
+        table = self.items_table
         table.clear()
         for index, item in enumerate(self.items):
             table.add_row(
@@ -263,19 +267,18 @@ class CheckoutScreen(TillScreen):
                 shillings(item.line_total),
                 key=str(index),
             )
-        total_input = self.query_one("#total", Input)
         if self.items:
-            total_input.value = str(items_total(self.items))
-            total_input.disabled = True
-            self.query_one("#items-total", Static).update(
+            self.total_input.value = str(items_total(self.items))
+            self.total_input.disabled = True
+            self.items_total_text.update(
                 f"{len(self.items)} line(s), total {shillings(items_total(self.items))}"
             )
         else:
-            if total_input.disabled:
+            if self.total_input.disabled:
                 # The total was the items' sum: with the last line gone there is no total.
-                total_input.value = ""
-            total_input.disabled = False
-            self.query_one("#items-total", Static).update("F3 adds an item with a quantity.")
+                self.total_input.value = ""
+            self.total_input.disabled = False
+            self.items_total_text.update("F3 adds an item with a quantity.")
         self._show_problem()
 
     # -- events --------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ class CheckoutScreen(TillScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pay":
             return None if self.till.connection.daraja_down or self.problem() else True
         if action == "cash":
@@ -319,7 +322,7 @@ class CheckoutScreen(TillScreen):
         if action in ("add_item", "remove_item") and self.part_paid:
             return None
         if action == "remove_item":
-            table = self.query_one("#items", DataTable)
+            table = self.items_table
             return True if self.items and table.has_focus else None
         if action == "attach_c2b":
             # Hidden on a till without direct payments; greyed until one fits the sale.
@@ -419,14 +422,14 @@ class CheckoutScreen(TillScreen):
                 self.items.append(item)
                 self._show_items()
             if self.items:
-                self.query_one("#items", DataTable).focus()
+                self.items_table.focus()
             else:
-                self.query_one("#total", Input).focus()
+                self.total_input.focus()
 
         self.app.push_screen(ItemScreen(), added)
 
     def action_remove_item(self) -> None:
-        table = self.query_one("#items", DataTable)
+        table = self.items_table
         if not self.items:
             return
         row = table.cursor_row
@@ -434,7 +437,7 @@ class CheckoutScreen(TillScreen):
             del self.items[row]
             self._show_items()
             if not self.items:
-                self.query_one("#total", Input).focus()
+                self.total_input.focus()
 
     @work(group="attach-c2b", exclusive=True, exit_on_error=False)
     async def action_attach_c2b(self) -> None:
@@ -576,10 +579,10 @@ class CheckoutScreen(TillScreen):
             self._abandon(left.sale_ref)
         self._lock_for_part_paid()
         self.items.clear()
-        self.query_one("#total", Input).value = ""
-        self.query_one("#sale-ref", Input).value = ""
+        self.total_input.value = ""
+        self.sale_ref_input.value = ""
         self._show_items()
-        self.query_one("#total", Input).focus()
+        self.total_input.focus()
         if self.till.is_open:
             self._suggest_reference()
 
@@ -625,6 +628,6 @@ class CheckoutScreen(TillScreen):
         except Exception as error:
             self.till.report_unexpected(error, "choosing the next sale reference")
             return
-        ref_input = self.query_one("#sale-ref", Input)
+        ref_input = self.sale_ref_input
         if not ref_input.value:
             ref_input.value = reference

@@ -15,12 +15,11 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Label, Static
 
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import PaymentError, PaymentRefused, PaymentView, RetryBlock
-from smartduka_tui.ui.events import PaymentChanged
+from smartduka_tui.ui.events import PaymentChanged, PromptSent, Refreshed, Refused
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
 from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
@@ -68,26 +67,11 @@ class FailureScreen(SaleScreen):
             tooltip="Not paid by M-Pesa: start the next sale",
         ),
     ]
-
-    class RetrySent(Message, bubble=False):
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
-
-    class RetryRefused(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
-    class Refreshed(Message, bubble=False):
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
+    WAITS = frozenset({"retry", "another_phone", "verify_receipt"})
 
     def __init__(self, view: PaymentView) -> None:
         super().__init__()
         self.view = view
-        self.busy = False
         self._asked_after_wait = False
         self._explained: str | None = None
         """The greyed key whose reason the notice shows: kept current as the clock moves,
@@ -209,13 +193,13 @@ class FailureScreen(SaleScreen):
     def _refreshed(self, message: Refreshed) -> None:
         self._take(message.view)
 
-    @on(RetrySent)
-    def _retry_sent(self, message: RetrySent) -> None:
+    @on(PromptSent)
+    def _retry_sent(self, message: PromptSent) -> None:
         self.busy = False
         self.move_to(self.till.screen_for(message.view))
 
-    @on(RetryRefused)
-    def _retry_refused(self, message: RetryRefused) -> None:
+    @on(Refused)
+    def _retry_refused(self, message: Refused) -> None:
         self.busy = False
         self.show_notice(message.text, "error")
         self.update_bindings()
@@ -284,16 +268,13 @@ class FailureScreen(SaleScreen):
         phone may be allowed sooner; the service decides when asked."""
         return self.retry_possible() or self.view.retry.block is RetryBlock.WAIT
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "another_phone"):
             possible = self.retry_possible() if action == "retry" else self.other_phone_possible()
-            blocked = self.busy or self.till.connection.daraja_down or not possible
-            return None if blocked else True
+            return None if self.till.connection.daraja_down or not possible else True
         if action == "verify_receipt":
             # Hidden on a till without receipt checks (no relay for M-Pesa's answers).
-            if self.till.services.receipt_checks is None:
-                return False
-            return None if self.busy else True
+            return self.till.services.receipt_checks is not None
         return True
 
     def action_verify_receipt(self) -> None:
@@ -367,14 +348,14 @@ class FailureScreen(SaleScreen):
             )
         except PaymentRefused as error:
             wait = f" (try again in {error.retry_after} s)" if error.retry_after else ""
-            self.post_message(self.RetryRefused(error.message + wait))
+            self.post_message(Refused(error.message + wait))
         except PaymentError as error:
-            self.post_message(self.RetryRefused(error.message))
+            self.post_message(Refused(error.message))
         except Exception as error:
             self.till.report_unexpected(error, "sending the payment request again")
-            self.post_message(self.RetryRefused("The prompt was not sent. Try again."))
+            self.post_message(Refused("The prompt was not sent. Try again."))
         else:
-            self.post_message(self.RetrySent(view))
+            self.post_message(PromptSent(view))
 
     @work(group="report", exclusive=True, exit_on_error=False)
     async def _report_sms(self) -> None:
@@ -385,9 +366,9 @@ class FailureScreen(SaleScreen):
             )
         except Exception as error:
             self.till.report_unexpected(error, "recording the customer's SMS")
-            self.post_message(self.RetryRefused("Not recorded; call the manager."))
+            self.post_message(Refused("Not recorded; call the manager."))
         else:
-            self.post_message(self.Refreshed(view))
+            self.post_message(Refreshed(view))
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
     async def _refresh(self) -> None:
@@ -396,4 +377,4 @@ class FailureScreen(SaleScreen):
         except Exception as error:
             self.till.report_unexpected(error, "refreshing the retry rule")
             return
-        self.post_message(self.Refreshed(view))
+        self.post_message(Refreshed(view))

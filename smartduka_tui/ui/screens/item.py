@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -29,6 +29,8 @@ class ItemScreen(ModalScreen[SaleItem | None]):
 
     _refused: tuple[str, str, str] | None = None
     """The fields as they were when Enter was last refused."""
+
+    item_problem_text = getters.query_one("#item-problem", Static)
 
     def compose(self) -> ComposeResult:
         cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
@@ -57,7 +59,7 @@ class ItemScreen(ModalScreen[SaleItem | None]):
         # Only a change since the refusal clears it: the Changed events of a burst of keys
         # arrive after the Enter that judged them.
         if self._values() != self._refused:
-            self.query_one("#item-problem", Static).update("")
+            self.item_problem_text.update("")
 
     def action_add(self) -> None:
         after_pending_keys(self, self._add_now)
@@ -69,7 +71,7 @@ class ItemScreen(ModalScreen[SaleItem | None]):
         item = item_of(*self._values())
         if item is None:
             self._refused = self._values()
-            self.query_one("#item-problem", Static).update(item_problem(*self._values()) or "")
+            self.item_problem_text.update(item_problem(*self._values()) or "")
             return
         self.dismiss(item)
 

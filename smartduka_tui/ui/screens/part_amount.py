@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -50,6 +50,9 @@ class PartAmountScreen(ModalScreen[int | None]):
         *TYPING_ORDER_BINDINGS,
     ]
 
+    part_amount_input = getters.query_one("#part-amount", Input)
+    part_problem_text = getters.query_one("#part-problem", Static)
+
     def __init__(self, owed: int, current: int, *, blink: bool = True) -> None:
         super().__init__()
         self.owed = owed
@@ -71,11 +74,11 @@ class PartAmountScreen(ModalScreen[int | None]):
         yield TillFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#part-amount", Input).focus()
+        self.part_amount_input.focus()
 
     @on(Input.Changed)
     def _typed(self) -> None:
-        self.query_one("#part-problem", Static).update("")
+        self.part_problem_text.update("")
 
     @on(Input.Submitted)
     def _entered(self, event: Input.Submitted) -> None:
@@ -88,10 +91,10 @@ class PartAmountScreen(ModalScreen[int | None]):
     def _set_now(self) -> None:
         if not self.is_current:
             return
-        text = self.query_one("#part-amount", Input).value
+        text = self.part_amount_input.value
         problem = part_problem(text, self.owed)
         if problem is not None:
-            self.query_one("#part-problem", Static).update(f"✖ {problem}")
+            self.part_problem_text.update(f"✖ {problem}")
             cast("SmartDukaApp", self.app).bell()
             return
         self.dismiss(read_shillings(text, "The amount"))

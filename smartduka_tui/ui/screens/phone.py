@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -30,7 +30,7 @@ from smartduka_tui.payments.api import (
     PaymentView,
 )
 from smartduka_tui.payments.sales import SaleRefused
-from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged, PromptSent, Refused
 from smartduka_tui.ui.format import masked_apart, shillings
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
@@ -79,25 +79,16 @@ class PhoneScreen(SaleScreen):
         ),
         Binding("escape", "back", "Back", id="phone.back", tooltip="Back to the sale"),
     ]
-
-    class PromptSent(Message, bubble=False):
-        """The service stored the attempt and sent (or is sending) the prompt."""
-
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
-
-    class SendRefused(Message, bubble=False):
-        """The service said no; nothing was sent."""
-
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+    WAITS = frozenset({"send", "charge_less"})
 
     class RecentLoaded(Message, bubble=False):
         def __init__(self, phones: list[str]) -> None:
             super().__init__()
             self.phones = phones
+
+    phone_check_text = getters.query_one("#phone-check", Static)
+    phone_input = getters.query_one("#phone", Input)
+    recent_options = getters.query_one("#recent", OptionList)
 
     def __init__(
         self,
@@ -118,7 +109,6 @@ class PhoneScreen(SaleScreen):
         self.lines = lines
         self.retry_of = retry_of
         self.customer_got_no_sms = customer_got_no_sms
-        self.sending = False
         self._moved = False
         self.recent: list[str] = []
         self.marked: int | None = None
@@ -150,7 +140,7 @@ class PhoneScreen(SaleScreen):
             yield recent
 
     def on_mount(self) -> None:
-        self.query_one("#phone", Input).focus()
+        self.phone_input.focus()
         self._load_recent()
 
     def _title(self) -> str:
@@ -164,7 +154,7 @@ class PhoneScreen(SaleScreen):
     def chosen_phone(self, typed: str | None = None) -> str | None:
         """The typed number when anything is typed (valid, else None); otherwise the marked
         recent number, if one is marked."""
-        text = self.query_one("#phone", Input).value if typed is None else typed
+        text = self.phone_input.value if typed is None else typed
         if text.strip():
             phone, _ = phone_check(text)
             return phone
@@ -178,7 +168,7 @@ class PhoneScreen(SaleScreen):
     def _typed(self, event: Input.Changed) -> None:
         # The field as it is now, not as this (possibly late) event saw it: a burst of keys
         # has its Changed events handled after an Enter may already have judged the whole.
-        value = self.query_one("#phone", Input).value
+        value = self.phone_input.value
         if value.strip():
             self._mark(None)
         self._show_check(value)
@@ -198,14 +188,14 @@ class PhoneScreen(SaleScreen):
         else:
             phone, line = phone_check(value)
             ok = phone is not None
-        check = self.query_one("#phone-check", Static)
+        check = self.phone_check_text
         check.update(line)
         check.set_class(not ok and bool(value.strip()), "-error")
         check.set_class(ok, "-ok")
 
     def _mark(self, index: int | None) -> None:
         self.marked = index
-        self.query_one("#recent", OptionList).highlighted = index
+        self.recent_options.highlighted = index
 
     @property
     def _shown(self) -> list[str]:
@@ -213,7 +203,7 @@ class PhoneScreen(SaleScreen):
 
     @on(OptionList.OptionSelected)
     def _clicked(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id and not self.query_one("#phone", Input).value.strip():
+        if event.option.id and not self.phone_input.value.strip():
             self._mark(event.option_index)
             self._show_check("")
             self.update_bindings()
@@ -221,7 +211,7 @@ class PhoneScreen(SaleScreen):
     @on(RecentLoaded)
     def _show_recent(self, message: RecentLoaded) -> None:
         self.recent = message.phones
-        recent = self.query_one("#recent", OptionList)
+        recent = self.recent_options
         recent.clear_options()
         recent.add_options(
             Option(shown, id=phone) for phone, shown in zip(self.recent, self._shown, strict=True)
@@ -233,7 +223,7 @@ class PhoneScreen(SaleScreen):
     def watches(self, view: PaymentView) -> bool:
         # While sending, the engine reports the stored (CREATED) attempt before Daraja answers
         # the push: show the waiting screen at once instead of a frozen phone screen.
-        return self.sending and not self._moved and view.sale_ref == self.sale_ref
+        return self.busy and not self._moved and view.sale_ref == self.sale_ref
 
     @on(PaymentChanged)
     def _stored(self, message: PaymentChanged) -> None:
@@ -247,9 +237,9 @@ class PhoneScreen(SaleScreen):
             self._moved = True
             self.move_to(self.till.screen_for(message.view))
 
-    @on(SendRefused)
-    def _refused(self, message: SendRefused) -> None:
-        self.sending = False
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.busy = False
         self.show_notice(message.text, "error")
         self.update_bindings()
 
@@ -259,20 +249,23 @@ class PhoneScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    @property
+    def sending(self) -> bool:
+        """A prompt is being asked for: this screen's service call is in flight."""
+        return self.busy
+
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "send":
-            blocked = self.sending or self.till.connection.daraja_down
+            blocked = self.till.connection.daraja_down
             return None if blocked or self.chosen_phone() is None else True
         if action == "recent" and not self.recent:
             return None
         if action == "charge_less":
-            if self.retry_of is not None:
-                return False
-            return None if self.sending else True
+            return self.retry_of is None
         return True
 
     def action_charge_less(self) -> None:
-        if self.sending or self.retry_of is not None:
+        if self.busy or self.retry_of is not None:
             return
         from smartduka_tui.ui.screens.part_amount import PartAmountScreen
 
@@ -283,7 +276,7 @@ class PhoneScreen(SaleScreen):
                 rest = self.owed - amount
                 note = f" {shillings(rest)} is left for cash." if rest else ""
                 self.show_notice(f"The prompt charges {shillings(amount)}.{note}")
-            self.query_one("#phone", Input).focus()
+            self.phone_input.focus()
 
         blink = self.till.options.cursor_blink
         self.app.push_screen(PartAmountScreen(self.owed, self.amount, blink=blink), chosen)
@@ -293,15 +286,15 @@ class PhoneScreen(SaleScreen):
 
     def _send_now(self, typed: str | None = None) -> None:
         """Send to what was typed (or marked) up to the Enter, or say why not."""
-        if self.sending or not self.is_current:
+        if self.busy or not self.is_current:
             return
-        text = self.query_one("#phone", Input).value if typed is None else typed
+        text = self.phone_input.value if typed is None else typed
         phone = self.chosen_phone(text)
         if phone is None:
             # The check line says what is wrong with what was typed (or that nothing was).
             self._show_check(text)
             if not text.strip():
-                check = self.query_one("#phone-check", Static)
+                check = self.phone_check_text
                 check.update(f"✖ {NOTHING_TO_SEND}")
                 check.set_classes("-error")
             self.app.bell()
@@ -310,7 +303,7 @@ class PhoneScreen(SaleScreen):
             self.show_notice(OFFLINE_REFUSAL, "error")
             self.app.bell()
             return
-        self.sending = True
+        self.busy = True
         self.show_notice("Sending the payment request…")
         self.update_bindings()
         self._send(phone)
@@ -318,7 +311,7 @@ class PhoneScreen(SaleScreen):
     def action_recent(self, step: int) -> None:
         if not self.recent:
             return
-        if self.query_one("#phone", Input).value.strip():
+        if self.phone_input.value.strip():
             self.show_notice(CLEAR_TO_PICK)
             return
         if self.marked is None:
@@ -332,7 +325,7 @@ class PhoneScreen(SaleScreen):
         self.update_bindings()
 
     def action_back(self) -> None:
-        if self.sending:
+        if self.busy:
             return
         if self.retry_of is not None:
             self.move_to(self.till.screen_for(self.retry_of))
@@ -358,20 +351,20 @@ class PhoneScreen(SaleScreen):
                 )
             view = await self.till.call_service(call)
         except SaleRefused as error:
-            self.post_message(self.SendRefused(error.message))
+            self.post_message(Refused(error.message))
         except InvalidPaymentInput as error:
             label = FIELD_LABELS.get(error.field, error.field)
             back = "" if error.field == "phone" else " Press Escape to go back and fix it."
-            self.post_message(self.SendRefused(f"{label}: {error.message}{back}"))
+            self.post_message(Refused(f"{label}: {error.message}{back}"))
         except PaymentRefused as error:
-            self.post_message(self.SendRefused(refusal_text(error)))
+            self.post_message(Refused(refusal_text(error)))
         except PaymentError as error:
-            self.post_message(self.SendRefused(error.message))
+            self.post_message(Refused(error.message))
         except Exception as error:
             self.till.report_unexpected(error, "sending the payment request")
-            self.post_message(self.SendRefused("The prompt was not sent. Try again."))
+            self.post_message(Refused("The prompt was not sent. Try again."))
         else:
-            self.post_message(self.PromptSent(view))
+            self.post_message(PromptSent(view))
 
     @work(group="recent", exclusive=True, exit_on_error=False)
     async def _load_recent(self) -> None:

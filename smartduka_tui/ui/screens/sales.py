@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import ClassVar
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -141,6 +141,8 @@ class SalesScreen(TillScreen):
             self.views = views
             self.sales = sales
 
+    sales_table = getters.query_one("#sales", DataTable)
+
     def __init__(self) -> None:
         super().__init__()
         self.views: list[PaymentView] = []
@@ -153,7 +155,7 @@ class SalesScreen(TillScreen):
             yield Static("Loading…", id="sales-count")
 
     def on_mount(self) -> None:
-        table = self.query_one("#sales", DataTable)
+        table = self.sales_table
         table.add_column("Time", key="time", width=8)
         table.add_column("Sale", key="sale", width=9)
         table.add_column("Amount", key="amount", width=11)
@@ -210,7 +212,7 @@ class SalesScreen(TillScreen):
             (row for row in rows if row not in live), key=lambda row: row.when, reverse=True
         )
         self.rows = [*live, *ended]
-        table = self.query_one("#sales", DataTable)
+        table = self.sales_table
         table.clear()
         for index, row in enumerate(self.rows):
             table.add_row(
@@ -232,10 +234,10 @@ class SalesScreen(TillScreen):
         self.update_bindings()
 
     def _highlighted(self) -> SaleRow | None:
-        row = self.query_one("#sales", DataTable).cursor_row
+        row = self.sales_table.cursor_row
         return self.rows[row] if 0 <= row < len(self.rows) else None
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open":
             row = self._highlighted() if self.is_mounted else None
             return True if row is not None and row.view is not None else None

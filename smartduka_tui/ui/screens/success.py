@@ -56,13 +56,13 @@ class SuccessScreen(SaleScreen):
         ),
         Binding("r", "show_receipt", "Receipt", id="success.show_receipt", tooltip="Show it"),
     ]
+    WAITS = frozenset({"print_receipt"})
 
     def __init__(self, view: PaymentView) -> None:
         super().__init__()
         self.view = view
         self.paid_again: PaymentView | None = None
         """Another attempt of this sale that was paid too (a duplicate payment)."""
-        self.printing = False
         self._print_when_receipt_arrives = False
         self.owed = 0
         """What the sale still owes after this payment (a split: the rest is taken next)."""
@@ -198,20 +198,20 @@ class SuccessScreen(SaleScreen):
 
     def action_print_receipt(self) -> None:
         printer = self.till.printer
-        if printer is None or self.printing:
+        if printer is None or self.busy:
             return
         why = why_not_printing(printer.status)
         if why is not None:
             self._say_printer(f"Receipt not printed: {why}.")
             return
-        self.printing = True
+        self.busy = True
         self.refresh_bindings()
         self._say_printer("Printing the receipt…")
         copy = self.view.sale_ref in printer.printed
         printer.print(self.view.sale_ref, copy=copy, via="success", done=self._printed)
 
     def _printed(self, outcome: PrintOutcome) -> None:
-        self.printing = False
+        self.busy = False
         if self.is_mounted:
             self.refresh_bindings()
             again = " P prints it again." if outcome.error else ""
@@ -230,10 +230,7 @@ class SuccessScreen(SaleScreen):
         if printer is not None:
             self.app.push_screen(ReceiptScreen(printer, self.view.sale_ref, reprint=False))
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("print_receipt", "show_receipt"):
-            if self.till.printer is None:
-                return False
-            if action == "print_receipt" and self.printing:
-                return None
+            return self.till.printer is not None
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -36,6 +36,9 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         Binding("escape", "cancel", "Cancel", id="undo.cancel", tooltip="Change nothing"),
         *TYPING_ORDER_BINDINGS,
     ]
+
+    undo_pin_input = getters.query_one("#undo-pin", Input)
+    undo_problem_text = getters.query_one("#undo-problem", Static)
 
     def __init__(
         self, sale_ref: str, total: int, *, refund: bool, sale: SaleView | None = None
@@ -83,13 +86,13 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         yield TillFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#undo-pin", Input).focus()
+        self.undo_pin_input.focus()
 
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         # The PIN field emptied after a refusal is not the cashier typing: the words stay.
         if not self.busy and event.value:
-            self.query_one("#undo-problem", Static).update("")
+            self.undo_problem_text.update("")
 
     @on(Input.Submitted)
     def _entered(self, event: Input.Submitted) -> None:
@@ -103,7 +106,7 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         if not self.is_current or self.busy:
             return
         self.busy = True
-        pin = Secret(self.query_one("#undo-pin", Input).value)
+        pin = Secret(self.undo_pin_input.value)
         note = self.query_one("#undo-note", Input).value
         self._undo(pin, note)
 
@@ -119,8 +122,8 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
             done = await self.till.call_service(call)
         except SaleRefused as error:
             self.busy = False
-            self.query_one("#undo-pin", Input).value = ""
-            self.query_one("#undo-problem", Static).update(f"✖ {error.message}")
+            self.undo_pin_input.value = ""
+            self.undo_problem_text.update(f"✖ {error.message}")
             self.till.bell()
             return
         except Exception as error:

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import Digits, Label, Static
 
 from smartduka_tui.payments.api import PaymentError, PaymentView
-from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged, Refreshed, Refused
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
 from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
@@ -63,13 +63,7 @@ class WaitingScreen(SaleScreen):
             tooltip="Only once M-Pesa has given a final answer",
         ),
     ]
-
-    class Refreshed(Message, bubble=False):
-        """A fresh view from the service (check now, or the periodic status refresh)."""
-
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
+    WAITS = frozenset({"check_now", "stop_waiting"})
 
     class HandedOver(Message, bubble=False):
         """The reconciler owns the attempt now."""
@@ -78,15 +72,9 @@ class WaitingScreen(SaleScreen):
             super().__init__()
             self.view = view
 
-    class CallFailed(Message, bubble=False):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     def __init__(self, view: PaymentView) -> None:
         super().__init__()
         self.view = view
-        self.busy = False
         self._last_poll: datetime | None = None
 
     def watches(self, view: PaymentView) -> bool:
@@ -190,8 +178,8 @@ class WaitingScreen(SaleScreen):
             "checked in the background; its outcome will show here when M-Pesa answers."
         )
 
-    @on(CallFailed)
-    def _call_failed(self, message: CallFailed) -> None:
+    @on(Refused)
+    def _call_failed(self, message: Refused) -> None:
         self.busy = False
         self.show_notice(message.text, "error")
         self.update_bindings()
@@ -205,11 +193,9 @@ class WaitingScreen(SaleScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def action_state(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def ready(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "another_phone"):
             return None if self.view.is_live else True
-        if action in ("check_now", "stop_waiting") and self.busy:
-            return None
         return True
 
     def action_check_now(self) -> None:
@@ -247,15 +233,15 @@ class WaitingScreen(SaleScreen):
             view = await self.till.call_service(payments.check_now(self.view.attempt_id))
         except PaymentError as error:
             if not quiet:
-                self.post_message(self.CallFailed(error.message))
+                self.post_message(Refused(error.message))
             return
         except Exception as error:
             self.till.report_unexpected(error, "checking the payment with M-Pesa")
-            self.post_message(self.CallFailed("Could not check now; it is checked again soon."))
+            self.post_message(Refused("Could not check now; it is checked again soon."))
             return
         if not quiet:
             self.clear_notice()
-        self.post_message(self.Refreshed(view))
+        self.post_message(Refreshed(view))
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
     async def _refresh_view(self) -> None:
@@ -265,7 +251,7 @@ class WaitingScreen(SaleScreen):
             self.till.report_unexpected(error, "refreshing the payment status")
             return
         if view != self.view:
-            self.post_message(self.Refreshed(view))
+            self.post_message(Refreshed(view))
 
     @work(group="stop", exclusive=True, exit_on_error=False)
     async def _stop_waiting(self) -> None:
@@ -273,13 +259,13 @@ class WaitingScreen(SaleScreen):
             payments = self.till.services.payments
             view = await self.till.call_service(payments.stop_waiting(self.view.attempt_id))
         except PaymentError as error:
-            self.post_message(self.CallFailed(error.message))
+            self.post_message(Refused(error.message))
             return
         except Exception as error:
             self.till.report_unexpected(error, "handing the payment to the background check")
-            self.post_message(self.CallFailed("Could not stop waiting; try again."))
+            self.post_message(Refused("Could not stop waiting; try again."))
             return
         if view.is_live:
             self.post_message(self.HandedOver(view))
         else:
-            self.post_message(self.Refreshed(view))
+            self.post_message(Refreshed(view))
