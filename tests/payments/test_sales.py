@@ -87,9 +87,13 @@ async def test_the_sale_tender_and_the_completion_commit_together(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk said no")
 
-    view = await shop_till.engine.start_payment("S2", 80, unique_phone())
+    # The answer waits for the simulator's clock alone: at its default 1.5 real seconds, a busy
+    # machine could deliver it before the tender write is broken below.
+    phone = unique_phone()
+    await shop_till.sim.set_phone_scenario(phone, callback_delay_s=60)
+    view = await shop_till.engine.start_payment("S2", 80, phone)
     monkeypatch.setattr(shop_till.store.sales, "add_tender", broken)
-    await shop_till.sim.advance_clock(5)
+    await shop_till.sim.advance_clock(61)
     with pytest.raises(RuntimeError, match="disk said no"):
         await shop_till.settle()
     assert (await shop_till.engine.get(view.attempt_id)).state is AttemptState.PENDING
