@@ -14,6 +14,7 @@ import pytest
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.manager import ManagerService, Resolution
 from smartduka_tui.model import AttemptFlag, AttemptState, ProblemKind
+from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.api import (
     CallbackOutcome,
     PaymentRefused,
@@ -366,6 +367,8 @@ async def test_case_8_expired_is_outcome_unknown_an_sms_goes_to_a_manager_who_se
     clock = new_clock()
     async with confirming_engine(till, clock) as engine:
         view = await engine.start_payment("C8", 68, phone)
+        # The sale's own Kenya day: the expiry below may cross midnight in Nairobi.
+        sale_day = clock.now().astimezone(KENYA_TZ).date()
         await callbacks_stored(relay, till, 1)
         await drain(engine, relay, lambda events: [])
         clock.advance(engine.settings.timings.attempt_expiry_s + 1)
@@ -384,9 +387,9 @@ async def test_case_8_expired_is_outcome_unknown_an_sms_goes_to_a_manager_who_se
         )
         await ManagerPin.of(engine.store).set(Secret("4826"))
         assert (await manager.sign_in(Secret("4826"))).accepted
-        before = await manager.daily_summary(manager.today())
+        before = await manager.daily_summary(sale_day)
         await manager.resolve(f"A{view.attempt_id}", "on the statement", Resolution.PAID, "SDT8A2")
-        after = await manager.daily_summary(manager.today())
+        after = await manager.daily_summary(sale_day)
         view = await engine.get(view.attempt_id)
         assert view.state is AttemptState.COMPLETED and view.receipt == "SDT8A2"
         assert (after.sales_paid, after.amount_paid) == (
