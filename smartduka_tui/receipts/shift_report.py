@@ -14,13 +14,15 @@ from smartduka_tui.model import SaleState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
 from smartduka_tui.payments.shift_report import ReportKind, ShiftReport, StatementSide
 from smartduka_tui.receipts.text import pair as _pair
+from smartduka_tui.receipts.text import shillings as _kes
 
 REPORT_COLUMNS = 42
 """Characters per line of an 80 mm roll in the printer's standard font."""
 
 
 def shillings(amount: int) -> str:
-    return f"-KES {-amount:,}" if amount < 0 else f"KES {amount:,}"
+    """A receipt's `KES 1,250`, with a report's negative figures as `-KES 50`."""
+    return f"-{_kes(-amount)}" if amount < 0 else _kes(amount)
 
 
 def difference_words(difference: int | None) -> str:
