@@ -301,15 +301,6 @@ class PaymentService(Protocol):
         """The attempt's current view. Raises PaymentRefused(NO_SUCH_ATTEMPT)."""
         ...
 
-    async def sale_attempts(self, sale_ref: str) -> list[PaymentView]:
-        """Every attempt of one sale, oldest first (empty if the sale is unknown)."""
-        ...
-
-    async def sale_ref_in_use(self, sale_ref: str) -> bool:
-        """Whether this till used `sale_ref` already: an attempt, or a direct payment
-        attached to it (the next sale must not be offered that number)."""
-        ...
-
     async def next_sale_ref(self, holder: str = "till") -> str:
         """The next free sale reference of today at this till (`MMDD` and a counter, e.g.
         `0115007`), numbered here for every face. `holder` (a checkout window, the CLI) gets

@@ -300,11 +300,9 @@ class PaymentEngine:
         return await self.view(await self._attempt(attempt_id))
 
     async def sale_attempts(self, sale_ref: str) -> list[PaymentView]:
+        """Every attempt of one sale at this till, oldest first (empty if the sale is unknown)."""
         sale = await self.store.attempts.for_sale(self.shop_id, sale_ref)
         return [await self.view(a) for a in sale if a.till_id == self.till_id]
-
-    async def sale_ref_in_use(self, sale_ref: str) -> bool:
-        return await self.sales.ref_in_use(sale_ref)
 
     async def next_sale_ref(self, holder: str = "till") -> str:
         return await self.sales.numbers.next_free(holder)

@@ -146,9 +146,6 @@ class ShiftDesk:
         """The till's open shift, if any."""
         return await self._store.shifts.current(self.shop_id, self.till_id)
 
-    async def has_open_shift(self) -> bool:
-        return await self.current() is not None
-
     async def recent(self, limit: int = 50) -> list[Shift]:
         """The till's shifts, newest first."""
         return await self._store.shifts.recent(self.shop_id, self.till_id, limit=limit)

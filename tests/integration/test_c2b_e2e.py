@@ -334,8 +334,8 @@ async def test_the_checkout_shows_a_direct_payment_live_and_f6_attaches_it(
             await wait_until(
                 pilot, lambda: checkout.sale_ref not in ("", sale_ref), "the next sale number"
             )
-            assert await engine.sale_ref_in_use(sale_ref)
-            assert not await engine.sale_ref_in_use(checkout.sale_ref)
+            assert await engine.sales.ref_in_use(sale_ref)
+            assert not await engine.sales.ref_in_use(checkout.sale_ref)
 
 
 async def test_the_panel_shows_a_payment_when_the_feed_stores_it_not_at_the_next_tick(

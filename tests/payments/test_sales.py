@@ -110,7 +110,7 @@ async def test_cash_for_the_whole_sale_gives_change_and_pays_it(shop_till: TillH
         (TenderKind.CASH, 350, 500, 150)
     ]
     assert await _sale_actions(shop_till) == ["sale.opened", "sale.tender_added", "sale.paid"]
-    assert await shop_till.engine.sale_ref_in_use("S3")
+    assert await shop_till.engine.sales.ref_in_use("S3")
 
 
 async def test_part_cash_then_a_prompt_for_the_rest(shop_till: TillHarness) -> None:
