@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from smartduka_tui.payments.service import PaymentEngine
 
 log = logging.getLogger(__name__)
-S = AttemptState
 
 PULL_WINDOW = timedelta(hours=48)
 # The window's start is kept this far inside Daraja's 48 hours, so that it is still inside
@@ -73,7 +72,7 @@ MAX_PAGES = 10_000
 _MASKED = re.compile(r"^(\d{3,6})\s*\*+\s*(\d{2,4})$")
 _FULL = re.compile(r"^254[17]\d{8}$")
 # Still waiting for their own callback or query: the statement does not settle these.
-_AWAITING = frozenset({S.CREATED, S.PENDING})
+_AWAITING = frozenset({AttemptState.CREATED, AttemptState.PENDING})
 MONEY_WITHOUT_SALE = "money_without_sale"
 # This till's open "money without a sale" problems that each pull asks the shop about.
 OPEN_PROBLEMS_CHECKED = 1000
@@ -501,7 +500,7 @@ class _Matcher:
             if len(fits) == 1:
                 # Taken from the pool: one attempt is paid by one receipt.
                 by_amount[row.amount].remove(fits[0])
-                if fits[0].state == S.COMPLETED:
+                if fits[0].state == AttemptState.COMPLETED:
                     to_fill.append((row, fits[0]))
                 else:
                     await self._settle(row, fits[0])
@@ -538,7 +537,7 @@ class _Matcher:
                 detail=_detail(row),
                 receipt_number=row.transaction_id,
             )
-        if verdict.attempt.state is S.COMPLETED:
+        if verdict.attempt.state is AttemptState.COMPLETED:
             self.filled += 1
             self.receipts.add(row.transaction_id)
 
