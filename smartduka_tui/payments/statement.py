@@ -95,6 +95,9 @@ REVERSAL_RESEND_AFTER: Final = timedelta(minutes=30)
 # The initiator's error for a wrong name or password (REFERENCE.md section 7, Reversal codes).
 INITIATOR_REFUSED: Final = 2001
 _LEADING_NUMBER = re.compile(r"^\s*(\d{5,12})\b")
+_NOT_A_RECEIPT: Final = (
+    "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B."
+)
 
 
 class ReceiptRefusal(StrEnum):
@@ -293,10 +296,7 @@ class StatementService:
         try:
             receipt = normalise_receipt(code)
         except InvalidRequestError:
-            return reversal_refused(
-                ReversalRefusal.MALFORMED,
-                "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B.",
-            )
+            return reversal_refused(ReversalRefusal.MALFORMED, _NOT_A_RECEIPT)
         remarks = " ".join(note.split())
         if not NOTE_MIN <= len(remarks) <= NOTE_MAX:
             return reversal_refused(
@@ -442,10 +442,7 @@ class StatementService:
         try:
             receipt = normalise_receipt(code)
         except InvalidRequestError:
-            return _refused(
-                ReceiptRefusal.MALFORMED,
-                "That is not an M-Pesa receipt code: 10 letters and digits, e.g. TKQ9ZZ1A2B.",
-            )
+            return _refused(ReceiptRefusal.MALFORMED, _NOT_A_RECEIPT)
         held = await self._holder(receipt)
         if held is not None:
             return _refused(
