@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -229,8 +229,7 @@ class ShiftDesk:
                 draft = await self._build(shift, ReportKind.Z, now, reader=tx, counted=counted)
 
                 def z_report(z_number: int, closed_at: datetime) -> str:
-                    final = _finalised(draft, z_number, closed_at)
-                    return report_to_json(final)
+                    return report_to_json(replace(draft, z_number=z_number, until=closed_at))
 
                 closed = await self._store.shifts.close(
                     tx,
@@ -363,12 +362,6 @@ class ShiftDesk:
             other_till_receipts=others,
             last_pulled=last_pulled,
         )
-
-
-def _finalised(draft: ShiftReport, z_number: int, closed_at: datetime) -> ShiftReport:
-    from dataclasses import replace
-
-    return replace(draft, z_number=z_number, until=closed_at)
 
 
 def _write_new(path: Path, text: str) -> None:
