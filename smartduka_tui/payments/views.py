@@ -18,8 +18,6 @@ from smartduka_tui.payments.api import PaymentView, RetryBlock, RetryRule, Stage
 from smartduka_tui.payments.codes import RULE_LIMITED, ResultInfo, advise
 from smartduka_tui.store.records import Attempt
 
-# Audit actions the engine writes beside the store's own attempt.* entries.
-
 UNBOUND_SUCCESS = "M-Pesa says a payment was made; check the statement before handing over goods."
 """What cashier and manager read when a success cannot be tied to this attempt."""
 
