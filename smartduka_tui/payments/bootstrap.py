@@ -9,7 +9,7 @@ engine alone (`running_engine`) is for tests and tools whose point is the engine
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -24,9 +24,6 @@ from smartduka_tui.payments.shop_receipts import ShopReceipts
 from smartduka_tui.store.errors import InputError
 from smartduka_tui.store.records import Shop, TillCredentials
 from smartduka_tui.store.store import Store, open_till_store
-
-Observe = Callable[[DarajaGateway, TillCredentials], DarajaGateway]
-"""Wraps the shop's gateway before the engine is built (the till's `ObservedGateway`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,29 +62,6 @@ async def engine_parts(
     till = await enrolled_till(store, shop, till_id)
     direct = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
     return EngineParts(shop, till, direct)
-
-
-async def engine_for_store(
-    store: Store,
-    settings: Settings,
-    clock: Clock,
-    *,
-    shop_id: str | None = None,
-    till_id: str | None = None,
-    observe: Observe | None = None,
-) -> PaymentEngine:
-    """An engine (not yet started) for the configured shop; `observe` wraps its gateway first,
-    so the engine pushes through the wrapper from its first call."""
-    parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
-    gateway = parts.gateway if observe is None else observe(parts.gateway, parts.till)
-    return PaymentEngine(
-        store=store,
-        settings=settings,
-        clock=clock,
-        shop=parts.shop,
-        till=parts.till,
-        gateway=gateway,
-    )
 
 
 async def find_shop(store: Store, shop_id: str | None) -> Shop:
@@ -139,6 +113,14 @@ async def running_engine(
     async with open_till_store(
         settings.data_dir, keyring_file=settings.keyring_file, clock=clock
     ) as store:
-        engine = await engine_for_store(store, settings, clock, shop_id=shop_id, till_id=till_id)
+        parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
+        engine = PaymentEngine(
+            store=store,
+            settings=settings,
+            clock=clock,
+            shop=parts.shop,
+            till=parts.till,
+            gateway=parts.gateway,
+        )
         async with started(engine, run_reconciler=run_reconciler):
             yield engine
