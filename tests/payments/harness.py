@@ -30,6 +30,7 @@ from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
+from tests.conftest import unique_phone
 from tests.payments.receiver import CallbackReceiver
 from tests.support.asgi import Served
 
@@ -109,6 +110,13 @@ class TillHarness:
         """Wait until every callback handed over so far has been applied."""
         while self.applying:
             await asyncio.gather(*list(self.applying))
+
+    async def waiting(self, sale_ref: str, amount: int) -> tuple[str, PaymentView]:
+        """A new phone whose callbacks the simulator drops, and its payment for `sale_ref`:
+        PENDING until the test queries it or brings a callback itself."""
+        phone = unique_phone()
+        await self.sim.set_phone_scenario(phone, drop_callback=True)
+        return phone, await self.engine.start_payment(sale_ref, amount, phone)
 
     async def deliver(self, event: CallbackEvent) -> CallbackResult:
         return await self.engine.apply_callback(event)

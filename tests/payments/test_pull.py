@@ -102,9 +102,7 @@ def c2b_body(h: TillHarness, trans_id: str, amount: int) -> bytes:
 
 async def paid_without_callback(h: TillHarness, sale_ref: str, amount: int) -> str:
     """An STK payment whose callback never comes; the query says paid (receipt pending)."""
-    phone = unique_phone()
-    await h.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await h.engine.start_payment(sale_ref, amount, phone)
+    _, view = await h.waiting(sale_ref, amount)
     await h.advance_sim(5)
     h.clock.advance(5)
     assert (await h.engine.check_now(view.attempt_id)).state is S.COMPLETED

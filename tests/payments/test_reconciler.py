@@ -103,9 +103,7 @@ async def test_background_loop_settles_lost_callbacks_each_interval(
 ) -> None:
     async with till(tmp_path, simulator.base_url) as h:
         await h.restart_with_reconciler()
-        phone = unique_phone()
-        await h.sim.set_phone_scenario(phone, drop_callback=True)
-        view = await h.engine.start_payment("BG1", 10, phone)
+        _, view = await h.waiting("BG1", 10)
         await h.advance_sim(2)
         await wait_for_sleep(h)
         h.clock.advance(120)
@@ -163,9 +161,7 @@ async def test_reconnect_and_stop_waiting_wake_the_reconciler(
 
 async def test_stop_waiting_is_audited_and_changes_no_state(shop_till: TillHarness) -> None:
     h = shop_till
-    phone = unique_phone()
-    await h.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await h.engine.start_payment("SW1", 10, phone)
+    _, view = await h.waiting("SW1", 10)
     seen: list[PaymentView] = []
     h.engine.add_listener(seen.append)
     after = await h.engine.stop_waiting(view.attempt_id)
@@ -178,9 +174,7 @@ async def test_stop_waiting_is_audited_and_changes_no_state(shop_till: TillHarne
 
 async def test_check_now_asks_mpesa_at_once(shop_till: TillHarness) -> None:
     h = shop_till
-    phone = unique_phone()
-    await h.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await h.engine.start_payment("CN1", 10, phone)
+    _, view = await h.waiting("CN1", 10)
     assert (await h.engine.check_now(view.attempt_id)).state is AttemptState.PENDING
     await h.advance_sim(2)
     checked = await h.engine.check_now(view.attempt_id)
@@ -200,9 +194,7 @@ async def test_one_query_when_the_countdown_ends(tmp_path: Path, simulator: Serv
     so M-Pesa is asked then (on the injected clock), not at the next 2-minute pass."""
     async with till(tmp_path, simulator.base_url) as h:
         await h.restart_with_reconciler()
-        phone = unique_phone()
-        await h.sim.set_phone_scenario(phone, drop_callback=True)
-        view = await h.engine.start_payment("CD1", 10, phone)
+        _, view = await h.waiting("CD1", 10)
         await h.advance_sim(2)  # paid; the callback is lost
         await wait_for_sleep(h)
         h.clock.advance(59)
@@ -221,9 +213,7 @@ async def test_start_up_asks_about_every_live_attempt_whatever_its_age(
     tmp_path: Path, simulator: ServerProcess
 ) -> None:
     async with till(tmp_path, simulator.base_url) as h:
-        phone = unique_phone()
-        await h.sim.set_phone_scenario(phone, drop_callback=True)
-        view = await h.engine.start_payment("SU2", 10, phone)
+        _, view = await h.waiting("SU2", 10)
         await h.advance_sim(2)
         h.clock.advance(5)  # far younger than the 30 s a regular pass waits for
         await h.restart_with_reconciler()

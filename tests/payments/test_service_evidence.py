@@ -34,9 +34,7 @@ async def pushes(h: TillHarness, phone: str) -> int:
 
 
 async def test_push_accepted_moves_created_to_pending(shop_till: TillHarness) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("P1", 10, phone)
+    _, view = await shop_till.waiting("P1", 10)
     assert view.state is AttemptState.PENDING and view.checkout_request_id
     assert await shop_till.transitions(view.attempt_id) == [
         ("CREATED", "PENDING", "system", "push_accepted")
@@ -268,9 +266,7 @@ async def test_unknown_code_callback_needs_review(shop_till: TillHarness) -> Non
 async def test_mismatching_success_callback_needs_review(
     shop_till: TillHarness, mismatch: str
 ) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("M1", 100, phone)
+    phone, view = await shop_till.waiting("M1", 100)
     attempt = await row(shop_till, view.attempt_id)
     assert attempt.checkout_request_id is not None
     body = success_body(
@@ -286,9 +282,7 @@ async def test_mismatching_success_callback_needs_review(
 
 
 async def test_masked_phone_in_a_callback_is_not_a_mismatch(shop_till: TillHarness) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("M2", 100, phone)
+    phone, view = await shop_till.waiting("M2", 100)
     attempt = await row(shop_till, view.attempt_id)
     assert attempt.checkout_request_id is not None
     body = success_body(attempt.checkout_request_id, "100.00", phone).replace(
@@ -464,9 +458,7 @@ async def test_expiry_of_an_unknown_attempt(tmp_path: Path, simulator: ServerPro
 async def test_the_last_query_can_still_settle_an_expiring_attempt(
     shop_till: TillHarness,
 ) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("E3", 10, phone)
+    _, view = await shop_till.waiting("E3", 10)
     await shop_till.advance_sim(2)
     shop_till.clock.advance(301)
     report = await shop_till.reconcile()
@@ -542,9 +534,7 @@ async def test_success_for_a_sale_already_paid_is_a_duplicate_payment(
 async def test_signed_callback_matching_no_attempt_is_a_problem_payment(
     shop_till: TillHarness,
 ) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("N1", 10, phone)
+    phone, view = await shop_till.waiting("N1", 10)
     attempt = await row(shop_till, view.attempt_id)
     event = event_for(
         attempt,
@@ -563,9 +553,7 @@ async def test_signed_callback_matching_no_attempt_is_a_problem_payment(
 async def test_callback_for_another_shop_or_till_changes_nothing(
     shop_till: TillHarness,
 ) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("N2", 10, phone)
+    phone, view = await shop_till.waiting("N2", 10)
     attempt = await row(shop_till, view.attempt_id)
     assert attempt.checkout_request_id is not None
     body = success_body(attempt.checkout_request_id, 10, phone)
@@ -584,9 +572,7 @@ async def test_unsigned_or_forged_callbacks_never_reach_the_engine(
 ) -> None:
     import httpx
 
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await shop_till.engine.start_payment("N3", 10, phone)
+    phone, view = await shop_till.waiting("N3", 10)
     attempt = await row(shop_till, view.attempt_id)
     assert attempt.checkout_request_id is not None
     body = success_body(attempt.checkout_request_id, 10, phone)
@@ -686,9 +672,7 @@ async def test_a_success_without_a_receipt_is_receipt_pending_never_confirmed(
 ) -> None:
     """Issue #11 case 3 (confirmation off): no MpesaReceiptNumber, so the words stay honest."""
     h = shop_till
-    phone = unique_phone()
-    await h.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await h.engine.start_payment("RP1", 10, phone)
+    phone, view = await h.waiting("RP1", 10)
     attempt = await row(h, view.attempt_id)
     assert attempt.checkout_request_id is not None
     body = success_body(attempt.checkout_request_id, 10, phone).replace(

@@ -243,9 +243,7 @@ async def test_a_retry_first_asks_about_the_previous_attempt(shop_till: TillHarn
     """Issue #11 case 2, confirmation off: a failure callback (rewritten; M-Pesa in truth took
     the money) is asked about before the retry prompt, which then never goes out."""
     h = shop_till
-    phone = unique_phone()
-    await h.sim.set_phone_scenario(phone, drop_callback=True)
-    view = await h.engine.start_payment("AB1", 10, phone)
+    phone, view = await h.waiting("AB1", 10)
     attempt = await h.store.attempts.get(h.shop_id, int(view.attempt_id))
     assert attempt is not None and attempt.checkout_request_id is not None
     lie = failure_body(attempt.checkout_request_id, 1032)

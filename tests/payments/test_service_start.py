@@ -111,9 +111,7 @@ async def test_a_new_sale_is_written_then_pushed(shop_till: TillHarness) -> None
 async def test_same_sale_again_returns_the_live_attempt_without_a_second_prompt(
     shop_till: TillHarness,
 ) -> None:
-    phone = unique_phone()
-    await shop_till.sim.set_phone_scenario(phone, drop_callback=True)
-    first = await shop_till.engine.start_payment("B1", 20, phone)
+    phone, first = await shop_till.waiting("B1", 20)
     again = await shop_till.engine.start_payment("B1", 20, phone)
     assert again.attempt_id == first.attempt_id
     assert await pushes_to(shop_till, phone) == 1
