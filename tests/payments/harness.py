@@ -37,6 +37,9 @@ from tests.support.asgi import Served
 _shop_numbers = itertools.count(1)
 PREFIX = "TS"
 KID = "k1"
+# The nominated number Pull Transactions registers with, and the simulator's rows per page.
+OWNER = "254708374149"
+PAGE_SIZE = 2
 
 
 T = TypeVar("T")
@@ -201,6 +204,12 @@ async def register_shop(
         sim_settings=sim_settings,
     )
     return shop.shop_id, shop.shortcode
+
+
+async def sim_now_clock(url: str) -> ManualClock:
+    """A till clock that starts at the simulator's time (M-Pesa's and the till's agree)."""
+    async with SimulatorControl(url) as sim:
+        return ManualClock((await sim.clock()).now)
 
 
 def till_settings(

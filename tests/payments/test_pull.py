@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from smartduka_tui.clock import ManualClock
 from smartduka_tui.manager.lists import record_row
 from smartduka_tui.model import AttemptFlag, AttemptState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -27,34 +26,12 @@ from smartduka_tui.payments.pull import (
     StatementPull,
     statement_pull_for,
 )
-from smartduka_tui.simulator.control import SimulatorControl
 from tests.conftest import unique_phone
-from tests.payments.harness import TillHarness, till
+from tests.payments.harness import OWNER, TillHarness, sim_now_clock, till
 from tests.support.processes import ServerProcess
 
 S = AttemptState
-OWNER = "254708374149"
 PULL_QUERY = "/pulltransactions/v1/query"
-PAGE_SIZE = 2
-
-
-async def sim_now_clock(url: str) -> ManualClock:
-    """A till clock that starts at the simulator's time (M-Pesa's and the till's agree)."""
-    async with SimulatorControl(url) as sim:
-        return ManualClock((await sim.clock()).now)
-
-
-@pytest.fixture
-async def pull_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[TillHarness]:
-    async with till(
-        tmp_path,
-        simulator.base_url,
-        confirm_callbacks_by_query=False,
-        clock=await sim_now_clock(simulator.base_url),
-        pull={"nominated_number": OWNER, "interval_s": 0},
-        sim_settings={"pull_page_size": PAGE_SIZE},
-    ) as harness:
-        yield harness
 
 
 def pull_of(h: TillHarness) -> StatementPull:

@@ -16,28 +16,12 @@ from smartduka_tui.mpesa.enrolment import Enrolment
 from smartduka_tui.payments.pull import StatementPull, statement_pull_for
 from smartduka_tui.relay_client import ReceiptPublisher, RelayShopReceipts
 from tests.conftest import unique_phone
-from tests.payments.harness import TillHarness, till
-from tests.payments.test_pull import OWNER, PAGE_SIZE, sim_now_clock
+from tests.payments.harness import TillHarness
 from tests.relay.conftest import Harness, relay_settings, running
-from tests.support.processes import ServerProcess
 
 S = AttemptState
 # Nothing listens here: a relay that is down.
 DOWN = "http://127.0.0.1:9"
-
-
-@pytest.fixture
-async def till_a(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[TillHarness]:
-    """Till A of the shop, pulling its shortcode's statement on the real simulator."""
-    async with till(
-        tmp_path,
-        simulator.base_url,
-        confirm_callbacks_by_query=False,
-        clock=await sim_now_clock(simulator.base_url),
-        pull={"nominated_number": OWNER, "interval_s": 0},
-        sim_settings={"pull_page_size": PAGE_SIZE},
-    ) as harness:
-        yield harness
 
 
 @pytest.fixture
@@ -70,9 +54,9 @@ async def money_problems(h: TillHarness, *, include_resolved: bool = False) -> l
 
 
 async def test_a_payment_another_till_holds_is_known_elsewhere_not_money_without_a_sale(
-    till_a: TillHarness, relay: Harness
+    pull_till: TillHarness, relay: Harness
 ) -> None:
-    h = till_a
+    h = pull_till  # till A of the shop
     enrolled_a = await relay.shop()
     till_b = await relay.till(enrolled_a.shop_id)
     theirs = await h.sim.pay_till(h.shortcode, unique_phone(), 300)
@@ -88,9 +72,9 @@ async def test_a_payment_another_till_holds_is_known_elsewhere_not_money_without
 
 
 async def test_a_pull_publishes_what_this_tills_sales_hold(
-    till_a: TillHarness, relay: Harness
+    pull_till: TillHarness, relay: Harness
 ) -> None:
-    h = till_a
+    h = pull_till  # till A of the shop
     enrolled_a = await relay.shop()
     till_b = await relay.till(enrolled_a.shop_id)
     view = await h.engine.start_payment("A5", 250, unique_phone())
@@ -105,9 +89,9 @@ async def test_a_pull_publishes_what_this_tills_sales_hold(
 
 
 async def test_relay_down_records_the_problem_and_the_next_pull_resolves_it(
-    till_a: TillHarness, relay: Harness
+    pull_till: TillHarness, relay: Harness
 ) -> None:
-    h = till_a
+    h = pull_till  # till A of the shop
     enrolled_a = await relay.shop()
     till_b = await relay.till(enrolled_a.shop_id)
     theirs = await h.sim.pay_till(h.shortcode, unique_phone(), 320)
@@ -130,9 +114,9 @@ async def test_relay_down_records_the_problem_and_the_next_pull_resolves_it(
 
 
 async def test_a_problem_no_other_till_holds_stays_open(
-    till_a: TillHarness, relay: Harness
+    pull_till: TillHarness, relay: Harness
 ) -> None:
-    h = till_a
+    h = pull_till  # till A of the shop
     enrolled_a = await relay.shop()
     stray = await h.sim.pay_till(h.shortcode, unique_phone(), 330)
     first = await pull_with(h, index(relay, enrolled_a)).pull()
@@ -143,9 +127,9 @@ async def test_a_problem_no_other_till_holds_stays_open(
 
 
 async def test_the_publisher_keeps_receipts_while_the_relay_is_down_and_sends_them_later(
-    till_a: TillHarness, relay: Harness
+    pull_till: TillHarness, relay: Harness
 ) -> None:
-    h = till_a
+    h = pull_till  # till A of the shop
     enrolled_a = await relay.shop()
     till_b = await relay.till(enrolled_a.shop_id)
     publisher = ReceiptPublisher(h.engine, RelayShopReceipts(DOWN, enrolled_a.till_key))

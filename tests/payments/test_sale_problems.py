@@ -6,8 +6,7 @@ settles the problem; money a sale cannot take is never a tender but a problem to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -41,10 +40,9 @@ from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.store.records import Problem
 from tests.conftest import unique_phone
-from tests.payments.harness import TillHarness, till
-from tests.payments.test_pull import OWNER, PAGE_SIZE, c2b_body, pull_of, sim_now_clock
+from tests.payments.harness import TillHarness
+from tests.payments.test_pull import c2b_body, pull_of
 from tests.shifts.conftest import open_test_shift
-from tests.support.processes import ServerProcess
 
 PIN = "4827"
 
@@ -56,19 +54,10 @@ async def cash_drawer_shift(shop_till: TillHarness) -> None:
 
 
 @pytest.fixture
-async def pull_till(tmp_path: Path, simulator: ServerProcess) -> AsyncIterator[TillHarness]:
-    # Beside the autouse shift's till (another shop on the same simulator).
-    (tmp_path / "pull").mkdir()
-    async with till(
-        tmp_path / "pull",
-        simulator.base_url,
-        confirm_callbacks_by_query=False,
-        clock=await sim_now_clock(simulator.base_url),
-        pull={"nominated_number": OWNER, "interval_s": 0},
-        sim_settings={"pull_page_size": PAGE_SIZE},
-    ) as harness:
-        await open_test_shift(harness.store, harness.shop_id, harness.till_id)
-        yield harness
+async def pull_till(pull_till: TillHarness) -> TillHarness:
+    """The pulling till (another shop on the same simulator) with a shift open too."""
+    await open_test_shift(pull_till.store, pull_till.shop_id, pull_till.till_id)
+    return pull_till
 
 
 def desk(h: TillHarness) -> SaleDesk:
