@@ -273,11 +273,7 @@ class PaymentEngine:
     # ------------------------------------------------------------------ reads
 
     def lock_for(self, attempt_ref: str) -> asyncio.Lock:
-        lock = self._locks.get(attempt_ref)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[attempt_ref] = lock
-        return lock
+        return self._locks.setdefault(attempt_ref, asyncio.Lock())
 
     async def view(self, attempt: Attempt) -> PaymentView:
         """The attempt as it is now: one query (its sale's rows, the attempt's among them)."""
@@ -286,10 +282,9 @@ class PaymentEngine:
         return build_view(current, sale, self.clock.now(), self.settings)
 
     async def _attempt(self, attempt_id: AttemptId) -> Attempt:
-        number = int(attempt_id) if str(attempt_id).isdigit() else None
         attempt = None
-        if number is not None:
-            attempt = await self.store.attempts.get(self.shop_id, number)
+        if str(attempt_id).isdigit():
+            attempt = await self.store.attempts.get(self.shop_id, int(attempt_id))
         if attempt is None or attempt.till_id != self.till_id:
             raise PaymentRefused(
                 RefusalReason.NO_SUCH_ATTEMPT, f"There is no payment {attempt_id!r} on this till."
@@ -311,13 +306,7 @@ class PaymentEngine:
         page = await self.store.attempts.history(
             self.shop_id, AttemptFilter(till_id=self.till_id, include_resolved=True), limit=200
         )
-        phones: list[str] = []
-        for attempt in page.items:
-            if attempt.phone not in phones:
-                phones.append(attempt.phone)
-            if len(phones) >= limit:
-                break
-        return phones
+        return list(dict.fromkeys(attempt.phone for attempt in page.items))[:limit]
 
     async def recent_payments(self, limit: int = 50) -> list[PaymentView]:
         live = sorted(
