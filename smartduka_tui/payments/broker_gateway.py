@@ -43,7 +43,6 @@ from smartduka_tui.mpesa.broker_body import (
 )
 from smartduka_tui.mpesa.http_pool import RELAY_LIMITS, send_idempotent, send_once
 from smartduka_tui.mpesa.models import (
-    ErrorEnvelope,
     StkPushResponse,
     StkQueryResponse,
     parse_error_envelope,
@@ -74,10 +73,6 @@ def relay_timeout(settings: Settings) -> httpx.Timeout:
         write=daraja.read_timeout_s,
         pool=daraja.connect_timeout_s,
     )
-
-
-def _envelope(response: httpx.Response) -> ErrorEnvelope | None:
-    return parse_error_envelope(response.content)
 
 
 class BrokerGateway:
@@ -136,7 +131,7 @@ class BrokerGateway:
             ) from None
         if response.status_code == 200:
             return
-        envelope = _envelope(response)
+        envelope = parse_error_envelope(response.content)
         said = envelope.error_message if envelope else ""
         code = envelope.error_code if envelope else ""
         if response.status_code == 429:
@@ -195,7 +190,7 @@ class BrokerGateway:
                 f"again in {wait} s.",
                 SPIKE_ARREST,
             )
-        envelope = _envelope(response)
+        envelope = parse_error_envelope(response.content)
         if envelope is not None:
             raise PushRejected(envelope.error_message or envelope.error_code, envelope.error_code)
         if 200 <= status < 300:
@@ -230,7 +225,7 @@ class BrokerGateway:
             )
         except httpx.TransportError as error:
             return QueryAnswer(QueryKind.NO_ANSWER, result_desc=f"relay: {type(error).__name__}")
-        envelope = _envelope(response)
+        envelope = parse_error_envelope(response.content)
         if envelope is not None:
             if is_being_processed(envelope.error_code, envelope.error_message):
                 return QueryAnswer(QueryKind.PENDING, result_desc=envelope.error_message)
