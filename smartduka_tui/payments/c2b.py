@@ -23,7 +23,10 @@ from smartduka_tui.model import Actor
 from smartduka_tui.mpesa.statement import QrCodeResponse, StatementParseError, parse_c2b_payment
 from smartduka_tui.payments.gateway import GatewayError
 from smartduka_tui.payments.sales import owed_for_direct, record_direct_payment
-from smartduka_tui.store.c2b import C2BAttachError, C2BRecord
+
+# Re-exported: the faces (screens, commands) take these from here, not from the store.
+from smartduka_tui.store.c2b import C2BAttachError as C2BAttachError
+from smartduka_tui.store.c2b import C2BRecord as C2BRecord
 from smartduka_tui.store.errors import NotFoundError
 from smartduka_tui.store.store import Store
 
@@ -194,19 +197,3 @@ class C2BDesk:
             except NotFoundError as error:
                 raise C2BAttachError("trans_id", str(error)) from None
         raise C2BAttachError("trans_id", answer.message)
-
-
-# The faces (screens, commands) take these from here, not from the store.
-__all__ = [
-    "SUGGEST_WINDOW",
-    "C2BAttachError",
-    "C2BDesk",
-    "C2BRecord",
-    "Claim",
-    "ClaimAnswer",
-    "ClaimUnavailable",
-    "MakeQr",
-    "QrUnavailable",
-    "SaleQr",
-    "receive",
-]

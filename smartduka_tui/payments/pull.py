@@ -51,7 +51,8 @@ from smartduka_tui.payments.shop_receipts import (
     ShopReceiptsUnavailable,
 )
 from smartduka_tui.store.db import WriteTx
-from smartduka_tui.store.pull import PulledRow, PullStatus, ReceiptlessAttempt
+from smartduka_tui.store.pull import PulledRow, ReceiptlessAttempt
+from smartduka_tui.store.pull import PullStatus as PullStatus  # re-exported: the faces name it
 from smartduka_tui.store.records import to_ms
 
 if TYPE_CHECKING:
@@ -617,18 +618,3 @@ def scheduled_pull(
     if pull is None or settings.interval_s <= 0 or not settings.nominated_number:
         return None
     return PullSchedule(pull, settings.interval_s)
-
-
-__all__ = [
-    "PULL_WINDOW",
-    "Progress",
-    "PullFailed",
-    "PullInputError",
-    "PullProgress",
-    "PullReport",
-    "PullSchedule",
-    "PullStatus",
-    "StatementPull",
-    "scheduled_pull",
-    "statement_pull_for",
-]

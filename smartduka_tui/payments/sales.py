@@ -38,7 +38,7 @@ from smartduka_tui.store.errors import VaultError
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.store.records import Attempt
 from smartduka_tui.store.sales import NewTender, Sale, SaleLine, SaleStateError, SaleTender
-from smartduka_tui.store.secret import Secret
+from smartduka_tui.store.secret import Secret as Secret  # re-exported: the faces name it
 
 if TYPE_CHECKING:
     from smartduka_tui.clock import Clock
@@ -737,19 +737,3 @@ class SaleDesk:
                 f"Sale {ref} has no cash tender: an M-Pesa payment is refunded by reversal "
                 "(V on the payment in the manager's screens).",
             )
-
-
-__all__ = [
-    "CashTaken",
-    "LineView",
-    "SaleDesk",
-    "SaleRefused",
-    "SaleView",
-    "Secret",
-    "TenderView",
-    "check_cash",
-    "owed_for_direct",
-    "record_direct_payment",
-    "record_paid_attempt",
-    "sale_view",
-]
