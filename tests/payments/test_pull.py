@@ -30,7 +30,6 @@ from tests.conftest import unique_phone
 from tests.payments.harness import OWNER, TillHarness, sim_now_clock, till
 from tests.support.processes import ServerProcess
 
-S = AttemptState
 PULL_QUERY = "/pulltransactions/v1/query"
 
 
@@ -82,7 +81,7 @@ async def paid_without_callback(h: TillHarness, sale_ref: str, amount: int) -> s
     _, view = await h.waiting(sale_ref, amount)
     await h.advance_sim(5)
     h.clock.advance(5)
-    assert (await h.engine.check_now(view.attempt_id)).state is S.COMPLETED
+    assert (await h.engine.check_now(view.attempt_id)).state is AttemptState.COMPLETED
     return view.attempt_id
 
 
@@ -118,7 +117,7 @@ async def test_a_query_paid_attempt_gets_its_receipt_from_the_pull(
     assert (report.receipts_filled, report.money_without_sale) == (1, 0)
     [truth] = [t for t in await h.sim.transactions(shortcode=h.shortcode)]
     after = await h.store.attempts.get(h.shop_id, int(attempt_id))
-    assert after is not None and after.state is S.COMPLETED
+    assert after is not None and after.state is AttemptState.COMPLETED
     assert after.receipt_number == truth.receipt
     assert not after.flags & AttemptFlag.RECEIPT_PENDING
     newest = (await h.store.audit.entries(h.shop_id, attempt_id=int(attempt_id)))[0]
@@ -180,11 +179,15 @@ async def test_an_expired_attempt_the_statement_shows_paid_completes_late(
     await h.advance_sim(5)
     h.clock.advance(h.settings.timings.attempt_expiry_s + 1)
     await h.reconcile()
-    assert (await h.view(view.attempt_id)).state is S.EXPIRED
+    assert (await h.view(view.attempt_id)).state is AttemptState.EXPIRED
     report = await pull_of(h).pull()
     assert report.receipts_filled == 1
     after = await h.store.attempts.get(h.shop_id, int(view.attempt_id))
-    assert after is not None and after.state is S.COMPLETED and after.flags & AttemptFlag.LATE
+    assert (
+        after is not None
+        and after.state is AttemptState.COMPLETED
+        and after.flags & AttemptFlag.LATE
+    )
     assert (await h.transitions(view.attempt_id))[-1][:2] == ("EXPIRED", "COMPLETED")
 
 
@@ -208,7 +211,7 @@ async def test_a_sale_paid_by_push_and_by_a_direct_payment_is_paid_twice(
     phone = unique_phone()
     view = await h.engine.start_payment("D1", 200, phone)
     await h.advance_sim(5)
-    assert (await h.view(view.attempt_id)).state is S.COMPLETED
+    assert (await h.view(view.attempt_id)).state is AttemptState.COMPLETED
     direct = await h.sim.pay_till(h.shortcode, unique_phone(), 200)
     body = c2b_body(h, direct.trans_id, 200)
     await receive(h.store, h.shop_id, body)
@@ -434,4 +437,4 @@ async def test_a_direct_payment_attached_after_an_earlier_pull_is_still_found_pa
     async with h.store.write() as tx:
         await h.store.c2b.attach(tx, h.shop_id, direct.trans_id, "D2", h.till_id)
     assert (await pull_of(h).pull()).paid_twice == 1
-    assert (await h.view(view.attempt_id)).state is S.COMPLETED
+    assert (await h.view(view.attempt_id)).state is AttemptState.COMPLETED

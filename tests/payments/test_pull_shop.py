@@ -19,7 +19,6 @@ from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
 from tests.relay.conftest import Harness, relay_settings, running
 
-S = AttemptState
 # Nothing listens here: a relay that is down.
 DOWN = "http://127.0.0.1:9"
 
@@ -80,7 +79,7 @@ async def test_a_pull_publishes_what_this_tills_sales_hold(
     view = await h.engine.start_payment("A5", 250, unique_phone())
     await h.advance_sim(5)
     paid = await h.view(view.attempt_id)
-    assert paid.state is S.COMPLETED and paid.receipt is not None
+    assert paid.state is AttemptState.COMPLETED and paid.receipt is not None
     report = await pull_with(h, index(relay, enrolled_a)).pull()
     assert report.money_without_sale == 0 and report.shop_check is None
     held = await index(relay, till_b).known([paid.receipt])
@@ -138,7 +137,7 @@ async def test_the_publisher_keeps_receipts_while_the_relay_is_down_and_sends_th
         await h.advance_sim(5)
         paid = await h.view(view.attempt_id)
         # The payment is paid whatever the relay: publishing never stands in its way.
-        assert paid.state is S.COMPLETED and paid.receipt is not None
+        assert paid.state is AttemptState.COMPLETED and paid.receipt is not None
         await publisher.flush()
         assert publisher.published == 0
         publisher.receipts = index(relay, enrolled_a)
