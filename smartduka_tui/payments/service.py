@@ -57,7 +57,6 @@ from smartduka_tui.payments.codes import Outcome, advise
 from smartduka_tui.payments.gateway import (
     DarajaGateway,
     NotReady,
-    PushAccepted,
     PushOrder,
     PushOutcomeUnknown,
     PushRejected,
@@ -515,39 +514,27 @@ class PaymentEngine:
         """Send the push and record its answer; releases the attempt's lock when done."""
         try:
             sent_at = self.clock.now()
+            fields: dict[str, Any]
             try:
-                accepted: PushAccepted = await self.gateway.push(order)
+                accepted = await self.gateway.push(order)
             except PushRejected as rejected:
-                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
-                verdict = await self.apply_evidence(
-                    attempt,
-                    Evidence.PUSH_REFUSED,
-                    Cause.PUSH,
-                    push_sent_at=sent_at,
-                    result_code=rejected.code,
-                    result_desc=rejected.message,
-                )
+                evidence = Evidence.PUSH_REFUSED
+                fields = {"result_code": rejected.code, "result_desc": rejected.message}
             except PushOutcomeUnknown as unknown:
-                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
-                verdict = await self.apply_evidence(
-                    attempt,
-                    Evidence.PUSH_OUTCOME_UNKNOWN,
-                    Cause.PUSH,
-                    push_sent_at=sent_at,
-                    result_desc=unknown.message,
-                )
+                evidence = Evidence.PUSH_OUTCOME_UNKNOWN
+                fields = {"result_desc": unknown.message}
             else:
-                faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
-                verdict = await self.apply_evidence(
-                    attempt,
-                    Evidence.PUSH_ACCEPTED,
-                    Cause.PUSH,
-                    push_sent_at=sent_at,
-                    merchant_request_id=accepted.merchant_request_id,
-                    checkout_request_id=accepted.checkout_request_id,
-                )
-                if self._reconciler is not None:
-                    self._reconciler.wake()  # it plans its next sleep to this countdown's end
+                evidence = Evidence.PUSH_ACCEPTED
+                fields = {
+                    "merchant_request_id": accepted.merchant_request_id,
+                    "checkout_request_id": accepted.checkout_request_id,
+                }
+            faults.fault_point(faults.BEFORE_RESPONSE_COMMIT)
+            verdict = await self.apply_evidence(
+                attempt, evidence, Cause.PUSH, push_sent_at=sent_at, **fields
+            )
+            if evidence is Evidence.PUSH_ACCEPTED and self._reconciler is not None:
+                self._reconciler.wake()  # it plans its next sleep to this countdown's end
             return verdict.attempt
         finally:
             lock.release()
