@@ -132,9 +132,7 @@ class ConnectionBoard:
     ) -> ConnectionState:
         """Change one or both parts; listeners hear about it only if something changed."""
         new = replace(
-            self._state,
-            daraja=daraja if daraja is not None else self._state.daraja,
-            relay=relay if relay is not None else self._state.relay,
+            self._state, daraja=daraja or self._state.daraja, relay=relay or self._state.relay
         )
         if new != self._state:
             self._state = new
@@ -190,17 +188,13 @@ class ConnectivityMonitor:
         clock, show Daraja as not answering meanwhile (what the call ends with says the rest)."""
         return await self._watch(call, ANSWER_WITHIN_S, "Daraja", self.daraja_not_answering)
 
-    async def watch_relay(self, call: Awaitable[T], wait_s: float) -> T:
-        """Await a feed request that may long-poll for `wait_s`; silent `ANSWER_WITHIN_S`
-        longer than that, the relay is shown as not answering."""
+    async def watch_relay(self, call: Awaitable[T], wait_s: float = 0.0) -> T:
+        """Await a request to the relay that may long-poll for `wait_s` (0: a quick one, such
+        as the heartbeat beside a long-poll); silent `ANSWER_WITHIN_S` longer than that on the
+        clock, the relay is shown as not answering."""
         return await self._watch(
             call, wait_s + ANSWER_WITHIN_S, "the relay", self.relay_not_answering
         )
-
-    async def watch_relay_answer(self, call: Awaitable[T]) -> T:
-        """Await a quick request to the relay (a heartbeat beside a long-poll); silent for
-        `ANSWER_WITHIN_S` on the clock, the relay is shown as not answering."""
-        return await self._watch(call, ANSWER_WITHIN_S, "the relay", self.relay_not_answering)
 
     def relay_not_answering(self) -> None:
         if self._board.current().relay is not Reachability.NOT_USED:
@@ -245,14 +239,12 @@ class ObservedGateway:
         return f"ObservedGateway({self.inner!r})"
 
     async def prepare(self) -> None:
-        from smartduka_tui.payments.gateway import NotReady, Unreachable
+        from smartduka_tui.payments.gateway import Unreachable
 
         try:
             await self._monitor.watch_daraja(self.inner.prepare())
         except Unreachable:
             self._monitor.daraja_reachable(False)
-            raise
-        except NotReady:
             raise
         self._monitor.daraja_reachable(True)
 

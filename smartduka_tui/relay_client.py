@@ -448,7 +448,7 @@ class RelayClient:
         while True:
             await self._clock.sleep(HEARTBEAT_S)
             with contextlib.suppress(httpx.HTTPError):
-                await self.monitor.watch_relay_answer(self._http.head("/"))
+                await self.monitor.watch_relay(self._http.head("/"))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.reveal()}"}
