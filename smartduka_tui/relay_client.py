@@ -168,18 +168,13 @@ class RelayClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._key = till.till_key
-        self._http = httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"),
-            timeout=httpx.Timeout(
-                connect=connect_timeout_s,
-                read=poll_wait_s + 15.0,
-                write=10.0,
-                pool=connect_timeout_s,
-            ),
-            transport=transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
+        timeout = httpx.Timeout(
+            connect=connect_timeout_s, read=poll_wait_s + 15.0, write=10.0, pool=connect_timeout_s
+        )
+        self._http = _relay_http(
+            relay_url,
+            timeout,
+            transport,
             headers={"Accept": "application/json"},
             limits=RELAY_LIMITS,
         )
@@ -639,6 +634,25 @@ class RelayClient:
             raise RelayUnavailable(f"acknowledgement answered HTTP {response.status_code}")
 
 
+def _relay_http(
+    relay_url: str,
+    timeout: httpx.Timeout | float,
+    transport: httpx.AsyncBaseTransport | None,
+    **options: Any,
+) -> httpx.AsyncClient:
+    """A client of the relay: ambient proxy variables ignored (they must not redirect a till's
+    traffic), the CAs `tls.client_verify` names, and no redirects followed."""
+    return httpx.AsyncClient(
+        base_url=relay_url.rstrip("/"),
+        timeout=timeout,
+        transport=transport,
+        trust_env=False,
+        verify=client_verify(),
+        follow_redirects=False,
+        **options,
+    )
+
+
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -673,13 +687,7 @@ def c2b_claimer(
     """Ask the relay to attach a C2B payment to a sale (`POST /v1/c2b/{TransID}/claim`)."""
 
     async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
-        async with httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"),
-            timeout=10.0,
-            transport=transport,
-            trust_env=False,
-            verify=client_verify(),
-        ) as http:
+        async with _relay_http(relay_url, 10.0, transport) as http:
             try:
                 response = await http.post(
                     f"/v1/c2b/{trans_id}/claim",
@@ -838,14 +846,7 @@ class RelayShopReceipts:
         return answers
 
     def _http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self._url,
-            timeout=self._timeout_s,
-            transport=self._transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
-        )
+        return _relay_http(self._url, self._timeout_s, self._transport)
 
 
 def _holders(items: object) -> list[ReceiptHolder]:
