@@ -338,20 +338,9 @@ class RelayClient:
         # One problem per relay checkpoint the log disagrees with, however often it is posted.
         detail = {"pattern": CHAIN_PROBLEM, "reason": why, "checkpoint_seq": about, "relay": error}
         try:
-            recent = await self.store.problems.list(
-                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+            await self._record_once(
+                ProblemKind.SUSPICIOUS_PATTERN, detail, ("pattern", "checkpoint_seq", "relay")
             )
-            if any(
-                p.detail.get("pattern") == CHAIN_PROBLEM
-                and p.detail.get("checkpoint_seq") == about
-                and p.detail.get("relay") == error
-                for p in recent
-            ):
-                return
-            async with self.store.write() as tx:
-                await self.store.problems.record(
-                    tx, self.shop_id, ProblemKind.SUSPICIOUS_PATTERN, detail, till_id=self.till_id
-                )
         except Exception:
             log.exception("the audit checkpoint problem could not be recorded")
 
@@ -372,24 +361,18 @@ class RelayClient:
         try:
             checkpoint = ChainCheckpoint(int(answer["seq"]), str(answer["head"]))
         except (KeyError, TypeError, ValueError):
-            raise ConnectionError("the relay's checkpoint is not the documented JSON") from None
-        if checkpoint.seq < 1 or len(checkpoint.head) != 64:
+            checkpoint = None
+        if checkpoint is None or checkpoint.seq < 1 or len(checkpoint.head) != 64:
             raise ConnectionError("the relay's checkpoint is not the documented JSON")
         return checkpoint
 
     async def _settle_acks(self) -> None:
         """Wait for the batch's acknowledgements; RelayUnavailable if one could not be sent
         (its event comes back after the relay's visibility timeout, and changes nothing)."""
-        if not self._acks:
-            return
         tasks, self._acks = self._acks, set()
-        failures = [
-            outcome
-            for outcome in await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(outcome, BaseException)
-        ]
-        if failures:
-            raise failures[0]
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def drain(self) -> int:
         """Read and handle everything waiting now (no long-poll); returns how many."""
@@ -579,19 +562,26 @@ class RelayClient:
     async def _problem(self, kind: ProblemKind, event_id: int, detail: dict[str, Any]) -> bool:
         """Record a problem for the manager, once per relay event. False if the store failed."""
         try:
-            recent = await self.store.problems.list(
-                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
-            )
-            if any(p.kind is kind and p.detail.get(EVENT_KEY) == event_id for p in recent):
+            if not await self._record_once(kind, {EVENT_KEY: event_id, **detail}, (EVENT_KEY,)):
                 return True
-            async with self.store.write() as tx:
-                await self.store.problems.record(
-                    tx, self.shop_id, kind, {EVENT_KEY: event_id, **detail}, till_id=self.till_id
-                )
         except Exception:
             log.exception("relay event %d: the problem could not be recorded", event_id)
             return False
         log.warning("relay event %d kept as a problem for the manager (%s)", event_id, kind.value)
+        return True
+
+    async def _record_once(
+        self, kind: ProblemKind, detail: dict[str, Any], same: Sequence[str]
+    ) -> bool:
+        """Record a problem of `kind` unless a recent one (resolved too) has the same values
+        for the keys `same` of `detail`; True if recorded. The store's errors propagate."""
+        recent = await self.store.problems.list(
+            self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+        )
+        if any(p.kind is kind and all(p.detail.get(k) == detail[k] for k in same) for p in recent):
+            return False
+        async with self.store.write() as tx:
+            await self.store.problems.record(tx, self.shop_id, kind, detail, till_id=self.till_id)
         return True
 
     async def _finish(
@@ -880,8 +870,7 @@ class ReceiptPublisher:
         self.published = 0
 
     def start(self) -> None:
-        if not self._loop.running:
-            self._loop.start()
+        self._loop.start()
 
     async def close(self) -> None:
         self._unsubscribe()
