@@ -17,10 +17,9 @@ relay's reachability goes to a `ConnectivityMonitor`; when the relay comes back 
 unreachable, the engine is told (`on_reconnected`), so the reconciler asks M-Pesa about what
 may have been missed.
 
-`till_link` starts the client and the Daraja probe beside a running engine (for
-`smartduka_tui.till.open_till`, which builds the till in order); `wait_for_outcome` is how
-`smartduka pay` waits: on the callback while the relay is reachable, by STK query when it is
-not (or the callback is late).
+`smartduka_tui.till.open_till` starts the client, the receipt publisher and the Daraja probe
+beside a running engine (`TillLink`); `wait_for_outcome` is how `smartduka pay` waits: on the
+callback while the relay is reachable, by STK query when it is not (or the callback is late).
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -926,66 +924,6 @@ class TillLink:
     probe: DarajaProbe | None
     # Publishes this till's receipts to the shop's index (None without a relay).
     receipts: ReceiptPublisher | None = None
-
-
-@asynccontextmanager
-async def till_link(
-    engine: PaymentEngine,
-    monitor: ConnectivityMonitor,
-    *,
-    relay_url: str | None,
-    clock: Clock,
-    daraja_check: Callable[[], Awaitable[bool | None]] | None = None,
-    results: ResultSink | None = None,
-    listeners: Sequence[Callable[[HandledEvent], None]] = (),
-    receipts: ShopReceipts | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    poll_wait_s: float = 25.0,
-    backoff_base_s: float = 0.5,
-    backoff_max_s: float = 30.0,
-) -> AsyncIterator[TillLink]:
-    """Start the relay client (none without `relay_url`), the receipt publisher to
-    `receipts` (the shop's receipt index, with the relay client only) and the Daraja probe
-    (none without `daraja_check`) beside a started engine whose gateway already reports to
-    `monitor`; all stopped on the way out. Everything is given here: nothing is set on them
-    afterwards.
-
-    `smartduka_tui.till.open_till` is the one caller: it builds the monitor before the engine.
-    """
-    client: RelayClient | None = None
-    publisher: ReceiptPublisher | None = None
-    if relay_url:
-        client = RelayClient(
-            engine,
-            engine.store,
-            engine.till,
-            relay_url,
-            clock,
-            monitor=monitor,
-            poll_wait_s=poll_wait_s,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            transport=transport,
-            results=results,
-            listeners=listeners,
-        )
-        client.start()
-        if receipts is not None:
-            publisher = ReceiptPublisher(engine, receipts)
-            publisher.start()
-    probe: DarajaProbe | None = None
-    if daraja_check is not None:
-        probe = DarajaProbe(monitor, clock, daraja_check)
-        probe.start()
-    try:
-        yield TillLink(monitor, client, probe, publisher)
-    finally:
-        if probe is not None:
-            await probe.stop()
-        if publisher is not None:
-            await publisher.close()
-        if client is not None:
-            await client.close()
 
 
 def daraja_check(gateway: object, settings: Settings) -> Callable[[], Awaitable[bool | None]]:
