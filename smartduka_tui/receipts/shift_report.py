@@ -135,7 +135,7 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
     """The report as rows under CSV_HEADER: amounts in whole shillings, times ISO in UTC."""
     rows: list[tuple[str, str, str, str, str]] = [
         ("shift", "report", "", "", report.kind.value),
-        ("shift", "z_number", "", "", "" if report.z_number is None else str(report.z_number)),
+        ("shift", "z_number", "", "", _blank_or_str(report.z_number)),
         ("shift", "shop", "", "", report.shop_name),
         ("shift", "till", "", "", report.till_id),
         ("shift", "cashier", "", "", report.cashier),
@@ -156,18 +156,12 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
         ("drawer", "cash_taken", "", str(report.cash_taken), "net of change"),
         ("drawer", "cash_refunds", "", str(report.cash_refunds), ""),
         ("drawer", "expected", "", str(report.expected_cash), ""),
-        (
-            "drawer",
-            "counted",
-            "",
-            "" if report.counted_cash is None else str(report.counted_cash),
-            "",
-        ),
+        ("drawer", "counted", "", _blank_or_str(report.counted_cash), ""),
         (
             "drawer",
             "difference",
             "",
-            "" if report.difference is None else str(report.difference),
+            _blank_or_str(report.difference),
             difference_words(report.difference),
         ),
         ("mpesa", "till", str(report.mpesa_count), str(report.mpesa_amount), ""),
@@ -184,6 +178,10 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
     for only in side.only_statement:
         rows.append(("only_on_statement", only.receipt, "", str(only.amount), ""))
     return rows
+
+
+def _blank_or_str(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def render_csv(report: ShiftReport) -> str:
