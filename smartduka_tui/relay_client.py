@@ -487,7 +487,7 @@ class RelayClient:
         failure = ""
         for attempt in range(1, self.apply_tries + 1):
             try:
-                result = await self.service.apply_callback(callback)
+                return (await self.service.apply_callback(callback)).outcome, None
             except Exception as error:
                 failure = f"{type(error).__name__}: {error}"
                 log.warning(
@@ -499,8 +499,6 @@ class RelayClient:
                 )
                 if attempt < self.apply_tries:
                     await self._clock.sleep(self.retry_delay_s * attempt)
-                continue
-            return result.outcome, None
         return None, failure
 
     async def _land_result(self, event: FeedEvent) -> bool:
@@ -989,12 +987,12 @@ async def wait_for_outcome(
                 window = min(remaining, (quiet_until - clock.now()).total_seconds())
                 await woken(changed, clock, window)
                 continue
-            if view.checkout_request_id is None and view.state is not AttemptState.CREATED:
-                if not relay_up:
-                    return view  # UNKNOWN and nothing to ask M-Pesa about: only a callback
-                await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
-                continue
-            if not await woken(changed, clock, min(remaining, float(timings.ui_refresh_s))):
+            # UNKNOWN without a CheckoutRequestID: nothing to ask M-Pesa about, only a callback.
+            unaskable = view.checkout_request_id is None and view.state is not AttemptState.CREATED
+            if unaskable and not relay_up:
+                return view
+            woke = await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
+            if not woke and not unaskable:
                 await engine.check_now(attempt_id)
     finally:
         unsubscribe()
