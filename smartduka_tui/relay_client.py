@@ -639,6 +639,20 @@ def _relay_http(
     )
 
 
+async def _signed_post(
+    http: httpx.AsyncClient,
+    path: str,
+    body: dict[str, Any],
+    till_key: str,
+    unavailable: Callable[[str], Exception],
+) -> httpx.Response:
+    """POST `body` signed with the till's key; `unavailable(why)` when the relay is unreachable."""
+    try:
+        return await http.post(path, json=body, headers={"Authorization": f"Bearer {till_key}"})
+    except httpx.TransportError as error:
+        raise unavailable(f"the relay is unreachable ({type(error).__name__})") from None
+
+
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -674,16 +688,8 @@ def c2b_claimer(
 
     async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
         async with _relay_http(relay_url, 10.0, transport) as http:
-            try:
-                response = await http.post(
-                    f"/v1/c2b/{trans_id}/claim",
-                    json={"sale_ref": sale_ref},
-                    headers={"Authorization": f"Bearer {till_key}"},
-                )
-            except httpx.TransportError as error:
-                raise c2b.ClaimUnavailable(
-                    f"the relay is unreachable ({type(error).__name__})"
-                ) from None
+            path, sale = f"/v1/c2b/{trans_id}/claim", {"sale_ref": sale_ref}
+            response = await _signed_post(http, path, sale, till_key, c2b.ClaimUnavailable)
         body = _json_or_empty(response)
         if response.status_code in (200, 409):
             try:
@@ -774,18 +780,13 @@ class RelayShopReceipts:
             return
         async with self._http() as http:
             for receipt, sale_ref in list(self._unreleased.items()):
+                release = {"receipt": receipt, "sale_ref": sale_ref}
                 try:
-                    response = await http.post(
-                        RECEIPTS_RELEASE_PATH,
-                        json={"receipt": receipt, "sale_ref": sale_ref},
-                        headers={"Authorization": f"Bearer {self._key}"},
+                    response = await _signed_post(
+                        http, RECEIPTS_RELEASE_PATH, release, self._key, ShopReceiptsUnavailable
                     )
-                except httpx.TransportError as error:
-                    log.info(
-                        "%d receipt releases kept for later: the relay is unreachable (%s)",
-                        len(self._unreleased),
-                        type(error).__name__,
-                    )
+                except ShopReceiptsUnavailable as error:
+                    log.info("%d receipt releases kept for later: %s", len(self._unreleased), error)
                     return
                 if response.status_code not in (200, 404, 409):
                     log.info(
@@ -814,16 +815,8 @@ class RelayShopReceipts:
             return answers
         async with self._http() as http:
             for start in range(0, len(items), RECEIPTS_BATCH):
-                try:
-                    response = await http.post(
-                        path,
-                        json={"receipts": list(items[start : start + RECEIPTS_BATCH])},
-                        headers={"Authorization": f"Bearer {self._key}"},
-                    )
-                except httpx.TransportError as error:
-                    raise ShopReceiptsUnavailable(
-                        f"the relay is unreachable ({type(error).__name__})"
-                    ) from None
+                batch = {"receipts": list(items[start : start + RECEIPTS_BATCH])}
+                response = await _signed_post(http, path, batch, self._key, ShopReceiptsUnavailable)
                 body = _json_or_empty(response)
                 if response.status_code != 200:
                     message = str(body.get("error") or f"HTTP {response.status_code}")
