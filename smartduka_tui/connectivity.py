@@ -3,8 +3,8 @@
 `ConnectionState` is what the app shows; it takes a `ConnectionSource` as a service and turns
 each change into a message, so the banner appears as soon as the source knows.
 `ConnectionBoard` is the plain holder that anything (the demo, a headless run without a relay,
-tests) can set. `ConnectivityMonitor` is the source of a running till: a current value and
-listeners told of each change. Who feeds it:
+tests) can set. `ConnectivityMonitor` is the board of a running till, set by what observes the
+connections:
 
 - the relay client, from its feed requests (relay reachable or not);
 - `ObservedGateway`, from the results of the engine's real Daraja calls (a push answered,
@@ -141,25 +141,19 @@ class ConnectionBoard:
         return new
 
 
-class ConnectivityMonitor:
-    """A `ConnectionSource` fed by the relay client, real Daraja calls and the probe."""
+class ConnectivityMonitor(ConnectionBoard):
+    """A `ConnectionBoard` set by the relay client, real Daraja calls and the probe, whose
+    listeners' failures are logged, never raised into the caller that saw the change."""
 
     def __init__(self, clock: Clock, *, relay_used: bool = True) -> None:
+        relay = Reachability.UNKNOWN if relay_used else Reachability.NOT_USED
+        super().__init__(ConnectionState(relay=relay))
         self._clock = clock
-        self._board = ConnectionBoard(
-            ConnectionState(
-                daraja=Reachability.UNKNOWN,
-                relay=Reachability.UNKNOWN if relay_used else Reachability.NOT_USED,
-            )
-        )
         self._daraja_seen_at: float | None = None
 
     def __repr__(self) -> str:
-        state = self._board.current()
+        state = self._state
         return f"ConnectivityMonitor(daraja={state.daraja.value}, relay={state.relay.value})"
-
-    def current(self) -> ConnectionState:
-        return self._board.current()
 
     def subscribe(self, listener: ConnectionListener) -> Callable[[], None]:
         def guarded(state: ConnectionState) -> None:
@@ -168,20 +162,20 @@ class ConnectivityMonitor:
             except Exception:
                 log.exception("a connection listener failed")
 
-        return self._board.subscribe(guarded)
+        return super().subscribe(guarded)
 
     def relay_reachable(self, reachable: bool) -> None:
-        if self._board.current().relay is Reachability.NOT_USED:
+        if self._state.relay is Reachability.NOT_USED:
             return
-        self._board.set(relay=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
+        self.set(relay=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
 
     def daraja_reachable(self, reachable: bool) -> None:
         self._daraja_seen_at = self._clock.monotonic()
-        self._board.set(daraja=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
+        self.set(daraja=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
 
     def daraja_not_answering(self) -> None:
         self._daraja_seen_at = self._clock.monotonic()
-        self._board.set(daraja=Reachability.NOT_ANSWERING)
+        self.set(daraja=Reachability.NOT_ANSWERING)
 
     async def watch_daraja(self, call: Awaitable[T]) -> T:
         """Await a real call to Daraja; if it has not answered within `ANSWER_WITHIN_S` on the
@@ -197,8 +191,8 @@ class ConnectivityMonitor:
         )
 
     def relay_not_answering(self) -> None:
-        if self._board.current().relay is not Reachability.NOT_USED:
-            self._board.set(relay=Reachability.NOT_ANSWERING)
+        if self._state.relay is not Reachability.NOT_USED:
+            self.set(relay=Reachability.NOT_ANSWERING)
 
     async def _watch(
         self, call: Awaitable[T], within_s: float, who: str, silent: Callable[[], None]

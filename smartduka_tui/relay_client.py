@@ -294,7 +294,7 @@ class RelayClient:
         except Exception:
             log.exception("the audit chain's head could not be read for the relay")
             return None
-        if head is None or (self.checkpointed is not None and self.checkpointed == head):
+        if head is None or self.checkpointed == head:
             return self.checkpointed
         try:
             response = await self._http.post(
