@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 import httpx
@@ -929,10 +930,7 @@ def daraja_check(gateway: object, settings: Settings) -> Callable[[], Awaitable[
 
         return through_broker
 
-    async def direct() -> bool | None:
-        return await daraja_answers(settings.daraja_base_url)
-
-    return direct
+    return partial(daraja_answers, settings.daraja_base_url)
 
 
 async def wait_for_outcome(
