@@ -735,8 +735,7 @@ class RelayShopReceipts:
     ) -> None:
         self._url = relay_url.rstrip("/")
         self._key = till_key
-        self._transport = transport
-        self._timeout_s = timeout_s
+        self._http = partial(_relay_http, self._url, timeout_s, transport)
         # Releases the relay could not be told yet (receipt -> sale_ref), oldest first: each
         # call tries them again before its own request, as the publisher keeps its receipts.
         self._unreleased: dict[str, str] = {}
@@ -824,9 +823,6 @@ class RelayShopReceipts:
                     raise ShopReceiptsUnavailable(f"the relay did not answer: {message}")
                 answers.append(body)
         return answers
-
-    def _http(self) -> httpx.AsyncClient:
-        return _relay_http(self._url, self._timeout_s, self._transport)
 
 
 def _holders(items: object) -> list[ReceiptHolder]:
