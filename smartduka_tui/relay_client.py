@@ -409,12 +409,9 @@ class RelayClient:
             raise RelayUnavailable("the relay refused this till's key", self.backoff_max_s)
         if response.status_code != 200:
             raise RelayUnavailable(f"feed answered HTTP {response.status_code}")
-        try:
-            items = response.json()["events"]
-            if not isinstance(items, list):
-                raise TypeError("events is not a list")
-        except (ValueError, KeyError, TypeError):
-            raise RelayUnavailable("the feed's answer is not the documented JSON") from None
+        items = _json_or_empty(response).get("events")
+        if not isinstance(items, list):
+            raise RelayUnavailable("the feed's answer is not the documented JSON")
         return [_read_event(item) for item in items]
 
     async def _heartbeat(self) -> None:
