@@ -3,8 +3,8 @@
 `ConnectionState` is what the app shows; it takes a `ConnectionSource` as a service and turns
 each change into a message, so the banner appears as soon as the source knows.
 `ConnectionBoard` is the plain holder that anything (the demo, a headless run without a relay,
-tests) can set. `ConnectivityMonitor` is the source of a running till: a current value and
-listeners told of each change. Who feeds it:
+tests) can set. `ConnectivityMonitor` is the board of a running till, set by what observes the
+connections:
 
 - the relay client, from its feed requests (relay reachable or not);
 - `ObservedGateway`, from the results of the engine's real Daraja calls (a push answered,
@@ -132,9 +132,7 @@ class ConnectionBoard:
     ) -> ConnectionState:
         """Change one or both parts; listeners hear about it only if something changed."""
         new = replace(
-            self._state,
-            daraja=daraja if daraja is not None else self._state.daraja,
-            relay=relay if relay is not None else self._state.relay,
+            self._state, daraja=daraja or self._state.daraja, relay=relay or self._state.relay
         )
         if new != self._state:
             self._state = new
@@ -143,25 +141,19 @@ class ConnectionBoard:
         return new
 
 
-class ConnectivityMonitor:
-    """A `ConnectionSource` fed by the relay client, real Daraja calls and the probe."""
+class ConnectivityMonitor(ConnectionBoard):
+    """A `ConnectionBoard` set by the relay client, real Daraja calls and the probe, whose
+    listeners' failures are logged, never raised into the caller that saw the change."""
 
     def __init__(self, clock: Clock, *, relay_used: bool = True) -> None:
+        relay = Reachability.UNKNOWN if relay_used else Reachability.NOT_USED
+        super().__init__(ConnectionState(relay=relay))
         self._clock = clock
-        self._board = ConnectionBoard(
-            ConnectionState(
-                daraja=Reachability.UNKNOWN,
-                relay=Reachability.UNKNOWN if relay_used else Reachability.NOT_USED,
-            )
-        )
         self._daraja_seen_at: float | None = None
 
     def __repr__(self) -> str:
-        state = self._board.current()
+        state = self._state
         return f"ConnectivityMonitor(daraja={state.daraja.value}, relay={state.relay.value})"
-
-    def current(self) -> ConnectionState:
-        return self._board.current()
 
     def subscribe(self, listener: ConnectionListener) -> Callable[[], None]:
         def guarded(state: ConnectionState) -> None:
@@ -170,41 +162,37 @@ class ConnectivityMonitor:
             except Exception:
                 log.exception("a connection listener failed")
 
-        return self._board.subscribe(guarded)
+        return super().subscribe(guarded)
 
     def relay_reachable(self, reachable: bool) -> None:
-        if self._board.current().relay is Reachability.NOT_USED:
+        if self._state.relay is Reachability.NOT_USED:
             return
-        self._board.set(relay=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
+        self.set(relay=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
 
     def daraja_reachable(self, reachable: bool) -> None:
         self._daraja_seen_at = self._clock.monotonic()
-        self._board.set(daraja=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
+        self.set(daraja=Reachability.REACHABLE if reachable else Reachability.UNREACHABLE)
 
     def daraja_not_answering(self) -> None:
         self._daraja_seen_at = self._clock.monotonic()
-        self._board.set(daraja=Reachability.NOT_ANSWERING)
+        self.set(daraja=Reachability.NOT_ANSWERING)
 
     async def watch_daraja(self, call: Awaitable[T]) -> T:
         """Await a real call to Daraja; if it has not answered within `ANSWER_WITHIN_S` on the
         clock, show Daraja as not answering meanwhile (what the call ends with says the rest)."""
         return await self._watch(call, ANSWER_WITHIN_S, "Daraja", self.daraja_not_answering)
 
-    async def watch_relay(self, call: Awaitable[T], wait_s: float) -> T:
-        """Await a feed request that may long-poll for `wait_s`; silent `ANSWER_WITHIN_S`
-        longer than that, the relay is shown as not answering."""
+    async def watch_relay(self, call: Awaitable[T], wait_s: float = 0.0) -> T:
+        """Await a request to the relay that may long-poll for `wait_s` (0: a quick one, such
+        as the heartbeat beside a long-poll); silent `ANSWER_WITHIN_S` longer than that on the
+        clock, the relay is shown as not answering."""
         return await self._watch(
             call, wait_s + ANSWER_WITHIN_S, "the relay", self.relay_not_answering
         )
 
-    async def watch_relay_answer(self, call: Awaitable[T]) -> T:
-        """Await a quick request to the relay (a heartbeat beside a long-poll); silent for
-        `ANSWER_WITHIN_S` on the clock, the relay is shown as not answering."""
-        return await self._watch(call, ANSWER_WITHIN_S, "the relay", self.relay_not_answering)
-
     def relay_not_answering(self) -> None:
-        if self._board.current().relay is not Reachability.NOT_USED:
-            self._board.set(relay=Reachability.NOT_ANSWERING)
+        if self._state.relay is not Reachability.NOT_USED:
+            self.set(relay=Reachability.NOT_ANSWERING)
 
     async def _watch(
         self, call: Awaitable[T], within_s: float, who: str, silent: Callable[[], None]
@@ -245,14 +233,12 @@ class ObservedGateway:
         return f"ObservedGateway({self.inner!r})"
 
     async def prepare(self) -> None:
-        from smartduka_tui.payments.gateway import NotReady, Unreachable
+        from smartduka_tui.payments.gateway import Unreachable
 
         try:
             await self._monitor.watch_daraja(self.inner.prepare())
         except Unreachable:
             self._monitor.daraja_reachable(False)
-            raise
-        except NotReady:
             raise
         self._monitor.daraja_reachable(True)
 

@@ -44,11 +44,10 @@ class TokenBucket:
 
     def try_take(self) -> float:
         """Take a token if one is there and return 0; else return the seconds until one is."""
-        self._refill()
-        if self._tokens >= 1:
+        wait = self.wait()
+        if not wait:
             self._tokens -= 1
-            return 0.0
-        return (1 - self._tokens) / self.rate_per_s
+        return wait
 
     def give_back(self) -> None:
         """Return a token taken for work that did not happen (nothing was sent)."""

@@ -1,17 +1,15 @@
 """Receipts on an ESC/POS printer (python-escpos): a file, network or USB printer.
 
 Printing blocks on the device, so callers run `print_receipt` off the UI thread
-(`print_receipt_in_background`). The receipt is data (smartduka_tui.receipts), rebuilt from the
+(`asyncio.to_thread`). The receipt is data (smartduka_tui.receipts), rebuilt from the
 store on demand, so a printer that fails mid-print loses nothing: the message says so and the
 receipt can be printed again. No Textual here: the app shows what these functions return.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -41,21 +39,27 @@ class PrinterError(Exception):
 _PAPER = {2: PrinterStatus.READY, 1: PrinterStatus.PAPER_LOW, 0: PrinterStatus.OUT_OF_PAPER}
 
 
-def draw_receipt(printer: Any, receipt: Receipt, columns: int = RECEIPT_COLUMNS) -> None:
-    """Send `receipt` to any python-escpos printer: its text rendering, then a cut."""
+def draw_text(printer: Any, text: str) -> None:
+    """Send ready-made lines (a receipt's rendering, a shift report) to any python-escpos
+    printer, then a cut."""
     printer.set(align="left", normal_textsize=True)
-    printer.text(render_text(receipt, columns))
+    printer.text(text)
     printer.cut()
 
 
-def escpos_bytes(receipt: Receipt, columns: int = RECEIPT_COLUMNS) -> bytes:
-    """The exact bytes a printer receives for `receipt` (made on python-escpos's Dummy)."""
+def text_escpos_bytes(text: str) -> bytes:
+    """The exact bytes a printer receives for `text` (made on python-escpos's Dummy)."""
     from escpos.printer import Dummy
 
     dummy = Dummy()
-    draw_receipt(dummy, receipt, columns)
+    draw_text(dummy, text)
     output: bytes = dummy.output
     return output
+
+
+def escpos_bytes(receipt: Receipt, columns: int = RECEIPT_COLUMNS) -> bytes:
+    """The exact bytes a printer receives for `receipt`."""
+    return text_escpos_bytes(render_text(receipt, columns))
 
 
 def _device(settings: PrinterSettings) -> Any:
@@ -135,33 +139,12 @@ def printer_status(settings: PrinterSettings) -> PrinterStatus:
 
 def print_receipt(settings: PrinterSettings, receipt: Receipt) -> None:
     """Print `receipt` on the configured printer; PrinterError if it cannot or stops midway."""
-    _print(settings, lambda device: draw_receipt(device, receipt), "receipt")
-
-
-def draw_text(printer: Any, text: str) -> None:
-    """Send ready-made lines (a shift report) to any python-escpos printer, then a cut."""
-    printer.set(align="left", normal_textsize=True)
-    printer.text(text)
-    printer.cut()
-
-
-def text_escpos_bytes(text: str) -> bytes:
-    """The exact bytes a printer receives for `text` (made on python-escpos's Dummy)."""
-    from escpos.printer import Dummy
-
-    dummy = Dummy()
-    draw_text(dummy, text)
-    output: bytes = dummy.output
-    return output
+    print_text(settings, render_text(receipt), "receipt")
 
 
 def print_text(settings: PrinterSettings, text: str, what: str) -> None:
     """Print ready-made lines (`what` names them in the messages: "Z report"); PrinterError
     if the printer cannot take them or stops midway."""
-    _print(settings, lambda device: draw_text(device, text), what)
-
-
-def _print(settings: PrinterSettings, draw: Callable[[Any], None], what: str) -> None:
     if settings.kind is PrinterKind.NONE:
         raise PrinterError("no receipt printer is set up (printer.kind in the settings)")
     errors = _device_errors()
@@ -175,7 +158,7 @@ def _print(settings: PrinterSettings, draw: Callable[[Any], None], what: str) ->
             "when the printer is back"
         ) from None
     try:
-        draw(device)
+        draw_text(device, text)
     except errors as error:
         raise PrinterError(
             f"{where} stopped mid-print ({_reason(error)}); the {what} is kept, print it "
@@ -184,11 +167,6 @@ def _print(settings: PrinterSettings, draw: Callable[[Any], None], what: str) ->
     finally:
         with contextlib.suppress(*errors):
             device.close()
-
-
-async def print_receipt_in_background(settings: PrinterSettings, receipt: Receipt) -> None:
-    """`print_receipt` on a worker thread, so a slow or stuck printer never blocks a sale."""
-    await asyncio.to_thread(print_receipt, settings, receipt)
 
 
 def _reason(error: BaseException) -> str:

@@ -17,10 +17,9 @@ relay's reachability goes to a `ConnectivityMonitor`; when the relay comes back 
 unreachable, the engine is told (`on_reconnected`), so the reconciler asks M-Pesa about what
 may have been missed.
 
-`till_link` starts the client and the Daraja probe beside a running engine (for
-`smartduka_tui.till.open_till`, which builds the till in order); `wait_for_outcome` is how
-`smartduka pay` waits: on the callback while the relay is reachable, by STK query when it is
-not (or the callback is late).
+`smartduka_tui.till.open_till` starts the client, the receipt publisher and the Daraja probe
+beside a running engine (`TillLink`); `wait_for_outcome` is how `smartduka pay` waits: on the
+callback while the relay is reachable, by STK query when it is not (or the callback is late).
 """
 
 from __future__ import annotations
@@ -30,11 +29,11 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 import httpx
@@ -168,18 +167,13 @@ class RelayClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._key = till.till_key
-        self._http = httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"),
-            timeout=httpx.Timeout(
-                connect=connect_timeout_s,
-                read=poll_wait_s + 15.0,
-                write=10.0,
-                pool=connect_timeout_s,
-            ),
-            transport=transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
+        timeout = httpx.Timeout(
+            connect=connect_timeout_s, read=poll_wait_s + 15.0, write=10.0, pool=connect_timeout_s
+        )
+        self._http = _relay_http(
+            relay_url,
+            timeout,
+            transport,
             headers={"Accept": "application/json"},
             limits=RELAY_LIMITS,
         )
@@ -301,7 +295,7 @@ class RelayClient:
         except Exception:
             log.exception("the audit chain's head could not be read for the relay")
             return None
-        if head is None or (self.checkpointed is not None and self.checkpointed == head):
+        if head is None or self.checkpointed == head:
             return self.checkpointed
         try:
             response = await self._http.post(
@@ -343,20 +337,9 @@ class RelayClient:
         # One problem per relay checkpoint the log disagrees with, however often it is posted.
         detail = {"pattern": CHAIN_PROBLEM, "reason": why, "checkpoint_seq": about, "relay": error}
         try:
-            recent = await self.store.problems.list(
-                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+            await self._record_once(
+                ProblemKind.SUSPICIOUS_PATTERN, detail, ("pattern", "checkpoint_seq", "relay")
             )
-            if any(
-                p.detail.get("pattern") == CHAIN_PROBLEM
-                and p.detail.get("checkpoint_seq") == about
-                and p.detail.get("relay") == error
-                for p in recent
-            ):
-                return
-            async with self.store.write() as tx:
-                await self.store.problems.record(
-                    tx, self.shop_id, ProblemKind.SUSPICIOUS_PATTERN, detail, till_id=self.till_id
-                )
         except Exception:
             log.exception("the audit checkpoint problem could not be recorded")
 
@@ -377,24 +360,18 @@ class RelayClient:
         try:
             checkpoint = ChainCheckpoint(int(answer["seq"]), str(answer["head"]))
         except (KeyError, TypeError, ValueError):
-            raise ConnectionError("the relay's checkpoint is not the documented JSON") from None
-        if checkpoint.seq < 1 or len(checkpoint.head) != 64:
+            checkpoint = None
+        if checkpoint is None or checkpoint.seq < 1 or len(checkpoint.head) != 64:
             raise ConnectionError("the relay's checkpoint is not the documented JSON")
         return checkpoint
 
     async def _settle_acks(self) -> None:
         """Wait for the batch's acknowledgements; RelayUnavailable if one could not be sent
         (its event comes back after the relay's visibility timeout, and changes nothing)."""
-        if not self._acks:
-            return
         tasks, self._acks = self._acks, set()
-        failures = [
-            outcome
-            for outcome in await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(outcome, BaseException)
-        ]
-        if failures:
-            raise failures[0]
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def drain(self) -> int:
         """Read and handle everything waiting now (no long-poll); returns how many."""
@@ -432,12 +409,9 @@ class RelayClient:
             raise RelayUnavailable("the relay refused this till's key", self.backoff_max_s)
         if response.status_code != 200:
             raise RelayUnavailable(f"feed answered HTTP {response.status_code}")
-        try:
-            items = response.json()["events"]
-            if not isinstance(items, list):
-                raise TypeError("events is not a list")
-        except (ValueError, KeyError, TypeError):
-            raise RelayUnavailable("the feed's answer is not the documented JSON") from None
+        items = _json_or_empty(response).get("events")
+        if not isinstance(items, list):
+            raise RelayUnavailable("the feed's answer is not the documented JSON")
         return [_read_event(item) for item in items]
 
     async def _heartbeat(self) -> None:
@@ -448,7 +422,7 @@ class RelayClient:
         while True:
             await self._clock.sleep(HEARTBEAT_S)
             with contextlib.suppress(httpx.HTTPError):
-                await self.monitor.watch_relay_answer(self._http.head("/"))
+                await self.monitor.watch_relay(self._http.head("/"))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.reveal()}"}
@@ -511,7 +485,7 @@ class RelayClient:
         failure = ""
         for attempt in range(1, self.apply_tries + 1):
             try:
-                result = await self.service.apply_callback(callback)
+                return (await self.service.apply_callback(callback)).outcome, None
             except Exception as error:
                 failure = f"{type(error).__name__}: {error}"
                 log.warning(
@@ -523,8 +497,6 @@ class RelayClient:
                 )
                 if attempt < self.apply_tries:
                     await self._clock.sleep(self.retry_delay_s * attempt)
-                continue
-            return result.outcome, None
         return None, failure
 
     async def _land_result(self, event: FeedEvent) -> bool:
@@ -584,19 +556,26 @@ class RelayClient:
     async def _problem(self, kind: ProblemKind, event_id: int, detail: dict[str, Any]) -> bool:
         """Record a problem for the manager, once per relay event. False if the store failed."""
         try:
-            recent = await self.store.problems.list(
-                self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
-            )
-            if any(p.kind is kind and p.detail.get(EVENT_KEY) == event_id for p in recent):
+            if not await self._record_once(kind, {EVENT_KEY: event_id, **detail}, (EVENT_KEY,)):
                 return True
-            async with self.store.write() as tx:
-                await self.store.problems.record(
-                    tx, self.shop_id, kind, {EVENT_KEY: event_id, **detail}, till_id=self.till_id
-                )
         except Exception:
             log.exception("relay event %d: the problem could not be recorded", event_id)
             return False
         log.warning("relay event %d kept as a problem for the manager (%s)", event_id, kind.value)
+        return True
+
+    async def _record_once(
+        self, kind: ProblemKind, detail: dict[str, Any], same: Sequence[str]
+    ) -> bool:
+        """Record a problem of `kind` unless a recent one (resolved too) has the same values
+        for the keys `same` of `detail`; True if recorded. The store's errors propagate."""
+        recent = await self.store.problems.list(
+            self.shop_id, include_resolved=True, limit=_RECENT_PROBLEMS
+        )
+        if any(p.kind is kind and all(p.detail.get(k) == detail[k] for k in same) for p in recent):
+            return False
+        async with self.store.write() as tx:
+            await self.store.problems.record(tx, self.shop_id, kind, detail, till_id=self.till_id)
         return True
 
     async def _finish(
@@ -639,6 +618,39 @@ class RelayClient:
             raise RelayUnavailable(f"acknowledgement answered HTTP {response.status_code}")
 
 
+def _relay_http(
+    relay_url: str,
+    timeout: httpx.Timeout | float,
+    transport: httpx.AsyncBaseTransport | None,
+    **options: Any,
+) -> httpx.AsyncClient:
+    """A client of the relay: ambient proxy variables ignored (they must not redirect a till's
+    traffic), the CAs `tls.client_verify` names, and no redirects followed."""
+    return httpx.AsyncClient(
+        base_url=relay_url.rstrip("/"),
+        timeout=timeout,
+        transport=transport,
+        trust_env=False,
+        verify=client_verify(),
+        follow_redirects=False,
+        **options,
+    )
+
+
+async def _signed_post(
+    http: httpx.AsyncClient,
+    path: str,
+    body: dict[str, Any],
+    till_key: str,
+    unavailable: Callable[[str], Exception],
+) -> httpx.Response:
+    """POST `body` signed with the till's key; `unavailable(why)` when the relay is unreachable."""
+    try:
+        return await http.post(path, json=body, headers={"Authorization": f"Bearer {till_key}"})
+    except httpx.TransportError as error:
+        raise unavailable(f"the relay is unreachable ({type(error).__name__})") from None
+
+
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -673,23 +685,9 @@ def c2b_claimer(
     """Ask the relay to attach a C2B payment to a sale (`POST /v1/c2b/{TransID}/claim`)."""
 
     async def claim(trans_id: str, sale_ref: str) -> c2b.ClaimAnswer:
-        async with httpx.AsyncClient(
-            base_url=relay_url.rstrip("/"),
-            timeout=10.0,
-            transport=transport,
-            trust_env=False,
-            verify=client_verify(),
-        ) as http:
-            try:
-                response = await http.post(
-                    f"/v1/c2b/{trans_id}/claim",
-                    json={"sale_ref": sale_ref},
-                    headers={"Authorization": f"Bearer {till_key}"},
-                )
-            except httpx.TransportError as error:
-                raise c2b.ClaimUnavailable(
-                    f"the relay is unreachable ({type(error).__name__})"
-                ) from None
+        async with _relay_http(relay_url, 10.0, transport) as http:
+            path, sale = f"/v1/c2b/{trans_id}/claim", {"sale_ref": sale_ref}
+            response = await _signed_post(http, path, sale, till_key, c2b.ClaimUnavailable)
         body = _json_or_empty(response)
         if response.status_code in (200, 409):
             try:
@@ -734,8 +732,7 @@ class RelayShopReceipts:
     ) -> None:
         self._url = relay_url.rstrip("/")
         self._key = till_key
-        self._transport = transport
-        self._timeout_s = timeout_s
+        self._http = partial(_relay_http, self._url, timeout_s, transport)
         # Releases the relay could not be told yet (receipt -> sale_ref), oldest first: each
         # call tries them again before its own request, as the publisher keeps its receipts.
         self._unreleased: dict[str, str] = {}
@@ -780,18 +777,13 @@ class RelayShopReceipts:
             return
         async with self._http() as http:
             for receipt, sale_ref in list(self._unreleased.items()):
+                release = {"receipt": receipt, "sale_ref": sale_ref}
                 try:
-                    response = await http.post(
-                        RECEIPTS_RELEASE_PATH,
-                        json={"receipt": receipt, "sale_ref": sale_ref},
-                        headers={"Authorization": f"Bearer {self._key}"},
+                    response = await _signed_post(
+                        http, RECEIPTS_RELEASE_PATH, release, self._key, ShopReceiptsUnavailable
                     )
-                except httpx.TransportError as error:
-                    log.info(
-                        "%d receipt releases kept for later: the relay is unreachable (%s)",
-                        len(self._unreleased),
-                        type(error).__name__,
-                    )
+                except ShopReceiptsUnavailable as error:
+                    log.info("%d receipt releases kept for later: %s", len(self._unreleased), error)
                     return
                 if response.status_code not in (200, 404, 409):
                     log.info(
@@ -820,32 +812,14 @@ class RelayShopReceipts:
             return answers
         async with self._http() as http:
             for start in range(0, len(items), RECEIPTS_BATCH):
-                try:
-                    response = await http.post(
-                        path,
-                        json={"receipts": list(items[start : start + RECEIPTS_BATCH])},
-                        headers={"Authorization": f"Bearer {self._key}"},
-                    )
-                except httpx.TransportError as error:
-                    raise ShopReceiptsUnavailable(
-                        f"the relay is unreachable ({type(error).__name__})"
-                    ) from None
+                batch = {"receipts": list(items[start : start + RECEIPTS_BATCH])}
+                response = await _signed_post(http, path, batch, self._key, ShopReceiptsUnavailable)
                 body = _json_or_empty(response)
                 if response.status_code != 200:
                     message = str(body.get("error") or f"HTTP {response.status_code}")
                     raise ShopReceiptsUnavailable(f"the relay did not answer: {message}")
                 answers.append(body)
         return answers
-
-    def _http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self._url,
-            timeout=self._timeout_s,
-            transport=self._transport,
-            trust_env=False,
-            verify=client_verify(),
-            follow_redirects=False,
-        )
 
 
 def _holders(items: object) -> list[ReceiptHolder]:
@@ -879,8 +853,7 @@ class ReceiptPublisher:
         self.published = 0
 
     def start(self) -> None:
-        if not self._loop.running:
-            self._loop.start()
+        self._loop.start()
 
     async def close(self) -> None:
         self._unsubscribe()
@@ -938,66 +911,6 @@ class TillLink:
     receipts: ReceiptPublisher | None = None
 
 
-@asynccontextmanager
-async def till_link(
-    engine: PaymentEngine,
-    monitor: ConnectivityMonitor,
-    *,
-    relay_url: str | None,
-    clock: Clock,
-    daraja_check: Callable[[], Awaitable[bool | None]] | None = None,
-    results: ResultSink | None = None,
-    listeners: Sequence[Callable[[HandledEvent], None]] = (),
-    receipts: ShopReceipts | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    poll_wait_s: float = 25.0,
-    backoff_base_s: float = 0.5,
-    backoff_max_s: float = 30.0,
-) -> AsyncIterator[TillLink]:
-    """Start the relay client (none without `relay_url`), the receipt publisher to
-    `receipts` (the shop's receipt index, with the relay client only) and the Daraja probe
-    (none without `daraja_check`) beside a started engine whose gateway already reports to
-    `monitor`; all stopped on the way out. Everything is given here: nothing is set on them
-    afterwards.
-
-    `smartduka_tui.till.open_till` is the one caller: it builds the monitor before the engine.
-    """
-    client: RelayClient | None = None
-    publisher: ReceiptPublisher | None = None
-    if relay_url:
-        client = RelayClient(
-            engine,
-            engine.store,
-            engine.till,
-            relay_url,
-            clock,
-            monitor=monitor,
-            poll_wait_s=poll_wait_s,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            transport=transport,
-            results=results,
-            listeners=listeners,
-        )
-        client.start()
-        if receipts is not None:
-            publisher = ReceiptPublisher(engine, receipts)
-            publisher.start()
-    probe: DarajaProbe | None = None
-    if daraja_check is not None:
-        probe = DarajaProbe(monitor, clock, daraja_check)
-        probe.start()
-    try:
-        yield TillLink(monitor, client, probe, publisher)
-    finally:
-        if probe is not None:
-            await probe.stop()
-        if publisher is not None:
-            await publisher.close()
-        if client is not None:
-            await client.close()
-
-
 def daraja_check(gateway: object, settings: Settings) -> Callable[[], Awaitable[bool | None]]:
     """What the Daraja probe asks: the broker's view for a platform shop (which reaches M-Pesa
     only through the relay), else whether Daraja's host answers at all."""
@@ -1010,10 +923,7 @@ def daraja_check(gateway: object, settings: Settings) -> Callable[[], Awaitable[
 
         return through_broker
 
-    async def direct() -> bool | None:
-        return await daraja_answers(settings.daraja_base_url)
-
-    return direct
+    return partial(daraja_answers, settings.daraja_base_url)
 
 
 async def wait_for_outcome(
@@ -1061,12 +971,12 @@ async def wait_for_outcome(
                 window = min(remaining, (quiet_until - clock.now()).total_seconds())
                 await woken(changed, clock, window)
                 continue
-            if view.checkout_request_id is None and view.state is not AttemptState.CREATED:
-                if not relay_up:
-                    return view  # UNKNOWN and nothing to ask M-Pesa about: only a callback
-                await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
-                continue
-            if not await woken(changed, clock, min(remaining, float(timings.ui_refresh_s))):
+            # UNKNOWN without a CheckoutRequestID: nothing to ask M-Pesa about, only a callback.
+            unaskable = view.checkout_request_id is None and view.state is not AttemptState.CREATED
+            if unaskable and not relay_up:
+                return view
+            woke = await woken(changed, clock, min(remaining, float(timings.ui_refresh_s)))
+            if not woke and not unaskable:
                 await engine.check_now(attempt_id)
     finally:
         unsubscribe()

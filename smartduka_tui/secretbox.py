@@ -75,17 +75,14 @@ class SecretBox:
             raise UnknownKidError(kid)
         return key
 
-    def _aead(self, kid: str | None) -> AESGCM:
-        return AESGCM(self._key(kid))
-
     def encrypt(self, plaintext: bytes, aad: bytes, *, kid: str | None = None) -> bytes:
         """`plaintext` sealed under `kid`'s key (the active one by default)."""
         nonce = os.urandom(NONCE_BYTES)
-        return bytes([SEAL_VERSION]) + nonce + self._aead(kid).encrypt(nonce, plaintext, aad)
+        return bytes([SEAL_VERSION]) + nonce + AESGCM(self._key(kid)).encrypt(nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes, *, kid: str | None = None) -> bytes:
         """The plaintext sealed in `blob` under `kid`'s key with the same `aad`."""
-        aead = self._aead(kid)
+        aead = AESGCM(self._key(kid))
         if len(blob) < 1 + NONCE_BYTES + _TAG_BYTES or blob[0] != SEAL_VERSION:
             raise SealBrokenError("stored secret has an unknown format")
         try:
@@ -99,12 +96,12 @@ class SecretBox:
         """A value to store beside the data that proves, later, which key `kid` stood for."""
         kid = self.active_kid if kid is None else kid
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead(kid).encrypt(nonce, _KEY_CHECK_TEXT, _check_aad(kid))
+        return nonce + AESGCM(self._key(kid)).encrypt(nonce, _KEY_CHECK_TEXT, _check_aad(kid))
 
     def matches(self, check: bytes, kid: str | None = None) -> bool:
         """Whether `kid`'s key is the one `check` (from `key_check`) was made with."""
         kid = self.active_kid if kid is None else kid
-        aead = self._aead(kid)
+        aead = AESGCM(self._key(kid))
         if len(check) < NONCE_BYTES + _TAG_BYTES:
             return False
         try:

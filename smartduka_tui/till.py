@@ -29,7 +29,7 @@ import httpx
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
-from smartduka_tui.connectivity import ConnectivityMonitor, ObservedGateway
+from smartduka_tui.connectivity import ConnectivityMonitor, DarajaProbe, ObservedGateway
 from smartduka_tui.payments.api import PaymentRefused
 from smartduka_tui.payments.bootstrap import EngineParts, engine_parts, started
 from smartduka_tui.payments.c2b import C2BDesk
@@ -43,12 +43,12 @@ from smartduka_tui.payments.statement import StatementService, statement_service
 from smartduka_tui.relay_client import (
     EventOutcome,
     HandledEvent,
+    ReceiptPublisher,
     RelayClient,
     RelayShopReceipts,
     TillLink,
     c2b_claimer,
     daraja_check,
-    till_link,
 )
 from smartduka_tui.store.errors import InputError, KeyMissingError, StoreError
 from smartduka_tui.store.store import Store, open_till_store
@@ -187,22 +187,35 @@ async def open_till(
         if checks is not None:
             stack.push_async_callback(checks.aclose)
         desk = _c2b_desk(engine, parts.gateway, relay_url, the_clock) if use_relay else None
-        link = await stack.enter_async_context(
-            till_link(
+        client: RelayClient | None = None
+        publisher: ReceiptPublisher | None = None
+        if use_relay:
+            client = RelayClient(
                 engine,
-                monitor,
-                relay_url=relay_url if use_relay else None,
-                clock=the_clock,
-                daraja_check=daraja_check(parts.gateway, settings) if probe_daraja else None,
-                results=checks.accept_result if checks is not None else None,
-                listeners=(partial(_stored, desk),) if desk is not None else (),
-                receipts=receipts if use_relay else None,
-                transport=relay_transport,
+                store,
+                parts.till,
+                relay_url,
+                the_clock,
+                monitor=monitor,
                 poll_wait_s=float(poll_wait_s or settings.relay.poll_wait_s),
                 backoff_base_s=backoff_base_s,
                 backoff_max_s=backoff_max_s,
+                transport=relay_transport,
+                results=checks.accept_result if checks is not None else None,
+                listeners=(partial(_stored, desk),) if desk is not None else (),
             )
-        )
+            client.start()
+            stack.push_async_callback(client.close)
+            if receipts is not None:
+                publisher = ReceiptPublisher(engine, receipts)
+                publisher.start()
+                stack.push_async_callback(publisher.close)
+        probe: DarajaProbe | None = None
+        if probe_daraja:
+            probe = DarajaProbe(monitor, the_clock, daraja_check(parts.gateway, settings))
+            probe.start()
+            stack.push_async_callback(probe.stop)
+        link = TillLink(monitor, client, probe, publisher)
         shifts = ShiftDesk(store, engine.shop_id, engine.till_id, settings.printer)
         yield Till(
             settings, the_clock, store, engine, parts.gateway, link, checks, desk, shifts, receipts

@@ -19,7 +19,6 @@ from smartduka_tui.printing import (
     PrinterStatus,
     escpos_bytes,
     print_receipt,
-    print_receipt_in_background,
     printer_status,
 )
 from smartduka_tui.receipts import ReceiptLine, Tender, TenderKind
@@ -36,9 +35,9 @@ def test_the_bytes_are_the_stored_receipt() -> None:
     assert escpos_bytes(PAID_SALE.as_copy()) == expected("S1001-copy.escpos")
 
 
-async def test_a_file_printer_receives_exactly_the_stored_bytes(tmp_path: Path) -> None:
+def test_a_file_printer_receives_exactly_the_stored_bytes(tmp_path: Path) -> None:
     device = tmp_path / "lp0"
-    await print_receipt_in_background(file_printer(device), PAID_SALE)
+    print_receipt(file_printer(device), PAID_SALE)
     assert device.read_bytes() == expected("S1001.escpos")
 
 

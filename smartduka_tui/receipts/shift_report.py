@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
+from functools import partial
 
 from smartduka_tui.model import SaleState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ
@@ -41,8 +42,7 @@ def _kenya(moment: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def _row3(label: str, count: int | str, amount: str, columns: int) -> str:
-    right = f"{count!s:>5} {amount:>13}"
-    return _pair(label, right, columns)
+    return _pair(label, f"{count!s:>5} {amount:>13}", columns)
 
 
 def statement_words(side: StatementSide) -> str:
@@ -60,6 +60,8 @@ def statement_words(side: StatementSide) -> str:
 def render_text(report: ShiftReport, columns: int = REPORT_COLUMNS) -> str:
     """The report as lines of at most `columns` characters, ending in a newline."""
     rule = "-" * columns
+    pair = partial(_pair, columns=columns)
+    row3 = partial(_row3, columns=columns)
     title = (
         "X REPORT (mid-shift)"
         if report.kind is ReportKind.X
@@ -67,44 +69,40 @@ def render_text(report: ShiftReport, columns: int = REPORT_COLUMNS) -> str:
     )
     out = [title.center(columns).rstrip(), report.shop_name[:columns].center(columns).rstrip()]
     out.append(rule)
-    out.append(_pair("Till", report.till_id, columns))
-    out.append(_pair("Cashier", report.cashier, columns))
-    out.append(_pair("Opened", _kenya(report.opened_at) + " EAT", columns))
+    out.append(pair("Till", report.till_id))
+    out.append(pair("Cashier", report.cashier))
+    out.append(pair("Opened", _kenya(report.opened_at) + " EAT"))
     closed_label = "Closed" if report.kind is ReportKind.Z else "Up to"
-    out.append(_pair(closed_label, _kenya(report.until) + " EAT", columns))
+    out.append(pair(closed_label, _kenya(report.until) + " EAT"))
     out.append(rule)
-    out.append(_row3("SALES BY TENDER", "count", "amount", columns))
+    out.append(row3("SALES BY TENDER", "count", "amount"))
     for total in report.by_tender:
-        out.append(_row3(total.kind.label, total.count, shillings(total.amount), columns))
+        out.append(row3(total.kind.label, total.count, shillings(total.amount)))
     if not report.by_tender:
         out.append("  no sales yet")
-    out.append(_row3("Total", report.sales, shillings(report.takings), columns))
+    out.append(row3("Total", report.sales, shillings(report.takings)))
     for sale_ref, state in report.part_paid:
         words = "part paid, open" if state is SaleState.OPEN else "part paid, abandoned"
-        out.append(_pair(f"  {sale_ref}", words, columns))
+        out.append(pair(f"  {sale_ref}", words))
     if report.left_out:
         out.append("Left out (money given back):")
         for sale in report.left_out:
-            out.append(
-                _pair(f"  {sale.sale_ref} {sale.state.lower()}", shillings(sale.total), columns)
-            )
+            out.append(pair(f"  {sale.sale_ref} {sale.state.lower()}", shillings(sale.total)))
     out.append(rule)
     out.append("CASH DRAWER")
-    out.append(_pair("Float", shillings(report.opening_float), columns))
-    out.append(_pair("Cash taken (net of change)", shillings(report.cash_taken), columns))
-    out.append(_pair("Cash refunds", shillings(-report.cash_refunds), columns))
-    out.append(_pair("Expected in the drawer", shillings(report.expected_cash), columns))
+    out.append(pair("Float", shillings(report.opening_float)))
+    out.append(pair("Cash taken (net of change)", shillings(report.cash_taken)))
+    out.append(pair("Cash refunds", shillings(-report.cash_refunds)))
+    out.append(pair("Expected in the drawer", shillings(report.expected_cash)))
     if report.counted_cash is not None:
-        out.append(_pair("Counted", shillings(report.counted_cash), columns))
-    out.append(_pair("Difference", difference_words(report.difference), columns))
+        out.append(pair("Counted", shillings(report.counted_cash)))
+    out.append(pair("Difference", difference_words(report.difference)))
     out.append(rule)
     side = report.statement
-    out.append(_row3("M-PESA", "count", "amount", columns))
-    out.append(_row3("This till", report.mpesa_count, shillings(report.mpesa_amount), columns))
+    out.append(row3("M-PESA", "count", "amount"))
+    out.append(row3("This till", report.mpesa_count, shillings(report.mpesa_amount)))
     if side.shortcode is not None:
-        out.append(
-            _row3(f"Statement {side.shortcode}", side.count, shillings(side.amount), columns)
-        )
+        out.append(row3(f"Statement {side.shortcode}", side.count, shillings(side.amount)))
     out.append(statement_words(side)[:columns])
     if side.other_tills == 1:
         out.append("(1 receipt of another till left out)")
@@ -115,12 +113,10 @@ def render_text(report: ShiftReport, columns: int = REPORT_COLUMNS) -> str:
         out.extend(f"  {sale}" for sale in report.mpesa_without_receipt)
     if side.only_till:
         out.append("On this till, not on the statement:")
-        out.extend(_pair(f"  {r.receipt}", shillings(r.amount), columns) for r in side.only_till)
+        out.extend(pair(f"  {r.receipt}", shillings(r.amount)) for r in side.only_till)
     if side.only_statement:
         out.append("On the statement, not on this till:")
-        out.extend(
-            _pair(f"  {r.receipt}", shillings(r.amount), columns) for r in side.only_statement
-        )
+        out.extend(pair(f"  {r.receipt}", shillings(r.amount)) for r in side.only_statement)
     if side.shortcode is not None and not side.only_till and not side.only_statement:
         out.append("Every receipt is on both.")
     return "\n".join(out) + "\n"
@@ -135,7 +131,7 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
     """The report as rows under CSV_HEADER: amounts in whole shillings, times ISO in UTC."""
     rows: list[tuple[str, str, str, str, str]] = [
         ("shift", "report", "", "", report.kind.value),
-        ("shift", "z_number", "", "", "" if report.z_number is None else str(report.z_number)),
+        ("shift", "z_number", "", "", _blank_or_str(report.z_number)),
         ("shift", "shop", "", "", report.shop_name),
         ("shift", "till", "", "", report.till_id),
         ("shift", "cashier", "", "", report.cashier),
@@ -156,18 +152,12 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
         ("drawer", "cash_taken", "", str(report.cash_taken), "net of change"),
         ("drawer", "cash_refunds", "", str(report.cash_refunds), ""),
         ("drawer", "expected", "", str(report.expected_cash), ""),
-        (
-            "drawer",
-            "counted",
-            "",
-            "" if report.counted_cash is None else str(report.counted_cash),
-            "",
-        ),
+        ("drawer", "counted", "", _blank_or_str(report.counted_cash), ""),
         (
             "drawer",
             "difference",
             "",
-            "" if report.difference is None else str(report.difference),
+            _blank_or_str(report.difference),
             difference_words(report.difference),
         ),
         ("mpesa", "till", str(report.mpesa_count), str(report.mpesa_amount), ""),
@@ -184,6 +174,10 @@ def csv_rows(report: ShiftReport) -> list[tuple[str, str, str, str, str]]:
     for only in side.only_statement:
         rows.append(("only_on_statement", only.receipt, "", str(only.amount), ""))
     return rows
+
+
+def _blank_or_str(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def render_csv(report: ShiftReport) -> str:
