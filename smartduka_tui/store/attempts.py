@@ -583,11 +583,6 @@ class Attempts:
     ) -> Attempt | None:
         return await self._one(tx, "shop_id = ? AND id = ?", (shop_id, attempt_id))
 
-    async def by_idempotency_key(
-        self, shop_id: str, key: str, *, tx: Reader | None = None
-    ) -> Attempt | None:
-        return await self._one(tx, "shop_id = ? AND idempotency_key = ?", (shop_id, key))
-
     async def by_attempt_ref(
         self, shop_id: str, attempt_ref: str, *, tx: Reader | None = None
     ) -> Attempt | None:
@@ -654,30 +649,6 @@ class Attempts:
             f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state IN ({marks})",
             (shop_id, till_id, *chosen),
             "created_at, id",
-        )
-
-    async def pending_older_than(
-        self, shop_id: str, till_id: str, cutoff: datetime, *, limit: int = 500
-    ) -> list[Attempt]:
-        """PENDING attempts whose push went out at or before `cutoff`, oldest first (the
-        reconciler's work list)."""
-        return await self._many(
-            None,
-            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state = 'PENDING'"
-            f" AND coalesce(push_sent_at, created_at) <= ?",
-            (shop_id, till_id, to_ms(cutoff)),
-            f"coalesce(push_sent_at, created_at), id LIMIT {int(limit)}",
-        )
-
-    async def due_to_expire(
-        self, shop_id: str, till_id: str, now: datetime, *, limit: int = 500
-    ) -> list[Attempt]:
-        """Live attempts whose expiry time has come, oldest first."""
-        return await self._many(
-            None,
-            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND expires_at <= ?",
-            (shop_id, till_id, to_ms(now)),
-            f"expires_at, id LIMIT {int(limit)}",
         )
 
     async def problems(
