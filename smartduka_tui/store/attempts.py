@@ -32,8 +32,7 @@ from smartduka_tui.store.records import (
     Summary,
     TransitionResult,
     created_between,
-    from_ms,
-    opt_from_ms,
+    row_reader,
     to_ms,
 )
 
@@ -63,40 +62,7 @@ _TEXT_FIELDS = frozenset(
 TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
 
 
-def attempt_from_row(row: Any) -> Attempt:
-    return Attempt(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        till_id=row["till_id"],
-        sale_ref=row["sale_ref"],
-        amount=row["amount"],
-        phone=row["phone"],
-        idempotency_key=row["idempotency_key"],
-        attempt_ref=row["attempt_ref"],
-        attempt_number=row["attempt_number"],
-        state=AttemptState(row["state"]),
-        previous_state=None
-        if row["previous_state"] is None
-        else AttemptState(row["previous_state"]),
-        merchant_request_id=row["merchant_request_id"],
-        checkout_request_id=row["checkout_request_id"],
-        result_code=row["result_code"],
-        result_desc=row["result_desc"],
-        receipt_number=row["receipt_number"],
-        created_at=from_ms(row["created_at"]),
-        push_sent_at=opt_from_ms(row["push_sent_at"]),
-        completed_at=opt_from_ms(row["completed_at"]),
-        expires_at=from_ms(row["expires_at"]),
-        updated_at=from_ms(row["updated_at"]),
-        flags=AttemptFlag(row["flags"]),
-        review_note=row["review_note"],
-        confirming=None if row["confirming"] is None else ConfirmingClaim(row["confirming"]),
-        confirming_code=row["confirming_code"],
-        confirming_receipt=row["confirming_receipt"],
-        handed_over_at=opt_from_ms(row["handed_over_at"]),
-        finished_at=opt_from_ms(row["finished_at"]),
-        review_reason=row["review_reason"],
-    )
+attempt_from_row = row_reader(Attempt)
 
 
 def attempt_conditions(

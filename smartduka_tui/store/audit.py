@@ -36,6 +36,7 @@ from smartduka_tui.store.records import (
     ChainReport,
     ChainState,
     from_ms,
+    row_reader,
     to_ms,
 )
 from smartduka_tui.store.secret import Secret
@@ -96,18 +97,7 @@ def entry_hash(
     return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
 
 
-def _entry(row: Any) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        at=from_ms(row["at"]),
-        shop_id=row["shop_id"],
-        actor=Actor(row["actor"]),
-        action=row["action"],
-        attempt_id=row["attempt_id"],
-        detail=json.loads(row["detail"]),
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+_entry = row_reader(AuditEntry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.mpesa.statement import C2BPayment
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import row_reader, to_ms
 
 
 class C2BAttachError(InputError):
@@ -46,23 +45,7 @@ class C2BRecord:
         return self.reversed_at is not None
 
 
-def _to_record(row: Any) -> C2BRecord:
-    return C2BRecord(
-        shop_id=row["shop_id"],
-        trans_id=row["trans_id"],
-        shortcode=row["shortcode"],
-        amount=row["amount"],
-        paid_at=from_ms(row["paid_at"]),
-        payer=row["payer"],
-        first_name=row["first_name"],
-        bill_ref=row["bill_ref"],
-        received_at=from_ms(row["received_at"]),
-        body_sha256=row["body_sha256"],
-        sale_ref=row["sale_ref"],
-        attached_till=row["attached_till"],
-        attached_at=opt_from_ms(row["attached_at"]),
-        reversed_at=opt_from_ms(row["reversed_at"]),
-    )
+_to_record = row_reader(C2BRecord)
 
 
 class C2BPayments:

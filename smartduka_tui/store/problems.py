@@ -23,8 +23,7 @@ from smartduka_tui.store.records import (
     Problem,
     StateOrFlags,
     created_between,
-    from_ms,
-    opt_from_ms,
+    row_reader,
 )
 
 # Among items written in the same millisecond, attempts come before problem records. Each
@@ -127,18 +126,9 @@ def _attempt_conditions(shop_id: str, filters: ProblemListFilter) -> tuple[list[
     )
 
 
-def _to_problem(row: Any, prefix: str = "") -> Problem:
-    """The problem in `row`, whose columns are the table's names after `prefix`."""
-    return Problem(
-        id=row[f"{prefix}id"],
-        shop_id=row[f"{prefix}shop_id"],
-        till_id=row[f"{prefix}till_id"],
-        kind=ProblemKind(row[f"{prefix}kind"]),
-        detail=json.loads(row[f"{prefix}detail"]),
-        created_at=from_ms(row[f"{prefix}created_at"]),
-        resolved_at=opt_from_ms(row[f"{prefix}resolved_at"]),
-        resolution_note=row[f"{prefix}resolution_note"],
-    )
+_to_problem = row_reader(Problem)
+# The problem columns of the problem list's join, each named after `problem_`.
+_joined_problem = row_reader(Problem, "problem_")
 
 
 class Problems:
@@ -289,7 +279,7 @@ class Problems:
             [*(param for _, params in arms for param in params), limit + 1],
         )
         items = tuple(
-            attempt_from_row(row) if row["list_source"] == "A" else _to_problem(row, "problem_")
+            attempt_from_row(row) if row["list_source"] == "A" else _joined_problem(row)
             for row in rows[:limit]
         )
         return ProblemListPage(items, more=len(rows) > limit)

@@ -27,7 +27,7 @@ from smartduka_tui.model import (
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import row_reader, to_ms
 
 
 class SaleStateError(InputError):
@@ -116,21 +116,11 @@ class Sale(TenderSums):
     tenders: tuple[SaleTender, ...]
 
 
-def _tender(row: Any) -> SaleTender:
-    return SaleTender(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        sale_ref=row["sale_ref"],
-        till_id=row["till_id"],
-        kind=TenderKind(row["kind"]),
-        amount=row["amount"],
-        cash_given=row["cash_given"],
-        change_given=row["change_given"],
-        receipt_number=row["receipt_number"],
-        attempt_id=row["attempt_id"],
-        at=from_ms(row["at"]),
-        reversed=bool(row["reversed"]) if "reversed" in row.keys() else False,  # noqa: SIM118 - a row, not a dict
-    )
+_tender = row_reader(
+    SaleTender,
+    reversed=lambda row: bool(row["reversed"]) if "reversed" in row.keys() else False,  # noqa: SIM118 - a row, not a dict
+)
+_sale = row_reader(Sale, later=("lines", "tenders"))
 
 
 # Whether each tender's M-Pesa money was reversed, beside the tender's own columns (its one
@@ -185,19 +175,7 @@ class Sales:
         ):
             tenders[tender["sale_ref"]].append(_tender(tender))
         return [
-            Sale(
-                shop_id=row["shop_id"],
-                till_id=row["till_id"],
-                sale_ref=row["sale_ref"],
-                total=row["total"],
-                state=SaleState(row["state"]),
-                opened_at=from_ms(row["opened_at"]),
-                closed_at=opt_from_ms(row["closed_at"]),
-                note=row["note"],
-                updated_at=from_ms(row["updated_at"]),
-                lines=tuple(lines[row["sale_ref"]]),
-                tenders=tuple(tenders[row["sale_ref"]]),
-            )
+            _sale(row, lines=tuple(lines[row["sale_ref"]]), tenders=tuple(tenders[row["sale_ref"]]))
             for row in rows
         ]
 

@@ -24,8 +24,7 @@ from smartduka_tui.store.records import (
     ShopConfig,
     ShopCredentials,
     ShopSecrets,
-    from_ms,
-    opt_from_ms,
+    row_reader,
 )
 from smartduka_tui.store.secret import Secret
 
@@ -43,6 +42,7 @@ _SHOP_SECRET_NAMES = frozenset(f.value for f in ShopSecretField)
 ROUTING_FIELD = "routing"
 # Fields whose change means M-Pesa has to be verified again.
 _VERIFIED_FIELDS = ("mpesa_type", "business_shortcode", "till_number")
+_shop = row_reader(Shop, later=("secret_fields",))
 
 
 def validate_shop_id(shop_id: str) -> str:
@@ -192,20 +192,7 @@ class Shops:
             for name in await self._credentials.fields(row["id"], tx=reader)
             if name in _SHOP_SECRET_NAMES
         }
-        return Shop(
-            id=row["id"],
-            name=row["name"],
-            mpesa_type=ShopType(row["mpesa_type"]),
-            business_shortcode=row["business_shortcode"],
-            till_number=row["till_number"],
-            account_prefix=row["account_prefix"],
-            enabled=bool(row["enabled"]),
-            verification_status=VerificationStatus(row["verification_status"]),
-            verified_at=opt_from_ms(row["verified_at"]),
-            created_at=from_ms(row["created_at"]),
-            updated_at=from_ms(row["updated_at"]),
-            secret_fields=frozenset(present),
-        )
+        return _shop(row, secret_fields=frozenset(present))
 
     async def get(self, shop_id: str, *, tx: Reader | None = None) -> Shop | None:
         reader = tx or self._db
