@@ -300,13 +300,14 @@ class Attempts:
                 raise AttemptInputError(
                     "checkout_request_id", f"already belongs to attempt {holder.id}"
                 )
-        updated = await self._update(tx, shop_id, attempt_id, ", ".join(assignments), params)
-        await self._audit.append(
+        updated = await self._update(
             tx,
+            shop_id,
+            attempt_id,
+            ", ".join(assignments),
+            params,
             actor=cause,
             action=AuditAction.ATTEMPT_TRANSITION if state_changes else AuditAction.ATTEMPT_UPDATED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={
                 "from": current.state.value,
                 "to": new_state.value,
@@ -391,22 +392,16 @@ class Attempts:
         reason: str | None = None,
     ) -> Attempt:
         """Add flags to an attempt in any state (COMPLETED included)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "flags = flags | ?, updated_at = ?",
             [int(flags), tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=AuditAction.ATTEMPT_FLAGGED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
         )
-        return updated
 
     async def await_confirmation(
         self,
@@ -422,22 +417,16 @@ class Attempts:
         detail: Mapping[str, Any],
     ) -> Attempt:
         """A callback's claim now waits for its confirming query (audited as `action`)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "confirming = ?, confirming_code = ?, confirming_receipt = ?, updated_at = ?",
             [claim.value, code, receipt, tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=action,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={**detail, "claim": claim.value, "code": code, "receipt": receipt},
         )
-        return updated
 
     async def end_confirmation(
         self,
@@ -450,39 +439,32 @@ class Attempts:
         detail: Mapping[str, Any],
     ) -> Attempt:
         """The confirming query has settled the claim (audited as `action`)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "confirming = NULL, confirming_code = NULL, confirming_receipt = NULL, updated_at = ?",
             [tx.now_ms()],
+            actor=actor,
+            action=action,
+            detail=detail,
         )
-        await self._audit.append(
-            tx, actor=actor, action=action, shop_id=shop_id, attempt_id=attempt_id, detail=detail
-        )
-        return updated
 
     async def hand_over(
         self, tx: WriteTx, shop_id: str, attempt_id: int, *, action: AuditAction, actor: Actor
     ) -> Attempt:
         """The cashier stopped waiting: the reconciler owns the attempt (audited as `action`)."""
         current = await self._require(shop_id, attempt_id, tx)
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "handed_over_at = coalesce(handed_over_at, ?), updated_at = ?",
             [tx.now_ms(), tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=action,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"state": current.state.value},
         )
-        return updated
 
     async def resolve(
         self,
@@ -497,27 +479,31 @@ class Attempts:
         note = note.strip() if isinstance(note, str) else ""
         if not note or len(note) > 500:
             raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "flags = flags | ?, review_note = ?, updated_at = ?",
             [int(AttemptFlag.RESOLVED_BY_MANAGER), note, tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=AuditAction.ATTEMPT_RESOLVED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"note": note},
         )
-        return updated
 
     async def _update(
-        self, tx: WriteTx, shop_id: str, attempt_id: int, assignments: str, params: list[Any]
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        assignments: str,
+        params: list[Any],
+        *,
+        actor: Actor,
+        action: AuditAction,
+        detail: Mapping[str, Any],
     ) -> Attempt:
-        """Apply `assignments` (fixed column names) to one attempt; the row as it now is."""
+        """Apply `assignments` (fixed column names) to one attempt and append its audit entry,
+        both in `tx`; the row as it now is."""
         row = await tx.fetchone(
             f"UPDATE attempts SET {assignments}"  # noqa: S608 - column names are ours
             " WHERE shop_id = ? AND id = ? RETURNING *",
@@ -525,6 +511,9 @@ class Attempts:
         )
         if row is None:
             raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        await self._audit.append(
+            tx, actor=actor, action=action, shop_id=shop_id, attempt_id=attempt_id, detail=detail
+        )
         return attempt_from_row(row)
 
     # --- single reads -------------------------------------------------------------------------
