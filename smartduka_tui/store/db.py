@@ -272,9 +272,7 @@ async def _prepare_and_migrate(
     await _pragma(conn, path, "PRAGMA synchronous = FULL")
     await _pragma(conn, path, "PRAGMA foreign_keys = ON")
 
-    tx = WriteTx(conn, path, clock)
-    await tx.execute("BEGIN IMMEDIATE")
-    try:
+    async with _immediate(conn, path, clock) as tx:
         await tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL,"
@@ -284,11 +282,6 @@ async def _prepare_and_migrate(
         current = await _current_version(tx)
         if current > LATEST_VERSION:
             raise StoreTooNewError(path, current, LATEST_VERSION)
-        await tx.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
 
     for migration in MIGRATIONS:
         if current < migration.version <= upgrade_to:
@@ -331,23 +324,33 @@ async def _current_version(tx: WriteTx) -> int:
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
-async def _apply(conn: aiosqlite.Connection, path: Path, clock: Clock, migration: Migration) -> int:
+@asynccontextmanager
+async def _immediate(
+    conn: aiosqlite.Connection, path: Path, clock: Clock
+) -> AsyncIterator[WriteTx]:
+    """A `BEGIN IMMEDIATE` transaction of opening time, before the database has its `write()`:
+    committed when the block ends, rolled back if it raises."""
     tx = WriteTx(conn, path, clock)
     await tx.execute("BEGIN IMMEDIATE")
     try:
+        yield tx
+        await tx.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+
+
+async def _apply(conn: aiosqlite.Connection, path: Path, clock: Clock, migration: Migration) -> int:
+    async with _immediate(conn, path, clock) as tx:
         # Another process may have migrated while we waited for the lock.
-        if await _current_version(tx) >= migration.version:
-            await tx.execute("COMMIT")
-            return await _current_version(tx)
+        current = await _current_version(tx)
+        if current >= migration.version:
+            return current
         for statement in migration.statements:
             await tx.execute(statement)
         await tx.execute(
             "INSERT INTO schema_version (version, applied_at, description) VALUES (?, ?, ?)",
             (migration.version, tx.now_ms(), migration.description),
         )
-        await tx.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
     return migration.version
