@@ -135,6 +135,11 @@ _TENDERS_WITH_REVERSAL = (
 )
 
 
+def _check_total(total: int, lines: tuple[SaleLine, ...]) -> None:
+    if total < 1 or sum(line.amount for line in lines) not in (0, total):
+        raise InputError("total", "must be at least 1 shilling and the lines' sum")
+
+
 class Sales:
     def __init__(self, db: Database, audit: AuditLog) -> None:
         self._db = db
@@ -258,8 +263,7 @@ class Sales:
     ) -> Sale:
         """A new OPEN sale; SaleStateError when the shop has that sale number already."""
         kept = tuple(lines)
-        if total < 1 or sum(line.amount for line in kept) not in (0, total):
-            raise InputError("total", "must be at least 1 shilling and the lines' sum")
+        _check_total(total, kept)
         inserted = await tx.fetchall(
             "INSERT INTO sales (shop_id, till_id, sale_ref, total, state, opened_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING sale_ref",
@@ -280,9 +284,7 @@ class Sales:
                 "lines": len(kept),
             },
         )
-        sale = await self.get(shop_id, sale_ref, tx=tx)
-        assert sale is not None
-        return sale
+        return await self._current(tx, shop_id, sale_ref)
 
     async def replace_total(
         self,
@@ -296,15 +298,12 @@ class Sales:
     ) -> Sale:
         """A new total (and lines) for an open sale that nothing has paid toward yet."""
         kept = tuple(lines)
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state is not SaleState.OPEN or current.tenders:
             raise SaleStateError(
                 "total", f"sale {sale_ref} has payments already: its total cannot change"
             )
-        if total < 1 or sum(line.amount for line in kept) not in (0, total):
-            raise InputError("total", "must be at least 1 shilling and the lines' sum")
+        _check_total(total, kept)
         await tx.execute(
             "UPDATE sales SET total = ?, updated_at = ? WHERE shop_id = ? AND sale_ref = ?",
             (total, tx.now_ms(), shop_id, sale_ref),
@@ -325,8 +324,12 @@ class Sales:
                 "lines": len(kept),
             },
         )
+        return await self._current(tx, shop_id, sale_ref)
+
+    async def _current(self, tx: WriteTx, shop_id: str, sale_ref: str) -> Sale:
         sale = await self.get(shop_id, sale_ref, tx=tx)
-        assert sale is not None
+        if sale is None:
+            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
         return sale
 
     async def _write_lines(
@@ -354,9 +357,7 @@ class Sales:
         problem = tender.problem()
         if problem is not None:
             raise InputError("tender", problem)
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state not in (SaleState.OPEN, SaleState.ABANDONED):
             raise SaleStateError("sale_ref", f"sale {sale_ref} is {current.state.value.lower()}")
         tender_id = await tx.insert(
@@ -425,9 +426,7 @@ class Sales:
     ) -> Sale:
         """Move a sale from one of `from_states` to `to` (compare-and-set), with its audit
         entry; SaleStateError, changing nothing, when it is in another state."""
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state not in from_states:
             raise SaleStateError(
                 "sale_ref", f"sale {sale_ref} is {current.state.value.lower()} already"
@@ -453,6 +452,4 @@ class Sales:
                 **(detail or {}),
             },
         )
-        moved = await self.get(shop_id, sale_ref, tx=tx)
-        assert moved is not None
-        return moved
+        return await self._current(tx, shop_id, sale_ref)
