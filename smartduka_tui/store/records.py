@@ -165,15 +165,7 @@ class Shop:
 
     @property
     def config(self) -> ShopConfig:
-        return ShopConfig(
-            id=self.id,
-            name=self.name,
-            mpesa_type=self.mpesa_type,
-            account_prefix=self.account_prefix,
-            business_shortcode=self.business_shortcode,
-            till_number=self.till_number,
-            enabled=self.enabled,
-        )
+        return ShopConfig(**{item.name: getattr(self, item.name) for item in fields(ShopConfig)})
 
     @property
     def party_b(self) -> str | None:

@@ -42,6 +42,7 @@ _SHOP_SECRET_NAMES = frozenset(f.value for f in ShopSecretField)
 ROUTING_FIELD = "routing"
 # Fields whose change means M-Pesa has to be verified again.
 _VERIFIED_FIELDS = ("mpesa_type", "business_shortcode", "till_number")
+_ROUTING_FIELDS = (*_VERIFIED_FIELDS, "account_prefix")
 _shop = row_reader(Shop, later=("secret_fields",))
 
 
@@ -230,7 +231,7 @@ class Shops:
             "INSERT INTO shops (id, name, mpesa_type, business_shortcode, till_number,"
             " account_prefix, enabled, verification_status, verified_at, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
-            (config.id, *_config_columns(config), now, now),
+            (config.id, *_public_fields(config).values(), now, now),
         )
         await self._store_secrets(tx, config, given)
         await self._audit.append(
@@ -280,7 +281,7 @@ class Shops:
         await tx.execute(
             "UPDATE shops SET name = ?, mpesa_type = ?, business_shortcode = ?, till_number = ?,"
             " account_prefix = ?, enabled = ?, updated_at = ? WHERE id = ?",
-            (*_config_columns(config), tx.now_ms(), config.id),
+            (*_public_fields(config).values(), tx.now_ms(), config.id),
         )
         if reverify:
             await tx.execute(
@@ -364,6 +365,7 @@ class Shops:
 
 
 def _public_fields(config: ShopConfig) -> dict[str, Any]:
+    """A config's fields but its id, in the shops table's column order."""
     return {
         "name": config.name,
         "mpesa_type": ShopType(config.mpesa_type).value,
@@ -379,23 +381,7 @@ def routing_of(shop: Shop) -> dict[str, Any]:
     return _routing(shop.config)
 
 
-def _config_columns(config: ShopConfig) -> tuple[Any, ...]:
-    """The shops row's columns a config sets, name to enabled, in the table's order."""
-    return (
-        config.name,
-        config.mpesa_type.value,
-        config.business_shortcode,
-        config.till_number,
-        config.account_prefix,
-        int(config.enabled),
-    )
-
-
 def _routing(config: ShopConfig) -> dict[str, Any]:
     """The fields that say where a push goes and which account it pays: sealed with the key."""
-    return {
-        "mpesa_type": ShopType(config.mpesa_type).value,
-        "business_shortcode": config.business_shortcode,
-        "till_number": config.till_number,
-        "account_prefix": config.account_prefix,
-    }
+    public = _public_fields(config)
+    return {name: public[name] for name in _ROUTING_FIELDS}
