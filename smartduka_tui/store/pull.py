@@ -317,6 +317,13 @@ class PulledStatement:
         """The outcome of one pull: figures when it went through, the reason when not (the
         figures of the last good pull are then kept)."""
         now = tx.now_ms()
+        figures = {
+            "pages": pages,
+            "rows_seen": rows_seen,
+            "new_rows": new_rows,
+            "receipts_filled": receipts_filled,
+            "problems_found": problems_found,
+        }
         if error is None:
             await tx.execute(
                 "INSERT INTO pull_status (shop_id, shortcode, last_pull_at, last_ok_at, error,"
@@ -327,17 +334,7 @@ class PulledStatement:
                 " error = NULL, pages = excluded.pages, rows_seen = excluded.rows_seen,"
                 " new_rows = excluded.new_rows, receipts_filled = excluded.receipts_filled,"
                 " problems_found = excluded.problems_found",
-                (
-                    shop_id,
-                    shortcode,
-                    now,
-                    now,
-                    pages,
-                    rows_seen,
-                    new_rows,
-                    receipts_filled,
-                    problems_found,
-                ),
+                (shop_id, shortcode, now, now, *figures.values()),
             )
         else:
             await tx.execute(
@@ -351,16 +348,7 @@ class PulledStatement:
             actor=Actor.SYSTEM,
             action=AuditAction.PULL_DONE if error is None else AuditAction.PULL_FAILED,
             shop_id=shop_id,
-            detail={"shortcode": shortcode, "error": error}
-            if error is not None
-            else {
-                "shortcode": shortcode,
-                "pages": pages,
-                "rows_seen": rows_seen,
-                "new_rows": new_rows,
-                "receipts_filled": receipts_filled,
-                "problems_found": problems_found,
-            },
+            detail={"shortcode": shortcode, **(figures if error is None else {"error": error})},
         )
 
     # ------------------------------------------------------------------ the shop's index
