@@ -133,6 +133,15 @@ def validate_new_attempt(new: NewAttempt) -> None:
         raise AttemptInputError("expires_at", "must be a timezone-aware datetime")
 
 
+def resolution_note(note: str) -> str:
+    """A manager's note on what was done about a problem, stripped; AttemptInputError if empty
+    or over 500 characters."""
+    note = note.strip() if isinstance(note, str) else ""
+    if not note or len(note) > 500:
+        raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+    return note
+
+
 def _field_value(name: str, value: Any) -> int | str | None:
     if value is None:
         return None
@@ -476,9 +485,7 @@ class Attempts:
         actor: Actor = Actor.MANAGER,
     ) -> Attempt:
         """A manager has dealt with a problem payment: flag it resolved with their note."""
-        note = note.strip() if isinstance(note, str) else ""
-        if not note or len(note) > 500:
-            raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+        note = resolution_note(note)
         return await self._update(
             tx,
             shop_id,

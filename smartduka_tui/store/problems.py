@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from smartduka_tui.model import PROBLEM_FLAGS, PROBLEM_STATES, Actor, AuditAction, ProblemKind
-from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row
+from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row, resolution_note
 from smartduka_tui.store.audit import AuditDraft, AuditLog, canonical_json
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import AttemptInputError, NotFoundError
@@ -146,18 +146,8 @@ class Problems:
         till_id: str | None = None,
         actor: Actor = Actor.SYSTEM,
     ) -> Problem:
-        detail_text = canonical_json(dict(detail))
-        problem_id = await tx.insert(
-            "INSERT INTO problems (shop_id, till_id, kind, detail, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (shop_id, till_id, ProblemKind(kind).value, detail_text, tx.now_ms()),
-        )
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.PROBLEM_RECORDED,
-            shop_id=shop_id,
-            detail={"problem_id": problem_id, "kind": ProblemKind(kind).value},
+        [problem_id] = await self.record_many(
+            tx, shop_id, kind, [detail], till_id=till_id, actor=actor
         )
         problem = await self.get(shop_id, problem_id, tx=tx)
         if problem is None:
@@ -174,8 +164,9 @@ class Problems:
         till_id: str | None = None,
         actor: Actor = Actor.SYSTEM,
     ) -> list[int]:
-        """`record` for many problems of one kind at once (a pull's findings): one INSERT and
-        one batch of audit entries. Returns the new problems' ids, in the order given."""
+        """Problems of one kind (a pull's findings), each with its PROBLEM_RECORDED entry: one
+        INSERT and one batch of audit entries. Returns the new problems' ids, in the order
+        given (each the next rowid, as SQLite would give it)."""
         if not details:
             return []
         kind = ProblemKind(kind)
@@ -293,9 +284,7 @@ class Problems:
         *,
         actor: Actor = Actor.MANAGER,
     ) -> Problem:
-        note = note.strip() if isinstance(note, str) else ""
-        if not note or len(note) > 500:
-            raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+        note = resolution_note(note)
         return await self._change_open(
             tx,
             shop_id,
