@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -177,25 +178,20 @@ class Attempts:
         if the till is not this shop's.
         """
         validate_new_attempt(new)
+        values = {**asdict(new), "expires_at": to_ms(new.expires_at)}
         # Every precondition in one statement (one round trip to the database thread).
         facts = await tx.fetchone(
             "SELECT"  # noqa: S608 - LIVE_SQL is a constant
-            " (SELECT 1 FROM tills WHERE shop_id = :shop AND id = :till) AS till_ok,"
-            " (SELECT id FROM attempts WHERE shop_id = :shop AND idempotency_key = :key)"
-            "   AS same_key,"
-            f" (SELECT id FROM attempts WHERE shop_id = :shop AND till_id = :till"
+            " (SELECT 1 FROM tills WHERE shop_id = :shop_id AND id = :till_id) AS till_ok,"
+            " (SELECT id FROM attempts WHERE shop_id = :shop_id"
+            "   AND idempotency_key = :idempotency_key) AS same_key,"
+            f" (SELECT id FROM attempts WHERE shop_id = :shop_id AND till_id = :till_id"
             f"   AND phone = :phone AND {LIVE_SQL}) AS live,"
-            " (SELECT 1 FROM attempts WHERE shop_id = :shop AND attempt_ref = :ref) AS ref_used,"
+            " (SELECT 1 FROM attempts WHERE shop_id = :shop_id AND attempt_ref = :attempt_ref)"
+            "   AS ref_used,"
             " (SELECT coalesce(max(attempt_number), 0) + 1 FROM attempts"
-            "   WHERE shop_id = :shop AND sale_ref = :sale) AS number",
-            {
-                "shop": new.shop_id,
-                "till": new.till_id,
-                "key": new.idempotency_key,
-                "phone": new.phone,
-                "ref": new.attempt_ref,
-                "sale": new.sale_ref,
-            },
+            "   WHERE shop_id = :shop_id AND sale_ref = :sale_ref) AS number",
+            values,
         )
         if facts is None or facts["till_ok"] is None:
             raise NotFoundError(f"till {new.till_id!r} is not enrolled for shop {new.shop_id!r}")
@@ -206,24 +202,12 @@ class Attempts:
         if facts["ref_used"] is not None:
             raise AttemptInputError("attempt_ref", "is already used by another attempt")
         number = int(facts["number"])
-        now = tx.now_ms()
         created = await tx.fetchone(
             "INSERT INTO attempts (shop_id, till_id, sale_ref, amount, phone, idempotency_key,"
             " attempt_ref, attempt_number, state, created_at, expires_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?) RETURNING *",
-            (
-                new.shop_id,
-                new.till_id,
-                new.sale_ref,
-                new.amount,
-                new.phone,
-                new.idempotency_key,
-                new.attempt_ref,
-                number,
-                now,
-                to_ms(new.expires_at),
-                now,
-            ),
+            " VALUES (:shop_id, :till_id, :sale_ref, :amount, :phone, :idempotency_key,"
+            " :attempt_ref, :number, 'CREATED', :now, :expires_at, :now) RETURNING *",
+            {**values, "number": number, "now": tx.now_ms()},
         )
         if created is None:
             raise RuntimeError("INSERT ... RETURNING gave no row")
