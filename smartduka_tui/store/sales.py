@@ -11,7 +11,7 @@ themselves cannot hold.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -360,25 +360,25 @@ class Sales:
         current = await self._current(tx, shop_id, sale_ref)
         if current.state not in (SaleState.OPEN, SaleState.ABANDONED):
             raise SaleStateError("sale_ref", f"sale {sale_ref} is {current.state.value.lower()}")
-        tender_id = await tx.insert(
+        row = await tx.fetchone(
             "INSERT INTO sale_tenders (shop_id, sale_ref, till_id, kind, amount, cash_given,"
-            " change_given, receipt_number, attempt_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                shop_id,
-                sale_ref,
-                till_id,
-                tender.kind.value,
-                tender.amount,
-                tender.cash_given,
-                tender.change_given,
-                tender.receipt_number,
-                tender.attempt_id,
-                tx.now_ms(),
-            ),
+            " change_given, receipt_number, attempt_id, at) VALUES (:shop_id, :sale_ref,"
+            " :till_id, :kind, :amount, :cash_given, :change_given, :receipt_number,"
+            " :attempt_id, :at) RETURNING *",
+            {
+                **asdict(tender),
+                "kind": tender.kind.value,
+                "change_given": tender.change_given,
+                "shop_id": shop_id,
+                "sale_ref": sale_ref,
+                "till_id": till_id,
+                "at": tx.now_ms(),
+            },
         )
+        assert row is not None, "INSERT ... RETURNING gives the row"
         detail: dict[str, Any] = {
             "sale_ref": sale_ref,
-            "tender_id": tender_id,
+            "tender_id": row["id"],
             "kind": tender.kind.value,
             "amount": tender.amount,
             "till_id": till_id,
@@ -399,8 +399,6 @@ class Sales:
             shop_id=shop_id,
             detail=detail,
         )
-        row = await tx.fetchone("SELECT * FROM sale_tenders WHERE id = ?", (tender_id,))
-        assert row is not None
         return _tender(row)
 
     async def fill_receipt(self, tx: WriteTx, shop_id: str, attempt_id: int, receipt: str) -> None:
