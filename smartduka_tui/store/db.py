@@ -13,10 +13,10 @@ import contextvars
 import errno
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol
 
 import aiosqlite
 
@@ -36,7 +36,6 @@ from smartduka_tui.store.records import to_ms
 
 BUSY_TIMEOUT_MS = 10_000
 Params = Sequence[Any] | Mapping[str, Any]
-T = TypeVar("T")
 
 # Set while the current task is inside `write()`, to catch a nested write (a deadlock).
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("_in_write", default=False)
@@ -84,12 +83,6 @@ class _Guarded:
         self._conn = conn
         self._path = path
 
-    async def _run(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        try:
-            return await call()
-        except sqlite3.Error as error:
-            _raise_translated(self._path, error)
-
     # One thread hop per statement: aiosqlite's execute_fetchall runs and fetches in its thread
     # (a cursor would cost three hops: execute, fetch, close).
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
@@ -97,10 +90,10 @@ class _Guarded:
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async def call() -> list[sqlite3.Row]:
+        try:
             return list(await self._conn.execute_fetchall(sql, params))
-
-        return await self._run(call)
+        except sqlite3.Error as error:
+            _raise_translated(self._path, error)
 
 
 class WriteTx(_Guarded):
@@ -116,17 +109,6 @@ class WriteTx(_Guarded):
     async def execute(self, sql: str, params: Params = ()) -> None:
         """Run one statement (to learn which rows changed, add RETURNING and use fetchall)."""
         await self.fetchall(sql, params)
-
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT; returns the new row's id."""
-
-        async def call() -> int:
-            row = await self._conn.execute_insert(sql, params)
-            if row is None:
-                raise RuntimeError("INSERT gave no row id")
-            return int(row[0])
-
-        return await self._run(call)
 
 
 class Database:
