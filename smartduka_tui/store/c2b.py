@@ -160,11 +160,12 @@ class C2BPayments:
             raise C2BAttachError(
                 "trans_id", f"{trans_id} was reversed: M-Pesa gave the money back to the customer"
             )
-        await tx.execute(
+        attached = await tx.fetchone(
             "UPDATE c2b_payments SET sale_ref = ?, attached_till = ?, attached_at = ?"
-            " WHERE shop_id = ? AND trans_id = ? AND sale_ref IS NULL",
+            " WHERE shop_id = ? AND trans_id = ? AND sale_ref IS NULL RETURNING *",
             (sale_ref, till_id, tx.now_ms(), shop_id, trans_id),
         )
+        assert attached is not None, "the payment was read unattached in this transaction"
         await self._audit.append(
             tx,
             actor=actor,
@@ -172,10 +173,7 @@ class C2BPayments:
             shop_id=shop_id,
             detail={"trans_id": trans_id, "sale_ref": sale_ref, "till_id": till_id},
         )
-        attached = await self.get(shop_id, trans_id, tx=tx)
-        if attached is None:
-            raise RuntimeError("the C2B payment just attached is not there")
-        return attached
+        return _to_record(attached)
 
     async def mark_reversed(
         self, tx: WriteTx, shop_id: str, trans_id: str, *, reason: str

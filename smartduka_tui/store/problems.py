@@ -345,13 +345,14 @@ class Problems:
         detail: Mapping[str, Any],
     ) -> Problem:
         """Set `assignments` on an open problem with its audit entry (the problem's id, then
-        `detail`) in `tx`, and read it back; NotFoundError, changing nothing, if not open."""
-        changed = await tx.fetchall(
+        `detail`) in `tx`; the problem as it now is, or NotFoundError, changing nothing, if it
+        is not open."""
+        changed = await tx.fetchone(
             f"UPDATE problems SET {assignments}"  # noqa: S608 - the callers' fixed text
-            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
+            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING *",
             (*values, shop_id, problem_id),
         )
-        if not changed:
+        if changed is None:
             raise NotFoundError(f"there is no open problem {problem_id} for shop {shop_id!r}")
         await self._audit.append(
             tx,
@@ -360,7 +361,4 @@ class Problems:
             shop_id=shop_id,
             detail={"problem_id": problem_id, **detail},
         )
-        problem = await self.get(shop_id, problem_id, tx=tx)
-        if problem is None:
-            raise RuntimeError("the problem just changed is not there")
-        return problem
+        return _to_problem(changed)
