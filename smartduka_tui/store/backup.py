@@ -102,10 +102,7 @@ def check_backup_keys(path: Path, keyring: Keyring) -> None:
             used = [row[0] for row in conn.execute("SELECT DISTINCT kid FROM secrets")]
     except sqlite3.Error as error:
         raise _translated(path, error) from None
-    for kid, blob in checks:
-        if kid in keyring.keys:
-            vault.verify_key_check(kid, bytes(blob))
-    missing = sorted(kid for kid in used if kid not in keyring.keys)
+    missing = vault.missing_kids(((kid, bytes(blob)) for kid, blob in checks), used)
     if missing:
         raise KeyMissingError(
             f"the backup's secrets are sealed with key(s) {', '.join(missing)}, which "

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +269,14 @@ class Vault:
         """A value stored beside the data that proves, later, which key `kid` stood for."""
         with self._known(kid):
             return self._box.key_check(kid)
+
+    def missing_kids(self, checks: Iterable[tuple[str, bytes]], used: Iterable[str]) -> list[str]:
+        """Check each key check whose kid the keyring holds (WrongKeyError for a key that is not
+        the one it was made with); the kids in `used` the keyring lacks, sorted."""
+        for kid, check in checks:
+            if kid in self.keyring.keys:
+                self.verify_key_check(kid, check)
+        return sorted(kid for kid in used if kid not in self.keyring.keys)
 
     def verify_key_check(self, kid: str, check_blob: bytes) -> None:
         """Raise WrongKeyError unless `kid`'s key is the one `check_blob` was made with."""
