@@ -8,6 +8,7 @@ the relay can rotate the secret while callbacks signed with the old one are stil
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,14 +86,7 @@ def validate_enrolment(enrolment: Enrolment) -> Enrolment:
             "till_key",
             "must be 16 to 512 printable characters without spaces (as the relay printed it)",
         )
-    return Enrolment(
-        shop_id=enrolment.shop_id,
-        till_id=enrolment.till_id,
-        relay_url=validate_relay_url(enrolment.relay_url),
-        till_key=enrolment.till_key,
-        callback_kid=enrolment.callback_kid,
-        callback_secret=enrolment.callback_secret,
-    )
+    return replace(enrolment, relay_url=validate_relay_url(enrolment.relay_url))
 
 
 class Tills:
