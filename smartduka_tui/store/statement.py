@@ -22,12 +22,8 @@ class RequestKind(StrEnum):
     TRANSACTION_STATUS = "transaction_status"
     REVERSAL = "reversal"
 
-    @property
-    def sent_action(self) -> AuditAction:
-        """The audit action of a request of this kind written and sent."""
-        return _SENT_ACTION[self]
 
-
+# The audit action of a request of each kind written and sent.
 _SENT_ACTION: dict[RequestKind, AuditAction] = {
     RequestKind.TRANSACTION_STATUS: AuditAction.STATEMENT_TRANSACTION_STATUS_SENT,
     RequestKind.REVERSAL: AuditAction.STATEMENT_REVERSAL_SENT,
@@ -110,7 +106,7 @@ class StatementRequests:
         await self._audit.append(
             tx,
             actor=actor,
-            action=kind.sent_action,
+            action=_SENT_ACTION[kind],
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"request": created.id, "receipt": receipt, "sale_ref": sale_ref}
