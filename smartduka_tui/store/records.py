@@ -138,11 +138,7 @@ class ShopSecrets:
     passkey: Secret | None = None
 
     def given(self) -> dict[ShopSecretField, Secret]:
-        values = {
-            ShopSecretField.CONSUMER_KEY: self.consumer_key,
-            ShopSecretField.CONSUMER_SECRET: self.consumer_secret,
-            ShopSecretField.PASSKEY: self.passkey,
-        }
+        values = {name: getattr(self, name.value) for name in ShopSecretField}
         return {name: value for name, value in values.items() if value is not None}
 
 

@@ -347,12 +347,7 @@ class Shops:
             if secret is None:
                 raise ShopConfigError(field_name.value, "is not set for this shop")
             values[field_name] = secret
-        return ShopCredentials(
-            shop_id=shop_id,
-            consumer_key=values[ShopSecretField.CONSUMER_KEY],
-            consumer_secret=values[ShopSecretField.CONSUMER_SECRET],
-            passkey=values[ShopSecretField.PASSKEY],
-        )
+        return ShopCredentials(shop_id, **{name.value: secret for name, secret in values.items()})
 
     async def masked_secrets(self, shop_id: str) -> dict[ShopSecretField, str]:
         """Each stored credential as `****` plus its last four characters (for `shop show`)."""
