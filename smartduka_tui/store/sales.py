@@ -271,20 +271,8 @@ class Sales:
         )
         if not inserted:
             raise SaleStateError("sale_ref", f"sale {sale_ref} exists already")
-        await self._write_lines(tx, shop_id, sale_ref, kept)
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.SALE_OPENED,
-            shop_id=shop_id,
-            detail={
-                "sale_ref": sale_ref,
-                "till_id": till_id,
-                "total": total,
-                "lines": len(kept),
-            },
-        )
-        return await self._current(tx, shop_id, sale_ref)
+        detail = {"sale_ref": sale_ref, "till_id": till_id, "total": total}
+        return await self._write_lines(tx, shop_id, sale_ref, kept, actor=actor, detail=detail)
 
     async def replace_total(
         self,
@@ -311,20 +299,8 @@ class Sales:
         await tx.execute(
             "DELETE FROM sale_lines WHERE shop_id = ? AND sale_ref = ?", (shop_id, sale_ref)
         )
-        await self._write_lines(tx, shop_id, sale_ref, kept)
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.SALE_OPENED,
-            shop_id=shop_id,
-            detail={
-                "sale_ref": sale_ref,
-                "total": total,
-                "was": current.total,
-                "lines": len(kept),
-            },
-        )
-        return await self._current(tx, shop_id, sale_ref)
+        detail = {"sale_ref": sale_ref, "total": total, "was": current.total}
+        return await self._write_lines(tx, shop_id, sale_ref, kept, actor=actor, detail=detail)
 
     async def _current(self, tx: WriteTx, shop_id: str, sale_ref: str) -> Sale:
         sale = await self.get(shop_id, sale_ref, tx=tx)
@@ -333,14 +309,31 @@ class Sales:
         return sale
 
     async def _write_lines(
-        self, tx: WriteTx, shop_id: str, sale_ref: str, lines: tuple[SaleLine, ...]
-    ) -> None:
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        sale_ref: str,
+        lines: tuple[SaleLine, ...],
+        *,
+        actor: Actor,
+        detail: dict[str, Any],
+    ) -> Sale:
+        """Write a sale's lines and its SALE_OPENED entry (`detail` and how many lines), in
+        `tx`; the sale as it now is."""
         for number, line in enumerate(lines, start=1):
             await tx.execute(
                 "INSERT INTO sale_lines (shop_id, sale_ref, line_no, description, quantity,"
                 " unit_price) VALUES (?, ?, ?, ?, ?, ?)",
                 (shop_id, sale_ref, number, line.description, line.quantity, line.unit_price),
             )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action=AuditAction.SALE_OPENED,
+            shop_id=shop_id,
+            detail={**detail, "lines": len(lines)},
+        )
+        return await self._current(tx, shop_id, sale_ref)
 
     async def add_tender(
         self,
