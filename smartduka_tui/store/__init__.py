@@ -15,10 +15,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from smartduka_tui.store.db import (
-        Database,
-        WriteTx,
-    )
+    from smartduka_tui.store.db import Database, WriteTx
     from smartduka_tui.store.errors import (
         AttemptConflictError,
         AttemptInputError,
@@ -47,10 +44,7 @@ if TYPE_CHECKING:
         VaultError,
         WrongKeyError,
     )
-    from smartduka_tui.store.lock import (
-        DataDirLock,
-        acquire_data_dir_lock,
-    )
+    from smartduka_tui.store.lock import DataDirLock, acquire_data_dir_lock
     from smartduka_tui.store.records import (
         Attempt,
         AttemptFilter,
@@ -71,93 +65,36 @@ if TYPE_CHECKING:
         TillCredentials,
         TransitionResult,
     )
-    from smartduka_tui.store.sales import (
-        NewTender,
-        Sale,
-        SaleLine,
-        SaleStateError,
-        SaleTender,
-    )
-    from smartduka_tui.store.secret import (
-        Secret,
-    )
-    from smartduka_tui.store.store import (
-        Store,
-        database_path,
-        keyring_path,
-        open_till_store,
-    )
-    from smartduka_tui.store.vault import (
-        Keyring,
-        create_keyring,
-        generate_key_hex,
-        load_keyring,
-    )
+    from smartduka_tui.store.sales import NewTender, Sale, SaleLine, SaleStateError, SaleTender
+    from smartduka_tui.store.secret import Secret
+    from smartduka_tui.store.store import Store, database_path, keyring_path, open_till_store
+    from smartduka_tui.store.vault import Keyring, create_keyring, generate_key_hex, load_keyring
 
 # Where each public name lives.
 _HOMES: dict[str, str] = {
-    "Database": "db",
-    "WriteTx": "db",
-    "AttemptConflictError": "errors",
-    "AttemptInputError": "errors",
-    "DatabaseError": "errors",
-    "DataDirLockedError": "errors",
-    "IdempotencyKeyExistsError": "errors",
-    "InputError": "errors",
-    "InvalidTransitionError": "errors",
-    "KeyMalformedError": "errors",
-    "KeyMissingError": "errors",
-    "KeyringPermissionError": "errors",
-    "NotFoundError": "errors",
-    "PhoneBusyError": "errors",
-    "ShopConfigError": "errors",
-    "StoreBusyError": "errors",
-    "StoreCorruptError": "errors",
-    "StoreDamagedError": "errors",
-    "StoreError": "errors",
-    "StoreFullError": "errors",
-    "StoreIOError": "errors",
-    "StoreReadOnlyError": "errors",
-    "StoreTooNewError": "errors",
-    "TamperedPinError": "errors",
-    "TamperedRoutingError": "errors",
-    "TamperedSecretError": "errors",
-    "VaultError": "errors",
-    "WrongKeyError": "errors",
-    "DataDirLock": "lock",
-    "acquire_data_dir_lock": "lock",
-    "Attempt": "records",
-    "AttemptFilter": "records",
-    "AuditEntry": "records",
-    "ChainReport": "records",
-    "Enrolment": "records",
-    "NewAttempt": "records",
-    "Page": "records",
-    "PageCursor": "records",
-    "Problem": "records",
-    "Shop": "records",
-    "ShopConfig": "records",
-    "ShopCredentials": "records",
-    "ShopSecrets": "records",
-    "StateOrFlags": "records",
-    "Summary": "records",
-    "Till": "records",
-    "TillCredentials": "records",
-    "TransitionResult": "records",
-    "NewTender": "sales",
-    "Sale": "sales",
-    "SaleLine": "sales",
-    "SaleStateError": "sales",
-    "SaleTender": "sales",
-    "Secret": "secret",
-    "Store": "store",
-    "database_path": "store",
-    "keyring_path": "store",
-    "open_till_store": "store",
-    "Keyring": "vault",
-    "create_keyring": "vault",
-    "generate_key_hex": "vault",
-    "load_keyring": "vault",
+    name: home
+    for home, names in {
+        "db": "Database WriteTx",
+        "errors": (
+            "AttemptConflictError AttemptInputError DatabaseError DataDirLockedError"
+            " IdempotencyKeyExistsError InputError InvalidTransitionError KeyMalformedError"
+            " KeyMissingError KeyringPermissionError NotFoundError PhoneBusyError ShopConfigError"
+            " StoreBusyError StoreCorruptError StoreDamagedError StoreError StoreFullError"
+            " StoreIOError StoreReadOnlyError StoreTooNewError TamperedPinError"
+            " TamperedRoutingError TamperedSecretError VaultError WrongKeyError"
+        ),
+        "lock": "DataDirLock acquire_data_dir_lock",
+        "records": (
+            "Attempt AttemptFilter AuditEntry ChainReport Enrolment NewAttempt Page PageCursor"
+            " Problem Shop ShopConfig ShopCredentials ShopSecrets StateOrFlags Summary Till"
+            " TillCredentials TransitionResult"
+        ),
+        "sales": "NewTender Sale SaleLine SaleStateError SaleTender",
+        "secret": "Secret",
+        "store": "Store database_path keyring_path open_till_store",
+        "vault": "Keyring create_keyring generate_key_hex load_keyring",
+    }.items()
+    for name in names.split()
 }
 
 __all__ = [

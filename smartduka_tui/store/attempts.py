@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -32,8 +33,7 @@ from smartduka_tui.store.records import (
     Summary,
     TransitionResult,
     created_between,
-    from_ms,
-    opt_from_ms,
+    row_reader,
     to_ms,
 )
 
@@ -63,40 +63,7 @@ _TEXT_FIELDS = frozenset(
 TRANSITION_FIELDS = _TIME_FIELDS | _TEXT_FIELDS
 
 
-def attempt_from_row(row: Any) -> Attempt:
-    return Attempt(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        till_id=row["till_id"],
-        sale_ref=row["sale_ref"],
-        amount=row["amount"],
-        phone=row["phone"],
-        idempotency_key=row["idempotency_key"],
-        attempt_ref=row["attempt_ref"],
-        attempt_number=row["attempt_number"],
-        state=AttemptState(row["state"]),
-        previous_state=None
-        if row["previous_state"] is None
-        else AttemptState(row["previous_state"]),
-        merchant_request_id=row["merchant_request_id"],
-        checkout_request_id=row["checkout_request_id"],
-        result_code=row["result_code"],
-        result_desc=row["result_desc"],
-        receipt_number=row["receipt_number"],
-        created_at=from_ms(row["created_at"]),
-        push_sent_at=opt_from_ms(row["push_sent_at"]),
-        completed_at=opt_from_ms(row["completed_at"]),
-        expires_at=from_ms(row["expires_at"]),
-        updated_at=from_ms(row["updated_at"]),
-        flags=AttemptFlag(row["flags"]),
-        review_note=row["review_note"],
-        confirming=None if row["confirming"] is None else ConfirmingClaim(row["confirming"]),
-        confirming_code=row["confirming_code"],
-        confirming_receipt=row["confirming_receipt"],
-        handed_over_at=opt_from_ms(row["handed_over_at"]),
-        finished_at=opt_from_ms(row["finished_at"]),
-        review_reason=row["review_reason"],
-    )
+attempt_from_row = row_reader(Attempt)
 
 
 def attempt_conditions(
@@ -167,6 +134,15 @@ def validate_new_attempt(new: NewAttempt) -> None:
         raise AttemptInputError("expires_at", "must be a timezone-aware datetime")
 
 
+def resolution_note(note: str) -> str:
+    """A manager's note on what was done about a problem, stripped; AttemptInputError if empty
+    or over 500 characters."""
+    note = note.strip() if isinstance(note, str) else ""
+    if not note or len(note) > 500:
+        raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+    return note
+
+
 def _field_value(name: str, value: Any) -> int | str | None:
     if value is None:
         return None
@@ -202,25 +178,20 @@ class Attempts:
         if the till is not this shop's.
         """
         validate_new_attempt(new)
+        values = {**asdict(new), "expires_at": to_ms(new.expires_at)}
         # Every precondition in one statement (one round trip to the database thread).
         facts = await tx.fetchone(
             "SELECT"  # noqa: S608 - LIVE_SQL is a constant
-            " (SELECT 1 FROM tills WHERE shop_id = :shop AND id = :till) AS till_ok,"
-            " (SELECT id FROM attempts WHERE shop_id = :shop AND idempotency_key = :key)"
-            "   AS same_key,"
-            f" (SELECT id FROM attempts WHERE shop_id = :shop AND till_id = :till"
+            " (SELECT 1 FROM tills WHERE shop_id = :shop_id AND id = :till_id) AS till_ok,"
+            " (SELECT id FROM attempts WHERE shop_id = :shop_id"
+            "   AND idempotency_key = :idempotency_key) AS same_key,"
+            f" (SELECT id FROM attempts WHERE shop_id = :shop_id AND till_id = :till_id"
             f"   AND phone = :phone AND {LIVE_SQL}) AS live,"
-            " (SELECT 1 FROM attempts WHERE shop_id = :shop AND attempt_ref = :ref) AS ref_used,"
+            " (SELECT 1 FROM attempts WHERE shop_id = :shop_id AND attempt_ref = :attempt_ref)"
+            "   AS ref_used,"
             " (SELECT coalesce(max(attempt_number), 0) + 1 FROM attempts"
-            "   WHERE shop_id = :shop AND sale_ref = :sale) AS number",
-            {
-                "shop": new.shop_id,
-                "till": new.till_id,
-                "key": new.idempotency_key,
-                "phone": new.phone,
-                "ref": new.attempt_ref,
-                "sale": new.sale_ref,
-            },
+            "   WHERE shop_id = :shop_id AND sale_ref = :sale_ref) AS number",
+            values,
         )
         if facts is None or facts["till_ok"] is None:
             raise NotFoundError(f"till {new.till_id!r} is not enrolled for shop {new.shop_id!r}")
@@ -231,24 +202,12 @@ class Attempts:
         if facts["ref_used"] is not None:
             raise AttemptInputError("attempt_ref", "is already used by another attempt")
         number = int(facts["number"])
-        now = tx.now_ms()
         created = await tx.fetchone(
             "INSERT INTO attempts (shop_id, till_id, sale_ref, amount, phone, idempotency_key,"
             " attempt_ref, attempt_number, state, created_at, expires_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?) RETURNING *",
-            (
-                new.shop_id,
-                new.till_id,
-                new.sale_ref,
-                new.amount,
-                new.phone,
-                new.idempotency_key,
-                new.attempt_ref,
-                number,
-                now,
-                to_ms(new.expires_at),
-                now,
-            ),
+            " VALUES (:shop_id, :till_id, :sale_ref, :amount, :phone, :idempotency_key,"
+            " :attempt_ref, :number, 'CREATED', :now, :expires_at, :now) RETURNING *",
+            {**values, "number": number, "now": tx.now_ms()},
         )
         if created is None:
             raise RuntimeError("INSERT ... RETURNING gave no row")
@@ -334,13 +293,14 @@ class Attempts:
                 raise AttemptInputError(
                     "checkout_request_id", f"already belongs to attempt {holder.id}"
                 )
-        updated = await self._update(tx, shop_id, attempt_id, ", ".join(assignments), params)
-        await self._audit.append(
+        updated = await self._update(
             tx,
+            shop_id,
+            attempt_id,
+            ", ".join(assignments),
+            params,
             actor=cause,
             action=AuditAction.ATTEMPT_TRANSITION if state_changes else AuditAction.ATTEMPT_UPDATED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={
                 "from": current.state.value,
                 "to": new_state.value,
@@ -425,22 +385,16 @@ class Attempts:
         reason: str | None = None,
     ) -> Attempt:
         """Add flags to an attempt in any state (COMPLETED included)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "flags = flags | ?, updated_at = ?",
             [int(flags), tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=AuditAction.ATTEMPT_FLAGGED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"flags": [f.name for f in AttemptFlag if f & flags and f], "reason": reason},
         )
-        return updated
 
     async def await_confirmation(
         self,
@@ -456,22 +410,16 @@ class Attempts:
         detail: Mapping[str, Any],
     ) -> Attempt:
         """A callback's claim now waits for its confirming query (audited as `action`)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "confirming = ?, confirming_code = ?, confirming_receipt = ?, updated_at = ?",
             [claim.value, code, receipt, tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=action,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={**detail, "claim": claim.value, "code": code, "receipt": receipt},
         )
-        return updated
 
     async def end_confirmation(
         self,
@@ -484,39 +432,32 @@ class Attempts:
         detail: Mapping[str, Any],
     ) -> Attempt:
         """The confirming query has settled the claim (audited as `action`)."""
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "confirming = NULL, confirming_code = NULL, confirming_receipt = NULL, updated_at = ?",
             [tx.now_ms()],
+            actor=actor,
+            action=action,
+            detail=detail,
         )
-        await self._audit.append(
-            tx, actor=actor, action=action, shop_id=shop_id, attempt_id=attempt_id, detail=detail
-        )
-        return updated
 
     async def hand_over(
         self, tx: WriteTx, shop_id: str, attempt_id: int, *, action: AuditAction, actor: Actor
     ) -> Attempt:
         """The cashier stopped waiting: the reconciler owns the attempt (audited as `action`)."""
         current = await self._require(shop_id, attempt_id, tx)
-        updated = await self._update(
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "handed_over_at = coalesce(handed_over_at, ?), updated_at = ?",
             [tx.now_ms(), tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=action,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"state": current.state.value},
         )
-        return updated
 
     async def resolve(
         self,
@@ -528,30 +469,32 @@ class Attempts:
         actor: Actor = Actor.MANAGER,
     ) -> Attempt:
         """A manager has dealt with a problem payment: flag it resolved with their note."""
-        note = note.strip() if isinstance(note, str) else ""
-        if not note or len(note) > 500:
-            raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
-        updated = await self._update(
+        note = resolution_note(note)
+        return await self._update(
             tx,
             shop_id,
             attempt_id,
             "flags = flags | ?, review_note = ?, updated_at = ?",
             [int(AttemptFlag.RESOLVED_BY_MANAGER), note, tx.now_ms()],
-        )
-        await self._audit.append(
-            tx,
             actor=actor,
             action=AuditAction.ATTEMPT_RESOLVED,
-            shop_id=shop_id,
-            attempt_id=attempt_id,
             detail={"note": note},
         )
-        return updated
 
     async def _update(
-        self, tx: WriteTx, shop_id: str, attempt_id: int, assignments: str, params: list[Any]
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        attempt_id: int,
+        assignments: str,
+        params: list[Any],
+        *,
+        actor: Actor,
+        action: AuditAction,
+        detail: Mapping[str, Any],
     ) -> Attempt:
-        """Apply `assignments` (fixed column names) to one attempt; the row as it now is."""
+        """Apply `assignments` (fixed column names) to one attempt and append its audit entry,
+        both in `tx`; the row as it now is."""
         row = await tx.fetchone(
             f"UPDATE attempts SET {assignments}"  # noqa: S608 - column names are ours
             " WHERE shop_id = ? AND id = ? RETURNING *",
@@ -559,6 +502,9 @@ class Attempts:
         )
         if row is None:
             raise NotFoundError(f"there is no attempt {attempt_id} for shop {shop_id!r}")
+        await self._audit.append(
+            tx, actor=actor, action=action, shop_id=shop_id, attempt_id=attempt_id, detail=detail
+        )
         return attempt_from_row(row)
 
     # --- single reads -------------------------------------------------------------------------
@@ -582,11 +528,6 @@ class Attempts:
         self, shop_id: str, attempt_id: int, *, tx: Reader | None = None
     ) -> Attempt | None:
         return await self._one(tx, "shop_id = ? AND id = ?", (shop_id, attempt_id))
-
-    async def by_idempotency_key(
-        self, shop_id: str, key: str, *, tx: Reader | None = None
-    ) -> Attempt | None:
-        return await self._one(tx, "shop_id = ? AND idempotency_key = ?", (shop_id, key))
 
     async def by_attempt_ref(
         self, shop_id: str, attempt_ref: str, *, tx: Reader | None = None
@@ -654,30 +595,6 @@ class Attempts:
             f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state IN ({marks})",
             (shop_id, till_id, *chosen),
             "created_at, id",
-        )
-
-    async def pending_older_than(
-        self, shop_id: str, till_id: str, cutoff: datetime, *, limit: int = 500
-    ) -> list[Attempt]:
-        """PENDING attempts whose push went out at or before `cutoff`, oldest first (the
-        reconciler's work list)."""
-        return await self._many(
-            None,
-            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND state = 'PENDING'"
-            f" AND coalesce(push_sent_at, created_at) <= ?",
-            (shop_id, till_id, to_ms(cutoff)),
-            f"coalesce(push_sent_at, created_at), id LIMIT {int(limit)}",
-        )
-
-    async def due_to_expire(
-        self, shop_id: str, till_id: str, now: datetime, *, limit: int = 500
-    ) -> list[Attempt]:
-        """Live attempts whose expiry time has come, oldest first."""
-        return await self._many(
-            None,
-            f"shop_id = ? AND till_id = ? AND {LIVE_SQL} AND expires_at <= ?",
-            (shop_id, till_id, to_ms(now)),
-            f"expires_at, id LIMIT {int(limit)}",
         )
 
     async def problems(

@@ -36,6 +36,7 @@ from smartduka_tui.store.records import (
     ChainReport,
     ChainState,
     from_ms,
+    row_reader,
     to_ms,
 )
 from smartduka_tui.store.secret import Secret
@@ -54,6 +55,11 @@ class AuditKeys(Protocol):
 
 GENESIS_HASH = "0" * 64
 _VERIFY_BATCH = 5000
+_MOVE_HEAD = (
+    "INSERT INTO audit_head (singleton, last_id, last_hash) VALUES (1, ?, ?)"
+    " ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id,"
+    " last_hash = excluded.last_hash"
+)
 
 
 def _json_default(value: object) -> Any:
@@ -96,18 +102,22 @@ def entry_hash(
     return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
 
 
-def _entry(row: Any) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        at=from_ms(row["at"]),
-        shop_id=row["shop_id"],
-        actor=Actor(row["actor"]),
-        action=row["action"],
-        attempt_id=row["attempt_id"],
-        detail=json.loads(row["detail"]),
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
+def _stored_hash(row: Any, mac_key: bytes | None) -> str:
+    """The hash a stored entry carries when it is genuine under `mac_key`."""
+    return entry_hash(
+        int(row["id"]),
+        row["at"],
+        row["shop_id"],
+        row["actor"],
+        row["action"],
+        row["attempt_id"],
+        row["detail"],
+        row["prev_hash"],
+        mac_key,
     )
+
+
+_entry = row_reader(AuditEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,16 @@ class AuditDraft:
     shop_id: str | None
     detail: Mapping[str, Any]
     attempt_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """A draft's place in the chain: its id, canonical detail, previous hash and hash."""
+
+    id: int
+    detail: str
+    prev_hash: str
+    hash: str
 
 
 class AuditLog:
@@ -140,55 +160,64 @@ class AuditLog:
         detail: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
         """Add an entry inside `tx` (the transaction of the change it records)."""
-        detail_text = canonical_json(dict(detail or {}))
-        head, kid = await self._head(tx)
-        entry_id = 1 if head is None else int(head["last_id"]) + 1
-        prev_hash = GENESIS_HASH if head is None else str(head["last_hash"])
-        at_ms = tx.now_ms()
-        digest = entry_hash(
-            entry_id,
-            at_ms,
-            shop_id,
-            actor.value,
-            action,
-            attempt_id,
-            detail_text,
-            prev_hash,
-            self._mac_key(kid),
-        )
+        draft = AuditDraft(actor, action, shop_id, detail or {}, attempt_id)
+        [link], kid, at_ms = await self._chain(tx, [draft])
         await tx.execute(
             "INSERT INTO audit_log (id, at, shop_id, actor, action, attempt_id, detail,"
             " prev_hash, hash, kid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                entry_id,
+                link.id,
                 at_ms,
                 shop_id,
                 actor.value,
                 action,
                 attempt_id,
-                detail_text,
-                prev_hash,
-                digest,
+                link.detail,
+                link.prev_hash,
+                link.hash,
                 kid,
             ),
         )
-        await tx.execute(
-            "INSERT INTO audit_head (singleton, last_id, last_hash) VALUES (1, ?, ?)"
-            " ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id,"
-            " last_hash = excluded.last_hash",
-            (entry_id, digest),
-        )
+        await tx.execute(_MOVE_HEAD, (link.id, link.hash))
         return AuditEntry(
-            id=entry_id,
+            id=link.id,
             at=from_ms(at_ms),
             shop_id=shop_id,
             actor=actor,
             action=action,
             attempt_id=attempt_id,
-            detail=json.loads(detail_text),
-            prev_hash=prev_hash,
-            hash=digest,
+            detail=json.loads(link.detail),
+            prev_hash=link.prev_hash,
+            hash=link.hash,
         )
+
+    async def _chain(
+        self, tx: WriteTx, drafts: Sequence[AuditDraft]
+    ) -> tuple[list[_Link], str | None, int]:
+        """Each draft's link after the chain's head, in order, all at this moment, keyed with
+        the kid `_head` gives; and that kid and moment."""
+        head, kid = await self._head(tx)
+        entry_id = 1 if head is None else int(head["last_id"]) + 1
+        prev_hash = GENESIS_HASH if head is None else str(head["last_hash"])
+        at_ms = tx.now_ms()
+        mac_key = self._mac_key(kid)
+        links: list[_Link] = []
+        for draft in drafts:
+            detail_text = canonical_json(dict(draft.detail))
+            digest = entry_hash(
+                entry_id,
+                at_ms,
+                draft.shop_id,
+                draft.actor.value,
+                draft.action,
+                draft.attempt_id,
+                detail_text,
+                prev_hash,
+                mac_key,
+            )
+            links.append(_Link(entry_id, detail_text, prev_hash, digest))
+            entry_id, prev_hash = entry_id + 1, digest
+        return links, kid, at_ms
 
     async def _head(self, tx: WriteTx) -> tuple[Any, str | None]:
         """The chain's head row (None when empty) and the kid new entries are keyed with;
@@ -211,38 +240,20 @@ class AuditLog:
         Returns the entries' ids."""
         if not drafts:
             return []
-        head, kid = await self._head(tx)
-        entry_id = 1 if head is None else int(head["last_id"]) + 1
-        prev_hash = GENESIS_HASH if head is None else str(head["last_hash"])
-        at_ms = tx.now_ms()
-        mac_key = self._mac_key(kid)
-        rows: list[list[Any]] = []
-        for draft in drafts:
-            detail_text = canonical_json(dict(draft.detail))
-            digest = entry_hash(
-                entry_id,
-                at_ms,
+        links, kid, at_ms = await self._chain(tx, drafts)
+        rows = [
+            [
+                link.id,
                 draft.shop_id,
                 draft.actor.value,
-                draft.action,
+                str(draft.action),
                 draft.attempt_id,
-                detail_text,
-                prev_hash,
-                mac_key,
-            )
-            rows.append(
-                [
-                    entry_id,
-                    draft.shop_id,
-                    draft.actor.value,
-                    str(draft.action),
-                    draft.attempt_id,
-                    detail_text,
-                    prev_hash,
-                    digest,
-                ]
-            )
-            entry_id, prev_hash = entry_id + 1, digest
+                link.detail,
+                link.prev_hash,
+                link.hash,
+            ]
+            for draft, link in zip(drafts, links, strict=True)
+        ]
         await tx.execute(
             "INSERT INTO audit_log (id, at, shop_id, actor, action, attempt_id, detail,"
             " prev_hash, hash, kid) SELECT value ->> 0, ?, value ->> 1, value ->> 2,"
@@ -250,13 +261,8 @@ class AuditLog:
             " FROM json_each(?) ORDER BY key",
             (at_ms, kid, json.dumps(rows)),
         )
-        await tx.execute(
-            "INSERT INTO audit_head (singleton, last_id, last_hash) VALUES (1, ?, ?)"
-            " ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id,"
-            " last_hash = excluded.last_hash",
-            (entry_id - 1, prev_hash),
-        )
-        return [row[0] for row in rows]
+        await tx.execute(_MOVE_HEAD, (links[-1].id, links[-1].hash))
+        return [link.id for link in links]
 
     async def entries(
         self,
@@ -267,34 +273,17 @@ class AuditLog:
         before_id: int | None = None,
     ) -> list[AuditEntry]:
         """A shop's entries, newest first (optionally one attempt's)."""
-        sql = "SELECT * FROM audit_log WHERE shop_id = ?"
-        params: list[Any] = [shop_id]
-        if attempt_id is not None:
-            sql += " AND attempt_id = ?"
-            params.append(attempt_id)
-        if before_id is not None:
-            sql += " AND id < ?"
-            params.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        return [_entry(row) for row in await self._db.fetchall(sql, params)]
+        return await self.search(shop_id, attempt_id=attempt_id, limit=limit, before_id=before_id)
 
     async def system_entries(
         self, *, limit: int = 100, before_id: int | None = None
     ) -> list[AuditEntry]:
         """Entries that belong to no shop (key rotation, for one), newest first."""
-        sql = "SELECT * FROM audit_log WHERE shop_id IS NULL"
-        params: list[Any] = []
-        if before_id is not None:
-            sql += " AND id < ?"
-            params.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        return [_entry(row) for row in await self._db.fetchall(sql, params)]
+        return await self.search(None, limit=limit, before_id=before_id)
 
     async def search(
         self,
-        shop_id: str,
+        shop_id: str | None,
         *,
         include_system: bool = False,
         actors: Collection[Actor] | None = None,
@@ -306,8 +295,8 @@ class AuditLog:
         before_id: int | None = None,
     ) -> list[AuditEntry]:
         """The audit viewer's query: a shop's entries (with `include_system`, also those of no
-        shop, like manager sign-ins), newest first, narrowed by each filter given. `since` is
-        inclusive, `until` exclusive."""
+        shop, like manager sign-ins; with shop None, only those), newest first, narrowed by
+        each filter given. `since` is inclusive, `until` exclusive."""
         narrow: list[str] = []
         params: list[Any] = []
         if actors is not None:
@@ -332,12 +321,13 @@ class AuditLog:
         rest = "".join(f" AND {term}" for term in narrow)
         # One newest-first walk of audit_by_shop per owner, each stopping at `limit`; an OR of
         # the two owners would sort every matching entry instead.
+        owner, first = ("shop_id IS NULL", []) if shop_id is None else ("shop_id = ?", [shop_id])
         shop_part = (
-            f"SELECT * FROM audit_log WHERE shop_id = ?{rest}"  # noqa: S608 - fixed fragments
+            f"SELECT * FROM audit_log WHERE {owner}{rest}"  # noqa: S608 - fixed fragments
             " ORDER BY id DESC LIMIT ?"
         )
-        sql, args = shop_part, [shop_id, *params, limit]
-        if include_system:
+        sql, args = shop_part, [*first, *params, limit]
+        if include_system and shop_id is not None:
             system_part = shop_part.replace("shop_id = ?", "shop_id IS NULL", 1)
             sql = (
                 f"SELECT * FROM (SELECT * FROM ({shop_part}) UNION ALL"  # noqa: S608 - as above
@@ -358,18 +348,7 @@ class AuditLog:
             )
             if keyed is not None:
                 return False
-        digest = entry_hash(
-            int(row["id"]),
-            row["at"],
-            row["shop_id"],
-            row["actor"],
-            row["action"],
-            row["attempt_id"],
-            row["detail"],
-            row["prev_hash"],
-            self._mac_key(kid),
-        )
-        return hmac.compare_digest(digest, str(row["hash"]))
+        return hmac.compare_digest(_stored_hash(row, self._mac_key(kid)), str(row["hash"]))
 
     async def head(self) -> ChainCheckpoint | None:
         """The chain's last entry as a checkpoint to keep elsewhere (None for an empty log)."""
@@ -449,18 +428,7 @@ class _Walk:
             valid = False
         else:
             self.keyed_seen = self.keyed_seen or kid is not None
-            digest = entry_hash(
-                entry_id,
-                row["at"],
-                row["shop_id"],
-                row["actor"],
-                row["action"],
-                row["attempt_id"],
-                row["detail"],
-                row["prev_hash"],
-                self._mac_key(kid),
-            )
-            valid = hmac.compare_digest(digest, str(row["hash"]))
+            valid = hmac.compare_digest(_stored_hash(row, self._mac_key(kid)), str(row["hash"]))
             if not valid:
                 self._problem(entry_id, "its content does not match its hash")
         if valid:
@@ -483,73 +451,58 @@ class _Walk:
         if run is not None and self.bad_run_linked and last_seen > run.entry_id:
             whole = "the whole log" if run.entry_id == 1 else "the log from this entry on"
             return self._broken(
-                _Finding(
-                    run.entry_id,
-                    f"{whole} was rewritten by someone without this till's key: none of those "
-                    "entries carries the key's MAC",
-                    ChainState.REWRITTEN,
-                    run.intact_before,
-                )
+                run.entry_id,
+                f"{whole} was rewritten by someone without this till's key: none of those "
+                "entries carries the key's MAC",
+                ChainState.REWRITTEN,
+                run.intact_before,
             )
-        if self.first_problem is not None:
-            return self._broken(self.first_problem)
+        found = self.first_problem
+        if found is not None:
+            return self._broken(found.entry_id, found.reason, found.state, found.intact_before)
         if head is None:
             if self.seen:
-                return self._broken(
-                    _Finding(1, "the chain's head record is missing", ChainState.EDITED, 0)
-                )
+                return self._broken(1, "the chain's head record is missing", ChainState.EDITED, 0)
         elif last_seen < int(head["last_id"]):
             return self._broken(
-                _Finding(
-                    last_seen + 1,
-                    f"this entry is missing: entries {last_seen + 1} to {head['last_id']} are "
-                    "gone from the end of the log",
-                    ChainState.TRUNCATED,
-                    self.seen,
-                )
+                last_seen + 1,
+                f"this entry is missing: entries {last_seen + 1} to {head['last_id']} are "
+                "gone from the end of the log",
+                ChainState.TRUNCATED,
+                self.seen,
             )
         elif self.prev_hash != str(head["last_hash"]):
             return self._broken(
-                _Finding(
-                    last_seen,
-                    "it differs from the chain's head record",
-                    ChainState.EDITED,
-                    self.seen - 1,
-                )
+                last_seen,
+                "it differs from the chain's head record",
+                ChainState.EDITED,
+                self.seen - 1,
             )
         checkpoint = self._checkpoint
         if checkpoint is not None and checkpoint.seq > last_seen:
             return self._broken(
-                _Finding(
-                    last_seen + 1,
-                    f"the log ends at entry {last_seen}, but the relay holds a checkpoint of "
-                    f"entry {checkpoint.seq}: the tail was cut off",
-                    ChainState.TRUNCATED,
-                    self.seen,
-                )
+                last_seen + 1,
+                f"the log ends at entry {last_seen}, but the relay holds a checkpoint of "
+                f"entry {checkpoint.seq}: the tail was cut off",
+                ChainState.TRUNCATED,
+                self.seen,
             )
         if checkpoint is not None and not hmac.compare_digest(
             self._checkpoint_hash or "", checkpoint.head
         ):
             return self._broken(
-                _Finding(
-                    checkpoint.seq,
-                    "it differs from the relay's checkpoint of it: the log was rewritten",
-                    ChainState.REWRITTEN,
-                    self._checkpoint_before,
-                )
+                checkpoint.seq,
+                "it differs from the relay's checkpoint of it: the log was rewritten",
+                ChainState.REWRITTEN,
+                self._checkpoint_before,
             )
         return ChainReport(
             intact=True, entries=self.seen, unkeyed=self.unkeyed, checkpoint=checkpoint
         )
 
-    def _broken(self, found: _Finding) -> ChainReport:
+    def _broken(
+        self, entry_id: int, reason: str, state: ChainState, intact_before: int
+    ) -> ChainReport:
         return ChainReport(
-            False,
-            found.intact_before,
-            found.entry_id,
-            found.reason,
-            found.state,
-            self.unkeyed,
-            self._checkpoint,
+            False, intact_before, entry_id, reason, state, self.unkeyed, self._checkpoint
         )

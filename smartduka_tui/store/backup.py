@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from smartduka_tui.store.db import translate
@@ -30,13 +31,14 @@ from smartduka_tui.store.vault import Keyring, Vault
 _PAGES_PER_STEP = 256
 
 
-def _copy(source: sqlite3.Connection, target: Path) -> None:
-    dest = sqlite3.connect(target)
-    try:
+def _copy(source: sqlite3.Connection, target: Path, journal_mode: str = "DELETE") -> None:
+    with closing(sqlite3.connect(target)) as dest:
         source.backup(dest, pages=_PAGES_PER_STEP)
-        dest.execute("PRAGMA journal_mode = DELETE")
-    finally:
-        dest.close()
+        dest.execute(f"PRAGMA journal_mode = {journal_mode}")
+
+
+def _read_only(path: Path) -> closing[sqlite3.Connection]:
+    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
 
 def _create_private(path: Path, what: str) -> None:
@@ -55,11 +57,8 @@ def backup_database(database: Path, target: Path) -> int:
         raise InputError("database", f"there is no till database at {database} to back up")
     _create_private(target, "backup_file")
     try:
-        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
+        with _read_only(database) as source:
             _copy(source, target)
-        finally:
-            source.close()
         check_backup(target)
     except sqlite3.Error as error:
         target.unlink(missing_ok=True)
@@ -76,8 +75,7 @@ def check_backup(path: Path) -> int:
     if not Path(path).is_file():
         raise InputError("backup_file", f"there is no file at {path}")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with _read_only(path) as conn:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             if app_id != APPLICATION_ID:
                 raise StoreCorruptError(path)
@@ -85,8 +83,6 @@ def check_backup(path: Path) -> int:
             if finding != "ok":
                 raise StoreDamagedError(path, str(finding))
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        finally:
-            conn.close()
     except sqlite3.Error as error:
         raise _translated(path, error) from None
     if version is None:
@@ -101,18 +97,12 @@ def check_backup_keys(path: Path, keyring: Keyring) -> None:
     (a backup restored without its keys would stop the till at its next start)."""
     vault = Vault(keyring)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with _read_only(path) as conn:
             checks = conn.execute("SELECT kid, check_blob FROM key_checks").fetchall()
             used = [row[0] for row in conn.execute("SELECT DISTINCT kid FROM secrets")]
-        finally:
-            conn.close()
     except sqlite3.Error as error:
         raise _translated(path, error) from None
-    for kid, blob in checks:
-        if kid in keyring.keys:
-            vault.verify_key_check(kid, bytes(blob))
-    missing = sorted(kid for kid in used if kid not in keyring.keys)
+    missing = vault.missing_kids(((kid, bytes(blob)) for kid, blob in checks), used)
     if missing:
         raise KeyMissingError(
             f"the backup's secrets are sealed with key(s) {', '.join(missing)}, which "
@@ -133,23 +123,12 @@ def restore_database(backup: Path, database: Path) -> Path | None:
             kept = database.with_name(database.name + ".before-restore")
             kept.unlink(missing_ok=True)
             _create_private(kept, "database")
-            current = sqlite3.connect(database)
-            try:
+            with closing(sqlite3.connect(database)) as current:
                 _copy(current, kept)
-            finally:
-                current.close()
         else:
             _create_private(database, "database")
-        source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
-        try:
-            dest = sqlite3.connect(database)
-            try:
-                source.backup(dest, pages=_PAGES_PER_STEP)
-                dest.execute("PRAGMA journal_mode = WAL")
-            finally:
-                dest.close()
-        finally:
-            source.close()
+        with _read_only(backup) as source:
+            _copy(source, database, journal_mode="WAL")
     except sqlite3.Error as error:
         raise _translated(database, error) from None
     return kept

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.mpesa.statement import C2BPayment
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import row_reader, to_ms
 
 
 class C2BAttachError(InputError):
@@ -46,23 +45,7 @@ class C2BRecord:
         return self.reversed_at is not None
 
 
-def _to_record(row: Any) -> C2BRecord:
-    return C2BRecord(
-        shop_id=row["shop_id"],
-        trans_id=row["trans_id"],
-        shortcode=row["shortcode"],
-        amount=row["amount"],
-        paid_at=from_ms(row["paid_at"]),
-        payer=row["payer"],
-        first_name=row["first_name"],
-        bill_ref=row["bill_ref"],
-        received_at=from_ms(row["received_at"]),
-        body_sha256=row["body_sha256"],
-        sale_ref=row["sale_ref"],
-        attached_till=row["attached_till"],
-        attached_at=opt_from_ms(row["attached_at"]),
-        reversed_at=opt_from_ms(row["reversed_at"]),
-    )
+_to_record = row_reader(C2BRecord)
 
 
 class C2BPayments:
@@ -177,11 +160,12 @@ class C2BPayments:
             raise C2BAttachError(
                 "trans_id", f"{trans_id} was reversed: M-Pesa gave the money back to the customer"
             )
-        await tx.execute(
+        attached = await tx.fetchone(
             "UPDATE c2b_payments SET sale_ref = ?, attached_till = ?, attached_at = ?"
-            " WHERE shop_id = ? AND trans_id = ? AND sale_ref IS NULL",
+            " WHERE shop_id = ? AND trans_id = ? AND sale_ref IS NULL RETURNING *",
             (sale_ref, till_id, tx.now_ms(), shop_id, trans_id),
         )
+        assert attached is not None, "the payment was read unattached in this transaction"
         await self._audit.append(
             tx,
             actor=actor,
@@ -189,10 +173,7 @@ class C2BPayments:
             shop_id=shop_id,
             detail={"trans_id": trans_id, "sale_ref": sale_ref, "till_id": till_id},
         )
-        attached = await self.get(shop_id, trans_id, tx=tx)
-        if attached is None:
-            raise RuntimeError("the C2B payment just attached is not there")
-        return attached
+        return _to_record(attached)
 
     async def mark_reversed(
         self, tx: WriteTx, shop_id: str, trans_id: str, *, reason: str

@@ -81,11 +81,7 @@ class Credentials:
             row["kid"]: bytes(row["check_blob"])
             for row in await self._db.fetchall("SELECT kid, check_blob FROM key_checks")
         }
-        for kid, check in checks.items():
-            if kid in keyring.keys:
-                vault.verify_key_check(kid, check)
-        used = await self.usage_by_kid()
-        missing = sorted(kid for kid in used if kid not in keyring.keys)
+        missing = vault.missing_kids(checks.items(), await self.usage_by_kid())
         if missing:
             raise KeyMissingError(
                 f"stored secrets are sealed with key(s) {', '.join(missing)}, which "

@@ -13,10 +13,10 @@ import contextvars
 import errno
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol
 
 import aiosqlite
 
@@ -36,7 +36,6 @@ from smartduka_tui.store.records import to_ms
 
 BUSY_TIMEOUT_MS = 10_000
 Params = Sequence[Any] | Mapping[str, Any]
-T = TypeVar("T")
 
 # Set while the current task is inside `write()`, to catch a nested write (a deadlock).
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("_in_write", default=False)
@@ -84,12 +83,6 @@ class _Guarded:
         self._conn = conn
         self._path = path
 
-    async def _run(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        try:
-            return await call()
-        except sqlite3.Error as error:
-            _raise_translated(self._path, error)
-
     # One thread hop per statement: aiosqlite's execute_fetchall runs and fetches in its thread
     # (a cursor would cost three hops: execute, fetch, close).
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
@@ -97,10 +90,10 @@ class _Guarded:
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async def call() -> list[sqlite3.Row]:
+        try:
             return list(await self._conn.execute_fetchall(sql, params))
-
-        return await self._run(call)
+        except sqlite3.Error as error:
+            _raise_translated(self._path, error)
 
 
 class WriteTx(_Guarded):
@@ -116,17 +109,6 @@ class WriteTx(_Guarded):
     async def execute(self, sql: str, params: Params = ()) -> None:
         """Run one statement (to learn which rows changed, add RETURNING and use fetchall)."""
         await self.fetchall(sql, params)
-
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT; returns the new row's id."""
-
-        async def call() -> int:
-            row = await self._conn.execute_insert(sql, params)
-            if row is None:
-                raise RuntimeError("INSERT gave no row id")
-            return int(row[0])
-
-        return await self._run(call)
 
 
 class Database:
@@ -272,9 +254,7 @@ async def _prepare_and_migrate(
     await _pragma(conn, path, "PRAGMA synchronous = FULL")
     await _pragma(conn, path, "PRAGMA foreign_keys = ON")
 
-    tx = WriteTx(conn, path, clock)
-    await tx.execute("BEGIN IMMEDIATE")
-    try:
+    async with _immediate(conn, path, clock) as tx:
         await tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL,"
@@ -284,11 +264,6 @@ async def _prepare_and_migrate(
         current = await _current_version(tx)
         if current > LATEST_VERSION:
             raise StoreTooNewError(path, current, LATEST_VERSION)
-        await tx.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
 
     for migration in MIGRATIONS:
         if current < migration.version <= upgrade_to:
@@ -331,23 +306,33 @@ async def _current_version(tx: WriteTx) -> int:
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
-async def _apply(conn: aiosqlite.Connection, path: Path, clock: Clock, migration: Migration) -> int:
+@asynccontextmanager
+async def _immediate(
+    conn: aiosqlite.Connection, path: Path, clock: Clock
+) -> AsyncIterator[WriteTx]:
+    """A `BEGIN IMMEDIATE` transaction of opening time, before the database has its `write()`:
+    committed when the block ends, rolled back if it raises."""
     tx = WriteTx(conn, path, clock)
     await tx.execute("BEGIN IMMEDIATE")
     try:
+        yield tx
+        await tx.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+
+
+async def _apply(conn: aiosqlite.Connection, path: Path, clock: Clock, migration: Migration) -> int:
+    async with _immediate(conn, path, clock) as tx:
         # Another process may have migrated while we waited for the lock.
-        if await _current_version(tx) >= migration.version:
-            await tx.execute("COMMIT")
-            return await _current_version(tx)
+        current = await _current_version(tx)
+        if current >= migration.version:
+            return current
         for statement in migration.statements:
             await tx.execute(statement)
         await tx.execute(
             "INSERT INTO schema_version (version, applied_at, description) VALUES (?, ?, ?)",
             (migration.version, tx.now_ms(), migration.description),
         )
-        await tx.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
     return migration.version

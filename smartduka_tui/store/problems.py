@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from smartduka_tui.model import PROBLEM_FLAGS, PROBLEM_STATES, Actor, AuditAction, ProblemKind
-from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row
+from smartduka_tui.store.attempts import attempt_conditions, attempt_from_row, resolution_note
 from smartduka_tui.store.audit import AuditDraft, AuditLog, canonical_json
 from smartduka_tui.store.db import Database, WriteTx
 from smartduka_tui.store.errors import AttemptInputError, NotFoundError
@@ -23,8 +23,7 @@ from smartduka_tui.store.records import (
     Problem,
     StateOrFlags,
     created_between,
-    from_ms,
-    opt_from_ms,
+    row_reader,
 )
 
 # Among items written in the same millisecond, attempts come before problem records. Each
@@ -127,18 +126,9 @@ def _attempt_conditions(shop_id: str, filters: ProblemListFilter) -> tuple[list[
     )
 
 
-def _to_problem(row: Any, prefix: str = "") -> Problem:
-    """The problem in `row`, whose columns are the table's names after `prefix`."""
-    return Problem(
-        id=row[f"{prefix}id"],
-        shop_id=row[f"{prefix}shop_id"],
-        till_id=row[f"{prefix}till_id"],
-        kind=ProblemKind(row[f"{prefix}kind"]),
-        detail=json.loads(row[f"{prefix}detail"]),
-        created_at=from_ms(row[f"{prefix}created_at"]),
-        resolved_at=opt_from_ms(row[f"{prefix}resolved_at"]),
-        resolution_note=row[f"{prefix}resolution_note"],
-    )
+_to_problem = row_reader(Problem)
+# The problem columns of the problem list's join, each named after `problem_`.
+_joined_problem = row_reader(Problem, "problem_")
 
 
 class Problems:
@@ -156,18 +146,8 @@ class Problems:
         till_id: str | None = None,
         actor: Actor = Actor.SYSTEM,
     ) -> Problem:
-        detail_text = canonical_json(dict(detail))
-        problem_id = await tx.insert(
-            "INSERT INTO problems (shop_id, till_id, kind, detail, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (shop_id, till_id, ProblemKind(kind).value, detail_text, tx.now_ms()),
-        )
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.PROBLEM_RECORDED,
-            shop_id=shop_id,
-            detail={"problem_id": problem_id, "kind": ProblemKind(kind).value},
+        [problem_id] = await self.record_many(
+            tx, shop_id, kind, [detail], till_id=till_id, actor=actor
         )
         problem = await self.get(shop_id, problem_id, tx=tx)
         if problem is None:
@@ -184,8 +164,9 @@ class Problems:
         till_id: str | None = None,
         actor: Actor = Actor.SYSTEM,
     ) -> list[int]:
-        """`record` for many problems of one kind at once (a pull's findings): one INSERT and
-        one batch of audit entries. Returns the new problems' ids, in the order given."""
+        """Problems of one kind (a pull's findings), each with its PROBLEM_RECORDED entry: one
+        INSERT and one batch of audit entries. Returns the new problems' ids, in the order
+        given (each the next rowid, as SQLite would give it)."""
         if not details:
             return []
         kind = ProblemKind(kind)
@@ -289,7 +270,7 @@ class Problems:
             [*(param for _, params in arms for param in params), limit + 1],
         )
         items = tuple(
-            attempt_from_row(row) if row["list_source"] == "A" else _to_problem(row, "problem_")
+            attempt_from_row(row) if row["list_source"] == "A" else _joined_problem(row)
             for row in rows[:limit]
         )
         return ProblemListPage(items, more=len(rows) > limit)
@@ -303,9 +284,7 @@ class Problems:
         *,
         actor: Actor = Actor.MANAGER,
     ) -> Problem:
-        note = note.strip() if isinstance(note, str) else ""
-        if not note or len(note) > 500:
-            raise AttemptInputError("note", "must be 1 to 500 characters saying what was done")
+        note = resolution_note(note)
         return await self._change_open(
             tx,
             shop_id,
@@ -366,13 +345,14 @@ class Problems:
         detail: Mapping[str, Any],
     ) -> Problem:
         """Set `assignments` on an open problem with its audit entry (the problem's id, then
-        `detail`) in `tx`, and read it back; NotFoundError, changing nothing, if not open."""
-        changed = await tx.fetchall(
+        `detail`) in `tx`; the problem as it now is, or NotFoundError, changing nothing, if it
+        is not open."""
+        changed = await tx.fetchone(
             f"UPDATE problems SET {assignments}"  # noqa: S608 - the callers' fixed text
-            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING id",
+            " WHERE shop_id = ? AND id = ? AND resolved_at IS NULL RETURNING *",
             (*values, shop_id, problem_id),
         )
-        if not changed:
+        if changed is None:
             raise NotFoundError(f"there is no open problem {problem_id} for shop {shop_id!r}")
         await self._audit.append(
             tx,
@@ -381,7 +361,4 @@ class Problems:
             shop_id=shop_id,
             detail={"problem_id": problem_id, **detail},
         )
-        problem = await self.get(shop_id, problem_id, tx=tx)
-        if problem is None:
-            raise RuntimeError("the problem just changed is not there")
-        return problem
+        return _to_problem(changed)

@@ -16,12 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from smartduka_tui.model import Actor, AttemptFlag, AuditAction
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, WriteTx
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import row_reader, to_ms
 
 
 class MatchedBy(StrEnum):
@@ -90,34 +89,9 @@ class SaleMoney:
     flagged_duplicate: bool
 
 
-def _to_row(row: Any) -> PulledRow:
-    return PulledRow(
-        transaction_id=row["transaction_id"],
-        shortcode=row["shortcode"],
-        amount=row["amount"],
-        paid_at=from_ms(row["paid_at"]),
-        payer=row["payer"],
-        bill_ref=row["bill_ref"],
-        transaction_type=row["transaction_type"],
-        matched=None if row["matched"] is None else MatchedBy(row["matched"]),
-        sale_ref=row["sale_ref"],
-    )
-
-
-def _to_status(row: Any) -> PullStatus:
-    return PullStatus(
-        shop_id=row["shop_id"],
-        shortcode=row["shortcode"],
-        registered_at=opt_from_ms(row["registered_at"]),
-        last_pull_at=opt_from_ms(row["last_pull_at"]),
-        last_ok_at=opt_from_ms(row["last_ok_at"]),
-        error=row["error"],
-        pages=row["pages"],
-        rows_seen=row["rows_seen"],
-        new_rows=row["new_rows"],
-        receipts_filled=row["receipts_filled"],
-        problems_found=row["problems_found"],
-    )
+_to_row = row_reader(PulledRow)
+_to_status = row_reader(PullStatus)
+_receiptless = row_reader(ReceiptlessAttempt)
 
 
 def _ids(values: Iterable[str]) -> str:
@@ -238,19 +212,7 @@ class PulledStatement:
             " ORDER BY id",
             (shop_id, to_ms(since), to_ms(until)),
         )
-        return [
-            ReceiptlessAttempt(
-                id=row["id"],
-                attempt_ref=row["attempt_ref"],
-                state=row["state"],
-                sale_ref=row["sale_ref"],
-                amount=row["amount"],
-                phone=row["phone"],
-                created_at=from_ms(row["created_at"]),
-                expires_at=from_ms(row["expires_at"]),
-            )
-            for row in rows
-        ]
+        return [_receiptless(row) for row in rows]
 
     async def paid_twice(self, shop_id: str, receipts: Iterable[str]) -> list[SaleMoney]:
         """The sales that `receipts` pay here (an attempt holding one, or a C2B row attached)
@@ -355,6 +317,13 @@ class PulledStatement:
         """The outcome of one pull: figures when it went through, the reason when not (the
         figures of the last good pull are then kept)."""
         now = tx.now_ms()
+        figures = {
+            "pages": pages,
+            "rows_seen": rows_seen,
+            "new_rows": new_rows,
+            "receipts_filled": receipts_filled,
+            "problems_found": problems_found,
+        }
         if error is None:
             await tx.execute(
                 "INSERT INTO pull_status (shop_id, shortcode, last_pull_at, last_ok_at, error,"
@@ -365,17 +334,7 @@ class PulledStatement:
                 " error = NULL, pages = excluded.pages, rows_seen = excluded.rows_seen,"
                 " new_rows = excluded.new_rows, receipts_filled = excluded.receipts_filled,"
                 " problems_found = excluded.problems_found",
-                (
-                    shop_id,
-                    shortcode,
-                    now,
-                    now,
-                    pages,
-                    rows_seen,
-                    new_rows,
-                    receipts_filled,
-                    problems_found,
-                ),
+                (shop_id, shortcode, now, now, *figures.values()),
             )
         else:
             await tx.execute(
@@ -389,16 +348,7 @@ class PulledStatement:
             actor=Actor.SYSTEM,
             action=AuditAction.PULL_DONE if error is None else AuditAction.PULL_FAILED,
             shop_id=shop_id,
-            detail={"shortcode": shortcode, "error": error}
-            if error is not None
-            else {
-                "shortcode": shortcode,
-                "pages": pages,
-                "rows_seen": rows_seen,
-                "new_rows": new_rows,
-                "receipts_filled": receipts_filled,
-                "problems_found": problems_found,
-            },
+            detail={"shortcode": shortcode, **(figures if error is None else {"error": error})},
         )
 
     # ------------------------------------------------------------------ the shop's index

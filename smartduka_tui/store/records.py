@@ -6,11 +6,15 @@ milliseconds, so they sort and subtract exactly).
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from smartduka_tui.model import (
@@ -61,6 +65,57 @@ def opt_from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else from_ms(ms)
 
 
+R = TypeVar("R")
+
+
+def _converter(hint: Any) -> Callable[[Any], Any] | None:
+    """How a column's value becomes a field of type `hint` (None: as it is)."""
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+        [inner] = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        convert = _converter(inner)
+        return None if convert is None else lambda value: None if value is None else convert(value)
+    if hint is datetime:
+        return from_ms
+    if hint is bool:
+        return bool
+    if typing.get_origin(hint) is Mapping:
+        return json.loads
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        # Members by dict, not by calling the enum: a busy shift reads tens of thousands of
+        # rows. A value that is no member (a combination of flags) goes to the enum itself.
+        members = {member.value: member for member in hint}
+        return lambda value: members.get(value) or hint(value)
+    return None
+
+
+def _then(get: Callable[[Any], Any], convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda row: convert(get(row))
+
+
+def row_reader(
+    cls: type[R], prefix: str = "", *, later: tuple[str, ...] = (), **given: Callable[[Any], Any]
+) -> Callable[..., R]:
+    """A function that makes a `cls` from a database row: each field from the column of its
+    name (after `prefix`), epoch milliseconds as datetimes, text as its enum, 0/1 as bools,
+    JSON text as mappings;
+    `given` reads a field from the row its own way, and the fields in `later` are passed by
+    the caller (`read(row, secret_fields=...)`)."""
+    hints = typing.get_type_hints(cls)
+    plan: list[tuple[str, Callable[[Any], Any]]] = []
+    for item in fields(cls):  # type: ignore[arg-type]
+        name = item.name
+        if name in later:
+            continue
+        convert = _converter(hints[name])
+        get = itemgetter(prefix + name)
+        plan.append((name, given.get(name) or (get if convert is None else _then(get, convert))))
+
+    def read(row: Any, **passed: Any) -> R:
+        return cls(**{name: value(row) for name, value in plan}, **passed)
+
+    return read
+
+
 @dataclass(frozen=True, slots=True)
 class ShopConfig:
     """A shop's settings as given by a manager: validated as a whole before anything is saved."""
@@ -83,11 +138,7 @@ class ShopSecrets:
     passkey: Secret | None = None
 
     def given(self) -> dict[ShopSecretField, Secret]:
-        values = {
-            ShopSecretField.CONSUMER_KEY: self.consumer_key,
-            ShopSecretField.CONSUMER_SECRET: self.consumer_secret,
-            ShopSecretField.PASSKEY: self.passkey,
-        }
+        values = {name: getattr(self, name.value) for name in ShopSecretField}
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -110,15 +161,7 @@ class Shop:
 
     @property
     def config(self) -> ShopConfig:
-        return ShopConfig(
-            id=self.id,
-            name=self.name,
-            mpesa_type=self.mpesa_type,
-            account_prefix=self.account_prefix,
-            business_shortcode=self.business_shortcode,
-            till_number=self.till_number,
-            enabled=self.enabled,
-        )
+        return ShopConfig(**{item.name: getattr(self, item.name) for item in fields(ShopConfig)})
 
     @property
     def party_b(self) -> str | None:

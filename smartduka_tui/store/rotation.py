@@ -100,7 +100,7 @@ async def rotate_keys(
         target = keyring.path or keyring_file
         new_keyring = add_new_key(keyring, target)
         fault_point(ROTATE_AFTER_KEYRING)
-        await store.use_keyring(new_keyring)
+        await store.credentials.use_keyring(new_keyring)
         usage = await key_usage(store)
     async with store.write() as tx:
         await store.audit.append(

@@ -11,7 +11,7 @@ themselves cannot hold.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from smartduka_tui.model import (
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import InputError, NotFoundError
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import row_reader, to_ms
 
 
 class SaleStateError(InputError):
@@ -116,21 +116,11 @@ class Sale(TenderSums):
     tenders: tuple[SaleTender, ...]
 
 
-def _tender(row: Any) -> SaleTender:
-    return SaleTender(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        sale_ref=row["sale_ref"],
-        till_id=row["till_id"],
-        kind=TenderKind(row["kind"]),
-        amount=row["amount"],
-        cash_given=row["cash_given"],
-        change_given=row["change_given"],
-        receipt_number=row["receipt_number"],
-        attempt_id=row["attempt_id"],
-        at=from_ms(row["at"]),
-        reversed=bool(row["reversed"]) if "reversed" in row.keys() else False,  # noqa: SIM118 - a row, not a dict
-    )
+_tender = row_reader(
+    SaleTender,
+    reversed=lambda row: bool(row["reversed"]) if "reversed" in row.keys() else False,  # noqa: SIM118 - a row, not a dict
+)
+_sale = row_reader(Sale, later=("lines", "tenders"))
 
 
 # Whether each tender's M-Pesa money was reversed, beside the tender's own columns (its one
@@ -143,6 +133,11 @@ _TENDERS_WITH_REVERSAL = (
     " WHERE c.shop_id = t.shop_id AND c.trans_id = t.receipt_number), 0)"
     " ELSE 0 END AS reversed FROM sale_tenders t"
 )
+
+
+def _check_total(total: int, lines: tuple[SaleLine, ...]) -> None:
+    if total < 1 or sum(line.amount for line in lines) not in (0, total):
+        raise InputError("total", "must be at least 1 shilling and the lines' sum")
 
 
 class Sales:
@@ -185,19 +180,7 @@ class Sales:
         ):
             tenders[tender["sale_ref"]].append(_tender(tender))
         return [
-            Sale(
-                shop_id=row["shop_id"],
-                till_id=row["till_id"],
-                sale_ref=row["sale_ref"],
-                total=row["total"],
-                state=SaleState(row["state"]),
-                opened_at=from_ms(row["opened_at"]),
-                closed_at=opt_from_ms(row["closed_at"]),
-                note=row["note"],
-                updated_at=from_ms(row["updated_at"]),
-                lines=tuple(lines[row["sale_ref"]]),
-                tenders=tuple(tenders[row["sale_ref"]]),
-            )
+            _sale(row, lines=tuple(lines[row["sale_ref"]]), tenders=tuple(tenders[row["sale_ref"]]))
             for row in rows
         ]
 
@@ -280,8 +263,7 @@ class Sales:
     ) -> Sale:
         """A new OPEN sale; SaleStateError when the shop has that sale number already."""
         kept = tuple(lines)
-        if total < 1 or sum(line.amount for line in kept) not in (0, total):
-            raise InputError("total", "must be at least 1 shilling and the lines' sum")
+        _check_total(total, kept)
         inserted = await tx.fetchall(
             "INSERT INTO sales (shop_id, till_id, sale_ref, total, state, opened_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING sale_ref",
@@ -289,22 +271,8 @@ class Sales:
         )
         if not inserted:
             raise SaleStateError("sale_ref", f"sale {sale_ref} exists already")
-        await self._write_lines(tx, shop_id, sale_ref, kept)
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.SALE_OPENED,
-            shop_id=shop_id,
-            detail={
-                "sale_ref": sale_ref,
-                "till_id": till_id,
-                "total": total,
-                "lines": len(kept),
-            },
-        )
-        sale = await self.get(shop_id, sale_ref, tx=tx)
-        assert sale is not None
-        return sale
+        detail = {"sale_ref": sale_ref, "till_id": till_id, "total": total}
+        return await self._write_lines(tx, shop_id, sale_ref, kept, actor=actor, detail=detail)
 
     async def replace_total(
         self,
@@ -318,15 +286,12 @@ class Sales:
     ) -> Sale:
         """A new total (and lines) for an open sale that nothing has paid toward yet."""
         kept = tuple(lines)
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state is not SaleState.OPEN or current.tenders:
             raise SaleStateError(
                 "total", f"sale {sale_ref} has payments already: its total cannot change"
             )
-        if total < 1 or sum(line.amount for line in kept) not in (0, total):
-            raise InputError("total", "must be at least 1 shilling and the lines' sum")
+        _check_total(total, kept)
         await tx.execute(
             "UPDATE sales SET total = ?, updated_at = ? WHERE shop_id = ? AND sale_ref = ?",
             (total, tx.now_ms(), shop_id, sale_ref),
@@ -334,32 +299,41 @@ class Sales:
         await tx.execute(
             "DELETE FROM sale_lines WHERE shop_id = ? AND sale_ref = ?", (shop_id, sale_ref)
         )
-        await self._write_lines(tx, shop_id, sale_ref, kept)
-        await self._audit.append(
-            tx,
-            actor=actor,
-            action=AuditAction.SALE_OPENED,
-            shop_id=shop_id,
-            detail={
-                "sale_ref": sale_ref,
-                "total": total,
-                "was": current.total,
-                "lines": len(kept),
-            },
-        )
+        detail = {"sale_ref": sale_ref, "total": total, "was": current.total}
+        return await self._write_lines(tx, shop_id, sale_ref, kept, actor=actor, detail=detail)
+
+    async def _current(self, tx: WriteTx, shop_id: str, sale_ref: str) -> Sale:
         sale = await self.get(shop_id, sale_ref, tx=tx)
-        assert sale is not None
+        if sale is None:
+            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
         return sale
 
     async def _write_lines(
-        self, tx: WriteTx, shop_id: str, sale_ref: str, lines: tuple[SaleLine, ...]
-    ) -> None:
+        self,
+        tx: WriteTx,
+        shop_id: str,
+        sale_ref: str,
+        lines: tuple[SaleLine, ...],
+        *,
+        actor: Actor,
+        detail: dict[str, Any],
+    ) -> Sale:
+        """Write a sale's lines and its SALE_OPENED entry (`detail` and how many lines), in
+        `tx`; the sale as it now is."""
         for number, line in enumerate(lines, start=1):
             await tx.execute(
                 "INSERT INTO sale_lines (shop_id, sale_ref, line_no, description, quantity,"
                 " unit_price) VALUES (?, ?, ?, ?, ?, ?)",
                 (shop_id, sale_ref, number, line.description, line.quantity, line.unit_price),
             )
+        await self._audit.append(
+            tx,
+            actor=actor,
+            action=AuditAction.SALE_OPENED,
+            shop_id=shop_id,
+            detail={**detail, "lines": len(lines)},
+        )
+        return await self._current(tx, shop_id, sale_ref)
 
     async def add_tender(
         self,
@@ -376,30 +350,28 @@ class Sales:
         problem = tender.problem()
         if problem is not None:
             raise InputError("tender", problem)
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state not in (SaleState.OPEN, SaleState.ABANDONED):
             raise SaleStateError("sale_ref", f"sale {sale_ref} is {current.state.value.lower()}")
-        tender_id = await tx.insert(
+        row = await tx.fetchone(
             "INSERT INTO sale_tenders (shop_id, sale_ref, till_id, kind, amount, cash_given,"
-            " change_given, receipt_number, attempt_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                shop_id,
-                sale_ref,
-                till_id,
-                tender.kind.value,
-                tender.amount,
-                tender.cash_given,
-                tender.change_given,
-                tender.receipt_number,
-                tender.attempt_id,
-                tx.now_ms(),
-            ),
+            " change_given, receipt_number, attempt_id, at) VALUES (:shop_id, :sale_ref,"
+            " :till_id, :kind, :amount, :cash_given, :change_given, :receipt_number,"
+            " :attempt_id, :at) RETURNING *",
+            {
+                **asdict(tender),
+                "kind": tender.kind.value,
+                "change_given": tender.change_given,
+                "shop_id": shop_id,
+                "sale_ref": sale_ref,
+                "till_id": till_id,
+                "at": tx.now_ms(),
+            },
         )
+        assert row is not None, "INSERT ... RETURNING gives the row"
         detail: dict[str, Any] = {
             "sale_ref": sale_ref,
-            "tender_id": tender_id,
+            "tender_id": row["id"],
             "kind": tender.kind.value,
             "amount": tender.amount,
             "till_id": till_id,
@@ -420,8 +392,6 @@ class Sales:
             shop_id=shop_id,
             detail=detail,
         )
-        row = await tx.fetchone("SELECT * FROM sale_tenders WHERE id = ?", (tender_id,))
-        assert row is not None
         return _tender(row)
 
     async def fill_receipt(self, tx: WriteTx, shop_id: str, attempt_id: int, receipt: str) -> None:
@@ -447,9 +417,7 @@ class Sales:
     ) -> Sale:
         """Move a sale from one of `from_states` to `to` (compare-and-set), with its audit
         entry; SaleStateError, changing nothing, when it is in another state."""
-        current = await self.get(shop_id, sale_ref, tx=tx)
-        if current is None:
-            raise NotFoundError(f"there is no sale {sale_ref} for shop {shop_id!r}")
+        current = await self._current(tx, shop_id, sale_ref)
         if current.state not in from_states:
             raise SaleStateError(
                 "sale_ref", f"sale {sale_ref} is {current.state.value.lower()} already"
@@ -475,6 +443,4 @@ class Sales:
                 **(detail or {}),
             },
         )
-        moved = await self.get(shop_id, sale_ref, tx=tx)
-        assert moved is not None
-        return moved
+        return await self._current(tx, shop_id, sale_ref)

@@ -14,13 +14,14 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from smartduka_tui.model import Actor, AuditAction, SaleState, TenderKind
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
 from smartduka_tui.store.errors import StoreError
-from smartduka_tui.store.records import from_ms, opt_from_ms, to_ms
+from smartduka_tui.store.records import from_ms, row_reader, to_ms
 
 
 class ShiftConflictError(StoreError):
@@ -95,24 +96,9 @@ class StatementReceipt:
     other_till: bool
 
 
-_SALE_STATES = {state.value: state for state in SaleState}
-_TENDER_KINDS = {kind.value: kind for kind in TenderKind}
-
-
-def _shift(row: Any) -> Shift:
-    return Shift(
-        id=row["id"],
-        shop_id=row["shop_id"],
-        till_id=row["till_id"],
-        cashier=row["cashier"],
-        opened_at=from_ms(row["opened_at"]),
-        opening_float=row["float"],
-        closed_at=opt_from_ms(row["closed_at"]),
-        counted_cash=row["counted_cash"],
-        expected_cash=row["expected_cash"],
-        z_number=row["z_number"],
-        z_report=row["z_report"],
-    )
+_shift = row_reader(Shift, opening_float=itemgetter("float"))
+_tender_row = row_reader(TenderRow)
+_statement_receipt = row_reader(StatementReceipt)
 
 
 class Shifts:
@@ -283,25 +269,14 @@ class Shifts:
     ) -> list[TenderRow]:
         """The till's tenders taken in [since, until), with their sales' states, oldest first."""
         rows = await (tx or self._db).fetchall(
-            "SELECT t.sale_ref, s.state, s.total, t.kind, t.amount, t.receipt_number, t.at"
+            "SELECT t.sale_ref, s.state AS sale_state, s.total AS sale_total, t.kind, t.amount,"
+            " t.receipt_number, t.at"
             " FROM sale_tenders t JOIN sales s ON s.shop_id = t.shop_id AND s.sale_ref = t.sale_ref"
             " WHERE t.shop_id = ? AND t.till_id = ? AND t.at >= ? AND t.at < ?"
             " ORDER BY t.at, t.id",
             (shop_id, till_id, to_ms(since), to_ms(until)),
         )
-        # Enum members by dict, not by calling the enum: a busy shift has tens of thousands.
-        return [
-            TenderRow(
-                sale_ref=row["sale_ref"],
-                sale_state=_SALE_STATES[row["state"]],
-                sale_total=row["total"],
-                kind=_TENDER_KINDS[row["kind"]],
-                amount=row["amount"],
-                receipt_number=row["receipt_number"],
-                at=from_ms(row["at"]),
-            )
-            for row in rows
-        ]
+        return [_tender_row(row) for row in rows]
 
     async def statement_receipts(
         self,
@@ -317,22 +292,17 @@ class Shifts:
         when another till of the shop holds it (its STK attempt, or a direct payment it took
         or has as a tender)."""
         rows = await (tx or self._db).fetchall(
-            "SELECT p.transaction_id, p.amount, p.paid_at,"
+            "SELECT p.transaction_id AS receipt, p.amount, p.paid_at,"
             " (EXISTS (SELECT 1 FROM attempts a WHERE a.shop_id = p.shop_id"
             "          AND a.receipt_number = p.transaction_id AND a.till_id != ?)"
             "  OR EXISTS (SELECT 1 FROM c2b_payments c WHERE c.shop_id = p.shop_id"
             "          AND c.trans_id = p.transaction_id AND c.attached_till != ?)"
             "  OR EXISTS (SELECT 1 FROM sale_tenders t WHERE t.shop_id = p.shop_id"
             "          AND t.kind = 'MPESA_C2B' AND t.receipt_number = p.transaction_id"
-            "          AND t.till_id != ?)) AS other"
+            "          AND t.till_id != ?)) AS other_till"
             " FROM pulled_transactions p"
             " WHERE p.shop_id = ? AND p.shortcode = ? AND p.paid_at >= ? AND p.paid_at < ?"
             " ORDER BY p.paid_at, p.transaction_id",
             (till_id, till_id, till_id, shop_id, shortcode, to_ms(since), to_ms(until)),
         )
-        return [
-            StatementReceipt(
-                row["transaction_id"], row["amount"], from_ms(row["paid_at"]), bool(row["other"])
-            )
-            for row in rows
-        ]
+        return [_statement_receipt(row) for row in rows]

@@ -24,8 +24,7 @@ from smartduka_tui.store.records import (
     ShopConfig,
     ShopCredentials,
     ShopSecrets,
-    from_ms,
-    opt_from_ms,
+    row_reader,
 )
 from smartduka_tui.store.secret import Secret
 
@@ -43,6 +42,8 @@ _SHOP_SECRET_NAMES = frozenset(f.value for f in ShopSecretField)
 ROUTING_FIELD = "routing"
 # Fields whose change means M-Pesa has to be verified again.
 _VERIFIED_FIELDS = ("mpesa_type", "business_shortcode", "till_number")
+_ROUTING_FIELDS = (*_VERIFIED_FIELDS, "account_prefix")
+_shop = row_reader(Shop, later=("secret_fields",))
 
 
 def validate_shop_id(shop_id: str) -> str:
@@ -192,20 +193,7 @@ class Shops:
             for name in await self._credentials.fields(row["id"], tx=reader)
             if name in _SHOP_SECRET_NAMES
         }
-        return Shop(
-            id=row["id"],
-            name=row["name"],
-            mpesa_type=ShopType(row["mpesa_type"]),
-            business_shortcode=row["business_shortcode"],
-            till_number=row["till_number"],
-            account_prefix=row["account_prefix"],
-            enabled=bool(row["enabled"]),
-            verification_status=VerificationStatus(row["verification_status"]),
-            verified_at=opt_from_ms(row["verified_at"]),
-            created_at=from_ms(row["created_at"]),
-            updated_at=from_ms(row["updated_at"]),
-            secret_fields=frozenset(present),
-        )
+        return _shop(row, secret_fields=frozenset(present))
 
     async def get(self, shop_id: str, *, tx: Reader | None = None) -> Shop | None:
         reader = tx or self._db
@@ -243,7 +231,7 @@ class Shops:
             "INSERT INTO shops (id, name, mpesa_type, business_shortcode, till_number,"
             " account_prefix, enabled, verification_status, verified_at, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
-            (config.id, *_config_columns(config), now, now),
+            (config.id, *_public_fields(config).values(), now, now),
         )
         await self._store_secrets(tx, config, given)
         await self._audit.append(
@@ -293,7 +281,7 @@ class Shops:
         await tx.execute(
             "UPDATE shops SET name = ?, mpesa_type = ?, business_shortcode = ?, till_number = ?,"
             " account_prefix = ?, enabled = ?, updated_at = ? WHERE id = ?",
-            (*_config_columns(config), tx.now_ms(), config.id),
+            (*_public_fields(config).values(), tx.now_ms(), config.id),
         )
         if reverify:
             await tx.execute(
@@ -359,12 +347,7 @@ class Shops:
             if secret is None:
                 raise ShopConfigError(field_name.value, "is not set for this shop")
             values[field_name] = secret
-        return ShopCredentials(
-            shop_id=shop_id,
-            consumer_key=values[ShopSecretField.CONSUMER_KEY],
-            consumer_secret=values[ShopSecretField.CONSUMER_SECRET],
-            passkey=values[ShopSecretField.PASSKEY],
-        )
+        return ShopCredentials(shop_id, **{name.value: secret for name, secret in values.items()})
 
     async def masked_secrets(self, shop_id: str) -> dict[ShopSecretField, str]:
         """Each stored credential as `****` plus its last four characters (for `shop show`)."""
@@ -377,6 +360,7 @@ class Shops:
 
 
 def _public_fields(config: ShopConfig) -> dict[str, Any]:
+    """A config's fields but its id, in the shops table's column order."""
     return {
         "name": config.name,
         "mpesa_type": ShopType(config.mpesa_type).value,
@@ -392,23 +376,7 @@ def routing_of(shop: Shop) -> dict[str, Any]:
     return _routing(shop.config)
 
 
-def _config_columns(config: ShopConfig) -> tuple[Any, ...]:
-    """The shops row's columns a config sets, name to enabled, in the table's order."""
-    return (
-        config.name,
-        config.mpesa_type.value,
-        config.business_shortcode,
-        config.till_number,
-        config.account_prefix,
-        int(config.enabled),
-    )
-
-
 def _routing(config: ShopConfig) -> dict[str, Any]:
     """The fields that say where a push goes and which account it pays: sealed with the key."""
-    return {
-        "mpesa_type": ShopType(config.mpesa_type).value,
-        "business_shortcode": config.business_shortcode,
-        "till_number": config.till_number,
-        "account_prefix": config.account_prefix,
-    }
+    public = _public_fields(config)
+    return {name: public[name] for name in _ROUTING_FIELDS}

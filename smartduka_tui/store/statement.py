@@ -8,7 +8,6 @@ its audit entry, so a re-delivered or replayed result changes nothing. Every que
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,19 +15,15 @@ from enum import StrEnum
 from smartduka_tui.model import Actor, AuditAction
 from smartduka_tui.store.audit import AuditLog
 from smartduka_tui.store.db import Database, Reader, WriteTx
-from smartduka_tui.store.records import from_ms
+from smartduka_tui.store.records import row_reader
 
 
 class RequestKind(StrEnum):
     TRANSACTION_STATUS = "transaction_status"
     REVERSAL = "reversal"
 
-    @property
-    def sent_action(self) -> AuditAction:
-        """The audit action of a request of this kind written and sent."""
-        return _SENT_ACTION[self]
 
-
+# The audit action of a request of each kind written and sent.
 _SENT_ACTION: dict[RequestKind, AuditAction] = {
     RequestKind.TRANSACTION_STATUS: AuditAction.STATEMENT_TRANSACTION_STATUS_SENT,
     RequestKind.REVERSAL: AuditAction.STATEMENT_REVERSAL_SENT,
@@ -64,23 +59,7 @@ class StatementRequest:
     updated_at: datetime
 
 
-def _row(r: sqlite3.Row) -> StatementRequest:
-    return StatementRequest(
-        id=r["id"],
-        shop_id=r["shop_id"],
-        till_id=r["till_id"],
-        request_ref=r["request_ref"],
-        kind=RequestKind(r["kind"]),
-        receipt=r["receipt"],
-        sale_ref=r["sale_ref"],
-        attempt_id=r["attempt_id"],
-        amount=r["amount"],
-        state=RequestState(r["state"]),
-        result_code=r["result_code"],
-        result_body=r["result_body"],
-        created_at=from_ms(r["created_at"]),
-        updated_at=from_ms(r["updated_at"]),
-    )
+_row = row_reader(StatementRequest)
 
 
 class StatementRequests:
@@ -127,7 +106,7 @@ class StatementRequests:
         await self._audit.append(
             tx,
             actor=actor,
-            action=kind.sent_action,
+            action=_SENT_ACTION[kind],
             shop_id=shop_id,
             attempt_id=attempt_id,
             detail={"request": created.id, "receipt": receipt, "sale_ref": sale_ref}

@@ -83,9 +83,6 @@ class Store:
     def keyring(self) -> Keyring | None:
         return self.credentials.keyring
 
-    async def use_keyring(self, keyring: Keyring) -> None:
-        await self.credentials.use_keyring(keyring)
-
     async def close(self) -> None:
         await self.db.close()
 

@@ -8,6 +8,7 @@ the relay can rotate the secret while callbacks signed with the old one are stil
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,13 +24,14 @@ from smartduka_tui.store.records import (
     Enrolment,
     Till,
     TillCredentials,
-    from_ms,
+    row_reader,
 )
 from smartduka_tui.store.secret import Secret
 from smartduka_tui.store.shops import validate_shop_id
 
 _TILL_KEY = re.compile(r"^[\x21-\x7e]{16,512}$")
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+_till = row_reader(Till, later=("callback_kids",))
 
 
 def till_key_field(till_id: str) -> str:
@@ -84,14 +86,7 @@ def validate_enrolment(enrolment: Enrolment) -> Enrolment:
             "till_key",
             "must be 16 to 512 printable characters without spaces (as the relay printed it)",
         )
-    return Enrolment(
-        shop_id=enrolment.shop_id,
-        till_id=enrolment.till_id,
-        relay_url=validate_relay_url(enrolment.relay_url),
-        till_key=enrolment.till_key,
-        callback_kid=enrolment.callback_kid,
-        callback_secret=enrolment.callback_secret,
-    )
+    return replace(enrolment, relay_url=validate_relay_url(enrolment.relay_url))
 
 
 class Tills:
@@ -103,15 +98,7 @@ class Tills:
     async def _to_till(self, row: Any, reader: Reader) -> Till:
         prefix = callback_secret_prefix(row["id"])
         kids = await self._credentials.fields(row["shop_id"], prefix=prefix, tx=reader)
-        return Till(
-            id=row["id"],
-            shop_id=row["shop_id"],
-            relay_url=row["relay_url"],
-            active_callback_kid=row["active_callback_kid"],
-            callback_kids=tuple(name[len(prefix) :] for name in kids),
-            enrolled_at=from_ms(row["enrolled_at"]),
-            updated_at=from_ms(row["updated_at"]),
-        )
+        return _till(row, callback_kids=tuple(name[len(prefix) :] for name in kids))
 
     async def get(self, shop_id: str, till_id: str, *, tx: Reader | None = None) -> Till | None:
         reader = tx or self._db

@@ -18,7 +18,8 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,11 +231,16 @@ class Vault:
         self.keyring = keyring
         self._box = SecretBox(keyring.keys, keyring.active_kid)
 
-    def _missing(self, kid: str) -> KeyMissingError:
-        return KeyMissingError(
-            f"stored data is sealed with key {kid!r}, which {self.keyring.source} does "
-            f"not have. Restore the keyring that holds {kid!r} (from your backup of it)."
-        )
+    @contextmanager
+    def _known(self, kid: str) -> Iterator[None]:
+        """The box's unknown kid in words that say which keyring lacks it."""
+        try:
+            yield
+        except UnknownKidError:
+            raise KeyMissingError(
+                f"stored data is sealed with key {kid!r}, which {self.keyring.source} does "
+                f"not have. Restore the keyring that holds {kid!r} (from your backup of it)."
+            ) from None
 
     def seal(self, shop_id: str, field_name: str, secret: Secret) -> tuple[str, bytes]:
         """(kid, blob) for `secret` under the active key."""
@@ -245,36 +251,37 @@ class Vault:
     def open(self, shop_id: str, field_name: str, kid: str, blob: bytes) -> Secret:
         """The secret in `blob`; TamperedSecretError when it fails authentication (the kid's key
         having been checked against the database, that means the data was altered)."""
-        try:
-            plain = self._box.decrypt(blob, _aad(shop_id, field_name, kid), kid=kid)
-        except UnknownKidError:
-            raise self._missing(kid) from None
-        except SealBrokenError:
-            raise _tampered(shop_id, field_name) from None
+        with self._known(kid):
+            try:
+                plain = self._box.decrypt(blob, _aad(shop_id, field_name, kid), kid=kid)
+            except SealBrokenError:
+                raise _tampered(shop_id, field_name) from None
         return Secret(plain.decode("utf-8"))
 
     def derive(self, kid: str, purpose: str) -> bytes:
         """A 256-bit key for one purpose (the audit chain, the PIN pepper, routing seals),
         derived from `kid`'s key with HKDF-SHA256: one key never serves two purposes."""
         info = json.dumps(["smartduka-derived", SEAL_VERSION, purpose, kid]).encode()
-        try:
+        with self._known(kid):
             return self._box.derive(info, kid)
-        except UnknownKidError:
-            raise self._missing(kid) from None
 
     def key_check(self, kid: str) -> bytes:
         """A value stored beside the data that proves, later, which key `kid` stood for."""
-        try:
+        with self._known(kid):
             return self._box.key_check(kid)
-        except UnknownKidError:
-            raise self._missing(kid) from None
+
+    def missing_kids(self, checks: Iterable[tuple[str, bytes]], used: Iterable[str]) -> list[str]:
+        """Check each key check whose kid the keyring holds (WrongKeyError for a key that is not
+        the one it was made with); the kids in `used` the keyring lacks, sorted."""
+        for kid, check in checks:
+            if kid in self.keyring.keys:
+                self.verify_key_check(kid, check)
+        return sorted(kid for kid in used if kid not in self.keyring.keys)
 
     def verify_key_check(self, kid: str, check_blob: bytes) -> None:
         """Raise WrongKeyError unless `kid`'s key is the one `check_blob` was made with."""
-        try:
+        with self._known(kid):
             matches = self._box.matches(check_blob, kid)
-        except UnknownKidError:
-            raise self._missing(kid) from None
         if not matches:
             raise WrongKeyError(
                 f"the key for kid {kid!r} in {self.keyring.source} is not the key this "

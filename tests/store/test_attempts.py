@@ -332,14 +332,13 @@ async def test_lookups(store: Store, clock: ManualClock) -> None:
     async with store.write() as tx:
         attempt = await store.attempts.create(tx, new)
     assert await store.attempts.get(shop_id, attempt.id) == attempt
-    assert await store.attempts.by_idempotency_key(shop_id, new.idempotency_key) == attempt
     assert await store.attempts.by_attempt_ref(shop_id, new.attempt_ref) == attempt
     assert await store.attempts.live_for_phone(shop_id, till_id, new.phone) == attempt
     assert await store.attempts.get(shop_id, attempt.id + 1000) is None
     assert await store.attempts.by_attempt_ref(shop_id, "nope") is None
 
 
-async def test_reconciler_and_expiry_lists(store: Store, clock: ManualClock) -> None:
+async def test_live_lists_by_state(store: Store, clock: ManualClock) -> None:
     shop_id, till_id = await make_shop(store)
     async with store.write() as tx:
         old = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
@@ -365,10 +364,6 @@ async def test_reconciler_and_expiry_lists(store: Store, clock: ManualClock) -> 
             push_sent_at=clock.now(),
         )
         created = await store.attempts.create(tx, new_attempt(clock, shop_id, till_id))
-    cutoff = clock.now() - timedelta(seconds=30)
-    assert [a.id for a in await store.attempts.pending_older_than(shop_id, till_id, cutoff)] == [
-        old.id
-    ]
     assert [a.id for a in await store.attempts.live(shop_id, till_id, {AttemptState.CREATED})] == [
         created.id
     ]
@@ -377,10 +372,6 @@ async def test_reconciler_and_expiry_lists(store: Store, clock: ManualClock) -> 
         young.id,
         created.id,
     }
-    clock.advance(300 - 40)
-    assert [a.id for a in await store.attempts.due_to_expire(shop_id, till_id, clock.now())] == [
-        old.id
-    ]
 
 
 async def test_flags_and_manager_resolution(store: Store, clock: ManualClock) -> None:
@@ -555,14 +546,6 @@ _PLAN_CALLS: dict[str, tuple[Callable[[Store], Awaitable[object]], list[object]]
         ),
         ["s", 0, 1],
     ),
-    "pending_older_than": (
-        lambda store: store.attempts.pending_older_than("s", "t", store.db.clock.now()),
-        ["s", "t", 0],
-    ),
-    "due_to_expire": (
-        lambda store: store.attempts.due_to_expire("s", "t", store.db.clock.now()),
-        ["s", "t", 0],
-    ),
 }
 
 
@@ -574,8 +557,6 @@ _PLAN_CALLS: dict[str, tuple[Callable[[Store], Awaitable[object]], list[object]]
         ("live", "attempts_live"),
         ("problems_for_phone", "attempts_by_phone"),
         ("summary", "attempts_by_time"),
-        ("pending_older_than", "attempts_live"),
-        ("due_to_expire", "attempts_live"),
     ],
 )
 async def test_lists_use_their_indexes(store: Store, call: str, index: str) -> None:

@@ -206,11 +206,7 @@ async def _apply(
         found = await store.attempts.get(shop_id, target[1])
         assert (found is None) == foreign
         if found is not None:
-            for lookup in (
-                store.attempts.by_idempotency_key(shop_id, found.idempotency_key),
-                store.attempts.by_attempt_ref(shop_id, found.attempt_ref),
-            ):
-                assert await lookup == found
+            assert await store.attempts.by_attempt_ref(shop_id, found.attempt_ref) == found
         owner_attempt = await store.db.fetchone(
             "SELECT idempotency_key, attempt_ref FROM attempts WHERE id = ?", (target[1],)
         )
@@ -247,8 +243,6 @@ async def _apply(
             await store.attempts.history(shop_id, phone_filter),
             await store.attempts.live(shop_id, till_id),
             await store.attempts.for_sale(shop_id, "S1"),
-            await store.attempts.pending_older_than(shop_id, till_id, clock.now()),
-            await store.attempts.due_to_expire(shop_id, till_id, clock.now()),
             await store.problems.list(shop_id, include_resolved=True),
             await store.audit.entries(shop_id),
             await store.tills.for_shop(shop_id),

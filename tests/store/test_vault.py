@@ -151,7 +151,7 @@ async def test_relabelled_kid_does_not_open(tmp_path: Path, clock: ManualClock) 
     store = await Store.open(tmp_path / "till.db", clock=clock, keyring=load_keyring(path))
     try:
         shop_id, _ = await make_shop(store)
-        await store.use_keyring(load_keyring(path))
+        await store.credentials.use_keyring(load_keyring(path))
         async with store.write() as tx:
             await tx.execute(
                 "INSERT OR IGNORE INTO key_checks VALUES ('k2', ?, 0)",
