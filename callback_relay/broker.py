@@ -207,9 +207,6 @@ class Broker:
         self._retired.clear()
         self._client = None
 
-    async def store(self) -> BrokerStore:
-        return self._store
-
     def client(self, base_url: str) -> DarajaClient:
         """The one Daraja client (one token for every shop, shared through the store with the
         other instances); rebuilt if the platform's base URL changed."""
@@ -235,9 +232,8 @@ class Broker:
         if isinstance(till, Response):
             return till
         try:
-            store = await self.store()
-            shop = await store.shop(till.shop_id)
-            record = await store.platform() if shop is not None else None
+            shop = await self._store.shop(till.shop_id)
+            record = await self._store.platform() if shop is not None else None
         except StoreUnavailable:
             return envelope(503, NOT_CONFIGURED, "The relay cannot read its settings right now.")
         if shop is None:
@@ -423,8 +419,7 @@ class Broker:
             return outcome_unknown(unknown.message)
         self.watch.saw(True)
         try:
-            store = await self.store()
-            await store.remember_push(
+            await self._store.remember_push(
                 accepted.checkout_request_id, shop.shop_id, till.till_id, now_ms(self._clock)
             )
         except StoreUnavailable:
@@ -437,14 +432,7 @@ class Broker:
         if refused.error_code is not None and refused.http_status is not None:
             # Daraja's envelope (or a non-zero ResponseCode), with Daraja's status.
             self.watch.saw(True)
-            return JSONResponse(
-                {
-                    "requestId": refused.request_id or "",
-                    "errorCode": refused.error_code,
-                    "errorMessage": refused.error_message or "",
-                },
-                status_code=refused.http_status,
-            )
+            return _darajas_envelope(refused, refused.http_status)
         if info_code in ("connection_failed", "authentication_failed"):
             self.watch.saw(info_code == "authentication_failed")
             return envelope(502, info_code, refused.message)
@@ -461,7 +449,7 @@ class Broker:
         if isinstance(body, Response):
             return body
         try:
-            owner = await (await self.store()).push_shop(body.checkout_request_id)
+            owner = await self._store.push_shop(body.checkout_request_id)
         except StoreUnavailable:
             return outcome_unknown("The relay cannot read its push records right now.")
         if owner != shop.shop_id:
@@ -488,14 +476,7 @@ class Broker:
     @staticmethod
     def _query_refused(error: DarajaError) -> Response:
         if error.error_code is not None and error.http_status is not None:
-            return JSONResponse(
-                {
-                    "requestId": error.request_id or "",
-                    "errorCode": error.error_code,
-                    "errorMessage": error.error_message or "",
-                },
-                status_code=error.http_status,
-            )
+            return _darajas_envelope(error, error.http_status)
         code = error.info.code if error.info else "http_refused"
         return envelope(error.http_status or 502, code, error.message)
 
@@ -520,6 +501,16 @@ class Broker:
         _, _, account = checked
         status = BrokerStatus(daraja=await self.watch.state(account.daraja_url))
         return JSONResponse(status.model_dump())
+
+
+def _darajas_envelope(error: DarajaError, status: int) -> Response:
+    """Daraja's own error envelope, passed back with Daraja's HTTP status."""
+    body = {
+        "requestId": error.request_id or "",
+        "errorCode": error.error_code,
+        "errorMessage": error.error_message or "",
+    }
+    return JSONResponse(body, status_code=status)
 
 
 def _broker(request: Request) -> Broker:
