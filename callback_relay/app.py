@@ -218,10 +218,9 @@ def make_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_store = store or store_for(settings)
         await the_store.open()
-        env_key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
 
         async def load_box() -> SecretBox | None:
-            return await open_box(the_store, settings.db, env_key, create=False)
+            return await open_box(the_store, settings.db, settings.env_key(), create=False)
 
         cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()

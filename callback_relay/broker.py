@@ -271,13 +271,8 @@ class Broker:
         changes the record, and the next request opens the new one)."""
         if self._account is not None and self._account[0] == record:
             return self._account[1]
-        env_key = self._relay.settings.encryption_key
-        box = await open_box(
-            self._relay.store,
-            self._relay.settings.db,
-            env_key.get_secret_value() if env_key else None,
-            create=False,
-        )
+        settings = self._relay.settings
+        box = await open_box(self._relay.store, settings.db, settings.env_key(), create=False)
         if box is None:
             raise RelayKeyError("no relay key")
         account = open_platform(box, record)
