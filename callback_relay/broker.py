@@ -49,6 +49,7 @@ from callback_relay.platform import (
     open_platform,
 )
 from callback_relay.registry import now_ms, open_box
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings, url_problem
 from callback_relay.store import RelayStore, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
@@ -508,32 +509,11 @@ def _darajas_envelope(error: DarajaError, status: int) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-def _broker(request: Request) -> Broker:
-    broker: Broker = request.app.state.broker
-    return broker
-
-
-async def daraja_ready(request: Request) -> Response:
-    return await _broker(request).ready(request)
-
-
-async def daraja_push(request: Request) -> Response:
-    return await _broker(request).push(request)
-
-
-async def daraja_query(request: Request) -> Response:
-    return await _broker(request).query(request)
-
-
-async def daraja_status(request: Request) -> Response:
-    return await _broker(request).status(request)
-
-
 BROKER_ROUTES: list[Route] = [
-    Route(READY_PATH, daraja_ready, methods=["GET"]),
-    Route(PUSH_PATH, daraja_push, methods=["POST"]),
-    Route(QUERY_PATH, daraja_query, methods=["POST"]),
-    Route(STATUS_PATH, daraja_status, methods=["GET"]),
+    Route(READY_PATH, on_state("broker", Broker.ready), methods=["GET"]),
+    Route(PUSH_PATH, on_state("broker", Broker.push), methods=["POST"]),
+    Route(QUERY_PATH, on_state("broker", Broker.query), methods=["POST"]),
+    Route(STATUS_PATH, on_state("broker", Broker.status), methods=["GET"]),
 ]
 
 

@@ -32,6 +32,7 @@ from callback_relay.hub import FeedHub
 from callback_relay.intake import ACCEPTED, SafaricomIntake, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
@@ -272,17 +273,7 @@ class C2BIntake(SafaricomIntake):
         )
 
 
-async def _confirm(request: Request) -> Response:
-    intake: C2BIntake = request.app.state.c2b
-    return await intake.confirm(request)
-
-
-async def _claim(request: Request) -> Response:
-    intake: C2BIntake = request.app.state.c2b
-    return await intake.claim(request)
-
-
 C2B_ROUTES: list[Route] = [
-    Route("/hooks/c2b/{token}", _confirm, methods=["POST"]),
-    Route("/v1/c2b/{trans_id}/claim", _claim, methods=["POST"]),
+    Route("/hooks/c2b/{token}", on_state("c2b", C2BIntake.confirm), methods=["POST"]),
+    Route("/v1/c2b/{trans_id}/claim", on_state("c2b", C2BIntake.claim), methods=["POST"]),
 ]

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.c2b import _claim_key as claim_key
 from callback_relay.feed import Feed
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore, StoreUnavailable
 from smartduka_tui.clock import Clock
@@ -236,23 +237,8 @@ class ReceiptIndex:
             )
 
 
-async def _register(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.register(request)
-
-
-async def _known(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.known(request)
-
-
-async def _release(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.release(request)
-
-
 RECEIPT_ROUTES: list[Route] = [
-    Route("/v1/receipts", _register, methods=["POST"]),
-    Route("/v1/receipts/known", _known, methods=["POST"]),
-    Route("/v1/receipts/release", _release, methods=["POST"]),
+    Route("/v1/receipts", on_state("receipts", ReceiptIndex.register), methods=["POST"]),
+    Route("/v1/receipts/known", on_state("receipts", ReceiptIndex.known), methods=["POST"]),
+    Route("/v1/receipts/release", on_state("receipts", ReceiptIndex.release), methods=["POST"]),
 ]
