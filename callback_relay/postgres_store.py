@@ -37,7 +37,7 @@ from callback_relay.platform import (
     clashing_prefix,
     postgres_sql,
 )
-from callback_relay.sql_store import Done, Row, SqlStore, Step, stored_event
+from callback_relay.sql_store import Done, Row, SqlStore, Step, settle_opened, stored_event
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -183,15 +183,6 @@ class _Signal(Enum):
 _Request = tuple[NewEvent, "asyncio.Future[AppendResult]"] | _Signal
 
 
-def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 def _settle(
     batch: Sequence[tuple[NewEvent, asyncio.Future[AppendResult]]],
     results: Sequence[AppendResult | BaseException],
@@ -235,7 +226,7 @@ class PostgresStore(SqlStore):
         return "PostgresStore()"
 
     async def open(self) -> None:
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        self._pool = AsyncConnectionPool(
             self._url,
             min_size=1,
             max_size=self._pool_size,
@@ -243,24 +234,17 @@ class PostgresStore(SqlStore):
             timeout=10,
             configure=_configure,
         )
-        try:
-            await pool.open(wait=True, timeout=10)
-            async with pool.connection() as conn:
-                await self._migrate(conn)
-        except (psycopg.Error, TimeoutError) as exc:
-            await pool.close()
-            raise StoreUnavailable(
-                f"cannot open the relay database: {type(exc).__name__}"
-            ) from None
-        self._pool = pool
         loop = asyncio.get_running_loop()
-        opened: asyncio.Future[None] = loop.create_future()
         self._loop = loop
-        self._writer = threading.Thread(
-            target=self._run_writer, args=(opened,), name="relay-pg-writer", daemon=True
-        )
-        self._writer.start()
         try:
+            await self._pool.open(wait=True, timeout=10)
+            async with self._pool.connection() as conn:
+                await self._migrate(conn)
+            opened: asyncio.Future[None] = loop.create_future()
+            self._writer = threading.Thread(
+                target=self._run_writer, args=(opened,), name="relay-pg-writer", daemon=True
+            )
+            self._writer.start()
             await opened
         except (psycopg.Error, TimeoutError) as exc:
             await self.close()
@@ -364,15 +348,6 @@ class PostgresStore(SqlStore):
         async with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
             return await work(cur)
 
-    async def check_writable(self) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(
-                "INSERT INTO meta (key, value) VALUES ('health_write', '') "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            )
-
-        await self._tx(work)
-
     async def read_steps(self, *steps: Step) -> list[list[Row]]:
         """Several steps read in one REPEATABLE READ snapshot (a registry load)."""
         first: tuple[Step, ...] = (_REPEATABLE_READ,) if len(steps) > 1 else ()
@@ -420,9 +395,9 @@ class PostgresStore(SqlStore):
         try:
             self._wconn = self._connect_writer()
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            loop.call_soon_threadsafe(settle_opened, opened, exc)
             return
-        loop.call_soon_threadsafe(_settle_one, opened, None)
+        loop.call_soon_threadsafe(settle_opened, opened, None)
         requests = self._requests
         notified_at = -_NOTIFY_INTERVAL_S
         stopping = False

@@ -9,6 +9,7 @@ its database.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,16 @@ class Done:
 
     rowcount: int
     rows: list[Row]
+
+
+def settle_opened(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """On the event loop: tell `open()` whether its writer thread connected."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def secret_record(row: Row) -> SecretRecord:
@@ -101,6 +112,15 @@ class SqlStore(ABC):
         """True when `sql` changed one row; `then` runs in the same transaction."""
         done = await self.write_steps((sql, params), *then)
         return done[0].rowcount == 1
+
+    async def check_writable(self) -> None:
+        await self.write_steps(
+            (
+                "INSERT INTO meta (key, value) VALUES ('health_write', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (b"",),
+            )
+        )
 
     # Registry.
 

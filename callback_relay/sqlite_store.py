@@ -33,7 +33,15 @@ from callback_relay.platform import (
     bucket_after,
     clashing_prefix,
 )
-from callback_relay.sql_store import EVENT_COLUMNS, Done, Row, SqlStore, Step, stored_event
+from callback_relay.sql_store import (
+    EVENT_COLUMNS,
+    Done,
+    Row,
+    SqlStore,
+    Step,
+    settle_opened,
+    stored_event,
+)
 from callback_relay.store import (
     AckResult,
     AppendResult,
@@ -260,12 +268,12 @@ class SqliteStore(SqlStore):
 
     # The writer.
 
-    async def _write(self, op: Op) -> Any:
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Queue `op` for the writer thread; the answer comes after its batch has committed."""
         loop = self._loop
         if not self._accepting or loop is None:
             raise StoreUnavailable("the relay store is not open")
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._requests.put((op, future))
         return await future
 
@@ -282,9 +290,9 @@ class SqliteStore(SqlStore):
         try:
             self._open_writer()
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            loop.call_soon_threadsafe(settle_opened, opened, exc)
             return
-        loop.call_soon_threadsafe(_settle_one, opened, None)
+        loop.call_soon_threadsafe(settle_opened, opened, None)
         requests, most = self._requests, self._group_commit_max
         try:
             stopping = False
@@ -373,15 +381,6 @@ class SqliteStore(SqlStore):
             log.error("store read failed: %s", exc)
             raise StoreUnavailable("the relay store cannot read") from None
 
-    async def check_writable(self) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('health_write', 1) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
-            )
-
-        await self._write(op)
-
     async def read_steps(self, *steps: Step) -> list[list[Row]]:
         def fn(conn: sqlite3.Connection) -> list[list[Row]]:
             conn.execute("BEGIN")
@@ -396,8 +395,7 @@ class SqliteStore(SqlStore):
         def op(conn: sqlite3.Connection) -> list[Done]:
             return [_done(conn.execute(sql, params)) for sql, params in steps]
 
-        result: list[Done] = await self._write(op)
-        return result
+        return await self._write(op)
 
     # Inbox.
 
@@ -454,8 +452,7 @@ class SqliteStore(SqlStore):
             ).fetchone()
             return AppendResult(existing, AppendOutcome.DUPLICATE)
 
-        result: AppendResult = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def claim(
         self,
@@ -497,8 +494,7 @@ class SqliteStore(SqlStore):
             ).fetchone()[0]
             return Claim(tuple(stored_event(row, row[10] + 1) for row in rows), soonest)
 
-        result: Claim = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def ack(self, shop_id: str, till_id: str, event_id: int, now: int) -> AckResult:
         def op(conn: sqlite3.Connection) -> AckResult:
@@ -517,8 +513,7 @@ class SqliteStore(SqlStore):
             )
             return AckResult(found=True, received_at=row[1])
 
-        result: AckResult = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def replay_dead(self, till_id: str | None, now: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -541,8 +536,7 @@ class SqliteStore(SqlStore):
             )
             return cur.rowcount
 
-        result: int = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def put_checkpoint(
         self, shop_id: str, till_id: str, seq: int, head: str, now: int
@@ -564,8 +558,7 @@ class SqliteStore(SqlStore):
             )
             return CheckpointResult("stored", Checkpoint(seq, head, now))
 
-        result: CheckpointResult = await self._write(op)
-        return result
+        return await self._write(op)
 
 
 class SqliteBrokerTables(BrokerTables):
@@ -607,21 +600,11 @@ class SqliteBrokerTables(BrokerTables):
             return wait
 
         with self._refused_as_config_error():
-            wait: float = await self._write_op(op)
-        return wait
+            return await self._write_op(op)
 
 
 def _done(cursor: sqlite3.Cursor) -> Done:
     return Done(cursor.rowcount, cursor.fetchall() if cursor.description else [])
-
-
-def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 def _settle(batch: list[_Request], answers: list[Any] | None) -> None:
