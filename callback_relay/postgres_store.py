@@ -41,13 +41,10 @@ from callback_relay.sql_store import Done, Row, SqlStore, Step, settle_opened, s
 from callback_relay.store import (
     AckResult,
     AppendResult,
-    Checkpoint,
-    CheckpointResult,
     Claim,
     NewEvent,
     StoreUnavailable,
     StoreVersionError,
-    checkpoint_outcome,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -631,31 +628,6 @@ class PostgresStore(SqlStore):
             for till in tills:
                 self._announce(till)
             return cur.rowcount
-
-        return await self._tx(work)
-
-    async def put_checkpoint(
-        self, shop_id: str, till_id: str, seq: int, head: str, now: int
-    ) -> CheckpointResult:
-        async def work(cur: Cursor) -> CheckpointResult:
-            # Lock the till's row so two instances cannot both move its checkpoint.
-            await cur.execute("SELECT 1 FROM tills WHERE till_id = %s FOR UPDATE", (till_id,))
-            await cur.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = %s AND shop_id = %s",
-                (till_id, shop_id),
-            )
-            row = await cur.fetchone()
-            if row is not None:
-                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
-                if outcome is not None:
-                    return CheckpointResult(outcome, Checkpoint(*row))
-            await cur.execute(
-                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (till_id) DO UPDATE SET "
-                "seq = excluded.seq, head = excluded.head, at = excluded.at",
-                (till_id, shop_id, seq, head, now),
-            )
-            return CheckpointResult("stored", Checkpoint(seq, head, now))
 
         return await self._tx(work)
 

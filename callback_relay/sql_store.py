@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from callback_relay.store import (
     Checkpoint,
+    CheckpointResult,
     RegistrySnapshot,
     SecretRecord,
     ShopRecord,
@@ -244,6 +245,29 @@ class SqlStore(ABC):
             "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ?", (till_id,)
         )
         return None if row is None else Checkpoint(*row)
+
+    async def put_checkpoint(
+        self, shop_id: str, till_id: str, seq: int, head: str, now: int
+    ) -> CheckpointResult:
+        """Move the till's checkpoint forward only: one upsert that changes nothing unless `seq`
+        is past the stored one, so two instances at once cannot both move it."""
+        moved, current = await self.write_steps(
+            (
+                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (till_id) DO UPDATE SET "
+                "shop_id = excluded.shop_id, seq = excluded.seq, head = excluded.head, "
+                "at = excluded.at WHERE audit_checkpoints.shop_id <> excluded.shop_id "
+                "OR audit_checkpoints.seq < excluded.seq RETURNING seq",
+                (till_id, shop_id, seq, head, now),
+            ),
+            ("SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ?", (till_id,)),
+        )
+        stored = Checkpoint(*current.rows[0])
+        if moved.rows:
+            return CheckpointResult("stored", stored)
+        if seq < stored.seq:
+            return CheckpointResult("behind", stored)
+        return CheckpointResult("same" if head == stored.head else "conflict", stored)
 
     # Batch reads (the receipt index asks 500 keys at a time).
 

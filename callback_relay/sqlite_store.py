@@ -45,13 +45,10 @@ from callback_relay.sql_store import (
 from callback_relay.store import (
     AckResult,
     AppendResult,
-    Checkpoint,
-    CheckpointResult,
     Claim,
     NewEvent,
     StoreUnavailable,
     StoreVersionError,
-    checkpoint_outcome,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -535,28 +532,6 @@ class SqliteStore(SqlStore):
                 ),
             )
             return cur.rowcount
-
-        return await self._write(op)
-
-    async def put_checkpoint(
-        self, shop_id: str, till_id: str, seq: int, head: str, now: int
-    ) -> CheckpointResult:
-        def op(conn: sqlite3.Connection) -> CheckpointResult:
-            row = conn.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ? AND shop_id = ?",
-                (till_id, shop_id),
-            ).fetchone()
-            if row is not None:
-                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
-                if outcome is not None:
-                    return CheckpointResult(outcome, Checkpoint(*row))
-            conn.execute(
-                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (till_id) DO UPDATE SET "
-                "seq = excluded.seq, head = excluded.head, at = excluded.at",
-                (till_id, shop_id, seq, head, now),
-            )
-            return CheckpointResult("stored", Checkpoint(seq, head, now))
 
         return await self._write(op)
 

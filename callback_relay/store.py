@@ -147,15 +147,6 @@ class CheckpointResult:
     stored: Checkpoint
 
 
-def checkpoint_outcome(stored: Checkpoint, seq: int, head: str) -> str | None:
-    """Why a new checkpoint cannot replace `stored` ("same", "behind", "conflict"), or None."""
-    if seq < stored.seq:
-        return "behind"
-    if seq == stored.seq:
-        return "same" if head == stored.head else "conflict"
-    return None
-
-
 class RelayStore(Protocol):
     """Durable registry and inbox. Writes are committed before the call returns."""
 
