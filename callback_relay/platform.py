@@ -33,7 +33,7 @@ from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, Merc
 from smartduka_tui.secretbox import SecretBox
 
 if TYPE_CHECKING:
-    from callback_relay.sql_store import Done, SqlStore
+    from callback_relay.store import Done, RelayStore
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
 DEFAULT_DARAJA_URL = "https://sandbox.safaricom.co.ke"
@@ -368,7 +368,7 @@ class BrokerTables:
     # The database's refusal (a shop that is not the relay's), answered as PlatformConfigError.
     REFUSED: ClassVar[type[Exception]]
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: RelayStore) -> None:
         self._store = store
 
     def __repr__(self) -> str:

@@ -37,14 +37,19 @@ from callback_relay.platform import (
     clashing_prefix,
     postgres_sql,
 )
-from callback_relay.sql_store import Done, Row, SqlStore, Step, settle_opened, stored_event
 from callback_relay.store import (
     AckResult,
     AppendResult,
     Claim,
+    Done,
     NewEvent,
+    RelayStore,
+    Row,
+    Step,
     StoreUnavailable,
     StoreVersionError,
+    settle_opened,
+    stored_event,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -194,7 +199,7 @@ def _settle(
             future.set_result(result)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(RelayStore):
     """`RelayStore` on a PostgreSQL database: create it, `await open()`, `await close()`."""
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:

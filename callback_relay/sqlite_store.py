@@ -33,22 +33,20 @@ from callback_relay.platform import (
     bucket_after,
     clashing_prefix,
 )
-from callback_relay.sql_store import (
-    EVENT_COLUMNS,
-    Done,
-    Row,
-    SqlStore,
-    Step,
-    settle_opened,
-    stored_event,
-)
 from callback_relay.store import (
+    EVENT_COLUMNS,
     AckResult,
     AppendResult,
     Claim,
+    Done,
     NewEvent,
+    RelayStore,
+    Row,
+    Step,
     StoreUnavailable,
     StoreVersionError,
+    settle_opened,
+    stored_event,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -142,7 +140,7 @@ _STOP = None
 _Request = tuple[Op, "asyncio.Future[Any]"]
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(RelayStore):
     """`RelayStore` on one SQLite file: create it, `await open()`, `await close()` at the end."""
 
     def __init__(
