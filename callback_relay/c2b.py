@@ -88,6 +88,11 @@ def _claim_key(shop_id: str, trans_id: str) -> str:
     return f"c2b/claim/{shop_id}/{trans_id}"
 
 
+def holder_json(till_id: str, sale_ref: str) -> bytes:
+    """Who holds a receipt, as stored: a C2B claim's value, and a receipt registration's."""
+    return json.dumps({"till_id": till_id, "sale_ref": sale_ref}).encode()
+
+
 def confirmation_path(token: str) -> str:
     """The path to register as the shortcode's ConfirmationURL (behind the public base URL)."""
     return f"/hooks/c2b/{token}"
@@ -248,7 +253,7 @@ class C2BIntake(SafaricomIntake):
                 {"error": 'body must be {"sale_ref": "..."} (letters, digits, . _ -)'},
                 status_code=400,
             )
-        mine = json.dumps({"till_id": till.till_id, "sale_ref": body.sale_ref}).encode()
+        mine = holder_json(till.till_id, body.sale_ref)
         try:
             if await self._store.get_meta(_seen_key(till.shop_id, trans_id)) is None:
                 return JSONResponse(
