@@ -608,33 +608,10 @@ class PostgresStore(RelayStore):
 
         return await self._tx(work)
 
-    async def replay_dead(self, till_id: str | None, now: int) -> int:
-        replayed = EventFlag.REPLAYED.value
-
-        async def work(cur: Cursor) -> int:
-            await cur.execute(
-                "UPDATE events SET state = %s, delivery_count = 0, visible_at = %s, "
-                "flags = CASE WHEN flags = '' THEN %s "
-                "WHEN %s = ANY(string_to_array(flags, ',')) THEN flags "
-                "ELSE flags || ',' || %s END "
-                "WHERE state = %s AND (%s::text IS NULL OR till_id = %s) RETURNING till_id",
-                (
-                    EventState.PENDING.value,
-                    now,
-                    replayed,
-                    replayed,
-                    replayed,
-                    EventState.DEAD.value,
-                    till_id,
-                    till_id,
-                ),
-            )
-            tills = {r[0] for r in await cur.fetchall()}
-            for till in tills:
-                self._announce(till)
-            return cur.rowcount
-
-        return await self._tx(work)
+    def replayed(self, tills: set[str]) -> None:
+        """Wake the long-polls of these tills on every instance: their events are back."""
+        for till in tills:
+            self._announce(till)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -257,6 +257,9 @@ class SqliteStore(RelayStore):
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Nothing to do: one process owns the file, and its own hub hears every commit."""
 
+    def replayed(self, tills: set[str]) -> None:
+        """Nothing to do: the relay's own long-polls find replayed events at their next claim."""
+
     def broker(self) -> SqliteBrokerTables:
         """The broker's tables, written through this store's one writer."""
         return SqliteBrokerTables(self)
@@ -507,29 +510,6 @@ class SqliteStore(RelayStore):
                 (EventState.ACKED.value, now, event_id),
             )
             return AckResult(found=True, received_at=row[1])
-
-        return await self._write(op)
-
-    async def replay_dead(self, till_id: str | None, now: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE events SET state = ?, delivery_count = 0, visible_at = ?, "
-                "flags = CASE WHEN flags = '' THEN ? "
-                "WHEN instr(',' || flags || ',', ',' || ? || ',') > 0 THEN flags "
-                "ELSE flags || ',' || ? END "
-                "WHERE state = ? AND (? IS NULL OR till_id = ?)",
-                (
-                    EventState.PENDING.value,
-                    now,
-                    EventFlag.REPLAYED.value,
-                    EventFlag.REPLAYED.value,
-                    EventFlag.REPLAYED.value,
-                    EventState.DEAD.value,
-                    till_id,
-                    till_id,
-                ),
-            )
-            return cur.rowcount
 
         return await self._write(op)
 

@@ -268,9 +268,6 @@ class RelayStore(ABC):
     @abstractmethod
     async def ack(self, shop_id: str, till_id: str, event_id: int, now: int) -> AckResult: ...
 
-    @abstractmethod
-    async def replay_dead(self, till_id: str | None, now: int) -> int: ...
-
     # What both stores run alike.
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
@@ -376,6 +373,35 @@ class RelayStore(ABC):
         )
 
     # Inbox upkeep.
+
+    async def replay_dead(self, till_id: str | None, now: int) -> int:
+        """Dead-lettered events (of one till, or all) pending again, flagged as replayed."""
+        replayed = EventFlag.REPLAYED.value
+        (done,) = await self.write_steps(
+            (
+                "UPDATE events SET state = ?, delivery_count = 0, visible_at = ?, "
+                "flags = CASE WHEN flags = '' THEN ? "
+                "WHEN replace(',' || flags || ',', ',' || ? || ',', '') <> ',' || flags || ',' "
+                "THEN flags ELSE flags || ',' || ? END "
+                "WHERE state = ? AND (CAST(? AS TEXT) IS NULL OR till_id = ?) RETURNING till_id",
+                (
+                    EventState.PENDING.value,
+                    now,
+                    replayed,
+                    replayed,
+                    replayed,
+                    EventState.DEAD.value,
+                    till_id,
+                    till_id,
+                ),
+            )
+        )
+        self.replayed({row[0] for row in done.rows})
+        return len(done.rows)
+
+    @abstractmethod
+    def replayed(self, tills: set[str]) -> None:
+        """Called after a replay commits, with the tills whose events are pending again."""
 
     async def sweep(self, now: int, max_deliveries: int) -> int:
         (done,) = await self.write_steps(
