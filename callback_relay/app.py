@@ -32,6 +32,7 @@ from callback_relay.metrics import RelayMetrics
 from callback_relay.receipts import RECEIPT_ROUTES, ReceiptIndex
 from callback_relay.registry import SecretCache, now_ms, open_box
 from callback_relay.results import RESULT_ROUTES, ResultIntake
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import client_address, in_networks
 from callback_relay.store import RelayStore, StoreUnavailable
@@ -99,22 +100,6 @@ class _CallbacksFirst:
             await self._app(scope, receive, send)
 
 
-async def feed_events(request: Request) -> Response:
-    return await _relay(request).feed.events(request)
-
-
-async def feed_ack(request: Request) -> Response:
-    return await _relay(request).feed.ack(request)
-
-
-async def get_checkpoint(request: Request) -> Response:
-    return await _relay(request).checkpoints.get(request)
-
-
-async def put_checkpoint(request: Request) -> Response:
-    return await _relay(request).checkpoints.put(request)
-
-
 async def healthz(request: Request) -> Response:
     try:
         # A store that reads but cannot write (locked, full, read-only) cannot take callbacks.
@@ -153,10 +138,10 @@ async def metrics(request: Request) -> Response:
 
 ROUTES: list[Route] = [
     Route("/hooks/stk/{rest:path}", receive_callback, methods=["POST"]),
-    Route("/v1/events", feed_events, methods=["GET"]),
-    Route("/v1/events/{event_id}/ack", feed_ack, methods=["POST"]),
-    Route("/v1/audit/checkpoint", get_checkpoint, methods=["GET"]),
-    Route("/v1/audit/checkpoint", put_checkpoint, methods=["POST"]),
+    Route("/v1/events", on_state("feed", Feed.events), methods=["GET"]),
+    Route("/v1/events/{event_id}/ack", on_state("feed", Feed.ack), methods=["POST"]),
+    Route("/v1/audit/checkpoint", on_state("checkpoints", Checkpoints.get), methods=["GET"]),
+    Route("/v1/audit/checkpoint", on_state("checkpoints", Checkpoints.put), methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     *BROKER_ROUTES,
@@ -218,10 +203,9 @@ def make_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         the_store = store or store_for(settings)
         await the_store.open()
-        env_key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
 
         async def load_box() -> SecretBox | None:
-            return await open_box(the_store, settings.db, env_key, create=False)
+            return await open_box(the_store, settings.db, settings.env_key(), create=False)
 
         cache = SecretCache(the_store, load_box)
         metrics_ = RelayMetrics()
@@ -263,6 +247,8 @@ def make_app(
             ]
             log.info("relay ready (%s mode)", settings.mode.value)
             app.state.relay = relay
+            app.state.feed = feed
+            app.state.checkpoints = relay.checkpoints
             app.state.broker = Broker(relay)
             app.state.results = ResultIntake(settings, the_store, cache, hub, metrics_, the_clock)
             app.state.c2b = C2BIntake(settings, the_store, cache, hub, metrics_, the_clock, feed)

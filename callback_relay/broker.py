@@ -49,6 +49,7 @@ from callback_relay.platform import (
     open_platform,
 )
 from callback_relay.registry import now_ms, open_box
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings, url_problem
 from callback_relay.store import RelayStore, StoreUnavailable, TillRecord
 from smartduka_tui.clock import Clock
@@ -207,9 +208,6 @@ class Broker:
         self._retired.clear()
         self._client = None
 
-    async def store(self) -> BrokerStore:
-        return self._store
-
     def client(self, base_url: str) -> DarajaClient:
         """The one Daraja client (one token for every shop, shared through the store with the
         other instances); rebuilt if the platform's base URL changed."""
@@ -235,9 +233,8 @@ class Broker:
         if isinstance(till, Response):
             return till
         try:
-            store = await self.store()
-            shop = await store.shop(till.shop_id)
-            record = await store.platform() if shop is not None else None
+            shop = await self._store.shop(till.shop_id)
+            record = await self._store.platform() if shop is not None else None
         except StoreUnavailable:
             return envelope(503, NOT_CONFIGURED, "The relay cannot read its settings right now.")
         if shop is None:
@@ -275,13 +272,8 @@ class Broker:
         changes the record, and the next request opens the new one)."""
         if self._account is not None and self._account[0] == record:
             return self._account[1]
-        env_key = self._relay.settings.encryption_key
-        box = await open_box(
-            self._relay.store,
-            self._relay.settings.db,
-            env_key.get_secret_value() if env_key else None,
-            create=False,
-        )
+        settings = self._relay.settings
+        box = await open_box(self._relay.store, settings.db, settings.env_key(), create=False)
         if box is None:
             raise RelayKeyError("no relay key")
         account = open_platform(box, record)
@@ -423,8 +415,7 @@ class Broker:
             return outcome_unknown(unknown.message)
         self.watch.saw(True)
         try:
-            store = await self.store()
-            await store.remember_push(
+            await self._store.remember_push(
                 accepted.checkout_request_id, shop.shop_id, till.till_id, now_ms(self._clock)
             )
         except StoreUnavailable:
@@ -437,14 +428,7 @@ class Broker:
         if refused.error_code is not None and refused.http_status is not None:
             # Daraja's envelope (or a non-zero ResponseCode), with Daraja's status.
             self.watch.saw(True)
-            return JSONResponse(
-                {
-                    "requestId": refused.request_id or "",
-                    "errorCode": refused.error_code,
-                    "errorMessage": refused.error_message or "",
-                },
-                status_code=refused.http_status,
-            )
+            return _darajas_envelope(refused, refused.http_status)
         if info_code in ("connection_failed", "authentication_failed"):
             self.watch.saw(info_code == "authentication_failed")
             return envelope(502, info_code, refused.message)
@@ -461,7 +445,7 @@ class Broker:
         if isinstance(body, Response):
             return body
         try:
-            owner = await (await self.store()).push_shop(body.checkout_request_id)
+            owner = await self._store.push_shop(body.checkout_request_id)
         except StoreUnavailable:
             return outcome_unknown("The relay cannot read its push records right now.")
         if owner != shop.shop_id:
@@ -488,14 +472,7 @@ class Broker:
     @staticmethod
     def _query_refused(error: DarajaError) -> Response:
         if error.error_code is not None and error.http_status is not None:
-            return JSONResponse(
-                {
-                    "requestId": error.request_id or "",
-                    "errorCode": error.error_code,
-                    "errorMessage": error.error_message or "",
-                },
-                status_code=error.http_status,
-            )
+            return _darajas_envelope(error, error.http_status)
         code = error.info.code if error.info else "http_refused"
         return envelope(error.http_status or 502, code, error.message)
 
@@ -522,32 +499,21 @@ class Broker:
         return JSONResponse(status.model_dump())
 
 
-def _broker(request: Request) -> Broker:
-    broker: Broker = request.app.state.broker
-    return broker
-
-
-async def daraja_ready(request: Request) -> Response:
-    return await _broker(request).ready(request)
-
-
-async def daraja_push(request: Request) -> Response:
-    return await _broker(request).push(request)
-
-
-async def daraja_query(request: Request) -> Response:
-    return await _broker(request).query(request)
-
-
-async def daraja_status(request: Request) -> Response:
-    return await _broker(request).status(request)
+def _darajas_envelope(error: DarajaError, status: int) -> Response:
+    """Daraja's own error envelope, passed back with Daraja's HTTP status."""
+    body = {
+        "requestId": error.request_id or "",
+        "errorCode": error.error_code,
+        "errorMessage": error.error_message or "",
+    }
+    return JSONResponse(body, status_code=status)
 
 
 BROKER_ROUTES: list[Route] = [
-    Route(READY_PATH, daraja_ready, methods=["GET"]),
-    Route(PUSH_PATH, daraja_push, methods=["POST"]),
-    Route(QUERY_PATH, daraja_query, methods=["POST"]),
-    Route(STATUS_PATH, daraja_status, methods=["GET"]),
+    Route(READY_PATH, on_state("broker", Broker.ready), methods=["GET"]),
+    Route(PUSH_PATH, on_state("broker", Broker.push), methods=["POST"]),
+    Route(QUERY_PATH, on_state("broker", Broker.query), methods=["POST"]),
+    Route(STATUS_PATH, on_state("broker", Broker.status), methods=["GET"]),
 ]
 
 

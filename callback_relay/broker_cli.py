@@ -37,10 +37,10 @@ from callback_relay.platform import (
     open_platform,
     seal_platform,
 )
-from callback_relay.registry import open_box
+from callback_relay.registry import now_ms, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore
-from callback_relay.stores import store_for
+from callback_relay.stores import opened_store
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.secretbox import SecretBox
 
@@ -50,29 +50,17 @@ if TYPE_CHECKING:
 SECRET_ENV = {name: f"SMARTDUKA_RELAY_PLATFORM_{name.upper()}" for name in PLATFORM_FIELDS}
 
 
-def _now() -> int:
-    return int(SystemClock().now().timestamp() * 1000)
-
-
-def _env_key(settings: RelaySettings) -> str | None:
-    return settings.encryption_key.get_secret_value() if settings.encryption_key else None
-
-
 async def _with_stores(
     settings: RelaySettings,
     work: Callable[[RelayStore, BrokerStore], Awaitable[int]],
 ) -> int:
     """The relay's store (SQLite or PostgreSQL, as the settings say) and its broker tables."""
-    relay_store = store_for(settings)
-    await relay_store.open()
-    try:
+    async with opened_store(settings) as relay_store:
         return await work(relay_store, relay_store.broker())
-    finally:
-        await relay_store.close()
 
 
 async def _box(relay_store: RelayStore, settings: RelaySettings, *, create: bool) -> SecretBox:
-    box = await open_box(relay_store, settings.db, _env_key(settings), create=create)
+    box = await open_box(relay_store, settings.db, settings.env_key(), create=create)
     if box is None:
         raise PlatformConfigError(
             "the platform is not set up at this relay: run `smartduka-relay platform set` first"
@@ -115,7 +103,7 @@ def cmd_platform_set(args: argparse.Namespace, settings: RelaySettings) -> int:
 
     async def work(relay_store: RelayStore, broker_store: BrokerStore) -> int:
         box = await _box(relay_store, settings, create=True)
-        record = seal_platform(box, shortcode, daraja_url, secrets, _now())
+        record = seal_platform(box, shortcode, daraja_url, secrets, now_ms(SystemClock()))
         await broker_store.set_platform(record)
         print(f"Platform paybill {shortcode} set (Daraja at {daraja_url}); credentials encrypted.")
         return 0
@@ -171,7 +159,7 @@ async def _mark(
     if await relay_store.get_shop(shop_id) is None:
         raise PlatformConfigError(f"no shop with id {shop_id[:32]!r}")
     await broker_store.set_shop(
-        PlatformShop(shop_id, choice.prefix, choice.pushes_per_minute, _now())
+        PlatformShop(shop_id, choice.prefix, choice.pushes_per_minute, now_ms(SystemClock()))
     )
 
 

@@ -32,6 +32,7 @@ from callback_relay.hub import FeedHub
 from callback_relay.intake import ACCEPTED, SafaricomIntake, append_and_wake
 from callback_relay.metrics import RelayMetrics
 from callback_relay.registry import SecretCache, now_ms
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings
 from callback_relay.sources import in_networks
 from callback_relay.store import NewEvent, RelayStore, StoreUnavailable
@@ -85,6 +86,11 @@ def _seen_key(shop_id: str, trans_id: str) -> str:
 
 def _claim_key(shop_id: str, trans_id: str) -> str:
     return f"c2b/claim/{shop_id}/{trans_id}"
+
+
+def holder_json(till_id: str, sale_ref: str) -> bytes:
+    """Who holds a receipt, as stored: a C2B claim's value, and a receipt registration's."""
+    return json.dumps({"till_id": till_id, "sale_ref": sale_ref}).encode()
 
 
 def confirmation_path(token: str) -> str:
@@ -247,7 +253,7 @@ class C2BIntake(SafaricomIntake):
                 {"error": 'body must be {"sale_ref": "..."} (letters, digits, . _ -)'},
                 status_code=400,
             )
-        mine = json.dumps({"till_id": till.till_id, "sale_ref": body.sale_ref}).encode()
+        mine = holder_json(till.till_id, body.sale_ref)
         try:
             if await self._store.get_meta(_seen_key(till.shop_id, trans_id)) is None:
                 return JSONResponse(
@@ -272,17 +278,7 @@ class C2BIntake(SafaricomIntake):
         )
 
 
-async def _confirm(request: Request) -> Response:
-    intake: C2BIntake = request.app.state.c2b
-    return await intake.confirm(request)
-
-
-async def _claim(request: Request) -> Response:
-    intake: C2BIntake = request.app.state.c2b
-    return await intake.claim(request)
-
-
 C2B_ROUTES: list[Route] = [
-    Route("/hooks/c2b/{token}", _confirm, methods=["POST"]),
-    Route("/v1/c2b/{trans_id}/claim", _claim, methods=["POST"]),
+    Route("/hooks/c2b/{token}", on_state("c2b", C2BIntake.confirm), methods=["POST"]),
+    Route("/v1/c2b/{trans_id}/claim", on_state("c2b", C2BIntake.claim), methods=["POST"]),
 ]

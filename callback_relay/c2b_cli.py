@@ -10,28 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from callback_relay.c2b import confirmation_path, issue_token, route_prefix
 from callback_relay.settings import RelaySettings
-from callback_relay.stores import store_for
+from callback_relay.stores import opened_store
 
 if TYPE_CHECKING:
     from callback_relay.cli import Handler, SettingsHandler
 
 
 async def _token(settings: RelaySettings, shortcode: str, shop_id: str | None) -> str:
-    store = store_for(settings)
-    await store.open()
-    try:
+    async with opened_store(settings) as store:
         return await issue_token(store, shortcode, shop_id)
-    finally:
-        await store.close()
 
 
 async def _prefix(settings: RelaySettings, shortcode: str, prefix: str, shop_id: str) -> None:
-    store = store_for(settings)
-    await store.open()
-    try:
+    async with opened_store(settings) as store:
         await route_prefix(store, shortcode, prefix, shop_id)
-    finally:
-        await store.close()
 
 
 def cmd_token(args: argparse.Namespace, settings: RelaySettings) -> int:

@@ -22,10 +22,10 @@ from callback_relay import broker_cli, c2b_cli
 from callback_relay.broker import platform_url_problem
 from callback_relay.c2b import C2BSetupError
 from callback_relay.crypto import RelayKeyError
-from callback_relay.registry import Registry, RegistryError, open_box
+from callback_relay.registry import Registry, RegistryError, now_ms, open_box
 from callback_relay.settings import RelaySettings
 from callback_relay.store import StoreUnavailable, StoreVersionError
-from callback_relay.stores import store_for
+from callback_relay.stores import opened_store
 from smartduka_tui.clock import SystemClock
 from smartduka_tui.mpesa.enrolment import Enrolment
 from smartduka_tui.secretbox import SealBrokenError
@@ -59,27 +59,19 @@ def _bind(handler: SettingsHandler) -> Handler:
     return lambda args: handler(args, _settings(args))
 
 
-def _env_key(settings: RelaySettings) -> str | None:
-    return settings.encryption_key.get_secret_value() if settings.encryption_key else None
-
-
 async def _with_registry(
     settings: RelaySettings,
     work: Callable[[Registry], Awaitable[int]],
     *,
     create_key: bool,
 ) -> int:
-    store = store_for(settings)
-    await store.open()
-    try:
-        box = await open_box(store, settings.db, _env_key(settings), create=create_key)
+    async with opened_store(settings) as store:
+        box = await open_box(store, settings.db, settings.env_key(), create=create_key)
         if box is None:
             raise CliError(
                 f"the database {settings.db} has no shops yet (no relay key); run `shop add` first"
             )
         return await work(Registry(store, box, SystemClock(), settings.public_url))
-    finally:
-        await store.close()
 
 
 def _open_out(out: str | None) -> int | None:
@@ -225,15 +217,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        store = store_for(settings)
-        await store.open()
-        try:
+        async with opened_store(settings) as store:
             if args.till is not None and await store.get_till(args.till) is None:
                 raise CliError(f"no till with id {args.till[:32]!r}")
-            now = int(SystemClock().now().timestamp() * 1000)
-            count = await store.replay_dead(args.till, now)
-        finally:
-            await store.close()
+            count = await store.replay_dead(args.till, now_ms(SystemClock()))
         scope = f"till {args.till}" if args.till else "all tills"
         print(f"Replayed {count} dead-lettered event(s) for {scope}.")
         return 0
@@ -246,12 +233,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        store = store_for(settings)
-        await store.open()
-        try:
+        async with opened_store(settings) as store:
             rows = await store.inbox_stats()
-        finally:
-            await store.close()
         shops: dict[str, list[int]] = {}
         for row in rows:
             figures = shops.setdefault(row.shop_id, [0, 0, 0])
@@ -287,13 +270,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     async def check() -> None:
-        store = store_for(settings)
-        await store.open()
-        try:
-            await open_box(store, settings.db, _env_key(settings), create=False)
+        async with opened_store(settings) as store:
+            await open_box(store, settings.db, settings.env_key(), create=False)
             problem = await platform_url_problem(store, settings)
-        finally:
-            await store.close()
         if problem is not None:
             raise CliError(
                 f"{problem}: set it with `smartduka-relay platform set --daraja-url https://...`"

@@ -14,6 +14,7 @@ database (backups, a disk image without the key file), not a host where the key 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import stat
@@ -85,14 +86,10 @@ def key_file_for(db_path: Path) -> Path:
 
 def _parse_hex(text: str, where: str) -> bytes:
     cleaned = text.strip()
-    if len(cleaned) != 64:
-        raise RelayKeyError(f"{where} must hold 64 hexadecimal characters (a 256-bit key)")
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        raise RelayKeyError(
-            f"{where} must hold 64 hexadecimal characters (a 256-bit key)"
-        ) from None
+    with contextlib.suppress(ValueError):
+        if len(cleaned) == 64:
+            return bytes.fromhex(cleaned)
+    raise RelayKeyError(f"{where} must hold 64 hexadecimal characters (a 256-bit key)")
 
 
 def load_key(db_path: Path, env_key: str | None, *, create: bool) -> bytes | None:

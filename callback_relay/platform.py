@@ -18,11 +18,11 @@ database that every instance shares, so push limits and the platform's OAuth tok
 
 from __future__ import annotations
 
+import contextlib
 import re
-import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import SecretStr, ValidationError
 
@@ -31,6 +31,9 @@ from callback_relay.settings import url_problem
 from smartduka_tui.model import Mode
 from smartduka_tui.mpesa.requests import DarajaCredentials, MerchantConfig, MerchantKind
 from smartduka_tui.secretbox import SecretBox
+
+if TYPE_CHECKING:
+    from callback_relay.store import Done, RelayStore
 
 PLATFORM_FIELDS = ("consumer_key", "consumer_secret", "passkey")
 DEFAULT_DARAJA_URL = "https://sandbox.safaricom.co.ke"
@@ -42,8 +45,6 @@ PUSH_RECORD_RETENTION_MS = 7 * 86_400_000
 
 _SHORTCODE = re.compile(r"^[0-9]{5,7}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9]{1,4}$")
-
-T = TypeVar("T")
 
 
 class PlatformConfigError(RegistryError):
@@ -360,128 +361,83 @@ def postgres_sql(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class SqliteBrokerTables:
-    """`BrokerStore` through the SQLite store's own writer and reader (no second connection on
-    the file): `write(op)` commits `op(conn)` in the writer's next transaction."""
+class BrokerTables:
+    """`BrokerStore` over a relay store's steps: what both stores run alike. Each store adds
+    the prefix check and the push bucket's spend, which PostgreSQL does under its own locks."""
 
-    def __init__(
-        self,
-        write: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]],
-        read: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]],
-    ) -> None:
-        self._write_op = write
-        self._read_op = read
+    # The database's refusal (a shop that is not the relay's), answered as PlatformConfigError.
+    REFUSED: ClassVar[type[Exception]]
+
+    def __init__(self, store: RelayStore) -> None:
+        self._store = store
 
     def __repr__(self) -> str:
-        return "SqliteBrokerTables()"
+        return f"{type(self).__name__}()"
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    @staticmethod
+    def refusal(exc: Exception) -> str:
+        """What a refusal's message says of the database's error."""
+        return type(exc).__name__
+
+    @contextlib.contextmanager
+    def _refused_as_config_error(self) -> Iterator[None]:
         try:
-            result: T = await self._write_op(fn)
-        except sqlite3.IntegrityError as exc:
-            raise PlatformConfigError(f"the relay database refused the change: {exc}") from None
-        return result
+            yield
+        except self.REFUSED as exc:
+            raise PlatformConfigError(
+                f"the relay database refused the change: {self.refusal(exc)}"
+            ) from None
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        result: T = await self._read_op(fn)
-        return result
+    async def _one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        (rows,) = await self._store.read_steps((sql, params))
+        return rows[0] if rows else None
+
+    async def _write(self, *steps: tuple[str, Sequence[Any]]) -> list[Done]:
+        with self._refused_as_config_error():
+            return await self._store.write_steps(*steps)
 
     async def platform(self) -> PlatformRecord | None:
-        def fn(conn: sqlite3.Connection) -> PlatformRecord | None:
-            row = conn.execute(BrokerSql.PLATFORM).fetchone()
-            return None if row is None else BrokerSql.platform_record(row)
-
-        return await self._read(fn)
+        row = await self._one(BrokerSql.PLATFORM, ())
+        return None if row is None else BrokerSql.platform_record(row)
 
     async def set_platform(self, record: PlatformRecord) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(BrokerSql.SET_PLATFORM, BrokerSql.platform_params(record))
-
-        await self._write(fn)
+        await self._write((BrokerSql.SET_PLATFORM, BrokerSql.platform_params(record)))
 
     async def shop(self, shop_id: str) -> PlatformShop | None:
-        def fn(conn: sqlite3.Connection) -> PlatformShop | None:
-            row = conn.execute(BrokerSql.SHOP, (shop_id,)).fetchone()
-            return None if row is None else PlatformShop(*row)
-
-        return await self._read(fn)
+        row = await self._one(BrokerSql.SHOP, (shop_id,))
+        return None if row is None else PlatformShop(*row)
 
     async def shops(self) -> tuple[PlatformShop, ...]:
-        def fn(conn: sqlite3.Connection) -> tuple[PlatformShop, ...]:
-            rows = conn.execute(BrokerSql.SHOPS + " ORDER BY shop_id").fetchall()
-            return tuple(PlatformShop(*row) for row in rows)
-
-        return await self._read(fn)
-
-    async def set_shop(self, shop: PlatformShop) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
-            others = conn.execute(BrokerSql.OTHER_PREFIXES, (shop.shop_id,)).fetchall()
-            clash = clashing_prefix(shop, [(str(a), str(b)) for a, b in others])
-            if clash is not None:
-                raise clash
-            conn.execute(BrokerSql.SET_SHOP, BrokerSql.shop_params(shop))
-
-        await self._write(fn)
+        (rows,) = await self._store.read_steps((BrokerSql.SHOPS + " ORDER BY shop_id", ()))
+        return tuple(PlatformShop(*row) for row in rows)
 
     async def remove_shop(self, shop_id: str) -> bool:
-        def fn(conn: sqlite3.Connection) -> bool:
-            return conn.execute(BrokerSql.REMOVE_SHOP, (shop_id,)).rowcount == 1
-
-        return await self._write(fn)
+        (done,) = await self._write((BrokerSql.REMOVE_SHOP, (shop_id,)))
+        return done.rowcount == 1
 
     async def remember_push(
         self, checkout_request_id: str, shop_id: str, till_id: str, now: int
     ) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(BrokerSql.REMEMBER_PUSH, (checkout_request_id, shop_id, till_id, now))
-            conn.execute(BrokerSql.FORGET_PUSHES, (now - PUSH_RECORD_RETENTION_MS,))
-
-        await self._write(fn)
+        await self._write(
+            (BrokerSql.REMEMBER_PUSH, (checkout_request_id, shop_id, till_id, now)),
+            (BrokerSql.FORGET_PUSHES, (now - PUSH_RECORD_RETENTION_MS,)),
+        )
 
     async def push_shop(self, checkout_request_id: str) -> str | None:
-        def fn(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(BrokerSql.PUSH_SHOP, (checkout_request_id,)).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._read(fn)
-
-    def _bucket(self, conn: sqlite3.Connection, shop_id: str) -> tuple[float, int] | None:
-        row = conn.execute(BrokerSql.BUCKET, (shop_id,)).fetchone()
-        return None if row is None else (float(row[0]), int(row[1]))
+        row = await self._one(BrokerSql.PUSH_SHOP, (checkout_request_id,))
+        return None if row is None else str(row[0])
 
     async def push_wait(self, shop: PlatformShop, now: int) -> float:
-        def fn(conn: sqlite3.Connection) -> float:
-            state = self._bucket(conn, shop.shop_id)
-            return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
-
-        return await self._read(fn)
-
-    async def take_push(self, shop: PlatformShop, now: int) -> float:
-        def fn(conn: sqlite3.Connection) -> float:
-            state = self._bucket(conn, shop.shop_id)
-            (tokens, at), wait = bucket_after(state, shop.pushes_per_minute, now, take=True)
-            conn.execute(
-                "INSERT INTO broker_push_buckets (shop_id, tokens, at_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT (shop_id) DO UPDATE SET tokens = excluded.tokens,"
-                " at_ms = excluded.at_ms",
-                (shop.shop_id, tokens, at),
-            )
-            return wait
-
-        return await self._write(fn)
+        row = await self._one(BrokerSql.BUCKET, (shop.shop_id,))
+        state = None if row is None else (float(row[0]), int(row[1]))
+        return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
 
     async def load_token(self, cache_key: str) -> StoredToken | None:
-        def fn(conn: sqlite3.Connection) -> StoredToken | None:
-            row = conn.execute(BrokerSql.CACHED_GRANT, (cache_key,)).fetchone()
-            return None if row is None else BrokerSql.stored_token(cache_key, row)
-
-        return await self._read(fn)
+        row = await self._one(BrokerSql.CACHED_GRANT, (cache_key,))
+        return None if row is None else BrokerSql.stored_token(cache_key, row)
 
     async def save_token(self, token: StoredToken) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(BrokerSql.SAVE_GRANT, BrokerSql.token_params(token))
-
-        await self._write(fn)
+        await self._write((BrokerSql.SAVE_GRANT, BrokerSql.token_params(token)))
 
 
 def describe_platform(record: PlatformRecord | None, account: PlatformAccount | None) -> Any:

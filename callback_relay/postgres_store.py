@@ -30,12 +30,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from callback_relay.platform import (
-    PUSH_RECORD_RETENTION_MS,
     BrokerSql,
-    PlatformConfigError,
-    PlatformRecord,
+    BrokerTables,
     PlatformShop,
-    StoredToken,
     bucket_after,
     clashing_prefix,
     postgres_sql,
@@ -43,19 +40,16 @@ from callback_relay.platform import (
 from callback_relay.store import (
     AckResult,
     AppendResult,
-    Checkpoint,
-    CheckpointResult,
     Claim,
+    Done,
     NewEvent,
-    RegistrySnapshot,
-    SecretRecord,
-    ShopRecord,
-    StoredEvent,
+    RelayStore,
+    Row,
+    Step,
     StoreUnavailable,
     StoreVersionError,
-    TillRecord,
-    TillStats,
-    checkpoint_outcome,
+    settle_opened,
+    stored_event,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -74,13 +68,13 @@ CHANNEL = "relay_events"
 WRITER_NAME = "smartduka-relay-writer"
 # Any fixed number: the lock that serialises migrations between instances starting at once.
 _MIGRATION_LOCK = 0x5D_2E_1A_7
-_PRUNE_CHUNK = 5000
 _GROUP_COMMIT_MAX = 512
 _NOTIFY_INTERVAL_S = 0.01
 # Every statement planned for the events table as it is now (see `_configure`).
 _PLAN_AS_THE_TABLE_IS = "SET plan_cache_mode = force_custom_plan"
 # NOTIFY payloads stop at 8000 bytes.
 _NOTIFY_PAYLOAD_MAX = 7000
+_REPEATABLE_READ: Step = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", ())
 
 # Versioned migrations: never edit one that has shipped; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -191,15 +185,6 @@ class _Signal(Enum):
 _Request = tuple[NewEvent, "asyncio.Future[AppendResult]"] | _Signal
 
 
-def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 def _settle(
     batch: Sequence[tuple[NewEvent, asyncio.Future[AppendResult]]],
     results: Sequence[AppendResult | BaseException],
@@ -214,27 +199,7 @@ def _settle(
             future.set_result(result)
 
 
-def _event(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(
-        event_id=row[0],
-        kind=EventKind(row[1]),
-        shop_id=row[2],
-        till_id=row[3],
-        attempt_ref=row[4],
-        received_at=row[5],
-        body=bytes(row[6]),
-        body_sha256=row[7],
-        flags=tuple(EventFlag(f) for f in row[8].split(",") if f),
-        detail=row[9] or None,
-        delivery_count=row[10],
-    )
-
-
-async def _bump_registry(cur: Cursor) -> None:
-    await cur.execute("UPDATE registry_version SET version = version + 1")
-
-
-class PostgresStore:
+class PostgresStore(RelayStore):
     """`RelayStore` on a PostgreSQL database: create it, `await open()`, `await close()`."""
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
@@ -255,12 +220,15 @@ class PostgresStore:
         self.commits = 0
         self.committed_writes = 0
 
+    REGISTRY_VERSION = "SELECT version FROM registry_version"
+    BUMP_REGISTRY = "UPDATE registry_version SET version = version + 1"
+
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.
         return "PostgresStore()"
 
     async def open(self) -> None:
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        self._pool = AsyncConnectionPool(
             self._url,
             min_size=1,
             max_size=self._pool_size,
@@ -268,24 +236,17 @@ class PostgresStore:
             timeout=10,
             configure=_configure,
         )
-        try:
-            await pool.open(wait=True, timeout=10)
-            async with pool.connection() as conn:
-                await self._migrate(conn)
-        except (psycopg.Error, TimeoutError) as exc:
-            await pool.close()
-            raise StoreUnavailable(
-                f"cannot open the relay database: {type(exc).__name__}"
-            ) from None
-        self._pool = pool
         loop = asyncio.get_running_loop()
-        opened: asyncio.Future[None] = loop.create_future()
         self._loop = loop
-        self._writer = threading.Thread(
-            target=self._run_writer, args=(opened,), name="relay-pg-writer", daemon=True
-        )
-        self._writer.start()
         try:
+            await self._pool.open(wait=True, timeout=10)
+            async with self._pool.connection() as conn:
+                await self._migrate(conn)
+            opened: asyncio.Future[None] = loop.create_future()
+            self._writer = threading.Thread(
+                target=self._run_writer, args=(opened,), name="relay-pg-writer", daemon=True
+            )
+            self._writer.start()
             await opened
         except (psycopg.Error, TimeoutError) as exc:
             await self.close()
@@ -335,7 +296,7 @@ class PostgresStore:
 
     def broker(self) -> PostgresBrokerTables:
         """The broker's tables in this database: every instance shares them."""
-        return PostgresBrokerTables(self._tx)
+        return PostgresBrokerTables(self)
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Call `callback(till_id)` when any instance commits an event for that till."""
@@ -389,167 +350,20 @@ class PostgresStore:
         async with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
             return await work(cur)
 
-    async def check_writable(self) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(
-                "INSERT INTO meta (key, value) VALUES ('health_write', '') "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            )
+    async def read_steps(self, *steps: Step) -> list[list[Row]]:
+        """Several steps read in one REPEATABLE READ snapshot (a registry load)."""
+        first: tuple[Step, ...] = (_REPEATABLE_READ,) if len(steps) > 1 else ()
+        done = await self.write_steps(*first, *steps)
+        return [d.rows for d in done[len(first) :]]
 
-        await self._tx(work)
-
-    # Registry.
-
-    async def get_meta(self, key: str) -> bytes | None:
-        async def work(cur: Cursor) -> bytes | None:
-            await cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
-            row = await cur.fetchone()
-            return None if row is None else bytes(row[0])
-
-        return await self._tx(work)
-
-    async def set_meta_if_absent(self, key: str, value: bytes) -> bytes:
-        async def work(cur: Cursor) -> bytes:
-            await cur.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                (key, value),
-            )
-            await cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
-            row = await cur.fetchone()
-            assert row is not None
-            return bytes(row[0])
-
-        return await self._tx(work)
-
-    async def registry_version(self) -> int:
-        async def work(cur: Cursor) -> int:
-            await cur.execute("SELECT version FROM registry_version")
-            row = await cur.fetchone()
-            return 0 if row is None else int(row[0])
-
-        return await self._tx(work)
-
-    async def load_registry(self) -> RegistrySnapshot:
-        async def work(cur: Cursor) -> RegistrySnapshot:
-            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            await cur.execute("SELECT version FROM registry_version")
-            row = await cur.fetchone()
-            await cur.execute("SELECT shop_id, name, created_at FROM shops")
-            shops = tuple(ShopRecord(*r) for r in await cur.fetchall())
-            await cur.execute(
-                "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
-                "WHERE retired_at IS NULL"
-            )
-            secrets = tuple(
-                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
-            )
-            await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
-                " FROM tills"
-            )
-            tills = tuple(
-                TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in await cur.fetchall()
-            )
-            return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
-
-        return await self._tx(work)
-
-    async def get_shop(self, shop_id: str) -> ShopRecord | None:
-        async def work(cur: Cursor) -> ShopRecord | None:
-            await cur.execute(
-                "SELECT shop_id, name, created_at FROM shops WHERE shop_id = %s", (shop_id,)
-            )
-            row = await cur.fetchone()
-            return None if row is None else ShopRecord(*row)
-
-        return await self._tx(work)
-
-    async def list_secrets(self, shop_id: str) -> tuple[SecretRecord, ...]:
-        async def work(cur: Cursor) -> tuple[SecretRecord, ...]:
-            await cur.execute(
-                "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
-                "WHERE shop_id = %s ORDER BY created_at, kid",
-                (shop_id,),
-            )
-            return tuple(
-                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()
-            )
-
-        return await self._tx(work)
-
-    async def get_till(self, till_id: str) -> TillRecord | None:
-        async def work(cur: Cursor) -> TillRecord | None:
-            await cur.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
-                " FROM tills WHERE till_id = %s",
-                (till_id,),
-            )
-            row = await cur.fetchone()
-            return None if row is None else TillRecord(row[0], row[1], bytes(row[2]), *row[3:])
-
-        return await self._tx(work)
-
-    async def add_shop(self, shop: ShopRecord, secret: SecretRecord, till: TillRecord) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(
-                "INSERT INTO shops (shop_id, name, created_at) VALUES (%s, %s, %s)",
-                (shop.shop_id, shop.name, shop.created_at),
-            )
-            await _insert_secret(cur, secret)
-            await _insert_till(cur, till)
-            await _bump_registry(cur)
-
-        await self._tx(work)
-
-    async def add_till(self, till: TillRecord) -> None:
-        async def work(cur: Cursor) -> None:
-            await _insert_till(cur, till)
-            await _bump_registry(cur)
-
-        await self._tx(work)
-
-    async def revoke_till(self, till_id: str, now: int) -> bool:
-        async def work(cur: Cursor) -> bool:
-            await cur.execute(
-                "UPDATE tills SET revoked_at = %s WHERE till_id = %s AND revoked_at IS NULL",
-                (now, till_id),
-            )
-            changed = cur.rowcount == 1
-            await _bump_registry(cur)
-            return changed
-
-        return await self._tx(work)
-
-    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
-        async def work(cur: Cursor) -> bool:
-            await cur.execute(
-                "UPDATE tills SET key_sha256 = %s, key_revision = %s "
-                "WHERE till_id = %s AND revoked_at IS NULL AND key_revision = %s",
-                (key_sha256, revision, till_id, revision - 1),
-            )
-            changed = cur.rowcount == 1
-            await _bump_registry(cur)
-            return changed
-
-        return await self._tx(work)
-
-    async def add_secret(self, secret: SecretRecord) -> None:
-        async def work(cur: Cursor) -> None:
-            await _insert_secret(cur, secret)
-            await _bump_registry(cur)
-
-        await self._tx(work)
-
-    async def retire_secret(self, shop_id: str, kid: str, now: int) -> bool:
-        async def work(cur: Cursor) -> bool:
-            await cur.execute(
-                "UPDATE shop_secrets SET retired_at = %s "
-                "WHERE shop_id = %s AND kid = %s AND retired_at IS NULL",
-                (now, shop_id, kid),
-            )
-            changed = cur.rowcount == 1
-            await _bump_registry(cur)
-            return changed
+    async def write_steps(self, *steps: Step) -> list[Done]:
+        async def work(cur: Cursor) -> list[Done]:
+            done: list[Done] = []
+            for sql, params in steps:
+                await cur.execute(postgres_sql(sql), params)
+                rows = await cur.fetchall() if cur.description else []
+                done.append(Done(cur.rowcount, rows))
+            return done
 
         return await self._tx(work)
 
@@ -583,9 +397,9 @@ class PostgresStore:
         try:
             self._wconn = self._connect_writer()
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            loop.call_soon_threadsafe(settle_opened, opened, exc)
             return
-        loop.call_soon_threadsafe(_settle_one, opened, None)
+        loop.call_soon_threadsafe(settle_opened, opened, None)
         requests = self._requests
         notified_at = -_NOTIFY_INTERVAL_S
         stopping = False
@@ -761,7 +575,8 @@ class PostgresStore:
                 "attempt_ref, received_at, body, body_sha256, flags, detail, delivery_count",
                 (now + visibility_ms, till_id, shop_id, pending, now, max_deliveries, limit),
             )
-            events = sorted((_event(r) for r in await cur.fetchall()), key=lambda e: e.event_id)
+            rows = await cur.fetchall()
+            events = sorted((stored_event(r, r[10]) for r in rows), key=lambda e: e.event_id)
             await cur.execute(
                 "SELECT MIN(visible_at) FROM events WHERE till_id = %s AND shop_id = %s "
                 "AND state = %s AND visible_at > %s",
@@ -793,150 +608,10 @@ class PostgresStore:
 
         return await self._tx(work)
 
-    async def replay_dead(self, till_id: str | None, now: int) -> int:
-        replayed = EventFlag.REPLAYED.value
-
-        async def work(cur: Cursor) -> int:
-            await cur.execute(
-                "UPDATE events SET state = %s, delivery_count = 0, visible_at = %s, "
-                "flags = CASE WHEN flags = '' THEN %s "
-                "WHEN %s = ANY(string_to_array(flags, ',')) THEN flags "
-                "ELSE flags || ',' || %s END "
-                "WHERE state = %s AND (%s::text IS NULL OR till_id = %s) RETURNING till_id",
-                (
-                    EventState.PENDING.value,
-                    now,
-                    replayed,
-                    replayed,
-                    replayed,
-                    EventState.DEAD.value,
-                    till_id,
-                    till_id,
-                ),
-            )
-            tills = {r[0] for r in await cur.fetchall()}
-            for till in tills:
-                self._announce(till)
-            return cur.rowcount
-
-        return await self._tx(work)
-
-    async def sweep(self, now: int, max_deliveries: int) -> int:
-        async def work(cur: Cursor) -> int:
-            await cur.execute(
-                "UPDATE events SET state = %s WHERE state = %s AND delivery_count >= %s "
-                "AND visible_at <= %s",
-                (EventState.DEAD.value, EventState.PENDING.value, max_deliveries, now),
-            )
-            return cur.rowcount
-
-        return await self._tx(work)
-
-    async def prune(self, before: int) -> int:
-        async def work(cur: Cursor) -> int:
-            await cur.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
-                "(state = %s AND acked_at < %s) OR (kind = %s AND received_at < %s) "
-                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < %s) LIMIT %s)",
-                (
-                    EventState.ACKED.value,
-                    before,
-                    EventKind.SECURITY.value,
-                    before,
-                    before,
-                    _PRUNE_CHUNK,
-                ),
-            )
-            return cur.rowcount
-
-        total = 0
-        while True:
-            removed = await self._tx(work)
-            total += removed
-            if removed < _PRUNE_CHUNK:
-                return total
-
-    async def inbox_stats(self) -> tuple[TillStats, ...]:
-        async def work(cur: Cursor) -> tuple[TillStats, ...]:
-            await cur.execute(
-                "SELECT shop_id, till_id, COUNT(*), COUNT(*) FILTER (WHERE state = %s), "
-                "MIN(received_at) FROM events WHERE state IN (%s, %s) GROUP BY shop_id, till_id",
-                (EventState.DEAD.value, EventState.PENDING.value, EventState.DEAD.value),
-            )
-            return tuple(TillStats(r[0], r[1], r[2], int(r[3]), r[4]) for r in await cur.fetchall())
-
-        return await self._tx(work)
-
-    async def get_checkpoint(self, till_id: str) -> Checkpoint | None:
-        async def work(cur: Cursor) -> Checkpoint | None:
-            await cur.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = %s", (till_id,)
-            )
-            row = await cur.fetchone()
-            return None if row is None else Checkpoint(*row)
-
-        return await self._tx(work)
-
-    async def put_checkpoint(
-        self, shop_id: str, till_id: str, seq: int, head: str, now: int
-    ) -> CheckpointResult:
-        async def work(cur: Cursor) -> CheckpointResult:
-            # Lock the till's row so two instances cannot both move its checkpoint.
-            await cur.execute("SELECT 1 FROM tills WHERE till_id = %s FOR UPDATE", (till_id,))
-            await cur.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = %s AND shop_id = %s",
-                (till_id, shop_id),
-            )
-            row = await cur.fetchone()
-            if row is not None:
-                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
-                if outcome is not None:
-                    return CheckpointResult(outcome, Checkpoint(*row))
-            await cur.execute(
-                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (till_id) DO UPDATE SET "
-                "seq = excluded.seq, head = excluded.head, at = excluded.at",
-                (till_id, shop_id, seq, head, now),
-            )
-            return CheckpointResult("stored", Checkpoint(seq, head, now))
-
-        return await self._tx(work)
-
-    async def get_meta_many(self, keys: list[str]) -> dict[str, bytes]:
-        """`get_meta` for many keys in one query (the receipt index asks 500 at a time)."""
-
-        async def work(cur: Cursor) -> dict[str, bytes]:
-            await cur.execute("SELECT key, value FROM meta WHERE key = ANY(%s)", (keys,))
-            return {str(key): bytes(value) for key, value in await cur.fetchall()}
-
-        return await self._tx(work)
-
-    async def set_meta_many_if_absent(self, items: list[tuple[str, bytes]]) -> dict[str, bytes]:
-        """`set_meta_if_absent` for many keys in one transaction: each key's value as stored
-        now (the one given, or the one another instance set first)."""
-        if not items:
-            return {}
-
-        async def work(cur: Cursor) -> dict[str, bytes]:
-            await cur.executemany(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                items,
-            )
-            await cur.execute(
-                "SELECT key, value FROM meta WHERE key = ANY(%s)", ([key for key, _ in items],)
-            )
-            return {str(key): bytes(value) for key, value in await cur.fetchall()}
-
-        return await self._tx(work)
-
-    async def delete_meta_if(self, key: str, value: bytes) -> bool:
-        """Delete `key` while it holds `value` (the receipt index's release)."""
-
-        async def work(cur: Cursor) -> bool:
-            await cur.execute("DELETE FROM meta WHERE key = %s AND value = %s", (key, value))
-            return cur.rowcount == 1
-
-        return await self._tx(work)
+    def replayed(self, tills: set[str]) -> None:
+        """Wake the long-polls of these tills on every instance: their events are back."""
+        for till in tills:
+            self._announce(till)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -1183,70 +858,15 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the relay store cannot write")
 
 
-async def _insert_secret(cur: Cursor, secret: SecretRecord) -> None:
-    await cur.execute(
-        "INSERT INTO shop_secrets (shop_id, kid, ciphertext, created_at) VALUES (%s, %s, %s, %s)",
-        (secret.shop_id, secret.kid, secret.ciphertext, secret.created_at),
-    )
-
-
-async def _insert_till(cur: Cursor, till: TillRecord) -> None:
-    await cur.execute(
-        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at, key_revision)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
-    )
-
-
-class PostgresBrokerTables:
+class PostgresBrokerTables(BrokerTables):
     """`BrokerStore` in the shared database: a shop's push bucket is read and spent under its
     row lock, so instances behind one load balancer hold one limit between them."""
 
-    def __init__(self, tx: Callable[[Callable[[Cursor], Awaitable[Any]]], Awaitable[Any]]) -> None:
-        self._tx_op = tx
+    REFUSED = psycopg.errors.IntegrityError
 
-    def __repr__(self) -> str:
-        return "PostgresBrokerTables()"
-
-    async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
-        try:
-            result: T = await self._tx_op(work)
-        except psycopg.errors.IntegrityError as exc:
-            raise PlatformConfigError(
-                f"the relay database refused the change: {type(exc).__name__}"
-            ) from None
-        return result
-
-    async def platform(self) -> PlatformRecord | None:
-        async def work(cur: Cursor) -> PlatformRecord | None:
-            await cur.execute(BrokerSql.PLATFORM)
-            row = await cur.fetchone()
-            return None if row is None else BrokerSql.platform_record(row)
-
-        return await self._tx(work)
-
-    async def set_platform(self, record: PlatformRecord) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(
-                postgres_sql(BrokerSql.SET_PLATFORM), BrokerSql.platform_params(record)
-            )
-
-        await self._tx(work)
-
-    async def shop(self, shop_id: str) -> PlatformShop | None:
-        async def work(cur: Cursor) -> PlatformShop | None:
-            await cur.execute(postgres_sql(BrokerSql.SHOP), (shop_id,))
-            row = await cur.fetchone()
-            return None if row is None else PlatformShop(*row)
-
-        return await self._tx(work)
-
-    async def shops(self) -> tuple[PlatformShop, ...]:
-        async def work(cur: Cursor) -> tuple[PlatformShop, ...]:
-            await cur.execute(BrokerSql.SHOPS + " ORDER BY shop_id")
-            return tuple(PlatformShop(*row) for row in await cur.fetchall())
-
-        return await self._tx(work)
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__(store)
+        self._tx = store._tx
 
     async def set_shop(self, shop: PlatformShop) -> None:
         async def work(cur: Cursor) -> None:
@@ -1259,44 +879,8 @@ class PostgresBrokerTables:
                 raise clash
             await cur.execute(postgres_sql(BrokerSql.SET_SHOP), BrokerSql.shop_params(shop))
 
-        await self._tx(work)
-
-    async def remove_shop(self, shop_id: str) -> bool:
-        async def work(cur: Cursor) -> bool:
-            await cur.execute(postgres_sql(BrokerSql.REMOVE_SHOP), (shop_id,))
-            return cur.rowcount == 1
-
-        return await self._tx(work)
-
-    async def remember_push(
-        self, checkout_request_id: str, shop_id: str, till_id: str, now: int
-    ) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(
-                postgres_sql(BrokerSql.REMEMBER_PUSH), (checkout_request_id, shop_id, till_id, now)
-            )
-            await cur.execute(
-                postgres_sql(BrokerSql.FORGET_PUSHES), (now - PUSH_RECORD_RETENTION_MS,)
-            )
-
-        await self._tx(work)
-
-    async def push_shop(self, checkout_request_id: str) -> str | None:
-        async def work(cur: Cursor) -> str | None:
-            await cur.execute(postgres_sql(BrokerSql.PUSH_SHOP), (checkout_request_id,))
-            row = await cur.fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._tx(work)
-
-    async def push_wait(self, shop: PlatformShop, now: int) -> float:
-        async def work(cur: Cursor) -> float:
-            await cur.execute(postgres_sql(BrokerSql.BUCKET), (shop.shop_id,))
-            row = await cur.fetchone()
-            state = None if row is None else (float(row[0]), int(row[1]))
-            return bucket_after(state, shop.pushes_per_minute, now, take=False)[1]
-
-        return await self._tx(work)
+        with self._refused_as_config_error():
+            await self._tx(work)
 
     async def take_push(self, shop: PlatformShop, now: int) -> float:
         async def work(cur: Cursor) -> float:
@@ -1318,18 +902,5 @@ class PostgresBrokerTables:
             )
             return wait
 
-        return await self._tx(work)
-
-    async def load_token(self, cache_key: str) -> StoredToken | None:
-        async def work(cur: Cursor) -> StoredToken | None:
-            await cur.execute(postgres_sql(BrokerSql.CACHED_GRANT), (cache_key,))
-            row = await cur.fetchone()
-            return None if row is None else BrokerSql.stored_token(cache_key, row)
-
-        return await self._tx(work)
-
-    async def save_token(self, token: StoredToken) -> None:
-        async def work(cur: Cursor) -> None:
-            await cur.execute(postgres_sql(BrokerSql.SAVE_GRANT), BrokerSql.token_params(token))
-
-        await self._tx(work)
+        with self._refused_as_config_error():
+            return await self._tx(work)

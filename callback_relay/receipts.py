@@ -26,7 +26,9 @@ from starlette.routing import Route
 
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.c2b import _claim_key as claim_key
+from callback_relay.c2b import holder_json
 from callback_relay.feed import Feed
+from callback_relay.routing import on_state
 from callback_relay.settings import RelaySettings
 from callback_relay.store import RelayStore, StoreUnavailable
 from smartduka_tui.clock import Clock
@@ -92,10 +94,6 @@ def _bad_body(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def _holder_json(till_id: str, sale_ref: str) -> bytes:
-    return json.dumps({"till_id": till_id, "sale_ref": sale_ref}).encode()
-
-
 def _holder_of(raw: bytes) -> dict[str, str]:
     """The till and sale in a stored holder (a registration's or a C2B claim's value)."""
     data: dict[str, Any] = json.loads(raw)
@@ -129,7 +127,7 @@ class ReceiptIndex:
                 if item.receipt not in holders
             }
             stored = await self._store.set_meta_many_if_absent(
-                [(key, _holder_json(till.till_id, item.sale_ref)) for key, item in new.items()]
+                [(key, holder_json(till.till_id, item.sale_ref)) for key, item in new.items()]
             )
         except StoreUnavailable:
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
@@ -175,7 +173,7 @@ class ReceiptIndex:
         if isinstance(body, Response):
             return body
         shop_id = till.shop_id
-        mine = _holder_json(till.till_id, body.sale_ref)
+        mine = holder_json(till.till_id, body.sale_ref)
         try:
             if await self._store.delete_meta_if(receipt_key(shop_id, body.receipt), mine):
                 return JSONResponse({"released": body.receipt})
@@ -236,23 +234,8 @@ class ReceiptIndex:
             )
 
 
-async def _register(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.register(request)
-
-
-async def _known(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.known(request)
-
-
-async def _release(request: Request) -> Response:
-    index: ReceiptIndex = request.app.state.receipts
-    return await index.release(request)
-
-
 RECEIPT_ROUTES: list[Route] = [
-    Route("/v1/receipts", _register, methods=["POST"]),
-    Route("/v1/receipts/known", _known, methods=["POST"]),
-    Route("/v1/receipts/release", _release, methods=["POST"]),
+    Route("/v1/receipts", on_state("receipts", ReceiptIndex.register), methods=["POST"]),
+    Route("/v1/receipts/known", on_state("receipts", ReceiptIndex.known), methods=["POST"]),
+    Route("/v1/receipts/release", on_state("receipts", ReceiptIndex.release), methods=["POST"]),
 ]

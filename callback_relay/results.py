@@ -21,6 +21,7 @@ from starlette.routing import Route
 from callback_relay.body import BodyIncomplete, BodyTooLarge, read_limited
 from callback_relay.intake import ACCEPTED, SafaricomIntake, _error, append_and_wake
 from callback_relay.registry import ShopEntry, now_ms
+from callback_relay.routing import on_state
 from callback_relay.sources import in_networks
 from callback_relay.store import NewEvent, StoreUnavailable
 from callback_relay.types import EventKind, RefusalReason
@@ -130,12 +131,9 @@ class ResultIntake(SafaricomIntake):
         return _error(status, message)
 
 
-async def receive_result(request: Request) -> Response:
-    intake: ResultIntake = request.app.state.results
-    return await intake.handle(request)
-
-
 RESULT_ROUTES: list[Route] = [
-    Route(f"{purpose.prefix}{{rest:path}}", receive_result, methods=["POST"])
+    Route(
+        f"{purpose.prefix}{{rest:path}}", on_state("results", ResultIntake.handle), methods=["POST"]
+    )
     for purpose in result_path.ResultPurpose
 ]

@@ -183,6 +183,10 @@ class RelaySettings(BaseSettings):
         default="info", description="Logging level: debug, info, warning or error."
     )
 
+    def env_key(self) -> str | None:
+        """The relay key given in the settings (None: the key file next to the database)."""
+        return self.encryption_key.get_secret_value() if self.encryption_key else None
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -25,23 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from callback_relay.platform import SQLITE_SCHEMA, SqliteBrokerTables
+from callback_relay.platform import (
+    SQLITE_SCHEMA,
+    BrokerSql,
+    BrokerTables,
+    PlatformShop,
+    bucket_after,
+    clashing_prefix,
+)
 from callback_relay.store import (
+    EVENT_COLUMNS,
     AckResult,
     AppendResult,
-    Checkpoint,
-    CheckpointResult,
     Claim,
+    Done,
     NewEvent,
-    RegistrySnapshot,
-    SecretRecord,
-    ShopRecord,
-    StoredEvent,
+    RelayStore,
+    Row,
+    Step,
     StoreUnavailable,
     StoreVersionError,
-    TillRecord,
-    TillStats,
-    checkpoint_outcome,
+    settle_opened,
+    stored_event,
 )
 from callback_relay.types import (
     AppendOutcome,
@@ -116,37 +121,9 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 );
 """
 
-_PRUNE_CHUNK = 5000
 _PENDING = str(EventState.PENDING)
 _ACKED = str(EventState.ACKED)
 _CONFLICTING_BODY = str(EventFlag.CONFLICTING_BODY)
-
-
-def _bump_registry(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('registry_version', 1) "
-        "ON CONFLICT (key) DO UPDATE SET value = value + 1"
-    )
-
-
-def _flags(text: str) -> tuple[EventFlag, ...]:
-    return tuple(EventFlag(f) for f in text.split(",") if f)
-
-
-def _event(row: tuple[Any, ...], delivered: int) -> StoredEvent:
-    return StoredEvent(
-        event_id=row[0],
-        kind=EventKind(row[1]),
-        shop_id=row[2],
-        till_id=row[3],
-        attempt_ref=row[4],
-        received_at=row[5],
-        body=bytes(row[6]),
-        body_sha256=row[7],
-        flags=_flags(row[8]),
-        detail=row[9] or None,
-        delivery_count=delivered,
-    )
 
 
 class _OpFailed(Exception):
@@ -163,7 +140,7 @@ _STOP = None
 _Request = tuple[Op, "asyncio.Future[Any]"]
 
 
-class SqliteStore:
+class SqliteStore(RelayStore):
     """`RelayStore` on one SQLite file: create it, `await open()`, `await close()` at the end."""
 
     def __init__(
@@ -186,6 +163,12 @@ class SqliteStore:
         self._accepting = False
         self.commits = 0
         self.committed_writes = 0
+
+    REGISTRY_VERSION = "SELECT value FROM meta WHERE key = 'registry_version'"
+    BUMP_REGISTRY = (
+        "INSERT INTO meta (key, value) VALUES ('registry_version', 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+    )
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path.name!r})"
@@ -274,18 +257,21 @@ class SqliteStore:
     def subscribe(self, callback: Callable[[str], None]) -> None:
         """Nothing to do: one process owns the file, and its own hub hears every commit."""
 
+    def replayed(self, tills: set[str]) -> None:
+        """Nothing to do: the relay's own long-polls find replayed events at their next claim."""
+
     def broker(self) -> SqliteBrokerTables:
         """The broker's tables, written through this store's one writer."""
-        return SqliteBrokerTables(self._write, self._read)
+        return SqliteBrokerTables(self)
 
     # The writer.
 
-    async def _write(self, op: Op) -> Any:
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Queue `op` for the writer thread; the answer comes after its batch has committed."""
         loop = self._loop
         if not self._accepting or loop is None:
             raise StoreUnavailable("the relay store is not open")
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._requests.put((op, future))
         return await future
 
@@ -302,9 +288,9 @@ class SqliteStore:
         try:
             self._open_writer()
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle_one, opened, exc)
+            loop.call_soon_threadsafe(settle_opened, opened, exc)
             return
-        loop.call_soon_threadsafe(_settle_one, opened, None)
+        loop.call_soon_threadsafe(settle_opened, opened, None)
         requests, most = self._requests, self._group_commit_max
         try:
             stopping = False
@@ -393,169 +379,21 @@ class SqliteStore:
             log.error("store read failed: %s", exc)
             raise StoreUnavailable("the relay store cannot read") from None
 
-    async def check_writable(self) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('health_write', 1) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + 1"
-            )
-
-        await self._write(op)
-
-    # Registry.
-
-    async def get_meta(self, key: str) -> bytes | None:
-        def fn(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return None if row is None else bytes(row[0])
-
-        return await self._read(fn)
-
-    async def set_meta_if_absent(self, key: str, value: bytes) -> bytes:
-        def op(conn: sqlite3.Connection) -> bytes:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, value),
-            )
-            return bytes(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
-
-        result: bytes = await self._write(op)
-        return result
-
-    async def registry_version(self) -> int:
-        def fn(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'registry_version'").fetchone()
-            return 0 if row is None else int(row[0])
-
-        return await self._read(fn)
-
-    async def load_registry(self) -> RegistrySnapshot:
-        def fn(conn: sqlite3.Connection) -> RegistrySnapshot:
+    async def read_steps(self, *steps: Step) -> list[list[Row]]:
+        def fn(conn: sqlite3.Connection) -> list[list[Row]]:
             conn.execute("BEGIN")
             try:
-                row = conn.execute(
-                    "SELECT value FROM meta WHERE key = 'registry_version'"
-                ).fetchone()
-                shops = tuple(
-                    ShopRecord(*r)
-                    for r in conn.execute("SELECT shop_id, name, created_at FROM shops")
-                )
-                secrets = tuple(
-                    SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
-                    for r in conn.execute(
-                        "SELECT shop_id, kid, ciphertext, created_at, retired_at "
-                        "FROM shop_secrets WHERE retired_at IS NULL"
-                    )
-                )
-                tills = tuple(
-                    TillRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
-                    for r in conn.execute(
-                        "SELECT till_id, shop_id, key_sha256, created_at, revoked_at,"
-                        " key_revision FROM tills"
-                    )
-                )
+                return [conn.execute(sql, params).fetchall() for sql, params in steps]
             finally:
                 conn.execute("COMMIT")
-            return RegistrySnapshot(0 if row is None else int(row[0]), shops, secrets, tills)
 
         return await self._read(fn)
 
-    async def get_shop(self, shop_id: str) -> ShopRecord | None:
-        def fn(conn: sqlite3.Connection) -> ShopRecord | None:
-            row = conn.execute(
-                "SELECT shop_id, name, created_at FROM shops WHERE shop_id = ?", (shop_id,)
-            ).fetchone()
-            return None if row is None else ShopRecord(*row)
+    async def write_steps(self, *steps: Step) -> list[Done]:
+        def op(conn: sqlite3.Connection) -> list[Done]:
+            return [_done(conn.execute(sql, params)) for sql, params in steps]
 
-        return await self._read(fn)
-
-    async def list_secrets(self, shop_id: str) -> tuple[SecretRecord, ...]:
-        def fn(conn: sqlite3.Connection) -> tuple[SecretRecord, ...]:
-            return tuple(
-                SecretRecord(r[0], r[1], bytes(r[2]), r[3], r[4])
-                for r in conn.execute(
-                    "SELECT shop_id, kid, ciphertext, created_at, retired_at FROM shop_secrets "
-                    "WHERE shop_id = ? ORDER BY created_at, kid",
-                    (shop_id,),
-                )
-            )
-
-        return await self._read(fn)
-
-    async def get_till(self, till_id: str) -> TillRecord | None:
-        def fn(conn: sqlite3.Connection) -> TillRecord | None:
-            row = conn.execute(
-                "SELECT till_id, shop_id, key_sha256, created_at, revoked_at, key_revision"
-                " FROM tills WHERE till_id = ?",
-                (till_id,),
-            ).fetchone()
-            return None if row is None else TillRecord(row[0], row[1], bytes(row[2]), *row[3:])
-
-        return await self._read(fn)
-
-    async def add_shop(self, shop: ShopRecord, secret: SecretRecord, till: TillRecord) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO shops (shop_id, name, created_at) VALUES (?, ?, ?)",
-                (shop.shop_id, shop.name, shop.created_at),
-            )
-            _insert_secret(conn, secret)
-            _insert_till(conn, till)
-            _bump_registry(conn)
-
-        await self._write(op)
-
-    async def add_till(self, till: TillRecord) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            _insert_till(conn, till)
-            _bump_registry(conn)
-
-        await self._write(op)
-
-    async def revoke_till(self, till_id: str, now: int) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE tills SET revoked_at = ? WHERE till_id = ? AND revoked_at IS NULL",
-                (now, till_id),
-            )
-            _bump_registry(conn)
-            return cur.rowcount == 1
-
-        result: bool = await self._write(op)
-        return result
-
-    async def rekey_till(self, till_id: str, key_sha256: bytes, revision: int) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE tills SET key_sha256 = ?, key_revision = ? "
-                "WHERE till_id = ? AND revoked_at IS NULL AND key_revision = ?",
-                (key_sha256, revision, till_id, revision - 1),
-            )
-            _bump_registry(conn)
-            return cur.rowcount == 1
-
-        result: bool = await self._write(op)
-        return result
-
-    async def add_secret(self, secret: SecretRecord) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            _insert_secret(conn, secret)
-            _bump_registry(conn)
-
-        await self._write(op)
-
-    async def retire_secret(self, shop_id: str, kid: str, now: int) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE shop_secrets SET retired_at = ? "
-                "WHERE shop_id = ? AND kid = ? AND retired_at IS NULL",
-                (now, shop_id, kid),
-            )
-            _bump_registry(conn)
-            return cur.rowcount == 1
-
-        result: bool = await self._write(op)
-        return result
+        return await self._write(op)
 
     # Inbox.
 
@@ -612,8 +450,7 @@ class SqliteStore:
             ).fetchone()
             return AppendResult(existing, AppendOutcome.DUPLICATE)
 
-        result: AppendResult = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def claim(
         self,
@@ -638,8 +475,7 @@ class SqliteStore:
                 ),
             )
             rows = conn.execute(
-                "SELECT id, kind, shop_id, till_id, attempt_ref, received_at, body, body_sha256, "
-                "flags, detail, delivery_count FROM events WHERE till_id = ? AND shop_id = ? "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE till_id = ? AND shop_id = ? "  # noqa: S608 - columns only
                 "AND state = ? AND visible_at <= ? ORDER BY id LIMIT ?",
                 (till_id, shop_id, EventState.PENDING.value, now, limit),
             ).fetchall()
@@ -654,10 +490,9 @@ class SqliteStore:
                 "AND state = ? AND visible_at > ?",
                 (till_id, shop_id, EventState.PENDING.value, now),
             ).fetchone()[0]
-            return Claim(tuple(_event(row, row[10] + 1) for row in rows), soonest)
+            return Claim(tuple(stored_event(row, row[10] + 1) for row in rows), soonest)
 
-        result: Claim = await self._write(op)
-        return result
+        return await self._write(op)
 
     async def ack(self, shop_id: str, till_id: str, event_id: int, now: int) -> AckResult:
         def op(conn: sqlite3.Connection) -> AckResult:
@@ -676,180 +511,53 @@ class SqliteStore:
             )
             return AckResult(found=True, received_at=row[1])
 
-        result: AckResult = await self._write(op)
-        return result
+        return await self._write(op)
 
-    async def replay_dead(self, till_id: str | None, now: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE events SET state = ?, delivery_count = 0, visible_at = ?, "
-                "flags = CASE WHEN flags = '' THEN ? "
-                "WHEN instr(',' || flags || ',', ',' || ? || ',') > 0 THEN flags "
-                "ELSE flags || ',' || ? END "
-                "WHERE state = ? AND (? IS NULL OR till_id = ?)",
-                (
-                    EventState.PENDING.value,
-                    now,
-                    EventFlag.REPLAYED.value,
-                    EventFlag.REPLAYED.value,
-                    EventFlag.REPLAYED.value,
-                    EventState.DEAD.value,
-                    till_id,
-                    till_id,
-                ),
-            )
-            return cur.rowcount
 
-        result: int = await self._write(op)
-        return result
+class SqliteBrokerTables(BrokerTables):
+    """`BrokerStore` through the SQLite store's own writer and reader (no second connection on
+    the file): the one writer makes the prefix check and the bucket's spend atomic."""
 
-    async def sweep(self, now: int, max_deliveries: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE events SET state = ? WHERE state = ? AND delivery_count >= ? "
-                "AND visible_at <= ?",
-                (EventState.DEAD.value, EventState.PENDING.value, max_deliveries, now),
-            )
-            return cur.rowcount
+    REFUSED = sqlite3.IntegrityError
 
-        result: int = await self._write(op)
-        return result
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store)
+        self._write_op = store._write
 
-    async def prune(self, before: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
-                "(state = ? AND acked_at < ?) OR (kind = ? AND received_at < ?) "
-                "OR till_id IN (SELECT till_id FROM tills WHERE revoked_at < ?) LIMIT ?)",
-                (
-                    EventState.ACKED.value,
-                    before,
-                    EventKind.SECURITY.value,
-                    before,
-                    before,
-                    _PRUNE_CHUNK,
-                ),
-            )
-            return cur.rowcount
+    @staticmethod
+    def refusal(exc: Exception) -> str:
+        return str(exc)
 
-        total = 0
-        while True:
-            removed: int = await self._write(op)
-            total += removed
-            if removed < _PRUNE_CHUNK:
-                return total
+    async def set_shop(self, shop: PlatformShop) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            others = conn.execute(BrokerSql.OTHER_PREFIXES, (shop.shop_id,)).fetchall()
+            clash = clashing_prefix(shop, [(str(a), str(b)) for a, b in others])
+            if clash is not None:
+                raise clash
+            conn.execute(BrokerSql.SET_SHOP, BrokerSql.shop_params(shop))
 
-    async def inbox_stats(self) -> tuple[TillStats, ...]:
-        def fn(conn: sqlite3.Connection) -> tuple[TillStats, ...]:
-            rows = conn.execute(
-                "SELECT shop_id, till_id, COUNT(*), SUM(state = ?), MIN(received_at) "
-                "FROM events WHERE state IN (?, ?) GROUP BY shop_id, till_id",
-                (EventState.DEAD.value, EventState.PENDING.value, EventState.DEAD.value),
-            ).fetchall()
-            return tuple(TillStats(r[0], r[1], r[2], int(r[3] or 0), r[4]) for r in rows)
+        with self._refused_as_config_error():
+            await self._write_op(op)
 
-        return await self._read(fn)
-
-    async def get_checkpoint(self, till_id: str) -> Checkpoint | None:
-        def fn(conn: sqlite3.Connection) -> Checkpoint | None:
-            row = conn.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ?", (till_id,)
-            ).fetchone()
-            return None if row is None else Checkpoint(*row)
-
-        return await self._read(fn)
-
-    async def put_checkpoint(
-        self, shop_id: str, till_id: str, seq: int, head: str, now: int
-    ) -> CheckpointResult:
-        def op(conn: sqlite3.Connection) -> CheckpointResult:
-            row = conn.execute(
-                "SELECT seq, head, at FROM audit_checkpoints WHERE till_id = ? AND shop_id = ?",
-                (till_id, shop_id),
-            ).fetchone()
-            if row is not None:
-                outcome = checkpoint_outcome(Checkpoint(*row), seq, head)
-                if outcome is not None:
-                    return CheckpointResult(outcome, Checkpoint(*row))
+    async def take_push(self, shop: PlatformShop, now: int) -> float:
+        def op(conn: sqlite3.Connection) -> float:
+            row = conn.execute(BrokerSql.BUCKET, (shop.shop_id,)).fetchone()
+            state = None if row is None else (float(row[0]), int(row[1]))
+            (tokens, at), wait = bucket_after(state, shop.pushes_per_minute, now, take=True)
             conn.execute(
-                "INSERT INTO audit_checkpoints (till_id, shop_id, seq, head, at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (till_id) DO UPDATE SET "
-                "seq = excluded.seq, head = excluded.head, at = excluded.at",
-                (till_id, shop_id, seq, head, now),
+                "INSERT INTO broker_push_buckets (shop_id, tokens, at_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (shop_id) DO UPDATE SET tokens = excluded.tokens,"
+                " at_ms = excluded.at_ms",
+                (shop.shop_id, tokens, at),
             )
-            return CheckpointResult("stored", Checkpoint(seq, head, now))
+            return wait
 
-        result: CheckpointResult = await self._write(op)
-        return result
-
-    async def get_meta_many(self, keys: list[str]) -> dict[str, bytes]:
-        """`get_meta` for many keys in one read (the receipt index asks 500 at a time)."""
-        if not keys:
-            return {}
-        marks = ", ".join("?" * len(keys))
-
-        def fn(conn: sqlite3.Connection) -> dict[str, bytes]:
-            rows = conn.execute(
-                f"SELECT key, value FROM meta WHERE key IN ({marks})",  # noqa: S608 - marks only
-                keys,
-            ).fetchall()
-            return {str(key): bytes(value) for key, value in rows}
-
-        return await self._read(fn)
-
-    async def set_meta_many_if_absent(self, items: list[tuple[str, bytes]]) -> dict[str, bytes]:
-        """`set_meta_if_absent` for many keys in one commit: each key's value as stored now
-        (the one given, or the one another writer set first)."""
-        if not items:
-            return {}
-        marks = ", ".join("?" * len(items))
-
-        def op(conn: sqlite3.Connection) -> dict[str, bytes]:
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", items
-            )
-            rows = conn.execute(
-                f"SELECT key, value FROM meta WHERE key IN ({marks})",  # noqa: S608 - marks only
-                [key for key, _ in items],
-            ).fetchall()
-            return {str(key): bytes(value) for key, value in rows}
-
-        result: dict[str, bytes] = await self._write(op)
-        return result
-
-    async def delete_meta_if(self, key: str, value: bytes) -> bool:
-        """Delete `key` while it holds `value` (the receipt index's release)."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value))
-            return cursor.rowcount == 1
-
-        deleted: bool = await self._write(op)
-        return deleted
+        with self._refused_as_config_error():
+            return await self._write_op(op)
 
 
-def _insert_secret(conn: sqlite3.Connection, secret: SecretRecord) -> None:
-    conn.execute(
-        "INSERT INTO shop_secrets (shop_id, kid, ciphertext, created_at) VALUES (?, ?, ?, ?)",
-        (secret.shop_id, secret.kid, secret.ciphertext, secret.created_at),
-    )
-
-
-def _insert_till(conn: sqlite3.Connection, till: TillRecord) -> None:
-    conn.execute(
-        "INSERT INTO tills (till_id, shop_id, key_sha256, created_at, key_revision)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (till.till_id, till.shop_id, till.key_sha256, till.created_at, till.key_revision),
-    )
-
-
-def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _done(cursor: sqlite3.Cursor) -> Done:
+    return Done(cursor.rowcount, cursor.fetchall() if cursor.description else [])
 
 
 def _settle(batch: list[_Request], answers: list[Any] | None) -> None:

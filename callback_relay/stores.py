@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from callback_relay.settings import RelaySettings
 from callback_relay.sqlite_store import SqliteStore
 from callback_relay.store import RelayStore
@@ -18,3 +21,14 @@ def store_for(settings: RelaySettings) -> RelayStore:
         busy_timeout_ms=settings.busy_timeout_ms,
         group_commit_max=settings.group_commit_max,
     )
+
+
+@contextlib.asynccontextmanager
+async def opened_store(settings: RelaySettings) -> AsyncIterator[RelayStore]:
+    """The settings' store, open for one command and closed after it."""
+    store = store_for(settings)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()

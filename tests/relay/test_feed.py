@@ -139,6 +139,22 @@ async def test_unacknowledged_events_return_then_dead_letter_then_replay(
         assert (await h.ack(shop, events[0]["id"])).json()["acked"] is True
 
 
+async def test_replay_flags_an_event_once_and_keeps_its_other_flags(make_harness: Any) -> None:
+    async with make_harness(visibility_timeout_s=30, max_deliveries=1) as h:
+        shop = await h.shop()
+        path = attempt_path(shop)
+        assert (await h.post(path)).status_code == 200
+        assert (await h.post(path)).status_code == 200  # another body for the same attempt
+        for _ in range(2):
+            assert len((await h.feed(shop)).json()["events"]) == 2
+            h.clock.advance(30)
+            # Dead-lettered now (by this sweep, or by the relay's own if it ran first).
+            await h.relay.store.sweep(now_ms(h.clock), 1)
+            assert await h.relay.store.replay_dead(shop.till_id, now_ms(h.clock)) == 2
+        flags = [e["flags"] for e in (await h.feed(shop)).json()["events"]]
+        assert flags == [["replayed"], ["conflicting_body", "replayed"]]
+
+
 async def test_long_poll_picks_up_an_event_whose_visibility_expires(make_harness: Any) -> None:
     async with make_harness(visibility_timeout_s=10) as h:
         shop = await h.shop()

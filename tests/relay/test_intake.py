@@ -199,6 +199,25 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_harness:
         assert (await h.post(attempt_path(shop), source=mapped)).status_code == 200
 
 
+def _scope(harness: Harness, path: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    """A POST of `path` from Safaricom's address, as the ASGI server hands it to the app."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [*headers, (b"host", b"relay.test")],
+        "client": (SAFARICOM_IP, 1234),
+        "server": ("relay.test", 80),
+        "app": harness.app,
+    }
+
+
 async def test_lying_content_length_is_counted_as_bytes_arrive(harness: Harness) -> None:
     """The ASGI receive channel delivers more than the header claims: we count, not trust."""
     shop = await harness.shop()
@@ -215,22 +234,7 @@ async def test_lying_content_length_is_counted_as_bytes_arrive(harness: Harness)
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-length", b"100"), (b"host", b"relay.test")],
-        "client": (SAFARICOM_IP, 1234),
-        "server": ("relay.test", 80),
-        "app": harness.app,
-    }
-    await harness.app(scope, receive, send)
+    await harness.app(_scope(harness, path, (b"content-length", b"100")), receive, send)
     assert messages[0]["status"] == 413
     # Reading stopped just past the limit, far before the 8 MB the sender had queued.
     assert len(sent) == 64 * 1024 // 8192 + 1
@@ -261,22 +265,7 @@ async def _raw_post(harness: Harness, path: str, messages: list[dict[str, Any]])
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"relay.test")],
-        "client": (SAFARICOM_IP, 1234),
-        "server": ("relay.test", 80),
-        "app": harness.app,
-    }
-    await harness.app(scope, receive, send)
+    await harness.app(_scope(harness, path), receive, send)
     return sent
 
 

@@ -34,7 +34,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await store.close()
 
 
-async def hold_writer(store: SqliteStore) -> tuple[asyncio.Future[object], threading.Event]:
+async def hold_writer(store: SqliteStore) -> tuple[asyncio.Future[None], threading.Event]:
     """Keep the writer thread inside a batch of its own until the returned event is set, so
     what is queued meanwhile goes into the next batch together."""
     inside, release = threading.Event(), threading.Event()
