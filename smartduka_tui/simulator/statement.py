@@ -22,16 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import segno
-from pydantic import BaseModel
 
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.codes import ErrorSpec
 from smartduka_tui.simulator.courier import BackgroundSender
 from smartduka_tui.simulator.redact import redact_url
-from smartduka_tui.simulator.replies import ControlError, Reply, parse_body, refuse
+from smartduka_tui.simulator.replies import ControlError, Reply, json_reply, parse_body, refuse
 from smartduka_tui.simulator.schemas import Environment, ShortcodeKind
 from smartduka_tui.simulator.security import CredentialAuthority
 from smartduka_tui.simulator.statement_schemas import (
@@ -95,7 +94,6 @@ RESULT_TEXTS: dict[int | str, str] = {
     1: "The balance is insufficient for the transaction.",
 }
 QUEUE_TIMEOUT_TEXT = "The request timed out in the queue."
-_M = TypeVar("_M", bound=BaseModel)
 
 
 def describe(code: int | str) -> str:
@@ -123,10 +121,6 @@ def _json_number(amount: Decimal) -> int | str:
     """Daraja writes whole amounts as bare numbers in result parameters; an amount with cents
     is written as text, so it never passes through a float."""
     return int(amount) if amount == amount.to_integral_value() else _money_text(amount)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value)
 
 
 @dataclass(eq=False)
@@ -255,16 +249,13 @@ class Statement(BackgroundSender):
         ledger.confirmation_url = request.ConfirmationURL
         ledger.validation_url = request.ValidationURL
         ledger.response_type = request.ResponseType
-        return Reply(
-            200,
-            json.dumps(
-                {
-                    # Safaricom's misspelling (REFERENCE.md section 7).
-                    "OriginatorCoversationID": _originator_id(),
-                    "ResponseCode": "0",
-                    "ResponseDescription": "Success",
-                }
-            ).encode(),
+        return json_reply(
+            {
+                # Safaricom's misspelling (REFERENCE.md section 7).
+                "OriginatorCoversationID": _originator_id(),
+                "ResponseCode": "0",
+                "ResponseDescription": "Success",
+            }
         )
 
     def _qr(self, request: QrCodeRequest) -> Reply:
@@ -279,18 +270,13 @@ class Statement(BackgroundSender):
         buffer = io.BytesIO()
         qr.save(buffer, kind="png", scale=max(1, request.Size // width), border=4)
         self.ledger(request.CPI).qr_codes[request_id] = (request.Amount, request.RefNo)
-        return Reply(
-            200,
-            json.dumps(
-                {
-                    "ResponseCode": "AG_"
-                    + f"{self.sim.clock.now():%Y%m%d}_"
-                    + secrets.token_hex(8),
-                    "RequestID": request_id,
-                    "ResponseDescription": "QR Code Successfully Generated.",
-                    "QRCode": base64.b64encode(buffer.getvalue()).decode("ascii"),
-                }
-            ).encode(),
+        return json_reply(
+            {
+                "ResponseCode": f"AG_{self.sim.clock.now():%Y%m%d}_" + secrets.token_hex(8),
+                "RequestID": request_id,
+                "ResponseDescription": "QR Code Successfully Generated.",
+                "QRCode": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            }
         )
 
     def _accepted(self) -> tuple[Reply, str, str]:
@@ -302,7 +288,7 @@ class Statement(BackgroundSender):
             "ResponseCode": "0",
             "ResponseDescription": ACCEPTED_TEXT,
         }
-        return Reply(200, json.dumps(body).encode()), originator, conversation
+        return json_reply(body), originator, conversation
 
     def _initiator_ok(self, shortcode: str, name: str, credential: str) -> bool:
         expected = self.ledger(shortcode).initiators.get(name)
@@ -333,9 +319,7 @@ class Statement(BackgroundSender):
                         amount=Decimal(transaction.amount),
                         first_name="",
                         bill_ref_number=transaction.account_reference,
-                        transaction_type=(
-                            "Buy Goods" if merchant.kind is ShortcodeKind.TILL else "Pay Bill"
-                        ),
+                        transaction_type=_c2b_type(merchant),
                         at=transaction.resolved_wall(),
                         reversed=transaction.receipt in ledger.reversed_receipts,
                     )
@@ -491,7 +475,7 @@ class Statement(BackgroundSender):
             "ShortCode": merchant.shortcode,
             "ResponseDescription": text,
         }
-        return Reply(200, json.dumps(body).encode())
+        return json_reply(body)
 
     def _pull_query(self, merchant: Merchant, request: PullQueryRequest) -> Reply:
         ledger = self.ledger(merchant.shortcode)
@@ -505,7 +489,7 @@ class Statement(BackgroundSender):
             "Transaction": "[[]]",
         }
         if ledger.pull_callback_url is None:
-            return Reply(200, json.dumps(empty).encode())
+            return json_reply(empty)
         oldest = self.sim.clock.now() - PULL_WINDOW
         start = max(request.StartDate, oldest)
         entries = self.entries(merchant)  # oldest first, so the window is found by bisection
@@ -514,7 +498,7 @@ class Statement(BackgroundSender):
         begin = first + request.OffSetValue
         page = entries[begin : min(last, begin + settings.pull_page_size)]
         if not page:
-            return Reply(200, json.dumps(empty).encode())
+            return json_reply(empty)
         kind = (
             "c2b-buy-goods-debit" if merchant.kind is ShortcodeKind.TILL else "c2b-pay-bill-debit"
         )
@@ -538,7 +522,7 @@ class Statement(BackgroundSender):
                 ]
             ],
         }
-        return Reply(200, json.dumps(body).encode())
+        return json_reply(body)
 
     # ----------------------------------------------------------------- control operations
 
@@ -572,7 +556,6 @@ class Statement(BackgroundSender):
                 raise ControlError(404, f"no QR {request.qr_request_id} for {merchant.shortcode}")
             if Decimal(qr[0]) != request.amount:
                 raise ControlError(422, f"the QR asks for KES {qr[0]}, not {request.amount}")
-        till = merchant.kind is ShortcodeKind.TILL
         trans_id = new_receipt()
         while trans_id in ledger.trans_ids:
             trans_id = new_receipt()
@@ -583,7 +566,7 @@ class Statement(BackgroundSender):
             amount=request.amount,
             first_name=request.first_name,
             bill_ref_number=request.bill_ref_number,
-            transaction_type="Buy Goods" if till else "Pay Bill",
+            transaction_type=_c2b_type(merchant),
             at=self.sim.clock.now(),
             confirmation_registered=ledger.confirmation_url is not None,
         )
@@ -603,7 +586,7 @@ class Statement(BackgroundSender):
             ledger.balance += entry.amount
             if ledger.confirmation_url is not None:
                 scenario = self._take_scenario(merchant.shortcode)
-                body = _dumps(_c2b_body(entry, ledger.balance))
+                body = json.dumps(_c2b_body(entry, ledger.balance))
                 self._plan(
                     scenario, NoticeKind.C2B_CONFIRMATION, entry, ledger.confirmation_url, body
                 )
@@ -619,7 +602,7 @@ class Statement(BackgroundSender):
             entry.shortcode,
             entry.trans_id,
             ledger.validation_url,
-            _dumps(body),
+            json.dumps(body),
             1,
             wait_s,
         )
@@ -662,7 +645,7 @@ class Statement(BackgroundSender):
         scenario = self._take_scenario(shortcode)
         due = self.sim.clock.monotonic() + scenario.delay_s
         if scenario.timeout:
-            body = _dumps(
+            body = json.dumps(
                 {
                     "Result": {
                         "ResultType": 1,
@@ -797,6 +780,10 @@ class Statement(BackgroundSender):
         return delivery
 
 
+def _c2b_type(merchant: Merchant) -> str:
+    return "Buy Goods" if merchant.kind is ShortcodeKind.TILL else "Pay Bill"
+
+
 def _moment(entry: StatementEntry) -> datetime:
     return entry.at
 
@@ -839,7 +826,7 @@ def _result_body(
     if parameters:
         result["ResultParameters"] = {"ResultParameter": parameters}
     result["ReferenceData"] = {"ReferenceItem": {"Key": "Occasion", "Value": occasion}}
-    return _dumps({"Result": result})
+    return json.dumps({"Result": result})
 
 
 def payment_view(entry: StatementEntry) -> C2BPaymentView:
