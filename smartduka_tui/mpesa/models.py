@@ -163,6 +163,16 @@ class WireModel(BaseModel):
         frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
     )
 
+    def to_wire(self) -> dict[str, object]:
+        """The JSON body to send, secrets (Password, SecurityCredential) revealed: only ever
+        handed to httpx."""
+        body = self.model_dump(by_alias=True, mode="json")
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                body[info.alias or name] = value.get_secret_value()
+        return body
+
 
 # --- OAuth ---------------------------------------------------------------------------------
 
@@ -226,12 +236,6 @@ class StkPushRequest(WireModel):
             return int(value.strip())
         return value
 
-    def to_wire(self) -> dict[str, object]:
-        """The JSON body to send, Password revealed (only ever handed to httpx)."""
-        body = self.model_dump(by_alias=True, mode="json")
-        body["Password"] = self.password.get_secret_value()
-        return body
-
 
 class StkPushResponse(WireModel):
     """Sync answer to a push: the request was accepted; the outcome comes later."""
@@ -257,12 +261,6 @@ class StkQueryRequest(WireModel):
     password: SecretStr = Field(alias="Password")
     timestamp: Timestamp = Field(alias="Timestamp")
     checkout_request_id: str = Field(alias="CheckoutRequestID", min_length=1, max_length=128)
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON body to send, Password revealed (only ever handed to httpx)."""
-        body = self.model_dump(by_alias=True, mode="json")
-        body["Password"] = self.password.get_secret_value()
-        return body
 
 
 class StkQueryResponse(WireModel):

@@ -64,11 +64,6 @@ class QrTransactionCode(StrEnum):
     SEND_TO_BUSINESS = "SB"
 
 
-def _reveal(body: dict[str, object], name: str, secret: SecretStr) -> dict[str, object]:
-    body[name] = secret.get_secret_value()
-    return body
-
-
 # --- C2B register URL ----------------------------------------------------------------------
 
 
@@ -82,7 +77,7 @@ class RegisterUrlRequest(WireModel):
     validation_url: str = Field(default="", alias="ValidationURL", repr=False)
 
     def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
+        body = super().to_wire()
         if not self.validation_url:
             del body["ValidationURL"]
         return body
@@ -115,10 +110,6 @@ class TransactionStatusRequest(WireModel):
     remarks: str = Field(alias="Remarks", min_length=1, max_length=100)
     occasion: str = Field(default="", alias="Occasion", max_length=100)
 
-    def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
-        return _reveal(body, "SecurityCredential", self.security_credential)
-
 
 class ReversalRequest(WireModel):
     """`POST /mpesa/reversal/v1/request` (build with `build_reversal`)."""
@@ -135,10 +126,6 @@ class ReversalRequest(WireModel):
     queue_timeout_url: str = Field(alias="QueueTimeOutURL", repr=False)
     remarks: str = Field(alias="Remarks", min_length=2, max_length=100)
     occasion: str = Field(default="", alias="Occasion", max_length=100)
-
-    def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
-        return _reveal(body, "SecurityCredential", self.security_credential)
 
 
 class AsyncAccepted(WireModel):
@@ -431,9 +418,6 @@ class PullRegisterRequest(WireModel):
     nominated_number: DigitString = Field(alias="NominatedNumber")
     callback_url: str = Field(alias="CallBackURL", repr=False)
 
-    def to_wire(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
-
 
 class PullRegisterResponse(WireModel):
     """`1000` registered now; `1001` registered already (both HTTP 200)."""
@@ -459,9 +443,6 @@ class PullQueryRequest(WireModel):
     start_date: str = Field(alias="StartDate")
     end_date: str = Field(alias="EndDate")
     offset_value: str = Field(alias="OffSetValue", pattern=r"^\d{1,9}$")
-
-    def to_wire(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
 
 
 def _pull_amount(value: object) -> object:
@@ -567,7 +548,7 @@ class QrCodeRequest(WireModel):
     size: int = Field(alias="Size", ge=100, le=1000, strict=True)
 
     def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
+        body = super().to_wire()
         body["Size"] = str(self.size)
         return body
 
