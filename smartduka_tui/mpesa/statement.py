@@ -242,6 +242,11 @@ def _load_object(body: bytes | str, what: str, limit: int = MAX_NOTICE_BYTES) ->
     return data
 
 
+def _fields(error: ValidationError) -> str:
+    """The names of the bad fields, never their values."""
+    return ", ".join(sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}))
+
+
 def _scalar(value: object, key: str) -> str | int | Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise StatementParseError(f"result parameter {key} is not a plain value")
@@ -268,8 +273,7 @@ def parse_async_result(body: bytes | str) -> AsyncResult:
     try:
         wire = _WireResult.model_validate(inner)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        raise StatementParseError(f"the result has bad field(s): {', '.join(fields)}") from None
+        raise StatementParseError(f"the result has bad field(s): {_fields(exc)}") from None
     parameters: dict[str, str | int | Decimal] = {}
     holder = inner.get("ResultParameters")
     if isinstance(holder, dict):
@@ -377,9 +381,8 @@ def parse_c2b_payment(body: bytes | str) -> C2BPayment:
     try:
         wire = C2BConfirmation.model_validate(data)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
         raise StatementParseError(
-            f"the confirmation has bad or missing field(s): {', '.join(fields)}"
+            f"the confirmation has bad or missing field(s): {_fields(exc)}"
         ) from None
     if not _RECEIPT.fullmatch(wire.trans_id):
         raise StatementParseError("TransID is not an M-Pesa receipt")
@@ -529,8 +532,7 @@ def parse_pull_page(body: bytes | str) -> PullPage:
     try:
         parsed = tuple(PullTransaction.model_validate(row) for row in rows)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        raise StatementParseError(f"a pulled row has bad field(s): {', '.join(fields)}") from None
+        raise StatementParseError(f"a pulled row has bad field(s): {_fields(exc)}") from None
     return PullPage(code_text, parsed)
 
 
