@@ -211,9 +211,7 @@ class DarajaClient:
     ) -> None:
         if token_refresh_margin_s < 0 or query_retries < 0 or backoff_base_s < 0:
             raise ValueError("margins, retries and backoff must not be negative")
-        if timeout.connect is None or timeout.read is None or timeout.write is None:
-            raise ValueError("every Daraja timeout must be bounded")
-        if timeout.pool is None:
+        if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
             raise ValueError("every Daraja timeout must be bounded")
         self.base_url = base_url.rstrip("/")
         self.clock = clock
@@ -425,7 +423,7 @@ class DarajaClient:
         try:
             token = await self.get_token(credentials)
         except DarajaError as exc:
-            raise _not_sent(exc) from exc
+            raise _not_sent(PushRefused, "STK push", exc) from exc
         body = request.to_wire()
         logger.info("STK push %s, KES %d", where, request.amount)
         response = await self._post_push(token, body)
@@ -436,7 +434,7 @@ class DarajaClient:
             try:
                 token = await self._replace_rejected(credentials, token)
             except DarajaError as exc:
-                raise _not_sent(exc) from exc
+                raise _not_sent(PushRefused, "STK push", exc) from exc
             response = await self._post_push(token, body)
             envelope = parse_error_envelope(response.content)
         return self._push_answer(response, envelope, where)
@@ -806,13 +804,7 @@ class DarajaClient:
                 return await self.get_token(creds)
             return await self._replace_rejected(creds, rejected)
         except DarajaError as exc:
-            raise RequestRefused(
-                f"{what} not sent: {exc.message}",
-                http_status=exc.http_status,
-                error_code=exc.error_code,
-                error_message=exc.error_message,
-                info=exc.info,
-            ) from exc
+            raise _not_sent(RequestRefused, what, exc) from exc
 
     async def _statement_send(
         self, token: AccessToken, path: str, body: dict[str, object], what: str
@@ -846,10 +838,10 @@ class _RetryQuery(Exception):
         self.error = error
 
 
-def _not_sent(cause: DarajaError) -> PushRefused:
-    """A push that never left because no token could be had: definite, like any refusal."""
-    return PushRefused(
-        f"STK push not sent: {cause.message}",
+def _not_sent(cls: type[DarajaError], what: str, cause: DarajaError) -> DarajaError:
+    """A request that never left because no token could be had: definite, like any refusal."""
+    return cls(
+        f"{what} not sent: {cause.message}",
         http_status=cause.http_status,
         error_code=cause.error_code,
         error_message=cause.error_message,
