@@ -7,7 +7,6 @@ shortcode and per phone, so parallel tests isolate themselves by phone and short
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -22,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
-from smartduka_tui.simulator.courier import CallbackCourier
+from smartduka_tui.simulator.courier import CallbackCourier, first_done
 from smartduka_tui.simulator.records import App, LogFilter, Merchant, SimClock, Token, Transaction
 from smartduka_tui.simulator.redact import redact, redact_authorization
 from smartduka_tui.simulator.replies import ControlError, Reply, parse_body
@@ -661,14 +660,8 @@ class Simulator:
         self, seconds: float, wait_disconnect: Callable[[], Awaitable[None]] | None
     ) -> None:
         """Hold a response for `seconds`, or until the client hangs up."""
-        waiters: list[asyncio.Future[None]] = [asyncio.ensure_future(self.clock.sleep(seconds))]
-        if wait_disconnect is not None:
-            waiters.append(asyncio.ensure_future(wait_disconnect()))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        hang_up = () if wait_disconnect is None else (wait_disconnect(),)
+        await first_done(self.clock.sleep(seconds), *hang_up)
 
     def _query(
         self, request: DarajaRequest, payload: dict[str, Any] | None, entry: RequestLogEntry

@@ -9,7 +9,6 @@ times them out (a timeout posts to QueueTimeOutURL instead of ResultURL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import bisect
 import heapq
@@ -177,21 +176,16 @@ class _Notice:
     copy_number: int = field(compare=False)
 
 
-class Statement(BackgroundSender):
+class Statement(BackgroundSender[_Notice]):
     """The statement side of one simulator: ledgers, the credential authority, the notices."""
 
     def __init__(self, sim: Simulator) -> None:
-        super().__init__()
+        super().__init__(sim.clock)
         self.sim = sim
         self.authority = CredentialAuthority()
         self._ledgers: dict[str, _Ledger] = {}
-        self._jobs: list[_Notice] = []
-        self._job_seq = itertools.count()
         self._log: deque[NoticeDelivery] = deque(maxlen=sim.config.callback_log_limit)
         self._log_seq = itertools.count(1)
-        self._wake = asyncio.Event()
-        self._catching_up = False
-        self.delivered = 0
 
     def ledger(self, shortcode: str) -> _Ledger:
         return self._ledgers.setdefault(shortcode, _Ledger())
@@ -702,50 +696,10 @@ class Statement(BackgroundSender):
                 body,
                 copy_number,
             )
-            heapq.heappush(self._jobs, notice)
+            self._schedule(notice)
         self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _pop_due(self) -> _Notice | None:
-        if self._jobs and self._jobs[0].due <= self.sim.clock.monotonic():
-            return heapq.heappop(self._jobs)
-        return None
-
-    async def catch_up(self) -> int:
-        """Deliver every notice now due, in due order; how many were delivered meanwhile."""
-        before = self.delivered
-        self._catching_up = True
-        try:
-            while self._inflight:
-                await asyncio.gather(*list(self._inflight), return_exceptions=True)
-            while (job := self._pop_due()) is not None:
-                await self._deliver(job)
-        finally:
-            self._catching_up = False
-            self._wake.set()
-        return self.delivered - before
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            if not self._catching_up:
-                while (job := self._pop_due()) is not None:
-                    task = asyncio.create_task(self._deliver(job))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-            if self._jobs and not self._catching_up:
-                delay = max(0.0, self._jobs[0].due - self.sim.clock.monotonic())
-                waiters.append(asyncio.ensure_future(self.sim.clock.sleep(delay)))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-
-    async def _deliver(self, job: _Notice) -> None:
+    async def _send(self, job: _Notice) -> None:
         await self._post(
             job.kind, job.shortcode, job.reference, job.url, job.payload, job.copy_number, 10.0
         )
