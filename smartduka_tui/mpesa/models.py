@@ -15,11 +15,11 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -51,6 +51,7 @@ _PHONE_TEXT = re.compile(r"^[0-9][0-9 *+\-]{0,23}$")
 _DECIMAL_TEXT = re.compile(r"^\d{1,12}(?:\.\d{1,6})?$")
 
 JsonScalar = str | int | Decimal | bool | None
+_T = TypeVar("_T")
 _KNOWN_ITEMS: Final = frozenset(
     {"Amount", "MpesaReceiptNumber", "Balance", "TransactionDate", "PhoneNumber"}
 )
@@ -323,9 +324,13 @@ class C2BConfirmation(WireModel):
 # --- STK callback --------------------------------------------------------------------------
 
 
-class _WireMetadataItem(BaseModel):
+class _Wire(BaseModel):
+    """The callback as it arrives: Daraja's own names, unknown keys ignored."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+
+class _WireMetadataItem(_Wire):
     Name: str = Field(min_length=1, max_length=64)
     Value: str | int | Decimal | bool | None = None
 
@@ -337,15 +342,11 @@ class _WireMetadataItem(BaseModel):
         return value
 
 
-class _WireMetadata(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireMetadata(_Wire):
     Item: list[_WireMetadataItem] = Field(default_factory=list, max_length=_MAX_ITEMS)
 
 
-class _WireStkCallback(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireStkCallback(_Wire):
     MerchantRequestID: str = Field(min_length=1, max_length=128)
     CheckoutRequestID: str = Field(min_length=1, max_length=128)
     ResultCode: ResultCode
@@ -353,15 +354,11 @@ class _WireStkCallback(BaseModel):
     CallbackMetadata: _WireMetadata | None = None
 
 
-class _WireBody(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireBody(_Wire):
     stkCallback: _WireStkCallback
 
 
-class _WireCallbackEnvelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireCallbackEnvelope(_Wire):
     Body: _WireBody
 
 
@@ -561,15 +558,11 @@ def _interpret(wire: _WireStkCallback) -> StkCallback:
             )
         )
 
-    def value_of(name: str) -> JsonScalar:
-        item = by_name.get(name)
-        return None if item is None else item.Value
+    def read(name: str, parse: Callable[[JsonScalar], _T]) -> _T | None:
+        """The item's value as `parse` reads it; None when the item or its Value is absent."""
+        value = by_name[name].Value if name in by_name else None
+        return None if value is None else parse(value)
 
-    amount_value = value_of("Amount")
-    receipt_value = value_of("MpesaReceiptNumber")
-    phone_value = value_of("PhoneNumber")
-    date_value = value_of("TransactionDate")
-    balance_value = value_of("Balance")
     try:
         return StkCallback(
             merchant_request_id=wire.MerchantRequestID,
@@ -578,11 +571,11 @@ def _interpret(wire: _WireStkCallback) -> StkCallback:
             result_code_raw=wire.ResultCode,
             result_desc_raw=wire.ResultDesc,
             description=clean_description(wire.ResultDesc),
-            amount=None if amount_value is None else _amount(amount_value, "Amount"),
-            receipt=None if receipt_value is None else _receipt(receipt_value),
-            phone=None if phone_value is None else _phone(phone_value),
-            transaction_date=None if date_value is None else _transaction_date(date_value),
-            balance=None if balance_value is None else _balance(balance_value),
+            amount=read("Amount", lambda value: _amount(value, "Amount")),
+            receipt=read("MpesaReceiptNumber", _receipt),
+            phone=read("PhoneNumber", _phone),
+            transaction_date=read("TransactionDate", _transaction_date),
+            balance=read("Balance", _balance),
             metadata=tuple(kept),
         )
     except InvalidOperation:
