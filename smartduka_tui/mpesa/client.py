@@ -164,8 +164,10 @@ class _TokenSlot:
 
 
 def _envelope_error(
-    cls: type[DarajaError], prefix: str, status: int, envelope: ErrorEnvelope, info: ResultInfo
+    cls: type[DarajaError], prefix: str, status: int, envelope: ErrorEnvelope
 ) -> DarajaError:
+    """`cls` for a Daraja error envelope, with the catalogue's meaning of its code."""
+    info = describe_refusal(envelope.error_code, envelope.error_message)
     return cls(
         f"{prefix}: Daraja answered {envelope.error_code} {info.description!r}"
         if info.description
@@ -390,9 +392,8 @@ class DarajaClient:
         if status in (400, 401, 403):
             logger.warning("OAuth refused for %s (HTTP %d)", label, status)
             if envelope is not None:
-                info = describe_refusal(envelope.error_code, envelope.error_message)
                 raise _envelope_error(
-                    AuthenticationFailed, "M-Pesa sign-in refused", status, envelope, info
+                    AuthenticationFailed, "M-Pesa sign-in refused", status, envelope
                 )
             raise AuthenticationFailed(
                 "M-Pesa refused the consumer key and secret (invalid credentials)",
@@ -400,10 +401,7 @@ class DarajaClient:
                 info=AUTHENTICATION_FAILED,
             )
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
-            raise _envelope_error(
-                DarajaUnavailable, "M-Pesa sign-in failed", status, envelope, info
-            )
+            raise _envelope_error(DarajaUnavailable, "M-Pesa sign-in failed", status, envelope)
         raise DarajaUnavailable(
             f"M-Pesa sign-in failed with HTTP {status}", http_status=status, info=HTTP_REFUSED
         )
@@ -480,9 +478,8 @@ class DarajaClient:
     ) -> StkPushResponse:
         status = response.status_code
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
             logger.warning("STK push %s refused: %s (HTTP %d)", where, envelope.error_code, status)
-            raise _envelope_error(PushRefused, "STK push refused", status, envelope, info)
+            raise _envelope_error(PushRefused, "STK push refused", status, envelope)
         if 200 <= status < 300:
             accepted = _read_model(StkPushResponse, response)
             if accepted is None:
@@ -643,18 +640,15 @@ class DarajaClient:
                 status=QueryStatus.PENDING, checkout_request_id=checkout_request_id, info=info
             )
         if envelope.error_code == INVALID_ACCESS_TOKEN and not token_was_refreshed:
-            await self._refresh_for_query(creds, token)
+            try:
+                await self._replace_rejected(creds, token)
+            except DarajaUnavailable as exc:
+                raise _RetryQuery(exc) from None
             raise _TokenRejected
-        error = _envelope_error(QueryRefused, "STK query refused", status, envelope, info)
+        error = _envelope_error(QueryRefused, "STK query refused", status, envelope)
         if envelope.error_code in _RETRYABLE_QUERY_CODES:
             raise _RetryQuery(error)
         raise error
-
-    async def _refresh_for_query(self, creds: DarajaCredentials, token: AccessToken) -> None:
-        try:
-            await self._replace_rejected(creds, token)
-        except DarajaUnavailable as exc:
-            raise _RetryQuery(exc) from None
 
     # ---------------------------------------------------------------- statement APIs
 
@@ -787,9 +781,8 @@ class DarajaClient:
             envelope = parse_error_envelope(response.content)
         status = response.status_code
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
             logger.warning("%s refused: %s (HTTP %d)", what, envelope.error_code, status)
-            raise _envelope_error(RequestRefused, f"{what} refused", status, envelope, info)
+            raise _envelope_error(RequestRefused, f"{what} refused", status, envelope)
         if 400 <= status < 500:
             raise RequestRefused(
                 f"{what} refused with HTTP {status}", http_status=status, info=HTTP_REFUSED
