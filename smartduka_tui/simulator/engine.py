@@ -429,12 +429,7 @@ class Simulator:
         )
         if isinstance(body, dict):
             entry.phone = _plain(body.get("PhoneNumber"))
-            entry.shortcode = _plain(
-                next(
-                    (body[k] for k in _SHORTCODE_FIELDS if k in body),
-                    None,
-                )
-            )
+            entry.shortcode = _plain(next((body[k] for k in _SHORTCODE_FIELDS if k in body), None))
             entry.checkout_request_id = _plain(body.get("CheckoutRequestID"))
         self._requests.append(entry)
         return entry
@@ -612,16 +607,14 @@ class Simulator:
         )
         forced = self._forced_result(push, merchant, now, settings.rule_17_window_s)
         result_desc: str | None = None
+        resolve_at = now + delay
         if forced is not None:
             result_code: int | str = forced
-            resolve_at = now + delay
         elif scenario.unanswered:
             result_code = codes.UNREACHABLE
             resolve_at = now + settings.prompt_timeout_s
         else:
-            result_code = scenario.result_code
-            result_desc = scenario.result_desc
-            resolve_at = now + delay
+            result_code, result_desc = scenario.result_code, scenario.result_desc
         if forced is None:
             self._last_prompt[(merchant.shortcode, push.PhoneNumber, push.Amount)] = now
         if scenario.callback_before_response:
@@ -698,9 +691,7 @@ class Simulator:
     @staticmethod
     def _take_query_anomaly(transaction: Transaction) -> QueryAnomaly:
         anomaly = transaction.scenario.query_anomaly
-        if anomaly is QueryAnomaly.NONE:
-            return anomaly
-        if transaction.query_anomalies_left is None:
+        if anomaly is QueryAnomaly.NONE or transaction.query_anomalies_left is None:
             return anomaly
         if transaction.query_anomalies_left <= 0:
             return QueryAnomaly.NONE
