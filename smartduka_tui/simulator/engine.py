@@ -183,8 +183,11 @@ class Simulator:
         return AppSettings.model_validate({**base, **app.overrides})
 
     def merchant_settings(self, merchant: Merchant) -> MerchantSettings:
+        return self._merchant_settings_under(merchant.overrides)
+
+    def _merchant_settings_under(self, overrides: dict[str, Any]) -> MerchantSettings:
         base = self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES))
-        return MerchantSettings.model_validate({**base, **merchant.overrides})
+        return MerchantSettings.model_validate({**base, **overrides})
 
     def update_settings(self, patch: dict[str, Any]) -> SimSettings:
         try:
@@ -246,12 +249,7 @@ class Simulator:
                 f"unknown shortcode setting(s): {names} (app settings belong to PUT /__sim/apps)",
             )
         try:
-            MerchantSettings.model_validate(
-                {
-                    **self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES)),
-                    **registration.settings,
-                }
-            )
+            self._merchant_settings_under(registration.settings)
         except ValidationError as exc:
             message, details = explain_validation_error(exc)
             raise InvalidControlRequest(f"settings: {message}", details) from None
