@@ -163,11 +163,11 @@ class AsyncResult:
         return None if value is None else str(value)
 
     def amount(self, key: str = "Amount") -> Decimal | None:
-        value = self.parameters.get(key)
-        if value is None or value == "":
+        value = self.text(key)
+        if not value:
             return None
         try:
-            amount = Decimal(str(value))
+            amount = Decimal(value)
         except InvalidOperation:
             raise StatementParseError(f"{key} is not an amount") from None
         if not amount.is_finite() or amount < 0:
@@ -175,11 +175,11 @@ class AsyncResult:
         return amount
 
     def moment(self, key: str) -> datetime | None:
-        value = self.parameters.get(key)
-        if value is None or value == "":
+        value = self.text(key)
+        if not value:
             return None
         try:
-            return parse_kenya_timestamp(str(value))
+            return parse_kenya_timestamp(value)
         except ValueError:
             raise StatementParseError(f"{key} is not a YYYYMMDDHHmmss time") from None
 
