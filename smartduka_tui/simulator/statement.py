@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import heapq
 import io
 import itertools
@@ -784,18 +785,9 @@ def _result_body(
 
 
 def payment_view(entry: StatementEntry) -> C2BPaymentView:
+    """The entry as the control API shows it (its `at` is shown as the TransTime)."""
     return C2BPaymentView(
-        trans_id=entry.trans_id,
-        shortcode=entry.shortcode,
-        phone=entry.phone,
+        **dataclasses.asdict(entry),
         masked_msisdn=mask_msisdn(entry.phone),
-        amount=entry.amount,
-        first_name=entry.first_name,
-        bill_ref_number=entry.bill_ref_number,
-        transaction_type=entry.transaction_type,
         trans_time=daraja_timestamp(entry.at),
-        completed=entry.completed,
-        validation=entry.validation,
-        confirmation_registered=entry.confirmation_registered,
-        reversed=entry.reversed,
     )
