@@ -293,12 +293,8 @@ def parse_async_result(body: bytes | str) -> AsyncResult:
         if isinstance(item, dict) and item.get("Key") == "Occasion":
             occasion = str(item.get("Value") or "")
     return AsyncResult(
-        result_type=wire.result_type,
+        **wire.model_dump(exclude={"result_code"}),
         result_code=normalise_result_code(wire.result_code),
-        result_desc=wire.result_desc,
-        originator_conversation_id=wire.originator_conversation_id,
-        conversation_id=wire.conversation_id,
-        transaction_id=wire.transaction_id,
         parameters=parameters,
         occasion=occasion,
     )
