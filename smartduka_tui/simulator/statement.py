@@ -581,10 +581,10 @@ class Statement(BackgroundSender[_Notice]):
             ledger.balance += entry.amount
             if ledger.confirmation_url is not None:
                 scenario = self._take_scenario(merchant.shortcode)
-                body = json.dumps(_c2b_body(entry, ledger.balance))
-                self._plan(
-                    scenario, NoticeKind.C2B_CONFIRMATION, entry, ledger.confirmation_url, body
-                )
+                if not scenario.drop:
+                    body = json.dumps(_c2b_body(entry, ledger.balance))
+                    kind, url = NoticeKind.C2B_CONFIRMATION, ledger.confirmation_url
+                    self._push_jobs(scenario, kind, entry.shortcode, entry.trans_id, url, body)
         return payment_view(entry)
 
     async def _validate(
@@ -638,7 +638,6 @@ class Statement(BackgroundSender[_Notice]):
         build: Callable[[int | str | None], str],
     ) -> None:
         scenario = self._take_scenario(shortcode)
-        due = self.sim.clock.monotonic() + scenario.delay_s
         if scenario.timeout:
             body = json.dumps(
                 {
@@ -653,7 +652,7 @@ class Statement(BackgroundSender[_Notice]):
                 }
             )
             self._push_jobs(
-                scenario, due, NoticeKind.QUEUE_TIMEOUT, shortcode, reference, timeout_url, body
+                scenario, NoticeKind.QUEUE_TIMEOUT, shortcode, reference, timeout_url, body
             )
             return
         # A timed-out request was never processed; any other is decided now, so a reversal whose
@@ -661,31 +660,20 @@ class Statement(BackgroundSender[_Notice]):
         body = build(scenario.result_code)
         if scenario.drop:
             return
-        self._push_jobs(scenario, due, kind, shortcode, reference, result_url, body)
-
-    def _plan(
-        self,
-        scenario: AsyncResultScenario,
-        kind: NoticeKind,
-        entry: StatementEntry,
-        url: str,
-        body: str,
-    ) -> None:
-        if scenario.drop:
-            return
-        due = self.sim.clock.monotonic() + scenario.delay_s
-        self._push_jobs(scenario, due, kind, entry.shortcode, entry.trans_id, url, body)
+        self._push_jobs(scenario, kind, shortcode, reference, result_url, body)
 
     def _push_jobs(
         self,
         scenario: AsyncResultScenario,
-        due: float,
         kind: NoticeKind,
         shortcode: str,
         reference: str,
         url: str,
         body: str,
     ) -> None:
+        """Schedule a notice and its duplicates, one simulator second apart, after the
+        scenario's delay."""
+        due = self._clock.monotonic() + scenario.delay_s
         for copy_number in range(1, scenario.duplicates + 2):
             notice = _Notice(
                 due + (copy_number - 1),
