@@ -361,27 +361,23 @@ class Statement(BackgroundSender[_Notice]):
         else:
             code = 0
             moment = int(daraja_timestamp(entry.at))
-            parameters = [
+            parameters = _result_parameters(
                 {
-                    "Key": "DebitPartyName",
-                    "Value": f"{mask_msisdn(entry.phone)} - {entry.first_name}",
-                },
-                {"Key": "CreditPartyName", "Value": f"{paid_to} - SIMULATED SHOP"},
-                {"Key": "OriginatorConversationID", "Value": originator},
-                {"Key": "InitiatedTime", "Value": moment},
-                {"Key": "DebitAccountType", "Value": "MMF Account For Customer"},
-                {"Key": "DebitPartyCharges", "Value": ""},
-                {"Key": "TransactionReason", "Value": entry.bill_ref_number},
-                {"Key": "ReasonType", "Value": entry.transaction_type},
-                {
-                    "Key": "TransactionStatus",
-                    "Value": "Reversed" if entry.reversed else "Completed",
-                },
-                {"Key": "FinalisedTime", "Value": moment},
-                {"Key": "Amount", "Value": _json_number(entry.amount)},
-                {"Key": "ConversationID", "Value": conversation},
-                {"Key": "ReceiptNo", "Value": entry.trans_id},
-            ]
+                    "DebitPartyName": f"{mask_msisdn(entry.phone)} - {entry.first_name}",
+                    "CreditPartyName": f"{paid_to} - SIMULATED SHOP",
+                    "OriginatorConversationID": originator,
+                    "InitiatedTime": moment,
+                    "DebitAccountType": "MMF Account For Customer",
+                    "DebitPartyCharges": "",
+                    "TransactionReason": entry.bill_ref_number,
+                    "ReasonType": entry.transaction_type,
+                    "TransactionStatus": "Reversed" if entry.reversed else "Completed",
+                    "FinalisedTime": moment,
+                    "Amount": _json_number(entry.amount),
+                    "ConversationID": conversation,
+                    "ReceiptNo": entry.trans_id,
+                }
+            )
         self._plan_result(
             merchant.shortcode,
             NoticeKind.TRANSACTION_STATUS_RESULT,
@@ -425,24 +421,17 @@ class Statement(BackgroundSender[_Notice]):
                     entry.reversed = True
                     ledger.reversed_receipts.add(entry.trans_id)
                     ledger.balance -= entry.amount
-                parameters = [
+                parameters = _result_parameters(
                     {
-                        "Key": "DebitAccountBalance",
-                        "Value": f"Utility Account|KES|{_money_text(ledger.balance)}",
-                    },
-                    {"Key": "Amount", "Value": _json_number(entry.amount)},
-                    {
-                        "Key": "TransCompletedTime",
-                        "Value": int(daraja_timestamp(self.sim.clock.now())),
-                    },
-                    {"Key": "OriginalTransactionID", "Value": entry.trans_id},
-                    {"Key": "Charge", "Value": 0},
-                    {"Key": "CreditPartyPublicName", "Value": mask_msisdn(entry.phone)},
-                    {
-                        "Key": "DebitPartyPublicName",
-                        "Value": f"{merchant.shortcode} - SIMULATED SHOP",
-                    },
-                ]
+                        "DebitAccountBalance": f"Utility Account|KES|{_money_text(ledger.balance)}",
+                        "Amount": _json_number(entry.amount),
+                        "TransCompletedTime": int(daraja_timestamp(self.sim.clock.now())),
+                        "OriginalTransactionID": entry.trans_id,
+                        "Charge": 0,
+                        "CreditPartyPublicName": mask_msisdn(entry.phone),
+                        "DebitPartyPublicName": f"{merchant.shortcode} - SIMULATED SHOP",
+                    }
+                )
             return _result_body(
                 final, originator, conversation, reversal_id, parameters, request.Occasion
             )
@@ -748,6 +737,11 @@ def _c2b_body(entry: StatementEntry, balance: Decimal | None) -> dict[str, str]:
         "MiddleName": "",
         "LastName": "",
     }
+
+
+def _result_parameters(values: dict[str, object]) -> list[dict[str, object]]:
+    """Daraja's `[{"Key": ..., "Value": ...}]` list, in the order given."""
+    return [{"Key": key, "Value": value} for key, value in values.items()]
 
 
 def _result_body(
