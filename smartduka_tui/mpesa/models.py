@@ -443,10 +443,10 @@ def strict_json(body: bytes | str, *, exact: bool = True) -> object:
         raise MalformedJson("body is not valid JSON") from None
 
 
-def _load_json(body: bytes | str) -> object:
+def _load_json(body: bytes | str, *, exact: bool = True) -> object:
     if len(body) > MAX_CALLBACK_BYTES:
         raise CallbackParseError("body is larger than 64 KiB")
-    return strict_json(body)
+    return strict_json(body, exact=exact)
 
 
 def _plain(value: object, depth: int = 0) -> object:
@@ -618,9 +618,7 @@ def _text_within(value: object, low: int, high: int) -> bool:
 def check_callback_shape(body: bytes) -> None:
     """Raise CallbackParseError unless `body` is JSON shaped as an STK callback (MalformedJson
     when it is not JSON at all)."""
-    if len(body) > MAX_CALLBACK_BYTES:
-        raise CallbackParseError("body is larger than 64 KiB")
-    data = strict_json(body, exact=False)
+    data = _load_json(body, exact=False)
     body_part = data.get("Body") if isinstance(data, dict) else None
     callback = body_part.get("stkCallback") if isinstance(body_part, dict) else None
     if not isinstance(callback, dict):
