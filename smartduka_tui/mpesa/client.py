@@ -288,22 +288,17 @@ class DarajaClient:
         """A bearer token for these credentials: cached while fresh, else minted (one at a time
         per credential set). Raises AuthenticationFailed or DarajaUnavailable."""
         credentials = _credentials(creds)
-        slot = self._slot(credentials)
-        cached = slot.token
+        cached = self._slot(credentials).token
         if cached is not None and self._fresh(cached):
             return cached
-        async with slot.lock:
-            cached = slot.token
-            if cached is not None and self._fresh(cached):
-                return cached
-            slot.token = await self._shared_or_mint(credentials, slot.label, None)
-            return slot.token
+        return await self._replace_rejected(credentials, None)
 
     async def _replace_rejected(
-        self, creds: DarajaCredentials, rejected: AccessToken
+        self, creds: DarajaCredentials, rejected: AccessToken | None
     ) -> AccessToken:
-        """A new token after Daraja called `rejected` invalid, unless another task already got
-        one (several calls may see the same rejection; one refresh serves them all)."""
+        """A new token, after Daraja called `rejected` invalid or because the cached one is
+        stale, unless another task got a fresh one meanwhile (several calls may see the same
+        rejection or expiry; one refresh serves them all)."""
         slot = self._slot(creds)
         async with slot.lock:
             cached = slot.token
