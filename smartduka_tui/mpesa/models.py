@@ -495,9 +495,7 @@ def _whole_number(value: JsonScalar) -> int | None:
 
 def _amount(value: JsonScalar, name: str) -> Decimal:
     number: Decimal | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, Decimal):
         number = value
