@@ -575,17 +575,11 @@ class Simulator:
         self, push: StkPushRequest, merchant: Merchant, now: float, window: float
     ) -> int | str | None:
         """A result Daraja decides before any prompt: till setup errors, then code 17."""
-        wanted_type = (
-            TransactionType.BUY_GOODS
-            if merchant.kind is ShortcodeKind.TILL
-            else TransactionType.PAYBILL
-        )
+        till = merchant.kind is ShortcodeKind.TILL
+        wanted_type = TransactionType.BUY_GOODS if till else TransactionType.PAYBILL
         if push.TransactionType is not wanted_type:
             return codes.PRODUCT_NOT_ASSIGNED
-        allowed_party_b = (
-            merchant.till_numbers if merchant.kind is ShortcodeKind.TILL else (merchant.shortcode,)
-        )
-        if push.PartyB not in allowed_party_b:
+        if push.PartyB not in (merchant.till_numbers if till else (merchant.shortcode,)):
             return codes.OPERATOR_DOES_NOT_EXIST
         last = self._last_prompt.get((merchant.shortcode, push.PhoneNumber, push.Amount))
         if window > 0 and last is not None and now - last < window:
