@@ -328,16 +328,9 @@ def _refusal(
     known: bool = True,
     description: str = "",
 ) -> ResultInfo:
-    return ResultInfo(
-        code=code,
-        kind=CodeKind.REFUSAL,
-        outcome=outcome,
-        cashier_message=cashier,
-        manager_hint=manager,
-        known=known,
-        retry_not_before=wait,
-        description=description,
-    )
+    """A refusal's meaning, built as a result's is but of kind REFUSAL."""
+    info = _result(code, outcome, description, cashier, manager, wait=wait, known=known)
+    return replace(info, kind=CodeKind.REFUSAL)
 
 
 # Matched in this order against the lower-cased errorMessage.
