@@ -104,9 +104,7 @@ def _occasion(value: object) -> str:
 
 def _money(value: object) -> Decimal:
     """A JSON number or numeric text with at most 2 decimals, 1 to 250,000."""
-    if isinstance(value, bool):
-        raise ValueError("an amount")
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
         text = value
