@@ -482,9 +482,7 @@ def _describe_validation(error: ValidationError) -> str:
 
 def _whole_number(value: JsonScalar) -> int | None:
     """An integral int or Decimal as int, guarding against huge exponents."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, Decimal):
         if not value.is_finite() or value.adjusted() > 20 or value != value.to_integral_value():
