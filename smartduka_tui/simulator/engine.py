@@ -215,10 +215,9 @@ class Simulator:
         elif not hmac.compare_digest(app.consumer_secret.encode(), secret.encode()):
             app.consumer_secret = secret
             self._revoke_tokens(app)
-        overrides = registration.model_dump(
+        app.overrides = registration.model_dump(
             include=set(APP_SETTING_NAMES), exclude_none=True, mode="json"
         )
-        app.overrides = overrides
         return self.app_view(app)
 
     def _new_app(self, key: str, secret: str) -> App:

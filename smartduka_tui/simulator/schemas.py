@@ -209,9 +209,8 @@ class ShortcodeRegistration(StrictModel):
     @field_validator("till_numbers")
     @classmethod
     def _tills(cls, value: list[str]) -> list[str]:
-        for till in value:
-            if not SHORTCODE_PATTERN.fullmatch(till):
-                raise ValueError("till numbers must be 5 to 7 digits")
+        if not all(SHORTCODE_PATTERN.fullmatch(till) for till in value):
+            raise ValueError("till numbers must be 5 to 7 digits")
         if len(set(value)) != len(value):
             raise ValueError("till numbers must not repeat")
         return value
