@@ -160,20 +160,30 @@ def split_signed(
     return shop_id, till_id, ref, kid, tag
 
 
+def tag_matches(tag: str, expected: str | None) -> bool:
+    """Constant-time check of a signed path's tag; `expected` is None when the path's kid has
+    no secret, which is compared against a throwaway tag anyway so that it costs the same time."""
+    return hmac.compare_digest(tag, expected or "A" * 22) and expected is not None
+
+
 def verify(parsed: CallbackPath, secrets_by_kid: dict[str, str]) -> bool:
     """True when the tag is right under the named kid's secret (constant-time compare)."""
     secret = secrets_by_kid.get(parsed.kid)
-    if secret is None:
-        # Compare against a throwaway tag anyway so a missing kid costs the same time.
-        hmac.compare_digest(parsed.tag, "A" * 22)
-        return False
-    expected = compute_tag(secret, parsed.shop_id, parsed.till_id, parsed.attempt_ref, parsed.kid)
-    return hmac.compare_digest(parsed.tag, expected)
+    expected = None if secret is None else compute_tag(secret, *_signed_parts(parsed))
+    return tag_matches(parsed.tag, expected)
+
+
+def _signed_parts(parsed: CallbackPath) -> tuple[str, str, str, str]:
+    return parsed.shop_id, parsed.till_id, parsed.attempt_ref, parsed.kid
+
+
+def redact_under(prefix: str, path: str) -> str | None:
+    """`path` without everything after its shop id when it starts with `prefix`, else None."""
+    if not path.startswith(prefix):
+        return None
+    return f"{prefix}{path[len(prefix) :].split('/', 1)[0]}/<redacted>"
 
 
 def redact_path(path: str) -> str:
     """A loggable form of a request path: callback paths lose everything after the shop id."""
-    if path.startswith(PREFIX):
-        shop = path[len(PREFIX) :].split("/", 1)[0]
-        return f"{PREFIX}{shop}/<redacted>"
-    return path
+    return redact_under(PREFIX, path) or path

@@ -164,8 +164,10 @@ class _TokenSlot:
 
 
 def _envelope_error(
-    cls: type[DarajaError], prefix: str, status: int, envelope: ErrorEnvelope, info: ResultInfo
+    cls: type[DarajaError], prefix: str, status: int, envelope: ErrorEnvelope
 ) -> DarajaError:
+    """`cls` for a Daraja error envelope, with the catalogue's meaning of its code."""
+    info = describe_refusal(envelope.error_code, envelope.error_message)
     return cls(
         f"{prefix}: Daraja answered {envelope.error_code} {info.description!r}"
         if info.description
@@ -211,9 +213,7 @@ class DarajaClient:
     ) -> None:
         if token_refresh_margin_s < 0 or query_retries < 0 or backoff_base_s < 0:
             raise ValueError("margins, retries and backoff must not be negative")
-        if timeout.connect is None or timeout.read is None or timeout.write is None:
-            raise ValueError("every Daraja timeout must be bounded")
-        if timeout.pool is None:
+        if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
             raise ValueError("every Daraja timeout must be bounded")
         self.base_url = base_url.rstrip("/")
         self.clock = clock
@@ -288,22 +288,17 @@ class DarajaClient:
         """A bearer token for these credentials: cached while fresh, else minted (one at a time
         per credential set). Raises AuthenticationFailed or DarajaUnavailable."""
         credentials = _credentials(creds)
-        slot = self._slot(credentials)
-        cached = slot.token
+        cached = self._slot(credentials).token
         if cached is not None and self._fresh(cached):
             return cached
-        async with slot.lock:
-            cached = slot.token
-            if cached is not None and self._fresh(cached):
-                return cached
-            slot.token = await self._shared_or_mint(credentials, slot.label, None)
-            return slot.token
+        return await self._replace_rejected(credentials, None)
 
     async def _replace_rejected(
-        self, creds: DarajaCredentials, rejected: AccessToken
+        self, creds: DarajaCredentials, rejected: AccessToken | None
     ) -> AccessToken:
-        """A new token after Daraja called `rejected` invalid, unless another task already got
-        one (several calls may see the same rejection; one refresh serves them all)."""
+        """A new token, after Daraja called `rejected` invalid or because the cached one is
+        stale, unless another task got a fresh one meanwhile (several calls may see the same
+        rejection or expiry; one refresh serves them all)."""
         slot = self._slot(creds)
         async with slot.lock:
             cached = slot.token
@@ -392,9 +387,8 @@ class DarajaClient:
         if status in (400, 401, 403):
             logger.warning("OAuth refused for %s (HTTP %d)", label, status)
             if envelope is not None:
-                info = describe_refusal(envelope.error_code, envelope.error_message)
                 raise _envelope_error(
-                    AuthenticationFailed, "M-Pesa sign-in refused", status, envelope, info
+                    AuthenticationFailed, "M-Pesa sign-in refused", status, envelope
                 )
             raise AuthenticationFailed(
                 "M-Pesa refused the consumer key and secret (invalid credentials)",
@@ -402,10 +396,7 @@ class DarajaClient:
                 info=AUTHENTICATION_FAILED,
             )
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
-            raise _envelope_error(
-                DarajaUnavailable, "M-Pesa sign-in failed", status, envelope, info
-            )
+            raise _envelope_error(DarajaUnavailable, "M-Pesa sign-in failed", status, envelope)
         raise DarajaUnavailable(
             f"M-Pesa sign-in failed with HTTP {status}", http_status=status, info=HTTP_REFUSED
         )
@@ -425,7 +416,7 @@ class DarajaClient:
         try:
             token = await self.get_token(credentials)
         except DarajaError as exc:
-            raise _not_sent(exc) from exc
+            raise _not_sent(PushRefused, "STK push", exc) from exc
         body = request.to_wire()
         logger.info("STK push %s, KES %d", where, request.amount)
         response = await self._post_push(token, body)
@@ -436,7 +427,7 @@ class DarajaClient:
             try:
                 token = await self._replace_rejected(credentials, token)
             except DarajaError as exc:
-                raise _not_sent(exc) from exc
+                raise _not_sent(PushRefused, "STK push", exc) from exc
             response = await self._post_push(token, body)
             envelope = parse_error_envelope(response.content)
         return self._push_answer(response, envelope, where)
@@ -482,9 +473,8 @@ class DarajaClient:
     ) -> StkPushResponse:
         status = response.status_code
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
             logger.warning("STK push %s refused: %s (HTTP %d)", where, envelope.error_code, status)
-            raise _envelope_error(PushRefused, "STK push refused", status, envelope, info)
+            raise _envelope_error(PushRefused, "STK push refused", status, envelope)
         if 200 <= status < 300:
             accepted = _read_model(StkPushResponse, response)
             if accepted is None:
@@ -645,18 +635,15 @@ class DarajaClient:
                 status=QueryStatus.PENDING, checkout_request_id=checkout_request_id, info=info
             )
         if envelope.error_code == INVALID_ACCESS_TOKEN and not token_was_refreshed:
-            await self._refresh_for_query(creds, token)
+            try:
+                await self._replace_rejected(creds, token)
+            except DarajaUnavailable as exc:
+                raise _RetryQuery(exc) from None
             raise _TokenRejected
-        error = _envelope_error(QueryRefused, "STK query refused", status, envelope, info)
+        error = _envelope_error(QueryRefused, "STK query refused", status, envelope)
         if envelope.error_code in _RETRYABLE_QUERY_CODES:
             raise _RetryQuery(error)
         raise error
-
-    async def _refresh_for_query(self, creds: DarajaCredentials, token: AccessToken) -> None:
-        try:
-            await self._replace_rejected(creds, token)
-        except DarajaUnavailable as exc:
-            raise _RetryQuery(exc) from None
 
     # ---------------------------------------------------------------- statement APIs
 
@@ -789,9 +776,8 @@ class DarajaClient:
             envelope = parse_error_envelope(response.content)
         status = response.status_code
         if envelope is not None:
-            info = describe_refusal(envelope.error_code, envelope.error_message)
             logger.warning("%s refused: %s (HTTP %d)", what, envelope.error_code, status)
-            raise _envelope_error(RequestRefused, f"{what} refused", status, envelope, info)
+            raise _envelope_error(RequestRefused, f"{what} refused", status, envelope)
         if 400 <= status < 500:
             raise RequestRefused(
                 f"{what} refused with HTTP {status}", http_status=status, info=HTTP_REFUSED
@@ -806,13 +792,7 @@ class DarajaClient:
                 return await self.get_token(creds)
             return await self._replace_rejected(creds, rejected)
         except DarajaError as exc:
-            raise RequestRefused(
-                f"{what} not sent: {exc.message}",
-                http_status=exc.http_status,
-                error_code=exc.error_code,
-                error_message=exc.error_message,
-                info=exc.info,
-            ) from exc
+            raise _not_sent(RequestRefused, what, exc) from exc
 
     async def _statement_send(
         self, token: AccessToken, path: str, body: dict[str, object], what: str
@@ -846,10 +826,10 @@ class _RetryQuery(Exception):
         self.error = error
 
 
-def _not_sent(cause: DarajaError) -> PushRefused:
-    """A push that never left because no token could be had: definite, like any refusal."""
-    return PushRefused(
-        f"STK push not sent: {cause.message}",
+def _not_sent(cls: type[DarajaError], what: str, cause: DarajaError) -> DarajaError:
+    """A request that never left because no token could be had: definite, like any refusal."""
+    return cls(
+        f"{what} not sent: {cause.message}",
         http_status=cause.http_status,
         error_code=cause.error_code,
         error_message=cause.error_message,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -51,6 +51,7 @@ _PHONE_TEXT = re.compile(r"^[0-9][0-9 *+\-]{0,23}$")
 _DECIMAL_TEXT = re.compile(r"^\d{1,12}(?:\.\d{1,6})?$")
 
 JsonScalar = str | int | Decimal | bool | None
+_T = TypeVar("_T")
 _KNOWN_ITEMS: Final = frozenset(
     {"Amount", "MpesaReceiptNumber", "Balance", "TransactionDate", "PhoneNumber"}
 )
@@ -163,6 +164,16 @@ class WireModel(BaseModel):
         frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
     )
 
+    def to_wire(self) -> dict[str, object]:
+        """The JSON body to send, secrets (Password, SecurityCredential) revealed: only ever
+        handed to httpx."""
+        body = self.model_dump(by_alias=True, mode="json")
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                body[info.alias or name] = value.get_secret_value()
+        return body
+
 
 # --- OAuth ---------------------------------------------------------------------------------
 
@@ -226,12 +237,6 @@ class StkPushRequest(WireModel):
             return int(value.strip())
         return value
 
-    def to_wire(self) -> dict[str, object]:
-        """The JSON body to send, Password revealed (only ever handed to httpx)."""
-        body = self.model_dump(by_alias=True, mode="json")
-        body["Password"] = self.password.get_secret_value()
-        return body
-
 
 class StkPushResponse(WireModel):
     """Sync answer to a push: the request was accepted; the outcome comes later."""
@@ -257,12 +262,6 @@ class StkQueryRequest(WireModel):
     password: SecretStr = Field(alias="Password")
     timestamp: Timestamp = Field(alias="Timestamp")
     checkout_request_id: str = Field(alias="CheckoutRequestID", min_length=1, max_length=128)
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON body to send, Password revealed (only ever handed to httpx)."""
-        body = self.model_dump(by_alias=True, mode="json")
-        body["Password"] = self.password.get_secret_value()
-        return body
 
 
 class StkQueryResponse(WireModel):
@@ -325,9 +324,13 @@ class C2BConfirmation(WireModel):
 # --- STK callback --------------------------------------------------------------------------
 
 
-class _WireMetadataItem(BaseModel):
+class _Wire(BaseModel):
+    """The callback as it arrives: Daraja's own names, unknown keys ignored."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+
+class _WireMetadataItem(_Wire):
     Name: str = Field(min_length=1, max_length=64)
     Value: str | int | Decimal | bool | None = None
 
@@ -339,15 +342,11 @@ class _WireMetadataItem(BaseModel):
         return value
 
 
-class _WireMetadata(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireMetadata(_Wire):
     Item: list[_WireMetadataItem] = Field(default_factory=list, max_length=_MAX_ITEMS)
 
 
-class _WireStkCallback(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireStkCallback(_Wire):
     MerchantRequestID: str = Field(min_length=1, max_length=128)
     CheckoutRequestID: str = Field(min_length=1, max_length=128)
     ResultCode: ResultCode
@@ -355,15 +354,11 @@ class _WireStkCallback(BaseModel):
     CallbackMetadata: _WireMetadata | None = None
 
 
-class _WireBody(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireBody(_Wire):
     stkCallback: _WireStkCallback
 
 
-class _WireCallbackEnvelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
+class _WireCallbackEnvelope(_Wire):
     Body: _WireBody
 
 
@@ -448,10 +443,10 @@ def strict_json(body: bytes | str, *, exact: bool = True) -> object:
         raise MalformedJson("body is not valid JSON") from None
 
 
-def _load_json(body: bytes | str) -> object:
+def _load_json(body: bytes | str, *, exact: bool = True) -> object:
     if len(body) > MAX_CALLBACK_BYTES:
         raise CallbackParseError("body is larger than 64 KiB")
-    return strict_json(body)
+    return strict_json(body, exact=exact)
 
 
 def _plain(value: object, depth: int = 0) -> object:
@@ -487,9 +482,7 @@ def _describe_validation(error: ValidationError) -> str:
 
 def _whole_number(value: JsonScalar) -> int | None:
     """An integral int or Decimal as int, guarding against huge exponents."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, Decimal):
         if not value.is_finite() or value.adjusted() > 20 or value != value.to_integral_value():
@@ -500,9 +493,7 @@ def _whole_number(value: JsonScalar) -> int | None:
 
 def _amount(value: JsonScalar, name: str) -> Decimal:
     number: Decimal | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, Decimal):
         number = value
@@ -563,15 +554,11 @@ def _interpret(wire: _WireStkCallback) -> StkCallback:
             )
         )
 
-    def value_of(name: str) -> JsonScalar:
-        item = by_name.get(name)
-        return None if item is None else item.Value
+    def read(name: str, parse: Callable[[JsonScalar], _T]) -> _T | None:
+        """The item's value as `parse` reads it; None when the item or its Value is absent."""
+        value = by_name[name].Value if name in by_name else None
+        return None if value is None else parse(value)
 
-    amount_value = value_of("Amount")
-    receipt_value = value_of("MpesaReceiptNumber")
-    phone_value = value_of("PhoneNumber")
-    date_value = value_of("TransactionDate")
-    balance_value = value_of("Balance")
     try:
         return StkCallback(
             merchant_request_id=wire.MerchantRequestID,
@@ -580,11 +567,11 @@ def _interpret(wire: _WireStkCallback) -> StkCallback:
             result_code_raw=wire.ResultCode,
             result_desc_raw=wire.ResultDesc,
             description=clean_description(wire.ResultDesc),
-            amount=None if amount_value is None else _amount(amount_value, "Amount"),
-            receipt=None if receipt_value is None else _receipt(receipt_value),
-            phone=None if phone_value is None else _phone(phone_value),
-            transaction_date=None if date_value is None else _transaction_date(date_value),
-            balance=None if balance_value is None else _balance(balance_value),
+            amount=read("Amount", lambda value: _amount(value, "Amount")),
+            receipt=read("MpesaReceiptNumber", _receipt),
+            phone=read("PhoneNumber", _phone),
+            transaction_date=read("TransactionDate", _transaction_date),
+            balance=read("Balance", _balance),
             metadata=tuple(kept),
         )
     except InvalidOperation:
@@ -627,9 +614,7 @@ def _text_within(value: object, low: int, high: int) -> bool:
 def check_callback_shape(body: bytes) -> None:
     """Raise CallbackParseError unless `body` is JSON shaped as an STK callback (MalformedJson
     when it is not JSON at all)."""
-    if len(body) > MAX_CALLBACK_BYTES:
-        raise CallbackParseError("body is larger than 64 KiB")
-    data = strict_json(body, exact=False)
+    data = _load_json(body, exact=False)
     body_part = data.get("Body") if isinstance(data, dict) else None
     callback = body_part.get("stkCallback") if isinstance(body_part, dict) else None
     if not isinstance(callback, dict):

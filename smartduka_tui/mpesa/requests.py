@@ -14,10 +14,17 @@ import hashlib
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from smartduka_tui.clock import Clock
 from smartduka_tui.mpesa.kenya_time import kenya_timestamp
@@ -75,6 +82,16 @@ def _check_secret_text(value: SecretStr) -> SecretStr:
     return value
 
 
+def _no_colon(value: SecretStr) -> SecretStr:
+    # Basic auth splits "key:secret" at the first colon.
+    if ":" in value.get_secret_value():
+        raise ValueError("must not contain ':'")
+    return value
+
+
+_SecretText = Annotated[SecretStr, AfterValidator(_check_secret_text)]
+
+
 class MerchantKind(StrEnum):
     """How the shop is paid: a paybill, or a Buy Goods till under a store number."""
 
@@ -87,21 +104,8 @@ class DarajaCredentials(BaseModel):
 
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
-    consumer_key: SecretStr
-    consumer_secret: SecretStr
-
-    @field_validator("consumer_key", "consumer_secret")
-    @classmethod
-    def _printable(cls, value: SecretStr) -> SecretStr:
-        return _check_secret_text(value)
-
-    @field_validator("consumer_key")
-    @classmethod
-    def _no_colon(cls, value: SecretStr) -> SecretStr:
-        # Basic auth splits "key:secret" at the first colon.
-        if ":" in value.get_secret_value():
-            raise ValueError("must not contain ':'")
-        return value
+    consumer_key: Annotated[_SecretText, AfterValidator(_no_colon)]
+    consumer_secret: _SecretText
 
     @property
     def cache_key(self) -> str:
@@ -131,7 +135,7 @@ class MerchantConfig(BaseModel):
     kind: MerchantKind
     business_shortcode: str
     till_number: str | None = None
-    passkey: SecretStr
+    passkey: _SecretText
     credentials: DarajaCredentials
 
     @field_validator("business_shortcode", "till_number")
@@ -140,11 +144,6 @@ class MerchantConfig(BaseModel):
         if value is not None and not _SHORTCODE.fullmatch(value):
             raise ValueError("must be 5 to 7 digits")
         return value
-
-    @field_validator("passkey")
-    @classmethod
-    def _passkey_text(cls, value: SecretStr) -> SecretStr:
-        return _check_secret_text(value)
 
     @model_validator(mode="after")
     def _till_number_matches_kind(self) -> MerchantConfig:
@@ -156,16 +155,19 @@ class MerchantConfig(BaseModel):
 
     @property
     def transaction_type(self) -> TransactionType:
-        if self.kind is MerchantKind.TILL:
-            return TransactionType.BUY_GOODS
-        return TransactionType.PAYBILL
+        till = self.kind is MerchantKind.TILL
+        return TransactionType.BUY_GOODS if till else TransactionType.PAYBILL
 
     @property
     def party_b(self) -> str:
         """Who is credited: the till number for Buy Goods, the paybill itself otherwise."""
-        if self.till_number is not None:
-            return self.till_number
-        return self.business_shortcode
+        return self.business_shortcode if self.till_number is None else self.till_number
+
+    def password_at(self, clock: Clock) -> tuple[SecretStr, str]:
+        """Password and Timestamp from ONE clock read (see the module docstring)."""
+        timestamp = kenya_timestamp(clock.now())
+        password = stk_password(self.business_shortcode, self.passkey.get_secret_value(), timestamp)
+        return SecretStr(password), timestamp
 
 
 def stk_password(shortcode: str, passkey: str, timestamp: str) -> str:
@@ -257,13 +259,10 @@ def build_stk_push(
     reference = _check_text("AccountReference", account_reference, ACCOUNT_REFERENCE_MAX)
     description = _check_text("TransactionDesc", transaction_desc, TRANSACTION_DESC_MAX)
     url = _check_callback_url(callback_url)
-    timestamp = kenya_timestamp(clock.now())
-    password = stk_password(
-        merchant.business_shortcode, merchant.passkey.get_secret_value(), timestamp
-    )
+    password, timestamp = merchant.password_at(clock)
     return StkPushRequest(
         business_short_code=merchant.business_shortcode,
-        password=SecretStr(password),
+        password=password,
         timestamp=timestamp,
         transaction_type=merchant.transaction_type,
         amount=whole,
@@ -286,13 +285,10 @@ def build_stk_query(
         raise InvalidRequestError(
             "CheckoutRequestID", "must be at most 128 printable characters without spaces"
         )
-    timestamp = kenya_timestamp(clock.now())
-    password = stk_password(
-        merchant.business_shortcode, merchant.passkey.get_secret_value(), timestamp
-    )
+    password, timestamp = merchant.password_at(clock)
     return StkQueryRequest(
         business_short_code=merchant.business_shortcode,
-        password=SecretStr(password),
+        password=password,
         timestamp=timestamp,
         checkout_request_id=checkout_request_id,
     )

@@ -328,60 +328,41 @@ def _refusal(
     known: bool = True,
     description: str = "",
 ) -> ResultInfo:
-    return ResultInfo(
-        code=code,
-        kind=CodeKind.REFUSAL,
-        outcome=outcome,
-        cashier_message=cashier,
-        manager_hint=manager,
-        known=known,
-        retry_not_before=wait,
-        description=description,
-    )
+    """A refusal's meaning, built as a result's is but of kind REFUSAL."""
+    info = _result(code, outcome, description, cashier, manager, wait=wait, known=known)
+    return replace(info, kind=CodeKind.REFUSAL)
 
 
-_SERVER_ERROR_BY_MESSAGE: Final[tuple[tuple[str, ResultInfo], ...]] = (
-    (
-        LOCK_SUBSCRIBER,
-        _refusal(
-            SERVER_ERROR_CODE,
-            _RETRY,
-            "The customer's phone is busy with another M-Pesa request. Wait 1 minute, then "
-            "try again.",
-            "Unable to lock subscriber: a prompt was already open on that phone.",
-            wait=timedelta(minutes=1),
-        ),
+# Matched in this order against the lower-cased errorMessage.
+_SERVER_ERROR_BY_MESSAGE: Final[dict[str, ResultInfo]] = {
+    LOCK_SUBSCRIBER: _refusal(
+        SERVER_ERROR_CODE,
+        _RETRY,
+        "The customer's phone is busy with another M-Pesa request. Wait 1 minute, then try again.",
+        "Unable to lock subscriber: a prompt was already open on that phone.",
+        wait=timedelta(minutes=1),
     ),
-    (
-        "merchant does not exist",
-        _refusal(
-            SERVER_ERROR_CODE,
-            _MANAGER,
-            "M-Pesa does not recognise this shop's account. Call the manager.",
-            "Merchant does not exist: the BusinessShortCode is wrong for these credentials "
-            "(in sandbox only 174379 works). " + _SETUP_HINT,
-        ),
+    "merchant does not exist": _refusal(
+        SERVER_ERROR_CODE,
+        _MANAGER,
+        "M-Pesa does not recognise this shop's account. Call the manager.",
+        "Merchant does not exist: the BusinessShortCode is wrong for these credentials "
+        "(in sandbox only 174379 works). " + _SETUP_HINT,
     ),
-    (
-        "wrong credentials",
-        _refusal(
-            SERVER_ERROR_CODE,
-            _MANAGER,
-            "M-Pesa refused this shop's settings. Call the manager.",
-            "Wrong credentials: the passkey does not match the shortcode (or a production "
-            "shortcode with the sandbox passkey). " + _SETUP_HINT,
-        ),
+    "wrong credentials": _refusal(
+        SERVER_ERROR_CODE,
+        _MANAGER,
+        "M-Pesa refused this shop's settings. Call the manager.",
+        "Wrong credentials: the passkey does not match the shortcode (or a production "
+        "shortcode with the sandbox passkey). " + _SETUP_HINT,
     ),
-    (
-        BEING_PROCESSED,
-        _refusal(
-            SERVER_ERROR_CODE,
-            Outcome.PENDING,
-            "Still waiting for the customer to answer on their phone.",
-            "The STK query says the payment is still being processed.",
-        ),
+    BEING_PROCESSED: _refusal(
+        SERVER_ERROR_CODE,
+        Outcome.PENDING,
+        "Still waiting for the customer to answer on their phone.",
+        "The STK query says the payment is still being processed.",
     ),
-)
+}
 
 _REFUSALS: Final[dict[str, ResultInfo]] = {
     SPIKE_ARREST: _refusal(
@@ -464,7 +445,9 @@ def describe_refusal(error_code: str | None, error_message: str | None = None) -
     lowered = message.lower()
     found: ResultInfo | None = None
     if code == SERVER_ERROR_CODE:
-        found = next((info for key, info in _SERVER_ERROR_BY_MESSAGE if key in lowered), None)
+        found = next(
+            (info for key, info in _SERVER_ERROR_BY_MESSAGE.items() if key in lowered), None
+        )
     elif code == "400.002.02":
         found = _INVALID_PHONE if "phonenumber" in lowered.replace(" ", "") else _INVALID_FIELD
     else:

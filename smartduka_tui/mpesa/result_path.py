@@ -22,7 +22,9 @@ from smartduka_tui.mpesa.callback_path import (
     decode_secret,
     is_url_safe,
     new_attempt_ref,
+    redact_under,
     split_signed,
+    tag_matches,
     tag_text,
 )
 
@@ -70,14 +72,10 @@ def _tag(
     return tag_text(hmac.digest(decode_secret(secret), message, hashlib.sha256))
 
 
-def _check(shop_id: str, till_id: str, request_ref: str, kid: str) -> None:
-    check_segments(shop_id, till_id, request_ref, kid, ref_name="request ref")
-
-
 def sign(
     secret: str, purpose: ResultPurpose, shop_id: str, till_id: str, request_ref: str, kid: str
 ) -> ResultPath:
-    _check(shop_id, till_id, request_ref, kid)
+    check_segments(shop_id, till_id, request_ref, kid, ref_name="request ref")
     tag = _tag(secret, purpose, shop_id, till_id, request_ref, kid)
     return ResultPath(purpose, shop_id, till_id, request_ref, kid, tag)
 
@@ -112,19 +110,11 @@ def parse(path: str) -> ResultPath:
 def verify(parsed: ResultPath, secrets_by_kid: dict[str, str]) -> bool:
     """True when the tag is right for its purpose under the named kid (constant time)."""
     secret = secrets_by_kid.get(parsed.kid)
-    if secret is None:
-        hmac.compare_digest(parsed.tag, "A" * 22)
-        return False
-    expected = _tag(
-        secret, parsed.purpose, parsed.shop_id, parsed.till_id, parsed.request_ref, parsed.kid
-    )
-    return hmac.compare_digest(parsed.tag, expected)
+    parts = (parsed.purpose, parsed.shop_id, parsed.till_id, parsed.request_ref, parsed.kid)
+    return tag_matches(parsed.tag, None if secret is None else _tag(secret, *parts))
 
 
 def redact(path: str) -> str:
     """A loggable form of a request path: result paths lose everything after the shop id."""
-    for purpose in ResultPurpose:
-        if path.startswith(purpose.prefix):
-            shop = path[len(purpose.prefix) :].split("/", 1)[0]
-            return f"{purpose.prefix}{shop}/<redacted>"
-    return path
+    redacted = (redact_under(purpose.prefix, path) for purpose in ResultPurpose)
+    return next((found for found in redacted if found is not None), path)

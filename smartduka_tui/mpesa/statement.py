@@ -64,11 +64,6 @@ class QrTransactionCode(StrEnum):
     SEND_TO_BUSINESS = "SB"
 
 
-def _reveal(body: dict[str, object], name: str, secret: SecretStr) -> dict[str, object]:
-    body[name] = secret.get_secret_value()
-    return body
-
-
 # --- C2B register URL ----------------------------------------------------------------------
 
 
@@ -82,7 +77,7 @@ class RegisterUrlRequest(WireModel):
     validation_url: str = Field(default="", alias="ValidationURL", repr=False)
 
     def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
+        body = super().to_wire()
         if not self.validation_url:
             del body["ValidationURL"]
         return body
@@ -115,10 +110,6 @@ class TransactionStatusRequest(WireModel):
     remarks: str = Field(alias="Remarks", min_length=1, max_length=100)
     occasion: str = Field(default="", alias="Occasion", max_length=100)
 
-    def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
-        return _reveal(body, "SecurityCredential", self.security_credential)
-
 
 class ReversalRequest(WireModel):
     """`POST /mpesa/reversal/v1/request` (build with `build_reversal`)."""
@@ -135,10 +126,6 @@ class ReversalRequest(WireModel):
     queue_timeout_url: str = Field(alias="QueueTimeOutURL", repr=False)
     remarks: str = Field(alias="Remarks", min_length=2, max_length=100)
     occasion: str = Field(default="", alias="Occasion", max_length=100)
-
-    def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
-        return _reveal(body, "SecurityCredential", self.security_credential)
 
 
 class AsyncAccepted(WireModel):
@@ -176,11 +163,11 @@ class AsyncResult:
         return None if value is None else str(value)
 
     def amount(self, key: str = "Amount") -> Decimal | None:
-        value = self.parameters.get(key)
-        if value is None or value == "":
+        value = self.text(key)
+        if not value:
             return None
         try:
-            amount = Decimal(str(value))
+            amount = Decimal(value)
         except InvalidOperation:
             raise StatementParseError(f"{key} is not an amount") from None
         if not amount.is_finite() or amount < 0:
@@ -188,11 +175,11 @@ class AsyncResult:
         return amount
 
     def moment(self, key: str) -> datetime | None:
-        value = self.parameters.get(key)
-        if value is None or value == "":
+        value = self.text(key)
+        if not value:
             return None
         try:
-            return parse_kenya_timestamp(str(value))
+            return parse_kenya_timestamp(value)
         except ValueError:
             raise StatementParseError(f"{key} is not a YYYYMMDDHHmmss time") from None
 
@@ -255,6 +242,11 @@ def _load_object(body: bytes | str, what: str, limit: int = MAX_NOTICE_BYTES) ->
     return data
 
 
+def _fields(error: ValidationError) -> str:
+    """The names of the bad fields, never their values."""
+    return ", ".join(sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}))
+
+
 def _scalar(value: object, key: str) -> str | int | Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise StatementParseError(f"result parameter {key} is not a plain value")
@@ -281,8 +273,7 @@ def parse_async_result(body: bytes | str) -> AsyncResult:
     try:
         wire = _WireResult.model_validate(inner)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        raise StatementParseError(f"the result has bad field(s): {', '.join(fields)}") from None
+        raise StatementParseError(f"the result has bad field(s): {_fields(exc)}") from None
     parameters: dict[str, str | int | Decimal] = {}
     holder = inner.get("ResultParameters")
     if isinstance(holder, dict):
@@ -302,12 +293,8 @@ def parse_async_result(body: bytes | str) -> AsyncResult:
         if isinstance(item, dict) and item.get("Key") == "Occasion":
             occasion = str(item.get("Value") or "")
     return AsyncResult(
-        result_type=wire.result_type,
+        **wire.model_dump(exclude={"result_code"}),
         result_code=normalise_result_code(wire.result_code),
-        result_desc=wire.result_desc,
-        originator_conversation_id=wire.originator_conversation_id,
-        conversation_id=wire.conversation_id,
-        transaction_id=wire.transaction_id,
         parameters=parameters,
         occasion=occasion,
     )
@@ -390,9 +377,8 @@ def parse_c2b_payment(body: bytes | str) -> C2BPayment:
     try:
         wire = C2BConfirmation.model_validate(data)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
         raise StatementParseError(
-            f"the confirmation has bad or missing field(s): {', '.join(fields)}"
+            f"the confirmation has bad or missing field(s): {_fields(exc)}"
         ) from None
     if not _RECEIPT.fullmatch(wire.trans_id):
         raise StatementParseError("TransID is not an M-Pesa receipt")
@@ -431,9 +417,6 @@ class PullRegisterRequest(WireModel):
     nominated_number: DigitString = Field(alias="NominatedNumber")
     callback_url: str = Field(alias="CallBackURL", repr=False)
 
-    def to_wire(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
-
 
 class PullRegisterResponse(WireModel):
     """`1000` registered now; `1001` registered already (both HTTP 200)."""
@@ -459,9 +442,6 @@ class PullQueryRequest(WireModel):
     start_date: str = Field(alias="StartDate")
     end_date: str = Field(alias="EndDate")
     offset_value: str = Field(alias="OffSetValue", pattern=r"^\d{1,9}$")
-
-    def to_wire(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
 
 
 def _pull_amount(value: object) -> object:
@@ -548,8 +528,7 @@ def parse_pull_page(body: bytes | str) -> PullPage:
     try:
         parsed = tuple(PullTransaction.model_validate(row) for row in rows)
     except ValidationError as exc:
-        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        raise StatementParseError(f"a pulled row has bad field(s): {', '.join(fields)}") from None
+        raise StatementParseError(f"a pulled row has bad field(s): {_fields(exc)}") from None
     return PullPage(code_text, parsed)
 
 
@@ -567,7 +546,7 @@ class QrCodeRequest(WireModel):
     size: int = Field(alias="Size", ge=100, le=1000, strict=True)
 
     def to_wire(self) -> dict[str, object]:
-        body = self.model_dump(by_alias=True, mode="json")
+        body = super().to_wire()
         body["Size"] = str(self.size)
         return body
 

@@ -178,10 +178,7 @@ class _ControlApi:
             return _json(self.sim.register_shortcode(registration, shortcode=shortcode))
         if request.method == "DELETE":
             return _json({"cancelled_transactions": self.sim.delete_shortcode(shortcode)})
-        for view in self.sim.shortcodes():
-            if view.shortcode == shortcode:
-                return _json(view)
-        raise ControlError(404, f"shortcode {shortcode} is not registered")
+        return _json(self.sim.shortcode_view(self.sim.registered_merchant(shortcode)))
 
     async def reset_shortcode(self, request: Request) -> Response:
         shortcode = self._shortcode(request)

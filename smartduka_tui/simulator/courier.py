@@ -14,9 +14,9 @@ import contextlib
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -36,18 +36,86 @@ class _Job:
     generation: int = field(compare=False)
 
 
-class BackgroundSender:
-    """What the simulator's two senders share (STK callbacks here, the statement APIs' async
-    results in statement.py): a runner task started and stopped with the app, the deliveries in
-    flight, and one HTTP client that posts a JSON body and reports what became of it."""
+class _Due(Protocol):
+    """A scheduled job: ordered by when it falls due (then by a sequence number)."""
 
-    def __init__(self) -> None:
+    due: float
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+_JobT = TypeVar("_JobT", bound=_Due)
+
+
+class BackgroundSender(Generic[_JobT]):
+    """What the simulator's two senders share (STK callbacks here, the statement APIs' async
+    results in statement.py): a schedule of jobs on simulator time, a runner task started and
+    stopped with the app that sends them as they fall due, `catch_up` for an advanced clock,
+    the deliveries in flight, and one HTTP client that posts a JSON body and reports what
+    became of it."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+        self._jobs: list[_JobT] = []
+        self._job_seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._catching_up = False
+        self.delivered = 0
         self._inflight: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self._runner: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
+    async def _send(self, job: _JobT) -> None:
         raise NotImplementedError
+
+    def _current(self, job: _JobT) -> bool:
+        """Whether a job that fell due is still to be sent (not superseded or cancelled)."""
+        return True
+
+    def _schedule(self, job: _JobT) -> None:
+        heapq.heappush(self._jobs, job)
+
+    def wake(self) -> None:
+        """Something that changes when jobs fall due (the clock, a setting) has changed."""
+        self._wake.set()
+
+    async def catch_up(self) -> int:
+        """Deliver every job now due, one at a time in due order (after any in flight);
+        returns how many deliveries were made meanwhile."""
+        before = self.delivered
+        self._catching_up = True
+        try:
+            while self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
+            while (job := self._pop_due()) is not None:
+                await self._send(job)
+        finally:
+            self._catching_up = False
+            self._wake.set()
+        return self.delivered - before
+
+    def _pop_due(self) -> _JobT | None:
+        now = self._clock.monotonic()
+        while self._jobs and self._jobs[0].due <= now:
+            job = heapq.heappop(self._jobs)
+            if self._current(job):
+                return job
+        return None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            if not self._catching_up:
+                while (job := self._pop_due()) is not None:
+                    task = asyncio.create_task(self._send(job))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+            waiters: list[Awaitable[object]] = [self._wake.wait()]
+            if self._jobs and not self._catching_up:
+                waiters.append(
+                    self._clock.sleep(max(0.0, self._jobs[0].due - self._clock.monotonic()))
+                )
+            await first_done(*waiters)
 
     async def start(self) -> None:
         if self._runner is None:
@@ -91,7 +159,17 @@ class BackgroundSender:
         return response.status_code, None, response.text[:1000]
 
 
-class CallbackCourier(BackgroundSender):
+async def first_done(*waits: Awaitable[Any]) -> None:
+    """Wait until the first of `waits` ends, then cancel the others."""
+    waiters = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class CallbackCourier(BackgroundSender[_Job]):
     """Owns the delivery schedule, the HTTP client that posts callbacks, and the delivery log."""
 
     def __init__(
@@ -100,16 +178,10 @@ class CallbackCourier(BackgroundSender):
         settings_for: Callable[[Transaction], MerchantSettings],
         log_limit: int,
     ) -> None:
-        super().__init__()
-        self._clock = clock
+        super().__init__(clock)
         self._settings_for = settings_for
-        self._jobs: list[_Job] = []
-        self._job_seq = itertools.count()
         self._log: deque[CallbackDelivery] = deque(maxlen=log_limit)
         self._log_seq = itertools.count(1)
-        self._wake = asyncio.Event()
-        self._catching_up = False
-        self.delivered = 0
 
     def plan(self, transaction: Transaction, first_copy: int = 1) -> None:
         """(Re)schedule a transaction's callback copies from `first_copy` on; earlier plans
@@ -122,56 +194,14 @@ class CallbackCourier(BackgroundSender):
         for copy_number in range(first_copy, transaction.callbacks_planned + 1):
             due = start + (copy_number - 1) * scenario.duplicate_interval_s
             job = _Job(due, next(self._job_seq), transaction, copy_number, transaction.generation)
-            heapq.heappush(self._jobs, job)
+            self._schedule(job)
         self._wake.set()
 
-    def wake(self) -> None:
-        """Something that changes when jobs fall due (the clock, a setting) has changed."""
-        self._wake.set()
+    def _current(self, job: _Job) -> bool:
+        return not job.transaction.cancelled and job.generation == job.transaction.generation
 
-    async def catch_up(self) -> int:
-        """Deliver every job now due, one at a time in due order (after any in flight);
-        returns how many deliveries were made meanwhile."""
-        before = self.delivered
-        self._catching_up = True
-        try:
-            await self._drain()
-            while (job := self._pop_due()) is not None:
-                await self.deliver(job.transaction, job.copy_number)
-        finally:
-            self._catching_up = False
-            self._wake.set()
-        return self.delivered - before
-
-    def _pop_due(self) -> _Job | None:
-        now = self._clock.monotonic()
-        while self._jobs and self._jobs[0].due <= now:
-            job = heapq.heappop(self._jobs)
-            if not job.transaction.cancelled and job.generation == job.transaction.generation:
-                return job
-        return None
-
-    async def _drain(self) -> None:
-        while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            if not self._catching_up:
-                while (job := self._pop_due()) is not None:
-                    task = asyncio.create_task(self.deliver(job.transaction, job.copy_number))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-            if self._jobs and not self._catching_up:
-                delay = max(0.0, self._jobs[0].due - self._clock.monotonic())
-                waiters.append(asyncio.ensure_future(self._clock.sleep(delay)))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+    async def _send(self, job: _Job) -> None:
+        await self.deliver(job.transaction, job.copy_number)
 
     async def deliver(self, transaction: Transaction, copy_number: int) -> None:
         """POST one callback copy and record what came of it."""

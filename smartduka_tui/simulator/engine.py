@@ -7,7 +7,6 @@ shortcode and per phone, so parallel tests isolate themselves by phone and short
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -22,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.simulator import codes
-from smartduka_tui.simulator.courier import CallbackCourier
+from smartduka_tui.simulator.courier import CallbackCourier, first_done
 from smartduka_tui.simulator.records import App, LogFilter, Merchant, SimClock, Token, Transaction
 from smartduka_tui.simulator.redact import redact, redact_authorization
 from smartduka_tui.simulator.replies import ControlError, Reply, parse_body
@@ -184,8 +183,11 @@ class Simulator:
         return AppSettings.model_validate({**base, **app.overrides})
 
     def merchant_settings(self, merchant: Merchant) -> MerchantSettings:
+        return self._merchant_settings_under(merchant.overrides)
+
+    def _merchant_settings_under(self, overrides: dict[str, Any]) -> MerchantSettings:
         base = self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES))
-        return MerchantSettings.model_validate({**base, **merchant.overrides})
+        return MerchantSettings.model_validate({**base, **overrides})
 
     def update_settings(self, patch: dict[str, Any]) -> SimSettings:
         try:
@@ -213,10 +215,9 @@ class Simulator:
         elif not hmac.compare_digest(app.consumer_secret.encode(), secret.encode()):
             app.consumer_secret = secret
             self._revoke_tokens(app)
-        overrides = registration.model_dump(
+        app.overrides = registration.model_dump(
             include=set(APP_SETTING_NAMES), exclude_none=True, mode="json"
         )
-        app.overrides = overrides
         return self.app_view(app)
 
     def _new_app(self, key: str, secret: str) -> App:
@@ -247,12 +248,7 @@ class Simulator:
                 f"unknown shortcode setting(s): {names} (app settings belong to PUT /__sim/apps)",
             )
         try:
-            MerchantSettings.model_validate(
-                {
-                    **self.settings.model_dump(include=set(MERCHANT_SETTING_NAMES)),
-                    **registration.settings,
-                }
-            )
+            self._merchant_settings_under(registration.settings)
         except ValidationError as exc:
             message, details = explain_validation_error(exc)
             raise InvalidControlRequest(f"settings: {message}", details) from None
@@ -430,12 +426,7 @@ class Simulator:
         )
         if isinstance(body, dict):
             entry.phone = _plain(body.get("PhoneNumber"))
-            entry.shortcode = _plain(
-                next(
-                    (body[k] for k in _SHORTCODE_FIELDS if k in body),
-                    None,
-                )
-            )
+            entry.shortcode = _plain(next((body[k] for k in _SHORTCODE_FIELDS if k in body), None))
             entry.checkout_request_id = _plain(body.get("CheckoutRequestID"))
         self._requests.append(entry)
         return entry
@@ -583,17 +574,11 @@ class Simulator:
         self, push: StkPushRequest, merchant: Merchant, now: float, window: float
     ) -> int | str | None:
         """A result Daraja decides before any prompt: till setup errors, then code 17."""
-        wanted_type = (
-            TransactionType.BUY_GOODS
-            if merchant.kind is ShortcodeKind.TILL
-            else TransactionType.PAYBILL
-        )
+        till = merchant.kind is ShortcodeKind.TILL
+        wanted_type = TransactionType.BUY_GOODS if till else TransactionType.PAYBILL
         if push.TransactionType is not wanted_type:
             return codes.PRODUCT_NOT_ASSIGNED
-        allowed_party_b = (
-            merchant.till_numbers if merchant.kind is ShortcodeKind.TILL else (merchant.shortcode,)
-        )
-        if push.PartyB not in allowed_party_b:
+        if push.PartyB not in (merchant.till_numbers if till else (merchant.shortcode,)):
             return codes.OPERATOR_DOES_NOT_EXIST
         last = self._last_prompt.get((merchant.shortcode, push.PhoneNumber, push.Amount))
         if window > 0 and last is not None and now - last < window:
@@ -613,16 +598,14 @@ class Simulator:
         )
         forced = self._forced_result(push, merchant, now, settings.rule_17_window_s)
         result_desc: str | None = None
+        resolve_at = now + delay
         if forced is not None:
             result_code: int | str = forced
-            resolve_at = now + delay
         elif scenario.unanswered:
             result_code = codes.UNREACHABLE
             resolve_at = now + settings.prompt_timeout_s
         else:
-            result_code = scenario.result_code
-            result_desc = scenario.result_desc
-            resolve_at = now + delay
+            result_code, result_desc = scenario.result_code, scenario.result_desc
         if forced is None:
             self._last_prompt[(merchant.shortcode, push.PhoneNumber, push.Amount)] = now
         if scenario.callback_before_response:
@@ -661,14 +644,8 @@ class Simulator:
         self, seconds: float, wait_disconnect: Callable[[], Awaitable[None]] | None
     ) -> None:
         """Hold a response for `seconds`, or until the client hangs up."""
-        waiters: list[asyncio.Future[None]] = [asyncio.ensure_future(self.clock.sleep(seconds))]
-        if wait_disconnect is not None:
-            waiters.append(asyncio.ensure_future(wait_disconnect()))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        hang_up = () if wait_disconnect is None else (wait_disconnect(),)
+        await first_done(self.clock.sleep(seconds), *hang_up)
 
     def _query(
         self, request: DarajaRequest, payload: dict[str, Any] | None, entry: RequestLogEntry
@@ -705,9 +682,7 @@ class Simulator:
     @staticmethod
     def _take_query_anomaly(transaction: Transaction) -> QueryAnomaly:
         anomaly = transaction.scenario.query_anomaly
-        if anomaly is QueryAnomaly.NONE:
-            return anomaly
-        if transaction.query_anomalies_left is None:
+        if anomaly is QueryAnomaly.NONE or transaction.query_anomalies_left is None:
             return anomaly
         if transaction.query_anomalies_left <= 0:
             return QueryAnomaly.NONE

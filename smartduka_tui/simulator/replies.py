@@ -5,6 +5,7 @@ Shared by the STK engine and the statement APIs, so neither imports the other fo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,11 @@ class Reply:
     body: bytes
     content_type: str | None = "application/json"
     error_code: str | None = None
+
+
+def json_reply(body: dict[str, Any]) -> Reply:
+    """A 200 answer carrying `body` as JSON."""
+    return Reply(200, json.dumps(body).encode())
 
 
 def error_reply(spec: ErrorSpec, request_id: str | None = None) -> Reply:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -51,6 +52,9 @@ def _check_result_code(value: int | str) -> int | str:
     return value
 
 
+CheckedResultCode = Annotated[ResultCode, AfterValidator(_check_result_code)]
+
+
 def explain_validation_error(error: ValidationError) -> tuple[str, list[dict[str, str]]]:
     """One readable line and a per-field list, merging the branches of a union field."""
     by_field: dict[str, list[str]] = {}
@@ -67,7 +71,9 @@ def explain_validation_error(error: ValidationError) -> tuple[str, list[dict[str
     return "; ".join(f"{d['field']}: {d['message']}" for d in details), details
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A control body: unknown fields are refused, not ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -114,7 +120,7 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class AppSettings(_Strict):
+class AppSettings(StrictModel):
     """Per consumer app (OAuth) settings."""
 
     token_lifetime_s: int = Field(
@@ -126,7 +132,7 @@ class AppSettings(_Strict):
     expires_in_type: ExpiresInType = Field(default=ExpiresInType.STRING)
 
 
-class MerchantSettings(_Strict):
+class MerchantSettings(StrictModel):
     """Per shortcode settings: timing, throttles and the shape of answers."""
 
     callback_delay_s: float = Field(
@@ -180,14 +186,14 @@ class ShortcodeKind(StrEnum):
     TILL = "till"
 
 
-class ShortcodeRegistration(_Strict):
+class ShortcodeRegistration(StrictModel):
     """Register (or replace) a shortcode with the consumer app that may use it.
 
     Leave `shortcode` out (POST) to have the simulator pick an unused one; for a till leave
     `till_numbers` empty to have one picked too.
     """
 
-    shortcode: str | None = None
+    shortcode: Annotated[str, AfterValidator(check_shortcode)] | None = None
     passkey: SecretStr = Field(min_length=1, max_length=256)
     consumer_key: SecretStr = Field(min_length=1, max_length=256)
     consumer_secret: SecretStr = Field(min_length=1, max_length=256)
@@ -200,17 +206,11 @@ class ShortcodeRegistration(_Strict):
         default_factory=dict, description="Per-shortcode overrides of MerchantSettings."
     )
 
-    @field_validator("shortcode")
-    @classmethod
-    def _shortcode(cls, value: str | None) -> str | None:
-        return None if value is None else check_shortcode(value)
-
     @field_validator("till_numbers")
     @classmethod
     def _tills(cls, value: list[str]) -> list[str]:
-        for till in value:
-            if not SHORTCODE_PATTERN.fullmatch(till):
-                raise ValueError("till numbers must be 5 to 7 digits")
+        if not all(SHORTCODE_PATTERN.fullmatch(till) for till in value):
+            raise ValueError("till numbers must be 5 to 7 digits")
         if len(set(value)) != len(value):
             raise ValueError("till numbers must not repeat")
         return value
@@ -222,7 +222,7 @@ class ShortcodeRegistration(_Strict):
         return self
 
 
-class AppRegistration(_Strict):
+class AppRegistration(StrictModel):
     """Create or update a consumer app and its token settings (null fields inherit the global
     setting). Changing the secret revokes the app's tokens."""
 
@@ -280,10 +280,10 @@ class QueryAnomaly(StrEnum):
     QUOTA = "quota"
 
 
-class PhoneScenario(_Strict):
+class PhoneScenario(StrictModel):
     """What a phone does with the pushes it receives (each push takes a copy when it arrives)."""
 
-    result_code: ResultCode = 0
+    result_code: CheckedResultCode = 0
     result_desc: str | None = Field(default=None, min_length=1, max_length=200)
     unanswered: bool = Field(
         default=False, description="Never answered: ends with 1037 after the prompt timeout."
@@ -306,14 +306,9 @@ class PhoneScenario(_Strict):
     query_anomaly_times: int | None = Field(
         default=None, ge=1, description="Affect only the first N queries (null: all)."
     )
-    query_result_code: ResultCode | None = Field(
+    query_result_code: CheckedResultCode | None = Field(
         default=None, description="The query reports this code instead of the real one."
     )
-
-    @field_validator("result_code", "query_result_code")
-    @classmethod
-    def _codes(cls, value: int | str | None) -> int | str | None:
-        return None if value is None else _check_result_code(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> PhoneScenario:
@@ -341,7 +336,7 @@ class ClockView(BaseModel):
     offset_s: float
 
 
-class AdvanceRequest(_Strict):
+class AdvanceRequest(StrictModel):
     seconds: float = Field(gt=0, le=30 * 86400)
 
 
@@ -349,16 +344,11 @@ class AdvanceResult(ClockView):
     callbacks_delivered: int
 
 
-class ResolveRequest(_Strict):
+class ResolveRequest(StrictModel):
     """Answer a pending prompt now, as the customer would."""
 
-    result_code: ResultCode = 0
+    result_code: CheckedResultCode = 0
     result_desc: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @field_validator("result_code")
-    @classmethod
-    def _code(cls, value: int | str) -> int | str:
-        return _check_result_code(value)
 
 
 class RequestLogEntry(BaseModel):

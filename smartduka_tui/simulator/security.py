@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -23,42 +24,33 @@ _KEY_BITS = 2048
 class CredentialAuthority:
     """Holds the simulator's private key; decrypts SecurityCredentials sent to it."""
 
-    def __init__(self) -> None:
-        self._key: rsa.RSAPrivateKey | None = None
-        self._certificate_pem: bytes | None = None
-
-    def _ensure(self) -> rsa.RSAPrivateKey:
-        if self._key is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=_KEY_BITS)
-            name = x509.Name(
-                [x509.NameAttribute(NameOID.COMMON_NAME, "smartduka-sim Daraja stand-in")]
-            )
-            now = datetime.now(UTC)
-            certificate = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(days=1))
-                .not_valid_after(now + timedelta(days=3650))
-                .sign(key, hashes.SHA256())
-            )
-            self._key = key
-            self._certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
-        return self._key
+    @functools.cached_property
+    def _pair(self) -> tuple[rsa.RSAPrivateKey, bytes]:
+        """The key and its self-signed certificate (PEM), made the first time one is needed."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=_KEY_BITS)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smartduka-sim Daraja stand-in")])
+        now = datetime.now(UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .sign(key, hashes.SHA256())
+        )
+        return key, certificate.public_bytes(serialization.Encoding.PEM)
 
     def certificate_pem(self) -> bytes:
         """The public certificate (PEM) that clients encrypt initiator passwords with."""
-        self._ensure()
-        assert self._certificate_pem is not None
-        return self._certificate_pem
+        return self._pair[1]
 
     def decrypt(self, credential: str) -> str | None:
         """The password inside a SecurityCredential, or None when it is not one of ours."""
         try:
             ciphertext = base64.b64decode(credential, validate=True)
-            plain = self._ensure().decrypt(ciphertext, padding.PKCS1v15())
+            plain = self._pair[0].decrypt(ciphertext, padding.PKCS1v15())
             return plain.decode("utf-8")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             return None

@@ -9,9 +9,9 @@ times them out (a timeout posts to QueueTimeOutURL instead of ResultURL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import bisect
+import dataclasses
 import heapq
 import io
 import itertools
@@ -22,16 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import segno
-from pydantic import BaseModel
 
 from smartduka_tui.simulator import codes
 from smartduka_tui.simulator.codes import ErrorSpec
 from smartduka_tui.simulator.courier import BackgroundSender
 from smartduka_tui.simulator.redact import redact_url
-from smartduka_tui.simulator.replies import ControlError, Reply, parse_body, refuse
+from smartduka_tui.simulator.replies import ControlError, Reply, json_reply, parse_body, refuse
 from smartduka_tui.simulator.schemas import Environment, ShortcodeKind
 from smartduka_tui.simulator.security import CredentialAuthority
 from smartduka_tui.simulator.statement_schemas import (
@@ -95,7 +94,6 @@ RESULT_TEXTS: dict[int | str, str] = {
     1: "The balance is insufficient for the transaction.",
 }
 QUEUE_TIMEOUT_TEXT = "The request timed out in the queue."
-_M = TypeVar("_M", bound=BaseModel)
 
 
 def describe(code: int | str) -> str:
@@ -123,10 +121,6 @@ def _json_number(amount: Decimal) -> int | str:
     """Daraja writes whole amounts as bare numbers in result parameters; an amount with cents
     is written as text, so it never passes through a float."""
     return int(amount) if amount == amount.to_integral_value() else _money_text(amount)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value)
 
 
 @dataclass(eq=False)
@@ -183,21 +177,16 @@ class _Notice:
     copy_number: int = field(compare=False)
 
 
-class Statement(BackgroundSender):
+class Statement(BackgroundSender[_Notice]):
     """The statement side of one simulator: ledgers, the credential authority, the notices."""
 
     def __init__(self, sim: Simulator) -> None:
-        super().__init__()
+        super().__init__(sim.clock)
         self.sim = sim
         self.authority = CredentialAuthority()
         self._ledgers: dict[str, _Ledger] = {}
-        self._jobs: list[_Notice] = []
-        self._job_seq = itertools.count()
         self._log: deque[NoticeDelivery] = deque(maxlen=sim.config.callback_log_limit)
         self._log_seq = itertools.count(1)
-        self._wake = asyncio.Event()
-        self._catching_up = False
-        self.delivered = 0
 
     def ledger(self, shortcode: str) -> _Ledger:
         return self._ledgers.setdefault(shortcode, _Ledger())
@@ -255,16 +244,13 @@ class Statement(BackgroundSender):
         ledger.confirmation_url = request.ConfirmationURL
         ledger.validation_url = request.ValidationURL
         ledger.response_type = request.ResponseType
-        return Reply(
-            200,
-            json.dumps(
-                {
-                    # Safaricom's misspelling (REFERENCE.md section 7).
-                    "OriginatorCoversationID": _originator_id(),
-                    "ResponseCode": "0",
-                    "ResponseDescription": "Success",
-                }
-            ).encode(),
+        return json_reply(
+            {
+                # Safaricom's misspelling (REFERENCE.md section 7).
+                "OriginatorCoversationID": _originator_id(),
+                "ResponseCode": "0",
+                "ResponseDescription": "Success",
+            }
         )
 
     def _qr(self, request: QrCodeRequest) -> Reply:
@@ -279,18 +265,13 @@ class Statement(BackgroundSender):
         buffer = io.BytesIO()
         qr.save(buffer, kind="png", scale=max(1, request.Size // width), border=4)
         self.ledger(request.CPI).qr_codes[request_id] = (request.Amount, request.RefNo)
-        return Reply(
-            200,
-            json.dumps(
-                {
-                    "ResponseCode": "AG_"
-                    + f"{self.sim.clock.now():%Y%m%d}_"
-                    + secrets.token_hex(8),
-                    "RequestID": request_id,
-                    "ResponseDescription": "QR Code Successfully Generated.",
-                    "QRCode": base64.b64encode(buffer.getvalue()).decode("ascii"),
-                }
-            ).encode(),
+        return json_reply(
+            {
+                "ResponseCode": f"AG_{self.sim.clock.now():%Y%m%d}_" + secrets.token_hex(8),
+                "RequestID": request_id,
+                "ResponseDescription": "QR Code Successfully Generated.",
+                "QRCode": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            }
         )
 
     def _accepted(self) -> tuple[Reply, str, str]:
@@ -302,7 +283,7 @@ class Statement(BackgroundSender):
             "ResponseCode": "0",
             "ResponseDescription": ACCEPTED_TEXT,
         }
-        return Reply(200, json.dumps(body).encode()), originator, conversation
+        return json_reply(body), originator, conversation
 
     def _initiator_ok(self, shortcode: str, name: str, credential: str) -> bool:
         expected = self.ledger(shortcode).initiators.get(name)
@@ -333,9 +314,7 @@ class Statement(BackgroundSender):
                         amount=Decimal(transaction.amount),
                         first_name="",
                         bill_ref_number=transaction.account_reference,
-                        transaction_type=(
-                            "Buy Goods" if merchant.kind is ShortcodeKind.TILL else "Pay Bill"
-                        ),
+                        transaction_type=_c2b_type(merchant),
                         at=transaction.resolved_wall(),
                         reversed=transaction.receipt in ledger.reversed_receipts,
                     )
@@ -382,27 +361,23 @@ class Statement(BackgroundSender):
         else:
             code = 0
             moment = int(daraja_timestamp(entry.at))
-            parameters = [
+            parameters = _result_parameters(
                 {
-                    "Key": "DebitPartyName",
-                    "Value": f"{mask_msisdn(entry.phone)} - {entry.first_name}",
-                },
-                {"Key": "CreditPartyName", "Value": f"{paid_to} - SIMULATED SHOP"},
-                {"Key": "OriginatorConversationID", "Value": originator},
-                {"Key": "InitiatedTime", "Value": moment},
-                {"Key": "DebitAccountType", "Value": "MMF Account For Customer"},
-                {"Key": "DebitPartyCharges", "Value": ""},
-                {"Key": "TransactionReason", "Value": entry.bill_ref_number},
-                {"Key": "ReasonType", "Value": entry.transaction_type},
-                {
-                    "Key": "TransactionStatus",
-                    "Value": "Reversed" if entry.reversed else "Completed",
-                },
-                {"Key": "FinalisedTime", "Value": moment},
-                {"Key": "Amount", "Value": _json_number(entry.amount)},
-                {"Key": "ConversationID", "Value": conversation},
-                {"Key": "ReceiptNo", "Value": entry.trans_id},
-            ]
+                    "DebitPartyName": f"{mask_msisdn(entry.phone)} - {entry.first_name}",
+                    "CreditPartyName": f"{paid_to} - SIMULATED SHOP",
+                    "OriginatorConversationID": originator,
+                    "InitiatedTime": moment,
+                    "DebitAccountType": "MMF Account For Customer",
+                    "DebitPartyCharges": "",
+                    "TransactionReason": entry.bill_ref_number,
+                    "ReasonType": entry.transaction_type,
+                    "TransactionStatus": "Reversed" if entry.reversed else "Completed",
+                    "FinalisedTime": moment,
+                    "Amount": _json_number(entry.amount),
+                    "ConversationID": conversation,
+                    "ReceiptNo": entry.trans_id,
+                }
+            )
         self._plan_result(
             merchant.shortcode,
             NoticeKind.TRANSACTION_STATUS_RESULT,
@@ -446,24 +421,17 @@ class Statement(BackgroundSender):
                     entry.reversed = True
                     ledger.reversed_receipts.add(entry.trans_id)
                     ledger.balance -= entry.amount
-                parameters = [
+                parameters = _result_parameters(
                     {
-                        "Key": "DebitAccountBalance",
-                        "Value": f"Utility Account|KES|{_money_text(ledger.balance)}",
-                    },
-                    {"Key": "Amount", "Value": _json_number(entry.amount)},
-                    {
-                        "Key": "TransCompletedTime",
-                        "Value": int(daraja_timestamp(self.sim.clock.now())),
-                    },
-                    {"Key": "OriginalTransactionID", "Value": entry.trans_id},
-                    {"Key": "Charge", "Value": 0},
-                    {"Key": "CreditPartyPublicName", "Value": mask_msisdn(entry.phone)},
-                    {
-                        "Key": "DebitPartyPublicName",
-                        "Value": f"{merchant.shortcode} - SIMULATED SHOP",
-                    },
-                ]
+                        "DebitAccountBalance": f"Utility Account|KES|{_money_text(ledger.balance)}",
+                        "Amount": _json_number(entry.amount),
+                        "TransCompletedTime": int(daraja_timestamp(self.sim.clock.now())),
+                        "OriginalTransactionID": entry.trans_id,
+                        "Charge": 0,
+                        "CreditPartyPublicName": mask_msisdn(entry.phone),
+                        "DebitPartyPublicName": f"{merchant.shortcode} - SIMULATED SHOP",
+                    }
+                )
             return _result_body(
                 final, originator, conversation, reversal_id, parameters, request.Occasion
             )
@@ -491,7 +459,7 @@ class Statement(BackgroundSender):
             "ShortCode": merchant.shortcode,
             "ResponseDescription": text,
         }
-        return Reply(200, json.dumps(body).encode())
+        return json_reply(body)
 
     def _pull_query(self, merchant: Merchant, request: PullQueryRequest) -> Reply:
         ledger = self.ledger(merchant.shortcode)
@@ -505,7 +473,7 @@ class Statement(BackgroundSender):
             "Transaction": "[[]]",
         }
         if ledger.pull_callback_url is None:
-            return Reply(200, json.dumps(empty).encode())
+            return json_reply(empty)
         oldest = self.sim.clock.now() - PULL_WINDOW
         start = max(request.StartDate, oldest)
         entries = self.entries(merchant)  # oldest first, so the window is found by bisection
@@ -514,7 +482,7 @@ class Statement(BackgroundSender):
         begin = first + request.OffSetValue
         page = entries[begin : min(last, begin + settings.pull_page_size)]
         if not page:
-            return Reply(200, json.dumps(empty).encode())
+            return json_reply(empty)
         kind = (
             "c2b-buy-goods-debit" if merchant.kind is ShortcodeKind.TILL else "c2b-pay-bill-debit"
         )
@@ -538,7 +506,7 @@ class Statement(BackgroundSender):
                 ]
             ],
         }
-        return Reply(200, json.dumps(body).encode())
+        return json_reply(body)
 
     # ----------------------------------------------------------------- control operations
 
@@ -572,7 +540,6 @@ class Statement(BackgroundSender):
                 raise ControlError(404, f"no QR {request.qr_request_id} for {merchant.shortcode}")
             if Decimal(qr[0]) != request.amount:
                 raise ControlError(422, f"the QR asks for KES {qr[0]}, not {request.amount}")
-        till = merchant.kind is ShortcodeKind.TILL
         trans_id = new_receipt()
         while trans_id in ledger.trans_ids:
             trans_id = new_receipt()
@@ -583,7 +550,7 @@ class Statement(BackgroundSender):
             amount=request.amount,
             first_name=request.first_name,
             bill_ref_number=request.bill_ref_number,
-            transaction_type="Buy Goods" if till else "Pay Bill",
+            transaction_type=_c2b_type(merchant),
             at=self.sim.clock.now(),
             confirmation_registered=ledger.confirmation_url is not None,
         )
@@ -603,10 +570,10 @@ class Statement(BackgroundSender):
             ledger.balance += entry.amount
             if ledger.confirmation_url is not None:
                 scenario = self._take_scenario(merchant.shortcode)
-                body = _dumps(_c2b_body(entry, ledger.balance))
-                self._plan(
-                    scenario, NoticeKind.C2B_CONFIRMATION, entry, ledger.confirmation_url, body
-                )
+                if not scenario.drop:
+                    body = json.dumps(_c2b_body(entry, ledger.balance))
+                    kind, url = NoticeKind.C2B_CONFIRMATION, ledger.confirmation_url
+                    self._push_jobs(scenario, kind, entry.shortcode, entry.trans_id, url, body)
         return payment_view(entry)
 
     async def _validate(
@@ -619,7 +586,7 @@ class Statement(BackgroundSender):
             entry.shortcode,
             entry.trans_id,
             ledger.validation_url,
-            _dumps(body),
+            json.dumps(body),
             1,
             wait_s,
         )
@@ -660,9 +627,8 @@ class Statement(BackgroundSender):
         build: Callable[[int | str | None], str],
     ) -> None:
         scenario = self._take_scenario(shortcode)
-        due = self.sim.clock.monotonic() + scenario.delay_s
         if scenario.timeout:
-            body = _dumps(
+            body = json.dumps(
                 {
                     "Result": {
                         "ResultType": 1,
@@ -675,7 +641,7 @@ class Statement(BackgroundSender):
                 }
             )
             self._push_jobs(
-                scenario, due, NoticeKind.QUEUE_TIMEOUT, shortcode, reference, timeout_url, body
+                scenario, NoticeKind.QUEUE_TIMEOUT, shortcode, reference, timeout_url, body
             )
             return
         # A timed-out request was never processed; any other is decided now, so a reversal whose
@@ -683,31 +649,20 @@ class Statement(BackgroundSender):
         body = build(scenario.result_code)
         if scenario.drop:
             return
-        self._push_jobs(scenario, due, kind, shortcode, reference, result_url, body)
-
-    def _plan(
-        self,
-        scenario: AsyncResultScenario,
-        kind: NoticeKind,
-        entry: StatementEntry,
-        url: str,
-        body: str,
-    ) -> None:
-        if scenario.drop:
-            return
-        due = self.sim.clock.monotonic() + scenario.delay_s
-        self._push_jobs(scenario, due, kind, entry.shortcode, entry.trans_id, url, body)
+        self._push_jobs(scenario, kind, shortcode, reference, result_url, body)
 
     def _push_jobs(
         self,
         scenario: AsyncResultScenario,
-        due: float,
         kind: NoticeKind,
         shortcode: str,
         reference: str,
         url: str,
         body: str,
     ) -> None:
+        """Schedule a notice and its duplicates, one simulator second apart, after the
+        scenario's delay."""
+        due = self._clock.monotonic() + scenario.delay_s
         for copy_number in range(1, scenario.duplicates + 2):
             notice = _Notice(
                 due + (copy_number - 1),
@@ -719,50 +674,10 @@ class Statement(BackgroundSender):
                 body,
                 copy_number,
             )
-            heapq.heappush(self._jobs, notice)
+            self._schedule(notice)
         self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _pop_due(self) -> _Notice | None:
-        if self._jobs and self._jobs[0].due <= self.sim.clock.monotonic():
-            return heapq.heappop(self._jobs)
-        return None
-
-    async def catch_up(self) -> int:
-        """Deliver every notice now due, in due order; how many were delivered meanwhile."""
-        before = self.delivered
-        self._catching_up = True
-        try:
-            while self._inflight:
-                await asyncio.gather(*list(self._inflight), return_exceptions=True)
-            while (job := self._pop_due()) is not None:
-                await self._deliver(job)
-        finally:
-            self._catching_up = False
-            self._wake.set()
-        return self.delivered - before
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            if not self._catching_up:
-                while (job := self._pop_due()) is not None:
-                    task = asyncio.create_task(self._deliver(job))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-            if self._jobs and not self._catching_up:
-                delay = max(0.0, self._jobs[0].due - self.sim.clock.monotonic())
-                waiters.append(asyncio.ensure_future(self.sim.clock.sleep(delay)))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-
-    async def _deliver(self, job: _Notice) -> None:
+    async def _send(self, job: _Notice) -> None:
         await self._post(
             job.kind, job.shortcode, job.reference, job.url, job.payload, job.copy_number, 10.0
         )
@@ -797,6 +712,10 @@ class Statement(BackgroundSender):
         return delivery
 
 
+def _c2b_type(merchant: Merchant) -> str:
+    return "Buy Goods" if merchant.kind is ShortcodeKind.TILL else "Pay Bill"
+
+
 def _moment(entry: StatementEntry) -> datetime:
     return entry.at
 
@@ -820,6 +739,11 @@ def _c2b_body(entry: StatementEntry, balance: Decimal | None) -> dict[str, str]:
     }
 
 
+def _result_parameters(values: dict[str, object]) -> list[dict[str, object]]:
+    """Daraja's `[{"Key": ..., "Value": ...}]` list, in the order given."""
+    return [{"Key": key, "Value": value} for key, value in values.items()]
+
+
 def _result_body(
     code: int | str,
     originator: str,
@@ -839,22 +763,13 @@ def _result_body(
     if parameters:
         result["ResultParameters"] = {"ResultParameter": parameters}
     result["ReferenceData"] = {"ReferenceItem": {"Key": "Occasion", "Value": occasion}}
-    return _dumps({"Result": result})
+    return json.dumps({"Result": result})
 
 
 def payment_view(entry: StatementEntry) -> C2BPaymentView:
+    """The entry as the control API shows it (its `at` is shown as the TransTime)."""
     return C2BPaymentView(
-        trans_id=entry.trans_id,
-        shortcode=entry.shortcode,
-        phone=entry.phone,
+        **dataclasses.asdict(entry),
         masked_msisdn=mask_msisdn(entry.phone),
-        amount=entry.amount,
-        first_name=entry.first_name,
-        bill_ref_number=entry.bill_ref_number,
-        transaction_type=entry.transaction_type,
         trans_time=daraja_timestamp(entry.at),
-        completed=entry.completed,
-        validation=entry.validation,
-        confirmation_registered=entry.confirmation_registered,
-        reversed=entry.reversed,
     )

@@ -9,35 +9,39 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, StrictInt, StrictStr
 
-from smartduka_tui.simulator.schemas import check_phone
-
-_NAME = re.compile(r"^[A-Za-z][A-Za-z '\-]{0,29}$")
-_BILL_REF = re.compile(r"^[A-Za-z0-9 _.\-]{0,20}$")
-_INITIATOR = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+from smartduka_tui.simulator.schemas import StrictModel, check_phone
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _matching(pattern: str, message: str) -> AfterValidator:
+    """Text that is empty or all of `pattern`; else `message`."""
+    compiled = re.compile(pattern)
 
-
-class InitiatorRegistration(_Strict):
-    """An API operator (initiator) of a shortcode, for Transaction Status and Reversal."""
-
-    name: str = Field(min_length=1, max_length=64)
-    password: SecretStr = Field(min_length=1, max_length=128)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _INITIATOR.fullmatch(value):
-            raise ValueError("letters, digits, '_', '.' or '-', at most 64")
+    def check(value: str) -> str:
+        if value and not compiled.fullmatch(value):
+            raise ValueError(message)
         return value
 
+    return AfterValidator(check)
 
-class AsyncResultScenario(_Strict):
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"))
+
+
+class InitiatorRegistration(StrictModel):
+    """An API operator (initiator) of a shortcode, for Transaction Status and Reversal."""
+
+    name: Annotated[
+        str, _matching(r"^[A-Za-z0-9_.\-]{1,64}$", "letters, digits, '_', '.' or '-', at most 64")
+    ] = Field(min_length=1, max_length=64)
+    password: SecretStr = Field(min_length=1, max_length=128)
+
+
+class AsyncResultScenario(StrictModel):
     """How a shortcode's asynchronous notices travel: C2B confirmations and the results of
     Transaction Status and Reversal. `times` limits it to the next N notices (null: all)."""
 
@@ -54,43 +58,28 @@ class AsyncResultScenario(_Strict):
     times: int | None = Field(default=None, ge=1)
 
 
-class C2BPaymentRequest(_Strict):
+class C2BPaymentRequest(StrictModel):
     """A phone paying the shortcode directly (or by scanning its QR), as the customer would.
 
     `amount` is text so that cents stay exact ("150.00"; "150.50" for a till that must refuse it).
     """
 
-    phone: str
-    amount: Decimal = Field(gt=0, le=250_000, max_digits=9, decimal_places=2)
-    first_name: str = "JOHN"
-    bill_ref_number: str = ""
+    phone: Annotated[str, AfterValidator(check_phone)]
+    amount: Annotated[Decimal, AfterValidator(_cents)] = Field(
+        gt=0, le=250_000, max_digits=9, decimal_places=2
+    )
+    first_name: Annotated[
+        str, _matching(r"^[A-Za-z][A-Za-z '\-]{0,29}$", "letters, spaces, ' or -, at most 30")
+    ] = "JOHN"
+    bill_ref_number: Annotated[
+        str,
+        _matching(
+            r"^[A-Za-z0-9 _.\-]{0,20}$", "at most 20 letters, digits, spaces, '_', '.' or '-'"
+        ),
+    ] = ""
     qr_request_id: str | None = Field(
         default=None, description="Pay a generated Dynamic QR: amount must match its Amount."
     )
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str) -> str:
-        return check_phone(value)
-
-    @field_validator("amount")
-    @classmethod
-    def _cents(cls, value: Decimal) -> Decimal:
-        return value.quantize(Decimal("0.01"))
-
-    @field_validator("first_name")
-    @classmethod
-    def _first_name(cls, value: str) -> str:
-        if value and not _NAME.fullmatch(value):
-            raise ValueError("letters, spaces, ' or -, at most 30")
-        return value
-
-    @field_validator("bill_ref_number")
-    @classmethod
-    def _bill_ref(cls, value: str) -> str:
-        if not _BILL_REF.fullmatch(value):
-            raise ValueError("at most 20 letters, digits, spaces, '_', '.' or '-'")
-        return value
 
 
 class ValidationOutcome(StrEnum):

@@ -8,6 +8,7 @@ Reversal (the correct spelling is refused), `OriginatorCoversationID` in the reg
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
@@ -34,14 +35,26 @@ def _url(value: object) -> str:
     return value
 
 
-def _optional_url(value: object) -> str | None:
-    return None if value in (None, "") else _url(value)
+def _optional(check: Callable[[object], str]) -> BeforeValidator:
+    """`check`, except that a missing or empty value is None."""
+
+    def optional(value: object) -> str | None:
+        return None if value in (None, "") else check(value)
+
+    return BeforeValidator(optional)
 
 
-def _response_type(value: object) -> str:
-    if value not in ("Completed", "Cancelled"):
-        raise ValueError("Completed or Cancelled")
-    return str(value)
+def _one_of(*allowed: str) -> BeforeValidator:
+    """Exactly one of `allowed`."""
+    *others, last = allowed
+    shown = f"{', '.join(others)} or {last}" if others else last
+
+    def check(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(shown)
+        return str(value)
+
+    return BeforeValidator(check)
 
 
 def _initiator(value: object) -> str:
@@ -56,23 +69,10 @@ def _credential(value: object) -> str:
     return value
 
 
-def _command(expected: str) -> BeforeValidator:
-    def check(value: object) -> str:
-        if value != expected:
-            raise ValueError(expected)
-        return expected
-
-    return BeforeValidator(check)
-
-
 def _receipt(value: object) -> str:
     if not isinstance(value, str) or not _RECEIPT.fullmatch(value):
         raise ValueError("an M-Pesa receipt")
     return value
-
-
-def _optional_receipt(value: object) -> str | None:
-    return None if value in (None, "") else _receipt(value)
 
 
 def _identifier_type(allowed: tuple[str, ...]) -> BeforeValidator:
@@ -104,9 +104,7 @@ def _occasion(value: object) -> str:
 
 def _money(value: object) -> Decimal:
     """A JSON number or numeric text with at most 2 decimals, 1 to 250,000."""
-    if isinstance(value, bool):
-        raise ValueError("an amount")
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
         text = value
@@ -142,12 +140,6 @@ def _pull_date(value: object) -> datetime:
         raise ValueError("YYYY-MM-DD HH:MM:SS") from exc
 
 
-def _pull_request_type(value: object) -> str:
-    if value != "Pull":
-        raise ValueError("Pull")
-    return "Pull"
-
-
 def _plain_text(longest: int) -> BeforeValidator:
     def check(value: object) -> str:
         if not isinstance(value, str) or not 1 <= len(value) <= longest:
@@ -157,12 +149,6 @@ def _plain_text(longest: int) -> BeforeValidator:
         return value
 
     return BeforeValidator(check)
-
-
-def _trx_code(value: object) -> str:
-    if value not in ("BG", "WA", "PB", "SM", "SB"):
-        raise ValueError("BG, WA, PB, SM or SB")
-    return str(value)
 
 
 def _cpi(value: object) -> str:
@@ -178,16 +164,16 @@ class _Body(BaseModel):
 
 class RegisterUrlRequest(_Body):
     ShortCode: Annotated[str, BeforeValidator(check_shortcode)]
-    ResponseType: Annotated[str, BeforeValidator(_response_type)]
+    ResponseType: Annotated[str, _one_of("Completed", "Cancelled")]
     ConfirmationURL: Annotated[str, BeforeValidator(_url)]
-    ValidationURL: Annotated[str | None, BeforeValidator(_optional_url)] = None
+    ValidationURL: Annotated[str | None, _optional(_url)] = None
 
 
 class TransactionStatusRequest(_Body):
     Initiator: Annotated[str, BeforeValidator(_initiator)]
     SecurityCredential: Annotated[str, BeforeValidator(_credential)]
-    CommandID: Annotated[str, _command("TransactionStatusQuery")]
-    TransactionID: Annotated[str | None, BeforeValidator(_optional_receipt)] = None
+    CommandID: Annotated[str, _one_of("TransactionStatusQuery")]
+    TransactionID: Annotated[str | None, _optional(_receipt)] = None
     OriginalConversationID: Annotated[str | None, BeforeValidator(_occasion)] = None
     PartyA: Annotated[str, BeforeValidator(check_shortcode)]
     IdentifierType: Annotated[str, _identifier_type(("1", "2", "4"))]
@@ -200,7 +186,7 @@ class TransactionStatusRequest(_Body):
 class ReversalRequest(_Body):
     Initiator: Annotated[str, BeforeValidator(_initiator)]
     SecurityCredential: Annotated[str, BeforeValidator(_credential)]
-    CommandID: Annotated[str, _command("TransactionReversal")]
+    CommandID: Annotated[str, _one_of("TransactionReversal")]
     TransactionID: Annotated[str, BeforeValidator(_receipt)]
     Amount: Annotated[Decimal, BeforeValidator(_money)]
     ReceiverParty: Annotated[str, BeforeValidator(check_shortcode)]
@@ -214,7 +200,7 @@ class ReversalRequest(_Body):
 
 class PullRegisterRequest(_Body):
     ShortCode: Annotated[str, BeforeValidator(check_shortcode)]
-    RequestType: Annotated[str, BeforeValidator(_pull_request_type)]
+    RequestType: Annotated[str, _one_of("Pull")]
     NominatedNumber: Annotated[str, BeforeValidator(check_msisdn)]
     CallBackURL: Annotated[str, BeforeValidator(_url)]
 
@@ -230,7 +216,7 @@ class QrCodeRequest(_Body):
     MerchantName: Annotated[str, _plain_text(40)]
     RefNo: Annotated[str, _plain_text(20)]
     Amount: Annotated[int, _whole(1, 250_000)]
-    TrxCode: Annotated[str, BeforeValidator(_trx_code)]
+    TrxCode: Annotated[str, _one_of("BG", "WA", "PB", "SM", "SB")]
     CPI: Annotated[str, BeforeValidator(_cpi)]
     Size: Annotated[int, _whole(100, 1000)]
 

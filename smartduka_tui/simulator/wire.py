@@ -54,9 +54,7 @@ class TransactionType(StrEnum):
 def number_text(value: object) -> str:
     """Daraja takes numeric fields as JSON numbers or digit strings; nothing else (so do the
     statement APIs, for every field they read as text)."""
-    if isinstance(value, bool):
-        raise ValueError("not a number")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
         return value
@@ -106,9 +104,7 @@ def _transaction_type(value: object) -> TransactionType:
 
 def _amount(value: object) -> int:
     # JSON decimals arrive as Decimal and fall through to the refusal: whole shillings only.
-    if isinstance(value, bool):
-        raise ValueError("a whole number")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         amount = value
     elif isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
         amount = int(value)
