@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -96,55 +96,73 @@ def load_settings_for(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def run(args: argparse.Namespace) -> int:
-    amount = parse_amount(args.amount)
-    if amount is None:
-        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_REFUSED)
+def run_in_till(
+    args: argparse.Namespace, work: Callable[[Till], Awaitable[int]], **options: bool
+) -> int:
+    """Run `work(till)` on the till opened for one command (`till_session`, with the
+    command's --simulator if it has one): a configuration that does not load, or a till that
+    cannot open, exits 3 saying why."""
     try:
         settings = load_settings_for(args)
     except (ValueError, FileNotFoundError) as error:
         return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_pay(args, settings, amount))
+    return asyncio.run(_in_till(settings, getattr(args, "simulator", None), work, options))
 
 
-async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int:
+async def _in_till(
+    settings: Settings,
+    simulator_url: str | None,
+    work: Callable[[Till], Awaitable[int]],
+    options: dict[str, bool],
+) -> int:
+    try:
+        async with till_session(settings, simulator_url, **options) as till:
+            return await work(till)
+    except SetupError as error:
+        return fail(str(error), EXIT_NOT_SET_UP)
+
+
+def run(args: argparse.Namespace) -> int:
+    amount = parse_amount(args.amount)
+    if amount is None:
+        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_REFUSED)
+    return run_in_till(args, partial(_pay, args, amount))
+
+
+async def _pay(args: argparse.Namespace, amount: int, till: Till) -> int:
     from smartduka_tui.payments.api import InvalidPaymentInput, PaymentRefused
     from smartduka_tui.relay_client import wait_for_outcome
 
+    engine = till.engine
     try:
-        async with till_session(settings, args.simulator) as till:
-            engine, link = till.engine, till.link
-            try:
-                sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
-            except RuntimeError as error:  # more than 9,999 sales today
-                return fail(f"sale-ref: {error}", EXIT_REFUSED)
-            try:
-                view = await engine.start_payment(sale_ref, amount, args.phone)
-            except InvalidPaymentInput as error:
-                return fail(str(error), EXIT_REFUSED)
-            except PaymentRefused as error:
-                after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
-                return fail(f"{error.message}{after}", EXIT_REFUSED)
-            if view.is_paid:
-                # The same sale asked again: its paid attempt comes back and nothing is sent.
-                if not args.json:
-                    print(
-                        f"already paid: sale {view.sale_ref}, KES {view.amount:,} from "
-                        f"{view.phone_masked}; no prompt was sent"
-                    )
-                print_view(view, as_json=args.json)
-                return EXIT_PAID
-            if not args.json:
-                print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
-                sys.stdout.flush()
-            timeout = args.timeout
-            if timeout is None:
-                timeout = settings.timings.attempt_expiry_s + 60
-            view = await wait_for_outcome(engine, view.attempt_id, timeout, link)
-            print_view(view, as_json=args.json)
-            return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+        sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
+    except RuntimeError as error:  # more than 9,999 sales today
+        return fail(f"sale-ref: {error}", EXIT_REFUSED)
+    try:
+        view = await engine.start_payment(sale_ref, amount, args.phone)
+    except InvalidPaymentInput as error:
+        return fail(str(error), EXIT_REFUSED)
+    except PaymentRefused as error:
+        after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
+        return fail(f"{error.message}{after}", EXIT_REFUSED)
+    if view.is_paid:
+        # The same sale asked again: its paid attempt comes back and nothing is sent.
+        if not args.json:
+            print(
+                f"already paid: sale {view.sale_ref}, KES {view.amount:,} from "
+                f"{view.phone_masked}; no prompt was sent"
+            )
+        print_view(view, as_json=args.json)
+        return EXIT_PAID
+    if not args.json:
+        print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
+        sys.stdout.flush()
+    timeout = args.timeout
+    if timeout is None:
+        timeout = till.settings.timings.attempt_expiry_s + 60
+    view = await wait_for_outcome(engine, view.attempt_id, timeout, till.link)
+    print_view(view, as_json=args.json)
+    return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
 
 
 def parse_amount(text: str) -> int | None:
