@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from smartduka_tui.cli.common import (
     EXIT_FAILED,
     EXIT_NOT_SET_UP,
     CliError,
+    collector_paused,
     load_modules,
     run,
     run_guarded,
@@ -76,6 +76,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 async def paint_then_open(config_file: str | None) -> int:
     """Run the app, and open the till behind it once its checkout has painted."""
+    # The first screen builds many objects that live as long as the app: the collector
+    # scanned them again and again while it mounted (about 30 collections).
     with collector_paused():
         load_modules(("smartduka_tui.ui.app",))
         from smartduka_tui.ui.app import make_app
@@ -98,22 +100,6 @@ async def paint_then_open(config_file: str | None) -> int:
         await asyncio.gather(running, return_exceptions=True)
         raise
     return app.return_code or 0
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The garbage collector off until the first frame: the app's first screen builds many
-    objects that live as long as it does, and the collector scanned them again and again
-    while it mounted (about 30 collections). What was built is then frozen out of later
-    collections, as `load_modules` does for imports."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 async def until_painted(app: SmartDukaApp, running: asyncio.Task[Any]) -> None:

@@ -20,8 +20,8 @@ import getpass
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -57,11 +57,19 @@ def load_modules(names: Iterable[str]) -> None:
     2-core machine). Once loaded they are frozen out of later collections, which a till
     running all day also gains from; collection is back on when this returns.
     """
+    with collector_paused():
+        for name in names:
+            importlib.import_module(name)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off while long-lived objects are made (`load_modules`' imports,
+    the app's first screen); what was made is then frozen out of later collections."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for name in names:
-            importlib.import_module(name)
+        yield
     finally:
         gc.freeze()
         if enabled:
@@ -117,7 +125,7 @@ async def open_store(
 
 def run(config_file: str | None, work: Callable[[Settings], Awaitable[int]]) -> int:
     """Run a command and turn every expected failure into a message and an exit code."""
-    return run_guarded(lambda: _run(work, settings_for(config_file)))
+    return run_guarded(lambda: work(settings_for(config_file)))
 
 
 def run_guarded(main: Callable[[], Awaitable[int]]) -> int:
@@ -139,10 +147,6 @@ def run_guarded(main: Callable[[], Awaitable[int]]) -> int:
     except KeyboardInterrupt:
         print_error("interrupted; what was saved before stays saved")
         return 130
-
-
-async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
-    return await work(settings)
 
 
 async def _main(main: Callable[[], Awaitable[int]]) -> int:

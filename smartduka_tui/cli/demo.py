@@ -601,18 +601,13 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _demo_app(args: argparse.Namespace, running: list[SmartDukaApp]) -> int:
     """The app, started with the servers: it paints while they boot; its till opens after."""
-    from smartduka_tui.cli.app import till_services
+    from smartduka_tui.cli.app import till_services, until_painted
     from smartduka_tui.ui.app import make_app
 
     app = make_app()
     running.append(app)
     app_run = asyncio.create_task(app.run_async())
-
-    async def painted() -> None:
-        waiting = asyncio.create_task(app.painted.wait())
-        await asyncio.wait((app_run, waiting), return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-
+    painted = partial(until_painted, app, app_run)
     try:
         async with demo_environment(keep=args.keep, servers_started=painted) as demo:
             if app_run.done():  # stopped (a signal) while the demo was setting up
