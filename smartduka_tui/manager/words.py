@@ -299,11 +299,8 @@ def _generic(action: str, detail: Mapping[str, Any]) -> str:
 
 
 def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        whole = value.split(".")[0] if re.fullmatch(r"\d+(\.0+)?", value) else None
-        return int(whole) if whole is not None else None
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.0+)?", value):
+        return int(value.split(".")[0])
     return None
