@@ -14,6 +14,7 @@ fast.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import getpass
@@ -74,6 +75,52 @@ def collector_paused() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def add_secret_flag(parser: argparse.ArgumentParser, flag: str, dest: str, what: str) -> None:
+    """A credential's flag: bare or `-`, it is read from standard input, never from argv."""
+    parser.add_argument(
+        flag,
+        dest=dest,
+        nargs="?",
+        const="-",
+        metavar="-",
+        help=f"read the {what} from standard input (a terminal prompts without echo); never "
+        "give its value here",
+    )
+
+
+def secret_in_argv(flag: str, env: str, instead: str) -> CliError:
+    """The refusal of a credential given as a command-line value (it never repeats it)."""
+    return CliError(
+        f"{flag} takes no value on the command line: other users can read command "
+        f"lines (ps, /proc) and the shell keeps them in its history. Give `{flag} -` "
+        f"and type it at the prompt (or send one line on standard input), or set {env} "
+        f"{instead}",
+        EXIT_BAD_INPUT,
+    )
+
+
+@contextmanager
+def flag_names(flag_for: Mapping[str, str]) -> Iterator[None]:
+    """Say `--shortcode: ...` rather than `business_shortcode: ...` for a refused field."""
+    from smartduka_tui.manager import ManagerInputError
+
+    try:
+        yield
+    except ManagerInputError as error:
+        flag = flag_for.get(error.field, error.field)
+        raise CliError(f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT) from None
+
+
+def needs_action(parser: argparse.ArgumentParser) -> None:
+    """A command run without its ACTION prints its help and exits 2."""
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+
+    parser.set_defaults(handler=usage)
 
 
 def print_error(message: str) -> None:

@@ -24,6 +24,7 @@ from smartduka_tui.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     CliError,
+    needs_action,
     open_store,
     run,
     shop_for,
@@ -214,12 +215,7 @@ def register(subparsers: Any) -> None:
     manager = subparsers.add_parser(
         "manager", help="the manager PIN, and resolving problem payments"
     )
-
-    def usage(args: argparse.Namespace) -> int:
-        manager.print_help()
-        return EXIT_BAD_INPUT
-
-    manager.set_defaults(handler=usage)
+    needs_action(manager)
     actions = manager.add_subparsers(dest="manager_command", metavar="ACTION")
 
     set_pin = actions.add_parser(
