@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_NOT_SET_UP,
     EXIT_OK,
     CliError,
     needs_action,
@@ -76,11 +77,14 @@ def refusal(check: PinCheck) -> CliError:
     return CliError(check.explain(), EXIT_FAILED)
 
 
-async def manager_pin_is_set(store: Store) -> bool:
-    """Whether the shop has a manager PIN (commands only for a manager refuse without one)."""
+async def manager_only(store: Store, action: str, not_set: str) -> None:
+    """The gate of what only a manager may do, PIN or not: CliError(`not_set`, exit 3) while
+    no manager PIN is set, else `check_manager_pin`."""
     from smartduka_tui.manager import PinDesk
 
-    return (await PinDesk(store).status()).is_set
+    if not (await PinDesk(store).status()).is_set:
+        raise CliError(not_set, EXIT_NOT_SET_UP)
+    await check_manager_pin(store, action)
 
 
 async def check_manager_pin(store: Store, action: str) -> None:

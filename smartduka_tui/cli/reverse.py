@@ -29,7 +29,6 @@ from smartduka_tui.cli.pay import (
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.reversal import ReversalVerdict
-    from smartduka_tui.payments.service import PaymentEngine
     from smartduka_tui.till import Till
 
 
@@ -71,27 +70,19 @@ def print_verdict(verdict: ReversalVerdict, *, as_json: bool) -> None:
         print(verdict.message)
 
 
-async def _manager_checked(engine: PaymentEngine) -> str | None:
-    """None when the manager's PIN was given; else why not (a PIN must be set for this)."""
-    from smartduka_tui.cli.common import CliError
-    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
-
-    if not await manager_pin_is_set(engine.store):
-        return (
-            "reversals are for a manager: set a manager PIN first (`smartduka manager "
-            "set-pin`). Nothing was sent."
-        )
-    try:
-        await check_manager_pin(engine.store, "reverse a payment")
-    except CliError as error:
-        return error.message
-    return None
-
-
 async def _reverse(args: argparse.Namespace, till: Till) -> int:
-    refusal = await _manager_checked(till.engine)
-    if refusal is not None:
-        return fail(refusal, EXIT_NOT_SET_UP)
+    from smartduka_tui.cli.common import CliError
+    from smartduka_tui.cli.manager import manager_only
+
+    try:
+        await manager_only(
+            till.engine.store,
+            "reverse a payment",
+            "reversals are for a manager: set a manager PIN first (`smartduka manager "
+            "set-pin`). Nothing was sent.",
+        )
+    except CliError as error:
+        return fail(error.message, EXIT_NOT_SET_UP)
     service = till.receipt_checks
     if service is None:
         return fail(

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_NOT_SET_UP,
     EXIT_OK,
     CliError,
     open_store,
@@ -122,16 +121,14 @@ def _z(text: str) -> int:
 async def _manager_checked(desk: ShiftDesk, store: Store, what: str) -> None:
     """The manager's PIN, asked as `smartduka reverse` asks it; CliError saying why when
     none is set or it is not given right (nothing changed then)."""
-    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
+    from smartduka_tui.cli.manager import manager_only
 
-    if not await manager_pin_is_set(store):
-        raise CliError(
-            f"{what} is for a manager: set a manager PIN first (`smartduka manager set-pin`). "
-            "Nothing changed.",
-            EXIT_NOT_SET_UP,
-        )
     try:
-        await check_manager_pin(store, f"shift: {what} on till {desk.till_id}")
+        await manager_only(
+            store,
+            f"shift: {what} on till {desk.till_id}",
+            f"{what} is for a manager: set a manager PIN first (`smartduka manager set-pin`).",
+        )
     except CliError as error:
         raise CliError(f"{error.message} Nothing changed.", error.exit_code) from None
 
