@@ -48,7 +48,7 @@ from smartduka_tui.manager.settings import (
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.manager.setup import enrol_document, settings_view
+from smartduka_tui.manager.setup import TillSetup, settings_view
 from smartduka_tui.manager.summary import DailySummary, summarise_day
 from smartduka_tui.manager.words import (
     ACTOR_WORDS,
@@ -503,8 +503,6 @@ class ManagerService:
 
     async def _second_payment(self, problem: Problem) -> ReversalTarget:
         """A sale paid twice: its later payment (the earlier one keeps paying the sale)."""
-        if self.reversals is None:
-            raise ActionRefused("reversals need the relay (M-Pesa answers through it)")
         detail = problem.detail
         receipts = detail.get("receipts")
         sale_ref = detail.get("sale_ref")
@@ -726,7 +724,7 @@ class ManagerService:
                 f"the file is for shop {document.shop_id!r}, not this shop ({self.shop_id})",
             )
         try:
-            tills = await enrol_document(self.store, self.settings, document)
+            tills = await TillSetup(self.store, self.settings).enrol(document)
         except InputError as error:
             raise ManagerInputError("enrolment", f"{error.field}: {error.message}") from None
         except NotFoundError as error:

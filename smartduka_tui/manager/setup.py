@@ -4,7 +4,7 @@
 It keeps no session, unlike `ManagerService`: a command asks for the PIN itself (`PinDesk.gate`)
 before it changes anything, and the first shop is added before any PIN exists. The rules it
 shares with the settings screen are written once, here: a shop's settings as a manager sees
-them (`settings_view`) and what keeping a relay's enrolment file means (`enrol_document`).
+them (`settings_view`) and what keeping a relay's enrolment file means (`TillSetup.enrol`).
 Store refusals of a typed value come back as ManagerInputError naming the field; anything
 else the store raises (a missing key, a busy or damaged database) goes up as it is.
 """
@@ -90,24 +90,6 @@ async def settings_view(store: Store, settings: Settings, shop: Shop) -> Setting
         production=settings.mode is Mode.PRODUCTION,
         initiator=None if store.keyring is None else await store.initiators.masked(shop.id),
     )
-
-
-async def enrol_document(
-    store: Store,
-    settings: Settings,
-    document: RelayEnrolment | RotatedSecret,
-    *,
-    relay_url: str | None = None,
-    replace_secret: bool = False,
-) -> tuple[TillView, ...]:
-    """Keep what the relay's enrolment file hands this till: a till's enrolment (its relay
-    URL `relay_url`, else the file's, else the configured one; https:// in production), or a
-    rotated callback secret, added to every till of the shop. EnrolmentRefused, nothing
-    stored, when that cannot be; the store's own refusals (a bad field, a kid already holding
-    another secret without `replace_secret`, no such shop) go up as they are."""
-    if isinstance(document, RelayEnrolment):
-        return (await _enrol_till(store, settings, document, relay_url, replace_secret),)
-    return await _add_rotated_secret(store, document, replace_secret)
 
 
 async def _enrol_till(
@@ -244,14 +226,15 @@ class TillSetup:
         relay_url: str | None = None,
         replace_secret: bool = False,
     ) -> tuple[TillView, ...]:
-        """`enrol_document` on this till's store."""
-        return await enrol_document(
-            self.store,
-            self.settings,
-            document,
-            relay_url=relay_url,
-            replace_secret=replace_secret,
-        )
+        """Keep what the relay's enrolment file hands this till: a till's enrolment (its relay
+        URL `relay_url`, else the file's, else the configured one; https:// in production), or
+        a rotated callback secret, added to every till of the shop. EnrolmentRefused, nothing
+        stored, when that cannot be; the store's own refusals (a bad field, a kid already
+        holding another secret without `replace_secret`, no such shop) go up as they are."""
+        if isinstance(document, RelayEnrolment):
+            till = await _enrol_till(self.store, self.settings, document, relay_url, replace_secret)
+            return (till,)
+        return await _add_rotated_secret(self.store, document, replace_secret)
 
 
 class PinDesk:
