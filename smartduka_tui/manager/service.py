@@ -755,19 +755,20 @@ class ManagerService:
             consumer_secret=SecretStr(credentials.consumer_secret.reveal()),
         )
         client = DarajaClient.from_settings(self.settings, self.clock, transport=self._transport)
+        status: VerificationStatus | None
         try:
             await client.check_credentials(app)
         except AuthenticationFailed:
-            outcome = VerifyOutcome.REFUSED
+            outcome, status = VerifyOutcome.REFUSED, VerificationStatus.FAILED
             message = (
                 "M-Pesa refused the consumer key and secret. Copy them again from the Daraja "
                 "portal (the app's Keys), save, and verify again."
             )
         except DarajaError as error:
-            outcome = VerifyOutcome.UNREACHABLE
+            outcome, status = VerifyOutcome.UNREACHABLE, None
             message = f"M-Pesa could not be asked ({error.message}); nothing was recorded."
         else:
-            outcome = VerifyOutcome.VERIFIED
+            outcome, status = VerifyOutcome.VERIFIED, VerificationStatus.VERIFIED
             message = (
                 "M-Pesa accepted the consumer key and secret. The passkey is checked by the "
                 "first payment."
@@ -775,7 +776,7 @@ class ManagerService:
         finally:
             await client.aclose()
         async with self.store.write() as tx:
-            if outcome is VerifyOutcome.UNREACHABLE:
+            if status is None:
                 await self.store.audit.append(
                     tx,
                     actor=Actor.MANAGER,
@@ -785,11 +786,6 @@ class ManagerService:
                 )
                 shop = await self.store.shops.require(self.shop_id, tx=tx)
             else:
-                status = (
-                    VerificationStatus.VERIFIED
-                    if outcome is VerifyOutcome.VERIFIED
-                    else VerificationStatus.FAILED
-                )
                 shop = await self.store.shops.set_verification(
                     tx, self.shop_id, status, actor=Actor.MANAGER
                 )
