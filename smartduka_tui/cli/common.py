@@ -24,7 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
@@ -235,37 +235,35 @@ async def require_manager_pin(store: Store, action: str) -> None:
     await check_manager_pin(store, action)
 
 
-class SecretSource:
-    """Reads secrets given as a flag value, as `-` (one line of standard input each, or a
-    prompt without echo on a terminal), or from an environment variable."""
+def read_secret(label: str, flag_value: str | None, env_name: str | None) -> Secret | None:
+    """A secret given as a flag value, as `-` (one line of standard input each, or a prompt
+    without echo on a terminal), or from an environment variable; None when not given at all."""
+    if flag_value == "-":
+        value = typed(label, f"expected the {label} on standard input (one line for each `-`)")
+    elif flag_value is not None:
+        value = flag_value
+    elif env_name is not None and env_name in os.environ:
+        value = os.environ[env_name]
+    else:
+        return None
+    return non_empty(value, label)
 
-    def __init__(self, stdin: TextIO | None = None, environ: Mapping[str, str] | None = None):
-        self._stdin = stdin if stdin is not None else sys.stdin
-        self._environ = environ if environ is not None else os.environ
 
-    def read(self, label: str, flag_value: str | None, env_name: str | None) -> Secret | None:
-        """The secret, or None when it was not given at all."""
-        from smartduka_tui.store import Secret
+def typed(prompt: str, missing: str) -> str:
+    """What is typed at a terminal prompt without echo, else one line of standard input;
+    CliError(`missing`) when standard input has ended."""
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{prompt}: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise CliError(missing, EXIT_BAD_INPUT)
+    return line.rstrip("\r\n")
 
-        if flag_value == "-":
-            value = self._from_stdin(label)
-        elif flag_value is not None:
-            value = flag_value
-        elif env_name is not None and env_name in self._environ:
-            value = self._environ[env_name]
-        else:
-            return None
-        value = value.strip()
-        if not value:
-            raise CliError(f"the {label} given is empty", EXIT_BAD_INPUT)
-        return Secret(value)
 
-    def _from_stdin(self, label: str) -> str:
-        if self._stdin.isatty():
-            return getpass.getpass(f"{label}: ")
-        line = self._stdin.readline()
-        if not line:
-            raise CliError(
-                f"expected the {label} on standard input (one line for each `-`)", EXIT_BAD_INPUT
-            )
-        return line.rstrip("\r\n")
+def non_empty(value: str, label: str) -> Secret:
+    from smartduka_tui.store import Secret
+
+    value = value.strip()
+    if not value:
+        raise CliError(f"the {label} given is empty", EXIT_BAD_INPUT)
+    return Secret(value)

@@ -16,10 +16,10 @@ from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     CliError,
-    SecretSource,
     add_secret_flag,
     flag_names,
     open_store,
+    read_secret,
     require_manager_pin,
     run,
     secret_in_argv,
@@ -34,13 +34,13 @@ ENV_FOR = {
 }
 
 
-def _read(args: argparse.Namespace, source: SecretSource) -> dict[str, Any]:
+def _read(args: argparse.Namespace) -> dict[str, Any]:
     values = {}
     for dest, env in ENV_FOR.items():
         given = getattr(args, dest)
         if given not in (None, "-"):
             raise secret_in_argv(f"--{dest}", env, "and pass --from-env. Nothing was saved.")
-        secret = source.read(f"initiator {dest}", given, env if args.from_env else None)
+        secret = read_secret(f"initiator {dest}", given, env if args.from_env else None)
         if secret is None:
             raise CliError(
                 f"the initiator {dest} is missing: give `--{dest} -` or set {env} with "
@@ -55,7 +55,7 @@ def cmd_initiator(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.manager import TillSetup
 
-        values = _read(args, SecretSource())
+        values = _read(args)
         async with open_store(settings) as store:
             await require_manager_pin(store, "set the shop's M-Pesa initiator")
             with flag_names({"initiator_name": "--name", "initiator_password": "--password"}):

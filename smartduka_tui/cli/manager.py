@@ -13,10 +13,8 @@ the vault), so whoever resets it can already read everything the PIN protects.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
@@ -26,9 +24,11 @@ from smartduka_tui.cli.common import (
     EXIT_OK,
     CliError,
     needs_action,
+    non_empty,
     open_store,
     run,
     shop_for,
+    typed,
 )
 
 if TYPE_CHECKING:
@@ -47,21 +47,10 @@ def read_pin(label: str, *, from_env: bool = False) -> Secret:
     what = label[0].lower() + label[1:]
     if from_env and os.environ.get(PIN_ENV):
         return Secret(os.environ[PIN_ENV].strip())
-    if sys.stdin.isatty():
-        value = getpass.getpass(f"{label}: ")
-    else:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError(
-                f"this needs the {what}: type it at a terminal, give it on standard input, "
-                f"or set {PIN_ENV}",
-                EXIT_BAD_INPUT,
-            )
-        value = line.rstrip("\r\n")
-    value = value.strip()
-    if not value:
-        raise CliError(f"the {what} given is empty", EXIT_BAD_INPUT)
-    return Secret(value)
+    missing = (
+        f"this needs the {what}: type it at a terminal, give it on standard input, or set {PIN_ENV}"
+    )
+    return non_empty(typed(label, missing), what)
 
 
 def refusal(check: PinCheck) -> CliError:

@@ -19,11 +19,11 @@ from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     CliError,
-    SecretSource,
     add_secret_flag,
     flag_names,
     needs_action,
     open_store,
+    read_secret,
     require_manager_pin,
     run,
     secret_in_argv,
@@ -59,7 +59,7 @@ SECRET_FLAGS = {
 }
 
 
-def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets:
+def _read_secrets(args: argparse.Namespace) -> ShopSecrets:
     from smartduka_tui.manager import ShopSecrets
 
     for dest, env in SECRET_FLAGS.items():
@@ -71,7 +71,7 @@ def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets
                 "as exposed and change it on the Daraja portal.",
             )
     values = {
-        dest: source.read(
+        dest: read_secret(
             dest.replace("_", " "), getattr(args, dest), env if args.secrets_from_env else None
         )
         for dest, env in SECRET_FLAGS.items()
@@ -150,7 +150,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.manager import TillSetup
 
-        secrets = _read_secrets(args, SecretSource())
+        secrets = _read_secrets(args)
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "add a shop")
             with flag_names(FLAG_FOR_FIELD):
@@ -182,7 +182,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.manager import TillSetup
 
-        secrets = _read_secrets(args, SecretSource())
+        secrets = _read_secrets(args)
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "change a shop")
             with flag_names(FLAG_FOR_FIELD):
