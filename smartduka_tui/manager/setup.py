@@ -12,7 +12,7 @@ else the store raises (a missing key, a busy or damaged database) goes up as it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from smartduka_tui.config import Settings
@@ -48,15 +48,12 @@ class ShopChanges:
     enabled: bool | None = None
 
     def applied_to(self, config: ShopConfig) -> ShopConfig:
-        changes: dict[str, Any] = {}
-        for name in ("name", "mpesa_type", "account_prefix", "enabled"):
-            value = getattr(self, name)
-            if value is not None:
-                changes[name] = value
-        for name in ("business_shortcode", "till_number"):
-            value = getattr(self, name)
-            if value is not None:
-                changes[name] = value.strip() or None
+        changes: dict[str, Any] = {
+            name: value for name, value in asdict(self).items() if value is not None
+        }
+        for number in ("business_shortcode", "till_number"):
+            if number in changes:
+                changes[number] = changes[number].strip() or None
         return replace(config, **changes)
 
 
@@ -146,10 +143,6 @@ async def _add_rotated_secret(
     return tuple(till_view(till) for till in added)
 
 
-def _field_error(error: ShopConfigError) -> ManagerInputError:
-    return ManagerInputError(error.field, error.message)
-
-
 class TillSetup:
     """Shops, their credentials and initiator, and enrolment, in one till's store."""
 
@@ -185,7 +178,7 @@ class TillSetup:
             async with self.store.write() as tx:
                 shop = await self.store.shops.add(tx, config, secrets)
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return await settings_view(self.store, self.settings, shop)
 
     async def change_shop(
@@ -206,7 +199,7 @@ class TillSetup:
                     tx, changes.applied_to(before.config), secrets, clear_secrets=clear_credentials
                 )
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return after != before, await settings_view(self.store, self.settings, after)
 
     async def set_initiator(self, shop_id: str, name: Secret, password: Secret) -> str | None:
@@ -216,7 +209,7 @@ class TillSetup:
             async with self.store.write() as tx:
                 await self.store.initiators.set(tx, shop_id, name, password)
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return await self.store.initiators.masked(shop_id)
 
     async def enrol(
