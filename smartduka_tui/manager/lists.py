@@ -282,39 +282,34 @@ def split_words(text: str | Iterable[str]) -> list[str]:
 
 
 def parse_categories(text: str | Iterable[str]) -> frozenset[ProblemCategory] | None:
-    words = split_words(text)
-    if not words:
-        return None
-    found: set[ProblemCategory] = set()
-    for word in words:
-        key = word.lower().replace("-", "_")
-        category = _CATEGORY_ALIASES.get(key)
-        if category is None:
-            try:
-                category = ProblemCategory(key)
-            except ValueError:
-                names = ", ".join(c.value for c in ProblemCategory)
-                raise ManagerInputError(
-                    "state", f"{word!r} is not a problem kind; use one of: {names}"
-                ) from None
-        found.add(category)
-    return frozenset(found)
+    return frozenset(map(_category, split_words(text))) or None
+
+
+def _category(word: str) -> ProblemCategory:
+    key = word.lower().replace("-", "_")
+    if key in _CATEGORY_ALIASES:
+        return _CATEGORY_ALIASES[key]
+    try:
+        return ProblemCategory(key)
+    except ValueError:
+        names = ", ".join(c.value for c in ProblemCategory)
+        raise ManagerInputError(
+            "state", f"{word!r} is not a problem kind; use one of: {names}"
+        ) from None
 
 
 def parse_states(text: str | Iterable[str]) -> frozenset[AttemptState] | None:
-    words = split_words(text)
-    if not words:
-        return None
-    found: set[AttemptState] = set()
-    for word in words:
-        try:
-            found.add(AttemptState(word.upper().replace("-", "_")))
-        except ValueError:
-            names = ", ".join(s.value.lower() for s in AttemptState)
-            raise ManagerInputError(
-                "state", f"{word!r} is not a payment state; use one of: {names}"
-            ) from None
-    return frozenset(found)
+    return frozenset(map(_state, split_words(text))) or None
+
+
+def _state(word: str) -> AttemptState:
+    try:
+        return AttemptState(word.upper().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(s.value.lower() for s in AttemptState)
+        raise ManagerInputError(
+            "state", f"{word!r} is not a payment state; use one of: {names}"
+        ) from None
 
 
 def problem_filter_from_text(
