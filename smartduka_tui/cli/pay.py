@@ -26,15 +26,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.api import PaymentView
     from smartduka_tui.till import Till
-
-EXIT_PAID = 0
-EXIT_NOT_PAID = 1
-EXIT_REFUSED = 2
-EXIT_NOT_SET_UP = 3
 
 SIMULATOR_SHOP_ID = "simshop"
 SIMULATOR_TILL_ID = "till1"
@@ -125,7 +122,7 @@ async def _in_till(
 def run(args: argparse.Namespace) -> int:
     amount = parse_amount(args.amount)
     if amount is None:
-        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_REFUSED)
+        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_BAD_INPUT)
     return run_in_till(args, partial(_pay, args, amount))
 
 
@@ -137,14 +134,14 @@ async def _pay(args: argparse.Namespace, amount: int, till: Till) -> int:
     try:
         sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
     except RuntimeError as error:  # more than 9,999 sales today
-        return fail(f"sale-ref: {error}", EXIT_REFUSED)
+        return fail(f"sale-ref: {error}", EXIT_BAD_INPUT)
     try:
         view = await engine.start_payment(sale_ref, amount, args.phone)
     except InvalidPaymentInput as error:
-        return fail(str(error), EXIT_REFUSED)
+        return fail(str(error), EXIT_BAD_INPUT)
     except PaymentRefused as error:
         after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
-        return fail(f"{error.message}{after}", EXIT_REFUSED)
+        return fail(f"{error.message}{after}", EXIT_BAD_INPUT)
     if view.is_paid:
         # The same sale asked again: its paid attempt comes back and nothing is sent.
         if not args.json:
@@ -153,7 +150,7 @@ async def _pay(args: argparse.Namespace, amount: int, till: Till) -> int:
                 f"{view.phone_masked}; no prompt was sent"
             )
         print_view(view, as_json=args.json)
-        return EXIT_PAID
+        return EXIT_OK
     if not args.json:
         print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
         sys.stdout.flush()
@@ -162,7 +159,7 @@ async def _pay(args: argparse.Namespace, amount: int, till: Till) -> int:
         timeout = till.settings.timings.attempt_expiry_s + 60
     view = await wait_for_outcome(engine, view.attempt_id, timeout, till.link)
     print_view(view, as_json=args.json)
-    return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
+    return EXIT_OK if view.is_paid else EXIT_FAILED
 
 
 def parse_amount(text: str) -> int | None:

@@ -23,15 +23,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import EXIT_NOT_SET_UP, add_simulator_option, fail, run_in_till
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import add_simulator_option, fail, run_in_till
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.pull import PullProgress, PullReport
     from smartduka_tui.till import Till
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 _AGE = re.compile(r"^(\d{1,6})\s*([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 

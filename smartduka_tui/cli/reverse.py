@@ -18,14 +18,8 @@ from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_PAID,
-    EXIT_NOT_SET_UP,
-    EXIT_PAID,
-    EXIT_REFUSED,
-    fail,
-    run_in_till,
-)
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import fail, run_in_till
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.reversal import ReversalVerdict
@@ -55,12 +49,12 @@ def exit_code(verdict: ReversalVerdict) -> int:
     from smartduka_tui.payments.reversal import ReversalRefusal
 
     if verdict.reversed:
-        return EXIT_PAID
+        return EXIT_OK
     if verdict.refusal in (ReversalRefusal.MALFORMED, ReversalRefusal.BAD_NOTE):
-        return EXIT_REFUSED
+        return EXIT_BAD_INPUT
     if verdict.refusal is ReversalRefusal.NOT_SET_UP:
         return EXIT_NOT_SET_UP
-    return EXIT_NOT_PAID
+    return EXIT_FAILED
 
 
 def print_verdict(verdict: ReversalVerdict, *, as_json: bool) -> None:

@@ -16,14 +16,8 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_PAID,
-    EXIT_NOT_SET_UP,
-    EXIT_PAID,
-    EXIT_REFUSED,
-    fail,
-    run_in_till,
-)
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import fail, run_in_till
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.statement import ReceiptVerdict
@@ -51,12 +45,12 @@ def _exit_code(verdict: ReceiptVerdict) -> int:
     from smartduka_tui.payments.statement import ReceiptRefusal
 
     if verdict.accepted:
-        return EXIT_PAID
+        return EXIT_OK
     if verdict.refusal is ReceiptRefusal.MALFORMED:
-        return EXIT_REFUSED
+        return EXIT_BAD_INPUT
     if verdict.refusal is ReceiptRefusal.NOT_SET_UP:
         return EXIT_NOT_SET_UP
-    return EXIT_NOT_PAID
+    return EXIT_FAILED
 
 
 def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
