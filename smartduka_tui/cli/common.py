@@ -227,12 +227,17 @@ async def require_manager_pin(store: Store, action: str) -> None:
     It passes while no manager PIN is set (`smartduka manager set-pin` sets one); otherwise it
     asks for the PIN (terminal prompt, a line of standard input, or SMARTDUKA_MANAGER_PIN) and
     raises CliError unless it is right. Every try is audited; too many wrong ones lock the PIN
-    for a while. Callers call it before they reveal or change anything, so the check lands in
-    one place (smartduka_tui/cli/manager.py).
+    for a while, and while it is locked nobody is asked. Callers call it before they reveal or
+    change anything.
     """
-    from smartduka_tui.cli.manager import check_manager_pin
+    from smartduka_tui.cli.manager import read_pin, refusal
+    from smartduka_tui.manager import PinDesk
 
-    await check_manager_pin(store, action)
+    check = await PinDesk(store).gate(
+        lambda: read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}"
+    )
+    if check is not None and not check.accepted:
+        raise refusal(check)
 
 
 def read_secret(label: str, flag_value: str | None, env_name: str | None) -> Secret | None:

@@ -1,5 +1,6 @@
 """`smartduka manager set-pin|reset-pin|status|resolve`: the manager PIN from the command line,
-and the PIN check every secret-revealing or payment-resolving command goes through.
+and how the PIN check every secret-revealing or payment-resolving command goes through
+(`common.require_manager_pin`) reads the PIN and says a refusal.
 
 PINs are read from the terminal without echo; without a terminal, one line of standard input
 each (after any secrets the command reads first). For scripts, the current PIN may come from
@@ -26,6 +27,7 @@ from smartduka_tui.cli.common import (
     needs_action,
     non_empty,
     open_store,
+    require_manager_pin,
     run,
     shop_for,
     typed,
@@ -68,25 +70,12 @@ def refusal(check: PinCheck) -> CliError:
 
 async def manager_only(store: Store, action: str, not_set: str) -> None:
     """The gate of what only a manager may do, PIN or not: CliError(`not_set`, exit 3) while
-    no manager PIN is set, else `check_manager_pin`."""
+    no manager PIN is set, else `require_manager_pin`."""
     from smartduka_tui.manager import PinDesk
 
     if not (await PinDesk(store).status()).is_set:
         raise CliError(not_set, EXIT_NOT_SET_UP)
-    await check_manager_pin(store, action)
-
-
-async def check_manager_pin(store: Store, action: str) -> None:
-    """The `require_manager_pin` gate: passes while no PIN is set; otherwise asks for it and
-    raises CliError unless it is right (the try is audited either way; while the PIN is
-    locked nobody is asked)."""
-    from smartduka_tui.manager import PinDesk
-
-    check = await PinDesk(store).gate(
-        lambda: read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}"
-    )
-    if check is not None and not check.accepted:
-        raise refusal(check)
+    await require_manager_pin(store, action)
 
 
 def cmd_set_pin(args: argparse.Namespace) -> int:
