@@ -21,8 +21,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +38,6 @@ SIMULATOR_TILL_ID = "till1"
 # Where callbacks go when no relay is configured: a closed loopback port. `pay` then does not
 # need them (it asks M-Pesa), and Daraja requires some CallBackURL.
 NO_RELAY_URL = "http://127.0.0.1:9"
-
-
-class SetupError(Exception):
-    """The till cannot take payments yet; the message says what to do."""
 
 
 def register(subparsers: Any) -> None:
@@ -94,7 +90,11 @@ def load_settings_for(args: argparse.Namespace) -> Settings:
 
 
 def run_in_till(
-    args: argparse.Namespace, work: Callable[[Till], Awaitable[int]], **options: bool
+    args: argparse.Namespace,
+    work: Callable[[Till], Awaitable[int]],
+    *,
+    receipt_checks: bool = False,
+    read_feed: bool = True,
 ) -> int:
     """Run `work(till)` on the till opened for one command (`till_session`, with the
     command's --simulator if it has one): a configuration that does not load, or a till that
@@ -103,20 +103,30 @@ def run_in_till(
         settings = load_settings_for(args)
     except (ValueError, FileNotFoundError) as error:
         return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_in_till(settings, getattr(args, "simulator", None), work, options))
+    session = till_session(
+        settings,
+        getattr(args, "simulator", None),
+        receipt_checks=receipt_checks,
+        read_feed=read_feed,
+    )
+    return asyncio.run(_in_till(session, work))
 
 
 async def _in_till(
-    settings: Settings,
-    simulator_url: str | None,
-    work: Callable[[Till], Awaitable[int]],
-    options: dict[str, bool],
+    session: AbstractAsyncContextManager[Till], work: Callable[[Till], Awaitable[int]]
 ) -> int:
-    try:
-        async with till_session(settings, simulator_url, **options) as till:
+    from smartduka_tui.store.errors import StoreError
+    from smartduka_tui.till import TillNotReady
+
+    async with AsyncExitStack() as stack:
+        try:
+            till = await stack.enter_async_context(session)
+        except TillNotReady as error:
+            return fail(error.message, EXIT_NOT_SET_UP)
+        try:
             return await work(till)
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+        except StoreError as error:
+            return fail(str(error), EXIT_NOT_SET_UP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,24 +193,22 @@ def print_view(view: PaymentView, *, as_json: bool) -> None:
         print("Still open: `smartduka reconcile` (or the app) settles it when M-Pesa answers.")
 
 
-@asynccontextmanager
-async def till_session(
+def till_session(
     settings: Settings,
     simulator_url: str | None,
     *,
     receipt_checks: bool = False,
     read_feed: bool = True,
-) -> AsyncIterator[Till]:
+) -> AbstractAsyncContextManager[Till]:
     """The till opened for one command (no background reconciler, no Daraja probe); with
-    `read_feed=False` the relay's feed is not read either (see `open_till`).
+    `read_feed=False` the relay's feed is not read either (see `open_till`). TillNotReady,
+    saying how to fix it, when the till cannot take payments.
 
-    SetupError when the till cannot take payments, or its store fails; the message says how
-    to fix it. With `simulator_url`, a data folder with no keyring gets one and a folder with
-    no shop gets the simulator's demo shop first.
+    With `simulator_url`, a data folder with no keyring gets one and a folder with no shop
+    gets the simulator's demo shop first.
     """
     from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
-    from smartduka_tui.store.errors import StoreError
-    from smartduka_tui.till import TillNotReady, open_till
+    from smartduka_tui.till import open_till
 
     prepare = None
     if simulator_url:
@@ -215,22 +223,12 @@ async def till_session(
             till_id=SIMULATOR_TILL_ID,
             relay_url=settings.relay.url or NO_RELAY_URL,
         )
-    async with AsyncExitStack() as stack:
-        try:
-            till = await stack.enter_async_context(
-                open_till(
-                    settings,
-                    run_reconciler=False,
-                    probe_daraja=False,
-                    receipt_checks=receipt_checks,
-                    read_feed=read_feed,
-                    no_relay_url=NO_RELAY_URL,
-                    prepare=prepare,
-                )
-            )
-        except TillNotReady as error:
-            raise SetupError(error.message) from None
-        try:
-            yield till
-        except StoreError as error:
-            raise SetupError(str(error)) from None
+    return open_till(
+        settings,
+        run_reconciler=False,
+        probe_daraja=False,
+        receipt_checks=receipt_checks,
+        read_feed=read_feed,
+        no_relay_url=NO_RELAY_URL,
+        prepare=prepare,
+    )
