@@ -135,7 +135,7 @@ async def _manager_checked(desk: ShiftDesk, store: Store, what: str) -> None:
 
 def _with_desk(
     args: argparse.Namespace,
-    action: Any,
+    action: Callable[[ShiftDesk], Awaitable[int]],
     *,
     manager: tuple[str, Callable[[ShiftDesk], Awaitable[None]]] | None = None,
 ) -> int:
@@ -157,8 +157,7 @@ def _with_desk(
                     what, check = manager
                     await check(desk)
                     await _manager_checked(desk, store, what)
-                code: int = await action(desk)
-                return code
+                return await action(desk)
             except ShiftInputError as error:
                 raise CliError(error.message, EXIT_BAD_INPUT) from None
             except ShiftError as error:
