@@ -96,18 +96,42 @@ def run_in_till(
     receipt_checks: bool = False,
     read_feed: bool = True,
 ) -> int:
-    """Run `work(till)` on the till opened for one command (`till_session`, with the
-    command's --simulator if it has one): a configuration that does not load, or a till that
-    cannot open, exits 3 saying why."""
+    """Run `work(till)` on the till opened for one command (no background reconciler, no
+    Daraja probe; with `read_feed=False` the relay's feed is not read either, see
+    `open_till`). A configuration that does not load, or a till that cannot take payments,
+    exits 3 saying how to fix it.
+
+    With the command's `--simulator URL`, Daraja is the simulator there, a data folder with no
+    keyring gets one and a folder with no shop gets the simulator's demo shop first.
+    """
+    from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
+    from smartduka_tui.till import open_till
+
     try:
         settings = load_settings_for(args)
     except (ValueError, FileNotFoundError) as error:
         return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    session = till_session(
+    prepare = None
+    if getattr(args, "simulator", None):
+        ensure_keyring(settings.data_dir)
+        prepare = partial(
+            simulator_shop_if_none,
+            settings=settings,
+            url=args.simulator,
+            shop_id=SIMULATOR_SHOP_ID,
+            name="Simulator demo shop",
+            prefix="SD",
+            till_id=SIMULATOR_TILL_ID,
+            relay_url=settings.relay.url or NO_RELAY_URL,
+        )
+    session = open_till(
         settings,
-        getattr(args, "simulator", None),
+        run_reconciler=False,
+        probe_daraja=False,
         receipt_checks=receipt_checks,
         read_feed=read_feed,
+        no_relay_url=NO_RELAY_URL,
+        prepare=prepare,
     )
     return asyncio.run(_in_till(session, work))
 
@@ -191,44 +215,3 @@ def print_view(view: PaymentView, *, as_json: bool) -> None:
     print(view.cashier_message)
     if view.is_live:
         print("Still open: `smartduka reconcile` (or the app) settles it when M-Pesa answers.")
-
-
-def till_session(
-    settings: Settings,
-    simulator_url: str | None,
-    *,
-    receipt_checks: bool = False,
-    read_feed: bool = True,
-) -> AbstractAsyncContextManager[Till]:
-    """The till opened for one command (no background reconciler, no Daraja probe); with
-    `read_feed=False` the relay's feed is not read either (see `open_till`). TillNotReady,
-    saying how to fix it, when the till cannot take payments.
-
-    With `simulator_url`, a data folder with no keyring gets one and a folder with no shop
-    gets the simulator's demo shop first.
-    """
-    from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
-    from smartduka_tui.till import open_till
-
-    prepare = None
-    if simulator_url:
-        ensure_keyring(settings.data_dir)
-        prepare = partial(
-            simulator_shop_if_none,
-            settings=settings,
-            url=simulator_url,
-            shop_id=SIMULATOR_SHOP_ID,
-            name="Simulator demo shop",
-            prefix="SD",
-            till_id=SIMULATOR_TILL_ID,
-            relay_url=settings.relay.url or NO_RELAY_URL,
-        )
-    return open_till(
-        settings,
-        run_reconciler=False,
-        probe_daraja=False,
-        receipt_checks=receipt_checks,
-        read_feed=read_feed,
-        no_relay_url=NO_RELAY_URL,
-        prepare=prepare,
-    )
