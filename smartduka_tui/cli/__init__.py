@@ -53,21 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from smartduka_tui.cli.app import run_app
+
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if not arguments and "app" in COMMAND_MODULES:
+    if not arguments:
         # Plain `smartduka`, the cashier's command: the app without building every
         # subcommand's parser first (their modules' imports are a good part of a start).
-        app_module = importlib.import_module("smartduka_tui.cli.app")
-        return int(app_module.run_app(argparse.Namespace(config=None)))
-    parser = build_parser()
-    args = parser.parse_args(arguments)
+        return run_app(argparse.Namespace(config=None))
+    args = build_parser().parse_args(arguments)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        if "app" in COMMAND_MODULES:
-            app_module = importlib.import_module("smartduka_tui.cli.app")
-            return int(app_module.run_app(args))
-        parser.print_help()
-        return 0
+    if handler is None:  # `smartduka --config FILE`: the app too
+        return run_app(args)
     try:
         code = int(handler(args))
         # Flushed here, not at exit: a reader gone by then would raise outside this `try`.

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from smartduka_tui.cli.common import (
     EXIT_FAILED,
     EXIT_NOT_SET_UP,
     CliError,
+    collector_paused,
     load_modules,
     run,
     run_guarded,
@@ -76,6 +76,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 async def paint_then_open(config_file: str | None) -> int:
     """Run the app, and open the till behind it once its checkout has painted."""
+    # The first screen builds many objects that live as long as the app: the collector
+    # scanned them again and again while it mounted (about 30 collections).
     with collector_paused():
         load_modules(("smartduka_tui.ui.app",))
         from smartduka_tui.ui.app import make_app
@@ -100,22 +102,6 @@ async def paint_then_open(config_file: str | None) -> int:
     return app.return_code or 0
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The garbage collector off until the first frame: the app's first screen builds many
-    objects that live as long as it does, and the collector scanned them again and again
-    while it mounted (about 30 collections). What was built is then frozen out of later
-    collections, as `load_modules` does for imports."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 async def until_painted(app: SmartDukaApp, running: asyncio.Task[Any]) -> None:
     """Wait until `app`'s checkout has painted, or the app has stopped (whichever first)."""
     painted = asyncio.create_task(app.painted.wait())
@@ -124,27 +110,18 @@ async def until_painted(app: SmartDukaApp, running: asyncio.Task[Any]) -> None:
 
 
 async def open_and_run(settings: Settings) -> int:
-    async with till_services(settings) as services:
-        return await run_cashier_app(settings, services)
-
-
-async def run_cashier_app(settings: Settings, services: AppServices) -> int:
     """Run the app on the current event loop until the cashier quits."""
     from smartduka_tui.ui.app import make_app
 
-    app: SmartDukaApp = make_app(settings, services)
-    await app.run_async()
-    return app.return_code or 0
+    async with till_services(settings) as services:
+        app = make_app(settings, services)
+        await app.run_async()
+        return app.return_code or 0
 
 
-def log_to_file(data_dir: Path) -> Path:
+def log_to_file(data_dir: Path) -> logging.FileHandler:
     """Send this process's log records to `<data_dir>/logs/till.log` (the terminal belongs to
-    the app). Returns the file's path, which the app names in its error messages."""
-    _file_log(data_dir)
-    return Path(data_dir) / LOG_FILE
-
-
-def _file_log(data_dir: Path) -> logging.FileHandler:
+    the app); the handler, for the caller that takes it off again."""
     path = Path(data_dir) / LOG_FILE
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -192,11 +169,10 @@ async def till_services(
     adds (its log file, the F1 help, the receipt printer's desk)."""
     # The log file is this till's: taken off when the till closes, so a process that opens
     # another till (or removes this data folder) never writes into a folder that is gone.
-    log = _file_log(settings.data_dir)
-    log_path = Path(settings.data_dir) / LOG_FILE
+    log = log_to_file(settings.data_dir)
     try:
         async with opened_till(settings, clock) as till:
-            yield app_services(till, help_sections, log_path)
+            yield app_services(till, help_sections, Path(settings.data_dir) / LOG_FILE)
     finally:
         logging.getLogger().removeHandler(log)
         log.close()

@@ -52,9 +52,9 @@ def _as_json(record: C2BRecord) -> dict[str, Any]:
 
 
 def _line(record: C2BRecord) -> str:
-    from smartduka_tui.mpesa.kenya_time import KENYA_TZ
+    from smartduka_tui.manager import kenya_time
 
-    when = record.paid_at.astimezone(KENYA_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    when = kenya_time(record.paid_at)
     where = f"sale {record.sale_ref} (till {record.attached_till})" if record.sale_ref else "-"
     return (
         f"{record.trans_id}  KES {record.amount:>7,}  {when}  {record.payer:<12}  "

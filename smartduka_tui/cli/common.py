@@ -14,16 +14,17 @@ fast.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import getpass
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
@@ -57,15 +58,69 @@ def load_modules(names: Iterable[str]) -> None:
     2-core machine). Once loaded they are frozen out of later collections, which a till
     running all day also gains from; collection is back on when this returns.
     """
+    with collector_paused():
+        for name in names:
+            importlib.import_module(name)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off while long-lived objects are made (`load_modules`' imports,
+    the app's first screen); what was made is then frozen out of later collections."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for name in names:
-            importlib.import_module(name)
+        yield
     finally:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def add_secret_flag(parser: argparse.ArgumentParser, flag: str, dest: str, what: str) -> None:
+    """A credential's flag: bare or `-`, it is read from standard input, never from argv."""
+    parser.add_argument(
+        flag,
+        dest=dest,
+        nargs="?",
+        const="-",
+        metavar="-",
+        help=f"read the {what} from standard input (a terminal prompts without echo); never "
+        "give its value here",
+    )
+
+
+def secret_in_argv(flag: str, env: str, instead: str) -> CliError:
+    """The refusal of a credential given as a command-line value (it never repeats it)."""
+    return CliError(
+        f"{flag} takes no value on the command line: other users can read command "
+        f"lines (ps, /proc) and the shell keeps them in its history. Give `{flag} -` "
+        f"and type it at the prompt (or send one line on standard input), or set {env} "
+        f"{instead}",
+        EXIT_BAD_INPUT,
+    )
+
+
+@contextmanager
+def flag_names(flag_for: Mapping[str, str]) -> Iterator[None]:
+    """Say `--shortcode: ...` rather than `business_shortcode: ...` for a refused field."""
+    from smartduka_tui.manager import ManagerInputError
+
+    try:
+        yield
+    except ManagerInputError as error:
+        flag = flag_for.get(error.field, error.field)
+        raise CliError(f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT) from None
+
+
+def needs_action(parser: argparse.ArgumentParser) -> None:
+    """A command run without its ACTION prints its help and exits 2."""
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+
+    parser.set_defaults(handler=usage)
 
 
 def print_error(message: str) -> None:
@@ -117,7 +172,7 @@ async def open_store(
 
 def run(config_file: str | None, work: Callable[[Settings], Awaitable[int]]) -> int:
     """Run a command and turn every expected failure into a message and an exit code."""
-    return run_guarded(lambda: _run(work, settings_for(config_file)))
+    return run_guarded(lambda: work(settings_for(config_file)))
 
 
 def run_guarded(main: Callable[[], Awaitable[int]]) -> int:
@@ -139,10 +194,6 @@ def run_guarded(main: Callable[[], Awaitable[int]]) -> int:
     except KeyboardInterrupt:
         print_error("interrupted; what was saved before stays saved")
         return 130
-
-
-async def _run(work: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
-    return await work(settings)
 
 
 async def _main(main: Callable[[], Awaitable[int]]) -> int:
@@ -176,45 +227,48 @@ async def require_manager_pin(store: Store, action: str) -> None:
     It passes while no manager PIN is set (`smartduka manager set-pin` sets one); otherwise it
     asks for the PIN (terminal prompt, a line of standard input, or SMARTDUKA_MANAGER_PIN) and
     raises CliError unless it is right. Every try is audited; too many wrong ones lock the PIN
-    for a while. Callers call it before they reveal or change anything, so the check lands in
-    one place (smartduka_tui/cli/manager.py).
+    for a while, and while it is locked nobody is asked. Callers call it before they reveal or
+    change anything.
     """
-    from smartduka_tui.cli.manager import check_manager_pin
+    from smartduka_tui.cli.manager import read_pin, refusal
+    from smartduka_tui.manager import PinDesk
 
-    await check_manager_pin(store, action)
+    check = await PinDesk(store).gate(
+        lambda: read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}"
+    )
+    if check is not None and not check.accepted:
+        raise refusal(check)
 
 
-class SecretSource:
-    """Reads secrets given as a flag value, as `-` (one line of standard input each, or a
-    prompt without echo on a terminal), or from an environment variable."""
+def read_secret(label: str, flag_value: str | None, env_name: str | None) -> Secret | None:
+    """A secret given as a flag value, as `-` (one line of standard input each, or a prompt
+    without echo on a terminal), or from an environment variable; None when not given at all."""
+    if flag_value == "-":
+        value = typed(label, f"expected the {label} on standard input (one line for each `-`)")
+    elif flag_value is not None:
+        value = flag_value
+    elif env_name is not None and env_name in os.environ:
+        value = os.environ[env_name]
+    else:
+        return None
+    return non_empty(value, label)
 
-    def __init__(self, stdin: TextIO | None = None, environ: Mapping[str, str] | None = None):
-        self._stdin = stdin if stdin is not None else sys.stdin
-        self._environ = environ if environ is not None else os.environ
 
-    def read(self, label: str, flag_value: str | None, env_name: str | None) -> Secret | None:
-        """The secret, or None when it was not given at all."""
-        from smartduka_tui.store import Secret
+def typed(prompt: str, missing: str) -> str:
+    """What is typed at a terminal prompt without echo, else one line of standard input;
+    CliError(`missing`) when standard input has ended."""
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{prompt}: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise CliError(missing, EXIT_BAD_INPUT)
+    return line.rstrip("\r\n")
 
-        if flag_value == "-":
-            value = self._from_stdin(label)
-        elif flag_value is not None:
-            value = flag_value
-        elif env_name is not None and env_name in self._environ:
-            value = self._environ[env_name]
-        else:
-            return None
-        value = value.strip()
-        if not value:
-            raise CliError(f"the {label} given is empty", EXIT_BAD_INPUT)
-        return Secret(value)
 
-    def _from_stdin(self, label: str) -> str:
-        if self._stdin.isatty():
-            return getpass.getpass(f"{label}: ")
-        line = self._stdin.readline()
-        if not line:
-            raise CliError(
-                f"expected the {label} on standard input (one line for each `-`)", EXIT_BAD_INPUT
-            )
-        return line.rstrip("\r\n")
+def non_empty(value: str, label: str) -> Secret:
+    from smartduka_tui.store import Secret
+
+    value = value.strip()
+    if not value:
+        raise CliError(f"the {label} given is empty", EXIT_BAD_INPUT)
+    return Secret(value)

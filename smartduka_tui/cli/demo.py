@@ -57,7 +57,7 @@ from smartduka_tui.cli.common import load_modules
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
-    from smartduka_tui.store import ShopSecrets
+    from smartduka_tui.store import Secret
     from smartduka_tui.store.initiator import InitiatorCredentials
     from smartduka_tui.ui.app import SmartDukaApp
     from smartduka_tui.ui.services import HelpSection
@@ -180,20 +180,14 @@ class Served:
                 self.proc.terminate()
 
     def stop(self) -> None:
-        stop_all([self])
-
-
-def stop_all(servers: Sequence[Served]) -> None:
-    """Stop every server at once: SIGTERM to each, then SIGKILL to any still up when its grace
-    ends (for callers without an event loop; the demo itself uses `stop_servers`)."""
-    for server in servers:
-        server.terminate()
-    for server in servers:
+        """SIGTERM, then SIGKILL if it is still up when its grace ends (for callers without an
+        event loop; the demo itself uses `stop_servers`)."""
+        self.terminate()
         try:
-            server.proc.wait(timeout=max(0.0, (server.stop_by or 0.0) - time.monotonic()))
+            self.proc.wait(timeout=max(0.0, (self.stop_by or 0.0) - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _kill(server)
-            server.proc.wait()
+            _kill(self)
+            self.proc.wait()
 
 
 async def stop_servers(servers: Sequence[Served]) -> None:
@@ -273,7 +267,8 @@ class Demo:
     relay: Served
     help_sections: tuple[HelpSection, ...]
     shortcode: str
-    credentials: ShopSecrets
+    credentials: tuple[Secret, Secret, Secret]
+    """The demo shop's consumer key, consumer secret and passkey, as the simulator has them."""
     initiator: InitiatorCredentials
 
 
@@ -338,15 +333,15 @@ def certificate_file(simulator: Served) -> Path:
 
 async def _register_on_simulator(
     simulator: Served, deadline: float
-) -> tuple[str, ShopSecrets, InitiatorCredentials]:
+) -> tuple[str, tuple[Secret, Secret, Secret], InitiatorCredentials]:
     """A fresh shortcode on the simulator with new random credentials and initiator."""
-    from smartduka_tui.store import Secret, ShopSecrets
+    from smartduka_tui.store import Secret
 
     await asyncio.to_thread(simulator.wait_ready, deadline)
-    credentials = ShopSecrets(
-        consumer_key=Secret(secrets.token_hex(16)),
-        consumer_secret=Secret(secrets.token_hex(16)),
-        passkey=Secret(secrets.token_hex(32)),
+    credentials = (
+        Secret(secrets.token_hex(16)),
+        Secret(secrets.token_hex(16)),
+        Secret(secrets.token_hex(32)),
     )
     shortcode, initiator = await _register_shortcode(simulator, None, credentials)
     return shortcode, credentials, initiator
@@ -355,7 +350,7 @@ async def _register_on_simulator(
 async def _register_shortcode(
     simulator: Served,
     shortcode: str | None,
-    credentials: ShopSecrets,
+    credentials: tuple[Secret, Secret, Secret],
     initiator: InitiatorCredentials | None = None,
 ) -> tuple[str, InitiatorCredentials]:
     """Register the demo shop's shortcode (a new one when `shortcode` is None) and its
@@ -363,13 +358,7 @@ async def _register_shortcode(
     from smartduka_tui.demo_shop import simulator_initiator
     from smartduka_tui.simulator.control import SimulatorControl
 
-    key, secret, passkey = (
-        credentials.consumer_key,
-        credentials.consumer_secret,
-        credentials.passkey,
-    )
-    if key is None or secret is None or passkey is None:
-        raise DemoError("the demo shop's credentials are incomplete")
+    key, secret, passkey = credentials
     async with SimulatorControl(simulator.url) as sim:
         registered = await sim.register_shortcode(
             shortcode,
@@ -397,13 +386,13 @@ async def _enrolment(relay: Served, folder: Path, deadline: float) -> Any:
 
 async def _set_up_till(
     data_dir: Path, simulator: Served, relay: Served, folder: Path
-) -> tuple[str, str, ShopSecrets, InitiatorCredentials]:
+) -> tuple[str, str, tuple[Secret, Secret, Secret], InitiatorCredentials]:
     """The till's vault: a new keyring, the demo shop with its simulator credentials and
     initiator, and the till as the relay enrolled it. Returns the shop id, its shortcode,
     credentials and initiator. The three parts start together."""
     from smartduka_tui.demo_shop import OpenShift, ensure_keyring, new_till_folder
     from smartduka_tui.model import ShopType
-    from smartduka_tui.store import Enrolment, Secret, ShopConfig
+    from smartduka_tui.store import Enrolment, Secret, ShopConfig, ShopSecrets
 
     deadline = time.monotonic() + READY_TIMEOUT_S
     (shortcode, credentials, initiator), parsed, _ = await asyncio.gather(
@@ -420,7 +409,7 @@ async def _set_up_till(
             account_prefix=DEMO_PREFIX,
             business_shortcode=shortcode,
         ),
-        credentials,
+        ShopSecrets(*credentials),
         Enrolment(
             shop_id=parsed.shop_id,
             till_id=parsed.till_id,
@@ -601,18 +590,13 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _demo_app(args: argparse.Namespace, running: list[SmartDukaApp]) -> int:
     """The app, started with the servers: it paints while they boot; its till opens after."""
-    from smartduka_tui.cli.app import till_services
+    from smartduka_tui.cli.app import till_services, until_painted
     from smartduka_tui.ui.app import make_app
 
     app = make_app()
     running.append(app)
     app_run = asyncio.create_task(app.run_async())
-
-    async def painted() -> None:
-        waiting = asyncio.create_task(app.painted.wait())
-        await asyncio.wait((app_run, waiting), return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-
+    painted = partial(until_painted, app, app_run)
     try:
         async with demo_environment(keep=args.keep, servers_started=painted) as demo:
             if app_run.done():  # stopped (a signal) while the demo was setting up

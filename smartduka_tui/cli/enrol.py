@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
@@ -113,13 +114,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
 
 def _describe(shop_id: str, till: TillView) -> dict[str, Any]:
-    return {
-        "shop_id": shop_id,
-        "till_id": till.till_id,
-        "relay_url": till.relay_url,
-        "active_callback_kid": till.active_callback_kid,
-        "callback_kids": list(till.callback_kids),
-    }
+    return {"shop_id": shop_id, **asdict(till)}
 
 
 def register(subparsers: Any) -> None:

@@ -16,10 +16,13 @@ from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     CliError,
-    SecretSource,
+    add_secret_flag,
+    flag_names,
     open_store,
+    read_secret,
     require_manager_pin,
     run,
+    secret_in_argv,
 )
 
 if TYPE_CHECKING:
@@ -31,19 +34,13 @@ ENV_FOR = {
 }
 
 
-def _read(args: argparse.Namespace, source: SecretSource) -> dict[str, Any]:
+def _read(args: argparse.Namespace) -> dict[str, Any]:
     values = {}
     for dest, env in ENV_FOR.items():
         given = getattr(args, dest)
         if given not in (None, "-"):
-            raise CliError(
-                f"--{dest} takes no value on the command line: other users can read command "
-                f"lines (ps, /proc) and the shell keeps them in its history. Give `--{dest} -` "
-                f"and type it at the prompt (or send one line on standard input), or set {env} "
-                "and pass --from-env. Nothing was saved.",
-                EXIT_BAD_INPUT,
-            )
-        secret = source.read(f"initiator {dest}", given, env if args.from_env else None)
+            raise secret_in_argv(f"--{dest}", env, "and pass --from-env. Nothing was saved.")
+        secret = read_secret(f"initiator {dest}", given, env if args.from_env else None)
         if secret is None:
             raise CliError(
                 f"the initiator {dest} is missing: give `--{dest} -` or set {env} with "
@@ -56,22 +53,15 @@ def _read(args: argparse.Namespace, source: SecretSource) -> dict[str, Any]:
 
 def cmd_initiator(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
-        from smartduka_tui.manager import ManagerInputError, TillSetup
+        from smartduka_tui.manager import TillSetup
 
-        values = _read(args, SecretSource())
+        values = _read(args)
         async with open_store(settings) as store:
             await require_manager_pin(store, "set the shop's M-Pesa initiator")
-            try:
+            with flag_names({"initiator_name": "--name", "initiator_password": "--password"}):
                 shown = await TillSetup(store, settings).set_initiator(
                     args.id, values["name"], values["password"]
                 )
-            except ManagerInputError as error:
-                flag = {"initiator_name": "--name", "initiator_password": "--password"}.get(
-                    error.field, error.field
-                )
-                raise CliError(
-                    f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT
-                ) from None
         print(f"Initiator of shop {args.id} set ({shown}); the password is sealed in the vault.")
         return EXIT_OK
 
@@ -86,14 +76,7 @@ def register_initiator(actions: Any) -> None:
     )
     parser.add_argument("id", help="shop id")
     for dest in ENV_FOR:
-        parser.add_argument(
-            f"--{dest}",
-            nargs="?",
-            const="-",
-            metavar="-",
-            help=f"read the initiator {dest} from standard input (a terminal prompts without "
-            "echo); never give its value here",
-        )
+        add_secret_flag(parser, f"--{dest}", dest, f"initiator {dest}")
     parser.add_argument(
         "--from-env", action="store_true", help="take them from " + ", ".join(ENV_FOR.values())
     )

@@ -1,5 +1,6 @@
 """`smartduka manager set-pin|reset-pin|status|resolve`: the manager PIN from the command line,
-and the PIN check every secret-revealing or payment-resolving command goes through.
+and how the PIN check every secret-revealing or payment-resolving command goes through
+(`common.require_manager_pin`) reads the PIN and says a refusal.
 
 PINs are read from the terminal without echo; without a terminal, one line of standard input
 each (after any secrets the command reads first). For scripts, the current PIN may come from
@@ -13,20 +14,23 @@ the vault), so whoever resets it can already read everything the PIN protects.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_NOT_SET_UP,
     EXIT_OK,
     CliError,
+    needs_action,
+    non_empty,
     open_store,
+    require_manager_pin,
     run,
     shop_for,
+    typed,
 )
 
 if TYPE_CHECKING:
@@ -45,21 +49,10 @@ def read_pin(label: str, *, from_env: bool = False) -> Secret:
     what = label[0].lower() + label[1:]
     if from_env and os.environ.get(PIN_ENV):
         return Secret(os.environ[PIN_ENV].strip())
-    if sys.stdin.isatty():
-        value = getpass.getpass(f"{label}: ")
-    else:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError(
-                f"this needs the {what}: type it at a terminal, give it on standard input, "
-                f"or set {PIN_ENV}",
-                EXIT_BAD_INPUT,
-            )
-        value = line.rstrip("\r\n")
-    value = value.strip()
-    if not value:
-        raise CliError(f"the {what} given is empty", EXIT_BAD_INPUT)
-    return Secret(value)
+    missing = (
+        f"this needs the {what}: type it at a terminal, give it on standard input, or set {PIN_ENV}"
+    )
+    return non_empty(typed(label, missing), what)
 
 
 def refusal(check: PinCheck) -> CliError:
@@ -75,24 +68,14 @@ def refusal(check: PinCheck) -> CliError:
     return CliError(check.explain(), EXIT_FAILED)
 
 
-async def manager_pin_is_set(store: Store) -> bool:
-    """Whether the shop has a manager PIN (commands only for a manager refuse without one)."""
+async def manager_only(store: Store, action: str, not_set: str) -> None:
+    """The gate of what only a manager may do, PIN or not: CliError(`not_set`, exit 3) while
+    no manager PIN is set, else `require_manager_pin`."""
     from smartduka_tui.manager import PinDesk
 
-    return (await PinDesk(store).status()).is_set
-
-
-async def check_manager_pin(store: Store, action: str) -> None:
-    """The `require_manager_pin` gate: passes while no PIN is set; otherwise asks for it and
-    raises CliError unless it is right (the try is audited either way; while the PIN is
-    locked nobody is asked)."""
-    from smartduka_tui.manager import PinDesk
-
-    check = await PinDesk(store).gate(
-        lambda: read_pin("Manager PIN", from_env=True), purpose=f"smartduka {action}"
-    )
-    if check is not None and not check.accepted:
-        raise refusal(check)
+    if not (await PinDesk(store).status()).is_set:
+        raise CliError(not_set, EXIT_NOT_SET_UP)
+    await require_manager_pin(store, action)
 
 
 def cmd_set_pin(args: argparse.Namespace) -> int:
@@ -214,12 +197,7 @@ def register(subparsers: Any) -> None:
     manager = subparsers.add_parser(
         "manager", help="the manager PIN, and resolving problem payments"
     )
-
-    def usage(args: argparse.Namespace) -> int:
-        manager.print_help()
-        return EXIT_BAD_INPUT
-
-    manager.set_defaults(handler=usage)
+    needs_action(manager)
     actions = manager.add_subparsers(dest="manager_command", metavar="ACTION")
 
     set_pin = actions.add_parser(

@@ -21,30 +21,23 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
 
 if TYPE_CHECKING:
     from smartduka_tui.config import Settings
     from smartduka_tui.payments.api import PaymentView
     from smartduka_tui.till import Till
 
-EXIT_PAID = 0
-EXIT_NOT_PAID = 1
-EXIT_REFUSED = 2
-EXIT_NOT_SET_UP = 3
-
 SIMULATOR_SHOP_ID = "simshop"
 SIMULATOR_TILL_ID = "till1"
 # Where callbacks go when no relay is configured: a closed loopback port. `pay` then does not
 # need them (it asks M-Pesa), and Daraja requires some CallBackURL.
 NO_RELAY_URL = "http://127.0.0.1:9"
-
-
-class SetupError(Exception):
-    """The till cannot take payments yet; the message says what to do."""
 
 
 def register(subparsers: Any) -> None:
@@ -96,55 +89,111 @@ def load_settings_for(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def run(args: argparse.Namespace) -> int:
-    amount = parse_amount(args.amount)
-    if amount is None:
-        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_REFUSED)
+def run_in_till(
+    args: argparse.Namespace,
+    work: Callable[[Till], Awaitable[int]],
+    *,
+    receipt_checks: bool = False,
+    read_feed: bool = True,
+) -> int:
+    """Run `work(till)` on the till opened for one command (no background reconciler, no
+    Daraja probe; with `read_feed=False` the relay's feed is not read either, see
+    `open_till`). A configuration that does not load, or a till that cannot take payments,
+    exits 3 saying how to fix it.
+
+    With the command's `--simulator URL`, Daraja is the simulator there, a data folder with no
+    keyring gets one and a folder with no shop gets the simulator's demo shop first.
+    """
+    from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
+    from smartduka_tui.till import open_till
+
     try:
         settings = load_settings_for(args)
     except (ValueError, FileNotFoundError) as error:
         return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_pay(args, settings, amount))
+    prepare = None
+    if getattr(args, "simulator", None):
+        ensure_keyring(settings.data_dir)
+        prepare = partial(
+            simulator_shop_if_none,
+            settings=settings,
+            url=args.simulator,
+            shop_id=SIMULATOR_SHOP_ID,
+            name="Simulator demo shop",
+            prefix="SD",
+            till_id=SIMULATOR_TILL_ID,
+            relay_url=settings.relay.url or NO_RELAY_URL,
+        )
+    session = open_till(
+        settings,
+        run_reconciler=False,
+        probe_daraja=False,
+        receipt_checks=receipt_checks,
+        read_feed=read_feed,
+        no_relay_url=NO_RELAY_URL,
+        prepare=prepare,
+    )
+    return asyncio.run(_in_till(session, work))
 
 
-async def _pay(args: argparse.Namespace, settings: Settings, amount: int) -> int:
+async def _in_till(
+    session: AbstractAsyncContextManager[Till], work: Callable[[Till], Awaitable[int]]
+) -> int:
+    from smartduka_tui.store.errors import StoreError
+    from smartduka_tui.till import TillNotReady
+
+    async with AsyncExitStack() as stack:
+        try:
+            till = await stack.enter_async_context(session)
+        except TillNotReady as error:
+            return fail(error.message, EXIT_NOT_SET_UP)
+        try:
+            return await work(till)
+        except StoreError as error:
+            return fail(str(error), EXIT_NOT_SET_UP)
+
+
+def run(args: argparse.Namespace) -> int:
+    amount = parse_amount(args.amount)
+    if amount is None:
+        return fail("amount: must be a whole number of shillings, e.g. 150", EXIT_BAD_INPUT)
+    return run_in_till(args, partial(_pay, args, amount))
+
+
+async def _pay(args: argparse.Namespace, amount: int, till: Till) -> int:
     from smartduka_tui.payments.api import InvalidPaymentInput, PaymentRefused
     from smartduka_tui.relay_client import wait_for_outcome
 
+    engine = till.engine
     try:
-        async with till_session(settings, args.simulator) as till:
-            engine, link = till.engine, till.link
-            try:
-                sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
-            except RuntimeError as error:  # more than 9,999 sales today
-                return fail(f"sale-ref: {error}", EXIT_REFUSED)
-            try:
-                view = await engine.start_payment(sale_ref, amount, args.phone)
-            except InvalidPaymentInput as error:
-                return fail(str(error), EXIT_REFUSED)
-            except PaymentRefused as error:
-                after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
-                return fail(f"{error.message}{after}", EXIT_REFUSED)
-            if view.is_paid:
-                # The same sale asked again: its paid attempt comes back and nothing is sent.
-                if not args.json:
-                    print(
-                        f"already paid: sale {view.sale_ref}, KES {view.amount:,} from "
-                        f"{view.phone_masked}; no prompt was sent"
-                    )
-                print_view(view, as_json=args.json)
-                return EXIT_PAID
-            if not args.json:
-                print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
-                sys.stdout.flush()
-            timeout = args.timeout
-            if timeout is None:
-                timeout = settings.timings.attempt_expiry_s + 60
-            view = await wait_for_outcome(engine, view.attempt_id, timeout, link)
-            print_view(view, as_json=args.json)
-            return EXIT_PAID if view.is_paid else EXIT_NOT_PAID
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+        sale_ref = args.sale_ref or await engine.next_sale_ref("cli")
+    except RuntimeError as error:  # more than 9,999 sales today
+        return fail(f"sale-ref: {error}", EXIT_BAD_INPUT)
+    try:
+        view = await engine.start_payment(sale_ref, amount, args.phone)
+    except InvalidPaymentInput as error:
+        return fail(str(error), EXIT_BAD_INPUT)
+    except PaymentRefused as error:
+        after = f" (try again in {error.retry_after} s)" if error.retry_after else ""
+        return fail(f"{error.message}{after}", EXIT_BAD_INPUT)
+    if view.is_paid:
+        # The same sale asked again: its paid attempt comes back and nothing is sent.
+        if not args.json:
+            print(
+                f"already paid: sale {view.sale_ref}, KES {view.amount:,} from "
+                f"{view.phone_masked}; no prompt was sent"
+            )
+        print_view(view, as_json=args.json)
+        return EXIT_OK
+    if not args.json:
+        print(f"sent: sale {view.sale_ref}, KES {view.amount:,} to {view.phone_masked}")
+        sys.stdout.flush()
+    timeout = args.timeout
+    if timeout is None:
+        timeout = till.settings.timings.attempt_expiry_s + 60
+    view = await wait_for_outcome(engine, view.attempt_id, timeout, till.link)
+    print_view(view, as_json=args.json)
+    return EXIT_OK if view.is_paid else EXIT_FAILED
 
 
 def parse_amount(text: str) -> int | None:
@@ -166,56 +215,3 @@ def print_view(view: PaymentView, *, as_json: bool) -> None:
     print(view.cashier_message)
     if view.is_live:
         print("Still open: `smartduka reconcile` (or the app) settles it when M-Pesa answers.")
-
-
-@asynccontextmanager
-async def till_session(
-    settings: Settings,
-    simulator_url: str | None,
-    *,
-    receipt_checks: bool = False,
-    read_feed: bool = True,
-) -> AsyncIterator[Till]:
-    """The till opened for one command (no background reconciler, no Daraja probe); with
-    `read_feed=False` the relay's feed is not read either (see `open_till`).
-
-    SetupError when the till cannot take payments, or its store fails; the message says how
-    to fix it. With `simulator_url`, a data folder with no keyring gets one and a folder with
-    no shop gets the simulator's demo shop first.
-    """
-    from smartduka_tui.demo_shop import ensure_keyring, simulator_shop_if_none
-    from smartduka_tui.store.errors import StoreError
-    from smartduka_tui.till import TillNotReady, open_till
-
-    prepare = None
-    if simulator_url:
-        ensure_keyring(settings.data_dir)
-        prepare = partial(
-            simulator_shop_if_none,
-            settings=settings,
-            url=simulator_url,
-            shop_id=SIMULATOR_SHOP_ID,
-            name="Simulator demo shop",
-            prefix="SD",
-            till_id=SIMULATOR_TILL_ID,
-            relay_url=settings.relay.url or NO_RELAY_URL,
-        )
-    async with AsyncExitStack() as stack:
-        try:
-            till = await stack.enter_async_context(
-                open_till(
-                    settings,
-                    run_reconciler=False,
-                    probe_daraja=False,
-                    receipt_checks=receipt_checks,
-                    read_feed=read_feed,
-                    no_relay_url=NO_RELAY_URL,
-                    prepare=prepare,
-                )
-            )
-        except TillNotReady as error:
-            raise SetupError(error.message) from None
-        try:
-            yield till
-        except StoreError as error:
-            raise SetupError(str(error)) from None

@@ -15,28 +15,21 @@ nothing was taken); 2 bad input; 3 the till is not set up.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
+from dataclasses import asdict
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_SET_UP,
-    SetupError,
-    add_simulator_option,
-    fail,
-    load_settings_for,
-    till_session,
-)
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import add_simulator_option, fail, run_in_till
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.pull import PullProgress, PullReport
+    from smartduka_tui.till import Till
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 _AGE = re.compile(r"^(\d{1,6})\s*([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -85,11 +78,7 @@ def run(args: argparse.Namespace) -> int:
             since = parse_since(args.since, SystemClock().now())
         except ValueError as error:
             return fail(str(error), EXIT_BAD_INPUT)
-    try:
-        settings = load_settings_for(args)
-    except (ValueError, FileNotFoundError) as error:
-        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_pull(args, settings, since))
+    return run_in_till(args, partial(_pull, args, since), read_feed=False)
 
 
 def _progress(as_json: bool) -> Any:
@@ -121,43 +110,30 @@ def summary(report: PullReport) -> str:
 
 def as_json(report: PullReport) -> dict[str, Any]:
     return {
-        "shortcode": report.shortcode,
+        **asdict(report),
         "start": report.start.isoformat(),
         "end": report.end.isoformat(),
-        "pages": report.pages,
-        "rows": report.rows,
-        "new_rows": report.new_rows,
-        "receipts_filled": report.receipts_filled,
-        "money_without_sale": report.money_without_sale,
-        "paid_twice": report.paid_twice,
         "problems_found": report.problems_found,
-        "known_elsewhere": report.known_elsewhere,
-        "resolved_elsewhere": report.resolved_elsewhere,
-        "shop_check": report.shop_check,
     }
 
 
-async def _pull(args: argparse.Namespace, settings: Any, since: datetime | None) -> int:
+async def _pull(args: argparse.Namespace, since: datetime | None, till: Till) -> int:
     from smartduka_tui.payments.pull import PullFailed, PullInputError
 
+    # It asks the shop's receipt index the till was opened with (none without a relay).
+    pull = till.statement_pull()
+    if pull is None:
+        return fail(
+            "this shop takes M-Pesa on the platform's paybill: its statement is "
+            "the platform's, not this till's to pull",
+            EXIT_NOT_SET_UP,
+        )
     try:
-        async with till_session(settings, args.simulator, read_feed=False) as till:
-            # It asks the shop's receipt index the till was opened with (none without a relay).
-            pull = till.statement_pull()
-            if pull is None:
-                return fail(
-                    "this shop takes M-Pesa on the platform's paybill: its statement is "
-                    "the platform's, not this till's to pull",
-                    EXIT_NOT_SET_UP,
-                )
-            try:
-                report = await pull.pull(since, progress=_progress(args.json))
-            except PullInputError as error:
-                return fail(error.message, EXIT_BAD_INPUT)
-            except PullFailed as error:
-                return fail(f"pull failed: {error.message}", EXIT_FAILED)
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+        report = await pull.pull(since, progress=_progress(args.json))
+    except PullInputError as error:
+        return fail(error.message, EXIT_BAD_INPUT)
+    except PullFailed as error:
+        return fail(f"pull failed: {error.message}", EXIT_FAILED)
     if args.json:
         print(json.dumps(as_json(report), indent=2, sort_keys=True))
     else:

@@ -9,18 +9,14 @@ one last query, and prints what it did (`--json` for a script). Exit code 0 when
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_SET_UP,
-    SetupError,
-    add_simulator_option,
-    fail,
-    load_settings_for,
-    till_session,
-)
+from smartduka_tui.cli.pay import add_simulator_option, run_in_till
+
+if TYPE_CHECKING:
+    from smartduka_tui.till import Till
 
 
 def register(subparsers: Any) -> None:
@@ -35,20 +31,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings_for(args)
-    except (ValueError, FileNotFoundError) as error:
-        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_reconcile(args, settings))
+    return run_in_till(args, partial(_reconcile, args), read_feed=False)
 
 
-async def _reconcile(args: argparse.Namespace, settings: Any) -> int:
-    try:
-        async with till_session(settings, args.simulator, read_feed=False) as till:
-            report = await till.engine.reconcile_once()
-            still_open = await till.engine.awaiting_count()
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+async def _reconcile(args: argparse.Namespace, till: Till) -> int:
+    report = await till.engine.reconcile_once()
+    still_open = await till.engine.awaiting_count()
     figures = {**report.model_dump(), "open_after": still_open}
     if args.json:
         print(json.dumps(figures, indent=2, sort_keys=True))

@@ -13,25 +13,17 @@ note), 3 not set up (no relay, initiator, certificate or manager PIN).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_PAID,
-    EXIT_NOT_SET_UP,
-    EXIT_PAID,
-    EXIT_REFUSED,
-    SetupError,
-    fail,
-    load_settings_for,
-    till_session,
-)
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import fail, run_in_till
 
 if TYPE_CHECKING:
-    from smartduka_tui.config import Settings
     from smartduka_tui.payments.reversal import ReversalVerdict
-    from smartduka_tui.payments.service import PaymentEngine
+    from smartduka_tui.till import Till
 
 
 def register(subparsers: Any) -> None:
@@ -50,72 +42,48 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings_for(args)
-    except (ValueError, FileNotFoundError) as error:
-        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_reverse(args, settings))
+    return run_in_till(args, partial(_reverse, args), receipt_checks=True)
 
 
 def exit_code(verdict: ReversalVerdict) -> int:
     from smartduka_tui.payments.reversal import ReversalRefusal
 
     if verdict.reversed:
-        return EXIT_PAID
+        return EXIT_OK
     if verdict.refusal in (ReversalRefusal.MALFORMED, ReversalRefusal.BAD_NOTE):
-        return EXIT_REFUSED
+        return EXIT_BAD_INPUT
     if verdict.refusal is ReversalRefusal.NOT_SET_UP:
         return EXIT_NOT_SET_UP
-    return EXIT_NOT_PAID
+    return EXIT_FAILED
 
 
 def print_verdict(verdict: ReversalVerdict, *, as_json: bool) -> None:
-    if not as_json:
+    if as_json:
+        print(json.dumps(asdict(verdict), indent=2, sort_keys=True))
+    else:
         print(verdict.message)
-        return
-    out = {
-        "reversed": verdict.reversed,
-        "receipt": verdict.receipt,
-        "refusal": None if verdict.refusal is None else verdict.refusal.value,
-        "message": verdict.message,
-        "sale_ref": verdict.sale_ref,
-        "amount": verdict.amount,
-    }
-    print(json.dumps(out, indent=2, sort_keys=True))
 
 
-async def _manager_checked(engine: PaymentEngine) -> str | None:
-    """None when the manager's PIN was given; else why not (a PIN must be set for this)."""
+async def _reverse(args: argparse.Namespace, till: Till) -> int:
     from smartduka_tui.cli.common import CliError
-    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
+    from smartduka_tui.cli.manager import manager_only
 
-    if not await manager_pin_is_set(engine.store):
-        return (
+    try:
+        await manager_only(
+            till.engine.store,
+            "reverse a payment",
             "reversals are for a manager: set a manager PIN first (`smartduka manager "
-            "set-pin`). Nothing was sent."
+            "set-pin`). Nothing was sent.",
         )
-    try:
-        await check_manager_pin(engine.store, "reverse a payment")
     except CliError as error:
-        return error.message
-    return None
-
-
-async def _reverse(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        async with till_session(settings, None, receipt_checks=True) as till:
-            refusal = await _manager_checked(till.engine)
-            if refusal is not None:
-                return fail(refusal, EXIT_NOT_SET_UP)
-            service = till.receipt_checks
-            if service is None:
-                return fail(
-                    "reversals need the relay (M-Pesa answers through it): enrol this "
-                    "till first. Nothing was sent.",
-                    EXIT_NOT_SET_UP,
-                )
-            verdict = await service.reverse(args.receipt, args.note)
-            print_verdict(verdict, as_json=args.json)
-            return exit_code(verdict)
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+        return fail(error.message, EXIT_NOT_SET_UP)
+    service = till.receipt_checks
+    if service is None:
+        return fail(
+            "reversals need the relay (M-Pesa answers through it): enrol this "
+            "till first. Nothing was sent.",
+            EXIT_NOT_SET_UP,
+        )
+    verdict = await service.reverse(args.receipt, args.note)
+    print_verdict(verdict, as_json=args.json)
+    return exit_code(verdict)

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_NOT_SET_UP,
     EXIT_OK,
     CliError,
     open_store,
@@ -65,13 +64,7 @@ def register(subparsers: Any) -> None:
     opening.set_defaults(handler=cmd_open)
 
     x = actions.add_parser("x", help="the X report of the open shift (changes nothing)")
-    x.add_argument(
-        "--print",
-        dest="to_printer",
-        action="store_true",
-        help="also print it on the receipt printer",
-    )
-    x.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_flags(x)
     x.set_defaults(handler=cmd_x)
 
     closing = actions.add_parser("close", help="close the open shift with the cash counted")
@@ -81,13 +74,7 @@ def register(subparsers: Any) -> None:
         metavar="KES",
         help="the cash counted in the drawer, whole shillings",
     )
-    closing.add_argument(
-        "--print",
-        dest="to_printer",
-        action="store_true",
-        help="also print the Z report on the receipt printer",
-    )
-    closing.add_argument("--json", action="store_true", help="print the Z report as JSON")
+    _report_flags(closing, "the Z report", "the Z report")
     closing.set_defaults(handler=cmd_close)
 
     listing = actions.add_parser("list", help="the till's shifts, newest first")
@@ -97,13 +84,7 @@ def register(subparsers: Any) -> None:
 
     show = actions.add_parser("show", help="a closed shift's Z report, as it was at close")
     show.add_argument("z_number", metavar="Z", help="the Z number")
-    show.add_argument(
-        "--print",
-        dest="to_printer",
-        action="store_true",
-        help="also print it on the receipt printer",
-    )
-    show.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_flags(show)
     show.set_defaults(handler=cmd_show)
 
     export = actions.add_parser("export", help="a Z report as CSV, to a new file")
@@ -118,6 +99,18 @@ def register(subparsers: Any) -> None:
     export.set_defaults(handler=cmd_export)
 
 
+def _report_flags(
+    parser: argparse.ArgumentParser, it: str = "it", report: str = "the report"
+) -> None:
+    parser.add_argument(
+        "--print",
+        dest="to_printer",
+        action="store_true",
+        help=f"also print {it} on the receipt printer",
+    )
+    parser.add_argument("--json", action="store_true", help=f"print {report} as JSON")
+
+
 def _z(text: str) -> int:
     cleaned = text.strip().upper().removeprefix("Z")
     if not cleaned.isdigit() or int(cleaned) < 1:
@@ -128,23 +121,21 @@ def _z(text: str) -> int:
 async def _manager_checked(desk: ShiftDesk, store: Store, what: str) -> None:
     """The manager's PIN, asked as `smartduka reverse` asks it; CliError saying why when
     none is set or it is not given right (nothing changed then)."""
-    from smartduka_tui.cli.manager import check_manager_pin, manager_pin_is_set
+    from smartduka_tui.cli.manager import manager_only
 
-    if not await manager_pin_is_set(store):
-        raise CliError(
-            f"{what} is for a manager: set a manager PIN first (`smartduka manager set-pin`). "
-            "Nothing changed.",
-            EXIT_NOT_SET_UP,
-        )
     try:
-        await check_manager_pin(store, f"shift: {what} on till {desk.till_id}")
+        await manager_only(
+            store,
+            f"shift: {what} on till {desk.till_id}",
+            f"{what} is for a manager: set a manager PIN first (`smartduka manager set-pin`).",
+        )
     except CliError as error:
         raise CliError(f"{error.message} Nothing changed.", error.exit_code) from None
 
 
 def _with_desk(
     args: argparse.Namespace,
-    action: Any,
+    action: Callable[[ShiftDesk], Awaitable[int]],
     *,
     manager: tuple[str, Callable[[ShiftDesk], Awaitable[None]]] | None = None,
 ) -> int:
@@ -152,12 +143,7 @@ def _with_desk(
     would refuse), that check first, then the manager's PIN, then the action."""
 
     async def work(settings: Settings) -> int:
-        from smartduka_tui.payments.shifts import (
-            ShiftError,
-            ShiftInputError,
-            ShiftRefused,
-            desk_for,
-        )
+        from smartduka_tui.payments.shifts import ShiftError, ShiftInputError, desk_for
 
         async with open_store(settings, beside_the_app=True) as store:
             try:
@@ -171,12 +157,9 @@ def _with_desk(
                     what, check = manager
                     await check(desk)
                     await _manager_checked(desk, store, what)
-                code: int = await action(desk)
-                return code
+                return await action(desk)
             except ShiftInputError as error:
                 raise CliError(error.message, EXIT_BAD_INPUT) from None
-            except ShiftRefused as error:
-                raise CliError(error.message, EXIT_FAILED) from None
             except ShiftError as error:
                 raise CliError(error.message, EXIT_FAILED) from None
 
@@ -223,15 +206,20 @@ def cmd_open(args: argparse.Namespace) -> int:
     return _with_desk(args, action, manager=("opening a shift", check))
 
 
-async def _out(desk: ShiftDesk, report: Any, args: argparse.Namespace) -> None:
+def _print_report(report: Any, as_json: bool) -> None:
     from smartduka_tui.payments.shift_report import report_to_dict
-    from smartduka_tui.payments.shifts import ShiftPrintError
     from smartduka_tui.receipts.shift_report import render_text
 
-    if args.json:
+    if as_json:
         print(json.dumps(report_to_dict(report), indent=2, sort_keys=True))
     else:
         print(render_text(report), end="")
+
+
+async def _out(desk: ShiftDesk, report: Any, args: argparse.Namespace) -> None:
+    from smartduka_tui.payments.shifts import ShiftPrintError
+
+    _print_report(report, args.json)
     if getattr(args, "to_printer", False):
         try:
             await desk.print_report(report, via="cli")
@@ -250,15 +238,12 @@ def cmd_x(args: argparse.Namespace) -> int:
 
 def cmd_close(args: argparse.Namespace) -> int:
     async def action(desk: ShiftDesk) -> int:
-        from smartduka_tui.payments.shift_report import report_to_dict
-        from smartduka_tui.receipts.shift_report import closed_words, render_text
+        from smartduka_tui.receipts.shift_report import closed_words
 
         closed = await desk.close(args.counted, via="cli", print_report=args.to_printer)
         report = closed.report
-        if args.json:
-            print(json.dumps(report_to_dict(report), indent=2, sort_keys=True))
-        else:
-            print(render_text(report), end="")
+        _print_report(report, args.json)
+        if not args.json:
             print(closed_words(report))
         if closed.print_error is not None:
             _warn(

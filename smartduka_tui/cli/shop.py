@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     CliError,
-    SecretSource,
+    add_secret_flag,
+    flag_names,
+    needs_action,
     open_store,
+    read_secret,
     require_manager_pin,
     run,
+    secret_in_argv,
 )
 from smartduka_tui.cli.initiator import register_initiator
 
@@ -57,39 +59,19 @@ SECRET_FLAGS = {
 }
 
 
-@contextmanager
-def _flag_names() -> Iterator[None]:
-    """Say `--shortcode: ...` rather than `business_shortcode: ...`."""
-    from smartduka_tui.manager import ManagerInputError
-
-    try:
-        yield
-    except ManagerInputError as error:
-        flag = FLAG_FOR_FIELD.get(error.field, error.field)
-        raise CliError(f"{flag}: {error.message}. Nothing was saved.", EXIT_BAD_INPUT) from None
-
-
-def _refuse_secrets_in_argv(args: argparse.Namespace) -> None:
-    """CliError for a credential given as a command-line value (the message never repeats it)."""
-    for dest, env in SECRET_FLAGS.items():
-        if getattr(args, dest) not in (None, "-"):
-            flag = FLAG_FOR_FIELD[dest]
-            raise CliError(
-                f"{flag} takes no value on the command line: other users can read command "
-                f"lines (ps, /proc) and the shell keeps them in its history. Give `{flag} -` "
-                f"and type it at the prompt (or send one line on standard input), or set {env} "
-                "and add --secrets-from-env. Nothing was saved; if that value is real, treat it "
-                "as exposed and change it on the Daraja portal.",
-                EXIT_BAD_INPUT,
-            )
-
-
-def _read_secrets(args: argparse.Namespace, source: SecretSource) -> ShopSecrets:
+def _read_secrets(args: argparse.Namespace) -> ShopSecrets:
     from smartduka_tui.manager import ShopSecrets
 
-    _refuse_secrets_in_argv(args)
+    for dest, env in SECRET_FLAGS.items():
+        if getattr(args, dest) not in (None, "-"):
+            raise secret_in_argv(
+                FLAG_FOR_FIELD[dest],
+                env,
+                "and add --secrets-from-env. Nothing was saved; if that value is real, treat it "
+                "as exposed and change it on the Daraja portal.",
+            )
     values = {
-        dest: source.read(
+        dest: read_secret(
             dest.replace("_", " "), getattr(args, dest), env if args.secrets_from_env else None
         )
         for dest, env in SECRET_FLAGS.items()
@@ -168,10 +150,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.manager import TillSetup
 
-        secrets = _read_secrets(args, SecretSource())
+        secrets = _read_secrets(args)
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "add a shop")
-            with _flag_names():
+            with flag_names(FLAG_FOR_FIELD):
                 shop = await TillSetup(store, settings).add_shop(_config_from_args(args), secrets)
         if not args.json:
             print(f"Shop {shop.shop_id} added.")
@@ -200,10 +182,10 @@ def cmd_set(args: argparse.Namespace) -> int:
     async def work(settings: Settings) -> int:
         from smartduka_tui.manager import TillSetup
 
-        secrets = _read_secrets(args, SecretSource())
+        secrets = _read_secrets(args)
         async with open_store(settings, require_keys=bool(secrets.given())) as store:
             await require_manager_pin(store, "change a shop")
-            with _flag_names():
+            with flag_names(FLAG_FOR_FIELD):
                 changed, shop = await TillSetup(store, settings).change_shop(
                     args.id, _changes(args), secrets, clear_credentials=args.clear_credentials
                 )
@@ -249,15 +231,7 @@ async def _list_shops(setup: TillSetup, as_json: bool) -> None:
 
 def _secret_options(parser: argparse.ArgumentParser) -> None:
     for dest in SECRET_FLAGS:
-        parser.add_argument(
-            f"--{dest.replace('_', '-')}",
-            dest=dest,
-            nargs="?",
-            const="-",
-            metavar="-",
-            help=f"read the {dest.replace('_', ' ')} from standard input (a terminal prompts "
-            "without echo); never give its value here",
-        )
+        add_secret_flag(parser, FLAG_FOR_FIELD[dest], dest, dest.replace("_", " "))
     parser.add_argument(
         "--secrets-from-env",
         action="store_true",
@@ -267,12 +241,7 @@ def _secret_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     shop = subparsers.add_parser("shop", help="add, change or show a shop's M-Pesa configuration")
-
-    def usage(args: argparse.Namespace) -> int:
-        shop.print_help()
-        return EXIT_BAD_INPUT
-
-    shop.set_defaults(handler=usage)
+    needs_action(shop)
     actions = shop.add_subparsers(dest="shop_command", metavar="ACTION")
 
     add = actions.add_parser("add", help="add a shop")

@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -130,85 +131,49 @@ def cmd_transactions(args: argparse.Namespace) -> int:
                 await require_manager_pin(store, "show whole phone numbers")
             lists = PaymentLists(store, shop_id)
             rows = lists.all_problems(filters) if args.problems else lists.all_history(filters)
-            printer = _printer(args)
-            count = 0
             async with aclosing(rows):
-                async for row in rows:
-                    printer.row(row)
-                    count += 1
-                    if args.limit is not None and count >= args.limit:
-                        break
-            printer.end(count)
+                await _print(_first(rows, args.limit), args)
         return EXIT_OK
 
     return run(args.config, work)
 
 
-class _Printer:
-    def __init__(self, full_phones: bool) -> None:
-        self.full_phones = full_phones
+async def _first(rows: AsyncIterator[PaymentRow], limit: int | None) -> AsyncIterator[PaymentRow]:
+    """At most `limit` of `rows` (all without one), reading no page past the last."""
+    count = 0
+    async for row in rows:
+        yield row
+        count += 1
+        if count == limit:
+            return
 
-    def row(self, row: PaymentRow) -> None:
-        raise NotImplementedError
 
-    def end(self, count: int) -> None:
-        """After the last row."""
+async def _print(rows: AsyncIterator[PaymentRow], args: argparse.Namespace) -> None:
+    """The rows as a table, a JSON array or CSV, each row printed as it is read (but JSON's)."""
+    from smartduka_tui.manager import CSV_COLUMNS, csv_values, kenya_time, row_json
 
-
-class _Table(_Printer):
-    def __init__(self, full_phones: bool) -> None:
-        super().__init__(full_phones)
-        print(
-            f"{'KEY':<7} {'WHEN (KENYA)':<19} {'WHAT':<16} {'SALE':<9} {'KES':>8}  "
-            f"{'PHONE':<12}  {'CODE':<6} SUMMARY"
-        )
-
-    def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.manager import kenya_time
-
-        phone = (row.phone if self.full_phones and row.phone else row.phone_masked) or ""
+    full = args.full_phones
+    if args.json:
+        print(json.dumps([row_json(row, full_phones=full) async for row in rows], indent=2))
+        return
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_COLUMNS)
+        async for row in rows:
+            writer.writerow(csv_values(row, full_phones=full))
+        return
+    print(
+        f"{'KEY':<7} {'WHEN (KENYA)':<19} {'WHAT':<16} {'SALE':<9} {'KES':>8}  "
+        f"{'PHONE':<12}  {'CODE':<6} SUMMARY"
+    )
+    count = 0
+    async for row in rows:
+        phone = (row.phone if full and row.phone else row.phone_masked) or ""
         amount = "" if row.amount is None else f"{row.amount:,}"
         print(
             f"{row.key:<7} {kenya_time(row.created_at):<19} {row.what[:16]:<16} "
             f"{(row.sale_ref or '')[:9]:<9} {amount:>8}  {phone:<12}  "
             f"{(row.result_code or '')[:6]:<6} {row.summary}"
         )
-
-    def end(self, count: int) -> None:
-        print(f"{count} row{'s' if count != 1 else ''}.")
-
-
-class _Json(_Printer):
-    def __init__(self, full_phones: bool) -> None:
-        super().__init__(full_phones)
-        self.rows: list[dict[str, Any]] = []
-
-    def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.manager import row_json
-
-        self.rows.append(row_json(row, full_phones=self.full_phones))
-
-    def end(self, count: int) -> None:
-        print(json.dumps(self.rows, indent=2))
-
-
-class _Csv(_Printer):
-    def __init__(self, full_phones: bool) -> None:
-        from smartduka_tui.manager import CSV_COLUMNS
-
-        super().__init__(full_phones)
-        self.writer = csv.writer(sys.stdout)
-        self.writer.writerow(CSV_COLUMNS)
-
-    def row(self, row: PaymentRow) -> None:
-        from smartduka_tui.manager import csv_values
-
-        self.writer.writerow(csv_values(row, full_phones=self.full_phones))
-
-
-def _printer(args: argparse.Namespace) -> _Printer:
-    if args.json:
-        return _Json(args.full_phones)
-    if args.csv:
-        return _Csv(args.full_phones)
-    return _Table(args.full_phones)
+        count += 1
+    print(f"{count} row{'s' if count != 1 else ''}.")

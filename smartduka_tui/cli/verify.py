@@ -12,24 +12,16 @@ is not set up for receipt checks (no relay, initiator or certificate).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from smartduka_tui.cli.pay import (
-    EXIT_NOT_PAID,
-    EXIT_NOT_SET_UP,
-    EXIT_PAID,
-    EXIT_REFUSED,
-    SetupError,
-    fail,
-    load_settings_for,
-    till_session,
-)
+from smartduka_tui.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_SET_UP, EXIT_OK
+from smartduka_tui.cli.pay import fail, run_in_till
 
 if TYPE_CHECKING:
-    from smartduka_tui.config import Settings
     from smartduka_tui.payments.statement import ReceiptVerdict
+    from smartduka_tui.till import Till
 
 
 def register(subparsers: Any) -> None:
@@ -46,23 +38,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings_for(args)
-    except (ValueError, FileNotFoundError) as error:
-        return fail(f"configuration: {error}", EXIT_NOT_SET_UP)
-    return asyncio.run(_verify(args, settings))
+    return run_in_till(args, partial(_verify, args), receipt_checks=True)
 
 
 def _exit_code(verdict: ReceiptVerdict) -> int:
     from smartduka_tui.payments.statement import ReceiptRefusal
 
     if verdict.accepted:
-        return EXIT_PAID
+        return EXIT_OK
     if verdict.refusal is ReceiptRefusal.MALFORMED:
-        return EXIT_REFUSED
+        return EXIT_BAD_INPUT
     if verdict.refusal is ReceiptRefusal.NOT_SET_UP:
         return EXIT_NOT_SET_UP
-    return EXIT_NOT_PAID
+    return EXIT_FAILED
 
 
 def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
@@ -83,18 +71,13 @@ def print_verdict(verdict: ReceiptVerdict, *, as_json: bool) -> None:
     print(json.dumps(out, indent=2, sort_keys=True))
 
 
-async def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        async with till_session(settings, None, receipt_checks=True) as till:
-            service = till.receipt_checks
-            if service is None:
-                return fail(
-                    "receipt checks need the relay (M-Pesa answers through it): enrol this "
-                    "till first",
-                    EXIT_NOT_SET_UP,
-                )
-            verdict = await service.verify_receipt(args.code, args.sale)
-            print_verdict(verdict, as_json=args.json)
-            return _exit_code(verdict)
-    except SetupError as error:
-        return fail(str(error), EXIT_NOT_SET_UP)
+async def _verify(args: argparse.Namespace, till: Till) -> int:
+    service = till.receipt_checks
+    if service is None:
+        return fail(
+            "receipt checks need the relay (M-Pesa answers through it): enrol this till first",
+            EXIT_NOT_SET_UP,
+        )
+    verdict = await service.verify_receipt(args.code, args.sale)
+    print_verdict(verdict, as_json=args.json)
+    return _exit_code(verdict)

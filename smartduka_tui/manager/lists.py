@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -158,15 +158,21 @@ class RowPage:
 
 
 @dataclass(frozen=True, slots=True)
-class ProblemFilter:
-    """The problem list's filters; each narrows. `categories` None means every category."""
+class _ListFilter:
+    """The filters the problem list and the history share; each narrows."""
 
     since: datetime | None = None
     until: datetime | None = None
-    categories: frozenset[ProblemCategory] | None = None
     result_code: str | None = None
     phone: str | None = None
     till_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemFilter(_ListFilter):
+    """The problem list's filters. `categories` None means every category."""
+
+    categories: frozenset[ProblemCategory] | None = None
     include_resolved: bool = False
 
     def describe(self) -> str:
@@ -189,15 +195,10 @@ class ProblemFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryFilter:
+class HistoryFilter(_ListFilter):
     """The history's filters (states are attempt states here)."""
 
-    since: datetime | None = None
-    until: datetime | None = None
     states: frozenset[AttemptState] | None = None
-    result_code: str | None = None
-    phone: str | None = None
-    till_id: str | None = None
 
     def store_filter(self) -> AttemptFilter:
         return AttemptFilter(
@@ -281,39 +282,34 @@ def split_words(text: str | Iterable[str]) -> list[str]:
 
 
 def parse_categories(text: str | Iterable[str]) -> frozenset[ProblemCategory] | None:
-    words = split_words(text)
-    if not words:
-        return None
-    found: set[ProblemCategory] = set()
-    for word in words:
-        key = word.lower().replace("-", "_")
-        category = _CATEGORY_ALIASES.get(key)
-        if category is None:
-            try:
-                category = ProblemCategory(key)
-            except ValueError:
-                names = ", ".join(c.value for c in ProblemCategory)
-                raise ManagerInputError(
-                    "state", f"{word!r} is not a problem kind; use one of: {names}"
-                ) from None
-        found.add(category)
-    return frozenset(found)
+    return frozenset(map(_category, split_words(text))) or None
+
+
+def _category(word: str) -> ProblemCategory:
+    key = word.lower().replace("-", "_")
+    if key in _CATEGORY_ALIASES:
+        return _CATEGORY_ALIASES[key]
+    try:
+        return ProblemCategory(key)
+    except ValueError:
+        names = ", ".join(c.value for c in ProblemCategory)
+        raise ManagerInputError(
+            "state", f"{word!r} is not a problem kind; use one of: {names}"
+        ) from None
 
 
 def parse_states(text: str | Iterable[str]) -> frozenset[AttemptState] | None:
-    words = split_words(text)
-    if not words:
-        return None
-    found: set[AttemptState] = set()
-    for word in words:
-        try:
-            found.add(AttemptState(word.upper().replace("-", "_")))
-        except ValueError:
-            names = ", ".join(s.value.lower() for s in AttemptState)
-            raise ManagerInputError(
-                "state", f"{word!r} is not a payment state; use one of: {names}"
-            ) from None
-    return frozenset(found)
+    return frozenset(map(_state, split_words(text))) or None
+
+
+def _state(word: str) -> AttemptState:
+    try:
+        return AttemptState(word.upper().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(s.value.lower() for s in AttemptState)
+        raise ManagerInputError(
+            "state", f"{word!r} is not a payment state; use one of: {names}"
+        ) from None
 
 
 def problem_filter_from_text(
@@ -655,23 +651,22 @@ class PaymentLists:
             self.shop_id, unattached_only=unattached_only, limit=limit
         )
 
-    async def all_problems(self, filters: ProblemFilter) -> AsyncGenerator[PaymentRow, None]:
+    def all_problems(self, filters: ProblemFilter) -> AsyncGenerator[PaymentRow, None]:
         """Every row of the problem list under `filters` (for exports), page by page."""
-        cursor: ListCursor | None = None
-        while True:
-            page = await self.problems(filters, cursor, limit=500)
-            for row in page.rows:
-                yield row
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return _every_row(lambda cursor: self.problems(filters, cursor, limit=500))
 
-    async def all_history(self, filters: HistoryFilter) -> AsyncGenerator[PaymentRow, None]:
-        cursor: ListCursor | None = None
-        while True:
-            page = await self.history(filters, cursor, limit=500)
-            for row in page.rows:
-                yield row
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def all_history(self, filters: HistoryFilter) -> AsyncGenerator[PaymentRow, None]:
+        return _every_row(lambda cursor: self.history(filters, cursor, limit=500))
+
+
+async def _every_row(
+    page_after: Callable[[ListCursor | None], Awaitable[RowPage]],
+) -> AsyncGenerator[PaymentRow, None]:
+    cursor: ListCursor | None = None
+    while True:
+        page = await page_after(cursor)
+        for row in page.rows:
+            yield row
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

@@ -48,7 +48,7 @@ from smartduka_tui.manager.settings import (
     VerifyOutcome,
     VerifyResult,
 )
-from smartduka_tui.manager.setup import enrol_document, settings_view
+from smartduka_tui.manager.setup import TillSetup, settings_view
 from smartduka_tui.manager.summary import DailySummary, summarise_day
 from smartduka_tui.manager.words import (
     ACTOR_WORDS,
@@ -503,8 +503,6 @@ class ManagerService:
 
     async def _second_payment(self, problem: Problem) -> ReversalTarget:
         """A sale paid twice: its later payment (the earlier one keeps paying the sale)."""
-        if self.reversals is None:
-            raise ActionRefused("reversals need the relay (M-Pesa answers through it)")
         detail = problem.detail
         receipts = detail.get("receipts")
         sale_ref = detail.get("sale_ref")
@@ -726,7 +724,7 @@ class ManagerService:
                 f"the file is for shop {document.shop_id!r}, not this shop ({self.shop_id})",
             )
         try:
-            tills = await enrol_document(self.store, self.settings, document)
+            tills = await TillSetup(self.store, self.settings).enrol(document)
         except InputError as error:
             raise ManagerInputError("enrolment", f"{error.field}: {error.message}") from None
         except NotFoundError as error:
@@ -757,19 +755,20 @@ class ManagerService:
             consumer_secret=SecretStr(credentials.consumer_secret.reveal()),
         )
         client = DarajaClient.from_settings(self.settings, self.clock, transport=self._transport)
+        status: VerificationStatus | None
         try:
             await client.check_credentials(app)
         except AuthenticationFailed:
-            outcome = VerifyOutcome.REFUSED
+            outcome, status = VerifyOutcome.REFUSED, VerificationStatus.FAILED
             message = (
                 "M-Pesa refused the consumer key and secret. Copy them again from the Daraja "
                 "portal (the app's Keys), save, and verify again."
             )
         except DarajaError as error:
-            outcome = VerifyOutcome.UNREACHABLE
+            outcome, status = VerifyOutcome.UNREACHABLE, None
             message = f"M-Pesa could not be asked ({error.message}); nothing was recorded."
         else:
-            outcome = VerifyOutcome.VERIFIED
+            outcome, status = VerifyOutcome.VERIFIED, VerificationStatus.VERIFIED
             message = (
                 "M-Pesa accepted the consumer key and secret. The passkey is checked by the "
                 "first payment."
@@ -777,7 +776,7 @@ class ManagerService:
         finally:
             await client.aclose()
         async with self.store.write() as tx:
-            if outcome is VerifyOutcome.UNREACHABLE:
+            if status is None:
                 await self.store.audit.append(
                     tx,
                     actor=Actor.MANAGER,
@@ -787,11 +786,6 @@ class ManagerService:
                 )
                 shop = await self.store.shops.require(self.shop_id, tx=tx)
             else:
-                status = (
-                    VerificationStatus.VERIFIED
-                    if outcome is VerifyOutcome.VERIFIED
-                    else VerificationStatus.FAILED
-                )
                 shop = await self.store.shops.set_verification(
                     tx, self.shop_id, status, actor=Actor.MANAGER
                 )

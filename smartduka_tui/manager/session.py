@@ -32,8 +32,6 @@ class ManagerSession:
         if self._signed_in:
             self._last_activity = self._clock.monotonic()
 
-    def idle_for(self) -> float:
-        return self._clock.monotonic() - self._last_activity if self._signed_in else 0.0
-
     def idle_expired(self) -> bool:
-        return self._signed_in and self.idle_for() >= self.idle_timeout_s
+        idle = self._clock.monotonic() - self._last_activity
+        return self._signed_in and idle >= self.idle_timeout_s

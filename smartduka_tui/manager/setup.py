@@ -4,7 +4,7 @@
 It keeps no session, unlike `ManagerService`: a command asks for the PIN itself (`PinDesk.gate`)
 before it changes anything, and the first shop is added before any PIN exists. The rules it
 shares with the settings screen are written once, here: a shop's settings as a manager sees
-them (`settings_view`) and what keeping a relay's enrolment file means (`enrol_document`).
+them (`settings_view`) and what keeping a relay's enrolment file means (`TillSetup.enrol`).
 Store refusals of a typed value come back as ManagerInputError naming the field; anything
 else the store raises (a missing key, a busy or damaged database) goes up as it is.
 """
@@ -12,7 +12,7 @@ else the store raises (a missing key, a busy or damaged database) goes up as it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from smartduka_tui.config import Settings
@@ -48,15 +48,12 @@ class ShopChanges:
     enabled: bool | None = None
 
     def applied_to(self, config: ShopConfig) -> ShopConfig:
-        changes: dict[str, Any] = {}
-        for name in ("name", "mpesa_type", "account_prefix", "enabled"):
-            value = getattr(self, name)
-            if value is not None:
-                changes[name] = value
-        for name in ("business_shortcode", "till_number"):
-            value = getattr(self, name)
-            if value is not None:
-                changes[name] = value.strip() or None
+        changes: dict[str, Any] = {
+            name: value for name, value in asdict(self).items() if value is not None
+        }
+        for number in ("business_shortcode", "till_number"):
+            if number in changes:
+                changes[number] = changes[number].strip() or None
         return replace(config, **changes)
 
 
@@ -90,24 +87,6 @@ async def settings_view(store: Store, settings: Settings, shop: Shop) -> Setting
         production=settings.mode is Mode.PRODUCTION,
         initiator=None if store.keyring is None else await store.initiators.masked(shop.id),
     )
-
-
-async def enrol_document(
-    store: Store,
-    settings: Settings,
-    document: RelayEnrolment | RotatedSecret,
-    *,
-    relay_url: str | None = None,
-    replace_secret: bool = False,
-) -> tuple[TillView, ...]:
-    """Keep what the relay's enrolment file hands this till: a till's enrolment (its relay
-    URL `relay_url`, else the file's, else the configured one; https:// in production), or a
-    rotated callback secret, added to every till of the shop. EnrolmentRefused, nothing
-    stored, when that cannot be; the store's own refusals (a bad field, a kid already holding
-    another secret without `replace_secret`, no such shop) go up as they are."""
-    if isinstance(document, RelayEnrolment):
-        return (await _enrol_till(store, settings, document, relay_url, replace_secret),)
-    return await _add_rotated_secret(store, document, replace_secret)
 
 
 async def _enrol_till(
@@ -164,10 +143,6 @@ async def _add_rotated_secret(
     return tuple(till_view(till) for till in added)
 
 
-def _field_error(error: ShopConfigError) -> ManagerInputError:
-    return ManagerInputError(error.field, error.message)
-
-
 class TillSetup:
     """Shops, their credentials and initiator, and enrolment, in one till's store."""
 
@@ -203,7 +178,7 @@ class TillSetup:
             async with self.store.write() as tx:
                 shop = await self.store.shops.add(tx, config, secrets)
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return await settings_view(self.store, self.settings, shop)
 
     async def change_shop(
@@ -224,7 +199,7 @@ class TillSetup:
                     tx, changes.applied_to(before.config), secrets, clear_secrets=clear_credentials
                 )
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return after != before, await settings_view(self.store, self.settings, after)
 
     async def set_initiator(self, shop_id: str, name: Secret, password: Secret) -> str | None:
@@ -234,7 +209,7 @@ class TillSetup:
             async with self.store.write() as tx:
                 await self.store.initiators.set(tx, shop_id, name, password)
         except ShopConfigError as error:
-            raise _field_error(error) from None
+            raise ManagerInputError(error.field, error.message) from None
         return await self.store.initiators.masked(shop_id)
 
     async def enrol(
@@ -244,14 +219,15 @@ class TillSetup:
         relay_url: str | None = None,
         replace_secret: bool = False,
     ) -> tuple[TillView, ...]:
-        """`enrol_document` on this till's store."""
-        return await enrol_document(
-            self.store,
-            self.settings,
-            document,
-            relay_url=relay_url,
-            replace_secret=replace_secret,
-        )
+        """Keep what the relay's enrolment file hands this till: a till's enrolment (its relay
+        URL `relay_url`, else the file's, else the configured one; https:// in production), or
+        a rotated callback secret, added to every till of the shop. EnrolmentRefused, nothing
+        stored, when that cannot be; the store's own refusals (a bad field, a kid already
+        holding another secret without `replace_secret`, no such shop) go up as they are."""
+        if isinstance(document, RelayEnrolment):
+            till = await _enrol_till(self.store, self.settings, document, relay_url, replace_secret)
+            return (till,)
+        return await _add_rotated_secret(self.store, document, replace_secret)
 
 
 class PinDesk:

@@ -91,12 +91,8 @@ def describe_entry(entry: AuditEntry) -> str:
         said = f" (code {code})" if code is not None else ""
         return f"{words}{said}; nothing changed, it stayed {state}"
     if action == AuditAction.EVIDENCE_AWAITING_CONFIRMATION:
-        receipt = detail.get("receipt")
-        return "M-Pesa's callback said paid" + (
-            f" (receipt {receipt}); waiting for a query to confirm it"
-            if receipt
-            else "; waiting for a query to confirm it"
-        )
+        receipt = f" (receipt {detail['receipt']})" if detail.get("receipt") else ""
+        return f"M-Pesa's callback said paid{receipt}; waiting for a query to confirm it"
     if action == AuditAction.EVIDENCE_CONFIRMATION_SETTLED:
         return f"The confirming query answered (code {detail.get('query_code')})"
     if action == AuditAction.ATTEMPT_HANDED_TO_RECONCILER:
@@ -140,13 +136,12 @@ _TENDER_KIND_WORDS = {"CASH": "cash", "MPESA_STK": "M-Pesa prompt", "MPESA_C2B":
 
 def _describe_sale(action: str, detail: Mapping[str, Any]) -> str:
     sale = f"Sale {detail.get('sale_ref')}"
+    total = shillings(as_int(detail.get("total")))
     if action == AuditAction.SALE_OPENED:
         was = as_int(detail.get("was"))
         if was is not None:
-            return f"{sale}: total changed from {shillings(was)} to " + shillings(
-                as_int(detail.get("total"))
-            )
-        return f"{sale} opened: total {shillings(as_int(detail.get('total')))}"
+            return f"{sale}: total changed from {shillings(was)} to {total}"
+        return f"{sale} opened: total {total}"
     if action == AuditAction.SALE_TENDER_ADDED:
         kind = _TENDER_KIND_WORDS.get(str(detail.get("kind")), str(detail.get("kind")))
         words = f"{sale}: {shillings(as_int(detail.get('amount')))} paid by {kind}"
@@ -157,7 +152,6 @@ def _describe_sale(action: str, detail: Mapping[str, Any]) -> str:
         if detail.get("receipt"):
             words += f", receipt {detail['receipt']}"
         return words
-    total = shillings(as_int(detail.get("total")))
     if action == AuditAction.SALE_PAID:
         return f"{sale} paid in full ({total})"
     if action == AuditAction.SALE_ABANDONED:
@@ -299,11 +293,8 @@ def _generic(action: str, detail: Mapping[str, Any]) -> str:
 
 
 def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        whole = value.split(".")[0] if re.fullmatch(r"\d+(\.0+)?", value) else None
-        return int(whole) if whole is not None else None
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.0+)?", value):
+        return int(value.split(".")[0])
     return None

@@ -19,7 +19,7 @@ from smartduka_tui.store import Secret, Store, create_keyring, database_path, ke
 from smartduka_tui.store.lock import acquire_data_dir_lock
 from smartduka_tui.store.pin import MAX_WRONG_TRIES, ManagerPin
 from tests.manager.conftest import FIXED_SECRETS, PIN, SHOP, START, add_shop, tell_story
-from tests.support.cli import Runner, in_process, private_data_dir
+from tests.support.cli import Runner
 
 
 async def _seed(data_dir: Path, pin: str | None) -> dict[str, int]:
@@ -34,18 +34,6 @@ async def _seed(data_dir: Path, pin: str | None) -> dict[str, int]:
     finally:
         await store.close()
     return ids
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return private_data_dir(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def smartduka(
-    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Runner:
-    return in_process(capsys, monkeypatch)
 
 
 @pytest.fixture
