@@ -44,7 +44,7 @@ class _Pending:
     ticket: int
     done: Callable[[Any], object]
     refused: Callable[[Any], object] | None
-    failed: Callable[[], object] | None
+    failed: Callable[[], object] | str | None
     waits: bool
 
 
@@ -80,15 +80,16 @@ class ServiceCalls:
         name: str = "service",
         refusals: tuple[type[Exception], ...] | None = None,
         refused: Callable[[Any], object] | None = None,
-        failed: Callable[[], object] | None = None,
+        failed: Callable[[], object] | str | None = None,
         waits: bool = True,
         working: str | None = None,
     ) -> None:
         """Call `call()` on a worker. Its result goes to `done`; an error in `refusals` (by
         default REFUSALS) to `refused` (by default `show_refusal`); anything else is reported
-        once in plain words as "Something went wrong while {doing}", then `failed` runs. While
-        it runs (unless `waits` is off) the keys in WAITS are greyed, and `working` (if given)
-        says on the notice line what is happening."""
+        once in plain words as "Something went wrong while {doing}", then `failed` runs (words
+        instead of a callable go to the notice line, as an error). While it runs (unless
+        `waits` is off) the keys in WAITS are greyed, and `working` (if given) says on the
+        notice line what is happening."""
         self._tickets += 1
         if not hasattr(self, "_pending"):
             self._pending = {}  # a mixin has no __init__ of its own to make it in
@@ -137,11 +138,12 @@ class ServiceCalls:
         pending = self._answered(message.name, message.ticket)
         if pending is None:
             return
-        if message.error is None:
-            if pending.failed is not None:
-                pending.failed()
-        else:
+        if message.error is not None:
             self.route_refusal(message.error, pending.refused)
+        elif isinstance(pending.failed, str):
+            self.show_notice(pending.failed, "error")
+        elif pending.failed is not None:
+            pending.failed()
         self._after_answer()
 
     def _answered(self, name: str, ticket: int) -> _Pending | None:

@@ -324,10 +324,6 @@ class FailureScreen(SaleScreen):
     def _start_retry(self, *, customer_got_no_sms: bool) -> None:
         self._explained = None
         retry = self.till.services.payments.retry
-
-        def not_sent() -> None:
-            self.show_notice("The prompt was not sent. Try again.", "error")
-
         self.call_service(
             partial(retry, self.view.sale_ref, customer_got_no_sms=customer_got_no_sms),
             self._retry_sent,
@@ -335,23 +331,19 @@ class FailureScreen(SaleScreen):
             name="retry",
             refusals=(PaymentError,),
             refused=self._retry_refused,
-            failed=not_sent,
+            failed="The prompt was not sent. Try again.",
             working="Sending the payment request again…",
         )
 
     def _report_sms(self) -> None:
         """ "Got an SMS": the money may have moved, so the attempt goes to a manager."""
-
-        def not_recorded() -> None:
-            self.show_notice("Not recorded; call the manager.", "error")
-
         payments = self.till.services.payments
         self.call_service(
             partial(payments.report_customer_sms, self.view.attempt_id),
             self._take,
             "recording the customer's SMS",
             name="report",
-            failed=not_recorded,
+            failed="Not recorded; call the manager.",
             waits=False,
         )
 

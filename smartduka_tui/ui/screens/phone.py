@@ -237,9 +237,6 @@ class PhoneScreen(SaleScreen):
         else:
             self.show_notice(refusal_text(error), "error")
 
-    def _not_sent(self) -> None:
-        self.show_notice("The prompt was not sent. Try again.", "error")
-
     @on(ConnectionChanged)
     def _connection(self) -> None:
         self.update_bindings()
@@ -307,7 +304,7 @@ class PhoneScreen(SaleScreen):
             name="send",
             refusals=(PaymentError,),
             refused=self._refused,
-            failed=self._not_sent,
+            failed="The prompt was not sent. Try again.",
             working="Sending the payment request…",
         )
 
@@ -349,15 +346,12 @@ class PhoneScreen(SaleScreen):
         return await payments.start_payment(self.sale_ref, self.amount, phone)
 
     def _load_recent(self) -> None:
-        def none_loaded() -> None:
-            self._show_recent([])
-
         self.call_service(
             partial(self.till.services.payments.recent_phones, limit=5),
             self._show_recent,
             "loading recent phone numbers",
             name="recent",
-            failed=none_loaded,
+            failed=partial(self._show_recent, []),
             waits=False,
         )
 

@@ -192,7 +192,7 @@ class WaitingScreen(SaleScreen):
                 "handing the payment to the background check",
                 name="stop",
                 refusals=(PaymentError,),
-                failed=partial(self._say_failed, "Could not stop waiting; try again."),
+                failed="Could not stop waiting; try again.",
             )
 
     def action_retry(self) -> None:
@@ -226,16 +226,13 @@ class WaitingScreen(SaleScreen):
             name="check",
             refusals=(PaymentError,),
             refused=None if not quiet else self._quietly_refused,
-            failed=partial(self._say_failed, "Could not check now; it is checked again soon."),
+            failed="Could not check now; it is checked again soon.",
             waits=not quiet,
             working=None if quiet else "Asking M-Pesa…",
         )
 
     def _quietly_refused(self, error: PaymentError) -> None:
         """A quiet check's refusal: the regular checks carry on."""
-
-    def _say_failed(self, text: str) -> None:
-        self.show_notice(text, "error")
 
     def _refresh_view(self) -> None:
         def refreshed(view: PaymentView) -> None:
