@@ -278,12 +278,28 @@ class ShiftsScreen(ManagerScreen):
 class _ShiftDialog(ManagerModal[T]):
     """A figure to type for the shift desk; its refusal shows under the field."""
 
+    CSS_PATH = "shifts.tcss"
     REFUSALS = (ShiftError,)
     """The desk's refusals show under the field; a manager refusal is not expected here."""
+    HEADING = ""
 
     def __init__(self, desk: ShiftDesk) -> None:
         super().__init__()
         self.desk = desk
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="shift-dialog"):
+            yield Label(self.HEADING, classes="shift-title")
+            yield from self.compose_fields(self.till.options.cursor_blink)
+            yield Static("", classes="shift-error")
+        yield Footer()
+
+    def compose_fields(self, blink: bool) -> ComposeResult:
+        """What the dialog asks for, the first field focused."""
+        return iter(())
+
+    def on_mount(self) -> None:
+        self.query(Input).first().focus()
 
     @property
     def error_text(self) -> str:
@@ -307,27 +323,17 @@ class _ShiftDialog(ManagerModal[T]):
 
 
 class OpenShiftScreen(_ShiftDialog[Shift]):
-    CSS_PATH = "shifts.tcss"
+    HEADING = "Open the shift"
 
     float_input = getters.query_one("#float", Input)
 
-    def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
-        with Vertical(classes="shift-dialog"):
-            yield Label("Open the shift", classes="shift-title")
-            yield Static("The float: the cash in the drawer now, in whole shillings.")
-            yield till_input(
-                blink=blink, id="float", max_length=12, placeholder="e.g. 2000", compact=True
-            )
-            yield Static("Who runs the till this shift.")
-            yield till_input(
-                blink=blink, id="cashier", max_length=40, value="Cashier", compact=True
-            )
-            yield Static("", classes="shift-error")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.float_input.focus()
+    def compose_fields(self, blink: bool) -> ComposeResult:
+        yield Static("The float: the cash in the drawer now, in whole shillings.")
+        yield till_input(
+            blink=blink, id="float", max_length=12, placeholder="e.g. 2000", compact=True
+        )
+        yield Static("Who runs the till this shift.")
+        yield till_input(blink=blink, id="cashier", max_length=40, value="Cashier", compact=True)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
@@ -336,26 +342,18 @@ class OpenShiftScreen(_ShiftDialog[Shift]):
 
 
 class CloseShiftScreen(_ShiftDialog[ClosedShift]):
-    CSS_PATH = "shifts.tcss"
+    HEADING = "Close the shift"
 
     counted_input = getters.query_one("#counted", Input)
 
-    def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
-        with Vertical(classes="shift-dialog"):
-            yield Label("Close the shift", classes="shift-title")
-            yield Static(
-                "Count the cash in the drawer (float included) and type it in whole "
-                "shillings. The Z report then shows what it should be and the difference."
-            )
-            yield till_input(
-                blink=blink, id="counted", max_length=12, placeholder="e.g. 2850", compact=True
-            )
-            yield Static("", classes="shift-error")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.counted_input.focus()
+    def compose_fields(self, blink: bool) -> ComposeResult:
+        yield Static(
+            "Count the cash in the drawer (float included) and type it in whole "
+            "shillings. The Z report then shows what it should be and the difference."
+        )
+        yield till_input(
+            blink=blink, id="counted", max_length=12, placeholder="e.g. 2850", compact=True
+        )
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
