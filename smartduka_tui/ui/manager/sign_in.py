@@ -67,26 +67,23 @@ class SignInScreen(ServiceCalls, ModalScreen[None]):
         self._repeat_entered_early = False
 
     def compose(self) -> ComposeResult:
-        cursor_blink = self.till.options.cursor_blink
+        blink = self.till.options.cursor_blink
+
+        def pin_field(widget_id: str, placeholder: str) -> Input:
+            return till_input(
+                id=widget_id,
+                password=True,
+                restrict=r"[0-9]*",
+                max_length=12,
+                placeholder=placeholder,
+                blink=blink,
+            )
+
         with Vertical(id="sign-in-dialog"):
             yield Label("Manager PIN", id="sign-in-title")
             yield Static(f"To open {self.purpose}.", id="sign-in-purpose")
-            yield till_input(
-                id="pin",
-                password=True,
-                restrict=r"[0-9]*",
-                max_length=12,
-                placeholder="PIN",
-                blink=cursor_blink,
-            )
-            yield till_input(
-                id="pin-repeat",
-                password=True,
-                restrict=r"[0-9]*",
-                max_length=12,
-                placeholder="the same PIN again",
-                blink=cursor_blink,
-            )
+            yield pin_field("pin", "PIN")
+            yield pin_field("pin-repeat", "the same PIN again")
             yield Static("", id="sign-in-message")
         yield Footer()
 
