@@ -65,7 +65,7 @@ class _FilterDialog(ManagerModal[R]):
     def compose(self) -> ComposeResult:
         blink = cast("SmartDukaApp", self.app).options.cursor_blink
         values = self.initial()
-        with Vertical(id="filter-dialog"):
+        with Vertical(id="filter-dialog", classes="dialog"):
             yield Label(self.TITLE_TEXT, id="filter-title")
             with Grid(id="filter-form"):
                 for input_id, label, placeholder in self.FIELDS:

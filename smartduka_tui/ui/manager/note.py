@@ -32,7 +32,7 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
 
     def compose(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
-        with Vertical(id="note-dialog"):
+        with Vertical(id="note-dialog", classes="dialog"):
             yield Label(f"Mark {self.key} resolved", id="note-title")
             yield Static("Say what was done, e.g. refunded by M-Pesa, customer paid cash.")
             yield till_input(

@@ -43,7 +43,7 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
     def compose(self) -> ComposeResult:
         target = self.target
         blink = self.till.options.cursor_blink
-        with Vertical(id="reversal-dialog"):
+        with Vertical(id="reversal-dialog", classes="dialog"):
             yield Label(
                 f"Reverse {shillings(target.amount)} · receipt {target.receipt} · {target.what}",
                 id="reversal-title",

@@ -288,7 +288,7 @@ class _ShiftDialog(ManagerModal[T]):
         self.desk = desk
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="shift-dialog"):
+        with Vertical(classes="dialog shift-dialog"):
             yield Label(self.HEADING, classes="shift-title")
             yield from self.compose_fields(self.till.options.cursor_blink)
             yield Static("", classes="shift-error")

@@ -79,7 +79,7 @@ class SignInScreen(ServiceCalls, ModalScreen[None]):
                 blink=blink,
             )
 
-        with Vertical(id="sign-in-dialog"):
+        with Vertical(id="sign-in-dialog", classes="dialog"):
             yield Label("Manager PIN", id="sign-in-title")
             yield Static(f"To open {self.purpose}.", id="sign-in-purpose")
             yield pin_field("pin", "PIN")

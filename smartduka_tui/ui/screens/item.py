@@ -34,7 +34,7 @@ class ItemScreen(ModalScreen[SaleItem | None]):
 
     def compose(self) -> ComposeResult:
         cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(id="item-dialog"):
+        with Vertical(id="item-dialog", classes="dialog"):
             yield Label("Add an item", id="item-title")
             with Grid(id="item-form"):
                 yield Label("Item")

@@ -31,7 +31,7 @@ class ManagerMenuScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         app = cast("SmartDukaApp", self.app)
-        with Vertical(id="menu-dialog"):
+        with Vertical(id="menu-dialog", classes="dialog"):
             yield Label("Manager", id="menu-title")
             yield OptionList(
                 *(Option(f"{c.title}: {c.describe(app)}", id=c.id) for c in self.commands.values()),

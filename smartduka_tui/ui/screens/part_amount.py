@@ -60,7 +60,7 @@ class PartAmountScreen(ModalScreen[int | None]):
         self.blink = blink
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="part-dialog"):
+        with Vertical(id="part-dialog", classes="dialog"):
             yield Label("Charge part by M-Pesa", id="part-title")
             yield Static(
                 f"Still owed {shillings(self.owed)}. Amount for the prompt (KES); the rest is "

@@ -71,7 +71,7 @@ class UndoSaleScreen(ServiceCalls, ModalScreen[SaleView | None]):
     def compose(self) -> ComposeResult:
         blink = self.till.options.cursor_blink
         doing = "Refund the cash of" if self.refund else "Void"
-        with Vertical(id="undo-dialog"):
+        with Vertical(id="undo-dialog", classes="dialog"):
             yield Label(f"{doing} sale {self.sale_ref} ({shillings(self.total)})", id="undo-title")
             yield Static(self.help_words, id="undo-help")
             with Grid(id="undo-form"):

@@ -59,7 +59,7 @@ class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
 
     def compose(self) -> ComposeResult:
         sale = self.sale
-        with Vertical(id="verify-dialog"):
+        with Vertical(id="verify-dialog", classes="dialog"):
             yield Label("Receipt code from the customer", id="verify-title")
             yield Static(
                 (
