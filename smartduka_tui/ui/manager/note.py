@@ -31,17 +31,13 @@ class ResolveNoteScreen(ManagerModal[ActionResult]):
         self.key = key
 
     def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         with Vertical(id="note-dialog", classes="dialog"):
             yield Label(f"Mark {self.key} resolved", id="note-title")
             yield Static("Say what was done, e.g. refunded by M-Pesa, customer paid cash.")
-            yield till_input(
-                blink=blink, id="note", max_length=500, placeholder="what was done", compact=True
-            )
+            yield till_input(id="note", max_length=500, placeholder="what was done", compact=True)
             if self.key.startswith("A"):
                 yield Static("On the M-Pesa statement: the receipt if it was paid, no if not.")
                 yield till_input(
-                    blink=blink,
                     id="finding",
                     max_length=32,
                     placeholder="receipt · no · empty: the note only",

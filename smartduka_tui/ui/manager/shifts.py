@@ -290,11 +290,11 @@ class _ShiftDialog(ManagerModal[T]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog shift-dialog"):
             yield Label(self.HEADING, classes="shift-title")
-            yield from self.compose_fields(self.till.options.cursor_blink)
+            yield from self.compose_fields()
             yield Static("", classes="shift-error")
         yield Footer()
 
-    def compose_fields(self, blink: bool) -> ComposeResult:
+    def compose_fields(self) -> ComposeResult:
         """What the dialog asks for, the first field focused."""
         return iter(())
 
@@ -327,13 +327,11 @@ class OpenShiftScreen(_ShiftDialog[Shift]):
 
     float_input = getters.query_one("#float", Input)
 
-    def compose_fields(self, blink: bool) -> ComposeResult:
+    def compose_fields(self) -> ComposeResult:
         yield Static("The float: the cash in the drawer now, in whole shillings.")
-        yield till_input(
-            blink=blink, id="float", max_length=12, placeholder="e.g. 2000", compact=True
-        )
+        yield till_input(id="float", max_length=12, placeholder="e.g. 2000", compact=True)
         yield Static("Who runs the till this shift.")
-        yield till_input(blink=blink, id="cashier", max_length=40, value="Cashier", compact=True)
+        yield till_input(id="cashier", max_length=40, value="Cashier", compact=True)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
@@ -346,14 +344,12 @@ class CloseShiftScreen(_ShiftDialog[ClosedShift]):
 
     counted_input = getters.query_one("#counted", Input)
 
-    def compose_fields(self, blink: bool) -> ComposeResult:
+    def compose_fields(self) -> ComposeResult:
         yield Static(
             "Count the cash in the drawer (float included) and type it in whole "
             "shillings. The Z report then shows what it should be and the difference."
         )
-        yield till_input(
-            blink=blink, id="counted", max_length=12, placeholder="e.g. 2850", compact=True
-        )
+        yield till_input(id="counted", max_length=12, placeholder="e.g. 2850", compact=True)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:

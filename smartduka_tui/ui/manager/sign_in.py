@@ -67,8 +67,6 @@ class SignInScreen(ServiceCalls, ModalScreen[None]):
         self._repeat_entered_early = False
 
     def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
-
         def pin_field(widget_id: str, placeholder: str) -> Input:
             return till_input(
                 id=widget_id,
@@ -76,7 +74,6 @@ class SignInScreen(ServiceCalls, ModalScreen[None]):
                 restrict=r"[0-9]*",
                 max_length=12,
                 placeholder=placeholder,
-                blink=blink,
             )
 
         with Vertical(id="sign-in-dialog", classes="dialog"):

@@ -84,7 +84,6 @@ class CashScreen(TillScreen):
         self.taken: CashTaken | None = None
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         with Vertical(id="cash-body"):
             owed = f" · still owed {shillings(self.owed)}" if self.owed != self.total else ""
             yield Label(
@@ -93,9 +92,9 @@ class CashScreen(TillScreen):
             )
             with Grid(id="cash-form"):
                 yield Label("Cash given (KES)", classes="field-label")
-                yield till_input(id="cash-given", max_length=12, blink=blink, placeholder="0")
+                yield till_input(id="cash-given", max_length=12, placeholder="0")
                 yield Label("Pay in cash (KES)", classes="field-label")
-                yield till_input(id="cash-part", value=str(self.owed), max_length=12, blink=blink)
+                yield till_input(id="cash-part", value=str(self.owed), max_length=12)
             yield Static(
                 f"Pay in cash is what the cash pays toward the sale: leave {self.owed:,} to pay "
                 "it all, or type less and take the rest by M-Pesa.",

@@ -129,7 +129,6 @@ class CheckoutScreen(TillScreen):
         """The sale on the checkout when money has been taken toward it (part paid)."""
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         with Vertical(id="checkout-body"):
             yield Label("New sale", id="checkout-title")
             with Grid(id="checkout-form"):
@@ -140,14 +139,12 @@ class CheckoutScreen(TillScreen):
                     id="total",
                     placeholder="0",
                     max_length=12,
-                    blink=blink,
                     select_on_focus=False,
                 )
                 yield Label("Sale reference", classes="field-label")
                 yield till_input(
                     id="sale-ref",
                     max_length=20,
-                    blink=blink,
                     select_on_focus=False,
                 )
             yield Static(TOTAL_HINT, id="total-hint")
@@ -356,8 +353,7 @@ class CheckoutScreen(TillScreen):
 
         checks = self.till.services.receipt_checks
         if checks is not None:
-            blink = self.till.options.cursor_blink
-            self.app.push_screen(VerifyReceiptScreen(checks, blink=blink))
+            self.app.push_screen(VerifyReceiptScreen(checks))
 
     def action_pay(self) -> None:
         after_pending_keys(self, self._pay_now)

@@ -278,8 +278,7 @@ class FailureScreen(SaleScreen):
             if paid is not None:
                 self._take(paid)
 
-        blink = self.till.options.cursor_blink
-        self.app.push_screen(VerifyReceiptScreen(checks, self.view, blink=blink), closed)
+        self.app.push_screen(VerifyReceiptScreen(checks, self.view), closed)
 
     def action_retry(self) -> None:
         if self.busy or not self.retry_possible():

@@ -53,11 +53,10 @@ class PartAmountScreen(ModalScreen[int | None]):
     part_amount_input = getters.query_one("#part-amount", Input)
     part_problem_text = getters.query_one("#part-problem", Static)
 
-    def __init__(self, owed: int, current: int, *, blink: bool = True) -> None:
+    def __init__(self, owed: int, current: int) -> None:
         super().__init__()
         self.owed = owed
         self.current = current
-        self.blink = blink
 
     def compose(self) -> ComposeResult:
         with Vertical(id="part-dialog", classes="dialog"):
@@ -67,9 +66,7 @@ class PartAmountScreen(ModalScreen[int | None]):
                 "taken in cash (F10 on the checkout).",
                 id="part-help",
             )
-            yield till_input(
-                id="part-amount", value=str(self.current), max_length=12, blink=self.blink
-            )
+            yield till_input(id="part-amount", value=str(self.current), max_length=12)
             yield Static("", id="part-problem")
         yield TillFooter()
 

@@ -109,7 +109,6 @@ class PhoneScreen(SaleScreen):
         """The recent number marked with ↓/↑ (an index into `recent`), if any."""
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         if self.retry_of is None:
             title = self._title()
         else:
@@ -124,7 +123,6 @@ class PhoneScreen(SaleScreen):
                 id="phone",
                 placeholder="07XX XXX XXX",
                 max_length=20,
-                blink=blink,
             )
             yield Static(PHONE_HINT, id="phone-check")
             yield Label("Recent at this till", id="recent-title")
@@ -272,8 +270,7 @@ class PhoneScreen(SaleScreen):
                 self.show_notice(f"The prompt charges {shillings(amount)}.{note}")
             self.phone_input.focus()
 
-        blink = self.till.options.cursor_blink
-        self.app.push_screen(PartAmountScreen(self.owed, self.amount, blink=blink), chosen)
+        self.app.push_screen(PartAmountScreen(self.owed, self.amount), chosen)
 
     def action_send(self) -> None:
         after_pending_keys(self, self._send_now)

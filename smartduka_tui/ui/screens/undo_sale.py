@@ -69,16 +69,15 @@ class UndoSaleScreen(ServiceCalls, ModalScreen[SaleView | None]):
         )
 
     def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         doing = "Refund the cash of" if self.refund else "Void"
         with Vertical(id="undo-dialog", classes="dialog"):
             yield Label(f"{doing} sale {self.sale_ref} ({shillings(self.total)})", id="undo-title")
             yield Static(self.help_words, id="undo-help")
             with Grid(id="undo-form"):
                 yield Label("Manager PIN")
-                yield till_input(id="undo-pin", password=True, max_length=12, blink=blink)
+                yield till_input(id="undo-pin", password=True, max_length=12)
                 yield Label("Note (why)")
-                yield till_input(id="undo-note", max_length=500, blink=blink)
+                yield till_input(id="undo-note", max_length=500)
             yield Static("", id="undo-problem")
         yield TillFooter()
 
