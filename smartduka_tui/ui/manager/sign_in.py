@@ -42,7 +42,7 @@ SET_PIN_HELP = (
 class SignInScreen(ServiceCalls, ModalScreen[None]):
     CSS_PATH = "sign_in.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
+        Binding("escape", "dismiss", "Cancel", id="sign_in.cancel"),
         # Enter acts as the app receives it (see `after_pending_keys`): the PIN's Enter moves
         # the focus at once, so the repeat typed straight after it lands in its own field.
         Binding("enter", "enter", show=False, priority=True),
@@ -189,6 +189,3 @@ class SignInScreen(ServiceCalls, ModalScreen[None]):
             )
         elif check is not None:
             self._say(check.explain(), error=True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -23,7 +23,7 @@ class ItemScreen(ModalScreen[SaleItem | None]):
     CSS_PATH = "item.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "add", "Add", priority=True, id="item.add", tooltip="Add this line"),
-        Binding("escape", "cancel", "Cancel", id="item.cancel", tooltip="Add nothing"),
+        Binding("escape", "dismiss", "Cancel", id="item.cancel", tooltip="Add nothing"),
         *TYPING_ORDER_BINDINGS,
     ]
 
@@ -73,6 +73,3 @@ class ItemScreen(ModalScreen[SaleItem | None]):
             self.item_problem_text.update(item_problem(*self._values()) or "")
             return
         self.dismiss(item)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -46,7 +46,7 @@ class PartAmountScreen(ModalScreen[int | None]):
     CSS_PATH = "part_amount.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "set", "Set", priority=True, id="part.set", tooltip="Charge this much"),
-        Binding("escape", "cancel", "Cancel", id="part.cancel", tooltip="Keep the amount"),
+        Binding("escape", "dismiss", "Cancel", id="part.cancel", tooltip="Keep the amount"),
         *TYPING_ORDER_BINDINGS,
     ]
 
@@ -95,6 +95,3 @@ class PartAmountScreen(ModalScreen[int | None]):
             cast("SmartDukaApp", self.app).bell()
             return
         self.dismiss(read_shillings(text, "The amount"))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

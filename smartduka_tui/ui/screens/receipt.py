@@ -37,7 +37,7 @@ def outcome_words(outcome: PrintOutcome) -> str:
 class ReceiptScreen(ServiceCalls, ModalScreen[None]):
     CSS_PATH = "receipt.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter", "close", "Close", id="receipt.close"),
+        Binding("escape,enter", "dismiss", "Close", id="receipt.close"),
         Binding(
             "p",
             "print_copy",
@@ -114,6 +114,3 @@ class ReceiptScreen(ServiceCalls, ModalScreen[None]):
         # success screen's `_say_printer`).
         for line in self.query("#receipt-status").results(Static):
             line.update(text)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
