@@ -27,10 +27,11 @@ Adding screens (the manager tools do): write the screen in `ui/manager/` (one mo
 `.tcss` each), subclass `screens.base.TillScreen` to get the frame, and list a
 `extensions.ScreenCommand` for it in `ui.manager.screen_commands()`. The app then offers it in
 the command palette (Ctrl+P) and the manager menu (F9) with no other change; `make_app(...,
-extensions=[...])` replaces the list (tests do). To grey keys out, override `ready` (not
-`check_action` or `action_state`) and list in `WAITS` the actions that call a service, which are
-greyed while `busy`; `TillScreen.check_action` already ignores keys that reach a screen before it
-has mounted. Do not `watch` the app's reactives from a screen's widgets (a watcher keeps the
-closed screen alive): implement `clock_moved`, `show_connection` or `show_awaiting`, which the
-app calls on every `TillScreen` in the stack.
+extensions=[...])` replaces the list (tests do). Call services with `call_service` (on every
+`TillScreen` and dialog: one worker, its answer routed on the message loop). To grey keys out,
+override `ready` (not `check_action` or `action_state`) and list in `WAITS` the actions that call
+a service, which are greyed while `busy`; `TillScreen.check_action` already ignores keys that
+reach a screen before it has mounted. Do not `watch` the app's reactives from a screen's widgets
+(a watcher keeps the closed screen alive): implement `clock_moved`, `show_connection` or
+`show_awaiting`, which the app calls on every `TillScreen` in the stack.
 """

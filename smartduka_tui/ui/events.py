@@ -2,15 +2,14 @@
 
 The payment engine and the connection source call plain listeners; the app turns each call into
 `PaymentChanged` or `ConnectionChanged` (listener -> post_message -> handler), so every state
-change is handled on the app's message loop, in order, by the screen that cares. A screen's own
-workers answer with `Refreshed`, `Refused` or `Answered` in the same way: the worker calls the
-service, the handler changes the screen.
+change is handled on the app's message loop, in order, by the screen that cares. A screen's
+service calls (`ServiceCalls.call_service`) answer with `ServiceAnswered` or `ServiceRefused` in
+the same way: the worker calls the service, the handler changes the screen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from textual.message import Message
 
@@ -18,6 +17,8 @@ from smartduka_tui.connectivity import ConnectionState
 
 if TYPE_CHECKING:
     from smartduka_tui.payments.api import PaymentView
+
+T = TypeVar("T")
 
 # Neither bubbles: the app forwards copies to its screens, and a copy bubbling back up to the
 # app would be forwarded again, for ever. (Textual sets `bubble` from the class keyword.)
@@ -40,37 +41,23 @@ class ConnectionChanged(Message, bubble=False):
         self.previous = previous
 
 
-class PromptSent(Message, bubble=False):
-    """The service stored an attempt and sent (or is sending) its prompt: a first prompt from
-    the phone screen, or a retry from the failure screen."""
+class ServiceAnswered(Message, Generic[T], bubble=False):
+    """A screen's service call `name` (its `ticket`-th) returned `result`."""
 
-    def __init__(self, view: PaymentView) -> None:
+    def __init__(self, name: str, ticket: int, result: T) -> None:
         super().__init__()
-        self.view = view
+        self.name = name
+        self.ticket = ticket
+        self.result = result
 
 
-class Refreshed(Message, bubble=False):
-    """A screen's worker read a fresh view of its attempt from the service (check now, a
-    periodic refresh, the result of a report)."""
+class ServiceRefused(Message, bubble=False):
+    """A screen's service call `name` (its `ticket`-th) said no with `error`, one of the
+    refusals it expects, or failed unexpectedly (`error` None: already reported in plain words).
+    Either way nothing was changed."""
 
-    def __init__(self, view: PaymentView) -> None:
+    def __init__(self, name: str, ticket: int, error: Exception | None) -> None:
         super().__init__()
-        self.view = view
-
-
-class Refused(Message, bubble=False):
-    """A screen's service call said no, or failed: `text` says so in plain words, and nothing
-    was changed."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class Answered(Message, bubble=False):
-    """A manager-service call made by a worker has finished; `apply` updates the screen (on the
-    message loop, where screen state is owned)."""
-
-    def __init__(self, apply: Callable[[], None]) -> None:
-        super().__init__()
-        self.apply = apply
+        self.name = name
+        self.ticket = ticket
+        self.error = error

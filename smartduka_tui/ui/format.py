@@ -6,11 +6,10 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from smartduka_tui.model import SaleState
 from smartduka_tui.mpesa.kenya_time import KENYA_TZ, kenya_clock
 
 if TYPE_CHECKING:
-    from smartduka_tui.payments.sales import SaleView, TenderView
+    from smartduka_tui.payments.sales import TenderView
 
 
 def shillings(amount: int) -> str:
@@ -26,16 +25,6 @@ def tender_words(tender: TenderView) -> str:
     if tender.receipt:
         text += f" {tender.receipt}"
     return text
-
-
-def sale_record_words(sale: SaleView) -> str | None:
-    """What a sale's record says beyond its state, or None: a refunded split sale says
-    "cash refunded, M-Pesa part awaiting reversal" until the reversal's result comes."""
-    if sale.awaiting_reversal:
-        return "cash refunded, M-Pesa part awaiting reversal"
-    if sale.state is SaleState.REFUNDED and sale.mpesa_tenders:
-        return "cash refunded, M-Pesa part reversed"
-    return None
 
 
 def local_time(moment: datetime) -> str:

@@ -10,14 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartduka_tui.model import SaleState, TenderKind
+from smartduka_tui.model import TenderKind
 from smartduka_tui.mpesa.kenya_time import kenya_clock
-from smartduka_tui.payments.sales import SaleView, TenderView
+from smartduka_tui.payments.sales import TenderView
 from smartduka_tui.ui.format import (
     countdown,
     local_time,
     masked_apart,
-    sale_record_words,
     seconds_left,
     shillings,
     tender_words,
@@ -87,31 +86,3 @@ def test_a_tender_in_one_line() -> None:
         "KES 200 cash",
         f"KES 300 {TenderKind.MPESA_STK.label.lower().replace('m-pesa', 'M-Pesa')} TKQ9ZZ1A2B",
     ]
-
-
-def _sale(state: SaleState, *tenders: TenderView) -> SaleView:
-    return SaleView(
-        sale_ref="S1",
-        till_id="till1",
-        total=sum(t.amount for t in tenders),
-        state=state,
-        tenders=tenders,
-        lines=(),
-        opened_at=datetime(2026, 1, 15, 9, tzinfo=UTC),
-        closed_at=None,
-        note=None,
-    )
-
-
-def test_a_refunded_split_sale_says_where_its_m_pesa_part_stands() -> None:
-    cash = _tender(TenderKind.CASH, 200, cash_given=200, change_given=0)
-    waiting = _tender(TenderKind.MPESA_STK, 300, receipt="R1")
-    back = _tender(TenderKind.MPESA_STK, 300, receipt="R1", reversed=True)
-    assert sale_record_words(_sale(SaleState.REFUNDED, cash, waiting)) == (
-        "cash refunded, M-Pesa part awaiting reversal"
-    )
-    assert sale_record_words(_sale(SaleState.REFUNDED, cash, back)) == (
-        "cash refunded, M-Pesa part reversed"
-    )
-    assert sale_record_words(_sale(SaleState.REFUNDED, cash)) is None
-    assert sale_record_words(_sale(SaleState.PAID, cash, waiting)) is None

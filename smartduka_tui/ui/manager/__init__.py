@@ -16,6 +16,7 @@ last manager screen closes, or after five minutes without a key (see `base.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from smartduka_tui.ui.extensions import ScreenCommand
@@ -25,47 +26,61 @@ if TYPE_CHECKING:
 
     from smartduka_tui.ui.app import SmartDukaApp
 
+SCREENS = (
+    # id, title, help, module.class (loaded when first opened), what the PIN dialog opens
+    (
+        "problems",
+        "Problem payments",
+        "Failed, stuck and suspicious payments: check, resolve, export",
+        "problems.ProblemsScreen",
+        "problem payments",
+    ),
+    (
+        "settings",
+        "M-Pesa settings",
+        "Paybill or till, credentials, relay enrolment, verify",
+        "mpesa_settings.MpesaSettingsScreen",
+        "the M-Pesa settings",
+    ),
+    (
+        "audit",
+        "Audit log",
+        "Every change, and a check that none was altered",
+        "audit_log.AuditLogScreen",
+        "the audit log",
+    ),
+    (
+        "history",
+        "Sales history",
+        "The daily summary and every payment of a day",
+        "history.HistoryScreen",
+        "the sales history",
+    ),
+    (
+        "direct_payments",
+        "Direct payments",
+        "Direct payments no sale holds, and the last M-Pesa statement pull",
+        "direct_payments.DirectPaymentsScreen",
+        "the direct payments",
+    ),
+    (
+        "shifts",
+        "Shifts",
+        "Open the shift with a float, X report, close with the cash counted (Z)",
+        "shifts.ShiftsScreen",
+        "the shifts",
+    ),
+)
+"""The manager screens the app offers, in menu order."""
 
-def _problems() -> Screen[Any]:
-    from smartduka_tui.ui.manager.problems import ProblemsScreen
 
-    return ProblemsScreen()
-
-
-def _settings() -> Screen[Any]:
-    from smartduka_tui.ui.manager.mpesa_settings import MpesaSettingsScreen
-
-    return MpesaSettingsScreen()
-
-
-def _audit() -> Screen[Any]:
-    from smartduka_tui.ui.manager.audit_log import AuditLogScreen
-
-    return AuditLogScreen()
-
-
-def _history() -> Screen[Any]:
-    from smartduka_tui.ui.manager.history import HistoryScreen
-
-    return HistoryScreen()
-
-
-def _direct_payments() -> Screen[Any]:
-    from smartduka_tui.ui.manager.direct_payments import DirectPaymentsScreen
-
-    return DirectPaymentsScreen()
-
-
-def _shifts() -> Screen[Any]:
-    from smartduka_tui.ui.manager.shifts import ShiftsScreen
-
-    return ShiftsScreen()
-
-
-def behind_pin(
-    target: Callable[[], Screen[Any]], purpose: str
-) -> Callable[[SmartDukaApp], Screen[Any]]:
+def behind_pin(screen: str, purpose: str) -> Callable[[SmartDukaApp], Screen[Any]]:
     """`open` for a manager screen: the screen itself while signed in, else the PIN first."""
+
+    def target() -> Screen[Any]:
+        module, _, name = screen.partition(".")
+        made: Screen[Any] = getattr(import_module(f"{__name__}.{module}"), name)()
+        return made
 
     def open_screen(app: SmartDukaApp) -> Screen[Any]:
         from smartduka_tui.ui.manager.sign_in import SignInScreen
@@ -88,54 +103,14 @@ def needs_sign_in(app: SmartDukaApp) -> bool:
 
 
 def screen_commands() -> tuple[ScreenCommand, ...]:
-    """The manager screens the app offers, in menu order."""
-    return (
+    return tuple(
         ScreenCommand(
-            id="manager.problems",
-            title="Problem payments",
-            help="Failed, stuck and suspicious payments: check, resolve, export",
-            open=behind_pin(_problems, "problem payments"),
+            id=f"manager.{id_}",
+            title=title,
+            help=help_,
+            open=behind_pin(screen, purpose),
             available=has_manager_service,
             locked=needs_sign_in,
-        ),
-        ScreenCommand(
-            id="manager.settings",
-            title="M-Pesa settings",
-            help="Paybill or till, credentials, relay enrolment, verify",
-            open=behind_pin(_settings, "the M-Pesa settings"),
-            available=has_manager_service,
-            locked=needs_sign_in,
-        ),
-        ScreenCommand(
-            id="manager.audit",
-            title="Audit log",
-            help="Every change, and a check that none was altered",
-            open=behind_pin(_audit, "the audit log"),
-            available=has_manager_service,
-            locked=needs_sign_in,
-        ),
-        ScreenCommand(
-            id="manager.history",
-            title="Sales history",
-            help="The daily summary and every payment of a day",
-            open=behind_pin(_history, "the sales history"),
-            available=has_manager_service,
-            locked=needs_sign_in,
-        ),
-        ScreenCommand(
-            id="manager.direct_payments",
-            title="Direct payments",
-            help="Direct payments no sale holds, and the last M-Pesa statement pull",
-            open=behind_pin(_direct_payments, "the direct payments"),
-            available=has_manager_service,
-            locked=needs_sign_in,
-        ),
-        ScreenCommand(
-            id="manager.shifts",
-            title="Shifts",
-            help="Open the shift with a float, X report, close with the cash counted (Z)",
-            open=behind_pin(_shifts, "the shifts"),
-            available=has_manager_service,
-            locked=needs_sign_in,
-        ),
+        )
+        for id_, title, help_, screen, purpose in SCREENS
     )

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from textual import events, on
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, DataTable, Input, Select
 
 from smartduka_tui.manager import ManagerError, ManagerService, NotSignedIn
-from smartduka_tui.ui.events import Answered
-from smartduka_tui.ui.screens.base import TillScreen
+from smartduka_tui.ui.screens.base import ServiceCalls, TillScreen
 
 if TYPE_CHECKING:
     from smartduka_tui.ui.app import SmartDukaApp
 
 R = TypeVar("R")
-T = TypeVar("T")
 
 SIGNED_OUT_IDLE = "Manager signed out: no key was pressed for {minutes} minutes."
 SIGNED_OUT = "Manager signed out."
@@ -99,6 +96,7 @@ class ManagerScreen(_Activity, TillScreen):
     """A full screen behind the manager PIN: the till's frame plus Back and Sign out."""
 
     FOOTER_PALETTE = False
+    REFUSALS: ClassVar[tuple[type[Exception], ...]] = (ManagerError,)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="manager.back", tooltip="Close this screen"),
@@ -114,61 +112,13 @@ class ManagerScreen(_Activity, TillScreen):
     def on_mount(self) -> None:
         self.watch(self.app, "now", self._tick, init=False)
 
-    def call_service(
-        self,
-        call: Callable[[], Awaitable[T]],
-        done: Callable[[T], None],
-        doing: str,
-        *,
-        refused: Callable[[ManagerError], None] | None = None,
-        working: str | None = None,
-    ) -> None:
-        """Run one manager-service call on a worker. Its result goes to `done`; a refusal
-        (`ManagerError`) to `refused` or the notice line; an ended session closes the manager
-        screens; anything unexpected is logged and reported in plain words. While it runs the
-        keys in WAITS are greyed and `working` (if given) says what is happening on the notice
-        line."""
-        if working is not None:
-            self.show_notice(working)
-        self.busy = True
-        self.update_bindings()
-        self.run_worker(
-            self._serve(call, done, refused, doing),
-            group="manager-call",
-            exclusive=True,
-            exit_on_error=False,
-        )
-
-    async def _serve(
-        self,
-        call: Callable[[], Awaitable[T]],
-        done: Callable[[T], None],
-        refused: Callable[[ManagerError], None] | None,
-        doing: str,
-    ) -> None:
-        try:
-            result = await self.till.call_service(call())
-        except NotSignedIn:
-            self.post_message(Answered(lambda: leave_manager_area(self.till, SIGNED_OUT)))
-        except ManagerError as error:
-            handler = refused or self.show_refusal
-            # `error` is unbound when the except block ends: hand the object over now.
-            self.post_message(Answered(partial(handler, error)))
-        except Exception as error:
-            self.till.report_unexpected(error, doing)
-            self.post_message(Answered(lambda: None))
+    def route_refusal(self, error: Exception, refused: Callable[[Any], object] | None) -> None:
+        """An ended session closes the manager screens, whatever the call would do with a
+        refusal."""
+        if isinstance(error, NotSignedIn):
+            leave_manager_area(self.till, SIGNED_OUT)
         else:
-            self.post_message(Answered(partial(done, result)))
-
-    def show_refusal(self, error: ManagerError) -> None:
-        self.show_notice(error.message, "error")
-
-    @on(Answered)
-    def _answered(self, message: Answered) -> None:
-        self.busy = False
-        message.apply()
-        if self.is_attached:
-            self.update_bindings()
+            super().route_refusal(error, refused)
 
     def clock_moved(self, now: datetime) -> None:
         """The app's clock tick, where the app pushes it to its screens (the watch above covers
@@ -204,8 +154,10 @@ class ManagerScreen(_Activity, TillScreen):
             self._in_background(self.manager.sign_out("left the manager screens"))
 
 
-class ManagerModal(_Activity, ModalScreen[R]):
+class ManagerModal(_Activity, ServiceCalls, ModalScreen[R]):
     """A dialog over a manager screen (filters, a note); Escape closes it."""
+
+    REFUSALS: ClassVar[tuple[type[Exception], ...]] = (ManagerError,)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="manager_modal.cancel"),

@@ -8,7 +8,7 @@ field keeps the dialog open, names what is wrong and changes nothing.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import getters, on
 from textual.app import ComposeResult
@@ -31,7 +31,7 @@ from smartduka_tui.ui.manager.base import ManagerModal
 from smartduka_tui.ui.widgets.inputs import till_input
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    pass
 
 R = TypeVar("R", ProblemFilter, AuditFilter)
 
@@ -63,9 +63,8 @@ class _FilterDialog(ManagerModal[R]):
         return {}
 
     def compose(self) -> ComposeResult:
-        blink = cast("SmartDukaApp", self.app).options.cursor_blink
         values = self.initial()
-        with Vertical(id="filter-dialog"):
+        with Vertical(id="filter-dialog", classes="dialog"):
             yield Label(self.TITLE_TEXT, id="filter-title")
             with Grid(id="filter-form"):
                 for input_id, label, placeholder in self.FIELDS:
@@ -75,7 +74,6 @@ class _FilterDialog(ManagerModal[R]):
                         value=values.get(input_id, ""),
                         placeholder=placeholder,
                         compact=True,
-                        blink=blink,
                     )
             yield Static(self.HELP_TEXT, id="filter-help")
             yield Static("", id="filter-error")

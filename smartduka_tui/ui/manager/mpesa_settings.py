@@ -121,10 +121,8 @@ class MpesaSettingsScreen(ManagerScreen):
         self._discard_asked = False
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
-
         def field(widget_id: str, **kwargs: Any) -> Input:
-            return till_input(id=widget_id, compact=True, blink=blink, **kwargs)
+            return till_input(id=widget_id, compact=True, **kwargs)
 
         with Vertical(id="settings-body"):
             yield Label("M-Pesa settings", id="settings-title")

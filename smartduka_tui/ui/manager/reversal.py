@@ -9,21 +9,21 @@ which goes through the manager service to the one reversal service."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from functools import partial
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Label, Static
 
 from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.reversal import ReversalTarget
-from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.format import shillings
 from smartduka_tui.ui.manager.base import ManagerModal
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    pass
 
 
 ResultT = TypeVar("ResultT")
@@ -39,12 +39,11 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
         super().__init__()
         self.target = target
         self._ask = ask
-        self.busy = False
 
     def compose(self) -> ComposeResult:
         target = self.target
-        blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(id="reversal-dialog"):
+        blink = self.till.options.cursor_blink
+        with Vertical(id="reversal-dialog", classes="dialog"):
             yield Label(
                 f"Reverse {shillings(target.amount)} · receipt {target.receipt} · {target.what}",
                 id="reversal-title",
@@ -79,28 +78,23 @@ class ReversalScreen(ManagerModal[ResultT], Generic[ResultT]):
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
         if not self.busy:
-            self.busy = True
             self._status("Asking M-Pesa… (the answer comes through the relay)", error=False)
-            self._reverse(event.value)
+            self.call_service(
+                partial(self._ask, event.value),
+                self.dismiss,
+                "reversing a payment",
+                name="reverse",
+                refused=self._refused,
+                failed=partial(self._say_error, "The reversal could not be asked for. Try again."),
+            )
 
-    @on(Refused)
-    def _refused(self, message: Refused) -> None:
-        self.busy = False
-        self._status(message.text, error=True)
+    def _refused(self, error: ManagerError) -> None:
+        self._say_error(error.message)
+
+    def _say_error(self, text: str) -> None:
+        self._status(text, error=True)
 
     def action_cancel(self) -> None:
         # Not while M-Pesa is being asked: its answer is shown here.
         if not self.busy:
             super().action_cancel()
-
-    @work(group="reverse", exclusive=True, exit_on_error=False)
-    async def _reverse(self, note: str) -> None:
-        try:
-            result = await self._ask(note)
-        except ManagerError as error:
-            self.post_message(Refused(error.message))
-        except Exception as error:
-            cast("SmartDukaApp", self.app).report_unexpected(error, "reversing a payment")
-            self.post_message(Refused("The reversal could not be asked for. Try again."))
-        else:
-            self.dismiss(result)

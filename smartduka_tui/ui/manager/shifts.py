@@ -11,9 +11,10 @@ fails never undoes a close: the notice says so, and P prints it again.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -23,13 +24,11 @@ from smartduka_tui.manager import ManagerError
 from smartduka_tui.payments.shift_report import ShiftReport
 from smartduka_tui.payments.shifts import ClosedShift, Shift, ShiftDesk, ShiftError
 from smartduka_tui.receipts.shift_report import closed_words, render_text
-from smartduka_tui.ui.events import Refused
 from smartduka_tui.ui.manager.base import ManagerModal, ManagerScreen
 from smartduka_tui.ui.widgets.inputs import till_input
 
 if TYPE_CHECKING:
     from smartduka_tui.manager import ManagerService
-    from smartduka_tui.ui.app import SmartDukaApp
 
 T = TypeVar("T")
 
@@ -70,14 +69,6 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-async def refused_as_manager(call: Awaitable[T]) -> T:
-    """The desk's refusals in the manager screens' own terms (shown, nothing changed)."""
-    try:
-        return await call
-    except ShiftError as error:
-        raise ManagerError(sentence(error.message) + ".") from None
-
-
 def status_words(shift: Shift | None) -> str:
     if shift is None:
         return NO_SHIFT
@@ -89,8 +80,13 @@ def status_words(shift: Shift | None) -> str:
     )
 
 
+def _refusal_only(_: object) -> None:
+    """The answer to a call made for its refusal's words (the desk says why it cannot)."""
+
+
 class ShiftsScreen(ManagerScreen):
     CSS_PATH = "shifts.tcss"
+    REFUSALS = (ManagerError, ShiftError)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_shift", "Open", id="shifts.open", tooltip="Open the shift with a float"),
         Binding("x", "x_report", "X report", id="shifts.x", tooltip="The open shift so far"),
@@ -167,15 +163,21 @@ class ShiftsScreen(ManagerScreen):
         if self.busy or event.row_key.value is None:
             return
         z_number = int(event.row_key.value)
-        self._run(lambda: self.desk.z_report(z_number), self._show_report, "reading the Z report")
+        self.call_service(
+            partial(self.desk.z_report, z_number), self._show_report, "reading the Z report"
+        )
 
     def _show_report(self, report: ShiftReport) -> None:
         self.report = report
         self.shifts_report_text.update(render_text(report).rstrip("\n"))
         self.query_one("#shifts-scroll", VerticalScroll).scroll_home(animate=False)
 
-    def _run(self, call: Callable[[], Awaitable[T]], done: Callable[[T], None], doing: str) -> None:
-        self.call_service(lambda: refused_as_manager(call()), done, doing)
+    def show_refusal(self, error: ManagerError | ShiftError) -> None:
+        """The desk's refusals in the manager screens' own terms (shown, nothing changed)."""
+        if isinstance(error, ShiftError):
+            self.show_notice(sentence(error.message) + ".", "error")
+        else:
+            super().show_refusal(error)
 
     def action_open_shift(self) -> None:
         if not self.busy:
@@ -189,7 +191,7 @@ class ShiftsScreen(ManagerScreen):
             return
         # The desk refuses it in its own words (and changes nothing).
         cashier = shift.cashier
-        self._run(lambda: self.desk.open(0, cashier), lambda _: None, "opening the shift")
+        self.call_service(partial(self.desk.open, 0, cashier), _refusal_only, "opening the shift")
 
     def _after_open(self, shift: Shift | None) -> None:
         if shift is None:
@@ -203,7 +205,8 @@ class ShiftsScreen(ManagerScreen):
     def action_x_report(self) -> None:
         if not self.busy:
             self.clear_notice()
-            self._run(lambda: self.desk.x_report(via="app"), self._show_report, "the X report")
+            x_report = partial(self.desk.x_report, via="app")
+            self.call_service(x_report, self._show_report, "the X report")
 
     def action_close_shift(self) -> None:
         if not self.busy:
@@ -214,7 +217,9 @@ class ShiftsScreen(ManagerScreen):
         if shift is not None:
             self.app.push_screen(CloseShiftScreen(self.desk), self._after_close)
             return
-        self._run(lambda: self.desk.close(0, via="app"), lambda _: None, "closing the shift")
+        self.call_service(
+            partial(self.desk.close, 0, via="app"), _refusal_only, "closing the shift"
+        )
 
     def _after_close(self, closed: ClosedShift | None) -> None:
         if closed is None:
@@ -233,18 +238,25 @@ class ShiftsScreen(ManagerScreen):
         self.show_notice(f"{words} Printing the Z report…")
         self._print_after_close(report, words)
 
-    @work(group="shift-print", exclusive=True, exit_on_error=False)
-    async def _print_after_close(self, report: ShiftReport, words: str) -> None:
+    def _print_after_close(self, report: ShiftReport, words: str) -> None:
         """The Z report to the printer once the close has landed: a slow or missing printer
         holds up nothing, and its failure leaves the close as it is."""
-        try:
-            await self.till.call_service(self.desk.print_report(report, via="app"))
-        except ShiftError as error:
-            self.show_notice(f"{words} Not printed: {error.message}. P prints it again.", "warning")
-        except Exception as error:
-            self.till.report_unexpected(error, "printing the Z report")
-        else:
+
+        def printed(_: object) -> None:
             self.show_notice(f"{words} Z report printed.", "information")
+
+        def not_printed(error: ShiftError) -> None:
+            self.show_notice(f"{words} Not printed: {error.message}. P prints it again.", "warning")
+
+        self.call_service(
+            partial(self.desk.print_report, report, via="app"),
+            printed,
+            "printing the Z report",
+            name="shift-print",
+            refusals=(ShiftError,),
+            refused=not_printed,
+            waits=False,
+        )
 
     def action_print_report(self) -> None:
         if self.busy:
@@ -254,107 +266,96 @@ class ShiftsScreen(ManagerScreen):
             self.show_notice("No report shown: X shows the open shift's.", "error")
             return
         self.show_notice(f"Printing the {report.kind.value} report…")
-        self._run(
-            lambda: self.desk.print_report(report, via="app"),
-            lambda _: self.show_notice(f"{report.kind.value} report printed.", "information"),
-            "printing the report",
+
+        def printed(_: object) -> None:
+            self.show_notice(f"{report.kind.value} report printed.", "information")
+
+        self.call_service(
+            partial(self.desk.print_report, report, via="app"), printed, "printing the report"
         )
 
 
 class _ShiftDialog(ManagerModal[T]):
     """A figure to type for the shift desk; its refusal shows under the field."""
 
+    CSS_PATH = "shifts.tcss"
+    REFUSALS = (ShiftError,)
+    """The desk's refusals show under the field; a manager refusal is not expected here."""
+    HEADING = ""
+
     def __init__(self, desk: ShiftDesk) -> None:
         super().__init__()
         self.desk = desk
-        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog shift-dialog"):
+            yield Label(self.HEADING, classes="shift-title")
+            yield from self.compose_fields()
+            yield Static("", classes="shift-error")
+        yield Footer()
+
+    def compose_fields(self) -> ComposeResult:
+        """What the dialog asks for, the first field focused."""
+        return iter(())
+
+    def on_mount(self) -> None:
+        self.query(Input).first().focus()
 
     @property
     def error_text(self) -> str:
         return str(self.query_one(".shift-error", Static).content)
 
-    @on(Refused)
-    def _refused(self, message: Refused) -> None:
-        self.busy = False
-        self.query_one(".shift-error", Static).update(message.text)
+    def _say(self, text: str) -> None:
+        self.query_one(".shift-error", Static).update(text)
 
-    async def attempt(self, call: Awaitable[T], doing: str) -> None:
-        try:
-            result = await cast("SmartDukaApp", self.app).call_service(call)
-        except ShiftError as error:
-            self.post_message(Refused(f"{sentence(error.message)}. Nothing was changed."))
-        except Exception as error:
-            cast("SmartDukaApp", self.app).report_unexpected(error, doing)
-            self.post_message(Refused("Nothing was changed. Try again."))
-        else:
-            self.dismiss(result)
+    def _refused(self, error: ShiftError) -> None:
+        self._say(f"{sentence(error.message)}. Nothing was changed.")
+
+    def attempt(self, call: Callable[[], Awaitable[T]], doing: str) -> None:
+        if not self.busy:
+            self.call_service(
+                call,
+                self.dismiss,
+                doing,
+                refused=self._refused,
+                failed=partial(self._say, "Nothing was changed. Try again."),
+            )
 
 
 class OpenShiftScreen(_ShiftDialog[Shift]):
-    CSS_PATH = "shifts.tcss"
+    HEADING = "Open the shift"
 
     float_input = getters.query_one("#float", Input)
 
-    def compose(self) -> ComposeResult:
-        blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(classes="shift-dialog"):
-            yield Label("Open the shift", classes="shift-title")
-            yield Static("The float: the cash in the drawer now, in whole shillings.")
-            yield till_input(
-                blink=blink, id="float", max_length=12, placeholder="e.g. 2000", compact=True
-            )
-            yield Static("Who runs the till this shift.")
-            yield till_input(
-                blink=blink, id="cashier", max_length=40, value="Cashier", compact=True
-            )
-            yield Static("", classes="shift-error")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.float_input.focus()
+    def compose_fields(self) -> ComposeResult:
+        yield Static("The float: the cash in the drawer now, in whole shillings.")
+        yield till_input(id="float", max_length=12, placeholder="e.g. 2000", compact=True)
+        yield Static("Who runs the till this shift.")
+        yield till_input(id="cashier", max_length=40, value="Cashier", compact=True)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
-        if not self.busy:
-            self.busy = True
-            self._open(self.float_input.value, self.query_one("#cashier", Input).value)
-
-    @work(group="shift-open", exclusive=True, exit_on_error=False)
-    async def _open(self, float_text: str, cashier: str) -> None:
-        await self.attempt(self.desk.open(float_text, cashier), "opening the shift")
+        cashier = self.query_one("#cashier", Input).value
+        self.attempt(partial(self.desk.open, self.float_input.value, cashier), "opening the shift")
 
 
 class CloseShiftScreen(_ShiftDialog[ClosedShift]):
-    CSS_PATH = "shifts.tcss"
+    HEADING = "Close the shift"
 
     counted_input = getters.query_one("#counted", Input)
 
-    def compose(self) -> ComposeResult:
-        blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(classes="shift-dialog"):
-            yield Label("Close the shift", classes="shift-title")
-            yield Static(
-                "Count the cash in the drawer (float included) and type it in whole "
-                "shillings. The Z report then shows what it should be and the difference."
-            )
-            yield till_input(
-                blink=blink, id="counted", max_length=12, placeholder="e.g. 2850", compact=True
-            )
-            yield Static("", classes="shift-error")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.counted_input.focus()
+    def compose_fields(self) -> ComposeResult:
+        yield Static(
+            "Count the cash in the drawer (float included) and type it in whole "
+            "shillings. The Z report then shows what it should be and the difference."
+        )
+        yield till_input(id="counted", max_length=12, placeholder="e.g. 2850", compact=True)
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
-        if not self.busy:
-            self.busy = True
-            self._close(self.counted_input.value)
-
-    @work(group="shift-close", exclusive=True, exit_on_error=False)
-    async def _close(self, counted: str) -> None:
-        await self.attempt(self.desk.close(counted, via="app"), "closing the shift")
+        self.attempt(
+            partial(self.desk.close, self.counted_input.value, via="app"), "closing the shift"
+        )
 
 
 __all__ = ["CloseShiftScreen", "OpenShiftScreen", "ShiftsScreen", "desk_of"]

@@ -8,13 +8,13 @@ after too many the PIN is locked for a while (the service keeps the count, audit
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import getters, on, work
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, Static
 
@@ -22,14 +22,16 @@ from smartduka_tui.manager import (
     ManagerError,
     PinCheck,
     PinOutcome,
+    PinStatus,
     Secret,
 )
 from smartduka_tui.ui.format import local_time
 from smartduka_tui.ui.manager.base import manager_of
+from smartduka_tui.ui.screens.base import ServiceCalls
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    pass
 
 SET_PIN_HELP = (
     "No manager PIN is set on this till yet. Choose one now: 4 to 12 digits, not easy to "
@@ -37,10 +39,10 @@ SET_PIN_HELP = (
 )
 
 
-class SignInScreen(ModalScreen[None]):
+class SignInScreen(ServiceCalls, ModalScreen[None]):
     CSS_PATH = "sign_in.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="sign_in.cancel"),
+        Binding("escape", "dismiss", "Cancel", id="sign_in.cancel"),
         # Enter acts as the app receives it (see `after_pending_keys`): the PIN's Enter moves
         # the focus at once, so the repeat typed straight after it lands in its own field.
         Binding("enter", "enter", show=False, priority=True),
@@ -48,17 +50,6 @@ class SignInScreen(ModalScreen[None]):
         # after the focus chain notices it (the digits typed after it belong there).
         Binding("tab", "next_field", show=False, priority=True),
     ]
-
-    class StatusRead(Message, bubble=False):
-        def __init__(self, is_set: bool) -> None:
-            super().__init__()
-            self.is_set = is_set
-
-    class Checked(Message, bubble=False):
-        def __init__(self, check: PinCheck | None, problem: str | None = None) -> None:
-            super().__init__()
-            self.check = check
-            self.problem = problem
 
     pin_input = getters.query_one("#pin", Input)
     pin_repeat_input = getters.query_one("#pin-repeat", Input)
@@ -69,7 +60,6 @@ class SignInScreen(ModalScreen[None]):
         self.target = target
         self.purpose = purpose
         self.setting = False
-        self.busy = False
         # Until the PIN's status is read it is not known whether this dialog signs in or sets
         # the PIN; Enter pressed before then is kept (a fast typist must not lose keys).
         self.status_known = False
@@ -77,33 +67,33 @@ class SignInScreen(ModalScreen[None]):
         self._repeat_entered_early = False
 
     def compose(self) -> ComposeResult:
-        cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(id="sign-in-dialog"):
+        def pin_field(widget_id: str, placeholder: str) -> Input:
+            return till_input(
+                id=widget_id,
+                password=True,
+                restrict=r"[0-9]*",
+                max_length=12,
+                placeholder=placeholder,
+            )
+
+        with Vertical(id="sign-in-dialog", classes="dialog"):
             yield Label("Manager PIN", id="sign-in-title")
             yield Static(f"To open {self.purpose}.", id="sign-in-purpose")
-            yield till_input(
-                id="pin",
-                password=True,
-                restrict=r"[0-9]*",
-                max_length=12,
-                placeholder="PIN",
-                blink=cursor_blink,
-            )
-            yield till_input(
-                id="pin-repeat",
-                password=True,
-                restrict=r"[0-9]*",
-                max_length=12,
-                placeholder="the same PIN again",
-                blink=cursor_blink,
-            )
+            yield pin_field("pin", "PIN")
+            yield pin_field("pin-repeat", "the same PIN again")
             yield Static("", id="sign-in-message")
         yield Footer()
 
     def on_mount(self) -> None:
         self.pin_repeat_input.display = False
         self.pin_input.focus()
-        self._read_status()
+        self.call_service(
+            manager_of(self.app).pin_status,
+            self._status,
+            "reading the manager PIN",
+            name="pin",
+            waits=False,
+        )
 
     @property
     def message(self) -> str:
@@ -114,11 +104,10 @@ class SignInScreen(ModalScreen[None]):
         line.update(text)
         line.set_class(error, "-error")
 
-    @on(StatusRead)
-    def _status(self, message: StatusRead) -> None:
+    def _status(self, status: PinStatus) -> None:
         self.status_known = True
         repeat = self.pin_repeat_input
-        if message.is_set:
+        if status.is_set:
             # Signing in: anything typed ahead into the repeat field is not a PIN.
             repeat.value = ""
             repeat.display = False
@@ -161,25 +150,37 @@ class SignInScreen(ModalScreen[None]):
     def _submit(self) -> None:
         if self.busy:
             return
-        self.busy = True
         pin = Secret(self.pin_input.value)
         repeat = Secret(self.pin_repeat_input.value)
+        manager = manager_of(self.app)
+        if self.setting:
+            call = partial(manager.set_first_pin, pin, repeat)
+        else:
+            call = partial(manager.sign_in, pin, purpose=self.purpose)
         self._say("Checking…")
-        self._check(pin, repeat)
+        self.call_service(
+            call,
+            self._checked,
+            "checking the manager PIN",
+            name="pin",
+            refusals=(ManagerError,),
+            refused=self._refused,
+            failed=partial(self._checked, None, "The PIN could not be checked. Try again."),
+        )
 
-    @on(Checked)
-    def _checked(self, message: Checked) -> None:
-        self.busy = False
+    def _refused(self, error: ManagerError) -> None:
+        self._checked(None, error.message)
+
+    def _checked(self, check: PinCheck | None, problem: str | None = None) -> None:
         self._pin_entered_early = self._repeat_entered_early = False
-        check = message.check
         if check is not None and check.accepted:
             self.app.switch_screen(self.target())
             return
         self.pin_input.value = ""
         self.pin_repeat_input.value = ""
         self.pin_input.focus()
-        if message.problem is not None:
-            self._say(message.problem, error=True)
+        if problem is not None:
+            self._say(problem, error=True)
         elif check is not None and check.outcome is PinOutcome.LOCKED and check.locked_until:
             self._say(
                 f"Too many wrong PINs: locked until {local_time(check.locked_until)}. "
@@ -188,27 +189,3 @@ class SignInScreen(ModalScreen[None]):
             )
         elif check is not None:
             self._say(check.explain(), error=True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @work(group="pin", exclusive=True, exit_on_error=False)
-    async def _read_status(self) -> None:
-        status = await manager_of(self.app).pin_status()
-        self.post_message(self.StatusRead(status.is_set))
-
-    @work(group="pin", exclusive=True, exit_on_error=False)
-    async def _check(self, pin: Secret, repeat: Secret) -> None:
-        manager = manager_of(self.app)
-        try:
-            if self.setting:
-                check = await manager.set_first_pin(pin, repeat)
-            else:
-                check = await manager.sign_in(pin, purpose=self.purpose)
-        except ManagerError as error:
-            self.post_message(self.Checked(None, error.message))
-        except Exception as error:
-            cast("SmartDukaApp", self.app).report_unexpected(error, "checking the manager PIN")
-            self.post_message(self.Checked(None, "The PIN could not be checked. Try again."))
-        else:
-            self.post_message(self.Checked(check))

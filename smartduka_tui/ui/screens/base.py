@@ -1,18 +1,20 @@
 """The frame every cashier screen shares, and the rules for moving between sale screens.
 
-`TillScreen` composes the status bar, the offline banner, the screen's own body, a notice line
-and the footer, and turns the screen's enabled bindings into command-palette commands (so the
-palette always knows the current screen). `SaleScreen` is a screen about one sale: it leaves for
+`ServiceCalls` is the one way a screen (or a dialog) calls a service. `TillScreen` composes the
+status bar, the offline banner, the screen's own body, a notice line and the footer, and turns
+the screen's enabled bindings into command-palette commands (so the palette always knows the
+current screen). `SaleScreen` is a screen about one sale: it leaves for
 the next screen only while it is the one on top, so a help or confirmation modal is never
 replaced under the cashier's eyes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import getters
 from textual.app import ComposeResult, SystemCommand
@@ -20,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from smartduka_tui.connectivity import ConnectionState
+from smartduka_tui.ui.events import ServiceAnswered, ServiceRefused
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS
 from smartduka_tui.ui.widgets.notice import Notice, Severity
@@ -31,15 +34,155 @@ if TYPE_CHECKING:
     from smartduka_tui.printing import PrinterStatus
     from smartduka_tui.ui.app import SmartDukaApp
 
+T = TypeVar("T")
 
-class TillScreen(Screen[None]):
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What to do with the answer of the call in flight under one name."""
+
+    ticket: int
+    done: Callable[[Any], object]
+    refused: Callable[[Any], object] | None
+    failed: Callable[[], object] | str | None
+    waits: bool
+
+
+class ServiceCalls:
+    """Mixin for screens and dialogs: one way to call a service.
+
+    The call runs on a worker through `app.call_service`; its outcome comes back on the message
+    loop as a `ServiceAnswered` or `ServiceRefused` naming the call, and the handlers below
+    route it to the callables given with the call (kept here, not carried in the message).
+    A second call under the same name replaces the first (an exclusive worker group), and an
+    answer to the replaced one is dropped.
+    """
+
+    WAITS: ClassVar[frozenset[str]] = frozenset()
+    """The actions that call a service: greyed while a call is in flight."""
+    REFUSALS: ClassVar[tuple[type[Exception], ...]] = ()
+    """The errors this screen's calls expect by default: refusals, shown, not reported."""
+    busy = False
+    """A service call is in flight: the actions in WAITS wait for its answer (greyed)."""
+    _pending: dict[str, _Pending]
+    _tickets = 0
+
+    @property
+    def till(self) -> SmartDukaApp:
+        return cast("SmartDukaApp", cast("Screen[Any]", self).app)
+
+    def call_service(
+        self,
+        call: Callable[[], Awaitable[T]],
+        done: Callable[[T], object],
+        doing: str,
+        *,
+        name: str = "service",
+        refusals: tuple[type[Exception], ...] | None = None,
+        refused: Callable[[Any], object] | None = None,
+        failed: Callable[[], object] | str | None = None,
+        waits: bool = True,
+        working: str | None = None,
+    ) -> None:
+        """Call `call()` on a worker. Its result goes to `done`; an error in `refusals` (by
+        default REFUSALS) to `refused` (by default `show_refusal`); anything else is reported
+        once in plain words as "Something went wrong while {doing}", then `failed` runs (words
+        instead of a callable go to the notice line, as an error). While it runs (unless
+        `waits` is off) the keys in WAITS are greyed, and `working` (if given) says on the
+        notice line what is happening."""
+        self._tickets += 1
+        if not hasattr(self, "_pending"):
+            self._pending = {}  # a mixin has no __init__ of its own to make it in
+        replaced = self._pending.get(name)
+        self._pending[name] = _Pending(self._tickets, done, refused, failed, waits)
+        if working is not None:
+            self.show_notice(working)
+        if waits or (replaced is not None and replaced.waits):
+            self._follow_waits()
+            self.update_bindings()
+        expected = self.REFUSALS if refusals is None else refusals
+        cast("Screen[Any]", self).run_worker(
+            self._serve(name, self._tickets, call, expected, doing),
+            group=name,
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def _serve(
+        self,
+        name: str,
+        ticket: int,
+        call: Callable[[], Awaitable[T]],
+        refusals: tuple[type[Exception], ...],
+        doing: str,
+    ) -> None:
+        screen = cast("Screen[Any]", self)
+        try:
+            result = await self.till.call_service(call())
+        except refusals as error:
+            screen.post_message(ServiceRefused(name, ticket, error))
+        except Exception as error:
+            self.till.report_unexpected(error, doing)
+            screen.post_message(ServiceRefused(name, ticket, None))
+        else:
+            screen.post_message(ServiceAnswered(name, ticket, result))
+
+    # Named handlers (not @on): Textual finds these on a mixin through the MRO.
+    def on_service_answered(self, message: ServiceAnswered[Any]) -> None:
+        pending = self._answered(message.name, message.ticket)
+        if pending is not None:
+            pending.done(message.result)
+            self._after_answer()
+
+    def on_service_refused(self, message: ServiceRefused) -> None:
+        pending = self._answered(message.name, message.ticket)
+        if pending is None:
+            return
+        if message.error is not None:
+            self.route_refusal(message.error, pending.refused)
+        elif isinstance(pending.failed, str):
+            self.show_notice(pending.failed, "error")
+        elif pending.failed is not None:
+            pending.failed()
+        self._after_answer()
+
+    def _answered(self, name: str, ticket: int) -> _Pending | None:
+        """The call this answer is for, now answered; None for a replaced call's answer."""
+        pending = self._pending.get(name)
+        if pending is None or pending.ticket != ticket:
+            return None
+        del self._pending[name]
+        if pending.waits:
+            self._follow_waits()
+        return pending
+
+    def _follow_waits(self) -> None:
+        self.busy = any(pending.waits for pending in self._pending.values())
+
+    def _after_answer(self) -> None:
+        if cast("Screen[Any]", self).is_attached:
+            self.update_bindings()
+
+    def route_refusal(self, error: Exception, refused: Callable[[Any], object] | None) -> None:
+        """A refusal goes to the call's `refused`, or to `show_refusal`."""
+        (refused or self.show_refusal)(error)
+
+    def show_refusal(self, error: Any) -> None:
+        """A refusal the call named no handler for: its words, on the notice line."""
+        self.show_notice(error.message, "error")
+
+    def show_notice(self, text: str, severity: Severity = "information") -> None:
+        """Dialogs without a notice line pass their own `refused` and no `working`."""
+        raise NotImplementedError
+
+    def update_bindings(self) -> None:
+        """Dialogs grey nothing while they wait."""
+
+
+class TillScreen(ServiceCalls, Screen[None]):
     """Status bar, offline banner, body, notice, footer."""
 
     BINDINGS: ClassVar[list[BindingType]] = list(TYPING_ORDER_BINDINGS)
-    WAITS: ClassVar[frozenset[str]] = frozenset()
-    """The actions that call a service: greyed while a call is in flight."""
-    busy = False
-    """A service call is in flight: the actions in WAITS wait for its answer (greyed)."""
     FOOTER_PALETTE: ClassVar[bool] = True
     """Whether the footer ends with "^p palette": screens whose own keys fill 80 columns (the
     manager's) leave it out; Ctrl+P still opens the palette, and F1 says so."""
@@ -60,10 +203,6 @@ class TillScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
         return iter(())
-
-    @property
-    def till(self) -> SmartDukaApp:
-        return cast("SmartDukaApp", self.app)
 
     def show_notice(self, text: str, severity: Severity = "information") -> None:
         self.notice_line.show(text, severity)

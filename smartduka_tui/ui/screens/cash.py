@@ -9,13 +9,13 @@ the sale service's, and its words are shown as they are. A refused Enter changes
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Grid, Vertical
-from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from smartduka_tui.payments.sales import CashTaken, SaleRefused
@@ -65,17 +65,6 @@ class CashScreen(TillScreen):
     ]
     WAITS = frozenset({"take", "back"})
 
-    class Taken(Message, bubble=False):
-        def __init__(self, taken: CashTaken) -> None:
-            super().__init__()
-            self.taken = taken
-
-    class Refused(Message, bubble=False):
-        def __init__(self, field: str, text: str) -> None:
-            super().__init__()
-            self.field = field
-            self.text = text
-
     cash_given_input = getters.query_one("#cash-given", Input)
     cash_outcome_text = getters.query_one("#cash-outcome", Static)
     cash_problem_text = getters.query_one("#cash-problem", Static)
@@ -95,7 +84,6 @@ class CashScreen(TillScreen):
         self.taken: CashTaken | None = None
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         with Vertical(id="cash-body"):
             owed = f" · still owed {shillings(self.owed)}" if self.owed != self.total else ""
             yield Label(
@@ -104,9 +92,9 @@ class CashScreen(TillScreen):
             )
             with Grid(id="cash-form"):
                 yield Label("Cash given (KES)", classes="field-label")
-                yield till_input(id="cash-given", max_length=12, blink=blink, placeholder="0")
+                yield till_input(id="cash-given", max_length=12, placeholder="0")
                 yield Label("Pay in cash (KES)", classes="field-label")
-                yield till_input(id="cash-part", value=str(self.owed), max_length=12, blink=blink)
+                yield till_input(id="cash-part", value=str(self.owed), max_length=12)
             yield Static(
                 f"Pay in cash is what the cash pays toward the sale: leave {self.owed:,} to pay "
                 "it all, or type less and take the rest by M-Pesa.",
@@ -138,10 +126,8 @@ class CashScreen(TillScreen):
         if self.taken is None:
             self._take_now()
 
-    @on(Taken)
-    def _taken(self, message: Taken) -> None:
-        self.busy = False
-        self.taken = taken = message.taken
+    def _taken(self, taken: CashTaken) -> None:
+        self.taken = taken
         self.query_one("#cash-form").display = False
         self.query_one("#cash-part-hint").display = False
         self.query_one("#cash-problem").display = False
@@ -164,13 +150,13 @@ class CashScreen(TillScreen):
         if taken.completed:
             self._print()
 
-    @on(Refused)
-    def _refused(self, message: Refused) -> None:
-        self.busy = False
-        self._say_problem(message.text)
-        field = "#cash-part" if message.field == "part" else "#cash-given"
-        self.query_one(field, Input).focus()
+    def _refused(self, field: str, text: str) -> None:
+        self._say_problem(text)
+        self.query_one("#cash-part" if field == "part" else "#cash-given", Input).focus()
         self.app.bell()
+
+    def _sale_refused(self, error: SaleRefused) -> None:
+        self._refused(error.field, error.message)
 
     def _say_problem(self, text: str) -> None:
         problem = self.cash_problem_text
@@ -208,9 +194,16 @@ class CashScreen(TillScreen):
             self._say_problem(error.message)
             self.app.bell()
             return
-        self.busy = True
-        self.update_bindings()
-        self._take(given, part)
+        sales = self.till.services.payments.sales
+        self.call_service(
+            partial(sales.take_cash, self.sale_ref, self.total, given, part=part, lines=self.lines),
+            self._taken,
+            "taking cash",
+            name="cash",
+            refusals=(SaleRefused,),
+            refused=self._sale_refused,
+            failed=partial(self._refused, "cash_given", "No cash was recorded. Try again."),
+        )
 
     def action_back(self) -> None:
         if self.busy:
@@ -224,23 +217,6 @@ class CashScreen(TillScreen):
             self.till.finish_sale()
         else:
             self.till.finish_sale(new_sale=False)
-
-    # -- workers -------------------------------------------------------------------------------
-
-    @work(group="cash", exclusive=True, exit_on_error=False)
-    async def _take(self, given: int, part: int) -> None:
-        sales = self.till.services.payments.sales
-        try:
-            taken = await self.till.call_service(
-                sales.take_cash(self.sale_ref, self.total, given, part=part, lines=self.lines)
-            )
-        except SaleRefused as error:
-            self.post_message(self.Refused(error.field, error.message))
-        except Exception as error:
-            self.till.report_unexpected(error, "taking cash")
-            self.post_message(self.Refused("cash_given", "No cash was recorded. Try again."))
-        else:
-            self.post_message(self.Taken(taken))
 
     def _print(self) -> None:
         """Print a cash-paid sale's receipt as the success screen does for a prompt's."""

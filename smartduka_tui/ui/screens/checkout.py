@@ -13,6 +13,7 @@ one and the service's rules load while the cashier types (see `SmartDukaApp`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import getters, on, work
@@ -31,6 +32,7 @@ from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
 from smartduka_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from smartduka_tui.payments.c2b import C2BRecord, SaleQr
     from smartduka_tui.payments.sales import SaleView
     from smartduka_tui.ui.printer import PrintOutcome
 
@@ -127,7 +129,6 @@ class CheckoutScreen(TillScreen):
         """The sale on the checkout when money has been taken toward it (part paid)."""
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         with Vertical(id="checkout-body"):
             yield Label("New sale", id="checkout-title")
             with Grid(id="checkout-form"):
@@ -138,14 +139,12 @@ class CheckoutScreen(TillScreen):
                     id="total",
                     placeholder="0",
                     max_length=12,
-                    blink=blink,
                     select_on_focus=False,
                 )
                 yield Label("Sale reference", classes="field-label")
                 yield till_input(
                     id="sale-ref",
                     max_length=20,
-                    blink=blink,
                     select_on_focus=False,
                 )
             yield Static(TOTAL_HINT, id="total-hint")
@@ -354,8 +353,7 @@ class CheckoutScreen(TillScreen):
 
         checks = self.till.services.receipt_checks
         if checks is not None:
-            blink = self.till.options.cursor_blink
-            self.app.push_screen(VerifyReceiptScreen(checks, blink=blink))
+            self.app.push_screen(VerifyReceiptScreen(checks))
 
     def action_pay(self) -> None:
         after_pending_keys(self, self._pay_now)
@@ -393,26 +391,26 @@ class CheckoutScreen(TillScreen):
             self.app.bell()
             return
         self.clear_notice()
-        self._cash_in_a_shift(self.sale_ref, total, owed, self.lines())
+        sale_ref, lines = self.sale_ref, self.lines()
 
-    @work(group="cash-gate", exclusive=True, exit_on_error=False)
-    async def _cash_in_a_shift(
-        self, sale_ref: str, total: int, owed: int, lines: tuple[tuple[str, int, int], ...]
-    ) -> None:
-        """The cash screen, once the till has an open shift (the shifts work's cash gate);
-        without one, the checkout says how to open it."""
-        try:
-            refusal = await self.till.call_service(self.till.services.payments.sales.cash_refusal())
-        except Exception as error:
-            self.till.report_unexpected(error, "checking the shift")
-            return
-        if refusal is not None:
-            self.show_notice(refusal, "error")
-            self.app.bell()
-            return
-        from smartduka_tui.ui.screens.cash import CashScreen
+        def in_a_shift(refusal: str | None) -> None:
+            """The cash screen, once the till has an open shift (the shifts work's cash gate);
+            without one, the checkout says how to open it."""
+            if refusal is not None:
+                self.show_notice(refusal, "error")
+                self.app.bell()
+                return
+            from smartduka_tui.ui.screens.cash import CashScreen
 
-        self.app.push_screen(CashScreen(sale_ref, total, owed, lines))
+            self.app.push_screen(CashScreen(sale_ref, total, owed, lines))
+
+        self.call_service(
+            self.till.services.payments.sales.cash_refusal,
+            in_a_shift,
+            "checking the shift",
+            name="cash-gate",
+            waits=False,
+        )
 
     def action_add_item(self) -> None:
         from smartduka_tui.ui.screens.item import ItemScreen
@@ -439,47 +437,48 @@ class CheckoutScreen(TillScreen):
             if not self.items:
                 self.total_input.focus()
 
-    @work(group="attach-c2b", exclusive=True, exit_on_error=False)
-    async def action_attach_c2b(self) -> None:
+    def action_attach_c2b(self) -> None:
         """Attach the one direct payment that fits this sale; the relay decides, shop-wide."""
         from smartduka_tui.payments.c2b import C2BAttachError
+        from smartduka_tui.payments.sales import SaleRefused
 
         panel = self.query_one(C2BPanel)
         suggested, sale_ref = panel.suggested, self.sale_ref
         if suggested is None or self.ref_problem() is not None:
             self.app.bell()
             return
-        from smartduka_tui.payments.sales import SaleRefused
+        total, lines = None if self.part_paid else self.total(), self.lines()
+        payments = self.till.services.payments
 
-        total = self.total()
-        try:
-            if total is not None and not self.part_paid:
-                await self.till.call_service(
-                    self.till.services.payments.sales.open(sale_ref, total, self.lines())
-                )
-            record = await panel.desk.attach(suggested.trans_id, sale_ref)
-        except SaleRefused as error:
-            self.show_notice(f"Not attached: {error.message}", "error")
-            self._refusal_shown = True
-            self.app.bell()
-            return
-        except C2BAttachError as error:
-            self.show_notice(f"Not attached: {error.message}", "error")
-            self._refusal_shown = True
-            self.app.bell()
+        async def attach() -> C2BRecord:
+            if total is not None:
+                await payments.sales.open(sale_ref, total, lines)
+            return await panel.desk.attach(suggested.trans_id, sale_ref)
+
+        def attached(record: C2BRecord) -> None:
+            self.new_sale()
+            paid = (
+                f"✔ PAID directly: sale {record.sale_ref}, {shillings(record.amount)}, "
+                f"M-Pesa receipt {record.trans_id}."
+            )
+            self.show_notice(paid)
             panel.reload()
-            return
-        except Exception as error:
-            self.till.report_unexpected(error, "attaching a direct payment")
-            return
-        self.new_sale()
-        paid = (
-            f"✔ PAID directly: sale {record.sale_ref}, {shillings(record.amount)}, "
-            f"M-Pesa receipt {record.trans_id}."
+            self._print_paid_directly(sale_ref, paid)
+
+        def refused(error: SaleRefused | C2BAttachError) -> None:
+            self._say_refused(f"Not attached: {error.message}")
+            if isinstance(error, C2BAttachError):
+                panel.reload()
+
+        self.call_service(
+            attach,
+            attached,
+            "attaching a direct payment",
+            name="attach-c2b",
+            refusals=(SaleRefused, C2BAttachError),
+            refused=refused,
+            waits=False,
         )
-        self.show_notice(paid)
-        panel.reload()
-        self._print_paid_directly(sale_ref, paid)
 
     def _print_paid_directly(self, sale_ref: str, paid: str) -> None:
         """Print a directly paid sale's receipt as the success screen does for a prompt's;
@@ -501,8 +500,7 @@ class CheckoutScreen(TillScreen):
 
         printer.print(sale_ref, copy=False, via="checkout", done=done)
 
-    @work(group="show-qr", exclusive=True, exit_on_error=False)
-    async def action_show_qr(self) -> None:
+    def action_show_qr(self) -> None:
         """Ask M-Pesa for this sale's QR and show it; the payment arrives as a direct one."""
         from smartduka_tui.payments.c2b import QrUnavailable
 
@@ -510,40 +508,50 @@ class CheckoutScreen(TillScreen):
         if desk is None or amount is None or self.problem() is not None:
             self.app.bell()
             return
-        try:
-            qr = await desk.sale_qr(self.sale_ref, amount)
-        except QrUnavailable as error:
-            self.show_notice(str(error), "error")
-            self._refusal_shown = True
-            self.app.bell()
-            return
-        except Exception as error:
-            self.till.report_unexpected(error, "making the sale's QR code")
-            return
-        from smartduka_tui.ui.screens.qr import QrScreen
 
-        self.app.push_screen(QrScreen(qr))
+        def show(qr: SaleQr) -> None:
+            from smartduka_tui.ui.screens.qr import QrScreen
 
-    @work(group="clear-sale", exclusive=True, exit_on_error=False)
-    async def action_clear_sale(self) -> None:
+            self.app.push_screen(QrScreen(qr))
+
+        def refused(error: QrUnavailable) -> None:
+            self._say_refused(str(error))
+
+        self.call_service(
+            partial(desk.sale_qr, self.sale_ref, amount),
+            show,
+            "making the sale's QR code",
+            name="show-qr",
+            refusals=(QrUnavailable,),
+            refused=refused,
+            waits=False,
+        )
+
+    def _say_refused(self, text: str) -> None:
+        self.show_notice(text, "error")
+        self._refusal_shown = True
+        self.app.bell()
+
+    def action_clear_sale(self) -> None:
         """Clear the sale; one with money taken is left ABANDONED for the manager."""
         self.clear_notice()
         sale_ref = self.sale_ref
         self.open_sale = None
         self.new_sale()
         if self.till.is_open and sale_ref:
-            await self._abandon_now(sale_ref)
+            self._abandon(sale_ref)
 
-    @work(group="abandon", exit_on_error=False)
-    async def _abandon(self, sale_ref: str) -> None:
-        await self._abandon_now(sale_ref)
+    def _abandon(self, sale_ref: str) -> None:
+        # One call per sale: clearing another sale must not cancel this one's.
+        self.call_service(
+            partial(self.till.services.payments.sales.abandon, sale_ref),
+            self._abandoned,
+            "clearing the sale",
+            name=f"abandon {sale_ref}",
+            waits=False,
+        )
 
-    async def _abandon_now(self, sale_ref: str) -> None:
-        try:
-            left = await self.till.call_service(self.till.services.payments.sales.abandon(sale_ref))
-        except Exception as error:
-            self.till.report_unexpected(error, "clearing the sale")
-            return
+    def _abandoned(self, left: SaleView | None) -> None:
         if left is not None and left.tenders:
             self.show_notice(
                 f"Sale {left.sale_ref} cleared with {shillings(left.paid)} of "
@@ -552,22 +560,26 @@ class CheckoutScreen(TillScreen):
                 "warning",
             )
 
-    @work(group="reprint", exclusive=True, exit_on_error=False)
-    async def action_reprint_last(self) -> None:
+    def action_reprint_last(self) -> None:
         printer = self.till.printer
         if printer is None:
             return
-        try:
-            sale_ref = await self.till.call_service(printer.desk.last_paid_sale())
-        except Exception as error:
-            self.till.report_unexpected(error, "finding the last receipt")
-            return
-        if sale_ref is None:
-            self.show_notice(NOTHING_TO_REPRINT, "warning")
-            return
-        from smartduka_tui.ui.screens.receipt import ReceiptScreen
 
-        self.app.push_screen(ReceiptScreen(printer, sale_ref, reprint=True))
+        def found(sale_ref: str | None) -> None:
+            if sale_ref is None:
+                self.show_notice(NOTHING_TO_REPRINT, "warning")
+                return
+            from smartduka_tui.ui.screens.receipt import ReceiptScreen
+
+            self.app.push_screen(ReceiptScreen(printer, sale_ref, reprint=True))
+
+        self.call_service(
+            printer.desk.last_paid_sale,
+            found,
+            "finding the last receipt",
+            name="reprint",
+            waits=False,
+        )
 
     # -- a new sale ----------------------------------------------------------------------------
 
@@ -593,19 +605,23 @@ class CheckoutScreen(TillScreen):
         if self.till.is_open and self.sale_ref:
             self._load_sale()
 
-    @work(group="open-sale", exclusive=True, exit_on_error=False)
-    async def _load_sale(self) -> None:
+    def _load_sale(self) -> None:
         sale_ref = self.sale_ref
-        try:
-            sale = await self.till.call_service(self.till.services.payments.sales.get(sale_ref))
-        except Exception as error:
-            self.till.report_unexpected(error, "reading the sale")
-            return
-        if sale_ref != self.sale_ref:
-            return
-        self.open_sale = sale if sale is not None and sale.part_paid else None
-        self._lock_for_part_paid()
-        self._show_problem()
+
+        def loaded(sale: SaleView | None) -> None:
+            if sale_ref != self.sale_ref:
+                return
+            self.open_sale = sale if sale is not None and sale.part_paid else None
+            self._lock_for_part_paid()
+            self._show_problem()
+
+        self.call_service(
+            partial(self.till.services.payments.sales.get, sale_ref),
+            loaded,
+            "reading the sale",
+            name="open-sale",
+            waits=False,
+        )
 
     async def till_opened(self) -> None:
         """The till behind a starting app is open: name it, show its direct payments, and

@@ -32,7 +32,7 @@ class ConfirmNoSmsScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         view = self.view
-        with Vertical(id="confirm-dialog"):
+        with Vertical(id="confirm-dialog", classes="dialog"):
             yield Label("Did the customer get an M-Pesa SMS?", id="confirm-title")
             yield Static(
                 f"The prompt for sale {view.sale_ref} ({shillings(view.amount)}, "

@@ -9,22 +9,23 @@ phone or another, or to cancel. Whether a retry is allowed is the payment servic
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import ClassVar
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from smartduka_tui.model import AttemptState
-from smartduka_tui.payments.api import PaymentError, PaymentRefused, PaymentView, RetryBlock
-from smartduka_tui.ui.events import PaymentChanged, PromptSent, Refreshed, Refused
+from smartduka_tui.payments.api import PaymentError, PaymentView, RetryBlock
+from smartduka_tui.ui.events import PaymentChanged
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
 from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.confirm_no_sms import ConfirmNoSmsScreen
-from smartduka_tui.ui.screens.phone import PhoneScreen
+from smartduka_tui.ui.screens.phone import PhoneScreen, refusal_text
 from smartduka_tui.ui.screens.verify_receipt import VerifyReceiptScreen
 from smartduka_tui.ui.summary import STAGE_WORDS
 
@@ -189,20 +190,11 @@ class FailureScreen(SaleScreen):
         if self.watches(message.view):
             self._take(message.view)
 
-    @on(Refreshed)
-    def _refreshed(self, message: Refreshed) -> None:
-        self._take(message.view)
+    def _retry_sent(self, view: PaymentView) -> None:
+        self.move_to(self.till.screen_for(view))
 
-    @on(PromptSent)
-    def _retry_sent(self, message: PromptSent) -> None:
-        self.busy = False
-        self.move_to(self.till.screen_for(message.view))
-
-    @on(Refused)
-    def _retry_refused(self, message: Refused) -> None:
-        self.busy = False
-        self.show_notice(message.text, "error")
-        self.update_bindings()
+    def _retry_refused(self, error: PaymentError) -> None:
+        self.show_notice(refusal_text(error), "error")
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -286,8 +278,7 @@ class FailureScreen(SaleScreen):
             if paid is not None:
                 self._take(paid)
 
-        blink = self.till.options.cursor_blink
-        self.app.push_screen(VerifyReceiptScreen(checks, self.view, blink=blink), closed)
+        self.app.push_screen(VerifyReceiptScreen(checks, self.view), closed)
 
     def action_retry(self) -> None:
         if self.busy or not self.retry_possible():
@@ -330,51 +321,36 @@ class FailureScreen(SaleScreen):
         self.till.finish_sale(f"Sale {self.view.sale_ref} was not paid by M-Pesa.")
 
     def _start_retry(self, *, customer_got_no_sms: bool) -> None:
-        self.busy = True
         self._explained = None
-        self.show_notice("Sending the payment request again…")
-        self.update_bindings()
-        self._retry(customer_got_no_sms)
+        retry = self.till.services.payments.retry
+        self.call_service(
+            partial(retry, self.view.sale_ref, customer_got_no_sms=customer_got_no_sms),
+            self._retry_sent,
+            "sending the payment request again",
+            name="retry",
+            refusals=(PaymentError,),
+            refused=self._retry_refused,
+            failed="The prompt was not sent. Try again.",
+            working="Sending the payment request again…",
+        )
 
-    # -- workers -------------------------------------------------------------------------------
-
-    @work(group="retry", exclusive=True, exit_on_error=False)
-    async def _retry(self, customer_got_no_sms: bool) -> None:
-        try:
-            view = await self.till.call_service(
-                self.till.services.payments.retry(
-                    self.view.sale_ref, customer_got_no_sms=customer_got_no_sms
-                )
-            )
-        except PaymentRefused as error:
-            wait = f" (try again in {error.retry_after} s)" if error.retry_after else ""
-            self.post_message(Refused(error.message + wait))
-        except PaymentError as error:
-            self.post_message(Refused(error.message))
-        except Exception as error:
-            self.till.report_unexpected(error, "sending the payment request again")
-            self.post_message(Refused("The prompt was not sent. Try again."))
-        else:
-            self.post_message(PromptSent(view))
-
-    @work(group="report", exclusive=True, exit_on_error=False)
-    async def _report_sms(self) -> None:
+    def _report_sms(self) -> None:
         """ "Got an SMS": the money may have moved, so the attempt goes to a manager."""
-        try:
-            view = await self.till.call_service(
-                self.till.services.payments.report_customer_sms(self.view.attempt_id)
-            )
-        except Exception as error:
-            self.till.report_unexpected(error, "recording the customer's SMS")
-            self.post_message(Refused("Not recorded; call the manager."))
-        else:
-            self.post_message(Refreshed(view))
+        payments = self.till.services.payments
+        self.call_service(
+            partial(payments.report_customer_sms, self.view.attempt_id),
+            self._take,
+            "recording the customer's SMS",
+            name="report",
+            failed="Not recorded; call the manager.",
+            waits=False,
+        )
 
-    @work(group="refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self) -> None:
-        try:
-            view = await self.till.services.payments.get(self.view.attempt_id)
-        except Exception as error:
-            self.till.report_unexpected(error, "refreshing the retry rule")
-            return
-        self.post_message(Refreshed(view))
+    def _refresh(self) -> None:
+        self.call_service(
+            partial(self.till.services.payments.get, self.view.attempt_id),
+            self._take,
+            "refreshing the retry rule",
+            name="refresh",
+            waits=False,
+        )

@@ -38,7 +38,7 @@ HOW_A_SALE_GOES = (
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f1,q", "close", "Close help", id="help.close"),
+        Binding("escape,f1,q", "dismiss", "Close help", id="help.close"),
     ]
 
     def __init__(self, under: Screen[Any]) -> None:
@@ -76,9 +76,6 @@ class HelpScreen(ModalScreen[None]):
                 meaning += " (not now)"
             table.add_row(label, Text(meaning, style="" if active.enabled else "dim"))
         return table
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def section_table(section: HelpSection) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import getters, on
 from textual.app import ComposeResult
@@ -16,14 +16,14 @@ from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS, after_pending_keys, till_input
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    pass
 
 
 class ItemScreen(ModalScreen[SaleItem | None]):
     CSS_PATH = "item.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "add", "Add", priority=True, id="item.add", tooltip="Add this line"),
-        Binding("escape", "cancel", "Cancel", id="item.cancel", tooltip="Add nothing"),
+        Binding("escape", "dismiss", "Cancel", id="item.cancel", tooltip="Add nothing"),
         *TYPING_ORDER_BINDINGS,
     ]
 
@@ -33,17 +33,16 @@ class ItemScreen(ModalScreen[SaleItem | None]):
     item_problem_text = getters.query_one("#item-problem", Static)
 
     def compose(self) -> ComposeResult:
-        cursor_blink = cast("SmartDukaApp", self.app).options.cursor_blink
-        with Vertical(id="item-dialog"):
+        with Vertical(id="item-dialog", classes="dialog"):
             yield Label("Add an item", id="item-title")
             with Grid(id="item-form"):
                 yield Label("Item")
-                yield till_input(id="item-name", max_length=30, blink=cursor_blink)
+                yield till_input(id="item-name", max_length=30)
                 yield Label("Quantity")
                 # No `restrict`: 185.50 must be refused with words, not become 18550.
-                yield till_input(value="1", id="item-qty", max_length=5, blink=cursor_blink)
+                yield till_input(value="1", id="item-qty", max_length=5)
                 yield Label("Unit price (KES)")
-                yield till_input(id="item-price", max_length=12, blink=cursor_blink)
+                yield till_input(id="item-price", max_length=12)
             yield Static("", id="item-problem")
         yield TillFooter()
 
@@ -74,6 +73,3 @@ class ItemScreen(ModalScreen[SaleItem | None]):
             self.item_problem_text.update(item_problem(*self._values()) or "")
             return
         self.dismiss(item)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class ManagerMenuScreen(ModalScreen[None]):
     CSS_PATH = "manager_menu.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close", id="manager_menu.close"),
+        Binding("escape", "dismiss", "Close", id="manager_menu.close"),
     ]
 
     def __init__(self, commands: list[ScreenCommand]) -> None:
@@ -31,7 +31,7 @@ class ManagerMenuScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         app = cast("SmartDukaApp", self.app)
-        with Vertical(id="menu-dialog"):
+        with Vertical(id="menu-dialog", classes="dialog"):
             yield Label("Manager", id="menu-title")
             yield OptionList(
                 *(Option(f"{c.title}: {c.describe(app)}", id=c.id) for c in self.commands.values()),
@@ -45,6 +45,3 @@ class ManagerMenuScreen(ModalScreen[None]):
         if command is not None:
             self.dismiss(None)
             cast("SmartDukaApp", self.app).open_extension(command)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

@@ -46,30 +46,27 @@ class PartAmountScreen(ModalScreen[int | None]):
     CSS_PATH = "part_amount.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "set", "Set", priority=True, id="part.set", tooltip="Charge this much"),
-        Binding("escape", "cancel", "Cancel", id="part.cancel", tooltip="Keep the amount"),
+        Binding("escape", "dismiss", "Cancel", id="part.cancel", tooltip="Keep the amount"),
         *TYPING_ORDER_BINDINGS,
     ]
 
     part_amount_input = getters.query_one("#part-amount", Input)
     part_problem_text = getters.query_one("#part-problem", Static)
 
-    def __init__(self, owed: int, current: int, *, blink: bool = True) -> None:
+    def __init__(self, owed: int, current: int) -> None:
         super().__init__()
         self.owed = owed
         self.current = current
-        self.blink = blink
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="part-dialog"):
+        with Vertical(id="part-dialog", classes="dialog"):
             yield Label("Charge part by M-Pesa", id="part-title")
             yield Static(
                 f"Still owed {shillings(self.owed)}. Amount for the prompt (KES); the rest is "
                 "taken in cash (F10 on the checkout).",
                 id="part-help",
             )
-            yield till_input(
-                id="part-amount", value=str(self.current), max_length=12, blink=self.blink
-            )
+            yield till_input(id="part-amount", value=str(self.current), max_length=12)
             yield Static("", id="part-problem")
         yield TillFooter()
 
@@ -98,6 +95,3 @@ class PartAmountScreen(ModalScreen[int | None]):
             cast("SmartDukaApp", self.app).bell()
             return
         self.dismiss(read_shillings(text, "The amount"))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -12,13 +12,13 @@ it: ↓/↑ only mark a recent number, and the mark counts only while nothing is
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -29,8 +29,7 @@ from smartduka_tui.payments.api import (
     PaymentRefused,
     PaymentView,
 )
-from smartduka_tui.payments.sales import SaleRefused
-from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged, PromptSent, Refused
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.format import masked_apart, shillings
 from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.widgets.inputs import after_pending_keys, till_input
@@ -81,11 +80,6 @@ class PhoneScreen(SaleScreen):
     ]
     WAITS = frozenset({"send", "charge_less"})
 
-    class RecentLoaded(Message, bubble=False):
-        def __init__(self, phones: list[str]) -> None:
-            super().__init__()
-            self.phones = phones
-
     phone_check_text = getters.query_one("#phone-check", Static)
     phone_input = getters.query_one("#phone", Input)
     recent_options = getters.query_one("#recent", OptionList)
@@ -115,7 +109,6 @@ class PhoneScreen(SaleScreen):
         """The recent number marked with ↓/↑ (an index into `recent`), if any."""
 
     def compose_body(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         if self.retry_of is None:
             title = self._title()
         else:
@@ -130,7 +123,6 @@ class PhoneScreen(SaleScreen):
                 id="phone",
                 placeholder="07XX XXX XXX",
                 max_length=20,
-                blink=blink,
             )
             yield Static(PHONE_HINT, id="phone-check")
             yield Label("Recent at this till", id="recent-title")
@@ -208,9 +200,8 @@ class PhoneScreen(SaleScreen):
             self._show_check("")
             self.update_bindings()
 
-    @on(RecentLoaded)
-    def _show_recent(self, message: RecentLoaded) -> None:
-        self.recent = message.phones
+    def _show_recent(self, phones: list[str]) -> None:
+        self.recent = phones
         recent = self.recent_options
         recent.clear_options()
         recent.add_options(
@@ -231,17 +222,18 @@ class PhoneScreen(SaleScreen):
             self._moved = True
             self.move_to(self.till.screen_for(message.view))
 
-    @on(PromptSent)
-    def _sent(self, message: PromptSent) -> None:
+    def _sent(self, view: PaymentView) -> None:
         if not self._moved:
             self._moved = True
-            self.move_to(self.till.screen_for(message.view))
+            self.move_to(self.till.screen_for(view))
 
-    @on(Refused)
-    def _refused(self, message: Refused) -> None:
-        self.busy = False
-        self.show_notice(message.text, "error")
-        self.update_bindings()
+    def _refused(self, error: PaymentError) -> None:
+        if isinstance(error, InvalidPaymentInput):
+            label = FIELD_LABELS.get(error.field, error.field)
+            back = "" if error.field == "phone" else " Press Escape to go back and fix it."
+            self.show_notice(f"{label}: {error.message}{back}", "error")
+        else:
+            self.show_notice(refusal_text(error), "error")
 
     @on(ConnectionChanged)
     def _connection(self) -> None:
@@ -278,8 +270,7 @@ class PhoneScreen(SaleScreen):
                 self.show_notice(f"The prompt charges {shillings(amount)}.{note}")
             self.phone_input.focus()
 
-        blink = self.till.options.cursor_blink
-        self.app.push_screen(PartAmountScreen(self.owed, self.amount, blink=blink), chosen)
+        self.app.push_screen(PartAmountScreen(self.owed, self.amount), chosen)
 
     def action_send(self) -> None:
         after_pending_keys(self, self._send_now)
@@ -303,10 +294,16 @@ class PhoneScreen(SaleScreen):
             self.show_notice(OFFLINE_REFUSAL, "error")
             self.app.bell()
             return
-        self.busy = True
-        self.show_notice("Sending the payment request…")
-        self.update_bindings()
-        self._send(phone)
+        self.call_service(
+            partial(self._send, phone),
+            self._sent,
+            "sending the payment request",
+            name="send",
+            refusals=(PaymentError,),
+            refused=self._refused,
+            failed="The prompt was not sent. Try again.",
+            working="Sending the payment request…",
+        )
 
     def action_recent(self, step: int) -> None:
         if not self.recent:
@@ -334,50 +331,30 @@ class PhoneScreen(SaleScreen):
 
     # -- workers -------------------------------------------------------------------------------
 
-    @work(group="send", exit_on_error=False)
-    async def _send(self, phone: str) -> None:
+    async def _send(self, phone: str) -> PaymentView:
         payments = self.till.services.payments
-        try:
-            if self.retry_of is None and (self.total != self.amount or self.lines):
-                # A split or an item list: the sale (its total, its lines) is kept first.
-                await self.till.call_service(
-                    payments.sales.open(self.sale_ref, self.total, self.lines)
-                )
-            if self.retry_of is None:
-                call = payments.start_payment(self.sale_ref, self.amount, phone)
-            else:
-                call = payments.retry(
-                    self.sale_ref, phone=phone, customer_got_no_sms=self.customer_got_no_sms
-                )
-            view = await self.till.call_service(call)
-        except SaleRefused as error:
-            self.post_message(Refused(error.message))
-        except InvalidPaymentInput as error:
-            label = FIELD_LABELS.get(error.field, error.field)
-            back = "" if error.field == "phone" else " Press Escape to go back and fix it."
-            self.post_message(Refused(f"{label}: {error.message}{back}"))
-        except PaymentRefused as error:
-            self.post_message(Refused(refusal_text(error)))
-        except PaymentError as error:
-            self.post_message(Refused(error.message))
-        except Exception as error:
-            self.till.report_unexpected(error, "sending the payment request")
-            self.post_message(Refused("The prompt was not sent. Try again."))
-        else:
-            self.post_message(PromptSent(view))
+        if self.retry_of is not None:
+            return await payments.retry(
+                self.sale_ref, phone=phone, customer_got_no_sms=self.customer_got_no_sms
+            )
+        if self.total != self.amount or self.lines:
+            # A split or an item list: the sale (its total, its lines) is kept first.
+            await payments.sales.open(self.sale_ref, self.total, self.lines)
+        return await payments.start_payment(self.sale_ref, self.amount, phone)
 
-    @work(group="recent", exclusive=True, exit_on_error=False)
-    async def _load_recent(self) -> None:
-        try:
-            phones = await self.till.services.payments.recent_phones(limit=5)
-        except Exception as error:
-            self.till.report_unexpected(error, "loading recent phone numbers")
-            phones = []
-        self.post_message(self.RecentLoaded(phones))
+    def _load_recent(self) -> None:
+        self.call_service(
+            partial(self.till.services.payments.recent_phones, limit=5),
+            self._show_recent,
+            "loading recent phone numbers",
+            name="recent",
+            failed=partial(self._show_recent, []),
+            waits=False,
+        )
 
 
-def refusal_text(error: PaymentRefused) -> str:
+def refusal_text(error: PaymentError) -> str:
     """The service's refusal, with when to try again if it said."""
-    if error.retry_after:
+    if isinstance(error, PaymentRefused) and error.retry_after:
         return f"{error.message} (try again in {error.retry_after} s)"
     return error.message

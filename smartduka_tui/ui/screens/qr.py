@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class QrScreen(ModalScreen[None]):
     CSS_PATH = "qr.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter", "close", "Back to the sale", id="qr.close"),
+        Binding("escape,enter", "dismiss", "Back to the sale", id="qr.close"),
     ]
 
     def __init__(self, qr: SaleQr) -> None:
@@ -39,6 +39,3 @@ class QrScreen(ModalScreen[None]):
                 "Esc: back; the payment shows on the checkout (F6 attaches it).",
                 id="qr-caption",
             )
-
-    def action_close(self) -> None:
-        self.dismiss(None)

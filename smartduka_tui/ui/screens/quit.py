@@ -36,7 +36,7 @@ class ConfirmQuitScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         safe = "It stays safe" if self.awaiting == 1 else "They stay safe"
-        with Vertical(id="quit-dialog"):
+        with Vertical(id="quit-dialog", classes="dialog"):
             yield Label("Close the till?", id="quit-title")
             yield Static(
                 f"{waiting_words(self.awaiting)} still waiting for M-Pesa's answer.\n\n"

@@ -6,9 +6,9 @@ receipt", which prints a copy marked COPY (audited) and shows it; P prints anoth
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -17,11 +17,12 @@ from textual.widgets import Static
 
 from smartduka_tui.receipts import ReceiptError, render_text
 from smartduka_tui.ui.printer import PrinterWatch, PrintOutcome
+from smartduka_tui.ui.screens.base import ServiceCalls
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.printer_status import why_not_printing
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    from smartduka_tui.receipts import Receipt
 
 PRINTING = "Printing…"
 
@@ -33,10 +34,10 @@ def outcome_words(outcome: PrintOutcome) -> str:
     return "Copy printed (marked COPY)." if outcome.copy else "Receipt printed."
 
 
-class ReceiptScreen(ModalScreen[None]):
+class ReceiptScreen(ServiceCalls, ModalScreen[None]):
     CSS_PATH = "receipt.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter", "close", "Close", id="receipt.close"),
+        Binding("escape,enter", "dismiss", "Close", id="receipt.close"),
         Binding(
             "p",
             "print_copy",
@@ -66,14 +67,21 @@ class ReceiptScreen(ModalScreen[None]):
         if self.reprint:
             self.action_print_copy()
 
-    @work(group="receipt", exclusive=True, exit_on_error=False)
-    async def _load(self) -> None:
-        try:
-            till = cast("SmartDukaApp", self.app)
-            receipt = await till.call_service(self.printer.desk.receipt(self.sale_ref))
-        except ReceiptError as error:
-            self._say(f"No receipt: {error}.")
-            return
+    def _load(self) -> None:
+        self.call_service(
+            partial(self.printer.desk.receipt, self.sale_ref),
+            self._show,
+            "reading the receipt",
+            name="receipt",
+            refusals=(ReceiptError,),
+            refused=self._no_receipt,
+            waits=False,
+        )
+
+    def _no_receipt(self, error: ReceiptError) -> None:
+        self._say(f"No receipt: {error}.")
+
+    def _show(self, receipt: Receipt) -> None:
         if self.reprint:
             receipt = receipt.as_copy()
         self.query_one("#receipt-text", Static).update(render_text(receipt).rstrip("\n"))
@@ -106,6 +114,3 @@ class ReceiptScreen(ModalScreen[None]):
         # success screen's `_say_printer`).
         for line in self.query("#receipt-status").results(Static):
             line.update(text)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

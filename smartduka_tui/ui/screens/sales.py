@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import partial
 from typing import ClassVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Label, Static
 
 from smartduka_tui.model import AttemptState, SaleState
@@ -135,12 +135,6 @@ class SalesScreen(TillScreen):
         Binding("escape", "back", "Back", id="sales.back", tooltip="Back to the checkout"),
     ]
 
-    class Loaded(Message, bubble=False):
-        def __init__(self, views: list[PaymentView], sales: list[SaleView]) -> None:
-            super().__init__()
-            self.views = views
-            self.sales = sales
-
     sales_table = getters.query_one("#sales", DataTable)
 
     def __init__(self) -> None:
@@ -164,27 +158,30 @@ class SalesScreen(TillScreen):
         table.focus()
         self._load()
 
-    @work(group="sales", exclusive=True, exit_on_error=False)
-    async def _load(self) -> None:
+    def _load(self) -> None:
+        self.call_service(
+            self._read,
+            self._show,
+            "listing today's sales",
+            name="sales",
+            failed=partial(self._show, ([], [])),
+            waits=False,
+        )
+
+    async def _read(self) -> tuple[list[PaymentView], list[SaleView]]:
         payments = self.till.services.payments
         midnight = datetime.combine(self.till.now.astimezone(KENYA_TZ).date(), time(), KENYA_TZ)
-        try:
-            views = await self.till.call_service(payments.recent_payments())
-            sales = await self.till.call_service(payments.sales.today(midnight))
-        except Exception as error:
-            self.till.report_unexpected(error, "listing today's sales")
-            views, sales = [], []
-        self.post_message(self.Loaded(views, sales))
+        return await payments.recent_payments(), await payments.sales.today(midnight)
 
-    @on(Loaded)
-    def _show(self, message: Loaded) -> None:
+    def _show(self, loaded: tuple[list[PaymentView], list[SaleView]]) -> None:
+        payment_views, sales = loaded
         today = self.till.now.astimezone(KENYA_TZ).date()
         self.views = [
             view
-            for view in message.views
+            for view in payment_views
             if view.is_live or view.created_at.astimezone(KENYA_TZ).date() == today
         ]
-        by_ref = {sale.sale_ref: sale for sale in message.sales}
+        by_ref = {sale.sale_ref: sale for sale in sales}
         phones = masked_apart([view.phone for view in self.views])
         rows = [
             SaleRow(
@@ -203,7 +200,7 @@ class SalesScreen(TillScreen):
             SaleRow(
                 sale.opened_at, sale.sale_ref, sale.total, "cash", sale_status(sale), None, sale
             )
-            for sale in message.sales
+            for sale in sales
             if sale.sale_ref not in with_attempts
         ]
         # Payments still waiting first, then the rest newest first.

@@ -6,13 +6,13 @@ With a receipt printer the receipt prints (at once, or on P) and its line says h
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
-from textual.message import Message
 from textual.widgets import Label, Static
 
 from smartduka_tui.payments.api import PaymentView
@@ -24,6 +24,9 @@ from smartduka_tui.ui.screens.base import SaleScreen
 from smartduka_tui.ui.screens.receipt import ReceiptScreen, outcome_words
 from smartduka_tui.ui.widgets.big_text import BigText
 from smartduka_tui.ui.widgets.printer_status import why_not_printing
+
+if TYPE_CHECKING:
+    from smartduka_tui.payments.sales import SaleView
 
 RECEIPT_TO_FOLLOW = "Paid; receipt pending (M-Pesa's receipt number has not arrived yet)"
 LATE = (
@@ -89,28 +92,21 @@ class SuccessScreen(SaleScreen):
         # The receipt is the sale's: it prints once the sale is known to be paid in full.
         self._check_sale()
 
-    class SaleChecked(Message, bubble=False):
-        def __init__(self, owed: int) -> None:
-            super().__init__()
-            self.owed = owed
+    def _check_sale(self) -> None:
+        def checked(sale: SaleView | None) -> None:
+            self._sale_checked(sale.owed if sale is not None and sale.part_paid else 0)
 
-    @work(group="sale", exclusive=True, exit_on_error=False)
-    async def _check_sale(self) -> None:
-        owed = 0
-        try:
-            sale = await self.till.call_service(
-                self.till.services.payments.sales.get(self.view.sale_ref)
-            )
-        except Exception as error:
-            self.till.report_unexpected(error, "reading the sale")
-        else:
-            if sale is not None and sale.part_paid:
-                owed = sale.owed
-        self.post_message(self.SaleChecked(owed))
+        self.call_service(
+            partial(self.till.services.payments.sales.get, self.view.sale_ref),
+            checked,
+            "reading the sale",
+            name="sale",
+            failed=partial(self._sale_checked, 0),
+            waits=False,
+        )
 
-    @on(SaleChecked)
-    def _sale_checked(self, message: SaleChecked) -> None:
-        self.owed = message.owed
+    def _sale_checked(self, owed: int) -> None:
+        self.owed = owed
         self._render_view()
         if self.owed:
             if self.till.printer is not None:

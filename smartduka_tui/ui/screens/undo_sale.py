@@ -9,9 +9,10 @@ on a refusal. The PIN is typed masked and never shown or kept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -20,14 +21,15 @@ from textual.widgets import Input, Label, Static
 
 from smartduka_tui.payments.sales import SaleRefused, SaleView, Secret
 from smartduka_tui.ui.format import shillings
+from smartduka_tui.ui.screens.base import ServiceCalls
 from smartduka_tui.ui.widgets.footer import TillFooter
 from smartduka_tui.ui.widgets.inputs import TYPING_ORDER_BINDINGS, after_pending_keys, till_input
 
 if TYPE_CHECKING:
-    from smartduka_tui.ui.app import SmartDukaApp
+    pass
 
 
-class UndoSaleScreen(ModalScreen[SaleView | None]):
+class UndoSaleScreen(ServiceCalls, ModalScreen[SaleView | None]):
     """`refund=False` voids the sale, `refund=True` refunds its cash."""
 
     CSS_PATH = "undo_sale.tcss"
@@ -48,7 +50,6 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
         self.total = total
         self.refund = refund
         self.sale = sale
-        self.busy = False
 
     @property
     def help_words(self) -> str:
@@ -67,21 +68,16 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
             "refunded here: reverse it with V in the manager's screens."
         )
 
-    @property
-    def till(self) -> SmartDukaApp:
-        return cast("SmartDukaApp", self.app)
-
     def compose(self) -> ComposeResult:
-        blink = self.till.options.cursor_blink
         doing = "Refund the cash of" if self.refund else "Void"
-        with Vertical(id="undo-dialog"):
+        with Vertical(id="undo-dialog", classes="dialog"):
             yield Label(f"{doing} sale {self.sale_ref} ({shillings(self.total)})", id="undo-title")
             yield Static(self.help_words, id="undo-help")
             with Grid(id="undo-form"):
                 yield Label("Manager PIN")
-                yield till_input(id="undo-pin", password=True, max_length=12, blink=blink)
+                yield till_input(id="undo-pin", password=True, max_length=12)
                 yield Label("Note (why)")
-                yield till_input(id="undo-note", max_length=500, blink=blink)
+                yield till_input(id="undo-note", max_length=500)
             yield Static("", id="undo-problem")
         yield TillFooter()
 
@@ -105,32 +101,23 @@ class UndoSaleScreen(ModalScreen[SaleView | None]):
     def _confirm_now(self) -> None:
         if not self.is_current or self.busy:
             return
-        self.busy = True
         pin = Secret(self.undo_pin_input.value)
         note = self.query_one("#undo-note", Input).value
-        self._undo(pin, note)
-
-    @work(group="undo", exclusive=True, exit_on_error=False)
-    async def _undo(self, pin: Secret, note: str) -> None:
         sales = self.till.services.payments.sales
-        call = (
-            sales.refund(self.sale_ref, pin, note)
-            if self.refund
-            else sales.void(self.sale_ref, pin, note)
+        undo = sales.refund if self.refund else sales.void
+        self.call_service(
+            partial(undo, self.sale_ref, pin, note),
+            self.dismiss,
+            "undoing the sale",
+            name="undo",
+            refusals=(SaleRefused,),
+            refused=self._refused,
         )
-        try:
-            done = await self.till.call_service(call)
-        except SaleRefused as error:
-            self.busy = False
-            self.undo_pin_input.value = ""
-            self.undo_problem_text.update(f"✖ {error.message}")
-            self.till.bell()
-            return
-        except Exception as error:
-            self.busy = False
-            self.till.report_unexpected(error, "undoing the sale")
-            return
-        self.dismiss(done)
+
+    def _refused(self, error: SaleRefused) -> None:
+        self.undo_pin_input.value = ""
+        self.undo_problem_text.update(f"✖ {error.message}")
+        self.till.bell()
 
     def action_cancel(self) -> None:
         if not self.busy:

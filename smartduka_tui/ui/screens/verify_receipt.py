@@ -47,19 +47,16 @@ class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
             super().__init__()
             self.verdict = verdict
 
-    def __init__(
-        self, checks: ReceiptChecks, sale: PaymentView | None = None, *, blink: bool = True
-    ) -> None:
+    def __init__(self, checks: ReceiptChecks, sale: PaymentView | None = None) -> None:
         super().__init__()
         self.checks = checks
         self.sale = sale
-        self.blink = blink
         self.busy = False
         self.verdict: ReceiptVerdict | None = None
 
     def compose(self) -> ComposeResult:
         sale = self.sale
-        with Vertical(id="verify-dialog"):
+        with Vertical(id="verify-dialog", classes="dialog"):
             yield Label("Receipt code from the customer", id="verify-title")
             yield Static(
                 (
@@ -73,7 +70,6 @@ class VerifyReceiptScreen(ModalScreen[PaymentView | None]):
                 id="verify-text",
             )
             yield till_input(
-                blink=self.blink,
                 placeholder="e.g. TKQ9ZZ1A2B",
                 id="receipt-code",
                 max_length=16,

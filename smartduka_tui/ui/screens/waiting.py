@@ -10,17 +10,17 @@ the reconciler and starts a new sale.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import ClassVar
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Digits, Label, Static
 
 from smartduka_tui.payments.api import PaymentError, PaymentView
-from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged, Refreshed, Refused
+from smartduka_tui.ui.events import ConnectionChanged, PaymentChanged
 from smartduka_tui.ui.format import countdown, local_time, seconds_left, shillings
 from smartduka_tui.ui.freshness import is_stale
 from smartduka_tui.ui.screens.base import SaleScreen
@@ -64,13 +64,6 @@ class WaitingScreen(SaleScreen):
         ),
     ]
     WAITS = frozenset({"check_now", "stop_waiting"})
-
-    class HandedOver(Message, bubble=False):
-        """The reconciler owns the attempt now."""
-
-        def __init__(self, view: PaymentView) -> None:
-            super().__init__()
-            self.view = view
 
     def __init__(self, view: PaymentView) -> None:
         super().__init__()
@@ -164,25 +157,14 @@ class WaitingScreen(SaleScreen):
         if self.watches(message.view):
             self._take(message.view)
 
-    @on(Refreshed)
-    def _refreshed(self, message: Refreshed) -> None:
-        self.busy = False
-        self._take(message.view)
-
-    @on(HandedOver)
-    def _handed_over(self, message: HandedOver) -> None:
-        self.busy = False
-        view = message.view
+    def _stopped(self, view: PaymentView) -> None:
+        if not view.is_live:
+            self._take(view)
+            return
         self.till.finish_sale(
             f"Sale {view.sale_ref} ({shillings(view.amount)}, {view.phone_masked}) is being "
             "checked in the background; its outcome will show here when M-Pesa answers."
         )
-
-    @on(Refused)
-    def _call_failed(self, message: Refused) -> None:
-        self.busy = False
-        self.show_notice(message.text, "error")
-        self.update_bindings()
 
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
@@ -200,16 +182,18 @@ class WaitingScreen(SaleScreen):
 
     def action_check_now(self) -> None:
         if not self.busy:
-            self.busy = True
-            self.show_notice("Asking M-Pesa…")
-            self.update_bindings()
             self._check(quiet=False)
 
     def action_stop_waiting(self) -> None:
         if not self.busy:
-            self.busy = True
-            self.update_bindings()
-            self._stop_waiting()
+            self.call_service(
+                partial(self.till.services.payments.stop_waiting, self.view.attempt_id),
+                self._stopped,
+                "handing the payment to the background check",
+                name="stop",
+                refusals=(PaymentError,),
+                failed="Could not stop waiting; try again.",
+            )
 
     def action_retry(self) -> None:
         """Greyed while the attempt is live (see `on_key`); the failure screen owns retries."""
@@ -224,48 +208,41 @@ class WaitingScreen(SaleScreen):
             event.stop()
             self.show_notice(WHY_NO_RETRY_YET, "warning")
 
-    # -- workers -------------------------------------------------------------------------------
+    # -- service calls -------------------------------------------------------------------------
 
-    @work(group="check", exclusive=True, exit_on_error=False)
-    async def _check(self, quiet: bool) -> None:
-        try:
-            payments = self.till.services.payments
-            view = await self.till.call_service(payments.check_now(self.view.attempt_id))
-        except PaymentError as error:
+    def _check(self, quiet: bool) -> None:
+        """Ask M-Pesa now: the cashier's "check now", or a quiet check once back online (it
+        greys nothing and says no refusal)."""
+
+        def checked(view: PaymentView) -> None:
             if not quiet:
-                self.post_message(Refused(error.message))
-            return
-        except Exception as error:
-            self.till.report_unexpected(error, "checking the payment with M-Pesa")
-            self.post_message(Refused("Could not check now; it is checked again soon."))
-            return
-        if not quiet:
-            self.clear_notice()
-        self.post_message(Refreshed(view))
+                self.clear_notice()
+            self._take(view)
 
-    @work(group="refresh", exclusive=True, exit_on_error=False)
-    async def _refresh_view(self) -> None:
-        try:
-            view = await self.till.services.payments.get(self.view.attempt_id)
-        except Exception as error:
-            self.till.report_unexpected(error, "refreshing the payment status")
-            return
-        if view != self.view:
-            self.post_message(Refreshed(view))
+        self.call_service(
+            partial(self.till.services.payments.check_now, self.view.attempt_id),
+            checked,
+            "checking the payment with M-Pesa",
+            name="check",
+            refusals=(PaymentError,),
+            refused=None if not quiet else self._quietly_refused,
+            failed="Could not check now; it is checked again soon.",
+            waits=not quiet,
+            working=None if quiet else "Asking M-Pesa…",
+        )
 
-    @work(group="stop", exclusive=True, exit_on_error=False)
-    async def _stop_waiting(self) -> None:
-        try:
-            payments = self.till.services.payments
-            view = await self.till.call_service(payments.stop_waiting(self.view.attempt_id))
-        except PaymentError as error:
-            self.post_message(Refused(error.message))
-            return
-        except Exception as error:
-            self.till.report_unexpected(error, "handing the payment to the background check")
-            self.post_message(Refused("Could not stop waiting; try again."))
-            return
-        if view.is_live:
-            self.post_message(self.HandedOver(view))
-        else:
-            self.post_message(Refreshed(view))
+    def _quietly_refused(self, error: PaymentError) -> None:
+        """A quiet check's refusal: the regular checks carry on."""
+
+    def _refresh_view(self) -> None:
+        def refreshed(view: PaymentView) -> None:
+            if view != self.view:
+                self._take(view)
+
+        self.call_service(
+            partial(self.till.services.payments.get, self.view.attempt_id),
+            refreshed,
+            "refreshing the payment status",
+            name="refresh",
+            waits=False,
+        )

@@ -4,13 +4,16 @@ and the one way a screen reads what was typed when Enter is pressed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.widgets import Input
+
+if TYPE_CHECKING:
+    from smartduka_tui.ui.app import SmartDukaApp
 
 
 class TillInput(Input):
@@ -35,9 +38,10 @@ class TillInput(Input):
                 return
 
 
-def till_input(*, blink: bool, value: str | None = None, **kwargs: Any) -> Input:
+def till_input(*, value: str | None = None, **kwargs: Any) -> Input:
+    """A field made while a screen composes, blinking as the app's options say."""
     widget = TillInput(value, **kwargs)
-    widget.set_reactive(Input.cursor_blink, blink)
+    widget.set_reactive(Input.cursor_blink, cast("SmartDukaApp", widget.app).options.cursor_blink)
     return widget
 
 
