@@ -38,7 +38,7 @@ from smartduka_tui.ui.screens.waiting import WaitingScreen
 from tests.conftest import unique_phone
 from tests.payments.harness import TillHarness
 from tests.ui.conftest import ONLINE, SIZE, build_app, wait_for_screen, wait_until
-from tests.ui.test_flows import PUSH_PATH, answer, put, script, text_of
+from tests.ui.test_flows import PUSH_PATH, answer, pushes_answered, put, script, text_of
 
 
 def app_examples(most: int) -> settings:
@@ -143,6 +143,8 @@ class Counter:
         return await self.on(PhoneScreen)
 
     async def pushed(self, phone: str) -> list[Any]:
+        # The waiting screen shows before the push has reached the simulator's log.
+        await pushes_answered(self.harness)
         return [r for r in await self.harness.sim.requests(phone=phone) if r.path == PUSH_PATH]
 
 

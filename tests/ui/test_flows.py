@@ -434,6 +434,7 @@ async def test_late_payment_after_expiry_is_shown_plainly(shop_till: TillHarness
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
         await start_sale(pilot, 80, phone)
+        await pushes_answered(shop_till)  # a reconciler pass before then finds it being sent
         await advance(pilot, shop_till, shop_till.settings.timings.attempt_expiry_s + 1)
         await shop_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)
@@ -468,6 +469,7 @@ async def test_got_an_sms_sends_the_attempt_to_a_manager(shop_till: TillHarness)
     app = build_app(shop_till)
     async with app.run_test(size=SIZE) as pilot:
         await start_sale(pilot, 81, phone)
+        await pushes_answered(shop_till)  # a reconciler pass before then finds it being sent
         await advance(pilot, shop_till, shop_till.settings.timings.attempt_expiry_s + 1)
         await shop_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)

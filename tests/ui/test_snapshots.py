@@ -41,7 +41,7 @@ from smartduka_tui.ui.services import HelpSection
 from tests.payments.harness import TillHarness, till
 from tests.support.processes import ServerProcess
 from tests.ui.conftest import ONLINE, SIZE, advance, build_app, wait_for_screen, wait_until
-from tests.ui.test_flows import answer, put, script
+from tests.ui.test_flows import answer, pushes_answered, put, script
 
 DEMO_HELP = (
     HelpSection(
@@ -215,6 +215,9 @@ async def test_expired_then_paid_late(quiet_till: TillHarness, svg: SnapshotAsse
         await put(pilot, "#phone", "0712000404")
         await pilot.press("enter")
         await wait_for_screen(pilot, WaitingScreen)
+        # Expiry is counted once the push is answered: a reconciler pass before then finds it
+        # still being sent.
+        await pushes_answered(quiet_till)
         await advance(pilot, quiet_till, quiet_till.settings.timings.attempt_expiry_s + 10)
         await quiet_till.engine.reconcile_once()
         expired: Any = await wait_for_screen(pilot, FailureScreen)

@@ -27,6 +27,13 @@ from tests.ui.test_flows import start_sale, text_of
 ANSWER_AFTER_S = 30
 
 
+async def push_answered(pilot: Any, waiting: Any) -> None:
+    """Wait until the simulator has answered the push. The waiting screen shows as soon as the
+    attempt is stored, before its push has left: a clock moved before the push arrives leaves
+    its answer due a full delay later (30 s of real time, past the wait for it)."""
+    await wait_until(pilot, lambda: waiting.view.stage is not Stage.SENDING, "the push answered")
+
+
 @asynccontextmanager
 async def till_app(
     tmp_path: Path, simulator: ServerProcess, relay: RelayHandle
@@ -70,7 +77,7 @@ async def test_paid_through_the_relay_then_relay_down_during_a_wait(
             # A payment whose callback comes through the relay's feed.
             phone = unique_phone()
             await sim.set_phone_scenario(phone, callback_delay_s=ANSWER_AFTER_S)
-            await start_sale(pilot, 150, phone)
+            await push_answered(pilot, await start_sale(pilot, 150, phone))
             await sim.advance_clock(ANSWER_AFTER_S + 1)
             paid: Any = await wait_for_screen(pilot, SuccessScreen)
             assert paid.view.receipt and paid.view.stage is Stage.PAID
@@ -80,6 +87,7 @@ async def test_paid_through_the_relay_then_relay_down_during_a_wait(
             other = unique_phone()
             await sim.set_phone_scenario(other, callback_delay_s=ANSWER_AFTER_S)
             waiting = await start_sale(pilot, 160, other)
+            await push_answered(pilot, waiting)
             relay.server.kill()
             await wait_until(
                 pilot, lambda: app.connection.relay is Reachability.UNREACHABLE, "relay down"
