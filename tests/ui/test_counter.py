@@ -91,14 +91,18 @@ def type_fast(app: SmartDukaApp, text: str) -> None:
 
 
 def load_the_loop(app: SmartDukaApp) -> None:
-    """A worker that keeps the event loop busy (half a millisecond of work between yields, so
-    every message the app handles waits behind it)."""
+    """A worker that keeps the event loop busy (half a millisecond of blocking work between
+    yields, so every message the app handles waits behind it).
+
+    The work blocks in `time.sleep`, which holds the loop but not the GIL. A pure-Python spin
+    held the GIL as well: the store's SQLite thread then waited up to 5 ms (the switch interval)
+    for each of the many times a query takes the GIL back, and on a quiet machine one query
+    took seconds (20 s once: "timed out waiting for a sale reference"), a starvation no till
+    sees, since its loop is idle between keys."""
 
     async def busy() -> None:
         while True:
-            until = time.perf_counter() + 0.0005
-            while time.perf_counter() < until:
-                pass
+            time.sleep(0.0005)  # blocking the loop is the point
             await asyncio.sleep(0)
 
     app.run_worker(busy(), group="busy", exclusive=True, exit_on_error=False)
