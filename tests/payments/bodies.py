@@ -40,6 +40,20 @@ def success_body(
     ).encode()
 
 
+def with_phone_item(body: bytes, value: object) -> bytes:
+    """`body` with its PhoneNumber item's value set to `value` (a masked number, say).
+
+    The item is set in the parsed JSON, never by replacing the number's digits in the bytes:
+    the simulator's CheckoutRequestID ends with the local number after three millisecond
+    digits, so a push made at millisecond 254 carries the whole 2547... number inside its id.
+    """
+    parsed = json.loads(body)
+    items = parsed["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
+    [item] = [item for item in items if item["Name"] == "PhoneNumber"]
+    item["Value"] = value
+    return json.dumps(parsed).encode()
+
+
 def failure_body(
     checkout_request_id: str,
     code: int | str,

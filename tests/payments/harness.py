@@ -70,6 +70,7 @@ class TillHarness:
     transport: httpx.AsyncBaseTransport | None = None
     applying: set[asyncio.Task[CallbackResult]] = field(default_factory=set)
     results: list[CallbackResult] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
     store: Store = field(init=False)
     engine: PaymentEngine = field(init=False)
 
@@ -106,13 +107,27 @@ class TillHarness:
 
     def _applied(self, task: asyncio.Task[CallbackResult]) -> None:
         self.applying.discard(task)
-        if not task.cancelled() and task.exception() is None:
+        if task.cancelled():
+            return
+        failure = task.exception()
+        if failure is None:
             self.results.append(task.result())
+        else:
+            self.failures.append(failure)
 
     async def settle(self) -> None:
-        """Wait until every callback handed over so far has been applied."""
+        """Wait until every callback handed over so far has been applied, then raise the first
+        failure among them not raised yet.
+
+        A failure is kept until a settle raises it: on a busy machine the receiver's task can
+        fail before the test reaches `settle` (the simulator answers `advance_clock` only
+        after the receiver answered it, and the engine may be done by then), and waiting on
+        the running tasks alone would lose it.
+        """
         while self.applying:
-            await asyncio.gather(*list(self.applying))
+            await asyncio.wait(list(self.applying))
+        if self.failures:
+            raise self.failures.pop(0)
 
     async def waiting(self, sale_ref: str, amount: int) -> tuple[str, PaymentView]:
         """A new phone whose callbacks the simulator drops, and its payment for `sale_ref`:
