@@ -172,14 +172,7 @@ async def open_till(
             else None
         )
         monitor = ConnectivityMonitor(the_clock, relay_used=use_relay)
-        engine = PaymentEngine(
-            store=store,
-            settings=settings,
-            clock=the_clock,
-            shop=parts.shop,
-            till=parts.till,
-            gateway=ObservedGateway(parts.gateway, monitor),
-        )
+        engine = parts.engine(store, settings, the_clock, ObservedGateway(parts.gateway, monitor))
         await stack.enter_async_context(
             started(engine, run_reconciler=run_reconciler, shop_receipts=receipts)
         )

@@ -35,6 +35,24 @@ class EngineParts:
     till: TillCredentials
     gateway: DarajaGateway
 
+    def engine(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        gateway: DarajaGateway | None = None,
+    ) -> PaymentEngine:
+        """The engine made of these parts; `gateway` wraps this shop's own (the till's
+        observed one), or the shop's gateway is used as it is."""
+        return PaymentEngine(
+            store=store,
+            settings=settings,
+            clock=clock,
+            shop=self.shop,
+            till=self.till,
+            gateway=gateway or self.gateway,
+        )
+
 
 async def engine_parts(
     store: Store,
@@ -114,13 +132,6 @@ async def running_engine(
         settings.data_dir, keyring_file=settings.keyring_file, clock=clock
     ) as store:
         parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
-        engine = PaymentEngine(
-            store=store,
-            settings=settings,
-            clock=clock,
-            shop=parts.shop,
-            till=parts.till,
-            gateway=parts.gateway,
-        )
+        engine = parts.engine(store, settings, clock)
         async with started(engine, run_reconciler=run_reconciler):
             yield engine
