@@ -290,10 +290,11 @@ class Broker:
             {"Retry-After": str(seconds)},
         )
 
-    def _callback_url(self, url: str, till: TillRecord, public: str) -> str | Response:
+    async def _callback_url(self, url: str, till: TillRecord, public: str) -> str | Response:
         """The CallBackURL to send, built from the configured public URL and the path the till
         signed (never from the till's host); or the refusal. The platform's credentials never
-        send a shop's callbacks anywhere else."""
+        send a shop's callbacks anywhere else. A till enrolled a moment ago (before the cache's
+        next refresh) is found by the cache's recheck, as its callbacks are."""
         refusal = envelope(
             400,
             CALLBACK_NOT_SIGNED,
@@ -311,7 +312,7 @@ class Broker:
             return refusal
         if parsed.shop_id != till.shop_id or parsed.till_id != till.till_id:
             return refusal
-        entry = self._relay.cache.entry(till.shop_id)
+        entry = await self._relay.cache.fresh_entry(till.shop_id, till.till_id, parsed.kid)
         if entry is None or not callback_path.verify(parsed, entry.till_secrets(till.till_id)):
             return refusal
         return base + parsed.path()
@@ -379,7 +380,7 @@ class Broker:
         body = await self._json(request, BrokeredPush)
         if isinstance(body, Response):
             return body
-        callback_url = self._callback_url(body.callback_url, till, public)
+        callback_url = await self._callback_url(body.callback_url, till, public)
         if isinstance(callback_url, Response):
             log.warning("push from till %s refused: callback URL not signed here", till.till_id)
             return callback_url

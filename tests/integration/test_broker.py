@@ -104,7 +104,9 @@ async def broker_rig(
         settings={"callback_delay_s": 300},
     )
     db = tmp_path / "relay" / "relay.db"
-    settings = RelaySettings(db=db, encryption_key=RELAY_KEY, public_url="http://relay.test")
+    settings = RelaySettings(
+        db=db, encryption_key=RELAY_KEY, public_url="http://relay.test", registry_refresh_s=3600
+    )
     app = make_app(settings, clock=ManualClock())
     async with app.router.lifespan_context(app):
         client = httpx.AsyncClient(
@@ -222,6 +224,28 @@ async def test_pushes_carry_the_platform_shortcode_and_the_shop_prefix_and_queri
         finally:
             await gateway.aclose()
         assert answer.kind is QueryKind.NO_ANSWER
+
+
+async def test_a_till_enrolled_a_moment_ago_can_push_before_the_cache_refreshes(
+    tmp_path: Path, sim: SimulatorControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's registry cache refreshes every `registry_refresh_s` (an hour in this rig);
+    a shop enrolled by the CLI just before its till's first push is found by the cache's
+    recheck, not refused as an unsigned callback address."""
+    async with broker_rig(tmp_path, sim, monkeypatch, platform=True) as rig:
+        out = tmp_path / "fresh.json"
+        args = ["shop", "add", "Fresh shop", "--platform", "--prefix", "FR", "--out", str(out)]
+        assert await asyncio.to_thread(relay_cli.main, [*args, "--db", str(rig.db)]) == 0
+        enrolment = json.loads(out.read_text())
+        assert rig.relay.cache.entry(enrolment["shop_id"]) is None, "the cache has not seen it"
+        phone = unique_phone()
+        pushed = await rig.client.post(
+            PUSH, json=push_body(enrolment, phone), headers=auth(enrolment)
+        )
+        assert pushed.status_code == 200, pushed.text
+        assert rig.push_count() == 1
+        (request,) = [r for r in await sim.requests(phone=phone) if r.method == "POST"]
+        assert request.body["AccountReference"] == "FRS1"
 
 
 async def test_bad_requests_are_refused_by_name_and_nothing_is_pushed(
