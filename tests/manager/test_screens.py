@@ -5,6 +5,7 @@ ways a session ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from functools import partial
@@ -22,6 +23,7 @@ from smartduka_tui.model import AttemptFlag, AttemptState, VerificationStatus
 from smartduka_tui.store import Secret
 from smartduka_tui.store.pin import ManagerPin
 from smartduka_tui.ui.app import SmartDukaApp, make_app
+from smartduka_tui.ui.events import ServiceAnswered, ServiceRefused
 from smartduka_tui.ui.manager.audit_log import AuditLogScreen
 from smartduka_tui.ui.manager.base import SIGNED_OUT, is_manager_screen
 from smartduka_tui.ui.manager.filters import ProblemFilterScreen
@@ -201,6 +203,32 @@ async def test_a_sign_in_typed_fast_is_not_lost(seeded: Seeded) -> None:
         await open_menu_item(pilot, "history")
         burst(app, PIN + "\r")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history")
+
+
+async def test_an_answer_reaching_a_screen_on_its_way_out_is_dropped(seeded: Seeded) -> None:
+    """A page read still in flight when the screen closes (Ctrl+Q or Escape just as the history
+    opens) can be answered while the screen's widgets are being removed: the answer is dropped,
+    not drawn into a table that is gone (NoMatches, reported as an unexpected error)."""
+    app = build_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await sign_in(pilot, "history")
+        assert isinstance(history, HistoryScreen) and history.page is not None
+        shown = history.page
+
+        async def unanswered() -> Any:
+            await asyncio.Event().wait()
+
+        for name in ("page", "other"):
+            history.call_service(
+                unanswered, history._show_page, "reading", name=name, failed="failed"
+            )
+        tickets = {name: pending.ticket for name, pending in history._pending.items()}
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not history.is_attached, "the history to close")
+        assert not history.query(DataTable), "its widgets are gone"
+        history.on_service_answered(ServiceAnswered("page", tickets["page"], shown))
+        history.on_service_refused(ServiceRefused("other", tickets["other"], None))
+        assert history._pending == {} and not history.busy
 
 
 # ------------------------------------------------------------------------------ problems

@@ -130,13 +130,13 @@ class ServiceCalls:
     # Named handlers (not @on): Textual finds these on a mixin through the MRO.
     def on_service_answered(self, message: ServiceAnswered[Any]) -> None:
         pending = self._answered(message.name, message.ticket)
-        if pending is not None:
+        if pending is not None and not self._leaving():
             pending.done(message.result)
             self._after_answer()
 
     def on_service_refused(self, message: ServiceRefused) -> None:
         pending = self._answered(message.name, message.ticket)
-        if pending is None:
+        if pending is None or self._leaving():
             return
         if message.error is not None:
             self.route_refusal(message.error, pending.refused)
@@ -155,6 +155,13 @@ class ServiceCalls:
         if pending.waits:
             self._follow_waits()
         return pending
+
+    def _leaving(self) -> bool:
+        """The screen is on its way out (popped, or the app closing): its widgets may be gone
+        already, so an answer arriving now has nowhere to go and is dropped. (An error was
+        reported when it happened; the call's own handlers would only redraw this screen.)"""
+        screen = cast("Screen[Any]", self)
+        return screen._closing or screen._closed or screen._pruning or not screen.is_attached
 
     def _follow_waits(self) -> None:
         self.busy = any(pending.waits for pending in self._pending.values())
