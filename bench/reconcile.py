@@ -30,11 +30,11 @@ from smartduka_tui.config import Settings
 from smartduka_tui.demo_shop import add_simulator_shop
 from smartduka_tui.model import AttemptState
 from smartduka_tui.payments.api import PaymentRefused
-from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store import Store, create_keyring
 from smartduka_tui.store.store import database_path, keyring_path
+from smartduka_tui.till import open_till
 
 CLOSED_PORT_URL = "http://127.0.0.1:9"
 
@@ -108,29 +108,16 @@ async def bench(args: argparse.Namespace) -> None:
                     "reconcile_concurrency": args.concurrency,
                 },
             )
-            clock = SystemClock()
-            from smartduka_tui.store.vault import load_keyring
-
-            store = await Store.open(
-                database_path(data_dir),
-                clock=clock,
-                keyring=load_keyring(keyring_path(data_dir)),
-            )
-            shop = await store.shops.require(shop_id)
-            gateway = DirectGateway(
-                shop,
-                await store.shops.credentials(shop_id),
-                daraja_client(settings, clock),
-                clock,
-            )
-            engine = await PaymentEngine.open(store, settings, clock, gateway, shop)
-            await engine.start(run_reconciler=False)
-            try:
-                await run(engine, sim, shortcode, args)
-            finally:
-                await engine.close()
-                await gateway.aclose()
-                await store.close()
+            # The till as the app opens it, less what the run drives itself: the reconciler
+            # (its passes are timed here), the Daraja probe, and the relay (a closed port).
+            async with open_till(
+                settings,
+                run_reconciler=False,
+                probe_daraja=False,
+                read_feed=False,
+                no_relay_url=CLOSED_PORT_URL,
+            ) as till:
+                await run(till.engine, sim, shortcode, args)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -53,16 +53,13 @@ from e2e import RELAY_ENV, make_till, percentile, relay_cli, server
 
 from smartduka_tui.clock import ManualClock, SystemClock
 from smartduka_tui.config import Settings
-from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.pull import CLOCK_SKEW, PullReport, StatementPull
-from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.relay_client import RelayShopReceipts
 from smartduka_tui.simulator.app import create_app
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.simulator.engine import SimulatorConfig
 from smartduka_tui.store.records import AttemptFlag, to_ms
-from smartduka_tui.store.store import Store, database_path, keyring_path
-from smartduka_tui.store.vault import load_keyring
+from smartduka_tui.store.store import database_path
 from smartduka_tui.till import open_till
 from smartduka_tui.ui.app import make_app
 from smartduka_tui.ui.screens.checkout import CheckoutScreen
@@ -291,20 +288,20 @@ async def bench_pull(args: argparse.Namespace) -> None:
                 relay={"url": "http://127.0.0.1:9"},
                 pull={"nominated_number": "254708374149", "interval_s": 0},
             )
-            store = await Store.open(
-                database_path(data_dir), clock=clock, keyring=load_keyring(keyring_path(data_dir))
-            )
-            shop = await store.shops.require("benchpull")
-            gateway = DirectGateway(
-                shop,
-                await store.shops.credentials("benchpull"),
-                daraja_client(settings, clock, transport=transport),
-                clock,
-            )
-            engine = await PaymentEngine.open(store, settings, clock, gateway, shop)
             shop_wide: list[tuple[str, float, float, PullReport]] = []
-            try:
-                pull = StatementPull(engine, gateway)
+            # The till as `smartduka pull` opens it (no feed, no probe; the relay a closed
+            # port), its Daraja the simulator in process.
+            async with open_till(
+                settings,
+                clock=clock,
+                run_reconciler=False,
+                probe_daraja=False,
+                read_feed=False,
+                no_relay_url=settings.relay.url,
+                daraja_transport=transport,
+            ) as till:
+                pull = till.statement_pull()
+                assert pull is not None, "the bench shop has its own shortcode"
                 started, cpu = time.perf_counter(), time.process_time()
                 first = await pull.pull()
                 first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -313,12 +310,9 @@ async def bench_pull(args: argparse.Namespace) -> None:
                 again_s, again_cpu = time.perf_counter() - started, time.process_time() - cpu
                 if args.shop_wide:
                     since = first.start - CLOCK_SKEW
-                    unknown = await store.pull.unknown("benchpull", since)
+                    unknown = await till.store.pull.unknown("benchpull", since)
                     theirs = [r.transaction_id for r in unknown[: len(unknown) // 2]]
-                    shop_wide = await pulls_shop_wide(Path(tmp), engine, gateway, theirs)
-            finally:
-                await gateway.aclose()
-                await store.close()
+                    shop_wide = await pulls_shop_wide(Path(tmp), pull, theirs)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         f"Pull of {args.pulled:,} transactions against {args.attempts:,} attempts, in process "
@@ -349,7 +343,7 @@ async def bench_pull(args: argparse.Namespace) -> None:
 
 
 async def pulls_shop_wide(
-    tmp: Path, engine: PaymentEngine, gateway: DirectGateway, theirs: list[str]
+    tmp: Path, till_pull: StatementPull, theirs: list[str]
 ) -> list[tuple[str, float, float, PullReport]]:
     """The catch-up and steady-state pulls against the shop's receipt index, in process,
     with another till of the shop holding `theirs`."""
@@ -377,7 +371,7 @@ async def pulls_shop_wide(
             return RelayShopReceipts("http://relay.bench", till_key, transport=transport)
 
         await index(there.till_key).register([(r, "OTHER1") for r in theirs])
-        pull = StatementPull(engine, gateway, index(here.till_key))
+        pull = StatementPull(till_pull.engine, till_pull.source, index(here.till_key))
         for name in ("catch-up", "steady"):
             started, cpu = time.perf_counter(), time.process_time()
             report = await pull.pull()

@@ -75,6 +75,12 @@ class DarajaSettings(BaseModel):
     token_refresh_margin_s: int = Field(
         default=120, ge=0, description="Refresh an OAuth token this long before it expires."
     )
+    query_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Ask a status query again (with backoff) after a transient error.",
+    )
     certificate_file: Path | None = Field(
         default=None,
         description="M-Pesa's public certificate (PEM or DER) for the initiator password.",

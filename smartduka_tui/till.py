@@ -148,6 +148,7 @@ async def open_till(
     shop_id: str | None = None,
     till_id: str | None = None,
     relay_transport: httpx.AsyncBaseTransport | None = None,
+    daraja_transport: httpx.AsyncBaseTransport | None = None,
     poll_wait_s: float | None = None,
     backoff_base_s: float = 0.5,
     backoff_max_s: float = 30.0,
@@ -158,11 +159,19 @@ async def open_till(
     `receipt_checks=False` leaves M-Pesa's initiator results on the feed for the app;
     `read_feed=False` leaves the relay's feed unread altogether (no relay client, so no receipt
     checks or C2B desk either): one-shot commands that only ask M-Pesa (`reconcile`, `pull`).
+    `relay_transport` and `daraja_transport` carry the till's requests to the relay and to
+    Daraja (tests: an app in process, injected faults).
     """
     the_clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         store, parts, relay_url = await _store_and_parts(
-            stack, settings, the_clock, prepare, shop_id=shop_id, till_id=till_id
+            stack,
+            settings,
+            the_clock,
+            prepare,
+            shop_id=shop_id,
+            till_id=till_id,
+            daraja_transport=daraja_transport,
         )
         has_relay = bool(relay_url) and relay_url != no_relay_url
         use_relay = read_feed and has_relay
@@ -223,6 +232,7 @@ async def _store_and_parts(
     *,
     shop_id: str | None,
     till_id: str | None,
+    daraja_transport: httpx.AsyncBaseTransport | None,
 ) -> tuple[Store, EngineParts, str]:
     """The opened store (on `stack`), the engine's parts and the relay URL to use, or
     TillNotReady saying why."""
@@ -232,7 +242,14 @@ async def _store_and_parts(
         )
         if prepare is not None:
             await prepare(store)
-        parts = await engine_parts(store, settings, clock, shop_id=shop_id, till_id=till_id)
+        parts = await engine_parts(
+            store,
+            settings,
+            clock,
+            shop_id=shop_id,
+            till_id=till_id,
+            daraja_transport=daraja_transport,
+        )
         try:
             relay_url = settings.relay_url_for(parts.till.relay_url)
         except BaseException:

@@ -61,6 +61,8 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         ("SMARTDUKA_MODE", "live", "mode"),
         ("SMARTDUKA_TIMINGS__ATTEMPT_EXPIRY_S", "5", "attempt_expiry_s"),
         ("SMARTDUKA_LIMITS__MAX_RETRIES", "-1", "max_retries"),
+        ("SMARTDUKA_DARAJA__QUERY_RETRIES", "-1", "query_retries"),
+        ("SMARTDUKA_DARAJA__QUERY_RETRIES", "11", "query_retries"),
     ],
 )
 def test_bad_values_are_refused_by_name(

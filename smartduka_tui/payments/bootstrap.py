@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
+
 from smartduka_tui.clock import Clock, SystemClock
 from smartduka_tui.config import Settings
 from smartduka_tui.model import ShopType
@@ -61,8 +63,10 @@ async def engine_parts(
     *,
     shop_id: str | None = None,
     till_id: str | None = None,
+    daraja_transport: httpx.AsyncBaseTransport | None = None,
 ) -> EngineParts:
-    """The configured shop, its till and its gateway. PaymentRefused(SHOP_NOT_READY) says what
+    """The configured shop, its till and its gateway (reaching Daraja through
+    `daraja_transport` when given: a test's faults). PaymentRefused(SHOP_NOT_READY) says what
     is missing (the shop, its credentials, an enrolled till)."""
     shop = await find_shop(store, shop_id or settings.shop_id)
     if shop.mpesa_type is ShopType.PLATFORM:
@@ -78,7 +82,8 @@ async def engine_parts(
             f"Shop {shop.id!r} cannot push: its {error.field} {error.message}.",
         ) from None
     till = await enrolled_till(store, shop, till_id)
-    direct = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
+    client = daraja_client(settings, clock, transport=daraja_transport)
+    direct = DirectGateway(shop, credentials, client, clock)
     return EngineParts(shop, till, direct)
 
 

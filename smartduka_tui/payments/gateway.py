@@ -292,7 +292,6 @@ def daraja_client(
     clock: Clock,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    query_retries: int = 3,
 ) -> DarajaClient:
     """The Daraja client a till uses: timeouts from settings, and the push's crash point."""
     timeout = httpx.Timeout(
@@ -307,7 +306,7 @@ def daraja_client(
         timeout=timeout,
         transport=FaultPointTransport(transport or httpx.AsyncHTTPTransport()),
         token_refresh_margin_s=settings.daraja.token_refresh_margin_s,
-        query_retries=query_retries,
+        query_retries=settings.daraja.query_retries,
     )
 
 

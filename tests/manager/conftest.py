@@ -29,7 +29,6 @@ from smartduka_tui.config import Settings
 from smartduka_tui.connectivity import ConnectionBoard, ConnectionState, Reachability
 from smartduka_tui.manager import ManagerService
 from smartduka_tui.model import Actor, AttemptFlag, AttemptState, AuditAction, ProblemKind, ShopType
-from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.store import (
     Attempt,
@@ -40,10 +39,10 @@ from smartduka_tui.store import (
     ShopSecrets,
     Store,
     create_keyring,
-    database_path,
     keyring_path,
 )
 from smartduka_tui.store.pin import ManagerPin
+from smartduka_tui.till import open_till
 from smartduka_tui.ui.app import SmartDukaApp, make_app
 from smartduka_tui.ui.services import AppServices, TillIdentity, UiOptions
 from tests.store.conftest import no_canary_on_disk  # noqa: F401 - the end-of-session scan
@@ -323,15 +322,6 @@ async def tell_story(store: Store, clock: ManualClock) -> tuple[dict[str, int], 
     return ids, problem_ids
 
 
-async def open_engine(store: Store, settings: Settings, clock: ManualClock) -> PaymentEngine:
-    shop = await store.shops.require(SHOP)
-    credentials = await store.shops.credentials(SHOP)
-    gateway = DirectGateway(shop, credentials, daraja_client(settings, clock), clock)
-    engine = await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=TILL)
-    await engine.start(run_reconciler=False)
-    return engine
-
-
 @asynccontextmanager
 async def seeded_till(
     tmp_path: Path,
@@ -343,26 +333,42 @@ async def seeded_till(
 ) -> AsyncIterator[Seeded]:
     data_dir = tmp_path / "till"
     data_dir.mkdir()
-    keyring = create_keyring(keyring_path(data_dir))
+    create_keyring(keyring_path(data_dir))
     clock = ManualClock(START)
     settings = settings or make_settings(data_dir)
-    store = await Store.open(database_path(data_dir), clock=clock, keyring=keyring)
-    try:
+    told: list[tuple[dict[str, int], dict[str, int]]] = []
+
+    async def seed(store: Store) -> None:
         await add_shop(store, shop_secrets)
-        ids, problem_ids = await tell_story(store, clock)
+        told.append(await tell_story(store, clock))
         if pin is not None:
             await ManagerPin.of(store).set(Secret(pin))
-        engine = await open_engine(store, settings, clock)
-        service = ManagerService.for_engine(engine, **service_options)
-        try:
-            yield Seeded(
-                data_dir, settings, clock, store, engine, service, ids, problem_ids, shop_secrets
-            )
-        finally:
-            await engine.close()
-            await engine.gateway.aclose()
-    finally:
-        await store.close()
+
+    # The till as the app opens it; its relay and Daraja are closed ports (tests that need
+    # M-Pesa bring their own), so no relay link and no Daraja probe.
+    async with open_till(
+        settings,
+        clock=clock,
+        run_reconciler=False,
+        probe_daraja=False,
+        read_feed=False,
+        no_relay_url=settings.relay.url,
+        prepare=seed,
+        till_id=TILL,
+    ) as till:
+        ((ids, problem_ids),) = told
+        service = ManagerService.for_engine(till.engine, **service_options)
+        yield Seeded(
+            data_dir,
+            settings,
+            clock,
+            till.store,
+            till.engine,
+            service,
+            ids,
+            problem_ids,
+            shop_secrets,
+        )
 
 
 @pytest.fixture

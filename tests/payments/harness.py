@@ -1,13 +1,14 @@
 """A till for payment-engine tests: a real SQLite store in tmp_path, a shop registered on the
 real simulator (fresh shortcode and credentials), an enrolled till whose callbacks come back
-through a loopback `CallbackReceiver`, and a `PaymentEngine` on a ManualClock."""
+through a loopback `CallbackReceiver`, and its engine, opened by the product's composition root
+(`open_till`) on a ManualClock."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +26,11 @@ from smartduka_tui.payments.api import (
     PaymentView,
     ReconcileReport,
 )
-from smartduka_tui.payments.gateway import DirectGateway, daraja_client
 from smartduka_tui.payments.service import PaymentEngine
 from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
+from smartduka_tui.till import open_till
 from tests.conftest import unique_phone
 from tests.payments.receiver import CallbackReceiver
 from tests.support.asgi import Served
@@ -71,12 +72,18 @@ class TillHarness:
     applying: set[asyncio.Task[CallbackResult]] = field(default_factory=set)
     results: list[CallbackResult] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
-    store: Store = field(init=False)
-    engine: PaymentEngine = field(init=False)
+    opened: OpenEngine = field(init=False)
+
+    @property
+    def store(self) -> Store:
+        return self.opened.store
+
+    @property
+    def engine(self) -> PaymentEngine:
+        return self.opened.engine
 
     async def open(self, *, run_reconciler: bool = False) -> PaymentEngine:
-        self.store, self.engine = await open_engine(
-            self.data_dir,
+        self.opened = await open_engine(
             self.settings,
             self.clock,
             self.shop_id,
@@ -88,7 +95,7 @@ class TillHarness:
 
     async def close(self) -> None:
         await self.settle()
-        await close_engine(self.store, self.engine)
+        await self.opened.aclose()
 
     async def restart(self) -> PaymentEngine:
         await self.close()
@@ -163,8 +170,20 @@ class TillHarness:
         ]
 
 
+@dataclass
+class OpenEngine:
+    """A till opened by `open_till` and held open across a test's steps (a restart closes it
+    and opens another)."""
+
+    store: Store
+    engine: PaymentEngine
+    stack: AsyncExitStack
+
+    async def aclose(self) -> None:
+        await self.stack.aclose()
+
+
 async def open_engine(
-    data_dir: Path,
     settings: Settings,
     clock: ManualClock,
     shop_id: str,
@@ -172,25 +191,30 @@ async def open_engine(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     run_reconciler: bool = False,
-) -> tuple[Store, PaymentEngine]:
-    """Open a till's store and a started engine for its shop, as the till process does."""
-    keyring = load_keyring(keyring_path(data_dir))
-    store = await Store.open(database_path(data_dir), clock=clock, keyring=keyring)
-    shop = await store.shops.require(shop_id)
-    credentials = await store.shops.credentials(shop_id)
-    # No query backoff inside one call: it would sleep on the ManualClock. The reconciler asks
-    # again on its next pass instead.
-    client = daraja_client(settings, clock, transport=transport, query_retries=0)
-    gateway = DirectGateway(shop, credentials, client, clock)
-    engine = await PaymentEngine.open(store, settings, clock, gateway, shop, till_id=till_id)
-    await engine.start(run_reconciler=run_reconciler)
-    return store, engine
-
-
-async def close_engine(store: Store, engine: PaymentEngine) -> None:
-    await engine.close()
-    await engine.gateway.aclose()
-    await store.close()
+) -> OpenEngine:
+    """The till of `settings.data_dir` for `shop_id`, opened as the till process opens it: its
+    store (the folder's lock taken), a started engine and its gateway (through `transport` when
+    given). The relay here is a bare callback receiver, with no feed or receipt index to read,
+    so the till runs without a relay link; nor does it probe Daraja (tests bring the answers)."""
+    stack = AsyncExitStack()
+    try:
+        till = await stack.enter_async_context(
+            open_till(
+                settings,
+                clock=clock,
+                run_reconciler=run_reconciler,
+                probe_daraja=False,
+                read_feed=False,
+                no_relay_url=settings.relay.url,
+                shop_id=shop_id,
+                till_id=till_id,
+                daraja_transport=transport,
+            )
+        )
+    except BaseException:
+        await stack.aclose()
+        raise
+    return OpenEngine(till.store, till.engine, stack)
 
 
 async def register_shop(
@@ -236,6 +260,9 @@ def till_settings(
             "base_url": simulator_url,
             "read_timeout_s": read_timeout_s,
             "connect_timeout_s": 2.0,
+            # No query backoff inside one call: it would sleep on the ManualClock. The
+            # reconciler asks again on its next pass instead.
+            "query_retries": 0,
         },
         relay={"url": relay_url},
         **extra,

@@ -28,7 +28,7 @@ from smartduka_tui.simulator.control import SimulatorControl
 from smartduka_tui.store.store import Store, database_path, keyring_path
 from smartduka_tui.store.vault import create_keyring, load_keyring
 from tests.conftest import unique_phone
-from tests.payments.harness import KID, close_engine, open_engine, register_shop, till_settings
+from tests.payments.harness import KID, open_engine, register_shop, till_settings
 from tests.payments.receiver import CallbackReceiver
 from tests.support.asgi import Served
 from tests.support.processes import ServerProcess
@@ -173,13 +173,14 @@ async def test_kill_pay_at_fault_points_and_random_moments(
             settings = till_settings(case.data_dir, simulator.base_url, relay).model_copy(
                 update={"shop_id": case.shop_id}
             )
-            store, engine = await open_engine(case.data_dir, settings, clock, case.shop_id, "till1")
-            opened.append((case, store, engine))
-            await engine.start_payment(case.sale_ref, 25, case.phone)
+            till = await open_engine(settings, clock, case.shop_id, "till1")
+            opened.append((case, till))
+            await till.engine.start_payment(case.sale_ref, 25, case.phone)
         await sim.advance_clock(2)  # every callback still due is sent now
         clock.advance(400)
         try:
-            for case, _, engine in opened:
+            for case, till in opened:
+                engine = till.engine
                 for event in receiver.events:
                     if event.shop_id == case.shop_id:
                         await engine.apply_callback(event)
@@ -211,5 +212,5 @@ async def test_kill_pay_at_fault_points_and_random_moments(
                     assert pushes == 1 and case.second_exit == 1, "UNKNOWN until its callback"
                     assert views[-1].state is AttemptState.NEEDS_REVIEW and not bound
         finally:
-            for _, store, engine in opened:
-                await close_engine(store, engine)
+            for _, till in opened:
+                await till.aclose()

@@ -54,7 +54,7 @@ from tests.conftest import unique_phone
 from tests.payments.bodies import failure_body, success_body
 from tests.payments.harness import (
     KID,
-    close_engine,
+    OpenEngine,
     drive,
     open_engine,
     register_shop,
@@ -151,6 +151,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.ever_completed: set[int] = set()
         self.engine: PaymentEngine | None = None
         self.store: Store | None = None
+        self.opened: OpenEngine | None = None
 
     def run(self, coro: Any) -> Any:
         return self.shared.loop.run_until_complete(coro)
@@ -193,18 +194,18 @@ class EngineMachine(RuleBasedStateMachine):
         self.run(setup())
 
     async def open_engine(self) -> None:
-        self.store, self.engine = await open_engine(
-            self.data_dir,
+        self.opened = await open_engine(
             self.settings,
             self.clock,
             self.shop_id,
             "till1",
             transport=self.shared.transport,
         )
+        self.store, self.engine = self.opened.store, self.opened.engine
 
     def teardown(self) -> None:
-        if self.engine is not None and self.store is not None:
-            self.run(close_engine(self.store, self.engine))
+        if self.opened is not None:
+            self.run(self.opened.aclose())
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @property
@@ -340,8 +341,8 @@ class EngineMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         async def go() -> None:
-            assert self.store is not None
-            await close_engine(self.store, self.e)
+            assert self.opened is not None
+            await self.opened.aclose()
             await self.open_engine()
 
         self.run(go())
@@ -371,7 +372,8 @@ class EngineMachine(RuleBasedStateMachine):
                         expires_at=self.clock.now(),
                     ),
                 )
-            await close_engine(self.store, self.e)
+            assert self.opened is not None
+            await self.opened.aclose()
             await self.open_engine()
 
         self.run(go())

@@ -339,7 +339,7 @@ class _DiskOnFire:
 async def test_an_unexpected_error_becomes_a_plain_message_and_a_log_entry(
     shop_till: TillHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    shop_till.engine = _DiskOnFire(shop_till.engine)  # type: ignore[assignment]
+    shop_till.opened.engine = _DiskOnFire(shop_till.engine)  # type: ignore[assignment]
     app = build_app(shop_till)
     with caplog.at_level(logging.ERROR, logger="smartduka_tui.ui.app"):
         async with app.run_test(size=SIZE) as pilot:
@@ -352,7 +352,7 @@ async def test_an_unexpected_error_becomes_a_plain_message_and_a_log_entry(
             assert "Traceback" not in checkout.notice_text
             assert app.is_running
     assert any(r.exc_info and "disk on fire" in str(r.exc_info[1]) for r in caplog.records)
-    shop_till.engine = shop_till.engine._engine  # type: ignore[attr-defined]
+    shop_till.opened.engine = shop_till.engine._engine  # type: ignore[attr-defined]
 
 
 class _Broken(Screen[None]):
